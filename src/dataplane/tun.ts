@@ -1,0 +1,41 @@
+/** Opening TUN devices through the native addon (the UDP backend's packet I/O). */
+import { WeftError } from '../errors.js';
+import { loadNative } from './native-binding.js';
+
+export interface TunOptions {
+  /** virtio-net header on every packet (needed for TSO/GSO offloads). */
+  vnetHdr?: boolean;
+  /** Attach one more queue of a multi-queue TUN. */
+  multiQueue?: boolean;
+}
+
+export interface OpenedTun {
+  /** Non-blocking, close-on-exec fd; the caller owns it (fs.closeSync when done). */
+  readonly fd: number;
+  /** The interface name the kernel gave (same as asked unless a `%d` pattern was used). */
+  readonly name: string;
+}
+
+const IFNAME = /^[A-Za-z0-9_.%-]{1,15}$/;
+
+/**
+ * Opens (creating if absent) the TUN interface `name` with IFF_TUN|IFF_NO_PI. Errors are
+ * WeftError E_NATIVE with `details.code` ('EPERM', 'EBUSY', …), `errno` and `syscall`.
+ */
+export function openTun(name: string, options: TunOptions = {}): OpenedTun {
+  if (typeof name !== 'string' || !IFNAME.test(name)) {
+    throw new TypeError(
+      `TUN name must be 1-15 characters of [A-Za-z0-9_.%-], got ${JSON.stringify(name)}`,
+    );
+  }
+  try {
+    return loadNative().openTun(name, options.vnetHdr ?? false, options.multiQueue ?? false);
+  } catch (err) {
+    if (err instanceof WeftError) throw err;
+    const e = err as NodeJS.ErrnoException;
+    throw new WeftError('E_NATIVE', `cannot open TUN device ${name}: ${e.message}`, {
+      cause: err,
+      details: { code: e.code, errno: e.errno, syscall: e.syscall },
+    });
+  }
+}
