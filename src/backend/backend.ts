@@ -1,0 +1,47 @@
+/**
+ * Backend contracts (design.md C2/C3), modelled on flannel's pkg/backend/common.go: a Backend turns the
+ * network config into a Network (creates its device, acquires the lease through the SubnetManager);
+ * a Network programs peers from lease events until its signal aborts.
+ *
+ * The dataplane must survive the daemon: neither `run` ending nor the process exiting removes devices,
+ * routes, neighbours or FDB entries; they are reconciled by the next start.
+ */
+import type { Lease } from '../lease/lease.js';
+import type { Logger } from '../log/logger.js';
+import type { AcquireOptions, NetworkConfig, SubnetManager } from '../subnet/manager.js';
+
+/** The host's underlay interface and public addresses, chosen by the daemon. */
+export interface Uplink {
+  readonly name: string;
+  readonly index: number;
+  readonly mtu: number;
+  /** IPv4 address on `name` used as the tunnel source (the "external" address). */
+  readonly ifaceAddr: string | null;
+  readonly ifaceAddr6: string | null;
+  /** Address published in the lease (`--public-ip`, default ifaceAddr). */
+  readonly publicIp: string | null;
+  readonly publicIpv6: string | null;
+}
+
+export interface BackendDeps {
+  readonly subnets: SubnetManager;
+  readonly uplink: Uplink;
+  readonly log: Logger;
+  /** Where per-host state that must outlive the daemon is kept (e.g. /var/lib/weft). */
+  readonly stateDir: string;
+}
+
+export interface Network {
+  readonly lease: Lease;
+  /** MTU containers should use (FLANNEL_MTU). */
+  readonly mtu: number;
+  /** Programs peers from the lease watch and reconciles periodically; resolves when `signal` aborts,
+   *  rejects on a fatal error (e.g. E_LEASE_LOST). */
+  run(signal: AbortSignal): Promise<void>;
+}
+
+export interface Backend {
+  registerNetwork(config: NetworkConfig, acquire: AcquireOptions, signal: AbortSignal): Promise<Network>;
+}
+
+export type BackendFactory = (deps: BackendDeps) => Backend;
