@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'E_LEASE_LOST'
   | 'E_LEASE_CONFLICT'
   | 'E_LEASE_INVALID'
+  | 'E_ADDRESS_INVALID'
   | 'E_ETCD_UNAVAILABLE'
   | 'E_ETCD_TLS'
   | 'E_ETCD_AUTH'

@@ -1,0 +1,134 @@
+/**
+ * IPv4 addresses and networks as pure values (design.md C1). An address is a uint32 `number`; a network
+ * is an immutable `Ip4Net` whose base address is always masked. Parsing is strict (dotted quad, no
+ * leading zeros, no spaces) because every address weft reads comes from hostile input.
+ */
+import { WeftError } from '../errors.js';
+
+const QUAD = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})$/;
+
+/** Raised for text that is not an address, network or MAC; the message quotes the text. */
+export class AddressError extends WeftError {
+  constructor(message: string) {
+    super('E_ADDRESS_INVALID', message);
+  }
+}
+
+/** The uint32 value of a dotted quad, or null when `text` is not exactly one. */
+export function tryParseIp4(text: string): number | null {
+  const m = QUAD.exec(text);
+  if (!m) return null;
+  let value = 0;
+  for (let i = 1; i <= 4; i++) {
+    const octet = Number(m[i]);
+    if (octet > 255) return null;
+    value = value * 256 + octet;
+  }
+  return value;
+}
+
+/** Parses a dotted quad ('10.5.0.1') into a uint32; throws AddressError otherwise. */
+export function parseIp4(text: string): number {
+  const v = tryParseIp4(text);
+  if (v === null) throw new AddressError(`invalid IPv4 address ${JSON.stringify(text)}`);
+  return v;
+}
+
+export function isIp4(text: string): boolean {
+  return tryParseIp4(text) !== null;
+}
+
+/** Dotted quad of a uint32. */
+export function formatIp4(value: number): string {
+  return `${(value >>> 24) & 255}.${(value >>> 16) & 255}.${(value >>> 8) & 255}.${value & 255}`;
+}
+
+/** The netmask of a prefix length as a uint32 (0 for /0). */
+export function ip4Mask(prefixLen: number): number {
+  return prefixLen === 0 ? 0 : (0xffffffff << (32 - prefixLen)) >>> 0;
+}
+
+/** An IPv4 network: base address (host bits cleared) and prefix length 0–32. */
+export class Ip4Net {
+  readonly ip: number;
+  readonly prefixLen: number;
+
+  constructor(ip: number, prefixLen: number) {
+    if (!Number.isInteger(prefixLen) || prefixLen < 0 || prefixLen > 32)
+      throw new AddressError(`invalid IPv4 prefix length ${prefixLen}`);
+    if (!Number.isInteger(ip) || ip < 0 || ip > 0xffffffff)
+      throw new AddressError(`invalid IPv4 address value ${ip}`);
+    this.ip = (ip & ip4Mask(prefixLen)) >>> 0;
+    this.prefixLen = prefixLen;
+  }
+
+  /**
+   * Parses 'a.b.c.d/len'. Host bits are cleared like Go's net.ParseCIDR ('10.5.52.1/24' → 10.5.52.0/24)
+   * unless `strict`, which rejects them.
+   */
+  static parse(text: string, options: { strict?: boolean } = {}): Ip4Net {
+    const net = Ip4Net.tryParse(text, options);
+    if (!net) throw new AddressError(`invalid IPv4 CIDR ${JSON.stringify(text)}`);
+    return net;
+  }
+
+  static tryParse(text: string, options: { strict?: boolean } = {}): Ip4Net | null {
+    const slash = text.indexOf('/');
+    if (slash < 0) return null;
+    const ip = tryParseIp4(text.slice(0, slash));
+    const lenText = text.slice(slash + 1);
+    if (ip === null || !/^(0|[1-9]\d?)$/.test(lenText)) return null;
+    const len = Number(lenText);
+    if (len > 32) return null;
+    if (options.strict && (ip & ~ip4Mask(len)) !== 0) return null;
+    return new Ip4Net(ip, len);
+  }
+
+  /** Number of addresses (2^(32-len)). */
+  get size(): number {
+    return 2 ** (32 - this.prefixLen);
+  }
+
+  /** The last address of the network. */
+  get last(): number {
+    return this.ip + this.size - 1;
+  }
+
+  get mask(): number {
+    return ip4Mask(this.prefixLen);
+  }
+
+  containsIp(ip: number): boolean {
+    return (ip & this.mask) >>> 0 === this.ip;
+  }
+
+  /** True when `other` lies entirely inside this network. */
+  contains(other: Ip4Net): boolean {
+    return other.prefixLen >= this.prefixLen && this.containsIp(other.ip);
+  }
+
+  overlaps(other: Ip4Net): boolean {
+    return this.contains(other) || other.contains(this);
+  }
+
+  equals(other: Ip4Net): boolean {
+    return this.ip === other.ip && this.prefixLen === other.prefixLen;
+  }
+
+  /** The network of the same length right after this one, or null past 255.255.255.255. */
+  next(): Ip4Net | null {
+    const n = this.ip + this.size;
+    return n > 0xffffffff ? null : new Ip4Net(n, this.prefixLen);
+  }
+
+  /** Subnets of length `len` inside this network, in address order. */
+  *subnets(len: number): Generator<Ip4Net> {
+    if (len < this.prefixLen || len > 32) return;
+    const step = 2 ** (32 - len);
+    for (let ip = this.ip; ip <= this.last; ip += step) yield new Ip4Net(ip, len);
+  }
+
+  toString(): string {
+    return `${formatIp4(this.ip)}/${this.prefixLen}`;
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * Lease value JSON codec (flannel-compat.md §2). The writer produces exactly what flannel's Go
+ * `json.Marshal(LeaseAttrs)` produces: fields in the order PublicIP, PublicIPv6 (null when absent),
+ * BackendType (omitted when empty), BackendData, BackendV6Data (omitted when absent), compact, with Go's
+ * HTML-safe escaping of `<`, `>`, `&`, U+2028 and U+2029. The reader is as tolerant as flannel's: field
+ * names match case-insensitively, unknown fields are ignored, a missing PublicIP reads as '0.0.0.0'.
+ * Anything else that is not a valid lease value is rejected with E_LEASE_INVALID.
+ */
+import { WeftError } from '../errors.js';
+import { formatIp4, tryParseIp4 } from '../ip/ip4.js';
+import { formatIp6, tryParseIp6 } from '../ip/ip6.js';
+import type { LeaseAttrs } from './lease.js';
+
+/** Go's encoding/json escapes these even inside strings; matching it keeps values byte-identical. */
+function goEscape(json: string): string {
+  return json.replace(
+    /[<>&\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+/** The lease value flannel would write for `attrs`. */
+export function encodeLeaseAttrs(attrs: LeaseAttrs): string {
+  const publicIp = tryParseIp4(attrs.publicIp);
+  if (publicIp === null)
+    throw invalid(`PublicIP ${JSON.stringify(attrs.publicIp)} is not an IPv4 address`);
+  let publicIpv6: string | null = null;
+  if (attrs.publicIpv6 !== null) {
+    const v6 = tryParseIp6(attrs.publicIpv6);
+    if (v6 === null)
+      throw invalid(`PublicIPv6 ${JSON.stringify(attrs.publicIpv6)} is not an IPv6 address`);
+    publicIpv6 = formatIp6(v6);
+  }
+  const out: Record<string, unknown> = { PublicIP: formatIp4(publicIp), PublicIPv6: publicIpv6 };
+  if (attrs.backendType !== '') out['BackendType'] = attrs.backendType;
+  if (attrs.backendData !== undefined) out['BackendData'] = attrs.backendData;
+  if (attrs.backendV6Data !== undefined) out['BackendV6Data'] = attrs.backendV6Data;
+  return goEscape(JSON.stringify(out));
+}
+
+function invalid(message: string): WeftError {
+  return new WeftError('E_LEASE_INVALID', `lease value: ${message}`);
+}
+
+/** Parses a lease value as written by flannel or weft; throws E_LEASE_INVALID naming the problem. */
+export function decodeLeaseAttrs(json: string): LeaseAttrs {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (err) {
+    throw invalid(`not JSON (${(err as Error).message})`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw invalid('not a JSON object');
+  const fields = new Map<string, unknown>();
+  for (const [k, v] of Object.entries(value)) fields.set(k.toLowerCase(), v);
+
+  const ipText = fields.get('publicip');
+  let publicIp = '0.0.0.0';
+  if (ipText !== undefined && ipText !== null) {
+    const ip = typeof ipText === 'string' ? tryParseIp4(ipText) : null;
+    if (ip === null) throw invalid(`PublicIP ${JSON.stringify(ipText)} is not an IPv4 address`);
+    publicIp = formatIp4(ip);
+  }
+  const ip6Text = fields.get('publicipv6');
+  let publicIpv6: string | null = null;
+  if (ip6Text !== undefined && ip6Text !== null) {
+    const ip6 = typeof ip6Text === 'string' ? tryParseIp6(ip6Text) : null;
+    if (ip6 === null) throw invalid(`PublicIPv6 ${JSON.stringify(ip6Text)} is not an IPv6 address`);
+    publicIpv6 = formatIp6(ip6);
+  }
+  const type = fields.get('backendtype');
+  if (type !== undefined && type !== null && typeof type !== 'string')
+    throw invalid(`BackendType ${JSON.stringify(type)} is not a string`);
+  const attrs: { -readonly [K in keyof LeaseAttrs]: LeaseAttrs[K] } = {
+    publicIp,
+    publicIpv6,
+    backendType: type ?? '',
+  };
+  if (fields.has('backenddata')) attrs.backendData = fields.get('backenddata');
+  if (fields.has('backendv6data')) attrs.backendV6Data = fields.get('backendv6data');
+  return attrs;
+}

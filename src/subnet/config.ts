@@ -1,0 +1,260 @@
+/**
+ * Parses and validates `<prefix>/config` (flannel-compat.md §8) into a NetworkConfig with flannel's
+ * defaults filled in. Field names match case-insensitively (Go encoding/json). Every rejection is a
+ * ConfigError E_CONFIG_INVALID naming the field, the value and the rule. Unlike flannel, a missing
+ * `Backend` defaults to `vxlan` (flannel-compat.md §18 item 1), with a warning.
+ */
+import { ConfigError } from '../errors.js';
+import { nullLogger, type Logger } from '../log/logger.js';
+import { formatIp4, Ip4Net, ip4Mask, tryParseIp4 } from '../ip/ip4.js';
+import { formatIp6, Ip6Net, ip6Mask, tryParseIp6 } from '../ip/ip6.js';
+import type { BackendConfig, NetworkConfig } from './manager.js';
+
+export const DEFAULT_BACKEND = 'vxlan';
+
+/** Top-level fields flannel's Config knows (lower-cased); anything else is warned about. */
+const KNOWN_FIELDS = [
+  'EnableIPv4',
+  'EnableIPv6',
+  'EnableNFTables',
+  'Network',
+  'SubnetLen',
+  'SubnetMin',
+  'SubnetMax',
+  'IPv6Network',
+  'IPv6SubnetLen',
+  'IPv6SubnetMin',
+  'IPv6SubnetMax',
+  'Backend',
+] as const;
+type KnownField = (typeof KNOWN_FIELDS)[number];
+
+function reject(field: string, value: unknown, rule: string): never {
+  throw new ConfigError(
+    `network config field ${field} = ${JSON.stringify(value)} is invalid: ${rule}`,
+    { details: { field, value, rule } },
+  );
+}
+
+/** Picks fields case-insensitively; like Go, the last matching key wins. */
+function pickFields(
+  raw: Record<string, unknown>,
+  log: Logger,
+): Partial<Record<KnownField, unknown>> {
+  const byLower = new Map<string, KnownField>(KNOWN_FIELDS.map((f) => [f.toLowerCase(), f]));
+  const out: Partial<Record<KnownField, unknown>> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    const field = byLower.get(key.toLowerCase());
+    if (field) out[field] = value;
+    else log.warn('network config has an unknown field (ignored)', { field: key });
+  }
+  return out;
+}
+
+function readBool(field: string, value: unknown, dflt: boolean): boolean {
+  if (value === undefined || value === null) return dflt;
+  if (typeof value !== 'boolean') reject(field, value, 'must be true or false');
+  return value;
+}
+
+/** A length field: absent, null or 0 means unset (flannel tests `> 0`). */
+function readLen(field: string, value: unknown): number | null {
+  if (value === undefined || value === null || value === 0) return null;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0)
+    reject(field, value, 'must be a non-negative integer');
+  return value;
+}
+
+function readString(field: string, value: unknown): string | null {
+  if (value === undefined || value === null || value === '') return null;
+  if (typeof value !== 'string') reject(field, value, 'must be a string');
+  return value;
+}
+
+interface FamilyResult {
+  network: string;
+  subnetLen: number;
+  subnetMin: string;
+  subnetMax: string;
+}
+
+function checkIPv4(f: Partial<Record<KnownField, unknown>>): FamilyResult {
+  const netText = readString('Network', f.Network);
+  const net = netText === null ? null : Ip4Net.tryParse(netText);
+  if (netText !== null && !net)
+    reject('Network', f.Network, 'must be an IPv4 CIDR like "10.5.0.0/16"');
+  if (!net || net.ip === 0)
+    reject(
+      'Network',
+      f.Network ?? null,
+      'please define a correct Network parameter in the flannel config',
+    );
+  let len = readLen('SubnetLen', f.SubnetLen);
+  if (len !== null) {
+    if (len > 30) reject('SubnetLen', len, 'SubnetLen must be less than /31');
+    if (len < net.prefixLen + 2)
+      reject(
+        'SubnetLen',
+        len,
+        `network must be able to accommodate at least four subnets (at least /${net.prefixLen + 2} for ${net})`,
+      );
+  } else {
+    if (net.prefixLen > 28)
+      reject('Network', netText, 'network is too small. Minimum useful network prefix is /28');
+    len = net.prefixLen <= 22 ? 24 : net.prefixLen + 2;
+  }
+  const size = 2 ** (32 - len);
+  const mask = ip4Mask(len);
+  const bound = (field: 'SubnetMin' | 'SubnetMax', dflt: number): number => {
+    const text = readString(field, f[field]);
+    if (text === null) return dflt;
+    const ip = tryParseIp4(text);
+    if (ip === null) reject(field, f[field], 'must be an IPv4 address like "10.5.1.0"');
+    if (!net.containsIp(ip))
+      reject(field, text, `${field} is not in the range of the Network (${net})`);
+    if ((ip & mask) >>> 0 !== ip)
+      reject(field, text, `${field} is not on a SubnetLen boundary: ${text}`);
+    return ip;
+  };
+  const min = bound('SubnetMin', net.ip + size);
+  const max = bound('SubnetMax', net.ip + net.size - size);
+  if (min > max)
+    reject(
+      'SubnetMin',
+      formatIp4(min),
+      `SubnetMin must not be above SubnetMax (${formatIp4(max)})`,
+    );
+  return {
+    network: net.toString(),
+    subnetLen: len,
+    subnetMin: formatIp4(min),
+    subnetMax: formatIp4(max),
+  };
+}
+
+function checkIPv6(f: Partial<Record<KnownField, unknown>>): FamilyResult {
+  const netText = readString('IPv6Network', f.IPv6Network);
+  const net = netText === null ? null : Ip6Net.tryParse(netText);
+  if (netText !== null && !net)
+    reject('IPv6Network', f.IPv6Network, 'must be an IPv6 CIDR like "fc00::/48"');
+  if (!net || net.ip === 0n)
+    reject(
+      'IPv6Network',
+      f.IPv6Network ?? null,
+      'please define a correct IPv6Network parameter in the flannel config',
+    );
+  let len = readLen('IPv6SubnetLen', f.IPv6SubnetLen);
+  if (len !== null) {
+    if (len > 126) reject('IPv6SubnetLen', len, 'SubnetLen must be less than /127');
+    if (len < net.prefixLen + 2)
+      reject(
+        'IPv6SubnetLen',
+        len,
+        `network must be able to accommodate at least four subnets (at least /${net.prefixLen + 2} for ${net})`,
+      );
+  } else {
+    if (net.prefixLen > 124)
+      reject(
+        'IPv6Network',
+        netText,
+        'IPv6Network is too small. Minimum useful network prefix is /124',
+      );
+    len = net.prefixLen <= 62 ? 64 : net.prefixLen + 2;
+  }
+  const size = 1n << BigInt(128 - len);
+  const mask = ip6Mask(len);
+  const bound = (field: 'IPv6SubnetMin' | 'IPv6SubnetMax', dflt: bigint): bigint => {
+    const text = readString(field, f[field]);
+    if (text === null) return dflt;
+    const ip = tryParseIp6(text);
+    if (ip === null) reject(field, f[field], 'must be an IPv6 address like "fc00:0:0:1::"');
+    if (!net.containsIp(ip))
+      reject(field, text, `${field} is not in the range of the IPv6Network (${net})`);
+    if ((ip & mask) !== ip)
+      reject(field, text, `${field} is not on a IPv6SubnetLen boundary: ${text}`);
+    return ip;
+  };
+  const min = bound('IPv6SubnetMin', net.ip + size);
+  const max = bound('IPv6SubnetMax', net.ip + net.size - size);
+  if (min > max)
+    reject(
+      'IPv6SubnetMin',
+      formatIp6(min),
+      `IPv6SubnetMin must not be above IPv6SubnetMax (${formatIp6(max)})`,
+    );
+  return {
+    network: net.toString(),
+    subnetLen: len,
+    subnetMin: formatIp6(min),
+    subnetMax: formatIp6(max),
+  };
+}
+
+function checkBackend(value: unknown, log: Logger): BackendConfig {
+  if (value === undefined || value === null) {
+    log.warn(
+      `network config has no Backend: using ${DEFAULT_BACKEND} (flannel would use udp; set Backend.Type in clusters shared with flannel)`,
+    );
+    return { type: DEFAULT_BACKEND, raw: { Type: DEFAULT_BACKEND } };
+  }
+  if (typeof value !== 'object' || Array.isArray(value))
+    reject('Backend', value, 'must be an object like {"Type":"vxlan"}');
+  const raw = value as Record<string, unknown>;
+  let type: unknown;
+  for (const [k, v] of Object.entries(raw)) if (k.toLowerCase() === 'type') type = v;
+  if (type === undefined || type === null || type === '') {
+    log.warn(`network config Backend has no Type: using ${DEFAULT_BACKEND}`);
+    return { type: DEFAULT_BACKEND, raw };
+  }
+  if (typeof type !== 'string') reject('Backend.Type', type, 'must be a string like "vxlan"');
+  return { type: type.toLowerCase(), raw };
+}
+
+/**
+ * Parses the config JSON (text or an already parsed value). Throws ConfigError E_CONFIG_INVALID.
+ * Unknown top-level fields and a missing Backend are logged as warnings on `log`.
+ */
+export function parseNetworkConfig(
+  json: string | unknown,
+  log: Logger = nullLogger,
+): NetworkConfig {
+  let value: unknown = json;
+  if (typeof json === 'string') {
+    try {
+      value = JSON.parse(json);
+    } catch (err) {
+      throw new ConfigError(`network config is not valid JSON: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new ConfigError(`network config must be a JSON object, got ${JSON.stringify(value)}`);
+  const raw = value as Record<string, unknown>;
+  const f = pickFields(raw, log);
+  const enableIPv4 = readBool('EnableIPv4', f.EnableIPv4, true);
+  const enableIPv6 = readBool('EnableIPv6', f.EnableIPv6, false);
+  readBool('EnableNFTables', f.EnableNFTables, false);
+  if (!enableIPv4 && !enableIPv6)
+    reject(
+      'EnableIPv4',
+      false,
+      'none defined stack: EnableIPv4 and EnableIPv6 are both false, enable at least one',
+    );
+  const v4 = enableIPv4 ? checkIPv4(f) : null;
+  const v6 = enableIPv6 ? checkIPv6(f) : null;
+  return {
+    enableIPv4,
+    enableIPv6,
+    network: v4?.network ?? null,
+    subnetLen: v4?.subnetLen ?? 0,
+    subnetMin: v4?.subnetMin ?? null,
+    subnetMax: v4?.subnetMax ?? null,
+    ipv6Network: v6?.network ?? null,
+    ipv6SubnetLen: v6?.subnetLen ?? 0,
+    ipv6SubnetMin: v6?.subnetMin ?? null,
+    ipv6SubnetMax: v6?.subnetMax ?? null,
+    backend: checkBackend(f.Backend, log),
+    raw,
+  };
+}
