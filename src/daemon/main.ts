@@ -1,7 +1,52 @@
-// weftd entrypoint (placeholder until the daemon issue lands): prints usage.
-const usage = `usage: weftd [flags]
-  The weft host daemon: leases this host's subnet from etcd and programs the overlay.
-  (Not implemented yet in this build.)`;
-const args = process.argv.slice(2);
-console.log(usage);
-process.exit(args.includes('--help') || args.includes('-h') || args.length === 0 ? 0 : 2);
+// weftd entrypoint (design.md C12): options → deps → runDaemon → exit code. The only place that exits.
+import { readFileSync } from 'node:fs';
+import { describeError } from '../errors.js';
+import { createJsonLogger } from '../log/logger.js';
+import { createDefaultDeps } from './deps.js';
+import { parseOptions, renderHelp, type DaemonOptions } from './options.js';
+import { EXIT, runDaemon } from './run.js';
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(
+      readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+    ) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+let options: DaemonOptions;
+try {
+  options = parseOptions(process.argv.slice(2), process.env);
+} catch (err) {
+  process.stderr.write(`weftd: ${describeError(err)}\n`);
+  process.exit(EXIT.usage);
+}
+if (options.help) {
+  process.stdout.write(renderHelp());
+  process.exit(EXIT.ok);
+}
+if (options.version) {
+  process.stdout.write(`weftd ${version()}\n`);
+  process.exit(EXIT.ok);
+}
+
+const log = createJsonLogger({ level: options.logLevel, bindings: { name: 'weftd' } });
+const controller = new AbortController();
+for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(sig, () => {
+    if (controller.signal.aborted) process.exit(EXIT.fatal); // second signal: give up waiting
+    log.info('signal received: shutting down', { signal: sig });
+    controller.abort();
+  });
+}
+log.info('weftd starting', {
+  version: version(),
+  options: { ...options, etcdPassword: options.etcdPassword ? '***' : null },
+});
+const result = await runDaemon(options, createDefaultDeps(controller.signal, log));
+if (result.exitCode === EXIT.ok) log.info(result.message);
+else log.error(result.message, { exitCode: result.exitCode });
+process.exit(result.exitCode);

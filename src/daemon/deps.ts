@@ -1,0 +1,53 @@
+/**
+ * Wiring of the real implementations into DaemonDeps: the etcd lease manager, the backends of this
+ * build, the host reader, nft and the metrics registry. Only main.ts and the e2e tests call this.
+ */
+import { createEtcdSubnetManager, type EtcdSubnetManagerOptions } from '../subnet/etcd-manager.js';
+import type { Logger } from '../log/logger.js';
+import { defaultBackends } from './default-backends.js';
+import { createNftRunner } from './firewall/nft.js';
+import { createDaemonMetrics } from './metrics.js';
+import type { DaemonOptions } from './options.js';
+import type { DaemonDeps } from './run.js';
+import { readHostSnapshot } from './uplink.js';
+
+const DEFAULT_TTL = 86_400;
+
+/** The lease manager's options from the flags (TLS only with cert+key; a CA alone is honoured). */
+export function etcdManagerOptions(o: DaemonOptions, log: Logger): EtcdSubnetManagerOptions {
+  const ttl = o.subnetLeaseTtl ?? DEFAULT_TTL;
+  let margin = o.subnetLeaseRenewMargin * 60;
+  if (margin >= ttl) {
+    margin = Math.max(1, Math.floor(ttl / 3));
+    log.info('renew margin is longer than the lease TTL: renewing at a third of the TTL instead', {
+      ttlSeconds: ttl,
+      renewMarginSeconds: margin,
+    });
+  }
+  const tls: { caFile?: string; certFile?: string; keyFile?: string } = {};
+  if (o.etcdCafile) tls.caFile = o.etcdCafile;
+  if (o.etcdCertfile) tls.certFile = o.etcdCertfile;
+  if (o.etcdKeyfile) tls.keyFile = o.etcdKeyfile;
+  return {
+    endpoints: o.etcdEndpoints,
+    prefix: o.etcdPrefix,
+    ttlSeconds: ttl,
+    renewMarginSeconds: margin,
+    ...(Object.keys(tls).length > 0 ? { tls } : {}),
+    ...(o.etcdUsername ? { username: o.etcdUsername } : {}),
+    ...(o.etcdPassword ? { password: o.etcdPassword } : {}),
+    log,
+  };
+}
+
+export function createDefaultDeps(signal: AbortSignal, log: Logger): DaemonDeps {
+  return {
+    log,
+    signal,
+    createSubnetManager: (options, l) => createEtcdSubnetManager(etcdManagerOptions(options, l)),
+    backends: defaultBackends(),
+    readHost: readHostSnapshot,
+    nft: createNftRunner(),
+    metrics: createDaemonMetrics(),
+  };
+}

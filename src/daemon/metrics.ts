@@ -1,0 +1,113 @@
+/**
+ * weftd's Prometheus metrics (prom-client, own Registry: no global state). `DaemonMetrics` is the small
+ * object handed to the parts that count things; backends can be given the structurally identical
+ * `BackendMetricsSink` view (they must not import the daemon, design.md C1).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** What a backend may report (duck-typed: a backend declares the same shape locally). */
+export interface BackendMetricsSink {
+  /** Current number of programmed peers for `backend` ('vxlan', 'host-gw', 'udp'). */
+  setPeers(backend: string, count: number): void;
+  /** One netlink request; `ok` false when it failed. */
+  netlinkOp(op: string, ok: boolean): void;
+  /** Duration of one full reconcile of the kernel against the desired peers. */
+  observeReconcile(backend: string, seconds: number): void;
+}
+
+export type LeaseState = 'none' | 'acquired' | 'renewing' | 'lost';
+
+export interface DaemonMetrics extends BackendMetricsSink {
+  readonly registry: Registry;
+  setLeaseState(state: LeaseState, expiration?: Date | null): void;
+  renewFailure(): void;
+  etcdError(op: string): void;
+  setReady(ready: boolean): void;
+  firewallApplied(reason: 'start' | 'resync'): void;
+}
+
+const LEASE_STATES: readonly LeaseState[] = ['none', 'acquired', 'renewing', 'lost'];
+
+export function createDaemonMetrics(opts: { processMetrics?: boolean } = {}): DaemonMetrics {
+  const registry = new Registry();
+  if (opts.processMetrics !== false)
+    collectDefaultMetrics({ register: registry, prefix: 'weftd_' });
+  const leaseState = new Gauge({
+    name: 'weft_lease_state',
+    help: "State of this host's subnet lease (1 for the current state)",
+    labelNames: ['state'],
+    registers: [registry],
+  });
+  const leaseExpiry = new Gauge({
+    name: 'weft_lease_expiration_timestamp_seconds',
+    help: 'When the current lease expires (0 = reservation or none)',
+    registers: [registry],
+  });
+  const peers = new Gauge({
+    name: 'weft_peers',
+    help: 'Programmed peers by backend',
+    labelNames: ['backend'],
+    registers: [registry],
+  });
+  const netlinkOps = new Counter({
+    name: 'weft_netlink_operations_total',
+    help: 'Netlink requests by operation',
+    labelNames: ['op'],
+    registers: [registry],
+  });
+  const netlinkErrors = new Counter({
+    name: 'weft_netlink_errors_total',
+    help: 'Failed netlink requests by operation',
+    labelNames: ['op'],
+    registers: [registry],
+  });
+  const reconcile = new Histogram({
+    name: 'weft_reconcile_duration_seconds',
+    help: 'Duration of full dataplane reconciles',
+    labelNames: ['backend'],
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const renewFailures = new Counter({
+    name: 'weft_lease_renew_failures_total',
+    help: 'Failed lease renewals',
+    registers: [registry],
+  });
+  const etcdErrors = new Counter({
+    name: 'weft_etcd_errors_total',
+    help: 'etcd errors by operation',
+    labelNames: ['op'],
+    registers: [registry],
+  });
+  const ready = new Gauge({
+    name: 'weft_ready',
+    help: '1 once weftd is ready',
+    registers: [registry],
+  });
+  const firewall = new Counter({
+    name: 'weft_firewall_applies_total',
+    help: 'Firewall ruleset applications (start, or resync after someone changed the rules)',
+    labelNames: ['reason'],
+    registers: [registry],
+  });
+  for (const s of LEASE_STATES) leaseState.set({ state: s }, s === 'none' ? 1 : 0);
+  ready.set(0);
+  renewFailures.inc(0);
+  return {
+    registry,
+    setLeaseState(state, expiration) {
+      for (const s of LEASE_STATES) leaseState.set({ state: s }, s === state ? 1 : 0);
+      if (expiration !== undefined) leaseExpiry.set(expiration ? expiration.getTime() / 1000 : 0);
+    },
+    renewFailure: () => renewFailures.inc(),
+    etcdError: (op) => etcdErrors.inc({ op }),
+    setReady: (r) => ready.set(r ? 1 : 0),
+    firewallApplied: (reason) => firewall.inc({ reason }),
+    setPeers: (backend, count) => peers.set({ backend }, count),
+    netlinkOp(op, ok) {
+      netlinkOps.inc({ op });
+      if (!ok) netlinkErrors.inc({ op });
+    },
+    observeReconcile: (backend, seconds) => reconcile.observe({ backend }, seconds),
+  };
+}

@@ -1,0 +1,369 @@
+/**
+ * weftd's lifecycle (design.md C12, flannel-compat.md §11) in named steps:
+ *   options → etcd → config → interface/public IP → backend device + lease → rules → subnet.env →
+ *   ready → watch (network.run) + keepLease + firewall resync.
+ * One AbortSignal (SIGTERM/SIGINT) stops everything; nothing is released on the way out: the lease,
+ * the device, routes, neighbours, FDB entries and firewall rules stay (the dataplane survives the
+ * daemon, the next start reconciles). Returns an exit code instead of exiting (main.ts exits).
+ */
+import { AbortedError, WeftError, describeError, hasCode, isRetryable } from '../errors.js';
+import { rateLimited, type Logger } from '../log/logger.js';
+import type { Lease } from '../lease/lease.js';
+import type { Network, Uplink } from '../backend/backend.js';
+import type { NetworkConfig, SubnetManager } from '../subnet/manager.js';
+import { lookupBackend, type BackendRegistry } from './backends.js';
+import { Firewall } from './firewall/firewall.js';
+import type { NftRunner } from './firewall/nft.js';
+import type { RulesInput } from './firewall/rules.js';
+import { startHealthServer, type HealthServer } from './health.js';
+import type { DaemonMetrics } from './metrics.js';
+import type { DaemonOptions } from './options.js';
+import { readSubnetEnv, writeSubnetEnv, type PreviousSubnets } from './subnet-env.js';
+import { selectUplink, type HostSnapshot } from './uplink.js';
+
+/** Exit codes of weftd (documented in README.md, section weftd). */
+export const EXIT = {
+  ok: 0,
+  fatal: 1,
+  usage: 2,
+  config: 3,
+  iface: 4,
+  leaseLost: 5,
+  leaseExhausted: 6,
+  firewall: 7,
+} as const;
+
+export interface DaemonDeps {
+  readonly log: Logger;
+  /** Aborted by SIGTERM/SIGINT. */
+  readonly signal: AbortSignal;
+  readonly createSubnetManager: (options: DaemonOptions, log: Logger) => SubnetManager;
+  readonly backends: BackendRegistry;
+  readonly readHost: () => Promise<HostSnapshot>;
+  readonly nft: NftRunner;
+  readonly metrics: DaemonMetrics;
+  /** Delay between config reads while the config is absent or etcd unreachable (default 1000). */
+  readonly retryMs?: number;
+}
+
+export interface DaemonResult {
+  readonly exitCode: number;
+  /** One line for the operator. */
+  readonly message: string;
+  readonly error?: unknown;
+}
+
+/** The exit code and the operator's message for a fatal error. */
+export function exitFor(err: unknown): DaemonResult {
+  const msg = describeError(err);
+  if (
+    hasCode(err, 'E_CONFIG_INVALID') ||
+    hasCode(err, 'E_UNKNOWN_BACKEND') ||
+    hasCode(err, 'E_OPTION_INVALID')
+  ) {
+    return {
+      exitCode: EXIT.config,
+      message: `invalid network config: ${msg}; nothing was programmed`,
+      error: err,
+    };
+  }
+  if (hasCode(err, 'E_INTERFACE')) return { exitCode: EXIT.iface, message: msg, error: err };
+  if (hasCode(err, 'E_LEASE_LOST')) {
+    return {
+      exitCode: EXIT.leaseLost,
+      message: `lease lost: ${msg}; another host may now hold this subnet. Restart weftd to lease a new one`,
+      error: err,
+    };
+  }
+  if (hasCode(err, 'E_LEASE_EXHAUSTED'))
+    return { exitCode: EXIT.leaseExhausted, message: msg, error: err };
+  if (hasCode(err, 'E_FIREWALL')) return { exitCode: EXIT.firewall, message: msg, error: err };
+  return { exitCode: EXIT.fatal, message: msg, error: err };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(new AbortedError());
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(t);
+      reject(new AbortedError());
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** The running daemon; `ready` is what /readyz reports. */
+export class Daemon {
+  ready = false;
+  lease: Lease | null = null;
+  uplink: Uplink | null = null;
+  private readonly servers: HealthServer[] = [];
+  private readonly log: Logger;
+  private readonly noisy: Logger;
+
+  constructor(
+    private readonly options: DaemonOptions,
+    private readonly deps: DaemonDeps,
+  ) {
+    this.log = deps.log;
+    this.noisy = rateLimited(deps.log, 30_000, 3);
+  }
+
+  /** Step: the previous subnet.env, for reusing the same subnet (hostile file: validated). */
+  async readPrevious(): Promise<PreviousSubnets | null> {
+    const prev = await readSubnetEnv(this.options.subnetFile);
+    if (prev && prev.problems.length > 0) {
+      this.log.warn('ignoring invalid parts of the previous subnet file', {
+        file: this.options.subnetFile,
+        problems: prev.problems,
+      });
+    }
+    return prev;
+  }
+
+  /** Step: /healthz, /readyz, /metrics (flannel starts it before reading the config). */
+  async startServers(): Promise<void> {
+    const { healthzIp, healthzPort, metricsPort } = this.options;
+    const ports = [...new Set([healthzPort, metricsPort].filter((p) => p > 0))];
+    for (const port of ports) {
+      const srv = await startHealthServer({
+        host: healthzIp,
+        port,
+        isReady: () => this.ready,
+        registry: this.deps.metrics.registry,
+      });
+      this.servers.push(srv);
+      this.log.info('health server listening', { address: `${healthzIp}:${srv.address.port}` });
+    }
+  }
+
+  /** Step: `<prefix>/config`, retried every second while absent or etcd is unreachable. */
+  async loadNetworkConfig(subnets: SubnetManager, signal: AbortSignal): Promise<NetworkConfig> {
+    for (;;) {
+      try {
+        const config = await subnets.getNetworkConfig(signal);
+        this.log.info('network config loaded', {
+          config: config.raw,
+          backend: config.backend.type,
+        });
+        return config;
+      } catch (err) {
+        if (signal.aborted) throw new AbortedError();
+        if (hasCode(err, 'E_CONFIG_NOT_FOUND')) {
+          this.noisy.warn('network config not found in etcd: waiting for it', {
+            key: `${this.options.etcdPrefix}/config`,
+          });
+        } else if (isRetryable(err) || hasCode(err, 'E_ETCD_UNAVAILABLE')) {
+          this.deps.metrics.etcdError('get_config');
+          this.noisy.warn('cannot read the network config: retrying', {
+            error: describeError(err),
+          });
+        } else {
+          throw err;
+        }
+      }
+      await sleep(this.deps.retryMs ?? 1000, signal);
+    }
+  }
+
+  /** Step: register the network (device, then lease), retrying while etcd is unreachable. */
+  async registerNetwork(
+    config: NetworkConfig,
+    uplink: Uplink,
+    subnets: SubnetManager,
+    prev: PreviousSubnets | null,
+    signal: AbortSignal,
+  ): Promise<Network> {
+    const factory = lookupBackend(this.deps.backends, config.backend.type);
+    const backend = factory({
+      subnets,
+      uplink,
+      log: this.log.child({ backend: config.backend.type }),
+      stateDir: this.options.stateDir,
+    });
+    let delay = 500;
+    for (;;) {
+      try {
+        return await backend.registerNetwork(
+          config,
+          { previousSubnet: prev?.subnet ?? null, previousSubnet6: prev?.subnet6 ?? null },
+          signal,
+        );
+      } catch (err) {
+        if (signal.aborted) throw new AbortedError();
+        if (!isRetryable(err)) throw err;
+        this.deps.metrics.etcdError('register_network');
+        this.noisy.warn('registering the network failed: retrying', {
+          error: describeError(err),
+          inMs: delay,
+        });
+        await sleep(delay, signal);
+        delay = Math.min(delay * 2, 10_000);
+      }
+    }
+  }
+
+  /** The firewall inputs for this host's lease. */
+  rulesInput(config: NetworkConfig, lease: Lease): RulesInput {
+    return {
+      ipv4:
+        config.enableIPv4 && config.network && lease.subnet
+          ? { network: config.network, subnet: lease.subnet }
+          : null,
+      ipv6:
+        config.enableIPv6 && config.ipv6Network && lease.subnet6
+          ? { network: config.ipv6Network, subnet: lease.subnet6 }
+          : null,
+      ipMasq: this.options.ipMasq,
+      fullyRandom: !this.options.ipMasqFullyRandomDisable,
+      forwardRules: this.options.iptablesForwardRules,
+    };
+  }
+
+  async run(): Promise<DaemonResult> {
+    const { signal, metrics } = this.deps;
+    const stop = new AbortController();
+    const onStop = (): void => stop.abort();
+    signal.addEventListener('abort', onStop, { once: true });
+    if (signal.aborted) stop.abort();
+    let subnets: SubnetManager | null = null;
+    try {
+      const prev = await this.readPrevious();
+      subnets = this.deps.createSubnetManager(
+        this.options,
+        this.log.child({ component: 'subnet' }),
+      );
+      await this.startServers();
+      const config = await this.loadNetworkConfig(subnets, stop.signal);
+      lookupBackend(this.deps.backends, config.backend.type); // fail before touching the kernel
+      const uplink = selectUplink(await this.deps.readHost(), {
+        iface: this.options.iface,
+        ifaceRegex: this.options.ifaceRegex,
+        ifaceCanReach: this.options.ifaceCanReach,
+        publicIp: this.options.publicIp,
+        publicIpv6: this.options.publicIpv6,
+        ipv4: config.enableIPv4,
+        ipv6: config.enableIPv6,
+      });
+      this.uplink = uplink;
+      this.log.info('using interface', { ...uplink });
+      const network = await this.registerNetwork(config, uplink, subnets, prev, stop.signal);
+      const lease = network.lease;
+      this.lease = lease;
+      metrics.setLeaseState('acquired', lease.expiration);
+      this.log.info('lease acquired', {
+        key: lease.key,
+        subnet: lease.subnet,
+        subnet6: lease.subnet6,
+        mtu: network.mtu,
+      });
+      const firewall = new Firewall(
+        this.deps.nft,
+        this.log.child({ component: 'firewall' }),
+        metrics,
+      );
+      await firewall.apply(this.rulesInput(config, lease));
+      await writeSubnetEnv(this.options.subnetFile, {
+        network: config.enableIPv4 ? config.network : null,
+        subnet: config.enableIPv4 ? lease.subnet : null,
+        ipv6Network: config.enableIPv6 ? config.ipv6Network : null,
+        subnet6: config.enableIPv6 ? lease.subnet6 : null,
+        mtu: network.mtu,
+        ipMasq: this.options.ipMasq,
+      });
+      this.log.info('subnet file written', { file: this.options.subnetFile });
+      this.ready = true;
+      metrics.setReady(true);
+      this.log.info('weftd is ready');
+      return await this.supervise(network, subnets, lease, firewall, stop);
+    } catch (err) {
+      if (
+        stop.signal.aborted &&
+        (err instanceof AbortedError || hasCode(err, 'E_ABORTED') || signal.aborted)
+      ) {
+        return { exitCode: EXIT.ok, message: 'stopped before becoming ready' };
+      }
+      return exitFor(err);
+    } finally {
+      this.ready = false;
+      metrics.setReady(false);
+      stop.abort();
+      signal.removeEventListener('abort', onStop);
+      await this.shutdown(subnets);
+    }
+  }
+
+  /** Step: watch + keep the lease + firewall resync until a signal or a fatal error. */
+  private async supervise(
+    network: Network,
+    subnets: SubnetManager,
+    lease: Lease,
+    firewall: Firewall,
+    stop: AbortController,
+  ): Promise<DaemonResult> {
+    let fatal: unknown = null;
+    const fail = (what: string) => (err: unknown) => {
+      if (stop.signal.aborted && (hasCode(err, 'E_ABORTED') || err instanceof AbortedError)) return;
+      if (fatal === null) {
+        fatal =
+          err instanceof WeftError
+            ? err
+            : new WeftError('E_INTERNAL', `${what} failed`, { cause: err });
+        this.log.error(`${what} failed: stopping`, { error: describeError(err) });
+      }
+      stop.abort();
+    };
+    const onRenewed = (l: Lease): void => {
+      this.lease = l;
+      this.deps.metrics.setLeaseState('acquired', l.expiration);
+      this.log.info('lease renewed', {
+        key: l.key,
+        expiration: l.expiration?.toISOString() ?? null,
+      });
+    };
+    const tasks = [
+      network.run(stop.signal).then(() => {
+        if (!stop.signal.aborted)
+          fail('backend')(new WeftError('E_INTERNAL', 'the backend stopped unexpectedly'));
+      }, fail('backend')),
+      subnets.keepLease(lease, stop.signal, onRenewed).then(() => {
+        if (!stop.signal.aborted)
+          fail('lease keeper')(
+            new WeftError('E_INTERNAL', 'the lease keeper stopped unexpectedly'),
+          );
+      }, fail('lease keeper')),
+      firewall.runResync(this.options.iptablesResync, stop.signal).catch(fail('firewall resync')),
+    ];
+    await new Promise<void>((resolve) => {
+      if (stop.signal.aborted) resolve();
+      stop.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    this.log.info('stopping: the lease, device, routes and rules stay in place');
+    await Promise.race([Promise.allSettled(tasks), sleep(10_000, new AbortController().signal)]);
+    if (fatal !== null) {
+      if (hasCode(fatal, 'E_LEASE_LOST')) this.deps.metrics.setLeaseState('lost', null);
+      return exitFor(fatal);
+    }
+    return { exitCode: EXIT.ok, message: 'exiting cleanly' };
+  }
+
+  private async shutdown(subnets: SubnetManager | null): Promise<void> {
+    await Promise.allSettled(this.servers.map((s) => s.close()));
+    this.servers.length = 0;
+    if (subnets)
+      await subnets
+        .close()
+        .catch((err: unknown) =>
+          this.log.warn('closing the etcd client failed', { error: describeError(err) }),
+        );
+  }
+}
+
+/** Runs weftd until a signal or a fatal error; never calls process.exit. */
+export async function runDaemon(options: DaemonOptions, deps: DaemonDeps): Promise<DaemonResult> {
+  return new Daemon(options, deps).run();
+}

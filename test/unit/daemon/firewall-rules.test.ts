@@ -1,0 +1,124 @@
+import { describe, expect, it } from 'vitest';
+import { buildRuleset } from '../../../src/daemon/firewall/rules.js';
+import { diffTable } from '../../../src/daemon/firewall/firewall.js';
+import type { NftObject } from '../../../src/daemon/firewall/nft.js';
+
+const v4 = { network: '10.5.0.0/16', subnet: '10.5.52.0/24' };
+const v6 = { network: 'fc00::/48', subnet: 'fc00:0:0:3::/64' };
+
+describe('firewall ruleset', () => {
+  it('replaces both weft tables in one transaction, masquerade and forward as flannel', () => {
+    const rs = buildRuleset({
+      ipv4: v4,
+      ipv6: null,
+      ipMasq: true,
+      fullyRandom: true,
+      forwardRules: true,
+    });
+    expect(rs.absent).toEqual(['ip6']);
+    const lines = rs.script.split('\n');
+    // create-then-delete for both families first: one idempotent "replace" in the same transaction
+    expect(lines.slice(0, 4)).toEqual([
+      'table ip weft',
+      'delete table ip weft',
+      'table ip6 weft',
+      'delete table ip6 weft',
+    ]);
+    expect(rs.script).toContain('type filter hook forward priority filter; policy accept;');
+    expect(rs.script).toContain('ip saddr 10.5.0.0/16 accept comment "weft forward 1"');
+    expect(rs.script).toContain('ip daddr 10.5.0.0/16 accept comment "weft forward 2"');
+    expect(rs.script).toContain('type nat hook postrouting priority srcnat; policy accept;');
+    const masq = rs.tables[0]?.chains.find((c) => c.name === 'postrtg')?.rules;
+    expect(masq).toEqual([
+      'meta mark & 0x4000 == 0x4000 return',
+      'ip saddr 10.5.52.0/24 ip daddr 10.5.0.0/16 return',
+      'ip saddr 10.5.0.0/16 ip daddr 10.5.52.0/24 return',
+      'ip saddr != 10.5.0.0/16 ip daddr 10.5.52.0/24 return',
+      'ip saddr 10.5.0.0/16 ip daddr != 224.0.0.0/4 masquerade fully-random',
+      'ip saddr != 10.5.0.0/16 ip daddr 10.5.0.0/16 masquerade fully-random',
+    ]);
+  });
+
+  it('uses ip6 matches and ff00::/8 for IPv6, plain masquerade when fully-random is off', () => {
+    const rs = buildRuleset({
+      ipv4: v4,
+      ipv6: v6,
+      ipMasq: true,
+      fullyRandom: false,
+      forwardRules: false,
+    });
+    expect(rs.absent).toEqual([]);
+    const t6 = rs.tables.find((t) => t.family === 'ip6');
+    expect(t6?.chains.map((c) => c.name)).toEqual(['postrtg']);
+    expect(t6?.chains[0]?.rules).toContain('ip6 saddr fc00::/48 ip6 daddr != ff00::/8 masquerade');
+    expect(rs.script).not.toContain('fully-random');
+    expect(rs.script).not.toContain('chain forward');
+  });
+
+  it('with neither masquerade nor forward rules both tables are removed', () => {
+    const rs = buildRuleset({
+      ipv4: v4,
+      ipv6: v6,
+      ipMasq: false,
+      fullyRandom: true,
+      forwardRules: false,
+    });
+    expect(rs.tables).toEqual([]);
+    expect(rs.absent).toEqual(['ip', 'ip6']);
+    expect(rs.script).toBe(
+      'table ip weft\ndelete table ip weft\ntable ip6 weft\ndelete table ip6 weft\n',
+    );
+  });
+
+  it('fingerprints the table so a ruleset for another subnet is stale', () => {
+    const a = buildRuleset({
+      ipv4: v4,
+      ipv6: null,
+      ipMasq: true,
+      fullyRandom: true,
+      forwardRules: true,
+    });
+    const b = buildRuleset({
+      ipv4: { ...v4, subnet: '10.5.53.0/24' },
+      ipv6: null,
+      ipMasq: true,
+      fullyRandom: true,
+      forwardRules: true,
+    });
+    expect(a.tables[0]?.comment).toMatch(/^weft overlay rules [0-9a-f]{12}$/);
+    expect(a.tables[0]?.comment).not.toBe(b.tables[0]?.comment);
+  });
+
+  it('diffTable finds missing tables, chains, rules and foreign changes', () => {
+    const t = buildRuleset({
+      ipv4: v4,
+      ipv6: null,
+      ipMasq: true,
+      fullyRandom: true,
+      forwardRules: true,
+    }).tables[0]!;
+    const listed = (): NftObject[] => [
+      { metainfo: { version: '1.0.6' } },
+      { table: { family: 'ip', name: 'weft', comment: t.comment } },
+      { chain: { name: 'forward', type: 'filter', hook: 'forward', prio: 0, policy: 'accept' } },
+      { chain: { name: 'postrtg', type: 'nat', hook: 'postrouting', prio: 100, policy: 'accept' } },
+      ...t.chains.flatMap((c) =>
+        c.comments.map((comment) => ({ rule: { chain: c.name, comment } })),
+      ),
+    ];
+    expect(diffTable(t, listed())).toEqual([]);
+    expect(diffTable(t, null)).toEqual(['table ip weft is missing']);
+    const noRule = listed().filter((o) => o['rule']?.['comment'] !== 'weft masq 3');
+    expect(diffTable(t, noRule)[0]).toMatch(/chain postrtg has rules .* want/);
+    const dropPolicy = listed().map((o) =>
+      o['chain']?.['name'] === 'forward' ? { chain: { ...o['chain'], policy: 'drop' } } : o,
+    );
+    expect(diffTable(t, dropPolicy)).toEqual(['chain forward has been changed']);
+    const extra = [...listed(), { rule: { chain: 'forward', comment: 'someone else' } }];
+    expect(diffTable(t, extra)).toHaveLength(1);
+    const stale = listed().map((o) =>
+      o['table'] ? { table: { comment: 'weft overlay rules 000000000000' } } : o,
+    );
+    expect(diffTable(t, stale)).toEqual(['table ip weft is stale']);
+  });
+});
