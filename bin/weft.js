@@ -1,2 +1,3 @@
 #!/usr/bin/env node
-import '../dist/cni/main.js';
+// The `weft` CNI plugin: runs the one-file bundle built by `npm run build:cni` (scripts/build-cni.mjs).
+import '../dist/cni/weft.cjs';

@@ -1,0 +1,90 @@
+/**
+ * ADD (cni-contract.md A4, A13.4): wait for subnet.env, build the delegate config, persist it (fsync)
+ * BEFORE the delegate runs, run the delegate, store its result, answer in the requested version. If
+ * anything fails after the delegate may have allocated, the delegate's DEL undoes it; the stored state is
+ * removed only when that undo succeeded (otherwise the runtime's DEL finds it and retries).
+ */
+import type { CmdContext, CniDeps } from './deps.js';
+import { buildDelegateConfig } from './delegate-config.js';
+import { CniCode, CniError } from './errors.js';
+import { findPlugin } from './invoke.js';
+import { waitForSubnetEnv } from './load-subnet.js';
+import type { JsonObject } from './netconf.js';
+import { parseResult, renderResult, sandboxInterface, type Result } from './result.js';
+import { STATE_FORMAT, StateStore, type StoredAttachment } from './state.js';
+import { delegateVersionFor } from './versions.js';
+
+export async function cmdAdd(ctx: CmdContext, deps: CniDeps): Promise<JsonObject> {
+  const { env, conf } = ctx;
+  const store = new StateStore(conf.dataDir);
+  const before = store.read(conf.name, env.containerId, env.ifname);
+  if (before.kind === 'ok' && before.state.result !== undefined) {
+    throw new CniError(
+      CniCode.AlreadyAttached,
+      `container ${env.containerId} is already attached to network ${conf.name} as ${env.ifname}`,
+      'the runtime must DEL an attachment before adding it again',
+    );
+  }
+  const subnetEnv = await waitForSubnetEnv(conf.subnetFile, conf.subnetWaitSeconds, deps);
+  const delegate = buildDelegateConfig(conf, subnetEnv, delegateVersionFor(ctx.version));
+  const plugin = findPlugin(String(delegate['type']), env.path);
+  const state: StoredAttachment = {
+    format: STATE_FORMAT,
+    network: conf.name,
+    containerID: env.containerId,
+    ifname: env.ifname,
+    delegate,
+  };
+  store.write(state);
+  const stdin = JSON.stringify(delegate);
+  deps.log.debug('delegate ADD', { plugin, config: delegate });
+
+  const undo = async (why: unknown): Promise<never> => {
+    try {
+      await deps.invoke({ plugin, command: 'DEL', env: {}, stdin });
+      store.remove(conf.name, env.containerId, env.ifname);
+    } catch (err) {
+      deps.log.warn('undo after failed ADD did not complete; the runtime DEL will retry', {
+        error: (err as Error).message,
+      });
+    }
+    throw why;
+  };
+
+  let out: string;
+  try {
+    out = await deps.invoke({ plugin, command: 'ADD', env: {}, stdin });
+  } catch (err) {
+    return undo(err);
+  }
+  let raw: JsonObject;
+  let result: Result;
+  try {
+    const parsed: unknown = JSON.parse(out);
+    result = parseResult(parsed);
+    raw = parsed as JsonObject;
+    await fillSandboxMac(ctx, result, deps);
+    store.write({ ...state, result: raw });
+  } catch (err) {
+    const e =
+      err instanceof CniError
+        ? err
+        : new CniError(
+            CniCode.DelegateBadOutput,
+            `delegate ADD result is not JSON: ${(err as Error).message}`,
+          );
+    return undo(e);
+  }
+  return renderResult(result, ctx.version);
+}
+
+/** podman rejects a result whose sandbox interface has no MAC: read it from the netns if the delegate omitted it. */
+async function fillSandboxMac(ctx: CmdContext, result: Result, deps: CniDeps): Promise<void> {
+  const sb = sandboxInterface(result, ctx.env.ifname);
+  if (!sb || sb.iface.mac !== undefined) return;
+  const snap = await deps.inspect(ctx.env.netns, ctx.env.ifname);
+  if (snap.link.mac === undefined) {
+    throw new CniError(CniCode.DelegateBadOutput, `interface ${ctx.env.ifname} has no MAC address`);
+  }
+  sb.iface.mac = snap.link.mac;
+}

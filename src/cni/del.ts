@@ -1,0 +1,73 @@
+/**
+ * DEL (cni-contract.md A4, A8, A13.5): idempotent. No state → success (already deleted, or never added).
+ * Otherwise the delegate's DEL runs with the stored config (subnet.env is not needed, so DEL works after
+ * weftd is gone); the state is removed only after it succeeded, so a failed DEL is retried by the runtime
+ * instead of leaking the address (flannel removes it first). Unreadable state is never a DEL failure
+ * (pitfalls.md C2): weft rebuilds the delegate config from subnet.env when it can, else keeps the file for GC.
+ */
+import type { CmdContext, CniDeps } from './deps.js';
+import { buildDelegateConfig } from './delegate-config.js';
+import { findPlugin } from './invoke.js';
+import { loadSubnetEnv } from './load-subnet.js';
+import type { JsonObject } from './netconf.js';
+import { parseResult, renderResult } from './result.js';
+import { StateStore } from './state.js';
+import { compareVersions, delegateVersionFor, isSupportedVersion } from './versions.js';
+
+export async function cmdDel(ctx: CmdContext, deps: CniDeps): Promise<void> {
+  const { env, conf } = ctx;
+  const store = new StateStore(conf.dataDir);
+  const read = store.read(conf.name, env.containerId, env.ifname);
+  if (read.kind === 'missing') {
+    deps.log.debug('DEL: no state, nothing to do', {
+      containerID: env.containerId,
+      ifname: env.ifname,
+    });
+    return;
+  }
+  let delegate: JsonObject;
+  let stored: JsonObject | undefined;
+  if (read.kind === 'corrupt') {
+    deps.log.warn('DEL: stored state is unreadable; rebuilding the delegate config', {
+      reason: read.reason,
+    });
+    try {
+      delegate = buildDelegateConfig(
+        conf,
+        loadSubnetEnv(conf.subnetFile, deps),
+        delegateVersionFor(ctx.version),
+      );
+    } catch (err) {
+      deps.log.warn('DEL: cannot rebuild the delegate config; keeping the state for GC', {
+        error: (err as Error).message,
+      });
+      return;
+    }
+  } else {
+    delegate = read.state.delegate;
+    stored = read.state.result;
+  }
+  await invokeDelegateDel(delegate, stored, env.path, {}, deps);
+  store.remove(conf.name, env.containerId, env.ifname);
+}
+
+/** Runs the delegate's DEL with the stored config (plus `prevResult` where the delegate's version has it). */
+export async function invokeDelegateDel(
+  delegate: JsonObject,
+  storedResult: JsonObject | undefined,
+  cniPath: readonly string[],
+  envOverride: Record<string, string>,
+  deps: CniDeps,
+): Promise<void> {
+  const plugin = findPlugin(String(delegate['type']), cniPath);
+  const input: JsonObject = { ...delegate };
+  const dv = delegate['cniVersion'];
+  if (storedResult && isSupportedVersion(dv) && compareVersions(dv, '0.4.0') >= 0) {
+    try {
+      input['prevResult'] = renderResult(parseResult(storedResult), dv);
+    } catch {
+      /* a bad stored result must not block DEL */
+    }
+  }
+  await deps.invoke({ plugin, command: 'DEL', env: envOverride, stdin: JSON.stringify(input) });
+}

@@ -1,0 +1,75 @@
+/**
+ * The delegate configuration, built the way flannel's CNI plugin builds it (flannel-compat.md §16,
+ * cni-contract.md A12) from the netconf and subnet.env:
+ *   name = network name; type default "bridge"; bridge isGateway default true; ipMasq default
+ *   !FLANNEL_IPMASQ; mtu default FLANNEL_MTU; runtimeConfig/args copied; ipam = base ipam, type default
+ *   "host-local", ranges = one range set per family present, routes = configured + one per cluster network.
+ * One deliberate difference: weft's cluster routes carry an explicit `gw` (the subnet's first address, the
+ * gateway host-local picks anyway), because the reference bridge's CHECK rejects routes without one.
+ */
+import { firstHost, formatNetwork, type Cidr } from './cidr.js';
+import type { SubnetEnv } from './subnet-env.js';
+import type { Json, JsonObject, WeftNetConf } from './netconf.js';
+import type { CniVersion } from './versions.js';
+
+function clusterRoutes(networks: readonly Cidr[], subnet: Cidr | undefined): JsonObject[] {
+  if (!subnet) return [];
+  const gw = firstHost(subnet);
+  return networks.map((n) => ({ dst: formatNetwork(n), gw }));
+}
+
+export function buildDelegateConfig(
+  conf: WeftNetConf,
+  env: SubnetEnv,
+  delegateVersion: CniVersion,
+): JsonObject {
+  const d: JsonObject = { ...(conf.delegate ?? {}) };
+  if (d['type'] === undefined) d['type'] = 'bridge';
+  if (d['type'] === 'bridge' && d['isGateway'] === undefined) d['isGateway'] = true;
+  if (d['ipMasq'] === undefined) d['ipMasq'] = !env.ipMasq;
+  if (d['mtu'] === undefined) d['mtu'] = env.mtu;
+  d['name'] = conf.name;
+  d['cniVersion'] = delegateVersion;
+  if (conf.runtimeConfig) d['runtimeConfig'] = conf.runtimeConfig;
+  if (conf.args) d['args'] = conf.args;
+
+  const ipam: JsonObject = { ...(conf.ipam ?? {}) };
+  if (ipam['type'] === undefined) ipam['type'] = 'host-local';
+  const ranges: Json[] = [];
+  if (env.subnet) ranges.push([{ subnet: formatNetwork(env.subnet) }]);
+  if (env.ipv6Subnet) ranges.push([{ subnet: formatNetwork(env.ipv6Subnet) }]);
+  ipam['ranges'] = ranges;
+  const routes: Json[] = Array.isArray(ipam['routes']) ? [...ipam['routes']] : [];
+  const taken = new Set(
+    routes.map((r) =>
+      typeof r === 'object' && r !== null && !Array.isArray(r) ? r['dst'] : undefined,
+    ),
+  );
+  for (const r of [
+    ...clusterRoutes(env.networks, env.subnet),
+    ...clusterRoutes(env.ipv6Networks, env.ipv6Subnet),
+  ]) {
+    if (!taken.has(r['dst'])) routes.push(r);
+  }
+  ipam['routes'] = routes;
+  d['ipam'] = ipam;
+  return d;
+}
+
+/** JSON with keys sorted at every level: stable bytes for the stored state and golden tests. */
+export function canonicalJson(v: unknown): string {
+  return JSON.stringify(sortKeys(v));
+}
+
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (typeof v === 'object' && v !== null) {
+    const o = v as Record<string, unknown>;
+    return Object.fromEntries(
+      Object.keys(o)
+        .sort()
+        .map((k) => [k, sortKeys(o[k])]),
+    );
+  }
+  return v;
+}

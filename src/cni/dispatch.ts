@@ -1,0 +1,86 @@
+/**
+ * The CNI dispatcher (design.md C13, cni pkg/skel): validates env and stdin, checks the version against
+ * the command's minimum, routes to the command and turns the outcome into stdout text and an exit code.
+ * Pure with respect to the process: main.ts does the actual reading and writing.
+ */
+import { cmdAdd } from './add.js';
+import { cmdCheck } from './check.js';
+import { cmdDel } from './del.js';
+import type { CmdContext, CniDeps } from './deps.js';
+import { parseEnv } from './env.js';
+import { CniError, toErrorJson } from './errors.js';
+import { cmdGC } from './gc.js';
+import { configVersion, decodeStdin, isObject, parseNetConf } from './netconf.js';
+import { cmdStatus } from './status.js';
+import {
+  isSupportedVersion,
+  LATEST_VERSION,
+  requireVersion,
+  SUPPORTED_VERSIONS,
+} from './versions.js';
+
+export interface Outcome {
+  /** What goes on stdout (already serialised, newline-terminated), or '' for nothing. */
+  readonly stdout: string;
+  readonly exitCode: number;
+}
+
+/** Runs one invocation; never throws. Exported for tests that drive the dispatcher in-process. */
+export async function runPlugin(
+  envVars: Readonly<Record<string, string | undefined>>,
+  stdin: Buffer,
+  deps: CniDeps,
+): Promise<Outcome> {
+  let replyVersion: string = LATEST_VERSION;
+  try {
+    const probe = safeVersion(stdin);
+    if (probe !== undefined && /^[0-9]+\.[0-9]+\.[0-9]+$/.test(probe)) replyVersion = probe;
+    const env = parseEnv(envVars);
+    if (env.command === 'VERSION') {
+      const cniVersion = isSupportedVersion(probe) ? probe : LATEST_VERSION;
+      return ok({ cniVersion, supportedVersions: [...SUPPORTED_VERSIONS] });
+    }
+    const raw = decodeStdin(stdin);
+    const minimum =
+      env.command === 'CHECK'
+        ? '0.4.0'
+        : env.command === 'STATUS' || env.command === 'GC'
+          ? '1.1.0'
+          : undefined;
+    const version = requireVersion(configVersion(raw), env.command, minimum);
+    const ctx: CmdContext = { env, conf: parseNetConf(raw), version, raw };
+    switch (env.command) {
+      case 'ADD':
+        return ok(await cmdAdd(ctx, deps));
+      case 'DEL':
+        await cmdDel(ctx, deps);
+        return { stdout: '', exitCode: 0 };
+      case 'CHECK':
+        await cmdCheck(ctx, deps);
+        return { stdout: '', exitCode: 0 };
+      case 'STATUS':
+        await cmdStatus(ctx, deps);
+        return { stdout: '', exitCode: 0 };
+      case 'GC':
+        await cmdGC(ctx, deps);
+        return { stdout: '', exitCode: 0 };
+    }
+  } catch (err) {
+    if (!(err instanceof CniError))
+      deps.log.warn('unexpected error', { error: (err as Error)?.stack ?? String(err) });
+    else deps.log.debug('error', { code: err.code, msg: err.message });
+    return { stdout: JSON.stringify(toErrorJson(err, replyVersion)) + '\n', exitCode: 1 };
+  }
+}
+
+const ok = (v: unknown): Outcome => ({ stdout: JSON.stringify(v) + '\n', exitCode: 0 });
+
+/** `cniVersion` from stdin if it is a JSON object carrying one; never throws. */
+function safeVersion(stdin: Buffer): string | undefined {
+  try {
+    const v: unknown = JSON.parse(stdin.toString('utf8'));
+    return isObject(v) && typeof v['cniVersion'] === 'string' ? v['cniVersion'] : undefined;
+  } catch {
+    return undefined;
+  }
+}

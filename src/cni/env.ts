@@ -1,0 +1,92 @@
+/**
+ * The CNI_* environment (cni-contract.md A3), validated before anything touches a path: the container id
+ * and ifname become parts of a file name under dataDir, so they are checked against the spec's rules here.
+ */
+import { CniCode, CniError } from './errors.js';
+
+export const COMMANDS = ['ADD', 'DEL', 'CHECK', 'VERSION', 'STATUS', 'GC'] as const;
+export type Command = (typeof COMMANDS)[number];
+
+/** The spec's pattern for container ids and network names (cni pkg/utils). */
+export const ID_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+/** Longer ids would not fit a file name (255 bytes) with the ifname and a temp suffix. */
+export const MAX_ID_LENGTH = 200;
+
+export interface CniEnv {
+  readonly command: Command;
+  readonly containerId: string;
+  readonly netns: string;
+  readonly ifname: string;
+  readonly args: string;
+  /** CNI_PATH split at `:`, empty entries dropped. */
+  readonly path: readonly string[];
+}
+
+const REQUIRED: Record<Command, readonly string[]> = {
+  ADD: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_PATH'],
+  CHECK: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_PATH'],
+  DEL: ['CNI_CONTAINERID', 'CNI_IFNAME', 'CNI_PATH'],
+  GC: ['CNI_PATH'],
+  STATUS: [],
+  VERSION: [],
+};
+
+/** Throws code 4 unless `id` is a valid container id. */
+export function validateContainerId(id: string): void {
+  if (id === '') throw new CniError(CniCode.InvalidEnv, 'missing containerID');
+  if (id.length > MAX_ID_LENGTH || !ID_PATTERN.test(id)) {
+    throw new CniError(
+      CniCode.InvalidEnv,
+      'invalid characters in containerID',
+      `CNI_CONTAINERID must match ${ID_PATTERN.source} and be at most ${MAX_ID_LENGTH} characters`,
+    );
+  }
+}
+
+/** Throws code 4 unless `name` is a valid interface name (cni pkg/utils ValidateInterfaceName). */
+export function validateIfname(name: string): void {
+  let why: string | undefined;
+  if (name === '') why = 'is empty';
+  else if (Buffer.byteLength(name) > 15) why = 'is longer than 15 bytes';
+  else if (name === '.' || name === '..') why = 'is "." or ".."';
+  else if (/[/:\s]/.test(name)) why = 'contains "/", ":" or whitespace';
+  if (why !== undefined) {
+    throw new CniError(CniCode.InvalidEnv, `interface name ${JSON.stringify(name)} ${why}`);
+  }
+}
+
+/** Parses and validates the environment for the command it names. */
+export function parseEnv(env: Readonly<Record<string, string | undefined>>): CniEnv {
+  const raw = env['CNI_COMMAND'] ?? '';
+  if (raw === '') {
+    throw new CniError(CniCode.InvalidEnv, 'required env variables [CNI_COMMAND] missing');
+  }
+  if (!(COMMANDS as readonly string[]).includes(raw)) {
+    throw new CniError(
+      CniCode.InvalidEnv,
+      `unknown CNI_COMMAND ${JSON.stringify(raw)}`,
+      `use one of ${COMMANDS.join(', ')}`,
+    );
+  }
+  const command = raw as Command;
+  const missing = REQUIRED[command].filter((k) => (env[k] ?? '') === '');
+  if (missing.length > 0) {
+    throw new CniError(CniCode.InvalidEnv, `required env variables [${missing.join(',')}] missing`);
+  }
+  const containerId = env['CNI_CONTAINERID'] ?? '';
+  const ifname = env['CNI_IFNAME'] ?? '';
+  if (command === 'ADD' || command === 'DEL' || command === 'CHECK') {
+    validateContainerId(containerId);
+    validateIfname(ifname);
+  }
+  const netns = env['CNI_NETNS'] ?? '';
+  if ((command === 'ADD' || command === 'CHECK') && !netns.startsWith('/')) {
+    throw new CniError(
+      CniCode.InvalidEnv,
+      `CNI_NETNS ${JSON.stringify(netns)} is not an absolute path`,
+    );
+  }
+  const path =
+    command === 'VERSION' ? [] : (env['CNI_PATH'] ?? '').split(':').filter((p) => p !== '');
+  return { command, containerId, netns, ifname, args: env['CNI_ARGS'] ?? '', path };
+}

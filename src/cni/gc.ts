@@ -1,0 +1,75 @@
+/**
+ * GC (spec 1.1, cni-contract.md A4): every stored attachment of this network that is not in
+ * `cni.dev/valid-attachments` is released — the delegate's DEL with the stored config and no netns (the
+ * bridge then only releases the IPAM reservation), then the state file. Keeps going on errors and reports
+ * them all at the end; then forwards GC to the delegate (ignored when the delegate predates GC).
+ */
+import type { CmdContext, CniDeps } from './deps.js';
+import { buildDelegateConfig } from './delegate-config.js';
+import { invokeDelegateDel } from './del.js';
+import { CniCode, CniError } from './errors.js';
+import { findPlugin, predatesCommand } from './invoke.js';
+import { loadSubnetEnv } from './load-subnet.js';
+import type { JsonObject } from './netconf.js';
+import { StateStore } from './state.js';
+
+export async function cmdGC(ctx: CmdContext, deps: CniDeps): Promise<void> {
+  const { conf } = ctx;
+  if (conf.validAttachments === undefined) {
+    throw new CniError(CniCode.InvalidNetworkConfig, 'GC needs "cni.dev/valid-attachments"');
+  }
+  const valid = new Set(conf.validAttachments.map((a) => `${a.containerID}@${a.ifname}`));
+  const store = new StateStore(conf.dataDir);
+  const errors: string[] = [];
+  let rebuilt: JsonObject | undefined;
+  const rebuild = (): JsonObject => {
+    rebuilt ??= buildDelegateConfig(conf, loadSubnetEnv(conf.subnetFile, deps), '1.0.0');
+    return rebuilt;
+  };
+
+  for (const a of store.list(conf.name)) {
+    if (valid.has(`${a.containerID}@${a.ifname}`)) continue;
+    try {
+      const read = store.read(conf.name, a.containerID, a.ifname);
+      if (read.kind === 'ok') {
+        await invokeDelegateDel(
+          read.state.delegate,
+          read.state.result,
+          ctx.env.path,
+          gcEnv(a),
+          deps,
+        );
+      } else if (read.kind === 'corrupt') {
+        deps.log.warn('GC: unreadable state, releasing with a rebuilt delegate config', {
+          reason: read.reason,
+        });
+        await invokeDelegateDel(rebuild(), undefined, ctx.env.path, gcEnv(a), deps);
+      }
+      store.remove(conf.name, a.containerID, a.ifname);
+      deps.log.info('GC released attachment', { containerID: a.containerID, ifname: a.ifname });
+    } catch (err) {
+      errors.push(`${a.containerID}/${a.ifname}: ${(err as Error).message}`);
+    }
+  }
+
+  try {
+    const delegate: JsonObject = {
+      ...rebuild(),
+      cniVersion: '1.1.0',
+      'cni.dev/valid-attachments': conf.validAttachments.map((a) => ({ ...a })),
+    };
+    const plugin = findPlugin(String(delegate['type']), ctx.env.path);
+    await deps.invoke({ plugin, command: 'GC', env: {}, stdin: JSON.stringify(delegate) });
+  } catch (err) {
+    const noSubnetEnv = err instanceof CniError && err.code === CniCode.TryAgainLater;
+    if (!noSubnetEnv && !predatesCommand(err))
+      errors.push(`delegate GC: ${(err as Error).message}`);
+  }
+  if (errors.length > 0) {
+    throw new CniError(CniCode.IoFailure, `GC could not release everything: ${errors.join('; ')}`);
+  }
+}
+
+function gcEnv(a: { containerID: string; ifname: string }): Record<string, string> {
+  return { CNI_CONTAINERID: a.containerID, CNI_IFNAME: a.ifname, CNI_NETNS: '', CNI_ARGS: '' };
+}

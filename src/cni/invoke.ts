@@ -1,0 +1,136 @@
+/**
+ * Running a delegate plugin (cni-contract.md A2, A7): find its binary by `type` in CNI_PATH, exec it with
+ * weft's own environment (which is the runtime's) plus CNI_* overrides, the config on stdin; on success
+ * return stdout, on failure turn its error JSON into a CniError with the delegate's own code.
+ */
+import { spawn } from 'node:child_process';
+import { accessSync, constants, statSync } from 'node:fs';
+import * as path from 'node:path';
+import { CniCode, CniError } from './errors.js';
+import { isObject } from './netconf.js';
+
+const TYPE_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+const MAX_OUTPUT = 1 << 20;
+export const DELEGATE_TIMEOUT_MS = 60_000;
+
+export interface InvokeRequest {
+  /** Absolute path of the plugin binary. */
+  readonly plugin: string;
+  readonly command: 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC' | 'VERSION';
+  /** Values that replace weft's own CNI_* variables for this call. */
+  readonly env: Readonly<Record<string, string>>;
+  readonly stdin: string;
+  readonly timeoutMs?: number;
+}
+
+export type Invoker = (req: InvokeRequest) => Promise<string>;
+
+/** Throws code 7 for a type that is not a plain file name, 101 when no CNI_PATH dir has it. */
+export function findPlugin(type: string, dirs: readonly string[]): string {
+  if (!TYPE_PATTERN.test(type) || type.length > 200) {
+    throw new CniError(
+      CniCode.InvalidNetworkConfig,
+      `delegate type ${JSON.stringify(type)} is not a plugin name`,
+    );
+  }
+  if (type === 'weft') {
+    throw new CniError(CniCode.InvalidNetworkConfig, 'delegate type must not be "weft" itself');
+  }
+  for (const dir of dirs) {
+    const p = path.join(dir, type);
+    try {
+      if (statSync(p).isFile()) {
+        accessSync(p, constants.X_OK);
+        return p;
+      }
+    } catch {
+      /* next dir */
+    }
+  }
+  throw new CniError(
+    CniCode.DelegateNotFound,
+    `failed to find plugin "${type}" in path [${dirs.join(' ')}]`,
+    'install the CNI reference plugins (Debian: containernetworking-plugins) into a CNI_PATH directory',
+  );
+}
+
+/** The real invoker: spawn, bounded output, timeout, stderr passed through to weft's stderr. */
+export const execInvoker: Invoker = (req) =>
+  new Promise((resolve, reject) => {
+    const child = spawn(req.plugin, [], {
+      env: { ...process.env, ...req.env, CNI_COMMAND: req.command },
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let overflow = false;
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+    }, req.timeoutMs ?? DELEGATE_TIMEOUT_MS);
+    child.stdout.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_OUTPUT) overflow = true;
+      else chunks.push(c);
+    });
+    child.stdin.on('error', () => {
+      /* plugin exited before reading stdin: its exit status tells */
+    });
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(new CniError(CniCode.IoFailure, `cannot run ${req.plugin}: ${err.message}`));
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const out = Buffer.concat(chunks).toString('utf8');
+      const name = path.basename(req.plugin);
+      if (overflow) {
+        reject(
+          new CniError(
+            CniCode.DelegateBadOutput,
+            `${name} ${req.command} wrote more than ${MAX_OUTPUT} bytes`,
+          ),
+        );
+      } else if (code === 0) {
+        resolve(out);
+      } else {
+        reject(delegateError(name, req.command, out, code, signal));
+      }
+    });
+    child.stdin.end(req.stdin);
+  });
+
+function delegateError(
+  name: string,
+  command: string,
+  stdout: string,
+  code: number | null,
+  signal: NodeJS.Signals | null,
+): CniError {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(stdout);
+  } catch {
+    parsed = undefined;
+  }
+  if (isObject(parsed) && typeof parsed['code'] === 'number' && typeof parsed['msg'] === 'string') {
+    const details = typeof parsed['details'] === 'string' ? parsed['details'] : undefined;
+    return new CniError(parsed['code'], `${name} ${command}: ${parsed['msg']}`, details);
+  }
+  const how = signal ? `killed by ${signal}` : `exit code ${code}`;
+  const text = stdout.trim().slice(0, 500);
+  return new CniError(
+    CniCode.DelegateBadOutput,
+    `${name} ${command} failed (${how})${text ? `: ${text}` : ''}`,
+  );
+}
+
+/**
+ * True when a delegate's error says it does not know the command (STATUS/GC are 1.1.0): code 1
+ * (incompatible version) or, from Debian 12's plugins, code 4 "unknown CNI_COMMAND".
+ */
+export function predatesCommand(err: unknown): boolean {
+  return (
+    err instanceof CniError &&
+    (err.code === CniCode.IncompatibleVersion || err.code === CniCode.InvalidEnv)
+  );
+}

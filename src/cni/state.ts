@@ -1,0 +1,199 @@
+/**
+ * Per-attachment state under dataDir (cni-contract.md A12, pitfalls.md C1/C2):
+ *   <dataDir>/<network>/<containerID>@<ifname>   (dirs 0700, files 0600)
+ * holding the delegate config weft ran and, once ADD succeeded, the delegate's result. Keyed by
+ * (network, container, ifname) so two attachments of one container never collide; `@` cannot occur in a
+ * container id, so a file name maps back to exactly one (id, ifname) for GC.
+ *
+ * Writes are temp file + fsync + rename + directory fsync, so a crash leaves the old file or the new one,
+ * never an empty one. Every path component is validated (env.ts) before it gets here, and `pathFor`
+ * re-checks that the result stays inside dataDir; files are opened with O_NOFOLLOW.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CniCode, CniError } from './errors.js';
+import { ID_PATTERN, validateContainerId, validateIfname } from './env.js';
+import { isObject, type JsonObject } from './netconf.js';
+
+export const STATE_FORMAT = 1;
+
+export interface StoredAttachment {
+  readonly format: typeof STATE_FORMAT;
+  readonly network: string;
+  readonly containerID: string;
+  readonly ifname: string;
+  /** The exact delegate config ADD ran (DEL/CHECK/GC replay it). */
+  readonly delegate: JsonObject;
+  /** The delegate's ADD result, once ADD succeeded. */
+  readonly result?: JsonObject;
+}
+
+export type ReadState =
+  | { kind: 'missing' }
+  | { kind: 'corrupt'; reason: string }
+  | { kind: 'ok'; state: StoredAttachment };
+
+const ioError = (what: string, err: unknown): CniError =>
+  new CniError(CniCode.IoFailure, `${what}: ${err instanceof Error ? err.message : String(err)}`);
+
+export class StateStore {
+  constructor(private readonly dataDir: string) {}
+
+  networkDir(network: string): string {
+    if (!ID_PATTERN.test(network))
+      throw new CniError(
+        CniCode.InvalidNetworkConfig,
+        `invalid network name ${JSON.stringify(network)}`,
+      );
+    return this.inside(path.join(this.dataDir, network));
+  }
+
+  pathFor(network: string, containerID: string, ifname: string): string {
+    validateContainerId(containerID);
+    validateIfname(ifname);
+    return this.inside(path.join(this.networkDir(network), `${containerID}@${ifname}`));
+  }
+
+  private inside(p: string): string {
+    const root = path.resolve(this.dataDir);
+    const abs = path.resolve(p);
+    if (!abs.startsWith(root + path.sep)) {
+      throw new CniError(
+        CniCode.InvalidEnv,
+        `state path ${JSON.stringify(p)} escapes dataDir ${root}`,
+      );
+    }
+    return abs;
+  }
+
+  private ensureDir(dir: string): void {
+    for (const d of [this.dataDir, dir]) {
+      try {
+        fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+        const st = fs.lstatSync(d);
+        if (!st.isDirectory()) throw new Error(`${d} is not a directory`);
+      } catch (err) {
+        throw ioError(`cannot create state directory ${d}`, err);
+      }
+    }
+  }
+
+  /** Atomically writes the state and fsyncs file and directory before returning. */
+  write(s: StoredAttachment): void {
+    const file = this.pathFor(s.network, s.containerID, s.ifname);
+    const dir = path.dirname(file);
+    this.ensureDir(dir);
+    const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
+    const data = Buffer.from(JSON.stringify(s) + '\n');
+    try {
+      const fd = fs.openSync(
+        tmp,
+        fs.constants.O_WRONLY |
+          fs.constants.O_CREAT |
+          fs.constants.O_TRUNC |
+          fs.constants.O_NOFOLLOW,
+        0o600,
+      );
+      try {
+        let off = 0;
+        while (off < data.length) off += fs.writeSync(fd, data, off);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, file);
+      syncDir(dir);
+    } catch (err) {
+      try {
+        fs.unlinkSync(tmp);
+      } catch {
+        /* not created */
+      }
+      throw ioError(`cannot write state ${file}`, err);
+    }
+  }
+
+  read(network: string, containerID: string, ifname: string): ReadState {
+    const file = this.pathFor(network, containerID, ifname);
+    let text: string;
+    try {
+      const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      try {
+        text = fs.readFileSync(fd, 'utf8');
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' };
+      return { kind: 'corrupt', reason: `cannot read ${file}: ${(err as Error).message}` };
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      return {
+        kind: 'corrupt',
+        reason: `${file} is not JSON (${text.length} bytes): ${(err as Error).message}`,
+      };
+    }
+    if (
+      !isObject(parsed) ||
+      parsed['format'] !== STATE_FORMAT ||
+      parsed['network'] !== network ||
+      parsed['containerID'] !== containerID ||
+      parsed['ifname'] !== ifname ||
+      !isObject(parsed['delegate']) ||
+      (parsed['result'] !== undefined && !isObject(parsed['result']))
+    ) {
+      return { kind: 'corrupt', reason: `${file} is not a weft state file for this attachment` };
+    }
+    return { kind: 'ok', state: parsed as unknown as StoredAttachment };
+  }
+
+  /** Removes the state; absent is fine. */
+  remove(network: string, containerID: string, ifname: string): void {
+    const file = this.pathFor(network, containerID, ifname);
+    try {
+      fs.unlinkSync(file);
+      syncDir(path.dirname(file));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw ioError(`cannot remove state ${file}`, err);
+    }
+  }
+
+  /** Every attachment with state for `network` (unparseable names are skipped). */
+  list(network: string): { containerID: string; ifname: string }[] {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.networkDir(network));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw ioError(`cannot list state of network ${network}`, err);
+    }
+    const out: { containerID: string; ifname: string }[] = [];
+    for (const n of names) {
+      const at = n.indexOf('@');
+      if (n.startsWith('.') || at < 0) continue;
+      const containerID = n.slice(0, at);
+      const ifname = n.slice(at + 1);
+      try {
+        validateContainerId(containerID);
+        validateIfname(ifname);
+        out.push({ containerID, ifname });
+      } catch {
+        /* not ours */
+      }
+    }
+    return out;
+  }
+}
+
+function syncDir(dir: string): void {
+  const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * STATUS (spec 1.1, cni-contract.md A4): code 50 while subnet.env is missing or unusable (weftd not ready)
+ * or the delegate plugin is not installed; otherwise the delegate's STATUS decides. A delegate that
+ * predates STATUS (Debian's 1.1.1 plugins answer code 4 "unknown CNI_COMMAND", newer pre-1.1 ones code 1)
+ * counts as available.
+ */
+import type { CmdContext, CniDeps } from './deps.js';
+import { buildDelegateConfig } from './delegate-config.js';
+import { CniCode, CniError } from './errors.js';
+import { findPlugin, predatesCommand } from './invoke.js';
+import { loadSubnetEnv, notReady } from './load-subnet.js';
+import type { SubnetEnv } from './subnet-env.js';
+
+export async function cmdStatus(ctx: CmdContext, deps: CniDeps): Promise<void> {
+  const { conf } = ctx;
+  let env: SubnetEnv;
+  try {
+    env = loadSubnetEnv(conf.subnetFile, deps);
+  } catch (err) {
+    if (err instanceof CniError && err.code === CniCode.TryAgainLater)
+      throw notReady(conf.subnetFile, CniCode.NotAvailable);
+    throw new CniError(CniCode.NotAvailable, `weft is not ready: ${(err as Error).message}`);
+  }
+  const delegate = buildDelegateConfig(conf, env, '1.1.0');
+  let plugin: string;
+  try {
+    plugin = findPlugin(String(delegate['type']), ctx.env.path);
+  } catch (err) {
+    throw new CniError(CniCode.NotAvailable, `weft cannot serve ADD: ${(err as Error).message}`);
+  }
+  try {
+    await deps.invoke({ plugin, command: 'STATUS', env: {}, stdin: JSON.stringify(delegate) });
+  } catch (err) {
+    if (predatesCommand(err)) return;
+    throw err;
+  }
+}
