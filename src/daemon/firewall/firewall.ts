@@ -13,9 +13,6 @@ import { TABLE, buildRuleset, type ExpectedTable, type Ruleset, type RulesInput 
 export function diffTable(expected: ExpectedTable, listed: readonly NftObject[] | null): string[] {
   if (listed === null) return [`table ${expected.family} ${expected.name} is missing`];
   const problems: string[] = [];
-  const table = listed.find((o) => o['table'])?.['table'];
-  if (table?.['comment'] !== expected.comment)
-    problems.push(`table ${expected.family} ${expected.name} is stale`);
   const chains = listed.flatMap((o) => (o['chain'] ? [o['chain']] : []));
   const rules = listed.flatMap((o) => (o['rule'] ? [o['rule']] : []));
   for (const c of expected.chains) {

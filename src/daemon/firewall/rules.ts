@@ -94,11 +94,19 @@ function tableFor(fam: 'ip' | 'ip6', f: FamilyRulesInput, input: RulesInput): Ex
   if (input.forwardRules) chains.push(forwardChain(fam, f.network));
   if (input.ipMasq) chains.push(masqChain(fam, f.network, f.subnet, input.fullyRandom));
   if (chains.length === 0) return null;
-  const fingerprint = createHash('sha256')
-    .update(JSON.stringify(chains))
-    .digest('hex')
-    .slice(0, 12);
-  return { family: fam, name: TABLE, comment: `weft overlay rules ${fingerprint}`, chains };
+  // nft 1.0's JSON listing omits table comments, so the fingerprint of the whole table goes into every
+  // rule comment: a table left from another subnet or flag set is then recognised as stale.
+  const fingerprint = createHash('sha256').update(JSON.stringify(chains)).digest('hex').slice(0, 8);
+  const stamped = chains.map((c) => ({
+    ...c,
+    comments: c.comments.map((m) => `${m} ${fingerprint}`),
+  }));
+  return {
+    family: fam,
+    name: TABLE,
+    comment: `weft overlay rules ${fingerprint}`,
+    chains: stamped,
+  };
 }
 
 function renderTable(t: ExpectedTable): string {

@@ -1,0 +1,65 @@
+/** /healthz, /readyz and /metrics of weftd's health server, on 127.0.0.1 with a kernel-chosen port. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHealthServer, type HealthServer } from '../../src/daemon/health.js';
+import { createDaemonMetrics } from '../../src/daemon/metrics.js';
+import { useLeakCheck } from '../helpers/leaks.js';
+
+useLeakCheck();
+
+describe('health server', () => {
+  let srv: HealthServer;
+  let ready = false;
+  const metrics = createDaemonMetrics();
+  const url = (p: string): string => `http://127.0.0.1:${srv.address.port}${p}`;
+
+  beforeAll(async () => {
+    srv = await startHealthServer({
+      host: '127.0.0.1',
+      port: 0,
+      isReady: () => ready,
+      registry: metrics.registry,
+    });
+  });
+  afterAll(async () => {
+    await srv?.close();
+  });
+
+  it('/healthz is 200 while running; /readyz is 503 until ready, then 200', async () => {
+    const h = await fetch(url('/healthz'));
+    expect(h.status).toBe(200);
+    expect(await h.text()).toBe('weftd is running\n');
+    const r1 = await fetch(url('/readyz'));
+    expect(r1.status).toBe(503);
+    expect(await r1.text()).toBe('weftd is not ready yet\n');
+    ready = true;
+    const r2 = await fetch(url('/readyz'), { method: 'HEAD' });
+    expect(r2.status).toBe(200);
+    expect((await fetch(url('/nope'))).status).toBe(404);
+  });
+
+  it('/metrics exposes lease state, peers, netlink, reconcile, renew and etcd counters', async () => {
+    metrics.setLeaseState('acquired', new Date(2_000_000_000_000));
+    metrics.setPeers('vxlan', 2);
+    metrics.netlinkOp('route_replace', true);
+    metrics.netlinkOp('fdb_replace', false);
+    metrics.observeReconcile('vxlan', 0.02);
+    metrics.renewFailure();
+    metrics.etcdError('get_config');
+    metrics.setReady(true);
+    const res = await fetch(url('/metrics'));
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/text\/plain/);
+    const body = await res.text();
+    expect(body).toContain('weft_lease_state{state="acquired"} 1');
+    expect(body).toContain('weft_lease_state{state="none"} 0');
+    expect(body).toContain('weft_lease_expiration_timestamp_seconds 2000000000');
+    expect(body).toContain('weft_peers{backend="vxlan"} 2');
+    expect(body).toContain('weft_netlink_operations_total{op="fdb_replace"} 1');
+    expect(body).toContain('weft_netlink_errors_total{op="fdb_replace"} 1');
+    expect(body).toContain('weft_reconcile_duration_seconds_count{backend="vxlan"} 1');
+    expect(body).toContain('weft_lease_renew_failures_total 1');
+    expect(body).toContain('weft_etcd_errors_total{op="get_config"} 1');
+    expect(body).toContain('weft_ready 1');
+    expect(body).toContain('weftd_process_resident_memory_bytes');
+  });
+});
