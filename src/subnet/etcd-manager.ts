@@ -3,9 +3,9 @@
  * `createEtcdSubnetManager` is what the daemon wires in; tests of pure logic use `createLocalManager`
  * over a MemoryLeaseRegistry instead.
  */
-import { WeftError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import type { SubnetManager } from './manager.js';
+import { EtcdLeaseRegistry } from './etcd/etcd-registry.js';
+import { createLocalManager, resolveTiming, type LocalSubnetManager } from './local-manager.js';
 
 export interface EtcdTlsOptions {
   readonly caFile?: string;
@@ -30,7 +30,44 @@ export interface EtcdSubnetManagerOptions {
   readonly log: Logger;
 }
 
-export function createEtcdSubnetManager(options: EtcdSubnetManagerOptions): SubnetManager {
-  void options;
-  throw new WeftError('E_INTERNAL', 'etcd subnet manager: not implemented yet');
+export const DEFAULT_ETCD_PREFIX = '/coreos.com/network';
+export const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
+
+/** The etcd-backed manager plus its registry's request counter (for the benchmark and weftctl). */
+export interface EtcdSubnetManager extends LocalSubnetManager {
+  /** etcd round trips made so far. */
+  readonly etcdRequests: number;
+}
+
+/**
+ * Builds the manager. Throws ConfigError synchronously for bad options: half a TLS config, TLS files
+ * with http:// endpoints, a username without a password, a renew margin outside (0, TTL). No request is
+ * made until the first call; `close()` cancels watches and closes the client (no timers left behind).
+ */
+export function createEtcdSubnetManager(options: EtcdSubnetManagerOptions): EtcdSubnetManager {
+  const prefix = (options.prefix ?? DEFAULT_ETCD_PREFIX).replace(/\/+$/, '');
+  resolveTiming(options.ttlSeconds, options.renewMarginSeconds);
+  const log = options.log.child({ component: 'subnet', prefix });
+  const registry = new EtcdLeaseRegistry({
+    endpoints: options.endpoints,
+    prefix,
+    log,
+    requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.username !== undefined ? { username: options.username } : {}),
+    ...(options.password !== undefined ? { password: options.password } : {}),
+  });
+  const manager = createLocalManager({
+    registry,
+    log,
+    name: prefix,
+    ...(options.ttlSeconds !== undefined ? { ttlSeconds: options.ttlSeconds } : {}),
+    ...(options.renewMarginSeconds !== undefined
+      ? { renewMarginSeconds: options.renewMarginSeconds }
+      : {}),
+  });
+  return Object.defineProperty(manager, 'etcdRequests', {
+    get: () => registry.requests,
+    enumerable: true,
+  }) as EtcdSubnetManager;
 }

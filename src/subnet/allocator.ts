@@ -1,0 +1,123 @@
+/**
+ * Subnet allocation, pure (flannel-compat.md §4): compatibility of a lease with the config, and the
+ * choice of a free subnet — walk from SubnetMin in SubnetLen steps up to SubnetMax, collect up to
+ * `MAX_CANDIDATES` subnets that overlap nothing taken, pick one uniformly at random. IPv6 likewise,
+ * independently.
+ */
+import { Ip4Net, tryParseIp4 } from '../ip/ip4.js';
+import { Ip6Net, tryParseIp6 } from '../ip/ip6.js';
+import type { NetworkConfig } from './manager.js';
+
+/** flannel collects at most this many free candidates before picking one at random. */
+export const MAX_CANDIDATES = 100;
+
+export interface SubnetPair {
+  readonly subnet: string;
+  readonly subnet6: string | null;
+}
+
+/** True when the pair fits the config: lengths match and bases lie within [SubnetMin, SubnetMax]. */
+export function isCompatible(config: NetworkConfig, pair: SubnetPair): boolean {
+  const v4 = Ip4Net.tryParse(pair.subnet);
+  if (!v4 || !config.enableIPv4 || config.subnetMin === null || config.subnetMax === null)
+    return false;
+  const min = tryParseIp4(config.subnetMin)!;
+  const max = tryParseIp4(config.subnetMax)!;
+  if (v4.prefixLen !== config.subnetLen || v4.ip < min || v4.ip > max) return false;
+  if (!config.enableIPv6) return pair.subnet6 === null;
+  if (pair.subnet6 === null || config.ipv6SubnetMin === null || config.ipv6SubnetMax === null)
+    return false;
+  const v6 = Ip6Net.tryParse(pair.subnet6);
+  if (!v6 || v6.prefixLen !== config.ipv6SubnetLen) return false;
+  return v6.ip >= tryParseIp6(config.ipv6SubnetMin)! && v6.ip <= tryParseIp6(config.ipv6SubnetMax)!;
+}
+
+/** Overlap test against a taken set, fast for the common case (all subnets of one length). */
+class Taken<N extends Ip4Net | Ip6Net> {
+  private readonly same = new Set<string>();
+  private readonly other: N[] = [];
+  constructor(
+    private readonly len: number,
+    nets: readonly N[],
+  ) {
+    for (const n of nets) {
+      if (n.prefixLen === len) this.same.add(String(n.ip));
+      else this.other.push(n);
+    }
+  }
+  overlaps(candidate: N): boolean {
+    if (this.same.has(String(candidate.ip))) return true;
+    return this.other.some((o) => (o as Ip4Net).overlaps(candidate as Ip4Net));
+  }
+  get length(): number {
+    return this.len;
+  }
+}
+
+/** Up to `limit` free IPv4 subnets in address order. */
+export function freeSubnets4(
+  config: NetworkConfig,
+  taken: readonly string[],
+  limit = MAX_CANDIDATES,
+): string[] {
+  if (config.subnetMin === null || config.subnetMax === null) return [];
+  const nets = taken.map((t) => Ip4Net.tryParse(t)).filter((n): n is Ip4Net => n !== null);
+  const set = new Taken<Ip4Net>(config.subnetLen, nets);
+  const max = tryParseIp4(config.subnetMax)!;
+  const out: string[] = [];
+  for (
+    let n: Ip4Net | null = new Ip4Net(tryParseIp4(config.subnetMin)!, config.subnetLen);
+    n && n.ip <= max && out.length < limit;
+    n = n.next()
+  )
+    if (!set.overlaps(n)) out.push(n.toString());
+  return out;
+}
+
+/** Up to `limit` free IPv6 subnets in address order. */
+export function freeSubnets6(
+  config: NetworkConfig,
+  taken: readonly string[],
+  limit = MAX_CANDIDATES,
+): string[] {
+  if (config.ipv6SubnetMin === null || config.ipv6SubnetMax === null) return [];
+  const nets = taken.map((t) => Ip6Net.tryParse(t)).filter((n): n is Ip6Net => n !== null);
+  const set = new Taken<Ip6Net>(config.ipv6SubnetLen, nets);
+  const max = tryParseIp6(config.ipv6SubnetMax)!;
+  const out: string[] = [];
+  for (
+    let n: Ip6Net | null = new Ip6Net(tryParseIp6(config.ipv6SubnetMin)!, config.ipv6SubnetLen);
+    n && n.ip <= max && out.length < limit;
+    n = n.next()
+  )
+    if (!set.overlaps(n)) out.push(n.toString());
+  return out;
+}
+
+/** True when `subnet` (v4 or v6 CIDR) overlaps any of `taken` of the same family. */
+export function overlapsAny(subnet: string, taken: readonly string[]): boolean {
+  const v4 = Ip4Net.tryParse(subnet);
+  if (v4) return taken.some((t) => Ip4Net.tryParse(t)?.overlaps(v4) ?? false);
+  const v6 = Ip6Net.tryParse(subnet);
+  if (v6) return taken.some((t) => Ip6Net.tryParse(t)?.overlaps(v6) ?? false);
+  return false;
+}
+
+/**
+ * A random free subnet pair: IPv4 always (weft's etcd layout keys every lease by IPv4), IPv6 when the
+ * config enables it. Null when either family has no free subnet. `random` is injectable for tests.
+ */
+export function pickFreeSubnet(
+  config: NetworkConfig,
+  taken4: readonly string[],
+  taken6: readonly string[],
+  random: () => number = Math.random,
+): SubnetPair | null {
+  const free4 = freeSubnets4(config, taken4);
+  if (free4.length === 0) return null;
+  const subnet = free4[Math.floor(random() * free4.length)]!;
+  if (!config.enableIPv6) return { subnet, subnet6: null };
+  const free6 = freeSubnets6(config, taken6);
+  if (free6.length === 0) return null;
+  return { subnet, subnet6: free6[Math.floor(random() * free6.length)]! };
+}

@@ -1,0 +1,290 @@
+/**
+ * LeaseRegistry over etcd v3 in flannel's layout (flannel-compat.md §1): `<prefix>/config` and
+ * `<prefix>/subnets/<key>`. The only importer of etcd3 with src/subnet/etcd/client.ts.
+ *
+ * etcd3 quirks handled here (dependencies.md §4): lease IDs and revisions are decimal strings; there is
+ * no `lease.ttl()`, so TTLs go through the raw lease client; `close()` does not stop the timers of live
+ * etcd3 Lease objects, so none are created (grant/keepalive/revoke use the raw RPCs, one keepalive per
+ * call) and watchers are cancelled before closing. Listing uses `<prefix>/subnets/` with the trailing
+ * slash (flannel-compat.md §18 item 12).
+ */
+import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
+import { AbortedError, WeftError } from '../../errors.js';
+import type { Logger } from '../../log/logger.js';
+import type {
+  LeaseRegistry,
+  RegistryBatch,
+  RegistryEntry,
+  RegistryEvent,
+  RegistryListing,
+  WriteResult,
+} from '../registry.js';
+import {
+  createEtcdClient,
+  isLeaseNotFound,
+  translateEtcdError,
+  type EtcdClientOptions,
+} from './client.js';
+import { AsyncQueue } from './async-queue.js';
+
+export interface EtcdLeaseRegistryOptions extends EtcdClientOptions {
+  /** Key prefix, default '/coreos.com/network' (no trailing slash). */
+  readonly prefix: string;
+  readonly log: Logger;
+}
+
+export class EtcdLeaseRegistry implements LeaseRegistry {
+  private readonly client: Etcd3;
+  private readonly subnetsPrefix: string;
+  private readonly configKey: string;
+  private readonly log: Logger;
+  private readonly timeoutMs: number;
+  private readonly watchers = new Set<Watcher>();
+  private closed = false;
+  /** etcd round trips made (unary requests, keepalives, watch creations): for the benchmark. */
+  requests = 0;
+
+  constructor(options: EtcdLeaseRegistryOptions) {
+    this.client = createEtcdClient(options);
+    const prefix = options.prefix.replace(/\/+$/, '');
+    this.subnetsPrefix = `${prefix}/subnets/`;
+    this.configKey = `${prefix}/config`;
+    this.log = options.log;
+    this.timeoutMs = options.requestTimeoutMs;
+  }
+
+  /** Runs one etcd request, translating errors and honouring `signal` (the request itself runs on). */
+  private async call<T>(
+    what: string,
+    signal: AbortSignal | undefined,
+    fn: () => Promise<T>,
+  ): Promise<T> {
+    if (this.closed) throw new WeftError('E_ETCD_UNAVAILABLE', `etcd ${what}: client closed`);
+    if (signal?.aborted) throw new AbortedError();
+    this.requests++;
+    const work = fn().catch((err: unknown) => {
+      throw translateEtcdError(what, err);
+    });
+    if (!signal) return work;
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(new AbortedError());
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    work.catch(() => {});
+    try {
+      return await Promise.race([work, aborted]);
+    } finally {
+      signal.removeEventListener('abort', onAbort!);
+    }
+  }
+
+  private toEntry(kv: IKeyValue): RegistryEntry | null {
+    const full = kv.key.toString();
+    if (!full.startsWith(this.subnetsPrefix)) return null;
+    return {
+      key: full.slice(this.subnetsPrefix.length),
+      value: kv.value.toString(),
+      leaseId: kv.lease === '0' || kv.lease === '' || kv.lease === undefined ? null : kv.lease,
+      modRevision: kv.mod_revision,
+    };
+  }
+
+  async getConfig(signal?: AbortSignal): Promise<string | null> {
+    return this.call('get config', signal, () => this.client.get(this.configKey).string());
+  }
+
+  async list(signal?: AbortSignal): Promise<RegistryListing> {
+    const res = await this.call('list subnets', signal, () =>
+      this.client.getAll().prefix(this.subnetsPrefix).exec(),
+    );
+    const entries: RegistryEntry[] = [];
+    for (const kv of res.kvs) {
+      const e = this.toEntry(kv);
+      if (e) entries.push(e);
+    }
+    return { entries, revision: res.header.revision };
+  }
+
+  async get(key: string, signal?: AbortSignal): Promise<RegistryEntry | null> {
+    const res = await this.call(`get ${key}`, signal, () =>
+      this.client.get(this.subnetsPrefix + key).exec(),
+    );
+    const kv = res.kvs[0];
+    return kv ? this.toEntry(kv) : null;
+  }
+
+  async grant(ttlSeconds: number, signal?: AbortSignal): Promise<string> {
+    const ttl = Math.max(1, Math.round(ttlSeconds));
+    const res = await this.call('grant lease', signal, () =>
+      this.client.leaseClient.leaseGrant({ TTL: ttl }),
+    );
+    return res.ID;
+  }
+
+  async keepAlive(leaseId: string, signal?: AbortSignal): Promise<number> {
+    return this.call(`keepalive lease ${leaseId}`, signal, async () => {
+      const stream = await this.client.leaseClient.leaseKeepAlive();
+      try {
+        const res = await new Promise<{ TTL: string }>((resolve, reject) => {
+          const timer = setTimeout(
+            () => reject(new Error(`no keepalive response within ${this.timeoutMs} ms`)),
+            this.timeoutMs,
+          );
+          stream.on('data', (r: { TTL: string }) => {
+            clearTimeout(timer);
+            resolve(r);
+          });
+          stream.on('error', (err: Error) => {
+            clearTimeout(timer);
+            reject(err);
+          });
+          stream.write({ ID: leaseId });
+        });
+        return Math.max(0, Number(res.TTL));
+      } finally {
+        // end(), not cancel(): a cancelled stream reports an error that makes etcd3 reset the channel.
+        stream.end();
+      }
+    });
+  }
+
+  async timeToLive(leaseId: string, signal?: AbortSignal): Promise<number> {
+    try {
+      const res = await this.call(`ttl of lease ${leaseId}`, signal, () =>
+        this.client.leaseClient.leaseTimeToLive({ ID: leaseId, keys: false }),
+      );
+      return Math.max(0, Number(res.TTL));
+    } catch (err) {
+      if (err instanceof WeftError && err.code === 'E_ETCD_LEASE_NOT_FOUND') return 0;
+      throw err;
+    }
+  }
+
+  async revoke(leaseId: string, signal?: AbortSignal): Promise<void> {
+    try {
+      await this.call(`revoke lease ${leaseId}`, signal, () =>
+        this.client.leaseClient.leaseRevoke({ ID: leaseId }),
+      );
+    } catch (err) {
+      if (
+        isLeaseNotFound(err) ||
+        (err instanceof WeftError && err.code === 'E_ETCD_LEASE_NOT_FOUND')
+      )
+        return;
+      throw err;
+    }
+  }
+
+  private put(key: string, value: string, leaseId: string | null) {
+    const p = this.client.put(this.subnetsPrefix + key).value(value);
+    return leaseId === null ? p : p.lease(leaseId);
+  }
+
+  private async conditional(
+    what: string,
+    key: string,
+    target: 'Create' | 'Mod',
+    revision: string,
+    value: string,
+    leaseId: string | null,
+    signal?: AbortSignal,
+  ): Promise<WriteResult> {
+    const full = this.subnetsPrefix + key;
+    const res = await this.call(`${what} ${key}`, signal, () =>
+      this.client
+        .if(full, target, '==', revision)
+        .then(this.put(key, value, leaseId))
+        .else(this.client.get(full))
+        .commit(),
+    );
+    if (res.succeeded) return { ok: true, revision: res.header.revision };
+    const kv = res.responses[0]?.response_range?.kvs[0];
+    return { ok: false, existing: kv ? this.toEntry(kv) : null };
+  }
+
+  createIfAbsent(key: string, value: string, leaseId: string | null, signal?: AbortSignal) {
+    return this.conditional('create', key, 'Create', '0', value, leaseId, signal);
+  }
+
+  replaceIf(
+    key: string,
+    value: string,
+    leaseId: string | null,
+    modRevision: string,
+    signal?: AbortSignal,
+  ) {
+    return this.conditional('replace', key, 'Mod', modRevision, value, leaseId, signal);
+  }
+
+  async deleteIf(key: string, modRevision: string, signal?: AbortSignal): Promise<boolean> {
+    const full = this.subnetsPrefix + key;
+    const res = await this.call(`delete ${key}`, signal, () =>
+      this.client.if(full, 'Mod', '==', modRevision).then(this.client.delete().key(full)).commit(),
+    );
+    return res.succeeded;
+  }
+
+  private toBatch(res: IWatchResponse): RegistryBatch {
+    const events: RegistryEvent[] = [];
+    for (const ev of res.events) {
+      if (ev.type === 'Put') {
+        const entry = this.toEntry(ev.kv);
+        if (entry) events.push({ type: 'put', entry });
+      } else {
+        const full = ev.kv.key.toString();
+        if (full.startsWith(this.subnetsPrefix))
+          events.push({
+            type: 'delete',
+            key: full.slice(this.subnetsPrefix.length),
+            modRevision: ev.kv.mod_revision,
+          });
+      }
+    }
+    return { events, revision: res.header.revision };
+  }
+
+  async *watch(
+    fromRevision: string,
+    signal: AbortSignal,
+    key?: string,
+  ): AsyncIterable<RegistryBatch> {
+    if (this.closed) throw new WeftError('E_ETCD_UNAVAILABLE', 'etcd watch: client closed');
+    if (signal.aborted) return;
+    const builder = this.client.watch();
+    if (key === undefined) builder.prefix(this.subnetsPrefix);
+    else builder.key(this.subnetsPrefix + key);
+    builder.startRevision(fromRevision);
+    const queue = new AsyncQueue<RegistryBatch>();
+    const what = `watch ${key ?? 'subnets'} from revision ${fromRevision}`;
+    this.requests++;
+    const watcher = builder.watcher();
+    this.watchers.add(watcher);
+    watcher.on('data', (res: IWatchResponse) => {
+      const batch = this.toBatch(res);
+      if (batch.events.length > 0) queue.push(batch);
+    });
+    watcher.on('error', (err: Error) => queue.fail(translateEtcdError(what, err)));
+    watcher.on('disconnected', (err: Error) =>
+      this.log.debug('etcd watch disconnected, reconnecting', { error: err.message }),
+    );
+    watcher.on('connected', () => this.log.debug('etcd watch connected', { what }));
+    const onAbort = (): void => queue.end();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      yield* queue;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      this.watchers.delete(watcher);
+      await watcher.cancel().catch(() => {});
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.watchers].map((w) => w.cancel().catch(() => {})));
+    this.watchers.clear();
+    this.client.close();
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * Validating registry entries into leases. A key that is not a subnet key, or a value that is not a
+ * lease, is reported (never thrown) so callers can skip exactly that entry with a warning naming it.
+ * An entry with a valid key but a garbage value still occupies its subnet for allocation.
+ */
+import { describeError } from '../errors.js';
+import { decodeLeaseAttrs } from '../lease/codec.js';
+import type { Lease, LeaseAttrs } from '../lease/lease.js';
+import { parseSubnetKey, type SubnetKey } from './keys.js';
+import type { RegistryEntry } from './registry.js';
+
+export interface ParsedEntry {
+  readonly entry: RegistryEntry;
+  readonly pair: SubnetKey;
+  /** The decoded value, or null when it is not a valid lease value (see `problem`). */
+  readonly attrs: LeaseAttrs | null;
+  readonly problem: string | null;
+}
+
+export type EntryParse =
+  | { readonly ok: true; readonly parsed: ParsedEntry }
+  | { readonly ok: false; readonly problem: string };
+
+export function parseEntry(entry: RegistryEntry): EntryParse {
+  const pair = parseSubnetKey(entry.key);
+  if (!pair) return { ok: false, problem: 'not a subnet key (want a.b.c.d-len[&v6addr-len])' };
+  try {
+    return {
+      ok: true,
+      parsed: { entry, pair, attrs: decodeLeaseAttrs(entry.value), problem: null },
+    };
+  } catch (err) {
+    return { ok: true, parsed: { entry, pair, attrs: null, problem: describeError(err) } };
+  }
+}
+
+/** A Lease for a parsed entry with a valid value. */
+export function toLease(p: ParsedEntry, attrs: LeaseAttrs, expiration: Date | null): Lease {
+  return { key: p.entry.key, subnet: p.pair.subnet, subnet6: p.pair.subnet6, attrs, expiration };
+}

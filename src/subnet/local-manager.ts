@@ -1,0 +1,334 @@
+/**
+ * The lease manager over any LeaseRegistry (design.md C2): network config, acquisition, keeping the
+ * lease, and the peer watch (in lease-watch.ts). `createEtcdSubnetManager` wires it to etcd; unit tests
+ * wire it to a MemoryLeaseRegistry.
+ *
+ * Where weft differs from flannel (flannel-compat.md §18): a lost create race re-lists and picks again;
+ * reservations (keys without a store lease) are never handed out and are reused by their own host;
+ * renewal keeps ONE store lease alive (keepalive, re-granted only when it vanished) instead of leaking
+ * a fresh lease per renewal; a vanished key is re-created, and a subnet taken by another host is a
+ * typed, fatal E_LEASE_LOST.
+ */
+import { AbortedError, ConfigError, WeftError, describeError, throwIfAborted } from '../errors.js';
+import { encodeLeaseAttrs } from '../lease/codec.js';
+import type { Lease, LeaseAttrs, LeaseEvent } from '../lease/lease.js';
+import { rateLimited, type Logger } from '../log/logger.js';
+import { canonicalCidr } from '../ip/cidr.js';
+import { isCompatible, overlapsAny, pickFreeSubnet, type SubnetPair } from './allocator.js';
+import { parseNetworkConfig } from './config.js';
+import { makeSubnetKey } from './keys.js';
+import { parseEntry, type ParsedEntry } from './lease-entry.js';
+import { watchLeases } from './lease-watch.js';
+import { keepLeaseLoop, type OwnedLease } from './keeper.js';
+import type { AcquireOptions, NetworkConfig, SubnetManager } from './manager.js';
+import type { LeaseRegistry, RegistryEntry } from './registry.js';
+import { sleep } from './sleep.js';
+
+export const DEFAULT_TTL_SECONDS = 24 * 60 * 60;
+export const DEFAULT_RENEW_MARGIN_SECONDS = 60 * 60;
+/** flannel gives up after 10; weft re-lists on a lost race, so it may need a few more under a stampede. */
+export const DEFAULT_MAX_ATTEMPTS = 25;
+
+export interface LocalManagerOptions {
+  readonly registry: LeaseRegistry;
+  readonly log: Logger;
+  /** Shown in logs and `name`; e.g. the etcd prefix. */
+  readonly name?: string;
+  readonly ttlSeconds?: number;
+  readonly renewMarginSeconds?: number;
+  readonly maxAttempts?: number;
+  /** Injectable randomness for the subnet pick (tests). */
+  readonly random?: () => number;
+}
+
+/** Counters for the benchmark and weftctl. */
+export interface LeaseManagerStats {
+  acquisitions: number;
+  attempts: number;
+  lostRaces: number;
+  renewals: number;
+  recreations: number;
+}
+
+export interface LocalSubnetManager extends SubnetManager {
+  readonly stats: Readonly<LeaseManagerStats>;
+  readonly ttlSeconds: number;
+  readonly renewMarginSeconds: number;
+}
+
+/** Validates TTL and margin (flannel: margin > 0 and < the TTL). */
+export function resolveTiming(ttl?: number, margin?: number): { ttl: number; margin: number } {
+  const t = ttl ?? DEFAULT_TTL_SECONDS;
+  if (!Number.isInteger(t) || t < 1)
+    throw new ConfigError(`lease TTL ${t} is invalid: must be a whole number of seconds ≥ 1`, {
+      code: 'E_OPTION_INVALID',
+    });
+  const m =
+    margin ?? (t >= 2 * DEFAULT_RENEW_MARGIN_SECONDS ? DEFAULT_RENEW_MARGIN_SECONDS : t / 3);
+  if (!(m > 0 && m < t))
+    throw new ConfigError(
+      `lease renew margin ${m} s is invalid: must be > 0 and less than the lease TTL (${t} s)`,
+      { code: 'E_OPTION_INVALID' },
+    );
+  return { ttl: t, margin: m };
+}
+
+export function createLocalManager(options: LocalManagerOptions): LocalSubnetManager {
+  const { registry } = options;
+  const log = options.log;
+  const noisy = rateLimited(log);
+  const { ttl, margin } = resolveTiming(options.ttlSeconds, options.renewMarginSeconds);
+  const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+  const random = options.random ?? Math.random;
+  const owned = new Map<string, OwnedLease>();
+  const stats: LeaseManagerStats = {
+    acquisitions: 0,
+    attempts: 0,
+    lostRaces: 0,
+    renewals: 0,
+    recreations: 0,
+  };
+
+  async function getNetworkConfig(signal?: AbortSignal): Promise<NetworkConfig> {
+    const text = await registry.getConfig(signal);
+    if (text === null)
+      throw new ConfigError(
+        `network config not found in etcd at ${options.name ?? '<prefix>'}/config: create it, e.g. etcdctl put <prefix>/config '{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}}'`,
+        { code: 'E_CONFIG_NOT_FOUND' },
+      );
+    return parseNetworkConfig(text, log);
+  }
+
+  function parseListing(entries: readonly RegistryEntry[]): ParsedEntry[] {
+    const out: ParsedEntry[] = [];
+    for (const e of entries) {
+      const r = parseEntry(e);
+      if (r.ok) out.push(r.parsed);
+      else noisy.warn('skipping malformed subnet key', { key: e.key, problem: r.problem });
+    }
+    return out;
+  }
+
+  /** Our lease among the listed ones: by PublicIP, preferring a reservation, then a compatible one. */
+  function findOwn(
+    parsed: readonly ParsedEntry[],
+    publicIp: string,
+    config: NetworkConfig,
+  ): ParsedEntry | null {
+    const mine = parsed.filter((p) => p.attrs?.publicIp === publicIp);
+    return (
+      mine.find((p) => p.entry.leaseId === null && isCompatible(config, p.pair)) ??
+      mine.find((p) => isCompatible(config, p.pair)) ??
+      mine[0] ??
+      null
+    );
+  }
+
+  function makeLease(
+    key: string,
+    pair: SubnetPair,
+    attrs: LeaseAttrs,
+    expiration: Date | null,
+  ): Lease {
+    return { key, subnet: pair.subnet, subnet6: pair.subnet6, attrs, expiration };
+  }
+
+  async function revokeQuietly(leaseId: string): Promise<void> {
+    await registry.revoke(leaseId).catch((err: unknown) =>
+      log.debug('revoking an unused store lease failed (it will expire)', {
+        leaseId,
+        error: describeError(err),
+      }),
+    );
+  }
+
+  /** Re-uses our own listed lease; null when it changed under us (the caller re-lists). */
+  async function takeOver(
+    own: ParsedEntry,
+    attrs: LeaseAttrs,
+    value: string,
+    signal?: AbortSignal,
+  ): Promise<Lease | null> {
+    const { entry } = own;
+    if (entry.leaseId === null) {
+      // A reservation for us: keep it lease-less, refresh the attributes (flannel writes with TTL 0).
+      let revision = entry.modRevision;
+      if (entry.value !== value) {
+        const r = await registry.replaceIf(entry.key, value, null, entry.modRevision, signal);
+        if (!r.ok) return null;
+        revision = r.revision;
+      }
+      owned.set(entry.key, { key: entry.key, leaseId: null, value, attrs, revision });
+      log.info('using the subnet reserved for this host', { key: entry.key });
+      return makeLease(entry.key, own.pair, attrs, null);
+    }
+    // Keep the existing store lease if it is alive and has our TTL, so no lease is orphaned.
+    let leaseId: string | null = entry.leaseId;
+    let remaining = await registry.keepAlive(entry.leaseId, signal);
+    if (remaining !== ttl) {
+      if (remaining > 0) void revokeQuietly(entry.leaseId).catch(() => {});
+      leaseId = await registry.grant(ttl, signal);
+      remaining = ttl;
+    }
+    let revision = entry.modRevision;
+    if (entry.value !== value || leaseId !== entry.leaseId) {
+      const r = await registry.replaceIf(entry.key, value, leaseId, revision, signal);
+      if (!r.ok) {
+        if (leaseId !== entry.leaseId) await revokeQuietly(leaseId);
+        return null;
+      }
+      revision = r.revision;
+    }
+    owned.set(entry.key, { key: entry.key, leaseId, value, attrs, revision });
+    log.info('reusing the lease of this host', { key: entry.key });
+    return makeLease(entry.key, own.pair, attrs, new Date(Date.now() + remaining * 1000));
+  }
+
+  function previousPair(opts: AcquireOptions, config: NetworkConfig): SubnetPair | null {
+    if (!opts.previousSubnet) return null;
+    try {
+      const pair = {
+        subnet: canonicalCidr(opts.previousSubnet),
+        subnet6: opts.previousSubnet6 ? canonicalCidr(opts.previousSubnet6) : null,
+      };
+      return isCompatible(config, pair) ? pair : null;
+    } catch {
+      log.warn('ignoring an invalid previous subnet', { previousSubnet: opts.previousSubnet });
+      return null;
+    }
+  }
+
+  async function acquireLease(
+    attrs: LeaseAttrs,
+    opts: AcquireOptions = {},
+    signal?: AbortSignal,
+  ): Promise<Lease> {
+    const config = await getNetworkConfig(signal);
+    if (!config.enableIPv4)
+      throw new ConfigError(
+        "network config field EnableIPv4 = false is invalid with etcd: flannel's etcd layout keys every lease by its IPv4 subnet",
+      );
+    const value = encodeLeaseAttrs(attrs);
+    const previous = previousPair(opts, config);
+    let leaseId: string | null = null;
+    let used = false;
+    try {
+      for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+        throwIfAborted(signal);
+        stats.attempts++;
+        const listing = await registry.list(signal);
+        let parsed = parseListing(listing.entries);
+        const own = findOwn(parsed, attrs.publicIp, config);
+        if (own) {
+          if (isCompatible(config, own.pair)) {
+            const lease = await takeOver(own, attrs, value, signal);
+            if (lease) {
+              stats.acquisitions++;
+              return lease;
+            }
+            stats.lostRaces++;
+            continue;
+          }
+          if (own.entry.leaseId !== null) {
+            log.info("deleting this host's lease: incompatible with the network config", {
+              key: own.entry.key,
+            });
+            if (await registry.deleteIf(own.entry.key, own.entry.modRevision, signal))
+              await revokeQuietly(own.entry.leaseId);
+            parsed = parsed.filter((p) => p !== own);
+          } else {
+            log.warn(
+              'the subnet reserved for this host is incompatible with the network config; leaving it',
+              { key: own.entry.key },
+            );
+          }
+        }
+        const taken4 = parsed.map((p) => p.pair.subnet);
+        const taken6 = parsed.flatMap((p) => (p.pair.subnet6 ? [p.pair.subnet6] : []));
+        let pair: SubnetPair | null = null;
+        if (
+          previous &&
+          !overlapsAny(previous.subnet, taken4) &&
+          (previous.subnet6 === null || !overlapsAny(previous.subnet6, taken6))
+        )
+          pair = previous;
+        pair ??= pickFreeSubnet(config, taken4, taken6, random);
+        if (!pair) {
+          const reserved = parsed.filter((p) => p.entry.leaseId === null).length;
+          const net =
+            taken4.length === 0 && config.enableIPv6 ? config.ipv6Network : config.network;
+          throw new WeftError(
+            'E_LEASE_EXHAUSTED',
+            `no free subnet in ${net} (${parsed.length - reserved} leased, ${reserved} reserved)`,
+            {
+              details: {
+                network: config.network,
+                ipv6Network: config.ipv6Network,
+                leased: parsed.length - reserved,
+                reserved,
+              },
+            },
+          );
+        }
+        leaseId ??= await registry.grant(ttl, signal);
+        const key = makeSubnetKey(pair.subnet, pair.subnet6);
+        const r = await registry.createIfAbsent(key, value, leaseId, signal);
+        if (r.ok) {
+          used = true;
+          stats.acquisitions++;
+          owned.set(key, { key, leaseId, value, attrs, revision: r.revision });
+          log.info('subnet lease acquired', { key, attempt });
+          return makeLease(key, pair, attrs, new Date(Date.now() + ttl * 1000));
+        }
+        stats.lostRaces++;
+        log.debug('lost the race for a subnet, re-listing', { key, attempt });
+        await sleep(random() * 5 * attempt, signal);
+      }
+      throw new WeftError(
+        'E_LEASE_CONFLICT',
+        `no subnet could be leased: lost the race ${maxAttempts} times (too many hosts acquiring at once?)`,
+        { retryable: true },
+      );
+    } finally {
+      if (leaseId !== null && !used) await revokeQuietly(leaseId);
+    }
+  }
+
+  async function keepLease(
+    lease: Lease,
+    signal: AbortSignal,
+    onRenewed?: (lease: Lease) => void,
+  ): Promise<void> {
+    let state = owned.get(lease.key);
+    if (!state) {
+      const entry = await registry.get(lease.key, signal);
+      state = {
+        key: lease.key,
+        leaseId: entry && entry.leaseId !== null ? entry.leaseId : null,
+        value: encodeLeaseAttrs(lease.attrs),
+        attrs: lease.attrs,
+        revision: entry?.modRevision ?? '0',
+      };
+      owned.set(lease.key, state);
+    }
+    try {
+      await keepLeaseLoop({ registry, log, ttl, margin, stats }, lease, state, signal, onRenewed);
+    } catch (err) {
+      if (err instanceof AbortedError || signal.aborted) return;
+      throw err;
+    }
+  }
+
+  return {
+    name: options.name ?? 'local',
+    stats,
+    ttlSeconds: ttl,
+    renewMarginSeconds: margin,
+    getNetworkConfig,
+    acquireLease,
+    keepLease,
+    watchLeases: (ownLease: Lease | null, signal: AbortSignal): AsyncIterable<LeaseEvent[]> =>
+      watchLeases({ registry, log, noisy }, ownLease?.key ?? null, signal),
+    close: () => registry.close(),
+  };
+}
