@@ -1,0 +1,223 @@
+/**
+ * Helpers for the weftd e2e tests: a 3-host topology with etcd on the underlay, weftd as a real process
+ * (the built `bin/weftd.js`, made by `npm run build`, which scripts/test.sh runs first) in each host's
+ * netns with a per-host subnet file and state dir in a temp dir, and containers wired by the test on a
+ * bridge using the subnet from each host's subnet.env.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import {
+  createTopology,
+  type SimContainer,
+  type SimHost,
+  type Topology,
+} from '../helpers/netns.js';
+import { startEtcd, type EtcdFixture } from '../helpers/etcd.js';
+import { isRunning, nsRun, spawnTracked, stopChild, waitFor } from '../helpers/exec.js';
+import { parseSubnetEnv } from '../../src/daemon/subnet-env.js';
+
+export const REPO = resolve(import.meta.dirname, '../..');
+export const WEFTD = join(REPO, 'bin/weftd.js');
+
+/** Fails with a clear hint when the build is missing. */
+export function assertBuilt(): void {
+  if (!existsSync(join(REPO, 'dist/daemon/main.js'))) {
+    throw new Error(
+      'dist/daemon/main.js is missing: run `npm run build` (scripts/test.sh does) before the e2e tier',
+    );
+  }
+}
+
+export interface Weftd {
+  readonly host: SimHost;
+  readonly dir: string;
+  readonly subnetFile: string;
+  child: ChildProcess;
+  /** stderr (JSON log lines) of the current process. */
+  logs: string;
+  exit: Promise<number | null>;
+}
+
+export interface Cluster {
+  readonly topo: Topology;
+  readonly etcd: EtcdFixture;
+  readonly prefix: string;
+  readonly tmp: string;
+  readonly daemons: Weftd[];
+  destroy(): Promise<void>;
+}
+
+export async function createCluster(hosts = 3): Promise<Cluster> {
+  assertBuilt();
+  const topo = await createTopology({ hosts });
+  let etcd: EtcdFixture | undefined;
+  try {
+    etcd = await startEtcd({ netns: topo.underlayNetns, host: topo.underlayGatewayIp });
+  } catch (err) {
+    await topo.destroy();
+    throw err;
+  }
+  const tmp = mkdtempSync(join(tmpdir(), 'weft-e2e-'));
+  const cluster: Cluster = {
+    topo,
+    etcd,
+    prefix: etcd.prefix('weftd'),
+    tmp,
+    daemons: [],
+    destroy: async () => {
+      await Promise.all(cluster.daemons.map((d) => stopChild(d.child, 2000)));
+      await etcd?.stop();
+      await topo.destroy();
+      rmSync(tmp, { recursive: true, force: true });
+    },
+  };
+  return cluster;
+}
+
+export async function putConfig(c: Cluster, config: unknown): Promise<void> {
+  await c.etcd.etcdctl([
+    'put',
+    `${c.prefix}/config`,
+    typeof config === 'string' ? config : JSON.stringify(config),
+  ]);
+}
+
+export function weftdArgs(c: Cluster, host: SimHost, extra: readonly string[] = []): string[] {
+  const dir = join(c.tmp, `h${host.index}`);
+  return [
+    WEFTD,
+    `--etcd-endpoints=${c.etcd.endpoints.join(',')}`,
+    `--etcd-prefix=${c.prefix}`,
+    `--subnet-file=${join(dir, 'subnet.env')}`,
+    `--state-dir=${join(dir, 'state')}`,
+    '--iface=eth0',
+    '--iptables-resync=2',
+    '--resync-period=3',
+    '--healthz-ip=127.0.0.1',
+    '--healthz-port=8081',
+    ...extra,
+  ];
+}
+
+function spawnWeftd(
+  c: Cluster,
+  d: Omit<Weftd, 'child' | 'logs' | 'exit'> & Partial<Weftd>,
+  extra: readonly string[],
+): Weftd {
+  const child = spawnTracked('node', weftdArgs(c, d.host, extra), { ns: d.host.netns });
+  const w = d as Weftd;
+  w.child = child;
+  w.logs = '';
+  child.stderr?.on('data', (b: Buffer) => {
+    if (w.child === child && w.logs.length < 4 << 20) w.logs += b.toString();
+  });
+  child.stdout?.resume();
+  w.exit = new Promise((r) => child.once('exit', (code) => r(code)));
+  return w;
+}
+
+/** Starts weftd on `host` (extra flags appended). Does not wait for readiness. */
+export function startWeftd(c: Cluster, host: SimHost, extra: readonly string[] = []): Weftd {
+  const dir = join(c.tmp, `h${host.index}`);
+  const w = spawnWeftd(c, { host, dir, subnetFile: join(dir, 'subnet.env') }, extra);
+  c.daemons.push(w);
+  return w;
+}
+
+/** Starts the same daemon again (same subnet file and state dir). */
+export function restartWeftd(c: Cluster, w: Weftd, extra: readonly string[] = []): Weftd {
+  return spawnWeftd(c, w, extra);
+}
+
+/** Waits until weftd logs "weftd is ready" (after the device, rules and subnet.env are in place). */
+export async function waitReady(w: Weftd, timeoutMs = 20_000): Promise<void> {
+  await waitFor(
+    `weftd on ${w.host.netns} to become ready`,
+    () => {
+      if (!isRunning(w.child))
+        throw new Error(`weftd exited (${w.child.exitCode}): ${w.logs.slice(-3000)}`);
+      return w.logs.includes('"msg":"weftd is ready"');
+    },
+    timeoutMs,
+    50,
+  );
+}
+
+/** /readyz status code from inside the host netns (weftd serves on 127.0.0.1:8081 there). */
+export async function readyz(w: Weftd): Promise<number> {
+  const r = await nsRun(
+    w.host.netns,
+    'node',
+    [
+      '-e',
+      "fetch('http://127.0.0.1:8081/readyz').then(r=>console.log(r.status),()=>console.log(0))",
+    ],
+    { allowFail: true },
+  );
+  return Number(r.stdout.trim());
+}
+
+export interface HostSubnets {
+  subnet: string;
+  subnet6: string | null;
+}
+
+export function subnetsOf(w: Weftd): HostSubnets {
+  const p = parseSubnetEnv(readFileSync(w.subnetFile, 'utf8'));
+  if (!p.subnet) throw new Error(`no FLANNEL_SUBNET in ${w.subnetFile}`);
+  return { subnet: p.subnet, subnet6: p.subnet6 };
+}
+
+/** `10.5.7.0/24` + n → `10.5.7.n`. */
+export function hostAddr4(subnet: string, n: number): string {
+  const [base = '', len = ''] = subnet.split('/');
+  const o = base.split('.').map(Number);
+  void len;
+  return `${o[0]}.${o[1]}.${o[2]}.${(o[3] ?? 0) + n}`;
+}
+
+/** `fd05:0:0:7::/64` + n → `fd05:0:0:7::n` (subnets here are /64 or shorter with a zero host part). */
+export function hostAddr6(subnet6: string, n: number): string {
+  return `${subnet6.split('/')[0]}${n.toString(16)}`;
+}
+
+/** One container on `w`'s host, addressed from its subnet.env (.2, .3, …; gateway .1 on cbr0). */
+export async function addContainer(c: Cluster, w: Weftd, n = 2): Promise<SimContainer> {
+  const s = subnetsOf(w);
+  const len = s.subnet.split('/')[1];
+  const opts: Parameters<Topology['addContainer']>[1] = {
+    cidr: `${hostAddr4(s.subnet, n)}/${len}`,
+    gateway: hostAddr4(s.subnet, 1),
+  };
+  if (s.subnet6) {
+    const len6 = s.subnet6.split('/')[1];
+    opts.cidr6 = `${hostAddr6(s.subnet6, n)}/${len6}`;
+    opts.gateway6 = hostAddr6(s.subnet6, 1);
+  }
+  return c.topo.addContainer(w.host, opts);
+}
+
+/** Runs a ping and returns transmitted/received counts (never throws on loss). */
+export async function pingStats(
+  ns: string,
+  dst: string,
+  args: readonly string[],
+  timeoutMs: number,
+): Promise<{ sent: number; received: number; out: string }> {
+  const r = await nsRun(ns, 'ping', [...args, dst], { allowFail: true, timeoutMs });
+  const m = /(\d+) packets transmitted, (\d+) received/.exec(r.stdout);
+  return { sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0), out: r.stdout.slice(-600) };
+}
+
+/** Name of the first vxlan device in `ns` (null when there is none). */
+export async function vxlanDevice(ns: string): Promise<string | null> {
+  const out = (await nsRun(ns, 'ip', ['-o', 'link', 'show', 'type', 'vxlan'])).stdout;
+  const m = /^\d+: ([^:@]+)[:@]/m.exec(out);
+  return m?.[1] ?? null;
+}
+
+export async function ipOut(ns: string, args: readonly string[]): Promise<string> {
+  return (await nsRun(ns, 'ip', args)).stdout;
+}
