@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'vitest';
+import {
+  canonicalCidr,
+  canonicalIp6,
+  canonicalMac,
+  cidrContainsIp,
+  formatIp4,
+  formatMac,
+  Ip4Net,
+  Ip6Net,
+  ipFamily,
+  parseIp4,
+  parseMac,
+  tryParseIp4,
+  tryParseIp6,
+} from '../../../src/ip/index.js';
+
+describe('IPv4', () => {
+  it.each([
+    ['0.0.0.0', 0],
+    ['10.5.0.1', 0x0a050001],
+    ['255.255.255.255', 0xffffffff],
+  ])('parses %s', (text, value) => {
+    expect(parseIp4(text)).toBe(value);
+    expect(formatIp4(value)).toBe(text);
+  });
+
+  it.each([
+    '',
+    '1.2.3',
+    '1.2.3.4.5',
+    '256.1.1.1',
+    '01.2.3.4',
+    ' 1.2.3.4',
+    '1.2.3.4 ',
+    'a.b.c.d',
+    '1..2.3',
+  ])('rejects %j', (text) => {
+    expect(tryParseIp4(text)).toBeNull();
+    expect(() => parseIp4(text)).toThrow(/invalid IPv4 address/);
+  });
+
+  it('parses CIDRs, clearing host bits unless strict', () => {
+    expect(Ip4Net.parse('10.5.52.1/24').toString()).toBe('10.5.52.0/24');
+    expect(Ip4Net.tryParse('10.5.52.1/24', { strict: true })).toBeNull();
+    expect(Ip4Net.tryParse('10.5.0.0/33')).toBeNull();
+    expect(Ip4Net.tryParse('10.5.0.0/024')).toBeNull();
+    expect(Ip4Net.tryParse('10.5.0.0')).toBeNull();
+  });
+
+  it('contains, overlaps, iterates', () => {
+    const net = Ip4Net.parse('10.5.0.0/16');
+    expect(net.contains(Ip4Net.parse('10.5.3.0/24'))).toBe(true);
+    expect(net.contains(Ip4Net.parse('10.6.0.0/24'))).toBe(false);
+    expect(net.contains(Ip4Net.parse('10.0.0.0/8'))).toBe(false);
+    expect(net.overlaps(Ip4Net.parse('10.0.0.0/8'))).toBe(true);
+    expect(net.containsIp(parseIp4('10.5.255.255'))).toBe(true);
+    expect([...Ip4Net.parse('10.5.0.0/22').subnets(24)].map(String)).toEqual([
+      '10.5.0.0/24',
+      '10.5.1.0/24',
+      '10.5.2.0/24',
+      '10.5.3.0/24',
+    ]);
+    expect(Ip4Net.parse('255.255.255.0/24').next()).toBeNull();
+    expect(net.size).toBe(65536);
+    expect(formatIp4(net.last)).toBe('10.5.255.255');
+  });
+});
+
+describe('IPv6', () => {
+  it.each([
+    ['FC00:0:0:0:0:0:0:0', 'fc00::'],
+    ['fd00:12:13::', 'fd00:12:13::'],
+    ['2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1'],
+    ['2001:0db8:0000:0000:0000:ff00:0042:8329', '2001:db8::ff00:42:8329'],
+    ['::', '::'],
+    ['::1', '::1'],
+    ['1:0:0:2:0:0:0:3', '1:0:0:2::3'],
+    ['1:2:3:4:5:6:7:8', '1:2:3:4:5:6:7:8'],
+    ['1:0:2:3:4:5:6:7', '1:0:2:3:4:5:6:7'],
+    ['::ffff:1.2.3.4', '::ffff:102:304'],
+  ])('canonical form of %s is %s', (text, canonical) => {
+    expect(canonicalIp6(text)).toBe(canonical);
+  });
+
+  it.each([
+    '',
+    ':',
+    ':::',
+    '1:::2',
+    '1::2::3',
+    '12345::',
+    'g::',
+    '1:2:3:4:5:6:7:8:9',
+    'fe80::1%eth0',
+    '[::1]',
+  ])('rejects %j', (text) => expect(tryParseIp6(text)).toBeNull());
+
+  it('networks', () => {
+    const net = Ip6Net.parse('fc00::/48');
+    expect(Ip6Net.parse('fc00::1/64').toString()).toBe('fc00::/64');
+    expect(Ip6Net.tryParse('fc00::1/64', { strict: true })).toBeNull();
+    expect(net.contains(Ip6Net.parse('fc00:0:0:5::/64'))).toBe(true);
+    expect(net.contains(Ip6Net.parse('fc01::/64'))).toBe(false);
+    expect([...Ip6Net.parse('fc00::/62').subnets(64)].map(String)).toEqual([
+      'fc00::/64',
+      'fc00:0:0:1::/64',
+      'fc00:0:0:2::/64',
+      'fc00:0:0:3::/64',
+    ]);
+  });
+});
+
+describe('generic CIDR and MAC', () => {
+  it('canonicalises either family', () => {
+    expect(canonicalCidr('10.5.52.1/24')).toBe('10.5.52.0/24');
+    expect(canonicalCidr('FC00:0::1/64')).toBe('fc00::/64');
+    expect(() => canonicalCidr('bogus')).toThrow(/invalid CIDR "bogus"/);
+    expect(ipFamily('10.0.0.1')).toBe(4);
+    expect(ipFamily('fc00::1')).toBe(6);
+    expect(ipFamily('x')).toBeNull();
+    expect(cidrContainsIp('10.5.0.0/16', '10.5.9.9')).toBe(true);
+    expect(cidrContainsIp('10.5.0.0/16', 'fc00::1')).toBe(false);
+  });
+
+  it('MACs', () => {
+    expect(canonicalMac('C6-D2-32-6F-8F-44')).toBe('c6:d2:32:6f:8f:44');
+    expect(formatMac(parseMac('c6:d2:32:6f:8f:44'))).toBe('c6:d2:32:6f:8f:44');
+    expect(() => parseMac('c6:d2:32:6f:8f')).toThrow(/invalid MAC/);
+    expect(() => parseMac('c6:d2-32:6f:8f:44')).toThrow(/invalid MAC/);
+    expect(() => formatMac([1, 2, 3])).toThrow(/6 bytes/);
+  });
+});

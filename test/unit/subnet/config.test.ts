@@ -1,0 +1,270 @@
+import { describe, expect, it } from 'vitest';
+import { parseNetworkConfig } from '../../../src/subnet/config.js';
+import { hasCode } from '../../../src/errors.js';
+import type { Logger, LogFields } from '../../../src/log/logger.js';
+
+function recordingLogger(): Logger & { warnings: Array<[string, LogFields | undefined]> } {
+  const warnings: Array<[string, LogFields | undefined]> = [];
+  const log = {
+    warnings,
+    debug: () => {},
+    info: () => {},
+    warn: (m: string, f?: LogFields) => void warnings.push([m, f]),
+    error: () => {},
+    child: () => log,
+  };
+  return log;
+}
+
+describe('network config: defaults (flannel-compat.md §8)', () => {
+  it.each([
+    [
+      '/16 → SubnetLen 24, min = second subnet, max = last',
+      { Network: '10.5.0.0/16' },
+      { subnetLen: 24, subnetMin: '10.5.1.0', subnetMax: '10.5.255.0' },
+    ],
+    [
+      '/22 → 24',
+      { Network: '10.5.0.0/22' },
+      { subnetLen: 24, subnetMin: '10.5.1.0', subnetMax: '10.5.3.0' },
+    ],
+    [
+      '/23 → 25 (prefix + 2)',
+      { Network: '10.5.0.0/23' },
+      { subnetLen: 25, subnetMin: '10.5.0.128', subnetMax: '10.5.1.128' },
+    ],
+    [
+      '/28 → 30',
+      { Network: '10.5.0.0/28' },
+      { subnetLen: 30, subnetMin: '10.5.0.4', subnetMax: '10.5.0.12' },
+    ],
+    [
+      '/8 with SubnetLen 20 and explicit bounds (flannel docs example)',
+      { Network: '10.0.0.0/8', SubnetLen: 20, SubnetMin: '10.10.0.0', SubnetMax: '10.99.0.0' },
+      { subnetLen: 20, subnetMin: '10.10.0.0', subnetMax: '10.99.0.0' },
+    ],
+    ['SubnetLen 0 counts as unset', { Network: '10.5.0.0/16', SubnetLen: 0 }, { subnetLen: 24 }],
+    ['host bits in Network are cleared', { Network: '10.5.7.9/16' }, { network: '10.5.0.0/16' }],
+    [
+      'EnableIPv4 defaults to true, EnableIPv6 to false',
+      { Network: '10.5.0.0/16' },
+      { enableIPv4: true, enableIPv6: false, ipv6Network: null },
+    ],
+    [
+      'field names are case-insensitive',
+      { network: '10.5.0.0/16', SUBNETLEN: 26, enableipv4: true },
+      { network: '10.5.0.0/16', subnetLen: 26 },
+    ],
+    [
+      'IPv6 /48 → 64, second and last subnet',
+      { Network: '10.5.0.0/16', EnableIPv6: true, IPv6Network: 'fc00::/48' },
+      { ipv6SubnetLen: 64, ipv6SubnetMin: 'fc00:0:0:1::', ipv6SubnetMax: 'fc00:0:0:ffff::' },
+    ],
+    [
+      'IPv6 /62 → 64',
+      { EnableIPv4: false, EnableIPv6: true, IPv6Network: 'fc00::/62' },
+      { ipv6SubnetLen: 64, network: null, subnetLen: 0 },
+    ],
+    [
+      'IPv6 /63 → 65',
+      { EnableIPv4: false, EnableIPv6: true, IPv6Network: 'fc00::/63' },
+      { ipv6SubnetLen: 65 },
+    ],
+    [
+      'IPv6 /124 → 126',
+      { EnableIPv4: false, EnableIPv6: true, IPv6Network: 'fc00::/124' },
+      { ipv6SubnetLen: 126, ipv6SubnetMin: 'fc00::4', ipv6SubnetMax: 'fc00::c' },
+    ],
+    [
+      'IPv6 explicit length and bounds',
+      {
+        EnableIPv4: false,
+        EnableIPv6: true,
+        IPv6Network: 'fc00::/48',
+        IPv6SubnetLen: 56,
+        IPv6SubnetMin: 'fc00:0:0:100::',
+        IPv6SubnetMax: 'fc00:0:0:ff00::',
+      },
+      { ipv6SubnetLen: 56, ipv6SubnetMin: 'fc00:0:0:100::', ipv6SubnetMax: 'fc00:0:0:ff00::' },
+    ],
+    [
+      'Backend absent → vxlan (not flannel udp)',
+      { Network: '10.5.0.0/16' },
+      { backend: { type: 'vxlan', raw: { Type: 'vxlan' } } },
+    ],
+    [
+      'Backend Type lower-cased, keys kept',
+      { Network: '10.5.0.0/16', Backend: { Type: 'Host-GW', Foo: 1 } },
+      { backend: { type: 'host-gw', raw: { Type: 'Host-GW', Foo: 1 } } },
+    ],
+    [
+      'Backend type key case-insensitive',
+      { Network: '10.5.0.0/16', backend: { type: 'udp', Port: 7890 } },
+      { backend: { type: 'udp', raw: { type: 'udp', Port: 7890 } } },
+    ],
+  ])('%s', (_name, input, expected) => {
+    expect(parseNetworkConfig(input)).toMatchObject(expected);
+    expect(parseNetworkConfig(JSON.stringify(input))).toMatchObject(expected);
+  });
+});
+
+describe('network config: every rule rejects naming field, value and rule', () => {
+  it.each([
+    ['not JSON', '{"Network":', /not valid JSON/],
+    ['not an object', '[1,2]', /must be a JSON object/],
+    ['Network missing', {}, /Network = null .*please define a correct Network parameter/],
+    [
+      'Network empty',
+      { Network: '' },
+      /Network = "" .*please define a correct Network parameter/,
+    ],
+    ['Network not a CIDR', { Network: '10.5.0.0' }, /Network = "10.5.0.0" .*IPv4 CIDR/],
+    ['Network a number', { Network: 10 }, /Network = 10 .*must be a string/],
+    [
+      'SubnetLen > 30',
+      { Network: '10.5.0.0/16', SubnetLen: 31 },
+      /SubnetLen = 31 .*SubnetLen must be less than \/31/,
+    ],
+    [
+      'SubnetLen < prefix + 2',
+      { Network: '10.5.0.0/16', SubnetLen: 17 },
+      /SubnetLen = 17 .*at least four subnets/,
+    ],
+    [
+      'SubnetLen not an integer',
+      { Network: '10.5.0.0/16', SubnetLen: 24.5 },
+      /SubnetLen = 24.5 .*non-negative integer/,
+    ],
+    [
+      'SubnetLen a string',
+      { Network: '10.5.0.0/16', SubnetLen: '24' },
+      /SubnetLen = "24" .*non-negative integer/,
+    ],
+    [
+      'network too small',
+      { Network: '10.5.0.0/29' },
+      /Network = "10.5.0.0\/29" .*Minimum useful network prefix is \/28/,
+    ],
+    [
+      'SubnetMin outside',
+      { Network: '10.5.0.0/16', SubnetMin: '10.6.0.0' },
+      /SubnetMin = "10.6.0.0" .*SubnetMin is not in the range of the Network/,
+    ],
+    [
+      'SubnetMax outside',
+      { Network: '10.5.0.0/16', SubnetMax: '10.4.0.0' },
+      /SubnetMax = "10.4.0.0" .*SubnetMax is not in the range of the Network/,
+    ],
+    [
+      'SubnetMin unaligned',
+      { Network: '10.5.0.0/16', SubnetMin: '10.5.1.1' },
+      /SubnetMin = "10.5.1.1" .*SubnetMin is not on a SubnetLen boundary: 10.5.1.1/,
+    ],
+    [
+      'SubnetMax unaligned',
+      { Network: '10.5.0.0/16', SubnetMax: '10.5.9.128' },
+      /SubnetMax = "10.5.9.128" .*SubnetMax is not on a SubnetLen boundary/,
+    ],
+    [
+      'SubnetMin not an address',
+      { Network: '10.5.0.0/16', SubnetMin: 'ten' },
+      /SubnetMin = "ten" .*IPv4 address/,
+    ],
+    [
+      'SubnetMin above SubnetMax',
+      { Network: '10.5.0.0/16', SubnetMin: '10.5.9.0', SubnetMax: '10.5.8.0' },
+      /SubnetMin = "10.5.9.0" .*must not be above SubnetMax/,
+    ],
+    [
+      'EnableIPv4 not a bool',
+      { Network: '10.5.0.0/16', EnableIPv4: 'yes' },
+      /EnableIPv4 = "yes" .*true or false/,
+    ],
+    [
+      'EnableNFTables not a bool',
+      { Network: '10.5.0.0/16', EnableNFTables: 1 },
+      /EnableNFTables = 1 .*true or false/,
+    ],
+    ['no stack at all', { EnableIPv4: false }, /none defined stack/],
+    [
+      'IPv6Network missing',
+      { Network: '10.5.0.0/16', EnableIPv6: true },
+      /IPv6Network = null .*please define a correct IPv6Network parameter/,
+    ],
+    [
+      'IPv6Network not a CIDR',
+      { Network: '10.5.0.0/16', EnableIPv6: true, IPv6Network: '10.0.0.0/8' },
+      /IPv6Network = "10.0.0.0\/8" .*IPv6 CIDR/,
+    ],
+    [
+      'IPv6SubnetLen > 126',
+      { EnableIPv4: false, EnableIPv6: true, IPv6Network: 'fc00::/48', IPv6SubnetLen: 127 },
+      /IPv6SubnetLen = 127 .*less than \/127/,
+    ],
+    [
+      'IPv6SubnetLen < prefix + 2',
+      { EnableIPv4: false, EnableIPv6: true, IPv6Network: 'fc00::/48', IPv6SubnetLen: 49 },
+      /IPv6SubnetLen = 49 .*at least four subnets/,
+    ],
+    [
+      'IPv6 network too small',
+      { EnableIPv4: false, EnableIPv6: true, IPv6Network: 'fc00::/125' },
+      /IPv6Network is too small. Minimum useful network prefix is \/124/,
+    ],
+    [
+      'IPv6SubnetMin outside',
+      { EnableIPv4: false, EnableIPv6: true, IPv6Network: 'fc00::/48', IPv6SubnetMin: 'fd00::' },
+      /IPv6SubnetMin = "fd00::" .*not in the range/,
+    ],
+    [
+      'IPv6SubnetMax unaligned',
+      {
+        EnableIPv4: false,
+        EnableIPv6: true,
+        IPv6Network: 'fc00::/48',
+        IPv6SubnetMax: 'fc00:0:0:5::1',
+      },
+      /IPv6SubnetMax = "fc00:0:0:5::1" .*boundary/,
+    ],
+    [
+      'Backend not an object',
+      { Network: '10.5.0.0/16', Backend: 'vxlan' },
+      /Backend = "vxlan" .*must be an object/,
+    ],
+    [
+      'Backend Type not a string',
+      { Network: '10.5.0.0/16', Backend: { Type: 3 } },
+      /Backend.Type = 3 .*string/,
+    ],
+  ])('%s', (_name, input, message) => {
+    let caught: unknown;
+    try {
+      parseNetworkConfig(input);
+    } catch (err) {
+      caught = err;
+    }
+    expect(hasCode(caught, 'E_CONFIG_INVALID'), String(caught)).toBe(true);
+    expect((caught as Error).message).toMatch(message);
+  });
+});
+
+describe('network config: warnings', () => {
+  it('warns about unknown top-level fields and a missing Backend', () => {
+    const log = recordingLogger();
+    parseNetworkConfig({ Network: '10.5.0.0/16', Netwrok: 'typo', SubnetLen: 24 }, log);
+    expect(log.warnings.map((w) => w[0])).toEqual([
+      'network config has an unknown field (ignored)',
+      expect.stringMatching(/no Backend: using vxlan \(flannel would use udp/),
+    ]);
+    expect(log.warnings[0]![1]).toEqual({ field: 'Netwrok' });
+  });
+
+  it('does not warn for a complete config', () => {
+    const log = recordingLogger();
+    parseNetworkConfig(
+      { Network: '10.5.0.0/16', EnableNFTables: true, Backend: { Type: 'vxlan' } },
+      log,
+    );
+    expect(log.warnings).toEqual([]);
+  });
+});
