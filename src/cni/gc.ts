@@ -2,13 +2,13 @@
  * GC (spec 1.1, cni-contract.md A4): every stored attachment of this network that is not in
  * `cni.dev/valid-attachments` is released — the delegate's DEL with the stored config and no netns (the
  * bridge then only releases the IPAM reservation), then the state file. Keeps going on errors and reports
- * them all at the end; then forwards GC to the delegate (ignored when the delegate predates GC).
+ * them all at the end; then forwards GC to the delegate if it speaks 1.1.0.
  */
 import type { CmdContext, CniDeps } from './deps.js';
 import { buildDelegateConfig } from './delegate-config.js';
 import { invokeDelegateDel } from './del.js';
 import { CniCode, CniError } from './errors.js';
-import { findPlugin, predatesCommand } from './invoke.js';
+import { delegateSupports, findPlugin } from './invoke.js';
 import { loadSubnetEnv } from './load-subnet.js';
 import type { JsonObject } from './netconf.js';
 import { StateStore } from './state.js';
@@ -59,11 +59,12 @@ export async function cmdGC(ctx: CmdContext, deps: CniDeps): Promise<void> {
       'cni.dev/valid-attachments': conf.validAttachments.map((a) => ({ ...a })),
     };
     const plugin = findPlugin(String(delegate['type']), ctx.env.path);
-    await deps.invoke({ plugin, command: 'GC', env: {}, stdin: JSON.stringify(delegate) });
+    if (await delegateSupports(plugin, '1.1.0', deps.invoke)) {
+      await deps.invoke({ plugin, command: 'GC', env: {}, stdin: JSON.stringify(delegate) });
+    }
   } catch (err) {
     const noSubnetEnv = err instanceof CniError && err.code === CniCode.TryAgainLater;
-    if (!noSubnetEnv && !predatesCommand(err))
-      errors.push(`delegate GC: ${(err as Error).message}`);
+    if (!noSubnetEnv) errors.push(`delegate GC: ${(err as Error).message}`);
   }
   if (errors.length > 0) {
     throw new CniError(CniCode.IoFailure, `GC could not release everything: ${errors.join('; ')}`);

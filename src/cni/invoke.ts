@@ -125,12 +125,29 @@ function delegateError(
 }
 
 /**
- * True when a delegate's error says it does not know the command (STATUS/GC are 1.1.0): code 1
- * (incompatible version) or, from Debian 12's plugins, code 4 "unknown CNI_COMMAND".
+ * True when the delegate lists `version` in its VERSION answer. STATUS and GC (1.1.0) are forwarded only
+ * then: older plugins do not fail them recognisably (Debian 12's bridge answers code 3 "missing
+ * containerID" or 4 "unknown CNI_COMMAND").
  */
-export function predatesCommand(err: unknown): boolean {
-  return (
-    err instanceof CniError &&
-    (err.code === CniCode.IncompatibleVersion || err.code === CniCode.InvalidEnv)
-  );
+export async function delegateSupports(
+  plugin: string,
+  version: string,
+  invoke: Invoker,
+): Promise<boolean> {
+  try {
+    const out = await invoke({
+      plugin,
+      command: 'VERSION',
+      env: { CNI_CONTAINERID: '', CNI_NETNS: 'dummy', CNI_IFNAME: 'dummy' },
+      stdin: JSON.stringify({ cniVersion: version }),
+    });
+    const v: unknown = JSON.parse(out);
+    return (
+      isObject(v) &&
+      Array.isArray(v['supportedVersions']) &&
+      v['supportedVersions'].includes(version)
+    );
+  } catch {
+    return false;
+  }
 }

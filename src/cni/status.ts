@@ -1,13 +1,12 @@
 /**
  * STATUS (spec 1.1, cni-contract.md A4): code 50 while subnet.env is missing or unusable (weftd not ready)
- * or the delegate plugin is not installed; otherwise the delegate's STATUS decides. A delegate that
- * predates STATUS (Debian's 1.1.1 plugins answer code 4 "unknown CNI_COMMAND", newer pre-1.1 ones code 1)
- * counts as available.
+ * or the delegate plugin is not installed; otherwise the delegate's STATUS decides, if it speaks 1.1.0 (a
+ * delegate that predates STATUS, like Debian 12's bridge, counts as available).
  */
 import type { CmdContext, CniDeps } from './deps.js';
 import { buildDelegateConfig } from './delegate-config.js';
 import { CniCode, CniError } from './errors.js';
-import { findPlugin, predatesCommand } from './invoke.js';
+import { delegateSupports, findPlugin } from './invoke.js';
 import { loadSubnetEnv, notReady } from './load-subnet.js';
 import type { SubnetEnv } from './subnet-env.js';
 
@@ -28,10 +27,6 @@ export async function cmdStatus(ctx: CmdContext, deps: CniDeps): Promise<void> {
   } catch (err) {
     throw new CniError(CniCode.NotAvailable, `weft cannot serve ADD: ${(err as Error).message}`);
   }
-  try {
-    await deps.invoke({ plugin, command: 'STATUS', env: {}, stdin: JSON.stringify(delegate) });
-  } catch (err) {
-    if (predatesCommand(err)) return;
-    throw err;
-  }
+  if (!(await delegateSupports(plugin, '1.1.0', deps.invoke))) return;
+  await deps.invoke({ plugin, command: 'STATUS', env: {}, stdin: JSON.stringify(delegate) });
 }

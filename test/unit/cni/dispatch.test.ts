@@ -42,6 +42,8 @@ function deps(): CniDeps {
         const v = (JSON.parse(req.stdin) as { cniVersion: string }).cniVersion;
         return JSON.stringify({ ...bridgeResult, cniVersion: v });
       }
+      if (req.command === 'VERSION')
+        return '{"cniVersion":"1.1.0","supportedVersions":["1.0.0","1.1.0"]}';
       return '';
     },
     inspect: async () => ({
@@ -245,6 +247,7 @@ describe('commands', () => {
       calls.map((c) => [c.req.command, c.req.env['CNI_CONTAINERID'], c.req.env['CNI_NETNS']]),
     ).toEqual([
       ['DEL', 'ctr2', ''],
+      ['VERSION', '', 'dummy'],
       ['GC', undefined, undefined],
     ]);
   });

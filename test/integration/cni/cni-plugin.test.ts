@@ -1,0 +1,329 @@
+/**
+ * The `weft` CNI plugin against the REAL reference plugins (/usr/lib/cni bridge + host-local) and the
+ * real kernel (issue 6). A test netns plays the host (the plugin runs there via `ip netns exec`), one netns
+ * per container; subnet.env, weft's dataDir and host-local's dataDir live in a temp dir, so nothing touches
+ * /var/lib/cni or the root namespace. subnet.env says IPMASQ=true, so the bridge adds no NAT rules.
+ *
+ *   [host netns: weftbr0 10.77.5.1/24] --veth-- [container netns: eth0 10.77.5.x/24, 10.77.0.0/16 via .1]
+ */
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run, sleep } from '../../helpers/exec.js';
+import { useLeakCheck } from '../../helpers/leaks.js';
+import { createNetns, deleteNetns, ping, uniquePrefix } from '../../helpers/netns.js';
+import { requireCaps } from '../../helpers/require.js';
+import { callPlugin, installPlugin, ipJson, type CniCall } from './cni-helpers.js';
+
+const runnable = requireCaps('root', 'netns', 'cniPlugins', 'ping');
+useLeakCheck();
+
+const SUBNET_ENV =
+  'FLANNEL_NETWORK=10.77.0.0/16\nFLANNEL_SUBNET=10.77.5.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n';
+
+describe.skipIf(!runnable)(
+  'weft CNI plugin with the reference bridge/host-local in a netns host',
+  () => {
+    let tmp: string;
+    let binDir: string;
+    let hostNs: string;
+    let prefix: string;
+    let n = 0;
+    let containers = 0;
+    const namespaces: string[] = [];
+
+    const paths = (sub: string) => ({
+      subnetFile: join(tmp, sub, 'subnet.env'),
+      dataDir: join(tmp, sub, 'state'),
+      ipamDir: join(tmp, sub, 'ipam'),
+    });
+    /** A fresh scenario directory with its own subnet.env, state and IPAM dirs. */
+    function scenario(withSubnetEnv = true) {
+      const sub = `s${++n}`;
+      mkdirSync(join(tmp, sub), { recursive: true });
+      const p = paths(sub);
+      if (withSubnetEnv) writeFileSync(p.subnetFile, SUBNET_ENV);
+      const conf = (cniVersion: string, extra: Record<string, unknown> = {}) =>
+        JSON.stringify({
+          cniVersion,
+          name: 'weftnet',
+          type: 'weft',
+          subnetFile: p.subnetFile,
+          dataDir: p.dataDir,
+          subnetWaitSeconds: 0.5,
+          ipam: { dataDir: p.ipamDir },
+          delegate: { bridge: 'weftbr0' },
+          ...extra,
+        });
+      const stateFiles = () =>
+        existsSync(join(p.dataDir, 'weftnet')) ? readdirSync(join(p.dataDir, 'weftnet')) : [];
+      const ipFiles = () =>
+        existsSync(join(p.ipamDir, 'weftnet'))
+          ? readdirSync(join(p.ipamDir, 'weftnet')).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f))
+          : [];
+      return { ...p, conf, stateFiles, ipFiles };
+    }
+
+    async function container(): Promise<string> {
+      const ns = await createNetns(`${prefix}c${++containers}`);
+      namespaces.push(ns);
+      return ns;
+    }
+
+    const call = (
+      command: string,
+      stdin: string,
+      o: { id?: string; ns?: string; env?: Record<string, string | undefined> } = {},
+    ) =>
+      callPlugin({
+        hostNs,
+        binDir,
+        command,
+        stdin,
+        ...(o.id ? { containerId: o.id } : {}),
+        ...(o.ns ? { netns: o.ns } : {}),
+        ...(o.env ? { env: o.env } : {}),
+      });
+
+    const expectOk = (r: CniCall): void => {
+      expect(r.code, `plugin failed: ${r.stdout} ${r.stderr}`).toBe(0);
+    };
+
+    beforeAll(async () => {
+      tmp = mkdtempSync(join(tmpdir(), 'weft-cni-it-'));
+      binDir = await installPlugin();
+      prefix = uniquePrefix();
+      hostNs = await createNetns(`${prefix}h`);
+    });
+
+    afterAll(async () => {
+      for (const ns of namespaces) await deleteNetns(ns);
+      if (hostNs) await deleteNetns(hostNs);
+      if (tmp) rmSync(tmp, { recursive: true, force: true });
+      if (binDir) rmSync(binDir, { recursive: true, force: true });
+    });
+
+    it.each(['0.3.1', '0.4.0', '1.0.0', '1.1.0'])(
+      'ADD, CHECK, DEL, DEL again with cniVersion %s',
+      async (v) => {
+        const s = scenario();
+        const ns = await container();
+        const id = `ctr-${v.replaceAll('.', '')}`;
+        const add = await call('ADD', s.conf(v), { id, ns });
+        expectOk(add);
+        const res = add.json!;
+        expect(res['cniVersion']).toBe(v);
+        const ifaces = res['interfaces'] as { name: string; mac?: string; sandbox?: string }[];
+        const sb = ifaces.find((i) => i.sandbox === `/var/run/netns/${ns}`)!;
+        expect(sb.name).toBe('eth0');
+        const [link] = await ipJson<{ address: string; mtu: number }[]>(ns, [
+          'link',
+          'show',
+          'eth0',
+        ]);
+        expect(sb.mac).toBe(link!.address);
+        expect(link!.mtu).toBe(1450);
+        const ips = res['ips'] as {
+          address: string;
+          gateway: string;
+          version?: string;
+          interface: number;
+        }[];
+        expect(ips).toHaveLength(1);
+        expect(ips[0]!.address).toMatch(/^10\.77\.5\.\d+\/24$/);
+        expect(ips[0]!.gateway).toBe('10.77.5.1');
+        expect(ips[0]!.interface).toBe(ifaces.indexOf(sb));
+        expect('version' in ips[0]!).toBe(v < '1.0.0');
+        expect(res['routes']).toEqual([{ dst: '10.77.0.0/16', gw: '10.77.5.1' }]);
+        const addr = ips[0]!.address.split('/')[0]!;
+        const routes = (await run('ip', ['-n', ns, 'route', 'show'])).stdout;
+        expect(routes).toContain('10.77.0.0/16 via 10.77.5.1 dev eth0');
+        expect(await ping(hostNs, addr, 1)).toBe(true);
+        expect(s.stateFiles()).toEqual([`${id}@eth0`]);
+        expect(s.ipFiles()).toEqual([addr]);
+
+        const check = await call('CHECK', s.conf(v), { id, ns });
+        if (v === '0.3.1') {
+          expect(check.json).toMatchObject({ code: 1 });
+        } else {
+          expectOk(check);
+          await run('ip', ['-n', ns, 'route', 'del', '10.77.0.0/16']);
+          const broken = await call('CHECK', s.conf(v), { id, ns });
+          expect(broken.code).toBe(1);
+          expect(broken.json).toMatchObject({ code: 103 });
+          expect(String(broken.json!['msg'])).toContain(
+            'route 10.77.0.0/16 via 10.77.5.1 is missing',
+          );
+        }
+
+        expectOk(await call('DEL', s.conf(v), { id, ns }));
+        expect(s.stateFiles()).toEqual([]);
+        expect(s.ipFiles()).toEqual([]);
+        expect(await ipJson(ns, ['link', 'show'])).toHaveLength(1); // only lo
+        const again = await call('DEL', s.conf(v), { id, ns });
+        expectOk(again);
+        expect(again.stdout).toBe('');
+      },
+    );
+
+    it('20 containers added in parallel get 20 distinct addresses; parallel DEL releases all', async () => {
+      const s = scenario();
+      const nss = await Promise.all(Array.from({ length: 20 }, () => container()));
+      const adds = await Promise.all(
+        nss.map((ns, i) => call('ADD', s.conf('1.0.0'), { id: `par${i}`, ns })),
+      );
+      adds.forEach(expectOk);
+      const addrs = adds.map((a) => (a.json!['ips'] as { address: string }[])[0]!.address);
+      expect(new Set(addrs).size).toBe(20);
+      expect(s.ipFiles()).toHaveLength(20);
+      expect(s.stateFiles()).toHaveLength(20);
+      const dels = await Promise.all(
+        nss.map((ns, i) => call('DEL', s.conf('1.0.0'), { id: `par${i}`, ns })),
+      );
+      dels.forEach(expectOk);
+      expect(s.ipFiles()).toEqual([]);
+      expect(s.stateFiles()).toEqual([]);
+    });
+
+    it('DEL succeeds when the netns is already gone, and still releases the address and state', async () => {
+      const s = scenario();
+      const ns = await container();
+      expectOk(await call('ADD', s.conf('1.0.0'), { id: 'gone1', ns }));
+      expect(s.ipFiles()).toHaveLength(1);
+      await deleteNetns(ns);
+      expectOk(await call('DEL', s.conf('1.0.0'), { id: 'gone1', ns }));
+      expect(s.ipFiles()).toEqual([]);
+      expect(s.stateFiles()).toEqual([]);
+      expectOk(await call('DEL', s.conf('1.0.0'), { id: 'gone1', ns }));
+    });
+
+    it('a failed delegate ADD (interface exists) is undone: no state and no address left behind', async () => {
+      const s = scenario();
+      const ns = await container();
+      await run('ip', ['-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'peer0']);
+      const r = await call('ADD', s.conf('1.0.0'), { id: 'dup1', ns });
+      expect(r.code).toBe(1);
+      expect(String(r.json!['msg'])).toContain('bridge ADD');
+      expect(s.stateFiles()).toEqual([]);
+      expect(s.ipFiles()).toEqual([]);
+    });
+
+    it('garbage stdin → code 6; missing env → code 4 naming the variables; stdout is only the error JSON', async () => {
+      const s = scenario();
+      const ns = await container();
+      const garbage = await call('ADD', '{"cniVersion": "1.0.0", nope', { id: 'g1', ns });
+      expect(garbage.code).toBe(1);
+      expect(garbage.json).toMatchObject({
+        code: 6,
+        msg: 'failed to decode network configuration from stdin',
+      });
+      expect(garbage.stdout.trim().split('\n')).toHaveLength(1);
+      const noCmd = await call('', s.conf('1.0.0'), {
+        id: 'g1',
+        ns,
+        env: { CNI_COMMAND: undefined },
+      });
+      expect(noCmd.json).toMatchObject({
+        cniVersion: '1.0.0',
+        code: 4,
+        msg: 'required env variables [CNI_COMMAND] missing',
+      });
+      const noNetns = await call('ADD', s.conf('1.0.0'), { id: 'g1' });
+      expect(noNetns.json).toMatchObject({
+        code: 4,
+        msg: 'required env variables [CNI_NETNS] missing',
+      });
+      expect(s.stateFiles()).toEqual([]);
+    });
+
+    it('container ID ../../etc/x is rejected with code 4 and nothing is written anywhere', async () => {
+      const s = scenario();
+      const ns = await container();
+      const before = readdirSync(tmp, { recursive: true }).sort();
+      for (const cmd of ['ADD', 'DEL', 'CHECK']) {
+        const r = await call(cmd, s.conf('1.0.0'), { id: '../../etc/x', ns });
+        expect(r.json).toMatchObject({ code: 4, msg: 'invalid characters in containerID' });
+      }
+      expect(readdirSync(tmp, { recursive: true }).sort()).toEqual(before);
+      expect(existsSync(s.dataDir)).toBe(false);
+      expect(existsSync(join(tmp, 'etc'))).toBe(false);
+      expect(await ipJson(ns, ['link', 'show'])).toHaveLength(1);
+    });
+
+    it('STATUS fails with 50 until subnet.env exists; ADD waits a bounded time, answers 11, or succeeds once it appears', async () => {
+      const s = scenario(false);
+      const st = await call('STATUS', s.conf('1.1.0'), {});
+      expect(st.json).toMatchObject({ code: 50 });
+      expect(String(st.json!['msg'])).toContain('subnet.env does not exist');
+
+      const ns = await container();
+      const t0 = Date.now();
+      const early = await call('ADD', s.conf('1.0.0'), { id: 'early1', ns });
+      expect(early.json).toMatchObject({ code: 11 });
+      expect(Date.now() - t0).toBeLessThan(5000);
+      expect(s.stateFiles()).toEqual([]);
+
+      const waiting = call('ADD', s.conf('1.0.0', { subnetWaitSeconds: 10 }), { id: 'early1', ns });
+      await sleep(700);
+      writeFileSync(s.subnetFile, SUBNET_ENV);
+      expectOk(await waiting);
+
+      expectOk(await call('STATUS', s.conf('1.1.0'), {}));
+      writeFileSync(s.subnetFile, 'FLANNEL_NETWORK=garbage\n');
+      expect((await call('STATUS', s.conf('1.1.0'), {})).json).toMatchObject({ code: 50 });
+      expect((await call('STATUS', s.conf('1.0.0'), {})).json).toMatchObject({ code: 1 });
+      // DEL does not need subnet.env.
+      rmSync(s.subnetFile);
+      expectOk(await call('DEL', s.conf('1.0.0'), { id: 'early1', ns }));
+      expect(s.ipFiles()).toEqual([]);
+    });
+
+    it('GC releases the state and addresses of attachments not in cni.dev/valid-attachments', async () => {
+      const s = scenario();
+      const nss = [await container(), await container(), await container()];
+      for (const [i, ns] of nss.entries())
+        expectOk(await call('ADD', s.conf('1.1.0'), { id: `gc${i}`, ns }));
+      expect(s.ipFiles()).toHaveLength(3);
+      // The runtime says only gc0 is alive; gc1's netns is gone, gc2's still exists (GC must not need it).
+      await deleteNetns(nss[1]!);
+      const gc = await call(
+        'GC',
+        s.conf('1.1.0', { 'cni.dev/valid-attachments': [{ containerID: 'gc0', ifname: 'eth0' }] }),
+      );
+      expectOk(gc);
+      expect(s.stateFiles()).toEqual(['gc0@eth0']);
+      expect(s.ipFiles()).toHaveLength(1);
+      expectOk(await call('CHECK', s.conf('1.1.0'), { id: 'gc0', ns: nss[0]! }));
+      expectOk(await call('DEL', s.conf('1.1.0'), { id: 'gc0', ns: nss[0]! }));
+      expect(s.ipFiles()).toEqual([]);
+    });
+
+    it('VERSION answers like libcni expects, and start-up is measured', async () => {
+      const times: number[] = [];
+      let last: CniCall | undefined;
+      for (let i = 0; i < 7; i++) {
+        last = await call('VERSION', '{"cniVersion":"1.0.0"}', {
+          env: { CNI_NETNS: 'dummy', CNI_PATH: 'dummy', CNI_IFNAME: 'dummy' },
+        });
+        times.push(last.ms);
+      }
+      expect(last!.json).toEqual({
+        cniVersion: '1.0.0',
+        supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'],
+      });
+      times.sort((a, b) => a - b);
+      const base: number[] = [];
+      for (let i = 0; i < 7; i++) {
+        const t0 = performance.now();
+        await run('ip', ['netns', 'exec', hostNs, process.execPath, '-e', '0']);
+        base.push(performance.now() - t0);
+      }
+      base.sort((a, b) => a - b);
+      console.log(
+        `weft VERSION wall time (incl. ip netns exec): median ${times[3]!.toFixed(1)} ms; bare node -e 0: ${base[3]!.toFixed(1)} ms`,
+      );
+      expect(times[3]!).toBeLessThan(base[3]! + 150);
+    });
+  },
+);
