@@ -1,0 +1,40 @@
+/**
+ * Validation of a peer's vxlan `BackendData` / `BackendV6Data` (`{"VNI":1,"VtepMAC":"c6:d2:…"}`): it
+ * comes from etcd, i.e. from any host of the cluster, so it is hostile until checked. A bad value skips
+ * that peer (with a warning naming the lease), never the loop.
+ */
+import { canonicalMac, isUnicastMac } from '../netlink/index.js';
+
+export interface VxlanBackendData {
+  readonly vni: number;
+  readonly vtepMac: string;
+}
+
+export type Parsed<T> =
+  { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
+
+export function parseVxlanBackendData(data: unknown): Parsed<VxlanBackendData> {
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    return { ok: false, reason: 'BackendData is not an object' };
+  }
+  const d = data as Record<string, unknown>;
+  const vni = d['VNI'];
+  if (typeof vni !== 'number' || !Number.isInteger(vni) || vni < 0 || vni > 16_777_215) {
+    return {
+      ok: false,
+      reason: `BackendData.VNI ${JSON.stringify(vni)} is not an integer from 0 to 16777215`,
+    };
+  }
+  const mac = d['VtepMAC'];
+  if (typeof mac !== 'string') return { ok: false, reason: 'BackendData.VtepMAC is missing' };
+  let canonical: string;
+  try {
+    canonical = canonicalMac(mac);
+  } catch {
+    return { ok: false, reason: `BackendData.VtepMAC ${JSON.stringify(mac)} is not a MAC address` };
+  }
+  if (!isUnicastMac(canonical)) {
+    return { ok: false, reason: `BackendData.VtepMAC ${canonical} is not a unicast MAC address` };
+  }
+  return { ok: true, value: { vni, vtepMac: canonical } };
+}

@@ -1,0 +1,203 @@
+/**
+ * VXLAN backend (flannel-compat.md §12; design.md C4/C5).
+ *
+ * Design note. Like flannel today, weft pre-programs everything per peer and uses no L2/L3-miss
+ * handling: for each remote lease (subnet S, public IP P, VTEP MAC M) a permanent neighbour
+ * `S.0 lladdr M`, an FDB entry `M dst P self permanent` and a route `S via S.0 dev weft.<VNI> onlink`,
+ * in that order (the route last, so the kernel never has to resolve the gateway). The dataplane lives
+ * in the kernel and survives the daemon: nothing is removed when weftd stops, and the next start
+ * reconciles (adds what is missing, deletes what no lease wants — also peers that left while weftd was
+ * down). Differences from flannel, on purpose:
+ * - the VTEP MAC is derived from a stable node identity (mac.ts), so restarts, reboots and re-created
+ *   devices keep it and peers never hold a stale MAC (pitfalls A7);
+ * - the device MTU is computed per underlay family (−50 IPv4, −70 IPv6; pitfalls B3);
+ * - tx checksum offload stays on; the `tx-checksum-ip-generic off` workaround is applied only on kernels
+ *   < 5.7 or when asked (`ChecksumWorkaround`), and logged (checksum.ts);
+ * - one serial loop, a periodic full reconcile and link events (device deleted → re-created and
+ *   re-programmed) replace flannel's in-loop retries (backend/peer-loop.ts);
+ * - a peer lease with bad BackendData is skipped with a warning, never fatal.
+ * The device is created before the lease is acquired, because the lease publishes its MAC.
+ */
+import { ConfigError } from '../errors.js';
+import type { Backend, BackendDeps, BackendFactory, Network } from '../backend/backend.js';
+import { FAMILIES } from '../backend/family.js';
+import { PeerLoop, type PeerLoopObserver } from '../backend/peer-loop.js';
+import type { Lease } from '../lease/lease.js';
+import { createNetlinkOps, ipFamily, type NetlinkOps } from '../netlink/index.js';
+import type { AcquireOptions, NetworkConfig } from '../subnet/manager.js';
+import { checksumWorkaroundWanted } from './checksum.js';
+import { parseVxlanConfig, type ChecksumMode, type VxlanConfig } from './config.js';
+import { deriveVtepMac, nodeIdentity } from './mac.js';
+import { VxlanProgrammer, type VxlanDevice } from './programmer.js';
+
+export { parseVxlanConfig, type VxlanConfig } from './config.js';
+export { deriveVtepMac } from './mac.js';
+export { kernelHasChecksumBug } from './checksum.js';
+
+/** VXLAN header overhead by underlay family: outer IP + UDP (8) + VXLAN (8) + inner Ethernet (14). */
+export const VXLAN_OVERHEAD = { 4: 50, 6: 70 } as const;
+
+export interface VxlanBackendOptions {
+  /** Use this façade (tests, or a daemon sharing one); default: a new one, closed when `run` ends. */
+  readonly netlink?: NetlinkOps;
+  /** Create the façade's sockets in this netns (tests driving a simulated host). */
+  readonly netns?: string;
+  /** Full reconcile period (default 60 s). */
+  readonly resyncMs?: number;
+  /** Overrides the config's ChecksumWorkaround (e.g. from a daemon flag). */
+  readonly checksumWorkaround?: ChecksumMode;
+  readonly observer?: PeerLoopObserver;
+  /** For tests: where the machine id is read (default /etc/machine-id). */
+  readonly machineIdPath?: string;
+}
+
+export interface VxlanNetwork extends Network {
+  readonly config: VxlanConfig;
+  /** VTEP MAC per family ('4' / '6'). */
+  readonly vtepMacs: Readonly<Partial<Record<4 | 6, string>>>;
+  readonly deviceNames: readonly string[];
+  /** Runs a full reconcile now (queued behind any work in progress); only while `run` is active. */
+  reconcileNow(): Promise<void>;
+}
+
+export function vxlanBackendFactory(options: VxlanBackendOptions = {}): BackendFactory {
+  return (deps) => new VxlanBackend(deps, options);
+}
+
+/** The factory for the daemon's backend registry (`vxlan`). */
+export const createVxlanBackend: BackendFactory = (deps) => new VxlanBackend(deps, {});
+
+class VxlanBackend implements Backend {
+  constructor(
+    private readonly deps: BackendDeps,
+    private readonly options: VxlanBackendOptions,
+  ) {}
+
+  async registerNetwork(
+    config: NetworkConfig,
+    acquire: AcquireOptions,
+    signal: AbortSignal,
+  ): Promise<VxlanNetwork> {
+    const { uplink, subnets } = this.deps;
+    const log = this.deps.log.child({ backend: 'vxlan' });
+    const cfg = parseVxlanConfig(config.backend.raw, (msg, f) => log.warn(msg, f));
+    const mode = this.options.checksumWorkaround ?? cfg.checksumWorkaround;
+    const families = FAMILIES.filter((f) => f.network(config) !== null);
+    for (const f of families) {
+      if (!f.ifaceAddr(uplink)) {
+        throw new ConfigError(
+          `vxlan: the network enables ${f.label} but interface ${uplink.name} has no ${f.label} address: add one or pick another interface (--iface)`,
+          { code: 'E_INTERFACE' },
+        );
+      }
+    }
+    if (families.length === 0)
+      throw new ConfigError('vxlan: the network config enables neither IPv4 nor IPv6');
+    const identity = await nodeIdentity(this.deps.stateDir, log, this.options.machineIdPath);
+    const base = cfg.mtu ?? uplink.mtu;
+    const specs = families.map((fam) => {
+      const local = fam.ifaceAddr(uplink)!;
+      const publicIp = fam.uplinkPublicIp(uplink) ?? local;
+      return {
+        fam,
+        spec: {
+          name: fam.family === 4 ? cfg.name : cfg.name6,
+          vni: cfg.vni,
+          local,
+          underlayIndex: uplink.index,
+          port: cfg.port,
+          learning: cfg.learning,
+          gbp: cfg.gbp,
+          mtu: base - VXLAN_OVERHEAD[ipFamily(local)],
+          mac: deriveVtepMac(identity, publicIp, cfg.vni, fam.family),
+        },
+      };
+    });
+    const owned = !this.options.netlink;
+    const ops =
+      this.options.netlink ??
+      createNetlinkOps({ ...(this.options.netns ? { netns: this.options.netns } : {}), log });
+    try {
+      // The device first: the lease publishes its MAC (flannel does the same).
+      for (const s of specs) {
+        const { link, action } = await ops.ensureVxlanLink(s.spec);
+        log.info(`vxlan device ${action}`, {
+          device: s.spec.name,
+          index: link.index,
+          mac: s.spec.mac,
+          mtu: s.spec.mtu,
+        });
+      }
+      const v4 = specs.find((s) => s.fam.family === 4);
+      const v6 = specs.find((s) => s.fam.family === 6);
+      const lease: Lease = await subnets.acquireLease(
+        {
+          publicIp: uplink.publicIp ?? uplink.ifaceAddr ?? '0.0.0.0',
+          publicIpv6: v6 ? (uplink.publicIpv6 ?? uplink.ifaceAddr6) : null,
+          backendType: 'vxlan',
+          ...(v4 ? { backendData: { VNI: cfg.vni, VtepMAC: v4.spec.mac } } : {}),
+          ...(v6 ? { backendV6Data: { VNI: cfg.vni, VtepMAC: v6.spec.mac } } : {}),
+        },
+        acquire,
+        signal,
+      );
+      const devices: VxlanDevice[] = specs.map((s) => {
+        const own = s.fam.subnet(lease);
+        if (!own)
+          throw new ConfigError(`vxlan: the lease ${lease.key} has no ${s.fam.label} subnet`, {
+            code: 'E_LEASE_INVALID',
+          });
+        return {
+          fam: s.fam,
+          spec: s.spec,
+          network: s.fam.network(config)!,
+          ownSubnet: own,
+          index: 0,
+        };
+      });
+      const programmer = new VxlanProgrammer({
+        ops,
+        log,
+        cfg,
+        uplink,
+        devices,
+        checksumOff: checksumWorkaroundWanted(mode),
+        netns: this.options.netns,
+      });
+      log.info('tx checksum offload mode', { mode, workaround: checksumWorkaroundWanted(mode) });
+      await programmer.ensureReady();
+      const mtu = Math.min(...specs.map((s) => s.spec.mtu));
+      let loop: PeerLoop | null = null;
+      const options = this.options;
+      return {
+        lease,
+        mtu,
+        config: cfg,
+        vtepMacs: Object.fromEntries(specs.map((s) => [s.fam.family, s.spec.mac])),
+        deviceNames: specs.map((s) => s.spec.name),
+        reconcileNow: () => (loop ? loop.requestReconcile('requested') : Promise.resolve()),
+        async run(runSignal: AbortSignal): Promise<void> {
+          loop = new PeerLoop({
+            subnets,
+            ownLease: lease,
+            ops,
+            programmer,
+            log,
+            linkTrigger: programmer.linkTrigger,
+            ...(options.resyncMs !== undefined ? { resyncMs: options.resyncMs } : {}),
+            ...(options.observer ? { observer: options.observer } : {}),
+          });
+          try {
+            await loop.run(runSignal);
+          } finally {
+            loop = null;
+            if (owned) ops.close();
+          }
+        },
+      };
+    } catch (err) {
+      if (owned) ops.close();
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Programming one peer (design.md C5): the kernel entries that make one remote subnet reachable, applied
+ * as one unit. Order neighbour → FDB → route, so that by the time the route exists the kernel never has
+ * to resolve the gateway (flannel's order); replace semantics throughout, so re-applying is harmless; on
+ * failure the entries already written are undone. Removal attempts every delete and reports what failed
+ * (an entry already absent is not a failure).
+ */
+import {
+  isAbsent,
+  type FdbSpec,
+  type NeighSpec,
+  type NetlinkOps,
+  type RouteSpec,
+} from '../netlink/index.js';
+
+export interface PeerEntries {
+  /** `<lease key>/<family>`, unique within a network. */
+  readonly key: string;
+  /** The remote subnet this makes reachable (for logs). */
+  readonly subnet: string;
+  readonly neigh?: NeighSpec;
+  readonly fdb?: FdbSpec;
+  readonly route: RouteSpec;
+}
+
+export async function programPeer(ops: NetlinkOps, entries: PeerEntries): Promise<void> {
+  const undo: (() => Promise<void>)[] = [];
+  try {
+    if (entries.neigh) {
+      const n = entries.neigh;
+      await ops.neighReplace(n);
+      undo.push(() => ops.neighDelete(n));
+    }
+    if (entries.fdb) {
+      const f = entries.fdb;
+      await ops.fdbReplace(f);
+      undo.push(() => ops.fdbDelete(f));
+    }
+    await ops.routeReplace(entries.route);
+  } catch (err) {
+    for (const step of undo.reverse()) await step().catch(() => {});
+    throw err;
+  }
+}
+
+/** Best effort: tries route, FDB and neighbour deletes; returns the errors other than "absent". */
+export async function unprogramPeer(ops: NetlinkOps, entries: PeerEntries): Promise<unknown[]> {
+  const errors: unknown[] = [];
+  const attempt = async (fn: () => Promise<void>): Promise<void> => {
+    try {
+      await fn();
+    } catch (err) {
+      if (!isAbsent(err)) errors.push(err);
+    }
+  };
+  await attempt(() => ops.routeDelete(entries.route));
+  if (entries.fdb) {
+    const f = entries.fdb;
+    await attempt(() => ops.fdbDelete(f));
+  }
+  if (entries.neigh) {
+    const n = entries.neigh;
+    await attempt(() => ops.neighDelete(n));
+  }
+  return errors;
+}
+
+export const routeKey = (r: { dst: string; table?: number | undefined }): string =>
+  `${r.table ?? 254}|${r.dst}`;
+export const neighKey = (n: { ifindex: number; dst: string }): string => `${n.ifindex}|${n.dst}`;
+export const fdbKey = (f: { ifindex: number; mac: string; dst: string | null }): string =>
+  `${f.ifindex}|${f.mac}|${f.dst ?? ''}`;
+
+/** Individual kernel entries to remove (stale ones found by reconcile, or leftovers of a changed peer). */
+export interface StaleEntries {
+  readonly routes: readonly RouteSpec[];
+  readonly neighs: readonly Pick<NeighSpec, 'ifindex' | 'dst'>[];
+  readonly fdb: readonly FdbSpec[];
+}
+
+export const noStale: StaleEntries = { routes: [], neighs: [], fdb: [] };
+
+export function staleCount(s: StaleEntries): number {
+  return s.routes.length + s.neighs.length + s.fdb.length;
+}
+
+/** What `before` programmed that `after` no longer wants (e.g. the old FDB entry after a VTEP MAC change). */
+export function leftovers(
+  before: readonly PeerEntries[],
+  after: readonly PeerEntries[],
+): StaleEntries {
+  const keepRoutes = new Set(after.map((e) => routeKey(e.route)));
+  const keepNeighs = new Set(after.flatMap((e) => (e.neigh ? [neighKey(e.neigh)] : [])));
+  const keepFdb = new Set(after.flatMap((e) => (e.fdb ? [fdbKey(e.fdb)] : [])));
+  return {
+    routes: before.map((e) => e.route).filter((r) => !keepRoutes.has(routeKey(r))),
+    neighs: before.flatMap((e) => (e.neigh && !keepNeighs.has(neighKey(e.neigh)) ? [e.neigh] : [])),
+    fdb: before.flatMap((e) => (e.fdb && !keepFdb.has(fdbKey(e.fdb)) ? [e.fdb] : [])),
+  };
+}
+
+/** Deletes every entry of `stale` (routes first), best effort; returns the errors other than "absent". */
+export async function deleteStale(ops: NetlinkOps, stale: StaleEntries): Promise<unknown[]> {
+  const errors: unknown[] = [];
+  const attempt = (p: Promise<void>): Promise<void> =>
+    p.catch((err: unknown) => {
+      if (!isAbsent(err)) errors.push(err);
+    });
+  await Promise.all(stale.routes.map((r) => attempt(ops.routeDelete(r))));
+  await Promise.all(stale.fdb.map((f) => attempt(ops.fdbDelete(f))));
+  await Promise.all(stale.neighs.map((n) => attempt(ops.neighDelete(n))));
+  return errors;
+}

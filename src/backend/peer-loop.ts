@@ -1,0 +1,254 @@
+/**
+ * The serial peer loop shared by the kernel backends (design.md C4): lease batches from
+ * `SubnetManager.watchLeases`, a periodic resync, and "something changed under us" triggers (link
+ * events) all funnel into ONE queue, so no two kernel mutations of this network ever interleave.
+ *
+ * - snapshot batch → full reconcile (adds the missing, deletes stale entries, including those of peers
+ *   that vanished while weftd was down);
+ * - added / changed / removed → incremental: program the new entries, remove leftovers;
+ * - no retries inside the loop: a failure is logged with the peer and marks the state dirty; the next
+ *   resync (default every 60 s) reconciles everything again;
+ * - before the first snapshot nothing is deleted (an etcd outage at start must not empty the kernel);
+ * - on abort the loop stops; devices, routes, neighbours and FDB entries stay in place.
+ */
+import type { Lease, LeaseEvent } from '../lease/lease.js';
+import type { Logger } from '../log/logger.js';
+import { describeError } from '../errors.js';
+import type { LinkEvent, NetlinkOps } from '../netlink/index.js';
+import type { SubnetManager } from '../subnet/manager.js';
+import {
+  deleteStale,
+  leftovers,
+  programPeer,
+  staleCount,
+  unprogramPeer,
+  type PeerEntries,
+} from './peer-entries.js';
+import { planReconcile, type KernelView } from './reconcile.js';
+
+export const DEFAULT_RESYNC_MS = 60_000;
+
+/** The backend-specific part of the loop. */
+export interface PeerProgrammer {
+  /** Entries that make `lease` reachable ([] when the lease is not for this backend or is invalid —
+   *  the programmer logs why). Must not throw. */
+  entriesFor(lease: Lease): PeerEntries[];
+  /** Re-creates / re-configures the device(s) if needed; called before every full reconcile. */
+  ensureReady(): Promise<void>;
+  /** Kernel entries in this backend's scope. */
+  readKernel(): Promise<KernelView>;
+}
+
+export interface ReconcileReport {
+  readonly ms: number;
+  readonly peers: number;
+  readonly programmed: number;
+  readonly deleted: number;
+  readonly failures: number;
+}
+
+/** Optional hooks for metrics (the daemon's Prometheus gauges) and tests. */
+export interface PeerLoopObserver {
+  reconciled?(report: ReconcileReport): void;
+  peers?(count: number): void;
+  failed?(err: unknown): void;
+}
+
+export interface PeerLoopOptions {
+  readonly subnets: SubnetManager;
+  readonly ownLease: Lease;
+  readonly ops: NetlinkOps;
+  readonly programmer: PeerProgrammer;
+  readonly log: Logger;
+  readonly resyncMs?: number;
+  /** Decides whether a link event calls for a reconcile (e.g. our device vanished). */
+  readonly linkTrigger?: (event: LinkEvent) => boolean;
+  readonly observer?: PeerLoopObserver;
+}
+
+export class PeerLoop {
+  private readonly leases = new Map<string, Lease>();
+  private readonly programmed = new Map<string, PeerEntries[]>();
+  private haveSnapshot = false;
+  private dirty = false;
+  private queue: Promise<void> = Promise.resolve();
+  private reconcileQueued = false;
+
+  constructor(private readonly o: PeerLoopOptions) {}
+
+  /** True while a previous failure waits for the next resync. */
+  get isDirty(): boolean {
+    return this.dirty;
+  }
+
+  get peerCount(): number {
+    return this.leases.size;
+  }
+
+  /** Runs until `signal` aborts (resolves) or the lease watch fails (rejects). */
+  async run(signal: AbortSignal): Promise<void> {
+    const timer = setInterval(
+      () => this.requestReconcile('resync'),
+      this.o.resyncMs ?? DEFAULT_RESYNC_MS,
+    );
+    const unsubscribe = this.o.linkTrigger
+      ? this.o.ops.subscribeLinks((e) => {
+          if (this.o.linkTrigger!(e)) this.requestReconcile(`link event ${e.kind}`);
+        })
+      : () => {};
+    try {
+      for await (const batch of this.o.subnets.watchLeases(this.o.ownLease, signal)) {
+        if (signal.aborted) break;
+        await this.enqueue(() => this.apply(batch));
+      }
+    } finally {
+      clearInterval(timer);
+      unsubscribe();
+      await this.queue;
+    }
+  }
+
+  /** Queues a full reconcile unless one is already waiting. */
+  requestReconcile(reason: string): Promise<void> {
+    if (this.reconcileQueued) return this.queue;
+    this.reconcileQueued = true;
+    return this.enqueue(async () => {
+      this.reconcileQueued = false;
+      this.o.log.debug('reconcile', { reason });
+      await this.reconcile();
+    });
+  }
+
+  private enqueue(fn: () => Promise<void>): Promise<void> {
+    this.queue = this.queue.then(fn).catch((err: unknown) => {
+      this.dirty = true;
+      this.o.observer?.failed?.(err);
+      this.o.log.warn('peer programming failed; the next resync retries', {
+        err: describeError(err),
+      });
+    });
+    return this.queue;
+  }
+
+  /** Applies one batch of lease events. */
+  async apply(batch: readonly LeaseEvent[]): Promise<void> {
+    let full = false;
+    const touched = new Map<string, { before: PeerEntries[]; lease: Lease | null }>();
+    for (const ev of batch) {
+      if (ev.kind === 'snapshot') {
+        this.leases.clear();
+        for (const l of ev.leases) this.leases.set(l.key, l);
+        this.haveSnapshot = true;
+        full = true;
+        continue;
+      }
+      const lease = ev.lease;
+      if (!touched.has(lease.key))
+        touched.set(lease.key, { before: this.programmed.get(lease.key) ?? [], lease: null });
+      if (ev.kind === 'removed') {
+        this.leases.delete(lease.key);
+        touched.get(lease.key)!.lease = null;
+      } else {
+        this.leases.set(lease.key, lease);
+        touched.get(lease.key)!.lease = lease;
+      }
+    }
+    this.o.observer?.peers?.(this.leases.size);
+    if (full || this.dirty) {
+      await this.reconcile();
+      return;
+    }
+    await Promise.all([...touched].map(([key, t]) => this.applyOne(key, t.before, t.lease)));
+  }
+
+  private async applyOne(key: string, before: PeerEntries[], lease: Lease | null): Promise<void> {
+    const after = lease ? this.o.programmer.entriesFor(lease) : [];
+    let failed = false;
+    for (const e of after) {
+      try {
+        await programPeer(this.o.ops, e);
+        this.o.log.debug('peer programmed', { peer: e.key, subnet: e.subnet });
+      } catch (err) {
+        failed = true;
+        this.o.log.warn('cannot program peer; the next resync retries', {
+          peer: e.key,
+          subnet: e.subnet,
+          err: describeError(err),
+        });
+      }
+    }
+    const gone = lease
+      ? await deleteStale(this.o.ops, leftovers(before, after))
+      : await this.unprogramAll(before);
+    if (gone.length > 0) {
+      failed = true;
+      this.o.log.warn('cannot remove peer entries; the next resync retries', {
+        peer: key,
+        errors: gone.map(describeError),
+      });
+    }
+    if (after.length > 0) this.programmed.set(key, after);
+    else this.programmed.delete(key);
+    if (!lease && before.length > 0) this.o.log.info('peer removed', { peer: key });
+    if (lease && before.length === 0 && after.length > 0)
+      this.o.log.info('peer added', { peer: key, subnets: after.map((e) => e.subnet) });
+    if (failed) this.dirty = true;
+  }
+
+  private async unprogramAll(entries: readonly PeerEntries[]): Promise<unknown[]> {
+    const errs = await Promise.all(entries.map((e) => unprogramPeer(this.o.ops, e)));
+    return errs.flat();
+  }
+
+  /** Full reconcile: device(s) first, then the diff against the kernel. */
+  async reconcile(): Promise<ReconcileReport> {
+    const t0 = performance.now();
+    this.dirty = false;
+    try {
+      await this.o.programmer.ensureReady();
+    } catch (err) {
+      this.dirty = true;
+      throw err;
+    }
+    if (!this.haveSnapshot) {
+      return { ms: performance.now() - t0, peers: 0, programmed: 0, deleted: 0, failures: 0 };
+    }
+    const desired: PeerEntries[] = [];
+    this.programmed.clear();
+    for (const [key, lease] of this.leases) {
+      const entries = this.o.programmer.entriesFor(lease);
+      if (entries.length > 0) this.programmed.set(key, entries);
+      desired.push(...entries);
+    }
+    const plan = planReconcile(desired, await this.o.programmer.readKernel());
+    let failures = 0;
+    await Promise.all(
+      plan.program.map((e) =>
+        programPeer(this.o.ops, e).catch((err: unknown) => {
+          failures++;
+          this.o.log.warn('cannot program peer; the next resync retries', {
+            peer: e.key,
+            subnet: e.subnet,
+            err: describeError(err),
+          });
+        }),
+      ),
+    );
+    const errors = await deleteStale(this.o.ops, plan.stale);
+    failures += errors.length;
+    for (const err of errors)
+      this.o.log.warn('cannot remove stale entry', { err: describeError(err) });
+    if (failures > 0) this.dirty = true;
+    const report: ReconcileReport = {
+      ms: performance.now() - t0,
+      peers: this.leases.size,
+      programmed: plan.program.length,
+      deleted: staleCount(plan.stale),
+      failures,
+    };
+    if (report.programmed > 0 || report.deleted > 0 || failures > 0)
+      this.o.log.info('reconciled', { ...report });
+    this.o.observer?.reconciled?.(report);
+    return report;
+  }
+}

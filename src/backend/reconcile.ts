@@ -1,0 +1,57 @@
+/**
+ * The reconcile diff (design.md C4, pitfalls A4/A6): desired peer entries against what the kernel has
+ * in weft's scope (the backend decides the scope: routes/neighbours/FDB on its device, cluster-subnet
+ * routes on the uplink). Pure: the result says which peers to (re)program and which entries to delete,
+ * including those of peers that vanished while weftd was down.
+ */
+import type { FdbEntry, NeighEntry, RouteEntry } from '../netlink/index.js';
+import { fdbKey, neighKey, routeKey, type PeerEntries, type StaleEntries } from './peer-entries.js';
+
+/** Kernel entries in the backend's scope (already filtered by it). */
+export interface KernelView {
+  readonly routes: readonly RouteEntry[];
+  readonly neighs: readonly NeighEntry[];
+  readonly fdb: readonly FdbEntry[];
+}
+
+export interface ReconcilePlan {
+  /** Peers with at least one entry missing or different. */
+  readonly program: readonly PeerEntries[];
+  readonly stale: StaleEntries;
+}
+
+export function planReconcile(desired: readonly PeerEntries[], kernel: KernelView): ReconcilePlan {
+  const routes = new Map(kernel.routes.map((r) => [routeKey(r), r]));
+  const neighs = new Map(kernel.neighs.filter((n) => n.permanent).map((n) => [neighKey(n), n]));
+  const fdb = new Set(kernel.fdb.filter((f) => f.permanent).map((f) => fdbKey(f)));
+
+  const program: PeerEntries[] = [];
+  for (const peer of desired) {
+    const r = routes.get(routeKey(peer.route));
+    const routeOk =
+      r !== undefined &&
+      (r.gateway ?? null) === (peer.route.gateway ?? null) &&
+      (peer.route.oif == null || r.oif === peer.route.oif) &&
+      r.onlink === (peer.route.onlink ?? false);
+    const neighOk = !peer.neigh || neighs.get(neighKey(peer.neigh))?.mac === peer.neigh.mac;
+    const fdbOk = !peer.fdb || fdb.has(fdbKey(peer.fdb));
+    if (!routeOk || !neighOk || !fdbOk) program.push(peer);
+  }
+
+  const wantRoutes = new Set(desired.map((p) => routeKey(p.route)));
+  const wantNeighs = new Set(desired.flatMap((p) => (p.neigh ? [neighKey(p.neigh)] : [])));
+  const wantFdb = new Set(desired.flatMap((p) => (p.fdb ? [fdbKey(p.fdb)] : [])));
+  return {
+    program,
+    stale: {
+      routes: kernel.routes.filter((r) => !wantRoutes.has(routeKey(r))),
+      neighs: kernel.neighs.filter((n) => n.permanent && !wantNeighs.has(neighKey(n))),
+      fdb: kernel.fdb
+        .filter(
+          (f): f is FdbEntry & { dst: string } =>
+            f.permanent && f.dst !== null && !wantFdb.has(fdbKey(f)),
+        )
+        .map((f) => ({ ifindex: f.ifindex, mac: f.mac, dst: f.dst })),
+    },
+  };
+}

@@ -1,0 +1,370 @@
+/**
+ * The VXLAN backend end to end on the real kernel: three simulated hosts (one netns each, on the
+ * underlay bridge), each with the backend driving its netns from this process and one container
+ * namespace on a bridge; leases come from an in-memory SubnetManager the test controls.
+ *
+ *   [h1 weft.1 + weft-v6.1, c1 10.5.1.2]   [h2 …, c2 10.5.2.2]   [h3 …, c3 10.5.3.2]
+ *            └──────────── eth0 198.18.0.i / fd18::i on br0 (underlay netns) ────────────┘
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Uplink } from '../../src/backend/backend.js';
+import { vxlanBackendFactory, type VxlanNetwork } from '../../src/backend-vxlan/index.js';
+import { createJsonLogger } from '../../src/log/logger.js';
+import { createNetlinkOps, type NetlinkOps } from '../../src/netlink/index.js';
+import type { NetworkConfig } from '../../src/subnet/manager.js';
+import { run } from '../helpers/exec.js';
+import { useLeakCheck } from '../helpers/leaks.js';
+import {
+  createTopology,
+  ping,
+  type SimContainer,
+  type SimHost,
+  type Topology,
+} from '../helpers/netns.js';
+import { requireCaps } from '../helpers/require.js';
+import { MemorySubnets, testNetworkConfig } from './backend-memory-subnets.js';
+
+const runnable = requireCaps('root', 'netns', 'ping');
+useLeakCheck();
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function eventually(
+  check: () => Promise<boolean>,
+  ms = 3000,
+  what = 'condition',
+): Promise<number> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < ms) {
+    if (await check()) return Date.now() - t0;
+    await sleep(50);
+  }
+  throw new Error(`${what} not reached within ${ms} ms`);
+}
+
+interface Running {
+  host: SimHost;
+  network: VxlanNetwork;
+  ac: AbortController;
+  done: Promise<void>;
+  container?: SimContainer;
+  n: number;
+}
+
+const logs: string[] = [];
+const log = createJsonLogger({ level: 'info', write: (l) => logs.push(l) });
+const stateDir = mkdtempSync(join(tmpdir(), 'weft-vxlan-test-'));
+const machineId = join(stateDir, 'machine-id');
+writeFileSync(machineId, '0123456789abcdef0123456789abcdef\n');
+
+async function uplinkOf(ops: NetlinkOps, host: SimHost, ipv6: boolean): Promise<Uplink> {
+  const eth0 = (await ops.getLink('eth0'))!;
+  return {
+    name: 'eth0',
+    index: eth0.index,
+    mtu: eth0.mtu,
+    ifaceAddr: host.underlayIp,
+    ifaceAddr6: ipv6 ? host.underlayIp6 : null,
+    publicIp: host.underlayIp,
+    publicIpv6: ipv6 ? host.underlayIp6 : null,
+  };
+}
+
+async function start(
+  subnets: MemorySubnets,
+  config: NetworkConfig,
+  host: SimHost,
+  inspect: NetlinkOps,
+): Promise<Running> {
+  const backend = vxlanBackendFactory({
+    netns: host.netns,
+    resyncMs: 1500,
+    machineIdPath: machineId,
+  })({
+    subnets: subnets.manager(),
+    uplink: await uplinkOf(inspect, host, config.enableIPv6),
+    log: log.child({ host: host.index }),
+    stateDir,
+  });
+  const ac = new AbortController();
+  const network = (await backend.registerNetwork(config, {}, ac.signal)) as VxlanNetwork;
+  const done = network.run(ac.signal);
+  const n = Number(network.lease.subnet!.split('.')[2]);
+  return { host, network, ac, done, n };
+}
+
+async function stop(r: Running): Promise<void> {
+  r.ac.abort();
+  await r.done;
+}
+
+const ipOut = async (ns: string, ...args: string[]): Promise<string> =>
+  (await run('ip', ['-n', ns, ...args])).stdout;
+const fdbOut = async (ns: string, dev: string): Promise<string> =>
+  (await run('bridge', ['-n', ns, 'fdb', 'show', 'dev', dev])).stdout;
+
+function scenario(ipv6: boolean): void {
+  describe.skipIf(!runnable)(
+    `vxlan backend across 3 simulated hosts (${ipv6 ? 'dual stack' : 'IPv4'})`,
+    () => {
+      let topo: Topology;
+      let subnets: MemorySubnets;
+      let config: NetworkConfig;
+      const hosts: Running[] = [];
+      const inspect: NetlinkOps[] = [];
+
+      beforeAll(async () => {
+        topo = await createTopology({ hosts: 3 });
+        config = testNetworkConfig('vxlan', { ipv6 });
+        subnets = new MemorySubnets(config);
+        for (const h of topo.hosts) {
+          const ops = createNetlinkOps({ netns: h.netns });
+          inspect.push(ops);
+          hosts.push(await start(subnets, config, h, ops));
+        }
+        for (const r of hosts) {
+          r.container = await topo.addContainer(r.host, {
+            cidr: `10.5.${r.n}.2/24`,
+            gateway: `10.5.${r.n}.1`,
+            ...(ipv6 ? { cidr6: `fd05:0:0:${r.n}::2/64`, gateway6: `fd05:0:0:${r.n}::1` } : {}),
+            mtu: r.network.mtu,
+          });
+        }
+      });
+      afterAll(async () => {
+        for (const r of hosts) await stop(r).catch(() => {});
+        for (const o of inspect) o.close();
+        await topo?.destroy();
+      });
+
+      const pingAll = async (): Promise<string[]> => {
+        const failures: string[] = [];
+        await Promise.all(
+          hosts.flatMap((a) =>
+            hosts
+              .filter((b) => b !== a)
+              .flatMap((b) => {
+                const dsts = [b.container!.ip, ...(ipv6 ? [b.container!.ip6!] : [])];
+                return dsts.map(async (dst) => {
+                  if (!(await ping(a.container!.netns, dst, 2, 2)))
+                    failures.push(`${a.container!.ip} → ${dst}`);
+                });
+              }),
+          ),
+        );
+        return failures;
+      };
+
+      it('creates the device as specified and every container pings every other one', async () => {
+        const h1 = hosts[0]!;
+        expect(h1.network.mtu).toBe(ipv6 ? 1430 : 1450);
+        const d = await ipOut(h1.host.netns, '-d', 'link', 'show', 'weft.1');
+        expect(d).toMatch(/mtu 1450 /);
+        expect(d).toMatch(/vxlan id 1 local 198\.18\.0\.1 dev eth0 .*dstport 8472 nolearning/);
+        expect(d).toContain(`link/ether ${h1.network.vtepMacs[4]}`);
+        expect(await ipOut(h1.host.netns, '-4', 'addr', 'show', 'dev', 'weft.1')).toContain(
+          `inet 10.5.${h1.n}.0/32`,
+        );
+        if (ipv6) {
+          const d6 = await ipOut(h1.host.netns, '-d', 'link', 'show', 'weft-v6.1');
+          expect(d6).toMatch(/mtu 1430 /);
+          expect(d6).toMatch(/vxlan id 1 local fd18::1 dev eth0 .*dstport 8472 nolearning/);
+        }
+        expect(h1.network.lease.attrs.backendData).toEqual({
+          VNI: 1,
+          VtepMAC: h1.network.vtepMacs[4],
+        });
+        expect(new Set(hosts.map((r) => r.network.vtepMacs[4])).size).toBe(3);
+        const peer = hosts[1]!;
+        expect(await ipOut(h1.host.netns, 'route', 'show', 'dev', 'weft.1')).toMatch(
+          new RegExp(`10\\.5\\.${peer.n}\\.0/24 via 10\\.5\\.${peer.n}\\.0 .*onlink`),
+        );
+        expect(await fdbOut(h1.host.netns, 'weft.1')).toContain(
+          `${peer.network.vtepMacs[4]} dst 198.18.0.2 self permanent`,
+        );
+        expect(await pingAll()).toEqual([]);
+      });
+
+      it('drops a removed peer lease from route, neighbour and FDB quickly', async () => {
+        const [h1, , h3] = hosts as [Running, Running, Running];
+        const lease = h3.network.lease;
+        subnets.remove(lease.key);
+        const ms = await eventually(
+          async () => {
+            const routes = await ipOut(h1.host.netns, 'route', 'show', 'dev', 'weft.1');
+            const neigh = await ipOut(h1.host.netns, 'neigh', 'show', 'dev', 'weft.1');
+            const fdb = await fdbOut(h1.host.netns, 'weft.1');
+            return (
+              !routes.includes(`10.5.${h3.n}.0/24`) &&
+              !neigh.includes(`10.5.${h3.n}.0 `) &&
+              !fdb.includes(h3.network.vtepMacs[4]!)
+            );
+          },
+          2000,
+          'peer 3 removed on host 1',
+        );
+        expect(ms).toBeLessThan(2000);
+        expect(await ping(h1.container!.netns, h3.container!.ip, 1, 1)).toBe(false);
+        subnets.put(lease); // back, for the next tests
+        await eventually(
+          () => ping(h1.container!.netns, h3.container!.ip, 1, 1),
+          3000,
+          'peer 3 back',
+        );
+      });
+
+      it('removes stale entries planted in the kernel at the next reconcile; ignores other backends and bad data', async () => {
+        const h1 = hosts[0]!;
+        const ns = h1.host.netns;
+        await run('ip', [
+          '-n',
+          ns,
+          'neigh',
+          'add',
+          '10.5.77.0',
+          'lladdr',
+          '0e:77:77:77:77:77',
+          'dev',
+          'weft.1',
+          'nud',
+          'permanent',
+        ]);
+        await run('bridge', [
+          '-n',
+          ns,
+          'fdb',
+          'append',
+          '0e:77:77:77:77:77',
+          'dev',
+          'weft.1',
+          'dst',
+          '198.18.0.77',
+          'self',
+          'permanent',
+        ]);
+        await run('ip', [
+          '-n',
+          ns,
+          'route',
+          'add',
+          '10.5.77.0/24',
+          'via',
+          '10.5.77.0',
+          'dev',
+          'weft.1',
+          'onlink',
+        ]);
+        await run('ip', [
+          '-n',
+          ns,
+          'route',
+          'add',
+          '10.5.78.0/24',
+          'via',
+          '198.18.0.78',
+          'dev',
+          'eth0',
+        ]);
+        // Leases that must not be programmed: another backend type, a bad MAC, a missing VtepMAC.
+        subnets.put(
+          subnets.leaseFor(90, {
+            publicIp: '198.18.0.90',
+            publicIpv6: null,
+            backendType: 'host-gw',
+          }),
+        );
+        subnets.put(
+          subnets.leaseFor(91, {
+            publicIp: '198.18.0.91',
+            publicIpv6: null,
+            backendType: 'vxlan',
+            backendData: { VNI: 1, VtepMAC: 'zz:00' },
+          }),
+        );
+        subnets.put(
+          subnets.leaseFor(92, {
+            publicIp: '198.18.0.92',
+            publicIpv6: null,
+            backendType: 'vxlan',
+            backendData: { VNI: 1 },
+          }),
+        );
+        // …and a good one after them, which must be programmed (the loop survived the bad ones).
+        subnets.put(
+          subnets.leaseFor(93, {
+            publicIp: '198.18.0.93',
+            publicIpv6: null,
+            backendType: 'vxlan',
+            backendData: { VNI: 1, VtepMAC: '0e:93:93:93:93:93' },
+          }),
+        );
+        await h1.network.reconcileNow();
+        await eventually(
+          async () => (await ipOut(ns, 'route', 'show', 'dev', 'weft.1')).includes('10.5.93.0/24'),
+          2000,
+          'good lease',
+        );
+        const routes = await ipOut(ns, 'route', 'show');
+        expect(routes).not.toContain('10.5.77.0');
+        expect(routes).not.toContain('10.5.78.0');
+        expect(routes).not.toMatch(/10\.5\.9[012]\.0/);
+        expect(await ipOut(ns, 'neigh', 'show', 'dev', 'weft.1')).not.toContain('10.5.77.0');
+        expect(await fdbOut(ns, 'weft.1')).not.toContain('0e:77:77:77:77:77');
+        expect(
+          logs.some((l) => l.includes('invalid vxlan backend data') && l.includes('10.5.91.0-24')),
+        ).toBe(true);
+        expect(logs.some((l) => l.includes('VtepMAC is missing'))).toBe(true);
+        for (const n of [90, 91, 92, 93])
+          subnets.remove(
+            subnets.leaseFor(n, { publicIp: '', publicIpv6: null, backendType: '' }).key,
+          );
+        await eventually(
+          async () => !(await ipOut(ns, 'route', 'show')).includes('10.5.93.0'),
+          2000,
+          'lease 93 removed',
+        );
+      });
+
+      it('re-creates a device deleted by hand, with the same MAC, and traffic flows again', async () => {
+        const h2 = hosts[1]!;
+        await run('ip', ['-n', h2.host.netns, 'link', 'del', 'weft.1']);
+        const ms = await eventually(
+          async () =>
+            (await ipOut(h2.host.netns, 'route', 'show', 'dev', 'weft.1').catch(() => '')).includes(
+              `10.5.${hosts[0]!.n}.0/24`,
+            ),
+          4000,
+          'device re-created and re-programmed',
+        );
+        expect(ms).toBeLessThan(4000);
+        expect(await ipOut(h2.host.netns, 'link', 'show', 'weft.1')).toContain(
+          h2.network.vtepMacs[4]!,
+        );
+        expect(await pingAll()).toEqual([]);
+      });
+
+      it('keeps the VTEP MAC, the lease and the dataplane across a backend restart', async () => {
+        const old = hosts[1]!;
+        await stop(old);
+        // The dataplane outlives the backend: traffic still flows with nothing running on host 2.
+        expect(await ping(hosts[0]!.container!.netns, old.container!.ip, 2, 2)).toBe(true);
+        logs.length = 0;
+        const again = await start(subnets, config, old.host, inspect[1]!);
+        again.container = old.container!;
+        hosts[1] = again;
+        expect(again.network.vtepMacs).toEqual(old.network.vtepMacs);
+        expect(again.network.lease.subnet).toBe(old.network.lease.subnet);
+        expect(logs.some((l) => l.includes('vxlan device reused'))).toBe(true);
+        expect(await pingAll()).toEqual([]);
+      });
+    },
+  );
+}
+
+scenario(false);
+scenario(true);
+
+afterAll(() => rmSync(stateDir, { recursive: true, force: true }));
