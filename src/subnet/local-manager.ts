@@ -9,7 +9,7 @@
  * a fresh lease per renewal; a vanished key is re-created, and a subnet taken by another host is a
  * typed, fatal E_LEASE_LOST.
  */
-import { AbortedError, ConfigError, WeftError, describeError, throwIfAborted } from '../errors.js';
+import { ConfigError, WeftError, describeError, hasCode, throwIfAborted } from '../errors.js';
 import { encodeLeaseAttrs } from '../lease/codec.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../lease/lease.js';
 import { rateLimited, type Logger } from '../log/logger.js';
@@ -314,7 +314,7 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
     try {
       await keepLeaseLoop({ registry, log, ttl, margin, stats }, lease, state, signal, onRenewed);
     } catch (err) {
-      if (err instanceof AbortedError || signal.aborted) return;
+      if (hasCode(err, 'E_ABORTED') || signal.aborted) return;
       throw err;
     }
   }

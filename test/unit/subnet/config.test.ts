@@ -113,11 +113,7 @@ describe('network config: every rule rejects naming field, value and rule', () =
     ['not JSON', '{"Network":', /not valid JSON/],
     ['not an object', '[1,2]', /must be a JSON object/],
     ['Network missing', {}, /Network = null .*please define a correct Network parameter/],
-    [
-      'Network empty',
-      { Network: '' },
-      /Network = "" .*please define a correct Network parameter/,
-    ],
+    ['Network empty', { Network: '' }, /Network = "" .*please define a correct Network parameter/],
     ['Network not a CIDR', { Network: '10.5.0.0' }, /Network = "10.5.0.0" .*IPv4 CIDR/],
     ['Network a number', { Network: 10 }, /Network = 10 .*must be a string/],
     [
