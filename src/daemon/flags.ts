@@ -1,0 +1,270 @@
+/**
+ * The table of weftd's flags: name, option key, kind, default, help and validation. Flannel's names and
+ * defaults (flannel-compat.md §9) plus weft's own. Parsing lives in options.ts.
+ */
+import { isIP } from 'node:net';
+import type { LogLevel } from '../log/logger.js';
+
+export interface DaemonOptions {
+  readonly etcdEndpoints: readonly string[];
+  readonly etcdPrefix: string;
+  readonly etcdKeyfile: string | null;
+  readonly etcdCertfile: string | null;
+  readonly etcdCafile: string | null;
+  readonly etcdUsername: string | null;
+  readonly etcdPassword: string | null;
+  readonly iface: readonly string[];
+  readonly ifaceRegex: readonly string[];
+  readonly ifaceCanReach: string | null;
+  readonly publicIp: string | null;
+  readonly publicIpv6: string | null;
+  readonly subnetFile: string;
+  /** Minutes before expiry at which the lease is renewed (flannel: 1..1439). */
+  readonly subnetLeaseRenewMargin: number;
+  /** Lease TTL in seconds; null = the manager's default (24 h, flannel's constant). */
+  readonly subnetLeaseTtl: number | null;
+  readonly ipMasq: boolean;
+  readonly ipMasqFullyRandomDisable: boolean;
+  readonly iptablesForwardRules: boolean;
+  /** Seconds between checks that the firewall rules are still in place. */
+  readonly iptablesResync: number;
+  readonly healthzIp: string;
+  /** 0 = no health server. */
+  readonly healthzPort: number;
+  /** 0 = no separate metrics server (/metrics is also served on the health port). */
+  readonly metricsPort: number;
+  /** Seconds between full reconciles of the dataplane by the backend. */
+  readonly resyncPeriod: number;
+  readonly stateDir: string;
+  readonly logLevel: LogLevel;
+  readonly help: boolean;
+  readonly version: boolean;
+}
+
+export type Kind = 'string' | 'bool' | 'int' | 'list';
+
+export interface FlagSpec {
+  readonly name: string;
+  readonly key: keyof DaemonOptions;
+  readonly kind: Kind;
+  readonly def: string | boolean | number | null | readonly string[];
+  readonly help: string;
+  /** Returns an error text (what is wrong and the fix) or undefined. */
+  readonly check?: (value: never) => string | undefined;
+}
+
+const ipOf = (family: 4 | 6, what: string) => (v: string | null) =>
+  v === null || isIP(v) === family ? undefined : `must be an IPv${family} address (${what})`;
+const range = (lo: number, hi: number, unit: string) => (v: number) =>
+  v >= lo && v <= hi ? undefined : `must be between ${lo} and ${hi}${unit}`;
+
+export const FLAGS: readonly FlagSpec[] = [
+  {
+    name: 'etcd-endpoints',
+    key: 'etcdEndpoints',
+    kind: 'string',
+    def: 'http://127.0.0.1:2379',
+    help: 'comma-separated etcd v3 endpoints (http:// or https://)',
+  },
+  {
+    name: 'etcd-prefix',
+    key: 'etcdPrefix',
+    kind: 'string',
+    def: '/coreos.com/network',
+    help: 'etcd key prefix of the network config and the leases',
+    check: (v: string) =>
+      v.startsWith('/') && !/\s/.test(v)
+        ? undefined
+        : 'must be an absolute key like /coreos.com/network',
+  },
+  {
+    name: 'etcd-keyfile',
+    key: 'etcdKeyfile',
+    kind: 'string',
+    def: null,
+    help: 'TLS client key file',
+  },
+  {
+    name: 'etcd-certfile',
+    key: 'etcdCertfile',
+    kind: 'string',
+    def: null,
+    help: 'TLS client certificate file',
+  },
+  {
+    name: 'etcd-cafile',
+    key: 'etcdCafile',
+    kind: 'string',
+    def: null,
+    help: 'TLS CA bundle to verify etcd',
+  },
+  {
+    name: 'etcd-username',
+    key: 'etcdUsername',
+    kind: 'string',
+    def: null,
+    help: 'etcd v3 auth user',
+  },
+  {
+    name: 'etcd-password',
+    key: 'etcdPassword',
+    kind: 'string',
+    def: null,
+    help: 'etcd v3 auth password',
+  },
+  {
+    name: 'iface',
+    key: 'iface',
+    kind: 'list',
+    def: [],
+    help: 'interface (name or IP) for inter-host traffic; repeatable, first usable wins',
+  },
+  {
+    name: 'iface-regex',
+    key: 'ifaceRegex',
+    kind: 'list',
+    def: [],
+    help: 'regex matched against interface IPs, then names; repeatable',
+    check: (v: readonly string[]) => {
+      for (const r of v) {
+        try {
+          new RegExp(r);
+        } catch {
+          return `${JSON.stringify(r)} is not a valid regular expression`;
+        }
+      }
+      return undefined;
+    },
+  },
+  {
+    name: 'iface-can-reach',
+    key: 'ifaceCanReach',
+    kind: 'string',
+    def: null,
+    help: 'use the interface of the route to this IP',
+    check: (v: string | null) => (v === null || isIP(v) ? undefined : 'must be an IP address'),
+  },
+  {
+    name: 'public-ip',
+    key: 'publicIp',
+    kind: 'string',
+    def: null,
+    help: 'IPv4 address other hosts reach this one on (default: the interface address)',
+    check: ipOf(4, 'e.g. 198.18.0.1'),
+  },
+  {
+    name: 'public-ipv6',
+    key: 'publicIpv6',
+    kind: 'string',
+    def: null,
+    help: 'IPv6 address other hosts reach this one on',
+    check: ipOf(6, 'e.g. fd18::1'),
+  },
+  {
+    name: 'subnet-file',
+    key: 'subnetFile',
+    kind: 'string',
+    def: '/run/flannel/subnet.env',
+    help: 'where to write the subnet.env for the CNI plugin',
+    check: (v: string) => (v.length > 0 ? undefined : 'must be a file path'),
+  },
+  {
+    name: 'subnet-lease-renew-margin',
+    key: 'subnetLeaseRenewMargin',
+    kind: 'int',
+    def: 60,
+    help: 'renew the lease this many minutes before it expires (1..1439)',
+    check: range(1, 1439, ' minutes'),
+  },
+  {
+    name: 'subnet-lease-ttl',
+    key: 'subnetLeaseTtl',
+    kind: 'int',
+    def: null,
+    help: 'lease TTL in seconds (default 86400; short values are for tests)',
+    check: (v: number | null) =>
+      v === null || (v >= 5 && v <= 86400 * 7) ? undefined : 'must be 5..604800 seconds',
+  },
+  {
+    name: 'ip-masq',
+    key: 'ipMasq',
+    kind: 'bool',
+    def: false,
+    help: 'masquerade traffic leaving the overlay',
+  },
+  {
+    name: 'ip-masq-fully-random-disable',
+    key: 'ipMasqFullyRandomDisable',
+    kind: 'bool',
+    def: false,
+    help: 'masquerade without fully-random port allocation',
+  },
+  {
+    name: 'iptables-forward-rules',
+    key: 'iptablesForwardRules',
+    kind: 'bool',
+    def: true,
+    help: 'accept forwarded traffic from and to the overlay network',
+  },
+  {
+    name: 'iptables-resync',
+    key: 'iptablesResync',
+    kind: 'int',
+    def: 5,
+    help: 'seconds between checks that the firewall rules are in place',
+    check: range(1, 3600, ' seconds'),
+  },
+  {
+    name: 'healthz-ip',
+    key: 'healthzIp',
+    kind: 'string',
+    def: '0.0.0.0',
+    help: 'address of the health server',
+    check: (v: string) => (isIP(v) ? undefined : 'must be an IP address'),
+  },
+  {
+    name: 'healthz-port',
+    key: 'healthzPort',
+    kind: 'int',
+    def: 0,
+    help: 'port of /healthz, /readyz and /metrics (0 = off)',
+    check: range(0, 65535, ''),
+  },
+  {
+    name: 'metrics-port',
+    key: 'metricsPort',
+    kind: 'int',
+    def: 0,
+    help: 'separate port for /metrics on --healthz-ip (0 = off)',
+    check: range(0, 65535, ''),
+  },
+  {
+    name: 'resync-period',
+    key: 'resyncPeriod',
+    kind: 'int',
+    def: 60,
+    help: 'seconds between full reconciles of routes, neighbours and FDB',
+    check: range(1, 86400, ' seconds'),
+  },
+  {
+    name: 'state-dir',
+    key: 'stateDir',
+    kind: 'string',
+    def: '/var/lib/weft',
+    help: 'directory for state that outlives the daemon (e.g. the VTEP MAC)',
+    check: (v: string) => (v.length > 0 ? undefined : 'must be a directory path'),
+  },
+  {
+    name: 'log-level',
+    key: 'logLevel',
+    kind: 'string',
+    def: 'info',
+    help: 'debug, info, warn or error',
+    check: (v: string) =>
+      ['debug', 'info', 'warn', 'error'].includes(v)
+        ? undefined
+        : 'must be debug, info, warn or error',
+  },
+  { name: 'help', key: 'help', kind: 'bool', def: false, help: 'print this help and exit' },
+  { name: 'version', key: 'version', kind: 'bool', def: false, help: 'print the version and exit' },
+];
