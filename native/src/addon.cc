@@ -1,12 +1,15 @@
 // Thin N-API glue (design.md C9): argument checks, Node-shaped errno errors ({code, errno, syscall}),
-// no C++ exceptions (NAPI_DISABLE_CPP_EXCEPTIONS), nothing runs on a libuv or foreign thread here.
+// no C++ exceptions (NAPI_DISABLE_CPP_EXCEPTIONS). The only foreign-thread entry is the forwarder's
+// fatal-error notification, which goes through a threadsafe function and never throws.
 #include <napi.h>
 
 #include <cerrno>
+#include <new>
 #include <cstring>
 #include <linux/if.h>
 #include <sched.h>
 
+#include "fwd.h"
 #include "tun.h"
 
 namespace {
@@ -25,17 +28,33 @@ const char *ErrnoName(int err) {
     case ENOMEM: return "ENOMEM";
     case EBADFD: return "EBADFD";
     case EBADF: return "EBADF";
+    case EADDRINUSE: return "EADDRINUSE";
+    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+    case EAFNOSUPPORT: return "EAFNOSUPPORT";
+    case ENOTTY: return "ENOTTY";
+    case ESHUTDOWN: return "ESHUTDOWN";
+    case EIO: return "EIO";
+    case EAGAIN: return "EAGAIN";
     default: return "EUNKNOWN";
   }
 }
 
-Napi::Value ErrnoError(Napi::Env env, int err, const char *syscall, const std::string &what) {
+Napi::Error MakeErrnoError(Napi::Env env, int err, const char *syscall, const std::string &what) {
   std::string msg = what + ": " + syscall + " " + ErrnoName(err) + " (" + strerror(err) + ")";
   Napi::Error e = Napi::Error::New(env, msg);
   e.Set("code", Napi::String::New(env, ErrnoName(err)));
   e.Set("errno", Napi::Number::New(env, -err));
   e.Set("syscall", Napi::String::New(env, syscall));
-  e.ThrowAsJavaScriptException();
+  return e;
+}
+
+Napi::Value ErrnoError(Napi::Env env, int err, const char *syscall, const std::string &what) {
+  MakeErrnoError(env, err, syscall, what).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+Napi::Value TypeErr(Napi::Env env, const char *msg) {
+  Napi::TypeError::New(env, msg).ThrowAsJavaScriptException();
   return env.Undefined();
 }
 
@@ -75,7 +94,223 @@ Napi::Value SetNs(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+// ---- Forwarder ------------------------------------------------------------------------------
+// Owns one struct fwd (fwd.h). Lifecycle: constructed = running; close() (or the finalizer, or the
+// environment's teardown) stops and joins the loop thread before anything is freed. A fatal loop
+// error reaches JS through a threadsafe function (unref'd: it never keeps the process alive); the
+// callback runs on the main thread and any exception it throws goes to 'uncaughtException'.
+struct FatalInfo {
+  int err;
+  const char *syscall;
+};
+
+class Forwarder : public Napi::ObjectWrap<Forwarder> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Forwarder",
+                       {InstanceMethod("setRoute", &Forwarder::SetRoute),
+                        InstanceMethod("deleteRoute", &Forwarder::DeleteRoute),
+                        InstanceMethod("stats", &Forwarder::Stats),
+                        InstanceMethod("localPort", &Forwarder::LocalPort),
+                        InstanceMethod("close", &Forwarder::Close)});
+  }
+
+  // new Forwarder(tunFd: number, bindIp: Buffer(4), port: number, mtu: number, onFatal: Function)
+  explicit Forwarder(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Forwarder>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 5 || !info[0].IsNumber() || !info[1].IsBuffer() || !info[2].IsNumber() ||
+        !info[3].IsNumber() || !info[4].IsFunction() ||
+        info[1].As<Napi::Buffer<uint8_t>>().Length() != 4) {
+      TypeErr(env,
+              "Forwarder(tunFd: number, bindIp: Buffer(4), port: number, mtu: number, "
+              "onFatal: function)");
+      return;
+    }
+    napi_value resource = Napi::String::New(env, "weft.forwarder.fatal");
+    if (napi_create_threadsafe_function(env, info[4], nullptr, resource, 0, 1, nullptr, nullptr,
+                                        this, CallFatal, &tsfn_) != napi_ok) {
+      Napi::Error::New(env, "cannot create the forwarder's threadsafe function")
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    napi_unref_threadsafe_function(env, tsfn_);
+    fwd_config cfg{};
+    cfg.tun_fd = info[0].As<Napi::Number>().Int32Value();
+    memcpy(&cfg.bind_ip, info[1].As<Napi::Buffer<uint8_t>>().Data(), 4);
+    cfg.port = static_cast<uint16_t>(info[2].As<Napi::Number>().Uint32Value());
+    cfg.mtu = static_cast<uint16_t>(info[3].As<Napi::Number>().Uint32Value());
+    cfg.on_fatal = OnFatal;
+    cfg.ctx = this;
+    const char *syscall = "fwd_open";
+    int rc = fwd_open(&cfg, &fwd_, &syscall);
+    if (rc < 0) {
+      fwd_ = nullptr;
+      napi_release_threadsafe_function(tsfn_, napi_tsfn_abort);
+      tsfn_ = nullptr;
+      ErrnoError(env, -rc, syscall, "cannot start the forwarder");
+      return;
+    }
+    env_ = env;
+    napi_add_env_cleanup_hook(env, Teardown, this);
+  }
+
+  ~Forwarder() override { Shutdown(true); }
+
+ private:
+  // Stops the loop (joins the thread), then releases the threadsafe function. Idempotent.
+  void Shutdown(bool remove_hook) {
+    if (fwd_ != nullptr) {
+      fwd_close(fwd_);
+      fwd_ = nullptr;
+      if (remove_hook) napi_remove_env_cleanup_hook(env_, Teardown, this);
+    }
+    if (tsfn_ != nullptr) {
+      napi_release_threadsafe_function(tsfn_, napi_tsfn_release);
+      tsfn_ = nullptr;
+    }
+  }
+
+  static void Teardown(void *arg) {
+    Forwarder *self = static_cast<Forwarder *>(arg);
+    if (self->fwd_ != nullptr) {
+      fwd_close(self->fwd_);  // join before the environment (and the threadsafe function) goes
+      self->fwd_ = nullptr;
+    }
+    self->tsfn_ = nullptr;  // finalized by the environment's own teardown
+  }
+
+  // Loop thread: hand the error to the main thread. Never blocks, never throws.
+  static void OnFatal(void *ctx, int err, const char *syscall) {
+    Forwarder *self = static_cast<Forwarder *>(ctx);
+    FatalInfo *fi = new (std::nothrow) FatalInfo{err, syscall};
+    if (fi == nullptr) return;
+    if (napi_call_threadsafe_function(self->tsfn_, fi, napi_tsfn_nonblocking) != napi_ok) delete fi;
+  }
+
+  // Main thread.
+  static void CallFatal(napi_env env, napi_value js_cb, void *, void *data) {
+    FatalInfo *fi = static_cast<FatalInfo *>(data);
+    if (env != nullptr && js_cb != nullptr) {
+      Napi::Env e(env);
+      Napi::HandleScope scope(e);
+      Napi::Error err = MakeErrnoError(e, fi->err, fi->syscall, "forwarder stopped");
+      napi_value argv[1] = {err.Value()};
+      napi_value undefined;
+      napi_get_undefined(env, &undefined);
+      if (napi_call_function(env, undefined, js_cb, 1, argv, nullptr) == napi_pending_exception) {
+        napi_value ex;
+        napi_get_and_clear_last_exception(env, &ex);
+        napi_fatal_exception(env, ex);
+      }
+    }
+    delete fi;
+  }
+
+  bool CheckOpen(Napi::Env env) {
+    if (fwd_ != nullptr) return true;
+    ErrnoError(env, ESHUTDOWN, "forwarder", "forwarder is closed");
+    return false;
+  }
+
+  // setRoute(family: 4|6, addr: Buffer(4|16), prefixLen: number, peerIp: Buffer(4), port: number)
+  Napi::Value SetRoute(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 5 || !info[0].IsNumber() || !info[1].IsBuffer() || !info[2].IsNumber() ||
+        !info[3].IsBuffer() || !info[4].IsNumber() ||
+        info[3].As<Napi::Buffer<uint8_t>>().Length() != 4) {
+      return TypeErr(env,
+                     "setRoute(family: 4|6, addr: Buffer, prefixLen: number, peerIp: Buffer(4), "
+                     "port: number)");
+    }
+    int family = info[0].As<Napi::Number>().Int32Value();
+    auto addr = info[1].As<Napi::Buffer<uint8_t>>();
+    if ((family != 4 && family != 6) || addr.Length() != (family == 4 ? 4u : 16u)) {
+      return TypeErr(env, "setRoute: family must be 4 or 6 and addr 4 or 16 bytes");
+    }
+    if (!CheckOpen(env)) return env.Undefined();
+    uint32_t peer;
+    memcpy(&peer, info[3].As<Napi::Buffer<uint8_t>>().Data(), 4);
+    int rc = fwd_set_route(fwd_, family, addr.Data(), info[2].As<Napi::Number>().Int32Value(), peer,
+                           static_cast<uint16_t>(info[4].As<Napi::Number>().Uint32Value()));
+    if (rc < 0) return ErrnoError(env, -rc, "setRoute", "cannot queue route");
+    return env.Undefined();
+  }
+
+  // deleteRoute(family: 4|6, addr: Buffer(4|16), prefixLen: number)
+  Napi::Value DeleteRoute(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsBuffer() || !info[2].IsNumber()) {
+      return TypeErr(env, "deleteRoute(family: 4|6, addr: Buffer, prefixLen: number)");
+    }
+    int family = info[0].As<Napi::Number>().Int32Value();
+    auto addr = info[1].As<Napi::Buffer<uint8_t>>();
+    if ((family != 4 && family != 6) || addr.Length() != (family == 4 ? 4u : 16u)) {
+      return TypeErr(env, "deleteRoute: family must be 4 or 6 and addr 4 or 16 bytes");
+    }
+    if (!CheckOpen(env)) return env.Undefined();
+    int rc = fwd_del_route(fwd_, family, addr.Data(), info[2].As<Napi::Number>().Int32Value());
+    if (rc < 0) return ErrnoError(env, -rc, "deleteRoute", "cannot queue route deletion");
+    return env.Undefined();
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!CheckOpen(env)) return env.Undefined();
+    fwd_stats s{};
+    fwd_get_stats(fwd_, &s);
+    Napi::Object o = Napi::Object::New(env);
+#define F(js, c) o.Set(js, Napi::Number::New(env, static_cast<double>(s.c)))
+    F("txPackets", tx_packets);
+    F("txBytes", tx_bytes);
+    F("rxPackets", rx_packets);
+    F("rxBytes", rx_bytes);
+    F("tunReads", tun_reads);
+    F("tunWrites", tun_writes);
+    F("tsoPackets", tso_packets);
+    F("gsoSends", gso_sends);
+    F("groReceives", gro_receives);
+    F("coalescedWrites", coalesced_writes);
+    F("icmpSent", icmp_sent);
+    F("dropNoRoute", drop_no_route);
+    F("dropUnknownPeer", drop_unknown_peer);
+    F("dropBadInnerSource", drop_bad_inner_source);
+    F("dropMalformed", drop_malformed);
+    F("dropTtl", drop_ttl);
+    F("dropUnsupported", drop_unsupported);
+    F("dropTunWrite", drop_tun_write);
+    F("dropUdpSend", drop_udp_send);
+    F("commandsQueued", commands_queued);
+    F("commandsApplied", commands_applied);
+    F("routes", routes);
+    F("offVnetHdr", off_vnet_hdr);
+    F("offTso", off_tso);
+    F("offUdpGso", off_udp_gso);
+    F("offUdpGro", off_udp_gro);
+    F("running", running);
+    F("fatalErrno", fatal_errno);
+#undef F
+    return o;
+  }
+
+  Napi::Value LocalPort(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!CheckOpen(env)) return env.Undefined();
+    return Napi::Number::New(env, fwd_local_port(fwd_));
+  }
+
+  // close(): stops and joins the loop thread, closes the TUN fd and the socket. Idempotent.
+  Napi::Value Close(const Napi::CallbackInfo &info) {
+    Shutdown(true);
+    return info.Env().Undefined();
+  }
+
+  fwd *fwd_ = nullptr;
+  napi_threadsafe_function tsfn_ = nullptr;
+  napi_env env_ = nullptr;
+};
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Forwarder", Forwarder::Define(env));
   exports.Set("openTun", Napi::Function::New(env, OpenTun, "openTun"));
   exports.Set("setns", Napi::Function::New(env, SetNs, "setns"));
   return exports;

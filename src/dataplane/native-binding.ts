@@ -8,8 +8,58 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WeftError } from '../errors.js';
 
+/** Flat counters of native/include/fwd.h `struct fwd_stats`, camelCased by addon.cc. */
+export type NativeForwarderStatKey =
+  | 'txPackets'
+  | 'txBytes'
+  | 'rxPackets'
+  | 'rxBytes'
+  | 'tunReads'
+  | 'tunWrites'
+  | 'tsoPackets'
+  | 'gsoSends'
+  | 'groReceives'
+  | 'coalescedWrites'
+  | 'icmpSent'
+  | 'dropNoRoute'
+  | 'dropUnknownPeer'
+  | 'dropBadInnerSource'
+  | 'dropMalformed'
+  | 'dropTtl'
+  | 'dropUnsupported'
+  | 'dropTunWrite'
+  | 'dropUdpSend'
+  | 'commandsQueued'
+  | 'commandsApplied'
+  | 'routes'
+  | 'offVnetHdr'
+  | 'offTso'
+  | 'offUdpGso'
+  | 'offUdpGro'
+  | 'running'
+  | 'fatalErrno';
+
+/** One native forwarder (native/src/fwd_loop.c through addon.cc); arguments checked by the caller. */
+export interface NativeForwarderHandle {
+  setRoute(family: 4 | 6, addr: Buffer, prefixLen: number, peerIp: Buffer, port: number): void;
+  deleteRoute(family: 4 | 6, addr: Buffer, prefixLen: number): void;
+  stats(): Readonly<Record<NativeForwarderStatKey, number>>;
+  localPort(): number;
+  /** Stops and joins the loop thread; closes the TUN fd and the socket. Idempotent. */
+  close(): void;
+}
+
 /** The addon's surface, as built from native/src/addon.cc. */
 export interface NativeAddon {
+  /** Starts a forwarder; its UDP socket is created in the calling thread's network namespace.
+   *  `onFatal` runs on the main thread if the loop stops by itself (errno-shaped error). */
+  Forwarder: new (
+    tunFd: number,
+    bindIp: Buffer,
+    port: number,
+    mtu: number,
+    onFatal: (err: Error) => void,
+  ) => NativeForwarderHandle;
   openTun(name: string, vnetHdr: boolean, multiQueue: boolean): { fd: number; name: string };
   /** setns(2) for the calling (main) thread. */
   setns(fd: number, nstype: number): void;

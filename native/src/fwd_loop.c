@@ -1,0 +1,728 @@
+/*
+ * The forwarder loop (see fwd.h). One thread, epoll over the TUN fd, the UDP socket and an eventfd
+ * for control. Per wakeup it reads up to BATCH packets from the TUN (super-packets of up to 64 KiB
+ * with TSO), segments them and sends everything with one sendmmsg (UDP_SEGMENT per super-packet);
+ * and it receives up to BATCH UDP_GRO buffers with one recvmmsg, validates every datagram, and
+ * coalesces TCP segments of one flow into a super-packet for a single TUN write.
+ *
+ * Buffer ownership: all buffers are preallocated in struct fwd and belong to the loop thread. A TUN
+ * batch's buffers stay untouched until its datagrams are sent (segments point into them); a UDP
+ * batch's buffers until its TUN writes are done. Nothing is allocated per packet.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fwd.h"
+#include "pkt.h"
+#include "route_table.h"
+
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+
+#define BATCH 64                 /* TUN reads and recvmmsg messages per wakeup */
+#define BUF_SIZE (65536 + 128)   /* one super-packet or one GRO receive, plus headroom */
+#define HEADROOM 16              /* in front of every packet (room for a virtio-net header) */
+#define MAX_MSGS 512             /* datagrams (or GSO batches) per sendmmsg flush */
+#define MAX_IOV 4096
+#define MAX_HDRS (4 * PKT_MAX_SEGS) /* segment header slots per flush */
+#define GSO_MAX_BYTES 65000      /* payload of one UDP_SEGMENT send (below the 64 KiB IP limit) */
+#define GSO_MAX_SEGS 64          /* UDP_MAX_SEGMENTS on older kernels */
+#define ICMP_PER_SEC 100
+#define SEND_WAIT_MS 50
+#define SEND_WAIT_ROUNDS 40      /* give up on a full socket after ~2 s */
+
+enum { CMD_SET = 1, CMD_DEL = 2 };
+enum { EV_TUN = 0, EV_UDP = 1, EV_CTL = 2 };
+
+struct cmd {
+  uint8_t op, family, len;
+  uint8_t addr[16];
+  uint32_t peer;
+  uint16_t port;
+};
+
+struct fwd {
+  int tun_fd, udp_fd, ep_fd, ev_fd;
+  int vnet, gso_ok;
+  uint16_t mtu, port;
+  char tun_name[IFNAMSIZ];
+  pthread_t thread;
+  int stop; /* atomic */
+  void (*on_fatal)(void *, int, const char *);
+  void *ctx;
+
+  /* control queue: filled by the control thread under `mu`, swapped out by the loop */
+  pthread_mutex_t mu;
+  struct cmd *q, *work;
+  size_t qlen, qcap, work_cap;
+  int q_pending; /* atomic */
+  int closed_for_cmds;
+
+  struct rt_table *rt; /* loop thread only */
+  struct fwd_stats st;
+
+  /* TUN -> UDP */
+  uint8_t *tun_bufs;
+  size_t tun_lens[BATCH];
+  struct mmsghdr tx_msgs[MAX_MSGS];
+  struct sockaddr_in tx_addr[MAX_MSGS];
+  union {
+    char buf[CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+  } tx_ctl[MAX_MSGS];
+  uint32_t tx_npkts[MAX_MSGS], tx_nbytes[MAX_MSGS];
+  uint8_t tx_is_gso[MAX_MSGS];
+  struct iovec tx_iov[MAX_IOV];
+  uint8_t *hdr_arena;
+  size_t ntx, niov, nhdr;
+  struct pkt_seg segs[PKT_MAX_SEGS];
+
+  /* UDP -> TUN */
+  uint8_t *udp_bufs;
+  struct mmsghdr rx_msgs[BATCH];
+  struct iovec rx_iov[BATCH];
+  struct sockaddr_in rx_addr[BATCH];
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } rx_ctl[BATCH];
+  struct pkt_gro gro;
+  int run_active;
+  uint32_t run_pkts, run_bytes;
+  uint8_t run_vnet[PKT_VNET_HDR_LEN];
+  struct iovec run_iov[PKT_MAX_SEGS + 2];
+  int run_niov;
+
+  /* ICMP */
+  uint8_t icmp_buf[PKT_VNET_HDR_LEN + 640];
+  uint32_t icmp_src;
+  time_t icmp_src_at, icmp_sec;
+  unsigned icmp_budget;
+};
+
+#define ST_ADD(f, field, n) \
+  __atomic_store_n(&(f)->st.field, (f)->st.field + (uint64_t)(n), __ATOMIC_RELAXED)
+#define ST_SET(f, field, v) __atomic_store_n(&(f)->st.field, (uint64_t)(v), __ATOMIC_RELAXED)
+
+static int stopping(struct fwd *f) { return __atomic_load_n(&f->stop, __ATOMIC_ACQUIRE); }
+
+static void fatal(struct fwd *f, int err, const char *syscall) {
+  ST_SET(f, fatal_errno, err);
+  if (!stopping(f) && f->on_fatal) f->on_fatal(f->ctx, err, syscall);
+}
+
+/* ---- control ------------------------------------------------------------------------------- */
+
+static void apply_commands(struct fwd *f) {
+  if (!__atomic_load_n(&f->q_pending, __ATOMIC_ACQUIRE)) return;
+  pthread_mutex_lock(&f->mu);
+  struct cmd *cmds = f->q;
+  size_t n = f->qlen, cap = f->qcap;
+  f->q = f->work;
+  f->qcap = f->work_cap;
+  f->qlen = 0;
+  f->work = cmds;
+  f->work_cap = cap;
+  __atomic_store_n(&f->q_pending, 0, __ATOMIC_RELEASE);
+  pthread_mutex_unlock(&f->mu);
+  for (size_t i = 0; i < n; i++) {
+    struct cmd *c = &cmds[i];
+    if (c->op == CMD_SET) {
+      rt_set(f->rt, c->family, c->addr, c->len, c->peer, c->port);
+    } else {
+      rt_del(f->rt, c->family, c->addr, c->len);
+    }
+  }
+  ST_SET(f, routes, rt_count(f->rt));
+  ST_ADD(f, commands_applied, n);
+}
+
+static int queue_cmd(struct fwd *f, const struct cmd *c) {
+  pthread_mutex_lock(&f->mu);
+  if (f->closed_for_cmds || !__atomic_load_n(&f->st.running, __ATOMIC_RELAXED)) {
+    pthread_mutex_unlock(&f->mu);
+    return -ESHUTDOWN;
+  }
+  if (f->qlen == f->qcap) {
+    size_t cap = f->qcap ? f->qcap * 2 : 64;
+    struct cmd *q = realloc(f->q, cap * sizeof(*q));
+    if (!q) {
+      pthread_mutex_unlock(&f->mu);
+      return -ENOMEM;
+    }
+    f->q = q;
+    f->qcap = cap;
+  }
+  f->q[f->qlen++] = *c;
+  __atomic_store_n(&f->q_pending, 1, __ATOMIC_RELEASE);
+  __atomic_store_n(&f->st.commands_queued, f->st.commands_queued + 1, __ATOMIC_RELAXED);
+  pthread_mutex_unlock(&f->mu);
+  uint64_t one = 1;
+  ssize_t w = write(f->ev_fd, &one, sizeof(one));
+  (void)w; /* EAGAIN only when the counter is saturated: the loop is awake anyway */
+  return 0;
+}
+
+int fwd_set_route(struct fwd *f, int family, const uint8_t *addr, int len, uint32_t peer_ip,
+                  uint16_t port) {
+  if ((family != 4 && family != 6) || len < 0 || len > (family == 4 ? 32 : 128)) return -EINVAL;
+  struct cmd c = {.op = CMD_SET, .family = (uint8_t)family, .len = (uint8_t)len, .peer = peer_ip,
+                  .port = port};
+  memcpy(c.addr, addr, family == 4 ? 4 : 16);
+  return queue_cmd(f, &c);
+}
+
+int fwd_del_route(struct fwd *f, int family, const uint8_t *addr, int len) {
+  if ((family != 4 && family != 6) || len < 0 || len > (family == 4 ? 32 : 128)) return -EINVAL;
+  struct cmd c = {.op = CMD_DEL, .family = (uint8_t)family, .len = (uint8_t)len};
+  memcpy(c.addr, addr, family == 4 ? 4 : 16);
+  return queue_cmd(f, &c);
+}
+
+/* ---- TUN -> UDP ---------------------------------------------------------------------------- */
+
+/* Waits until the socket takes more data; 0 when stopping or it stayed full too long. */
+static int wait_writable(struct fwd *f) {
+  for (int i = 0; i < SEND_WAIT_ROUNDS && !stopping(f); i++) {
+    struct pollfd p = {.fd = f->udp_fd, .events = POLLOUT};
+    if (poll(&p, 1, SEND_WAIT_MS) > 0) return 1;
+  }
+  return 0;
+}
+
+static void tx_flush(struct fwd *f) {
+  size_t i = 0;
+  while (i < f->ntx) {
+    int r = sendmmsg(f->udp_fd, f->tx_msgs + i, (unsigned)(f->ntx - i), 0);
+    if (r > 0) {
+      for (size_t k = i; k < i + (size_t)r; k++) {
+        ST_ADD(f, tx_packets, f->tx_npkts[k]);
+        ST_ADD(f, tx_bytes, f->tx_nbytes[k]);
+        if (f->tx_is_gso[k]) ST_ADD(f, gso_sends, 1);
+      }
+      i += (size_t)r;
+      continue;
+    }
+    int e = errno;
+    if (r < 0 && e == EINTR) continue;
+    if (r < 0 && (e == EAGAIN || e == ENOBUFS) && wait_writable(f)) continue;
+    if (r < 0 && e == EIO && f->tx_is_gso[i]) {
+      /* The route's device cannot do UDP GSO (no checksum offload): fall back for good. */
+      f->gso_ok = 0;
+      ST_SET(f, off_udp_gso, 0);
+    }
+    ST_ADD(f, drop_udp_send, f->tx_npkts[i]);
+    i++;
+  }
+  f->ntx = f->niov = f->nhdr = 0;
+}
+
+/* Makes room for `msgs` messages, `iovs` iovecs and `hdrs` header slots, flushing if needed. */
+static void tx_reserve(struct fwd *f, size_t msgs, size_t iovs, size_t hdrs) {
+  if (f->ntx + msgs > MAX_MSGS || f->niov + iovs > MAX_IOV || f->nhdr + hdrs > MAX_HDRS) {
+    tx_flush(f);
+  }
+}
+
+static void tx_msg(struct fwd *f, const struct rt_route *r, struct iovec *iov, size_t niov,
+                   uint16_t gso_size, uint32_t npkts, uint32_t nbytes) {
+  size_t k = f->ntx++;
+  struct sockaddr_in *sa = &f->tx_addr[k];
+  sa->sin_family = AF_INET;
+  sa->sin_port = htons(r->peer_port);
+  sa->sin_addr.s_addr = r->peer_ip;
+  struct msghdr *m = &f->tx_msgs[k].msg_hdr;
+  memset(m, 0, sizeof(*m));
+  m->msg_name = sa;
+  m->msg_namelen = sizeof(*sa);
+  m->msg_iov = iov;
+  m->msg_iovlen = niov;
+  f->tx_is_gso[k] = gso_size != 0;
+  if (gso_size) {
+    m->msg_control = f->tx_ctl[k].buf;
+    m->msg_controllen = sizeof(f->tx_ctl[k].buf);
+    struct cmsghdr *c = CMSG_FIRSTHDR(m);
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    memcpy(CMSG_DATA(c), &gso_size, sizeof(gso_size));
+  }
+  f->tx_npkts[k] = npkts;
+  f->tx_nbytes[k] = nbytes;
+}
+
+static uint32_t tun_addr(struct fwd *f, time_t now) {
+  if (f->icmp_src && now - f->icmp_src_at < 1) return f->icmp_src;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof(ifr));
+  memcpy(ifr.ifr_name, f->tun_name, IFNAMSIZ);
+  ifr.ifr_addr.sa_family = AF_INET;
+  f->icmp_src = 0;
+  if (ioctl(f->udp_fd, SIOCGIFADDR, &ifr) == 0) {
+    f->icmp_src = ((struct sockaddr_in *)&ifr.ifr_addr)->sin_addr.s_addr;
+  }
+  f->icmp_src_at = now;
+  return f->icmp_src;
+}
+
+/* ICMP net-unreachable back into the TUN, rate-limited, from the TUN's own address. */
+static void send_unreachable(struct fwd *f, const struct pkt_ip *ip) {
+  if (ip->family != 4) return;
+  time_t now = time(NULL);
+  if (now != f->icmp_sec) {
+    f->icmp_sec = now;
+    f->icmp_budget = ICMP_PER_SEC;
+  }
+  if (f->icmp_budget == 0) return;
+  uint32_t src = tun_addr(f, now);
+  if (!src) return;
+  size_t off = f->vnet ? PKT_VNET_HDR_LEN : 0;
+  memset(f->icmp_buf, 0, off);
+  size_t n = pkt_icmp_unreach(ip, src, f->icmp_buf + off, sizeof(f->icmp_buf) - off);
+  if (n == 0) return;
+  f->icmp_budget--;
+  if (write(f->tun_fd, f->icmp_buf, n + off) == (ssize_t)(n + off)) ST_ADD(f, icmp_sent, 1);
+}
+
+static void tun_packet(struct fwd *f, uint8_t *buf, size_t n) {
+  struct pkt_vnet_hdr vh;
+  memset(&vh, 0, sizeof(vh));
+  uint8_t *p = buf;
+  size_t len = n;
+  if (f->vnet) {
+    if (n < PKT_VNET_HDR_LEN) {
+      ST_ADD(f, drop_malformed, 1);
+      return;
+    }
+    pkt_vnet_read(buf, &vh);
+    p += PKT_VNET_HDR_LEN;
+    len -= PKT_VNET_HDR_LEN;
+  }
+  struct pkt_ip ip;
+  if (pkt_parse(p, len, 0, &ip) != PKT_OK) {
+    ST_ADD(f, drop_malformed, 1);
+    return;
+  }
+  const struct rt_route *r = rt_lookup(f->rt, ip.family, ip.dst);
+  if (!r) {
+    ST_ADD(f, drop_no_route, 1);
+    send_unreachable(f, &ip);
+    return;
+  }
+  if (pkt_dec_ttl(&ip) != PKT_OK) {
+    ST_ADD(f, drop_ttl, 1);
+    return;
+  }
+  int gso = vh.gso_type & ~PKT_VNET_GSO_ECN;
+  if (gso == PKT_VNET_GSO_NONE) {
+    if ((vh.flags & PKT_VNET_F_NEEDS_CSUM) &&
+        pkt_finish_csum(ip.p, ip.len, vh.csum_start, vh.csum_offset) != PKT_OK) {
+      ST_ADD(f, drop_malformed, 1);
+      return;
+    }
+    tx_reserve(f, 1, 1, 0);
+    struct iovec *iov = &f->tx_iov[f->niov++];
+    iov->iov_base = ip.p;
+    iov->iov_len = ip.len;
+    tx_msg(f, r, iov, 1, 0, 1, ip.len);
+    return;
+  }
+  if (gso != PKT_VNET_GSO_TCPV4 && gso != PKT_VNET_GSO_TCPV6) {
+    ST_ADD(f, drop_unsupported, 1);
+    return;
+  }
+  tx_reserve(f, PKT_MAX_SEGS, 2 * PKT_MAX_SEGS, PKT_MAX_SEGS);
+  int ns = pkt_tso_segment(&ip, vh.gso_size, f->hdr_arena + f->nhdr * PKT_MAX_HDR, f->segs,
+                           PKT_MAX_SEGS);
+  if (ns < 0) {
+    if (-ns == PKT_MALFORMED) {
+      ST_ADD(f, drop_malformed, 1);
+    } else {
+      ST_ADD(f, drop_unsupported, 1);
+    }
+    return;
+  }
+  f->nhdr += (size_t)ns;
+  ST_ADD(f, tso_packets, 1);
+  int i = 0;
+  while (i < ns) {
+    struct iovec *iov = &f->tx_iov[f->niov];
+    size_t seg_size = (size_t)f->segs[i].hdr_len + f->segs[i].payload_len;
+    uint32_t bytes = 0, count = 0;
+    /* One GSO message: equal-sized segments (only the overall last may be shorter). */
+    do {
+      struct pkt_seg *s = &f->segs[i + (int)count];
+      iov[2 * count].iov_base = s->hdr;
+      iov[2 * count].iov_len = s->hdr_len;
+      iov[2 * count + 1].iov_base = (void *)s->payload;
+      iov[2 * count + 1].iov_len = s->payload_len;
+      bytes += (uint32_t)(s->hdr_len + s->payload_len);
+      count++;
+    } while (f->gso_ok && i + (int)count < ns && count < GSO_MAX_SEGS &&
+             bytes + seg_size <= GSO_MAX_BYTES);
+    f->niov += 2 * count;
+    tx_msg(f, r, iov, 2 * count, count > 1 ? (uint16_t)seg_size : 0, count, bytes);
+    i += (int)count;
+  }
+}
+
+/* Reads up to BATCH packets, forwards them, sends. Returns -1 on a fatal TUN error. */
+static int tun_batch(struct fwd *f) {
+  int n = 0;
+  while (n < BATCH) {
+    ssize_t r = read(f->tun_fd, f->tun_bufs + (size_t)n * BUF_SIZE + HEADROOM, BUF_SIZE - HEADROOM);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) break;
+      int e = errno;
+      for (int i = 0; i < n; i++) tun_packet(f, f->tun_bufs + (size_t)i * BUF_SIZE + HEADROOM, f->tun_lens[i]);
+      tx_flush(f);
+      fatal(f, e, "read");
+      return -1;
+    }
+    if (r == 0) break;
+    f->tun_lens[n++] = (size_t)r;
+  }
+  ST_ADD(f, tun_reads, n);
+  for (int i = 0; i < n; i++) {
+    tun_packet(f, f->tun_bufs + (size_t)i * BUF_SIZE + HEADROOM, f->tun_lens[i]);
+  }
+  tx_flush(f);
+  return n;
+}
+
+/* ---- UDP -> TUN ---------------------------------------------------------------------------- */
+
+static void run_flush(struct fwd *f) {
+  if (!f->run_active) return;
+  f->run_active = 0;
+  ssize_t want = 0;
+  if (f->vnet) {
+    struct pkt_vnet_hdr vh;
+    pkt_gro_finish(&f->gro, &vh);
+    pkt_vnet_write(f->run_vnet, &vh);
+  }
+  for (int i = 0; i < f->run_niov; i++) want += (ssize_t)f->run_iov[i].iov_len;
+  ssize_t w;
+  do {
+    w = writev(f->tun_fd, f->run_iov, f->run_niov);
+  } while (w < 0 && errno == EINTR);
+  if (w != want) {
+    ST_ADD(f, drop_tun_write, f->run_pkts);
+    return;
+  }
+  ST_ADD(f, tun_writes, 1);
+  ST_ADD(f, rx_packets, f->run_pkts);
+  ST_ADD(f, rx_bytes, f->run_bytes);
+  if (f->run_pkts > 1) ST_ADD(f, coalesced_writes, 1);
+}
+
+static void rx_packet(struct fwd *f, uint8_t *p, size_t len, uint32_t peer) {
+  struct pkt_ip ip;
+  if (pkt_parse(p, len, 1, &ip) != PKT_OK) {
+    run_flush(f);
+    ST_ADD(f, drop_malformed, 1);
+    return;
+  }
+  /* Safety beyond flannel: the inner source must lie in a subnet routed to the sending peer. */
+  const struct rt_route *r = rt_lookup(f->rt, ip.family, ip.src);
+  if (!r || r->peer_ip != peer) {
+    run_flush(f);
+    ST_ADD(f, drop_bad_inner_source, 1);
+    return;
+  }
+  if (pkt_dec_ttl(&ip) != PKT_OK) {
+    run_flush(f);
+    ST_ADD(f, drop_ttl, 1);
+    return;
+  }
+  if (f->run_active && f->vnet) {
+    const uint8_t *pl;
+    uint16_t plen;
+    if (pkt_gro_try(&f->gro, &ip, &pl, &plen)) {
+      f->run_iov[f->run_niov].iov_base = (void *)pl;
+      f->run_iov[f->run_niov].iov_len = plen;
+      f->run_niov++;
+      f->run_pkts++;
+      f->run_bytes += ip.len;
+      return;
+    }
+  }
+  run_flush(f);
+  f->run_active = 1;
+  f->run_niov = 0;
+  if (f->vnet) {
+    pkt_gro_start(&f->gro, &ip);
+    f->run_iov[f->run_niov].iov_base = f->run_vnet;
+    f->run_iov[f->run_niov].iov_len = PKT_VNET_HDR_LEN;
+    f->run_niov++;
+  }
+  f->run_iov[f->run_niov].iov_base = ip.p;
+  f->run_iov[f->run_niov].iov_len = ip.len;
+  f->run_niov++;
+  f->run_pkts = 1;
+  f->run_bytes = ip.len;
+}
+
+static void udp_batch(struct fwd *f) {
+  for (int i = 0; i < BATCH; i++) {
+    struct msghdr *m = &f->rx_msgs[i].msg_hdr;
+    m->msg_namelen = sizeof(f->rx_addr[i]);
+    m->msg_controllen = sizeof(f->rx_ctl[i].buf);
+    m->msg_flags = 0;
+    f->rx_iov[i].iov_len = BUF_SIZE - HEADROOM;
+  }
+  int n;
+  do {
+    n = recvmmsg(f->udp_fd, f->rx_msgs, BATCH, MSG_DONTWAIT, NULL);
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) return; /* EAGAIN, or a queued ICMP error: nothing to do */
+  for (int i = 0; i < n; i++) {
+    struct msghdr *m = &f->rx_msgs[i].msg_hdr;
+    size_t len = f->rx_msgs[i].msg_len;
+    uint8_t *base = f->udp_bufs + (size_t)i * BUF_SIZE + HEADROOM;
+    size_t seg = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+      if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+        int g;
+        memcpy(&g, CMSG_DATA(c), sizeof(g));
+        if (g > 0) seg = (size_t)g;
+      }
+    }
+    if (seg == 0 || seg > len) seg = len;
+    size_t nseg = len == 0 ? 1 : (len + seg - 1) / seg;
+    if (m->msg_flags & MSG_TRUNC || f->rx_addr[i].sin_family != AF_INET || len == 0) {
+      ST_ADD(f, drop_malformed, nseg);
+      continue;
+    }
+    if (nseg > 1) ST_ADD(f, gro_receives, 1);
+    uint32_t peer = f->rx_addr[i].sin_addr.s_addr;
+    if (rt_peer_refs(f->rt, peer) == 0) {
+      ST_ADD(f, drop_unknown_peer, nseg);
+      continue;
+    }
+    for (size_t off = 0; off < len; off += seg) {
+      rx_packet(f, base + off, len - off < seg ? len - off : seg, peer);
+    }
+    run_flush(f);
+  }
+}
+
+/* ---- loop and lifecycle -------------------------------------------------------------------- */
+
+static void *loop_main(void *arg) {
+  struct fwd *f = arg;
+  struct epoll_event evs[4];
+  while (!stopping(f)) {
+    apply_commands(f);
+    int n = epoll_wait(f->ep_fd, evs, 4, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fatal(f, errno, "epoll_wait");
+      break;
+    }
+    int tun_ready = 0, udp_ready = 0;
+    for (int i = 0; i < n; i++) {
+      if (evs[i].data.u32 == EV_TUN) tun_ready = 1;
+      if (evs[i].data.u32 == EV_UDP) udp_ready = 1;
+      if (evs[i].data.u32 == EV_CTL) {
+        uint64_t v;
+        ssize_t r = read(f->ev_fd, &v, sizeof(v));
+        (void)r;
+      }
+    }
+    if (stopping(f)) break;
+    apply_commands(f); /* commands apply between batches */
+    if (udp_ready) udp_batch(f);
+    if (tun_ready && tun_batch(f) < 0) break;
+  }
+  ST_SET(f, running, 0);
+  return NULL;
+}
+
+static void free_fwd(struct fwd *f) {
+  if (f->ep_fd >= 0) close(f->ep_fd);
+  if (f->ev_fd >= 0) close(f->ev_fd);
+  if (f->udp_fd >= 0) close(f->udp_fd);
+  if (f->tun_fd >= 0) close(f->tun_fd);
+  free(f->tun_bufs);
+  free(f->udp_bufs);
+  free(f->hdr_arena);
+  free(f->q);
+  free(f->work);
+  rt_free(f->rt);
+  pthread_mutex_destroy(&f->mu);
+  free(f);
+}
+
+static int setup_offloads(struct fwd *f, int tun_fd) {
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof(ifr));
+  if (ioctl(tun_fd, TUNGETIFF, &ifr) < 0) return -errno;
+  memcpy(f->tun_name, ifr.ifr_name, IFNAMSIZ);
+  f->tun_name[IFNAMSIZ - 1] = 0;
+  f->vnet = (ifr.ifr_flags & IFF_VNET_HDR) != 0;
+  ST_SET(f, off_vnet_hdr, f->vnet);
+  if (f->vnet) {
+    int sz = PKT_VNET_HDR_LEN;
+    if (ioctl(tun_fd, TUNSETVNETHDRSZ, &sz) < 0) return -errno;
+    if (ioctl(tun_fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)) == 0) {
+      ST_SET(f, off_tso, 1);
+    } else {
+      ioctl(tun_fd, TUNSETOFFLOAD, (unsigned long)TUN_F_CSUM);
+    }
+  }
+  int big = 4 << 20;
+  if (setsockopt(f->udp_fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) < 0) {
+    setsockopt(f->udp_fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+  }
+  if (setsockopt(f->udp_fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big)) < 0) {
+    setsockopt(f->udp_fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+  }
+  int on = 1;
+  if (setsockopt(f->udp_fd, SOL_UDP, UDP_GRO, &on, sizeof(on)) == 0) ST_SET(f, off_udp_gro, 1);
+  int probe = 1000, off = 0;
+  if (setsockopt(f->udp_fd, SOL_UDP, UDP_SEGMENT, &probe, sizeof(probe)) == 0) {
+    setsockopt(f->udp_fd, SOL_UDP, UDP_SEGMENT, &off, sizeof(off));
+    f->gso_ok = 1;
+    ST_SET(f, off_udp_gso, 1);
+  }
+  return 0;
+}
+
+int fwd_open(const struct fwd_config *cfg, struct fwd **out, const char **sc) {
+  *sc = "fwd_open";
+  if (cfg->tun_fd < 0 || cfg->mtu < 68) return -EINVAL;
+  struct fwd *f = calloc(1, sizeof(*f));
+  if (!f) return -ENOMEM;
+  f->tun_fd = f->udp_fd = f->ep_fd = f->ev_fd = -1;
+  pthread_mutex_init(&f->mu, NULL);
+  f->mtu = cfg->mtu;
+  f->on_fatal = cfg->on_fatal;
+  f->ctx = cfg->ctx;
+  int err = 0;
+  f->tun_bufs = malloc((size_t)BATCH * BUF_SIZE);
+  f->udp_bufs = malloc((size_t)BATCH * BUF_SIZE);
+  f->hdr_arena = malloc((size_t)MAX_HDRS * PKT_MAX_HDR);
+  f->rt = rt_new();
+  if (!f->tun_bufs || !f->udp_bufs || !f->hdr_arena || !f->rt) {
+    err = -ENOMEM;
+    *sc = "malloc";
+    goto fail;
+  }
+  f->udp_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (f->udp_fd < 0) {
+    err = -errno;
+    *sc = "socket";
+    goto fail;
+  }
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(cfg->port),
+                           .sin_addr = {.s_addr = cfg->bind_ip}};
+  if (bind(f->udp_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+    err = -errno;
+    *sc = "bind";
+    goto fail;
+  }
+  socklen_t sl = sizeof(sa);
+  getsockname(f->udp_fd, (struct sockaddr *)&sa, &sl);
+  f->port = ntohs(sa.sin_port);
+  if ((err = setup_offloads(f, cfg->tun_fd)) < 0) {
+    *sc = "ioctl";
+    goto fail;
+  }
+  int fl = fcntl(cfg->tun_fd, F_GETFL);
+  if (fl < 0 || fcntl(cfg->tun_fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+    err = -errno;
+    *sc = "fcntl";
+    goto fail;
+  }
+  f->ev_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  f->ep_fd = epoll_create1(EPOLL_CLOEXEC);
+  if (f->ev_fd < 0 || f->ep_fd < 0) {
+    err = -errno;
+    *sc = f->ev_fd < 0 ? "eventfd" : "epoll_create1";
+    goto fail;
+  }
+  struct epoll_event ev = {.events = EPOLLIN};
+  int fds[3] = {cfg->tun_fd, f->udp_fd, f->ev_fd};
+  for (uint32_t i = 0; i < 3; i++) {
+    ev.data.u32 = i;
+    if (epoll_ctl(f->ep_fd, EPOLL_CTL_ADD, fds[i], &ev) < 0) {
+      err = -errno;
+      *sc = "epoll_ctl";
+      goto fail;
+    }
+  }
+  for (int i = 0; i < BATCH; i++) {
+    f->rx_iov[i].iov_base = f->udp_bufs + (size_t)i * BUF_SIZE + HEADROOM;
+    struct msghdr *m = &f->rx_msgs[i].msg_hdr;
+    m->msg_name = &f->rx_addr[i];
+    m->msg_iov = &f->rx_iov[i];
+    m->msg_iovlen = 1;
+    m->msg_control = f->rx_ctl[i].buf;
+  }
+  ST_SET(f, running, 1);
+  f->tun_fd = cfg->tun_fd;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old); /* the loop thread never handles signals */
+  int pe = pthread_create(&f->thread, NULL, loop_main, f);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (pe != 0) {
+    f->tun_fd = -1; /* not taken on failure */
+    err = -pe;
+    *sc = "pthread_create";
+    goto fail;
+  }
+  *out = f;
+  return 0;
+fail:
+  free_fwd(f);
+  return err;
+}
+
+void fwd_get_stats(struct fwd *f, struct fwd_stats *out) {
+  const uint64_t *src = (const uint64_t *)&f->st;
+  uint64_t *dst = (uint64_t *)out;
+  for (size_t i = 0; i < sizeof(*out) / sizeof(uint64_t); i++) {
+    dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+  }
+}
+
+uint16_t fwd_local_port(struct fwd *f) { return f->port; }
+
+void fwd_close(struct fwd *f) {
+  if (!f) return;
+  pthread_mutex_lock(&f->mu);
+  f->closed_for_cmds = 1;
+  pthread_mutex_unlock(&f->mu);
+  __atomic_store_n(&f->stop, 1, __ATOMIC_RELEASE);
+  uint64_t one = 1;
+  ssize_t w = write(f->ev_fd, &one, sizeof(one));
+  (void)w;
+  pthread_join(f->thread, NULL);
+  free_fwd(f);
+}

@@ -1,0 +1,175 @@
+/**
+ * Argument validation and the control-plane route book shared by NativeForwarder and
+ * MemoryForwarder, so both reject the same input with the same TypeError messages.
+ */
+import { Ip4Net, Ip6Net, tryParseCidr, tryParseIp4 } from '../ip/index.js';
+import { WeftError } from '../errors.js';
+import type { ForwarderOptions, ForwarderRoute, ForwarderStats } from './forwarder.js';
+
+/** A destination as the native side wants it. */
+export interface ParsedDst {
+  readonly family: 4 | 6;
+  readonly addr: Buffer;
+  readonly prefixLen: number;
+  /** Canonical CIDR text. */
+  readonly cidr: string;
+  readonly net: Ip4Net | Ip6Net;
+}
+
+export interface ParsedOptions {
+  readonly tunFd: number;
+  readonly port: number;
+  readonly bindIp: Buffer;
+  readonly mtu: number;
+}
+
+function show(v: unknown): string {
+  return typeof v === 'string' ? JSON.stringify(v) : String(v);
+}
+
+function isIntIn(v: unknown, min: number, max: number): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+}
+
+export function ip4Bytes(value: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(value >>> 0);
+  return b;
+}
+
+function ip6Bytes(value: bigint): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeBigUInt64BE(value >> 64n, 0);
+  b.writeBigUInt64BE(value & 0xffffffffffffffffn, 8);
+  return b;
+}
+
+export function parseOptions(opts: ForwarderOptions): ParsedOptions {
+  if (typeof opts !== 'object' || opts === null) {
+    throw new TypeError('forwarder options must be an object {tunFd, port, mtu, bindAddress?}');
+  }
+  if (!isIntIn(opts.tunFd, 0, 0x7fffffff)) {
+    throw new TypeError(`tunFd must be a non-negative integer, got ${show(opts.tunFd)}`);
+  }
+  if (!isIntIn(opts.port, 0, 65535)) {
+    throw new TypeError(`port must be an integer 0-65535, got ${show(opts.port)}`);
+  }
+  if (!isIntIn(opts.mtu, 576, 65535)) {
+    throw new TypeError(`mtu must be an integer 576-65535, got ${show(opts.mtu)}`);
+  }
+  const bind = opts.bindAddress ?? '0.0.0.0';
+  const bindIp = typeof bind === 'string' ? tryParseIp4(bind) : null;
+  if (bindIp === null) {
+    throw new TypeError(
+      `bindAddress must be an IPv4 address such as 198.18.0.1, got ${show(opts.bindAddress)}`,
+    );
+  }
+  return { tunFd: opts.tunFd, port: opts.port, mtu: opts.mtu, bindIp: ip4Bytes(bindIp) };
+}
+
+export function parseDst(dst: unknown): ParsedDst {
+  const net = typeof dst === 'string' ? tryParseCidr(dst) : null;
+  if (net === null) {
+    throw new TypeError(`dst must be an IPv4 or IPv6 CIDR such as 10.244.2.0/24, got ${show(dst)}`);
+  }
+  const strict = tryParseCidr(dst as string, { strict: true });
+  if (strict === null) {
+    throw new TypeError(`dst ${show(dst)} has host bits set: use ${net.toString()}`);
+  }
+  if (net instanceof Ip4Net) {
+    return {
+      family: 4,
+      addr: ip4Bytes(net.ip),
+      prefixLen: net.prefixLen,
+      cidr: net.toString(),
+      net,
+    };
+  }
+  return { family: 6, addr: ip6Bytes(net.ip), prefixLen: net.prefixLen, cidr: net.toString(), net };
+}
+
+export function parsePeer(peerIp: unknown, port: unknown): { peer: Buffer; ip: number } {
+  const ip = typeof peerIp === 'string' ? tryParseIp4(peerIp) : null;
+  if (ip === null) {
+    throw new TypeError(`peerIp must be an IPv4 address such as 198.18.0.2, got ${show(peerIp)}`);
+  }
+  if (!isIntIn(port, 1, 65535)) {
+    throw new TypeError(`port must be an integer 1-65535, got ${show(port)}`);
+  }
+  return { peer: ip4Bytes(ip), ip };
+}
+
+export function closedError(op: string): WeftError {
+  return new WeftError('E_NATIVE', `forwarder is closed: cannot ${op}`, {
+    details: { code: 'ESHUTDOWN', syscall: op },
+  });
+}
+
+/** The control plane's view of the routes: what was set, keyed by canonical dst. */
+export class RouteBook {
+  private readonly byDst = new Map<string, ForwarderRoute>();
+
+  set(dst: string, peerIp: string, port: number): void {
+    this.byDst.set(dst, { dst, peerIp, port });
+  }
+
+  delete(dst: string): boolean {
+    return this.byDst.delete(dst);
+  }
+
+  get(dst: string): ForwarderRoute | undefined {
+    return this.byDst.get(dst);
+  }
+
+  list(): readonly ForwarderRoute[] {
+    return [...this.byDst.values()].sort((a, b) => (a.dst < b.dst ? -1 : a.dst > b.dst ? 1 : 0));
+  }
+
+  get size(): number {
+    return this.byDst.size;
+  }
+}
+
+export const ZERO_DROPS = Object.freeze({
+  noRoute: 0,
+  unknownPeer: 0,
+  badInnerSource: 0,
+  malformed: 0,
+  ttl: 0,
+  unsupported: 0,
+  tunWrite: 0,
+  udpSend: 0,
+});
+
+/** Names of the offloads that are off. */
+export function fallbackOf(stats: ForwarderStats): string[] {
+  return (Object.entries(stats.offloads) as [string, boolean][])
+    .filter(([, on]) => !on)
+    .map(([name]) => name);
+}
+
+/** Polls `applied()` until it reaches `target` (or throws what `failure()` returns). */
+export async function waitApplied(
+  target: number,
+  applied: () => number,
+  failure: () => Error | undefined,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (applied() >= target) return;
+    const err = failure();
+    if (err) throw err;
+    if (Date.now() > deadline) {
+      throw new WeftError(
+        'E_NATIVE',
+        `forwarder did not apply its route commands in ${timeoutMs} ms`,
+        {
+          details: { code: 'ETIMEDOUT' },
+          retryable: true,
+        },
+      );
+    }
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The UDP backend's packet forwarder, as a documented interface (design.md C7–C9).
+ *
+ * A Forwarder moves IP packets between a TUN device and a UDP socket in flannel's wire format: one IP
+ * packet per UDP datagram, no extra header, so weft and flannel UDP hosts interoperate. Packets never
+ * pass through JavaScript: the native implementation (`NativeForwarder`) runs its own thread, and this
+ * interface carries only small commands (set a route, delete a route, close) and counters.
+ * `MemoryForwarder` is its in-memory twin for unit tests of the backend; both pass the same contract
+ * suite (test/dataplane/forwarder.contract.ts).
+ *
+ * Forwarding rules (both implementations document the same behaviour; only the native one moves packets):
+ * - TUN → UDP: the destination is looked up by longest prefix match; a hit sends the packet to the
+ *   route's peer (TTL − 1, dropped at 0); a miss drops it and answers IPv4 senders with ICMP
+ *   net-unreachable (never for ICMP errors or non-first fragments; rate-limited).
+ * - UDP → TUN: a datagram is accepted only from the public address of a peer some route points to,
+ *   and only if its inner source address lies in a subnet routed to that same peer; anything else is
+ *   dropped and counted by reason. TTL − 1, dropped at 0.
+ */
+import type { EventEmitter } from 'node:events';
+
+export { NativeForwarder } from './native-forwarder.js';
+export { MemoryForwarder } from './memory-forwarder.js';
+
+export interface ForwarderOptions {
+  /**
+   * File descriptor of the TUN device (IFF_TUN|IFF_NO_PI; open it with `vnetHdr: true` for the
+   * TSO/GSO fast path). Ownership passes to the forwarder when `start` succeeds: it closes the fd on
+   * `close()`. When `start` throws, the caller still owns it.
+   */
+  readonly tunFd: number;
+  /** UDP port to bind (flannel: 8285). 0 binds an ephemeral port (tests); see `localPort`. */
+  readonly port: number;
+  /** IPv4 address to bind (flannel binds the interface address). Default '0.0.0.0'. */
+  readonly bindAddress?: string;
+  /** MTU of the TUN device (underlay MTU − 28). */
+  readonly mtu: number;
+}
+
+/** One route: packets for `dst` go to `peerIp:port` over UDP. */
+export interface ForwarderRoute {
+  /** Canonical CIDR ('10.244.2.0/24', 'fd00:10:244:2::/64'). */
+  readonly dst: string;
+  /** Public IPv4 address of the peer host (also the only source accepted for `dst`'s traffic). */
+  readonly peerIp: string;
+  readonly port: number;
+}
+
+/** Drop counters by reason. */
+export interface ForwarderDrops {
+  /** TUN → UDP: no route for the destination (an ICMP net-unreachable may have been sent). */
+  readonly noRoute: number;
+  /** UDP → TUN: datagram from an address that is no route's peer. */
+  readonly unknownPeer: number;
+  /** UDP → TUN: inner source address outside every subnet routed to the sending peer. */
+  readonly badInnerSource: number;
+  /** Either way: truncated, bad version/IHL/lengths, bad IPv4 header checksum, … */
+  readonly malformed: number;
+  /** TTL / hop limit expired. */
+  readonly ttl: number;
+  /** A segmentation offload type or header layout the forwarder does not handle. */
+  readonly unsupported: number;
+  /** The write to the TUN device failed. */
+  readonly tunWrite: number;
+  /** The UDP send failed. */
+  readonly udpSend: number;
+}
+
+/** Offloads in use. Any `false` is a fallback: slower, still correct (reported once in the log). */
+export interface ForwarderOffloads {
+  /** TUN delivers virtio-net headers (needed for TSO and coalescing). */
+  readonly vnetHdr: boolean;
+  /** TUN hands over TCP super-packets (TUNSETOFFLOAD TSO4/TSO6). */
+  readonly tso: boolean;
+  /** Segments go out as one send with UDP_SEGMENT. */
+  readonly udpGso: boolean;
+  /** The socket receives UDP_GRO batches. */
+  readonly udpGro: boolean;
+}
+
+/** Counters since start, plain integers (snapshots; never decrease). */
+export interface ForwarderStats {
+  /** IP packets / bytes sent as UDP datagrams (after segmentation). */
+  readonly txPackets: number;
+  readonly txBytes: number;
+  /** IP packets / bytes received over UDP and written to the TUN. */
+  readonly rxPackets: number;
+  readonly rxBytes: number;
+  /** Packets read from the TUN (a super-packet counts once) and writes to it. */
+  readonly tunReads: number;
+  readonly tunWrites: number;
+  /** Super-packets segmented; UDP_SEGMENT sends; UDP_GRO receives of more than one datagram; TUN
+   *  writes that carried a coalesced super-packet. */
+  readonly tsoPackets: number;
+  readonly gsoSends: number;
+  readonly groReceives: number;
+  readonly coalescedWrites: number;
+  readonly icmpSent: number;
+  readonly drops: ForwarderDrops;
+  /** Route commands accepted, and applied by the forwarder (equal: the table is current). */
+  readonly commandsQueued: number;
+  readonly commandsApplied: number;
+  /** Routes in the forwarder's table (as of the last applied command). */
+  readonly routes: number;
+  readonly offloads: ForwarderOffloads;
+  /** False once closed or stopped by a fatal error. */
+  readonly running: boolean;
+}
+
+/**
+ * Events: `'error'` (err: WeftError E_NATIVE with `details` {code, errno, syscall}) when the forwarder
+ * stops by itself (e.g. its TUN device was deleted). Attach a listener: without one, Node treats the
+ * event as an uncaught exception.
+ */
+export interface Forwarder extends Pick<EventEmitter, 'on' | 'once' | 'off'> {
+  /** The UDP port actually bound. */
+  readonly localPort: number;
+  /** Offloads that are missing (empty on the fast path), e.g. ['udpGso']. */
+  readonly fallback: readonly string[];
+  /**
+   * Adds or replaces the route for `dst` (an IPv4 or IPv6 CIDR without host bits) to `peerIp`
+   * (IPv4) and `port` (1–65535). Idempotent. Validated synchronously (TypeError with an exact
+   * message); applied by the forwarder in call order, before it handles its next batch of packets
+   * (`settled()` resolves once applied). Throws E_NATIVE (details.code 'ESHUTDOWN') after close.
+   */
+  setRoute(dst: string, peerIp: string, port: number): void;
+  /** Removes the route for exactly `dst`; returns false when there was none. Same ordering and
+   *  errors as setRoute. */
+  deleteRoute(dst: string): boolean;
+  /** The routes as last set (control-plane view), sorted by dst. */
+  routes(): readonly ForwarderRoute[];
+  /** Counter snapshot. After close: the last counters, `running: false`. */
+  stats(): ForwarderStats;
+  /** Resolves when every command issued so far has been applied; rejects when the forwarder stopped. */
+  settled(timeoutMs?: number): Promise<void>;
+  /** Stops forwarding, joins the forwarder thread, closes the TUN fd and the socket. Idempotent. */
+  close(): void;
+  readonly closed: boolean;
+}
