@@ -19,6 +19,7 @@ import {
 import type { Uplink } from '../backend/backend.js';
 import type { FamilyDescriptor } from '../backend/family.js';
 import type { PeerEntries } from '../backend/peer-entries.js';
+import { isClusterGatewayRoute, isOnLink, onLinkNetworks } from '../backend/uplink-routes.js';
 import type { PeerProgrammer } from '../backend/peer-loop.js';
 import type { KernelView } from '../backend/reconcile.js';
 import { parseVxlanBackendData } from './backend-data.js';
@@ -44,32 +45,6 @@ export interface VxlanProgrammerOptions {
   readonly devices: VxlanDevice[];
   readonly checksumOff: boolean;
   readonly netns?: string | undefined;
-}
-
-/** Routes in the main table that weft put on the uplink for a cluster subnet (DirectRouting / host-gw). */
-export function isClusterGatewayRoute(
-  r: RouteEntry,
-  network: string,
-  subnetLen: number,
-  ownSubnet: string,
-): boolean {
-  return (
-    r.gateway !== null &&
-    r.type === 'UNICAST' &&
-    parseCidr(r.dst).len === subnetLen &&
-    cidrContains(network, r.dst) &&
-    networkOf(r.dst) !== networkOf(ownSubnet)
-  );
-}
-
-/** Networks the uplink is directly attached to, per family (refreshed on every reconcile). */
-export async function onLinkNetworks(
-  ops: NetlinkOps,
-  index: number,
-  family: IpFamily,
-): Promise<string[]> {
-  const addrs = await ops.listAddrs(index, family);
-  return addrs.map((a) => networkOf(a.cidr)).filter((n) => !n.startsWith('fe80:'));
 }
 
 export class VxlanProgrammer implements PeerProgrammer {
@@ -138,7 +113,7 @@ export class VxlanProgrammer implements PeerProgrammer {
   };
 
   private isOnLink(family: IpFamily, ip: string): boolean {
-    return (this.onlink.get(family) ?? []).some((n) => cidrContains(n, ip));
+    return isOnLink(this.onlink.get(family) ?? [], ip);
   }
 
   entriesFor(lease: Lease): PeerEntries[] {

@@ -1,0 +1,42 @@
+/**
+ * Helpers for routes weft puts on the uplink (host-gw, and vxlan DirectRouting): which networks the
+ * uplink is attached to, and which main-table routes on it are weft's (a cluster subnet via a gateway).
+ */
+import {
+  cidrContains,
+  networkOf,
+  parseCidr,
+  type IpFamily,
+  type NetlinkOps,
+  type RouteEntry,
+} from '../netlink/index.js';
+
+/** A route for one cluster subnet (exactly `subnetLen` long, inside `network`, not ours) via a gateway. */
+export function isClusterGatewayRoute(
+  r: RouteEntry,
+  network: string,
+  subnetLen: number,
+  ownSubnet: string,
+): boolean {
+  return (
+    r.gateway !== null &&
+    r.type === 'UNICAST' &&
+    parseCidr(r.dst).len === subnetLen &&
+    cidrContains(network, r.dst) &&
+    networkOf(r.dst) !== networkOf(ownSubnet)
+  );
+}
+
+/** Networks the uplink is directly attached to (its addresses' prefixes; IPv6 link-local excluded). */
+export async function onLinkNetworks(
+  ops: NetlinkOps,
+  index: number,
+  family: IpFamily,
+): Promise<string[]> {
+  const addrs = await ops.listAddrs(index, family);
+  return addrs.map((a) => networkOf(a.cidr)).filter((n) => !n.startsWith('fe80:'));
+}
+
+export function isOnLink(networks: readonly string[], ip: string): boolean {
+  return networks.some((n) => cidrContains(n, ip));
+}

@@ -1,0 +1,236 @@
+/**
+ * The host-gw backend on the real kernel: three simulated hosts on one L2 underlay, leases from an
+ * in-memory SubnetManager, containers on a bridge per host; every container pings every other one
+ * (IPv4 and dual stack). A public IP that is not on-link refuses to start; a peer that is not on-link is
+ * skipped; stale cluster routes are reconciled away; a removed lease takes its route with it.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Uplink } from '../../src/backend/backend.js';
+import { hostGwBackendFactory, type HostGwNetwork } from '../../src/backend-hostgw/index.js';
+import { createJsonLogger } from '../../src/log/logger.js';
+import { createNetlinkOps, type NetlinkOps } from '../../src/netlink/index.js';
+import type { NetworkConfig } from '../../src/subnet/manager.js';
+import { run } from '../helpers/exec.js';
+import { useLeakCheck } from '../helpers/leaks.js';
+import {
+  createTopology,
+  ping,
+  type SimContainer,
+  type SimHost,
+  type Topology,
+} from '../helpers/netns.js';
+import { requireCaps } from '../helpers/require.js';
+import { MemorySubnets, testNetworkConfig } from './backend-memory-subnets.js';
+
+const runnable = requireCaps('root', 'netns', 'ping');
+useLeakCheck();
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const logs: string[] = [];
+const log = createJsonLogger({ level: 'info', write: (l) => logs.push(l) });
+const stateDir = mkdtempSync(join(tmpdir(), 'weft-hostgw-test-'));
+
+interface Running {
+  host: SimHost;
+  network: HostGwNetwork;
+  ac: AbortController;
+  done: Promise<void>;
+  n: number;
+  container?: SimContainer;
+}
+
+async function uplinkOf(
+  ops: NetlinkOps,
+  host: SimHost,
+  ipv6: boolean,
+  publicIp?: string,
+): Promise<Uplink> {
+  const eth0 = (await ops.getLink('eth0'))!;
+  return {
+    name: 'eth0',
+    index: eth0.index,
+    mtu: eth0.mtu,
+    ifaceAddr: host.underlayIp,
+    ifaceAddr6: ipv6 ? host.underlayIp6 : null,
+    publicIp: publicIp ?? host.underlayIp,
+    publicIpv6: ipv6 ? host.underlayIp6 : null,
+  };
+}
+
+const ipOut = async (ns: string, ...args: string[]): Promise<string> =>
+  (await run('ip', ['-n', ns, ...args])).stdout;
+
+function scenario(ipv6: boolean): void {
+  describe.skipIf(!runnable)(
+    `host-gw backend across 3 simulated hosts (${ipv6 ? 'dual stack' : 'IPv4'})`,
+    () => {
+      let topo: Topology;
+      let subnets: MemorySubnets;
+      let config: NetworkConfig;
+      const hosts: Running[] = [];
+      const inspect: NetlinkOps[] = [];
+
+      beforeAll(async () => {
+        topo = await createTopology({ hosts: 3 });
+        config = testNetworkConfig('host-gw', { ipv6 });
+        subnets = new MemorySubnets(config);
+        for (const h of topo.hosts) {
+          const ops = createNetlinkOps({ netns: h.netns });
+          inspect.push(ops);
+          const backend = hostGwBackendFactory({ netns: h.netns, resyncMs: 1500 })({
+            subnets: subnets.manager(),
+            uplink: await uplinkOf(ops, h, ipv6),
+            log: log.child({ host: h.index }),
+            stateDir,
+          });
+          const ac = new AbortController();
+          const network = (await backend.registerNetwork(config, {}, ac.signal)) as HostGwNetwork;
+          hosts.push({
+            host: h,
+            network,
+            ac,
+            done: network.run(ac.signal),
+            n: Number(network.lease.subnet!.split('.')[2]),
+          });
+        }
+        for (const r of hosts) {
+          r.container = await topo.addContainer(r.host, {
+            cidr: `10.5.${r.n}.2/24`,
+            gateway: `10.5.${r.n}.1`,
+            ...(ipv6 ? { cidr6: `fd05:0:0:${r.n}::2/64`, gateway6: `fd05:0:0:${r.n}::1` } : {}),
+          });
+        }
+      });
+      afterAll(async () => {
+        for (const r of hosts) {
+          r.ac.abort();
+          await r.done.catch(() => {});
+        }
+        for (const o of inspect) o.close();
+        await topo?.destroy();
+      });
+
+      it('programs routes via the peers public IPs and every container pings every other one', async () => {
+        const [h1, h2] = hosts as [Running, Running];
+        expect(h1.network.mtu).toBe(1500);
+        expect(await ipOut(h1.host.netns, 'route', 'show')).toMatch(
+          new RegExp(`10\\.5\\.${h2.n}\\.0/24 via 198\\.18\\.0\\.2 dev eth0`),
+        );
+        if (ipv6) {
+          expect(await ipOut(h1.host.netns, '-6', 'route', 'show')).toMatch(
+            new RegExp(`fd05:0:0:${h2.n}::/64 via fd18::2 dev eth0`),
+          );
+        }
+        const failures: string[] = [];
+        await Promise.all(
+          hosts.flatMap((a) =>
+            hosts
+              .filter((b) => b !== a)
+              .flatMap((b) =>
+                [b.container!.ip, ...(ipv6 ? [b.container!.ip6!] : [])].map(async (dst) => {
+                  if (!(await ping(a.container!.netns, dst, 2, 2)))
+                    failures.push(`${a.container!.ip} → ${dst}`);
+                }),
+              ),
+          ),
+        );
+        expect(failures).toEqual([]);
+      });
+
+      it('skips a peer that is not on-link, removes stale routes and follows lease removal', async () => {
+        const [h1, , h3] = hosts as [Running, Running, Running];
+        const ns = h1.host.netns;
+        subnets.put(
+          subnets.leaseFor(60, {
+            publicIp: '198.19.0.60',
+            publicIpv6: null,
+            backendType: 'host-gw',
+          }),
+        );
+        subnets.put(
+          subnets.leaseFor(61, { publicIp: '198.18.0.61', publicIpv6: null, backendType: 'vxlan' }),
+        );
+        await run('ip', [
+          '-n',
+          ns,
+          'route',
+          'add',
+          '10.5.62.0/24',
+          'via',
+          '198.18.0.62',
+          'dev',
+          'eth0',
+        ]);
+        // Not ours: an operator's route for the whole cluster network and a non-cluster route stay.
+        await run('ip', [
+          '-n',
+          ns,
+          'route',
+          'add',
+          '10.5.0.0/16',
+          'via',
+          '198.18.0.254',
+          'dev',
+          'eth0',
+        ]);
+        await run('ip', [
+          '-n',
+          ns,
+          'route',
+          'add',
+          '198.19.5.0/24',
+          'via',
+          '198.18.0.254',
+          'dev',
+          'eth0',
+        ]);
+        await h1.network.reconcileNow();
+        const routes = await ipOut(ns, 'route', 'show');
+        expect(routes).not.toContain('10.5.60.0');
+        expect(routes).not.toContain('10.5.61.0');
+        expect(routes).not.toContain('10.5.62.0');
+        expect(routes).toContain('10.5.0.0/16 via 198.18.0.254');
+        expect(routes).toContain('198.19.5.0/24 via 198.18.0.254');
+        expect(logs.some((l) => l.includes('not on-link') && l.includes('198.19.0.60'))).toBe(true);
+        subnets.remove(h3.network.lease.key);
+        const t0 = Date.now();
+        while (
+          Date.now() - t0 < 2000 &&
+          (await ipOut(ns, 'route', 'show')).includes(`10.5.${h3.n}.0/24`)
+        )
+          await sleep(50);
+        expect(await ipOut(ns, 'route', 'show')).not.toContain(`10.5.${h3.n}.0/24`);
+        await run('ip', ['-n', ns, 'route', 'del', '10.5.0.0/16']);
+        await run('ip', ['-n', ns, 'route', 'del', '198.19.5.0/24']);
+      });
+
+      it('refuses to start when the public IP is not on the uplink network', async () => {
+        const h = topo.hosts[0]!;
+        const backend = hostGwBackendFactory({ netns: h.netns })({
+          subnets: subnets.manager(),
+          uplink: await uplinkOf(inspect[0]!, h, false, '198.19.9.9'),
+          log,
+          stateDir,
+        });
+        const before = subnets.leases.size;
+        await expect(
+          backend.registerNetwork(config, {}, new AbortController().signal),
+        ).rejects.toMatchObject({
+          code: 'E_INTERFACE',
+          message: expect.stringMatching(
+            /public IPv4 address 198\.19\.9\.9 is not on-link on eth0/,
+          ),
+        });
+        expect(subnets.leases.size).toBe(before); // no lease taken
+      });
+    },
+  );
+}
+
+scenario(false);
+scenario(true);
+
+afterAll(() => rmSync(stateDir, { recursive: true, force: true }));
