@@ -1,0 +1,183 @@
+/**
+ * The subnet lease manager against a real etcd (issue 3): acquisition at scale, exhaustion, reuse,
+ * reservations, renewal without leaking etcd leases, and losing the key.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startEtcd, type EtcdFixture } from '../helpers/etcd.js';
+import { useLeakCheck } from '../helpers/leaks.js';
+import { requireCaps } from '../helpers/require.js';
+import { hasCode, type WeftError } from '../../src/errors.js';
+import { encodeLeaseAttrs } from '../../src/lease/codec.js';
+import type { Lease } from '../../src/lease/lease.js';
+import { attrs, etcdLeaseCount, Managers, putConfig } from './subnet-helpers.js';
+
+const runnable = requireCaps('etcd', 'etcdctl');
+useLeakCheck();
+
+describe.skipIf(!runnable)('subnet lease manager over etcd', () => {
+  let etcd: EtcdFixture;
+  const managers = new Managers(() => etcd.endpoints);
+  beforeAll(async () => {
+    etcd = await startEtcd();
+  });
+  afterEach(() => managers.closeAll());
+  afterAll(async () => {
+    await managers.closeAll();
+    await etcd?.stop();
+  });
+
+  it('200 hosts acquiring at once get 200 distinct subnets with zero errors', async () => {
+    const prefix = etcd.prefix('stampede');
+    await putConfig(etcd, prefix, {
+      Network: '10.5.0.0/16',
+      SubnetLen: 24,
+      Backend: { Type: 'vxlan' },
+    });
+    const hosts = Array.from({ length: 200 }, () => managers.make(prefix));
+    const started = Date.now();
+    const results = await Promise.allSettled(hosts.map((m, i) => m.acquireLease(attrs(i + 1))));
+    const elapsed = Date.now() - started;
+    const failed = results.filter((r) => r.status === 'rejected');
+    expect(failed.map((r) => String((r as PromiseRejectedResult).reason))).toEqual([]);
+    const leases = results.map((r) => (r as PromiseFulfilledResult<Lease>).value);
+    expect(new Set(leases.map((l) => l.subnet)).size).toBe(200);
+    const keys = (await etcd.etcdctl(['get', '--prefix', '--keys-only', `${prefix}/subnets/`]))
+      .split('\n')
+      .filter(Boolean);
+    expect(keys).toHaveLength(200);
+    expect(new Set(keys).size).toBe(200);
+    for (const l of leases) expect(l.subnet).toMatch(/^10\.5\.\d+\.0\/24$/);
+    expect(elapsed).toBeLessThan(20_000);
+  });
+
+  it('exhaustion of a small network is a clear E_LEASE_EXHAUSTED', async () => {
+    const prefix = etcd.prefix('exhaust');
+    await putConfig(etcd, prefix, { Network: '10.9.0.0/28', Backend: { Type: 'vxlan' } }); // 3 subnets of /30
+    await etcd.etcdctl(['put', `${prefix}/subnets/10.9.0.4-30`, encodeLeaseAttrs(attrs(200))]);
+    const m = managers.make(prefix);
+    await m.acquireLease(attrs(1));
+    await m.acquireLease(attrs(2));
+    const err = (await m.acquireLease(attrs(3)).catch((e: unknown) => e)) as WeftError;
+    expect(hasCode(err, 'E_LEASE_EXHAUSTED')).toBe(true);
+    expect(err.message).toBe('no free subnet in 10.9.0.0/28 (2 leased, 1 reserved)');
+  });
+
+  it('reuses the lease of our PublicIP after a restart, without a new etcd lease', async () => {
+    const prefix = etcd.prefix('reuse-ip');
+    await putConfig(etcd, prefix, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
+    const first = await managers.make(prefix, { ttlSeconds: 60 }).acquireLease(attrs(1));
+    await managers.closeAll();
+    const leasesBefore = await etcdLeaseCount(etcd);
+    const again = await managers
+      .make(prefix, { ttlSeconds: 60 })
+      .acquireLease(attrs(1, { backendData: { VNI: 1 } }));
+    expect(again.key).toBe(first.key);
+    expect(await etcdLeaseCount(etcd)).toBe(leasesBefore);
+    expect(
+      await etcd.etcdctl(['get', '--print-value-only', `${prefix}/subnets/${first.key}`]),
+    ).toContain('"BackendData":{"VNI":1}');
+  });
+
+  it('reuses the previous subnet (subnet.env) when it is free', async () => {
+    const prefix = etcd.prefix('reuse-prev');
+    await putConfig(etcd, prefix, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
+    const m = managers.make(prefix);
+    const lease = await m.acquireLease(attrs(7), { previousSubnet: '10.5.77.1/24' });
+    expect(lease.subnet).toBe('10.5.77.0/24');
+    const other = await m.acquireLease(attrs(8), { previousSubnet: '10.5.77.1/24' });
+    expect(other.subnet).not.toBe('10.5.77.0/24');
+  });
+
+  it('honours a reservation: never handed to another host, used by the host it names', async () => {
+    const prefix = etcd.prefix('reserve');
+    await putConfig(etcd, prefix, { Network: '10.9.0.0/28', Backend: { Type: 'vxlan' } });
+    await etcd.etcdctl(['put', `${prefix}/subnets/10.9.0.8-30`, encodeLeaseAttrs(attrs(42))]);
+    const m = managers.make(prefix);
+    const a = await m.acquireLease(attrs(1));
+    const b = await m.acquireLease(attrs(2));
+    expect([a.subnet, b.subnet].sort()).toEqual(['10.9.0.12/30', '10.9.0.4/30']);
+    const mine = await managers.make(prefix).acquireLease(attrs(42, { backendType: 'host-gw' }));
+    expect(mine).toMatchObject({ key: '10.9.0.8-30', expiration: null });
+    // Still a reservation (no etcd lease), now with our attributes.
+    const json = JSON.parse(
+      await etcd.etcdctl(['get', `${prefix}/subnets/10.9.0.8-30`, '-w', 'json']),
+    ) as {
+      kvs: Array<{ lease?: number; value: string }>;
+    };
+    expect(json.kvs[0]!.lease ?? 0).toBe(0);
+    expect(Buffer.from(json.kvs[0]!.value, 'base64').toString()).toContain(
+      '"BackendType":"host-gw"',
+    );
+  });
+
+  it('renewal keeps the key alive across several TTLs with no growth in etcd leases', async () => {
+    const prefix = etcd.prefix('renew');
+    await putConfig(etcd, prefix, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
+    const m = managers.make(prefix, { ttlSeconds: 2, renewMarginSeconds: 1 });
+    const lease = await m.acquireLease(attrs(1));
+    const baseline = await etcdLeaseCount(etcd);
+    const ac = new AbortController();
+    const renewals: Lease[] = [];
+    const keeping = m.keepLease(lease, ac.signal, (l) => renewals.push(l));
+    try {
+      for (let i = 0; i < 7; i++) {
+        await new Promise((r) => setTimeout(r, 1000));
+        expect(
+          await etcd.etcdctl(['get', '--keys-only', `${prefix}/subnets/${lease.key}`]),
+        ).toContain(lease.key);
+      }
+      expect(await etcdLeaseCount(etcd)).toBe(baseline);
+      expect(renewals.length).toBeGreaterThanOrEqual(5);
+      expect(m.stats.recreations).toBe(0);
+    } finally {
+      ac.abort();
+      await keeping;
+    }
+  });
+
+  it('a key deleted by hand is re-created with the same subnet', async () => {
+    const prefix = etcd.prefix('deleted');
+    await putConfig(etcd, prefix, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
+    const m = managers.make(prefix, { ttlSeconds: 30 });
+    const lease = await m.acquireLease(attrs(1));
+    const ac = new AbortController();
+    const keeping = m.keepLease(lease, ac.signal);
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      await etcd.etcdctl(['del', `${prefix}/subnets/${lease.key}`]);
+      const deadline = Date.now() + 5000;
+      let value = '';
+      while (Date.now() < deadline && !value.includes('198.18.0.1')) {
+        await new Promise((r) => setTimeout(r, 100));
+        value = await etcd.etcdctl(['get', '--print-value-only', `${prefix}/subnets/${lease.key}`]);
+      }
+      expect(value).toContain('"PublicIP":"198.18.0.1"');
+      expect(m.stats.recreations).toBe(1);
+    } finally {
+      ac.abort();
+      await keeping;
+    }
+  });
+
+  it('a subnet taken by another host rejects keepLease with E_LEASE_LOST', async () => {
+    const prefix = etcd.prefix('stolen');
+    await putConfig(etcd, prefix, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
+    const m = managers.make(prefix, { ttlSeconds: 30 });
+    const lease = await m.acquireLease(attrs(1));
+    const ac = new AbortController();
+    const keeping = m.keepLease(lease, ac.signal);
+    await new Promise((r) => setTimeout(r, 300));
+    await etcd.etcdctl(['put', `${prefix}/subnets/${lease.key}`, encodeLeaseAttrs(attrs(9))]);
+    const err = (await keeping.catch((e: unknown) => e)) as WeftError;
+    ac.abort();
+    expect(hasCode(err, 'E_LEASE_LOST')).toBe(true);
+    expect(err.message).toMatch(/lost: the key is now held by host 198\.18\.0\.9/);
+  });
+
+  it('a missing config is E_CONFIG_NOT_FOUND', async () => {
+    const m = managers.make(etcd.prefix('noconfig'));
+    expect(hasCode(await m.getNetworkConfig().catch((e: unknown) => e), 'E_CONFIG_NOT_FOUND')).toBe(
+      true,
+    );
+  });
+});
