@@ -1,8 +1,29 @@
 /**
- * The backends compiled into this build (design.md C3): vxlan, host-gw (and udp once it exists).
+ * The backends compiled into this build (design.md C3): vxlan and host-gw (udp once it exists), each
+ * given the resync period from `--resync-period` and an observer feeding the daemon's metrics.
  */
+import type { PeerLoopObserver } from '../backend/peer-loop.js';
+import { vxlanBackendFactory } from '../backend-vxlan/index.js';
+import type { DaemonMetrics } from './metrics.js';
 import { createBackendRegistry, type BackendRegistry } from './backends.js';
 
-export function defaultBackends(): BackendRegistry {
-  return createBackendRegistry({});
+/** Backend peer-loop hooks → Prometheus (peers by backend, reconcile duration). */
+export function metricsObserver(backend: string, metrics: DaemonMetrics): PeerLoopObserver {
+  return {
+    peers: (count) => metrics.setPeers(backend, count),
+    reconciled: (report) => {
+      metrics.observeReconcile(backend, report.ms / 1000);
+      metrics.setPeers(backend, report.peers);
+    },
+  };
+}
+
+export function defaultBackends(opts: {
+  resyncPeriodSec: number;
+  metrics: DaemonMetrics;
+}): BackendRegistry {
+  const resyncMs = opts.resyncPeriodSec * 1000;
+  return createBackendRegistry({
+    vxlan: vxlanBackendFactory({ resyncMs, observer: metricsObserver('vxlan', opts.metrics) }),
+  });
 }

@@ -40,14 +40,19 @@ export function etcdManagerOptions(o: DaemonOptions, log: Logger): EtcdSubnetMan
   };
 }
 
-export function createDefaultDeps(signal: AbortSignal, log: Logger): DaemonDeps {
+export function createDefaultDeps(
+  options: DaemonOptions,
+  signal: AbortSignal,
+  log: Logger,
+): DaemonDeps {
+  const metrics = createDaemonMetrics();
   return {
     log,
     signal,
     createSubnetManager: (options, l) => createEtcdSubnetManager(etcdManagerOptions(options, l)),
-    backends: defaultBackends(),
+    backends: defaultBackends({ resyncPeriodSec: options.resyncPeriod, metrics }),
     readHost: readHostSnapshot,
     nft: createNftRunner(),
-    metrics: createDaemonMetrics(),
+    metrics,
   };
 }

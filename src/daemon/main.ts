@@ -46,7 +46,7 @@ log.info('weftd starting', {
   version: version(),
   options: { ...options, etcdPassword: options.etcdPassword ? '***' : null },
 });
-const result = await runDaemon(options, createDefaultDeps(controller.signal, log));
+const result = await runDaemon(options, createDefaultDeps(options, controller.signal, log));
 if (result.exitCode === EXIT.ok) log.info(result.message);
 else log.error(result.message, { exitCode: result.exitCode });
 process.exit(result.exitCode);

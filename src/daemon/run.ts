@@ -281,10 +281,7 @@ export class Daemon {
       this.log.info('weftd is ready');
       return await this.supervise(network, subnets, lease, firewall, stop);
     } catch (err) {
-      if (
-        stop.signal.aborted &&
-        (err instanceof AbortedError || hasCode(err, 'E_ABORTED') || signal.aborted)
-      ) {
+      if (stop.signal.aborted && (hasCode(err, 'E_ABORTED') || signal.aborted)) {
         return { exitCode: EXIT.ok, message: 'stopped before becoming ready' };
       }
       return exitFor(err);
@@ -307,7 +304,7 @@ export class Daemon {
   ): Promise<DaemonResult> {
     let fatal: unknown = null;
     const fail = (what: string) => (err: unknown) => {
-      if (stop.signal.aborted && (hasCode(err, 'E_ABORTED') || err instanceof AbortedError)) return;
+      if (stop.signal.aborted && hasCode(err, 'E_ABORTED')) return;
       if (fatal === null) {
         fatal =
           err instanceof WeftError
