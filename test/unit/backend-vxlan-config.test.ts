@@ -1,0 +1,125 @@
+import { describe, expect, it } from 'vitest';
+import { parseVxlanConfig } from '../../src/backend-vxlan/config.js';
+import { parseVxlanBackendData } from '../../src/backend-vxlan/backend-data.js';
+import { deriveVtepMac } from '../../src/backend-vxlan/mac.js';
+import {
+  checksumWorkaroundWanted,
+  kernelHasChecksumBug,
+} from '../../src/backend-vxlan/checksum.js';
+import { isUnicastMac } from '../../src/netlink/index.js';
+
+describe('parseVxlanConfig', () => {
+  it("fills in flannel's defaults", () => {
+    expect(parseVxlanConfig({ Type: 'vxlan' })).toEqual({
+      vni: 1,
+      port: 8472,
+      gbp: false,
+      learning: false,
+      directRouting: false,
+      mtu: null,
+      name: 'weft.1',
+      name6: 'weft-v6.1',
+      checksumWorkaround: 'auto',
+    });
+  });
+
+  it('reads keys case-insensitively; Port 0 means 8472', () => {
+    const c = parseVxlanConfig({
+      type: 'vxlan',
+      vni: 42,
+      PORT: 0,
+      directrouting: true,
+      Mtu: 9000,
+      GBP: true,
+    });
+    expect(c).toMatchObject({
+      vni: 42,
+      port: 8472,
+      directRouting: true,
+      mtu: 9000,
+      gbp: true,
+      name: 'weft.42',
+    });
+    expect(parseVxlanConfig({ Port: 4789 }).port).toBe(4789);
+  });
+
+  it.each([
+    [{ VNI: 0 }, /Backend\.VNI: 0 is invalid: must be an integer from 1 to 16777215/],
+    [{ VNI: '1' }, /Backend\.VNI: "1" is invalid/],
+    [{ Port: 70000 }, /Backend\.Port: 70000 is invalid/],
+    [{ DirectRouting: 'yes' }, /Backend\.DirectRouting: "yes" is invalid: must be true or false/],
+    [{ MTU: 100 }, /Backend\.MTU: 100 is invalid/],
+    [{ Name: 'way-too-long-device-name' }, /Backend\.Name/],
+    [{ ChecksumWorkaround: 'sometimes' }, /Backend\.ChecksumWorkaround/],
+  ])('rejects %j naming the key and the rule', (raw, msg) => {
+    expect(() => parseVxlanConfig(raw)).toThrow(
+      expect.objectContaining({ code: 'E_CONFIG_INVALID', message: expect.stringMatching(msg) }),
+    );
+  });
+
+  it('warns about unknown keys, ignores the Windows-only MacPrefix', () => {
+    const warned: unknown[] = [];
+    parseVxlanConfig({ Type: 'vxlan', MacPrefix: '0E-2A', Bogus: 1 }, (_m, f) => warned.push(f));
+    expect(warned).toEqual([{ key: 'Bogus' }]);
+  });
+});
+
+describe('parseVxlanBackendData', () => {
+  it('accepts flannel JSON and canonicalises the MAC', () => {
+    expect(parseVxlanBackendData({ VNI: 1, VtepMAC: 'C6:D2:32:6F:8F:44' })).toEqual({
+      ok: true,
+      value: { vni: 1, vtepMac: 'c6:d2:32:6f:8f:44' },
+    });
+  });
+  it.each([
+    [null, /not an object/],
+    [[1], /not an object/],
+    [{ VtepMAC: 'c6:d2:32:6f:8f:44' }, /VNI/],
+    [{ VNI: 1 }, /VtepMAC is missing/],
+    [{ VNI: 1, VtepMAC: 'zz' }, /not a MAC address/],
+    [{ VNI: 1, VtepMAC: '01:00:5e:00:00:01' }, /not a unicast MAC/],
+    [{ VNI: 1, VtepMAC: '00:00:00:00:00:00' }, /not a unicast MAC/],
+    [{ VNI: -1, VtepMAC: 'c6:d2:32:6f:8f:44' }, /VNI/],
+  ])('rejects %j', (data, reason) => {
+    const r = parseVxlanBackendData(data);
+    expect(r.ok).toBe(false);
+    expect(r.ok ? '' : r.reason).toMatch(reason);
+  });
+});
+
+describe('deriveVtepMac', () => {
+  it('is stable, locally administered unicast, and differs per host, VNI and family', () => {
+    const id = '0123456789abcdef0123456789abcdef';
+    const a = deriveVtepMac(id, '198.18.0.1', 1, 4);
+    expect(deriveVtepMac(id, '198.18.0.1', 1, 4)).toBe(a);
+    expect(a).toMatch(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
+    expect(isUnicastMac(a)).toBe(true);
+    expect(parseInt(a.slice(0, 2), 16) & 0x02).toBe(2);
+    const others = [
+      deriveVtepMac(id, '198.18.0.2', 1, 4),
+      deriveVtepMac(id, '198.18.0.1', 2, 4),
+      deriveVtepMac(id, '198.18.0.1', 1, 6),
+      deriveVtepMac('fedcba9876543210fedcba9876543210', '198.18.0.1', 1, 4),
+    ];
+    expect(new Set([a, ...others]).size).toBe(5);
+  });
+});
+
+describe('checksum workaround', () => {
+  it.each([
+    ['4.19.0-21-amd64', true],
+    ['5.4.0', true],
+    ['5.6.19', true],
+    ['5.7.0', false],
+    ['5.10.0-28-amd64', false],
+    ['6.18.44-fc', false],
+    ['garbage', false],
+  ])('kernel %s affected: %s', (rel, affected) => {
+    expect(kernelHasChecksumBug(rel)).toBe(affected);
+    expect(checksumWorkaroundWanted('auto', rel)).toBe(affected);
+  });
+  it('on/off override the kernel check', () => {
+    expect(checksumWorkaroundWanted('on', '6.1.0')).toBe(true);
+    expect(checksumWorkaroundWanted('off', '4.19.0')).toBe(false);
+  });
+});
