@@ -2,11 +2,13 @@
  * ADD (cni-contract.md A4, A13.4): wait for subnet.env, build the delegate config, persist it (fsync)
  * BEFORE the delegate runs, run the delegate, store its result, answer in the requested version. If
  * anything fails after the delegate may have allocated, the delegate's DEL undoes it; the stored state is
- * removed only when that undo succeeded (otherwise the runtime's DEL finds it and retries).
+ * removed only when that undo succeeded (otherwise the runtime's DEL finds it and retries). State left by
+ * an ADD that was never deleted is released first when its interface no longer exists.
  */
 import type { CmdContext, CniDeps } from './deps.js';
 import { buildDelegateConfig } from './delegate-config.js';
 import { CniCode, CniError } from './errors.js';
+import { invokeDelegateDel } from './del.js';
 import { findPlugin } from './invoke.js';
 import { waitForSubnetEnv } from './load-subnet.js';
 import type { JsonObject } from './netconf.js';
@@ -19,11 +21,7 @@ export async function cmdAdd(ctx: CmdContext, deps: CniDeps): Promise<JsonObject
   const store = new StateStore(conf.dataDir);
   const before = store.read(conf.name, env.containerId, env.ifname);
   if (before.kind === 'ok' && before.state.result !== undefined) {
-    throw new CniError(
-      CniCode.AlreadyAttached,
-      `container ${env.containerId} is already attached to network ${conf.name} as ${env.ifname}`,
-      'the runtime must DEL an attachment before adding it again',
-    );
+    await releaseStale(ctx, before.state, store, deps);
   }
   const subnetEnv = await waitForSubnetEnv(conf.subnetFile, conf.subnetWaitSeconds, deps);
   const delegate = buildDelegateConfig(conf, subnetEnv, delegateVersionFor(ctx.version));
@@ -76,6 +74,40 @@ export async function cmdAdd(ctx: CmdContext, deps: CniDeps): Promise<JsonObject
     return undo(e);
   }
   return renderResult(result, ctx.version);
+}
+
+/**
+ * State from an earlier ADD without a DEL. If that attachment is still live (its interface exists in
+ * CNI_NETNS) this ADD is a duplicate: code 102. Otherwise it is stale — typically a reboot without DEL
+ * (the netns is gone, the state and the IPAM reservation survived) — and would block the container for
+ * ever: release it (delegate DEL without a netns, i.e. IPAM only), then continue.
+ */
+async function releaseStale(
+  ctx: CmdContext,
+  old: StoredAttachment,
+  store: StateStore,
+  deps: CniDeps,
+): Promise<void> {
+  const { env, conf } = ctx;
+  let live = false;
+  try {
+    live = (await deps.inspect(env.netns, env.ifname)).link.exists;
+  } catch (err) {
+    if (!(err instanceof CniError && err.code === CniCode.UnknownContainer)) throw err;
+  }
+  if (live) {
+    throw new CniError(
+      CniCode.AlreadyAttached,
+      `container ${env.containerId} is already attached to network ${conf.name} as ${env.ifname}`,
+      'the runtime must DEL an attachment before adding it again',
+    );
+  }
+  deps.log.warn('ADD: releasing stale state of an attachment that was never deleted', {
+    containerID: env.containerId,
+    ifname: env.ifname,
+  });
+  await invokeDelegateDel(old.delegate, old.result, env.path, { CNI_NETNS: '' }, deps);
+  store.remove(conf.name, env.containerId, env.ifname);
 }
 
 /** podman rejects a result whose sandbox interface has no MAC: read it from the netns if the delegate omitted it. */

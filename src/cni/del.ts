@@ -1,6 +1,6 @@
 /**
- * DEL (cni-contract.md A4, A8, A13.5): idempotent. No state → success (already deleted, or never added).
- * Otherwise the delegate's DEL runs with the stored config (subnet.env is not needed, so DEL works after
+ * DEL (cni-contract.md A4, A8, A13.5): idempotent. No state → success (already deleted, or never added;
+ * the delegate's DEL still runs best-effort to release a reservation whose state was lost). Otherwise the delegate's DEL runs with the stored config (subnet.env is not needed, so DEL works after
  * weftd is gone); the state is removed only after it succeeded, so a failed DEL is retried by the runtime
  * instead of leaking the address (flannel removes it first). Unreadable state is never a DEL failure
  * (pitfalls.md C2): weft rebuilds the delegate config from subnet.env when it can, else keeps the file for GC.
@@ -19,10 +19,7 @@ export async function cmdDel(ctx: CmdContext, deps: CniDeps): Promise<void> {
   const store = new StateStore(conf.dataDir);
   const read = store.read(conf.name, env.containerId, env.ifname);
   if (read.kind === 'missing') {
-    deps.log.debug('DEL: no state, nothing to do', {
-      containerID: env.containerId,
-      ifname: env.ifname,
-    });
+    await releaseWithoutState(ctx, deps);
     return;
   }
   let delegate: JsonObject;
@@ -49,6 +46,27 @@ export async function cmdDel(ctx: CmdContext, deps: CniDeps): Promise<void> {
   }
   await invokeDelegateDel(delegate, stored, env.path, {}, deps);
   store.remove(conf.name, env.containerId, env.ifname);
+}
+
+/**
+ * No state: already deleted, never added, or the state was lost (pitfalls.md C1). The delegate's DEL is
+ * idempotent, so it runs with a config rebuilt from subnet.env to release any address still reserved for
+ * this attachment; any failure here is only logged, because there is nothing of weft's to clean up.
+ */
+async function releaseWithoutState(ctx: CmdContext, deps: CniDeps): Promise<void> {
+  const { env, conf } = ctx;
+  try {
+    const delegate = buildDelegateConfig(
+      conf,
+      loadSubnetEnv(conf.subnetFile, deps),
+      delegateVersionFor(ctx.version),
+    );
+    await invokeDelegateDel(delegate, undefined, env.path, {}, deps);
+  } catch (err) {
+    deps.log.debug('DEL without state: delegate DEL skipped or failed', {
+      error: (err as Error).message,
+    });
+  }
 }
 
 /** Runs the delegate's DEL with the stored config (plus `prevResult` where the delegate's version has it). */

@@ -198,6 +198,36 @@ describe.skipIf(!runnable)(
       expectOk(await call('DEL', s.conf('1.0.0'), { id: 'gone1', ns }));
     });
 
+    it('after a "reboot" without DEL (netns gone, state and reservation kept) ADD of the same id releases the stale attachment', async () => {
+      const s = scenario();
+      const ns1 = await container();
+      const first = await call('ADD', s.conf('1.0.0'), { id: 'reboot1', ns: ns1 });
+      expectOk(first);
+      await deleteNetns(ns1);
+      const ns2 = await container();
+      const second = await call('ADD', s.conf('1.0.0'), { id: 'reboot1', ns: ns2 });
+      expectOk(second);
+      const addr = (second.json!['ips'] as { address: string }[])[0]!.address.split('/')[0]!;
+      expect(s.ipFiles()).toEqual([addr]);
+      expect(await ping(hostNs, addr, 1)).toBe(true);
+      // A real duplicate (interface still there) is refused without touching it.
+      const dup = await call('ADD', s.conf('1.0.0'), { id: 'reboot1', ns: ns2 });
+      expect(dup.json).toMatchObject({ code: 102 });
+      expect(await ping(hostNs, addr, 1)).toBe(true);
+      expectOk(await call('DEL', s.conf('1.0.0'), { id: 'reboot1', ns: ns2 }));
+      expect(s.ipFiles()).toEqual([]);
+    });
+
+    it("DEL releases the address even when weft's state file was lost", async () => {
+      const s = scenario();
+      const ns = await container();
+      expectOk(await call('ADD', s.conf('1.0.0'), { id: 'lost1', ns }));
+      rmSync(join(s.dataDir, 'weftnet', 'lost1@eth0'));
+      expectOk(await call('DEL', s.conf('1.0.0'), { id: 'lost1', ns }));
+      expect(s.ipFiles()).toEqual([]);
+      expect(await ipJson(ns, ['link', 'show'])).toHaveLength(1);
+    });
+
     it('a failed delegate ADD (interface exists) is undone: no state and no address left behind', async () => {
       const s = scenario();
       const ns = await container();

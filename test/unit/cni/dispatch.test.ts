@@ -173,6 +173,25 @@ describe('commands', () => {
     expect(calls).toEqual([]);
   });
 
+  it('state of an attachment whose interface is gone (reboot without DEL) is released, then ADD proceeds', async () => {
+    await runPlugin(env('ADD'), conf('1.0.0'), deps());
+    calls = [];
+    const d = {
+      ...deps(),
+      inspect: async () => ({
+        link: { exists: false, mac: undefined, mtu: undefined, addresses: [] },
+        routes: [],
+      }),
+    };
+    const out = await runPlugin(env('ADD'), conf('1.0.0'), d);
+    expect(out.exitCode).toBe(0);
+    expect(calls.map((c) => [c.req.command, c.req.env['CNI_NETNS']])).toEqual([
+      ['DEL', ''],
+      ['ADD', undefined],
+    ]);
+    expect(listState()).toEqual(['ctr1@eth0']);
+  });
+
   it('a failed delegate ADD is undone with DEL and the state removed; the delegate code is kept', async () => {
     failNext.ADD = new CniError(11, 'bridge ADD: busy');
     const out = await runPlugin(env('ADD'), conf('1.0.0'), deps());
@@ -196,9 +215,11 @@ describe('commands', () => {
     expect(listState()).toEqual(['ctr1@eth0']);
     expect((await runPlugin(env('DEL'), conf('1.0.0'), deps())).exitCode).toBe(0);
     expect(listState()).toEqual([]);
+    // Without state the delegate DEL still runs (rebuilt config), best effort: a failure is not reported.
     calls = [];
+    failNext.DEL = new CniError(5, 'whatever');
     expect((await runPlugin(env('DEL'), conf('1.0.0'), deps())).exitCode).toBe(0);
-    expect(calls).toEqual([]);
+    expect(calls.map((c) => c.req.command)).toEqual(['DEL']);
   });
 
   it('DEL with corrupt state rebuilds the delegate config from subnet.env (never fails on bad local state)', async () => {
