@@ -146,7 +146,8 @@ void pkt_gro_finish(struct pkt_gro *g, struct pkt_vnet_hdr *vh);
  * Builds an ICMPv4 destination-unreachable (type 3, code 0 "net unreachable") for the IPv4 packet
  * `orig`, from `src` (network order) to the packet's source, into out[0..cap). Quotes the original IP
  * header plus 8 bytes. Returns the length, or 0 when no error may be sent: orig is not IPv4, is an
- * ICMP error, a non-first fragment, or its source is unspecified, multicast, broadcast or loopback.
+ * ICMP error, a non-first fragment, its source is unspecified, multicast, broadcast or loopback, or
+ * its destination is unspecified, multicast or broadcast.
  */
 size_t pkt_icmp_unreach(const struct pkt_ip *orig, uint32_t src, uint8_t *out, size_t cap);
 

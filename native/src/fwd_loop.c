@@ -118,8 +118,7 @@ struct fwd {
 
   /* ICMP */
   uint8_t icmp_buf[PKT_VNET_HDR_LEN + 640];
-  uint32_t icmp_src;
-  time_t icmp_src_at, icmp_sec;
+  time_t icmp_sec;
   unsigned icmp_budget;
 };
 
@@ -274,21 +273,11 @@ static void tx_msg(struct fwd *f, const struct rt_route *r, struct iovec *iov, s
   f->tx_nbytes[k] = nbytes;
 }
 
-static uint32_t tun_addr(struct fwd *f, time_t now) {
-  if (f->icmp_src && now - f->icmp_src_at < 1) return f->icmp_src;
-  struct ifreq ifr;
-  memset(&ifr, 0, sizeof(ifr));
-  memcpy(ifr.ifr_name, f->tun_name, IFNAMSIZ);
-  ifr.ifr_addr.sa_family = AF_INET;
-  f->icmp_src = 0;
-  if (ioctl(f->udp_fd, SIOCGIFADDR, &ifr) == 0) {
-    f->icmp_src = ((struct sockaddr_in *)&ifr.ifr_addr)->sin_addr.s_addr;
-  }
-  f->icmp_src_at = now;
-  return f->icmp_src;
-}
-
-/* ICMP net-unreachable back into the TUN, rate-limited, from the TUN's own address. */
+/*
+ * ICMP net-unreachable back into the TUN, rate-limited. Its source is the unreachable destination
+ * itself: the TUN's own address would be a local source arriving from outside, which the kernel drops
+ * as a martian (flannel's choice, so its errors never arrive).
+ */
 static void send_unreachable(struct fwd *f, const struct pkt_ip *ip) {
   if (ip->family != 4) return;
   time_t now = time(NULL);
@@ -297,8 +286,8 @@ static void send_unreachable(struct fwd *f, const struct pkt_ip *ip) {
     f->icmp_budget = ICMP_PER_SEC;
   }
   if (f->icmp_budget == 0) return;
-  uint32_t src = tun_addr(f, now);
-  if (!src) return;
+  uint32_t src;
+  memcpy(&src, ip->dst, 4);
   size_t off = f->vnet ? PKT_VNET_HDR_LEN : 0;
   memset(f->icmp_buf, 0, off);
   size_t n = pkt_icmp_unreach(ip, src, f->icmp_buf + off, sizeof(f->icmp_buf) - off);

@@ -348,7 +348,7 @@ size_t pkt_icmp_unreach(const struct pkt_ip *o, uint32_t src, uint8_t *out, size
   }
   const uint8_t *s = o->src, *d = o->dst;
   if (rd32(s) == 0 || s[0] >= 224 || s[0] == 127) return 0;
-  if (d[0] >= 224) return 0; /* multicast, broadcast */
+  if (rd32(d) == 0 || d[0] >= 224) return 0; /* unspecified, multicast, broadcast */
   size_t quote = o->len < o->hlen + 8u ? o->len : o->hlen + 8u;
   size_t total = 20 + 8 + quote;
   if (total > cap) return 0;

@@ -157,9 +157,9 @@ export async function waitApplied(
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (applied() >= target) return;
     const err = failure();
     if (err) throw err;
+    if (applied() >= target) return;
     if (Date.now() > deadline) {
       throw new WeftError(
         'E_NATIVE',

@@ -1,0 +1,40 @@
+/**
+ * NativeForwarder against the shared Forwarder contract. Each forwarder gets a fresh TUN device in a
+ * test network namespace (never in the root namespace); its UDP socket is created there too.
+ */
+import { afterAll, beforeAll, describe } from 'vitest';
+import { closeSync } from 'node:fs';
+import { NativeForwarder } from '../../src/dataplane/forwarder.js';
+import { openTun } from '../../src/dataplane/tun.js';
+import { inNetns } from '../../src/netns/netns.js';
+import { forwarderContract } from '../dataplane/forwarder.contract.js';
+import { createNetns, deleteNetns, uniquePrefix } from '../helpers/netns.js';
+import { useLeakCheck } from '../helpers/leaks.js';
+import { requireCaps } from '../helpers/require.js';
+
+const runnable = requireCaps('root', 'netns', 'tun');
+useLeakCheck();
+
+describe.skipIf(!runnable)('NativeForwarder', () => {
+  let ns = '';
+  let n = 0;
+  beforeAll(async () => {
+    ns = await createNetns(`${uniquePrefix()}-fc`);
+  });
+  afterAll(async () => {
+    if (ns) await deleteNetns(ns);
+  });
+
+  forwarderContract('NativeForwarder', () => ({
+    start: (opts) =>
+      inNetns(ns, () => {
+        const tun = openTun(`wct${n++}`, { vnetHdr: true });
+        try {
+          return NativeForwarder.start({ tunFd: tun.fd, port: 0, mtu: 1472, ...opts });
+        } catch (err) {
+          closeSync(tun.fd); // start failed: the fd is still ours
+          throw err;
+        }
+      }),
+  }));
+});
