@@ -3,6 +3,7 @@
  * given the resync period from `--resync-period` and an observer feeding the daemon's metrics.
  */
 import type { PeerLoopObserver } from '../backend/peer-loop.js';
+import { hostGwBackendFactory } from '../backend-hostgw/index.js';
 import { vxlanBackendFactory } from '../backend-vxlan/index.js';
 import type { DaemonMetrics } from './metrics.js';
 import { createBackendRegistry, type BackendRegistry } from './backends.js';
@@ -25,5 +26,9 @@ export function defaultBackends(opts: {
   const resyncMs = opts.resyncPeriodSec * 1000;
   return createBackendRegistry({
     vxlan: vxlanBackendFactory({ resyncMs, observer: metricsObserver('vxlan', opts.metrics) }),
+    'host-gw': hostGwBackendFactory({
+      resyncMs,
+      observer: metricsObserver('host-gw', opts.metrics),
+    }),
   });
 }

@@ -143,6 +143,27 @@ export function parseSubnetEnv(text: string): PreviousSubnets {
   };
 }
 
+/**
+ * FLANNEL_MTU and FLANNEL_IPMASQ of subnet.env text (pure; for weftctl's checks). A missing or invalid
+ * value is null.
+ */
+export function parseSubnetEnvSettings(text: string): {
+  mtu: number | null;
+  ipMasq: boolean | null;
+} {
+  let mtu: number | null = null;
+  let ipMasq: boolean | null = null;
+  for (const line of text.split('\n')) {
+    const m = /^(FLANNEL_MTU|FLANNEL_IPMASQ)=(.*)$/.exec(line.trim());
+    if (!m) continue;
+    const v = (m[2] ?? '').trim();
+    if (m[1] === 'FLANNEL_MTU')
+      mtu = /^\d{1,5}$/.test(v) && Number(v) >= 68 && Number(v) <= 65535 ? Number(v) : null;
+    else ipMasq = v === 'true' ? true : v === 'false' ? false : null;
+  }
+  return { mtu, ipMasq };
+}
+
 /** Reads the previous subnet.env; null when absent. Never throws for bad content. */
 export async function readSubnetEnv(path: string): Promise<PreviousSubnets | null> {
   let buf: Buffer;

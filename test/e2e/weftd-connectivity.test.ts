@@ -1,0 +1,99 @@
+/**
+ * The first end-to-end capability (issue 4): three simulated hosts, etcd on the underlay, a real weftd
+ * per host; containers wired by the test on each host's bridge from its subnet.env. Every container
+ * pings every other one, for VXLAN and host-gw, IPv4 and dual stack.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SimContainer } from '../helpers/netns.js';
+import { nsRun } from '../helpers/exec.js';
+import { useLeakCheck } from '../helpers/leaks.js';
+import { requireCaps } from '../helpers/require.js';
+import {
+  addContainer,
+  createCluster,
+  putConfig,
+  readyz,
+  startWeftd,
+  subnetsOf,
+  waitReady,
+  type Cluster,
+  type Weftd,
+} from './weftd-harness.js';
+
+const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'ping', 'nft');
+useLeakCheck();
+
+const cases = [
+  { backend: 'vxlan', dual: false },
+  { backend: 'vxlan', dual: true },
+  { backend: 'host-gw', dual: false },
+  { backend: 'host-gw', dual: true },
+] as const;
+
+async function pingOnce(from: SimContainer, to: string): Promise<string | null> {
+  const r = await nsRun(from.netns, 'ping', ['-c', '2', '-i', '0.2', '-W', '2', '-q', to], {
+    allowFail: true,
+    timeoutMs: 10_000,
+  });
+  return r.code === 0 ? null : `${from.ip} → ${to}`;
+}
+
+describe.skipIf(!runnable).each(cases)(
+  'weftd $backend (dual stack: $dual)',
+  ({ backend, dual }) => {
+    let c: Cluster;
+    let daemons: Weftd[];
+    const containers: SimContainer[] = [];
+
+    beforeAll(async () => {
+      c = await createCluster(3);
+      await putConfig(c, {
+        Network: '10.5.0.0/16',
+        ...(dual ? { EnableIPv6: true, IPv6Network: 'fd05::/48' } : {}),
+        Backend: { Type: backend },
+      });
+      daemons = c.topo.hosts.map((h) => startWeftd(c, h));
+      await Promise.all(daemons.map((d) => waitReady(d)));
+      // two containers on the first host (same-host pair), one on each other host
+      containers.push(await addContainer(c, daemons[0]!, 2), await addContainer(c, daemons[0]!, 3));
+      for (const d of daemons.slice(1)) containers.push(await addContainer(c, d, 2));
+    });
+    afterAll(async () => {
+      await c?.destroy();
+    });
+
+    it('leases distinct subnets and writes subnet.env in flannel format', () => {
+      const subnets = daemons.map((d) => subnetsOf(d));
+      expect(new Set(subnets.map((s) => s.subnet)).size).toBe(3);
+      for (const s of subnets) {
+        expect(s.subnet).toMatch(/^10\.5\.\d+\.0\/24$/);
+        if (dual) expect(s.subnet6).toMatch(/^fd05:0:0:[0-9a-f]+::\/64$/);
+        else expect(s.subnet6).toBeNull();
+      }
+    });
+
+    it(`every container reaches every other container (${dual ? 'IPv4 and IPv6' : 'IPv4'})`, async () => {
+      const targets = (b: SimContainer): string[] => (dual ? [b.ip, b.ip6!] : [b.ip]);
+      const failures = await Promise.all(
+        containers.flatMap((a) =>
+          containers.filter((b) => b !== a).flatMap((b) => targets(b).map((t) => pingOnce(a, t))),
+        ),
+      );
+      expect(failures.filter(Boolean)).toEqual([]);
+    });
+
+    it('is ready on /readyz and reports its lease and peers on /metrics', async () => {
+      expect(await readyz(daemons[0]!)).toBe(200);
+      const m = await nsRun(daemons[0]!.host.netns, 'node', [
+        '-e',
+        "fetch('http://127.0.0.1:8081/metrics').then(r=>r.text()).then(t=>console.log(t))",
+      ]);
+      expect(m.stdout).toContain('weft_lease_state{state="acquired"} 1');
+      expect(m.stdout).toContain('weft_ready 1');
+      expect(m.stdout).toContain(`weft_peers{backend="${backend}"} 2`);
+      expect(m.stdout).toMatch(
+        new RegExp(`weft_reconcile_duration_seconds_count\\{backend="${backend}"\\} [1-9]`),
+      );
+    });
+  },
+);
