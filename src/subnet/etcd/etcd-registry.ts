@@ -94,6 +94,43 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
     return this.call('get config', signal, () => this.client.get(this.configKey).string());
   }
 
+  /**
+   * Writes `<prefix>/config` (weftctl `config set`, after validating it with the daemon's rules). With
+   * `expectedModRevision` the write only happens if the key is still at that revision ('0' = absent);
+   * returns false when it changed in between.
+   */
+  async putConfig(
+    value: string,
+    expectedModRevision?: string,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
+    if (expectedModRevision === undefined) {
+      await this.call('put config', signal, () =>
+        this.client.put(this.configKey).value(value).exec(),
+      );
+      return true;
+    }
+    const target = expectedModRevision === '0' ? 'Create' : 'Mod';
+    const res = await this.call('put config', signal, () =>
+      this.client
+        .if(this.configKey, target, '==', expectedModRevision)
+        .then(this.client.put(this.configKey).value(value))
+        .commit(),
+    );
+    return res.succeeded;
+  }
+
+  /** The raw config and its mod revision ('0' when absent), for a compare-and-swap `putConfig`. */
+  async getConfigEntry(
+    signal?: AbortSignal,
+  ): Promise<{ value: string | null; modRevision: string }> {
+    const res = await this.call('get config', signal, () => this.client.get(this.configKey).exec());
+    const kv = res.kvs[0];
+    return kv
+      ? { value: kv.value.toString(), modRevision: kv.mod_revision }
+      : { value: null, modRevision: '0' };
+  }
+
   async list(signal?: AbortSignal): Promise<RegistryListing> {
     const res = await this.call('list subnets', signal, () =>
       this.client.getAll().prefix(this.subnetsPrefix).exec(),
@@ -264,7 +301,12 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
       const batch = this.toBatch(res);
       if (batch.events.length > 0) queue.push(batch);
     });
-    watcher.on('error', (err: Error) => queue.fail(translateEtcdError(what, err)));
+    // After 'error' etcd3 has already dropped the watcher; cancel() would wait forever for an ID.
+    let dead = false;
+    watcher.on('error', (err: Error) => {
+      dead = true;
+      queue.fail(translateEtcdError(what, err));
+    });
     watcher.on('disconnected', (err: Error) =>
       this.log.debug('etcd watch disconnected, reconnecting', { error: err.message }),
     );
@@ -276,14 +318,27 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
     } finally {
       signal.removeEventListener('abort', onAbort);
       this.watchers.delete(watcher);
-      await watcher.cancel().catch(() => {});
+      if (!dead) await this.cancelWatcher(watcher);
     }
+  }
+
+  /**
+   * Cancels a watcher, bounded: etcd3's cancel() waits for the watch ID when the watcher is still being
+   * created, which never comes while etcd is unreachable.
+   */
+  private async cancelWatcher(watcher: Watcher): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      watcher.cancel().catch(() => {}),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, this.timeoutMs))),
+    ]);
+    clearTimeout(timer);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all([...this.watchers].map((w) => w.cancel().catch(() => {})));
+    await Promise.all([...this.watchers].map((w) => this.cancelWatcher(w)));
     this.watchers.clear();
     this.client.close();
   }
