@@ -1,0 +1,188 @@
+/**
+ * etcd client security (issue 3): TLS with a CA and a client certificate generated here with openssl,
+ * refusal of half a TLS config, no silent plain-text fallback, and username/password auth.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startEtcd, type EtcdFixture } from '../helpers/etcd.js';
+import { run } from '../helpers/exec.js';
+import { useLeakCheck } from '../helpers/leaks.js';
+import { requireCaps } from '../helpers/require.js';
+import { hasCode, type WeftError } from '../../src/errors.js';
+import { createEtcdSubnetManager } from '../../src/subnet/etcd-manager.js';
+import { nullLogger } from '../../src/log/logger.js';
+import { attrs, Managers, putConfig } from './subnet-helpers.js';
+
+const runnable = requireCaps('etcd', 'etcdctl', 'openssl');
+useLeakCheck();
+
+interface Pki {
+  dir: string;
+  ca: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert: string;
+  clientKey: string;
+}
+
+async function makePki(): Promise<Pki> {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-pki-'));
+  const p = (f: string): string => join(dir, f);
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await run('openssl', [
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    p('ca.key'),
+    '-out',
+    p('ca.crt'),
+    '-days',
+    '1',
+    '-subj',
+    '/CN=weft-test-ca',
+  ]);
+  const issue = async (name: string, cn: string, ext: string): Promise<void> => {
+    writeFileSync(p(`${name}.ext`), ext);
+    await run('openssl', [
+      'req',
+      ...ec,
+      '-keyout',
+      p(`${name}.key`),
+      '-out',
+      p(`${name}.csr`),
+      '-subj',
+      `/CN=${cn}`,
+    ]);
+    await run('openssl', [
+      'x509',
+      '-req',
+      '-in',
+      p(`${name}.csr`),
+      '-CA',
+      p('ca.crt'),
+      '-CAkey',
+      p('ca.key'),
+      '-CAcreateserial',
+      '-out',
+      p(`${name}.crt`),
+      '-days',
+      '1',
+      '-extfile',
+      p(`${name}.ext`),
+    ]);
+  };
+  await issue(
+    'server',
+    '127.0.0.1',
+    'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n',
+  );
+  await issue('client', 'root', 'extendedKeyUsage=clientAuth\n');
+  return {
+    dir,
+    ca: p('ca.crt'),
+    serverCert: p('server.crt'),
+    serverKey: p('server.key'),
+    clientCert: p('client.crt'),
+    clientKey: p('client.key'),
+  };
+}
+
+describe.skipIf(!runnable)('etcd client: TLS and auth', () => {
+  let pki: Pki;
+  let etcd: EtcdFixture;
+  const managers = new Managers(() => etcd.endpoints);
+  beforeAll(async () => {
+    pki = await makePki();
+    etcd = await startEtcd({
+      scheme: 'https',
+      extraArgs: [
+        '--cert-file',
+        pki.serverCert,
+        '--key-file',
+        pki.serverKey,
+        '--trusted-ca-file',
+        pki.ca,
+        '--client-cert-auth',
+      ],
+      etcdctlArgs: ['--cacert', pki.ca, '--cert', pki.clientCert, '--key', pki.clientKey],
+    });
+  });
+  afterEach(() => managers.closeAll());
+  afterAll(async () => {
+    await managers.closeAll();
+    await etcd?.stop();
+    if (pki) rmSync(pki.dir, { recursive: true, force: true });
+  });
+
+  it('leases over TLS with a CA and a client certificate', async () => {
+    expect(etcd.endpoints[0]).toMatch(/^https:\/\//);
+    const prefix = etcd.prefix('tls');
+    await putConfig(etcd, prefix, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
+    const m = managers.make(prefix, {
+      tls: { caFile: pki.ca, certFile: pki.clientCert, keyFile: pki.clientKey },
+    });
+    const lease = await m.acquireLease(attrs(1));
+    expect(
+      await etcd.etcdctl(['get', '--print-value-only', `${prefix}/subnets/${lease.key}`]),
+    ).toContain('198.18.0.1');
+  });
+
+  it('refuses half a TLS config, and TLS files with http endpoints, with a clear error', () => {
+    const make = (o: Partial<Parameters<typeof createEtcdSubnetManager>[0]>) => () =>
+      createEtcdSubnetManager({ endpoints: etcd.endpoints, log: nullLogger, ...o });
+    expect(make({ tls: { certFile: pki.clientCert } })).toThrow(
+      /certFile .* given without keyFile.*never falls back to plain http/,
+    );
+    expect(make({ tls: { keyFile: pki.clientKey, caFile: pki.ca } })).toThrow(
+      /keyFile .* given without certFile/,
+    );
+    expect(make({ endpoints: ['http://127.0.0.1:1'], tls: { caFile: pki.ca } })).toThrow(
+      /TLS files are set but the endpoints are http/,
+    );
+    expect(make({ tls: { caFile: join(pki.dir, 'missing.crt') } })).toThrow(
+      /caFile .*missing.crt cannot be read/,
+    );
+    expect(make({ username: 'root' })).toThrow(/username and password must be given together/);
+    let err: unknown;
+    try {
+      make({ tls: { certFile: pki.clientCert } })();
+    } catch (e) {
+      err = e;
+    }
+    expect(hasCode(err, 'E_ETCD_TLS')).toBe(true);
+  });
+
+  it('without the client certificate the request fails (no plain-text fallback)', async () => {
+    const prefix = etcd.prefix('nocert');
+    const m = managers.make(prefix, { tls: { caFile: pki.ca }, requestTimeoutMs: 1500 });
+    const err = (await m.getNetworkConfig().catch((e: unknown) => e)) as WeftError;
+    expect(hasCode(err, 'E_ETCD_UNAVAILABLE')).toBe(true);
+  });
+
+  it('authenticates with username and password; a wrong password is E_ETCD_AUTH', async () => {
+    await etcd.etcdctl(['user', 'add', 'root', '--new-user-password', 'weft-secret']);
+    await etcd.etcdctl(['auth', 'enable']);
+    const tls = { caFile: pki.ca, certFile: pki.clientCert, keyFile: pki.clientKey };
+    const prefix = etcd.prefix('auth');
+    await etcd.etcdctl([
+      '--user',
+      'root:weft-secret',
+      'put',
+      `${prefix}/config`,
+      '{"Network":"10.5.0.0/16"}',
+    ]);
+    const good = managers.make(prefix, { tls, username: 'root', password: 'weft-secret' });
+    expect((await good.acquireLease(attrs(1))).subnet).toMatch(/^10\.5\./);
+    const bad = managers.make(prefix, {
+      tls,
+      username: 'root',
+      password: 'wrong',
+      requestTimeoutMs: 2000,
+    });
+    const err = (await bad.getNetworkConfig().catch((e: unknown) => e)) as WeftError;
+    expect(hasCode(err, 'E_ETCD_AUTH'), String(err)).toBe(true);
+  });
+});
