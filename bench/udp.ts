@@ -1,0 +1,169 @@
+/**
+ * `npm run bench:udp` (root): weft's native UDP forwarder beside its anchors, measured in the same run
+ * on the same 2 vCPUs (performance.md: read the numbers as ratios).
+ *
+ *   h1 (198.18.0.1) ── veth ── br0 ── veth ── h2 (198.18.0.2)        all in test network namespaces
+ *
+ * Paths, iperf3 TCP 1 stream from h1 to h2 (and reversed with -R), ping RTT:
+ *   underlay        h1 → 198.18.0.2
+ *   kernel VXLAN    programmed by hand with iproute2 in flannel's layout (10.245.0.0/16, port 8472)
+ *   weft UDP        TUN with vnet header + TSO, UDP GSO/GRO (10.244.0.0/16, port 8285)
+ *   weft UDP, no offloads   same forwarder on a plain TUN: batched per-packet (10.246.0.0/16, port 8286)
+ * For the weft rows the bench process's CPU time (both forwarder threads; JS is idle) gives vCPU·s
+ * per Gbit. Env: BENCH_SECONDS (default 5), BENCH_RUNS (median of, default 1).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { NativeForwarder } from '../src/dataplane/forwarder.js';
+import { openTun } from '../src/dataplane/tun.js';
+import { inNetns } from '../src/netns/netns.js';
+import { createTopology, type Topology } from '../test/helpers/netns.js';
+import { nsRun, run, sleep, spawnTracked, stopChild } from '../test/helpers/exec.js';
+
+const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
+const RUNS = Number(process.env['BENCH_RUNS'] ?? 1);
+
+interface Row {
+  path: string;
+  fwd: number;
+  rev: number;
+  rttUs: number;
+  cpuPerGbit?: number;
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function iperf(ns: string, dst: string, reverse: boolean): Promise<number> {
+  const args = ['-c', dst, '-t', String(SECONDS), '-J', ...(reverse ? ['-R'] : [])];
+  const r = await nsRun(ns, 'iperf3', args, { timeoutMs: (SECONDS + 20) * 1000 });
+  const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } };
+  return j.end.sum_received.bits_per_second / 1e9;
+}
+
+async function rtt(ns: string, dst: string): Promise<number> {
+  const r = await nsRun(ns, 'ping', ['-c', '20', '-i', '0.01', '-q', dst], { timeoutMs: 20_000 });
+  const m = /= [\d.]+\/([\d.]+)\//.exec(r.stdout);
+  return m ? Number(m[1]) * 1000 : NaN;
+}
+
+async function measure(topo: Topology, path: string, dst: string, cpu: boolean): Promise<Row> {
+  const ns = topo.hosts[0]!.netns;
+  await rtt(ns, dst); // warm up neighbours and routes
+  const fwd: number[] = [];
+  const rev: number[] = [];
+  let cpuSec = 0;
+  let gbit = 0;
+  for (let i = 0; i < RUNS; i++) {
+    const c0 = process.cpuUsage();
+    const a = await iperf(ns, dst, false);
+    const b = await iperf(ns, dst, true);
+    const c = process.cpuUsage(c0);
+    cpuSec += (c.user + c.system) / 1e6;
+    gbit += (a + b) * SECONDS;
+    fwd.push(a);
+    rev.push(b);
+  }
+  const row: Row = { path, fwd: median(fwd), rev: median(rev), rttUs: await rtt(ns, dst) };
+  if (cpu) row.cpuPerGbit = cpuSec / gbit;
+  return row;
+}
+
+async function vxlan(topo: Topology): Promise<void> {
+  for (const h of topo.hosts) {
+    const i = h.index;
+    const ip = (...a: string[]): Promise<unknown> => run('ip', ['-n', h.netns, ...a]);
+    await ip(
+      ...['link', 'add', 'vx0', 'type', 'vxlan', 'id', '1', 'local', h.underlayIp, 'dev', 'eth0'],
+      ...['dstport', '8472', 'nolearning'],
+    );
+    await ip('link', 'set', 'vx0', 'address', `0e:00:00:00:00:0${i}`, 'mtu', '1450', 'up');
+    await ip('addr', 'add', `10.245.${i}.0/32`, 'dev', 'vx0');
+    for (const p of topo.hosts) {
+      if (p === h) continue;
+      const j = p.index;
+      const mac = `0e:00:00:00:00:0${j}`;
+      await ip('neigh', 'add', `10.245.${j}.0`, 'lladdr', mac, 'dev', 'vx0', 'nud', 'permanent');
+      await run('bridge', ['-n', h.netns, 'fdb', 'add', mac, 'dev', 'vx0', 'dst', p.underlayIp]);
+      await ip('route', 'add', `10.245.${j}.0/24`, 'via', `10.245.${j}.0`, 'dev', 'vx0', 'onlink');
+    }
+  }
+}
+
+/** A forwarder per host on TUN `dev`; returns them for closing. */
+async function forwarders(
+  topo: Topology,
+  dev: string,
+  net: number,
+  port: number,
+  vnetHdr: boolean,
+): Promise<NativeForwarder[]> {
+  const out: NativeForwarder[] = [];
+  for (const h of topo.hosts) {
+    const f = inNetns(h.netns, () => {
+      const tun = openTun(dev, { vnetHdr });
+      return NativeForwarder.start({ tunFd: tun.fd, port, bindAddress: h.underlayIp, mtu: 1472 });
+    });
+    out.push(f);
+    await run('ip', ['-n', h.netns, 'addr', 'add', `10.${net}.${h.index}.0/32`, 'dev', dev]);
+    await run('ip', ['-n', h.netns, 'link', 'set', dev, 'mtu', '1472', 'up']);
+    await run('ip', ['-n', h.netns, 'route', 'add', `10.${net}.0.0/16`, 'dev', dev]);
+    for (const p of topo.hosts) {
+      if (p !== h) f.setRoute(`10.${net}.${p.index}.0/24`, p.underlayIp, port);
+    }
+    await f.settled();
+  }
+  return out;
+}
+
+function table(rows: Row[]): string {
+  const vx = rows.find((r) => r.path.startsWith('kernel VXLAN'))!;
+  const slow = rows.find((r) => r.path.includes('no offloads'));
+  const f = (n: number, d = 2): string => (Number.isFinite(n) ? n.toFixed(d) : '–');
+  const lines = [
+    `| path | TCP 1 stream Gbit/s | reverse | ping RTT µs | × kernel VXLAN | × no-offload forwarder | vCPU·s per Gbit |`,
+    `|---|---|---|---|---|---|---|`,
+  ];
+  for (const r of rows) {
+    lines.push(
+      `| ${r.path} | ${f(r.fwd)} | ${f(r.rev)} | ${f(r.rttUs, 0)} | ${f(r.fwd / vx.fwd)} / ${f(r.rev / vx.rev)} | ` +
+        `${slow ? `${f(r.fwd / slow.fwd, 1)} / ${f(r.rev / slow.rev, 1)}` : '–'} | ${r.cpuPerGbit === undefined ? '–' : f(r.cpuPerGbit, 3)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0)
+    throw new Error('bench:udp needs root (it creates network namespaces)');
+  const topo = await createTopology({ hosts: 2, ipv6: false });
+  const fwds: NativeForwarder[] = [];
+  const server = spawnTracked('iperf3', ['-s'], { ns: topo.hosts[1]!.netns, stdio: 'ignore' });
+  try {
+    await vxlan(topo);
+    fwds.push(...(await forwarders(topo, 'weft0', 244, 8285, true)));
+    fwds.push(...(await forwarders(topo, 'weftp0', 246, 8286, false)));
+    await sleep(300);
+    const rows: Row[] = [];
+    rows.push(await measure(topo, 'underlay (veth, host to host)', '198.18.0.2', false));
+    rows.push(await measure(topo, 'kernel VXLAN by hand (flannel layout)', '10.245.2.0', false));
+    rows.push(await measure(topo, 'weft UDP forwarder (TSO + GSO/GRO)', '10.244.2.0', true));
+    rows.push(await measure(topo, 'weft UDP forwarder, no offloads', '10.246.2.0', true));
+    const fb = fwds.map((f) => f.fallback.join(',') || 'none');
+    const md =
+      `# bench:udp ${new Date().toISOString()} (${SECONDS} s × ${RUNS}, median; client h1, server h2)\n\n` +
+      `${table(rows)}\n\nfallbacks per forwarder: ${fb.join(' | ')}\n`;
+    console.log(md);
+    const dir = join(import.meta.dirname, 'results');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, `udp-${Date.now()}.md`), md);
+  } finally {
+    for (const f of fwds) f.close();
+    await stopChild(server);
+    await topo.destroy();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
