@@ -36,10 +36,7 @@ export function isCompatible(config: NetworkConfig, pair: SubnetPair): boolean {
 class Taken<N extends Ip4Net | Ip6Net> {
   private readonly same = new Set<string>();
   private readonly other: N[] = [];
-  constructor(
-    private readonly len: number,
-    nets: readonly N[],
-  ) {
+  constructor(len: number, nets: readonly N[]) {
     for (const n of nets) {
       if (n.prefixLen === len) this.same.add(String(n.ip));
       else this.other.push(n);
@@ -48,9 +45,6 @@ class Taken<N extends Ip4Net | Ip6Net> {
   overlaps(candidate: N): boolean {
     if (this.same.has(String(candidate.ip))) return true;
     return this.other.some((o) => (o as Ip4Net).overlaps(candidate as Ip4Net));
-  }
-  get length(): number {
-    return this.len;
   }
 }
 

@@ -9,6 +9,8 @@ import { requireCaps } from '../helpers/require.js';
 import { hasCode, type WeftError } from '../../src/errors.js';
 import { encodeLeaseAttrs } from '../../src/lease/codec.js';
 import type { Lease } from '../../src/lease/lease.js';
+import { fileURLToPath } from 'node:url';
+import { spawnTracked, stopChild } from '../helpers/exec.js';
 import { attrs, etcdLeaseCount, Managers, putConfig } from './subnet-helpers.js';
 
 const runnable = requireCaps('etcd', 'etcdctl');
@@ -179,5 +181,29 @@ describe.skipIf(!runnable)('subnet lease manager over etcd', () => {
     expect(hasCode(await m.getNetworkConfig().catch((e: unknown) => e), 'E_CONFIG_NOT_FOUND')).toBe(
       true,
     );
+  });
+
+  it('a process that aborts and closes exits by itself (no etcd3 timers left running)', async () => {
+    const prefix = etcd.prefix('exit');
+    await putConfig(etcd, prefix, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
+    const script = fileURLToPath(new URL('./subnet-fixtures/exit-check.ts', import.meta.url));
+    const child = spawnTracked(process.execPath, [
+      '--import',
+      'tsx',
+      script,
+      etcd.endpoints[0]!,
+      prefix,
+    ]);
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) =>
+      child.once('exit', (code) => resolve(code)),
+    );
+    const timer = setTimeout(() => void stopChild(child, 100), 20_000);
+    const code = await exited;
+    clearTimeout(timer);
+    expect(out).toContain('closed');
+    expect(code, out).toBe(0);
   });
 });
