@@ -5,6 +5,7 @@
 import type { PeerLoopObserver } from '../backend/peer-loop.js';
 import { hostGwBackendFactory } from '../backend-hostgw/index.js';
 import { vxlanBackendFactory } from '../backend-vxlan/index.js';
+import type { NetlinkOps } from '../netlink/index.js';
 import type { DaemonMetrics } from './metrics.js';
 import { createBackendRegistry, type BackendRegistry } from './backends.js';
 
@@ -22,11 +23,19 @@ export function metricsObserver(backend: string, metrics: DaemonMetrics): PeerLo
 export function defaultBackends(opts: {
   resyncPeriodSec: number;
   metrics: DaemonMetrics;
+  /** Shared façade (its owner closes it); default: each backend opens and closes its own. */
+  netlink?: NetlinkOps;
 }): BackendRegistry {
   const resyncMs = opts.resyncPeriodSec * 1000;
+  const shared = opts.netlink ? { netlink: opts.netlink } : {};
   return createBackendRegistry({
-    vxlan: vxlanBackendFactory({ resyncMs, observer: metricsObserver('vxlan', opts.metrics) }),
+    vxlan: vxlanBackendFactory({
+      ...shared,
+      resyncMs,
+      observer: metricsObserver('vxlan', opts.metrics),
+    }),
     'host-gw': hostGwBackendFactory({
+      ...shared,
       resyncMs,
       observer: metricsObserver('host-gw', opts.metrics),
     }),

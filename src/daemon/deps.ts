@@ -4,6 +4,7 @@
  */
 import { createEtcdSubnetManager, type EtcdSubnetManagerOptions } from '../subnet/etcd-manager.js';
 import type { Logger } from '../log/logger.js';
+import { createNetlinkOps } from '../netlink/index.js';
 import { defaultBackends } from './default-backends.js';
 import { createNftRunner } from './firewall/nft.js';
 import { createDaemonMetrics } from './metrics.js';
@@ -46,13 +47,17 @@ export function createDefaultDeps(
   log: Logger,
 ): DaemonDeps {
   const metrics = createDaemonMetrics();
+  // one netlink façade for the backend, owned (and closed) by the daemon, its counters on /metrics
+  const netlink = createNetlinkOps({ log: log.child({ component: 'netlink' }) });
+  metrics.watchNetlink(() => netlink.stats());
   return {
     log,
     signal,
     createSubnetManager: (options, l) => createEtcdSubnetManager(etcdManagerOptions(options, l)),
-    backends: defaultBackends({ resyncPeriodSec: options.resyncPeriod, metrics }),
+    backends: defaultBackends({ resyncPeriodSec: options.resyncPeriod, metrics, netlink }),
     readHost: readHostSnapshot,
     nft: createNftRunner(),
     metrics,
+    dispose: () => netlink.close(),
   };
 }

@@ -9,8 +9,6 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export interface BackendMetricsSink {
   /** Current number of programmed peers for `backend` ('vxlan', 'host-gw', 'udp'). */
   setPeers(backend: string, count: number): void;
-  /** One netlink request; `ok` false when it failed. */
-  netlinkOp(op: string, ok: boolean): void;
   /** Duration of one full reconcile of the kernel against the desired peers. */
   observeReconcile(backend: string, seconds: number): void;
 }
@@ -24,6 +22,17 @@ export interface DaemonMetrics extends BackendMetricsSink {
   etcdError(op: string): void;
   setReady(ready: boolean): void;
   firewallApplied(reason: 'start' | 'resync'): void;
+  /** Exposes the netlink façade's counters (read at scrape time). */
+  watchNetlink(stats: () => NetlinkCounters): void;
+}
+
+/** The subset of the netlink façade's stats() that is exported. */
+export interface NetlinkCounters {
+  readonly requests: number;
+  readonly errors: number;
+  readonly timeouts: number;
+  readonly socketErrors: number;
+  readonly inFlight: number;
 }
 
 const LEASE_STATES: readonly LeaseState[] = ['none', 'acquired', 'renewing', 'lost'];
@@ -49,17 +58,46 @@ export function createDaemonMetrics(opts: { processMetrics?: boolean } = {}): Da
     labelNames: ['backend'],
     registers: [registry],
   });
-  const netlinkOps = new Counter({
-    name: 'weft_netlink_operations_total',
-    help: 'Netlink requests by operation',
-    labelNames: ['op'],
+  let netlinkStats: (() => NetlinkCounters) | null = null;
+  const netlinkCounter = (
+    name: string,
+    help: string,
+    pick: (c: NetlinkCounters) => number,
+  ): void => {
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        if (!netlinkStats) return;
+        this.reset();
+        this.inc(pick(netlinkStats()));
+      },
+    });
+  };
+  netlinkCounter('weft_netlink_requests_total', 'Netlink requests sent', (c) => c.requests);
+  netlinkCounter(
+    'weft_netlink_errors_total',
+    'Netlink requests the kernel rejected',
+    (c) => c.errors,
+  );
+  netlinkCounter(
+    'weft_netlink_timeouts_total',
+    'Netlink requests that timed out',
+    (c) => c.timeouts,
+  );
+  netlinkCounter(
+    'weft_netlink_socket_errors_total',
+    'Netlink socket failures (re-created)',
+    (c) => c.socketErrors,
+  );
+  new Gauge({
+    name: 'weft_netlink_in_flight',
+    help: 'Netlink requests in flight',
     registers: [registry],
-  });
-  const netlinkErrors = new Counter({
-    name: 'weft_netlink_errors_total',
-    help: 'Failed netlink requests by operation',
-    labelNames: ['op'],
-    registers: [registry],
+    collect() {
+      if (netlinkStats) this.set(netlinkStats().inFlight);
+    },
   });
   const reconcile = new Histogram({
     name: 'weft_reconcile_duration_seconds',
@@ -104,9 +142,8 @@ export function createDaemonMetrics(opts: { processMetrics?: boolean } = {}): Da
     setReady: (r) => ready.set(r ? 1 : 0),
     firewallApplied: (reason) => firewall.inc({ reason }),
     setPeers: (backend, count) => peers.set({ backend }, count),
-    netlinkOp(op, ok) {
-      netlinkOps.inc({ op });
-      if (!ok) netlinkErrors.inc({ op });
+    watchNetlink(stats) {
+      netlinkStats = stats;
     },
     observeReconcile: (backend, seconds) => reconcile.observe({ backend }, seconds),
   };

@@ -44,6 +44,8 @@ export interface DaemonDeps {
   readonly metrics: DaemonMetrics;
   /** Delay between config reads while the config is absent or etcd unreachable (default 1000). */
   readonly retryMs?: number;
+  /** Releases what the deps hold (e.g. netlink sockets) after the daemon stopped. */
+  readonly dispose?: () => void | Promise<void>;
 }
 
 export interface DaemonResult {

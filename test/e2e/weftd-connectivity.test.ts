@@ -23,11 +23,12 @@ import {
 const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'ping', 'nft');
 useLeakCheck();
 
+// The dual-stack runs also turn on --ip-masq (flannel's usual deployment).
 const cases = [
-  { backend: 'vxlan', dual: false },
-  { backend: 'vxlan', dual: true },
-  { backend: 'host-gw', dual: false },
-  { backend: 'host-gw', dual: true },
+  { backend: 'vxlan', dual: false, masq: false },
+  { backend: 'vxlan', dual: true, masq: true },
+  { backend: 'host-gw', dual: false, masq: false },
+  { backend: 'host-gw', dual: true, masq: true },
 ] as const;
 
 async function pingOnce(from: SimContainer, to: string): Promise<string | null> {
@@ -39,8 +40,8 @@ async function pingOnce(from: SimContainer, to: string): Promise<string | null> 
 }
 
 describe.skipIf(!runnable).each(cases)(
-  'weftd $backend (dual stack: $dual)',
-  ({ backend, dual }) => {
+  'weftd $backend (dual stack: $dual, ip-masq: $masq)',
+  ({ backend, dual, masq }) => {
     let c: Cluster;
     let daemons: Weftd[];
     const containers: SimContainer[] = [];
@@ -52,7 +53,7 @@ describe.skipIf(!runnable).each(cases)(
         ...(dual ? { EnableIPv6: true, IPv6Network: 'fd05::/48' } : {}),
         Backend: { Type: backend },
       });
-      daemons = c.topo.hosts.map((h) => startWeftd(c, h));
+      daemons = c.topo.hosts.map((h) => startWeftd(c, h, masq ? ['--ip-masq'] : []));
       await Promise.all(daemons.map((d) => waitReady(d)));
       // two containers on the first host (same-host pair), one on each other host
       containers.push(await addContainer(c, daemons[0]!, 2), await addContainer(c, daemons[0]!, 3));
@@ -91,9 +92,30 @@ describe.skipIf(!runnable).each(cases)(
       expect(m.stdout).toContain('weft_lease_state{state="acquired"} 1');
       expect(m.stdout).toContain('weft_ready 1');
       expect(m.stdout).toContain(`weft_peers{backend="${backend}"} 2`);
+      expect(m.stdout).toMatch(/weft_netlink_requests_total [1-9]/);
       expect(m.stdout).toMatch(
         new RegExp(`weft_reconcile_duration_seconds_count\\{backend="${backend}"\\} [1-9]`),
       );
+    });
+
+    it(`installs the firewall rules (forward${masq ? ' + masquerade' : ''}) in its own nft tables`, async () => {
+      const ns = daemons[0]!.host.netns;
+      const tables = (await nsRun(ns, 'nft', ['list', 'tables'])).stdout;
+      expect(tables).toContain('table ip weft');
+      const v4 = (await nsRun(ns, 'nft', ['list', 'table', 'ip', 'weft'])).stdout;
+      expect(v4).toContain('ip saddr 10.5.0.0/16 accept');
+      expect(v4.includes('masquerade'), v4).toBe(masq);
+      if (dual) expect(tables).toContain('table ip6 weft');
+      // the underlay netns has no route to the overlay: only a masqueraded container gets replies
+      const out = await nsRun(
+        containers[0]!.netns,
+        'ping',
+        ['-c', '1', '-W', '1', '-q', c.topo.underlayGatewayIp],
+        {
+          allowFail: true,
+        },
+      );
+      expect(out.code === 0).toBe(masq);
     });
   },
 );

@@ -40,8 +40,13 @@ describe('health server', () => {
   it('/metrics exposes lease state, peers, netlink, reconcile, renew and etcd counters', async () => {
     metrics.setLeaseState('acquired', new Date(2_000_000_000_000));
     metrics.setPeers('vxlan', 2);
-    metrics.netlinkOp('route_replace', true);
-    metrics.netlinkOp('fdb_replace', false);
+    metrics.watchNetlink(() => ({
+      requests: 7,
+      errors: 1,
+      timeouts: 0,
+      socketErrors: 0,
+      inFlight: 2,
+    }));
     metrics.observeReconcile('vxlan', 0.02);
     metrics.renewFailure();
     metrics.etcdError('get_config');
@@ -54,8 +59,9 @@ describe('health server', () => {
     expect(body).toContain('weft_lease_state{state="none"} 0');
     expect(body).toContain('weft_lease_expiration_timestamp_seconds 2000000000');
     expect(body).toContain('weft_peers{backend="vxlan"} 2');
-    expect(body).toContain('weft_netlink_operations_total{op="fdb_replace"} 1');
-    expect(body).toContain('weft_netlink_errors_total{op="fdb_replace"} 1');
+    expect(body).toContain('weft_netlink_requests_total 7');
+    expect(body).toContain('weft_netlink_errors_total 1');
+    expect(body).toContain('weft_netlink_in_flight 2');
     expect(body).toContain('weft_reconcile_duration_seconds_count{backend="vxlan"} 1');
     expect(body).toContain('weft_lease_renew_failures_total 1');
     expect(body).toContain('weft_etcd_errors_total{op="get_config"} 1');
