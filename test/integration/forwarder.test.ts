@@ -63,7 +63,7 @@ s.send(Buffer.from(process.env.PKT,'hex'),Number(process.env.PORT),process.env.D
 const SINK = `const net=require('net'),crypto=require('crypto');
 const h=crypto.createHash('sha256');let n=0;
 const srv=net.createServer(s=>{s.on('data',d=>{h.update(d);n+=d.length});s.on('end',()=>{console.log(JSON.stringify({sha:h.digest('hex'),n}));srv.close()})});
-srv.listen(5201,'0.0.0.0',()=>console.log('ready'));`;
+srv.listen(5201,'::',()=>console.log('ready'));`;
 // Sends TOTAL bytes of an AES-CTR keystream (deterministic, incompressible) to HOST:5201.
 const SOURCE = `const net=require('net'),crypto=require('crypto');
 const total=Number(process.env.TOTAL);const c=crypto.createCipheriv('aes-128-ctr',Buffer.alloc(16,7),Buffer.alloc(16,0));
@@ -74,6 +74,8 @@ s.on('error',e=>{console.error(e.message);process.exit(1)});`;
 async function transfer(
   from: SimContainer,
   to: SimContainer,
+  bytes = TRANSFER_BYTES,
+  host = to.ip,
 ): Promise<{ sent: string; got: string }> {
   const sink = spawnTracked(process.execPath, ['-e', SINK], { ns: to.netns });
   try {
@@ -81,7 +83,7 @@ async function transfer(
     sink.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     await waitFor('tcp sink ready', () => out.includes('ready'), 10_000, 20);
     const src = await nsRun(from.netns, process.execPath, ['-e', SOURCE], {
-      env: { ...process.env, TOTAL: String(TRANSFER_BYTES), HOST: to.ip },
+      env: { ...process.env, TOTAL: String(bytes), HOST: host },
       timeoutMs: 120_000,
     });
     const sent = JSON.parse(src.stdout) as { sha: string; n: number };
@@ -89,8 +91,8 @@ async function transfer(
       const line = out.split('\n').find((l) => l.startsWith('{'));
       return line ? (JSON.parse(line) as { sha: string; n: number }) : undefined;
     });
-    expect(sent.n).toBe(TRANSFER_BYTES);
-    expect(got.n).toBe(TRANSFER_BYTES);
+    expect(sent.n).toBe(bytes);
+    expect(got.n).toBe(bytes);
     return { sent: sent.sha, got: got.sha };
   } finally {
     await stopChild(sink);
@@ -103,7 +105,9 @@ describe.skipIf(!runnable)('native UDP forwarder across three hosts', () => {
   const ctr = (i: number): SimContainer => topo.hosts[i - 1]!.containers[0]!;
   const meshRoutes = (i: number): void => {
     for (const j of [1, 2, 3]) {
-      if (j !== i) fwd[i - 1]!.setRoute(`10.244.${j}.0/24`, `198.18.0.${j}`, PORT);
+      if (j === i) continue;
+      fwd[i - 1]!.setRoute(`10.244.${j}.0/24`, `198.18.0.${j}`, PORT);
+      fwd[i - 1]!.setRoute(`fd00:10:244:${j}::/64`, `198.18.0.${j}`, PORT);
     }
   };
 
@@ -111,7 +115,12 @@ describe.skipIf(!runnable)('native UDP forwarder across three hosts', () => {
     topo = await createTopology({ hosts: 3 });
     for (const h of topo.hosts) {
       const i = h.index;
-      await topo.addContainer(h, { cidr: `10.244.${i}.2/24`, gateway: `10.244.${i}.1` });
+      await topo.addContainer(h, {
+        cidr: `10.244.${i}.2/24`,
+        gateway: `10.244.${i}.1`,
+        cidr6: `fd00:10:244:${i}::2/64`,
+        gateway6: `fd00:10:244:${i}::1`,
+      });
       const f = inNetns(h.netns, () => {
         const tun = openTun('weft0', { vnetHdr: true });
         return NativeForwarder.start({
@@ -125,6 +134,7 @@ describe.skipIf(!runnable)('native UDP forwarder across three hosts', () => {
       await run('ip', ['-n', h.netns, 'addr', 'add', `10.244.${i}.0/32`, 'dev', 'weft0']);
       await run('ip', ['-n', h.netns, 'link', 'set', 'weft0', 'mtu', '1472', 'up']);
       await run('ip', ['-n', h.netns, 'route', 'add', '10.244.0.0/16', 'dev', 'weft0']);
+      await run('ip', ['-n', h.netns, '-6', 'route', 'add', 'fd00:10:244::/48', 'dev', 'weft0']);
     }
     for (const i of [1, 2, 3]) meshRoutes(i);
     await Promise.all(fwd.map((f) => f.settled()));
@@ -167,6 +177,21 @@ describe.skipIf(!runnable)('native UDP forwarder across three hosts', () => {
     expect(s2.coalescedWrites).toBeGreaterThan(before[1]!.coalescedWrites);
     expect(s1.drops.malformed + s2.drops.malformed).toBe(0);
   }, 180_000);
+
+  it('carries IPv6 inside: ping and a bit-exact TCP transfer (TSO6 segmentation, coalescing)', async () => {
+    for (const [a, b] of [
+      [1, 2],
+      [2, 3],
+      [3, 1],
+    ] as const) {
+      expect(await ping(ctr(a).netns, ctr(b).ip6!, 2), `c${a} -> c${b} over IPv6`).toBe(true);
+    }
+    const before = [fwd[0]!.stats(), fwd[1]!.stats()];
+    const r = await transfer(ctr(1), ctr(2), 50 * 1024 * 1024, ctr(2).ip6!);
+    expect(r.got).toBe(r.sent);
+    expect(fwd[0]!.stats().tsoPackets).toBeGreaterThan(before[0]!.tsoPackets);
+    expect(fwd[1]!.stats().coalescedWrites).toBeGreaterThan(before[1]!.coalescedWrites);
+  }, 120_000);
 
   it('answers an unrouted destination with ICMP net-unreachable', async () => {
     const before = fwd[0]!.stats();
@@ -255,7 +280,9 @@ s.bind(9999,'198.18.0.2',()=>console.log('ready'));`,
   it('route removal stops forwarding to the peer; restoring it heals', async () => {
     expect(await ping(ctr(1).netns, ctr(3).ip, 1)).toBe(true);
     const before = [fwd[0]!.stats(), fwd[2]!.stats()];
+    // peer removal = all of its routes (its IPv4 and IPv6 subnets)
     expect(fwd[0]!.deleteRoute('10.244.3.0/24')).toBe(true);
+    expect(fwd[0]!.deleteRoute('fd00:10:244:3::/64')).toBe(true);
     await fwd[0]!.settled();
     expect(await ping(ctr(1).netns, ctr(3).ip, 1, 1)).toBe(false);
     expect(fwd[0]!.stats().drops.noRoute).toBeGreaterThan(before[0]!.drops.noRoute);
