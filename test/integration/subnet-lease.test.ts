@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, type EtcdFixture } from '../helpers/etcd.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
-import { hasCode, type WeftError } from '../../src/errors.js';
+import { hasCode, isRetryable, type WeftError } from '../../src/errors.js';
 import { encodeLeaseAttrs } from '../../src/lease/codec.js';
 import type { Lease } from '../../src/lease/lease.js';
 import { fileURLToPath } from 'node:url';
@@ -205,5 +205,55 @@ describe.skipIf(!runnable)('subnet lease manager over etcd', () => {
     clearTimeout(timer);
     expect(out).toContain('closed');
     expect(code, out).toBe(0);
+  });
+
+  it('keeps the lease through an etcd restart: same key, same etcd lease, no E_LEASE_LOST', async () => {
+    if (!etcd.controllable) throw new Error('needs a spawned etcd (unset ETCD_ENDPOINTS)');
+    const prefix = etcd.prefix('outage');
+    await putConfig(etcd, prefix, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
+    const m = managers.make(prefix, {
+      ttlSeconds: 4,
+      renewMarginSeconds: 2,
+      requestTimeoutMs: 1000,
+    });
+    const lease = await m.acquireLease(attrs(1));
+    const leaseIdOf = async (): Promise<number | undefined> =>
+      (
+        JSON.parse(await etcd.etcdctl(['get', `${prefix}/subnets/${lease.key}`, '-w', 'json'])) as {
+          kvs?: Array<{ lease?: number }>;
+        }
+      ).kvs?.[0]?.lease;
+    const before = await leaseIdOf();
+    const ac = new AbortController();
+    let outcome: unknown = 'running';
+    const keeping = m.keepLease(lease, ac.signal).then(
+      () => (outcome = 'resolved'),
+      (e: unknown) => (outcome = e),
+    );
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      await etcd.kill();
+      await new Promise((r) => setTimeout(r, 1500));
+      await etcd.start();
+      await new Promise((r) => setTimeout(r, 5000)); // more than one TTL after the restart
+      expect(outcome).toBe('running');
+      expect(await leaseIdOf()).toBe(before);
+      expect(m.stats.recreations).toBe(0);
+    } finally {
+      ac.abort();
+      await keeping;
+    }
+  });
+
+  it('an unreachable etcd fails within the request timeout as a retryable E_ETCD_UNAVAILABLE', async () => {
+    const m = managers.make(etcd.prefix('unreachable'), {
+      endpoints: ['http://127.0.0.1:1'],
+      requestTimeoutMs: 500,
+    });
+    const started = Date.now();
+    const err = await m.getNetworkConfig().catch((e: unknown) => e);
+    expect(hasCode(err, 'E_ETCD_UNAVAILABLE')).toBe(true);
+    expect(isRetryable(err)).toBe(true);
+    expect(Date.now() - started).toBeLessThan(3000);
   });
 });
