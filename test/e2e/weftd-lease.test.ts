@@ -1,0 +1,79 @@
+/**
+ * weftd's lease lifecycle on one simulated host: a short TTL is renewed in time; SIGTERM exits 0 and
+ * leaves the lease, the device, the rules and subnet.env in place (a restart reuses the subnet); the
+ * lease taken over by another host makes weftd exit 5 with a clear message.
+ */
+import { existsSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nsRun, sleep, stopChild } from '../helpers/exec.js';
+import { useLeakCheck } from '../helpers/leaks.js';
+import { requireCaps } from '../helpers/require.js';
+import {
+  createCluster,
+  putConfig,
+  restartWeftd,
+  startWeftd,
+  subnetsOf,
+  vxlanDevice,
+  waitReady,
+  type Cluster,
+  type Weftd,
+} from './weftd-harness.js';
+
+const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'nft');
+useLeakCheck();
+
+describe.skipIf(!runnable)('weftd lease lifecycle', () => {
+  let c: Cluster;
+  let w: Weftd;
+  const keyOf = (wd: Weftd): string =>
+    `${c.prefix}/subnets/${subnetsOf(wd).subnet.replace('/', '-')}`;
+
+  beforeAll(async () => {
+    c = await createCluster(1);
+    await putConfig(c, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
+  });
+  afterAll(async () => {
+    await c?.destroy();
+  });
+
+  it('renews a short-TTL lease before it expires', async () => {
+    w = startWeftd(c, c.topo.hosts[0]!, ['--subnet-lease-ttl=6']);
+    await waitReady(w);
+    await sleep(8000); // > TTL: without renewal etcd would have dropped the key
+    expect(await c.etcd.etcdctl(['get', '--print-value-only', keyOf(w)])).toContain(
+      '"PublicIP":"198.18.0.1"',
+    );
+    expect(w.logs).toContain('"msg":"lease renewed"');
+  });
+
+  it('SIGTERM exits 0 and leaves lease, device, rules and subnet.env; a restart reuses the subnet', async () => {
+    const subnet = subnetsOf(w).subnet;
+    await stopChild(w.child);
+    expect(w.child.exitCode).toBe(0);
+    expect(w.logs).toContain('the lease, device, routes and rules stay in place');
+    const ns = w.host.netns;
+    expect(await vxlanDevice(ns)).not.toBeNull();
+    expect((await nsRun(ns, 'nft', ['list', 'tables'])).stdout).toContain('table ip weft');
+    expect(existsSync(w.subnetFile)).toBe(true);
+    expect(await c.etcd.etcdctl(['get', '--keys-only', keyOf(w)])).toContain(
+      subnet.replace('/', '-'),
+    );
+    restartWeftd(c, w, ['--subnet-lease-ttl=6']);
+    await waitReady(w);
+    expect(subnetsOf(w).subnet).toBe(subnet);
+  });
+
+  it('exits 5 with a clear message when another host takes the subnet', async () => {
+    const value = JSON.stringify({
+      PublicIP: '198.18.0.99',
+      PublicIPv6: null,
+      BackendType: 'vxlan',
+      BackendData: { VNI: 1, VtepMAC: '0e:00:5e:00:99:01' },
+    });
+    await c.etcd.etcdctl(['put', keyOf(w), value]);
+    const code = await Promise.race([w.exit, sleep(15_000).then(() => 'timeout')]);
+    expect(code, w.logs.slice(-2000)).toBe(5);
+    expect(w.logs).toMatch(/lease lost: subnet lease .* is now held by host 198\.18\.0\.99/);
+  });
+});
