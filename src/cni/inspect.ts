@@ -2,8 +2,8 @@
  * Reading what is really configured inside a container netns, for CHECK (design.md C14: the work runs in a
  * child, `nsenter --net=<path> ip -j …`, so this process never switches namespace and loads no native code).
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { lazySpawn } from './lazy.js';
 import { CniCode, CniError } from './errors.js';
 
 export interface NetnsLink {
@@ -33,7 +33,7 @@ function run(
   args: string[],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = lazySpawn()(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

@@ -3,7 +3,7 @@
  * weft's own environment (which is the runtime's) plus CNI_* overrides, the config on stdin; on success
  * return stdout, on failure turn its error JSON into a CniError with the delegate's own code.
  */
-import { spawn } from 'node:child_process';
+import { lazySpawn } from './lazy.js';
 import { accessSync, constants, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { CniCode, CniError } from './errors.js';
@@ -57,7 +57,7 @@ export function findPlugin(type: string, dirs: readonly string[]): string {
 /** The real invoker: spawn, bounded output, timeout, stderr passed through to weft's stderr. */
 export const execInvoker: Invoker = (req) =>
   new Promise((resolve, reject) => {
-    const child = spawn(req.plugin, [], {
+    const child = lazySpawn()(req.plugin, [], {
       env: { ...process.env, ...req.env, CNI_COMMAND: req.command },
       stdio: ['pipe', 'pipe', 'inherit'],
     });
