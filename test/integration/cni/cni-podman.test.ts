@@ -13,6 +13,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  rmdirSync,
   rmSync,
   symlinkSync,
   copyFileSync,
@@ -163,13 +164,15 @@ describe.skipIf(!runnable)('podman (CNI backend) runs containers on a weft netwo
       rmSync(W, { recursive: true, force: true });
     }
     if (binDir) rmSync(binDir, { recursive: true, force: true });
-    for (const [p, existed] of preexisting) {
-      if (!existed) rmSync(p, { recursive: true, force: true });
+    // libcni's cache: only this test's entries, then the directories if they are empty and were ours.
+    for (const f of files('/var/lib/cni/results')) {
+      if (net && f.startsWith(net)) rmSync(join('/var/lib/cni/results', f), { force: true });
     }
-    if (preexisting.get('/var/lib/cni') && net) {
-      for (const f of files('/var/lib/cni/results')) {
-        if (f.startsWith(net)) rmSync(join('/var/lib/cni/results', f), { force: true });
-      }
+    for (const d of ['/var/lib/cni/results', '/var/lib/cni']) {
+      if (!preexisting.get('/var/lib/cni') && existsSync(d) && files(d).length === 0) rmdirSync(d);
+    }
+    for (const [p, existed] of preexisting) {
+      if (!existed && p !== '/var/lib/cni') rmSync(p, { recursive: true, force: true });
     }
   });
 
