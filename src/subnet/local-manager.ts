@@ -14,7 +14,13 @@ import { encodeLeaseAttrs } from '../lease/codec.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../lease/lease.js';
 import { rateLimited, type Logger } from '../log/logger.js';
 import { canonicalCidr } from '../ip/cidr.js';
-import { isCompatible, overlapsAny, pickFreeSubnet, type SubnetPair } from './allocator.js';
+import {
+  freeSubnets4,
+  isCompatible,
+  overlapsAny,
+  pickFreeSubnet,
+  type SubnetPair,
+} from './allocator.js';
 import { parseNetworkConfig } from './config.js';
 import { makeSubnetKey } from './keys.js';
 import { parseEntry, type ParsedEntry } from './lease-entry.js';
@@ -256,7 +262,7 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
         if (!pair) {
           const reserved = parsed.filter((p) => p.entry.leaseId === null).length;
           const net =
-            taken4.length === 0 && config.enableIPv6 ? config.ipv6Network : config.network;
+            freeSubnets4(config, taken4, 1).length === 0 ? config.network : config.ipv6Network;
           throw new WeftError(
             'E_LEASE_EXHAUSTED',
             `no free subnet in ${net} (${parsed.length - reserved} leased, ${reserved} reserved)`,

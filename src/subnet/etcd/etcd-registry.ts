@@ -39,7 +39,8 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
   private readonly configKey: string;
   private readonly log: Logger;
   private readonly timeoutMs: number;
-  private readonly watchers = new Set<Watcher>();
+  /** Live watchers and the queue each feeds, so close() can cancel them and end their iterators. */
+  private readonly watchers = new Map<Watcher, AsyncQueue<RegistryBatch>>();
   private closed = false;
   /** etcd round trips made (unary requests, keepalives, watch creations): for the benchmark. */
   requests = 0;
@@ -296,7 +297,7 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
     const what = `watch ${key ?? 'subnets'} from revision ${fromRevision}`;
     this.requests++;
     const watcher = builder.watcher();
-    this.watchers.add(watcher);
+    this.watchers.set(watcher, queue);
     watcher.on('data', (res: IWatchResponse) => {
       const batch = this.toBatch(res);
       if (batch.events.length > 0) queue.push(batch);
@@ -338,7 +339,8 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all([...this.watchers].map((w) => this.cancelWatcher(w)));
+    for (const queue of this.watchers.values()) queue.end();
+    await Promise.all([...this.watchers.keys()].map((w) => this.cancelWatcher(w)));
     this.watchers.clear();
     this.client.close();
   }

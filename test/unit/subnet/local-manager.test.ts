@@ -104,6 +104,15 @@ describe('acquire', () => {
     expect(registry.leaseCount).toBe(2); // the lease granted for the failed attempt was revoked
   });
 
+  it('names the IPv6 network when only IPv6 is exhausted', async () => {
+    const { manager } = setup(
+      '{"Network":"10.5.0.0/16","EnableIPv6":true,"IPv6Network":"fc00::/124"}',
+    );
+    for (const n of [1, 2, 3]) await manager.acquireLease(attrs(n));
+    const err = await manager.acquireLease(attrs(4)).catch((e: unknown) => e);
+    expect((err as WeftError).message).toBe('no free subnet in fc00::/124 (3 leased, 0 reserved)');
+  });
+
   it('config errors: absent → E_CONFIG_NOT_FOUND, IPv4 off → E_CONFIG_INVALID', async () => {
     const { manager } = setup(null as unknown as string);
     expect(
