@@ -161,6 +161,35 @@ describe.skipIf(!runnable)('subnet lease manager over etcd', () => {
     }
   });
 
+  it('a lease that expired (e.g. during an outage) is re-created with the same subnet and one new etcd lease', async () => {
+    const prefix = etcd.prefix('expired');
+    await putConfig(etcd, prefix, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
+    const m = managers.make(prefix, { ttlSeconds: 2, renewMarginSeconds: 1 });
+    const lease = await m.acquireLease(attrs(1));
+    const baseline = await etcdLeaseCount(etcd);
+    await new Promise((r) => setTimeout(r, 3500)); // nobody renews: etcd drops lease and key
+    expect(await etcd.etcdctl(['get', '--keys-only', `${prefix}/subnets/${lease.key}`])).toBe('');
+    const ac = new AbortController();
+    const renewed: Lease[] = [];
+    const keeping = m.keepLease({ ...lease, expiration: new Date() }, ac.signal, (l) =>
+      renewed.push(l),
+    );
+    try {
+      const deadline = Date.now() + 5000;
+      while (Date.now() < deadline && renewed.length === 0)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(renewed[0]?.key).toBe(lease.key);
+      expect(
+        await etcd.etcdctl(['get', '--print-value-only', `${prefix}/subnets/${lease.key}`]),
+      ).toContain('198.18.0.1');
+      expect(m.stats.recreations).toBe(1);
+      expect(await etcdLeaseCount(etcd)).toBe(baseline); // the expired one is gone, one new one exists
+    } finally {
+      ac.abort();
+      await keeping;
+    }
+  });
+
   it('a subnet taken by another host rejects keepLease with E_LEASE_LOST', async () => {
     const prefix = etcd.prefix('stolen');
     await putConfig(etcd, prefix, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
