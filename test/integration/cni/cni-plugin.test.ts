@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run, sleep } from '../../helpers/exec.js';
+import { run, sleep, waitFor } from '../../helpers/exec.js';
 import { useLeakCheck } from '../../helpers/leaks.js';
 import { createNetns, deleteNetns, ping, uniquePrefix } from '../../helpers/netns.js';
 import { requireCaps } from '../../helpers/require.js';
@@ -166,6 +166,48 @@ describe.skipIf(!runnable)(
         expect(again.stdout).toBe('');
       },
     );
+
+    it('dual stack: one address per family, routes to both cluster networks, CHECK and DEL', async () => {
+      const s = scenario();
+      writeFileSync(
+        s.subnetFile,
+        SUBNET_ENV + 'FLANNEL_IPV6_NETWORK=fd77::/48\nFLANNEL_IPV6_SUBNET=fd77:0:0:5::1/64\n',
+      );
+      const ns = await container();
+      const add = await call('ADD', s.conf('1.1.0'), { id: 'ds1', ns });
+      expectOk(add);
+      const ips = (add.json!['ips'] as { address: string }[]).map((i) => i.address);
+      expect(ips).toHaveLength(2);
+      expect(ips[0]).toMatch(/^10\.77\.5\.\d+\/24$/);
+      expect(ips[1]).toMatch(/^fd77:0:0:5::[0-9a-f]+\/64$/);
+      expect(add.json!['routes']).toEqual([
+        { dst: '10.77.0.0/16', gw: '10.77.5.1' },
+        { dst: 'fd77::/48', gw: 'fd77:0:0:5::1' },
+      ]);
+      expect((await run('ip', ['-n', ns, '-6', 'route', 'show'])).stdout).toContain(
+        'fd77::/48 via fd77:0:0:5::1 dev eth0',
+      );
+      // The gateway address on the bridge may still be in IPv6 DAD for a moment.
+      await waitFor(
+        'IPv6 ping host → container',
+        () => ping(hostNs, ips[1]!.split('/')[0]!, 1, 1),
+        8000,
+        200,
+      );
+      expectOk(await call('CHECK', s.conf('1.1.0'), { id: 'ds1', ns }));
+      await run('ip', ['-n', ns, '-6', 'addr', 'del', ips[1]!, 'dev', 'eth0']);
+      const broken = await call('CHECK', s.conf('1.1.0'), { id: 'ds1', ns });
+      expect(broken.json).toMatchObject({ code: 103 });
+      expect(String(broken.json!['msg'])).toContain(`address ${ips[1]} is missing`);
+      expectOk(await call('DEL', s.conf('1.1.0'), { id: 'ds1', ns }));
+      expect(s.stateFiles()).toEqual([]);
+      // No reservation file of either family is left (only host-local's lock and last_reserved_ip.*).
+      expect(
+        readdirSync(join(s.ipamDir, 'weftnet')).filter(
+          (f) => f !== 'lock' && !f.startsWith('last_'),
+        ),
+      ).toEqual([]);
+    });
 
     it('20 containers added in parallel get 20 distinct addresses; parallel DEL releases all', async () => {
       const s = scenario();
