@@ -265,7 +265,7 @@ export class Daemon {
       });
       const firewall = new Firewall(
         this.deps.nft,
-        this.log.child({ component: 'firewall' }),
+        rateLimited(this.log.child({ component: 'firewall' }), 60_000, 3),
         metrics,
       );
       await firewall.apply(this.rulesInput(config, lease));

@@ -109,3 +109,13 @@ describe.skipIf(!runnable)('firewall (nftables) in a host namespace', () => {
     expect((await nsRun(h1, 'nft', ['list', 'tables'])).stdout).not.toContain('weft');
   });
 });
+
+describe('firewall without nft installed', () => {
+  it('fails clearly when rules are wanted, and is a no-op when none are', async () => {
+    const missing = createNftRunner({ nftPath: '/nonexistent/nft' });
+    const fw = new Firewall(missing, nullLogger);
+    await expect(fw.apply(input(true))).rejects.toThrow(/not found: install nftables/);
+    await fw.apply({ ...input(false), forwardRules: false });
+    expect(await fw.check()).toEqual(['rules not applied yet']);
+  });
+});

@@ -4,7 +4,7 @@
  * removed or changed a table, chain or rule. Rules are never removed on shutdown: the dataplane
  * survives the daemon (flannel-compat.md §11).
  */
-import { describeError } from '../../errors.js';
+import { WeftError, describeError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import type { NftObject, NftRunner } from './nft.js';
 import { TABLE, buildRuleset, type ExpectedTable, type Ruleset, type RulesInput } from './rules.js';
@@ -57,7 +57,15 @@ export class Firewall {
   /** Builds and applies the ruleset for `input` (one transaction); rejects E_FIREWALL. */
   async apply(input: RulesInput): Promise<void> {
     const rs = buildRuleset(input);
-    await this.nft.apply(rs.script);
+    try {
+      await this.nft.apply(rs.script);
+    } catch (err) {
+      // nothing to install and no nft on this host: there is nothing of ours to remove either
+      const missing = err instanceof WeftError && err.details?.['missing'] === true;
+      if (!(missing && rs.tables.length === 0)) throw err;
+      this.log.info('no firewall rules wanted and nft is not installed: skipping');
+      return;
+    }
     this.ruleset = rs;
     this.metrics?.firewallApplied('start');
     this.log.info('firewall rules applied', {

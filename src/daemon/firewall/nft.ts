@@ -27,6 +27,10 @@ function exec(
       args,
       { timeout: timeoutMs, maxBuffer: 16 << 20 },
       (err, stdout, stderr) => {
+        if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') {
+          resolve({ code: 127, stdout: '', stderr: `${cmd ?? 'nft'} not found: install nftables` });
+          return;
+        }
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
         resolve({
           code,
@@ -35,6 +39,7 @@ function exec(
         });
       },
     );
+    child.stdin?.on('error', () => undefined); // EPIPE when nft is missing or died: reported above
     if (input !== null) child.stdin?.end(input);
   });
 }
@@ -54,7 +59,7 @@ export function createNftRunner(
           `nft rejected weft's ruleset: ${r.stderr.trim().slice(0, 2000) || `exit ${r.code}`}`,
           {
             retryable: true,
-            details: { script },
+            details: { script, missing: r.code === 127 },
           },
         );
       }
