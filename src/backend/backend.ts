@@ -41,7 +41,11 @@ export interface Network {
 }
 
 export interface Backend {
-  registerNetwork(config: NetworkConfig, acquire: AcquireOptions, signal: AbortSignal): Promise<Network>;
+  registerNetwork(
+    config: NetworkConfig,
+    acquire: AcquireOptions,
+    signal: AbortSignal,
+  ): Promise<Network>;
 }
 
 export type BackendFactory = (deps: BackendDeps) => Backend;

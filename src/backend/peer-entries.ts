@@ -8,6 +8,7 @@
 import {
   isAbsent,
   type FdbSpec,
+  type Mutation,
   type NeighSpec,
   type NetlinkOps,
   type RouteSpec,
@@ -99,15 +100,58 @@ export function leftovers(
   };
 }
 
-/** Deletes every entry of `stale` (routes first), best effort; returns the errors other than "absent". */
+/**
+ * Programs many peers with the same guarantees as `programPeer`, in three phases (all neighbours, then
+ * all FDB entries, then all routes) so that the kernel sees thousands of requests pipelined while each
+ * peer still gets neighbour → FDB → route. A peer whose neighbour or FDB entry failed gets no route and
+ * has what was written undone. Returns the failed peers with their error.
+ */
+export async function programPeers(
+  ops: NetlinkOps,
+  peers: readonly PeerEntries[],
+): Promise<{ peer: PeerEntries; err: unknown }[]> {
+  const failed = new Map<PeerEntries, unknown>();
+  const phase = async (
+    list: PeerEntries[],
+    mutation: (p: PeerEntries) => Mutation,
+  ): Promise<Set<PeerEntries>> => {
+    const results = await ops.applyBatch(list.map(mutation));
+    const ok = new Set<PeerEntries>();
+    results.forEach((err, i) => (err ? failed.set(list[i]!, err) : ok.add(list[i]!)));
+    return ok;
+  };
+  const neighOk = await phase(
+    peers.filter((p) => p.neigh),
+    (p) => ({ op: 'neighReplace', neigh: p.neigh! }),
+  );
+  const fdbOk = await phase(
+    peers.filter((p) => p.fdb && !failed.has(p)),
+    (p) => ({ op: 'fdbReplace', fdb: p.fdb! }),
+  );
+  await phase(
+    peers.filter((p) => !failed.has(p)),
+    (p) => ({ op: 'routeReplace', route: p.route }),
+  );
+  const bad = [...failed.keys()];
+  await ops.applyBatch(
+    bad.filter((p) => fdbOk.has(p)).map((p) => ({ op: 'fdbDelete', fdb: p.fdb! })),
+  );
+  await ops.applyBatch(
+    bad.filter((p) => neighOk.has(p)).map((p) => ({ op: 'neighDelete', neigh: p.neigh! })),
+  );
+  return [...failed].map(([peer, err]) => ({ peer, err }));
+}
+
+/** Deletes every entry of `stale` (routes, then FDB, then neighbours), best effort; returns the errors
+ *  other than "absent". */
 export async function deleteStale(ops: NetlinkOps, stale: StaleEntries): Promise<unknown[]> {
   const errors: unknown[] = [];
-  const attempt = (p: Promise<void>): Promise<void> =>
-    p.catch((err: unknown) => {
-      if (!isAbsent(err)) errors.push(err);
-    });
-  await Promise.all(stale.routes.map((r) => attempt(ops.routeDelete(r))));
-  await Promise.all(stale.fdb.map((f) => attempt(ops.fdbDelete(f))));
-  await Promise.all(stale.neighs.map((n) => attempt(ops.neighDelete(n))));
+  const run = async (mutations: Mutation[]): Promise<void> => {
+    if (mutations.length === 0) return;
+    for (const err of await ops.applyBatch(mutations)) if (err && !isAbsent(err)) errors.push(err);
+  };
+  await run(stale.routes.map((route) => ({ op: 'routeDelete', route })));
+  await run(stale.fdb.map((fdb) => ({ op: 'fdbDelete', fdb })));
+  await run(stale.neighs.map((neigh) => ({ op: 'neighDelete', neigh })));
   return errors;
 }

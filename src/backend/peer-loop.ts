@@ -19,7 +19,7 @@ import type { SubnetManager } from '../subnet/manager.js';
 import {
   deleteStale,
   leftovers,
-  programPeer,
+  programPeers,
   staleCount,
   unprogramPeer,
   type PeerEntries,
@@ -164,19 +164,16 @@ export class PeerLoop {
   private async applyOne(key: string, before: PeerEntries[], lease: Lease | null): Promise<void> {
     const after = lease ? this.o.programmer.entriesFor(lease) : [];
     let failed = false;
-    for (const e of after) {
-      try {
-        await programPeer(this.o.ops, e);
-        this.o.log.debug('peer programmed', { peer: e.key, subnet: e.subnet });
-      } catch (err) {
-        failed = true;
-        this.o.log.warn('cannot program peer; the next resync retries', {
-          peer: e.key,
-          subnet: e.subnet,
-          err: describeError(err),
-        });
-      }
+    for (const { peer, err } of await programPeers(this.o.ops, after)) {
+      failed = true;
+      this.o.log.warn('cannot program peer; the next resync retries', {
+        peer: peer.key,
+        subnet: peer.subnet,
+        err: describeError(err),
+      });
     }
+    if (!failed)
+      for (const e of after) this.o.log.debug('peer programmed', { peer: e.key, subnet: e.subnet });
     const gone = lease
       ? await deleteStale(this.o.ops, leftovers(before, after))
       : await this.unprogramAll(before);
@@ -221,19 +218,15 @@ export class PeerLoop {
       desired.push(...entries);
     }
     const plan = planReconcile(desired, await this.o.programmer.readKernel());
-    let failures = 0;
-    await Promise.all(
-      plan.program.map((e) =>
-        programPeer(this.o.ops, e).catch((err: unknown) => {
-          failures++;
-          this.o.log.warn('cannot program peer; the next resync retries', {
-            peer: e.key,
-            subnet: e.subnet,
-            err: describeError(err),
-          });
-        }),
-      ),
-    );
+    const failedPeers = await programPeers(this.o.ops, plan.program);
+    let failures = failedPeers.length;
+    for (const { peer, err } of failedPeers) {
+      this.o.log.warn('cannot program peer; the next resync retries', {
+        peer: peer.key,
+        subnet: peer.subnet,
+        err: describeError(err),
+      });
+    }
     const errors = await deleteStale(this.o.ops, plan.stale);
     failures += errors.length;
     for (const err of errors)

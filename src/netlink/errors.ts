@@ -4,6 +4,7 @@
  * `Error('Timeout has been reached')` for our per-request timeout, and with errno exceptions for socket
  * failures. Nobody else looks at those messages.
  */
+import { constants } from 'node:os';
 import { WeftError, type ErrorCode } from '../errors.js';
 
 /** Names a kernel errno we branch on, or a pseudo-errno for failures that are not kernel answers. */
@@ -94,4 +95,17 @@ export function isErrno(err: unknown, ...names: NetlinkErrno[]): boolean {
 /** "Already absent" answers of delete operations (routes: ESRCH, neighbours: ENOENT, links: ENODEV). */
 export function isAbsent(err: unknown): boolean {
   return isErrno(err, 'ESRCH', 'ENOENT', 'ENODEV', 'EADDRNOTAVAIL');
+}
+
+const ERRNO_NAMES = new Map<number, string>(
+  Object.entries(constants.errno).map(([name, num]) => [num, name]),
+);
+
+/** A kernel rejection carried as a number (an NLMSG_ERROR from the bulk path) → NetlinkError. */
+export function errnoFromNumber(errno: number, op: string, object: string): NetlinkError {
+  return toNetlinkError(
+    new Error(`Request rejected: ${ERRNO_NAMES.get(errno) ?? `E${errno}`}`),
+    op,
+    object,
+  );
 }

@@ -18,6 +18,7 @@
  * treat that as success.
  */
 import type { IpFamily } from './addr.js';
+import type { NetlinkError } from './errors.js';
 
 export interface VxlanAttrs {
   readonly vni: number;
@@ -127,6 +128,13 @@ export type LinkEvent =
   /** The event socket was lost and re-created: events may have been missed, re-dump. */
   | { readonly kind: 'resync' };
 
+/** One route / neighbour / FDB change, for `applyBatch`. */
+export type Mutation =
+  | { readonly op: 'routeReplace' | 'routeDelete'; readonly route: RouteSpec }
+  | { readonly op: 'neighReplace'; readonly neigh: NeighSpec }
+  | { readonly op: 'neighDelete'; readonly neigh: Pick<NeighSpec, 'ifindex' | 'dst'> }
+  | { readonly op: 'fdbReplace' | 'fdbDelete'; readonly fdb: FdbSpec };
+
 export interface NetlinkStats {
   readonly requests: number;
   readonly errors: number;
@@ -173,6 +181,14 @@ export interface NetlinkOps {
   fdbReplace(fdb: FdbSpec): Promise<void>;
   fdbDelete(fdb: FdbSpec): Promise<void>;
   fdbList(ifindex: number): Promise<FdbEntry[]>;
+
+  /**
+   * Applies independent changes as fast as the kernel takes them (hand-encoded, several per sendmsg,
+   * still ≤ maxInFlight unacknowledged). Resolves with one result per mutation, in order: null for
+   * success or the NetlinkError; never rejects. No ordering between the mutations of one call: callers
+   * that need "neighbour before route" issue the phases as separate calls.
+   */
+  applyBatch(mutations: readonly Mutation[]): Promise<(NetlinkError | null)[]>;
 
   /** Link add/change/remove events (and 'resync' after a lost socket). Returns an unsubscribe function. */
   subscribeLinks(listener: (event: LinkEvent) => void): () => void;

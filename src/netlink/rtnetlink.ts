@@ -11,7 +11,6 @@ import { nullLogger, type Logger } from '../log/logger.js';
 import {
   bytesToIp,
   bytesToMac,
-  ipFamily,
   ipToBytes,
   macToBytes,
   parseCidr,
@@ -29,14 +28,16 @@ import type {
   LinkEvent,
   LinkInfo,
   NeighEntry,
-  NeighSpec,
   NetlinkOps,
   NetlinkStats,
   RouteEntry,
   RouteSpec,
   VxlanLinkSpec,
+  Mutation,
 } from './ops.js';
 import { ManagedSocket } from './sockets.js';
+import { BulkSender } from './bulk.js';
+import { encodeFdb, encodeNeigh, encodeRoute } from './encode.js';
 
 export const DEFAULT_TIMEOUT_MS = 5_000;
 export const DEFAULT_DUMP_TIMEOUT_MS = 15_000;
@@ -79,6 +80,8 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
   const netns = options.netns;
   const reqSock = new ManagedSocket({ netns, recvBufferBytes: 1 << 20, label: 'request', log });
   const dumpSock = new ManagedSocket({ netns, recvBufferBytes: 1 << 20, label: 'dump', log });
+  const bulkSock = new ManagedSocket({ netns, recvBufferBytes: 1 << 20, label: 'bulk', log });
+  const bulk = new BulkSender(bulkSock, options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT, timeout);
   const eventRecv = options.eventRecvBufferBytes ?? EVENT_RECV_BUFFER_BYTES;
   let evSock: ManagedSocket | null = null;
   const linkListeners = new Set<(e: LinkEvent) => void>();
@@ -95,6 +98,7 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
   };
   // A lost request socket may have dropped changes: subscribers re-dump.
   reqSock.onLost(() => emitLink({ kind: 'resync' }));
+  bulkSock.onLost(() => emitLink({ kind: 'resync' }));
 
   /** Runs one change request under the in-flight bound, the timeout and the socket-loss race. */
   function request<T>(
@@ -314,37 +318,53 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
   const routeText = (r: RouteSpec): string =>
     `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''}${r.oif ? ` dev ${r.oif}` : ''}${r.onlink ? ' onlink' : ''}`;
 
-  function routeMsg(r: RouteSpec, forDelete: boolean): { data: rt.Route; attrs: rt.RouteAttrs } {
-    const c = parseCidr(r.dst);
-    const table = r.table ?? RT_TABLE_MAIN;
-    const attrs: rt.RouteAttrs = { dst: ipToBytes(c.ip) };
-    if (r.gateway) attrs.gateway = ipToBytes(r.gateway);
-    if (r.oif) attrs.oif = r.oif;
-    if (table > 255) attrs.table = table;
-    const data: rt.Route = forDelete
-      ? { family: af(c.family), dstLen: c.len, table: table > 255 ? 252 : table, scope: 'NOWHERE' }
-      : {
-          family: af(c.family),
-          dstLen: c.len,
-          table: table > 255 ? 252 : table,
-          protocol: 'STATIC',
-          scope: r.gateway ? 'UNIVERSE' : 'LINK',
-          type: 'UNICAST',
-          flags: r.onlink ? { __unknown: RTNH_F_ONLINK } : {},
+  const fdbText = (f: FdbSpec): string => `${f.mac} dst ${f.dst} dev ${f.ifindex}`;
+
+  /** Encodes one mutation for the bulk path, with its op name and object text for errors. */
+  function encodeMutation(m: Mutation): { msg: Buffer; op: string; object: string } {
+    switch (m.op) {
+      case 'routeReplace':
+      case 'routeDelete':
+        return {
+          msg: encodeRoute(m.route, m.op === 'routeDelete'),
+          op: m.op,
+          object: routeText(m.route),
         };
-    return { data, attrs };
+      case 'neighReplace':
+        return {
+          msg: encodeNeigh(m.neigh, false),
+          op: m.op,
+          object: `${m.neigh.dst} lladdr ${m.neigh.mac} dev ${m.neigh.ifindex}`,
+        };
+      case 'neighDelete':
+        return {
+          msg: encodeNeigh(m.neigh, true),
+          op: m.op,
+          object: `${m.neigh.dst} dev ${m.neigh.ifindex}`,
+        };
+      case 'fdbReplace':
+      case 'fdbDelete':
+        return { msg: encodeFdb(m.fdb, m.op === 'fdbDelete'), op: m.op, object: fdbText(m.fdb) };
+    }
   }
 
-  async function routeReplace(r: RouteSpec): Promise<void> {
-    const m = routeMsg(r, false);
-    await request('routeReplace', routeText(r), (nl, t) =>
-      nl.newRoute(m.data, m.attrs, { ...REPLACE, ...t }),
+  function applyBatch(mutations: readonly Mutation[]): Promise<(NetlinkError | null)[]> {
+    return Promise.all(
+      mutations.map((m) => {
+        let e: { msg: Buffer; op: string; object: string };
+        try {
+          e = encodeMutation(m);
+        } catch (err) {
+          return Promise.resolve(new NetlinkError('E_NETLINK', 'EINVAL', m.op, String(err), err));
+        }
+        return bulk.submit(e.msg, e.op, e.object);
+      }),
     );
   }
 
-  async function routeDelete(r: RouteSpec): Promise<void> {
-    const m = routeMsg(r, true);
-    await request('routeDelete', routeText(r), (nl, t) => nl.delRoute(m.data, m.attrs, t));
+  async function one(m: Mutation): Promise<void> {
+    const [err] = await applyBatch([m]);
+    if (err) throw err;
   }
 
   async function routeList(
@@ -380,27 +400,6 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
     return out;
   }
 
-  async function neighReplace(n: NeighSpec): Promise<void> {
-    const fam = ipFamily(n.dst);
-    await request('neighReplace', `${n.dst} lladdr ${n.mac} dev ${n.ifindex}`, (nl, t) =>
-      nl.newNeighbor(
-        { family: af(fam), ifindex: n.ifindex, state: { permanent: true } },
-        { dst: ipToBytes(n.dst), lladdr: macToBytes(n.mac) },
-        { ...REPLACE, ...t },
-      ),
-    );
-  }
-
-  async function neighDelete(n: Pick<NeighSpec, 'ifindex' | 'dst'>): Promise<void> {
-    await request('neighDelete', `${n.dst} dev ${n.ifindex}`, (nl, t) =>
-      nl.delNeighbor(
-        { family: af(ipFamily(n.dst)), ifindex: n.ifindex },
-        { dst: ipToBytes(n.dst) },
-        t,
-      ),
-    );
-  }
-
   async function neighList(family: IpFamily, ifindex?: number): Promise<NeighEntry[]> {
     const msgs = await dump(
       'neighbor',
@@ -417,33 +416,6 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
         mac: m.attrs.lladdr && m.attrs.lladdr.length === 6 ? bytesToMac(m.attrs.lladdr) : null,
         permanent: m.data.state?.permanent === true,
       }));
-  }
-
-  const fdbText = (f: FdbSpec): string => `${f.mac} dst ${f.dst} dev ${f.ifindex}`;
-
-  async function fdbReplace(f: FdbSpec): Promise<void> {
-    await request('fdbReplace', fdbText(f), (nl, t) =>
-      nl.newNeighbor(
-        {
-          family: AF_BRIDGE,
-          ifindex: f.ifindex,
-          state: { permanent: true },
-          flags: { self: true },
-        },
-        { lladdr: macToBytes(f.mac), dst: ipToBytes(f.dst) },
-        { ...REPLACE, ...t },
-      ),
-    );
-  }
-
-  async function fdbDelete(f: FdbSpec): Promise<void> {
-    await request('fdbDelete', fdbText(f), (nl, t) =>
-      nl.delNeighbor(
-        { family: AF_BRIDGE, ifindex: f.ifindex, flags: { self: true } },
-        { lladdr: macToBytes(f.mac), dst: ipToBytes(f.dst) },
-        t,
-      ),
-    );
   }
 
   async function fdbList(ifindex: number): Promise<FdbEntry[]> {
@@ -520,15 +492,16 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
     listAddrs,
     ensureAddr,
     deleteAddr,
-    routeReplace,
-    routeDelete,
+    routeReplace: (route) => one({ op: 'routeReplace', route }),
+    routeDelete: (route) => one({ op: 'routeDelete', route }),
     routeList,
-    neighReplace,
-    neighDelete,
+    neighReplace: (neigh) => one({ op: 'neighReplace', neigh }),
+    neighDelete: (neigh) => one({ op: 'neighDelete', neigh }),
     neighList,
-    fdbReplace,
-    fdbDelete,
+    fdbReplace: (fdb) => one({ op: 'fdbReplace', fdb }),
+    fdbDelete: (fdb) => one({ op: 'fdbDelete', fdb }),
     fdbList,
+    applyBatch,
     subscribeLinks(listener) {
       linkListeners.add(listener);
       if (!evSock) evSock = startEvents();
@@ -542,15 +515,22 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
     },
     stats(): NetlinkStats {
       return {
-        ...counters,
-        socketErrors: reqSock.socketErrors + dumpSock.socketErrors + (evSock?.socketErrors ?? 0),
-        inFlight: limiter.inFlight,
-        queued: limiter.queued,
+        requests: counters.requests + bulk.requests,
+        errors: counters.errors + bulk.errors,
+        timeouts: counters.timeouts + bulk.timeouts,
+        socketErrors:
+          reqSock.socketErrors +
+          dumpSock.socketErrors +
+          bulkSock.socketErrors +
+          (evSock?.socketErrors ?? 0),
+        inFlight: limiter.inFlight + bulk.inFlight,
+        queued: limiter.queued + bulk.queued,
       };
     },
     close() {
       reqSock.close();
       dumpSock.close();
+      bulkSock.close();
       evSock?.close();
       evSock = null;
       linkListeners.clear();

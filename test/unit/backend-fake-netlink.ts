@@ -12,6 +12,7 @@ import {
   type FdbEntry,
   type LinkEvent,
   type LinkInfo,
+  type Mutation,
   type NeighEntry,
   type NetlinkOps,
   type RouteEntry,
@@ -177,6 +178,25 @@ export class FakeNetlink implements NetlinkOps {
   }
   async fdbList(ifindex: number): Promise<FdbEntry[]> {
     return [...this.fdb.values()].filter((f) => f.ifindex === ifindex);
+  }
+  async applyBatch(mutations: readonly Mutation[]): Promise<(NetlinkError | null)[]> {
+    this.calls.push(`applyBatch ${mutations.length}`);
+    return Promise.all(
+      mutations.map(async (m) => {
+        try {
+          if ('route' in m)
+            await (m.op === 'routeReplace'
+              ? this.routeReplace(m.route)
+              : this.routeDelete(m.route));
+          else if (m.op === 'neighReplace') await this.neighReplace(m.neigh);
+          else if (m.op === 'neighDelete') await this.neighDelete(m.neigh);
+          else await (m.op === 'fdbReplace' ? this.fdbReplace(m.fdb) : this.fdbDelete(m.fdb));
+          return null;
+        } catch (err) {
+          return err as NetlinkError;
+        }
+      }),
+    );
   }
   subscribeLinks(listener: (e: LinkEvent) => void): () => void {
     this.listeners.add(listener);
