@@ -209,6 +209,21 @@ describe.skipIf(!runnable)(
       ).toEqual([]);
     });
 
+    it('FLANNEL_IPMASQ=false makes the bridge masquerade (rules only in the host netns), removed on DEL', async () => {
+      const s = scenario();
+      writeFileSync(
+        s.subnetFile,
+        SUBNET_ENV.replace('FLANNEL_IPMASQ=true', 'FLANNEL_IPMASQ=false'),
+      );
+      const ns = await container();
+      expectOk(await call('ADD', s.conf('1.0.0'), { id: 'masq1', ns }));
+      const nat = async () =>
+        (await run('ip', ['netns', 'exec', hostNs, 'iptables', '-t', 'nat', '-S'])).stdout;
+      expect(await nat()).toContain('name: \\"weftnet\\" id: \\"masq1\\"');
+      expectOk(await call('DEL', s.conf('1.0.0'), { id: 'masq1', ns }));
+      expect(await nat()).not.toContain('masq1');
+    });
+
     it('20 containers added in parallel get 20 distinct addresses; parallel DEL releases all', async () => {
       const s = scenario();
       const nss = await Promise.all(Array.from({ length: 20 }, () => container()));
