@@ -1,6 +1,22 @@
-// weftctl entrypoint (placeholder until the CLI issue lands): prints usage.
-const usage = `usage: weftctl <command> [--json]
-  status | leases | config | peers | doctor | trace | ping   (not implemented yet in this build)`;
-const args = process.argv.slice(2);
-console.log(usage);
-process.exit(args.includes('--help') || args.includes('-h') || args.length === 0 ? 0 : 2);
+// weftctl entrypoint (design.md C12): argv → runCli → print → exit code. The only place that exits.
+import { runCli } from './run.js';
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of process.stdin) {
+    size += (c as Buffer).length;
+    if (size > 1 << 20) throw new Error('stdin is larger than 1 MiB');
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+const result = await runCli(process.argv.slice(2), {
+  env: process.env,
+  stdoutIsTty: process.stdout.isTTY === true,
+  stderrIsTty: process.stderr.isTTY === true,
+  writeErr: (t) => process.stderr.write(t),
+  readStdin,
+});
+process.stdout.write(result.stdout, () => process.exit(result.exitCode));

@@ -1,0 +1,207 @@
+/**
+ * `weftctl config get | validate [json] | set [json]`: the network config at `<prefix>/config`,
+ * checked with weftd's own rules before anything is written — `parseNetworkConfig` (flannel's fields,
+ * defaults and limits), the backend type weftd knows, and the backend's own options (vxlan). flannel
+ * users write this key with raw etcdctl and find a typo at daemon start; here it never reaches etcd.
+ * `set` is a compare-and-swap against the value it validated the leases against.
+ */
+import { readFile } from 'node:fs/promises';
+import { parseVxlanConfig } from '../../backend-vxlan/config.js';
+import { ConfigError, WeftError, describeError } from '../../errors.js';
+import type { Logger } from '../../log/logger.js';
+import { isCompatible } from '../../subnet/allocator.js';
+import { parseNetworkConfig } from '../../subnet/config.js';
+import type { NetworkConfig } from '../../subnet/manager.js';
+import { parseSubnetKey } from '../../subnet/keys.js';
+import { listLeases, openRegistry } from '../etcd-view.js';
+import { EXIT } from '../exit-codes.js';
+import { keyValues, type Style } from '../render.js';
+import type { CommandContext, CommandOutput } from './context.js';
+
+/** Backend types weftd builds (design.md C3). */
+export const KNOWN_BACKENDS = ['vxlan', 'host-gw', 'udp'] as const;
+
+export interface Validation {
+  readonly valid: boolean;
+  readonly config: NetworkConfig | null;
+  readonly error: string | null;
+  /** Unknown keys and other things weftd would log as warnings. */
+  readonly warnings: readonly string[];
+}
+
+/** Validates config text with weftd's rules (pure). */
+export function validateConfig(text: string): Validation {
+  const warnings: string[] = [];
+  const log: Logger = {
+    debug: () => {},
+    info: () => {},
+    warn: (msg, fields) => warnings.push(fields ? `${msg} ${JSON.stringify(fields)}` : msg),
+    error: (msg) => warnings.push(msg),
+    child: () => log,
+  };
+  try {
+    const config = parseNetworkConfig(text, log);
+    if (!(KNOWN_BACKENDS as readonly string[]).includes(config.backend.type))
+      throw new ConfigError(
+        `Backend.Type ${JSON.stringify(config.backend.type)} is unknown: use one of ${KNOWN_BACKENDS.join(', ')}`,
+        { code: 'E_UNKNOWN_BACKEND' },
+      );
+    if (config.backend.type === 'vxlan')
+      parseVxlanConfig(config.backend.raw, (msg, fields) =>
+        warnings.push(`${msg} ${JSON.stringify(fields)}`),
+      );
+    return { valid: true, config, error: null, warnings };
+  } catch (err) {
+    return { valid: false, config: null, error: describeError(err), warnings };
+  }
+}
+
+function summary(style: Style, v: Validation, extra: [string, string][] = []): string {
+  const c = v.config;
+  const pairs: [string, string | { text: string; tone: 'ok' | 'bad' | 'warn' }][] = [
+    ['valid', v.valid ? { text: 'yes', tone: 'ok' } : { text: `no: ${v.error}`, tone: 'bad' }],
+  ];
+  if (c) {
+    if (c.network)
+      pairs.push([
+        'network',
+        `${c.network} (subnets /${c.subnetLen}, ${c.subnetMin} – ${c.subnetMax})`,
+      ]);
+    if (c.ipv6Network)
+      pairs.push(['ipv6 network', `${c.ipv6Network} (subnets /${c.ipv6SubnetLen})`]);
+    pairs.push(['backend', c.backend.type]);
+  }
+  for (const w of v.warnings) pairs.push(['warning', { text: w, tone: 'warn' }]);
+  return keyValues(style, [...pairs, ...extra]);
+}
+
+async function inputText(ctx: CommandContext): Promise<string | null> {
+  if (ctx.options.file === '-') return ctx.readStdin();
+  if (ctx.options.file !== null) {
+    try {
+      return await readFile(ctx.options.file, 'utf8');
+    } catch (err) {
+      throw new WeftError('E_IO', `--file ${ctx.options.file}: ${(err as Error).message}`);
+    }
+  }
+  const arg = ctx.options.args[1];
+  if (arg === '-') return ctx.readStdin();
+  return arg ?? null;
+}
+
+export async function configCommand(ctx: CommandContext): Promise<CommandOutput> {
+  const sub = ctx.options.args[0] ?? 'get';
+  if (!['get', 'set', 'validate'].includes(sub))
+    throw new ConfigError(
+      `config ${sub}: use config get, config validate [json] or config set <json>`,
+      {
+        code: 'E_OPTION_INVALID',
+      },
+    );
+  const given = sub === 'get' ? null : await inputText(ctx);
+  if (sub === 'set' && given === null)
+    throw new ConfigError(
+      'config set: give the JSON, e.g. weftctl config set \'{"Network":"10.5.0.0/16"}\' or --file',
+      {
+        code: 'E_OPTION_INVALID',
+      },
+    );
+  if (given !== null && sub === 'validate') {
+    const v = validateConfig(given);
+    return {
+      exitCode: v.valid ? EXIT.ok : EXIT.config,
+      json: { ok: v.valid, source: 'argument', ...validationJson(v) },
+      human: summary(ctx.style, v),
+    };
+  }
+  const reg = openRegistry(ctx.options);
+  try {
+    const current = await reg.getConfigEntry();
+    if (sub !== 'set') {
+      if (current.value === null) {
+        return {
+          exitCode: EXIT.notFound,
+          json: {
+            ok: false,
+            source: 'etcd',
+            raw: null,
+            valid: false,
+            error: 'absent',
+            config: null,
+            warnings: [],
+          },
+          human: `no network config at ${ctx.options.etcdPrefix}/config: weftctl config set '{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}}'\n`,
+        };
+      }
+      const v = validateConfig(current.value);
+      return {
+        exitCode: v.valid ? EXIT.ok : EXIT.config,
+        json: { ok: v.valid, source: 'etcd', raw: current.value, ...validationJson(v) },
+        human: (sub === 'get' ? prettyJson(current.value) : '') + summary(ctx.style, v),
+      };
+    }
+    const v = validateConfig(given!);
+    if (!v.valid || !v.config)
+      return {
+        exitCode: EXIT.config,
+        json: { ok: false, written: false, ...validationJson(v) },
+        human: summary(ctx.style, v) + 'nothing written\n',
+      };
+    // Leases the new config would not accept: their hosts would have to move to a new subnet.
+    const { records } = await listLeases(reg);
+    const outside = records.filter((r) => {
+      const pair = parseSubnetKey(r.key);
+      return pair !== null && !isCompatible(v.config!, pair);
+    });
+    const text = JSON.stringify(JSON.parse(given!));
+    if (!(await reg.putConfig(text, current.modRevision)))
+      throw new WeftError(
+        'E_LEASE_CONFLICT',
+        'config set: the config changed in etcd meanwhile; run it again',
+      );
+    const warn = outside.map(
+      (r) => `lease ${r.key} does not fit the new config: its host gets a new subnet on restart`,
+    );
+    return {
+      exitCode: EXIT.ok,
+      json: {
+        ok: true,
+        written: true,
+        ...validationJson({ ...v, warnings: [...v.warnings, ...warn] }),
+      },
+      human:
+        summary(ctx.style, { ...v, warnings: [...v.warnings, ...warn] }) +
+        `written to ${ctx.options.etcdPrefix}/config\n`,
+    };
+  } finally {
+    await reg.close();
+  }
+}
+
+function validationJson(v: Validation): Record<string, unknown> {
+  const c = v.config;
+  return {
+    valid: v.valid,
+    error: v.error,
+    warnings: v.warnings,
+    config: c
+      ? {
+          network: c.network,
+          subnetLen: c.subnetLen,
+          subnetMin: c.subnetMin,
+          subnetMax: c.subnetMax,
+          ipv6Network: c.ipv6Network,
+          ipv6SubnetLen: c.ipv6SubnetLen,
+          backend: c.backend.type,
+        }
+      : null,
+  };
+}
+
+function prettyJson(text: string): string {
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2) + '\n';
+  } catch {
+    return text + '\n';
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * `weftctl doctor`: gathers everything (etcd, clock, leases, subnet.env, weftd health, kernel, sysctls,
+ * nft, peers, an underlay probe of every peer's public IP) and runs the checks of ../doctor.ts.
+ * Progress goes to stderr; exit 1 when any check fails.
+ */
+import { openRegistry, sampleEtcdClock } from '../etcd-view.js';
+import { doctorFailed, runChecks, type Check, type UnderlayProbe } from '../doctor.js';
+import { EXIT } from '../exit-codes.js';
+import { findOwnRecord, gatherCluster, gatherHost } from '../gather.js';
+import { readHealth, readNft } from '../host-view.js';
+import { peerVerdicts } from '../peers.js';
+import { runPing } from '../ping.js';
+import { paint, sanitize, type Style } from '../render.js';
+import type { CommandContext, CommandOutput } from './context.js';
+
+const MARK: Record<Check['status'], [string, 'ok' | 'warn' | 'bad' | 'dim']> = {
+  pass: ['ok  ', 'ok'],
+  warn: ['WARN', 'warn'],
+  fail: ['FAIL', 'bad'],
+  skip: ['skip', 'dim'],
+};
+
+export function renderChecks(style: Style, checks: readonly Check[]): string {
+  let out = '';
+  for (const c of checks) {
+    const [label, tone] = MARK[c.status];
+    out += `[${paint(style, tone, label)}] ${sanitize(c.message)}\n`;
+    for (const f of c.fixes) out += `       fix: ${f}\n`;
+  }
+  const n = (s: Check['status']): number => checks.filter((c) => c.status === s).length;
+  out += `\n${n('fail')} failed, ${n('warn')} warnings, ${n('pass')} passed, ${n('skip')} skipped\n`;
+  return out;
+}
+
+async function probeUnderlay(
+  ctx: CommandContext,
+  targets: { lease: string; publicIp: string }[],
+): Promise<UnderlayProbe[]> {
+  const out: UnderlayProbe[] = [];
+  let done = 0;
+  for (let i = 0; i < targets.length; i += 8) {
+    const batch = targets.slice(i, i + 8);
+    out.push(
+      ...(await Promise.all(
+        batch.map(async (t) => {
+          try {
+            const r = await runPing(t.publicIp, 1, 0.2, null);
+            return { ...t, reachable: r.received > 0, rttMs: r.replies[0] ?? null };
+          } catch {
+            return { ...t, reachable: false, rttMs: null };
+          } finally {
+            ctx.progress(`probing peers' public IPs: ${++done}/${targets.length}`);
+          }
+        }),
+      )),
+    );
+  }
+  return out;
+}
+
+export async function doctorCommand(ctx: CommandContext): Promise<CommandOutput> {
+  const o = ctx.options;
+  const reg = openRegistry(o);
+  try {
+    ctx.progress('reading etcd, subnet.env and weftd health');
+    const [view, clock, health, nft] = await Promise.all([
+      gatherCluster(reg, o.subnetFile),
+      sampleEtcdClock(o),
+      o.healthzUrl ? readHealth(o.healthzUrl, o.timeoutMs) : Promise.resolve(null),
+      readNft(o.timeoutMs),
+    ]);
+    ctx.progress('reading the kernel');
+    const { host, hostError } = await gatherHost(view.config, o.timeoutMs);
+    const own = findOwnRecord(view, host?.addrs ?? []);
+    const peers =
+      view.config && host
+        ? peerVerdicts({
+            config: view.config,
+            own: own?.lease ?? null,
+            leases: view.leases,
+            kernel: host.kernel,
+          })
+        : [];
+    const targets = o.noProbe
+      ? []
+      : view.leases
+          .filter((l) => l.key !== own?.key && l.attrs.publicIp !== '0.0.0.0')
+          .map((l) => ({ lease: l.key, publicIp: l.attrs.publicIp }));
+    const probes = await probeUnderlay(ctx, targets);
+    const checks = runChecks({
+      etcd: view.etcd,
+      clock: view.etcd.reachable ? clock : null,
+      config: view.config,
+      configError: view.etcd.reachable ? view.configError : null,
+      records: view.records,
+      own,
+      host,
+      hostError,
+      nft,
+      subnetEnv: view.subnetEnv,
+      health,
+      peers,
+      probes,
+    });
+    const failed = doctorFailed(checks);
+    return {
+      exitCode: failed ? (view.etcd.reachable ? EXIT.problem : EXIT.etcd) : EXIT.ok,
+      json: {
+        ok: !failed,
+        own: own?.key ?? null,
+        summary: {
+          fail: checks.filter((c) => c.status === 'fail').length,
+          warn: checks.filter((c) => c.status === 'warn').length,
+          pass: checks.filter((c) => c.status === 'pass').length,
+          skip: checks.filter((c) => c.status === 'skip').length,
+        },
+        checks,
+      },
+      human: renderChecks(ctx.style, checks),
+    };
+  } finally {
+    await reg.close();
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * `weftctl status`: this host at a glance — its lease (subnet, expiry, public IP), the backend and its
+ * device, how many peers the kernel has right, weftd's health and readiness, etcd reachability and
+ * latency, and subnet.env. Exit 0 when all of that is fine, 4 when etcd is unreachable, 1 otherwise.
+ */
+import { networkOf } from '../../netlink/index.js';
+import { openRegistry } from '../etcd-view.js';
+import { EXIT } from '../exit-codes.js';
+import { findOwnRecord, gatherCluster, gatherHost } from '../gather.js';
+import { readHealth } from '../host-view.js';
+import { isFault, overlayDevices, peerVerdicts } from '../peers.js';
+import { formatDuration, keyValues, type Cell } from '../render.js';
+import type { CommandContext, CommandOutput } from './context.js';
+import { leaseJson } from './leases.js';
+
+export async function statusCommand(ctx: CommandContext): Promise<CommandOutput> {
+  const o = ctx.options;
+  const reg = openRegistry(o);
+  try {
+    const [view, health] = await Promise.all([
+      gatherCluster(reg, o.subnetFile),
+      o.healthzUrl ? readHealth(o.healthzUrl, o.timeoutMs) : Promise.resolve(null),
+    ]);
+    const { host, hostError } = await gatherHost(view.config, o.timeoutMs);
+    const own = findOwnRecord(view, host?.addrs ?? []);
+    const problems: string[] = [];
+    if (!view.etcd.reachable) problems.push(`etcd unreachable: ${view.etcd.error}`);
+    if (view.etcd.reachable && view.configError)
+      problems.push(`network config ${view.configError}`);
+    if (view.etcd.reachable && !own) problems.push('no lease in etcd for this host');
+    if (hostError) problems.push(`cannot inspect this host: ${hostError}`);
+    if (health && health.healthz !== 200) problems.push(`weftd not answering on ${health.url}`);
+    else if (health && health.readyz !== 200) problems.push('weftd not ready');
+    if (view.subnetEnv.text === null) problems.push(view.subnetEnv.error ?? 'no subnet.env');
+    else if (own?.lease?.subnet && view.subnetEnv.parsed?.subnet !== networkOf(own.lease.subnet))
+      problems.push(
+        `subnet.env says ${view.subnetEnv.parsed?.subnet ?? 'nothing'}, the lease is ${own.lease.subnet}`,
+      );
+    const devNames = view.config ? overlayDevices(view.config) : { 4: null, 6: null };
+    const devices = [devNames[4], devNames[6]]
+      .filter((n): n is string => n !== null)
+      .map((name) => {
+        const l = host?.kernel.links.find((x) => x.name === name) ?? null;
+        if (host && !l) problems.push(`device ${name} missing`);
+        else if (l && !l.up) problems.push(`device ${name} down`);
+        return {
+          name,
+          exists: l !== null,
+          up: l?.up ?? false,
+          mtu: l?.mtu ?? null,
+          mac: l?.mac ?? null,
+          vni: l?.vxlan?.vni ?? null,
+          port: l?.vxlan?.port ?? null,
+        };
+      });
+    const rows =
+      view.config && host
+        ? peerVerdicts({
+            config: view.config,
+            own: own?.lease ?? null,
+            leases: view.leases,
+            kernel: host.kernel,
+          })
+        : [];
+    const peerLeases = view.leases.filter((l) => l.key !== own?.key).length;
+    const faults = rows.filter(isFault).length;
+    if (faults > 0)
+      problems.push(`${faults} peer entr${faults === 1 ? 'y' : 'ies'} wrong (weftctl peers)`);
+    const ok = problems.length === 0;
+    const json = {
+      ok,
+      lease: own ? leaseJson(own) : null,
+      etcd: { endpoints: o.etcdEndpoints, prefix: o.etcdPrefix, ...view.etcd },
+      config: view.config
+        ? {
+            network: view.config.network,
+            ipv6Network: view.config.ipv6Network,
+            backend: view.config.backend.type,
+          }
+        : null,
+      configError: view.configError,
+      devices,
+      peers: { leases: peerLeases, ok: rows.filter((r) => r.verdict === 'ok').length, faults },
+      weftd: health,
+      subnetEnv: {
+        path: view.subnetEnv.path,
+        exists: view.subnetEnv.text !== null,
+        network: view.subnetEnv.parsed?.network ?? null,
+        subnet: view.subnetEnv.parsed?.subnet ?? null,
+        ipv6Network: view.subnetEnv.parsed?.ipv6Network ?? null,
+        subnet6: view.subnetEnv.parsed?.subnet6 ?? null,
+        mtu: view.subnetEnv.mtu,
+        ipMasq: view.subnetEnv.ipMasq,
+        error: view.subnetEnv.error,
+      },
+      problems,
+    };
+    const s = ctx.style;
+    const good = (t: string): Cell => ({ text: t, tone: 'ok' });
+    const bad = (t: string): Cell => ({ text: t, tone: 'bad' });
+    const l = own?.lease ?? null;
+    const pairs: [string, Cell][] = [
+      [
+        'lease',
+        l
+          ? `${[l.subnet, l.subnet6].filter(Boolean).join(' ')} (${own!.reserved ? 'reserved, never expires' : `expires in ${own!.expiresIn === null ? '?' : formatDuration(own!.expiresIn)}`})`
+          : bad('none found'),
+      ],
+      ['public ip', l ? [l.attrs.publicIp, l.attrs.publicIpv6].filter(Boolean).join(' ') : '-'],
+      ['backend', view.config ? view.config.backend.type : bad(view.configError ?? 'unknown')],
+      ...devices.map((d): [string, Cell] => [
+        `device ${d.name}`,
+        !d.exists
+          ? bad('missing')
+          : d.up
+            ? good(`up, mtu ${d.mtu}, mac ${d.mac}, vni ${d.vni}, port ${d.port}`)
+            : bad(`down, mtu ${d.mtu}`),
+      ]),
+      [
+        'peers',
+        faults
+          ? bad(`${peerLeases} leases, ${faults} wrong in the kernel`)
+          : good(`${peerLeases} leases, kernel entries ok`),
+      ],
+      [
+        'weftd',
+        !health
+          ? 'not checked (--healthz-url)'
+          : health.healthz !== 200
+            ? bad(`not answering on ${health.url} (${health.error ?? health.healthz})`)
+            : health.readyz === 200
+              ? good(`healthy, ready (${health.url})`)
+              : bad(`healthy, NOT ready (${health.url})`),
+      ],
+      [
+        'etcd',
+        view.etcd.reachable
+          ? good(`reachable, ${view.etcd.latencyMs} ms (${o.etcdEndpoints.join(',')})`)
+          : bad(`unreachable: ${view.etcd.error}`),
+      ],
+      [
+        'subnet.env',
+        view.subnetEnv.text === null
+          ? bad(view.subnetEnv.error ?? 'missing')
+          : `${view.subnetEnv.path}: ${view.subnetEnv.text.trim().split('\n').join(' ')}`,
+      ],
+    ];
+    const human =
+      keyValues(s, pairs) +
+      (problems.length ? `\n${problems.map((p) => `! ${p}`).join('\n')}\n` : '');
+    return { exitCode: ok ? EXIT.ok : view.etcd.reachable ? EXIT.problem : EXIT.etcd, json, human };
+  } finally {
+    await reg.close();
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * `weftctl trace <src-ip> <dst-ip>`: the packet path through the overlay (see ../trace.ts). Exit 1 when
+ * this kernel would drop it; 0 when it forwards it correctly or is not on the path (`verdict: unknown`).
+ */
+import { ConfigError, WeftError } from '../../errors.js';
+import { ipFamily } from '../../ip/cidr.js';
+import { openRegistry } from '../etcd-view.js';
+import { EXIT } from '../exit-codes.js';
+import { findOwnRecord, gatherCluster, gatherHost } from '../gather.js';
+import { paint } from '../render.js';
+import { traceOverlay } from '../trace.js';
+import type { CommandContext, CommandOutput } from './context.js';
+
+export async function traceCommand(ctx: CommandContext): Promise<CommandOutput> {
+  const [src, dst] = ctx.options.args;
+  if (
+    !src ||
+    !dst ||
+    ipFamily(src) === null ||
+    ipFamily(dst) === null ||
+    ipFamily(src) !== ipFamily(dst)
+  )
+    throw new ConfigError(
+      'trace: give two addresses of one family: weftctl trace <src-ip> <dst-ip>',
+      {
+        code: 'E_OPTION_INVALID',
+      },
+    );
+  const reg = openRegistry(ctx.options);
+  try {
+    const view = await gatherCluster(reg, ctx.options.subnetFile);
+    if (!view.etcd.reachable) throw new WeftError('E_ETCD_UNAVAILABLE', `etcd: ${view.etcd.error}`);
+    if (!view.config) throw new WeftError('E_CONFIG_INVALID', `network config ${view.configError}`);
+    const { host } = await gatherHost(view.config, ctx.options.timeoutMs);
+    const own = findOwnRecord(view, host?.addrs ?? []);
+    const t = traceOverlay({
+      src,
+      dst,
+      config: view.config,
+      leases: view.leases,
+      own: own?.lease ?? null,
+      kernel: host?.kernel ?? null,
+    });
+    const s = ctx.style;
+    let human = `trace ${src} → ${dst}\n`;
+    for (const step of t.steps)
+      human += `  ${paint(s, step.ok ? 'ok' : 'bad', step.ok ? '✓' : '✗')} ${step.what.padEnd(9)} ${step.text}\n`;
+    if (t.outer)
+      human += `  outer header: ${t.outer.src ?? '?'} → ${t.outer.dst}, UDP dst port ${t.outer.port}, VNI ${t.outer.vni}, inner dst MAC ${t.outer.innerDstMac}\n`;
+    human += `verdict: ${paint(s, t.verdict === 'ok' ? 'ok' : t.verdict === 'dropped' ? 'bad' : 'warn', t.verdict)}\n`;
+    for (const m of t.missing) human += `  missing: ${m}\n`;
+    return {
+      exitCode: t.verdict === 'dropped' ? EXIT.problem : EXIT.ok,
+      json: { ok: t.verdict !== 'dropped', ...t },
+      human,
+    };
+  } finally {
+    await reg.close();
+  }
+}

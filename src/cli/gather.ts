@@ -1,0 +1,108 @@
+/**
+ * Gathering the cluster view shared by status, peers, doctor and trace: the config and every lease from
+ * etcd (errors kept as data, so a dead etcd still gives a local report), subnet.env, and which lease is
+ * this host's (subnet.env's FLANNEL_SUBNET first, then a lease whose public IP is a local address).
+ */
+import { describeError, hasCode } from '../errors.js';
+
+import type { Lease } from '../lease/lease.js';
+import { nullLogger, type Logger } from '../log/logger.js';
+import { networkOf, type AddrEntry } from '../netlink/index.js';
+import { parseNetworkConfig } from '../subnet/config.js';
+import type { NetworkConfig } from '../subnet/manager.js';
+import type { EtcdLeaseRegistry } from '../subnet/etcd/etcd-registry.js';
+import { listLeases, probeEtcd, type EtcdProbe, type LeaseRecord } from './etcd-view.js';
+import {
+  readHostFacts,
+  readSubnetEnvState,
+  type HostFacts,
+  type SubnetEnvState,
+} from './host-view.js';
+import { overlayDevices } from './peers.js';
+
+const ETCD_CODES = ['E_ETCD_UNAVAILABLE', 'E_ETCD_TLS', 'E_ETCD_AUTH', 'E_ETCD_COMPACTED'] as const;
+export const isEtcdError = (err: unknown): boolean => ETCD_CODES.some((c) => hasCode(err, c));
+
+export interface ClusterView {
+  readonly etcd: EtcdProbe;
+  readonly config: NetworkConfig | null;
+  readonly configError: string | null;
+  /** True when the config key is absent (as opposed to invalid). */
+  readonly configMissing: boolean;
+  readonly records: readonly LeaseRecord[];
+  readonly leases: readonly Lease[];
+  readonly subnetEnv: SubnetEnvState;
+}
+
+export async function gatherCluster(
+  reg: EtcdLeaseRegistry,
+  subnetFile: string,
+  log: Logger = nullLogger,
+): Promise<ClusterView> {
+  const [probe, subnetEnv] = await Promise.all([probeEtcd(reg), readSubnetEnvState(subnetFile)]);
+  let etcd = probe;
+  let config: NetworkConfig | null = null;
+  let configError: string | null = null;
+  let configMissing = false;
+  let records: readonly LeaseRecord[] = [];
+  if (etcd.reachable) {
+    try {
+      const text = await reg.getConfig();
+      if (text === null) {
+        configMissing = true;
+        configError = 'absent from etcd (weftctl config set)';
+      } else {
+        try {
+          config = parseNetworkConfig(text, log);
+        } catch (err) {
+          configError = describeError(err);
+        }
+      }
+      records = (await listLeases(reg)).records;
+    } catch (err) {
+      if (!isEtcdError(err)) throw err;
+      etcd = { reachable: false, latencyMs: null, error: describeError(err) };
+    }
+  }
+  const leases = records.flatMap((r) => (r.lease ? [r.lease] : []));
+  return { etcd, config, configError, configMissing, records, leases, subnetEnv };
+}
+
+/** This host's lease record: by subnet.env's subnet, else by a local address equal to its public IP. */
+export function findOwnRecord(
+  view: Pick<ClusterView, 'records' | 'subnetEnv'>,
+  addrs: readonly AddrEntry[],
+): LeaseRecord | null {
+  const envSubnet = view.subnetEnv.parsed?.subnet ?? null;
+  const envSubnet6 = view.subnetEnv.parsed?.subnet6 ?? null;
+  const valid = view.records.filter((r) => r.lease);
+  const bySubnet = valid.find(
+    (r) =>
+      (envSubnet !== null && r.lease?.subnet && networkOf(r.lease.subnet) === envSubnet) ||
+      (envSubnet6 !== null && r.lease?.subnet6 && networkOf(r.lease.subnet6) === envSubnet6),
+  );
+  if (bySubnet) return bySubnet;
+  const local = new Set(addrs.map((a) => a.cidr.split('/')[0]));
+  return valid.find((r) => r.lease && local.has(r.lease.attrs.publicIp)) ?? null;
+}
+
+/** This host's kernel facts for `config` (overlay devices, families); errors kept as data. */
+export async function gatherHost(
+  config: NetworkConfig | null,
+  timeoutMs: number,
+): Promise<{ host: HostFacts | null; hostError: string | null }> {
+  const devs = config ? overlayDevices(config) : { 4: null, 6: null };
+  const families: (4 | 6)[] = [];
+  if (!config || config.enableIPv4) families.push(4);
+  if (config?.enableIPv6) families.push(6);
+  try {
+    const host = await readHostFacts(
+      [devs[4], devs[6]].filter((d): d is string => d !== null),
+      families,
+      timeoutMs,
+    );
+    return { host, hostError: null };
+  } catch (err) {
+    return { host: null, hostError: describeError(err) };
+  }
+}

@@ -1,0 +1,241 @@
+/**
+ * Reading this host (the network namespace weftctl runs in): links, routes, neighbours and FDB through
+ * the netlink façade; sysctls from /proc/sys; tx checksum offload from `ethtool -k`; conntrack fill;
+ * weft's nft table (through weftd's own nft runner) and every forward-hook chain with a drop policy;
+ * subnet.env (weftd's reader); weftd's /healthz and /readyz. Every reader reports a failure as data
+ * (`error` fields, nulls) so one missing tool never hides the rest of the report.
+ */
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { release } from 'node:os';
+import { describeError } from '../errors.js';
+import { createNftRunner, type NftObject } from '../daemon/firewall/nft.js';
+import {
+  parseSubnetEnv,
+  parseSubnetEnvSettings,
+  type PreviousSubnets,
+} from '../daemon/subnet-env.js';
+import {
+  createNetlinkOps,
+  type AddrEntry,
+  type FdbEntry,
+  type NeighEntry,
+  type NetlinkOps,
+  type RouteEntry,
+} from '../netlink/index.js';
+import type { KernelState } from './peers.js';
+
+export interface NftState {
+  /** `nft -j list table ip weft` objects; null when the table is absent. */
+  readonly weft4: readonly NftObject[] | null;
+  readonly weft6: readonly NftObject[] | null;
+  /** Forward-hook chains of other tables whose policy is drop ('ip filter FORWARD'). */
+  readonly forwardDrop: readonly string[];
+  readonly error: string | null;
+}
+
+export interface SubnetEnvState {
+  readonly path: string;
+  /** null when the file does not exist or cannot be read (see `error`). */
+  readonly text: string | null;
+  readonly parsed: PreviousSubnets | null;
+  readonly mtu: number | null;
+  readonly ipMasq: boolean | null;
+  readonly error: string | null;
+}
+
+export interface HealthState {
+  readonly url: string;
+  /** HTTP status of /healthz and /readyz; null when weftd did not answer. */
+  readonly healthz: number | null;
+  readonly readyz: number | null;
+  readonly error: string | null;
+}
+
+export interface HostFacts {
+  readonly kernelRelease: string;
+  readonly kernel: KernelState;
+  readonly addrs: readonly AddrEntry[];
+  /** sysctl name → value (null: absent). */
+  readonly sysctl: Readonly<Record<string, string | null>>;
+  /** Overlay device → 'on' | 'off' for tx-checksum-ip-generic (null: unknown). */
+  readonly txChecksum: Readonly<Record<string, string | null>>;
+  readonly conntrack: { readonly count: number; readonly max: number } | null;
+}
+
+function exec(
+  cmd: string,
+  args: readonly string[],
+  timeoutMs: number,
+): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : 127) : 0;
+      resolve({ code, out: stdout, err: stderr || (error && code === 127 ? error.message : '') });
+    });
+  });
+}
+
+async function readText(path: string): Promise<string | null> {
+  try {
+    return (await readFile(path, 'utf8')).trim();
+  } catch {
+    return null;
+  }
+}
+
+/** `ethtool -k <dev>` → the value of tx-checksum-ip-generic ('on' / 'off'), null when unknown. */
+export async function txChecksumState(dev: string, timeoutMs: number): Promise<string | null> {
+  const r = await exec('ethtool', ['-k', dev], timeoutMs);
+  if (r.code !== 0) return null;
+  return parseEthtoolFeature(r.out, 'tx-checksum-ip-generic');
+}
+
+/** The state of one feature in `ethtool -k` output (pure). */
+export function parseEthtoolFeature(text: string, feature: string): string | null {
+  const m = new RegExp(`^\\s*${feature.replace(/[-]/g, '\\-')}:\\s*(on|off)`, 'm').exec(text);
+  return m?.[1] ?? null;
+}
+
+/** The kernel's links, routes (main table), and neighbour + FDB entries of `devices`. */
+export async function readKernel(
+  ops: NetlinkOps,
+  devices: readonly string[],
+  families: readonly (4 | 6)[],
+): Promise<{ kernel: KernelState; addrs: AddrEntry[] }> {
+  const links = await ops.listLinks();
+  const routes: RouteEntry[] = [];
+  const neighs: NeighEntry[] = [];
+  const fdb: FdbEntry[] = [];
+  const addrs: AddrEntry[] = [];
+  for (const f of families) routes.push(...(await ops.routeList(f)));
+  for (const l of links) for (const f of families) addrs.push(...(await ops.listAddrs(l.index, f)));
+  for (const name of devices) {
+    const dev = links.find((l) => l.name === name);
+    if (!dev) continue;
+    for (const f of families) neighs.push(...(await ops.neighList(f, dev.index)));
+    fdb.push(...(await ops.fdbList(dev.index)));
+  }
+  return { kernel: { links, routes, neighs, fdb }, addrs };
+}
+
+export async function readHostFacts(
+  devices: readonly string[],
+  families: readonly (4 | 6)[],
+  timeoutMs: number,
+): Promise<HostFacts> {
+  const ops = createNetlinkOps({ timeoutMs });
+  try {
+    const { kernel, addrs } = await readKernel(ops, devices, families);
+    const paths: [string, string][] = [
+      ['net.ipv4.ip_forward', 'net/ipv4/ip_forward'],
+      ['net.ipv6.conf.all.forwarding', 'net/ipv6/conf/all/forwarding'],
+      ['net.ipv4.conf.all.rp_filter', 'net/ipv4/conf/all/rp_filter'],
+      ['net.ipv4.conf.default.rp_filter', 'net/ipv4/conf/default/rp_filter'],
+      ...kernel.links
+        .filter((l) => /^[A-Za-z0-9_.-]{1,15}$/.test(l.name) && l.name !== '.' && l.name !== '..')
+        .map((l): [string, string] => [
+          `net.ipv4.conf.${l.name}.rp_filter`,
+          `net/ipv4/conf/${l.name}/rp_filter`,
+        ]),
+    ];
+    const sysctls: Record<string, string | null> = {};
+    await Promise.all(
+      paths.map(async ([name, path]) => (sysctls[name] = await readText(`/proc/sys/${path}`))),
+    );
+    const txChecksum: Record<string, string | null> = {};
+    for (const d of devices)
+      if (kernel.links.some((l) => l.name === d))
+        txChecksum[d] = await txChecksumState(d, timeoutMs);
+    const count = await readText('/proc/sys/net/netfilter/nf_conntrack_count');
+    const max = await readText('/proc/sys/net/netfilter/nf_conntrack_max');
+    return {
+      kernelRelease: release(),
+      kernel,
+      addrs,
+      sysctl: sysctls,
+      txChecksum,
+      conntrack: count !== null && max !== null ? { count: Number(count), max: Number(max) } : null,
+    };
+  } finally {
+    ops.close();
+  }
+}
+
+/** weft's nft tables and foreign forward chains that drop by default. Never throws. */
+export async function readNft(timeoutMs: number): Promise<NftState> {
+  const nft = createNftRunner({ timeoutMs });
+  try {
+    const [weft4, weft6] = await Promise.all([
+      nft.listTable('ip', 'weft'),
+      nft.listTable('ip6', 'weft'),
+    ]);
+    const r = await exec('nft', ['-j', 'list', 'chains'], timeoutMs);
+    const forwardDrop = r.code === 0 ? forwardDropChains(r.out) : [];
+    return {
+      weft4,
+      weft6,
+      forwardDrop,
+      error: r.code === 0 ? null : `nft list chains: ${r.err.trim()}`,
+    };
+  } catch (err) {
+    return { weft4: null, weft6: null, forwardDrop: [], error: describeError(err) };
+  }
+}
+
+/** Forward-hook base chains with policy drop in `nft -j list chains` output (pure). */
+export function forwardDropChains(json: string): string[] {
+  try {
+    const parsed = JSON.parse(json) as { nftables?: { chain?: Record<string, unknown> }[] };
+    return (parsed.nftables ?? []).flatMap((o) => {
+      const c = o.chain;
+      if (!c || c['hook'] !== 'forward' || c['policy'] !== 'drop') return [];
+      return [`${String(c['family'])} ${String(c['table'])} ${String(c['name'])}`];
+    });
+  } catch {
+    return [];
+  }
+}
+
+export async function readSubnetEnvState(path: string): Promise<SubnetEnvState> {
+  try {
+    const buf = await readFile(path);
+    const text = buf.subarray(0, 64 * 1024).toString('utf8');
+    return {
+      path,
+      text,
+      parsed: parseSubnetEnv(text),
+      ...parseSubnetEnvSettings(text),
+      error: null,
+    };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return {
+      path,
+      text: null,
+      parsed: null,
+      mtu: null,
+      ipMasq: null,
+      error: code === 'ENOENT' ? `${path} does not exist` : describeError(err),
+    };
+  }
+}
+
+async function status(url: string, timeoutMs: number): Promise<number> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  await res.body?.cancel();
+  return res.status;
+}
+
+export async function readHealth(base: string, timeoutMs: number): Promise<HealthState> {
+  try {
+    const [healthz, readyz] = await Promise.all([
+      status(`${base}/healthz`, timeoutMs),
+      status(`${base}/readyz`, timeoutMs),
+    ]);
+    return { url: base, healthz, readyz, error: null };
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause?.code;
+    return { url: base, healthz: null, readyz: null, error: cause ?? describeError(err) };
+  }
+}

@@ -1,0 +1,391 @@
+/**
+ * weftctl's command line: `weftctl <command> [subcommand] [args…] [flags]`, flags in Go `flag` syntax
+ * like weftd (`-x`, `--x`, `--x=v`, `--x v`, bools `--x=false`), anywhere on the line. Each common flag
+ * not given is read from `WEFTCTL_<FLAG>`, then `WEFTD_<FLAG>`, then `FLANNELD_<FLAG>` (so on a host
+ * configured for weftd or flanneld, weftctl finds the same etcd). Pure: no I/O, unit-tested.
+ */
+import { ConfigError } from '../errors.js';
+
+export const COMMANDS = [
+  'status',
+  'leases',
+  'lease',
+  'config',
+  'peers',
+  'doctor',
+  'trace',
+  'ping',
+  'help',
+  'version',
+] as const;
+export type CommandName = (typeof COMMANDS)[number];
+
+export interface CliOptions {
+  readonly command: CommandName;
+  /** Words after the command (subcommand and arguments). */
+  readonly args: readonly string[];
+  readonly json: boolean;
+  readonly etcdEndpoints: readonly string[];
+  readonly etcdPrefix: string;
+  readonly etcdKeyfile: string | null;
+  readonly etcdCertfile: string | null;
+  readonly etcdCafile: string | null;
+  readonly etcdUsername: string | null;
+  readonly etcdPassword: string | null;
+  readonly subnetFile: string;
+  /** Base URL of weftd's health server, e.g. http://127.0.0.1:8081 (null: not checked). */
+  readonly healthzUrl: string | null;
+  /** Per-request timeout in ms (etcd, health, probes). */
+  readonly timeoutMs: number;
+  /** `ping`: echo requests to send. */
+  readonly count: number;
+  /** `ping`: seconds between requests. */
+  readonly interval: number;
+  /** `ping`: network namespace (name under /run/netns or a path) to ping from. */
+  readonly fromContainer: string | null;
+  /** `lease reserve`: the public IP the reservation is for. */
+  readonly publicIp: string | null;
+  /** `config set`: read the JSON from this file ('-' = stdin). */
+  readonly file: string | null;
+  /** `doctor`: skip the underlay probes of every peer. */
+  readonly noProbe: boolean;
+  /** Colours: 'auto' (TTY and no NO_COLOR), 'always', 'never'. */
+  readonly color: 'auto' | 'always' | 'never';
+  readonly help: boolean;
+}
+
+type Kind = 'string' | 'bool' | 'int' | 'number';
+
+interface FlagSpec {
+  readonly name: string;
+  readonly key: keyof CliOptions;
+  readonly kind: Kind;
+  readonly def: string | boolean | number | null;
+  readonly help: string;
+  /** Read from WEFTCTL_/WEFTD_/FLANNELD_ variables (common flags) or only WEFTCTL_. */
+  readonly shared?: boolean;
+  readonly check?: (value: never) => string | undefined;
+}
+
+export const CLI_FLAGS: readonly FlagSpec[] = [
+  { name: 'json', key: 'json', kind: 'bool', def: false, help: 'print JSON instead of tables' },
+  {
+    name: 'etcd-endpoints',
+    key: 'etcdEndpoints',
+    kind: 'string',
+    def: 'http://127.0.0.1:2379',
+    shared: true,
+    help: 'comma-separated etcd v3 endpoints',
+  },
+  {
+    name: 'etcd-prefix',
+    key: 'etcdPrefix',
+    kind: 'string',
+    def: '/coreos.com/network',
+    shared: true,
+    help: 'etcd key prefix of the network config and the leases',
+    check: (v: string) =>
+      v.startsWith('/') && !/\s/.test(v)
+        ? undefined
+        : 'must be an absolute key like /coreos.com/network',
+  },
+  {
+    name: 'etcd-keyfile',
+    key: 'etcdKeyfile',
+    kind: 'string',
+    def: null,
+    shared: true,
+    help: 'TLS client key',
+  },
+  {
+    name: 'etcd-certfile',
+    key: 'etcdCertfile',
+    kind: 'string',
+    def: null,
+    shared: true,
+    help: 'TLS client certificate',
+  },
+  {
+    name: 'etcd-cafile',
+    key: 'etcdCafile',
+    kind: 'string',
+    def: null,
+    shared: true,
+    help: 'TLS CA bundle',
+  },
+  {
+    name: 'etcd-username',
+    key: 'etcdUsername',
+    kind: 'string',
+    def: null,
+    shared: true,
+    help: 'etcd v3 auth user',
+  },
+  {
+    name: 'etcd-password',
+    key: 'etcdPassword',
+    kind: 'string',
+    def: null,
+    shared: true,
+    help: 'etcd v3 auth password',
+  },
+  {
+    name: 'subnet-file',
+    key: 'subnetFile',
+    kind: 'string',
+    def: '/run/flannel/subnet.env',
+    shared: true,
+    help: "weftd's subnet.env",
+  },
+  {
+    name: 'healthz-url',
+    key: 'healthzUrl',
+    kind: 'string',
+    def: null,
+    help: "weftd's health server (default from --healthz-port: http://127.0.0.1:<port>)",
+    check: (v: string | null) =>
+      v === null || /^https?:\/\/[^/\s]+\/?$/.test(v)
+        ? undefined
+        : 'must be like http://127.0.0.1:8081',
+  },
+  {
+    name: 'healthz-port',
+    key: 'healthzUrl',
+    kind: 'int',
+    def: null,
+    shared: true,
+    help: "weftd's --healthz-port (0 = do not check weftd)",
+  },
+  {
+    name: 'timeout',
+    key: 'timeoutMs',
+    kind: 'number',
+    def: 3,
+    help: 'seconds to wait for each etcd request, health check and probe',
+    check: (v: number) => (v > 0 && v <= 120 ? undefined : 'must be between 0 and 120 seconds'),
+  },
+  { name: 'count', key: 'count', kind: 'int', def: 5, help: 'ping: echo requests to send' },
+  {
+    name: 'interval',
+    key: 'interval',
+    kind: 'number',
+    def: 0.2,
+    help: 'ping: seconds between requests (≥ 0.002)',
+    check: (v: number) => (v >= 0.002 && v <= 60 ? undefined : 'must be 0.002..60 seconds'),
+  },
+  {
+    name: 'from-container',
+    key: 'fromContainer',
+    kind: 'string',
+    def: null,
+    help: "ping: from this container's network namespace (name or /proc/<pid>/ns/net path)",
+    check: (v: string | null) =>
+      v === null || /^[A-Za-z0-9_.\-/]{1,255}$/.test(v)
+        ? undefined
+        : 'must be a netns name or path',
+  },
+  {
+    name: 'public-ip',
+    key: 'publicIp',
+    kind: 'string',
+    def: null,
+    help: 'lease reserve: the public IP of the host the subnet is reserved for',
+  },
+  {
+    name: 'file',
+    key: 'file',
+    kind: 'string',
+    def: null,
+    help: "config set: read JSON from a file ('-' = stdin)",
+  },
+  {
+    name: 'no-probe',
+    key: 'noProbe',
+    kind: 'bool',
+    def: false,
+    help: 'doctor: skip underlay probes',
+  },
+  {
+    name: 'color',
+    key: 'color',
+    kind: 'string',
+    def: 'auto',
+    help: 'auto, always or never',
+    check: (v: string) =>
+      ['auto', 'always', 'never'].includes(v) ? undefined : 'must be auto, always or never',
+  },
+  { name: 'help', key: 'help', kind: 'bool', def: false, help: 'print help' },
+];
+
+const byName = new Map(CLI_FLAGS.map((f) => [f.name, f]));
+const ALIASES: Readonly<Record<string, string>> = { h: 'help', j: 'json', c: 'count' };
+
+function usageError(message: string): ConfigError {
+  return new ConfigError(message, { code: 'E_OPTION_INVALID' });
+}
+
+function envNames(spec: FlagSpec): string[] {
+  const suffix = spec.name.toUpperCase().replace(/-/g, '_');
+  return spec.shared
+    ? [`WEFTCTL_${suffix}`, `WEFTD_${suffix}`, `FLANNELD_${suffix}`]
+    : [`WEFTCTL_${suffix}`];
+}
+
+function convert(spec: FlagSpec, source: string, raw: string): string | boolean | number {
+  switch (spec.kind) {
+    case 'bool': {
+      const t = raw.toLowerCase();
+      if (['1', 't', 'true'].includes(t)) return true;
+      if (['0', 'f', 'false'].includes(t)) return false;
+      throw usageError(`${source} must be true or false, got ${JSON.stringify(raw)}`);
+    }
+    case 'int':
+      if (!/^\d{1,9}$/.test(raw.trim()))
+        throw usageError(`${source} must be a whole number, got ${JSON.stringify(raw)}`);
+      return Number(raw.trim());
+    case 'number':
+      if (!/^\d{1,9}(\.\d{1,6})?$/.test(raw.trim()))
+        throw usageError(`${source} must be a number, got ${JSON.stringify(raw)}`);
+      return Number(raw.trim());
+    case 'string':
+      return raw;
+  }
+}
+
+function parseEndpoints(text: string, source: string): string[] {
+  const list = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  if (list.length === 0)
+    throw usageError(`${source}: no endpoint given (e.g. http://127.0.0.1:2379)`);
+  for (const e of list)
+    if (!/^https?:\/\/[^/\s]+\/?$/.test(e))
+      throw usageError(
+        `${source}: ${JSON.stringify(e)} is not like http://host:port or https://host:port`,
+      );
+  return list;
+}
+
+/**
+ * Parses argv (without node and the script) and the environment. Throws ConfigError E_OPTION_INVALID
+ * naming the flag or variable, what is wrong and the fix (weftctl exits 2).
+ */
+export function parseCliOptions(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): CliOptions {
+  const words: string[] = [];
+  const given = new Map<FlagSpec, { value: string | boolean | number; source: string }>();
+  let onlyWords = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (onlyWords || !arg.startsWith('-') || arg === '-' || /^-\d/.test(arg)) {
+      words.push(arg);
+      continue;
+    }
+    if (arg === '--') {
+      onlyWords = true;
+      continue;
+    }
+    const body = arg.replace(/^--?/, '');
+    const eq = body.indexOf('=');
+    const rawName = eq < 0 ? body : body.slice(0, eq);
+    const name = ALIASES[rawName] ?? rawName;
+    const spec = byName.get(name);
+    if (!spec) throw usageError(`flag ${arg.split('=')[0]} is not defined: see weftctl --help`);
+    const source = `--${spec.name}`;
+    let raw: string;
+    if (eq >= 0) raw = body.slice(eq + 1);
+    else if (spec.kind === 'bool') raw = 'true';
+    else {
+      const next = argv[i + 1];
+      if (next === undefined) throw usageError(`${source} needs a value: ${source}=<value>`);
+      raw = next;
+      i++;
+    }
+    given.set(spec, { value: convert(spec, source, raw), source });
+  }
+  const out: Record<string, unknown> = {};
+  const sources: Record<string, string> = {};
+  for (const spec of CLI_FLAGS) {
+    let entry = given.get(spec);
+    if (!entry) {
+      for (const envName of envNames(spec)) {
+        const raw = env[envName];
+        if (raw === undefined || raw === '') continue;
+        const source = `environment variable ${envName}`;
+        entry = { value: convert(spec, source, raw), source };
+        break;
+      }
+    }
+    if (spec.name === 'healthz-port') {
+      // Only fills --healthz-url when that was not given; 0 = do not check weftd.
+      if (entry && out['healthzUrl'] === null) {
+        const port = entry.value as number;
+        if (port > 65535) throw usageError(`${entry.source}=${port} is invalid: must be 0..65535`);
+        out['healthzUrl'] = port === 0 ? null : `http://127.0.0.1:${port}`;
+      }
+      continue;
+    }
+    const value = entry ? entry.value : spec.def;
+    const problem = spec.check?.(value as never);
+    if (problem !== undefined)
+      throw usageError(
+        `${entry?.source ?? `--${spec.name}`}=${String(value)} is invalid: ${problem}`,
+      );
+    out[spec.key] = value;
+    if (entry) sources[spec.key] = entry.source;
+  }
+  out['etcdEndpoints'] = parseEndpoints(
+    String(out['etcdEndpoints']),
+    sources['etcdEndpoints'] ?? '--etcd-endpoints',
+  );
+  out['etcdPrefix'] = String(out['etcdPrefix']).replace(/\/+$/, '');
+  out['timeoutMs'] = Math.round((out['timeoutMs'] as number) * 1000);
+  if (typeof out['healthzUrl'] === 'string')
+    out['healthzUrl'] = (out['healthzUrl'] as string).replace(/\/$/, '');
+  const count = out['count'] as number;
+  if (count < 1 || count > 100000)
+    throw usageError(`--count=${count} is invalid: must be 1..100000`);
+
+  const first = words.shift();
+  let command: CommandName = 'help';
+  if (first !== undefined) {
+    if (!(COMMANDS as readonly string[]).includes(first))
+      throw usageError(`unknown command ${JSON.stringify(first)}: one of ${COMMANDS.join(', ')}`);
+    command = first as CommandName;
+  }
+  out['command'] = command;
+  out['args'] = words;
+  return Object.freeze(out) as unknown as CliOptions;
+}
+
+export function renderCliHelp(): string {
+  const lines = [
+    'usage: weftctl <command> [arguments] [flags]',
+    '',
+    'commands:',
+    '  status                          this host: lease, device, weftd health, etcd, subnet.env',
+    '  leases                          every lease in etcd (reservations marked)',
+    '  lease reserve <subnet> --public-ip=<ip>   make a subnet a reservation (never expires)',
+    '  lease release <subnet>          delete a reservation',
+    "  config get | validate [json] | set [json]  the network config, checked with weftd's rules",
+    '  peers                           each peer as this kernel sees it, with a verdict',
+    '  doctor                          the whole checklist, each finding with its fix',
+    '  trace <src-ip> <dst-ip>         the path a packet takes through the overlay',
+    '  ping <overlay-ip> [--from-container=<netns>]  ICMP echo through the overlay',
+    '',
+    'flags (env: WEFTCTL_<FLAG>; etcd and file flags also WEFTD_<FLAG>, FLANNELD_<FLAG>):',
+  ];
+  for (const f of CLI_FLAGS) {
+    const def = f.def === null ? '' : ` (default ${String(f.def)})`;
+    lines.push(`  --${f.name.padEnd(18)} ${f.help}${def}`);
+  }
+  lines.push(
+    '',
+    'exit codes: 0 ok · 1 a problem was found · 2 usage error · 3 invalid network config ·',
+    '            4 etcd unreachable or refused · 5 could not inspect this host · 6 not found',
+  );
+  return lines.join('\n') + '\n';
+}

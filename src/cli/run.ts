@@ -1,0 +1,103 @@
+/**
+ * weftctl's dispatcher: options → command → { exit code, JSON or human text }. No printing and no
+ * exiting here (main.ts does both), so the whole CLI is testable in-process.
+ */
+import { readFileSync } from 'node:fs';
+import { describeError } from '../errors.js';
+import type { Command, CommandContext, CommandOutput } from './commands/context.js';
+import { configCommand } from './commands/config.js';
+import { doctorCommand } from './commands/doctor.js';
+import { leaseCommand, leasesCommand } from './commands/leases.js';
+import { peersCommand } from './commands/peers.js';
+import { pingCommand } from './commands/ping.js';
+import { statusCommand } from './commands/status.js';
+import { traceCommand } from './commands/trace.js';
+import { EXIT, exitForError, type ExitCode } from './exit-codes.js';
+import { parseCliOptions, renderCliHelp, type CliOptions, type CommandName } from './options.js';
+import { toJson, wantColor } from './render.js';
+
+const COMMAND_FUNCS: Partial<Record<CommandName, Command>> = {
+  status: statusCommand,
+  leases: leasesCommand,
+  lease: leaseCommand,
+  config: configCommand,
+  peers: peersCommand,
+  doctor: doctorCommand,
+  trace: traceCommand,
+  ping: pingCommand,
+};
+
+export interface CliIo {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly stdoutIsTty: boolean;
+  readonly stderrIsTty: boolean;
+  readonly writeErr: (text: string) => void;
+  readonly readStdin: () => Promise<string>;
+}
+
+export interface CliResult {
+  readonly exitCode: ExitCode;
+  readonly stdout: string;
+}
+
+export function version(): string {
+  try {
+    const pkg = JSON.parse(
+      readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+    ) as {
+      version?: string;
+    };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+export async function runCli(argv: readonly string[], io: CliIo): Promise<CliResult> {
+  let options: CliOptions;
+  try {
+    options = parseCliOptions(argv, io.env);
+  } catch (err) {
+    io.writeErr(`weftctl: ${describeError(err)}\n`);
+    return { exitCode: EXIT.usage, stdout: '' };
+  }
+  if (options.help || options.command === 'help')
+    return { exitCode: EXIT.ok, stdout: renderCliHelp() };
+  if (options.command === 'version')
+    return {
+      exitCode: EXIT.ok,
+      stdout: options.json ? toJson({ ok: true, version: version() }) : `weftctl ${version()}\n`,
+    };
+  const ctx: CommandContext = {
+    options,
+    style: { color: !options.json && wantColor(options.color, io.stdoutIsTty, io.env) },
+    progress: (msg) => {
+      if (io.stderrIsTty) io.writeErr(`\r\x1b[K${msg}`);
+      else if (!options.json) io.writeErr(`${msg}\n`);
+    },
+    readStdin: io.readStdin,
+  };
+  let out: CommandOutput;
+  try {
+    out = await COMMAND_FUNCS[options.command]!(ctx);
+  } catch (err) {
+    if (io.stderrIsTty) io.writeErr('\r\x1b[K');
+    const code = exitForError(err);
+    io.writeErr(`weftctl ${options.command}: ${describeError(err)}\n`);
+    const errCode = (err as { code?: unknown }).code;
+    return {
+      exitCode: code,
+      stdout: options.json
+        ? toJson({
+            ok: false,
+            error: {
+              code: typeof errCode === 'string' ? errCode : 'E_INTERNAL',
+              message: describeError(err),
+            },
+          })
+        : '',
+    };
+  }
+  if (io.stderrIsTty) io.writeErr('\r\x1b[K');
+  return { exitCode: out.exitCode, stdout: options.json ? toJson(out.json) : out.human };
+}

@@ -1,0 +1,261 @@
+/**
+ * `weftctl trace <src-ip> <dst-ip>` (pure): which host owns each address (from the leases), and — when
+ * this host is on the path — the route, neighbour and FDB entries this kernel would use, the outer
+ * header the packet gets, and what is missing if it would be dropped. The route lookup is a longest-
+ * prefix match over the main table as read (policy rules and other tables are not modelled).
+ */
+import { parseVxlanBackendData } from '../backend-vxlan/backend-data.js';
+import type { Lease } from '../lease/lease.js';
+import {
+  cidrContains,
+  networkOf,
+  parseCidr,
+  type LinkInfo,
+  type RouteEntry,
+} from '../netlink/index.js';
+import type { NetworkConfig } from '../subnet/manager.js';
+import { showRoute, type KernelState } from './peers.js';
+
+export interface Endpoint {
+  readonly ip: string;
+  /** Lease key of the host whose subnet holds the address, or null (outside the overlay). */
+  readonly lease: string | null;
+  readonly subnet: string | null;
+  /** The owning host's public IP (underlay address). */
+  readonly host: string | null;
+  /** True when the owning host is the one weftctl runs on. */
+  readonly local: boolean;
+}
+
+export interface TraceStep {
+  readonly what: 'owner' | 'route' | 'neighbour' | 'fdb' | 'encap' | 'deliver' | 'note';
+  readonly ok: boolean;
+  readonly text: string;
+}
+
+export interface OuterHeader {
+  readonly src: string | null;
+  readonly dst: string;
+  readonly protocol: 'udp';
+  readonly port: number;
+  readonly vni: number;
+  readonly innerDstMac: string;
+}
+
+export interface TraceResult {
+  readonly src: Endpoint;
+  readonly dst: Endpoint;
+  /** 'ok' = this kernel delivers or forwards it correctly; 'dropped'; 'unknown' = not on this host's path. */
+  readonly verdict: 'ok' | 'dropped' | 'unknown';
+  readonly steps: readonly TraceStep[];
+  readonly outer: OuterHeader | null;
+  /** What is missing or wrong, each with the fix. */
+  readonly missing: readonly string[];
+}
+
+export interface TraceInput {
+  readonly src: string;
+  readonly dst: string;
+  readonly config: NetworkConfig;
+  readonly leases: readonly Lease[];
+  readonly own: Lease | null;
+  readonly kernel: KernelState | null;
+}
+
+function owner(ip: string, leases: readonly Lease[], own: Lease | null): Endpoint {
+  const fam = ip.includes(':') ? 6 : 4;
+  for (const l of leases) {
+    const s = fam === 4 ? l.subnet : l.subnet6;
+    if (s && cidrContains(s, ip)) {
+      const host = fam === 4 ? l.attrs.publicIp : (l.attrs.publicIpv6 ?? l.attrs.publicIp);
+      return { ip, lease: l.key, subnet: networkOf(s), host, local: own?.key === l.key };
+    }
+  }
+  return { ip, lease: null, subnet: null, host: null, local: false };
+}
+
+/** Longest-prefix match over the routes read (main table). */
+export function lookupRoute(routes: readonly RouteEntry[], dst: string): RouteEntry | null {
+  let best: RouteEntry | null = null;
+  let bestLen = -1;
+  for (const r of routes) {
+    if (r.type !== 'UNICAST') continue;
+    let len: number;
+    try {
+      len = r.dst === 'default' ? 0 : parseCidr(r.dst).len;
+    } catch {
+      continue;
+    }
+    if ((r.dst === 'default' || cidrContains(r.dst, dst)) && len > bestLen) {
+      best = r;
+      bestLen = len;
+    }
+  }
+  return best;
+}
+
+const linkOf = (k: KernelState, index: number | null): LinkInfo | null =>
+  k.links.find((l) => l.index === index) ?? null;
+
+function forward(
+  i: TraceInput,
+  k: KernelState,
+  dstEp: Endpoint,
+  dstLease: Lease | null,
+): Omit<TraceResult, 'src' | 'dst'> {
+  const steps: TraceStep[] = [];
+  const missing: string[] = [];
+  const route = lookupRoute(k.routes, i.dst);
+  if (!route) {
+    missing.push(
+      `no route to ${i.dst} on this host: ip route replace ${dstEp.subnet ?? i.dst} … (restart weftd)`,
+    );
+    return {
+      verdict: 'dropped',
+      steps: [{ what: 'route', ok: false, text: `no route to ${i.dst}` }],
+      outer: null,
+      missing,
+    };
+  }
+  const dev = linkOf(k, route.oif);
+  steps.push({ what: 'route', ok: true, text: showRoute(k, route) });
+  if (dev?.kind !== 'vxlan') {
+    const wantGw = dstLease && i.config.backend.type === 'host-gw' ? dstEp.host : null;
+    if (dstEp.lease && route.gateway === null && !dstEp.local)
+      missing.push(
+        `the route to ${dstEp.subnet} has no gateway: the peer's route is missing (ip route replace ${dstEp.subnet} via ${dstEp.host})`,
+      );
+    else if (wantGw && route.gateway !== wantGw)
+      missing.push(
+        `route goes via ${route.gateway}, the lease's public IP is ${wantGw}: ip route replace ${dstEp.subnet} via ${wantGw}`,
+      );
+    steps.push({
+      what: 'deliver',
+      ok: missing.length === 0,
+      text: route.gateway
+        ? `routed natively to ${route.gateway} via ${dev?.name ?? '?'} (no encapsulation)`
+        : `delivered on ${dev?.name ?? '?'}`,
+    });
+    return { verdict: missing.length ? 'dropped' : 'ok', steps, outer: null, missing };
+  }
+  const gw = route.gateway ?? i.dst;
+  const neigh = k.neighs.find((n) => n.ifindex === dev.index && n.dst === gw) ?? null;
+  if (!neigh || !neigh.mac) {
+    steps.push({
+      what: 'neighbour',
+      ok: false,
+      text: `no neighbour entry for ${gw} on ${dev.name}`,
+    });
+    const d = dstLease
+      ? parseVxlanBackendData(
+          dstEp.ip.includes(':') ? dstLease.attrs.backendV6Data : dstLease.attrs.backendData,
+        )
+      : null;
+    missing.push(
+      `neighbour ${gw} on ${dev.name}: ip neigh replace ${gw} lladdr ${d?.ok ? d.value.vtepMac : '<peer VtepMAC>'} dev ${dev.name} nud permanent`,
+    );
+    return { verdict: 'dropped', steps, outer: null, missing };
+  }
+  steps.push({ what: 'neighbour', ok: true, text: `${gw} lladdr ${neigh.mac} dev ${dev.name}` });
+  const fdb = k.fdb.find((f) => f.ifindex === dev.index && f.mac === neigh.mac) ?? null;
+  if (!fdb || !fdb.dst) {
+    steps.push({ what: 'fdb', ok: false, text: `no FDB entry for ${neigh.mac} on ${dev.name}` });
+    missing.push(
+      `FDB entry ${neigh.mac} on ${dev.name}: bridge fdb replace ${neigh.mac} dev ${dev.name} dst ${dstEp.host ?? '<peer public IP>'} self permanent`,
+    );
+    return { verdict: 'dropped', steps, outer: null, missing };
+  }
+  steps.push({ what: 'fdb', ok: true, text: `${fdb.mac} dst ${fdb.dst} dev ${dev.name}` });
+  const outer: OuterHeader = {
+    src: dev.vxlan?.local ?? null,
+    dst: fdb.dst,
+    protocol: 'udp',
+    port: dev.vxlan?.port ?? 8472,
+    vni: dev.vxlan?.vni ?? 0,
+    innerDstMac: neigh.mac,
+  };
+  steps.push({
+    what: 'encap',
+    ok: true,
+    text: `VXLAN ${outer.src ?? '?'} → ${outer.dst} udp/${outer.port} VNI ${outer.vni}`,
+  });
+  if (dstLease) {
+    const d = parseVxlanBackendData(
+      dstEp.ip.includes(':') ? dstLease.attrs.backendV6Data : dstLease.attrs.backendData,
+    );
+    if (d.ok && d.value.vtepMac !== neigh.mac)
+      missing.push(
+        `the neighbour MAC ${neigh.mac} is not ${dstLease.key}'s VtepMAC ${d.value.vtepMac}: the receiver drops the frame (ip neigh replace ${gw} lladdr ${d.value.vtepMac} dev ${dev.name} nud permanent)`,
+      );
+    if (dstEp.host && fdb.dst !== dstEp.host)
+      missing.push(
+        `the FDB sends to ${fdb.dst}, but ${dstEp.subnet} is leased by ${dstEp.host} (bridge fdb replace ${neigh.mac} dev ${dev.name} dst ${dstEp.host} self permanent)`,
+      );
+  }
+  steps.push({
+    what: 'deliver',
+    ok: missing.length === 0,
+    text: `${dstEp.host ?? fdb.dst} decapsulates and routes to ${i.dst}`,
+  });
+  return { verdict: missing.length ? 'dropped' : 'ok', steps, outer, missing };
+}
+
+export function traceOverlay(i: TraceInput): TraceResult {
+  const src = owner(i.src, i.leases, i.own);
+  const dst = owner(i.dst, i.leases, i.own);
+  const dstLease = i.leases.find((l) => l.key === dst.lease) ?? null;
+  const ownerSteps: TraceStep[] = [
+    {
+      what: 'owner',
+      ok: src.lease !== null,
+      text: src.lease
+        ? `${i.src} is in ${src.subnet}, leased by ${src.host}${src.local ? ' (this host)' : ''}`
+        : `${i.src} is in no lease's subnet`,
+    },
+    {
+      what: 'owner',
+      ok: dst.lease !== null,
+      text: dst.lease
+        ? `${i.dst} is in ${dst.subnet}, leased by ${dst.host}${dst.local ? ' (this host)' : ''}`
+        : `${i.dst} is in no lease's subnet (outside the overlay or no host holds it)`,
+    },
+  ];
+  const nets = [i.config.network, i.config.ipv6Network].filter((n): n is string => !!n);
+  if (!dst.lease && nets.some((n) => cidrContains(n, i.dst)))
+    return {
+      src,
+      dst,
+      verdict: 'dropped',
+      steps: ownerSteps,
+      outer: null,
+      missing: [`no host leases the subnet of ${i.dst}: check \`weftctl leases\``],
+    };
+  if (src.lease && src.lease === dst.lease)
+    return {
+      src,
+      dst,
+      verdict: src.local ? 'ok' : 'unknown',
+      steps: [
+        ...ownerSteps,
+        {
+          what: 'deliver',
+          ok: true,
+          text: 'same host: delivered on the local bridge, the overlay is not used',
+        },
+      ],
+      outer: null,
+      missing: [],
+    };
+  if (i.kernel && (src.local || !src.lease)) {
+    const r = forward(i, i.kernel, dst, dstLease);
+    return { src, dst, ...r, steps: [...ownerSteps, ...r.steps] };
+  }
+  const note: TraceStep = {
+    what: 'note',
+    ok: true,
+    text: src.host
+      ? `this host is not ${i.src}'s host: run \`weftctl trace ${i.src} ${i.dst}\` on ${src.host} to see its kernel`
+      : 'this host is not on the path',
+  };
+  return { src, dst, verdict: 'unknown', steps: [...ownerSteps, note], outer: null, missing: [] };
+}
