@@ -3,7 +3,15 @@
  * exercised in test/integration/cni): error JSON shapes and codes, version gates, state written and
  * fsynced before the delegate runs, undo on failure, DEL keeping state until the delegate's DEL succeeded.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -67,7 +75,8 @@ const env = (command: string, extra: Record<string, string> = {}) => ({
   CNI_CONTAINERID: 'ctr1',
   CNI_NETNS: '/run/netns/c',
   CNI_IFNAME: 'eth0',
-  CNI_PATH: '/usr/lib/cni',
+  // (the error-table rows are built before beforeEach runs; they fail before any plugin lookup)
+  CNI_PATH: dir === undefined ? '/unset' : join(dir, 'bin'),
   ...extra,
 });
 const conf = (v: string, extra: object = {}) =>
@@ -86,6 +95,9 @@ const parse = (s: string) => JSON.parse(s) as Record<string, unknown>;
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'weft-cni-unit-'));
+  // findPlugin only needs an executable file named like the delegate type; the fake invoker never runs it.
+  mkdirSync(join(dir, 'bin'));
+  writeFileSync(join(dir, 'bin', 'bridge'), '#!/bin/false\n', { mode: 0o755 });
   writeFileSync(
     join(dir, 'subnet.env'),
     'FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.72.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n',
@@ -238,6 +250,37 @@ describe('commands', () => {
     expect(listState()).toEqual([]);
   });
 
+  it('STATUS asks a 1.1.0 delegate and passes its verdict through; an older delegate counts as available', async () => {
+    failNext.STATUS = new CniError(51, 'degraded');
+    const bad = await runPlugin(
+      { CNI_COMMAND: 'STATUS', CNI_PATH: join(dir, 'bin') },
+      conf('1.1.0'),
+      deps(),
+    );
+    expect(parse(bad.stdout)).toMatchObject({ code: 51, msg: 'degraded' });
+    expect(calls.map((c) => c.req.command)).toEqual(['VERSION', 'STATUS']);
+    const old = {
+      ...deps(),
+      invoke: async (req: InvokeRequest) => {
+        calls.push({ req, stateFiles: [] });
+        return '{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}';
+      },
+    };
+    calls = [];
+    expect(
+      (await runPlugin({ CNI_COMMAND: 'STATUS', CNI_PATH: join(dir, 'bin') }, conf('1.1.0'), old))
+        .exitCode,
+    ).toBe(0);
+    expect(calls.map((c) => c.req.command)).toEqual(['VERSION']);
+    const missing = await runPlugin(
+      { CNI_COMMAND: 'STATUS', CNI_PATH: '/nonexistent' },
+      conf('1.1.0'),
+      deps(),
+    );
+    expect(parse(missing.stdout)).toMatchObject({ code: 50 });
+    expect(String(parse(missing.stdout)['msg'])).toContain('failed to find plugin "bridge"');
+  });
+
   it('CHECK reports what differs in the netns', async () => {
     await runPlugin(env('ADD'), conf('1.0.0'), deps());
     const d = {
@@ -261,7 +304,7 @@ describe('commands', () => {
     const gc = conf('1.1.0', {
       'cni.dev/valid-attachments': [{ containerID: 'ctr1', ifname: 'eth0' }],
     });
-    const out = await runPlugin({ CNI_COMMAND: 'GC', CNI_PATH: '/usr/lib/cni' }, gc, deps());
+    const out = await runPlugin({ CNI_COMMAND: 'GC', CNI_PATH: join(dir, 'bin') }, gc, deps());
     expect(out.exitCode).toBe(0);
     expect(listState()).toEqual(['ctr1@eth0']);
     expect(
