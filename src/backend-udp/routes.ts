@@ -1,0 +1,60 @@
+/**
+ * Pure mapping from leases to forwarder routes, and the diff that brings a forwarder's table to it.
+ * flannel's UDP backend applies every lease it sees (a bug: a VXLAN host's subnet would be routed to a
+ * host that never listens on the UDP port); weft takes only leases of UDP hosts: flannel's UDP backend
+ * writes no BackendType, weft's writes none either, and 'udp' is accepted too.
+ */
+import { tryParseIp4 } from '../ip/index.js';
+import type { Lease } from '../lease/lease.js';
+import type { Forwarder } from '../dataplane/forwarder.js';
+
+export interface DesiredRoute {
+  readonly dst: string;
+  readonly peerIp: string;
+  readonly port: number;
+}
+
+export type PeerPlan =
+  | { readonly kind: 'routes'; readonly routes: readonly DesiredRoute[] }
+  | { readonly kind: 'skip'; readonly reason: string };
+
+export function isUdpLease(lease: Lease): boolean {
+  return lease.attrs.backendType === '' || lease.attrs.backendType === 'udp';
+}
+
+/** The routes that make `lease`'s subnets reachable through this host's forwarder. */
+export function peerRoutes(lease: Lease, port: number, ipv6: boolean): PeerPlan {
+  if (!isUdpLease(lease)) {
+    return { kind: 'skip', reason: `backend type ${JSON.stringify(lease.attrs.backendType)}` };
+  }
+  const ip = lease.attrs.publicIp;
+  if (tryParseIp4(ip) === null || ip === '0.0.0.0') {
+    return { kind: 'skip', reason: `no usable IPv4 PublicIP (${JSON.stringify(ip)})` };
+  }
+  const routes: DesiredRoute[] = [];
+  if (lease.subnet) routes.push({ dst: lease.subnet, peerIp: ip, port });
+  if (ipv6 && lease.subnet6) routes.push({ dst: lease.subnet6, peerIp: ip, port });
+  return routes.length > 0 ? { kind: 'routes', routes } : { kind: 'skip', reason: 'no subnet' };
+}
+
+export interface SyncResult {
+  readonly set: number;
+  readonly deleted: number;
+}
+
+/** Makes `fwd`'s routes equal `desired` (keyed by dst): deletes extras first, then sets. */
+export function syncRoutes(fwd: Forwarder, desired: ReadonlyMap<string, DesiredRoute>): SyncResult {
+  let deleted = 0;
+  let set = 0;
+  for (const r of fwd.routes()) {
+    if (!desired.has(r.dst) && fwd.deleteRoute(r.dst)) deleted++;
+  }
+  const current = new Map(fwd.routes().map((r) => [r.dst, r]));
+  for (const d of desired.values()) {
+    const c = current.get(d.dst);
+    if (c && c.peerIp === d.peerIp && c.port === d.port) continue;
+    fwd.setRoute(d.dst, d.peerIp, d.port);
+    set++;
+  }
+  return { set, deleted };
+}

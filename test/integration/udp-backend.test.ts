@@ -1,0 +1,195 @@
+/**
+ * The UDP backend end to end on the real kernel: three simulated hosts, each running the backend for
+ * its netns from this process (TUN + native forwarder + netlink there), one container per host; leases
+ * come from an in-memory SubnetManager the test controls.
+ *
+ *   [h1 weft0 10.5.1.0/32, c1 10.5.1.2]  [h2 …, c2 10.5.2.2]  [h3 …, c3 10.5.3.2]
+ *            └───────────── eth0 198.18.0.i on br0, UDP 8285 ─────────────┘
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Uplink } from '../../src/backend/backend.js';
+import { udpBackendFactory, type UdpNetwork } from '../../src/backend-udp/index.js';
+import { createJsonLogger } from '../../src/log/logger.js';
+import type { NetworkConfig } from '../../src/subnet/manager.js';
+import { run, waitFor } from '../helpers/exec.js';
+import { useLeakCheck } from '../helpers/leaks.js';
+import {
+  createTopology,
+  ping,
+  type SimContainer,
+  type SimHost,
+  type Topology,
+} from '../helpers/netns.js';
+import { requireCaps } from '../helpers/require.js';
+import { MemorySubnets, testNetworkConfig } from './backend-memory-subnets.js';
+
+const runnable = requireCaps('root', 'netns', 'ping', 'tun');
+useLeakCheck();
+
+interface Running {
+  host: SimHost;
+  network: UdpNetwork;
+  ac: AbortController;
+  done: Promise<void>;
+  container?: SimContainer;
+  n: number;
+}
+
+const logs: string[] = [];
+const log = createJsonLogger({ level: 'info', write: (l) => logs.push(l) });
+
+function uplinkOf(host: SimHost): Uplink {
+  return {
+    name: 'eth0',
+    index: 0,
+    mtu: 1500,
+    ifaceAddr: host.underlayIp,
+    ifaceAddr6: null,
+    publicIp: host.underlayIp,
+    publicIpv6: null,
+  };
+}
+
+async function start(
+  subnets: MemorySubnets,
+  config: NetworkConfig,
+  host: SimHost,
+): Promise<Running> {
+  const backend = udpBackendFactory({ netns: host.netns, resyncMs: 1000 })({
+    subnets: subnets.manager(),
+    uplink: uplinkOf(host),
+    log: log.child({ host: host.index }),
+    stateDir: '/nonexistent',
+  });
+  const ac = new AbortController();
+  const network = (await backend.registerNetwork(config, {}, ac.signal)) as UdpNetwork;
+  const done = network.run(ac.signal);
+  return { host, network, ac, done, n: Number(network.lease.subnet!.split('.')[2]) };
+}
+
+const ipOut = async (ns: string, ...args: string[]): Promise<string> =>
+  (await run('ip', ['-n', ns, ...args])).stdout;
+
+describe.skipIf(!runnable)('udp backend across 3 simulated hosts', () => {
+  let topo: Topology;
+  let subnets: MemorySubnets;
+  let config: NetworkConfig;
+  const hosts: Running[] = [];
+
+  beforeAll(async () => {
+    topo = await createTopology({ hosts: 3 });
+    config = testNetworkConfig('udp');
+    subnets = new MemorySubnets(config);
+    for (const h of topo.hosts) hosts.push(await start(subnets, config, h));
+    for (const r of hosts) {
+      r.container = await topo.addContainer(r.host, {
+        cidr: `10.5.${r.n}.2/24`,
+        gateway: `10.5.${r.n}.1`,
+        mtu: r.network.mtu,
+      });
+    }
+  });
+  afterAll(async () => {
+    for (const r of hosts) {
+      r.ac.abort();
+      await r.done.catch(() => {});
+    }
+    await topo?.destroy();
+  });
+
+  const pingAll = async (): Promise<string[]> => {
+    const failures: string[] = [];
+    for (const a of hosts) {
+      for (const b of hosts) {
+        if (a === b) continue;
+        if (!(await ping(a.container!.netns, b.container!.ip, 2, 2)))
+          failures.push(`${a.container!.ip} → ${b.container!.ip}`);
+      }
+    }
+    return failures;
+  };
+
+  it('sets up weft0 like flannel0, writes a flannel-style lease, and every container pings every other', async () => {
+    const h1 = hosts[0]!;
+    expect(h1.network.mtu).toBe(1472);
+    const link = await ipOut(h1.host.netns, 'link', 'show', 'weft0');
+    expect(link).toMatch(/mtu 1472 /);
+    expect(await ipOut(h1.host.netns, '-4', 'addr', 'show', 'dev', 'weft0')).toContain(
+      `inet 10.5.${h1.n}.0/32`,
+    );
+    expect(await ipOut(h1.host.netns, 'route', 'show', 'dev', 'weft0')).toMatch(/10\.5\.0\.0\/16/);
+    // flannel's UDP backend publishes PublicIP only: no BackendType, no BackendData
+    expect(h1.network.lease.attrs).toMatchObject({ publicIp: '198.18.0.1', backendType: '' });
+    expect(h1.network.lease.attrs.backendData).toBeUndefined();
+    await waitFor('routes to both peers', () => h1.network.forwarderRoutes().length === 2, 5000);
+    expect(h1.network.forwarderRoutes()).toEqual([
+      { dst: `10.5.${hosts[1]!.n}.0/24`, peerIp: '198.18.0.2', port: 8285 },
+      { dst: `10.5.${hosts[2]!.n}.0/24`, peerIp: '198.18.0.3', port: 8285 },
+    ]);
+    expect(await pingAll()).toEqual([]);
+    expect(h1.network.forwarderStats().rxPackets).toBeGreaterThan(0);
+  });
+
+  it('ignores leases of other backend types', async () => {
+    const h1 = hosts[0]!;
+    subnets.put(
+      subnets.leaseFor(77, {
+        publicIp: '198.18.0.77',
+        publicIpv6: null,
+        backendType: 'vxlan',
+        backendData: { VNI: 1, VtepMAC: '0e:00:00:00:00:77' },
+      }),
+    );
+    subnets.put(
+      subnets.leaseFor(78, { publicIp: '198.18.0.78', publicIpv6: null, backendType: 'udp' }),
+    );
+    await waitFor('udp-typed lease routed', () =>
+      h1.network.forwarderRoutes().some((r) => r.dst === '10.5.78.0/24'),
+    );
+    expect(h1.network.forwarderRoutes().some((r) => r.dst === '10.5.77.0/24')).toBe(false);
+    expect(logs.some((l) => l.includes('peer ignored') && l.includes('vxlan'))).toBe(true);
+    subnets.remove(subnets.leaseFor(77, { publicIp: '', publicIpv6: null, backendType: '' }).key);
+    subnets.remove(subnets.leaseFor(78, { publicIp: '', publicIpv6: null, backendType: '' }).key);
+  });
+
+  it('stops forwarding to a peer whose lease is removed, and resumes when it returns', async () => {
+    const [h1, , h3] = hosts as [Running, Running, Running];
+    const lease = h3.network.lease;
+    subnets.remove(lease.key);
+    await waitFor(
+      'route to h3 removed',
+      () => !h1.network.forwarderRoutes().some((r) => r.peerIp === '198.18.0.3'),
+      5000,
+    );
+    const before = h1.network.forwarderStats().drops.noRoute;
+    expect(await ping(h1.container!.netns, h3.container!.ip, 1, 1)).toBe(false);
+    expect(h1.network.forwarderStats().drops.noRoute).toBeGreaterThan(before);
+    subnets.put(lease);
+    await waitFor(
+      'route to h3 back',
+      () => h1.network.forwarderRoutes().some((r) => r.peerIp === '198.18.0.3'),
+      5000,
+    );
+    expect(await ping(h1.container!.netns, h3.container!.ip, 2)).toBe(true);
+  });
+
+  it('heals a deleted cluster route on resync', async () => {
+    const h2 = hosts[1]!;
+    await run('ip', ['-n', h2.host.netns, 'route', 'del', '10.5.0.0/16', 'dev', 'weft0']);
+    await waitFor(
+      'cluster route restored',
+      async () =>
+        (await ipOut(h2.host.netns, 'route', 'show', 'dev', 'weft0')).includes('10.5.0.0/16'),
+      5000,
+    );
+    expect(await ping(h2.container!.netns, hosts[0]!.container!.ip, 2)).toBe(true);
+  });
+
+  it('run ends on abort and joins the forwarder (the TUN goes with it)', async () => {
+    const h3 = hosts[2]!;
+    h3.ac.abort();
+    await h3.done;
+    expect(h3.network.forwarderStats().running).toBe(false);
+    expect(await ipOut(h3.host.netns, 'link', 'show')).not.toContain('weft0');
+  });
+});

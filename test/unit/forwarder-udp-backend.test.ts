@@ -1,0 +1,174 @@
+/**
+ * The UDP backend's pure logic and its lease → forwarder loop, on MemoryForwarder and the recording
+ * FakeNetlink (the real kernel path: test/integration/udp-backend.test.ts).
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  parseUdpConfig,
+  peerRoutes,
+  syncRoutes,
+  udpBackendFactory,
+  type UdpNetwork,
+} from '../../src/backend-udp/index.js';
+import { MemoryForwarder } from '../../src/dataplane/forwarder.js';
+import type { Lease, LeaseAttrs } from '../../src/lease/lease.js';
+import { nullLogger } from '../../src/log/logger.js';
+import { MemorySubnets, testNetworkConfig } from '../integration/backend-memory-subnets.js';
+import { FakeNetlink } from './backend-fake-netlink.js';
+
+const attrs = (publicIp: string, backendType = ''): LeaseAttrs => ({
+  publicIp,
+  publicIpv6: null,
+  backendType,
+});
+const lease = (n: number, a: LeaseAttrs, subnet6: string | null = null): Lease => ({
+  key: `10.5.${n}.0-24`,
+  subnet: `10.5.${n}.0/24`,
+  subnet6,
+  attrs: a,
+  expiration: null,
+});
+
+describe('parseUdpConfig', () => {
+  it('fills flannel defaults and weft extras', () => {
+    expect(parseUdpConfig({ Type: 'udp' })).toEqual({ port: 8285, name: 'weft0', mtu: null });
+    expect(parseUdpConfig({ type: 'udp', PORT: 9000, name: 'tun7', Mtu: 9000 })).toEqual({
+      port: 9000,
+      name: 'tun7',
+      mtu: 9000,
+    });
+    expect(parseUdpConfig({ Port: 0 }).port).toBe(8285);
+  });
+
+  it.each([
+    [{ Port: 70000 }, 'Backend.Port: 70000 is invalid: must be an integer from 0 to 65535'],
+    [{ Port: '8285' }, 'Backend.Port: "8285" is invalid: must be an integer from 0 to 65535'],
+    [{ Name: 'a/b' }, 'Backend.Name: "a/b" is invalid: must be a Linux interface name'],
+    [{ MTU: 100 }, 'Backend.MTU: 100 is invalid: must be an integer from 604 to 65535'],
+  ])('rejects %o', (raw, message) => {
+    expect(() => parseUdpConfig(raw)).toThrow(message);
+  });
+
+  it('warns about unknown keys', () => {
+    const warned: unknown[] = [];
+    parseUdpConfig({ Type: 'udp', VNI: 1 }, (_m, f) => warned.push(f));
+    expect(warned).toEqual([{ key: 'VNI' }]);
+  });
+});
+
+describe('peerRoutes', () => {
+  it('routes flannel-style (no BackendType) and udp-typed leases to their PublicIP', () => {
+    expect(peerRoutes(lease(2, attrs('198.18.0.2')), 8285, false)).toEqual({
+      kind: 'routes',
+      routes: [{ dst: '10.5.2.0/24', peerIp: '198.18.0.2', port: 8285 }],
+    });
+    expect(peerRoutes(lease(2, attrs('198.18.0.2', 'udp')), 8285, false).kind).toBe('routes');
+  });
+
+  it('adds the IPv6 subnet only when IPv6 is enabled', () => {
+    const l = lease(2, attrs('198.18.0.2'), 'fd05:0:0:2::/64');
+    expect(peerRoutes(l, 8285, true)).toMatchObject({
+      routes: [{ dst: '10.5.2.0/24' }, { dst: 'fd05:0:0:2::/64', peerIp: '198.18.0.2' }],
+    });
+    expect(peerRoutes(l, 8285, false)).toMatchObject({ routes: [{ dst: '10.5.2.0/24' }] });
+  });
+
+  it.each([
+    [attrs('198.18.0.2', 'vxlan'), 'backend type "vxlan"'],
+    [attrs('198.18.0.2', 'host-gw'), 'backend type "host-gw"'],
+    [attrs('0.0.0.0'), 'no usable IPv4 PublicIP ("0.0.0.0")'],
+    [attrs('fd18::2'), 'no usable IPv4 PublicIP ("fd18::2")'],
+  ])('skips %o', (a, reason) => {
+    expect(peerRoutes(lease(2, a), 8285, false)).toEqual({ kind: 'skip', reason });
+  });
+});
+
+describe('syncRoutes', () => {
+  it('brings the forwarder table to the desired routes with minimal commands', () => {
+    const f = MemoryForwarder.start({ tunFd: 3, port: 8285, mtu: 1472 });
+    f.setRoute('10.5.9.0/24', '198.18.0.9', 8285);
+    f.setRoute('10.5.2.0/24', '198.18.0.2', 8285);
+    f.setRoute('10.5.3.0/24', '198.18.0.33', 8285);
+    const desired = new Map(
+      [
+        { dst: '10.5.2.0/24', peerIp: '198.18.0.2', port: 8285 },
+        { dst: '10.5.3.0/24', peerIp: '198.18.0.3', port: 8285 },
+        { dst: '10.5.4.0/24', peerIp: '198.18.0.4', port: 8285 },
+      ].map((r) => [r.dst, r]),
+    );
+    expect(syncRoutes(f, desired)).toEqual({ set: 2, deleted: 1 });
+    expect(f.routes()).toEqual([...desired.values()]);
+    expect(syncRoutes(f, desired)).toEqual({ set: 0, deleted: 0 });
+  });
+});
+
+describe('udp backend on MemoryForwarder and FakeNetlink', () => {
+  const setup = async (): Promise<{
+    net: UdpNetwork;
+    fwd: MemoryForwarder;
+    nl: FakeNetlink;
+    subnets: MemorySubnets;
+    ac: AbortController;
+    done: Promise<void>;
+  }> => {
+    const config = testNetworkConfig('udp');
+    const subnets = new MemorySubnets(config);
+    const nl = new FakeNetlink();
+    nl.addLink('weft0', { mtu: 1500, up: false });
+    let fwd: MemoryForwarder | undefined;
+    const backend = udpBackendFactory({
+      netlink: nl,
+      startForwarder: (req) => {
+        fwd = MemoryForwarder.start({ tunFd: 3, port: req.port, mtu: req.mtu });
+        return fwd;
+      },
+    })({
+      subnets: subnets.manager(),
+      uplink: {
+        name: 'eth0',
+        index: 2,
+        mtu: 1500,
+        ifaceAddr: '198.18.0.1',
+        ifaceAddr6: null,
+        publicIp: '198.18.0.1',
+        publicIpv6: null,
+      },
+      log: nullLogger,
+      stateDir: '/nonexistent',
+    });
+    subnets.put(lease(2, attrs('198.18.0.2')));
+    subnets.put(lease(3, attrs('198.18.0.3', 'vxlan')));
+    const ac = new AbortController();
+    const net = (await backend.registerNetwork(config, {}, ac.signal)) as UdpNetwork;
+    const done = net.run(ac.signal);
+    return { net, fwd: fwd!, nl, subnets, ac, done };
+  };
+
+  it('configures the TUN, follows lease events and closes the forwarder when run ends', async () => {
+    const { net, fwd, nl, subnets, ac, done } = await setup();
+    expect(net.mtu).toBe(1472);
+    expect(net.lease.attrs).toEqual({ publicIp: '198.18.0.1', publicIpv6: null, backendType: '' });
+    expect(nl.calls.slice(0, 4)).toEqual([
+      'setLinkMtu 10 1472',
+      `addAddr ${net.lease.subnet!.replace('/24', '/32')} dev 10`,
+      'setLinkUp 10',
+      expect.stringMatching(/^routeReplace 10\.5\.0\.0\/16/),
+    ]);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(fwd.routes()).toEqual([{ dst: '10.5.2.0/24', peerIp: '198.18.0.2', port: 8285 }]);
+    subnets.put(lease(4, attrs('198.18.0.4')));
+    subnets.remove('10.5.2.0-24');
+    await new Promise((r) => setTimeout(r, 10));
+    expect(fwd.routes().map((r) => r.dst)).toEqual(['10.5.4.0/24']);
+    ac.abort();
+    await done;
+    expect(fwd.closed).toBe(true);
+  });
+
+  it('rejects run with the forwarder error when the forwarder dies', async () => {
+    const { fwd, done } = await setup();
+    fwd.failWith('EBADFD', 'read');
+    await expect(done).rejects.toMatchObject({ code: 'E_NATIVE', details: { code: 'EBADFD' } });
+    expect(fwd.closed).toBe(true);
+  });
+});
