@@ -71,6 +71,13 @@ const famOf = (n: number | undefined): IpFamily => (n === AF_INET6 ? 6 : 4);
 
 type DumpKind = 'link' | 'address' | 'route' | 'neighbor';
 
+/** `p`, marked as handled: when a race against socket loss settles first, its late rejection (e.g. the
+ *  package's own timeout) must not become an unhandled rejection. */
+function settled<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {});
+  return p;
+}
+
 export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
   const log = options.log ?? nullLogger;
   const timeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -110,7 +117,7 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
       counters.requests++;
       try {
         const gen = reqSock.current();
-        return await Promise.race([fn(gen.nl, { timeout }), gen.lost]);
+        return await Promise.race([settled(fn(gen.nl, { timeout })), gen.lost]);
       } catch (err) {
         const e = toNetlinkError(err, op, object);
         counters.errors++;
@@ -141,10 +148,12 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
           else if (kind === 'route') rt.formatRouteMessage(msg as rt.RouteMessage, body);
           else rt.formatNeighborMessage(msg as rt.NeighborMessage, body);
           const [msgs] = await Promise.race([
-            gen.nl.socket.request(type, body.bufs as Uint8Array[], {
-              flags: FlagsGet.DUMP,
-              timeout: dumpTimeout,
-            }),
+            settled(
+              gen.nl.socket.request(type, body.bufs as Uint8Array[], {
+                flags: FlagsGet.DUMP,
+                timeout: dumpTimeout,
+              }),
+            ),
             gen.lost,
           ]);
           if (msgs.some((m) => (m.flags & 16) /* NLM_F_DUMP_INTR */ !== 0)) {

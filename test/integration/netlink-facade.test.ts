@@ -168,6 +168,37 @@ describe.skipIf(!runnable)('netlink façade (real kernel in a netns)', () => {
     await ops.deleteLink(dev);
   });
 
+  it('applies a batch with per-entry typed results and never rejects', async () => {
+    const results = await ops.applyBatch([
+      { op: 'routeReplace', route: { dst: '10.44.1.0/24', oif: eth0 } },
+      { op: 'routeReplace', route: { dst: '10.44.2.0/24', oif: 99_999 } },
+      { op: 'routeDelete', route: { dst: '10.44.3.0/24', oif: eth0 } },
+      {
+        op: 'neighReplace',
+        neigh: { ifindex: eth0, dst: '198.18.0.44', mac: '0e:44:44:44:44:44' },
+      },
+      { op: 'neighDelete', neigh: { ifindex: eth0, dst: '198.18.0.45' } },
+      { op: 'routeDelete', route: { dst: '10.44.1.0/24', oif: eth0 } },
+    ]);
+    expect(results.map((r) => (r ? `${r.code} ${r.errno} ${r.op}` : null))).toEqual([
+      null,
+      'E_NETLINK ENODEV routeReplace',
+      'E_NETLINK ESRCH routeDelete',
+      null,
+      'E_NETLINK ENOENT neighDelete',
+      null,
+    ]);
+    expect(
+      await run('ip', ['-n', ns, 'neigh', 'show', '198.18.0.44']).then((r) => r.stdout),
+    ).toContain('lladdr 0e:44:44:44:44:44 PERMANENT');
+    await ops.neighDelete({ ifindex: eth0, dst: '198.18.0.44' });
+    // Hostile input is a typed result too, not an exception out of the batch.
+    const [bad] = await ops.applyBatch([
+      { op: 'routeReplace', route: { dst: 'not-a-cidr', oif: eth0 } },
+    ]);
+    expect(bad).toMatchObject({ code: 'E_NETLINK', errno: 'EINVAL' });
+  });
+
   it('survives a burst of 15k route operations (≤ 64 in flight) and times out a slow dump', async () => {
     let maxInFlight = 0;
     const sampler = setInterval(() => {

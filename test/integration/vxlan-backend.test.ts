@@ -367,4 +367,59 @@ function scenario(ipv6: boolean): void {
 scenario(false);
 scenario(true);
 
+describe.skipIf(!runnable)(
+  'vxlan backend with DirectRouting and the checksum workaround forced on',
+  () => {
+    let topo: Topology;
+    const hosts: Running[] = [];
+    const inspect: NetlinkOps[] = [];
+
+    beforeAll(async () => {
+      topo = await createTopology({ hosts: 2 });
+      const config = testNetworkConfig('vxlan', {
+        raw: { DirectRouting: true, ChecksumWorkaround: 'on', VNI: 4 },
+      });
+      const subnets = new MemorySubnets(config);
+      for (const h of topo.hosts) {
+        const ops = createNetlinkOps({ netns: h.netns });
+        inspect.push(ops);
+        hosts.push(await start(subnets, config, h, ops));
+      }
+      for (const r of hosts) {
+        r.container = await topo.addContainer(r.host, {
+          cidr: `10.5.${r.n}.2/24`,
+          gateway: `10.5.${r.n}.1`,
+        });
+      }
+    });
+    afterAll(async () => {
+      for (const r of hosts) await stop(r).catch(() => {});
+      for (const o of inspect) o.close();
+      await topo?.destroy();
+    });
+
+    it('routes on-link peers via their public IP on the uplink (no neighbour/FDB) and containers ping', async () => {
+      const [h1, h2] = hosts as [Running, Running];
+      const routes = await ipOut(h1.host.netns, 'route', 'show');
+      expect(routes).toMatch(new RegExp(`10\\.5\\.${h2.n}\\.0/24 via 198\\.18\\.0\\.2 dev eth0`));
+      expect(await ipOut(h1.host.netns, 'route', 'show', 'dev', 'weft.4')).not.toContain(
+        `10.5.${h2.n}.0/24`,
+      );
+      expect(await fdbOut(h1.host.netns, 'weft.4')).not.toContain(h2.network.vtepMacs[4]!);
+      expect(await ping(h1.container!.netns, h2.container!.ip, 2, 2)).toBe(true);
+      expect(await ping(h2.container!.netns, h1.container!.ip, 2, 2)).toBe(true);
+    });
+
+    it('turns tx checksum offload off only because it was asked to', async () => {
+      const k = (
+        await run('ip', ['netns', 'exec', hosts[0]!.host.netns, 'ethtool', '-k', 'weft.4'])
+      ).stdout;
+      expect(k).toMatch(/tx-checksum-ip-generic: off/);
+      expect(
+        logs.some((l) => l.includes('tx checksum offload mode') && l.includes('"mode":"on"')),
+      ).toBe(true);
+    });
+  },
+);
+
 afterAll(() => rmSync(stateDir, { recursive: true, force: true }));
