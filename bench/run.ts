@@ -1,0 +1,201 @@
+/**
+ * `npm run bench` (root; after `npm run build`): every weft number beside its anchor, measured in one run
+ * on one topology (performance.md: read as ratios). Builds two simulated hosts and an etcd once, then
+ * sets up, measures and tears down each dataplane path in turn (underlay, routed by hand, kernel VXLAN by
+ * hand, weft host-gw, weft VXLAN, weft UDP); while weft VXLAN runs it also measures etcd→kernel latency,
+ * CNI ADD/DEL against the reference bridge, and weftd's RSS at 1000 peers; then runs the per-area
+ * benches bench/lease.ts and bench/netlink.ts. Writes bench/results/<time>.{md,json,svg} (and latest.*),
+ * and prints the Markdown. `-- --publish` also writes bench/latest.md and bench/latest.svg for the README.
+ *
+ * Env: BENCH_SECONDS (iperf3 seconds per figure, default 3), BENCH_ONLY (comma list of row ids, e.g.
+ * `underlay,vxlan-hand`; control rows are `control`, `lease`, `netlink`).
+ */
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startEtcd } from '../test/helpers/etcd.js';
+import { createTopology } from '../test/helpers/netns.js';
+import { cniLatency, latencyAndRss, leaseBench, netlinkBench } from './lib/control.js';
+import { measurePath, SECONDS } from './lib/measure.js';
+import {
+  NotAvailable,
+  routedByHand,
+  underlay,
+  vxlanByHand,
+  weft,
+  type PathSetup,
+  type WeftPath,
+} from './lib/paths.js';
+import {
+  buildRatios,
+  machineFacts,
+  toMarkdown,
+  toSvg,
+  type BenchReport,
+  type Control,
+  type DataplaneRow,
+} from './lib/report.js';
+import { REPO } from './lib/cni.js';
+
+const only = (process.env['BENCH_ONLY'] ?? '').split(',').filter(Boolean);
+const wanted = (id: string): boolean => only.length === 0 || only.includes(id);
+const log = (msg: string): void => console.error(`[bench] ${msg}`);
+const reason = (err: unknown): string =>
+  (err instanceof Error ? err.message : String(err)).split('\n')[0]!.slice(0, 160);
+
+interface PathSpec {
+  id: string;
+  label: string;
+  anchor: string | null;
+  setup: () => Promise<PathSetup>;
+  /** extra measurements while this path is up (weft VXLAN: control plane) */
+  during?: (p: PathSetup) => Promise<void>;
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('npm run bench needs root (network namespaces)');
+  if (!existsSync(join(REPO, 'dist', 'daemon', 'main.js')))
+    throw new Error('dist/ is missing: run `npm run build` first');
+  const machine = machineFacts();
+  const started = new Date();
+  log(
+    `machine: ${machine.cpu}, ${machine.cores} vCPU, kernel ${machine.kernel}, load ${machine.loadavg1m}`,
+  );
+
+  const control: Control = {
+    lease: { na: 'not run' },
+    netlink: { na: 'not run' },
+    etcdToKernel: { na: 'weft VXLAN path not available' },
+    rss: { na: 'weft VXLAN path not available' },
+    cni: { na: 'weft VXLAN path not available' },
+  };
+  const rows: DataplaneRow[] = [];
+  const topo = await createTopology({ hosts: 2, ipv6: false });
+  try {
+    const etcd = await startEtcd({ netns: topo.underlayNetns, host: topo.underlayGatewayIp });
+    try {
+      const paths: PathSpec[] = [
+        {
+          id: 'underlay',
+          label: 'underlay (veth + bridge, host to host)',
+          anchor: null,
+          setup: () => underlay(topo),
+        },
+        {
+          id: 'routed-hand',
+          label: 'routed by hand (host-gw style)',
+          anchor: 'underlay',
+          setup: () => routedByHand(topo),
+        },
+        {
+          id: 'vxlan-hand',
+          label: 'kernel VXLAN by hand (iproute2)',
+          anchor: 'underlay',
+          setup: () => vxlanByHand(topo),
+        },
+        {
+          id: 'weft-host-gw',
+          label: 'weft host-gw',
+          anchor: 'routed-hand',
+          setup: () => weft(topo, etcd, 'host-gw'),
+        },
+        {
+          id: 'weft-vxlan',
+          label: 'weft VXLAN',
+          anchor: 'vxlan-hand',
+          setup: () => weft(topo, etcd, 'vxlan'),
+          during: async (p) => {
+            if (!wanted('control') && only.length > 0) return;
+            const wp = p as WeftPath;
+            log('etcd → kernel latency and weftd RSS at 1000 peers');
+            try {
+              [control.etcdToKernel, control.rss] = await latencyAndRss(wp);
+            } catch (err) {
+              control.etcdToKernel = control.rss = { na: reason(err) };
+            }
+            log('CNI ADD/DEL latency');
+            try {
+              control.cni = await cniLatency(wp);
+            } catch (err) {
+              control.cni = { na: reason(err) };
+            }
+          },
+        },
+        {
+          id: 'weft-udp',
+          label: 'weft UDP',
+          anchor: 'vxlan-hand',
+          setup: () => weft(topo, etcd, 'udp'),
+        },
+      ];
+      for (const spec of paths) {
+        const row: DataplaneRow = { id: spec.id, label: spec.label, anchor: spec.anchor };
+        rows.push(row);
+        if (!wanted(spec.id) && !(spec.during && wanted('control'))) {
+          row.na = 'not selected (BENCH_ONLY)';
+          continue;
+        }
+        log(`path: ${spec.label}`);
+        let p: PathSetup | undefined;
+        try {
+          p = await spec.setup();
+          if (wanted(spec.id)) row.result = await measurePath(p.endpoints);
+          else row.na = 'not selected (BENCH_ONLY)';
+          await spec.during?.(p);
+        } catch (err) {
+          row.na = err instanceof NotAvailable ? err.message : `failed: ${reason(err)}`;
+          log(`${spec.id}: ${row.na}`);
+        } finally {
+          await p?.teardown();
+        }
+      }
+    } finally {
+      await etcd.stop();
+    }
+  } finally {
+    await topo.destroy();
+  }
+  if (wanted('lease')) {
+    log('bench/lease.ts (200 hosts)');
+    control.lease = await leaseBench(200);
+  }
+  if (wanted('netlink')) {
+    log('bench/netlink.ts (5000 peers)');
+    control.netlink = await netlinkBench(5000);
+  }
+
+  const report: BenchReport = {
+    date: started.toISOString(),
+    seconds: SECONDS,
+    machine,
+    dataplane: rows,
+    control,
+    ratios: buildRatios(rows, control),
+  };
+  const dir = join(REPO, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const stamp = started.toISOString().replace(/[:.]/g, '-');
+  const md = toMarkdown(report);
+  const svg = toSvg(report);
+  const files: [string, string][] = [
+    [`${stamp}.md`, md],
+    [`${stamp}.json`, `${JSON.stringify(report, null, 2)}\n`],
+    [`${stamp}.svg`, svg],
+  ];
+  for (const [name, text] of files) {
+    writeFileSync(join(dir, name), text);
+    copyFileSync(join(dir, name), join(dir, `latest${name.slice(stamp.length)}`));
+  }
+  if (process.argv.includes('--publish')) {
+    writeFileSync(join(REPO, 'bench', 'latest.md'), md);
+    writeFileSync(join(REPO, 'bench', 'latest.svg'), svg);
+  }
+  console.log(md);
+  log(
+    `written: bench/results/${stamp}.{md,json,svg} (and latest.*) in ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s`,
+  );
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
