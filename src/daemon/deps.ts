@@ -6,6 +6,7 @@ import { createEtcdSubnetManager, type EtcdSubnetManagerOptions } from '../subne
 import type { Logger } from '../log/logger.js';
 import { createNetlinkOps } from '../netlink/index.js';
 import { defaultBackends } from './default-backends.js';
+import { createIptablesRunner } from './firewall/iptables-forward.js';
 import { createNftRunner } from './firewall/nft.js';
 import { createDaemonMetrics } from './metrics.js';
 import type { DaemonOptions } from './options.js';
@@ -57,6 +58,7 @@ export function createDefaultDeps(
     backends: defaultBackends({ resyncPeriodSec: options.resyncPeriod, metrics, netlink }),
     readHost: readHostSnapshot,
     nft: createNftRunner(),
+    iptables: createIptablesRunner(),
     metrics,
     dispose: () => netlink.close(),
   };

@@ -13,6 +13,7 @@ import type { Network, Uplink } from '../backend/backend.js';
 import type { NetworkConfig, SubnetManager } from '../subnet/manager.js';
 import { lookupBackend, type BackendRegistry } from './backends.js';
 import { Firewall } from './firewall/firewall.js';
+import type { IptablesRunner } from './firewall/iptables-forward.js';
 import type { NftRunner } from './firewall/nft.js';
 import type { RulesInput } from './firewall/rules.js';
 import { startHealthServer, type HealthServer } from './health.js';
@@ -41,6 +42,8 @@ export interface DaemonDeps {
   readonly backends: BackendRegistry;
   readonly readHost: () => Promise<HostSnapshot>;
   readonly nft: NftRunner;
+  /** iptables fallback for forward rules on hosts whose FORWARD policy drops (optional). */
+  readonly iptables?: IptablesRunner;
   readonly metrics: DaemonMetrics;
   /** Delay between config reads while the config is absent or etcd unreachable (default 1000). */
   readonly retryMs?: number;
@@ -267,6 +270,7 @@ export class Daemon {
         this.deps.nft,
         rateLimited(this.log.child({ component: 'firewall' }), 60_000, 3),
         metrics,
+        this.deps.iptables,
       );
       await firewall.apply(this.rulesInput(config, lease));
       await writeSubnetEnv(this.options.subnetFile, {

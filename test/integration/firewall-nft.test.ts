@@ -10,6 +10,7 @@ import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import { Firewall } from '../../src/daemon/firewall/firewall.js';
 import { createNftRunner } from '../../src/daemon/firewall/nft.js';
+import { createIptablesRunner } from '../../src/daemon/firewall/iptables-forward.js';
 import type { RulesInput } from '../../src/daemon/firewall/rules.js';
 import { nullLogger } from '../../src/log/logger.js';
 
@@ -117,5 +118,58 @@ describe('firewall without nft installed', () => {
     await expect(fw.apply(input(true))).rejects.toThrow(/not found: install nftables/);
     await fw.apply({ ...input(false), forwardRules: false });
     expect(await fw.check()).toEqual(['rules not applied yet']);
+  });
+});
+
+describe.skipIf(!runnable)('forward rules on a host whose iptables FORWARD policy drops', () => {
+  let topo: Topology;
+  let ctr: SimContainer;
+  let h1: string;
+
+  beforeAll(async () => {
+    topo = await createTopology({ hosts: 2 });
+    h1 = topo.hosts[0]!.netns;
+    ctr = await topo.addContainer(topo.hosts[0]!, { cidr: '10.5.1.2/24', gateway: '10.5.1.1' });
+    // h2 routes the overlay subnet back, so replies need no masquerade; h1's FORWARD drops (Docker)
+    await nsRun(topo.hosts[1]!.netns, 'ip', ['route', 'add', '10.5.1.0/24', 'via', '198.18.0.1']);
+    await nsRun(h1, 'iptables', ['-w', '5', '-P', 'FORWARD', 'DROP']);
+  });
+  afterAll(async () => {
+    await topo?.destroy();
+  });
+
+  it('adds them to iptables too, and the resync restores a removed jump', async () => {
+    expect(await ping(ctr.netns, '198.18.0.2', 1, 1)).toBe(false);
+    const ipt = createIptablesRunner({ netns: h1 });
+    const fw = new Firewall(createNftRunner({ netns: h1 }), nullLogger, undefined, ipt);
+    await fw.apply({ ...input(false), ipv6: null });
+    expect(await ping(ctr.netns, '198.18.0.2', 2, 2)).toBe(true);
+    const chain = (await nsRun(h1, 'iptables', ['-w', '5', '-S', 'WEFT-FWD'])).stdout;
+    expect(chain).toContain(
+      '-A WEFT-FWD -s 10.5.0.0/16 -m comment --comment "weft forward" -j ACCEPT',
+    );
+    await nsRun(h1, 'iptables', [
+      '-w',
+      '5',
+      '-D',
+      'FORWARD',
+      '-m',
+      'comment',
+      '--comment',
+      'weft forward',
+      '-j',
+      'WEFT-FWD',
+    ]);
+    expect(await ping(ctr.netns, '198.18.0.2', 1, 1)).toBe(false);
+    expect(await fw.resyncOnce()).toBe(false); // nft part intact; iptables part repaired on the way
+    expect((await nsRun(h1, 'iptables', ['-w', '5', '-S', 'FORWARD'])).stdout).toContain(
+      '-j WEFT-FWD',
+    );
+    expect(await ping(ctr.netns, '198.18.0.2', 2, 2)).toBe(true);
+    await fw.apply({ ...input(false), ipv6: null }); // idempotent: still one jump
+    const jumps = (await nsRun(h1, 'iptables', ['-w', '5', '-S', 'FORWARD'])).stdout.match(
+      /-j WEFT-FWD/g,
+    );
+    expect(jumps).toHaveLength(1);
   });
 });

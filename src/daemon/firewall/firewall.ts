@@ -6,6 +6,7 @@
  */
 import { WeftError, describeError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
+import { ensureIptablesForward, type IptablesRunner } from './iptables-forward.js';
 import type { NftObject, NftRunner } from './nft.js';
 import { TABLE, buildRuleset, type ExpectedTable, type Ruleset, type RulesInput } from './rules.js';
 
@@ -47,12 +48,31 @@ export interface FirewallMetricsSink {
 
 export class Firewall {
   private ruleset: Ruleset | null = null;
+  private input: RulesInput | null = null;
 
+  /** `iptables`: the forward-rules fallback for hosts whose iptables FORWARD policy drops. */
   constructor(
     private readonly nft: NftRunner,
     private readonly log: Logger,
     private readonly metrics?: FirewallMetricsSink,
+    private readonly iptables?: IptablesRunner,
   ) {}
+
+  /** Adds the forward rules to iptables where its FORWARD policy would drop overlay traffic. */
+  private async ensureIptables(input: RulesInput): Promise<void> {
+    if (!this.iptables || !input.forwardRules) return;
+    for (const [family, f] of [
+      [4, input.ipv4],
+      [6, input.ipv6],
+    ] as const) {
+      if (f && (await ensureIptablesForward(this.iptables, family, f.network))) {
+        this.log.info('iptables FORWARD policy drops: added weft forward rules to iptables', {
+          family,
+          network: f.network,
+        });
+      }
+    }
+  }
 
   /** Builds and applies the ruleset for `input` (one transaction); rejects E_FIREWALL. */
   async apply(input: RulesInput): Promise<void> {
@@ -67,7 +87,9 @@ export class Firewall {
       return;
     }
     this.ruleset = rs;
+    this.input = input;
     this.metrics?.firewallApplied('start');
+    await this.ensureIptables(input);
     this.log.info('firewall rules applied', {
       tables: rs.tables.map(
         (t) => `${t.family} ${t.name}: ${t.chains.map((c) => c.name).join('+')}`,
@@ -97,6 +119,7 @@ export class Firewall {
   async resyncOnce(): Promise<boolean> {
     const rs = this.ruleset;
     if (!rs) return false;
+    if (this.input) await this.ensureIptables(this.input);
     const problems = await this.check();
     if (problems.length === 0) return false;
     this.log.warn('firewall rules were changed by someone else: restoring them', { problems });
