@@ -51,6 +51,18 @@ export async function etcdLeaseCount(etcd: EtcdFixture): Promise<number> {
   return Number(m[1]);
 }
 
+/** IDs of the live etcd leases, as `etcdctl lease list` prints them (hex). */
+export async function etcdLeaseIds(etcd: EtcdFixture): Promise<Set<string>> {
+  const out = await etcd.etcdctl(['lease', 'list']);
+  return new Set(
+    out
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim())
+      .filter(Boolean),
+  );
+}
+
 export async function storeRevision(etcd: EtcdFixture): Promise<number> {
   const out = await etcd.etcdctl(['get', '/weft-test-revision-probe', '-w', 'json']);
   return Number((JSON.parse(out) as { header: { revision: number } }).header.revision);

@@ -11,7 +11,7 @@ import { encodeLeaseAttrs } from '../../src/lease/codec.js';
 import type { Lease } from '../../src/lease/lease.js';
 import { fileURLToPath } from 'node:url';
 import { spawnTracked, stopChild } from '../helpers/exec.js';
-import { attrs, etcdLeaseCount, Managers, putConfig } from './subnet-helpers.js';
+import { attrs, etcdLeaseCount, etcdLeaseIds, Managers, putConfig } from './subnet-helpers.js';
 
 const runnable = requireCaps('etcd', 'etcdctl');
 useLeakCheck();
@@ -166,8 +166,8 @@ describe.skipIf(!runnable)('subnet lease manager over etcd', () => {
     await putConfig(etcd, prefix, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
     const m = managers.make(prefix, { ttlSeconds: 2, renewMarginSeconds: 1 });
     const lease = await m.acquireLease(attrs(1));
-    const baseline = await etcdLeaseCount(etcd);
     await new Promise((r) => setTimeout(r, 3500)); // nobody renews: etcd drops lease and key
+    const before = await etcdLeaseIds(etcd);
     expect(await etcd.etcdctl(['get', '--keys-only', `${prefix}/subnets/${lease.key}`])).toBe('');
     const ac = new AbortController();
     const renewed: Lease[] = [];
@@ -183,7 +183,12 @@ describe.skipIf(!runnable)('subnet lease manager over etcd', () => {
         await etcd.etcdctl(['get', '--print-value-only', `${prefix}/subnets/${lease.key}`]),
       ).toContain('198.18.0.1');
       expect(m.stats.recreations).toBe(1);
-      expect(await etcdLeaseCount(etcd)).toBe(baseline); // the expired one is gone, one new one exists
+      // Exactly one etcd lease was granted, and it is the one holding our key.
+      const granted = [...(await etcdLeaseIds(etcd))].filter((id) => !before.has(id));
+      // etcd prints int64 lease IDs as JSON numbers: read the digits, not a lossy JS number.
+      const raw = await etcd.etcdctl(['get', `${prefix}/subnets/${lease.key}`, '-w', 'json']);
+      const id = /"lease":(\d+)/.exec(raw)?.[1];
+      expect(granted).toEqual([BigInt(id ?? '0').toString(16)]);
     } finally {
       ac.abort();
       await keeping;
@@ -246,13 +251,13 @@ describe.skipIf(!runnable)('subnet lease manager over etcd', () => {
       requestTimeoutMs: 1000,
     });
     const lease = await m.acquireLease(attrs(1));
-    const leaseIdOf = async (): Promise<number | undefined> =>
-      (
-        JSON.parse(await etcd.etcdctl(['get', `${prefix}/subnets/${lease.key}`, '-w', 'json'])) as {
-          kvs?: Array<{ lease?: number }>;
-        }
-      ).kvs?.[0]?.lease;
+    // etcd prints int64 lease IDs as JSON numbers: read the digits, not a lossy JS number.
+    const leaseIdOf = async (): Promise<string | undefined> =>
+      /"lease":(\d+)/.exec(
+        await etcd.etcdctl(['get', `${prefix}/subnets/${lease.key}`, '-w', 'json']),
+      )?.[1];
     const before = await leaseIdOf();
+    expect(before).toMatch(/^\d+$/);
     const ac = new AbortController();
     let outcome: unknown = 'running';
     const keeping = m.keepLease(lease, ac.signal).then(
