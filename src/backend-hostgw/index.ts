@@ -99,6 +99,16 @@ class HostGwProgrammer implements PeerProgrammer {
         });
         continue;
       }
+      if (gw === f.fam.uplinkPublicIp(this.uplink)) {
+        this.peerLog.warn(
+          'skipping a lease that carries our own public IP (stale lease of this host?)',
+          {
+            lease: lease.key,
+            publicIp: gw,
+          },
+        );
+        continue;
+      }
       if (!isOnLink(f.onlink, gw)) {
         this.peerLog.warn('skipping host-gw peer that is not on-link', {
           lease: lease.key,

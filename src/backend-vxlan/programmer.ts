@@ -25,6 +25,7 @@ import type { KernelView } from '../backend/reconcile.js';
 import { parseVxlanBackendData } from './backend-data.js';
 import type { VxlanConfig } from './config.js';
 import { disableTxChecksum } from './checksum.js';
+import { disableAcceptRa } from './sysctl.js';
 
 export interface VxlanDevice {
   readonly fam: FamilyDescriptor;
@@ -86,6 +87,16 @@ export class VxlanProgrammer implements PeerProgrammer {
             want: dev.spec.mac,
           });
           await ops.setLinkMac(link.index, dev.spec.mac);
+        }
+        if (dev.fam.family === 6) {
+          try {
+            disableAcceptRa(dev.spec.name, this.o.netns);
+          } catch (err) {
+            log.warn('cannot set accept_ra=0 on the IPv6 vxlan device', {
+              device: dev.spec.name,
+              err,
+            });
+          }
         }
         if (this.o.checksumOff) {
           await disableTxChecksum(dev.spec.name, this.o.netns);
@@ -155,6 +166,16 @@ export class VxlanProgrammer implements PeerProgrammer {
           lease: lease.key,
           subnet,
         });
+        continue;
+      }
+      if (publicIp === dev.spec.local || publicIp === dev.fam.uplinkPublicIp(this.o.uplink)) {
+        this.peerLog.warn(
+          'skipping a lease that carries our own public IP (stale lease of this host?)',
+          {
+            lease: lease.key,
+            publicIp,
+          },
+        );
         continue;
       }
       const key = `${lease.key}/${dev.fam.family}`;
