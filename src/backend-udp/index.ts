@@ -22,6 +22,7 @@
 import { closeSync } from 'node:fs';
 import { ConfigError, describeError } from '../errors.js';
 import type { Backend, BackendDeps, BackendFactory, Network } from '../backend/backend.js';
+import type { PeerLoopObserver } from '../backend/peer-loop.js';
 import type { Lease } from '../lease/lease.js';
 import type { Logger } from '../log/logger.js';
 import { createNetlinkOps, type NetlinkOps } from '../netlink/index.js';
@@ -53,6 +54,8 @@ export interface UdpBackendOptions {
   /** Open the TUN, bind the socket and create netlink sockets in this netns (simulated hosts). */
   readonly netns?: string;
   readonly resyncMs?: number;
+  /** Metrics hooks (same shape as the kernel backends'): routed peers, resync duration, failures. */
+  readonly observer?: PeerLoopObserver;
   /** Creates the TUN and its forwarder (default: `weft0` with vnet header + NativeForwarder). */
   readonly startForwarder?: (req: ForwarderStartRequest) => Forwarder;
 }
@@ -173,7 +176,19 @@ class UdpBackend implements Backend {
       forwarderRoutes: () => fwd.routes(),
       run: (runSignal) =>
         runPeers(
-          { subnets, lease, fwd, ops, spec, port: cfg.port, ipv6, log, resyncMs, state },
+          {
+            subnets,
+            lease,
+            fwd,
+            ops,
+            spec,
+            port: cfg.port,
+            ipv6,
+            log,
+            resyncMs,
+            state,
+            observer: this.options.observer,
+          },
           runSignal,
         ).finally(() => {
           fwd.close(); // joins the forwarder thread: it never outlives the daemon
@@ -195,6 +210,7 @@ interface PeerContext {
   readonly resyncMs: number;
   /** The first fatal forwarder error, if any. */
   readonly state: { fatal?: unknown };
+  readonly observer: PeerLoopObserver | undefined;
 }
 
 /** One serial loop: lease batches and the periodic resync both end in `apply`. */
@@ -206,8 +222,9 @@ async function runPeers(c: PeerContext, signal: AbortSignal): Promise<void> {
   signal.addEventListener('abort', onAbort, { once: true });
   const onError = (): void => stop.abort();
   c.fwd.on('error', onError);
-  const apply = (): void => {
+  const apply = (): number => {
     const desired = new Map<string, DesiredRoute>();
+    const peers = new Set<string>();
     for (const l of leases.values()) {
       const plan = peerRoutes(l, c.port, c.ipv6);
       if (plan.kind === 'skip') {
@@ -217,22 +234,34 @@ async function runPeers(c: PeerContext, signal: AbortSignal): Promise<void> {
         continue;
       }
       skipped.delete(l.key);
+      peers.add(l.key);
       for (const r of plan.routes) desired.set(r.dst, r);
     }
     const res = syncRoutes(c.fwd, desired);
+    c.observer?.peers?.(peers.size);
     if (res.set + res.deleted > 0)
-      c.log.info('forwarder routes updated', { ...res, peers: leases.size });
+      c.log.info('forwarder routes updated', { ...res, peers: peers.size });
+    return peers.size;
   };
   let queue = Promise.resolve();
   const resync = (): void => {
     queue = queue
       .then(async () => {
+        const t0 = performance.now();
         await configureTun(c.ops, c.spec);
-        apply();
+        const peers = apply();
+        c.observer?.reconciled?.({
+          ms: performance.now() - t0,
+          peers,
+          programmed: 0,
+          deleted: 0,
+          failures: 0,
+        });
       })
-      .catch((err: unknown) =>
-        c.log.warn('udp resync failed; retrying later', { err: describeError(err) }),
-      );
+      .catch((err: unknown) => {
+        c.observer?.failed?.(err);
+        c.log.warn('udp resync failed; retrying later', { err: describeError(err) });
+      });
   };
   const timer = setInterval(resync, c.resyncMs);
   try {

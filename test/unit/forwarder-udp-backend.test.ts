@@ -103,6 +103,7 @@ describe('syncRoutes', () => {
 });
 
 describe('udp backend on MemoryForwarder and FakeNetlink', () => {
+  const peerCounts: number[] = [];
   const setup = async (): Promise<{
     net: UdpNetwork;
     fwd: MemoryForwarder;
@@ -118,6 +119,7 @@ describe('udp backend on MemoryForwarder and FakeNetlink', () => {
     let fwd: MemoryForwarder | undefined;
     const backend = udpBackendFactory({
       netlink: nl,
+      observer: { peers: (n) => peerCounts.push(n) },
       startForwarder: (req) => {
         fwd = MemoryForwarder.start({ tunFd: 3, port: req.port, mtu: req.mtu });
         return fwd;
@@ -156,6 +158,7 @@ describe('udp backend on MemoryForwarder and FakeNetlink', () => {
     ]);
     await new Promise((r) => setTimeout(r, 10));
     expect(fwd.routes()).toEqual([{ dst: '10.5.2.0/24', peerIp: '198.18.0.2', port: 8285 }]);
+    expect(peerCounts.at(-1)).toBe(1); // the vxlan-typed lease is no peer of ours
     subnets.put(lease(4, attrs('198.18.0.4')));
     subnets.remove('10.5.2.0-24');
     await new Promise((r) => setTimeout(r, 10));
