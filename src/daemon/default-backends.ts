@@ -1,9 +1,10 @@
 /**
- * The backends compiled into this build (design.md C3): vxlan and host-gw (udp once it exists), each
+ * The backends compiled into this build (design.md C3): vxlan, host-gw and udp, each
  * given the resync period from `--resync-period` and an observer feeding the daemon's metrics.
  */
 import type { PeerLoopObserver } from '../backend/peer-loop.js';
 import { hostGwBackendFactory } from '../backend-hostgw/index.js';
+import { udpBackendFactory } from '../backend-udp/index.js';
 import { vxlanBackendFactory } from '../backend-vxlan/index.js';
 import type { NetlinkOps } from '../netlink/index.js';
 import type { DaemonMetrics } from './metrics.js';
@@ -39,5 +40,6 @@ export function defaultBackends(opts: {
       resyncMs,
       observer: metricsObserver('host-gw', opts.metrics),
     }),
+    udp: udpBackendFactory({ ...shared, resyncMs, observer: metricsObserver('udp', opts.metrics) }),
   });
 }

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SimContainer } from '../helpers/netns.js';
-import { nsRun } from '../helpers/exec.js';
+import { nsRun, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import {
@@ -29,6 +29,7 @@ const cases = [
   { backend: 'vxlan', dual: true, masq: true },
   { backend: 'host-gw', dual: false, masq: false },
   { backend: 'host-gw', dual: true, masq: true },
+  { backend: 'udp', dual: false, masq: false },
 ] as const;
 
 async function pingOnce(from: SimContainer, to: string): Promise<string | null> {
@@ -85,17 +86,30 @@ describe.skipIf(!runnable).each(cases)(
 
     it('is ready on /readyz and reports its lease and peers on /metrics', async () => {
       expect(await readyz(daemons[0]!)).toBe(200);
-      const m = await nsRun(daemons[0]!.host.netns, 'node', [
-        '-e',
-        "fetch('http://127.0.0.1:8081/metrics').then(r=>r.text()).then(t=>console.log(t))",
-      ]);
-      expect(m.stdout).toContain('weft_lease_state{state="acquired"} 1');
-      expect(m.stdout).toContain('weft_ready 1');
-      expect(m.stdout).toContain(`weft_peers{backend="${backend}"} 2`);
-      expect(m.stdout).toMatch(/weft_netlink_requests_total [1-9]/);
-      expect(m.stdout).toMatch(
-        new RegExp(`weft_reconcile_duration_seconds_count\\{backend="${backend}"\\} [1-9]`),
+      const scrape = async (): Promise<string> =>
+        (
+          await nsRun(daemons[0]!.host.netns, 'node', [
+            '-e',
+            "fetch('http://127.0.0.1:8081/metrics').then(r=>r.text()).then(t=>console.log(t))",
+          ])
+        ).stdout;
+      const reconciled = new RegExp(
+        `weft_reconcile_duration_seconds_count\\{backend="${backend}"\\} [1-9]`,
       );
+      // a full reconcile has run by the first resync period (3 s) at the latest
+      const m = await waitFor(
+        'a reconcile in /metrics',
+        async () => {
+          const t = await scrape();
+          return reconciled.test(t) ? t : null;
+        },
+        8000,
+        250,
+      );
+      expect(m).toContain('weft_lease_state{state="acquired"} 1');
+      expect(m).toContain('weft_ready 1');
+      expect(m).toContain(`weft_peers{backend="${backend}"} 2`);
+      expect(m).toMatch(/weft_netlink_requests_total [1-9]/);
     });
 
     it(`installs the firewall rules (forward${masq ? ' + masquerade' : ''}) in its own nft tables`, async () => {
