@@ -54,7 +54,13 @@ export class WeftError extends Error {
     this[retryableBrand] = options.retryable ?? false;
   }
 
-  static [Symbol.hasInstance](value: unknown): boolean {
+  /**
+   * `x instanceof WeftError` holds for any branded weft error, even one from another copy of this module
+   * (the CNI bundle, a second install). Subclasses keep the ordinary prototype check, so
+   * `instanceof AbortedError` is not true of every WeftError.
+   */
+  static [Symbol.hasInstance](this: unknown, value: unknown): boolean {
+    if (this !== WeftError) return Function.prototype[Symbol.hasInstance].call(this, value);
     return (
       typeof value === 'object' &&
       value !== null &&

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, WeftError, describeError, hasCode, isRetryable } from '../../src/errors.js';
+import {
+  AbortedError,
+  ConfigError,
+  WeftError,
+  describeError,
+  hasCode,
+  isRetryable,
+} from '../../src/errors.js';
 import { createJsonLogger, rateLimited } from '../../src/log/logger.js';
 
 describe('errors', () => {
@@ -17,6 +24,13 @@ describe('errors', () => {
     expect(hasCode(new ConfigError('bad'), 'E_CONFIG_INVALID')).toBe(true);
     expect(describeError(e)).toBe('failed to add route 10.5.2.0/24: EEXIST: EEXIST');
     expect(isRetryable(new Error('x'))).toBe(false);
+    // subclasses keep the prototype check: a ConfigError is not an AbortedError
+    expect(new ConfigError('bad') instanceof AbortedError).toBe(false);
+    expect(new AbortedError() instanceof AbortedError).toBe(true);
+    expect(new AbortedError() instanceof WeftError).toBe(true);
+    // a branded error from another copy of the module still counts as a WeftError
+    const foreign = Object.assign(new Error('x'), { [Symbol.for('weft.error')]: true });
+    expect(foreign instanceof WeftError).toBe(true);
   });
 });
 
