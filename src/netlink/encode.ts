@@ -5,7 +5,7 @@
  * (bench/netlink.ts). Everything else still goes through the package.
  */
 import { ipFamily, ipToBytes, macToBytes, parseCidr } from './addr.js';
-import type { FdbSpec, NeighSpec, RouteSpec } from './ops.js';
+import type { FdbSpec, Mutation, NeighSpec, RouteSpec } from './ops.js';
 
 export const NLMSG_ERROR = 2;
 const RTM_NEWROUTE = 24;
@@ -133,4 +133,37 @@ export function encodeFdb(f: FdbSpec, del: boolean): Buffer {
         ndmsg(AF_BRIDGE, f.ifindex, NUD_PERMANENT, NTF_SELF),
         attrs,
       );
+}
+
+const routeText = (r: RouteSpec): string =>
+  `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''}${r.oif ? ` dev ${r.oif}` : ''}${r.onlink ? ' onlink' : ''}`;
+
+const fdbText = (f: FdbSpec): string => `${f.mac} dst ${f.dst} dev ${f.ifindex}`;
+
+/** Encodes one mutation for the bulk path, with its op name and object text for errors. */
+export function encodeMutation(m: Mutation): { msg: Buffer; op: string; object: string } {
+  switch (m.op) {
+    case 'routeReplace':
+    case 'routeDelete':
+      return {
+        msg: encodeRoute(m.route, m.op === 'routeDelete'),
+        op: m.op,
+        object: routeText(m.route),
+      };
+    case 'neighReplace':
+      return {
+        msg: encodeNeigh(m.neigh, false),
+        op: m.op,
+        object: `${m.neigh.dst} lladdr ${m.neigh.mac} dev ${m.neigh.ifindex}`,
+      };
+    case 'neighDelete':
+      return {
+        msg: encodeNeigh(m.neigh, true),
+        op: m.op,
+        object: `${m.neigh.dst} dev ${m.neigh.ifindex}`,
+      };
+    case 'fdbReplace':
+    case 'fdbDelete':
+      return { msg: encodeFdb(m.fdb, m.op === 'fdbDelete'), op: m.op, object: fdbText(m.fdb) };
+  }
 }

@@ -1,12 +1,13 @@
 /**
  * `createNetlinkOps`: NetlinkOps over the patched `netlink` package (see ops.ts for the guarantees).
  *
- * Three sockets, each created inside the target netns: one for changes (pipelined, ≤ maxInFlight), one
- * for dumps (strictly one at a time: the kernel refuses a second dump on a socket with EBUSY, and the
- * package's multipart reassembly breaks if an ACK lands between dump parts), and one, created on first
- * subscription, for link events with a large receive buffer.
+ * Four sockets, each created inside the target netns and each with an 'error' listener (sockets.ts):
+ * - requests: link and address changes through the package, ≤ maxInFlight, each with a timeout;
+ * - bulk: route / neighbour / FDB changes, hand-encoded and pipelined (bulk.ts, encode.ts);
+ * - dumps: one at a time, NLM_F_DUMP_INTR retried (dump.ts);
+ * - link events, created on first subscription, with a large receive buffer (events.ts).
  */
-import { AttrStream, FlagsGet, FlagsNew, rt, type RtNetlinkSocket } from 'netlink';
+import { FlagsNew, rt, type RtNetlinkSocket } from 'netlink';
 import { nullLogger, type Logger } from '../log/logger.js';
 import {
   bytesToIp,
@@ -24,36 +25,34 @@ import type {
   AddrEntry,
   EnsuredLink,
   FdbEntry,
-  FdbSpec,
   LinkEvent,
   LinkInfo,
   NeighEntry,
   NetlinkOps,
   NetlinkStats,
   RouteEntry,
-  RouteSpec,
   VxlanLinkSpec,
   Mutation,
 } from './ops.js';
 import { ManagedSocket } from './sockets.js';
 import { BulkSender } from './bulk.js';
-import { encodeFdb, encodeNeigh, encodeRoute } from './encode.js';
+import { encodeMutation } from './encode.js';
+import { createDumper, DUMP_INTR_RETRIES } from './dump.js';
+import { startLinkEvents } from './events.js';
+import { settled } from './sockets.js';
 
 export const DEFAULT_TIMEOUT_MS = 5_000;
 export const DEFAULT_DUMP_TIMEOUT_MS = 15_000;
 export const DEFAULT_MAX_IN_FLIGHT = 64;
 /** Asked for; the kernel caps it at net.core.rmem_max (×2). */
 export const EVENT_RECV_BUFFER_BYTES = 8 << 20;
-/** How often a dump the kernel flagged NLM_F_DUMP_INTR is repeated before giving up. */
-export const DUMP_INTR_RETRIES = 5;
+export { DUMP_INTR_RETRIES };
 
 const AF_INET = 2;
 const AF_INET6 = 10;
 const AF_BRIDGE = 7;
 const RT_TABLE_MAIN = 254;
 const RTNH_F_ONLINK = 4;
-const RTM_NEWLINK = 16;
-const RTM_DELLINK = 17;
 const REPLACE = { flags: FlagsNew.CREATE | FlagsNew.REPLACE };
 
 export interface NetlinkOpsOptions {
@@ -69,21 +68,11 @@ export interface NetlinkOpsOptions {
 const af = (f: IpFamily): number => (f === 4 ? AF_INET : AF_INET6);
 const famOf = (n: number | undefined): IpFamily => (n === AF_INET6 ? 6 : 4);
 
-type DumpKind = 'link' | 'address' | 'route' | 'neighbor';
-
-/** `p`, marked as handled: when a race against socket loss settles first, its late rejection (e.g. the
- *  package's own timeout) must not become an unhandled rejection. */
-function settled<T>(p: Promise<T>): Promise<T> {
-  p.catch(() => {});
-  return p;
-}
-
 export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
   const log = options.log ?? nullLogger;
   const timeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const dumpTimeout = options.dumpTimeoutMs ?? DEFAULT_DUMP_TIMEOUT_MS;
   const limiter = new InFlightLimiter(options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT);
-  const dumpQueue = new InFlightLimiter(1);
   const netns = options.netns;
   const reqSock = new ManagedSocket({ netns, recvBufferBytes: 1 << 20, label: 'request', log });
   const dumpSock = new ManagedSocket({ netns, recvBufferBytes: 1 << 20, label: 'dump', log });
@@ -93,6 +82,7 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
   let evSock: ManagedSocket | null = null;
   const linkListeners = new Set<(e: LinkEvent) => void>();
   const counters = { requests: 0, errors: 0, timeouts: 0 };
+  const dump = createDumper(dumpSock, dumpTimeout, counters);
 
   const emitLink = (e: LinkEvent): void => {
     for (const l of linkListeners) {
@@ -123,56 +113,6 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
         counters.errors++;
         if (e.code === 'E_NETLINK_TIMEOUT') counters.timeouts++;
         throw e;
-      }
-    });
-  }
-
-  /** A dump with NLM_F_DUMP_INTR retries; returns the parsed messages of `kind`. */
-  async function dump<K extends DumpKind>(
-    kind: K,
-    type: number,
-    data: Record<string, unknown>,
-    object: string,
-  ): Promise<Extract<rt.Message, { kind: K }>[]> {
-    const op = `dump ${kind}s`;
-    return dumpQueue.run(async () => {
-      for (let attempt = 0; ; attempt++) {
-        counters.requests++;
-        let gen;
-        try {
-          gen = dumpSock.current();
-          const body = new AttrStream();
-          const msg = { kind, data, attrs: {} } as unknown as rt.Message;
-          if (kind === 'link') rt.formatLinkMessage(msg as rt.LinkMessage, body);
-          else if (kind === 'address') rt.formatAddressMessage(msg as rt.AddressMessage, body);
-          else if (kind === 'route') rt.formatRouteMessage(msg as rt.RouteMessage, body);
-          else rt.formatNeighborMessage(msg as rt.NeighborMessage, body);
-          const [msgs] = await Promise.race([
-            settled(
-              gen.nl.socket.request(type, body.bufs as Uint8Array[], {
-                flags: FlagsGet.DUMP,
-                timeout: dumpTimeout,
-              }),
-            ),
-            gen.lost,
-          ]);
-          if (msgs.some((m) => (m.flags & 16) /* NLM_F_DUMP_INTR */ !== 0)) {
-            if (attempt < DUMP_INTR_RETRIES) continue;
-            throw new NetlinkError('E_NETLINK', 'EINTR_DUMP', op, object, undefined, true);
-          }
-          return msgs
-            .map((m) => rt.parseMessage(m.type, m.data))
-            .filter((m) => m.kind === kind) as Extract<rt.Message, { kind: K }>[];
-        } catch (err) {
-          const e = toNetlinkError(err, op, object);
-          counters.errors++;
-          // A timed-out dump may still be streaming into the socket: start over on a fresh one.
-          if (e.code === 'E_NETLINK_TIMEOUT') {
-            counters.timeouts++;
-            dumpSock.reset('dump timed out');
-          }
-          throw e;
-        }
       }
     });
   }
@@ -324,39 +264,6 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
     return removed;
   }
 
-  const routeText = (r: RouteSpec): string =>
-    `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''}${r.oif ? ` dev ${r.oif}` : ''}${r.onlink ? ' onlink' : ''}`;
-
-  const fdbText = (f: FdbSpec): string => `${f.mac} dst ${f.dst} dev ${f.ifindex}`;
-
-  /** Encodes one mutation for the bulk path, with its op name and object text for errors. */
-  function encodeMutation(m: Mutation): { msg: Buffer; op: string; object: string } {
-    switch (m.op) {
-      case 'routeReplace':
-      case 'routeDelete':
-        return {
-          msg: encodeRoute(m.route, m.op === 'routeDelete'),
-          op: m.op,
-          object: routeText(m.route),
-        };
-      case 'neighReplace':
-        return {
-          msg: encodeNeigh(m.neigh, false),
-          op: m.op,
-          object: `${m.neigh.dst} lladdr ${m.neigh.mac} dev ${m.neigh.ifindex}`,
-        };
-      case 'neighDelete':
-        return {
-          msg: encodeNeigh(m.neigh, true),
-          op: m.op,
-          object: `${m.neigh.dst} dev ${m.neigh.ifindex}`,
-        };
-      case 'fdbReplace':
-      case 'fdbDelete':
-        return { msg: encodeFdb(m.fdb, m.op === 'fdbDelete'), op: m.op, object: fdbText(m.fdb) };
-    }
-  }
-
   function applyBatch(mutations: readonly Mutation[]): Promise<(NetlinkError | null)[]> {
     return Promise.all(
       mutations.map((m) => {
@@ -447,47 +354,6 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
       }));
   }
 
-  function startEvents(): ManagedSocket {
-    const sock = new ManagedSocket({
-      netns,
-      recvBufferBytes: eventRecv,
-      ref: true,
-      label: 'link events',
-      log,
-    });
-    const attach = (): void => {
-      const gen = sock.current();
-      gen.nl.addMembership('LINK');
-      gen.nl.socket.on('message', (msgs) => {
-        for (const m of msgs) {
-          if (m.type !== RTM_NEWLINK && m.type !== RTM_DELLINK) continue;
-          let parsed: rt.Message;
-          try {
-            parsed = rt.parseMessage(m.type, m.data);
-          } catch (err) {
-            log.debug('unparsable link event', { err });
-            continue;
-          }
-          if (parsed.kind !== 'link') continue;
-          const link = toLinkInfo(parsed);
-          if (m.type === RTM_DELLINK)
-            emitLink({ kind: 'removed', index: link.index, name: link.name });
-          else emitLink({ kind: 'changed', link });
-        }
-      });
-    };
-    sock.onLost(() => {
-      try {
-        attach();
-      } catch (err) {
-        log.error('cannot re-create the link event socket', { err });
-      }
-      emitLink({ kind: 'resync' });
-    });
-    attach();
-    return sock;
-  }
-
   return {
     getLink,
     getLinkByIndex,
@@ -513,7 +379,8 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
     applyBatch,
     subscribeLinks(listener) {
       linkListeners.add(listener);
-      if (!evSock) evSock = startEvents();
+      if (!evSock)
+        evSock = startLinkEvents({ netns, recvBufferBytes: eventRecv, log, emit: emitLink });
       return () => {
         linkListeners.delete(listener);
         if (linkListeners.size === 0 && evSock) {

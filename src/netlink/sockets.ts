@@ -119,3 +119,10 @@ export class ManagedSocket {
     this.lostListeners.clear();
   }
 }
+
+/** `p`, marked as handled: when a race against socket loss settles first, its late rejection (e.g. the
+ *  package's own timeout) must not become an unhandled rejection. */
+export function settled<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {});
+  return p;
+}
