@@ -89,7 +89,6 @@ describe.skipIf(!runnable)('weftctl on a 3-host vxlan cluster', () => {
       const s = isError ? ERROR_SCHEMA : schema;
       if (s) expect(validate(json, s), `--json of weftctl ${args.join(' ')}`).toEqual([]);
     }
-    if (!args.includes('--json')) console.log(`$ weftctl ${args.join(' ')}  (exit ${r.code})\n${r.stdout}${r.stderr}`);
     return { code: r.code, json, stdout: r.stdout, stderr: r.stderr };
   }
 

@@ -1,16 +1,18 @@
 /**
- * weftd's lease lifecycle on one simulated host: a short TTL is renewed in time; SIGTERM exits 0 and
+ * weftd's lease lifecycle on one simulated host: started while etcd is down it waits (alive, not
+ * ready) and comes up when etcd does; a short TTL is renewed in time; SIGTERM exits 0 and
  * leaves the lease, the device, the rules and subnet.env in place (a restart reuses the subnet); the
  * lease taken over by another host makes weftd exit 5 with a clear message.
  */
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nsRun, sleep, stopChild } from '../helpers/exec.js';
+import { nsRun, sleep, stopChild, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import {
   createCluster,
   putConfig,
+  readyz,
   restartWeftd,
   startWeftd,
   subnetsOf,
@@ -37,9 +39,19 @@ describe.skipIf(!runnable)('weftd lease lifecycle', () => {
     await c?.destroy();
   });
 
-  it('renews a short-TTL lease before it expires', async () => {
+  it('started while etcd is down: alive and not ready, ready once etcd is back', async () => {
+    await c.etcd.kill();
     w = startWeftd(c, c.topo.hosts[0]!, ['--subnet-lease-ttl=6']);
-    await waitReady(w);
+    await waitFor('health server', async () => (await readyz(w)) === 503, 15_000, 200);
+    await sleep(2000);
+    expect(w.child.exitCode).toBeNull();
+    expect(await readyz(w)).toBe(503);
+    await c.etcd.start();
+    await waitReady(w, 30_000);
+    expect(await readyz(w)).toBe(200);
+  });
+
+  it('renews a short-TTL lease before it expires', async () => {
     await sleep(8000); // > TTL: without renewal etcd would have dropped the key
     expect(await c.etcd.etcdctl(['get', '--print-value-only', keyOf(w)])).toContain(
       '"PublicIP":"198.18.0.1"',
