@@ -7,7 +7,8 @@
  * benches bench/lease.ts and bench/netlink.ts. Writes bench/results/<time>.{md,json,svg} (and latest.*),
  * and prints the Markdown. `-- --publish` also writes bench/latest.md and bench/latest.svg for the README.
  *
- * Env: BENCH_SECONDS (iperf3 seconds per figure, default 3), BENCH_ONLY (comma list of row ids, e.g.
+ * Env: BENCH_SECONDS (iperf3 seconds per figure, default 2), BENCH_ROUNDS (default 3: every path is
+ * measured once per round and each figure is the median over rounds), BENCH_ONLY (comma list of row ids, e.g.
  * `underlay,vxlan-hand`; control rows are `control`, `lease`, `netlink`).
  */
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -15,7 +16,7 @@ import { join } from 'node:path';
 import { startEtcd } from '../test/helpers/etcd.js';
 import { createTopology } from '../test/helpers/netns.js';
 import { cniLatency, latencyAndRss, leaseBench, netlinkBench } from './lib/control.js';
-import { measurePath, SECONDS } from './lib/measure.js';
+import { measurePath, SECONDS, type PathResult } from './lib/measure.js';
 import {
   NotAvailable,
   routedByHand,
@@ -37,6 +38,22 @@ import {
 import { REPO } from './lib/cni.js';
 
 const only = (process.env['BENCH_ONLY'] ?? '').split(',').filter(Boolean);
+const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
+
+const median = (xs: readonly number[]): number => {
+  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/** Each figure's median over the rounds (figure by figure, not the median round). */
+function medianResult(rs: readonly PathResult[]): PathResult {
+  const keys = Object.keys(rs[0]!) as (keyof PathResult)[];
+  return Object.fromEntries(
+    keys.map((k) => [k, median(rs.map((r) => r[k]))]),
+  ) as unknown as PathResult;
+}
 const wanted = (id: string): boolean => only.length === 0 || only.includes(id);
 const log = (msg: string): void => console.error(`[bench] ${msg}`);
 const reason = (err: unknown): string =>
@@ -127,26 +144,43 @@ async function main(): Promise<void> {
           setup: () => weft(topo, etcd, 'udp'),
         },
       ];
+      const samples = new Map<string, PathResult[]>();
+      const skip = new Set<string>();
       for (const spec of paths) {
         const row: DataplaneRow = { id: spec.id, label: spec.label, anchor: spec.anchor };
         rows.push(row);
         if (!wanted(spec.id) && !(spec.during && wanted('control'))) {
           row.na = 'not selected (BENCH_ONLY)';
-          continue;
+          skip.add(spec.id);
         }
-        log(`path: ${spec.label}`);
-        let p: PathSetup | undefined;
-        try {
-          p = await spec.setup();
-          if (wanted(spec.id)) row.result = await measurePath(p.endpoints);
-          else row.na = 'not selected (BENCH_ONLY)';
-          await spec.during?.(p);
-        } catch (err) {
-          row.na = err instanceof NotAvailable ? err.message : `failed: ${reason(err)}`;
-          log(`${spec.id}: ${row.na}`);
-        } finally {
-          await p?.teardown();
+        samples.set(spec.id, []);
+      }
+      // Rounds: every path once per round, so a burst of other work on the machine hits one sample
+      // of each path rather than all samples of one; each figure is the median over the rounds.
+      for (let round = 1; round <= ROUNDS; round++) {
+        for (const spec of paths) {
+          const row = rows.find((r) => r.id === spec.id)!;
+          if (skip.has(spec.id)) continue;
+          log(`round ${round}/${ROUNDS}: ${spec.label}`);
+          let p: PathSetup | undefined;
+          try {
+            p = await spec.setup();
+            if (wanted(spec.id)) samples.get(spec.id)!.push(await measurePath(p.endpoints, p.pids));
+            else skip.add(spec.id);
+            if (round === 1) await spec.during?.(p);
+          } catch (err) {
+            row.na = err instanceof NotAvailable ? err.message : `failed: ${reason(err)}`;
+            skip.add(spec.id);
+            log(`${spec.id}: ${row.na}`);
+          } finally {
+            await p?.teardown();
+          }
         }
+      }
+      for (const row of rows) {
+        const got = samples.get(row.id) ?? [];
+        if (got.length > 0 && !row.na) row.result = medianResult(got);
+        else if (!row.na && !row.result) row.na = 'not selected (BENCH_ONLY)';
       }
     } finally {
       await etcd.stop();
@@ -166,6 +200,7 @@ async function main(): Promise<void> {
   const report: BenchReport = {
     date: started.toISOString(),
     seconds: SECONDS,
+    rounds: ROUNDS,
     machine,
     dataplane: rows,
     control,

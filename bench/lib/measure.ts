@@ -1,12 +1,15 @@
 /**
  * Dataplane measurements between two network namespaces (performance.md: short runs, same run as the
  * anchors, read as ratios): iperf3 TCP with 1 and 4 streams, iperf3 UDP with 64-byte payloads (delivered
- * packets per second), ping RTT, and the machine's busy CPU time per Gbit during the 1-stream run.
+ * packets per second), ping RTT, and CPU per Gbit during the 1-stream run. The CPU counted is what
+ * iperf3 reports for both ends (user + system, which includes most softirq work of the send and receive
+ * paths) plus the CPU of the given daemons (weftd, whose forwarder threads carry the UDP backend): not
+ * the machine-wide counters, which other work on a shared machine would pollute.
  */
 import { readFileSync } from 'node:fs';
 import { nsRun, sleep } from '../../test/helpers/exec.js';
 
-export const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3);
+export const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 2);
 
 export interface PathResult {
   /** Gbit/s received, 1 TCP stream */
@@ -19,7 +22,7 @@ export interface PathResult {
   udpLoss: number;
   /** average ping RTT in µs */
   rttUs: number;
-  /** busy vCPU·seconds (whole machine, /proc/stat) per Gbit moved in the 1-stream run */
+  /** vCPU·seconds (iperf3 both ends + daemons) per Gbit moved in the 1-stream run */
   cpuPerGbit: number;
 }
 
@@ -29,17 +32,20 @@ export interface Endpoints {
   serverIp: string;
 }
 
-/** Busy and total jiffies over all CPUs (first line of /proc/stat). */
-function cpuJiffies(): { busy: number; total: number } {
-  const f = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1);
-  const v = f.map(Number);
-  const total = v.reduce((a, b) => a + b, 0);
-  const idle = (v[3] ?? 0) + (v[4] ?? 0);
-  return { busy: total - idle, total };
+/** utime + stime of a process in seconds (0 when it is gone). */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // fields 14 and 15, in USER_HZ ticks
+  } catch {
+    return 0;
+  }
 }
 
 interface IperfJson {
   end?: {
+    cpu_utilization_percent?: { host_total?: number; remote_total?: number };
     sum_received?: { bits_per_second?: number };
     sum?: { packets?: number; lost_packets?: number; seconds?: number; lost_percent?: number };
   };
@@ -67,9 +73,17 @@ async function iperf3(e: Endpoints, args: readonly string[]): Promise<IperfJson>
   throw new Error(`iperf3 ${args.join(' ')} to ${e.serverIp} failed: ${last}`);
 }
 
-export async function tcpGbit(e: Endpoints, streams: number): Promise<number> {
+/** Gbit/s received and the CPU seconds both iperf3 ends used. */
+export async function tcpGbit(
+  e: Endpoints,
+  streams: number,
+): Promise<{ gbit: number; iperfCpuSec: number }> {
   const j = await iperf3(e, ['-P', String(streams)]);
-  return (j.end?.sum_received?.bits_per_second ?? NaN) / 1e9;
+  const cpu = j.end?.cpu_utilization_percent;
+  return {
+    gbit: (j.end?.sum_received?.bits_per_second ?? NaN) / 1e9,
+    iperfCpuSec: (((cpu?.host_total ?? NaN) + (cpu?.remote_total ?? NaN)) / 100) * SECONDS,
+  };
 }
 
 export async function udp64(e: Endpoints): Promise<{ pps: number; loss: number }> {
@@ -90,15 +104,20 @@ export async function rttUs(e: Endpoints, count = 50): Promise<number> {
   return m ? Number(m[1]) * 1000 : NaN;
 }
 
-/** All dataplane numbers for one path; an iperf3 server must already listen at `serverIp`. */
-export async function measurePath(e: Endpoints): Promise<PathResult> {
+/**
+ * All dataplane numbers for one path; an iperf3 server must already listen at `serverIp`. `daemons`:
+ * PIDs whose CPU time counts toward the path's CPU per Gbit (weftd).
+ */
+export async function measurePath(
+  e: Endpoints,
+  daemons: readonly number[] = [],
+): Promise<PathResult> {
   await rttUs(e, 5); // warm up ARP/neighbour entries and routes
-  const c0 = cpuJiffies();
-  const tcp1 = await tcpGbit(e, 1);
-  const c1 = cpuJiffies();
-  const hz = 100; // USER_HZ on Linux
-  const busySec = (c1.busy - c0.busy) / hz;
-  const tcp4 = await tcpGbit(e, 4);
+  const d0 = daemons.reduce((n, pid) => n + cpuSeconds(pid), 0);
+  const t1 = await tcpGbit(e, 1);
+  const daemonSec = daemons.reduce((n, pid) => n + cpuSeconds(pid), 0) - d0;
+  const tcp1 = t1.gbit;
+  const tcp4 = (await tcpGbit(e, 4)).gbit;
   const u = await udp64(e);
   const rtt = await rttUs(e);
   return {
@@ -107,6 +126,6 @@ export async function measurePath(e: Endpoints): Promise<PathResult> {
     pps: u.pps,
     udpLoss: u.loss,
     rttUs: rtt,
-    cpuPerGbit: busySec / (tcp1 * SECONDS),
+    cpuPerGbit: (t1.iperfCpuSec + daemonSec) / (tcp1 * SECONDS),
   };
 }

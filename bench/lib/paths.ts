@@ -39,6 +39,8 @@ import type { Endpoints } from './measure.js';
 
 export interface PathSetup {
   readonly endpoints: Endpoints;
+  /** daemons whose CPU counts toward this path (weftd) */
+  readonly pids?: readonly number[];
   /** Stops what the path started and resets both hosts. */
   teardown(): Promise<void>;
 }
@@ -249,6 +251,7 @@ export async function weft(topo: Topology, etcd: EtcdFixture, backend: string): 
     await sleep(200);
     return {
       endpoints: { clientNs: cs[0]!.netns, serverNs: cs[1]!.netns, serverIp: cs[1]!.ip },
+      pids: daemons.map((d) => d.child.pid ?? 0).filter((pid) => pid > 0),
       teardown,
       cluster,
       daemons,

@@ -62,6 +62,7 @@ export interface Control {
 export interface BenchReport {
   date: string;
   seconds: number;
+  rounds: number;
   machine: Machine;
   dataplane: DataplaneRow[];
   control: Control;
@@ -199,8 +200,9 @@ export function toMarkdown(r: BenchReport): string {
 
 Machine: ${m.cpu}, ${m.cores} vCPU, kernel ${m.kernel}, Node ${m.node}, ${m.iperf3}, load ${f(m.loadavg1m)} at start.
 Two simulated hosts in network namespaces on one underlay bridge; client in a container on h1, server in
-a container on h2 (underlay row: host to host). iperf3 ${r.seconds} s per figure. Everything shares the
-same CPUs: read the ratios, not the absolute numbers. Ratios: higher is better (RTT: anchor ÷ weft).
+a container on h2 (underlay row: host to host). iperf3 ${r.seconds} s per figure; each figure is the median
+of ${r.rounds} rounds (every path once per round). Everything shares the same CPUs: read the ratios, not the
+absolute numbers. Ratios: higher is better (RTT: anchor ÷ weft). CPU: iperf3 at both ends + weftd.
 
 ### Dataplane
 
