@@ -66,11 +66,15 @@ export class StateStore {
     return abs;
   }
 
+  /**
+   * dataDir itself may be a symlink the operator chose (e.g. into /run, pitfalls.md C1); the per-network
+   * directory below it is weft's own and must be a real directory.
+   */
   private ensureDir(dir: string): void {
     for (const d of [this.dataDir, dir]) {
       try {
         fs.mkdirSync(d, { recursive: true, mode: 0o700 });
-        const st = fs.lstatSync(d);
+        const st = d === dir ? fs.lstatSync(d) : fs.statSync(d);
         if (!st.isDirectory()) throw new Error(`${d} is not a directory`);
       } catch (err) {
         throw ioError(`cannot create state directory ${d}`, err);
