@@ -22,6 +22,9 @@ import { nsRun, run, sleep, spawnTracked, stopChild } from '../test/helpers/exec
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 1);
+/** Optional `gso_max_size` for the TUN devices (BENCH_GSO_MAX), e.g. so a super-packet plus the
+ *  per-segment headers fits one UDP_SEGMENT send (64 KiB). */
+const gsoMax = process.env['BENCH_GSO_MAX'] ? ['gso_max_size', process.env['BENCH_GSO_MAX']] : [];
 
 interface Row {
   path: string;
@@ -105,7 +108,7 @@ async function forwarders(
     });
     out.push(f);
     await run('ip', ['-n', h.netns, 'addr', 'add', `10.${net}.${h.index}.0/32`, 'dev', dev]);
-    await run('ip', ['-n', h.netns, 'link', 'set', dev, 'mtu', '1472', 'up']);
+    await run('ip', ['-n', h.netns, 'link', 'set', dev, 'mtu', '1472', 'up', ...gsoMax]);
     await run('ip', ['-n', h.netns, 'route', 'add', `10.${net}.0.0/16`, 'dev', dev]);
     for (const p of topo.hosts) {
       if (p !== h) f.setRoute(`10.${net}.${p.index}.0/24`, p.underlayIp, port);

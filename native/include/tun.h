@@ -11,6 +11,7 @@ extern "C" {
 
 #define WEFT_TUN_VNET_HDR 0x1    /* IFF_VNET_HDR: packets carry a virtio-net header */
 #define WEFT_TUN_MULTI_QUEUE 0x2 /* IFF_MULTI_QUEUE: one more queue of an existing multi-queue TUN */
+#define WEFT_TUN_PERSIST 0x4     /* TUNSETPERSIST: the device (address, routes) outlives the fd */
 
 /*
  * Opens /dev/net/tun and attaches it to the TUN interface `name` (created if absent), with

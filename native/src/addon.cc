@@ -58,7 +58,7 @@ Napi::Value TypeErr(Napi::Env env, const char *msg) {
   return env.Undefined();
 }
 
-// openTun(name: string, vnetHdr: boolean, multiQueue: boolean): { fd: number, name: string }
+// openTun(name: string, vnetHdr: boolean, multiQueue: boolean, persist?: boolean): { fd, name }
 Napi::Value OpenTun(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (info.Length() < 3 || !info[0].IsString() || !info[1].IsBoolean() || !info[2].IsBoolean()) {
@@ -70,6 +70,9 @@ Napi::Value OpenTun(const Napi::CallbackInfo &info) {
   int flags = 0;
   if (info[1].As<Napi::Boolean>().Value()) flags |= WEFT_TUN_VNET_HDR;
   if (info[2].As<Napi::Boolean>().Value()) flags |= WEFT_TUN_MULTI_QUEUE;
+  if (info.Length() > 3 && info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value()) {
+    flags |= WEFT_TUN_PERSIST;
+  }
   char out[IFNAMSIZ] = {0};
   const char *syscall = "open";
   int fd = weft_tun_open(name.c_str(), flags, out, &syscall);

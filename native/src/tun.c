@@ -31,6 +31,12 @@ int weft_tun_open(const char *name, int flags, char *out_name, const char **fail
     *failed_syscall = "ioctl";
     return -e;
   }
+  if ((flags & WEFT_TUN_PERSIST) && ioctl(fd, TUNSETPERSIST, 1) < 0) {
+    int e = errno;
+    close(fd);
+    *failed_syscall = "ioctl";
+    return -e;
+  }
   memcpy(out_name, ifr.ifr_name, IFNAMSIZ);
   out_name[IFNAMSIZ - 1] = '\0';
   return fd;

@@ -16,8 +16,9 @@
  * - leases of other backend types are ignored (flannel routes every lease into its TUN);
  * - the lease is written like flannel's (PublicIP only, no BackendType).
  * Lifecycle: the forwarder lives as long as `run`; when `run` ends (daemon stopping) the forwarder
- * thread is joined and the TUN closes with it, and the next start rebuilds device, routes and
- * forwarder table from the lease snapshot.
+ * thread is joined. The TUN is persistent, so its address and cluster route survive the daemon: while
+ * it is down, cluster traffic queues and drops at the TUN instead of leaking to the default route;
+ * the next start re-attaches to the device and rebuilds the forwarder table from the lease snapshot.
  */
 import { closeSync } from 'node:fs';
 import { ConfigError, describeError } from '../errors.js';
@@ -69,10 +70,11 @@ export interface UdpNetwork extends Network {
   forwarderRoutes(): readonly DesiredRoute[];
 }
 
-/** Opens TUN `name` with a virtio-net header and starts a NativeForwarder on it. */
+/** Opens (or re-attaches to) the persistent TUN `name` with a virtio-net header and starts a
+ *  NativeForwarder on it. */
 export function startNativeForwarder(req: ForwarderStartRequest): Forwarder {
   const open = (): Forwarder => {
-    const tun = openTun(req.name, { vnetHdr: true });
+    const tun = openTun(req.name, { vnetHdr: true, persist: true });
     try {
       return NativeForwarder.start(
         { tunFd: tun.fd, port: req.port, bindAddress: req.bindAddress, mtu: req.mtu },

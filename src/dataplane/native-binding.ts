@@ -60,7 +60,12 @@ export interface NativeAddon {
     mtu: number,
     onFatal: (err: Error) => void,
   ) => NativeForwarderHandle;
-  openTun(name: string, vnetHdr: boolean, multiQueue: boolean): { fd: number; name: string };
+  openTun(
+    name: string,
+    vnetHdr: boolean,
+    multiQueue: boolean,
+    persist?: boolean,
+  ): { fd: number; name: string };
   /** setns(2) for the calling (main) thread. */
   setns(fd: number, nstype: number): void;
 }

@@ -7,6 +7,12 @@ export interface TunOptions {
   vnetHdr?: boolean;
   /** Attach one more queue of a multi-queue TUN. */
   multiQueue?: boolean;
+  /**
+   * Make the device persistent (TUNSETPERSIST): it keeps its address and routes when the fd closes,
+   * and a later openTun with the same name and flags attaches to it again. Remove it with
+   * `ip link del`.
+   */
+  persist?: boolean;
 }
 
 export interface OpenedTun {
@@ -29,7 +35,12 @@ export function openTun(name: string, options: TunOptions = {}): OpenedTun {
     );
   }
   try {
-    return loadNative().openTun(name, options.vnetHdr ?? false, options.multiQueue ?? false);
+    return loadNative().openTun(
+      name,
+      options.vnetHdr ?? false,
+      options.multiQueue ?? false,
+      options.persist ?? false,
+    );
   } catch (err) {
     if (err instanceof WeftError) throw err;
     const e = err as NodeJS.ErrnoException;

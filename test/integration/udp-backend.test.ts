@@ -185,11 +185,27 @@ describe.skipIf(!runnable)('udp backend across 3 simulated hosts', () => {
     expect(await ping(h2.container!.netns, hosts[0]!.container!.ip, 2)).toBe(true);
   });
 
-  it('run ends on abort and joins the forwarder (the TUN goes with it)', async () => {
+  it('a restart joins the forwarder thread, keeps the TUN, re-attaches and forwards again', async () => {
     const h3 = hosts[2]!;
     h3.ac.abort();
     await h3.done;
     expect(h3.network.forwarderStats().running).toBe(false);
-    expect(await ipOut(h3.host.netns, 'link', 'show')).not.toContain('weft0');
+    // the persistent device keeps its address and route while no daemon runs
+    expect(await ipOut(h3.host.netns, '-4', 'addr', 'show', 'dev', 'weft0')).toContain(
+      `inet 10.5.${h3.n}.0/32`,
+    );
+    expect(await ping(hosts[0]!.container!.netns, h3.container!.ip, 1, 1)).toBe(false);
+    const t0 = Date.now();
+    const again = await start(subnets, config, h3.host);
+    again.container = h3.container!;
+    hosts[2] = again;
+    expect(again.n).toBe(h3.n); // same lease (reused by public IP)
+    await waitFor(
+      'ping after restart',
+      () => ping(hosts[0]!.container!.netns, h3.container!.ip, 1, 1),
+      10_000,
+      50,
+    );
+    expect(Date.now() - t0).toBeLessThan(5000);
   });
 });
