@@ -79,6 +79,8 @@ export function bytesToIp(b: Uint8Array): string {
 }
 
 export function canonicalIp(ip: string): string {
+  // net.isIPv4 accepts only the canonical dotted quad (no leading zeros): nothing to normalise.
+  if (isIPv4(ip)) return ip;
   return bytesToIp(ipToBytes(ip));
 }
 

@@ -18,7 +18,13 @@ interface Pending {
   readonly op: string;
   readonly object: string;
   readonly resolve: (err: NetlinkError | null) => void;
-  timer?: ReturnType<typeof setTimeout>;
+  /** The datagram it was sent in (its deadline is shared). */
+  sent?: SentBatch;
+}
+
+interface SentBatch {
+  remaining: number;
+  timer: ReturnType<typeof setTimeout> | null;
 }
 
 export class BulkSender {
@@ -27,6 +33,7 @@ export class BulkSender {
   private seq = 0x40000000;
   private scheduled = false;
   private attachedTo: unknown = null;
+  private port = 0;
   requests = 0;
   errors = 0;
   timeouts = 0;
@@ -62,7 +69,7 @@ export class BulkSender {
   }
 
   private finish(p: Pending, err: NetlinkError | null): void {
-    if (p.timer) clearTimeout(p.timer);
+    if (p.sent && --p.sent.remaining === 0 && p.sent.timer) clearTimeout(p.sent.timer);
     this.requests++;
     if (err) {
       this.errors++;
@@ -109,38 +116,48 @@ export class BulkSender {
       gen.nl.socket.removeAllListeners('message');
       gen.nl.socket.on('message', this.onMessage);
       this.attachedTo = gen;
+      this.port = gen.nl.socket.socket.address().port;
     }
     const raw = gen.nl.socket.socket;
-    const port = raw.address().port;
+    const port = this.port;
     while (this.queue.length > 0 && this.inflight.size < this.maxInFlight) {
       const n = Math.min(PER_SEND, this.maxInFlight - this.inflight.size, this.queue.length);
       const batch = this.queue.splice(0, n);
       const bufs: Buffer[] = [];
+      const seqs: number[] = [];
+      const sent: SentBatch = { remaining: batch.length, timer: null };
       for (const p of batch) {
+        p.sent = sent;
         const seq = this.seq;
         this.seq = this.seq >= 0x7fffffff ? 0x40000000 : this.seq + 1;
         stamp(p.msg, seq, port);
         bufs.push(p.msg);
         this.inflight.set(seq, p);
-        p.timer = setTimeout(() => {
-          if (this.inflight.get(seq) !== p) return;
+        seqs.push(seq);
+      }
+      // One deadline per datagram: whatever of it is still unacknowledged then has timed out.
+      sent.timer = setTimeout(() => {
+        sent.timer = null;
+        let expired = false;
+        for (const seq of seqs) {
+          const p = this.inflight.get(seq);
+          if (!p) continue;
           this.inflight.delete(seq);
+          expired = true;
           this.finish(
             p,
             new NetlinkError('E_NETLINK_TIMEOUT', 'ETIMEDOUT', p.op, p.object, undefined, true),
           );
-          this.pump();
-        }, this.timeoutMs);
-      }
+        }
+        if (expired) this.pump();
+      }, this.timeoutMs);
       raw.send(bufs, undefined, (err) => {
         if (!err) return;
-        for (const p of batch) {
-          for (const [s, q] of this.inflight) {
-            if (q === p) {
-              this.inflight.delete(s);
-              this.finish(p, toNetlinkError(err, p.op, p.object));
-            }
-          }
+        for (const seq of seqs) {
+          const p = this.inflight.get(seq);
+          if (!p) continue;
+          this.inflight.delete(seq);
+          this.finish(p, toNetlinkError(err, p.op, p.object));
         }
       });
     }
