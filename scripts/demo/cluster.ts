@@ -186,6 +186,31 @@ export async function startWeftds(l: Layout): Promise<void> {
   );
 }
 
+/**
+ * `<host dir>/weftctl`: weftctl with this host's etcd, subnet.env and health port preset, so a user types
+ * `ip netns exec weft-demo-h1 /run/weft-demo/h1/weftctl status`.
+ */
+export function writeWeftctlWrappers(l: Layout): string[] {
+  const out: string[] = [];
+  for (let i = 1; i <= HOSTS; i++) {
+    const file = join(l.hostDir(i), 'weftctl');
+    writeFileSync(
+      file,
+      [
+        '#!/bin/sh',
+        `# weftctl for demo host ${l.hostNs(i)}: run it inside that namespace (ip netns exec ${l.hostNs(i)} ${file} status)`,
+        `export WEFTCTL_ETCD_ENDPOINTS=${ETCD_URL} WEFTCTL_ETCD_PREFIX=${ETCD_PREFIX}`,
+        `export WEFTCTL_SUBNET_FILE=${subnetFile(l, i)} WEFTCTL_HEALTHZ_PORT=8081`,
+        `exec ${process.execPath} ${join(REPO, 'bin', 'weftctl.js')} "$@"`,
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    out.push(file);
+  }
+  return out;
+}
+
 /** Prints weftd's last log lines for every host (used when something fails). */
 export function dumpLogs(l: Layout): string {
   const parts: string[] = [];

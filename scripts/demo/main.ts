@@ -13,6 +13,7 @@ import {
   putNetworkConfig,
   startEtcd,
   startWeftds,
+  writeWeftctlWrappers,
 } from './cluster.js';
 import { deleteContainers, startContainers } from './containers.js';
 import {
@@ -21,12 +22,18 @@ import {
   ETCD_URL,
   HOSTS,
   NETWORK,
-  REPO,
   layoutFromEnv,
   type DemoBackend,
   type Layout,
 } from './layout.js';
-import { formatLeases, formatMatrix, iperf, pingMatrix, readLeases } from './report.js';
+import {
+  formatLeases,
+  formatMatrix,
+  iperf,
+  pingMatrix,
+  readLeases,
+  weftctlStatus,
+} from './report.js';
 import { Steps } from './shell.js';
 import { listDemoNetns, teardown } from './teardown.js';
 
@@ -89,6 +96,7 @@ async function up(l: Layout, backend: DemoBackend): Promise<number> {
   );
   await s.step(`Starting weftd on ${HOSTS} hosts`, () => startWeftds(l));
   await s.step('Installing the weft CNI plugin', () => installCniPlugin(l));
+  writeWeftctlWrappers(l);
   const containers = await s.step(
     `Starting ${ctrs} containers through the weft CNI plugin (reference bridge + host-local)`,
     () => startContainers(l),
@@ -111,12 +119,13 @@ async function up(l: Layout, backend: DemoBackend): Promise<number> {
         "\n  (all hosts and containers share this machine's CPUs: compare with `npm run bench`, not with real links)",
     );
   }
-  const weftctl = join(REPO, 'bin', 'weftctl.js');
+  const weftctl = join(l.hostDir(1), 'weftctl');
+  console.log(`\nweftctl status on ${l.hostNs(1)}:\n${await weftctlStatus(l.hostNs(1), weftctl)}`);
   const c1 = containers[0];
   const far = containers.find((c) => c.host !== c1?.host);
   console.log(`
 The cluster keeps running (${((Date.now() - t0) / 1000).toFixed(0)} s to build). Try:
-  ip netns exec ${l.hostNs(1)} node ${weftctl} status --etcd-endpoints=${ETCD_URL}
+  ip netns exec ${l.hostNs(1)} ${weftctl} status      # also: leases, peers, doctor (weftctl preset for h1)
   ip netns exec ${c1?.netns ?? l.containerNs(1, 1)} sh        # a shell in container ${c1?.name ?? 'h1-c1'}; then: ping ${far?.ip ?? ''}
   ip -n ${l.hostNs(1)} route; cat ${join(l.hostDir(1), 'subnet.env')}; ls ${l.logDir}
   scripts/demo.sh down                                   # removes everything the demo created`);

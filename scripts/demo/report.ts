@@ -35,7 +35,7 @@ export async function readLeases(l: Layout): Promise<LeaseRow[]> {
     rows.push({
       subnet: `${m[1]}/${m[2]}`,
       publicIp: typeof v.PublicIP === 'string' ? v.PublicIP : '?',
-      backend: typeof v.BackendType === 'string' ? v.BackendType : '?',
+      backend: typeof v.BackendType === 'string' ? v.BackendType : '(none)', // flannel's udp writes none
       detail: typeof mac === 'string' ? `VtepMAC ${mac}` : '',
     });
   }
@@ -128,4 +128,11 @@ export async function iperf(
   } finally {
     srv.kill('SIGKILL');
   }
+}
+
+/** `weftctl status` inside host 1's namespace (through the preset wrapper), indented; never throws. */
+export async function weftctlStatus(ns: string, wrapper: string): Promise<string> {
+  const r = await nsRun(ns, wrapper, ['status'], { allowFail: true, timeoutMs: 20_000 });
+  const text = (r.stdout.trim() || r.stderr.trim()).split('\n').map((line) => `  ${line}`);
+  return `${text.join('\n')}${r.code === 0 ? '' : `\n  (weftctl exited ${r.code})`}`;
 }

@@ -99,6 +99,10 @@ describe.skipIf(!runnable)('scripts/demo.sh (the README demo)', () => {
       );
     }
     expect(out).toMatch(/Throughput h1-c1 → h2-c1 \(vxlan.*\): \d+\.\d\d Gbit\/s/);
+    // weftctl, preset for host 1 by the demo, reports a healthy weftd and the lease it holds
+    expect(out).toContain(`weftctl status on ${PREFIX}-h1:`);
+    expect(out).toMatch(/weftd:\s+healthy, ready/);
+    expect(out).not.toContain('(weftctl exited');
     expect(Date.now() - t0).toBeLessThan(120_000);
     // the cluster keeps running: 1 underlay + 3 hosts + 6 containers, etcd and 3 weftd alive
     expect((await demoNetns()).length).toBe(10);
