@@ -181,4 +181,36 @@ describe('peer loop + vxlan programmer (fake netlink)', () => {
     expect(fake.routes.get('254|10.5.2.0/24')).toMatchObject({ oif: now.index });
     expect(fake.fdb.size).toBe(1);
   });
+
+  it('reconciles after a netlink socket was lost (resync event): stale entries go, missing ones come back', async () => {
+    subnets.put(subnets.leaseFor(2, vx(2)));
+    await startWith(subnets.manager());
+    // While "events were lost": a peer route vanished and a stranger appeared.
+    fake.routes.delete('254|10.5.2.0/24');
+    await fake.neighReplace({ ifindex: dev, dst: '10.5.66.0', mac: '0e:66:66:66:66:66' });
+    fake.emitLink({ kind: 'resync' });
+    await tick(50);
+    expect(fake.routes.has('254|10.5.2.0/24')).toBe(true);
+    expect(fake.neighs.has(`${dev}|10.5.66.0`)).toBe(false);
+  });
+
+  it('ignores link events of other devices, reacts to its own', async () => {
+    await startWith(subnets.manager());
+    let dumps = 0;
+    const routeList = fake.routeList.bind(fake);
+    fake.routeList = (...args) => {
+      dumps++;
+      return routeList(...args);
+    };
+    fake.emitLink({ kind: 'removed', index: 99, name: 'veth9' });
+    fake.emitLink({
+      kind: 'changed',
+      link: { index: 98, name: 'eth1', kind: null, mtu: 1500, mac: null, up: false },
+    });
+    await tick(50);
+    expect(dumps).toBe(0);
+    fake.emitLink({ kind: 'changed', link: { ...fake.links.get('weft.1')!, up: false } });
+    await tick(50);
+    expect(dumps).toBeGreaterThan(0);
+  });
 });
