@@ -14,6 +14,7 @@ import type { NetworkConfig } from '../subnet/manager.js';
 import type { ClockSample, EtcdProbe, LeaseRecord } from './etcd-view.js';
 import type { HealthState, HostFacts, NftState, SubnetEnvState } from './host-view.js';
 import { isFault, overlayDevices, type PeerRow } from './peers.js';
+import { formatDuration } from './render.js';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 
@@ -143,7 +144,7 @@ function leaseChecks(i: DoctorInput): Check[] {
     out.push(
       pass(
         'lease',
-        `lease ${own.key} (${i.own?.reserved ? 'reserved' : `expires in ${i.own?.expiresIn ?? '?'} s`})`,
+        `lease ${own.key} (${i.own?.reserved ? 'reserved' : `expires in ${i.own?.expiresIn == null ? '?' : formatDuration(i.own.expiresIn)}`})`,
       ),
     );
   const byIp = new Map<string, string[]>();
@@ -463,20 +464,20 @@ function firewallChecks(i: DoctorInput, config: NetworkConfig): Check[] {
         else if (best === null && forwardRules) best = problems;
       }
     const id = `rules:${fam}`;
-    if (best && best.length > 0)
+    if (table === null)
+      out.push(
+        fail(
+          id,
+          `table ${fam} weft is missing: no forward${masq ? ' or masquerade' : ''} rules for ${network} (fine only if weftd runs with --iptables-forward-rules=false${masq ? '' : ' and without --ip-masq'})`,
+          [RESTART, `nft list table ${fam} weft`],
+        ),
+      );
+    else if (best && best.length > 0)
       out.push(
         fail(id, `weft's ${fam} rules are not in place: ${best.join('; ')}`, [
           RESTART,
           `nft list table ${fam} weft`,
         ]),
-      );
-    else if (table === null)
-      out.push(
-        warn(
-          id,
-          `no ${fam} weft table (weftd runs with --iptables-forward-rules=false and no --ip-masq?)`,
-          [],
-        ),
       );
     else out.push(pass(id, `weft's ${fam} rules in place${masq ? ' (with masquerade)' : ''}`));
   }

@@ -322,7 +322,9 @@ function staleRows(input: PeerInput, ws: readonly Want[]): PeerRow[] {
   }
   const leaseOf = new Map(ws.map((w) => [w.vtepMac, w]));
   for (const f of k.fdb) {
-    if (!devIndexes.has(f.ifindex) || !f.permanent || f.mac === '00:00:00:00:00:00') continue;
+    // all-zero (default destination) entries and entries without a remote are not per-peer state
+    if (!devIndexes.has(f.ifindex) || !f.permanent || f.mac === '00:00:00:00:00:00' || !f.dst)
+      continue;
     const w = leaseOf.get(f.mac);
     if (macs.has(f.mac) && w && f.dst === w.publicIp) continue;
     if (macs.has(f.mac)) continue; // wrong dst of a live MAC: reported on that peer's row

@@ -1,0 +1,487 @@
+import { describe, expect, it } from 'vitest';
+import { doctorFailed, runChecks, type Check, type DoctorInput } from '../../../src/cli/doctor.js';
+import type { LeaseRecord } from '../../../src/cli/etcd-view.js';
+import type { HostFacts, NftState } from '../../../src/cli/host-view.js';
+import { peerVerdicts } from '../../../src/cli/peers.js';
+import { buildRuleset } from '../../../src/daemon/firewall/rules.js';
+import type { NftObject } from '../../../src/daemon/firewall/nft.js';
+import { parseSubnetEnv } from '../../../src/daemon/subnet-env.js';
+import { CBR0, WEFT, config, healthyKernel, lease, leases, withKernel } from './fixtures.js';
+import { CHECK_SCHEMA, validate } from './schema.js';
+
+const record = (l: ReturnType<typeof lease>, over: Partial<LeaseRecord> = {}): LeaseRecord => ({
+  key: l.key,
+  lease: l,
+  reserved: false,
+  expiresIn: 86_000,
+  leaseId: '7',
+  modRevision: '5',
+  problem: null,
+  ...over,
+});
+
+/** What `nft -j list table ip weft` returns for weftd's default ruleset on h1. */
+function listedTable(forward = true): NftObject[] {
+  const rs = buildRuleset({
+    ipv4: { network: '10.5.0.0/16', subnet: '10.5.1.0/24' },
+    ipv6: null,
+    ipMasq: false,
+    fullyRandom: true,
+    forwardRules: true,
+  });
+  const t = rs.tables[0]!;
+  const out: NftObject[] = [{ table: { family: 'ip', name: 'weft' } }];
+  for (const c of t.chains) {
+    if (!forward && c.name === 'forward') continue;
+    out.push({
+      chain: {
+        family: 'ip',
+        table: 'weft',
+        name: c.name,
+        type: c.type,
+        hook: c.hook,
+        prio: c.prio,
+        policy: 'accept',
+      },
+    });
+    c.comments.forEach((comment) =>
+      out.push({ rule: { family: 'ip', table: 'weft', chain: c.name, comment } }),
+    );
+  }
+  return out;
+}
+
+const ENV =
+  'FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n';
+
+function input(
+  over: Partial<DoctorInput> = {},
+  host: Partial<HostFacts> = {},
+  nft: Partial<NftState> = {},
+): DoctorInput {
+  const kernel = host.kernel ?? healthyKernel();
+  const facts: HostFacts = {
+    kernelRelease: '6.1.0-18-amd64',
+    kernel,
+    addrs: [
+      { index: 2, cidr: '198.18.0.1/24' },
+      { index: 5, cidr: '10.5.1.0/32' },
+      { index: 7, cidr: '10.5.1.1/24' },
+    ],
+    sysctl: {
+      'net.ipv4.ip_forward': '1',
+      'net.ipv4.conf.all.rp_filter': '0',
+      'net.ipv4.conf.weft.1.rp_filter': '0',
+      'net.ipv4.conf.eth0.rp_filter': '2',
+    },
+    txChecksum: { 'weft.1': 'on' },
+    conntrack: { count: 100, max: 1000 },
+    ...host,
+  };
+  const own = lease(1);
+  return {
+    etcd: { reachable: true, latencyMs: 3, error: null },
+    clock: { endpoint: 'http://e:2379', skewSeconds: 0.2, error: null },
+    config,
+    configError: null,
+    records: leases.map((l) => record(l)),
+    own: record(own),
+    host: facts,
+    hostError: null,
+    nft: { weft4: listedTable(), weft6: null, forwardDrop: [], error: null, ...nft },
+    subnetEnv: {
+      path: '/run/flannel/subnet.env',
+      text: ENV,
+      parsed: parseSubnetEnv(ENV),
+      mtu: 1450,
+      ipMasq: false,
+      error: null,
+    },
+    health: { url: 'http://127.0.0.1:8081', healthz: 200, readyz: 200, error: null },
+    peers: peerVerdicts({ config, own, leases, kernel }),
+    probes: [
+      { lease: '10.5.2.0-24', publicIp: '198.18.0.2', reachable: true, rttMs: 0.1 },
+      { lease: '10.5.3.0-24', publicIp: '198.18.0.3', reachable: true, rttMs: 0.1 },
+    ],
+    ...over,
+  };
+}
+
+const byStatus = (checks: Check[], s: Check['status']): string[] =>
+  checks.filter((c) => c.status === s).map((c) => c.id);
+const find = (checks: Check[], id: string): Check => {
+  const c = checks.find((x) => x.id === id);
+  if (!c) throw new Error(`no check ${id} in ${checks.map((x) => x.id).join(', ')}`);
+  return c;
+};
+
+describe('doctor checks', () => {
+  it('a healthy host passes every check', () => {
+    const checks = runChecks(input());
+    expect(byStatus(checks, 'fail')).toEqual([]);
+    expect(byStatus(checks, 'warn')).toEqual([]);
+    expect(doctorFailed(checks)).toBe(false);
+    for (const c of checks) expect(validate(c, CHECK_SCHEMA)).toEqual([]);
+    expect(checks.map((c) => c.id)).toEqual(
+      expect.arrayContaining([
+        'etcd',
+        'clock',
+        'config',
+        'lease',
+        'subnet.env',
+        'weftd',
+        'device:weft.1',
+        'mtu:weft.1',
+        'checksum:weft.1',
+        'ip_forward',
+        'rp_filter',
+        'conntrack',
+        'rules:ip',
+        'peers',
+        'underlay:198.18.0.2',
+      ]),
+    );
+  });
+
+  it.each<[string, () => DoctorInput, string, RegExp, RegExp]>([
+    [
+      'etcd down',
+      () => input({ etcd: { reachable: false, latencyMs: null, error: 'ECONNREFUSED' } }),
+      'etcd',
+      /unreachable: ECONNREFUSED/,
+      /endpoint health/,
+    ],
+    [
+      'clock 400 s off',
+      () => input({ clock: { endpoint: 'e', skewSeconds: 400, error: null } }),
+      'clock',
+      /400 s off/,
+      /set-ntp/,
+    ],
+    [
+      'no lease for this host',
+      () => input({ own: null }),
+      'lease',
+      /no lease in etcd for this host \(subnet\.env says 10\.5\.1\.0\/24\)/,
+      /restart weftd/,
+    ],
+    [
+      'weftd down',
+      () =>
+        input({
+          health: {
+            url: 'http://127.0.0.1:8081',
+            healthz: null,
+            readyz: null,
+            error: 'ECONNREFUSED',
+          },
+        }),
+      'weftd',
+      /does not answer/,
+      /journalctl/,
+    ],
+    [
+      'weftd not ready',
+      () => input({ health: { url: 'u', healthz: 200, readyz: 503, error: null } }),
+      'weftd',
+      /not ready/,
+      /journalctl/,
+    ],
+    [
+      'subnet.env from an old lease',
+      () => {
+        const env = ENV.replace('10.5.1.1/24', '10.5.9.1/24');
+        return input({
+          subnetEnv: {
+            path: 'p',
+            text: env,
+            parsed: parseSubnetEnv(env),
+            mtu: 1450,
+            ipMasq: false,
+            error: null,
+          },
+        });
+      },
+      'subnet.env',
+      /FLANNEL_SUBNET is 10\.5\.9\.0\/24, the lease is 10\.5\.1\.0\/24/,
+      /restart weftd/,
+    ],
+    [
+      'device MTU wrong',
+      () =>
+        input(
+          {},
+          {
+            kernel: withKernel(
+              (k) =>
+                (k.links = k.links.map((l) => (l.name === 'weft.1' ? { ...l, mtu: 1400 } : l))),
+            ),
+          },
+        ),
+      'mtu:weft.1',
+      /MTU is 1400, want 1450 \(uplink eth0 1500 − 50\)/,
+      /ip link set dev weft\.1 mtu 1450/,
+    ],
+    [
+      'bridge MTU above the overlay',
+      () =>
+        input(
+          {},
+          {
+            kernel: withKernel(
+              (k) => (k.links = k.links.map((l) => (l.name === 'cbr0' ? { ...l, mtu: 1500 } : l))),
+            ),
+          },
+        ),
+      'mtu:weft.1',
+      /bridge cbr0 MTU 1500 exceeds/,
+      /ip link set dev cbr0 mtu 1450/,
+    ],
+    [
+      'device down',
+      () =>
+        input(
+          {},
+          {
+            kernel: withKernel(
+              (k) =>
+                (k.links = k.links.map((l) => (l.name === 'weft.1' ? { ...l, up: false } : l))),
+            ),
+          },
+        ),
+      'device:weft.1',
+      /is down/,
+      /ip link set dev weft\.1 up/,
+    ],
+    [
+      'device MAC differs from the lease',
+      () =>
+        input(
+          {},
+          {
+            kernel: withKernel(
+              (k) =>
+                (k.links = k.links.map((l) =>
+                  l.name === 'weft.1' ? { ...l, mac: '02:99:00:00:00:01' } : l,
+                )),
+            ),
+          },
+        ),
+      'device:weft.1',
+      /the lease publishes aa:00:00:00:00:01/,
+      /ip link set dev weft\.1 address aa:00:00:00:00:01/,
+    ],
+    [
+      'checksum bug kernel with offload on',
+      () => input({}, { kernelRelease: '4.19.0-21-amd64' }),
+      'checksum:weft.1',
+      /4\.19\.0-21-amd64 < 5\.7/,
+      /ethtool -K weft\.1 tx-checksum-ip-generic off/,
+    ],
+    [
+      'ip_forward off',
+      () => input({}, { sysctl: { 'net.ipv4.ip_forward': '0' } }),
+      'ip_forward',
+      /is 0/,
+      /sysctl -w net\.ipv4\.ip_forward=1/,
+    ],
+    [
+      'conntrack almost full',
+      () => input({}, { conntrack: { count: 950, max: 1000 } }),
+      'conntrack',
+      /950\/1000 \(95 %\)/,
+      /nf_conntrack_max=2000/,
+    ],
+    [
+      'forward rules dropped',
+      () => input({}, {}, { weft4: listedTable(false) }),
+      'rules:ip',
+      /chain forward is missing/,
+      /restart weftd/,
+    ],
+    [
+      'weft table deleted',
+      () => input({}, {}, { weft4: null }),
+      'rules:ip',
+      /table ip weft is missing/,
+      /nft list table ip weft/,
+    ],
+    [
+      'peer FDB entry deleted',
+      () => {
+        const kernel = withKernel((k) => (k.fdb = k.fdb.filter((f) => f.dst !== '198.18.0.2')));
+        return input(
+          { peers: peerVerdicts({ config, own: lease(1), leases, kernel }) },
+          { kernel },
+        );
+      },
+      'peer:10.5.2.0-24/4:10.5.2.0/24',
+      /missing: no FDB entry/,
+      /bridge fdb replace/,
+    ],
+    [
+      'peer unreachable on the underlay',
+      () =>
+        input({
+          probes: [{ lease: '10.5.2.0-24', publicIp: '198.18.0.2', reachable: false, rttMs: null }],
+        }),
+      'underlay:198.18.0.2',
+      /does not answer on the underlay/,
+      /ip route get 198\.18\.0\.2/,
+    ],
+    [
+      'two leases with one public IP',
+      () =>
+        input({
+          records: [
+            ...leases.map((l) => record(l)),
+            record({ ...lease(3), key: '10.5.4.0-24', subnet: '10.5.4.0/24' }),
+          ],
+        }),
+      'duplicate:198.18.0.3',
+      /holds 2 leases \(10\.5\.3\.0-24, 10\.5\.4\.0-24\)/,
+      /etcdctl del/,
+    ],
+    [
+      'the lease names an address this host lacks',
+      () => input({}, { addrs: [{ index: 7, cidr: '10.5.1.1/24' }] }),
+      'public-ip',
+      /publishes 198\.18\.0\.1 but no interface/,
+      /restart weftd/,
+    ],
+  ])('%s: the check fails and names the fix', (_name, make, id, message, fix) => {
+    const checks = runChecks(make());
+    const c = find(checks, id);
+    expect(c.status).toBe('fail');
+    expect(c.message).toMatch(message);
+    expect(c.fixes.join('\n')).toMatch(fix);
+    expect(doctorFailed(checks)).toBe(true);
+  });
+
+  it.each<[string, () => DoctorInput, string, RegExp]>([
+    [
+      'slow etcd',
+      () => input({ etcd: { reachable: true, latencyMs: 900, error: null } }),
+      'etcd',
+      /slowly \(900 ms\)/,
+    ],
+    [
+      'clock 5 s off',
+      () => input({ clock: { endpoint: 'e', skewSeconds: -5, error: null } }),
+      'clock',
+      /-5 s off/,
+    ],
+    [
+      'strict rp_filter',
+      () =>
+        input({}, { sysctl: { 'net.ipv4.ip_forward': '1', 'net.ipv4.conf.all.rp_filter': '1' } }),
+      'rp_filter',
+      /strict .* on weft\.1, eth0/,
+    ],
+    [
+      'FORWARD policy drop elsewhere',
+      () => input({}, {}, { forwardDrop: ['ip filter FORWARD'] }),
+      'forward-policy:ip filter FORWARD',
+      /drops forwarded packets by default/,
+    ],
+    [
+      'stale peer entries',
+      () =>
+        input({
+          peers: peerVerdicts({
+            config,
+            own: lease(1),
+            leases: [lease(1), lease(2)],
+            kernel: healthyKernel(),
+          }),
+        }),
+      'peer:stale/4:10.5.3.0/24',
+      /no lease holds this subnet/,
+    ],
+    [
+      'an invalid key in etcd',
+      () =>
+        input({
+          records: [
+            ...leases.map((l) => record(l)),
+            { ...record(lease(2)), key: 'garbage', lease: null, problem: 'not a subnet key' },
+          ],
+        }),
+      'invalid:garbage',
+      /not a valid lease/,
+    ],
+  ])('%s: the check warns, doctor still passes', (_name, make, id, message) => {
+    const checks = runChecks(make());
+    const c = find(checks, id);
+    expect(c.status).toBe('warn');
+    expect(c.message).toMatch(message);
+    expect(doctorFailed(checks)).toBe(false);
+  });
+
+  it('accepts weftd rules with masquerade when subnet.env says FLANNEL_IPMASQ=true', () => {
+    const rs = buildRuleset({
+      ipv4: { network: '10.5.0.0/16', subnet: '10.5.1.0/24' },
+      ipv6: null,
+      ipMasq: true,
+      fullyRandom: false,
+      forwardRules: true,
+    });
+    const t = rs.tables[0]!;
+    const listed: NftObject[] = t.chains.flatMap((c) => [
+      {
+        chain: { name: c.name, type: c.type, hook: c.hook, prio: c.prio, policy: 'accept' },
+      } as NftObject,
+      ...c.comments.map((comment) => ({ rule: { chain: c.name, comment } }) as NftObject),
+    ]);
+    const env = ENV.replace('IPMASQ=false', 'IPMASQ=true');
+    const checks = runChecks(
+      input(
+        {
+          subnetEnv: {
+            path: 'p',
+            text: env,
+            parsed: parseSubnetEnv(env),
+            mtu: 1450,
+            ipMasq: true,
+            error: null,
+          },
+        },
+        {},
+        { weft4: listed },
+      ),
+    );
+    expect(find(checks, 'rules:ip')).toMatchObject({
+      status: 'pass',
+      message: expect.stringMatching(/masquerade/),
+    });
+  });
+
+  it('a host that cannot be inspected fails once and skips the kernel checks', () => {
+    const checks = runChecks(input({ host: null, hostError: 'EPERM' }));
+    expect(find(checks, 'host')).toMatchObject({
+      status: 'fail',
+      message: expect.stringMatching(/EPERM/),
+    });
+    expect(checks.some((c) => c.id.startsWith('mtu:'))).toBe(false);
+  });
+
+  it('uses the device MTU from Backend.MTU when set', () => {
+    const checks = runChecks(
+      input(
+        { config: { ...config, backend: { type: 'vxlan', raw: { Type: 'vxlan', MTU: 1400 } } } },
+        {
+          kernel: withKernel(
+            (k) =>
+              (k.links = k.links.map((l) =>
+                l === WEFT ? { ...l, mtu: 1350 } : l === CBR0 ? { ...l, mtu: 1350 } : l,
+              )),
+          ),
+        },
+      ),
+    );
+    expect(find(checks, 'mtu:weft.1')).toMatchObject({
+      status: 'fail',
+      message: expect.stringMatching(/FLANNEL_MTU is 1450, want 1350/),
+    });
+  });
+});

@@ -1,0 +1,192 @@
+import { describe, expect, it } from 'vitest';
+import { isFault, overlayDevices, peerVerdicts, type PeerRow } from '../../../src/cli/peers.js';
+import { parseNetworkConfig } from '../../../src/subnet/config.js';
+import {
+  MAC,
+  config,
+  healthyKernel,
+  hostGwConfig,
+  lease,
+  leases,
+  peerFdb,
+  peerNeigh,
+  withKernel,
+} from './fixtures.js';
+import { PEER_SCHEMA, validate } from './schema.js';
+
+const own = lease(1);
+const verdicts = (rows: PeerRow[]): Record<string, string> =>
+  Object.fromEntries(rows.map((r) => [r.subnet, r.verdict]));
+
+describe('peer verdicts (vxlan)', () => {
+  it('every peer ok when route, neighbour and FDB match the leases; own lease is never a peer', () => {
+    const rows = peerVerdicts({ config, own, leases, kernel: healthyKernel() });
+    expect(verdicts(rows)).toEqual({ '10.5.2.0/24': 'ok', '10.5.3.0/24': 'ok' });
+    expect(rows[0]).toMatchObject({
+      route: '10.5.2.0/24 via 10.5.2.0 dev weft.1 onlink',
+      neigh: '10.5.2.0 lladdr aa:00:00:00:00:02 dev weft.1 PERMANENT',
+      fdb: 'aa:00:00:00:00:02 dev weft.1 dst 198.18.0.2 permanent',
+      problems: [],
+      fixes: [],
+    });
+    for (const r of rows) expect(validate(r, PEER_SCHEMA)).toEqual([]);
+    expect(rows.some(isFault)).toBe(false);
+  });
+
+  it.each([
+    [
+      'FDB entry deleted',
+      (k: Parameters<Parameters<typeof withKernel>[0]>[0]) =>
+        (k.fdb = k.fdb.filter((f) => f.mac !== MAC.h2)),
+      'missing',
+      /no FDB entry for aa:00:00:00:00:02/,
+      /bridge fdb replace aa:00:00:00:00:02 dev weft\.1 dst 198\.18\.0\.2 self permanent/,
+    ],
+    [
+      'route deleted',
+      (k: Parameters<Parameters<typeof withKernel>[0]>[0]) =>
+        (k.routes = k.routes.filter((r) => r.dst !== '10.5.2.0/24')),
+      'missing',
+      /no route to 10\.5\.2\.0\/24/,
+      /ip route replace 10\.5\.2\.0\/24 via 10\.5\.2\.0 dev weft\.1 onlink/,
+    ],
+    [
+      'neighbour deleted',
+      (k: Parameters<Parameters<typeof withKernel>[0]>[0]) =>
+        (k.neighs = k.neighs.filter((n) => n.dst !== '10.5.2.0')),
+      'missing',
+      /no neighbour entry for 10\.5\.2\.0/,
+      /ip neigh replace 10\.5\.2\.0 lladdr aa:00:00:00:00:02 dev weft\.1 nud permanent/,
+    ],
+    [
+      'neighbour MAC changed',
+      (k: Parameters<Parameters<typeof withKernel>[0]>[0]) =>
+        (k.neighs = [peerNeigh(2, '02:00:00:00:00:99'), peerNeigh(3)]),
+      'wrong-mac',
+      /has MAC 02:00:00:00:00:99, the lease publishes aa:00:00:00:00:02/,
+      /ip neigh replace 10\.5\.2\.0 lladdr aa:00:00:00:00:02/,
+    ],
+    [
+      'FDB entry sends to an old public IP',
+      (k: Parameters<Parameters<typeof withKernel>[0]>[0]) =>
+        (k.fdb = [peerFdb(2, '198.18.0.77'), peerFdb(3)]),
+      'wrong-public-ip',
+      /sends to 198\.18\.0\.77, the lease's public IP is 198\.18\.0\.2/,
+      /bridge fdb del aa:00:00:00:00:02 dev weft\.1 dst 198\.18\.0\.77 self/,
+    ],
+    [
+      'FDB entry for the public IP carries an old VTEP MAC',
+      (k: Parameters<Parameters<typeof withKernel>[0]>[0]) =>
+        (k.fdb = [peerFdb(2, '198.18.0.2', 'aa:00:00:00:00:22'), peerFdb(3)]),
+      'wrong-mac',
+      /FDB entry for 198\.18\.0\.2 has MAC aa:00:00:00:00:22/,
+      /bridge fdb replace aa:00:00:00:00:02/,
+    ],
+  ])('%s → %s, with the problem and the fix', (_name, breakIt, verdict, problem, fix) => {
+    const rows = peerVerdicts({ config, own, leases, kernel: withKernel(breakIt) });
+    const p2 = rows.find((r) => r.subnet === '10.5.2.0/24')!;
+    expect(p2.verdict).toBe(verdict);
+    expect(p2.problems.join('\n')).toMatch(problem);
+    expect(p2.fixes.join('\n')).toMatch(fix);
+    expect(rows.find((r) => r.subnet === '10.5.3.0/24')!.verdict).toBe('ok');
+    expect(isFault(p2)).toBe(true);
+  });
+
+  it('marks kernel entries no lease explains as stale (a peer that left while weftd was down)', () => {
+    const rows = peerVerdicts({
+      config,
+      own,
+      leases: [lease(1), lease(2)],
+      kernel: healthyKernel(),
+    });
+    expect(verdicts(rows)['10.5.2.0/24']).toBe('ok');
+    const stale = rows.filter((r) => r.verdict === 'stale');
+    expect(stale.map((s) => s.route ?? s.neigh ?? s.fdb)).toEqual([
+      '10.5.3.0/24 via 10.5.3.0 dev weft.1 onlink',
+      '10.5.3.0 lladdr aa:00:00:00:00:03 dev weft.1 PERMANENT',
+      'aa:00:00:00:00:03 dev weft.1 dst 198.18.0.3 permanent',
+    ]);
+    expect(stale.flatMap((s) => s.fixes)).toEqual([
+      'ip route del 10.5.3.0/24',
+      'ip neigh del 10.5.3.0 dev weft.1',
+      'bridge fdb del aa:00:00:00:00:03 dev weft.1 dst 198.18.0.3 self',
+    ]);
+    // the local bridge route, the default route and the device's own all-zero-dst entry are not stale
+    expect(stale.some((s) => s.route?.startsWith('10.5.1.0'))).toBe(false);
+  });
+
+  it('reports a peer with hostile backend data as invalid instead of failing', () => {
+    const bad = lease(2, { backendData: { VNI: 'x', VtepMAC: '\u001b[31mred' } });
+    const rows = peerVerdicts({
+      config,
+      own,
+      leases: [own, bad, lease(3)],
+      kernel: healthyKernel(),
+    });
+    const p2 = rows.find((r) => r.subnet === '10.5.2.0/24')!;
+    expect(p2.verdict).toBe('invalid');
+    expect(p2.problems[0]).toMatch(/VNI/);
+  });
+
+  it('skips peers of another backend type (not a fault) and reports a missing device', () => {
+    const other = lease(3, { backendType: 'host-gw', backendData: undefined });
+    const noDev = withKernel((k) => (k.links = k.links.filter((l) => l.name !== 'weft.1')));
+    const rows = peerVerdicts({ config, own, leases: [own, lease(2), other], kernel: noDev });
+    expect(verdicts(rows)).toMatchObject({ '10.5.2.0/24': 'missing', '10.5.3.0/24': 'skipped' });
+    expect(rows.find((r) => r.subnet === '10.5.2.0/24')!.problems[0]).toMatch(
+      /device weft\.1 does not exist/,
+    );
+    expect(isFault(rows.find((r) => r.verdict === 'skipped')!)).toBe(false);
+  });
+
+  it('derives device names from the config like the backend (Name, VNI, IPv6)', () => {
+    expect(overlayDevices(config)).toEqual({ 4: 'weft.1', 6: null });
+    expect(
+      overlayDevices(
+        parseNetworkConfig(
+          '{"Network":"10.5.0.0/16","EnableIPv6":true,"IPv6Network":"fd05::/48","Backend":{"Type":"vxlan","VNI":7}}',
+        ),
+      ),
+    ).toEqual({ 4: 'weft.7', 6: 'weft-v6.7' });
+    expect(overlayDevices(hostGwConfig)).toEqual({ 4: null, 6: null });
+  });
+});
+
+describe('peer verdicts (host-gw)', () => {
+  const hg = (n: 2 | 3, gw: string) => ({
+    family: 4 as const,
+    dst: `10.5.${n}.0/24`,
+    gateway: gw,
+    oif: 2,
+    onlink: false,
+    table: 254,
+    protocol: 'BOOT',
+    type: 'UNICAST',
+  });
+  const hgLeases = [1, 2, 3].map((n) =>
+    lease(n as 1 | 2 | 3, { backendType: 'host-gw', backendData: undefined }),
+  );
+
+  it('ok via the public IP, wrong-public-ip via another gateway, missing without a route', () => {
+    const kernel = withKernel((k) => {
+      k.routes = [hg(2, '198.18.0.2'), hg(3, '198.18.0.9')];
+      k.neighs = [];
+      k.fdb = [];
+    });
+    const rows = peerVerdicts({
+      config: hostGwConfig,
+      own: hgLeases[0]!,
+      leases: hgLeases,
+      kernel,
+    });
+    expect(verdicts(rows)).toEqual({ '10.5.2.0/24': 'ok', '10.5.3.0/24': 'wrong-public-ip' });
+    expect(rows[1]!.fixes).toEqual(['ip route replace 10.5.3.0/24 via 198.18.0.3']);
+    const none = peerVerdicts({
+      config: hostGwConfig,
+      own: hgLeases[0]!,
+      leases: hgLeases,
+      kernel: { ...kernel, routes: [] },
+    });
+    expect(verdicts(none)).toEqual({ '10.5.2.0/24': 'missing', '10.5.3.0/24': 'missing' });
+  });
+});
