@@ -56,6 +56,21 @@ export function compareWithNetns(result: Result, ifname: string, snap: NetnsSnap
   return problems;
 }
 
+/**
+ * A later plugin in the chain (e.g. `tuning`) may change the interface's MAC; the spec asks CHECK to
+ * tolerate that, so the MAC in the runtime's `prevResult` (the chain's final result) wins when present.
+ */
+function adoptLaterMac(result: Result, prevResult: JsonObject | undefined, ifname: string): void {
+  const mine = sandboxInterface(result, ifname);
+  if (!mine || !prevResult) return;
+  try {
+    const mac = sandboxInterface(parseResult(prevResult), ifname)?.iface.mac;
+    if (mac !== undefined) mine.iface.mac = mac;
+  } catch {
+    /* an unusable prevResult changes nothing */
+  }
+}
+
 export async function cmdCheck(ctx: CmdContext, deps: CniDeps): Promise<void> {
   const { env, conf } = ctx;
   const store = new StateStore(conf.dataDir);
@@ -68,6 +83,7 @@ export async function cmdCheck(ctx: CmdContext, deps: CniDeps): Promise<void> {
     );
   }
   const result = parseResult(read.state.result);
+  adoptLaterMac(result, conf.prevResult, env.ifname);
   const problems = compareWithNetns(result, env.ifname, await deps.inspect(env.netns, env.ifname));
 
   let subnetEnv;

@@ -297,6 +297,25 @@ describe('commands', () => {
     expect(j['msg']).toContain('route 10.5.0.0/16 via 10.5.72.1 is missing');
   });
 
+  it("CHECK accepts a MAC changed by a later chained plugin when the runtime's prevResult says so", async () => {
+    await runPlugin(env('ADD'), conf('1.0.0'), deps());
+    const d = {
+      ...deps(),
+      inspect: async () => ({
+        link: { exists: true, mac: '02:00:00:00:00:09', mtu: 1450, addresses: ['10.5.72.2/24'] },
+        routes: [{ dst: '10.5.0.0/16', gw: '10.5.72.1', dev: 'eth0' }],
+      }),
+    };
+    expect(parse((await runPlugin(env('CHECK'), conf('1.0.0'), d)).stdout)['code']).toBe(103);
+    const tuned = {
+      ...bridgeResult,
+      interfaces: [{ name: 'eth0', mac: '02:00:00:00:00:09', sandbox: '/run/netns/c' }],
+      ips: [{ interface: 0, address: '10.5.72.2/24', gateway: '10.5.72.1' }],
+    };
+    const out = await runPlugin(env('CHECK'), conf('1.0.0', { prevResult: tuned }), d);
+    expect(out).toEqual({ stdout: '', exitCode: 0 });
+  });
+
   it('GC releases stored attachments not in valid-attachments (DEL without netns) and keeps the rest', async () => {
     await runPlugin(env('ADD'), conf('1.1.0'), deps());
     await runPlugin(env('ADD', { CNI_CONTAINERID: 'ctr2' }), conf('1.1.0'), deps());
