@@ -4,7 +4,8 @@
  *
  *   h1 (198.18.0.1) ── veth ── br0 ── veth ── h2 (198.18.0.2)        all in test network namespaces
  *
- * Paths, iperf3 TCP 1 stream from h1 to h2 (and reversed with -R), ping RTT:
+ * Paths, iperf3 TCP 1 stream from h1 to h2 (and reversed with -R), TCP 4 streams, 64-byte UDP
+ * packets delivered per second, ping RTT:
  *   underlay        h1 → 198.18.0.2
  *   kernel VXLAN    programmed by hand with iproute2 in flannel's layout (10.245.0.0/16, port 8472)
  *   weft UDP        TUN with vnet header + TSO, UDP GSO/GRO (10.244.0.0/16, port 8285)
@@ -30,17 +31,31 @@ interface Row {
   path: string;
   fwd: number;
   rev: number;
+  p4: number;
+  kpps: number;
   rttUs: number;
   cpuPerGbit?: number;
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-async function iperf(ns: string, dst: string, reverse: boolean): Promise<number> {
-  const args = ['-c', dst, '-t', String(SECONDS), '-J', ...(reverse ? ['-R'] : [])];
+async function iperf(ns: string, dst: string, reverse: boolean, streams = 1): Promise<number> {
+  const args = ['-c', dst, '-t', String(SECONDS), '-J', '-P', String(streams)];
+  if (reverse) args.push('-R');
   const r = await nsRun(ns, 'iperf3', args, { timeoutMs: (SECONDS + 20) * 1000 });
   const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } };
   return j.end.sum_received.bits_per_second / 1e9;
+}
+
+/** 64-byte UDP datagrams as fast as iperf3 sends them: thousands of packets per second delivered. */
+async function udpKpps(ns: string, dst: string): Promise<number> {
+  const args = ['-c', dst, '-u', '-l', '64', '-b', '0', '-t', String(SECONDS), '-J'];
+  const r = await nsRun(ns, 'iperf3', args, { timeoutMs: (SECONDS + 20) * 1000 });
+  const j = JSON.parse(r.stdout) as {
+    end: { sum: { packets: number; lost_packets: number; seconds: number } };
+  };
+  const s = j.end.sum;
+  return (s.packets - s.lost_packets) / s.seconds / 1000;
 }
 
 async function rtt(ns: string, dst: string): Promise<number> {
@@ -66,7 +81,14 @@ async function measure(topo: Topology, path: string, dst: string, cpu: boolean):
     fwd.push(a);
     rev.push(b);
   }
-  const row: Row = { path, fwd: median(fwd), rev: median(rev), rttUs: await rtt(ns, dst) };
+  const row: Row = {
+    path,
+    fwd: median(fwd),
+    rev: median(rev),
+    p4: await iperf(ns, dst, false, 4),
+    kpps: await udpKpps(ns, dst),
+    rttUs: await rtt(ns, dst),
+  };
   if (cpu) row.cpuPerGbit = cpuSec / gbit;
   return row;
 }
@@ -123,12 +145,12 @@ function table(rows: Row[]): string {
   const slow = rows.find((r) => r.path.includes('no offloads'));
   const f = (n: number, d = 2): string => (Number.isFinite(n) ? n.toFixed(d) : '–');
   const lines = [
-    `| path | TCP 1 stream Gbit/s | reverse | ping RTT µs | × kernel VXLAN | × no-offload forwarder | vCPU·s per Gbit |`,
-    `|---|---|---|---|---|---|---|`,
+    `| path | TCP 1 stream Gbit/s | reverse | TCP 4 streams | UDP 64 B kpps delivered | ping RTT µs | × kernel VXLAN (1 stream fwd / rev) | × no-offload forwarder | vCPU·s per Gbit |`,
+    `|---|---|---|---|---|---|---|---|---|`,
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.path} | ${f(r.fwd)} | ${f(r.rev)} | ${f(r.rttUs, 0)} | ${f(r.fwd / vx.fwd)} / ${f(r.rev / vx.rev)} | ` +
+      `| ${r.path} | ${f(r.fwd)} | ${f(r.rev)} | ${f(r.p4)} | ${f(r.kpps, 0)} | ${f(r.rttUs, 0)} | ${f(r.fwd / vx.fwd)} / ${f(r.rev / vx.rev)} | ` +
         `${slow ? `${f(r.fwd / slow.fwd, 1)} / ${f(r.rev / slow.rev, 1)}` : '–'} | ${r.cpuPerGbit === undefined ? '–' : f(r.cpuPerGbit, 3)} |`,
     );
   }
