@@ -22,7 +22,7 @@ const runnable = requireCaps('root', 'netns', 'ping', 'tun');
 useLeakCheck();
 
 const PORT = 8285;
-const TRANSFER_BYTES = 200 * 1024 * 1024;
+const TRANSFER_BYTES = 300 * 1024 * 1024;
 
 /** An IPv4 ICMP echo request (or reply) with correct checksums. */
 function icmpEcho(src: string, dst: string, type: 8 | 0 = 8): Buffer {
