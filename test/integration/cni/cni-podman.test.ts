@@ -196,7 +196,7 @@ describe.skipIf(!runnable)('podman (CNI backend) runs containers on a weft netwo
     expect(ipFiles(name)).toEqual([]);
   });
 
-  it('cniVersion 0.4.0: a detached container is reachable from the host netns; `podman rm -f` runs DEL', async () => {
+  it('cniVersion 0.4.0: a detached container is reachable from the host netns and from a second container; `podman rm -f` runs DEL', async () => {
     const name = `${net}b`;
     conflist(name, '0.4.0');
     const id = (
@@ -221,6 +221,19 @@ describe.skipIf(!runnable)('podman (CNI backend) runs containers on a weft netwo
       /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/,
     );
     expect(await ping(hostNs, ip!, 1)).toBe(true);
+    // A second container on the same weft bridge reaches the first one.
+    const r = await podman([
+      'run',
+      '--rm',
+      '--network',
+      name,
+      'localhost/weftpm-busybox:latest',
+      'ping',
+      '-c1',
+      '-W2',
+      ip!,
+    ]);
+    expect(r.stdout).toContain('1 packets received');
     await podman(['rm', '-f', '-t', '0', id]);
     expect(stateFiles(name)).toEqual([]);
     expect(ipFiles(name)).toEqual([]);
