@@ -1,0 +1,117 @@
+import { describe, expect, it } from 'vitest';
+import { runCli, type CliIo } from '../../../src/cli/run.js';
+import { EXIT, exitForError } from '../../../src/cli/exit-codes.js';
+import { ConfigError, WeftError } from '../../../src/errors.js';
+import { validateConfig } from '../../../src/cli/commands/config.js';
+import { CONFIG_SCHEMA, ERROR_SCHEMA, validate } from './schema.js';
+
+function io(stdin = ''): CliIo & { err: string } {
+  const o = {
+    env: {},
+    stdoutIsTty: false,
+    stderrIsTty: false,
+    err: '',
+    writeErr: (t: string) => {
+      o.err += t;
+    },
+    readStdin: async () => stdin,
+  };
+  return o;
+}
+
+describe('runCli (no etcd, no kernel)', () => {
+  it('help and version exit 0', async () => {
+    expect(await runCli([], io())).toMatchObject({
+      exitCode: 0,
+      stdout: expect.stringMatching(/^usage: weftctl/),
+    });
+    expect(await runCli(['doctor', '--help'], io())).toMatchObject({ exitCode: 0 });
+    expect((await runCli(['version'], io())).stdout).toMatch(/^weftctl \d+\.\d+\.\d+/);
+    expect(JSON.parse((await runCli(['version', '--json'], io())).stdout)).toMatchObject({
+      ok: true,
+    });
+  });
+
+  it('a usage error exits 2 with the message on stderr', async () => {
+    const x = io();
+    expect(await runCli(['status', '--etcd-endpoints=nope'], x)).toEqual({
+      exitCode: 2,
+      stdout: '',
+    });
+    expect(x.err).toMatch(/^weftctl: --etcd-endpoints: "nope" is not like http/);
+  });
+
+  it('bad command arguments exit 2, with a JSON error document under --json', async () => {
+    const x = io();
+    const r = await runCli(['trace', '10.5.1.2', 'fd00::1', '--json'], x);
+    expect(r.exitCode).toBe(2);
+    const doc = JSON.parse(r.stdout) as unknown;
+    expect(validate(doc, ERROR_SCHEMA)).toEqual([]);
+    expect(doc).toMatchObject({ error: { code: 'E_OPTION_INVALID' } });
+    expect(x.err).toMatch(/two addresses of one family/);
+    expect((await runCli(['ping', 'not-an-ip'], io())).exitCode).toBe(2);
+    expect((await runCli(['lease', 'steal', '10.5.1.0/24'], io())).exitCode).toBe(2);
+    expect((await runCli(['lease', 'reserve', '10.5.1.7/24'], io())).exitCode).toBe(2);
+    expect((await runCli(['config', 'frob'], io())).exitCode).toBe(2);
+  });
+
+  it('config validate checks an argument or stdin with weftd rules, without etcd', async () => {
+    const ok = await runCli(
+      [
+        'config',
+        'validate',
+        '{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan","VNI":4096}}',
+        '--json',
+      ],
+      io(),
+    );
+    expect(ok.exitCode).toBe(0);
+    const doc = JSON.parse(ok.stdout) as Record<string, unknown>;
+    expect(validate(doc, CONFIG_SCHEMA)).toEqual([]);
+    expect(doc).toMatchObject({
+      valid: true,
+      config: { network: '10.5.0.0/16', subnetLen: 24, backend: 'vxlan' },
+    });
+    const bad = await runCli(
+      ['config', 'validate', '-'],
+      io('{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan","VNI":"1"}}'),
+    );
+    expect(bad.exitCode).toBe(3);
+    expect(bad.stdout).toMatch(/valid: +no: Backend\.VNI: "1" is invalid/);
+  });
+
+  it.each([
+    ['{"Network":"10.5.0.0/16"}', true, /udp|vxlan/],
+    ['{"Network":"10.5.0.0/33"}', false, /Network/],
+    [
+      '{"Network":"10.5.0.0/16","Backend":{"Type":"Directrouting"}}',
+      false,
+      /Backend\.Type "directrouting" is unknown/,
+    ],
+    ['{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan","Directrouting":true}}', true, /vxlan/],
+    ['{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan","MTU":100}}', false, /MTU/],
+    ['[1,2]', false, /JSON object/],
+    ['{', false, /not valid JSON/],
+  ])('validateConfig(%s) → valid %s', (text, valid, pattern) => {
+    const v = validateConfig(text);
+    expect(v.valid).toBe(valid);
+    expect(v.error ?? v.config?.backend.type).toMatch(pattern);
+  });
+
+  it('warns about unknown keys like weftd does', () => {
+    expect(
+      validateConfig(
+        '{"Network":"10.5.0.0/16","Netwrok":"x","Backend":{"Type":"vxlan","VNl":1}}',
+      ).warnings.join(),
+    ).toMatch(/Netwrok[\s\S]*VNl/);
+  });
+
+  it('maps errors to the documented exit codes', () => {
+    expect(exitForError(new ConfigError('x', { code: 'E_OPTION_INVALID' }))).toBe(EXIT.usage);
+    expect(exitForError(new ConfigError('x'))).toBe(EXIT.config);
+    expect(exitForError(new WeftError('E_ETCD_UNAVAILABLE', 'x'))).toBe(EXIT.etcd);
+    expect(exitForError(new WeftError('E_ETCD_TLS', 'x'))).toBe(EXIT.etcd);
+    expect(exitForError(new WeftError('E_CONFIG_NOT_FOUND', 'x'))).toBe(EXIT.notFound);
+    expect(exitForError(new Error('boom'))).toBe(EXIT.failed);
+  });
+});

@@ -1,0 +1,208 @@
+import { describe, expect, it } from 'vitest';
+import { lookupRoute, traceOverlay } from '../../../src/cli/trace.js';
+import {
+  MAC,
+  config,
+  healthyKernel,
+  hostGwConfig,
+  lease,
+  leases,
+  peerNeigh,
+  withKernel,
+} from './fixtures.js';
+import { TRACE_SCHEMA, validate } from './schema.js';
+
+const own = lease(1);
+const check = (r: ReturnType<typeof traceOverlay>): void =>
+  expect(validate({ ok: r.verdict !== 'dropped', ...r }, TRACE_SCHEMA)).toEqual([]);
+
+describe('trace', () => {
+  it('container on this host → container on h2: route, neighbour, FDB, VXLAN outer header', () => {
+    const r = traceOverlay({
+      src: '10.5.1.2',
+      dst: '10.5.2.2',
+      config,
+      leases,
+      own,
+      kernel: healthyKernel(),
+    });
+    check(r);
+    expect(r.verdict).toBe('ok');
+    expect(r.src).toEqual({
+      ip: '10.5.1.2',
+      lease: '10.5.1.0-24',
+      subnet: '10.5.1.0/24',
+      host: '198.18.0.1',
+      local: true,
+    });
+    expect(r.dst).toMatchObject({ lease: '10.5.2.0-24', host: '198.18.0.2', local: false });
+    expect(r.steps.map((s) => [s.what, s.text])).toEqual([
+      ['owner', '10.5.1.2 is in 10.5.1.0/24, leased by 198.18.0.1 (this host)'],
+      ['owner', '10.5.2.2 is in 10.5.2.0/24, leased by 198.18.0.2'],
+      ['route', '10.5.2.0/24 via 10.5.2.0 dev weft.1 onlink'],
+      ['neighbour', `10.5.2.0 lladdr ${MAC.h2} dev weft.1`],
+      ['fdb', `${MAC.h2} dst 198.18.0.2 dev weft.1`],
+      ['encap', 'VXLAN 198.18.0.1 → 198.18.0.2 udp/8472 VNI 1'],
+      ['deliver', '198.18.0.2 decapsulates and routes to 10.5.2.2'],
+    ]);
+    expect(r.outer).toEqual({
+      src: '198.18.0.1',
+      dst: '198.18.0.2',
+      protocol: 'udp',
+      port: 8472,
+      vni: 1,
+      innerDstMac: MAC.h2,
+    });
+    expect(r.missing).toEqual([]);
+  });
+
+  it('says what is missing when the FDB entry is gone', () => {
+    const kernel = withKernel((k) => (k.fdb = k.fdb.filter((f) => f.mac !== MAC.h2)));
+    const r = traceOverlay({ src: '10.5.1.2', dst: '10.5.2.2', config, leases, own, kernel });
+    check(r);
+    expect(r.verdict).toBe('dropped');
+    expect(r.outer).toBeNull();
+    expect(r.missing).toEqual([
+      `FDB entry ${MAC.h2} on weft.1: bridge fdb replace ${MAC.h2} dev weft.1 dst 198.18.0.2 self permanent`,
+    ]);
+  });
+
+  it('a neighbour with a wrong MAC encapsulates but the receiver drops the frame', () => {
+    const kernel = withKernel((k) => {
+      k.neighs = [peerNeigh(2, 'aa:00:00:00:00:99'), peerNeigh(3)];
+      k.fdb = [
+        ...k.fdb,
+        { ifindex: 5, mac: 'aa:00:00:00:00:99', dst: '198.18.0.2', permanent: true },
+      ];
+    });
+    const r = traceOverlay({ src: '10.5.1.2', dst: '10.5.2.2', config, leases, own, kernel });
+    expect(r.verdict).toBe('dropped');
+    expect(r.outer?.innerDstMac).toBe('aa:00:00:00:00:99');
+    expect(r.missing[0]).toMatch(/not 10\.5\.2\.0-24's VtepMAC aa:00:00:00:00:02/);
+  });
+
+  it('no route, no neighbour: dropped with the fix', () => {
+    const noRoute = withKernel(
+      (k) => (k.routes = k.routes.filter((x) => x.dst !== '10.5.2.0/24' && x.dst !== '0.0.0.0/0')),
+    );
+    expect(
+      traceOverlay({ src: '10.5.1.2', dst: '10.5.2.2', config, leases, own, kernel: noRoute })
+        .missing[0],
+    ).toMatch(/no route to 10\.5\.2\.2/);
+    const noNeigh = withKernel((k) => (k.neighs = []));
+    const r = traceOverlay({
+      src: '10.5.1.2',
+      dst: '10.5.2.2',
+      config,
+      leases,
+      own,
+      kernel: noNeigh,
+    });
+    expect(r.verdict).toBe('dropped');
+    expect(r.missing[0]).toMatch(
+      /ip neigh replace 10\.5\.2\.0 lladdr aa:00:00:00:00:02 dev weft\.1 nud permanent/,
+    );
+  });
+
+  it('same host: the bridge delivers, the overlay is not used', () => {
+    const r = traceOverlay({
+      src: '10.5.1.2',
+      dst: '10.5.1.3',
+      config,
+      leases,
+      own,
+      kernel: healthyKernel(),
+    });
+    expect(r.verdict).toBe('ok');
+    expect(r.steps.at(-1)?.text).toMatch(/same host/);
+  });
+
+  it('an address in the network that no host leases is dropped; a path elsewhere is unknown here', () => {
+    const r = traceOverlay({
+      src: '10.5.1.2',
+      dst: '10.5.77.2',
+      config,
+      leases,
+      own,
+      kernel: healthyKernel(),
+    });
+    expect(r.verdict).toBe('dropped');
+    expect(r.missing[0]).toMatch(/no host leases/);
+    const other = traceOverlay({
+      src: '10.5.2.2',
+      dst: '10.5.3.2',
+      config,
+      leases,
+      own,
+      kernel: healthyKernel(),
+    });
+    expect(other.verdict).toBe('unknown');
+    expect(other.steps.at(-1)?.text).toMatch(
+      /run `weftctl trace 10\.5\.2\.2 10\.5\.3\.2` on 198\.18\.0\.2/,
+    );
+  });
+
+  it('host-gw: routed natively to the peer public IP; a wrong gateway is named', () => {
+    const hg = leases.map((l) => ({
+      ...l,
+      attrs: { ...l.attrs, backendType: 'host-gw', backendData: undefined },
+    }));
+    const kernel = withKernel((k) => {
+      k.routes = [
+        ...k.routes.filter((x) => !x.dst.startsWith('10.5.2.')),
+        {
+          family: 4,
+          dst: '10.5.2.0/24',
+          gateway: '198.18.0.2',
+          oif: 2,
+          onlink: false,
+          table: 254,
+          protocol: 'BOOT',
+          type: 'UNICAST',
+        },
+      ];
+    });
+    const r = traceOverlay({
+      src: '10.5.1.2',
+      dst: '10.5.2.2',
+      config: hostGwConfig,
+      leases: hg,
+      own: hg[0]!,
+      kernel,
+    });
+    expect(r.verdict).toBe('ok');
+    expect(r.steps.at(-1)?.text).toMatch(/routed natively to 198\.18\.0\.2 via eth0/);
+    const wrong = withKernel((k) => {
+      k.routes = [
+        ...k.routes.filter((x) => !x.dst.startsWith('10.5.2.')),
+        {
+          family: 4,
+          dst: '10.5.2.0/24',
+          gateway: '198.18.0.9',
+          oif: 2,
+          onlink: false,
+          table: 254,
+          protocol: 'BOOT',
+          type: 'UNICAST',
+        },
+      ];
+    });
+    const w = traceOverlay({
+      src: '10.5.1.2',
+      dst: '10.5.2.2',
+      config: hostGwConfig,
+      leases: hg,
+      own: hg[0]!,
+      kernel: wrong,
+    });
+    expect(w.verdict).toBe('dropped');
+    expect(w.missing[0]).toMatch(/via 198\.18\.0\.9, the lease's public IP is 198\.18\.0\.2/);
+  });
+
+  it('longest-prefix match picks the most specific route', () => {
+    const k = healthyKernel();
+    expect(lookupRoute(k.routes, '10.5.2.9')?.dst).toBe('10.5.2.0/24');
+    expect(lookupRoute(k.routes, '8.8.8.8')?.dst).toBe('0.0.0.0/0');
+    expect(lookupRoute([], '8.8.8.8')).toBeNull();
+  });
+});
