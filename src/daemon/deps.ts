@@ -54,7 +54,11 @@ export function createDefaultDeps(
   return {
     log,
     signal,
-    createSubnetManager: (options, l) => createEtcdSubnetManager(etcdManagerOptions(options, l)),
+    createSubnetManager: (o, l) => {
+      const manager = createEtcdSubnetManager(etcdManagerOptions(o, l));
+      metrics.watchLeaseManager(() => ({ ...manager.stats, etcdRequests: manager.etcdRequests }));
+      return manager;
+    },
     backends: defaultBackends({ resyncPeriodSec: options.resyncPeriod, metrics, netlink }),
     readHost: readHostSnapshot,
     nft: createNftRunner(),

@@ -24,6 +24,16 @@ export interface DaemonMetrics extends BackendMetricsSink {
   firewallApplied(reason: 'start' | 'resync'): void;
   /** Exposes the netlink façade's counters (read at scrape time). */
   watchNetlink(stats: () => NetlinkCounters): void;
+  /** Exposes the lease manager's counters (read at scrape time). */
+  watchLeaseManager(stats: () => LeaseManagerCounters): void;
+}
+
+/** The lease manager's counters that are exported (all monotonic). */
+export interface LeaseManagerCounters {
+  readonly renewals: number;
+  readonly recreations: number;
+  readonly lostRaces: number;
+  readonly etcdRequests: number;
 }
 
 /** The subset of the netlink façade's stats() that is exported. */
@@ -75,6 +85,35 @@ export function createDaemonMetrics(opts: { processMetrics?: boolean } = {}): Da
       },
     });
   };
+  let leaseStats: (() => LeaseManagerCounters) | null = null;
+  const leaseCounter = (
+    name: string,
+    help: string,
+    pick: (c: LeaseManagerCounters) => number,
+  ): void => {
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        if (!leaseStats) return;
+        this.reset();
+        this.inc(pick(leaseStats()));
+      },
+    });
+  };
+  leaseCounter('weft_lease_renewals_total', 'Successful lease renewals', (c) => c.renewals);
+  leaseCounter(
+    'weft_lease_recreations_total',
+    'Lease keys re-created after they vanished',
+    (c) => c.recreations,
+  );
+  leaseCounter(
+    'weft_lease_lost_races_total',
+    'Subnet creations lost to another host',
+    (c) => c.lostRaces,
+  );
+  leaseCounter('weft_etcd_requests_total', 'etcd round trips', (c) => c.etcdRequests);
   netlinkCounter('weft_netlink_requests_total', 'Netlink requests sent', (c) => c.requests);
   netlinkCounter(
     'weft_netlink_errors_total',
@@ -144,6 +183,9 @@ export function createDaemonMetrics(opts: { processMetrics?: boolean } = {}): Da
     setPeers: (backend, count) => peers.set({ backend }, count),
     watchNetlink(stats) {
       netlinkStats = stats;
+    },
+    watchLeaseManager(stats) {
+      leaseStats = stats;
     },
     observeReconcile: (backend, seconds) => reconcile.observe({ backend }, seconds),
   };

@@ -159,6 +159,15 @@ export async function readyz(w: Weftd): Promise<number> {
   return Number(r.stdout.trim());
 }
 
+/** /metrics text from inside the host netns. */
+export async function metricsText(w: Weftd): Promise<string> {
+  const r = await nsRun(w.host.netns, 'node', [
+    '-e',
+    "fetch('http://127.0.0.1:8081/metrics').then(r=>r.text()).then(t=>console.log(t))",
+  ]);
+  return r.stdout;
+}
+
 export interface HostSubnets {
   subnet: string;
   subnet6: string | null;

@@ -11,6 +11,7 @@ import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import {
   createCluster,
+  metricsText,
   putConfig,
   readyz,
   restartWeftd,
@@ -57,6 +58,10 @@ describe.skipIf(!runnable)('weftd lease lifecycle', () => {
       '"PublicIP":"198.18.0.1"',
     );
     expect(w.logs).toContain('"msg":"lease renewed"');
+    const m = await metricsText(w);
+    expect(m).toMatch(/weft_lease_renewals_total [1-9]/);
+    expect(m).toMatch(/weft_etcd_requests_total [1-9]/);
+    expect(m).toMatch(/weft_lease_expiration_timestamp_seconds [1-9]/);
   });
 
   it('SIGTERM exits 0 and leaves lease, device, rules and subnet.env; a restart reuses the subnet', async () => {

@@ -40,6 +40,12 @@ describe('health server', () => {
   it('/metrics exposes lease state, peers, netlink, reconcile, renew and etcd counters', async () => {
     metrics.setLeaseState('acquired', new Date(2_000_000_000_000));
     metrics.setPeers('vxlan', 2);
+    metrics.watchLeaseManager(() => ({
+      renewals: 3,
+      recreations: 1,
+      lostRaces: 0,
+      etcdRequests: 42,
+    }));
     metrics.watchNetlink(() => ({
       requests: 7,
       errors: 1,
@@ -64,6 +70,8 @@ describe('health server', () => {
     expect(body).toContain('weft_netlink_in_flight 2');
     expect(body).toContain('weft_reconcile_duration_seconds_count{backend="vxlan"} 1');
     expect(body).toContain('weft_lease_renew_failures_total 1');
+    expect(body).toContain('weft_lease_renewals_total 3');
+    expect(body).toContain('weft_etcd_requests_total 42');
     expect(body).toContain('weft_etcd_errors_total{op="get_config"} 1');
     expect(body).toContain('weft_ready 1');
     expect(body).toContain('weftd_process_resident_memory_bytes');
