@@ -37,6 +37,7 @@ import { peerRoutes, syncRoutes, type DesiredRoute } from './routes.js';
 
 export { parseUdpConfig, DEFAULT_UDP_PORT, UDP_OVERHEAD, type UdpConfig } from './config.js';
 export { peerRoutes, syncRoutes, isUdpLease } from './routes.js';
+export { forwarderMetricSamples, type MetricSample } from './metrics.js';
 
 export const DEFAULT_RESYNC_MS = 60_000;
 

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
+  forwarderMetricSamples,
   parseUdpConfig,
   peerRoutes,
   syncRoutes,
@@ -173,5 +174,30 @@ describe('udp backend on MemoryForwarder and FakeNetlink', () => {
     fwd.failWith('EBADFD', 'read');
     await expect(done).rejects.toMatchObject({ code: 'E_NATIVE', details: { code: 'EBADFD' } });
     expect(fwd.closed).toBe(true);
+  });
+});
+
+describe('forwarderMetricSamples', () => {
+  it('names every counter, drop reason and offload', () => {
+    const f = MemoryForwarder.start(
+      { tunFd: 3, port: 8285, mtu: 1472 },
+      { offloads: { tso: false } },
+    );
+    f.setRoute('10.5.2.0/24', '198.18.0.2', 8285);
+    f.fromTun({ src: '10.5.1.2', dst: '10.5.2.2', bytes: 100 });
+    f.fromPeer('198.18.0.66', { src: '10.5.2.2', dst: '10.5.1.2' });
+    const samples = forwarderMetricSamples(f.stats());
+    const get = (name: string, labels: Record<string, string> = {}): number | undefined =>
+      samples.find((m) => m.name === name && JSON.stringify(m.labels) === JSON.stringify(labels))
+        ?.value;
+    expect(get('weft_udp_packets_total', { direction: 'tx' })).toBe(1);
+    expect(get('weft_udp_bytes_total', { direction: 'tx' })).toBe(100);
+    expect(get('weft_udp_drops_total', { reason: 'unknown_peer' })).toBe(1);
+    expect(get('weft_udp_drops_total', { reason: 'bad_inner_source' })).toBe(0);
+    expect(get('weft_udp_routes')).toBe(1);
+    expect(get('weft_udp_offload', { offload: 'tso' })).toBe(0);
+    expect(get('weft_udp_offload', { offload: 'udpGso' })).toBe(1);
+    expect(samples.filter((m) => m.name === 'weft_udp_drops_total')).toHaveLength(8);
+    for (const m of samples) expect(m.name).toMatch(/^weft_udp_[a-z_]+$/);
   });
 });
