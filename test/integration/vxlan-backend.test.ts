@@ -317,7 +317,9 @@ function scenario(ipv6: boolean): void {
           logs.some((l) => l.includes('invalid vxlan backend data') && l.includes('10.5.91.0-24')),
         ).toBe(true);
         expect(logs.some((l) => l.includes('VtepMAC is missing'))).toBe(true);
-      expect(logs.some((l) => l.includes('"msg":"reconciled"') && /"deleted":[1-9]/.test(l))).toBe(true);
+        expect(
+          logs.some((l) => l.includes('"msg":"reconciled"') && /"deleted":[1-9]/.test(l)),
+        ).toBe(true);
         for (const n of [90, 91, 92, 93])
           subnets.remove(
             subnets.leaseFor(n, { publicIp: '', publicIpv6: null, backendType: '' }).key,
