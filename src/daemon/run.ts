@@ -62,10 +62,17 @@ export interface DaemonResult {
 export function exitFor(err: unknown): DaemonResult {
   const msg = describeError(err);
   if (
-    hasCode(err, 'E_CONFIG_INVALID') ||
-    hasCode(err, 'E_UNKNOWN_BACKEND') ||
-    hasCode(err, 'E_OPTION_INVALID')
+    hasCode(err, 'E_OPTION_INVALID') ||
+    hasCode(err, 'E_ETCD_TLS') ||
+    hasCode(err, 'E_ETCD_AUTH')
   ) {
+    return {
+      exitCode: EXIT.usage,
+      message: `etcd client options: ${msg}; check the --etcd-* flags`,
+      error: err,
+    };
+  }
+  if (hasCode(err, 'E_CONFIG_INVALID') || hasCode(err, 'E_UNKNOWN_BACKEND')) {
     return {
       exitCode: EXIT.config,
       message: `invalid network config: ${msg}; nothing was programmed`,

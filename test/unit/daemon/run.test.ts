@@ -179,6 +179,21 @@ describe('runDaemon', () => {
     expect(world.events).toEqual(['config', 'close']);
   });
 
+  it('bad etcd client options (TLS file, auth) exit 2 naming the flags', async () => {
+    const world: World = { events: [], configs: [cfg()] };
+    const { options, deps } = setup(world);
+    const res = await runDaemon(options, {
+      ...deps,
+      createSubnetManager: () => {
+        throw new WeftError('E_ETCD_TLS', 'etcd TLS certFile /nope.pem cannot be read: ENOENT');
+      },
+    });
+    expect(res.exitCode).toBe(EXIT.usage);
+    expect(res.message).toBe(
+      'etcd client options: etcd TLS certFile /nope.pem cannot be read: ENOENT; check the --etcd-* flags',
+    );
+  });
+
   it('no usable interface exits 4', async () => {
     const world: World = { events: [], configs: [cfg()] };
     const { options, deps } = setup(world, ['--iface=wlan9']);
