@@ -420,7 +420,8 @@ describe.skipIf(!runnable)(
       console.log(
         `weft VERSION wall time (incl. ip netns exec): median ${times[3]!.toFixed(1)} ms; bare node -e 0: ${base[3]!.toFixed(1)} ms`,
       );
-      expect(times[3]!).toBeLessThan(base[3]! + 150);
+      // Loose on purpose (shared 2-core machine): catches a bundle that pulls in heavy modules, not noise.
+    expect(times[3]!).toBeLessThan(base[3]! * 3 + 200);
     });
   },
 );
