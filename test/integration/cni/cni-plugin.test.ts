@@ -421,7 +421,7 @@ describe.skipIf(!runnable)(
         `weft VERSION wall time (incl. ip netns exec): median ${times[3]!.toFixed(1)} ms; bare node -e 0: ${base[3]!.toFixed(1)} ms`,
       );
       // Loose on purpose (shared 2-core machine): catches a bundle that pulls in heavy modules, not noise.
-    expect(times[3]!).toBeLessThan(base[3]! * 3 + 200);
+      expect(times[3]!).toBeLessThan(base[3]! * 3 + 200);
     });
   },
 );
