@@ -9,13 +9,19 @@
  *
  * Env: BENCH_SECONDS (iperf3 seconds per figure, default 2), BENCH_ROUNDS (default 3: every path is
  * measured once per round and each figure is the median over rounds), BENCH_ONLY (comma list of row ids, e.g.
- * `underlay,vxlan-hand`; control rows are `control`, `lease`, `netlink`).
+ * `underlay,vxlan-hand`; control rows are `control`, `lease`, `netlink`, `forwarder`).
  */
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startEtcd } from '../test/helpers/etcd.js';
 import { createTopology } from '../test/helpers/netns.js';
-import { cniLatency, latencyAndRss, leaseBench, netlinkBench } from './lib/control.js';
+import {
+  cniLatency,
+  forwarderBench,
+  latencyAndRss,
+  leaseBench,
+  netlinkBench,
+} from './lib/control.js';
 import { measurePath, SECONDS, type PathResult } from './lib/measure.js';
 import {
   NotAvailable,
@@ -84,6 +90,7 @@ async function main(): Promise<void> {
     etcdToKernel: { na: 'weft VXLAN path not available' },
     rss: { na: 'weft VXLAN path not available' },
     cni: { na: 'weft VXLAN path not available' },
+    forwarder: { na: 'not run' },
   };
   const rows: DataplaneRow[] = [];
   const topo = await createTopology({ hosts: 2, ipv6: false });
@@ -191,6 +198,10 @@ async function main(): Promise<void> {
   if (wanted('lease')) {
     log('bench/lease.ts (200 hosts)');
     control.lease = await leaseBench(200);
+  }
+  if (wanted('forwarder')) {
+    log('bench/udp.ts (native forwarder with and without offloads)');
+    control.forwarder = await forwarderBench(SECONDS);
   }
   if (wanted('netlink')) {
     log('bench/netlink.ts (5000 peers)');

@@ -19,6 +19,16 @@ import { run, spawnTracked, stopChild } from '../../test/helpers/exec.js';
 import { createNetns, deleteNetns } from '../../test/helpers/netns.js';
 import { bridgeConf, callCni, REPO, weftConf } from './cni.js';
 import { mtuOf, subnetsOf, type WeftPath } from './paths.js';
+import {
+  parseForwarderOutput,
+  parseLeaseOutput,
+  parseNetlinkOutput,
+  type ForwarderRow,
+  type LeaseBench,
+  type NetlinkBench,
+} from './area-output.js';
+
+export type { ForwarderRow, LeaseBench, NetlinkBench };
 
 const now = (): number => performance.timeOrigin + performance.now();
 
@@ -240,49 +250,36 @@ async function runAreaBench(
   return { out: r.stdout };
 }
 
-export interface LeaseBench {
-  hosts: number;
-  seconds: number;
-  ok: string;
-  goal: string;
-}
-
 /** bench/lease.ts with 200 hosts: `| 1 | 1.23 s | 200/200 | … | goal: met |`. */
 export async function leaseBench(hosts = 200): Promise<LeaseBench | { na: string }> {
   const r = await runAreaBench('lease.ts', { BENCH_HOSTS: String(hosts), BENCH_RUNS: '1' });
   if ('na' in r) return r;
-  const m = /^\| 1 \| ([\d.]+) s \| (\d+\/\d+) \|.*\| ([^|]*) \|\s*$/m.exec(r.out);
-  if (!m) return { na: `could not read bench/lease.ts output: ${r.out.slice(-200)}` };
-  return { hosts, seconds: Number(m[1]), ok: m[2]!, goal: m[3]!.trim() };
-}
-
-export interface NetlinkBench {
-  peers: number;
-  ipBatchMs: number;
-  facadeMs: number;
-  backendMs: number;
-  backendEntries: number;
+  return (
+    parseLeaseOutput(r.out, hosts) ?? {
+      na: `could not read bench/lease.ts output: ${r.out.slice(-200)}`,
+    }
+  );
 }
 
 /** bench/netlink.ts with 5000 peers, one run: rows `| method | entries | ms | entries/s | × |`. */
 export async function netlinkBench(peers = 5000): Promise<NetlinkBench | { na: string }> {
   const r = await runAreaBench('netlink.ts', { BENCH_PEERS: String(peers), BENCH_RUNS: '1' });
   if ('na' in r) return r;
-  const row = (re: RegExp): [number, number] | null => {
-    const line = r.out.split('\n').find((l) => l.startsWith('|') && re.test(l));
-    const cells = line?.split('|').map((c) => c.trim());
-    return cells ? [Number(cells[2]), Number(cells[3])] : null;
-  };
-  const anchor = row(/ip -batch` routes/);
-  const facade = row(/routeReplace/);
-  const backend = row(/vxlan backend/);
-  if (!anchor || !backend || !facade)
-    return { na: `could not read bench/netlink.ts output: ${r.out.slice(-200)}` };
-  return {
-    peers,
-    ipBatchMs: anchor[1],
-    facadeMs: facade[1],
-    backendMs: backend[1],
-    backendEntries: backend[0],
-  };
+  return (
+    parseNetlinkOutput(r.out, peers) ?? {
+      na: `could not read bench/netlink.ts output: ${r.out.slice(-200)}`,
+    }
+  );
+}
+
+/**
+ * bench/udp.ts as it is (the native forwarder driven directly: with TSO + GSO/GRO, and without offloads,
+ * i.e. batched per-packet, beside its own underlay and kernel VXLAN anchors measured in that run).
+ */
+export async function forwarderBench(seconds: number): Promise<ForwarderRow[] | { na: string }> {
+  const r = await runAreaBench('udp.ts', { BENCH_SECONDS: String(seconds), BENCH_RUNS: '1' });
+  if ('na' in r) return r;
+  const rows = parseForwarderOutput(r.out);
+  if (rows.length === 0) return { na: `could not read bench/udp.ts output: ${r.out.slice(-200)}` };
+  return rows;
 }

@@ -7,7 +7,14 @@ import { execFileSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { readFileSync } from 'node:fs';
 import type { PathResult } from './measure.js';
-import type { CniLatency, EtcdToKernel, LeaseBench, NetlinkBench, Rss } from './control.js';
+import type {
+  CniLatency,
+  EtcdToKernel,
+  ForwarderRow,
+  LeaseBench,
+  NetlinkBench,
+  Rss,
+} from './control.js';
 import { ratioChart, type RatioBar } from './svg.js';
 
 export interface Machine {
@@ -57,6 +64,7 @@ export interface Control {
   etcdToKernel: Maybe<EtcdToKernel>;
   rss: Maybe<Rss>;
   cni: Maybe<CniLatency>;
+  forwarder: ForwarderRow[] | { na: string };
 }
 
 export interface BenchReport {
@@ -101,6 +109,16 @@ export function buildRatios(dp: readonly DataplaneRow[], c: Control): RatioBar[]
     add('TCP, 4 streams', ratios?.tcp4);
     add('UDP 64 B delivered pps', ratios?.pps);
     add('ping RTT (anchor ÷ weft)', ratios?.rtt);
+  }
+  if (!('na' in c.forwarder)) {
+    const g = 'native forwarder ÷ kernel VXLAN (bench/udp.ts, TCP 1 stream)';
+    for (const r of c.forwarder.filter((x) => /forwarder/.test(x.path))) {
+      bars.push({
+        group: g,
+        label: r.path.replace(/^weft UDP forwarder,?\s*/, '') || r.path,
+        value: r.xVxlan,
+      });
+    }
   }
   const cp = 'control plane (anchor ÷ weft time)';
   if (isNa(c.netlink))
@@ -149,6 +167,20 @@ function dataplaneTable(dp: readonly DataplaneRow[]): string {
     } else if (anchor) ratio = `n/a (anchor ${anchor.label}: ${anchor.na ?? 'missing'})`;
     lines.push(
       `| ${r.label} | ${f(x.tcp1)} Gbit/s | ${f(x.tcp4)} Gbit/s | ${kpps(x.pps)} pps (${f(x.udpLoss * 100, 0)} % lost) | ${f(x.rttUs, 0)} µs | ${f(x.cpuPerGbit, 3)} | ${ratio} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+function forwarderTable(c: Control): string {
+  if ('na' in c.forwarder) return `n/a (${c.forwarder.na})`;
+  const lines = [
+    '| path (bench/udp.ts, host to host) | TCP 1 stream | reverse (-R) | TCP 4 streams | UDP 64 B delivered | ping RTT | × its kernel VXLAN (TCP 1) | vCPU·s per Gbit (forwarder) |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of c.forwarder) {
+    lines.push(
+      `| ${r.path} | ${f(r.fwd)} Gbit/s | ${f(r.rev)} Gbit/s | ${f(r.tcp4)} Gbit/s | ${f(r.kpps, 0)}k pps | ${f(r.rttUs, 0)} µs | ${f(r.xVxlan)} | ${r.cpuPerGbit === null ? '—' : f(r.cpuPerGbit, 3)} |`,
     );
   }
   return lines.join('\n');
@@ -207,6 +239,10 @@ absolute numbers. Ratios: higher is better (RTT: anchor ÷ weft). CPU: iperf3 at
 ### Dataplane
 
 ${dataplaneTable(r.dataplane)}
+
+### The native UDP forwarder on its own (bench/udp.ts: with offloads, and per-packet without them)
+
+${forwarderTable(r.control)}
 
 ### Control plane and CNI
 
