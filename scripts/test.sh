@@ -12,10 +12,12 @@ log() { printf '\n== %s\n' "$*"; }
 need=()
 for pair in etcd:etcd-server etcdctl:etcd-client ip:iproute2 ping:iputils-ping nft:nftables \
             iptables:iptables iperf3:iperf3 ethtool:ethtool openssl:openssl g++:g++ make:make \
-            python3:python3 podman:podman; do
+            python3:python3 podman:podman runc:runc; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+# podman test: busybox image built from the static busybox (crun fails on cgroup v1 hosts, hence runc)
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "missing packages: ${need[*]} (run as root to install them)" >&2; exit 1; fi
   log "installing Debian packages: ${need[*]}"
