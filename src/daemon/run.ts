@@ -7,6 +7,7 @@
  * daemon, the next start reconciles). Returns an exit code instead of exiting (main.ts exits).
  */
 import { AbortedError, WeftError, describeError, hasCode, isRetryable } from '../errors.js';
+import { EXIT, exitFor, type DaemonResult } from './exit-codes.js';
 import { rateLimited, type Logger } from '../log/logger.js';
 import type { Lease } from '../lease/lease.js';
 import type { Network, Uplink } from '../backend/backend.js';
@@ -22,17 +23,7 @@ import type { DaemonOptions } from './options.js';
 import { readSubnetEnv, writeSubnetEnv, type PreviousSubnets } from './subnet-env.js';
 import { selectUplink, type HostSnapshot } from './uplink.js';
 
-/** Exit codes of weftd (documented in README.md, section weftd). */
-export const EXIT = {
-  ok: 0,
-  fatal: 1,
-  usage: 2,
-  config: 3,
-  iface: 4,
-  leaseLost: 5,
-  leaseExhausted: 6,
-  firewall: 7,
-} as const;
+export { EXIT, exitFor, type DaemonResult } from './exit-codes.js';
 
 export interface DaemonDeps {
   readonly log: Logger;
@@ -49,48 +40,6 @@ export interface DaemonDeps {
   readonly retryMs?: number;
   /** Releases what the deps hold (e.g. netlink sockets) after the daemon stopped. */
   readonly dispose?: () => void | Promise<void>;
-}
-
-export interface DaemonResult {
-  readonly exitCode: number;
-  /** One line for the operator. */
-  readonly message: string;
-  readonly error?: unknown;
-}
-
-/** The exit code and the operator's message for a fatal error. */
-export function exitFor(err: unknown): DaemonResult {
-  const msg = describeError(err);
-  if (
-    hasCode(err, 'E_OPTION_INVALID') ||
-    hasCode(err, 'E_ETCD_TLS') ||
-    hasCode(err, 'E_ETCD_AUTH')
-  ) {
-    return {
-      exitCode: EXIT.usage,
-      message: `etcd client options: ${msg}; check the --etcd-* flags`,
-      error: err,
-    };
-  }
-  if (hasCode(err, 'E_CONFIG_INVALID') || hasCode(err, 'E_UNKNOWN_BACKEND')) {
-    return {
-      exitCode: EXIT.config,
-      message: `invalid network config: ${msg}; nothing was programmed`,
-      error: err,
-    };
-  }
-  if (hasCode(err, 'E_INTERFACE')) return { exitCode: EXIT.iface, message: msg, error: err };
-  if (hasCode(err, 'E_LEASE_LOST')) {
-    return {
-      exitCode: EXIT.leaseLost,
-      message: `lease lost: ${msg}; another host may now hold this subnet. Restart weftd to lease a new one`,
-      error: err,
-    };
-  }
-  if (hasCode(err, 'E_LEASE_EXHAUSTED'))
-    return { exitCode: EXIT.leaseExhausted, message: msg, error: err };
-  if (hasCode(err, 'E_FIREWALL')) return { exitCode: EXIT.firewall, message: msg, error: err };
-  return { exitCode: EXIT.fatal, message: msg, error: err };
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
