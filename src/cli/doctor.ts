@@ -32,6 +32,8 @@ export interface UnderlayProbe {
   readonly publicIp: string;
   readonly reachable: boolean;
   readonly rttMs: number | null;
+  /** Outer packet size probed with DF set (the uplink MTU), and whether it arrived; null = not probed. */
+  readonly mtuProbe?: { readonly size: number; readonly ok: boolean } | null;
 }
 
 export interface DoctorInput {
@@ -497,7 +499,18 @@ function peerChecks(i: DoctorInput): Check[] {
   const ok = i.peers.filter((p) => p.verdict === 'ok').length;
   if (out.length === 0)
     out.push(pass('peers', `${ok} peer entr${ok === 1 ? 'y' : 'ies'} match the leases`));
-  for (const pr of i.probes)
+  for (const pr of i.probes) {
+    if (pr.reachable && pr.mtuProbe && !pr.mtuProbe.ok)
+      out.push(
+        fail(
+          `pmtu:${pr.publicIp}`,
+          `packets of ${pr.mtuProbe.size} bytes with DF do not reach ${pr.publicIp} (small ones do): the path MTU is below this uplink's MTU, so full-size overlay packets are lost`,
+          [
+            `tracepath -n ${pr.publicIp}   # shows the path MTU`,
+            'weftctl config set with "Backend": {"Type": "vxlan", "MTU": <path MTU>}',
+          ],
+        ),
+      );
     out.push(
       pr.reachable
         ? pass(
@@ -514,6 +527,7 @@ function peerChecks(i: DoctorInput): Check[] {
             ],
           ),
     );
+  }
   return out;
 }
 

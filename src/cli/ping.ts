@@ -53,14 +53,25 @@ export function parsePing(text: string, target: string, from: string | null): Pi
   };
 }
 
+export interface PingExtra {
+  /** ICMP payload bytes (`-s`); the IPv4 packet is 28 bytes larger. */
+  readonly size?: number;
+  /** Set DF and never fragment (`-M do`): a probe of the path MTU. */
+  readonly dontFragment?: boolean;
+}
+
 /** argv for ping from `netns` (a name under /run/netns or a path like /proc/<pid>/ns/net). */
 export function pingArgv(
   target: string,
   count: number,
   intervalSec: number,
   netns: string | null,
+  extra: PingExtra = {},
 ): string[] {
-  const ping = ['ping', '-n', '-c', String(count), '-i', String(intervalSec), '-W', '1', target];
+  const ping = ['ping', '-n', '-c', String(count), '-i', String(intervalSec), '-W', '1'];
+  if (extra.size !== undefined) ping.push('-s', String(extra.size));
+  if (extra.dontFragment) ping.push('-M', 'do');
+  ping.push(target);
   if (netns === null) return ping;
   if (netns.includes('/')) return ['nsenter', `--net=${netns}`, '--', ...ping];
   return ['ip', 'netns', 'exec', netns, ...ping];
@@ -72,8 +83,9 @@ export function runPing(
   count: number,
   intervalSec: number,
   netns: string | null,
+  extra: PingExtra = {},
 ): Promise<PingResult> {
-  const [cmd, ...args] = pingArgv(target, count, intervalSec, netns);
+  const [cmd, ...args] = pingArgv(target, count, intervalSec, netns, extra);
   const timeout = Math.ceil(count * intervalSec * 1000 + 5000);
   return new Promise((resolve, reject) => {
     execFile(cmd ?? 'ping', args, { timeout, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {

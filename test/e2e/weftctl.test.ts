@@ -384,6 +384,25 @@ describe.skipIf(!runnable)('weftctl on a 3-host vxlan cluster', () => {
       expect(ping.json['lossPercent']).toBe(100);
     });
 
+    it('doctor probes the underlay: a smaller MTU on the path to h2 is named (DF probe)', async () => {
+      await nsRun(d[1]!.host.netns, 'ip', ['link', 'set', 'dev', 'eth0', 'mtu', '1400']);
+      try {
+        const r = await ctl(0, ['doctor', '--json'], DOCTOR_SCHEMA);
+        expect(r.code).toBe(1);
+        const checks = r.json['checks'] as { id: string; status: string; message: string }[];
+        expect(checks.find((x) => x.id === 'pmtu:198.18.0.2')).toMatchObject({
+          status: 'fail',
+          message: expect.stringMatching(
+            /packets of 1500 bytes with DF do not reach 198\.18\.0\.2/,
+          ),
+        });
+        expect(checks.find((x) => x.id === 'underlay:198.18.0.2')?.status).toBe('pass');
+        expect(checks.find((x) => x.id === 'pmtu:198.18.0.3')).toBeUndefined();
+      } finally {
+        await nsRun(d[1]!.host.netns, 'ip', ['link', 'set', 'dev', 'eth0', 'mtu', '1500']);
+      }
+    });
+
     it('with etcd stopped, status and doctor report it and exit 4', async () => {
       await c.etcd.kill();
       const s = await ctl(0, ['status', '--json'], STATUS_SCHEMA);

@@ -4,11 +4,11 @@
  * Progress goes to stderr; exit 1 when any check fails.
  */
 import { openRegistry, sampleEtcdClock } from '../etcd-view.js';
-import { doctorFailed, runChecks, type Check, type UnderlayProbe } from '../doctor.js';
+import { doctorFailed, findUplink, runChecks, type Check, type UnderlayProbe } from '../doctor.js';
 import { EXIT } from '../exit-codes.js';
 import { findOwnRecord, gatherCluster, gatherHost } from '../gather.js';
 import { readHealth, readNft } from '../host-view.js';
-import { peerVerdicts } from '../peers.js';
+import { overlayDevices, peerVerdicts } from '../peers.js';
 import { runPing } from '../ping.js';
 import { paint, sanitize, type Style } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
@@ -35,6 +35,8 @@ export function renderChecks(style: Style, checks: readonly Check[]): string {
 async function probeUnderlay(
   ctx: CommandContext,
   targets: { lease: string; publicIp: string }[],
+  /** The uplink MTU to probe the path with (DF set), or null. */
+  mtu: number | null,
 ): Promise<UnderlayProbe[]> {
   const out: UnderlayProbe[] = [];
   let done = 0;
@@ -44,8 +46,16 @@ async function probeUnderlay(
       ...(await Promise.all(
         batch.map(async (t) => {
           try {
-            const r = await runPing(t.publicIp, 1, 0.2, null);
-            return { ...t, reachable: r.received > 0, rttMs: r.replies[0] ?? null };
+            const r = await runPing(t.publicIp, 2, 0.2, null);
+            let mtuProbe: UnderlayProbe['mtuProbe'] = null;
+            if (r.received > 0 && mtu !== null && !t.publicIp.includes(':')) {
+              const big = await runPing(t.publicIp, 2, 0.2, null, {
+                size: mtu - 28,
+                dontFragment: true,
+              }).catch(() => null);
+              mtuProbe = { size: mtu, ok: (big?.received ?? 0) > 0 };
+            }
+            return { ...t, reachable: r.received > 0, rttMs: r.replies[0] ?? null, mtuProbe };
           } catch {
             return { ...t, reachable: false, rttMs: null };
           } finally {
@@ -86,7 +96,15 @@ export async function doctorCommand(ctx: CommandContext): Promise<CommandOutput>
       : view.leases
           .filter((l) => l.key !== own?.key && l.attrs.publicIp !== '0.0.0.0')
           .map((l) => ({ lease: l.key, publicIp: l.attrs.publicIp }));
-    const probes = await probeUnderlay(ctx, targets);
+    const devName = view.config ? overlayDevices(view.config)[4] : null;
+    const uplink = host
+      ? findUplink(
+          host,
+          own?.lease ?? null,
+          host.kernel.links.find((l) => l.name === devName) ?? null,
+        )
+      : null;
+    const probes = await probeUnderlay(ctx, targets, uplink?.mtu ?? null);
     const checks = runChecks({
       etcd: view.etcd,
       clock: view.etcd.reachable ? clock : null,

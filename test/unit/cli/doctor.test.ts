@@ -330,6 +330,24 @@ describe('doctor checks', () => {
       /ip route get 198\.18\.0\.2/,
     ],
     [
+      'the path to a peer drops full-size packets',
+      () =>
+        input({
+          probes: [
+            {
+              lease: '10.5.2.0-24',
+              publicIp: '198.18.0.2',
+              reachable: true,
+              rttMs: 0.1,
+              mtuProbe: { size: 1500, ok: false },
+            },
+          ],
+        }),
+      'pmtu:198.18.0.2',
+      /packets of 1500 bytes with DF do not reach 198\.18\.0\.2/,
+      /tracepath -n 198\.18\.0\.2/,
+    ],
+    [
       'two leases with one public IP',
       () =>
         input({
