@@ -7,7 +7,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run, spawnTracked, stopChild, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
@@ -66,7 +66,21 @@ async function rootMentions(): Promise<string[]> {
     .filter((l) => /198\.18\.|10\.244\.|weft-demo/.test(l));
 }
 
+/** Demos of earlier test runs that were killed (their pid is gone): removed with their own `down`. */
+async function sweepStaleTestDemos(): Promise<void> {
+  const r = await run('ip', ['netns', 'list']);
+  const ids = new Set(
+    [...r.stdout.matchAll(/^weft-demo-t(\d+)-/gm)]
+      .map((m) => Number(m[1]))
+      .filter((p) => !alive(p)),
+  );
+  for (const pid of ids) {
+    await run(DEMO, ['down'], { env: { ...env, WEFT_DEMO_ID: `t${pid}` }, timeoutMs: 60_000 });
+  }
+}
+
 describe.skipIf(!runnable)('scripts/demo.sh (the README demo)', () => {
+  beforeAll(sweepStaleTestDemos);
   afterAll(async () => {
     await run(DEMO, ['down'], { env, allowFail: true, timeoutMs: 60_000 });
   });

@@ -160,10 +160,10 @@ export async function readyz(w: Weftd): Promise<number> {
 }
 
 /** /metrics text from inside the host netns. */
-export async function metricsText(w: Weftd): Promise<string> {
+export async function metricsText(w: Weftd, port = 8081): Promise<string> {
   const r = await nsRun(w.host.netns, 'node', [
     '-e',
-    "fetch('http://127.0.0.1:8081/metrics').then(r=>r.text()).then(t=>console.log(t))",
+    `fetch('http://127.0.0.1:${port}/metrics').then(r=>r.text()).then(t=>console.log(t))`,
   ]);
   return r.stdout;
 }

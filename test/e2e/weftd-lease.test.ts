@@ -42,7 +42,7 @@ describe.skipIf(!runnable)('weftd lease lifecycle', () => {
 
   it('started while etcd is down: alive and not ready, ready once etcd is back', async () => {
     await c.etcd.kill();
-    w = startWeftd(c, c.topo.hosts[0]!, ['--subnet-lease-ttl=6']);
+    w = startWeftd(c, c.topo.hosts[0]!, ['--subnet-lease-ttl=6', '--metrics-port=9101']);
     await waitFor('health server', async () => (await readyz(w)) === 503, 15_000, 200);
     await sleep(2000);
     expect(w.child.exitCode).toBeNull();
@@ -58,7 +58,7 @@ describe.skipIf(!runnable)('weftd lease lifecycle', () => {
       '"PublicIP":"198.18.0.1"',
     );
     expect(w.logs).toContain('"msg":"lease renewed"');
-    const m = await metricsText(w);
+    const m = await metricsText(w, 9101); // the separate --metrics-port
     expect(m).toMatch(/weft_lease_renewals_total [1-9]/);
     expect(m).toMatch(/weft_etcd_requests_total [1-9]/);
     expect(m).toMatch(/weft_lease_expiration_timestamp_seconds [1-9]/);
