@@ -98,23 +98,32 @@ function isIpLiteral(s: string): boolean {
   return Address4.isValid(s) || Address6.isValid(s);
 }
 
+/** Has an address of every enabled family and a usable MTU (flannel skips others and tries the next). */
+function usable(i: HostInterface, req: UplinkRequest): boolean {
+  return i.mtu > 0 && (!req.ipv4 || i.addrs4.length > 0) && (!req.ipv6 || i.addrs6.length > 0);
+}
+
 function findInterface(snap: HostSnapshot, req: UplinkRequest): HostInterface {
+  const candidates: HostInterface[] = [];
   for (const spec of req.iface) {
     const found = isIpLiteral(spec) ? ownerOf(snap, spec) : byName(snap, spec);
-    if (found) return found;
+    if (found) candidates.push(found);
   }
   for (const re of req.ifaceRegex) {
     const rx = new RegExp(re);
     const byIp = snap.interfaces.find((i) => [...i.addrs4, ...i.addrs6].some((a) => rx.test(a)));
-    if (byIp) return byIp;
     const named = snap.interfaces.find((i) => rx.test(i.name));
-    if (named) return named;
+    if (byIp) candidates.push(byIp);
+    if (named) candidates.push(named);
   }
   if (req.ifaceCanReach) {
     const r = routeTo(snap.routes, req.ifaceCanReach);
     const found = r ? byName(snap, r.iface) : undefined;
-    if (found) return found;
+    if (found) candidates.push(found);
   }
+  // the first usable match wins; a match without the needed addresses is reported by selectUplink
+  const chosen = candidates.find((i) => usable(i, req)) ?? candidates[0];
+  if (chosen) return chosen;
   const anyChoice = req.iface.length > 0 || req.ifaceRegex.length > 0 || req.ifaceCanReach !== null;
   if (anyChoice) {
     throw interfaceError(

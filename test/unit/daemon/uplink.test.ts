@@ -87,6 +87,13 @@ describe('uplink selection (flannel §9)', () => {
     expect(selectUplink(snap, req({ iface: ['198.18.0.11'] })).ifaceAddr).toBe('198.18.0.1');
   });
 
+  it('skips a matching interface without the needed addresses for a later usable one', () => {
+    expect(selectUplink(snap, req({ iface: ['ens7', 'eth1'], ipv6: true })).name).toBe('eth1');
+    expect(
+      selectUplink(snap, req({ iface: ['ens7'], ifaceRegex: ['^eth0$'], ipv6: true })).name,
+    ).toBe('eth0');
+  });
+
   it('--iface-regex matches IPs before names; then --iface-can-reach', () => {
     expect(selectUplink(snap, req({ ifaceRegex: ['^192\\.0\\.2\\.'] })).name).toBe('eth1');
     expect(selectUplink(snap, req({ ifaceRegex: ['^ens'] })).name).toBe('ens7');
