@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { release } from 'node:os';
 import { describeError } from '../errors.js';
+import { IPT_CHAIN, createIptablesRunner } from '../daemon/firewall/iptables-forward.js';
 import { createNftRunner, type NftObject } from '../daemon/firewall/nft.js';
 import {
   parseSubnetEnv,
@@ -31,6 +32,8 @@ export interface NftState {
   readonly weft6: readonly NftObject[] | null;
   /** Forward-hook chains of other tables whose policy is drop ('ip filter FORWARD'). */
   readonly forwardDrop: readonly string[];
+  /** `iptables -S FORWARD` and `-S WEFT-FWD` per family (null: iptables not installed). */
+  readonly iptables?: Readonly<Record<4 | 6, { forward: string | null; weft: string | null }>>;
   readonly error: string | null;
 }
 
@@ -172,7 +175,16 @@ export async function readNft(timeoutMs: number): Promise<NftState> {
     ]);
     const r = await exec('nft', ['-j', 'list', 'chains'], timeoutMs);
     const forwardDrop = r.code === 0 ? forwardDropChains(r.out) : [];
+    const ipt = createIptablesRunner();
+    const read = async (f: 4 | 6): Promise<{ forward: string | null; weft: string | null }> => {
+      const forward = await ipt.list(f, 'FORWARD').catch(() => null);
+      // iptables-nft 1.8.9 calls an absent chain "incompatible" (exit 1) instead of "No chain"
+      const weft = forward === null ? null : await ipt.list(f, IPT_CHAIN).catch(() => '');
+      return { forward, weft };
+    };
+    const iptables = { 4: await read(4), 6: await read(6) };
     return {
+      iptables,
       weft4,
       weft6,
       forwardDrop,

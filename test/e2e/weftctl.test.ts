@@ -16,7 +16,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SimContainer } from '../helpers/netns.js';
-import { nsRun, stopChild } from '../helpers/exec.js';
+import { nsRun, stopChild, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import { parseSubnetEnv } from '../../src/daemon/subnet-env.js';
@@ -194,12 +194,30 @@ describe.skipIf(!runnable)('weftctl on a 3-host vxlan cluster', () => {
       'checksum:weft.1',
       'ip_forward',
       'rp_filter',
+      'forward-policy:iptables',
       'rules:ip',
       'peers',
       'underlay:198.18.0.2',
       'underlay:198.18.0.3',
     ])
       expect(ids).toContain(id);
+  });
+
+  it("Docker's FORWARD policy DROP: weftd adds WEFT-FWD and doctor accepts it", async () => {
+    const ns = d[0]!.host.netns;
+    await nsRun(ns, 'iptables', ['-P', 'FORWARD', 'DROP']);
+    await waitFor(
+      'weftd to add its WEFT-FWD jump',
+      async () => (await nsRun(ns, 'iptables', ['-S', 'FORWARD'])).stdout.includes('-j WEFT-FWD'),
+      10_000,
+    );
+    const r = await ctl(0, ['doctor', '--json', '--no-probe'], DOCTOR_SCHEMA);
+    const checks = r.json['checks'] as { id: string; status: string; message: string }[];
+    expect(checks.find((x) => x.id === 'forward-policy:iptables')).toMatchObject({
+      status: 'pass',
+      message: expect.stringMatching(/DROP; weft's WEFT-FWD accepts 10\.5\.0\.0\/16/),
+    });
+    expect(r.code).toBe(0);
   });
 
   it('trace c1 → c2: route, neighbour, FDB and the outer VXLAN header', async () => {
@@ -321,6 +339,17 @@ describe.skipIf(!runnable)('weftctl on a 3-host vxlan cluster', () => {
       ]);
       await nsRun(ns, 'nft', ['delete', 'chain', 'ip', 'weft', 'forward']);
       await nsRun(ns, 'ip', ['link', 'set', 'dev', 'weft.1', 'mtu', '1400']);
+      // FORWARD policy is DROP since the Docker test below; drop weftd's jump to WEFT-FWD too
+      await nsRun(ns, 'iptables', [
+        '-D',
+        'FORWARD',
+        '-m',
+        'comment',
+        '--comment',
+        'weft forward',
+        '-j',
+        'WEFT-FWD',
+      ]);
     });
 
     it('peers names the missing FDB entry and the wrong neighbour MAC, exit 1', async () => {
@@ -364,6 +393,7 @@ describe.skipIf(!runnable)('weftctl on a 3-host vxlan cluster', () => {
         'ip link set dev weft.1 mtu 1450',
       );
       expect(failed(/^weftd .*does not answer/)).toBeDefined();
+      expect(failed(/^forward-policy:iptables .*DROP and nothing jumps to WEFT-FWD/)).toBeDefined();
       const human = await ctl(0, ['doctor', '--no-probe']);
       expect(human.code).toBe(1);
       expect(human.stdout).toMatch(/\[FAIL\] .*MTU is 1400/);

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { doctorFailed, runChecks, type Check, type DoctorInput } from '../../../src/cli/doctor.js';
+import {
+  doctorFailed,
+  forwardPolicyChecks,
+  runChecks,
+  type Check,
+  type DoctorInput,
+} from '../../../src/cli/doctor.js';
 import type { LeaseRecord } from '../../../src/cli/etcd-view.js';
 import type { HostFacts, NftState } from '../../../src/cli/host-view.js';
 import { peerVerdicts } from '../../../src/cli/peers.js';
@@ -500,6 +506,35 @@ describe('doctor checks', () => {
     expect(find(checks, 'mtu:weft.1')).toMatchObject({
       status: 'fail',
       message: expect.stringMatching(/FLANNEL_MTU is 1450, want 1350/),
+    });
+  });
+
+  it("FORWARD policy DROP (Docker) passes only with weft's WEFT-FWD accepting the network", () => {
+    const st = (forward: string, weft: string): NftState => ({
+      weft4: null,
+      weft6: null,
+      forwardDrop: ['ip filter FORWARD', 'inet fw forward'],
+      iptables: { 4: { forward, weft }, 6: { forward: null, weft: null } },
+      error: null,
+    });
+    const rules =
+      '-N WEFT-FWD\n-A WEFT-FWD -s 10.5.0.0/16 -m comment --comment "weft forward" -j ACCEPT\n-A WEFT-FWD -d 10.5.0.0/16 -m comment --comment "weft forward" -j ACCEPT\n';
+    const jump = '-P FORWARD DROP\n-A FORWARD -m comment --comment "weft forward" -j WEFT-FWD\n';
+    const ok = forwardPolicyChecks(st(jump, rules), config);
+    expect(ok.map((c) => [c.id, c.status])).toEqual([
+      ['forward-policy:iptables', 'pass'],
+      ['forward-policy:inet fw forward', 'warn'],
+    ]);
+    const noJump = forwardPolicyChecks(st('-P FORWARD DROP\n', ''), config)[0]!;
+    expect(noJump).toMatchObject({
+      status: 'fail',
+      message: expect.stringMatching(/DROP and nothing jumps to WEFT-FWD/),
+    });
+    expect(noJump.fixes).toContain('iptables -I FORWARD 1 -s 10.5.0.0/16 -j ACCEPT');
+    expect(forwardPolicyChecks(st(jump, rules.split('\n')[1]!), config)[0]!.status).toBe('fail');
+    expect(forwardPolicyChecks(st('-P FORWARD ACCEPT\n', ''), config)[0]).toMatchObject({
+      status: 'pass',
+      message: 'iptables FORWARD policy accepts',
     });
   });
 });
