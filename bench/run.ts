@@ -5,13 +5,14 @@
  * hand, weft host-gw, weft VXLAN, weft UDP); while weft VXLAN runs it also measures etcd→kernel latency,
  * CNI ADD/DEL against the reference bridge, and weftd's RSS at 1000 peers; then runs the per-area
  * benches bench/lease.ts and bench/netlink.ts. Writes bench/results/<time>.{md,json,svg} (and latest.*),
- * and prints the Markdown. `-- --publish` also writes bench/latest.md and bench/latest.svg for the README.
+ * and prints the Markdown. `-- --publish` also writes bench/latest.md and bench/latest.svg for the README;
+ * `-- --render <results/x.json>` redraws the Markdown and SVG of a saved run without measuring.
  *
  * Env: BENCH_SECONDS (iperf3 seconds per figure, default 2), BENCH_ROUNDS (default 3: every path is
  * measured once per round and each figure is the median over rounds), BENCH_ONLY (comma list of row ids, e.g.
  * `underlay,vxlan-hand`; control rows are `control`, `lease`, `netlink`, `forwarder`).
  */
-import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startEtcd } from '../test/helpers/etcd.js';
 import { createTopology } from '../test/helpers/netns.js';
@@ -241,7 +242,25 @@ async function main(): Promise<void> {
   );
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+/** `--render <report.json>`: writes the Markdown and SVG again from a saved report (no measuring). */
+function render(file: string): void {
+  const report = JSON.parse(readFileSync(file, 'utf8')) as BenchReport;
+  report.ratios = buildRatios(report.dataplane, report.control);
+  const md = toMarkdown(report);
+  const base = file.replace(/\.json$/, '');
+  writeFileSync(`${base}.md`, md);
+  writeFileSync(`${base}.svg`, toSvg(report));
+  if (process.argv.includes('--publish')) {
+    writeFileSync(join(REPO, 'bench', 'latest.md'), md);
+    writeFileSync(join(REPO, 'bench', 'latest.svg'), toSvg(report));
+  }
+  console.log(md);
+}
+
+const renderAt = process.argv.indexOf('--render');
+if (renderAt > 0) render(process.argv[renderAt + 1] ?? 'bench/results/latest.json');
+else
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  });

@@ -37,14 +37,17 @@ export function ratioChart(title: string, subtitle: string, bars: readonly Ratio
   let y = top;
   groups.forEach((g, gi) => {
     const color = PALETTE[gi % PALETTE.length]!;
-    out.push(`<text x="12" y="${y + 15}" font-weight="bold" fill="${color}">${esc(g)}</text>`);
+    out.push(
+      `<rect x="10" y="${y + 3}" width="${width - 20}" height="${rowH - 4}" fill="#f4f4f4"/>`,
+      `<text x="12" y="${y + 15}" font-weight="bold" fill="${color}">${esc(g)}</text>`,
+    );
     y += rowH;
     for (const b of bars.filter((bar) => bar.group === g)) {
       out.push(`<text x="${labelW - 8}" y="${y + 15}" text-anchor="end">${esc(b.label)}</text>`);
       if (Number.isFinite(b.value)) {
         const w = Math.max(1, x(b.value) - labelW);
         out.push(
-          `<rect x="${labelW}" y="${y + 4}" width="${w.toFixed(1)}" height="${rowH - 8}" fill="${color}" rx="2"/>`,
+          `<rect class="bar" x="${labelW}" y="${y + 4}" width="${w.toFixed(1)}" height="${rowH - 8}" fill="${color}" rx="2"/>`,
           `<text x="${(labelW + w + 6).toFixed(1)}" y="${y + 15}">${b.value.toFixed(2)}×${b.value > max ? ' ▶' : ''}</text>`,
         );
       } else {
@@ -55,11 +58,16 @@ export function ratioChart(title: string, subtitle: string, bars: readonly Ratio
       y += rowH;
     }
   });
+  // Axis and the 1.0 line go under the text and bars (inserted right after the title lines).
   const one = x(1).toFixed(1);
-  out.push(
+  out.splice(
+    4,
+    0,
     `<line x1="${one}" y1="${top}" x2="${one}" y2="${y}" stroke="#222" stroke-dasharray="4 3"/>`,
-    `<text x="${one}" y="${y + 14}" text-anchor="middle" fill="#222">1.0 = anchor</text>`,
     `<line x1="${labelW}" y1="${top}" x2="${labelW}" y2="${y}" stroke="#888"/>`,
+  );
+  out.push(
+    `<text x="${one}" y="${y + 14}" text-anchor="middle" fill="#222">1.0 = anchor</text>`,
     '</svg>',
   );
   return out.join('\n') + '\n';

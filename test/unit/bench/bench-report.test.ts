@@ -195,7 +195,7 @@ describe('SVG chart', () => {
     ]);
     expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
     expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
-    expect(svg.match(/<rect x=/g)).toHaveLength(2);
+    expect(svg.match(/<rect class="bar"/g)).toHaveLength(2);
     expect(svg).toContain('0.50×');
     expect(svg).toContain('1.50×');
     expect(svg).toContain('n/a (missing &amp; why)');
@@ -203,7 +203,7 @@ describe('SVG chart', () => {
     expect(svg).toContain('c &lt;x&gt;');
     expect(svg).not.toMatch(/<[^a-z/!?]/); // no stray "<" from unescaped text
     // bar widths are proportional: b is three times a
-    const widths = [...svg.matchAll(/<rect x="\d+" y="[\d.]+" width="([\d.]+)"/g)].map((m) =>
+    const widths = [...svg.matchAll(/<rect class="bar" x="\d+" y="[\d.]+" width="([\d.]+)"/g)].map((m) =>
       Number(m[1]),
     );
     expect(widths[1]! / widths[0]!).toBeCloseTo(3, 1);
