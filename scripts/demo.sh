@@ -14,6 +14,9 @@ cd "$(dirname "$0")/.."
 say() { printf '== %s\n' "$*"; }
 die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 
+for a in "$@"; do
+  case "$a" in -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+done
 [ "$(id -u)" = 0 ] || die "run as root (it creates network namespaces): sudo scripts/demo.sh $*"
 
 cmd=up

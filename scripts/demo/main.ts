@@ -59,7 +59,9 @@ function parseArgs(argv: readonly string[]): { cmd: 'up' | 'down'; backend: Demo
 
 class UsageError extends Error {}
 
-async function down(l: Layout, quiet = false): Promise<void> {
+/** Tears the demo down; with `what`, one short line naming what was removed (or nothing if nothing was). */
+async function down(l: Layout, what?: string): Promise<void> {
+  const quiet = what !== undefined;
   await deleteContainers(
     l,
     (await listDemoNetns(l)).filter((n) => /-c\d+$/.test(n)),
@@ -67,9 +69,7 @@ async function down(l: Layout, quiet = false): Promise<void> {
   const r = await teardown(l);
   if (quiet) {
     if (r.namespaces.length > 0 || r.processes > 0)
-      console.log(
-        `removed leftovers of an earlier run (${r.namespaces.length} namespaces, ${r.processes} processes)`,
-      );
+      console.log(`removed ${what} (${r.namespaces.length} namespaces, ${r.processes} processes)`);
     return;
   }
   console.log(
@@ -80,7 +80,7 @@ async function down(l: Layout, quiet = false): Promise<void> {
 
 async function up(l: Layout, backend: DemoBackend): Promise<number> {
   const t0 = Date.now();
-  await down(l, true);
+  await down(l, 'leftovers of an earlier run');
   const ctrs = HOSTS * CONTAINERS_PER_HOST;
   console.log(
     `weft demo: ${HOSTS} hosts, ${ctrs} containers, backend ${backend}, state in ${l.stateDir}`,
@@ -151,13 +151,15 @@ async function main(): Promise<number> {
     if (stopping) process.exit(130);
     stopping = true;
     console.error(`\n${sig}: removing the half-built demo cluster …`);
-    void down(l, true).finally(() => process.exit(130));
+    void down(l, 'the half-built cluster').finally(() => process.exit(130));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
     return await up(l, args.backend);
   } catch (err) {
+    // Interrupted: the signal handler is already tearing down and exits with 130 when done.
+    if (stopping) return new Promise<number>(() => {});
     console.error(`\ndemo failed: ${(err as Error).message}`);
     if (existsSync(l.logDir)) console.error(dumpLogs(l));
     if (process.env['WEFT_DEMO_KEEP'] === '1') {
@@ -168,7 +170,7 @@ async function main(): Promise<number> {
       console.error(
         'removing the half-built cluster (set WEFT_DEMO_KEEP=1 to keep it for inspection)',
       );
-      await down(l, true);
+      await down(l, 'the half-built cluster');
     }
     return 1;
   }
