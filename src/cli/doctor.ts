@@ -9,6 +9,7 @@ import { IPT_CHAIN, parseForward } from '../daemon/firewall/iptables-forward.js'
 import { kernelHasChecksumBug } from '../backend-vxlan/checksum.js';
 import { parseVxlanBackendData } from '../backend-vxlan/backend-data.js';
 import { parseVxlanConfig } from '../backend-vxlan/config.js';
+import { UDP_OVERHEAD, parseUdpConfig } from '../backend-udp/config.js';
 import type { Lease } from '../lease/lease.js';
 import { cidrContains, networkOf, type LinkInfo } from '../netlink/index.js';
 import type { NetworkConfig } from '../subnet/manager.js';
@@ -243,6 +244,7 @@ function deviceChecks(i: DoctorInput, host: HostFacts, config: NetworkConfig): C
         [RESTART],
       ),
     );
+  if (config.backend.type === 'udp') return [...out, ...udpDeviceChecks(i, host, config)];
   if (config.backend.type !== 'vxlan') {
     const up = findUplink(host, own, null);
     if (up && i.subnetEnv.mtu !== null && i.subnetEnv.mtu > up.mtu)
@@ -349,6 +351,42 @@ function deviceChecks(i: DoctorInput, host: HostFacts, config: NetworkConfig): C
         ),
       );
   }
+  return out;
+}
+
+/** udp: the TUN exists, is up, and its MTU is the uplink's (or Backend.MTU) − 28 like FLANNEL_MTU. */
+function udpDeviceChecks(i: DoctorInput, host: HostFacts, config: NetworkConfig): Check[] {
+  let cfg;
+  try {
+    cfg = parseUdpConfig(config.backend.raw);
+  } catch (err) {
+    return [
+      fail('device', `udp config: ${(err as Error).message}`, ["weftctl config set '<json>'"]),
+    ];
+  }
+  const dev = host.kernel.links.find((l) => l.name === cfg.name) ?? null;
+  if (!dev) return [fail(`device:${cfg.name}`, `TUN device ${cfg.name} does not exist`, [RESTART])];
+  const out: Check[] = [];
+  if (!dev.up)
+    out.push(fail(`device:${cfg.name}`, `${cfg.name} is down`, [`ip link set dev ${cfg.name} up`]));
+  else out.push(pass(`device:${cfg.name}`, `${cfg.name} up`));
+  const up = findUplink(host, i.own?.lease ?? null, null);
+  const want = cfg.mtu !== null ? cfg.mtu - UDP_OVERHEAD : up ? up.mtu - UDP_OVERHEAD : dev.mtu;
+  const problems: string[] = [];
+  if (dev.mtu !== want) problems.push(`${cfg.name} MTU is ${dev.mtu}, want ${want}`);
+  if (i.subnetEnv.mtu !== null && i.subnetEnv.mtu !== want)
+    problems.push(`FLANNEL_MTU is ${i.subnetEnv.mtu}, want ${want}`);
+  out.push(
+    problems.length
+      ? fail(`mtu:${cfg.name}`, problems.join('; '), [
+          `ip link set dev ${cfg.name} mtu ${want}`,
+          RESTART,
+        ])
+      : pass(
+          `mtu:${cfg.name}`,
+          `MTU ${want} consistent (uplink ${up?.name ?? '?'} ${up?.mtu ?? '?'} − ${UDP_OVERHEAD})`,
+        ),
+  );
   return out;
 }
 

@@ -7,11 +7,13 @@
  */
 import { parseVxlanBackendData } from '../backend-vxlan/backend-data.js';
 import { parseVxlanConfig } from '../backend-vxlan/config.js';
+import { parseUdpConfig } from '../backend-udp/config.js';
 import type { Lease } from '../lease/lease.js';
 import {
   cidrContains,
   networkAddress,
   networkOf,
+  parseCidr,
   type FdbEntry,
   type LinkInfo,
   type NeighEntry,
@@ -62,15 +64,44 @@ export interface PeerInput {
   readonly kernel: KernelState;
 }
 
-/** Overlay device names for the config ('weft.1' / 'weft-v6.1' for vxlan), or [] for other backends. */
+/**
+ * Overlay device names for the config, as the backends name them: vxlan 'weft.<VNI>' / 'weft-v6.<VNI>'
+ * (or Backend.Name); udp one TUN ('weft0') for both families; host-gw none.
+ */
 export function overlayDevices(config: NetworkConfig): { 4: string | null; 6: string | null } {
-  if (config.backend.type !== 'vxlan') return { 4: null, 6: null };
   try {
-    const c = parseVxlanConfig(config.backend.raw);
-    return { 4: config.enableIPv4 ? c.name : null, 6: config.enableIPv6 ? c.name6 : null };
+    if (config.backend.type === 'vxlan') {
+      const c = parseVxlanConfig(config.backend.raw);
+      return { 4: config.enableIPv4 ? c.name : null, 6: config.enableIPv6 ? c.name6 : null };
+    }
+    if (config.backend.type === 'udp') {
+      const c = parseUdpConfig(config.backend.raw);
+      return { 4: config.enableIPv4 ? c.name : null, 6: config.enableIPv6 ? c.name : null };
+    }
   } catch {
-    return { 4: null, 6: null };
+    // an invalid backend section is reported by the config check
   }
+  return { 4: null, 6: null };
+}
+
+/** Longest-prefix match over the routes read (main table). */
+export function lookupRoute(routes: readonly RouteEntry[], dst: string): RouteEntry | null {
+  let best: RouteEntry | null = null;
+  let bestLen = -1;
+  for (const r of routes) {
+    if (r.type !== 'UNICAST') continue;
+    let len: number;
+    try {
+      len = r.dst === 'default' ? 0 : parseCidr(r.dst).len;
+    } catch {
+      continue;
+    }
+    if ((r.dst === 'default' || cidrContains(r.dst, dst)) && len > bestLen) {
+      best = r;
+      bestLen = len;
+    }
+  }
+  return best;
 }
 
 const linkName = (k: KernelState, index: number | null): string =>
@@ -249,6 +280,36 @@ function hostgwRow(k: KernelState, w: Want): PeerRow {
   };
 }
 
+/** udp: the peer's subnet must route into the TUN (the forwarder picks the peer by its table). */
+function udpRow(k: KernelState, w: Want): PeerRow {
+  const route = lookupRoute(k.routes, networkAddress(w.subnet));
+  const problems: string[] = [];
+  const fixes: string[] = [];
+  const dev = w.dev;
+  if (!dev) {
+    problems.push(`TUN device ${w.devName ?? '?'} does not exist`);
+    fixes.push('systemctl restart weftd   # re-creates the TUN and its cluster route');
+  } else if (!route || route.oif !== dev.index) {
+    problems.push(
+      `${w.subnet} is routed ${route ? showRoute(k, route) : 'nowhere'}, not into ${dev.name}`,
+    );
+    fixes.push(`ip route replace <cluster network> dev ${dev.name}`);
+  }
+  return {
+    lease: w.lease.key,
+    family: w.family,
+    subnet: w.subnet,
+    publicIp: w.publicIp,
+    vtepMac: null,
+    route: route ? showRoute(k, route) : null,
+    neigh: null,
+    fdb: null,
+    verdict: problems.length ? (dev && route ? 'wrong-route' : 'missing') : 'ok',
+    problems,
+    fixes,
+  };
+}
+
 /** The worst of several verdicts (wrong MAC / public IP name the cause better than "missing"). */
 function pickVerdict(v: ReadonlySet<PeerVerdict>): PeerVerdict {
   for (const x of ['wrong-mac', 'wrong-public-ip', 'wrong-route', 'missing'] as const)
@@ -389,20 +450,7 @@ export function peerVerdicts(input: PeerInput): PeerRow[] {
     }
     if (type === 'vxlan') rows.push(vxlanRow(input.kernel, w));
     else if (type === 'host-gw') rows.push(hostgwRow(input.kernel, w));
-    else
-      rows.push({
-        lease: w.lease.key,
-        family: w.family,
-        subnet: w.subnet,
-        publicIp: w.publicIp,
-        vtepMac: null,
-        route: null,
-        neigh: null,
-        fdb: null,
-        verdict: 'ok',
-        problems: [],
-        fixes: [],
-      });
+    else rows.push(udpRow(input.kernel, w));
   }
   return [...rows, ...staleRows(input, ws)];
 }

@@ -6,15 +6,11 @@
  */
 import { parseVxlanBackendData } from '../backend-vxlan/backend-data.js';
 import type { Lease } from '../lease/lease.js';
-import {
-  cidrContains,
-  networkOf,
-  parseCidr,
-  type LinkInfo,
-  type RouteEntry,
-} from '../netlink/index.js';
+import { cidrContains, networkOf, type LinkInfo } from '../netlink/index.js';
 import type { NetworkConfig } from '../subnet/manager.js';
-import { showRoute, type KernelState } from './peers.js';
+import { lookupRoute, showRoute, type KernelState } from './peers.js';
+
+export { lookupRoute } from './peers.js';
 
 export interface Endpoint {
   readonly ip: string;
@@ -72,26 +68,6 @@ function owner(ip: string, leases: readonly Lease[], own: Lease | null): Endpoin
     }
   }
   return { ip, lease: null, subnet: null, host: null, local: false };
-}
-
-/** Longest-prefix match over the routes read (main table). */
-export function lookupRoute(routes: readonly RouteEntry[], dst: string): RouteEntry | null {
-  let best: RouteEntry | null = null;
-  let bestLen = -1;
-  for (const r of routes) {
-    if (r.type !== 'UNICAST') continue;
-    let len: number;
-    try {
-      len = r.dst === 'default' ? 0 : parseCidr(r.dst).len;
-    } catch {
-      continue;
-    }
-    if ((r.dst === 'default' || cidrContains(r.dst, dst)) && len > bestLen) {
-      best = r;
-      bestLen = len;
-    }
-  }
-  return best;
 }
 
 const linkOf = (k: KernelState, index: number | null): LinkInfo | null =>

@@ -6,6 +6,7 @@
  * `set` is a compare-and-swap against the value it validated the leases against.
  */
 import { readFile } from 'node:fs/promises';
+import { parseUdpConfig } from '../../backend-udp/config.js';
 import { parseVxlanConfig } from '../../backend-vxlan/config.js';
 import { ConfigError, WeftError, describeError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
@@ -45,6 +46,10 @@ export function validateConfig(text: string): Validation {
       throw new ConfigError(
         `Backend.Type ${JSON.stringify(config.backend.type)} is unknown: use one of ${KNOWN_BACKENDS.join(', ')}`,
         { code: 'E_UNKNOWN_BACKEND' },
+      );
+    if (config.backend.type === 'udp')
+      parseUdpConfig(config.backend.raw, (msg, fields) =>
+        warnings.push(`${msg} ${JSON.stringify(fields)}`),
       );
     if (config.backend.type === 'vxlan')
       parseVxlanConfig(config.backend.raw, (msg, fields) =>

@@ -3,6 +3,7 @@ import { isFault, overlayDevices, peerVerdicts, type PeerRow } from '../../../sr
 import { parseNetworkConfig } from '../../../src/subnet/config.js';
 import {
   MAC,
+  WEFT,
   config,
   healthyKernel,
   hostGwConfig,
@@ -188,5 +189,107 @@ describe('peer verdicts (host-gw)', () => {
       kernel: { ...kernel, routes: [] },
     });
     expect(verdicts(none)).toEqual({ '10.5.2.0/24': 'missing', '10.5.3.0/24': 'missing' });
+  });
+});
+
+describe('peer verdicts (udp, dual stack)', () => {
+  const udpConfig = parseNetworkConfig('{"Network":"10.5.0.0/16","Backend":{"Type":"udp"}}');
+  const udpLeases = [1, 2].map((n) =>
+    lease(n as 1 | 2, { backendType: '', backendData: undefined }),
+  );
+  const tun = { index: 9, name: 'weft0', kind: 'tun', mtu: 1472, mac: null, up: true };
+  const clusterRoute = {
+    family: 4 as const,
+    dst: '10.5.0.0/16',
+    gateway: null,
+    oif: 9,
+    onlink: false,
+    table: 254,
+    protocol: 'BOOT',
+    type: 'UNICAST',
+  };
+
+  it('udp: ok when the peer subnet routes into the TUN, missing without the TUN', () => {
+    const kernel = withKernel((k) => {
+      k.links = [...k.links.filter((l) => l.name !== 'weft.1'), tun];
+      k.routes = [...k.routes.filter((r) => r.oif !== 5), clusterRoute];
+      k.neighs = [];
+      k.fdb = [];
+    });
+    const rows = peerVerdicts({ config: udpConfig, own: udpLeases[0]!, leases: udpLeases, kernel });
+    expect(rows).toEqual([
+      expect.objectContaining({
+        subnet: '10.5.2.0/24',
+        verdict: 'ok',
+        route: '10.5.0.0/16 dev weft0',
+      }),
+    ]);
+    const gone = peerVerdicts({
+      config: udpConfig,
+      own: udpLeases[0]!,
+      leases: udpLeases,
+      kernel: { ...kernel, links: kernel.links.filter((l) => l.name !== 'weft0') },
+    });
+    expect(gone[0]).toMatchObject({
+      verdict: 'missing',
+      problems: ['TUN device weft0 does not exist'],
+    });
+    expect(overlayDevices(udpConfig)).toEqual({ 4: 'weft0', 6: null });
+  });
+
+  it('dual stack: one row per family, the IPv6 one checked on weft-v6.1 against PublicIPv6', () => {
+    const dual = parseNetworkConfig(
+      '{"Network":"10.5.0.0/16","EnableIPv6":true,"IPv6Network":"fd05::/48","Backend":{"Type":"vxlan"}}',
+    );
+    const v6 = (n: 1 | 2) => ({
+      ...lease(n, {
+        publicIpv6: `fd18::${n}`,
+        backendV6Data: { VNI: 1, VtepMAC: `ba:00:00:00:00:0${n}` },
+      }),
+      key: `10.5.${n}.0-24&fd05:0:0:${n}::-64`,
+      subnet6: `fd05:0:0:${n}::/64`,
+    });
+    const dev6 = { ...WEFT, index: 6, name: 'weft-v6.1', mac: 'ba:00:00:00:00:01' };
+    const kernel = withKernel((k) => {
+      k.links.push(dev6);
+      k.routes = [
+        ...k.routes,
+        {
+          family: 6,
+          dst: 'fd05:0:0:2::/64',
+          gateway: 'fd05:0:0:2::',
+          oif: 6,
+          onlink: true,
+          table: 254,
+          protocol: 'BOOT',
+          type: 'UNICAST',
+        },
+      ];
+      k.neighs.push({
+        family: 6,
+        ifindex: 6,
+        dst: 'fd05:0:0:2::',
+        mac: 'ba:00:00:00:00:02',
+        permanent: true,
+      });
+      k.fdb.push({ ifindex: 6, mac: 'ba:00:00:00:00:02', dst: 'fd18::9', permanent: true });
+    });
+    const rows = peerVerdicts({
+      config: dual,
+      own: v6(1),
+      leases: [v6(1), v6(2), lease(3)],
+      kernel,
+    });
+    expect(
+      rows
+        .filter((r) => r.lease === '10.5.2.0-24&fd05:0:0:2::-64')
+        .map((r) => [r.family, r.verdict]),
+    ).toEqual([
+      [4, 'ok'],
+      [6, 'wrong-public-ip'],
+    ]);
+    expect(rows.find((r) => r.family === 6)!.problems[0]).toMatch(
+      /sends to fd18::9, the lease's public IP is fd18::2/,
+    );
   });
 });
