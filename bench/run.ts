@@ -10,7 +10,8 @@
  *
  * Env: BENCH_SECONDS (iperf3 seconds per figure, default 2), BENCH_ROUNDS (default 3: every path is
  * measured once per round and each figure is the median over rounds), BENCH_ONLY (comma list of row ids, e.g.
- * `underlay,vxlan-hand`; control rows are `control`, `lease`, `netlink`, `forwarder`).
+ * `underlay,vxlan-hand`; control rows are `control`, `lease`, `netlink`, `forwarder`), BENCH_RESULTS_DIR
+ * (default bench/results).
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -218,7 +219,7 @@ async function main(): Promise<void> {
     control,
     ratios: buildRatios(rows, control),
   };
-  const dir = join(REPO, 'bench', 'results');
+  const dir = process.env['BENCH_RESULTS_DIR'] || join(REPO, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const stamp = started.toISOString().replace(/[:.]/g, '-');
   const md = toMarkdown(report);
@@ -238,7 +239,7 @@ async function main(): Promise<void> {
   }
   console.log(md);
   log(
-    `written: bench/results/${stamp}.{md,json,svg} (and latest.*) in ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s`,
+    `written: ${dir}/${stamp}.{md,json,svg} (and latest.*) in ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s`,
   );
 }
 
