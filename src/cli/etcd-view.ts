@@ -122,8 +122,20 @@ export async function probeEtcd(reg: EtcdLeaseRegistry): Promise<EtcdProbe> {
       error: null,
     };
   } catch (err) {
-    return { reachable: false, latencyMs: null, error: describeError(err) };
+    return { reachable: false, latencyMs: null, error: shortEtcdError(describeError(err)) };
   }
+}
+
+/** gRPC repeats itself ("14 UNAVAILABLE: No connection established. Last error: …" twice): once is enough. */
+export function shortEtcdError(message: string): string {
+  const parts: string[] = [];
+  for (const p of message.split(/:\s+/))
+    if (p.trim() && !parts.includes(p.trim())) parts.push(p.trim());
+  const text = parts
+    .join(': ')
+    .replace(/\s*Resolution note:?\s*/g, ' ')
+    .trim();
+  return text.length > 300 ? `${text.slice(0, 297)}...` : text;
 }
 
 export interface ClockSample {

@@ -53,6 +53,25 @@ export function version(): string {
   }
 }
 
+/**
+ * Progress on stderr: on a TTY one line rewritten in place; otherwise (logs, pipes) a line per phase and
+ * at most one per second within a phase, and nothing under --json.
+ */
+function progressWriter(io: CliIo, json: boolean): (msg: string) => void {
+  let last = 0;
+  let phase = '';
+  return (msg) => {
+    if (io.stderrIsTty) return io.writeErr(`\r\x1b[K${msg}`);
+    if (json) return;
+    const p = msg.replace(/\d+/g, '#');
+    const now = Date.now();
+    if (p === phase && now - last < 1000) return;
+    phase = p;
+    last = now;
+    io.writeErr(`${msg}\n`);
+  };
+}
+
 export async function runCli(argv: readonly string[], io: CliIo): Promise<CliResult> {
   let options: CliOptions;
   try {
@@ -71,10 +90,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<CliRes
   const ctx: CommandContext = {
     options,
     style: { color: !options.json && wantColor(options.color, io.stdoutIsTty, io.env) },
-    progress: (msg) => {
-      if (io.stderrIsTty) io.writeErr(`\r\x1b[K${msg}`);
-      else if (!options.json) io.writeErr(`${msg}\n`);
-    },
+    progress: progressWriter(io, options.json),
     readStdin: io.readStdin,
   };
   let out: CommandOutput;

@@ -16,7 +16,7 @@ import type { NetworkConfig } from '../../subnet/manager.js';
 import { parseSubnetKey } from '../../subnet/keys.js';
 import { listLeases, openRegistry } from '../etcd-view.js';
 import { EXIT } from '../exit-codes.js';
-import { keyValues, type Style } from '../render.js';
+import { keyValues, sanitize, type Style } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
 
 /** Backend types weftd builds (design.md C3). */
@@ -207,6 +207,6 @@ function prettyJson(text: string): string {
   try {
     return JSON.stringify(JSON.parse(text), null, 2) + '\n';
   } catch {
-    return text + '\n';
+    return text.split('\n').map(sanitize).join('\n') + '\n';
   }
 }

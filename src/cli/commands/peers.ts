@@ -8,7 +8,7 @@ import { openRegistry } from '../etcd-view.js';
 import { EXIT } from '../exit-codes.js';
 import { findOwnRecord, gatherCluster, gatherHost } from '../gather.js';
 import { isFault, peerVerdicts, type PeerRow } from '../peers.js';
-import { table, toneOf, type Style } from '../render.js';
+import { sanitize, table, toneOf, type Style } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
 
 export function peersTable(style: Style, rows: readonly PeerRow[]): string {
@@ -27,9 +27,9 @@ export function peersTable(style: Style, rows: readonly PeerRow[]): string {
   );
   const faulty = rows.filter((r) => r.problems.length > 0);
   for (const r of faulty) {
-    out += `\n${r.subnet} (${r.verdict}):\n`;
-    for (const p of r.problems) out += `  - ${p}\n`;
-    for (const f of r.fixes) out += `    fix: ${f}\n`;
+    out += `\n${sanitize(r.subnet)} (${r.verdict}):\n`;
+    for (const p of r.problems) out += `  - ${sanitize(p)}\n`;
+    for (const f of r.fixes) out += `    fix: ${sanitize(f)}\n`;
   }
   return out;
 }

@@ -7,7 +7,7 @@ import { ipFamily } from '../../ip/cidr.js';
 import { openRegistry } from '../etcd-view.js';
 import { EXIT } from '../exit-codes.js';
 import { findOwnRecord, gatherCluster, gatherHost } from '../gather.js';
-import { paint } from '../render.js';
+import { paint, sanitize } from '../render.js';
 import { traceOverlay } from '../trace.js';
 import type { CommandContext, CommandOutput } from './context.js';
 
@@ -44,11 +44,11 @@ export async function traceCommand(ctx: CommandContext): Promise<CommandOutput> 
     const s = ctx.style;
     let human = `trace ${src} → ${dst}\n`;
     for (const step of t.steps)
-      human += `  ${paint(s, step.ok ? 'ok' : 'bad', step.ok ? '✓' : '✗')} ${step.what.padEnd(9)} ${step.text}\n`;
+      human += `  ${paint(s, step.ok ? 'ok' : 'bad', step.ok ? '✓' : '✗')} ${step.what.padEnd(9)} ${sanitize(step.text)}\n`;
     if (t.outer)
       human += `  outer header: ${t.outer.src ?? '?'} → ${t.outer.dst}, UDP dst port ${t.outer.port}, VNI ${t.outer.vni}, inner dst MAC ${t.outer.innerDstMac}\n`;
     human += `verdict: ${paint(s, t.verdict === 'ok' ? 'ok' : t.verdict === 'dropped' ? 'bad' : 'warn', t.verdict)}\n`;
-    for (const m of t.missing) human += `  missing: ${m}\n`;
+    for (const m of t.missing) human += `  missing: ${sanitize(m)}\n`;
     return {
       exitCode: t.verdict === 'dropped' ? EXIT.problem : EXIT.ok,
       json: { ok: t.verdict !== 'dropped', ...t },

@@ -3,7 +3,7 @@ import { parseCliOptions, renderCliHelp } from '../../../src/cli/options.js';
 import { parsePing, pingArgv } from '../../../src/cli/ping.js';
 import { formatDuration, table, toJson, wantColor } from '../../../src/cli/render.js';
 import { forwardDropChains, parseEthtoolFeature } from '../../../src/cli/host-view.js';
-import { compareKeys, toRecord } from '../../../src/cli/etcd-view.js';
+import { compareKeys, shortEtcdError, toRecord } from '../../../src/cli/etcd-view.js';
 import { PING_SCHEMA, validate } from './schema.js';
 
 describe('options', () => {
@@ -294,5 +294,18 @@ describe('host and etcd readers (pure parts)', () => {
     expect(
       ['10.5.10.0-24', '10.5.2.0-24', '10.5.2.0-24&fc00::-64', '9.0.0.0-8'].sort(compareKeys),
     ).toEqual(['9.0.0.0-8', '10.5.2.0-24', '10.5.2.0-24&fc00::-64', '10.5.10.0-24']);
+  });
+});
+
+describe('etcd error text', () => {
+  it('drops the repetition gRPC adds', () => {
+    expect(
+      shortEtcdError(
+        'etcd get config: 14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:2379. Resolution note: : 14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:2379. Resolution note: ',
+      ),
+    ).toBe(
+      'etcd get config: 14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:2379.',
+    );
+    expect(shortEtcdError('x'.repeat(1000))).toHaveLength(300);
   });
 });
