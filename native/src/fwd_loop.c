@@ -50,6 +50,9 @@
 #define MAX_HDRS (4 * PKT_MAX_SEGS) /* segment header slots per flush */
 #define GSO_MAX_BYTES 65000      /* payload of one UDP_SEGMENT send (below the 64 KiB IP limit) */
 #define GSO_MAX_SEGS 64          /* UDP_MAX_SEGMENTS on older kernels */
+/* Bytes read from the TUN per wakeup: bounds how long the loop works on one direction, so that ACKs
+ * arriving the other way (UDP -> TUN) wait for at most a few super-packets' worth of segmentation. */
+#define TX_BUDGET (256u << 10)
 #define ICMP_PER_SEC 100
 #define SEND_WAIT_MS 50
 #define SEND_WAIT_ROUNDS 40      /* give up on a full socket after ~2 s */
@@ -381,7 +384,8 @@ static void tun_packet(struct fwd *f, uint8_t *buf, size_t n) {
 /* Reads up to BATCH packets, forwards them, sends. Returns -1 on a fatal TUN error. */
 static int tun_batch(struct fwd *f) {
   int n = 0;
-  while (n < BATCH) {
+  size_t bytes = 0;
+  while (n < BATCH && bytes < TX_BUDGET) {
     ssize_t r = read(f->tun_fd, f->tun_bufs + (size_t)n * BUF_SIZE + HEADROOM, BUF_SIZE - HEADROOM);
     if (r < 0) {
       if (errno == EINTR) continue;
@@ -394,6 +398,7 @@ static int tun_batch(struct fwd *f) {
     }
     if (r == 0) break;
     f->tun_lens[n++] = (size_t)r;
+    bytes += (size_t)r;
   }
   ST_ADD(f, tun_reads, n);
   for (int i = 0; i < n; i++) {
