@@ -155,6 +155,7 @@ async function main(): Promise<void> {
       ];
       const samples = new Map<string, PathResult[]>();
       const skip = new Set<string>();
+      const failures = new Map<string, string>();
       for (const spec of paths) {
         const row: DataplaneRow = { id: spec.id, label: spec.label, anchor: spec.anchor };
         rows.push(row);
@@ -178,9 +179,11 @@ async function main(): Promise<void> {
             else skip.add(spec.id);
             if (round === 1) await spec.during?.(p);
           } catch (err) {
-            row.na = err instanceof NotAvailable ? err.message : `failed: ${reason(err)}`;
-            skip.add(spec.id);
-            log(`${spec.id}: ${row.na}`);
+            if (err instanceof NotAvailable) {
+              row.na = err.message; // a part of weft is missing: no later round can do better
+              skip.add(spec.id);
+            } else failures.set(spec.id, `failed: ${reason(err)}`); // this round only
+            log(`${spec.id}: ${err instanceof NotAvailable ? row.na : reason(err)}`);
           } finally {
             await p?.teardown();
           }
@@ -189,7 +192,8 @@ async function main(): Promise<void> {
       for (const row of rows) {
         const got = samples.get(row.id) ?? [];
         if (got.length > 0 && !row.na) row.result = medianResult(got);
-        else if (!row.na && !row.result) row.na = 'not selected (BENCH_ONLY)';
+        else if (!row.na && !row.result)
+          row.na = failures.get(row.id) ?? 'not selected (BENCH_ONLY)';
       }
     } finally {
       await etcd.stop();

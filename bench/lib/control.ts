@@ -131,7 +131,7 @@ export interface Rss {
 /** etcd→kernel latency (`samples` peers one at a time), then RSS with `peers` fake peers. */
 export async function latencyAndRss(
   p: WeftPath,
-  samples = 40,
+  samples = 100,
   peers = 1000,
 ): Promise<[EtcdToKernel, Rss]> {
   const { topo, etcd, prefix } = p.cluster;

@@ -63,8 +63,12 @@ async function iperf3(e: Endpoints, args: readonly string[]): Promise<IperfJson>
     );
     try {
       const j = JSON.parse(r.stdout) as IperfJson;
-      if (r.code === 0 && !j.error) return j;
-      last = j.error ?? r.stderr;
+      const moved = args.includes('-u')
+        ? (j.end?.sum?.packets ?? 0) > 0
+        : (j.end?.sum_received?.bits_per_second ?? 0) > 0;
+      if (r.code === 0 && !j.error && moved) return j;
+      if (!j.error && !moved) last = 'iperf3 reported no traffic';
+      if (j.error) last = j.error;
     } catch {
       last = r.stderr || r.stdout.slice(0, 300);
     }

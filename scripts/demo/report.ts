@@ -118,11 +118,19 @@ export async function iperf(
         ['-c', server.ip, '-p', '5201', '-t', String(seconds), '-J'],
         { allowFail: true, timeoutMs: (seconds + 15) * 1000 },
       );
-      if (r.code === 0) {
-        const j = JSON.parse(r.stdout) as { end?: { sum_received?: { bits_per_second?: number } } };
-        return (j.end?.sum_received?.bits_per_second ?? 0) / 1e9;
+      let why = r.stderr.trim();
+      try {
+        const j = JSON.parse(r.stdout) as {
+          end?: { sum_received?: { bits_per_second?: number } };
+          error?: string;
+        };
+        const bps = j.end?.sum_received?.bits_per_second ?? 0;
+        if (r.code === 0 && !j.error && bps > 0) return bps / 1e9;
+        why = j.error ?? (why || 'no result');
+      } catch {
+        why ||= r.stdout.slice(-300);
       }
-      if (attempt >= 20) throw new Error(`iperf3 failed: ${r.stdout.slice(-400)}${r.stderr}`);
+      if (attempt >= 20) throw new Error(`iperf3 failed: ${why}`);
       await sleep(100); // the server is not listening yet
     }
   } finally {
