@@ -226,6 +226,24 @@ export function traceOverlay(i: TraceInput): TraceResult {
     const r = forward(i, i.kernel, dst, dstLease);
     return { src, dst, ...r, steps: [...ownerSteps, ...r.steps] };
   }
+  if (i.kernel && dst.local && src.lease) {
+    // This host receives: the request is decapsulated here; what this kernel decides is the reply.
+    const srcLease = i.leases.find((l) => l.key === src.lease) ?? null;
+    const r = forward({ ...i, src: i.dst, dst: i.src }, i.kernel, src, srcLease);
+    const here: TraceStep = {
+      what: 'deliver',
+      ok: true,
+      text: `${i.dst} is on this host: decapsulated and delivered locally; checking the reply path`,
+    };
+    return {
+      src,
+      dst,
+      verdict: r.verdict,
+      steps: [...ownerSteps, here, ...r.steps.map((st) => ({ ...st, text: `reply: ${st.text}` }))],
+      outer: r.outer,
+      missing: r.missing.map((m) => `reply path: ${m}`),
+    };
+  }
   const note: TraceStep = {
     what: 'note',
     ok: true,

@@ -236,6 +236,15 @@ describe.skipIf(!runnable)('weftctl on a 3-host vxlan cluster', () => {
     });
     const whats = (r.json['steps'] as { what: string }[]).map((s) => s.what);
     expect(whats).toEqual(['owner', 'owner', 'route', 'neighbour', 'fdb', 'encap', 'deliver']);
+    // on the receiving host: delivered locally, and the reply goes back to h1
+    const back = await ctl(1, ['trace', c1.ip, c2.ip, '--json'], TRACE_SCHEMA);
+    expect(back.code).toBe(0);
+    expect(back.json['dst']).toMatchObject({ local: true });
+    expect(back.json['outer']).toMatchObject({
+      src: '198.18.0.2',
+      dst: '198.18.0.1',
+      innerDstMac: await vtepMac(0),
+    });
   });
 
   it('ping through the overlay from a container: no loss; to a silent address: 100 % loss', async () => {

@@ -205,4 +205,41 @@ describe('trace', () => {
     expect(lookupRoute(k.routes, '8.8.8.8')?.dst).toBe('0.0.0.0/0');
     expect(lookupRoute([], '8.8.8.8')).toBeNull();
   });
+
+  it('on the destination host: delivered locally, the reply path is traced (and its gaps named)', () => {
+    const h2 = lease(2);
+    const kernel = withKernel((k) => {
+      k.links = k.links.map((l) =>
+        l.name === 'weft.1'
+          ? { ...l, mac: MAC.h2, vxlan: { ...l.vxlan!, local: '198.18.0.2' } }
+          : l,
+      );
+      k.routes = k.routes
+        .filter((r) => r.oif !== 7)
+        .map((r) =>
+          r.dst === '10.5.2.0/24' ? { ...r, dst: '10.5.1.0/24', gateway: '10.5.1.0' } : r,
+        );
+      k.neighs = [
+        peerNeigh(3),
+        { family: 4, ifindex: 5, dst: '10.5.1.0', mac: MAC.h1, permanent: true },
+      ];
+      k.fdb = [{ ifindex: 5, mac: MAC.h1, dst: '198.18.0.1', permanent: true }];
+    });
+    const r = traceOverlay({ src: '10.5.1.2', dst: '10.5.2.2', config, leases, own: h2, kernel });
+    check(r);
+    expect(r.verdict).toBe('ok');
+    expect(r.steps.map((s) => s.text)).toContain(
+      'reply: VXLAN 198.18.0.2 → 198.18.0.1 udp/8472 VNI 1',
+    );
+    const broken = traceOverlay({
+      src: '10.5.1.2',
+      dst: '10.5.2.2',
+      config,
+      leases,
+      own: h2,
+      kernel: { ...kernel, fdb: [] },
+    });
+    expect(broken.verdict).toBe('dropped');
+    expect(broken.missing[0]).toMatch(/^reply path: FDB entry aa:00:00:00:00:01/);
+  });
 });
