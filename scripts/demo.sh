@@ -51,4 +51,5 @@ if [ "$cmd" = up ] && [ "${WEFT_DEMO_SKIP_INSTALL:-0}" != 1 ]; then
   fi
 fi
 
+[ -f node_modules/tsx/package.json ] || die "node_modules/tsx is missing: run npm ci (with dev dependencies)"
 exec node --import tsx scripts/demo/main.ts "$@"
