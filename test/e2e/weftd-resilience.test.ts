@@ -134,11 +134,8 @@ describe.skipIf(!runnable)('weftd resilience (vxlan)', () => {
       dev,
       'onlink',
     ]);
-    expect(await peerState(ns, '10.5.250.0/24', '198.18.0.99')).toEqual({
-      route: true,
-      neigh: true,
-      fdb: true,
-    });
+    // each command above fails loudly if the entry could not be planted; a resync may already be
+    // removing them, so their presence is not asserted here (that would race the reconcile)
     await waitFor(
       'stale entries removed',
       async () => {
