@@ -1,0 +1,71 @@
+/**
+ * The shape of one doctor finding and its constructors, shared by the check modules (doctor.ts,
+ * doctor-kernel.ts, doctor-firewall.ts). Pure.
+ */
+import type { ClockSample, EtcdProbe, LeaseRecord } from './etcd-view.js';
+import type { HealthState, HostFacts, NftState, SubnetEnvState } from './host-view.js';
+import type { NetworkConfig } from '../subnet/manager.js';
+import type { PeerRow } from './peers.js';
+
+export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
+
+export interface Check {
+  /** Stable id for scripts: 'etcd', 'mtu:weft.1', 'rules:ip', 'peer:<lease key>/<family>:<subnet>', … */
+  readonly id: string;
+  readonly status: CheckStatus;
+  readonly message: string;
+  /** Commands that fix the problem, in order (empty when it passes). */
+  readonly fixes: readonly string[];
+}
+
+export interface UnderlayProbe {
+  readonly lease: string;
+  readonly publicIp: string;
+  readonly reachable: boolean;
+  readonly rttMs: number | null;
+  /** Outer packet size probed with DF set (the uplink MTU), and whether it arrived; null = not probed. */
+  readonly mtuProbe?: { readonly size: number; readonly ok: boolean } | null;
+}
+
+export interface DoctorInput {
+  readonly etcd: EtcdProbe;
+  readonly clock: ClockSample | null;
+  readonly config: NetworkConfig | null;
+  readonly configError: string | null;
+  readonly records: readonly LeaseRecord[];
+  readonly own: LeaseRecord | null;
+  readonly host: HostFacts | null;
+  readonly hostError: string | null;
+  readonly nft: NftState | null;
+  readonly subnetEnv: SubnetEnvState;
+  readonly health: HealthState | null;
+  readonly peers: readonly PeerRow[];
+  readonly probes: readonly UnderlayProbe[];
+}
+
+export const RESTART =
+  'systemctl restart weftd   # weftd reconciles devices, peers and rules on start';
+export const pass = (id: string, message: string): Check => ({
+  id,
+  status: 'pass',
+  message,
+  fixes: [],
+});
+export const warn = (id: string, message: string, fixes: string[] = []): Check => ({
+  id,
+  status: 'warn',
+  message,
+  fixes,
+});
+export const fail = (id: string, message: string, fixes: string[] = []): Check => ({
+  id,
+  status: 'fail',
+  message,
+  fixes,
+});
+export const skip = (id: string, message: string): Check => ({
+  id,
+  status: 'skip',
+  message,
+  fixes: [],
+});
