@@ -132,7 +132,7 @@ export function restartWeftd(c: Cluster, w: Weftd, extra: readonly string[] = []
 }
 
 /** Waits until weftd logs "weftd is ready" (after the device, rules and subnet.env are in place). */
-export async function waitReady(w: Weftd, timeoutMs = 20_000): Promise<void> {
+export async function waitReady(w: Weftd, timeoutMs = 45_000): Promise<void> {
   await waitFor(
     `weftd on ${w.host.netns} to become ready`,
     () => {
