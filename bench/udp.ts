@@ -23,8 +23,9 @@ import { nsRun, run, sleep, spawnTracked, stopChild } from '../test/helpers/exec
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 1);
-/** Optional `gso_max_size` for the TUN devices (BENCH_GSO_MAX), e.g. so a super-packet plus the
- *  per-segment headers fits one UDP_SEGMENT send (64 KiB). */
+/** Optional `gso_max_size` for the TUN devices (BENCH_GSO_MAX). Measured on kernel 6.18: any value
+ *  below 65536 makes the kernel stop handing the TUN TSO super-packets (5-7 → ~1 Gbit/s), although it
+ *  would let a segmented super-packet fit one UDP_SEGMENT send. Kept for experiments only. */
 const gsoMax = process.env['BENCH_GSO_MAX'] ? ['gso_max_size', process.env['BENCH_GSO_MAX']] : [];
 
 interface Row {
