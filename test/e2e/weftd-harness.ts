@@ -15,7 +15,7 @@ import {
   type Topology,
 } from '../helpers/netns.js';
 import { startEtcd, type EtcdFixture } from '../helpers/etcd.js';
-import { isRunning, nsRun, spawnTracked, stopChild, waitFor } from '../helpers/exec.js';
+import { isRunning, nsRun, sleep, spawnTracked, stopChild } from '../helpers/exec.js';
 import { parseSubnetEnv } from '../../src/daemon/subnet-env.js';
 
 export const REPO = resolve(import.meta.dirname, '../..');
@@ -131,18 +131,25 @@ export function restartWeftd(c: Cluster, w: Weftd, extra: readonly string[] = []
   return spawnWeftd(c, w, extra);
 }
 
-/** Waits until weftd logs "weftd is ready" (after the device, rules and subnet.env are in place). */
+/**
+ * Waits until weftd logs "weftd is ready" (after the device, rules and subnet.env are in place); fails
+ * at once if it exits, and with the tail of its log on timeout.
+ */
 export async function waitReady(w: Weftd, timeoutMs = 45_000): Promise<void> {
-  await waitFor(
-    `weftd on ${w.host.netns} to become ready`,
-    () => {
-      if (!isRunning(w.child))
-        throw new Error(`weftd exited (${w.child.exitCode}): ${w.logs.slice(-3000)}`);
-      return w.logs.includes('"msg":"weftd is ready"');
-    },
-    timeoutMs,
-    50,
-  );
+  const deadline = Date.now() + timeoutMs;
+  while (!w.logs.includes('"msg":"weftd is ready"')) {
+    if (!isRunning(w.child)) {
+      throw new Error(
+        `weftd on ${w.host.netns} exited (${w.child.exitCode}): ${w.logs.slice(-3000)}`,
+      );
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `weftd on ${w.host.netns} not ready after ${timeoutMs} ms: ${w.logs.slice(-3000)}`,
+      );
+    }
+    await sleep(50);
+  }
 }
 
 /** /readyz status code from inside the host netns (weftd serves on 127.0.0.1:8081 there). */
