@@ -36,9 +36,9 @@ export function deviceChecks(i: DoctorInput, host: HostFacts, config: NetworkCon
     !host.addrs.some((a) => a.cidr.split('/')[0] === own.attrs.publicIp)
   )
     out.push(
-      fail(
+      warn(
         'public-ip',
-        `the lease publishes ${own.attrs.publicIp} but no interface here has that address`,
+        `the lease publishes ${own.attrs.publicIp} but no interface here has that address (fine only behind NAT with --public-ip)`,
         [RESTART],
       ),
     );

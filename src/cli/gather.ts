@@ -68,22 +68,31 @@ export async function gatherCluster(
   return { etcd, config, configError, configMissing, records, leases, subnetEnv };
 }
 
-/** This host's lease record: by subnet.env's subnet, else by a local address equal to its public IP. */
+/**
+ * This host's lease record. The public IP is the identity (as in flannel): among leases whose public IP
+ * is a local address, the one subnet.env names, else the first; without an address match (a NAT
+ * `--public-ip`, or weftctl run outside the host's netns), the lease subnet.env names. So a stale
+ * subnet.env does not make another host's lease "ours" when ours is in etcd; doctor reports the
+ * mismatch instead.
+ */
 export function findOwnRecord(
   view: Pick<ClusterView, 'records' | 'subnetEnv'>,
   addrs: readonly AddrEntry[],
 ): LeaseRecord | null {
   const envSubnet = view.subnetEnv.parsed?.subnet ?? null;
   const envSubnet6 = view.subnetEnv.parsed?.subnet6 ?? null;
+  const named = (r: LeaseRecord): boolean =>
+    (envSubnet !== null && !!r.lease?.subnet && networkOf(r.lease.subnet) === envSubnet) ||
+    (envSubnet6 !== null && !!r.lease?.subnet6 && networkOf(r.lease.subnet6) === envSubnet6);
   const valid = view.records.filter((r) => r.lease);
-  const bySubnet = valid.find(
-    (r) =>
-      (envSubnet !== null && r.lease?.subnet && networkOf(r.lease.subnet) === envSubnet) ||
-      (envSubnet6 !== null && r.lease?.subnet6 && networkOf(r.lease.subnet6) === envSubnet6),
-  );
-  if (bySubnet) return bySubnet;
   const local = new Set(addrs.map((a) => a.cidr.split('/')[0]));
-  return valid.find((r) => r.lease && local.has(r.lease.attrs.publicIp)) ?? null;
+  const mine = valid.filter(
+    (r) =>
+      (r.lease!.attrs.publicIp !== '0.0.0.0' && local.has(r.lease!.attrs.publicIp)) ||
+      (r.lease!.attrs.publicIpv6 !== null && local.has(r.lease!.attrs.publicIpv6)),
+  );
+  if (mine.length > 0) return mine.find(named) ?? mine[0]!;
+  return valid.find(named) ?? null; // e.g. --public-ip is a NAT address on no local interface
 }
 
 /** This host's kernel facts for `config` (overlay devices, families); errors kept as data. */

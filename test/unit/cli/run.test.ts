@@ -115,3 +115,45 @@ describe('runCli (no etcd, no kernel)', () => {
     expect(exitForError(new Error('boom'))).toBe(EXIT.failed);
   });
 });
+
+describe('which lease is this host', () => {
+  it('the public IP decides; subnet.env only breaks ties or stands in without an address match', async () => {
+    const { findOwnRecord } = await import('../../../src/cli/gather.js');
+    const { parseSubnetEnv } = await import('../../../src/daemon/subnet-env.js');
+    const rec = (n: number, ip: string) => ({
+      key: `10.5.${n}.0-24`,
+      lease: {
+        key: `10.5.${n}.0-24`,
+        subnet: `10.5.${n}.0/24`,
+        subnet6: null,
+        attrs: { publicIp: ip, publicIpv6: null, backendType: 'vxlan' },
+        expiration: null,
+      },
+      reserved: false,
+      expiresIn: 10,
+      leaseId: '1',
+      modRevision: '1',
+      problem: null,
+    });
+    const env = (subnet: string) => {
+      const text = `FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=${subnet}\n`;
+      return {
+        path: 'p',
+        text,
+        parsed: parseSubnetEnv(text),
+        mtu: null,
+        ipMasq: null,
+        error: null,
+      };
+    };
+    const records = [rec(1, '198.18.0.1'), rec(2, '198.18.0.2')];
+    const addrs = [{ index: 2, cidr: '198.18.0.1/24' }];
+    // stale subnet.env naming h2's subnet: still h1's lease
+    expect(findOwnRecord({ records, subnetEnv: env('10.5.2.1/24') }, addrs)?.key).toBe(
+      '10.5.1.0-24',
+    );
+    // no local address matches (NAT public IP): subnet.env decides
+    expect(findOwnRecord({ records, subnetEnv: env('10.5.2.1/24') }, [])?.key).toBe('10.5.2.0-24');
+    expect(findOwnRecord({ records, subnetEnv: env('10.5.9.1/24') }, [])).toBeNull();
+  });
+});
