@@ -65,6 +65,7 @@ export function deviceChecks(i: DoctorInput, host: HostFacts, config: NetworkCon
     ];
   }
   const devs = overlayDevices(config);
+  const wants: number[] = [];
   for (const fam of [4, 6] as const) {
     const name = devs[fam];
     if (!name) continue;
@@ -99,7 +100,7 @@ export function deviceChecks(i: DoctorInput, host: HostFacts, config: NetworkCon
       out.push(
         pass(`device:${name}`, `${name} up, VNI ${cfg.vni}, port ${cfg.port}, MAC ${dev.mac}`),
       );
-    // MTU along the path: uplink − overhead = device; subnet.env = device; bridge ≤ device
+    // MTU along the path: uplink − overhead = device
     const up = findUplink(host, own, dev);
     const overhead = dev.vxlan?.local?.includes(':') ? 70 : 50;
     const want = (cfg.mtu ?? up?.mtu ?? dev.mtu + overhead) - overhead;
@@ -111,23 +112,13 @@ export function deviceChecks(i: DoctorInput, host: HostFacts, config: NetworkCon
       );
       mtuFixes.push(`ip link set dev ${name} mtu ${want}`);
     }
-    if (fam === 4 && i.subnetEnv.mtu !== null && i.subnetEnv.mtu !== want) {
-      mtuProblems.push(`FLANNEL_MTU is ${i.subnetEnv.mtu}, want ${want}`);
-      mtuFixes.push(RESTART);
-    }
-    const bridge = own?.subnet ? bridgeOf(host, own.subnet) : null;
-    if (fam === 4 && bridge && bridge.mtu > want) {
-      mtuProblems.push(
-        `bridge ${bridge.name} MTU ${bridge.mtu} exceeds the overlay's ${want}: large packets are lost`,
-      );
-      mtuFixes.push(`ip link set dev ${bridge.name} mtu ${want}`);
-    }
+    wants.push(want);
     if (mtuProblems.length > 0) out.push(fail(`mtu:${name}`, mtuProblems.join('; '), mtuFixes));
     else
       out.push(
         pass(
           `mtu:${name}`,
-          `MTU ${want} consistent (uplink ${up?.name ?? '?'} ${up?.mtu ?? '?'}, subnet.env, bridge)`,
+          `${name} MTU ${want} (${cfg.mtu ? `Backend.MTU ${cfg.mtu}` : `uplink ${up?.name ?? '?'} ${up?.mtu ?? '?'}`} − ${overhead})`,
         ),
       );
     // checksum offload (pitfalls B1)
@@ -149,7 +140,32 @@ export function deviceChecks(i: DoctorInput, host: HostFacts, config: NetworkCon
         ),
       );
   }
+  if (wants.length > 0) out.push(containerMtuCheck(i, host, Math.min(...wants)));
   return out;
+}
+
+/** Containers get FLANNEL_MTU: the smallest overlay MTU (IPv6 underlay costs 20 more); the bridge no larger. */
+function containerMtuCheck(i: DoctorInput, host: HostFacts, want: number): Check {
+  const problems: string[] = [];
+  const fixes: string[] = [];
+  if (i.subnetEnv.mtu !== null && i.subnetEnv.mtu !== want) {
+    problems.push(`FLANNEL_MTU is ${i.subnetEnv.mtu}, want ${want}`);
+    fixes.push(RESTART);
+  }
+  const own = i.own?.lease ?? null;
+  const bridge = own?.subnet ? bridgeOf(host, own.subnet) : null;
+  if (bridge && bridge.mtu > want) {
+    problems.push(
+      `bridge ${bridge.name} MTU ${bridge.mtu} exceeds the overlay's ${want}: large packets are lost`,
+    );
+    fixes.push(`ip link set dev ${bridge.name} mtu ${want}`);
+  }
+  return problems.length > 0
+    ? fail('mtu:containers', problems.join('; '), fixes)
+    : pass(
+        'mtu:containers',
+        `container MTU ${want} (subnet.env${bridge ? `, bridge ${bridge.name}` : ''})`,
+      );
 }
 
 /** udp: the TUN exists, is up, and its MTU is the uplink's (or Backend.MTU) − 28 like FLANNEL_MTU. */

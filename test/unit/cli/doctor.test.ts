@@ -239,7 +239,7 @@ describe('doctor checks', () => {
             ),
           },
         ),
-      'mtu:weft.1',
+      'mtu:containers',
       /bridge cbr0 MTU 1500 exceeds/,
       /ip link set dev cbr0 mtu 1450/,
     ],
@@ -502,7 +502,7 @@ describe('doctor checks', () => {
         },
       ),
     );
-    expect(find(checks, 'mtu:weft.1')).toMatchObject({
+    expect(find(checks, 'mtu:containers')).toMatchObject({
       status: 'fail',
       message: expect.stringMatching(/FLANNEL_MTU is 1450, want 1350/),
     });
@@ -535,5 +535,42 @@ describe('doctor checks', () => {
       status: 'pass',
       message: 'iptables FORWARD policy accepts',
     });
+  });
+
+  it('dual stack: containers get the smaller (IPv6 underlay) MTU, each device its own', () => {
+    const dual = { ...config, enableIPv6: true, ipv6Network: 'fd05::/48' };
+    const dev6 = {
+      ...WEFT,
+      index: 6,
+      name: 'weft-v6.1',
+      mtu: 1430,
+      vxlan: { ...WEFT.vxlan!, local: 'fd18::1' },
+    };
+    const env = ENV.replace('FLANNEL_MTU=1450', 'FLANNEL_MTU=1430');
+    const k = withKernel((x) => {
+      x.links = x.links.map((l) => (l === CBR0 ? { ...l, mtu: 1430 } : l));
+      x.links.push(dev6);
+    });
+    const checks = runChecks(
+      input(
+        {
+          config: dual,
+          subnetEnv: {
+            path: 'p',
+            text: env,
+            parsed: parseSubnetEnv(env),
+            mtu: 1430,
+            ipMasq: false,
+            error: null,
+          },
+          peers: [],
+        },
+        { kernel: k },
+      ),
+    );
+    expect(
+      ['mtu:weft.1', 'mtu:weft-v6.1', 'mtu:containers'].map((id) => find(checks, id).status),
+    ).toEqual(['pass', 'pass', 'pass']);
+    expect(find(checks, 'mtu:weft-v6.1').message).toMatch(/1430 \(uplink eth0 1500 − 70\)/);
   });
 });
