@@ -10,7 +10,7 @@
 import { parseVxlanBackendData } from '../../backend-vxlan/backend-data.js';
 import { ConfigError, WeftError } from '../../errors.js';
 import { isIp4 } from '../../ip/ip4.js';
-import { encodeLeaseAttrs } from '../../lease/codec.js';
+import { decodeLeaseAttrs, encodeLeaseAttrs } from '../../lease/codec.js';
 import { isCompatible } from '../../subnet/allocator.js';
 import { parseNetworkConfig } from '../../subnet/config.js';
 import { makeSubnetKey, parseSubnetKey } from '../../subnet/keys.js';
@@ -161,7 +161,12 @@ export async function leaseCommand(ctx: CommandContext): Promise<CommandOutput> 
         { code: 'E_OPTION_INVALID' },
       );
     if (existing) {
-      const holder = /"PublicIP"\s*:\s*"([^"]*)"/i.exec(existing.value)?.[1] ?? null;
+      let holder: string | null = null;
+      try {
+        holder = decodeLeaseAttrs(existing.value).publicIp;
+      } catch {
+        // a garbage value: reserving keeps it as it is (doctor and leases report it)
+      }
       if (publicIp !== null && holder !== null && holder !== publicIp)
         throw new WeftError(
           'E_LEASE_CONFLICT',
