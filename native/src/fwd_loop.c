@@ -98,6 +98,8 @@ struct fwd {
   } tx_ctl[MAX_MSGS];
   uint32_t tx_npkts[MAX_MSGS], tx_nbytes[MAX_MSGS];
   uint8_t tx_is_gso[MAX_MSGS];
+  uint16_t tx_seg[MAX_MSGS]; /* segment size of the message (its first datagram's length) */
+  int open;                  /* index of the message that may take more segments, or -1 */
   struct iovec tx_iov[MAX_IOV];
   uint8_t *hdr_arena;
   size_t ntx, niov, nhdr;
@@ -215,8 +217,29 @@ static int wait_writable(struct fwd *f) {
   return 0;
 }
 
+/* Gives every message of several datagrams its UDP_SEGMENT size (GSO). */
+static void tx_prepare(struct fwd *f) {
+  for (size_t k = 0; k < f->ntx; k++) {
+    struct msghdr *m = &f->tx_msgs[k].msg_hdr;
+    f->tx_is_gso[k] = f->tx_npkts[k] > 1;
+    if (!f->tx_is_gso[k]) {
+      m->msg_control = NULL;
+      m->msg_controllen = 0;
+      continue;
+    }
+    m->msg_control = f->tx_ctl[k].buf;
+    m->msg_controllen = sizeof(f->tx_ctl[k].buf);
+    struct cmsghdr *c = CMSG_FIRSTHDR(m);
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    memcpy(CMSG_DATA(c), &f->tx_seg[k], sizeof(uint16_t));
+  }
+}
+
 static void tx_flush(struct fwd *f) {
   size_t i = 0;
+  tx_prepare(f);
   while (i < f->ntx) {
     int r = sendmmsg(f->udp_fd, f->tx_msgs + i, (unsigned)(f->ntx - i), 0);
     if (r > 0) {
@@ -240,6 +263,7 @@ static void tx_flush(struct fwd *f) {
     i++;
   }
   f->ntx = f->niov = f->nhdr = 0;
+  f->open = -1;
 }
 
 /* Makes room for `msgs` messages, `iovs` iovecs and `hdrs` header slots, flushing if needed. */
@@ -249,8 +273,38 @@ static void tx_reserve(struct fwd *f, size_t msgs, size_t iovs, size_t hdrs) {
   }
 }
 
-static void tx_msg(struct fwd *f, const struct rt_route *r, struct iovec *iov, size_t niov,
-                   uint16_t gso_size, uint32_t npkts, uint32_t nbytes) {
+/*
+ * Queues one datagram (`a` followed by `b`, b may be empty) to route `r`. With GSO, consecutive
+ * datagrams to the same peer share one message as long as each has the size of the message's first
+ * one (a shorter one may end it): segments of consecutive super-packets, or equal-sized small packets,
+ * leave in one UDP_SEGMENT send. The caller has reserved room (tx_reserve).
+ */
+static void tx_add(struct fwd *f, const struct rt_route *r, void *a, size_t alen, const void *b,
+                   size_t blen) {
+  size_t len = alen + blen;
+  size_t n = blen ? 2 : 1;
+  struct iovec *iov = &f->tx_iov[f->niov];
+  iov[0].iov_base = a;
+  iov[0].iov_len = alen;
+  if (blen) {
+    iov[1].iov_base = (void *)b;
+    iov[1].iov_len = blen;
+  }
+  f->niov += n;
+  if (f->open >= 0) {
+    size_t k = (size_t)f->open;
+    struct msghdr *m = &f->tx_msgs[k].msg_hdr;
+    if (k + 1 == f->ntx && f->tx_addr[k].sin_addr.s_addr == r->peer_ip &&
+        f->tx_addr[k].sin_port == htons(r->peer_port) && len <= f->tx_seg[k] &&
+        f->tx_npkts[k] < GSO_MAX_SEGS && f->tx_nbytes[k] + len <= GSO_MAX_BYTES &&
+        m->msg_iov + m->msg_iovlen == iov) {
+      m->msg_iovlen += n;
+      f->tx_npkts[k]++;
+      f->tx_nbytes[k] += (uint32_t)len;
+      if (len < f->tx_seg[k]) f->open = -1; /* only the last segment may be shorter */
+      return;
+    }
+  }
   size_t k = f->ntx++;
   struct sockaddr_in *sa = &f->tx_addr[k];
   sa->sin_family = AF_INET;
@@ -261,19 +315,11 @@ static void tx_msg(struct fwd *f, const struct rt_route *r, struct iovec *iov, s
   m->msg_name = sa;
   m->msg_namelen = sizeof(*sa);
   m->msg_iov = iov;
-  m->msg_iovlen = niov;
-  f->tx_is_gso[k] = gso_size != 0;
-  if (gso_size) {
-    m->msg_control = f->tx_ctl[k].buf;
-    m->msg_controllen = sizeof(f->tx_ctl[k].buf);
-    struct cmsghdr *c = CMSG_FIRSTHDR(m);
-    c->cmsg_level = SOL_UDP;
-    c->cmsg_type = UDP_SEGMENT;
-    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-    memcpy(CMSG_DATA(c), &gso_size, sizeof(gso_size));
-  }
-  f->tx_npkts[k] = npkts;
-  f->tx_nbytes[k] = nbytes;
+  m->msg_iovlen = n;
+  f->tx_seg[k] = (uint16_t)len;
+  f->tx_npkts[k] = 1;
+  f->tx_nbytes[k] = (uint32_t)len;
+  f->open = f->gso_ok ? (int)k : -1;
 }
 
 /*
@@ -336,10 +382,7 @@ static void tun_packet(struct fwd *f, uint8_t *buf, size_t n) {
       return;
     }
     tx_reserve(f, 1, 1, 0);
-    struct iovec *iov = &f->tx_iov[f->niov++];
-    iov->iov_base = ip.p;
-    iov->iov_len = ip.len;
-    tx_msg(f, r, iov, 1, 0, 1, ip.len);
+    tx_add(f, r, ip.p, ip.len, NULL, 0);
     return;
   }
   if (gso != PKT_VNET_GSO_TCPV4 && gso != PKT_VNET_GSO_TCPV6) {
@@ -359,25 +402,8 @@ static void tun_packet(struct fwd *f, uint8_t *buf, size_t n) {
   }
   f->nhdr += (size_t)ns;
   ST_ADD(f, tso_packets, 1);
-  int i = 0;
-  while (i < ns) {
-    struct iovec *iov = &f->tx_iov[f->niov];
-    size_t seg_size = (size_t)f->segs[i].hdr_len + f->segs[i].payload_len;
-    uint32_t bytes = 0, count = 0;
-    /* One GSO message: equal-sized segments (only the overall last may be shorter). */
-    do {
-      struct pkt_seg *s = &f->segs[i + (int)count];
-      iov[2 * count].iov_base = s->hdr;
-      iov[2 * count].iov_len = s->hdr_len;
-      iov[2 * count + 1].iov_base = (void *)s->payload;
-      iov[2 * count + 1].iov_len = s->payload_len;
-      bytes += (uint32_t)(s->hdr_len + s->payload_len);
-      count++;
-    } while (f->gso_ok && i + (int)count < ns && count < GSO_MAX_SEGS &&
-             bytes + seg_size <= GSO_MAX_BYTES);
-    f->niov += 2 * count;
-    tx_msg(f, r, iov, 2 * count, count > 1 ? (uint16_t)seg_size : 0, count, bytes);
-    i += (int)count;
+  for (int i = 0; i < ns; i++) {
+    tx_add(f, r, f->segs[i].hdr, f->segs[i].hdr_len, f->segs[i].payload, f->segs[i].payload_len);
   }
 }
 
@@ -613,6 +639,7 @@ int fwd_open(const struct fwd_config *cfg, struct fwd **out, const char **sc) {
   struct fwd *f = calloc(1, sizeof(*f));
   if (!f) return -ENOMEM;
   f->tun_fd = f->udp_fd = f->ep_fd = f->ev_fd = -1;
+  f->open = -1;
   pthread_mutex_init(&f->mu, NULL);
   f->mtu = cfg->mtu;
   f->on_fatal = cfg->on_fatal;
