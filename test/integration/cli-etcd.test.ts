@@ -4,6 +4,7 @@
  * lease reserve/release, the clock sample, and the exit codes and JSON error documents when etcd is
  * unreachable or the TLS flags are half given. runCli runs in-process; nothing touches the kernel.
  */
+import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, type CliIo } from '../../src/cli/run.js';
 import { sampleEtcdClock } from '../../src/cli/etcd-view.js';
@@ -176,6 +177,37 @@ describe.skipIf(!runnable)('weftctl against a real etcd', () => {
     expect(await etcd.etcdctl(['get', `${prefix}/subnets/10.7.9.0-24`])).toBe('');
     expect((await ctl(['lease', 'release', '10.7.9.0/24'])).code).toBe(6);
     expect((await ctl(['lease', 'reserve', '10.7.77.0/24'])).code).toBe(2); // free: needs --public-ip
+  });
+
+  it('lists 300 leases (one etcd lease each, TTL looked up 16 at a time) within 3 s', async () => {
+    const big = etcd.prefix('cli-big');
+    const client = new Etcd3({ hosts: etcd.endpoints });
+    try {
+      await Promise.all(
+        Array.from({ length: 300 }, async (_, n) => {
+          const lease = client.lease(600, { autoKeepAlive: false });
+          const ip = `198.18.${1 + Math.floor(n / 250)}.${1 + (n % 250)}`;
+          await lease
+            .put(`${big}/subnets/10.${8 + Math.floor(n / 256)}.${n % 256}.0-24`)
+            .value(JSON.stringify({ PublicIP: ip, PublicIPv6: null, BackendType: 'host-gw' }));
+          await lease.release();
+        }),
+      );
+    } finally {
+      client.close();
+    }
+    const t0 = performance.now();
+    const r = await runCli(
+      ['leases', '--json', `--etcd-endpoints=${etcd.endpoints.join(',')}`, `--etcd-prefix=${big}`],
+      io(),
+    );
+    const ms = performance.now() - t0;
+    expect(r.exitCode).toBe(0);
+    const leases = (JSON.parse(r.stdout) as { leases: { expiresInSeconds: number }[] }).leases;
+    expect(leases).toHaveLength(300);
+    expect(leases.every((l) => l.expiresInSeconds > 500)).toBe(true);
+    expect(ms).toBeLessThan(3000);
+    console.log(`weftctl leases: 300 leases in ${ms.toFixed(0)} ms`);
   });
 
   it('reads the etcd server clock (HTTP Date of /version)', async () => {
