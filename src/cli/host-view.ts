@@ -112,7 +112,11 @@ export async function readKernel(
   const fdb: FdbEntry[] = [];
   const addrs: AddrEntry[] = [];
   for (const f of families) routes.push(...(await ops.routeList(f)));
-  for (const l of links) for (const f of families) addrs.push(...(await ops.listAddrs(l.index, f)));
+  // one request per link and family; the façade keeps at most 64 in flight
+  const perLink = await Promise.all(
+    links.flatMap((l) => families.map((f) => ops.listAddrs(l.index, f).catch(() => []))),
+  );
+  for (const a of perLink) addrs.push(...a);
   for (const name of devices) {
     const dev = links.find((l) => l.name === name);
     if (!dev) continue;
