@@ -28,48 +28,68 @@ fi
 # 2. Dependencies (native addons are built from source here, offline) and the build.
 log "npm ci"
 npm ci --no-audit --no-fund --loglevel=error
-log "build + lint"
+log "build"
 npm run --silent build
-npm run --silent typecheck
-npm run --silent lint
 
-# 3. Native unit tests (C), when the native tree has them.
-native_failed=0; native_passed=0
-if [ -f native/test/Makefile ]; then
-  log "native unit tests"
-  if make -s -C native/test check; then native_passed=1; else native_failed=1; fi
-fi
+# Checks that count as one test each: typecheck, lint (eslint + prettier), native C unit tests.
+check_passed=0; check_failed=0
+check() {
+  local name=$1; shift
+  log "$name"
+  if "$@"; then check_passed=$((check_passed + 1)); else check_failed=$((check_failed + 1)); echo "FAILED: $name" >&2; fi
+}
+check typecheck npm run --silent typecheck
+check lint npm run --silent lint
+[ -f native/test/Makefile ] && check "native unit tests" make -s -C native/test check
 
-# 4. The three tiers through vitest, with a machine-readable report for the count line.
-log "vitest"
-projects=(--project unit --project integration --project e2e)
+# The three tiers, one after another (integration and e2e are timing-sensitive on 2 cores), each with a
+# machine-readable report for the count line.
+tiers=(unit integration e2e)
 filter=()
 if [ $# -gt 0 ]; then
-  case "$1" in unit|integration|e2e) projects=(--project "$1"); shift ;; esac
+  case "$1" in unit|integration|e2e) tiers=("$1"); shift ;; esac
   filter=("$@")
+  if [ ${#filter[@]} -gt 0 ]; then export WEFT_TEST_FILTERED=1; filter+=(--passWithNoTests); fi
 fi
-report=$(mktemp /tmp/weft-vitest-XXXXXX.json)
-trap 'rm -f "$report"' EXIT
-set +e
-npx vitest run "${projects[@]}" --reporter=default --reporter=json --outputFile.json="$report" "${filter[@]}"
-vitest_rc=$?
-set -e
+reports=$(mktemp -d /tmp/weft-vitest-XXXXXX)
+trap 'rm -rf "$reports"' EXIT
+rcs=()
+for tier in "${tiers[@]}"; do
+  log "vitest: $tier"
+  set +e
+  npx vitest run --project "$tier" --reporter=default --reporter=json \
+    --outputFile.json="$reports/$tier.json" "${filter[@]}"
+  rcs+=("$tier=$?")
+  set -e
+done
 
-node - "$report" "$native_passed" "$native_failed" "$vitest_rc" <<'NODE'
+node - "$reports" "$check_passed" "$check_failed" "${rcs[@]}" <<'NODE'
 const fs = require('node:fs');
-const [file, np, nf, rc] = process.argv.slice(2);
-let passed = Number(np), failed = Number(nf), skipped = 0;
-try {
-  const r = JSON.parse(fs.readFileSync(file, 'utf8'));
-  passed += r.numPassedTests; failed += r.numFailedTests;
-  skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
-  // a file that failed to load (syntax error, failing hook) counts as a failure too
-  failed += (r.testResults ?? []).filter((t) => t.status === 'failed' && (t.assertionResults ?? []).length === 0).length;
-} catch (e) {
-  console.error(`could not read the vitest report: ${e.message}`);
-  failed += 1;
+const path = require('node:path');
+const [dir, cp, cf, ...rcs] = process.argv.slice(2);
+let passed = Number(cp), failed = Number(cf), skipped = 0;
+for (const entry of rcs) {
+  const [tier, rc] = entry.split('=');
+  let tierFailed = 0;
+  try {
+    const r = JSON.parse(fs.readFileSync(path.join(dir, `${tier}.json`), 'utf8'));
+    passed += r.numPassedTests;
+    tierFailed += r.numFailedTests;
+    skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
+    // a file that failed to load (syntax error, failing hook) counts as a failure too
+    tierFailed += (r.testResults ?? []).filter((t) => t.status === 'failed' && (t.assertionResults ?? []).length === 0).length;
+    if (r.numTotalTests === 0 && !process.env.WEFT_TEST_FILTERED) {
+      console.error(`vitest ran no test in tier ${tier}`);
+      tierFailed += 1;
+    }
+  } catch (e) {
+    console.error(`could not read the vitest report of tier ${tier}: ${e.message}`);
+    tierFailed += 1;
+  }
+  // vitest failed outside any test (e.g. a global teardown or leak check)
+  if (Number(rc) !== 0 && tierFailed === 0) tierFailed = 1;
+  failed += tierFailed;
 }
-if (Number(rc) !== 0 && failed === 0) failed = 1; // vitest failed outside any test (e.g. a global teardown)
 console.log(`\n${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ''));
 process.exit(failed > 0 ? 1 : 0);
 NODE

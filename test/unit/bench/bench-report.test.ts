@@ -203,8 +203,8 @@ describe('SVG chart', () => {
     expect(svg).toContain('c &lt;x&gt;');
     expect(svg).not.toMatch(/<[^a-z/!?]/); // no stray "<" from unescaped text
     // bar widths are proportional: b is three times a
-    const widths = [...svg.matchAll(/<rect class="bar" x="\d+" y="[\d.]+" width="([\d.]+)"/g)].map((m) =>
-      Number(m[1]),
+    const widths = [...svg.matchAll(/<rect class="bar" x="\d+" y="[\d.]+" width="([\d.]+)"/g)].map(
+      (m) => Number(m[1]),
     );
     expect(widths[1]! / widths[0]!).toBeCloseTo(3, 1);
     expect(svg).toContain('stroke-dasharray="4 3"');
