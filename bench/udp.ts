@@ -9,17 +9,20 @@
  *   underlay        h1 → 198.18.0.2
  *   kernel VXLAN    programmed by hand with iproute2 in flannel's layout (10.245.0.0/16, port 8472)
  *   weft UDP        TUN with vnet header + TSO, UDP GSO/GRO (10.244.0.0/16, port 8285)
- *   weft UDP, no offloads   same forwarder on a plain TUN: batched per-packet (10.246.0.0/16, port 8286)
- * For the weft rows the bench process's CPU time (both forwarder threads; JS is idle) gives vCPU·s
- * per Gbit. Env: BENCH_SECONDS (default 5), BENCH_RUNS (median of, default 1).
+ *   weft UDP, plain TUN     same forwarder without TUN offloads: batched, GSO sends (10.246.0.0/16, 8286)
+ *   flannel design  bench/udp-perpacket.c: poll, one packet per syscall (10.247.0.0/16, port 8287)
+ * For the weft rows the bench process's CPU time (both forwarder threads; JS is idle), for the
+ * per-packet row its processes' CPU time, gives vCPU·s per Gbit. Env: BENCH_SECONDS (default 5), BENCH_RUNS (median of, default 1).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NativeForwarder } from '../src/dataplane/forwarder.js';
 import { openTun } from '../src/dataplane/tun.js';
 import { inNetns } from '../src/netns/netns.js';
 import { createTopology, type Topology } from '../test/helpers/netns.js';
-import { nsRun, run, sleep, spawnTracked, stopChild } from '../test/helpers/exec.js';
+import { nsRun, run, sleep, spawnTracked, stopChild, waitFor } from '../test/helpers/exec.js';
+import type { ChildProcess } from 'node:child_process';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 1);
@@ -65,7 +68,22 @@ async function rtt(ns: string, dst: string): Promise<number> {
   return m ? Number(m[1]) * 1000 : NaN;
 }
 
-async function measure(topo: Topology, path: string, dst: string, cpu: boolean): Promise<Row> {
+/** Cumulative CPU seconds of whatever does the forwarding on a path (undefined: not measured). */
+type CpuClock = (() => number) | undefined;
+const selfCpu: CpuClock = () => {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1e6;
+};
+/** utime + stime of processes, from /proc/<pid>/stat (clock ticks of 1/100 s). */
+function procCpu(pids: number[]): CpuClock {
+  return () =>
+    pids.reduce((sum, pid) => {
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return sum + (Number(f[11]) + Number(f[12])) / 100;
+    }, 0);
+}
+
+async function measure(topo: Topology, path: string, dst: string, cpu: CpuClock): Promise<Row> {
   const ns = topo.hosts[0]!.netns;
   await rtt(ns, dst); // warm up neighbours and routes
   const fwd: number[] = [];
@@ -73,11 +91,10 @@ async function measure(topo: Topology, path: string, dst: string, cpu: boolean):
   let cpuSec = 0;
   let gbit = 0;
   for (let i = 0; i < RUNS; i++) {
-    const c0 = process.cpuUsage();
+    const c0 = cpu?.() ?? 0;
     const a = await iperf(ns, dst, false);
     const b = await iperf(ns, dst, true);
-    const c = process.cpuUsage(c0);
-    cpuSec += (c.user + c.system) / 1e6;
+    cpuSec += (cpu?.() ?? 0) - c0;
     gbit += (a + b) * SECONDS;
     fwd.push(a);
     rev.push(b);
@@ -141,12 +158,33 @@ async function forwarders(
   return out;
 }
 
+/** flannel's design as an anchor: bench/udp-perpacket.c on a TUN per host (10.247.0.0/16, port 8287). */
+async function perPacket(topo: Topology, dir: string): Promise<ChildProcess[]> {
+  const bin = join(dir, 'udp-perpacket');
+  await run('gcc', ['-O2', '-o', bin, join(import.meta.dirname, 'udp-perpacket.c')]);
+  const out: ChildProcess[] = [];
+  for (const h of topo.hosts) {
+    const peer = topo.hosts.find((p) => p !== h)!;
+    const child = spawnTracked(bin, ['weftq0', h.underlayIp, '8287', peer.underlayIp], {
+      ns: h.netns,
+    });
+    out.push(child);
+    let said = '';
+    child.stdout!.on('data', (d: Buffer) => (said += d.toString()));
+    await waitFor('per-packet forwarder ready', () => said.includes('ready'), 5000, 20);
+    await run('ip', ['-n', h.netns, 'addr', 'add', `10.247.${h.index}.0/32`, 'dev', 'weftq0']);
+    await run('ip', ['-n', h.netns, 'link', 'set', 'weftq0', 'mtu', '1472', 'up']);
+    await run('ip', ['-n', h.netns, 'route', 'add', '10.247.0.0/16', 'dev', 'weftq0']);
+  }
+  return out;
+}
+
 function table(rows: Row[]): string {
   const vx = rows.find((r) => r.path.startsWith('kernel VXLAN'))!;
-  const slow = rows.find((r) => r.path.includes('no offloads'));
+  const slow = rows.find((r) => r.path.startsWith('flannel design'));
   const f = (n: number, d = 2): string => (Number.isFinite(n) ? n.toFixed(d) : '–');
   const lines = [
-    `| path | TCP 1 stream Gbit/s | reverse | TCP 4 streams | UDP 64 B kpps delivered | ping RTT µs | × kernel VXLAN (1 stream fwd / rev) | × no-offload forwarder | vCPU·s per Gbit |`,
+    `| path | TCP 1 stream Gbit/s | reverse | TCP 4 streams | UDP 64 B kpps delivered | ping RTT µs | × kernel VXLAN (1 stream fwd / rev) | × per-packet design | vCPU·s per Gbit |`,
     `|---|---|---|---|---|---|---|---|---|`,
   ];
   for (const r of rows) {
@@ -164,16 +202,27 @@ async function main(): Promise<void> {
   const topo = await createTopology({ hosts: 2, ipv6: false });
   const fwds: NativeForwarder[] = [];
   const server = spawnTracked('iperf3', ['-s'], { ns: topo.hosts[1]!.netns, stdio: 'ignore' });
+  const tmp = mkdtempSync(join(tmpdir(), 'weft-bench-udp-'));
+  let flannel: ChildProcess[] = [];
   try {
+    flannel = await perPacket(topo, tmp);
     await vxlan(topo);
     fwds.push(...(await forwarders(topo, 'weft0', 244, 8285, true)));
     fwds.push(...(await forwarders(topo, 'weftp0', 246, 8286, false)));
     await sleep(300);
     const rows: Row[] = [];
-    rows.push(await measure(topo, 'underlay (veth, host to host)', '198.18.0.2', false));
-    rows.push(await measure(topo, 'kernel VXLAN by hand (flannel layout)', '10.245.2.0', false));
-    rows.push(await measure(topo, 'weft UDP forwarder (TSO + GSO/GRO)', '10.244.2.0', true));
-    rows.push(await measure(topo, 'weft UDP forwarder, no offloads', '10.246.2.0', true));
+    rows.push(await measure(topo, 'underlay (veth, host to host)', '198.18.0.2', undefined));
+    rows.push(
+      await measure(topo, 'kernel VXLAN by hand (flannel layout)', '10.245.2.0', undefined),
+    );
+    rows.push(await measure(topo, 'weft UDP forwarder (TSO + GSO/GRO)', '10.244.2.0', selfCpu));
+    rows.push(
+      await measure(topo, 'weft UDP forwarder, plain TUN (no TSO/GRO)', '10.246.2.0', selfCpu),
+    );
+    const pids = flannel.map((c) => c.pid!);
+    rows.push(
+      await measure(topo, 'flannel design: per-packet C forwarder', '10.247.2.0', procCpu(pids)),
+    );
     const fb = fwds.map((f) => f.fallback.join(',') || 'none');
     const md =
       `# bench:udp ${new Date().toISOString()} (${SECONDS} s × ${RUNS}, median; client h1, server h2)\n\n` +
@@ -184,6 +233,8 @@ async function main(): Promise<void> {
     writeFileSync(join(dir, `udp-${Date.now()}.md`), md);
   } finally {
     for (const f of fwds) f.close();
+    for (const c of flannel) await stopChild(c);
+    rmSync(tmp, { recursive: true, force: true });
     await stopChild(server);
     await topo.destroy();
   }
