@@ -121,9 +121,21 @@ export function deviceChecks(i: DoctorInput, host: HostFacts, config: NetworkCon
           `${name} MTU ${want} (${cfg.mtu ? `Backend.MTU ${cfg.mtu}` : `uplink ${up?.name ?? '?'} ${up?.mtu ?? '?'}`} − ${overhead})`,
         ),
       );
-    // checksum offload (pitfalls B1)
+    // checksum offload (pitfalls B1): the kernel bug, and its symptom on this receiver
     const tx = host.txChecksum[name] ?? null;
     const buggy = kernelHasChecksumBug(host.kernelRelease);
+    const csum = host.udpCsumErrors ?? 0;
+    if (csum > 0 && !out.some((c) => c.id === 'udp-checksum'))
+      out.push(
+        warn(
+          'udp-checksum',
+          `${csum} UDP datagrams arrived with a bad checksum here (the VXLAN checksum bug on a sending host with kernel < 5.7 and tx offload on?)`,
+          [
+            'on each sending host: weftctl doctor   # checksum check',
+            `on an affected sender: ethtool -K ${name} tx-checksum-ip-generic off`,
+          ],
+        ),
+      );
     if (buggy && tx === 'on')
       out.push(
         fail(

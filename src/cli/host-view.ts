@@ -64,6 +64,8 @@ export interface HostFacts {
   /** Overlay device → 'on' | 'off' for tx-checksum-ip-generic (null: unknown). */
   readonly txChecksum: Readonly<Record<string, string | null>>;
   readonly conntrack: { readonly count: number; readonly max: number } | null;
+  /** UDP datagrams this netns received with a bad checksum (`/proc/net/snmp` Udp InCsumErrors). */
+  readonly udpCsumErrors?: number | null;
 }
 
 function exec(
@@ -98,6 +100,17 @@ export async function txChecksumState(dev: string, timeoutMs: number): Promise<s
 export function parseEthtoolFeature(text: string, feature: string): string | null {
   const m = new RegExp(`^\\s*${feature.replace(/[-]/g, '\\-')}:\\s*(on|off)`, 'm').exec(text);
   return m?.[1] ?? null;
+}
+
+/** Udp InCsumErrors from `/proc/net/snmp` text (pure); null when absent. */
+export function parseUdpCsumErrors(text: string): number | null {
+  const lines = text.split('\n').filter((l) => l.startsWith('Udp: '));
+  if (lines.length < 2) return null;
+  const names = lines[0]!.split(/\s+/);
+  const values = lines[1]!.split(/\s+/);
+  const i = names.indexOf('InCsumErrors');
+  const v = i > 0 ? Number(values[i]) : NaN;
+  return Number.isFinite(v) ? v : null;
 }
 
 /** The kernel's links, routes (main table), and neighbour + FDB entries of `devices`. */
@@ -156,7 +169,9 @@ export async function readHostFacts(
         txChecksum[d] = await txChecksumState(d, timeoutMs);
     const count = await readText('/proc/sys/net/netfilter/nf_conntrack_count');
     const max = await readText('/proc/sys/net/netfilter/nf_conntrack_max');
+    const snmp = await readText('/proc/net/snmp');
     return {
+      udpCsumErrors: snmp === null ? null : parseUdpCsumErrors(snmp),
       kernelRelease: release(),
       kernel,
       addrs,

@@ -416,6 +416,12 @@ describe('doctor checks', () => {
       /no lease holds this subnet/,
     ],
     [
+      'UDP checksum errors received',
+      () => input({}, { udpCsumErrors: 12 }),
+      'udp-checksum',
+      /12 UDP datagrams arrived with a bad checksum/,
+    ],
+    [
       'an invalid key in etcd',
       () =>
         input({

@@ -2,7 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { parseCliOptions, renderCliHelp } from '../../../src/cli/options.js';
 import { parsePing, pingArgv } from '../../../src/cli/ping.js';
 import { formatDuration, table, toJson, wantColor } from '../../../src/cli/render.js';
-import { forwardDropChains, parseEthtoolFeature } from '../../../src/cli/host-view.js';
+import {
+  forwardDropChains,
+  parseEthtoolFeature,
+  parseUdpCsumErrors,
+} from '../../../src/cli/host-view.js';
 import { compareKeys, shortEtcdError, toRecord } from '../../../src/cli/etcd-view.js';
 import { PING_SCHEMA, validate } from './schema.js';
 
@@ -307,5 +311,14 @@ describe('etcd error text', () => {
       'etcd get config: 14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:2379.',
     );
     expect(shortEtcdError('x'.repeat(1000))).toHaveLength(300);
+  });
+});
+
+describe('/proc/net/snmp', () => {
+  it('reads Udp InCsumErrors', () => {
+    const text =
+      'Ip: Forwarding DefaultTTL\nIp: 1 64\nUdp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors\nUdp: 188 0 3 189 0 0 7 0 0\nUdpLite: InDatagrams InCsumErrors\nUdpLite: 0 0\n';
+    expect(parseUdpCsumErrors(text)).toBe(7);
+    expect(parseUdpCsumErrors('Ip: a\nIp: 1\n')).toBeNull();
   });
 });
