@@ -59,6 +59,8 @@ export interface ForwarderRow {
   rttUs: number;
   /** ratio to bench/udp.ts's own kernel VXLAN anchor, forward direction */
   xVxlan: number;
+  /** ratio to flannel's per-packet design measured in that run (NaN where bench/udp.ts has none) */
+  xPerPacket: number;
   cpuPerGbit: number | null;
 }
 
@@ -80,6 +82,7 @@ export function parseForwarderOutput(out: string): ForwarderRow[] {
     pps: col(/UDP 64/),
     rtt: col(/ping RTT/),
     xv: col(/kernel VXLAN/),
+    xpp: col(/per-packet/),
     cpu: col(/vCPU/),
   };
   const num = (c: string[], i: number): number => {
@@ -99,6 +102,7 @@ export function parseForwarderOutput(out: string): ForwarderRow[] {
       kpps: num(c, idx.pps),
       rttUs: num(c, idx.rtt),
       xVxlan: num(c, idx.xv),
+      xPerPacket: num(c, idx.xpp),
       cpuPerGbit: Number.isNaN(cpu) ? null : cpu,
     });
   }

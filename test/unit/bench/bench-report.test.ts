@@ -99,6 +99,7 @@ describe('per-area bench output', () => {
       kpps: 31,
       rttUs: 150,
       xVxlan: 0.11,
+      xPerPacket: NaN, // this sample has no per-packet column
       cpuPerGbit: 1.2,
     });
     expect(rows[0]?.cpuPerGbit).toBeNull();
@@ -116,6 +117,11 @@ describe('per-area bench output', () => {
     expect(oldRows[2]?.fwd).toBe(3.06);
     expect(oldRows[2]?.rttUs).toBe(2039);
     expect(oldRows[2]?.tcp4).toBeNaN();
+    // the current layout's per-packet anchor column is found by its header
+    const pp = parseForwarderOutput(
+      UDP_OUT.replace('× no-offload forwarder', '× per-packet design'),
+    );
+    expect(pp[2]?.xPerPacket).toBe(9.1);
   });
 
   it('reads bench/netlink.ts and bench/lease.ts, null when the table is not there', () => {
