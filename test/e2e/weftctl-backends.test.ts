@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nsRun } from '../helpers/exec.js';
+import { nsRun, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import {
@@ -68,7 +68,7 @@ describe.skipIf(!runnable).each(cases)('weftctl with $name', ({ name, config }) 
         `--etcd-prefix=${c.prefix}`,
         `--subnet-file=${w.subnetFile}`,
         '--healthz-port=8081',
-        '--timeout=2',
+        '--timeout=5',
       ],
       { allowFail: true, timeoutMs: 60_000 },
     );
@@ -82,6 +82,12 @@ describe.skipIf(!runnable).each(cases)('weftctl with $name', ({ name, config }) 
     await putConfig(c, config);
     d = c.topo.hosts.map((h) => startWeftd(c, h));
     await Promise.all(d.map((w) => waitReady(w)));
+    await waitFor(
+      'h1 to program both peers',
+      async () => (await ctl(0, ['peers'], PEERS_SCHEMA)).code === 0,
+      15_000,
+      200,
+    );
   });
   afterAll(async () => {
     await c?.destroy();

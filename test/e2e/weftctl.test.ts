@@ -77,7 +77,7 @@ describe.skipIf(!runnable)('weftctl on a 3-host vxlan cluster', () => {
         `--etcd-prefix=${c.prefix}`,
         `--subnet-file=${w.subnetFile}`,
         '--healthz-port=8081',
-        '--timeout=2',
+        '--timeout=5',
       ],
       { allowFail: true, timeoutMs: 60_000 },
     );
@@ -116,6 +116,14 @@ describe.skipIf(!runnable)('weftctl on a 3-host vxlan cluster', () => {
     };
     c1 = await mk(0);
     c2 = await mk(1);
+    // every daemon has seen every other lease (watch events) before the tests look
+    for (const i of [0, 1])
+      await waitFor(
+        `h${i + 1} to program both peers`,
+        async () => (await ctl(i, ['peers'])).code === 0,
+        15_000,
+        200,
+      );
   });
   afterAll(async () => {
     await c?.destroy();

@@ -49,7 +49,7 @@ describe.skipIf(!runnable)('weftctl against a real etcd', () => {
         ...args,
         `--etcd-endpoints=${etcd.endpoints.join(',')}`,
         `--etcd-prefix=${prefix}`,
-        '--timeout=2',
+        '--timeout=5',
       ],
       io(stdin),
     );
