@@ -52,6 +52,7 @@ export async function etcdLeaseCount(etcd: EtcdFixture): Promise<number> {
 }
 
 /** IDs of the live etcd leases, as `etcdctl lease list` prints them (hex). */
+/** Live etcd lease IDs as lower-case hex without leading zeros. */
 export async function etcdLeaseIds(etcd: EtcdFixture): Promise<Set<string>> {
   const out = await etcd.etcdctl(['lease', 'list']);
   return new Set(
@@ -59,7 +60,9 @@ export async function etcdLeaseIds(etcd: EtcdFixture): Promise<Set<string>> {
       .split('\n')
       .slice(1)
       .map((l) => l.trim())
-      .filter(Boolean),
+      .filter(Boolean)
+      // etcdctl prints %016x (leading zeros); normalise to plain lower-case hex
+      .map((hex) => BigInt(`0x${hex}`).toString(16)),
   );
 }
 
