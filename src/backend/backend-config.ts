@@ -1,0 +1,73 @@
+/**
+ * Reading the `Backend` section of the network config (flannel-compat.md §12–§13), shared by the
+ * backends' config parsers: keys are matched case-insensitively, a null value counts as not given (like
+ * Go's encoding/json), unknown keys are reported through `warn`, and every bad value raises a
+ * ConfigError naming the key, the value and the rule.
+ */
+import { ConfigError } from '../errors.js';
+
+/** One given key: its spelling in the config, and its value (never null or undefined). */
+export interface BackendField {
+  readonly key: string;
+  readonly value: unknown;
+}
+
+export interface BackendKeys {
+  /** The backend type, for the warning about unknown keys. */
+  readonly type: string;
+  /** Keys the backend reads, lower-case (including 'type'). */
+  readonly known: readonly string[];
+  /** Keys accepted and ignored without a warning (e.g. flannel's Windows-only ones), lower-case. */
+  readonly ignored?: readonly string[];
+}
+
+/** Linux interface names: 1–15 of A-Z a-z 0-9 _ . - */
+export const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+
+/** Indexes `raw` by lower-case key; the returned lookup yields the given field or undefined. */
+export function backendFields(
+  raw: Readonly<Record<string, unknown>>,
+  keys: BackendKeys,
+  warn: (msg: string, fields: Record<string, unknown>) => void,
+): (lowerKey: string) => BackendField | undefined {
+  const given = new Map<string, BackendField>();
+  for (const [key, value] of Object.entries(raw)) {
+    const k = key.toLowerCase();
+    if (!keys.known.includes(k)) {
+      if (!keys.ignored?.includes(k)) warn(`unknown ${keys.type} backend option ignored`, { key });
+      continue;
+    }
+    if (value !== null && value !== undefined) given.set(k, { key, value });
+  }
+  return (k) => given.get(k);
+}
+
+export function badBackendValue(key: string, value: unknown, rule: string): ConfigError {
+  return new ConfigError(`Backend.${key}: ${JSON.stringify(value)} is invalid: ${rule}`, {
+    details: { field: `Backend.${key}`, value },
+  });
+}
+
+export function intField(f: BackendField, min: number, max: number): number {
+  const v = f.value;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw badBackendValue(f.key, v, `must be an integer from ${min} to ${max}`);
+  }
+  return v;
+}
+
+export function boolField(f: BackendField): boolean {
+  if (typeof f.value !== 'boolean') throw badBackendValue(f.key, f.value, 'must be true or false');
+  return f.value;
+}
+
+export function ifnameField(f: BackendField): string {
+  if (typeof f.value !== 'string' || !IFNAME.test(f.value)) {
+    throw badBackendValue(
+      f.key,
+      f.value,
+      'must be a Linux interface name (1–15 of A-Z a-z 0-9 _ . -)',
+    );
+  }
+  return f.value;
+}
