@@ -14,6 +14,7 @@
 import { ConfigError } from '../errors.js';
 import type { Backend, BackendDeps, BackendFactory, Network, Uplink } from '../backend/backend.js';
 import { FAMILIES, type FamilyDescriptor } from '../backend/family.js';
+import { peerAddressProblem, peerSubnetProblem } from '../backend/peer-check.js';
 import type { PeerEntries } from '../backend/peer-entries.js';
 import { PeerLoop, type PeerLoopObserver, type PeerProgrammer } from '../backend/peer-loop.js';
 import type { KernelView } from '../backend/reconcile.js';
@@ -21,7 +22,6 @@ import { isClusterGatewayRoute, isOnLink, onLinkNetworks } from '../backend/upli
 import type { Lease } from '../lease/lease.js';
 import { rateLimited, type Logger } from '../log/logger.js';
 import {
-  cidrContains,
   createNetlinkOps,
   networkOf,
   parseCidr,
@@ -92,21 +92,15 @@ class HostGwProgrammer implements PeerProgrammer {
         });
         continue;
       }
-      if (!cidrContains(f.network, subnet) || subnet === networkOf(f.ownSubnet)) {
-        this.peerLog.warn('skipping peer whose subnet is outside the network or ours', {
+      const problem =
+        peerSubnetProblem(subnet, f) ??
+        peerAddressProblem(gw, [f.fam.uplinkPublicIp(this.uplink), f.fam.ifaceAddr(this.uplink)]);
+      if (problem !== null) {
+        this.peerLog.warn('skipping peer lease', {
           lease: lease.key,
-          subnet,
+          family: f.fam.label,
+          problem,
         });
-        continue;
-      }
-      if (gw === f.fam.uplinkPublicIp(this.uplink)) {
-        this.peerLog.warn(
-          'skipping a lease that carries our own public IP (stale lease of this host?)',
-          {
-            lease: lease.key,
-            publicIp: gw,
-          },
-        );
         continue;
       }
       if (!isOnLink(f.onlink, gw)) {

@@ -33,7 +33,7 @@ import { NativeForwarder, type Forwarder, type ForwarderStats } from '../datapla
 import { openTun } from '../dataplane/tun.js';
 import { UDP_OVERHEAD, parseUdpConfig, type UdpConfig } from './config.js';
 import { configureTun, type TunSpec } from './device.js';
-import { peerRoutes, syncRoutes, type DesiredRoute } from './routes.js';
+import { peerRoutes, syncRoutes, type DesiredRoute, type UdpPeerScope } from './routes.js';
 
 export { parseUdpConfig, DEFAULT_UDP_PORT, UDP_OVERHEAD, type UdpConfig } from './config.js';
 export { peerRoutes, syncRoutes, isUdpLease } from './routes.js';
@@ -169,6 +169,20 @@ class UdpBackend implements Backend {
       mtu,
       fallback: fwd.fallback,
     });
+    const network = config.network;
+    const ownSubnet = lease.subnet;
+    const scope: UdpPeerScope = {
+      v4: { network, subnetLen: config.subnetLen, ownSubnet },
+      v6:
+        ipv6 && config.ipv6Network !== null && lease.subnet6 !== null
+          ? {
+              network: config.ipv6Network,
+              subnetLen: config.ipv6SubnetLen,
+              ownSubnet: lease.subnet6,
+            }
+          : null,
+      ownIps: [uplink.publicIp, uplink.ifaceAddr],
+    };
     const resyncMs = this.options.resyncMs ?? DEFAULT_RESYNC_MS;
     return {
       lease,
@@ -186,7 +200,7 @@ class UdpBackend implements Backend {
             ops,
             spec,
             port: cfg.port,
-            ipv6,
+            scope,
             log,
             resyncMs,
             state,
@@ -208,7 +222,7 @@ interface PeerContext {
   readonly ops: NetlinkOps;
   readonly spec: TunSpec;
   readonly port: number;
-  readonly ipv6: boolean;
+  readonly scope: UdpPeerScope;
   readonly log: Logger;
   readonly resyncMs: number;
   /** The first fatal forwarder error, if any. */
@@ -229,7 +243,7 @@ async function runPeers(c: PeerContext, signal: AbortSignal): Promise<void> {
     const desired = new Map<string, DesiredRoute>();
     const peers = new Set<string>();
     for (const l of leases.values()) {
-      const plan = peerRoutes(l, c.port, c.ipv6);
+      const plan = peerRoutes(l, c.port, c.scope);
       if (plan.kind === 'skip') {
         if (skipped.get(l.key) !== plan.reason)
           c.log.info('peer ignored', { peer: l.key, reason: plan.reason });

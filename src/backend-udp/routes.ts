@@ -6,6 +6,11 @@
  */
 import { tryParseIp4 } from '../ip/index.js';
 import type { Lease } from '../lease/lease.js';
+import {
+  peerAddressProblem,
+  peerSubnetProblem,
+  type PeerSubnetScope,
+} from '../backend/peer-check.js';
 import type { Forwarder } from '../dataplane/forwarder.js';
 
 export interface DesiredRoute {
@@ -22,8 +27,21 @@ export function isUdpLease(lease: Lease): boolean {
   return lease.attrs.backendType === '' || lease.attrs.backendType === 'udp';
 }
 
-/** The routes that make `lease`'s subnets reachable through this host's forwarder. */
-export function peerRoutes(lease: Lease, port: number, ipv6: boolean): PeerPlan {
+/** What a peer lease is checked against (src/backend/peer-check.ts). */
+export interface UdpPeerScope {
+  readonly v4: PeerSubnetScope;
+  /** null when IPv6 is off: a lease's IPv6 subnet is then ignored. */
+  readonly v6: PeerSubnetScope | null;
+  /** This host's own IPv4 addresses (interface and public IP). */
+  readonly ownIps: readonly (string | null)[];
+}
+
+/**
+ * The routes that make `lease`'s subnets reachable through this host's forwarder. A lease whose subnet
+ * or public IP fails the shared peer checks is skipped whole (the forwarder also accepts inner sources
+ * by these routes, so a hostile subnet would let that peer spoof our own or others' addresses).
+ */
+export function peerRoutes(lease: Lease, port: number, scope: UdpPeerScope): PeerPlan {
   if (!isUdpLease(lease)) {
     return { kind: 'skip', reason: `backend type ${JSON.stringify(lease.attrs.backendType)}` };
   }
@@ -31,9 +49,19 @@ export function peerRoutes(lease: Lease, port: number, ipv6: boolean): PeerPlan 
   if (tryParseIp4(ip) === null || ip === '0.0.0.0') {
     return { kind: 'skip', reason: `no usable IPv4 PublicIP (${JSON.stringify(ip)})` };
   }
+  const ipProblem = peerAddressProblem(ip, scope.ownIps);
+  if (ipProblem !== null) return { kind: 'skip', reason: ipProblem };
   const routes: DesiredRoute[] = [];
-  if (lease.subnet) routes.push({ dst: lease.subnet, peerIp: ip, port });
-  if (ipv6 && lease.subnet6) routes.push({ dst: lease.subnet6, peerIp: ip, port });
+  if (lease.subnet) {
+    const problem = peerSubnetProblem(lease.subnet, scope.v4);
+    if (problem !== null) return { kind: 'skip', reason: problem };
+    routes.push({ dst: lease.subnet, peerIp: ip, port });
+  }
+  if (scope.v6 && lease.subnet6) {
+    const problem = peerSubnetProblem(lease.subnet6, scope.v6);
+    if (problem !== null) return { kind: 'skip', reason: problem };
+    routes.push({ dst: lease.subnet6, peerIp: ip, port });
+  }
   return routes.length > 0 ? { kind: 'routes', routes } : { kind: 'skip', reason: 'no subnet' };
 }
 

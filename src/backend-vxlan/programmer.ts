@@ -6,7 +6,6 @@
 import type { Lease } from '../lease/lease.js';
 import { rateLimited, type Logger } from '../log/logger.js';
 import {
-  cidrContains,
   networkAddress,
   networkOf,
   parseCidr,
@@ -19,6 +18,7 @@ import {
 import type { Uplink } from '../backend/backend.js';
 import type { FamilyDescriptor } from '../backend/family.js';
 import type { PeerEntries } from '../backend/peer-entries.js';
+import { peerAddressProblem, peerSubnetProblem } from '../backend/peer-check.js';
 import { isClusterGatewayRoute, isOnLink, onLinkNetworks } from '../backend/uplink-routes.js';
 import type { PeerProgrammer } from '../backend/peer-loop.js';
 import type { KernelView } from '../backend/reconcile.js';
@@ -161,21 +161,25 @@ export class VxlanProgrammer implements PeerProgrammer {
         });
         continue;
       }
-      if (!cidrContains(dev.network, subnet) || subnet === networkOf(dev.ownSubnet)) {
-        this.peerLog.warn('skipping peer whose subnet is outside the network or ours', {
+      const problem =
+        peerSubnetProblem(subnet, {
+          network: dev.network,
+          subnetLen: parseCidr(dev.ownSubnet).len,
+          ownSubnet: dev.ownSubnet,
+        }) ?? peerAddressProblem(publicIp, [dev.spec.local, dev.fam.uplinkPublicIp(this.o.uplink)]);
+      if (problem !== null) {
+        this.peerLog.warn('skipping peer lease', {
           lease: lease.key,
-          subnet,
+          family: dev.fam.label,
+          problem,
         });
         continue;
       }
-      if (publicIp === dev.spec.local || publicIp === dev.fam.uplinkPublicIp(this.o.uplink)) {
-        this.peerLog.warn(
-          'skipping a lease that carries our own public IP (stale lease of this host?)',
-          {
-            lease: lease.key,
-            publicIp,
-          },
-        );
+      if (data.value.vtepMac === dev.spec.mac) {
+        this.peerLog.warn('skipping peer lease that carries our own VTEP MAC', {
+          lease: lease.key,
+          vtepMac: data.value.vtepMac,
+        });
         continue;
       }
       const key = `${lease.key}/${dev.fam.family}`;

@@ -11,6 +11,7 @@ import {
   udpBackendFactory,
   type UdpNetwork,
 } from '../../src/backend-udp/index.js';
+import type { UdpPeerScope } from '../../src/backend-udp/routes.js';
 import { MemoryForwarder } from '../../src/dataplane/forwarder.js';
 import type { Lease, LeaseAttrs } from '../../src/lease/lease.js';
 import { nullLogger } from '../../src/log/logger.js';
@@ -57,21 +58,31 @@ describe('parseUdpConfig', () => {
   });
 });
 
+const scopeV4: UdpPeerScope = {
+  v4: { network: '10.5.0.0/16', subnetLen: 24, ownSubnet: '10.5.1.0/24' },
+  v6: null,
+  ownIps: ['198.18.0.1'],
+};
+const scopeV6: UdpPeerScope = {
+  ...scopeV4,
+  v6: { network: 'fd05::/48', subnetLen: 64, ownSubnet: 'fd05:0:0:1::/64' },
+};
+
 describe('peerRoutes', () => {
   it('routes flannel-style (no BackendType) and udp-typed leases to their PublicIP', () => {
-    expect(peerRoutes(lease(2, attrs('198.18.0.2')), 8285, false)).toEqual({
+    expect(peerRoutes(lease(2, attrs('198.18.0.2')), 8285, scopeV4)).toEqual({
       kind: 'routes',
       routes: [{ dst: '10.5.2.0/24', peerIp: '198.18.0.2', port: 8285 }],
     });
-    expect(peerRoutes(lease(2, attrs('198.18.0.2', 'udp')), 8285, false).kind).toBe('routes');
+    expect(peerRoutes(lease(2, attrs('198.18.0.2', 'udp')), 8285, scopeV4).kind).toBe('routes');
   });
 
   it('adds the IPv6 subnet only when IPv6 is enabled', () => {
     const l = lease(2, attrs('198.18.0.2'), 'fd05:0:0:2::/64');
-    expect(peerRoutes(l, 8285, true)).toMatchObject({
+    expect(peerRoutes(l, 8285, scopeV6)).toMatchObject({
       routes: [{ dst: '10.5.2.0/24' }, { dst: 'fd05:0:0:2::/64', peerIp: '198.18.0.2' }],
     });
-    expect(peerRoutes(l, 8285, false)).toMatchObject({ routes: [{ dst: '10.5.2.0/24' }] });
+    expect(peerRoutes(l, 8285, scopeV4)).toMatchObject({ routes: [{ dst: '10.5.2.0/24' }] });
   });
 
   it.each([
@@ -80,7 +91,7 @@ describe('peerRoutes', () => {
     [attrs('0.0.0.0'), 'no usable IPv4 PublicIP ("0.0.0.0")'],
     [attrs('fd18::2'), 'no usable IPv4 PublicIP ("fd18::2")'],
   ])('skips %o', (a, reason) => {
-    expect(peerRoutes(lease(2, a), 8285, false)).toEqual({ kind: 'skip', reason });
+    expect(peerRoutes(lease(2, a), 8285, scopeV4)).toEqual({ kind: 'skip', reason });
   });
 });
 

@@ -1,0 +1,90 @@
+/**
+ * The shared gate every backend puts a peer lease through before it programs anything for it. A lease
+ * comes from etcd, i.e. from any host of the cluster (or anyone with write access to the prefix), so its
+ * subnet and public address are hostile until checked here:
+ *
+ * - the subnet must lie inside the cluster network, be exactly SubnetLen long (flannel only ever leases
+ *   that length, and weft's reconcile only recognises routes of that length as its own), and must not
+ *   overlap this host's own subnet (a more specific route would hijack part of our containers' traffic);
+ * - the public address must be a unicast address (not 0.0.0.0/8, loopback, multicast, reserved, the
+ *   limited broadcast, IPv6 ::/::1/ff00::/8 or v4-mapped) and must not be one of this host's own.
+ *
+ * Each check returns null when the value is acceptable, else a short reason for the warning that names
+ * the lease.
+ */
+import { Ip4Net, Ip6Net, tryParseIp4, tryParseIp6 } from '../ip/index.js';
+
+function parseNet(cidr: string): Ip4Net | Ip6Net | null {
+  return cidr.includes(':') ? Ip6Net.tryParse(cidr) : Ip4Net.tryParse(cidr);
+}
+
+function overlaps(a: Ip4Net | Ip6Net, b: Ip4Net | Ip6Net): boolean {
+  if (a instanceof Ip4Net && b instanceof Ip4Net) return a.overlaps(b);
+  if (a instanceof Ip6Net && b instanceof Ip6Net) return a.overlaps(b);
+  return false;
+}
+
+function contains(outer: Ip4Net | Ip6Net, inner: Ip4Net | Ip6Net): boolean {
+  if (outer instanceof Ip4Net && inner instanceof Ip4Net) return outer.contains(inner);
+  if (outer instanceof Ip6Net && inner instanceof Ip6Net) return outer.contains(inner);
+  return false;
+}
+
+export interface PeerSubnetScope {
+  /** The cluster network of this family. */
+  readonly network: string;
+  /** The configured subnet length of this family (SubnetLen / IPv6SubnetLen). */
+  readonly subnetLen: number;
+  /** This host's own subnet of this family. */
+  readonly ownSubnet: string;
+}
+
+/** Why a peer's subnet must not be programmed, or null when it is acceptable. */
+export function peerSubnetProblem(subnet: string, scope: PeerSubnetScope): string | null {
+  const net = parseNet(subnet);
+  if (!net) return `subnet ${JSON.stringify(subnet)} is not a CIDR`;
+  const network = parseNet(scope.network);
+  if (!network || !contains(network, net))
+    return `subnet ${net.toString()} is outside the network ${scope.network}`;
+  if (net.prefixLen !== scope.subnetLen)
+    return `subnet ${net.toString()} is not /${scope.subnetLen} (the network's subnet length)`;
+  const own = parseNet(scope.ownSubnet);
+  if (own && overlaps(own, net))
+    return `subnet ${net.toString()} overlaps this host's own subnet ${own.toString()}`;
+  return null;
+}
+
+const V4_NOT_UNICAST: readonly Ip4Net[] = [
+  Ip4Net.parse('0.0.0.0/8'),
+  Ip4Net.parse('127.0.0.0/8'),
+  Ip4Net.parse('224.0.0.0/4'),
+  Ip4Net.parse('240.0.0.0/4'),
+];
+const V6_NOT_UNICAST: readonly Ip6Net[] = [
+  Ip6Net.parse('::/128'),
+  Ip6Net.parse('::1/128'),
+  Ip6Net.parse('ff00::/8'),
+  Ip6Net.parse('::ffff:0:0/96'),
+];
+
+/**
+ * Why a peer's public (underlay) address must not be used as a tunnel endpoint or gateway, or null when
+ * it is acceptable. `ours` are this host's own addresses of that family (null entries are ignored).
+ */
+export function peerAddressProblem(ip: string, ours: readonly (string | null)[]): string | null {
+  const v4 = tryParseIp4(ip);
+  if (v4 !== null) {
+    if (V4_NOT_UNICAST.some((n) => n.containsIp(v4)))
+      return `public IP ${ip} is not a unicast host address`;
+    if (ours.some((o) => o !== null && tryParseIp4(o) === v4))
+      return `public IP ${ip} is this host's own (stale lease of this host?)`;
+    return null;
+  }
+  const v6 = tryParseIp6(ip);
+  if (v6 === null) return `public IP ${JSON.stringify(ip)} is not an IP address`;
+  if (V6_NOT_UNICAST.some((n) => n.containsIp(v6)))
+    return `public IP ${ip} is not a unicast host address`;
+  if (ours.some((o) => o !== null && tryParseIp6(o) === v6))
+    return `public IP ${ip} is this host's own (stale lease of this host?)`;
+  return null;
+}

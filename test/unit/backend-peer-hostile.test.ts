@@ -1,0 +1,217 @@
+/**
+ * Hostile peer leases against every backend (on the recording FakeNetlink / MemoryForwarder): a subnet
+ * that overlaps ours, is not SubnetLen long, or is the whole network; a PublicIP that is loopback,
+ * multicast, broadcast, 0.0.0.0/8 or ours; a VtepMAC that is ours. None may be programmed, and a healthy
+ * peer next to them is programmed as usual.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { hostGwBackendFactory } from '../../src/backend-hostgw/index.js';
+import { peerAddressProblem, peerSubnetProblem } from '../../src/backend/peer-check.js';
+import type { Backend, Network, Uplink } from '../../src/backend/backend.js';
+import { peerRoutes, type UdpPeerScope } from '../../src/backend-udp/routes.js';
+import { vxlanBackendFactory, type VxlanNetwork } from '../../src/backend-vxlan/index.js';
+import { deriveVtepMac } from '../../src/backend-vxlan/mac.js';
+import type { Lease, LeaseAttrs } from '../../src/lease/lease.js';
+import { nullLogger } from '../../src/log/logger.js';
+import { MemorySubnets, testNetworkConfig } from '../integration/backend-memory-subnets.js';
+import { FakeNetlink } from './backend-fake-netlink.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'weft-hostile-unit-'));
+const machineId = join(dir, 'machine-id');
+writeFileSync(machineId, '0123456789abcdef0123456789abcdef\n');
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const tick = (ms = 20): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A lease with an arbitrary key/subnet (what a hostile or buggy host may write). */
+const raw = (subnet: string, attrs: LeaseAttrs): Lease => ({
+  key: subnet.replace('/', '-'),
+  subnet,
+  subnet6: null,
+  attrs,
+  expiration: null,
+});
+
+const scope = { network: '10.5.0.0/16', subnetLen: 24, ownSubnet: '10.5.1.0/24' };
+
+describe('peerSubnetProblem / peerAddressProblem', () => {
+  it.each([
+    ['10.5.2.0/24', null],
+    ['10.6.2.0/24', 'outside the network'],
+    ['0.0.0.0/0', 'outside the network'],
+    ['10.5.0.0/16', 'is not /24'],
+    ['10.5.2.0/25', 'is not /24'],
+    ['10.5.1.0/24', 'overlaps'],
+    ['fd05::/64', 'outside the network'],
+    ['garbage', 'not a CIDR'],
+  ])('subnet %s → %s', (subnet, want) => {
+    const got = peerSubnetProblem(subnet, scope);
+    if (want === null) expect(got).toBeNull();
+    else expect(got).toContain(want);
+  });
+
+  it('rejects an own subnet overlap even where SubnetLen differs from ours', () => {
+    expect(peerSubnetProblem('10.5.1.128/25', { ...scope, subnetLen: 25 })).toContain('overlaps');
+  });
+
+  it.each([
+    ['198.18.0.2', null],
+    ['127.0.0.1', 'not a unicast'],
+    ['0.0.0.0', 'not a unicast'],
+    ['0.1.2.3', 'not a unicast'],
+    ['224.0.0.1', 'not a unicast'],
+    ['239.255.255.250', 'not a unicast'],
+    ['255.255.255.255', 'not a unicast'],
+    ['198.18.0.1', "this host's own"],
+    ['fd18::2', null],
+    ['::1', 'not a unicast'],
+    ['::', 'not a unicast'],
+    ['ff02::1', 'not a unicast'],
+    ['::ffff:198.18.0.2', 'not a unicast'],
+    ['fd18:0::1', "this host's own"],
+    ['nonsense', 'not an IP address'],
+  ])('public IP %s → %s', (ip, want) => {
+    const got = peerAddressProblem(ip, ['198.18.0.1', null, 'fd18::1']);
+    if (want === null) expect(got).toBeNull();
+    else expect(got).toContain(want);
+  });
+});
+
+// 198.18.0.1 (ours) comes last: it is put after our lease was acquired (else it would be reused as ours).
+const HOSTILE_IPS = ['127.0.0.1', '224.0.0.5', '255.255.255.255', '0.0.0.7', '198.18.0.1'];
+
+/** Leases that must never be programmed, numbered from 20 so they do not collide with ours (10.5.1.0). */
+function hostileLeases(type: string, data?: (n: number) => unknown): Lease[] {
+  const attrs = (n: number, publicIp = `198.18.0.${n}`): LeaseAttrs => ({
+    publicIp,
+    publicIpv6: null,
+    backendType: type,
+    ...(data ? { backendData: data(n) } : {}),
+  });
+  return [
+    raw('10.5.1.0/25', attrs(20)), // inside our own subnet: would hijack half of it
+    raw('10.5.1.128/25', attrs(21)),
+    raw('10.5.0.0/16', attrs(22)), // the whole network
+    raw('10.5.30.0/23', attrs(23)), // not SubnetLen long
+    ...HOSTILE_IPS.map((ip, i) => raw(`10.5.${40 + i}.0/24`, attrs(40 + i, ip))),
+  ];
+}
+
+interface Started {
+  fake: FakeNetlink;
+  network: Network;
+  ac: AbortController;
+  done: Promise<void>;
+}
+
+async function start(
+  type: 'vxlan' | 'host-gw',
+  leases: readonly Lease[],
+  healthy: Lease,
+): Promise<Started> {
+  const fake = new FakeNetlink();
+  const eth0 = fake.addLink('eth0');
+  fake.addrs.push({ index: eth0.index, cidr: '198.18.0.1/24' });
+  const config = testNetworkConfig(type);
+  const subnets = new MemorySubnets(config);
+  const ownIp = (l: Lease): boolean => l.attrs.publicIp === '198.18.0.1';
+  for (const l of leases) if (!ownIp(l)) subnets.put(l);
+  subnets.put(healthy);
+  const uplink: Uplink = {
+    name: 'eth0',
+    index: eth0.index,
+    mtu: 1500,
+    ifaceAddr: '198.18.0.1',
+    ifaceAddr6: null,
+    publicIp: '198.18.0.1',
+    publicIpv6: null,
+  };
+  const deps = { subnets: subnets.manager(), uplink, log: nullLogger, stateDir: dir };
+  const backend: Backend =
+    type === 'vxlan'
+      ? vxlanBackendFactory({ netlink: fake, resyncMs: 3_600_000, machineIdPath: machineId })(deps)
+      : hostGwBackendFactory({ netlink: fake, resyncMs: 3_600_000 })(deps);
+  const ac = new AbortController();
+  const network = await backend.registerNetwork(config, {}, ac.signal);
+  expect(network.lease.subnet).toBe('10.5.1.0/24');
+  const done = network.run(ac.signal);
+  await tick();
+  for (const l of leases) if (ownIp(l)) subnets.put(l);
+  await tick();
+  return { fake, network, ac, done };
+}
+
+describe('hostile peer leases are never programmed', () => {
+  let s: Started | null = null;
+  afterEach(async () => {
+    s?.ac.abort();
+    await s?.done;
+    s = null;
+  });
+
+  it('vxlan: only the healthy peer gets routes, neighbours and FDB entries', async () => {
+    const mac = (n: number): string => `0e:00:00:00:00:${n.toString(16).padStart(2, '0')}`;
+    const data = (n: number): unknown => ({ VNI: 1, VtepMAC: mac(n) });
+    s = await start(
+      'vxlan',
+      hostileLeases('vxlan', data),
+      raw('10.5.2.0/24', {
+        publicIp: '198.18.0.2',
+        publicIpv6: null,
+        backendType: 'vxlan',
+        backendData: data(2),
+      }),
+    );
+    expect([...s.fake.routes.keys()].filter((k) => !k.includes('10.5.1.0'))).toEqual([
+      '254|10.5.2.0/24',
+    ]);
+    expect([...s.fake.fdb.values()].map((f) => f.dst)).toEqual(['198.18.0.2']);
+    expect([...s.fake.neighs.values()].map((n) => n.dst)).toEqual(['10.5.2.0']);
+  });
+
+  it('vxlan: a peer that publishes our own VTEP MAC is skipped', async () => {
+    const ours = deriveVtepMac('0123456789abcdef0123456789abcdef', '198.18.0.1', 1, 4);
+    const vx = (n: number, mac: string): Lease =>
+      raw(`10.5.${n}.0/24`, {
+        publicIp: `198.18.0.${n}`,
+        publicIpv6: null,
+        backendType: 'vxlan',
+        backendData: { VNI: 1, VtepMAC: mac },
+      });
+    s = await start('vxlan', [vx(3, ours)], vx(2, '0e:00:00:00:00:02'));
+    expect((s.network as VxlanNetwork).vtepMacs[4]).toBe(ours);
+    expect([...s.fake.fdb.values()].map((f) => f.mac)).toEqual(['0e:00:00:00:00:02']);
+    expect(s.fake.routes.has('254|10.5.3.0/24')).toBe(false);
+  });
+
+  it('host-gw: only the healthy peer gets a route', async () => {
+    s = await start(
+      'host-gw',
+      hostileLeases('host-gw'),
+      raw('10.5.2.0/24', { publicIp: '198.18.0.2', publicIpv6: null, backendType: 'host-gw' }),
+    );
+    expect([...s.fake.routes.values()].map((r) => `${r.dst} via ${r.gateway}`)).toEqual([
+      '10.5.2.0/24 via 198.18.0.2',
+    ]);
+  });
+
+  it('udp: hostile leases get no forwarder route (the forwarder also trusts inner sources by them)', () => {
+    const udpScope: UdpPeerScope = { v4: scope, v6: null, ownIps: ['198.18.0.1'] };
+    for (const l of [...hostileLeases(''), raw('0.0.0.0/0', { ...hostileLeases('')[0]!.attrs })]) {
+      expect(peerRoutes(l, 8285, udpScope), l.key).toMatchObject({ kind: 'skip' });
+    }
+    expect(
+      peerRoutes(
+        raw('10.5.2.0/24', { publicIp: '198.18.0.2', publicIpv6: null, backendType: '' }),
+        8285,
+        udpScope,
+      ),
+    ).toEqual({
+      kind: 'routes',
+      routes: [{ dst: '10.5.2.0/24', peerIp: '198.18.0.2', port: 8285 }],
+    });
+  });
+});
