@@ -20,10 +20,15 @@
  */
 import { ConfigError } from '../errors.js';
 import type { Backend, BackendDeps, BackendFactory, Network } from '../backend/backend.js';
-import { FAMILIES } from '../backend/family.js';
-import { PeerLoop, type PeerLoopObserver } from '../backend/peer-loop.js';
+import {
+  backendNetlink,
+  enabledFamilies,
+  ownSubnet,
+  peerLoopRunner,
+  type BackendRuntimeOptions,
+} from '../backend/lifecycle.js';
 import type { Lease } from '../lease/lease.js';
-import { createNetlinkOps, ipFamily, type NetlinkOps } from '../netlink/index.js';
+import { ipFamily } from '../netlink/index.js';
 import type { AcquireOptions, NetworkConfig } from '../subnet/manager.js';
 import { checksumWorkaroundWanted } from './checksum.js';
 import { parseVxlanConfig, type ChecksumMode, type VxlanConfig } from './config.js';
@@ -37,16 +42,9 @@ export { kernelHasChecksumBug } from './checksum.js';
 /** VXLAN header overhead by underlay family: outer IP + UDP (8) + VXLAN (8) + inner Ethernet (14). */
 export const VXLAN_OVERHEAD = { 4: 50, 6: 70 } as const;
 
-export interface VxlanBackendOptions {
-  /** Use this façade (tests, or a daemon sharing one); default: a new one, closed when `run` ends. */
-  readonly netlink?: NetlinkOps;
-  /** Create the façade's sockets in this netns (tests driving a simulated host). */
-  readonly netns?: string;
-  /** Full reconcile period (default 60 s). */
-  readonly resyncMs?: number;
+export interface VxlanBackendOptions extends BackendRuntimeOptions {
   /** Overrides the config's ChecksumWorkaround (e.g. from a daemon flag). */
   readonly checksumWorkaround?: ChecksumMode;
-  readonly observer?: PeerLoopObserver;
   /** For tests: where the machine id is read (default /etc/machine-id). */
   readonly machineIdPath?: string;
 }
@@ -82,7 +80,7 @@ class VxlanBackend implements Backend {
     const log = this.deps.log.child({ backend: 'vxlan' });
     const cfg = parseVxlanConfig(config.backend.raw, (msg, f) => log.warn(msg, f));
     const mode = this.options.checksumWorkaround ?? cfg.checksumWorkaround;
-    const families = FAMILIES.filter((f) => f.network(config) !== null);
+    const families = enabledFamilies(config, 'vxlan');
     for (const f of families) {
       if (!f.ifaceAddr(uplink)) {
         throw new ConfigError(
@@ -91,8 +89,6 @@ class VxlanBackend implements Backend {
         );
       }
     }
-    if (families.length === 0)
-      throw new ConfigError('vxlan: the network config enables neither IPv4 nor IPv6');
     const identity = await nodeIdentity(this.deps.stateDir, log, this.options.machineIdPath);
     const base = cfg.mtu ?? uplink.mtu;
     const specs = families.map((fam) => {
@@ -113,10 +109,8 @@ class VxlanBackend implements Backend {
         },
       };
     });
-    const owned = !this.options.netlink;
-    const ops =
-      this.options.netlink ??
-      createNetlinkOps({ ...(this.options.netns ? { netns: this.options.netns } : {}), log });
+    const netlink = backendNetlink(this.options, log);
+    const { ops } = netlink;
     try {
       // The device first: the lease publishes its MAC (flannel does the same).
       for (const s of specs) {
@@ -141,20 +135,13 @@ class VxlanBackend implements Backend {
         acquire,
         signal,
       );
-      const devices: VxlanDevice[] = specs.map((s) => {
-        const own = s.fam.subnet(lease);
-        if (!own)
-          throw new ConfigError(`vxlan: the lease ${lease.key} has no ${s.fam.label} subnet`, {
-            code: 'E_LEASE_INVALID',
-          });
-        return {
-          fam: s.fam,
-          spec: s.spec,
-          network: s.fam.network(config)!,
-          ownSubnet: own,
-          index: 0,
-        };
-      });
+      const devices: VxlanDevice[] = specs.map((s) => ({
+        fam: s.fam,
+        spec: s.spec,
+        network: s.fam.network(config)!,
+        ownSubnet: ownSubnet(s.fam, lease, 'vxlan'),
+        index: 0,
+      }));
       const programmer = new VxlanProgrammer({
         ops,
         log,
@@ -167,36 +154,20 @@ class VxlanBackend implements Backend {
       log.info('tx checksum offload mode', { mode, workaround: checksumWorkaroundWanted(mode) });
       await programmer.ensureReady();
       const mtu = Math.min(...specs.map((s) => s.spec.mtu));
-      let loop: PeerLoop | null = null;
-      const options = this.options;
       return {
         lease,
         mtu,
         config: cfg,
         vtepMacs: Object.fromEntries(specs.map((s) => [s.fam.family, s.spec.mac])),
         deviceNames: specs.map((s) => s.spec.name),
-        reconcileNow: () => (loop ? loop.requestReconcile('requested') : Promise.resolve()),
-        async run(runSignal: AbortSignal): Promise<void> {
-          loop = new PeerLoop({
-            subnets,
-            ownLease: lease,
-            ops,
-            programmer,
-            log,
-            linkTrigger: programmer.linkTrigger,
-            ...(options.resyncMs !== undefined ? { resyncMs: options.resyncMs } : {}),
-            ...(options.observer ? { observer: options.observer } : {}),
-          });
-          try {
-            await loop.run(runSignal);
-          } finally {
-            loop = null;
-            if (owned) ops.close();
-          }
-        },
+        ...peerLoopRunner(
+          { subnets, ownLease: lease, ops, programmer, log, linkTrigger: programmer.linkTrigger },
+          this.options,
+          netlink,
+        ),
       };
     } catch (err) {
-      if (owned) ops.close();
+      netlink.release();
       throw err;
     }
   }

@@ -1,0 +1,86 @@
+/**
+ * The parts of `registerNetwork` / `run` the backends share: the netlink façade a backend uses (injected,
+ * or its own, which it closes), the families a network config enables, this host's subnet per family,
+ * and the `run` / `reconcileNow` pair that drives a PeerLoop.
+ */
+import { ConfigError } from '../errors.js';
+import type { Lease } from '../lease/lease.js';
+import type { Logger } from '../log/logger.js';
+import { createNetlinkOps, type NetlinkOps } from '../netlink/index.js';
+import type { NetworkConfig } from '../subnet/manager.js';
+import { FAMILIES, type FamilyDescriptor } from './family.js';
+import { PeerLoop, type PeerLoopObserver, type PeerLoopOptions } from './peer-loop.js';
+
+/** The options every backend takes for its façade and its peer loop. */
+export interface BackendRuntimeOptions {
+  /** Use this façade (tests, or a daemon sharing one); default: a new one, closed when `run` ends. */
+  readonly netlink?: NetlinkOps;
+  /** Create the façade's sockets in this netns (tests driving a simulated host). */
+  readonly netns?: string;
+  /** Full reconcile period (default 60 s). */
+  readonly resyncMs?: number;
+  readonly observer?: PeerLoopObserver;
+}
+
+export interface BackendNetlink {
+  readonly ops: NetlinkOps;
+  /** Closes the façade when the backend created it (a no-op for an injected one). */
+  release(): void;
+}
+
+export function backendNetlink(options: BackendRuntimeOptions, log: Logger): BackendNetlink {
+  if (options.netlink) return { ops: options.netlink, release: () => {} };
+  const ops = createNetlinkOps({ ...(options.netns ? { netns: options.netns } : {}), log });
+  return { ops, release: () => ops.close() };
+}
+
+/** The families the network config enables; ConfigError when neither is. `backend` names the error. */
+export function enabledFamilies(config: NetworkConfig, backend: string): FamilyDescriptor[] {
+  const families = FAMILIES.filter((f) => f.network(config) !== null);
+  if (families.length === 0)
+    throw new ConfigError(`${backend}: the network config enables neither IPv4 nor IPv6`);
+  return families;
+}
+
+/** This host's subnet of `fam` in its own lease; ConfigError E_LEASE_INVALID when the lease has none. */
+export function ownSubnet(fam: FamilyDescriptor, lease: Lease, backend: string): string {
+  const own = fam.subnet(lease);
+  if (!own) {
+    throw new ConfigError(`${backend}: the lease ${lease.key} has no ${fam.label} subnet`, {
+      code: 'E_LEASE_INVALID',
+    });
+  }
+  return own;
+}
+
+export interface PeerLoopRunner {
+  /** Runs the peer loop until `signal` aborts, then releases the façade. */
+  run(signal: AbortSignal): Promise<void>;
+  /** Runs a full reconcile now (queued behind any work in progress); only while `run` is active. */
+  reconcileNow(): Promise<void>;
+}
+
+/** `run` and `reconcileNow` of a network programmed by a PeerLoop (`resyncMs`/`observer` from `runtime`). */
+export function peerLoopRunner(
+  loopOptions: Omit<PeerLoopOptions, 'resyncMs' | 'observer'>,
+  runtime: BackendRuntimeOptions,
+  netlink: BackendNetlink,
+): PeerLoopRunner {
+  let loop: PeerLoop | null = null;
+  return {
+    reconcileNow: () => (loop ? loop.requestReconcile('requested') : Promise.resolve()),
+    async run(signal: AbortSignal): Promise<void> {
+      loop = new PeerLoop({
+        ...loopOptions,
+        ...(runtime.resyncMs !== undefined ? { resyncMs: runtime.resyncMs } : {}),
+        ...(runtime.observer ? { observer: runtime.observer } : {}),
+      });
+      try {
+        await loop.run(signal);
+      } finally {
+        loop = null;
+        netlink.release();
+      }
+    },
+  };
+}
