@@ -20,6 +20,7 @@ import {
   deleteStale,
   leftovers,
   programPeers,
+  routeKey,
   staleCount,
   unprogramPeer,
   type PeerEntries,
@@ -154,11 +155,39 @@ export class PeerLoop {
       }
     }
     this.o.observer?.peers?.(this.leases.size);
+    if (!full && this.collides(touched)) {
+      // Two leases want the same kernel entry (e.g. '10.5.2.0-24' and a stale '10.5.2.0-24&…'):
+      // incremental removal would delete what the other still needs; the full reconcile picks one.
+      full = true;
+    }
     if (full || this.dirty) {
       await this.reconcile();
       return;
     }
     await Promise.all([...touched].map(([key, t]) => this.applyOne(key, t.before, t.lease)));
+  }
+
+  /** Whether a touched lease's old or new entries share a route with another lease's. */
+  private collides(
+    touched: ReadonlyMap<string, { before: PeerEntries[]; lease: Lease | null }>,
+  ): boolean {
+    const owner = new Map<string, string>();
+    const claim = (key: string, entries: readonly PeerEntries[]): boolean => {
+      for (const e of entries) {
+        const rk = routeKey(e.route);
+        const other = owner.get(rk);
+        if (other !== undefined && other !== key) return true;
+        owner.set(rk, key);
+      }
+      return false;
+    };
+    for (const [key, entries] of this.programmed)
+      if (!touched.has(key) && claim(key, entries)) return true;
+    for (const [key, t] of touched) {
+      const after = t.lease ? this.o.programmer.entriesFor(t.lease) : [];
+      if (claim(key, t.before) || claim(key, after)) return true;
+    }
+    return false;
   }
 
   private async applyOne(key: string, before: PeerEntries[], lease: Lease | null): Promise<void> {
@@ -212,9 +241,20 @@ export class PeerLoop {
     }
     const desired: PeerEntries[] = [];
     this.programmed.clear();
-    for (const [key, lease] of this.leases) {
-      const entries = this.o.programmer.entriesFor(lease);
-      if (entries.length > 0) this.programmed.set(key, entries);
+    const claimed = new Map<string, string>();
+    for (const lease of preferred(this.leases.values())) {
+      const entries = this.o.programmer.entriesFor(lease).filter((e) => {
+        const holder = claimed.get(routeKey(e.route));
+        if (holder === undefined) return true;
+        this.o.log.warn('two leases claim the same subnet; programming only one', {
+          subnet: e.subnet,
+          programmed: holder,
+          ignored: lease.key,
+        });
+        return false;
+      });
+      for (const e of entries) claimed.set(routeKey(e.route), lease.key);
+      if (entries.length > 0) this.programmed.set(lease.key, entries);
       desired.push(...entries);
     }
     const plan = planReconcile(desired, await this.o.programmer.readKernel());
@@ -244,4 +284,16 @@ export class PeerLoop {
     this.o.observer?.reconciled?.(report);
     return report;
   }
+}
+
+/**
+ * Leases in the order they claim kernel entries when two want the same subnet: reservations (no
+ * expiration) first, then the one that expires last (the live, renewed lease beats a stale one), then by
+ * key, so every resync picks the same one.
+ */
+function preferred(leases: Iterable<Lease>): Lease[] {
+  const exp = (l: Lease): number => l.expiration?.getTime() ?? Number.POSITIVE_INFINITY;
+  return [...leases].sort(
+    (a, b) => exp(b) - exp(a) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
+  );
 }

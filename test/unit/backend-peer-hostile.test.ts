@@ -111,7 +111,7 @@ async function start(
   type: 'vxlan' | 'host-gw',
   leases: readonly Lease[],
   healthy: Lease,
-): Promise<Started> {
+): Promise<Started & { subnets: MemorySubnets }> {
   const fake = new FakeNetlink();
   const eth0 = fake.addLink('eth0');
   fake.addrs.push({ index: eth0.index, cidr: '198.18.0.1/24' });
@@ -141,7 +141,7 @@ async function start(
   await tick();
   for (const l of leases) if (ownIp(l)) subnets.put(l);
   await tick();
-  return { fake, network, ac, done };
+  return { fake, network, ac, done, subnets };
 }
 
 describe('hostile peer leases are never programmed', () => {
@@ -185,6 +185,41 @@ describe('hostile peer leases are never programmed', () => {
     expect((s.network as VxlanNetwork).vtepMacs[4]).toBe(ours);
     expect([...s.fake.fdb.values()].map((f) => f.mac)).toEqual(['0e:00:00:00:00:02']);
     expect(s.fake.routes.has('254|10.5.3.0/24')).toBe(false);
+  });
+
+  it('vxlan: a second lease for the same subnet neither flips nor, when removed, deletes the live peer', async () => {
+    const vx = (n: number): LeaseAttrs => ({
+      publicIp: `198.18.0.${n}`,
+      publicIpv6: null,
+      backendType: 'vxlan',
+      backendData: { VNI: 1, VtepMAC: `0e:00:00:00:00:0${n}` },
+    });
+    // A stale dual-stack key of the same IPv4 subnet (parses as a valid key), expiring sooner.
+    const stale: Lease = {
+      key: '10.5.2.0-24&fd05:0:0:2::-64',
+      subnet: '10.5.2.0/24',
+      subnet6: 'fd05:0:0:2::/64',
+      attrs: vx(9),
+      expiration: new Date(Date.now() + 60_000),
+    };
+    const live: Lease = {
+      ...raw('10.5.2.0/24', vx(2)),
+      expiration: new Date(Date.now() + 86_400_000),
+    };
+    const started = await start('vxlan', [stale], live);
+    s = started;
+    const dev = started.fake.links.get('weft.1')!.index;
+    const wantLive = (): void => {
+      expect(started.fake.routes.has('254|10.5.2.0/24')).toBe(true);
+      expect(started.fake.neighs.get(`${dev}|10.5.2.0`)?.mac).toBe('0e:00:00:00:00:02');
+      expect([...started.fake.fdb.values()].map((f) => `${f.mac} ${f.dst}`)).toEqual([
+        '0e:00:00:00:00:02 198.18.0.2',
+      ]);
+    };
+    wantLive();
+    started.subnets.remove(stale.key);
+    await tick();
+    wantLive();
   });
 
   it('host-gw: only the healthy peer gets a route', async () => {
