@@ -18,7 +18,7 @@ import {
   type HostFacts,
   type SubnetEnvState,
 } from './host-view.js';
-import { overlayDevices } from './peers.js';
+import { overlayDevices, peerVerdicts, type PeerRow } from './peers.js';
 
 const ETCD_CODES = ['E_ETCD_UNAVAILABLE', 'E_ETCD_TLS', 'E_ETCD_AUTH', 'E_ETCD_COMPACTED'] as const;
 export const isEtcdError = (err: unknown): boolean => ETCD_CODES.some((c) => hasCode(err, c));
@@ -114,4 +114,19 @@ export async function gatherHost(
   } catch (err) {
     return { host: null, hostError: describeError(err) };
   }
+}
+
+/** Every peer lease checked against this host's kernel ([] without a valid config or kernel facts). */
+export function peerRowsOf(
+  view: Pick<ClusterView, 'config' | 'leases'>,
+  host: HostFacts | null,
+  own: LeaseRecord | null,
+): PeerRow[] {
+  if (!view.config || !host) return [];
+  return peerVerdicts({
+    config: view.config,
+    own: own?.lease ?? null,
+    leases: view.leases,
+    kernel: host.kernel,
+  });
 }

@@ -171,6 +171,24 @@ function wants(input: PeerInput): Want[] {
   return out;
 }
 
+/** The row of peer `w`: its lease, family, subnet and public IP, plus `fields` (kernel entries null unless given). */
+function peerRow(
+  w: Want,
+  fields: Pick<PeerRow, 'verdict' | 'problems' | 'fixes'> & Partial<PeerRow>,
+): PeerRow {
+  return {
+    lease: w.lease.key,
+    family: w.family,
+    subnet: w.subnet,
+    publicIp: w.publicIp,
+    vtepMac: null,
+    route: null,
+    neigh: null,
+    fdb: null,
+    ...fields,
+  };
+}
+
 function vxlanRow(k: KernelState, w: Want): PeerRow {
   const problems: string[] = [];
   const fixes: string[] = [];
@@ -236,11 +254,7 @@ function vxlanRow(k: KernelState, w: Want): PeerRow {
       verdicts.add('wrong-mac');
     }
   }
-  return {
-    lease: w.lease.key,
-    family: w.family,
-    subnet: w.subnet,
-    publicIp: w.publicIp,
+  return peerRow(w, {
     vtepMac: w.vtepMac,
     route: route ? showRoute(k, route) : null,
     neigh: neigh ? showNeigh(k, neigh) : null,
@@ -248,7 +262,7 @@ function vxlanRow(k: KernelState, w: Want): PeerRow {
     verdict: pickVerdict(verdicts),
     problems,
     fixes,
-  };
+  });
 }
 
 function hostgwRow(k: KernelState, w: Want): PeerRow {
@@ -265,19 +279,7 @@ function hostgwRow(k: KernelState, w: Want): PeerRow {
     fixes.push(`ip route replace ${w.subnet} via ${w.publicIp}`);
     verdict = 'wrong-public-ip';
   }
-  return {
-    lease: w.lease.key,
-    family: w.family,
-    subnet: w.subnet,
-    publicIp: w.publicIp,
-    vtepMac: null,
-    route: route ? showRoute(k, route) : null,
-    neigh: null,
-    fdb: null,
-    verdict,
-    problems,
-    fixes,
-  };
+  return peerRow(w, { route: route ? showRoute(k, route) : null, verdict, problems, fixes });
 }
 
 /** udp: the peer's subnet must route into the TUN (the forwarder picks the peer by its table). */
@@ -295,19 +297,12 @@ function udpRow(k: KernelState, w: Want): PeerRow {
     );
     fixes.push(`ip route replace <cluster network> dev ${dev.name}`);
   }
-  return {
-    lease: w.lease.key,
-    family: w.family,
-    subnet: w.subnet,
-    publicIp: w.publicIp,
-    vtepMac: null,
+  return peerRow(w, {
     route: route ? showRoute(k, route) : null,
-    neigh: null,
-    fdb: null,
     verdict: problems.length ? (dev && route ? 'wrong-route' : 'missing') : 'ok',
     problems,
     fixes,
-  };
+  });
 }
 
 /** The worst of several verdicts (wrong MAC / public IP name the cause better than "missing"). */
@@ -409,21 +404,16 @@ export function peerVerdicts(input: PeerInput): PeerRow[] {
   const rows: PeerRow[] = [];
   for (const w of ws) {
     if (w.invalid) {
-      rows.push({
-        lease: w.lease.key,
-        family: w.family,
-        subnet: w.subnet,
-        publicIp: w.publicIp,
-        vtepMac: w.vtepMac,
-        route: null,
-        neigh: null,
-        fdb: null,
-        verdict: 'invalid',
-        problems: [`lease ${w.lease.key}: ${w.invalid}; weftd skips this peer`],
-        fixes: [
-          `re-publish the lease: restart weftd on the host with public IP ${w.publicIp ?? '?'}`,
-        ],
-      });
+      rows.push(
+        peerRow(w, {
+          vtepMac: w.vtepMac,
+          verdict: 'invalid',
+          problems: [`lease ${w.lease.key}: ${w.invalid}; weftd skips this peer`],
+          fixes: [
+            `re-publish the lease: restart weftd on the host with public IP ${w.publicIp ?? '?'}`,
+          ],
+        }),
+      );
       continue;
     }
     const type = input.config.backend.type;
@@ -431,21 +421,15 @@ export function peerVerdicts(input: PeerInput): PeerRow[] {
       w.lease.attrs.backendType !== type &&
       !(type === 'udp' && w.lease.attrs.backendType === '')
     ) {
-      rows.push({
-        lease: w.lease.key,
-        family: w.family,
-        subnet: w.subnet,
-        publicIp: w.publicIp,
-        vtepMac: null,
-        route: null,
-        neigh: null,
-        fdb: null,
-        verdict: 'skipped',
-        problems: [
-          `lease backend ${w.lease.attrs.backendType || 'udp'} differs from the network's ${type}`,
-        ],
-        fixes: [`run the ${type} backend on that host, or change Backend.Type`],
-      });
+      rows.push(
+        peerRow(w, {
+          verdict: 'skipped',
+          problems: [
+            `lease backend ${w.lease.attrs.backendType || 'udp'} differs from the network's ${type}`,
+          ],
+          fixes: [`run the ${type} backend on that host, or change Backend.Type`],
+        }),
+      );
       continue;
     }
     if (type === 'vxlan') rows.push(vxlanRow(input.kernel, w));

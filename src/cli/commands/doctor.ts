@@ -6,9 +6,9 @@
 import { openRegistry, sampleEtcdClock } from '../etcd-view.js';
 import { doctorFailed, findUplink, runChecks, type Check, type UnderlayProbe } from '../doctor.js';
 import { EXIT } from '../exit-codes.js';
-import { findOwnRecord, gatherCluster, gatherHost } from '../gather.js';
+import { findOwnRecord, gatherCluster, gatherHost, peerRowsOf } from '../gather.js';
 import { readHealth, readNft } from '../host-view.js';
-import { overlayDevices, peerVerdicts } from '../peers.js';
+import { overlayDevices } from '../peers.js';
 import { runPing } from '../ping.js';
 import { paint, sanitize, type Style } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
@@ -82,15 +82,7 @@ export async function doctorCommand(ctx: CommandContext): Promise<CommandOutput>
     ctx.progress('reading the kernel');
     const { host, hostError } = await gatherHost(view.config, o.timeoutMs);
     const own = findOwnRecord(view, host?.addrs ?? []);
-    const peers =
-      view.config && host
-        ? peerVerdicts({
-            config: view.config,
-            own: own?.lease ?? null,
-            leases: view.leases,
-            kernel: host.kernel,
-          })
-        : [];
+    const peers = peerRowsOf(view, host, own);
     const targets = o.noProbe
       ? []
       : view.leases

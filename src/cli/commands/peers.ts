@@ -6,8 +6,8 @@
 import { WeftError } from '../../errors.js';
 import { openRegistry } from '../etcd-view.js';
 import { EXIT } from '../exit-codes.js';
-import { findOwnRecord, gatherCluster, gatherHost } from '../gather.js';
-import { isFault, peerVerdicts, type PeerRow } from '../peers.js';
+import { findOwnRecord, gatherCluster, gatherHost, peerRowsOf } from '../gather.js';
+import { isFault, type PeerRow } from '../peers.js';
 import { sanitize, table, toneOf, type Style } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
 
@@ -47,12 +47,7 @@ export async function peersCommand(ctx: CommandContext): Promise<CommandOutput> 
     const { host, hostError } = await gatherHost(view.config, ctx.options.timeoutMs);
     if (!host) throw new WeftError('E_NETLINK', `cannot inspect this host: ${hostError}`);
     const own = findOwnRecord(view, host.addrs);
-    const rows = peerVerdicts({
-      config: view.config,
-      own: own?.lease ?? null,
-      leases: view.leases,
-      kernel: host.kernel,
-    });
+    const rows = peerRowsOf(view, host, own);
     const ok = !rows.some(isFault);
     return {
       exitCode: ok ? EXIT.ok : EXIT.problem,

@@ -6,9 +6,9 @@
 import { networkOf } from '../../netlink/index.js';
 import { openRegistry } from '../etcd-view.js';
 import { EXIT } from '../exit-codes.js';
-import { findOwnRecord, gatherCluster, gatherHost } from '../gather.js';
+import { findOwnRecord, gatherCluster, gatherHost, peerRowsOf } from '../gather.js';
 import { readHealth } from '../host-view.js';
-import { isFault, overlayDevices, peerVerdicts } from '../peers.js';
+import { isFault, overlayDevices } from '../peers.js';
 import { formatDuration, keyValues, type Cell } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
 import { leaseJson } from './leases.js';
@@ -53,15 +53,7 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
           port: l?.vxlan?.port ?? null,
         };
       });
-    const rows =
-      view.config && host
-        ? peerVerdicts({
-            config: view.config,
-            own: own?.lease ?? null,
-            leases: view.leases,
-            kernel: host.kernel,
-          })
-        : [];
+    const rows = peerRowsOf(view, host, own);
     const peerLeases = view.leases.filter((l) => l.key !== own?.key).length;
     const faults = rows.filter(isFault).length;
     if (faults > 0)
