@@ -68,40 +68,31 @@ export function createDaemonMetrics(opts: { processMetrics?: boolean } = {}): Da
     labelNames: ['backend'],
     registers: [registry],
   });
+  /** A monotonic counter copied at scrape time from `read()` (left alone while it returns null). */
+  const scrapedCounter = <T>(
+    read: () => T | null,
+    name: string,
+    help: string,
+    pick: (c: T) => number,
+  ): void => {
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const stats = read();
+        if (stats === null) return;
+        this.reset();
+        this.inc(pick(stats));
+      },
+    });
+  };
   let netlinkStats: (() => NetlinkCounters) | null = null;
-  const netlinkCounter = (
-    name: string,
-    help: string,
-    pick: (c: NetlinkCounters) => number,
-  ): void => {
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        if (!netlinkStats) return;
-        this.reset();
-        this.inc(pick(netlinkStats()));
-      },
-    });
-  };
+  const netlinkCounter = (name: string, help: string, pick: (c: NetlinkCounters) => number) =>
+    scrapedCounter(() => netlinkStats?.() ?? null, name, help, pick);
   let leaseStats: (() => LeaseManagerCounters) | null = null;
-  const leaseCounter = (
-    name: string,
-    help: string,
-    pick: (c: LeaseManagerCounters) => number,
-  ): void => {
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        if (!leaseStats) return;
-        this.reset();
-        this.inc(pick(leaseStats()));
-      },
-    });
-  };
+  const leaseCounter = (name: string, help: string, pick: (c: LeaseManagerCounters) => number) =>
+    scrapedCounter(() => leaseStats?.() ?? null, name, help, pick);
   leaseCounter('weft_lease_renewals_total', 'Successful lease renewals', (c) => c.renewals);
   leaseCounter(
     'weft_lease_recreations_total',
