@@ -2,12 +2,13 @@
  * What the commands need from the outside world, injected (design.md C13) so that unit tests can drive
  * the command logic with recording fakes while integration tests use the real plugins and kernel.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import type { CniEnv } from './env.js';
 import { execInvoker, type Invoker } from './invoke.js';
 import { nsenterInspector, type Inspector } from './inspect.js';
 import type { CniLog } from './log.js';
 import type { JsonObject, WeftNetConf } from './netconf.js';
+import { MAX_SUBNET_ENV_BYTES } from './subnet-env.js';
 import type { CniVersion } from './versions.js';
 
 export interface CniDeps {
@@ -33,15 +34,36 @@ export function realDeps(log: CniLog): CniDeps {
     invoke: execInvoker,
     inspect: nsenterInspector,
     log,
-    readFile: (p) => {
-      try {
-        return readFileSync(p, 'utf8');
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-        throw err;
-      }
-    },
+    readFile: (p) => readBoundedFile(p, MAX_SUBNET_ENV_BYTES),
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
     now: () => Date.now(),
   };
+}
+
+/**
+ * A hostile-file-safe read: undefined when `path` does not exist; throws unless it is (or a symlink
+ * resolves to) a regular file, so a FIFO cannot block the plugin forever and a device cannot feed it
+ * endless data; reads at most `maxBytes + 1` bytes (the parser rejects anything over `maxBytes`).
+ */
+export function readBoundedFile(path: string, maxBytes: number): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    if (!fstatSync(fd).isFile()) throw new Error(`${path} is not a regular file`);
+    const buf = Buffer.alloc(maxBytes + 1);
+    let n = 0;
+    while (n < buf.length) {
+      const r = readSync(fd, buf, n, buf.length - n, null);
+      if (r === 0) break;
+      n += r;
+    }
+    return buf.subarray(0, n).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
 }
