@@ -13,16 +13,22 @@
  */
 import { ConfigError } from '../errors.js';
 import type { Backend, BackendDeps, BackendFactory, Network, Uplink } from '../backend/backend.js';
-import { FAMILIES, type FamilyDescriptor } from '../backend/family.js';
+import type { FamilyDescriptor } from '../backend/family.js';
+import {
+  backendNetlink,
+  enabledFamilies,
+  ownSubnet,
+  peerLoopRunner,
+  type BackendRuntimeOptions,
+} from '../backend/lifecycle.js';
 import { peerAddressProblem, peerSubnetProblem } from '../backend/peer-check.js';
 import type { PeerEntries } from '../backend/peer-entries.js';
-import { PeerLoop, type PeerLoopObserver, type PeerProgrammer } from '../backend/peer-loop.js';
+import type { PeerProgrammer } from '../backend/peer-loop.js';
 import type { KernelView } from '../backend/reconcile.js';
 import { isClusterGatewayRoute, isOnLink, onLinkNetworks } from '../backend/uplink-routes.js';
 import type { Lease } from '../lease/lease.js';
 import { rateLimited, type Logger } from '../log/logger.js';
 import {
-  createNetlinkOps,
   networkOf,
   parseCidr,
   type IpFamily,
@@ -31,12 +37,7 @@ import {
 } from '../netlink/index.js';
 import type { AcquireOptions, NetworkConfig } from '../subnet/manager.js';
 
-export interface HostGwBackendOptions {
-  readonly netlink?: NetlinkOps;
-  readonly netns?: string;
-  readonly resyncMs?: number;
-  readonly observer?: PeerLoopObserver;
-}
+export type HostGwBackendOptions = BackendRuntimeOptions;
 
 export interface HostGwNetwork extends Network {
   reconcileNow(): Promise<void>;
@@ -148,13 +149,9 @@ class HostGwBackend implements Backend {
     const log = this.deps.log.child({ backend: 'host-gw' });
     const extra = Object.keys(config.backend.raw).filter((k) => k.toLowerCase() !== 'type');
     if (extra.length > 0) log.warn('host-gw takes no options; ignored', { keys: extra });
-    const fams = FAMILIES.filter((f) => f.network(config) !== null);
-    if (fams.length === 0)
-      throw new ConfigError('host-gw: the network config enables neither IPv4 nor IPv6');
-    const owned = !this.options.netlink;
-    const ops =
-      this.options.netlink ??
-      createNetlinkOps({ ...(this.options.netns ? { netns: this.options.netns } : {}), log });
+    const fams = enabledFamilies(config, 'host-gw');
+    const netlink = backendNetlink(this.options, log);
+    const { ops } = netlink;
     try {
       const onlink = new Map<IpFamily, string[]>();
       for (const f of fams) {
@@ -185,12 +182,7 @@ class HostGwBackend implements Backend {
         signal,
       );
       const states: FamilyState[] = fams.map((fam) => {
-        const own = fam.subnet(lease);
-        if (!own) {
-          throw new ConfigError(`host-gw: the lease ${lease.key} has no ${fam.label} subnet`, {
-            code: 'E_LEASE_INVALID',
-          });
-        }
+        const own = ownSubnet(fam, lease, 'host-gw');
         return {
           fam,
           network: fam.network(config)!,
@@ -200,14 +192,11 @@ class HostGwBackend implements Backend {
         };
       });
       const programmer = new HostGwProgrammer(ops, uplink, states, log);
-      let loop: PeerLoop | null = null;
-      const options = this.options;
       return {
         lease,
         mtu: uplink.mtu,
-        reconcileNow: () => (loop ? loop.requestReconcile('requested') : Promise.resolve()),
-        async run(runSignal: AbortSignal): Promise<void> {
-          loop = new PeerLoop({
+        ...peerLoopRunner(
+          {
             subnets,
             ownLease: lease,
             ops,
@@ -215,19 +204,13 @@ class HostGwBackend implements Backend {
             log,
             linkTrigger: (e) =>
               e.kind === 'resync' || (e.kind === 'removed' && e.index === uplink.index),
-            ...(options.resyncMs !== undefined ? { resyncMs: options.resyncMs } : {}),
-            ...(options.observer ? { observer: options.observer } : {}),
-          });
-          try {
-            await loop.run(runSignal);
-          } finally {
-            loop = null;
-            if (owned) ops.close();
-          }
-        },
+          },
+          this.options,
+          netlink,
+        ),
       };
     } catch (err) {
-      if (owned) ops.close();
+      netlink.release();
       throw err;
     }
   }

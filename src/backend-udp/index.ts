@@ -23,10 +23,12 @@
 import { closeSync } from 'node:fs';
 import { ConfigError, describeError } from '../errors.js';
 import type { Backend, BackendDeps, BackendFactory, Network } from '../backend/backend.js';
-import type { PeerLoopObserver } from '../backend/peer-loop.js';
+import { FAMILY_V4 } from '../backend/family.js';
+import { backendNetlink, ownSubnet, type BackendRuntimeOptions } from '../backend/lifecycle.js';
+import { DEFAULT_RESYNC_MS, type PeerLoopObserver } from '../backend/peer-loop.js';
 import type { Lease } from '../lease/lease.js';
 import type { Logger } from '../log/logger.js';
-import { createNetlinkOps, type NetlinkOps } from '../netlink/index.js';
+import type { NetlinkOps } from '../netlink/index.js';
 import { inNetns } from '../netns/netns.js';
 import type { AcquireOptions, NetworkConfig } from '../subnet/manager.js';
 import { NativeForwarder, type Forwarder, type ForwarderStats } from '../dataplane/forwarder.js';
@@ -39,8 +41,6 @@ export { parseUdpConfig, DEFAULT_UDP_PORT, UDP_OVERHEAD, type UdpConfig } from '
 export { peerRoutes, syncRoutes, isUdpLease } from './routes.js';
 export { forwarderMetricSamples, type MetricSample } from './metrics.js';
 
-export const DEFAULT_RESYNC_MS = 60_000;
-
 export interface ForwarderStartRequest {
   readonly name: string;
   readonly port: number;
@@ -50,12 +50,9 @@ export interface ForwarderStartRequest {
   readonly log: Logger;
 }
 
-export interface UdpBackendOptions {
-  /** Use this façade (tests, or a daemon sharing one); default: a new one, closed when `run` ends. */
-  readonly netlink?: NetlinkOps;
+export interface UdpBackendOptions extends BackendRuntimeOptions {
   /** Open the TUN, bind the socket and create netlink sockets in this netns (simulated hosts). */
   readonly netns?: string;
-  readonly resyncMs?: number;
   /** Metrics hooks (same shape as the kernel backends'): routed peers, resync duration, failures. */
   readonly observer?: PeerLoopObserver;
   /** Creates the TUN and its forwarder (default: `weft0` with vnet header + NativeForwarder). */
@@ -125,11 +122,7 @@ class UdpBackend implements Backend {
       acquire,
       signal,
     );
-    if (!lease.subnet) {
-      throw new ConfigError(`udp: the lease ${lease.key} has no IPv4 subnet`, {
-        code: 'E_LEASE_INVALID',
-      });
-    }
+    const subnet = ownSubnet(FAMILY_V4, lease, 'udp');
     const start = this.options.startForwarder ?? startNativeForwarder;
     const fwd = start({
       name: cfg.name,
@@ -144,15 +137,13 @@ class UdpBackend implements Backend {
     fwd.on('error', (err: unknown) => {
       state.fatal ??= err;
     });
-    const owned = !this.options.netlink;
-    const ops =
-      this.options.netlink ??
-      createNetlinkOps({ ...(this.options.netns ? { netns: this.options.netns } : {}), log });
+    const netlink = backendNetlink(this.options, log);
+    const { ops } = netlink;
     const ipv6 = config.enableIPv6 && config.ipv6Network !== null;
     const spec: TunSpec = {
       name: cfg.name,
       mtu,
-      subnet: lease.subnet,
+      subnet,
       network: config.network,
       network6: ipv6 ? config.ipv6Network : null,
     };
@@ -160,7 +151,7 @@ class UdpBackend implements Backend {
       await configureTun(ops, spec);
     } catch (err) {
       fwd.close();
-      if (owned) ops.close();
+      netlink.release();
       throw err;
     }
     log.info('udp forwarder started', {
@@ -170,9 +161,8 @@ class UdpBackend implements Backend {
       fallback: fwd.fallback,
     });
     const network = config.network;
-    const ownSubnet = lease.subnet;
     const scope: UdpPeerScope = {
-      v4: { network, subnetLen: config.subnetLen, ownSubnet },
+      v4: { network, subnetLen: config.subnetLen, ownSubnet: subnet },
       v6:
         ipv6 && config.ipv6Network !== null && lease.subnet6 !== null
           ? {
@@ -209,7 +199,7 @@ class UdpBackend implements Backend {
           runSignal,
         ).finally(() => {
           fwd.close(); // joins the forwarder thread: it never outlives the daemon
-          if (owned) ops.close();
+          netlink.release();
         }),
     };
   }
