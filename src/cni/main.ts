@@ -4,7 +4,7 @@
  * module touching stdout or the exit code; logs go to stderr. Loads nothing beyond node: built-ins and
  * src/cni (bundled into one file by scripts/build-cni.mjs).
  */
-import { readFileSync } from 'node:fs';
+import { readSync } from 'node:fs';
 import { realDeps } from './deps.js';
 import { runPlugin } from './dispatch.js';
 import { CniCode, CniError, toErrorJson } from './errors.js';
@@ -12,19 +12,34 @@ import { stderrLog } from './log.js';
 import { MAX_STDIN_BYTES } from './netconf.js';
 import { LATEST_VERSION } from './versions.js';
 
-/** All of stdin. readFileSync(0) is the fast path; a non-blocking stdin (EAGAIN) is read as a stream. */
+/**
+ * All of stdin, but never more than MAX_STDIN_BYTES + 1 bytes: an endless or huge stdin (a runaway
+ * writer, /dev/zero) is answered with code 5 instead of exhausting memory. Synchronous reads are the
+ * fast path; a non-blocking stdin (EAGAIN) is read as a stream, with the same bound.
+ */
 async function readStdin(): Promise<Buffer> {
-  let buf: Buffer;
+  const limit = MAX_STDIN_BYTES + 1;
+  const chunks: Buffer[] = [];
+  let total = 0;
   try {
-    buf = readFileSync(0);
+    const buf = Buffer.alloc(64 * 1024);
+    for (;;) {
+      const n = readSync(0, buf, 0, Math.min(buf.length, limit - total), null);
+      if (n === 0) break;
+      chunks.push(Buffer.from(buf.subarray(0, n)));
+      total += n;
+      if (total >= limit) break;
+    }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
-    const chunks: Buffer[] = [];
-    for await (const c of process.stdin) chunks.push(c as Buffer);
-    buf = Buffer.concat(chunks);
+    for await (const c of process.stdin) {
+      chunks.push(c as Buffer);
+      total += (c as Buffer).length;
+      if (total >= limit) break;
+    }
   }
-  if (buf.length > MAX_STDIN_BYTES) throw new CniError(CniCode.IoFailure, 'stdin is too large');
-  return buf;
+  if (total > MAX_STDIN_BYTES) throw new CniError(CniCode.IoFailure, 'stdin is too large');
+  return Buffer.concat(chunks);
 }
 
 async function main(): Promise<void> {

@@ -10,6 +10,23 @@ export const DEFAULT_SUBNET_FILE = '/run/flannel/subnet.env';
 export const DEFAULT_DATA_DIR = '/var/lib/cni/weft';
 export const DEFAULT_SUBNET_WAIT_SECONDS = 10;
 export const MAX_STDIN_BYTES = 4 * 1024 * 1024;
+/** Deeper JSON is refused: the state store and the delegate's stdin are written with JSON.stringify,
+ *  which recurses and would overflow the stack (a 999 "internal error" instead of code 6). */
+export const MAX_JSON_DEPTH = 64;
+
+/** Nesting depth of a parsed JSON value, computed without recursion (stops counting past `limit`). */
+export function jsonDepth(value: unknown, limit = MAX_JSON_DEPTH): number {
+  let max = 0;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (d > max) max = d;
+    if (max > limit) return max;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, d + 1]);
+  }
+  return max;
+}
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 export type JsonObject = { [k: string]: Json };
@@ -67,6 +84,12 @@ export function decodeStdin(stdin: Buffer): JsonObject {
     throw new CniError(
       CniCode.DecodeFailure,
       'network configuration on stdin is not a JSON object',
+    );
+  }
+  if (jsonDepth(parsed) > MAX_JSON_DEPTH) {
+    throw new CniError(
+      CniCode.DecodeFailure,
+      `network configuration on stdin is nested deeper than ${MAX_JSON_DEPTH} levels`,
     );
   }
   return parsed;
