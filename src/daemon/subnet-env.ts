@@ -4,6 +4,7 @@
  * FLANNEL_IPV6_SUBNET, FLANNEL_MTU, FLANNEL_IPMASQ. Written atomically (temp + fsync + rename, 0644,
  * directory 0755). Read back on restart for the previous subnet; the file is treated as hostile.
  */
+import { constants } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, chmod } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { Address4, Address6 } from 'ip-address';
@@ -168,7 +169,8 @@ export function parseSubnetEnvSettings(text: string): {
 export async function readSubnetEnv(path: string): Promise<PreviousSubnets | null> {
   let buf: Buffer;
   try {
-    const fh = await open(path, 'r');
+    // O_NONBLOCK: a FIFO planted at the path must not block startup until some writer appears.
+    const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
     try {
       const st = await fh.stat();
       if (!st.isFile())
