@@ -4,7 +4,6 @@
  * public IPs). Three hosts with real weftd each; weftctl runs in h1's netns. peers and doctor must see a
  * healthy cluster as healthy, for both families, and name a route deleted on purpose.
  */
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nsRun, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
@@ -17,22 +16,18 @@ import {
   type Schema,
 } from '../unit/cli/schema.js';
 import {
-  REPO,
   createCluster,
   hostAddr4,
   hostAddr6,
-  putConfig,
-  startWeftd,
+  runWeftctl,
+  startWeftds,
   subnetsOf,
-  waitReady,
   type Cluster,
   type Weftd,
 } from './weftd-harness.js';
 
 const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'ping', 'nft');
 useLeakCheck();
-
-const WEFTCTL = join(REPO, 'bin/weftctl.js');
 
 const cases = [
   {
@@ -56,22 +51,7 @@ describe.skipIf(!runnable).each(cases)('weftctl with $name', ({ name, config }) 
     args: string[],
     schema: Schema,
   ): Promise<{ code: number; json: Record<string, unknown> }> {
-    const w = d[i]!;
-    const r = await nsRun(
-      w.host.netns,
-      'node',
-      [
-        WEFTCTL,
-        ...args,
-        '--json',
-        `--etcd-endpoints=${c.etcd.endpoints.join(',')}`,
-        `--etcd-prefix=${c.prefix}`,
-        `--subnet-file=${w.subnetFile}`,
-        '--healthz-port=8081',
-        '--timeout=5',
-      ],
-      { allowFail: true, timeoutMs: 60_000 },
-    );
+    const r = await runWeftctl(c, d[i]!, [...args, '--json']);
     const json = JSON.parse(r.stdout) as Record<string, unknown>;
     expect(validate(json, schema), `weftctl ${args.join(' ')}`).toEqual([]);
     return { code: r.code, json };
@@ -79,9 +59,7 @@ describe.skipIf(!runnable).each(cases)('weftctl with $name', ({ name, config }) 
 
   beforeAll(async () => {
     c = await createCluster(3);
-    await putConfig(c, config);
-    d = c.topo.hosts.map((h) => startWeftd(c, h));
-    await Promise.all(d.map((w) => waitReady(w)));
+    d = await startWeftds(c, config);
     await waitFor(
       'h1 to program both peers',
       async () => (await ctl(0, ['peers'], PEERS_SCHEMA)).code === 0,

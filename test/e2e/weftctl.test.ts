@@ -37,18 +37,15 @@ import {
   REPO,
   createCluster,
   hostAddr4,
-  putConfig,
-  startWeftd,
+  runWeftctl,
+  startWeftds,
   subnetsOf,
-  waitReady,
   type Cluster,
   type Weftd,
 } from './weftd-harness.js';
 
 const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'ping', 'nft');
 useLeakCheck();
-
-const WEFTCTL = join(REPO, 'bin/weftctl.js');
 
 interface CtlResult {
   code: number;
@@ -66,21 +63,7 @@ describe.skipIf(!runnable)('weftctl on a 3-host vxlan cluster', () => {
 
   /** Runs weftctl in `host`'s netns with the cluster's etcd flags; parses --json output. */
   async function ctl(i: number, args: string[], schema?: Schema): Promise<CtlResult> {
-    const w = d[i]!;
-    const r = await nsRun(
-      w.host.netns,
-      'node',
-      [
-        WEFTCTL,
-        ...args,
-        `--etcd-endpoints=${c.etcd.endpoints.join(',')}`,
-        `--etcd-prefix=${c.prefix}`,
-        `--subnet-file=${w.subnetFile}`,
-        '--healthz-port=8081',
-        '--timeout=5',
-      ],
-      { allowFail: true, timeoutMs: 60_000 },
-    );
+    const r = await runWeftctl(c, d[i]!, args);
     let json: Record<string, unknown> = {};
     if (args.includes('--json')) {
       json = JSON.parse(r.stdout) as Record<string, unknown>;
@@ -101,9 +84,7 @@ describe.skipIf(!runnable)('weftctl on a 3-host vxlan cluster', () => {
     if (!existsSync(join(REPO, 'dist/cli/run.js')))
       throw new Error('dist/cli/run.js is missing: run `npm run build` first');
     c = await createCluster(3);
-    await putConfig(c, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
-    d = c.topo.hosts.map((h) => startWeftd(c, h));
-    await Promise.all(d.map((w) => waitReady(w)));
+    d = await startWeftds(c, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
     // containers wired like the bridge CNI plugin would: MTU from subnet.env
     const mk = async (i: number): Promise<SimContainer> => {
       const env = parseSubnetEnv(readFileSync(d[i]!.subnetFile, 'utf8'));

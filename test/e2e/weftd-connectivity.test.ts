@@ -11,11 +11,9 @@ import { requireCaps } from '../helpers/require.js';
 import {
   addContainer,
   createCluster,
-  putConfig,
   readyz,
-  startWeftd,
+  startWeftds,
   subnetsOf,
-  waitReady,
   type Cluster,
   type Weftd,
 } from './weftd-harness.js';
@@ -49,13 +47,15 @@ describe.skipIf(!runnable).each(cases)(
 
     beforeAll(async () => {
       c = await createCluster(3);
-      await putConfig(c, {
-        Network: '10.5.0.0/16',
-        ...(dual ? { EnableIPv6: true, IPv6Network: 'fd05::/48' } : {}),
-        Backend: { Type: backend },
-      });
-      daemons = c.topo.hosts.map((h) => startWeftd(c, h, masq ? ['--ip-masq'] : []));
-      await Promise.all(daemons.map((d) => waitReady(d)));
+      daemons = await startWeftds(
+        c,
+        {
+          Network: '10.5.0.0/16',
+          ...(dual ? { EnableIPv6: true, IPv6Network: 'fd05::/48' } : {}),
+          Backend: { Type: backend },
+        },
+        masq ? ['--ip-masq'] : [],
+      );
       // two containers on the first host (same-host pair), one on each other host
       containers.push(await addContainer(c, daemons[0]!, 2), await addContainer(c, daemons[0]!, 3));
       for (const d of daemons.slice(1)) containers.push(await addContainer(c, d, 2));

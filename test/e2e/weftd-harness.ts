@@ -15,11 +15,19 @@ import {
   type Topology,
 } from '../helpers/netns.js';
 import { startEtcd, type EtcdFixture } from '../helpers/etcd.js';
-import { isRunning, nsRun, sleep, spawnTracked, stopChild } from '../helpers/exec.js';
+import {
+  isRunning,
+  nsRun,
+  sleep,
+  spawnTracked,
+  stopChild,
+  type RunResult,
+} from '../helpers/exec.js';
 import { parseSubnetEnv } from '../../src/daemon/subnet-env.js';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 export const WEFTD = join(REPO, 'bin/weftd.js');
+export const WEFTCTL = join(REPO, 'bin/weftctl.js');
 
 /** Fails with a clear hint when the build is missing. */
 export function assertBuilt(): void {
@@ -126,6 +134,21 @@ export function startWeftd(c: Cluster, host: SimHost, extra: readonly string[] =
   return w;
 }
 
+/**
+ * Puts `config` into etcd and starts weftd on every host of `c` (extra flags appended); resolves when
+ * all are ready. On failure `c` still holds the daemons, so the caller's `c.destroy()` stops them.
+ */
+export async function startWeftds(
+  c: Cluster,
+  config: unknown,
+  extra: readonly string[] = [],
+): Promise<Weftd[]> {
+  await putConfig(c, config);
+  const daemons = c.topo.hosts.map((h) => startWeftd(c, h, extra));
+  await Promise.all(daemons.map((w) => waitReady(w)));
+  return daemons;
+}
+
 /** Starts the same daemon again (same subnet file and state dir). */
 export function restartWeftd(c: Cluster, w: Weftd, extra: readonly string[] = []): Weftd {
   return spawnWeftd(c, w, extra);
@@ -150,6 +173,27 @@ export async function waitReady(w: Weftd, timeoutMs = 45_000): Promise<void> {
     }
     await sleep(50);
   }
+}
+
+/**
+ * Runs weftctl (the built bin/weftctl.js) in `w`'s netns against the cluster's etcd, with `w`'s subnet
+ * file, weftd's health port and a 5 s request timeout; a non-zero exit is returned, not thrown.
+ */
+export function runWeftctl(c: Cluster, w: Weftd, args: readonly string[]): Promise<RunResult> {
+  return nsRun(
+    w.host.netns,
+    'node',
+    [
+      WEFTCTL,
+      ...args,
+      `--etcd-endpoints=${c.etcd.endpoints.join(',')}`,
+      `--etcd-prefix=${c.prefix}`,
+      `--subnet-file=${w.subnetFile}`,
+      '--healthz-port=8081',
+      '--timeout=5',
+    ],
+    { allowFail: true, timeoutMs: 60_000 },
+  );
 }
 
 /** /readyz status code from inside the host netns (weftd serves on 127.0.0.1:8081 there). */

@@ -15,9 +15,8 @@ import {
   createCluster,
   ipOut,
   pingStats,
-  putConfig,
   restartWeftd,
-  startWeftd,
+  startWeftds,
   subnetsOf,
   vxlanDevice,
   waitReady,
@@ -55,9 +54,7 @@ describe.skipIf(!runnable)('weftd resilience (vxlan)', () => {
 
   beforeAll(async () => {
     c = await createCluster(3);
-    await putConfig(c, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
-    d = c.topo.hosts.map((h) => startWeftd(c, h));
-    await Promise.all(d.map((w) => waitReady(w)));
+    d = await startWeftds(c, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
     ctr = [];
     for (const w of d) ctr.push(await addContainer(c, w, 2));
     dev = (await vxlanDevice(d[0]!.host.netns)) ?? 'missing';
