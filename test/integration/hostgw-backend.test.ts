@@ -8,21 +8,23 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Uplink } from '../../src/backend/backend.js';
 import { hostGwBackendFactory, type HostGwNetwork } from '../../src/backend-hostgw/index.js';
 import { createJsonLogger } from '../../src/log/logger.js';
 import { createNetlinkOps, type NetlinkOps } from '../../src/netlink/index.js';
 import type { NetworkConfig } from '../../src/subnet/manager.js';
 import { run } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
-import {
-  createTopology,
-  ping,
-  type SimContainer,
-  type SimHost,
-  type Topology,
-} from '../helpers/netns.js';
+import { createTopology, type Topology } from '../helpers/netns.js';
 import { requireCaps } from '../helpers/require.js';
+import {
+  addContainers,
+  ipOut,
+  pingMatrix,
+  startBackend,
+  stopBackends,
+  uplinkOf,
+  type Running as RunningBackend,
+} from './backend-helpers.js';
 import { MemorySubnets, testNetworkConfig } from './backend-memory-subnets.js';
 
 const runnable = requireCaps('root', 'netns', 'ping');
@@ -33,35 +35,7 @@ const logs: string[] = [];
 const log = createJsonLogger({ level: 'info', write: (l) => logs.push(l) });
 const stateDir = mkdtempSync(join(tmpdir(), 'weft-hostgw-test-'));
 
-interface Running {
-  host: SimHost;
-  network: HostGwNetwork;
-  ac: AbortController;
-  done: Promise<void>;
-  n: number;
-  container?: SimContainer;
-}
-
-async function uplinkOf(
-  ops: NetlinkOps,
-  host: SimHost,
-  ipv6: boolean,
-  publicIp?: string,
-): Promise<Uplink> {
-  const eth0 = (await ops.getLink('eth0'))!;
-  return {
-    name: 'eth0',
-    index: eth0.index,
-    mtu: eth0.mtu,
-    ifaceAddr: host.underlayIp,
-    ifaceAddr6: ipv6 ? host.underlayIp6 : null,
-    publicIp: publicIp ?? host.underlayIp,
-    publicIpv6: ipv6 ? host.underlayIp6 : null,
-  };
-}
-
-const ipOut = async (ns: string, ...args: string[]): Promise<string> =>
-  (await run('ip', ['-n', ns, ...args])).stdout;
+type Running = RunningBackend<HostGwNetwork>;
 
 function scenario(ipv6: boolean): void {
   describe.skipIf(!runnable)(
@@ -86,29 +60,12 @@ function scenario(ipv6: boolean): void {
             log: log.child({ host: h.index }),
             stateDir,
           });
-          const ac = new AbortController();
-          const network = (await backend.registerNetwork(config, {}, ac.signal)) as HostGwNetwork;
-          hosts.push({
-            host: h,
-            network,
-            ac,
-            done: network.run(ac.signal),
-            n: Number(network.lease.subnet!.split('.')[2]),
-          });
+          hosts.push(await startBackend<HostGwNetwork>(backend, config, h));
         }
-        for (const r of hosts) {
-          r.container = await topo.addContainer(r.host, {
-            cidr: `10.5.${r.n}.2/24`,
-            gateway: `10.5.${r.n}.1`,
-            ...(ipv6 ? { cidr6: `fd05:0:0:${r.n}::2/64`, gateway6: `fd05:0:0:${r.n}::1` } : {}),
-          });
-        }
+        await addContainers(topo, hosts, { ipv6 });
       });
       afterAll(async () => {
-        for (const r of hosts) {
-          r.ac.abort();
-          await r.done.catch(() => {});
-        }
+        await stopBackends(hosts);
         for (const o of inspect) o.close();
         await topo?.destroy();
       });
@@ -124,20 +81,7 @@ function scenario(ipv6: boolean): void {
             new RegExp(`fd05:0:0:${h2.n}::/64 via fd18::2 dev eth0`),
           );
         }
-        const failures: string[] = [];
-        await Promise.all(
-          hosts.flatMap((a) =>
-            hosts
-              .filter((b) => b !== a)
-              .flatMap((b) =>
-                [b.container!.ip, ...(ipv6 ? [b.container!.ip6!] : [])].map(async (dst) => {
-                  if (!(await ping(a.container!.netns, dst, 2, 2)))
-                    failures.push(`${a.container!.ip} → ${dst}`);
-                }),
-              ),
-          ),
-        );
-        expect(failures).toEqual([]);
+        expect(await pingMatrix(hosts, ipv6)).toEqual([]);
       });
 
       it('skips a peer that is not on-link, removes stale routes and follows lease removal', async () => {

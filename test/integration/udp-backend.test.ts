@@ -13,27 +13,22 @@ import { createJsonLogger } from '../../src/log/logger.js';
 import type { NetworkConfig } from '../../src/subnet/manager.js';
 import { run, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
-import {
-  createTopology,
-  ping,
-  type SimContainer,
-  type SimHost,
-  type Topology,
-} from '../helpers/netns.js';
+import { createTopology, ping, type SimHost, type Topology } from '../helpers/netns.js';
 import { requireCaps } from '../helpers/require.js';
+import {
+  addContainers,
+  ipOut,
+  pingMatrix,
+  startBackend,
+  stopBackends,
+  type Running as RunningBackend,
+} from './backend-helpers.js';
 import { MemorySubnets, testNetworkConfig } from './backend-memory-subnets.js';
 
 const runnable = requireCaps('root', 'netns', 'ping', 'tun');
 useLeakCheck();
 
-interface Running {
-  host: SimHost;
-  network: UdpNetwork;
-  ac: AbortController;
-  done: Promise<void>;
-  container?: SimContainer;
-  n: number;
-}
+type Running = RunningBackend<UdpNetwork>;
 
 const logs: string[] = [];
 const log = createJsonLogger({ level: 'info', write: (l) => logs.push(l) });
@@ -61,14 +56,8 @@ async function start(
     log: log.child({ host: host.index }),
     stateDir: '/nonexistent',
   });
-  const ac = new AbortController();
-  const network = (await backend.registerNetwork(config, {}, ac.signal)) as UdpNetwork;
-  const done = network.run(ac.signal);
-  return { host, network, ac, done, n: Number(network.lease.subnet!.split('.')[2]) };
+  return startBackend<UdpNetwork>(backend, config, host);
 }
-
-const ipOut = async (ns: string, ...args: string[]): Promise<string> =>
-  (await run('ip', ['-n', ns, ...args])).stdout;
 
 describe.skipIf(!runnable)('udp backend across 3 simulated hosts', () => {
   let topo: Topology;
@@ -81,33 +70,12 @@ describe.skipIf(!runnable)('udp backend across 3 simulated hosts', () => {
     config = testNetworkConfig('udp');
     subnets = new MemorySubnets(config);
     for (const h of topo.hosts) hosts.push(await start(subnets, config, h));
-    for (const r of hosts) {
-      r.container = await topo.addContainer(r.host, {
-        cidr: `10.5.${r.n}.2/24`,
-        gateway: `10.5.${r.n}.1`,
-        mtu: r.network.mtu,
-      });
-    }
+    await addContainers(topo, hosts, { networkMtu: true });
   });
   afterAll(async () => {
-    for (const r of hosts) {
-      r.ac.abort();
-      await r.done.catch(() => {});
-    }
+    await stopBackends(hosts);
     await topo?.destroy();
   });
-
-  const pingAll = async (): Promise<string[]> => {
-    const failures: string[] = [];
-    for (const a of hosts) {
-      for (const b of hosts) {
-        if (a === b) continue;
-        if (!(await ping(a.container!.netns, b.container!.ip, 2, 2)))
-          failures.push(`${a.container!.ip} → ${b.container!.ip}`);
-      }
-    }
-    return failures;
-  };
 
   it('sets up weft0 like flannel0, writes a flannel-style lease, and every container pings every other', async () => {
     const h1 = hosts[0]!;
@@ -126,7 +94,7 @@ describe.skipIf(!runnable)('udp backend across 3 simulated hosts', () => {
       { dst: `10.5.${hosts[1]!.n}.0/24`, peerIp: '198.18.0.2', port: 8285 },
       { dst: `10.5.${hosts[2]!.n}.0/24`, peerIp: '198.18.0.3', port: 8285 },
     ]);
-    expect(await pingAll()).toEqual([]);
+    expect(await pingMatrix(hosts, false)).toEqual([]);
     expect(h1.network.forwarderStats().rxPackets).toBeGreaterThan(0);
   });
 

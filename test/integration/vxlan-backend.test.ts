@@ -10,21 +10,23 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Uplink } from '../../src/backend/backend.js';
 import { vxlanBackendFactory, type VxlanNetwork } from '../../src/backend-vxlan/index.js';
 import { createJsonLogger } from '../../src/log/logger.js';
 import { createNetlinkOps, type NetlinkOps } from '../../src/netlink/index.js';
 import type { NetworkConfig } from '../../src/subnet/manager.js';
 import { run } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
-import {
-  createTopology,
-  ping,
-  type SimContainer,
-  type SimHost,
-  type Topology,
-} from '../helpers/netns.js';
+import { createTopology, ping, type SimHost, type Topology } from '../helpers/netns.js';
 import { requireCaps } from '../helpers/require.js';
+import {
+  addContainers,
+  ipOut,
+  pingMatrix,
+  startBackend,
+  stopBackends,
+  uplinkOf,
+  type Running as RunningBackend,
+} from './backend-helpers.js';
 import { MemorySubnets, testNetworkConfig } from './backend-memory-subnets.js';
 
 const runnable = requireCaps('root', 'netns', 'ping');
@@ -45,33 +47,13 @@ async function eventually(
   throw new Error(`${what} not reached within ${ms} ms`);
 }
 
-interface Running {
-  host: SimHost;
-  network: VxlanNetwork;
-  ac: AbortController;
-  done: Promise<void>;
-  container?: SimContainer;
-  n: number;
-}
+type Running = RunningBackend<VxlanNetwork>;
 
 const logs: string[] = [];
 const log = createJsonLogger({ level: 'info', write: (l) => logs.push(l) });
 const stateDir = mkdtempSync(join(tmpdir(), 'weft-vxlan-test-'));
 const machineId = join(stateDir, 'machine-id');
 writeFileSync(machineId, '0123456789abcdef0123456789abcdef\n');
-
-async function uplinkOf(ops: NetlinkOps, host: SimHost, ipv6: boolean): Promise<Uplink> {
-  const eth0 = (await ops.getLink('eth0'))!;
-  return {
-    name: 'eth0',
-    index: eth0.index,
-    mtu: eth0.mtu,
-    ifaceAddr: host.underlayIp,
-    ifaceAddr6: ipv6 ? host.underlayIp6 : null,
-    publicIp: host.underlayIp,
-    publicIpv6: ipv6 ? host.underlayIp6 : null,
-  };
-}
 
 async function start(
   subnets: MemorySubnets,
@@ -89,11 +71,7 @@ async function start(
     log: log.child({ host: host.index }),
     stateDir,
   });
-  const ac = new AbortController();
-  const network = (await backend.registerNetwork(config, {}, ac.signal)) as VxlanNetwork;
-  const done = network.run(ac.signal);
-  const n = Number(network.lease.subnet!.split('.')[2]);
-  return { host, network, ac, done, n };
+  return startBackend<VxlanNetwork>(backend, config, host);
 }
 
 async function stop(r: Running): Promise<void> {
@@ -101,8 +79,6 @@ async function stop(r: Running): Promise<void> {
   await r.done;
 }
 
-const ipOut = async (ns: string, ...args: string[]): Promise<string> =>
-  (await run('ip', ['-n', ns, ...args])).stdout;
 const fdbOut = async (ns: string, dev: string): Promise<string> =>
   (await run('bridge', ['-n', ns, 'fdb', 'show', 'dev', dev])).stdout;
 
@@ -125,38 +101,15 @@ function scenario(ipv6: boolean): void {
           inspect.push(ops);
           hosts.push(await start(subnets, config, h, ops));
         }
-        for (const r of hosts) {
-          r.container = await topo.addContainer(r.host, {
-            cidr: `10.5.${r.n}.2/24`,
-            gateway: `10.5.${r.n}.1`,
-            ...(ipv6 ? { cidr6: `fd05:0:0:${r.n}::2/64`, gateway6: `fd05:0:0:${r.n}::1` } : {}),
-            mtu: r.network.mtu,
-          });
-        }
+        await addContainers(topo, hosts, { ipv6, networkMtu: true });
       });
       afterAll(async () => {
-        for (const r of hosts) await stop(r).catch(() => {});
+        await stopBackends(hosts);
         for (const o of inspect) o.close();
         await topo?.destroy();
       });
 
-      const pingAll = async (): Promise<string[]> => {
-        const failures: string[] = [];
-        await Promise.all(
-          hosts.flatMap((a) =>
-            hosts
-              .filter((b) => b !== a)
-              .flatMap((b) => {
-                const dsts = [b.container!.ip, ...(ipv6 ? [b.container!.ip6!] : [])];
-                return dsts.map(async (dst) => {
-                  if (!(await ping(a.container!.netns, dst, 2, 2)))
-                    failures.push(`${a.container!.ip} → ${dst}`);
-                });
-              }),
-          ),
-        );
-        return failures;
-      };
+      const pingAll = (): Promise<string[]> => pingMatrix(hosts, ipv6);
 
       it('creates the device as specified and every container pings every other one', async () => {
         const h1 = hosts[0]!;
@@ -388,15 +341,10 @@ describe.skipIf(!runnable)(
         inspect.push(ops);
         hosts.push(await start(subnets, config, h, ops));
       }
-      for (const r of hosts) {
-        r.container = await topo.addContainer(r.host, {
-          cidr: `10.5.${r.n}.2/24`,
-          gateway: `10.5.${r.n}.1`,
-        });
-      }
+      await addContainers(topo, hosts);
     });
     afterAll(async () => {
-      for (const r of hosts) await stop(r).catch(() => {});
+      await stopBackends(hosts);
       for (const o of inspect) o.close();
       await topo?.destroy();
     });
