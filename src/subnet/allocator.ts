@@ -46,6 +46,13 @@ class Taken<N extends Ip4Net | Ip6Net> {
     if (this.same.has(String(candidate.ip))) return true;
     return this.other.some((o) => (o as Ip4Net).overlaps(candidate as Ip4Net));
   }
+  /** A taken net larger than `candidate` that contains it: the walk jumps past it in one step
+   *  (a hostile lease like fd00::/17 in a /16 network would otherwise take 2^47 steps). */
+  covering(candidate: N): N | undefined {
+    return this.other.find(
+      (o) => o.prefixLen < candidate.prefixLen && (o as Ip4Net).contains(candidate as Ip4Net),
+    );
+  }
 }
 
 /** Up to `limit` free IPv4 subnets in address order. */
@@ -59,12 +66,17 @@ export function freeSubnets4(
   const set = new Taken<Ip4Net>(config.subnetLen, nets);
   const max = tryParseIp4(config.subnetMax)!;
   const out: string[] = [];
-  for (
-    let n: Ip4Net | null = new Ip4Net(tryParseIp4(config.subnetMin)!, config.subnetLen);
-    n && n.ip <= max && out.length < limit;
-    n = n.next()
-  )
+  let n: Ip4Net | null = new Ip4Net(tryParseIp4(config.subnetMin)!, config.subnetLen);
+  while (n && n.ip <= max && out.length < limit) {
+    const cover = set.covering(n);
+    if (cover) {
+      const after = cover.next();
+      n = after ? new Ip4Net(after.ip, config.subnetLen) : null;
+      continue;
+    }
     if (!set.overlaps(n)) out.push(n.toString());
+    n = n.next();
+  }
   return out;
 }
 
@@ -79,12 +91,17 @@ export function freeSubnets6(
   const set = new Taken<Ip6Net>(config.ipv6SubnetLen, nets);
   const max = tryParseIp6(config.ipv6SubnetMax)!;
   const out: string[] = [];
-  for (
-    let n: Ip6Net | null = new Ip6Net(tryParseIp6(config.ipv6SubnetMin)!, config.ipv6SubnetLen);
-    n && n.ip <= max && out.length < limit;
-    n = n.next()
-  )
+  let n: Ip6Net | null = new Ip6Net(tryParseIp6(config.ipv6SubnetMin)!, config.ipv6SubnetLen);
+  while (n && n.ip <= max && out.length < limit) {
+    const cover = set.covering(n);
+    if (cover) {
+      const after = cover.next();
+      n = after ? new Ip6Net(after.ip, config.ipv6SubnetLen) : null;
+      continue;
+    }
     if (!set.overlaps(n)) out.push(n.toString());
+    n = n.next();
+  }
   return out;
 }
 

@@ -1,0 +1,44 @@
+/**
+ * The allocator against hostile leases in etcd: one key whose subnet is much larger than SubnetLen (any
+ * host can write `10.5.9.0-24&fd00::-17`) must not make the free-subnet walk step through every subnet
+ * it covers (2^47 steps here: weftd would hang at startup with its event loop blocked, SIGTERM unheard).
+ */
+import { describe, expect, it } from 'vitest';
+import { freeSubnets4, freeSubnets6, pickFreeSubnet } from '../../../src/subnet/allocator.js';
+import { parseNetworkConfig } from '../../../src/subnet/config.js';
+
+const wide = parseNetworkConfig({
+  Network: '10.0.0.0/8',
+  SubnetLen: 30,
+  EnableIPv6: true,
+  IPv6Network: 'fd00::/16',
+  Backend: { Type: 'vxlan' },
+});
+
+describe('allocator with hostile oversized leases', () => {
+  it('jumps over an IPv6 lease covering half the network in one step', () => {
+    const t0 = performance.now();
+    const free = freeSubnets6(wide, ['fd00::/17']);
+    expect(performance.now() - t0).toBeLessThan(500);
+    expect(free[0]).toBe('fd00:8000::/64');
+  }, 5000);
+
+  it('jumps over IPv4 leases covering most of the network, nested ones included', () => {
+    const t0 = performance.now();
+    const free = freeSubnets4(wide, [
+      '10.0.0.0/9',
+      '10.0.0.0/10',
+      '10.128.0.0/10',
+      '10.192.0.0/31',
+    ]);
+    expect(performance.now() - t0).toBeLessThan(500);
+    expect(free.slice(0, 2)).toEqual(['10.192.0.4/30', '10.192.0.8/30']);
+  });
+
+  it('a lease covering the whole range leaves nothing, at once', () => {
+    const t0 = performance.now();
+    expect(pickFreeSubnet(wide, ['10.0.0.0/8'], [])).toBeNull();
+    expect(freeSubnets6(wide, ['fd00::/16'])).toEqual([]);
+    expect(performance.now() - t0).toBeLessThan(500);
+  });
+});
