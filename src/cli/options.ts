@@ -4,7 +4,12 @@
  * not given is read from `WEFTCTL_<FLAG>`, then `WEFTD_<FLAG>`, then `FLANNELD_<FLAG>` (so on a host
  * configured for weftd or flanneld, weftctl finds the same etcd). Pure: no I/O, unit-tested.
  */
-import { ConfigError } from '../errors.js';
+import {
+  firstEnvValue,
+  optionError as usageError,
+  parseGoBool,
+  readGoFlag,
+} from '../flags/go-flags.js';
 
 export const COMMANDS = [
   'status',
@@ -220,10 +225,6 @@ export const CLI_FLAGS: readonly FlagSpec[] = [
 const byName = new Map(CLI_FLAGS.map((f) => [f.name, f]));
 const ALIASES: Readonly<Record<string, string>> = { h: 'help', j: 'json', c: 'count' };
 
-function usageError(message: string): ConfigError {
-  return new ConfigError(message, { code: 'E_OPTION_INVALID' });
-}
-
 function envNames(spec: FlagSpec): string[] {
   const suffix = spec.name.toUpperCase().replace(/-/g, '_');
   return spec.shared
@@ -233,12 +234,8 @@ function envNames(spec: FlagSpec): string[] {
 
 function convert(spec: FlagSpec, source: string, raw: string): string | boolean | number {
   switch (spec.kind) {
-    case 'bool': {
-      const t = raw.toLowerCase();
-      if (['1', 't', 'true'].includes(t)) return true;
-      if (['0', 'f', 'false'].includes(t)) return false;
-      throw usageError(`${source} must be true or false, got ${JSON.stringify(raw)}`);
-    }
+    case 'bool':
+      return parseGoBool(source, raw);
     case 'int':
       if (!/^\d{1,9}$/.test(raw.trim()))
         throw usageError(`${source} must be a whole number, got ${JSON.stringify(raw)}`);
@@ -288,22 +285,10 @@ export function parseCliOptions(
       onlyWords = true;
       continue;
     }
-    const body = arg.replace(/^--?/, '');
-    const eq = body.indexOf('=');
-    const rawName = eq < 0 ? body : body.slice(0, eq);
-    const name = ALIASES[rawName] ?? rawName;
-    const spec = byName.get(name);
-    if (!spec) throw usageError(`flag ${arg.split('=')[0]} is not defined: see weftctl --help`);
-    const source = `--${spec.name}`;
-    let raw: string;
-    if (eq >= 0) raw = body.slice(eq + 1);
-    else if (spec.kind === 'bool') raw = 'true';
-    else {
-      const next = argv[i + 1];
-      if (next === undefined) throw usageError(`${source} needs a value: ${source}=<value>`);
-      raw = next;
-      i++;
-    }
+    const { spec, source, raw, last } = readGoFlag(argv, i, byName, ALIASES, () =>
+      usageError(`flag ${arg.split('=')[0]} is not defined: see weftctl --help`),
+    );
+    i = last;
     given.set(spec, { value: convert(spec, source, raw), source });
   }
   const out: Record<string, unknown> = {};
@@ -311,13 +296,8 @@ export function parseCliOptions(
   for (const spec of CLI_FLAGS) {
     let entry = given.get(spec);
     if (!entry) {
-      for (const envName of envNames(spec)) {
-        const raw = env[envName];
-        if (raw === undefined || raw === '') continue;
-        const source = `environment variable ${envName}`;
-        entry = { value: convert(spec, source, raw), source };
-        break;
-      }
+      const e = firstEnvValue(env, envNames(spec));
+      if (e) entry = { value: convert(spec, e.source, e.raw), source: e.source };
     }
     if (spec.name === 'healthz-port') {
       // Only fills --healthz-url when that was not given; 0 = do not check weftd.

@@ -5,6 +5,12 @@
  * (upper-case, dashes to underscores); empty values are ignored. Pure: no I/O, unit-tested.
  */
 import { ConfigError } from '../errors.js';
+import {
+  firstEnvValue,
+  optionError as usageError,
+  parseGoBool,
+  readGoFlag,
+} from '../flags/go-flags.js';
 import { FLAGS, type DaemonOptions, type FlagSpec } from './flags.js';
 
 export { FLAGS, type DaemonOptions } from './flags.js';
@@ -18,14 +24,7 @@ function envNames(flag: string): string[] {
 }
 
 function optionError(source: string, message: string): ConfigError {
-  return new ConfigError(`${source} ${message}`, { code: 'E_OPTION_INVALID' });
-}
-
-function parseBool(source: string, v: string): boolean {
-  const t = v.toLowerCase();
-  if (['1', 't', 'true'].includes(t)) return true;
-  if (['0', 'f', 'false'].includes(t)) return false;
-  throw optionError(source, `must be true or false, got ${JSON.stringify(v)}`);
+  return usageError(`${source} ${message}`);
 }
 
 function parseInt10(source: string, v: string): number {
@@ -37,7 +36,7 @@ function parseInt10(source: string, v: string): number {
 function convert(spec: FlagSpec, source: string, raw: string): unknown {
   switch (spec.kind) {
     case 'bool':
-      return parseBool(source, raw);
+      return parseGoBool(source, raw);
     case 'int':
       return parseInt10(source, raw);
     case 'list':
@@ -72,26 +71,13 @@ export function parseOptions(
         'is not a flag: weftd takes flags only (see --help)',
       );
     }
-    const body = arg.replace(/^--?/, '');
-    const eq = body.indexOf('=');
-    const rawName = eq < 0 ? body : body.slice(0, eq);
-    const name = ALIASES[rawName] ?? rawName;
-    const spec = byName.get(name);
-    const source = `--${name}`;
-    if (!spec)
-      throw optionError(
+    const { spec, source, raw, last } = readGoFlag(argv, i, byName, ALIASES, (rawName) =>
+      optionError(
         `flag -${arg.startsWith('--') ? '-' : ''}${rawName}`,
         'is not defined: see weftd --help for the list',
-      );
-    let raw: string;
-    if (eq >= 0) raw = body.slice(eq + 1);
-    else if (spec.kind === 'bool') raw = 'true';
-    else {
-      const next = argv[i + 1];
-      if (next === undefined) throw optionError(source, `needs a value: ${source}=<value>`);
-      raw = next;
-      i++;
-    }
+      ),
+    );
+    i = last;
     const value = convert(spec, source, raw);
     const prev = given.get(spec);
     if (spec.kind === 'list' && prev) {
@@ -104,15 +90,8 @@ export function parseOptions(
   for (const spec of FLAGS) {
     let entry = given.get(spec);
     if (!entry) {
-      for (const envName of envNames(spec.name)) {
-        const raw = env[envName];
-        if (raw === undefined || raw === '') continue;
-        entry = {
-          value: convert(spec, `environment variable ${envName}`, raw),
-          source: `environment variable ${envName}`,
-        };
-        break;
-      }
+      const e = firstEnvValue(env, envNames(spec.name));
+      if (e) entry = { value: convert(spec, e.source, e.raw), source: e.source };
     }
     const value = entry ? entry.value : spec.def;
     const problem = spec.check?.(value as never);
