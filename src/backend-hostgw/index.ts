@@ -47,9 +47,6 @@ export function hostGwBackendFactory(options: HostGwBackendOptions = {}): Backen
   return (deps) => new HostGwBackend(deps, options);
 }
 
-/** The factory for the daemon's backend registry (`host-gw`). */
-export const createHostGwBackend: BackendFactory = (deps) => new HostGwBackend(deps, {});
-
 interface FamilyState {
   readonly fam: FamilyDescriptor;
   readonly network: string;

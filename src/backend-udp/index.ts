@@ -90,9 +90,6 @@ export function udpBackendFactory(options: UdpBackendOptions = {}): BackendFacto
   return (deps) => new UdpBackend(deps, options);
 }
 
-/** The factory for the daemon's backend registry (`udp`). */
-export const createUdpBackend: BackendFactory = (deps) => new UdpBackend(deps, {});
-
 class UdpBackend implements Backend {
   constructor(
     private readonly deps: BackendDeps,

@@ -62,9 +62,6 @@ export function vxlanBackendFactory(options: VxlanBackendOptions = {}): BackendF
   return (deps) => new VxlanBackend(deps, options);
 }
 
-/** The factory for the daemon's backend registry (`vxlan`). */
-export const createVxlanBackend: BackendFactory = (deps) => new VxlanBackend(deps, {});
-
 class VxlanBackend implements Backend {
   constructor(
     private readonly deps: BackendDeps,

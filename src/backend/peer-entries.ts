@@ -79,8 +79,6 @@ export interface StaleEntries {
   readonly fdb: readonly FdbSpec[];
 }
 
-export const noStale: StaleEntries = { routes: [], neighs: [], fdb: [] };
-
 export function staleCount(s: StaleEntries): number {
   return s.routes.length + s.neighs.length + s.fdb.length;
 }

@@ -4,7 +4,7 @@
  * elsewhere: unknown keys and `capabilities` are accepted and ignored, as the spec asks.
  */
 import { CniCode, CniError } from './errors.js';
-import { ID_PATTERN, MAX_ID_LENGTH, validateContainerId, validateIfname } from './env.js';
+import { ID_PATTERN, MAX_ID_LENGTH } from './env.js';
 
 export const DEFAULT_SUBNET_FILE = '/run/flannel/subnet.env';
 export const DEFAULT_DATA_DIR = '/var/lib/cni/weft';
@@ -181,15 +181,4 @@ export function parseNetConf(conf: JsonObject): WeftNetConf {
     prevResult: optionalObject(conf, 'prevResult'),
     validAttachments,
   };
-}
-
-/** True when `a` names a valid attachment (malformed entries never match a stored one). */
-export function isValidAttachment(a: Attachment): boolean {
-  try {
-    validateContainerId(a.containerID);
-    validateIfname(a.ifname);
-    return true;
-  } catch {
-    return false;
-  }
 }

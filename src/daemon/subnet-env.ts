@@ -5,7 +5,7 @@
  * directory 0755). Read back on restart for the previous subnet; the file is treated as hostile.
  */
 import { constants } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, chmod } from 'node:fs/promises';
+import { mkdir, open, rename, rm, chmod } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { Address4, Address6 } from 'ip-address';
 import { WeftError } from '../errors.js';
@@ -197,9 +197,4 @@ export async function readSubnetEnv(path: string): Promise<PreviousSubnets | nul
     };
   }
   return parseSubnetEnv(buf.toString('utf8'));
-}
-
-/** For tests and weftctl: the file as written. */
-export async function readSubnetEnvText(path: string): Promise<string> {
-  return readFile(path, 'utf8');
 }

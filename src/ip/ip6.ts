@@ -55,10 +55,6 @@ export function parseIp6(text: string): bigint {
   return v;
 }
 
-export function isIp6(text: string): boolean {
-  return tryParseIp6(text) !== null;
-}
-
 /** Canonical RFC 5952 text of a 128-bit value. */
 export function formatIp6(value: bigint): string {
   const groups: number[] = [];

@@ -27,7 +27,3 @@ export function formatMac(bytes: Uint8Array | readonly number[]): string {
 export function canonicalMac(text: string): string {
   return formatMac(parseMac(text));
 }
-
-export function isMac(text: string): boolean {
-  return MAC.test(text);
-}
