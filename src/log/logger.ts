@@ -25,16 +25,36 @@ export interface JsonLoggerOptions {
   bindings?: LogFields;
 }
 
-function serialise(value: unknown): unknown {
+function serialise(value: unknown, depth = 0): unknown {
   if (value instanceof Error) {
+    if (depth > 8) return { message: value.message, name: value.name };
     const out: Record<string, unknown> = { message: value.message, name: value.name };
     const code = (value as { code?: unknown }).code;
     if (code !== undefined) out['code'] = code;
-    if (value.cause !== undefined) out['cause'] = serialise(value.cause);
+    if (value.cause !== undefined) out['cause'] = serialise(value.cause, depth + 1);
     return out;
   }
   if (typeof value === 'bigint') return value.toString();
   return value;
+}
+
+/**
+ * One JSON line. Logging never throws: fields that cannot be serialised (values from etcd or stdin nested
+ * deep enough to overflow JSON.stringify's recursion, cycles) are replaced by a note naming the problem.
+ */
+function toLine(rec: Record<string, unknown>, level: LogLevel, msg: string): string {
+  try {
+    return JSON.stringify(rec) + '\n';
+  } catch (err) {
+    return (
+      JSON.stringify({
+        level: order[level],
+        time: rec['time'],
+        msg,
+        logFieldsDropped: `fields not serialisable: ${err instanceof Error ? err.message : String(err)}`,
+      }) + '\n'
+    );
+  }
 }
 
 /** Newline-delimited JSON with pino's field names (`level` numeric, `time`, `msg`). */
@@ -47,7 +67,7 @@ export function createJsonLogger(options: JsonLoggerOptions = {}): Logger {
       const rec: Record<string, unknown> = { level: order[level], time: Date.now(), ...bindings };
       if (fields) for (const [k, v] of Object.entries(fields)) rec[k] = serialise(v);
       rec['msg'] = msg;
-      write(JSON.stringify(rec) + '\n');
+      write(toLine(rec, level, msg));
     };
     return {
       debug: (m, f) => emit('debug', m, f),
