@@ -1,12 +1,11 @@
 /**
  * Address conversions at the netlink boundary: canonical strings ('10.5.1.0', 'fd00::1', '10.5.0.0/16',
  * '0e:aa:bb:cc:dd:01') to the byte buffers the kernel wants, and back. Also the few prefix computations
- * the backends need (contains, network address). Pure; throws TypeError on malformed input.
- *
- * Kept here rather than in `src/ip` (which is owned by the lease manager) so that the façade has no
- * dependency on work in progress; callers above the façade may use either.
+ * the backends need (contains, network address). Pure; throws TypeError on malformed input. IPv6 text
+ * is written by src/ip's RFC 5952 formatter, so both give the same canonical form.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { formatIp6 } from '../ip/ip6.js';
 
 export type IpFamily = 4 | 6;
 
@@ -56,26 +55,7 @@ export function ipToBytes(ip: string): Buffer {
 export function bytesToIp(b: Uint8Array): string {
   if (b.length === 4) return Array.from(b).join('.');
   if (b.length !== 16) throw new TypeError(`address of ${b.length} bytes`);
-  const words: number[] = [];
-  for (let i = 0; i < 16; i += 2) words.push((b[i]! << 8) | b[i + 1]!);
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (words[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = words.map((w) => w.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+  return formatIp6(toBig(b));
 }
 
 export function canonicalIp(ip: string): string {
