@@ -96,6 +96,20 @@ export function hasCode(err: unknown, code: ErrorCode): boolean {
   return err instanceof WeftError && err.code === code;
 }
 
+/**
+ * A value from hostile input, shown in an error message: JSON, at most `max` characters, and never a
+ * throw (a value nested deep enough overflows JSON.stringify's recursion; a cycle cannot be shown).
+ */
+export function showValue(value: unknown, max = 80): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = Array.isArray(value) ? '[…]' : typeof value === 'object' ? '{…}' : String(value);
+  }
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
 /** A short string for logs: the message, and the cause chain's messages. */
 export function describeError(err: unknown): string {
   const parts: string[] = [];

@@ -4,6 +4,7 @@
  * host that never listens on the UDP port); weft takes only leases of UDP hosts: flannel's UDP backend
  * writes no BackendType, weft's writes none either, and 'udp' is accepted too.
  */
+import { showValue } from '../errors.js';
 import { tryParseIp4 } from '../ip/index.js';
 import type { Lease } from '../lease/lease.js';
 import {
@@ -43,11 +44,11 @@ export interface UdpPeerScope {
  */
 export function peerRoutes(lease: Lease, port: number, scope: UdpPeerScope): PeerPlan {
   if (!isUdpLease(lease)) {
-    return { kind: 'skip', reason: `backend type ${JSON.stringify(lease.attrs.backendType)}` };
+    return { kind: 'skip', reason: `backend type ${showValue(lease.attrs.backendType)}` };
   }
   const ip = lease.attrs.publicIp;
   if (tryParseIp4(ip) === null || ip === '0.0.0.0') {
-    return { kind: 'skip', reason: `no usable IPv4 PublicIP (${JSON.stringify(ip)})` };
+    return { kind: 'skip', reason: `no usable IPv4 PublicIP (${showValue(ip)})` };
   }
   const ipProblem = peerAddressProblem(ip, scope.ownIps);
   if (ipProblem !== null) return { kind: 'skip', reason: ipProblem };

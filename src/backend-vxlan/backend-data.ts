@@ -3,6 +3,7 @@
  * comes from etcd, i.e. from any host of the cluster, so it is hostile until checked. A bad value skips
  * that peer (with a warning naming the lease), never the loop.
  */
+import { showValue } from '../errors.js';
 import { canonicalMac, isUnicastMac } from '../netlink/index.js';
 
 export interface VxlanBackendData {
@@ -22,7 +23,7 @@ export function parseVxlanBackendData(data: unknown): Parsed<VxlanBackendData> {
   if (typeof vni !== 'number' || !Number.isInteger(vni) || vni < 0 || vni > 16_777_215) {
     return {
       ok: false,
-      reason: `BackendData.VNI ${JSON.stringify(vni)} is not an integer from 0 to 16777215`,
+      reason: `BackendData.VNI ${showValue(vni)} is not an integer from 0 to 16777215`,
     };
   }
   const mac = d['VtepMAC'];
@@ -31,7 +32,7 @@ export function parseVxlanBackendData(data: unknown): Parsed<VxlanBackendData> {
   try {
     canonical = canonicalMac(mac);
   } catch {
-    return { ok: false, reason: `BackendData.VtepMAC ${JSON.stringify(mac)} is not a MAC address` };
+    return { ok: false, reason: `BackendData.VtepMAC ${showValue(mac)} is not a MAC address` };
   }
   if (!isUnicastMac(canonical)) {
     return { ok: false, reason: `BackendData.VtepMAC ${canonical} is not a unicast MAC address` };

@@ -4,7 +4,7 @@
  * Go's encoding/json), unknown keys are reported through `warn`, and every bad value raises a
  * ConfigError naming the key, the value and the rule.
  */
-import { ConfigError } from '../errors.js';
+import { ConfigError, showValue } from '../errors.js';
 
 /** One given key: its spelling in the config, and its value (never null or undefined). */
 export interface BackendField {
@@ -43,7 +43,7 @@ export function backendFields(
 }
 
 export function badBackendValue(key: string, value: unknown, rule: string): ConfigError {
-  return new ConfigError(`Backend.${key}: ${JSON.stringify(value)} is invalid: ${rule}`, {
+  return new ConfigError(`Backend.${key}: ${showValue(value)} is invalid: ${rule}`, {
     details: { field: `Backend.${key}`, value },
   });
 }

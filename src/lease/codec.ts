@@ -6,7 +6,7 @@
  * names match case-insensitively, unknown fields are ignored, a missing PublicIP reads as '0.0.0.0'.
  * Anything else that is not a valid lease value is rejected with E_LEASE_INVALID.
  */
-import { WeftError } from '../errors.js';
+import { showValue, WeftError } from '../errors.js';
 import { formatIp4, tryParseIp4 } from '../ip/ip4.js';
 import { formatIp6, tryParseIp6 } from '../ip/ip6.js';
 import type { LeaseAttrs } from './lease.js';
@@ -59,19 +59,19 @@ export function decodeLeaseAttrs(json: string): LeaseAttrs {
   let publicIp = '0.0.0.0';
   if (ipText !== undefined && ipText !== null) {
     const ip = typeof ipText === 'string' ? tryParseIp4(ipText) : null;
-    if (ip === null) throw invalid(`PublicIP ${JSON.stringify(ipText)} is not an IPv4 address`);
+    if (ip === null) throw invalid(`PublicIP ${showValue(ipText)} is not an IPv4 address`);
     publicIp = formatIp4(ip);
   }
   const ip6Text = fields.get('publicipv6');
   let publicIpv6: string | null = null;
   if (ip6Text !== undefined && ip6Text !== null) {
     const ip6 = typeof ip6Text === 'string' ? tryParseIp6(ip6Text) : null;
-    if (ip6 === null) throw invalid(`PublicIPv6 ${JSON.stringify(ip6Text)} is not an IPv6 address`);
+    if (ip6 === null) throw invalid(`PublicIPv6 ${showValue(ip6Text)} is not an IPv6 address`);
     publicIpv6 = formatIp6(ip6);
   }
   const type = fields.get('backendtype');
   if (type !== undefined && type !== null && typeof type !== 'string')
-    throw invalid(`BackendType ${JSON.stringify(type)} is not a string`);
+    throw invalid(`BackendType ${showValue(type)} is not a string`);
   const attrs: { -readonly [K in keyof LeaseAttrs]: LeaseAttrs[K] } = {
     publicIp,
     publicIpv6,

@@ -4,7 +4,7 @@
  * ConfigError E_CONFIG_INVALID naming the field, the value and the rule. Unlike flannel, a missing
  * `Backend` defaults to `vxlan` (flannel-compat.md §18 item 1), with a warning.
  */
-import { ConfigError } from '../errors.js';
+import { ConfigError, showValue } from '../errors.js';
 import { nullLogger, type Logger } from '../log/logger.js';
 import { formatIp4, Ip4Net, ip4Mask, tryParseIp4 } from '../ip/ip4.js';
 import { formatIp6, Ip6Net, ip6Mask, tryParseIp6 } from '../ip/ip6.js';
@@ -30,10 +30,9 @@ const KNOWN_FIELDS = [
 type KnownField = (typeof KNOWN_FIELDS)[number];
 
 function reject(field: string, value: unknown, rule: string): never {
-  throw new ConfigError(
-    `network config field ${field} = ${JSON.stringify(value)} is invalid: ${rule}`,
-    { details: { field, value, rule } },
-  );
+  throw new ConfigError(`network config field ${field} = ${showValue(value)} is invalid: ${rule}`, {
+    details: { field, value, rule },
+  });
 }
 
 /** Picks fields case-insensitively; like Go, the last matching key wins. */
@@ -229,7 +228,7 @@ export function parseNetworkConfig(
     }
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value))
-    throw new ConfigError(`network config must be a JSON object, got ${JSON.stringify(value)}`);
+    throw new ConfigError(`network config must be a JSON object, got ${showValue(value)}`);
   const raw = value as Record<string, unknown>;
   const f = pickFields(raw, log);
   const enableIPv4 = readBool('EnableIPv4', f.EnableIPv4, true);

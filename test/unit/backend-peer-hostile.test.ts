@@ -222,6 +222,26 @@ describe('hostile peer leases are never programmed', () => {
     wantLive();
   });
 
+  it('vxlan: BackendData nested too deep to print does not stop the other peers', async () => {
+    const n = 100_000;
+    const deep: unknown = JSON.parse('['.repeat(n) + '1' + ']'.repeat(n));
+    const bad = (m: number, data: unknown): Lease =>
+      raw(`10.5.${m}.0/24`, {
+        publicIp: `198.18.0.${m}`,
+        publicIpv6: null,
+        backendType: 'vxlan',
+        backendData: data,
+      });
+    s = await start(
+      'vxlan',
+      [bad(3, { VNI: deep, VtepMAC: '0e:00:00:00:00:03' }), bad(4, { VNI: 1, VtepMAC: deep })],
+      bad(2, { VNI: 1, VtepMAC: '0e:00:00:00:00:02' }),
+    );
+    expect([...s.fake.routes.keys()].filter((k) => !k.includes('10.5.1.0'))).toEqual([
+      '254|10.5.2.0/24',
+    ]);
+  });
+
   it('host-gw: only the healthy peer gets a route', async () => {
     s = await start(
       'host-gw',
