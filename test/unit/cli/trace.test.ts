@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { lookupRoute, traceOverlay } from '../../../src/cli/trace.js';
+import type { KernelState } from '../../../src/cli/peers.js';
 import {
   MAC,
   config,
@@ -147,54 +148,36 @@ describe('trace', () => {
       ...l,
       attrs: { ...l.attrs, backendType: 'host-gw', backendData: undefined },
     }));
-    const kernel = withKernel((k) => {
-      k.routes = [
-        ...k.routes.filter((x) => !x.dst.startsWith('10.5.2.')),
-        {
-          family: 4,
-          dst: '10.5.2.0/24',
-          gateway: '198.18.0.2',
-          oif: 2,
-          onlink: false,
-          table: 254,
-          protocol: 'BOOT',
-          type: 'UNICAST',
-        },
-      ];
-    });
-    const r = traceOverlay({
-      src: '10.5.1.2',
-      dst: '10.5.2.2',
-      config: hostGwConfig,
-      leases: hg,
-      own: hg[0]!,
-      kernel,
-    });
+    /** The fixture kernel with 10.5.2.0/24 routed natively via `gateway` on eth0. */
+    const via = (gateway: string): KernelState =>
+      withKernel((k) => {
+        k.routes = [
+          ...k.routes.filter((x) => !x.dst.startsWith('10.5.2.')),
+          {
+            family: 4,
+            dst: '10.5.2.0/24',
+            gateway,
+            oif: 2,
+            onlink: false,
+            table: 254,
+            protocol: 'BOOT',
+            type: 'UNICAST',
+          },
+        ];
+      });
+    const trace = (kernel: KernelState) =>
+      traceOverlay({
+        src: '10.5.1.2',
+        dst: '10.5.2.2',
+        config: hostGwConfig,
+        leases: hg,
+        own: hg[0]!,
+        kernel,
+      });
+    const r = trace(via('198.18.0.2'));
     expect(r.verdict).toBe('ok');
     expect(r.steps.at(-1)?.text).toMatch(/routed natively to 198\.18\.0\.2 via eth0/);
-    const wrong = withKernel((k) => {
-      k.routes = [
-        ...k.routes.filter((x) => !x.dst.startsWith('10.5.2.')),
-        {
-          family: 4,
-          dst: '10.5.2.0/24',
-          gateway: '198.18.0.9',
-          oif: 2,
-          onlink: false,
-          table: 254,
-          protocol: 'BOOT',
-          type: 'UNICAST',
-        },
-      ];
-    });
-    const w = traceOverlay({
-      src: '10.5.1.2',
-      dst: '10.5.2.2',
-      config: hostGwConfig,
-      leases: hg,
-      own: hg[0]!,
-      kernel: wrong,
-    });
+    const w = trace(via('198.18.0.9'));
     expect(w.verdict).toBe('dropped');
     expect(w.missing[0]).toMatch(/via 198\.18\.0\.9, the lease's public IP is 198\.18\.0\.2/);
   });
