@@ -167,6 +167,20 @@ export class PeerLoop {
     await Promise.all([...touched].map(([key, t]) => this.applyOne(key, t.before, t.lease)));
   }
 
+  /** The programmer's entries for one lease; a programmer that throws anyway (a bug, or input it did
+   *  not foresee) costs that one peer, never the reconcile of all the others. */
+  private entriesFor(lease: Lease): PeerEntries[] {
+    try {
+      return this.o.programmer.entriesFor(lease);
+    } catch (err) {
+      this.o.log.warn('skipping peer: its lease could not be turned into kernel entries', {
+        peer: lease.key,
+        err: describeError(err),
+      });
+      return [];
+    }
+  }
+
   /** Whether a touched lease's old or new entries share a route with another lease's. */
   private collides(
     touched: ReadonlyMap<string, { before: PeerEntries[]; lease: Lease | null }>,
@@ -184,14 +198,14 @@ export class PeerLoop {
     for (const [key, entries] of this.programmed)
       if (!touched.has(key) && claim(key, entries)) return true;
     for (const [key, t] of touched) {
-      const after = t.lease ? this.o.programmer.entriesFor(t.lease) : [];
+      const after = t.lease ? this.entriesFor(t.lease) : [];
       if (claim(key, t.before) || claim(key, after)) return true;
     }
     return false;
   }
 
   private async applyOne(key: string, before: PeerEntries[], lease: Lease | null): Promise<void> {
-    const after = lease ? this.o.programmer.entriesFor(lease) : [];
+    const after = lease ? this.entriesFor(lease) : [];
     let failed = false;
     for (const { peer, err } of await programPeers(this.o.ops, after)) {
       failed = true;
@@ -243,7 +257,7 @@ export class PeerLoop {
     this.programmed.clear();
     const claimed = new Map<string, string>();
     for (const lease of preferred(this.leases.values())) {
-      const entries = this.o.programmer.entriesFor(lease).filter((e) => {
+      const entries = this.entriesFor(lease).filter((e) => {
         const holder = claimed.get(routeKey(e.route));
         if (holder === undefined) return true;
         this.o.log.warn('two leases claim the same subnet; programming only one', {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { hostGwBackendFactory } from '../../src/backend-hostgw/index.js';
 import { peerAddressProblem, peerSubnetProblem } from '../../src/backend/peer-check.js';
+import { PeerLoop, type PeerProgrammer } from '../../src/backend/peer-loop.js';
 import type { Backend, Network, Uplink } from '../../src/backend/backend.js';
 import { peerRoutes, type UdpPeerScope } from '../../src/backend-udp/routes.js';
 import { vxlanBackendFactory, type VxlanNetwork } from '../../src/backend-vxlan/index.js';
@@ -268,5 +269,52 @@ describe('hostile peer leases are never programmed', () => {
       kind: 'routes',
       routes: [{ dst: '10.5.2.0/24', peerIp: '198.18.0.2', port: 8285 }],
     });
+  });
+});
+
+describe('peer loop isolation', () => {
+  it('a programmer that throws for one lease costs that peer only, at start and on changes', async () => {
+    const fake = new FakeNetlink();
+    const subnets = new MemorySubnets(testNetworkConfig('fake'));
+    const attrs: LeaseAttrs = { publicIp: '198.18.0.9', publicIpv6: null, backendType: 'fake' };
+    const own = raw('10.5.1.0/24', { ...attrs, publicIp: '198.18.0.1' });
+    subnets.put(raw('10.5.2.0/24', attrs));
+    subnets.put(raw('10.5.3.0/24', attrs));
+    const programmer: PeerProgrammer = {
+      entriesFor: (lease) => {
+        if (lease.subnet === '10.5.3.0/24') throw new TypeError('unforeseen input');
+        return [
+          {
+            key: lease.key,
+            subnet: lease.subnet!,
+            route: { dst: lease.subnet!, gateway: '198.18.0.9', oif: 2 },
+          },
+        ];
+      },
+      ensureReady: () => Promise.resolve(),
+      readKernel: async () => ({ routes: [...fake.routes.values()], neighs: [], fdb: [] }),
+    };
+    const loop = new PeerLoop({
+      subnets: subnets.manager(),
+      ownLease: own,
+      ops: fake,
+      programmer,
+      log: nullLogger,
+      resyncMs: 3_600_000,
+    });
+    const ac = new AbortController();
+    const done = loop.run(ac.signal);
+    try {
+      await tick();
+      expect([...fake.routes.keys()]).toEqual(['254|10.5.2.0/24']);
+      subnets.put(raw('10.5.4.0/24', attrs));
+      subnets.put(raw('10.5.3.0/24', { ...attrs, publicIp: '198.18.0.10' }));
+      await tick();
+      expect([...fake.routes.keys()].sort()).toEqual(['254|10.5.2.0/24', '254|10.5.4.0/24']);
+      expect(loop.isDirty).toBe(false);
+    } finally {
+      ac.abort();
+      await done;
+    }
   });
 });
