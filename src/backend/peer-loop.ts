@@ -181,17 +181,16 @@ export class PeerLoop {
     }
   }
 
-  /** Whether a touched lease's old or new entries share a route with another lease's. */
+  /** Whether a touched lease's old or new entries share a route or a VTEP MAC with another lease's. */
   private collides(
     touched: ReadonlyMap<string, { before: PeerEntries[]; lease: Lease | null }>,
   ): boolean {
-    const owner = new Map<string, string>();
+    const owner = new Map<string, { key: string; value: string }>();
     const claim = (key: string, entries: readonly PeerEntries[]): boolean => {
-      for (const e of entries) {
-        const rk = routeKey(e.route);
-        const other = owner.get(rk);
-        if (other !== undefined && other !== key) return true;
-        owner.set(rk, key);
+      for (const [c, value] of entries.flatMap(claimKeys)) {
+        const other = owner.get(c);
+        if (other !== undefined && other.key !== key && other.value !== value) return true;
+        owner.set(c, { key, value });
       }
       return false;
     };
@@ -254,20 +253,26 @@ export class PeerLoop {
       return { ms: performance.now() - t0, peers: 0, programmed: 0, deleted: 0, failures: 0 };
     }
     const desired: PeerEntries[] = [];
+    const incumbents = new Set(this.programmed.keys());
     this.programmed.clear();
-    const claimed = new Map<string, string>();
-    for (const lease of preferred(this.leases.values())) {
+    const claimed = new Map<string, { lease: string; value: string }>();
+    for (const lease of preferred(this.leases.values(), incumbents)) {
       const entries = this.entriesFor(lease).filter((e) => {
-        const holder = claimed.get(routeKey(e.route));
-        if (holder === undefined) return true;
-        this.o.log.warn('two leases claim the same subnet; programming only one', {
+        const taken = claimKeys(e).find(([c, value]) => {
+          const holder = claimed.get(c);
+          return holder !== undefined && holder.value !== value;
+        });
+        if (taken === undefined) return true;
+        this.o.log.warn('two leases claim the same subnet or VTEP MAC; programming only one', {
           subnet: e.subnet,
-          programmed: holder,
+          claim: taken[0],
+          programmed: claimed.get(taken[0])?.lease,
           ignored: lease.key,
         });
         return false;
       });
-      for (const e of entries) claimed.set(routeKey(e.route), lease.key);
+      for (const e of entries)
+        for (const [c, value] of claimKeys(e)) claimed.set(c, { lease: lease.key, value });
       if (entries.length > 0) this.programmed.set(lease.key, entries);
       desired.push(...entries);
     }
@@ -301,13 +306,29 @@ export class PeerLoop {
 }
 
 /**
- * Leases in the order they claim kernel entries when two want the same subnet: reservations (no
- * expiration) first, then the one that expires last (the live, renewed lease beats a stale one), then by
- * key, so every resync picks the same one.
+ * What one peer's entries hold exclusively: its route (one per destination) and, for VXLAN, its VTEP
+ * MAC on the device (the kernel keeps one FDB remote per MAC, so a second lease publishing the same
+ * VtepMAC with another public IP — e.g. copying another host's — would redirect that host's traffic).
+ * Two claims conflict when they name the same thing with different values (a stale lease of the same
+ * host, same MAC and public IP, does not conflict over the MAC).
  */
-function preferred(leases: Iterable<Lease>): Lease[] {
+function claimKeys(e: PeerEntries): [claim: string, value: string][] {
+  return [
+    [`route|${routeKey(e.route)}`, e.key],
+    ...(e.fdb ? [[`fdb|${e.fdb.ifindex}|${e.fdb.mac}`, e.fdb.dst] as [string, string]] : []),
+  ];
+}
+
+/**
+ * Leases in the order they claim kernel entries when two want the same one: those already programmed
+ * first (a newcomer cannot take over a live peer's subnet or MAC), then reservations (no expiration),
+ * then the one that expires last (the live, renewed lease beats a stale one), then by key, so every
+ * resync picks the same one.
+ */
+function preferred(leases: Iterable<Lease>, incumbents: ReadonlySet<string>): Lease[] {
   const exp = (l: Lease): number => l.expiration?.getTime() ?? Number.POSITIVE_INFINITY;
+  const inc = (l: Lease): number => (incumbents.has(l.key) ? 0 : 1);
   return [...leases].sort(
-    (a, b) => exp(b) - exp(a) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
+    (a, b) => inc(a) - inc(b) || exp(b) - exp(a) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
   );
 }

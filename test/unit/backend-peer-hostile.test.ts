@@ -243,6 +243,27 @@ describe('hostile peer leases are never programmed', () => {
     ]);
   });
 
+  it("vxlan: a newcomer publishing a live peer's VTEP MAC cannot redirect it; the same host's second lease can share it", async () => {
+    const vx = (n: number, ip: number, mac: string): Lease =>
+      raw(`10.5.${n}.0/24`, {
+        publicIp: `198.18.0.${ip}`,
+        publicIpv6: null,
+        backendType: 'vxlan',
+        backendData: { VNI: 1, VtepMAC: mac },
+      });
+    const started = await start('vxlan', [], vx(2, 2, '0e:00:00:00:00:02'));
+    s = started;
+    started.subnets.put(vx(3, 66, '0e:00:00:00:00:02')); // copies host 2's MAC, other public IP
+    started.subnets.put(vx(4, 2, '0e:00:00:00:00:02')); // host 2's second (stale) lease
+    await tick();
+    const fdb = [...started.fake.fdb.values()].map((f) => `${f.mac} ${f.dst}`);
+    expect(fdb).toEqual(['0e:00:00:00:00:02 198.18.0.2']);
+    const routes = [...started.fake.routes.keys()].filter((k) => !k.includes('10.5.1.0'));
+    expect(routes.sort()).toEqual(['254|10.5.2.0/24', '254|10.5.4.0/24']);
+    await (started.network as VxlanNetwork).reconcileNow();
+    expect([...started.fake.fdb.values()].map((f) => `${f.mac} ${f.dst}`)).toEqual(fdb);
+  });
+
   it('host-gw: only the healthy peer gets a route', async () => {
     s = await start(
       'host-gw',
