@@ -35,7 +35,13 @@ import { NativeForwarder, type Forwarder, type ForwarderStats } from '../datapla
 import { openTun } from '../dataplane/tun.js';
 import { UDP_OVERHEAD, parseUdpConfig, type UdpConfig } from './config.js';
 import { configureTun, type TunSpec } from './device.js';
-import { peerRoutes, syncRoutes, type DesiredRoute, type UdpPeerScope } from './routes.js';
+import {
+  claimOrder,
+  peerRoutes,
+  syncRoutes,
+  type DesiredRoute,
+  type UdpPeerScope,
+} from './routes.js';
 
 export { parseUdpConfig, DEFAULT_UDP_PORT, UDP_OVERHEAD, type UdpConfig } from './config.js';
 export { peerRoutes, syncRoutes, isUdpLease } from './routes.js';
@@ -229,8 +235,11 @@ async function runPeers(c: PeerContext, signal: AbortSignal): Promise<void> {
   const apply = (): number => {
     const desired = new Map<string, DesiredRoute>();
     const peers = new Set<string>();
-    for (const l of leases.values()) {
-      const plan = peerRoutes(l, c.port, c.scope);
+    for (const l of claimOrder(leases.values(), c.fwd.routes())) {
+      let plan = peerRoutes(l, c.port, c.scope);
+      const taken =
+        plan.kind === 'routes' ? plan.routes.find((r) => desired.has(r.dst)) : undefined;
+      if (taken) plan = { kind: 'skip', reason: `subnet ${taken.dst} is claimed by another lease` };
       if (plan.kind === 'skip') {
         if (skipped.get(l.key) !== plan.reason)
           c.log.info('peer ignored', { peer: l.key, reason: plan.reason });

@@ -12,7 +12,7 @@ import {
   peerSubnetProblem,
   type PeerSubnetScope,
 } from '../backend/peer-check.js';
-import type { Forwarder } from '../dataplane/forwarder.js';
+import type { Forwarder, ForwarderRoute } from '../dataplane/forwarder.js';
 
 export interface DesiredRoute {
   readonly dst: string;
@@ -64,6 +64,21 @@ export function peerRoutes(lease: Lease, port: number, scope: UdpPeerScope): Pee
     routes.push({ dst: lease.subnet6, peerIp: ip, port });
   }
   return routes.length > 0 ? { kind: 'routes', routes } : { kind: 'skip', reason: 'no subnet' };
+}
+
+/**
+ * Leases in the order they claim forwarder routes when two want the same subnet: a lease whose subnet
+ * is already routed to its PublicIP first (a newcomer cannot take over a live peer's subnet — the
+ * forwarder also trusts inner sources by these routes), then reservations, then the latest expiry,
+ * then by key.
+ */
+export function claimOrder(leases: Iterable<Lease>, current: readonly ForwarderRoute[]): Lease[] {
+  const live = new Set(current.map((r) => `${r.dst}|${r.peerIp}`));
+  const inc = (l: Lease): number => (live.has(`${l.subnet}|${l.attrs.publicIp}`) ? 0 : 1);
+  const exp = (l: Lease): number => l.expiration?.getTime() ?? Number.POSITIVE_INFINITY;
+  return [...leases].sort(
+    (a, b) => inc(a) - inc(b) || exp(b) - exp(a) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
+  );
 }
 
 export interface SyncResult {

@@ -12,7 +12,9 @@ import { hostGwBackendFactory } from '../../src/backend-hostgw/index.js';
 import { peerAddressProblem, peerSubnetProblem } from '../../src/backend/peer-check.js';
 import { PeerLoop, type PeerProgrammer } from '../../src/backend/peer-loop.js';
 import type { Backend, Network, Uplink } from '../../src/backend/backend.js';
+import { udpBackendFactory } from '../../src/backend-udp/index.js';
 import { peerRoutes, type UdpPeerScope } from '../../src/backend-udp/routes.js';
+import { MemoryForwarder } from '../../src/dataplane/forwarder.js';
 import { vxlanBackendFactory, type VxlanNetwork } from '../../src/backend-vxlan/index.js';
 import { deriveVtepMac } from '../../src/backend-vxlan/mac.js';
 import type { Lease, LeaseAttrs } from '../../src/lease/lease.js';
@@ -333,6 +335,55 @@ describe('peer loop isolation', () => {
       await tick();
       expect([...fake.routes.keys()].sort()).toEqual(['254|10.5.2.0/24', '254|10.5.4.0/24']);
       expect(loop.isDirty).toBe(false);
+    } finally {
+      ac.abort();
+      await done;
+    }
+  });
+});
+
+describe("udp: a newcomer lease for a live peer's subnet", () => {
+  it('cannot take over its forwarder route', async () => {
+    const config = testNetworkConfig('udp');
+    const subnets = new MemorySubnets(config);
+    const nl = new FakeNetlink();
+    nl.addLink('weft0', { mtu: 1500, up: false });
+    let fwd: MemoryForwarder | undefined;
+    const backend = udpBackendFactory({
+      netlink: nl,
+      startForwarder: (req) =>
+        (fwd = MemoryForwarder.start({ tunFd: 3, port: req.port, mtu: req.mtu })),
+    })({
+      subnets: subnets.manager(),
+      uplink: {
+        name: 'eth0',
+        index: 2,
+        mtu: 1500,
+        ifaceAddr: '198.18.0.1',
+        ifaceAddr6: null,
+        publicIp: '198.18.0.1',
+        publicIpv6: null,
+      },
+      log: nullLogger,
+      stateDir: '/nonexistent',
+    });
+    const udp = (publicIp: string): LeaseAttrs => ({ publicIp, publicIpv6: null, backendType: '' });
+    subnets.put(raw('10.5.2.0/24', udp('198.18.0.2')));
+    const ac = new AbortController();
+    const net = await backend.registerNetwork(config, {}, ac.signal);
+    const done = net.run(ac.signal);
+    try {
+      await tick();
+      expect(fwd!.routes()).toEqual([{ dst: '10.5.2.0/24', peerIp: '198.18.0.2', port: 8285 }]);
+      subnets.put({
+        key: '10.5.2.0-24&fd05:0:0:2::-64',
+        subnet: '10.5.2.0/24',
+        subnet6: 'fd05:0:0:2::/64',
+        attrs: udp('198.18.0.66'),
+        expiration: new Date(Date.now() + 10 * 86_400_000),
+      });
+      await tick();
+      expect(fwd!.routes()).toEqual([{ dst: '10.5.2.0/24', peerIp: '198.18.0.2', port: 8285 }]);
     } finally {
       ac.abort();
       await done;
