@@ -92,7 +92,11 @@ class HostGwProgrammer implements PeerProgrammer {
       }
       const problem =
         peerSubnetProblem(subnet, f) ??
-        peerAddressProblem(gw, [f.fam.uplinkPublicIp(this.uplink), f.fam.ifaceAddr(this.uplink)]);
+        peerAddressProblem(
+          gw,
+          [f.fam.uplinkPublicIp(this.uplink), f.fam.ifaceAddr(this.uplink)],
+          f.onlink,
+        );
       if (problem !== null) {
         this.peerLog.warn('skipping peer lease', {
           lease: lease.key,

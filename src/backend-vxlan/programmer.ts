@@ -166,7 +166,12 @@ export class VxlanProgrammer implements PeerProgrammer {
           network: dev.network,
           subnetLen: parseCidr(dev.ownSubnet).len,
           ownSubnet: dev.ownSubnet,
-        }) ?? peerAddressProblem(publicIp, [dev.spec.local, dev.fam.uplinkPublicIp(this.o.uplink)]);
+        }) ??
+        peerAddressProblem(
+          publicIp,
+          [dev.spec.local, dev.fam.uplinkPublicIp(this.o.uplink)],
+          this.onlink.get(dev.fam.family) ?? [],
+        );
       if (problem !== null) {
         this.peerLog.warn('skipping peer lease', {
           lease: lease.key,

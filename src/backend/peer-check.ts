@@ -69,13 +69,24 @@ const V6_NOT_UNICAST: readonly Ip6Net[] = [
 
 /**
  * Why a peer's public (underlay) address must not be used as a tunnel endpoint or gateway, or null when
- * it is acceptable. `ours` are this host's own addresses of that family (null entries are ignored).
+ * it is acceptable. `ours` are this host's own addresses of that family (null entries are ignored);
+ * `onLink` the uplink's networks, whose network and broadcast addresses are refused (a VXLAN FDB entry
+ * to a directed broadcast would send the overlay's traffic to every host on the segment).
  */
-export function peerAddressProblem(ip: string, ours: readonly (string | null)[]): string | null {
+export function peerAddressProblem(
+  ip: string,
+  ours: readonly (string | null)[],
+  onLink: readonly string[] = [],
+): string | null {
   const v4 = tryParseIp4(ip);
   if (v4 !== null) {
     if (V4_NOT_UNICAST.some((n) => n.containsIp(v4)))
       return `public IP ${ip} is not a unicast host address`;
+    for (const text of onLink) {
+      const n = Ip4Net.tryParse(text);
+      if (n && n.prefixLen <= 30 && n.containsIp(v4) && (v4 === n.ip || v4 === n.last))
+        return `public IP ${ip} is the network or broadcast address of the on-link network ${n.toString()}`;
+    }
     if (ours.some((o) => o !== null && tryParseIp4(o) === v4))
       return `public IP ${ip} is this host's own (stale lease of this host?)`;
     return null;

@@ -76,15 +76,26 @@ describe('peerSubnetProblem / peerAddressProblem', () => {
     ['::ffff:198.18.0.2', 'not a unicast'],
     ['fd18:0::1', "this host's own"],
     ['nonsense', 'not an IP address'],
+    ['198.18.0.255', 'broadcast address of the on-link network 198.18.0.0/24'],
+    ['198.18.0.0', 'network or broadcast'],
+    ['198.18.0.254', null],
   ])('public IP %s → %s', (ip, want) => {
-    const got = peerAddressProblem(ip, ['198.18.0.1', null, 'fd18::1']);
+    const got = peerAddressProblem(ip, ['198.18.0.1', null, 'fd18::1'], ['198.18.0.0/24']);
     if (want === null) expect(got).toBeNull();
     else expect(got).toContain(want);
   });
 });
 
 // 198.18.0.1 (ours) comes last: it is put after our lease was acquired (else it would be reused as ours).
-const HOSTILE_IPS = ['127.0.0.1', '224.0.0.5', '255.255.255.255', '0.0.0.7', '198.18.0.1'];
+const HOSTILE_IPS = [
+  '127.0.0.1',
+  '224.0.0.5',
+  '255.255.255.255',
+  '0.0.0.7',
+  '198.18.0.255', // directed broadcast of the uplink's network 198.18.0.0/24
+  '198.18.0.0',
+  '198.18.0.1',
+];
 
 /** Leases that must never be programmed, numbered from 20 so they do not collide with ours (10.5.1.0). */
 function hostileLeases(type: string, data?: (n: number) => unknown): Lease[] {
@@ -279,7 +290,11 @@ describe('hostile peer leases are never programmed', () => {
 
   it('udp: hostile leases get no forwarder route (the forwarder also trusts inner sources by them)', () => {
     const udpScope: UdpPeerScope = { v4: scope, v6: null, ownIps: ['198.18.0.1'] };
-    for (const l of [...hostileLeases(''), raw('0.0.0.0/0', { ...hostileLeases('')[0]!.attrs })]) {
+    // The on-link broadcast cases are the kernel backends' (udp sends without SO_BROADCAST: EACCES).
+    const udpHostile = hostileLeases('').filter(
+      (l) => !/^198\.18\.0\.(0|255)$/.test(l.attrs.publicIp),
+    );
+    for (const l of [...udpHostile, raw('0.0.0.0/0', { ...hostileLeases('')[0]!.attrs })]) {
       expect(peerRoutes(l, 8285, udpScope), l.key).toMatchObject({ kind: 'skip' });
     }
     expect(
