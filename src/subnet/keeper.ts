@@ -70,17 +70,23 @@ async function renewOnce(
       state.leaseId = null;
     }
   }
-  const entry = await registry.get(state.key, signal);
+  const found = await registry.get(state.key, signal);
   const ours = lease.attrs.publicIp;
+  const holder = found ? publicIpOf(found) : null;
+  // A value that is no lease at all names no other holder: it is rewritten with ours below (as
+  // flannel's renewal would), instead of giving the subnet up and renumbering this host's containers.
+  if (found && holder === null)
+    deps.log.warn('our subnet key holds an invalid lease value: rewriting it', { key: state.key });
+  const entry = holder === null ? null : found;
   if (entry && state.leaseId !== null && entry.leaseId === state.leaseId) {
-    if (publicIpOf(entry) !== ours) throw lost(lease, publicIpOf(entry));
+    if (holder !== ours) throw lost(lease, holder);
     deps.stats.renewals++;
     return { ...lease, expiration: new Date(Date.now() + remaining * 1000) };
   }
-  if (entry && publicIpOf(entry) !== ours) {
+  if (entry && holder !== ours) {
     if (state.leaseId !== null && entry.leaseId !== state.leaseId)
       await registry.revoke(state.leaseId, signal).catch(() => {});
-    throw lost(lease, publicIpOf(entry));
+    throw lost(lease, holder);
   }
   if (entry && entry.leaseId === null) {
     // An operator made our key a reservation: it is ours and never expires.
@@ -95,8 +101,8 @@ async function renewOnce(
     state.leaseId = await registry.grant(ttl, signal);
     remaining = ttl;
   }
-  const result = entry
-    ? await registry.replaceIf(state.key, state.value, state.leaseId, entry.modRevision, signal)
+  const result = found
+    ? await registry.replaceIf(state.key, state.value, state.leaseId, found.modRevision, signal)
     : await registry.createIfAbsent(state.key, state.value, state.leaseId, signal);
   if (!result.ok) {
     const holder = result.existing ? publicIpOf(result.existing) : null;
@@ -113,7 +119,7 @@ async function renewOnce(
   state.revision = result.revision;
   deps.stats.recreations++;
   deps.log.info(
-    entry
+    found
       ? 're-attached our subnet key to our store lease'
       : 'our subnet key had vanished: re-created it',
     { key: state.key },
