@@ -249,6 +249,34 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
             );
           }
         }
+        if (previous) {
+          // Our previous subnet's key holding a value that is no lease names no holder: take it back
+          // rather than renumbering this host's containers into another subnet.
+          const prevKey = makeSubnetKey(previous.subnet, previous.subnet6);
+          const junk = parsed.find((p) => p.entry.key === prevKey && p.attrs === null);
+          if (junk) {
+            leaseId ??= await registry.grant(ttl, signal);
+            const r = await registry.replaceIf(
+              prevKey,
+              value,
+              leaseId,
+              junk.entry.modRevision,
+              signal,
+            );
+            if (r.ok) {
+              used = true;
+              stats.acquisitions++;
+              owned.set(prevKey, { key: prevKey, leaseId, value, attrs, revision: r.revision });
+              log.warn('our previous subnet key held an invalid lease value: took it back', {
+                key: prevKey,
+                problem: junk.problem,
+              });
+              return makeLease(prevKey, previous, attrs, new Date(Date.now() + ttl * 1000));
+            }
+            stats.lostRaces++;
+            continue;
+          }
+        }
         const taken4 = parsed.map((p) => p.pair.subnet);
         const taken6 = parsed.flatMap((p) => (p.pair.subnet6 ? [p.pair.subnet6] : []));
         let pair: SubnetPair | null = null;

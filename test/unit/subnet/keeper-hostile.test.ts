@@ -1,7 +1,8 @@
 /**
  * Our own lease key overwritten with a value that is no lease at all (a hostile or broken writer) must be
  * repaired by the keeper — not reported as "lease lost", which made weftd exit 5 and, on restart, lease
- * a different subnet (the garbage key still occupies the old one): every container renumbered.
+ * a different subnet (the garbage key still occupies the old one): every container renumbered. Likewise
+ * a garbage value at the previous subnet's key when weftd starts is taken back, not routed around.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { hasCode } from '../../../src/errors.js';
@@ -48,5 +49,23 @@ describe('keeper with a garbage value at our key', () => {
     expect(now!.leaseId).not.toBeNull();
     ac.abort();
     await keeping;
+  });
+});
+
+describe('acquire with a garbage value at our previous subnet key', () => {
+  it('takes the previous subnet back instead of leasing another one', async () => {
+    const registry = new MemoryLeaseRegistry(CONFIG);
+    const manager = createLocalManager({ registry, log: nullLogger, ttlSeconds: 60 });
+    cleanups.push(() => manager.close());
+    registry.put('10.5.7.0-24', 'not json at all', null);
+    registry.put('10.5.8.0-24', encodeLeaseAttrs(attrs(8)), await registry.grant(60));
+    const lease = await manager.acquireLease(attrs(1), { previousSubnet: '10.5.7.0/24' });
+    expect(lease.subnet).toBe('10.5.7.0/24');
+    const now = await registry.get('10.5.7.0-24');
+    expect(decodeLeaseAttrs(now!.value)).toEqual(attrs(1));
+    expect(now!.leaseId).not.toBeNull();
+    // A valid lease of another host at the previous subnet is never taken.
+    const other = await manager.acquireLease(attrs(2), { previousSubnet: '10.5.8.0/24' });
+    expect(other.subnet).not.toBe('10.5.8.0/24');
   });
 });
