@@ -105,6 +105,26 @@ export function freeSubnets6(
   return out;
 }
 
+/**
+ * The taken subnets that can occupy part of this network: those inside it and smaller than it. A key
+ * like `0.0.0.0-0`, `10.0.0.0-8` around a 10.5.0.0/16 network, or the network itself is no lease of this
+ * network (flannel and weft only ever lease SubnetLen-long subnets inside it); counting it would make one
+ * hostile key exhaust the whole network for every host.
+ */
+export function takenInNetwork(network: string | null, taken: readonly string[]): string[] {
+  if (network === null) return [];
+  const n4 = Ip4Net.tryParse(network);
+  const n6 = n4 ? null : Ip6Net.tryParse(network);
+  return taken.filter((t) => {
+    if (n4) {
+      const t4 = Ip4Net.tryParse(t);
+      return t4 !== null && t4.prefixLen > n4.prefixLen && n4.contains(t4);
+    }
+    const t6 = Ip6Net.tryParse(t);
+    return n6 !== null && t6 !== null && t6.prefixLen > n6.prefixLen && n6.contains(t6);
+  });
+}
+
 /** True when `subnet` (v4 or v6 CIDR) overlaps any of `taken` of the same family. */
 export function overlapsAny(subnet: string, taken: readonly string[]): boolean {
   const v4 = Ip4Net.tryParse(subnet);

@@ -19,6 +19,7 @@ import {
   isCompatible,
   overlapsAny,
   pickFreeSubnet,
+  takenInNetwork,
   type SubnetPair,
 } from './allocator.js';
 import { parseNetworkConfig } from './config.js';
@@ -277,8 +278,14 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
             continue;
           }
         }
-        const taken4 = parsed.map((p) => p.pair.subnet);
-        const taken6 = parsed.flatMap((p) => (p.pair.subnet6 ? [p.pair.subnet6] : []));
+        const taken4 = takenInNetwork(
+          config.network,
+          parsed.map((p) => p.pair.subnet),
+        );
+        const taken6 = takenInNetwork(
+          config.ipv6Network,
+          parsed.flatMap((p) => (p.pair.subnet6 ? [p.pair.subnet6] : [])),
+        );
         let pair: SubnetPair | null = null;
         if (
           previous &&

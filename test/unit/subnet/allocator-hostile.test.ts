@@ -6,6 +6,10 @@
 import { describe, expect, it } from 'vitest';
 import { freeSubnets4, freeSubnets6, pickFreeSubnet } from '../../../src/subnet/allocator.js';
 import { parseNetworkConfig } from '../../../src/subnet/config.js';
+import { encodeLeaseAttrs } from '../../../src/lease/codec.js';
+import { nullLogger } from '../../../src/log/logger.js';
+import { createLocalManager } from '../../../src/subnet/local-manager.js';
+import { MemoryLeaseRegistry } from '../../../src/subnet/memory-registry.js';
 
 const wide = parseNetworkConfig({
   Network: '10.0.0.0/8',
@@ -40,5 +44,36 @@ describe('allocator with hostile oversized leases', () => {
     expect(pickFreeSubnet(wide, ['10.0.0.0/8'], [])).toBeNull();
     expect(freeSubnets6(wide, ['fd00::/16'])).toEqual([]);
     expect(performance.now() - t0).toBeLessThan(500);
+  });
+});
+
+describe('keys that are no lease of this network', () => {
+  it('0.0.0.0-0, a supernet or the network itself do not exhaust it; leases inside still count', async () => {
+    const registry = new MemoryLeaseRegistry(
+      '{"Network":"10.5.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan"}}',
+    );
+    const manager = createLocalManager({ registry, log: nullLogger, ttlSeconds: 60 });
+    try {
+      const value = encodeLeaseAttrs({
+        publicIp: '198.18.0.9',
+        publicIpv6: null,
+        backendType: 'vxlan',
+      });
+      for (const k of ['0.0.0.0-0', '10.0.0.0-8', '10.5.0.0-16']) registry.put(k, value, null);
+      registry.put('10.5.7.0-24', value, null);
+      const lease = await manager.acquireLease(
+        { publicIp: '198.18.0.1', publicIpv6: null, backendType: 'vxlan' },
+        { previousSubnet: '10.5.7.0/24' },
+      );
+      expect(lease.subnet).toMatch(/^10\.5\.\d+\.0\/24$/);
+      expect(lease.subnet).not.toBe('10.5.7.0/24');
+      const again = await manager.acquireLease(
+        { publicIp: '198.18.0.2', publicIpv6: null, backendType: 'vxlan' },
+        { previousSubnet: '10.5.9.0/24' },
+      );
+      expect(again.subnet).toBe('10.5.9.0/24');
+    } finally {
+      await manager.close();
+    }
   });
 });
