@@ -181,16 +181,17 @@ export class PeerLoop {
     }
   }
 
-  /** Whether a touched lease's old or new entries share a route or a VTEP MAC with another lease's. */
+  /** Whether a touched lease's old or new entries share a route or a VTEP MAC with another lease's
+   *  (even with the same value: removing one lease incrementally would delete the shared entry). */
   private collides(
     touched: ReadonlyMap<string, { before: PeerEntries[]; lease: Lease | null }>,
   ): boolean {
-    const owner = new Map<string, { key: string; value: string }>();
+    const owner = new Map<string, string>();
     const claim = (key: string, entries: readonly PeerEntries[]): boolean => {
-      for (const [c, value] of entries.flatMap(claimKeys)) {
+      for (const [c] of entries.flatMap(claimKeys)) {
         const other = owner.get(c);
-        if (other !== undefined && other.key !== key && other.value !== value) return true;
-        owner.set(c, { key, value });
+        if (other !== undefined && other !== key) return true;
+        owner.set(c, key);
       }
       return false;
     };

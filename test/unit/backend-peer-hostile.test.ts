@@ -275,6 +275,12 @@ describe('hostile peer leases are never programmed', () => {
     expect(routes.sort()).toEqual(['254|10.5.2.0/24', '254|10.5.4.0/24']);
     await (started.network as VxlanNetwork).reconcileNow();
     expect([...started.fake.fdb.values()].map((f) => `${f.mac} ${f.dst}`)).toEqual(fdb);
+    // Removing the second lease must not delete the FDB entry the first still needs.
+    started.subnets.remove('10.5.4.0-24');
+    await tick();
+    expect([...started.fake.fdb.values()].map((f) => `${f.mac} ${f.dst}`)).toEqual(fdb);
+    expect(started.fake.routes.has('254|10.5.4.0/24')).toBe(false);
+    expect(started.fake.routes.has('254|10.5.2.0/24')).toBe(true);
   });
 
   it('host-gw: only the healthy peer gets a route', async () => {
