@@ -18,6 +18,9 @@ done
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 # podman test: busybox image built from the static busybox (crun fails on cgroup v1 hosts, hence runc)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+# native fuzz target: clang's libFuzzer runtime
+command -v clang >/dev/null 2>&1 || need+=(clang)
+dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || need+=(libclang-rt-14-dev)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "missing packages: ${need[*]} (run as root to install them)" >&2; exit 1; fi
   log "installing Debian packages: ${need[*]}"
@@ -41,6 +44,15 @@ check() {
 check typecheck npm run --silent typecheck
 check lint npm run --silent lint
 [ -f native/test/Makefile ] && check "native unit tests" make -s -C native/test check
+fuzz() { # bounded libFuzzer run of the forwarder's receive/transmit paths; its chatter goes to a log
+  local out; out=$(mktemp /tmp/weft-fuzz-XXXXXX.log)
+  if make -s -C native/test fuzz FUZZ_SECONDS="${WEFT_FUZZ_SECONDS:-20}" >"$out" 2>&1; then
+    grep -E '^Done [0-9]+ runs' "$out" || tail -n 3 "$out"; rm -f "$out"
+  else
+    tail -n 40 "$out"; rm -f "$out"; return 1
+  fi
+}
+[ -f native/test/Makefile ] && check "native fuzz (libFuzzer, bounded)" fuzz
 
 # The three tiers, one after another (integration and e2e are timing-sensitive on 2 cores), each with a
 # machine-readable report for the count line.
