@@ -71,6 +71,19 @@ describe('parseVxlanBackendData', () => {
       value: { vni: 1, vtepMac: 'c6:d2:32:6f:8f:44' },
     });
   });
+  it('matches field names ignoring case, like flannel (Go encoding/json), exact spelling first', () => {
+    expect(parseVxlanBackendData({ vni: 7, vtepmac: '0e:00:00:00:00:01' })).toEqual({
+      ok: true,
+      value: { vni: 7, vtepMac: '0e:00:00:00:00:01' },
+    });
+    expect(parseVxlanBackendData({ vni: 9, VNI: 7, VtepMAC: '0e:00:00:00:00:01' })).toMatchObject({
+      ok: true,
+      value: { vni: 7 },
+    });
+    expect(parseVxlanBackendData({ Vni: 'x', VtepMac: '0e:00:00:00:00:01' })).toMatchObject({
+      ok: false,
+    });
+  });
   it.each([
     [null, /not an object/],
     [[1], /not an object/],
