@@ -6,6 +6,7 @@
 import { copyFileSync, chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { run } from '../../test/helpers/exec.js';
+import { createNetns, deleteNetns } from '../../test/helpers/netns.js';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 
@@ -77,7 +78,13 @@ export function weftConf(subnetFile: string, stateDir: string, bridge: string): 
 }
 
 /** What weft hands the bridge plugin, written directly (the anchor for the CNI latency row). */
-export function bridgeConf(subnet: string, mtu: number, stateDir: string, bridge: string): string {
+export function bridgeConf(
+  subnet: string,
+  mtu: number,
+  stateDir: string,
+  bridge: string,
+  routes: { dst: string; gw: string }[] = [],
+): string {
   return JSON.stringify({
     cniVersion: '1.0.0',
     name: 'weft-bench-ref',
@@ -86,6 +93,58 @@ export function bridgeConf(subnet: string, mtu: number, stateDir: string, bridge
     isGateway: true,
     ipMasq: false,
     mtu,
-    ipam: { type: 'host-local', ranges: [[{ subnet }]], dataDir: join(stateDir, 'ipam-ref') },
+    ipam: {
+      type: 'host-local',
+      ranges: [[{ subnet }]],
+      ...(routes.length > 0 ? { routes } : {}),
+      dataDir: join(stateDir, 'ipam-ref'),
+    },
   });
+}
+
+/** Per-call wall times (ms) of `cniRounds`: weft ADD/DEL and reference bridge ADD/DEL. */
+export interface CniSamples {
+  weftAdd: number[];
+  weftDel: number[];
+  refAdd: number[];
+  refDel: number[];
+}
+
+/**
+ * `n` interleaved rounds on host netns `hostNs`: per round and per plugin (weft, then the reference
+ * bridge called directly with `refConf`), a fresh container netns `<nsPrefix><w|b><i>`, ADD, DEL,
+ * netns deleted. Used by the control-plane row of `npm run bench` and by `npm run bench:cni`.
+ */
+export async function cniRounds(o: {
+  hostNs: string;
+  binDir: string;
+  weftConf: string;
+  refConf: string;
+  n: number;
+  nsPrefix: string;
+}): Promise<CniSamples> {
+  const t: CniSamples = { weftAdd: [], weftDel: [], refAdd: [], refDel: [] };
+  for (let i = 0; i < o.n; i++) {
+    for (const which of ['weft', 'bridge'] as const) {
+      const ns = await createNetns(`${o.nsPrefix}${which[0]}${i}`);
+      try {
+        const call = (command: 'ADD' | 'DEL'): Promise<CniCall> =>
+          callCni({
+            plugin: which === 'weft' ? join(o.binDir, 'weft') : '/usr/lib/cni/bridge',
+            binDir: o.binDir,
+            hostNs: o.hostNs,
+            command,
+            containerNs: ns,
+            conf: which === 'weft' ? o.weftConf : o.refConf,
+          });
+        const add = await call('ADD');
+        const del = await call('DEL');
+        (which === 'weft' ? t.weftAdd : t.refAdd).push(add.ms);
+        (which === 'weft' ? t.weftDel : t.refDel).push(del.ms);
+      } finally {
+        await deleteNetns(ns);
+      }
+    }
+  }
+  return t;
 }

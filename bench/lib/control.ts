@@ -16,8 +16,7 @@ import { createInterface } from 'node:readline';
 import { encodeLeaseAttrs } from '../../src/lease/codec.js';
 import { makeSubnetKey } from '../../src/subnet/keys.js';
 import { run, spawnTracked, stopChild } from '../../test/helpers/exec.js';
-import { createNetns, deleteNetns } from '../../test/helpers/netns.js';
-import { bridgeConf, callCni, REPO, weftConf } from './cni.js';
+import { bridgeConf, cniRounds, REPO, weftConf } from './cni.js';
 import { mtuOf, subnetsOf, type WeftPath } from './paths.js';
 import {
   parseForwarderOutput,
@@ -199,37 +198,20 @@ export async function cniLatency(p: WeftPath, n = 10): Promise<CniLatency> {
   const h1 = p.cluster.topo.hosts[0]!;
   const w = p.daemons[0]!;
   const dir = join(p.cluster.tmp, 'cni-latency');
-  const weft = weftConf(w.subnetFile, dir, 'wlat0');
-  const ref = bridgeConf('10.199.1.0/24', mtuOf(w), dir, 'rlat0');
-  const t = { wa: [] as number[], wd: [] as number[], ba: [] as number[], bd: [] as number[] };
-  for (let i = 0; i < n; i++) {
-    for (const which of ['weft', 'bridge'] as const) {
-      const ns = await createNetns(`${h1.netns}l${which[0]}${i}`);
-      try {
-        const call = (command: 'ADD' | 'DEL'): ReturnType<typeof callCni> =>
-          callCni({
-            plugin: which === 'weft' ? join(p.binDir, 'weft') : '/usr/lib/cni/bridge',
-            binDir: p.binDir,
-            hostNs: h1.netns,
-            command,
-            containerNs: ns,
-            conf: which === 'weft' ? weft : ref,
-          });
-        const add = await call('ADD');
-        const del = await call('DEL');
-        (which === 'weft' ? t.wa : t.ba).push(add.ms);
-        (which === 'weft' ? t.wd : t.bd).push(del.ms);
-      } finally {
-        await deleteNetns(ns);
-      }
-    }
-  }
+  const t = await cniRounds({
+    hostNs: h1.netns,
+    binDir: p.binDir,
+    weftConf: weftConf(w.subnetFile, dir, 'wlat0'),
+    refConf: bridgeConf('10.199.1.0/24', mtuOf(w), dir, 'rlat0'),
+    n,
+    nsPrefix: `${h1.netns}l`,
+  });
   return {
     n,
-    weftAddMs: quantile(t.wa, 0.5),
-    weftDelMs: quantile(t.wd, 0.5),
-    bridgeAddMs: quantile(t.ba, 0.5),
-    bridgeDelMs: quantile(t.bd, 0.5),
+    weftAddMs: quantile(t.weftAdd, 0.5),
+    weftDelMs: quantile(t.weftDel, 0.5),
+    bridgeAddMs: quantile(t.refAdd, 0.5),
+    bridgeDelMs: quantile(t.refDel, 0.5),
   };
 }
 
