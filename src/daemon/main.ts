@@ -42,6 +42,10 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     controller.abort();
   });
 }
+// A hang-up (closed terminal, a reload habit) must not take the daemon down: weft has nothing to reload.
+process.on('SIGHUP', () =>
+  log.warn('SIGHUP ignored: weftd has no reloadable state; restart it to change flags'),
+);
 log.info('weftd starting', {
   version: version(),
   options: { ...options, etcdPassword: options.etcdPassword ? '***' : null },

@@ -64,6 +64,15 @@ describe.skipIf(!runnable)('weftd lease lifecycle', () => {
     expect(m).toMatch(/weft_lease_expiration_timestamp_seconds [1-9]/);
   });
 
+  it('SIGHUP does not stop it: logged, still alive and ready', async () => {
+    w.child.kill('SIGHUP');
+    await waitFor('SIGHUP log line', () => w.logs.includes('SIGHUP ignored'), 5000, 100);
+    await sleep(300);
+    expect(w.child.exitCode).toBeNull();
+    expect(w.child.signalCode).toBeNull();
+    expect(await readyz(w)).toBe(200);
+  });
+
   it('SIGTERM exits 0 and leaves lease, device, rules and subnet.env; a restart reuses the subnet', async () => {
     const subnet = subnetsOf(w).subnet;
     await stopChild(w.child);
