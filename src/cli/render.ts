@@ -108,7 +108,28 @@ export function toneOf(verdict: string): Tone {
   return 'bad';
 }
 
-/** Stable JSON for `--json`: two-space indent, one trailing newline. */
+const MAX_JSON_DEPTH = 64;
+
+/** A copy of `value` with anything nested deeper than `depth` levels replaced by a marker string. */
+function clipDepth(value: unknown, depth: number): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (depth <= 0) return '<nested too deep: cut by weftctl>';
+  if (Array.isArray(value)) return value.map((v) => clipDepth(v, depth - 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = clipDepth(v, depth - 1);
+  return out;
+}
+
+/**
+ * Stable JSON for `--json`: two-space indent, one trailing newline. Values read from etcd are hostile:
+ * one nested deeper than 64 levels (which would overflow JSON.stringify's stack) is cut with a marker
+ * instead of failing the whole command.
+ */
 export function toJson(value: unknown): string {
-  return JSON.stringify(value, null, 2) + '\n';
+  try {
+    return JSON.stringify(value, null, 2) + '\n';
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    return JSON.stringify(clipDepth(value, MAX_JSON_DEPTH), null, 2) + '\n';
+  }
 }

@@ -151,6 +151,12 @@ describe('render', () => {
       'expired',
     ]);
     expect(toJson({ a: 1 })).toBe('{\n  "a": 1\n}\n');
+    // a hostile etcd value nested far deeper than JSON.stringify's stack allows is cut, not fatal
+    let deep: unknown = 1;
+    for (let i = 0; i < 200_000; i++) deep = [deep];
+    const out = toJson({ key: '10.5.1.0-24', backendData: deep });
+    expect(JSON.parse(out).key).toBe('10.5.1.0-24');
+    expect(out).toContain('<nested too deep: cut by weftctl>');
   });
 });
 
