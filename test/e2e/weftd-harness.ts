@@ -114,7 +114,13 @@ function spawnWeftd(
   d: Omit<Weftd, 'child' | 'logs' | 'exit'> & Partial<Weftd>,
   extra: readonly string[],
 ): Weftd {
-  const child = spawnTracked('node', weftdArgs(c, d.host, extra), { ns: d.host.netns });
+  // Run as an executable, as installed (its shebang carries weftd's node flags); WEFTD_NODE_FLAGS runs
+  // `node <flags> bin/weftd.js` instead (bench/rss.ts compares V8 settings with it).
+  const nodeFlags = (process.env.WEFTD_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const args = weftdArgs(c, d.host, extra);
+  const child = nodeFlags.length
+    ? spawnTracked('node', [...nodeFlags, ...args], { ns: d.host.netns })
+    : spawnTracked(args[0]!, args.slice(1), { ns: d.host.netns });
   const w = d as Weftd;
   w.child = child;
   w.logs = '';
