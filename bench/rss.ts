@@ -45,6 +45,11 @@ try {
         for (const l of m.stdout.split('\n'))
           if (/^weftd_nodejs_(heap_space_size_used|heap_size|external)/.test(l)) console.log(l);
       }
+      if (process.env.BENCH_RSS_SNAPSHOT) {
+        // with WEFTD_NODE_FLAGS='--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=<dir>'
+        process.kill(wp.daemons[0]!.child.pid!, 'SIGUSR2');
+        await new Promise((r) => setTimeout(r, 5000));
+      }
       console.log(
         `routes programmed: ${rss.programmed}; WEFTD_NODE_FLAGS=${process.env.WEFTD_NODE_FLAGS ?? '(none)'}`,
       );
