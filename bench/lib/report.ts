@@ -235,6 +235,9 @@ Two simulated hosts in network namespaces on one underlay bridge; client in a co
 a container on h2 (underlay row: host to host). iperf3 ${r.seconds} s per figure; each figure is the median
 of ${r.rounds} rounds (every path once per round). Everything shares the same CPUs: read the ratios, not the
 absolute numbers. Ratios: higher is better (RTT: anchor ÷ weft). CPU: iperf3 at both ends + weftd.
+Firewall: weft rows run \`weftd --ip-masq\` with forward rules on (flannel's usual deployment); the two
+"by hand" container anchors carry flannel's own masquerade + forward nftables rules, so both sides pay
+the same conntrack cost (about 15-20 µs of RTT here) and the ratio shows weft's own overhead.
 
 ### Dataplane
 
