@@ -18,7 +18,6 @@ export type LeaseState = 'none' | 'acquired' | 'renewing' | 'lost';
 export interface DaemonMetrics extends BackendMetricsSink {
   readonly registry: Registry;
   setLeaseState(state: LeaseState, expiration?: Date | null): void;
-  renewFailure(): void;
   etcdError(op: string): void;
   setReady(ready: boolean): void;
   firewallApplied(reason: 'start' | 'resync'): void;
@@ -31,6 +30,7 @@ export interface DaemonMetrics extends BackendMetricsSink {
 /** The lease manager's counters that are exported (all monotonic). */
 export interface LeaseManagerCounters {
   readonly renewals: number;
+  readonly renewFailures: number;
   readonly recreations: number;
   readonly lostRaces: number;
   readonly etcdRequests: number;
@@ -95,6 +95,11 @@ export function createDaemonMetrics(opts: { processMetrics?: boolean } = {}): Da
     scrapedCounter(() => leaseStats?.() ?? null, name, help, pick);
   leaseCounter('weft_lease_renewals_total', 'Successful lease renewals', (c) => c.renewals);
   leaseCounter(
+    'weft_lease_renew_failures_total',
+    'Failed lease renewal attempts (each retried with backoff)',
+    (c) => c.renewFailures,
+  );
+  leaseCounter(
     'weft_lease_recreations_total',
     'Lease keys re-created after they vanished',
     (c) => c.recreations,
@@ -136,11 +141,6 @@ export function createDaemonMetrics(opts: { processMetrics?: boolean } = {}): Da
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
-  const renewFailures = new Counter({
-    name: 'weft_lease_renew_failures_total',
-    help: 'Failed lease renewals',
-    registers: [registry],
-  });
   const etcdErrors = new Counter({
     name: 'weft_etcd_errors_total',
     help: 'etcd errors by operation',
@@ -160,14 +160,12 @@ export function createDaemonMetrics(opts: { processMetrics?: boolean } = {}): Da
   });
   for (const s of LEASE_STATES) leaseState.set({ state: s }, s === 'none' ? 1 : 0);
   ready.set(0);
-  renewFailures.inc(0);
   return {
     registry,
     setLeaseState(state, expiration) {
       for (const s of LEASE_STATES) leaseState.set({ state: s }, s === state ? 1 : 0);
       if (expiration !== undefined) leaseExpiry.set(expiration ? expiration.getTime() / 1000 : 0);
     },
-    renewFailure: () => renewFailures.inc(),
     etcdError: (op) => etcdErrors.inc({ op }),
     setReady: (r) => ready.set(r ? 1 : 0),
     firewallApplied: (reason) => firewall.inc({ reason }),

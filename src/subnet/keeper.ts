@@ -32,7 +32,7 @@ export interface KeeperDeps {
   readonly log: Logger;
   readonly ttl: number;
   readonly margin: number;
-  readonly stats: { renewals: number; recreations: number };
+  readonly stats: { renewals: number; renewFailures: number; recreations: number };
 }
 
 function publicIpOf(entry: RegistryEntry): string | null {
@@ -207,6 +207,7 @@ export async function keepLeaseLoop(
       } catch (err) {
         if (signal.aborted) return;
         if (hasCode(err, 'E_LEASE_LOST')) throw err;
+        deps.stats.renewFailures++;
         delay = backoffMs(failures++, 100, retryCap);
         deps.log.warn('subnet lease renewal failed, retrying', {
           key: state.key,

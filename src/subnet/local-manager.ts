@@ -54,6 +54,8 @@ export interface LeaseManagerStats {
   attempts: number;
   lostRaces: number;
   renewals: number;
+  /** Renewal attempts that failed (etcd unreachable, timeouts); each is retried with backoff. */
+  renewFailures: number;
   recreations: number;
 }
 
@@ -93,6 +95,7 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
     attempts: 0,
     lostRaces: 0,
     renewals: 0,
+    renewFailures: 0,
     recreations: 0,
   };
 

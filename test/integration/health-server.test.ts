@@ -42,6 +42,7 @@ describe('health server', () => {
     metrics.setPeers('vxlan', 2);
     metrics.watchLeaseManager(() => ({
       renewals: 3,
+      renewFailures: 3,
       recreations: 1,
       lostRaces: 0,
       etcdRequests: 42,
@@ -54,7 +55,6 @@ describe('health server', () => {
       inFlight: 2,
     }));
     metrics.observeReconcile('vxlan', 0.02);
-    metrics.renewFailure();
     metrics.etcdError('get_config');
     metrics.setReady(true);
     const res = await fetch(url('/metrics'));
@@ -69,7 +69,7 @@ describe('health server', () => {
     expect(body).toContain('weft_netlink_errors_total 1');
     expect(body).toContain('weft_netlink_in_flight 2');
     expect(body).toContain('weft_reconcile_duration_seconds_count{backend="vxlan"} 1');
-    expect(body).toContain('weft_lease_renew_failures_total 1');
+    expect(body).toContain('weft_lease_renew_failures_total 3');
     expect(body).toContain('weft_lease_renewals_total 3');
     expect(body).toContain('weft_etcd_requests_total 42');
     expect(body).toContain('weft_etcd_errors_total{op="get_config"} 1');

@@ -267,12 +267,14 @@ describe.skipIf(!runnable)('subnet lease manager over etcd', () => {
     try {
       await new Promise((r) => setTimeout(r, 500));
       await etcd.kill();
-      await new Promise((r) => setTimeout(r, 1500));
+      await new Promise((r) => setTimeout(r, 3000)); // spans the renewal due ~2 s after acquiring
       await etcd.start();
       await new Promise((r) => setTimeout(r, 5000)); // more than one TTL after the restart
       expect(outcome).toBe('running');
       expect(await leaseIdOf()).toBe(before);
       expect(m.stats.recreations).toBe(0);
+      expect(m.stats.renewFailures).toBeGreaterThan(0); // counted (weft_lease_renew_failures_total)
+      expect(m.stats.renewals).toBeGreaterThan(0); // and renewed again once etcd was back
     } finally {
       ac.abort();
       await keeping;
