@@ -21,6 +21,7 @@ import {
   sleep,
   spawnTracked,
   stopChild,
+  waitFor,
   type RunResult,
 } from '../helpers/exec.js';
 import { parseSubnetEnv } from '../../src/daemon/subnet-env.js';
@@ -152,6 +153,20 @@ export async function startWeftds(
   await putConfig(c, config);
   const daemons = c.topo.hosts.map((h) => startWeftd(c, h, extra));
   await Promise.all(daemons.map((w) => waitReady(w)));
+  // Ready means this host's own device, rules and subnet.env; peers started later are programmed as
+  // their leases arrive. Tests of the steady state start once every host has programmed every other.
+  const others = String(daemons.length - 1);
+  await Promise.all(
+    daemons.map((w) =>
+      waitFor(
+        `${w.host.netns} to program ${others} peers`,
+        async () =>
+          /weft_peers\{backend="[^"]+"\} (\d+)/.exec(await metricsText(w))?.[1] === others,
+        20_000,
+        200,
+      ),
+    ),
+  );
   return daemons;
 }
 
