@@ -10,6 +10,7 @@ import {
   parseGoBool,
   readGoFlag,
 } from '../flags/go-flags.js';
+import { ETCD_FLAGS } from '../flags/etcd-flags.js';
 
 export const COMMANDS = [
   'status',
@@ -74,74 +75,7 @@ interface FlagSpec {
 
 export const CLI_FLAGS: readonly FlagSpec[] = [
   { name: 'json', key: 'json', kind: 'bool', def: false, help: 'print JSON instead of tables' },
-  {
-    name: 'etcd-endpoints',
-    key: 'etcdEndpoints',
-    kind: 'string',
-    def: 'http://127.0.0.1:2379',
-    shared: true,
-    help: 'comma-separated etcd v3 endpoints',
-  },
-  {
-    name: 'etcd-prefix',
-    key: 'etcdPrefix',
-    kind: 'string',
-    def: '/coreos.com/network',
-    shared: true,
-    help: 'etcd key prefix of the network config and the leases',
-    check: (v: string) =>
-      v.startsWith('/') && !/\s/.test(v)
-        ? undefined
-        : 'must be an absolute key like /coreos.com/network',
-  },
-  {
-    name: 'etcd-keyfile',
-    key: 'etcdKeyfile',
-    kind: 'string',
-    def: null,
-    shared: true,
-    help: 'TLS client key',
-  },
-  {
-    name: 'etcd-certfile',
-    key: 'etcdCertfile',
-    kind: 'string',
-    def: null,
-    shared: true,
-    help: 'TLS client certificate',
-  },
-  {
-    name: 'etcd-cafile',
-    key: 'etcdCafile',
-    kind: 'string',
-    def: null,
-    shared: true,
-    help: 'TLS CA bundle',
-  },
-  {
-    name: 'etcd-username',
-    key: 'etcdUsername',
-    kind: 'string',
-    def: null,
-    shared: true,
-    help: 'etcd v3 auth user',
-  },
-  {
-    name: 'etcd-password',
-    key: 'etcdPassword',
-    kind: 'string',
-    def: null,
-    shared: true,
-    help: 'etcd v3 auth password',
-  },
-  {
-    name: 'subnet-file',
-    key: 'subnetFile',
-    kind: 'string',
-    def: '/run/flannel/subnet.env',
-    shared: true,
-    help: "weftd's subnet.env",
-  },
+  ...ETCD_FLAGS.map((row) => ({ ...row, shared: true })),
   {
     name: 'healthz-url',
     key: 'healthzUrl',

@@ -1,9 +1,11 @@
 /**
  * The table of weftd's flags: name, option key, kind, default, help and validation. Flannel's names and
- * defaults (flannel-compat.md §9) plus weft's own. Parsing lives in options.ts.
+ * defaults (flannel-compat.md §9) plus weft's own; the etcd rows are
+ * shared with weftctl (src/flags/etcd-flags.ts). Parsing lives in options.ts.
  */
 import { isIP } from 'node:net';
 import type { LogLevel } from '../log/logger.js';
+import { ETCD_FLAGS } from '../flags/etcd-flags.js';
 
 export interface DaemonOptions {
   readonly etcdEndpoints: readonly string[];
@@ -59,59 +61,7 @@ const range = (lo: number, hi: number, unit: string) => (v: number) =>
   v >= lo && v <= hi ? undefined : `must be between ${lo} and ${hi}${unit}`;
 
 export const FLAGS: readonly FlagSpec[] = [
-  {
-    name: 'etcd-endpoints',
-    key: 'etcdEndpoints',
-    kind: 'string',
-    def: 'http://127.0.0.1:2379',
-    help: 'comma-separated etcd v3 endpoints (http:// or https://)',
-  },
-  {
-    name: 'etcd-prefix',
-    key: 'etcdPrefix',
-    kind: 'string',
-    def: '/coreos.com/network',
-    help: 'etcd key prefix of the network config and the leases',
-    check: (v: string) =>
-      v.startsWith('/') && !/\s/.test(v)
-        ? undefined
-        : 'must be an absolute key like /coreos.com/network',
-  },
-  {
-    name: 'etcd-keyfile',
-    key: 'etcdKeyfile',
-    kind: 'string',
-    def: null,
-    help: 'TLS client key file',
-  },
-  {
-    name: 'etcd-certfile',
-    key: 'etcdCertfile',
-    kind: 'string',
-    def: null,
-    help: 'TLS client certificate file',
-  },
-  {
-    name: 'etcd-cafile',
-    key: 'etcdCafile',
-    kind: 'string',
-    def: null,
-    help: 'TLS CA bundle to verify etcd',
-  },
-  {
-    name: 'etcd-username',
-    key: 'etcdUsername',
-    kind: 'string',
-    def: null,
-    help: 'etcd v3 auth user',
-  },
-  {
-    name: 'etcd-password',
-    key: 'etcdPassword',
-    kind: 'string',
-    def: null,
-    help: 'etcd v3 auth password',
-  },
+  ...ETCD_FLAGS,
   {
     name: 'iface',
     key: 'iface',
@@ -159,14 +109,6 @@ export const FLAGS: readonly FlagSpec[] = [
     def: null,
     help: 'IPv6 address other hosts reach this one on',
     check: ipOf(6, 'e.g. fd18::1'),
-  },
-  {
-    name: 'subnet-file',
-    key: 'subnetFile',
-    kind: 'string',
-    def: '/run/flannel/subnet.env',
-    help: 'where to write the subnet.env for the CNI plugin',
-    check: (v: string) => (v.length > 0 ? undefined : 'must be a file path'),
   },
   {
     name: 'subnet-lease-renew-margin',

@@ -12,6 +12,7 @@ import { rateLimited, type Logger } from '../log/logger.js';
 import type { Lease } from '../lease/lease.js';
 import type { Network, Uplink } from '../backend/backend.js';
 import type { NetworkConfig, SubnetManager } from '../subnet/manager.js';
+import { sleep } from '../subnet/sleep.js';
 import { lookupBackend, type BackendRegistry } from './backends.js';
 import { Firewall } from './firewall/firewall.js';
 import type { IptablesRunner } from './firewall/iptables-forward.js';
@@ -40,21 +41,6 @@ export interface DaemonDeps {
   readonly retryMs?: number;
   /** Releases what the deps hold (e.g. netlink sockets) after the daemon stopped. */
   readonly dispose?: () => void | Promise<void>;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(new AbortedError());
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(new AbortedError());
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** The running daemon; `ready` is what /readyz reports. */

@@ -6,6 +6,7 @@
  */
 import { WeftError, describeError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
+import { sleep } from '../../subnet/sleep.js';
 import { ensureIptablesForward, type IptablesRunner } from './iptables-forward.js';
 import type { NftObject, NftRunner } from './nft.js';
 import { TABLE, buildRuleset, type ExpectedTable, type Ruleset, type RulesInput } from './rules.js';
@@ -131,7 +132,7 @@ export class Firewall {
   /** Checks every `intervalSec` until `signal` aborts; errors are logged (rate-limited by the caller). */
   async runResync(intervalSec: number, signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
-      await sleep(intervalSec * 1000, signal);
+      await sleep(intervalSec * 1000, signal).catch(() => undefined); // aborted: the loop ends
       if (signal.aborted) return;
       try {
         await this.resyncOnce();
@@ -140,16 +141,4 @@ export class Firewall {
       }
     }
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
