@@ -17,7 +17,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NativeForwarder } from '../src/dataplane/forwarder.js';
+import { NativeForwarder } from '../src/dataplane/native-forwarder.js';
 import { openTun } from '../src/dataplane/tun.js';
 import { inNetns } from '../src/netns/netns.js';
 import { createTopology, type Topology } from '../test/helpers/netns.js';

@@ -2,9 +2,9 @@
  * doctor's firewall checks (pure): the iptables FORWARD policy and weftd's WEFT-FWD jump, other nft
  * forward chains that drop, and weft's nft tables compared with weftd's own rule builder and diff.
  */
-import { buildRuleset } from '../daemon/firewall/rules.js';
-import { diffTable } from '../daemon/firewall/firewall.js';
-import { IPT_CHAIN, parseForward } from '../daemon/firewall/iptables-forward.js';
+import { buildRuleset } from '../firewall/rules.js';
+import { diffTable } from '../firewall/firewall.js';
+import { IPT_CHAIN, parseForward } from '../firewall/iptables-forward.js';
 import { networkOf } from '../netlink/index.js';
 import type { NetworkConfig } from '../subnet/manager.js';
 import { RESTART, fail, pass, warn, skip, type Check, type DoctorInput } from './doctor-check.js';

@@ -9,8 +9,8 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { release } from 'node:os';
 import { describeError } from '../errors.js';
-import { IPT_CHAIN, createIptablesRunner } from '../daemon/firewall/iptables-forward.js';
-import { createNftRunner, type NftObject } from '../daemon/firewall/nft.js';
+import { IPT_CHAIN, createIptablesRunner } from '../firewall/iptables-forward.js';
+import { createNftRunner, type NftObject } from '../firewall/nft.js';
 import {
   parseSubnetEnv,
   parseSubnetEnvSettings,

@@ -6,8 +6,8 @@ import { createEtcdSubnetManager, type EtcdSubnetManagerOptions } from '../subne
 import type { Logger } from '../log/logger.js';
 import { createNetlinkOps } from '../netlink/index.js';
 import { defaultBackends } from './default-backends.js';
-import { createIptablesRunner } from './firewall/iptables-forward.js';
-import { createNftRunner } from './firewall/nft.js';
+import { createIptablesRunner } from '../firewall/iptables-forward.js';
+import { createNftRunner } from '../firewall/nft.js';
 import { createDaemonMetrics } from './metrics.js';
 import type { DaemonOptions } from './options.js';
 import type { DaemonDeps } from './run.js';

@@ -18,9 +18,6 @@
  */
 import type { EventEmitter } from 'node:events';
 
-export { NativeForwarder } from './native-forwarder.js';
-export { MemoryForwarder } from './memory-forwarder.js';
-
 export interface ForwarderOptions {
   /**
    * File descriptor of the TUN device (IFF_TUN|IFF_NO_PI; open it with `vnetHdr: true` for the

@@ -19,7 +19,7 @@ import {
   loadNative,
   type NativeForwarderHandle,
   type NativeForwarderStatKey,
-} from './native-binding.js';
+} from '../native/binding.js';
 
 type Flat = Readonly<Record<NativeForwarderStatKey, number>>;
 

@@ -1,6 +1,6 @@
 /** Opening TUN devices through the native addon (the UDP backend's packet I/O). */
 import { WeftError } from '../errors.js';
-import { loadNative } from './native-binding.js';
+import { loadNative } from '../native/binding.js';
 
 export interface TunOptions {
   /** virtio-net header on every packet (needed for TSO/GSO offloads). */

@@ -6,7 +6,7 @@
  */
 import { closeSync, openSync } from 'node:fs';
 import { WeftError } from '../errors.js';
-import { loadNative } from '../dataplane/native-binding.js';
+import { loadNative } from '../native/binding.js';
 
 const CLONE_NEWNET = 0x40000000;
 const NETNS_NAME = /^[A-Za-z0-9_.-]{1,200}$/;

@@ -8,10 +8,10 @@ import { createTopology, ping, type SimContainer, type Topology } from '../helpe
 import { nsRun, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
-import { Firewall } from '../../src/daemon/firewall/firewall.js';
-import { createNftRunner } from '../../src/daemon/firewall/nft.js';
-import { createIptablesRunner } from '../../src/daemon/firewall/iptables-forward.js';
-import type { RulesInput } from '../../src/daemon/firewall/rules.js';
+import { Firewall } from '../../src/firewall/firewall.js';
+import { createNftRunner } from '../../src/firewall/nft.js';
+import { createIptablesRunner } from '../../src/firewall/iptables-forward.js';
+import type { RulesInput } from '../../src/firewall/rules.js';
 import { nullLogger } from '../../src/log/logger.js';
 
 const runnable = requireCaps('root', 'netns', 'ping', 'nft');

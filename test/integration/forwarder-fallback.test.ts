@@ -7,7 +7,7 @@
  *   c1 10.244.1.2 ─ h1 [weft0 vnet+TSO] ⇄ UDP 8285 ⇄ h2 [weft0 plain] ─ c2 10.244.2.2
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NativeForwarder } from '../../src/dataplane/forwarder.js';
+import { NativeForwarder } from '../../src/dataplane/native-forwarder.js';
 import { openTun } from '../../src/dataplane/tun.js';
 import { inNetns } from '../../src/netns/netns.js';
 import { createTopology, ping, type SimContainer, type Topology } from '../helpers/netns.js';

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe } from 'vitest';
 import { closeSync } from 'node:fs';
-import { NativeForwarder } from '../../src/dataplane/forwarder.js';
+import { NativeForwarder } from '../../src/dataplane/native-forwarder.js';
 import { openTun } from '../../src/dataplane/tun.js';
 import { inNetns } from '../../src/netns/netns.js';
 import { forwarderContract } from '../dataplane/forwarder.contract.js';

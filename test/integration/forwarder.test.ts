@@ -10,7 +10,7 @@
  * (the UDP socket is created there too); the forwarder threads are joined in afterAll.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NativeForwarder } from '../../src/dataplane/forwarder.js';
+import { NativeForwarder } from '../../src/dataplane/native-forwarder.js';
 import { openTun } from '../../src/dataplane/tun.js';
 import { inNetns } from '../../src/netns/netns.js';
 import { createTopology, ping, type SimContainer, type Topology } from '../helpers/netns.js';

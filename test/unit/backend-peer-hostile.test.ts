@@ -14,7 +14,7 @@ import { PeerLoop, type PeerProgrammer } from '../../src/backend/peer-loop.js';
 import type { Backend, Network, Uplink } from '../../src/backend/backend.js';
 import { udpBackendFactory } from '../../src/backend-udp/index.js';
 import { peerRoutes, type UdpPeerScope } from '../../src/backend-udp/routes.js';
-import { MemoryForwarder } from '../../src/dataplane/forwarder.js';
+import { MemoryForwarder } from '../fakes/memory-forwarder.js';
 import { vxlanBackendFactory, type VxlanNetwork } from '../../src/backend-vxlan/index.js';
 import { deriveVtepMac } from '../../src/backend-vxlan/mac.js';
 import type { Lease, LeaseAttrs } from '../../src/lease/lease.js';

@@ -4,7 +4,7 @@
  * test/integration/forwarder.test.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { MemoryForwarder } from '../../src/dataplane/forwarder.js';
+import { MemoryForwarder } from '../fakes/memory-forwarder.js';
 import { forwarderContract } from '../dataplane/forwarder.contract.js';
 
 forwarderContract('MemoryForwarder', () => ({

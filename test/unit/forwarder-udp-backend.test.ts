@@ -12,7 +12,7 @@ import {
   type UdpNetwork,
 } from '../../src/backend-udp/index.js';
 import type { UdpPeerScope } from '../../src/backend-udp/routes.js';
-import { MemoryForwarder } from '../../src/dataplane/forwarder.js';
+import { MemoryForwarder } from '../fakes/memory-forwarder.js';
 import type { Lease, LeaseAttrs } from '../../src/lease/lease.js';
 import { nullLogger } from '../../src/log/logger.js';
 import { MemorySubnets, testNetworkConfig } from '../integration/backend-memory-subnets.js';

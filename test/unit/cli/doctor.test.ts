@@ -9,8 +9,8 @@ import {
 import type { LeaseRecord } from '../../../src/cli/etcd-view.js';
 import type { HostFacts, NftState } from '../../../src/cli/host-view.js';
 import { peerVerdicts } from '../../../src/cli/peers.js';
-import { buildRuleset } from '../../../src/daemon/firewall/rules.js';
-import type { NftObject } from '../../../src/daemon/firewall/nft.js';
+import { buildRuleset } from '../../../src/firewall/rules.js';
+import type { NftObject } from '../../../src/firewall/nft.js';
 import { parseSubnetEnv } from '../../../src/daemon/subnet-env.js';
 import { CBR0, WEFT, config, healthyKernel, lease, leases, withKernel } from './fixtures.js';
 import { CHECK_SCHEMA, validate } from './schema.js';

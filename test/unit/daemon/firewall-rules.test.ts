@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { buildRuleset } from '../../../src/daemon/firewall/rules.js';
-import { diffTable } from '../../../src/daemon/firewall/firewall.js';
-import type { NftObject } from '../../../src/daemon/firewall/nft.js';
+import { buildRuleset } from '../../../src/firewall/rules.js';
+import { diffTable } from '../../../src/firewall/firewall.js';
+import type { NftObject } from '../../../src/firewall/nft.js';
 
 const v4 = { network: '10.5.0.0/16', subnet: '10.5.52.0/24' };
 const v6 = { network: 'fc00::/48', subnet: 'fc00:0:0:3::/64' };

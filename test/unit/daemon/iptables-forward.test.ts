@@ -4,7 +4,7 @@ import {
   forwardScript,
   parseForward,
   type IptablesRunner,
-} from '../../../src/daemon/firewall/iptables-forward.js';
+} from '../../../src/firewall/iptables-forward.js';
 
 describe('iptables forward fallback', () => {
   it('parses the FORWARD policy and our jumps', () => {

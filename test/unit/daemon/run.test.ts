@@ -17,7 +17,7 @@ import { createDaemonMetrics } from '../../../src/daemon/metrics.js';
 import { parseOptions } from '../../../src/daemon/options.js';
 import { EXIT, runDaemon, type DaemonDeps } from '../../../src/daemon/run.js';
 import type { HostSnapshot } from '../../../src/daemon/uplink.js';
-import type { NftRunner } from '../../../src/daemon/firewall/nft.js';
+import type { NftRunner } from '../../../src/firewall/nft.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'weft-run-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -9,7 +9,7 @@ import { parseNetworkConfig } from '../../../src/subnet/config.js';
 import { encodeLeaseAttrs } from '../../../src/lease/codec.js';
 import { nullLogger } from '../../../src/log/logger.js';
 import { createLocalManager } from '../../../src/subnet/local-manager.js';
-import { MemoryLeaseRegistry } from '../../../src/subnet/memory-registry.js';
+import { MemoryLeaseRegistry } from '../../fakes/memory-registry.js';
 
 const wide = parseNetworkConfig({
   Network: '10.0.0.0/8',

@@ -10,7 +10,7 @@ import { decodeLeaseAttrs, encodeLeaseAttrs } from '../../../src/lease/codec.js'
 import type { LeaseAttrs } from '../../../src/lease/lease.js';
 import { nullLogger } from '../../../src/log/logger.js';
 import { createLocalManager } from '../../../src/subnet/local-manager.js';
-import { MemoryLeaseRegistry } from '../../../src/subnet/memory-registry.js';
+import { MemoryLeaseRegistry } from '../../fakes/memory-registry.js';
 
 const CONFIG = '{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}}';
 const attrs = (n: number): LeaseAttrs => ({

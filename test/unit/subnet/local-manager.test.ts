@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLocalManager } from '../../../src/subnet/local-manager.js';
-import { MemoryLeaseRegistry } from '../../../src/subnet/memory-registry.js';
+import { MemoryLeaseRegistry } from '../../fakes/memory-registry.js';
 import { encodeLeaseAttrs } from '../../../src/lease/codec.js';
 import { applyLeaseEvents } from '../../../src/lease/diff.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../../../src/lease/lease.js';

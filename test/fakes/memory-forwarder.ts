@@ -4,8 +4,8 @@
  * are simulated with `fromTun` / `fromPeer` instead of moving through a kernel.
  */
 import { EventEmitter } from 'node:events';
-import { Ip4Net, tryParseIp4, tryParseIp6 } from '../ip/index.js';
-import { WeftError } from '../errors.js';
+import { Ip4Net, tryParseIp4, tryParseIp6 } from '../../src/ip/index.js';
+import { WeftError } from '../../src/errors.js';
 import {
   RouteBook,
   ZERO_DROPS,
@@ -16,7 +16,7 @@ import {
   parsePeer,
   waitApplied,
   type ParsedDst,
-} from './forwarder-args.js';
+} from '../../src/dataplane/forwarder-args.js';
 import type {
   Forwarder,
   ForwarderDrops,
@@ -24,7 +24,7 @@ import type {
   ForwarderOptions,
   ForwarderRoute,
   ForwarderStats,
-} from './forwarder.js';
+} from '../../src/dataplane/forwarder.js';
 
 /** A simulated packet: inner addresses (IPv4 or IPv6 text), byte length, TTL. */
 export interface SimPacket {

@@ -4,9 +4,9 @@
  * removed or changed a table, chain or rule. Rules are never removed on shutdown: the dataplane
  * survives the daemon (flannel-compat.md §11).
  */
-import { WeftError, describeError } from '../../errors.js';
-import type { Logger } from '../../log/logger.js';
-import { sleep } from '../../subnet/sleep.js';
+import { WeftError, describeError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { sleep } from '../subnet/sleep.js';
 import { ensureIptablesForward, type IptablesRunner } from './iptables-forward.js';
 import type { NftObject, NftRunner } from './nft.js';
 import { TABLE, buildRuleset, type ExpectedTable, type Ruleset, type RulesInput } from './rules.js';

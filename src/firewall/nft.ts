@@ -3,7 +3,7 @@
  * `netns` runs it through `ip netns exec` (tests only; weftd runs in its host's namespace).
  */
 import { execFile } from 'node:child_process';
-import { WeftError } from '../../errors.js';
+import { WeftError } from '../errors.js';
 
 export interface NftRunner {
   /** Applies `script` atomically (all or nothing). */

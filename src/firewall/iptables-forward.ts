@@ -7,7 +7,7 @@
  * Nothing is done while the policy is ACCEPT and iptables is not installed.
  */
 import { execFile } from 'node:child_process';
-import { WeftError } from '../../errors.js';
+import { WeftError } from '../errors.js';
 
 export const IPT_CHAIN = 'WEFT-FWD';
 const COMMENT = 'weft forward';

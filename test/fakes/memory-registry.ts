@@ -4,7 +4,7 @@
  * that replays history from a revision. `compact(rev)` drops history so the compaction path can be
  * tested. For unit tests of pure logic; the product is EtcdLeaseRegistry.
  */
-import { AbortedError, WeftError } from '../errors.js';
+import { AbortedError, WeftError } from '../../src/errors.js';
 import type {
   LeaseRegistry,
   RegistryBatch,
@@ -12,7 +12,7 @@ import type {
   RegistryEvent,
   RegistryListing,
   WriteResult,
-} from './registry.js';
+} from '../../src/subnet/registry.js';
 
 interface StoreLease {
   ttl: number;
