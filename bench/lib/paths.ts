@@ -40,7 +40,7 @@ import {
   type Cluster,
   type Weftd,
 } from '../../test/e2e/weftd-harness.js';
-import { parseSubnetEnvSettings } from '../../src/daemon/subnet-env.js';
+import { subnetEnvSettings } from '../../src/lease/subnet-env.js';
 import { callCni, installWeftPlugin, ipv4Of, weftConf } from './cni.js';
 import type { Endpoints } from './measure.js';
 
@@ -314,7 +314,7 @@ export async function weft(
 
 /** MTU weftd announced in a host's subnet.env. */
 export function mtuOf(w: Weftd): number {
-  return parseSubnetEnvSettings(readFileSync(w.subnetFile, 'utf8')).mtu ?? 1500;
+  return subnetEnvSettings(readFileSync(w.subnetFile, 'utf8')).mtu ?? 1500;
 }
 
 export { subnetsOf };

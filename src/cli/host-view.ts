@@ -12,10 +12,11 @@ import { describeError } from '../errors.js';
 import { IPT_CHAIN, createIptablesRunner } from '../firewall/iptables-forward.js';
 import { createNftRunner, type NftObject } from '../firewall/nft.js';
 import {
-  parseSubnetEnv,
-  parseSubnetEnvSettings,
+  MAX_SUBNET_ENV_BYTES,
+  previousSubnets,
+  subnetEnvSettings,
   type PreviousSubnets,
-} from '../daemon/subnet-env.js';
+} from '../lease/subnet-env.js';
 import {
   createNetlinkOps,
   type AddrEntry,
@@ -231,12 +232,12 @@ export function forwardDropChains(json: string): string[] {
 export async function readSubnetEnvState(path: string): Promise<SubnetEnvState> {
   try {
     const buf = await readFile(path);
-    const text = buf.subarray(0, 64 * 1024).toString('utf8');
+    const text = buf.subarray(0, MAX_SUBNET_ENV_BYTES).toString('utf8');
     return {
       path,
       text,
-      parsed: parseSubnetEnv(text),
-      ...parseSubnetEnvSettings(text),
+      parsed: previousSubnets(text),
+      ...subnetEnvSettings(text),
       error: null,
     };
   } catch (err) {

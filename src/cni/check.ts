@@ -4,7 +4,7 @@
  * every address must still lie inside this host's current subnet (a new lease makes old pods stale).
  * Then the delegate's own CHECK runs with the stored result as `prevResult`.
  */
-import { formatNetwork, parseCidr, parseIP, formatIP, cidrContains } from './cidr.js';
+import { formatNetwork, parseCidr, parseIP, formatIP, cidrContains } from '../ip/host-cidr.js';
 import type { CmdContext, CniDeps } from './deps.js';
 import { CniCode, CniError } from './errors.js';
 import { findPlugin } from './invoke.js';

@@ -7,8 +7,8 @@
  * One deliberate difference: weft's cluster routes carry an explicit `gw` (the subnet's first address, the
  * gateway host-local picks anyway), because the reference bridge's CHECK rejects routes without one.
  */
-import { firstHost, formatNetwork, type Cidr } from './cidr.js';
-import type { SubnetEnv } from './subnet-env.js';
+import { firstHost, formatNetwork, type Cidr } from '../ip/host-cidr.js';
+import type { SubnetEnv } from '../lease/subnet-env.js';
 import type { Json, JsonObject, WeftNetConf } from './netconf.js';
 import type { CniVersion } from './versions.js';
 

@@ -8,7 +8,7 @@ import { execInvoker, type Invoker } from './invoke.js';
 import { nsenterInspector, type Inspector } from './inspect.js';
 import type { CniLog } from './log.js';
 import type { JsonObject, WeftNetConf } from './netconf.js';
-import { MAX_SUBNET_ENV_BYTES } from './subnet-env.js';
+import { MAX_SUBNET_ENV_BYTES } from '../lease/subnet-env.js';
 import type { CniVersion } from './versions.js';
 
 export interface CniDeps {

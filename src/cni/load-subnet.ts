@@ -10,7 +10,7 @@ import {
   parseSubnetEnv,
   SubnetEnvError,
   type SubnetEnv,
-} from './subnet-env.js';
+} from '../lease/subnet-env.js';
 
 const POLL_MS = 100;
 

@@ -6,7 +6,7 @@
  *   1.0.0:   no `ips[].version`; interfaces name/mac/sandbox; routes dst/gw.
  *   1.1.0:   plus interface mtu/socketPath/pciID and route mtu/advmss/priority/table/scope.
  */
-import { parseCidr, parseIP } from './cidr.js';
+import { parseCidr, parseIP } from '../ip/host-cidr.js';
 import { CniCode, CniError } from './errors.js';
 import { isObject, type JsonObject } from './netconf.js';
 import { compareVersions, type CniVersion } from './versions.js';

@@ -8,7 +8,7 @@ import { buildDelegateConfig } from './delegate-config.js';
 import { CniCode, CniError } from './errors.js';
 import { delegateSupports, findPlugin } from './invoke.js';
 import { loadSubnetEnv, notReady } from './load-subnet.js';
-import type { SubnetEnv } from './subnet-env.js';
+import type { SubnetEnv } from '../lease/subnet-env.js';
 
 export async function cmdStatus(ctx: CmdContext, deps: CniDeps): Promise<void> {
   const { conf } = ctx;

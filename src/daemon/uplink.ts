@@ -9,7 +9,7 @@
  */
 import { readFile, readdir } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
-import { Address4, Address6 } from 'ip-address';
+import { formatIp6, ipFamily, parseIp4, parseIp6 } from '../ip/index.js';
 import { WeftError } from '../errors.js';
 import type { Uplink } from '../backend/backend.js';
 
@@ -53,8 +53,8 @@ function interfaceError(message: string): WeftError {
 
 function bigOf(ip: string): { family: 4 | 6; value: bigint } {
   return ip.includes(':')
-    ? { family: 6, value: new Address6(ip).bigInt() }
-    : { family: 4, value: new Address4(ip).bigInt() };
+    ? { family: 6, value: parseIp6(ip) }
+    : { family: 4, value: BigInt(parseIp4(ip)) };
 }
 
 /** Longest-prefix match, lowest metric on ties (an approximation of `ip route get`). */
@@ -95,7 +95,7 @@ function defaultRouteIface(snap: HostSnapshot, family: 4 | 6): string | null {
 }
 
 function isIpLiteral(s: string): boolean {
-  return Address4.isValid(s) || Address6.isValid(s);
+  return ipFamily(s) !== null;
 }
 
 /** Has an address of every enabled family and a usable MTU (flannel skips others and tries the next). */
@@ -235,7 +235,7 @@ export function parseProcRoute(text: string): HostRoute[] {
 }
 
 function hex6(h: string): string {
-  return Address6.fromBigInt(BigInt(`0x${h}`)).correctForm();
+  return formatIp6(BigInt(`0x${h}`));
 }
 
 /** Parses /proc/net/ipv6_route. Exported for unit tests. */

@@ -19,7 +19,7 @@ import type { SimContainer } from '../helpers/netns.js';
 import { nsRun, stopChild, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
-import { parseSubnetEnv } from '../../src/daemon/subnet-env.js';
+import { previousSubnets } from '../../src/lease/subnet-env.js';
 import {
   CONFIG_SCHEMA,
   DOCTOR_SCHEMA,
@@ -87,7 +87,7 @@ describe.skipIf(!runnable)('weftctl on a 3-host vxlan cluster', () => {
     d = await startWeftds(c, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
     // containers wired like the bridge CNI plugin would: MTU from subnet.env
     const mk = async (i: number): Promise<SimContainer> => {
-      const env = parseSubnetEnv(readFileSync(d[i]!.subnetFile, 'utf8'));
+      const env = previousSubnets(readFileSync(d[i]!.subnetFile, 'utf8'));
       const mtu = Number(/FLANNEL_MTU=(\d+)/.exec(readFileSync(d[i]!.subnetFile, 'utf8'))?.[1]);
       return c.topo.addContainer(d[i]!.host, {
         cidr: `${hostAddr4(env.subnet!, 2)}/24`,

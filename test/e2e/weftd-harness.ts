@@ -24,7 +24,7 @@ import {
   waitFor,
   type RunResult,
 } from '../helpers/exec.js';
-import { parseSubnetEnv } from '../../src/daemon/subnet-env.js';
+import { previousSubnets } from '../../src/lease/subnet-env.js';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 export const WEFTD = join(REPO, 'bin/weftd.js');
@@ -246,7 +246,7 @@ export interface HostSubnets {
 }
 
 export function subnetsOf(w: Weftd): HostSubnets {
-  const p = parseSubnetEnv(readFileSync(w.subnetFile, 'utf8'));
+  const p = previousSubnets(readFileSync(w.subnetFile, 'utf8'));
   if (!p.subnet) throw new Error(`no FLANNEL_SUBNET in ${w.subnetFile}`);
   return { subnet: p.subnet, subnet6: p.subnet6 };
 }

@@ -11,7 +11,7 @@ import type { HostFacts, NftState } from '../../../src/cli/host-view.js';
 import { peerVerdicts } from '../../../src/cli/peers.js';
 import { buildRuleset } from '../../../src/firewall/rules.js';
 import type { NftObject } from '../../../src/firewall/nft.js';
-import { parseSubnetEnv } from '../../../src/daemon/subnet-env.js';
+import { previousSubnets } from '../../../src/lease/subnet-env.js';
 import { CBR0, WEFT, config, healthyKernel, lease, leases, withKernel } from './fixtures.js';
 import { CHECK_SCHEMA, validate } from './schema.js';
 
@@ -98,7 +98,7 @@ function input(
     subnetEnv: {
       path: '/run/flannel/subnet.env',
       text: ENV,
-      parsed: parseSubnetEnv(ENV),
+      parsed: previousSubnets(ENV),
       mtu: 1450,
       ipMasq: false,
       error: null,
@@ -201,7 +201,7 @@ describe('doctor checks', () => {
           subnetEnv: {
             path: 'p',
             text: env,
-            parsed: parseSubnetEnv(env),
+            parsed: previousSubnets(env),
             mtu: 1450,
             ipMasq: false,
             error: null,
@@ -469,7 +469,7 @@ describe('doctor checks', () => {
           subnetEnv: {
             path: 'p',
             text: env,
-            parsed: parseSubnetEnv(env),
+            parsed: previousSubnets(env),
             mtu: 1450,
             ipMasq: true,
             error: null,
@@ -564,7 +564,7 @@ describe('doctor checks', () => {
           subnetEnv: {
             path: 'p',
             text: env,
-            parsed: parseSubnetEnv(env),
+            parsed: previousSubnets(env),
             mtu: 1430,
             ipMasq: false,
             error: null,

@@ -119,7 +119,7 @@ describe('runCli (no etcd, no kernel)', () => {
 describe('which lease is this host', () => {
   it('the public IP decides; subnet.env only breaks ties or stands in without an address match', async () => {
     const { findOwnRecord } = await import('../../../src/cli/gather.js');
-    const { parseSubnetEnv } = await import('../../../src/daemon/subnet-env.js');
+    const { previousSubnets } = await import('../../../src/lease/subnet-env.js');
     const rec = (n: number, ip: string) => ({
       key: `10.5.${n}.0-24`,
       lease: {
@@ -140,7 +140,7 @@ describe('which lease is this host', () => {
       return {
         path: 'p',
         text,
-        parsed: parseSubnetEnv(text),
+        parsed: previousSubnets(text),
         mtu: null,
         ipMasq: null,
         error: null,

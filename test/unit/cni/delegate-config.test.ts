@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { buildDelegateConfig, canonicalJson } from '../../../src/cni/delegate-config.js';
 import { parseNetConf } from '../../../src/cni/netconf.js';
-import { parseSubnetEnv } from '../../../src/cni/subnet-env.js';
+import { parseSubnetEnv } from '../../../src/lease/subnet-env.js';
 
 const golden = (name: string): string =>
   canonicalJson(

@@ -1,7 +1,7 @@
 /** subnet.env parsing (flannel-compat.md §10): strict, hostile input, every problem named. */
 import { describe, expect, it } from 'vitest';
-import { formatCidr, formatNetwork, parseCidr } from '../../../src/cni/cidr.js';
-import { parseSubnetEnv, SubnetEnvError } from '../../../src/cni/subnet-env.js';
+import { formatCidr, formatNetwork, parseCidr } from '../../../src/ip/host-cidr.js';
+import { parseSubnetEnv, SubnetEnvError } from '../../../src/lease/subnet-env.js';
 
 const OK =
   'FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.72.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n';

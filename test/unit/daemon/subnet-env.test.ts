@@ -2,12 +2,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  formatSubnetEnv,
-  parseSubnetEnv,
-  readSubnetEnv,
-  writeSubnetEnv,
-} from '../../../src/daemon/subnet-env.js';
+import { readSubnetEnv, writeSubnetEnv } from '../../../src/daemon/subnet-env.js';
+import { formatSubnetEnv, previousSubnets } from '../../../src/lease/subnet-env.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'weft-subnetenv-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -93,7 +89,7 @@ describe('subnet.env', () => {
   });
 
   it('reads a previous file back as network-form CIDRs', () => {
-    const p = parseSubnetEnv(
+    const p = previousSubnets(
       'FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.52.1/24\nFLANNEL_IPV6_NETWORK=fc00::/48\nFLANNEL_IPV6_SUBNET=fc00:0:0:7::1/64\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n',
     );
     expect(p).toEqual({
@@ -106,7 +102,7 @@ describe('subnet.env', () => {
   });
 
   it('treats a hostile file as data: bad values reported, never thrown', async () => {
-    const p = parseSubnetEnv(
+    const p = previousSubnets(
       'garbage\nFLANNEL_SUBNET=10.5.999.1/24\nFLANNEL_IPV6_SUBNET=$(rm -rf /)\n\0\0',
     );
     expect(p.subnet).toBeNull();

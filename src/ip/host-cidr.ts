@@ -1,11 +1,12 @@
 /**
- * IPv4/IPv6 address and CIDR values for the plugin: parsing and canonical text come from src/ip (pure,
+ * IPv4/IPv6 interface addresses (`addr/prefix`, host bits kept) for the CNI plugin, weftd and weftctl; built on
+ * ip4.ts/ip6.ts (pure,
  * no dependencies, so the bundled plugin stays small). Addresses are bigints for both families; a Cidr
  * keeps the address as written (host bits kept) next to its network. Text output is canonical (RFC 5952
  * for IPv6).
  */
-import { formatIp4, ip4Mask, tryParseIp4 } from '../ip/ip4.js';
-import { formatIp6, ip6Mask, tryParseIp6 } from '../ip/ip6.js';
+import { formatIp4, ip4Mask, tryParseIp4 } from './ip4.js';
+import { formatIp6, ip6Mask, tryParseIp6 } from './ip6.js';
 
 export type Family = 4 | 6;
 
