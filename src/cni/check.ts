@@ -4,7 +4,7 @@
  * every address must still lie inside this host's current subnet (a new lease makes old pods stale).
  * Then the delegate's own CHECK runs with the stored result as `prevResult`.
  */
-import { formatNetwork, parseCidr, parseIP, formatIP, cidrContains } from '../ip/host-cidr.js';
+import { formatNetwork, parseHostCidr, parseIP, formatIP, cidrContains } from '../ip/host-cidr.js';
 import type { CmdContext, CniDeps } from './deps.js';
 import { CniCode, CniError } from './errors.js';
 import { findPlugin } from './invoke.js';
@@ -20,11 +20,11 @@ const canonIP = (s: string): string => {
   return ip ? formatIP(ip.family, ip.addr) : s;
 };
 const canonCidr = (s: string): string => {
-  const c = parseCidr(s);
+  const c = parseHostCidr(s);
   return c ? `${formatIP(c.family, c.addr)}/${c.prefix}` : s;
 };
 const canonNet = (s: string): string => {
-  const c = parseCidr(s);
+  const c = parseHostCidr(s);
   return c ? formatNetwork(c) : s;
 };
 
@@ -96,7 +96,7 @@ export async function cmdCheck(ctx: CmdContext, deps: CniDeps): Promise<void> {
   }
   if (subnetEnv) {
     for (const ip of result.ips) {
-      const c = parseCidr(ip.address)!;
+      const c = parseHostCidr(ip.address)!;
       const subnet = c.family === 4 ? subnetEnv.subnet : subnetEnv.ipv6Subnet;
       if (subnet && !cidrContains(subnet, { ...c, prefix: subnet.prefix, network: c.addr })) {
         problems.push(

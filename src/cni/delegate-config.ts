@@ -7,12 +7,12 @@
  * One deliberate difference: weft's cluster routes carry an explicit `gw` (the subnet's first address, the
  * gateway host-local picks anyway), because the reference bridge's CHECK rejects routes without one.
  */
-import { firstHost, formatNetwork, type Cidr } from '../ip/host-cidr.js';
+import { firstHost, formatNetwork, type HostCidr } from '../ip/host-cidr.js';
 import type { SubnetEnv } from '../lease/subnet-env.js';
 import type { Json, JsonObject, WeftNetConf } from './netconf.js';
 import type { CniVersion } from './versions.js';
 
-function clusterRoutes(networks: readonly Cidr[], subnet: Cidr | undefined): JsonObject[] {
+function clusterRoutes(networks: readonly HostCidr[], subnet: HostCidr | undefined): JsonObject[] {
   if (!subnet) return [];
   const gw = firstHost(subnet);
   return networks.map((n) => ({ dst: formatNetwork(n), gw }));

@@ -6,7 +6,7 @@
  *   1.0.0:   no `ips[].version`; interfaces name/mac/sandbox; routes dst/gw.
  *   1.1.0:   plus interface mtu/socketPath/pciID and route mtu/advmss/priority/table/scope.
  */
-import { parseCidr, parseIP } from '../ip/host-cidr.js';
+import { parseHostCidr, parseIP } from '../ip/host-cidr.js';
 import { CniCode, CniError } from './errors.js';
 import { isObject, type JsonObject } from './netconf.js';
 import { compareVersions, type CniVersion } from './versions.js';
@@ -113,7 +113,7 @@ export function parseResult(raw: unknown): Result {
   const ips = list(raw, 'ips').map((o, i) => {
     const w = `ips[${i}]`;
     const address = str(o, 'address', w, true)!;
-    if (!parseCidr(address)) throw bad(`${w}.address "${address}" is not a CIDR`);
+    if (!parseHostCidr(address)) throw bad(`${w}.address "${address}" is not a CIDR`);
     const gateway = str(o, 'gateway', w);
     if (gateway !== undefined && !parseIP(gateway))
       throw bad(`${w}.gateway "${gateway}" is not an IP`);
@@ -125,7 +125,7 @@ export function parseResult(raw: unknown): Result {
   const routes = list(raw, 'routes').map((o, i) => {
     const w = `routes[${i}]`;
     const dst = str(o, 'dst', w, true)!;
-    if (!parseCidr(dst)) throw bad(`${w}.dst "${dst}" is not a CIDR`);
+    if (!parseHostCidr(dst)) throw bad(`${w}.dst "${dst}" is not a CIDR`);
     const gw = str(o, 'gw', w);
     if (gw !== undefined && !parseIP(gw)) throw bad(`${w}.gw "${gw}" is not an IP`);
     return withDefined<ResultRoute>({
@@ -169,7 +169,7 @@ export function renderResult(r: Result, version: CniVersion): JsonObject {
   });
   out['ips'] = r.ips.map((ip) => {
     const o: JsonObject = {};
-    if (pre1) o['version'] = parseCidr(ip.address)!.family === 6 ? '6' : '4';
+    if (pre1) o['version'] = parseHostCidr(ip.address)!.family === 6 ? '6' : '4';
     if (ip.interface !== undefined) o['interface'] = ip.interface;
     o['address'] = ip.address;
     if (ip.gateway !== undefined) o['gateway'] = ip.gateway;

@@ -1,7 +1,7 @@
 /**
  * IPv4/IPv6 interface addresses (`addr/prefix`, host bits kept) for the CNI plugin, weftd and weftctl; built on
  * ip4.ts/ip6.ts (pure,
- * no dependencies, so the bundled plugin stays small). Addresses are bigints for both families; a Cidr
+ * no dependencies, so the bundled plugin stays small). Addresses are bigints for both families; a HostCidr
  * keeps the address as written (host bits kept) next to its network. Text output is canonical (RFC 5952
  * for IPv6).
  */
@@ -10,7 +10,7 @@ import { formatIp6, ip6Mask, tryParseIp6 } from './ip6.js';
 
 export type Family = 4 | 6;
 
-export interface Cidr {
+export interface HostCidr {
   readonly family: Family;
   /** The address as written (host bits kept). */
   readonly addr: bigint;
@@ -35,7 +35,7 @@ function mask(family: Family, prefix: number): bigint {
 }
 
 /** Parses `addr/prefix`; undefined when malformed. */
-export function parseCidr(s: string): Cidr | undefined {
+export function parseHostCidr(s: string): HostCidr | undefined {
   const slash = s.indexOf('/');
   if (slash < 0) return undefined;
   const ip = parseIP(s.slice(0, slash));
@@ -51,17 +51,17 @@ export function formatIP(family: Family, addr: bigint): string {
 }
 
 /** `network/prefix`, canonical. */
-export function formatNetwork(c: Cidr): string {
+export function formatNetwork(c: HostCidr): string {
   return `${formatIP(c.family, c.network)}/${c.prefix}`;
 }
 
 /** `addr/prefix` with host bits kept, canonical. */
-export function formatCidr(c: Cidr): string {
+export function formatCidr(c: HostCidr): string {
   return `${formatIP(c.family, c.addr)}/${c.prefix}`;
 }
 
 /** True when `inner` lies entirely within `outer`. */
-export function cidrContains(outer: Cidr, inner: Cidr): boolean {
+export function cidrContains(outer: HostCidr, inner: HostCidr): boolean {
   return (
     outer.family === inner.family &&
     inner.prefix >= outer.prefix &&
@@ -70,6 +70,6 @@ export function cidrContains(outer: Cidr, inner: Cidr): boolean {
 }
 
 /** The first host address of the network (`.1`), the gateway host-local picks by default. */
-export function firstHost(c: Cidr): string {
+export function firstHost(c: HostCidr): string {
   return formatIP(c.family, c.network + 1n);
 }

@@ -6,7 +6,13 @@
  * weftctl (checks it). Pure and dependency-free (it is bundled into the plugin). The text is hostile input:
  * size-limited, parsed strictly (no quoting, no `export`), every value validated, every problem named.
  */
-import { cidrContains, firstHost, formatNetwork, parseCidr, type Cidr } from '../ip/host-cidr.js';
+import {
+  cidrContains,
+  firstHost,
+  formatNetwork,
+  parseHostCidr,
+  type HostCidr,
+} from '../ip/host-cidr.js';
 
 export const MAX_SUBNET_ENV_BYTES = 64 * 1024;
 
@@ -24,7 +30,7 @@ export interface SubnetEnvValues {
 
 /** Network form → first host with the prefix: '10.5.52.0/24' → '10.5.52.1/24'. */
 function firstHostCidr(cidr: string): string {
-  const c = parseCidr(cidr);
+  const c = parseHostCidr(cidr);
   if (!c) throw new TypeError(`not a CIDR: ${JSON.stringify(cidr)}`);
   return `${firstHost(c)}/${c.prefix}`;
 }
@@ -45,11 +51,11 @@ export function formatSubnetEnv(v: SubnetEnvValues): string {
 /** Every field of a subnet.env text, each parsed or absent, with every problem found (never throws). */
 export interface SubnetEnvFields {
   /** FLANNEL_NETWORK: IPv4 cluster networks (de-duplicated). */
-  readonly networks: readonly Cidr[];
+  readonly networks: readonly HostCidr[];
   /** FLANNEL_SUBNET: this host's IPv4 subnet (`network` has the host bits cleared). */
-  readonly subnet: Cidr | undefined;
-  readonly ipv6Networks: readonly Cidr[];
-  readonly ipv6Subnet: Cidr | undefined;
+  readonly subnet: HostCidr | undefined;
+  readonly ipv6Networks: readonly HostCidr[];
+  readonly ipv6Subnet: HostCidr | undefined;
   readonly mtu: number | undefined;
   readonly ipMasq: boolean | undefined;
   /** Required keys that are absent. */
@@ -61,11 +67,11 @@ export interface SubnetEnvFields {
 const KEY = /^[A-Z][A-Z0-9_]*$/;
 const show = (v: string): string => JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}…` : v);
 
-function cidrList(key: string, value: string, family: 4 | 6, problems: string[]): Cidr[] {
-  const out: Cidr[] = [];
+function cidrList(key: string, value: string, family: 4 | 6, problems: string[]): HostCidr[] {
+  const out: HostCidr[] = [];
   const seen = new Set<string>();
   for (const item of value.split(',')) {
-    const c = parseCidr(item);
+    const c = parseHostCidr(item);
     if (!c || c.family !== family) {
       problems.push(`${key}: ${show(item)} is not an IPv${family} CIDR`);
       continue;
@@ -84,8 +90,8 @@ function ownSubnet(
   value: string,
   family: 4 | 6,
   problems: string[],
-): Cidr | undefined {
-  const c = parseCidr(value);
+): HostCidr | undefined {
+  const c = parseHostCidr(value);
   if (!c || c.family !== family) {
     problems.push(`${key}: ${show(value)} is not an IPv${family} CIDR`);
     return undefined;
@@ -159,10 +165,10 @@ export function readSubnetEnvFields(text: string): SubnetEnvFields {
 
 /** A complete, valid subnet.env (what the CNI plugin needs). */
 export interface SubnetEnv {
-  readonly networks: readonly Cidr[];
-  readonly subnet: Cidr | undefined;
-  readonly ipv6Networks: readonly Cidr[];
-  readonly ipv6Subnet: Cidr | undefined;
+  readonly networks: readonly HostCidr[];
+  readonly subnet: HostCidr | undefined;
+  readonly ipv6Networks: readonly HostCidr[];
+  readonly ipv6Subnet: HostCidr | undefined;
   readonly mtu: number;
   /** FLANNEL_IPMASQ: the daemon masquerades, so the bridge must not. */
   readonly ipMasq: boolean;
@@ -223,7 +229,7 @@ export interface PreviousSubnets {
 /** The previous subnets of a subnet.env text; bad values are reported, never thrown. */
 export function previousSubnets(text: string): PreviousSubnets {
   const f = readSubnetEnvFields(text);
-  const net = (c: Cidr | undefined): string | null => (c ? formatNetwork(c) : null);
+  const net = (c: HostCidr | undefined): string | null => (c ? formatNetwork(c) : null);
   return {
     network: net(f.networks[0]),
     subnet: net(f.subnet),

@@ -1,6 +1,6 @@
 /** subnet.env parsing (flannel-compat.md §10): strict, hostile input, every problem named. */
 import { describe, expect, it } from 'vitest';
-import { formatCidr, formatNetwork, parseCidr } from '../../../src/ip/host-cidr.js';
+import { formatCidr, formatNetwork, parseHostCidr } from '../../../src/ip/host-cidr.js';
 import { parseSubnetEnv, SubnetEnvError } from '../../../src/lease/subnet-env.js';
 
 const OK =
@@ -77,7 +77,7 @@ describe('cidr', () => {
     ['::/0', '::/0'],
     ['0.0.0.0/0', '0.0.0.0/0'],
   ])('%s → network %s', (input, net) => {
-    expect(formatNetwork(parseCidr(input)!)).toBe(net);
+    expect(formatNetwork(parseHostCidr(input)!)).toBe(net);
   });
   it.each([
     '10.1.2/24',
@@ -88,6 +88,6 @@ describe('cidr', () => {
     '::ffff:1.2.3.4/96',
     '10.0.0.0/-1',
   ])('rejects %s', (s) => {
-    expect(parseCidr(s)).toBeUndefined();
+    expect(parseHostCidr(s)).toBeUndefined();
   });
 });
