@@ -1,13 +1,11 @@
 /**
- * The vxlan side of the peer loop: keeps the device(s) as wanted and turns peer leases into
- * neighbour + FDB + onlink route (or, with DirectRouting and an on-link peer, one route via the peer's
- * public IP on the uplink).
+ * The vxlan side of the peer loop: keeps the device(s) as wanted, gives the planner (plan.ts) its view
+ * of this host, and reads the kernel entries in the backend's scope for the reconcile.
  */
 import type { Lease } from '../lease/lease.js';
-import { rateLimited, type Logger } from '../log/logger.js';
+import type { Logger } from '../log/logger.js';
 import {
   networkAddress,
-  networkOf,
   parseCidr,
   type IpFamily,
   type NetlinkOps,
@@ -18,12 +16,11 @@ import {
 import type { Uplink } from '../backend/backend.js';
 import type { FamilyDescriptor } from '../backend/family.js';
 import type { PeerEntries } from '../backend/peer-entries.js';
-import { peerAddressProblem, peerSubnetProblem } from '../backend/peer-check.js';
-import { isClusterGatewayRoute, isOnLink, onLinkNetworks } from '../backend/uplink-routes.js';
-import type { PeerProgrammer } from '../backend/peer-loop.js';
+import type { LeasePlan } from '../backend/peer-plan.js';
+import { isClusterGatewayRoute, onLinkNetworks } from '../backend/uplink-routes.js';
 import type { KernelView } from '../backend/reconcile.js';
-import { parseVxlanBackendData } from './backend-data.js';
 import type { VxlanConfig } from './config.js';
+import { planVxlanPeer, type VxlanPlanScope } from './plan.js';
 import { disableTxChecksum } from './checksum.js';
 import { disableAcceptRa } from './sysctl.js';
 
@@ -48,13 +45,10 @@ export interface VxlanProgrammerOptions {
   readonly netns?: string | undefined;
 }
 
-export class VxlanProgrammer implements PeerProgrammer {
+export class VxlanProgrammer {
   private onlink = new Map<IpFamily, string[]>();
-  private readonly peerLog: Logger;
 
-  constructor(private readonly o: VxlanProgrammerOptions) {
-    this.peerLog = rateLimited(o.log);
-  }
+  constructor(private readonly o: VxlanProgrammerOptions) {}
 
   get devices(): readonly VxlanDevice[] {
     return this.o.devices;
@@ -123,90 +117,25 @@ export class VxlanProgrammer implements PeerProgrammer {
     return !e.link.up || e.link.mac !== dev.spec.mac || e.link.mtu !== dev.spec.mtu;
   };
 
-  private isOnLink(family: IpFamily, ip: string): boolean {
-    return isOnLink(this.onlink.get(family) ?? [], ip);
+  /** The planner's view of this host (devices, addresses, on-link networks) as of the last ensureReady. */
+  scope(): VxlanPlanScope {
+    return {
+      vni: this.o.cfg.vni,
+      directRouting: this.o.cfg.directRouting,
+      uplinkIndex: this.o.uplink.index,
+      families: this.o.devices.map((dev) => ({
+        fam: dev.fam,
+        network: dev.network,
+        ownSubnet: dev.ownSubnet,
+        deviceIndex: dev.index,
+        deviceMac: dev.spec.mac,
+        ownIps: [dev.spec.local, dev.fam.uplinkPublicIp(this.o.uplink)],
+        onlink: this.onlink.get(dev.fam.family) ?? [],
+      })),
+    };
   }
 
-  entriesFor(lease: Lease): PeerEntries[] {
-    if (lease.attrs.backendType !== 'vxlan') return [];
-    const out: PeerEntries[] = [];
-    for (const dev of this.o.devices) {
-      const subnetRaw = dev.fam.subnet(lease);
-      const publicIp = dev.fam.publicIp(lease);
-      if (!subnetRaw || !publicIp) continue;
-      const data = parseVxlanBackendData(dev.fam.backendData(lease));
-      if (!data.ok) {
-        this.peerLog.warn('skipping peer with invalid vxlan backend data', {
-          lease: lease.key,
-          family: dev.fam.label,
-          reason: data.reason,
-        });
-        continue;
-      }
-      if (data.value.vni !== this.o.cfg.vni) {
-        this.peerLog.warn('skipping peer with another VNI', {
-          lease: lease.key,
-          vni: data.value.vni,
-          ours: this.o.cfg.vni,
-        });
-        continue;
-      }
-      let subnet: string;
-      try {
-        subnet = networkOf(subnetRaw);
-      } catch {
-        this.peerLog.warn('skipping peer with an invalid subnet', {
-          lease: lease.key,
-          subnet: subnetRaw,
-        });
-        continue;
-      }
-      const problem =
-        peerSubnetProblem(subnet, {
-          network: dev.network,
-          subnetLen: parseCidr(dev.ownSubnet).len,
-          ownSubnet: dev.ownSubnet,
-        }) ??
-        peerAddressProblem(
-          publicIp,
-          [dev.spec.local, dev.fam.uplinkPublicIp(this.o.uplink)],
-          this.onlink.get(dev.fam.family) ?? [],
-        );
-      if (problem !== null) {
-        this.peerLog.warn('skipping peer lease', {
-          lease: lease.key,
-          family: dev.fam.label,
-          problem,
-        });
-        continue;
-      }
-      if (data.value.vtepMac === dev.spec.mac) {
-        this.peerLog.warn('skipping peer lease that carries our own VTEP MAC', {
-          lease: lease.key,
-          vtepMac: data.value.vtepMac,
-        });
-        continue;
-      }
-      const key = `${lease.key}/${dev.fam.family}`;
-      if (this.o.cfg.directRouting && this.isOnLink(dev.fam.family, publicIp)) {
-        out.push({
-          key,
-          subnet,
-          route: { dst: subnet, gateway: publicIp, oif: this.o.uplink.index },
-        });
-        continue;
-      }
-      const gw = networkAddress(subnet);
-      out.push({
-        key,
-        subnet,
-        neigh: { ifindex: dev.index, dst: gw, mac: data.value.vtepMac },
-        fdb: { ifindex: dev.index, mac: data.value.vtepMac, dst: publicIp },
-        route: { dst: subnet, gateway: gw, oif: dev.index, onlink: true },
-      });
-    }
-    return out;
-  }
+  plan = (lease: Lease): LeasePlan<PeerEntries> => planVxlanPeer(lease, this.scope());
 
   async readKernel(): Promise<KernelView> {
     const { ops, uplink } = this.o;
