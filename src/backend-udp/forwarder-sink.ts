@@ -6,7 +6,7 @@
  */
 import type { PeerSink, SinkResult } from '../backend/peer-loop.js';
 import type { Forwarder } from '../dataplane/forwarder.js';
-import type { UdpPeerRoute } from './plan.js';
+import { udpClaims, type UdpPeerRoute } from './plan.js';
 
 export function forwarderSink(
   fwd: Forwarder,
@@ -40,8 +40,7 @@ export function forwarderSink(
     errors: [],
   });
   return {
-    // One route per subnet: the forwarder also accepts that subnet's inner sources only from its peer.
-    claims: (e) => [[`route|${e.subnet}`, e.key]],
+    claims: udpClaims,
     ensureReady,
     async apply(program, remove, keep) {
       const wanted = new Set([...program, ...keep].map((r) => r.subnet));

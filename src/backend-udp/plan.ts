@@ -13,13 +13,16 @@ import {
   peerSubnetProblem,
   type PeerSubnetScope,
 } from '../backend/peer-check.js';
-import { refuse, type LeasePlan, type PeerEntry } from '../backend/peer-plan.js';
+import { refuse, type Claim, type LeasePlan, type PeerEntry } from '../backend/peer-plan.js';
 
 /** One forwarder route: `subnet` goes, as UDP, to `peerIp`:`port`. */
 export interface UdpPeerRoute extends PeerEntry {
   readonly peerIp: string;
   readonly port: number;
 }
+
+/** One route per subnet: the forwarder also accepts that subnet's inner sources only from its peer. */
+export const udpClaims = (e: UdpPeerRoute): readonly Claim[] => [[`route|${e.subnet}`, e.key]];
 
 export function isUdpLease(lease: Lease): boolean {
   return lease.attrs.backendType === '' || lease.attrs.backendType === 'udp';

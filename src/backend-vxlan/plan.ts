@@ -5,7 +5,7 @@
  * weftd programs from it (programmer.ts); weftctl renders it (src/cli/peers.ts).
  */
 import type { Lease } from '../lease/lease.js';
-import { networkAddress, networkOf, parseCidr } from '../netlink/index.js';
+import { networkAddress, networkOf } from '../netlink/index.js';
 import type { FamilyDescriptor } from '../backend/family.js';
 import type { PeerEntries } from '../backend/peer-entries.js';
 import { peerAddressProblem, peerSubnetProblem } from '../backend/peer-check.js';
@@ -16,9 +16,10 @@ import { parseVxlanBackendData } from './backend-data.js';
 /** What one family's peers are checked against and programmed on. */
 export interface VxlanFamilyScope {
   readonly fam: FamilyDescriptor;
-  /** Cluster network of this family. */
+  /** Cluster network of this family and its subnet length. */
   readonly network: string;
-  /** This host's own subnet of this family. */
+  readonly subnetLen: number;
+  /** This host's own subnet of this family ('' when unknown: no overlap check). */
   readonly ownSubnet: string;
   /** The vxlan device (index 0 when it does not exist: nothing can be programmed on it). */
   readonly deviceIndex: number;
@@ -72,11 +73,7 @@ export function planVxlanPeer(lease: Lease, scope: VxlanPlanScope): LeasePlan<Pe
       continue;
     }
     const problem =
-      peerSubnetProblem(subnet, {
-        network: f.network,
-        subnetLen: parseCidr(f.ownSubnet).len,
-        ownSubnet: f.ownSubnet,
-      }) ?? peerAddressProblem(publicIp, f.ownIps, f.onlink);
+      peerSubnetProblem(subnet, f) ?? peerAddressProblem(publicIp, f.ownIps, f.onlink);
     if (problem !== null) {
       no(problem);
       continue;

@@ -126,6 +126,7 @@ export class VxlanProgrammer {
       families: this.o.devices.map((dev) => ({
         fam: dev.fam,
         network: dev.network,
+        subnetLen: parseCidr(dev.ownSubnet).len,
         ownSubnet: dev.ownSubnet,
         deviceIndex: dev.index,
         deviceMac: dev.spec.mac,

@@ -78,6 +78,8 @@ export interface PeerLoopObserver {
   reconciled?(report: ReconcileReport): void;
   /** Peers with programmed entries. */
   peers?(count: number): void;
+  /** What weftd refuses of a lease now (the planner's and the claims' reasons; [] when no longer). */
+  refused?(lease: string, reasons: readonly string[]): void;
   failed?(err: unknown): void;
 }
 
@@ -204,7 +206,7 @@ export class PeerLoop<E extends PeerEntry> {
     const gone: string[] = [];
     for (const [key, lease] of touched) {
       if (lease !== null) continue;
-      this.refusalLogged.delete(key);
+      if (this.refusalLogged.delete(key)) this.o.observer?.refused?.(key, []);
       this.blocked.delete(key);
       if (!this.programmed.has(key)) continue;
       const last = removed.get(key);
@@ -236,7 +238,11 @@ export class PeerLoop<E extends PeerEntry> {
 
   private logRefusals(lease: Lease, refused: readonly RefusedLease[], ignored?: string): void {
     const text = [...refused.map((r) => r.reason), ...(ignored ? [ignored] : [])].join('; ');
-    if (this.refusalLogged.get(lease.key) === text) return;
+    if ((this.refusalLogged.get(lease.key) ?? '') === text) return;
+    this.o.observer?.refused?.(
+      lease.key,
+      refused.map((r) => r.reason),
+    );
     if (text === '') {
       this.refusalLogged.delete(lease.key);
       return;

@@ -33,7 +33,11 @@ export async function onLinkNetworks(
   index: number,
   family: IpFamily,
 ): Promise<string[]> {
-  const addrs = await ops.listAddrs(index, family);
+  return onLinkOf(await ops.listAddrs(index, family));
+}
+
+/** The networks of these addresses (IPv6 link-local excluded): what `onLinkNetworks` reads. */
+export function onLinkOf(addrs: readonly { readonly cidr: string }[]): string[] {
   return addrs.map((a) => networkOf(a.cidr)).filter((n) => !n.startsWith('fe80:'));
 }
 
