@@ -19,6 +19,7 @@
  * - before the first snapshot nothing is deleted (an etcd outage at start must not empty the kernel);
  * - on abort the loop stops; the dataplane stays in place.
  */
+import { applyLeaseEvents } from '../lease/diff.js';
 import type { Lease, LeaseEvent } from '../lease/lease.js';
 import { rateLimited, type Logger } from '../log/logger.js';
 import { describeError } from '../errors.js';
@@ -178,25 +179,18 @@ export class PeerLoop<E extends PeerEntry> {
 
   /** Applies one batch of lease events. */
   async apply(batch: readonly LeaseEvent[]): Promise<void> {
-    let full = false;
+    applyLeaseEvents(this.leases, batch);
+    const snapshot = batch.findLastIndex((ev) => ev.kind === 'snapshot');
+    if (snapshot >= 0) this.haveSnapshot = true;
+    // Each lease touched since the last snapshot, once (null: removed, with its last value kept).
     const touched = new Map<string, Lease | null>();
     const removed = new Map<string, Lease>();
-    for (const ev of batch) {
-      if (ev.kind === 'snapshot') {
-        this.leases.clear();
-        for (const l of ev.leases) this.leases.set(l.key, l);
-        this.haveSnapshot = true;
-        full = true;
-        touched.clear();
-      } else if (ev.kind === 'removed') {
-        this.leases.delete(ev.lease.key);
-        touched.set(ev.lease.key, null);
-        removed.set(ev.lease.key, ev.lease);
-      } else {
-        this.leases.set(ev.lease.key, ev.lease);
-        touched.set(ev.lease.key, ev.lease);
-      }
+    for (const ev of batch.slice(snapshot + 1)) {
+      if (ev.kind === 'snapshot') continue;
+      touched.set(ev.lease.key, ev.kind === 'removed' ? null : ev.lease);
+      if (ev.kind === 'removed') removed.set(ev.lease.key, ev.lease);
     }
+    const full = snapshot >= 0;
     if (full || this.dirty || !this.haveSnapshot) {
       await this.reconcile();
       return;
@@ -217,7 +211,7 @@ export class PeerLoop<E extends PeerEntry> {
     for (const l of arrived) this.cancelRemoval(l.key);
     for (const key of gone) changes.push(this.unclaim(key));
     // Leases taking claims, in the order a full reconcile would give them (incumbents first).
-    changes.push(...this.claimFor(preferred(arrived, new Set(this.programmed.keys()))));
+    changes.push(...this.claimFor(preferred(arrived, this.programmed)));
     if (this.blocked.size > 0 && changes.some((c) => c.before.length > 0))
       changes.push(...this.retryBlocked(touched));
     await this.applyChanges(changes);
@@ -301,7 +295,7 @@ export class PeerLoop<E extends PeerEntry> {
       const l = this.leases.get(k) ?? this.pending.get(k)?.lease;
       return l && !skip.has(k) ? [l] : [];
     });
-    return retry.length > 0 ? this.claimFor(preferred(retry, new Set(this.programmed.keys()))) : [];
+    return retry.length > 0 ? this.claimFor(preferred(retry, this.programmed)) : [];
   }
 
   private deferRemoval(lease: Lease, grace: number): void {
@@ -403,12 +397,13 @@ export class PeerLoop<E extends PeerEntry> {
     const refused = new Map<string, RefusedLease[]>();
     for (const r of plan.refused)
       refused.set(r.lease.key, [...(refused.get(r.lease.key) ?? []), r]);
-    for (const l of all)
-      this.logRefusals(
-        l,
-        refused.get(l.key) ?? [],
-        plan.ignored.find((i) => i.lease === l)?.reason,
-      );
+    const ignored = new Map(plan.ignored.map((i) => [i.lease.key, i.reason]));
+    for (const l of all) this.logRefusals(l, refused.get(l.key) ?? [], ignored.get(l.key));
+    const planned = new Set(all.map((l) => l.key));
+    for (const key of [...this.refusalLogged.keys()].filter((k) => !planned.has(k))) {
+      this.refusalLogged.delete(key);
+      this.o.observer?.refused?.(key, []);
+    }
     const res = await this.o.sink.reconcile(plan.entries);
     for (const { entry, err } of res.failed)
       this.o.log.warn('cannot program peer; the next resync retries', {

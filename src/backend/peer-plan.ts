@@ -109,7 +109,10 @@ export class ClaimIndex {
  * one that expires last (the live, renewed lease beats a stale one), then by key, so every resync — and
  * weftctl — picks the same one.
  */
-export function preferred(leases: Iterable<Lease>, incumbents: ReadonlySet<string>): Lease[] {
+export function preferred(
+  leases: Iterable<Lease>,
+  incumbents: { has(key: string): boolean },
+): Lease[] {
   const exp = (l: Lease): number => l.expiration?.getTime() ?? Number.POSITIVE_INFINITY;
   const inc = (l: Lease): number => (incumbents.has(l.key) ? 0 : 1);
   return [...leases].sort(
