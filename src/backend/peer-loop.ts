@@ -258,10 +258,7 @@ export class PeerLoop<E extends PeerEntry> {
     for (const lease of leases) {
       const p = this.planOne(lease);
       const before = this.programmed.get(lease.key) ?? [];
-      this.claims.release(
-        lease.key,
-        before.flatMap((e) => this.o.sink.claims(e)),
-      );
+      this.claims.release(lease.key, this.claimsOf(before));
       const c = claimEntries(lease, p.entries, (e) => this.o.sink.claims(e), this.claims);
       this.logRefusals(
         lease,
@@ -278,13 +275,31 @@ export class PeerLoop<E extends PeerEntry> {
     return changes;
   }
 
+  private claimsOf(entries: readonly E[]): Claim[] {
+    return entries.flatMap((e) => this.o.sink.claims(e));
+  }
+
+  /** Logs what the sink could not do; any failure marks the loop dirty (the next event reconciles). */
+  private noteFailures(res: SinkResult<E>): number {
+    for (const { entry, err } of res.failed)
+      this.o.log.warn('cannot program peer; the next resync retries', {
+        peer: entry.key,
+        subnet: entry.subnet,
+        err: describeError(err),
+      });
+    if (res.errors.length > 0)
+      this.o.log.warn('cannot remove stale peer entries; the next resync retries', {
+        errors: res.errors.map(describeError),
+      });
+    const failures = res.failed.length + res.errors.length;
+    if (failures > 0) this.dirty = true;
+    return failures;
+  }
+
   /** Drops `key`'s entries and claims (its lease is gone): the change to apply. */
   private unclaim(key: string): Change<E> {
     const before = this.programmed.get(key) ?? [];
-    this.claims.release(
-      key,
-      before.flatMap((e) => this.o.sink.claims(e)),
-    );
+    this.claims.release(key, this.claimsOf(before));
     this.programmed.delete(key);
     return { key, before, after: [] };
   }
@@ -331,23 +346,9 @@ export class PeerLoop<E extends PeerEntry> {
     const remove = changes.flatMap((c) => c.before);
     const keys = new Set(changes.map((c) => c.key));
     const keep: E[] = [];
-    for (const k of this.claims.sharers(
-      '',
-      remove.flatMap((e) => this.o.sink.claims(e)),
-    ))
+    for (const k of this.claims.sharers('', this.claimsOf(remove)))
       if (!keys.has(k)) keep.push(...(this.programmed.get(k) ?? []));
-    const res = await this.o.sink.apply(program, remove, keep);
-    for (const { entry, err } of res.failed)
-      this.o.log.warn('cannot program peer; the next resync retries', {
-        peer: entry.key,
-        subnet: entry.subnet,
-        err: describeError(err),
-      });
-    if (res.errors.length > 0)
-      this.o.log.warn('cannot remove peer entries; the next resync retries', {
-        errors: res.errors.map(describeError),
-      });
-    if (res.failed.length > 0 || res.errors.length > 0) this.dirty = true;
+    this.noteFailures(await this.o.sink.apply(program, remove, keep));
     for (const c of changes) {
       if (c.after.length === 0) this.o.log.info('peer removed', { peer: c.key });
       else if (c.before.length === 0)
@@ -388,10 +389,7 @@ export class PeerLoop<E extends PeerEntry> {
     this.claims.clear();
     for (const [key, entries] of plan.byLease) {
       this.programmed.set(key, entries);
-      this.claims.take(
-        key,
-        entries.flatMap((e) => this.o.sink.claims(e)),
-      );
+      this.claims.take(key, this.claimsOf(entries));
     }
     this.blocked = new Set(plan.blocked);
     const refused = new Map<string, RefusedLease[]>();
@@ -405,16 +403,7 @@ export class PeerLoop<E extends PeerEntry> {
       this.o.observer?.refused?.(key, []);
     }
     const res = await this.o.sink.reconcile(plan.entries);
-    for (const { entry, err } of res.failed)
-      this.o.log.warn('cannot program peer; the next resync retries', {
-        peer: entry.key,
-        subnet: entry.subnet,
-        err: describeError(err),
-      });
-    for (const err of res.errors)
-      this.o.log.warn('cannot remove stale entry', { err: describeError(err) });
-    const failures = res.failed.length + res.errors.length;
-    if (failures > 0) this.dirty = true;
+    const failures = this.noteFailures(res);
     const report: ReconcileReport = {
       ms: performance.now() - t0,
       peers: this.programmed.size,
