@@ -22,6 +22,7 @@ import {
   type LeasePlan,
   type NetworkPlan,
   type PeerEntry,
+  type RefusedLease,
 } from '../backend/peer-plan.js';
 import { planReconcile } from '../backend/reconcile.js';
 import { onLinkOf } from '../backend/uplink-routes.js';
@@ -289,6 +290,10 @@ function wants(input: PeerInput, planned: PlannedNetwork | null): Want[] {
   const { config, own } = input;
   const devs = overlayDevices(config);
   const out: Want[] = [];
+  const refusals = new Map<string, RefusedLease[]>();
+  for (const r of planned?.plan.refused ?? [])
+    refusals.set(r.lease.key, [...(refusals.get(r.lease.key) ?? []), r]);
+  const ignoredBy = new Map(planned?.plan.ignored.map((i) => [i.lease.key, i.reason]) ?? []);
   for (const lease of input.leases) {
     if (own && lease.key === own.key) continue;
     for (const family of [4, 6] as const) {
@@ -303,10 +308,7 @@ function wants(input: PeerInput, planned: PlannedNetwork | null): Want[] {
       const entry =
         planned?.plan.byLease.get(lease.key)?.find((e) => familyOf(e.subnet) === family) ?? null;
       const refusal =
-        planned?.plan.refused.find(
-          (r) => r.lease.key === lease.key && (r.family === family || r.family === null),
-        ) ?? null;
-      const ignored = planned?.plan.ignored.find((i) => i.lease.key === lease.key) ?? null;
+        refusals.get(lease.key)?.find((r) => r.family === family || r.family === null) ?? null;
       const devName = devs[family];
       out.push({
         lease,
@@ -318,7 +320,7 @@ function wants(input: PeerInput, planned: PlannedNetwork | null): Want[] {
         dev: devName ? (input.kernel.links.find((l) => l.name === devName) ?? null) : null,
         entry,
         refused: refusal?.reason ?? (planned ? null : `backend ${config.backend.type} unknown`),
-        ignored: ignored?.reason ?? null,
+        ignored: ignoredBy.get(lease.key) ?? null,
       });
     }
   }
