@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Backend, Uplink } from '../../src/backend/backend.js';
 import { hostGwBackendFactory } from '../../src/backend-hostgw/index.js';
+import { udpBackendFactory } from '../../src/backend-udp/index.js';
+import { MemoryForwarder } from '../../src/dataplane/forwarder.js';
 import { deriveVtepMac } from '../../src/backend-vxlan/mac.js';
 import { vxlanBackendFactory } from '../../src/backend-vxlan/index.js';
 import { peerVerdicts } from '../../src/cli/peers.js';
@@ -43,6 +45,9 @@ function vx(n: number, publicIp: string, data: unknown = { VNI: 1, VtepMAC: mac(
 function hg(publicIp: string): LeaseAttrs {
   return { publicIp, publicIpv6: null, backendType: 'host-gw' };
 }
+function udp(publicIp: string): LeaseAttrs {
+  return { publicIp, publicIpv6: null, backendType: '' };
+}
 function mac(n: number): string {
   return `0e:00:00:00:00:${n.toString(16).padStart(2, '0')}`;
 }
@@ -61,12 +66,13 @@ function hostile(attrs: (n: number, ip: string) => LeaseAttrs): Lease[] {
 }
 
 async function run(
-  type: 'vxlan' | 'host-gw',
+  type: 'vxlan' | 'host-gw' | 'udp',
   before: readonly Lease[],
   after: readonly Lease[],
 ): Promise<{ refusedByWeftd: Map<string, string[]>; rows: ReturnType<typeof peerVerdicts> }> {
   const fake = new FakeNetlink();
   const eth0 = fake.addLink('eth0');
+  if (type === 'udp') fake.addLink('weft0', { kind: 'tun', up: false });
   fake.addrs.push({ index: eth0.index, cidr: `${OURS}/24` });
   const config = testNetworkConfig(type);
   const subnets = new MemorySubnets(config);
@@ -99,7 +105,13 @@ async function run(
   const backend: Backend =
     type === 'vxlan'
       ? vxlanBackendFactory({ ...opts, machineIdPath: machineId })(deps)
-      : hostGwBackendFactory(opts)(deps);
+      : type === 'host-gw'
+        ? hostGwBackendFactory(opts)(deps)
+        : udpBackendFactory({
+            ...opts,
+            startForwarder: (req) =>
+              MemoryForwarder.start({ tunFd: 3, port: req.port, mtu: req.mtu }),
+          })(deps);
   const ac = new AbortController();
   const network = await backend.registerNetwork(config, {}, ac.signal);
   const done = network.run(ac.signal);
@@ -186,5 +198,26 @@ describe('weftd and weftctl agree on hostile leases', () => {
     );
     expect(r.refusedByWeftd.size).toBe(9);
     expectAgreement(r, ['10.5.2.0-24']);
+  });
+
+  it("udp: hostile subnets and addresses, and a newcomer for a live peer's subnet", async () => {
+    const r = await run(
+      'udp',
+      [raw('10.5.2.0/24', udp('198.18.0.2')), ...hostile((_n, ip) => udp(ip))],
+      [
+        raw('10.5.44.0/24', udp(OURS)),
+        {
+          key: '10.5.2.0-24&fd05:0:0:2::-64', // a second key for the live peer's subnet
+          subnet: '10.5.2.0/24',
+          subnet6: 'fd05:0:0:2::/64',
+          attrs: udp('198.18.0.66'),
+          expiration: new Date(Date.now() + 10 * 86_400_000),
+        },
+      ],
+    );
+    expect(r.refusedByWeftd.has('10.5.2.0-24&fd05:0:0:2::-64')).toBe(true);
+    // udp does not refuse an on-link broadcast address (the forwarder's socket cannot send to it
+    // without SO_BROADCAST): weftd routes it, and weftctl agrees
+    expectAgreement(r, ['10.5.2.0-24', '10.5.42.0-24']);
   });
 });
