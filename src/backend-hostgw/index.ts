@@ -25,8 +25,8 @@ import {
 import { netlinkSink } from '../backend/netlink-sink.js';
 import type { PeerEntries } from '../backend/peer-entries.js';
 import type { LeasePlan } from '../backend/peer-plan.js';
-import type { KernelView } from '../backend/reconcile.js';
-import { isClusterGatewayRoute, isOnLink, onLinkNetworks } from '../backend/uplink-routes.js';
+import { inScope, type KernelView } from '../backend/reconcile.js';
+import { isOnLink, onLinkNetworks } from '../backend/uplink-routes.js';
 import type { Lease } from '../lease/lease.js';
 import { parseCidr, type IpFamily, type NetlinkOps, type RouteEntry } from '../netlink/index.js';
 import type { AcquireOptions, NetworkConfig } from '../subnet/manager.js';
@@ -76,14 +76,14 @@ class HostGwProgrammer {
 
   async readKernel(): Promise<KernelView> {
     const routes: RouteEntry[] = [];
-    for (const f of this.families) {
-      const all = await this.ops.routeList(f.fam.family, { oif: this.uplink.index });
-      routes.push(
-        ...all.filter((r) => isClusterGatewayRoute(r, f.network, f.subnetLen, f.ownSubnet)),
-      );
-    }
-    return { routes, neighs: [], fdb: [] };
+    for (const f of this.families)
+      routes.push(...(await this.ops.routeList(f.fam.family, { oif: this.uplink.index })));
+    return inScope(
+      { routes, neighs: [], fdb: [] },
+      { devices: [], uplink: this.uplink.index, clusters: this.families },
+    );
   }
+
 }
 
 class HostGwBackend implements Backend {

@@ -9,6 +9,8 @@ import {
   parseCidr,
   type IpFamily,
   type NetlinkOps,
+  type FdbEntry,
+  type NeighEntry,
   type RouteEntry,
   type VxlanLinkSpec,
   type LinkEvent,
@@ -17,8 +19,8 @@ import type { Uplink } from '../backend/backend.js';
 import type { FamilyDescriptor } from '../backend/family.js';
 import type { PeerEntries } from '../backend/peer-entries.js';
 import type { LeasePlan } from '../backend/peer-plan.js';
-import { isClusterGatewayRoute, onLinkNetworks } from '../backend/uplink-routes.js';
-import type { KernelView } from '../backend/reconcile.js';
+import { onLinkNetworks } from '../backend/uplink-routes.js';
+import { inScope, type KernelView } from '../backend/reconcile.js';
 import type { VxlanConfig } from './config.js';
 import { planVxlanPeer, type VxlanPlanScope } from './plan.js';
 import { disableTxChecksum } from './checksum.js';
@@ -140,21 +142,27 @@ export class VxlanProgrammer {
 
   async readKernel(): Promise<KernelView> {
     const { ops, uplink } = this.o;
-    const routes: RouteEntry[] = [];
-    const neighs: KernelView['neighs'][number][] = [];
-    const fdb: KernelView['fdb'][number][] = [];
+    const dump: { routes: RouteEntry[]; neighs: NeighEntry[]; fdb: FdbEntry[] } = {
+      routes: [],
+      neighs: [],
+      fdb: [],
+    };
     for (const dev of this.o.devices) {
       const f = dev.fam.family;
-      const onDev = await ops.routeList(f, { oif: dev.index });
-      routes.push(...onDev.filter((r) => r.protocol !== 'KERNEL' && r.type === 'UNICAST'));
-      const subnetLen = parseCidr(dev.ownSubnet).len;
-      const onUplink = await ops.routeList(f, { oif: uplink.index });
-      routes.push(
-        ...onUplink.filter((r) => isClusterGatewayRoute(r, dev.network, subnetLen, dev.ownSubnet)),
-      );
-      neighs.push(...(await ops.neighList(f, dev.index)));
-      fdb.push(...(await ops.fdbList(dev.index)));
+      dump.routes.push(...(await ops.routeList(f, { oif: dev.index })));
+      dump.routes.push(...(await ops.routeList(f, { oif: uplink.index })));
+      dump.neighs.push(...(await ops.neighList(f, dev.index)));
+      dump.fdb.push(...(await ops.fdbList(dev.index)));
     }
-    return { routes, neighs, fdb };
+    return inScope(dump, {
+      devices: this.o.devices.map((d) => d.index),
+      uplink: uplink.index,
+      clusters: this.o.devices.map((d) => ({
+        network: d.network,
+        subnetLen: parseCidr(d.ownSubnet).len,
+        ownSubnet: d.ownSubnet,
+      })),
+    });
   }
+
 }

@@ -11,20 +11,25 @@ import {
   type RouteEntry,
 } from '../netlink/index.js';
 
-/** A route for one cluster subnet (exactly `subnetLen` long, inside `network`, not ours) via a gateway. */
+/** A route for one cluster subnet (exactly `subnetLen` long, inside `network`, not `ownSubnet` unless
+ *  that is '' = unknown) via a gateway. */
 export function isClusterGatewayRoute(
   r: RouteEntry,
   network: string,
   subnetLen: number,
   ownSubnet: string,
 ): boolean {
-  return (
-    r.gateway !== null &&
-    r.type === 'UNICAST' &&
-    parseCidr(r.dst).len === subnetLen &&
-    cidrContains(network, r.dst) &&
-    networkOf(r.dst) !== networkOf(ownSubnet)
-  );
+  try {
+    return (
+      r.gateway !== null &&
+      r.type === 'UNICAST' &&
+      parseCidr(r.dst).len === subnetLen &&
+      cidrContains(network, r.dst) &&
+      (ownSubnet === '' || networkOf(r.dst) !== networkOf(ownSubnet))
+    );
+  } catch {
+    return false; // not a CIDR (e.g. 'default'): not one of ours
+  }
 }
 
 /** Networks the uplink is directly attached to (its addresses' prefixes; IPv6 link-local excluded). */

@@ -15,7 +15,7 @@ import { parseUdpConfig } from '../backend-udp/config.js';
 import { planUdpPeer, udpClaims, type UdpPeerRoute } from '../backend-udp/plan.js';
 import { FAMILIES } from '../backend/family.js';
 import { netlinkClaims } from '../backend/netlink-sink.js';
-import type { PeerEntries } from '../backend/peer-entries.js';
+import type { PeerEntries, StaleEntries } from '../backend/peer-entries.js';
 import {
   planPeers,
   type Claim,
@@ -24,13 +24,12 @@ import {
   type PeerEntry,
   type RefusedLease,
 } from '../backend/peer-plan.js';
-import { planReconcile } from '../backend/reconcile.js';
+import { inScope, planReconcile, type KernelScope } from '../backend/reconcile.js';
 import { onLinkOf } from '../backend/uplink-routes.js';
 import type { Lease } from '../lease/lease.js';
 import {
   cidrContains,
   networkAddress,
-  networkOf,
   parseCidr,
   type AddrEntry,
   type FdbEntry,
@@ -89,6 +88,8 @@ export interface PeerInput {
 
 interface PlannedNetwork {
   readonly plan: NetworkPlan<PeerEntry>;
+  /** The kernel entries weftd would delete (none for udp, whose peers live in the forwarder). */
+  readonly stale: StaleEntries;
 }
 
 /** The link carrying `ip` (this host's public address), or null. */
@@ -107,7 +108,8 @@ function onLinkAt(input: PeerInput, index: number | null, family: 4 | 6): string
 function plannerFor(input: PeerInput): {
   plan: (l: Lease) => LeasePlan<PeerEntry>;
   claims: (e: PeerEntry) => readonly Claim[];
-  netlink: boolean;
+  /** What weftd owns in this kernel (null: its peers are not kernel entries, e.g. udp). */
+  kernel: KernelScope | null;
 } | null {
   const { config, own } = input;
   const families = FAMILIES.filter((f) => f.network(config) !== null);
@@ -144,7 +146,11 @@ function plannerFor(input: PeerInput): {
       return {
         plan: (l) => planVxlanPeer(l, scope),
         claims: (e) => netlinkClaims(e as PeerEntries),
-        netlink: true,
+        kernel: {
+          devices: scopes.flatMap((f) => (f.deviceIndex ? [f.deviceIndex] : [])),
+          uplink: scope.uplinkIndex,
+          clusters: famBase,
+        },
       };
     }
     if (config.backend.type === 'host-gw') {
@@ -161,7 +167,7 @@ function plannerFor(input: PeerInput): {
       return {
         plan: (l) => planHostGwPeer(l, scope),
         claims: (e) => netlinkClaims(e as PeerEntries),
-        netlink: true,
+        kernel: { devices: [], uplink, clusters: famBase },
       };
     }
     if (config.backend.type === 'udp' && config.network) {
@@ -182,7 +188,7 @@ function plannerFor(input: PeerInput): {
       return {
         plan: (l) => planUdpPeer(l, scope),
         claims: (e) => udpClaims(e as UdpPeerRoute),
-        netlink: false,
+        kernel: null,
       };
     }
   } catch {
@@ -202,14 +208,19 @@ export function planNetwork(input: PeerInput): PlannedNetwork | null {
   const peers = input.leases.filter((l) => !input.own || l.key !== input.own.key);
   const plans = new Map(peers.map((l) => [l.key, planner.plan(l)]));
   const incumbents = new Set<string>();
-  if (planner.netlink) {
+  const scoped = planner.kernel ? inScope(input.kernel, planner.kernel) : null;
+  if (scoped) {
     for (const [key, p] of plans) {
       const entries = p.entries as readonly PeerEntries[];
-      if (entries.length > 0 && planReconcile(entries, input.kernel).program.length === 0)
+      if (entries.length > 0 && planReconcile(entries, scoped).program.length === 0)
         incumbents.add(key);
     }
   }
-  return { plan: planPeers(peers, (l) => plans.get(l.key)!, planner.claims, incumbents) };
+  const plan = planPeers(peers, (l) => plans.get(l.key)!, planner.claims, incumbents);
+  const stale = scoped
+    ? planReconcile(plan.entries as readonly PeerEntries[], scoped).stale
+    : { routes: [], neighs: [], fdb: [] };
+  return { plan, stale };
 }
 
 /**
@@ -469,29 +480,12 @@ function pickVerdict(v: ReadonlySet<PeerVerdict>): PeerVerdict {
   return 'ok';
 }
 
-/** Kernel entries on the overlay devices (or routes into the cluster network) that no lease explains. */
-function staleRows(input: PeerInput, ws: readonly Want[]): PeerRow[] {
-  const k = input.kernel;
-  const out: PeerRow[] = [];
-  const nets = [input.config.network, input.config.ipv6Network].filter((n): n is string => !!n);
-  const ownSubnets = [input.own?.subnet, input.own?.subnet6]
-    .filter((s): s is string => !!s)
-    .map((s) => networkOf(s));
-  const planned = ws.flatMap((w) => (w.entry ? [w.entry as Partial<PeerEntries>] : []));
-  const wanted = new Set(ws.flatMap((w) => (w.entry ? [w.entry.subnet] : [])));
-  const devs = overlayDevices(input.config);
-  const devIndexes = new Set(
-    [devs[4], devs[6]].flatMap((n) => k.links.filter((l) => l.name === n).map((l) => l.index)),
-  );
-  const row = (
-    family: 4 | 6,
-    subnet: string,
-    what: Partial<PeerRow>,
-    problem: string,
-    fix: string,
-  ): PeerRow => ({
+/** The kernel entries weftd's reconcile would delete (no planned peer wants them, refused leases'
+ *  leftovers included), with their fix. */
+function staleRows(k: KernelState, stale: StaleEntries): PeerRow[] {
+  const row = (subnet: string, what: Partial<PeerRow>, problem: string, fix: string): PeerRow => ({
     lease: null,
-    family,
+    family: familyOf(subnet),
     subnet,
     publicIp: null,
     vtepMac: null,
@@ -504,59 +498,39 @@ function staleRows(input: PeerInput, ws: readonly Want[]): PeerRow[] {
     fixes: [fix],
     ...what,
   });
-  for (const r of k.routes) {
-    if (r.protocol === 'KERNEL' || r.type !== 'UNICAST') continue;
-    const inNet = nets.some((n) => cidrContains(n, r.dst));
-    const onDev = r.oif !== null && devIndexes.has(r.oif);
-    if (!inNet && !onDev) continue;
-    if (wanted.has(r.dst) || ownSubnets.includes(r.dst) || nets.includes(r.dst)) continue;
-    if (!onDev && r.gateway === null) continue; // e.g. a local bridge route
-    out.push(
+  const host = (ip: string): string => `${ip}/${familyOf(ip) === 4 ? 32 : 128}`;
+  return [
+    ...stale.routes.map((r) =>
       row(
-        familyOf(r.dst),
         r.dst,
-        { route: showRoute(k, r) },
+        { route: showRoute(k, r as RouteEntry) },
         `route to ${r.dst}: no lease holds this subnet`,
         `ip route del ${r.dst}`,
       ),
-    );
-  }
-  const gateways = new Set(planned.flatMap((e) => (e.neigh ? [e.neigh.dst] : [])));
-  const macs = new Set(planned.flatMap((e) => (e.fdb ? [e.fdb.mac] : [])));
-  for (const n of k.neighs) {
-    if (!devIndexes.has(n.ifindex) || !n.permanent || gateways.has(n.dst)) continue;
-    out.push(
+    ),
+    ...stale.neighs.map((n) =>
       row(
-        familyOf(n.dst),
-        `${n.dst}/${familyOf(n.dst) === 4 ? 32 : 128}`,
-        { neigh: showNeigh(k, n) },
+        host(n.dst),
+        { neigh: showNeigh(k, n as NeighEntry) },
         `neighbour ${n.dst}: no lease has this gateway`,
         `ip neigh del ${n.dst} dev ${linkName(k, n.ifindex)}`,
       ),
-    );
-  }
-  for (const f of k.fdb) {
-    // all-zero (default destination) entries and entries without a remote are not per-peer state
-    if (!devIndexes.has(f.ifindex) || !f.permanent || f.mac === '00:00:00:00:00:00' || !f.dst)
-      continue;
-    if (macs.has(f.mac)) continue; // a live MAC (a wrong dst is reported on that peer's row)
-    const fam = f.dst ? familyOf(f.dst) : 4;
-    out.push(
+    ),
+    ...stale.fdb.map((f) =>
       row(
-        fam,
-        f.dst ? `${f.dst}/${fam === 4 ? 32 : 128}` : '-',
-        { fdb: showFdb(k, f), vtepMac: f.mac, publicIp: f.dst },
-        `FDB entry ${f.mac}: no lease publishes this VTEP MAC (an old MAC or a peer that left)`,
-        `bridge fdb del ${f.mac} dev ${linkName(k, f.ifindex)}${f.dst ? ` dst ${f.dst}` : ''} self`,
+        host(f.dst),
+        { fdb: showFdb(k, { ...f, permanent: true }), vtepMac: f.mac, publicIp: f.dst },
+        `FDB entry ${f.mac}: no lease publishes this VTEP MAC for ${f.dst} (an old MAC or a peer that left)`,
+        `bridge fdb del ${f.mac} dev ${linkName(k, f.ifindex)} dst ${f.dst} self`,
       ),
-    );
-  }
-  return out;
+    ),
+  ];
 }
 
 /** One row per peer and family, then the stale entries. */
 export function peerVerdicts(input: PeerInput): PeerRow[] {
-  const ws = wants(input, planNetwork(input));
+  const planned = planNetwork(input);
+  const ws = wants(input, planned);
   const type = input.config.backend.type;
   const rows = ws.map((w): PeerRow => {
     if (w.ignored !== null)
@@ -583,7 +557,7 @@ export function peerVerdicts(input: PeerInput): PeerRow[] {
     if (type === 'host-gw') return hostgwRow(input.kernel, w);
     return udpRow(input.kernel, w);
   });
-  return [...rows, ...staleRows(input, ws)];
+  return [...rows, ...(planned ? staleRows(input.kernel, planned.stale) : [])];
 }
 
 /** True when a row is a fault (skipped peers of another backend are reported but not counted). */
