@@ -160,7 +160,13 @@ function plannerFor(input: PeerInput): {
         uplinkName: input.kernel.links.find((l) => l.index === uplink)?.name ?? '?',
         families: famBase.map((b) => ({
           ...b,
-          ownIps: [own ? b.fam.publicIp(own) : null],
+          // weftd: its public IP and interface address (the uplink's, which weftctl cannot single out)
+          ownIps: [
+            own ? b.fam.publicIp(own) : null,
+            ...(input.addrs ?? [])
+              .filter((a) => a.index === uplink && familyOf(a.cidr) === b.fam.family)
+              .map((a) => a.cidr.split('/')[0]!),
+          ],
           onlink: onLinkAt(input, uplink, b.fam.family),
         })),
       };
