@@ -139,7 +139,13 @@ export function claimEntries<E extends PeerEntry>(
     for (const c of cs) {
       holder = index.conflict(lease.key, c);
       if (holder !== null) {
-        what = c[0].split('|')[0] === 'route' ? `the route to ${e.subnet}` : 'the VTEP MAC';
+        const kind = c[0].split('|')[0];
+        what =
+          kind === 'route'
+            ? `the route to ${e.subnet}`
+            : kind === 'fdb'
+              ? 'the VTEP MAC'
+              : `its ${kind}`;
         break;
       }
     }
@@ -150,7 +156,7 @@ export function claimEntries<E extends PeerEntry>(
       refused.push({
         lease,
         family: e.subnet.includes(':') ? 6 : 4,
-        reason: `lease ${holder} already holds ${what} (two leases claim the same subnet or VTEP MAC; one is programmed)`,
+        reason: `lease ${holder} already holds ${what} (two leases claim the same entry; one is programmed)`,
       });
     }
   }
