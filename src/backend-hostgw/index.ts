@@ -17,25 +17,20 @@ import type { FamilyDescriptor } from '../backend/family.js';
 import {
   backendNetlink,
   enabledFamilies,
+  linkTriggers,
   ownSubnet,
   peerLoopRunner,
   type BackendRuntimeOptions,
 } from '../backend/lifecycle.js';
-import { peerAddressProblem, peerSubnetProblem } from '../backend/peer-check.js';
+import { netlinkSink } from '../backend/netlink-sink.js';
 import type { PeerEntries } from '../backend/peer-entries.js';
-import type { PeerProgrammer } from '../backend/peer-loop.js';
-import type { KernelView } from '../backend/reconcile.js';
-import { isClusterGatewayRoute, isOnLink, onLinkNetworks } from '../backend/uplink-routes.js';
+import type { LeasePlan } from '../backend/peer-plan.js';
+import { inScope, type KernelView } from '../backend/reconcile.js';
+import { isOnLink, onLinkNetworks } from '../backend/uplink-routes.js';
 import type { Lease } from '../lease/lease.js';
-import { rateLimited, type Logger } from '../log/logger.js';
-import {
-  networkOf,
-  parseCidr,
-  type IpFamily,
-  type NetlinkOps,
-  type RouteEntry,
-} from '../netlink/index.js';
+import { parseCidr, type IpFamily, type NetlinkOps, type RouteEntry } from '../netlink/index.js';
 import type { AcquireOptions, NetworkConfig } from '../subnet/manager.js';
+import { planHostGwPeer } from './plan.js';
 
 export type HostGwBackendOptions = BackendRuntimeOptions;
 
@@ -55,17 +50,12 @@ interface FamilyState {
   onlink: string[];
 }
 
-class HostGwProgrammer implements PeerProgrammer {
-  private readonly peerLog: Logger;
-
+class HostGwProgrammer {
   constructor(
     private readonly ops: NetlinkOps,
     private readonly uplink: Uplink,
     private readonly families: FamilyState[],
-    log: Logger,
-  ) {
-    this.peerLog = rateLimited(log);
-  }
+  ) {}
 
   async ensureReady(): Promise<void> {
     for (const f of this.families) {
@@ -73,65 +63,25 @@ class HostGwProgrammer implements PeerProgrammer {
     }
   }
 
-  entriesFor(lease: Lease): PeerEntries[] {
-    if (lease.attrs.backendType !== 'host-gw') return [];
-    const out: PeerEntries[] = [];
-    for (const f of this.families) {
-      const raw = f.fam.subnet(lease);
-      const gw = f.fam.publicIp(lease);
-      if (!raw || !gw) continue;
-      let subnet: string;
-      try {
-        subnet = networkOf(raw);
-      } catch {
-        this.peerLog.warn('skipping peer with an invalid subnet', {
-          lease: lease.key,
-          subnet: raw,
-        });
-        continue;
-      }
-      const problem =
-        peerSubnetProblem(subnet, f) ??
-        peerAddressProblem(
-          gw,
-          [f.fam.uplinkPublicIp(this.uplink), f.fam.ifaceAddr(this.uplink)],
-          f.onlink,
-        );
-      if (problem !== null) {
-        this.peerLog.warn('skipping peer lease', {
-          lease: lease.key,
-          family: f.fam.label,
-          problem,
-        });
-        continue;
-      }
-      if (!isOnLink(f.onlink, gw)) {
-        this.peerLog.warn('skipping host-gw peer that is not on-link', {
-          lease: lease.key,
-          publicIp: gw,
-          uplink: this.uplink.name,
-          onlink: f.onlink,
-        });
-        continue;
-      }
-      out.push({
-        key: `${lease.key}/${f.fam.family}`,
-        subnet,
-        route: { dst: subnet, gateway: gw, oif: this.uplink.index },
-      });
-    }
-    return out;
-  }
+  /** The planner's view of this host as of the last ensureReady. */
+  plan = (lease: Lease): LeasePlan<PeerEntries> =>
+    planHostGwPeer(lease, {
+      uplinkIndex: this.uplink.index,
+      uplinkName: this.uplink.name,
+      families: this.families.map((f) => ({
+        ...f,
+        ownIps: [f.fam.uplinkPublicIp(this.uplink), f.fam.ifaceAddr(this.uplink)],
+      })),
+    });
 
   async readKernel(): Promise<KernelView> {
     const routes: RouteEntry[] = [];
-    for (const f of this.families) {
-      const all = await this.ops.routeList(f.fam.family, { oif: this.uplink.index });
-      routes.push(
-        ...all.filter((r) => isClusterGatewayRoute(r, f.network, f.subnetLen, f.ownSubnet)),
-      );
-    }
-    return { routes, neighs: [], fdb: [] };
+    for (const f of this.families)
+      routes.push(...(await this.ops.routeList(f.fam.family, { oif: this.uplink.index })));
+    return inScope(
+      { routes, neighs: [], fdb: [] },
+      { devices: [], uplink: this.uplink.index, clusters: this.families },
+    );
   }
 }
 
@@ -192,7 +142,7 @@ class HostGwBackend implements Backend {
           onlink: onlink.get(fam.family) ?? [],
         };
       });
-      const programmer = new HostGwProgrammer(ops, uplink, states, log);
+      const programmer = new HostGwProgrammer(ops, uplink, states);
       return {
         lease,
         mtu: uplink.mtu,
@@ -200,14 +150,20 @@ class HostGwBackend implements Backend {
           {
             subnets,
             ownLease: lease,
-            ops,
-            programmer,
+            plan: programmer.plan,
+            sink: netlinkSink({
+              ops,
+              ensureReady: () => programmer.ensureReady(),
+              readKernel: () => programmer.readKernel(),
+            }),
             log,
-            linkTrigger: (e) =>
-              e.kind === 'resync' || (e.kind === 'removed' && e.index === uplink.index),
+            triggers: linkTriggers(
+              ops,
+              (e) => e.kind === 'resync' || (e.kind === 'removed' && e.index === uplink.index),
+            ),
           },
           this.options,
-          netlink,
+          netlink.release,
         ),
       };
     } catch (err) {

@@ -9,8 +9,8 @@
  * forwarder writes it into its TUN. That is exactly flannel's UDP backend, so weft and flannel hosts
  * interoperate. What differs, on purpose:
  * - packets never pass through JavaScript: the forwarder runs on its own thread with TSO/GSO/GRO
- *   offloads and batching (an order of magnitude over flannel's per-packet loop); this file only maps
- *   leases to `setRoute`/`deleteRoute` and reads counters;
+ *   offloads and batching (an order of magnitude over flannel's per-packet loop); leases become
+ *   `setRoute`/`deleteRoute` through the shared peer loop (plan.ts → forwarder-sink.ts);
  * - it accepts a datagram only from a peer's public IP and only with an inner source inside that
  *   peer's subnet (flannel accepts anything from anyone), and counts every drop by reason;
  * - leases of other backend types are ignored (flannel routes every lease into its TUN);
@@ -21,31 +21,29 @@
  * the next start re-attaches to the device and rebuilds the forwarder table from the lease snapshot.
  */
 import { closeSync } from 'node:fs';
-import { ConfigError, describeError } from '../errors.js';
+import { ConfigError } from '../errors.js';
 import type { Backend, BackendDeps, BackendFactory, Network } from '../backend/backend.js';
 import { FAMILY_V4 } from '../backend/family.js';
-import { backendNetlink, ownSubnet, type BackendRuntimeOptions } from '../backend/lifecycle.js';
-import { DEFAULT_RESYNC_MS, type PeerLoopObserver } from '../backend/peer-loop.js';
+import {
+  backendNetlink,
+  ownSubnet,
+  peerLoopRunner,
+  type BackendRuntimeOptions,
+} from '../backend/lifecycle.js';
 import type { Lease } from '../lease/lease.js';
 import type { Logger } from '../log/logger.js';
-import type { NetlinkOps } from '../netlink/index.js';
 import { inNetns } from '../netns/netns.js';
 import type { AcquireOptions, NetworkConfig } from '../subnet/manager.js';
-import type { Forwarder, ForwarderStats } from '../dataplane/forwarder.js';
+import type { Forwarder, ForwarderRoute, ForwarderStats } from '../dataplane/forwarder.js';
 import { NativeForwarder } from '../dataplane/native-forwarder.js';
 import { openTun } from '../dataplane/tun.js';
 import { UDP_OVERHEAD, parseUdpConfig, type UdpConfig } from './config.js';
 import { configureTun, type TunSpec } from './device.js';
-import {
-  claimOrder,
-  peerRoutes,
-  syncRoutes,
-  type DesiredRoute,
-  type UdpPeerScope,
-} from './routes.js';
+import { forwarderSink } from './forwarder-sink.js';
+import { planUdpPeer, type UdpPeerScope } from './plan.js';
 
 export { parseUdpConfig, DEFAULT_UDP_PORT, UDP_OVERHEAD, type UdpConfig } from './config.js';
-export { peerRoutes, syncRoutes, isUdpLease } from './routes.js';
+export { planUdpPeer, isUdpLease } from './plan.js';
 export { forwarderMetricSamples, type MetricSample } from './metrics.js';
 
 export interface ForwarderStartRequest {
@@ -58,10 +56,6 @@ export interface ForwarderStartRequest {
 }
 
 export interface UdpBackendOptions extends BackendRuntimeOptions {
-  /** Open the TUN, bind the socket and create netlink sockets in this netns (simulated hosts). */
-  readonly netns?: string;
-  /** Metrics hooks (same shape as the kernel backends'): routed peers, resync duration, failures. */
-  readonly observer?: PeerLoopObserver;
   /** Creates the TUN and its forwarder (default: `weft0` with vnet header + NativeForwarder). */
   readonly startForwarder?: (req: ForwarderStartRequest) => Forwarder;
 }
@@ -71,8 +65,10 @@ export interface UdpNetwork extends Network {
   readonly deviceName: string;
   /** The forwarder's counters (for metrics and weftctl). */
   forwarderStats(): ForwarderStats;
+  /** Runs a full reconcile now (queued behind any work in progress); only while `run` is active. */
+  reconcileNow(): Promise<void>;
   /** Routes the forwarder holds now. */
-  forwarderRoutes(): readonly DesiredRoute[];
+  forwarderRoutes(): readonly ForwarderRoute[];
 }
 
 /** Opens (or re-attaches to) the persistent TUN `name` with a virtio-net header and starts a
@@ -164,9 +160,9 @@ class UdpBackend implements Backend {
       mtu,
       fallback: fwd.fallback,
     });
-    const network = config.network;
     const scope: UdpPeerScope = {
-      v4: { network, subnetLen: config.subnetLen, ownSubnet: subnet },
+      port: cfg.port,
+      v4: { network: config.network, subnetLen: config.subnetLen, ownSubnet: subnet },
       v6:
         ipv6 && config.ipv6Network !== null && lease.subnet6 !== null
           ? {
@@ -177,7 +173,20 @@ class UdpBackend implements Backend {
           : null,
       ownIps: [uplink.publicIp, uplink.ifaceAddr],
     };
-    const resyncMs = this.options.resyncMs ?? DEFAULT_RESYNC_MS;
+    const loop = peerLoopRunner(
+      {
+        subnets,
+        ownLease: lease,
+        plan: (l) => planUdpPeer(l, scope),
+        sink: forwarderSink(fwd, async () => void (await configureTun(ops, spec))),
+        log,
+      },
+      this.options,
+      () => {
+        fwd.close(); // joins the forwarder thread: it never outlives the daemon
+        netlink.release();
+      },
+    );
     return {
       lease,
       mtu,
@@ -185,124 +194,24 @@ class UdpBackend implements Backend {
       deviceName: cfg.name,
       forwarderStats: () => fwd.stats(),
       forwarderRoutes: () => fwd.routes(),
-      run: (runSignal) =>
-        runPeers(
-          {
-            subnets,
-            lease,
-            fwd,
-            ops,
-            spec,
-            port: cfg.port,
-            scope,
-            log,
-            resyncMs,
-            state,
-            observer: this.options.observer,
-          },
-          runSignal,
-        ).finally(() => {
-          fwd.close(); // joins the forwarder thread: it never outlives the daemon
-          netlink.release();
-        }),
-    };
-  }
-}
-
-interface PeerContext {
-  readonly subnets: BackendDeps['subnets'];
-  readonly lease: Lease;
-  readonly fwd: Forwarder;
-  readonly ops: NetlinkOps;
-  readonly spec: TunSpec;
-  readonly port: number;
-  readonly scope: UdpPeerScope;
-  readonly log: Logger;
-  readonly resyncMs: number;
-  /** The first fatal forwarder error, if any. */
-  readonly state: { fatal?: unknown };
-  readonly observer: PeerLoopObserver | undefined;
-}
-
-/** One serial loop: lease batches and the periodic resync both end in `apply`. */
-async function runPeers(c: PeerContext, signal: AbortSignal): Promise<void> {
-  const leases = new Map<string, Lease>();
-  const skipped = new Map<string, string>();
-  const stop = new AbortController();
-  const onAbort = (): void => stop.abort();
-  signal.addEventListener('abort', onAbort, { once: true });
-  const onError = (): void => stop.abort();
-  c.fwd.on('error', onError);
-  const apply = (): number => {
-    const desired = new Map<string, DesiredRoute>();
-    const peers = new Set<string>();
-    for (const l of claimOrder(leases.values(), c.fwd.routes())) {
-      let plan = peerRoutes(l, c.port, c.scope);
-      const taken =
-        plan.kind === 'routes' ? plan.routes.find((r) => desired.has(r.dst)) : undefined;
-      if (taken) plan = { kind: 'skip', reason: `subnet ${taken.dst} is claimed by another lease` };
-      if (plan.kind === 'skip') {
-        if (skipped.get(l.key) !== plan.reason)
-          c.log.info('peer ignored', { peer: l.key, reason: plan.reason });
-        skipped.set(l.key, plan.reason);
-        continue;
-      }
-      skipped.delete(l.key);
-      peers.add(l.key);
-      for (const r of plan.routes) desired.set(r.dst, r);
-    }
-    const res = syncRoutes(c.fwd, desired);
-    c.observer?.peers?.(peers.size);
-    if (res.set + res.deleted > 0)
-      c.log.info('forwarder routes updated', { ...res, peers: peers.size });
-    return peers.size;
-  };
-  let queue = Promise.resolve();
-  const resync = (): void => {
-    queue = queue
-      .then(async () => {
-        const t0 = performance.now();
-        await configureTun(c.ops, c.spec);
-        const peers = apply();
-        c.observer?.reconciled?.({
-          ms: performance.now() - t0,
-          peers,
-          programmed: 0,
-          deleted: 0,
-          failures: 0,
-        });
-      })
-      .catch((err: unknown) => {
-        c.observer?.failed?.(err);
-        c.log.warn('udp resync failed; retrying later', { err: describeError(err) });
-      });
-  };
-  const timer = setInterval(resync, c.resyncMs);
-  try {
-    if (c.state.fatal !== undefined) throw c.state.fatal;
-    for await (const batch of c.subnets.watchLeases(c.lease, stop.signal)) {
-      for (const ev of batch) {
-        if (ev.kind === 'snapshot') {
-          leases.clear();
-          for (const l of ev.leases) leases.set(l.key, l);
-        } else if (ev.kind === 'removed') {
-          leases.delete(ev.lease.key);
-          skipped.delete(ev.lease.key);
-        } else {
-          leases.set(ev.lease.key, ev.lease);
+      reconcileNow: loop.reconcileNow,
+      async run(runSignal) {
+        // A dead forwarder stops the loop and explains its end.
+        const stop = new AbortController();
+        const onAbort = (): void => stop.abort();
+        runSignal.addEventListener('abort', onAbort, { once: true });
+        fwd.on('error', onAbort);
+        if (state.fatal !== undefined) stop.abort();
+        try {
+          await loop.run(stop.signal);
+        } catch (err) {
+          throw state.fatal ?? err;
+        } finally {
+          runSignal.removeEventListener('abort', onAbort);
+          fwd.off('error', onAbort);
         }
-      }
-      await queue;
-      if (stop.signal.aborted) break;
-      apply();
-    }
-    if (c.state.fatal !== undefined) throw c.state.fatal;
-  } catch (err) {
-    throw c.state.fatal ?? err; // a dead forwarder explains any later failure
-  } finally {
-    clearInterval(timer);
-    signal.removeEventListener('abort', onAbort);
-    c.fwd.off('error', onError);
-    await queue;
+        if (state.fatal !== undefined) throw state.fatal;
+      },
+    };
   }
 }

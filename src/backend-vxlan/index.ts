@@ -23,10 +23,12 @@ import type { Backend, BackendDeps, BackendFactory, Network } from '../backend/b
 import {
   backendNetlink,
   enabledFamilies,
+  linkTriggers,
   ownSubnet,
   peerLoopRunner,
   type BackendRuntimeOptions,
 } from '../backend/lifecycle.js';
+import { netlinkSink } from '../backend/netlink-sink.js';
 import type { Lease } from '../lease/lease.js';
 import { ipFamily } from '../netlink/index.js';
 import type { AcquireOptions, NetworkConfig } from '../subnet/manager.js';
@@ -158,9 +160,20 @@ class VxlanBackend implements Backend {
         vtepMacs: Object.fromEntries(specs.map((s) => [s.fam.family, s.spec.mac])),
         deviceNames: specs.map((s) => s.spec.name),
         ...peerLoopRunner(
-          { subnets, ownLease: lease, ops, programmer, log, linkTrigger: programmer.linkTrigger },
+          {
+            subnets,
+            ownLease: lease,
+            plan: programmer.plan,
+            sink: netlinkSink({
+              ops,
+              ensureReady: () => programmer.ensureReady(),
+              readKernel: () => programmer.readKernel(),
+            }),
+            log,
+            triggers: linkTriggers(ops, programmer.linkTrigger),
+          },
           this.options,
-          netlink,
+          netlink.release,
         ),
       };
     } catch (err) {

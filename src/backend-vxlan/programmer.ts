@@ -1,16 +1,16 @@
 /**
- * The vxlan side of the peer loop: keeps the device(s) as wanted and turns peer leases into
- * neighbour + FDB + onlink route (or, with DirectRouting and an on-link peer, one route via the peer's
- * public IP on the uplink).
+ * The vxlan side of the peer loop: keeps the device(s) as wanted, gives the planner (plan.ts) its view
+ * of this host, and reads the kernel entries in the backend's scope for the reconcile.
  */
 import type { Lease } from '../lease/lease.js';
-import { rateLimited, type Logger } from '../log/logger.js';
+import type { Logger } from '../log/logger.js';
 import {
   networkAddress,
-  networkOf,
   parseCidr,
   type IpFamily,
   type NetlinkOps,
+  type FdbEntry,
+  type NeighEntry,
   type RouteEntry,
   type VxlanLinkSpec,
   type LinkEvent,
@@ -18,12 +18,11 @@ import {
 import type { Uplink } from '../backend/backend.js';
 import type { FamilyDescriptor } from '../backend/family.js';
 import type { PeerEntries } from '../backend/peer-entries.js';
-import { peerAddressProblem, peerSubnetProblem } from '../backend/peer-check.js';
-import { isClusterGatewayRoute, isOnLink, onLinkNetworks } from '../backend/uplink-routes.js';
-import type { PeerProgrammer } from '../backend/peer-loop.js';
-import type { KernelView } from '../backend/reconcile.js';
-import { parseVxlanBackendData } from './backend-data.js';
+import type { LeasePlan } from '../backend/peer-plan.js';
+import { onLinkNetworks } from '../backend/uplink-routes.js';
+import { inScope, type KernelView } from '../backend/reconcile.js';
 import type { VxlanConfig } from './config.js';
+import { planVxlanPeer, type VxlanPlanScope } from './plan.js';
 import { disableTxChecksum } from './checksum.js';
 import { disableAcceptRa } from './sysctl.js';
 
@@ -48,13 +47,10 @@ export interface VxlanProgrammerOptions {
   readonly netns?: string | undefined;
 }
 
-export class VxlanProgrammer implements PeerProgrammer {
+export class VxlanProgrammer {
   private onlink = new Map<IpFamily, string[]>();
-  private readonly peerLog: Logger;
 
-  constructor(private readonly o: VxlanProgrammerOptions) {
-    this.peerLog = rateLimited(o.log);
-  }
+  constructor(private readonly o: VxlanProgrammerOptions) {}
 
   get devices(): readonly VxlanDevice[] {
     return this.o.devices;
@@ -123,108 +119,49 @@ export class VxlanProgrammer implements PeerProgrammer {
     return !e.link.up || e.link.mac !== dev.spec.mac || e.link.mtu !== dev.spec.mtu;
   };
 
-  private isOnLink(family: IpFamily, ip: string): boolean {
-    return isOnLink(this.onlink.get(family) ?? [], ip);
+  /** The planner's view of this host (devices, addresses, on-link networks) as of the last ensureReady. */
+  scope(): VxlanPlanScope {
+    return {
+      vni: this.o.cfg.vni,
+      directRouting: this.o.cfg.directRouting,
+      uplinkIndex: this.o.uplink.index,
+      families: this.o.devices.map((dev) => ({
+        fam: dev.fam,
+        network: dev.network,
+        subnetLen: parseCidr(dev.ownSubnet).len,
+        ownSubnet: dev.ownSubnet,
+        deviceIndex: dev.index,
+        deviceMac: dev.spec.mac,
+        ownIps: [dev.spec.local, dev.fam.uplinkPublicIp(this.o.uplink)],
+        onlink: this.onlink.get(dev.fam.family) ?? [],
+      })),
+    };
   }
 
-  entriesFor(lease: Lease): PeerEntries[] {
-    if (lease.attrs.backendType !== 'vxlan') return [];
-    const out: PeerEntries[] = [];
-    for (const dev of this.o.devices) {
-      const subnetRaw = dev.fam.subnet(lease);
-      const publicIp = dev.fam.publicIp(lease);
-      if (!subnetRaw || !publicIp) continue;
-      const data = parseVxlanBackendData(dev.fam.backendData(lease));
-      if (!data.ok) {
-        this.peerLog.warn('skipping peer with invalid vxlan backend data', {
-          lease: lease.key,
-          family: dev.fam.label,
-          reason: data.reason,
-        });
-        continue;
-      }
-      if (data.value.vni !== this.o.cfg.vni) {
-        this.peerLog.warn('skipping peer with another VNI', {
-          lease: lease.key,
-          vni: data.value.vni,
-          ours: this.o.cfg.vni,
-        });
-        continue;
-      }
-      let subnet: string;
-      try {
-        subnet = networkOf(subnetRaw);
-      } catch {
-        this.peerLog.warn('skipping peer with an invalid subnet', {
-          lease: lease.key,
-          subnet: subnetRaw,
-        });
-        continue;
-      }
-      const problem =
-        peerSubnetProblem(subnet, {
-          network: dev.network,
-          subnetLen: parseCidr(dev.ownSubnet).len,
-          ownSubnet: dev.ownSubnet,
-        }) ??
-        peerAddressProblem(
-          publicIp,
-          [dev.spec.local, dev.fam.uplinkPublicIp(this.o.uplink)],
-          this.onlink.get(dev.fam.family) ?? [],
-        );
-      if (problem !== null) {
-        this.peerLog.warn('skipping peer lease', {
-          lease: lease.key,
-          family: dev.fam.label,
-          problem,
-        });
-        continue;
-      }
-      if (data.value.vtepMac === dev.spec.mac) {
-        this.peerLog.warn('skipping peer lease that carries our own VTEP MAC', {
-          lease: lease.key,
-          vtepMac: data.value.vtepMac,
-        });
-        continue;
-      }
-      const key = `${lease.key}/${dev.fam.family}`;
-      if (this.o.cfg.directRouting && this.isOnLink(dev.fam.family, publicIp)) {
-        out.push({
-          key,
-          subnet,
-          route: { dst: subnet, gateway: publicIp, oif: this.o.uplink.index },
-        });
-        continue;
-      }
-      const gw = networkAddress(subnet);
-      out.push({
-        key,
-        subnet,
-        neigh: { ifindex: dev.index, dst: gw, mac: data.value.vtepMac },
-        fdb: { ifindex: dev.index, mac: data.value.vtepMac, dst: publicIp },
-        route: { dst: subnet, gateway: gw, oif: dev.index, onlink: true },
-      });
-    }
-    return out;
-  }
+  plan = (lease: Lease): LeasePlan<PeerEntries> => planVxlanPeer(lease, this.scope());
 
   async readKernel(): Promise<KernelView> {
     const { ops, uplink } = this.o;
-    const routes: RouteEntry[] = [];
-    const neighs: KernelView['neighs'][number][] = [];
-    const fdb: KernelView['fdb'][number][] = [];
+    const dump: { routes: RouteEntry[]; neighs: NeighEntry[]; fdb: FdbEntry[] } = {
+      routes: [],
+      neighs: [],
+      fdb: [],
+    };
     for (const dev of this.o.devices) {
       const f = dev.fam.family;
-      const onDev = await ops.routeList(f, { oif: dev.index });
-      routes.push(...onDev.filter((r) => r.protocol !== 'KERNEL' && r.type === 'UNICAST'));
-      const subnetLen = parseCidr(dev.ownSubnet).len;
-      const onUplink = await ops.routeList(f, { oif: uplink.index });
-      routes.push(
-        ...onUplink.filter((r) => isClusterGatewayRoute(r, dev.network, subnetLen, dev.ownSubnet)),
-      );
-      neighs.push(...(await ops.neighList(f, dev.index)));
-      fdb.push(...(await ops.fdbList(dev.index)));
+      dump.routes.push(...(await ops.routeList(f, { oif: dev.index })));
+      dump.routes.push(...(await ops.routeList(f, { oif: uplink.index })));
+      dump.neighs.push(...(await ops.neighList(f, dev.index)));
+      dump.fdb.push(...(await ops.fdbList(dev.index)));
     }
-    return { routes, neighs, fdb };
+    return inScope(dump, {
+      devices: this.o.devices.map((d) => d.index),
+      uplink: uplink.index,
+      clusters: this.o.devices.map((d) => ({
+        network: d.network,
+        subnetLen: parseCidr(d.ownSubnet).len,
+        ownSubnet: d.ownSubnet,
+      })),
+    });
   }
 }

@@ -6,10 +6,11 @@
 import { ConfigError } from '../errors.js';
 import type { Lease } from '../lease/lease.js';
 import type { Logger } from '../log/logger.js';
-import { createNetlinkOps, type NetlinkOps } from '../netlink/index.js';
+import { createNetlinkOps, type LinkEvent, type NetlinkOps } from '../netlink/index.js';
 import type { NetworkConfig } from '../subnet/manager.js';
 import { FAMILIES, type FamilyDescriptor } from './family.js';
 import { PeerLoop, type PeerLoopObserver, type PeerLoopOptions } from './peer-loop.js';
+import type { PeerEntry } from './peer-plan.js';
 
 /** The options every backend takes for its façade and its peer loop. */
 export interface BackendRuntimeOptions {
@@ -19,6 +20,8 @@ export interface BackendRuntimeOptions {
   readonly netns?: string;
   /** Full reconcile period (default 60 s). */
   readonly resyncMs?: number;
+  /** How long a removed peer's entries wait for the same lease to come back (default 500 ms). */
+  readonly removalGraceMs?: number;
   readonly observer?: PeerLoopObserver;
 }
 
@@ -60,27 +63,40 @@ export interface PeerLoopRunner {
   reconcileNow(): Promise<void>;
 }
 
-/** `run` and `reconcileNow` of a network programmed by a PeerLoop (`resyncMs`/`observer` from `runtime`). */
-export function peerLoopRunner(
-  loopOptions: Omit<PeerLoopOptions, 'resyncMs' | 'observer'>,
+/** `run` and `reconcileNow` of a network programmed by a PeerLoop (`resyncMs`, `removalGraceMs` and
+ *  `observer` from `runtime`); `release` runs when `run` ends (closes the façade, the forwarder, …). */
+export function peerLoopRunner<E extends PeerEntry>(
+  loopOptions: Omit<PeerLoopOptions<E>, 'resyncMs' | 'removalGraceMs' | 'observer'>,
   runtime: BackendRuntimeOptions,
-  netlink: BackendNetlink,
+  release: () => void,
 ): PeerLoopRunner {
-  let loop: PeerLoop | null = null;
+  let loop: PeerLoop<E> | null = null;
   return {
     reconcileNow: () => (loop ? loop.requestReconcile('requested') : Promise.resolve()),
     async run(signal: AbortSignal): Promise<void> {
       loop = new PeerLoop({
         ...loopOptions,
         ...(runtime.resyncMs !== undefined ? { resyncMs: runtime.resyncMs } : {}),
+        ...(runtime.removalGraceMs !== undefined ? { removalGraceMs: runtime.removalGraceMs } : {}),
         ...(runtime.observer ? { observer: runtime.observer } : {}),
       });
       try {
         await loop.run(signal);
       } finally {
         loop = null;
-        netlink.release();
+        release();
       }
     },
   };
+}
+
+/** Peer-loop triggers from link events: a reconcile whenever `wanted` says the event concerns us. */
+export function linkTriggers(
+  ops: NetlinkOps,
+  wanted: (e: LinkEvent) => boolean,
+): NonNullable<PeerLoopOptions<PeerEntry>['triggers']> {
+  return (request) =>
+    ops.subscribeLinks((e) => {
+      if (wanted(e)) request(`link event ${e.kind}`);
+    });
 }

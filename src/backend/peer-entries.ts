@@ -1,5 +1,5 @@
 /**
- * Programming one peer (design.md C5): the kernel entries that make one remote subnet reachable, applied
+ * Programming peers (design.md C5): the kernel entries that make one remote subnet reachable, applied
  * as one unit. Order neighbour → FDB → route, so that by the time the route exists the kernel never has
  * to resolve the gateway (flannel's order); replace semantics throughout, so re-applying is harmless; on
  * failure the entries already written are undone. Removal attempts every delete and reports what failed
@@ -13,57 +13,12 @@ import {
   type NetlinkOps,
   type RouteSpec,
 } from '../netlink/index.js';
+import type { PeerEntry } from './peer-plan.js';
 
-export interface PeerEntries {
-  /** `<lease key>/<family>`, unique within a network. */
-  readonly key: string;
-  /** The remote subnet this makes reachable (for logs). */
-  readonly subnet: string;
+export interface PeerEntries extends PeerEntry {
   readonly neigh?: NeighSpec;
   readonly fdb?: FdbSpec;
   readonly route: RouteSpec;
-}
-
-export async function programPeer(ops: NetlinkOps, entries: PeerEntries): Promise<void> {
-  const undo: (() => Promise<void>)[] = [];
-  try {
-    if (entries.neigh) {
-      const n = entries.neigh;
-      await ops.neighReplace(n);
-      undo.push(() => ops.neighDelete(n));
-    }
-    if (entries.fdb) {
-      const f = entries.fdb;
-      await ops.fdbReplace(f);
-      undo.push(() => ops.fdbDelete(f));
-    }
-    await ops.routeReplace(entries.route);
-  } catch (err) {
-    for (const step of undo.reverse()) await step().catch(() => {});
-    throw err;
-  }
-}
-
-/** Best effort: tries route, FDB and neighbour deletes; returns the errors other than "absent". */
-export async function unprogramPeer(ops: NetlinkOps, entries: PeerEntries): Promise<unknown[]> {
-  const errors: unknown[] = [];
-  const attempt = async (fn: () => Promise<void>): Promise<void> => {
-    try {
-      await fn();
-    } catch (err) {
-      if (!isAbsent(err)) errors.push(err);
-    }
-  };
-  await attempt(() => ops.routeDelete(entries.route));
-  if (entries.fdb) {
-    const f = entries.fdb;
-    await attempt(() => ops.fdbDelete(f));
-  }
-  if (entries.neigh) {
-    const n = entries.neigh;
-    await attempt(() => ops.neighDelete(n));
-  }
-  return errors;
 }
 
 export const routeKey = (r: { dst: string; table?: number | undefined }): string =>
@@ -113,6 +68,7 @@ export async function programPeers(
     list: PeerEntries[],
     mutation: (p: PeerEntries) => Mutation,
   ): Promise<Set<PeerEntries>> => {
+    if (list.length === 0) return new Set();
     const results = await ops.applyBatch(list.map(mutation));
     const ok = new Set<PeerEntries>();
     results.forEach((err, i) => (err ? failed.set(list[i]!, err) : ok.add(list[i]!)));
@@ -131,12 +87,14 @@ export async function programPeers(
     (p) => ({ op: 'routeReplace', route: p.route }),
   );
   const bad = [...failed.keys()];
-  await ops.applyBatch(
-    bad.filter((p) => fdbOk.has(p)).map((p) => ({ op: 'fdbDelete', fdb: p.fdb! })),
-  );
-  await ops.applyBatch(
-    bad.filter((p) => neighOk.has(p)).map((p) => ({ op: 'neighDelete', neigh: p.neigh! })),
-  );
+  if (bad.length > 0) {
+    await ops.applyBatch(
+      bad.filter((p) => fdbOk.has(p)).map((p) => ({ op: 'fdbDelete', fdb: p.fdb! })),
+    );
+    await ops.applyBatch(
+      bad.filter((p) => neighOk.has(p)).map((p) => ({ op: 'neighDelete', neigh: p.neigh! })),
+    );
+  }
   return [...failed].map(([peer, err]) => ({ peer, err }));
 }
 

@@ -1,43 +1,69 @@
 /**
- * The serial peer loop shared by the kernel backends (design.md C4): lease batches from
+ * The one serial peer loop of every backend (design.md C4), generic over where peers are programmed (a
+ * PeerSink: netlink entries, the UDP forwarder's routes, WireGuard peers): lease batches from
  * `SubnetManager.watchLeases`, a periodic resync, and "something changed under us" triggers (link
- * events) all funnel into ONE queue, so no two kernel mutations of this network ever interleave.
+ * events) all funnel into ONE queue, so no two mutations of this network ever interleave.
  *
- * - snapshot batch → full reconcile (adds the missing, deletes stale entries, including those of peers
- *   that vanished while weftd was down);
- * - added / changed / removed → incremental: program the new entries, remove leftovers;
+ * - snapshot batch → full reconcile: the backend's planner over every lease (peer-plan.ts), then the
+ *   sink brings the dataplane to exactly that (adds the missing, deletes stale entries, including those
+ *   of peers that vanished while weftd was down);
+ * - added / changed / removed → incremental, O(1) per touched lease: the planner runs once for it, its
+ *   claims are checked through an index (no scan of the other peers), and the sink programs the new
+ *   entries and removes the leftovers in one batch;
+ * - a removed lease keeps its entries for a short grace (`removalGraceMs`): when the same lease comes
+ *   straight back (weftd on that host re-acquiring its subnet after a lost key) nothing is touched, and
+ *   when it comes back different it is changed in place; a peer that really left is gone once the
+ *   grace ends;
  * - no retries inside the loop: a failure is logged with the peer and marks the state dirty; the next
- *   resync (default every 60 s) reconciles everything again;
+ *   event or resync (default every 60 s) reconciles everything again;
  * - before the first snapshot nothing is deleted (an etcd outage at start must not empty the kernel);
- * - on abort the loop stops; devices, routes, neighbours and FDB entries stay in place.
+ * - on abort the loop stops; the dataplane stays in place.
  */
+import { applyLeaseEvents } from '../lease/diff.js';
 import type { Lease, LeaseEvent } from '../lease/lease.js';
-import type { Logger } from '../log/logger.js';
+import { rateLimited, type Logger } from '../log/logger.js';
 import { describeError } from '../errors.js';
-import type { LinkEvent, NetlinkOps } from '../netlink/index.js';
 import type { SubnetManager } from '../subnet/manager.js';
 import {
-  deleteStale,
-  leftovers,
-  programPeers,
-  routeKey,
-  staleCount,
-  unprogramPeer,
-  type PeerEntries,
-} from './peer-entries.js';
-import { planReconcile, type KernelView } from './reconcile.js';
+  ClaimIndex,
+  claimEntries,
+  planPeers,
+  preferred,
+  type Claim,
+  type LeasePlan,
+  type PeerEntry,
+  type RefusedLease,
+} from './peer-plan.js';
 
 export const DEFAULT_RESYNC_MS = 60_000;
+/** How long a removed lease's entries stay, waiting for the same lease to come back. */
+export const DEFAULT_REMOVAL_GRACE_MS = 500;
 
-/** The backend-specific part of the loop. */
-export interface PeerProgrammer {
-  /** Entries that make `lease` reachable ([] when the lease is not for this backend or is invalid —
-   *  the programmer logs why). Must not throw. */
-  entriesFor(lease: Lease): PeerEntries[];
-  /** Re-creates / re-configures the device(s) if needed; called before every full reconcile. */
+/** What one sink call did; `failed` peers and `errors` mark the loop dirty. */
+export interface SinkResult<E extends PeerEntry> {
+  readonly programmed: number;
+  readonly deleted: number;
+  readonly failed: readonly { readonly entry: E; readonly err: unknown }[];
+  readonly errors: readonly unknown[];
+}
+
+/**
+ * Where a backend's peers are programmed: a set of peers, each with its key, its subnet(s) and whatever
+ * reaches it (netlink neighbour/FDB/route; forwarder route to an endpoint; WireGuard public key,
+ * endpoint and allowed IPs).
+ */
+export interface PeerSink<E extends PeerEntry> {
+  /** What `e` holds exclusively (see Claim): its destination, and e.g. a VTEP MAC or a public key. */
+  claims(e: E): readonly Claim[];
+  /** Creates / repairs the device(s) and refreshes what the planner reads; before every full reconcile. */
   ensureReady(): Promise<void>;
-  /** Kernel entries in this backend's scope. */
-  readKernel(): Promise<KernelView>;
+  /**
+   * Programs `program` (replace semantics, so re-applying is harmless), then removes whatever of
+   * `remove` neither `program` nor `keep` (entries of other peers sharing a claim) still uses.
+   */
+  apply(program: readonly E[], remove: readonly E[], keep: readonly E[]): Promise<SinkResult<E>>;
+  /** Brings the whole dataplane in this sink's scope to exactly `desired`. */
+  reconcile(desired: readonly E[]): Promise<SinkResult<E>>;
 }
 
 export interface ReconcileReport {
@@ -51,61 +77,81 @@ export interface ReconcileReport {
 /** Optional hooks for metrics (the daemon's Prometheus gauges) and tests. */
 export interface PeerLoopObserver {
   reconciled?(report: ReconcileReport): void;
+  /** Peers with programmed entries. */
   peers?(count: number): void;
+  /** What weftd refuses of a lease now (the planner's and the claims' reasons; [] when no longer). */
+  refused?(lease: string, reasons: readonly string[]): void;
   failed?(err: unknown): void;
 }
 
-export interface PeerLoopOptions {
+export interface PeerLoopOptions<E extends PeerEntry> {
   readonly subnets: SubnetManager;
   readonly ownLease: Lease;
-  readonly ops: NetlinkOps;
-  readonly programmer: PeerProgrammer;
+  /** The backend's planner for one lease (pure, over the state `sink.ensureReady` refreshed). */
+  readonly plan: (lease: Lease) => LeasePlan<E>;
+  readonly sink: PeerSink<E>;
   readonly log: Logger;
   readonly resyncMs?: number;
-  /** Decides whether a link event calls for a reconcile (e.g. our device vanished). */
-  readonly linkTrigger?: (event: LinkEvent) => boolean;
+  readonly removalGraceMs?: number;
+  /** Subscribes to "reconcile now" triggers (e.g. our device vanished); returns the unsubscribe. */
+  readonly triggers?: (request: (reason: string) => void) => () => void;
   readonly observer?: PeerLoopObserver;
 }
 
-export class PeerLoop {
+export class PeerLoop<E extends PeerEntry> {
   private readonly leases = new Map<string, Lease>();
-  private readonly programmed = new Map<string, PeerEntries[]>();
+  /** What is in the dataplane on behalf of each lease (also during a removal grace). */
+  private readonly programmed = new Map<string, readonly E[]>();
+  private readonly claims = new ClaimIndex();
+  /** Leases that lost a claim to another lease. */
+  private blocked = new Set<string>();
+  /** Removed leases whose entries wait out the grace. */
+  private readonly pending = new Map<string, { lease: Lease; timer: NodeJS.Timeout }>();
+  /** The last refusal logged per lease (each is logged once, not on every resync). */
+  private readonly refusalLogged = new Map<string, string>();
   private haveSnapshot = false;
   private dirty = false;
   private queue: Promise<void> = Promise.resolve();
   private reconcileQueued = false;
+  private stopped = false;
 
-  constructor(private readonly o: PeerLoopOptions) {}
+  /** Refusals are logged once per lease and reason, and no more than a burst per interval. */
+  private readonly peerLog: Logger;
+
+  constructor(private readonly o: PeerLoopOptions<E>) {
+    this.peerLog = rateLimited(o.log);
+  }
 
   /** True while a previous failure waits for the next resync. */
   get isDirty(): boolean {
     return this.dirty;
   }
 
+  /** Peers with programmed entries. */
   get peerCount(): number {
-    return this.leases.size;
+    return this.programmed.size;
   }
 
   /** Runs until `signal` aborts (resolves) or the lease watch fails (rejects). */
   async run(signal: AbortSignal): Promise<void> {
     const timer = setInterval(
-      () => this.requestReconcile('resync'),
+      () => void this.requestReconcile('resync'),
       this.o.resyncMs ?? DEFAULT_RESYNC_MS,
     );
-    const unsubscribe = this.o.linkTrigger
-      ? this.o.ops.subscribeLinks((e) => {
-          if (this.o.linkTrigger!(e)) this.requestReconcile(`link event ${e.kind}`);
-        })
-      : () => {};
+    const unsubscribe = this.o.triggers?.((reason) => void this.requestReconcile(reason));
     try {
       for await (const batch of this.o.subnets.watchLeases(this.o.ownLease, signal)) {
         if (signal.aborted) break;
         await this.enqueue(() => this.apply(batch));
       }
     } finally {
+      this.stopped = true;
       clearInterval(timer);
-      unsubscribe();
+      unsubscribe?.();
       await this.queue;
+      // Stopping the daemon removes nothing: a peer in its grace is reconciled by the next start.
+      for (const p of this.pending.values()) clearTimeout(p.timer);
+      this.pending.clear();
     }
   }
 
@@ -133,119 +179,190 @@ export class PeerLoop {
 
   /** Applies one batch of lease events. */
   async apply(batch: readonly LeaseEvent[]): Promise<void> {
-    let full = false;
-    const touched = new Map<string, { before: PeerEntries[]; lease: Lease | null }>();
-    for (const ev of batch) {
-      if (ev.kind === 'snapshot') {
-        this.leases.clear();
-        for (const l of ev.leases) this.leases.set(l.key, l);
-        this.haveSnapshot = true;
-        full = true;
-        continue;
-      }
-      const lease = ev.lease;
-      if (!touched.has(lease.key))
-        touched.set(lease.key, { before: this.programmed.get(lease.key) ?? [], lease: null });
-      if (ev.kind === 'removed') {
-        this.leases.delete(lease.key);
-        touched.get(lease.key)!.lease = null;
-      } else {
-        this.leases.set(lease.key, lease);
-        touched.get(lease.key)!.lease = lease;
-      }
+    applyLeaseEvents(this.leases, batch);
+    const snapshot = batch.findLastIndex((ev) => ev.kind === 'snapshot');
+    if (snapshot >= 0) this.haveSnapshot = true;
+    // Each lease touched since the last snapshot, once (null: removed, with its last value kept).
+    const touched = new Map<string, Lease | null>();
+    const removed = new Map<string, Lease>();
+    for (const ev of batch.slice(snapshot + 1)) {
+      if (ev.kind === 'snapshot') continue;
+      touched.set(ev.lease.key, ev.kind === 'removed' ? null : ev.lease);
+      if (ev.kind === 'removed') removed.set(ev.lease.key, ev.lease);
     }
-    this.o.observer?.peers?.(this.leases.size);
-    if (!full && this.collides(touched)) {
-      // Two leases want the same kernel entry (e.g. '10.5.2.0-24' and a stale '10.5.2.0-24&…'):
-      // incremental removal would delete what the other still needs; the full reconcile picks one.
-      full = true;
-    }
-    if (full || this.dirty) {
+    const full = snapshot >= 0;
+    if (full || this.dirty || !this.haveSnapshot) {
       await this.reconcile();
       return;
     }
-    await Promise.all([...touched].map(([key, t]) => this.applyOne(key, t.before, t.lease)));
+    const grace = this.o.removalGraceMs ?? DEFAULT_REMOVAL_GRACE_MS;
+    const changes: Change<E>[] = [];
+    const gone: string[] = [];
+    for (const [key, lease] of touched) {
+      if (lease !== null) continue;
+      if (this.refusalLogged.delete(key)) this.o.observer?.refused?.(key, []);
+      this.blocked.delete(key);
+      if (!this.programmed.has(key)) continue;
+      const last = removed.get(key);
+      if (grace > 0 && last) this.deferRemoval(last, grace);
+      else gone.push(key);
+    }
+    const arrived = [...touched.values()].filter((l): l is Lease => l !== null);
+    for (const l of arrived) this.cancelRemoval(l.key);
+    for (const key of gone) changes.push(this.unclaim(key));
+    // Leases taking claims, in the order a full reconcile would give them (incumbents first).
+    changes.push(...this.claimFor(preferred(arrived, this.programmed)));
+    if (this.blocked.size > 0 && changes.some((c) => c.before.length > 0))
+      changes.push(...this.retryBlocked(touched));
+    await this.applyChanges(changes);
   }
 
-  /** The programmer's entries for one lease; a programmer that throws anyway (a bug, or input it did
-   *  not foresee) costs that one peer, never the reconcile of all the others. */
-  private entriesFor(lease: Lease): PeerEntries[] {
+  /** The planner for one lease; a planner that throws anyway (a bug, or input it did not foresee)
+   *  costs that one peer, never the others. */
+  private planOne(lease: Lease): LeasePlan<E> {
     try {
-      return this.o.programmer.entriesFor(lease);
+      return this.o.plan(lease);
     } catch (err) {
-      this.o.log.warn('skipping peer: its lease could not be turned into kernel entries', {
-        peer: lease.key,
-        err: describeError(err),
-      });
-      return [];
+      return {
+        entries: [],
+        refused: [{ family: null, reason: `cannot be turned into entries: ${describeError(err)}` }],
+      };
     }
   }
 
-  /** Whether a touched lease's old or new entries share a route or a VTEP MAC with another lease's
-   *  (even with the same value: removing one lease incrementally would delete the shared entry). */
-  private collides(
-    touched: ReadonlyMap<string, { before: PeerEntries[]; lease: Lease | null }>,
-  ): boolean {
-    const owner = new Map<string, string>();
-    const claim = (key: string, entries: readonly PeerEntries[]): boolean => {
-      for (const [c] of entries.flatMap(claimKeys)) {
-        const other = owner.get(c);
-        if (other !== undefined && other !== key) return true;
-        owner.set(c, key);
-      }
-      return false;
-    };
-    for (const [key, entries] of this.programmed)
-      if (!touched.has(key) && claim(key, entries)) return true;
-    for (const [key, t] of touched) {
-      const after = t.lease ? this.entriesFor(t.lease) : [];
-      if (claim(key, t.before) || claim(key, after)) return true;
+  private logRefusals(lease: Lease, refused: readonly RefusedLease[], ignored?: string): void {
+    const text = [...refused.map((r) => r.reason), ...(ignored ? [ignored] : [])].join('; ');
+    if ((this.refusalLogged.get(lease.key) ?? '') === text) return;
+    this.o.observer?.refused?.(
+      lease.key,
+      refused.map((r) => r.reason),
+    );
+    if (text === '') {
+      this.refusalLogged.delete(lease.key);
+      return;
     }
-    return false;
+    this.refusalLogged.set(lease.key, text);
+    if (refused.length === 0) this.peerLog.info('peer ignored', { peer: lease.key, reason: text });
+    else
+      for (const r of refused)
+        this.peerLog.warn('skipping peer lease', {
+          peer: lease.key,
+          ...(r.family !== null ? { family: `IPv${r.family}` } : {}),
+          problem: r.reason,
+        });
   }
 
-  private async applyOne(key: string, before: PeerEntries[], lease: Lease | null): Promise<void> {
-    const after = lease ? this.entriesFor(lease) : [];
-    let failed = false;
-    for (const { peer, err } of await programPeers(this.o.ops, after)) {
-      failed = true;
+  /** Plans `leases` (already in claim order) and takes their claims: the changes to apply. */
+  private claimFor(leases: readonly Lease[]): Change<E>[] {
+    const changes: Change<E>[] = [];
+    for (const lease of leases) {
+      const p = this.planOne(lease);
+      const before = this.programmed.get(lease.key) ?? [];
+      this.claims.release(lease.key, this.claimsOf(before));
+      const c = claimEntries(lease, p.entries, (e) => this.o.sink.claims(e), this.claims);
+      this.logRefusals(
+        lease,
+        [...p.refused.map((r) => ({ lease, ...r })), ...c.refused],
+        p.ignored,
+      );
+      if (c.refused.length > 0) this.blocked.add(lease.key);
+      else this.blocked.delete(lease.key);
+      if (c.kept.length > 0) this.programmed.set(lease.key, c.kept);
+      else this.programmed.delete(lease.key);
+      if (sameEntries(before, c.kept)) continue;
+      changes.push({ key: lease.key, before, after: c.kept });
+    }
+    return changes;
+  }
+
+  private claimsOf(entries: readonly E[]): Claim[] {
+    return entries.flatMap((e) => this.o.sink.claims(e));
+  }
+
+  /** Logs what the sink could not do; any failure marks the loop dirty (the next event reconciles). */
+  private noteFailures(res: SinkResult<E>): number {
+    for (const { entry, err } of res.failed)
       this.o.log.warn('cannot program peer; the next resync retries', {
-        peer: peer.key,
-        subnet: peer.subnet,
+        peer: entry.key,
+        subnet: entry.subnet,
         err: describeError(err),
       });
-    }
-    if (!failed)
-      for (const e of after) this.o.log.debug('peer programmed', { peer: e.key, subnet: e.subnet });
-    const gone = lease
-      ? await deleteStale(this.o.ops, leftovers(before, after))
-      : await this.unprogramAll(before);
-    if (gone.length > 0) {
-      failed = true;
-      this.o.log.warn('cannot remove peer entries; the next resync retries', {
-        peer: key,
-        errors: gone.map(describeError),
+    if (res.errors.length > 0)
+      this.o.log.warn('cannot remove stale peer entries; the next resync retries', {
+        errors: res.errors.map(describeError),
       });
+    const failures = res.failed.length + res.errors.length;
+    if (failures > 0) this.dirty = true;
+    return failures;
+  }
+
+  /** Drops `key`'s entries and claims (its lease is gone): the change to apply. */
+  private unclaim(key: string): Change<E> {
+    const before = this.programmed.get(key) ?? [];
+    this.claims.release(key, this.claimsOf(before));
+    this.programmed.delete(key);
+    return { key, before, after: [] };
+  }
+
+  /** Claims were freed: leases that lost one get another chance (only they, not every peer). */
+  private retryBlocked(skip: ReadonlyMap<string, unknown>): Change<E>[] {
+    const retry = [...this.blocked].flatMap((k) => {
+      const l = this.leases.get(k) ?? this.pending.get(k)?.lease;
+      return l && !skip.has(k) ? [l] : [];
+    });
+    return retry.length > 0 ? this.claimFor(preferred(retry, this.programmed)) : [];
+  }
+
+  private deferRemoval(lease: Lease, grace: number): void {
+    const key = lease.key;
+    if (this.pending.has(key)) return;
+    const timer = setTimeout(() => {
+      if (this.stopped) return;
+      void this.enqueue(() => this.expire(key, timer));
+    }, grace);
+    this.pending.set(key, { lease, timer });
+  }
+
+  private cancelRemoval(key: string): void {
+    const p = this.pending.get(key);
+    if (!p) return;
+    clearTimeout(p.timer);
+    this.pending.delete(key);
+  }
+
+  /** The grace of a removed lease ended without it coming back: its entries go. */
+  private async expire(key: string, timer: NodeJS.Timeout): Promise<void> {
+    if (this.pending.get(key)?.timer !== timer) return;
+    this.pending.delete(key);
+    if (this.leases.has(key)) return;
+    const changes = [this.unclaim(key), ...this.retryBlocked(new Map([[key, null]]))];
+    await this.applyChanges(changes);
+  }
+
+  private async applyChanges(changes: readonly Change<E>[]): Promise<void> {
+    this.o.observer?.peers?.(this.programmed.size);
+    if (changes.length === 0) return;
+    const program = changes.flatMap((c) => c.after);
+    const remove = changes.flatMap((c) => c.before);
+    const keys = new Set(changes.map((c) => c.key));
+    const keep: E[] = [];
+    for (const k of this.claims.sharers('', this.claimsOf(remove)))
+      if (!keys.has(k)) keep.push(...(this.programmed.get(k) ?? []));
+    this.noteFailures(await this.o.sink.apply(program, remove, keep));
+    for (const c of changes) {
+      if (c.after.length === 0) this.o.log.info('peer removed', { peer: c.key });
+      else if (c.before.length === 0)
+        this.o.log.info('peer added', { peer: c.key, subnets: c.after.map((e) => e.subnet) });
+      else this.o.log.info('peer changed', { peer: c.key, subnets: c.after.map((e) => e.subnet) });
     }
-    if (after.length > 0) this.programmed.set(key, after);
-    else this.programmed.delete(key);
-    if (!lease && before.length > 0) this.o.log.info('peer removed', { peer: key });
-    if (lease && before.length === 0 && after.length > 0)
-      this.o.log.info('peer added', { peer: key, subnets: after.map((e) => e.subnet) });
-    if (failed) this.dirty = true;
   }
 
-  private async unprogramAll(entries: readonly PeerEntries[]): Promise<unknown[]> {
-    const errs = await Promise.all(entries.map((e) => unprogramPeer(this.o.ops, e)));
-    return errs.flat();
-  }
-
-  /** Full reconcile: device(s) first, then the diff against the kernel. */
+  /** Full reconcile: device(s) first, then the whole plan against the dataplane. */
   async reconcile(): Promise<ReconcileReport> {
     const t0 = performance.now();
     this.dirty = false;
     try {
-      await this.o.programmer.ensureReady();
+      await this.o.sink.ensureReady();
     } catch (err) {
       this.dirty = true;
       throw err;
@@ -253,83 +370,62 @@ export class PeerLoop {
     if (!this.haveSnapshot) {
       return { ms: performance.now() - t0, peers: 0, programmed: 0, deleted: 0, failures: 0 };
     }
-    const desired: PeerEntries[] = [];
-    const incumbents = new Set(this.programmed.keys());
+    // Leases in their removal grace stay planned (their timers still remove them).
+    const all = [...this.leases.values()];
+    for (const [key, p] of this.pending) if (!this.leases.has(key)) all.push(p.lease);
+    const pendingEntries = new Map(
+      [...this.pending.keys()].map((k) => [k, this.programmed.get(k) ?? []]),
+    );
+    const plan = planPeers(
+      all,
+      (l) =>
+        pendingEntries.has(l.key) && !this.leases.has(l.key)
+          ? { entries: pendingEntries.get(l.key)!, refused: [] }
+          : this.planOne(l),
+      (e) => this.o.sink.claims(e),
+      new Set(this.programmed.keys()),
+    );
     this.programmed.clear();
-    const claimed = new Map<string, { lease: string; value: string }>();
-    for (const lease of preferred(this.leases.values(), incumbents)) {
-      const entries = this.entriesFor(lease).filter((e) => {
-        const taken = claimKeys(e).find(([c, value]) => {
-          const holder = claimed.get(c);
-          return holder !== undefined && holder.value !== value;
-        });
-        if (taken === undefined) return true;
-        this.o.log.warn('two leases claim the same subnet or VTEP MAC; programming only one', {
-          subnet: e.subnet,
-          claim: taken[0],
-          programmed: claimed.get(taken[0])?.lease,
-          ignored: lease.key,
-        });
-        return false;
-      });
-      for (const e of entries)
-        for (const [c, value] of claimKeys(e)) claimed.set(c, { lease: lease.key, value });
-      if (entries.length > 0) this.programmed.set(lease.key, entries);
-      desired.push(...entries);
+    this.claims.clear();
+    for (const [key, entries] of plan.byLease) {
+      this.programmed.set(key, entries);
+      this.claims.take(key, this.claimsOf(entries));
     }
-    const plan = planReconcile(desired, await this.o.programmer.readKernel());
-    const failedPeers = await programPeers(this.o.ops, plan.program);
-    let failures = failedPeers.length;
-    for (const { peer, err } of failedPeers) {
-      this.o.log.warn('cannot program peer; the next resync retries', {
-        peer: peer.key,
-        subnet: peer.subnet,
-        err: describeError(err),
-      });
+    this.blocked = new Set(plan.blocked);
+    const refused = new Map<string, RefusedLease[]>();
+    for (const r of plan.refused)
+      refused.set(r.lease.key, [...(refused.get(r.lease.key) ?? []), r]);
+    const ignored = new Map(plan.ignored.map((i) => [i.lease.key, i.reason]));
+    for (const l of all) this.logRefusals(l, refused.get(l.key) ?? [], ignored.get(l.key));
+    const planned = new Set(all.map((l) => l.key));
+    for (const key of [...this.refusalLogged.keys()].filter((k) => !planned.has(k))) {
+      this.refusalLogged.delete(key);
+      this.o.observer?.refused?.(key, []);
     }
-    const errors = await deleteStale(this.o.ops, plan.stale);
-    failures += errors.length;
-    for (const err of errors)
-      this.o.log.warn('cannot remove stale entry', { err: describeError(err) });
-    if (failures > 0) this.dirty = true;
+    const res = await this.o.sink.reconcile(plan.entries);
+    const failures = this.noteFailures(res);
     const report: ReconcileReport = {
       ms: performance.now() - t0,
-      peers: this.leases.size,
-      programmed: plan.program.length,
-      deleted: staleCount(plan.stale),
+      peers: this.programmed.size,
+      programmed: res.programmed,
+      deleted: res.deleted,
       failures,
     };
     if (report.programmed > 0 || report.deleted > 0 || failures > 0)
       this.o.log.info('reconciled', { ...report });
+    this.o.observer?.peers?.(this.programmed.size);
     this.o.observer?.reconciled?.(report);
     return report;
   }
 }
 
-/**
- * What one peer's entries hold exclusively: its route (one per destination) and, for VXLAN, its VTEP
- * MAC on the device (the kernel keeps one FDB remote per MAC, so a second lease publishing the same
- * VtepMAC with another public IP — e.g. copying another host's — would redirect that host's traffic).
- * Two claims conflict when they name the same thing with different values (a stale lease of the same
- * host, same MAC and public IP, does not conflict over the MAC).
- */
-function claimKeys(e: PeerEntries): [claim: string, value: string][] {
-  return [
-    [`route|${routeKey(e.route)}`, e.key],
-    ...(e.fdb ? [[`fdb|${e.fdb.ifindex}|${e.fdb.mac}`, e.fdb.dst] as [string, string]] : []),
-  ];
+interface Change<E> {
+  readonly key: string;
+  readonly before: readonly E[];
+  readonly after: readonly E[];
 }
 
-/**
- * Leases in the order they claim kernel entries when two want the same one: those already programmed
- * first (a newcomer cannot take over a live peer's subnet or MAC), then reservations (no expiration),
- * then the one that expires last (the live, renewed lease beats a stale one), then by key, so every
- * resync picks the same one.
- */
-function preferred(leases: Iterable<Lease>, incumbents: ReadonlySet<string>): Lease[] {
-  const exp = (l: Lease): number => l.expiration?.getTime() ?? Number.POSITIVE_INFINITY;
-  const inc = (l: Lease): number => (incumbents.has(l.key) ? 0 : 1);
-  return [...leases].sort(
-    (a, b) => inc(a) - inc(b) || exp(b) - exp(a) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
-  );
+/** Entries are plain data built by the same planner: equal JSON means equal programming. */
+function sameEntries<E>(a: readonly E[], b: readonly E[]): boolean {
+  return a.length === b.length && JSON.stringify(a) === JSON.stringify(b);
 }

@@ -6,12 +6,43 @@
  */
 import type { FdbEntry, NeighEntry, RouteEntry } from '../netlink/index.js';
 import { fdbKey, neighKey, routeKey, type PeerEntries, type StaleEntries } from './peer-entries.js';
+import { isClusterGatewayRoute } from './uplink-routes.js';
 
 /** Kernel entries in the backend's scope (already filtered by it). */
 export interface KernelView {
   readonly routes: readonly RouteEntry[];
   readonly neighs: readonly NeighEntry[];
   readonly fdb: readonly FdbEntry[];
+}
+
+/** What a backend owns in the kernel: its devices, and cluster-subnet gateway routes on the uplink. */
+export interface KernelScope {
+  readonly devices: readonly number[];
+  readonly uplink: number | null;
+  readonly clusters: readonly {
+    readonly network: string;
+    readonly subnetLen: number;
+    readonly ownSubnet: string;
+  }[];
+}
+
+/**
+ * The part of a kernel dump in a backend's scope (weftd's reconcile and weftctl's stale entries): on
+ * its devices every route but the kernel's own, and their neighbour and FDB entries; on the uplink the
+ * routes for one cluster subnet via a gateway.
+ */
+export function inScope(kernel: KernelView, s: KernelScope): KernelView {
+  const devs = new Set(s.devices);
+  return {
+    routes: kernel.routes.filter((r) =>
+      r.oif !== null && devs.has(r.oif)
+        ? r.protocol !== 'KERNEL' && r.type === 'UNICAST'
+        : r.oif === s.uplink &&
+          s.clusters.some((c) => isClusterGatewayRoute(r, c.network, c.subnetLen, c.ownSubnet)),
+    ),
+    neighs: kernel.neighs.filter((n) => devs.has(n.ifindex)),
+    fdb: kernel.fdb.filter((f) => devs.has(f.ifindex)),
+  };
 }
 
 export interface ReconcilePlan {

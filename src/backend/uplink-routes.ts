@@ -11,20 +11,25 @@ import {
   type RouteEntry,
 } from '../netlink/index.js';
 
-/** A route for one cluster subnet (exactly `subnetLen` long, inside `network`, not ours) via a gateway. */
+/** A route for one cluster subnet (exactly `subnetLen` long, inside `network`, not `ownSubnet` unless
+ *  that is '' = unknown) via a gateway. */
 export function isClusterGatewayRoute(
   r: RouteEntry,
   network: string,
   subnetLen: number,
   ownSubnet: string,
 ): boolean {
-  return (
-    r.gateway !== null &&
-    r.type === 'UNICAST' &&
-    parseCidr(r.dst).len === subnetLen &&
-    cidrContains(network, r.dst) &&
-    networkOf(r.dst) !== networkOf(ownSubnet)
-  );
+  try {
+    return (
+      r.gateway !== null &&
+      r.type === 'UNICAST' &&
+      parseCidr(r.dst).len === subnetLen &&
+      cidrContains(network, r.dst) &&
+      (ownSubnet === '' || networkOf(r.dst) !== networkOf(ownSubnet))
+    );
+  } catch {
+    return false; // not a CIDR (e.g. 'default'): not one of ours
+  }
 }
 
 /** Networks the uplink is directly attached to (its addresses' prefixes; IPv6 link-local excluded). */
@@ -33,7 +38,11 @@ export async function onLinkNetworks(
   index: number,
   family: IpFamily,
 ): Promise<string[]> {
-  const addrs = await ops.listAddrs(index, family);
+  return onLinkOf(await ops.listAddrs(index, family));
+}
+
+/** The networks of these addresses (IPv6 link-local excluded): what `onLinkNetworks` reads. */
+export function onLinkOf(addrs: readonly { readonly cidr: string }[]): string[] {
   return addrs.map((a) => networkOf(a.cidr)).filter((n) => !n.startsWith('fe80:'));
 }
 

@@ -169,7 +169,10 @@ function peerChecks(i: DoctorInput): Check[] {
     const id = `peer:${p.lease ?? 'stale'}/${p.family}:${p.subnet}`;
     const msg = `${p.lease ? `peer ${p.subnet} (${p.publicIp ?? '?'})` : 'stale entry'}: ${p.verdict}: ${p.problems.join('; ')}`;
     out.push(
-      p.verdict === 'stale' ? warn(id, msg, [...p.fixes]) : fail(id, msg, [...p.fixes, RESTART]),
+      p.verdict === 'stale'
+        ? warn(id, msg, [...p.fixes])
+        : // restarting weftd does not program a peer it refuses
+          fail(id, msg, p.verdict === 'refused' ? [...p.fixes] : [...p.fixes, RESTART]),
     );
   }
   const ok = i.peers.filter((p) => p.verdict === 'ok').length;

@@ -128,5 +128,6 @@ export function peerRowsOf(
     own: own?.lease ?? null,
     leases: view.leases,
     kernel: host.kernel,
+    addrs: host.addrs,
   });
 }

@@ -1,19 +1,37 @@
 /**
  * Peer verdicts (pure): what this host's kernel holds for each other host's lease — route, neighbour,
- * FDB entry — compared with what the backend programs for it (the same rules as src/backend-vxlan's
- * programmer and host-gw: `S via S.0 dev weft.<VNI> onlink` + `S.0 lladdr M` + `M dst P`, or
- * `S via P`), and kernel entries no lease explains (stale: a peer that left, an old VTEP MAC).
- * Each problem carries the command that fixes it by hand (restarting weftd fixes all of them).
+ * FDB entry — compared with what weftd programs for it. weftctl does not re-derive that: it runs the
+ * backend's own planner (backend-vxlan/plan.ts, backend-hostgw/plan.ts, backend-udp/plan.ts, over the
+ * shared claims of backend/peer-plan.ts) on the leases and this host's kernel, so a lease weftd refuses
+ * is shown as refused with weftd's reason, never as "missing" with a fix that would undo the refusal.
+ * Kernel entries no planned entry explains are stale (a peer that left, an old VTEP MAC, a refused
+ * lease's leftovers). Each problem carries the command that fixes it by hand.
  */
 import { parseVxlanBackendData } from '../backend-vxlan/backend-data.js';
 import { parseVxlanConfig } from '../backend-vxlan/config.js';
+import { planVxlanPeer } from '../backend-vxlan/plan.js';
+import { planHostGwPeer } from '../backend-hostgw/plan.js';
 import { parseUdpConfig } from '../backend-udp/config.js';
+import { planUdpPeer, udpClaims, type UdpPeerRoute } from '../backend-udp/plan.js';
+import { FAMILIES } from '../backend/family.js';
+import { netlinkClaims } from '../backend/netlink-sink.js';
+import type { PeerEntries, StaleEntries } from '../backend/peer-entries.js';
+import {
+  planPeers,
+  type Claim,
+  type LeasePlan,
+  type NetworkPlan,
+  type PeerEntry,
+  type RefusedLease,
+} from '../backend/peer-plan.js';
+import { inScope, planReconcile, type KernelScope } from '../backend/reconcile.js';
+import { onLinkOf } from '../backend/uplink-routes.js';
 import type { Lease } from '../lease/lease.js';
 import {
   cidrContains,
   networkAddress,
-  networkOf,
   parseCidr,
+  type AddrEntry,
   type FdbEntry,
   type LinkInfo,
   type NeighEntry,
@@ -28,7 +46,7 @@ export type PeerVerdict =
   | 'wrong-mac'
   | 'wrong-public-ip'
   | 'wrong-route'
-  | 'invalid'
+  | 'refused'
   | 'skipped';
 
 /** The kernel state weftctl read (main routing table, neighbours and FDB of the overlay devices). */
@@ -51,6 +69,8 @@ export interface PeerRow {
   readonly neigh: string | null;
   readonly fdb: string | null;
   readonly verdict: PeerVerdict;
+  /** Why weftd refuses this peer (verdict 'refused'), else null. */
+  readonly reason: string | null;
   readonly problems: readonly string[];
   readonly fixes: readonly string[];
 }
@@ -62,6 +82,151 @@ export interface PeerInput {
   /** Every valid lease in etcd (own included or not). */
   readonly leases: readonly Lease[];
   readonly kernel: KernelState;
+  /** This host's addresses (the uplink's networks decide on-link peers and directed broadcasts). */
+  readonly addrs?: readonly AddrEntry[];
+}
+
+interface PlannedNetwork {
+  readonly plan: NetworkPlan<PeerEntry>;
+  /** The kernel entries weftd would delete (none for udp, whose peers live in the forwarder). */
+  readonly stale: StaleEntries;
+}
+
+/** The link carrying `ip` (this host's public address), or null. */
+function linkOfAddr(input: PeerInput, ip: string | null | undefined): number | null {
+  if (!ip) return null;
+  return (input.addrs ?? []).find((a) => a.cidr.split('/')[0] === ip)?.index ?? null;
+}
+
+function onLinkAt(input: PeerInput, index: number | null, family: 4 | 6): string[] {
+  return onLinkOf(
+    (input.addrs ?? []).filter((a) => a.index === index && familyOf(a.cidr) === family),
+  );
+}
+
+/** The backend's planner for one lease, over this host as weftctl read it (null: unknown backend). */
+function plannerFor(input: PeerInput): {
+  plan: (l: Lease) => LeasePlan<PeerEntry>;
+  claims: (e: PeerEntry) => readonly Claim[];
+  /** What weftd owns in this kernel (null: its peers are not kernel entries, e.g. udp). */
+  kernel: KernelScope | null;
+} | null {
+  const { config, own } = input;
+  const families = FAMILIES.filter((f) => f.network(config) !== null);
+  const famBase = families.map((fam) => ({
+    fam,
+    network: fam.network(config)!,
+    subnetLen: fam.subnetLen(config),
+    ownSubnet: (own && fam.subnet(own)) || '',
+  }));
+  const uplinkByIp = (family: 4 | 6): number | null =>
+    linkOfAddr(input, own ? (family === 4 ? own.attrs.publicIp : own.attrs.publicIpv6) : null);
+  try {
+    if (config.backend.type === 'vxlan') {
+      const cfg = parseVxlanConfig(config.backend.raw);
+      const devs = overlayDevices(config);
+      const scopes = famBase.map((b) => {
+        const dev = input.kernel.links.find((l) => l.name === devs[b.fam.family]) ?? null;
+        const uplink = dev?.vxlan?.underlayIndex ?? uplinkByIp(b.fam.family);
+        return {
+          ...b,
+          deviceIndex: dev?.index ?? 0,
+          deviceMac: dev?.mac ?? '',
+          ownIps: [dev?.vxlan?.local ?? null, own ? b.fam.publicIp(own) : null],
+          onlink: onLinkAt(input, uplink, b.fam.family),
+          uplink,
+        };
+      });
+      const scope = {
+        vni: cfg.vni,
+        directRouting: cfg.directRouting,
+        uplinkIndex: scopes[0]?.uplink ?? 0,
+        families: scopes,
+      };
+      return {
+        plan: (l) => planVxlanPeer(l, scope),
+        claims: (e) => netlinkClaims(e as PeerEntries),
+        kernel: {
+          devices: scopes.flatMap((f) => (f.deviceIndex ? [f.deviceIndex] : [])),
+          uplink: scope.uplinkIndex,
+          clusters: famBase,
+        },
+      };
+    }
+    if (config.backend.type === 'host-gw') {
+      const uplink = uplinkByIp(4) ?? uplinkByIp(6);
+      const scope = {
+        uplinkIndex: uplink ?? 0,
+        uplinkName: input.kernel.links.find((l) => l.index === uplink)?.name ?? '?',
+        families: famBase.map((b) => ({
+          ...b,
+          // weftd: its public IP and interface address (the uplink's, which weftctl cannot single out)
+          ownIps: [
+            own ? b.fam.publicIp(own) : null,
+            ...(input.addrs ?? [])
+              .filter((a) => a.index === uplink && familyOf(a.cidr) === b.fam.family)
+              .map((a) => a.cidr.split('/')[0]!),
+          ],
+          onlink: onLinkAt(input, uplink, b.fam.family),
+        })),
+      };
+      return {
+        plan: (l) => planHostGwPeer(l, scope),
+        claims: (e) => netlinkClaims(e as PeerEntries),
+        kernel: { devices: [], uplink, clusters: famBase },
+      };
+    }
+    if (config.backend.type === 'udp' && config.network) {
+      const cfg = parseUdpConfig(config.backend.raw);
+      const uplink = uplinkByIp(4);
+      const v6 = famBase.find((b) => b.fam.family === 6 && b.ownSubnet !== '');
+      const scope = {
+        port: cfg.port,
+        v4: famBase.find((b) => b.fam.family === 4)!,
+        v6: v6 ?? null,
+        ownIps: [
+          own?.attrs.publicIp ?? null,
+          ...(input.addrs ?? [])
+            .filter((a) => a.index === uplink && familyOf(a.cidr) === 4)
+            .map((a) => a.cidr.split('/')[0]!),
+        ],
+      };
+      return {
+        plan: (l) => planUdpPeer(l, scope),
+        claims: (e) => udpClaims(e as UdpPeerRoute),
+        kernel: null,
+      };
+    }
+  } catch {
+    // an invalid backend section is reported by the config check
+  }
+  return null;
+}
+
+/**
+ * The plan weftd makes for these leases on this host: the backend's planner per lease, and the shared
+ * claims deciding between two leases that want the same entry — those whose entries the kernel holds
+ * now are the incumbents, as they are in weftd's memory.
+ */
+export function planNetwork(input: PeerInput): PlannedNetwork | null {
+  const planner = plannerFor(input);
+  if (!planner) return null;
+  const peers = input.leases.filter((l) => !input.own || l.key !== input.own.key);
+  const plans = new Map(peers.map((l) => [l.key, planner.plan(l)]));
+  const incumbents = new Set<string>();
+  const scoped = planner.kernel ? inScope(input.kernel, planner.kernel) : null;
+  if (scoped) {
+    for (const [key, p] of plans) {
+      const entries = p.entries as readonly PeerEntries[];
+      if (entries.length > 0 && planReconcile(entries, scoped).program.length === 0)
+        incumbents.add(key);
+    }
+  }
+  const plan = planPeers(peers, (l) => plans.get(l.key)!, planner.claims, incumbents);
+  const stale = scoped
+    ? planReconcile(plan.entries as readonly PeerEntries[], scoped).stale
+    : { routes: [], neighs: [], fdb: [] };
+  return { plan, stale };
 }
 
 /**
@@ -121,6 +286,7 @@ function familyOf(cidrOrIp: string): 4 | 6 {
   return cidrOrIp.includes(':') ? 6 : 4;
 }
 
+/** One peer lease and family with what the backend's planner wants programmed for it. */
 interface Want {
   readonly lease: Lease;
   readonly family: 4 | 6;
@@ -129,42 +295,49 @@ interface Want {
   readonly vtepMac: string | null;
   readonly dev: LinkInfo | null;
   readonly devName: string | null;
-  readonly invalid: string | null;
+  /** The planned entry (null when refused or ignored). */
+  readonly entry: PeerEntry | null;
+  /** Why weftd refuses this peer (the planner's reason), or null. */
+  readonly refused: string | null;
+  /** Set when the lease is of another backend type. */
+  readonly ignored: string | null;
 }
 
-function wants(input: PeerInput): Want[] {
+function wants(input: PeerInput, planned: PlannedNetwork | null): Want[] {
   const { config, own } = input;
   const devs = overlayDevices(config);
   const out: Want[] = [];
+  const refusals = new Map<string, RefusedLease[]>();
+  for (const r of planned?.plan.refused ?? [])
+    refusals.set(r.lease.key, [...(refusals.get(r.lease.key) ?? []), r]);
+  const ignoredBy = new Map(planned?.plan.ignored.map((i) => [i.lease.key, i.reason]) ?? []);
   for (const lease of input.leases) {
     if (own && lease.key === own.key) continue;
     for (const family of [4, 6] as const) {
       const enabled = family === 4 ? config.enableIPv4 : config.enableIPv6;
       const subnetRaw = family === 4 ? lease.subnet : lease.subnet6;
       if (!enabled || !subnetRaw) continue;
-      const subnet = networkOf(subnetRaw);
       const publicIpRaw = family === 4 ? lease.attrs.publicIp : lease.attrs.publicIpv6;
       const publicIp = publicIpRaw && publicIpRaw !== '0.0.0.0' ? publicIpRaw : null;
-      let vtepMac: string | null = null;
-      let invalid: string | null = null;
-      if (config.backend.type === 'vxlan' && lease.attrs.backendType === 'vxlan') {
-        const d = parseVxlanBackendData(
-          family === 4 ? lease.attrs.backendData : lease.attrs.backendV6Data,
-        );
-        if (d.ok) vtepMac = d.value.vtepMac;
-        else invalid = d.reason;
-      }
-      if (publicIp === null) invalid ??= `the lease has no IPv${family} public IP`;
+      const data = parseVxlanBackendData(
+        family === 4 ? lease.attrs.backendData : lease.attrs.backendV6Data,
+      );
+      const entry =
+        planned?.plan.byLease.get(lease.key)?.find((e) => familyOf(e.subnet) === family) ?? null;
+      const refusal =
+        refusals.get(lease.key)?.find((r) => r.family === family || r.family === null) ?? null;
       const devName = devs[family];
       out.push({
         lease,
         family,
-        subnet,
+        subnet: entry?.subnet ?? subnetRaw,
         publicIp,
-        vtepMac,
+        vtepMac: data.ok ? data.value.vtepMac : null,
         devName,
         dev: devName ? (input.kernel.links.find((l) => l.name === devName) ?? null) : null,
-        invalid,
+        entry,
+        refused: refusal?.reason ?? (planned ? null : `backend ${config.backend.type} unknown`),
+        ignored: ignoredBy.get(lease.key) ?? null,
       });
     }
   }
@@ -185,6 +358,7 @@ function peerRow(
     route: null,
     neigh: null,
     fdb: null,
+    reason: null,
     ...fields,
   };
 }
@@ -312,28 +486,12 @@ function pickVerdict(v: ReadonlySet<PeerVerdict>): PeerVerdict {
   return 'ok';
 }
 
-/** Kernel entries on the overlay devices (or routes into the cluster network) that no lease explains. */
-function staleRows(input: PeerInput, ws: readonly Want[]): PeerRow[] {
-  const k = input.kernel;
-  const out: PeerRow[] = [];
-  const nets = [input.config.network, input.config.ipv6Network].filter((n): n is string => !!n);
-  const ownSubnets = [input.own?.subnet, input.own?.subnet6]
-    .filter((s): s is string => !!s)
-    .map((s) => networkOf(s));
-  const wanted = new Set(ws.map((w) => w.subnet));
-  const devs = overlayDevices(input.config);
-  const devIndexes = new Set(
-    [devs[4], devs[6]].flatMap((n) => k.links.filter((l) => l.name === n).map((l) => l.index)),
-  );
-  const row = (
-    family: 4 | 6,
-    subnet: string,
-    what: Partial<PeerRow>,
-    problem: string,
-    fix: string,
-  ): PeerRow => ({
+/** The kernel entries weftd's reconcile would delete (no planned peer wants them, refused leases'
+ *  leftovers included), with their fix. */
+function staleRows(k: KernelState, stale: StaleEntries): PeerRow[] {
+  const row = (subnet: string, what: Partial<PeerRow>, problem: string, fix: string): PeerRow => ({
     lease: null,
-    family,
+    family: familyOf(subnet),
     subnet,
     publicIp: null,
     vtepMac: null,
@@ -341,102 +499,71 @@ function staleRows(input: PeerInput, ws: readonly Want[]): PeerRow[] {
     neigh: null,
     fdb: null,
     verdict: 'stale',
+    reason: null,
     problems: [problem],
     fixes: [fix],
     ...what,
   });
-  for (const r of k.routes) {
-    if (r.protocol === 'KERNEL' || r.type !== 'UNICAST') continue;
-    const inNet = nets.some((n) => cidrContains(n, r.dst));
-    const onDev = r.oif !== null && devIndexes.has(r.oif);
-    if (!inNet && !onDev) continue;
-    if (wanted.has(r.dst) || ownSubnets.includes(r.dst) || nets.includes(r.dst)) continue;
-    if (!onDev && r.gateway === null) continue; // e.g. a local bridge route
-    out.push(
+  const host = (ip: string): string => `${ip}/${familyOf(ip) === 4 ? 32 : 128}`;
+  return [
+    ...stale.routes.map((r) =>
       row(
-        familyOf(r.dst),
         r.dst,
-        { route: showRoute(k, r) },
+        { route: showRoute(k, r as RouteEntry) },
         `route to ${r.dst}: no lease holds this subnet`,
         `ip route del ${r.dst}`,
       ),
-    );
-  }
-  const gateways = new Set(ws.map((w) => networkAddress(w.subnet)));
-  const macs = new Set(ws.flatMap((w) => (w.vtepMac ? [w.vtepMac] : [])));
-  for (const n of k.neighs) {
-    if (!devIndexes.has(n.ifindex) || !n.permanent || gateways.has(n.dst)) continue;
-    out.push(
+    ),
+    ...stale.neighs.map((n) =>
       row(
-        familyOf(n.dst),
-        `${n.dst}/${familyOf(n.dst) === 4 ? 32 : 128}`,
-        { neigh: showNeigh(k, n) },
+        host(n.dst),
+        { neigh: showNeigh(k, n as NeighEntry) },
         `neighbour ${n.dst}: no lease has this gateway`,
         `ip neigh del ${n.dst} dev ${linkName(k, n.ifindex)}`,
       ),
-    );
-  }
-  const leaseOf = new Map(ws.map((w) => [w.vtepMac, w]));
-  for (const f of k.fdb) {
-    // all-zero (default destination) entries and entries without a remote are not per-peer state
-    if (!devIndexes.has(f.ifindex) || !f.permanent || f.mac === '00:00:00:00:00:00' || !f.dst)
-      continue;
-    const w = leaseOf.get(f.mac);
-    if (macs.has(f.mac) && w && f.dst === w.publicIp) continue;
-    if (macs.has(f.mac)) continue; // wrong dst of a live MAC: reported on that peer's row
-    const fam = f.dst ? familyOf(f.dst) : 4;
-    out.push(
+    ),
+    ...stale.fdb.map((f) =>
       row(
-        fam,
-        f.dst ? `${f.dst}/${fam === 4 ? 32 : 128}` : '-',
-        { fdb: showFdb(k, f), vtepMac: f.mac, publicIp: f.dst },
-        `FDB entry ${f.mac}: no lease publishes this VTEP MAC (an old MAC or a peer that left)`,
-        `bridge fdb del ${f.mac} dev ${linkName(k, f.ifindex)}${f.dst ? ` dst ${f.dst}` : ''} self`,
+        host(f.dst),
+        { fdb: showFdb(k, { ...f, permanent: true }), vtepMac: f.mac, publicIp: f.dst },
+        `FDB entry ${f.mac}: no lease publishes this VTEP MAC for ${f.dst} (an old MAC or a peer that left)`,
+        `bridge fdb del ${f.mac} dev ${linkName(k, f.ifindex)} dst ${f.dst} self`,
       ),
-    );
-  }
-  return out;
+    ),
+  ];
 }
 
 /** One row per peer and family, then the stale entries. */
 export function peerVerdicts(input: PeerInput): PeerRow[] {
-  const ws = wants(input);
-  const rows: PeerRow[] = [];
-  for (const w of ws) {
-    if (w.invalid) {
-      rows.push(
-        peerRow(w, {
-          vtepMac: w.vtepMac,
-          verdict: 'invalid',
-          problems: [`lease ${w.lease.key}: ${w.invalid}; weftd skips this peer`],
-          fixes: [
-            `re-publish the lease: restart weftd on the host with public IP ${w.publicIp ?? '?'}`,
-          ],
-        }),
-      );
-      continue;
+  const planned = planNetwork(input);
+  const ws = wants(input, planned);
+  const type = input.config.backend.type;
+  const rows = ws.map((w): PeerRow => {
+    if (w.ignored !== null)
+      return peerRow(w, {
+        verdict: 'skipped',
+        problems: [
+          `lease backend ${w.lease.attrs.backendType || 'udp'} differs from the network's ${type}`,
+        ],
+        fixes: [`run the ${type} backend on that host, or change Backend.Type`],
+      });
+    if (w.entry === null) {
+      const reason = w.refused ?? 'weftd plans no entry for it';
+      return peerRow(w, {
+        vtepMac: w.vtepMac,
+        verdict: 'refused',
+        reason,
+        problems: [`lease ${w.lease.key}: ${reason}; weftd refuses this peer and programs nothing`],
+        fixes: [
+          `correct or remove the lease of the host with public IP ${w.publicIp ?? '?'} (restarting weftd there re-publishes it)`,
+        ],
+      });
     }
-    const type = input.config.backend.type;
-    if (
-      w.lease.attrs.backendType !== type &&
-      !(type === 'udp' && w.lease.attrs.backendType === '')
-    ) {
-      rows.push(
-        peerRow(w, {
-          verdict: 'skipped',
-          problems: [
-            `lease backend ${w.lease.attrs.backendType || 'udp'} differs from the network's ${type}`,
-          ],
-          fixes: [`run the ${type} backend on that host, or change Backend.Type`],
-        }),
-      );
-      continue;
-    }
-    if (type === 'vxlan') rows.push(vxlanRow(input.kernel, w));
-    else if (type === 'host-gw') rows.push(hostgwRow(input.kernel, w));
-    else rows.push(udpRow(input.kernel, w));
-  }
-  return [...rows, ...staleRows(input, ws)];
+    if (type === 'vxlan') return vxlanRow(input.kernel, w);
+    if (type === 'host-gw') return hostgwRow(input.kernel, w);
+    return udpRow(input.kernel, w);
+  });
+  return [...rows, ...(planned ? staleRows(input.kernel, planned.stale) : [])];
 }
 
 /** True when a row is a fault (skipped peers of another backend are reported but not counted). */

@@ -6,9 +6,9 @@
  */
 import { parseVxlanBackendData } from '../backend-vxlan/backend-data.js';
 import type { Lease } from '../lease/lease.js';
-import { cidrContains, networkOf, type LinkInfo } from '../netlink/index.js';
+import { cidrContains, networkOf, type AddrEntry, type LinkInfo } from '../netlink/index.js';
 import type { NetworkConfig } from '../subnet/manager.js';
-import { lookupRoute, showRoute, type KernelState } from './peers.js';
+import { lookupRoute, planNetwork, showRoute, type KernelState } from './peers.js';
 
 export { lookupRoute } from './peers.js';
 
@@ -56,6 +56,24 @@ export interface TraceInput {
   readonly leases: readonly Lease[];
   readonly own: Lease | null;
   readonly kernel: KernelState | null;
+  /** This host's addresses (for the backend's planner: on-link networks). */
+  readonly addrs?: readonly AddrEntry[];
+}
+
+/** Why weftd refuses to program `lease` for `ip`'s family on this host (its planner's reason), or null. */
+function refusal(i: TraceInput, k: KernelState, lease: Lease, ip: string): string | null {
+  const plan = planNetwork({
+    config: i.config,
+    own: i.own,
+    leases: i.leases,
+    kernel: k,
+    addrs: i.addrs ?? [],
+  });
+  const fam = ip.includes(':') ? 6 : 4;
+  const r = plan?.plan.refused.find(
+    (x) => x.lease.key === lease.key && (x.family === fam || x.family === null),
+  );
+  return r?.reason ?? null;
 }
 
 function owner(ip: string, leases: readonly Lease[], own: Lease | null): Endpoint {
@@ -81,6 +99,18 @@ function forward(
 ): Omit<TraceResult, 'src' | 'dst'> {
   const steps: TraceStep[] = [];
   const missing: string[] = [];
+  const refused = dstLease && !dstEp.local ? refusal(i, k, dstLease, i.dst) : null;
+  if (refused !== null) {
+    // weftd programs nothing for this peer on purpose: never suggest entries that would undo that
+    return {
+      verdict: 'dropped',
+      steps: [{ what: 'note', ok: false, text: `weftd refuses ${dstLease!.key}: ${refused}` }],
+      outer: null,
+      missing: [
+        `weftd refuses the lease ${dstLease!.key} (${refused}): correct or remove that lease (weftctl peers)`,
+      ],
+    };
+  }
   const route = lookupRoute(k.routes, i.dst);
   if (!route) {
     missing.push(

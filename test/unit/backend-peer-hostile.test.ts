@@ -10,10 +10,13 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { hostGwBackendFactory } from '../../src/backend-hostgw/index.js';
 import { peerAddressProblem, peerSubnetProblem } from '../../src/backend/peer-check.js';
-import { PeerLoop, type PeerProgrammer } from '../../src/backend/peer-loop.js';
+import { PeerLoop } from '../../src/backend/peer-loop.js';
+import { netlinkSink } from '../../src/backend/netlink-sink.js';
+import type { PeerEntries } from '../../src/backend/peer-entries.js';
+import type { LeasePlan } from '../../src/backend/peer-plan.js';
 import type { Backend, Network, Uplink } from '../../src/backend/backend.js';
 import { udpBackendFactory } from '../../src/backend-udp/index.js';
-import { peerRoutes, type UdpPeerScope } from '../../src/backend-udp/routes.js';
+import { planUdpPeer, type UdpPeerScope } from '../../src/backend-udp/plan.js';
 import { MemoryForwarder } from '../fakes/memory-forwarder.js';
 import { vxlanBackendFactory, type VxlanNetwork } from '../../src/backend-vxlan/index.js';
 import { deriveVtepMac } from '../../src/backend-vxlan/mac.js';
@@ -146,8 +149,13 @@ async function start(
   const deps = { subnets: subnets.manager(), uplink, log: nullLogger, stateDir: dir };
   const backend: Backend =
     type === 'vxlan'
-      ? vxlanBackendFactory({ netlink: fake, resyncMs: 3_600_000, machineIdPath: machineId })(deps)
-      : hostGwBackendFactory({ netlink: fake, resyncMs: 3_600_000 })(deps);
+      ? vxlanBackendFactory({
+          netlink: fake,
+          resyncMs: 3_600_000,
+          removalGraceMs: 0,
+          machineIdPath: machineId,
+        })(deps)
+      : hostGwBackendFactory({ netlink: fake, resyncMs: 3_600_000, removalGraceMs: 0 })(deps);
   const ac = new AbortController();
   const network = await backend.registerNetwork(config, {}, ac.signal);
   expect(network.lease.subnet).toBe('10.5.1.0/24');
@@ -295,54 +303,58 @@ describe('hostile peer leases are never programmed', () => {
   });
 
   it('udp: hostile leases get no forwarder route (the forwarder also trusts inner sources by them)', () => {
-    const udpScope: UdpPeerScope = { v4: scope, v6: null, ownIps: ['198.18.0.1'] };
+    const udpScope: UdpPeerScope = { port: 8285, v4: scope, v6: null, ownIps: ['198.18.0.1'] };
     // The on-link broadcast cases are the kernel backends' (udp sends without SO_BROADCAST: EACCES).
     const udpHostile = hostileLeases('').filter(
       (l) => !/^198\.18\.0\.(0|255)$/.test(l.attrs.publicIp),
     );
     for (const l of [...udpHostile, raw('0.0.0.0/0', { ...hostileLeases('')[0]!.attrs })]) {
-      expect(peerRoutes(l, 8285, udpScope), l.key).toMatchObject({ kind: 'skip' });
+      const plan = planUdpPeer(l, udpScope);
+      expect(plan.entries, l.key).toEqual([]);
+      expect(plan.refused, l.key).toHaveLength(1);
     }
     expect(
-      peerRoutes(
+      planUdpPeer(
         raw('10.5.2.0/24', { publicIp: '198.18.0.2', publicIpv6: null, backendType: '' }),
-        8285,
         udpScope,
       ),
     ).toEqual({
-      kind: 'routes',
-      routes: [{ dst: '10.5.2.0/24', peerIp: '198.18.0.2', port: 8285 }],
+      entries: [{ key: '10.5.2.0-24/4', subnet: '10.5.2.0/24', peerIp: '198.18.0.2', port: 8285 }],
+      refused: [],
     });
   });
 });
 
 describe('peer loop isolation', () => {
-  it('a programmer that throws for one lease costs that peer only, at start and on changes', async () => {
+  it('a planner that throws for one lease costs that peer only, at start and on changes', async () => {
     const fake = new FakeNetlink();
     const subnets = new MemorySubnets(testNetworkConfig('fake'));
     const attrs: LeaseAttrs = { publicIp: '198.18.0.9', publicIpv6: null, backendType: 'fake' };
     const own = raw('10.5.1.0/24', { ...attrs, publicIp: '198.18.0.1' });
     subnets.put(raw('10.5.2.0/24', attrs));
     subnets.put(raw('10.5.3.0/24', attrs));
-    const programmer: PeerProgrammer = {
-      entriesFor: (lease) => {
-        if (lease.subnet === '10.5.3.0/24') throw new TypeError('unforeseen input');
-        return [
+    const plan = (lease: Lease): LeasePlan<PeerEntries> => {
+      if (lease.subnet === '10.5.3.0/24') throw new TypeError('unforeseen input');
+      return {
+        entries: [
           {
             key: lease.key,
             subnet: lease.subnet!,
             route: { dst: lease.subnet!, gateway: '198.18.0.9', oif: 2 },
           },
-        ];
-      },
-      ensureReady: () => Promise.resolve(),
-      readKernel: async () => ({ routes: [...fake.routes.values()], neighs: [], fdb: [] }),
+        ],
+        refused: [],
+      };
     };
     const loop = new PeerLoop({
       subnets: subnets.manager(),
       ownLease: own,
-      ops: fake,
-      programmer,
+      plan,
+      sink: netlinkSink({
+        ops: fake,
+        ensureReady: () => Promise.resolve(),
+        readKernel: async () => ({ routes: [...fake.routes.values()], neighs: [], fdb: [] }),
+      }),
       log: nullLogger,
       resyncMs: 3_600_000,
     });
@@ -372,6 +384,7 @@ describe("udp: a newcomer lease for a live peer's subnet", () => {
     let fwd: MemoryForwarder | undefined;
     const backend = udpBackendFactory({
       netlink: nl,
+      removalGraceMs: 0,
       startForwarder: (req) =>
         (fwd = MemoryForwarder.start({ tunFd: 3, port: req.port, mtu: req.mtu })),
     })({

@@ -40,6 +40,7 @@ describe('peer loop + vxlan programmer (fake netlink)', () => {
     const backend = vxlanBackendFactory({
       netlink: fake,
       resyncMs: 3_600_000,
+      removalGraceMs: 0,
       machineIdPath: machineId,
     })({
       subnets: manager,

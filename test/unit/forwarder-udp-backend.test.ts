@@ -6,12 +6,12 @@ import { describe, expect, it } from 'vitest';
 import {
   forwarderMetricSamples,
   parseUdpConfig,
-  peerRoutes,
-  syncRoutes,
+  planUdpPeer,
   udpBackendFactory,
   type UdpNetwork,
 } from '../../src/backend-udp/index.js';
-import type { UdpPeerScope } from '../../src/backend-udp/routes.js';
+import { forwarderSink } from '../../src/backend-udp/forwarder-sink.js';
+import type { UdpPeerScope } from '../../src/backend-udp/plan.js';
 import { MemoryForwarder } from '../fakes/memory-forwarder.js';
 import type { Lease, LeaseAttrs } from '../../src/lease/lease.js';
 import { nullLogger } from '../../src/log/logger.js';
@@ -59,6 +59,7 @@ describe('parseUdpConfig', () => {
 });
 
 const scopeV4: UdpPeerScope = {
+  port: 8285,
   v4: { network: '10.5.0.0/16', subnetLen: 24, ownSubnet: '10.5.1.0/24' },
   v6: null,
   ownIps: ['198.18.0.1'],
@@ -68,49 +69,81 @@ const scopeV6: UdpPeerScope = {
   v6: { network: 'fd05::/48', subnetLen: 64, ownSubnet: 'fd05:0:0:1::/64' },
 };
 
-describe('peerRoutes', () => {
+const route = (n: number, peer = n) => ({
+  key: `10.5.${n}.0-24/4`,
+  subnet: `10.5.${n}.0/24`,
+  peerIp: `198.18.0.${peer}`,
+  port: 8285,
+});
+
+describe('planUdpPeer', () => {
   it('routes flannel-style (no BackendType) and udp-typed leases to their PublicIP', () => {
-    expect(peerRoutes(lease(2, attrs('198.18.0.2')), 8285, scopeV4)).toEqual({
-      kind: 'routes',
-      routes: [{ dst: '10.5.2.0/24', peerIp: '198.18.0.2', port: 8285 }],
+    expect(planUdpPeer(lease(2, attrs('198.18.0.2')), scopeV4)).toEqual({
+      entries: [route(2)],
+      refused: [],
     });
-    expect(peerRoutes(lease(2, attrs('198.18.0.2', 'udp')), 8285, scopeV4).kind).toBe('routes');
+    expect(planUdpPeer(lease(2, attrs('198.18.0.2', 'udp')), scopeV4).entries).toHaveLength(1);
   });
 
   it('adds the IPv6 subnet only when IPv6 is enabled', () => {
     const l = lease(2, attrs('198.18.0.2'), 'fd05:0:0:2::/64');
-    expect(peerRoutes(l, 8285, scopeV6)).toMatchObject({
-      routes: [{ dst: '10.5.2.0/24' }, { dst: 'fd05:0:0:2::/64', peerIp: '198.18.0.2' }],
+    expect(planUdpPeer(l, scopeV6)).toMatchObject({
+      entries: [
+        { subnet: '10.5.2.0/24' },
+        { key: '10.5.2.0-24/6', subnet: 'fd05:0:0:2::/64', peerIp: '198.18.0.2' },
+      ],
     });
-    expect(peerRoutes(l, 8285, scopeV4)).toMatchObject({ routes: [{ dst: '10.5.2.0/24' }] });
+    expect(planUdpPeer(l, scopeV4)).toMatchObject({ entries: [{ subnet: '10.5.2.0/24' }] });
   });
 
   it.each([
-    [attrs('198.18.0.2', 'vxlan'), 'backend type "vxlan"'],
-    [attrs('198.18.0.2', 'host-gw'), 'backend type "host-gw"'],
+    [attrs('198.18.0.2', 'vxlan'), 'backend type "vxlan" is not udp'],
+    [attrs('198.18.0.2', 'host-gw'), 'backend type "host-gw" is not udp'],
+  ])('ignores %o (another backend: not refused)', (a, reason) => {
+    expect(planUdpPeer(lease(2, a), scopeV4)).toEqual({
+      entries: [],
+      refused: [],
+      ignored: reason,
+    });
+  });
+
+  it.each([
     [attrs('0.0.0.0'), 'no usable IPv4 PublicIP ("0.0.0.0")'],
     [attrs('fd18::2'), 'no usable IPv4 PublicIP ("fd18::2")'],
-  ])('skips %o', (a, reason) => {
-    expect(peerRoutes(lease(2, a), 8285, scopeV4)).toEqual({ kind: 'skip', reason });
+  ])('refuses %o', (a, reason) => {
+    expect(planUdpPeer(lease(2, a), scopeV4)).toEqual({
+      entries: [],
+      refused: [{ family: null, reason }],
+    });
   });
 });
 
-describe('syncRoutes', () => {
-  it('brings the forwarder table to the desired routes with minimal commands', () => {
+describe('forwarderSink', () => {
+  it('reconcile brings the forwarder table to the desired routes with minimal commands', async () => {
     const f = MemoryForwarder.start({ tunFd: 3, port: 8285, mtu: 1472 });
+    const sink = forwarderSink(f, async () => {});
     f.setRoute('10.5.9.0/24', '198.18.0.9', 8285);
     f.setRoute('10.5.2.0/24', '198.18.0.2', 8285);
     f.setRoute('10.5.3.0/24', '198.18.0.33', 8285);
-    const desired = new Map(
-      [
-        { dst: '10.5.2.0/24', peerIp: '198.18.0.2', port: 8285 },
-        { dst: '10.5.3.0/24', peerIp: '198.18.0.3', port: 8285 },
-        { dst: '10.5.4.0/24', peerIp: '198.18.0.4', port: 8285 },
-      ].map((r) => [r.dst, r]),
+    const desired = [route(2), route(3), route(4)];
+    expect(await sink.reconcile(desired)).toMatchObject({ programmed: 2, deleted: 1 });
+    expect(f.routes()).toEqual(
+      desired.map((r) => ({ dst: r.subnet, peerIp: r.peerIp, port: 8285 })),
     );
-    expect(syncRoutes(f, desired)).toEqual({ set: 2, deleted: 1 });
-    expect(f.routes()).toEqual([...desired.values()]);
-    expect(syncRoutes(f, desired)).toEqual({ set: 0, deleted: 0 });
+    expect(await sink.reconcile(desired)).toMatchObject({ programmed: 0, deleted: 0 });
+  });
+
+  it('apply replaces in place and keeps a route another peer still holds', async () => {
+    const f = MemoryForwarder.start({ tunFd: 3, port: 8285, mtu: 1472 });
+    const sink = forwarderSink(f, async () => {});
+    await sink.apply([route(2), route(3)], [], []);
+    expect(await sink.apply([route(2, 22)], [route(2), route(3)], [])).toMatchObject({
+      programmed: 1,
+      deleted: 1,
+    });
+    expect(f.routes()).toEqual([{ dst: '10.5.2.0/24', peerIp: '198.18.0.22', port: 8285 }]);
+    expect(await sink.apply([], [route(2, 22)], [route(2, 22)])).toMatchObject({ deleted: 0 });
+    expect(f.routes()).toHaveLength(1);
   });
 });
 
@@ -131,6 +164,7 @@ describe('udp backend on MemoryForwarder and FakeNetlink', () => {
     let fwd: MemoryForwarder | undefined;
     const backend = udpBackendFactory({
       netlink: nl,
+      removalGraceMs: 0,
       observer: { peers: (n) => peerCounts.push(n) },
       startForwarder: (req) => {
         fwd = MemoryForwarder.start({ tunFd: 3, port: req.port, mtu: req.mtu });

@@ -1,7 +1,8 @@
 /**
  * `weftctl peers`: every other host's lease as this kernel sees it — route, neighbour and FDB entry —
- * with a verdict (ok / missing / stale / wrong-mac / wrong-public-ip / wrong-route / invalid /
- * skipped). Exit 1 when any peer is not ok (skipped peers of another backend do not count).
+ * with a verdict (ok / missing / stale / wrong-mac / wrong-public-ip / wrong-route / refused /
+ * skipped). A refused peer is one weftd will not program (a hostile or broken lease), shown with weftd's
+ * reason. Exit 1 when any peer is not ok (skipped peers of another backend do not count).
  */
 import { WeftError } from '../../errors.js';
 import { openRegistry } from '../etcd-view.js';

@@ -40,6 +40,7 @@ export async function traceCommand(ctx: CommandContext): Promise<CommandOutput> 
       leases: view.leases,
       own: own?.lease ?? null,
       kernel: host?.kernel ?? null,
+      addrs: host?.addrs ?? [],
     });
     const s = ctx.style;
     let human = `trace ${src} → ${dst}\n`;

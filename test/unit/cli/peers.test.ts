@@ -116,7 +116,7 @@ describe('peer verdicts (vxlan)', () => {
     expect(stale.some((s) => s.route?.startsWith('10.5.1.0'))).toBe(false);
   });
 
-  it('reports a peer with hostile backend data as invalid instead of failing', () => {
+  it("reports a peer with hostile backend data as refused, with weftd's reason and no fix that re-adds it", () => {
     const bad = lease(2, { backendData: { VNI: 'x', VtepMAC: '\u001b[31mred' } });
     const rows = peerVerdicts({
       config,
@@ -125,15 +125,25 @@ describe('peer verdicts (vxlan)', () => {
       kernel: healthyKernel(),
     });
     const p2 = rows.find((r) => r.subnet === '10.5.2.0/24')!;
-    expect(p2.verdict).toBe('invalid');
+    expect(p2.verdict).toBe('refused');
+    expect(p2.reason).toMatch(/invalid vxlan backend data: BackendData\.VNI/);
     expect(p2.problems[0]).toMatch(/VNI/);
+    expect(p2.fixes.join('\n')).not.toMatch(/replace/);
+    // weftd deletes what the kernel still holds for a refused peer: so does the fix shown
+    expect(rows.filter((r) => r.verdict === 'stale').flatMap((r) => r.fixes)).toContain(
+      'ip route del 10.5.2.0/24',
+    );
+    expect(validate(p2, PEER_SCHEMA)).toEqual([]);
   });
 
   it('skips peers of another backend type (not a fault) and reports a missing device', () => {
     const other = lease(3, { backendType: 'host-gw', backendData: undefined });
     const noDev = withKernel((k) => (k.links = k.links.filter((l) => l.name !== 'weft.1')));
     const rows = peerVerdicts({ config, own, leases: [own, lease(2), other], kernel: noDev });
-    expect(verdicts(rows)).toMatchObject({ '10.5.2.0/24': 'missing', '10.5.3.0/24': 'skipped' });
+    expect(rows.filter((r) => r.lease !== null).map((r) => [r.subnet, r.verdict])).toEqual([
+      ['10.5.2.0/24', 'missing'],
+      ['10.5.3.0/24', 'skipped'],
+    ]);
     expect(rows.find((r) => r.subnet === '10.5.2.0/24')!.problems[0]).toMatch(
       /device weft\.1 does not exist/,
     );
@@ -164,6 +174,7 @@ describe('peer verdicts (host-gw)', () => {
     protocol: 'BOOT',
     type: 'UNICAST',
   });
+  const addrs = [{ index: 2, cidr: '198.18.0.1/24' }];
   const hgLeases = [1, 2, 3].map((n) =>
     lease(n as 1 | 2 | 3, { backendType: 'host-gw', backendData: undefined }),
   );
@@ -179,6 +190,7 @@ describe('peer verdicts (host-gw)', () => {
       own: hgLeases[0]!,
       leases: hgLeases,
       kernel,
+      addrs,
     });
     expect(verdicts(rows)).toEqual({ '10.5.2.0/24': 'ok', '10.5.3.0/24': 'wrong-public-ip' });
     expect(rows[1]!.fixes).toEqual(['ip route replace 10.5.3.0/24 via 198.18.0.3']);
@@ -187,6 +199,7 @@ describe('peer verdicts (host-gw)', () => {
       own: hgLeases[0]!,
       leases: hgLeases,
       kernel: { ...kernel, routes: [] },
+      addrs,
     });
     expect(verdicts(none)).toEqual({ '10.5.2.0/24': 'missing', '10.5.3.0/24': 'missing' });
   });

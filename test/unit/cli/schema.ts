@@ -146,7 +146,7 @@ export const VERDICTS = [
   'wrong-mac',
   'wrong-public-ip',
   'wrong-route',
-  'invalid',
+  'refused',
   'skipped',
 ] as const;
 
@@ -161,6 +161,7 @@ export const PEER_SCHEMA: Schema = {
     neigh: orNull(str),
     fdb: orNull(str),
     verdict: { enum: VERDICTS },
+    reason: orNull(str),
     problems: { array: str },
     fixes: { array: str },
   },

@@ -173,6 +173,7 @@ describe('trace', () => {
         leases: hg,
         own: hg[0]!,
         kernel,
+        addrs: [{ index: 2, cidr: '198.18.0.1/24' }],
       });
     const r = trace(via('198.18.0.2'));
     expect(r.verdict).toBe('ok');
@@ -180,6 +181,22 @@ describe('trace', () => {
     const w = trace(via('198.18.0.9'));
     expect(w.verdict).toBe('dropped');
     expect(w.missing[0]).toMatch(/via 198\.18\.0\.9, the lease's public IP is 198\.18\.0\.2/);
+  });
+
+  it('a destination weftd refuses is named refused, never given a fix that re-adds its entries', () => {
+    const refusedH2 = lease(2, { backendData: { VNI: 7, VtepMAC: MAC.h2 } });
+    const r = traceOverlay({
+      src: '10.5.1.2',
+      dst: '10.5.2.2',
+      config,
+      leases: [own, refusedH2, lease(3)],
+      own,
+      kernel: withKernel((k) => (k.neighs = k.neighs.filter((n) => n.dst !== '10.5.2.0'))),
+    });
+    check(r);
+    expect(r.verdict).toBe('dropped');
+    expect(r.missing.join('\n')).toMatch(/weftd refuses the lease 10\.5\.2\.0-24 \(VNI 7/);
+    expect(r.missing.join('\n')).not.toMatch(/replace/);
   });
 
   it('longest-prefix match picks the most specific route', () => {

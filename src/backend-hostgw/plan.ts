@@ -1,0 +1,73 @@
+/**
+ * The host-gw planner (pure): one peer lease → per family a route `S via P dev <uplink>` or the reason
+ * it is refused (hostile subnet or address, or a public IP that is not on the uplink's segment).
+ * weftd programs from it (index.ts); weftctl renders it (src/cli/peers.ts).
+ */
+import type { Lease } from '../lease/lease.js';
+import { networkOf } from '../netlink/index.js';
+import type { FamilyDescriptor } from '../backend/family.js';
+import type { PeerEntries } from '../backend/peer-entries.js';
+import { peerAddressProblem, peerSubnetProblem } from '../backend/peer-check.js';
+import type { LeasePlan, PeerRefusal } from '../backend/peer-plan.js';
+import { isOnLink } from '../backend/uplink-routes.js';
+
+export interface HostGwFamilyScope {
+  readonly fam: FamilyDescriptor;
+  readonly network: string;
+  readonly subnetLen: number;
+  readonly ownSubnet: string;
+  /** This host's addresses of the family. */
+  readonly ownIps: readonly (string | null)[];
+  /** The uplink's networks: a peer must be on one of them. */
+  readonly onlink: readonly string[];
+}
+
+export interface HostGwPlanScope {
+  readonly uplinkIndex: number;
+  readonly uplinkName: string;
+  readonly families: readonly HostGwFamilyScope[];
+}
+
+export function planHostGwPeer(lease: Lease, scope: HostGwPlanScope): LeasePlan<PeerEntries> {
+  if (lease.attrs.backendType !== 'host-gw')
+    return {
+      entries: [],
+      refused: [],
+      ignored: `backend type ${lease.attrs.backendType || 'udp'} is not host-gw`,
+    };
+  const entries: PeerEntries[] = [];
+  const refused: PeerRefusal[] = [];
+  for (const f of scope.families) {
+    const family = f.fam.family;
+    const raw = f.fam.subnet(lease);
+    if (!raw) continue;
+    const gw = f.fam.publicIp(lease);
+    if (!gw) {
+      refused.push({ family, reason: `the lease has no ${f.fam.label} public IP` });
+      continue;
+    }
+    let subnet: string;
+    try {
+      subnet = networkOf(raw);
+    } catch {
+      refused.push({ family, reason: `subnet ${JSON.stringify(raw)} is not a CIDR` });
+      continue;
+    }
+    const problem =
+      peerSubnetProblem(subnet, f) ??
+      peerAddressProblem(gw, f.ownIps, f.onlink) ??
+      (isOnLink(f.onlink, gw)
+        ? null
+        : `public IP ${gw} is not on-link on ${scope.uplinkName} (${f.onlink.join(', ') || 'no networks'}): host-gw needs one L2 segment`);
+    if (problem !== null) {
+      refused.push({ family, reason: problem });
+      continue;
+    }
+    entries.push({
+      key: `${lease.key}/${family}`,
+      subnet,
+      route: { dst: subnet, gateway: gw, oif: scope.uplinkIndex },
+    });
+  }
+  return { entries, refused };
+}

@@ -1,0 +1,73 @@
+/**
+ * The udp planner (pure): one peer lease → the forwarder routes that make its subnets reachable, or the
+ * reason it is refused. flannel's UDP backend applies every lease it sees (a bug: a VXLAN host's subnet
+ * would be routed to a host that never listens on the UDP port); weft takes only leases of UDP hosts:
+ * flannel's UDP backend writes no BackendType, weft's writes none either, and 'udp' is accepted too.
+ * weftd programs from it (forwarder-sink.ts); weftctl renders it (src/cli/peers.ts).
+ */
+import { showValue } from '../errors.js';
+import { tryParseIp4 } from '../ip/index.js';
+import type { Lease } from '../lease/lease.js';
+import {
+  peerAddressProblem,
+  peerSubnetProblem,
+  type PeerSubnetScope,
+} from '../backend/peer-check.js';
+import { refuse, type Claim, type LeasePlan, type PeerEntry } from '../backend/peer-plan.js';
+
+/** One forwarder route: `subnet` goes, as UDP, to `peerIp`:`port`. */
+export interface UdpPeerRoute extends PeerEntry {
+  readonly peerIp: string;
+  readonly port: number;
+}
+
+/** One route per subnet: the forwarder also accepts that subnet's inner sources only from its peer. */
+export const udpClaims = (e: UdpPeerRoute): readonly Claim[] => [[`route|${e.subnet}`, e.key]];
+
+export function isUdpLease(lease: Lease): boolean {
+  return lease.attrs.backendType === '' || lease.attrs.backendType === 'udp';
+}
+
+/** What a peer lease is checked against (src/backend/peer-check.ts). */
+export interface UdpPeerScope {
+  readonly port: number;
+  readonly v4: PeerSubnetScope;
+  /** null when IPv6 is off: a lease's IPv6 subnet is then ignored. */
+  readonly v6: PeerSubnetScope | null;
+  /** This host's own IPv4 addresses (interface and public IP). */
+  readonly ownIps: readonly (string | null)[];
+}
+
+/**
+ * The routes that make `lease`'s subnets reachable through this host's forwarder. A lease whose subnet
+ * or public IP fails the shared peer checks is refused whole (the forwarder also accepts inner sources
+ * by these routes, so a hostile subnet would let that peer spoof our own or others' addresses).
+ */
+export function planUdpPeer(lease: Lease, scope: UdpPeerScope): LeasePlan<UdpPeerRoute> {
+  if (!isUdpLease(lease)) {
+    return {
+      entries: [],
+      refused: [],
+      ignored: `backend type ${showValue(lease.attrs.backendType)} is not udp`,
+    };
+  }
+  const ip = lease.attrs.publicIp;
+  if (tryParseIp4(ip) === null || ip === '0.0.0.0') {
+    return refuse(`no usable IPv4 PublicIP (${showValue(ip)})`);
+  }
+  const ipProblem = peerAddressProblem(ip, scope.ownIps);
+  if (ipProblem !== null) return refuse(ipProblem);
+  const entries: UdpPeerRoute[] = [];
+  const port = scope.port;
+  if (lease.subnet) {
+    const problem = peerSubnetProblem(lease.subnet, scope.v4);
+    if (problem !== null) return refuse(problem);
+    entries.push({ key: `${lease.key}/4`, subnet: lease.subnet, peerIp: ip, port });
+  }
+  if (scope.v6 && lease.subnet6) {
+    const problem = peerSubnetProblem(lease.subnet6, scope.v6);
+    if (problem !== null) return refuse(problem);
+    entries.push({ key: `${lease.key}/6`, subnet: lease.subnet6, peerIp: ip, port });
+  }
+  return entries.length > 0 ? { entries, refused: [] } : refuse('no subnet');
+}

@@ -1,0 +1,104 @@
+/**
+ * The vxlan planner (pure): one peer lease → per family either the kernel entries that make it
+ * reachable (neighbour `S.0 lladdr M` + FDB `M dst P` + route `S via S.0 dev weft.<VNI> onlink`, or with
+ * DirectRouting and an on-link peer one route `S via P` on the uplink) or the reason it is refused.
+ * weftd programs from it (programmer.ts); weftctl renders it (src/cli/peers.ts).
+ */
+import type { Lease } from '../lease/lease.js';
+import { networkAddress, networkOf } from '../netlink/index.js';
+import type { FamilyDescriptor } from '../backend/family.js';
+import type { PeerEntries } from '../backend/peer-entries.js';
+import { peerAddressProblem, peerSubnetProblem } from '../backend/peer-check.js';
+import type { LeasePlan, PeerRefusal } from '../backend/peer-plan.js';
+import { isOnLink } from '../backend/uplink-routes.js';
+import { parseVxlanBackendData } from './backend-data.js';
+
+/** What one family's peers are checked against and programmed on. */
+export interface VxlanFamilyScope {
+  readonly fam: FamilyDescriptor;
+  /** Cluster network of this family and its subnet length. */
+  readonly network: string;
+  readonly subnetLen: number;
+  /** This host's own subnet of this family ('' when unknown: no overlap check). */
+  readonly ownSubnet: string;
+  /** The vxlan device (index 0 when it does not exist: nothing can be programmed on it). */
+  readonly deviceIndex: number;
+  readonly deviceMac: string;
+  /** This host's addresses of the family (tunnel source, published address). */
+  readonly ownIps: readonly (string | null)[];
+  /** The uplink's networks (on-link peers, directed broadcasts). */
+  readonly onlink: readonly string[];
+}
+
+export interface VxlanPlanScope {
+  readonly vni: number;
+  readonly directRouting: boolean;
+  readonly uplinkIndex: number;
+  readonly families: readonly VxlanFamilyScope[];
+}
+
+export function planVxlanPeer(lease: Lease, scope: VxlanPlanScope): LeasePlan<PeerEntries> {
+  if (lease.attrs.backendType !== 'vxlan')
+    return {
+      entries: [],
+      refused: [],
+      ignored: `backend type ${lease.attrs.backendType || 'udp'} is not vxlan`,
+    };
+  const entries: PeerEntries[] = [];
+  const refused: PeerRefusal[] = [];
+  for (const f of scope.families) {
+    const family = f.fam.family;
+    const subnetRaw = f.fam.subnet(lease);
+    if (!subnetRaw) continue;
+    const no = (reason: string): void => void refused.push({ family, reason });
+    const publicIp = f.fam.publicIp(lease);
+    if (!publicIp) {
+      no(`the lease has no ${f.fam.label} public IP`);
+      continue;
+    }
+    const data = parseVxlanBackendData(f.fam.backendData(lease));
+    if (!data.ok) {
+      no(`invalid vxlan backend data: ${data.reason}`);
+      continue;
+    }
+    if (data.value.vni !== scope.vni) {
+      no(`VNI ${data.value.vni} is not this network's ${scope.vni}`);
+      continue;
+    }
+    let subnet: string;
+    try {
+      subnet = networkOf(subnetRaw);
+    } catch {
+      no(`subnet ${JSON.stringify(subnetRaw)} is not a CIDR`);
+      continue;
+    }
+    const problem =
+      peerSubnetProblem(subnet, f) ?? peerAddressProblem(publicIp, f.ownIps, f.onlink);
+    if (problem !== null) {
+      no(problem);
+      continue;
+    }
+    if (data.value.vtepMac === f.deviceMac) {
+      no(`VtepMAC ${data.value.vtepMac} is this host's own`);
+      continue;
+    }
+    const key = `${lease.key}/${family}`;
+    if (scope.directRouting && isOnLink(f.onlink, publicIp)) {
+      entries.push({
+        key,
+        subnet,
+        route: { dst: subnet, gateway: publicIp, oif: scope.uplinkIndex },
+      });
+      continue;
+    }
+    const gw = networkAddress(subnet);
+    entries.push({
+      key,
+      subnet,
+      neigh: { ifindex: f.deviceIndex, dst: gw, mac: data.value.vtepMac },
+      fdb: { ifindex: f.deviceIndex, mac: data.value.vtepMac, dst: publicIp },
+      route: { dst: subnet, gateway: gw, oif: f.deviceIndex, onlink: true },
+    });
+  }
+  return { entries, refused };
+}

@@ -1,0 +1,194 @@
+/**
+ * The desired state of one network, planned purely from the leases (design.md C4): every backend turns
+ * one lease into the entries that make it reachable (or refuses it, with the reason) through its own
+ * pure planner (backend-vxlan/plan.ts, backend-hostgw/plan.ts, backend-udp/plan.ts); this file holds
+ * what they share — the shapes, and the claims that decide which lease wins when two want the same
+ * kernel entry. weftd's peer loop applies the plan; weftctl renders the very same plan against the
+ * kernel it reads, so the two can never disagree about which lease is refused and why.
+ */
+import type { Lease } from '../lease/lease.js';
+
+/** One unit of programming for one lease and family (netlink entries, a forwarder route, …). */
+export interface PeerEntry {
+  /** `<lease key>/<family>`, unique within a network. */
+  readonly key: string;
+  /** The remote subnet this makes reachable. */
+  readonly subnet: string;
+}
+
+/**
+ * What an entry holds exclusively, as [claim, value]: two entries of different leases conflict on the
+ * same claim with different values (the same value — e.g. one host's two leases sharing its VTEP MAC
+ * and public IP — is shared, not a conflict).
+ */
+export type Claim = readonly [claim: string, value: string];
+
+export interface PeerRefusal {
+  /** The family refused, or null for the whole lease. */
+  readonly family: 4 | 6 | null;
+  readonly reason: string;
+}
+
+/** One lease through a backend's planner. */
+export interface LeasePlan<E extends PeerEntry> {
+  readonly entries: readonly E[];
+  /** Families (or the whole lease) this backend refuses to program, each with the reason. */
+  readonly refused: readonly PeerRefusal[];
+  /** Set when the lease is not for this backend at all (another backend type): not a fault. */
+  readonly ignored?: string;
+}
+
+export const refuse = <E extends PeerEntry>(
+  reason: string,
+  family: 4 | 6 | null = null,
+): LeasePlan<E> => ({ entries: [], refused: [{ family, reason }] });
+
+export interface RefusedLease {
+  readonly lease: Lease;
+  readonly family: 4 | 6 | null;
+  readonly reason: string;
+}
+
+export interface NetworkPlan<E extends PeerEntry> {
+  /** Every entry to program, all leases together. */
+  readonly entries: readonly E[];
+  /** The entries each lease gets (leases with none are absent). */
+  readonly byLease: ReadonlyMap<string, readonly E[]>;
+  readonly refused: readonly RefusedLease[];
+  readonly ignored: readonly { readonly lease: Lease; readonly reason: string }[];
+  /** Leases that lost a claim to another lease (re-planned when that one lets go). */
+  readonly blocked: ReadonlySet<string>;
+}
+
+/** Who holds each claim, by lease key: the index that makes a claim check O(1) per entry. */
+export class ClaimIndex {
+  private readonly byClaim = new Map<string, { value: string; holders: Set<string> }>();
+
+  /** The lease holding `claim` with another value than `value` (i.e. the conflict), or null. */
+  conflict(lease: string, [claim, value]: Claim): string | null {
+    const held = this.byClaim.get(claim);
+    if (held === undefined || held.value === value) return null;
+    for (const h of held.holders) if (h !== lease) return h;
+    return null;
+  }
+
+  /** Other leases holding the same claims (sharing a value with `lease`). */
+  sharers(lease: string, claims: readonly Claim[]): Set<string> {
+    const out = new Set<string>();
+    for (const [claim] of claims)
+      for (const h of this.byClaim.get(claim)?.holders ?? []) if (h !== lease) out.add(h);
+    return out;
+  }
+
+  take(lease: string, claims: readonly Claim[]): void {
+    for (const [claim, value] of claims) {
+      const held = this.byClaim.get(claim);
+      if (held === undefined || held.holders.size === 0)
+        this.byClaim.set(claim, { value, holders: new Set([lease]) });
+      else held.holders.add(lease);
+    }
+  }
+
+  release(lease: string, claims: readonly Claim[]): void {
+    for (const [claim] of claims) {
+      const held = this.byClaim.get(claim);
+      if (!held) continue;
+      held.holders.delete(lease);
+      if (held.holders.size === 0) this.byClaim.delete(claim);
+    }
+  }
+
+  clear(): void {
+    this.byClaim.clear();
+  }
+}
+
+/**
+ * Leases in the order they claim entries when two want the same one: those already programmed first (a
+ * newcomer cannot take over a live peer's subnet or MAC), then reservations (no expiration), then the
+ * one that expires last (the live, renewed lease beats a stale one), then by key, so every resync — and
+ * weftctl — picks the same one.
+ */
+export function preferred(
+  leases: Iterable<Lease>,
+  incumbents: { has(key: string): boolean },
+): Lease[] {
+  const exp = (l: Lease): number => l.expiration?.getTime() ?? Number.POSITIVE_INFINITY;
+  const inc = (l: Lease): number => (incumbents.has(l.key) ? 0 : 1);
+  return [...leases].sort(
+    (a, b) => inc(a) - inc(b) || exp(b) - exp(a) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
+  );
+}
+
+/**
+ * Entries of `plan` that are free to take in `index` (the others are refused, naming the holder).
+ * Takes the claims of the entries it keeps.
+ */
+export function claimEntries<E extends PeerEntry>(
+  lease: Lease,
+  entries: readonly E[],
+  claims: (e: E) => readonly Claim[],
+  index: ClaimIndex,
+): { kept: E[]; refused: RefusedLease[] } {
+  const kept: E[] = [];
+  const refused: RefusedLease[] = [];
+  for (const e of entries) {
+    const cs = claims(e);
+    let holder: string | null = null;
+    let what = '';
+    for (const c of cs) {
+      holder = index.conflict(lease.key, c);
+      if (holder !== null) {
+        const kind = c[0].split('|')[0];
+        what =
+          kind === 'route'
+            ? `the route to ${e.subnet}`
+            : kind === 'fdb'
+              ? 'the VTEP MAC'
+              : `its ${kind}`;
+        break;
+      }
+    }
+    if (holder === null) {
+      index.take(lease.key, cs);
+      kept.push(e);
+    } else {
+      refused.push({
+        lease,
+        family: e.subnet.includes(':') ? 6 : 4,
+        reason: `lease ${holder} already holds ${what} (two leases claim the same entry; one is programmed)`,
+      });
+    }
+  }
+  return { kept, refused };
+}
+
+/**
+ * The plan for a whole network: each lease through `planLease`, in `preferred` order, keeping only the
+ * entries whose claims no earlier lease holds. `incumbents` are the leases programmed now (weftd: its
+ * own memory; weftctl: the leases whose entries the kernel holds).
+ */
+export function planPeers<E extends PeerEntry>(
+  leases: Iterable<Lease>,
+  planLease: (lease: Lease) => LeasePlan<E>,
+  claims: (e: E) => readonly Claim[],
+  incumbents: ReadonlySet<string> = new Set(),
+): NetworkPlan<E> & { readonly index: ClaimIndex } {
+  const index = new ClaimIndex();
+  const entries: E[] = [];
+  const byLease = new Map<string, E[]>();
+  const refused: RefusedLease[] = [];
+  const ignored: { lease: Lease; reason: string }[] = [];
+  const blocked = new Set<string>();
+  for (const lease of preferred(leases, incumbents)) {
+    const p = planLease(lease);
+    if (p.ignored !== undefined) ignored.push({ lease, reason: p.ignored });
+    for (const r of p.refused) refused.push({ lease, ...r });
+    const c = claimEntries(lease, p.entries, claims, index);
+    if (c.refused.length > 0) blocked.add(lease.key);
+    refused.push(...c.refused);
+    if (c.kept.length > 0) byLease.set(lease.key, c.kept);
+    entries.push(...c.kept);
+  }
+  return { entries, byLease, refused, ignored, blocked, index };
+}

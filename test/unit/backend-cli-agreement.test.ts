@@ -1,0 +1,223 @@
+/**
+ * weftd and weftctl agree on hostile leases: the same leases go through a real backend (vxlan, host-gw)
+ * on the recording FakeNetlink, and through `weftctl peers`' verdicts over the kernel state weftd left
+ * there. weftctl must show exactly the leases weftd refused as refused, with weftd's reason; every
+ * other peer must be ok (weftctl expects exactly what weftd programmed, nothing stale); and no fix
+ * weftctl prints may re-add an entry for a refused lease.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Backend, Uplink } from '../../src/backend/backend.js';
+import { hostGwBackendFactory } from '../../src/backend-hostgw/index.js';
+import { udpBackendFactory } from '../../src/backend-udp/index.js';
+import { MemoryForwarder } from '../fakes/memory-forwarder.js';
+import { deriveVtepMac } from '../../src/backend-vxlan/mac.js';
+import { vxlanBackendFactory } from '../../src/backend-vxlan/index.js';
+import { peerVerdicts } from '../../src/cli/peers.js';
+import type { Lease, LeaseAttrs } from '../../src/lease/lease.js';
+import { nullLogger } from '../../src/log/logger.js';
+import { MemorySubnets, testNetworkConfig } from '../integration/backend-memory-subnets.js';
+import { FakeNetlink } from './backend-fake-netlink.js';
+import { PEER_SCHEMA, validate } from './cli/schema.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'weft-agree-unit-'));
+const machineId = join(dir, 'machine-id');
+writeFileSync(machineId, '0123456789abcdef0123456789abcdef\n');
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const tick = (ms = 30): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const OURS = '198.18.0.1';
+const ourMac = deriveVtepMac('0123456789abcdef0123456789abcdef', OURS, 1, 4);
+
+const raw = (subnet: string, attrs: LeaseAttrs, expiresInMs: number | null = null): Lease => ({
+  key: subnet.replace('/', '-'),
+  subnet,
+  subnet6: null,
+  attrs,
+  expiration: expiresInMs === null ? null : new Date(Date.now() + expiresInMs),
+});
+
+function vx(n: number, publicIp: string, data: unknown = { VNI: 1, VtepMAC: mac(n) }): LeaseAttrs {
+  return { publicIp, publicIpv6: null, backendType: 'vxlan', backendData: data };
+}
+function hg(publicIp: string): LeaseAttrs {
+  return { publicIp, publicIpv6: null, backendType: 'host-gw' };
+}
+function udp(publicIp: string): LeaseAttrs {
+  return { publicIp, publicIpv6: null, backendType: '' };
+}
+function mac(n: number): string {
+  return `0e:00:00:00:00:${n.toString(16).padStart(2, '0')}`;
+}
+
+/** Hostile leases every backend must refuse (subnet and address checks). */
+function hostile(attrs: (n: number, ip: string) => LeaseAttrs): Lease[] {
+  return [
+    raw('10.5.1.0/25', attrs(20, '198.18.0.20')), // inside our own subnet
+    raw('10.5.0.0/16', attrs(22, '198.18.0.22')), // the whole network
+    raw('10.5.30.0/23', attrs(23, '198.18.0.23')), // not SubnetLen long
+    raw('10.5.40.0/24', attrs(40, '127.0.0.1')),
+    raw('10.5.41.0/24', attrs(41, '224.0.0.5')),
+    raw('10.5.42.0/24', attrs(42, '198.18.0.255')), // directed broadcast of the uplink's network
+    raw('10.5.43.0/24', attrs(43, '0.0.0.7')),
+  ];
+}
+
+async function run(
+  type: 'vxlan' | 'host-gw' | 'udp',
+  before: readonly Lease[],
+  after: readonly Lease[],
+): Promise<{ refusedByWeftd: Map<string, string[]>; rows: ReturnType<typeof peerVerdicts> }> {
+  const fake = new FakeNetlink();
+  const eth0 = fake.addLink('eth0');
+  if (type === 'udp') fake.addLink('weft0', { kind: 'tun', up: false });
+  fake.addrs.push({ index: eth0.index, cidr: `${OURS}/24` });
+  const config = testNetworkConfig(type);
+  const subnets = new MemorySubnets(config);
+  for (const l of before) subnets.put(l);
+  const refusedByWeftd = new Map<string, string[]>();
+  const uplink: Uplink = {
+    name: 'eth0',
+    index: eth0.index,
+    mtu: 1500,
+    ifaceAddr: OURS,
+    ifaceAddr6: null,
+    publicIp: OURS,
+    publicIpv6: null,
+  };
+  const deps = {
+    subnets: subnets.manager(),
+    uplink,
+    log: nullLogger,
+    stateDir: dir,
+  };
+  const opts = {
+    netlink: fake,
+    resyncMs: 3_600_000,
+    removalGraceMs: 0,
+    observer: {
+      refused: (key: string, reasons: readonly string[]) =>
+        reasons.length > 0 ? refusedByWeftd.set(key, [...reasons]) : refusedByWeftd.delete(key),
+    },
+  };
+  const backend: Backend =
+    type === 'vxlan'
+      ? vxlanBackendFactory({ ...opts, machineIdPath: machineId })(deps)
+      : type === 'host-gw'
+        ? hostGwBackendFactory(opts)(deps)
+        : udpBackendFactory({
+            ...opts,
+            startForwarder: (req) =>
+              MemoryForwarder.start({ tunFd: 3, port: req.port, mtu: req.mtu }),
+          })(deps);
+  const ac = new AbortController();
+  const network = await backend.registerNetwork(config, {}, ac.signal);
+  const done = network.run(ac.signal);
+  try {
+    await tick();
+    for (const l of after) subnets.put(l); // through the incremental path
+    await tick();
+  } finally {
+    ac.abort();
+    await done;
+  }
+  const rows = peerVerdicts({
+    config,
+    own: network.lease,
+    leases: [...subnets.leases.values()],
+    kernel: {
+      links: [...fake.links.values()],
+      routes: [...fake.routes.values()],
+      neighs: [...fake.neighs.values()],
+      fdb: [...fake.fdb.values()],
+    },
+    addrs: fake.addrs,
+  });
+  return { refusedByWeftd, rows };
+}
+
+function expectAgreement(r: Awaited<ReturnType<typeof run>>, healthy: readonly string[]): void {
+  const refusedRows = r.rows.filter((row) => row.verdict === 'refused');
+  expect(new Set(refusedRows.map((row) => row.lease))).toEqual(new Set(r.refusedByWeftd.keys()));
+  for (const row of refusedRows) {
+    expect(r.refusedByWeftd.get(row.lease!)).toContain(row.reason);
+    expect(validate(row, PEER_SCHEMA)).toEqual([]);
+  }
+  // weftctl expects exactly what weftd programmed: every other peer ok, nothing stale
+  const others = r.rows.filter((row) => row.verdict !== 'refused');
+  expect(others.map((row) => [row.lease, row.verdict])).toEqual(healthy.map((k) => [k, 'ok']));
+  // never a fix that re-adds an entry for a refused lease
+  const refusedSubnets = refusedRows.map((row) => row.subnet);
+  for (const fix of r.rows.flatMap((row) => row.fixes))
+    for (const s of refusedSubnets) expect(fix).not.toMatch(new RegExp(`replace ${s}`));
+}
+
+describe('weftd and weftctl agree on hostile leases', () => {
+  it('vxlan: hostile subnets, addresses, backend data, VNI, our VTEP MAC and a copied live MAC', async () => {
+    const r = await run(
+      'vxlan',
+      [
+        raw('10.5.2.0/24', vx(2, '198.18.0.2')),
+        ...hostile((n, ip) => vx(n, ip)),
+        raw('10.5.50.0/24', vx(50, '198.18.0.50', { VNI: 'x', VtepMAC: mac(50) })),
+        raw('10.5.51.0/24', vx(51, '198.18.0.51', { VNI: 7, VtepMAC: mac(51) })),
+        raw('10.5.52.0/24', vx(52, '198.18.0.52', { VNI: 1, VtepMAC: ourMac })),
+      ],
+      [
+        raw('10.5.3.0/24', vx(3, '198.18.0.66', { VNI: 1, VtepMAC: mac(2) })), // copies host 2's MAC
+        raw('10.5.4.0/24', vx(4, '198.18.0.2', { VNI: 1, VtepMAC: mac(2) })), // host 2's 2nd lease
+        raw('10.5.44.0/24', vx(44, OURS)), // our own public IP
+      ],
+    );
+    expect([...r.refusedByWeftd.keys()].sort()).toEqual(
+      [
+        '10.5.0.0-16',
+        '10.5.1.0-25',
+        '10.5.3.0-24',
+        '10.5.30.0-23',
+        '10.5.40.0-24',
+        '10.5.41.0-24',
+        '10.5.42.0-24',
+        '10.5.43.0-24',
+        '10.5.44.0-24',
+        '10.5.50.0-24',
+        '10.5.51.0-24',
+        '10.5.52.0-24',
+      ].sort(),
+    );
+    expectAgreement(r, ['10.5.2.0-24', '10.5.4.0-24']);
+  });
+
+  it('host-gw: hostile subnets and addresses, and a peer that is not on-link', async () => {
+    const r = await run(
+      'host-gw',
+      [raw('10.5.2.0/24', hg('198.18.0.2')), ...hostile((_n, ip) => hg(ip))],
+      [raw('10.5.45.0/24', hg('198.19.0.5')), raw('10.5.44.0/24', hg(OURS))],
+    );
+    expect(r.refusedByWeftd.size).toBe(9);
+    expectAgreement(r, ['10.5.2.0-24']);
+  });
+
+  it("udp: hostile subnets and addresses, and a newcomer for a live peer's subnet", async () => {
+    const r = await run(
+      'udp',
+      [raw('10.5.2.0/24', udp('198.18.0.2')), ...hostile((_n, ip) => udp(ip))],
+      [
+        raw('10.5.44.0/24', udp(OURS)),
+        {
+          key: '10.5.2.0-24&fd05:0:0:2::-64', // a second key for the live peer's subnet
+          subnet: '10.5.2.0/24',
+          subnet6: 'fd05:0:0:2::/64',
+          attrs: udp('198.18.0.66'),
+          expiration: new Date(Date.now() + 10 * 86_400_000),
+        },
+      ],
+    );
+    expect(r.refusedByWeftd.has('10.5.2.0-24&fd05:0:0:2::-64')).toBe(true);
+    // udp does not refuse an on-link broadcast address (the forwarder's socket cannot send to it
+    // without SO_BROADCAST): weftd routes it, and weftctl agrees
+    expectAgreement(r, ['10.5.2.0-24', '10.5.42.0-24']);
+  });
+});
