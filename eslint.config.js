@@ -1,109 +1,124 @@
 // @ts-check
+import { readdirSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 /**
- * Layering (DEVELOPERS.md, design.md C1): pure `ip`/`lease` at the bottom, then `subnet`, then the
- * backends, then the entrypoints. Each entry forbids imports from the layers above it.
+ * Layering (README.md "Architecture", docs/architecture.md): every directory of src/ (and the top-level
+ * errors.ts) names the parts of src/ it may import; everything else is forbidden. Bottom to top.
  */
-const layers = [
-  {
-    dir: 'src/ip',
-    forbid: [
-      'lease',
-      'subnet',
-      'netlink',
-      'netns',
-      'backend',
-      'backend-vxlan',
-      'backend-hostgw',
-      'backend-udp',
-      'dataplane',
-      'daemon',
-      'cni',
-      'cli',
-    ],
-  },
-  {
-    dir: 'src/lease',
-    forbid: [
-      'subnet',
-      'netlink',
-      'netns',
-      'backend',
-      'backend-vxlan',
-      'backend-hostgw',
-      'backend-udp',
-      'dataplane',
-      'daemon',
-      'cni',
-      'cli',
-    ],
-  },
-  {
-    dir: 'src/subnet',
-    forbid: [
-      'netlink',
-      'netns',
-      'backend',
-      'backend-vxlan',
-      'backend-hostgw',
-      'backend-udp',
-      'dataplane',
-      'daemon',
-      'cni',
-      'cli',
-    ],
-  },
-  {
-    dir: 'src/netlink',
-    forbid: [
-      'subnet',
-      'backend',
-      'backend-vxlan',
-      'backend-hostgw',
-      'backend-udp',
-      'daemon',
-      'cni',
-      'cli',
-    ],
-  },
-  {
-    dir: 'src/flags',
-    forbid: [
-      'ip',
-      'lease',
-      'subnet',
-      'netlink',
-      'netns',
-      'backend',
-      'backend-vxlan',
-      'backend-hostgw',
-      'backend-udp',
-      'dataplane',
-      'daemon',
-      'cni',
-      'cli',
-    ],
-  },
-  { dir: 'src/backend', forbid: ['daemon', 'cni', 'cli'] },
-  { dir: 'src/backend-vxlan', forbid: ['daemon', 'cni', 'cli', 'subnet/etcd'] },
-  { dir: 'src/backend-hostgw', forbid: ['daemon', 'cni', 'cli', 'subnet/etcd'] },
-  { dir: 'src/backend-udp', forbid: ['daemon', 'cni', 'cli', 'subnet/etcd'] },
-  {
-    dir: 'src/cni',
-    forbid: [
-      'daemon',
-      'cli',
-      'subnet',
-      'backend',
-      'backend-vxlan',
-      'backend-hostgw',
-      'backend-udp',
-      'dataplane',
-    ],
-  },
+const backendDeps = [
+  'errors',
+  'log',
+  'ip',
+  'lease',
+  'native',
+  'netns',
+  'subnet',
+  'netlink',
+  'dataplane',
+  'backend',
 ];
+const entrypointDeps = [
+  ...backendDeps,
+  'firewall',
+  'flags',
+  'backend-vxlan',
+  'backend-hostgw',
+  'backend-udp',
+  'backend-wireguard',
+];
+/** @type {Record<string, string[]>} */
+const layers = {
+  errors: [],
+  log: [],
+  ip: ['errors'],
+  lease: ['errors', 'ip'],
+  native: ['errors'],
+  flags: ['errors'],
+  netns: ['errors', 'native'],
+  subnet: ['errors', 'log', 'ip', 'lease'],
+  netlink: ['errors', 'log', 'ip', 'netns'],
+  dataplane: ['errors', 'log', 'ip', 'native'],
+  firewall: ['errors', 'log', 'subnet'],
+  backend: ['errors', 'log', 'ip', 'lease', 'subnet', 'netlink'],
+  'backend-vxlan': backendDeps,
+  'backend-hostgw': backendDeps,
+  'backend-udp': backendDeps,
+  'backend-wireguard': backendDeps,
+  // The CNI plugin is bundled into one small file (scripts/build-cni.mjs): pure values only.
+  cni: ['errors', 'ip', 'lease'],
+  // weftd runs the CNI plugin in-process; no other entrypoint imports another.
+  daemon: [...entrypointDeps, 'cni'],
+  cli: entrypointDeps,
+};
+/** Only these parts may import the etcd client (subnet/etcd/, subnet/etcd-manager.ts). */
+const etcdImporters = ['subnet', 'daemon', 'cli'];
+/** npm packages that only one directory may import (path under src/). */
+const packageOwners = { etcd3: 'subnet/etcd', netlink: 'netlink' };
+
+const src = resolve(dirname(fileURLToPath(import.meta.url)), 'src');
+for (const entry of readdirSync(src, { withFileTypes: true })) {
+  const name = entry.isDirectory() ? entry.name : entry.name.replace(/\.ts$/, '');
+  if ((entry.isDirectory() || entry.name.endsWith('.ts')) && !(name in layers)) {
+    throw new Error(
+      `eslint.config.js: src/${entry.name} has no entry in \`layers\`; name what it may import`,
+    );
+  }
+}
+for (const [part, deps] of Object.entries(layers)) {
+  for (const dep of deps) {
+    if (!(dep in layers))
+      throw new Error(`eslint.config.js: layers.${part} names unknown part ${dep}`);
+  }
+}
+
+/** The top-level part of src/ a path (relative to src/) belongs to: `subnet/etcd/x.js` → `subnet`. */
+const partOf = (/** @type {string} */ rel) => rel.split('/')[0].replace(/\.[jt]s$/, '');
+
+/** @type {import('eslint').Rule.RuleModule} */
+const layering = {
+  meta: { type: 'problem', schema: [] },
+  create(context) {
+    const from = relative(src, context.filename);
+    if (from.startsWith('..')) return {};
+    const part = partOf(from);
+    /** @param {any} node */
+    const check = (node) => {
+      const spec = node.source?.value;
+      if (typeof spec !== 'string') return;
+      const report = (/** @type {string} */ message) =>
+        context.report({ node: node.source, message });
+      if (!spec.startsWith('.')) {
+        const owner = packageOwners[/** @type {keyof typeof packageOwners} */ (spec)];
+        if (owner !== undefined && !from.startsWith(`${owner}/`))
+          report(`only src/${owner} imports '${spec}'`);
+        return;
+      }
+      const target = relative(src, resolve(dirname(context.filename), spec));
+      if (target.startsWith('..'))
+        return report(`src/${part} must not import outside src/ (${spec})`);
+      const to = partOf(target);
+      if (to !== part && !layers[part].includes(to)) {
+        report(
+          `src/${part} must not import src/${to} (layers in eslint.config.js, README "Architecture")`,
+        );
+      } else if (/^subnet\/etcd/.test(target) && !etcdImporters.includes(part)) {
+        report(
+          `src/${part} must not import the etcd client (${target}); take a LeaseManager instead`,
+        );
+      }
+    };
+    return {
+      ImportDeclaration: check,
+      ExportNamedDeclaration: check,
+      ExportAllDeclaration: check,
+      ImportExpression: check,
+    };
+  },
+};
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'native/build/**', 'bench/results/**'] },
@@ -130,18 +145,9 @@ export default tseslint.config(
     files: ['src/*/main.ts', 'bin/**', 'scripts/**', 'bench/**', 'test/**'],
     rules: { 'no-restricted-syntax': 'off' },
   },
-  ...layers.map(({ dir, forbid }) => ({
-    files: [`${dir}/**/*.ts`],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: forbid.map((f) => ({
-            group: [`**/${f}/*`, `../${f}`, `../../${f}`],
-            message: `${dir} must not depend on src/${f} (one-way layering, design.md C1)`,
-          })),
-        },
-      ],
-    },
-  })),
+  {
+    files: ['src/**/*.ts'],
+    plugins: { weft: { rules: { layering } } },
+    rules: { 'weft/layering': 'error' },
+  },
 );
