@@ -19,7 +19,7 @@ import { peerVerdicts } from '../../src/cli/peers.js';
 import type { Lease, LeaseAttrs } from '../../src/lease/lease.js';
 import { nullLogger } from '../../src/log/logger.js';
 import { MemorySubnets, testNetworkConfig } from '../integration/backend-memory-subnets.js';
-import { FakeNetlink } from './backend-fake-netlink.js';
+import { FakeNetlink } from '../fakes/fake-netlink.js';
 import { PEER_SCHEMA, validate } from './cli/schema.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'weft-agree-unit-'));

@@ -23,7 +23,7 @@ import { deriveVtepMac } from '../../src/backend-vxlan/mac.js';
 import type { Lease, LeaseAttrs } from '../../src/lease/lease.js';
 import { nullLogger } from '../../src/log/logger.js';
 import { MemorySubnets, testNetworkConfig } from '../integration/backend-memory-subnets.js';
-import { FakeNetlink } from './backend-fake-netlink.js';
+import { FakeNetlink } from '../fakes/fake-netlink.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'weft-hostile-unit-'));
 const machineId = join(dir, 'machine-id');
@@ -328,6 +328,7 @@ describe('hostile peer leases are never programmed', () => {
 describe('peer loop isolation', () => {
   it('a planner that throws for one lease costs that peer only, at start and on changes', async () => {
     const fake = new FakeNetlink();
+    fake.addLink('eth0', { index: 2 }); // the kernel refuses routes through a missing device
     const subnets = new MemorySubnets(testNetworkConfig('fake'));
     const attrs: LeaseAttrs = { publicIp: '198.18.0.9', publicIpv6: null, backendType: 'fake' };
     const own = raw('10.5.1.0/24', { ...attrs, publicIp: '198.18.0.1' });

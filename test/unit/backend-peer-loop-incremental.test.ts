@@ -13,7 +13,7 @@ import type { LeasePlan } from '../../src/backend/peer-plan.js';
 import type { Lease, LeaseAttrs } from '../../src/lease/lease.js';
 import { nullLogger } from '../../src/log/logger.js';
 import { MemorySubnets, testNetworkConfig } from '../integration/backend-memory-subnets.js';
-import { FakeNetlink } from './backend-fake-netlink.js';
+import { FakeNetlink } from '../fakes/fake-netlink.js';
 
 const tick = (ms = 20): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const DEV = 5;
@@ -61,6 +61,7 @@ describe('peer loop: incremental work and the removal grace', () => {
 
   async function start(peers: number, removalGraceMs: number) {
     const fake = new FakeNetlink();
+    fake.addLink('weft.1', { index: DEV }); // the kernel refuses entries on a missing device
     const subnets = new MemorySubnets(testNetworkConfig('fake'));
     for (let n = 2; n < 2 + peers; n++)
       subnets.put(

@@ -12,7 +12,7 @@ import type { Lease, LeaseEvent } from '../../src/lease/lease.js';
 import { createJsonLogger } from '../../src/log/logger.js';
 import type { SubnetManager } from '../../src/subnet/manager.js';
 import { MemorySubnets, testNetworkConfig } from '../integration/backend-memory-subnets.js';
-import { FakeNetlink } from './backend-fake-netlink.js';
+import { FakeNetlink } from '../fakes/fake-netlink.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'weft-loop-unit-'));
 const machineId = join(dir, 'machine-id');

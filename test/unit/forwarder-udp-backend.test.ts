@@ -16,7 +16,7 @@ import { MemoryForwarder } from '../fakes/memory-forwarder.js';
 import type { Lease, LeaseAttrs } from '../../src/lease/lease.js';
 import { nullLogger } from '../../src/log/logger.js';
 import { MemorySubnets, testNetworkConfig } from '../integration/backend-memory-subnets.js';
-import { FakeNetlink } from './backend-fake-netlink.js';
+import { FakeNetlink } from '../fakes/fake-netlink.js';
 
 const attrs = (publicIp: string, backendType = ''): LeaseAttrs => ({
   publicIp,

@@ -2,10 +2,13 @@
  * A recording fake NetlinkOps for unit tests of pure backend logic (design.md C15): keeps routes,
  * neighbours, FDB entries, links and addresses in maps with the kernel's replace/delete semantics,
  * records every mutating call in order, and can be told to fail chosen calls with a NetlinkError.
- * The real façade is tested against the kernel in test/integration/netlink-facade.test.ts.
+ * Held to the real façade by the shared contract test/fakes/netlink.contract.ts (run against the kernel
+ * in test/integration/netlink-contract.test.ts). Link events are not generated: tests emit them with
+ * `emitLink`.
  */
 import {
   NetlinkError,
+  cidrContains,
   ipFamily,
   parseCidr,
   type AddrEntry,
@@ -17,6 +20,7 @@ import {
   type NetlinkOps,
   type RouteEntry,
 } from '../../src/netlink/index.js';
+import { vxlanIncompatibility } from '../../src/netlink/linkinfo.js';
 
 const rk = (dst: string, table = 254): string => `${table}|${dst}`;
 
@@ -69,15 +73,22 @@ export class FakeNetlink implements NetlinkOps {
     spec: Parameters<NetlinkOps['ensureVxlanLink']>[0],
   ): ReturnType<NetlinkOps['ensureVxlanLink']> {
     const existing = this.links.get(spec.name);
-    if (existing && existing.kind === 'vxlan' && existing.vxlan?.vni === spec.vni) {
-      const link = { ...existing, mtu: spec.mtu, mac: spec.mac };
-      this.links.set(spec.name, link);
-      return {
-        link,
-        action: existing.mac === spec.mac && existing.mtu === spec.mtu ? 'reused' : 'updated',
-      };
+    if (existing && vxlanIncompatibility(existing, spec) === null) {
+      if (existing.mtu === spec.mtu && existing.mac === spec.mac)
+        return { link: existing, action: 'reused' };
+      if (existing.mtu !== spec.mtu) await this.setLinkMtu(existing.index, spec.mtu);
+      if (existing.mac !== spec.mac) await this.setLinkMac(existing.index, spec.mac);
+      return { link: this.links.get(spec.name)!, action: 'updated' };
     }
+    if (existing) await this.deleteLink(existing.index);
     this.call('createVxlanLink', spec.name);
+    const clash = [...this.links.values()].some(
+      (l) =>
+        l.vxlan?.vni === spec.vni &&
+        l.vxlan.port === spec.port &&
+        l.vxlan.underlayIndex === spec.underlayIndex,
+    );
+    if (clash) throw new NetlinkError('E_NETLINK', 'EEXIST', 'createVxlanLink', spec.name);
     const link = this.addLink(spec.name, {
       kind: 'vxlan',
       mtu: spec.mtu,
@@ -97,35 +108,67 @@ export class FakeNetlink implements NetlinkOps {
     });
     return { link, action: existing ? 'recreated' : 'created' };
   }
+  /** The link with `index`, or an ENODEV rejection of `op` (as the kernel answers). */
+  private linkAt(index: number, op: string, object: string): LinkInfo {
+    const link = [...this.links.values()].find((l) => l.index === index);
+    if (!link) throw new NetlinkError('E_NETLINK', 'ENODEV', op, object);
+    return link;
+  }
+  private setLink(index: number, change: Partial<LinkInfo>): void {
+    const link = this.linkAt(index, 'setLink', `link ${index}`);
+    this.links.set(link.name, { ...link, ...change });
+  }
+  /** Deleting a link drops everything on it, as the kernel does. */
   async deleteLink(index: number): Promise<void> {
     this.call('deleteLink', String(index));
-    for (const [n, l] of this.links) if (l.index === index) this.links.delete(n);
+    this.links.delete(this.linkAt(index, 'deleteLink', `link ${index}`).name);
+    for (const [k, r] of this.routes) if (r.oif === index) this.routes.delete(k);
+    for (const [k, n] of this.neighs) if (n.ifindex === index) this.neighs.delete(k);
+    for (const [k, f] of this.fdb) if (f.ifindex === index) this.fdb.delete(k);
+    this.addrs.splice(0, this.addrs.length, ...this.addrs.filter((a) => a.index !== index));
   }
   async setLinkUp(index: number): Promise<void> {
     this.call('setLinkUp', String(index));
-    for (const [n, l] of this.links) if (l.index === index) this.links.set(n, { ...l, up: true });
+    this.setLink(index, { up: true });
   }
   async setLinkMtu(index: number, mtu: number): Promise<void> {
     this.call('setLinkMtu', `${index} ${mtu}`);
+    this.setLink(index, { mtu });
   }
   async setLinkMac(index: number, mac: string): Promise<void> {
     this.call('setLinkMac', `${index} ${mac}`);
+    this.setLink(index, { mac });
   }
   async listAddrs(index: number, family: 4 | 6): Promise<AddrEntry[]> {
     return this.addrs.filter((a) => a.index === index && parseCidr(a.cidr).family === family);
   }
-  async ensureAddr(index: number, cidr: string): Promise<string[]> {
+  async ensureAddr(
+    index: number,
+    cidr: string,
+    strayWithin: readonly string[] = [],
+  ): Promise<string[]> {
+    const family = parseCidr(cidr).family;
+    const strays = (await this.listAddrs(index, family)).filter(
+      (a) => a.cidr !== cidr && strayWithin.some((net) => cidrContains(net, a.cidr.split('/')[0]!)),
+    );
+    for (const a of strays) await this.deleteAddr(index, a.cidr);
     if (!this.addrs.some((a) => a.index === index && a.cidr === cidr)) {
       this.call('addAddr', `${cidr} dev ${index}`);
       this.addrs.push({ index, cidr });
     }
-    return [];
+    return strays.map((a) => a.cidr);
   }
   async deleteAddr(index: number, cidr: string): Promise<void> {
     this.call('deleteAddr', `${cidr} dev ${index}`);
+    const at = this.addrs.findIndex((a) => a.index === index && a.cidr === cidr);
+    if (at < 0) throw new NetlinkError('E_NETLINK', 'EADDRNOTAVAIL', 'deleteAddr', cidr);
+    this.addrs.splice(at, 1);
   }
   async routeReplace(r: Parameters<NetlinkOps['routeReplace']>[0]): Promise<void> {
     this.call('routeReplace', r.dst);
+    if (!/^[0-9a-f.:]+\/\d+$/i.test(r.dst))
+      throw new NetlinkError('E_NETLINK', 'EINVAL', 'routeReplace', r.dst);
+    if (r.oif != null) this.linkAt(r.oif, 'routeReplace', r.dst);
     this.routes.set(rk(r.dst, r.table), {
       family: parseCidr(r.dst).family,
       dst: r.dst,
@@ -142,13 +185,20 @@ export class FakeNetlink implements NetlinkOps {
     if (!this.routes.delete(rk(r.dst, r.table)))
       throw new NetlinkError('E_NETLINK', 'ESRCH', 'routeDelete', r.dst);
   }
-  async routeList(family: 4 | 6, filter: { oif?: number } = {}): Promise<RouteEntry[]> {
+  async routeList(
+    family: 4 | 6,
+    filter: { oif?: number; table?: number } = {},
+  ): Promise<RouteEntry[]> {
     return [...this.routes.values()].filter(
-      (r) => r.family === family && (filter.oif === undefined || r.oif === filter.oif),
+      (r) =>
+        r.family === family &&
+        r.table === (filter.table ?? 254) &&
+        (filter.oif === undefined || r.oif === filter.oif),
     );
   }
   async neighReplace(n: Parameters<NetlinkOps['neighReplace']>[0]): Promise<void> {
     this.call('neighReplace', `${n.dst} ${n.mac}`);
+    this.linkAt(n.ifindex, 'neighReplace', n.dst);
     this.neighs.set(`${n.ifindex}|${n.dst}`, {
       family: ipFamily(n.dst),
       ifindex: n.ifindex,
@@ -169,12 +219,17 @@ export class FakeNetlink implements NetlinkOps {
   }
   async fdbReplace(f: Parameters<NetlinkOps['fdbReplace']>[0]): Promise<void> {
     this.call('fdbReplace', `${f.mac} ${f.dst}`);
-    this.fdb.set(`${f.ifindex}|${f.mac}|${f.dst}`, { ...f, permanent: true });
+    this.linkAt(f.ifindex, 'fdbReplace', f.mac);
+    // One remote per MAC on a VXLAN device: a replace with another dst moves the entry.
+    this.fdb.set(`${f.ifindex}|${f.mac}`, { ...f, permanent: true });
   }
   async fdbDelete(f: Parameters<NetlinkOps['fdbDelete']>[0]): Promise<void> {
     this.call('fdbDelete', `${f.mac} ${f.dst}`);
-    if (!this.fdb.delete(`${f.ifindex}|${f.mac}|${f.dst}`))
-      throw new NetlinkError('E_NETLINK', 'ENOENT', 'fdbDelete', f.mac);
+    const key = `${f.ifindex}|${f.mac}`;
+    const have = this.fdb.get(key);
+    if (!have) throw new NetlinkError('E_NETLINK', 'ENOENT', 'fdbDelete', f.mac);
+    // The kernel accepts deleting a (MAC, dst) pair the entry no longer has, and keeps the entry.
+    if (have.dst === f.dst) this.fdb.delete(key);
   }
   async fdbList(ifindex: number): Promise<FdbEntry[]> {
     return [...this.fdb.values()].filter((f) => f.ifindex === ifindex);
