@@ -45,27 +45,10 @@ export interface DoctorInput {
 
 export const RESTART =
   'systemctl restart weftd   # weftd reconciles devices, peers and rules on start';
-export const pass = (id: string, message: string): Check => ({
-  id,
-  status: 'pass',
-  message,
-  fixes: [],
-});
-export const warn = (id: string, message: string, fixes: string[] = []): Check => ({
-  id,
-  status: 'warn',
-  message,
-  fixes,
-});
-export const fail = (id: string, message: string, fixes: string[] = []): Check => ({
-  id,
-  status: 'fail',
-  message,
-  fixes,
-});
-export const skip = (id: string, message: string): Check => ({
-  id,
-  status: 'skip',
-  message,
-  fixes: [],
-});
+const check =
+  (status: Check['status']) =>
+  (id: string, message: string, fixes: string[] = []): Check => ({ id, status, message, fixes });
+export const pass = check('pass');
+export const warn = check('warn');
+export const fail = check('fail');
+export const skip = check('skip');

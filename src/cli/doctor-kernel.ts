@@ -6,6 +6,7 @@
 import { kernelHasChecksumBug } from '../backend-vxlan/checksum.js';
 import { parseVxlanBackendData } from '../backend-vxlan/backend-data.js';
 import { parseVxlanConfig } from '../backend-vxlan/config.js';
+import { VXLAN_OVERHEAD } from '../backend-vxlan/index.js';
 import { UDP_OVERHEAD, parseUdpConfig } from '../backend-udp/config.js';
 import type { Lease } from '../lease/lease.js';
 import { cidrContains, type LinkInfo } from '../netlink/index.js';
@@ -100,27 +101,19 @@ export function deviceChecks(i: DoctorInput, host: HostFacts, config: NetworkCon
       out.push(
         pass(`device:${name}`, `${name} up, VNI ${cfg.vni}, port ${cfg.port}, MAC ${dev.mac}`),
       );
-    // MTU along the path: uplink − overhead = device
+    // MTU along the path: uplink − overhead = device (the backend's own overheads)
     const up = findUplink(host, own, dev);
-    const overhead = dev.vxlan?.local?.includes(':') ? 70 : 50;
+    const overhead = VXLAN_OVERHEAD[dev.vxlan?.local?.includes(':') ? 6 : 4];
     const want = (cfg.mtu ?? up?.mtu ?? dev.mtu + overhead) - overhead;
-    const mtuProblems: string[] = [];
-    const mtuFixes: string[] = [];
-    if (dev.mtu !== want) {
-      mtuProblems.push(
-        `${name} MTU is ${dev.mtu}, want ${want} (${cfg.mtu ? `Backend.MTU ${cfg.mtu}` : `uplink ${up?.name ?? '?'} ${up?.mtu ?? '?'}`} − ${overhead})`,
-      );
-      mtuFixes.push(`ip link set dev ${name} mtu ${want}`);
-    }
+    const why = `(${cfg.mtu ? `Backend.MTU ${cfg.mtu}` : `uplink ${up?.name ?? '?'} ${up?.mtu ?? '?'}`} − ${overhead})`;
     wants.push(want);
-    if (mtuProblems.length > 0) out.push(fail(`mtu:${name}`, mtuProblems.join('; '), mtuFixes));
-    else
-      out.push(
-        pass(
-          `mtu:${name}`,
-          `${name} MTU ${want} (${cfg.mtu ? `Backend.MTU ${cfg.mtu}` : `uplink ${up?.name ?? '?'} ${up?.mtu ?? '?'}`} − ${overhead})`,
-        ),
-      );
+    out.push(
+      dev.mtu === want
+        ? pass(`mtu:${name}`, `${name} MTU ${want} ${why}`)
+        : fail(`mtu:${name}`, `${name} MTU is ${dev.mtu}, want ${want} ${why}`, [
+            `ip link set dev ${name} mtu ${want}`,
+          ]),
+    );
     // checksum offload (pitfalls B1): the kernel bug, and its symptom on this receiver
     const tx = host.txChecksum[name] ?? null;
     const buggy = kernelHasChecksumBug(host.kernelRelease);
@@ -197,7 +190,7 @@ function udpDeviceChecks(i: DoctorInput, host: HostFacts, config: NetworkConfig)
     out.push(fail(`device:${cfg.name}`, `${cfg.name} is down`, [`ip link set dev ${cfg.name} up`]));
   else out.push(pass(`device:${cfg.name}`, `${cfg.name} up`));
   const up = findUplink(host, i.own?.lease ?? null, null);
-  const want = cfg.mtu !== null ? cfg.mtu - UDP_OVERHEAD : up ? up.mtu - UDP_OVERHEAD : dev.mtu;
+  const want = (cfg.mtu ?? up?.mtu ?? dev.mtu + UDP_OVERHEAD) - UDP_OVERHEAD;
   const problems: string[] = [];
   if (dev.mtu !== want) problems.push(`${cfg.name} MTU is ${dev.mtu}, want ${want}`);
   if (i.subnetEnv.mtu !== null && i.subnetEnv.mtu !== want)
