@@ -104,6 +104,15 @@ function onLinkAt(input: PeerInput, index: number | null, family: 4 | 6): string
   );
 }
 
+/** This host's own addresses as weftd counts them: its public IP and the uplink's addresses (weftctl
+ *  cannot single out the interface address weftd picked). */
+function ownIps(input: PeerInput, publicIp: string | null, uplink: number | null, family: 4 | 6) {
+  const onUplink = (input.addrs ?? []).filter(
+    (a) => a.index === uplink && familyOf(a.cidr) === family,
+  );
+  return [publicIp, ...onUplink.map((a) => a.cidr.split('/')[0]!)];
+}
+
 /** The backend's planner for one lease, over this host as weftctl read it (null: unknown backend). */
 function plannerFor(input: PeerInput): {
   plan: (l: Lease) => LeasePlan<PeerEntry>;
@@ -160,13 +169,7 @@ function plannerFor(input: PeerInput): {
         uplinkName: input.kernel.links.find((l) => l.index === uplink)?.name ?? '?',
         families: famBase.map((b) => ({
           ...b,
-          // weftd: its public IP and interface address (the uplink's, which weftctl cannot single out)
-          ownIps: [
-            own ? b.fam.publicIp(own) : null,
-            ...(input.addrs ?? [])
-              .filter((a) => a.index === uplink && familyOf(a.cidr) === b.fam.family)
-              .map((a) => a.cidr.split('/')[0]!),
-          ],
+          ownIps: ownIps(input, own ? b.fam.publicIp(own) : null, uplink, b.fam.family),
           onlink: onLinkAt(input, uplink, b.fam.family),
         })),
       };
@@ -184,12 +187,7 @@ function plannerFor(input: PeerInput): {
         port: cfg.port,
         v4: famBase.find((b) => b.fam.family === 4)!,
         v6: v6 ?? null,
-        ownIps: [
-          own?.attrs.publicIp ?? null,
-          ...(input.addrs ?? [])
-            .filter((a) => a.index === uplink && familyOf(a.cidr) === 4)
-            .map((a) => a.cidr.split('/')[0]!),
-        ],
+        ownIps: ownIps(input, own?.attrs.publicIp ?? null, uplink, 4),
       };
       return {
         plan: (l) => planUdpPeer(l, scope),
