@@ -243,12 +243,18 @@ export async function leaseBench(hosts = 200): Promise<LeaseBench | { na: string
   );
 }
 
-/** bench/netlink.ts with 5000 peers, one run: rows `| method | entries | ms | entries/s | × |`. */
-export async function netlinkBench(peers = 5000): Promise<NetlinkBench | { na: string }> {
-  const r = await runAreaBench('netlink.ts', { BENCH_PEERS: String(peers), BENCH_RUNS: '1' });
+/** bench/netlink.ts at several sizes (weft against the kernel's floor), one run each. */
+export async function netlinkBench(
+  sizes: readonly number[] = [1000, 2000, 5000, 10000],
+): Promise<NetlinkBench | { na: string }> {
+  const r = await runAreaBench('netlink.ts', {
+    BENCH_SIZES: sizes.join(','),
+    BENCH_RUNS: '1',
+    ...(process.argv.includes('--publish') ? { BENCH_PUBLISH: '1' } : {}),
+  });
   if ('na' in r) return r;
   return (
-    parseNetlinkOutput(r.out, peers) ?? {
+    parseNetlinkOutput(r.out) ?? {
       na: `could not read bench/netlink.ts output: ${r.out.slice(-200)}`,
     }
   );
