@@ -76,7 +76,7 @@ export function parseNetlinkOutput(out: string): NetlinkBench | null {
     floor: col(full, /^floor/),
     ip: col(full, /ip -batch/),
     weft: col(full, /^weft full reconcile/),
-    cpu: col(full, /CPU/),
+    cpu: col(full, /^weft CPU/),
   };
   const inc = table(/incremental add/);
   const ic = inc

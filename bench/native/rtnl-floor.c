@@ -15,7 +15,8 @@
  * in order, so the last ACK proves the whole datagram was processed).
  *
  * Runs in the caller's network namespace (bench: `ip netns exec`). Prints one JSON line:
- *   {"ms": <wall time of the programming>, "messages": N*3, "errors": <kernel rejections>,
+ *   {"ms": <wall time of the programming>, "cpuMs": <its CPU time, user + system>, "messages": N*3,
+ *    "errors": <kernel rejections>,
  *    "neighMs", "fdbMs", "routeMs": <each phase>}
  * Usage: rtnl-floor add|del <ifindex> <peers> [first] [batch] [window] [all|last]
  * Build: cc -O2 -o rtnl-floor rtnl-floor.c
@@ -29,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -165,6 +167,8 @@ int main(int argc, char **argv) {
   struct sockaddr_nl local = {.nl_family = AF_NETLINK};
   if (bind(fd, (struct sockaddr *)&local, sizeof local) < 0) die("bind");
 
+  struct rusage r0, r1;
+  getrusage(RUSAGE_SELF, &r0);
   struct timespec t0, t1, tp;
   double phase_ms[3];
   clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -218,8 +222,11 @@ int main(int argc, char **argv) {
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
   double ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
-  printf("{\"ms\": %.3f, \"messages\": %ld, \"errors\": %ld, \"neighMs\": %.3f, \"fdbMs\": %.3f, "
-         "\"routeMs\": %.3f}\n",
-         ms, peers * 3, errors, phase_ms[0], phase_ms[1], phase_ms[2]);
+  getrusage(RUSAGE_SELF, &r1);
+  double cpu_ms = (r1.ru_utime.tv_sec - r0.ru_utime.tv_sec + r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) * 1e3 +
+                  (r1.ru_utime.tv_usec - r0.ru_utime.tv_usec + r1.ru_stime.tv_usec - r0.ru_stime.tv_usec) / 1e3;
+  printf("{\"ms\": %.3f, \"cpuMs\": %.3f, \"messages\": %ld, \"errors\": %ld, \"neighMs\": %.3f, "
+         "\"fdbMs\": %.3f, \"routeMs\": %.3f}\n",
+         ms, cpu_ms, peers * 3, errors, phase_ms[0], phase_ms[1], phase_ms[2]);
   return 0;
 }
