@@ -107,7 +107,7 @@ class RouteMonitor {
   }
 }
 
-function rssKiB(pid: number): { rss: number; hwm: number } {
+export function rssKiB(pid: number): { rss: number; hwm: number } {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
   const get = (k: string): number =>
     Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? NaN);
