@@ -23,7 +23,7 @@
  * BENCH_NODE_FLAGS (for the measuring process, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -412,11 +412,47 @@ async function measure(): Promise<void> {
   report(results, started, startLoad);
 }
 
+interface Saved {
+  date: string;
+  kernel: string;
+  runs: number;
+  load: [number, number];
+  results: SizeResult[];
+}
+
 function report(results: readonly SizeResult[], started: Date, startLoad: number): void {
+  const saved: Saved = {
+    date: started.toISOString(),
+    kernel: execFileSync('uname', ['-r']).toString().trim(),
+    runs: RUNS,
+    load: [startLoad, loadavg()[0]!],
+    results: [...results],
+  };
+  const { text, svg } = render(saved);
+  const outDir = process.env['BENCH_RESULTS_DIR'] || join(HERE, 'results');
+  mkdirSync(outDir, { recursive: true });
+  const stamp = saved.date.replace(/[:.]/g, '-');
+  writeFileSync(join(outDir, `netlink-${stamp}.md`), text);
+  writeFileSync(join(outDir, `netlink-${stamp}.svg`), svg);
+  writeFileSync(join(outDir, `netlink-${stamp}.json`), JSON.stringify(saved, null, 2) + '\n');
+  publish(text, svg);
+  console.log('\n' + text);
+  console.error(`[netlink] written: ${outDir}/netlink-${stamp}.{md,json,svg}`);
+}
+
+function publish(text: string, svg: string): void {
+  if (process.argv.includes('--publish') || process.env['BENCH_PUBLISH'] === '1') {
+    writeFileSync(join(HERE, 'netlink.md'), text);
+    writeFileSync(join(HERE, 'netlink.svg'), svg);
+  }
+}
+
+function render(saved: Saved): { text: string; svg: string } {
+  const { results, kernel } = saved;
+  const RUNS = saved.runs;
   const f = (n: number, d = 0): string => (Number.isFinite(n) ? n.toFixed(d) : '–');
-  const kernel = execFileSync('uname', ['-r']).toString().trim();
   const md: string[] = [
-    `### netlink: peer programming against the kernel's floor (median of ${RUNS}; kernel ${kernel}; load average ${startLoad.toFixed(1)} at start, ${loadavg()[0]!.toFixed(1)} at end)`,
+    `### netlink: peer programming against the kernel's floor (median of ${RUNS}; kernel ${kernel}; load average ${saved.load[0].toFixed(1)} at start, ${saved.load[1].toFixed(1)} at end)`,
     '',
     '| peers | kernel entries | floor: C batched rtnetlink ms | `ip -batch` + `bridge -batch` ms | weft full reconcile ms | weft ÷ floor | floor CPU ms | weft CPU ms | CPU: weft ÷ floor | goal ≤ 1.15 × floor |',
     '|---|---|---|---|---|---|---|---|---|---|',
@@ -449,7 +485,7 @@ function report(results: readonly SizeResult[], started: Date, startLoad: number
   const text = md.join('\n') + '\n';
   const svg = lineChart({
     title: "weft's full reconcile against the kernel's floor",
-    subtitle: `vxlan peers (neighbour + FDB + route each), kernel ${kernel}, median of ${RUNS}; log scale`,
+    subtitle: `vxlan peers (neighbour + FDB + route each), kernel ${kernel}, median of ${RUNS}, load ${saved.load[0].toFixed(1)}; log scale; ratio weft ÷ floor on top`,
     xLabel: 'peers',
     yLabel: 'ms',
     x: results.map((r) => r.peers),
@@ -465,24 +501,24 @@ function report(results: readonly SizeResult[], started: Date, startLoad: number
     ],
     notes: results.map((r) => `${f(r.weftMs / r.floorMs, 2)}×`),
   });
-  const outDir = process.env['BENCH_RESULTS_DIR'] || join(HERE, 'results');
-  mkdirSync(outDir, { recursive: true });
-  const stamp = started.toISOString().replace(/[:.]/g, '-');
-  writeFileSync(join(outDir, `netlink-${stamp}.md`), text);
-  writeFileSync(join(outDir, `netlink-${stamp}.svg`), svg);
-  writeFileSync(
-    join(outDir, `netlink-${stamp}.json`),
-    JSON.stringify({ date: started.toISOString(), kernel, runs: RUNS, results }, null, 2) + '\n',
-  );
-  if (process.argv.includes('--publish') || process.env['BENCH_PUBLISH'] === '1') {
-    writeFileSync(join(HERE, 'netlink.md'), text);
-    writeFileSync(join(HERE, 'netlink.svg'), svg);
-  }
-  console.log('\n' + text);
-  console.error(`[netlink] written: ${outDir}/netlink-${stamp}.{md,json,svg}`);
+  return { text, svg };
 }
 
-main().then(
+/** `--render <netlink-….json>`: the Markdown and SVG of a saved run again (no measuring). */
+const renderAt = process.argv.indexOf('--render');
+const entry =
+  renderAt > 0
+    ? async (): Promise<void> => {
+        const file = process.argv[renderAt + 1]!;
+        const { text, svg } = render(JSON.parse(readFileSync(file, 'utf8')) as Saved);
+        writeFileSync(file.replace(/\.json$/, '.md'), text);
+        writeFileSync(file.replace(/\.json$/, '.svg'), svg);
+        publish(text, svg);
+        console.log(text);
+      }
+    : main;
+
+entry().then(
   () => process.exit(0),
   (err: unknown) => {
     console.error(err);

@@ -101,7 +101,7 @@ export function lineChart(o: {
   const width = left + plotW + legendW;
   const height = top + plotH + 60;
   const finite = o.series.flatMap((s) => s.values).filter((v) => Number.isFinite(v) && v > 0);
-  const lo = Math.pow(10, Math.floor(Math.log10(Math.min(...finite, 1))));
+  const lo = Math.pow(10, Math.floor(Math.log10(Math.min(...finite))));
   const hi = Math.pow(10, Math.ceil(Math.log10(Math.max(...finite, 10))));
   const y = (v: number): number =>
     top + plotH - ((Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * plotH;

@@ -17,7 +17,7 @@ import {
   type Control,
   type DataplaneRow,
 } from '../../../bench/lib/report.js';
-import { ratioChart } from '../../../bench/lib/svg.js';
+import { lineChart, ratioChart } from '../../../bench/lib/svg.js';
 
 const UDP_OUT = `
 # bench:udp 2026-11-25T11:06:42.143Z (1 s × 1, median; client h1, server h2)
@@ -252,5 +252,31 @@ describe('SVG chart', () => {
     );
     expect(svg).toContain('weft host-gw ÷ underlay');
     expect(svg).toContain('control plane');
+  });
+});
+
+describe('line chart', () => {
+  it('draws a line per series with points, skips NaN, prints the notes and escapes text', () => {
+    const svg = lineChart({
+      title: 'floor <&> weft',
+      subtitle: 's',
+      xLabel: 'peers',
+      yLabel: 'ms',
+      x: [1000, 2000, 5000],
+      series: [
+        { name: 'floor', values: [20, 60, 400] },
+        { name: 'weft', values: [30, NaN, 450] },
+        { name: 'goal', values: [23, 69, 460], dashed: true },
+      ],
+      notes: ['1.50×', '–', '1.13×'],
+    });
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg).toContain('floor &lt;&amp;&gt; weft');
+    expect(svg.match(/<polyline/g)).toHaveLength(3);
+    expect(svg.match(/<circle/g)).toHaveLength(5); // 3 + 2 (NaN skipped), none for the dashed goal
+    expect(svg).toContain('stroke-dasharray="5 4"');
+    expect(svg).toContain('>1.13×<');
+    expect(svg).toContain('>10<'); // decade grid from 10 to 1000
+    expect(svg).toContain('>1000<');
   });
 });
