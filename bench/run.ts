@@ -210,8 +210,8 @@ async function main(): Promise<void> {
     control.forwarder = await forwarderBench(SECONDS);
   }
   if (wanted('netlink')) {
-    log('bench/netlink.ts (5000 peers)');
-    control.netlink = await netlinkBench(5000);
+    log('bench/netlink.ts (1000, 2000, 5000, 10000 peers against the kernel floor)');
+    control.netlink = await netlinkBench();
   }
 
   const report: BenchReport = {

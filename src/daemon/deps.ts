@@ -47,7 +47,9 @@ export function createDefaultDeps(
   signal: AbortSignal,
   log: Logger,
 ): DaemonDeps {
-  const metrics = createDaemonMetrics();
+  const metrics = createDaemonMetrics({
+    served: options.healthzPort > 0 || options.metricsPort > 0,
+  });
   // one netlink façade for the backend, owned (and closed) by the daemon, its counters on /metrics
   const netlink = createNetlinkOps({ log: log.child({ component: 'netlink' }) });
   metrics.watchNetlink(() => netlink.stats());
