@@ -144,7 +144,13 @@ async function forwarders(
   for (const h of topo.hosts) {
     const f = inNetns(h.netns, () => {
       const tun = openTun(dev, { vnetHdr });
-      return NativeForwarder.start({ tunFd: tun.fd, port, bindAddress: h.underlayIp, mtu: 1472 });
+      return NativeForwarder.start({
+        tunFd: tun.fd,
+        port,
+        bindAddress: h.underlayIp,
+        mtu: 1472,
+        localSubnets: [`10.${net}.${h.index}.0/24`],
+      });
     });
     out.push(f);
     await run('ip', ['-n', h.netns, 'addr', 'add', `10.${net}.${h.index}.0/32`, 'dev', dev]);

@@ -5,6 +5,14 @@
  * and it receives up to BATCH UDP_GRO buffers with one recvmmsg, validates every datagram, and
  * coalesces TCP segments of one flow into a super-packet for a single TUN write.
  *
+ * Nothing in the loop ever waits for a socket: a full send socket drops (and counts) what it cannot
+ * take, and every peer sends through its own socket (see "per-peer send sockets"), so a congested peer
+ * costs only its own packets while receiving, other peers and route updates go on.
+ *
+ * Receive checks (beyond flannel): the sender is a peer, the inner source lies in a subnet routed to
+ * that peer, the inner destination in this host's own subnets (fwd_set_local), and every TCP segment
+ * that is coalesced has a valid checksum (the kernel takes the coalesced write as already verified).
+ *
  * Buffer ownership: all buffers are preallocated in struct fwd and belong to the loop thread. A TUN
  * batch's buffers stay untouched until its datagrams are sent (segments point into them); a UDP
  * batch's buffers until its TUN writes are done. Nothing is allocated per packet.
@@ -12,10 +20,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -54,10 +62,10 @@
  * arriving the other way (UDP -> TUN) wait for at most a few super-packets' worth of segmentation. */
 #define TX_BUDGET (256u << 10)
 #define ICMP_PER_SEC 100
-#define SEND_WAIT_MS 50
-#define SEND_WAIT_ROUNDS 40      /* give up on a full socket after ~2 s */
+#define SOCK_BUF (4 << 20)       /* SO_SNDBUF/SO_RCVBUF (the kernel doubles it) */
+#define DEFAULT_MAX_ROUTES (1u << 20)
 
-enum { CMD_SET = 1, CMD_DEL = 2 };
+enum { CMD_SET = 1, CMD_DEL = 2, CMD_LOCAL_RESET = 3, CMD_LOCAL_ADD = 4 };
 enum { EV_TUN = 0, EV_UDP = 1, EV_CTL = 2 };
 
 struct cmd {
@@ -67,9 +75,17 @@ struct cmd {
   uint16_t port;
 };
 
+/* Send socket of one peer (open addressing by peer address; ip 0 = empty slot). */
+struct psock {
+  uint32_t ip;
+  int fd;
+};
+
 struct fwd {
   int tun_fd, udp_fd, ep_fd, ev_fd;
   int vnet, gso_ok;
+  int reuse_ok; /* udp_fd leads a SO_REUSEPORT group that steers every datagram to it */
+  uint32_t bind_ip;
   uint16_t mtu, port;
   char tun_name[IFNAMSIZ];
   pthread_t thread;
@@ -86,6 +102,15 @@ struct fwd {
 
   struct rt_table *rt; /* loop thread only */
   struct fwd_stats st;
+  /* own subnets: inner destinations accepted from peers (loop thread only) */
+  struct fwd_prefix local[FWD_MAX_LOCAL];
+  int nlocal;
+  /* failed route commands, written by the loop and taken by the control thread, under `mu` */
+  struct fwd_failure fails[FWD_MAX_FAILURES];
+  int nfails;
+  /* per-peer send sockets (loop thread only): a full socket costs only that peer's packets */
+  struct psock *ps;
+  size_t ps_cap, ps_n;
 
   /* TUN -> UDP */
   uint8_t *tun_bufs;
@@ -98,6 +123,7 @@ struct fwd {
   } tx_ctl[MAX_MSGS];
   uint32_t tx_npkts[MAX_MSGS], tx_nbytes[MAX_MSGS];
   uint8_t tx_is_gso[MAX_MSGS];
+  int tx_fd[MAX_MSGS];       /* socket the message leaves by (its peer's, or udp_fd) */
   uint16_t tx_seg[MAX_MSGS]; /* segment size of the message (its first datagram's length) */
   int open;                  /* index of the message that may take more segments, or -1 */
   struct iovec tx_iov[MAX_IOV];
@@ -138,7 +164,141 @@ static void fatal(struct fwd *f, int err, const char *syscall) {
   if (!stopping(f) && f->on_fatal) f->on_fatal(f->ctx, err, syscall);
 }
 
+/* ---- per-peer send sockets ------------------------------------------------------------------ */
+/*
+ * Every peer gets its own send socket, bound to the same address and port as udp_fd (SO_REUSEPORT;
+ * the group's BPF program steers every received datagram to udp_fd, so these never receive). Each
+ * has its own send buffer: a peer whose path is congested (a slow link, a full queue) fills only its
+ * own socket, and its packets are dropped without waiting while every other peer's still leave.
+ * Without SO_REUSEPORT (or when a socket cannot be made) a peer shares udp_fd.
+ */
+
+static size_t ps_slot(uint32_t ip, size_t cap) {
+  uint64_t h = (uint64_t)ip * 0x9E3779B97F4A7C15ull;
+  return (size_t)(h >> 32) & (cap - 1);
+}
+
+static int ps_get(const struct fwd *f, uint32_t ip) {
+  if (f->ps_cap == 0 || ip == 0) return -1;
+  for (size_t i = ps_slot(ip, f->ps_cap), n = 0; n < f->ps_cap; i = (i + 1) & (f->ps_cap - 1), n++) {
+    if (f->ps[i].ip == ip) return f->ps[i].fd;
+    if (f->ps[i].ip == 0) return -1;
+  }
+  return -1;
+}
+
+static void ps_insert(struct psock *tab, size_t cap, uint32_t ip, int fd) {
+  size_t i = ps_slot(ip, cap);
+  while (tab[i].ip != 0) i = (i + 1) & (cap - 1);
+  tab[i].ip = ip;
+  tab[i].fd = fd;
+}
+
+/* Rebuilds the table with room for `extra` more peers, closing the sockets of peers no route points
+ * to any more. -ENOMEM leaves it unchanged. */
+static int ps_rebuild(struct fwd *f, size_t extra) {
+  size_t live = 0;
+  for (size_t i = 0; i < f->ps_cap; i++) {
+    if (f->ps[i].ip != 0 && rt_peer_refs(f->rt, f->ps[i].ip) > 0) live++;
+  }
+  size_t cap = 16;
+  while (cap < (live + extra) * 2) cap *= 2;
+  struct psock *tab = calloc(cap, sizeof(*tab));
+  if (!tab) return -ENOMEM;
+  for (size_t i = 0; i < f->ps_cap; i++) {
+    struct psock *p = &f->ps[i];
+    if (p->ip == 0) continue;
+    if (rt_peer_refs(f->rt, p->ip) > 0) {
+      ps_insert(tab, cap, p->ip, p->fd);
+    } else {
+      close(p->fd);
+    }
+  }
+  free(f->ps);
+  f->ps = tab;
+  f->ps_cap = cap;
+  f->ps_n = live;
+  return 0;
+}
+
+static int peer_socket(struct fwd *f) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  int on = 1, big = SOCK_BUF;
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(f->port),
+                           .sin_addr = {.s_addr = f->bind_ip}};
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) < 0 ||
+      bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+    close(fd);
+    return -1;
+  }
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big)) < 0) {
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+  }
+  return fd;
+}
+
+/* After a batch of commands: a socket for every peer that has routes, none for peers without. */
+static void ps_sync(struct fwd *f, const struct cmd *cmds, size_t n) {
+  if (!f->reuse_ok) return;
+  int changed = 0;
+  for (size_t i = 0; i < n; i++) changed |= cmds[i].op == CMD_SET || cmds[i].op == CMD_DEL;
+  if (!changed) return;
+  size_t want = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (cmds[i].op == CMD_SET && ps_get(f, cmds[i].peer) < 0) want++;
+  }
+  if (ps_rebuild(f, want) != 0) return; /* peers keep sharing udp_fd */
+  for (size_t i = 0; i < n; i++) {
+    uint32_t ip = cmds[i].peer;
+    if (cmds[i].op != CMD_SET || ip == 0 || rt_peer_refs(f->rt, ip) == 0 || ps_get(f, ip) >= 0) {
+      continue;
+    }
+    int fd = peer_socket(f);
+    if (fd < 0) continue; /* this peer shares udp_fd */
+    ps_insert(f->ps, f->ps_cap, ip, fd);
+    f->ps_n++;
+  }
+  ST_SET(f, peer_sockets, f->ps_n);
+}
+
 /* ---- control ------------------------------------------------------------------------------- */
+
+static void mask_prefix(struct fwd_prefix *p) {
+  int bytes = p->family == 4 ? 4 : 16;
+  for (int i = 0; i < 16; i++) {
+    int bits = p->len - i * 8;
+    uint8_t m = i >= bytes || bits <= 0 ? 0 : bits >= 8 ? 0xff : (uint8_t)(0xff << (8 - bits));
+    p->addr[i] &= m;
+  }
+}
+
+/* 1 if `addr` (4 or 16 bytes) of `family` lies in one of this host's own subnets. */
+static int is_local(const struct fwd *f, int family, const uint8_t *addr) {
+  for (int i = 0; i < f->nlocal; i++) {
+    const struct fwd_prefix *p = &f->local[i];
+    if (p->family != family) continue;
+    int full = p->len / 8, rest = p->len % 8;
+    if (memcmp(p->addr, addr, (size_t)full) != 0) continue;
+    if (rest && ((addr[full] ^ p->addr[full]) & (uint8_t)(0xff << (8 - rest)))) continue;
+    return 1;
+  }
+  return 0;
+}
+
+static void record_failure(struct fwd *f, const struct cmd *c, int err) {
+  ST_ADD(f, commands_failed, 1);
+  pthread_mutex_lock(&f->mu);
+  if (f->nfails < FWD_MAX_FAILURES) {
+    struct fwd_failure *x = &f->fails[f->nfails++];
+    memset(x, 0, sizeof(*x));
+    x->family = c->family;
+    x->len = c->len;
+    memcpy(x->addr, c->addr, 16);
+    x->err = err;
+  }
+  pthread_mutex_unlock(&f->mu);
+}
 
 static void apply_commands(struct fwd *f) {
   if (!__atomic_load_n(&f->q_pending, __ATOMIC_ACQUIRE)) return;
@@ -155,23 +315,35 @@ static void apply_commands(struct fwd *f) {
   for (size_t i = 0; i < n; i++) {
     struct cmd *c = &cmds[i];
     if (c->op == CMD_SET) {
-      rt_set(f->rt, c->family, c->addr, c->len, c->peer, c->port);
-    } else {
+      int rc = rt_set(f->rt, c->family, c->addr, c->len, c->peer, c->port);
+      if (rc < 0) record_failure(f, c, -rc);
+    } else if (c->op == CMD_DEL) {
       rt_del(f->rt, c->family, c->addr, c->len);
+    } else if (c->op == CMD_LOCAL_RESET) {
+      f->nlocal = 0;
+    } else if (c->op == CMD_LOCAL_ADD && f->nlocal < FWD_MAX_LOCAL) {
+      struct fwd_prefix *p = &f->local[f->nlocal++];
+      p->family = c->family;
+      p->len = c->len;
+      memcpy(p->addr, c->addr, 16);
+      mask_prefix(p);
     }
   }
+  ps_sync(f, cmds, n);
   ST_SET(f, routes, rt_count(f->rt));
   ST_ADD(f, commands_applied, n);
 }
 
-static int queue_cmd(struct fwd *f, const struct cmd *c) {
+/* Queues n commands at once: the loop applies all of them in one batch, or none yet. */
+static int queue_cmds(struct fwd *f, const struct cmd *c, size_t n) {
   pthread_mutex_lock(&f->mu);
   if (f->closed_for_cmds || !__atomic_load_n(&f->st.running, __ATOMIC_RELAXED)) {
     pthread_mutex_unlock(&f->mu);
     return -ESHUTDOWN;
   }
-  if (f->qlen == f->qcap) {
-    size_t cap = f->qcap ? f->qcap * 2 : 64;
+  if (f->qlen + n > f->qcap) {
+    size_t cap = f->qcap ? f->qcap : 64;
+    while (cap < f->qlen + n) cap *= 2;
     struct cmd *q = realloc(f->q, cap * sizeof(*q));
     if (!q) {
       pthread_mutex_unlock(&f->mu);
@@ -180,15 +352,18 @@ static int queue_cmd(struct fwd *f, const struct cmd *c) {
     f->q = q;
     f->qcap = cap;
   }
-  f->q[f->qlen++] = *c;
+  memcpy(f->q + f->qlen, c, n * sizeof(*c));
+  f->qlen += n;
   __atomic_store_n(&f->q_pending, 1, __ATOMIC_RELEASE);
-  __atomic_store_n(&f->st.commands_queued, f->st.commands_queued + 1, __ATOMIC_RELAXED);
+  __atomic_store_n(&f->st.commands_queued, f->st.commands_queued + n, __ATOMIC_RELAXED);
   pthread_mutex_unlock(&f->mu);
   uint64_t one = 1;
   ssize_t w = write(f->ev_fd, &one, sizeof(one));
   (void)w; /* EAGAIN only when the counter is saturated: the loop is awake anyway */
   return 0;
 }
+
+static int queue_cmd(struct fwd *f, const struct cmd *c) { return queue_cmds(f, c, 1); }
 
 int fwd_set_route(struct fwd *f, int family, const uint8_t *addr, int len, uint32_t peer_ip,
                   uint16_t port) {
@@ -206,16 +381,35 @@ int fwd_del_route(struct fwd *f, int family, const uint8_t *addr, int len) {
   return queue_cmd(f, &c);
 }
 
-/* ---- TUN -> UDP ---------------------------------------------------------------------------- */
-
-/* Waits until the socket takes more data; 0 when stopping or it stayed full too long. */
-static int wait_writable(struct fwd *f) {
-  for (int i = 0; i < SEND_WAIT_ROUNDS && !stopping(f); i++) {
-    struct pollfd p = {.fd = f->udp_fd, .events = POLLOUT};
-    if (poll(&p, 1, SEND_WAIT_MS) > 0) return 1;
+int fwd_set_local(struct fwd *f, const struct fwd_prefix *p, int n) {
+  if (n < 0 || n > FWD_MAX_LOCAL) return -EINVAL;
+  struct cmd c[FWD_MAX_LOCAL + 1];
+  memset(c, 0, sizeof(c));
+  c[0].op = CMD_LOCAL_RESET;
+  for (int i = 0; i < n; i++) {
+    int fam = p[i].family;
+    if ((fam != 4 && fam != 6) || p[i].len > (fam == 4 ? 32 : 128)) return -EINVAL;
+    c[i + 1].op = CMD_LOCAL_ADD;
+    c[i + 1].family = (uint8_t)fam;
+    c[i + 1].len = p[i].len;
+    memcpy(c[i + 1].addr, p[i].addr, fam == 4 ? 4 : 16);
   }
-  return 0;
+  return queue_cmds(f, c, (size_t)n + 1);
 }
+
+int fwd_take_failures(struct fwd *f, struct fwd_failure *out, int max) {
+  pthread_mutex_lock(&f->mu);
+  int n = f->nfails < max ? f->nfails : max;
+  if (n > 0) {
+    memcpy(out, f->fails, (size_t)n * sizeof(*out));
+    memmove(f->fails, f->fails + n, (size_t)(f->nfails - n) * sizeof(*out));
+    f->nfails -= n;
+  }
+  pthread_mutex_unlock(&f->mu);
+  return n;
+}
+
+/* ---- TUN -> UDP ---------------------------------------------------------------------------- */
 
 /* Gives every message of several datagrams its UDP_SEGMENT size (GSO). */
 static void tx_prepare(struct fwd *f) {
@@ -237,11 +431,14 @@ static void tx_prepare(struct fwd *f) {
   }
 }
 
-static void tx_flush(struct fwd *f) {
-  size_t i = 0;
-  tx_prepare(f);
-  while (i < f->ntx) {
-    int r = sendmmsg(f->udp_fd, f->tx_msgs + i, (unsigned)(f->ntx - i), 0);
+/*
+ * Sends messages [i, end) that all leave by socket `fd`. Never waits: when the socket is full
+ * (EAGAIN/ENOBUFS) the rest of them are dropped and counted, and the loop goes on. With per-peer
+ * sockets that costs only this peer's packets of this flush.
+ */
+static void tx_send(struct fwd *f, int fd, size_t i, size_t end) {
+  while (i < end) {
+    int r = sendmmsg(fd, f->tx_msgs + i, (unsigned)(end - i), MSG_DONTWAIT);
     if (r > 0) {
       for (size_t k = i; k < i + (size_t)r; k++) {
         ST_ADD(f, tx_packets, f->tx_npkts[k]);
@@ -253,7 +450,12 @@ static void tx_flush(struct fwd *f) {
     }
     int e = errno;
     if (r < 0 && e == EINTR) continue;
-    if (r < 0 && (e == EAGAIN || e == ENOBUFS) && wait_writable(f)) continue;
+    if (r < 0 && (e == EAGAIN || e == ENOBUFS)) {
+      uint64_t n = 0;
+      for (size_t k = i; k < end; k++) n += f->tx_npkts[k];
+      ST_ADD(f, drop_congested, n);
+      return;
+    }
     if (r < 0 && e == EIO && f->tx_is_gso[i]) {
       /* The route's device cannot do UDP GSO (no checksum offload): fall back for good. */
       f->gso_ok = 0;
@@ -261,6 +463,16 @@ static void tx_flush(struct fwd *f) {
     }
     ST_ADD(f, drop_udp_send, f->tx_npkts[i]);
     i++;
+  }
+}
+
+static void tx_flush(struct fwd *f) {
+  tx_prepare(f);
+  for (size_t i = 0; i < f->ntx;) {
+    size_t end = i + 1;
+    while (end < f->ntx && f->tx_fd[end] == f->tx_fd[i]) end++;
+    tx_send(f, f->tx_fd[i], i, end);
+    i = end;
   }
   f->ntx = f->niov = f->nhdr = 0;
   f->open = -1;
@@ -306,6 +518,8 @@ static void tx_add(struct fwd *f, const struct rt_route *r, void *a, size_t alen
     }
   }
   size_t k = f->ntx++;
+  int fd = ps_get(f, r->peer_ip);
+  f->tx_fd[k] = fd >= 0 ? fd : f->udp_fd;
   struct sockaddr_in *sa = &f->tx_addr[k];
   sa->sin_family = AF_INET;
   sa->sin_port = htons(r->peer_port);
@@ -439,6 +653,11 @@ static int tun_batch(struct fwd *f) {
 static void run_flush(struct fwd *f) {
   if (!f->run_active) return;
   f->run_active = 0;
+  if (f->gro.bad) {
+    /* a TCP segment whose checksum failed when another tried to join it: it stays alone */
+    ST_ADD(f, drop_bad_csum, 1);
+    return;
+  }
   ssize_t want = 0;
   if (f->vnet) {
     struct pkt_vnet_hdr vh;
@@ -474,6 +693,13 @@ static void rx_packet(struct fwd *f, uint8_t *p, size_t len, uint32_t peer) {
     ST_ADD(f, drop_bad_inner_source, 1);
     return;
   }
+  /* ... and its destination in this host's own subnets: a peer (or anyone spoofing one) must not
+   * use this host as a relay to other peers, the LAN or link-local addresses. */
+  if (!is_local(f, ip.family, ip.dst)) {
+    run_flush(f);
+    ST_ADD(f, drop_bad_inner_dest, 1);
+    return;
+  }
   if (pkt_dec_ttl(&ip) != PKT_OK) {
     run_flush(f);
     ST_ADD(f, drop_ttl, 1);
@@ -482,7 +708,12 @@ static void rx_packet(struct fwd *f, uint8_t *p, size_t len, uint32_t peer) {
   if (f->run_active && f->vnet) {
     const uint8_t *pl;
     uint16_t plen;
-    if (pkt_gro_try(&f->gro, &ip, &pl, &plen)) {
+    int joined = pkt_gro_try(&f->gro, &ip, &pl, &plen);
+    if (joined < 0) {
+      ST_ADD(f, drop_bad_csum, 1); /* corrupted on the way; the run goes on without it */
+      return;
+    }
+    if (joined) {
       f->run_iov[f->run_niov].iov_base = (void *)pl;
       f->run_iov[f->run_niov].iov_len = plen;
       f->run_niov++;
@@ -593,6 +824,10 @@ static void free_fwd(struct fwd *f) {
   free(f->hdr_arena);
   free(f->q);
   free(f->work);
+  for (size_t i = 0; i < f->ps_cap; i++) {
+    if (f->ps[i].ip != 0) close(f->ps[i].fd);
+  }
+  free(f->ps);
   rt_free(f->rt);
   pthread_mutex_destroy(&f->mu);
   free(f);
@@ -615,7 +850,7 @@ static int setup_offloads(struct fwd *f, int tun_fd) {
       ioctl(tun_fd, TUNSETOFFLOAD, (unsigned long)TUN_F_CSUM);
     }
   }
-  int big = 4 << 20;
+  int big = SOCK_BUF;
   if (setsockopt(f->udp_fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) < 0) {
     setsockopt(f->udp_fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
   }
@@ -631,6 +866,60 @@ static int setup_offloads(struct fwd *f, int tun_fd) {
     ST_SET(f, off_udp_gso, 1);
   }
   return 0;
+}
+
+/*
+ * Binds udp_fd. It leads a SO_REUSEPORT group whose BPF program returns index 0 (udp_fd, the first
+ * member) for every datagram, so the per-peer send sockets bound to the same address never receive.
+ * A taken port must still fail with EADDRINUSE (another weftd, flannel): a plain socket probes the
+ * port first. Without SO_REUSEPORT or the BPF program, udp_fd is a plain socket (reuse_ok = 0).
+ */
+static int open_udp(struct fwd *f, struct sockaddr_in *sa, const char **sc) {
+  if (sa->sin_port != 0) {
+    int probe = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (probe < 0) {
+      *sc = "socket";
+      return -errno;
+    }
+    int rc = bind(probe, (struct sockaddr *)sa, sizeof(*sa));
+    int e = errno;
+    close(probe);
+    if (rc < 0) {
+      *sc = "bind";
+      return -e;
+    }
+  }
+  for (int attempt = 0; attempt < 2; attempt++) {
+    int reuse = attempt == 0;
+    f->udp_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (f->udp_fd < 0) {
+      *sc = "socket";
+      return -errno;
+    }
+    if (reuse) {
+      int on = 1;
+      struct sock_filter code[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
+      struct sock_fprog prog = {.len = 1, .filter = code};
+      if (setsockopt(f->udp_fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) < 0 ||
+          setsockopt(f->udp_fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) < 0) {
+        close(f->udp_fd);
+        f->udp_fd = -1;
+        continue;
+      }
+    }
+    if (bind(f->udp_fd, (struct sockaddr *)sa, sizeof(*sa)) < 0) {
+      int e = errno;
+      close(f->udp_fd);
+      f->udp_fd = -1;
+      if (reuse) continue;
+      *sc = "bind";
+      return -e;
+    }
+    f->reuse_ok = reuse;
+    return 0;
+  }
+  *sc = "bind";
+  return -EADDRINUSE;
 }
 
 int fwd_open(const struct fwd_config *cfg, struct fwd **out, const char **sc) {
@@ -654,19 +943,11 @@ int fwd_open(const struct fwd_config *cfg, struct fwd **out, const char **sc) {
     *sc = "malloc";
     goto fail;
   }
-  f->udp_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (f->udp_fd < 0) {
-    err = -errno;
-    *sc = "socket";
-    goto fail;
-  }
+  rt_set_max(f->rt, cfg->max_routes ? cfg->max_routes : DEFAULT_MAX_ROUTES);
+  f->bind_ip = cfg->bind_ip;
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(cfg->port),
                            .sin_addr = {.s_addr = cfg->bind_ip}};
-  if (bind(f->udp_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-    err = -errno;
-    *sc = "bind";
-    goto fail;
-  }
+  if ((err = open_udp(f, &sa, sc)) < 0) goto fail;
   socklen_t sl = sizeof(sa);
   getsockname(f->udp_fd, (struct sockaddr *)&sa, &sl);
   f->port = ntohs(sa.sin_port);

@@ -305,6 +305,16 @@ int pkt_gro_try(struct pkt_gro *g, const struct pkt_ip *n, const uint8_t **paylo
   if (rd32(tb + 4) != g->next_seq) return 0;
   unsigned len = n->len - n->hlen - thlen;
   if (len > g->mss || g->total + len > 65535) return 0;
+  /* Coalesced data is handed over as CHECKSUM_PARTIAL, which the kernel never verifies again. */
+  if (!g->verified) {
+    if (!pkt_l4_csum_ok(f)) {
+      g->bad = 1;
+      g->closed = 1;
+      return 0;
+    }
+    g->verified = 1;
+  }
+  if (!pkt_l4_csum_ok(n)) return -PKT_BAD_CSUM;
   g->next_seq += len;
   g->total += len;
   g->count++;

@@ -30,7 +30,13 @@ describe.skipIf(!runnable)('NativeForwarder', () => {
       inNetns(ns, () => {
         const tun = openTun(`wct${n++}`, { vnetHdr: true });
         try {
-          return NativeForwarder.start({ tunFd: tun.fd, port: 0, mtu: 1472, ...opts });
+          return NativeForwarder.start({
+            tunFd: tun.fd,
+            port: 0,
+            mtu: 1472,
+            localSubnets: [],
+            ...opts,
+          });
         } catch (err) {
           closeSync(tun.fd); // start failed: the fd is still ours
           throw err;
