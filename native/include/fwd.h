@@ -30,6 +30,9 @@ struct fwd_config {
   void (*on_fatal)(void *ctx, int err, const char *syscall);
   void *ctx;
   uint32_t max_routes; /* most routes in the table (a bound on hostile input); 0 = 1 << 20 */
+  /* 1 = one loop thread for both directions; 2 = one per direction (split mode, see fwd_loop.c);
+   * 0 = 2 when at least two CPUs are online, else 1. */
+  int threads;
 };
 
 /* One prefix of this host's own subnets (inner destinations accepted from peers). */
@@ -77,6 +80,7 @@ struct fwd_stats {
   uint64_t routes;               /* routes in the table */
   /* offloads in use: 1/0. Any 0 is a fallback (slower, still correct). */
   uint64_t off_vnet_hdr, off_tso, off_udp_gso, off_udp_gro;
+  uint64_t threads;  /* loop threads (1, or 2 in split mode) */
   uint64_t running;  /* 1 while the loop runs */
   uint64_t fatal_errno; /* errno that stopped the loop, 0 if none */
 };

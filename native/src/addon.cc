@@ -122,7 +122,7 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
   }
 
   // new Forwarder(tunFd: number, bindIp: Buffer(4), port: number, mtu: number, onFatal: Function,
-  //               maxRoutes?: number)
+  //               maxRoutes?: number, threads?: number)
   explicit Forwarder(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Forwarder>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 5 || !info[0].IsNumber() || !info[1].IsBuffer() || !info[2].IsNumber() ||
@@ -149,6 +149,7 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
     cfg.on_fatal = OnFatal;
     cfg.ctx = this;
     if (info.Length() > 5 && info[5].IsNumber()) cfg.max_routes = info[5].As<Napi::Number>().Uint32Value();
+    if (info.Length() > 6 && info[6].IsNumber()) cfg.threads = info[6].As<Napi::Number>().Int32Value();
     const char *syscall = "fwd_open";
     int rc = fwd_open(&cfg, &fwd_, &syscall);
     if (rc < 0) {
@@ -341,6 +342,7 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
     F("offTso", off_tso);
     F("offUdpGso", off_udp_gso);
     F("offUdpGro", off_udp_gro);
+    F("threads", threads);
     F("running", running);
     F("fatalErrno", fatal_errno);
 #undef F

@@ -64,9 +64,12 @@
 #define ICMP_PER_SEC 100
 #define SOCK_BUF (4 << 20)       /* SO_SNDBUF/SO_RCVBUF (the kernel doubles it) */
 #define DEFAULT_MAX_ROUTES (1u << 20)
+#define TUN_TXQLEN 2048          /* packets the TUN queues for the loop (kernel default 500) */
 
 enum { CMD_SET = 1, CMD_DEL = 2, CMD_LOCAL_RESET = 3, CMD_LOCAL_ADD = 4 };
 enum { EV_TUN = 0, EV_UDP = 1, EV_CTL = 2 };
+/* What a loop thread does: both directions, or (split mode, one thread each) one of them. */
+enum { ROLE_ALL = 0, ROLE_TX = 1, ROLE_RX = 2 };
 
 struct cmd {
   uint8_t op, family, len;
@@ -82,6 +85,11 @@ struct psock {
 };
 
 struct fwd {
+  int role;
+  struct fwd *rx;   /* split mode: the receive worker (its own thread, table and queue) */
+  int shared_fds;   /* a receive worker: tun_fd and udp_fd belong to the primary */
+  int *fatal_once;  /* shared by both workers: on_fatal is called at most once */
+  int fatal_flag;
   int tun_fd, udp_fd, ep_fd, ev_fd;
   int vnet, gso_ok;
   int reuse_ok; /* udp_fd leads a SO_REUSEPORT group that steers every datagram to it */
@@ -90,6 +98,8 @@ struct fwd {
   char tun_name[IFNAMSIZ];
   pthread_t thread;
   int stop; /* atomic */
+  int started;
+  size_t max_routes;
   void (*on_fatal)(void *, int, const char *);
   void *ctx;
 
@@ -161,7 +171,9 @@ static int stopping(struct fwd *f) { return __atomic_load_n(&f->stop, __ATOMIC_A
 
 static void fatal(struct fwd *f, int err, const char *syscall) {
   ST_SET(f, fatal_errno, err);
-  if (!stopping(f) && f->on_fatal) f->on_fatal(f->ctx, err, syscall);
+  if (!stopping(f) && f->on_fatal && __atomic_exchange_n(f->fatal_once, 1, __ATOMIC_ACQ_REL) == 0) {
+    f->on_fatal(f->ctx, err, syscall);
+  }
 }
 
 /* ---- per-peer send sockets ------------------------------------------------------------------ */
@@ -316,7 +328,7 @@ static void apply_commands(struct fwd *f) {
     struct cmd *c = &cmds[i];
     if (c->op == CMD_SET) {
       int rc = rt_set(f->rt, c->family, c->addr, c->len, c->peer, c->port);
-      if (rc < 0) record_failure(f, c, -rc);
+      if (rc < 0 && f->role != ROLE_RX) record_failure(f, c, -rc); /* reported once, by the primary */
     } else if (c->op == CMD_DEL) {
       rt_del(f->rt, c->family, c->addr, c->len);
     } else if (c->op == CMD_LOCAL_RESET) {
@@ -329,7 +341,7 @@ static void apply_commands(struct fwd *f) {
       mask_prefix(p);
     }
   }
-  ps_sync(f, cmds, n);
+  if (f->role != ROLE_RX) ps_sync(f, cmds, n); /* only the sending side needs peer sockets */
   ST_SET(f, routes, rt_count(f->rt));
   ST_ADD(f, commands_applied, n);
 }
@@ -363,7 +375,17 @@ static int queue_cmds(struct fwd *f, const struct cmd *c, size_t n) {
   return 0;
 }
 
-static int queue_cmd(struct fwd *f, const struct cmd *c) { return queue_cmds(f, c, 1); }
+/* Split mode: every command goes to both workers (the receive worker first: a failure leaves the
+ * primary, whose counters the control plane waits on, untouched). */
+static int queue_all(struct fwd *f, const struct cmd *c, size_t n) {
+  if (f->rx) {
+    int rc = queue_cmds(f->rx, c, n);
+    if (rc < 0) return rc;
+  }
+  return queue_cmds(f, c, n);
+}
+
+static int queue_cmd(struct fwd *f, const struct cmd *c) { return queue_all(f, c, 1); }
 
 int fwd_set_route(struct fwd *f, int family, const uint8_t *addr, int len, uint32_t peer_ip,
                   uint16_t port) {
@@ -394,7 +416,7 @@ int fwd_set_local(struct fwd *f, const struct fwd_prefix *p, int n) {
     c[i + 1].len = p[i].len;
     memcpy(c[i + 1].addr, p[i].addr, fam == 4 ? 4 : 16);
   }
-  return queue_cmds(f, c, (size_t)n + 1);
+  return queue_all(f, c, (size_t)n + 1);
 }
 
 int fwd_take_failures(struct fwd *f, struct fwd_failure *out, int max) {
@@ -817,8 +839,8 @@ static void *loop_main(void *arg) {
 static void free_fwd(struct fwd *f) {
   if (f->ep_fd >= 0) close(f->ep_fd);
   if (f->ev_fd >= 0) close(f->ev_fd);
-  if (f->udp_fd >= 0) close(f->udp_fd);
-  if (f->tun_fd >= 0) close(f->tun_fd);
+  if (f->udp_fd >= 0 && !f->shared_fds) close(f->udp_fd);
+  if (f->tun_fd >= 0 && !f->shared_fds) close(f->tun_fd);
   free(f->tun_bufs);
   free(f->udp_bufs);
   free(f->hdr_arena);
@@ -849,6 +871,17 @@ static int setup_offloads(struct fwd *f, int tun_fd) {
     } else {
       ioctl(tun_fd, TUNSETOFFLOAD, (unsigned long)TUN_F_CSUM);
     }
+  }
+  /* The TUN queues what the kernel routes into it until the loop reads it: 500 packets by default,
+   * ~20 ms of 64-byte packets at 25 kpps, lost whenever the loop thread is descheduled that long on a
+   * busy host. A deeper queue absorbs that (TCP is unaffected: its small-queues limit keeps it far
+   * below). Best effort: a failure leaves the default. */
+  struct ifreq q;
+  memset(&q, 0, sizeof(q));
+  memcpy(q.ifr_name, f->tun_name, IFNAMSIZ);
+  if (ioctl(f->udp_fd, SIOCGIFTXQLEN, &q) == 0 && q.ifr_qlen < TUN_TXQLEN) {
+    q.ifr_qlen = TUN_TXQLEN;
+    ioctl(f->udp_fd, SIOCSIFTXQLEN, &q);
   }
   int big = SOCK_BUF;
   if (setsockopt(f->udp_fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) < 0) {
@@ -922,6 +955,99 @@ static int open_udp(struct fwd *f, struct sockaddr_in *sa, const char **sc) {
   return -EADDRINUSE;
 }
 
+/* Creates the worker's eventfd and epoll set (its role's fds), starts its thread. */
+static int start_worker(struct fwd *f, const char **sc) {
+  f->ev_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  f->ep_fd = epoll_create1(EPOLL_CLOEXEC);
+  if (f->ev_fd < 0 || f->ep_fd < 0) {
+    *sc = f->ev_fd < 0 ? "eventfd" : "epoll_create1";
+    return -errno;
+  }
+  struct epoll_event ev = {.events = EPOLLIN};
+  int fds[3] = {f->role == ROLE_RX ? -1 : f->tun_fd, f->role == ROLE_TX ? -1 : f->udp_fd, f->ev_fd};
+  for (uint32_t i = 0; i < 3; i++) {
+    if (fds[i] < 0) continue;
+    ev.data.u32 = i;
+    if (epoll_ctl(f->ep_fd, EPOLL_CTL_ADD, fds[i], &ev) < 0) {
+      *sc = "epoll_ctl";
+      return -errno;
+    }
+  }
+  for (int i = 0; f->udp_bufs && i < BATCH; i++) {
+    f->rx_iov[i].iov_base = f->udp_bufs + (size_t)i * BUF_SIZE + HEADROOM;
+    struct msghdr *m = &f->rx_msgs[i].msg_hdr;
+    m->msg_name = &f->rx_addr[i];
+    m->msg_iov = &f->rx_iov[i];
+    m->msg_iovlen = 1;
+    m->msg_control = f->rx_ctl[i].buf;
+  }
+  ST_SET(f, running, 1);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old); /* the loop thread never handles signals */
+  int pe = pthread_create(&f->thread, NULL, loop_main, f);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (pe != 0) {
+    ST_SET(f, running, 0);
+    *sc = "pthread_create";
+    return -pe;
+  }
+  f->started = 1;
+  return 0;
+}
+
+static void stop_worker(struct fwd *f) {
+  pthread_mutex_lock(&f->mu);
+  f->closed_for_cmds = 1;
+  pthread_mutex_unlock(&f->mu);
+  __atomic_store_n(&f->stop, 1, __ATOMIC_RELEASE);
+  uint64_t one = 1;
+  ssize_t w = write(f->ev_fd, &one, sizeof(one));
+  (void)w;
+  pthread_join(f->thread, NULL);
+  f->started = 0;
+}
+
+/*
+ * Split mode (design: one thread per direction). The primary becomes the sending worker (TUN -> UDP:
+ * TSO segmentation, checksums, sendmmsg) and a second worker with its own thread, route table, local
+ * subnets and command queue receives (recvmmsg, checks, checksum verification, coalesced TUN
+ * writes). Neither waits for the other: a TCP stream's data and its ACKs, which flow in opposite
+ * directions, are handled at the same time on two cores. Both share the TUN fd and udp_fd (a TUN fd
+ * takes reads and writes from different threads; a socket sends and receives concurrently).
+ */
+static int new_rx_worker(struct fwd *f, const char **sc) {
+  struct fwd *r = calloc(1, sizeof(*r));
+  if (!r) {
+    *sc = "malloc";
+    return -ENOMEM;
+  }
+  r->ep_fd = r->ev_fd = -1;
+  r->open = -1;
+  pthread_mutex_init(&r->mu, NULL);
+  r->role = ROLE_RX;
+  r->shared_fds = 1;
+  r->fatal_once = f->fatal_once;
+  r->on_fatal = f->on_fatal;
+  r->ctx = f->ctx;
+  r->tun_fd = f->tun_fd;
+  r->udp_fd = f->udp_fd;
+  r->vnet = f->vnet;
+  r->mtu = f->mtu;
+  r->port = f->port;
+  r->bind_ip = f->bind_ip;
+  memcpy(r->tun_name, f->tun_name, IFNAMSIZ);
+  r->udp_bufs = malloc((size_t)BATCH * BUF_SIZE);
+  r->rt = rt_new();
+  f->rx = r;
+  if (!r->udp_bufs || !r->rt) {
+    *sc = "malloc";
+    return -ENOMEM;
+  }
+  rt_set_max(r->rt, f->max_routes);
+  return 0;
+}
+
 int fwd_open(const struct fwd_config *cfg, struct fwd **out, const char **sc) {
   *sc = "fwd_open";
   if (cfg->tun_fd < 0 || cfg->mtu < 68) return -EINVAL;
@@ -943,7 +1069,9 @@ int fwd_open(const struct fwd_config *cfg, struct fwd **out, const char **sc) {
     *sc = "malloc";
     goto fail;
   }
-  rt_set_max(f->rt, cfg->max_routes ? cfg->max_routes : DEFAULT_MAX_ROUTES);
+  f->max_routes = cfg->max_routes ? cfg->max_routes : DEFAULT_MAX_ROUTES;
+  rt_set_max(f->rt, f->max_routes);
+  f->fatal_once = &f->fatal_flag;
   f->bind_ip = cfg->bind_ip;
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(cfg->port),
                            .sin_addr = {.s_addr = cfg->bind_ip}};
@@ -961,52 +1089,30 @@ int fwd_open(const struct fwd_config *cfg, struct fwd **out, const char **sc) {
     *sc = "fcntl";
     goto fail;
   }
-  f->ev_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  f->ep_fd = epoll_create1(EPOLL_CLOEXEC);
-  if (f->ev_fd < 0 || f->ep_fd < 0) {
-    err = -errno;
-    *sc = f->ev_fd < 0 ? "eventfd" : "epoll_create1";
-    goto fail;
-  }
-  struct epoll_event ev = {.events = EPOLLIN};
-  int fds[3] = {cfg->tun_fd, f->udp_fd, f->ev_fd};
-  for (uint32_t i = 0; i < 3; i++) {
-    ev.data.u32 = i;
-    if (epoll_ctl(f->ep_fd, EPOLL_CTL_ADD, fds[i], &ev) < 0) {
-      err = -errno;
-      *sc = "epoll_ctl";
-      goto fail;
-    }
-  }
-  for (int i = 0; i < BATCH; i++) {
-    f->rx_iov[i].iov_base = f->udp_bufs + (size_t)i * BUF_SIZE + HEADROOM;
-    struct msghdr *m = &f->rx_msgs[i].msg_hdr;
-    m->msg_name = &f->rx_addr[i];
-    m->msg_iov = &f->rx_iov[i];
-    m->msg_iovlen = 1;
-    m->msg_control = f->rx_ctl[i].buf;
-  }
-  ST_SET(f, running, 1);
   f->tun_fd = cfg->tun_fd;
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old); /* the loop thread never handles signals */
-  int pe = pthread_create(&f->thread, NULL, loop_main, f);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (pe != 0) {
-    f->tun_fd = -1; /* not taken on failure */
-    err = -pe;
-    *sc = "pthread_create";
-    goto fail;
+  int threads = cfg->threads;
+  if (threads == 0) threads = sysconf(_SC_NPROCESSORS_ONLN) >= 2 ? 2 : 1;
+  if (threads >= 2) {
+    if ((err = new_rx_worker(f, sc)) < 0) goto fail;
+    f->role = ROLE_TX;
+    if ((err = start_worker(f->rx, sc)) < 0) goto fail;
   }
+  if ((err = start_worker(f, sc)) < 0) goto fail;
+  ST_SET(f, threads, 1); /* fwd_get_stats reports 2 in split mode */
   *out = f;
   return 0;
 fail:
+  if (f->rx) {
+    if (f->rx->started) stop_worker(f->rx);
+    free_fwd(f->rx);
+    f->rx = NULL;
+  }
+  f->tun_fd = -1; /* not taken on failure */
   free_fwd(f);
   return err;
 }
 
-void fwd_get_stats(struct fwd *f, struct fwd_stats *out) {
+static void load_stats(const struct fwd *f, struct fwd_stats *out) {
   const uint64_t *src = (const uint64_t *)&f->st;
   uint64_t *dst = (uint64_t *)out;
   for (size_t i = 0; i < sizeof(*out) / sizeof(uint64_t); i++) {
@@ -1014,17 +1120,39 @@ void fwd_get_stats(struct fwd *f, struct fwd_stats *out) {
   }
 }
 
+void fwd_get_stats(struct fwd *f, struct fwd_stats *out) {
+  load_stats(f, out);
+  if (!f->rx) return;
+  /* split mode: counters add up; gauges and command progress are the primary's, except that a
+   * command counts as applied once both workers applied it and the forwarder runs while both do */
+  struct fwd_stats p = *out, r;
+  load_stats(f->rx, &r);
+  const uint64_t *rs = (const uint64_t *)&r;
+  uint64_t *o = (uint64_t *)out;
+  for (size_t i = 0; i < sizeof(*out) / sizeof(uint64_t); i++) o[i] += rs[i];
+  out->commands_queued = p.commands_queued;
+  out->commands_applied = p.commands_applied < r.commands_applied ? p.commands_applied
+                                                                  : r.commands_applied;
+  out->commands_failed = p.commands_failed;
+  out->routes = p.routes;
+  out->peer_sockets = p.peer_sockets;
+  out->off_vnet_hdr = p.off_vnet_hdr;
+  out->off_tso = p.off_tso;
+  out->off_udp_gso = p.off_udp_gso;
+  out->off_udp_gro = p.off_udp_gro;
+  out->running = p.running && r.running;
+  out->fatal_errno = p.fatal_errno ? p.fatal_errno : r.fatal_errno;
+  out->threads = 2;
+}
+
 uint16_t fwd_local_port(struct fwd *f) { return f->port; }
 
 void fwd_close(struct fwd *f) {
   if (!f) return;
-  pthread_mutex_lock(&f->mu);
-  f->closed_for_cmds = 1;
-  pthread_mutex_unlock(&f->mu);
-  __atomic_store_n(&f->stop, 1, __ATOMIC_RELEASE);
-  uint64_t one = 1;
-  ssize_t w = write(f->ev_fd, &one, sizeof(one));
-  (void)w;
-  pthread_join(f->thread, NULL);
+  stop_worker(f);
+  if (f->rx) {
+    stop_worker(f->rx);
+    free_fwd(f->rx);
+  }
   free_fwd(f);
 }

@@ -23,6 +23,8 @@ export interface ParsedOptions {
   readonly mtu: number;
   readonly local: readonly ParsedDst[];
   readonly maxRoutes: number;
+  /** 0 = automatic */
+  readonly threads: number;
 }
 
 /** Most own subnets (native/include/fwd.h FWD_MAX_LOCAL). */
@@ -74,6 +76,9 @@ export function parseOptions(opts: ForwarderOptions): ParsedOptions {
   if (!isIntIn(maxRoutes, 1, 0xffffffff)) {
     throw new TypeError(`maxRoutes must be a positive integer, got ${show(opts.maxRoutes)}`);
   }
+  if (opts.threads !== undefined && opts.threads !== 1 && opts.threads !== 2) {
+    throw new TypeError(`threads must be 1 or 2, got ${show(opts.threads)}`);
+  }
   return {
     tunFd: opts.tunFd,
     port: opts.port,
@@ -81,6 +86,7 @@ export function parseOptions(opts: ForwarderOptions): ParsedOptions {
     bindIp: ip4Bytes(bindIp),
     local: parseLocal(opts.localSubnets),
     maxRoutes,
+    threads: opts.threads ?? 0,
   };
 }
 

@@ -48,6 +48,12 @@ export interface ForwarderOptions {
   /** Most routes the table takes (a bound on hostile input); default 1048576. Beyond it a new route
    *  fails with ENOSPC (reported by `settled()`). */
   readonly maxRoutes?: number;
+  /**
+   * Loop threads: 1 = one for both directions; 2 = one per direction (TUN → UDP and UDP → TUN run at
+   * the same time, so a TCP stream's data and its ACKs never wait for each other). Default: 2 when at
+   * least two CPUs are online, else 1.
+   */
+  readonly threads?: 1 | 2;
 }
 
 /** One route: packets for `dst` go to `peerIp:port` over UDP. */
@@ -123,6 +129,8 @@ export interface ForwarderStats {
   readonly commandsFailed: number;
   /** Peers with their own send socket (0 when the kernel lacks SO_REUSEPORT: peers share one). */
   readonly peerSockets: number;
+  /** Loop threads in use (1, or 2: one per direction). */
+  readonly threads: number;
   /** Routes in the forwarder's table (as of the last applied command). */
   readonly routes: number;
   readonly offloads: ForwarderOffloads;

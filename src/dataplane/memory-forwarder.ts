@@ -99,6 +99,7 @@ export class MemoryForwarder extends EventEmitter implements Forwarder {
       commandsApplied: local.length + 1,
       commandsFailed: 0,
       peerSockets: 0,
+      threads: 1,
       routes: 0,
       running: true,
     };

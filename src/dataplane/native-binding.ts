@@ -41,6 +41,7 @@ export type NativeForwarderStatKey =
   | 'offTso'
   | 'offUdpGso'
   | 'offUdpGro'
+  | 'threads'
   | 'running'
   | 'fatalErrno';
 
@@ -80,6 +81,7 @@ export interface NativeAddon {
     mtu: number,
     onFatal: (err: Error) => void,
     maxRoutes?: number,
+    threads?: number,
   ) => NativeForwarderHandle;
   openTun(
     name: string,

@@ -59,6 +59,7 @@ function toStats(s: Flat): ForwarderStats {
     commandsApplied: s.commandsApplied,
     commandsFailed: s.commandsFailed,
     peerSockets: s.peerSockets,
+    threads: s.threads,
     routes: s.routes,
     offloads: {
       vnetHdr: s.offVnetHdr === 1,
@@ -129,7 +130,15 @@ export class NativeForwarder extends EventEmitter implements Forwarder {
     };
     let handle: NativeForwarderHandle;
     try {
-      handle = new addon.Forwarder(o.tunFd, o.bindIp, o.port, o.mtu, onFatal, o.maxRoutes);
+      handle = new addon.Forwarder(
+        o.tunFd,
+        o.bindIp,
+        o.port,
+        o.mtu,
+        onFatal,
+        o.maxRoutes,
+        o.threads,
+      );
     } catch (err) {
       throw nativeError(err, `cannot start udp forwarder on port ${o.port}`);
     }

@@ -48,6 +48,7 @@ export function forwarderContract(label: string, harness: () => ForwarderHarness
         'dst "10.244.1.1/24" has host bits set: use 10.244.1.0/24',
       ],
       [{ maxRoutes: 0 }, 'maxRoutes must be a positive integer, got 0'],
+      [{ threads: 3 as 2 }, 'threads must be 1 or 2, got 3'],
     ] as const)('start rejects %o with an exact TypeError', (opts, message) => {
       expect(() => start(opts)).toThrow(new TypeError(message));
     });
