@@ -33,6 +33,7 @@ struct fwd_config {
   /* 1 = one loop thread for both directions; 2 = one per direction (split mode, see fwd_loop.c);
    * 0 = 2 when at least two CPUs are online, else 1. */
   int threads;
+  int nice; /* nice value of the loop threads (-20..19); 0 = the caller's (see fwd_loop.c) */
 };
 
 /* One prefix of this host's own subnets (inner destinations accepted from peers). */

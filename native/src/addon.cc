@@ -122,7 +122,7 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
   }
 
   // new Forwarder(tunFd: number, bindIp: Buffer(4), port: number, mtu: number, onFatal: Function,
-  //               maxRoutes?: number, threads?: number)
+  //               maxRoutes?: number, threads?: number, nice?: number)
   explicit Forwarder(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Forwarder>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 5 || !info[0].IsNumber() || !info[1].IsBuffer() || !info[2].IsNumber() ||
@@ -150,6 +150,7 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
     cfg.ctx = this;
     if (info.Length() > 5 && info[5].IsNumber()) cfg.max_routes = info[5].As<Napi::Number>().Uint32Value();
     if (info.Length() > 6 && info[6].IsNumber()) cfg.threads = info[6].As<Napi::Number>().Int32Value();
+    if (info.Length() > 7 && info[7].IsNumber()) cfg.nice = info[7].As<Napi::Number>().Int32Value();
     const char *syscall = "fwd_open";
     int rc = fwd_open(&cfg, &fwd_, &syscall);
     if (rc < 0) {

@@ -25,7 +25,11 @@ export interface ParsedOptions {
   readonly maxRoutes: number;
   /** 0 = automatic */
   readonly threads: number;
+  readonly nice: number;
 }
+
+/** Nice value of the forwarder's loop threads unless the options say otherwise. */
+export const DEFAULT_FORWARDER_NICE = -10;
 
 /** Most own subnets (native/include/fwd.h FWD_MAX_LOCAL). */
 export const MAX_LOCAL_SUBNETS = 16;
@@ -79,6 +83,10 @@ export function parseOptions(opts: ForwarderOptions): ParsedOptions {
   if (opts.threads !== undefined && opts.threads !== 1 && opts.threads !== 2) {
     throw new TypeError(`threads must be 1 or 2, got ${show(opts.threads)}`);
   }
+  const nice = opts.nice ?? DEFAULT_FORWARDER_NICE;
+  if (!isIntIn(nice, -20, 19)) {
+    throw new TypeError(`nice must be an integer -20..19, got ${show(opts.nice)}`);
+  }
   return {
     tunFd: opts.tunFd,
     port: opts.port,
@@ -87,6 +95,7 @@ export function parseOptions(opts: ForwarderOptions): ParsedOptions {
     local: parseLocal(opts.localSubnets),
     maxRoutes,
     threads: opts.threads ?? 0,
+    nice,
   };
 }
 

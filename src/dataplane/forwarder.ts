@@ -54,6 +54,12 @@ export interface ForwarderOptions {
    * least two CPUs are online, else 1.
    */
   readonly threads?: 1 | 2;
+  /**
+   * Nice value of the loop threads, -20..19 (default -10). The kernel's own tunnels forward in softirq
+   * context, ahead of every task; at nice 0 each packet waits behind the host's other work. Needs
+   * CAP_SYS_NICE (weftd runs as root); without it the threads keep the process's priority.
+   */
+  readonly nice?: number;
 }
 
 /** One route: packets for `dst` go to `peerIp:port` over UDP. */

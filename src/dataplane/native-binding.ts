@@ -82,6 +82,7 @@ export interface NativeAddon {
     onFatal: (err: Error) => void,
     maxRoutes?: number,
     threads?: number,
+    nice?: number,
   ) => NativeForwarderHandle;
   openTun(
     name: string,

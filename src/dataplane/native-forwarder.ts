@@ -138,6 +138,7 @@ export class NativeForwarder extends EventEmitter implements Forwarder {
         onFatal,
         o.maxRoutes,
         o.threads,
+        o.nice,
       );
     } catch (err) {
       throw nativeError(err, `cannot start udp forwarder on port ${o.port}`);

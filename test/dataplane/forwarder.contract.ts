@@ -49,6 +49,7 @@ export function forwarderContract(label: string, harness: () => ForwarderHarness
       ],
       [{ maxRoutes: 0 }, 'maxRoutes must be a positive integer, got 0'],
       [{ threads: 3 as 2 }, 'threads must be 1 or 2, got 3'],
+      [{ nice: -21 }, 'nice must be an integer -20..19, got -21'],
     ] as const)('start rejects %o with an exact TypeError', (opts, message) => {
       expect(() => start(opts)).toThrow(new TypeError(message));
     });

@@ -9,6 +9,7 @@
  * Each host's TUN is opened and its forwarder started inside the host netns from this test process
  * (the UDP socket is created there too); the forwarder threads are joined in afterAll.
  */
+import { readFileSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NativeForwarder } from '../../src/dataplane/forwarder.js';
 import { openTun } from '../../src/dataplane/tun.js';
@@ -138,6 +139,12 @@ describe.skipIf(!runnable)('native UDP forwarder across three hosts', () => {
 
   it('uses the offload fast path (TUN vnet header + TSO, UDP GSO and GRO)', () => {
     expect(fwd.map((f) => f.stats().threads)).toEqual([2, 1, 2]);
+    // the loop threads run at nice -10 (the default), the rest of the process at its own
+    const nices = readdirSync('/proc/self/task').map((t) =>
+      Number(readFileSync(`/proc/self/task/${t}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]),
+    );
+    expect(nices.filter((n) => n === -10).length).toBeGreaterThanOrEqual(5);
+    expect(nices).toContain(0);
     for (const f of fwd) {
       expect(f.fallback).toEqual([]);
       expect(f.stats().running).toBe(true);
