@@ -1,11 +1,13 @@
 /*
- * The UDP forwarder (design.md C7/C8), pure C: one loop thread moves packets between a TUN device and
- * a UDP socket in flannel's wire format (one IP packet per UDP datagram, no extra header). The control
+ * The UDP forwarder (design.md C7/C8), pure C: loop threads move packets between a TUN device and a
+ * UDP socket in flannel's wire format (one IP packet per UDP datagram, no extra header). The control
  * plane only queues route commands and reads counters; packets never reach JavaScript.
  *
- * Threads: fwd_open starts the loop thread; fwd_set_route/fwd_del_route/fwd_get_stats/fwd_close are
- * called from one control thread (the JS main thread). Commands are queued under a mutex and applied
- * by the loop between batches, in order: the route table belongs to the loop thread alone.
+ * Threads: fwd_open starts one loop thread for both directions, or (fwd_config.threads, split mode)
+ * one per direction, each with its own route table; fwd_set_route/fwd_del_route/fwd_set_local/
+ * fwd_get_stats/fwd_close are called from one control thread (the JS main thread). Commands are queued
+ * under a mutex and applied by every loop between batches, in order: a route table belongs to its loop
+ * thread alone. Each peer gets its own send socket (same address and port, SO_REUSEPORT).
  *
  * Ownership: on success fwd_open takes ownership of cfg->tun_fd (closed by fwd_close); the UDP socket,
  * epoll fd, eventfd and buffer pool are created and freed by the forwarder. fwd_close stops the loop,
