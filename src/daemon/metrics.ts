@@ -30,6 +30,20 @@ export interface DaemonMetrics extends BackendMetricsSink {
   watchNetlink(stats: () => NetlinkCounters): void;
   /** Exposes the lease manager's counters (read at scrape time). */
   watchLeaseManager(stats: () => LeaseManagerCounters): void;
+  /**
+   * Exposes a backend's own samples (e.g. the UDP forwarder's counters), read at scrape time. The
+   * metric names are those of the first read; a later read's samples of other names are ignored.
+   */
+  watchSamples(read: () => readonly ScrapedSample[]): void;
+}
+
+/** One sample a backend computes itself (src/backend-udp/metrics.ts MetricSample has this shape). */
+export interface ScrapedSample {
+  readonly name: string;
+  readonly help: string;
+  readonly type: 'counter' | 'gauge';
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
 }
 
 /** The lease manager's counters that are exported (all monotonic). */
@@ -67,6 +81,7 @@ function unservedMetrics(): DaemonMetrics {
     watchNetlink: none,
     watchLeaseManager: none,
     observeReconcile: none,
+    watchSamples: none,
   };
 }
 
@@ -204,6 +219,41 @@ export function createDaemonMetrics(
     },
     watchLeaseManager(stats) {
       leaseStats = stats;
+    },
+    watchSamples(read) {
+      const first = read();
+      const names = new Map<string, ScrapedSample[]>();
+      for (const s of first) names.set(s.name, [...(names.get(s.name) ?? []), s]);
+      for (const [name, samples] of names) {
+        if (registry.getSingleMetric(name)) continue;
+        const labelNames = [...new Set(samples.flatMap((s) => Object.keys(s.labels)))];
+        const fill = (set: (labels: Record<string, string>, v: number) => void): void => {
+          for (const s of read()) if (s.name === name) set({ ...s.labels }, s.value);
+        };
+        if (samples[0]!.type === 'counter') {
+          new Counter({
+            name,
+            help: samples[0]!.help,
+            labelNames,
+            registers: [registry],
+            collect() {
+              this.reset();
+              fill((l, v) => this.inc(l, v));
+            },
+          });
+        } else {
+          new Gauge({
+            name,
+            help: samples[0]!.help,
+            labelNames,
+            registers: [registry],
+            collect() {
+              this.reset();
+              fill((l, v) => this.set(l, v));
+            },
+          });
+        }
+      }
     },
     observeReconcile: (backend, seconds) => reconcile.observe({ backend }, seconds),
   };

@@ -23,6 +23,7 @@ import type { DaemonMetrics } from './metrics.js';
 import type { DaemonOptions } from './options.js';
 import { readSubnetEnv, writeSubnetEnv, type PreviousSubnets } from './subnet-env.js';
 import { selectUplink, type HostSnapshot } from './uplink.js';
+import { forwarderMetricSamples, type UdpNetwork } from '../backend-udp/index.js';
 
 export { EXIT, exitFor, type DaemonResult } from './exit-codes.js';
 
@@ -199,6 +200,12 @@ export class Daemon {
       this.uplink = uplink;
       this.log.info('using interface', { ...uplink });
       const network = await this.registerNetwork(config, uplink, subnets, prev, stop.signal);
+      const udp = network as Partial<UdpNetwork>;
+      if (typeof udp.forwarderStats === 'function') {
+        // the UDP forwarder's counters (packets, drops by reason, route failures) on /metrics
+        const stats = udp.forwarderStats.bind(network);
+        metrics.watchSamples(() => forwarderMetricSamples(stats()));
+      }
       const lease = network.lease;
       this.lease = lease;
       metrics.setLeaseState('acquired', lease.expiration);

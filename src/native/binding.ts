@@ -29,20 +29,41 @@ export type NativeForwarderStatKey =
   | 'dropUnsupported'
   | 'dropTunWrite'
   | 'dropUdpSend'
+  | 'dropBadInnerDest'
+  | 'dropBadChecksum'
+  | 'dropCongested'
   | 'commandsQueued'
   | 'commandsApplied'
+  | 'commandsFailed'
+  | 'peerSockets'
   | 'routes'
   | 'offVnetHdr'
   | 'offTso'
   | 'offUdpGso'
   | 'offUdpGro'
+  | 'threads'
   | 'running'
   | 'fatalErrno';
+
+/** A route command the native loop could not apply. */
+export interface NativeRouteFailure {
+  readonly family: number;
+  /** 16 bytes (IPv4: the first 4). */
+  readonly addr: Buffer;
+  readonly prefixLen: number;
+  /** 'ENOMEM' | 'ENOSPC' */
+  readonly code: string;
+  readonly errno: number;
+}
 
 /** One native forwarder (native/src/fwd_loop.c through addon.cc); arguments checked by the caller. */
 export interface NativeForwarderHandle {
   setRoute(family: 4 | 6, addr: Buffer, prefixLen: number, peerIp: Buffer, port: number): void;
   deleteRoute(family: 4 | 6, addr: Buffer, prefixLen: number): void;
+  /** Own subnets, 18 bytes each: family, prefix length, 16 address bytes. */
+  setLocalSubnets(prefixes: Buffer): void;
+  /** Route commands the loop could not apply since the last call (each reported once). */
+  takeFailures(): NativeRouteFailure[];
   stats(): Readonly<Record<NativeForwarderStatKey, number>>;
   localPort(): number;
   /** Stops and joins the loop thread; closes the TUN fd and the socket. Idempotent. */
@@ -59,6 +80,9 @@ export interface NativeAddon {
     port: number,
     mtu: number,
     onFatal: (err: Error) => void,
+    maxRoutes?: number,
+    threads?: number,
+    nice?: number,
   ) => NativeForwarderHandle;
   openTun(
     name: string,
