@@ -4,7 +4,7 @@
  */
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import type { CniEnv } from './env.js';
-import { execInvoker, type Invoker } from './invoke.js';
+import { execInvoker, makeExecInvoker, type Invoker } from './invoke.js';
 import { nsenterInspector, type Inspector } from './inspect.js';
 import type { CniLog } from './log.js';
 import type { JsonObject, WeftNetConf } from './netconf.js';
@@ -19,6 +19,11 @@ export interface CniDeps {
   readonly readFile: (path: string) => string | undefined;
   readonly sleep: (ms: number) => Promise<void>;
   readonly now: () => number;
+  /**
+   * Set when the shim could not reach weftd and ran this full plugin instead (the reason): ADD then
+   * answers code 11, because ADD is served by weftd (README.md "CNI plugin").
+   */
+  readonly addUnavailable?: string;
 }
 
 /** One validated invocation. */
@@ -29,9 +34,21 @@ export interface CmdContext {
   readonly raw: JsonObject;
 }
 
-export function realDeps(log: CniLog): CniDeps {
+/**
+ * The real world. `env` is the runtime's environment for the delegates (default: this process's own),
+ * `stderr` collects delegate stderr instead of inheriting it (weftd serving a call for the shim).
+ */
+export function realDeps(
+  log: CniLog,
+  o: {
+    env?: Readonly<Record<string, string | undefined>>;
+    stderr?: (chunk: Buffer) => void;
+    addUnavailable?: string;
+  } = {},
+): CniDeps {
   return {
-    invoke: execInvoker,
+    invoke: o.env || o.stderr ? makeExecInvoker(o.env ?? process.env, o.stderr) : execInvoker,
+    ...(o.addUnavailable !== undefined ? { addUnavailable: o.addUnavailable } : {}),
     inspect: nsenterInspector,
     log,
     readFile: (p) => readBoundedFile(p, MAX_SUBNET_ENV_BYTES),

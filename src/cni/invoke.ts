@@ -54,25 +54,44 @@ export function findPlugin(type: string, dirs: readonly string[]): string {
   );
 }
 
-/** The real invoker: spawn, bounded output, timeout, stderr passed through to weft's stderr. */
-export const execInvoker: Invoker = (req) =>
-  new Promise((resolve, reject) => {
+/**
+ * The real invoker: spawn, bounded output, timeout. The delegate gets `baseEnv` (the runtime's whole
+ * environment) plus the CNI_* overrides; its stderr goes to weft's own stderr, or to `stderr` when given
+ * (weftd serving a call collects it for the shim to relay).
+ */
+export function makeExecInvoker(
+  baseEnv: Readonly<Record<string, string | undefined>>,
+  stderr?: (chunk: Buffer) => void,
+): Invoker {
+  return (req) => execDelegate(req, baseEnv, stderr);
+}
+
+/** The standalone plugin's invoker: weft's own environment, stderr inherited. */
+export const execInvoker: Invoker = (req) => execDelegate(req, process.env, undefined);
+
+function execDelegate(
+  req: InvokeRequest,
+  baseEnv: Readonly<Record<string, string | undefined>>,
+  stderr: ((chunk: Buffer) => void) | undefined,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
     const child = lazySpawn()(req.plugin, [], {
-      env: { ...process.env, ...req.env, CNI_COMMAND: req.command },
-      stdio: ['pipe', 'pipe', 'inherit'],
+      env: { ...baseEnv, ...req.env, CNI_COMMAND: req.command },
+      stdio: ['pipe', 'pipe', stderr ? 'pipe' : 'inherit'],
     });
+    if (stderr) child.stderr?.on('data', stderr);
     const chunks: Buffer[] = [];
     let size = 0;
     let overflow = false;
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
     }, req.timeoutMs ?? DELEGATE_TIMEOUT_MS);
-    child.stdout.on('data', (c: Buffer) => {
+    child.stdout!.on('data', (c: Buffer) => {
       size += c.length;
       if (size > MAX_OUTPUT) overflow = true;
       else chunks.push(c);
     });
-    child.stdin.on('error', () => {
+    child.stdin!.on('error', () => {
       /* plugin exited before reading stdin: its exit status tells */
     });
     child.on('error', (err) => {
@@ -96,8 +115,9 @@ export const execInvoker: Invoker = (req) =>
         reject(delegateError(name, req.command, out, code, signal));
       }
     });
-    child.stdin.end(req.stdin);
+    child.stdin!.end(req.stdin);
   });
+}
 
 function delegateError(
   name: string,
