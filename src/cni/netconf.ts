@@ -129,7 +129,10 @@ function absolutePath(conf: JsonObject, key: string, dflt: string): string {
 /** `daemonSocket`: an absolute path short enough for a unix socket address, without JSON escapes. */
 function socketPath(conf: JsonObject): string {
   const v = absolutePath(conf, 'daemonSocket', DEFAULT_DAEMON_SOCKET);
-  if (Buffer.byteLength(v) > MAX_SOCKET_PATH || /["\\\u0000-\u001f]/.test(v)) {
+  if (
+    Buffer.byteLength(v) > MAX_SOCKET_PATH ||
+    [...v].some((c) => c === '"' || c === '\\' || c < ' ')
+  ) {
     throw invalid(
       `"daemonSocket" must be at most ${MAX_SOCKET_PATH} bytes without quotes, backslashes or control characters`,
       `got ${JSON.stringify(v)}`,

@@ -48,9 +48,12 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer | n
   const log = o.log;
   const peerCred = o.peerCred ?? loadPeerCred();
   if (peerCred instanceof Error) {
-    log.warn('CNI socket off: the peer credential check is unavailable; the plugin runs standalone', {
-      error: peerCred.message,
-    });
+    log.warn(
+      'CNI socket off: the peer credential check is unavailable; the plugin runs standalone',
+      {
+        error: peerCred.message,
+      },
+    );
     return null;
   }
   try {

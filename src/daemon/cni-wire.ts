@@ -41,7 +41,8 @@ export function requestLength(head: Buffer): number | undefined {
   const envLen = head.readUInt32LE(8);
   const stdinLen = head.readUInt32LE(12);
   if (envLen > MAX_ENV_BYTES) throw new WireError(`environment of ${envLen} bytes is too large`);
-  if (stdinLen > MAX_WIRE_STDIN_BYTES) throw new WireError(`stdin of ${stdinLen} bytes is too large`);
+  if (stdinLen > MAX_WIRE_STDIN_BYTES)
+    throw new WireError(`stdin of ${stdinLen} bytes is too large`);
   return REQUEST_HEADER_BYTES + envLen + stdinLen;
 }
 
@@ -62,7 +63,12 @@ export function decodeRequest(buf: Buffer): CniRequest {
   return { env, stdin: Buffer.from(buf.subarray(REQUEST_HEADER_BYTES + envLen)) };
 }
 
-export function encodeReply(status: number, exitCode: number, stdout: Buffer, stderr: Buffer): Buffer {
+export function encodeReply(
+  status: number,
+  exitCode: number,
+  stdout: Buffer,
+  stderr: Buffer,
+): Buffer {
   const head = Buffer.alloc(20);
   head.write(REPLY_MAGIC, 0, 'latin1');
   head.writeUInt32LE(status, 4);

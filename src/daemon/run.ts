@@ -107,7 +107,10 @@ export class Daemon {
     const { cniSocket } = this.options;
     const cni =
       cniSocket && this.deps.startCniServer
-        ? await this.deps.startCniServer({ path: cniSocket, log: this.log.child({ component: 'cni' }) })
+        ? await this.deps.startCniServer({
+            path: cniSocket,
+            log: this.log.child({ component: 'cni' }),
+          })
         : null;
     if (cni) this.servers.push(cni);
   }
