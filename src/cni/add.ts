@@ -4,6 +4,11 @@
  * anything fails after the delegate may have allocated, the delegate's DEL undoes it; the stored state is
  * removed only when that undo succeeded (otherwise the runtime's DEL finds it and retries). State left by
  * an ADD that was never deleted is released first when its interface no longer exists.
+ *
+ * Durability (state.ts): the first state write (the delegate config, all DEL needs) is fsynced in parallel
+ * with the delegate and awaited before the answer. The second (the result) is atomic but synced in the
+ * background: after a crash the state may lack the result, which DEL does not need (and a later ADD of
+ * the same attachment checks liveness for any stored state, with or without a result).
  */
 import type { CmdContext, CniDeps } from './deps.js';
 import { buildDelegateConfig } from './delegate-config.js';
@@ -20,7 +25,7 @@ export async function cmdAdd(ctx: CmdContext, deps: CniDeps): Promise<JsonObject
   const { env, conf } = ctx;
   const store = new StateStore(conf.dataDir);
   const before = store.read(conf.name, env.containerId, env.ifname);
-  if (before.kind === 'ok' && before.state.result !== undefined) {
+  if (before.kind === 'ok') {
     await releaseStale(ctx, before.state, store, deps);
   }
   const subnetEnv = await waitForSubnetEnv(conf.subnetFile, conf.subnetWaitSeconds, deps);
@@ -33,7 +38,8 @@ export async function cmdAdd(ctx: CmdContext, deps: CniDeps): Promise<JsonObject
     ifname: env.ifname,
     delegate,
   };
-  store.write(state);
+  // Synced in parallel with the delegate; awaited before the answer.
+  const synced = [store.write(state)];
   const stdin = JSON.stringify(delegate);
   deps.log.debug('delegate ADD', { plugin, config: delegate });
 
@@ -62,7 +68,12 @@ export async function cmdAdd(ctx: CmdContext, deps: CniDeps): Promise<JsonObject
     result = parseResult(parsed);
     raw = parsed as JsonObject;
     await fillSandboxMac(ctx, result, deps);
-    store.write({ ...state, result: raw });
+    store.write({ ...state, result: raw }).catch((err: unknown) =>
+      deps.log.warn('state with the ADD result not synced to disk', {
+        error: (err as Error).message,
+      }),
+    );
+    await Promise.all(synced);
   } catch (err) {
     const e =
       err instanceof CniError
