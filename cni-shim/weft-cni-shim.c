@@ -15,8 +15,19 @@
  *
  * Socket: the netconf's top-level "daemonSocket" (absolute path) or WEFT_CNI_DEFAULT_SOCKET.
  *
+ * weftd decides what to run, this program runs the delegates (bridge, host-local via bridge): a fork and
+ * exec from this small process is cheaper than from weftd's large one, and the delegates then run in the
+ * caller's own namespaces, exactly as if the runtime had exec'd them. Their stderr is this program's.
+ * Only a plugin in a CNI_PATH directory is run, and only for a server whose SO_PEERCRED uid is 0.
+ *
  * Wire format (little endian; src/daemon/cni-wire.ts is the other side):
  *   request:  "WCNI" u32 version(1) u32 envLen u32 stdinLen | env (entries "K=V" each ended by NUL) | stdin
+ *   then weftd sends any number of
+ *   exec:     "WCNX" u32 timeoutMs u32 pathLen u32 envLen u32 stdinLen | path | env | stdin
+ *     each answered with
+ *   result:   "WCNE" u32 kind(0 exited, 1 killed by signal, 2 exec failed) u32 value(code/signal/errno)
+ *             u32 stdoutLen u32 flags(1 = stdout overflowed) | stdout (at most 1 MiB)
+ *   and finally
  *   reply:    "WCNR" u32 status u32 exitCode u32 stdoutLen u32 stderrLen | stdout | stderr
  *             status 0 = ran (relay it), anything else = weftd cannot serve it (stderr says why): fall back.
  */
@@ -34,6 +45,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef WEFT_CNI_DEFAULT_SOCKET
@@ -47,6 +60,8 @@
 #define MAX_STDIN (4u * 1024u * 1024u) /* src/cni/netconf.ts MAX_STDIN_BYTES */
 #define MAX_ENV (1u * 1024u * 1024u)
 #define MAX_REPLY_PART (8u * 1024u * 1024u)
+#define MAX_DELEGATE_OUT (1u << 20) /* src/cni/invoke.ts MAX_OUTPUT */
+#define MAX_EXEC_STDIN (8u * 1024u * 1024u)
 /* The longest call weftd serves: ADD waits up to 300 s for subnet.env, then delegates (60 s each). */
 #define REPLY_TIMEOUT_MS (10 * 60 * 1000)
 
@@ -303,6 +318,162 @@ static int read_full(int fd, void *data, size_t n, int timeout_ms) {
   return 0;
 }
 
+static double now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+/* True when dirname(path) is (the real path of) one of this call's CNI_PATH directories. */
+static int in_cni_path(const char *path) {
+  char dir[PATH_MAX], real_dir[PATH_MAX], real_e[PATH_MAX];
+  const char *slash = strrchr(path, '/');
+  if (!slash || slash == path || strlen(slash + 1) == 0 || (size_t)(slash - path) >= sizeof dir) return 0;
+  memcpy(dir, path, (size_t)(slash - path));
+  dir[slash - path] = 0;
+  if (!realpath(dir, real_dir)) return 0;
+  const char *cp = getenv("CNI_PATH");
+  if (!cp) return 0;
+  char *copy = strdup(cp), *save = NULL;
+  int ok = 0;
+  for (char *e = strtok_r(copy, ":", &save); e && !ok; e = strtok_r(NULL, ":", &save))
+    if (realpath(e, real_e) && strcmp(real_e, real_dir) == 0) ok = 1;
+  free(copy);
+  return ok;
+}
+
+/*
+ * One "WCNX" from weftd (header already read): run the delegate with the given env and stdin, collect
+ * its stdout (bounded), kill it at the timeout, answer "WCNE". -1 only when the socket fails.
+ */
+static int serve_exec(int s, const unsigned char *h) {
+  uint32_t timeout = get_u32(h + 4), plen = get_u32(h + 8), elen = get_u32(h + 12), ilen = get_u32(h + 16);
+  if (plen == 0 || plen >= PATH_MAX || elen > MAX_ENV + 65536 || ilen > MAX_EXEC_STDIN) {
+    errno = EPROTO;
+    return -1;
+  }
+  char *data = malloc((size_t)plen + elen + ilen + 2);
+  if (!data) return -1;
+  if (read_full(s, data, (size_t)plen + elen + ilen, REPLY_TIMEOUT_MS) < 0) return -1;
+  char *path = data, *env = data + plen + 1, *input;
+  memmove(env, data + plen, (size_t)elen + ilen);
+  path[plen] = 0;
+  input = env + elen;
+  if ((elen > 0 && env[elen - 1] != 0) || memchr(path, 0, plen)) {
+    errno = EPROTO;
+    return -1;
+  }
+  size_t n_env = 0;
+  for (uint32_t i = 0; i < elen; i++)
+    if (env[i] == 0) n_env++;
+  char **envp = calloc(n_env + 1, sizeof(char *));
+  if (!envp) return -1;
+  size_t k = 0;
+  for (uint32_t i = 0; i < elen && k < n_env; k++) {
+    envp[k] = env + i;
+    i += (uint32_t)strlen(env + i) + 1;
+  }
+  envp[k] = NULL;
+
+  uint32_t kind = 2, value = 0, flags = 0;
+  struct buf out = {0};
+  int in_p[2] = {-1, -1}, out_p[2] = {-1, -1}, err_p[2] = {-1, -1};
+  if (!in_cni_path(path)) {
+    value = EACCES;
+  } else if (pipe2(in_p, O_CLOEXEC) < 0 || pipe2(out_p, O_CLOEXEC) < 0 || pipe2(err_p, O_CLOEXEC) < 0) {
+    value = (uint32_t)errno;
+  } else {
+    pid_t pid = fork();
+    if (pid == 0) {
+      dup2(in_p[0], 0);
+      dup2(out_p[1], 1);
+      char *argv[] = {path, NULL};
+      execve(path, argv, envp);
+      int e = errno;
+      if (write(err_p[1], &e, sizeof e) < 0) _exit(127);
+      _exit(127);
+    }
+    close(in_p[0]);
+    close(out_p[1]);
+    close(err_p[1]);
+    if (pid < 0) {
+      value = (uint32_t)errno;
+      close(in_p[1]);
+      close(out_p[0]);
+      close(err_p[0]);
+    } else {
+      int e;
+      ssize_t er = read(err_p[0], &e, sizeof e); /* EOF at exec, or the errno of a failed exec */
+      close(err_p[0]);
+      fcntl(in_p[1], F_SETFL, O_NONBLOCK);
+      size_t off = 0;
+      int in_fd = in_p[1], out_fd = out_p[0], killed = 0;
+      if (ilen == 0 || er == (ssize_t)sizeof e) {
+        close(in_fd);
+        in_fd = -1;
+      }
+      double deadline = now_ms() + timeout;
+      char chunk[65536];
+      while (out_fd >= 0) {
+        struct pollfd p[2] = {{.fd = out_fd, .events = POLLIN}, {.fd = in_fd, .events = POLLOUT}};
+        int left = (int)(deadline - now_ms());
+        if (left <= 0 && !killed) {
+          kill(pid, SIGKILL);
+          killed = 1;
+        }
+        int pr = poll(p, in_fd >= 0 ? 2 : 1, killed ? 1000 : left);
+        if (pr < 0 && errno != EINTR) break;
+        if (pr == 0 && killed) break;
+        if (in_fd >= 0 && (p[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
+          ssize_t w = write(in_fd, input + off, ilen - off);
+          if (w > 0) off += (size_t)w;
+          if (w < 0 && errno != EAGAIN && errno != EINTR) off = ilen; /* EPIPE: it stopped reading */
+          if (off >= ilen) {
+            close(in_fd);
+            in_fd = -1;
+          }
+        }
+        if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+          ssize_t r = read(out_fd, chunk, sizeof chunk);
+          if (r > 0) {
+            if (out.len + (size_t)r > MAX_DELEGATE_OUT) flags |= 1;
+            else if (buf_add(&out, chunk, (size_t)r) < 0) flags |= 1;
+          } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
+            close(out_fd);
+            out_fd = -1;
+          }
+        }
+      }
+      if (in_fd >= 0) close(in_fd);
+      if (out_fd >= 0) close(out_fd);
+      int st = 0;
+      while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+      }
+      if (er == (ssize_t)sizeof e) {
+        kind = 2;
+        value = (uint32_t)e;
+      } else if (WIFSIGNALED(st)) {
+        kind = 1;
+        value = (uint32_t)WTERMSIG(st);
+      } else {
+        kind = 0;
+        value = (uint32_t)WEXITSTATUS(st);
+      }
+    }
+  }
+  free(envp);
+  free(data);
+  unsigned char rh[20];
+  memcpy(rh, "WCNE", 4);
+  put_u32(rh + 4, kind);
+  put_u32(rh + 8, value);
+  put_u32(rh + 12, (uint32_t)out.len);
+  put_u32(rh + 16, flags);
+  int rc = write_all(s, rh, sizeof rh) < 0 || (out.len > 0 && write_all(s, out.p, out.len) < 0) ? -1 : 0;
+  free(out.p);
+  return rc;
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   struct buf in = {0};
@@ -342,14 +513,28 @@ int main(void) {
     snprintf(reason, sizeof reason, "sending to %s: %s", sa.sun_path, strerror(errno));
     fallback(&in, reason);
   }
-  shutdown(s, SHUT_WR);
-
-  unsigned char rh[20];
-  if (read_full(s, rh, sizeof rh, REPLY_TIMEOUT_MS) < 0) {
-    snprintf(reason, sizeof reason, "no answer from weftd on %s: %s", sa.sun_path, strerror(errno));
+  struct ucred cred;
+  socklen_t credlen = sizeof cred;
+  if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &credlen) < 0 || cred.uid != 0) {
+    snprintf(reason, sizeof reason, "%s is not served by root", sa.sun_path);
     fallback(&in, reason);
   }
-  if (memcmp(rh, "WCNR", 4) != 0) {
+
+  unsigned char rh[20];
+  for (;;) {
+    if (read_full(s, rh, sizeof rh, REPLY_TIMEOUT_MS) < 0) {
+      snprintf(reason, sizeof reason, "no answer from weftd on %s: %s", sa.sun_path, strerror(errno));
+      fallback(&in, reason);
+    }
+    if (memcmp(rh, "WCNX", 4) == 0) {
+      if (serve_exec(s, rh) < 0) {
+        snprintf(reason, sizeof reason, "running a delegate for weftd on %s failed: %s", sa.sun_path,
+                 strerror(errno));
+        fallback(&in, reason);
+      }
+      continue;
+    }
+    if (memcmp(rh, "WCNR", 4) == 0) break;
     snprintf(reason, sizeof reason, "%s answered something that is not weftd's reply", sa.sun_path);
     fallback(&in, reason);
   }

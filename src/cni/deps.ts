@@ -4,7 +4,7 @@
  */
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import type { CniEnv } from './env.js';
-import { execInvoker, makeExecInvoker, type Invoker } from './invoke.js';
+import { execInvoker, type Invoker } from './invoke.js';
 import { nsenterInspector, type Inspector } from './inspect.js';
 import type { CniLog } from './log.js';
 import type { JsonObject, WeftNetConf } from './netconf.js';
@@ -35,19 +35,15 @@ export interface CmdContext {
 }
 
 /**
- * The real world. `env` is the runtime's environment for the delegates (default: this process's own),
- * `stderr` collects delegate stderr instead of inheriting it (weftd serving a call for the shim).
+ * The real world. `invoke` replaces the standalone exec of delegates (weftd: the CNI shim runs them);
+ * `addUnavailable` see CniDeps.
  */
 export function realDeps(
   log: CniLog,
-  o: {
-    env?: Readonly<Record<string, string | undefined>>;
-    stderr?: (chunk: Buffer) => void;
-    addUnavailable?: string;
-  } = {},
+  o: { invoke?: Invoker; addUnavailable?: string } = {},
 ): CniDeps {
   return {
-    invoke: o.env || o.stderr ? makeExecInvoker(o.env ?? process.env, o.stderr) : execInvoker,
+    invoke: o.invoke ?? execInvoker,
     ...(o.addUnavailable !== undefined ? { addUnavailable: o.addUnavailable } : {}),
     inspect: nsenterInspector,
     log,

@@ -1,10 +1,11 @@
 /**
  * The plugin run inside weftd (src/daemon/cni-server.ts) for one call the shim (cni-shim/) relayed: the
- * same dispatcher as the standalone plugin (main.ts), with the caller's environment for the delegates,
- * and everything the standalone plugin would write to stderr (its log lines, the delegates' stderr)
- * collected so the shim can replay it. stdout and the exit code are byte-for-byte what main.ts produces.
+ * same dispatcher as the standalone plugin (main.ts); `invoke` runs the delegates (weftd: through the
+ * shim, in the caller's context and environment); the log lines the standalone plugin would write to
+ * stderr are collected for the shim to replay. stdout and the exit code are byte-for-byte main.ts's.
  */
 import { realDeps } from './deps.js';
+import type { Invoker } from './invoke.js';
 import { runPlugin } from './dispatch.js';
 import { CniCode, CniError, toErrorJson } from './errors.js';
 import { stderrLog } from './log.js';
@@ -17,13 +18,14 @@ export interface InProcessResult {
   readonly exitCode: number;
 }
 
-/** stderr kept per call; a delegate writing more is cut (the tail is dropped, with a note). */
+/** stderr kept per call; more is cut (the tail is dropped, with a note). */
 export const MAX_STDERR_BYTES = 1 << 20;
 
 /** Runs one CNI call; never throws. `stdin` may be one byte over MAX_STDIN_BYTES (then code 5, as main.ts). */
 export async function runInProcess(
   envVars: Readonly<Record<string, string | undefined>>,
   stdin: Buffer,
+  invoke: Invoker,
 ): Promise<InProcessResult> {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -47,6 +49,6 @@ export async function runInProcess(
     };
   }
   const log = stderrLog(envVars['WEFT_CNI_DEBUG'] === '1', (s) => collect(Buffer.from(s)));
-  const outcome = await runPlugin(envVars, stdin, realDeps(log, { env: envVars, stderr: collect }));
+  const outcome = await runPlugin(envVars, stdin, realDeps(log, { invoke }));
   return { stdout: outcome.stdout, stderr: stderr(), exitCode: outcome.exitCode };
 }

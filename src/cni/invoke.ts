@@ -10,7 +10,7 @@ import { CniCode, CniError } from './errors.js';
 import { isObject } from './netconf.js';
 
 const TYPE_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-const MAX_OUTPUT = 1 << 20;
+export const MAX_OUTPUT = 1 << 20;
 export const DELEGATE_TIMEOUT_MS = 60_000;
 
 export interface InvokeRequest {
@@ -54,32 +54,48 @@ export function findPlugin(type: string, dirs: readonly string[]): string {
   );
 }
 
-/**
- * The real invoker: spawn, bounded output, timeout. The delegate gets `baseEnv` (the runtime's whole
- * environment) plus the CNI_* overrides; its stderr goes to weft's own stderr, or to `stderr` when given
- * (weftd serving a call collects it for the shim to relay).
- */
-export function makeExecInvoker(
-  baseEnv: Readonly<Record<string, string | undefined>>,
-  stderr?: (chunk: Buffer) => void,
-): Invoker {
-  return (req) => execDelegate(req, baseEnv, stderr);
+/** The delegate's environment: the runtime's (`base`) with the request's CNI_* overrides. */
+export function delegateEnv(
+  base: Readonly<Record<string, string | undefined>>,
+  req: InvokeRequest,
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...base, ...req.env, CNI_COMMAND: req.command })) {
+    if (v !== undefined) env[k] = v;
+  }
+  return env;
 }
 
-/** The standalone plugin's invoker: weft's own environment, stderr inherited. */
-export const execInvoker: Invoker = (req) => execDelegate(req, process.env, undefined);
-
-function execDelegate(
+/**
+ * How a finished delegate's run turns into its stdout or a CniError; shared by the standalone invoker
+ * below and weftd's, whose delegates the CNI shim runs (src/daemon/cni-server.ts).
+ */
+export function delegateOutcome(
   req: InvokeRequest,
-  baseEnv: Readonly<Record<string, string | undefined>>,
-  stderr: ((chunk: Buffer) => void) | undefined,
-): Promise<string> {
-  return new Promise((resolve, reject) => {
+  stdout: Buffer,
+  code: number | null,
+  signal: NodeJS.Signals | null,
+  overflow: boolean,
+): string {
+  const out = stdout.toString('utf8');
+  const name = path.basename(req.plugin);
+  if (overflow) {
+    throw new CniError(
+      CniCode.DelegateBadOutput,
+      `${name} ${req.command} wrote more than ${MAX_OUTPUT} bytes`,
+    );
+  }
+  if (code === 0) return out;
+  throw delegateError(name, req.command, out, code, signal);
+}
+
+/** The standalone plugin's invoker: spawn, bounded output, timeout, stderr passed through to weft's. */
+export const execInvoker: Invoker = (req) =>
+  new Promise((resolve, reject) => {
     const child = lazySpawn()(req.plugin, [], {
-      env: { ...baseEnv, ...req.env, CNI_COMMAND: req.command },
-      stdio: ['pipe', 'pipe', stderr ? 'pipe' : 'inherit'],
+      env: delegateEnv(process.env, req),
+      stdio: ['pipe', 'pipe', 'inherit'],
     });
-    if (stderr) child.stderr?.on('data', stderr);
     const chunks: Buffer[] = [];
     let size = 0;
     let overflow = false;
@@ -100,24 +116,14 @@ function execDelegate(
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      const out = Buffer.concat(chunks).toString('utf8');
-      const name = path.basename(req.plugin);
-      if (overflow) {
-        reject(
-          new CniError(
-            CniCode.DelegateBadOutput,
-            `${name} ${req.command} wrote more than ${MAX_OUTPUT} bytes`,
-          ),
-        );
-      } else if (code === 0) {
-        resolve(out);
-      } else {
-        reject(delegateError(name, req.command, out, code, signal));
+      try {
+        resolve(delegateOutcome(req, Buffer.concat(chunks), code, signal, overflow));
+      } catch (err) {
+        reject(err);
       }
     });
     child.stdin!.end(req.stdin);
   });
-}
 
 function delegateError(
   name: string,

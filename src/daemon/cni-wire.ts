@@ -18,7 +18,7 @@ export const MAX_ENV_BYTES = 1 << 20;
 export const MAX_WIRE_STDIN_BYTES = MAX_STDIN_BYTES + 1;
 
 /** Reply status: 0 = the plugin ran (relay it); otherwise the shim falls back to the full plugin. */
-export const ReplyStatus = { Ran: 0, WrongNamespace: 1, Unavailable: 2 } as const;
+export const ReplyStatus = { Ran: 0, Unavailable: 2 } as const;
 
 export interface CniRequest {
   readonly env: Record<string, string>;
@@ -91,4 +91,67 @@ export function encodeRequest(env: Readonly<Record<string, string>>, stdin: Buff
   head.writeUInt32LE(envBytes.length, 8);
   head.writeUInt32LE(stdin.length, 12);
   return Buffer.concat([head, envBytes, stdin]);
+}
+
+export const EXEC_MAGIC = 'WCNX';
+export const EXEC_RESULT_MAGIC = 'WCNE';
+export const EXEC_RESULT_HEADER_BYTES = 20;
+/** Kinds of an exec result. */
+export const ExecKind = { Exited: 0, Signaled: 1, ExecFailed: 2 } as const;
+
+export interface ExecResult {
+  readonly kind: number;
+  /** Exit code, signal number or errno, by kind. */
+  readonly value: number;
+  readonly stdout: Buffer;
+  readonly overflow: boolean;
+}
+
+/** Asks the shim to run one delegate: `path` with exactly `env` and `stdin`, killed after `timeoutMs`. */
+export function encodeExec(
+  path: string,
+  env: Readonly<Record<string, string>>,
+  stdin: Buffer,
+  timeoutMs: number,
+): Buffer {
+  const p = Buffer.from(path);
+  const e = Buffer.from(
+    Object.entries(env)
+      .filter(([k, v]) => k !== '' && !k.includes('=') && !k.includes('\0') && !v.includes('\0'))
+      .map(([k, v]) => `${k}=${v}\0`)
+      .join(''),
+  );
+  const head = Buffer.alloc(20);
+  head.write(EXEC_MAGIC, 0, 'latin1');
+  head.writeUInt32LE(Math.max(1, Math.min(0xffffffff, Math.round(timeoutMs))), 4);
+  head.writeUInt32LE(p.length, 8);
+  head.writeUInt32LE(e.length, 12);
+  head.writeUInt32LE(stdin.length, 16);
+  return Buffer.concat([head, p, e, stdin]);
+}
+
+/**
+ * One exec result from the front of `buf`: undefined while incomplete, else the result and its length.
+ * Throws a WireError for anything else (the connection is then closed).
+ */
+export function decodeExecResult(
+  buf: Buffer,
+  maxStdout: number,
+): { result: ExecResult; bytes: number } | undefined {
+  if (buf.length < 4) return undefined;
+  if (buf.toString('latin1', 0, 4) !== EXEC_RESULT_MAGIC) throw new WireError('bad magic');
+  if (buf.length < EXEC_RESULT_HEADER_BYTES) return undefined;
+  const len = buf.readUInt32LE(12);
+  if (len > maxStdout) throw new WireError(`delegate output of ${len} bytes is too large`);
+  const bytes = EXEC_RESULT_HEADER_BYTES + len;
+  if (buf.length < bytes) return undefined;
+  return {
+    result: {
+      kind: buf.readUInt32LE(4),
+      value: buf.readUInt32LE(8),
+      stdout: Buffer.from(buf.subarray(EXEC_RESULT_HEADER_BYTES, bytes)),
+      overflow: (buf.readUInt32LE(16) & 1) !== 0,
+    },
+    bytes,
+  };
 }
