@@ -45,9 +45,12 @@ export interface CniWeftd {
  * keeps waiting for its network config and never touches the netns' dataplane, while it serves CNI calls
  * as it does at any time of its life (the tests write subnet.env themselves).
  */
-export async function startCniWeftd(hostNs: string, dir: string): Promise<CniWeftd> {
+export async function startCniWeftd(
+  hostNs: string,
+  dir: string,
+  socket = join(dir, 'cni.sock'),
+): Promise<CniWeftd> {
   await run('ip', ['-n', hostNs, 'link', 'set', 'lo', 'up']);
-  const socket = join(dir, 'cni.sock');
   const child = spawnTracked(
     process.execPath,
     [
@@ -65,11 +68,15 @@ export async function startCniWeftd(hostNs: string, dir: string): Promise<CniWef
   });
   child.stdout?.resume();
   try {
-    await waitFor(
+    const state = await waitFor(
       `weftd's CNI socket ${socket}`,
-      () => logs.includes('CNI socket listening') && existsSync(socket),
+      () =>
+        logs.includes('CNI socket off')
+          ? 'off'
+          : logs.includes('CNI socket listening') && existsSync(socket) && 'on',
       20_000,
     );
+    if (state === 'off') throw new Error('weftd did not serve its CNI socket');
   } catch (err) {
     await stopChild(child);
     throw new Error(`${(err as Error).message}; weftd logs:\n${logs}`);
