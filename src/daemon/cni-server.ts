@@ -72,7 +72,7 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer | n
   try {
     mkdirSync(dirname(o.path), { recursive: true, mode: 0o755 });
     if (!(await claimPath(o.path))) {
-      log.error('CNI socket off: another process serves it', { path: o.path });
+      log.warn('CNI socket off: another process serves it', { path: o.path });
       return null;
     }
   } catch (err) {
