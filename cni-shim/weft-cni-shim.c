@@ -215,8 +215,9 @@ static int js_value(struct js *j) {
 }
 
 /*
- * The top-level "daemonSocket" of the netconf into out: 1 found, 0 absent, -1 unusable (not JSON, not a
- * plain string, too long); the full plugin then decides (it validates the key itself, code 7).
+ * The top-level "daemonSocket" of the netconf into out: 1 found, 0 absent, -1 stdin is not a JSON object
+ * this walker reads (weftd then answers the error, as the full plugin would), -2 "daemonSocket" is not a
+ * plain absolute path that fits (the full plugin then decides; it validates the key itself, code 7).
  */
 static int netconf_socket(const struct buf *in, char *out, size_t outsz) {
   struct js j = {.p = in->p, .end = in->p + in->len, .depth = 0};
@@ -241,7 +242,7 @@ static int netconf_socket(const struct buf *in, char *out, size_t outsz) {
       size_t vn;
       int vplain;
       if (js_string(&j, &v, &vn, &vplain) < 0) return -1;
-      if (!vplain || vn == 0 || vn >= outsz || v[0] != '/' || memchr(v, 0, vn)) return -1;
+      if (!vplain || vn == 0 || vn >= outsz || v[0] != '/' || memchr(v, 0, vn)) return -2;
       memcpy(out, v, vn);
       out[vn] = 0;
       found = 1;
@@ -385,6 +386,7 @@ static int serve_exec(int s, const unsigned char *h) {
   } else {
     pid_t pid = fork();
     if (pid == 0) {
+      signal(SIGPIPE, SIG_DFL); /* as a runtime would start it */
       dup2(in_p[0], 0);
       dup2(out_p[1], 1);
       char *argv[] = {path, NULL};
@@ -486,8 +488,8 @@ int main(void) {
 
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   int found = netconf_socket(&in, sa.sun_path, sizeof sa.sun_path);
-  if (found < 0) fallback(&in, "the netconf could not be read by the shim");
-  if (found == 0) snprintf(sa.sun_path, sizeof sa.sun_path, "%s", WEFT_CNI_DEFAULT_SOCKET);
+  if (found == -2) fallback(&in, "the netconf's \"daemonSocket\" is not a plain absolute path the shim can use");
+  if (found <= 0) snprintf(sa.sun_path, sizeof sa.sun_path, "%s", WEFT_CNI_DEFAULT_SOCKET);
 
   char reason[512];
   struct buf req = {0};
