@@ -5,10 +5,12 @@
  * removed only when that undo succeeded (otherwise the runtime's DEL finds it and retries). State left by
  * an ADD that was never deleted is released first when its interface no longer exists.
  *
- * Durability (state.ts): the first state write (the delegate config, all DEL needs) is fsynced in parallel
- * with the delegate and awaited before the answer. The second (the result) is atomic but synced in the
- * background: after a crash the state may lack the result, which DEL does not need (and a later ADD of
- * the same attachment checks liveness for any stored state, with or without a result).
+ * Durability (state.ts): both state writes are atomic (temp + rename, before the delegate runs and before
+ * the answer) and fsynced in the background, like host-local's own files, which are not synced at all. A
+ * power loss can thus lose or empty a state file; nothing depends on it: DEL then rebuilds the delegate
+ * config from subnet.env (host-local releases by container id), GC and a later ADD of the same
+ * attachment (liveness check for any stored state) clean up the rest. Awaiting fsync put a whole
+ * journal commit (up to a second on a busy disk) on every ADD.
  */
 import type { CmdContext, CniDeps } from './deps.js';
 import { buildDelegateConfig } from './delegate-config.js';
@@ -38,8 +40,9 @@ export async function cmdAdd(ctx: CmdContext, deps: CniDeps): Promise<JsonObject
     ifname: env.ifname,
     delegate,
   };
-  // Synced in parallel with the delegate; awaited before the answer.
-  const synced = [store.write(state)];
+  const synced = (what: string) => (err: unknown) =>
+    deps.log.warn(`${what} not synced to disk`, { error: (err as Error).message });
+  store.write(state).catch(synced('state'));
   const stdin = JSON.stringify(delegate);
   deps.log.debug('delegate ADD', { plugin, config: delegate });
 
@@ -68,12 +71,7 @@ export async function cmdAdd(ctx: CmdContext, deps: CniDeps): Promise<JsonObject
     result = parseResult(parsed);
     raw = parsed as JsonObject;
     await fillSandboxMac(ctx, result, deps);
-    store.write({ ...state, result: raw }).catch((err: unknown) =>
-      deps.log.warn('state with the ADD result not synced to disk', {
-        error: (err as Error).message,
-      }),
-    );
-    await Promise.all(synced);
+    store.write({ ...state, result: raw }).catch(synced('state with the ADD result'));
   } catch (err) {
     const e =
       err instanceof CniError

@@ -5,12 +5,12 @@
  * (network, container, ifname) so two attachments of one container never collide; `@` cannot occur in a
  * container id, so a file name maps back to exactly one (id, ifname) for GC.
  *
- * Writes are temp file + rename, then fsync of the file and the directory, which `write` returns as a
- * promise: ADD runs it in parallel with the delegate and answers only once it resolved, so an ADD the
- * runtime saw succeed has its state on disk. A crash before that can leave an empty or missing state
- * file, never a wrong one: DEL then rebuilds the delegate config from subnet.env (unreadable or lost
- * state, pitfalls.md C1/C2) and the delegate's DEL still releases the address. Removal is not fsynced: a
- * state file that comes back after a crash is released by the next DEL, GC or ADD of that attachment. Every path component is validated (env.ts) before it gets here, and `pathFor`
+ * Writes are temp file + rename (atomic: readers see the old file or the new one), then fsync of the file
+ * and the directory, which `write` returns as a promise (ADD does not wait for it, see add.ts). A power
+ * loss can leave an empty or missing state file, never a wrong one: DEL then rebuilds the delegate config
+ * from subnet.env (unreadable or lost state, pitfalls.md C1/C2) and the delegate's DEL still releases the
+ * address. Removal is not fsynced: a state file that comes back after a crash is released by the next
+ * DEL, GC or ADD of that attachment. Every path component is validated (env.ts) before it gets here, and `pathFor`
  * re-checks that the result stays inside dataDir; files are opened with O_NOFOLLOW.
  */
 import * as fs from 'node:fs';
