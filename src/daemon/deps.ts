@@ -8,6 +8,7 @@ import { createNetlinkOps } from '../netlink/index.js';
 import { defaultBackends } from './default-backends.js';
 import { createIptablesRunner } from '../firewall/iptables-forward.js';
 import { createNftRunner } from '../firewall/nft.js';
+import { startCniServer } from './cni-server.js';
 import { createDaemonMetrics } from './metrics.js';
 import type { DaemonOptions } from './options.js';
 import type { DaemonDeps } from './run.js';
@@ -64,6 +65,7 @@ export function createDefaultDeps(
     backends: defaultBackends({ resyncPeriodSec: options.resyncPeriod, metrics, netlink }),
     readHost: readHostSnapshot,
     nft: createNftRunner(),
+    startCniServer,
     iptables: createIptablesRunner(),
     metrics,
     dispose: () => netlink.close(),

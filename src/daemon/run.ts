@@ -19,6 +19,7 @@ import type { IptablesRunner } from '../firewall/iptables-forward.js';
 import type { NftRunner } from '../firewall/nft.js';
 import type { RulesInput } from '../firewall/rules.js';
 import { startHealthServer, type HealthServer } from './health.js';
+import type { startCniServer, CniServer } from './cni-server.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { DaemonOptions } from './options.js';
 import { readSubnetEnv, writeSubnetEnv, type PreviousSubnets } from './subnet-env.js';
@@ -38,6 +39,8 @@ export interface DaemonDeps {
   /** iptables fallback for forward rules on hosts whose FORWARD policy drops (optional). */
   readonly iptables?: IptablesRunner;
   readonly metrics: DaemonMetrics;
+  /** The CNI plugin's socket server (cni-server.ts); absent = not served (unit tests). */
+  readonly startCniServer?: typeof startCniServer;
   /** Delay between config reads while the config is absent or etcd unreachable (default 1000). */
   readonly retryMs?: number;
   /** Releases what the deps hold (e.g. netlink sockets) after the daemon stopped. */
@@ -49,7 +52,7 @@ export class Daemon {
   ready = false;
   lease: Lease | null = null;
   uplink: Uplink | null = null;
-  private readonly servers: HealthServer[] = [];
+  private readonly servers: (HealthServer | CniServer)[] = [];
   private readonly log: Logger;
   private readonly noisy: Logger;
 
@@ -87,6 +90,16 @@ export class Daemon {
       this.servers.push(srv);
       this.log.info('health server listening', { address: `${healthzIp}:${srv.address.port}` });
     }
+    // The CNI plugin's fast path (cni-server.ts); DEL must work before the config is there too.
+    const { cniSocket } = this.options;
+    const cni =
+      cniSocket && this.deps.startCniServer
+        ? await this.deps.startCniServer({
+            path: cniSocket,
+            log: this.log.child({ component: 'cni' }),
+          })
+        : null;
+    if (cni) this.servers.push(cni);
   }
 
   /** Step: `<prefix>/config`, retried every second while absent or etcd is unreachable. */

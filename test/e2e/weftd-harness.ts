@@ -101,6 +101,8 @@ export function weftdArgs(c: Cluster, host: SimHost, extra: readonly string[] = 
     `--etcd-prefix=${c.prefix}`,
     `--subnet-file=${join(dir, 'subnet.env')}`,
     `--state-dir=${join(dir, 'state')}`,
+    // One CNI socket per simulated host (the default /run/weft/cni.sock is one per machine).
+    `--cni-socket=${join(dir, 'cni.sock')}`,
     '--iface=eth0',
     '--iptables-resync=2',
     '--resync-period=3',
