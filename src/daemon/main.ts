@@ -50,7 +50,9 @@ log.info('weftd starting', {
   version: version(),
   options: { ...options, etcdPassword: options.etcdPassword ? '***' : null },
 });
-const result = await runDaemon(options, createDefaultDeps(options, controller.signal, log));
-if (result.exitCode === EXIT.ok) log.info(result.message);
-else log.error(result.message, { exitCode: result.exitCode });
-process.exit(result.exitCode);
+// No top-level await: the packaged single executable runs this module as CommonJS (docs/design.md C14).
+void runDaemon(options, createDefaultDeps(options, controller.signal, log)).then((result) => {
+  if (result.exitCode === EXIT.ok) log.info(result.message);
+  else log.error(result.message, { exitCode: result.exitCode });
+  process.exit(result.exitCode);
+});
