@@ -11,6 +11,7 @@ import { createNftRunner } from './firewall/nft.js';
 import { createDaemonMetrics } from './metrics.js';
 import type { DaemonOptions } from './options.js';
 import type { DaemonDeps } from './run.js';
+import { createServiceNotifier } from './sd-notify.js';
 import { readHostSnapshot } from './uplink.js';
 
 const DEFAULT_TTL = 86_400;
@@ -64,6 +65,7 @@ export function createDefaultDeps(
     nft: createNftRunner(),
     iptables: createIptablesRunner(),
     metrics,
+    notify: createServiceNotifier({ env: process.env, log }),
     dispose: () => netlink.close(),
   };
 }
