@@ -217,7 +217,18 @@ function shlibDepends(elfs) {
     join(dir, 'debian', 'control'),
     'Source: weft\n\nPackage: weft\nArchitecture: any\n',
   );
-  const out = run('dpkg-shlibdeps', ['-O', '-xweft', ...elfs], { cwd: dir });
+  // its warnings (N-API symbols resolved by the executable itself, libraries linked but unused) are
+  // expected for Node addons; they are shown only when it fails
+  let out;
+  try {
+    out = run('dpkg-shlibdeps', ['-O', '-xweft', ...elfs], {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  } catch (err) {
+    process.stderr.write(String(err.stderr ?? ''));
+    throw err;
+  }
   const m = /shlibs:Depends=(.*)/.exec(out);
   if (!m) throw new Error(`dpkg-shlibdeps gave no Depends: ${out}`);
   return m[1].trim();
