@@ -39,6 +39,8 @@ export interface DaemonDeps {
   readonly metrics: DaemonMetrics;
   /** Delay between config reads while the config is absent or etcd unreachable (default 1000). */
   readonly retryMs?: number;
+  /** Start-up check for flannel's leftovers (throws E_FLANNEL_LEFTOVERS; docs/migration-from-flannel.md). */
+  readonly checkHost?: () => Promise<void>;
   /** systemd notifications (READY=1, STATUS=, STOPPING=1; docs/systemd.md), if started by systemd. */
   readonly notify?: ServiceNotifier;
   /** Releases what the deps hold (e.g. netlink sockets) after the daemon stopped. */
@@ -201,6 +203,7 @@ export class Daemon {
     let subnets: SubnetManager | null = null;
     try {
       const prev = await this.readPrevious();
+      await this.deps.checkHost?.();
       subnets = this.deps.createSubnetManager(
         this.options,
         this.log.child({ component: 'subnet' }),
