@@ -8,7 +8,8 @@
  * A call's time is the runtime's view: exec of `ip netns exec <host> env -i … <plugin>` until it exits.
  * Prints a Markdown table with p50/p99 and the goal: weft ADD+DEL ≤ 2.5 × the reference (p50).
  * Then the start-up floor: weft VERSION (Node's start + loading the bundle) against bridge VERSION,
- * and the ratio with that floor taken out of weft's two calls.
+ * and the ratio with that floor taken out of weft's two calls. Last, the Debian package: its size and
+ * the packaged plugin's ADD/DEL beside the checkout's (bench/lib/cni-package.ts).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +17,7 @@ import { join } from 'node:path';
 import { run } from '../test/helpers/exec.js';
 import { createNetns, deleteNetns, uniquePrefix } from '../test/helpers/netns.js';
 import { bridgeConf, cniRounds, REPO, weftConf } from './lib/cni.js';
+import { benchPackage } from './lib/cni-package.js';
 import { quantile } from './lib/control.js';
 
 const N = Number(process.env['BENCH_ITERATIONS'] ?? 30);
@@ -93,6 +95,13 @@ async function main(): Promise<void> {
         `Node's start + loading the bundle costs ${fmt(startCost)} per call, ${fmt(2 * startCost)} per ADD+DEL; ` +
         `without it weft's ADD+DEL p50 would be ${((quantile(weft, 0.5) - 2 * startCost) / quantile(ref, 0.5)).toFixed(2)} × the reference.`,
     );
+    await benchPackage({
+      hostNs,
+      checkoutBin: binDir,
+      weftConf: weftConf(subnetFile, join(tmp, 'p'), 'pbench0'),
+      n: N,
+      nsPrefix: `${prefix}p`,
+    });
   } finally {
     await deleteNetns(hostNs);
     rmSync(tmp, { recursive: true, force: true });

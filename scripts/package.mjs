@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run package`: builds weft_<version>_<arch>.deb (docs/install.md, docs/design.md C14).
+// `npm run package`: builds weft_<version>_<arch>.deb (docs/install.md, docs/design.md C18).
 //
 // The package carries its own runtime: ONE Node single-executable application (SEA: this machine's node
 // binary with a script injected by postject) at /usr/lib/weft/weft that is weftd, weftctl or the CNI

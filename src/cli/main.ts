@@ -12,7 +12,7 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-// No top-level await: the packaged single executable runs this module as CommonJS (docs/design.md C14).
+// No top-level await: the packaged single executable runs this module as CommonJS (docs/design.md C18).
 void runCli(process.argv.slice(2), {
   env: process.env,
   stdoutIsTty: process.stdout.isTTY === true,

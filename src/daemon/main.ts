@@ -55,7 +55,7 @@ log.info('weftd starting', {
   version: version(),
   options: { ...options, etcdPassword: options.etcdPassword ? '***' : null },
 });
-// No top-level await: the packaged single executable runs this module as CommonJS (docs/design.md C14).
+// No top-level await: the packaged single executable runs this module as CommonJS (docs/design.md C18).
 void runDaemon(options, createDefaultDeps(options, controller.signal, log)).then((result) => {
   if (result.exitCode === EXIT.ok) log.info(result.message);
   else log.error(result.message, { exitCode: result.exitCode });

@@ -1,5 +1,5 @@
 /**
- * weftd and weftctl in one CommonJS bundle (docs/design.md C14), the SEA asset src/sea/main.ts runs when
+ * weftd and weftctl in one CommonJS bundle (docs/design.md C18), the SEA asset src/sea/main.ts runs when
  * the packaged executable is started as weftd or weftctl. Each entrypoint is imported lazily so only the
  * program asked for is evaluated.
  */

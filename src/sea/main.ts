@@ -1,5 +1,5 @@
 /**
- * The packaged multi-call executable (docs/design.md C14): ONE Node single-executable application,
+ * The packaged multi-call executable (docs/design.md C18): ONE Node single-executable application,
  * installed as /usr/lib/weft/weft, that is weftd, weftctl or the `weft` CNI plugin depending on the name
  * it was started by (/usr/bin/weftd and /usr/bin/weftctl are symlinks to it; so is the CNI plugin).
  *
