@@ -65,7 +65,10 @@ describe.skipIf(!runnable)('the packaged weftd, weftctl and CNI plugin, without 
       weftd: join(root, 'usr', 'bin', 'weftd'),
       weftctl: join(root, 'usr', 'bin', 'weftctl'),
       hideNode: true,
-      envFor: (h) => ({ NOTIFY_SOCKET: join(root, `notify-h${h.index}.sock`) }),
+      envFor: (h) => ({
+        NOTIFY_SOCKET: join(root, `notify-h${h.index}.sock`),
+        WATCHDOG_USEC: '2000000',
+      }),
     });
     // a real notify socket per host, reporting whether that host's subnet.env existed at each datagram
     for (const h of c.topo.hosts) {
@@ -76,8 +79,11 @@ describe.skipIf(!runnable)('the packaged weftd, weftctl and CNI plugin, without 
         ),
       );
     }
+    // with the klog flags a flannel unit carries: accepted with a warning, not exit 2
     daemons = await startWeftds(c, { Network: '10.47.0.0/16', Backend: { Type: 'vxlan' } }, [
       '--ip-masq',
+      '-v=2',
+      '--logtostderr',
     ]);
   }, 180_000);
 
@@ -104,6 +110,11 @@ describe.skipIf(!runnable)('the packaged weftd, weftctl and CNI plugin, without 
       expect(r.messages.slice(0, first).every((m) => !m.watchExists)).toBe(true);
     }
     expect(subnetsOf(daemons[0]!).subnet).not.toBe(subnetsOf(daemons[1]!).subnet);
+  });
+
+  it('accepted flannel klog flags with a warning, and pings the watchdog', async () => {
+    expect(daemons[0]!.logs).toContain("flannel's klog flag -v=2 is accepted and ignored");
+    for (const r of receivers) await r.waitFor('WATCHDOG=1', 5000);
   });
 
   it('containers added by the packaged CNI plugin reach each other across hosts', async () => {
