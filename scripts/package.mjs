@@ -173,7 +173,10 @@ function makeSea(seaDir) {
     main: join(seaDir, 'main.cjs'),
     output: join(seaDir, 'sea-prep.blob'),
     disableExperimentalSEAWarning: true,
-    useCodeCache: true,
+    // no code cache: V8 rejects it (with a warning on every start) when the flags differ from the
+    // build's, and weftd.service runs with NODE_OPTIONS=--max-semi-space-size=2; the main script is
+    // small (dispatcher + CNI plugin), so the cache would save about a millisecond
+    useCodeCache: false,
     assets: { 'weft-full.cjs': join(seaDir, 'weft-full.cjs') },
   };
   writeFileSync(join(seaDir, 'sea-config.json'), JSON.stringify(config, null, 2));
