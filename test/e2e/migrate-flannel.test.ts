@@ -124,6 +124,11 @@ describe.skipIf(!runnable)('migrating a flannel host to weft', () => {
     );
     expect(r.stdout).toContain('ip link delete flannel.1');
     expect((await run('ip', ['-n', ns1(), 'link', 'show', 'flannel.1'])).code).toBe(0);
+    // weftctl doctor reports the same finding with the fix
+    const doc = await runWeftctl(c!, w1, ['doctor', '--no-probe']);
+    expect(doc.code).toBe(1);
+    expect(doc.stdout).toMatch(/\[FAIL\] flannel's dataplane is still here.*device flannel\.1/);
+    expect(doc.stdout).toContain('fix: weftctl cleanup --flannel --yes');
   });
 
   it('weftctl cleanup --flannel --yes removes exactly flannel leftovers', async () => {
@@ -141,6 +146,9 @@ describe.skipIf(!runnable)('migrating a flannel host to weft', () => {
     const again = await runWeftctl(c!, w1, ['cleanup', '--flannel']);
     expect(again.code).toBe(0);
     expect(again.stdout).toContain('no flannel leftovers');
+    expect((await runWeftctl(c!, w1, ['doctor', '--no-probe'])).stdout).toContain(
+      'no flannel leftovers on this host',
+    );
   });
 
   it('weftd then keeps the same subnet, and the old container is reached over weft', async () => {
