@@ -261,6 +261,23 @@ function controlFile(arch, depends, installedKb) {
   ].join('\n');
 }
 
+/** The staged executables answer by each of their names, with an empty environment (no node on PATH). */
+function smokeTest() {
+  const env = { PATH: '/usr/sbin:/sbin' };
+  const v = run(join(tree, 'usr/bin/weftd'), ['--version'], { env }).trim();
+  if (v !== `weftd ${pkg.version}`)
+    throw new Error(`packaged weftd --version said ${JSON.stringify(v)}`);
+  const c = run(join(tree, 'usr/bin/weftctl'), ['version'], { env }).trim();
+  if (c !== `weftctl ${pkg.version}`)
+    throw new Error(`packaged weftctl version said ${JSON.stringify(c)}`);
+  const cni = run(join(tree, 'usr/lib/cni/weft'), [], {
+    env: { ...env, CNI_COMMAND: 'VERSION' },
+    input: '{"cniVersion":"1.0.0"}',
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  if (!JSON.parse(cni).supportedVersions) throw new Error(`packaged CNI VERSION said ${cni}`);
+}
+
 function duKb(dir) {
   return Number(run('du', ['-sk', '--apparent-size', dir]).split(/\s/)[0]);
 }
@@ -297,6 +314,7 @@ export async function makePackage() {
     put(join(root, 'docs', f), `/usr/share/doc/weft/docs/${f}`, 0o644);
   }
 
+  smokeTest();
   const arch = debArch();
   const elfs = [join(tree, EXE.slice(1)), ...ADDONS.map((a) => join(tree, LIBDIR.slice(1), a.to))];
   const depends = [shlibDepends(elfs), ...TOOL_DEPENDS].join(', ');
