@@ -11,6 +11,8 @@
  * exec of `ip netns exec <host> env -i … <plugin>` until it exits. Goal: ADD and DEL p50 each ≤ 1.2 × the
  * reference. Then, with weftd stopped, the fallback path: DEL through the shim (which then runs the full
  * plugin, `weft-full`), and the standalone full plugin's ADD, against the same reference.
+ * Last, the Debian package: its size and the packaged plugin's ADD/DEL beside the checkout's
+ * (bench/lib/cni-package.ts).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +21,7 @@ import { run } from '../test/helpers/exec.js';
 import { createNetns, deleteNetns, uniquePrefix } from '../test/helpers/netns.js';
 import { startCniWeftd, type CniWeftd } from '../test/integration/cni/cni-helpers.js';
 import { bridgeConf, cniRounds, REPO, weftConf, type CniSamples } from './lib/cni.js';
+import { benchPackage } from './lib/cni-package.js';
 import { quantile } from './lib/control.js';
 
 const N = Number(process.env['BENCH_ITERATIONS'] ?? 30);
@@ -116,6 +119,13 @@ async function main(): Promise<void> {
       `VERSION p50: weft shim via weftd ${fmt(p50(v.weft))}, weftd stopped (shim → weft-full) ${fmt(p50(v.full))}, ` +
         `bridge ${fmt(p50(v.ref))} (all through \`ip netns exec\`).`,
     );
+    await benchPackage({
+      hostNs,
+      checkoutBin: binDir,
+      weftConf: weftConf(subnetFile, join(tmp, 'p'), 'pbench0'),
+      n: N,
+      nsPrefix: `${prefix}p`,
+    });
   } finally {
     await weftd?.stop();
     await deleteNetns(hostNs);

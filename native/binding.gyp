@@ -2,7 +2,8 @@
   "targets": [
     {
       "target_name": "weft_native",
-      "sources": ["src/addon.cc", "src/tun.c", "src/fwd_loop.c", "src/pkt.c", "src/route_table.c"],
+      "sources": ["src/addon.cc", "src/tun.c", "src/fwd_loop.c", "src/pkt.c", "src/route_table.c",
+                  "src/sd_notify.c", "src/sd_notify_napi.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "include"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-fvisibility=hidden"],

@@ -12,7 +12,8 @@ log() { printf '\n== %s\n' "$*"; }
 need=()
 for pair in etcd:etcd-server etcdctl:etcd-client ip:iproute2 ping:iputils-ping nft:nftables \
             iptables:iptables iperf3:iperf3 ethtool:ethtool openssl:openssl g++:g++ make:make \
-            python3:python3 podman:podman runc:runc; do
+            python3:python3 podman:podman runc:runc dpkg-shlibdeps:dpkg-dev \
+            systemd-analyze:systemd dockerd:docker.io; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
@@ -62,6 +63,11 @@ if [ $# -gt 0 ]; then
   case "$1" in unit|integration|e2e) tiers=("$1"); shift ;; esac
   filter=("$@")
   if [ ${#filter[@]} -gt 0 ]; then export WEFT_TEST_FILTERED=1; filter+=(--passWithNoTests); fi
+fi
+# The Debian package (npm run package) for the e2e tests that run the packaged executables; gzip
+# instead of xz keeps this step short (the contents are the same).
+if [[ " ${tiers[*]} " == *" e2e "* ]]; then
+  check "package (.deb)" node scripts/package.mjs --fast
 fi
 reports=$(mktemp -d /tmp/weft-vitest-XXXXXX)
 trap 'rm -rf "$reports"' EXIT

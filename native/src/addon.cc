@@ -10,6 +10,7 @@
 #include <sched.h>
 
 #include "fwd.h"
+#include "sd_notify_napi.h"
 #include "tun.h"
 
 namespace {
@@ -371,6 +372,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Forwarder", Forwarder::Define(env));
   exports.Set("openTun", Napi::Function::New(env, OpenTun, "openTun"));
   exports.Set("setns", Napi::Function::New(env, SetNs, "setns"));
+  exports.Set("sdNotify", Napi::Function::New(env, WeftSdNotify, "sdNotify"));
   return exports;
 }
 

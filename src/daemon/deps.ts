@@ -12,6 +12,8 @@ import { startCniServer } from './cni-server.js';
 import { createDaemonMetrics } from './metrics.js';
 import type { DaemonOptions } from './options.js';
 import type { DaemonDeps } from './run.js';
+import { createServiceNotifier } from './sd-notify.js';
+import { refuseFlannelLeftovers } from './flannel-leftovers.js';
 import { readHostSnapshot } from './uplink.js';
 
 const DEFAULT_TTL = 86_400;
@@ -68,6 +70,8 @@ export function createDefaultDeps(
     startCniServer,
     iptables: createIptablesRunner(),
     metrics,
+    notify: createServiceNotifier({ env: process.env, log }),
+    checkHost: () => refuseFlannelLeftovers(),
     dispose: () => netlink.close(),
   };
 }

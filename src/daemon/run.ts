@@ -22,6 +22,7 @@ import { startHealthServer, type HealthServer } from './health.js';
 import type { startCniServer, CniServer } from './cni-server.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { DaemonOptions } from './options.js';
+import type { ServiceNotifier } from './sd-notify.js';
 import { readSubnetEnv, writeSubnetEnv, type PreviousSubnets } from './subnet-env.js';
 import { selectUplink, type HostSnapshot } from './uplink.js';
 import { forwarderMetricSamples, type UdpNetwork } from '../backend-udp/index.js';
@@ -43,6 +44,10 @@ export interface DaemonDeps {
   readonly startCniServer?: typeof startCniServer;
   /** Delay between config reads while the config is absent or etcd unreachable (default 1000). */
   readonly retryMs?: number;
+  /** Start-up check for flannel's leftovers (throws E_FLANNEL_LEFTOVERS; docs/migration-from-flannel.md). */
+  readonly checkHost?: () => Promise<void>;
+  /** systemd notifications (READY=1, STATUS=, STOPPING=1; docs/systemd.md), if started by systemd. */
+  readonly notify?: ServiceNotifier;
   /** Releases what the deps hold (e.g. netlink sockets) after the daemon stopped. */
   readonly dispose?: () => void | Promise<void>;
 }
@@ -118,11 +123,15 @@ export class Daemon {
           this.noisy.warn('network config not found in etcd: waiting for it', {
             key: `${this.options.etcdPrefix}/config`,
           });
+          this.deps.notify?.status(
+            `waiting for the network config ${this.options.etcdPrefix}/config`,
+          );
         } else if (isRetryable(err) || hasCode(err, 'E_ETCD_UNAVAILABLE')) {
           this.deps.metrics.etcdError('get_config');
           this.noisy.warn('cannot read the network config: retrying', {
             error: describeError(err),
           });
+          this.deps.notify?.status(`waiting for etcd: ${describeError(err)}`);
         } else {
           throw err;
         }
@@ -194,6 +203,7 @@ export class Daemon {
     let subnets: SubnetManager | null = null;
     try {
       const prev = await this.readPrevious();
+      await this.deps.checkHost?.();
       subnets = this.deps.createSubnetManager(
         this.options,
         this.log.child({ component: 'subnet' }),
@@ -247,6 +257,9 @@ export class Daemon {
       this.ready = true;
       metrics.setReady(true);
       this.log.info('weftd is ready');
+      this.deps.notify?.ready(
+        `ready: ${[lease.subnet, lease.subnet6].filter(Boolean).join(' ')} via ${uplink.name}, ${config.backend.type}`,
+      );
       return await this.supervise(network, subnets, lease, firewall, stop);
     } catch (err) {
       if (stop.signal.aborted && (hasCode(err, 'E_ABORTED') || signal.aborted)) {
@@ -254,6 +267,7 @@ export class Daemon {
       }
       return exitFor(err);
     } finally {
+      this.deps.notify?.stopping();
       this.ready = false;
       metrics.setReady(false);
       stop.abort();
@@ -308,6 +322,7 @@ export class Daemon {
       stop.signal.addEventListener('abort', () => resolve(), { once: true });
     });
     this.log.info('stopping: the lease, device, routes and rules stay in place');
+    this.deps.notify?.stopping();
     await Promise.race([Promise.allSettled(tasks), sleep(10_000, new AbortController().signal)]);
     if (fatal !== null) {
       if (hasCode(fatal, 'E_LEASE_LOST')) this.deps.metrics.setLeaseState('lost', null);

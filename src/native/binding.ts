@@ -92,6 +92,8 @@ export interface NativeAddon {
   ): { fd: number; name: string };
   /** setns(2) for the calling (main) thread. */
   setns(fd: number, nstype: number): void;
+  /** One sd_notify(3) datagram to NOTIFY_SOCKET's `path` ('/…' or abstract '@…'); throws with errno. */
+  sdNotify(path: string, message: string): void;
 }
 
 let cached: NativeAddon | undefined;
@@ -100,7 +102,11 @@ function candidates(): string[] {
   const here = dirname(fileURLToPath(import.meta.url));
   // src/dataplane (tsx/vitest) and dist/dataplane (built) both sit two levels below the package root.
   const root = join(here, '..', '..');
-  const out = [join(root, 'native', 'build', 'Release', 'weft_native.node')];
+  const out = [
+    join(root, 'native', 'build', 'Release', 'weft_native.node'),
+    // the Debian package's layout: the addon beside the executable (scripts/package.mjs)
+    join(root, 'weft_native.node'),
+  ];
   const override = process.env['WEFT_NATIVE_ADDON'];
   return override ? [override, ...out] : out;
 }
