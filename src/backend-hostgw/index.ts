@@ -196,6 +196,7 @@ class HostGwBackend implements Backend {
       return {
         lease,
         mtu: uplink.mtu,
+        encapPorts: [],
         ...peerLoopRunner(
           {
             subnets,

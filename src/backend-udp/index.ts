@@ -180,6 +180,7 @@ class UdpBackend implements Backend {
     return {
       lease,
       mtu,
+      encapPorts: [cfg.port],
       config: cfg,
       deviceName: cfg.name,
       forwarderStats: () => fwd.stats(),

@@ -154,6 +154,7 @@ class VxlanBackend implements Backend {
       return {
         lease,
         mtu,
+        encapPorts: [cfg.port],
         config: cfg,
         vtepMacs: Object.fromEntries(specs.map((s) => [s.fam.family, s.spec.mac])),
         deviceNames: specs.map((s) => s.spec.name),

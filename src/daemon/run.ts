@@ -9,7 +9,7 @@
 import { AbortedError, WeftError, describeError, hasCode, isRetryable } from '../errors.js';
 import { EXIT, exitFor, type DaemonResult } from './exit-codes.js';
 import { rateLimited, type Logger } from '../log/logger.js';
-import type { Lease } from '../lease/lease.js';
+import type { Lease, LeaseEvent } from '../lease/lease.js';
 import type { Network, Uplink } from '../backend/backend.js';
 import type { NetworkConfig, SubnetManager } from '../subnet/manager.js';
 import { lookupBackend, type BackendRegistry } from './backends.js';
@@ -17,6 +17,7 @@ import { Firewall } from './firewall/firewall.js';
 import type { IptablesRunner } from './firewall/iptables-forward.js';
 import type { NftRunner } from './firewall/nft.js';
 import type { RulesInput } from './firewall/rules.js';
+import { PeerAllowlist, tapLeaseEvents, type AllowlistScope } from './peer-allowlist.js';
 import { startHealthServer, type HealthServer } from './health.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { DaemonOptions } from './options.js';
@@ -168,8 +169,13 @@ export class Daemon {
     }
   }
 
-  /** The firewall inputs for this host's lease. */
-  rulesInput(config: NetworkConfig, lease: Lease): RulesInput {
+  /** The firewall inputs for this host's lease, the backend's encapsulation ports and the uplink. */
+  rulesInput(
+    config: NetworkConfig,
+    lease: Lease,
+    network?: Pick<Network, 'encapPorts'>,
+    uplink?: Pick<Uplink, 'name'>,
+  ): RulesInput {
     return {
       ipv4:
         config.enableIPv4 && config.network && lease.subnet
@@ -182,6 +188,8 @@ export class Daemon {
       ipMasq: this.options.ipMasq,
       fullyRandom: !this.options.ipMasqFullyRandomDisable,
       forwardRules: this.options.iptablesForwardRules,
+      encapPorts: network?.encapPorts ?? [],
+      uplinks: uplink ? [uplink.name] : [],
     };
   }
 
@@ -212,7 +220,32 @@ export class Daemon {
       });
       this.uplink = uplink;
       this.log.info('using interface', { ...uplink });
-      const network = await this.registerNetwork(config, uplink, subnets, prev, stop.signal);
+      const firewall = new Firewall(
+        this.deps.nft,
+        rateLimited(this.log.child({ component: 'firewall' }), 60_000, 3),
+        metrics,
+        this.deps.iptables,
+      );
+      // The peer allowlist follows the lease events the backend sees (README "Security").
+      const allowlist = new PeerAllowlist();
+      let scope: AllowlistScope | null = null;
+      const onLeaseBatch = (batch: readonly LeaseEvent[]): void => {
+        allowlist.observe(batch);
+        if (!scope) return;
+        const peers = allowlist.addresses(scope);
+        firewall.setPeers(peers, peers.complete).catch((err: unknown) =>
+          this.noisy.warn('updating the peer allowlist failed: the resync retries', {
+            error: describeError(err),
+          }),
+        );
+      };
+      const network = await this.registerNetwork(
+        config,
+        uplink,
+        tapLeaseEvents(subnets, onLeaseBatch),
+        prev,
+        stop.signal,
+      );
       const lease = network.lease;
       this.lease = lease;
       metrics.setLeaseState('acquired', lease.expiration);
@@ -222,13 +255,8 @@ export class Daemon {
         subnet6: lease.subnet6,
         mtu: network.mtu,
       });
-      const firewall = new Firewall(
-        this.deps.nft,
-        rateLimited(this.log.child({ component: 'firewall' }), 60_000, 3),
-        metrics,
-        this.deps.iptables,
-      );
-      await firewall.apply(this.rulesInput(config, lease));
+      scope = { config, uplink, own: lease };
+      await firewall.apply(this.rulesInput(config, lease, network, uplink));
       await writeSubnetEnv(this.options.subnetFile, {
         network: config.enableIPv4 ? config.network : null,
         subnet: config.enableIPv4 ? lease.subnet : null,

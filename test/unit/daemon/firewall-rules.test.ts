@@ -25,11 +25,15 @@ describe('firewall ruleset', () => {
       'delete table ip6 weft',
     ]);
     expect(rs.script).toContain('type filter hook forward priority filter; policy accept;');
+    // anti-spoofing in front of flannel's two accepts (README "Security")
+    expect(rs.tables[0]?.chains.find((c) => c.name === 'forward')?.rules).toEqual([
+      'ip saddr 10.5.0.0/16 fib saddr . iif oif missing counter name "forward_dropped" drop',
+      'iifname @weft_uplinks ip saddr 10.5.0.0/16 ip daddr != 10.5.52.0/24 counter name "forward_dropped" drop',
+      'ip saddr 10.5.0.0/16 accept',
+      'ip daddr 10.5.0.0/16 accept',
+    ]);
     expect(rs.script).toMatch(
-      /ip saddr 10\.5\.0\.0\/16 accept comment "weft forward 1 [0-9a-f]{8}"/,
-    );
-    expect(rs.script).toMatch(
-      /ip daddr 10\.5\.0\.0\/16 accept comment "weft forward 2 [0-9a-f]{8}"/,
+      /ip saddr 10\.5\.0\.0\/16 accept comment "weft forward 3 [0-9a-f]{8}"/,
     );
     expect(rs.script).toContain('type nat hook postrouting priority srcnat; policy accept;');
     const masq = rs.tables[0]?.chains.find((c) => c.name === 'postrtg')?.rules;
@@ -38,7 +42,7 @@ describe('firewall ruleset', () => {
       'ip saddr 10.5.52.0/24 ip daddr 10.5.0.0/16 return',
       'ip saddr 10.5.0.0/16 ip daddr 10.5.52.0/24 return',
       'ip saddr != 10.5.0.0/16 ip daddr 10.5.52.0/24 return',
-      'ip saddr 10.5.0.0/16 ip daddr != 224.0.0.0/4 masquerade fully-random',
+      'iifname != @weft_uplinks ip saddr 10.5.52.0/24 ip daddr != 224.0.0.0/4 masquerade fully-random',
       'ip saddr != 10.5.0.0/16 ip daddr 10.5.0.0/16 masquerade fully-random',
     ]);
   });
@@ -54,7 +58,9 @@ describe('firewall ruleset', () => {
     expect(rs.absent).toEqual([]);
     const t6 = rs.tables.find((t) => t.family === 'ip6');
     expect(t6?.chains.map((c) => c.name)).toEqual(['postrtg']);
-    expect(t6?.chains[0]?.rules).toContain('ip6 saddr fc00::/48 ip6 daddr != ff00::/8 masquerade');
+    expect(t6?.chains[0]?.rules).toContain(
+      'iifname != @weft_uplinks ip6 saddr fc00:0:0:3::/64 ip6 daddr != ff00::/8 masquerade',
+    );
     expect(rs.script).not.toContain('fully-random');
     expect(rs.script).not.toContain('chain forward');
   });
@@ -104,6 +110,8 @@ describe('firewall ruleset', () => {
     const listed = (): NftObject[] => [
       { metainfo: { version: '1.0.6' } },
       { table: { family: 'ip', name: 'weft', comment: t.comment } },
+      { set: { name: 'weft_uplinks', type: 'ifname' } },
+      { counter: { name: 'forward_dropped', packets: 0, bytes: 0 } },
       { chain: { name: 'forward', type: 'filter', hook: 'forward', prio: 0, policy: 'accept' } },
       { chain: { name: 'postrtg', type: 'nat', hook: 'postrouting', prio: 100, policy: 'accept' } },
       ...t.chains.flatMap((c) =>

@@ -78,6 +78,7 @@ function setup(world: World, argv: string[] = []) {
       return {
         lease,
         mtu: 1450,
+        encapPorts: [],
         run: async (signal) => {
           world.events.push('run');
           await untilAbort(signal);
