@@ -1,9 +1,10 @@
 /**
  * The iptables fallback for the forward rules. An nft `accept` in weft's own table cannot override a
  * `drop` elsewhere: when the host's iptables `filter FORWARD` chain has policy DROP (Docker ≥ 1.13 sets
- * it), forwarded overlay traffic dies there. Exactly for that case weft adds flannel's forward rules to
+ * it), forwarded overlay traffic dies there. Exactly for that case weft adds forward accepts to
  * iptables too (whichever backend `iptables` is: nft or legacy), in its own chain `WEFT-FWD` jumped to
- * from the top of FORWARD, applied with one `iptables-restore --noflush` (atomic per table).
+ * from the top of FORWARD, applied with one `iptables-restore --noflush` (atomic per table). Unlike
+ * flannel's `-s N` / `-d N`, they are scoped like weft's nft forward chain (README "Firewall rules").
  * Nothing is done while the policy is ACCEPT and iptables is not installed.
  */
 import { execFile } from 'node:child_process';
