@@ -328,7 +328,7 @@ describe('doctor checks', () => {
       'weft table deleted',
       () => input({}, {}, { weft4: null }),
       'rules:ip',
-      /table ip weft is missing/,
+      /table ip weft is missing: no peer allowlist/,
       /nft list table ip weft/,
     ],
     [
@@ -507,6 +507,22 @@ describe('doctor checks', () => {
     expect(find(checks, 'rules:ip')).toMatchObject({
       status: 'pass',
       message: expect.stringMatching(/masquerade/),
+    });
+  });
+
+  it('reports the peer allowlist and its drop counter; a missing input chain fails', () => {
+    expect(find(runChecks(input()), 'rules:ip')).toMatchObject({
+      status: 'pass',
+      message: expect.stringMatching(
+        /peer allowlist: 1 address, 7 encapsulated packets from others dropped/,
+      ),
+    });
+    const noInput = listedTable().filter(
+      (o) => o['chain']?.['name'] !== 'input' && o['rule']?.['chain'] !== 'input',
+    );
+    expect(find(runChecks(input({}, {}, { weft4: noInput })), 'rules:ip')).toMatchObject({
+      status: 'fail',
+      message: expect.stringMatching(/chain input is missing/),
     });
   });
 
