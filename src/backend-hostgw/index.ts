@@ -197,6 +197,7 @@ class HostGwBackend implements Backend {
         lease,
         mtu: uplink.mtu,
         encapPorts: [],
+        peersOnUplink: true,
         ...peerLoopRunner(
           {
             subnets,

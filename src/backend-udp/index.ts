@@ -181,6 +181,7 @@ class UdpBackend implements Backend {
       lease,
       mtu,
       encapPorts: [cfg.port],
+      peersOnUplink: false,
       config: cfg,
       deviceName: cfg.name,
       forwarderStats: () => fwd.stats(),

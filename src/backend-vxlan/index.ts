@@ -155,6 +155,7 @@ class VxlanBackend implements Backend {
         lease,
         mtu,
         encapPorts: [cfg.port],
+        peersOnUplink: cfg.directRouting,
         config: cfg,
         vtepMacs: Object.fromEntries(specs.map((s) => [s.fam.family, s.spec.mac])),
         deviceNames: specs.map((s) => s.spec.name),

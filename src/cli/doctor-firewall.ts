@@ -101,7 +101,12 @@ export function firewallChecks(i: DoctorInput, config: NetworkConfig): Check[] {
     const encapPorts = config.backend.type === 'host-gw' ? [] : [1];
     let best: string[] | null = null;
     for (const forwardRules of [true, false])
-      for (const fullyRandom of [true, false]) {
+      for (const [fullyRandom, peersOnUplink] of [
+        [true, false],
+        [false, false],
+        [true, true],
+        [false, true],
+      ] as const) {
         const rs = buildRuleset({
           ipv4: fam === 'ip' ? { network, subnet: networkOf(subnet) } : null,
           ipv6: fam === 'ip6' ? { network, subnet: networkOf(subnet) } : null,
@@ -109,6 +114,7 @@ export function firewallChecks(i: DoctorInput, config: NetworkConfig): Check[] {
           fullyRandom,
           forwardRules,
           encapPorts,
+          peersOnUplink,
         });
         const t = rs.tables.find((x) => x.family === fam);
         const problems = t

@@ -173,7 +173,7 @@ export class Daemon {
   rulesInput(
     config: NetworkConfig,
     lease: Lease,
-    network?: Pick<Network, 'encapPorts'>,
+    network?: Pick<Network, 'encapPorts' | 'peersOnUplink'>,
     uplink?: Pick<Uplink, 'name'>,
   ): RulesInput {
     return {
@@ -189,6 +189,7 @@ export class Daemon {
       fullyRandom: !this.options.ipMasqFullyRandomDisable,
       forwardRules: this.options.iptablesForwardRules,
       encapPorts: network?.encapPorts ?? [],
+      peersOnUplink: network?.peersOnUplink ?? false,
       uplinks: uplink ? [uplink.name] : [],
     };
   }

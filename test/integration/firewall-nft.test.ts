@@ -52,7 +52,7 @@ describe.skipIf(!runnable)('firewall (nftables) in a host namespace', () => {
     const listing = (await nsRun(h1, 'nft', ['list', 'ruleset'])).stdout;
     expect(listing).toContain('table ip weft');
     expect(listing).toContain('table ip6 weft');
-    expect(listing).toMatch(/ip saddr 10\.5\.0\.0\/16 accept comment "weft forward 3 [0-9a-f]{8}"/);
+    expect(listing).toMatch(/ip saddr 10\.5\.0\.0\/16 accept comment "weft forward 2 [0-9a-f]{8}"/);
     expect(listing).toMatch(
       /ip6 saddr fd05:0:0:1::\/64 ip6 daddr != ff00::\/8 masquerade fully-random/,
     );

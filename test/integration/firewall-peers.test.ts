@@ -141,31 +141,43 @@ describe.skipIf(!runnable)('peer allowlist and anti-relay rules (nftables)', () 
   });
 
   it('does not relay a cluster-sourced packet from the uplink outward; a non-cluster one is routed', async () => {
-    await fw.apply(input);
-    // h3 (attacker on the underlay) sends to h2 ("the outside") through h1
-    await nsRun(h3, 'ip', ['addr', 'add', '10.5.1.77/32', 'dev', 'lo']);
+    // h3 (attacker on the underlay) sends to h2 ("the outside") and into h1's container through h1
+    for (const a of ['10.5.1.77', '10.5.9.77'])
+      await nsRun(h3, 'ip', ['addr', 'add', `${a}/32`, 'dev', 'lo']);
     await nsRun(h3, 'ip', ['route', 'add', '198.18.0.2/32', 'via', '198.18.0.1']);
+    await nsRun(h3, 'ip', ['route', 'add', '10.5.1.0/24', 'via', '198.18.0.1']);
     const atH2 = await probe(h2, 'icmp type echo-request');
     const spoofDrops = async (): Promise<number> =>
       (await fw.counter('ip', 'forward_dropped'))?.packets ?? NaN;
-
-    // control: a non-cluster source is routed by h1 (plain IP forwarding): the path works
-    const c0 = await atH2();
-    await nsRun(h3, 'ping', ['-c', '2', '-W', '1', '-I', '198.18.0.3', '198.18.0.2'], {
-      allowFail: true,
-    });
-    expect((await atH2()) - c0).toBe(2);
-
-    // a cluster source (h1's own subnet, and another host's) from the uplink: dropped, counted
-    for (const src of ['10.5.1.77', '10.5.9.77']) {
-      if (src !== '10.5.1.77') await nsRun(h3, 'ip', ['addr', 'add', `${src}/32`, 'dev', 'lo']);
-      const s0 = await spoofDrops();
-      const p0 = await atH2();
-      await nsRun(h3, 'ping', ['-c', '3', '-W', '1', '-I', src, '198.18.0.2'], {
+    const send = (src: string, dst: string, n: number): Promise<unknown> =>
+      nsRun(h3, 'ping', ['-c', String(n), '-i', '0.2', '-W', '1', '-I', src, dst], {
         allowFail: true,
       });
-      expect((await atH2()) - p0).toBe(0); // neither forwarded nor masqueraded as 198.18.0.1
-      expect((await spoofDrops()) - s0).toBe(3);
+
+    for (const peersOnUplink of [false, true]) {
+      await fw.apply({ ...input, peersOnUplink });
+      // control: a non-cluster source is routed by h1 (plain IP forwarding): the path works
+      const c0 = await atH2();
+      await send('198.18.0.3', '198.18.0.2', 2);
+      expect((await atH2()) - c0).toBe(2);
+
+      // a cluster source (h1's own subnet, another host's) from the uplink to the outside: dropped
+      for (const src of ['10.5.1.77', '10.5.9.77']) {
+        const s0 = await spoofDrops();
+        const p0 = await atH2();
+        await send(src, '198.18.0.2', 3);
+        expect((await atH2()) - p0, `${src} peersOnUplink ${peersOnUplink}`).toBe(0); // not relayed
+        expect((await spoofDrops()) - s0).toBe(3);
+      }
+      // into h1's container with h1's own subnet as source: never from the underlay
+      const s1 = await spoofDrops();
+      await send('10.5.1.77', '10.5.1.2', 2);
+      expect((await spoofDrops()) - s1).toBe(2);
+      // another host's pod address into h1's container: only where peers are routed over the
+      // uplink (host-gw, DirectRouting) does it pass; behind an encapsulating backend it is dropped
+      const s2 = await spoofDrops();
+      await send('10.5.9.77', '10.5.1.2', 2);
+      expect((await spoofDrops()) - s2).toBe(peersOnUplink ? 0 : 2);
     }
   });
 });

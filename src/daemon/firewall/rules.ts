@@ -9,7 +9,7 @@
  *
  * Beyond flannel (README "Security"): an input chain that drops encapsulated traffic (the backend's
  * UDP ports) from every address that holds no lease (the sets `weft_peers4` / `weft_peers6`), and
- * anti-spoofing drops in front of the forward accepts; masquerade only for this host's own subnet.
+ * anti-spoofing drops (uplink) in front of the forward accepts; masquerade only for this host's subnet.
  * Set contents and counter values are data: they are carried into every replacement of the table.
  */
 import { createHash } from 'node:crypto';
@@ -33,6 +33,8 @@ export interface RulesInput {
   readonly encapPorts?: readonly number[];
   /** The underlay interface(s) (weftd's uplink): cluster sources arriving there are suspect. */
   readonly uplinks?: readonly string[];
+  /** Peers' pods' packets arrive unencapsulated on the uplink (host-gw, VXLAN DirectRouting). */
+  readonly peersOnUplink?: boolean;
 }
 
 /** What weft's sets hold besides the inputs: the peers' public addresses, per family. */
@@ -112,15 +114,27 @@ function inputChain(fam: 'ip' | 'ip6'): ExpectedChain {
 }
 
 /**
- * Flannel's two forward accepts, preceded by two anti-spoofing drops: a cluster source is forwarded only
- * when the route back to it leaves through the interface it came in on (containers: their bridge or
- * veth; VXLAN/UDP peers: the overlay device; host-gw / DirectRouting peers: the uplink), and from the
- * uplink only towards this host's own subnet, so the node never relays injected traffic elsewhere.
+ * Flannel's two forward accepts, preceded by anti-spoofing drops for what arrives on the uplink (one
+ * interface-name set lookup per forwarded packet; no route lookups, so the overlay data path pays
+ * nothing measurable, see bench/firewall.ts): with encapsulating backends no cluster source ever comes
+ * from the underlay; where peers' pods are routed over it (host-gw, DirectRouting) only towards this
+ * host's subnet and never with this host's own subnet as source. So an underlay host can neither
+ * inject pod-addressed traffic nor use the node as a relay.
  */
-function forwardChain(fam: 'ip' | 'ip6', n: string, s: string): ExpectedChain {
+function forwardChain(
+  fam: 'ip' | 'ip6',
+  n: string,
+  s: string,
+  peersOnUplink: boolean,
+): ExpectedChain {
+  const drop = `counter name "${COUNTER_SPOOF}" drop`;
   const rules = [
-    `${fam} saddr ${n} fib saddr . iif oif missing counter name "${COUNTER_SPOOF}" drop`,
-    `iifname @${SET_UPLINKS} ${fam} saddr ${n} ${fam} daddr != ${s} counter name "${COUNTER_SPOOF}" drop`,
+    ...(peersOnUplink
+      ? [
+          `iifname @${SET_UPLINKS} ${fam} saddr ${n} ${fam} daddr != ${s} ${drop}`,
+          `iifname @${SET_UPLINKS} ${fam} saddr ${s} ${drop}`,
+        ]
+      : [`iifname @${SET_UPLINKS} ${fam} saddr ${n} ${drop}`]),
     `${fam} saddr ${n} accept`,
     `${fam} daddr ${n} accept`,
   ];
@@ -167,7 +181,8 @@ function tableFor(
   const chains: ExpectedChain[] = [];
   const ports = [...new Set(input.encapPorts ?? [])].sort((a, b) => a - b);
   if (ports.length > 0) chains.push(inputChain(fam));
-  if (input.forwardRules) chains.push(forwardChain(fam, f.network, f.subnet));
+  if (input.forwardRules)
+    chains.push(forwardChain(fam, f.network, f.subnet, input.peersOnUplink ?? false));
   if (input.ipMasq) chains.push(masqChain(fam, f.network, f.subnet, input.fullyRandom));
   if (chains.length === 0) return null;
   // nft 1.0's JSON listing omits table comments, so the fingerprint of the whole table goes into every

@@ -25,15 +25,29 @@ describe('firewall ruleset', () => {
       'delete table ip6 weft',
     ]);
     expect(rs.script).toContain('type filter hook forward priority filter; policy accept;');
-    // anti-spoofing in front of flannel's two accepts (README "Security")
+    // anti-spoofing in front of flannel's two accepts (README "Security"): with an encapsulating
+    // backend no cluster source comes from the underlay; with host-gw/DirectRouting only to our subnet
     expect(rs.tables[0]?.chains.find((c) => c.name === 'forward')?.rules).toEqual([
-      'ip saddr 10.5.0.0/16 fib saddr . iif oif missing counter name "forward_dropped" drop',
+      'iifname @weft_uplinks ip saddr 10.5.0.0/16 counter name "forward_dropped" drop',
+      'ip saddr 10.5.0.0/16 accept',
+      'ip daddr 10.5.0.0/16 accept',
+    ]);
+    const routed = buildRuleset({
+      ipv4: v4,
+      ipv6: null,
+      ipMasq: true,
+      fullyRandom: true,
+      forwardRules: true,
+      peersOnUplink: true,
+    });
+    expect(routed.tables[0]?.chains.find((c) => c.name === 'forward')?.rules).toEqual([
       'iifname @weft_uplinks ip saddr 10.5.0.0/16 ip daddr != 10.5.52.0/24 counter name "forward_dropped" drop',
+      'iifname @weft_uplinks ip saddr 10.5.52.0/24 counter name "forward_dropped" drop',
       'ip saddr 10.5.0.0/16 accept',
       'ip daddr 10.5.0.0/16 accept',
     ]);
     expect(rs.script).toMatch(
-      /ip saddr 10\.5\.0\.0\/16 accept comment "weft forward 3 [0-9a-f]{8}"/,
+      /ip saddr 10\.5\.0\.0\/16 accept comment "weft forward 2 [0-9a-f]{8}"/,
     );
     expect(rs.script).toContain('type nat hook postrouting priority srcnat; policy accept;');
     const masq = rs.tables[0]?.chains.find((c) => c.name === 'postrtg')?.rules;

@@ -79,6 +79,7 @@ function setup(world: World, argv: string[] = []) {
         lease,
         mtu: 1450,
         encapPorts: [],
+        peersOnUplink: false,
         run: async (signal) => {
           world.events.push('run');
           await untilAbort(signal);
