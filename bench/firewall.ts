@@ -19,7 +19,7 @@ const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 5);
 const BACKENDS = (process.env['BENCH_BACKENDS'] ?? 'vxlan,udp').split(',').filter(Boolean);
 /**
  * BENCH_AMPLIFY=k adds k more copies of weft's per-packet lookups (the allowlist's two set lookups on
- * every received UDP packet, the reverse-path FIB lookup on every forwarded cluster packet) to the weft
+ * every received UDP packet, the uplink set lookup on every forwarded cluster packet) to the weft
  * side, as counting rules that never drop: a cost too small to see above the noise becomes k times
  * larger, and one copy costs about (1 − ratio) / k.
  */
@@ -33,6 +33,7 @@ function amplifier(n: string, k: number): string {
     'table ip weft-amplify {',
     '  set ports { type inet_service; elements = { 8285, 8472 }; }',
     '  set peers { type ipv4_addr; elements = { 198.18.0.1, 198.18.0.2 }; }',
+    '  set uplinks { type ifname; elements = { "eth0" }; }',
     '  chain input {',
     '    type filter hook input priority filter - 20; policy accept;',
   ];
@@ -44,7 +45,7 @@ function amplifier(n: string, k: number): string {
     '  chain forward {',
     '    type filter hook forward priority filter - 20; policy accept;',
   );
-  for (let i = 0; i < kf; i++) lines.push(`    ip saddr ${n} fib saddr . iif oif missing counter`);
+  for (let i = 0; i < kf; i++) lines.push(`    iifname @uplinks ip saddr ${n} counter`);
   lines.push('  }', '}', '');
   return lines.join('\n');
 }
