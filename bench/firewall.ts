@@ -1,12 +1,14 @@
 /**
  * What weft's firewall costs the dataplane: the peer allowlist (a set lookup per received UDP packet)
- * and the anti-spoofing forward rules (a FIB lookup per forwarded cluster packet), measured as paired
+ * and the anti-spoofing forward rules (an interface-name set lookup per forwarded cluster packet),
+ * measured as paired
  * runs on ONE weft path. Each round measures the path with flannel's own rules (`--ip-masq` + forward
  * rules, written by hand here: the anchor) and with weft's ruleset, in alternating order, swapping the
  * tables in place (same weftd, devices, containers and iperf3 server); the ratio is weft ÷ flannel per
  * round, and the table shows the medians. On a busy machine only paired ratios mean something.
  *
- *   sudo npx tsx bench/firewall.ts        (after `npm run build`; BENCH_ROUNDS, BENCH_SECONDS)
+ *   sudo npm run bench:firewall      (after `npm run build`; BENCH_ROUNDS, BENCH_SECONDS, BENCH_BACKENDS,
+ *                                     BENCH_AMPLIFY, BENCH_AMPLIFY_PART)
  */
 import { readFileSync } from 'node:fs';
 import { nsRun } from '../test/helpers/exec.js';
