@@ -1,8 +1,7 @@
 /**
  * What weft's firewall costs the dataplane: the peer allowlist (a set lookup per received UDP packet)
  * and the anti-spoofing forward rules (an interface-name set lookup per forwarded cluster packet),
- * measured as paired
- * runs on ONE weft path. Each round measures the path with flannel's own rules (`--ip-masq` + forward
+ * measured as paired runs on ONE weft path. Each round measures the path with flannel's own rules (`--ip-masq` + forward
  * rules, written by hand here: the anchor) and with weft's ruleset, in alternating order, swapping the
  * tables in place (same weftd, devices, containers and iperf3 server); the ratio is weft ÷ flannel per
  * round, and the table shows the medians. On a busy machine only paired ratios mean something.
