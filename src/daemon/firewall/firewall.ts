@@ -223,6 +223,12 @@ export class Firewall {
    * (flush + add), so no packet ever sees an empty or partial set; updates coalesce.
    */
   setPeers(peers: PeerElements, complete: boolean): Promise<void> {
+    const same = (a: Set<string>, b: readonly string[]): boolean =>
+      b.length === a.size && b.every((x) => a.has(x));
+    const unchanged = complete
+      ? this.peersComplete && same(this.peers.v4, peers.v4) && same(this.peers.v6, peers.v6)
+      : peers.v4.every((x) => this.peers.v4.has(x)) && peers.v6.every((x) => this.peers.v6.has(x));
+    if (unchanged) return this.serial.then(() => undefined); // e.g. a lease renewal
     if (complete) {
       this.peers = { v4: new Set(peers.v4), v6: new Set(peers.v6) };
       this.peersComplete = true;
