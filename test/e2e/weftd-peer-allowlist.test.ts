@@ -234,6 +234,24 @@ describe.skipIf(!runnable)('peer allowlist: VXLAN (port 8472)', () => {
     expect(r.code, r.stdout).toBe(0);
   });
 
+  it('h1 relays nothing with a cluster source from the underlay outward (weftd --ip-masq)', async () => {
+    const h2 = d[1]!.host.netns;
+    await nsRun(h3, 'ip', ['route', 'add', '198.18.0.2/32', 'via', '198.18.0.1']);
+    const atH2 = await probe(h2, 'icmp type echo-request');
+    const send = (src: string): Promise<unknown> =>
+      nsRun(h3, 'ping', ['-c', '3', '-i', '0.2', '-W', '1', '-I', src, '198.18.0.2'], {
+        allowFail: true,
+      });
+    // control: h1 routes a non-cluster source (plain forwarding), so the path exists
+    const c0 = await atH2();
+    await send(ATTACKER);
+    expect((await atH2()) - c0).toBe(3);
+    // a pod address of h2 as source: not forwarded, so not masqueraded as h1 either
+    const c1 = await atH2();
+    await send(spoofed);
+    expect((await atH2()) - c1).toBe(0);
+  });
+
   it('weftctl doctor reports the allowlist and its drops', async () => {
     const r = await runWeftctl(c, d[0]!, ['doctor', '--no-probe', '--json']);
     const checks = (
