@@ -146,6 +146,8 @@ class HostGwBackend implements Backend {
       return {
         lease,
         mtu: uplink.mtu,
+        encapPorts: [],
+        peersOnUplink: true,
         ...peerLoopRunner(
           {
             subnets,

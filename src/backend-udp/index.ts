@@ -199,6 +199,8 @@ class UdpBackend implements Backend {
     return {
       lease,
       mtu,
+      encapPorts: [cfg.port],
+      peersOnUplink: false,
       config: cfg,
       deviceName: cfg.name,
       forwarderStats: () => fwd.stats(),

@@ -9,7 +9,7 @@
 import { AbortedError, WeftError, describeError, hasCode, isRetryable } from '../errors.js';
 import { EXIT, exitFor, type DaemonResult } from './exit-codes.js';
 import { rateLimited, type Logger } from '../log/logger.js';
-import type { Lease } from '../lease/lease.js';
+import type { Lease, LeaseEvent } from '../lease/lease.js';
 import type { Network, Uplink } from '../backend/backend.js';
 import type { NetworkConfig, SubnetManager } from '../subnet/manager.js';
 import { sleep } from '../subnet/sleep.js';
@@ -18,6 +18,7 @@ import { Firewall } from '../firewall/firewall.js';
 import type { IptablesRunner } from '../firewall/iptables-forward.js';
 import type { NftRunner } from '../firewall/nft.js';
 import type { RulesInput } from '../firewall/rules.js';
+import { PeerAllowlist, tapLeaseEvents, type AllowlistScope } from './peer-allowlist.js';
 import { startHealthServer, type HealthServer } from './health.js';
 import type { startCniServer, CniServer } from './cni-server.js';
 import type { DaemonMetrics } from './metrics.js';
@@ -177,8 +178,13 @@ export class Daemon {
     }
   }
 
-  /** The firewall inputs for this host's lease. */
-  rulesInput(config: NetworkConfig, lease: Lease): RulesInput {
+  /** The firewall inputs for this host's lease, the backend's encapsulation ports and the uplink. */
+  rulesInput(
+    config: NetworkConfig,
+    lease: Lease,
+    network?: Pick<Network, 'encapPorts' | 'peersOnUplink'>,
+    uplink?: Pick<Uplink, 'name'>,
+  ): RulesInput {
     return {
       ipv4:
         config.enableIPv4 && config.network && lease.subnet
@@ -191,6 +197,9 @@ export class Daemon {
       ipMasq: this.options.ipMasq,
       fullyRandom: !this.options.ipMasqFullyRandomDisable,
       forwardRules: this.options.iptablesForwardRules,
+      encapPorts: network?.encapPorts ?? [],
+      peersOnUplink: network?.peersOnUplink ?? false,
+      uplinks: uplink ? [uplink.name] : [],
     };
   }
 
@@ -222,7 +231,32 @@ export class Daemon {
       });
       this.uplink = uplink;
       this.log.info('using interface', { ...uplink });
-      const network = await this.registerNetwork(config, uplink, subnets, prev, stop.signal);
+      const firewall = new Firewall(
+        this.deps.nft,
+        rateLimited(this.log.child({ component: 'firewall' }), 60_000, 3),
+        metrics,
+        this.deps.iptables,
+      );
+      // The peer allowlist follows the lease events the backend sees (README "Security").
+      const allowlist = new PeerAllowlist();
+      let scope: AllowlistScope | null = null;
+      const onLeaseBatch = (batch: readonly LeaseEvent[]): void => {
+        allowlist.observe(batch);
+        if (!scope) return;
+        const peers = allowlist.addresses(scope);
+        firewall.setPeers(peers, peers.complete).catch((err: unknown) =>
+          this.noisy.warn('updating the peer allowlist failed: the resync retries', {
+            error: describeError(err),
+          }),
+        );
+      };
+      const network = await this.registerNetwork(
+        config,
+        uplink,
+        tapLeaseEvents(subnets, onLeaseBatch),
+        prev,
+        stop.signal,
+      );
       const udp = network as Partial<UdpNetwork>;
       if (typeof udp.forwarderStats === 'function') {
         // the UDP forwarder's counters (packets, drops by reason, route failures) on /metrics
@@ -238,13 +272,8 @@ export class Daemon {
         subnet6: lease.subnet6,
         mtu: network.mtu,
       });
-      const firewall = new Firewall(
-        this.deps.nft,
-        rateLimited(this.log.child({ component: 'firewall' }), 60_000, 3),
-        metrics,
-        this.deps.iptables,
-      );
-      await firewall.apply(this.rulesInput(config, lease));
+      scope = { config, uplink, own: lease };
+      await firewall.apply(this.rulesInput(config, lease, network, uplink));
       await writeSubnetEnv(this.options.subnetFile, {
         network: config.enableIPv4 ? config.network : null,
         subnet: config.enableIPv4 ? lease.subnet : null,
