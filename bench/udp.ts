@@ -1,6 +1,6 @@
 /**
  * `npm run bench:udp` (root): weft's native UDP forwarder beside its anchors, measured in the same run
- * on the same 2 vCPUs (performance.md: read the numbers as ratios).
+ * on the same 2 vCPUs (docs/performance.md: read the numbers as ratios).
  *
  *   h1 (198.18.0.1) ── veth ── br0 ── veth ── h2 (198.18.0.2)        all in test network namespaces
  *

@@ -1,5 +1,5 @@
 /**
- * Calling CNI plugins like a runtime (cni-contract.md A2/A3): the plugin runs in the host's network
+ * Calling CNI plugins like a runtime (docs/cni-contract.md A2/A3): the plugin runs in the host's network
  * namespace with a clean environment and the config on stdin. Used for the bench's weft containers and
  * for the CNI latency row (weft vs the reference bridge called directly).
  */

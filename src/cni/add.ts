@@ -1,5 +1,5 @@
 /**
- * ADD (cni-contract.md A4, A13.4): wait for subnet.env, build the delegate config, persist it (fsync)
+ * ADD (docs/cni-contract.md A4, A13.4): wait for subnet.env, build the delegate config, persist it (fsync)
  * BEFORE the delegate runs, run the delegate, store its result, answer in the requested version. If
  * anything fails after the delegate may have allocated, the delegate's DEL undoes it; the stored state is
  * removed only when that undo succeeded (otherwise the runtime's DEL finds it and retries). State left by

@@ -1,5 +1,5 @@
 /**
- * Running a delegate plugin (cni-contract.md A2, A7): find its binary by `type` in CNI_PATH, exec it with
+ * Running a delegate plugin (docs/cni-contract.md A2, A7): find its binary by `type` in CNI_PATH, exec it with
  * weft's own environment (which is the runtime's) plus CNI_* overrides, the config on stdin; on success
  * return stdout, on failure turn its error JSON into a CniError with the delegate's own code.
  */

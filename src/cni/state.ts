@@ -1,5 +1,5 @@
 /**
- * Per-attachment state under dataDir (cni-contract.md A12, pitfalls.md C1/C2):
+ * Per-attachment state under dataDir (docs/cni-contract.md A12, docs/pitfalls.md C1/C2):
  *   <dataDir>/<network>/<containerID>@<ifname>   (dirs 0700, files 0600)
  * holding the delegate config weft ran and, once ADD succeeded, the delegate's result. Keyed by
  * (network, container, ifname) so two attachments of one container never collide; `@` cannot occur in a
@@ -8,7 +8,7 @@
  * Writes are temp file + rename (atomic: readers see the old file or the new one), then fsync of the file
  * and the directory, which `write` returns as a promise (ADD does not wait for it, see add.ts). A power
  * loss can leave an empty or missing state file, never a wrong one: DEL then rebuilds the delegate config
- * from subnet.env (unreadable or lost state, pitfalls.md C1/C2) and the delegate's DEL still releases the
+ * from subnet.env (unreadable or lost state, docs/pitfalls.md C1/C2) and the delegate's DEL still releases the
  * address. Removal is not fsynced: a state file that comes back after a crash is released by the next
  * DEL, GC or ADD of that attachment. Every path component is validated (env.ts) before it gets here, and `pathFor`
  * re-checks that the result stays inside dataDir; files are opened with O_NOFOLLOW.
@@ -71,7 +71,7 @@ export class StateStore {
   }
 
   /**
-   * dataDir itself may be a symlink the operator chose (e.g. into /run, pitfalls.md C1); the per-network
+   * dataDir itself may be a symlink the operator chose (e.g. into /run, docs/pitfalls.md C1); the per-network
    * directory below it is weft's own and must be a real directory.
    */
   private ensureDir(dir: string): void {

@@ -25,7 +25,7 @@ type FaultHandling = NonNullable<IOptions['faultHandling']>;
 
 /**
  * Watch reconnect backoff like flannel's (100 ms doubling, capped at 5 s) with ±20 % jitter, instead of
- * etcd3's default that took ~6.8 s to reconnect after an etcd restart (dependencies.md §4).
+ * etcd3's default that took ~6.8 s to reconnect after an etcd restart (docs/dependencies.md §4).
  */
 function watchBackoff(delay = 100): NonNullable<FaultHandling['watchBackoff']> {
   return {

@@ -1,5 +1,5 @@
 /**
- * A real runtime drives the plugin (issue 6, cni-contract.md B3): podman 4.3 with its CNI backend runs
+ * A real runtime drives the plugin (issue 6, docs/cni-contract.md B3): podman 4.3 with its CNI backend runs
  * busybox containers on weft conflists (cniVersion 1.0.0 and 0.4.0). Everything podman does stays in
  * places this test creates: podman runs with `nsenter --net=<test host netns>` (so the bridge, veths and
  * ip_forward land there, not in the root namespace), a private containers.conf (CONTAINERS_CONF), private
