@@ -58,12 +58,19 @@ export interface Cluster {
   destroy(): Promise<void>;
 }
 
-export async function createCluster(hosts = 3): Promise<Cluster> {
+export interface ClusterOptions {
+  /** Starts the etcd the daemons use (default: one member on the underlay gateway address). */
+  readonly etcd?: (topo: Topology) => Promise<EtcdFixture>;
+}
+
+export async function createCluster(hosts = 3, opts: ClusterOptions = {}): Promise<Cluster> {
   assertBuilt();
   const topo = await createTopology({ hosts });
   let etcd: EtcdFixture | undefined;
   try {
-    etcd = await startEtcd({ netns: topo.underlayNetns, host: topo.underlayGatewayIp });
+    etcd = opts.etcd
+      ? await opts.etcd(topo)
+      : await startEtcd({ netns: topo.underlayNetns, host: topo.underlayGatewayIp });
   } catch (err) {
     await topo.destroy();
     throw err;

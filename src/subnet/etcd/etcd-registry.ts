@@ -8,7 +8,13 @@
  * call) and watchers are cancelled before closing. Listing uses `<prefix>/subnets/` with the trailing
  * slash (flannel-compat.md §18 item 12).
  */
-import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
+import {
+  GRPCDeadlineExceededError,
+  type Etcd3,
+  type IKeyValue,
+  type IWatchResponse,
+  type Watcher,
+} from 'etcd3';
 import { AbortedError, WeftError } from '../../errors.js';
 import { MAX_LEASE_VALUE_BYTES } from '../../lease/codec.js';
 import type { Logger } from '../../log/logger.js';
@@ -235,10 +241,18 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
       const stream = await this.client.leaseClient.leaseKeepAlive();
       try {
         const res = await new Promise<{ TTL: string }>((resolve, reject) => {
-          const timer = setTimeout(
-            () => reject(new Error(`no keepalive response within ${this.timeoutMs} ms`)),
-            this.timeoutMs,
-          );
+          const timer = setTimeout(() => {
+            const err = new GRPCDeadlineExceededError(
+              `no keepalive response within ${this.timeoutMs} ms`,
+            );
+            reject(err);
+            // Reported on the stream, etcd3 marks this member failed: the retry goes to another one.
+            const raw = stream as unknown as {
+              writable: boolean;
+              emit(e: 'error', x: Error): void;
+            };
+            if (raw.writable) raw.emit('error', err);
+          }, this.timeoutMs);
           stream.on('data', (r: { TTL: string }) => {
             clearTimeout(timer);
             resolve(r);
