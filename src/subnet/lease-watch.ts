@@ -25,6 +25,12 @@ export interface WatchDeps {
  * so a wave of them costs about one round trip).
  */
 const TTL_CONCURRENCY = 64;
+/**
+ * Longest a TTL lookup may delay the events of a batch. Expirations only order competing claims (the
+ * later one wins), so a lookup that takes longer — a member that died and is not yet skipped — is
+ * given up and the lease shown as expiring now, rather than delaying a new peer by the 5 s timeout.
+ */
+const TTL_LOOKUP_BUDGET_MS = 1500;
 
 async function expirations(
   deps: WatchDeps,
@@ -36,7 +42,9 @@ async function expirations(
   const worker = async (): Promise<void> => {
     for (let id = queue.pop(); id !== undefined; id = queue.pop()) {
       try {
-        out.set(id, new Date(Date.now() + (await deps.registry.timeToLive(id, signal)) * 1000));
+        // Bounded: a lookup sent to a member that just died must not hold back the event.
+        const budget = AbortSignal.any([signal, AbortSignal.timeout(TTL_LOOKUP_BUDGET_MS)]);
+        out.set(id, new Date(Date.now() + (await deps.registry.timeToLive(id, budget)) * 1000));
       } catch (err) {
         if (signal.aborted) return;
         deps.log.debug('TTL lookup failed; expiration shown as now', {
