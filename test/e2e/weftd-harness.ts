@@ -59,6 +59,8 @@ export interface ClusterOptions {
   readonly hideNode?: boolean;
   /** Extra environment for the weftd on `host` (e.g. NOTIFY_SOCKET). */
   readonly envFor?: (host: SimHost) => Readonly<Record<string, string>>;
+  /** Starts the etcd the daemons use (default: one member on the underlay gateway address). */
+  readonly etcd?: (topo: Topology) => Promise<EtcdFixture>;
 }
 
 export interface Cluster {
@@ -76,7 +78,9 @@ export async function createCluster(hosts = 3, opts: ClusterOptions = {}): Promi
   const topo = await createTopology({ hosts });
   let etcd: EtcdFixture | undefined;
   try {
-    etcd = await startEtcd({ netns: topo.underlayNetns, host: topo.underlayGatewayIp });
+    etcd = opts.etcd
+      ? await opts.etcd(topo)
+      : await startEtcd({ netns: topo.underlayNetns, host: topo.underlayGatewayIp });
   } catch (err) {
     await topo.destroy();
     throw err;
