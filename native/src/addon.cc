@@ -12,6 +12,10 @@
 #include "fwd.h"
 #include "tun.h"
 
+namespace weft_wg {
+void Init(Napi::Env env, Napi::Object exports);  // wg_addon.cc: the WireGuard engine
+}
+
 namespace {
 
 const char *ErrnoName(int err) {
@@ -316,6 +320,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Forwarder", Forwarder::Define(env));
   exports.Set("openTun", Napi::Function::New(env, OpenTun, "openTun"));
   exports.Set("setns", Napi::Function::New(env, SetNs, "setns"));
+  weft_wg::Init(env, exports);
   return exports;
 }
 
