@@ -84,6 +84,9 @@ int wgl_open(const struct wgl_config *cfg, struct wgl **out, const char **failed
 int wgl_set_peer(struct wgl *w, const uint8_t pub[32], const uint8_t *psk, int ep_family,
                  const uint8_t *ep_addr, uint16_t ep_port, uint32_t keepalive);
 int wgl_del_peer(struct wgl *w, const uint8_t pub[32]);
+/* Starts a handshake with the peer now unless it has a session (a restarted host announces itself,
+ * so peers drop the sessions they still hold with its previous instance). */
+int wgl_initiate(struct wgl *w, const uint8_t pub[32]);
 int wgl_set_allowed(struct wgl *w, const uint8_t pub[32], int family, const uint8_t *addr, int len);
 int wgl_del_allowed(struct wgl *w, int family, const uint8_t *addr, int len);
 

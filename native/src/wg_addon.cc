@@ -82,6 +82,7 @@ class WgDevice : public Napi::ObjectWrap<WgDevice> {
     return DefineClass(env, "WgDevice",
                        {InstanceMethod("setPeer", &WgDevice::SetPeer),
                         InstanceMethod("deletePeer", &WgDevice::DeletePeer),
+                        InstanceMethod("initiate", &WgDevice::Initiate),
                         InstanceMethod("setAllowedIp", &WgDevice::SetAllowedIp),
                         InstanceMethod("deleteAllowedIp", &WgDevice::DeleteAllowedIp),
                         InstanceMethod("snapshot", &WgDevice::Snapshot),
@@ -229,6 +230,15 @@ class WgDevice : public Napi::ObjectWrap<WgDevice> {
     if (!CheckOpen(env)) return env.Undefined();
     int rc = wgl_del_peer(w_, info[0].As<Napi::Buffer<uint8_t>>().Data());
     if (rc < 0) return Throw(env, -rc, "deletePeer", "cannot queue peer removal");
+    return env.Undefined();
+  }
+
+  Napi::Value Initiate(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !IsBuf(info[0], 32)) return TypeErr(env, "initiate(publicKey: Buffer(32))");
+    if (!CheckOpen(env)) return env.Undefined();
+    int rc = wgl_initiate(w_, info[0].As<Napi::Buffer<uint8_t>>().Data());
+    if (rc < 0) return Throw(env, -rc, "initiate", "cannot queue handshake");
     return env.Undefined();
   }
 

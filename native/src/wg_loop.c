@@ -58,7 +58,7 @@
 #define SEND_WAIT_MS 50
 #define SEND_WAIT_ROUNDS 40
 
-enum { CMD_PEER = 1, CMD_DEL_PEER, CMD_ALLOWED, CMD_DEL_ALLOWED };
+enum { CMD_PEER = 1, CMD_DEL_PEER, CMD_ALLOWED, CMD_DEL_ALLOWED, CMD_INITIATE };
 enum { EV_TUN = 0, EV_UDP = 1, EV_CTL = 2 };
 
 struct cmd {
@@ -282,6 +282,10 @@ static void apply_cmd(struct wgl *w, struct cmd *c) {
     case CMD_DEL_ALLOWED:
       del_allowed(w, &pf);
       break;
+    case CMD_INITIATE:
+      p = wg_peer_find(w->dev, c->pub);
+      if (p && !p->cur) wg_send_initiation(w->dev, p, 0, w->now);
+      break;
   }
 }
 
@@ -443,6 +447,14 @@ int wgl_del_peer(struct wgl *w, const uint8_t pub[32]) {
   struct cmd c;
   memset(&c, 0, sizeof(c));
   c.op = CMD_DEL_PEER;
+  memcpy(c.pub, pub, 32);
+  return queue_cmd(w, &c);
+}
+
+int wgl_initiate(struct wgl *w, const uint8_t pub[32]) {
+  struct cmd c;
+  memset(&c, 0, sizeof(c));
+  c.op = CMD_INITIATE;
   memcpy(c.pub, pub, 32);
   return queue_cmd(w, &c);
 }

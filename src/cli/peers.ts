@@ -8,6 +8,7 @@
 import { parseVxlanBackendData } from '../backend-vxlan/backend-data.js';
 import { parseVxlanConfig } from '../backend-vxlan/config.js';
 import { parseUdpConfig } from '../backend-udp/config.js';
+import { parseWireguardConfig } from '../backend-wireguard/config.js';
 import type { Lease } from '../lease/lease.js';
 import {
   cidrContains,
@@ -66,7 +67,8 @@ export interface PeerInput {
 
 /**
  * Overlay device names for the config, as the backends name them: vxlan 'weft.<VNI>' / 'weft-v6.<VNI>'
- * (or Backend.Name); udp one TUN ('weft0') for both families; host-gw none.
+ * (or Backend.Name); udp one TUN ('weft0') for both families; wireguard 'weft-wg' (+ 'weft-wg-v6' in
+ * Mode separate); host-gw none.
  */
 export function overlayDevices(config: NetworkConfig): { 4: string | null; 6: string | null } {
   try {
@@ -77,6 +79,12 @@ export function overlayDevices(config: NetworkConfig): { 4: string | null; 6: st
     if (config.backend.type === 'udp') {
       const c = parseUdpConfig(config.backend.raw);
       return { 4: config.enableIPv4 ? c.name : null, 6: config.enableIPv6 ? c.name : null };
+    }
+    if (config.backend.type === 'wireguard') {
+      // one TUN per family in flannel's `separate` mode, else one for both (src/backend-wireguard)
+      const c = parseWireguardConfig(config.backend.raw);
+      const six = c.mode === 'separate' ? c.nameV6 : c.name;
+      return { 4: config.enableIPv4 ? c.name : null, 6: config.enableIPv6 ? six : null };
     }
   } catch {
     // an invalid backend section is reported by the config check
@@ -434,7 +442,7 @@ export function peerVerdicts(input: PeerInput): PeerRow[] {
     }
     if (type === 'vxlan') rows.push(vxlanRow(input.kernel, w));
     else if (type === 'host-gw') rows.push(hostgwRow(input.kernel, w));
-    else rows.push(udpRow(input.kernel, w));
+    else rows.push(udpRow(input.kernel, w)); // udp and wireguard: one route to the TUN
   }
   return [...rows, ...staleRows(input, ws)];
 }

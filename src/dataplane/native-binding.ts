@@ -137,6 +137,8 @@ export interface NativeWgDeviceHandle {
     keepalive: number,
   ): void;
   deletePeer(publicKey: Buffer): void;
+  /** Handshake now unless a session exists. */
+  initiate(publicKey: Buffer): void;
   setAllowedIp(publicKey: Buffer, family: 4 | 6, addr: Buffer, prefixLen: number): void;
   deleteAllowedIp(family: 4 | 6, addr: Buffer, prefixLen: number): void;
   snapshot(): NativeWgSnapshot;

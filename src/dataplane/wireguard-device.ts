@@ -276,6 +276,16 @@ export class WireGuardDevice extends EventEmitter {
     }
   }
 
+  /** Starts a handshake with the peer now unless it has a session (announces a restarted host). */
+  initiate(publicKey: string): void {
+    const pub = decodeKey(publicKey, 'peer publicKey');
+    try {
+      this.h().initiate(pub);
+    } catch (err) {
+      throw nativeError(err, 'cannot start a WireGuard handshake');
+    }
+  }
+
   removePeer(publicKey: string): void {
     const pub = decodeKey(publicKey, 'peer publicKey');
     try {

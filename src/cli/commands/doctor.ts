@@ -6,6 +6,7 @@
 import { openRegistry, sampleEtcdClock } from '../etcd-view.js';
 import { doctorFailed, findUplink, runChecks, type Check, type UnderlayProbe } from '../doctor.js';
 import { EXIT } from '../exit-codes.js';
+import { readWgLive, wgDoctorChecks } from '../wireguard-view.js';
 import { findOwnRecord, gatherCluster, gatherHost, peerRowsOf } from '../gather.js';
 import { readHealth, readNft } from '../host-view.js';
 import { overlayDevices } from '../peers.js';
@@ -112,6 +113,11 @@ export async function doctorCommand(ctx: CommandContext): Promise<CommandOutput>
       peers,
       probes,
     });
+    if (view.config?.backend.type === 'wireguard') {
+      const live = o.healthzUrl ? await readWgLive(o.healthzUrl, o.timeoutMs) : null;
+      const peerLeases = view.leases.filter((l) => l.key !== own?.key);
+      checks.push(...wgDoctorChecks(view.config, peerLeases, live));
+    }
     const failed = doctorFailed(checks);
     return {
       exitCode: failed ? (view.etcd.reachable ? EXIT.problem : EXIT.etcd) : EXIT.ok,
