@@ -106,7 +106,12 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
         !d.exists
           ? bad('missing')
           : d.up
-            ? good(`up, mtu ${d.mtu}, mac ${d.mac}, vni ${d.vni}, port ${d.port}`)
+            ? good(
+                `up, mtu ${d.mtu}` +
+                  (d.mac ? `, mac ${d.mac}` : '') +
+                  (d.vni !== null ? `, vni ${d.vni}` : '') +
+                  (d.port !== null ? `, port ${d.port}` : ''),
+              )
             : bad(`down, mtu ${d.mtu}`),
       ]),
       [
