@@ -280,6 +280,25 @@ enum {
 int wg_receive(struct wg_device *d, const struct wg_endpoint *from, uint8_t *msg, size_t len,
                uint64_t now, struct wg_rx *rx);
 
+/* The transport path of wg_receive in three phases, so a loop can decrypt a batch on several threads:
+ * wg_rx_prepare (owning thread: index lookup, stale check; 0 = dropped and counted), wg_rx_decrypt
+ * (any thread: reads only the key and the message), wg_rx_finish (owning thread, in arrival order:
+ * replay window, rotation, timers, endpoint, allowed IPs). Between prepare and finish the owning
+ * thread may only finish earlier jobs (no handshakes: they allocate keypairs). */
+struct wg_rx_job {
+  uint8_t *msg;
+  size_t len;
+  struct wg_keypair *kp;
+  uint32_t index;
+  uint64_t counter;
+  int ok;
+};
+int wg_rx_prepare(struct wg_device *d, uint8_t *msg, size_t len, uint64_t now,
+                  struct wg_rx_job *job);
+void wg_rx_decrypt(struct wg_rx_job *job);
+int wg_rx_finish(struct wg_device *d, const struct wg_endpoint *from, struct wg_rx_job *job,
+                 uint64_t now, struct wg_rx *rx);
+
 /* Fast path of sending: the current keypair with a counter reserved for `n` messages, or NULL when
  * there is no usable session (then stage the packets with wg_stage). */
 struct wg_keypair *wg_tx_begin(struct wg_device *d, struct wg_peer *p, unsigned n, uint64_t now,

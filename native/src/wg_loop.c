@@ -17,6 +17,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <linux/if_tun.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -27,7 +29,9 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sched.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,6 +61,118 @@
 #define TICK_MS 100
 #define SEND_WAIT_MS 50
 #define SEND_WAIT_ROUNDS 40
+#define RX_JOBS 4096           /* transport messages decrypted per parallel round */
+#define MAX_WORKERS 3          /* crypto helper threads besides the loop thread */
+#define PAR_MIN 4              /* smaller rounds are not worth waking a helper */
+
+/*
+ * Parallel crypto: the loop thread owns all protocol state; helpers only run pure jobs (seal or open
+ * one message with a key that cannot be freed meanwhile, because the loop thread waits for the round
+ * to finish before it touches the protocol again). Jobs are claimed from one 64-bit ticket
+ * (round id | job count | next index) with compare-and-swap, so a late helper can never claim a job
+ * of a finished round; the loop thread works on the round too and then waits for `done`.
+ */
+struct par {
+  pthread_t th[MAX_WORKERS];
+  int nworkers;
+  int stop;        /* atomic */
+  uint32_t seq;    /* atomic futex word: bumped for every round */
+  uint64_t ticket; /* atomic */
+  uint32_t done;   /* atomic: jobs finished in this round */
+  uint32_t id;
+  void (*fn)(void *ctx, unsigned i);
+  void *ctx;
+};
+
+static void futex_wait(uint32_t *w, uint32_t v) {
+  syscall(SYS_futex, w, FUTEX_WAIT_PRIVATE, v, NULL, NULL, 0);
+}
+static void futex_wake(uint32_t *w) {
+  syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+static void par_claim(struct par *p) {
+  for (;;) {
+    uint64_t v = __atomic_load_n(&p->ticket, __ATOMIC_ACQUIRE);
+    unsigned i = (unsigned)(v & 0xffff), n = (unsigned)((v >> 16) & 0xffff);
+    if (i >= n) return;
+    if (__atomic_compare_exchange_n(&p->ticket, &v, v + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+      p->fn(p->ctx, i);
+      __atomic_fetch_add(&p->done, 1, __ATOMIC_RELEASE);
+    }
+  }
+}
+
+static void *par_main(void *arg) {
+  struct par *p = arg;
+  while (!__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE)) {
+    uint32_t s = __atomic_load_n(&p->seq, __ATOMIC_ACQUIRE);
+    par_claim(p);
+    if (__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE)) break;
+    if (__atomic_load_n(&p->seq, __ATOMIC_ACQUIRE) == s) futex_wait(&p->seq, s);
+  }
+  return NULL;
+}
+
+/* Runs fn(ctx, 0..n-1), spread over the helpers and the calling thread; returns when all ran. */
+static void par_run(struct par *p, void (*fn)(void *, unsigned), void *ctx, unsigned n) {
+  if (p->nworkers == 0 || n < PAR_MIN || n > 0xffff) {
+    for (unsigned i = 0; i < n; i++) fn(ctx, i);
+    return;
+  }
+  p->fn = fn;
+  p->ctx = ctx;
+  __atomic_store_n(&p->done, 0, __ATOMIC_RELAXED);
+  p->id++;
+  __atomic_store_n(&p->ticket, ((uint64_t)p->id << 32) | ((uint64_t)n << 16), __ATOMIC_RELEASE);
+  __atomic_add_fetch(&p->seq, 1, __ATOMIC_RELEASE);
+  futex_wake(&p->seq);
+  par_claim(p);
+  unsigned spins = 0;
+  while (__atomic_load_n(&p->done, __ATOMIC_ACQUIRE) < n) {
+    if (++spins > 64) sched_yield(); /* a helper was preempted mid-job: give it the CPU */
+  }
+}
+
+static int par_start(struct par *p, int workers) {
+  memset(p, 0, sizeof(*p));
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  for (int i = 0; i < workers; i++) {
+    if (pthread_create(&p->th[i], NULL, par_main, p) != 0) break;
+    p->nworkers++;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return p->nworkers;
+}
+
+static void par_stop(struct par *p) {
+  __atomic_store_n(&p->stop, 1, __ATOMIC_RELEASE);
+  __atomic_add_fetch(&p->seq, 1, __ATOMIC_RELEASE);
+  futex_wake(&p->seq);
+  for (int i = 0; i < p->nworkers; i++) pthread_join(p->th[i], NULL);
+  p->nworkers = 0;
+}
+
+/* Helpers: WEFT_WG_CRYPTO_THREADS if set (0-3), else one per CPU beyond the first, at most 3. */
+static int crypto_workers(void) {
+  const char *e = getenv("WEFT_WG_CRYPTO_THREADS");
+  if (e && *e >= '0' && *e <= '9') {
+    int n = atoi(e);
+    return n > MAX_WORKERS ? MAX_WORKERS : n;
+  }
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  long n = cpus > 1 ? cpus - 1 : 0;
+  return (int)(n > MAX_WORKERS ? MAX_WORKERS : n);
+}
+
+struct seal_job {
+  const struct wg_keypair *kp;
+  uint64_t counter;
+  uint8_t *slot;
+  uint32_t plen;
+};
 
 enum { CMD_PEER = 1, CMD_DEL_PEER, CMD_ALLOWED, CMD_DEL_ALLOWED, CMD_INITIATE };
 enum { EV_TUN = 0, EV_UDP = 1, EV_CTL = 2 };
@@ -117,6 +233,11 @@ struct wgl {
   struct mmsghdr tx_msgs[TX_SLOTS];
   struct iovec tx_iov[TX_SLOTS];
   struct wg_endpoint tx_addr[TX_SLOTS];
+  struct seal_job seals[TX_SLOTS]; /* one per used slot, sealed just before the flush */
+  struct par par;
+  struct wg_rx_job rx_jobs[RX_JOBS];
+  uint16_t rx_job_from[RX_JOBS]; /* recvmmsg message index (its source address) */
+  unsigned n_rx_jobs;
   union {
     char buf[CMSG_SPACE(sizeof(uint16_t))];
     struct cmsghdr align;
@@ -523,7 +644,13 @@ static int wait_writable(struct wgl *w) {
   return 0;
 }
 
+static void seal_one(void *ctx, unsigned i) {
+  struct seal_job *j = &((struct wgl *)ctx)->seals[i];
+  wg_seal(j->kp, j->counter, j->slot, j->plen);
+}
+
 static void tx_flush(struct wgl *w) {
+  par_run(&w->par, seal_one, w, (unsigned)w->ntx_slots);
   for (size_t k = 0; k < w->ntx; k++) {
     struct msghdr *m = &w->tx_msgs[k].msg_hdr;
     if (w->tx_npkts[k] < 2) {
@@ -624,7 +751,12 @@ static void tx_segments(struct wgl *w, struct wg_peer *p, struct pkt_seg *segs, 
     memcpy(pt, segs[i].hdr, segs[i].hdr_len);
     if (segs[i].payload_len) memcpy(pt + segs[i].hdr_len, segs[i].payload, segs[i].payload_len);
     memset(pt + len, 0, plen - len);
-    size_t m = wg_seal(kp, c + (uint64_t)i, slot, plen);
+    struct seal_job *j = &w->seals[w->ntx_slots];
+    j->kp = kp;
+    j->counter = c + (uint64_t)i;
+    j->slot = slot;
+    j->plen = (uint32_t)plen;
+    size_t m = WG_DATA_HDR_LEN + plen + WG_TAG_LEN; /* sealed in tx_flush */
     tx_add(w, &p->ep, slot, m);
     w->ntx_slots++;
     bytes += m;
@@ -779,6 +911,25 @@ static void rx_inner(struct wgl *w, uint8_t *p, size_t len) {
   w->run_pkts = 1;
 }
 
+static void open_one(void *ctx, unsigned i) { wg_rx_decrypt(&((struct wgl *)ctx)->rx_jobs[i]); }
+
+/* Decrypts the pending transport messages (in parallel), then finishes them in arrival order. */
+static void rx_jobs_flush(struct wgl *w) {
+  unsigned n = w->n_rx_jobs;
+  if (n == 0) return;
+  w->n_rx_jobs = 0;
+  par_run(&w->par, open_one, w, n);
+  for (unsigned k = 0; k < n; k++) {
+    struct wg_rx rx;
+    int r = wg_rx_finish(w->dev, &w->rx_addr[w->rx_job_from[k]], &w->rx_jobs[k], w->now, &rx);
+    if (r == WG_RX_PACKET) {
+      rx_inner(w, rx.pkt, rx.len);
+    } else {
+      run_flush(w); /* nothing is coalesced across a dropped or keepalive message */
+    }
+  }
+}
+
 static void udp_batch(struct wgl *w) {
   for (int i = 0; i < BATCH; i++) {
     struct msghdr *m = &w->rx_msgs[i].msg_hdr;
@@ -815,16 +966,23 @@ static void udp_batch(struct wgl *w) {
     ST_ADD(w, rx_bytes, len);
     for (size_t off = 0; off < len; off += seg) {
       size_t l = len - off < seg ? len - off : seg;
-      struct wg_rx rx;
-      int r = wg_receive(w->dev, &w->rx_addr[i], base + off, l, w->now, &rx);
-      if (r == WG_RX_PACKET) {
-        rx_inner(w, rx.pkt, rx.len);
-      } else {
-        run_flush(w); /* keep order: nothing may be coalesced across a control message */
+      uint8_t *msg = base + off;
+      if (msg[0] == WG_MSG_DATA) {
+        if (w->n_rx_jobs == RX_JOBS) rx_jobs_flush(w);
+        if (wg_rx_prepare(w->dev, msg, l, w->now, &w->rx_jobs[w->n_rx_jobs])) {
+          w->rx_job_from[w->n_rx_jobs++] = (uint16_t)i;
+        }
+        continue;
       }
+      /* a control message: everything before it first, in order (handshakes allocate keypairs) */
+      rx_jobs_flush(w);
+      run_flush(w);
+      struct wg_rx rx;
+      wg_receive(w->dev, &w->rx_addr[i], msg, l, w->now, &rx);
     }
-    run_flush(w);
   }
+  rx_jobs_flush(w);
+  run_flush(w);
 }
 
 /* ---- loop and lifecycle ----------------------------------------------------------------------- */
@@ -871,6 +1029,7 @@ static void *loop_main(void *arg) {
 }
 
 static void free_wgl(struct wgl *w) {
+  par_stop(&w->par);
   if (w->ep_fd >= 0) close(w->ep_fd);
   if (w->ev_fd >= 0) close(w->ev_fd);
   if (w->udp_fd >= 0) close(w->udp_fd);
@@ -1016,6 +1175,7 @@ int wgl_open(const struct wgl_config *cfg, struct wgl **out, const char **sc) {
     m->msg_iovlen = 1;
     m->msg_control = w->rx_ctl[i].buf;
   }
+  par_start(&w->par, crypto_workers());
   w->st.running = 1;
   w->snap = w->st;
   w->tun_fd = cfg->tun_fd;

@@ -390,27 +390,57 @@ static int handle_handshake(struct wg_device *d, const struct wg_endpoint *from,
   return WG_RX_CONTROL;
 }
 
-static int handle_data(struct wg_device *d, const struct wg_endpoint *from, uint8_t *msg, size_t len,
-                       uint64_t now, struct wg_rx *rx) {
-  struct wg_idx_entry *ie = wg_idx_find(d, wg_le32(msg + 4));
+int wg_rx_prepare(struct wg_device *d, uint8_t *msg, size_t len, uint64_t now,
+                  struct wg_rx_job *job) {
+  if (len < WG_DATA_MIN_LEN || msg[0] != WG_MSG_DATA || msg[1] || msg[2] || msg[3]) {
+    d->st.drop_malformed++;
+    return 0;
+  }
+  uint32_t index = wg_le32(msg + 4);
+  struct wg_idx_entry *ie = wg_idx_find(d, index);
   uint64_t counter = wg_le64(msg + 8);
   if (!ie || !ie->kp) {
     d->st.drop_stale++;
-    return WG_RX_DROP;
+    return 0;
   }
   struct wg_keypair *kp = ie->kp;
-  struct wg_peer *p = kp->peer;
   if (now - kp->created >= WG_REJECT_AFTER_TIME || counter >= WG_REJECT_AFTER_MESSAGES) {
     d->st.drop_stale++;
-    return WG_RX_DROP;
+    return 0;
   }
-  uint8_t *plain = msg + WG_DATA_HDR_LEN;
-  size_t clen = len - WG_DATA_HDR_LEN;
-  if (wg_aead_open(plain, plain, clen, counter, kp->recv_key, NULL, 0) < 0) {
+  job->msg = msg;
+  job->len = len;
+  job->kp = kp;
+  job->index = index;
+  job->counter = counter;
+  job->ok = 0;
+  return 1;
+}
+
+void wg_rx_decrypt(struct wg_rx_job *job) {
+  uint8_t *plain = job->msg + WG_DATA_HDR_LEN;
+  job->ok = wg_aead_open(plain, plain, job->len - WG_DATA_HDR_LEN, job->counter, job->kp->recv_key,
+                         NULL, 0) == 0;
+}
+
+int wg_rx_finish(struct wg_device *d, const struct wg_endpoint *from, struct wg_rx_job *job,
+                 uint64_t now, struct wg_rx *rx) {
+  if (!job->ok) {
     d->st.drop_decrypt++;
     return WG_RX_DROP;
   }
-  if (!wg_replay_check(&kp->replay, counter, WG_REJECT_AFTER_MESSAGES)) {
+  /* An earlier message of the same batch may have rotated this keypair out (and freed it): the
+   * index must still name it. Nothing allocates keypairs between prepare and finish. */
+  struct wg_idx_entry *ie = wg_idx_find(d, job->index);
+  if (!ie || ie->kp != job->kp) {
+    d->st.drop_stale++;
+    return WG_RX_DROP;
+  }
+  struct wg_keypair *kp = job->kp;
+  struct wg_peer *p = kp->peer;
+  uint8_t *plain = job->msg + WG_DATA_HDR_LEN;
+  size_t len = job->len;
+  if (!wg_replay_check(&kp->replay, job->counter, WG_REJECT_AFTER_MESSAGES)) {
     d->st.drop_replay++;
     p->st.drop_replay++;
     return WG_RX_DROP;
@@ -438,7 +468,7 @@ static int handle_data(struct wg_device *d, const struct wg_endpoint *from, uint
   t_traversal(p, now);
   t_any_received(p);
   update_endpoint(p, from);
-  size_t plen = clen - WG_TAG_LEN;
+  size_t plen = len - WG_DATA_HDR_LEN - WG_TAG_LEN;
   if (plen == 0) return WG_RX_CONTROL; /* keepalive */
   t_data_received(p, now);
   /* cryptokey routing: the inner source must be one of the peer's allowed IPs */
@@ -466,6 +496,14 @@ static int handle_data(struct wg_device *d, const struct wg_endpoint *from, uint
 malformed:
   d->st.drop_malformed++;
   return WG_RX_DROP;
+}
+
+static int handle_data(struct wg_device *d, const struct wg_endpoint *from, uint8_t *msg, size_t len,
+                       uint64_t now, struct wg_rx *rx) {
+  struct wg_rx_job job;
+  if (!wg_rx_prepare(d, msg, len, now, &job)) return WG_RX_DROP;
+  wg_rx_decrypt(&job);
+  return wg_rx_finish(d, from, &job, now, rx);
 }
 
 int wg_receive(struct wg_device *d, const struct wg_endpoint *from, uint8_t *msg, size_t len,
