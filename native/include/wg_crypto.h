@@ -4,7 +4,7 @@
  *   HASH   BLAKE2s-256                      OpenSSL EVP_MD "BLAKE2S-256"
  *   HMAC   HMAC-BLAKE2s-256                 OpenSSL EVP_MAC "HMAC" (digest BLAKE2S-256)
  *   MAC    keyed BLAKE2s, 16-byte output    OpenSSL EVP_MAC "BLAKE2SMAC" (size 16)
- *   AEAD   ChaCha20-Poly1305 (RFC 7539)     libsodium crypto_aead_chacha20poly1305_ietf_*
+ *   AEAD   ChaCha20-Poly1305 (RFC 7539)     OpenSSL EVP "ChaCha20-Poly1305" (libsodium's as fallback)
  *   XAEAD  XChaCha20-Poly1305               libsodium crypto_aead_xchacha20poly1305_ietf_*
  *   DH     X25519                           libsodium crypto_scalarmult(_base)
  *   compare in constant time                libsodium sodium_memcmp
