@@ -14,7 +14,8 @@
  *   wireguard-go          Debian's wireguard-go on both ends, configured like flannel (10.249.0.0/16, 51830)
  * CPU: vCPU·s per Gbit of the engine (the bench process for weft, whose only busy threads are the two
  * engines; both wireguard-go processes for that row). Kernel paths run in softirq: not attributable.
- * Env: BENCH_SECONDS (default 5), BENCH_RUNS (median of, default 1).
+ * Paths run interleaved in rounds (every path once per round), each figure the median of the rounds.
+ * Env: BENCH_SECONDS (default 3), BENCH_RUNS (rounds, default 3).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,8 +31,8 @@ import { nsRun, run, sleep, spawnTracked, stopChild, waitFor } from '../test/hel
 import { startWireguardGo, type WgGoDevice } from '../test/helpers/wireguard-go.js';
 import type { ChildProcess } from 'node:child_process';
 
-const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
-const RUNS = Number(process.env['BENCH_RUNS'] ?? 1);
+const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3);
+const RUNS = Number(process.env['BENCH_RUNS'] ?? 3);
 const WG_MTU = 1420; // flannel's rule: 1500 - 80
 const VX_MTU = 1450;
 
@@ -76,25 +77,49 @@ function procCpu(pids: number[]): CpuClock {
     }, 0);
 }
 
-async function measure(path: string, from: string, dst: string, cpu: CpuClock): Promise<Row> {
-  await nsRun(from, 'ping', ['-c', '3', '-i', '0.2', '-q', dst], { allowFail: true });
-  const fwd: number[] = [];
-  const rev: number[] = [];
-  let cpuSec = 0;
-  let gbit = 0;
-  for (let i = 0; i < RUNS; i++) {
-    const c0 = cpu?.() ?? 0;
-    const a = await iperf(from, dst, false);
-    const b = await iperf(from, dst, true);
-    cpuSec += (cpu?.() ?? 0) - c0;
-    gbit += (a + b) * SECONDS;
-    fwd.push(a);
-    rev.push(b);
+interface Path {
+  readonly path: string;
+  readonly from: string;
+  readonly dst: string;
+  readonly cpu: CpuClock;
+  fwd: number[];
+  rev: number[];
+  cpuSec: number;
+  gbit: number;
+}
+
+/**
+ * Rounds: every path once per round (forward, then reverse), BENCH_RUNS rounds, each figure the
+ * median: the machine's load drifts, and interleaving puts every path under the same drift.
+ */
+async function measureAll(paths: Path[]): Promise<Row[]> {
+  for (const p of paths) {
+    await nsRun(p.from, 'ping', ['-c', '3', '-i', '0.2', '-q', p.dst], { allowFail: true });
   }
-  const row: Row = { path, fwd: median(fwd), rev: median(rev), kpps: await udpKpps(from, dst) };
-  if (cpu) row.cpuPerGbit = cpuSec / gbit;
-  console.error(`measured ${path}: ${row.fwd.toFixed(2)} / ${row.rev.toFixed(2)} Gbit/s`);
-  return row;
+  for (let round = 0; round < RUNS; round++) {
+    for (const p of paths) {
+      const c0 = p.cpu?.() ?? 0;
+      const a = await iperf(p.from, p.dst, false);
+      const b = await iperf(p.from, p.dst, true);
+      p.cpuSec += (p.cpu?.() ?? 0) - c0;
+      p.gbit += (a + b) * SECONDS;
+      p.fwd.push(a);
+      p.rev.push(b);
+      console.error(`round ${round + 1}: ${p.path}: ${a.toFixed(2)} / ${b.toFixed(2)} Gbit/s`);
+    }
+  }
+  const rows: Row[] = [];
+  for (const p of paths) {
+    const row: Row = {
+      path: p.path,
+      fwd: median(p.fwd),
+      rev: median(p.rev),
+      kpps: await udpKpps(p.from, p.dst),
+    };
+    if (p.cpu) row.cpuPerGbit = p.cpuSec / p.gbit;
+    rows.push(row);
+  }
+  return rows;
 }
 
 async function vxlan(topo: Topology): Promise<void> {
@@ -233,17 +258,24 @@ async function main(): Promise<void> {
       return r.stdout.includes(':5201');
     });
     await sleep(300);
-    const rows: Row[] = [];
     const h1 = topo.hosts[0]!;
-    rows.push(await measure('underlay (veth, host to host)', h1.netns, h2.underlayIp, undefined));
-    rows.push(
-      await measure('kernel VXLAN, unencrypted (flannel layout)', vx1!.netns, vx2!.ip, undefined),
-    );
-    rows.push(await measure('weft wireguard (userspace engine)', wf1!.netns, wf2!.ip, selfCpu));
     const pids = wgo.map((d) => d.child.pid!);
-    rows.push(
-      await measure('wireguard-go (Debian, both ends)', wg1!.netns, wg2!.ip, procCpu(pids)),
-    );
+    const path = (name: string, from: string, dst: string, cpu: CpuClock): Path => ({
+      path: name,
+      from,
+      dst,
+      cpu,
+      fwd: [],
+      rev: [],
+      cpuSec: 0,
+      gbit: 0,
+    });
+    const rows = await measureAll([
+      path('underlay (veth, host to host)', h1.netns, h2.underlayIp, undefined),
+      path('kernel VXLAN, unencrypted (flannel layout)', vx1!.netns, vx2!.ip, undefined),
+      path('weft wireguard (userspace engine)', wf1!.netns, wf2!.ip, selfCpu),
+      path('wireguard-go (Debian, both ends)', wg1!.netns, wg2!.ip, procCpu(pids)),
+    ]);
     const s = weft.map((d) => d.snapshot().stats);
     const off = s
       .map((x) => `vnet ${x.offVnetHdr} tso ${x.offTso} gso ${x.offUdpGso} gro ${x.offUdpGro}`)
@@ -257,7 +289,7 @@ async function main(): Promise<void> {
     const vx = rows[1]!;
     const wf = rows[2]!;
     const md =
-      `# bench:wireguard ${new Date().toISOString()} (${SECONDS} s × ${RUNS}, median; container on h1 → container on h2)\n\n` +
+      `# bench:wireguard ${new Date().toISOString()} (${SECONDS} s × ${RUNS} interleaved rounds, median; container on h1 → container on h2)\n\n` +
       `${table(rows)}\n\n` +
       `weft wireguard / kernel VXLAN, TCP 1 stream: ${(wf.fwd / vx.fwd).toFixed(2)} fwd, ${(wf.rev / vx.rev).toFixed(2)} rev (goal ≥ 0.40)\n\n` +
       `engine offloads per host: ${off}\n\nengine drops per host: ${drops}\n`;
