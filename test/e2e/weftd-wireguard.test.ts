@@ -29,7 +29,16 @@ import {
   type Weftd,
 } from './weftd-harness.js';
 
-const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'ping', 'nft', 'tun');
+const runnable = requireCaps(
+  'root',
+  'netns',
+  'etcd',
+  'etcdctl',
+  'ping',
+  'nft',
+  'tun',
+  'wireguardGo',
+);
 useLeakCheck();
 
 const CONFIG = {
@@ -183,3 +192,53 @@ describe.skipIf(!runnable)('weftd wireguard backend with a flannel-style wiregua
     expect(await pingOnce(containers[1]!, containers[0]!.ip)).toBeNull();
   });
 });
+
+describe.skipIf(!runnable).each(['separate', 'ipv4'] as const)(
+  'weftd wireguard dual stack, Mode %s',
+  (mode) => {
+    let c: Cluster;
+    const containers: SimContainer[] = [];
+    let daemons: Weftd[] = [];
+
+    beforeAll(async () => {
+      c = await createCluster(2);
+      await putConfig(c, {
+        Network: '10.5.0.0/16',
+        EnableIPv6: true,
+        IPv6Network: 'fd05::/48',
+        Backend: { Type: 'wireguard', Mode: mode },
+      });
+      daemons = c.topo.hosts.map((h) => startWeftd(c, h));
+      await Promise.all(daemons.map((w) => waitReady(w)));
+      for (const w of daemons) {
+        await waitFor(
+          `${w.host.netns} to program its peer`,
+          async () => /weft_peers\{backend="wireguard"\} 1/.test(await metricsText(w)),
+          20_000,
+          200,
+        );
+        containers.push(await addContainer(c, w, 2));
+      }
+    }, 120_000);
+
+    afterAll(async () => {
+      await c?.destroy();
+    });
+
+    it('containers reach each other over IPv4 and IPv6, both directions', async () => {
+      const failures: string[] = [];
+      for (const a of containers) {
+        for (const b of containers) {
+          if (a === b) continue;
+          for (const dst of [b.ip, b.ip6!]) {
+            const f = await pingOnce(a, dst);
+            if (f) failures.push(`${f} (${dst})`);
+          }
+        }
+      }
+      expect(failures).toEqual([]);
+      const links = await nsRun(daemons[0]!.host.netns, 'ip', ['-o', 'link', 'show']);
+      expect(links.stdout.includes('weft-wg-v6')).toBe(mode === 'separate');
+    });
+  },
+);

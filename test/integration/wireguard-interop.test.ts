@@ -28,7 +28,7 @@ import { createTopology, ping, type SimContainer, type Topology } from '../helpe
 import { requireCaps } from '../helpers/require.js';
 import { genKey, startWireguardGo, type WgGoDevice } from '../helpers/wireguard-go.js';
 
-const runnable = requireCaps('root', 'netns', 'ping', 'tun', 'iperf3');
+const runnable = requireCaps('root', 'netns', 'ping', 'tun', 'iperf3', 'wireguardGo', 'tcpdump');
 useLeakCheck();
 
 const MTU = 1420; // flannel's rule: uplink 1500 - 80
