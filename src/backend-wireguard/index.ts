@@ -367,6 +367,7 @@ interface PeerContext {
 function syncDevice(
   d: RunningDevice,
   want: Map<string, WireGuardPeerSpec>,
+  log: Logger,
 ): { set: number; removed: number } {
   let set = 0;
   let removed = 0;
@@ -381,7 +382,16 @@ function syncDevice(
     const json = JSON.stringify(spec);
     const known = d.programmed.get(key);
     if (known === json) continue;
-    d.dev.setPeer(spec);
+    try {
+      d.dev.setPeer(spec);
+    } catch (err) {
+      // one peer the engine refuses never stops the others (the next resync tries again)
+      if (err instanceof TypeError) {
+        log.warn('peer not programmed', { device: d.plan.name, peer: key, err: err.message });
+        continue;
+      }
+      throw err;
+    }
     // A new peer gets a handshake at once: after a restart of this host the peer may still hold a
     // session with our previous instance and would keep using it (its packets dropped here as stale)
     // until its own timers notice; our initiation replaces that session right away.
@@ -412,7 +422,7 @@ async function runPeers(c: PeerContext, signal: AbortSignal): Promise<void> {
       }
       for (const k of [...skipped.keys()]) if (k.startsWith(`${d.plan.name}|`)) skipped.delete(k);
       for (const [key, reason] of plan.skipped) skipped.set(`${d.plan.name}|${key}`, reason);
-      const res = syncDevice(d, plan.peers);
+      const res = syncDevice(d, plan.peers, c.log);
       if (res.set + res.removed > 0) {
         c.log.info('wireguard peers updated', {
           device: d.plan.name,
