@@ -257,6 +257,55 @@ describe.skipIf(!runnable)('WireGuard engine interop with wireguard-go', () => {
     expect(pcap.includes(marker.subarray(0, 8))).toBe(false);
   });
 
+  it('under a handshake flood from one address, another peer still gets through (cookie replies, MAC2)', async () => {
+    const h2 = topo.hosts[1]!;
+    // the flooder: another address on h2's underlay, initiations with a valid MAC1 (anyone knowing
+    // weft's public key can make one) and random contents, as fast as python sends them for 14 s
+    await run('ip', ['-n', h2.netns, 'addr', 'add', '198.18.0.99/24', 'dev', 'eth0']);
+    const flood = [
+      'import hashlib, os, socket, sys, time',
+      'pub = bytes.fromhex(sys.argv[1])',
+      "k = hashlib.blake2s(b'mac1----' + pub).digest()",
+      's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
+      "s.bind(('198.18.0.99', 0))",
+      'end = time.time() + 14',
+      'n = 0',
+      'while time.time() < end:',
+      '    m = bytes([1, 0, 0, 0]) + os.urandom(112)',
+      '    m += hashlib.blake2s(m, key=k, digest_size=16).digest() + bytes(16)',
+      "    s.sendto(m, ('198.18.0.1', 51820))",
+      '    n += 1',
+      'print(n)',
+    ].join('\n');
+    const before = dev.snapshot().stats;
+    const flooder = nsRun(
+      h2.netns,
+      'python3',
+      ['-c', flood, decodeKey(weftPub, 'pub').toString('hex')],
+      {
+        timeoutMs: 30_000,
+      },
+    );
+    try {
+      await waitFor('weft under load', () => dev.snapshot().stats.txCookie > before.txCookie, 5000);
+      await reset(); // no sessions: wireguard-go must handshake through the flood
+      // wireguard-go's first initiation gets a cookie reply; its retry (after 5 s) carries MAC2
+      const r = await nsRun(c2.netns, 'ping', ['-c', '1', '-W', '12', '-q', c1.ip], {
+        allowFail: true,
+        timeoutMs: 20_000,
+      });
+      expect(r.code).toBe(0);
+    } finally {
+      const sent = Number((await flooder).stdout.trim());
+      expect(sent).toBeGreaterThan(500);
+      await run('ip', ['-n', h2.netns, 'addr', 'del', '198.18.0.99/24', 'dev', 'eth0']);
+    }
+    const s = dev.snapshot().stats;
+    expect(s.underLoad).toBeGreaterThan(before.underLoad);
+    expect(s.txCookie).toBeGreaterThan(before.txCookie);
+    expect(weftPeerStatus()?.lastHandshakeSec).toBeGreaterThan(0);
+  }, 40_000);
+
   it('a replayed (captured) or forged datagram is dropped and counted', async () => {
     expect(captured).toBeDefined();
     const before = dev.snapshot().stats;
