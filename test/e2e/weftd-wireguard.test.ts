@@ -172,6 +172,18 @@ describe.skipIf(!runnable)('weftd wireguard backend with a flannel-style wiregua
     expect(r.code).toBe(0);
   });
 
+  it('weftctl doctor checks the WireGuard devices and sessions', async () => {
+    const r = await runWeftctl(c, daemons[0]!, ['doctor', '--json', '--no-probe']);
+    const out = JSON.parse(r.stdout) as {
+      checks: { id: string; status: string; message: string }[];
+    };
+    const byId = new Map(out.checks.map((x) => [x.id, x]));
+    expect(byId.get('device:weft-wg')?.status).toBe('pass');
+    expect(byId.get('mtu:weft-wg')?.status).toBe('pass');
+    expect(byId.get('wireguard')?.status).toBe('pass');
+    expect(byId.get('wireguard')?.message).toMatch(/2 of 2 peers have completed a handshake/);
+  });
+
   it('a restart keeps the key: peers reconnect without reconfiguration', async () => {
     const w = daemons[0]!;
     const keyFile = join(w.dir, 'state', 'wireguard.key');

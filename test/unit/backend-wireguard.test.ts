@@ -223,3 +223,26 @@ describe("weftctl's view of the engine", () => {
     expect(wgDoctorChecks(cfg, [lease(2)], { ok: true, live })[0]?.status).toBe('pass');
   });
 });
+
+describe('doctor device checks (wireguard)', () => {
+  it('wants the TUN up with MTU = uplink − 80 and FLANNEL_MTU alike', async () => {
+    const { wgDeviceChecks } = await import('../../src/cli/wireguard-view.js');
+    const cfg = parseNetworkConfig('{"Network":"10.5.0.0/16","Backend":{"Type":"wireguard"}}');
+    const up = { name: 'eth0', mtu: 1500 };
+    const ok = wgDeviceChecks(cfg, [{ name: 'weft-wg', up: true, mtu: 1420 }], up, 1420);
+    expect(ok.map((c) => c.status)).toEqual(['pass', 'pass']);
+    const bad = wgDeviceChecks(cfg, [{ name: 'weft-wg', up: true, mtu: 1450 }], up, 1450);
+    expect(bad[1]?.status).toBe('fail');
+    expect(bad[1]?.message).toMatch(
+      /weft-wg MTU is 1450, want 1420; FLANNEL_MTU is 1450, want 1420/,
+    );
+    expect(wgDeviceChecks(cfg, [], up, null)[0]?.message).toMatch(/weft-wg does not exist/);
+    const dual = parseNetworkConfig(
+      '{"Network":"10.5.0.0/16","EnableIPv6":true,"IPv6Network":"fd05::/48","Backend":{"Type":"wireguard"}}',
+    );
+    expect(wgDeviceChecks(dual, [], up, null).map((c) => c.id)).toEqual([
+      'device:weft-wg',
+      'device:weft-wg-v6',
+    ]);
+  });
+});
