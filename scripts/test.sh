@@ -13,12 +13,16 @@ need=()
 for pair in etcd:etcd-server etcdctl:etcd-client ip:iproute2 ping:iputils-ping nft:nftables \
             iptables:iptables iperf3:iperf3 ethtool:ethtool openssl:openssl g++:g++ make:make \
             python3:python3 podman:podman runc:runc dpkg-shlibdeps:dpkg-dev \
-            systemd-analyze:systemd dockerd:docker.io; do
+            systemd-analyze:systemd dockerd:docker.io wireguard-go:wireguard-go \
+            wg:wireguard-tools tcpdump:tcpdump; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 # podman test: busybox image built from the static busybox (crun fails on cgroup v1 hosts, hence runc)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+# native addon: the WireGuard engine's crypto (libsodium, OpenSSL's libcrypto)
+dpkg -s libsodium-dev >/dev/null 2>&1 || need+=(libsodium-dev)
+dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
 # native fuzz target: clang's libFuzzer runtime
 command -v clang >/dev/null 2>&1 || need+=(clang)
 dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || need+=(libclang-rt-14-dev)

@@ -13,6 +13,10 @@
 #include "sd_notify_napi.h"
 #include "tun.h"
 
+namespace weft_wg {
+void Init(Napi::Env env, Napi::Object exports);  // wg_addon.cc: the WireGuard engine
+}
+
 namespace {
 
 const char *ErrnoName(int err) {
@@ -373,6 +377,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openTun", Napi::Function::New(env, OpenTun, "openTun"));
   exports.Set("setns", Napi::Function::New(env, SetNs, "setns"));
   exports.Set("sdNotify", Napi::Function::New(env, WeftSdNotify, "sdNotify"));
+  weft_wg::Init(env, exports);
   return exports;
 }
 

@@ -8,6 +8,7 @@ import { doctorFailed, findUplink, runChecks, type Check, type UnderlayProbe } f
 import { findFlannelLeftovers } from '../../daemon/flannel-leftovers.js';
 import { flannelChecks } from '../doctor-flannel.js';
 import { EXIT } from '../exit-codes.js';
+import { readWgLive, wgDoctorChecks } from '../wireguard-view.js';
 import { findOwnRecord, gatherCluster, gatherHost, peerRowsOf } from '../gather.js';
 import { readHealth, readNft } from '../host-view.js';
 import { overlayDevices } from '../peers.js';
@@ -116,6 +117,11 @@ export async function doctorCommand(ctx: CommandContext): Promise<CommandOutput>
       probes,
     });
     checks.unshift(...flannelChecks(flannel)); // docs/migration-from-flannel.md
+    if (view.config?.backend.type === 'wireguard') {
+      const live = o.healthzUrl ? await readWgLive(o.healthzUrl, o.timeoutMs) : null;
+      const peerLeases = view.leases.filter((l) => l.key !== own?.key);
+      checks.push(...wgDoctorChecks(view.config, peerLeases, live));
+    }
     const failed = doctorFailed(checks);
     return {
       exitCode: failed ? (view.etcd.reachable ? EXIT.problem : EXIT.etcd) : EXIT.ok,
