@@ -25,6 +25,7 @@ const entrypointDeps = [
   ...backendDeps,
   'firewall',
   'flags',
+  'files',
   'backend-vxlan',
   'backend-hostgw',
   'backend-udp',
@@ -38,6 +39,7 @@ const layers = {
   lease: ['errors', 'ip'],
   native: ['errors'],
   flags: ['errors'],
+  files: ['errors'],
   netns: ['errors', 'native'],
   subnet: ['errors', 'log', 'ip', 'lease'],
   netlink: ['errors', 'log', 'ip', 'netns'],
@@ -53,6 +55,8 @@ const layers = {
   // weftd runs the CNI plugin in-process; no other entrypoint imports another.
   daemon: [...entrypointDeps, 'cni'],
   cli: entrypointDeps,
+  // The packaged multi-call executable: starts one of the entrypoints by argv[0].
+  sea: ['daemon', 'cli', 'cni'],
 };
 /** Only these parts may import the etcd client (subnet/etcd/, subnet/etcd-manager.ts). */
 const etcdImporters = ['subnet', 'daemon', 'cli'];

@@ -5,10 +5,15 @@
  * fake peers are the control bench's (bench/lib/control.ts: public IPs in 198.19.0.0/16, never reached).
  * `BENCH_RSS_PEERS` sets the fake-peer count (default 1000). Extra node flags for weftd can be tried
  * through `NODE_OPTIONS` (spawned daemons inherit the environment), e.g. `NODE_OPTIONS=--lite-mode`.
+ * First prints what each dependency costs at start (bench/lib/dep-rss.ts; BENCH_RSS_DEPS=0 skips it).
+ * BENCH_RSS_SETTLE=1 also samples VmRSS over 30 s of idleness, BENCH_RSS_SMAPS=1 shows where the resident
+ * memory is (anonymous vs the node binary's pages), BENCH_RSS_HEAP=1 the V8 heap spaces.
  * Needs root (network namespaces). Usage: `npm run bench:rss`.
  */
+import { readFileSync } from 'node:fs';
 import { run } from '../test/helpers/exec.js';
-import { latencyAndRss } from './lib/control.js';
+import { latencyAndRss, rssKiB } from './lib/control.js';
+import { dependencyCosts, WEFTD_DEPENDENCIES } from './lib/dep-rss.js';
 import { weft } from './lib/paths.js';
 import { startEtcd } from '../test/helpers/etcd.js';
 import { createTopology } from '../test/helpers/netns.js';
@@ -16,6 +21,18 @@ import { createTopology } from '../test/helpers/netns.js';
 const GOAL_MB = 80;
 const peers = Number(process.env.BENCH_RSS_PEERS ?? 1000);
 const mb = (mib: number): string => `${((mib * 1024 * 1024) / 1e6).toFixed(1)} MB`;
+
+if (process.env.BENCH_RSS_DEPS !== '0') {
+  const { bare, costs } = dependencyCosts(WEFTD_DEPENDENCIES);
+  console.log(
+    `\nStart cost of each dependency, imported alone into a fresh node --max-semi-space-size=2 (median of 3; a bare Node: ${bare.rssMiB.toFixed(1)} MiB VmRSS, ${bare.anonMiB.toFixed(1)} MiB of it anonymous):\n`,
+  );
+  console.log('| module | + VmRSS | + anonymous (heap, malloc) |');
+  console.log('|---|---|---|');
+  for (const c of costs)
+    console.log(`| ${c.module} | ${c.rssMiB.toFixed(1)} MiB | ${c.anonMiB.toFixed(1)} MiB |`);
+  console.log('');
+}
 
 const topo = await createTopology({ hosts: 2, ipv6: false });
 try {
@@ -33,6 +50,30 @@ try {
       console.log(
         `| + fake peers        | ${rss.peers}  | ${mb(rss.rssMiB)} | ${mb(rss.hwmMiB)} | ${verdict} |`,
       );
+      if (process.env.BENCH_RSS_SETTLE) {
+        // RSS over the next seconds of idleness (V8's memory reducer runs GCs once the daemon is idle)
+        const pid = wp.daemons[0]!.child.pid!;
+        let waited = 0;
+        for (const s of [2, 5, 10, 20, 30]) {
+          await new Promise((r) => setTimeout(r, (s - waited) * 1000));
+          waited = s;
+          console.log(`idle +${s} s: VmRSS ${mb(rssKiB(pid).rss / 1024)}`);
+        }
+      }
+      if (process.env.BENCH_RSS_SMAPS) {
+        // where the resident memory is: anonymous (V8 heap, malloc) vs file-backed (node, addons)
+        const text = readFileSync(`/proc/${wp.daemons[0]!.child.pid!}/smaps`, 'utf8');
+        const by = new Map<string, number>();
+        let name = '';
+        for (const line of text.split('\n')) {
+          const m = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+          if (m) name = m[1] || '[anon]';
+          const r = /^Rss:\s+(\d+) kB/.exec(line);
+          if (r) by.set(name, (by.get(name) ?? 0) + Number(r[1]));
+        }
+        for (const [n, kb] of [...by].sort((a, b) => b[1] - a[1]).slice(0, 12))
+          console.log(`${(kb / 1024).toFixed(1).padStart(6)} MiB  ${n}`);
+      }
       if (process.env.BENCH_RSS_HEAP) {
         const m = await run('ip', [
           'netns',

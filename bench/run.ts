@@ -1,6 +1,6 @@
 /**
  * `npm run bench` (root; after `npm run build`): every weft number beside its anchor, measured in one run
- * on one topology (performance.md: read as ratios). Builds two simulated hosts and an etcd once, then
+ * on one topology (docs/performance.md: read as ratios). Builds two simulated hosts and an etcd once, then
  * sets up, measures and tears down each dataplane path in turn (underlay, routed by hand, kernel VXLAN by
  * hand, weft host-gw, weft VXLAN, weft UDP); while weft VXLAN runs it also measures etcd→kernel latency,
  * CNI ADD/DEL against the reference bridge, and weftd's RSS at 1000 peers; then runs the per-area
@@ -210,8 +210,8 @@ async function main(): Promise<void> {
     control.forwarder = await forwarderBench(SECONDS);
   }
   if (wanted('netlink')) {
-    log('bench/netlink.ts (5000 peers)');
-    control.netlink = await netlinkBench(5000);
+    log('bench/netlink.ts (1000, 2000, 5000, 10000 peers against the kernel floor)');
+    control.netlink = await netlinkBench();
   }
 
   const report: BenchReport = {

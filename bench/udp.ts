@@ -1,6 +1,6 @@
 /**
  * `npm run bench:udp` (root): weft's native UDP forwarder beside its anchors, measured in the same run
- * on the same 2 vCPUs (performance.md: read the numbers as ratios).
+ * on the same 2 vCPUs (docs/performance.md: read the numbers as ratios).
  *
  *   h1 (198.18.0.1) ── veth ── br0 ── veth ── h2 (198.18.0.2)        all in test network namespaces
  *
@@ -8,7 +8,9 @@
  * packets delivered per second, ping RTT:
  *   underlay        h1 → 198.18.0.2
  *   kernel VXLAN    programmed by hand with iproute2 in flannel's layout (10.245.0.0/16, port 8472)
- *   weft UDP        TUN with vnet header + TSO, UDP GSO/GRO (10.244.0.0/16, port 8285)
+ *   weft UDP        TUN with vnet header + TSO, UDP GSO/GRO, one loop thread per direction
+ *                   (10.244.0.0/16, port 8285)
+ *   weft UDP, one thread    the same with one loop thread for both directions (10.248.0.0/16, 8288)
  *   weft UDP, plain TUN     same forwarder without TUN offloads: batched, GSO sends (10.246.0.0/16, 8286)
  *   flannel design  bench/udp-perpacket.c: poll, one packet per syscall (10.247.0.0/16, port 8287)
  * For the weft rows the bench process's CPU time (both forwarder threads; JS is idle), for the
@@ -139,12 +141,20 @@ async function forwarders(
   net: number,
   port: number,
   vnetHdr: boolean,
+  threads?: 1 | 2,
 ): Promise<NativeForwarder[]> {
   const out: NativeForwarder[] = [];
   for (const h of topo.hosts) {
     const f = inNetns(h.netns, () => {
       const tun = openTun(dev, { vnetHdr });
-      return NativeForwarder.start({ tunFd: tun.fd, port, bindAddress: h.underlayIp, mtu: 1472 });
+      return NativeForwarder.start({
+        tunFd: tun.fd,
+        port,
+        bindAddress: h.underlayIp,
+        mtu: 1472,
+        localSubnets: [`10.${net}.${h.index}.0/24`],
+        ...(threads ? { threads } : {}),
+      });
     });
     out.push(f);
     await run('ip', ['-n', h.netns, 'addr', 'add', `10.${net}.${h.index}.0/32`, 'dev', dev]);
@@ -207,7 +217,8 @@ async function main(): Promise<void> {
   try {
     flannel = await perPacket(topo, tmp);
     await vxlan(topo);
-    fwds.push(...(await forwarders(topo, 'weft0', 244, 8285, true)));
+    fwds.push(...(await forwarders(topo, 'weft0', 244, 8285, true, 2)));
+    fwds.push(...(await forwarders(topo, 'weft1', 248, 8288, true, 1)));
     fwds.push(...(await forwarders(topo, 'weftp0', 246, 8286, false)));
     await sleep(300);
     const rows: Row[] = [];
@@ -216,6 +227,7 @@ async function main(): Promise<void> {
       await measure(topo, 'kernel VXLAN by hand (flannel layout)', '10.245.2.0', undefined),
     );
     rows.push(await measure(topo, 'weft UDP forwarder (TSO + GSO/GRO)', '10.244.2.0', selfCpu));
+    rows.push(await measure(topo, 'weft UDP forwarder, one loop thread', '10.248.2.0', selfCpu));
     rows.push(
       await measure(topo, 'weft UDP forwarder, plain TUN (no TSO/GRO)', '10.246.2.0', selfCpu),
     );

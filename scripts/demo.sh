@@ -2,7 +2,7 @@
 # weft's one-command demo: 3 simulated hosts in network namespaces, etcd, weftd on each host, 2 containers
 # per host through the weft CNI plugin; prints the leases, a ping matrix and an iperf3 figure, and leaves
 # the cluster running until `scripts/demo.sh down`.
-#   sudo scripts/demo.sh [up] [--backend vxlan|host-gw|udp]
+#   sudo scripts/demo.sh [up] [--backend vxlan|host-gw|udp|wireguard]
 #   sudo scripts/demo.sh down
 # On Debian 12 as root it first installs what is missing (Debian packages, npm ci, build); set
 # WEFT_DEMO_SKIP_INSTALL=1 to skip that (the e2e test does, test.sh already did it). Everything it creates
@@ -30,6 +30,9 @@ if [ "$cmd" = up ] && [ "${WEFT_DEMO_SKIP_INSTALL:-0}" != 1 ]; then
     command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
   done
   [ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] || need+=(containernetworking-plugins)
+  # the native addon's WireGuard engine links libsodium and OpenSSL's libcrypto
+  dpkg -s libsodium-dev >/dev/null 2>&1 || need+=(libsodium-dev)
+  dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
   if [ ${#need[@]} -gt 0 ]; then
     say "installing Debian packages: ${need[*]}"
     apt-get update -qq

@@ -26,7 +26,8 @@ function nodeGyp(cwd) {
   } catch {
     console.error(
       `weft: native build failed in ${cwd}. It needs g++, make and python3 ` +
-        '(`apt-get install -y g++ make python3`) and the Node headers (Debian: package nodejs or libnode-dev).',
+        '(`apt-get install -y g++ make python3`), the Node headers (Debian: package nodejs or libnode-dev) ' +
+        "and, for weft's addon, libsodium and libcrypto (`apt-get install -y libsodium-dev libssl-dev`).",
     );
     process.exit(1);
   }

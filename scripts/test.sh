@@ -12,12 +12,17 @@ log() { printf '\n== %s\n' "$*"; }
 need=()
 for pair in etcd:etcd-server etcdctl:etcd-client ip:iproute2 ping:iputils-ping nft:nftables \
             iptables:iptables iperf3:iperf3 ethtool:ethtool openssl:openssl g++:g++ make:make \
-            python3:python3 podman:podman runc:runc; do
+            python3:python3 podman:podman runc:runc dpkg-shlibdeps:dpkg-dev \
+            systemd-analyze:systemd dockerd:docker.io wireguard-go:wireguard-go \
+            wg:wireguard-tools tcpdump:tcpdump; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 # podman test: busybox image built from the static busybox (crun fails on cgroup v1 hosts, hence runc)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+# native addon: the WireGuard engine's crypto (libsodium, OpenSSL's libcrypto)
+dpkg -s libsodium-dev >/dev/null 2>&1 || need+=(libsodium-dev)
+dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
 # native fuzz target: clang's libFuzzer runtime
 command -v clang >/dev/null 2>&1 || need+=(clang)
 dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || need+=(libclang-rt-14-dev)
@@ -62,6 +67,11 @@ if [ $# -gt 0 ]; then
   case "$1" in unit|integration|e2e) tiers=("$1"); shift ;; esac
   filter=("$@")
   if [ ${#filter[@]} -gt 0 ]; then export WEFT_TEST_FILTERED=1; filter+=(--passWithNoTests); fi
+fi
+# The Debian package (npm run package) for the e2e tests that run the packaged executables; gzip
+# instead of xz keeps this step short (the contents are the same).
+if [[ " ${tiers[*]} " == *" e2e "* ]]; then
+  check "package (.deb)" node scripts/package.mjs --fast
 fi
 reports=$(mktemp -d /tmp/weft-vitest-XXXXXX)
 trap 'rm -rf "$reports"' EXIT

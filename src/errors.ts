@@ -27,6 +27,7 @@ export type ErrorCode =
   | 'E_NATIVE_UNAVAILABLE'
   | 'E_INTERFACE'
   | 'E_FIREWALL'
+  | 'E_FLANNEL_LEFTOVERS'
   | 'E_IO'
   | 'E_ABORTED'
   | 'E_INTERNAL';

@@ -18,34 +18,94 @@ export function parseLeaseOutput(out: string, hosts: number): LeaseBench | null 
   return { hosts, seconds: Number(m[1]), ok: m[2]!, goal: m[3]!.trim() };
 }
 
-export interface NetlinkBench {
+/** One size of bench/netlink.ts: weft against the kernel's floor (ms, medians). */
+export interface NetlinkSize {
   peers: number;
-  ipBatchMs: number;
-  facadeMs: number;
-  backendMs: number;
-  backendEntries: number;
+  /** bench/native/rtnl-floor.c: the same entries as batched rtnetlink from C */
+  floorMs: number;
+  /** `ip -batch` + `bridge -batch` */
+  iprouteMs: number;
+  /** the vxlan backend's full reconcile of `peers` peers */
+  weftMs: number;
+  weftCpuMs: number;
+  /** one peer added / removed through the lease watch on top of `peers`; requests and dumps it cost */
+  addMs: number;
+  addRequests: number;
+  addDumps: number;
+  removeMs: number;
+  removeRequests: number;
+  removeDumps: number;
 }
 
-/** bench/netlink.ts: rows `| method | kernel entries | ms | … |` by method name; null when one is missing. */
-export function parseNetlinkOutput(out: string, peers: number): NetlinkBench | null {
-  const row = (re: RegExp): [number, number] | null => {
-    const line = out.split('\n').find((l) => l.startsWith('|') && re.test(l));
-    const cells = line?.split('|').map((c) => c.trim());
-    if (!cells) return null;
-    const v: [number, number] = [Number(cells[2]), Number(cells[3])];
-    return v.every(Number.isFinite) ? v : null;
+export interface NetlinkBench {
+  sizes: NetlinkSize[];
+}
+
+/**
+ * bench/netlink.ts: its two tables (full reconcile per size, then incremental per size), columns found by
+ * header text; null when the full-reconcile table is missing. A size without an incremental row reads NaN.
+ */
+export function parseNetlinkOutput(out: string): NetlinkBench | null {
+  const lines = out.split('\n').filter((l) => l.startsWith('|'));
+  const cells = (l: string): string[] =>
+    l
+      .split('|')
+      .slice(1, -1)
+      .map((x) => x.trim());
+  const table = (headerRe: RegExp): { header: string[]; rows: string[][] } | null => {
+    const at = lines.findIndex((l) => headerRe.test(l));
+    if (at < 0) return null;
+    const header = cells(lines[at]!);
+    const rows: string[][] = [];
+    for (const l of lines.slice(at + 2)) {
+      const c = cells(l);
+      if (c.length !== header.length || !/^\d+$/.test(c[0]!)) break;
+      rows.push(c);
+    }
+    return { header, rows };
   };
-  const anchor = row(/ip -batch` routes/);
-  const facade = row(/routeReplace/);
-  const backend = row(/vxlan backend/);
-  if (!anchor || !backend || !facade) return null;
-  return {
-    peers,
-    ipBatchMs: anchor[1],
-    facadeMs: facade[1],
-    backendMs: backend[1],
-    backendEntries: backend[0],
+  const num = (v: string | undefined): number => {
+    const x = v === undefined || v === '' || v === '–' ? NaN : Number(v.replace(/[^\d.]/g, ''));
+    return Number.isFinite(x) ? x : NaN;
   };
+  const full = table(/floor: C batched/);
+  if (!full || full.rows.length === 0) return null;
+  const col = (t: { header: string[] }, re: RegExp): number =>
+    t.header.findIndex((h) => re.test(h));
+  const fc = {
+    floor: col(full, /^floor/),
+    ip: col(full, /ip -batch/),
+    weft: col(full, /^weft full reconcile/),
+    cpu: col(full, /^weft CPU/),
+  };
+  const inc = table(/incremental add/);
+  const ic = inc
+    ? {
+        add: col(inc, /incremental add/),
+        remove: col(inc, /incremental remove/),
+      }
+    : null;
+  const sizes = full.rows.map((r): NetlinkSize => {
+    const peers = Number(r[0]);
+    const i = inc?.rows.find((x) => Number(x[0]) === peers);
+    const at = (c: number, k: number): number => (i && c >= 0 ? num(i[c + k]) : NaN);
+    return {
+      peers,
+      floorMs: num(r[fc.floor]),
+      iprouteMs: num(r[fc.ip]),
+      weftMs: num(r[fc.weft]),
+      weftCpuMs: num(r[fc.cpu]),
+      addMs: at(ic?.add ?? -1, 0),
+      addRequests: at(ic?.add ?? -1, 1),
+      addDumps: at(ic?.add ?? -1, 2),
+      removeMs: at(ic?.remove ?? -1, 0),
+      removeRequests: at(ic?.remove ?? -1, 1),
+      removeDumps: at(ic?.remove ?? -1, 2),
+    };
+  });
+  return sizes.every((x) => Number.isFinite(x.floorMs) && Number.isFinite(x.weftMs))
+    ? { sizes }
+    : null;
 }
 
 export interface ForwarderRow {

@@ -1,22 +1,28 @@
 /**
- * Calling CNI plugins like a runtime (cni-contract.md A2/A3): the plugin runs in the host's network
+ * Calling CNI plugins like a runtime (docs/cni-contract.md A2/A3): the plugin runs in the host's network
  * namespace with a clean environment and the config on stdin. Used for the bench's weft containers and
  * for the CNI latency row (weft vs the reference bridge called directly).
  */
 import { copyFileSync, chmodSync, existsSync, mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { run } from '../../test/helpers/exec.js';
 import { createNetns, deleteNetns } from '../../test/helpers/netns.js';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 
-/** Copies the built plugin bundle to `<dir>/weft`; returns `dir`. */
+/**
+ * Installs the built plugin like `npm run install:cni`: the shim (cni-shim/build/weft-cni-shim) as
+ * `<dir>/weft`, the full plugin bundle as `<dir>/weft-full`; returns `dir`.
+ */
 export function installWeftPlugin(dir: string): string {
   const bundle = join(REPO, 'dist', 'cni', 'weft.cjs');
-  if (!existsSync(bundle)) throw new Error(`${bundle} is missing: run \`npm run build\` first`);
+  const shim = join(REPO, 'cni-shim', 'build', 'weft-cni-shim');
+  for (const f of [bundle, shim])
+    if (!existsSync(f)) throw new Error(`${f} is missing: run \`npm run build\` first`);
   mkdirSync(dir, { recursive: true });
-  copyFileSync(bundle, join(dir, 'weft'));
-  chmodSync(join(dir, 'weft'), 0o755);
+  copyFileSync(shim, join(dir, 'weft'));
+  copyFileSync(bundle, join(dir, 'weft-full'));
+  for (const f of ['weft', 'weft-full']) chmodSync(join(dir, f), 0o755);
   return dir;
 }
 
@@ -64,12 +70,21 @@ export function ipv4Of(result: string): string {
   return a.split('/')[0] ?? '';
 }
 
-/** The network config weft gets on a host whose weftd writes `subnetFile`. */
-export function weftConf(subnetFile: string, stateDir: string, bridge: string): string {
+/** weftd's CNI socket as the e2e harness places it (`--cni-socket`, next to its subnet file). */
+export const cniSocketOf = (subnetFile: string): string => join(dirname(subnetFile), 'cni.sock');
+
+/** The network config weft gets on a host whose weftd writes `subnetFile` (and serves `daemonSocket`). */
+export function weftConf(
+  subnetFile: string,
+  stateDir: string,
+  bridge: string,
+  daemonSocket = cniSocketOf(subnetFile),
+): string {
   return JSON.stringify({
     cniVersion: '1.0.0',
     name: 'weft-bench',
     type: 'weft',
+    daemonSocket,
     subnetFile,
     dataDir: join(stateDir, 'cni'),
     ipam: { dataDir: join(stateDir, 'ipam') },
@@ -122,6 +137,9 @@ export async function cniRounds(o: {
   refConf: string;
   n: number;
   nsPrefix: string;
+  /** weft's ADD and DEL executables (default `<binDir>/weft` for both). */
+  weftAddPlugin?: string;
+  weftDelPlugin?: string;
 }): Promise<CniSamples> {
   const t: CniSamples = { weftAdd: [], weftDel: [], refAdd: [], refDel: [] };
   for (let i = 0; i < o.n; i++) {
@@ -130,7 +148,11 @@ export async function cniRounds(o: {
       try {
         const call = (command: 'ADD' | 'DEL'): Promise<CniCall> =>
           callCni({
-            plugin: which === 'weft' ? join(o.binDir, 'weft') : '/usr/lib/cni/bridge',
+            plugin:
+              which === 'bridge'
+                ? '/usr/lib/cni/bridge'
+                : ((command === 'ADD' ? o.weftAddPlugin : o.weftDelPlugin) ??
+                  join(o.binDir, 'weft')),
             binDir: o.binDir,
             hostNs: o.hostNs,
             command,

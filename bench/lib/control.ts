@@ -107,7 +107,7 @@ class RouteMonitor {
   }
 }
 
-function rssKiB(pid: number): { rss: number; hwm: number } {
+export function rssKiB(pid: number): { rss: number; hwm: number } {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
   const get = (k: string): number =>
     Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? NaN);
@@ -219,13 +219,14 @@ export async function cniLatency(p: WeftPath, n = 10): Promise<CniLatency> {
 async function runAreaBench(
   file: string,
   env: Record<string, string>,
+  timeoutMs = 300_000,
 ): Promise<{ out: string } | { na: string }> {
   const path = join(REPO, 'bench', file);
   if (!existsSync(path)) return { na: `bench/${file} does not exist yet` };
   const r = await run(process.execPath, ['--import', 'tsx', path], {
     env: { ...process.env, ...env },
     allowFail: true,
-    timeoutMs: 300_000,
+    timeoutMs,
   });
   if (r.code !== 0)
     return { na: `bench/${file} failed: ${(r.stderr || r.stdout).trim().slice(-200)}` };
@@ -243,12 +244,23 @@ export async function leaseBench(hosts = 200): Promise<LeaseBench | { na: string
   );
 }
 
-/** bench/netlink.ts with 5000 peers, one run: rows `| method | entries | ms | entries/s | × |`. */
-export async function netlinkBench(peers = 5000): Promise<NetlinkBench | { na: string }> {
-  const r = await runAreaBench('netlink.ts', { BENCH_PEERS: String(peers), BENCH_RUNS: '1' });
+/** bench/netlink.ts at several sizes (weft against the kernel's floor), the median of 3 runs each (one
+ *  run's ratio is mostly noise on a shared machine). */
+export async function netlinkBench(
+  sizes: readonly number[] = [1000, 2000, 5000, 10000],
+): Promise<NetlinkBench | { na: string }> {
+  const r = await runAreaBench(
+    'netlink.ts',
+    {
+      BENCH_SIZES: sizes.join(','),
+      BENCH_RUNS: '3',
+      ...(process.argv.includes('--publish') ? { BENCH_PUBLISH: '1' } : {}),
+    },
+    900_000,
+  );
   if ('na' in r) return r;
   return (
-    parseNetlinkOutput(r.out, peers) ?? {
+    parseNetlinkOutput(r.out) ?? {
       na: `could not read bench/netlink.ts output: ${r.out.slice(-200)}`,
     }
   );

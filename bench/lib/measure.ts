@@ -1,5 +1,5 @@
 /**
- * Dataplane measurements between two network namespaces (performance.md: short runs, same run as the
+ * Dataplane measurements between two network namespaces (docs/performance.md: short runs, same run as the
  * anchors, read as ratios): iperf3 TCP with 1 and 4 streams, iperf3 UDP with 64-byte payloads (delivered
  * packets per second), ping RTT, and CPU per Gbit during the 1-stream run. The CPU counted is what
  * iperf3 reports for both ends (user + system, which includes most softirq work of the send and receive

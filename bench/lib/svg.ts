@@ -72,3 +72,92 @@ export function ratioChart(title: string, subtitle: string, bars: readonly Ratio
   );
   return out.join('\n') + '\n';
 }
+
+export interface LineSeries {
+  name: string;
+  /** one per x; NaN leaves a gap */
+  values: readonly number[];
+  dashed?: boolean;
+}
+
+/**
+ * A line chart as a standalone SVG: categorical x (e.g. peer counts), logarithmic y, one line per series
+ * with a legend, and an optional note printed above each x (e.g. the ratio to the anchor there).
+ */
+export function lineChart(o: {
+  title: string;
+  subtitle: string;
+  xLabel: string;
+  yLabel: string;
+  x: readonly number[];
+  series: readonly LineSeries[];
+  notes?: readonly string[];
+}): string {
+  const left = 70;
+  const plotW = 520;
+  const top = 70;
+  const plotH = 300;
+  const legendW = 250;
+  const width = left + plotW + legendW;
+  const height = top + plotH + 60;
+  const finite = o.series.flatMap((s) => s.values).filter((v) => Number.isFinite(v) && v > 0);
+  const lo = Math.pow(10, Math.floor(Math.log10(Math.min(...finite))));
+  const hi = Math.pow(10, Math.ceil(Math.log10(Math.max(...finite, 10))));
+  const y = (v: number): number =>
+    top + plotH - ((Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * plotH;
+  const step = o.x.length > 1 ? plotW / (o.x.length - 1) : 0;
+  const x = (i: number): number => left + (o.x.length > 1 ? i * step : plotW / 2);
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="#ffffff"/>`,
+    `<text x="12" y="22" font-size="15" font-weight="bold">${esc(o.title)}</text>`,
+    `<text x="12" y="40" fill="#555">${esc(o.subtitle)}</text>`,
+  ];
+  for (let d = lo; d <= hi * 1.0001; d *= 10) {
+    const yy = y(d).toFixed(1);
+    out.push(
+      `<line x1="${left}" y1="${yy}" x2="${left + plotW}" y2="${yy}" stroke="#e4e4e4"/>`,
+      `<text x="${left - 6}" y="${yy}" text-anchor="end" dominant-baseline="middle" fill="#555">${d >= 1 ? d.toFixed(0) : d}</text>`,
+    );
+  }
+  out.push(
+    `<line x1="${left}" y1="${top}" x2="${left}" y2="${top + plotH}" stroke="#888"/>`,
+    `<text x="14" y="${top + plotH / 2}" fill="#555" transform="rotate(-90 14 ${top + plotH / 2})" text-anchor="middle">${esc(o.yLabel)} (log)</text>`,
+  );
+  o.x.forEach((v, i) => {
+    out.push(
+      `<text x="${x(i).toFixed(1)}" y="${top + plotH + 18}" text-anchor="middle">${v}</text>`,
+    );
+    const note = o.notes?.[i];
+    if (note)
+      out.push(
+        `<text x="${x(i).toFixed(1)}" y="${top - 8}" text-anchor="middle" fill="#222">${esc(note)}</text>`,
+      );
+  });
+  out.push(
+    `<text x="${left + plotW / 2}" y="${top + plotH + 40}" text-anchor="middle" fill="#555">${esc(o.xLabel)}</text>`,
+  );
+  o.series.forEach((s, si) => {
+    const color = PALETTE[si % PALETTE.length]!;
+    const pts = s.values
+      .map((v, i) => (Number.isFinite(v) && v > 0 ? `${x(i).toFixed(1)},${y(v).toFixed(1)}` : null))
+      .filter((p): p is string => p !== null);
+    const dash = s.dashed ? ' stroke-dasharray="5 4"' : '';
+    if (pts.length > 1)
+      out.push(
+        `<polyline fill="none" stroke="${color}" stroke-width="2"${dash} points="${pts.join(' ')}"/>`,
+      );
+    if (!s.dashed)
+      for (const p of pts) {
+        const [px, py] = p.split(',');
+        out.push(`<circle cx="${px}" cy="${py}" r="3" fill="${color}"/>`);
+      }
+    const ly = top + 10 + si * 20;
+    out.push(
+      `<line x1="${left + plotW + 20}" y1="${ly}" x2="${left + plotW + 44}" y2="${ly}" stroke="${color}" stroke-width="2"${dash}/>`,
+      `<text x="${left + plotW + 50}" y="${ly + 4}">${esc(s.name)}</text>`,
+    );
+  });
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}

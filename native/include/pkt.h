@@ -47,6 +47,7 @@ enum pkt_verdict {
   PKT_MALFORMED = 1,      /* truncated, bad version/IHL/lengths, bad IPv4 header checksum */
   PKT_TTL_EXPIRED = 2,    /* TTL / hop limit would reach 0 */
   PKT_UNSUPPORTED = 3,    /* a GSO type or header layout the forwarder does not segment */
+  PKT_BAD_CSUM = 4,       /* a TCP segment to be coalesced failed its checksum */
 };
 
 /* A parsed IP packet (pointers into the caller's buffer). */
@@ -72,7 +73,7 @@ uint64_t pkt_pseudo_sum(const struct pkt_ip *ip, uint32_t l4len);
 void pkt_ipv4_fix_csum(uint8_t *iph, unsigned hlen);
 /* 1 if the IPv4 header checksum over `hlen` bytes is valid. */
 int pkt_ipv4_csum_ok(const uint8_t *iph, unsigned hlen);
-/* Full L4 checksum verification (TCP/UDP/ICMP) of a parsed packet; 1 if valid. For tests. */
+/* Full L4 checksum verification (TCP/UDP/ICMP) of a parsed packet; 1 if valid. */
 int pkt_l4_csum_ok(const struct pkt_ip *ip);
 
 /*
@@ -124,6 +125,12 @@ int pkt_tso_segment(const struct pkt_ip *ip, unsigned mss, uint8_t *arena, struc
  * in place (length, IP checksum, PSH of the last, TCP checksum = pseudo-header sum for
  * CHECKSUM_PARTIAL) and fills the virtio-net header for a single TUN write of: first packet, then the
  * payloads of the others. Runs of one packet get a zero (GSO_NONE) virtio header, packet untouched.
+ *
+ * Checksums: the kernel takes CHECKSUM_PARTIAL as already valid, so every segment that goes into a
+ * coalesced run has its full TCP checksum verified here first. The first packet is verified when the
+ * second would join (a run of one is handed over untouched, with no checksum flags: the kernel
+ * verifies it): if it is bad, `bad` is set and nothing joins (0). A joining packet with a bad checksum
+ * is not appended and pkt_gro_try returns -PKT_BAD_CSUM (the caller drops it; the run goes on).
  */
 struct pkt_gro {
   struct pkt_ip first;
@@ -135,9 +142,12 @@ struct pkt_gro {
   uint8_t closed;      /* a short or PSH segment was appended: nothing more may follow */
   uint8_t tcp;         /* first packet is a mergeable TCP segment */
   uint8_t psh;         /* last appended packet carried PSH */
+  uint8_t verified;    /* the first packet's TCP checksum was verified */
+  uint8_t bad;         /* ... and failed: the run is this packet alone, to be dropped */
 };
 void pkt_gro_start(struct pkt_gro *g, const struct pkt_ip *first);
-/* On success, *payload and *plen are the slice of `next` to append after the previous ones. */
+/* On success (1), *payload and *plen are the slice of `next` to append after the previous ones;
+ * 0 = does not continue the run; -PKT_BAD_CSUM = continues it but its checksum is bad. */
 int pkt_gro_try(struct pkt_gro *g, const struct pkt_ip *next, const uint8_t **payload,
                 uint16_t *plen);
 void pkt_gro_finish(struct pkt_gro *g, struct pkt_vnet_hdr *vh);

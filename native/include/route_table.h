@@ -32,7 +32,8 @@ struct rt_table;
 
 struct rt_table *rt_new(void);
 void rt_free(struct rt_table *t);
-/* Adds or replaces the route for addr/len (host bits are ignored). 0, -EINVAL or -ENOMEM. */
+/* Adds or replaces the route for addr/len (host bits are ignored). 0, -EINVAL, -ENOMEM, or -ENOSPC
+ * when a new route would exceed the limit set by rt_set_max. The table is unchanged on failure. */
 int rt_set(struct rt_table *t, int family, const uint8_t *addr, int len, uint32_t peer_ip,
            uint16_t peer_port);
 /* Removes the route for addr/len. 0 or -ENOENT. */
@@ -42,6 +43,8 @@ const struct rt_route *rt_lookup(const struct rt_table *t, int family, const uin
 /* Number of routes whose peer is `peer_ip` (network order): 0 = not a known peer. */
 unsigned rt_peer_refs(const struct rt_table *t, uint32_t peer_ip);
 size_t rt_count(const struct rt_table *t);
+/* Limits the table to `max` routes (0 = no limit); replacing an existing route always works. */
+void rt_set_max(struct rt_table *t, size_t max);
 
 #ifdef __cplusplus
 }

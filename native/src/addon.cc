@@ -10,7 +10,12 @@
 #include <sched.h>
 
 #include "fwd.h"
+#include "sd_notify_napi.h"
 #include "tun.h"
+
+namespace weft_wg {
+void Init(Napi::Env env, Napi::Object exports);  // wg_addon.cc: the WireGuard engine
+}
 
 namespace {
 
@@ -35,6 +40,7 @@ const char *ErrnoName(int err) {
     case ESHUTDOWN: return "ESHUTDOWN";
     case EIO: return "EIO";
     case EAGAIN: return "EAGAIN";
+    case ENOSPC: return "ENOSPC";
     default: return "EUNKNOWN";
   }
 }
@@ -113,12 +119,15 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
     return DefineClass(env, "Forwarder",
                        {InstanceMethod("setRoute", &Forwarder::SetRoute),
                         InstanceMethod("deleteRoute", &Forwarder::DeleteRoute),
+                        InstanceMethod("setLocalSubnets", &Forwarder::SetLocalSubnets),
+                        InstanceMethod("takeFailures", &Forwarder::TakeFailures),
                         InstanceMethod("stats", &Forwarder::Stats),
                         InstanceMethod("localPort", &Forwarder::LocalPort),
                         InstanceMethod("close", &Forwarder::Close)});
   }
 
-  // new Forwarder(tunFd: number, bindIp: Buffer(4), port: number, mtu: number, onFatal: Function)
+  // new Forwarder(tunFd: number, bindIp: Buffer(4), port: number, mtu: number, onFatal: Function,
+  //               maxRoutes?: number, threads?: number, nice?: number)
   explicit Forwarder(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Forwarder>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 5 || !info[0].IsNumber() || !info[1].IsBuffer() || !info[2].IsNumber() ||
@@ -144,6 +153,9 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
     cfg.mtu = static_cast<uint16_t>(info[3].As<Napi::Number>().Uint32Value());
     cfg.on_fatal = OnFatal;
     cfg.ctx = this;
+    if (info.Length() > 5 && info[5].IsNumber()) cfg.max_routes = info[5].As<Napi::Number>().Uint32Value();
+    if (info.Length() > 6 && info[6].IsNumber()) cfg.threads = info[6].As<Napi::Number>().Int32Value();
+    if (info.Length() > 7 && info[7].IsNumber()) cfg.nice = info[7].As<Napi::Number>().Int32Value();
     const char *syscall = "fwd_open";
     int rc = fwd_open(&cfg, &fwd_, &syscall);
     if (rc < 0) {
@@ -256,6 +268,48 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
     return env.Undefined();
   }
 
+  // setLocalSubnets(prefixes: Buffer): 18 bytes per prefix (family 4|6, length, 16 address bytes).
+  Napi::Value SetLocalSubnets(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsBuffer() ||
+        info[0].As<Napi::Buffer<uint8_t>>().Length() % 18 != 0 ||
+        info[0].As<Napi::Buffer<uint8_t>>().Length() / 18 > FWD_MAX_LOCAL) {
+      return TypeErr(env, "setLocalSubnets(prefixes: Buffer of at most 16 x 18 bytes)");
+    }
+    if (!CheckOpen(env)) return env.Undefined();
+    auto b = info[0].As<Napi::Buffer<uint8_t>>();
+    fwd_prefix p[FWD_MAX_LOCAL];
+    int n = static_cast<int>(b.Length() / 18);
+    for (int i = 0; i < n; i++) {
+      p[i].family = b.Data()[i * 18];
+      p[i].len = b.Data()[i * 18 + 1];
+      memcpy(p[i].addr, b.Data() + i * 18 + 2, 16);
+    }
+    int rc = fwd_set_local(fwd_, p, n);
+    if (rc < 0) return ErrnoError(env, -rc, "setLocalSubnets", "cannot queue local subnets");
+    return env.Undefined();
+  }
+
+  // takeFailures(): [{family, addr: Buffer(16), prefixLen, code, errno}] of route commands the loop
+  // could not apply, oldest first (each reported once).
+  Napi::Value TakeFailures(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Napi::Array out = Napi::Array::New(env);
+    if (fwd_ == nullptr) return out;
+    fwd_failure fl[FWD_MAX_FAILURES];
+    int n = fwd_take_failures(fwd_, fl, FWD_MAX_FAILURES);
+    for (int i = 0; i < n; i++) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("family", Napi::Number::New(env, fl[i].family));
+      o.Set("addr", Napi::Buffer<uint8_t>::Copy(env, fl[i].addr, 16));
+      o.Set("prefixLen", Napi::Number::New(env, fl[i].len));
+      o.Set("code", Napi::String::New(env, ErrnoName(fl[i].err)));
+      o.Set("errno", Napi::Number::New(env, -fl[i].err));
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    return out;
+  }
+
   Napi::Value Stats(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     if (!CheckOpen(env)) return env.Undefined();
@@ -282,6 +336,11 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
     F("dropUnsupported", drop_unsupported);
     F("dropTunWrite", drop_tun_write);
     F("dropUdpSend", drop_udp_send);
+    F("dropBadInnerDest", drop_bad_inner_dest);
+    F("dropBadChecksum", drop_bad_csum);
+    F("dropCongested", drop_congested);
+    F("commandsFailed", commands_failed);
+    F("peerSockets", peer_sockets);
     F("commandsQueued", commands_queued);
     F("commandsApplied", commands_applied);
     F("routes", routes);
@@ -289,6 +348,7 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
     F("offTso", off_tso);
     F("offUdpGso", off_udp_gso);
     F("offUdpGro", off_udp_gro);
+    F("threads", threads);
     F("running", running);
     F("fatalErrno", fatal_errno);
 #undef F
@@ -316,6 +376,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Forwarder", Forwarder::Define(env));
   exports.Set("openTun", Napi::Function::New(env, OpenTun, "openTun"));
   exports.Set("setns", Napi::Function::New(env, SetNs, "setns"));
+  exports.Set("sdNotify", Napi::Function::New(env, WeftSdNotify, "sdNotify"));
+  weft_wg::Init(env, exports);
   return exports;
 }
 

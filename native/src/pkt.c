@@ -28,9 +28,8 @@ static inline void wr32(uint8_t *p, uint32_t v) {
   p[3] = (uint8_t)v;
 }
 
-uint64_t pkt_csum_partial(const void *data, size_t len, uint64_t sum) {
-  const uint8_t *p = (const uint8_t *)data;
-  /* 32-bit words into a 64-bit accumulator: folds to the same 16-bit ones' complement sum. */
+/* 32-bit words into a 64-bit accumulator: folds to the same 16-bit ones' complement sum. */
+static uint64_t csum_scalar(const uint8_t *p, size_t len, uint64_t sum) {
   while (len >= 32) {
     uint32_t w[8];
     memcpy(w, p, 32);
@@ -58,6 +57,53 @@ uint64_t pkt_csum_partial(const void *data, size_t len, uint64_t sum) {
     sum += w;
   }
   return sum;
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+/*
+ * The same sum, 64 bytes per step with AVX2: the 32-bit words are widened into 64-bit lanes (no
+ * carries lost: a lane gains < 2^33 per step, a 64 KiB packet has 1024 steps). Checksums of every
+ * forwarded byte (TSO segments out, coalesced segments in) were the forwarder's largest user-space
+ * cost; this is ~3x the scalar loop.
+ */
+__attribute__((target("avx2"))) static uint64_t csum_avx2(const uint8_t *p, size_t len,
+                                                           uint64_t sum) {
+  if (len < 128) return csum_scalar(p, len, sum);
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i acc0 = zero, acc1 = zero;
+  while (len >= 64) {
+    __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32));
+    acc0 = _mm256_add_epi64(acc0, _mm256_unpacklo_epi32(a, zero));
+    acc1 = _mm256_add_epi64(acc1, _mm256_unpackhi_epi32(a, zero));
+    acc0 = _mm256_add_epi64(acc0, _mm256_unpacklo_epi32(b, zero));
+    acc1 = _mm256_add_epi64(acc1, _mm256_unpackhi_epi32(b, zero));
+    p += 64;
+    len -= 64;
+  }
+  uint64_t lane[4];
+  _mm256_storeu_si256((__m256i *)(void *)lane, _mm256_add_epi64(acc0, acc1));
+  /* fold each lane to 32 bits first so that the sum below cannot overflow */
+  for (int i = 0; i < 4; i++) sum += (lane[i] & 0xffffffffu) + (lane[i] >> 32);
+  return csum_scalar(p, len, sum);
+}
+
+static int use_avx2 = -1;
+#endif
+
+uint64_t pkt_csum_partial(const void *data, size_t len, uint64_t sum) {
+  const uint8_t *p = (const uint8_t *)data;
+#if defined(__x86_64__)
+  int avx2 = __atomic_load_n(&use_avx2, __ATOMIC_RELAXED);
+  if (avx2 < 0) {
+    __builtin_cpu_init();
+    avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+    __atomic_store_n(&use_avx2, avx2, __ATOMIC_RELAXED);
+  }
+  if (avx2) return csum_avx2(p, len, sum);
+#endif
+  return csum_scalar(p, len, sum);
 }
 
 uint16_t pkt_csum_fold(uint64_t sum) {
@@ -305,6 +351,16 @@ int pkt_gro_try(struct pkt_gro *g, const struct pkt_ip *n, const uint8_t **paylo
   if (rd32(tb + 4) != g->next_seq) return 0;
   unsigned len = n->len - n->hlen - thlen;
   if (len > g->mss || g->total + len > 65535) return 0;
+  /* Coalesced data is handed over as CHECKSUM_PARTIAL, which the kernel never verifies again. */
+  if (!g->verified) {
+    if (!pkt_l4_csum_ok(f)) {
+      g->bad = 1;
+      g->closed = 1;
+      return 0;
+    }
+    g->verified = 1;
+  }
+  if (!pkt_l4_csum_ok(n)) return -PKT_BAD_CSUM;
   g->next_seq += len;
   g->total += len;
   g->count++;

@@ -27,6 +27,7 @@ struct rt_table {
   uint32_t len_count[2][129];
   uint8_t lens[2][129];
   uint8_t nlens[2];
+  size_t max; /* most routes the table takes; 0 = no limit */
 };
 
 static int fam_index(int family) { return family == 4 ? 0 : 1; }
@@ -165,6 +166,7 @@ int rt_set(struct rt_table *t, int family, const uint8_t *addr, int len, uint32_
   if (!h_find(&t->peers, 4, 32, pkey) && (t->peers.used + t->peers.tombs + 1) * 2 > t->peers.cap) {
     if (h_resize(&t->peers, cap_for(t->peers.used + 1)) != 0) return -ENOMEM;
   }
+  if (t->max && t->routes.used >= t->max && !h_find(&t->routes, family, len, key)) return -ENOSPC;
   int created;
   struct slot *s = h_insert(&t->routes, family, len, key, &created);
   if (!s) return -ENOMEM;
@@ -213,3 +215,5 @@ unsigned rt_peer_refs(const struct rt_table *t, uint32_t peer_ip) {
 }
 
 size_t rt_count(const struct rt_table *t) { return t->routes.used; }
+
+void rt_set_max(struct rt_table *t, size_t max) { t->max = max; }

@@ -27,15 +27,22 @@ static void rx_path(uint8_t *buf, size_t len, size_t seg) {
     if (pkt_parse(buf + off, l, 1, &ip) != PKT_OK || pkt_dec_ttl(&ip) != PKT_OK) continue;
     const uint8_t *pl;
     uint16_t plen;
-    if (active && pkt_gro_try(&g, &ip, &pl, &plen)) {
+    int r = active ? pkt_gro_try(&g, &ip, &pl, &plen) : 0;
+    if (r > 0) {
       if (pl < buf || pl + plen > buf + len) abort();
+      if (!g.verified || g.bad) abort(); /* nothing joins an unverified or bad first packet */
       total += plen;
       continue;
+    }
+    if (r < 0) {
+      if (r != -PKT_BAD_CSUM || pkt_l4_csum_ok(&ip)) abort();
+      continue; /* dropped; the run goes on */
     }
     if (active) {
       struct pkt_vnet_hdr vh;
       pkt_gro_finish(&g, &vh);
       if (g.total > 65535 || g.total != total) abort();
+      if (g.bad && g.count != 1) abort();
     }
     pkt_gro_start(&g, &ip);
     total = ip.len;

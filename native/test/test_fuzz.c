@@ -115,7 +115,9 @@ static void fuzz_one(void) {
     if (pkt_parse(q, len2, 0, &ip2) == PKT_OK) {
       const uint8_t *pl;
       uint16_t plen;
-      if (pkt_gro_try(&g, &ip2, &pl, &plen)) {
+      int r = pkt_gro_try(&g, &ip2, &pl, &plen);
+      CHECK(r == 1 || r == 0 || r == -PKT_BAD_CSUM);
+      if (r > 0) {
         CHECK(pl >= q && pl + plen <= q + len2);
         CHECK(g.total <= 65535);
       }
@@ -147,7 +149,7 @@ static void fuzz_gro_buffer(void) {
     if (pkt_parse(p + off, l, 1, &ip) != PKT_OK) continue;
     const uint8_t *pl;
     uint16_t plen;
-    if (active && pkt_gro_try(&g, &ip, &pl, &plen)) continue;
+    if (active && pkt_gro_try(&g, &ip, &pl, &plen) != 0) continue;
     if (active) {
       struct pkt_vnet_hdr vh;
       pkt_gro_finish(&g, &vh);

@@ -120,6 +120,20 @@ static void test_checksum(void) {
       CHECK_EQ((m[0] << 8 | m[1]), ref == 0xffff && mine == 0 ? 0 : ref);
     }
   }
+  /* long buffers (the vectorized path), all-ones worst case for carries, odd offsets and lengths */
+  static uint8_t big[70000];
+  for (int round = 0; round < 2; round++) {
+    for (size_t i = 0; i < sizeof(big); i++) big[i] = round ? 0xff : (uint8_t)(rand() & 0xff);
+    for (size_t len = 100; len < 66000; len = len * 3 / 2 + 7) {
+      for (size_t off = 0; off < 3; off++) {
+        uint16_t mine = pkt_csum_fold(pkt_csum_partial(big + off, len, 0));
+        uint16_t ref = ref_fold(ref_sum(big + off, len, 0));
+        uint8_t m[2];
+        memcpy(m, &mine, 2);
+        CHECK_EQ((m[0] << 8 | m[1]), ref == 0xffff && mine == 0 ? 0 : ref);
+      }
+    }
+  }
   /* RFC 1071 section 3 example: 00 01 f2 03 f4 f5 f6 f7 sums to ddf2 */
   uint8_t ex[8] = {0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7};
   uint16_t f = pkt_csum_fold(pkt_csum_partial(ex, 8, 0));
@@ -449,6 +463,61 @@ static void test_gro_rules(void) {
 #undef RESET_B
 }
 
+/*
+ * Coalesced runs are handed to the kernel as CHECKSUM_PARTIAL, which it never verifies: a segment
+ * with a corrupted payload must never join one (it is refused with -PKT_BAD_CSUM, the run goes on),
+ * and a corrupted first segment stays alone and is marked bad.
+ */
+static void test_gro_checksums(void) {
+  for (int v6 = 0; v6 <= 1; v6++) {
+    static uint8_t a[2000], b[2000], c[2000];
+    struct pkt_ip pa, pb, pc;
+    struct pkt_gro g;
+    struct pkt_vnet_hdr vh;
+    const uint8_t *p;
+    uint16_t pl;
+    size_t hl = v6 ? 40 : 20;
+    size_t la = build_tcp(a, v6, 1000, 0x10, 1000, 0, 0);
+    size_t lb = build_tcp(b, v6, 2000, 0x10, 1000, 1000, 0);
+    size_t lc = build_tcp(c, v6, 2000, 0x10, 1000, 1000, 0);
+    CHECK_EQ(pkt_parse(a, la, 1, &pa), PKT_OK);
+    CHECK_EQ(pkt_parse(c, lc, 1, &pc), PKT_OK);
+    /* positive control: intact segments merge */
+    CHECK_EQ(pkt_parse(b, lb, 1, &pb), PKT_OK);
+    pkt_gro_start(&g, &pa);
+    CHECK_EQ(pkt_gro_try(&g, &pb, &p, &pl), 1);
+    CHECK_EQ(g.verified, 1);
+    /* one flipped payload bit in the second segment: refused, the run goes on with a good copy */
+    b[hl + 20 + 500] ^= 0x04;
+    pkt_gro_start(&g, &pa);
+    CHECK_EQ(pkt_gro_try(&g, &pb, &p, &pl), -PKT_BAD_CSUM);
+    CHECK_EQ(g.count, 1);
+    CHECK_EQ(pkt_gro_try(&g, &pc, &p, &pl), 1);
+    CHECK_EQ(g.count, 2);
+    pkt_gro_finish(&g, &vh);
+    CHECK_EQ(vh.flags, PKT_VNET_F_NEEDS_CSUM);
+    /* a corrupted first segment: nothing joins it, it is marked bad and handed over untouched */
+    pkt_parse(a, build_tcp(a, v6, 1000, 0x10, 1000, 0, 0), 1, &pa);
+    a[hl + 20 + 7] ^= 0x80;
+    uint8_t copy[2000];
+    memcpy(copy, a, la);
+    pkt_gro_start(&g, &pa);
+    CHECK_EQ(pkt_gro_try(&g, &pc, &p, &pl), 0);
+    CHECK_EQ(g.bad, 1);
+    CHECK_EQ(g.count, 1);
+    pkt_gro_finish(&g, &vh);
+    CHECK_EQ(vh.flags, 0);
+    CHECK_EQ(vh.gso_type, PKT_VNET_GSO_NONE);
+    CHECK(memcmp(copy, a, la) == 0);
+    /* a corrupted TCP header field (the window) is caught the same way */
+    pkt_parse(b, build_tcp(b, v6, 2000, 0x10, 1000, 1000, 0), 1, &pb);
+    pkt_parse(a, build_tcp(a, v6, 1000, 0x10, 1000, 0, 0), 1, &pa);
+    b[hl + 15] ^= 0x10;
+    pkt_gro_start(&g, &pa);
+    CHECK_EQ(pkt_gro_try(&g, &pb, &p, &pl), -PKT_BAD_CSUM);
+  }
+}
+
 static void test_finish_csum(void) {
   uint8_t b[200];
   size_t len = build_tcp(b, 0, 5, 0x18, 77, 0, 0);
@@ -540,6 +609,7 @@ int main(void) {
   test_gro_roundtrip(1, 30000, 1380, 1);
   test_gro_roundtrip(0, 900, 1400, 0);
   RUN(test_gro_rules);
+  RUN(test_gro_checksums);
   RUN(test_finish_csum);
   RUN(test_icmp);
   RUN(test_vnet);

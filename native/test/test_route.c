@@ -130,8 +130,26 @@ static void test_scale(void) {
   rt_free(t);
 }
 
+/* A full table refuses new routes with -ENOSPC and stays unchanged; replacing still works. */
+static void test_limit(void) {
+  struct rt_table *t = rt_new();
+  rt_set_max(t, 2);
+  CHECK_EQ(rt_set(t, 4, b4("10.1.0.0"), 16, ip("198.18.0.1"), 8285), 0);
+  CHECK_EQ(rt_set(t, 6, b6("fd00::"), 64, ip("198.18.0.1"), 8285), 0);
+  CHECK_EQ(rt_set(t, 4, b4("10.2.0.0"), 16, ip("198.18.0.2"), 8285), -ENOSPC);
+  CHECK_EQ(rt_count(t), 2);
+  CHECK_EQ(peer_of(t, "10.2.0.1"), 0);
+  CHECK_EQ(rt_peer_refs(t, ip("198.18.0.2")), 0);
+  CHECK_EQ(rt_set(t, 4, b4("10.1.0.0"), 16, ip("198.18.0.3"), 8285), 0);
+  CHECK_EQ(peer_of(t, "10.1.0.1"), ip("198.18.0.3"));
+  CHECK_EQ(rt_del(t, 6, b6("fd00::"), 64), 0);
+  CHECK_EQ(rt_set(t, 4, b4("10.2.0.0"), 16, ip("198.18.0.2"), 8285), 0);
+  rt_free(t);
+}
+
 int main(void) {
   RUN(test_lpm);
+  RUN(test_limit);
   RUN(test_v6);
   RUN(test_scale);
   TL_DONE("test_route");

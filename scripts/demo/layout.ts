@@ -21,7 +21,7 @@ export const ETCD_PREFIX = '/coreos.com/network';
 export const NETWORK = '10.244.0.0/16';
 export const CNI_NETWORK_NAME = 'weft-demo';
 export const CNI_BRIDGE = 'weft-demo0';
-export const BACKENDS = ['vxlan', 'host-gw', 'udp'] as const;
+export const BACKENDS = ['vxlan', 'host-gw', 'udp', 'wireguard'] as const;
 export type DemoBackend = (typeof BACKENDS)[number];
 
 export interface Layout {

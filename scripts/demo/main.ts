@@ -1,6 +1,6 @@
 /**
  * The demo cluster (run through scripts/demo.sh, which installs what is missing first):
- *   demo up [--backend vxlan|host-gw|udp]   tear down leftovers, build the cluster, show that it works
+ *   demo up [--backend vxlan|host-gw|udp|wireguard]   tear down leftovers, build the cluster, show that it works
  *   demo down                               remove everything the demo created
  * Exit codes: 0 ok; 1 the cluster could not be built or a container could not reach another; 2 usage.
  */
@@ -37,7 +37,7 @@ import {
 import { Steps } from './shell.js';
 import { listDemoNetns, teardown } from './teardown.js';
 
-const USAGE = `usage: scripts/demo.sh [up] [--backend vxlan|host-gw|udp]
+const USAGE = `usage: scripts/demo.sh [up] [--backend vxlan|host-gw|udp|wireguard]
        scripts/demo.sh down`;
 
 function parseArgs(argv: readonly string[]): { cmd: 'up' | 'down'; backend: DemoBackend } {

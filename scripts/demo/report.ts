@@ -32,11 +32,17 @@ export async function readLeases(l: Layout): Promise<LeaseRow[]> {
     }
     const data = v.BackendData && typeof v.BackendData === 'object' ? v.BackendData : {};
     const mac = (data as { VtepMAC?: unknown }).VtepMAC;
+    const pub = (data as { PublicKey?: unknown }).PublicKey;
     rows.push({
       subnet: `${m[1]}/${m[2]}`,
       publicIp: typeof v.PublicIP === 'string' ? v.PublicIP : '?',
       backend: typeof v.BackendType === 'string' ? v.BackendType : '(none)', // flannel's udp writes none
-      detail: typeof mac === 'string' ? `VtepMAC ${mac}` : '',
+      detail:
+        typeof mac === 'string'
+          ? `VtepMAC ${mac}`
+          : typeof pub === 'string'
+            ? `PublicKey ${pub}`
+            : '',
     });
   }
   return rows.sort((a, b) => a.publicIp.localeCompare(b.publicIp));

@@ -3,7 +3,7 @@
  *
  * Design note. No device and no encapsulation: for every remote host-gw lease (subnet S, public IP P) a
  * route `S via P dev <uplink>` in the main table, so the hosts must share an L2 segment. It is the
- * fastest path (performance.md: ~86 % of the bare underlay against ~69 % for VXLAN). This host's public
+ * fastest path (docs/performance.md: ~86 % of the bare underlay against ~69 % for VXLAN). This host's public
  * IP must be on one of the uplink's own networks, else peers could not route to us the same way:
  * `registerNetwork` refuses with a ConfigError naming the interface and the address. A peer whose public
  * IP is not on-link is logged and skipped (never a half-programmed route). Leases of other backend
@@ -146,6 +146,8 @@ class HostGwBackend implements Backend {
       return {
         lease,
         mtu: uplink.mtu,
+        encapPorts: [],
+        peersOnUplink: true,
         ...peerLoopRunner(
           {
             subnets,

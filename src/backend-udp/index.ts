@@ -51,6 +51,8 @@ export interface ForwarderStartRequest {
   readonly port: number;
   readonly bindAddress: string;
   readonly mtu: number;
+  /** This host's lease subnets: the only inner destinations the forwarder accepts from peers. */
+  readonly localSubnets: readonly string[];
   readonly netns?: string;
   readonly log: Logger;
 }
@@ -78,7 +80,13 @@ export function startNativeForwarder(req: ForwarderStartRequest): Forwarder {
     const tun = openTun(req.name, { vnetHdr: true, persist: true });
     try {
       return NativeForwarder.start(
-        { tunFd: tun.fd, port: req.port, bindAddress: req.bindAddress, mtu: req.mtu },
+        {
+          tunFd: tun.fd,
+          port: req.port,
+          bindAddress: req.bindAddress,
+          mtu: req.mtu,
+          localSubnets: req.localSubnets,
+        },
         { log: req.log },
       );
     } catch (err) {
@@ -123,12 +131,14 @@ class UdpBackend implements Backend {
       signal,
     );
     const subnet = ownSubnet(FAMILY_V4, lease, 'udp');
+    const ipv6 = config.enableIPv6 && config.ipv6Network !== null;
     const start = this.options.startForwarder ?? startNativeForwarder;
     const fwd = start({
       name: cfg.name,
       port: cfg.port,
       bindAddress: uplink.ifaceAddr,
       mtu,
+      localSubnets: ipv6 && lease.subnet6 !== null ? [subnet, lease.subnet6] : [subnet],
       log,
       ...(this.options.netns ? { netns: this.options.netns } : {}),
     });
@@ -139,7 +149,6 @@ class UdpBackend implements Backend {
     });
     const netlink = backendNetlink(this.options, log);
     const { ops } = netlink;
-    const ipv6 = config.enableIPv6 && config.ipv6Network !== null;
     const spec: TunSpec = {
       name: cfg.name,
       mtu,
@@ -190,6 +199,8 @@ class UdpBackend implements Backend {
     return {
       lease,
       mtu,
+      encapPorts: [cfg.port],
+      peersOnUplink: false,
       config: cfg,
       deviceName: cfg.name,
       forwarderStats: () => fwd.stats(),

@@ -17,6 +17,9 @@ const DROP_LABELS: Record<keyof ForwarderStats['drops'], string> = {
   noRoute: 'no_route',
   unknownPeer: 'unknown_peer',
   badInnerSource: 'bad_inner_source',
+  badInnerDest: 'bad_inner_dest',
+  badChecksum: 'bad_checksum',
+  congested: 'congested',
   malformed: 'malformed',
   ttl: 'ttl_expired',
   unsupported: 'unsupported',
@@ -63,6 +66,18 @@ export function forwarderMetricSamples(s: ForwarderStats): MetricSample[] {
   add('weft_udp_tso_packets_total', 'TUN super-packets segmented', 'counter', s.tsoPackets);
   add('weft_udp_icmp_unreachable_total', 'ICMP net-unreachable sent', 'counter', s.icmpSent);
   add('weft_udp_routes', 'Routes in the forwarder table', 'gauge', s.routes);
+  add(
+    'weft_udp_route_failures_total',
+    'Route inserts the forwarder failed (ENOMEM/ENOSPC); retried at the next resync',
+    'counter',
+    s.commandsFailed,
+  );
+  add(
+    'weft_udp_peer_sockets',
+    'Peers with their own send socket (congestion isolation)',
+    'gauge',
+    s.peerSockets,
+  );
   add(
     'weft_udp_forwarder_running',
     '1 while the forwarder thread runs',

@@ -156,6 +156,8 @@ class VxlanBackend implements Backend {
       return {
         lease,
         mtu,
+        encapPorts: [cfg.port],
+        peersOnUplink: cfg.directRouting,
         config: cfg,
         vtepMacs: Object.fromEntries(specs.map((s) => [s.fam.family, s.spec.mac])),
         deviceNames: specs.map((s) => s.spec.name),

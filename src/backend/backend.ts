@@ -35,6 +35,11 @@ export interface Network {
   readonly lease: Lease;
   /** MTU containers should use (FLANNEL_MTU). */
   readonly mtu: number;
+  /** UDP ports this host receives encapsulated traffic on ([] for host-gw). The daemon's firewall lets
+   *  only current peers' public addresses send to them (README "Security"). */
+  readonly encapPorts: readonly number[];
+  /** Peers' pods' packets arrive unencapsulated on the uplink (host-gw; VXLAN with DirectRouting). */
+  readonly peersOnUplink: boolean;
   /** Programs peers from the lease watch and reconciles periodically; resolves when `signal` aborts,
    *  rejects on a fatal error (e.g. E_LEASE_LOST). */
   run(signal: AbortSignal): Promise<void>;

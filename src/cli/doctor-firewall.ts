@@ -2,8 +2,8 @@
  * doctor's firewall checks (pure): the iptables FORWARD policy and weftd's WEFT-FWD jump, other nft
  * forward chains that drop, and weft's nft tables compared with weftd's own rule builder and diff.
  */
-import { buildRuleset } from '../firewall/rules.js';
-import { diffTable } from '../firewall/firewall.js';
+import { COUNTER_ENCAP, buildRuleset } from '../firewall/rules.js';
+import { diffTable, kernelState } from '../firewall/firewall.js';
 import { IPT_CHAIN, parseForward } from '../firewall/iptables-forward.js';
 import { networkOf } from '../netlink/index.js';
 import type { NetworkConfig } from '../subnet/manager.js';
@@ -38,12 +38,15 @@ export function forwardPolicyChecks(nft: NftState, config: NetworkConfig): Check
       `${cmd} -I FORWARD 1 -d ${network} -j ACCEPT`,
     ];
     const weft = ipt.weft ?? '';
+    // weftd's rules are scoped (`-s N ! -i <uplink>`, `! -s N -d N`): any accept of each direction
     const accepts = (dir: 's' | 'd'): boolean =>
       weft
         .split('\n')
         .some(
           (l) =>
-            l.startsWith(`-A ${IPT_CHAIN} -${dir} ${network} `) && l.trim().endsWith('-j ACCEPT'),
+            l.startsWith(`-A ${IPT_CHAIN} `) &&
+            new RegExp(`(^| )-${dir} ${network.replace(/[.]/g, '\\.')} `).test(l) &&
+            l.trim().endsWith('-j ACCEPT'),
         );
     if (jumps === 0)
       out.push(
@@ -93,18 +96,32 @@ export function firewallChecks(i: DoctorInput, config: NetworkConfig): Check[] {
   ] as const) {
     if (!network || !subnet) continue;
     const masq = i.subnetEnv.ipMasq ?? false;
+    // every backend but host-gw receives encapsulated traffic: weftd guards its ports with the peer
+    // allowlist (the ports and peers are set contents, which doctor does not compare)
+    const encapPorts = config.backend.type === 'host-gw' ? [] : [1];
     let best: string[] | null = null;
     for (const forwardRules of [true, false])
-      for (const fullyRandom of [true, false]) {
+      for (const [fullyRandom, peersOnUplink] of [
+        [true, false],
+        [false, false],
+        [true, true],
+        [false, true],
+      ] as const) {
         const rs = buildRuleset({
           ipv4: fam === 'ip' ? { network, subnet: networkOf(subnet) } : null,
           ipv6: fam === 'ip6' ? { network, subnet: networkOf(subnet) } : null,
           ipMasq: masq,
           fullyRandom,
           forwardRules,
+          encapPorts,
+          peersOnUplink,
         });
         const t = rs.tables.find((x) => x.family === fam);
-        const problems = t ? diffTable(t, table) : table === null ? [] : ['unexpected table'];
+        const problems = t
+          ? diffTable(t, table, false)
+          : table === null
+            ? []
+            : ['unexpected table'];
         if (problems.length === 0) best = [];
         else if (best === null && forwardRules) best = problems;
       }
@@ -113,7 +130,9 @@ export function firewallChecks(i: DoctorInput, config: NetworkConfig): Check[] {
       out.push(
         fail(
           id,
-          `table ${fam} weft is missing: no forward${masq ? ' or masquerade' : ''} rules for ${network} (fine only if weftd runs with --iptables-forward-rules=false${masq ? '' : ' and without --ip-masq'})`,
+          encapPorts.length > 0
+            ? `table ${fam} weft is missing: no peer allowlist, anyone on the underlay can send encapsulated packets into ${network}`
+            : `table ${fam} weft is missing: no forward${masq ? ' or masquerade' : ''} rules for ${network} (fine only if weftd runs with --iptables-forward-rules=false${masq ? '' : ' and without --ip-masq'})`,
           [RESTART, `nft list table ${fam} weft`],
         ),
       );
@@ -124,7 +143,18 @@ export function firewallChecks(i: DoctorInput, config: NetworkConfig): Check[] {
           `nft list table ${fam} weft`,
         ]),
       );
-    else out.push(pass(id, `weft's ${fam} rules in place${masq ? ' (with masquerade)' : ''}`));
+    else {
+      const k = kernelState({ [fam]: table });
+      const peers = (fam === 'ip' ? k.peers.v4 : k.peers.v6).length;
+      const dropped = k.counters[`${fam}/${COUNTER_ENCAP}`];
+      const allowlist =
+        encapPorts.length > 0
+          ? `; peer allowlist: ${peers} address${peers === 1 ? '' : 'es'}, ${dropped?.packets ?? 0} encapsulated packets from others dropped`
+          : '';
+      out.push(
+        pass(id, `weft's ${fam} rules in place${masq ? ' (with masquerade)' : ''}${allowlist}`),
+      );
+    }
   }
   return out;
 }

@@ -14,6 +14,7 @@ import type { NetworkConfig } from '../subnet/manager.js';
 import { RESTART, fail, pass, warn, skip, type Check, type DoctorInput } from './doctor-check.js';
 import type { HostFacts } from './host-view.js';
 import { overlayDevices } from './peers.js';
+import { wgDeviceChecks } from './wireguard-view.js';
 
 /** The uplink: the vxlan device's underlay, else the link holding the lease's public IP. */
 export function findUplink(
@@ -44,6 +45,10 @@ export function deviceChecks(i: DoctorInput, host: HostFacts, config: NetworkCon
       ),
     );
   if (config.backend.type === 'udp') return [...out, ...udpDeviceChecks(i, host, config)];
+  if (config.backend.type === 'wireguard') {
+    const up = findUplink(host, own, null);
+    return [...out, ...wgDeviceChecks(config, host.kernel.links, up, i.subnetEnv.mtu)];
+  }
   if (config.backend.type !== 'vxlan') {
     const up = findUplink(host, own, null);
     if (up && i.subnetEnv.mtu !== null && i.subnetEnv.mtu > up.mtu)

@@ -1,5 +1,5 @@
 /**
- * `weftctl doctor`: the checklist flannel users run by hand (pitfalls.md §5), as pure checks over the
+ * `weftctl doctor`: the checklist flannel users run by hand (docs/pitfalls.md §5), as pure checks over the
  * facts weftctl gathered. Each check passes, warns or fails, names what it saw, and for every problem
  * gives the command that fixes it. Exit 1 when any check fails (warnings alone exit 0). This file: etcd,
  * clock, config, lease, subnet.env, weftd health, peers and the underlay; the kernel and firewall

@@ -12,11 +12,11 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-const result = await runCli(process.argv.slice(2), {
+// No top-level await: the packaged single executable runs this module as CommonJS (docs/design.md C18).
+void runCli(process.argv.slice(2), {
   env: process.env,
   stdoutIsTty: process.stdout.isTTY === true,
   stderrIsTty: process.stderr.isTTY === true,
   writeErr: (t) => process.stderr.write(t),
   readStdin,
-});
-process.stdout.write(result.stdout, () => process.exit(result.exitCode));
+}).then((result) => process.stdout.write(result.stdout, () => process.exit(result.exitCode)));

@@ -21,6 +21,8 @@ export const COMMANDS = [
   'doctor',
   'trace',
   'ping',
+  'cleanup',
+  'docker-opts',
   'help',
   'version',
 ] as const;
@@ -58,6 +60,14 @@ export interface CliOptions {
   /** Colours: 'auto' (TTY and no NO_COLOR), 'always', 'never'. */
   readonly color: 'auto' | 'always' | 'never';
   readonly help: boolean;
+  /** `cleanup`: flannel's leftovers are what it cleans. */
+  readonly flannel: boolean;
+  /** `cleanup`: remove (without it: only show). */
+  readonly yes: boolean;
+  /** `docker-opts`: write the env file here ('-' or unset: stdout). */
+  readonly output: string | null;
+  /** `docker-opts`: seconds to wait for subnet.env. */
+  readonly wait: number;
 }
 
 type Kind = 'string' | 'bool' | 'int' | 'number';
@@ -154,6 +164,29 @@ export const CLI_FLAGS: readonly FlagSpec[] = [
       ['auto', 'always', 'never'].includes(v) ? undefined : 'must be auto, always or never',
   },
   { name: 'help', key: 'help', kind: 'bool', def: false, help: 'print help' },
+  {
+    name: 'flannel',
+    key: 'flannel',
+    kind: 'bool',
+    def: false,
+    help: "cleanup: flannel's leftovers",
+  },
+  { name: 'yes', key: 'yes', kind: 'bool', def: false, help: 'cleanup: remove (else only show)' },
+  {
+    name: 'output',
+    key: 'output',
+    kind: 'string',
+    def: null,
+    help: 'docker-opts: write the env file here (default stdout)',
+  },
+  {
+    name: 'wait',
+    key: 'wait',
+    kind: 'int',
+    def: 0,
+    help: 'docker-opts: seconds to wait for subnet.env',
+    check: (v: number) => (v <= 3600 ? undefined : 'must be 0..3600'),
+  },
 ];
 
 const byName = new Map(CLI_FLAGS.map((f) => [f.name, f]));
@@ -289,6 +322,8 @@ export function renderCliHelp(): string {
     '  doctor                          the whole checklist, each finding with its fix',
     '  trace <src-ip> <dst-ip>         the path a packet takes through the overlay',
     '  ping <overlay-ip> [--from-container=<netns>]  ICMP echo through the overlay',
+    "  cleanup --flannel [--yes]       show (remove with --yes) flannel's leftovers on this host",
+    '  docker-opts [--output=<file>]   subnet.env as dockerd options (mk-docker-opts.sh format)',
     '',
     'flags (env: WEFTCTL_<FLAG>; etcd and file flags also WEFTD_<FLAG>, FLANNELD_<FLAG>):',
   ];

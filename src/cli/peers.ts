@@ -26,6 +26,7 @@ import {
 } from '../backend/peer-plan.js';
 import { inScope, planReconcile, type KernelScope } from '../backend/reconcile.js';
 import { onLinkOf } from '../backend/uplink-routes.js';
+import { parseWireguardConfig } from '../backend-wireguard/config.js';
 import type { Lease } from '../lease/lease.js';
 import {
   cidrContains,
@@ -229,7 +230,8 @@ export function planNetwork(input: PeerInput): PlannedNetwork | null {
 
 /**
  * Overlay device names for the config, as the backends name them: vxlan 'weft.<VNI>' / 'weft-v6.<VNI>'
- * (or Backend.Name); udp one TUN ('weft0') for both families; host-gw none.
+ * (or Backend.Name); udp one TUN ('weft0') for both families; wireguard 'weft-wg' (+ 'weft-wg-v6' in
+ * Mode separate); host-gw none.
  */
 export function overlayDevices(config: NetworkConfig): { 4: string | null; 6: string | null } {
   try {
@@ -240,6 +242,12 @@ export function overlayDevices(config: NetworkConfig): { 4: string | null; 6: st
     if (config.backend.type === 'udp') {
       const c = parseUdpConfig(config.backend.raw);
       return { 4: config.enableIPv4 ? c.name : null, 6: config.enableIPv6 ? c.name : null };
+    }
+    if (config.backend.type === 'wireguard') {
+      // one TUN per family in flannel's `separate` mode, else one for both (src/backend-wireguard)
+      const c = parseWireguardConfig(config.backend.raw);
+      const six = c.mode === 'separate' ? c.nameV6 : c.name;
+      return { 4: config.enableIPv4 ? c.name : null, 6: config.enableIPv6 ? six : null };
     }
   } catch {
     // an invalid backend section is reported by the config check

@@ -5,7 +5,9 @@
 import { readFileSync } from 'node:fs';
 import { describeError } from '../errors.js';
 import type { Command, CommandContext, CommandOutput } from './commands/context.js';
+import { cleanupCommand } from './commands/cleanup.js';
 import { configCommand } from './commands/config.js';
+import { dockerOptsCommand } from './commands/docker-opts.js';
 import { doctorCommand } from './commands/doctor.js';
 import { leaseCommand, leasesCommand } from './commands/leases.js';
 import { peersCommand } from './commands/peers.js';
@@ -25,6 +27,8 @@ const COMMAND_FUNCS: Partial<Record<CommandName, Command>> = {
   doctor: doctorCommand,
   trace: traceCommand,
   ping: pingCommand,
+  cleanup: cleanupCommand,
+  'docker-opts': dockerOptsCommand,
 };
 
 export interface CliIo {

@@ -1,9 +1,16 @@
 /**
- * ADD (cni-contract.md A4, A13.4): wait for subnet.env, build the delegate config, persist it (fsync)
+ * ADD (docs/cni-contract.md A4, A13.4): wait for subnet.env, build the delegate config, persist it (fsync)
  * BEFORE the delegate runs, run the delegate, store its result, answer in the requested version. If
  * anything fails after the delegate may have allocated, the delegate's DEL undoes it; the stored state is
  * removed only when that undo succeeded (otherwise the runtime's DEL finds it and retries). State left by
  * an ADD that was never deleted is released first when its interface no longer exists.
+ *
+ * Durability (state.ts): both state writes are atomic (temp + rename, before the delegate runs and before
+ * the answer) and fsynced in the background, like host-local's own files, which are not synced at all. A
+ * power loss can thus lose or empty a state file; nothing depends on it: DEL then rebuilds the delegate
+ * config from subnet.env (host-local releases by container id), GC and a later ADD of the same
+ * attachment (liveness check for any stored state) clean up the rest. Awaiting fsync put a whole
+ * journal commit (up to a second on a busy disk) on every ADD.
  */
 import type { CmdContext, CniDeps } from './deps.js';
 import { buildDelegateConfig } from './delegate-config.js';
@@ -20,7 +27,7 @@ export async function cmdAdd(ctx: CmdContext, deps: CniDeps): Promise<JsonObject
   const { env, conf } = ctx;
   const store = new StateStore(conf.dataDir);
   const before = store.read(conf.name, env.containerId, env.ifname);
-  if (before.kind === 'ok' && before.state.result !== undefined) {
+  if (before.kind === 'ok') {
     await releaseStale(ctx, before.state, store, deps);
   }
   const subnetEnv = await waitForSubnetEnv(conf.subnetFile, conf.subnetWaitSeconds, deps);
@@ -33,7 +40,9 @@ export async function cmdAdd(ctx: CmdContext, deps: CniDeps): Promise<JsonObject
     ifname: env.ifname,
     delegate,
   };
-  store.write(state);
+  const synced = (what: string) => (err: unknown) =>
+    deps.log.warn(`${what} not synced to disk`, { error: (err as Error).message });
+  store.write(state).catch(synced('state'));
   const stdin = JSON.stringify(delegate);
   deps.log.debug('delegate ADD', { plugin, config: delegate });
 
@@ -62,7 +71,7 @@ export async function cmdAdd(ctx: CmdContext, deps: CniDeps): Promise<JsonObject
     result = parseResult(parsed);
     raw = parsed as JsonObject;
     await fillSandboxMac(ctx, result, deps);
-    store.write({ ...state, result: raw });
+    store.write({ ...state, result: raw }).catch(synced('state with the ADD result'));
   } catch (err) {
     const e =
       err instanceof CniError

@@ -1,5 +1,5 @@
 /**
- * CHECK (cni-contract.md A4): really looks inside the container's netns. The interface must exist with
+ * CHECK (docs/cni-contract.md A4): really looks inside the container's netns. The interface must exist with
  * the MAC from the ADD result, carry every address, and the netns must hold every route (dst and gw);
  * every address must still lie inside this host's current subnet (a new lease makes old pods stale).
  * Then the delegate's own CHECK runs with the stored result as `prevResult`.

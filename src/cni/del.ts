@@ -1,9 +1,9 @@
 /**
- * DEL (cni-contract.md A4, A8, A13.5): idempotent. No state → success (already deleted, or never added;
+ * DEL (docs/cni-contract.md A4, A8, A13.5): idempotent. No state → success (already deleted, or never added;
  * the delegate's DEL still runs best-effort to release a reservation whose state was lost). Otherwise the delegate's DEL runs with the stored config (subnet.env is not needed, so DEL works after
  * weftd is gone); the state is removed only after it succeeded, so a failed DEL is retried by the runtime
  * instead of leaking the address (flannel removes it first). Unreadable state is never a DEL failure
- * (pitfalls.md C2): weft rebuilds the delegate config from subnet.env when it can, else keeps the file for GC.
+ * (docs/pitfalls.md C2): weft rebuilds the delegate config from subnet.env when it can, else keeps the file for GC.
  */
 import type { CmdContext, CniDeps } from './deps.js';
 import { buildDelegateConfig } from './delegate-config.js';
@@ -49,7 +49,7 @@ export async function cmdDel(ctx: CmdContext, deps: CniDeps): Promise<void> {
 }
 
 /**
- * No state: already deleted, never added, or the state was lost (pitfalls.md C1). The delegate's DEL is
+ * No state: already deleted, never added, or the state was lost (docs/pitfalls.md C1). The delegate's DEL is
  * idempotent, so it runs with a config rebuilt from subnet.env to release any address still reserved for
  * this attachment; any failure here is only logged, because there is nothing of weft's to clean up.
  */

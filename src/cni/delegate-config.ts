@@ -1,6 +1,6 @@
 /**
  * The delegate configuration, built the way flannel's CNI plugin builds it (flannel-compat.md §16,
- * cni-contract.md A12) from the netconf and subnet.env:
+ * docs/cni-contract.md A12) from the netconf and subnet.env:
  *   name = network name; type default "bridge"; bridge isGateway default true; ipMasq default
  *   !FLANNEL_IPMASQ; mtu default FLANNEL_MTU; runtimeConfig/args copied; ipam = base ipam, type default
  *   "host-local", ranges = one range set per family present, routes = configured + one per cluster network.

@@ -19,6 +19,11 @@ export interface CniDeps {
   readonly readFile: (path: string) => string | undefined;
   readonly sleep: (ms: number) => Promise<void>;
   readonly now: () => number;
+  /**
+   * Set when the shim could not reach weftd and ran this full plugin instead (the reason): ADD then
+   * answers code 11, because ADD is served by weftd (README.md "CNI plugin").
+   */
+  readonly addUnavailable?: string;
 }
 
 /** One validated invocation. */
@@ -29,9 +34,17 @@ export interface CmdContext {
   readonly raw: JsonObject;
 }
 
-export function realDeps(log: CniLog): CniDeps {
+/**
+ * The real world. `invoke` replaces the standalone exec of delegates (weftd: the CNI shim runs them);
+ * `addUnavailable` see CniDeps.
+ */
+export function realDeps(
+  log: CniLog,
+  o: { invoke?: Invoker; addUnavailable?: string } = {},
+): CniDeps {
   return {
-    invoke: execInvoker,
+    invoke: o.invoke ?? execInvoker,
+    ...(o.addUnavailable !== undefined ? { addUnavailable: o.addUnavailable } : {}),
     inspect: nsenterInspector,
     log,
     readFile: (p) => readBoundedFile(p, MAX_SUBNET_ENV_BYTES),

@@ -8,7 +8,7 @@ import { cmdCheck } from './check.js';
 import { cmdDel } from './del.js';
 import type { CmdContext, CniDeps } from './deps.js';
 import { parseEnv } from './env.js';
-import { CniError, toErrorJson } from './errors.js';
+import { CniCode, CniError, toErrorJson } from './errors.js';
 import { cmdGC } from './gc.js';
 import { configVersion, decodeStdin, isObject, parseNetConf } from './netconf.js';
 import { cmdStatus } from './status.js';
@@ -51,6 +51,7 @@ export async function runPlugin(
     const ctx: CmdContext = { env, conf: parseNetConf(raw), version, raw };
     switch (env.command) {
       case 'ADD':
+        if (deps.addUnavailable !== undefined) throw daemonDown(deps.addUnavailable);
         return ok(await cmdAdd(ctx, deps));
       case 'DEL':
         await cmdDel(ctx, deps);
@@ -72,6 +73,14 @@ export async function runPlugin(
     return { stdout: JSON.stringify(toErrorJson(err, replyVersion)) + '\n', exitCode: 1 };
   }
 }
+
+/** ADD through the shim while weftd cannot serve it: the spec's "try again later". */
+const daemonDown = (reason: string): CniError =>
+  new CniError(
+    CniCode.TryAgainLater,
+    `weftd is not serving CNI requests on this host: ${reason}`,
+    'ADD runs inside weftd: start weftd (or wait until it has restarted) and retry; DEL works without it',
+  );
 
 const ok = (v: unknown): Outcome => ({ stdout: JSON.stringify(v) + '\n', exitCode: 0 });
 

@@ -1,5 +1,5 @@
 /**
- * The CNI_* environment (cni-contract.md A3), validated before anything touches a path: the container id
+ * The CNI_* environment (docs/cni-contract.md A3), validated before anything touches a path: the container id
  * and ifname become parts of a file name under dataDir, so they are checked against the spec's rules here.
  */
 import { CniCode, CniError } from './errors.js';

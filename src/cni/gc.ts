@@ -1,5 +1,5 @@
 /**
- * GC (spec 1.1, cni-contract.md A4): every stored attachment of this network that is not in
+ * GC (spec 1.1, docs/cni-contract.md A4): every stored attachment of this network that is not in
  * `cni.dev/valid-attachments` is released — the delegate's DEL with the stored config and no netns (the
  * bridge then only releases the IPAM reservation), then the state file. Keeps going on errors and reports
  * them all at the end; then forwards GC to the delegate if it speaks 1.1.0.

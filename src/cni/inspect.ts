@@ -26,6 +26,8 @@ export interface NetnsSnapshot {
 
 export type Inspector = (netnsPath: string, ifname: string) => Promise<NetnsSnapshot>;
 
+const INSPECT_TIMEOUT_MS = 30_000;
+
 const firstExisting = (cands: string[]): string => cands.find((c) => existsSync(c)) ?? cands[0]!;
 
 function run(
@@ -38,10 +40,16 @@ function run(
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', (err) =>
-      reject(new CniError(CniCode.IoFailure, `cannot run ${cmd}: ${err.message}`)),
-    );
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(new CniError(CniCode.IoFailure, `cannot run ${cmd}: ${err.message}`));
+    });
+    // A hung `ip` must not hold the call (inside weftd: the container's lock) for ever.
+    const timer = setTimeout(() => child.kill('SIGKILL'), INSPECT_TIMEOUT_MS);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? 1, stdout, stderr: stderr || (code === null ? 'timed out' : '') });
+    });
   });
 }
 

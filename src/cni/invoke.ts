@@ -1,5 +1,5 @@
 /**
- * Running a delegate plugin (cni-contract.md A2, A7): find its binary by `type` in CNI_PATH, exec it with
+ * Running a delegate plugin (docs/cni-contract.md A2, A7): find its binary by `type` in CNI_PATH, exec it with
  * weft's own environment (which is the runtime's) plus CNI_* overrides, the config on stdin; on success
  * return stdout, on failure turn its error JSON into a CniError with the delegate's own code.
  */
@@ -10,7 +10,7 @@ import { CniCode, CniError } from './errors.js';
 import { isObject } from './netconf.js';
 
 const TYPE_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-const MAX_OUTPUT = 1 << 20;
+export const MAX_OUTPUT = 1 << 20;
 export const DELEGATE_TIMEOUT_MS = 60_000;
 
 export interface InvokeRequest {
@@ -54,11 +54,46 @@ export function findPlugin(type: string, dirs: readonly string[]): string {
   );
 }
 
-/** The real invoker: spawn, bounded output, timeout, stderr passed through to weft's stderr. */
+/** The delegate's environment: the runtime's (`base`) with the request's CNI_* overrides. */
+export function delegateEnv(
+  base: Readonly<Record<string, string | undefined>>,
+  req: InvokeRequest,
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...base, ...req.env, CNI_COMMAND: req.command })) {
+    if (v !== undefined) env[k] = v;
+  }
+  return env;
+}
+
+/**
+ * How a finished delegate's run turns into its stdout or a CniError; shared by the standalone invoker
+ * below and weftd's, whose delegates the CNI shim runs (src/daemon/cni-server.ts).
+ */
+export function delegateOutcome(
+  req: InvokeRequest,
+  stdout: Buffer,
+  code: number | null,
+  signal: NodeJS.Signals | null,
+  overflow: boolean,
+): string {
+  const out = stdout.toString('utf8');
+  const name = path.basename(req.plugin);
+  if (overflow) {
+    throw new CniError(
+      CniCode.DelegateBadOutput,
+      `${name} ${req.command} wrote more than ${MAX_OUTPUT} bytes`,
+    );
+  }
+  if (code === 0) return out;
+  throw delegateError(name, req.command, out, code, signal);
+}
+
+/** The standalone plugin's invoker: spawn, bounded output, timeout, stderr passed through to weft's. */
 export const execInvoker: Invoker = (req) =>
   new Promise((resolve, reject) => {
     const child = lazySpawn()(req.plugin, [], {
-      env: { ...process.env, ...req.env, CNI_COMMAND: req.command },
+      env: delegateEnv(process.env, req),
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     const chunks: Buffer[] = [];
@@ -67,12 +102,12 @@ export const execInvoker: Invoker = (req) =>
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
     }, req.timeoutMs ?? DELEGATE_TIMEOUT_MS);
-    child.stdout.on('data', (c: Buffer) => {
+    child.stdout!.on('data', (c: Buffer) => {
       size += c.length;
       if (size > MAX_OUTPUT) overflow = true;
       else chunks.push(c);
     });
-    child.stdin.on('error', () => {
+    child.stdin!.on('error', () => {
       /* plugin exited before reading stdin: its exit status tells */
     });
     child.on('error', (err) => {
@@ -81,22 +116,13 @@ export const execInvoker: Invoker = (req) =>
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      const out = Buffer.concat(chunks).toString('utf8');
-      const name = path.basename(req.plugin);
-      if (overflow) {
-        reject(
-          new CniError(
-            CniCode.DelegateBadOutput,
-            `${name} ${req.command} wrote more than ${MAX_OUTPUT} bytes`,
-          ),
-        );
-      } else if (code === 0) {
-        resolve(out);
-      } else {
-        reject(delegateError(name, req.command, out, code, signal));
+      try {
+        resolve(delegateOutcome(req, Buffer.concat(chunks), code, signal, overflow));
+      } catch (err) {
+        reject(err);
       }
     });
-    child.stdin.end(req.stdin);
+    child.stdin!.end(req.stdin);
   });
 
 function delegateError(

@@ -1,7 +1,7 @@
 /**
  * Reading subnet.env for the commands: a missing file means "weftd not ready yet" (code 11, or 50 for
  * STATUS); a malformed one is code 100 naming every problem. ADD waits a bounded time for the file so pods
- * created while the node boots are not failed at once (pitfalls.md A10).
+ * created while the node boots are not failed at once (docs/pitfalls.md A10).
  */
 import type { CniDeps } from './deps.js';
 import { CniCode, CniError } from './errors.js';

@@ -59,7 +59,10 @@ async function main(): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  const outcome = await runPlugin(process.env, stdin, realDeps(log));
+  // Set by cni-shim/weft-cni-shim.c when it runs this full plugin because weftd could not serve the call.
+  const viaShim = process.env['WEFT_CNI_SHIM_FALLBACK'];
+  const deps = viaShim === undefined ? realDeps(log) : realDeps(log, { addUnavailable: viaShim });
+  const outcome = await runPlugin(process.env, stdin, deps);
   if (outcome.stdout !== '') process.stdout.write(outcome.stdout);
   process.exitCode = outcome.exitCode;
 }

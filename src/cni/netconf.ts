@@ -1,5 +1,5 @@
 /**
- * The network configuration weft receives on stdin (cni-contract.md A5, flannel-compat.md §16). Parsing is
+ * The network configuration weft receives on stdin (docs/cni-contract.md A5, flannel-compat.md §16). Parsing is
  * strict where a value reaches a path, a process or the delegate (names, paths, delegate keys) and lenient
  * elsewhere: unknown keys and `capabilities` are accepted and ignored, as the spec asks.
  */
@@ -9,6 +9,9 @@ import { ID_PATTERN, MAX_ID_LENGTH } from './env.js';
 export const DEFAULT_SUBNET_FILE = '/run/flannel/subnet.env';
 export const DEFAULT_DATA_DIR = '/var/lib/cni/weft';
 export const DEFAULT_SUBNET_WAIT_SECONDS = 10;
+export const DEFAULT_DAEMON_SOCKET = '/run/weft/cni.sock';
+/** sockaddr_un.sun_path holds 108 bytes including the terminating NUL. */
+const MAX_SOCKET_PATH = 107;
 export const MAX_STDIN_BYTES = 4 * 1024 * 1024;
 /** Deeper JSON is refused: the state store and the delegate's stdin are written with JSON.stringify,
  *  which recurses and would overflow the stack (a 999 "internal error" instead of code 6). */
@@ -42,6 +45,8 @@ export interface WeftNetConf {
   readonly name: string;
   readonly subnetFile: string;
   readonly dataDir: string;
+  /** weftd's CNI socket the shim talks to (read by cni-shim/weft-cni-shim.c; validated here). */
+  readonly daemonSocket: string;
   /** How long ADD waits for subnet.env before answering "try again later" (code 11). */
   readonly subnetWaitSeconds: number;
   /** User overrides for the delegate (`type` defaults to bridge; `name`, `ipam` are forbidden). */
@@ -121,6 +126,21 @@ function absolutePath(conf: JsonObject, key: string, dflt: string): string {
   return v.length > 1 && v.endsWith('/') ? v.replace(/\/+$/, '') : v;
 }
 
+/** `daemonSocket`: an absolute path short enough for a unix socket address, without JSON escapes. */
+function socketPath(conf: JsonObject): string {
+  const v = absolutePath(conf, 'daemonSocket', DEFAULT_DAEMON_SOCKET);
+  if (
+    Buffer.byteLength(v) > MAX_SOCKET_PATH ||
+    [...v].some((c) => c === '"' || c === '\\' || c < ' ')
+  ) {
+    throw invalid(
+      `"daemonSocket" must be at most ${MAX_SOCKET_PATH} bytes without quotes, backslashes or control characters`,
+      `got ${JSON.stringify(v)}`,
+    );
+  }
+  return v;
+}
+
 function parseAttachments(v: Json | undefined): Attachment[] | undefined {
   if (v === undefined || v === null) return undefined;
   if (!Array.isArray(v)) throw invalid('"cni.dev/valid-attachments" must be a list');
@@ -173,6 +193,7 @@ export function parseNetConf(conf: JsonObject): WeftNetConf {
     name,
     subnetFile: absolutePath(conf, 'subnetFile', DEFAULT_SUBNET_FILE),
     dataDir: absolutePath(conf, 'dataDir', DEFAULT_DATA_DIR),
+    daemonSocket: socketPath(conf),
     subnetWaitSeconds: typeof wait === 'number' ? wait : DEFAULT_SUBNET_WAIT_SECONDS,
     delegate,
     ipam,

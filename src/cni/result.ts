@@ -1,5 +1,5 @@
 /**
- * ADD results (cni-contract.md A6) and their conversion between spec versions. weft normalises whatever
+ * ADD results (docs/cni-contract.md A6) and their conversion between spec versions. weft normalises whatever
  * its delegate returned (0.3.0 … 1.1.0) into one internal shape, validating every field, and renders it in
  * exactly the version the runtime asked for:
  *   < 1.0.0: `ips[].version` ("4"/"6"); interfaces only name/mac/sandbox; routes only dst/gw.

@@ -1,12 +1,16 @@
 /**
- * Per-attachment state under dataDir (cni-contract.md A12, pitfalls.md C1/C2):
+ * Per-attachment state under dataDir (docs/cni-contract.md A12, docs/pitfalls.md C1/C2):
  *   <dataDir>/<network>/<containerID>@<ifname>   (dirs 0700, files 0600)
  * holding the delegate config weft ran and, once ADD succeeded, the delegate's result. Keyed by
  * (network, container, ifname) so two attachments of one container never collide; `@` cannot occur in a
  * container id, so a file name maps back to exactly one (id, ifname) for GC.
  *
- * Writes are temp file + fsync + rename + directory fsync, so a crash leaves the old file or the new one,
- * never an empty one. Every path component is validated (env.ts) before it gets here, and `pathFor`
+ * Writes are temp file + rename (atomic: readers see the old file or the new one), then fsync of the file
+ * and the directory, which `write` returns as a promise (ADD does not wait for it, see add.ts). A power
+ * loss can leave an empty or missing state file, never a wrong one: DEL then rebuilds the delegate config
+ * from subnet.env (unreadable or lost state, docs/pitfalls.md C1/C2) and the delegate's DEL still releases the
+ * address. Removal is not fsynced: a state file that comes back after a crash is released by the next
+ * DEL, GC or ADD of that attachment. Every path component is validated (env.ts) before it gets here, and `pathFor`
  * re-checks that the result stays inside dataDir; files are opened with O_NOFOLLOW.
  */
 import * as fs from 'node:fs';
@@ -67,7 +71,7 @@ export class StateStore {
   }
 
   /**
-   * dataDir itself may be a symlink the operator chose (e.g. into /run, pitfalls.md C1); the per-network
+   * dataDir itself may be a symlink the operator chose (e.g. into /run, docs/pitfalls.md C1); the per-network
    * directory below it is weft's own and must be a real directory.
    */
   private ensureDir(dir: string): void {
@@ -82,8 +86,11 @@ export class StateStore {
     }
   }
 
-  /** Atomically writes the state and fsyncs file and directory before returning. */
-  write(s: StoredAttachment): void {
+  /**
+   * Atomically replaces the state (temp + rename) before returning; the promise resolves once file and
+   * directory are fsynced (it rejects with code 5 if that fails). Throws code 5 when the write fails.
+   */
+  write(s: StoredAttachment): Promise<void> {
     const file = this.pathFor(s.network, s.containerID, s.ifname);
     const dir = path.dirname(file);
     this.ensureDir(dir);
@@ -101,12 +108,18 @@ export class StateStore {
       try {
         let off = 0;
         while (off < data.length) off += fs.writeSync(fd, data, off);
-        fs.fsyncSync(fd);
-      } finally {
+        fs.renameSync(tmp, file);
+      } catch (err) {
         fs.closeSync(fd);
+        throw err;
       }
-      fs.renameSync(tmp, file);
-      syncDir(dir);
+      const durable = syncAndClose(fd, dir).catch((err: unknown) => {
+        throw ioError(`cannot sync state ${file}`, err);
+      });
+      durable.catch(() => {
+        /* the caller awaits it; never an unhandled rejection while it is busy elsewhere */
+      });
+      return durable;
     } catch (err) {
       try {
         fs.unlinkSync(tmp);
@@ -159,7 +172,6 @@ export class StateStore {
     const file = this.pathFor(network, containerID, ifname);
     try {
       fs.unlinkSync(file);
-      syncDir(path.dirname(file));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
         throw ioError(`cannot remove state ${file}`, err);
@@ -193,11 +205,18 @@ export class StateStore {
   }
 }
 
-function syncDir(dir: string): void {
-  const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+/** fsync of the written file (its fd), then of its directory (the rename), off the main thread. */
+async function syncAndClose(fd: number, dir: string): Promise<void> {
+  const fsp = fs.promises;
   try {
-    fs.fsyncSync(fd);
+    await new Promise<void>((resolve, reject) => fs.fsync(fd, (e) => (e ? reject(e) : resolve())));
   } finally {
     fs.closeSync(fd);
+  }
+  const d = await fsp.open(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
   }
 }

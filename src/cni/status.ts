@@ -1,5 +1,5 @@
 /**
- * STATUS (spec 1.1, cni-contract.md A4): code 50 while subnet.env is missing or unusable (weftd not ready)
+ * STATUS (spec 1.1, docs/cni-contract.md A4): code 50 while subnet.env is missing or unusable (weftd not ready)
  * or the delegate plugin is not installed; otherwise the delegate's STATUS decides, if it speaks 1.1.0 (a
  * delegate that predates STATUS, like Debian 12's bridge, counts as available).
  */

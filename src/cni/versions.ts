@@ -1,5 +1,5 @@
 /**
- * CNI spec versions weft speaks (cni-contract.md A1). Matching is an exact string match; a config without
+ * CNI spec versions weft speaks (docs/cni-contract.md A1). Matching is an exact string match; a config without
  * `cniVersion` is 0.1.0, which weft does not support.
  */
 import { CniCode, CniError } from './errors.js';

@@ -1,11 +1,13 @@
 /**
- * The backends compiled into this build (design.md C3): vxlan, host-gw and udp, each
+ * The backends compiled into this build (design.md C3): vxlan, host-gw, udp and wireguard, each
  * given the resync period from `--resync-period` and an observer feeding the daemon's metrics.
  */
 import type { PeerLoopObserver } from '../backend/peer-loop.js';
 import { hostGwBackendFactory } from '../backend-hostgw/index.js';
 import { udpBackendFactory } from '../backend-udp/index.js';
 import { vxlanBackendFactory } from '../backend-vxlan/index.js';
+import { wireguardBackendFactory, type WireguardNetwork } from '../backend-wireguard/index.js';
+import { registerWireguardMetrics } from './wireguard-metrics.js';
 import type { NetlinkOps } from '../netlink/index.js';
 import type { DaemonMetrics } from './metrics.js';
 import { createBackendRegistry, type BackendRegistry } from './backends.js';
@@ -29,6 +31,8 @@ export function defaultBackends(opts: {
 }): BackendRegistry {
   const resyncMs = opts.resyncPeriodSec * 1000;
   const shared = opts.netlink ? { netlink: opts.netlink } : {};
+  let wireguard: WireguardNetwork | null = null;
+  registerWireguardMetrics(opts.metrics.registry, () => wireguard?.devices ?? []);
   return createBackendRegistry({
     vxlan: vxlanBackendFactory({
       ...shared,
@@ -41,5 +45,13 @@ export function defaultBackends(opts: {
       observer: metricsObserver('host-gw', opts.metrics),
     }),
     udp: udpBackendFactory({ ...shared, resyncMs, observer: metricsObserver('udp', opts.metrics) }),
+    wireguard: wireguardBackendFactory({
+      ...shared,
+      resyncMs,
+      observer: metricsObserver('wireguard', opts.metrics),
+      onNetwork: (n) => {
+        wireguard = n;
+      },
+    }),
   });
 }

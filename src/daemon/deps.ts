@@ -8,9 +8,12 @@ import { createNetlinkOps } from '../netlink/index.js';
 import { defaultBackends } from './default-backends.js';
 import { createIptablesRunner } from '../firewall/iptables-forward.js';
 import { createNftRunner } from '../firewall/nft.js';
+import { startCniServer } from './cni-server.js';
 import { createDaemonMetrics } from './metrics.js';
 import type { DaemonOptions } from './options.js';
 import type { DaemonDeps } from './run.js';
+import { createServiceNotifier } from './sd-notify.js';
+import { refuseFlannelLeftovers } from './flannel-leftovers.js';
 import { readHostSnapshot } from './uplink.js';
 
 const DEFAULT_TTL = 86_400;
@@ -47,7 +50,9 @@ export function createDefaultDeps(
   signal: AbortSignal,
   log: Logger,
 ): DaemonDeps {
-  const metrics = createDaemonMetrics();
+  const metrics = createDaemonMetrics({
+    served: options.healthzPort > 0 || options.metricsPort > 0,
+  });
   // one netlink façade for the backend, owned (and closed) by the daemon, its counters on /metrics
   const netlink = createNetlinkOps({ log: log.child({ component: 'netlink' }) });
   metrics.watchNetlink(() => netlink.stats());
@@ -62,8 +67,11 @@ export function createDefaultDeps(
     backends: defaultBackends({ resyncPeriodSec: options.resyncPeriod, metrics, netlink }),
     readHost: readHostSnapshot,
     nft: createNftRunner(),
+    startCniServer,
     iptables: createIptablesRunner(),
     metrics,
+    notify: createServiceNotifier({ env: process.env, log }),
+    checkHost: () => refuseFlannelLeftovers(),
     dispose: () => netlink.close(),
   };
 }

@@ -14,6 +14,7 @@ export const EXIT = {
   leaseLost: 5,
   leaseExhausted: 6,
   firewall: 7,
+  flannelLeftovers: 8,
 } as const;
 
 export interface DaemonResult {
@@ -55,5 +56,7 @@ export function exitFor(err: unknown): DaemonResult {
   if (hasCode(err, 'E_LEASE_EXHAUSTED'))
     return { exitCode: EXIT.leaseExhausted, message: msg, error: err };
   if (hasCode(err, 'E_FIREWALL')) return { exitCode: EXIT.firewall, message: msg, error: err };
+  if (hasCode(err, 'E_FLANNEL_LEFTOVERS'))
+    return { exitCode: EXIT.flannelLeftovers, message: msg, error: err };
   return { exitCode: EXIT.fatal, message: msg, error: err };
 }

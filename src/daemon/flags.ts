@@ -38,6 +38,8 @@ export interface DaemonOptions {
   /** Seconds between full reconciles of the dataplane by the backend. */
   readonly resyncPeriod: number;
   readonly stateDir: string;
+  /** weftd's CNI socket for the `weft` plugin's shim; '' = off (the plugin then runs standalone). */
+  readonly cniSocket: string;
   readonly logLevel: LogLevel;
   readonly help: boolean;
   readonly version: boolean;
@@ -195,6 +197,17 @@ export const FLAGS: readonly FlagSpec[] = [
     def: '/var/lib/weft',
     help: 'directory for state that outlives the daemon (e.g. the VTEP MAC)',
     check: (v: string) => (v.length > 0 ? undefined : 'must be a directory path'),
+  },
+  {
+    name: 'cni-socket',
+    key: 'cniSocket',
+    kind: 'string',
+    def: '/run/weft/cni.sock',
+    help: 'unix socket serving the weft CNI plugin in-process ("" = off)',
+    check: (v: string) =>
+      v === '' || (v.startsWith('/') && Buffer.byteLength(v) <= 107)
+        ? undefined
+        : 'must be an absolute path of at most 107 bytes, or "" for off',
   },
   {
     name: 'log-level',

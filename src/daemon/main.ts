@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describeError } from '../errors.js';
 import { createJsonLogger } from '../log/logger.js';
 import { createDefaultDeps } from './deps.js';
+import { acceptFlannelFlags } from './flannel-flags.js';
 import { parseOptions, renderHelp, type DaemonOptions } from './options.js';
 import { EXIT, runDaemon } from './run.js';
 
@@ -18,8 +19,11 @@ function version(): string {
 }
 
 let options: DaemonOptions;
+let legacyWarnings: readonly string[] = [];
 try {
-  options = parseOptions(process.argv.slice(2), process.env);
+  const flannel = acceptFlannelFlags(process.argv.slice(2), process.env);
+  legacyWarnings = flannel.warnings;
+  options = parseOptions(flannel.argv, process.env);
 } catch (err) {
   process.stderr.write(`weftd: ${describeError(err)}\n`);
   process.exit(EXIT.usage);
@@ -34,6 +38,7 @@ if (options.version) {
 }
 
 const log = createJsonLogger({ level: options.logLevel, bindings: { name: 'weftd' } });
+for (const w of legacyWarnings) log.warn(w);
 const controller = new AbortController();
 for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   process.on(sig, () => {
@@ -50,7 +55,9 @@ log.info('weftd starting', {
   version: version(),
   options: { ...options, etcdPassword: options.etcdPassword ? '***' : null },
 });
-const result = await runDaemon(options, createDefaultDeps(options, controller.signal, log));
-if (result.exitCode === EXIT.ok) log.info(result.message);
-else log.error(result.message, { exitCode: result.exitCode });
-process.exit(result.exitCode);
+// No top-level await: the packaged single executable runs this module as CommonJS (docs/design.md C18).
+void runDaemon(options, createDefaultDeps(options, controller.signal, log)).then((result) => {
+  if (result.exitCode === EXIT.ok) log.info(result.message);
+  else log.error(result.message, { exitCode: result.exitCode });
+  process.exit(result.exitCode);
+});

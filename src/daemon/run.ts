@@ -9,7 +9,7 @@
 import { AbortedError, WeftError, describeError, hasCode, isRetryable } from '../errors.js';
 import { EXIT, exitFor, type DaemonResult } from './exit-codes.js';
 import { rateLimited, type Logger } from '../log/logger.js';
-import type { Lease } from '../lease/lease.js';
+import type { Lease, LeaseEvent } from '../lease/lease.js';
 import type { Network, Uplink } from '../backend/backend.js';
 import type { NetworkConfig, SubnetManager } from '../subnet/manager.js';
 import { sleep } from '../subnet/sleep.js';
@@ -18,11 +18,15 @@ import { Firewall } from '../firewall/firewall.js';
 import type { IptablesRunner } from '../firewall/iptables-forward.js';
 import type { NftRunner } from '../firewall/nft.js';
 import type { RulesInput } from '../firewall/rules.js';
+import { PeerAllowlist, tapLeaseEvents, type AllowlistScope } from './peer-allowlist.js';
 import { startHealthServer, type HealthServer } from './health.js';
+import type { startCniServer, CniServer } from './cni-server.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { DaemonOptions } from './options.js';
+import type { ServiceNotifier } from './sd-notify.js';
 import { readSubnetEnv, writeSubnetEnv, type PreviousSubnets } from './subnet-env.js';
 import { selectUplink, type HostSnapshot } from './uplink.js';
+import { forwarderMetricSamples, type UdpNetwork } from '../backend-udp/index.js';
 
 export { EXIT, exitFor, type DaemonResult } from './exit-codes.js';
 
@@ -37,8 +41,14 @@ export interface DaemonDeps {
   /** iptables fallback for forward rules on hosts whose FORWARD policy drops (optional). */
   readonly iptables?: IptablesRunner;
   readonly metrics: DaemonMetrics;
+  /** The CNI plugin's socket server (cni-server.ts); absent = not served (unit tests). */
+  readonly startCniServer?: typeof startCniServer;
   /** Delay between config reads while the config is absent or etcd unreachable (default 1000). */
   readonly retryMs?: number;
+  /** Start-up check for flannel's leftovers (throws E_FLANNEL_LEFTOVERS; docs/migration-from-flannel.md). */
+  readonly checkHost?: () => Promise<void>;
+  /** systemd notifications (READY=1, STATUS=, STOPPING=1; docs/systemd.md), if started by systemd. */
+  readonly notify?: ServiceNotifier;
   /** Releases what the deps hold (e.g. netlink sockets) after the daemon stopped. */
   readonly dispose?: () => void | Promise<void>;
 }
@@ -48,7 +58,7 @@ export class Daemon {
   ready = false;
   lease: Lease | null = null;
   uplink: Uplink | null = null;
-  private readonly servers: HealthServer[] = [];
+  private readonly servers: (HealthServer | CniServer)[] = [];
   private readonly log: Logger;
   private readonly noisy: Logger;
 
@@ -86,6 +96,16 @@ export class Daemon {
       this.servers.push(srv);
       this.log.info('health server listening', { address: `${healthzIp}:${srv.address.port}` });
     }
+    // The CNI plugin's fast path (cni-server.ts); DEL must work before the config is there too.
+    const { cniSocket } = this.options;
+    const cni =
+      cniSocket && this.deps.startCniServer
+        ? await this.deps.startCniServer({
+            path: cniSocket,
+            log: this.log.child({ component: 'cni' }),
+          })
+        : null;
+    if (cni) this.servers.push(cni);
   }
 
   /** Step: `<prefix>/config`, retried every second while absent or etcd is unreachable. */
@@ -104,11 +124,15 @@ export class Daemon {
           this.noisy.warn('network config not found in etcd: waiting for it', {
             key: `${this.options.etcdPrefix}/config`,
           });
+          this.deps.notify?.status(
+            `waiting for the network config ${this.options.etcdPrefix}/config`,
+          );
         } else if (isRetryable(err) || hasCode(err, 'E_ETCD_UNAVAILABLE')) {
           this.deps.metrics.etcdError('get_config');
           this.noisy.warn('cannot read the network config: retrying', {
             error: describeError(err),
           });
+          this.deps.notify?.status(`waiting for etcd: ${describeError(err)}`);
         } else {
           throw err;
         }
@@ -154,8 +178,13 @@ export class Daemon {
     }
   }
 
-  /** The firewall inputs for this host's lease. */
-  rulesInput(config: NetworkConfig, lease: Lease): RulesInput {
+  /** The firewall inputs for this host's lease, the backend's encapsulation ports and the uplink. */
+  rulesInput(
+    config: NetworkConfig,
+    lease: Lease,
+    network?: Pick<Network, 'encapPorts' | 'peersOnUplink'>,
+    uplink?: Pick<Uplink, 'name'>,
+  ): RulesInput {
     return {
       ipv4:
         config.enableIPv4 && config.network && lease.subnet
@@ -168,6 +197,9 @@ export class Daemon {
       ipMasq: this.options.ipMasq,
       fullyRandom: !this.options.ipMasqFullyRandomDisable,
       forwardRules: this.options.iptablesForwardRules,
+      encapPorts: network?.encapPorts ?? [],
+      peersOnUplink: network?.peersOnUplink ?? false,
+      uplinks: uplink ? [uplink.name] : [],
     };
   }
 
@@ -180,6 +212,7 @@ export class Daemon {
     let subnets: SubnetManager | null = null;
     try {
       const prev = await this.readPrevious();
+      await this.deps.checkHost?.();
       subnets = this.deps.createSubnetManager(
         this.options,
         this.log.child({ component: 'subnet' }),
@@ -198,7 +231,38 @@ export class Daemon {
       });
       this.uplink = uplink;
       this.log.info('using interface', { ...uplink });
-      const network = await this.registerNetwork(config, uplink, subnets, prev, stop.signal);
+      const firewall = new Firewall(
+        this.deps.nft,
+        rateLimited(this.log.child({ component: 'firewall' }), 60_000, 3),
+        metrics,
+        this.deps.iptables,
+      );
+      // The peer allowlist follows the lease events the backend sees (README "Security").
+      const allowlist = new PeerAllowlist();
+      let scope: AllowlistScope | null = null;
+      const onLeaseBatch = (batch: readonly LeaseEvent[]): void => {
+        allowlist.observe(batch);
+        if (!scope) return;
+        const peers = allowlist.addresses(scope);
+        firewall.setPeers(peers, peers.complete).catch((err: unknown) =>
+          this.noisy.warn('updating the peer allowlist failed: the resync retries', {
+            error: describeError(err),
+          }),
+        );
+      };
+      const network = await this.registerNetwork(
+        config,
+        uplink,
+        tapLeaseEvents(subnets, onLeaseBatch),
+        prev,
+        stop.signal,
+      );
+      const udp = network as Partial<UdpNetwork>;
+      if (typeof udp.forwarderStats === 'function') {
+        // the UDP forwarder's counters (packets, drops by reason, route failures) on /metrics
+        const stats = udp.forwarderStats.bind(network);
+        metrics.watchSamples(() => forwarderMetricSamples(stats()));
+      }
       const lease = network.lease;
       this.lease = lease;
       metrics.setLeaseState('acquired', lease.expiration);
@@ -208,13 +272,8 @@ export class Daemon {
         subnet6: lease.subnet6,
         mtu: network.mtu,
       });
-      const firewall = new Firewall(
-        this.deps.nft,
-        rateLimited(this.log.child({ component: 'firewall' }), 60_000, 3),
-        metrics,
-        this.deps.iptables,
-      );
-      await firewall.apply(this.rulesInput(config, lease));
+      scope = { config, uplink, own: lease };
+      await firewall.apply(this.rulesInput(config, lease, network, uplink));
       await writeSubnetEnv(this.options.subnetFile, {
         network: config.enableIPv4 ? config.network : null,
         subnet: config.enableIPv4 ? lease.subnet : null,
@@ -227,6 +286,9 @@ export class Daemon {
       this.ready = true;
       metrics.setReady(true);
       this.log.info('weftd is ready');
+      this.deps.notify?.ready(
+        `ready: ${[lease.subnet, lease.subnet6].filter(Boolean).join(' ')} via ${uplink.name}, ${config.backend.type}`,
+      );
       return await this.supervise(network, subnets, lease, firewall, stop);
     } catch (err) {
       if (stop.signal.aborted && (hasCode(err, 'E_ABORTED') || signal.aborted)) {
@@ -234,6 +296,7 @@ export class Daemon {
       }
       return exitFor(err);
     } finally {
+      this.deps.notify?.stopping();
       this.ready = false;
       metrics.setReady(false);
       stop.abort();
@@ -288,6 +351,7 @@ export class Daemon {
       stop.signal.addEventListener('abort', () => resolve(), { once: true });
     });
     this.log.info('stopping: the lease, device, routes and rules stay in place');
+    this.deps.notify?.stopping();
     await Promise.race([Promise.allSettled(tasks), sleep(10_000, new AbortController().signal)]);
     if (fatal !== null) {
       if (hasCode(fatal, 'E_LEASE_LOST')) this.deps.metrics.setLeaseState('lost', null);

@@ -4,9 +4,8 @@
  * opened non-blocking, only a regular file, at most 64 KiB read.
  */
 import { constants } from 'node:fs';
-import { mkdir, open, rename, rm, chmod } from 'node:fs/promises';
-import { dirname, basename, join } from 'node:path';
-import { WeftError } from '../errors.js';
+import { open, chmod } from 'node:fs/promises';
+import { writeFileAtomic } from '../files/atomic-write.js';
 import {
   formatSubnetEnv,
   MAX_SUBNET_ENV_BYTES,
@@ -16,46 +15,6 @@ import {
 } from '../lease/subnet-env.js';
 
 export type { PreviousSubnets, SubnetEnvValues };
-
-/** Writes `content` to `path` atomically: same-directory temp file, fsync, rename, fsync of the dir. */
-export async function writeFileAtomic(path: string, content: string, mode = 0o644): Promise<void> {
-  const dir = dirname(path);
-  try {
-    const created = await mkdir(dir, { recursive: true, mode: 0o755 });
-    if (created !== undefined) {
-      // mkdir's mode is masked by the umask: set 0755 on every directory this call created
-      for (let d = dir; d.length >= created.length; d = dirname(d)) {
-        await chmod(d, 0o755);
-        if (d === created) break;
-      }
-    }
-    const tmp = join(dir, `.${basename(path)}.${process.pid}.tmp`);
-    const fh = await open(tmp, 'w', mode);
-    try {
-      await fh.writeFile(content);
-      await fh.chmod(mode); // regardless of umask
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await rename(tmp, path);
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
-    }
-    const dh = await open(dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
-  } catch (err) {
-    throw new WeftError('E_IO', `failed to write ${path}: ${(err as Error).message}`, {
-      cause: err,
-    });
-  }
-}
 
 export async function writeSubnetEnv(path: string, v: SubnetEnvValues): Promise<void> {
   await writeFileAtomic(path, formatSubnetEnv(v));

@@ -21,7 +21,19 @@ export interface ParsedOptions {
   readonly port: number;
   readonly bindIp: Buffer;
   readonly mtu: number;
+  readonly local: readonly ParsedDst[];
+  readonly maxRoutes: number;
+  /** 0 = automatic */
+  readonly threads: number;
+  readonly nice: number;
 }
+
+/** Nice value of the forwarder's loop threads unless the options say otherwise. */
+export const DEFAULT_FORWARDER_NICE = -10;
+
+/** Most own subnets (native/include/fwd.h FWD_MAX_LOCAL). */
+export const MAX_LOCAL_SUBNETS = 16;
+export const DEFAULT_MAX_ROUTES = 1 << 20;
 
 function show(v: unknown): string {
   return typeof v === 'string' ? JSON.stringify(v) : String(v);
@@ -64,7 +76,56 @@ export function parseOptions(opts: ForwarderOptions): ParsedOptions {
       `bindAddress must be an IPv4 address such as 198.18.0.1, got ${show(opts.bindAddress)}`,
     );
   }
-  return { tunFd: opts.tunFd, port: opts.port, mtu: opts.mtu, bindIp: ip4Bytes(bindIp) };
+  const maxRoutes = opts.maxRoutes ?? DEFAULT_MAX_ROUTES;
+  if (!isIntIn(maxRoutes, 1, 0xffffffff)) {
+    throw new TypeError(`maxRoutes must be a positive integer, got ${show(opts.maxRoutes)}`);
+  }
+  if (opts.threads !== undefined && opts.threads !== 1 && opts.threads !== 2) {
+    throw new TypeError(`threads must be 1 or 2, got ${show(opts.threads)}`);
+  }
+  const nice = opts.nice ?? DEFAULT_FORWARDER_NICE;
+  if (!isIntIn(nice, -20, 19)) {
+    throw new TypeError(`nice must be an integer -20..19, got ${show(opts.nice)}`);
+  }
+  return {
+    tunFd: opts.tunFd,
+    port: opts.port,
+    mtu: opts.mtu,
+    bindIp: ip4Bytes(bindIp),
+    local: parseLocal(opts.localSubnets),
+    maxRoutes,
+    threads: opts.threads ?? 0,
+    nice,
+  };
+}
+
+/** This host's own subnets: an array of at most 16 CIDRs without host bits. */
+export function parseLocal(cidrs: unknown): ParsedDst[] {
+  if (!Array.isArray(cidrs) || cidrs.length > MAX_LOCAL_SUBNETS) {
+    throw new TypeError(
+      `localSubnets must be an array of at most ${MAX_LOCAL_SUBNETS} CIDRs (this host's lease subnets), got ${show(cidrs)}`,
+    );
+  }
+  return cidrs.map((c: unknown) => parseDst(c));
+}
+
+/** The native encoding of own subnets: 18 bytes each (family, prefix length, 16 address bytes). */
+export function localBytes(local: readonly ParsedDst[]): Buffer {
+  const b = Buffer.alloc(18 * local.length);
+  local.forEach((d, i) => {
+    b[i * 18] = d.family;
+    b[i * 18 + 1] = d.prefixLen;
+    d.addr.copy(b, i * 18 + 2);
+  });
+  return b;
+}
+
+/** Canonical CIDR of a native (family, 16 address bytes, length) triple. */
+export function cidrOf(family: number, addr: Buffer, prefixLen: number): string {
+  if (family === 4) return `${[...addr.subarray(0, 4)].join('.')}/${prefixLen}`;
+  const hi = addr.readBigUInt64BE(0);
+  const lo = addr.readBigUInt64BE(8);
+  return new Ip6Net((hi << 64n) | lo, prefixLen).toString();
 }
 
 export function parseDst(dst: unknown): ParsedDst {
@@ -134,6 +195,9 @@ export const ZERO_DROPS = Object.freeze({
   noRoute: 0,
   unknownPeer: 0,
   badInnerSource: 0,
+  badInnerDest: 0,
+  badChecksum: 0,
+  congested: 0,
   malformed: 0,
   ttl: 0,
   unsupported: 0,
@@ -146,6 +210,29 @@ export function fallbackOf(stats: ForwarderStats): string[] {
   return (Object.entries(stats.offloads) as [string, boolean][])
     .filter(([, on]) => !on)
     .map(([name]) => name);
+}
+
+/** A route the forwarder could not insert. */
+export interface RouteFailure {
+  readonly dst: string;
+  readonly code: string;
+}
+
+/** The error `settled()` rejects with after failed route inserts. */
+export function routeFailureError(failures: readonly RouteFailure[]): WeftError {
+  const shown = failures
+    .slice(0, 5)
+    .map((f) => `${f.dst} (${f.code})`)
+    .join(', ');
+  const more = failures.length > 5 ? ` and ${failures.length - 5} more` : '';
+  return new WeftError(
+    'E_NATIVE',
+    `forwarder could not insert ${failures.length} route(s): ${shown}${more}; they are left out of routes() so the next resync sets them again`,
+    {
+      details: { code: failures[0]?.code, routes: failures.map((f) => f.dst) },
+      retryable: true,
+    },
+  );
 }
 
 /** Polls `applied()` until it reaches `target` (or throws what `failure()` returns). */

@@ -13,8 +13,14 @@
  *   route's peer (TTL − 1, dropped at 0); a miss drops it and answers IPv4 senders with ICMP
  *   net-unreachable (never for ICMP errors or non-first fragments; rate-limited).
  * - UDP → TUN: a datagram is accepted only from the public address of a peer some route points to,
- *   and only if its inner source address lies in a subnet routed to that same peer; anything else is
- *   dropped and counted by reason. TTL − 1, dropped at 0.
+ *   only if its inner source address lies in a subnet routed to that same peer, and only if its inner
+ *   destination lies in one of this host's own subnets (`localSubnets`: a peer must not use this host
+ *   as a relay to other peers, the LAN or link-local addresses); anything else is dropped and counted
+ *   by reason. TTL − 1, dropped at 0. TCP segments coalesced into one TUN write have their checksums
+ *   verified first (a corrupted one is dropped, `badChecksum`).
+ * - Congestion: the forwarder never waits for a socket. Every peer sends through its own socket, so a
+ *   peer whose path is congested loses only its own packets (`congested`); receiving, other peers and
+ *   route updates go on.
  */
 import type { EventEmitter } from 'node:events';
 
@@ -31,6 +37,26 @@ export interface ForwarderOptions {
   readonly bindAddress?: string;
   /** MTU of the TUN device (underlay MTU − 28). */
   readonly mtu: number;
+  /**
+   * This host's own subnets (its lease's IPv4 and IPv6 subnet), at most 16 CIDRs: the only inner
+   * destinations accepted from peers. Empty = nothing from peers is delivered. See setLocalSubnets.
+   */
+  readonly localSubnets: readonly string[];
+  /** Most routes the table takes (a bound on hostile input); default 1048576. Beyond it a new route
+   *  fails with ENOSPC (reported by `settled()`). */
+  readonly maxRoutes?: number;
+  /**
+   * Loop threads: 1 = one for both directions; 2 = one per direction (TUN → UDP and UDP → TUN run at
+   * the same time, so a TCP stream's data and its ACKs never wait for each other). Default: 2 when at
+   * least two CPUs are online, else 1.
+   */
+  readonly threads?: 1 | 2;
+  /**
+   * Nice value of the loop threads, -20..19 (default -10). The kernel's own tunnels forward in softirq
+   * context, ahead of every task; at nice 0 each packet waits behind the host's other work. Needs
+   * CAP_SYS_NICE (weftd runs as root); without it the threads keep the process's priority.
+   */
+  readonly nice?: number;
 }
 
 /** One route: packets for `dst` go to `peerIp:port` over UDP. */
@@ -50,6 +76,12 @@ export interface ForwarderDrops {
   readonly unknownPeer: number;
   /** UDP → TUN: inner source address outside every subnet routed to the sending peer. */
   readonly badInnerSource: number;
+  /** UDP → TUN: inner destination outside this host's own subnets (`localSubnets`). */
+  readonly badInnerDest: number;
+  /** UDP → TUN: a TCP segment to be coalesced failed its checksum (corrupted on the way). */
+  readonly badChecksum: number;
+  /** TUN → UDP: the peer's send socket was full (its path is congested); never waited for. */
+  readonly congested: number;
   /** Either way: truncated, bad version/IHL/lengths, bad IPv4 header checksum, … */
   readonly malformed: number;
   /** TTL / hop limit expired. */
@@ -96,6 +128,12 @@ export interface ForwarderStats {
   /** Route commands accepted, and applied by the forwarder (equal: the table is current). */
   readonly commandsQueued: number;
   readonly commandsApplied: number;
+  /** Applied commands that failed (ENOMEM, ENOSPC): the route is not in the table. */
+  readonly commandsFailed: number;
+  /** Peers with their own send socket (0 when the kernel lacks SO_REUSEPORT: peers share one). */
+  readonly peerSockets: number;
+  /** Loop threads in use (1, or 2: one per direction). */
+  readonly threads: number;
   /** Routes in the forwarder's table (as of the last applied command). */
   readonly routes: number;
   readonly offloads: ForwarderOffloads;
@@ -123,11 +161,25 @@ export interface Forwarder extends Pick<EventEmitter, 'on' | 'once' | 'off'> {
   /** Removes the route for exactly `dst`; returns false when there was none. Same ordering and
    *  errors as setRoute. */
   deleteRoute(dst: string): boolean;
-  /** The routes as last set (control-plane view), sorted by dst. */
+  /**
+   * Replaces this host's own subnets (see ForwarderOptions.localSubnets), in order with the route
+   * commands and atomically (never a moment with none). TypeError for a bad list.
+   */
+  setLocalSubnets(cidrs: readonly string[]): void;
+  /** The own subnets as last set (canonical CIDRs). */
+  localSubnets(): readonly string[];
+  /**
+   * The routes as last set (control-plane view), sorted by dst. A route the forwarder failed to insert
+   * (ENOMEM, ENOSPC) disappears from this list once the failure is seen, so a resync sets it again.
+   */
   routes(): readonly ForwarderRoute[];
   /** Counter snapshot. After close: the last counters, `running: false`. */
   stats(): ForwarderStats;
-  /** Resolves when every command issued so far has been applied; rejects when the forwarder stopped. */
+  /**
+   * Resolves when every command issued so far has been applied; rejects when the forwarder stopped,
+   * and with E_NATIVE (details: code 'ENOMEM'|'ENOSPC', routes) when route inserts failed since the
+   * last call (each failure is reported once).
+   */
   settled(timeoutMs?: number): Promise<void>;
   /** Stops forwarding, joins the forwarder thread, closes the TUN fd and the socket. Idempotent. */
   close(): void;

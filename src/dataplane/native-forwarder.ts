@@ -1,18 +1,24 @@
 /**
  * The Forwarder backed by the native loop thread (native/src/fwd_loop.c), loaded through
- * native-binding.ts only. Arguments are validated here, before anything reaches C.
+ * src/native/binding.ts only. Arguments are validated here, before anything reaches C.
  */
 import { EventEmitter } from 'node:events';
 import { WeftError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import {
   RouteBook,
+  cidrOf,
   closedError,
   fallbackOf,
+  localBytes,
   parseDst,
+  parseLocal,
   parseOptions,
   parsePeer,
+  routeFailureError,
   waitApplied,
+  type ParsedDst,
+  type RouteFailure,
 } from './forwarder-args.js';
 import type { Forwarder, ForwarderOptions, ForwarderRoute, ForwarderStats } from './forwarder.js';
 import {
@@ -40,6 +46,9 @@ function toStats(s: Flat): ForwarderStats {
       noRoute: s.dropNoRoute,
       unknownPeer: s.dropUnknownPeer,
       badInnerSource: s.dropBadInnerSource,
+      badInnerDest: s.dropBadInnerDest,
+      badChecksum: s.dropBadChecksum,
+      congested: s.dropCongested,
       malformed: s.dropMalformed,
       ttl: s.dropTtl,
       unsupported: s.dropUnsupported,
@@ -48,6 +57,9 @@ function toStats(s: Flat): ForwarderStats {
     },
     commandsQueued: s.commandsQueued,
     commandsApplied: s.commandsApplied,
+    commandsFailed: s.commandsFailed,
+    peerSockets: s.peerSockets,
+    threads: s.threads,
     routes: s.routes,
     offloads: {
       vnetHdr: s.offVnetHdr === 1,
@@ -79,8 +91,14 @@ export class NativeForwarder extends EventEmitter implements Forwarder {
   private readonly book = new RouteBook();
   private last: ForwarderStats;
   private fatal: WeftError | undefined;
+  private local: readonly ParsedDst[] = [];
+  /** Failed route inserts seen but not yet reported by settled(). */
+  private failed: RouteFailure[] = [];
 
-  private constructor(handle: NativeForwarderHandle, log: Logger | undefined) {
+  private constructor(
+    handle: NativeForwarderHandle,
+    private readonly log: Logger | undefined,
+  ) {
     super();
     this.handle = handle;
     this.localPort = handle.localPort();
@@ -112,11 +130,26 @@ export class NativeForwarder extends EventEmitter implements Forwarder {
     };
     let handle: NativeForwarderHandle;
     try {
-      handle = new addon.Forwarder(o.tunFd, o.bindIp, o.port, o.mtu, onFatal);
+      handle = new addon.Forwarder(
+        o.tunFd,
+        o.bindIp,
+        o.port,
+        o.mtu,
+        onFatal,
+        o.maxRoutes,
+        o.threads,
+        o.nice,
+      );
     } catch (err) {
       throw nativeError(err, `cannot start udp forwarder on port ${o.port}`);
     }
     ref.fwd = new NativeForwarder(handle, deps.log);
+    try {
+      ref.fwd.applyLocal(o.local);
+    } catch (err) {
+      ref.fwd.close();
+      throw err;
+    }
     return ref.fwd;
   }
 
@@ -148,7 +181,16 @@ export class NativeForwarder extends EventEmitter implements Forwarder {
     return this.book.delete(d.cidr);
   }
 
+  setLocalSubnets(cidrs: readonly string[]): void {
+    this.applyLocal(parseLocal(cidrs));
+  }
+
+  localSubnets(): readonly string[] {
+    return this.local.map((d) => d.cidr);
+  }
+
   routes(): readonly ForwarderRoute[] {
+    this.collectFailures();
     return this.book.list();
   }
 
@@ -157,14 +199,18 @@ export class NativeForwarder extends EventEmitter implements Forwarder {
     return this.last;
   }
 
-  settled(timeoutMs = 2000): Promise<void> {
+  async settled(timeoutMs = 2000): Promise<void> {
     const target = this.stats().commandsQueued;
-    return waitApplied(
+    await waitApplied(
       target,
       () => this.stats().commandsApplied,
       () => this.fatal ?? (this.handle ? undefined : closedError('settle')),
       timeoutMs,
     );
+    this.collectFailures();
+    const failed = this.failed;
+    this.failed = [];
+    if (failed.length > 0) throw routeFailureError(failed);
   }
 
   close(): void {
@@ -172,6 +218,27 @@ export class NativeForwarder extends EventEmitter implements Forwarder {
     this.last = { ...toStats(this.handle.stats()), running: false };
     this.handle.close();
     this.handle = null;
+  }
+
+  private applyLocal(local: readonly ParsedDst[]): void {
+    const h = this.open('set local subnets');
+    try {
+      h.setLocalSubnets(localBytes(local));
+    } catch (err) {
+      throw nativeError(err, `cannot set local subnets ${local.map((d) => d.cidr).join(', ')}`);
+    }
+    this.local = local;
+  }
+
+  /** Takes the loop's failed route inserts: out of the book (a resync sets them again), logged. */
+  private collectFailures(): void {
+    if (!this.handle) return;
+    const got = this.handle.takeFailures();
+    if (got.length === 0) return;
+    const failures = got.map((f) => ({ dst: cidrOf(f.family, f.addr, f.prefixLen), code: f.code }));
+    for (const f of failures) this.book.delete(f.dst);
+    this.failed = [...this.failed, ...failures].slice(-1000);
+    this.log?.warn('udp forwarder could not insert routes', { failures });
   }
 
   private open(op: string): NativeForwarderHandle {

@@ -1,9 +1,10 @@
 /**
  * The iptables fallback for the forward rules. An nft `accept` in weft's own table cannot override a
  * `drop` elsewhere: when the host's iptables `filter FORWARD` chain has policy DROP (Docker ≥ 1.13 sets
- * it), forwarded overlay traffic dies there. Exactly for that case weft adds flannel's forward rules to
+ * it), forwarded overlay traffic dies there. Exactly for that case weft adds forward accepts to
  * iptables too (whichever backend `iptables` is: nft or legacy), in its own chain `WEFT-FWD` jumped to
- * from the top of FORWARD, applied with one `iptables-restore --noflush` (atomic per table).
+ * from the top of FORWARD, applied with one `iptables-restore --noflush` (atomic per table). Unlike
+ * flannel's `-s N` / `-d N`, they are scoped like weft's nft forward chain (README "Firewall rules").
  * Nothing is done while the policy is ACCEPT and iptables is not installed.
  */
 import { execFile } from 'node:child_process';
@@ -85,45 +86,66 @@ export function parseForward(listing: string): { dropPolicy: boolean; jumps: num
   };
 }
 
-/** The iptables-restore script (pure): chain (re)declared = flushed, two rules, one jump if missing. */
-export function forwardScript(network: string, addJump: boolean): string {
+/** The cluster network and own subnet of one family (what the rules need). */
+export interface IptForwardScope {
+  readonly network: string;
+  readonly subnet: string;
+}
+
+/**
+ * The rules of WEFT-FWD as `-S` prints them (pure), scoped like the nft forward chain: cluster sources
+ * from anywhere but the uplink (containers, the overlay device), cluster sources from the uplink only
+ * towards this host's subnet (host-gw / DirectRouting peers), and traffic from outside to the pods.
+ * The nft chain's anti-spoofing drops apply on top (a drop in any table is final).
+ */
+export function wantedRules(scope: IptForwardScope, uplinks: readonly string[]): string[] {
+  const { network: n, subnet: s } = scope;
+  const tail = `-m comment --comment "${COMMENT}" -j ACCEPT`;
+  const uplink = uplinks[0];
+  return [
+    `-A ${IPT_CHAIN} -s ${n}${uplink ? ` ! -i ${uplink}` : ''} ${tail}`,
+    `-A ${IPT_CHAIN} -s ${n} -d ${s} ${tail}`,
+    `-A ${IPT_CHAIN} ! -s ${n} -d ${n} ${tail}`,
+  ];
+}
+
+/** The iptables-restore script (pure): chain (re)declared = flushed, its rules, one jump if missing. */
+export function forwardScript(
+  scope: IptForwardScope,
+  uplinks: readonly string[],
+  addJump: boolean,
+): string {
   return [
     '*filter',
     `:${IPT_CHAIN} - [0:0]`,
-    `-A ${IPT_CHAIN} -s ${network} -m comment --comment "${COMMENT}" -j ACCEPT`,
-    `-A ${IPT_CHAIN} -d ${network} -m comment --comment "${COMMENT}" -j ACCEPT`,
+    ...wantedRules(scope, uplinks),
     ...(addJump ? [`-I FORWARD 1 -m comment --comment "${COMMENT}" -j ${IPT_CHAIN}`] : []),
     'COMMIT',
     '',
   ].join('\n');
 }
 
-/** The rules of WEFT-FWD as `-S` prints them, for the resync check (pure). */
-function wantedRules(network: string): string[] {
-  return [
-    `-A ${IPT_CHAIN} -s ${network} -m comment --comment "${COMMENT}" -j ACCEPT`,
-    `-A ${IPT_CHAIN} -d ${network} -m comment --comment "${COMMENT}" -j ACCEPT`,
-  ];
-}
-
 /**
- * Ensures the iptables forward rules for `network` while FORWARD's policy drops (or our jump is already
+ * Ensures the iptables forward rules for `scope` while FORWARD's policy drops (or our jump is already
  * there); does nothing on hosts whose FORWARD accepts and has never had our rules. True if it changed
  * something.
  */
 export async function ensureIptablesForward(
   ipt: IptablesRunner,
   family: IptFamily,
-  network: string,
+  scope: IptForwardScope,
+  uplinks: readonly string[],
 ): Promise<boolean> {
   const listing = await ipt.list(family, 'FORWARD');
   if (listing === null) return false;
   const { dropPolicy, jumps } = parseForward(listing);
   if (!dropPolicy && jumps === 0) return false;
+  const want = wantedRules(scope, uplinks);
   if (jumps === 1) {
     const rules = (await ipt.list(family, IPT_CHAIN)) ?? '';
-    if (wantedRules(network).every((r) => rules.includes(r))) return false;
+    const have = rules.split('\n').filter((l) => l.startsWith(`-A ${IPT_CHAIN} `));
+    if (JSON.stringify(have) === JSON.stringify(want)) return false;
   }
-  await ipt.restore(family, forwardScript(network, jumps === 0));
+  await ipt.restore(family, forwardScript(scope, uplinks, jumps === 0));
   return true;
 }

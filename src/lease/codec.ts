@@ -5,6 +5,11 @@
  * HTML-safe escaping of `<`, `>`, `&`, U+2028 and U+2029. The reader is as tolerant as flannel's: field
  * names match case-insensitively, unknown fields are ignored, a missing PublicIP reads as '0.0.0.0'.
  * Anything else that is not a valid lease value is rejected with E_LEASE_INVALID.
+ *
+ * Lease values come from any etcd writer, so the reader is bounded before it parses: a value longer than
+ * MAX_LEASE_VALUE_BYTES or nested deeper than MAX_LEASE_VALUE_DEPTH is rejected without building it
+ * (flannel's own values are about 150 bytes, 3 levels). Everything downstream (the watch diff, logs,
+ * weftctl's JSON output) can then walk a decoded lease without running out of stack.
  */
 import { showValue, WeftError } from '../errors.js';
 import { formatIp4, tryParseIp4 } from '../ip/ip4.js';
@@ -42,8 +47,55 @@ function invalid(message: string): WeftError {
   return new WeftError('E_LEASE_INVALID', `lease value: ${message}`);
 }
 
+/** Longest lease value weft decodes (bytes of UTF-8); flannel writes ~150. */
+export const MAX_LEASE_VALUE_BYTES = 64 * 1024;
+/** Deepest nesting of arrays/objects a lease value may have (flannel's is 3: value, BackendData). */
+export const MAX_LEASE_VALUE_DEPTH = 32;
+
+/**
+ * Whether JSON text nests deeper than `limit`, scanning at most until it does (brackets inside strings
+ * do not count). Linear, no recursion. Returns null when it does not, else the top-level member the
+ * too-deep value sits in (its name as written, cut to 80 characters; null for a top-level array).
+ */
+export function jsonTooDeep(text: string, limit: number): { field: string | null } | null {
+  let depth = 0;
+  let inString = false;
+  let start = 0;
+  let field: string | null = null;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (c === 0x22) {
+        inString = false;
+        if (depth === 1) field = text.slice(start, Math.min(i, start + 80));
+      }
+    } else if (c === 0x22) {
+      inString = true;
+      start = i + 1;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > limit) return { field };
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return null;
+}
+
 /** Parses a lease value as written by flannel or weft; throws E_LEASE_INVALID naming the problem. */
 export function decodeLeaseAttrs(json: string): LeaseAttrs {
+  // Cheap upper bound first (a UTF-16 unit is at most 3 UTF-8 bytes), exact count only near the cap.
+  if (json.length * 3 > MAX_LEASE_VALUE_BYTES) {
+    const bytes = new TextEncoder().encode(json).length;
+    if (bytes > MAX_LEASE_VALUE_BYTES)
+      throw invalid(
+        `value is ${bytes} bytes, more than the ${MAX_LEASE_VALUE_BYTES} a lease value may have`,
+      );
+  }
+  const deep = jsonTooDeep(json, MAX_LEASE_VALUE_DEPTH);
+  if (deep)
+    throw invalid(
+      `${deep.field === null ? 'value' : showValue(deep.field)} is nested deeper than ${MAX_LEASE_VALUE_DEPTH} levels`,
+    );
   let value: unknown;
   try {
     value = JSON.parse(json);

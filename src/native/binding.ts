@@ -29,9 +29,82 @@ export type NativeForwarderStatKey =
   | 'dropUnsupported'
   | 'dropTunWrite'
   | 'dropUdpSend'
+  | 'dropBadInnerDest'
+  | 'dropBadChecksum'
+  | 'dropCongested'
   | 'commandsQueued'
   | 'commandsApplied'
+  | 'commandsFailed'
+  | 'peerSockets'
   | 'routes'
+  | 'offVnetHdr'
+  | 'offTso'
+  | 'offUdpGso'
+  | 'offUdpGro'
+  | 'threads'
+  | 'running'
+  | 'fatalErrno';
+
+/** A route command the native loop could not apply. */
+export interface NativeRouteFailure {
+  readonly family: number;
+  /** 16 bytes (IPv4: the first 4). */
+  readonly addr: Buffer;
+  readonly prefixLen: number;
+  /** 'ENOMEM' | 'ENOSPC' */
+  readonly code: string;
+  readonly errno: number;
+}
+
+/** One native forwarder (native/src/fwd_loop.c through addon.cc); arguments checked by the caller. */
+export interface NativeForwarderHandle {
+  setRoute(family: 4 | 6, addr: Buffer, prefixLen: number, peerIp: Buffer, port: number): void;
+  deleteRoute(family: 4 | 6, addr: Buffer, prefixLen: number): void;
+  /** Own subnets, 18 bytes each: family, prefix length, 16 address bytes. */
+  setLocalSubnets(prefixes: Buffer): void;
+  /** Route commands the loop could not apply since the last call (each reported once). */
+  takeFailures(): NativeRouteFailure[];
+  stats(): Readonly<Record<NativeForwarderStatKey, number>>;
+  localPort(): number;
+  /** Stops and joins the loop thread; closes the TUN fd and the socket. Idempotent. */
+  close(): void;
+}
+
+/** Counters of native/include/wg_loop.h `struct wgl_stats`, camelCased by wg_addon.cc. */
+export type NativeWgStatKey =
+  | 'txPackets'
+  | 'txBytes'
+  | 'rxPackets'
+  | 'rxBytes'
+  | 'tunReads'
+  | 'tunWrites'
+  | 'tsoPackets'
+  | 'gsoSends'
+  | 'groReceives'
+  | 'coalescedWrites'
+  | 'rxHandshake'
+  | 'txHandshake'
+  | 'rxCookie'
+  | 'txCookie'
+  | 'underLoad'
+  | 'dropNoRoute'
+  | 'dropNoSession'
+  | 'dropMalformed'
+  | 'dropMac1'
+  | 'dropUnknownKey'
+  | 'dropHandshake'
+  | 'dropRatelimited'
+  | 'dropStale'
+  | 'dropDecrypt'
+  | 'dropReplay'
+  | 'dropAllowedIps'
+  | 'dropUnsupported'
+  | 'dropTunWrite'
+  | 'dropUdpSend'
+  | 'commandsQueued'
+  | 'commandsApplied'
+  | 'peers'
+  | 'allowedIps'
   | 'offVnetHdr'
   | 'offTso'
   | 'offUdpGso'
@@ -39,13 +112,60 @@ export type NativeForwarderStatKey =
   | 'running'
   | 'fatalErrno';
 
-/** One native forwarder (native/src/fwd_loop.c through addon.cc); arguments checked by the caller. */
-export interface NativeForwarderHandle {
-  setRoute(family: 4 | 6, addr: Buffer, prefixLen: number, peerIp: Buffer, port: number): void;
-  deleteRoute(family: 4 | 6, addr: Buffer, prefixLen: number): void;
-  stats(): Readonly<Record<NativeForwarderStatKey, number>>;
+/** One peer in a WireGuard device snapshot (`struct wgl_peer_info`). */
+export interface NativeWgPeer {
+  readonly publicKey: Buffer;
+  readonly endpointFamily: 0 | 4 | 6;
+  readonly endpointAddr: Buffer | null;
+  readonly endpointPort: number;
+  readonly hasSession: boolean;
+  readonly keepalive: number;
+  readonly lastHandshakeSec: number;
+  readonly rxBytes: number;
+  readonly txBytes: number;
+  readonly rxPackets: number;
+  readonly txPackets: number;
+  readonly handshakes: number;
+  readonly handshakeInitiations: number;
+  readonly dropAllowedIps: number;
+  readonly dropReplay: number;
+}
+
+export interface NativeWgSnapshot {
+  readonly stats: Readonly<Record<NativeWgStatKey, number>>;
+  readonly peers: readonly NativeWgPeer[];
+  /** The most recent handshake from a static key that is no peer (for `doctor`). */
+  readonly unknownKey: {
+    readonly family: 4 | 6;
+    readonly addr: Buffer;
+    readonly port: number;
+    readonly publicKey: Buffer;
+    readonly ageMs: number;
+  } | null;
+  /** false when the loop did not answer in time (counters are the last known). */
+  readonly fresh: boolean;
+}
+
+/** One WireGuard device loop (native/src/wg_loop.c through wg_addon.cc); arguments checked by the
+ *  caller (src/dataplane/wireguard-device.ts). */
+export interface NativeWgDeviceHandle {
+  setPeer(
+    publicKey: Buffer,
+    psk: Buffer | null,
+    endpointFamily: 0 | 4 | 6,
+    endpointAddr: Buffer | null,
+    endpointPort: number,
+    keepalive: number,
+  ): void;
+  deletePeer(publicKey: Buffer): void;
+  /** Handshake now unless a session exists. */
+  initiate(publicKey: Buffer): void;
+  setAllowedIp(publicKey: Buffer, family: 4 | 6, addr: Buffer, prefixLen: number): void;
+  deleteAllowedIp(family: 4 | 6, addr: Buffer, prefixLen: number): void;
+  snapshot(): NativeWgSnapshot;
+  publicKey(): Buffer;
   localPort(): number;
-  /** Stops and joins the loop thread; closes the TUN fd and the socket. Idempotent. */
+  /** Stops and joins the loop thread; closes the TUN fd and the socket; wipes the key. Idempotent. */
   close(): void;
 }
 
@@ -59,6 +179,9 @@ export interface NativeAddon {
     port: number,
     mtu: number,
     onFatal: (err: Error) => void,
+    maxRoutes?: number,
+    threads?: number,
+    nice?: number,
   ) => NativeForwarderHandle;
   openTun(
     name: string,
@@ -68,6 +191,23 @@ export interface NativeAddon {
   ): { fd: number; name: string };
   /** setns(2) for the calling (main) thread. */
   setns(fd: number, nstype: number): void;
+  /** One sd_notify(3) datagram to NOTIFY_SOCKET's `path` ('/…' or abstract '@…'); throws with errno. */
+  sdNotify(path: string, message: string): void;
+  /** Starts a WireGuard device loop; its UDP socket is created in the calling thread's netns. */
+  WgDevice: new (
+    tunFd: number,
+    family: 4 | 6,
+    bindIp: Buffer,
+    port: number,
+    mtu: number,
+    privateKey: Buffer,
+    loadThreshold: number,
+    onFatal: (err: Error) => void,
+  ) => NativeWgDeviceHandle;
+  /** A fresh X25519 private key (libsodium's CSPRNG), clamped. */
+  wgGenerateKey(): Buffer;
+  /** The X25519 public key of a private key. */
+  wgPublicKey(privateKey: Buffer): Buffer;
 }
 
 let cached: NativeAddon | undefined;
@@ -76,7 +216,11 @@ function candidates(): string[] {
   const here = dirname(fileURLToPath(import.meta.url));
   // src/dataplane (tsx/vitest) and dist/dataplane (built) both sit two levels below the package root.
   const root = join(here, '..', '..');
-  const out = [join(root, 'native', 'build', 'Release', 'weft_native.node')];
+  const out = [
+    join(root, 'native', 'build', 'Release', 'weft_native.node'),
+    // the Debian package's layout: the addon beside the executable (scripts/package.mjs)
+    join(root, 'weft_native.node'),
+  ];
   const override = process.env['WEFT_NATIVE_ADDON'];
   return override ? [override, ...out] : out;
 }

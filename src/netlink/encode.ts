@@ -1,10 +1,11 @@
 /**
  * Hand-written encoders for the three messages weft sends by the thousand (route, neighbour, FDB
- * entry): fixed layouts from <linux/rtnetlink.h> and <linux/neighbour.h>, no per-message attribute
- * machinery. They halve the CPU per request compared with the `netlink` package's generic formatter
- * (bench/netlink.ts). Everything else still goes through the package.
+ * entry): fixed layouts from <linux/rtnetlink.h> and <linux/neighbour.h>, written straight into the
+ * datagram buffer (no per-message Buffer, no attribute objects). Addresses in canonical form (what weft
+ * produces) take a fast path; anything else goes through addr.ts, which validates and throws TypeError.
+ * Everything other than these three kinds of message still goes through the `netlink` package.
  */
-import { ipFamily, ipToBytes, macToBytes, parseCidr } from './addr.js';
+import { ipToBytes, macToBytes, parseCidr } from './addr.js';
 import type { FdbSpec, Mutation, NeighSpec, RouteSpec } from './ops.js';
 
 export const NLMSG_ERROR = 2;
@@ -13,7 +14,7 @@ const RTM_DELROUTE = 25;
 const RTM_NEWNEIGH = 28;
 const RTM_DELNEIGH = 29;
 const NLM_F_REQUEST = 0x1;
-const NLM_F_ACK = 0x4;
+export const NLM_F_ACK = 0x4;
 const NLM_F_REPLACE = 0x100;
 const NLM_F_CREATE = 0x400;
 const AF_INET = 2;
@@ -36,134 +37,257 @@ const NDA_LLADDR = 2;
 const NUD_PERMANENT = 0x80;
 const NTF_SELF = 0x02;
 
-type Attr = [type: number, payload: Buffer];
+/** Upper bound of one encoded message (an IPv6 route with table, gateway and oif: 84 bytes). */
+export const MAX_MESSAGE_BYTES = 96;
 
-const align4 = (n: number): number => (n + 3) & ~3;
-
-/** nlmsghdr + fixed header + attributes; seq and port are written later by `stamp`. */
-function message(type: number, flags: number, fixed: Buffer, attrs: Attr[]): Buffer {
-  let len = 16 + fixed.length;
-  for (const [, p] of attrs) len += align4(4 + p.length);
-  const b = Buffer.alloc(len);
-  b.writeUInt32LE(len, 0);
-  b.writeUInt16LE(type, 4);
-  b.writeUInt16LE(flags | NLM_F_REQUEST | NLM_F_ACK, 6);
-  fixed.copy(b, 16);
-  let off = 16 + fixed.length;
-  for (const [t, p] of attrs) {
-    b.writeUInt16LE(4 + p.length, off);
-    b.writeUInt16LE(t, off + 2);
-    p.copy(b, off + 4);
-    off += align4(4 + p.length);
+/**
+ * Writes a canonical dotted quad ('10.5.1.0') as 4 bytes at `off`; returns false (nothing written)
+ * for anything else, so the caller can take the validating path.
+ */
+function writeIp4Fast(b: Buffer, off: number, ip: string): boolean {
+  let octet = 0;
+  let digits = 0;
+  let part = 0;
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c === 46 /* . */) {
+      if (digits === 0 || part === 3) return false;
+      b[off + part++] = octet;
+      octet = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet === 0) return false; // leading zero: not canonical
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3 || octet > 255) return false;
+    } else return false;
   }
-  return b;
+  if (digits === 0 || part !== 3) return false;
+  b[off + 3] = octet;
+  return true;
 }
 
-/** Writes the sequence number and port id into an encoded message. */
-export function stamp(msg: Buffer, seq: number, port: number): void {
-  msg.writeUInt32LE(seq >>> 0, 8);
-  msg.writeUInt32LE(port >>> 0, 12);
+/** Writes an address attribute (type, address) at `off`; returns the offset after it. */
+function putIpAttr(b: Buffer, off: number, type: number, ip: string): number {
+  if (writeIp4Fast(b, off + 4, ip)) {
+    b.writeUInt16LE(8, off);
+    b.writeUInt16LE(type, off + 2);
+    return off + 8;
+  }
+  const bytes = ipToBytes(ip);
+  b.writeUInt16LE(4 + bytes.length, off);
+  b.writeUInt16LE(type, off + 2);
+  bytes.copy(b, off + 4);
+  return off + 4 + bytes.length; // 4 or 16 bytes: already aligned
 }
 
-const u32 = (v: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(v >>> 0);
-  return b;
-};
+const hex = (c: number): number =>
+  c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
 
-export function encodeRoute(r: RouteSpec, del: boolean): Buffer {
-  const c = parseCidr(r.dst);
+/** NDA_LLADDR with a MAC; canonical lower-case colon form fast, anything else validated. */
+function putMacAttr(b: Buffer, off: number, mac: string): number {
+  b.writeUInt16LE(10, off);
+  b.writeUInt16LE(NDA_LLADDR, off + 2);
+  let fast = mac.length === 17;
+  for (let i = 0; fast && i < 6; i++) {
+    const hi = hex(mac.charCodeAt(i * 3));
+    const lo = hex(mac.charCodeAt(i * 3 + 1));
+    if (hi < 0 || lo < 0 || (i < 5 && mac.charCodeAt(i * 3 + 2) !== 58)) fast = false;
+    else b[off + 4 + i] = (hi << 4) | lo;
+  }
+  if (!fast) macToBytes(mac).copy(b, off + 4);
+  b[off + 10] = 0;
+  b[off + 11] = 0;
+  return off + 12;
+}
+
+function putU32Attr(b: Buffer, off: number, type: number, v: number): number {
+  b.writeUInt16LE(8, off);
+  b.writeUInt16LE(type, off + 2);
+  b.writeUInt32LE(v >>> 0, off + 4);
+  return off + 8;
+}
+
+/** nlmsghdr at `start` (length written by `finish`). */
+function header(
+  b: Buffer,
+  start: number,
+  type: number,
+  flags: number,
+  seq: number,
+  port: number,
+): void {
+  b.writeUInt16LE(type, start + 4);
+  b.writeUInt16LE(flags | NLM_F_REQUEST, start + 6);
+  b.writeUInt32LE(seq >>> 0, start + 8);
+  b.writeUInt32LE(port >>> 0, start + 12);
+}
+
+function finish(b: Buffer, start: number, end: number): number {
+  b.writeUInt32LE(end - start, start);
+  return end;
+}
+
+/** The 12-byte ndmsg at `off`. */
+function ndmsg(
+  b: Buffer,
+  off: number,
+  family: number,
+  ifindex: number,
+  state: number,
+  flags: number,
+): number {
+  b.fill(0, off, off + 12);
+  b[off] = family;
+  b.writeInt32LE(ifindex, off + 4);
+  b.writeUInt16LE(state, off + 8);
+  b[off + 10] = flags;
+  return off + 12;
+}
+
+function route(
+  b: Buffer,
+  start: number,
+  r: RouteSpec,
+  del: boolean,
+  ack: number,
+  seq: number,
+  port: number,
+): number {
+  const slash = r.dst.indexOf('/');
+  let dst = slash > 0 ? r.dst.slice(0, slash) : '';
+  let len = slash > 0 ? Number(r.dst.slice(slash + 1)) : NaN;
+  let v4 =
+    Number.isInteger(len) && len >= 0 && len <= 32 && /^\d{1,2}$/.test(r.dst.slice(slash + 1));
+  if (!v4 || !writeIp4Fast(b, start + 32, dst)) {
+    const c = parseCidr(r.dst); // validates (TypeError) and handles IPv6
+    dst = c.ip;
+    len = c.len;
+    v4 = c.family === 4;
+  }
   const table = r.table ?? RT_TABLE_MAIN;
-  const fixed = Buffer.alloc(12);
-  fixed[0] = c.family === 4 ? AF_INET : AF_INET6;
-  fixed[1] = c.len;
-  fixed[4] = table > 255 ? RT_TABLE_UNSPEC : table;
+  header(
+    b,
+    start,
+    del ? RTM_DELROUTE : RTM_NEWROUTE,
+    (del ? 0 : NLM_F_CREATE | NLM_F_REPLACE) | ack,
+    seq,
+    port,
+  );
+  const f = start + 16;
+  b.fill(0, f, f + 12);
+  b[f] = v4 ? AF_INET : AF_INET6;
+  b[f + 1] = len;
+  b[f + 4] = table > 255 ? RT_TABLE_UNSPEC : table;
   if (del) {
-    fixed[6] = RT_SCOPE_NOWHERE;
+    b[f + 6] = RT_SCOPE_NOWHERE;
   } else {
-    fixed[5] = RTPROT_STATIC;
-    fixed[6] = r.gateway ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
-    fixed[7] = RTN_UNICAST;
-    fixed.writeUInt32LE(r.onlink ? RTNH_F_ONLINK : 0, 8);
+    b[f + 5] = RTPROT_STATIC;
+    b[f + 6] = r.gateway ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
+    b[f + 7] = RTN_UNICAST;
+    b.writeUInt32LE(r.onlink ? RTNH_F_ONLINK : 0, f + 8);
   }
-  const attrs: Attr[] = [[RTA_DST, ipToBytes(c.ip)]];
-  if (table > 255) attrs.push([RTA_TABLE, u32(table)]);
-  if (r.gateway) attrs.push([RTA_GATEWAY, ipToBytes(r.gateway)]);
-  if (r.oif) attrs.push([RTA_OIF, u32(r.oif)]);
-  return del
-    ? message(RTM_DELROUTE, 0, fixed, attrs)
-    : message(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, fixed, attrs);
+  let off = putIpAttr(b, f + 12, RTA_DST, dst);
+  if (table > 255) off = putU32Attr(b, off, RTA_TABLE, table);
+  if (r.gateway) off = putIpAttr(b, off, RTA_GATEWAY, r.gateway);
+  if (r.oif) off = putU32Attr(b, off, RTA_OIF, r.oif);
+  return finish(b, start, off);
 }
 
-function ndmsg(family: number, ifindex: number, state: number, flags: number): Buffer {
-  const b = Buffer.alloc(12);
-  b[0] = family;
-  b.writeInt32LE(ifindex, 4);
-  b.writeUInt16LE(state, 8);
-  b[10] = flags;
-  return b;
-}
-
-export function encodeNeigh(
+function neigh(
+  b: Buffer,
+  start: number,
   n: Pick<NeighSpec, 'ifindex' | 'dst'> & { mac?: string },
   del: boolean,
-): Buffer {
-  const family = ipFamily(n.dst) === 4 ? AF_INET : AF_INET6;
-  const attrs: Attr[] = [[NDA_DST, ipToBytes(n.dst)]];
-  if (del) return message(RTM_DELNEIGH, 0, ndmsg(family, n.ifindex, 0, 0), attrs);
-  attrs.push([NDA_LLADDR, macToBytes(n.mac!)]);
-  return message(
-    RTM_NEWNEIGH,
-    NLM_F_CREATE | NLM_F_REPLACE,
-    ndmsg(family, n.ifindex, NUD_PERMANENT, 0),
-    attrs,
+  ack: number,
+  seq: number,
+  port: number,
+): number {
+  // The address first: its family goes into the fixed header.
+  const at = putIpAttr(b, start + 28, NDA_DST, n.dst);
+  const family = at - (start + 28) === 8 ? AF_INET : AF_INET6;
+  header(
+    b,
+    start,
+    del ? RTM_DELNEIGH : RTM_NEWNEIGH,
+    (del ? 0 : NLM_F_CREATE | NLM_F_REPLACE) | ack,
+    seq,
+    port,
   );
+  ndmsg(b, start + 16, family, n.ifindex, del ? 0 : NUD_PERMANENT, 0);
+  return finish(b, start, del ? at : putMacAttr(b, at, n.mac!));
 }
 
-export function encodeFdb(f: FdbSpec, del: boolean): Buffer {
-  const attrs: Attr[] = [
-    [NDA_LLADDR, macToBytes(f.mac)],
-    [NDA_DST, ipToBytes(f.dst)],
-  ];
-  return del
-    ? message(RTM_DELNEIGH, 0, ndmsg(AF_BRIDGE, f.ifindex, 0, NTF_SELF), attrs)
-    : message(
-        RTM_NEWNEIGH,
-        NLM_F_CREATE | NLM_F_REPLACE,
-        ndmsg(AF_BRIDGE, f.ifindex, NUD_PERMANENT, NTF_SELF),
-        attrs,
-      );
+function fdb(
+  b: Buffer,
+  start: number,
+  e: FdbSpec,
+  del: boolean,
+  ack: number,
+  seq: number,
+  port: number,
+): number {
+  header(
+    b,
+    start,
+    del ? RTM_DELNEIGH : RTM_NEWNEIGH,
+    (del ? 0 : NLM_F_CREATE | NLM_F_REPLACE) | ack,
+    seq,
+    port,
+  );
+  ndmsg(b, start + 16, AF_BRIDGE, e.ifindex, del ? 0 : NUD_PERMANENT, NTF_SELF);
+  const off = putMacAttr(b, start + 28, e.mac);
+  return finish(b, start, putIpAttr(b, off, NDA_DST, e.dst));
+}
+
+/**
+ * Encodes one mutation at `off` of `b` (at least MAX_MESSAGE_BYTES free) with its sequence number and
+ * port; `ack` asks the kernel for an ACK (the kernel answers a failure either way). Returns the offset
+ * after the message. Throws TypeError for a malformed address, leaving `b` past `off` unspecified.
+ */
+export function encodeInto(
+  b: Buffer,
+  off: number,
+  m: Mutation,
+  seq: number,
+  port: number,
+  ack: boolean,
+): number {
+  const a = ack ? NLM_F_ACK : 0;
+  switch (m.op) {
+    case 'routeReplace':
+    case 'routeDelete':
+      return route(b, off, m.route, m.op === 'routeDelete', a, seq, port);
+    case 'neighReplace':
+      return neigh(b, off, m.neigh, false, a, seq, port);
+    case 'neighDelete':
+      return neigh(b, off, m.neigh, true, a, seq, port);
+    case 'fdbReplace':
+    case 'fdbDelete':
+      return fdb(b, off, m.fdb, m.op === 'fdbDelete', a, seq, port);
+  }
+}
+
+/** Sets or clears NLM_F_ACK on the message at `start`. */
+export function setAck(b: Buffer, start: number, ack: boolean): void {
+  const flags = b.readUInt16LE(start + 6);
+  b.writeUInt16LE(ack ? flags | NLM_F_ACK : flags & ~NLM_F_ACK, start + 6);
 }
 
 const routeText = (r: RouteSpec): string =>
   `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''}${r.oif ? ` dev ${r.oif}` : ''}${r.onlink ? ' onlink' : ''}`;
 
-const fdbText = (f: FdbSpec): string => `${f.mac} dst ${f.dst} dev ${f.ifindex}`;
-
-/** Encodes one mutation for the bulk path, with its op name and object text for errors. */
-export function encodeMutation(m: Mutation): { msg: Buffer; op: string; object: string } {
+/** The object a mutation names, for error messages (computed only when one fails). */
+export function mutationObject(m: Mutation): string {
   switch (m.op) {
     case 'routeReplace':
     case 'routeDelete':
-      return {
-        msg: encodeRoute(m.route, m.op === 'routeDelete'),
-        op: m.op,
-        object: routeText(m.route),
-      };
+      return routeText(m.route);
     case 'neighReplace':
-      return {
-        msg: encodeNeigh(m.neigh, false),
-        op: m.op,
-        object: `${m.neigh.dst} lladdr ${m.neigh.mac} dev ${m.neigh.ifindex}`,
-      };
+      return `${m.neigh.dst} lladdr ${m.neigh.mac} dev ${m.neigh.ifindex}`;
     case 'neighDelete':
-      return {
-        msg: encodeNeigh(m.neigh, true),
-        op: m.op,
-        object: `${m.neigh.dst} dev ${m.neigh.ifindex}`,
-      };
+      return `${m.neigh.dst} dev ${m.neigh.ifindex}`;
     case 'fdbReplace':
     case 'fdbDelete':
-      return { msg: encodeFdb(m.fdb, m.op === 'fdbDelete'), op: m.op, object: fdbText(m.fdb) };
+      return `${m.fdb.mac} dst ${m.fdb.dst} dev ${m.fdb.ifindex}`;
   }
 }

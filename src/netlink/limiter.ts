@@ -1,6 +1,6 @@
 /**
  * A FIFO bound on concurrent async work. Used to keep at most 64 netlink requests in flight: more
- * overflows the socket's receive buffer with ACKs (dependencies.md §3.4) and gains no speed (§3.3).
+ * overflows the socket's receive buffer with ACKs (docs/dependencies.md §3.4) and gains no speed (§3.3).
  */
 export class InFlightLimiter {
   private active = 0;

@@ -36,7 +36,6 @@ import type {
 } from './ops.js';
 import { ManagedSocket } from './sockets.js';
 import { BulkSender } from './bulk.js';
-import { encodeMutation } from './encode.js';
 import { createDumper, DUMP_INTR_RETRIES } from './dump.js';
 import { startLinkEvents } from './events.js';
 import { settled } from './sockets.js';
@@ -265,17 +264,7 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
   }
 
   function applyBatch(mutations: readonly Mutation[]): Promise<(NetlinkError | null)[]> {
-    return Promise.all(
-      mutations.map((m) => {
-        let e: { msg: Buffer; op: string; object: string };
-        try {
-          e = encodeMutation(m);
-        } catch (err) {
-          return Promise.resolve(new NetlinkError('E_NETLINK', 'EINVAL', m.op, String(err), err));
-        }
-        return bulk.submit(e.msg, e.op, e.object);
-      }),
-    );
+    return bulk.submit(mutations);
   }
 
   async function one(m: Mutation): Promise<void> {

@@ -5,12 +5,16 @@
  * `Backend` defaults to `vxlan` (flannel-compat.md §18 item 1), with a warning.
  */
 import { ConfigError, showValue } from '../errors.js';
+import { jsonTooDeep } from '../lease/codec.js';
 import { nullLogger, type Logger } from '../log/logger.js';
 import { formatIp4, Ip4Net, ip4Mask, tryParseIp4 } from '../ip/ip4.js';
 import { formatIp6, Ip6Net, ip6Mask, tryParseIp6 } from '../ip/ip6.js';
 import type { BackendConfig, NetworkConfig } from './manager.js';
 
 export const DEFAULT_BACKEND = 'vxlan';
+/** Bounds on the config text read from etcd (any writer's): flannel's configs are a few hundred bytes. */
+export const MAX_CONFIG_BYTES = 64 * 1024;
+export const MAX_CONFIG_DEPTH = 32;
 
 /** Top-level fields flannel's Config knows (lower-cased); anything else is warned about. */
 const KNOWN_FIELDS = [
@@ -42,11 +46,17 @@ function pickFields(
 ): Partial<Record<KnownField, unknown>> {
   const byLower = new Map<string, KnownField>(KNOWN_FIELDS.map((f) => [f.toLowerCase(), f]));
   const out: Partial<Record<KnownField, unknown>> = {};
+  let unknown = 0;
   for (const [key, value] of Object.entries(raw)) {
     const field = byLower.get(key.toLowerCase());
     if (field) out[field] = value;
-    else log.warn('network config has an unknown field (ignored)', { field: key });
+    else if (++unknown <= 10)
+      log.warn('network config has an unknown field (ignored)', {
+        field: key.length > 80 ? `${key.slice(0, 80)}…` : key,
+      });
   }
+  if (unknown > 10)
+    log.warn('network config has more unknown fields (ignored)', { more: unknown - 10 });
   return out;
 }
 
@@ -219,6 +229,15 @@ export function parseNetworkConfig(
 ): NetworkConfig {
   let value: unknown = json;
   if (typeof json === 'string') {
+    if (json.length > MAX_CONFIG_BYTES)
+      throw new ConfigError(
+        `network config is ${json.length} characters long, more than the ${MAX_CONFIG_BYTES} weft reads: write flannel's config there (a few hundred bytes)`,
+      );
+    const deep = jsonTooDeep(json, MAX_CONFIG_DEPTH);
+    if (deep)
+      throw new ConfigError(
+        `network config ${deep.field === null ? 'value' : `field ${deep.field}`} is nested deeper than ${MAX_CONFIG_DEPTH} levels: flannel's config is at most 3`,
+      );
     try {
       value = JSON.parse(json);
     } catch (err) {

@@ -9,9 +9,9 @@
  * another host → E_LEASE_LOST (fatal: the caller must stop routing the subnet).
  */
 import { WeftError, describeError, hasCode } from '../errors.js';
-import { decodeLeaseAttrs } from '../lease/codec.js';
 import type { Lease, LeaseAttrs } from '../lease/lease.js';
 import type { Logger } from '../log/logger.js';
+import { decodeEntryValue } from './lease-entry.js';
 import type { LeaseRegistry, RegistryEntry } from './registry.js';
 import { backoffMs, sleep, Wakeup } from './sleep.js';
 
@@ -37,7 +37,7 @@ export interface KeeperDeps {
 
 function publicIpOf(entry: RegistryEntry): string | null {
   try {
-    return decodeLeaseAttrs(entry.value).publicIp;
+    return decodeEntryValue(entry).publicIp;
   } catch {
     return null;
   }

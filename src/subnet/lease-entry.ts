@@ -3,8 +3,8 @@
  * lease, is reported (never thrown) so callers can skip exactly that entry with a warning naming it.
  * An entry with a valid key but a garbage value still occupies its subnet for allocation.
  */
-import { describeError } from '../errors.js';
-import { decodeLeaseAttrs } from '../lease/codec.js';
+import { describeError, WeftError } from '../errors.js';
+import { decodeLeaseAttrs, MAX_LEASE_VALUE_BYTES } from '../lease/codec.js';
 import type { Lease, LeaseAttrs } from '../lease/lease.js';
 import { parseSubnetKey, type SubnetKey } from './keys.js';
 import type { RegistryEntry } from './registry.js';
@@ -21,9 +21,26 @@ export type EntryParse =
   | { readonly ok: true; readonly parsed: ParsedEntry }
   | { readonly ok: false; readonly problem: string };
 
+/** Why an oversize entry is no lease (the registry dropped its value unread). */
+export function oversizeProblem(bytes: number): string {
+  return `lease value: value is ${bytes} bytes, more than the ${MAX_LEASE_VALUE_BYTES} a lease value may have`;
+}
+
+/** The lease attributes of an entry's value; throws E_LEASE_INVALID (also for an oversize value). */
+export function decodeEntryValue(entry: RegistryEntry): LeaseAttrs {
+  if (entry.oversize !== undefined)
+    throw new WeftError('E_LEASE_INVALID', oversizeProblem(entry.oversize));
+  return decodeLeaseAttrs(entry.value);
+}
+
 export function parseEntry(entry: RegistryEntry): EntryParse {
   const pair = parseSubnetKey(entry.key);
   if (!pair) return { ok: false, problem: 'not a subnet key (want a.b.c.d-len[&v6addr-len])' };
+  if (entry.oversize !== undefined)
+    return {
+      ok: true,
+      parsed: { entry, pair, attrs: null, problem: oversizeProblem(entry.oversize) },
+    };
   try {
     return {
       ok: true,

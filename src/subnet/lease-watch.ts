@@ -5,7 +5,7 @@
  * emits the diff against what it delivered — never an empty set. A malformed key or value is skipped
  * with a warning naming the key, and a known peer stays known (flannel-compat.md §18 item 4).
  */
-import { describeError, hasCode } from '../errors.js';
+import { describeError, hasCode, type WeftError } from '../errors.js';
 import { diffLeases } from '../lease/diff.js';
 import type { Lease, LeaseEvent } from '../lease/lease.js';
 import type { Logger } from '../log/logger.js';
@@ -20,8 +20,17 @@ export interface WatchDeps {
   readonly noisy: Logger;
 }
 
-/** TTL lookups run this many at a time when a snapshot holds many leases. */
-const TTL_CONCURRENCY = 16;
+/**
+ * TTL lookups in flight at once (etcd has no multi-lease TTL call; these share one HTTP/2 connection,
+ * so a wave of them costs about one round trip).
+ */
+const TTL_CONCURRENCY = 64;
+/**
+ * Longest a TTL lookup may delay the events of a batch. Expirations only order competing claims (the
+ * later one wins), so a lookup that takes longer — a member that died and is not yet skipped — is
+ * given up and the lease shown as expiring now, rather than delaying a new peer by the 5 s timeout.
+ */
+const TTL_LOOKUP_BUDGET_MS = 1500;
 
 async function expirations(
   deps: WatchDeps,
@@ -33,7 +42,9 @@ async function expirations(
   const worker = async (): Promise<void> => {
     for (let id = queue.pop(); id !== undefined; id = queue.pop()) {
       try {
-        out.set(id, new Date(Date.now() + (await deps.registry.timeToLive(id, signal)) * 1000));
+        // Bounded: a lookup sent to a member that just died must not hold back the event.
+        const budget = AbortSignal.any([signal, AbortSignal.timeout(TTL_LOOKUP_BUDGET_MS)]);
+        out.set(id, new Date(Date.now() + (await deps.registry.timeToLive(id, budget)) * 1000));
       } catch (err) {
         if (signal.aborted) return;
         deps.log.debug('TTL lookup failed; expiration shown as now', {
@@ -48,13 +59,16 @@ async function expirations(
   return out;
 }
 
-/** Valid leases of other hosts among `entries`; malformed ones are skipped with a warning. */
-async function toLeases(
+/**
+ * Valid leases of other hosts among `entries`, each with its entry; malformed ones are skipped with a
+ * warning. The TTLs of all their store leases are looked up in one concurrent wave.
+ */
+async function validLeases(
   deps: WatchDeps,
   entries: readonly RegistryEntry[],
   ownKey: string | null,
   signal: AbortSignal,
-): Promise<Lease[]> {
+): Promise<Map<RegistryEntry, Lease>> {
   const valid: { entry: RegistryEntry; lease: Omit<Lease, 'expiration'> }[] = [];
   for (const entry of entries) {
     if (entry.key === ownKey) continue;
@@ -81,10 +95,24 @@ async function toLeases(
     valid.flatMap((v) => (v.entry.leaseId === null ? [] : [v.entry.leaseId])),
     signal,
   );
-  return valid.map((v) => ({
-    ...v.lease,
-    expiration: v.entry.leaseId === null ? null : (exp.get(v.entry.leaseId) ?? new Date()),
-  }));
+  return new Map(
+    valid.map((v) => [
+      v.entry,
+      {
+        ...v.lease,
+        expiration: v.entry.leaseId === null ? null : (exp.get(v.entry.leaseId) ?? new Date()),
+      },
+    ]),
+  );
+}
+
+async function toLeases(
+  deps: WatchDeps,
+  entries: readonly RegistryEntry[],
+  ownKey: string | null,
+  signal: AbortSignal,
+): Promise<Lease[]> {
+  return [...(await validLeases(deps, entries, ownKey, signal)).values()];
 }
 
 async function listUntilDone(
@@ -103,6 +131,10 @@ async function listUntilDone(
   return null;
 }
 
+/**
+ * Turns one registry batch into lease events. The batch's valid puts are validated together and their
+ * TTLs looked up in ONE concurrent wave (distinct store leases only), not one round trip per put.
+ */
 async function applyBatch(
   deps: WatchDeps,
   known: Map<string, Lease>,
@@ -110,6 +142,8 @@ async function applyBatch(
   ownKey: string | null,
   signal: AbortSignal,
 ): Promise<LeaseEvent[]> {
+  const puts = batch.events.flatMap((ev) => (ev.type === 'put' ? [ev.entry] : []));
+  const leases = await validLeases(deps, puts, ownKey, signal);
   const events: LeaseEvent[] = [];
   for (const ev of batch.events) {
     if (ev.type === 'delete') {
@@ -120,7 +154,7 @@ async function applyBatch(
       }
       continue;
     }
-    const [lease] = await toLeases(deps, [ev.entry], ownKey, signal);
+    const lease = leases.get(ev.entry);
     if (!lease) continue;
     const previous = known.get(lease.key);
     known.set(lease.key, lease);
@@ -154,7 +188,12 @@ export async function* watchLeases(
     } catch (err) {
       if (signal.aborted) return;
       if (hasCode(err, 'E_ETCD_COMPACTED'))
-        deps.log.info('lease watch history compacted: re-listing', { from: String(from) });
+        deps.log.info(
+          (err as WeftError).details?.['overflow'] === true
+            ? 'lease watch fell behind (queue full): re-listing'
+            : 'lease watch history compacted: re-listing',
+          { from: String(from) },
+        );
       else {
         deps.log.warn('lease watch failed: re-listing', { error: describeError(err) });
         await sleep(backoffMs(failures++, 100, 5000), signal).catch(() => {});

@@ -16,8 +16,13 @@
 export interface RegistryEntry {
   /** The subnet key, unparsed. */
   readonly key: string;
-  /** The raw value (lease JSON as written by flannel or weft). */
+  /**
+   * The raw value (lease JSON as written by flannel or weft); '' when it was longer than a lease value
+   * may be (see `oversize`), so a hostile value never costs more than that in memory.
+   */
   readonly value: string;
+  /** Set when the stored value was too long to be a lease: its length in bytes (`value` is then ''). */
+  readonly oversize?: number;
   /** The attached store lease (etcd lease ID as a decimal string), or null: a reservation. */
   readonly leaseId: string | null;
   /** Revision of the last write to this key. */

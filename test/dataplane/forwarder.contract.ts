@@ -12,7 +12,7 @@ export interface ForwarderHarness {
   start(opts?: Partial<ForwarderOptions>): Forwarder;
 }
 
-const BASE = { port: 0, mtu: 1472 };
+const BASE = { port: 0, mtu: 1472, localSubnets: ['10.244.1.0/24', 'fd00:10:244:1::/64'] };
 
 export function forwarderContract(label: string, harness: () => ForwarderHarness): void {
   describe(`Forwarder contract: ${label}`, () => {
@@ -39,6 +39,17 @@ export function forwarderContract(label: string, harness: () => ForwarderHarness
         'bindAddress must be an IPv4 address such as 198.18.0.1, got "198.18.0"',
       ],
       [{ bindAddress: '::1' }, 'bindAddress must be an IPv4 address such as 198.18.0.1, got "::1"'],
+      [
+        { localSubnets: '10.244.1.0/24' as unknown as string[] },
+        'localSubnets must be an array of at most 16 CIDRs (this host\'s lease subnets), got "10.244.1.0/24"',
+      ],
+      [
+        { localSubnets: ['10.244.1.1/24'] },
+        'dst "10.244.1.1/24" has host bits set: use 10.244.1.0/24',
+      ],
+      [{ maxRoutes: 0 }, 'maxRoutes must be a positive integer, got 0'],
+      [{ threads: 3 as 2 }, 'threads must be 1 or 2, got 3'],
+      [{ nice: -21 }, 'nice must be an integer -20..19, got -21'],
     ] as const)('start rejects %o with an exact TypeError', (opts, message) => {
       expect(() => start(opts)).toThrow(new TypeError(message));
     });
@@ -50,7 +61,8 @@ export function forwarderContract(label: string, harness: () => ForwarderHarness
         expect(f.localPort).toBeGreaterThan(0);
         const s = f.stats();
         expect(s.running).toBe(true);
-        expect(s.txPackets + s.rxPackets + s.routes + s.commandsQueued).toBe(0);
+        expect(s.txPackets + s.rxPackets + s.routes + s.commandsFailed).toBe(0);
+        expect(f.localSubnets()).toEqual(BASE.localSubnets);
         expect(Object.values(s.drops).every((v) => v === 0)).toBe(true);
         for (const v of Object.values(s.offloads)) expect(typeof v).toBe('boolean');
         const off = Object.entries(s.offloads)
@@ -86,9 +98,10 @@ export function forwarderContract(label: string, harness: () => ForwarderHarness
       const [peer, port] = args[variant]!;
       try {
         const f = start();
+        const q0 = f.stats().commandsQueued;
         expect(() => f.setRoute(dst as string, peer, port)).toThrow(new TypeError(message));
         expect(f.routes()).toEqual([]);
-        expect(f.stats().commandsQueued).toBe(0);
+        expect(f.stats().commandsQueued).toBe(q0);
       } finally {
         closeAll();
       }
@@ -97,6 +110,7 @@ export function forwarderContract(label: string, harness: () => ForwarderHarness
     it('sets, replaces and deletes routes; the table follows in call order', async () => {
       try {
         const f = start();
+        const q0 = f.stats().commandsQueued;
         f.setRoute('10.244.3.0/24', '198.18.0.3', 8285);
         f.setRoute('10.244.2.0/24', '198.18.0.2', 8285);
         f.setRoute('fd00:10:244:2::/64', '198.18.0.2', 8285);
@@ -110,7 +124,7 @@ export function forwarderContract(label: string, harness: () => ForwarderHarness
         let s = f.stats();
         expect(s.routes).toBe(3);
         expect(s.commandsApplied).toBe(s.commandsQueued);
-        expect(s.commandsQueued).toBe(4);
+        expect(s.commandsQueued).toBe(q0 + 4);
         expect(f.deleteRoute('10.244.3.0/24')).toBe(true);
         expect(f.deleteRoute('10.244.3.0/24')).toBe(false);
         expect(f.deleteRoute('10.244.9.0/24')).toBe(false);
@@ -120,7 +134,7 @@ export function forwarderContract(label: string, harness: () => ForwarderHarness
         await f.settled();
         s = f.stats();
         expect(s.routes).toBe(2);
-        expect(s.commandsApplied).toBe(5);
+        expect(s.commandsApplied).toBe(q0 + 5);
         expect(f.routes().map((r) => r.dst)).toEqual(['10.244.2.0/24', 'fd00:10:244:2::/64']);
       } finally {
         closeAll();
@@ -141,8 +155,59 @@ export function forwarderContract(label: string, harness: () => ForwarderHarness
       }
     });
 
+    it('replaces its own subnets in order with the routes, and validates them', async () => {
+      try {
+        const f = start();
+        f.setLocalSubnets(['10.244.7.0/24']);
+        f.setRoute('10.244.2.0/24', '198.18.0.2', 8285);
+        await f.settled();
+        expect(f.localSubnets()).toEqual(['10.244.7.0/24']);
+        expect(() => f.setLocalSubnets(['10.244.7.0/24', 'x'])).toThrow(
+          new TypeError('dst must be an IPv4 or IPv6 CIDR such as 10.244.2.0/24, got "x"'),
+        );
+        const many = Array.from({ length: 17 }, (_, i) => `10.${i}.0.0/16`);
+        expect(() => f.setLocalSubnets(many)).toThrow(TypeError);
+        expect(f.localSubnets()).toEqual(['10.244.7.0/24']);
+        f.setLocalSubnets([]);
+        await f.settled();
+        expect(f.localSubnets()).toEqual([]);
+      } finally {
+        closeAll();
+      }
+    });
+
+    it('reports a failed route insert: settled() rejects naming it, routes() leaves it out', async () => {
+      try {
+        const f = start({ maxRoutes: 2 });
+        f.setRoute('10.244.2.0/24', '198.18.0.2', 8285);
+        f.setRoute('fd00:10:244:2::/64', '198.18.0.2', 8285);
+        f.setRoute('10.244.3.0/24', '198.18.0.3', 8285); // beyond the limit
+        await expect(f.settled()).rejects.toMatchObject({
+          code: 'E_NATIVE',
+          details: { code: 'ENOSPC', routes: ['10.244.3.0/24'] },
+        });
+        let s = f.stats();
+        expect(s.commandsFailed).toBe(1);
+        expect(s.routes).toBe(2);
+        expect(f.routes().map((r) => r.dst)).toEqual(['10.244.2.0/24', 'fd00:10:244:2::/64']);
+        await f.settled(); // reported once
+        // replacing an existing route still works at the limit; after a delete the new one fits
+        f.setRoute('10.244.2.0/24', '198.18.0.4', 8285);
+        expect(f.deleteRoute('fd00:10:244:2::/64')).toBe(true);
+        f.setRoute('10.244.3.0/24', '198.18.0.3', 8285);
+        await f.settled();
+        s = f.stats();
+        expect(s.commandsFailed).toBe(1);
+        expect(s.routes).toBe(2);
+        expect(f.routes().map((r) => r.dst)).toEqual(['10.244.2.0/24', '10.244.3.0/24']);
+      } finally {
+        closeAll();
+      }
+    });
+
     it('close is idempotent; afterwards commands fail with ESHUTDOWN and stats keep the counters', async () => {
       const f = start();
+      const q0 = f.stats().commandsQueued;
       f.setRoute('10.244.2.0/24', '198.18.0.2', 8285);
       await f.settled();
       f.close();
@@ -150,7 +215,7 @@ export function forwarderContract(label: string, harness: () => ForwarderHarness
       expect(f.closed).toBe(true);
       const s = f.stats();
       expect(s.running).toBe(false);
-      expect(s.commandsApplied).toBe(1);
+      expect(s.commandsApplied).toBe(q0 + 1);
       for (const op of [
         () => f.setRoute('10.244.3.0/24', '198.18.0.3', 8285),
         () => f.deleteRoute('10.244.2.0/24'),

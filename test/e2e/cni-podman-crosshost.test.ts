@@ -52,6 +52,8 @@ describe.skipIf(!runnable)('podman on a weft network reaches a container on anot
   /** The weft plugin object for host `w` (state and IPAM dirs in weftd's temp dir). */
   const conf = (w: Weftd): Record<string, unknown> => ({
     type: 'weft',
+    // The harness gives each weftd its own --cni-socket next to its subnet file.
+    daemonSocket: join(w.dir, 'cni.sock'),
     subnetFile: w.subnetFile,
     dataDir: join(w.dir, 'cni-state'),
     ipam: { dataDir: join(w.dir, 'cni-ipam') },

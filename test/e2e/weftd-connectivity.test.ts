@@ -110,6 +110,14 @@ describe.skipIf(!runnable).each(cases)(
       expect(m).toContain('weft_ready 1');
       expect(m).toContain(`weft_peers{backend="${backend}"} 2`);
       expect(m).toMatch(/weft_netlink_requests_total [1-9]/);
+      if (backend === 'udp') {
+        // the forwarder's own counters: traffic of the ping matrix, every drop reason, route failures
+        expect(m).toMatch(/weft_udp_packets_total\{direction="rx"\} [1-9]/);
+        expect(m).toContain('weft_udp_drops_total{reason="bad_inner_dest"} 0');
+        expect(m).toContain('weft_udp_drops_total{reason="congested"} 0');
+        expect(m).toContain('weft_udp_route_failures_total 0');
+        expect(m).toContain('weft_udp_forwarder_running 1');
+      }
     });
 
     it(`installs the firewall rules (forward${masq ? ' + masquerade' : ''}) in its own nft tables`, async () => {

@@ -49,7 +49,22 @@ export interface Weftd {
   exit: Promise<number | null>;
 }
 
+/** How weftd and weftctl are run (default: the checkout's bin/weftd.js and bin/weftctl.js). */
+export interface ClusterOptions {
+  /** weftd executable (e.g. the packaged /usr/bin/weftd extracted from the .deb). */
+  readonly weftd?: string;
+  /** weftctl executable; run directly instead of `node bin/weftctl.js`. */
+  readonly weftctl?: string;
+  /** Run weftd in a mount namespace where /usr/bin/node is /dev/null and PATH has no node. */
+  readonly hideNode?: boolean;
+  /** Extra environment for the weftd on `host` (e.g. NOTIFY_SOCKET). */
+  readonly envFor?: (host: SimHost) => Readonly<Record<string, string>>;
+  /** Starts the etcd the daemons use (default: one member on the underlay gateway address). */
+  readonly etcd?: (topo: Topology) => Promise<EtcdFixture>;
+}
+
 export interface Cluster {
+  readonly opts?: ClusterOptions;
   readonly topo: Topology;
   readonly etcd: EtcdFixture;
   readonly prefix: string;
@@ -58,18 +73,21 @@ export interface Cluster {
   destroy(): Promise<void>;
 }
 
-export async function createCluster(hosts = 3): Promise<Cluster> {
-  assertBuilt();
+export async function createCluster(hosts = 3, opts: ClusterOptions = {}): Promise<Cluster> {
+  if (!opts.weftd) assertBuilt();
   const topo = await createTopology({ hosts });
   let etcd: EtcdFixture | undefined;
   try {
-    etcd = await startEtcd({ netns: topo.underlayNetns, host: topo.underlayGatewayIp });
+    etcd = opts.etcd
+      ? await opts.etcd(topo)
+      : await startEtcd({ netns: topo.underlayNetns, host: topo.underlayGatewayIp });
   } catch (err) {
     await topo.destroy();
     throw err;
   }
   const tmp = mkdtempSync(join(tmpdir(), 'weft-e2e-'));
   const cluster: Cluster = {
+    opts,
     topo,
     etcd,
     prefix: etcd.prefix('weftd'),
@@ -96,11 +114,13 @@ export async function putConfig(c: Cluster, config: unknown): Promise<void> {
 export function weftdArgs(c: Cluster, host: SimHost, extra: readonly string[] = []): string[] {
   const dir = join(c.tmp, `h${host.index}`);
   return [
-    WEFTD,
+    c.opts?.weftd ?? WEFTD,
     `--etcd-endpoints=${c.etcd.endpoints.join(',')}`,
     `--etcd-prefix=${c.prefix}`,
     `--subnet-file=${join(dir, 'subnet.env')}`,
     `--state-dir=${join(dir, 'state')}`,
+    // One CNI socket per simulated host (the default /run/weft/cni.sock is one per machine).
+    `--cni-socket=${join(dir, 'cni.sock')}`,
     '--iface=eth0',
     '--iptables-resync=2',
     '--resync-period=3',
@@ -109,6 +129,17 @@ export function weftdArgs(c: Cluster, host: SimHost, extra: readonly string[] = 
     ...extra,
   ];
 }
+
+/** `unshare` arguments: a private mount namespace in which /usr/bin/node cannot run. */
+export const HIDE_NODE = [
+  '--mount',
+  '--propagation',
+  'private',
+  'sh',
+  '-c',
+  'mount --bind /dev/null "$(readlink -f /usr/bin/node)" && exec "$@"',
+  'hide-node',
+];
 
 function spawnWeftd(
   c: Cluster,
@@ -119,9 +150,14 @@ function spawnWeftd(
   // `node <flags> bin/weftd.js` instead (bench/rss.ts compares V8 settings with it).
   const nodeFlags = (process.env.WEFTD_NODE_FLAGS ?? '').split(' ').filter(Boolean);
   const args = weftdArgs(c, d.host, extra);
-  const child = nodeFlags.length
-    ? spawnTracked('node', [...nodeFlags, ...args], { ns: d.host.netns })
-    : spawnTracked(args[0]!, args.slice(1), { ns: d.host.netns });
+  const env = { ...process.env, ...c.opts?.envFor?.(d.host) };
+  const child = c.opts?.hideNode
+    ? spawnTracked('unshare', [...HIDE_NODE, 'ip', 'netns', 'exec', d.host.netns, ...args], {
+        env: { ...env, PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+      })
+    : nodeFlags.length
+      ? spawnTracked('node', [...nodeFlags, ...args], { ns: d.host.netns, env })
+      : spawnTracked(args[0]!, args.slice(1), { ns: d.host.netns, env });
   const w = d as Weftd;
   w.child = child;
   w.logs = '';
@@ -201,11 +237,12 @@ export async function waitReady(w: Weftd, timeoutMs = 45_000): Promise<void> {
  * file, weftd's health port and a 5 s request timeout; a non-zero exit is returned, not thrown.
  */
 export function runWeftctl(c: Cluster, w: Weftd, args: readonly string[]): Promise<RunResult> {
+  const [cmd, first] = c.opts?.weftctl ? [c.opts.weftctl, []] : ['node', [WEFTCTL]];
   return nsRun(
     w.host.netns,
-    'node',
+    cmd,
     [
-      WEFTCTL,
+      ...first,
       ...args,
       `--etcd-endpoints=${c.etcd.endpoints.join(',')}`,
       `--etcd-prefix=${c.prefix}`,

@@ -1,7 +1,8 @@
 /**
  * In-memory twin of NativeForwarder for unit tests of the UDP backend (design.md C9). Same validation,
- * same route semantics (longest prefix match, peer and inner-source checks), same counters; packets
- * are simulated with `fromTun` / `fromPeer` instead of moving through a kernel.
+ * same route semantics (longest prefix match, peer, inner-source and inner-destination checks, the
+ * route limit and its failure report), same counters; packets are simulated with `fromTun` /
+ * `fromPeer` instead of moving through a kernel.
  */
 import { EventEmitter } from 'node:events';
 import { Ip4Net, tryParseIp4, tryParseIp6 } from '../../src/ip/index.js';
@@ -12,10 +13,13 @@ import {
   closedError,
   fallbackOf,
   parseDst,
+  parseLocal,
   parseOptions,
   parsePeer,
+  routeFailureError,
   waitApplied,
   type ParsedDst,
+  type RouteFailure,
 } from '../../src/dataplane/forwarder-args.js';
 import type {
   Forwarder,
@@ -65,9 +69,17 @@ export class MemoryForwarder extends EventEmitter implements Forwarder {
   private readonly offloads: ForwarderOffloads;
   private isClosed = false;
   private fatal: WeftError | undefined;
+  private local: readonly ParsedDst[];
+  private failed: RouteFailure[] = [];
 
-  private constructor(port: number, extra: MemoryForwarderOptions) {
+  private constructor(
+    port: number,
+    local: readonly ParsedDst[],
+    private readonly maxRoutes: number,
+    extra: MemoryForwarderOptions,
+  ) {
     super();
+    this.local = local;
     this.localPort = port === 0 ? EPHEMERAL_PORT : port;
     this.offloads = { vnetHdr: true, tso: true, udpGso: true, udpGro: true, ...extra.offloads };
     this.counters = {
@@ -82,8 +94,12 @@ export class MemoryForwarder extends EventEmitter implements Forwarder {
       groReceives: 0,
       coalescedWrites: 0,
       icmpSent: 0,
-      commandsQueued: 0,
-      commandsApplied: 0,
+      // the own subnets set at start: one reset plus one command per subnet, as the native loop counts
+      commandsQueued: local.length + 1,
+      commandsApplied: local.length + 1,
+      commandsFailed: 0,
+      peerSockets: 0,
+      threads: 1,
       routes: 0,
       running: true,
     };
@@ -93,7 +109,7 @@ export class MemoryForwarder extends EventEmitter implements Forwarder {
   /** Same option validation as NativeForwarder.start; the fd is not touched. */
   static start(options: ForwarderOptions, extra: MemoryForwarderOptions = {}): MemoryForwarder {
     const o = parseOptions(options);
-    return new MemoryForwarder(o.port, extra);
+    return new MemoryForwarder(o.port, o.local, o.maxRoutes, extra);
   }
 
   get closed(): boolean {
@@ -105,9 +121,28 @@ export class MemoryForwarder extends EventEmitter implements Forwarder {
     parsePeer(peerIp, port);
     this.open('set route');
     const route = { dst: d.cidr, peerIp, port };
+    if (!this.entries.has(d.cidr) && this.entries.size >= this.maxRoutes) {
+      // as the native table: the command is accepted, applying it fails (reported by settled())
+      this.failed.push({ dst: d.cidr, code: 'ENOSPC' });
+      this.counters.commandsFailed++;
+      this.applied();
+      return;
+    }
     this.entries.set(d.cidr, { dst: d, route });
     this.book.set(d.cidr, peerIp, port);
     this.applied();
+  }
+
+  setLocalSubnets(cidrs: readonly string[]): void {
+    const local = parseLocal(cidrs);
+    this.open('set local subnets');
+    this.local = local;
+    this.counters.commandsQueued += local.length + 1;
+    this.counters.commandsApplied += local.length + 1;
+  }
+
+  localSubnets(): readonly string[] {
+    return this.local.map((d) => d.cidr);
   }
 
   deleteRoute(dst: string): boolean {
@@ -133,13 +168,16 @@ export class MemoryForwarder extends EventEmitter implements Forwarder {
     };
   }
 
-  settled(timeoutMs = 2000): Promise<void> {
-    return waitApplied(
+  async settled(timeoutMs = 2000): Promise<void> {
+    await waitApplied(
       this.counters.commandsQueued,
       () => this.counters.commandsApplied,
       () => this.fatal ?? (this.isClosed ? closedError('settle') : undefined),
       timeoutMs,
     );
+    const failed = this.failed;
+    this.failed = [];
+    if (failed.length > 0) throw routeFailureError(failed);
   }
 
   close(): void {
@@ -175,6 +213,7 @@ export class MemoryForwarder extends EventEmitter implements Forwarder {
       return this.drop('unknownPeer');
     }
     if (this.lookup(p.src)?.peerIp !== peerIp) return this.drop('badInnerSource');
+    if (!this.local.some((d) => contains(d, p.dst))) return this.drop('badInnerDest');
     if ((p.ttl ?? 64) <= 1) return this.drop('ttl');
     this.counters.rxPackets++;
     this.counters.rxBytes += p.bytes ?? 0;

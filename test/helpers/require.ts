@@ -33,6 +33,11 @@ const checks: Record<string, () => string | undefined> = {
   iperf3: () => (haveCommand('iperf3') ? undefined : 'needs iperf3'),
   nft: () => (haveCommand('nft') ? undefined : 'needs nftables (`nft`)'),
   openssl: () => (haveCommand('openssl') ? undefined : 'needs openssl'),
+  wireguardGo: () =>
+    haveCommand('wireguard-go') && haveCommand('wg')
+      ? undefined
+      : 'needs wireguard-go and wireguard-tools (`apt-get install wireguard-go wireguard-tools`)',
+  tcpdump: () => (haveCommand('tcpdump') ? undefined : 'needs tcpdump'),
 };
 
 export type Capability =
@@ -45,7 +50,9 @@ export type Capability =
   | 'cniPlugins'
   | 'iperf3'
   | 'nft'
-  | 'openssl';
+  | 'openssl'
+  | 'wireguardGo'
+  | 'tcpdump';
 
 /** The reasons the listed capabilities are missing (empty when all are present). */
 export function missing(...caps: Capability[]): string[] {

@@ -52,8 +52,10 @@ describe.skipIf(!runnable)('firewall (nftables) in a host namespace', () => {
     const listing = (await nsRun(h1, 'nft', ['list', 'ruleset'])).stdout;
     expect(listing).toContain('table ip weft');
     expect(listing).toContain('table ip6 weft');
-    expect(listing).toMatch(/ip saddr 10\.5\.0\.0\/16 accept comment "weft forward 1 [0-9a-f]{8}"/);
-    expect(listing).toMatch(/ip6 saddr fd05::\/48 ip6 daddr != ff00::\/8 masquerade fully-random/);
+    expect(listing).toMatch(/ip saddr 10\.5\.0\.0\/16 accept comment "weft forward 2 [0-9a-f]{8}"/);
+    expect(listing).toMatch(
+      /ip6 saddr fd05:0:0:1::\/64 ip6 daddr != ff00::\/8 masquerade fully-random/,
+    );
   });
 
   it('restores a deleted rule and a deleted table within one resync interval', async () => {
@@ -142,12 +144,17 @@ describe.skipIf(!runnable)('forward rules on a host whose iptables FORWARD polic
     expect(await ping(ctr.netns, '198.18.0.2', 1, 1)).toBe(false);
     const ipt = createIptablesRunner({ netns: h1 });
     const fw = new Firewall(createNftRunner({ netns: h1 }), nullLogger, undefined, ipt);
-    await fw.apply({ ...input(false), ipv6: null });
+    await fw.apply({ ...input(false), ipv6: null, uplinks: ['eth0'] });
     expect(await ping(ctr.netns, '198.18.0.2', 2, 2)).toBe(true);
     const chain = (await nsRun(h1, 'iptables', ['-w', '5', '-S', 'WEFT-FWD'])).stdout;
+    // scoped: cluster sources from anywhere but the uplink, or from the uplink to this host's subnet
     expect(chain).toContain(
-      '-A WEFT-FWD -s 10.5.0.0/16 -m comment --comment "weft forward" -j ACCEPT',
+      '-A WEFT-FWD -s 10.5.0.0/16 ! -i eth0 -m comment --comment "weft forward" -j ACCEPT',
     );
+    expect(chain).toContain(
+      '-A WEFT-FWD -s 10.5.0.0/16 -d 10.5.1.0/24 -m comment --comment "weft forward" -j ACCEPT',
+    );
+    expect(chain).not.toContain('-A WEFT-FWD -s 10.5.0.0/16 -m comment');
     await nsRun(h1, 'iptables', [
       '-w',
       '5',
@@ -166,7 +173,7 @@ describe.skipIf(!runnable)('forward rules on a host whose iptables FORWARD polic
       '-j WEFT-FWD',
     );
     expect(await ping(ctr.netns, '198.18.0.2', 2, 2)).toBe(true);
-    await fw.apply({ ...input(false), ipv6: null }); // idempotent: still one jump
+    await fw.apply({ ...input(false), ipv6: null, uplinks: ['eth0'] }); // idempotent: one jump
     const jumps = (await nsRun(h1, 'iptables', ['-w', '5', '-S', 'FORWARD'])).stdout.match(
       /-j WEFT-FWD/g,
     );

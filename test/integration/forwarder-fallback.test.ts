@@ -31,7 +31,12 @@ describe.skipIf(!runnable)('native UDP forwarder: offload path against the fallb
       await topo.addContainer(h, { cidr: `10.244.${i}.2/24`, gateway: `10.244.${i}.1` });
       const f = inNetns(h.netns, () => {
         const tun = openTun('weft0', { vnetHdr: i === 1 });
-        return NativeForwarder.start({ tunFd: tun.fd, port: 8285, mtu: 1472 });
+        return NativeForwarder.start({
+          tunFd: tun.fd,
+          port: 8285,
+          mtu: 1472,
+          localSubnets: [`10.244.${i}.0/24`],
+        });
       });
       fwd.push(f);
       await run('ip', ['-n', h.netns, 'addr', 'add', `10.244.${i}.0/32`, 'dev', 'weft0']);

@@ -25,12 +25,38 @@ describe.skipIf(!runnable)('NativeForwarder', () => {
     if (ns) await deleteNetns(ns);
   });
 
+  forwarderContract('NativeForwarder, one loop thread', () => ({
+    start: (opts) =>
+      inNetns(ns, () => {
+        const tun = openTun(`wct${n++}`, { vnetHdr: true });
+        try {
+          return NativeForwarder.start({
+            tunFd: tun.fd,
+            port: 0,
+            mtu: 1472,
+            localSubnets: [],
+            threads: 1,
+            ...opts,
+          });
+        } catch (err) {
+          closeSync(tun.fd); // start failed: the fd is still ours
+          throw err;
+        }
+      }),
+  }));
+
   forwarderContract('NativeForwarder', () => ({
     start: (opts) =>
       inNetns(ns, () => {
         const tun = openTun(`wct${n++}`, { vnetHdr: true });
         try {
-          return NativeForwarder.start({ tunFd: tun.fd, port: 0, mtu: 1472, ...opts });
+          return NativeForwarder.start({
+            tunFd: tun.fd,
+            port: 0,
+            mtu: 1472,
+            localSubnets: [],
+            ...opts,
+          });
         } catch (err) {
           closeSync(tun.fd); // start failed: the fd is still ours
           throw err;

@@ -9,6 +9,7 @@
  * Each host's TUN is opened and its forwarder started inside the host netns from this test process
  * (the UDP socket is created there too); the forwarder threads are joined in afterAll.
  */
+import { readFileSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NativeForwarder } from '../../src/dataplane/native-forwarder.js';
 import { openTun } from '../../src/dataplane/tun.js';
@@ -17,6 +18,7 @@ import { createTopology, ping, type SimContainer, type Topology } from '../helpe
 import { nsRun, run, spawnTracked, stopChild, waitFor } from '../helpers/exec.js';
 import { transfer } from './forwarder-helpers.js';
 import { useLeakCheck } from '../helpers/leaks.js';
+import { tryParseIp6 } from '../../src/ip/index.js';
 import { requireCaps } from '../helpers/require.js';
 
 const runnable = requireCaps('root', 'netns', 'ping', 'tun');
@@ -50,6 +52,31 @@ function csum(b: Buffer): number {
   while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
   return ~s & 0xffff;
 }
+
+/** A minimal IPv6 packet (ICMPv6 echo request; the forwarder checks no ICMPv6 checksum). */
+function ip6Packet(src: string, dst: string): Buffer {
+  const p = Buffer.alloc(40 + 8);
+  p[0] = 0x60;
+  p.writeUInt16BE(8, 4);
+  p[6] = 58;
+  p[7] = 64;
+  const put = (text: string, at: number): void => {
+    const v = tryParseIp6(text)!;
+    p.writeBigUInt64BE(v >> 64n, at);
+    p.writeBigUInt64BE(v & 0xffffffffffffffffn, at + 8);
+  };
+  put(src, 8);
+  put(dst, 24);
+  p[40] = 128;
+  return p;
+}
+
+// Sends 1400-byte UDP datagrams to HOST:9 as fast as it can for SECONDS (then exits by itself).
+const FLOOD = `const s=require('dgram').createSocket('udp4');const b=Buffer.alloc(1400,1);
+const end=Date.now()+Number(process.env.SECONDS)*1000;let n=0;
+const pump=()=>{if(Date.now()>end){console.log(JSON.stringify({n}));s.close();return}
+let k=0;const one=()=>{n++;if(++k===256)setImmediate(pump)};for(let i=0;i<256;i++)s.send(b,9,process.env.HOST,one)};
+s.bind(0,()=>{console.log('ready');pump()});`;
 
 /** Sends one UDP datagram from inside `ns` (a separate process, so the socket lives there). */
 async function sendDatagram(ns: string, payload: Buffer, dst: string, port: number): Promise<void> {
@@ -89,6 +116,10 @@ describe.skipIf(!runnable)('native UDP forwarder across three hosts', () => {
           port: PORT,
           bindAddress: h.underlayIp,
           mtu: 1472,
+          localSubnets: [`10.244.${i}.0/24`, `fd00:10:244:${i}::/64`],
+          // h2 runs one loop thread for both directions, h1 and h3 one per direction: the transfers
+          // between c1 and c2 cross both modes each way
+          threads: i === 2 ? 1 : 2,
         });
       });
       fwd.push(f);
@@ -107,6 +138,13 @@ describe.skipIf(!runnable)('native UDP forwarder across three hosts', () => {
   });
 
   it('uses the offload fast path (TUN vnet header + TSO, UDP GSO and GRO)', () => {
+    expect(fwd.map((f) => f.stats().threads)).toEqual([2, 1, 2]);
+    // the loop threads run at nice -10 (the default), the rest of the process at its own
+    const nices = readdirSync('/proc/self/task').map((t) =>
+      Number(readFileSync(`/proc/self/task/${t}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]),
+    );
+    expect(nices.filter((n) => n === -10).length).toBeGreaterThanOrEqual(5);
+    expect(nices).toContain(0);
     for (const f of fwd) {
       expect(f.fallback).toEqual([]);
       expect(f.stats().running).toBe(true);
@@ -199,6 +237,139 @@ describe.skipIf(!runnable)('native UDP forwarder across three hosts', () => {
     );
     expect(h1.stats().rxPackets).toBe(before.rxPackets);
   });
+
+  it("delivers a peer datagram only to this host's own subnets: no relaying to others, the LAN or link-local", async () => {
+    const h1 = fwd[0]!;
+    const h2ns = topo.hosts[1]!.netns;
+    const before = h1.stats();
+    // From the real peer h2 with an inner source in h2's subnet (the source check passes), but aimed
+    // past h1: at c3 (h1 would route it back out of its TUN to h3), link-local metadata, the underlay
+    const foreign = [
+      icmpEcho(ctr(2).ip, ctr(3).ip),
+      icmpEcho(ctr(2).ip, '169.254.169.254'),
+      icmpEcho(ctr(2).ip, '198.18.0.254'),
+      ip6Packet(ctr(2).ip6!, ctr(3).ip6!),
+      ip6Packet(ctr(2).ip6!, 'fe80::1'),
+    ];
+    for (const p of foreign) await sendDatagram(h2ns, p, '198.18.0.1', PORT);
+    await waitFor(
+      'foreign inner destinations counted',
+      () => h1.stats().drops.badInnerDest === before.drops.badInnerDest + foreign.length,
+      5000,
+    );
+    expect(h1.stats().rxPackets).toBe(before.rxPackets);
+    // positive controls: into h1's own IPv4 and IPv6 subnets they are delivered
+    await sendDatagram(h2ns, icmpEcho(ctr(2).ip, ctr(1).ip), '198.18.0.1', PORT);
+    await sendDatagram(h2ns, ip6Packet(ctr(2).ip6!, ctr(1).ip6!), '198.18.0.1', PORT);
+    await waitFor(
+      'own-subnet datagrams delivered',
+      () => h1.stats().rxPackets === before.rxPackets + 2,
+      5000,
+    );
+    expect(h1.stats().drops.badInnerDest).toBe(before.drops.badInnerDest + foreign.length);
+  });
+
+  it('a congested peer costs only its own packets: no waiting; other peers, receiving and route updates go on', async () => {
+    const ns1 = topo.hosts[0]!.netns;
+    const h1 = fwd[0]!;
+    expect(h1.stats().peerSockets).toBe(2);
+    // h1's underlay sends to h3 at 8 kbit/s and queues the rest (a congested path): h3's send socket
+    // fills up. Everything else leaves by the fast default class.
+    const tc = (...args: string[]): Promise<unknown> => run('tc', ['-n', ns1, ...args]);
+    await tc('qdisc', 'add', 'dev', 'eth0', 'root', 'handle', '1:', 'htb', 'default', '10');
+    const before = h1.stats();
+    let flood: ReturnType<typeof spawnTracked> | undefined;
+    try {
+      await tc(
+        'class',
+        'add',
+        'dev',
+        'eth0',
+        'parent',
+        '1:',
+        'classid',
+        '1:10',
+        'htb',
+        'rate',
+        '10gbit',
+      );
+      await tc(
+        'class',
+        'add',
+        'dev',
+        'eth0',
+        'parent',
+        '1:',
+        'classid',
+        '1:30',
+        'htb',
+        'rate',
+        '8kbit',
+        'ceil',
+        '8kbit',
+      );
+      await tc(
+        'qdisc',
+        'add',
+        'dev',
+        'eth0',
+        'parent',
+        '1:30',
+        'handle',
+        '30:',
+        'pfifo',
+        'limit',
+        '100000',
+      );
+      await tc(
+        'filter',
+        'add',
+        'dev',
+        'eth0',
+        'parent',
+        '1:',
+        'protocol',
+        'ip',
+        'prio',
+        '1',
+        'u32',
+        'match',
+        'ip',
+        'dst',
+        '198.18.0.3/32',
+        'flowid',
+        '1:30',
+      );
+      flood = spawnTracked(process.execPath, ['-e', FLOOD], {
+        ns: ctr(1).netns,
+        env: { ...process.env, HOST: ctr(3).ip, SECONDS: '15' },
+      });
+      await waitFor(
+        'h3 congested',
+        () => h1.stats().drops.congested > before.drops.congested,
+        10_000,
+        20,
+      );
+      // while c1 keeps flooding c3: c1 <-> c2 works both ways, and a route update applies promptly
+      expect(await ping(ctr(1).netns, ctr(2).ip, 3, 1)).toBe(true);
+      expect(await ping(ctr(2).netns, ctr(1).ip, 3, 1)).toBe(true);
+      const t0 = Date.now();
+      h1.setRoute('10.244.61.0/24', '198.18.0.2', PORT);
+      await h1.settled(1000);
+      expect(Date.now() - t0).toBeLessThan(1000);
+      expect(h1.deleteRoute('10.244.61.0/24')).toBe(true);
+      await h1.settled(1000);
+      const s = h1.stats();
+      expect(s.drops.congested).toBeGreaterThan(before.drops.congested);
+      expect(s.drops.udpSend).toBe(before.drops.udpSend);
+      expect(s.running).toBe(true);
+    } finally {
+      if (flood) await stopChild(flood);
+      await tc('qdisc', 'del', 'dev', 'eth0', 'root');
+    }
+    // the path is clear again: c1 reaches c3
+    expect(await ping(ctr(1).netns, ctr(3).ip, 2)).toBe(true);
+  }, 60_000);
 
   it('speaks flannel wire format with a plain per-packet peer', async () => {
     // A minimal per-packet IP-in-UDP peer on h2:9999 owning 10.244.50.0/24: answers pings itself.

@@ -199,6 +199,41 @@ describe.skipIf(!runnable)('netlink façade (real kernel in a netns)', () => {
     expect(bad).toMatchObject({ code: 'E_NETLINK', errno: 'EINVAL' });
   });
 
+  it('reports each failure of a multi-datagram batch against its own entry (one ACK per datagram)', async () => {
+    // 200 routes span several datagrams; failures sit on datagram edges (first, last) and inside, and
+    // a malformed entry is skipped without shifting its neighbours' results.
+    const bad = new Set([0, 31, 32, 33, 63, 64, 100, 199]);
+    const mutations = Array.from({ length: 200 }, (_, i) => ({
+      op: 'routeReplace' as const,
+      route:
+        i === 150
+          ? { dst: '10.45.0.0/99', oif: eth0 }
+          : { dst: `10.45.${i}.0/24`, oif: bad.has(i) ? 99_999 : eth0 },
+    }));
+    const before = ops.stats().requests;
+    const results = await ops.applyBatch(mutations);
+    expect(ops.stats().requests - before).toBe(200);
+    results.forEach((r, i) => {
+      if (i === 150) expect(r).toMatchObject({ code: 'E_NETLINK', errno: 'EINVAL' });
+      else if (bad.has(i))
+        expect(r, `entry ${i}`).toMatchObject({
+          errno: 'ENODEV',
+          object: `10.45.${i}.0/24 dev 99999`,
+        });
+      else expect(r, `entry ${i}`).toBeNull();
+    });
+    const listed = (await ops.routeList(4, { oif: eth0 })).filter((r) =>
+      r.dst.startsWith('10.45.'),
+    );
+    expect(listed.length).toBe(200 - bad.size - 1);
+    const gone = await ops.applyBatch(
+      mutations.map((m) => ({ op: 'routeDelete' as const, route: { ...m.route, oif: eth0 } })),
+    );
+    expect(gone.filter((r) => r === null).length).toBe(200 - bad.size - 1);
+    expect(gone.filter((r) => r?.errno === 'ESRCH').length).toBe(bad.size);
+    expect(ops.stats()).toMatchObject({ inFlight: 0, queued: 0 });
+  });
+
   it('survives a burst of 15k route operations (≤ 64 in flight) and times out a slow dump', async () => {
     let maxInFlight = 0;
     const sampler = setInterval(() => {

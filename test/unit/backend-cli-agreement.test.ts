@@ -110,7 +110,7 @@ async function run(
         : udpBackendFactory({
             ...opts,
             startForwarder: (req) =>
-              MemoryForwarder.start({ tunFd: 3, port: req.port, mtu: req.mtu }),
+              MemoryForwarder.start({ tunFd: 3, port: req.port, mtu: req.mtu, localSubnets: [] }),
           })(deps);
   const ac = new AbortController();
   const network = await backend.registerNetwork(config, {}, ac.signal);

@@ -387,7 +387,12 @@ describe("udp: a newcomer lease for a live peer's subnet", () => {
       netlink: nl,
       removalGraceMs: 0,
       startForwarder: (req) =>
-        (fwd = MemoryForwarder.start({ tunFd: 3, port: req.port, mtu: req.mtu })),
+        (fwd = MemoryForwarder.start({
+          tunFd: 3,
+          port: req.port,
+          mtu: req.mtu,
+          localSubnets: req.localSubnets,
+        })),
     })({
       subnets: subnets.manager(),
       uplink: {

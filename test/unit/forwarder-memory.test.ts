@@ -8,12 +8,15 @@ import { MemoryForwarder } from '../fakes/memory-forwarder.js';
 import { forwarderContract } from '../dataplane/forwarder.contract.js';
 
 forwarderContract('MemoryForwarder', () => ({
-  start: (opts) => MemoryForwarder.start({ tunFd: 7, port: 0, mtu: 1472, ...opts }),
+  start: (opts) =>
+    MemoryForwarder.start({ tunFd: 7, port: 0, mtu: 1472, localSubnets: [], ...opts }),
 }));
+
+const LOCAL = ['10.244.1.0/24', 'fd00:10:244:1::/64'];
 
 describe('MemoryForwarder forwarding rules', () => {
   const make = (): MemoryForwarder => {
-    const f = MemoryForwarder.start({ tunFd: 7, port: 8285, mtu: 1472 });
+    const f = MemoryForwarder.start({ tunFd: 7, port: 8285, mtu: 1472, localSubnets: LOCAL });
     f.setRoute('10.244.0.0/16', '198.18.0.9', 8285);
     f.setRoute('10.244.2.0/24', '198.18.0.2', 8285);
     f.setRoute('10.244.3.0/24', '198.18.0.3', 9000);
@@ -66,17 +69,25 @@ describe('MemoryForwarder forwarding rules', () => {
     expect(f.fromPeer('198.18.0.9', { src: '10.244.9.5', dst: '10.244.1.2' })).toMatchObject({
       kind: 'delivered',
     });
+    // a real peer with its own inner source, aimed past this host (relaying): dropped
+    expect(f.fromPeer('198.18.0.2', { src: '10.244.2.5', dst: '10.244.3.7' })).toEqual({
+      kind: 'dropped',
+      reason: 'badInnerDest',
+    });
+    expect(f.fromPeer('198.18.0.2', { src: '10.244.2.5', dst: '169.254.169.254' })).toMatchObject({
+      reason: 'badInnerDest',
+    });
     f.deleteRoute('10.244.2.0/24');
     expect(f.fromPeer('198.18.0.2', { src: '10.244.2.5', dst: '10.244.1.2' })).toMatchObject({
       reason: 'unknownPeer',
     });
     const d = f.stats().drops;
-    expect([d.unknownPeer, d.badInnerSource]).toEqual([2, 2]);
+    expect([d.unknownPeer, d.badInnerSource, d.badInnerDest]).toEqual([2, 2, 2]);
   });
 
   it('reports missing offloads as fallback and a fatal stop as an error event', async () => {
     const f = MemoryForwarder.start(
-      { tunFd: 7, port: 8285, mtu: 1472 },
+      { tunFd: 7, port: 8285, mtu: 1472, localSubnets: LOCAL },
       { offloads: { udpGso: false } },
     );
     expect(f.fallback).toEqual(['udpGso']);

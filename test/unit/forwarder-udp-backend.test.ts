@@ -120,7 +120,7 @@ describe('planUdpPeer', () => {
 
 describe('forwarderSink', () => {
   it('reconcile brings the forwarder table to the desired routes with minimal commands', async () => {
-    const f = MemoryForwarder.start({ tunFd: 3, port: 8285, mtu: 1472 });
+    const f = MemoryForwarder.start({ tunFd: 3, port: 8285, mtu: 1472, localSubnets: [] });
     const sink = forwarderSink(f, async () => {});
     f.setRoute('10.5.9.0/24', '198.18.0.9', 8285);
     f.setRoute('10.5.2.0/24', '198.18.0.2', 8285);
@@ -134,7 +134,7 @@ describe('forwarderSink', () => {
   });
 
   it('apply replaces in place and keeps a route another peer still holds', async () => {
-    const f = MemoryForwarder.start({ tunFd: 3, port: 8285, mtu: 1472 });
+    const f = MemoryForwarder.start({ tunFd: 3, port: 8285, mtu: 1472, localSubnets: [] });
     const sink = forwarderSink(f, async () => {});
     await sink.apply([route(2), route(3)], [], []);
     expect(await sink.apply([route(2, 22)], [route(2), route(3)], [])).toMatchObject({
@@ -167,7 +167,12 @@ describe('udp backend on MemoryForwarder and FakeNetlink', () => {
       removalGraceMs: 0,
       observer: { peers: (n) => peerCounts.push(n) },
       startForwarder: (req) => {
-        fwd = MemoryForwarder.start({ tunFd: 3, port: req.port, mtu: req.mtu });
+        fwd = MemoryForwarder.start({
+          tunFd: 3,
+          port: req.port,
+          mtu: req.mtu,
+          localSubnets: req.localSubnets,
+        });
         return fwd;
       },
     })({
@@ -225,7 +230,7 @@ describe('udp backend on MemoryForwarder and FakeNetlink', () => {
 describe('forwarderMetricSamples', () => {
   it('names every counter, drop reason and offload', () => {
     const f = MemoryForwarder.start(
-      { tunFd: 3, port: 8285, mtu: 1472 },
+      { tunFd: 3, port: 8285, mtu: 1472, localSubnets: ['10.5.1.0/24'] },
       { offloads: { tso: false } },
     );
     f.setRoute('10.5.2.0/24', '198.18.0.2', 8285);
@@ -242,7 +247,9 @@ describe('forwarderMetricSamples', () => {
     expect(get('weft_udp_routes')).toBe(1);
     expect(get('weft_udp_offload', { offload: 'tso' })).toBe(0);
     expect(get('weft_udp_offload', { offload: 'udpGso' })).toBe(1);
-    expect(samples.filter((m) => m.name === 'weft_udp_drops_total')).toHaveLength(8);
+    expect(get('weft_udp_drops_total', { reason: 'bad_inner_dest' })).toBe(0);
+    expect(get('weft_udp_route_failures_total')).toBe(0);
+    expect(samples.filter((m) => m.name === 'weft_udp_drops_total')).toHaveLength(11);
     for (const m of samples) expect(m.name).toMatch(/^weft_udp_[a-z_]+$/);
   });
 });

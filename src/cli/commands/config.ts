@@ -7,6 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseUdpConfig } from '../../backend-udp/config.js';
+import { parseWireguardConfig } from '../../backend-wireguard/config.js';
 import { parseVxlanConfig } from '../../backend-vxlan/config.js';
 import { ConfigError, WeftError, describeError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
@@ -20,7 +21,7 @@ import { keyValues, sanitize, type Style } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
 
 /** Backend types weftd builds (design.md C3). */
-export const KNOWN_BACKENDS = ['vxlan', 'host-gw', 'udp'] as const;
+export const KNOWN_BACKENDS = ['vxlan', 'host-gw', 'udp', 'wireguard'] as const;
 
 export interface Validation {
   readonly valid: boolean;
@@ -49,6 +50,10 @@ export function validateConfig(text: string): Validation {
       );
     if (config.backend.type === 'udp')
       parseUdpConfig(config.backend.raw, (msg, fields) =>
+        warnings.push(`${msg} ${JSON.stringify(fields)}`),
+      );
+    if (config.backend.type === 'wireguard')
+      parseWireguardConfig(config.backend.raw, (msg, fields) =>
         warnings.push(`${msg} ${JSON.stringify(fields)}`),
       );
     if (config.backend.type === 'vxlan')

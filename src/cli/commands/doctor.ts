@@ -5,7 +5,10 @@
  */
 import { openRegistry, sampleEtcdClock } from '../etcd-view.js';
 import { doctorFailed, findUplink, runChecks, type Check, type UnderlayProbe } from '../doctor.js';
+import { findFlannelLeftovers } from '../../daemon/flannel-leftovers.js';
+import { flannelChecks } from '../doctor-flannel.js';
 import { EXIT } from '../exit-codes.js';
+import { readWgLive, wgDoctorChecks } from '../wireguard-view.js';
 import { findOwnRecord, gatherCluster, gatherHost, peerRowsOf } from '../gather.js';
 import { readHealth, readNft } from '../host-view.js';
 import { overlayDevices } from '../peers.js';
@@ -73,11 +76,12 @@ export async function doctorCommand(ctx: CommandContext): Promise<CommandOutput>
   const reg = openRegistry(o);
   try {
     ctx.progress('reading etcd, subnet.env and weftd health');
-    const [view, clock, health, nft] = await Promise.all([
+    const [view, clock, health, nft, flannel] = await Promise.all([
       gatherCluster(reg, o.subnetFile),
       sampleEtcdClock(o),
       o.healthzUrl ? readHealth(o.healthzUrl, o.timeoutMs) : Promise.resolve(null),
       readNft(o.timeoutMs),
+      findFlannelLeftovers().catch(() => null),
     ]);
     ctx.progress('reading the kernel');
     const { host, hostError } = await gatherHost(view.config, o.timeoutMs);
@@ -112,6 +116,12 @@ export async function doctorCommand(ctx: CommandContext): Promise<CommandOutput>
       peers,
       probes,
     });
+    checks.unshift(...flannelChecks(flannel)); // docs/migration-from-flannel.md
+    if (view.config?.backend.type === 'wireguard') {
+      const live = o.healthzUrl ? await readWgLive(o.healthzUrl, o.timeoutMs) : null;
+      const peerLeases = view.leases.filter((l) => l.key !== own?.key);
+      checks.push(...wgDoctorChecks(view.config, peerLeases, live));
+    }
     const failed = doctorFailed(checks);
     return {
       exitCode: failed ? (view.etcd.reachable ? EXIT.problem : EXIT.etcd) : EXIT.ok,

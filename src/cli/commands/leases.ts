@@ -10,10 +10,11 @@
 import { parseVxlanBackendData } from '../../backend-vxlan/backend-data.js';
 import { ConfigError, WeftError } from '../../errors.js';
 import { isIp4 } from '../../ip/ip4.js';
-import { decodeLeaseAttrs, encodeLeaseAttrs } from '../../lease/codec.js';
+import { encodeLeaseAttrs } from '../../lease/codec.js';
 import { isCompatible } from '../../subnet/allocator.js';
 import { parseNetworkConfig } from '../../subnet/config.js';
 import { makeSubnetKey, parseSubnetKey } from '../../subnet/keys.js';
+import { decodeEntryValue } from '../../subnet/lease-entry.js';
 import { listLeases, openRegistry, type LeaseRecord } from '../etcd-view.js';
 import { EXIT } from '../exit-codes.js';
 import { formatDuration, keyValues, table, toneOf, type Style } from '../render.js';
@@ -161,9 +162,14 @@ export async function leaseCommand(ctx: CommandContext): Promise<CommandOutput> 
         { code: 'E_OPTION_INVALID' },
       );
     if (existing) {
+      if (existing.oversize !== undefined)
+        throw new WeftError(
+          'E_LEASE_INVALID',
+          `lease reserve: ${key} holds a ${existing.oversize}-byte value, no lease: delete it (etcdctl del) and reserve again`,
+        );
       let holder: string | null = null;
       try {
-        holder = decodeLeaseAttrs(existing.value).publicIp;
+        holder = decodeEntryValue(existing).publicIp;
       } catch {
         // a garbage value: reserving keeps it as it is (doctor and leases report it)
       }

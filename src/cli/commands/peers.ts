@@ -11,6 +11,50 @@ import { findOwnRecord, gatherCluster, gatherHost, peerRowsOf } from '../gather.
 import { isFault, type PeerRow } from '../peers.js';
 import { sanitize, table, toneOf, type Style } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
+import { readWgLive, wgPeerStatus, type WgLiveResult, type WgPeerLive } from '../wireguard-view.js';
+import type { Lease } from '../../lease/lease.js';
+
+/** WireGuard rows: per peer the endpoint, the last handshake, bytes in/out (from weftd's engine). */
+export function wgTable(
+  style: Style,
+  rows: readonly { subnet: string; wireguard: WgPeerLive | null }[],
+): string {
+  const now = Date.now() / 1000;
+  return table(
+    style,
+    ['subnet', 'public key', 'endpoint', 'last handshake', 'received', 'sent'],
+    rows.map((r) => {
+      const w = r.wireguard;
+      return [
+        r.subnet,
+        w ? w.publicKey : '-',
+        w?.endpoint ?? '-',
+        !w
+          ? { text: 'no such peer in weftd', tone: 'bad' as const }
+          : w.lastHandshakeSec > 0
+            ? {
+                text: `${Math.max(0, Math.round(now - w.lastHandshakeSec))} s ago`,
+                tone: 'ok' as const,
+              }
+            : { text: 'never', tone: 'bad' as const },
+        w ? `${w.rxBytes} B` : '-',
+        w ? `${w.txBytes} B` : '-',
+      ];
+    }),
+  );
+}
+
+/** Each peer row with its live WireGuard state (null when weftd has no such peer). */
+export function withWireguard<R extends { lease: string | null; subnet: string }>(
+  rows: readonly R[],
+  leases: readonly Lease[],
+  live: WgLiveResult,
+): (R & { wireguard: WgPeerLive | null })[] {
+  return rows.map((r) => {
+    const lease = leases.find((l) => l.key === r.lease);
+    return { ...r, wireguard: lease && live.ok ? wgPeerStatus(lease, live.live) : null };
+  });
+}
 
 export function peersTable(style: Style, rows: readonly PeerRow[]): string {
   let out = table(
@@ -50,6 +94,27 @@ export async function peersCommand(ctx: CommandContext): Promise<CommandOutput> 
     const own = findOwnRecord(view, host.addrs);
     const rows = peerRowsOf(view, host, own);
     const ok = !rows.some(isFault);
+    if (view.config.backend.type === 'wireguard') {
+      const live: WgLiveResult = ctx.options.healthzUrl
+        ? await readWgLive(ctx.options.healthzUrl, ctx.options.timeoutMs)
+        : { ok: false, error: 'not read (no --healthz-url / --healthz-port)' };
+      const wg = withWireguard(rows, view.leases, live);
+      return {
+        exitCode: ok ? EXIT.ok : EXIT.problem,
+        json: {
+          ok,
+          own: own?.key ?? null,
+          backend: 'wireguard',
+          peers: wg,
+          wireguardError: live.ok ? null : live.error,
+        },
+        human:
+          (own ? '' : 'warning: no lease for this host found; every lease is shown as a peer\n') +
+          peersTable(ctx.style, rows) +
+          '\n' +
+          (live.ok ? wgTable(ctx.style, wg) : `WireGuard sessions: ${live.error}\n`),
+      };
+    }
     return {
       exitCode: ok ? EXIT.ok : EXIT.problem,
       json: { ok, own: own?.key ?? null, backend: view.config.backend.type, peers: rows },

@@ -12,6 +12,7 @@ import { isFault, overlayDevices } from '../peers.js';
 import { formatDuration, keyValues, type Cell } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
 import { leaseJson } from './leases.js';
+import { readWgLive, wgPeerStatus } from '../wireguard-view.js';
 
 export async function statusCommand(ctx: CommandContext): Promise<CommandOutput> {
   const o = ctx.options;
@@ -105,7 +106,12 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
         !d.exists
           ? bad('missing')
           : d.up
-            ? good(`up, mtu ${d.mtu}, mac ${d.mac}, vni ${d.vni}, port ${d.port}`)
+            ? good(
+                `up, mtu ${d.mtu}` +
+                  (d.mac ? `, mac ${d.mac}` : '') +
+                  (d.vni !== null ? `, vni ${d.vni}` : '') +
+                  (d.port !== null ? `, port ${d.port}` : ''),
+              )
             : bad(`down, mtu ${d.mtu}`),
       ]),
       [
@@ -137,6 +143,37 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
           : `${view.subnetEnv.path}: ${view.subnetEnv.text.trim().split('\n').join(' ')}`,
       ],
     ];
+    if (view.config?.backend.type === 'wireguard') {
+      // per peer: endpoint, last handshake, bytes in/out, from weftd's engine (its /metrics)
+      const live = o.healthzUrl ? await readWgLive(o.healthzUrl, o.timeoutMs) : null;
+      const now = Date.now() / 1000;
+      const wgPeers = view.leases
+        .filter((l) => l.key !== own?.key)
+        .map((l) => ({
+          lease: l.key,
+          subnet: l.subnet ?? l.subnet6,
+          ...(live?.ok ? { wireguard: wgPeerStatus(l, live.live) } : { wireguard: null }),
+        }));
+      (json as Record<string, unknown>)['wireguard'] = {
+        error: live === null ? 'not read (no --healthz-url)' : live.ok ? null : live.error,
+        peers: wgPeers,
+      };
+      for (const p of wgPeers) {
+        const w = p.wireguard;
+        pairs.push([
+          `wireguard ${p.subnet ?? p.lease}`,
+          !live?.ok
+            ? 'not read (weftd /metrics)'
+            : !w
+              ? bad('no such peer in weftd')
+              : w.lastHandshakeSec > 0
+                ? good(
+                    `handshake ${Math.max(0, Math.round(now - w.lastHandshakeSec))} s ago, endpoint ${w.endpoint ?? '-'}, received ${w.rxBytes} B, sent ${w.txBytes} B`,
+                  )
+                : bad(`no handshake yet, endpoint ${w.endpoint ?? '-'}, sent ${w.txBytes} B`),
+        ]);
+      }
+    }
     const human =
       keyValues(s, pairs) +
       (problems.length ? `\n${problems.map((p) => `! ${p}`).join('\n')}\n` : '');

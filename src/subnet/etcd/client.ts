@@ -5,7 +5,7 @@
  * given alone is honoured. TLS options with an `http://` endpoint are an error too.
  */
 import { readFileSync } from 'node:fs';
-import { Etcd3, type IOptions } from 'etcd3';
+import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
 import { ConfigError, WeftError } from '../../errors.js';
 
 export interface EtcdClientOptions {
@@ -25,7 +25,7 @@ type FaultHandling = NonNullable<IOptions['faultHandling']>;
 
 /**
  * Watch reconnect backoff like flannel's (100 ms doubling, capped at 5 s) with ±20 % jitter, instead of
- * etcd3's default that took ~6.8 s to reconnect after an etcd restart (dependencies.md §4).
+ * etcd3's default that took ~6.8 s to reconnect after an etcd restart (docs/dependencies.md §4).
  */
 function watchBackoff(delay = 100): NonNullable<FaultHandling['watchBackoff']> {
   return {
@@ -43,6 +43,47 @@ const passThrough = {
   execute: async <T>(fn: (ctx: { signal: AbortSignal; attempt: number }) => PromiseLike<T> | T) =>
     fn({ signal: new AbortController().signal, attempt: 0 }),
 } as unknown as NonNullable<FaultHandling['global']>;
+
+/** How long an endpoint is skipped after a failed call when other endpoints are configured. */
+export const ENDPOINT_SKIP_MS = 3000;
+
+/**
+ * The per-endpoint policy with several endpoints (an etcd cluster): an endpoint whose call failed with
+ * a transport error, a timeout or "no leader" is skipped for ENDPOINT_SKIP_MS, so the next call — and
+ * the watch's reconnect — goes to another member instead of a random one that may be the dead or
+ * partitioned member again (etcd3 picks a random endpoint per call and tries the next one only when
+ * this policy refuses without calling through). etcd3's own breaker opened after three failures for
+ * 5 s; one failure is enough here, and nothing is ever refused with a single endpoint.
+ */
+function skipAfterFailure(): NonNullable<FaultHandling['global']> {
+  let skipUntil = 0;
+  return {
+    execute: async <T>(
+      fn: (ctx: { signal: AbortSignal; attempt: number }) => PromiseLike<T> | T,
+    ): Promise<T> => {
+      if (Date.now() < skipUntil)
+        throw new Error('etcd endpoint skipped: its last call failed (trying another member)');
+      try {
+        return await fn({ signal: new AbortController().signal, attempt: 0 });
+      } catch (err) {
+        if (err instanceof Error && isRecoverableError(err))
+          skipUntil = Date.now() + ENDPOINT_SKIP_MS;
+        throw err;
+      }
+    },
+  } as unknown as NonNullable<FaultHandling['global']>;
+}
+
+/**
+ * gRPC keepalive on every connection: a member that vanished without closing its TCP connections (a
+ * partition, a link down) is detected in at most time + timeout, and its streams (the watch, a
+ * keepalive) fail over instead of waiting forever. etcd refuses pings more often than every 5 s
+ * (--grpc-keepalive-min-time), hence 6 s.
+ */
+export const GRPC_KEEPALIVE = {
+  'grpc.keepalive_time_ms': 6000,
+  'grpc.keepalive_timeout_ms': 3000,
+} as const;
 
 function readPem(field: string, path: string): Buffer {
   try {
@@ -78,7 +119,12 @@ export function buildEtcdOptions(o: EtcdClientOptions): IOptions {
     dialTimeout: o.requestTimeoutMs,
     defaultCallOptions: (ctx) =>
       ctx.isStream ? {} : { deadline: new Date(Date.now() + o.requestTimeoutMs) },
-    faultHandling: { global: passThrough, host: () => passThrough, watchBackoff: watchBackoff() },
+    faultHandling: {
+      global: passThrough,
+      host: () => (o.endpoints.length > 1 ? skipAfterFailure() : passThrough),
+      watchBackoff: watchBackoff(),
+    },
+    grpcOptions: { ...GRPC_KEEPALIVE },
   };
   const { caFile, certFile, keyFile } = o.tls ?? {};
   if ((certFile && !keyFile) || (!certFile && keyFile))
@@ -107,8 +153,33 @@ export function buildEtcdOptions(o: EtcdClientOptions): IOptions {
   return options;
 }
 
+/**
+ * etcd's "require leader" request metadata: a member that has lost its leader (partitioned from the
+ * majority, or the cluster lost quorum) refuses requests at once and cancels the watches on it, rather
+ * than serving stale reads or holding a watch that never delivers, so clients move to a member that
+ * still has one. etcd3 has no option for it: its authenticator supplies every call's metadata.
+ */
+function requireLeader(client: Etcd3): void {
+  const auth = (
+    client as unknown as {
+      pool?: {
+        authenticator?: { getMetadata: () => Promise<{ set(k: string, v: string): void }> };
+      };
+    }
+  ).pool?.authenticator;
+  if (!auth || typeof auth.getMetadata !== 'function') return;
+  const original = auth.getMetadata.bind(auth);
+  auth.getMetadata = async () => {
+    const md = await original();
+    md.set('hasleader', 'true');
+    return md;
+  };
+}
+
 export function createEtcdClient(o: EtcdClientOptions): Etcd3 {
-  return new Etcd3(buildEtcdOptions(o));
+  const client = new Etcd3(buildEtcdOptions(o));
+  requireLeader(client);
+  return client;
 }
 
 /** True for etcd3's "requested lease not found" (the lease expired or was revoked). */

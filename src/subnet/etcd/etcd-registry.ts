@@ -2,14 +2,21 @@
  * LeaseRegistry over etcd v3 in flannel's layout (flannel-compat.md §1): `<prefix>/config` and
  * `<prefix>/subnets/<key>`. The only importer of etcd3 with src/subnet/etcd/client.ts.
  *
- * etcd3 quirks handled here (dependencies.md §4): lease IDs and revisions are decimal strings; there is
+ * etcd3 quirks handled here (docs/dependencies.md §4): lease IDs and revisions are decimal strings; there is
  * no `lease.ttl()`, so TTLs go through the raw lease client; `close()` does not stop the timers of live
  * etcd3 Lease objects, so none are created (grant/keepalive/revoke use the raw RPCs, one keepalive per
  * call) and watchers are cancelled before closing. Listing uses `<prefix>/subnets/` with the trailing
  * slash (flannel-compat.md §18 item 12).
  */
-import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
+import {
+  GRPCDeadlineExceededError,
+  type Etcd3,
+  type IKeyValue,
+  type IWatchResponse,
+  type Watcher,
+} from 'etcd3';
 import { AbortedError, WeftError } from '../../errors.js';
+import { MAX_LEASE_VALUE_BYTES } from '../../lease/codec.js';
 import type { Logger } from '../../log/logger.js';
 import type {
   LeaseRegistry,
@@ -25,7 +32,34 @@ import {
   translateEtcdError,
   type EtcdClientOptions,
 } from './client.js';
-import { AsyncQueue } from './async-queue.js';
+import { WatchQueue } from './watch-queue.js';
+
+/**
+ * Bounds on what one entry may cost (hostile writers): a value longer than a lease value may be is
+ * dropped unread (`oversize`), and a key longer than any subnet key is cut for display (it is then no
+ * subnet key, so it is skipped with a warning naming its start).
+ */
+export const MAX_ENTRY_VALUE_BYTES = MAX_LEASE_VALUE_BYTES;
+export const MAX_KEY_BYTES = 256;
+/** Keys per listing page; halved when a page is larger than gRPC accepts (huge values). */
+const LIST_PAGE = 500;
+
+/** The display form of a subnet key longer than any subnet key is. */
+function cutKey(raw: Buffer): string {
+  return `${raw.subarray(0, 64).toString()}…(${raw.length} bytes)`;
+}
+
+/** `prefix` + 1 in the last byte: the end of a prefix range (etcd's `range_end`). */
+function prefixEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]!++;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}
 
 export interface EtcdLeaseRegistryOptions extends EtcdClientOptions {
   /** Key prefix, default '/coreos.com/network' (no trailing slash). */
@@ -40,7 +74,7 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
   private readonly log: Logger;
   private readonly timeoutMs: number;
   /** Live watchers and the queue each feeds, so close() can cancel them and end their iterators. */
-  private readonly watchers = new Map<Watcher, AsyncQueue<RegistryBatch>>();
+  private readonly watchers = new Map<Watcher, WatchQueue>();
   private closed = false;
   /** etcd round trips made (unary requests, keepalives, watch creations): for the benchmark. */
   requests = 0;
@@ -80,12 +114,23 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
     }
   }
 
+  /** The subnet key of a full etcd key, or null when it is not below `<prefix>/subnets/`. */
+  private subnetKey(raw: Buffer): string | null {
+    const prefixLen = Buffer.byteLength(this.subnetsPrefix);
+    if (raw.length < prefixLen || raw.subarray(0, prefixLen).toString() !== this.subnetsPrefix)
+      return null;
+    const rest = raw.subarray(prefixLen);
+    return rest.length > MAX_KEY_BYTES ? cutKey(rest) : rest.toString();
+  }
+
   private toEntry(kv: IKeyValue): RegistryEntry | null {
-    const full = kv.key.toString();
-    if (!full.startsWith(this.subnetsPrefix)) return null;
+    const key = this.subnetKey(kv.key);
+    if (key === null) return null;
+    const big = kv.value.length > MAX_ENTRY_VALUE_BYTES;
     return {
-      key: full.slice(this.subnetsPrefix.length),
-      value: kv.value.toString(),
+      key,
+      value: big ? '' : kv.value.toString(),
+      ...(big ? { oversize: kv.value.length } : {}),
       leaseId: kv.lease === '0' || kv.lease === '' || kv.lease === undefined ? null : kv.lease,
       modRevision: kv.mod_revision,
     };
@@ -132,16 +177,47 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
       : { value: null, modRevision: '0' };
   }
 
+  /**
+   * Every key below `<prefix>/subnets/`, read in pages at one revision (a consistent snapshot): a
+   * prefix holding many or huge values never needs one response larger than gRPC's receive limit, and
+   * only the bounded entries (see toEntry) are kept, not the raw pages.
+   */
   async list(signal?: AbortSignal): Promise<RegistryListing> {
-    const res = await this.call('list subnets', signal, () =>
-      this.client.getAll().prefix(this.subnetsPrefix).exec(),
-    );
+    const end = prefixEnd(Buffer.from(this.subnetsPrefix));
     const entries: RegistryEntry[] = [];
-    for (const kv of res.kvs) {
-      const e = this.toEntry(kv);
-      if (e) entries.push(e);
+    let from = Buffer.from(this.subnetsPrefix);
+    let revision: string | undefined;
+    let page = LIST_PAGE;
+    for (;;) {
+      let res;
+      try {
+        res = await this.call('list subnets', signal, () =>
+          this.client.kv.range({
+            key: from,
+            range_end: end,
+            limit: page,
+            ...(revision !== undefined ? { revision } : {}),
+          }),
+        );
+      } catch (err) {
+        // A page larger than gRPC accepts (values of up to 1.5 MiB each): smaller pages, down to one key.
+        if (page > 1 && /RESOURCE_EXHAUSTED|larger than max/i.test(String(err))) {
+          page = Math.max(1, Math.floor(page / 4));
+          continue;
+        }
+        throw err;
+      }
+      revision ??= res.header.revision;
+      for (const kv of res.kvs) {
+        const e = this.toEntry(kv);
+        if (e) entries.push(e);
+      }
+      const last = res.kvs[res.kvs.length - 1];
+      if (!res.more || !last) break;
+      from = Buffer.concat([last.key, Buffer.from([0])]);
+      page = Math.min(LIST_PAGE, page * 2);
     }
-    return { entries, revision: res.header.revision };
+    return { entries, revision: revision ?? '0' };
   }
 
   async get(key: string, signal?: AbortSignal): Promise<RegistryEntry | null> {
@@ -165,10 +241,18 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
       const stream = await this.client.leaseClient.leaseKeepAlive();
       try {
         const res = await new Promise<{ TTL: string }>((resolve, reject) => {
-          const timer = setTimeout(
-            () => reject(new Error(`no keepalive response within ${this.timeoutMs} ms`)),
-            this.timeoutMs,
-          );
+          const timer = setTimeout(() => {
+            const err = new GRPCDeadlineExceededError(
+              `no keepalive response within ${this.timeoutMs} ms`,
+            );
+            reject(err);
+            // Reported on the stream, etcd3 marks this member failed: the retry goes to another one.
+            const raw = stream as unknown as {
+              writable: boolean;
+              emit(e: 'error', x: Error): void;
+            };
+            if (raw.writable) raw.emit('error', err);
+          }, this.timeoutMs);
           stream.on('data', (r: { TTL: string }) => {
             clearTimeout(timer);
             resolve(r);
@@ -270,13 +354,8 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
         const entry = this.toEntry(ev.kv);
         if (entry) events.push({ type: 'put', entry });
       } else {
-        const full = ev.kv.key.toString();
-        if (full.startsWith(this.subnetsPrefix))
-          events.push({
-            type: 'delete',
-            key: full.slice(this.subnetsPrefix.length),
-            modRevision: ev.kv.mod_revision,
-          });
+        const key = this.subnetKey(ev.kv.key);
+        if (key !== null) events.push({ type: 'delete', key, modRevision: ev.kv.mod_revision });
       }
     }
     return { events, revision: res.header.revision };
@@ -293,14 +372,19 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
     if (key === undefined) builder.prefix(this.subnetsPrefix);
     else builder.key(this.subnetsPrefix + key);
     builder.startRevision(fromRevision);
-    const queue = new AsyncQueue<RegistryBatch>();
+    const queue = new WatchQueue();
     const what = `watch ${key ?? 'subnets'} from revision ${fromRevision}`;
     this.requests++;
     const watcher = builder.watcher();
     this.watchers.set(watcher, queue);
     watcher.on('data', (res: IWatchResponse) => {
-      const batch = this.toBatch(res);
-      if (batch.events.length > 0) queue.push(batch);
+      // etcd3 re-throws a listener's exception outside any handler (an uncaught exception): never throw.
+      try {
+        const batch = this.toBatch(res);
+        if (batch.events.length > 0) queue.push(batch);
+      } catch (err) {
+        queue.fail(translateEtcdError(what, err));
+      }
     });
     // After 'error' etcd3 has already dropped the watcher; cancel() would wait forever for an ID.
     let dead = false;

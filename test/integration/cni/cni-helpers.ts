@@ -1,12 +1,14 @@
 /**
- * Helpers for driving the built `weft` plugin like a runtime does: the one-file bundle installed by
- * `scripts/install-cni.mjs` into a temp CNI bin dir, executed directly (shebang) inside a test netns that
- * plays the host, with a clean environment holding only PATH and the CNI_* variables.
+ * Helpers for driving the built `weft` plugin like a runtime does: installed by `scripts/install-cni.mjs`
+ * into a temp CNI bin dir (`weft` = the C shim that hands calls to weftd, `weft-full` = the standalone
+ * plugin the shim falls back to), executed directly inside a test netns that plays the host, with a clean
+ * environment holding only PATH and the CNI_* variables; and a real weftd serving the CNI socket there.
  */
-import { mkdtempSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { run } from '../../helpers/exec.js';
+import { run, spawnTracked, stopChild, waitFor } from '../../helpers/exec.js';
 
 export const REPO = resolve(import.meta.dirname, '../../..');
 
@@ -28,9 +30,65 @@ export async function installPlugin(): Promise<string> {
   return dir;
 }
 
+export interface CniWeftd {
+  /** weftd's CNI socket (put it into the netconf as "daemonSocket"). */
+  readonly socket: string;
+  readonly child: ChildProcess;
+  /** weftd's stderr so far. */
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the real weftd (bin/weftd.js) inside `hostNs` with its CNI socket at `<dir>/cni.sock`, and waits
+ * for the socket. Its etcd endpoint is closed on purpose (127.0.0.1:9 in the test netns): weftd then
+ * keeps waiting for its network config and never touches the netns' dataplane, while it serves CNI calls
+ * as it does at any time of its life (the tests write subnet.env themselves).
+ */
+export async function startCniWeftd(
+  hostNs: string,
+  dir: string,
+  socket = join(dir, 'cni.sock'),
+): Promise<CniWeftd> {
+  await run('ip', ['-n', hostNs, 'link', 'set', 'lo', 'up']);
+  const child = spawnTracked(
+    process.execPath,
+    [
+      join(REPO, 'bin', 'weftd.js'),
+      '--etcd-endpoints=http://127.0.0.1:9',
+      `--subnet-file=${join(dir, 'weftd-subnet.env')}`,
+      `--state-dir=${join(dir, 'weftd-state')}`,
+      `--cni-socket=${socket}`,
+    ],
+    { ns: hostNs },
+  );
+  let logs = '';
+  child.stderr?.on('data', (b: Buffer) => {
+    if (logs.length < 1 << 20) logs += b.toString();
+  });
+  child.stdout?.resume();
+  try {
+    const state = await waitFor(
+      `weftd's CNI socket ${socket}`,
+      () =>
+        logs.includes('CNI socket off')
+          ? 'off'
+          : logs.includes('CNI socket listening') && existsSync(socket) && 'on',
+      20_000,
+    );
+    if (state === 'off') throw new Error('weftd did not serve its CNI socket');
+  } catch (err) {
+    await stopChild(child);
+    throw new Error(`${(err as Error).message}; weftd logs:\n${logs}`);
+  }
+  return { socket, child, logs: () => logs, stop: () => stopChild(child) };
+}
+
 export interface CallOptions {
   hostNs: string;
   binDir: string;
+  /** The installed file to run: `weft` (the shim, default) or `weft-full` (the standalone plugin). */
+  plugin?: 'weft' | 'weft-full';
   command: string;
   stdin: string;
   containerId?: string;
@@ -57,7 +115,7 @@ export async function callPlugin(o: CallOptions): Promise<CniCall> {
   const t0 = performance.now();
   const r = await run(
     'ip',
-    ['netns', 'exec', o.hostNs, 'env', '-i', ...envArgs, join(o.binDir, 'weft')],
+    ['netns', 'exec', o.hostNs, 'env', '-i', ...envArgs, join(o.binDir, o.plugin ?? 'weft')],
     {
       input: o.stdin,
       allowFail: true,

@@ -5,6 +5,10 @@
  * /var/lib/cni or the root namespace. subnet.env says IPMASQ=true, so the bridge adds no NAT rules.
  *
  *   [host netns: weftbr0 10.77.5.1/24] --veth-- [container netns: eth0 10.77.5.x/24, 10.77.0.0/16 via .1]
+ *
+ * The whole suite runs twice: through the installed plugin (`weft`, the C shim) with a real weftd serving
+ * it in the host netns, and through the standalone full plugin (`weft-full`, what the shim falls back to
+ * while weftd is down), so both paths keep the same contract.
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +18,14 @@ import { run, sleep, waitFor } from '../../helpers/exec.js';
 import { useLeakCheck } from '../../helpers/leaks.js';
 import { createNetns, deleteNetns, ping, uniquePrefix } from '../../helpers/netns.js';
 import { requireCaps } from '../../helpers/require.js';
-import { callPlugin, installPlugin, ipJson, type CniCall } from './cni-helpers.js';
+import {
+  callPlugin,
+  installPlugin,
+  ipJson,
+  startCniWeftd,
+  type CniCall,
+  type CniWeftd,
+} from './cni-helpers.js';
 
 const runnable = requireCaps('root', 'netns', 'cniPlugins', 'ping');
 useLeakCheck();
@@ -22,9 +33,15 @@ useLeakCheck();
 const SUBNET_ENV =
   'FLANNEL_NETWORK=10.77.0.0/16\nFLANNEL_SUBNET=10.77.5.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n';
 
-describe.skipIf(!runnable)(
-  'weft CNI plugin with the reference bridge/host-local in a netns host',
-  () => {
+const MODES = [
+  { mode: 'shim → weftd', plugin: 'weft', weftd: true },
+  { mode: 'standalone weft-full', plugin: 'weft-full', weftd: false },
+] as const;
+
+describe.skipIf(!runnable).each(MODES)(
+  'weft CNI plugin ($mode) with the reference bridge/host-local in a netns host',
+  ({ plugin, weftd: withWeftd }) => {
+    let weftd: CniWeftd | undefined;
     let tmp: string;
     let binDir: string;
     let hostNs: string;
@@ -54,6 +71,7 @@ describe.skipIf(!runnable)(
           subnetWaitSeconds: 0.5,
           ipam: { dataDir: p.ipamDir },
           delegate: { bridge: 'weftbr0' },
+          ...(weftd ? { daemonSocket: weftd.socket } : {}),
           ...extra,
         });
       const stateFiles = () =>
@@ -79,6 +97,7 @@ describe.skipIf(!runnable)(
       callPlugin({
         hostNs,
         binDir,
+        plugin,
         command,
         stdin,
         ...(o.id ? { containerId: o.id } : {}),
@@ -95,9 +114,11 @@ describe.skipIf(!runnable)(
       binDir = await installPlugin();
       prefix = uniquePrefix();
       hostNs = await createNetns(`${prefix}h`);
+      if (withWeftd) weftd = await startCniWeftd(hostNs, tmp);
     });
 
     afterAll(async () => {
+      await weftd?.stop();
       for (const ns of namespaces) await deleteNetns(ns);
       if (hostNs) await deleteNetns(hostNs);
       if (tmp) rmSync(tmp, { recursive: true, force: true });

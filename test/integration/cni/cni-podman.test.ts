@@ -1,11 +1,12 @@
 /**
- * A real runtime drives the plugin (issue 6, cni-contract.md B3): podman 4.3 with its CNI backend runs
+ * A real runtime drives the plugin (issue 6, docs/cni-contract.md B3): podman 4.3 with its CNI backend runs
  * busybox containers on weft conflists (cniVersion 1.0.0 and 0.4.0). Everything podman does stays in
  * places this test creates: podman runs with `nsenter --net=<test host netns>` (so the bridge, veths and
  * ip_forward land there, not in the root namespace), a private containers.conf (CONTAINERS_CONF), private
  * --root/--runroot/tmp_dir/events log, vfs storage (no mounts), a temp CNI config dir and bin dir. podman
  * still creates /var/lib/containers/cache and libcni's /var/lib/cni/results; the test removes what it
- * created there. Needs podman, runc (crun refuses this cgroup-v1 host) and busybox-static.
+ * created there. Needs podman, runc (crun refuses this cgroup-v1 host) and busybox-static. The plugin is
+ * the installed one (the C shim), served by a real weftd in the test host netns (cni-helpers.ts).
  */
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useLeakCheck } from '../../helpers/leaks.js';
 import { createNetns, deleteNetns, ping, uniquePrefix } from '../../helpers/netns.js';
 import { requireCaps } from '../../helpers/require.js';
-import { installPlugin } from './cni-helpers.js';
+import { installPlugin, startCniWeftd, type CniWeftd } from './cni-helpers.js';
 import {
   BUSYBOX_IMAGE,
   createPodmanSandbox,
@@ -30,6 +31,7 @@ describe.skipIf(!runnable)('podman (CNI backend) runs containers on a weft netwo
   let hostNs: string;
   let net: string;
   let sb: PodmanSandbox | undefined;
+  let weftd: CniWeftd | undefined;
 
   const podman = (args: string[], timeoutMs = 60_000) => sb!.podman(args, timeoutMs);
 
@@ -42,6 +44,7 @@ describe.skipIf(!runnable)('podman (CNI backend) runs containers on a weft netwo
     sb!.conflist(name, cniVersion, [
       {
         type: 'weft',
+        daemonSocket: weftd!.socket,
         subnetFile: join(W, 'subnet.env'),
         dataDir: join(W, 'state'),
         ipam: { dataDir: join(W, 'ipam') },
@@ -58,6 +61,7 @@ describe.skipIf(!runnable)('podman (CNI backend) runs containers on a weft netwo
     sb = await createPodmanSandbox(hostNs, binDir, net);
     W = sb.dir;
     for (const d of ['state', 'ipam']) mkdirSync(join(W, d));
+    weftd = await startCniWeftd(hostNs, W);
     writeFileSync(
       join(W, 'subnet.env'),
       'FLANNEL_NETWORK=10.77.0.0/16\nFLANNEL_SUBNET=10.77.6.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n',
@@ -66,6 +70,7 @@ describe.skipIf(!runnable)('podman (CNI backend) runs containers on a weft netwo
 
   afterAll(async () => {
     if (sb) await sb.cleanup();
+    await weftd?.stop();
     if (hostNs) await deleteNetns(hostNs);
     if (binDir) rmSync(binDir, { recursive: true, force: true });
   });

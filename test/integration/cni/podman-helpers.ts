@@ -1,6 +1,6 @@
 /**
  * Driving podman 4.3 with its CNI backend so that everything it does stays in places a test creates
- * (cni-contract.md B3): podman runs under `nsenter --net=<test host netns>` (the bridge, veths and
+ * (docs/cni-contract.md B3): podman runs under `nsenter --net=<test host netns>` (the bridge, veths and
  * ip_forward land there, not in the root namespace) with a private containers.conf (CONTAINERS_CONF),
  * private --root/--runroot/tmp_dir/events log, vfs storage (no mounts), a temp CNI config dir and the
  * given CNI bin dir. podman still creates /var/lib/containers/cache and libcni's /var/lib/cni/results;

@@ -17,7 +17,7 @@ import {
   type Control,
   type DataplaneRow,
 } from '../../../bench/lib/report.js';
-import { ratioChart } from '../../../bench/lib/svg.js';
+import { lineChart, ratioChart } from '../../../bench/lib/svg.js';
 
 const UDP_OUT = `
 # bench:udp 2026-11-25T11:06:42.143Z (1 s × 1, median; client h1, server h2)
@@ -33,14 +33,18 @@ fallbacks per forwarder: none | none
 `;
 
 const NETLINK_OUT = `
-### netlink: 5000 peers into one host's kernel (median of 1; kernel 6.18)
+### netlink: peer programming against the kernel's floor (median of 1; kernel 6.18; load average 1.0 at start, 1.2 at end)
 
-| method | kernel entries | ms | entries/s | × ip -batch routes |
-|---|---|---|---|---|
-| \`ip -batch\` routes (anchor, incl. process start) | 5000 | 652 | 7,669 | 1.00 |
-| \`ip -batch\` + \`bridge -batch\`: neigh + fdb + route | 15000 | 1500 | 10,000 | 2.30 |
-| weft façade \`routeReplace\` ×N (≤ 64 in flight) | 5000 | 1710 | 2,924 | 2.62 |
-| weft vxlan backend: full reconcile of N peers (neigh + fdb + route, incl. dumps) | 15000 | 4373 | 3,430 | 6.71 |
+| peers | kernel entries | floor: C batched rtnetlink ms | \`ip -batch\` + \`bridge -batch\` ms | weft full reconcile ms | weft ÷ floor | weft CPU ms | goal ≤ 1.15 × floor |
+|---|---|---|---|---|---|---|---|
+| 1000 | 3000 | 21.0 | 60.5 | 30.1 | 1.43 | 40 | NOT met |
+| 5000 | 15000 | 400.0 | 560.0 | 440.0 | 1.10 | 200 | met |
+
+Floor: the faster of …
+
+| peers | incremental add of 1 peer: ms | its netlink requests | its dumps | incremental remove of 1 peer: ms | its netlink requests | its dumps | floor for 1 peer add / remove (C, 3 messages) |
+|---|---|---|---|---|---|---|---|
+| 1000 | 0.52 | 3 | 0 | 0.61 | 3 | 0 | 60 µs / 40 µs |
 `;
 
 const LEASE_OUT = `
@@ -125,14 +129,37 @@ describe('per-area bench output', () => {
   });
 
   it('reads bench/netlink.ts and bench/lease.ts, null when the table is not there', () => {
-    expect(parseNetlinkOutput(NETLINK_OUT, 5000)).toEqual({
-      peers: 5000,
-      ipBatchMs: 652,
-      facadeMs: 1710,
-      backendMs: 4373,
-      backendEntries: 15000,
+    expect(parseNetlinkOutput(NETLINK_OUT)).toEqual({
+      sizes: [
+        {
+          peers: 1000,
+          floorMs: 21,
+          iprouteMs: 60.5,
+          weftMs: 30.1,
+          weftCpuMs: 40,
+          addMs: 0.52,
+          addRequests: 3,
+          addDumps: 0,
+          removeMs: 0.61,
+          removeRequests: 3,
+          removeDumps: 0,
+        },
+        {
+          peers: 5000,
+          floorMs: 400,
+          iprouteMs: 560,
+          weftMs: 440,
+          weftCpuMs: 200,
+          addMs: NaN,
+          addRequests: NaN,
+          addDumps: NaN,
+          removeMs: NaN,
+          removeRequests: NaN,
+          removeDumps: NaN,
+        },
+      ],
     });
-    expect(parseNetlinkOutput('Error: no root', 5000)).toBeNull();
+    expect(parseNetlinkOutput('Error: no root')).toBeNull();
     expect(parseLeaseOutput(LEASE_OUT, 200)).toEqual({
       hosts: 200,
       seconds: 1.95,
@@ -184,7 +211,7 @@ describe('ratios and Markdown', () => {
     const udpLine = md.split('\n').find((l) => l.startsWith('| weft UDP |'));
     expect(udpLine).toBe('| weft UDP | n/a (weftd: unknown backend type) | | | | | |');
     expect(md).toContain(
-      '| 5000-peer programming | n/a (bench/netlink.ts does not exist yet) | | |',
+      '| peer programming (bench/netlink.ts) | n/a (bench/netlink.ts does not exist yet) | | |',
     );
     expect(md).toMatch(/\| CNI ADD, p50 of 10 .*\| 80 ms \| .*20 ms \| 0\.25 \|/);
     expect(md).toMatch(/\| weft VXLAN \| 9\.70 Gbit\/s .*× kernel VXLAN by hand: 0\.97 \//);
@@ -225,5 +252,31 @@ describe('SVG chart', () => {
     );
     expect(svg).toContain('weft host-gw ÷ underlay');
     expect(svg).toContain('control plane');
+  });
+});
+
+describe('line chart', () => {
+  it('draws a line per series with points, skips NaN, prints the notes and escapes text', () => {
+    const svg = lineChart({
+      title: 'floor <&> weft',
+      subtitle: 's',
+      xLabel: 'peers',
+      yLabel: 'ms',
+      x: [1000, 2000, 5000],
+      series: [
+        { name: 'floor', values: [20, 60, 400] },
+        { name: 'weft', values: [30, NaN, 450] },
+        { name: 'goal', values: [23, 69, 460], dashed: true },
+      ],
+      notes: ['1.50×', '–', '1.13×'],
+    });
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg).toContain('floor &lt;&amp;&gt; weft');
+    expect(svg.match(/<polyline/g)).toHaveLength(3);
+    expect(svg.match(/<circle/g)).toHaveLength(5); // 3 + 2 (NaN skipped), none for the dashed goal
+    expect(svg).toContain('stroke-dasharray="5 4"');
+    expect(svg).toContain('>1.13×<');
+    expect(svg).toContain('>10<'); // decade grid from 10 to 1000
+    expect(svg).toContain('>1000<');
   });
 });

@@ -28,15 +28,34 @@ const record = (l: ReturnType<typeof lease>, over: Partial<LeaseRecord> = {}): L
 
 /** What `nft -j list table ip weft` returns for weftd's default ruleset on h1. */
 function listedTable(forward = true): NftObject[] {
-  const rs = buildRuleset({
-    ipv4: { network: '10.5.0.0/16', subnet: '10.5.1.0/24' },
-    ipv6: null,
-    ipMasq: false,
-    fullyRandom: true,
-    forwardRules: true,
-  });
+  const rs = buildRuleset(
+    {
+      ipv4: { network: '10.5.0.0/16', subnet: '10.5.1.0/24' },
+      ipv6: null,
+      ipMasq: false,
+      fullyRandom: true,
+      forwardRules: true,
+      encapPorts: [8472],
+      uplinks: ['eth0'],
+    },
+    { v4: ['198.18.0.2'], v6: [] },
+  );
   const t = rs.tables[0]!;
   const out: NftObject[] = [{ table: { family: 'ip', name: 'weft' } }];
+  for (const s of t.sets)
+    out.push({
+      set: { family: 'ip', table: 'weft', name: s.name, type: s.type, elem: s.elements },
+    });
+  for (const c of t.counters)
+    out.push({
+      counter: {
+        family: 'ip',
+        table: 'weft',
+        name: c,
+        packets: c === 'encap_dropped' ? 7 : 0,
+        bytes: 0,
+      },
+    });
   for (const c of t.chains) {
     if (!forward && c.name === 'forward') continue;
     out.push({
@@ -309,7 +328,7 @@ describe('doctor checks', () => {
       'weft table deleted',
       () => input({}, {}, { weft4: null }),
       'rules:ip',
-      /table ip weft is missing/,
+      /table ip weft is missing: no peer allowlist/,
       /nft list table ip weft/,
     ],
     [
@@ -454,14 +473,20 @@ describe('doctor checks', () => {
       ipMasq: true,
       fullyRandom: false,
       forwardRules: true,
+      encapPorts: [8472],
     });
     const t = rs.tables[0]!;
-    const listed: NftObject[] = t.chains.flatMap((c) => [
-      {
-        chain: { name: c.name, type: c.type, hook: c.hook, prio: c.prio, policy: 'accept' },
-      } as NftObject,
-      ...c.comments.map((comment) => ({ rule: { chain: c.name, comment } }) as NftObject),
-    ]);
+    const listed: NftObject[] = [
+      ...t.sets.map((s) => ({ set: { name: s.name, type: s.type } }) as NftObject),
+      ...t.counters.map((c) => ({ counter: { name: c } }) as NftObject),
+    ].concat(
+      t.chains.flatMap((c) => [
+        {
+          chain: { name: c.name, type: c.type, hook: c.hook, prio: c.prio, policy: 'accept' },
+        } as NftObject,
+        ...c.comments.map((comment) => ({ rule: { chain: c.name, comment } }) as NftObject),
+      ]),
+    );
     const env = ENV.replace('IPMASQ=false', 'IPMASQ=true');
     const checks = runChecks(
       input(
@@ -482,6 +507,22 @@ describe('doctor checks', () => {
     expect(find(checks, 'rules:ip')).toMatchObject({
       status: 'pass',
       message: expect.stringMatching(/masquerade/),
+    });
+  });
+
+  it('reports the peer allowlist and its drop counter; a missing input chain fails', () => {
+    expect(find(runChecks(input()), 'rules:ip')).toMatchObject({
+      status: 'pass',
+      message: expect.stringMatching(
+        /peer allowlist: 1 address, 7 encapsulated packets from others dropped/,
+      ),
+    });
+    const noInput = listedTable().filter(
+      (o) => o['chain']?.['name'] !== 'input' && o['rule']?.['chain'] !== 'input',
+    );
+    expect(find(runChecks(input({}, {}, { weft4: noInput })), 'rules:ip')).toMatchObject({
+      status: 'fail',
+      message: expect.stringMatching(/chain input is missing/),
     });
   });
 

@@ -1,4 +1,4 @@
-/** Env and netconf validation (cni-contract.md A3, A5): codes 4, 6, 7; ids never become paths unchecked. */
+/** Env and netconf validation (docs/cni-contract.md A3, A5): codes 4, 6, 7; ids never become paths unchecked. */
 import { describe, expect, it } from 'vitest';
 import { parseEnv } from '../../../src/cni/env.js';
 import { CniError } from '../../../src/cni/errors.js';

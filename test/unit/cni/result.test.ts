@@ -1,4 +1,4 @@
-/** Result conversion between spec versions (cni-contract.md A6). */
+/** Result conversion between spec versions (docs/cni-contract.md A6). */
 import { describe, expect, it } from 'vitest';
 import { CniError } from '../../../src/cni/errors.js';
 import { parseResult, renderResult } from '../../../src/cni/result.js';

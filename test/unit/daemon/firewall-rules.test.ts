@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { buildRuleset } from '../../../src/firewall/rules.js';
-import { diffTable } from '../../../src/firewall/firewall.js';
+import { buildRuleset, peerUpdateScript } from '../../../src/firewall/rules.js';
+import { diffTable, kernelState } from '../../../src/firewall/firewall.js';
 import type { NftObject } from '../../../src/firewall/nft.js';
 
 const v4 = { network: '10.5.0.0/16', subnet: '10.5.52.0/24' };
@@ -25,11 +25,29 @@ describe('firewall ruleset', () => {
       'delete table ip6 weft',
     ]);
     expect(rs.script).toContain('type filter hook forward priority filter; policy accept;');
+    // anti-spoofing in front of flannel's two accepts (README "Security"): with an encapsulating
+    // backend no cluster source comes from the underlay; with host-gw/DirectRouting only to our subnet
+    expect(rs.tables[0]?.chains.find((c) => c.name === 'forward')?.rules).toEqual([
+      'iifname @weft_uplinks ip saddr 10.5.0.0/16 counter name "forward_dropped" drop',
+      'ip saddr 10.5.0.0/16 accept',
+      'ip daddr 10.5.0.0/16 accept',
+    ]);
+    const routed = buildRuleset({
+      ipv4: v4,
+      ipv6: null,
+      ipMasq: true,
+      fullyRandom: true,
+      forwardRules: true,
+      peersOnUplink: true,
+    });
+    expect(routed.tables[0]?.chains.find((c) => c.name === 'forward')?.rules).toEqual([
+      'iifname @weft_uplinks ip saddr 10.5.0.0/16 ip daddr != 10.5.52.0/24 counter name "forward_dropped" drop',
+      'iifname @weft_uplinks ip saddr 10.5.52.0/24 counter name "forward_dropped" drop',
+      'ip saddr 10.5.0.0/16 accept',
+      'ip daddr 10.5.0.0/16 accept',
+    ]);
     expect(rs.script).toMatch(
-      /ip saddr 10\.5\.0\.0\/16 accept comment "weft forward 1 [0-9a-f]{8}"/,
-    );
-    expect(rs.script).toMatch(
-      /ip daddr 10\.5\.0\.0\/16 accept comment "weft forward 2 [0-9a-f]{8}"/,
+      /ip saddr 10\.5\.0\.0\/16 accept comment "weft forward 2 [0-9a-f]{8}"/,
     );
     expect(rs.script).toContain('type nat hook postrouting priority srcnat; policy accept;');
     const masq = rs.tables[0]?.chains.find((c) => c.name === 'postrtg')?.rules;
@@ -38,7 +56,7 @@ describe('firewall ruleset', () => {
       'ip saddr 10.5.52.0/24 ip daddr 10.5.0.0/16 return',
       'ip saddr 10.5.0.0/16 ip daddr 10.5.52.0/24 return',
       'ip saddr != 10.5.0.0/16 ip daddr 10.5.52.0/24 return',
-      'ip saddr 10.5.0.0/16 ip daddr != 224.0.0.0/4 masquerade fully-random',
+      'iifname != @weft_uplinks ip saddr 10.5.52.0/24 ip daddr != 224.0.0.0/4 masquerade fully-random',
       'ip saddr != 10.5.0.0/16 ip daddr 10.5.0.0/16 masquerade fully-random',
     ]);
   });
@@ -54,7 +72,9 @@ describe('firewall ruleset', () => {
     expect(rs.absent).toEqual([]);
     const t6 = rs.tables.find((t) => t.family === 'ip6');
     expect(t6?.chains.map((c) => c.name)).toEqual(['postrtg']);
-    expect(t6?.chains[0]?.rules).toContain('ip6 saddr fc00::/48 ip6 daddr != ff00::/8 masquerade');
+    expect(t6?.chains[0]?.rules).toContain(
+      'iifname != @weft_uplinks ip6 saddr fc00:0:0:3::/64 ip6 daddr != ff00::/8 masquerade',
+    );
     expect(rs.script).not.toContain('fully-random');
     expect(rs.script).not.toContain('chain forward');
   });
@@ -104,6 +124,8 @@ describe('firewall ruleset', () => {
     const listed = (): NftObject[] => [
       { metainfo: { version: '1.0.6' } },
       { table: { family: 'ip', name: 'weft', comment: t.comment } },
+      { set: { name: 'weft_uplinks', type: 'ifname' } },
+      { counter: { name: 'forward_dropped', packets: 0, bytes: 0 } },
       { chain: { name: 'forward', type: 'filter', hook: 'forward', prio: 0, policy: 'accept' } },
       { chain: { name: 'postrtg', type: 'nat', hook: 'postrouting', prio: 100, policy: 'accept' } },
       ...t.chains.flatMap((c) =>
@@ -133,5 +155,102 @@ describe('firewall ruleset', () => {
         : o,
     );
     expect(diffTable(t, stale)).toHaveLength(2);
+  });
+});
+
+describe('peer allowlist rules', () => {
+  const withEncap = {
+    ipv4: v4,
+    ipv6: v6,
+    ipMasq: false,
+    fullyRandom: true,
+    forwardRules: true,
+    encapPorts: [8472, 8472],
+    uplinks: ['eth0'],
+  };
+
+  it('guards the encapsulation ports with the peer sets, elements and counters in the same transaction', () => {
+    const rs = buildRuleset(
+      withEncap,
+      { v4: ['198.18.0.3', '198.18.0.2'], v6: ['fd18::2'] },
+      { 'ip/encap_dropped': { packets: 12, bytes: 960 } },
+    );
+    const t4 = rs.tables.find((t) => t.family === 'ip')!;
+    expect(t4.chains.map((c) => c.name)).toEqual(['input', 'forward']);
+    expect(t4.chains[0]).toMatchObject({
+      hook: 'input',
+      prio: -10,
+      rules: [
+        'udp dport @weft_encap_ports ip saddr != @weft_peers4 counter name "encap_dropped" drop',
+      ],
+    });
+    expect(t4.sets).toEqual([
+      { name: 'weft_encap_ports', type: 'inet_service', elements: [8472] },
+      { name: 'weft_peers4', type: 'ipv4_addr', elements: ['198.18.0.2', '198.18.0.3'] },
+      { name: 'weft_uplinks', type: 'ifname', elements: ['eth0'] },
+    ]);
+    expect(rs.script).toContain(
+      'set weft_peers4 { type ipv4_addr; elements = { 198.18.0.2, 198.18.0.3 }; }',
+    );
+    expect(rs.script).toContain('set weft_peers6 { type ipv6_addr; elements = { fd18::2 }; }');
+    expect(rs.script).toContain('set weft_uplinks { type ifname; elements = { "eth0" }; }');
+    expect(rs.script).toContain('counter encap_dropped { packets 12 bytes 960 }');
+    expect(rs.script).toContain('type filter hook input priority filter - 10; policy accept;');
+    // the set's contents are data, not part of the fingerprint
+    const other = buildRuleset(withEncap, { v4: ['198.18.0.9'], v6: [] });
+    expect(other.tables[0]!.chains[0]!.comments).toEqual(t4.chains[0]!.comments);
+  });
+
+  it('an empty peer set is declared without elements (closed, not open); host-gw has no input chain', () => {
+    const rs = buildRuleset({ ...withEncap, ipv6: null });
+    expect(rs.script).toContain('set weft_peers4 { type ipv4_addr; }');
+    const hostGw = buildRuleset({ ...withEncap, encapPorts: [] });
+    expect(hostGw.script).not.toContain('chain input');
+    expect(hostGw.script).not.toContain('weft_peers');
+  });
+
+  it('peer updates are flush + add in one script, per table with an input chain', () => {
+    const rs = buildRuleset(withEncap);
+    expect(peerUpdateScript(rs, { v4: ['198.18.0.2', '198.18.0.2'], v6: [] })).toBe(
+      'flush set ip weft weft_peers4\n' +
+        'add element ip weft weft_peers4 { 198.18.0.2 }\n' +
+        'flush set ip6 weft weft_peers6\n',
+    );
+    expect(
+      peerUpdateScript(buildRuleset({ ...withEncap, encapPorts: [] }), { v4: ['1.2.3.4'], v6: [] }),
+    ).toBe('');
+  });
+
+  it('diffTable compares set contents (unless asked not to) and counters; kernelState reads them back', () => {
+    const t = buildRuleset({ ...withEncap, ipv6: null }, { v4: ['198.18.0.2'], v6: [] }).tables[0]!;
+    const listed = (elem: unknown): NftObject[] => [
+      ...t.chains.flatMap((c) => [
+        { chain: { name: c.name, type: c.type, hook: c.hook, prio: c.prio, policy: 'accept' } },
+        ...c.comments.map((comment) => ({ rule: { chain: c.name, comment } })),
+      ]),
+      { set: { name: 'weft_encap_ports', type: 'inet_service', elem: 8472 } },
+      { set: { name: 'weft_peers4', type: 'ipv4_addr', elem } },
+      { set: { name: 'weft_uplinks', type: 'ifname', elem: ['eth0'] } },
+      { counter: { name: 'encap_dropped', packets: 3, bytes: 150 } },
+      { counter: { name: 'forward_dropped', packets: 0, bytes: 0 } },
+    ];
+    expect(diffTable(t, listed('198.18.0.2'))).toEqual([]);
+    expect(diffTable(t, listed(['198.18.0.2', '198.18.0.66']))).toEqual([
+      'set weft_peers4 holds [198.18.0.2, 198.18.0.66], want [198.18.0.2]',
+    ]);
+    expect(diffTable(t, listed(undefined), false)).toEqual([]);
+    expect(
+      diffTable(
+        t,
+        listed('198.18.0.2').filter((o) => !o['counter']),
+      ),
+    ).toEqual(['counter encap_dropped is missing', 'counter forward_dropped is missing']);
+    expect(kernelState({ ip: listed(['198.18.0.2', '198.18.0.66']), ip6: null })).toEqual({
+      peers: { v4: ['198.18.0.2', '198.18.0.66'], v6: [] },
+      counters: {
+        'ip/encap_dropped': { packets: 3, bytes: 150 },
+        'ip/forward_dropped': { packets: 0, bytes: 0 },
+      },
+    });
   });
 });

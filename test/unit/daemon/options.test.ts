@@ -34,6 +34,7 @@ describe('weftd options', () => {
       healthzPort: 0,
       metricsPort: 0,
       stateDir: '/var/lib/weft',
+      cniSocket: '/run/weft/cni.sock',
       logLevel: 'info',
       help: false,
     });

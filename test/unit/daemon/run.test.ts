@@ -78,6 +78,8 @@ function setup(world: World, argv: string[] = []) {
       return {
         lease,
         mtu: 1450,
+        encapPorts: [],
+        peersOnUplink: false,
         run: async (signal) => {
           world.events.push('run');
           await untilAbort(signal);

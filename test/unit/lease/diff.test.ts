@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyLeaseEvents, diffLeases } from '../../../src/lease/diff.js';
+import { applyLeaseEvents, diffLeases, sameJson } from '../../../src/lease/diff.js';
 import type { Lease } from '../../../src/lease/lease.js';
 
 const lease = (n: number, ip = `198.18.0.${n}`): Lease => ({
@@ -29,5 +29,32 @@ describe('watch diff', () => {
   it('no events when nothing changed', () => {
     const known = new Map([lease(1)].map((l) => [l.key, l]));
     expect(diffLeases(known, [lease(1)])).toEqual([]);
+  });
+});
+
+describe('watch diff on hostile values', () => {
+  const N = 100_000;
+  const deep = (leaf: number): unknown =>
+    JSON.parse('['.repeat(N) + String(leaf) + ']'.repeat(N)) as unknown;
+  const withData = (backendData: unknown): Lease => ({
+    ...lease(1),
+    attrs: { ...lease(1).attrs, backendData },
+  });
+
+  it('compares values nested 100k deep without overflowing the stack (JSON.stringify did)', () => {
+    expect(() => JSON.stringify(deep(1))).toThrow(RangeError);
+    const known = new Map([[lease(1).key, withData(deep(1))]]);
+    expect(diffLeases(known, [withData(deep(1))])).toEqual([]);
+    expect(diffLeases(known, [withData(deep(2))]).map((e) => e.kind)).toEqual(['changed']);
+  });
+
+  it('sameJson: key order does not matter, types and lengths do', () => {
+    expect(sameJson({ a: 1, b: [1, { c: null }] }, { b: [1, { c: null }], a: 1 })).toBe(true);
+    expect(sameJson({ a: 1 }, { a: '1' })).toBe(false);
+    expect(sameJson([1, 2], [1, 2, 3])).toBe(false);
+    expect(sameJson({ a: 1 }, { a: 1, b: 2 })).toBe(false);
+    expect(sameJson([], {})).toBe(false);
+    expect(sameJson(undefined, undefined)).toBe(true);
+    expect(sameJson({ a: undefined }, {})).toBe(true);
   });
 });

@@ -52,7 +52,13 @@ describe('keys that are no lease of this network', () => {
     const registry = new MemoryLeaseRegistry(
       '{"Network":"10.5.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan"}}',
     );
-    const manager = createLocalManager({ registry, log: nullLogger, ttlSeconds: 60 });
+    // random 0: the first free subnet (10.5.1.0/24), never the 10.5.9.0/24 the second host wants back
+    const manager = createLocalManager({
+      registry,
+      log: nullLogger,
+      ttlSeconds: 60,
+      random: () => 0,
+    });
     try {
       const value = encodeLeaseAttrs({
         publicIp: '198.18.0.9',

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { GRPCUnavailableError } from 'etcd3';
 import { buildEtcdOptions, translateEtcdError } from '../../../src/subnet/etcd/client.js';
 import { hasCode, isRetryable } from '../../../src/errors.js';
 
@@ -64,5 +65,43 @@ describe('etcd client options', () => {
     expect(hasCode(down, 'E_ETCD_UNAVAILABLE')).toBe(true);
     expect(isRetryable(down)).toBe(true);
     expect(down.message).toBe('etcd list: 14 UNAVAILABLE: No connection established');
+  });
+});
+
+describe('etcd client failover policy', () => {
+  const ctx = { signal: new AbortController().signal, attempt: 0 };
+  type Policy = { execute<T>(fn: (c: typeof ctx) => Promise<T>): Promise<T> };
+  const hostPolicy = (endpoints: string[]): Policy => {
+    const o = buildEtcdOptions({ ...base, endpoints });
+    return o.faultHandling!.host!('x') as unknown as Policy;
+  };
+
+  it('keeps every connection alive with gRPC keepalive pings etcd accepts (≥ 5 s apart)', () => {
+    const o = buildEtcdOptions({ ...base, endpoints: ['http://a:1'] });
+    expect(o.grpcOptions?.['grpc.keepalive_time_ms']).toBeGreaterThan(5000);
+    expect(o.grpcOptions?.['grpc.keepalive_timeout_ms']).toBeGreaterThan(0);
+  });
+
+  it('with several endpoints, skips one for a while after a transport failure only', async () => {
+    const p = hostPolicy(['http://a:1', 'http://b:2']);
+    const unavailable = new GRPCUnavailableError('14 UNAVAILABLE: etcdserver: no leader');
+    await expect(p.execute(() => Promise.reject(new Error('key not found')))).rejects.toThrow();
+    await expect(p.execute(async () => 'ok')).resolves.toBe('ok'); // not a transport error
+    await expect(p.execute(() => Promise.reject(unavailable))).rejects.toBe(unavailable);
+    let called = false;
+    await expect(
+      p.execute(async () => {
+        called = true;
+        return 'ok';
+      }),
+    ).rejects.toThrow(/skipped/);
+    expect(called).toBe(false);
+  });
+
+  it('with one endpoint, never refuses a call', async () => {
+    const p = hostPolicy(['http://a:1']);
+    const unavailable = new GRPCUnavailableError('14 UNAVAILABLE');
+    await expect(p.execute(() => Promise.reject(unavailable))).rejects.toBe(unavailable);
+    await expect(p.execute(async () => 'ok')).resolves.toBe('ok');
   });
 });

@@ -1,0 +1,219 @@
+/* WireGuard primitives over libsodium and OpenSSL 3 (see wg_crypto.h). */
+#define _GNU_SOURCE
+#include "wg_crypto.h"
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sodium.h>
+#include <string.h>
+#include <time.h>
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int init_rc = -1;
+static EVP_MD *md_blake2s;
+static EVP_MAC *mac_hmac, *mac_blake2s;
+static EVP_CIPHER *chacha_poly;
+/* One ChaCha20-Poly1305 context pair per thread (a context is not shareable across threads), reused
+ * for every message: only key and nonce change. Freed when the thread exits. */
+static pthread_key_t aead_key;
+struct aead_ctx {
+  EVP_CIPHER_CTX *enc, *dec;
+};
+
+static void aead_free(void *p) {
+  struct aead_ctx *a = p;
+  EVP_CIPHER_CTX_free(a->enc);
+  EVP_CIPHER_CTX_free(a->dec);
+  free(a);
+}
+
+static struct aead_ctx *aead_get(void) {
+  struct aead_ctx *a = pthread_getspecific(aead_key);
+  if (a) return a;
+  a = calloc(1, sizeof(*a));
+  if (!a) return NULL;
+  a->enc = EVP_CIPHER_CTX_new();
+  a->dec = EVP_CIPHER_CTX_new();
+  if (!a->enc || !a->dec || !EVP_EncryptInit_ex(a->enc, chacha_poly, NULL, NULL, NULL) ||
+      !EVP_DecryptInit_ex(a->dec, chacha_poly, NULL, NULL, NULL) ||
+      pthread_setspecific(aead_key, a) != 0) {
+    aead_free(a);
+    return NULL;
+  }
+  return a;
+}
+
+static void do_init(void) {
+  if (sodium_init() < 0) return;
+  chacha_poly = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+  if (!chacha_poly || pthread_key_create(&aead_key, aead_free) != 0) return;
+  md_blake2s = EVP_MD_fetch(NULL, "BLAKE2S-256", NULL);
+  mac_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+  mac_blake2s = EVP_MAC_fetch(NULL, "BLAKE2SMAC", NULL);
+  if (md_blake2s && mac_hmac && mac_blake2s) init_rc = 0;
+}
+
+int wg_crypto_init(void) {
+  pthread_once(&once, do_init);
+  return init_rc;
+}
+
+int wg_hash2(uint8_t out[WG_HASH_LEN], const void *a, size_t alen, const void *b, size_t blen) {
+  EVP_MD_CTX *c = EVP_MD_CTX_new();
+  unsigned olen = 0;
+  int ok = c && EVP_DigestInit_ex2(c, md_blake2s, NULL) && EVP_DigestUpdate(c, a, alen) &&
+           (blen == 0 || EVP_DigestUpdate(c, b, blen)) && EVP_DigestFinal_ex(c, out, &olen) &&
+           olen == WG_HASH_LEN;
+  EVP_MD_CTX_free(c);
+  return ok ? 0 : -1;
+}
+
+static int mac_run(EVP_MAC *alg, const OSSL_PARAM *params, uint8_t *out, size_t outlen,
+                   const uint8_t *key, size_t keylen, const void *a, size_t alen, const void *b,
+                   size_t blen) {
+  EVP_MAC_CTX *c = EVP_MAC_CTX_new(alg);
+  size_t olen = 0;
+  int ok = c && EVP_MAC_init(c, key, keylen, params) && EVP_MAC_update(c, a, alen) &&
+           (blen == 0 || EVP_MAC_update(c, b, blen)) && EVP_MAC_final(c, out, &olen, outlen) &&
+           olen == outlen;
+  EVP_MAC_CTX_free(c);
+  return ok ? 0 : -1;
+}
+
+int wg_hmac2(uint8_t out[WG_HASH_LEN], const uint8_t key[WG_HASH_LEN], const void *a, size_t alen,
+             const void *b, size_t blen) {
+  OSSL_PARAM p[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "BLAKE2S-256", 0),
+                    OSSL_PARAM_construct_end()};
+  return mac_run(mac_hmac, p, out, WG_HASH_LEN, key, WG_HASH_LEN, a, alen, b, blen);
+}
+
+int wg_mac(uint8_t out[WG_MAC_LEN], const uint8_t *key, size_t keylen, const void *data,
+           size_t len) {
+  size_t sz = WG_MAC_LEN;
+  OSSL_PARAM p[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &sz), OSSL_PARAM_construct_end()};
+  return mac_run(mac_blake2s, p, out, WG_MAC_LEN, key, keylen, data, len, NULL, 0);
+}
+
+int wg_kdf(int n, uint8_t *out1, uint8_t *out2, uint8_t *out3, const uint8_t key[WG_HASH_LEN],
+           const void *input, size_t len) {
+  uint8_t t0[WG_HASH_LEN], t[WG_HASH_LEN + 1];
+  int rc = -1;
+  uint8_t one = 1;
+  if (wg_hmac2(t0, key, input, len, NULL, 0) < 0) goto out;
+  if (wg_hmac2(t, t0, &one, 1, NULL, 0) < 0) goto out;
+  memcpy(out1, t, WG_HASH_LEN);
+  if (n >= 2) {
+    t[WG_HASH_LEN] = 2;
+    if (wg_hmac2(t, t0, t, WG_HASH_LEN + 1, NULL, 0) < 0) goto out;
+    memcpy(out2, t, WG_HASH_LEN);
+  }
+  if (n >= 3) {
+    t[WG_HASH_LEN] = 3;
+    if (wg_hmac2(t, t0, t, WG_HASH_LEN + 1, NULL, 0) < 0) goto out;
+    memcpy(out3, t, WG_HASH_LEN);
+  }
+  rc = 0;
+out:
+  sodium_memzero(t0, sizeof(t0));
+  sodium_memzero(t, sizeof(t));
+  return rc;
+}
+
+static void nonce96(uint8_t n[12], uint64_t counter) {
+  memset(n, 0, 4);
+  for (int i = 0; i < 8; i++) n[4 + i] = (uint8_t)(counter >> (8 * i));
+}
+
+/* OpenSSL's ChaCha20-Poly1305 (faster here than libsodium's); libsodium's when a context cannot be
+ * made (out of memory): the same RFC 7539 construction either way. */
+void wg_aead_seal(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
+                  const uint8_t key[WG_KEY_LEN], const uint8_t *ad, size_t adlen) {
+  uint8_t n[12];
+  nonce96(n, counter);
+  struct aead_ctx *a = aead_get();
+  int l = 0;
+  if (a && len <= INT_MAX && EVP_EncryptInit_ex(a->enc, NULL, NULL, key, n) &&
+      (adlen == 0 || EVP_EncryptUpdate(a->enc, NULL, &l, ad, (int)adlen)) &&
+      (len == 0 || EVP_EncryptUpdate(a->enc, out, &l, in, (int)len)) &&
+      EVP_EncryptFinal_ex(a->enc, out + len, &l) &&
+      EVP_CIPHER_CTX_ctrl(a->enc, EVP_CTRL_AEAD_GET_TAG, WG_TAG_LEN, out + len) > 0) {
+    return;
+  }
+  crypto_aead_chacha20poly1305_ietf_encrypt_detached(out, out + len, NULL, in, len, ad, adlen, NULL,
+                                                     n, key);
+}
+
+int wg_aead_open(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
+                 const uint8_t key[WG_KEY_LEN], const uint8_t *ad, size_t adlen) {
+  if (len < WG_TAG_LEN) return -1;
+  uint8_t n[12], tag[WG_TAG_LEN];
+  nonce96(n, counter);
+  size_t clen = len - WG_TAG_LEN;
+  memcpy(tag, in + clen, WG_TAG_LEN);
+  struct aead_ctx *a = aead_get();
+  if (a && clen <= INT_MAX) {
+    int l = 0;
+    if (!EVP_DecryptInit_ex(a->dec, NULL, NULL, key, n) ||
+        (adlen && !EVP_DecryptUpdate(a->dec, NULL, &l, ad, (int)adlen)) ||
+        (clen && !EVP_DecryptUpdate(a->dec, out, &l, in, (int)clen)) ||
+        EVP_CIPHER_CTX_ctrl(a->dec, EVP_CTRL_AEAD_SET_TAG, WG_TAG_LEN, tag) <= 0) {
+      return -1;
+    }
+    return EVP_DecryptFinal_ex(a->dec, out + clen, &l) > 0 ? 0 : -1;
+  }
+  return crypto_aead_chacha20poly1305_ietf_decrypt_detached(out, NULL, in, clen, tag, ad, adlen, n,
+                                                            key) == 0
+             ? 0
+             : -1;
+}
+
+void wg_xaead_seal(uint8_t *out, const uint8_t *in, size_t len, const uint8_t nonce[WG_XNONCE_LEN],
+                   const uint8_t key[WG_KEY_LEN], const uint8_t *ad, size_t adlen) {
+  crypto_aead_xchacha20poly1305_ietf_encrypt_detached(out, out + len, NULL, in, len, ad, adlen, NULL,
+                                                      nonce, key);
+}
+
+int wg_xaead_open(uint8_t *out, const uint8_t *in, size_t len, const uint8_t nonce[WG_XNONCE_LEN],
+                  const uint8_t key[WG_KEY_LEN], const uint8_t *ad, size_t adlen) {
+  if (len < WG_TAG_LEN) return -1;
+  return crypto_aead_xchacha20poly1305_ietf_decrypt_detached(out, NULL, in, len - WG_TAG_LEN,
+                                                             in + len - WG_TAG_LEN, ad, adlen,
+                                                             nonce, key) == 0
+             ? 0
+             : -1;
+}
+
+int wg_dh(uint8_t out[WG_KEY_LEN], const uint8_t priv[WG_KEY_LEN], const uint8_t pub[WG_KEY_LEN]) {
+  /* libsodium clamps the scalar and returns -1 for an all-zero result. */
+  return crypto_scalarmult(out, priv, pub) == 0 ? 0 : -1;
+}
+
+int wg_pubkey(uint8_t pub[WG_KEY_LEN], const uint8_t priv[WG_KEY_LEN]) {
+  return crypto_scalarmult_base(pub, priv) == 0 ? 0 : -1;
+}
+
+void wg_genkey(uint8_t priv[WG_KEY_LEN]) {
+  randombytes_buf(priv, WG_KEY_LEN);
+  priv[0] &= 248;
+  priv[31] = (uint8_t)((priv[31] & 127) | 64);
+}
+
+void wg_random(void *buf, size_t len) { randombytes_buf(buf, len); }
+uint32_t wg_random_u32(void) { return randombytes_random(); }
+
+void wg_tai64n(uint8_t out[WG_TAI64N_LEN]) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  uint64_t secs = 0x400000000000000aULL + (uint64_t)ts.tv_sec;
+  uint32_t nano = (uint32_t)ts.tv_nsec & ~(uint32_t)0xffffff;
+  for (int i = 0; i < 8; i++) out[i] = (uint8_t)(secs >> (56 - 8 * i));
+  for (int i = 0; i < 4; i++) out[8 + i] = (uint8_t)(nano >> (24 - 8 * i));
+}
+
+int wg_equal(const void *a, const void *b, size_t len) { return sodium_memcmp(a, b, len) == 0; }
+int wg_is_zero(const void *a, size_t len) { return sodium_is_zero(a, len); }
+void wg_wipe(void *p, size_t len) { sodium_memzero(p, len); }

@@ -1,0 +1,103 @@
+/**
+ * This host's WireGuard private key: generated once, kept in `<state dir>/wireguard.key` (base64, as
+ * `wg genkey` writes it) with mode 0600, and reused on every start so the public key in the lease is
+ * stable across restarts. The key is never logged: errors name the file, never its content.
+ *
+ * Hostile file handling: a file that is not a base64 32-byte key is an error naming the file and the
+ * fix (weftd does not silently replace a key peers may know); a file readable by group or others is
+ * tightened to 0600 (and reported through `warn`).
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  chmodSync,
+  closeSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { WeftError } from '../errors.js';
+
+export const KEY_FILE = 'wireguard.key';
+const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/;
+
+export interface LoadedKey {
+  readonly privateKey: Buffer;
+  readonly path: string;
+  /** true when this call generated and stored it */
+  readonly created: boolean;
+}
+
+/**
+ * Reads the key from `stateDir`, or creates it with `generate` (a 32-byte clamped X25519 key).
+ * Throws WeftError E_STATE when the file cannot be read/written or holds no valid key.
+ */
+export function loadOrCreateKey(
+  stateDir: string,
+  generate: () => Buffer,
+  warn: (msg: string, fields: Record<string, unknown>) => void = () => {},
+): LoadedKey {
+  const path = join(stateDir, KEY_FILE);
+  let text: string | null = null;
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile()) throw new WeftError('E_IO', `${path} is not a regular file`);
+      if ((st.mode & 0o077) !== 0) {
+        chmodSync(path, 0o600);
+        warn('wireguard key file was readable by others; mode set to 0600', { path });
+      }
+      text = readFileSync(fd, 'utf8').trim();
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      if (err instanceof WeftError) throw err;
+      throw new WeftError(
+        'E_IO',
+        `cannot read the WireGuard key ${path}: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
+    }
+  }
+  if (text !== null) {
+    if (!BASE64_KEY.test(text)) {
+      throw new WeftError(
+        'E_IO',
+        `${path} does not hold a base64 WireGuard private key (44 characters): restore it, or ` +
+          'delete it to make weftd generate a new key (peers pick the new public key up from the lease)',
+        { details: { path } },
+      );
+    }
+    return { privateKey: Buffer.from(text, 'base64'), path, created: false };
+  }
+  const key = generate();
+  if (key.length !== 32) throw new WeftError('E_IO', 'generated WireGuard key is not 32 bytes');
+  try {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    const fd = openSync(tmp, 'wx', 0o600);
+    try {
+      writeSync(fd, key.toString('base64') + '\n');
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (err) {
+    throw new WeftError(
+      'E_IO',
+      `cannot store the WireGuard key in ${stateDir}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  return { privateKey: key, path, created: true };
+}

@@ -1,0 +1,281 @@
+/**
+ * The WireGuard engine's live state as weftctl sees it: weftd exports it on /metrics
+ * (src/daemon/wireguard-metrics.ts), read here from the health server weftctl already knows
+ * (`--healthz-url` / `--healthz-port`). Pure parsing plus one fetch; a failure is data, not a throw.
+ * Also the pure checks `doctor` runs on it: a peer whose published key differs from the key its host
+ * handshakes with, and a peer that never completes a handshake.
+ */
+import { describeError } from '../errors.js';
+import type { Lease } from '../lease/lease.js';
+import { leasePublicKey } from '../backend-wireguard/peers.js';
+import { WG_OVERHEAD, parseWireguardConfig } from '../backend-wireguard/config.js';
+import type { NetworkConfig } from '../subnet/manager.js';
+import { RESTART, fail, pass, skip, warn, type Check } from './doctor-check.js';
+
+export interface WgPeerLive {
+  readonly device: string;
+  readonly publicKey: string;
+  readonly endpoint: string | null;
+  readonly lastHandshakeSec: number;
+  readonly rxBytes: number;
+  readonly txBytes: number;
+  readonly handshakeInitiations: number;
+  readonly session: boolean;
+}
+
+export interface WgUnknownKey {
+  readonly device: string;
+  readonly endpoint: string;
+  readonly publicKey: string;
+  readonly ageSec: number;
+}
+
+export interface WgLive {
+  readonly peers: ReadonlyMap<string, WgPeerLive>;
+  readonly unknown: readonly WgUnknownKey[];
+  readonly drops: Readonly<Record<string, number>>;
+}
+
+export type WgLiveResult =
+  { readonly ok: true; readonly live: WgLive } | { readonly ok: false; readonly error: string };
+
+interface Sample {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
+/** Prometheus text format samples (the subset prom-client writes: no timestamps needed). */
+export function parseMetrics(text: string): Sample[] {
+  const out: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const labels: Record<string, string> = {};
+    const body = m[3] ?? '';
+    const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+    for (let l = re.exec(body); l; l = re.exec(body)) {
+      labels[l[1]!] = l[2]!.replace(/\\n/g, '\n').replace(/\\(["\\])/g, '$1');
+    }
+    out.push({ name: m[1]!, labels, value: Number(m[4]) });
+  }
+  return out;
+}
+
+export function wgLiveFromMetrics(text: string): WgLive {
+  const peers = new Map<string, WgPeerLive>();
+  const get = (s: Sample): WgPeerLive => {
+    const key = s.labels['public_key'] ?? '';
+    const p = peers.get(key) ?? {
+      device: s.labels['device'] ?? '',
+      publicKey: key,
+      endpoint: null,
+      lastHandshakeSec: 0,
+      rxBytes: 0,
+      txBytes: 0,
+      handshakeInitiations: 0,
+      session: false,
+    };
+    peers.set(key, p);
+    return p;
+  };
+  const unknown: WgUnknownKey[] = [];
+  const drops: Record<string, number> = {};
+  for (const s of parseMetrics(text)) {
+    const set = (patch: Partial<WgPeerLive>): void => {
+      peers.set(s.labels['public_key'] ?? '', { ...get(s), ...patch });
+    };
+    switch (s.name) {
+      case 'weft_wireguard_peer_last_handshake_seconds':
+        set({ lastHandshakeSec: s.value, endpoint: s.labels['endpoint'] || null });
+        break;
+      case 'weft_wireguard_peer_receive_bytes_total':
+        set({ rxBytes: s.value });
+        break;
+      case 'weft_wireguard_peer_transmit_bytes_total':
+        set({ txBytes: s.value });
+        break;
+      case 'weft_wireguard_peer_handshake_initiations_total':
+        set({ handshakeInitiations: s.value });
+        break;
+      case 'weft_wireguard_peer_session':
+        set({ session: s.value === 1 });
+        break;
+      case 'weft_wireguard_drops_total':
+        drops[s.labels['reason'] ?? '?'] = (drops[s.labels['reason'] ?? '?'] ?? 0) + s.value;
+        break;
+      case 'weft_wireguard_unknown_key_age_seconds':
+        unknown.push({
+          device: s.labels['device'] ?? '',
+          endpoint: s.labels['endpoint'] ?? '',
+          publicKey: s.labels['public_key'] ?? '',
+          ageSec: s.value,
+        });
+        break;
+    }
+  }
+  return { peers, unknown, drops };
+}
+
+/** Reads weftd's /metrics; `{ok: false}` when weftd does not answer. */
+export async function readWgLive(base: string, timeoutMs: number): Promise<WgLiveResult> {
+  try {
+    const r = await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
+    if (r.status !== 200) return { ok: false, error: `${base}/metrics answered ${r.status}` };
+    return { ok: true, live: wgLiveFromMetrics(await r.text()) };
+  } catch (err) {
+    return { ok: false, error: `${base}/metrics: ${describeError(err)}` };
+  }
+}
+
+/** The public key a lease publishes (BackendData, else BackendV6Data), or null. */
+export function publishedKey(lease: Lease): string | null {
+  for (const d of [lease.attrs.backendData, lease.attrs.backendV6Data]) {
+    if (d === undefined) continue;
+    const k = leasePublicKey(d);
+    if ('key' in k) return k.key;
+  }
+  return null;
+}
+
+export interface WgFinding {
+  readonly lease: string;
+  readonly problem: string;
+  readonly fixes: readonly string[];
+}
+
+/**
+ * doctor's WireGuard checks over the peers' leases and the engine's live state:
+ * - a handshake arrived from a peer's public IP with a key that is not the one its lease publishes
+ *   (the host runs with another key than it published: a restored or copied key file);
+ * - a peer never completed a handshake although this host sent it initiations (UDP port blocked,
+ *   wrong key or PSK on one side, or the host is down).
+ */
+export function wgFindings(peerLeases: readonly Lease[], live: WgLive, port: number): WgFinding[] {
+  const out: WgFinding[] = [];
+  for (const l of peerLeases) {
+    if (l.attrs.backendType !== 'wireguard') continue;
+    const key = publishedKey(l);
+    const ips = [l.attrs.publicIp, l.attrs.publicIpv6].filter((x): x is string => !!x);
+    const mismatch = live.unknown.find(
+      (u) =>
+        ips.some((ip) => u.endpoint.startsWith(`${ip}:`) || u.endpoint.startsWith(`[${ip}]:`)) &&
+        u.publicKey !== key,
+    );
+    if (mismatch) {
+      out.push({
+        lease: l.key,
+        problem:
+          `host ${ips.join(' ')} handshakes with key ${mismatch.publicKey} (${Math.round(mismatch.ageSec)} s ago) ` +
+          `but its lease publishes ${key ?? 'no key'}`,
+        fixes: [
+          `on ${ips[0] ?? 'that host'}: systemctl restart weftd   # re-publishes the key it uses`,
+          "or restore that host's <state-dir>/wireguard.key from the key its lease publishes",
+        ],
+      });
+      continue;
+    }
+    const p = key ? live.peers.get(key) : undefined;
+    if (key && p && p.lastHandshakeSec === 0 && p.handshakeInitiations > 0) {
+      out.push({
+        lease: l.key,
+        problem: `peer ${ips.join(' ')} (key ${key}) never completed a handshake (${p.handshakeInitiations} initiations sent)`,
+        fixes: [
+          `check that UDP ${port} from this host reaches ${ips[0] ?? 'the peer'} (firewall, NAT)`,
+          'check that both hosts use the same Backend.PSK and that weftd runs there',
+        ],
+      });
+    }
+  }
+  return out;
+}
+
+/** doctor's WireGuard section: one check per finding, or one pass/skip. */
+export function wgDoctorChecks(
+  config: NetworkConfig | null,
+  peerLeases: readonly Lease[],
+  live: WgLiveResult | null,
+): Check[] {
+  if (!config || config.backend.type !== 'wireguard') return [];
+  if (!live)
+    return [
+      skip('wireguard', 'WireGuard sessions not checked (no --healthz-url / --healthz-port)'),
+    ];
+  if (!live.ok) return [warn('wireguard', `WireGuard sessions not checked: ${live.error}`)];
+  let port = 51820;
+  try {
+    port = parseWireguardConfig(config.backend.raw).listenPort;
+  } catch {
+    /* reported by the config check */
+  }
+  const findings = wgFindings(peerLeases, live.live, port);
+  if (findings.length === 0) {
+    const n = [...live.live.peers.values()].filter((p) => p.lastHandshakeSec > 0).length;
+    return [
+      pass(
+        'wireguard',
+        `WireGuard: ${n} of ${live.live.peers.size} peers have completed a handshake`,
+      ),
+    ];
+  }
+  return findings.map((f) => fail(`wireguard:${f.lease}`, f.problem, [...f.fixes]));
+}
+
+/** Per-lease live WireGuard state for `weftctl peers` / `status` (null entries: no such peer). */
+export function wgPeerStatus(lease: Lease, live: WgLive): WgPeerLive | null {
+  const key = publishedKey(lease);
+  return key ? (live.peers.get(key) ?? null) : null;
+}
+
+/**
+ * doctor's device checks for backend wireguard: each TUN the config implies exists and is up, its MTU
+ * is the uplink's (or Backend.MTU) − 80 (flannel's rule), and FLANNEL_MTU matches.
+ */
+export function wgDeviceChecks(
+  config: NetworkConfig,
+  links: readonly { name: string; up: boolean; mtu: number }[],
+  uplink: { name: string; mtu: number } | null,
+  subnetEnvMtu: number | null,
+): Check[] {
+  let cfg;
+  try {
+    cfg = parseWireguardConfig(config.backend.raw);
+  } catch (err) {
+    return [
+      fail('device', `wireguard config: ${(err as Error).message}`, [
+        "weftctl config set '<json>'",
+      ]),
+    ];
+  }
+  const names = [
+    ...(config.enableIPv4 || cfg.mode !== 'separate' ? [cfg.name] : []),
+    ...(config.enableIPv6 && cfg.mode === 'separate' ? [cfg.nameV6] : []),
+  ];
+  const base = cfg.mtu ?? uplink?.mtu ?? null;
+  const want = base === null ? null : base - WG_OVERHEAD;
+  const out: Check[] = [];
+  for (const name of names) {
+    const dev = links.find((l) => l.name === name);
+    if (!dev) {
+      out.push(fail(`device:${name}`, `WireGuard TUN ${name} does not exist`, [RESTART]));
+      continue;
+    }
+    if (!dev.up)
+      out.push(fail(`device:${name}`, `${name} is down`, [`ip link set dev ${name} up`]));
+    else out.push(pass(`device:${name}`, `${name} up`));
+    const problems: string[] = [];
+    if (want !== null && dev.mtu !== want) problems.push(`${name} MTU is ${dev.mtu}, want ${want}`);
+    if (want !== null && subnetEnvMtu !== null && subnetEnvMtu !== want)
+      problems.push(`FLANNEL_MTU is ${subnetEnvMtu}, want ${want}`);
+    out.push(
+      problems.length
+        ? fail(`mtu:${name}`, problems.join('; '), [`ip link set dev ${name} mtu ${want}`, RESTART])
+        : pass(
+            `mtu:${name}`,
+            `MTU ${dev.mtu} consistent (${cfg.mtu ? `Backend.MTU ${cfg.mtu}` : `uplink ${uplink?.name ?? '?'} ${uplink?.mtu ?? '?'}`} − ${WG_OVERHEAD})`,
+          ),
+    );
+  }
+  return out;
+}

@@ -1,0 +1,319 @@
+/**
+ * weftd's CNI socket (README.md "CNI plugin"): the `weft` plugin a runtime execs is a small C shim
+ * (cni-shim/) that hands each call here. weftd runs the plugin logic in-process (src/cni/in-process.ts,
+ * the same dispatcher as the standalone plugin) and sends back stdout, stderr and the exit code for the
+ * shim to relay. The delegates (bridge → host-local) are run by the shim on weftd's request (cni-wire.ts
+ * "WCNX"): a fork from the small shim is cheaper than from weftd, and they run in the caller's namespaces
+ * and environment exactly as a runtime would run them. That removes a Node start from every CNI call.
+ *
+ * Hostile clients: the socket is 0600 in a root-owned directory and every connection is checked with
+ * SO_PEERCRED (uid 0 only). The request must arrive whole within REQUEST_TIMEOUT_MS and within the wire
+ * limits; an exec result must come within the delegate's timeout plus a margin; at most MAX_CONNECTIONS
+ * at once; any error ends that connection only. Calls for one container are serialised (cni-locks.ts).
+ */
+import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { constants as osConstants } from 'node:os';
+import { dirname } from 'node:path';
+import { CniCode, CniError } from '../cni/errors.js';
+import { runInProcess } from '../cni/in-process.js';
+import {
+  DELEGATE_TIMEOUT_MS,
+  delegateEnv,
+  delegateOutcome,
+  MAX_OUTPUT,
+  type Invoker,
+} from '../cni/invoke.js';
+import { describeError } from '../errors.js';
+import { rateLimited, type Logger } from '../log/logger.js';
+import { CniLocks } from './cni-locks.js';
+import { loadPeerCred, type PeerCred } from './cni-peercred.js';
+import {
+  decodeExecResult,
+  decodeRequest,
+  encodeExec,
+  encodeReply,
+  ExecKind,
+  ReplyStatus,
+  requestLength,
+  type CniRequest,
+  type ExecResult,
+} from './cni-wire.js';
+
+export const REQUEST_TIMEOUT_MS = 10_000;
+export const MAX_CONNECTIONS = 64;
+/** Beyond the delegate's own timeout (the shim kills it then), how long weftd waits for the shim. */
+const EXEC_MARGIN_MS = 10_000;
+/** How long close() waits for calls in progress before cutting them (their shims then fall back). */
+const DRAIN_MS = 5_000;
+
+export interface CniServer {
+  readonly path: string;
+  close(): Promise<void>;
+}
+
+export interface CniServerOptions {
+  readonly path: string;
+  readonly log: Logger;
+  /** For tests: replaces SO_PEERCRED. */
+  readonly peerCred?: (fd: number) => PeerCred;
+}
+
+/** Starts the server, or returns null (logged) when it cannot run; weftd works on without it. */
+export async function startCniServer(o: CniServerOptions): Promise<CniServer | null> {
+  const log = o.log;
+  const peerCred = o.peerCred ?? loadPeerCred();
+  if (peerCred instanceof Error) {
+    log.warn('CNI socket off: the peer credential check is unavailable', {
+      error: peerCred.message,
+    });
+    return null;
+  }
+  try {
+    mkdirSync(dirname(o.path), { recursive: true, mode: 0o755 });
+    if (!(await claimPath(o.path))) {
+      log.warn('CNI socket off: another process serves it', { path: o.path });
+      return null;
+    }
+  } catch (err) {
+    log.error('CNI socket off', { path: o.path, error: describeError(err) });
+    return null;
+  }
+  const noisy = rateLimited(log, 60_000, 3);
+  const locks = new CniLocks();
+  const sockets = new Set<Socket>();
+  const inflight = new Set<Promise<void>>();
+
+  const server: Server = createServer((sock) => {
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+    sock.on('error', () => sock.destroy());
+    let cred: PeerCred;
+    try {
+      const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+      if (typeof fd !== 'number' || fd < 0) throw new Error('no file descriptor');
+      cred = peerCred(fd);
+    } catch (err) {
+      noisy.warn('CNI socket: cannot read the peer credentials; connection closed', {
+        error: describeError(err),
+      });
+      sock.destroy();
+      return;
+    }
+    if (cred.uid !== 0) {
+      noisy.warn('CNI socket: connection from a non-root process refused', { ...cred });
+      sock.destroy();
+      return;
+    }
+    const conn = new ShimConnection(sock, (req) => {
+      const p = serve(conn, req).finally(() => inflight.delete(p));
+      inflight.add(p);
+    });
+  });
+  server.maxConnections = MAX_CONNECTIONS;
+  server.on('error', (err) => noisy.warn('CNI socket error', { error: describeError(err) }));
+
+  async function serve(conn: ShimConnection, req: CniRequest): Promise<void> {
+    const command = req.env['CNI_COMMAND'] ?? '';
+    const id = req.env['CNI_CONTAINERID'] ?? '';
+    const run = (): ReturnType<typeof runInProcess> =>
+      runInProcess(req.env, req.stdin, conn.invoker(req.env));
+    let reply: Buffer;
+    try {
+      const r =
+        command === 'GC'
+          ? await locks.exclusive(run)
+          : command === 'ADD' || command === 'DEL' || command === 'CHECK'
+            ? await locks.shared(id, run)
+            : await run();
+      reply = encodeReply(ReplyStatus.Ran, r.exitCode, Buffer.from(r.stdout), r.stderr);
+    } catch (err) {
+      // runInProcess never throws; if it ever does, the shim runs the full plugin instead.
+      log.error('CNI call failed inside weftd', { error: describeError(err) });
+      reply = encodeReply(
+        ReplyStatus.Unavailable,
+        1,
+        Buffer.alloc(0),
+        Buffer.from('weftd failed to run the call'),
+      );
+    }
+    conn.finish(reply);
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.path, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  chmodSync(o.path, 0o600);
+  const ino = lstatSync(o.path).ino;
+  log.info('CNI socket listening', { path: o.path });
+
+  return {
+    path: o.path,
+    async close(): Promise<void> {
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      await Promise.race([
+        Promise.allSettled([...inflight]),
+        new Promise((r) => setTimeout(r, DRAIN_MS).unref()),
+      ]);
+      for (const s of sockets) s.destroy();
+      await closed;
+      try {
+        if (lstatSync(o.path).ino === ino) unlinkSync(o.path);
+      } catch {
+        /* already gone */
+      }
+    },
+  };
+}
+
+interface Pending {
+  resolve(r: ExecResult): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * One shim's connection: first its request (bounded, within REQUEST_TIMEOUT_MS), then the exec results
+ * for the delegates weftd asks it to run, one at a time; then the final reply. Anything malformed or
+ * late closes the connection (the call in progress then fails; the shim falls back).
+ */
+class ShimConnection {
+  private buf: Buffer = Buffer.alloc(0);
+  private requested = false;
+  private pending: Pending | undefined;
+  private chain: Promise<unknown> = Promise.resolve();
+  private readonly requestTimer: NodeJS.Timeout;
+
+  constructor(
+    private readonly sock: Socket,
+    private readonly onRequest: (req: CniRequest) => void,
+  ) {
+    this.requestTimer = setTimeout(() => sock.destroy(), REQUEST_TIMEOUT_MS);
+    sock.on('data', (c: Buffer) => this.onData(c));
+    sock.on('close', () => {
+      clearTimeout(this.requestTimer);
+      this.fail(new CniError(CniCode.IoFailure, 'the CNI shim closed its connection'));
+    });
+  }
+
+  private onData(c: Buffer): void {
+    this.buf = this.buf.length === 0 ? c : Buffer.concat([this.buf, c]);
+    try {
+      if (!this.requested) {
+        const total = requestLength(this.buf);
+        if (total === undefined || this.buf.length < total) return;
+        if (this.buf.length > total) throw new Error('data after the request');
+        clearTimeout(this.requestTimer);
+        this.requested = true;
+        const req = decodeRequest(this.buf);
+        this.buf = Buffer.alloc(0);
+        this.onRequest(req);
+        return;
+      }
+      if (!this.pending) throw new Error('unexpected data');
+      const r = decodeExecResult(this.buf, MAX_OUTPUT);
+      if (r === undefined) return;
+      if (this.buf.length > r.bytes) throw new Error('data after an exec result');
+      this.buf = Buffer.alloc(0);
+      const p = this.pending;
+      this.pending = undefined;
+      clearTimeout(p.timer);
+      p.resolve(r.result);
+    } catch {
+      this.sock.destroy();
+    }
+  }
+
+  private fail(err: Error): void {
+    const p = this.pending;
+    this.pending = undefined;
+    if (p) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+  }
+
+  /** The Invoker for this call: each delegate runs in the shim, with `base` (the runtime's env). */
+  invoker(base: Readonly<Record<string, string>>): Invoker {
+    return (req) => {
+      const run = async (): Promise<string> => {
+        const timeoutMs = req.timeoutMs ?? DELEGATE_TIMEOUT_MS;
+        const r = await this.exec(
+          encodeExec(req.plugin, delegateEnv(base, req), Buffer.from(req.stdin), timeoutMs),
+          timeoutMs + EXEC_MARGIN_MS,
+        );
+        if (r.kind === ExecKind.ExecFailed) {
+          const name = errnoName(r.value);
+          throw new CniError(
+            CniCode.IoFailure,
+            `cannot run ${req.plugin}: spawn ${req.plugin} ${name}`,
+          );
+        }
+        const signal = r.kind === ExecKind.Signaled ? signalName(r.value) : null;
+        const code = r.kind === ExecKind.Exited ? r.value : null;
+        return delegateOutcome(req, r.stdout, code, signal, r.overflow);
+      };
+      const p = this.chain.then(run, run);
+      this.chain = p.catch(() => undefined);
+      return p;
+    };
+  }
+
+  private exec(frame: Buffer, timeoutMs: number): Promise<ExecResult> {
+    return new Promise((resolve, reject) => {
+      if (this.sock.destroyed) {
+        reject(new CniError(CniCode.IoFailure, 'the CNI shim closed its connection'));
+        return;
+      }
+      const timer = setTimeout(() => {
+        this.fail(new CniError(CniCode.IoFailure, 'the CNI shim did not report the delegate'));
+        this.sock.destroy();
+      }, timeoutMs);
+      this.pending = { resolve, reject, timer };
+      this.sock.write(frame);
+    });
+  }
+
+  finish(reply: Buffer): void {
+    if (!this.sock.destroyed) this.sock.end(reply);
+  }
+}
+
+function errnoName(n: number): string {
+  const e = Object.entries(osConstants.errno).find(([, v]) => v === n);
+  return e ? e[0] : `errno ${n}`;
+}
+
+function signalName(n: number): NodeJS.Signals {
+  const e = Object.entries(osConstants.signals).find(([, v]) => v === n);
+  return (e ? e[0] : `SIG${n}`) as NodeJS.Signals;
+}
+
+/**
+ * Takes the socket path: true when it is free or held by a stale socket (removed); false when a live
+ * server answers on it (another weftd: never steal its socket). Anything that is not a socket is refused.
+ */
+async function claimPath(path: string): Promise<boolean> {
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return true;
+  }
+  if (!st.isSocket()) throw new Error(`${path} exists and is not a socket; remove it`);
+  const live = await new Promise<boolean>((resolve) => {
+    const c = connect(path);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+  if (live) return false;
+  unlinkSync(path);
+  return true;
+}

@@ -1,0 +1,103 @@
+/**
+ * Which underlay addresses may send encapsulated traffic to this host: the public addresses of the
+ * leases weftd watches, put through the same peer checks the backends use before they program a peer
+ * (backend/peer-check.ts). Fed from the daemon's lease event stream (a tap on `watchLeases`, see
+ * `tapLeaseEvents`), so it sees exactly the batches the backend sees; the firewall turns the result
+ * into the nft sets `weft_peers4` / `weft_peers6`.
+ */
+import type { Lease, LeaseEvent } from '../lease/lease.js';
+import type { Uplink } from '../backend/backend.js';
+import { FAMILIES } from '../backend/family.js';
+import { peerAddressProblem, peerSubnetProblem } from '../backend/peer-check.js';
+import type { NetworkConfig, SubnetManager } from '../subnet/manager.js';
+import type { PeerElements } from '../firewall/rules.js';
+
+/** What a lease is checked against. */
+export interface AllowlistScope {
+  readonly config: NetworkConfig;
+  readonly uplink: Uplink;
+  /** This host's own lease (its subnets must not be overlapped by a peer's). */
+  readonly own: Lease;
+}
+
+/** Whether `lease` belongs to the backend of `type` (flannel's UDP backend writes no type). */
+function sameBackend(lease: Lease, type: string): boolean {
+  const t = lease.attrs.backendType.toLowerCase();
+  return t === type || (type === 'udp' && t === '');
+}
+
+/** The public addresses of `lease` that may send encapsulated traffic (pure). */
+export function peerAddresses(lease: Lease, scope: AllowlistScope): PeerElements {
+  const out = { v4: [] as string[], v6: [] as string[] };
+  if (!sameBackend(lease, scope.config.backend.type.toLowerCase())) return out;
+  for (const fam of FAMILIES) {
+    const network = fam.network(scope.config);
+    const subnet = fam.subnet(lease);
+    const ownSubnet = fam.subnet(scope.own);
+    const ip = fam.publicIp(lease);
+    if (!network || !subnet || !ownSubnet || !ip) continue;
+    const problem =
+      peerSubnetProblem(subnet, {
+        network,
+        subnetLen: fam.subnetLen(scope.config),
+        ownSubnet,
+      }) ?? peerAddressProblem(ip, [fam.ifaceAddr(scope.uplink), fam.uplinkPublicIp(scope.uplink)]);
+    if (problem === null) (fam.family === 4 ? out.v4 : out.v6).push(ip);
+  }
+  return out;
+}
+
+/** The leases seen so far and whether a complete snapshot was among them. */
+export class PeerAllowlist {
+  private readonly leases = new Map<string, Lease>();
+  private complete = false;
+
+  /** Applies one batch of lease events (a snapshot replaces everything). */
+  observe(batch: readonly LeaseEvent[]): void {
+    for (const ev of batch) {
+      if (ev.kind === 'snapshot') {
+        this.leases.clear();
+        for (const l of ev.leases) this.leases.set(l.key, l);
+        this.complete = true;
+      } else if (ev.kind === 'removed') this.leases.delete(ev.lease.key);
+      else this.leases.set(ev.lease.key, ev.lease);
+    }
+  }
+
+  /** The addresses of every accepted lease; `complete` once a snapshot was seen. */
+  addresses(scope: AllowlistScope): PeerElements & { complete: boolean } {
+    const v4 = new Set<string>();
+    const v6 = new Set<string>();
+    for (const l of this.leases.values()) {
+      const a = peerAddresses(l, scope);
+      for (const x of a.v4) v4.add(x);
+      for (const x of a.v6) v6.add(x);
+    }
+    return { v4: [...v4].sort(), v6: [...v6].sort(), complete: this.complete };
+  }
+}
+
+/**
+ * `subnets` with a tap on `watchLeases`: every batch goes to `onBatch` before the backend sees it (a
+ * new peer is allowed in before its FDB entry exists). Everything else is passed through.
+ */
+export function tapLeaseEvents(
+  subnets: SubnetManager,
+  onBatch: (batch: readonly LeaseEvent[]) => void,
+): SubnetManager {
+  return {
+    get name() {
+      return subnets.name;
+    },
+    getNetworkConfig: (signal) => subnets.getNetworkConfig(signal),
+    acquireLease: (attrs, options, signal) => subnets.acquireLease(attrs, options, signal),
+    keepLease: (lease, signal, onRenewed) => subnets.keepLease(lease, signal, onRenewed),
+    async *watchLeases(ownLease, signal) {
+      for await (const batch of subnets.watchLeases(ownLease, signal)) {
+        onBatch(batch);
+        yield batch;
+      }
+    },
+    close: () => subnets.close(),
+  };
+}

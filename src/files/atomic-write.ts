@@ -1,0 +1,48 @@
+/**
+ * Atomic file replacement for files other programs read while weftd runs (subnet.env, docker-opts'
+ * env file): a same-directory temp file, fsync, rename, fsync of the directory, so a reader sees the old
+ * file or the new one, never a torn one.
+ */
+import { chmod, mkdir, open, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { WeftError } from '../errors.js';
+
+/** Writes `content` to `path` atomically: same-directory temp file, fsync, rename, fsync of the dir. */
+export async function writeFileAtomic(path: string, content: string, mode = 0o644): Promise<void> {
+  const dir = dirname(path);
+  try {
+    const created = await mkdir(dir, { recursive: true, mode: 0o755 });
+    if (created !== undefined) {
+      // mkdir's mode is masked by the umask: set 0755 on every directory this call created
+      for (let d = dir; d.length >= created.length; d = dirname(d)) {
+        await chmod(d, 0o755);
+        if (d === created) break;
+      }
+    }
+    const tmp = join(dir, `.${basename(path)}.${process.pid}.tmp`);
+    const fh = await open(tmp, 'w', mode);
+    try {
+      await fh.writeFile(content);
+      await fh.chmod(mode); // regardless of umask
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    try {
+      await rename(tmp, path);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    const dh = await open(dir, 'r');
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+  } catch (err) {
+    throw new WeftError('E_IO', `failed to write ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * What the `.deb` from `npm run package` holds and declares (issue 14): the executables and where they
+ * are, Depends: on Debian packages only (no Node.js, no compiler), the unit passing `systemd-analyze
+ * verify`, and maintainer scripts that start nothing on a fresh install and only try-restart on an
+ * upgrade (run for real against a recording `systemctl`, with /run/systemd/system present in a private
+ * mount namespace).
+ */
+import { execFileSync } from 'node:child_process';
+import {
+  chmodSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../helpers/exec.js';
+import { requireCaps } from '../helpers/require.js';
+import { builtDeb } from './deb-helpers.js';
+
+const runnable = requireCaps('root');
+
+describe.skipIf(!runnable)('the weft .deb', () => {
+  let deb: string;
+  let root: string;
+  beforeAll(() => {
+    deb = builtDeb();
+    root = mkdtempSync(join(tmpdir(), 'weft-debc-'));
+    execFileSync('dpkg-deb', ['-R', deb, root]);
+    // for systemd-analyze verify: a root holding the package and the host's own units (sysinit.target…)
+    mkdirSync(join(root, 'usr/lib/systemd/system'), { recursive: true });
+    execFileSync('cp', ['-a', '/usr/lib/systemd/system/.', join(root, 'usr/lib/systemd/system/')]);
+  });
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('installs weftd, weftctl and the CNI plugin as links to one executable', () => {
+    const files = execFileSync('dpkg-deb', ['-c', deb], { encoding: 'utf8' });
+    expect(files).toMatch(/\.\/usr\/bin\/weftd -> \.\.\/lib\/weft\/weft$/m);
+    expect(files).toMatch(/\.\/usr\/bin\/weftctl -> \.\.\/lib\/weft\/weft$/m);
+    expect(files).toMatch(/\.\/usr\/lib\/cni\/weft -> \.\.\/weft\/weft$/m);
+    expect(files).toMatch(/^-rwxr-xr-x root\/root .* \.\/usr\/lib\/weft\/weft$/m);
+    for (const f of [
+      './usr/lib/weft/weft_native.node',
+      './usr/lib/weft/netlink_binding.node',
+      './lib/systemd/system/weftd.service',
+      './etc/default/weftd',
+      './usr/share/weft/docker.service.d/weft.conf',
+    ])
+      expect(files).toContain(f);
+    expect(readFileSync(join(root, 'DEBIAN', 'conffiles'), 'utf8')).toBe('/etc/default/weftd\n');
+  });
+
+  it('depends on Debian packages only: no Node.js, no compiler', () => {
+    const depends = execFileSync('dpkg-deb', ['-f', deb, 'Depends'], { encoding: 'utf8' }).trim();
+    const names = depends.split(',').map((d) => d.trim().split(/[\s(]/)[0]);
+    for (const need of ['libc6', 'libstdc++6', 'iproute2', 'nftables', 'iptables'])
+      expect(names).toContain(need);
+    expect(names).toContain('containernetworking-plugins');
+    for (const bad of ['nodejs', 'node', 'npm', 'g++', 'gcc', 'make', 'python3', 'libnode108'])
+      expect(names).not.toContain(bad);
+    // every one of them is a package this Debian knows
+    for (const n of names)
+      expect(execFileSync('apt-cache', ['show', '--no-all-versions', n!]).length).toBeGreaterThan(
+        0,
+      );
+  });
+
+  it('weftd.service passes systemd-analyze verify and is Type=notify', async () => {
+    const unit = readFileSync(join(root, 'lib/systemd/system/weftd.service'), 'utf8');
+    expect(unit).toMatch(/^Type=notify$/m);
+    expect(unit).toMatch(/^EnvironmentFile=-\/etc\/default\/weftd$/m);
+    expect(unit).toMatch(/^Restart=on-failure$/m);
+    expect(unit).toMatch(/^CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE$/m);
+    const r = await run('systemd-analyze', ['verify', `--root=${root}`, 'weftd.service'], {
+      allowFail: true,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr.split('\n').filter((l) => l.includes('weftd'))).toEqual([]);
+  });
+
+  it('the docker drop-in passes systemd-analyze verify on top of Debian docker.service', async () => {
+    const dropin = join(root, 'etc/systemd/system/docker.service.d');
+    mkdirSync(dropin, { recursive: true });
+    cpSync(join(root, 'usr/share/weft/docker.service.d/weft.conf'), join(dropin, 'weft.conf'));
+    // stand-ins for docker.io's unit and executables (verify checks that they are executable)
+    writeFileSync(
+      join(root, 'usr/lib/systemd/system/docker.service'),
+      '[Unit]\nDescription=Docker\n[Service]\nType=notify\nEnvironmentFile=-/etc/default/docker\n' +
+        'ExecStart=/usr/sbin/dockerd -H fd:// $DOCKER_OPTS\n[Install]\nWantedBy=multi-user.target\n',
+    );
+    mkdirSync(join(root, 'usr/sbin'), { recursive: true });
+    writeFileSync(join(root, 'usr/sbin/dockerd'), '#!/bin/sh\n');
+    chmodSync(join(root, 'usr/sbin/dockerd'), 0o755);
+    const r = await run('systemd-analyze', ['verify', `--root=${root}`, 'docker.service'], {
+      allowFail: true,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr.split('\n').filter((l) => /docker|weft/.test(l))).toEqual([]);
+  });
+
+  /** Runs a maintainer script with systemd "running" and a systemctl that records its arguments. */
+  async function maint(script: string, ...args: string[]): Promise<string[]> {
+    const fake = mkdtempSync(join(tmpdir(), 'weft-maint-'));
+    try {
+      writeFileSync(join(fake, 'systemctl'), `#!/bin/sh\necho "$*" >> ${fake}/calls\n`);
+      chmodSync(join(fake, 'systemctl'), 0o755);
+      mkdirSync(join(fake, 'run-systemd', 'system'), { recursive: true });
+      writeFileSync(join(fake, 'calls'), '');
+      await run('unshare', [
+        '--mount',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        `mkdir -p /run/systemd && mount --bind ${fake}/run-systemd /run/systemd && PATH=${fake}:/usr/sbin:/usr/bin:/sbin:/bin exec "$@"`,
+        'maint',
+        join(root, 'DEBIAN', script),
+        ...args,
+      ]);
+      return readFileSync(join(fake, 'calls'), 'utf8').split('\n').filter(Boolean);
+    } finally {
+      rmSync(fake, { recursive: true, force: true });
+    }
+  }
+
+  it('maintainer scripts: a fresh install starts and enables nothing', async () => {
+    expect(await maint('postinst', 'configure', '')).toEqual(['daemon-reload']);
+  });
+
+  it('maintainer scripts: an upgrade restarts weftd only if it runs, and never stops it first', async () => {
+    expect(await maint('prerm', 'upgrade', '0.1.1')).toEqual([]);
+    expect(await maint('postinst', 'configure', '0.0.9')).toEqual([
+      'daemon-reload',
+      'try-restart weftd.service',
+    ]);
+  });
+
+  it('maintainer scripts: removal stops weftd (the dataplane stays)', async () => {
+    expect(await maint('prerm', 'remove')).toEqual(['stop weftd.service', 'disable weftd.service']);
+    expect(await maint('postrm', 'remove')).toEqual(['daemon-reload']);
+  });
+});

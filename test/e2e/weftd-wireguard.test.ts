@@ -1,0 +1,256 @@
+/**
+ * Backend `wireguard` end to end: real weftd processes on two simulated hosts (etcd on the underlay)
+ * and, on a third host, Debian's wireguard-go configured by hand the way flannel's wireguard backend
+ * configures a node (device address = its lease subnet IP/32, a route to the network, one peer per
+ * lease with AllowedIPs = the lease subnet and Endpoint = PublicIP:ListenPort). The third host's lease
+ * is written into etcd in flannel's format (`BackendType: wireguard`, `BackendData: {PublicKey}`), as
+ * a flannel node would write it. Every container pings every other one, both directions.
+ * Also: the private key is 0600 in --state-dir, never in the log, and stable across a restart.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { SimContainer } from '../helpers/netns.js';
+import { nsRun, run, stopChild, waitFor } from '../helpers/exec.js';
+import { useLeakCheck } from '../helpers/leaks.js';
+import { requireCaps } from '../helpers/require.js';
+import { startWireguardGo, type WgGoDevice } from '../helpers/wireguard-go.js';
+import {
+  addContainer,
+  createCluster,
+  metricsText,
+  putConfig,
+  restartWeftd,
+  runWeftctl,
+  startWeftd,
+  subnetsOf,
+  waitReady,
+  type Cluster,
+  type Weftd,
+} from './weftd-harness.js';
+
+const runnable = requireCaps(
+  'root',
+  'netns',
+  'etcd',
+  'etcdctl',
+  'ping',
+  'nft',
+  'tun',
+  'wireguardGo',
+);
+useLeakCheck();
+
+const CONFIG = {
+  Network: '10.5.0.0/16',
+  Backend: { Type: 'wireguard', PersistentKeepaliveInterval: 0 },
+};
+
+async function pingOnce(from: SimContainer, to: string): Promise<string | null> {
+  const r = await nsRun(from.netns, 'ping', ['-c', '2', '-i', '0.2', '-W', '2', '-q', to], {
+    allowFail: true,
+    timeoutMs: 10_000,
+  });
+  return r.code === 0 ? null : `${from.ip} → ${to}`;
+}
+
+async function pubOfKeyFile(path: string): Promise<string> {
+  return (await run('wg', ['pubkey'], { input: readFileSync(path, 'utf8') })).stdout.trim();
+}
+
+describe.skipIf(!runnable)('weftd wireguard backend with a flannel-style wireguard-go host', () => {
+  let c: Cluster;
+  let daemons: Weftd[];
+  let wgo: WgGoDevice;
+  const containers: SimContainer[] = [];
+
+  const weftPeerCount = async (w: Weftd): Promise<string | undefined> =>
+    /weft_peers\{backend="wireguard"\} (\d+)/.exec(await metricsText(w))?.[1];
+
+  beforeAll(async () => {
+    c = await createCluster(3);
+    const [h1, h2, h3] = c.topo.hosts;
+    if (!h1 || !h2 || !h3) throw new Error('topology');
+    // host 3: wireguard-go, its lease written the way flannel writes one (a reservation: no TTL)
+    wgo = await startWireguardGo({
+      ns: h3.netns,
+      address: '10.5.200.0/32',
+      network: '10.5.0.0/16',
+      mtu: 1420,
+      listenPort: 51820,
+    });
+    await c.etcd.etcdctl([
+      'put',
+      `${c.prefix}/subnets/10.5.200.0-24`,
+      JSON.stringify({
+        PublicIP: h3.underlayIp,
+        BackendType: 'wireguard',
+        BackendData: { PublicKey: wgo.publicKey },
+      }),
+    ]);
+    await putConfig(c, CONFIG);
+    daemons = [startWeftd(c, h1), startWeftd(c, h2)];
+    await Promise.all(daemons.map((w) => waitReady(w)));
+    for (const w of daemons) {
+      await waitFor(
+        `${w.host.netns} to program 2 peers`,
+        async () => (await weftPeerCount(w)) === '2',
+        20_000,
+        200,
+      );
+    }
+    // wireguard-go gets one peer per weft lease, flannel-style
+    for (const w of daemons) {
+      await wgo.setPeer({
+        publicKey: await pubOfKeyFile(join(w.dir, 'state', 'wireguard.key')),
+        allowedIps: [subnetsOf(w).subnet],
+        endpoint: `${w.host.underlayIp}:51820`,
+      });
+    }
+    for (const w of daemons) containers.push(await addContainer(c, w, 2));
+    containers.push(
+      await c.topo.addContainer(h3, { cidr: '10.5.200.2/24', gateway: '10.5.200.1' }),
+    );
+  }, 120_000);
+
+  afterAll(async () => {
+    await wgo?.stop();
+    await c?.destroy();
+  });
+
+  it('publishes the public key in the lease like flannel and keeps the private key 0600, unlogged', async () => {
+    for (const w of daemons) {
+      const keyFile = join(w.dir, 'state', 'wireguard.key');
+      expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+      const priv = readFileSync(keyFile, 'utf8').trim();
+      expect(w.logs).not.toContain(priv);
+      const pub = await pubOfKeyFile(keyFile);
+      const key = `${c.prefix}/subnets/${subnetsOf(w).subnet.replace('/', '-')}`;
+      const value = JSON.parse(
+        (await c.etcd.etcdctl(['get', key, '--print-value-only'])).trim(),
+      ) as {
+        BackendType: string;
+        BackendData: { PublicKey: string };
+      };
+      expect(value.BackendType).toBe('wireguard');
+      expect(value.BackendData).toEqual({ PublicKey: pub });
+      const dev = await nsRun(w.host.netns, 'ip', ['-o', 'link', 'show', 'weft-wg']);
+      expect(dev.stdout).toContain('mtu 1420'); // flannel's rule: 1500 - 80
+      expect(readFileSync(w.subnetFile, 'utf8')).toContain('FLANNEL_MTU=1420');
+    }
+  });
+
+  it('every container reaches every other one: weft↔weft and weft↔wireguard-go, both directions', async () => {
+    const failures: string[] = [];
+    // wireguard-go's container first, so wireguard-go initiates towards one weft host
+    for (const a of [containers[2]!, containers[0]!, containers[1]!]) {
+      for (const b of containers) {
+        if (a === b) continue;
+        const f = await pingOnce(a, b.ip);
+        if (f) failures.push(f);
+      }
+    }
+    expect(failures).toEqual([]);
+    const peers = await wgo.peers();
+    expect([...peers.values()].filter((p) => p.latestHandshake > 0).length).toBe(2);
+  });
+
+  it('weftctl peers shows each peer’s handshake, bytes and endpoint', async () => {
+    const r = await runWeftctl(c, daemons[0]!, ['peers', '--json']);
+    const out = JSON.parse(r.stdout) as {
+      peers: {
+        wireguard?: { endpoint: string | null; lastHandshakeSec: number; rxBytes: number };
+      }[];
+    };
+    const wg = out.peers.map((p) => p.wireguard).filter((x) => x !== undefined);
+    expect(wg.length).toBe(2);
+    for (const p of wg) {
+      expect(p.lastHandshakeSec).toBeGreaterThan(0);
+      expect(p.rxBytes).toBeGreaterThan(0);
+      expect(p.endpoint).toMatch(/^198\.18\.0\.\d:51820$/);
+    }
+    expect(r.code).toBe(0);
+  });
+
+  it('weftctl doctor checks the WireGuard devices and sessions', async () => {
+    const r = await runWeftctl(c, daemons[0]!, ['doctor', '--json', '--no-probe']);
+    const out = JSON.parse(r.stdout) as {
+      checks: { id: string; status: string; message: string }[];
+    };
+    const byId = new Map(out.checks.map((x) => [x.id, x]));
+    expect(byId.get('device:weft-wg')?.status).toBe('pass');
+    expect(byId.get('mtu:weft-wg')?.status).toBe('pass');
+    expect(byId.get('wireguard')?.status).toBe('pass');
+    expect(byId.get('wireguard')?.message).toMatch(/2 of 2 peers have completed a handshake/);
+  });
+
+  it('a restart keeps the key: peers reconnect without reconfiguration', async () => {
+    const w = daemons[0]!;
+    const keyFile = join(w.dir, 'state', 'wireguard.key');
+    const before = readFileSync(keyFile, 'utf8');
+    w.child.kill('SIGTERM');
+    await stopChild(w.child);
+    restartWeftd(c, w);
+    await waitReady(w);
+    expect(readFileSync(keyFile, 'utf8')).toBe(before);
+    await waitFor(
+      'peers programmed again',
+      async () => (await weftPeerCount(w)) === '2',
+      20_000,
+      200,
+    );
+    expect(await pingOnce(containers[0]!, containers[2]!.ip)).toBeNull();
+    expect(await pingOnce(containers[2]!, containers[0]!.ip)).toBeNull();
+    expect(await pingOnce(containers[1]!, containers[0]!.ip)).toBeNull();
+  });
+});
+
+describe.skipIf(!runnable).each(['separate', 'ipv4'] as const)(
+  'weftd wireguard dual stack, Mode %s',
+  (mode) => {
+    let c: Cluster;
+    const containers: SimContainer[] = [];
+    let daemons: Weftd[] = [];
+
+    beforeAll(async () => {
+      c = await createCluster(2);
+      await putConfig(c, {
+        Network: '10.5.0.0/16',
+        EnableIPv6: true,
+        IPv6Network: 'fd05::/48',
+        Backend: { Type: 'wireguard', Mode: mode },
+      });
+      daemons = c.topo.hosts.map((h) => startWeftd(c, h));
+      await Promise.all(daemons.map((w) => waitReady(w)));
+      for (const w of daemons) {
+        await waitFor(
+          `${w.host.netns} to program its peer`,
+          async () => /weft_peers\{backend="wireguard"\} 1/.test(await metricsText(w)),
+          20_000,
+          200,
+        );
+        containers.push(await addContainer(c, w, 2));
+      }
+    }, 120_000);
+
+    afterAll(async () => {
+      await c?.destroy();
+    });
+
+    it('containers reach each other over IPv4 and IPv6, both directions', async () => {
+      const failures: string[] = [];
+      for (const a of containers) {
+        for (const b of containers) {
+          if (a === b) continue;
+          for (const dst of [b.ip, b.ip6!]) {
+            const f = await pingOnce(a, dst);
+            if (f) failures.push(`${f} (${dst})`);
+          }
+        }
+      }
+      expect(failures).toEqual([]);
+      const links = await nsRun(daemons[0]!.host.netns, 'ip', ['-o', 'link', 'show']);
+      expect(links.stdout.includes('weft-wg-v6')).toBe(mode === 'separate');
+    });
+  },
+);

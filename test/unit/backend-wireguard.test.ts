@@ -1,0 +1,248 @@
+/**
+ * Pure parts of backend `wireguard`: flannel's config keys, the lease → peer mapping with hostile
+ * leases, the private key file (0600, stable, never replaced silently), and weftctl's reading of the
+ * engine's metrics with doctor's two WireGuard checks.
+ */
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Lease } from '../../src/lease/lease.js';
+import { parseWireguardConfig, WG_OVERHEAD } from '../../src/backend-wireguard/config.js';
+import { desiredPeers, peerFor, type DeviceScope } from '../../src/backend-wireguard/peers.js';
+import { loadOrCreateKey } from '../../src/backend-wireguard/key.js';
+import { wgFindings, wgLiveFromMetrics, wgDoctorChecks } from '../../src/cli/wireguard-view.js';
+import { parseNetworkConfig } from '../../src/subnet/config.js';
+
+const KEY = (n: number): string => Buffer.alloc(32, n).toString('base64');
+
+function lease(n: number, over: Partial<Lease['attrs']> = {}, subnet = `10.5.${n}.0/24`): Lease {
+  return {
+    key: `10.5.${n}.0-24`,
+    subnet,
+    subnet6: null,
+    attrs: {
+      publicIp: `198.18.0.${n}`,
+      publicIpv6: null,
+      backendType: 'wireguard',
+      backendData: { PublicKey: KEY(n) },
+      ...over,
+    },
+    expiration: new Date(Date.now() + 86_000_000),
+  };
+}
+
+const scope: DeviceScope = {
+  underlay: 4,
+  port: 51820,
+  v4: { network: '10.5.0.0/16', subnetLen: 24, ownSubnet: '10.5.1.0/24' },
+  v6: null,
+  keyFrom: 'v4',
+  ownIps: ['198.18.0.1'],
+  psk: null,
+  persistentKeepalive: 25,
+};
+
+describe('wireguard config (flannel keys)', () => {
+  it('fills flannel defaults', () => {
+    const c = parseWireguardConfig({ Type: 'wireguard' });
+    expect(c).toMatchObject({
+      listenPort: 51820,
+      listenPortV6: 51821,
+      psk: null,
+      persistentKeepalive: 0,
+      mode: 'separate',
+      engine: 'auto',
+      name: 'weft-wg',
+    });
+    expect(WG_OVERHEAD).toBe(80);
+  });
+  it('reads every key case-insensitively', () => {
+    const psk = KEY(9);
+    const c = parseWireguardConfig({
+      type: 'wireguard',
+      listenport: 4000,
+      ListenPortV6: 4001,
+      PSK: psk,
+      PersistentKeepaliveInterval: 25,
+      Mode: 'Auto',
+      Engine: 'userspace',
+    });
+    expect(c).toMatchObject({
+      listenPort: 4000,
+      listenPortV6: 4001,
+      psk,
+      persistentKeepalive: 25,
+      mode: 'auto',
+      engine: 'userspace',
+    });
+  });
+  it('rejects bad values naming the key, never echoing the PSK', () => {
+    expect(() => parseWireguardConfig({ ListenPort: 70000 })).toThrow(/Backend\.ListenPort/);
+    expect(() => parseWireguardConfig({ Mode: 'both' })).toThrow(
+      /Backend\.Mode.*separate, auto, ipv4, ipv6/,
+    );
+    expect(() => parseWireguardConfig({ Engine: 'fast' })).toThrow(/Backend\.Engine/);
+    const secretish = 'not-a-key-but-secret-looking-value';
+    try {
+      parseWireguardConfig({ PSK: secretish });
+      expect.unreachable();
+    } catch (err) {
+      expect((err as Error).message).toMatch(/Backend\.PSK/);
+      expect((err as Error).message).not.toContain(secretish);
+    }
+  });
+  it('a network config with the wireguard backend parses', () => {
+    const c = parseNetworkConfig('{"Network":"10.5.0.0/16","Backend":{"Type":"wireguard"}}');
+    expect(c.backend.type).toBe('wireguard');
+  });
+});
+
+describe('lease → peer', () => {
+  it('maps a flannel wireguard lease to a peer: AllowedIPs = subnet, Endpoint = PublicIP:ListenPort', () => {
+    const p = peerFor(lease(2), scope);
+    expect(p).toEqual({
+      kind: 'peer',
+      peer: {
+        publicKey: KEY(2),
+        presharedKey: null,
+        endpoint: { address: '198.18.0.2', port: 51820 },
+        persistentKeepalive: 25,
+        allowedIps: ['10.5.2.0/24'],
+      },
+    });
+    // Go's encoding/json matches field names case-insensitively
+    expect(peerFor(lease(2, { backendData: { publickey: KEY(2) } }), scope).kind).toBe('peer');
+  });
+  it.each([
+    ['another backend', lease(2, { backendType: 'vxlan' }), /backend type/],
+    ['no BackendData', lease(2, { backendData: undefined }), /not an object/],
+    ['a bad key', lease(2, { backendData: { PublicKey: 'abc' } }), /not a base64/],
+    [
+      'an all-zero key',
+      lease(2, { backendData: { PublicKey: Buffer.alloc(32).toString('base64') } }),
+      /zeros/,
+    ],
+    ['our own public IP', lease(2, { publicIp: '198.18.0.1' }), /own/],
+    ['a loopback public IP', lease(2, { publicIp: '127.0.0.1' }), /unicast/],
+    ['a subnet outside the network', lease(2, {}, '10.6.2.0/24'), /outside/],
+    ['our own subnet', lease(2, {}, '10.5.1.0/24'), /overlaps/],
+    ['a wider subnet', lease(2, {}, '10.5.0.0/20'), /not \/24/],
+  ])('skips a lease with %s', (_what, l, reason) => {
+    const p = peerFor(l, scope);
+    expect(p.kind).toBe('skip');
+    if (p.kind === 'skip') expect(p.reason).toMatch(reason);
+  });
+  it('one key or one subnet claimed twice: the lease with the latest expiry wins', () => {
+    const old = { ...lease(2), expiration: new Date(Date.now() + 1000) };
+    const dupKey = lease(3, { backendData: { PublicKey: KEY(2) } });
+    const { peers, skipped } = desiredPeers([old, dupKey, lease(4)], scope);
+    expect([...peers.keys()].sort()).toEqual([KEY(2), KEY(4)].sort());
+    expect(peers.get(KEY(2))?.endpoint?.address).toBe('198.18.0.3');
+    expect(skipped.get(old.key)).toMatch(/already used/);
+  });
+});
+
+describe('private key file', () => {
+  it('is generated once with mode 0600 and reused', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-wgkey-'));
+    try {
+      const a = loadOrCreateKey(join(dir, 'state'), () => randomBytes(32));
+      expect(a.created).toBe(true);
+      expect(statSync(a.path).mode & 0o777).toBe(0o600);
+      const b = loadOrCreateKey(join(dir, 'state'), () => {
+        throw new Error('must not generate again');
+      });
+      expect(b.created).toBe(false);
+      expect(b.privateKey.equals(a.privateKey)).toBe(true);
+      // too open: tightened and reported
+      chmodSync(a.path, 0o644);
+      const warned: string[] = [];
+      loadOrCreateKey(
+        join(dir, 'state'),
+        () => randomBytes(32),
+        (m) => warned.push(m),
+      );
+      expect(statSync(a.path).mode & 0o777).toBe(0o600);
+      expect(warned.length).toBe(1);
+      // garbage: an error naming the file and the fix, the content never echoed
+      writeFileSync(a.path, 'supersecretgarbage\n');
+      expect(() => loadOrCreateKey(join(dir, 'state'), () => randomBytes(32))).toThrow(
+        /wireguard\.key does not hold a base64 WireGuard private key.*delete it/,
+      );
+      try {
+        loadOrCreateKey(join(dir, 'state'), () => randomBytes(32));
+      } catch (err) {
+        expect((err as Error).message).not.toContain('supersecretgarbage');
+      }
+      expect(readFileSync(a.path, 'utf8')).toBe('supersecretgarbage\n'); // not replaced silently
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("weftctl's view of the engine", () => {
+  const metrics = [
+    '# HELP weft_wireguard_peer_last_handshake_seconds x',
+    `weft_wireguard_peer_last_handshake_seconds{device="weft-wg",public_key="${KEY(2)}",endpoint="198.18.0.2:51820"} 1700000000`,
+    `weft_wireguard_peer_last_handshake_seconds{device="weft-wg",public_key="${KEY(3)}",endpoint="198.18.0.3:51820"} 0`,
+    `weft_wireguard_peer_receive_bytes_total{device="weft-wg",public_key="${KEY(2)}"} 1234`,
+    `weft_wireguard_peer_handshake_initiations_total{device="weft-wg",public_key="${KEY(3)}"} 7`,
+    `weft_wireguard_unknown_key_age_seconds{device="weft-wg",endpoint="198.18.0.4:51820",public_key="${KEY(40)}"} 3`,
+    'weft_wireguard_drops_total{device="weft-wg",reason="replay"} 2',
+  ].join('\n');
+  it('parses per-peer state from /metrics', () => {
+    const live = wgLiveFromMetrics(metrics);
+    expect(live.peers.get(KEY(2))).toMatchObject({
+      endpoint: '198.18.0.2:51820',
+      lastHandshakeSec: 1700000000,
+      rxBytes: 1234,
+    });
+    expect(live.drops['replay']).toBe(2);
+    expect(live.unknown).toEqual([
+      { device: 'weft-wg', endpoint: '198.18.0.4:51820', publicKey: KEY(40), ageSec: 3 },
+    ]);
+  });
+  it('doctor names the peer with a mismatching key and the one that never completes a handshake', () => {
+    const live = wgLiveFromMetrics(metrics);
+    const f = wgFindings([lease(2), lease(3), lease(4)], live, 51820);
+    expect(f.map((x) => x.lease).sort()).toEqual(['10.5.3.0-24', '10.5.4.0-24']);
+    expect(f.find((x) => x.lease === '10.5.4.0-24')?.problem).toMatch(
+      new RegExp(
+        `handshakes with key ${KEY(40).replace(/[+/]/g, '.')}.*publishes ${KEY(4).replace(/[+/]/g, '.')}`,
+      ),
+    );
+    expect(f.find((x) => x.lease === '10.5.3.0-24')?.problem).toMatch(
+      /never completed a handshake \(7 initiations/,
+    );
+    const cfg = parseNetworkConfig('{"Network":"10.5.0.0/16","Backend":{"Type":"wireguard"}}');
+    const checks = wgDoctorChecks(cfg, [lease(2), lease(3), lease(4)], { ok: true, live });
+    expect(checks.map((c) => c.status)).toEqual(['fail', 'fail']);
+    expect(wgDoctorChecks(cfg, [lease(2)], { ok: true, live })[0]?.status).toBe('pass');
+  });
+});
+
+describe('doctor device checks (wireguard)', () => {
+  it('wants the TUN up with MTU = uplink − 80 and FLANNEL_MTU alike', async () => {
+    const { wgDeviceChecks } = await import('../../src/cli/wireguard-view.js');
+    const cfg = parseNetworkConfig('{"Network":"10.5.0.0/16","Backend":{"Type":"wireguard"}}');
+    const up = { name: 'eth0', mtu: 1500 };
+    const ok = wgDeviceChecks(cfg, [{ name: 'weft-wg', up: true, mtu: 1420 }], up, 1420);
+    expect(ok.map((c) => c.status)).toEqual(['pass', 'pass']);
+    const bad = wgDeviceChecks(cfg, [{ name: 'weft-wg', up: true, mtu: 1450 }], up, 1450);
+    expect(bad[1]?.status).toBe('fail');
+    expect(bad[1]?.message).toMatch(
+      /weft-wg MTU is 1450, want 1420; FLANNEL_MTU is 1450, want 1420/,
+    );
+    expect(wgDeviceChecks(cfg, [], up, null)[0]?.message).toMatch(/weft-wg does not exist/);
+    const dual = parseNetworkConfig(
+      '{"Network":"10.5.0.0/16","EnableIPv6":true,"IPv6Network":"fd05::/48","Backend":{"Type":"wireguard"}}',
+    );
+    expect(wgDeviceChecks(dual, [], up, null).map((c) => c.id)).toEqual([
+      'device:weft-wg',
+      'device:weft-wg-v6',
+    ]);
+  });
+});

@@ -1,0 +1,50 @@
+/**
+ * prom-client is loaded only when weftd serves metrics: with no --healthz-port / --metrics-port the
+ * daemon's metrics go nowhere and the package (≈10 MiB of resident memory) is never required. Checked in
+ * a fresh Node process, since this test runner itself loads prom-client for other tests.
+ */
+import { execFileSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { createDaemonMetrics } from '../../../src/daemon/metrics.js';
+
+const probe = (served: boolean): { loaded: boolean } =>
+  JSON.parse(
+    execFileSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        `const { createDaemonMetrics } = await import('./src/daemon/metrics.ts');
+         const { createRequire } = await import('node:module');
+         const m = createDaemonMetrics({ served: ${served}, processMetrics: false });
+         m.setPeers('vxlan', 3); m.observeReconcile('vxlan', 0.1); m.setReady(true);
+         const cache = createRequire(import.meta.url).cache;
+         console.log(JSON.stringify({ loaded: Object.keys(cache).some((k) => k.includes('/prom-client/')) }));`,
+      ],
+      { encoding: 'utf8' },
+    ),
+  ) as { loaded: boolean };
+
+describe('daemon metrics without a port', () => {
+  it('never loads prom-client, and loads it when served', () => {
+    expect(probe(false)).toEqual({ loaded: false });
+    expect(probe(true)).toEqual({ loaded: true });
+  });
+
+  it('accepts every report and refuses to hand out a registry', () => {
+    const m = createDaemonMetrics({ served: false });
+    m.setLeaseState('acquired', new Date());
+    m.etcdError('get');
+    m.firewallApplied('start');
+    m.watchNetlink(() => ({ requests: 1, errors: 0, timeouts: 0, socketErrors: 0, inFlight: 0 }));
+    expect(() => m.registry).toThrow(/not served/);
+  });
+
+  it('serves the same metric names as before when a port is set', async () => {
+    const text = await createDaemonMetrics({ processMetrics: false }).registry.metrics();
+    for (const name of ['weft_peers', 'weft_netlink_requests_total', 'weft_ready'])
+      expect(text).toContain(`# TYPE ${name}`);
+  });
+});
