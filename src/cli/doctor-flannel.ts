@@ -7,7 +7,7 @@ import {
   describeLeftovers,
   hasLeftovers,
   type FlannelLeftovers,
-} from '../daemon/flannel-leftovers.js';
+} from '../migration/flannel-leftovers.js';
 import { fail, pass, type Check } from './doctor-check.js';
 
 export function flannelChecks(found: FlannelLeftovers | null): Check[] {

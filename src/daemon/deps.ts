@@ -13,7 +13,7 @@ import { createDaemonMetrics } from './metrics.js';
 import type { DaemonOptions } from './options.js';
 import type { DaemonDeps } from './run.js';
 import { createServiceNotifier } from './sd-notify.js';
-import { refuseFlannelLeftovers } from './flannel-leftovers.js';
+import { refuseFlannelLeftovers } from '../migration/flannel-leftovers.js';
 import { readHostSnapshot } from './uplink.js';
 
 const DEFAULT_TTL = 86_400;

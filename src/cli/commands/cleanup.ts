@@ -1,5 +1,5 @@
 /**
- * `weftctl cleanup --flannel [--yes]`: flannel's leftovers on this host (src/daemon/flannel-leftovers.ts;
+ * `weftctl cleanup --flannel [--yes]`: flannel's leftovers on this host (src/migration/flannel-leftovers.ts;
  * docs/migration-from-flannel.md) — its devices, iptables chains and nftables tables. Without --yes it
  * shows what it would remove and the commands (exit 1 when there is something); with --yes it removes
  * them, in order, and checks again. Refuses while a flanneld process runs (it would put them back).
@@ -13,7 +13,7 @@ import {
   findFlannelLeftovers,
   hasLeftovers,
   runCommand,
-} from '../../daemon/flannel-leftovers.js';
+} from '../../migration/flannel-leftovers.js';
 import { EXIT } from '../exit-codes.js';
 import type { CommandContext, CommandOutput } from './context.js';
 

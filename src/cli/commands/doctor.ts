@@ -5,7 +5,7 @@
  */
 import { openRegistry, sampleEtcdClock } from '../etcd-view.js';
 import { doctorFailed, findUplink, runChecks, type Check, type UnderlayProbe } from '../doctor.js';
-import { findFlannelLeftovers } from '../../daemon/flannel-leftovers.js';
+import { findFlannelLeftovers } from '../../migration/flannel-leftovers.js';
 import { flannelChecks } from '../doctor-flannel.js';
 import { EXIT } from '../exit-codes.js';
 import { readWgLive, wgDoctorChecks } from '../wireguard-view.js';

@@ -1,4 +1,4 @@
-// Parsing flannel's leftovers and the commands that remove them (src/daemon/flannel-leftovers.ts).
+// Parsing flannel's leftovers and the commands that remove them (src/migration/flannel-leftovers.ts).
 // The real kernel and iptables path is test/e2e/migrate-flannel.test.ts.
 import { describe, expect, it } from 'vitest';
 import {
@@ -12,7 +12,7 @@ import {
   refuseFlannelLeftovers,
   splitRule,
   type CommandRunner,
-} from '../../../src/daemon/flannel-leftovers.js';
+} from '../../../src/migration/flannel-leftovers.js';
 
 const LINKS = JSON.stringify([
   { ifname: 'lo', linkinfo: null },
