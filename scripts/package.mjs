@@ -38,11 +38,12 @@ const tree = join(work, 'root');
 export const LIBDIR = '/usr/lib/weft';
 const EXE = `${LIBDIR}/weft`;
 /**
- * THE one place that says which executable is the CNI plugin (/usr/lib/cni/weft). Today: the multi-call
- * executable (a symlink). A faster front end can replace this line with its own file; the full plugin
- * stays at /usr/lib/weft/weft for it to fall back to.
+ * THE one place that says which executable is the CNI plugin (/usr/lib/cni/weft): the C shim (cni-shim/,
+ * built by `npm run build`), which hands each call to weftd's socket; when weftd cannot serve it, the shim
+ * runs `weft-full` beside its own path, here a symlink to the multi-call executable (the full plugin).
  */
-const CNI_PLUGIN = { symlinkTo: EXE };
+const CNI_PLUGIN = { file: join(root, 'cni-shim', 'build', 'weft-cni-shim') };
+const CNI_FALLBACK = '/usr/lib/cni/weft-full';
 
 /** The native addons the bundles load (source in the checkout → file name under LIBDIR). */
 const ADDONS = [
@@ -51,6 +52,8 @@ const ADDONS = [
     from: join(root, 'node_modules', 'netlink', 'build', 'Release', 'netlink_binding.node'),
     to: 'netlink_binding.node',
   },
+  // SO_PEERCRED for weftd's CNI socket (src/daemon/cni-peercred.ts)
+  { from: join(root, 'cni-shim', 'build', 'weft_peercred.node'), to: 'weft_peercred.node' },
 ];
 
 /** Tools weftd, weftctl and the CNI plugin run (not found by dpkg-shlibdeps). */
@@ -270,12 +273,16 @@ function smokeTest() {
   const c = run(join(tree, 'usr/bin/weftctl'), ['version'], { env }).trim();
   if (c !== `weftctl ${pkg.version}`)
     throw new Error(`packaged weftctl version said ${JSON.stringify(c)}`);
-  const cni = run(join(tree, 'usr/lib/cni/weft'), [], {
-    env: { ...env, CNI_COMMAND: 'VERSION' },
-    input: '{"cniVersion":"1.0.0"}',
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  if (!JSON.parse(cni).supportedVersions) throw new Error(`packaged CNI VERSION said ${cni}`);
+  // the shim (weftd not running: it falls back to weft-full) and the full plugin itself
+  for (const plugin of ['usr/lib/cni/weft', 'usr/lib/cni/weft-full']) {
+    const cni = run(join(tree, plugin), [], {
+      env: { ...env, CNI_COMMAND: 'VERSION' },
+      input: '{"cniVersion":"1.0.0","daemonSocket":"/nonexistent/weft-package-smoke.sock"}',
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    if (!JSON.parse(cni).supportedVersions)
+      throw new Error(`packaged ${plugin} VERSION said ${cni}`);
+  }
 }
 
 function duKb(dir) {
@@ -300,8 +307,10 @@ export async function makePackage() {
   );
   link(EXE, '/usr/bin/weftd');
   link(EXE, '/usr/bin/weftctl');
-  if (CNI_PLUGIN.symlinkTo) link(CNI_PLUGIN.symlinkTo, '/usr/lib/cni/weft');
-  else put(CNI_PLUGIN.file, '/usr/lib/cni/weft', 0o755);
+  if (!existsSync(CNI_PLUGIN.file))
+    throw new Error(`${CNI_PLUGIN.file} missing: run \`npm run build\``);
+  put(CNI_PLUGIN.file, '/usr/lib/cni/weft', 0o755);
+  link(EXE, CNI_FALLBACK);
 
   const p = (f) => join(root, 'packaging', f);
   put(p('weftd.service'), '/lib/systemd/system/weftd.service', 0o644);

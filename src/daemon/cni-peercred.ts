@@ -22,6 +22,8 @@ export function loadPeerCred(): PeerCredFn | Error {
   const candidates = [
     process.env['WEFT_PEERCRED_ADDON'],
     join(root, 'cni-shim', 'build', 'weft_peercred.node'),
+    // the Debian package's layout: the addon beside the executable (scripts/package.mjs)
+    join(root, 'weft_peercred.node'),
   ].filter((p): p is string => typeof p === 'string' && p !== '');
   for (const p of candidates) {
     if (!existsSync(p)) continue;

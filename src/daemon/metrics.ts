@@ -85,13 +85,16 @@ function unservedMetrics(): DaemonMetrics {
   };
 }
 
+export type PromClient = typeof import('prom-client');
+
 export function createDaemonMetrics(
-  opts: { processMetrics?: boolean; served?: boolean } = {},
+  opts: { processMetrics?: boolean; served?: boolean; promClient?: PromClient } = {},
 ): DaemonMetrics {
   if (opts.served === false) return unservedMetrics();
-  const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } = createRequire(
-    import.meta.url,
-  )('prom-client') as typeof import('prom-client');
+  // weftd's main passes the module it imported (a literal dynamic import, so the packaged executable's
+  // bundler includes it); elsewhere (tests) it is required here.
+  const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } =
+    opts.promClient ?? (createRequire(import.meta.url)('prom-client') as PromClient);
   const registry = new Registry();
   if (opts.processMetrics !== false)
     collectDefaultMetrics({ register: registry, prefix: 'weftd_' });

@@ -214,7 +214,7 @@ let cached: NativeAddon | undefined;
 
 function candidates(): string[] {
   const here = dirname(fileURLToPath(import.meta.url));
-  // src/dataplane (tsx/vitest) and dist/dataplane (built) both sit two levels below the package root.
+  // src/native (tsx/vitest) and dist/native (built) both sit two levels below the package root.
   const root = join(here, '..', '..');
   const out = [
     join(root, 'native', 'build', 'Release', 'weft_native.node'),

@@ -21,8 +21,9 @@ export function programFor(argv0: string): 'weftd' | 'weftctl' | 'cni' | null {
   const name = basename(argv0);
   if (name === 'weftd') return 'weftd';
   if (name === 'weftctl') return 'weftctl';
-  // the CNI runtime execs the plugin by its `type` ("weft"); the installed file itself is also "weft"
-  if (name === 'weft' || name.startsWith('weft-cni')) return 'cni';
+  // the CNI runtime execs the plugin by its `type` ("weft"); the packaged /usr/lib/cni/weft is the C shim
+  // (cni-shim/), which runs this executable as `weft-full` when weftd cannot serve a call
+  if (name === 'weft' || name === 'weft-full' || name.startsWith('weft-cni')) return 'cni';
   return null;
 }
 

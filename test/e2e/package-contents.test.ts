@@ -37,15 +37,17 @@ describe.skipIf(!runnable)('the weft .deb', () => {
   });
   afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-  it('installs weftd, weftctl and the CNI plugin as links to one executable', () => {
+  it('installs weftd, weftctl and the full CNI plugin as links to one executable, the C shim as the plugin', () => {
     const files = execFileSync('dpkg-deb', ['-c', deb], { encoding: 'utf8' });
     expect(files).toMatch(/\.\/usr\/bin\/weftd -> \.\.\/lib\/weft\/weft$/m);
     expect(files).toMatch(/\.\/usr\/bin\/weftctl -> \.\.\/lib\/weft\/weft$/m);
-    expect(files).toMatch(/\.\/usr\/lib\/cni\/weft -> \.\.\/weft\/weft$/m);
+    expect(files).toMatch(/^-rwxr-xr-x root\/root .* \.\/usr\/lib\/cni\/weft$/m); // the C shim
+    expect(files).toMatch(/\.\/usr\/lib\/cni\/weft-full -> \.\.\/weft\/weft$/m);
     expect(files).toMatch(/^-rwxr-xr-x root\/root .* \.\/usr\/lib\/weft\/weft$/m);
     for (const f of [
       './usr/lib/weft/weft_native.node',
       './usr/lib/weft/netlink_binding.node',
+      './usr/lib/weft/weft_peercred.node',
       './lib/systemd/system/weftd.service',
       './etc/default/weftd',
       './usr/share/weft/docker.service.d/weft.conf',

@@ -45,6 +45,8 @@ describe.skipIf(!runnable)('the packaged weftd, weftctl and CNI plugin, without 
     dataDir: join(w.dir, 'cni-state'),
     ipam: { dataDir: join(w.dir, 'cni-ipam') },
     delegate: { bridge: 'weftpk0' },
+    // the packaged shim hands the call to this host's packaged weftd (weftd-harness: one socket per host)
+    daemonSocket: join(w.dir, 'cni.sock'),
   });
   const cniBin = () => join(root, 'usr', 'lib', 'cni');
   const cni = (w: Weftd, command: string, id: string, ns: string) =>

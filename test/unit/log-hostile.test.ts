@@ -35,8 +35,18 @@ describe('logger with hostile fields', () => {
     expect(cause).toMatchObject({ msg: 'cyclic cause', err: { message: 'two' } });
   });
 
-  it('weftd loads a config with a deeply nested unknown field instead of dying', async () => {
-    const config = parseNetworkConfig(deepJson);
+  it('weftd refuses a config with a deeply nested unknown field with a clear error, never a crash', async () => {
+    // src/subnet/config.ts caps the config's size and depth before parsing (README "Hostile etcd data"):
+    // the 100k-deep field is refused as too long; a short one nested past 32 levels names the field.
+    expect(() => parseNetworkConfig(deepJson)).toThrow(/more than the 65536 weft reads/);
+    const deepShort = `{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"},"Note":${'['.repeat(40)}1${']'.repeat(40)}}`;
+    expect(() => parseNetworkConfig(deepShort)).toThrow(
+      /field Note is nested deeper than 32 levels/,
+    );
+    // a config within the bounds with an unknown field still loads and is logged
+    const config = parseNetworkConfig(
+      '{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"},"Note":[[[["x"]]]]}',
+    );
     const subnets = { getNetworkConfig: () => Promise.resolve(config) } as unknown as SubnetManager;
     const lines: string[] = [];
     const daemon = new Daemon(parseOptions([], {}), {
