@@ -1,6 +1,6 @@
 /**
  * The Forwarder backed by the native loop thread (native/src/fwd_loop.c), loaded through
- * native-binding.ts only. Arguments are validated here, before anything reaches C.
+ * src/native/binding.ts only. Arguments are validated here, before anything reaches C.
  */
 import { EventEmitter } from 'node:events';
 import { WeftError } from '../errors.js';
