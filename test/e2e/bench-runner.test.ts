@@ -56,7 +56,7 @@ describe.skipIf(!runnable)('npm run bench (short)', () => {
       '| weft host-gw | n/a (not selected (BENCH_ONLY)) | | | | | |',
     );
     expect(line('| weft UDP')).toMatch(/^\| weft UDP \| n\/a \(/);
-    expect(md).toContain('| 5000-peer programming | n/a (not run) | | |');
+    expect(md).toContain('| peer programming (bench/netlink.ts) | n/a (not run) | | |');
     // files: Markdown, JSON with the machine's facts, SVG
     const files = readdirSync(out);
     const json = files.find((f) => /^\d{4}-.*\.json$/.test(f));
