@@ -7,7 +7,6 @@ import { hostGwBackendFactory } from '../backend-hostgw/index.js';
 import { udpBackendFactory } from '../backend-udp/index.js';
 import { vxlanBackendFactory } from '../backend-vxlan/index.js';
 import { wireguardBackendFactory, type WireguardNetwork } from '../backend-wireguard/index.js';
-import { registerWireguardMetrics } from './wireguard-metrics.js';
 import type { NetlinkOps } from '../netlink/index.js';
 import type { DaemonMetrics } from './metrics.js';
 import { createBackendRegistry, type BackendRegistry } from './backends.js';
@@ -32,7 +31,7 @@ export function defaultBackends(opts: {
   const resyncMs = opts.resyncPeriodSec * 1000;
   const shared = opts.netlink ? { netlink: opts.netlink } : {};
   let wireguard: WireguardNetwork | null = null;
-  registerWireguardMetrics(opts.metrics.registry, () => wireguard?.devices ?? []);
+  opts.metrics.watchWireguard(() => wireguard?.devices ?? []);
   return createBackendRegistry({
     vxlan: vxlanBackendFactory({
       ...shared,

@@ -9,6 +9,8 @@
  */
 import { createRequire } from 'node:module';
 import type { Registry } from 'prom-client';
+import type { WireguardDeviceStatus } from '../backend-wireguard/index.js';
+import { registerWireguardMetrics } from './wireguard-metrics.js';
 
 /** What a backend may report (duck-typed: a backend declares the same shape locally). */
 export interface BackendMetricsSink {
@@ -35,6 +37,8 @@ export interface DaemonMetrics extends BackendMetricsSink {
    * metric names are those of the first read; a later read's samples of other names are ignored.
    */
   watchSamples(read: () => readonly ScrapedSample[]): void;
+  /** The WireGuard engines' per-peer metrics, read at scrape time (src/daemon/wireguard-metrics.ts). */
+  watchWireguard(devices: () => readonly WireguardDeviceStatus[]): void;
 }
 
 /** One sample a backend computes itself (src/backend-udp/metrics.ts MetricSample has this shape). */
@@ -82,6 +86,7 @@ function unservedMetrics(): DaemonMetrics {
     watchLeaseManager: none,
     observeReconcile: none,
     watchSamples: none,
+    watchWireguard: none,
   };
 }
 
@@ -222,6 +227,9 @@ export function createDaemonMetrics(
     },
     watchLeaseManager(stats) {
       leaseStats = stats;
+    },
+    watchWireguard(devices) {
+      registerWireguardMetrics(registry, devices, Gauge);
     },
     watchSamples(read) {
       const first = read();

@@ -16,9 +16,12 @@ const probe = (served: boolean): { loaded: boolean } =>
         'tsx',
         '--input-type=module',
         '-e',
+        // weftd's whole module graph (every backend, wireguard's metrics included), wired as main does
         `const { createDaemonMetrics } = await import('./src/daemon/metrics.ts');
+         const { defaultBackends } = await import('./src/daemon/default-backends.ts');
          const { createRequire } = await import('node:module');
          const m = createDaemonMetrics({ served: ${served}, processMetrics: false });
+         defaultBackends({ resyncPeriodSec: 60, metrics: m });
          m.setPeers('vxlan', 3); m.observeReconcile('vxlan', 0.1); m.setReady(true);
          const cache = createRequire(import.meta.url).cache;
          console.log(JSON.stringify({ loaded: Object.keys(cache).some((k) => k.includes('/prom-client/')) }));`,
