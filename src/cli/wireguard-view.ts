@@ -7,7 +7,7 @@
  */
 import { describeError } from '../errors.js';
 import type { Lease } from '../lease/lease.js';
-import { leasePublicKey } from '../backend-wireguard/peers.js';
+import { leasePublicKey } from '../backend-wireguard/plan.js';
 import { WG_OVERHEAD, parseWireguardConfig } from '../backend-wireguard/config.js';
 import type { NetworkConfig } from '../subnet/manager.js';
 import { RESTART, fail, pass, skip, warn, type Check } from './doctor-check.js';
