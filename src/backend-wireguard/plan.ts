@@ -158,6 +158,18 @@ export const wgClaims = (e: WgPeerEntry): readonly Claim[] => [
   [`public key|${e.device}|${e.peer.publicKey}`, e.key],
 ];
 
+/**
+ * How the engine shows a programmed peer (`<device>|<public key>|<endpoint>`, the labels of
+ * weft_wireguard_peer_last_handshake_seconds): weftctl counts a lease whose peers the engine holds as
+ * programmed (an incumbent of the claim order), as weftd's memory does. A roamed endpoint no longer
+ * matches: that lease then competes by expiry, in weftctl only.
+ */
+export function wgLiveId(e: WgPeerEntry): string {
+  const ep = e.peer.endpoint;
+  const addr = ep ? (ep.address.includes(':') ? `[${ep.address}]` : ep.address) : '';
+  return `${e.device}|${e.peer.publicKey}|${ep ? `${addr}:${ep.port}` : ''}`;
+}
+
 /** The subnets an entry makes reachable (all of them, not only `subnet`). */
 export const wgSubnets = (e: WgPeerEntry): readonly string[] => e.peer.allowedIps;
 

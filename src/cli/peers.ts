@@ -32,6 +32,7 @@ import {
   planWgPeer,
   wgClaims,
   wgDeviceLayout,
+  wgLiveId,
   wgPeerScope,
   type WgPeerEntry,
 } from '../backend-wireguard/plan.js';
@@ -93,6 +94,10 @@ export interface PeerInput {
   readonly kernel: KernelState;
   /** This host's addresses (the uplink's networks decide on-link peers and directed broadcasts). */
   readonly addrs?: readonly AddrEntry[];
+  /** The peers weftd's engine holds, for a backend whose peers are not kernel entries (wireguard: the
+   *  `<device>|<public key>|<endpoint>` read from /metrics): their leases are the claim order's
+   *  incumbents, as in weftd's memory. Absent: no lease counts as programmed. */
+  readonly programmed?: ReadonlySet<string>;
 }
 
 interface PlannedNetwork {
@@ -119,6 +124,8 @@ function plannerFor(input: PeerInput): {
   claims: (e: PeerEntry) => readonly Claim[];
   /** What weftd owns in this kernel (null: its peers are not kernel entries, e.g. udp). */
   kernel: KernelScope | null;
+  /** How `input.programmed` names an entry (backends whose peers are not kernel entries). */
+  liveId?: (e: PeerEntry) => string;
 } | null {
   const { config, own } = input;
   const families = FAMILIES.filter((f) => f.network(config) !== null);
@@ -231,6 +238,7 @@ function plannerFor(input: PeerInput): {
         plan: (l) => planWgPeer(l, scope),
         claims: (e) => wgClaims(e as WgPeerEntry),
         kernel: null,
+        liveId: (e) => wgLiveId(e as WgPeerEntry),
       };
     }
   } catch {
@@ -257,6 +265,12 @@ export function planNetwork(input: PeerInput): PlannedNetwork | null {
       if (entries.length > 0 && planReconcile(entries, scoped).program.length === 0)
         incumbents.add(key);
     }
+  }
+  const { liveId } = planner;
+  if (!scoped && liveId && input.programmed) {
+    for (const [key, p] of plans)
+      if (p.entries.length > 0 && p.entries.every((e) => input.programmed!.has(liveId(e))))
+        incumbents.add(key);
   }
   const plan = planPeers(peers, (l) => plans.get(l.key)!, planner.claims, incumbents);
   const stale = scoped

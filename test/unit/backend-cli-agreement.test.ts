@@ -85,6 +85,7 @@ async function run(
   if (type === 'udp') fake.addLink('weft0', { kind: 'tun', up: false });
   if (type === 'wireguard') fake.addLink('weft-wg', { kind: 'tun', up: false });
   const wgDevices: MemoryWgDevice[] = [];
+  const wgNames: string[] = [];
   fake.addrs.push({ index: eth0.index, cidr: `${OURS}/24` });
   const config = testNetworkConfig(type);
   const subnets = new MemorySubnets(config);
@@ -130,6 +131,7 @@ async function run(
               startDevice: (req) => {
                 const d = new MemoryWgDevice(req);
                 wgDevices.push(d);
+                wgNames.push(req.name);
                 return d.asDevice();
               },
             })(deps);
@@ -155,6 +157,19 @@ async function run(
       fdb: [...fake.fdb.values()],
     },
     addrs: fake.addrs,
+    // what weftctl reads from /metrics: the engine's peers as `<device>|<key>|<endpoint>`
+    ...(type === 'wireguard'
+      ? {
+          programmed: new Set(
+            wgDevices.flatMap((d, i) =>
+              [...d.peers.values()].map(
+                (p) =>
+                  `${wgNames[i]}|${p.publicKey}|${p.endpoint ? `${p.endpoint.address}:${p.endpoint.port}` : ''}`,
+              ),
+            ),
+          ),
+        }
+      : {}),
   });
   return { refusedByWeftd, rows, wgDevices };
 }
@@ -246,14 +261,15 @@ describe('weftd and weftctl agree on hostile leases', () => {
     const r = await run(
       'wireguard',
       [
-        raw('10.5.2.0/24', wg(2, '198.18.0.2')),
+        // the live peer's lease expires first: only being programmed keeps its key and subnet
+        raw('10.5.2.0/24', wg(2, '198.18.0.2'), 3_600_000),
         ...hostile((n, ip) => wg(n, ip)),
         raw('10.5.50.0/24', wg(50, '198.18.0.50', 'not-a-key')),
         raw('10.5.51.0/24', wg(51, '198.18.0.51', Buffer.alloc(32).toString('base64'))),
       ],
       [
         raw('10.5.44.0/24', wg(44, OURS)), // our own public IP
-        raw('10.5.3.0/24', wg(3, '198.18.0.66', KEY(2))), // copies host 2's live key
+        raw('10.5.3.0/24', wg(3, '198.18.0.66', KEY(2)), 86_400_000), // copies host 2's live key
         {
           key: '10.5.2.0-24&fd05:0:0:2::-64', // a second key for the live peer's subnet
           subnet: '10.5.2.0/24',

@@ -14,6 +14,7 @@ import {
   planWgPeer,
   wgClaims,
   wgDeviceLayout,
+  wgLiveId,
   type DeviceScope,
   type WgPeerScope,
 } from '../../src/backend-wireguard/plan.js';
@@ -271,6 +272,18 @@ describe("weftctl's view of the engine", () => {
       rxBytes: 1234,
     });
     expect(live.drops['replay']).toBe(2);
+    // the engine's peers by device, key and endpoint (weftctl's incumbents, plan.ts wgLiveId)
+    expect(live.programmed).toEqual(
+      new Set([`weft-wg|${KEY(2)}|198.18.0.2:51820`, `weft-wg|${KEY(3)}|198.18.0.3:51820`]),
+    );
+    const planned = planWgPeer(lease(2), scope).entries[0]!;
+    expect(live.programmed.has(wgLiveId(planned))).toBe(true);
+    expect(
+      wgLiveId({
+        ...planned,
+        peer: { ...planned.peer, endpoint: { address: 'fd00::2', port: 51821 } },
+      }),
+    ).toBe(`weft-wg|${KEY(2)}|[fd00::2]:51821`);
     expect(live.unknown).toEqual([
       { device: 'weft-wg', endpoint: '198.18.0.4:51820', publicKey: KEY(40), ageSec: 3 },
     ]);
