@@ -19,6 +19,7 @@ import {
   type WgPeerScope,
 } from '../../src/backend-wireguard/plan.js';
 import { planPeers } from '../../src/backend/peer-plan.js';
+import { peerVerdicts } from '../../src/cli/peers.js';
 import { loadOrCreateKey } from '../../src/backend-wireguard/key.js';
 import { wgFindings, wgLiveFromMetrics, wgDoctorChecks } from '../../src/cli/wireguard-view.js';
 import { parseNetworkConfig } from '../../src/subnet/config.js';
@@ -327,5 +328,58 @@ describe('doctor device checks (wireguard)', () => {
       'device:weft-wg',
       'device:weft-wg-v6',
     ]);
+  });
+});
+
+describe("weftctl's peer verdicts (wireguard, one device for both families)", () => {
+  it('a peer refused for a key another lease holds is refused in both families, never missing', () => {
+    const cfg = parseNetworkConfig(
+      '{"Network":"10.5.0.0/16","EnableIPv6":true,"IPv6Network":"fd05::/48",' +
+        '"Backend":{"Type":"wireguard","Mode":"auto"}}',
+    );
+    const dual = (n: number, key = KEY(n), ttl = 86_000_000): Lease => ({
+      key: `10.5.${n}.0-24&fd05:0:0:${n}::-64`,
+      subnet: `10.5.${n}.0/24`,
+      subnet6: `fd05:0:0:${n}::/64`,
+      attrs: {
+        publicIp: `198.18.0.${n}`,
+        publicIpv6: null,
+        backendType: 'wireguard',
+        backendData: { PublicKey: key },
+        backendV6Data: { PublicKey: key },
+      },
+      expiration: new Date(Date.now() + ttl),
+    });
+    const tun = { index: 7, name: 'weft-wg', kind: 'tun', mtu: 1420, mac: null, up: true };
+    const route = (dst: string, family: 4 | 6) => ({
+      dst,
+      family,
+      gateway: null,
+      oif: 7,
+      onlink: false,
+      table: 254,
+      protocol: 'STATIC',
+      type: 'UNICAST',
+    });
+    const rows = peerVerdicts({
+      config: cfg,
+      own: dual(1),
+      leases: [dual(1), dual(2), dual(3, KEY(2), 1000)], // 3 copies 2's key and expires first
+      kernel: {
+        links: [tun as never],
+        routes: [route('10.5.0.0/16', 4), route('fd05::/48', 6)] as never[],
+        neighs: [],
+        fdb: [],
+      },
+      addrs: [{ index: 2, cidr: '198.18.0.1/24' }],
+    });
+    expect(rows.map((r) => [r.lease, r.family, r.subnet, r.verdict])).toEqual([
+      ['10.5.2.0-24&fd05:0:0:2::-64', 4, '10.5.2.0/24', 'ok'],
+      ['10.5.2.0-24&fd05:0:0:2::-64', 6, 'fd05:0:0:2::/64', 'ok'],
+      ['10.5.3.0-24&fd05:0:0:3::-64', 4, '10.5.3.0/24', 'refused'],
+      ['10.5.3.0-24&fd05:0:0:3::-64', 6, 'fd05:0:0:3::/64', 'refused'],
+    ]);
+    for (const r of rows.filter((x) => x.verdict === 'refused'))
+      expect(r.reason).toMatch(/already holds its public key/);
   });
 });
