@@ -1,10 +1,11 @@
 /**
  * The desired state of one network, planned purely from the leases (design.md C4): every backend turns
  * one lease into the entries that make it reachable (or refuses it, with the reason) through its own
- * pure planner (backend-vxlan/plan.ts, backend-hostgw/plan.ts, backend-udp/plan.ts); this file holds
- * what they share — the shapes, and the claims that decide which lease wins when two want the same
- * kernel entry. weftd's peer loop applies the plan; weftctl renders the very same plan against the
- * kernel it reads, so the two can never disagree about which lease is refused and why.
+ * pure planner (backend-vxlan/plan.ts, backend-hostgw/plan.ts, backend-udp/plan.ts,
+ * backend-wireguard/plan.ts); this file holds what they share — the shapes, and the claims that decide
+ * which lease wins when two want the same kernel entry (or forwarder route, or WireGuard public key).
+ * weftd's peer loop applies the plan; weftctl renders the very same plan against the kernel it reads,
+ * so the two can never disagree about which lease is refused and why.
  */
 import type { Lease } from '../lease/lease.js';
 

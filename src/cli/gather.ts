@@ -121,6 +121,8 @@ export function peerRowsOf(
   view: Pick<ClusterView, 'config' | 'leases'>,
   host: HostFacts | null,
   own: LeaseRecord | null,
+  /** The peers weftd's engine holds (wireguard, from /metrics): see PeerInput.programmed. */
+  programmed?: ReadonlySet<string>,
 ): PeerRow[] {
   if (!view.config || !host) return [];
   return peerVerdicts({
@@ -129,5 +131,6 @@ export function peerRowsOf(
     leases: view.leases,
     kernel: host.kernel,
     addrs: host.addrs,
+    ...(programmed ? { programmed } : {}),
   });
 }

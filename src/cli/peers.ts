@@ -1,7 +1,8 @@
 /**
  * Peer verdicts (pure): what this host's kernel holds for each other host's lease — route, neighbour,
  * FDB entry — compared with what weftd programs for it. weftctl does not re-derive that: it runs the
- * backend's own planner (backend-vxlan/plan.ts, backend-hostgw/plan.ts, backend-udp/plan.ts, over the
+ * backend's own planner (backend-vxlan/plan.ts, backend-hostgw/plan.ts, backend-udp/plan.ts,
+ * backend-wireguard/plan.ts, over the
  * shared claims of backend/peer-plan.ts) on the leases and this host's kernel, so a lease weftd refuses
  * is shown as refused with weftd's reason, never as "missing" with a fix that would undo the refusal.
  * Kernel entries no planned entry explains are stale (a peer that left, an old VTEP MAC, a refused
@@ -27,6 +28,14 @@ import {
 import { inScope, planReconcile, type KernelScope } from '../backend/reconcile.js';
 import { onLinkOf } from '../backend/uplink-routes.js';
 import { parseWireguardConfig } from '../backend-wireguard/config.js';
+import {
+  planWgPeer,
+  wgClaims,
+  wgDeviceLayout,
+  wgLiveId,
+  wgPeerScope,
+  type WgPeerEntry,
+} from '../backend-wireguard/plan.js';
 import type { Lease } from '../lease/lease.js';
 import {
   cidrContains,
@@ -85,6 +94,10 @@ export interface PeerInput {
   readonly kernel: KernelState;
   /** This host's addresses (the uplink's networks decide on-link peers and directed broadcasts). */
   readonly addrs?: readonly AddrEntry[];
+  /** The peers weftd's engine holds, for a backend whose peers are not kernel entries (wireguard: the
+   *  `<device>|<public key>|<endpoint>` read from /metrics): their leases are the claim order's
+   *  incumbents, as in weftd's memory. Absent: no lease counts as programmed. */
+  readonly programmed?: ReadonlySet<string>;
 }
 
 interface PlannedNetwork {
@@ -120,6 +133,8 @@ function plannerFor(input: PeerInput): {
   claims: (e: PeerEntry) => readonly Claim[];
   /** What weftd owns in this kernel (null: its peers are not kernel entries, e.g. udp). */
   kernel: KernelScope | null;
+  /** How `input.programmed` names an entry (backends whose peers are not kernel entries). */
+  liveId?: (e: PeerEntry) => string;
 } | null {
   const { config, own } = input;
   const families = FAMILIES.filter((f) => f.network(config) !== null);
@@ -196,6 +211,34 @@ function plannerFor(input: PeerInput): {
         kernel: null,
       };
     }
+    if (config.backend.type === 'wireguard') {
+      const cfg = parseWireguardConfig(config.backend.raw);
+      const ownIps = (family: 4 | 6): (string | null)[] => {
+        const uplink = uplinkByIp(family);
+        return [
+          own ? (family === 4 ? own.attrs.publicIp : own.attrs.publicIpv6) : null,
+          ...(input.addrs ?? [])
+            .filter((a) => a.index === uplink && familyOf(a.cidr) === family)
+            .map((a) => a.cidr.split('/')[0]!),
+        ];
+      };
+      // weftd picks Mode auto's underlay by the interface's IPv4 address, which it also publishes
+      const v4Underlay =
+        own !== null && own.attrs.publicIp !== '0.0.0.0' && own.attrs.publicIp !== '';
+      const base = (family: 4 | 6): string | null =>
+        famBase.find((b) => b.fam.family === family && b.ownSubnet !== '')?.ownSubnet ?? null;
+      const scope = wgPeerScope(cfg, config, wgDeviceLayout(cfg, config, v4Underlay), {
+        own4: base(4),
+        own6: base(6),
+        ownIps: { 4: ownIps(4), 6: ownIps(6) },
+      });
+      return {
+        plan: (l) => planWgPeer(l, scope),
+        claims: (e) => wgClaims(e as WgPeerEntry),
+        kernel: null,
+        liveId: (e) => wgLiveId(e as WgPeerEntry),
+      };
+    }
   } catch {
     // an invalid backend section is reported by the config check
   }
@@ -220,6 +263,12 @@ export function planNetwork(input: PeerInput): PlannedNetwork | null {
       if (entries.length > 0 && planReconcile(entries, scoped).program.length === 0)
         incumbents.add(key);
     }
+  }
+  const { liveId } = planner;
+  if (!scoped && liveId && input.programmed) {
+    for (const [key, p] of plans)
+      if (p.entries.length > 0 && p.entries.every((e) => input.programmed!.has(liveId(e))))
+        incumbents.add(key);
   }
   const plan = planPeers(peers, (l) => plans.get(l.key)!, planner.claims, incumbents);
   const stale = scoped
@@ -328,15 +377,26 @@ function wants(input: PeerInput, planned: PlannedNetwork | null): Want[] {
       const data = parseVxlanBackendData(
         family === 4 ? lease.attrs.backendData : lease.attrs.backendV6Data,
       );
+      // a wireguard peer of one device carries both families' subnets (its allowed IPs)
       const entry =
-        planned?.plan.byLease.get(lease.key)?.find((e) => familyOf(e.subnet) === family) ?? null;
+        planned?.plan.byLease
+          .get(lease.key)
+          ?.find((e) =>
+            (e as Partial<WgPeerEntry>).peer
+              ? (e as WgPeerEntry).peer.allowedIps.includes(subnetRaw)
+              : familyOf(e.subnet) === family,
+          ) ?? null;
+      const ofLease = refusals.get(lease.key) ?? [];
+      // no refusal of this family but no entry either: the lease's refusal (e.g. a claim lost by the
+      // other family's subnet of the same WireGuard peer)
       const refusal =
-        refusals.get(lease.key)?.find((r) => r.family === family || r.family === null) ?? null;
+        ofLease.find((r) => r.family === family || r.family === null) ??
+        (entry === null ? (ofLease[0] ?? null) : null);
       const devName = devs[family];
       out.push({
         lease,
         family,
-        subnet: entry?.subnet ?? subnetRaw,
+        subnet: entry && familyOf(entry.subnet) === family ? entry.subnet : subnetRaw,
         publicIp,
         vtepMac: data.ok ? data.value.vtepMac : null,
         devName,
@@ -462,7 +522,8 @@ function hostgwRow(k: KernelState, w: Want): PeerRow {
   return peerRow(w, { route: route ? showRoute(k, route) : null, verdict, problems, fixes });
 }
 
-/** udp: the peer's subnet must route into the TUN (the forwarder picks the peer by its table). */
+/** udp and wireguard: the peer's subnet must route into the TUN (the forwarder or the WireGuard engine
+ *  picks the peer by its own table; the commands add wireguard's live handshake/bytes/endpoint). */
 function udpRow(k: KernelState, w: Want): PeerRow {
   const route = lookupRoute(k.routes, networkAddress(w.subnet));
   const problems: string[] = [];

@@ -70,10 +70,11 @@ function refusal(i: TraceInput, k: KernelState, lease: Lease, ip: string): strin
     addrs: i.addrs ?? [],
   });
   const fam = ip.includes(':') ? 6 : 4;
-  const r = plan?.plan.refused.find(
-    (x) => x.lease.key === lease.key && (x.family === fam || x.family === null),
-  );
-  return r?.reason ?? null;
+  const ofLease = plan?.plan.refused.filter((x) => x.lease.key === lease.key) ?? [];
+  const r = ofLease.find((x) => x.family === fam || x.family === null);
+  // one WireGuard peer carries both families' subnets: a claim it lost refuses it whole
+  const planned = plan?.plan.byLease.has(lease.key) ?? false;
+  return r?.reason ?? (planned ? null : (ofLease[0]?.reason ?? null));
 }
 
 function owner(ip: string, leases: readonly Lease[], own: Lease | null): Endpoint {

@@ -7,7 +7,7 @@
  */
 import { describeError } from '../errors.js';
 import type { Lease } from '../lease/lease.js';
-import { leasePublicKey } from '../backend-wireguard/peers.js';
+import { leasePublicKey } from '../backend-wireguard/plan.js';
 import { WG_OVERHEAD, parseWireguardConfig } from '../backend-wireguard/config.js';
 import type { NetworkConfig } from '../subnet/manager.js';
 import { RESTART, fail, pass, skip, warn, type Check } from './doctor-check.js';
@@ -32,6 +32,9 @@ export interface WgUnknownKey {
 
 export interface WgLive {
   readonly peers: ReadonlyMap<string, WgPeerLive>;
+  /** Every peer of every device as `<device>|<public key>|<endpoint>` (backend-wireguard/plan.ts
+   *  wgLiveId): the leases weftd has programmed, for the planner's claim order. */
+  readonly programmed: ReadonlySet<string>;
   readonly unknown: readonly WgUnknownKey[];
   readonly drops: Readonly<Record<string, number>>;
 }
@@ -82,6 +85,7 @@ export function wgLiveFromMetrics(text: string): WgLive {
   };
   const unknown: WgUnknownKey[] = [];
   const drops: Record<string, number> = {};
+  const programmed = new Set<string>();
   for (const s of parseMetrics(text)) {
     const set = (patch: Partial<WgPeerLive>): void => {
       peers.set(s.labels['public_key'] ?? '', { ...get(s), ...patch });
@@ -89,6 +93,9 @@ export function wgLiveFromMetrics(text: string): WgLive {
     switch (s.name) {
       case 'weft_wireguard_peer_last_handshake_seconds':
         set({ lastHandshakeSec: s.value, endpoint: s.labels['endpoint'] || null });
+        programmed.add(
+          `${s.labels['device'] ?? ''}|${s.labels['public_key'] ?? ''}|${s.labels['endpoint'] ?? ''}`,
+        );
         break;
       case 'weft_wireguard_peer_receive_bytes_total':
         set({ rxBytes: s.value });
@@ -115,7 +122,7 @@ export function wgLiveFromMetrics(text: string): WgLive {
         break;
     }
   }
-  return { peers, unknown, drops };
+  return { peers, unknown, drops, programmed };
 }
 
 /** Reads weftd's /metrics; `{ok: false}` when weftd does not answer. */

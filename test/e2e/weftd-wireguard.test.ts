@@ -159,9 +159,13 @@ describe.skipIf(!runnable)('weftd wireguard backend with a flannel-style wiregua
     const r = await runWeftctl(c, daemons[0]!, ['peers', '--json']);
     const out = JSON.parse(r.stdout) as {
       peers: {
+        lease: string | null;
+        verdict: string;
         wireguard?: { endpoint: string | null; lastHandshakeSec: number; rxBytes: number };
       }[];
     };
+    // weftctl renders weftd's plan: both peers planned and routed into the TUN (never "refused")
+    expect(out.peers.map((p) => p.verdict)).toEqual(['ok', 'ok']);
     const wg = out.peers.map((p) => p.wireguard).filter((x) => x !== undefined);
     expect(wg.length).toBe(2);
     for (const p of wg) {

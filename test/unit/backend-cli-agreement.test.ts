@@ -13,6 +13,8 @@ import type { Backend, Uplink } from '../../src/backend/backend.js';
 import { hostGwBackendFactory } from '../../src/backend-hostgw/index.js';
 import { udpBackendFactory } from '../../src/backend-udp/index.js';
 import { MemoryForwarder } from '../fakes/memory-forwarder.js';
+import { MemoryWgDevice } from '../fakes/memory-wg-device.js';
+import { wireguardBackendFactory } from '../../src/backend-wireguard/index.js';
 import { deriveVtepMac } from '../../src/backend-vxlan/mac.js';
 import { vxlanBackendFactory } from '../../src/backend-vxlan/index.js';
 import { peerVerdicts } from '../../src/cli/peers.js';
@@ -48,6 +50,10 @@ function hg(publicIp: string): LeaseAttrs {
 function udp(publicIp: string): LeaseAttrs {
   return { publicIp, publicIpv6: null, backendType: '' };
 }
+const KEY = (n: number): string => Buffer.alloc(32, n).toString('base64');
+function wg(n: number, publicIp: string, key: string = KEY(n)): LeaseAttrs {
+  return { publicIp, publicIpv6: null, backendType: 'wireguard', backendData: { PublicKey: key } };
+}
 function mac(n: number): string {
   return `0e:00:00:00:00:${n.toString(16).padStart(2, '0')}`;
 }
@@ -66,13 +72,20 @@ function hostile(attrs: (n: number, ip: string) => LeaseAttrs): Lease[] {
 }
 
 async function run(
-  type: 'vxlan' | 'host-gw' | 'udp',
+  type: 'vxlan' | 'host-gw' | 'udp' | 'wireguard',
   before: readonly Lease[],
   after: readonly Lease[],
-): Promise<{ refusedByWeftd: Map<string, string[]>; rows: ReturnType<typeof peerVerdicts> }> {
+): Promise<{
+  refusedByWeftd: Map<string, string[]>;
+  rows: ReturnType<typeof peerVerdicts>;
+  wgDevices: MemoryWgDevice[];
+}> {
   const fake = new FakeNetlink();
   const eth0 = fake.addLink('eth0');
   if (type === 'udp') fake.addLink('weft0', { kind: 'tun', up: false });
+  if (type === 'wireguard') fake.addLink('weft-wg', { kind: 'tun', up: false });
+  const wgDevices: MemoryWgDevice[] = [];
+  const wgNames: string[] = [];
   fake.addrs.push({ index: eth0.index, cidr: `${OURS}/24` });
   const config = testNetworkConfig(type);
   const subnets = new MemorySubnets(config);
@@ -107,11 +120,21 @@ async function run(
       ? vxlanBackendFactory({ ...opts, machineIdPath: machineId })(deps)
       : type === 'host-gw'
         ? hostGwBackendFactory(opts)(deps)
-        : udpBackendFactory({
-            ...opts,
-            startForwarder: (req) =>
-              MemoryForwarder.start({ tunFd: 3, port: req.port, mtu: req.mtu, localSubnets: [] }),
-          })(deps);
+        : type === 'udp'
+          ? udpBackendFactory({
+              ...opts,
+              startForwarder: (req) =>
+                MemoryForwarder.start({ tunFd: 3, port: req.port, mtu: req.mtu, localSubnets: [] }),
+            })(deps)
+          : wireguardBackendFactory({
+              ...opts,
+              startDevice: (req) => {
+                const d = new MemoryWgDevice(req);
+                wgDevices.push(d);
+                wgNames.push(req.name);
+                return d.asDevice();
+              },
+            })(deps);
   const ac = new AbortController();
   const network = await backend.registerNetwork(config, {}, ac.signal);
   const done = network.run(ac.signal);
@@ -134,8 +157,21 @@ async function run(
       fdb: [...fake.fdb.values()],
     },
     addrs: fake.addrs,
+    // what weftctl reads from /metrics: the engine's peers as `<device>|<key>|<endpoint>`
+    ...(type === 'wireguard'
+      ? {
+          programmed: new Set(
+            wgDevices.flatMap((d, i) =>
+              [...d.peers.values()].map(
+                (p) =>
+                  `${wgNames[i]}|${p.publicKey}|${p.endpoint ? `${p.endpoint.address}:${p.endpoint.port}` : ''}`,
+              ),
+            ),
+          ),
+        }
+      : {}),
   });
-  return { refusedByWeftd, rows };
+  return { refusedByWeftd, rows, wgDevices };
 }
 
 function expectAgreement(r: Awaited<ReturnType<typeof run>>, healthy: readonly string[]): void {
@@ -219,5 +255,61 @@ describe('weftd and weftctl agree on hostile leases', () => {
     // udp does not refuse an on-link broadcast address (the forwarder's socket cannot send to it
     // without SO_BROADCAST): weftd routes it, and weftctl agrees
     expectAgreement(r, ['10.5.2.0-24', '10.5.42.0-24']);
+  });
+
+  it('wireguard: hostile subnets, addresses and keys, and a copied live key or subnet', async () => {
+    const r = await run(
+      'wireguard',
+      [
+        // the live peer's lease expires first: only being programmed keeps its key and subnet
+        raw('10.5.2.0/24', wg(2, '198.18.0.2'), 3_600_000),
+        ...hostile((n, ip) => wg(n, ip)),
+        raw('10.5.50.0/24', wg(50, '198.18.0.50', 'not-a-key')),
+        raw('10.5.51.0/24', wg(51, '198.18.0.51', Buffer.alloc(32).toString('base64'))),
+      ],
+      [
+        raw('10.5.44.0/24', wg(44, OURS)), // our own public IP
+        raw('10.5.3.0/24', wg(3, '198.18.0.66', KEY(2)), 86_400_000), // copies host 2's live key
+        {
+          key: '10.5.2.0-24&fd05:0:0:2::-64', // a second key for the live peer's subnet
+          subnet: '10.5.2.0/24',
+          subnet6: 'fd05:0:0:2::/64',
+          attrs: wg(60, '198.18.0.60'),
+          expiration: new Date(Date.now() + 10 * 86_400_000),
+        },
+        raw('10.5.4.0/24', wg(4, '198.18.0.4')),
+      ],
+    );
+    expect([...r.refusedByWeftd.keys()].sort()).toEqual(
+      [
+        '10.5.0.0-16',
+        '10.5.1.0-25',
+        '10.5.2.0-24&fd05:0:0:2::-64',
+        '10.5.3.0-24',
+        '10.5.30.0-23',
+        '10.5.40.0-24',
+        '10.5.41.0-24',
+        '10.5.43.0-24',
+        '10.5.44.0-24',
+        '10.5.50.0-24',
+        '10.5.51.0-24',
+      ].sort(),
+    );
+    expect(r.refusedByWeftd.get('10.5.3.0-24')).toEqual([
+      expect.stringMatching(/lease 10\.5\.2\.0-24 already holds its public key/),
+    ]);
+    // like udp, the engine's socket cannot send to an on-link broadcast: routed, and weftctl agrees
+    expectAgreement(r, ['10.5.2.0-24', '10.5.42.0-24', '10.5.4.0-24']);
+    // the device holds exactly the planned peers, each with a handshake started when added
+    const [dev] = r.wgDevices;
+    expect(new Map([...dev!.peers].map(([k, p]) => [k, p.allowedIps]))).toEqual(
+      new Map([
+        [KEY(2), ['10.5.2.0/24']],
+        [KEY(4), ['10.5.4.0/24']],
+        [KEY(42), ['10.5.42.0/24']],
+      ]),
+    );
+    expect(dev!.peers.get(KEY(4))?.endpoint).toEqual({ address: '198.18.0.4', port: 51820 });
+    expect(new Set(dev!.initiated)).toEqual(new Set([KEY(2), KEY(4), KEY(42)]));
   });
 });

@@ -10,7 +10,16 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Lease } from '../../src/lease/lease.js';
 import { parseWireguardConfig, WG_OVERHEAD } from '../../src/backend-wireguard/config.js';
-import { desiredPeers, peerFor, type DeviceScope } from '../../src/backend-wireguard/peers.js';
+import {
+  planWgPeer,
+  wgClaims,
+  wgDeviceLayout,
+  wgLiveId,
+  type DeviceScope,
+  type WgPeerScope,
+} from '../../src/backend-wireguard/plan.js';
+import { planPeers } from '../../src/backend/peer-plan.js';
+import { peerVerdicts } from '../../src/cli/peers.js';
 import { loadOrCreateKey } from '../../src/backend-wireguard/key.js';
 import { wgFindings, wgLiveFromMetrics, wgDoctorChecks } from '../../src/cli/wireguard-view.js';
 import { parseNetworkConfig } from '../../src/subnet/config.js';
@@ -33,7 +42,8 @@ function lease(n: number, over: Partial<Lease['attrs']> = {}, subnet = `10.5.${n
   };
 }
 
-const scope: DeviceScope = {
+const dev: DeviceScope = {
+  device: 'weft-wg',
   underlay: 4,
   port: 51820,
   v4: { network: '10.5.0.0/16', subnetLen: 24, ownSubnet: '10.5.1.0/24' },
@@ -43,6 +53,7 @@ const scope: DeviceScope = {
   psk: null,
   persistentKeepalive: 25,
 };
+const scope: WgPeerScope = { devices: [dev], separate: true };
 
 describe('wireguard config (flannel keys)', () => {
   it('fills flannel defaults', () => {
@@ -99,24 +110,38 @@ describe('wireguard config (flannel keys)', () => {
   });
 });
 
-describe('lease → peer', () => {
+describe('lease → peer (the planner)', () => {
   it('maps a flannel wireguard lease to a peer: AllowedIPs = subnet, Endpoint = PublicIP:ListenPort', () => {
-    const p = peerFor(lease(2), scope);
+    const p = planWgPeer(lease(2), scope);
     expect(p).toEqual({
-      kind: 'peer',
-      peer: {
-        publicKey: KEY(2),
-        presharedKey: null,
-        endpoint: { address: '198.18.0.2', port: 51820 },
-        persistentKeepalive: 25,
-        allowedIps: ['10.5.2.0/24'],
-      },
+      entries: [
+        {
+          key: '10.5.2.0-24/weft-wg',
+          subnet: '10.5.2.0/24',
+          device: 'weft-wg',
+          peer: {
+            publicKey: KEY(2),
+            presharedKey: null,
+            endpoint: { address: '198.18.0.2', port: 51820 },
+            persistentKeepalive: 25,
+            allowedIps: ['10.5.2.0/24'],
+          },
+        },
+      ],
+      refused: [],
     });
     // Go's encoding/json matches field names case-insensitively
-    expect(peerFor(lease(2, { backendData: { publickey: KEY(2) } }), scope).kind).toBe('peer');
+    expect(
+      planWgPeer(lease(2, { backendData: { publickey: KEY(2) } }), scope).entries,
+    ).toHaveLength(1);
+  });
+  it('ignores (does not refuse) a lease of another backend type', () => {
+    const p = planWgPeer(lease(2, { backendType: 'vxlan' }), scope);
+    expect(p.entries).toEqual([]);
+    expect(p.refused).toEqual([]);
+    expect(p.ignored).toMatch(/backend type "vxlan" is not wireguard/);
   });
   it.each([
-    ['another backend', lease(2, { backendType: 'vxlan' }), /backend type/],
     ['no BackendData', lease(2, { backendData: undefined }), /not an object/],
     ['a bad key', lease(2, { backendData: { PublicKey: 'abc' } }), /not a base64/],
     [
@@ -126,21 +151,68 @@ describe('lease → peer', () => {
     ],
     ['our own public IP', lease(2, { publicIp: '198.18.0.1' }), /own/],
     ['a loopback public IP', lease(2, { publicIp: '127.0.0.1' }), /unicast/],
+    ['no public IP', lease(2, { publicIp: '0.0.0.0' }), /no IPv4 public address/],
     ['a subnet outside the network', lease(2, {}, '10.6.2.0/24'), /outside/],
     ['our own subnet', lease(2, {}, '10.5.1.0/24'), /overlaps/],
     ['a wider subnet', lease(2, {}, '10.5.0.0/20'), /not \/24/],
-  ])('skips a lease with %s', (_what, l, reason) => {
-    const p = peerFor(l, scope);
-    expect(p.kind).toBe('skip');
-    if (p.kind === 'skip') expect(p.reason).toMatch(reason);
+  ])('refuses a lease with %s, with the reason', (_what, l, reason) => {
+    const p = planWgPeer(l, scope);
+    expect(p.entries).toEqual([]);
+    expect(p.refused).toHaveLength(1);
+    expect(p.refused[0]?.reason).toMatch(reason);
   });
-  it('one key or one subnet claimed twice: the lease with the latest expiry wins', () => {
+  it('one key or one subnet claimed twice: the shared claim order decides (latest expiry wins)', () => {
     const old = { ...lease(2), expiration: new Date(Date.now() + 1000) };
     const dupKey = lease(3, { backendData: { PublicKey: KEY(2) } });
-    const { peers, skipped } = desiredPeers([old, dupKey, lease(4)], scope);
-    expect([...peers.keys()].sort()).toEqual([KEY(2), KEY(4)].sort());
-    expect(peers.get(KEY(2))?.endpoint?.address).toBe('198.18.0.3');
-    expect(skipped.get(old.key)).toMatch(/already used/);
+    const dupSubnet = { ...lease(5), key: '10.5.4.0-24-again', subnet: '10.5.4.0/24' };
+    const p = planPeers(
+      [old, dupKey, lease(4), { ...dupSubnet, expiration: new Date(Date.now() + 2000) }],
+      (l) => planWgPeer(l, scope),
+      wgClaims,
+    );
+    expect(p.entries.map((e) => e.peer.publicKey).sort()).toEqual([KEY(2), KEY(4)].sort());
+    expect(p.entries.find((e) => e.peer.publicKey === KEY(2))?.peer.endpoint?.address).toBe(
+      '198.18.0.3',
+    );
+    const why = new Map(p.refused.map((r) => [r.lease.key, r.reason]));
+    expect(why.get(old.key)).toMatch(/already holds its public key/);
+    expect(why.get(dupSubnet.key)).toMatch(/already holds the route to 10\.5\.4\.0\/24/);
+    // an incumbent (programmed now) keeps its key against a newcomer that expires later
+    const q = planPeers([old, dupKey], (l) => planWgPeer(l, scope), wgClaims, new Set([old.key]));
+    expect(q.entries.map((e) => e.peer.endpoint?.address)).toEqual(['198.18.0.2']);
+  });
+  it('devices per Mode: separate = one per family (own key field), else one for both', () => {
+    const dual = parseNetworkConfig(
+      '{"Network":"10.5.0.0/16","EnableIPv6":true,"IPv6Network":"fd05::/48","Backend":{"Type":"wireguard"}}',
+    );
+    const sep = wgDeviceLayout(parseWireguardConfig({}), dual, true);
+    expect(sep.map((d) => [d.name, d.family, d.port, d.keyFrom])).toEqual([
+      ['weft-wg', 4, 51820, 'v4'],
+      ['weft-wg-v6', 6, 51821, 'v6'],
+    ]);
+    const auto = wgDeviceLayout(parseWireguardConfig({ Mode: 'auto' }), dual, false);
+    expect(auto.map((d) => [d.name, d.family, d.v4, d.v6, d.keyFrom])).toEqual([
+      ['weft-wg', 6, true, true, 'v6'],
+    ]);
+  });
+  it('Mode separate: a bad IPv6 key refuses only the IPv6 device, the IPv4 peer stays', () => {
+    const v6dev: DeviceScope = {
+      ...dev,
+      device: 'weft-wg-v6',
+      underlay: 6,
+      port: 51821,
+      v4: null,
+      v6: { network: 'fd05::/48', subnetLen: 64, ownSubnet: 'fd05:0:0:1::/64' },
+      keyFrom: 'v6',
+      ownIps: [],
+    };
+    const l: Lease = {
+      ...lease(2, { publicIpv6: 'fd00::2', backendV6Data: { PublicKey: 'bad' } }),
+      subnet6: 'fd05:0:0:2::/64',
+    };
+    const p = planWgPeer(l, { devices: [dev, v6dev], separate: true });
+    expect(p.entries.map((e) => [e.device, e.subnet])).toEqual([['weft-wg', '10.5.2.0/24']]);
+    expect(p.refused).toEqual([{ family: 6, reason: expect.stringMatching(/not a base64/) }]);
   });
 });
 
@@ -201,6 +273,18 @@ describe("weftctl's view of the engine", () => {
       rxBytes: 1234,
     });
     expect(live.drops['replay']).toBe(2);
+    // the engine's peers by device, key and endpoint (weftctl's incumbents, plan.ts wgLiveId)
+    expect(live.programmed).toEqual(
+      new Set([`weft-wg|${KEY(2)}|198.18.0.2:51820`, `weft-wg|${KEY(3)}|198.18.0.3:51820`]),
+    );
+    const planned = planWgPeer(lease(2), scope).entries[0]!;
+    expect(live.programmed.has(wgLiveId(planned))).toBe(true);
+    expect(
+      wgLiveId({
+        ...planned,
+        peer: { ...planned.peer, endpoint: { address: 'fd00::2', port: 51821 } },
+      }),
+    ).toBe(`weft-wg|${KEY(2)}|[fd00::2]:51821`);
     expect(live.unknown).toEqual([
       { device: 'weft-wg', endpoint: '198.18.0.4:51820', publicKey: KEY(40), ageSec: 3 },
     ]);
@@ -244,5 +328,58 @@ describe('doctor device checks (wireguard)', () => {
       'device:weft-wg',
       'device:weft-wg-v6',
     ]);
+  });
+});
+
+describe("weftctl's peer verdicts (wireguard, one device for both families)", () => {
+  it('a peer refused for a key another lease holds is refused in both families, never missing', () => {
+    const cfg = parseNetworkConfig(
+      '{"Network":"10.5.0.0/16","EnableIPv6":true,"IPv6Network":"fd05::/48",' +
+        '"Backend":{"Type":"wireguard","Mode":"auto"}}',
+    );
+    const dual = (n: number, key = KEY(n), ttl = 86_000_000): Lease => ({
+      key: `10.5.${n}.0-24&fd05:0:0:${n}::-64`,
+      subnet: `10.5.${n}.0/24`,
+      subnet6: `fd05:0:0:${n}::/64`,
+      attrs: {
+        publicIp: `198.18.0.${n}`,
+        publicIpv6: null,
+        backendType: 'wireguard',
+        backendData: { PublicKey: key },
+        backendV6Data: { PublicKey: key },
+      },
+      expiration: new Date(Date.now() + ttl),
+    });
+    const tun = { index: 7, name: 'weft-wg', kind: 'tun', mtu: 1420, mac: null, up: true };
+    const route = (dst: string, family: 4 | 6) => ({
+      dst,
+      family,
+      gateway: null,
+      oif: 7,
+      onlink: false,
+      table: 254,
+      protocol: 'STATIC',
+      type: 'UNICAST',
+    });
+    const rows = peerVerdicts({
+      config: cfg,
+      own: dual(1),
+      leases: [dual(1), dual(2), dual(3, KEY(2), 1000)], // 3 copies 2's key and expires first
+      kernel: {
+        links: [tun as never],
+        routes: [route('10.5.0.0/16', 4), route('fd05::/48', 6)] as never[],
+        neighs: [],
+        fdb: [],
+      },
+      addrs: [{ index: 2, cidr: '198.18.0.1/24' }],
+    });
+    expect(rows.map((r) => [r.lease, r.family, r.subnet, r.verdict])).toEqual([
+      ['10.5.2.0-24&fd05:0:0:2::-64', 4, '10.5.2.0/24', 'ok'],
+      ['10.5.2.0-24&fd05:0:0:2::-64', 6, 'fd05:0:0:2::/64', 'ok'],
+      ['10.5.3.0-24&fd05:0:0:3::-64', 4, '10.5.3.0/24', 'refused'],
+      ['10.5.3.0-24&fd05:0:0:3::-64', 6, 'fd05:0:0:3::/64', 'refused'],
+    ]);
+    for (const r of rows.filter((x) => x.verdict === 'refused'))
+      expect(r.reason).toMatch(/already holds its public key/);
   });
 });

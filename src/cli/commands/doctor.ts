@@ -86,7 +86,12 @@ export async function doctorCommand(ctx: CommandContext): Promise<CommandOutput>
     ctx.progress('reading the kernel');
     const { host, hostError } = await gatherHost(view.config, o.timeoutMs);
     const own = findOwnRecord(view, host?.addrs ?? []);
-    const peers = peerRowsOf(view, host, own);
+    const live =
+      view.config?.backend.type === 'wireguard' && o.healthzUrl
+        ? await readWgLive(o.healthzUrl, o.timeoutMs)
+        : null;
+    // the engine's peers are the claim order's incumbents, as in weftd (src/cli/peers.ts)
+    const peers = peerRowsOf(view, host, own, live?.ok ? live.live.programmed : undefined);
     const targets = o.noProbe
       ? []
       : view.leases
@@ -118,7 +123,6 @@ export async function doctorCommand(ctx: CommandContext): Promise<CommandOutput>
     });
     checks.unshift(...flannelChecks(flannel)); // docs/migration-from-flannel.md
     if (view.config?.backend.type === 'wireguard') {
-      const live = o.healthzUrl ? await readWgLive(o.healthzUrl, o.timeoutMs) : null;
       const peerLeases = view.leases.filter((l) => l.key !== own?.key);
       checks.push(...wgDoctorChecks(view.config, peerLeases, live));
     }

@@ -92,12 +92,16 @@ export async function peersCommand(ctx: CommandContext): Promise<CommandOutput> 
     const { host, hostError } = await gatherHost(view.config, ctx.options.timeoutMs);
     if (!host) throw new WeftError('E_NETLINK', `cannot inspect this host: ${hostError}`);
     const own = findOwnRecord(view, host.addrs);
-    const rows = peerRowsOf(view, host, own);
+    const live: WgLiveResult | null =
+      view.config.backend.type !== 'wireguard'
+        ? null
+        : ctx.options.healthzUrl
+          ? await readWgLive(ctx.options.healthzUrl, ctx.options.timeoutMs)
+          : { ok: false, error: 'not read (no --healthz-url / --healthz-port)' };
+    // the engine's peers are the claim order's incumbents, as in weftd (src/cli/peers.ts)
+    const rows = peerRowsOf(view, host, own, live?.ok ? live.live.programmed : undefined);
     const ok = !rows.some(isFault);
-    if (view.config.backend.type === 'wireguard') {
-      const live: WgLiveResult = ctx.options.healthzUrl
-        ? await readWgLive(ctx.options.healthzUrl, ctx.options.timeoutMs)
-        : { ok: false, error: 'not read (no --healthz-url / --healthz-port)' };
+    if (live) {
       const wg = withWireguard(rows, view.leases, live);
       return {
         exitCode: ok ? EXIT.ok : EXIT.problem,

@@ -54,7 +54,12 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
           port: l?.vxlan?.port ?? null,
         };
       });
-    const rows = peerRowsOf(view, host, own);
+    const live =
+      view.config?.backend.type === 'wireguard' && o.healthzUrl
+        ? await readWgLive(o.healthzUrl, o.timeoutMs)
+        : null;
+    // the engine's peers are the claim order's incumbents, as in weftd (src/cli/peers.ts)
+    const rows = peerRowsOf(view, host, own, live?.ok ? live.live.programmed : undefined);
     const peerLeases = view.leases.filter((l) => l.key !== own?.key).length;
     const faults = rows.filter(isFault).length;
     if (faults > 0)
@@ -145,7 +150,6 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
     ];
     if (view.config?.backend.type === 'wireguard') {
       // per peer: endpoint, last handshake, bytes in/out, from weftd's engine (its /metrics)
-      const live = o.healthzUrl ? await readWgLive(o.healthzUrl, o.timeoutMs) : null;
       const now = Date.now() / 1000;
       const wgPeers = view.leases
         .filter((l) => l.key !== own?.key)
