@@ -19,7 +19,7 @@ import type { Lease } from '../../src/lease/lease.js';
 import { nullLogger } from '../../src/log/logger.js';
 import { MemorySubnets, testNetworkConfig } from '../integration/backend-memory-subnets.js';
 import { MemoryWgDevice } from '../fakes/memory-wg-device.js';
-import { FakeNetlink } from './backend-fake-netlink.js';
+import { FakeNetlink } from '../fakes/fake-netlink.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'weft-wgloop-unit-'));
 writeFileSync(join(dir, 'machine-id'), '0123456789abcdef0123456789abcdef\n');
