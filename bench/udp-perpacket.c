@@ -1,5 +1,5 @@
 /*
- * Benchmark anchor only: flannel's UDP data path (flannel-compat.md §13, proxy_amd64.c) re-done in a
+ * Benchmark anchor only: flannel's UDP data path (docs/flannel-compat.md §13, proxy_amd64.c) re-done in a
  * few lines: one thread, poll() over a plain TUN and a UDP socket, one packet per read/sendto and per
  * recvfrom/write, no batching, no offloads. One static peer. Built by bench/udp.ts with gcc.
  *

@@ -1,6 +1,6 @@
 /**
  * `npm run bench:wireguard` (root): weft's WireGuard engine beside its anchors, measured in the same run
- * on the same topology (performance.md: on a shared 2-vCPU machine only ratios within one run mean
+ * on the same topology (docs/performance.md: on a shared 2-vCPU machine only ratios within one run mean
  * something).
  *
  *   h1 (198.18.0.1) ── veth ── br0 ── veth ── h2 (198.18.0.2)        all in test network namespaces

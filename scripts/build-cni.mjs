@@ -32,7 +32,7 @@ export function buildShim() {
   return SHIM_BINARY;
 }
 
-/** Modules the plugin must never pull in (start-up cost, and layering: design.md C13). */
+/** Modules the plugin must never pull in (start-up cost, and layering: docs/design.md C13). */
 const FORBIDDEN = [
   /node_modules\//,
   /src\/(daemon|cli|subnet|backend[^/]*|dataplane|netlink|log)\//,

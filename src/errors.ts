@@ -1,5 +1,5 @@
 /**
- * Typed errors with stable codes (design.md C10). Every error weft raises on purpose is a WeftError
+ * Typed errors with stable codes (docs/design.md C10). Every error weft raises on purpose is a WeftError
  * with a machine-readable `code`; callers branch on `code` or `isRetryable()`, never on message text.
  * Messages are lowercase, name the object first, then the cause.
  */

@@ -95,7 +95,7 @@ export async function underlay(topo: Topology): Promise<PathSetup> {
 }
 
 /**
- * flannel's nftables ruleset for `--ip-masq` with forward rules (flannel-compat.md §15, flannel's own
+ * flannel's nftables ruleset for `--ip-masq` with forward rules (docs/flannel-compat.md §15, flannel's own
  * layout `flannel-ipv4`), for host `h` with cluster network `10.<net>.0.0/16` and subnet `10.<net>.<i>.0/24`.
  * Written out here rather than taken from weft so the anchor does not depend on the code it judges.
  */

@@ -1,5 +1,5 @@
 /*
- * The UDP forwarder (design.md C7/C8), pure C: loop threads move packets between a TUN device and a
+ * The UDP forwarder (docs/design.md C7/C8), pure C: loop threads move packets between a TUN device and a
  * UDP socket in flannel's wire format (one IP packet per UDP datagram, no extra header). The control
  * plane only queues route commands and reads counters; packets never reach JavaScript.
  *

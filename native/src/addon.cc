@@ -1,4 +1,4 @@
-// Thin N-API glue (design.md C9): argument checks, Node-shaped errno errors ({code, errno, syscall}),
+// Thin N-API glue (docs/design.md C9): argument checks, Node-shaped errno errors ({code, errno, syscall}),
 // no C++ exceptions (NAPI_DISABLE_CPP_EXCEPTIONS). The only foreign-thread entry is the forwarder's
 // fatal-error notification, which goes through a threadsafe function and never throws.
 #include <napi.h>
@@ -90,7 +90,7 @@ Napi::Value OpenTun(const Napi::CallbackInfo &info) {
 }
 
 // setns(fd: number, nstype: number): void — switches the *calling thread* (the JS main thread) into
-// the namespace behind fd. Callers keep the switch window synchronous (design.md C14).
+// the namespace behind fd. Callers keep the switch window synchronous (docs/design.md C14).
 Napi::Value SetNs(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {

@@ -1,5 +1,5 @@
 /**
- * host-gw backend (flannel-compat.md §14).
+ * host-gw backend (docs/flannel-compat.md §14).
  *
  * Design note. No device and no encapsulation: for every remote host-gw lease (subnet S, public IP P) a
  * route `S via P dev <uplink>` in the main table, so the hosts must share an L2 segment. It is the

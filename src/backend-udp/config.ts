@@ -1,5 +1,5 @@
 /**
- * The `Backend` section of the network config for `"Type": "udp"` (flannel-compat.md §13): keys are
+ * The `Backend` section of the network config for `"Type": "udp"` (docs/flannel-compat.md §13): keys are
  * matched case-insensitively, flannel's default port filled in, every value validated with an error
  * naming the key, the value and the rule.
  */

@@ -1,5 +1,5 @@
 /**
- * UDP backend (flannel-compat.md §13; design.md C7): flannel's wire format through weft's native
+ * UDP backend (docs/flannel-compat.md §13; docs/design.md C7): flannel's wire format through weft's native
  * forwarder.
  *
  * Design note. Every host has a TUN device (`weft0`, address `<subnet>.0/32`, MTU = underlay − 28, one

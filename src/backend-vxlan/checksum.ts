@@ -1,5 +1,5 @@
 /**
- * The VXLAN UDP checksum workaround (flannel-compat.md §12, docs/pitfalls.md B1): kernels before 5.7 corrupt
+ * The VXLAN UDP checksum workaround (docs/flannel-compat.md §12, docs/pitfalls.md B1): kernels before 5.7 corrupt
  * checksums of VXLAN packets that were MASQUERADEd with tx checksum offload on (fixed by ea64d8d6c675).
  * Turning offload off costs ~69 % of TCP throughput (docs/performance.md), so weft keeps it on unless the
  * kernel is affected or the operator asks.

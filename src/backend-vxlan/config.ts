@@ -1,5 +1,5 @@
 /**
- * The `Backend` section of the network config for `"Type": "vxlan"` (flannel-compat.md §12): keys are
+ * The `Backend` section of the network config for `"Type": "vxlan"` (docs/flannel-compat.md §12): keys are
  * matched case-insensitively, flannel's defaults filled in, every value validated with an error naming
  * the key, the value and the rule.
  */

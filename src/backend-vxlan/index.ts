@@ -1,5 +1,5 @@
 /**
- * VXLAN backend (flannel-compat.md §12; design.md C4/C5).
+ * VXLAN backend (docs/flannel-compat.md §12; docs/design.md C4/C5).
  *
  * Design note. Like flannel today, weft pre-programs everything per peer and uses no L2/L3-miss
  * handling: for each remote lease (subnet S, public IP P, VTEP MAC M) a permanent neighbour
@@ -9,8 +9,8 @@
  * reconciles (adds what is missing, deletes what no lease wants — also peers that left while weftd was
  * down). Differences from flannel, on purpose:
  * - the VTEP MAC is derived from a stable node identity (mac.ts), so restarts, reboots and re-created
- *   devices keep it and peers never hold a stale MAC (pitfalls A7);
- * - the device MTU is computed per underlay family (−50 IPv4, −70 IPv6; pitfalls B3);
+ *   devices keep it and peers never hold a stale MAC (docs/pitfalls.md A7);
+ * - the device MTU is computed per underlay family (−50 IPv4, −70 IPv6; docs/pitfalls.md B3);
  * - tx checksum offload stays on; the `tx-checksum-ip-generic off` workaround is applied only on kernels
  *   < 5.7 or when asked (`ChecksumWorkaround`), and logged (checksum.ts);
  * - one serial loop, a periodic full reconcile and link events (device deleted → re-created and

@@ -1,5 +1,5 @@
 /**
- * A VTEP MAC that never changes for a given host (pitfalls A7: flannel draws a random one per device
+ * A VTEP MAC that never changes for a given host (docs/pitfalls.md A7: flannel draws a random one per device
  * creation, so a reboot or a deleted device changes it and peers keep the old one → black hole).
  *
  * MAC = first 6 bytes of SHA-256("weft-vtep" | node identity | public IP | VNI | family), made

@@ -2,7 +2,7 @@
  * Per-device IPv6 sysctls, written in the device's netns: `accept_ra = 0` on the IPv6 VXLAN device
  * (flannel does the same; router advertisements have no business on an overlay device). /proc/sys/net
  * belongs to the netns of the thread that opens the file, so a netns other than ours is entered for the
- * synchronous write only (design.md C14).
+ * synchronous write only (docs/design.md C14).
  */
 import { writeFileSync } from 'node:fs';
 import { inNetns } from '../netns/netns.js';

@@ -1,5 +1,5 @@
 /**
- * Reading the `Backend` section of the network config (flannel-compat.md §12–§13), shared by the
+ * Reading the `Backend` section of the network config (docs/flannel-compat.md §12–§13), shared by the
  * backends' config parsers: keys are matched case-insensitively, a null value counts as not given (like
  * Go's encoding/json), unknown keys are reported through `warn`, and every bad value raises a
  * ConfigError naming the key, the value and the rule.

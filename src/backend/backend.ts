@@ -1,5 +1,5 @@
 /**
- * Backend contracts (design.md C2/C3), modelled on flannel's pkg/backend/common.go: a Backend turns the
+ * Backend contracts (docs/design.md C2/C3), modelled on flannel's pkg/backend/common.go: a Backend turns the
  * network config into a Network (creates its device, acquires the lease through the SubnetManager);
  * a Network programs peers from lease events until its signal aborts.
  *

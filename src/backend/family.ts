@@ -1,6 +1,6 @@
 /**
  * One descriptor per address family, so that IPv4 and IPv6 peers share every line of programming code
- * (design.md C5) instead of flannel's duplicated v4/v6 paths.
+ * (docs/design.md C5) instead of flannel's duplicated v4/v6 paths.
  */
 import type { Lease } from '../lease/lease.js';
 import type { NetworkConfig } from '../subnet/manager.js';

@@ -1,5 +1,5 @@
 /**
- * Programming peers (design.md C5): the kernel entries that make one remote subnet reachable, applied
+ * Programming peers (docs/design.md C5): the kernel entries that make one remote subnet reachable, applied
  * as one unit. Order neighbour → FDB → route, so that by the time the route exists the kernel never has
  * to resolve the gateway (flannel's order); replace semantics throughout, so re-applying is harmless; on
  * failure the entries already written are undone. Removal attempts every delete and reports what failed

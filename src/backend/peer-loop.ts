@@ -1,5 +1,5 @@
 /**
- * The one serial peer loop of every backend (design.md C4), generic over where peers are programmed (a
+ * The one serial peer loop of every backend (docs/design.md C4), generic over where peers are programmed (a
  * PeerSink: netlink entries, the UDP forwarder's routes, WireGuard peers): lease batches from
  * `SubnetManager.watchLeases`, a periodic resync, and "something changed under us" triggers (link
  * events) all funnel into ONE queue, so no two mutations of this network ever interleave.

@@ -1,5 +1,5 @@
 /**
- * The desired state of one network, planned purely from the leases (design.md C4): every backend turns
+ * The desired state of one network, planned purely from the leases (docs/design.md C4): every backend turns
  * one lease into the entries that make it reachable (or refuses it, with the reason) through its own
  * pure planner (backend-vxlan/plan.ts, backend-hostgw/plan.ts, backend-udp/plan.ts,
  * backend-wireguard/plan.ts); this file holds what they share — the shapes, and the claims that decide

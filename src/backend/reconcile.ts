@@ -1,5 +1,5 @@
 /**
- * The reconcile diff (design.md C4, pitfalls A4/A6): desired peer entries against what the kernel has
+ * The reconcile diff (docs/design.md C4, docs/pitfalls.md A4/A6): desired peer entries against what the kernel has
  * in weft's scope (the backend decides the scope: routes/neighbours/FDB on its device, cluster-subnet
  * routes on the uplink). Pure: the result says which peers to (re)program and which entries to delete,
  * including those of peers that vanished while weftd was down.

@@ -11,7 +11,7 @@ import { RESTART, fail, pass, warn, skip, type Check, type DoctorInput } from '.
 import type { NftState } from './host-view.js';
 
 /**
- * The FORWARD policy (pitfalls B4): iptables `filter FORWARD` with policy DROP (Docker) is fine only
+ * The FORWARD policy (docs/pitfalls.md B4): iptables `filter FORWARD` with policy DROP (Docker) is fine only
  * with weftd's jump to WEFT-FWD accepting the network; other nft tables with a drop policy on the
  * forward hook are reported too (an nft accept cannot override them).
  */

@@ -119,7 +119,7 @@ export function deviceChecks(i: DoctorInput, host: HostFacts, config: NetworkCon
             `ip link set dev ${name} mtu ${want}`,
           ]),
     );
-    // checksum offload (pitfalls B1): the kernel bug, and its symptom on this receiver
+    // checksum offload (docs/pitfalls.md B1): the kernel bug, and its symptom on this receiver
     const tx = host.txChecksum[name] ?? null;
     const buggy = kernelHasChecksumBug(host.kernelRelease);
     const csum = host.udpCsumErrors ?? 0;

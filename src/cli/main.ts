@@ -1,4 +1,4 @@
-// weftctl entrypoint (design.md C12): argv → runCli → print → exit code. The only place that exits.
+// weftctl entrypoint (docs/design.md C12): argv → runCli → print → exit code. The only place that exits.
 import { runCli } from './run.js';
 
 async function readStdin(): Promise<string> {

@@ -1,5 +1,5 @@
 /**
- * The delegate configuration, built the way flannel's CNI plugin builds it (flannel-compat.md §16,
+ * The delegate configuration, built the way flannel's CNI plugin builds it (docs/flannel-compat.md §16,
  * docs/cni-contract.md A12) from the netconf and subnet.env:
  *   name = network name; type default "bridge"; bridge isGateway default true; ipMasq default
  *   !FLANNEL_IPMASQ; mtu default FLANNEL_MTU; runtimeConfig/args copied; ipam = base ipam, type default

@@ -1,5 +1,5 @@
 /**
- * What the commands need from the outside world, injected (design.md C13) so that unit tests can drive
+ * What the commands need from the outside world, injected (docs/design.md C13) so that unit tests can drive
  * the command logic with recording fakes while integration tests use the real plugins and kernel.
  */
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';

@@ -1,5 +1,5 @@
 /**
- * The CNI dispatcher (design.md C13, cni pkg/skel): validates env and stdin, checks the version against
+ * The CNI dispatcher (docs/design.md C13, cni pkg/skel): validates env and stdin, checks the version against
  * the command's minimum, routes to the command and turns the outcome into stdout text and an exit code.
  * Pure with respect to the process: main.ts does the actual reading and writing.
  */

@@ -1,5 +1,5 @@
 /**
- * CNI errors (design.md C10, docs/cni-contract.md A7). The plugin speaks the spec's numeric codes, not weft's
+ * CNI errors (docs/design.md C10, docs/cni-contract.md A7). The plugin speaks the spec's numeric codes, not weft's
  * string codes: a `CniError` carries its code to the one place (`main.ts`) that prints
  * `{cniVersion, code, msg, details}` on stdout. Anything that is not a `CniError` becomes 999.
  */

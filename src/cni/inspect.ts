@@ -1,5 +1,5 @@
 /**
- * Reading what is really configured inside a container netns, for CHECK (design.md C14: the work runs in a
+ * Reading what is really configured inside a container netns, for CHECK (docs/design.md C14: the work runs in a
  * child, `nsenter --net=<path> ip -j …`, so this process never switches namespace and loads no native code).
  */
 import { existsSync } from 'node:fs';

@@ -1,5 +1,5 @@
 /**
- * The `weft` CNI plugin's entrypoint (design.md C13): reads stdin and the environment, runs the dispatcher
+ * The `weft` CNI plugin's entrypoint (docs/design.md C13): reads stdin and the environment, runs the dispatcher
  * (dispatch.ts), writes its result or the spec's error JSON on stdout and sets the exit code. The only
  * module touching stdout or the exit code; logs go to stderr. Loads nothing beyond node: built-ins and
  * src/cni (bundled into one file by scripts/build-cni.mjs).

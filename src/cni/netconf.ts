@@ -1,5 +1,5 @@
 /**
- * The network configuration weft receives on stdin (docs/cni-contract.md A5, flannel-compat.md §16). Parsing is
+ * The network configuration weft receives on stdin (docs/cni-contract.md A5, docs/flannel-compat.md §16). Parsing is
  * strict where a value reaches a path, a process or the delegate (names, paths, delegate keys) and lenient
  * elsewhere: unknown keys and `capabilities` are accepted and ignored, as the spec asks.
  */

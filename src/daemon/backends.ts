@@ -1,5 +1,5 @@
 /**
- * The backend registry (design.md C3): one explicit map in the daemon, no registration by import side
+ * The backend registry (docs/design.md C3): one explicit map in the daemon, no registration by import side
  * effects. `defaultBackends()` (default-backends.ts) fills it with the backends of this build.
  */
 import { ConfigError } from '../errors.js';

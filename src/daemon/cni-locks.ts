@@ -1,5 +1,5 @@
 /**
- * Ordering of CNI calls inside weftd (cni-contract: "no two operations for one container run at once";
+ * Ordering of CNI calls inside weftd (docs/cni-contract.md A2: "no two operations for one container run at once";
  * GC is exclusive with ADD/DEL). The runtime should guarantee both, but weftd must not corrupt state when
  * one does not: calls for one container id run one after another; GC waits for every running call and
  * holds new ones back until it is done. Calls for different containers run concurrently, so one hung

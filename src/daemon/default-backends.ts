@@ -1,5 +1,5 @@
 /**
- * The backends compiled into this build (design.md C3): vxlan, host-gw, udp and wireguard, each
+ * The backends compiled into this build (docs/design.md C3): vxlan, host-gw, udp and wireguard, each
  * given the resync period from `--resync-period` and an observer feeding the daemon's metrics.
  */
 import type { PeerLoopObserver } from '../backend/peer-loop.js';

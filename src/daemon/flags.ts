@@ -1,6 +1,6 @@
 /**
  * The table of weftd's flags: name, option key, kind, default, help and validation. Flannel's names and
- * defaults (flannel-compat.md §9) plus weft's own; the etcd rows are
+ * defaults (docs/flannel-compat.md §9) plus weft's own; the etcd rows are
  * shared with weftctl (src/flags/etcd-flags.ts). Parsing lives in options.ts.
  */
 import { isIP } from 'node:net';

@@ -1,5 +1,5 @@
 /**
- * The health server (flannel-compat.md §17): `GET /healthz` 200 while the process runs, `/readyz` 200
+ * The health server (docs/flannel-compat.md §17): `GET /healthz` 200 while the process runs, `/readyz` 200
  * only once the device, the rules and subnet.env are in place (503 before), plus Prometheus
  * `/metrics`. Exact paths, any method, like flannel.
  */

@@ -1,4 +1,4 @@
-// weftd entrypoint (design.md C12): options → deps → runDaemon → exit code. The only place that exits.
+// weftd entrypoint (docs/design.md C12): options → deps → runDaemon → exit code. The only place that exits.
 import { readFileSync } from 'node:fs';
 import { describeError } from '../errors.js';
 import { createJsonLogger } from '../log/logger.js';

@@ -1,7 +1,7 @@
 /**
  * weftd's Prometheus metrics (prom-client, own Registry: no global state). `DaemonMetrics` is the small
  * object handed to the parts that count things; backends can be given the structurally identical
- * `BackendMetricsSink` view (they must not import the daemon, design.md C1).
+ * `BackendMetricsSink` view (they must not import the daemon, docs/design.md C1).
  *
  * prom-client is loaded only when the metrics are served (`--healthz-port` or `--metrics-port`): it
  * costs weftd ~10 MiB of resident memory (`npm run bench:rss`), for nothing when no port is set (the

@@ -1,5 +1,5 @@
 /**
- * weftd's command line (design.md C12): flannel's flag names and defaults (flannel-compat.md §9) plus a
+ * weftd's command line (docs/design.md C12): flannel's flag names and defaults (docs/flannel-compat.md §9) plus a
  * few of weft's own, parsed with Go `flag` syntax (`-x`, `--x`, `--x=v`, `--x v`, bools `--x=false`).
  * Every flag not given on the command line is read from `WEFTD_<FLAG>`, then `FLANNELD_<FLAG>`
  * (upper-case, dashes to underscores); empty values are ignored. Pure: no I/O, unit-tested.
@@ -141,7 +141,7 @@ function parseEndpoints(raw: string, source = '--etcd-endpoints'): readonly stri
   return Object.freeze(list);
 }
 
-/** flannel-compat.md §18 item 11: a lone cert or key is an error (flannel silently drops TLS). */
+/** docs/flannel-compat.md §18 item 11: a lone cert or key is an error (flannel silently drops TLS). */
 function checkTls(o: Record<string, unknown>): void {
   const key = o['etcdKeyfile'];
   const cert = o['etcdCertfile'];

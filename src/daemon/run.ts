@@ -1,5 +1,5 @@
 /**
- * weftd's lifecycle (design.md C12, flannel-compat.md §11) in named steps:
+ * weftd's lifecycle (docs/design.md C12, docs/flannel-compat.md §11) in named steps:
  *   options → etcd → config → interface/public IP → backend device + lease → rules → subnet.env →
  *   ready → watch (network.run) + keepLease + firewall resync.
  * One AbortSignal (SIGTERM/SIGINT) stops everything; nothing is released on the way out: the lease,

@@ -1,5 +1,5 @@
 /**
- * Choosing the underlay interface and the public addresses as flannel does (flannel-compat.md §9):
+ * Choosing the underlay interface and the public addresses as flannel does (docs/flannel-compat.md §9):
  * each `--iface` (name or IP), then each `--iface-regex` (matched against IPs first, then names), then
  * `--iface-can-reach` (the route to that IP); with none of them, the interface owning `--public-ip`,
  * else the default-route interface (v4 and v6 must agree in dual stack).

@@ -1,5 +1,5 @@
 /**
- * The UDP backend's packet forwarder, as a documented interface (design.md C7–C9).
+ * The UDP backend's packet forwarder, as a documented interface (docs/design.md C7–C9).
  *
  * A Forwarder moves IP packets between a TUN device and a UDP socket in flannel's wire format: one IP
  * packet per UDP datagram, no extra header, so weft and flannel UDP hosts interoperate. Packets never

@@ -2,7 +2,7 @@
  * weft's firewall manager: applies the ruleset (rules.ts) as one nft transaction, checks every
  * `--iptables-resync` seconds that the kernel still holds it, and re-applies it whole when someone
  * removed or changed a table, chain, rule, set or counter. Rules are never removed on shutdown: the
- * dataplane survives the daemon (flannel-compat.md §11).
+ * dataplane survives the daemon (docs/flannel-compat.md §11).
  *
  * The peer sets (the allowlist for encapsulated traffic) follow `setPeers`: replaced by flush + add in
  * one transaction, carried into every whole-table replacement, and never shrunk before the daemon has

@@ -1,5 +1,5 @@
 /**
- * The masquerade and forward rules of flannel (flannel-compat.md §15) as an nftables ruleset in weft's
+ * The masquerade and forward rules of flannel (docs/flannel-compat.md §15) as an nftables ruleset in weft's
  * own tables `ip weft` and `ip6 weft`. Pure: builds the `nft -f` script (one atomic transaction that
  * replaces both tables whole) and the structure `check` compares the kernel against.
  *

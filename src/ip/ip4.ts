@@ -1,5 +1,5 @@
 /**
- * IPv4 addresses and networks as pure values (design.md C1). An address is a uint32 `number`; a network
+ * IPv4 addresses and networks as pure values (docs/design.md C1). An address is a uint32 `number`; a network
  * is an immutable `Ip4Net` whose base address is always masked. Parsing is strict (dotted quad, no
  * leading zeros, no spaces) because every address weft reads comes from hostile input.
  */

@@ -1,5 +1,5 @@
 /**
- * IPv6 addresses and networks as pure values (design.md C1). An address is a 128-bit `bigint`; a network
+ * IPv6 addresses and networks as pure values (docs/design.md C1). An address is a 128-bit `bigint`; a network
  * is an immutable `Ip6Net` with host bits cleared. `formatIp6` writes the canonical RFC 5952 form
  * (lowercase, no leading zeros, the longest run of two or more zero groups as `::`, leftmost on a tie),
  * which is what flannel's Go `net.IP.String()` writes into dual-stack subnet keys ('fc00::-64').

@@ -1,5 +1,5 @@
 /**
- * Lease value JSON codec (flannel-compat.md §2). The writer produces exactly what flannel's Go
+ * Lease value JSON codec (docs/flannel-compat.md §2). The writer produces exactly what flannel's Go
  * `json.Marshal(LeaseAttrs)` produces: fields in the order PublicIP, PublicIPv6 (null when absent),
  * BackendType (omitted when empty), BackendData, BackendV6Data (omitted when absent), compact, with Go's
  * HTML-safe escaping of `<`, `>`, `&`, U+2028 and U+2029. The reader is as tolerant as flannel's: field

@@ -1,5 +1,5 @@
 /**
- * The watch diff (design.md C4): given the leases delivered so far and a fresh full listing, the
+ * The watch diff (docs/design.md C4): given the leases delivered so far and a fresh full listing, the
  * added/changed/removed events that turn one into the other. Used after a re-list (compaction, lost
  * history) so consumers never see an empty snapshot followed by a refill.
  */

@@ -1,5 +1,5 @@
 /**
- * Lease value types (design.md C1): pure data, no I/O. A lease is one host's claim on one subnet of the
+ * Lease value types (docs/design.md C1): pure data, no I/O. A lease is one host's claim on one subnet of the
  * cluster network, stored by the lease manager at `<prefix>/subnets/<key>` in flannel's JSON.
  *
  * Addresses and subnets are canonical strings here ('10.5.34.0/24', 'fc00::/64', '198.18.0.1'); `src/ip`

@@ -1,5 +1,5 @@
 /**
- * One structured, levelled logger for all of weft (design.md C11). Implementations: `createJsonLogger`
+ * One structured, levelled logger for all of weft (docs/design.md C11). Implementations: `createJsonLogger`
  * (newline-delimited JSON on a stream, used by weftd through pino-compatible fields), `nullLogger` for
  * tests. Everything that logs receives a Logger through its deps; nothing imports a global one.
  */

@@ -1,5 +1,5 @@
 /**
- * The only loader of weft's native addon (design.md C9) and the only place where its untyped values
+ * The only loader of weft's native addon (docs/design.md C9) and the only place where its untyped values
  * are seen. Everything else imports the typed functions below.
  */
 import { existsSync } from 'node:fs';

@@ -1,5 +1,5 @@
 /**
- * The one place where the `netlink` package's errors become typed errors (design.md C10). The package
+ * The one place where the `netlink` package's errors become typed errors (docs/design.md C10). The package
  * rejects with plain `Error('Request rejected: EEXIST')` (no errno property, no extack), with
  * `Error('Timeout has been reached')` for our per-request timeout, and with errno exceptions for socket
  * failures. Nobody else looks at those messages.

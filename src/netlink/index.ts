@@ -1,4 +1,4 @@
-/** The netlink façade (design.md C6): import from here. */
+/** The netlink façade (docs/design.md C6): import from here. */
 export * from './addr.js';
 export * from './errors.js';
 export * from './ops.js';

@@ -1,5 +1,5 @@
 /**
- * `NetlinkOps`: the typed façade every weft component uses to program the kernel (design.md C6). Values
+ * `NetlinkOps`: the typed façade every weft component uses to program the kernel (docs/design.md C6). Values
  * are plain data with canonical strings (addresses, CIDRs, MACs); no `netlink` package type leaks out.
  *
  * Guarantees of every implementation over a real socket (`createNetlinkOps`):

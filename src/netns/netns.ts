@@ -1,5 +1,5 @@
 /**
- * Network namespaces (design.md C14). A namespace is per *thread*, and Node runs helper threads, so weft
+ * Network namespaces (docs/design.md C14). A namespace is per *thread*, and Node runs helper threads, so weft
  * never stays switched across an `await`: `inNetns` enters, runs a synchronous function (typically one
  * that creates a netlink socket, which then stays bound to that namespace) and switches back before
  * returning. Long or async work in another namespace runs in a child process (`ip netns exec`).

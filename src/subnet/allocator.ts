@@ -1,5 +1,5 @@
 /**
- * Subnet allocation, pure (flannel-compat.md §4): compatibility of a lease with the config, and the
+ * Subnet allocation, pure (docs/flannel-compat.md §4): compatibility of a lease with the config, and the
  * choice of a free subnet — walk from SubnetMin in SubnetLen steps up to SubnetMax, collect up to
  * `MAX_CANDIDATES` subnets that overlap nothing taken, pick one uniformly at random. IPv6 likewise,
  * independently.

@@ -1,8 +1,8 @@
 /**
- * Parses and validates `<prefix>/config` (flannel-compat.md §8) into a NetworkConfig with flannel's
+ * Parses and validates `<prefix>/config` (docs/flannel-compat.md §8) into a NetworkConfig with flannel's
  * defaults filled in. Field names match case-insensitively (Go encoding/json). Every rejection is a
  * ConfigError E_CONFIG_INVALID naming the field, the value and the rule. Unlike flannel, a missing
- * `Backend` defaults to `vxlan` (flannel-compat.md §18 item 1), with a warning.
+ * `Backend` defaults to `vxlan` (docs/flannel-compat.md §18 item 1), with a warning.
  */
 import { ConfigError, showValue } from '../errors.js';
 import { jsonTooDeep } from '../lease/codec.js';

@@ -1,5 +1,5 @@
 /**
- * Keeping our lease (flannel-compat.md §3, §18 item 5): ONE store lease per subnet key, renewed by a
+ * Keeping our lease (docs/flannel-compat.md §3, §18 item 5): ONE store lease per subnet key, renewed by a
  * keepalive at expiration − margin. It is re-granted only when it vanished (expired during an outage),
  * and a lease that is no longer attached to anything is revoked, so the store's lease count does not
  * grow. A watch on our own key wakes the loop at once when an operator deletes or overwrites the key.

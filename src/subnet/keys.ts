@@ -1,5 +1,5 @@
 /**
- * Subnet key codec (flannel-compat.md §1): `<a.b.c.d>-<len>` for IPv4, `<v4key>&<v6addr>-<len>` for dual
+ * Subnet key codec (docs/flannel-compat.md §1): `<a.b.c.d>-<len>` for IPv4, `<v4key>&<v6addr>-<len>` for dual
  * stack, the IPv6 address in canonical compressed lowercase form ('10.5.1.0-24&fc00::-64').
  *
  * Parsing follows flannel's regex (`(\d+\.\d+.\d+.\d+)-(\d+)(?:&([a-f\d:]+)-(\d+))?$`, v4 length 0–31,

@@ -1,9 +1,9 @@
 /**
- * The peer watch (flannel-compat.md §6, design.md C4): a snapshot of every other host's lease, then
+ * The peer watch (docs/flannel-compat.md §6, docs/design.md C4): a snapshot of every other host's lease, then
  * added/changed/removed events in store order. Resumes after the last revision seen (the registry
  * rides out disconnects); when the history is gone (compaction) or the watch fails, it re-lists and
  * emits the diff against what it delivered — never an empty set. A malformed key or value is skipped
- * with a warning naming the key, and a known peer stays known (flannel-compat.md §18 item 4).
+ * with a warning naming the key, and a known peer stays known (docs/flannel-compat.md §18 item 4).
  */
 import { describeError, hasCode, type WeftError } from '../errors.js';
 import { diffLeases } from '../lease/diff.js';

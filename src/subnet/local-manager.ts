@@ -1,9 +1,9 @@
 /**
- * The lease manager over any LeaseRegistry (design.md C2): network config, acquisition, keeping the
+ * The lease manager over any LeaseRegistry (docs/design.md C2): network config, acquisition, keeping the
  * lease, and the peer watch (in lease-watch.ts). `createEtcdSubnetManager` wires it to etcd; unit tests
  * wire it to a MemoryLeaseRegistry.
  *
- * Where weft differs from flannel (flannel-compat.md §18): a lost create race re-lists and picks again;
+ * Where weft differs from flannel (docs/flannel-compat.md §18): a lost create race re-lists and picks again;
  * reservations (keys without a store lease) are never handed out and are reused by their own host;
  * renewal keeps ONE store lease alive (keepalive, re-granted only when it vanished) instead of leaking
  * a fresh lease per renewal; a vanished key is re-created, and a subnet taken by another host is a

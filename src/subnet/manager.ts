@@ -1,5 +1,5 @@
 /**
- * The lease manager contract (design.md C2). One implementation over etcd v3 (the product), one over an
+ * The lease manager contract (docs/design.md C2). One implementation over etcd v3 (the product), one over an
  * in-memory registry (for unit tests of pure logic). Nothing Kubernetes-specific.
  */
 import type { Lease, LeaseAttrs, LeaseEvent } from '../lease/lease.js';

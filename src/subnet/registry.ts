@@ -1,5 +1,5 @@
 /**
- * The storage-only layer beneath the lease manager (design.md C2): what the manager needs from etcd and
+ * The storage-only layer beneath the lease manager (docs/design.md C2): what the manager needs from etcd and
  * nothing more. Keys here are *subnet keys*, the part below `<prefix>/subnets/` ('10.5.34.0-24'), passed
  * through unparsed: validating them is the manager's job, so a garbage key is visible and can be skipped
  * with a warning. Values are the raw lease JSON text.

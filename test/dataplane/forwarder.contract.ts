@@ -1,5 +1,5 @@
 /**
- * The Forwarder contract (design.md C9), run against MemoryForwarder (test/unit/forwarder-memory.test.ts)
+ * The Forwarder contract (docs/design.md C9), run against MemoryForwarder (test/unit/forwarder-memory.test.ts)
  * and NativeForwarder (test/integration/forwarder-native.test.ts). Everything here must hold for both:
  * argument validation with exact messages, route bookkeeping, command ordering, counters, close.
  */

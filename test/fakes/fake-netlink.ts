@@ -1,5 +1,5 @@
 /**
- * A recording fake NetlinkOps for unit tests of pure backend logic (design.md C15): keeps routes,
+ * A recording fake NetlinkOps for unit tests of pure backend logic (docs/design.md C15): keeps routes,
  * neighbours, FDB entries, links and addresses in maps with the kernel's replace/delete semantics,
  * records every mutating call in order, and can be told to fail chosen calls with a NetlinkError.
  * Held to the real façade by the shared contract test/fakes/netlink.contract.ts (run against the kernel

@@ -1,5 +1,5 @@
 /**
- * In-memory twin of NativeForwarder for unit tests of the UDP backend (design.md C9). Same validation,
+ * In-memory twin of NativeForwarder for unit tests of the UDP backend (docs/design.md C9). Same validation,
  * same route semantics (longest prefix match, peer, inner-source and inner-destination checks, the
  * route limit and its failure report), same counters; packets are simulated with `fromTun` /
  * `fromPeer` instead of moving through a kernel.

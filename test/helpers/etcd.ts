@@ -1,5 +1,5 @@
 /**
- * A real etcd for tests (design.md C15, docs/dependencies.md §5).
+ * A real etcd for tests (docs/design.md C15, docs/dependencies.md §5).
  *
  * Order of preference:
  *  1. `ETCD_ENDPOINTS` (comma-separated) when set and no netns placement is asked for: an etcd someone

@@ -1,5 +1,5 @@
 /**
- * Network-namespace test topology (DEVELOPERS.md network safety rule): N simulated hosts, each its own
+ * Network-namespace test topology (README "Tests": all test traffic stays inside namespaces the tests create): N simulated hosts, each its own
  * netns with `eth0` on 198.18.0.0/24, joined by a bridge in an underlay netns that itself holds
  * 198.18.0.254 (where an etcd for daemons in host namespaces listens). Optional "container" namespaces
  * hang off a bridge in their host's netns.

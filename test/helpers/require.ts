@@ -1,5 +1,5 @@
 /**
- * Capability checks for privileged tests (design.md C15). Locally a missing capability skips the suite
+ * Capability checks for privileged tests (docs/design.md C15). Locally a missing capability skips the suite
  * with a reason; under CI=true it fails instead, because in CI every test must run.
  */
 import { execFileSync } from 'node:child_process';

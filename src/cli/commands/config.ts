@@ -20,7 +20,7 @@ import { EXIT } from '../exit-codes.js';
 import { keyValues, sanitize, type Style } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
 
-/** Backend types weftd builds (design.md C3). */
+/** Backend types weftd builds (docs/design.md C3). */
 export const KNOWN_BACKENDS = ['vxlan', 'host-gw', 'udp', 'wireguard'] as const;
 
 export interface Validation {

@@ -2,7 +2,7 @@
  * `weftctl leases` (every key below `<prefix>/subnets/`, reservations marked) and
  * `weftctl lease reserve <subnet> --public-ip=<ip>` / `weftctl lease release <subnet>`.
  *
- * A reservation is flannel's: a subnet key with no etcd lease (flannel-compat.md §5). `reserve` turns an
+ * A reservation is flannel's: a subnet key with no etcd lease (docs/flannel-compat.md §5). `reserve` turns an
  * existing lease into one (same value, lease detached, compare-and-swap) or creates it for `--public-ip`;
  * the subnet must fit the network config. `release` deletes a reservation (compare-and-swap); if its
  * host is running, weftd re-creates the key with a normal TTL.

@@ -1,6 +1,6 @@
 /**
  * Building the etcd3 client from weft's options, and translating etcd3/gRPC errors into WeftErrors
- * (design.md C10: cast once, here). Where weft differs from flannel (flannel-compat.md §7, §18 item 11):
+ * (docs/design.md C10: cast once, here). Where weft differs from flannel (docs/flannel-compat.md §7, §18 item 11):
  * a lone client certificate or key is an error instead of a silent fallback to plain http, and a CA
  * given alone is honoured. TLS options with an `http://` endpoint are an error too.
  */

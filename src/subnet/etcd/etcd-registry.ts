@@ -1,12 +1,12 @@
 /**
- * LeaseRegistry over etcd v3 in flannel's layout (flannel-compat.md §1): `<prefix>/config` and
+ * LeaseRegistry over etcd v3 in flannel's layout (docs/flannel-compat.md §1): `<prefix>/config` and
  * `<prefix>/subnets/<key>`. The only importer of etcd3 with src/subnet/etcd/client.ts.
  *
  * etcd3 quirks handled here (docs/dependencies.md §4): lease IDs and revisions are decimal strings; there is
  * no `lease.ttl()`, so TTLs go through the raw lease client; `close()` does not stop the timers of live
  * etcd3 Lease objects, so none are created (grant/keepalive/revoke use the raw RPCs, one keepalive per
  * call) and watchers are cancelled before closing. Listing uses `<prefix>/subnets/` with the trailing
- * slash (flannel-compat.md §18 item 12).
+ * slash (docs/flannel-compat.md §18 item 12).
  */
 import {
   GRPCDeadlineExceededError,

@@ -1,4 +1,4 @@
-/** Delegate generation against golden JSON files (flannel-compat.md §16), compared key-sorted. */
+/** Delegate generation against golden JSON files (docs/flannel-compat.md §16), compared key-sorted. */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { buildDelegateConfig, canonicalJson } from '../../../src/cni/delegate-config.js';

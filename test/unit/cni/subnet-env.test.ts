@@ -1,4 +1,4 @@
-/** subnet.env parsing (flannel-compat.md §10): strict, hostile input, every problem named. */
+/** subnet.env parsing (docs/flannel-compat.md §10): strict, hostile input, every problem named. */
 import { describe, expect, it } from 'vitest';
 import { formatCidr, formatNetwork, parseHostCidr } from '../../../src/ip/host-cidr.js';
 import { parseSubnetEnv, SubnetEnvError } from '../../../src/lease/subnet-env.js';

@@ -16,7 +16,7 @@ function recordingLogger(): Logger & { warnings: Array<[string, LogFields | unde
   return log;
 }
 
-describe('network config: defaults (flannel-compat.md §8)', () => {
+describe('network config: defaults (docs/flannel-compat.md §8)', () => {
   it.each([
     [
       '/16 → SubnetLen 24, min = second subnet, max = last',
