@@ -8,6 +8,7 @@
 import type { Lease, LeaseEvent } from '../lease/lease.js';
 import type { Uplink } from '../backend/backend.js';
 import { FAMILIES } from '../backend/family.js';
+import { DEFAULT_REMOVAL_GRACE_MS } from '../backend/peer-loop.js';
 import { peerAddressProblem, peerSubnetProblem } from '../backend/peer-check.js';
 import type { NetworkConfig, SubnetManager } from '../subnet/manager.js';
 import type { PeerElements } from '../firewall/rules.js';
@@ -47,28 +48,64 @@ export function peerAddresses(lease: Lease, scope: AllowlistScope): PeerElements
   return out;
 }
 
-/** The leases seen so far and whether a complete snapshot was among them. */
+/**
+ * The leases seen so far and whether a complete snapshot was among them. A removed lease stays allowed
+ * for the peer loop's removal grace (src/backend/peer-loop.ts DEFAULT_REMOVAL_GRACE_MS): a lease deleted
+ * and re-acquired at once must cost no packet here either, while a peer that really left is still shut
+ * out well within 2 s (`nextExpiry` tells the daemon when to look again).
+ */
 export class PeerAllowlist {
   private readonly leases = new Map<string, Lease>();
+  private readonly leaving = new Map<string, { lease: Lease; until: number }>();
   private complete = false;
+  private readonly graceMs: number;
+  private readonly now: () => number;
+
+  constructor(opts: { graceMs?: number; now?: () => number } = {}) {
+    this.graceMs = opts.graceMs ?? DEFAULT_REMOVAL_GRACE_MS;
+    this.now = opts.now ?? Date.now;
+  }
 
   /** Applies one batch of lease events (a snapshot replaces everything). */
   observe(batch: readonly LeaseEvent[]): void {
+    const leave = (l: Lease): void => {
+      this.leases.delete(l.key);
+      if (this.graceMs > 0) this.leaving.set(l.key, { lease: l, until: this.now() + this.graceMs });
+    };
     for (const ev of batch) {
       if (ev.kind === 'snapshot') {
+        const keep = new Set(ev.leases.map((l) => l.key));
+        for (const l of [...this.leases.values()]) if (!keep.has(l.key)) leave(l);
         this.leases.clear();
-        for (const l of ev.leases) this.leases.set(l.key, l);
+        for (const l of ev.leases) {
+          this.leases.set(l.key, l);
+          this.leaving.delete(l.key);
+        }
         this.complete = true;
-      } else if (ev.kind === 'removed') this.leases.delete(ev.lease.key);
-      else this.leases.set(ev.lease.key, ev.lease);
+      } else if (ev.kind === 'removed') leave(ev.lease);
+      else {
+        this.leases.set(ev.lease.key, ev.lease);
+        this.leaving.delete(ev.lease.key);
+      }
     }
+  }
+
+  /** When the next removed lease's grace ends (ms since the epoch), or null when none is pending. */
+  nextExpiry(): number | null {
+    let next: number | null = null;
+    for (const { until } of this.leaving.values())
+      next = next === null ? until : Math.min(next, until);
+    return next;
   }
 
   /** The addresses of every accepted lease; `complete` once a snapshot was seen. */
   addresses(scope: AllowlistScope): PeerElements & { complete: boolean } {
     const v4 = new Set<string>();
     const v6 = new Set<string>();
-    for (const l of this.leases.values()) {
+    const now = this.now();
+    for (const [key, { until }] of this.leaving) if (until <= now) this.leaving.delete(key);
+    const current = [...this.leases.values(), ...[...this.leaving.values()].map((x) => x.lease)];
+    for (const l of current) {
       const a = peerAddresses(l, scope);
       for (const x of a.v4) v4.add(x);
       for (const x of a.v6) v6.add(x);
@@ -83,7 +120,8 @@ export class PeerAllowlist {
  */
 export function tapLeaseEvents(
   subnets: SubnetManager,
-  onBatch: (batch: readonly LeaseEvent[]) => void,
+  /** May return a promise: the backend sees the batch once it settles. */
+  onBatch: (batch: readonly LeaseEvent[]) => Promise<void> | void,
 ): SubnetManager {
   return {
     get name() {
@@ -94,7 +132,7 @@ export function tapLeaseEvents(
     keepLease: (lease, signal, onRenewed) => subnets.keepLease(lease, signal, onRenewed),
     async *watchLeases(ownLease, signal) {
       for await (const batch of subnets.watchLeases(ownLease, signal)) {
-        onBatch(batch);
+        await onBatch(batch);
         yield batch;
       }
     },

@@ -240,16 +240,33 @@ export class Daemon {
       // The peer allowlist follows the lease events the backend sees (README "Security").
       const allowlist = new PeerAllowlist();
       let scope: AllowlistScope | null = null;
-      const onLeaseBatch = (batch: readonly LeaseEvent[]): void => {
+      let graceTimer: ReturnType<typeof setTimeout> | undefined;
+      let allowed = new Set<string>();
+      const onLeaseBatch = (batch: readonly LeaseEvent[]): Promise<void> | undefined => {
         allowlist.observe(batch);
-        if (!scope) return;
+        if (!scope) return undefined;
         const peers = allowlist.addresses(scope);
-        firewall.setPeers(peers, peers.complete).catch((err: unknown) =>
+        const update = firewall.setPeers(peers, peers.complete).catch((err: unknown) =>
           this.noisy.warn('updating the peer allowlist failed: the resync retries', {
             error: describeError(err),
           }),
         );
+        // a removed lease leaves the set when its grace ends (unless it came back meanwhile)
+        const next = allowlist.nextExpiry();
+        clearTimeout(graceTimer);
+        if (next !== null && !stop.signal.aborted)
+          graceTimer = setTimeout(() => void onLeaseBatch([]), Math.max(0, next - Date.now()) + 10);
+        // A new peer's address is in the set before the backend programs it, so its first packets
+        // (a WireGuard handshake, a VXLAN frame) are not dropped here; bounded, so a stuck nft
+        // cannot hold up the dataplane. Batches that add no address (renewals) do not wait.
+        const now = new Set([...peers.v4, ...peers.v6]);
+        const grows = [...now].some((a) => !allowed.has(a));
+        allowed = now;
+        return grows
+          ? Promise.race([update, sleep(2000, stop.signal).catch(() => undefined)])
+          : undefined;
       };
+      stop.signal.addEventListener('abort', () => clearTimeout(graceTimer), { once: true });
       const network = await this.registerNetwork(
         config,
         uplink,

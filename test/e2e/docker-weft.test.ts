@@ -73,6 +73,8 @@ describe.skipIf(!runnable)(
       dataDir: join(w.dir, 'cni-state'),
       ipam: { dataDir: join(w.dir, 'cni-ipam') },
       delegate: { bridge: 'weftdk0' },
+      // the installed shim hands the call to this host's weftd (weftd-harness: one socket per host)
+      daemonSocket: join(w.dir, 'cni.sock'),
     });
 
     beforeAll(async () => {

@@ -77,7 +77,7 @@ describe('peer allowlist', () => {
   });
 
   it('follows snapshot and deltas; complete only after a snapshot', () => {
-    const al = new PeerAllowlist();
+    const al = new PeerAllowlist({ graceMs: 0 });
     const a = lease('a', '10.5.2.0/24', '198.18.0.2');
     const b = lease('b', '10.5.3.0/24', '198.18.0.3');
     al.observe([{ kind: 'added', lease: a }]);
@@ -92,6 +92,30 @@ describe('peer allowlist', () => {
     expect(al.addresses(scope()).v4).toEqual(['198.18.0.2', '198.18.0.9']);
     al.observe([{ kind: 'removed', lease: a }]);
     expect(al.addresses(scope()).v4).toEqual(['198.18.0.9']);
+  });
+
+  it('keeps a removed lease for the removal grace: a lease re-created at once costs nothing', () => {
+    let t = 1000;
+    const al = new PeerAllowlist({ graceMs: 500, now: () => t });
+    const a = lease('a', '10.5.2.0/24', '198.18.0.2');
+    const b = lease('b', '10.5.3.0/24', '198.18.0.3');
+    al.observe([{ kind: 'snapshot', leases: [a, b] }]);
+    al.observe([{ kind: 'removed', lease: a }]);
+    expect(al.addresses(scope()).v4).toEqual(['198.18.0.2', '198.18.0.3']);
+    expect(al.nextExpiry()).toBe(1500);
+    al.observe([{ kind: 'added', lease: a }]); // back at once: nothing pending any more
+    expect(al.nextExpiry()).toBeNull();
+    al.observe([{ kind: 'removed', lease: b }]);
+    t = 1499;
+    expect(al.addresses(scope()).v4).toEqual(['198.18.0.2', '198.18.0.3']);
+    t = 1500; // a peer that really left is gone when its grace ends
+    expect(al.addresses(scope()).v4).toEqual(['198.18.0.2']);
+    expect(al.nextExpiry()).toBeNull();
+    // a snapshot that no longer lists a lease gives it the same grace
+    al.observe([{ kind: 'snapshot', leases: [] }]);
+    expect(al.addresses(scope()).v4).toEqual(['198.18.0.2']);
+    t = 2001;
+    expect(al.addresses(scope()).v4).toEqual([]);
   });
 
   it('the tap hands every batch over before the backend sees it and passes the rest through', async () => {
@@ -110,7 +134,10 @@ describe('peer allowlist', () => {
       close: async () => undefined,
     } satisfies SubnetManager;
     const seen: string[] = [];
-    const tapped = tapLeaseEvents(inner, (b) => seen.push(`tap ${b[0]!.kind}`));
+    const tapped = tapLeaseEvents(inner, async (b) => {
+      await new Promise((r) => setTimeout(r, 5)); // the backend waits until the set update settled
+      seen.push(`tap ${b[0]!.kind}`);
+    });
     expect(tapped.name).toBe('inner');
     expect(await tapped.acquireLease({ publicIp: 'x', publicIpv6: null, backendType: '' })).toBe(
       own,
