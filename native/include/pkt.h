@@ -131,6 +131,9 @@ int pkt_tso_segment(const struct pkt_ip *ip, unsigned mss, uint8_t *arena, struc
  * second would join (a run of one is handed over untouched, with no checksum flags: the kernel
  * verifies it): if it is bad, `bad` is set and nothing joins (0). A joining packet with a bad checksum
  * is not appended and pkt_gro_try returns -PKT_BAD_CSUM (the caller drops it; the run goes on).
+ * A caller whose packets were already authenticated end to end (the WireGuard engine: each one passed
+ * its Poly1305 tag, so it is exactly what the peer sent) sets `trusted` after pkt_gro_start and skips
+ * that pass over the data, as the kernel's WireGuard marks decrypted packets CHECKSUM_UNNECESSARY.
  */
 struct pkt_gro {
   struct pkt_ip first;
@@ -144,6 +147,7 @@ struct pkt_gro {
   uint8_t psh;         /* last appended packet carried PSH */
   uint8_t verified;    /* the first packet's TCP checksum was verified */
   uint8_t bad;         /* ... and failed: the run is this packet alone, to be dropped */
+  uint8_t trusted;     /* set by the caller after start: authenticated packets, no verification */
 };
 void pkt_gro_start(struct pkt_gro *g, const struct pkt_ip *first);
 /* On success (1), *payload and *plen are the slice of `next` to append after the previous ones;

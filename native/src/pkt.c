@@ -352,15 +352,17 @@ int pkt_gro_try(struct pkt_gro *g, const struct pkt_ip *n, const uint8_t **paylo
   unsigned len = n->len - n->hlen - thlen;
   if (len > g->mss || g->total + len > 65535) return 0;
   /* Coalesced data is handed over as CHECKSUM_PARTIAL, which the kernel never verifies again. */
-  if (!g->verified) {
-    if (!pkt_l4_csum_ok(f)) {
-      g->bad = 1;
-      g->closed = 1;
-      return 0;
+  if (!g->trusted) {
+    if (!g->verified) {
+      if (!pkt_l4_csum_ok(f)) {
+        g->bad = 1;
+        g->closed = 1;
+        return 0;
+      }
+      g->verified = 1;
     }
-    g->verified = 1;
+    if (!pkt_l4_csum_ok(n)) return -PKT_BAD_CSUM;
   }
-  if (!pkt_l4_csum_ok(n)) return -PKT_BAD_CSUM;
   g->next_seq += len;
   g->total += len;
   g->count++;

@@ -18,17 +18,45 @@ static EVP_MD *md_blake2s;
 static EVP_MAC *mac_hmac, *mac_blake2s;
 static EVP_CIPHER *chacha_poly;
 /* One ChaCha20-Poly1305 context pair per thread (a context is not shareable across threads), reused
- * for every message: only key and nonce change. Freed when the thread exits. */
+ * for every message. A context keeps its key: consecutive messages under one session key (a whole
+ * batch of a flow) only set the nonce, which skips OpenSSL's key setup, ~10% of a 1420-byte seal
+ * here. Freed (and the key copies wiped) when the thread exits. */
 static pthread_key_t aead_key;
 struct aead_ctx {
   EVP_CIPHER_CTX *enc, *dec;
+  uint8_t enc_key[WG_KEY_LEN], dec_key[WG_KEY_LEN];
+  int enc_keyed, dec_keyed;
 };
 
 static void aead_free(void *p) {
   struct aead_ctx *a = p;
   EVP_CIPHER_CTX_free(a->enc);
   EVP_CIPHER_CTX_free(a->dec);
+  sodium_memzero(a, sizeof(*a));
   free(a);
+}
+
+/* Sets the nonce, and the key unless the context already holds it (compared in constant time). */
+static int aead_init(EVP_CIPHER_CTX *c, uint8_t cached[WG_KEY_LEN], int *keyed,
+                     const uint8_t key[WG_KEY_LEN], const uint8_t n[12], int enc) {
+  const uint8_t *k = NULL;
+  if (!*keyed || sodium_memcmp(cached, key, WG_KEY_LEN) != 0) {
+    k = key;
+    *keyed = 0;
+  }
+  int ok = enc ? EVP_EncryptInit_ex(c, NULL, NULL, k, n) : EVP_DecryptInit_ex(c, NULL, NULL, k, n);
+  if (ok && k) {
+    memcpy(cached, key, WG_KEY_LEN);
+    *keyed = 1;
+  }
+  return ok;
+}
+
+/* The tag through the provider's parameter directly (EVP_CIPHER_CTX_ctrl translates to this). */
+static int aead_tag(EVP_CIPHER_CTX *c, uint8_t tag[WG_TAG_LEN], int get) {
+  OSSL_PARAM p[2] = {OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, WG_TAG_LEN),
+                     OSSL_PARAM_construct_end()};
+  return get ? EVP_CIPHER_CTX_get_params(c, p) : EVP_CIPHER_CTX_set_params(c, p);
 }
 
 static struct aead_ctx *aead_get(void) {
@@ -136,11 +164,10 @@ void wg_aead_seal(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
   nonce96(n, counter);
   struct aead_ctx *a = aead_get();
   int l = 0;
-  if (a && len <= INT_MAX && EVP_EncryptInit_ex(a->enc, NULL, NULL, key, n) &&
+  if (a && len <= INT_MAX && aead_init(a->enc, a->enc_key, &a->enc_keyed, key, n, 1) &&
       (adlen == 0 || EVP_EncryptUpdate(a->enc, NULL, &l, ad, (int)adlen)) &&
       (len == 0 || EVP_EncryptUpdate(a->enc, out, &l, in, (int)len)) &&
-      EVP_EncryptFinal_ex(a->enc, out + len, &l) &&
-      EVP_CIPHER_CTX_ctrl(a->enc, EVP_CTRL_AEAD_GET_TAG, WG_TAG_LEN, out + len) > 0) {
+      EVP_EncryptFinal_ex(a->enc, out + len, &l) && aead_tag(a->enc, out + len, 1)) {
     return;
   }
   crypto_aead_chacha20poly1305_ietf_encrypt_detached(out, out + len, NULL, in, len, ad, adlen, NULL,
@@ -157,10 +184,9 @@ int wg_aead_open(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
   struct aead_ctx *a = aead_get();
   if (a && clen <= INT_MAX) {
     int l = 0;
-    if (!EVP_DecryptInit_ex(a->dec, NULL, NULL, key, n) ||
+    if (!aead_init(a->dec, a->dec_key, &a->dec_keyed, key, n, 0) ||
         (adlen && !EVP_DecryptUpdate(a->dec, NULL, &l, ad, (int)adlen)) ||
-        (clen && !EVP_DecryptUpdate(a->dec, out, &l, in, (int)clen)) ||
-        EVP_CIPHER_CTX_ctrl(a->dec, EVP_CTRL_AEAD_SET_TAG, WG_TAG_LEN, tag) <= 0) {
+        (clen && !EVP_DecryptUpdate(a->dec, out, &l, in, (int)clen)) || !aead_tag(a->dec, tag, 0)) {
       return -1;
     }
     return EVP_DecryptFinal_ex(a->dec, out + clen, &l) > 0 ? 0 : -1;

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "testlib.h"
 #include "wg.h"
 
@@ -125,6 +127,38 @@ static void test_vectors(void) {
   CHECK_EQ(wg_xaead_open(xp, xc, sizeof(xc), xn, key, ad, 12), -1);
   CHECK(wg_equal("abcd", "abcd", 4));
   CHECK(!wg_equal("abcd", "abce", 4));
+}
+
+/* The per-thread contexts keep their key between messages (wg_crypto.c): messages that alternate
+ * keys, lengths and counters, after a failed open too, must still match libsodium's independent
+ * ChaCha20-Poly1305 byte for byte, both ways. */
+static void test_aead_key_cache(void) {
+  uint8_t keys[3][32], pt[1500], ct[1500 + 16], ref[1500 + 16], back[1500];
+  for (int k = 0; k < 3; k++) randombytes_buf(keys[k], 32);
+  randombytes_buf(pt, sizeof(pt));
+  for (int i = 0; i < 300; i++) {
+    const uint8_t *key = keys[(i / 3 + (i % 5 == 0)) % 3]; /* runs of one key, then switches */
+    size_t len = (size_t)(i * 37) % 1421;
+    uint64_t ctr = (uint64_t)i * 0x10001ULL;
+    uint8_t n[12] = {0};
+    for (int b = 0; b < 8; b++) n[4 + b] = (uint8_t)(ctr >> (8 * b));
+    wg_aead_seal(ct, pt, len, ctr, key, NULL, 0);
+    crypto_aead_chacha20poly1305_ietf_encrypt_detached(ref, ref + len, NULL, pt, len, NULL, 0, NULL,
+                                                       n, key);
+    CHECK(memcmp(ct, ref, len + 16) == 0);
+    if (i % 7 == 0) { /* a forged message under the cached key, then the genuine one */
+      ct[len] ^= 0x80;
+      CHECK_EQ(wg_aead_open(back, ct, len + 16, ctr, key, NULL, 0), -1);
+      ct[len] ^= 0x80;
+    }
+    if (i % 11 == 0) { /* the right message under the wrong counter */
+      CHECK_EQ(wg_aead_open(back, ct, len + 16, ctr + 1, key, NULL, 0), -1);
+    }
+    CHECK_EQ(wg_aead_open(back, ct, len + 16, ctr, key, NULL, 0), 0);
+    CHECK(len == 0 || memcmp(back, pt, len) == 0);
+    const uint8_t *other = keys[(i + 1) % 3];
+    if (memcmp(other, key, 32) != 0) CHECK_EQ(wg_aead_open(back, ct, len + 16, ctr, other, NULL, 0), -1);
+  }
 }
 
 /* The Linux kernel's replay-counter self-test sequence (drivers/net/wireguard/selftest/counter.c,
@@ -594,6 +628,7 @@ static void test_padding(void) {
 int main(void) {
   CHECK_EQ(wg_crypto_init(), 0);
   RUN(test_vectors);
+  RUN(test_aead_key_cache);
   RUN(test_replay);
   RUN(test_padding);
   RUN(test_handshake_and_data);
