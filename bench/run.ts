@@ -175,7 +175,11 @@ async function main(): Promise<void> {
           let p: PathSetup | undefined;
           try {
             p = await spec.setup();
-            if (wanted(spec.id)) samples.get(spec.id)!.push(await measurePath(p.endpoints, p.pids));
+            // weft rows are also loaded at their anchor's 64-byte rate of this round (anchors come first)
+            const anchorNow = spec.anchor ? samples.get(spec.anchor)?.[round - 1] : undefined;
+            const atRate = spec.id.startsWith('weft') ? anchorNow?.offeredPps : undefined;
+            if (wanted(spec.id))
+              samples.get(spec.id)!.push(await measurePath(p.endpoints, p.pids, atRate));
             else skip.add(spec.id);
             if (round === 1) await spec.during?.(p);
           } catch (err) {

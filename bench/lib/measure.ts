@@ -18,8 +18,12 @@ export interface PathResult {
   tcp4: number;
   /** UDP 64-byte datagrams delivered per second (sent minus lost) */
   pps: number;
-  /** fraction of 64-byte datagrams lost */
+  /** fraction of 64-byte datagrams lost (iperf3 sending as fast as it can) */
   udpLoss: number;
+  /** 64-byte datagrams iperf3 offered per second in that run */
+  offeredPps: number;
+  /** fraction lost when offered at the anchor's offered rate (NaN: no anchor measured) */
+  lossAtAnchor: number;
   /** average ping RTT in µs */
   rttUs: number;
   /** vCPU·seconds (iperf3 both ends + daemons) per Gbit moved in the 1-stream run */
@@ -90,13 +94,23 @@ export async function tcpGbit(
   };
 }
 
-export async function udp64(e: Endpoints): Promise<{ pps: number; loss: number }> {
-  const j = await iperf3(e, ['-u', '-l', '64', '-b', '0']);
+/**
+ * 64-byte UDP: as fast as iperf3 sends (`offeredPps` unset), or at a fixed rate (iperf3's -b counts
+ * payload bits: 512 per datagram). A path with no backpressure to the sender (a userspace forwarder
+ * behind a TUN queue) loses whatever iperf3 offers beyond its capacity, so loss is also measured at the
+ * anchor's offered rate (issue #15: ≤ 1 % there).
+ */
+export async function udp64(
+  e: Endpoints,
+  offeredPps?: number,
+): Promise<{ pps: number; loss: number; offered: number }> {
+  const rate = offeredPps === undefined ? '0' : String(Math.round(offeredPps * 512));
+  const j = await iperf3(e, ['-u', '-l', '64', '-b', rate]);
   const s = j.end?.sum ?? {};
   const sent = s.packets ?? 0;
   const lost = s.lost_packets ?? 0;
   const secs = s.seconds || SECONDS;
-  return { pps: (sent - lost) / secs, loss: sent > 0 ? lost / sent : NaN };
+  return { pps: (sent - lost) / secs, loss: sent > 0 ? lost / sent : NaN, offered: sent / secs };
 }
 
 export async function rttUs(e: Endpoints, count = 50): Promise<number> {
@@ -110,11 +124,13 @@ export async function rttUs(e: Endpoints, count = 50): Promise<number> {
 
 /**
  * All dataplane numbers for one path; an iperf3 server must already listen at `serverIp`. `daemons`:
- * PIDs whose CPU time counts toward the path's CPU per Gbit (weftd).
+ * PIDs whose CPU time counts toward the path's CPU per Gbit (weftd). `anchorOfferedPps`: the anchor's
+ * 64-byte offered rate in the same round, at which this path's loss is measured too.
  */
 export async function measurePath(
   e: Endpoints,
   daemons: readonly number[] = [],
+  anchorOfferedPps?: number,
 ): Promise<PathResult> {
   await rttUs(e, 5); // warm up ARP/neighbour entries and routes
   const d0 = daemons.reduce((n, pid) => n + cpuSeconds(pid), 0);
@@ -123,12 +139,18 @@ export async function measurePath(
   const tcp1 = t1.gbit;
   const tcp4 = (await tcpGbit(e, 4)).gbit;
   const u = await udp64(e);
+  const atAnchor =
+    anchorOfferedPps !== undefined && Number.isFinite(anchorOfferedPps)
+      ? (await udp64(e, anchorOfferedPps)).loss
+      : NaN;
   const rtt = await rttUs(e);
   return {
     tcp1,
     tcp4,
     pps: u.pps,
     udpLoss: u.loss,
+    offeredPps: u.offered,
+    lossAtAnchor: atAnchor,
     rttUs: rtt,
     cpuPerGbit: (t1.iperfCpuSec + daemonSec) / (tcp1 * SECONDS),
   };

@@ -170,7 +170,7 @@ function dataplaneTable(dp: readonly DataplaneRow[]): string {
       ratio = `× ${anchor.label}: ${f(q.tcp1)} / ${f(q.tcp4)} / ${f(q.pps)} / ${f(q.rtt)}`;
     } else if (anchor) ratio = `n/a (anchor ${anchor.label}: ${anchor.na ?? 'missing'})`;
     lines.push(
-      `| ${r.label} | ${f(x.tcp1)} Gbit/s | ${f(x.tcp4)} Gbit/s | ${kpps(x.pps)} pps (${f(x.udpLoss * 100, 0)} % lost) | ${f(x.rttUs, 0)} µs | ${f(x.cpuPerGbit, 3)} | ${ratio} |`,
+      `| ${r.label} | ${f(x.tcp1)} Gbit/s | ${f(x.tcp4)} Gbit/s | ${kpps(x.pps)} pps (${f(x.udpLoss * 100, 0)} % lost${Number.isFinite(x.lossAtAnchor) ? `; ${f(x.lossAtAnchor * 100, 1)} % at the anchor's ${kpps(anchor?.result?.offeredPps ?? NaN)} pps` : ''}) | ${f(x.rttUs, 0)} µs | ${f(x.cpuPerGbit, 3)} | ${ratio} |`,
     );
   }
   return lines.join('\n');

@@ -53,11 +53,13 @@ const LEASE_OUT = `
 | 1 | 1.95 s | 200/200 | 200 | 2.10 | 12 | 3 | all succeed within 5 s: met |
 `;
 
-const result = (tcp1: number, rttUs = 100): PathResult => ({
+const result = (tcp1: number, rttUs = 100, lossAtAnchor = NaN): PathResult => ({
   tcp1,
   tcp4: tcp1 * 1.5,
   pps: tcp1 * 10_000,
   udpLoss: 0.1,
+  offeredPps: tcp1 * 11_000,
+  lossAtAnchor,
   rttUs,
   cpuPerGbit: 0.2,
 });
@@ -179,7 +181,12 @@ describe('ratios and Markdown', () => {
       anchor: 'underlay',
       result: result(10, 100),
     },
-    { id: 'weft-vxlan', label: 'weft VXLAN', anchor: 'vxlan-hand', result: result(9.7, 125) },
+    {
+      id: 'weft-vxlan',
+      label: 'weft VXLAN',
+      anchor: 'vxlan-hand',
+      result: result(9.7, 125, 0.004),
+    },
     { id: 'weft-udp', label: 'weft UDP', anchor: 'vxlan-hand', na: 'weftd: unknown backend type' },
   ];
 
@@ -216,6 +223,14 @@ describe('ratios and Markdown', () => {
     expect(md).toMatch(/\| CNI ADD, p50 of 10 .*\| 80 ms \| .*20 ms \| 0\.25 \|/);
     expect(md).toMatch(/\| weft VXLAN \| 9\.70 Gbit\/s .*× kernel VXLAN by hand: 0\.97 \//);
     expect(md).toContain('median\nof 3 rounds');
+  });
+
+  it("prints a weft row's loss at its anchor's offered 64-byte rate, and none for an anchor", () => {
+    const md = toMarkdown(report(rows));
+    const vx = md.split('\n').find((l) => l.startsWith('| weft VXLAN |'));
+    expect(vx).toContain("(10 % lost; 0.4 % at the anchor's 110k pps)");
+    const anchor = md.split('\n').find((l) => l.startsWith('| kernel VXLAN by hand'));
+    expect(anchor).toContain('(10 % lost)');
   });
 });
 
