@@ -10,6 +10,10 @@ import type { PeerEntries } from '../backend/peer-entries.js';
 import { peerAddressProblem, peerSubnetProblem } from '../backend/peer-check.js';
 import type { LeasePlan, PeerRefusal } from '../backend/peer-plan.js';
 import { isOnLink } from '../backend/uplink-routes.js';
+import { planDevices, type DevicePlan, type UplinkMtu } from '../backend/device-plan.js';
+
+/** host-gw creates no device: containers get the uplink's MTU. */
+export const planHostGwDevices = (uplink: UplinkMtu): DevicePlan => planDevices([], null, uplink);
 
 export interface HostGwFamilyScope {
   readonly fam: FamilyDescriptor;

@@ -37,10 +37,10 @@ import type { AcquireOptions, NetworkConfig } from '../subnet/manager.js';
 import type { Forwarder, ForwarderRoute, ForwarderStats } from '../dataplane/forwarder.js';
 import { NativeForwarder } from '../dataplane/native-forwarder.js';
 import { openTun } from '../dataplane/tun.js';
-import { UDP_OVERHEAD, parseUdpConfig, type UdpConfig } from './config.js';
+import { parseUdpConfig, type UdpConfig } from './config.js';
 import { configureTun, type TunSpec } from './device.js';
 import { forwarderSink } from './forwarder-sink.js';
-import { planUdpPeer, type UdpPeerScope } from './plan.js';
+import { planUdpDevices, planUdpPeer, type UdpPeerScope } from './plan.js';
 
 export { parseUdpConfig, DEFAULT_UDP_PORT, UDP_OVERHEAD, type UdpConfig } from './config.js';
 export { planUdpPeer, isUdpLease } from './plan.js';
@@ -124,7 +124,7 @@ class UdpBackend implements Backend {
         { code: 'E_INTERFACE' },
       );
     }
-    const mtu = (cfg.mtu ?? uplink.mtu) - UDP_OVERHEAD;
+    const mtu = planUdpDevices(cfg, uplink).mtu!;
     const lease: Lease = await subnets.acquireLease(
       { publicIp: uplink.publicIp ?? uplink.ifaceAddr, publicIpv6: null, backendType: '' },
       acquire,

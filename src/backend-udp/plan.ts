@@ -14,6 +14,13 @@ import {
   type PeerSubnetScope,
 } from '../backend/peer-check.js';
 import { refuse, type Claim, type LeasePlan, type PeerEntry } from '../backend/peer-plan.js';
+import { planDevices, type DevicePlan, type UplinkMtu } from '../backend/device-plan.js';
+import { UDP_OVERHEAD, type UdpConfig } from './config.js';
+
+/** One TUN for both families over an IPv4 underlay: MTU = base − 28, and so FLANNEL_MTU. */
+export function planUdpDevices(cfg: UdpConfig, uplink: UplinkMtu): DevicePlan {
+  return planDevices([{ name: cfg.name, kind: 'tun', overhead: UDP_OVERHEAD }], cfg.mtu, uplink);
+}
 
 /** One forwarder route: `subnet` goes, as UDP, to `peerIp`:`port`. */
 export interface UdpPeerRoute extends PeerEntry {

@@ -11,7 +11,32 @@ import type { PeerEntries } from '../backend/peer-entries.js';
 import { peerAddressProblem, peerSubnetProblem } from '../backend/peer-check.js';
 import type { LeasePlan, PeerRefusal } from '../backend/peer-plan.js';
 import { isOnLink } from '../backend/uplink-routes.js';
+import { planDevices, type DevicePlan, type UplinkMtu } from '../backend/device-plan.js';
+import type { NetworkConfig } from '../subnet/manager.js';
 import { parseVxlanBackendData } from './backend-data.js';
+import type { VxlanConfig } from './config.js';
+
+/** VXLAN header overhead by underlay family: outer IP + UDP (8) + VXLAN (8) + inner Ethernet (14). */
+export const VXLAN_OVERHEAD = { 4: 50, 6: 70 } as const;
+
+/** One device per enabled family (`weft.<VNI>`, `weft-v6.<VNI>` or Backend.Name), each over an
+ *  underlay of its own family: MTU = base − 50 (IPv4) or − 70 (IPv6); containers get the smaller. */
+export function planVxlanDevices(
+  cfg: VxlanConfig,
+  config: NetworkConfig,
+  uplink: UplinkMtu,
+): DevicePlan {
+  const fams = ([4, 6] as const).filter((f) =>
+    f === 4 ? config.enableIPv4 && config.network : config.enableIPv6 && config.ipv6Network,
+  );
+  const devices = fams.map((family) => ({
+    name: family === 4 ? cfg.name : cfg.name6,
+    kind: 'vxlan' as const,
+    overhead: VXLAN_OVERHEAD[family],
+    vxlan: { vni: cfg.vni, port: cfg.port, family },
+  }));
+  return planDevices(devices, cfg.mtu, uplink);
+}
 
 /** What one family's peers are checked against and programmed on. */
 export interface VxlanFamilyScope {

@@ -39,10 +39,16 @@ import {
   publicKeyOf,
   type WireGuardSnapshot,
 } from '../dataplane/wireguard-device.js';
-import { WG_OVERHEAD, parseWireguardConfig, type WireguardConfig } from './config.js';
+import { parseWireguardConfig, type WireguardConfig } from './config.js';
 import { configureWgTun, type WgTunSpec } from './device.js';
 import { loadOrCreateKey } from './key.js';
-import { planWgPeer, wgDeviceLayout, wgPeerScope, type WgDeviceLayout } from './plan.js';
+import {
+  planWgDevices,
+  planWgPeer,
+  wgDeviceLayout,
+  wgPeerScope,
+  type WgDeviceLayout,
+} from './plan.js';
 import { wgSink } from './wg-sink.js';
 
 export {
@@ -177,9 +183,9 @@ class WireguardBackend implements Backend {
       path: key.path,
       publicKey,
     });
-    const base = cfg.mtu ?? uplink.mtu;
-    const mtu = base - WG_OVERHEAD;
+    const mtu = planWgDevices(cfg, plans, uplink).mtu!;
     if (mtu < 576) {
+      const base = cfg.mtu ?? uplink.mtu;
       throw new ConfigError(
         `wireguard: MTU ${base} of ${uplink.name} leaves ${mtu} after WireGuard's 80 bytes (min 576): ` +
           'raise the interface MTU or Backend.MTU',

@@ -27,7 +27,8 @@ import {
 import { refuse, type Claim, type LeasePlan, type PeerEntry } from '../backend/peer-plan.js';
 import type { WireGuardPeerSpec } from '../dataplane/wireguard-device.js';
 import type { NetworkConfig } from '../subnet/manager.js';
-import type { WireguardConfig } from './config.js';
+import { planDevices, type DevicePlan, type UplinkMtu } from '../backend/device-plan.js';
+import { WG_OVERHEAD, type WireguardConfig } from './config.js';
 
 const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/;
 
@@ -103,6 +104,20 @@ export function wgDeviceLayout(
       keyFrom: v6on ? 'v6' : 'v4',
     },
   ];
+}
+
+/** The TUNs of `layout`: MTU = base − 80 (flannel's rule), and so FLANNEL_MTU. */
+export function planWgDevices(
+  cfg: WireguardConfig,
+  layout: readonly WgDeviceLayout[],
+  uplink: UplinkMtu,
+): DevicePlan {
+  const devices = layout.map((d) => ({
+    name: d.name,
+    kind: 'tun' as const,
+    overhead: WG_OVERHEAD,
+  }));
+  return planDevices(devices, cfg.mtu, uplink);
 }
 
 /** This host as the planner needs it. */
