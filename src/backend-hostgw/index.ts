@@ -153,11 +153,7 @@ class HostGwBackend implements Backend {
             subnets,
             ownLease: lease,
             plan: programmer.plan,
-            sink: netlinkSink({
-              ops,
-              ensureReady: () => programmer.ensureReady(),
-              readKernel: () => programmer.readKernel(),
-            }),
+            sink: netlinkSink(ops, programmer),
             log,
             triggers: linkTriggers(
               ops,

@@ -20,7 +20,6 @@
  * it is down, cluster traffic queues and drops at the TUN instead of leaking to the default route;
  * the next start re-attaches to the device and rebuilds the forwarder table from the lease snapshot.
  */
-import { closeSync } from 'node:fs';
 import { ConfigError } from '../errors.js';
 import type { Backend, BackendDeps, BackendFactory, Network } from '../backend/backend.js';
 import { FAMILY_V4 } from '../backend/family.js';
@@ -36,7 +35,7 @@ import { inNetns } from '../netns/netns.js';
 import type { AcquireOptions, NetworkConfig } from '../subnet/manager.js';
 import type { Forwarder, ForwarderRoute, ForwarderStats } from '../dataplane/forwarder.js';
 import { NativeForwarder } from '../dataplane/native-forwarder.js';
-import { openTun } from '../dataplane/tun.js';
+import { startOnTun } from '../dataplane/tun.js';
 import { parseUdpConfig, type UdpConfig } from './config.js';
 import { configureTun, type TunSpec } from './device.js';
 import { forwarderSink } from './forwarder-sink.js';
@@ -76,25 +75,9 @@ export interface UdpNetwork extends Network {
 /** Opens (or re-attaches to) the persistent TUN `name` with a virtio-net header and starts a
  *  NativeForwarder on it. */
 export function startNativeForwarder(req: ForwarderStartRequest): Forwarder {
-  const open = (): Forwarder => {
-    const tun = openTun(req.name, { vnetHdr: true, persist: true });
-    try {
-      return NativeForwarder.start(
-        {
-          tunFd: tun.fd,
-          port: req.port,
-          bindAddress: req.bindAddress,
-          mtu: req.mtu,
-          localSubnets: req.localSubnets,
-        },
-        { log: req.log },
-      );
-    } catch (err) {
-      closeSync(tun.fd); // start failed: the fd is still ours
-      throw err;
-    }
-  };
-  return req.netns ? inNetns(req.netns, open) : open();
+  const { name, netns, log, ...opts } = req;
+  const start = (tunFd: number): Forwarder => NativeForwarder.start({ tunFd, ...opts }, { log });
+  return startOnTun(name, start, netns ? (open) => inNetns(netns, open) : undefined);
 }
 
 export function udpBackendFactory(options: UdpBackendOptions = {}): BackendFactory {

@@ -165,11 +165,7 @@ class VxlanBackend implements Backend {
             subnets,
             ownLease: lease,
             plan: programmer.plan,
-            sink: netlinkSink({
-              ops,
-              ensureReady: () => programmer.ensureReady(),
-              readKernel: () => programmer.readKernel(),
-            }),
+            sink: netlinkSink(ops, programmer),
             log,
             triggers: linkTriggers(ops, programmer.linkTrigger),
           },

@@ -17,7 +17,6 @@
  * leaking to the default route); the next start re-attaches and re-programs the peers from the lease
  * snapshot, with the same key. Sessions are re-established by handshakes within a second.
  */
-import { closeSync } from 'node:fs';
 import { ConfigError } from '../errors.js';
 import type { Backend, BackendDeps, BackendFactory, Network } from '../backend/backend.js';
 import { FAMILY_V4, FAMILY_V6 } from '../backend/family.js';
@@ -32,7 +31,7 @@ import type { Lease } from '../lease/lease.js';
 import type { Logger } from '../log/logger.js';
 import { inNetns } from '../netns/netns.js';
 import type { AcquireOptions, NetworkConfig } from '../subnet/manager.js';
-import { openTun } from '../dataplane/tun.js';
+import { startOnTun } from '../dataplane/tun.js';
 import {
   WireGuardDevice,
   generatePrivateKey,
@@ -104,26 +103,9 @@ export interface WireguardNetwork extends Network {
 
 /** Opens (or re-attaches to) the persistent TUN `name` and starts the engine on it. */
 export function startWireguardDevice(req: WgDeviceStartRequest): WireGuardDevice {
-  const open = (): WireGuardDevice => {
-    const tun = openTun(req.name, { vnetHdr: true, persist: true });
-    try {
-      return WireGuardDevice.start(
-        {
-          tunFd: tun.fd,
-          family: req.family,
-          bindAddress: req.bindAddress,
-          port: req.port,
-          mtu: req.mtu,
-          privateKey: req.privateKey,
-        },
-        { log: req.log },
-      );
-    } catch (err) {
-      closeSync(tun.fd); // start failed: the fd is still ours
-      throw err;
-    }
-  };
-  return req.netns ? inNetns(req.netns, open) : open();
+  const { name, netns, log, ...opts } = req;
+  const start = (tunFd: number) => WireGuardDevice.start({ tunFd, ...opts }, { log });
+  return startOnTun(name, start, netns ? (open) => inNetns(netns, open) : undefined);
 }
 
 export function wireguardBackendFactory(options: WireguardBackendOptions = {}): BackendFactory {
