@@ -27,11 +27,7 @@ import type { HostFacts } from './host-view.js';
 import { overlayDevices } from './peers.js';
 
 /** The uplink: the vxlan device's underlay, else the link holding the lease's public IP. */
-function findUplink(
-  host: HostFacts,
-  own: Lease | null,
-  dev: LinkInfo | null,
-): LinkInfo | null {
+function findUplink(host: HostFacts, own: Lease | null, dev: LinkInfo | null): LinkInfo | null {
   const idx = dev?.vxlan?.underlayIndex;
   if (idx) return host.kernel.links.find((l) => l.index === idx) ?? null;
   const ip = own?.attrs.publicIp;

@@ -136,6 +136,16 @@ export async function readWgLive(base: string, timeoutMs: number): Promise<WgLiv
   }
 }
 
+/** weftd's engine state for a wireguard network, when weftctl knows weftd's health server (else null). */
+export async function readWgLiveFor(
+  config: NetworkConfig | null,
+  o: { readonly healthzUrl: string | null; readonly timeoutMs: number },
+): Promise<WgLiveResult | null> {
+  return config?.backend.type === 'wireguard' && o.healthzUrl
+    ? readWgLive(o.healthzUrl, o.timeoutMs)
+    : null;
+}
+
 /** The public key a lease publishes (BackendData, else BackendV6Data), or null. */
 export function publishedKey(lease: Lease): string | null {
   for (const d of [lease.attrs.backendData, lease.attrs.backendV6Data]) {

@@ -3,7 +3,7 @@
  * nft, peers, an underlay probe of every peer's public IP) and runs the checks of ../doctor.ts.
  * Progress goes to stderr; exit 1 when any check fails.
  */
-import { openRegistry, sampleEtcdClock } from '../etcd-view.js';
+import { sampleEtcdClock, withRegistry } from '../etcd-view.js';
 import {
   doctorFailed,
   probeTargets,
@@ -16,8 +16,8 @@ import { planHostDevices } from '../doctor-kernel.js';
 import { findFlannelLeftovers } from '../../migration/flannel-leftovers.js';
 import { flannelChecks } from '../doctor-flannel.js';
 import { EXIT } from '../exit-codes.js';
-import { readWgLive, wgDoctorChecks } from '../wireguard-view.js';
-import { findOwnRecord, gatherCluster, gatherHost, peerRowsOf } from '../gather.js';
+import { readWgLiveFor, wgDoctorChecks } from '../wireguard-view.js';
+import { gatherLocal, peerRowsOf } from '../gather.js';
 import { readHealth, readNft } from '../host-view.js';
 import { runPing } from '../ping.js';
 import { paint, sanitize, type Style } from '../render.js';
@@ -90,25 +90,18 @@ async function probeUnderlay(
 
 export async function doctorCommand(ctx: CommandContext): Promise<CommandOutput> {
   const o = ctx.options;
-  const reg = openRegistry(o);
-  try {
-    ctx.progress('reading etcd, subnet.env and weftd health');
-    const [view, clock, health, nft, flannel] = await Promise.all([
-      gatherCluster(reg, o.subnetFile),
+  return withRegistry(o, async (reg) => {
+    ctx.progress('reading etcd, subnet.env, weftd health and the kernel');
+    const [local, clock, health, nft, flannel] = await Promise.all([
+      gatherLocal(reg, o),
       sampleEtcdClock(o),
       o.healthzUrl ? readHealth(o.healthzUrl, o.timeoutMs) : Promise.resolve(null),
       readNft(o.timeoutMs),
       findFlannelLeftovers().catch(() => null),
     ]);
-    ctx.progress('reading the kernel');
-    const { host, hostError } = await gatherHost(view.config, o.timeoutMs);
-    const own = findOwnRecord(view, host?.addrs ?? []);
-    const live =
-      view.config?.backend.type === 'wireguard' && o.healthzUrl
-        ? await readWgLive(o.healthzUrl, o.timeoutMs)
-        : null;
-    // the engine's peers are the claim order's incumbents, as in weftd (src/cli/peers.ts)
-    const peers = peerRowsOf(view, host, own, live?.ok ? live.live.programmed : undefined);
+    const { view, host, hostError, own } = local;
+    const live = await readWgLiveFor(view.config, o);
+    const peers = peerRowsOf(local, live);
     // only the peers weftd programs: a refused lease is reported as refused, never probed
     const targets = o.noProbe ? [] : probeTargets(view.leases, own?.lease ?? null, peers);
     const uplink = host && view.config ? uplinkOf(view.config, host, own?.lease ?? null) : null;
@@ -150,7 +143,5 @@ export async function doctorCommand(ctx: CommandContext): Promise<CommandOutput>
       },
       human: renderChecks(ctx.style, checks),
     };
-  } finally {
-    await reg.close();
-  }
+  });
 }
