@@ -5,9 +5,12 @@
  */
 import type { Lease } from '../lease/lease.js';
 import { networkOf } from '../netlink/index.js';
-import type { FamilyDescriptor } from '../backend/family.js';
 import type { PeerEntries } from '../backend/peer-entries.js';
-import { peerAddressProblem, peerSubnetProblem } from '../backend/peer-check.js';
+import {
+  peerAddressProblem,
+  peerSubnetProblem,
+  type FamilyPeerScope,
+} from '../backend/peer-check.js';
 import type { LeasePlan, PeerRefusal } from '../backend/peer-plan.js';
 import { isOnLink } from '../backend/uplink-routes.js';
 import { planDevices, type DevicePlan, type UplinkMtu } from '../backend/device-plan.js';
@@ -15,16 +18,8 @@ import { planDevices, type DevicePlan, type UplinkMtu } from '../backend/device-
 /** host-gw creates no device: containers get the uplink's MTU. */
 export const planHostGwDevices = (uplink: UplinkMtu): DevicePlan => planDevices([], null, uplink);
 
-export interface HostGwFamilyScope {
-  readonly fam: FamilyDescriptor;
-  readonly network: string;
-  readonly subnetLen: number;
-  readonly ownSubnet: string;
-  /** This host's addresses of the family. */
-  readonly ownIps: readonly (string | null)[];
-  /** The uplink's networks: a peer must be on one of them. */
-  readonly onlink: readonly string[];
-}
+/** A peer must also be on one of the uplink's networks (`onlink`). */
+export type HostGwFamilyScope = FamilyPeerScope;
 
 export interface HostGwPlanScope {
   readonly uplinkIndex: number;

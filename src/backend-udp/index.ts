@@ -27,6 +27,7 @@ import {
   backendNetlink,
   ownSubnet,
   peerLoopRunner,
+  runUntilFatal,
   type BackendRuntimeOptions,
 } from '../backend/lifecycle.js';
 import type { Lease } from '../lease/lease.js';
@@ -189,23 +190,8 @@ class UdpBackend implements Backend {
       forwarderStats: () => fwd.stats(),
       forwarderRoutes: () => fwd.routes(),
       reconcileNow: loop.reconcileNow,
-      async run(runSignal) {
-        // A dead forwarder stops the loop and explains its end.
-        const stop = new AbortController();
-        const onAbort = (): void => stop.abort();
-        runSignal.addEventListener('abort', onAbort, { once: true });
-        fwd.on('error', onAbort);
-        if (state.fatal !== undefined) stop.abort();
-        try {
-          await loop.run(stop.signal);
-        } catch (err) {
-          throw state.fatal ?? err;
-        } finally {
-          runSignal.removeEventListener('abort', onAbort);
-          fwd.off('error', onAbort);
-        }
-        if (state.fatal !== undefined) throw state.fatal;
-      },
+      // a dead forwarder stops the loop and explains its end
+      run: (runSignal) => runUntilFatal(loop.run, runSignal, [fwd], state),
     };
   }
 }

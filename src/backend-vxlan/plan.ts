@@ -6,9 +6,12 @@
  */
 import type { Lease } from '../lease/lease.js';
 import { networkAddress, networkOf } from '../netlink/index.js';
-import type { FamilyDescriptor } from '../backend/family.js';
 import type { PeerEntries } from '../backend/peer-entries.js';
-import { peerAddressProblem, peerSubnetProblem } from '../backend/peer-check.js';
+import {
+  peerAddressProblem,
+  peerSubnetProblem,
+  type FamilyPeerScope,
+} from '../backend/peer-check.js';
 import type { LeasePlan, PeerRefusal } from '../backend/peer-plan.js';
 import { isOnLink } from '../backend/uplink-routes.js';
 import { planDevices, type DevicePlan, type UplinkMtu } from '../backend/device-plan.js';
@@ -39,20 +42,10 @@ export function planVxlanDevices(
 }
 
 /** What one family's peers are checked against and programmed on. */
-export interface VxlanFamilyScope {
-  readonly fam: FamilyDescriptor;
-  /** Cluster network of this family and its subnet length. */
-  readonly network: string;
-  readonly subnetLen: number;
-  /** This host's own subnet of this family ('' when unknown: no overlap check). */
-  readonly ownSubnet: string;
+export interface VxlanFamilyScope extends FamilyPeerScope {
   /** The vxlan device (index 0 when it does not exist: nothing can be programmed on it). */
   readonly deviceIndex: number;
   readonly deviceMac: string;
-  /** This host's addresses of the family (tunnel source, published address). */
-  readonly ownIps: readonly (string | null)[];
-  /** The uplink's networks (on-link peers, directed broadcasts). */
-  readonly onlink: readonly string[];
 }
 
 export interface VxlanPlanScope {

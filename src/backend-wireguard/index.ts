@@ -24,6 +24,7 @@ import {
   backendNetlink,
   ownSubnet,
   peerLoopRunner,
+  runUntilFatal,
   type BackendRuntimeOptions,
 } from '../backend/lifecycle.js';
 import type { PeerLoopObserver } from '../backend/peer-loop.js';
@@ -276,23 +277,14 @@ class WireguardBackend implements Backend {
       encapPorts: [...new Set(devices.map((d) => d.plan.port))],
       peersOnUplink: false,
       reconcileNow: loop.reconcileNow,
-      async run(runSignal) {
-        // A dead engine stops the loop and explains its end.
-        const stop = new AbortController();
-        const onAbort = (): void => stop.abort();
-        runSignal.addEventListener('abort', onAbort, { once: true });
-        for (const d of devices) d.dev.on('error', onAbort);
-        if (state.fatal !== undefined) stop.abort();
-        try {
-          await loop.run(stop.signal);
-        } catch (err) {
-          throw state.fatal ?? err;
-        } finally {
-          runSignal.removeEventListener('abort', onAbort);
-          for (const d of devices) d.dev.off('error', onAbort);
-        }
-        if (state.fatal !== undefined) throw state.fatal;
-      },
+      // a dead engine stops the loop and explains its end
+      run: (runSignal) =>
+        runUntilFatal(
+          loop.run,
+          runSignal,
+          devices.map((d) => d.dev),
+          state,
+        ),
     };
     this.options.onNetwork?.(network);
     return network;

@@ -10,6 +10,7 @@ import {
   formatIp6,
   formatMac,
   ipFamily as familyOfIp,
+  netContains,
   tryParseIp4,
   tryParseIp6,
   tryParseMac,
@@ -95,10 +96,8 @@ export function networkAddress(cidr: string): string {
 
 /** True when `ip` (an address or a CIDR) lies inside `cidr`. Different families never match. */
 export function cidrContains(cidr: string, ip: string): boolean {
-  const outer = net(cidr);
   const inner = ip.includes('/') ? net(ip) : net(`${ip}/${ipFamily(ip) === 4 ? 32 : 128}`);
-  if (outer instanceof Ip4Net) return inner instanceof Ip4Net && outer.contains(inner);
-  return inner instanceof Ip6Net && outer.contains(inner);
+  return netContains(net(cidr), inner);
 }
 
 /** Lower-case colon form; throws TypeError for anything else (hyphens and upper case accepted on input). */
