@@ -11,7 +11,7 @@ import {
   peerSubnetProblem,
   type FamilyPeerScope,
 } from '../backend/peer-check.js';
-import type { LeasePlan, PeerRefusal } from '../backend/peer-plan.js';
+import { ignore, type LeasePlan, type PeerRefusal } from '../backend/peer-plan.js';
 import { isOnLink } from '../backend/uplink-routes.js';
 import { planDevices, type DevicePlan, type UplinkMtu } from '../backend/device-plan.js';
 
@@ -29,11 +29,7 @@ export interface HostGwPlanScope {
 
 export function planHostGwPeer(lease: Lease, scope: HostGwPlanScope): LeasePlan<PeerEntries> {
   if (lease.attrs.backendType !== 'host-gw')
-    return {
-      entries: [],
-      refused: [],
-      ignored: `backend type ${lease.attrs.backendType || 'udp'} is not host-gw`,
-    };
+    return ignore(`backend type ${lease.attrs.backendType || 'udp'} is not host-gw`);
   const entries: PeerEntries[] = [];
   const refused: PeerRefusal[] = [];
   for (const f of scope.families) {

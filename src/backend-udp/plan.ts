@@ -13,7 +13,13 @@ import {
   peerSubnetProblem,
   type PeerSubnetScope,
 } from '../backend/peer-check.js';
-import { refuse, type Claim, type LeasePlan, type PeerEntry } from '../backend/peer-plan.js';
+import {
+  ignore,
+  refuse,
+  type Claim,
+  type LeasePlan,
+  type PeerEntry,
+} from '../backend/peer-plan.js';
 import { planDevices, type DevicePlan, type UplinkMtu } from '../backend/device-plan.js';
 import { UDP_OVERHEAD, type UdpConfig } from './config.js';
 
@@ -52,11 +58,7 @@ export interface UdpPeerScope {
  */
 export function planUdpPeer(lease: Lease, scope: UdpPeerScope): LeasePlan<UdpPeerRoute> {
   if (!isUdpLease(lease)) {
-    return {
-      entries: [],
-      refused: [],
-      ignored: `backend type ${showValue(lease.attrs.backendType)} is not udp`,
-    };
+    return ignore(`backend type ${showValue(lease.attrs.backendType)} is not udp`);
   }
   const ip = lease.attrs.publicIp;
   if (tryParseIp4(ip) === null || ip === '0.0.0.0') {

@@ -12,7 +12,7 @@ import {
   peerSubnetProblem,
   type FamilyPeerScope,
 } from '../backend/peer-check.js';
-import type { LeasePlan, PeerRefusal } from '../backend/peer-plan.js';
+import { ignore, type LeasePlan, type PeerRefusal } from '../backend/peer-plan.js';
 import { isOnLink } from '../backend/uplink-routes.js';
 import { planDevices, type DevicePlan, type UplinkMtu } from '../backend/device-plan.js';
 import type { NetworkConfig } from '../subnet/manager.js';
@@ -57,11 +57,7 @@ export interface VxlanPlanScope {
 
 export function planVxlanPeer(lease: Lease, scope: VxlanPlanScope): LeasePlan<PeerEntries> {
   if (lease.attrs.backendType !== 'vxlan')
-    return {
-      entries: [],
-      refused: [],
-      ignored: `backend type ${lease.attrs.backendType || 'udp'} is not vxlan`,
-    };
+    return ignore(`backend type ${lease.attrs.backendType || 'udp'} is not vxlan`);
   const entries: PeerEntries[] = [];
   const refused: PeerRefusal[] = [];
   for (const f of scope.families) {
