@@ -22,6 +22,7 @@ import type { Backend, BackendDeps, BackendFactory, Network } from '../backend/b
 import { FAMILY_V4, FAMILY_V6 } from '../backend/family.js';
 import {
   backendNetlink,
+  enabledFamilies,
   ownSubnet,
   peerLoopRunner,
   runUntilFatal,
@@ -126,10 +127,7 @@ class WireguardBackend implements Backend {
   /** The devices of this host (plan.ts), each with the interface address its socket binds. */
   private plan(cfg: WireguardConfig, config: NetworkConfig): DevicePlan[] {
     const { uplink } = this.deps;
-    const v4on = config.enableIPv4 && config.network !== null;
-    const v6on = config.enableIPv6 && config.ipv6Network !== null;
-    if (!v4on && !v6on)
-      throw new ConfigError('wireguard: the network config enables neither IPv4 nor IPv6');
+    enabledFamilies(config, 'wireguard'); // throws when neither is
     const why = (d: WgDeviceLayout): string =>
       cfg.mode === 'separate' ? `Mode separate with an IPv${d.family} network` : `Mode ${cfg.mode}`;
     return wgDeviceLayout(cfg, config, uplink.ifaceAddr !== null).map((d) => {
@@ -174,8 +172,8 @@ class WireguardBackend implements Backend {
           'raise the interface MTU or Backend.MTU',
       );
     }
-    const v4on = config.enableIPv4 && config.network !== null;
-    const v6on = config.enableIPv6 && config.ipv6Network !== null;
+    const fams = enabledFamilies(config, 'wireguard').map((f) => f.family);
+    const [v4on, v6on] = [fams.includes(4), fams.includes(6)];
     const data = { PublicKey: publicKey };
     const lease: Lease = await subnets.acquireLease(
       {
