@@ -25,7 +25,7 @@ import {
   type PeerEntry,
   type RefusedLease,
 } from '../backend/peer-plan.js';
-import { inScope, planReconcile, type KernelScope } from '../backend/reconcile.js';
+import { inScope, planReconcile, type KernelScope, type KernelView } from '../backend/reconcile.js';
 import { onLinkOf } from '../backend/uplink-routes.js';
 import { parseWireguardConfig } from '../backend-wireguard/config.js';
 import {
@@ -60,11 +60,8 @@ export type PeerVerdict =
   | 'skipped';
 
 /** The kernel state weftctl read (main routing table, neighbours and FDB of the overlay devices). */
-export interface KernelState {
+export interface KernelState extends KernelView {
   readonly links: readonly LinkInfo[];
-  readonly routes: readonly RouteEntry[];
-  readonly neighs: readonly NeighEntry[];
-  readonly fdb: readonly FdbEntry[];
 }
 
 export interface PeerRow {
