@@ -20,6 +20,7 @@ import { deriveVtepMac } from '../../src/backend-vxlan/mac.js';
 import { vxlanBackendFactory } from '../../src/backend-vxlan/index.js';
 import { peerVerdicts } from '../../src/cli/peers.js';
 import { probeTargets, runChecks, type Check } from '../../src/cli/doctor.js';
+import { traceOverlay, type TraceResult } from '../../src/cli/trace.js';
 import { formatSubnetEnv, previousSubnets } from '../../src/lease/subnet-env.js';
 import type { Lease, LeaseAttrs } from '../../src/lease/lease.js';
 import { nullLogger } from '../../src/log/logger.js';
@@ -83,6 +84,8 @@ async function run(
   rows: ReturnType<typeof peerVerdicts>;
   checks: Check[];
   probed: string[];
+  /** weftctl trace from our container to the first address of every peer lease, by lease key. */
+  traces: Map<string, TraceResult>;
   wgDevices: MemoryWgDevice[];
 }> {
   const fake = new FakeNetlink();
@@ -158,14 +161,9 @@ async function run(
     neighs: [...fake.neighs.values()],
     fdb: [...fake.fdb.values()],
   };
-  const rows = peerVerdicts({
-    config,
-    own: network.lease,
-    leases,
-    kernel,
-    addrs: fake.addrs,
-    // what weftctl reads from /metrics: the engine's peers as `<device>|<key>|<endpoint>`
-    ...(type === 'wireguard'
+  // what weftctl reads from /metrics: the engine's peers as `<device>|<key>|<endpoint>`
+  const live =
+    type === 'wireguard'
       ? {
           programmed: new Set(
             wgDevices.flatMap((d, i) =>
@@ -176,7 +174,14 @@ async function run(
             ),
           ),
         }
-      : {}),
+      : {};
+  const rows = peerVerdicts({
+    config,
+    own: network.lease,
+    leases,
+    kernel,
+    addrs: fake.addrs,
+    ...live,
   });
   // doctor over the same facts: subnet.env as weftd writes it, every probed peer answering
   const env = formatSubnetEnv({
@@ -226,7 +231,25 @@ async function run(
     peers: rows,
     probes: probed.map((t) => ({ ...t, reachable: true, rttMs: 0.1 })),
   });
-  return { refusedByWeftd, rows, checks, probed: probed.map((t) => t.lease), wgDevices };
+  const ours = network.lease.subnet!.replace(/\.0\/\d+$/, '.2');
+  const traces = new Map(
+    leases
+      .filter((l) => l.key !== network.lease.key && l.subnet)
+      .map((l) => [
+        l.key,
+        traceOverlay({
+          src: ours,
+          dst: l.subnet!.replace(/\.0\/\d+$/, '.2'),
+          config,
+          leases,
+          own: network.lease,
+          kernel,
+          addrs: fake.addrs,
+          ...live,
+        }),
+      ]),
+  );
+  return { refusedByWeftd, rows, checks, probed: probed.map((t) => t.lease), traces, wgDevices };
 }
 
 function expectAgreement(r: Awaited<ReturnType<typeof run>>, healthy: readonly string[]): void {
@@ -254,6 +277,16 @@ function expectAgreement(r: Awaited<ReturnType<typeof run>>, healthy: readonly s
     expect(c.status).toBe('fail');
     expect(c.message).toMatch(/: refused: /);
     expect(r.refusedByWeftd.get(key)!.some((reason) => c.message.includes(reason))).toBe(true);
+  }
+  // trace: a refused lease's packets are dropped because weftd refuses it, never for a missing entry;
+  // a healthy peer's go through
+  for (const key of healthy) expect(r.traces.get(key)?.verdict, key).toBe('ok');
+  for (const [key, reasons] of r.refusedByWeftd) {
+    const t = r.traces.get(key);
+    if (!t || t.dst.lease !== key) continue; // its address lies in another lease's subnet
+    expect(t.verdict).toBe('dropped');
+    expect(t.missing.join('\n')).toMatch(/^weftd refuses the lease /);
+    expect(reasons.some((reason) => t.missing[0]!.includes(reason))).toBe(true);
   }
   // doctor probes only the peers weftd programs (never a refused lease's hostile address)
   expect(new Set(r.probed)).toEqual(new Set(healthy));

@@ -9,6 +9,7 @@ import { EXIT } from '../exit-codes.js';
 import { gatherLocal, requireConfig } from '../gather.js';
 import { paint, sanitize } from '../render.js';
 import { traceOverlay } from '../trace.js';
+import { readWgLiveFor } from '../wireguard-view.js';
 import type { CommandContext, CommandOutput } from './context.js';
 
 export async function traceCommand(ctx: CommandContext): Promise<CommandOutput> {
@@ -23,10 +24,14 @@ export async function traceCommand(ctx: CommandContext): Promise<CommandOutput> 
     throw optionError('trace: give two addresses of one family: weftctl trace <src-ip> <dst-ip>');
   return withRegistry(ctx.options, async (reg) => {
     const { view, host, own } = await gatherLocal(reg, ctx.options);
+    const config = requireConfig(view);
+    // the engine's peers are the claim order's incumbents, as in weftd (src/cli/peers.ts)
+    const live = await readWgLiveFor(config, ctx.options);
     const t = traceOverlay({
       src,
       dst,
-      config: requireConfig(view),
+      config,
+      ...(live?.ok ? { programmed: live.live.programmed } : {}),
       leases: view.leases,
       own: own?.lease ?? null,
       kernel: host?.kernel ?? null,
