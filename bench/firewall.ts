@@ -14,7 +14,7 @@ import { nsRun } from '../test/helpers/exec.js';
 import { startEtcd } from '../test/helpers/etcd.js';
 import { createTopology, type SimHost } from '../test/helpers/netns.js';
 import { SECONDS, rttUs, tcpGbit, udp64 } from './lib/measure.js';
-import { WEFT_NETWORK, subnetsOf, weft } from './lib/paths.js';
+import { WEFT_NETWORK, flannelRulesFor, subnetsOf, weft } from './lib/paths.js';
 
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 5);
 const BACKENDS = (process.env['BENCH_BACKENDS'] ?? 'vxlan,udp').split(',').filter(Boolean);
@@ -51,29 +51,6 @@ function amplifier(n: string, k: number): string {
   return lines.join('\n');
 }
 
-/** flannel's nftables rules for `--ip-masq` with forward rules, network `n`, subnet `s` (by hand). */
-function flannelRules(n: string, s: string): string {
-  return [
-    'table ip flannel-ipv4 {',
-    '  chain forward {',
-    '    type filter hook forward priority filter; policy accept;',
-    `    ip saddr ${n} accept`,
-    `    ip daddr ${n} accept`,
-    '  }',
-    '  chain postrtg {',
-    '    type nat hook postrouting priority srcnat; policy accept;',
-    '    meta mark & 0x4000 == 0x4000 return',
-    `    ip saddr ${s} ip daddr ${n} return`,
-    `    ip saddr ${n} ip daddr ${s} return`,
-    `    ip saddr != ${s} ip daddr ${n} return`,
-    `    ip saddr ${n} ip daddr != 224.0.0.0/4 masquerade fully-random`,
-    `    ip saddr != ${n} ip daddr ${n} masquerade fully-random`,
-    '  }',
-    '}',
-    '',
-  ].join('\n');
-}
-
 const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
@@ -106,7 +83,7 @@ async function main(): Promise<void> {
           for (const [k, h] of hosts.entries()) {
             saved.set(h, (await nsRun(h.netns, 'nft', ['list', 'table', 'ip', 'weft'])).stdout);
             const s = subnetsOf(p.daemons[k]!).subnet;
-            flannel.set(h, flannelRules(WEFT_NETWORK, s));
+            flannel.set(h, flannelRulesFor(WEFT_NETWORK, s));
           }
           const use = async (which: 'flannel' | 'weft'): Promise<void> => {
             for (const h of hosts) {

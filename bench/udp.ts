@@ -16,7 +16,7 @@
  * For the weft rows the bench process's CPU time (both forwarder threads; JS is idle), for the
  * per-packet row its processes' CPU time, gives vCPU·s per Gbit. Env: BENCH_SECONDS (default 5), BENCH_RUNS (median of, default 1).
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NativeForwarder } from '../src/dataplane/native-forwarder.js';
@@ -24,6 +24,7 @@ import { openTun } from '../src/dataplane/tun.js';
 import { inNetns } from '../src/netns/netns.js';
 import { createTopology, type Topology } from '../test/helpers/netns.js';
 import { nsRun, run, sleep, spawnTracked, stopChild, waitFor } from '../test/helpers/exec.js';
+import { handVxlan, iperf, median, procCpu, selfCpu, udpKpps, type CpuClock } from './lib/iperf.js';
 import type { ChildProcess } from 'node:child_process';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
@@ -43,46 +44,10 @@ interface Row {
   cpuPerGbit?: number;
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
-async function iperf(ns: string, dst: string, reverse: boolean, streams = 1): Promise<number> {
-  const args = ['-c', dst, '-t', String(SECONDS), '-J', '-P', String(streams)];
-  if (reverse) args.push('-R');
-  const r = await nsRun(ns, 'iperf3', args, { timeoutMs: (SECONDS + 20) * 1000 });
-  const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } };
-  return j.end.sum_received.bits_per_second / 1e9;
-}
-
-/** 64-byte UDP datagrams as fast as iperf3 sends them: thousands of packets per second delivered. */
-async function udpKpps(ns: string, dst: string): Promise<number> {
-  const args = ['-c', dst, '-u', '-l', '64', '-b', '0', '-t', String(SECONDS), '-J'];
-  const r = await nsRun(ns, 'iperf3', args, { timeoutMs: (SECONDS + 20) * 1000 });
-  const j = JSON.parse(r.stdout) as {
-    end: { sum: { packets: number; lost_packets: number; seconds: number } };
-  };
-  const s = j.end.sum;
-  return (s.packets - s.lost_packets) / s.seconds / 1000;
-}
-
 async function rtt(ns: string, dst: string): Promise<number> {
   const r = await nsRun(ns, 'ping', ['-c', '20', '-i', '0.01', '-q', dst], { timeoutMs: 20_000 });
   const m = /= [\d.]+\/([\d.]+)\//.exec(r.stdout);
   return m ? Number(m[1]) * 1000 : NaN;
-}
-
-/** Cumulative CPU seconds of whatever does the forwarding on a path (undefined: not measured). */
-type CpuClock = (() => number) | undefined;
-const selfCpu: CpuClock = () => {
-  const c = process.cpuUsage();
-  return (c.user + c.system) / 1e6;
-};
-/** utime + stime of processes, from /proc/<pid>/stat (clock ticks of 1/100 s). */
-function procCpu(pids: number[]): CpuClock {
-  return () =>
-    pids.reduce((sum, pid) => {
-      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      return sum + (Number(f[11]) + Number(f[12])) / 100;
-    }, 0);
 }
 
 async function measure(topo: Topology, path: string, dst: string, cpu: CpuClock): Promise<Row> {
@@ -94,8 +59,8 @@ async function measure(topo: Topology, path: string, dst: string, cpu: CpuClock)
   let gbit = 0;
   for (let i = 0; i < RUNS; i++) {
     const c0 = cpu?.() ?? 0;
-    const a = await iperf(ns, dst, false);
-    const b = await iperf(ns, dst, true);
+    const a = await iperf(ns, dst, SECONDS, false);
+    const b = await iperf(ns, dst, SECONDS, true);
     cpuSec += (cpu?.() ?? 0) - c0;
     gbit += (a + b) * SECONDS;
     fwd.push(a);
@@ -105,33 +70,12 @@ async function measure(topo: Topology, path: string, dst: string, cpu: CpuClock)
     path,
     fwd: median(fwd),
     rev: median(rev),
-    p4: await iperf(ns, dst, false, 4),
-    kpps: await udpKpps(ns, dst),
+    p4: await iperf(ns, dst, SECONDS, false, 4),
+    kpps: await udpKpps(ns, dst, SECONDS),
     rttUs: await rtt(ns, dst),
   };
   if (cpu) row.cpuPerGbit = cpuSec / gbit;
   return row;
-}
-
-async function vxlan(topo: Topology): Promise<void> {
-  for (const h of topo.hosts) {
-    const i = h.index;
-    const ip = (...a: string[]): Promise<unknown> => run('ip', ['-n', h.netns, ...a]);
-    await ip(
-      ...['link', 'add', 'vx0', 'type', 'vxlan', 'id', '1', 'local', h.underlayIp, 'dev', 'eth0'],
-      ...['dstport', '8472', 'nolearning'],
-    );
-    await ip('link', 'set', 'vx0', 'address', `0e:00:00:00:00:0${i}`, 'mtu', '1450', 'up');
-    await ip('addr', 'add', `10.245.${i}.0/32`, 'dev', 'vx0');
-    for (const p of topo.hosts) {
-      if (p === h) continue;
-      const j = p.index;
-      const mac = `0e:00:00:00:00:0${j}`;
-      await ip('neigh', 'add', `10.245.${j}.0`, 'lladdr', mac, 'dev', 'vx0', 'nud', 'permanent');
-      await run('bridge', ['-n', h.netns, 'fdb', 'add', mac, 'dev', 'vx0', 'dst', p.underlayIp]);
-      await ip('route', 'add', `10.245.${j}.0/24`, 'via', `10.245.${j}.0`, 'dev', 'vx0', 'onlink');
-    }
-  }
 }
 
 /** A forwarder per host on TUN `dev`; returns them for closing. */
@@ -216,7 +160,7 @@ async function main(): Promise<void> {
   let flannel: ChildProcess[] = [];
   try {
     flannel = await perPacket(topo, tmp);
-    await vxlan(topo);
+    await handVxlan(topo);
     fwds.push(...(await forwarders(topo, 'weft0', 244, 8285, true, 2)));
     fwds.push(...(await forwarders(topo, 'weft1', 248, 8288, true, 1)));
     fwds.push(...(await forwarders(topo, 'weftp0', 246, 8286, false)));

@@ -17,7 +17,7 @@
  * Paths run interleaved in rounds (every path once per round), each figure the median of the rounds.
  * Env: BENCH_SECONDS (default 3), BENCH_RUNS (rounds, default 3).
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openTun } from '../src/dataplane/tun.js';
 import {
@@ -29,6 +29,7 @@ import { inNetns } from '../src/netns/netns.js';
 import { createTopology, type SimContainer, type Topology } from '../test/helpers/netns.js';
 import { nsRun, run, sleep, spawnTracked, stopChild, waitFor } from '../test/helpers/exec.js';
 import { startWireguardGo, type WgGoDevice } from '../test/helpers/wireguard-go.js';
+import { handVxlan, iperf, median, procCpu, selfCpu, udpKpps, type CpuClock } from './lib/iperf.js';
 import type { ChildProcess } from 'node:child_process';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3);
@@ -42,39 +43,6 @@ interface Row {
   rev: number;
   kpps: number;
   cpuPerGbit?: number;
-}
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
-async function iperf(ns: string, dst: string, reverse: boolean): Promise<number> {
-  const args = ['-c', dst, '-t', String(SECONDS), '-J'];
-  if (reverse) args.push('-R');
-  const r = await nsRun(ns, 'iperf3', args, { timeoutMs: (SECONDS + 30) * 1000 });
-  const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } };
-  return j.end.sum_received.bits_per_second / 1e9;
-}
-
-async function udpKpps(ns: string, dst: string): Promise<number> {
-  const args = ['-c', dst, '-u', '-l', '64', '-b', '0', '-t', String(SECONDS), '-J'];
-  const r = await nsRun(ns, 'iperf3', args, { timeoutMs: (SECONDS + 30) * 1000 });
-  const j = JSON.parse(r.stdout) as {
-    end: { sum: { packets: number; lost_packets: number; seconds: number } };
-  };
-  const s = j.end.sum;
-  return (s.packets - s.lost_packets) / s.seconds / 1000;
-}
-
-type CpuClock = (() => number) | undefined;
-const selfCpu: CpuClock = () => {
-  const c = process.cpuUsage();
-  return (c.user + c.system) / 1e6;
-};
-function procCpu(pids: number[]): CpuClock {
-  return () =>
-    pids.reduce((sum, pid) => {
-      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      return sum + (Number(f[11]) + Number(f[12])) / 100;
-    }, 0);
 }
 
 interface Path {
@@ -99,8 +67,8 @@ async function measureAll(paths: Path[]): Promise<Row[]> {
   for (let round = 0; round < RUNS; round++) {
     for (const p of paths) {
       const c0 = p.cpu?.() ?? 0;
-      const a = await iperf(p.from, p.dst, false);
-      const b = await iperf(p.from, p.dst, true);
+      const a = await iperf(p.from, p.dst, SECONDS, false);
+      const b = await iperf(p.from, p.dst, SECONDS, true);
       p.cpuSec += (p.cpu?.() ?? 0) - c0;
       p.gbit += (a + b) * SECONDS;
       p.fwd.push(a);
@@ -114,33 +82,12 @@ async function measureAll(paths: Path[]): Promise<Row[]> {
       path: p.path,
       fwd: median(p.fwd),
       rev: median(p.rev),
-      kpps: await udpKpps(p.from, p.dst),
+      kpps: await udpKpps(p.from, p.dst, SECONDS),
     };
     if (p.cpu) row.cpuPerGbit = p.cpuSec / p.gbit;
     rows.push(row);
   }
   return rows;
-}
-
-async function vxlan(topo: Topology): Promise<void> {
-  for (const h of topo.hosts) {
-    const i = h.index;
-    const ip = (...a: string[]): Promise<unknown> => run('ip', ['-n', h.netns, ...a]);
-    await ip(
-      ...['link', 'add', 'vx0', 'type', 'vxlan', 'id', '1', 'local', h.underlayIp, 'dev', 'eth0'],
-      ...['dstport', '8472', 'nolearning'],
-    );
-    await ip('link', 'set', 'vx0', 'address', `0e:00:00:00:00:0${i}`, 'mtu', String(VX_MTU), 'up');
-    await ip('addr', 'add', `10.245.${i}.0/32`, 'dev', 'vx0');
-    for (const p of topo.hosts) {
-      if (p === h) continue;
-      const j = p.index;
-      const mac = `0e:00:00:00:00:0${j}`;
-      await ip('neigh', 'add', `10.245.${j}.0`, 'lladdr', mac, 'dev', 'vx0', 'nud', 'permanent');
-      await run('bridge', ['-n', h.netns, 'fdb', 'add', mac, 'dev', 'vx0', 'dst', p.underlayIp]);
-      await ip('route', 'add', `10.245.${j}.0/24`, 'via', `10.245.${j}.0`, 'dev', 'vx0', 'onlink');
-    }
-  }
 }
 
 /** weft's engine on each host (TUN weft-wg, 10.248.0.0/16), peers as the backend programs them. */
@@ -243,7 +190,7 @@ async function main(): Promise<void> {
   let wgo: WgGoDevice[] = [];
   const servers: ChildProcess[] = [];
   try {
-    await vxlan(topo);
+    await handVxlan(topo, VX_MTU);
     weft = await weftWireguard(topo);
     wgo = await wireguardGo(topo);
     const [vx1, vx2] = await containers(topo, 245, VX_MTU);

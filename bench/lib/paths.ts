@@ -100,8 +100,11 @@ export async function underlay(topo: Topology): Promise<PathSetup> {
  * Written out here rather than taken from weft so the anchor does not depend on the code it judges.
  */
 export function flannelRulesByHand(net: number, hostIndex: number): string {
-  const n = `10.${net}.0.0/16`;
-  const s = `10.${net}.${hostIndex}.0/24`;
+  return flannelRulesFor(`10.${net}.0.0/16`, `10.${net}.${hostIndex}.0/24`);
+}
+
+/** The same ruleset for any cluster network `n` and host subnet `s` (bench/firewall.ts's anchor). */
+export function flannelRulesFor(n: string, s: string): string {
   return [
     'table ip flannel-ipv4 {',
     '  chain forward {',

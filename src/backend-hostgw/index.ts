@@ -30,7 +30,7 @@ import { isOnLink, onLinkNetworks } from '../backend/uplink-routes.js';
 import type { Lease } from '../lease/lease.js';
 import { parseCidr, type IpFamily, type NetlinkOps, type RouteEntry } from '../netlink/index.js';
 import type { AcquireOptions, NetworkConfig } from '../subnet/manager.js';
-import { planHostGwPeer } from './plan.js';
+import { planHostGwDevices, planHostGwPeer } from './plan.js';
 
 export type HostGwBackendOptions = BackendRuntimeOptions;
 
@@ -145,7 +145,7 @@ class HostGwBackend implements Backend {
       const programmer = new HostGwProgrammer(ops, uplink, states);
       return {
         lease,
-        mtu: uplink.mtu,
+        mtu: planHostGwDevices(uplink).mtu!,
         encapPorts: [],
         peersOnUplink: true,
         ...peerLoopRunner(
@@ -153,11 +153,7 @@ class HostGwBackend implements Backend {
             subnets,
             ownLease: lease,
             plan: programmer.plan,
-            sink: netlinkSink({
-              ops,
-              ensureReady: () => programmer.ensureReady(),
-              readKernel: () => programmer.readKernel(),
-            }),
+            sink: netlinkSink(ops, programmer),
             log,
             triggers: linkTriggers(
               ops,

@@ -5,22 +5,21 @@
  */
 import type { Lease } from '../lease/lease.js';
 import { networkOf } from '../netlink/index.js';
-import type { FamilyDescriptor } from '../backend/family.js';
 import type { PeerEntries } from '../backend/peer-entries.js';
-import { peerAddressProblem, peerSubnetProblem } from '../backend/peer-check.js';
-import type { LeasePlan, PeerRefusal } from '../backend/peer-plan.js';
+import {
+  peerAddressProblem,
+  peerSubnetProblem,
+  type FamilyPeerScope,
+} from '../backend/peer-check.js';
+import { ignore, type LeasePlan, type PeerRefusal } from '../backend/peer-plan.js';
 import { isOnLink } from '../backend/uplink-routes.js';
+import { planDevices, type DevicePlan, type UplinkMtu } from '../backend/device-plan.js';
 
-export interface HostGwFamilyScope {
-  readonly fam: FamilyDescriptor;
-  readonly network: string;
-  readonly subnetLen: number;
-  readonly ownSubnet: string;
-  /** This host's addresses of the family. */
-  readonly ownIps: readonly (string | null)[];
-  /** The uplink's networks: a peer must be on one of them. */
-  readonly onlink: readonly string[];
-}
+/** host-gw creates no device: containers get the uplink's MTU. */
+export const planHostGwDevices = (uplink: UplinkMtu): DevicePlan => planDevices([], null, uplink);
+
+/** A peer must also be on one of the uplink's networks (`onlink`). */
+export type HostGwFamilyScope = FamilyPeerScope;
 
 export interface HostGwPlanScope {
   readonly uplinkIndex: number;
@@ -30,11 +29,7 @@ export interface HostGwPlanScope {
 
 export function planHostGwPeer(lease: Lease, scope: HostGwPlanScope): LeasePlan<PeerEntries> {
   if (lease.attrs.backendType !== 'host-gw')
-    return {
-      entries: [],
-      refused: [],
-      ignored: `backend type ${lease.attrs.backendType || 'udp'} is not host-gw`,
-    };
+    return ignore(`backend type ${lease.attrs.backendType || 'udp'} is not host-gw`);
   const entries: PeerEntries[] = [];
   const refused: PeerRefusal[] = [];
   for (const f of scope.families) {

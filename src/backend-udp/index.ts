@@ -20,7 +20,6 @@
  * it is down, cluster traffic queues and drops at the TUN instead of leaking to the default route;
  * the next start re-attaches to the device and rebuilds the forwarder table from the lease snapshot.
  */
-import { closeSync } from 'node:fs';
 import { ConfigError } from '../errors.js';
 import type { Backend, BackendDeps, BackendFactory, Network } from '../backend/backend.js';
 import { FAMILY_V4 } from '../backend/family.js';
@@ -28,6 +27,7 @@ import {
   backendNetlink,
   ownSubnet,
   peerLoopRunner,
+  runUntilFatal,
   type BackendRuntimeOptions,
 } from '../backend/lifecycle.js';
 import type { Lease } from '../lease/lease.js';
@@ -36,11 +36,11 @@ import { inNetns } from '../netns/netns.js';
 import type { AcquireOptions, NetworkConfig } from '../subnet/manager.js';
 import type { Forwarder, ForwarderRoute, ForwarderStats } from '../dataplane/forwarder.js';
 import { NativeForwarder } from '../dataplane/native-forwarder.js';
-import { openTun } from '../dataplane/tun.js';
-import { UDP_OVERHEAD, parseUdpConfig, type UdpConfig } from './config.js';
+import { startOnTun } from '../dataplane/tun.js';
+import { parseUdpConfig, type UdpConfig } from './config.js';
 import { configureTun, type TunSpec } from './device.js';
 import { forwarderSink } from './forwarder-sink.js';
-import { planUdpPeer, type UdpPeerScope } from './plan.js';
+import { planUdpDevices, planUdpPeer, type UdpPeerScope } from './plan.js';
 
 export { parseUdpConfig, DEFAULT_UDP_PORT, UDP_OVERHEAD, type UdpConfig } from './config.js';
 export { planUdpPeer, isUdpLease } from './plan.js';
@@ -76,25 +76,9 @@ export interface UdpNetwork extends Network {
 /** Opens (or re-attaches to) the persistent TUN `name` with a virtio-net header and starts a
  *  NativeForwarder on it. */
 export function startNativeForwarder(req: ForwarderStartRequest): Forwarder {
-  const open = (): Forwarder => {
-    const tun = openTun(req.name, { vnetHdr: true, persist: true });
-    try {
-      return NativeForwarder.start(
-        {
-          tunFd: tun.fd,
-          port: req.port,
-          bindAddress: req.bindAddress,
-          mtu: req.mtu,
-          localSubnets: req.localSubnets,
-        },
-        { log: req.log },
-      );
-    } catch (err) {
-      closeSync(tun.fd); // start failed: the fd is still ours
-      throw err;
-    }
-  };
-  return req.netns ? inNetns(req.netns, open) : open();
+  const { name, netns, log, ...opts } = req;
+  const start = (tunFd: number): Forwarder => NativeForwarder.start({ tunFd, ...opts }, { log });
+  return startOnTun(name, start, netns ? (open) => inNetns(netns, open) : undefined);
 }
 
 export function udpBackendFactory(options: UdpBackendOptions = {}): BackendFactory {
@@ -124,7 +108,7 @@ class UdpBackend implements Backend {
         { code: 'E_INTERFACE' },
       );
     }
-    const mtu = (cfg.mtu ?? uplink.mtu) - UDP_OVERHEAD;
+    const mtu = planUdpDevices(cfg, uplink).mtu!;
     const lease: Lease = await subnets.acquireLease(
       { publicIp: uplink.publicIp ?? uplink.ifaceAddr, publicIpv6: null, backendType: '' },
       acquire,
@@ -206,23 +190,8 @@ class UdpBackend implements Backend {
       forwarderStats: () => fwd.stats(),
       forwarderRoutes: () => fwd.routes(),
       reconcileNow: loop.reconcileNow,
-      async run(runSignal) {
-        // A dead forwarder stops the loop and explains its end.
-        const stop = new AbortController();
-        const onAbort = (): void => stop.abort();
-        runSignal.addEventListener('abort', onAbort, { once: true });
-        fwd.on('error', onAbort);
-        if (state.fatal !== undefined) stop.abort();
-        try {
-          await loop.run(stop.signal);
-        } catch (err) {
-          throw state.fatal ?? err;
-        } finally {
-          runSignal.removeEventListener('abort', onAbort);
-          fwd.off('error', onAbort);
-        }
-        if (state.fatal !== undefined) throw state.fatal;
-      },
+      // a dead forwarder stops the loop and explains its end
+      run: (runSignal) => runUntilFatal(loop.run, runSignal, [fwd], state),
     };
   }
 }

@@ -13,7 +13,20 @@ import {
   peerSubnetProblem,
   type PeerSubnetScope,
 } from '../backend/peer-check.js';
-import { refuse, type Claim, type LeasePlan, type PeerEntry } from '../backend/peer-plan.js';
+import {
+  ignore,
+  refuse,
+  type Claim,
+  type LeasePlan,
+  type PeerEntry,
+} from '../backend/peer-plan.js';
+import { planDevices, type DevicePlan, type UplinkMtu } from '../backend/device-plan.js';
+import { UDP_OVERHEAD, type UdpConfig } from './config.js';
+
+/** One TUN for both families over an IPv4 underlay: MTU = base − 28, and so FLANNEL_MTU. */
+export function planUdpDevices(cfg: UdpConfig, uplink: UplinkMtu): DevicePlan {
+  return planDevices([{ name: cfg.name, kind: 'tun', overhead: UDP_OVERHEAD }], cfg.mtu, uplink);
+}
 
 /** One forwarder route: `subnet` goes, as UDP, to `peerIp`:`port`. */
 export interface UdpPeerRoute extends PeerEntry {
@@ -45,11 +58,7 @@ export interface UdpPeerScope {
  */
 export function planUdpPeer(lease: Lease, scope: UdpPeerScope): LeasePlan<UdpPeerRoute> {
   if (!isUdpLease(lease)) {
-    return {
-      entries: [],
-      refused: [],
-      ignored: `backend type ${showValue(lease.attrs.backendType)} is not udp`,
-    };
+    return ignore(`backend type ${showValue(lease.attrs.backendType)} is not udp`);
   }
   const ip = lease.attrs.publicIp;
   if (tryParseIp4(ip) === null || ip === '0.0.0.0') {

@@ -3,6 +3,7 @@
  * comes from etcd, i.e. from any host of the cluster, so it is hostile until checked. A bad value skips
  * that peer (with a warning naming the lease), never the loop.
  */
+import { jsonField } from '../backend/backend-config.js';
 import { showValue } from '../errors.js';
 import { canonicalMac, isUnicastMac } from '../netlink/index.js';
 
@@ -14,30 +15,19 @@ export interface VxlanBackendData {
 export type Parsed<T> =
   { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
 
-/**
- * A field by name as Go's encoding/json (flannel's reader) finds it: the exact spelling first, else any
- * key equal to it ignoring case. So `{"vni":1,"vtepmac":"…"}` written by hand is read like flannel does.
- */
-function field(d: Readonly<Record<string, unknown>>, name: string): unknown {
-  if (Object.hasOwn(d, name)) return d[name];
-  const lower = name.toLowerCase();
-  const key = Object.keys(d).find((k) => k.toLowerCase() === lower);
-  return key === undefined ? undefined : d[key];
-}
-
 export function parseVxlanBackendData(data: unknown): Parsed<VxlanBackendData> {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     return { ok: false, reason: 'BackendData is not an object' };
   }
   const d = data as Record<string, unknown>;
-  const vni = field(d, 'VNI');
+  const vni = jsonField(d, 'VNI');
   if (typeof vni !== 'number' || !Number.isInteger(vni) || vni < 0 || vni > 16_777_215) {
     return {
       ok: false,
       reason: `BackendData.VNI ${showValue(vni)} is not an integer from 0 to 16777215`,
     };
   }
-  const mac = field(d, 'VtepMAC');
+  const mac = jsonField(d, 'VtepMAC');
   if (typeof mac !== 'string') return { ok: false, reason: 'BackendData.VtepMAC is missing' };
   let canonical: string;
   try {

@@ -30,19 +30,18 @@ import {
 } from '../backend/lifecycle.js';
 import { netlinkSink } from '../backend/netlink-sink.js';
 import type { Lease } from '../lease/lease.js';
-import { ipFamily } from '../netlink/index.js';
 import type { AcquireOptions, NetworkConfig } from '../subnet/manager.js';
 import { checksumWorkaroundWanted } from './checksum.js';
 import { parseVxlanConfig, type ChecksumMode, type VxlanConfig } from './config.js';
 import { deriveVtepMac, nodeIdentity } from './mac.js';
+import { planVxlanDevices } from './plan.js';
 import { VxlanProgrammer, type VxlanDevice } from './programmer.js';
 
 export { parseVxlanConfig, type VxlanConfig } from './config.js';
 export { deriveVtepMac } from './mac.js';
 export { kernelHasChecksumBug } from './checksum.js';
 
-/** VXLAN header overhead by underlay family: outer IP + UDP (8) + VXLAN (8) + inner Ethernet (14). */
-export const VXLAN_OVERHEAD = { 4: 50, 6: 70 } as const;
+export { VXLAN_OVERHEAD } from './plan.js';
 
 export interface VxlanBackendOptions extends BackendRuntimeOptions {
   /** Overrides the config's ChecksumWorkaround (e.g. from a daemon flag). */
@@ -89,21 +88,22 @@ class VxlanBackend implements Backend {
       }
     }
     const identity = await nodeIdentity(this.deps.stateDir, log, this.options.machineIdPath);
-    const base = cfg.mtu ?? uplink.mtu;
+    const plan = planVxlanDevices(cfg, config, uplink);
     const specs = families.map((fam) => {
       const local = fam.ifaceAddr(uplink)!;
       const publicIp = fam.uplinkPublicIp(uplink) ?? local;
+      const dev = plan.devices.find((d) => d.vxlan?.family === fam.family)!;
       return {
         fam,
         spec: {
-          name: fam.family === 4 ? cfg.name : cfg.name6,
+          name: dev.name,
           vni: cfg.vni,
           local,
           underlayIndex: uplink.index,
           port: cfg.port,
           learning: cfg.learning,
           gbp: cfg.gbp,
-          mtu: base - VXLAN_OVERHEAD[ipFamily(local)],
+          mtu: dev.mtu!,
           mac: deriveVtepMac(identity, publicIp, cfg.vni, fam.family),
         },
       };
@@ -152,10 +152,9 @@ class VxlanBackend implements Backend {
       });
       log.info('tx checksum offload mode', { mode, workaround: checksumWorkaroundWanted(mode) });
       await programmer.ensureReady();
-      const mtu = Math.min(...specs.map((s) => s.spec.mtu));
       return {
         lease,
-        mtu,
+        mtu: plan.mtu!,
         encapPorts: [cfg.port],
         peersOnUplink: cfg.directRouting,
         config: cfg,
@@ -166,11 +165,7 @@ class VxlanBackend implements Backend {
             subnets,
             ownLease: lease,
             plan: programmer.plan,
-            sink: netlinkSink({
-              ops,
-              ensureReady: () => programmer.ensureReady(),
-              readKernel: () => programmer.readKernel(),
-            }),
+            sink: netlinkSink(ops, programmer),
             log,
             triggers: linkTriggers(ops, programmer.linkTrigger),
           },

@@ -6,28 +6,46 @@
  */
 import type { Lease } from '../lease/lease.js';
 import { networkAddress, networkOf } from '../netlink/index.js';
-import type { FamilyDescriptor } from '../backend/family.js';
 import type { PeerEntries } from '../backend/peer-entries.js';
-import { peerAddressProblem, peerSubnetProblem } from '../backend/peer-check.js';
-import type { LeasePlan, PeerRefusal } from '../backend/peer-plan.js';
+import {
+  peerAddressProblem,
+  peerSubnetProblem,
+  type FamilyPeerScope,
+} from '../backend/peer-check.js';
+import { ignore, type LeasePlan, type PeerRefusal } from '../backend/peer-plan.js';
 import { isOnLink } from '../backend/uplink-routes.js';
+import { planDevices, type DevicePlan, type UplinkMtu } from '../backend/device-plan.js';
+import type { NetworkConfig } from '../subnet/manager.js';
 import { parseVxlanBackendData } from './backend-data.js';
+import type { VxlanConfig } from './config.js';
+
+/** VXLAN header overhead by underlay family: outer IP + UDP (8) + VXLAN (8) + inner Ethernet (14). */
+export const VXLAN_OVERHEAD = { 4: 50, 6: 70 } as const;
+
+/** One device per enabled family (`weft.<VNI>`, `weft-v6.<VNI>` or Backend.Name), each over an
+ *  underlay of its own family: MTU = base − 50 (IPv4) or − 70 (IPv6); containers get the smaller. */
+export function planVxlanDevices(
+  cfg: VxlanConfig,
+  config: NetworkConfig,
+  uplink: UplinkMtu,
+): DevicePlan {
+  const fams = ([4, 6] as const).filter((f) =>
+    f === 4 ? config.enableIPv4 && config.network : config.enableIPv6 && config.ipv6Network,
+  );
+  const devices = fams.map((family) => ({
+    name: family === 4 ? cfg.name : cfg.name6,
+    kind: 'vxlan' as const,
+    overhead: VXLAN_OVERHEAD[family],
+    vxlan: { vni: cfg.vni, port: cfg.port, family },
+  }));
+  return planDevices(devices, cfg.mtu, uplink);
+}
 
 /** What one family's peers are checked against and programmed on. */
-export interface VxlanFamilyScope {
-  readonly fam: FamilyDescriptor;
-  /** Cluster network of this family and its subnet length. */
-  readonly network: string;
-  readonly subnetLen: number;
-  /** This host's own subnet of this family ('' when unknown: no overlap check). */
-  readonly ownSubnet: string;
+export interface VxlanFamilyScope extends FamilyPeerScope {
   /** The vxlan device (index 0 when it does not exist: nothing can be programmed on it). */
   readonly deviceIndex: number;
   readonly deviceMac: string;
-  /** This host's addresses of the family (tunnel source, published address). */
-  readonly ownIps: readonly (string | null)[];
-  /** The uplink's networks (on-link peers, directed broadcasts). */
-  readonly onlink: readonly string[];
 }
 
 export interface VxlanPlanScope {
@@ -39,11 +57,7 @@ export interface VxlanPlanScope {
 
 export function planVxlanPeer(lease: Lease, scope: VxlanPlanScope): LeasePlan<PeerEntries> {
   if (lease.attrs.backendType !== 'vxlan')
-    return {
-      entries: [],
-      refused: [],
-      ignored: `backend type ${lease.attrs.backendType || 'udp'} is not vxlan`,
-    };
+    return ignore(`backend type ${lease.attrs.backendType || 'udp'} is not vxlan`);
   const entries: PeerEntries[] = [];
   const refused: PeerRefusal[] = [];
   for (const f of scope.families) {

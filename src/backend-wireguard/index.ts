@@ -17,14 +17,15 @@
  * leaking to the default route); the next start re-attaches and re-programs the peers from the lease
  * snapshot, with the same key. Sessions are re-established by handshakes within a second.
  */
-import { closeSync } from 'node:fs';
 import { ConfigError } from '../errors.js';
 import type { Backend, BackendDeps, BackendFactory, Network } from '../backend/backend.js';
 import { FAMILY_V4, FAMILY_V6 } from '../backend/family.js';
 import {
   backendNetlink,
+  enabledFamilies,
   ownSubnet,
   peerLoopRunner,
+  runUntilFatal,
   type BackendRuntimeOptions,
 } from '../backend/lifecycle.js';
 import type { PeerLoopObserver } from '../backend/peer-loop.js';
@@ -32,17 +33,23 @@ import type { Lease } from '../lease/lease.js';
 import type { Logger } from '../log/logger.js';
 import { inNetns } from '../netns/netns.js';
 import type { AcquireOptions, NetworkConfig } from '../subnet/manager.js';
-import { openTun } from '../dataplane/tun.js';
+import { startOnTun } from '../dataplane/tun.js';
 import {
   WireGuardDevice,
   generatePrivateKey,
   publicKeyOf,
   type WireGuardSnapshot,
 } from '../dataplane/wireguard-device.js';
-import { WG_OVERHEAD, parseWireguardConfig, type WireguardConfig } from './config.js';
+import { parseWireguardConfig, type WireguardConfig } from './config.js';
 import { configureWgTun, type WgTunSpec } from './device.js';
 import { loadOrCreateKey } from './key.js';
-import { planWgPeer, wgDeviceLayout, wgPeerScope, type WgDeviceLayout } from './plan.js';
+import {
+  planWgDevices,
+  planWgPeer,
+  wgDeviceLayout,
+  wgPeerScope,
+  type WgDeviceLayout,
+} from './plan.js';
 import { wgSink } from './wg-sink.js';
 
 export {
@@ -98,26 +105,9 @@ export interface WireguardNetwork extends Network {
 
 /** Opens (or re-attaches to) the persistent TUN `name` and starts the engine on it. */
 export function startWireguardDevice(req: WgDeviceStartRequest): WireGuardDevice {
-  const open = (): WireGuardDevice => {
-    const tun = openTun(req.name, { vnetHdr: true, persist: true });
-    try {
-      return WireGuardDevice.start(
-        {
-          tunFd: tun.fd,
-          family: req.family,
-          bindAddress: req.bindAddress,
-          port: req.port,
-          mtu: req.mtu,
-          privateKey: req.privateKey,
-        },
-        { log: req.log },
-      );
-    } catch (err) {
-      closeSync(tun.fd); // start failed: the fd is still ours
-      throw err;
-    }
-  };
-  return req.netns ? inNetns(req.netns, open) : open();
+  const { name, netns, log, ...opts } = req;
+  const start = (tunFd: number) => WireGuardDevice.start({ tunFd, ...opts }, { log });
+  return startOnTun(name, start, netns ? (open) => inNetns(netns, open) : undefined);
 }
 
 export function wireguardBackendFactory(options: WireguardBackendOptions = {}): BackendFactory {
@@ -137,10 +127,7 @@ class WireguardBackend implements Backend {
   /** The devices of this host (plan.ts), each with the interface address its socket binds. */
   private plan(cfg: WireguardConfig, config: NetworkConfig): DevicePlan[] {
     const { uplink } = this.deps;
-    const v4on = config.enableIPv4 && config.network !== null;
-    const v6on = config.enableIPv6 && config.ipv6Network !== null;
-    if (!v4on && !v6on)
-      throw new ConfigError('wireguard: the network config enables neither IPv4 nor IPv6');
+    enabledFamilies(config, 'wireguard'); // throws when neither is
     const why = (d: WgDeviceLayout): string =>
       cfg.mode === 'separate' ? `Mode separate with an IPv${d.family} network` : `Mode ${cfg.mode}`;
     return wgDeviceLayout(cfg, config, uplink.ifaceAddr !== null).map((d) => {
@@ -177,16 +164,16 @@ class WireguardBackend implements Backend {
       path: key.path,
       publicKey,
     });
-    const base = cfg.mtu ?? uplink.mtu;
-    const mtu = base - WG_OVERHEAD;
+    const mtu = planWgDevices(cfg, plans, uplink).mtu!;
     if (mtu < 576) {
+      const base = cfg.mtu ?? uplink.mtu;
       throw new ConfigError(
         `wireguard: MTU ${base} of ${uplink.name} leaves ${mtu} after WireGuard's 80 bytes (min 576): ` +
           'raise the interface MTU or Backend.MTU',
       );
     }
-    const v4on = config.enableIPv4 && config.network !== null;
-    const v6on = config.enableIPv6 && config.ipv6Network !== null;
+    const fams = enabledFamilies(config, 'wireguard').map((f) => f.family);
+    const [v4on, v6on] = [fams.includes(4), fams.includes(6)];
     const data = { PublicKey: publicKey };
     const lease: Lease = await subnets.acquireLease(
       {
@@ -288,23 +275,14 @@ class WireguardBackend implements Backend {
       encapPorts: [...new Set(devices.map((d) => d.plan.port))],
       peersOnUplink: false,
       reconcileNow: loop.reconcileNow,
-      async run(runSignal) {
-        // A dead engine stops the loop and explains its end.
-        const stop = new AbortController();
-        const onAbort = (): void => stop.abort();
-        runSignal.addEventListener('abort', onAbort, { once: true });
-        for (const d of devices) d.dev.on('error', onAbort);
-        if (state.fatal !== undefined) stop.abort();
-        try {
-          await loop.run(stop.signal);
-        } catch (err) {
-          throw state.fatal ?? err;
-        } finally {
-          runSignal.removeEventListener('abort', onAbort);
-          for (const d of devices) d.dev.off('error', onAbort);
-        }
-        if (state.fatal !== undefined) throw state.fatal;
-      },
+      // a dead engine stops the loop and explains its end
+      run: (runSignal) =>
+        runUntilFatal(
+          loop.run,
+          runSignal,
+          devices.map((d) => d.dev),
+          state,
+        ),
     };
     this.options.onNetwork?.(network);
     return network;

@@ -16,6 +16,7 @@
  * on its device, so two leases with one key (a host that re-leased, or a copied key) or one subnet are
  * decided by the shared `preferred` order, like every other backend's conflicts.
  */
+import { jsonField } from '../backend/backend-config.js';
 import { showValue } from '../errors.js';
 import { tryParseIp4, tryParseIp6 } from '../ip/index.js';
 import type { Lease } from '../lease/lease.js';
@@ -24,10 +25,17 @@ import {
   peerSubnetProblem,
   type PeerSubnetScope,
 } from '../backend/peer-check.js';
-import { refuse, type Claim, type LeasePlan, type PeerEntry } from '../backend/peer-plan.js';
+import {
+  ignore,
+  refuse,
+  type Claim,
+  type LeasePlan,
+  type PeerEntry,
+} from '../backend/peer-plan.js';
 import type { WireGuardPeerSpec } from '../dataplane/wireguard-device.js';
 import type { NetworkConfig } from '../subnet/manager.js';
-import type { WireguardConfig } from './config.js';
+import { planDevices, type DevicePlan, type UplinkMtu } from '../backend/device-plan.js';
+import { WG_OVERHEAD, type WireguardConfig } from './config.js';
 
 const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/;
 
@@ -105,6 +113,20 @@ export function wgDeviceLayout(
   ];
 }
 
+/** The TUNs of `layout`: MTU = base − 80 (flannel's rule), and so FLANNEL_MTU. */
+export function planWgDevices(
+  cfg: WireguardConfig,
+  layout: readonly WgDeviceLayout[],
+  uplink: UplinkMtu,
+): DevicePlan {
+  const devices = layout.map((d) => ({
+    name: d.name,
+    kind: 'tun' as const,
+    overhead: WG_OVERHEAD,
+  }));
+  return planDevices(devices, cfg.mtu, uplink);
+}
+
 /** This host as the planner needs it. */
 export interface WgHost {
   /** This host's own subnets (from its lease). */
@@ -173,19 +195,12 @@ export function wgLiveId(e: WgPeerEntry): string {
 /** The subnets an entry makes reachable (all of them, not only `subnet`). */
 export const wgSubnets = (e: WgPeerEntry): readonly string[] => e.peer.allowedIps;
 
-function field(d: Readonly<Record<string, unknown>>, name: string): unknown {
-  if (Object.hasOwn(d, name)) return d[name];
-  const lower = name.toLowerCase();
-  const key = Object.keys(d).find((k) => k.toLowerCase() === lower);
-  return key === undefined ? undefined : d[key];
-}
-
 /** The base64 public key in a lease's BackendData/BackendV6Data, or a reason it is unusable. */
 export function leasePublicKey(data: unknown): { key: string } | { reason: string } {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     return { reason: 'BackendData is not an object' };
   }
-  const k = field(data as Record<string, unknown>, 'PublicKey');
+  const k = jsonField(data as Record<string, unknown>, 'PublicKey');
   if (typeof k !== 'string' || !BASE64_KEY.test(k)) {
     return { reason: `BackendData.PublicKey ${showValue(k)} is not a base64 WireGuard key` };
   }
@@ -253,11 +268,7 @@ export function planDevicePeer(
  */
 export function planWgPeer(lease: Lease, scope: WgPeerScope): LeasePlan<WgPeerEntry> {
   if (!isWireguardLease(lease)) {
-    return {
-      entries: [],
-      refused: [],
-      ignored: `backend type ${showValue(lease.attrs.backendType)} is not wireguard`,
-    };
+    return ignore(`backend type ${showValue(lease.attrs.backendType)} is not wireguard`);
   }
   const entries: WgPeerEntry[] = [];
   const refused: { family: 4 | 6 | null; reason: string }[] = [];

@@ -21,6 +21,17 @@ export interface BackendKeys {
   readonly ignored?: readonly string[];
 }
 
+/**
+ * A field of a lease's BackendData as Go's encoding/json (flannel's reader) finds it: the exact
+ * spelling first, else any key equal to it ignoring case (`{"vni":1}` written by hand reads as VNI).
+ */
+export function jsonField(d: Readonly<Record<string, unknown>>, name: string): unknown {
+  if (Object.hasOwn(d, name)) return d[name];
+  const lower = name.toLowerCase();
+  const key = Object.keys(d).find((k) => k.toLowerCase() === lower);
+  return key === undefined ? undefined : d[key];
+}
+
 /** Linux interface names: 1–15 of A-Z a-z 0-9 _ . - */
 export const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 

@@ -100,3 +100,35 @@ export function linkTriggers(
       if (wanted(e)) request(`link event ${e.kind}`);
     });
 }
+
+/** A native engine whose 'error' is fatal (the UDP forwarder, a WireGuard device). */
+export interface FatalSource {
+  on(event: 'error', listener: () => void): unknown;
+  off(event: 'error', listener: () => void): unknown;
+}
+
+/**
+ * `run` of a network whose dataplane is a native engine: the peer loop runs until `signal` aborts or an
+ * engine dies, and the engine's error (`state.fatal`, also one reported before) explains the end.
+ */
+export async function runUntilFatal(
+  run: (signal: AbortSignal) => Promise<void>,
+  signal: AbortSignal,
+  engines: readonly FatalSource[],
+  state: { readonly fatal?: unknown },
+): Promise<void> {
+  const stop = new AbortController();
+  const onAbort = (): void => stop.abort();
+  signal.addEventListener('abort', onAbort, { once: true });
+  for (const e of engines) e.on('error', onAbort);
+  if (state.fatal !== undefined) stop.abort();
+  try {
+    await run(stop.signal);
+  } catch (err) {
+    throw state.fatal ?? err;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    for (const e of engines) e.off('error', onAbort);
+  }
+  if (state.fatal !== undefined) throw state.fatal;
+}

@@ -11,6 +11,7 @@ import {
   routeKey,
   staleCount,
   type PeerEntries,
+  type StaleEntries,
 } from './peer-entries.js';
 import type { PeerSink, SinkResult } from './peer-loop.js';
 import type { Claim } from './peer-plan.js';
@@ -29,40 +30,34 @@ export function netlinkClaims(e: PeerEntries): readonly Claim[] {
   ];
 }
 
-export interface NetlinkSinkOptions {
-  readonly ops: NetlinkOps;
+/** The backend's device side of the sink (its programmer). */
+export interface NetlinkSinkDevice {
   /** Creates / repairs the backend's device(s) and refreshes its planner scope. */
   ensureReady(): Promise<void>;
   /** Kernel entries in the backend's scope. */
   readKernel(): Promise<KernelView>;
 }
 
-export function netlinkSink(o: NetlinkSinkOptions): PeerSink<PeerEntries> {
+export function netlinkSink(ops: NetlinkOps, device: NetlinkSinkDevice): PeerSink<PeerEntries> {
+  /** Programs `program`, then deletes `stale`; counts both. */
+  const run = async (
+    program: readonly PeerEntries[],
+    stale: StaleEntries,
+  ): Promise<SinkResult<PeerEntries>> => {
+    const failed = (await programPeers(ops, program)).map(({ peer, err }) => ({
+      entry: peer,
+      err,
+    }));
+    const errors = await deleteStale(ops, stale);
+    return { programmed: program.length, deleted: staleCount(stale), failed, errors };
+  };
   return {
     claims: netlinkClaims,
-    ensureReady: () => o.ensureReady(),
-    async apply(program, remove, keep): Promise<SinkResult<PeerEntries>> {
-      const failed = (await programPeers(o.ops, program)).map(({ peer, err }) => ({
-        entry: peer,
-        err,
-      }));
-      const stale = leftovers(remove, [...program, ...keep]);
-      const errors = await deleteStale(o.ops, stale);
-      return { programmed: program.length, deleted: staleCount(stale), failed, errors };
-    },
-    async reconcile(desired): Promise<SinkResult<PeerEntries>> {
-      const plan = planReconcile(desired, await o.readKernel());
-      const failed = (await programPeers(o.ops, plan.program)).map(({ peer, err }) => ({
-        entry: peer,
-        err,
-      }));
-      const errors = await deleteStale(o.ops, plan.stale);
-      return {
-        programmed: plan.program.length,
-        deleted: staleCount(plan.stale),
-        failed,
-        errors,
-      };
+    ensureReady: () => device.ensureReady(),
+    apply: (program, remove, keep) => run(program, leftovers(remove, [...program, ...keep])),
+    async reconcile(desired) {
+      const plan = planReconcile(desired, await device.readKernel());
+      return run(plan.program, plan.stale);
     },
   };
 }

@@ -12,23 +12,16 @@
  * Each check returns null when the value is acceptable, else a short reason for the warning that names
  * the lease.
  */
-import { Ip4Net, Ip6Net, tryParseIp4, tryParseIp6 } from '../ip/index.js';
-
-function parseNet(cidr: string): Ip4Net | Ip6Net | null {
-  return cidr.includes(':') ? Ip6Net.tryParse(cidr) : Ip4Net.tryParse(cidr);
-}
-
-function overlaps(a: Ip4Net | Ip6Net, b: Ip4Net | Ip6Net): boolean {
-  if (a instanceof Ip4Net && b instanceof Ip4Net) return a.overlaps(b);
-  if (a instanceof Ip6Net && b instanceof Ip6Net) return a.overlaps(b);
-  return false;
-}
-
-function contains(outer: Ip4Net | Ip6Net, inner: Ip4Net | Ip6Net): boolean {
-  if (outer instanceof Ip4Net && inner instanceof Ip4Net) return outer.contains(inner);
-  if (outer instanceof Ip6Net && inner instanceof Ip6Net) return outer.contains(inner);
-  return false;
-}
+import {
+  Ip4Net,
+  Ip6Net,
+  netContains,
+  netOverlaps,
+  tryParseCidr,
+  tryParseIp4,
+  tryParseIp6,
+} from '../ip/index.js';
+import type { FamilyDescriptor } from './family.js';
 
 export interface PeerSubnetScope {
   /** The cluster network of this family. */
@@ -39,17 +32,25 @@ export interface PeerSubnetScope {
   readonly ownSubnet: string;
 }
 
+/** One address family of a kernel backend's peers (vxlan, host-gw): the subnet scope, this host's
+ *  addresses of the family and the uplink's networks (on-link peers, directed broadcasts). */
+export interface FamilyPeerScope extends PeerSubnetScope {
+  readonly fam: FamilyDescriptor;
+  readonly ownIps: readonly (string | null)[];
+  readonly onlink: readonly string[];
+}
+
 /** Why a peer's subnet must not be programmed, or null when it is acceptable. */
 export function peerSubnetProblem(subnet: string, scope: PeerSubnetScope): string | null {
-  const net = parseNet(subnet);
+  const net = tryParseCidr(subnet);
   if (!net) return `subnet ${JSON.stringify(subnet)} is not a CIDR`;
-  const network = parseNet(scope.network);
-  if (!network || !contains(network, net))
+  const network = tryParseCidr(scope.network);
+  if (!network || !netContains(network, net))
     return `subnet ${net.toString()} is outside the network ${scope.network}`;
   if (net.prefixLen !== scope.subnetLen)
     return `subnet ${net.toString()} is not /${scope.subnetLen} (the network's subnet length)`;
-  const own = parseNet(scope.ownSubnet);
-  if (own && overlaps(own, net))
+  const own = tryParseCidr(scope.ownSubnet);
+  if (own && netOverlaps(own, net))
     return `subnet ${net.toString()} overlaps this host's own subnet ${own.toString()}`;
   return null;
 }

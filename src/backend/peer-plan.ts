@@ -44,6 +44,13 @@ export const refuse = <E extends PeerEntry>(
   family: 4 | 6 | null = null,
 ): LeasePlan<E> => ({ entries: [], refused: [{ family, reason }] });
 
+/** A lease of another backend type: not this backend's peer, and not a fault. */
+export const ignore = <E extends PeerEntry>(reason: string): LeasePlan<E> => ({
+  entries: [],
+  refused: [],
+  ignored: reason,
+});
+
 export interface RefusedLease {
   readonly lease: Lease;
   readonly family: 4 | 6 | null;

@@ -5,6 +5,7 @@
  * including those of peers that vanished while weftd was down.
  */
 import type { FdbEntry, NeighEntry, RouteEntry } from '../netlink/index.js';
+import type { PeerSubnetScope } from './peer-check.js';
 import { fdbKey, neighKey, routeKey, type PeerEntries, type StaleEntries } from './peer-entries.js';
 import { isClusterGatewayRoute } from './uplink-routes.js';
 
@@ -19,11 +20,7 @@ export interface KernelView {
 export interface KernelScope {
   readonly devices: readonly number[];
   readonly uplink: number | null;
-  readonly clusters: readonly {
-    readonly network: string;
-    readonly subnetLen: number;
-    readonly ownSubnet: string;
-  }[];
+  readonly clusters: readonly PeerSubnetScope[];
 }
 
 /**

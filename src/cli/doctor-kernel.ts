@@ -1,32 +1,64 @@
 /**
- * doctor's checks of this host's kernel (pure): the overlay device (up, VNI, port, MAC = the published
- * VtepMAC), MTU along the path (uplink − overhead = device = FLANNEL_MTU, bridge not larger), tx
- * checksum offload against the kernel version, ip_forward, rp_filter and conntrack fill.
+ * doctor's checks of this host's kernel (pure): the overlay devices weftd's backend plans
+ * (src/backend/device-plan.ts: up, VNI, port, MAC = the published VtepMAC, MTU = base − overhead),
+ * FLANNEL_MTU = the plan's, the bridge not larger, tx checksum offload against the kernel version,
+ * ip_forward, rp_filter and conntrack fill.
  */
 import { kernelHasChecksumBug } from '../backend-vxlan/checksum.js';
 import { parseVxlanBackendData } from '../backend-vxlan/backend-data.js';
 import { parseVxlanConfig } from '../backend-vxlan/config.js';
-import { VXLAN_OVERHEAD } from '../backend-vxlan/index.js';
-import { UDP_OVERHEAD, parseUdpConfig } from '../backend-udp/config.js';
+import { planVxlanDevices } from '../backend-vxlan/plan.js';
+import { planHostGwDevices } from '../backend-hostgw/plan.js';
+import { parseUdpConfig } from '../backend-udp/config.js';
+import { planUdpDevices } from '../backend-udp/plan.js';
+import { parseWireguardConfig } from '../backend-wireguard/config.js';
+import { planWgDevices, wgDeviceLayout } from '../backend-wireguard/plan.js';
+import {
+  planDevices,
+  type DevicePlan,
+  type PlannedDevice,
+  type UplinkMtu,
+} from '../backend/device-plan.js';
 import type { Lease } from '../lease/lease.js';
 import { cidrContains, type LinkInfo } from '../netlink/index.js';
 import type { NetworkConfig } from '../subnet/manager.js';
 import { RESTART, fail, pass, warn, skip, type Check, type DoctorInput } from './doctor-check.js';
 import type { HostFacts } from './host-view.js';
 import { overlayDevices } from './peers.js';
-import { wgDeviceChecks } from './wireguard-view.js';
 
 /** The uplink: the vxlan device's underlay, else the link holding the lease's public IP. */
-export function findUplink(
-  host: HostFacts,
-  own: Lease | null,
-  dev: LinkInfo | null,
-): LinkInfo | null {
+function findUplink(host: HostFacts, own: Lease | null, dev: LinkInfo | null): LinkInfo | null {
   const idx = dev?.vxlan?.underlayIndex;
   if (idx) return host.kernel.links.find((l) => l.index === idx) ?? null;
   const ip = own?.attrs.publicIp;
   const a = host.addrs.find((x) => x.cidr.split('/')[0] === ip);
   return a ? (host.kernel.links.find((l) => l.index === a.index) ?? null) : null;
+}
+
+/**
+ * The overlay devices weftd plans for `config` on this host — the backend's own device planner
+ * (the plan.ts of each src/backend-<type>) over the uplink found here — so doctor expects exactly what weftd creates.
+ */
+export function planHostDevices(
+  config: NetworkConfig,
+  host: HostFacts,
+  own: Lease | null,
+): { plan: DevicePlan; uplink: LinkInfo | null } {
+  const { type, raw } = config.backend;
+  const layout = (up: UplinkMtu): DevicePlan => {
+    if (type === 'vxlan') return planVxlanDevices(parseVxlanConfig(raw), config, up);
+    if (type === 'udp') return planUdpDevices(parseUdpConfig(raw), up);
+    if (type === 'host-gw') return planHostGwDevices(up);
+    if (type !== 'wireguard') return planDevices([], null, null);
+    const cfg = parseWireguardConfig(raw);
+    // weftd picks Mode auto's underlay by the interface's IPv4 address, which it also publishes
+    const v4 = own !== null && own.attrs.publicIp !== '0.0.0.0' && own.attrs.publicIp !== '';
+    return planWgDevices(cfg, wgDeviceLayout(cfg, config, v4), up);
+  };
+  const names = new Set(layout(null).devices.map((d) => d.name));
+  const dev = host.kernel.links.find((l) => l.vxlan && names.has(l.name)) ?? null;
+  const uplink = findUplink(host, own, dev);
+  return { plan: layout(uplink), uplink };
 }
 
 export function deviceChecks(i: DoctorInput, host: HostFacts, config: NetworkConfig): Check[] {
@@ -44,74 +76,63 @@ export function deviceChecks(i: DoctorInput, host: HostFacts, config: NetworkCon
         [RESTART],
       ),
     );
-  if (config.backend.type === 'udp') return [...out, ...udpDeviceChecks(i, host, config)];
-  if (config.backend.type === 'wireguard') {
-    const up = findUplink(host, own, null);
-    return [...out, ...wgDeviceChecks(config, host.kernel.links, up, i.subnetEnv.mtu)];
-  }
-  if (config.backend.type !== 'vxlan') {
-    const up = findUplink(host, own, null);
-    if (up && i.subnetEnv.mtu !== null && i.subnetEnv.mtu > up.mtu)
-      out.push(
-        fail(
-          'mtu',
-          `FLANNEL_MTU ${i.subnetEnv.mtu} is larger than the uplink ${up.name} MTU ${up.mtu}`,
-          [RESTART],
-        ),
-      );
-    return out;
-  }
-  let cfg;
+  let plan: DevicePlan;
   try {
-    cfg = parseVxlanConfig(config.backend.raw);
+    plan = planHostDevices(config, host, own).plan;
   } catch (err) {
-    return [
-      ...out,
-      fail('device', `vxlan config: ${(err as Error).message}`, ["weftctl config set '<json>'"]),
-    ];
+    const msg = `${config.backend.type} config: ${(err as Error).message}`;
+    return [...out, fail('device', msg, ["weftctl config set '<json>'"])];
   }
-  const devs = overlayDevices(config);
-  const wants: number[] = [];
-  for (const fam of [4, 6] as const) {
-    const name = devs[fam];
-    if (!name) continue;
-    const dev = host.kernel.links.find((l) => l.name === name) ?? null;
-    if (!dev) {
-      out.push(fail(`device:${name}`, `vxlan device ${name} does not exist`, [RESTART]));
-      continue;
-    }
-    const problems: string[] = [];
-    const fixes: string[] = [];
-    if (!dev.up) {
-      problems.push('is down');
-      fixes.push(`ip link set dev ${name} up`);
-    }
-    if (dev.vxlan && dev.vxlan.vni !== cfg.vni)
-      problems.push(`has VNI ${dev.vxlan.vni}, the config says ${cfg.vni}`);
-    if (dev.vxlan && dev.vxlan.port !== cfg.port)
-      problems.push(`uses UDP port ${dev.vxlan.port}, the config says ${cfg.port}`);
-    if (problems.length > 0 && fixes.length === 0) fixes.push(RESTART);
-    const data = own
-      ? parseVxlanBackendData(fam === 4 ? own.attrs.backendData : own.attrs.backendV6Data)
+  for (const d of plan.devices) out.push(...plannedDeviceChecks(i, host, plan, d));
+  if (plan.mtu !== null) out.push(containerMtuCheck(i, host, plan.mtu));
+  return out;
+}
+
+/** One planned device against the kernel: it exists and is up, carries the planned VNI, port and
+ *  published VTEP MAC (vxlan), has the planned MTU, and (vxlan) no checksum-bug offload. */
+function plannedDeviceChecks(
+  i: DoctorInput,
+  host: HostFacts,
+  plan: DevicePlan,
+  d: PlannedDevice,
+): Check[] {
+  const { name } = d;
+  const dev = host.kernel.links.find((l) => l.name === name) ?? null;
+  const what = d.vxlan ? 'vxlan device' : 'TUN device';
+  if (!dev) return [fail(`device:${name}`, `${what} ${name} does not exist`, [RESTART])];
+  const out: Check[] = [];
+  const problems: string[] = [];
+  const fixes: string[] = [];
+  if (!dev.up) {
+    problems.push('is down');
+    fixes.push(`ip link set dev ${name} up`);
+  }
+  const vx = d.vxlan;
+  if (vx && dev.vxlan && dev.vxlan.vni !== vx.vni)
+    problems.push(`has VNI ${dev.vxlan.vni}, the config says ${vx.vni}`);
+  if (vx && dev.vxlan && dev.vxlan.port !== vx.port)
+    problems.push(`uses UDP port ${dev.vxlan.port}, the config says ${vx.port}`);
+  if (problems.length > 0 && fixes.length === 0) fixes.push(RESTART);
+  const own = i.own?.lease ?? null;
+  const data =
+    vx && own
+      ? parseVxlanBackendData(vx.family === 4 ? own.attrs.backendData : own.attrs.backendV6Data)
       : null;
-    if (data?.ok && dev.mac !== data.value.vtepMac) {
-      problems.push(
-        `has MAC ${dev.mac}, the lease publishes ${data.value.vtepMac} (peers send to the published one)`,
-      );
-      fixes.push(`ip link set dev ${name} address ${data.value.vtepMac}`);
-    }
-    if (problems.length > 0)
-      out.push(fail(`device:${name}`, `${name} ${problems.join('; ')}`, fixes));
-    else
-      out.push(
-        pass(`device:${name}`, `${name} up, VNI ${cfg.vni}, port ${cfg.port}, MAC ${dev.mac}`),
-      );
-    // MTU along the path: uplink − overhead = device (the backend's own overheads)
-    const up = findUplink(host, own, dev);
-    const overhead = VXLAN_OVERHEAD[dev.vxlan?.local?.includes(':') ? 6 : 4];
-    const want = (cfg.mtu ?? up?.mtu ?? dev.mtu + overhead) - overhead;
-    const why = `(${cfg.mtu ? `Backend.MTU ${cfg.mtu}` : `uplink ${up?.name ?? '?'} ${up?.mtu ?? '?'}`} − ${overhead})`;
-    wants.push(want);
+  if (data?.ok && dev.mac !== data.value.vtepMac) {
+    problems.push(
+      `has MAC ${dev.mac}, the lease publishes ${data.value.vtepMac} (peers send to the published one)`,
+    );
+    fixes.push(`ip link set dev ${name} address ${data.value.vtepMac}`);
+  }
+  const state = vx ? `up, VNI ${vx.vni}, port ${vx.port}, MAC ${dev.mac}` : 'up';
+  out.push(
+    problems.length > 0
+      ? fail(`device:${name}`, `${name} ${problems.join('; ')}`, fixes)
+      : pass(`device:${name}`, `${name} ${state}`),
+  );
+  const want = d.mtu;
+  const why = `(${plan.base} − ${d.overhead})`;
+  if (want !== null)
     out.push(
       dev.mtu === want
         ? pass(`mtu:${name}`, `${name} MTU ${want} ${why}`)
@@ -119,42 +140,43 @@ export function deviceChecks(i: DoctorInput, host: HostFacts, config: NetworkCon
             `ip link set dev ${name} mtu ${want}`,
           ]),
     );
-    // checksum offload (docs/pitfalls.md B1): the kernel bug, and its symptom on this receiver
-    const tx = host.txChecksum[name] ?? null;
-    const buggy = kernelHasChecksumBug(host.kernelRelease);
-    const csum = host.udpCsumErrors ?? 0;
-    if (csum > 0 && !out.some((c) => c.id === 'udp-checksum'))
-      out.push(
-        warn(
-          'udp-checksum',
-          `${csum} UDP datagrams arrived with a bad checksum here (the VXLAN checksum bug on a sending host with kernel < 5.7 and tx offload on?)`,
-          [
-            'on each sending host: weftctl doctor   # checksum check',
-            `on an affected sender: ethtool -K ${name} tx-checksum-ip-generic off`,
-          ],
-        ),
-      );
-    if (buggy && tx === 'on')
-      out.push(
-        fail(
-          `checksum:${name}`,
-          `kernel ${host.kernelRelease} < 5.7 corrupts masqueraded VXLAN checksums with tx offload on`,
-          [`ethtool -K ${name} tx-checksum-ip-generic off`],
-        ),
-      );
-    else
-      out.push(
-        pass(
-          `checksum:${name}`,
-          `kernel ${host.kernelRelease}, tx-checksum-ip-generic ${tx ?? 'unknown'}${buggy ? '' : ' (no checksum bug on this kernel)'}`,
-        ),
-      );
-  }
-  if (wants.length > 0) out.push(containerMtuCheck(i, host, Math.min(...wants)));
+  if (vx) out.push(...checksumChecks(host, name, out));
   return out;
 }
 
-/** Containers get FLANNEL_MTU: the smallest overlay MTU (IPv6 underlay costs 20 more); the bridge no larger. */
+/** The VXLAN checksum bug (docs/pitfalls.md B1): the kernel and its offload, and its symptom here. */
+function checksumChecks(host: HostFacts, name: string, before: readonly Check[]): Check[] {
+  const out: Check[] = [];
+  const tx = host.txChecksum[name] ?? null;
+  const buggy = kernelHasChecksumBug(host.kernelRelease);
+  const csum = host.udpCsumErrors ?? 0;
+  if (csum > 0 && !before.some((c) => c.id === 'udp-checksum'))
+    out.push(
+      warn(
+        'udp-checksum',
+        `${csum} UDP datagrams arrived with a bad checksum here (the VXLAN checksum bug on a sending host with kernel < 5.7 and tx offload on?)`,
+        [
+          'on each sending host: weftctl doctor   # checksum check',
+          `on an affected sender: ethtool -K ${name} tx-checksum-ip-generic off`,
+        ],
+      ),
+    );
+  out.push(
+    buggy && tx === 'on'
+      ? fail(
+          `checksum:${name}`,
+          `kernel ${host.kernelRelease} < 5.7 corrupts masqueraded VXLAN checksums with tx offload on`,
+          [`ethtool -K ${name} tx-checksum-ip-generic off`],
+        )
+      : pass(
+          `checksum:${name}`,
+          `kernel ${host.kernelRelease}, tx-checksum-ip-generic ${tx ?? 'unknown'}${buggy ? '' : ' (no checksum bug on this kernel)'}`,
+        ),
+  );
+  return out;
+}
+
+/** Containers get FLANNEL_MTU: the plan's (the smallest overlay MTU); the bridge no larger. */
 function containerMtuCheck(i: DoctorInput, host: HostFacts, want: number): Check {
   const problems: string[] = [];
   const fixes: string[] = [];
@@ -176,42 +198,6 @@ function containerMtuCheck(i: DoctorInput, host: HostFacts, want: number): Check
         'mtu:containers',
         `container MTU ${want} (subnet.env${bridge ? `, bridge ${bridge.name}` : ''})`,
       );
-}
-
-/** udp: the TUN exists, is up, and its MTU is the uplink's (or Backend.MTU) − 28 like FLANNEL_MTU. */
-function udpDeviceChecks(i: DoctorInput, host: HostFacts, config: NetworkConfig): Check[] {
-  let cfg;
-  try {
-    cfg = parseUdpConfig(config.backend.raw);
-  } catch (err) {
-    return [
-      fail('device', `udp config: ${(err as Error).message}`, ["weftctl config set '<json>'"]),
-    ];
-  }
-  const dev = host.kernel.links.find((l) => l.name === cfg.name) ?? null;
-  if (!dev) return [fail(`device:${cfg.name}`, `TUN device ${cfg.name} does not exist`, [RESTART])];
-  const out: Check[] = [];
-  if (!dev.up)
-    out.push(fail(`device:${cfg.name}`, `${cfg.name} is down`, [`ip link set dev ${cfg.name} up`]));
-  else out.push(pass(`device:${cfg.name}`, `${cfg.name} up`));
-  const up = findUplink(host, i.own?.lease ?? null, null);
-  const want = (cfg.mtu ?? up?.mtu ?? dev.mtu + UDP_OVERHEAD) - UDP_OVERHEAD;
-  const problems: string[] = [];
-  if (dev.mtu !== want) problems.push(`${cfg.name} MTU is ${dev.mtu}, want ${want}`);
-  if (i.subnetEnv.mtu !== null && i.subnetEnv.mtu !== want)
-    problems.push(`FLANNEL_MTU is ${i.subnetEnv.mtu}, want ${want}`);
-  out.push(
-    problems.length
-      ? fail(`mtu:${cfg.name}`, problems.join('; '), [
-          `ip link set dev ${cfg.name} mtu ${want}`,
-          RESTART,
-        ])
-      : pass(
-          `mtu:${cfg.name}`,
-          `MTU ${want} consistent (uplink ${up?.name ?? '?'} ${up?.mtu ?? '?'} − ${UDP_OVERHEAD})`,
-        ),
-  );
-  return out;
 }
 
 /** The local bridge carrying `subnet` (its first address), e.g. cni0. */

@@ -9,12 +9,41 @@ import { networkOf } from '../netlink/index.js';
 import { RESTART, fail, pass, warn, skip, type Check, type DoctorInput } from './doctor-check.js';
 import { firewallChecks } from './doctor-firewall.js';
 import { deviceChecks, sysctlChecks } from './doctor-kernel.js';
-import { isFault } from './peers.js';
+import type { Lease } from '../lease/lease.js';
+import { isFault, type PeerRow } from './peers.js';
 import { formatDuration } from './render.js';
 
 export type { Check, CheckStatus, DoctorInput, UnderlayProbe } from './doctor-check.js';
-export { findUplink } from './doctor-kernel.js';
 export { forwardPolicyChecks } from './doctor-firewall.js';
+
+/**
+ * Leases weftd programs nothing for here: every row of theirs is refused (its planner's reason) or of
+ * another backend. doctor reports them once, as refused, and does not probe, count or check them as
+ * peers.
+ */
+export function unprogrammed(peers: readonly PeerRow[]): Set<string> {
+  const out = new Set<string>();
+  const live = new Set<string>();
+  for (const p of peers) {
+    if (p.lease === null) continue;
+    if (p.verdict === 'refused' || p.verdict === 'skipped') out.add(p.lease);
+    else live.add(p.lease);
+  }
+  for (const k of live) out.delete(k);
+  return out;
+}
+
+/** The peers doctor probes on the underlay: every other host's lease weftd programs (IPv4). */
+export function probeTargets(
+  leases: readonly Lease[],
+  own: Lease | null,
+  peers: readonly PeerRow[],
+): { lease: string; publicIp: string }[] {
+  const skip = unprogrammed(peers);
+  return leases
+    .filter((l) => l.key !== own?.key && l.attrs.publicIp !== '0.0.0.0' && !skip.has(l.key))
+    .map((l) => ({ lease: l.key, publicIp: l.attrs.publicIp }));
+}
 
 function etcdChecks(i: DoctorInput): Check[] {
   const out: Check[] = [];
@@ -98,8 +127,9 @@ function leaseChecks(i: DoctorInput): Check[] {
       ),
     );
   const byIp = new Map<string, string[]>();
+  const refused = unprogrammed(i.peers); // shown as refused, with the reason, by the peer checks
   for (const r of i.records)
-    if (r.lease && r.lease.attrs.publicIp !== '0.0.0.0')
+    if (r.lease && r.lease.attrs.publicIp !== '0.0.0.0' && !refused.has(r.key))
       byIp.set(r.lease.attrs.publicIp, [...(byIp.get(r.lease.attrs.publicIp) ?? []), r.key]);
   for (const [ip, keys] of byIp)
     if (keys.length > 1)

@@ -35,6 +35,19 @@ export interface LeaseListing {
   readonly revision: string;
 }
 
+/** Runs `use` on a registry opened from the options, and closes it. */
+export async function withRegistry<T>(
+  o: CliOptions,
+  use: (reg: EtcdLeaseRegistry) => Promise<T>,
+): Promise<T> {
+  const reg = openRegistry(o);
+  try {
+    return await use(reg);
+  } finally {
+    await reg.close();
+  }
+}
+
 export function openRegistry(o: CliOptions): EtcdLeaseRegistry {
   const tls: { caFile?: string; certFile?: string; keyFile?: string } = {};
   if (o.etcdCafile) tls.caFile = o.etcdCafile;

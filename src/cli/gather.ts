@@ -3,7 +3,7 @@
  * etcd (errors kept as data, so a dead etcd still gives a local report), subnet.env, and which lease is
  * this host's (subnet.env's FLANNEL_SUBNET first, then a lease whose public IP is a local address).
  */
-import { describeError, hasCode } from '../errors.js';
+import { WeftError, describeError, hasCode } from '../errors.js';
 
 import type { Lease } from '../lease/lease.js';
 import { nullLogger, type Logger } from '../log/logger.js';
@@ -18,7 +18,9 @@ import {
   type HostFacts,
   type SubnetEnvState,
 } from './host-view.js';
+import type { CliOptions } from './options.js';
 import { overlayDevices, peerVerdicts, type PeerRow } from './peers.js';
+import type { WgLiveResult } from './wireguard-view.js';
 
 const ETCD_CODES = ['E_ETCD_UNAVAILABLE', 'E_ETCD_TLS', 'E_ETCD_AUTH', 'E_ETCD_COMPACTED'] as const;
 export const isEtcdError = (err: unknown): boolean => ETCD_CODES.some((c) => hasCode(err, c));
@@ -116,13 +118,41 @@ export async function gatherHost(
   }
 }
 
-/** Every peer lease checked against this host's kernel ([] without a valid config or kernel facts). */
+/** This host as the commands see it: the cluster view, its kernel facts (errors kept) and its lease. */
+export interface LocalView {
+  readonly view: ClusterView;
+  readonly host: HostFacts | null;
+  readonly hostError: string | null;
+  readonly own: LeaseRecord | null;
+}
+
+export async function gatherLocal(
+  reg: EtcdLeaseRegistry,
+  o: Pick<CliOptions, 'subnetFile' | 'timeoutMs'>,
+): Promise<LocalView> {
+  const view = await gatherCluster(reg, o.subnetFile);
+  const { host, hostError } = await gatherHost(view.config, o.timeoutMs);
+  return { view, host, hostError, own: findOwnRecord(view, host?.addrs ?? []) };
+}
+
+/** The network config a command cannot do without; throws when etcd is unreachable or it is absent
+ *  or invalid. */
+export function requireConfig(view: ClusterView): NetworkConfig {
+  if (!view.etcd.reachable) throw new WeftError('E_ETCD_UNAVAILABLE', `etcd: ${view.etcd.error}`);
+  if (!view.config)
+    throw new WeftError(
+      view.configMissing ? 'E_CONFIG_NOT_FOUND' : 'E_CONFIG_INVALID',
+      `network config ${view.configError}`,
+    );
+  return view.config;
+}
+
+/** Every peer lease checked against this host's kernel ([] without a valid config or kernel facts);
+ *  with wireguard, the engine's peers (weftd's /metrics) are the claim order's incumbents, as in weftd
+ *  (PeerInput.programmed). */
 export function peerRowsOf(
-  view: Pick<ClusterView, 'config' | 'leases'>,
-  host: HostFacts | null,
-  own: LeaseRecord | null,
-  /** The peers weftd's engine holds (wireguard, from /metrics): see PeerInput.programmed. */
-  programmed?: ReadonlySet<string>,
+  { view, host, own }: LocalView,
+  live: WgLiveResult | null = null,
 ): PeerRow[] {
   if (!view.config || !host) return [];
   return peerVerdicts({
@@ -131,6 +161,6 @@ export function peerRowsOf(
     leases: view.leases,
     kernel: host.kernel,
     addrs: host.addrs,
-    ...(programmed ? { programmed } : {}),
+    ...(live?.ok ? { programmed: live.live.programmed } : {}),
   });
 }

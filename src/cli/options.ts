@@ -10,7 +10,7 @@ import {
   parseGoBool,
   readGoFlag,
 } from '../flags/go-flags.js';
-import { ETCD_FLAGS } from '../flags/etcd-flags.js';
+import { ETCD_FLAGS, type EtcdOptions } from '../flags/etcd-flags.js';
 
 export const COMMANDS = [
   'status',
@@ -28,19 +28,11 @@ export const COMMANDS = [
 ] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
-export interface CliOptions {
+export interface CliOptions extends EtcdOptions {
   readonly command: CommandName;
   /** Words after the command (subcommand and arguments). */
   readonly args: readonly string[];
   readonly json: boolean;
-  readonly etcdEndpoints: readonly string[];
-  readonly etcdPrefix: string;
-  readonly etcdKeyfile: string | null;
-  readonly etcdCertfile: string | null;
-  readonly etcdCafile: string | null;
-  readonly etcdUsername: string | null;
-  readonly etcdPassword: string | null;
-  readonly subnetFile: string;
   /** Base URL of weftd's health server, e.g. http://127.0.0.1:8081 (null: not checked). */
   readonly healthzUrl: string | null;
   /** Per-request timeout in ms (etcd, health, probes). */

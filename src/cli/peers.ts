@@ -25,7 +25,7 @@ import {
   type PeerEntry,
   type RefusedLease,
 } from '../backend/peer-plan.js';
-import { inScope, planReconcile, type KernelScope } from '../backend/reconcile.js';
+import { inScope, planReconcile, type KernelScope, type KernelView } from '../backend/reconcile.js';
 import { onLinkOf } from '../backend/uplink-routes.js';
 import { parseWireguardConfig } from '../backend-wireguard/config.js';
 import {
@@ -60,11 +60,8 @@ export type PeerVerdict =
   | 'skipped';
 
 /** The kernel state weftctl read (main routing table, neighbours and FDB of the overlay devices). */
-export interface KernelState {
+export interface KernelState extends KernelView {
   readonly links: readonly LinkInfo[];
-  readonly routes: readonly RouteEntry[];
-  readonly neighs: readonly NeighEntry[];
-  readonly fdb: readonly FdbEntry[];
 }
 
 export interface PeerRow {
@@ -429,73 +426,78 @@ function peerRow(
   };
 }
 
-function vxlanRow(k: KernelState, w: Want): PeerRow {
+/**
+ * vxlan and host-gw: the kernel against the planned entries — the route (via the gateway on the planned
+ * device, or via the peer's public IP on the uplink), and for VXLAN the neighbour and FDB entry — each
+ * problem with the command that puts the planned entry in place.
+ */
+function netlinkRow(k: KernelState, w: Want, e: PeerEntries, vxlan: boolean): PeerRow {
   const problems: string[] = [];
   const fixes: string[] = [];
-  const dev = w.dev;
-  const devName = w.devName ?? '?';
-  const gw = networkAddress(w.subnet);
-  const route = k.routes.find((r) => r.dst === w.subnet) ?? null;
-  const neigh = dev
-    ? (k.neighs.find((n) => n.ifindex === dev.index && n.dst === gw) ?? null)
-    : null;
-  const devFdb = dev ? k.fdb.filter((f) => f.ifindex === dev.index) : [];
-  const fdbMac = devFdb.find((f) => f.mac === w.vtepMac) ?? null;
-  const fdbIp = devFdb.find((f) => f.dst === w.publicIp && f.mac !== '00:00:00:00:00:00') ?? null;
-  const fdb = fdbMac ?? fdbIp;
   const verdicts = new Set<PeerVerdict>();
-  const direct = route !== null && route.gateway === w.publicIp;
-  if (!dev) {
-    problems.push(`device ${devName} does not exist`);
-    fixes.push('systemctl restart weftd   # re-creates the device and programs every peer');
-    verdicts.add('missing');
-  }
-  if (!route) {
-    problems.push(`no route to ${w.subnet}`);
-    fixes.push(`ip route replace ${w.subnet} via ${gw} dev ${devName} onlink`);
-    verdicts.add('missing');
-  } else if (!direct && (route.gateway !== gw || (dev && route.oif !== dev.index))) {
-    problems.push(
-      `route to ${w.subnet} goes ${showRoute(k, route)}, want via ${gw} dev ${devName} onlink`,
+  const bad = (v: PeerVerdict, problem: string, ...fix: string[]): void => {
+    verdicts.add(v);
+    problems.push(problem);
+    fixes.push(...fix);
+  };
+  const r = e.route;
+  const devName = w.devName ?? '?';
+  // the overlay route names its device; a route via the public IP is found by the kernel
+  const want = `via ${r.gateway}${e.neigh ? ` dev ${devName} onlink` : ''}`;
+  const route = k.routes.find((x) => x.dst === r.dst) ?? null;
+  if (e.neigh && !w.dev)
+    bad(
+      'missing',
+      `device ${devName} does not exist`,
+      'systemctl restart weftd   # re-creates the device and programs every peer',
     );
-    fixes.push(`ip route replace ${w.subnet} via ${gw} dev ${devName} onlink`);
-    verdicts.add('wrong-route');
-  }
-  if (!direct && dev) {
-    if (!neigh) {
-      problems.push(`no neighbour entry for ${gw} on ${devName}`);
-      fixes.push(`ip neigh replace ${gw} lladdr ${w.vtepMac} dev ${devName} nud permanent`);
-      verdicts.add('missing');
-    } else if (neigh.mac !== w.vtepMac) {
-      problems.push(
-        `neighbour ${gw} has MAC ${neigh.mac ?? '(none)'}, the lease publishes ${w.vtepMac}`,
-      );
-      fixes.push(`ip neigh replace ${gw} lladdr ${w.vtepMac} dev ${devName} nud permanent`);
-      verdicts.add('wrong-mac');
-    }
-    if (!fdbMac && !fdbIp) {
-      problems.push(`no FDB entry for ${w.vtepMac} on ${devName}`);
-      fixes.push(`bridge fdb replace ${w.vtepMac} dev ${devName} dst ${w.publicIp} self permanent`);
-      verdicts.add('missing');
-    } else if (fdbMac && fdbMac.dst !== w.publicIp) {
-      problems.push(
-        `FDB entry for ${w.vtepMac} sends to ${fdbMac.dst ?? '(none)'}, the lease's public IP is ${w.publicIp}`,
-      );
-      fixes.push(
-        `bridge fdb del ${w.vtepMac} dev ${devName} dst ${fdbMac.dst} self`,
-        `bridge fdb replace ${w.vtepMac} dev ${devName} dst ${w.publicIp} self permanent`,
-      );
-      verdicts.add('wrong-public-ip');
-    } else if (!fdbMac && fdbIp) {
-      problems.push(
-        `FDB entry for ${w.publicIp} has MAC ${fdbIp.mac}, the lease publishes ${w.vtepMac}`,
-      );
-      fixes.push(`bridge fdb replace ${w.vtepMac} dev ${devName} dst ${w.publicIp} self permanent`);
-      verdicts.add('wrong-mac');
-    }
-  }
+  if (!route) bad('missing', `no route to ${r.dst}`, `ip route replace ${r.dst} ${want}`);
+  else if (route.gateway !== r.gateway || (r.oif !== 0 && route.oif !== r.oif))
+    bad(
+      route.gateway === r.gateway || e.neigh ? 'wrong-route' : 'wrong-public-ip',
+      `route to ${r.dst} goes ${showRoute(k, route)}, want ${want}`,
+      `ip route replace ${r.dst} ${want}`,
+    );
+  const n = e.neigh && w.dev ? e.neigh : null;
+  const neigh = n
+    ? (k.neighs.find((x) => x.ifindex === n.ifindex && x.dst === n.dst) ?? null)
+    : null;
+  const replaceNeigh = n
+    ? `ip neigh replace ${n.dst} lladdr ${n.mac} dev ${devName} nud permanent`
+    : '';
+  if (n && !neigh) bad('missing', `no neighbour entry for ${n.dst} on ${devName}`, replaceNeigh);
+  else if (n && neigh && neigh.mac !== n.mac)
+    bad(
+      'wrong-mac',
+      `neighbour ${n.dst} has MAC ${neigh.mac ?? '(none)'}, the lease publishes ${n.mac}`,
+      replaceNeigh,
+    );
+  const f = e.fdb && w.dev ? e.fdb : null;
+  const devFdb = f ? k.fdb.filter((x) => x.ifindex === f.ifindex) : [];
+  const fdbMac = f ? (devFdb.find((x) => x.mac === f.mac) ?? null) : null;
+  const fdbIp = f
+    ? (devFdb.find((x) => x.dst === f.dst && x.mac !== '00:00:00:00:00:00') ?? null)
+    : null;
+  const replaceFdb = f
+    ? `bridge fdb replace ${f.mac} dev ${devName} dst ${f.dst} self permanent`
+    : '';
+  if (f && !fdbMac && !fdbIp) bad('missing', `no FDB entry for ${f.mac} on ${devName}`, replaceFdb);
+  else if (f && fdbMac && fdbMac.dst !== f.dst)
+    bad(
+      'wrong-public-ip',
+      `FDB entry for ${f.mac} sends to ${fdbMac.dst ?? '(none)'}, the lease's public IP is ${f.dst}`,
+      `bridge fdb del ${f.mac} dev ${devName} dst ${fdbMac.dst} self`,
+      replaceFdb,
+    );
+  else if (f && !fdbMac && fdbIp)
+    bad(
+      'wrong-mac',
+      `FDB entry for ${f.dst} has MAC ${fdbIp.mac}, the lease publishes ${f.mac}`,
+      replaceFdb,
+    );
+  const fdb = fdbMac ?? fdbIp;
   return peerRow(w, {
-    vtepMac: w.vtepMac,
+    vtepMac: vxlan ? w.vtepMac : null,
     route: route ? showRoute(k, route) : null,
     neigh: neigh ? showNeigh(k, neigh) : null,
     fdb: fdb ? showFdb(k, fdb) : null,
@@ -503,23 +505,6 @@ function vxlanRow(k: KernelState, w: Want): PeerRow {
     problems,
     fixes,
   });
-}
-
-function hostgwRow(k: KernelState, w: Want): PeerRow {
-  const route = k.routes.find((r) => r.dst === w.subnet) ?? null;
-  const problems: string[] = [];
-  const fixes: string[] = [];
-  let verdict: PeerVerdict = 'ok';
-  if (!route) {
-    problems.push(`no route to ${w.subnet}`);
-    fixes.push(`ip route replace ${w.subnet} via ${w.publicIp}`);
-    verdict = 'missing';
-  } else if (route.gateway !== w.publicIp) {
-    problems.push(`route to ${w.subnet} goes ${showRoute(k, route)}, want via ${w.publicIp}`);
-    fixes.push(`ip route replace ${w.subnet} via ${w.publicIp}`);
-    verdict = 'wrong-public-ip';
-  }
-  return peerRow(w, { route: route ? showRoute(k, route) : null, verdict, problems, fixes });
 }
 
 /** udp and wireguard: the peer's subnet must route into the TUN (the forwarder or the WireGuard engine
@@ -626,8 +611,8 @@ export function peerVerdicts(input: PeerInput): PeerRow[] {
         ],
       });
     }
-    if (type === 'vxlan') return vxlanRow(input.kernel, w);
-    if (type === 'host-gw') return hostgwRow(input.kernel, w);
+    if (type === 'vxlan' || type === 'host-gw')
+      return netlinkRow(input.kernel, w, w.entry as PeerEntries, type === 'vxlan');
     return udpRow(input.kernel, w);
   });
   return [...rows, ...(planned ? staleRows(input.kernel, planned.stale) : [])];

@@ -4,7 +4,7 @@
  * header the packet gets, and what is missing if it would be dropped. The route lookup is a longest-
  * prefix match over the main table as read (policy rules and other tables are not modelled).
  */
-import { parseVxlanBackendData } from '../backend-vxlan/backend-data.js';
+import type { PeerEntries } from '../backend/peer-entries.js';
 import type { Lease } from '../lease/lease.js';
 import { cidrContains, networkOf, type AddrEntry, type LinkInfo } from '../netlink/index.js';
 import type { NetworkConfig } from '../subnet/manager.js';
@@ -58,35 +58,58 @@ export interface TraceInput {
   readonly kernel: KernelState | null;
   /** This host's addresses (for the backend's planner: on-link networks). */
   readonly addrs?: readonly AddrEntry[];
+  /** The peers weftd's engine holds (wireguard, from /metrics): see PeerInput.programmed. */
+  readonly programmed?: ReadonlySet<string>;
 }
 
-/** Why weftd refuses to program `lease` for `ip`'s family on this host (its planner's reason), or null. */
-function refusal(i: TraceInput, k: KernelState, lease: Lease, ip: string): string | null {
+/** weftd's plan for `lease` and `ip`'s family on this host: the planned kernel entries (vxlan,
+ *  host-gw; null for other backends) or why it refuses the lease. */
+function planFor(
+  i: TraceInput,
+  k: KernelState,
+  lease: Lease,
+  ip: string,
+): { entry: PeerEntries | null; refused: string | null } {
   const plan = planNetwork({
     config: i.config,
     own: i.own,
     leases: i.leases,
     kernel: k,
     addrs: i.addrs ?? [],
+    ...(i.programmed ? { programmed: i.programmed } : {}),
   });
   const fam = ip.includes(':') ? 6 : 4;
+  const planned = plan?.plan.byLease.get(lease.key) ?? [];
+  const e = planned.find((x) => (x.subnet.includes(':') ? 6 : 4) === fam);
+  const entry = e && 'route' in e ? (e as PeerEntries) : null;
   const ofLease = plan?.plan.refused.filter((x) => x.lease.key === lease.key) ?? [];
   const r = ofLease.find((x) => x.family === fam || x.family === null);
   // one WireGuard peer carries both families' subnets: a claim it lost refuses it whole
-  const planned = plan?.plan.byLease.has(lease.key) ?? false;
-  return r?.reason ?? (planned ? null : (ofLease[0]?.reason ?? null));
+  return {
+    entry,
+    refused: r?.reason ?? (planned.length > 0 ? null : (ofLease[0]?.reason ?? null)),
+  };
 }
 
+/** How the planned route reaches the peer, as `ip route` words. */
+const via = (e: PeerEntries, dev: string): string =>
+  `via ${e.route.gateway}${e.neigh ? ` dev ${dev} onlink` : ''}`;
+
+/** The lease whose subnet holds `ip`: this host's own first, else the most specific (a hostile lease
+ *  for a whole range must not hide the host that leases the /24 inside it, as the kernel's routes
+ *  do not). */
 function owner(ip: string, leases: readonly Lease[], own: Lease | null): Endpoint {
   const fam = ip.includes(':') ? 6 : 4;
-  for (const l of leases) {
-    const s = fam === 4 ? l.subnet : l.subnet6;
-    if (s && cidrContains(s, ip)) {
-      const host = fam === 4 ? l.attrs.publicIp : (l.attrs.publicIpv6 ?? l.attrs.publicIp);
-      return { ip, lease: l.key, subnet: networkOf(s), host, local: own?.key === l.key };
-    }
-  }
-  return { ip, lease: null, subnet: null, host: null, local: false };
+  const subnetOf = (l: Lease): string | null => (fam === 4 ? l.subnet : l.subnet6);
+  const holders = leases.filter((l) => {
+    const s = subnetOf(l);
+    return s !== null && cidrContains(s, ip);
+  });
+  const len = (l: Lease): number => Number(subnetOf(l)!.split('/')[1]);
+  const l = holders.find((x) => x.key === own?.key) ?? holders.sort((a, b) => len(b) - len(a))[0];
+  if (!l) return { ip, lease: null, subnet: null, host: null, local: false };
+  const host = fam === 4 ? l.attrs.publicIp : (l.attrs.publicIpv6 ?? l.attrs.publicIp);
+  return { ip, lease: l.key, subnet: networkOf(subnetOf(l)!), host, local: own?.key === l.key };
 }
 
 const linkOf = (k: KernelState, index: number | null): LinkInfo | null =>
@@ -100,7 +123,8 @@ function forward(
 ): Omit<TraceResult, 'src' | 'dst'> {
   const steps: TraceStep[] = [];
   const missing: string[] = [];
-  const refused = dstLease && !dstEp.local ? refusal(i, k, dstLease, i.dst) : null;
+  const { entry, refused } =
+    dstLease && !dstEp.local ? planFor(i, k, dstLease, i.dst) : { entry: null, refused: null };
   if (refused !== null) {
     // weftd programs nothing for this peer on purpose: never suggest entries that would undo that
     return {
@@ -114,9 +138,10 @@ function forward(
   }
   const route = lookupRoute(k.routes, i.dst);
   if (!route) {
-    missing.push(
-      `no route to ${i.dst} on this host: ip route replace ${dstEp.subnet ?? i.dst} … (restart weftd)`,
-    );
+    const fix = entry
+      ? `${entry.route.dst} ${via(entry, linkOf(k, entry.route.oif ?? null)?.name ?? '<device>')}`
+      : `${dstEp.subnet ?? i.dst} …`;
+    missing.push(`no route to ${i.dst} on this host: ip route replace ${fix} (restart weftd)`);
     return {
       verdict: 'dropped',
       steps: [{ what: 'route', ok: false, text: `no route to ${i.dst}` }],
@@ -127,10 +152,12 @@ function forward(
   const dev = linkOf(k, route.oif);
   steps.push({ what: 'route', ok: true, text: showRoute(k, route) });
   if (dev?.kind !== 'vxlan') {
-    const wantGw = dstLease && i.config.backend.type === 'host-gw' ? dstEp.host : null;
-    if (dstEp.lease && route.gateway === null && !dstEp.local)
+    // a route via the peer's public IP (host-gw, VXLAN DirectRouting) as weftd plans it
+    const wantGw = entry && !entry.neigh ? entry.route.gateway : null;
+    // (udp, wireguard: the route into the TUN is right without a gateway, the engine picks the peer)
+    if (wantGw && route.gateway === null)
       missing.push(
-        `the route to ${dstEp.subnet} has no gateway: the peer's route is missing (ip route replace ${dstEp.subnet} via ${dstEp.host})`,
+        `the route to ${dstEp.subnet} has no gateway: the peer's route is missing (ip route replace ${dstEp.subnet} via ${wantGw})`,
       );
     else if (wantGw && route.gateway !== wantGw)
       missing.push(
@@ -153,13 +180,8 @@ function forward(
       ok: false,
       text: `no neighbour entry for ${gw} on ${dev.name}`,
     });
-    const d = dstLease
-      ? parseVxlanBackendData(
-          dstEp.ip.includes(':') ? dstLease.attrs.backendV6Data : dstLease.attrs.backendData,
-        )
-      : null;
     missing.push(
-      `neighbour ${gw} on ${dev.name}: ip neigh replace ${gw} lladdr ${d?.ok ? d.value.vtepMac : '<peer VtepMAC>'} dev ${dev.name} nud permanent`,
+      `neighbour ${gw} on ${dev.name}: ip neigh replace ${gw} lladdr ${entry?.neigh?.mac ?? '<peer VtepMAC>'} dev ${dev.name} nud permanent`,
     );
     return { verdict: 'dropped', steps, outer: null, missing };
   }
@@ -168,7 +190,7 @@ function forward(
   if (!fdb || !fdb.dst) {
     steps.push({ what: 'fdb', ok: false, text: `no FDB entry for ${neigh.mac} on ${dev.name}` });
     missing.push(
-      `FDB entry ${neigh.mac} on ${dev.name}: bridge fdb replace ${neigh.mac} dev ${dev.name} dst ${dstEp.host ?? '<peer public IP>'} self permanent`,
+      `FDB entry ${neigh.mac} on ${dev.name}: bridge fdb replace ${neigh.mac} dev ${dev.name} dst ${entry?.fdb?.dst ?? dstEp.host ?? '<peer public IP>'} self permanent`,
     );
     return { verdict: 'dropped', steps, outer: null, missing };
   }
@@ -186,19 +208,15 @@ function forward(
     ok: true,
     text: `VXLAN ${outer.src ?? '?'} → ${outer.dst} udp/${outer.port} VNI ${outer.vni}`,
   });
-  if (dstLease) {
-    const d = parseVxlanBackendData(
-      dstEp.ip.includes(':') ? dstLease.attrs.backendV6Data : dstLease.attrs.backendData,
+  const want = entry?.neigh && entry.fdb ? { mac: entry.neigh.mac, dst: entry.fdb.dst } : null;
+  if (dstLease && want && want.mac !== neigh.mac)
+    missing.push(
+      `the neighbour MAC ${neigh.mac} is not ${dstLease.key}'s VtepMAC ${want.mac}: the receiver drops the frame (ip neigh replace ${gw} lladdr ${want.mac} dev ${dev.name} nud permanent)`,
     );
-    if (d.ok && d.value.vtepMac !== neigh.mac)
-      missing.push(
-        `the neighbour MAC ${neigh.mac} is not ${dstLease.key}'s VtepMAC ${d.value.vtepMac}: the receiver drops the frame (ip neigh replace ${gw} lladdr ${d.value.vtepMac} dev ${dev.name} nud permanent)`,
-      );
-    if (dstEp.host && fdb.dst !== dstEp.host)
-      missing.push(
-        `the FDB sends to ${fdb.dst}, but ${dstEp.subnet} is leased by ${dstEp.host} (bridge fdb replace ${neigh.mac} dev ${dev.name} dst ${dstEp.host} self permanent)`,
-      );
-  }
+  if (want && fdb.dst !== want.dst)
+    missing.push(
+      `the FDB sends to ${fdb.dst}, but ${dstEp.subnet} is leased by ${want.dst} (bridge fdb replace ${neigh.mac} dev ${dev.name} dst ${want.dst} self permanent)`,
+    );
   steps.push({
     what: 'deliver',
     ok: missing.length === 0,

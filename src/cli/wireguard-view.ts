@@ -8,9 +8,9 @@
 import { describeError } from '../errors.js';
 import type { Lease } from '../lease/lease.js';
 import { leasePublicKey } from '../backend-wireguard/plan.js';
-import { WG_OVERHEAD, parseWireguardConfig } from '../backend-wireguard/config.js';
+import { parseWireguardConfig } from '../backend-wireguard/config.js';
 import type { NetworkConfig } from '../subnet/manager.js';
-import { RESTART, fail, pass, skip, warn, type Check } from './doctor-check.js';
+import { fail, pass, skip, warn, type Check } from './doctor-check.js';
 
 export interface WgPeerLive {
   readonly device: string;
@@ -136,6 +136,16 @@ export async function readWgLive(base: string, timeoutMs: number): Promise<WgLiv
   }
 }
 
+/** weftd's engine state for a wireguard network, when weftctl knows weftd's health server (else null). */
+export async function readWgLiveFor(
+  config: NetworkConfig | null,
+  o: { readonly healthzUrl: string | null; readonly timeoutMs: number },
+): Promise<WgLiveResult | null> {
+  return config?.backend.type === 'wireguard' && o.healthzUrl
+    ? readWgLive(o.healthzUrl, o.timeoutMs)
+    : null;
+}
+
 /** The public key a lease publishes (BackendData, else BackendV6Data), or null. */
 export function publishedKey(lease: Lease): string | null {
   for (const d of [lease.attrs.backendData, lease.attrs.backendV6Data]) {
@@ -233,56 +243,4 @@ export function wgDoctorChecks(
 export function wgPeerStatus(lease: Lease, live: WgLive): WgPeerLive | null {
   const key = publishedKey(lease);
   return key ? (live.peers.get(key) ?? null) : null;
-}
-
-/**
- * doctor's device checks for backend wireguard: each TUN the config implies exists and is up, its MTU
- * is the uplink's (or Backend.MTU) − 80 (flannel's rule), and FLANNEL_MTU matches.
- */
-export function wgDeviceChecks(
-  config: NetworkConfig,
-  links: readonly { name: string; up: boolean; mtu: number }[],
-  uplink: { name: string; mtu: number } | null,
-  subnetEnvMtu: number | null,
-): Check[] {
-  let cfg;
-  try {
-    cfg = parseWireguardConfig(config.backend.raw);
-  } catch (err) {
-    return [
-      fail('device', `wireguard config: ${(err as Error).message}`, [
-        "weftctl config set '<json>'",
-      ]),
-    ];
-  }
-  const names = [
-    ...(config.enableIPv4 || cfg.mode !== 'separate' ? [cfg.name] : []),
-    ...(config.enableIPv6 && cfg.mode === 'separate' ? [cfg.nameV6] : []),
-  ];
-  const base = cfg.mtu ?? uplink?.mtu ?? null;
-  const want = base === null ? null : base - WG_OVERHEAD;
-  const out: Check[] = [];
-  for (const name of names) {
-    const dev = links.find((l) => l.name === name);
-    if (!dev) {
-      out.push(fail(`device:${name}`, `WireGuard TUN ${name} does not exist`, [RESTART]));
-      continue;
-    }
-    if (!dev.up)
-      out.push(fail(`device:${name}`, `${name} is down`, [`ip link set dev ${name} up`]));
-    else out.push(pass(`device:${name}`, `${name} up`));
-    const problems: string[] = [];
-    if (want !== null && dev.mtu !== want) problems.push(`${name} MTU is ${dev.mtu}, want ${want}`);
-    if (want !== null && subnetEnvMtu !== null && subnetEnvMtu !== want)
-      problems.push(`FLANNEL_MTU is ${subnetEnvMtu}, want ${want}`);
-    out.push(
-      problems.length
-        ? fail(`mtu:${name}`, problems.join('; '), [`ip link set dev ${name} mtu ${want}`, RESTART])
-        : pass(
-            `mtu:${name}`,
-            `MTU ${dev.mtu} consistent (${cfg.mtu ? `Backend.MTU ${cfg.mtu}` : `uplink ${uplink?.name ?? '?'} ${uplink?.mtu ?? '?'}`} − ${WG_OVERHEAD})`,
-          ),
-    );
-  }
-  return out;
 }

@@ -5,22 +5,14 @@
  */
 import { isIP } from 'node:net';
 import type { LogLevel } from '../log/logger.js';
-import { ETCD_FLAGS } from '../flags/etcd-flags.js';
+import { ETCD_FLAGS, type EtcdOptions } from '../flags/etcd-flags.js';
 
-export interface DaemonOptions {
-  readonly etcdEndpoints: readonly string[];
-  readonly etcdPrefix: string;
-  readonly etcdKeyfile: string | null;
-  readonly etcdCertfile: string | null;
-  readonly etcdCafile: string | null;
-  readonly etcdUsername: string | null;
-  readonly etcdPassword: string | null;
+export interface DaemonOptions extends EtcdOptions {
   readonly iface: readonly string[];
   readonly ifaceRegex: readonly string[];
   readonly ifaceCanReach: string | null;
   readonly publicIp: string | null;
   readonly publicIpv6: string | null;
-  readonly subnetFile: string;
   /** Minutes before expiry at which the lease is renewed (flannel: 1..1439). */
   readonly subnetLeaseRenewMargin: number;
   /** Lease TTL in seconds; null = the manager's default (24 h, flannel's constant). */

@@ -8,6 +8,7 @@
  * default); then `createDaemonMetrics({ served: false })` returns counters that go nowhere.
  */
 import { createRequire } from 'node:module';
+import type { MetricSample } from '../backend-udp/metrics.js';
 import type { Registry } from 'prom-client';
 import type { WireguardDeviceStatus } from '../backend-wireguard/index.js';
 import { registerWireguardMetrics } from './wireguard-metrics.js';
@@ -41,14 +42,8 @@ export interface DaemonMetrics extends BackendMetricsSink {
   watchWireguard(devices: () => readonly WireguardDeviceStatus[]): void;
 }
 
-/** One sample a backend computes itself (src/backend-udp/metrics.ts MetricSample has this shape). */
-export interface ScrapedSample {
-  readonly name: string;
-  readonly help: string;
-  readonly type: 'counter' | 'gauge';
-  readonly labels: Readonly<Record<string, string>>;
-  readonly value: number;
-}
+/** One sample a backend computes itself (the UDP forwarder's, src/backend-udp/metrics.ts). */
+export type ScrapedSample = MetricSample;
 
 /** The lease manager's counters that are exported (all monotonic). */
 export interface LeaseManagerCounters {

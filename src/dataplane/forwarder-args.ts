@@ -1,6 +1,7 @@
 /**
  * Argument validation and the control-plane route book shared by NativeForwarder and
- * MemoryForwarder, so both reject the same input with the same TypeError messages.
+ * MemoryForwarder, so both reject the same input with the same TypeError messages; the argument and
+ * native-error helpers are the WireGuard device's too.
  */
 import { Ip4Net, Ip6Net, tryParseCidr, tryParseIp4 } from '../ip/index.js';
 import { WeftError } from '../errors.js';
@@ -35,12 +36,22 @@ export const DEFAULT_FORWARDER_NICE = -10;
 export const MAX_LOCAL_SUBNETS = 16;
 export const DEFAULT_MAX_ROUTES = 1 << 20;
 
-function show(v: unknown): string {
+/** An argument as an error message quotes it. */
+export function show(v: unknown): string {
   return typeof v === 'string' ? JSON.stringify(v) : String(v);
 }
 
-function isIntIn(v: unknown, min: number, max: number): v is number {
+export function isIntIn(v: unknown, min: number, max: number): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+}
+
+/** A native call's failure as WeftError E_NATIVE with its errno details. */
+export function nativeError(err: unknown, what: string): WeftError {
+  const e = err as NodeJS.ErrnoException;
+  return new WeftError('E_NATIVE', `${what}: ${e.message}`, {
+    cause: err,
+    details: { code: e.code, errno: e.errno, syscall: e.syscall },
+  });
 }
 
 export function ip4Bytes(value: number): Buffer {
@@ -49,7 +60,7 @@ export function ip4Bytes(value: number): Buffer {
   return b;
 }
 
-function ip6Bytes(value: bigint): Buffer {
+export function ip6Bytes(value: bigint): Buffer {
   const b = Buffer.alloc(16);
   b.writeBigUInt64BE(value >> 64n, 0);
   b.writeBigUInt64BE(value & 0xffffffffffffffffn, 8);

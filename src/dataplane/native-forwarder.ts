@@ -11,6 +11,7 @@ import {
   closedError,
   fallbackOf,
   localBytes,
+  nativeError,
   parseDst,
   parseLocal,
   parseOptions,
@@ -69,14 +70,6 @@ function toStats(s: Flat): ForwarderStats {
     },
     running: s.running === 1,
   };
-}
-
-function nativeError(err: unknown, what: string): WeftError {
-  const e = err as NodeJS.ErrnoException;
-  return new WeftError('E_NATIVE', `${what}: ${e.message}`, {
-    cause: err,
-    details: { code: e.code, errno: e.errno, syscall: e.syscall },
-  });
 }
 
 export interface NativeForwarderDeps {

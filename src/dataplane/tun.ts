@@ -1,4 +1,5 @@
-/** Opening TUN devices through the native addon (the UDP backend's packet I/O). */
+/** Opening TUN devices through the native addon (the UDP forwarder's and WireGuard engine's I/O). */
+import { closeSync } from 'node:fs';
 import { WeftError } from '../errors.js';
 import { loadNative } from '../native/binding.js';
 
@@ -49,4 +50,25 @@ export function openTun(name: string, options: TunOptions = {}): OpenedTun {
       details: { code: e.code, errno: e.errno, syscall: e.syscall },
     });
   }
+}
+
+/**
+ * Opens (or re-attaches to) the persistent TUN `name` with a virtio-net header and hands its fd to
+ * `start` (a native loop that takes it over); the fd is closed when `start` throws. `enter` runs the
+ * open in the host's network namespace (src/netns, which this layer may not import).
+ */
+export function startOnTun<T>(
+  name: string,
+  start: (fd: number) => T,
+  enter: (open: () => T) => T = (open) => open(),
+): T {
+  return enter(() => {
+    const tun = openTun(name, { vnetHdr: true, persist: true });
+    try {
+      return start(tun.fd);
+    } catch (err) {
+      closeSync(tun.fd); // start failed: the fd is still ours
+      throw err;
+    }
+  });
 }

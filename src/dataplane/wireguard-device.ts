@@ -11,10 +11,11 @@ import { EventEmitter } from 'node:events';
 import { WeftError } from '../errors.js';
 import { formatIp4, formatIp6, tryParseIp4, tryParseIp6 } from '../ip/index.js';
 import type { Logger } from '../log/logger.js';
-import { ip4Bytes, parseDst } from './forwarder-args.js';
+import { ip4Bytes, ip6Bytes, isIntIn, nativeError, parseDst, show } from './forwarder-args.js';
 import {
   loadNative,
   type NativeWgDeviceHandle,
+  type NativeWgPeer,
   type NativeWgSnapshot,
   type NativeWgStatKey,
 } from '../native/binding.js';
@@ -85,22 +86,16 @@ export interface WireGuardPeerSpec {
   readonly allowedIps: readonly string[];
 }
 
-export interface WireGuardPeerStatus {
+/** A peer's counters as the engine reports them (`lastHandshakeSec`: wall clock, 0 = never), with its
+ *  key in base64 and its endpoint as text. */
+export interface WireGuardPeerStatus extends Omit<
+  NativeWgPeer,
+  'publicKey' | 'endpointFamily' | 'endpointAddr' | 'endpointPort' | 'keepalive'
+> {
   readonly publicKey: string;
   /** `address:port` (IPv6 in brackets), or null before the first endpoint. */
   readonly endpoint: string | null;
-  readonly hasSession: boolean;
   readonly persistentKeepalive: number;
-  /** Wall clock seconds of the last completed handshake, 0 = never. */
-  readonly lastHandshakeSec: number;
-  readonly rxBytes: number;
-  readonly txBytes: number;
-  readonly rxPackets: number;
-  readonly txPackets: number;
-  readonly handshakes: number;
-  readonly handshakeInitiations: number;
-  readonly dropAllowedIps: number;
-  readonly dropReplay: number;
 }
 
 export type WireGuardStats = Readonly<Record<NativeWgStatKey, number>>;
@@ -116,14 +111,6 @@ export interface WireGuardSnapshot {
   } | null;
 }
 
-function show(v: unknown): string {
-  return typeof v === 'string' ? JSON.stringify(v) : String(v);
-}
-
-function isIntIn(v: unknown, min: number, max: number): v is number {
-  return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
-}
-
 function addrBytes(text: string, family: 4 | 6, what: string): Buffer {
   if (family === 4) {
     const v = tryParseIp4(text);
@@ -132,10 +119,7 @@ function addrBytes(text: string, family: 4 | 6, what: string): Buffer {
   }
   const v = tryParseIp6(text);
   if (v === null) throw new TypeError(`${what} must be an IPv6 address, got ${show(text)}`);
-  const b = Buffer.alloc(16);
-  b.writeBigUInt64BE(v >> 64n, 0);
-  b.writeBigUInt64BE(v & 0xffffffffffffffffn, 8);
-  return b;
+  return ip6Bytes(v);
 }
 
 function formatEndpoint(family: number, addr: Buffer | null, port: number): string | null {
@@ -143,14 +127,6 @@ function formatEndpoint(family: number, addr: Buffer | null, port: number): stri
   if (family === 4) return `${formatIp4(addr.readUInt32BE(0))}:${port}`;
   const v = (addr.readBigUInt64BE(0) << 64n) | addr.readBigUInt64BE(8);
   return `[${formatIp6(v)}]:${port}`;
-}
-
-function nativeError(err: unknown, what: string): WeftError {
-  const e = err as NodeJS.ErrnoException;
-  return new WeftError('E_NATIVE', `${what}: ${e.message}`, {
-    cause: err,
-    details: { code: e.code, errno: e.errno, syscall: e.syscall },
-  });
 }
 
 export interface WireGuardDeviceDeps {

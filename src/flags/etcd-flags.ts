@@ -4,16 +4,20 @@
  * its own table (weftctl marks them `shared`: also read from `WEFTD_`/`FLANNELD_` variables). Pure data.
  */
 
+/** The values the etcd flags fill, in both programs' option objects. */
+export interface EtcdOptions {
+  readonly etcdEndpoints: readonly string[];
+  readonly etcdPrefix: string;
+  readonly etcdKeyfile: string | null;
+  readonly etcdCertfile: string | null;
+  readonly etcdCafile: string | null;
+  readonly etcdUsername: string | null;
+  readonly etcdPassword: string | null;
+  readonly subnetFile: string;
+}
+
 /** The option keys the etcd flags fill; both programs' option objects carry these names. */
-export type EtcdOptionKey =
-  | 'etcdEndpoints'
-  | 'etcdPrefix'
-  | 'etcdKeyfile'
-  | 'etcdCertfile'
-  | 'etcdCafile'
-  | 'etcdUsername'
-  | 'etcdPassword'
-  | 'subnetFile';
+export type EtcdOptionKey = keyof EtcdOptions;
 
 export interface EtcdFlagRow {
   readonly name: string;

@@ -21,6 +21,16 @@ export function canonicalCidr(text: string): string {
   return parseCidr(text).toString();
 }
 
+/** True when `inner` lies entirely inside `outer` (false when the families differ). */
+export function netContains(outer: IpNet, inner: IpNet): boolean {
+  if (outer instanceof Ip4Net) return inner instanceof Ip4Net && outer.contains(inner);
+  return inner instanceof Ip6Net && outer.contains(inner);
+}
+
+export function netOverlaps(a: IpNet, b: IpNet): boolean {
+  return netContains(a, b) || netContains(b, a);
+}
+
 export function familyOf(net: IpNet): IpFamily {
   return net instanceof Ip4Net ? 4 : 6;
 }

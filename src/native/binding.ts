@@ -8,8 +8,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WeftError } from '../errors.js';
 
-/** Flat counters of native/include/fwd.h `struct fwd_stats`, camelCased by addon.cc. */
-export type NativeForwarderStatKey =
+/** Counters both native loops keep (the TUN/UDP path, commands, offloads), camelCased by the addons. */
+type NativeLoopStatKey =
   | 'txPackets'
   | 'txBytes'
   | 'rxPackets'
@@ -20,30 +20,34 @@ export type NativeForwarderStatKey =
   | 'gsoSends'
   | 'groReceives'
   | 'coalescedWrites'
-  | 'icmpSent'
   | 'dropNoRoute'
-  | 'dropUnknownPeer'
-  | 'dropBadInnerSource'
   | 'dropMalformed'
-  | 'dropTtl'
   | 'dropUnsupported'
   | 'dropTunWrite'
   | 'dropUdpSend'
-  | 'dropBadInnerDest'
-  | 'dropBadChecksum'
-  | 'dropCongested'
   | 'commandsQueued'
   | 'commandsApplied'
-  | 'commandsFailed'
-  | 'peerSockets'
-  | 'routes'
   | 'offVnetHdr'
   | 'offTso'
   | 'offUdpGso'
   | 'offUdpGro'
-  | 'threads'
   | 'running'
   | 'fatalErrno';
+
+/** Flat counters of native/include/fwd.h `struct fwd_stats`, camelCased by addon.cc. */
+export type NativeForwarderStatKey =
+  | NativeLoopStatKey
+  | 'icmpSent'
+  | 'dropUnknownPeer'
+  | 'dropBadInnerSource'
+  | 'dropTtl'
+  | 'dropBadInnerDest'
+  | 'dropBadChecksum'
+  | 'dropCongested'
+  | 'commandsFailed'
+  | 'peerSockets'
+  | 'routes'
+  | 'threads';
 
 /** A route command the native loop could not apply. */
 export interface NativeRouteFailure {
@@ -72,24 +76,13 @@ export interface NativeForwarderHandle {
 
 /** Counters of native/include/wg_loop.h `struct wgl_stats`, camelCased by wg_addon.cc. */
 export type NativeWgStatKey =
-  | 'txPackets'
-  | 'txBytes'
-  | 'rxPackets'
-  | 'rxBytes'
-  | 'tunReads'
-  | 'tunWrites'
-  | 'tsoPackets'
-  | 'gsoSends'
-  | 'groReceives'
-  | 'coalescedWrites'
+  | NativeLoopStatKey
   | 'rxHandshake'
   | 'txHandshake'
   | 'rxCookie'
   | 'txCookie'
   | 'underLoad'
-  | 'dropNoRoute'
   | 'dropNoSession'
-  | 'dropMalformed'
   | 'dropMac1'
   | 'dropUnknownKey'
   | 'dropHandshake'
@@ -98,19 +91,8 @@ export type NativeWgStatKey =
   | 'dropDecrypt'
   | 'dropReplay'
   | 'dropAllowedIps'
-  | 'dropUnsupported'
-  | 'dropTunWrite'
-  | 'dropUdpSend'
-  | 'commandsQueued'
-  | 'commandsApplied'
   | 'peers'
-  | 'allowedIps'
-  | 'offVnetHdr'
-  | 'offTso'
-  | 'offUdpGso'
-  | 'offUdpGro'
-  | 'running'
-  | 'fatalErrno';
+  | 'allowedIps';
 
 /** One peer in a WireGuard device snapshot (`struct wgl_peer_info`). */
 export interface NativeWgPeer {

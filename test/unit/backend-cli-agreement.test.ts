@@ -1,9 +1,10 @@
 /**
- * weftd and weftctl agree on hostile leases: the same leases go through a real backend (vxlan, host-gw)
- * on the recording FakeNetlink, and through `weftctl peers`' verdicts over the kernel state weftd left
- * there. weftctl must show exactly the leases weftd refused as refused, with weftd's reason; every
- * other peer must be ok (weftctl expects exactly what weftd programmed, nothing stale); and no fix
- * weftctl prints may re-add an entry for a refused lease.
+ * weftd and weftctl agree on hostile leases: the same leases go through a real backend (vxlan, host-gw,
+ * udp, wireguard) on the recording FakeNetlink, and through `weftctl peers`' verdicts and `weftctl
+ * doctor`'s checks over the kernel state weftd left there. weftctl must show exactly the leases weftd
+ * refused as refused, with weftd's reason; every other peer must be ok (weftctl expects exactly what
+ * weftd programmed, nothing stale); no fix weftctl prints may re-add an entry for a refused lease;
+ * doctor probes only the peers weftd programs, and expects the devices, MTUs and FLANNEL_MTU weftd made.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +19,9 @@ import { wireguardBackendFactory } from '../../src/backend-wireguard/index.js';
 import { deriveVtepMac } from '../../src/backend-vxlan/mac.js';
 import { vxlanBackendFactory } from '../../src/backend-vxlan/index.js';
 import { peerVerdicts } from '../../src/cli/peers.js';
+import { probeTargets, runChecks, type Check } from '../../src/cli/doctor.js';
+import { traceOverlay, type TraceResult } from '../../src/cli/trace.js';
+import { formatSubnetEnv, previousSubnets } from '../../src/lease/subnet-env.js';
 import type { Lease, LeaseAttrs } from '../../src/lease/lease.js';
 import { nullLogger } from '../../src/log/logger.js';
 import { MemorySubnets, testNetworkConfig } from '../integration/backend-memory-subnets.js';
@@ -78,6 +82,10 @@ async function run(
 ): Promise<{
   refusedByWeftd: Map<string, string[]>;
   rows: ReturnType<typeof peerVerdicts>;
+  checks: Check[];
+  probed: string[];
+  /** weftctl trace from our container to the first address of every peer lease, by lease key. */
+  traces: Map<string, TraceResult>;
   wgDevices: MemoryWgDevice[];
 }> {
   const fake = new FakeNetlink();
@@ -146,19 +154,16 @@ async function run(
     ac.abort();
     await done;
   }
-  const rows = peerVerdicts({
-    config,
-    own: network.lease,
-    leases: [...subnets.leases.values()],
-    kernel: {
-      links: [...fake.links.values()],
-      routes: [...fake.routes.values()],
-      neighs: [...fake.neighs.values()],
-      fdb: [...fake.fdb.values()],
-    },
-    addrs: fake.addrs,
-    // what weftctl reads from /metrics: the engine's peers as `<device>|<key>|<endpoint>`
-    ...(type === 'wireguard'
+  const leases = [...subnets.leases.values()];
+  const kernel = {
+    links: [...fake.links.values()],
+    routes: [...fake.routes.values()],
+    neighs: [...fake.neighs.values()],
+    fdb: [...fake.fdb.values()],
+  };
+  // what weftctl reads from /metrics: the engine's peers as `<device>|<key>|<endpoint>`
+  const live =
+    type === 'wireguard'
       ? {
           programmed: new Set(
             wgDevices.flatMap((d, i) =>
@@ -169,9 +174,82 @@ async function run(
             ),
           ),
         }
-      : {}),
+      : {};
+  const rows = peerVerdicts({
+    config,
+    own: network.lease,
+    leases,
+    kernel,
+    addrs: fake.addrs,
+    ...live,
   });
-  return { refusedByWeftd, rows, wgDevices };
+  // doctor over the same facts: subnet.env as weftd writes it, every probed peer answering
+  const env = formatSubnetEnv({
+    network: config.network,
+    subnet: network.lease.subnet,
+    ipv6Network: null,
+    subnet6: null,
+    mtu: network.mtu,
+    ipMasq: false,
+  });
+  const record = (l: Lease) => ({
+    key: l.key,
+    lease: l,
+    reserved: l.expiration === null,
+    expiresIn: 86_000,
+    leaseId: '7',
+    modRevision: '5',
+    problem: null,
+  });
+  const probed = probeTargets(leases, network.lease, rows);
+  const checks = runChecks({
+    etcd: { reachable: true, latencyMs: 1, error: null },
+    clock: { endpoint: 'e', skewSeconds: 0, error: null },
+    config,
+    configError: null,
+    records: leases.map(record),
+    own: record(network.lease),
+    host: {
+      kernelRelease: '6.1.0',
+      kernel,
+      addrs: fake.addrs,
+      sysctl: { 'net.ipv4.ip_forward': '1' },
+      txChecksum: {},
+      conntrack: null,
+    },
+    hostError: null,
+    nft: null,
+    subnetEnv: {
+      path: 'subnet.env',
+      text: env,
+      parsed: previousSubnets(env),
+      mtu: network.mtu,
+      ipMasq: false,
+      error: null,
+    },
+    health: null,
+    peers: rows,
+    probes: probed.map((t) => ({ ...t, reachable: true, rttMs: 0.1 })),
+  });
+  const ours = network.lease.subnet!.replace(/\.0\/\d+$/, '.2');
+  const traces = new Map(
+    leases
+      .filter((l) => l.key !== network.lease.key && l.subnet)
+      .map((l) => [
+        l.key,
+        traceOverlay({
+          src: ours,
+          dst: l.subnet!.replace(/\.0\/\d+$/, '.2'),
+          config,
+          leases,
+          own: network.lease,
+          kernel,
+          addrs: fake.addrs,
+          ...live,
+        }),
+      ]),
+  );
+  return { refusedByWeftd, rows, checks, probed: probed.map((t) => t.lease), traces, wgDevices };
 }
 
 function expectAgreement(r: Awaited<ReturnType<typeof run>>, healthy: readonly string[]): void {
@@ -184,10 +262,38 @@ function expectAgreement(r: Awaited<ReturnType<typeof run>>, healthy: readonly s
   // weftctl expects exactly what weftd programmed: every other peer ok, nothing stale
   const others = r.rows.filter((row) => row.verdict !== 'refused');
   expect(others.map((row) => [row.lease, row.verdict])).toEqual(healthy.map((k) => [k, 'ok']));
-  // never a fix that re-adds an entry for a refused lease
+  // never a fix that re-adds an entry for a refused lease (peers nor doctor)
   const refusedSubnets = refusedRows.map((row) => row.subnet);
-  for (const fix of r.rows.flatMap((row) => row.fixes))
+  for (const fix of [...r.rows, ...r.checks].flatMap((row) => row.fixes))
     for (const s of refusedSubnets) expect(fix).not.toMatch(new RegExp(`replace ${s}`));
+  // doctor: the refused leases fail as refused with weftd's reason, every other peer passes
+  const peerChecks = r.checks.filter((c) => c.id.startsWith('peer'));
+  const failed = peerChecks.filter((c) => c.status !== 'pass');
+  expect(new Set(failed.map((c) => /^peer:(.*)\/[46]:/.exec(c.id)?.[1]))).toEqual(
+    new Set(r.refusedByWeftd.keys()),
+  );
+  for (const c of failed) {
+    const key = /^peer:(.*)\/[46]:/.exec(c.id)![1]!;
+    expect(c.status).toBe('fail');
+    expect(c.message).toMatch(/: refused: /);
+    expect(r.refusedByWeftd.get(key)!.some((reason) => c.message.includes(reason))).toBe(true);
+  }
+  // trace: a refused lease's packets are dropped because weftd refuses it, never for a missing entry;
+  // a healthy peer's go through
+  for (const key of healthy) expect(r.traces.get(key)?.verdict, key).toBe('ok');
+  for (const [key, reasons] of r.refusedByWeftd) {
+    const t = r.traces.get(key);
+    if (!t || t.dst.lease !== key) continue; // its address lies in another lease's subnet
+    expect(t.verdict).toBe('dropped');
+    expect(t.missing.join('\n')).toMatch(/^weftd refuses the lease /);
+    expect(reasons.some((reason) => t.missing[0]!.includes(reason))).toBe(true);
+  }
+  // doctor probes only the peers weftd programs (never a refused lease's hostile address)
+  expect(new Set(r.probed)).toEqual(new Set(healthy));
+  // and expects the devices, their MTUs and FLANNEL_MTU exactly as weftd made them
+  const devices = r.checks.filter((c) => /^(device|mtu)/.test(c.id));
+  expect(devices.map((c) => c.id)).toContain('mtu:containers');
+  expect(devices.filter((c) => c.status !== 'pass')).toEqual([]);
 }
 
 describe('weftd and weftctl agree on hostile leases', () => {

@@ -351,8 +351,7 @@ describe('peer loop isolation', () => {
       subnets: subnets.manager(),
       ownLease: own,
       plan,
-      sink: netlinkSink({
-        ops: fake,
+      sink: netlinkSink(fake, {
         ensureReady: () => Promise.resolve(),
         readKernel: async () => ({ routes: [...fake.routes.values()], neighs: [], fdb: [] }),
       }),

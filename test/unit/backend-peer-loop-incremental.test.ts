@@ -73,8 +73,7 @@ describe('peer loop: incremental work and the removal grace', () => {
         ),
       );
     const { plan, calls } = countingPlanner();
-    const base = netlinkSink({
-      ops: fake,
+    const base = netlinkSink(fake, {
       ensureReady: async () => {},
       readKernel: async () => ({
         routes: [...fake.routes.values()],

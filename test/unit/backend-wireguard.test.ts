@@ -308,25 +308,54 @@ describe("weftctl's view of the engine", () => {
   });
 });
 
-describe('doctor device checks (wireguard)', () => {
+describe("doctor device checks (wireguard): the backend's device plan", () => {
+  const run = async (
+    cfg: ReturnType<typeof parseNetworkConfig>,
+    links: { name: string; mtu: number }[],
+    envMtu: number | null,
+  ) => {
+    const { deviceChecks } = await import('../../src/cli/doctor-kernel.js');
+    const eth0 = { index: 2, name: 'eth0', kind: null, mtu: 1500, mac: null, up: true };
+    const host = {
+      kernelRelease: '6.1.0',
+      kernel: {
+        links: [
+          eth0,
+          ...links.map((l, i) => ({ ...l, index: 10 + i, kind: 'tun', mac: null, up: true })),
+        ],
+        routes: [],
+        neighs: [],
+        fdb: [],
+      },
+      addrs: [{ index: 2, cidr: '198.18.0.1/24' }],
+      sysctl: {},
+      txChecksum: {},
+      conntrack: null,
+    };
+    const i = { own: { lease: lease(1) }, subnetEnv: { mtu: envMtu } } as never;
+    return deviceChecks(i, host as never, cfg);
+  };
+
   it('wants the TUN up with MTU = uplink − 80 and FLANNEL_MTU alike', async () => {
-    const { wgDeviceChecks } = await import('../../src/cli/wireguard-view.js');
     const cfg = parseNetworkConfig('{"Network":"10.5.0.0/16","Backend":{"Type":"wireguard"}}');
-    const up = { name: 'eth0', mtu: 1500 };
-    const ok = wgDeviceChecks(cfg, [{ name: 'weft-wg', up: true, mtu: 1420 }], up, 1420);
-    expect(ok.map((c) => c.status)).toEqual(['pass', 'pass']);
-    const bad = wgDeviceChecks(cfg, [{ name: 'weft-wg', up: true, mtu: 1450 }], up, 1450);
-    expect(bad[1]?.status).toBe('fail');
-    expect(bad[1]?.message).toMatch(
-      /weft-wg MTU is 1450, want 1420; FLANNEL_MTU is 1450, want 1420/,
-    );
-    expect(wgDeviceChecks(cfg, [], up, null)[0]?.message).toMatch(/weft-wg does not exist/);
+    const ok = await run(cfg, [{ name: 'weft-wg', mtu: 1420 }], 1420);
+    expect(ok.map((c) => [c.id, c.status])).toEqual([
+      ['device:weft-wg', 'pass'],
+      ['mtu:weft-wg', 'pass'],
+      ['mtu:containers', 'pass'],
+    ]);
+    const bad = await run(cfg, [{ name: 'weft-wg', mtu: 1450 }], 1450);
+    expect(bad[1]?.message).toMatch(/weft-wg MTU is 1450, want 1420 \(uplink eth0 1500 − 80\)/);
+    expect(bad[2]?.message).toMatch(/FLANNEL_MTU is 1450, want 1420/);
+    expect((await run(cfg, [], null))[0]?.message).toMatch(/weft-wg does not exist/);
     const dual = parseNetworkConfig(
-      '{"Network":"10.5.0.0/16","EnableIPv6":true,"IPv6Network":"fd05::/48","Backend":{"Type":"wireguard"}}',
+      '{"Network":"10.5.0.0/16","EnableIPv6":true,"IPv6Network":"fd05::/48",' +
+        '"Backend":{"Type":"wireguard","Mode":"separate"}}',
     );
-    expect(wgDeviceChecks(dual, [], up, null).map((c) => c.id)).toEqual([
+    expect((await run(dual, [], null)).map((c) => c.id)).toEqual([
       'device:weft-wg',
       'device:weft-wg-v6',
+      'mtu:containers',
     ]);
   });
 });

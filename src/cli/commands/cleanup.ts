@@ -5,8 +5,8 @@
  * them, in order, and checks again. Refuses while a flanneld process runs (it would put them back).
  * Leases in etcd and subnet.env are kept: weftd reuses the same subnet.
  */
+import { optionError } from '../../flags/go-flags.js';
 import { readFile, readdir } from 'node:fs/promises';
-import { ConfigError } from '../../errors.js';
 import {
   cleanupCommands,
   describeLeftovers,
@@ -31,10 +31,9 @@ async function flanneldPids(): Promise<number[]> {
 export async function cleanupCommand(ctx: CommandContext): Promise<CommandOutput> {
   const { flannel, yes } = ctx.options;
   if (!flannel || ctx.options.args.length > 0) {
-    throw new ConfigError(
+    throw optionError(
       'weftctl cleanup removes flannel leftovers only: run `weftctl cleanup --flannel` to see them, ' +
         'then `weftctl cleanup --flannel --yes` to remove them',
-      { code: 'E_OPTION_INVALID' },
     );
   }
   ctx.progress("looking for flannel's devices, iptables chains and nftables tables");

@@ -5,6 +5,7 @@
  * users write this key with raw etcdctl and find a typo at daemon start; here it never reaches etcd.
  * `set` is a compare-and-swap against the value it validated the leases against.
  */
+import { optionError } from '../../flags/go-flags.js';
 import { readFile } from 'node:fs/promises';
 import { parseUdpConfig } from '../../backend-udp/config.js';
 import { parseWireguardConfig } from '../../backend-wireguard/config.js';
@@ -15,13 +16,22 @@ import { isCompatible } from '../../subnet/allocator.js';
 import { parseNetworkConfig } from '../../subnet/config.js';
 import type { NetworkConfig } from '../../subnet/manager.js';
 import { parseSubnetKey } from '../../subnet/keys.js';
-import { listLeases, openRegistry } from '../etcd-view.js';
+import { listLeases, withRegistry } from '../etcd-view.js';
 import { EXIT } from '../exit-codes.js';
 import { keyValues, sanitize, type Style } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
 
 /** Backend types weftd builds (docs/design.md C3). */
 export const KNOWN_BACKENDS = ['vxlan', 'host-gw', 'udp', 'wireguard'] as const;
+
+/** Each backend's own options parser (host-gw takes none). */
+const BACKEND_PARSERS: Readonly<
+  Record<string, typeof parseVxlanConfig | typeof parseUdpConfig | typeof parseWireguardConfig>
+> = {
+  udp: parseUdpConfig,
+  wireguard: parseWireguardConfig,
+  vxlan: parseVxlanConfig,
+};
 
 export interface Validation {
   readonly valid: boolean;
@@ -48,18 +58,9 @@ export function validateConfig(text: string): Validation {
         `Backend.Type ${JSON.stringify(config.backend.type)} is unknown: use one of ${KNOWN_BACKENDS.join(', ')}`,
         { code: 'E_UNKNOWN_BACKEND' },
       );
-    if (config.backend.type === 'udp')
-      parseUdpConfig(config.backend.raw, (msg, fields) =>
-        warnings.push(`${msg} ${JSON.stringify(fields)}`),
-      );
-    if (config.backend.type === 'wireguard')
-      parseWireguardConfig(config.backend.raw, (msg, fields) =>
-        warnings.push(`${msg} ${JSON.stringify(fields)}`),
-      );
-    if (config.backend.type === 'vxlan')
-      parseVxlanConfig(config.backend.raw, (msg, fields) =>
-        warnings.push(`${msg} ${JSON.stringify(fields)}`),
-      );
+    BACKEND_PARSERS[config.backend.type]?.(config.backend.raw, (msg, fields) =>
+      warnings.push(`${msg} ${JSON.stringify(fields)}`),
+    );
     return { valid: true, config, error: null, warnings };
   } catch (err) {
     return { valid: false, config: null, error: describeError(err), warnings };
@@ -102,19 +103,11 @@ async function inputText(ctx: CommandContext): Promise<string | null> {
 export async function configCommand(ctx: CommandContext): Promise<CommandOutput> {
   const sub = ctx.options.args[0] ?? 'get';
   if (!['get', 'set', 'validate'].includes(sub))
-    throw new ConfigError(
-      `config ${sub}: use config get, config validate [json] or config set <json>`,
-      {
-        code: 'E_OPTION_INVALID',
-      },
-    );
+    throw optionError(`config ${sub}: use config get, config validate [json] or config set <json>`);
   const given = sub === 'get' ? null : await inputText(ctx);
   if (sub === 'set' && given === null)
-    throw new ConfigError(
+    throw optionError(
       'config set: give the JSON, e.g. weftctl config set \'{"Network":"10.5.0.0/16"}\' or --file',
-      {
-        code: 'E_OPTION_INVALID',
-      },
     );
   if (given !== null && sub === 'validate') {
     const v = validateConfig(given);
@@ -124,8 +117,7 @@ export async function configCommand(ctx: CommandContext): Promise<CommandOutput>
       human: summary(ctx.style, v),
     };
   }
-  const reg = openRegistry(ctx.options);
-  try {
+  return withRegistry(ctx.options, async (reg) => {
     const current = await reg.getConfigEntry();
     if (sub !== 'set') {
       if (current.value === null) {
@@ -183,9 +175,7 @@ export async function configCommand(ctx: CommandContext): Promise<CommandOutput>
         summary(ctx.style, { ...v, warnings: [...v.warnings, ...warn] }) +
         `written to ${ctx.options.etcdPrefix}/config\n`,
     };
-  } finally {
-    await reg.close();
-  }
+  });
 }
 
 function validationJson(v: Validation): Record<string, unknown> {

@@ -3,17 +3,25 @@
  * nft, peers, an underlay probe of every peer's public IP) and runs the checks of ../doctor.ts.
  * Progress goes to stderr; exit 1 when any check fails.
  */
-import { openRegistry, sampleEtcdClock } from '../etcd-view.js';
-import { doctorFailed, findUplink, runChecks, type Check, type UnderlayProbe } from '../doctor.js';
+import { sampleEtcdClock, withRegistry } from '../etcd-view.js';
+import {
+  doctorFailed,
+  probeTargets,
+  runChecks,
+  unprogrammed,
+  type Check,
+  type UnderlayProbe,
+} from '../doctor.js';
+import { planHostDevices } from '../doctor-kernel.js';
 import { findFlannelLeftovers } from '../../migration/flannel-leftovers.js';
 import { flannelChecks } from '../doctor-flannel.js';
 import { EXIT } from '../exit-codes.js';
-import { readWgLive, wgDoctorChecks } from '../wireguard-view.js';
-import { findOwnRecord, gatherCluster, gatherHost, peerRowsOf } from '../gather.js';
+import { readWgLiveFor, wgDoctorChecks } from '../wireguard-view.js';
+import { gatherLocal, peerRowsOf } from '../gather.js';
 import { readHealth, readNft } from '../host-view.js';
-import { overlayDevices } from '../peers.js';
 import { runPing } from '../ping.js';
 import { paint, sanitize, type Style } from '../render.js';
+import type { LinkInfo } from '../../netlink/index.js';
 import type { CommandContext, CommandOutput } from './context.js';
 
 const MARK: Record<Check['status'], [string, 'ok' | 'warn' | 'bad' | 'dim']> = {
@@ -33,6 +41,15 @@ export function renderChecks(style: Style, checks: readonly Check[]): string {
   const n = (s: Check['status']): number => checks.filter((c) => c.status === s).length;
   out += `\n${n('fail')} failed, ${n('warn')} warnings, ${n('pass')} passed, ${n('skip')} skipped\n`;
   return out;
+}
+
+/** The uplink weftd's device plan runs over (null: not found, or the config is invalid). */
+function uplinkOf(...args: Parameters<typeof planHostDevices>): LinkInfo | null {
+  try {
+    return planHostDevices(...args).uplink;
+  } catch {
+    return null; // the config check reports it
+  }
 }
 
 async function probeUnderlay(
@@ -73,38 +90,21 @@ async function probeUnderlay(
 
 export async function doctorCommand(ctx: CommandContext): Promise<CommandOutput> {
   const o = ctx.options;
-  const reg = openRegistry(o);
-  try {
-    ctx.progress('reading etcd, subnet.env and weftd health');
-    const [view, clock, health, nft, flannel] = await Promise.all([
-      gatherCluster(reg, o.subnetFile),
+  return withRegistry(o, async (reg) => {
+    ctx.progress('reading etcd, subnet.env, weftd health and the kernel');
+    const [local, clock, health, nft, flannel] = await Promise.all([
+      gatherLocal(reg, o),
       sampleEtcdClock(o),
       o.healthzUrl ? readHealth(o.healthzUrl, o.timeoutMs) : Promise.resolve(null),
       readNft(o.timeoutMs),
       findFlannelLeftovers().catch(() => null),
     ]);
-    ctx.progress('reading the kernel');
-    const { host, hostError } = await gatherHost(view.config, o.timeoutMs);
-    const own = findOwnRecord(view, host?.addrs ?? []);
-    const live =
-      view.config?.backend.type === 'wireguard' && o.healthzUrl
-        ? await readWgLive(o.healthzUrl, o.timeoutMs)
-        : null;
-    // the engine's peers are the claim order's incumbents, as in weftd (src/cli/peers.ts)
-    const peers = peerRowsOf(view, host, own, live?.ok ? live.live.programmed : undefined);
-    const targets = o.noProbe
-      ? []
-      : view.leases
-          .filter((l) => l.key !== own?.key && l.attrs.publicIp !== '0.0.0.0')
-          .map((l) => ({ lease: l.key, publicIp: l.attrs.publicIp }));
-    const devName = view.config ? overlayDevices(view.config)[4] : null;
-    const uplink = host
-      ? findUplink(
-          host,
-          own?.lease ?? null,
-          host.kernel.links.find((l) => l.name === devName) ?? null,
-        )
-      : null;
+    const { view, host, hostError, own } = local;
+    const live = await readWgLiveFor(view.config, o);
+    const peers = peerRowsOf(local, live);
+    // only the peers weftd programs: a refused lease is reported as refused, never probed
+    const targets = o.noProbe ? [] : probeTargets(view.leases, own?.lease ?? null, peers);
+    const uplink = host && view.config ? uplinkOf(view.config, host, own?.lease ?? null) : null;
     const probes = await probeUnderlay(ctx, targets, uplink?.mtu ?? null);
     const checks = runChecks({
       etcd: view.etcd,
@@ -123,7 +123,8 @@ export async function doctorCommand(ctx: CommandContext): Promise<CommandOutput>
     });
     checks.unshift(...flannelChecks(flannel)); // docs/migration-from-flannel.md
     if (view.config?.backend.type === 'wireguard') {
-      const peerLeases = view.leases.filter((l) => l.key !== own?.key);
+      const skip = unprogrammed(peers);
+      const peerLeases = view.leases.filter((l) => l.key !== own?.key && !skip.has(l.key));
       checks.push(...wgDoctorChecks(view.config, peerLeases, live));
     }
     const failed = doctorFailed(checks);
@@ -142,7 +143,5 @@ export async function doctorCommand(ctx: CommandContext): Promise<CommandOutput>
       },
       human: renderChecks(ctx.style, checks),
     };
-  } finally {
-    await reg.close();
-  }
+  });
 }

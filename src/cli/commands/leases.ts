@@ -7,15 +7,16 @@
  * the subnet must fit the network config. `release` deletes a reservation (compare-and-swap); if its
  * host is running, weftd re-creates the key with a normal TTL.
  */
+import { optionError } from '../../flags/go-flags.js';
 import { parseVxlanBackendData } from '../../backend-vxlan/backend-data.js';
-import { ConfigError, WeftError } from '../../errors.js';
+import { WeftError } from '../../errors.js';
 import { isIp4 } from '../../ip/ip4.js';
 import { encodeLeaseAttrs } from '../../lease/codec.js';
 import { isCompatible } from '../../subnet/allocator.js';
 import { parseNetworkConfig } from '../../subnet/config.js';
 import { makeSubnetKey, parseSubnetKey } from '../../subnet/keys.js';
 import { decodeEntryValue } from '../../subnet/lease-entry.js';
-import { listLeases, openRegistry, type LeaseRecord } from '../etcd-view.js';
+import { listLeases, withRegistry, type LeaseRecord } from '../etcd-view.js';
 import { EXIT } from '../exit-codes.js';
 import { formatDuration, keyValues, table, toneOf, type Style } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
@@ -65,8 +66,7 @@ function leasesTable(style: Style, records: readonly LeaseRecord[]): string {
 }
 
 export async function leasesCommand(ctx: CommandContext): Promise<CommandOutput> {
-  const reg = openRegistry(ctx.options);
-  try {
+  return withRegistry(ctx.options, async (reg) => {
     const { records, revision } = await listLeases(reg);
     const invalid = records.filter((r) => r.problem !== null).length;
     const ok = invalid === 0;
@@ -79,27 +79,19 @@ export async function leasesCommand(ctx: CommandContext): Promise<CommandOutput>
         (invalid ? `, ${invalid} invalid` : '') +
         '\n',
     };
-  } finally {
-    await reg.close();
-  }
+  });
 }
 
 function subnetArg(ctx: CommandContext): { key: string; subnet: string } {
   const text = ctx.options.args[1];
   if (!text)
-    throw new ConfigError(
+    throw optionError(
       `lease ${ctx.options.args[0]}: give the subnet, e.g. 10.5.7.0/24 or its key 10.5.7.0-24`,
-      {
-        code: 'E_OPTION_INVALID',
-      },
     );
   const pair = parseSubnetKey(text.replace('/', '-').replace(/\/(\d+)$/, '-$1'));
   if (!pair)
-    throw new ConfigError(
+    throw optionError(
       `lease ${ctx.options.args[0]}: ${JSON.stringify(text)} is not a subnet like 10.5.7.0/24 (host bits zero)`,
-      {
-        code: 'E_OPTION_INVALID',
-      },
     );
   return { key: makeSubnetKey(pair.subnet, pair.subnet6), subnet: pair.subnet };
 }
@@ -107,20 +99,14 @@ function subnetArg(ctx: CommandContext): { key: string; subnet: string } {
 export async function leaseCommand(ctx: CommandContext): Promise<CommandOutput> {
   const sub = ctx.options.args[0];
   if (sub !== 'reserve' && sub !== 'release')
-    throw new ConfigError(
+    throw optionError(
       'lease: use `weftctl lease reserve <subnet> --public-ip=<ip>` or `weftctl lease release <subnet>`',
-      {
-        code: 'E_OPTION_INVALID',
-      },
     );
   const { key, subnet } = subnetArg(ctx);
   const publicIp = ctx.options.publicIp;
   if (publicIp !== null && !isIp4(publicIp))
-    throw new ConfigError(`--public-ip=${publicIp} is not an IPv4 address`, {
-      code: 'E_OPTION_INVALID',
-    });
-  const reg = openRegistry(ctx.options);
-  try {
+    throw optionError(`--public-ip=${publicIp} is not an IPv4 address`);
+  return withRegistry(ctx.options, async (reg) => {
     const existing = await reg.get(key);
     const done = (action: string, message: string): CommandOutput => ({
       exitCode: EXIT.ok,
@@ -135,11 +121,8 @@ export async function leaseCommand(ctx: CommandContext): Promise<CommandOutput> 
       if (!existing)
         throw new WeftError('E_CONFIG_NOT_FOUND', `lease release: no key ${key} in etcd`);
       if (existing.leaseId !== null)
-        throw new ConfigError(
+        throw optionError(
           `lease release: ${key} is a normal lease (expires with its TTL), not a reservation`,
-          {
-            code: 'E_OPTION_INVALID',
-          },
         );
       if (!(await reg.deleteIf(key, existing.modRevision)))
         throw new WeftError(
@@ -157,9 +140,8 @@ export async function leaseCommand(ctx: CommandContext): Promise<CommandOutput> 
     const config = parseNetworkConfig(configText);
     const pair = parseSubnetKey(key)!;
     if (!isCompatible(config, pair))
-      throw new ConfigError(
+      throw optionError(
         `lease reserve: ${subnet} does not fit the network (${config.network}, SubnetLen ${config.subnetLen}, ${config.subnetMin}–${config.subnetMax})`,
-        { code: 'E_OPTION_INVALID' },
       );
     if (existing) {
       if (existing.oversize !== undefined)
@@ -188,11 +170,8 @@ export async function leaseCommand(ctx: CommandContext): Promise<CommandOutput> 
       return done('reserved', `reserved for ${holder ?? 'its holder'} (never expires)`);
     }
     if (publicIp === null)
-      throw new ConfigError(
+      throw optionError(
         `lease reserve: ${key} is free: give --public-ip=<ip> of the host it is for`,
-        {
-          code: 'E_OPTION_INVALID',
-        },
       );
     const value = encodeLeaseAttrs({ publicIp, publicIpv6: null, backendType: '' });
     const r = await reg.createIfAbsent(key, value, null);
@@ -202,7 +181,5 @@ export async function leaseCommand(ctx: CommandContext): Promise<CommandOutput> 
         `lease reserve: ${key} was taken meanwhile; run it again`,
       );
     return done('reserved', `reserved for ${publicIp} (never expires)`);
-  } finally {
-    await reg.close();
-  }
+  });
 }

@@ -5,13 +5,18 @@
  * reason. Exit 1 when any peer is not ok (skipped peers of another backend do not count).
  */
 import { WeftError } from '../../errors.js';
-import { openRegistry } from '../etcd-view.js';
+import { withRegistry } from '../etcd-view.js';
 import { EXIT } from '../exit-codes.js';
-import { findOwnRecord, gatherCluster, gatherHost, peerRowsOf } from '../gather.js';
+import { gatherLocal, peerRowsOf, requireConfig } from '../gather.js';
 import { isFault, type PeerRow } from '../peers.js';
 import { sanitize, table, toneOf, type Style } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
-import { readWgLive, wgPeerStatus, type WgLiveResult, type WgPeerLive } from '../wireguard-view.js';
+import {
+  readWgLiveFor,
+  wgPeerStatus,
+  type WgLiveResult,
+  type WgPeerLive,
+} from '../wireguard-view.js';
 import type { Lease } from '../../lease/lease.js';
 
 /** WireGuard rows: per peer the endpoint, the last handshake, bytes in/out (from weftd's engine). */
@@ -80,53 +85,36 @@ export function peersTable(style: Style, rows: readonly PeerRow[]): string {
 }
 
 export async function peersCommand(ctx: CommandContext): Promise<CommandOutput> {
-  const reg = openRegistry(ctx.options);
-  try {
-    const view = await gatherCluster(reg, ctx.options.subnetFile);
-    if (!view.etcd.reachable) throw new WeftError('E_ETCD_UNAVAILABLE', `etcd: ${view.etcd.error}`);
-    if (!view.config)
-      throw new WeftError(
-        view.configMissing ? 'E_CONFIG_NOT_FOUND' : 'E_CONFIG_INVALID',
-        `network config ${view.configError}`,
-      );
-    const { host, hostError } = await gatherHost(view.config, ctx.options.timeoutMs);
+  const o = ctx.options;
+  return withRegistry(o, async (reg) => {
+    const local = await gatherLocal(reg, o);
+    const { view, host, hostError, own } = local;
+    const config = requireConfig(view);
     if (!host) throw new WeftError('E_NETLINK', `cannot inspect this host: ${hostError}`);
-    const own = findOwnRecord(view, host.addrs);
     const live: WgLiveResult | null =
-      view.config.backend.type !== 'wireguard'
-        ? null
-        : ctx.options.healthzUrl
-          ? await readWgLive(ctx.options.healthzUrl, ctx.options.timeoutMs)
-          : { ok: false, error: 'not read (no --healthz-url / --healthz-port)' };
-    // the engine's peers are the claim order's incumbents, as in weftd (src/cli/peers.ts)
-    const rows = peerRowsOf(view, host, own, live?.ok ? live.live.programmed : undefined);
+      config.backend.type === 'wireguard' && !o.healthzUrl
+        ? { ok: false, error: 'not read (no --healthz-url / --healthz-port)' }
+        : await readWgLiveFor(config, o);
+    const rows = peerRowsOf(local, live);
     const ok = !rows.some(isFault);
-    if (live) {
-      const wg = withWireguard(rows, view.leases, live);
-      return {
-        exitCode: ok ? EXIT.ok : EXIT.problem,
-        json: {
-          ok,
-          own: own?.key ?? null,
-          backend: 'wireguard',
-          peers: wg,
-          wireguardError: live.ok ? null : live.error,
-        },
-        human:
-          (own ? '' : 'warning: no lease for this host found; every lease is shown as a peer\n') +
-          peersTable(ctx.style, rows) +
-          '\n' +
-          (live.ok ? wgTable(ctx.style, wg) : `WireGuard sessions: ${live.error}\n`),
-      };
-    }
+    const wg = live ? withWireguard(rows, view.leases, live) : null;
     return {
       exitCode: ok ? EXIT.ok : EXIT.problem,
-      json: { ok, own: own?.key ?? null, backend: view.config.backend.type, peers: rows },
+      json: {
+        ok,
+        own: own?.key ?? null,
+        backend: config.backend.type,
+        peers: wg ?? rows,
+        ...(live ? { wireguardError: live.ok ? null : live.error } : {}),
+      },
       human:
         (own ? '' : 'warning: no lease for this host found; every lease is shown as a peer\n') +
-        peersTable(ctx.style, rows),
+        peersTable(ctx.style, rows) +
+        (!wg
+          ? ''
+          : live?.ok
+            ? `\n${wgTable(ctx.style, wg)}`
+            : `\nWireGuard sessions: ${live!.error}\n`),
     };
-  } finally {
-    await reg.close();
-  }
+  });
 }

@@ -2,7 +2,7 @@
  * `weftctl ping <overlay-ip> [--from-container=<netns>] [--count=N] [--interval=s]`: ICMP echo through
  * the overlay with loss and RTT. Exit 0 with no loss, 1 with any loss.
  */
-import { ConfigError } from '../../errors.js';
+import { optionError } from '../../flags/go-flags.js';
 import { ipFamily } from '../../ip/cidr.js';
 import { EXIT } from '../exit-codes.js';
 import { runPing } from '../ping.js';
@@ -12,9 +12,7 @@ import type { CommandContext, CommandOutput } from './context.js';
 export async function pingCommand(ctx: CommandContext): Promise<CommandOutput> {
   const target = ctx.options.args[0];
   if (!target || ipFamily(target) === null)
-    throw new ConfigError('ping: give an overlay address: weftctl ping <overlay-ip>', {
-      code: 'E_OPTION_INVALID',
-    });
+    throw optionError('ping: give an overlay address: weftctl ping <overlay-ip>');
   const o = ctx.options;
   if (o.count > 3) ctx.progress(`pinging ${target} ${o.count} times`);
   const r = await runPing(target, o.count, o.interval, o.fromContainer);

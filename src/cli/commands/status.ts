@@ -4,26 +4,24 @@
  * latency, and subnet.env. Exit 0 when all of that is fine, 4 when etcd is unreachable, 1 otherwise.
  */
 import { networkOf } from '../../netlink/index.js';
-import { openRegistry } from '../etcd-view.js';
+import { withRegistry } from '../etcd-view.js';
 import { EXIT } from '../exit-codes.js';
-import { findOwnRecord, gatherCluster, gatherHost, peerRowsOf } from '../gather.js';
+import { gatherLocal, peerRowsOf } from '../gather.js';
 import { readHealth } from '../host-view.js';
 import { isFault, overlayDevices } from '../peers.js';
 import { formatDuration, keyValues, type Cell } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
 import { leaseJson } from './leases.js';
-import { readWgLive, wgPeerStatus } from '../wireguard-view.js';
+import { readWgLiveFor, wgPeerStatus } from '../wireguard-view.js';
 
 export async function statusCommand(ctx: CommandContext): Promise<CommandOutput> {
   const o = ctx.options;
-  const reg = openRegistry(o);
-  try {
-    const [view, health] = await Promise.all([
-      gatherCluster(reg, o.subnetFile),
+  return withRegistry(o, async (reg) => {
+    const [local, health] = await Promise.all([
+      gatherLocal(reg, o),
       o.healthzUrl ? readHealth(o.healthzUrl, o.timeoutMs) : Promise.resolve(null),
     ]);
-    const { host, hostError } = await gatherHost(view.config, o.timeoutMs);
-    const own = findOwnRecord(view, host?.addrs ?? []);
+    const { view, host, hostError, own } = local;
     const problems: string[] = [];
     if (!view.etcd.reachable) problems.push(`etcd unreachable: ${view.etcd.error}`);
     if (view.etcd.reachable && view.configError)
@@ -54,12 +52,8 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
           port: l?.vxlan?.port ?? null,
         };
       });
-    const live =
-      view.config?.backend.type === 'wireguard' && o.healthzUrl
-        ? await readWgLive(o.healthzUrl, o.timeoutMs)
-        : null;
-    // the engine's peers are the claim order's incumbents, as in weftd (src/cli/peers.ts)
-    const rows = peerRowsOf(view, host, own, live?.ok ? live.live.programmed : undefined);
+    const live = await readWgLiveFor(view.config, o);
+    const rows = peerRowsOf(local, live);
     const peerLeases = view.leases.filter((l) => l.key !== own?.key).length;
     const faults = rows.filter(isFault).length;
     if (faults > 0)
@@ -182,7 +176,5 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
       keyValues(s, pairs) +
       (problems.length ? `\n${problems.map((p) => `! ${p}`).join('\n')}\n` : '');
     return { exitCode: ok ? EXIT.ok : view.etcd.reachable ? EXIT.problem : EXIT.etcd, json, human };
-  } finally {
-    await reg.close();
-  }
+  });
 }

@@ -2,13 +2,14 @@
  * `weftctl trace <src-ip> <dst-ip>`: the packet path through the overlay (see ../trace.ts). Exit 1 when
  * this kernel would drop it; 0 when it forwards it correctly or is not on the path (`verdict: unknown`).
  */
-import { ConfigError, WeftError } from '../../errors.js';
+import { optionError } from '../../flags/go-flags.js';
 import { ipFamily } from '../../ip/cidr.js';
-import { openRegistry } from '../etcd-view.js';
+import { withRegistry } from '../etcd-view.js';
 import { EXIT } from '../exit-codes.js';
-import { findOwnRecord, gatherCluster, gatherHost } from '../gather.js';
+import { gatherLocal, requireConfig } from '../gather.js';
 import { paint, sanitize } from '../render.js';
 import { traceOverlay } from '../trace.js';
+import { readWgLiveFor } from '../wireguard-view.js';
 import type { CommandContext, CommandOutput } from './context.js';
 
 export async function traceCommand(ctx: CommandContext): Promise<CommandOutput> {
@@ -20,23 +21,17 @@ export async function traceCommand(ctx: CommandContext): Promise<CommandOutput> 
     ipFamily(dst) === null ||
     ipFamily(src) !== ipFamily(dst)
   )
-    throw new ConfigError(
-      'trace: give two addresses of one family: weftctl trace <src-ip> <dst-ip>',
-      {
-        code: 'E_OPTION_INVALID',
-      },
-    );
-  const reg = openRegistry(ctx.options);
-  try {
-    const view = await gatherCluster(reg, ctx.options.subnetFile);
-    if (!view.etcd.reachable) throw new WeftError('E_ETCD_UNAVAILABLE', `etcd: ${view.etcd.error}`);
-    if (!view.config) throw new WeftError('E_CONFIG_INVALID', `network config ${view.configError}`);
-    const { host } = await gatherHost(view.config, ctx.options.timeoutMs);
-    const own = findOwnRecord(view, host?.addrs ?? []);
+    throw optionError('trace: give two addresses of one family: weftctl trace <src-ip> <dst-ip>');
+  return withRegistry(ctx.options, async (reg) => {
+    const { view, host, own } = await gatherLocal(reg, ctx.options);
+    const config = requireConfig(view);
+    // the engine's peers are the claim order's incumbents, as in weftd (src/cli/peers.ts)
+    const live = await readWgLiveFor(config, ctx.options);
     const t = traceOverlay({
       src,
       dst,
-      config: view.config,
+      config,
+      ...(live?.ok ? { programmed: live.live.programmed } : {}),
       leases: view.leases,
       own: own?.lease ?? null,
       kernel: host?.kernel ?? null,
@@ -55,7 +50,5 @@ export async function traceCommand(ctx: CommandContext): Promise<CommandOutput> 
       json: { ok: t.verdict !== 'dropped', ...t },
       human,
     };
-  } finally {
-    await reg.close();
-  }
+  });
 }

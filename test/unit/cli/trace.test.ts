@@ -89,7 +89,9 @@ describe('trace', () => {
     expect(
       traceOverlay({ src: '10.5.1.2', dst: '10.5.2.2', config, leases, own, kernel: noRoute })
         .missing[0],
-    ).toMatch(/no route to 10\.5\.2\.2/);
+    ).toMatch(
+      /no route to 10\.5\.2\.2 on this host: ip route replace 10\.5\.2\.0\/24 via 10\.5\.2\.0 dev weft\.1 onlink/,
+    );
     const noNeigh = withKernel((k) => (k.neighs = []));
     const r = traceOverlay({
       src: '10.5.1.2',
