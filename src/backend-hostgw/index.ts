@@ -30,7 +30,7 @@ import { isOnLink, onLinkNetworks } from '../backend/uplink-routes.js';
 import type { Lease } from '../lease/lease.js';
 import { parseCidr, type IpFamily, type NetlinkOps, type RouteEntry } from '../netlink/index.js';
 import type { AcquireOptions, NetworkConfig } from '../subnet/manager.js';
-import { planHostGwDevices, planHostGwPeer } from './plan.js';
+import { planHostGwDevices, planHostGwPeer, type HostGwPlanScope } from './plan.js';
 
 export type HostGwBackendOptions = BackendRuntimeOptions;
 
@@ -58,21 +58,27 @@ class HostGwProgrammer {
   ) {}
 
   async ensureReady(): Promise<void> {
+    this.scope = null;
     for (const f of this.families) {
       f.onlink = await onLinkNetworks(this.ops, this.uplink.index, f.fam.family);
     }
+    this.scope = null;
   }
 
-  /** The planner's view of this host as of the last ensureReady. */
+  /** The planner's view of this host as of the last ensureReady (built once per ensureReady). */
+  private scope: HostGwPlanScope | null = null;
   plan = (lease: Lease): LeasePlan<PeerEntries> =>
-    planHostGwPeer(lease, {
-      uplinkIndex: this.uplink.index,
-      uplinkName: this.uplink.name,
-      families: this.families.map((f) => ({
-        ...f,
-        ownIps: [f.fam.uplinkPublicIp(this.uplink), f.fam.ifaceAddr(this.uplink)],
-      })),
-    });
+    planHostGwPeer(
+      lease,
+      (this.scope ??= {
+        uplinkIndex: this.uplink.index,
+        uplinkName: this.uplink.name,
+        families: this.families.map((f) => ({
+          ...f,
+          ownIps: [f.fam.uplinkPublicIp(this.uplink), f.fam.ifaceAddr(this.uplink)],
+        })),
+      }),
+    );
 
   async readKernel(): Promise<KernelView> {
     const routes: RouteEntry[] = [];

@@ -5,7 +5,8 @@
  * weftd programs from it (programmer.ts); weftctl renders it (src/cli/peers.ts).
  */
 import type { Lease } from '../lease/lease.js';
-import { networkAddress, networkOf } from '../netlink/index.js';
+import { tryParseCidr } from '../ip/index.js';
+import { networkOf } from '../netlink/index.js';
 import type { PeerEntries } from '../backend/peer-entries.js';
 import {
   peerAddressProblem,
@@ -87,7 +88,8 @@ export function planVxlanPeer(lease: Lease, scope: VxlanPlanScope): LeasePlan<Pe
       continue;
     }
     const problem =
-      peerSubnetProblem(subnet, f) ?? peerAddressProblem(publicIp, f.ownIps, f.onlink);
+      peerSubnetProblem(tryParseCidr(subnet) ?? subnet, f) ??
+      peerAddressProblem(publicIp, f.ownIps, f.onlink);
     if (problem !== null) {
       no(problem);
       continue;
@@ -105,7 +107,7 @@ export function planVxlanPeer(lease: Lease, scope: VxlanPlanScope): LeasePlan<Pe
       });
       continue;
     }
-    const gw = networkAddress(subnet);
+    const gw = subnet.slice(0, subnet.indexOf('/')); // the network address (subnet is canonical)
     entries.push({
       key,
       subnet,

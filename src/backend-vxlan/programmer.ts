@@ -49,6 +49,8 @@ export interface VxlanProgrammerOptions {
 
 export class VxlanProgrammer {
   private onlink = new Map<IpFamily, string[]>();
+  /** scope(), built once per ensureReady (a full reconcile plans every lease against it). */
+  private planScope: VxlanPlanScope | null = null;
 
   constructor(private readonly o: VxlanProgrammerOptions) {}
 
@@ -58,6 +60,15 @@ export class VxlanProgrammer {
 
   /** Creates or repairs each device: link (compatible, MTU, MAC), address, up, checksum mode. */
   async ensureReady(): Promise<void> {
+    this.planScope = null;
+    try {
+      await this.repairDevices();
+    } finally {
+      this.planScope = null;
+    }
+  }
+
+  private async repairDevices(): Promise<void> {
     const { ops, log } = this.o;
     for (const dev of this.o.devices) {
       const { link, action } = await ops.ensureVxlanLink(dev.spec);
@@ -121,6 +132,10 @@ export class VxlanProgrammer {
 
   /** The planner's view of this host (devices, addresses, on-link networks) as of the last ensureReady. */
   scope(): VxlanPlanScope {
+    return (this.planScope ??= this.buildScope());
+  }
+
+  private buildScope(): VxlanPlanScope {
     return {
       vni: this.o.cfg.vni,
       directRouting: this.o.cfg.directRouting,

@@ -15,6 +15,7 @@
 import {
   Ip4Net,
   Ip6Net,
+  type IpNet,
   netContains,
   netOverlaps,
   tryParseCidr,
@@ -22,6 +23,38 @@ import {
   tryParseIp6,
 } from '../ip/index.js';
 import type { FamilyDescriptor } from './family.js';
+
+/**
+ * Parsed networks of the host's own scope values (cluster network, own subnet, the uplink's networks):
+ * the same few strings for every lease of a plan, parsed once here instead of once per lease. Only
+ * scope values come in (never a lease's: hostile input must not fill it); bounded all the same.
+ */
+const scopeNets = new Map<string, IpNet | null>();
+function scopeNet(text: string): IpNet | null {
+  let n = scopeNets.get(text);
+  if (n === undefined) {
+    if (scopeNets.size >= 256) scopeNets.clear();
+    n = tryParseCidr(text);
+    scopeNets.set(text, n);
+  }
+  return n;
+}
+
+/** Whether `ip` (an address text) lies in one of the scope networks `networks`. */
+export function inScopeNetworks(networks: readonly string[], ip: string): boolean {
+  const v4 = tryParseIp4(ip);
+  const v6 = v4 === null ? tryParseIp6(ip) : null;
+  for (const text of networks) {
+    const n = scopeNet(text);
+    if (
+      n instanceof Ip4Net
+        ? v4 !== null && n.containsIp(v4)
+        : n !== null && v6 !== null && n.containsIp(v6)
+    )
+      return true;
+  }
+  return false;
+}
 
 export interface PeerSubnetScope {
   /** The cluster network of this family. */
@@ -41,15 +74,15 @@ export interface FamilyPeerScope extends PeerSubnetScope {
 }
 
 /** Why a peer's subnet must not be programmed, or null when it is acceptable. */
-export function peerSubnetProblem(subnet: string, scope: PeerSubnetScope): string | null {
-  const net = tryParseCidr(subnet);
+export function peerSubnetProblem(subnet: string | IpNet, scope: PeerSubnetScope): string | null {
+  const net = typeof subnet === 'string' ? tryParseCidr(subnet) : subnet;
   if (!net) return `subnet ${JSON.stringify(subnet)} is not a CIDR`;
-  const network = tryParseCidr(scope.network);
+  const network = scopeNet(scope.network);
   if (!network || !netContains(network, net))
     return `subnet ${net.toString()} is outside the network ${scope.network}`;
   if (net.prefixLen !== scope.subnetLen)
     return `subnet ${net.toString()} is not /${scope.subnetLen} (the network's subnet length)`;
-  const own = tryParseCidr(scope.ownSubnet);
+  const own = scopeNet(scope.ownSubnet);
   if (own && netOverlaps(own, net))
     return `subnet ${net.toString()} overlaps this host's own subnet ${own.toString()}`;
   return null;
@@ -84,8 +117,13 @@ export function peerAddressProblem(
     if (V4_NOT_UNICAST.some((n) => n.containsIp(v4)))
       return `public IP ${ip} is not a unicast host address`;
     for (const text of onLink) {
-      const n = Ip4Net.tryParse(text);
-      if (n && n.prefixLen <= 30 && n.containsIp(v4) && (v4 === n.ip || v4 === n.last))
+      const n = scopeNet(text);
+      if (
+        n instanceof Ip4Net &&
+        n.prefixLen <= 30 &&
+        n.containsIp(v4) &&
+        (v4 === n.ip || v4 === n.last)
+      )
         return `public IP ${ip} is the network or broadcast address of the on-link network ${n.toString()}`;
     }
     if (ours.some((o) => o !== null && tryParseIp4(o) === v4))

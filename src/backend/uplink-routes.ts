@@ -10,6 +10,7 @@ import {
   type NetlinkOps,
   type RouteEntry,
 } from '../netlink/index.js';
+import { inScopeNetworks } from './peer-check.js';
 
 /** A route for one cluster subnet (exactly `subnetLen` long, inside `network`, not `ownSubnet` unless
  *  that is '' = unknown) via a gateway. */
@@ -46,6 +47,7 @@ export function onLinkOf(addrs: readonly { readonly cidr: string }[]): string[] 
   return addrs.map((a) => networkOf(a.cidr)).filter((n) => !n.startsWith('fe80:'));
 }
 
+/** Whether the address `ip` lies in one of the uplink's networks (parsed once per network text). */
 export function isOnLink(networks: readonly string[], ip: string): boolean {
-  return networks.some((n) => cidrContains(n, ip));
+  return inScopeNetworks(networks, ip);
 }

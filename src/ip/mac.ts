@@ -4,12 +4,29 @@
  */
 import { AddressError } from './ip4.js';
 
-const MAC = /^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$/;
+/** A hex digit's value, or -1. */
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48; // 0-9
+  const l = c | 32; // A-F → a-f
+  return l >= 97 && l <= 102 ? l - 87 : -1;
+}
 
-/** The six bytes of a MAC, or null when `text` is not one. */
+/** The six bytes of a MAC (hex pairs joined by one kind of separator, ':' or '-'), or null when
+ *  `text` is not one. A character scan: VtepMACs are parsed for every lease of every plan. */
 export function tryParseMac(text: string): Uint8Array | null {
-  if (!MAC.test(text)) return null;
-  return Uint8Array.from(text.split(/[:-]/).map((h) => parseInt(h, 16)));
+  if (text.length !== 17) return null;
+  const sep = text.charCodeAt(2);
+  if (sep !== 58 /* : */ && sep !== 45 /* - */) return null;
+  const out = new Uint8Array(6);
+  for (let b = 0; b < 6; b++) {
+    const at = b * 3;
+    if (b > 0 && text.charCodeAt(at - 1) !== sep) return null;
+    const hi = hexValue(text.charCodeAt(at));
+    const lo = hexValue(text.charCodeAt(at + 1));
+    if (hi < 0 || lo < 0) return null;
+    out[b] = hi * 16 + lo;
+  }
+  return out;
 }
 
 export function parseMac(text: string): Uint8Array {
@@ -18,9 +35,12 @@ export function parseMac(text: string): Uint8Array {
   return b;
 }
 
+const HEX2 = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
 export function formatMac(bytes: Uint8Array | readonly number[]): string {
   if (bytes.length !== 6) throw new AddressError(`a MAC address has 6 bytes, got ${bytes.length}`);
-  return Array.from(bytes, (b) => (b & 255).toString(16).padStart(2, '0')).join(':');
+  const h = (i: number): string => HEX2[bytes[i]! & 255]!;
+  return `${h(0)}:${h(1)}:${h(2)}:${h(3)}:${h(4)}:${h(5)}`;
 }
 
 /** Canonical lowercase colon form of a MAC text; throws AddressError when it is not one. */

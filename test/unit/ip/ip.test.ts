@@ -13,6 +13,7 @@ import {
   parseMac,
   tryParseIp4,
   tryParseIp6,
+  tryParseMac,
 } from '../../../src/ip/index.js';
 
 describe('IPv4', () => {
@@ -129,5 +130,94 @@ describe('generic CIDR and MAC', () => {
     expect(() => parseMac('c6:d2:32:6f:8f')).toThrow(/invalid MAC/);
     expect(() => parseMac('c6:d2-32:6f:8f:44')).toThrow(/invalid MAC/);
     expect(() => formatMac([1, 2, 3])).toThrow(/6 bytes/);
+  });
+});
+
+/**
+ * The character-scan parsers against the regular expressions they replaced (the grammar the docs state),
+ * over a corpus of valid values, their one-character mutations and random strings from their alphabet.
+ */
+describe('scan parsers = the regex grammar', () => {
+  const QUAD = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})$/;
+  const refIp4 = (t: string): number | null => {
+    const m = QUAD.exec(t);
+    if (!m) return null;
+    let v = 0;
+    for (let i = 1; i <= 4; i++) {
+      const o = Number(m[i]);
+      if (o > 255) return null;
+      v = v * 256 + o;
+    }
+    return v;
+  };
+  const MAC = /^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$/;
+  const refMac = (t: string): number[] | null =>
+    MAC.test(t) ? t.split(/[:-]/).map((h) => parseInt(h, 16)) : null;
+
+  let seed = 12345;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const ALPHA = '0123456789.:-abcdefABCDEFgx /\u0660\n';
+  const corpus = (valid: string[]): string[] => {
+    const out = [...valid];
+    for (const v of valid)
+      for (let i = 0; i < 40; i++) {
+        const at = rnd(v.length + 1);
+        const c = ALPHA[rnd(ALPHA.length)]!;
+        const op = rnd(3);
+        out.push(
+          op === 0
+            ? v.slice(0, at) + c + v.slice(at)
+            : op === 1
+              ? v.slice(0, at) + v.slice(at + 1)
+              : v.slice(0, at) + c + v.slice(at + 1),
+        );
+      }
+    for (let i = 0; i < 20000; i++) {
+      let t = '';
+      const len = rnd(20);
+      for (let j = 0; j < len; j++) t += ALPHA[rnd(ALPHA.length)];
+      out.push(t);
+    }
+    return out;
+  };
+
+  it('tryParseIp4', () => {
+    const valid = [
+      '0.0.0.0',
+      '1.2.3.4',
+      '10.5.0.1',
+      '255.255.255.255',
+      '198.18.0.1',
+      '9.99.199.249',
+    ];
+    let accepted = 0;
+    for (const t of corpus(valid)) {
+      expect(tryParseIp4(t), JSON.stringify(t)).toBe(refIp4(t));
+      if (refIp4(t) !== null) accepted++;
+    }
+    expect(accepted).toBeGreaterThan(valid.length);
+  });
+
+  it('tryParseMac and formatMac', () => {
+    const valid = [
+      'c6:d2:32:6f:8f:44',
+      '0E-42-00-00-0A-FF',
+      '00:00:00:00:00:00',
+      'ff:ff:ff:ff:ff:ff',
+    ];
+    let accepted = 0;
+    for (const t of corpus(valid)) {
+      const got = tryParseMac(t);
+      const ref = refMac(t);
+      expect(got === null ? null : [...got], JSON.stringify(t)).toEqual(ref);
+      if (got) {
+        accepted++;
+        expect(formatMac(got)).toBe(t.toLowerCase().replaceAll('-', ':'));
+      }
+    }
+    expect(accepted).toBeGreaterThan(valid.length);
   });
 });
