@@ -102,7 +102,7 @@ export class PeerLoop<E extends PeerEntry> {
   private readonly leases = new Map<string, Lease>();
   /** What is in the dataplane on behalf of each lease (also during a removal grace). */
   private readonly programmed = new Map<string, readonly E[]>();
-  private readonly claims = new ClaimIndex();
+  private claims = new ClaimIndex();
   /** Leases that lost a claim to another lease. */
   private blocked = new Set<string>();
   /** Removed leases whose entries wait out the grace. */
@@ -386,11 +386,8 @@ export class PeerLoop<E extends PeerEntry> {
       new Set(this.programmed.keys()),
     );
     this.programmed.clear();
-    this.claims.clear();
-    for (const [key, entries] of plan.byLease) {
-      this.programmed.set(key, entries);
-      this.claims.take(key, this.claimsOf(entries));
-    }
+    for (const [key, entries] of plan.byLease) this.programmed.set(key, entries);
+    this.claims = plan.index; // the planner took exactly the kept entries' claims
     this.blocked = new Set(plan.blocked);
     const refused = new Map<string, RefusedLease[]>();
     for (const r of plan.refused)
