@@ -72,9 +72,15 @@ export class StateStore {
 
   /**
    * dataDir itself may be a symlink the operator chose (e.g. into /run, docs/pitfalls.md C1); the per-network
-   * directory below it is weft's own and must be a real directory.
+   * directory below it is weft's own and must be a real directory. Fast path (every write after the first):
+   * one lstat finds the network directory already there as a real directory, which also proves dataDir.
    */
   private ensureDir(dir: string): void {
+    try {
+      if (fs.lstatSync(dir).isDirectory()) return;
+    } catch {
+      /* absent (or unreadable): create and check it below */
+    }
     for (const d of [this.dataDir, dir]) {
       try {
         fs.mkdirSync(d, { recursive: true, mode: 0o700 });
@@ -205,18 +211,24 @@ export class StateStore {
   }
 }
 
-/** fsync of the written file (its fd), then of its directory (the rename), off the main thread. */
-async function syncAndClose(fd: number, dir: string): Promise<void> {
-  const fsp = fs.promises;
-  try {
-    await new Promise<void>((resolve, reject) => fs.fsync(fd, (e) => (e ? reject(e) : resolve())));
-  } finally {
-    fs.closeSync(fd);
-  }
-  const d = await fsp.open(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
+/**
+ * fsync of the written file (its fd), then of its directory (the rename), off the main thread. Plain
+ * callbacks, not fs.promises: this runs beside every ADD's delegate, and FileHandle's promise machinery
+ * cost more main-thread time than the two syscalls (bench/cni.ts).
+ */
+function syncAndClose(fd: number, dir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fs.fsync(fd, (fileErr) => {
+      fs.closeSync(fd);
+      if (fileErr) return reject(fileErr);
+      fs.open(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY, (openErr, d) => {
+        if (openErr) return reject(openErr);
+        fs.fsync(d, (dirErr) => {
+          fs.closeSync(d);
+          if (dirErr) reject(dirErr);
+          else resolve();
+        });
+      });
+    });
+  });
 }

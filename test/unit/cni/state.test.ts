@@ -92,4 +92,18 @@ describe('StateStore', () => {
     s.write(att('c1'));
     expect(readFileSync(join(dir, 'secret'), 'utf8')).toBe('x');
   });
+
+  it('recreates a network dir removed behind its back, and still refuses one replaced by a symlink', () => {
+    const s = new StateStore(join(dir, 'data'));
+    s.write(att('c1'));
+    rmSync(join(dir, 'data', 'net1'), { recursive: true });
+    s.write(att('c2'));
+    expect(readdirSync(join(dir, 'data', 'net1'))).toEqual(['c2@eth0']);
+    expect(statSync(join(dir, 'data', 'net1')).mode & 0o777).toBe(0o700);
+    rmSync(join(dir, 'data', 'net1'), { recursive: true });
+    mkdirSync(join(dir, 'elsewhere'));
+    symlinkSync(join(dir, 'elsewhere'), join(dir, 'data', 'net1'));
+    expect(() => s.write(att('c3'))).toThrow(/not a directory/);
+    expect(readdirSync(join(dir, 'elsewhere'))).toEqual([]);
+  });
 });
