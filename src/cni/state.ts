@@ -95,8 +95,10 @@ export class StateStore {
   /**
    * Atomically replaces the state (temp + rename) before returning; the promise resolves once file and
    * directory are fsynced (it rejects with code 5 if that fails). Throws code 5 when the write fails.
+   * `sync: false` skips the fsync (the promise resolves at once): for a state that is replaced within
+   * milliseconds by one that is synced (ADD's state before the delegate runs, see add.ts).
    */
-  write(s: StoredAttachment): Promise<void> {
+  write(s: StoredAttachment, o: { sync?: boolean } = {}): Promise<void> {
     const file = this.pathFor(s.network, s.containerID, s.ifname);
     const dir = path.dirname(file);
     this.ensureDir(dir);
@@ -118,6 +120,10 @@ export class StateStore {
       } catch (err) {
         fs.closeSync(fd);
         throw err;
+      }
+      if (o.sync === false) {
+        fs.closeSync(fd);
+        return Promise.resolve();
       }
       const durable = syncAndClose(fd, dir).catch((err: unknown) => {
         throw ioError(`cannot sync state ${file}`, err);

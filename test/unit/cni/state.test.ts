@@ -106,4 +106,12 @@ describe('StateStore', () => {
     expect(() => s.write(att('c3'))).toThrow(/not a directory/);
     expect(readdirSync(join(dir, 'elsewhere'))).toEqual([]);
   });
+
+  it('resolves the promise of a write without sync at once, with the file in place', async () => {
+    const s = new StateStore(join(dir, 'data'));
+    await s.write(att('c1'), { sync: false });
+    expect(s.read('net1', 'c1', 'eth0')).toEqual({ kind: 'ok', state: att('c1') });
+    await s.write(att('c1'));
+    expect(readdirSync(join(dir, 'data', 'net1'))).toEqual(['c1@eth0']);
+  });
 });
