@@ -77,7 +77,7 @@ export class StateStore {
    */
   private ensureDir(dir: string): void {
     try {
-      if (fs.lstatSync(dir).isDirectory()) return;
+      if (fs.lstatSync(dir, { throwIfNoEntry: false })?.isDirectory()) return;
     } catch {
       /* absent (or unreadable): create and check it below */
     }
@@ -145,6 +145,9 @@ export class StateStore {
   read(network: string, containerID: string, ifname: string): ReadState {
     const file = this.pathFor(network, containerID, ifname);
     let text: string;
+    // The usual ADD case, answered without the Error (and stack) Node builds for a failed open; a
+    // symlink is still found here and refused by O_NOFOLLOW below.
+    if (fs.lstatSync(file, { throwIfNoEntry: false }) === undefined) return { kind: 'missing' };
     try {
       const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
       try {
