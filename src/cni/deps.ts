@@ -25,7 +25,8 @@ export interface CniDeps {
    */
   readonly addUnavailable?: string;
   /**
-   * Where state bookkeeping the answer does not depend on runs: the state file with the ADD result.
+   * Where state bookkeeping the answer does not depend on runs: the state file with the ADD result, and
+   * the last close of a state file DEL removed (the name is gone before the answer; state.ts remove).
    * Absent (the standalone plugin): at once, before the answer, so a failure is the call's failure.
    * weftd (src/daemon/cni-server.ts) runs the task right after it sent the answer, still holding the
    * container's lock, and logs a failure (see `afterAnswer` below). `what` names the task in that line.

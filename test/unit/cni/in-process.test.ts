@@ -74,11 +74,18 @@ describe('runInProcess', () => {
     runLater(r.later, (what) => errors.push(what));
     expect(errors).toEqual([]);
     expect(stored()['result']).toMatchObject({ ips: [{ address: '10.5.72.2/24' }] });
-    // DEL finds the complete state, runs the delegate's DEL with prevResult and removes it before answering.
+    // DEL finds the complete state, runs the delegate's DEL with prevResult and removes the file's name
+    // before answering; only the file's last close (where ext4 frees it) is left for later.
     const d = await runInProcess(env('DEL'), conf(), invoke);
-    expect([d.exitCode, d.later]).toEqual([0, []]);
+    expect(d.exitCode).toBe(0);
     expect(JSON.parse(calls.at(-1)!.stdin)['prevResult']).toMatchObject({ cniVersion: '1.0.0' });
     expect(readdirSync(join(dir, 'state', 'net1'))).toEqual([]);
+    expect(d.later.map((t) => t.what)).toEqual(['freeing the removed state file']);
+    runLater(d.later, (what) => errors.push(what));
+    expect(errors).toEqual([]);
+    // DEL again: nothing stored, nothing left for later.
+    const again = await runInProcess(env('DEL'), conf(), invoke);
+    expect([again.exitCode, again.later]).toEqual([0, []]);
   });
 
   it('a failed ADD leaves nothing for later (the undo already removed the state)', async () => {
