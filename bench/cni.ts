@@ -1,7 +1,7 @@
 /**
  * `npm run bench:cni`: CNI ADD and DEL latency of the installed `weft` plugin (`npm run install:cni`: the
- * C shim, which hands each call to the running weftd; weftd runs the plugin in-process and execs the
- * reference bridge + host-local in /usr/lib/cni) beside the reference bridge + host-local called directly
+ * C shim, which hands each call to the running weftd; weftd runs the plugin in-process and has the shim
+ * run the reference bridge + host-local in /usr/lib/cni) beside the reference bridge + host-local called directly
  * with the config weft would hand it (same subnet, MTU, ipMasq, cluster route), in the same run.
  *
  * Everything runs inside a test netns that plays the host, where a real weftd serves the CNI socket (its

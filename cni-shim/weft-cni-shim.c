@@ -18,7 +18,10 @@
  * weftd decides what to run, this program runs the delegates (bridge, host-local via bridge): a fork and
  * exec from this small process is cheaper than from weftd's large one, and the delegates then run in the
  * caller's own namespaces, exactly as if the runtime had exec'd them. Their stderr is this program's.
- * Only a plugin in a CNI_PATH directory is run, and only for a server whose SO_PEERCRED uid is 0.
+ * Only a plugin in a CNI_PATH directory is run, and only for a server whose SO_PEERCRED uid is 0. For
+ * ADD and DEL with the default `bridge` delegate the plugin is started as soon as the request is out
+ * and waits on its stdin until weftd asks for it (start_head: its start-up overlaps weftd's work); it
+ * is killed unused, before reading any config, when weftd asks for something else or answers first.
  *
  * Wire format (little endian; src/daemon/cni-wire.ts is the other side):
  *   request:  "WCNI" u32 version(1) u32 envLen u32 stdinLen | env (entries "K=V" each ended by NUL) | stdin
@@ -71,6 +74,15 @@ struct buf {
   char *p;
   size_t len, cap;
 };
+
+/* A started delegate: its pid and our ends of its stdin, stdout and exec-error pipes. */
+struct child {
+  pid_t pid;
+  int in_fd, out_fd, err_fd;
+};
+
+/* The head start (start_head), if one is running: pid -1 otherwise. */
+static struct child head = {.pid = -1};
 
 static int buf_add(struct buf *b, const void *data, size_t n) {
   if (b->len + n > b->cap) {
@@ -259,9 +271,61 @@ static int netconf_socket(const struct buf *in, char *out, size_t outsz) {
   }
 }
 
+/* In the object at j->p, moves j->p to the value of `key` (plain, unescaped): 1, 0 absent, -1 bad. */
+static int js_find(struct js *j, const char *key) {
+  size_t klen = strlen(key);
+  js_ws(j);
+  if (j->p >= j->end || *j->p != '{') return -1;
+  j->p++;
+  js_ws(j);
+  if (j->p < j->end && *j->p == '}') return 0;
+  for (;;) {
+    const char *k;
+    size_t kn;
+    int plain;
+    js_ws(j);
+    if (js_string(j, &k, &kn, &plain) < 0) return -1;
+    js_ws(j);
+    if (j->p >= j->end || *j->p != ':') return -1;
+    j->p++;
+    js_ws(j);
+    if (plain && kn == klen && memcmp(k, key, klen) == 0) return 1;
+    if (js_value(j) < 0) return -1;
+    js_ws(j);
+    if (j->p >= j->end) return -1;
+    if (*j->p == ',') {
+      j->p++;
+      continue;
+    }
+    return *j->p == '}' ? 0 : -1;
+  }
+}
+
+/*
+ * The netconf's "delegate"."type" into out: 1 found, 0 absent (weft's default: bridge), -1 anything this
+ * walker does not read plainly (no head start then; weftd decides as always). Only for the head start.
+ */
+static int netconf_delegate_type(const struct buf *in, char *out, size_t outsz) {
+  struct js j = {.p = in->p, .end = in->p + in->len, .depth = 0};
+  int r = js_find(&j, "delegate");
+  if (r <= 0) return r;
+  r = js_find(&j, "type");
+  if (r <= 0) return r;
+  const char *v;
+  size_t vn;
+  int plain;
+  if (js_string(&j, &v, &vn, &plain) < 0 || !plain || vn == 0 || vn >= outsz) return -1;
+  memcpy(out, v, vn);
+  out[vn] = 0;
+  return 1;
+}
+
 /* --- fallback: exec the full plugin with stdin replayed ------------------------------------------ */
 
+static void kill_child(struct child *c);
+
 static void fallback(const struct buf *in, const char *reason) {
+  kill_child(&head); /* a head start weftd never asked for (see start_head) */
   char path[PATH_MAX];
   if (WEFT_CNI_FALLBACK[0] == '/') {
     snprintf(path, sizeof path, "%s", WEFT_CNI_FALLBACK);
@@ -343,9 +407,172 @@ static int in_cni_path(const char *path) {
   return ok;
 }
 
+/* fork + exec `path` with `envp`, stdin and stdout piped, stderr shared; 0, or an errno. */
+static int spawn_child(const char *path, char *const envp[], struct child *c) {
+  int in_p[2] = {-1, -1}, out_p[2] = {-1, -1}, err_p[2] = {-1, -1};
+  if (pipe2(in_p, O_CLOEXEC) < 0 || pipe2(out_p, O_CLOEXEC) < 0 || pipe2(err_p, O_CLOEXEC) < 0) {
+    int e = errno;
+    for (int i = 0; i < 2; i++) {
+      if (in_p[i] >= 0) close(in_p[i]);
+      if (out_p[i] >= 0) close(out_p[i]);
+      if (err_p[i] >= 0) close(err_p[i]);
+    }
+    return e;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    signal(SIGPIPE, SIG_DFL); /* as a runtime would start it */
+    dup2(in_p[0], 0);
+    dup2(out_p[1], 1);
+    char *argv[] = {(char *)path, NULL};
+    execve(path, argv, envp);
+    int e = errno;
+    if (write(err_p[1], &e, sizeof e) < 0) _exit(127);
+    _exit(127);
+  }
+  int e = pid < 0 ? errno : 0;
+  close(in_p[0]);
+  close(out_p[1]);
+  close(err_p[1]);
+  if (pid < 0) {
+    close(in_p[1]);
+    close(out_p[0]);
+    close(err_p[0]);
+    return e;
+  }
+  *c = (struct child){.pid = pid, .in_fd = in_p[1], .out_fd = out_p[0], .err_fd = err_p[0]};
+  return 0;
+}
+
+static void kill_child(struct child *c) {
+  if (c->pid <= 0) return;
+  kill(c->pid, SIGKILL);
+  close(c->in_fd);
+  close(c->out_fd);
+  close(c->err_fd);
+  while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR) {
+  }
+  c->pid = -1;
+}
+
 /*
- * One "WCNX" from weftd (header already read): run the delegate with the given env and stdin, collect
- * its stdout (bounded), kill it at the timeout, answer "WCNE". -1 only when the socket fails.
+ * Feeds a started delegate its stdin, collects its stdout (bounded), kills it at the timeout, reaps it:
+ * kind/value as in "WCNE". Closes the child's fds.
+ */
+static void run_child(struct child *c, const char *input, size_t ilen, uint32_t timeout, uint32_t *kind,
+                      uint32_t *value, uint32_t *flags, struct buf *out) {
+  int e;
+  ssize_t er = read(c->err_fd, &e, sizeof e); /* EOF at exec, or the errno of a failed exec */
+  close(c->err_fd);
+  fcntl(c->in_fd, F_SETFL, O_NONBLOCK);
+  size_t off = 0;
+  int in_fd = c->in_fd, out_fd = c->out_fd, killed = 0;
+  if (ilen == 0 || er == (ssize_t)sizeof e) {
+    close(in_fd);
+    in_fd = -1;
+  }
+  double deadline = now_ms() + timeout;
+  char chunk[65536];
+  while (out_fd >= 0) {
+    struct pollfd p[2] = {{.fd = out_fd, .events = POLLIN}, {.fd = in_fd, .events = POLLOUT}};
+    int left = (int)(deadline - now_ms());
+    if (left <= 0 && !killed) {
+      kill(c->pid, SIGKILL);
+      killed = 1;
+    }
+    int pr = poll(p, in_fd >= 0 ? 2 : 1, killed ? 1000 : left);
+    if (pr < 0 && errno != EINTR) break;
+    if (pr == 0 && killed) break;
+    if (in_fd >= 0 && (p[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
+      ssize_t w = write(in_fd, input + off, ilen - off);
+      if (w > 0) off += (size_t)w;
+      if (w < 0 && errno != EAGAIN && errno != EINTR) off = ilen; /* EPIPE: it stopped reading */
+      if (off >= ilen) {
+        close(in_fd);
+        in_fd = -1;
+      }
+    }
+    if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+      ssize_t r = read(out_fd, chunk, sizeof chunk);
+      if (r > 0) {
+        if (out->len + (size_t)r > MAX_DELEGATE_OUT) *flags |= 1;
+        else if (buf_add(out, chunk, (size_t)r) < 0) *flags |= 1;
+      } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
+        close(out_fd);
+        out_fd = -1;
+      }
+    }
+  }
+  if (in_fd >= 0) close(in_fd);
+  if (out_fd >= 0) close(out_fd);
+  int st = 0;
+  while (waitpid(c->pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  c->pid = -1;
+  if (er == (ssize_t)sizeof e) {
+    *kind = 2;
+    *value = (uint32_t)e;
+  } else if (WIFSIGNALED(st)) {
+    *kind = 1;
+    *value = (uint32_t)WTERMSIG(st);
+  } else {
+    *kind = 0;
+    *value = (uint32_t)WEXITSTATUS(st);
+  }
+}
+
+/*
+ * Head start (ADD and DEL with the bridge delegate only): right after the request is sent, while weftd
+ * works out the delegate's config, the delegate weftd will most likely ask for is started already: the
+ * reference `bridge` (weft's default delegate type) from the first CNI_PATH directory holding it, with
+ * this program's own environment, which is exactly what weftd asks for on these commands. Like every
+ * plugin built on the CNI skeleton it reads its whole stdin before it does anything, so it waits there
+ * while its start-up (a Go runtime) overlaps weftd's work. The first "WCNX" uses it when path and
+ * environment are exactly what weftd asks for; otherwise, or when weftd answers without asking (an
+ * error), it is killed unused, before it has read a byte of config. Other delegate types (whose
+ * behaviour before reading stdin weft does not know) are only started when weftd asks.
+ */
+static char head_path[PATH_MAX];
+
+static void start_head(const struct buf *in) {
+  const char *cmd = getenv("CNI_COMMAND"), *cp = getenv("CNI_PATH");
+  if (!cmd || (strcmp(cmd, "ADD") != 0 && strcmp(cmd, "DEL") != 0) || !cp) return;
+  char type[256] = "bridge";
+  if (netconf_delegate_type(in, type, sizeof type) < 0 || strcmp(type, "bridge") != 0) return;
+  /* weftd's findPlugin: the first CNI_PATH entry with a regular executable file of that name. */
+  char *copy = strdup(cp), *save = NULL;
+  if (!copy) return;
+  int found = 0;
+  for (char *e = strtok_r(copy, ":", &save); e && !found; e = strtok_r(NULL, ":", &save)) {
+    size_t n = strlen(e);
+    while (n > 1 && e[n - 1] == '/') e[--n] = 0; /* path.join drops them */
+    struct stat st;
+    if (snprintf(head_path, sizeof head_path, "%s/%s", e, type) >= (int)sizeof head_path) continue;
+    if (stat(head_path, &st) == 0 && S_ISREG(st.st_mode) && access(head_path, X_OK) == 0) found = 1;
+  }
+  free(copy);
+  if (!found || head_path[0] != '/' || strstr(head_path, "/./") || strstr(head_path, "/../")) return;
+  if (spawn_child(head_path, environ, &head) != 0) head.pid = -1;
+}
+
+/* True when `envp` holds exactly the strings of this program's environment (in any order). */
+static int same_env(char *const envp[]) {
+  size_t n = 0, m = 0;
+  for (char *const *e = envp; *e; e++) n++;
+  for (char **e = environ; *e; e++) m++;
+  if (n != m) return 0;
+  for (char *const *e = envp; *e; e++) {
+    int hit = 0;
+    for (char **f = environ; *f && !hit; f++) hit = strcmp(*e, *f) == 0;
+    if (!hit) return 0;
+  }
+  return 1;
+}
+
+/*
+ * One "WCNX" from weftd (header already read): run the delegate with the given env and stdin (the head
+ * start when it fits), collect its stdout (bounded), kill it at the timeout, answer "WCNE". -1 only when
+ * the socket fails.
  */
 static int serve_exec(int s, const unsigned char *h) {
   uint32_t timeout = get_u32(h + 4), plen = get_u32(h + 8), elen = get_u32(h + 12), ilen = get_u32(h + 16);
@@ -378,90 +605,21 @@ static int serve_exec(int s, const unsigned char *h) {
 
   uint32_t kind = 2, value = 0, flags = 0;
   struct buf out = {0};
-  int in_p[2] = {-1, -1}, out_p[2] = {-1, -1}, err_p[2] = {-1, -1};
-  if (!in_cni_path(path)) {
-    value = EACCES;
-  } else if (pipe2(in_p, O_CLOEXEC) < 0 || pipe2(out_p, O_CLOEXEC) < 0 || pipe2(err_p, O_CLOEXEC) < 0) {
-    value = (uint32_t)errno;
+  struct child c = {.pid = -1};
+  if (head.pid > 0 && strcmp(path, head_path) == 0 && same_env(envp)) {
+    c = head;
+    head.pid = -1;
   } else {
-    pid_t pid = fork();
-    if (pid == 0) {
-      signal(SIGPIPE, SIG_DFL); /* as a runtime would start it */
-      dup2(in_p[0], 0);
-      dup2(out_p[1], 1);
-      char *argv[] = {path, NULL};
-      execve(path, argv, envp);
-      int e = errno;
-      if (write(err_p[1], &e, sizeof e) < 0) _exit(127);
-      _exit(127);
-    }
-    close(in_p[0]);
-    close(out_p[1]);
-    close(err_p[1]);
-    if (pid < 0) {
-      value = (uint32_t)errno;
-      close(in_p[1]);
-      close(out_p[0]);
-      close(err_p[0]);
-    } else {
-      int e;
-      ssize_t er = read(err_p[0], &e, sizeof e); /* EOF at exec, or the errno of a failed exec */
-      close(err_p[0]);
-      fcntl(in_p[1], F_SETFL, O_NONBLOCK);
-      size_t off = 0;
-      int in_fd = in_p[1], out_fd = out_p[0], killed = 0;
-      if (ilen == 0 || er == (ssize_t)sizeof e) {
-        close(in_fd);
-        in_fd = -1;
-      }
-      double deadline = now_ms() + timeout;
-      char chunk[65536];
-      while (out_fd >= 0) {
-        struct pollfd p[2] = {{.fd = out_fd, .events = POLLIN}, {.fd = in_fd, .events = POLLOUT}};
-        int left = (int)(deadline - now_ms());
-        if (left <= 0 && !killed) {
-          kill(pid, SIGKILL);
-          killed = 1;
-        }
-        int pr = poll(p, in_fd >= 0 ? 2 : 1, killed ? 1000 : left);
-        if (pr < 0 && errno != EINTR) break;
-        if (pr == 0 && killed) break;
-        if (in_fd >= 0 && (p[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
-          ssize_t w = write(in_fd, input + off, ilen - off);
-          if (w > 0) off += (size_t)w;
-          if (w < 0 && errno != EAGAIN && errno != EINTR) off = ilen; /* EPIPE: it stopped reading */
-          if (off >= ilen) {
-            close(in_fd);
-            in_fd = -1;
-          }
-        }
-        if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-          ssize_t r = read(out_fd, chunk, sizeof chunk);
-          if (r > 0) {
-            if (out.len + (size_t)r > MAX_DELEGATE_OUT) flags |= 1;
-            else if (buf_add(&out, chunk, (size_t)r) < 0) flags |= 1;
-          } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
-            close(out_fd);
-            out_fd = -1;
-          }
-        }
-      }
-      if (in_fd >= 0) close(in_fd);
-      if (out_fd >= 0) close(out_fd);
-      int st = 0;
-      while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-      }
-      if (er == (ssize_t)sizeof e) {
-        kind = 2;
-        value = (uint32_t)e;
-      } else if (WIFSIGNALED(st)) {
-        kind = 1;
-        value = (uint32_t)WTERMSIG(st);
-      } else {
-        kind = 0;
-        value = (uint32_t)WEXITSTATUS(st);
-      }
-    }
+    kill_child(&head);
+  }
+  if (c.pid > 0) {
+    run_child(&c, input, ilen, timeout, &kind, &value, &flags, &out);
+  } else if (!in_cni_path(path)) {
+    value = EACCES;
+  } else {
+    int e = spawn_child(path, envp, &c);
+    if (e != 0) value = (uint32_t)e;
+    else run_child(&c, input, ilen, timeout, &kind, &value, &flags, &out);
   }
   free(envp);
   free(data);
@@ -521,6 +679,7 @@ int main(void) {
     snprintf(reason, sizeof reason, "%s is not served by root", sa.sun_path);
     fallback(&in, reason);
   }
+  start_head(&in);
 
   unsigned char rh[20];
   for (;;) {
@@ -536,7 +695,10 @@ int main(void) {
       }
       continue;
     }
-    if (memcmp(rh, "WCNR", 4) == 0) break;
+    if (memcmp(rh, "WCNR", 4) == 0) {
+      kill_child(&head); /* weftd answered without asking for it */
+      break;
+    }
     snprintf(reason, sizeof reason, "%s answered something that is not weftd's reply", sa.sun_path);
     fallback(&in, reason);
   }

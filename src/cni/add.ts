@@ -5,14 +5,20 @@
  * removed only when that undo succeeded (otherwise the runtime's DEL finds it and retries). State left by
  * an ADD that was never deleted is released first when its interface no longer exists.
  *
- * Durability (state.ts): both state writes are atomic (temp + rename, before the delegate runs and before
- * the answer) and fsynced in the background, like host-local's own files, which are not synced at all. A
- * power loss can thus lose or empty a state file; nothing depends on it: DEL then rebuilds the delegate
- * config from subnet.env (host-local releases by container id), GC and a later ADD of the same
- * attachment (liveness check for any stored state) clean up the rest. Awaiting fsync put a whole
- * journal commit (up to a second on a busy disk) on every ADD.
+ * Durability (state.ts): both state writes are atomic (temp + rename). The first is written before the
+ * delegate runs and not fsynced: its fsync's journal commit ran exactly while bridge and host-local
+ * wrote their own files on the same file system and slowed them (about 2 ms of the delegate's time on
+ * a loaded host, bench/cni.ts), and the second write replaces it within milliseconds. The second (with
+ * the result) is fsynced in the background, like host-local's own files, which are not synced at all;
+ * it is written before the answer in the standalone plugin, and inside weftd right after the answer,
+ * still under the container's lock (deps.ts `afterAnswer`: a rename over the first file costs ext4 a
+ * flush of the new data, half a millisecond and more of every ADD). A power loss, or weftd dying in that
+ * moment, can thus lose or empty a state file or leave it without the result; nothing depends on it: DEL
+ * then rebuilds the delegate config from subnet.env when needed (host-local releases by container id),
+ * GC and a later ADD of the same attachment (liveness check for any stored state) clean up the rest.
+ * Awaiting fsync put a whole journal commit (up to a second on a busy disk) on every ADD.
  */
-import type { CmdContext, CniDeps } from './deps.js';
+import { afterAnswer, type CmdContext, type CniDeps } from './deps.js';
 import { buildDelegateConfig } from './delegate-config.js';
 import { CniCode, CniError } from './errors.js';
 import { invokeDelegateDel } from './del.js';
@@ -40,9 +46,8 @@ export async function cmdAdd(ctx: CmdContext, deps: CniDeps): Promise<JsonObject
     ifname: env.ifname,
     delegate,
   };
-  const synced = (what: string) => (err: unknown) =>
-    deps.log.warn(`${what} not synced to disk`, { error: (err as Error).message });
-  store.write(state).catch(synced('state'));
+  // Not fsynced: the state with the result replaces it within milliseconds and is (see the header).
+  store.write(state, { sync: false });
   const stdin = JSON.stringify(delegate);
   deps.log.debug('delegate ADD', { plugin, config: delegate });
 
@@ -71,7 +76,8 @@ export async function cmdAdd(ctx: CmdContext, deps: CniDeps): Promise<JsonObject
     result = parseResult(parsed);
     raw = parsed as JsonObject;
     await fillSandboxMac(ctx, result, deps);
-    store.write({ ...state, result: raw }).catch(synced('state with the ADD result'));
+    const withResult: StoredAttachment = { ...state, result: raw };
+    afterAnswer(deps, 'storing the ADD result', () => store.write(withResult));
   } catch (err) {
     const e =
       err instanceof CniError

@@ -5,7 +5,7 @@
  * instead of leaking the address (flannel removes it first). Unreadable state is never a DEL failure
  * (docs/pitfalls.md C2): weft rebuilds the delegate config from subnet.env when it can, else keeps the file for GC.
  */
-import type { CmdContext, CniDeps } from './deps.js';
+import { afterAnswer, type CmdContext, type CniDeps } from './deps.js';
 import { buildDelegateConfig } from './delegate-config.js';
 import { findPlugin } from './invoke.js';
 import { loadSubnetEnv } from './load-subnet.js';
@@ -45,7 +45,13 @@ export async function cmdDel(ctx: CmdContext, deps: CniDeps): Promise<void> {
     stored = read.state.result;
   }
   await invokeDelegateDel(delegate, stored, env.path, {}, deps);
-  store.remove(conf.name, env.containerId, env.ifname);
+  // Gone before the answer; inside weftd the file's freeing (its last close) comes after it.
+  store.remove(
+    conf.name,
+    env.containerId,
+    env.ifname,
+    deps.afterAnswer && ((close) => afterAnswer(deps, 'freeing the removed state file', close)),
+  );
 }
 
 /**

@@ -24,6 +24,32 @@ export interface CniDeps {
    * answers code 11, because ADD is served by weftd (README.md "CNI plugin").
    */
   readonly addUnavailable?: string;
+  /**
+   * Where state bookkeeping the answer does not depend on runs: the state file with the ADD result, and
+   * the last close of a state file DEL removed (the name is gone before the answer; state.ts remove).
+   * Absent (the standalone plugin): at once, before the answer, so a failure is the call's failure.
+   * weftd (src/daemon/cni-server.ts) runs the task right after it sent the answer, still holding the
+   * container's lock, and logs a failure (see `afterAnswer` below). `what` names the task in that line.
+   */
+  readonly afterAnswer?: (what: string, task: () => Promise<void> | void) => void;
+}
+
+/**
+ * Runs `task` where `deps` says (CniDeps.afterAnswer): at once, or handed to weftd to run once the
+ * answer is out. Either way it runs before any later call for the same container. What a task leaves
+ * undone when it fails after the answer (or weftd dies in between) is what a power loss can leave too
+ * (state.ts): a state file without the ADD result (DEL still releases, with the stored delegate config;
+ * CHECK then answers code 3).
+ */
+export function afterAnswer(deps: CniDeps, what: string, task: () => Promise<void> | void): void {
+  if (deps.afterAnswer) {
+    deps.afterAnswer(what, task);
+    return;
+  }
+  // At once: a synchronous failure is the caller's; a late one (fsync) is only logged, as before.
+  task()?.catch((err: unknown) =>
+    deps.log.warn(`${what} did not complete`, { error: (err as Error).message }),
+  );
 }
 
 /** One validated invocation. */
@@ -36,15 +62,16 @@ export interface CmdContext {
 
 /**
  * The real world. `invoke` replaces the standalone exec of delegates (weftd: the CNI shim runs them);
- * `addUnavailable` see CniDeps.
+ * `addUnavailable` and `afterAnswer` see CniDeps.
  */
 export function realDeps(
   log: CniLog,
-  o: { invoke?: Invoker; addUnavailable?: string } = {},
+  o: { invoke?: Invoker; addUnavailable?: string; afterAnswer?: CniDeps['afterAnswer'] } = {},
 ): CniDeps {
   return {
     invoke: o.invoke ?? execInvoker,
     ...(o.addUnavailable !== undefined ? { addUnavailable: o.addUnavailable } : {}),
+    ...(o.afterAnswer !== undefined ? { afterAnswer: o.afterAnswer } : {}),
     inspect: nsenterInspector,
     log,
     readFile: (p) => readBoundedFile(p, MAX_SUBNET_ENV_BYTES),

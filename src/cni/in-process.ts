@@ -2,7 +2,9 @@
  * The plugin run inside weftd (src/daemon/cni-server.ts) for one call the shim (cni-shim/) relayed: the
  * same dispatcher as the standalone plugin (main.ts); `invoke` runs the delegates (weftd: through the
  * shim, in the caller's context and environment); the log lines the standalone plugin would write to
- * stderr are collected for the shim to replay. stdout and the exit code are byte-for-byte main.ts's.
+ * stderr are collected for the shim to replay. stdout and the exit code are byte-for-byte main.ts's; the
+ * state bookkeeping the answer does not depend on is handed back (`later`) for weftd to run once the
+ * answer is out (CniDeps.afterAnswer).
  */
 import { realDeps } from './deps.js';
 import type { Invoker } from './invoke.js';
@@ -16,6 +18,13 @@ export interface InProcessResult {
   readonly stdout: string;
   readonly stderr: Buffer;
   readonly exitCode: number;
+  /** Bookkeeping the call left for after its answer (CniDeps.afterAnswer): run it with runLater. */
+  readonly later: readonly LaterTask[];
+}
+
+export interface LaterTask {
+  readonly what: string;
+  readonly run: () => Promise<void> | void;
 }
 
 /** stderr kept per call; more is cut (the tail is dropped, with a note). */
@@ -46,9 +55,29 @@ export async function runInProcess(
       stdout: JSON.stringify(toErrorJson(e, LATEST_VERSION)) + '\n',
       stderr: stderr(),
       exitCode: 1,
+      later: [],
     };
   }
   const log = stderrLog(envVars['WEFT_CNI_DEBUG'] === '1', (s) => collect(Buffer.from(s)));
-  const outcome = await runPlugin(envVars, stdin, realDeps(log, { invoke }));
-  return { stdout: outcome.stdout, stderr: stderr(), exitCode: outcome.exitCode };
+  const later: LaterTask[] = [];
+  const deps = realDeps(log, { invoke, afterAnswer: (what, run) => later.push({ what, run }) });
+  const outcome = await runPlugin(envVars, stdin, deps);
+  return { stdout: outcome.stdout, stderr: stderr(), exitCode: outcome.exitCode, later };
+}
+
+/**
+ * Runs a call's `later` tasks in order; a failure goes to `onError`. Never throws. A task's promise (a
+ * state file's background fsync) is not waited for, exactly as the standalone plugin does not wait.
+ */
+export function runLater(
+  tasks: readonly LaterTask[],
+  onError: (what: string, err: unknown) => void,
+): void {
+  for (const t of tasks) {
+    try {
+      t.run()?.catch((err: unknown) => onError(t.what, err));
+    } catch (err) {
+      onError(t.what, err);
+    }
+  }
 }

@@ -10,13 +10,16 @@
  * SO_PEERCRED (uid 0 only). The request must arrive whole within REQUEST_TIMEOUT_MS and within the wire
  * limits; an exec result must come within the delegate's timeout plus a margin; at most MAX_CONNECTIONS
  * at once; any error ends that connection only. Calls for one container are serialised (cni-locks.ts).
+ * A call's answer is sent before its state bookkeeping that the answer does not depend on (the state file
+ * with the ADD result: src/cni/deps.ts afterAnswer), which then runs at once, still inside the
+ * container's lock: the runtime does not wait for ext4's rename over the earlier file.
  */
 import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { dirname } from 'node:path';
 import { CniCode, CniError } from '../cni/errors.js';
-import { runInProcess } from '../cni/in-process.js';
+import { runInProcess, runLater } from '../cni/in-process.js';
 import {
   DELEGATE_TIMEOUT_MS,
   delegateEnv,
@@ -116,28 +119,36 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer | n
   async function serve(conn: ShimConnection, req: CniRequest): Promise<void> {
     const command = req.env['CNI_COMMAND'] ?? '';
     const id = req.env['CNI_CONTAINERID'] ?? '';
-    const run = (): ReturnType<typeof runInProcess> =>
-      runInProcess(req.env, req.stdin, conn.invoker(req.env));
-    let reply: Buffer;
+    // The answer goes out first, then the call's state bookkeeping (CniDeps.afterAnswer), both while
+    // the container's lock is held: the next call for this container sees the finished state.
+    const run = async (): Promise<void> => {
+      const r = await runInProcess(req.env, req.stdin, conn.invoker(req.env));
+      conn.finish(encodeReply(ReplyStatus.Ran, r.exitCode, Buffer.from(r.stdout), r.stderr));
+      runLater(r.later, (what, err) =>
+        log.warn(`CNI: ${what} after the answer failed; DEL and GC still release it`, {
+          command,
+          containerID: id,
+          error: describeError(err),
+        }),
+      );
+    };
     try {
-      const r =
-        command === 'GC'
-          ? await locks.exclusive(run)
-          : command === 'ADD' || command === 'DEL' || command === 'CHECK'
-            ? await locks.shared(id, run)
-            : await run();
-      reply = encodeReply(ReplyStatus.Ran, r.exitCode, Buffer.from(r.stdout), r.stderr);
+      if (command === 'GC') await locks.exclusive(run);
+      else if (command === 'ADD' || command === 'DEL' || command === 'CHECK')
+        await locks.shared(id, run);
+      else await run();
     } catch (err) {
       // runInProcess never throws; if it ever does, the shim runs the full plugin instead.
       log.error('CNI call failed inside weftd', { error: describeError(err) });
-      reply = encodeReply(
-        ReplyStatus.Unavailable,
-        1,
-        Buffer.alloc(0),
-        Buffer.from('weftd failed to run the call'),
+      conn.finish(
+        encodeReply(
+          ReplyStatus.Unavailable,
+          1,
+          Buffer.alloc(0),
+          Buffer.from('weftd failed to run the call'),
+        ),
       );
     }
-    conn.finish(reply);
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -185,6 +196,7 @@ class ShimConnection {
   private buf: Buffer = Buffer.alloc(0);
   private requested = false;
   private pending: Pending | undefined;
+  private finished = false;
   private chain: Promise<unknown> = Promise.resolve();
   private readonly requestTimer: NodeJS.Timeout;
 
@@ -196,7 +208,8 @@ class ShimConnection {
     sock.on('data', (c: Buffer) => this.onData(c));
     sock.on('close', () => {
       clearTimeout(this.requestTimer);
-      this.fail(new CniError(CniCode.IoFailure, 'the CNI shim closed its connection'));
+      if (this.pending)
+        this.fail(new CniError(CniCode.IoFailure, 'the CNI shim closed its connection'));
     });
   }
 
@@ -278,7 +291,10 @@ class ShimConnection {
     });
   }
 
+  /** Sends the final reply (once; later calls are ignored) and ends the connection. */
   finish(reply: Buffer): void {
+    if (this.finished) return;
+    this.finished = true;
     if (!this.sock.destroyed) this.sock.end(reply);
   }
 }

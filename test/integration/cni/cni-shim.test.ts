@@ -5,6 +5,7 @@
  * a test netns host:
  *  - every command and error answers byte-identically through weftd (a shim-only bin dir, without
  *    weft-full, proves weftd served them: the shim cannot fall back there);
+ *  - the shim's head start: `bridge` runs once per ADD/DEL and never reads a config weftd did not send;
  *  - weftd stopped: DEL and GC still work (the shim runs weft-full), ADD answers code 11;
  *  - hostile socket clients (garbage, huge lengths, slowloris, a client vanishing mid-call, non-root)
  *    do not hurt weftd; a hung delegate holds only its own call; a second weftd never steals the socket.
@@ -16,6 +17,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -85,6 +87,7 @@ describe.skipIf(!runnable)('the weft CNI shim served by weftd', () => {
     const files = (sub: string): string[] =>
       existsSync(join(dir, sub, 'weftshim')) ? readdirSync(join(dir, sub, 'weftshim')) : [];
     return {
+      dir,
       conf,
       state: () => files('state'),
       ips: () => files('ipam').filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)),
@@ -317,6 +320,90 @@ describe.skipIf(!runnable)('the weft CNI shim served by weftd', () => {
     }
     expect(weftd!.child.exitCode).toBeNull();
     expect(weftd!.logs()).toMatch(/non-root process refused/);
+  }, 60_000);
+
+  it('the head start: bridge runs once per ADD/DEL, and never reads a config weftd did not send', async () => {
+    // A `bridge` first in CNI_PATH that logs when it starts and when it has read its config, then hands
+    // that config to the real one. The shim starts it before weftd asks (start_head).
+    const wrapDir = join(tmp, 'wrap-bin');
+    mkdirSync(wrapDir);
+    const log = join(tmp, 'bridge.log');
+    writeFileSync(
+      join(wrapDir, 'bridge'),
+      `#!/bin/sh\necho "start $CNI_COMMAND" >> ${log}\nin=$(cat)\necho "read $CNI_COMMAND" >> ${log}\n` +
+        `printf '%s' "$in" | /usr/lib/cni/bridge\n`,
+      { mode: 0o755 },
+    );
+    const lines = (): string[] =>
+      existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').filter(Boolean) : [];
+    const env = { CNI_PATH: `${wrapDir}:${binDir}:/usr/lib/cni` };
+    const s = scenario();
+    const ns = await container();
+    const add = await viaWeftd('ADD', s.conf('1.0.0'), { id: 'head', ns, env });
+    ok(add);
+    expect(add.json?.['ips']).toEqual([
+      expect.objectContaining({ address: expect.stringMatching(/^10\.78\.5\.\d+\/24$/) }),
+    ]);
+    ok(await viaWeftd('DEL', s.conf('1.0.0'), { id: 'head', ns, env }));
+    expect(lines()).toEqual(['start ADD', 'read ADD', 'start DEL', 'read DEL']);
+    expect([s.state(), s.ips()]).toEqual([[], []]);
+
+    // weftd answers without asking (no subnet.env: code 11): the early bridge is killed unread.
+    rmSync(log, { force: true });
+    const missing = scenario({ subnetEnv: false });
+    const refused = await viaWeftd('ADD', missing.conf('1.0.0'), { id: 'head2', ns, env });
+    expect(refused.code).toBe(1);
+    expect(refused.json?.['code']).toBe(11);
+    await sleep(200); // a wrapper killed mid-start could not write any later line
+    expect(lines().filter((l) => l.startsWith('read'))).toEqual([]);
+    expect(lines().length).toBeLessThanOrEqual(1);
+    expect(missing.ips()).toEqual([]);
+
+    // It really starts early: weftd waits for subnet.env (written 800 ms later) before it asks, and the
+    // wrapper has started long before that, but reads its config only after.
+    rmSync(log, { force: true });
+    const late = scenario({ subnetEnv: false });
+    const stamp = join(tmp, 'stamps.log');
+    writeFileSync(
+      join(wrapDir, 'bridge'),
+      `#!/bin/sh\necho "start $(date +%s%N)" >> ${stamp}\nin=$(cat)\necho "read $(date +%s%N)" >> ${stamp}\n` +
+        `printf '%s' "$in" | /usr/lib/cni/bridge\n`,
+      { mode: 0o755 },
+    );
+    const ns2 = await container();
+    const pending = viaWeftd('ADD', late.conf('1.0.0', { subnetWaitSeconds: 10 }), {
+      id: 'head4',
+      ns: ns2,
+      env,
+    });
+    await sleep(800);
+    const written = BigInt(Date.now()) * 1_000_000n;
+    writeFileSync(join(late.dir, 'subnet.env'), SUBNET_ENV);
+    ok(await pending);
+    const stamps = Object.fromEntries(
+      readFileSync(stamp, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => l.split(' ') as [string, string]),
+    );
+    expect(BigInt(stamps['start']!)).toBeLessThan(written);
+    expect(BigInt(stamps['read']!)).toBeGreaterThan(written);
+    ok(await viaWeftd('DEL', late.conf('1.0.0'), { id: 'head4', ns: ns2, env }));
+
+    // Another delegate type is not started before weftd asks for it.
+    rmSync(log, { force: true });
+    writeFileSync(
+      join(wrapDir, 'other'),
+      `#!/bin/sh\necho "start $CNI_COMMAND" >> ${log}\nexit 1\n`,
+      {
+        mode: 0o755,
+      },
+    );
+    const other = scenario({ subnetEnv: false, delegate: { type: 'other' } });
+    const r = await viaWeftd('ADD', other.conf('1.0.0'), { id: 'head3', ns, env });
+    expect(r.json?.['code']).toBe(11);
+    await sleep(200);
+    expect(lines()).toEqual([]);
   }, 60_000);
 
   it('a hung delegate holds only its own call', async () => {

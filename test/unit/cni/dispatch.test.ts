@@ -1,7 +1,7 @@
 /**
  * The dispatcher and command logic with recording fakes (pure logic only; the real plugins and kernel are
- * exercised in test/integration/cni): error JSON shapes and codes, version gates, state written and
- * fsynced before the delegate runs, undo on failure, DEL keeping state until the delegate's DEL succeeded.
+ * exercised in test/integration/cni): error JSON shapes and codes, version gates, state
+ * written before the delegate runs, undo on failure, DEL keeping state until the delegate's DEL succeeded.
  */
 import {
   existsSync,

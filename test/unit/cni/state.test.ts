@@ -5,6 +5,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   statSync,
   symlinkSync,
@@ -91,5 +92,52 @@ describe('StateStore', () => {
     expect(s.read('net1', 'c1', 'eth0').kind).toBe('corrupt');
     s.write(att('c1'));
     expect(readFileSync(join(dir, 'secret'), 'utf8')).toBe('x');
+  });
+
+  it('recreates a network dir removed behind its back, and still refuses one replaced by a symlink', () => {
+    const s = new StateStore(join(dir, 'data'));
+    s.write(att('c1'));
+    rmSync(join(dir, 'data', 'net1'), { recursive: true });
+    s.write(att('c2'));
+    expect(readdirSync(join(dir, 'data', 'net1'))).toEqual(['c2@eth0']);
+    expect(statSync(join(dir, 'data', 'net1')).mode & 0o777).toBe(0o700);
+    rmSync(join(dir, 'data', 'net1'), { recursive: true });
+    mkdirSync(join(dir, 'elsewhere'));
+    symlinkSync(join(dir, 'elsewhere'), join(dir, 'data', 'net1'));
+    expect(() => s.write(att('c3'))).toThrow(/not a directory/);
+    expect(readdirSync(join(dir, 'elsewhere'))).toEqual([]);
+  });
+
+  it('resolves the promise of a write without sync at once, with the file in place', async () => {
+    const s = new StateStore(join(dir, 'data'));
+    await s.write(att('c1'), { sync: false });
+    expect(s.read('net1', 'c1', 'eth0')).toEqual({ kind: 'ok', state: att('c1') });
+    await s.write(att('c1'));
+    expect(readdirSync(join(dir, 'data', 'net1'))).toEqual(['c1@eth0']);
+  });
+
+  it('remove with `later`: the name is gone at once, the held file is closed by the task it hands over', async () => {
+    const s = new StateStore(join(dir, 'data'));
+    await s.write(att('c1')); // (its background fsync holds the file open until it is done)
+    const file = join(dir, 'data', 'net1', 'c1@eth0');
+    // This process's descriptors still open on the removed file (readlink shows "<path> (deleted)").
+    const held = () =>
+      readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`) === `${file} (deleted)`;
+        } catch {
+          return false;
+        }
+      }).length;
+    const tasks: (() => void)[] = [];
+    s.remove('net1', 'c1', 'eth0', (close) => tasks.push(close));
+    expect(readdirSync(join(dir, 'data', 'net1'))).toEqual([]);
+    expect(tasks).toHaveLength(1);
+    expect(held()).toBe(1);
+    tasks[0]!();
+    expect(held()).toBe(0);
+    // Absent: nothing held, nothing handed over.
+    s.remove('net1', 'c1', 'eth0', (close) => tasks.push(close));
+    expect(tasks).toHaveLength(1);
   });
 });

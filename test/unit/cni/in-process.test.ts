@@ -1,0 +1,138 @@
+/**
+ * The plugin as weftd runs it (in-process.ts): the answer is the standalone plugin's, and the state file
+ * with the ADD result is handed back as a `later` task that weftd runs once the answer is out
+ * (CniDeps.afterAnswer); runLater runs such tasks in order and reports every failure, never throwing.
+ * The delegate is a recording fake here; test/integration/cni/cni-shim.test.ts runs the real ones.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runInProcess, runLater, type LaterTask } from '../../../src/cni/in-process.js';
+import type { InvokeRequest, Invoker } from '../../../src/cni/invoke.js';
+
+let dir: string;
+let calls: InvokeRequest[];
+
+const invoke: Invoker = async (req) => {
+  calls.push(req);
+  if (req.command !== 'ADD') return '';
+  return JSON.stringify({
+    cniVersion: '1.0.0',
+    interfaces: [{ name: 'eth0', mac: '02:00:00:00:00:03', sandbox: '/run/netns/c' }],
+    ips: [{ interface: 0, address: '10.5.72.2/24', gateway: '10.5.72.1' }],
+    routes: [{ dst: '10.5.0.0/16', gw: '10.5.72.1' }],
+  });
+};
+
+const env = (command: string) => ({
+  CNI_COMMAND: command,
+  CNI_CONTAINERID: 'ctr1',
+  CNI_NETNS: '/run/netns/c',
+  CNI_IFNAME: 'eth0',
+  CNI_PATH: join(dir, 'bin'),
+});
+const conf = () =>
+  Buffer.from(
+    JSON.stringify({
+      cniVersion: '1.0.0',
+      name: 'net1',
+      type: 'weft',
+      subnetFile: join(dir, 'subnet.env'),
+      dataDir: join(dir, 'state'),
+      subnetWaitSeconds: 0,
+    }),
+  );
+const stateFile = () => join(dir, 'state', 'net1', 'ctr1@eth0');
+const stored = () => JSON.parse(readFileSync(stateFile(), 'utf8')) as Record<string, unknown>;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'weft-cni-inproc-'));
+  mkdirSync(join(dir, 'bin'));
+  writeFileSync(join(dir, 'bin', 'bridge'), '#!/bin/false\n', { mode: 0o755 });
+  writeFileSync(
+    join(dir, 'subnet.env'),
+    'FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.72.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n',
+  );
+  calls = [];
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('runInProcess', () => {
+  it('ADD answers at once and leaves storing its result for after the answer', async () => {
+    const r = await runInProcess(env('ADD'), conf(), invoke);
+    expect(r.exitCode).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      cniVersion: '1.0.0',
+      ips: [{ address: '10.5.72.2/24' }],
+    });
+    expect(r.later.map((t) => t.what)).toEqual(['storing the ADD result']);
+    // The delegate config was stored before the delegate ran; the result not yet.
+    expect(stored()['delegate']).toMatchObject({ type: 'bridge' });
+    expect(stored()['result']).toBeUndefined();
+    const errors: string[] = [];
+    runLater(r.later, (what) => errors.push(what));
+    expect(errors).toEqual([]);
+    expect(stored()['result']).toMatchObject({ ips: [{ address: '10.5.72.2/24' }] });
+    // DEL finds the complete state, runs the delegate's DEL with prevResult and removes the file's name
+    // before answering; only the file's last close (where ext4 frees it) is left for later.
+    const d = await runInProcess(env('DEL'), conf(), invoke);
+    expect(d.exitCode).toBe(0);
+    expect(JSON.parse(calls.at(-1)!.stdin)['prevResult']).toMatchObject({ cniVersion: '1.0.0' });
+    expect(readdirSync(join(dir, 'state', 'net1'))).toEqual([]);
+    expect(d.later.map((t) => t.what)).toEqual(['freeing the removed state file']);
+    runLater(d.later, (what) => errors.push(what));
+    expect(errors).toEqual([]);
+    // DEL again: nothing stored, nothing left for later.
+    const again = await runInProcess(env('DEL'), conf(), invoke);
+    expect([again.exitCode, again.later]).toEqual([0, []]);
+  });
+
+  it('a failed ADD leaves nothing for later (the undo already removed the state)', async () => {
+    const failing: Invoker = async (req) => {
+      calls.push(req);
+      if (req.command === 'ADD') return 'not json';
+      return '';
+    };
+    const r = await runInProcess(env('ADD'), conf(), failing);
+    expect(r.exitCode).toBe(1);
+    expect(JSON.parse(r.stdout)['code']).toBe(104); // DelegateBadOutput
+    expect(r.later).toEqual([]);
+    expect(calls.map((c) => c.command)).toEqual(['ADD', 'DEL']);
+    expect(readdirSync(join(dir, 'state', 'net1'))).toEqual([]);
+  });
+});
+
+describe('runLater', () => {
+  it('runs every task in order and reports sync and async failures without throwing', async () => {
+    const order: string[] = [];
+    const failed: [string, string][] = [];
+    const tasks: LaterTask[] = [
+      { what: 'a', run: () => void order.push('a') },
+      {
+        what: 'b',
+        run: () => {
+          order.push('b');
+          throw new Error('sync boom');
+        },
+      },
+      {
+        what: 'c',
+        run: async () => {
+          order.push('c');
+          throw new Error('async boom');
+        },
+      },
+      { what: 'd', run: () => void order.push('d') },
+    ];
+    expect(() =>
+      runLater(tasks, (what, err) => failed.push([what, (err as Error).message])),
+    ).not.toThrow();
+    expect(order).toEqual(['a', 'b', 'c', 'd']);
+    await new Promise((r) => setImmediate(r));
+    expect(failed).toEqual([
+      ['b', 'sync boom'],
+      ['c', 'async boom'],
+    ]);
+  });
+});
