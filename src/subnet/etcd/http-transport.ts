@@ -151,6 +151,8 @@ export class HttpTransport {
   private token: Promise<string> | null = null;
   private tokenValue: string | undefined;
   private readonly live = new Set<http.ClientRequest>();
+  /** Authentications made (for tests: a token is reused until etcd calls it invalid). */
+  authentications = 0;
   private closed = false;
 
   constructor(private readonly o: TransportOptions) {
@@ -194,6 +196,7 @@ export class HttpTransport {
     if (!this.o.auth) return {};
     if (!this.token) {
       const { username, password } = this.o.auth;
+      this.authentications++;
       const p = this.call(
         '/v3/auth/authenticate',
         { name: username, password },
