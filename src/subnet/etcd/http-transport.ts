@@ -86,13 +86,18 @@ const REFUSED = new Set([
   'ENOTFOUND',
 ]);
 
-function transportError(endpoint: string, err: Error): EtcdRequestError {
+/**
+ * A transport failure. `reused`: the request went out on a kept-alive connection; a reset there before
+ * any answer means the member had closed that idle connection, so the request was not applied (the
+ * retry Node's documentation recommends).
+ */
+function transportError(endpoint: string, err: Error, reused = false): EtcdRequestError {
   const code = (err as NodeJS.ErrnoException).code ?? '';
   const tls = /certificate|SSL|TLS|self.signed|ERR_TLS/i.test(`${code} ${err.message}`);
   return new EtcdRequestError(`${endpoint}: ${err.message}${tls ? ' (TLS)' : ''}`, {
     grpcCode: GRPC.UNAVAILABLE,
-    memberFailed: true,
-    notApplied: REFUSED.has(code),
+    memberFailed: !(reused && code === 'ECONNRESET'),
+    notApplied: REFUSED.has(code) || (reused && code === 'ECONNRESET'),
     cause: err,
   });
 }
@@ -252,12 +257,12 @@ export class HttpTransport {
           this.dropToken(auth);
           continue;
         }
-        if (err instanceof EtcdRequestError && err.memberFailed) {
-          this.markFailed(ep);
+        if (err instanceof EtcdRequestError) {
+          if (err.memberFailed) this.markFailed(ep);
           if (
             err.notApplied &&
             !opts.endpoint &&
-            ++tries < this.endpoints.length &&
+            ++tries <= this.endpoints.length &&
             deadline - Date.now() > 50
           )
             continue;
@@ -303,8 +308,10 @@ export class HttpTransport {
           ),
         timeoutMs,
       );
-      req.on('error', (e) => finish(transportError(ep.url, e)));
+      let answered = false;
+      req.on('error', (e) => finish(transportError(ep.url, e, req.reusedSocket && !answered)));
       req.on('response', (res) => {
+        answered = true;
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (c: Buffer) => {
