@@ -16,7 +16,7 @@
  *   re-authenticates once and is retried.
  */
 import http from 'node:http';
-import https from 'node:https';
+import type https from 'node:https';
 import { AbortedError } from '../../errors.js';
 import { gatewayError, NdjsonSplitter, parseJson } from './json-codec.js';
 
@@ -102,6 +102,13 @@ function transportError(endpoint: string, err: Error, reused = false): EtcdReque
   });
 }
 
+/**
+ * node:https (with node:tls) costs weftd ~1 MiB of RSS at start: loaded only when an endpoint is https.
+ */
+function httpsModule(): typeof https {
+  return process.getBuiltinModule('node:https');
+}
+
 export class Endpoint {
   skipUntil = 0;
   readonly host: string;
@@ -123,7 +130,7 @@ export class Endpoint {
       scheduling: 'lifo' as const,
     };
     this.agent = this.secure
-      ? new https.Agent({
+      ? new (httpsModule().Agent)({
           ...common,
           ...(tls?.ca ? { ca: tls.ca } : {}),
           ...(tls?.cert ? { cert: tls.cert } : {}),
@@ -429,7 +436,7 @@ export class HttpTransport {
   ): http.ClientRequest {
     if (this.closed) throw new EtcdRequestError('client closed', { grpcCode: GRPC.UNAVAILABLE });
     const payload = JSON.stringify(body);
-    const req = (ep.secure ? https : http).request({
+    const req = (ep.secure ? httpsModule() : http).request({
       agent: ep.agent,
       host: ep.host,
       port: ep.port,
