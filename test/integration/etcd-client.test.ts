@@ -3,6 +3,8 @@
  *  - auth: a token that expired (--auth-token-ttl 2) is renewed by one re-authentication, for unary
  *    calls and for a watch that reconnects after an etcd restart (all simple tokens invalid then);
  *  - a watch from a compacted revision ends with the compact revision (E_ETCD_COMPACTED);
+ *  - a catch-up watch answer longer than the line bound ends the watch as an overflow (the consumer
+ *    re-lists in pages) instead of reconnecting to the same answer forever;
  *  - require-leader reaches etcd: a member without a leader refuses at once with "no leader", where the
  *    same request without the header waits for the deadline;
  *  - an abort ends the request itself, and close() leaves nothing running.
@@ -114,6 +116,33 @@ describe.skipIf(!runnable)('etcd client over the JSON gateway', () => {
     await client.kv.put({ key: `${prefix}/k`, value: 'x' });
     await waitFor('the event', async () => got.length === 1, 5000, 20);
     expect(got[0]!.lastRevision).toBe(String(BigInt(rev) + 1n));
+  });
+
+  it('a watch answer over the line bound ends the watch as an overflow (re-list), not a resume loop', async () => {
+    const etcd = await startEtcd();
+    cleanup.push(() => etcd.stop());
+    const prefix = etcd.prefix('big');
+    const client = new EtcdClient({ endpoints: etcd.endpoints, requestTimeoutMs: 5000 });
+    cleanup.push(() => client.close());
+    const first = (await client.kv.put({ key: `${prefix}/k`, value: 'small' })).header.revision;
+    for (let i = 0; i < 3; i++)
+      await client.kv.put({ key: `${prefix}/k`, value: 'x'.repeat(200_000) });
+    let responses = 0;
+    const fatal = new Promise<Error>((resolve) =>
+      client.watch({
+        key: `${prefix}/k`,
+        startRevision: first,
+        maxLineBytes: 256 << 10,
+        onResponse: () => responses++,
+        onFatal: resolve,
+      }),
+    );
+    const err = await fatal;
+    expect(err.message).toMatch(/too large/);
+    const w = translateEtcdError('watch', err);
+    expect(hasCode(w, 'E_ETCD_COMPACTED')).toBe(true);
+    expect(w.details?.['overflow']).toBe(true);
+    expect(responses).toBe(0);
   });
 
   it('require-leader reaches etcd: a member without a leader refuses at once', async () => {

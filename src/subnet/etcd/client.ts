@@ -155,6 +155,11 @@ export function translateEtcdError(what: string, err: unknown): WeftError {
     );
   if (grpc === GRPC.UNAUTHENTICATED && !(e as EtcdRequestError).memberFailed)
     return new WeftError('E_ETCD_AUTH', `etcd ${what}: ${msg}`, { cause: e });
+  if (grpc === GRPC.RESOURCE_EXHAUSTED && /watch answer too large/.test(msg))
+    return new WeftError('E_ETCD_COMPACTED', `etcd ${what}: ${msg}`, {
+      cause: e,
+      details: { overflow: true },
+    });
   if (grpc === GRPC.OUT_OF_RANGE)
     return new WeftError('E_ETCD_COMPACTED', `etcd ${what}: ${msg}`, { cause: e });
   if (

@@ -155,6 +155,8 @@ export interface StreamHandlers {
   onMessage(msg: unknown): void;
   /** The stream ended: null when etcd closed it cleanly, else the failure. Called once. */
   onClose(err: EtcdRequestError | null): void;
+  /** A longer message ends the stream with RESOURCE_EXHAUSTED (default MAX_LINE_BYTES). */
+  readonly maxLineBytes?: number;
 }
 
 export class HttpTransport {
@@ -398,16 +400,18 @@ export class HttpTransport {
         res.on('error', (e) => finish(transportError(ep.url, e)));
         return;
       }
-      const splitter = new NdjsonSplitter();
+      const splitter = new NdjsonSplitter(h.maxLineBytes);
       res.on('data', (c: Buffer) => {
         if (done) return;
         let msgs: unknown[];
         try {
           msgs = splitter.push(c);
         } catch (err) {
+          const tooLarge =
+            (err as { details?: Record<string, unknown> }).details?.['tooLarge'] === true;
           finish(
             new EtcdRequestError((err as Error).message, {
-              grpcCode: GRPC.RESOURCE_EXHAUSTED,
+              grpcCode: tooLarge ? GRPC.RESOURCE_EXHAUSTED : 2,
               cause: err,
             }),
           );

@@ -57,6 +57,11 @@ export interface WatchOptions {
   readonly startRevision: string;
   /** Values longer than this are not decoded (KeyValue.value null). */
   readonly maxValueBytes?: number;
+  /**
+   * A watch response longer than this (default MAX_LINE_BYTES) ends the watch for good with
+   * RESOURCE_EXHAUSTED: resuming would fetch the same response again, a re-list reads in pages.
+   */
+  readonly maxLineBytes?: number;
   /** A response with events. May throw: the watch then ends with that error. */
   onResponse(res: WatchResponse): void;
   /** The watch ended for good (compaction, cancel, auth): not called after close(). */
@@ -150,6 +155,15 @@ export class Watch {
       }
       if (this.closed) return;
       const { err, ep } = outcome;
+      if (err instanceof EtcdRequestError && err.grpcCode === GRPC.RESOURCE_EXHAUSTED) {
+        this.fatal(
+          new EtcdRequestError(`watch answer too large (${err.message}): re-list instead`, {
+            grpcCode: GRPC.RESOURCE_EXHAUSTED,
+            cause: err,
+          }),
+        );
+        return;
+      }
       if (
         err instanceof EtcdRequestError &&
         !err.memberFailed &&
@@ -261,6 +275,7 @@ export class Watch {
         this.closeStream = this.t.stream(ep, '/v3/watch', body, auth, {
           onMessage,
           onClose: (err) => end(err),
+          ...(this.o.maxLineBytes !== undefined ? { maxLineBytes: this.o.maxLineBytes } : {}),
         });
       } catch (err) {
         return end(err as Error);
