@@ -19,7 +19,6 @@ export type ErrorCode =
   | 'E_ETCD_AUTH'
   | 'E_ETCD_COMPACTED'
   | 'E_ETCD_LEASE_NOT_FOUND'
-  | 'E_ETCD_PROTOCOL'
   | 'E_NETLINK'
   | 'E_NETLINK_TIMEOUT'
   | 'E_NETLINK_SOCKET'

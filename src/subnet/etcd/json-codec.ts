@@ -4,18 +4,19 @@
  * their default value (0, false, empty, PUT) are left out. Streaming calls (watch, lease keepalive) answer
  * newline-delimited JSON objects, `{"result":…}` or `{"error":…}`, in chunks that split lines anywhere.
  *
- * Everything here is pure and checks shapes: a field of the wrong type is E_ETCD_PROTOCOL naming it,
+ * Everything here is pure and checks shapes: a field of the wrong type is E_ETCD_UNAVAILABLE (retryable,
+ * `details.protocol`) naming it,
  * never a crash further in. Keys and values stay Buffers (any bytes, hostile writers included).
  */
 import { WeftError } from '../../errors.js';
 
-/** A line longer than this ends the stream (E_ETCD_PROTOCOL, details.tooLarge). */
+/** A line longer than this ends the stream (details.tooLarge). */
 export const MAX_LINE_BYTES = 64 << 20;
 
 export function protocolError(message: string, details?: Record<string, unknown>): WeftError {
-  return new WeftError('E_ETCD_PROTOCOL', `etcd answer: ${message}`, {
+  return new WeftError('E_ETCD_UNAVAILABLE', `etcd answer: ${message}`, {
     retryable: true,
-    ...(details ? { details } : {}),
+    details: { protocol: true, ...details },
   });
 }
 
@@ -139,7 +140,7 @@ export function gatewayError(v: unknown): { message: string; grpcCode: number } 
   };
 }
 
-/** JSON.parse that reports E_ETCD_PROTOCOL (with the start of the text) instead of a SyntaxError. */
+/** JSON.parse that reports a protocol error (with the start of the text) instead of a SyntaxError. */
 export function parseJson(text: string, what: string): unknown {
   try {
     return JSON.parse(text);
@@ -152,7 +153,7 @@ export function parseJson(text: string, what: string): unknown {
 
 /**
  * Splits a byte stream into newline-delimited JSON objects. Chunks may cut lines (and UTF-8 sequences)
- * anywhere; blank lines are skipped. A line longer than `maxLineBytes` throws E_ETCD_PROTOCOL
+ * anywhere; blank lines are skipped. A line longer than `maxLineBytes` throws a protocol error
  * (details.tooLarge) instead of buffering without bound.
  */
 export class NdjsonSplitter {

@@ -1,6 +1,6 @@
 /**
  * The JSON form of etcd's messages (src/subnet/etcd/json-codec.ts, watch.ts): the NDJSON splitter over
- * chunks cut anywhere, base64 and int64 fields, and hostile answers rejected with E_ETCD_PROTOCOL
+ * chunks cut anywhere, base64 and int64 fields, and hostile answers rejected with a retryable E_ETCD_UNAVAILABLE (details.protocol)
  * naming the field instead of a crash further in.
  */
 import { describe, expect, it } from 'vitest';
@@ -52,7 +52,7 @@ describe('NDJSON splitter', () => {
     expect(s.push(Buffer.from('\n\r\n{"a":1}\r\n\n'))).toEqual([{ a: 1 }]);
   });
 
-  it('rejects a line that is not JSON with E_ETCD_PROTOCOL and its start', () => {
+  it('rejects a line that is not JSON with a protocol error and its start', () => {
     const s = new NdjsonSplitter();
     let err: unknown;
     try {
@@ -60,8 +60,9 @@ describe('NDJSON splitter', () => {
     } catch (e) {
       err = e;
     }
-    expect(hasCode(err, 'E_ETCD_PROTOCOL')).toBe(true);
+    expect(hasCode(err, 'E_ETCD_UNAVAILABLE')).toBe(true);
     expect(String(err)).toContain('<html>502');
+    expect((err as { details?: Record<string, unknown> }).details?.['protocol']).toBe(true);
   });
 
   it('bounds a line: more than maxLineBytes without a newline fails instead of growing', () => {
@@ -73,7 +74,7 @@ describe('NDJSON splitter', () => {
     } catch (e) {
       err = e;
     }
-    expect(hasCode(err, 'E_ETCD_PROTOCOL')).toBe(true);
+    expect(hasCode(err, 'E_ETCD_UNAVAILABLE')).toBe(true);
     expect((err as { details?: Record<string, unknown> }).details?.['tooLarge']).toBe(true);
   });
 });
@@ -88,7 +89,7 @@ describe('etcd JSON fields', () => {
       expect(
         hasCode(
           catchErr(() => unb64(bad, 'kv.value')),
-          'E_ETCD_PROTOCOL',
+          'E_ETCD_UNAVAILABLE',
         ),
       ).toBe(true);
     expect(String(catchErr(() => unb64('abc', 'kv.value')))).toContain('kv.value');
@@ -104,7 +105,7 @@ describe('etcd JSON fields', () => {
       expect(
         hasCode(
           catchErr(() => int64(bad, 'h.revision')),
-          'E_ETCD_PROTOCOL',
+          'E_ETCD_UNAVAILABLE',
         ),
       ).toBe(true);
   });
@@ -121,7 +122,7 @@ describe('etcd JSON fields', () => {
       expect(
         hasCode(
           catchErr(() => keyValue(bad, 'kv')),
-          'E_ETCD_PROTOCOL',
+          'E_ETCD_UNAVAILABLE',
         ),
       ).toBe(bad === null ? false : true);
   });
@@ -157,7 +158,7 @@ describe('etcd JSON fields', () => {
     expect(
       hasCode(
         catchErr(() => decodeWatchResponse({ events: {} })),
-        'E_ETCD_PROTOCOL',
+        'E_ETCD_UNAVAILABLE',
       ),
     ).toBe(true);
   });
