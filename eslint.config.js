@@ -63,7 +63,7 @@ const layers = {
 /** Only these parts may import the etcd client (subnet/etcd/, subnet/etcd-manager.ts). */
 const etcdImporters = ['subnet', 'daemon', 'cli'];
 /** npm packages that only one directory may import (path under src/). */
-const packageOwners = { etcd3: 'subnet/etcd', netlink: 'netlink' };
+const packageOwners = { netlink: 'netlink' };
 
 const src = resolve(dirname(fileURLToPath(import.meta.url)), 'src');
 for (const entry of readdirSync(src, { withFileTypes: true })) {

@@ -77,32 +77,11 @@ function debArch() {
   return run('dpkg', ['--print-architecture']).trim();
 }
 
-/** etcd3 loads its .proto files from disk at start-up; the bundle carries them as protobuf JSON. */
-function etcdProtoJson() {
-  const etcdDir = dirname(require.resolve('etcd3/package.json'));
-  const etcdRequire = createRequire(join(etcdDir, 'lib', 'connection-pool.js'));
-  const loaderUtil = createRequire(etcdRequire.resolve('@grpc/proto-loader'))('./util.js');
-  const rootObj = loaderUtil.loadProtosWithOptionsSync(join(etcdDir, 'proto', 'rpc.proto'), {
-    keepCase: true,
-  });
-  return JSON.stringify(rootObj.toJSON());
-}
-
-/** esbuild plugin: the two places where bundled packages read files next to themselves. */
+/** esbuild plugin: the place where a bundled package reads a file next to itself (netlink's addon). */
 function packagedFilesPlugin() {
   return {
     name: 'weft-packaged-files',
     setup(b) {
-      b.onLoad({ filter: /etcd3[\\/]lib[\\/]connection-pool\.js$/ }, (args) => {
-        const src = readFileSync(args.path, 'utf8');
-        const call = /\(0, proto_loader_1\.loadSync\)\(`\$\{__dirname\}\/\.\.\/proto\/rpc\.proto`,/;
-        if (!call.test(src)) throw new Error(`etcd3 changed: no proto loadSync in ${args.path}`);
-        const json = etcdProtoJson();
-        return {
-          contents: src.replace(call, `(0, proto_loader_1.fromJSON)(${json},`),
-          loader: 'js',
-        };
-      });
       b.onLoad({ filter: /netlink[\\/]dist[\\/]raw\.js$/ }, (args) => {
         const src = readFileSync(args.path, 'utf8');
         const line = "require('node-gyp-build')(__dirname + '/..')";

@@ -62,11 +62,9 @@ export function dependencyCosts(
 /** The dependencies weftd loads, alone and as weft's own modules load them. */
 export const WEFTD_DEPENDENCIES: readonly { label: string; modules: readonly string[] }[] = [
   {
-    label: 'etcd3 (with @grpc/grpc-js, @grpc/proto-loader, protobufjs; loads rpc.proto)',
-    modules: ['etcd3'],
+    label: "weft's etcd client (dist/subnet/etcd: JSON gateway over node:http)",
+    modules: ['dist/subnet/etcd/client.js'],
   },
-  { label: '@grpc/grpc-js alone', modules: ['@grpc/grpc-js'] },
-  { label: 'protobufjs alone', modules: ['protobufjs'] },
   { label: 'prom-client (only when a metrics port is set)', modules: ['prom-client'] },
   { label: 'netlink (patched; native binding)', modules: ['netlink'] },
   {

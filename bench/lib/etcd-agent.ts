@@ -7,7 +7,7 @@
  * Usage: node --import tsx bench/lib/etcd-agent.ts <endpoint>
  */
 import { createInterface } from 'node:readline';
-import { Etcd3 } from 'etcd3';
+import { EtcdClient } from '../../src/subnet/etcd/client.js';
 
 const now = (): number => performance.timeOrigin + performance.now();
 
@@ -22,7 +22,7 @@ if (!endpoint) {
   console.error('usage: etcd-agent <endpoint>');
   process.exit(2);
 }
-const client = new Etcd3({ hosts: [endpoint] });
+const client = new EtcdClient({ endpoints: [endpoint], requestTimeoutMs: 30_000 });
 const rl = createInterface({ input: process.stdin });
 
 rl.on('line', (line) => {
@@ -40,7 +40,7 @@ rl.on('line', (line) => {
       const worker = async (): Promise<void> => {
         while (next < req.put.length) {
           const [k, v] = req.put[next++]!;
-          await client.put(k).value(v);
+          await client.kv.put({ key: k, value: v });
         }
       };
       await Promise.all(Array.from({ length: Math.max(1, req.concurrency ?? 1) }, worker));

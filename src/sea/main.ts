@@ -6,7 +6,7 @@
  * This file is the SEA's main script, bundled to CommonJS by scripts/package.mjs with the CNI plugin
  * inside (the per-container path loads nothing else). weftd and weftctl are a second bundle stored as a
  * SEA asset and compiled only when one of them is started, so the CNI plugin does not pay for parsing
- * etcd3, gRPC and the daemon.
+ * the etcd client and the daemon.
  */
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';

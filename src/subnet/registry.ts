@@ -6,7 +6,7 @@
  *
  * Implementations: `EtcdLeaseRegistry` (src/subnet/etcd/, the product) and `MemoryLeaseRegistry` (unit
  * tests of pure logic). Both order everything by a store-wide revision, carried as a decimal string
- * (etcd's int64 revisions do not fit a JS number in theory and etcd3 hands them out as strings).
+ * (etcd's int64 revisions do not fit a JS number in theory; its JSON gateway sends them as strings).
  *
  * Errors: transient store failures reject with a retryable WeftError (E_ETCD_UNAVAILABLE); a watch whose
  * start revision was compacted away rejects with E_ETCD_COMPACTED; aborts with E_ABORTED.

@@ -198,7 +198,7 @@ describe.skipIf(!runnable)('weftd with a 3-member etcd cluster', () => {
       const t0 = Date.now();
       // renewals counted from the cut on: each must go through the two members that are left
       const cutMarks = d.map((w) => w.logs.length);
-      await sleep(10_000); // gRPC keepalive notices a silent member within 9 s
+      await sleep(10_000); // the watch probe (every 5 s, 3 s timeout) notices a silent member within 8 s
       expect(await newLeaseProgrammedMs()).toBeLessThan(5000);
       // weftd renews every TTL − TTL/3 = 20 s: one renewal after the cut comes within 20 s plus
       // one failed attempt at the cut member, well before the 30 s TTL

@@ -4,7 +4,6 @@
  * lease reserve/release, the clock sample, and the exit codes and JSON error documents when etcd is
  * unreachable or the TLS flags are half given. runCli runs in-process; nothing touches the kernel.
  */
-import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, type CliIo } from '../../src/cli/run.js';
 import { sampleEtcdClock } from '../../src/cli/etcd-view.js';
@@ -12,6 +11,7 @@ import { parseCliOptions } from '../../src/cli/options.js';
 import { createEtcdSubnetManager, type EtcdSubnetManager } from '../../src/subnet/etcd-manager.js';
 import { nullLogger } from '../../src/log/logger.js';
 import { startEtcd, type EtcdFixture } from '../helpers/etcd.js';
+import { etcdWriter } from '../helpers/etcd-writer.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import {
@@ -181,16 +181,17 @@ describe.skipIf(!runnable)('weftctl against a real etcd', () => {
 
   it('lists 300 leases (one etcd lease each, TTL looked up 16 at a time) within 3 s', async () => {
     const big = etcd.prefix('cli-big');
-    const client = new Etcd3({ hosts: etcd.endpoints });
+    const client = etcdWriter(etcd.endpoints);
     try {
       await Promise.all(
         Array.from({ length: 300 }, async (_, n) => {
-          const lease = client.lease(600, { autoKeepAlive: false });
+          const lease = await client.grant(600);
           const ip = `198.18.${1 + Math.floor(n / 250)}.${1 + (n % 250)}`;
-          await lease
-            .put(`${big}/subnets/10.${8 + Math.floor(n / 256)}.${n % 256}.0-24`)
-            .value(JSON.stringify({ PublicIP: ip, PublicIPv6: null, BackendType: 'host-gw' }));
-          await lease.release();
+          await client.put(
+            `${big}/subnets/10.${8 + Math.floor(n / 256)}.${n % 256}.0-24`,
+            JSON.stringify({ PublicIP: ip, PublicIPv6: null, BackendType: 'host-gw' }),
+            lease,
+          );
         }),
       );
     } finally {

@@ -1,7 +1,7 @@
 /** Proves the etcd fixture: a real etcd on loopback and one on an underlay address inside a test netns. */
 import { afterAll, describe, expect, it } from 'vitest';
-import { Etcd3 } from 'etcd3';
 import { startEtcd, type EtcdFixture } from '../helpers/etcd.js';
+import { etcdWriter } from '../helpers/etcd-writer.js';
 import { createTopology, type Topology } from '../helpers/netns.js';
 import { nsRun } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
@@ -23,11 +23,11 @@ describe.skipIf(!runnable)('harness: etcd fixture', () => {
     const p2 = etcd.prefix();
     expect(p1).not.toBe(p2);
     expect(p1).toMatch(/^\/weft-test\/.+\/coreos\.com\/network$/);
-    const client = new Etcd3({ hosts: etcd.endpoints });
+    const client = etcdWriter(etcd.endpoints);
     cleanup.push(async () => client.close());
-    await client.put(`${p1}/config`).value('{"Network":"10.5.0.0/16"}');
-    expect(await client.get(`${p1}/config`).string()).toBe('{"Network":"10.5.0.0/16"}');
-    expect(await client.get(`${p2}/config`).string()).toBeNull();
+    await client.put(`${p1}/config`, '{"Network":"10.5.0.0/16"}');
+    expect(await client.get(`${p1}/config`)).toBe('{"Network":"10.5.0.0/16"}');
+    expect(await client.get(`${p2}/config`)).toBeNull();
     if (etcd.controllable) {
       await etcd.kill();
       await expect(etcd.etcdctl(['get', `${p1}/config`])).rejects.toThrow();

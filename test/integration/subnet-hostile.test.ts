@@ -12,7 +12,6 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, type CliIo } from '../../src/cli/run.js';
 import { encodeLeaseAttrs } from '../../src/lease/codec.js';
@@ -22,6 +21,7 @@ import { nullLogger } from '../../src/log/logger.js';
 import { EtcdLeaseRegistry } from '../../src/subnet/etcd/etcd-registry.js';
 import type { RegistryBatch } from '../../src/subnet/registry.js';
 import { startEtcd, type EtcdFixture } from '../helpers/etcd.js';
+import { etcdWriter, type EtcdWriter } from '../helpers/etcd-writer.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import { attrs, CuttableProxy, Managers, storeRevision, WatchRecorder } from './subnet-helpers.js';
@@ -134,12 +134,12 @@ function gcHeapMiB(): number {
 
 describe.skipIf(!runnable)('hostile etcd data on the real watch path', () => {
   let etcd: EtcdFixture;
-  let client: Etcd3;
+  let client: EtcdWriter;
   const managers = new Managers(() => etcd.endpoints);
   const stops: Array<() => Promise<void> | void> = [];
   beforeAll(async () => {
     etcd = await startEtcd();
-    client = new Etcd3({ hosts: etcd.endpoints });
+    client = etcdWriter(etcd.endpoints);
   });
   afterEach(async () => {
     for (const s of stops.splice(0).reverse()) await s();
@@ -172,16 +172,13 @@ describe.skipIf(!runnable)('hostile etcd data on the real watch path', () => {
   }
 
   const put = (prefix: string, key: string | Buffer, value: string | Buffer) =>
-    client
-      .put(Buffer.concat([Buffer.from(`${prefix}/subnets/`), Buffer.from(key)]))
-      .value(value)
-      .exec();
+    client.put(Buffer.concat([Buffer.from(`${prefix}/subnets/`), Buffer.from(key)]), value);
 
   it('a lease value nested 100k deep survives a compaction and re-list; the watch goes on', async () => {
     const proxy = proxyFor();
     await proxy.start();
     const prefix = etcd.prefix('deep');
-    await client.put(`${prefix}/config`).value(JSON.stringify(CONFIG));
+    await client.put(`${prefix}/config`, JSON.stringify(CONFIG));
     await put(prefix, '10.5.1.0-24', encodeLeaseAttrs(attrs(1)));
     await put(prefix, '10.5.2.0-24', deepValue());
     const { rec, failed } = watch(proxy.endpoint, prefix);
@@ -208,7 +205,7 @@ describe.skipIf(!runnable)('hostile etcd data on the real watch path', () => {
     const proxy = proxyFor();
     await proxy.start();
     const prefix = etcd.prefix('fuzz');
-    await client.put(`${prefix}/config`).value(JSON.stringify(CONFIG));
+    await client.put(`${prefix}/config`, JSON.stringify(CONFIG));
     const heap0 = gcHeapMiB();
     const { rec, failed } = watch(proxy.endpoint, prefix);
     await rec.waitFor((e) => e.length >= 1);
@@ -236,11 +233,14 @@ describe.skipIf(!runnable)('hostile etcd data on the real watch path', () => {
         if (writes.length >= 8) await Promise.all(writes.splice(0));
       }
       // Thousands of junk keys in one transaction (one revision, one watch response).
-      const txn = client.if(`${prefix}/config`, 'Create', '>', 0);
-      const ops = Array.from({ length: 100 }, (_, j) =>
-        client.put(`${prefix}/subnets/junk-${round}-${j}`).value(`{"PublicIP":${j}}`),
+      writes.push(
+        client.putAll(
+          Array.from({ length: 100 }, (_, j) => ({
+            key: `${prefix}/subnets/junk-${round}-${j}`,
+            value: `{"PublicIP":${j}}`,
+          })),
+        ),
       );
-      writes.push(txn.then(...ops).commit());
       await Promise.all(writes);
       if (cut) {
         await etcd.etcdctl(['compact', String(await storeRevision(etcd))]);
@@ -321,9 +321,7 @@ describe.skipIf(!runnable)('hostile etcd data on the real watch path', () => {
     expect(human.exitCode).toBe(1);
     expect(human.stdout).toContain('invalid');
     // A hostile config: refused with a clear message, not a crash.
-    await client
-      .put(`${prefix}/config`)
-      .value(`{"Network":${'['.repeat(DEEP)}${']'.repeat(DEEP)}}`);
+    await client.put(`${prefix}/config`, `{"Network":${'['.repeat(DEEP)}${']'.repeat(DEEP)}}`);
     const cfg = await ctl(['config', 'get', '--json']);
     expect(cfg.exitCode).toBe(3);
     expect(cfg.stdout).toContain('more than the 65536');
@@ -375,7 +373,7 @@ describe.skipIf(!runnable)('hostile etcd data on the real watch path', () => {
 
   it('a batch of puts under one store lease costs one TTL lookup, not one per put', async () => {
     const prefix = etcd.prefix('ttl');
-    await client.put(`${prefix}/config`).value(JSON.stringify(CONFIG));
+    await client.put(`${prefix}/config`, JSON.stringify(CONFIG));
     const m = managers.make(prefix);
     const ac = new AbortController();
     const rec = new WatchRecorder(m.watchLeases(null, ac.signal));
@@ -384,21 +382,16 @@ describe.skipIf(!runnable)('hostile etcd data on the real watch path', () => {
       await rec.done.catch(() => {});
     });
     await rec.waitFor((e) => e.length >= 1);
-    const lease = client.lease(60, { autoKeepAlive: false });
-    const id = await lease.grant();
-    stops.push(() => lease.revoke().catch(() => {}));
+    const id = await client.grant(60);
+    stops.push(() => client.revoke(id).catch(() => {}));
     const before = m.etcdRequests;
-    const txn = client.if(`${prefix}/config`, 'Create', '>', 0);
-    await txn
-      .then(
-        ...Array.from({ length: 100 }, (_, i) =>
-          client
-            .put(`${prefix}/subnets/10.5.${i}.0-24`)
-            .value(encodeLeaseAttrs(attrs(i)))
-            .lease(id),
-        ),
-      )
-      .commit();
+    await client.putAll(
+      Array.from({ length: 100 }, (_, i) => ({
+        key: `${prefix}/subnets/10.5.${i}.0-24`,
+        value: encodeLeaseAttrs(attrs(i)),
+        lease: id,
+      })),
+    );
     await rec.waitFor((e) => e.length >= 101);
     expect(m.etcdRequests - before).toBe(1);
     const added = rec.events.slice(1);

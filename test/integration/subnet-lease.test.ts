@@ -217,7 +217,7 @@ describe.skipIf(!runnable)('subnet lease manager over etcd', () => {
     );
   });
 
-  it('a process that aborts and closes exits by itself (no etcd3 timers left running)', async () => {
+  it('a process that aborts and closes exits by itself (no etcd client timers or sockets left)', async () => {
     const prefix = etcd.prefix('exit');
     await putConfig(etcd, prefix, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
     const script = fileURLToPath(new URL('./subnet-fixtures/exit-check.ts', import.meta.url));

@@ -25,6 +25,8 @@ interface Pki {
   serverKey: string;
   clientCert: string;
   clientKey: string;
+  noCnCert: string;
+  noCnKey: string;
 }
 
 async function makePki(): Promise<Pki> {
@@ -54,7 +56,7 @@ async function makePki(): Promise<Pki> {
       '-out',
       p(`${name}.csr`),
       '-subj',
-      `/CN=${cn}`,
+      cn ? `/CN=${cn}` : '/O=weft-test',
     ]);
     await run('openssl', [
       'x509',
@@ -80,6 +82,8 @@ async function makePki(): Promise<Pki> {
     'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n',
   );
   await issue('client', 'root', 'extendedKeyUsage=clientAuth\n');
+  // etcd's HTTP gateway refuses a client certificate with a CommonName while auth is enabled.
+  await issue('nocn', '', 'extendedKeyUsage=clientAuth\n');
   return {
     dir,
     ca: p('ca.crt'),
@@ -87,6 +91,8 @@ async function makePki(): Promise<Pki> {
     serverKey: p('server.key'),
     clientCert: p('client.crt'),
     clientKey: p('client.key'),
+    noCnCert: p('nocn.crt'),
+    noCnKey: p('nocn.key'),
   };
 }
 
@@ -165,7 +171,7 @@ describe.skipIf(!runnable)('etcd client: TLS and auth', () => {
   it('authenticates with username and password; a wrong password is E_ETCD_AUTH', async () => {
     await etcd.etcdctl(['user', 'add', 'root', '--new-user-password', 'weft-secret']);
     await etcd.etcdctl(['auth', 'enable']);
-    const tls = { caFile: pki.ca, certFile: pki.clientCert, keyFile: pki.clientKey };
+    const tls = { caFile: pki.ca, certFile: pki.noCnCert, keyFile: pki.noCnKey };
     const prefix = etcd.prefix('auth');
     await etcd.etcdctl([
       '--user',
@@ -184,5 +190,15 @@ describe.skipIf(!runnable)('etcd client: TLS and auth', () => {
     });
     const err = (await bad.getNetworkConfig().catch((e: unknown) => e)) as WeftError;
     expect(hasCode(err, 'E_ETCD_AUTH'), String(err)).toBe(true);
+    // A certificate with a CommonName: etcd's gateway refuses it while auth is on; the error says why.
+    const cn = managers.make(prefix, {
+      tls: { caFile: pki.ca, certFile: pki.clientCert, keyFile: pki.clientKey },
+      username: 'root',
+      password: 'weft-secret',
+      requestTimeoutMs: 2000,
+    });
+    const cnErr = (await cn.getNetworkConfig().catch((e: unknown) => e)) as WeftError;
+    expect(hasCode(cnErr, 'E_ETCD_TLS'), String(cnErr)).toBe(true);
+    expect(cnErr.message).toMatch(/without a CN/);
   });
 });

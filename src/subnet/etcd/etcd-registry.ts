@@ -1,20 +1,12 @@
 /**
  * LeaseRegistry over etcd v3 in flannel's layout (docs/flannel-compat.md §1): `<prefix>/config` and
- * `<prefix>/subnets/<key>`. The only importer of etcd3 with src/subnet/etcd/client.ts.
+ * `<prefix>/subnets/<key>`, through weft's own etcd client (client.ts: etcd's JSON gateway over HTTP).
  *
- * etcd3 quirks handled here (docs/dependencies.md §4): lease IDs and revisions are decimal strings; there is
- * no `lease.ttl()`, so TTLs go through the raw lease client; `close()` does not stop the timers of live
- * etcd3 Lease objects, so none are created (grant/keepalive/revoke use the raw RPCs, one keepalive per
- * call) and watchers are cancelled before closing. Listing uses `<prefix>/subnets/` with the trailing
- * slash (docs/flannel-compat.md §18 item 12).
+ * Lease IDs and revisions are decimal strings, never JS numbers (docs/dependencies.md §4). Grant,
+ * keepalive (one per call), TTL and revoke are single requests: no timers outlive a call, and close()
+ * ends the watches and connections. Listing uses `<prefix>/subnets/` with the trailing slash
+ * (docs/flannel-compat.md §18 item 12).
  */
-import {
-  GRPCDeadlineExceededError,
-  type Etcd3,
-  type IKeyValue,
-  type IWatchResponse,
-  type Watcher,
-} from 'etcd3';
 import { AbortedError, WeftError } from '../../errors.js';
 import { MAX_LEASE_VALUE_BYTES } from '../../lease/codec.js';
 import type { Logger } from '../../log/logger.js';
@@ -30,8 +22,11 @@ import {
   createEtcdClient,
   isLeaseNotFound,
   translateEtcdError,
+  type EtcdClient,
   type EtcdClientOptions,
 } from './client.js';
+import type { KeyValue } from './json-codec.js';
+import type { Watch, WatchResponse } from './watch.js';
 import { WatchQueue } from './watch-queue.js';
 
 /**
@@ -41,7 +36,7 @@ import { WatchQueue } from './watch-queue.js';
  */
 export const MAX_ENTRY_VALUE_BYTES = MAX_LEASE_VALUE_BYTES;
 export const MAX_KEY_BYTES = 256;
-/** Keys per listing page; halved when a page is larger than gRPC accepts (huge values). */
+/** Keys per listing page; made smaller when a page is larger than an answer may be (huge values). */
 const LIST_PAGE = 500;
 
 /** The display form of a subnet key longer than any subnet key is. */
@@ -68,13 +63,12 @@ export interface EtcdLeaseRegistryOptions extends EtcdClientOptions {
 }
 
 export class EtcdLeaseRegistry implements LeaseRegistry {
-  private readonly client: Etcd3;
+  private readonly client: EtcdClient;
   private readonly subnetsPrefix: string;
   private readonly configKey: string;
   private readonly log: Logger;
-  private readonly timeoutMs: number;
   /** Live watchers and the queue each feeds, so close() can cancel them and end their iterators. */
-  private readonly watchers = new Map<Watcher, WatchQueue>();
+  private readonly watchers = new Map<Watch, WatchQueue>();
   private closed = false;
   /** etcd round trips made (unary requests, keepalives, watch creations): for the benchmark. */
   requests = 0;
@@ -85,32 +79,21 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
     this.subnetsPrefix = `${prefix}/subnets/`;
     this.configKey = `${prefix}/config`;
     this.log = options.log;
-    this.timeoutMs = options.requestTimeoutMs;
   }
 
-  /** Runs one etcd request, translating errors and honouring `signal` (the request itself runs on). */
+  /** Runs one etcd request, translating errors; `signal` aborts the request itself. */
   private async call<T>(
     what: string,
     signal: AbortSignal | undefined,
-    fn: () => Promise<T>,
+    fn: (signal: AbortSignal | undefined) => Promise<T>,
   ): Promise<T> {
     if (this.closed) throw new WeftError('E_ETCD_UNAVAILABLE', `etcd ${what}: client closed`);
     if (signal?.aborted) throw new AbortedError();
     this.requests++;
-    const work = fn().catch((err: unknown) => {
-      throw translateEtcdError(what, err);
-    });
-    if (!signal) return work;
-    let onAbort: (() => void) | undefined;
-    const aborted = new Promise<never>((_, reject) => {
-      onAbort = () => reject(new AbortedError());
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
-    work.catch(() => {});
     try {
-      return await Promise.race([work, aborted]);
-    } finally {
-      signal.removeEventListener('abort', onAbort!);
+      return await fn(signal);
+    } catch (err) {
+      throw translateEtcdError(what, err);
     }
   }
 
@@ -123,21 +106,21 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
     return rest.length > MAX_KEY_BYTES ? cutKey(rest) : rest.toString();
   }
 
-  private toEntry(kv: IKeyValue): RegistryEntry | null {
+  private toEntry(kv: KeyValue): RegistryEntry | null {
     const key = this.subnetKey(kv.key);
     if (key === null) return null;
-    const big = kv.value.length > MAX_ENTRY_VALUE_BYTES;
+    const big = kv.value === null || kv.valueBytes > MAX_ENTRY_VALUE_BYTES;
     return {
       key,
-      value: big ? '' : kv.value.toString(),
-      ...(big ? { oversize: kv.value.length } : {}),
-      leaseId: kv.lease === '0' || kv.lease === '' || kv.lease === undefined ? null : kv.lease,
-      modRevision: kv.mod_revision,
+      value: big ? '' : kv.value!.toString(),
+      ...(big ? { oversize: kv.valueBytes } : {}),
+      leaseId: kv.lease === '0' ? null : kv.lease,
+      modRevision: kv.modRevision,
     };
   }
 
   async getConfig(signal?: AbortSignal): Promise<string | null> {
-    return this.call('get config', signal, () => this.client.get(this.configKey).string());
+    return (await this.getConfigEntry(signal)).value;
   }
 
   /**
@@ -151,17 +134,26 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
     signal?: AbortSignal,
   ): Promise<boolean> {
     if (expectedModRevision === undefined) {
-      await this.call('put config', signal, () =>
-        this.client.put(this.configKey).value(value).exec(),
+      await this.call('put config', signal, (s) =>
+        this.client.kv.put({ key: this.configKey, value }, { signal: s }),
       );
       return true;
     }
-    const target = expectedModRevision === '0' ? 'Create' : 'Mod';
-    const res = await this.call('put config', signal, () =>
-      this.client
-        .if(this.configKey, target, '==', expectedModRevision)
-        .then(this.client.put(this.configKey).value(value))
-        .commit(),
+    const res = await this.call('put config', signal, (s) =>
+      this.client.kv.txn(
+        {
+          compare: [
+            {
+              key: this.configKey,
+              target: expectedModRevision === '0' ? 'CREATE' : 'MOD',
+              result: 'EQUAL',
+              value: expectedModRevision,
+            },
+          ],
+          success: [{ put: { key: this.configKey, value } }],
+        },
+        { signal: s },
+      ),
     );
     return res.succeeded;
   }
@@ -170,16 +162,18 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
   async getConfigEntry(
     signal?: AbortSignal,
   ): Promise<{ value: string | null; modRevision: string }> {
-    const res = await this.call('get config', signal, () => this.client.get(this.configKey).exec());
+    const res = await this.call('get config', signal, (s) =>
+      this.client.kv.range({ key: this.configKey }, { signal: s }),
+    );
     const kv = res.kvs[0];
     return kv
-      ? { value: kv.value.toString(), modRevision: kv.mod_revision }
+      ? { value: kv.value!.toString(), modRevision: kv.modRevision }
       : { value: null, modRevision: '0' };
   }
 
   /**
    * Every key below `<prefix>/subnets/`, read in pages at one revision (a consistent snapshot): a
-   * prefix holding many or huge values never needs one response larger than gRPC's receive limit, and
+   * prefix holding many or huge values never needs one answer larger than the client accepts, and
    * only the bounded entries (see toEntry) are kept, not the raw pages.
    */
   async list(signal?: AbortSignal): Promise<RegistryListing> {
@@ -191,16 +185,19 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
     for (;;) {
       let res;
       try {
-        res = await this.call('list subnets', signal, () =>
-          this.client.kv.range({
-            key: from,
-            range_end: end,
-            limit: page,
-            ...(revision !== undefined ? { revision } : {}),
-          }),
+        res = await this.call('list subnets', signal, (s) =>
+          this.client.kv.range(
+            {
+              key: from,
+              rangeEnd: end,
+              limit: page,
+              ...(revision !== undefined ? { revision } : {}),
+            },
+            { signal: s, maxValueBytes: MAX_ENTRY_VALUE_BYTES },
+          ),
         );
       } catch (err) {
-        // A page larger than gRPC accepts (values of up to 1.5 MiB each): smaller pages, down to one key.
+        // A page larger than an answer may be (values of up to 1.5 MiB each): smaller pages, down to one key.
         if (page > 1 && /RESOURCE_EXHAUSTED|larger than max/i.test(String(err))) {
           page = Math.max(1, Math.floor(page / 4));
           continue;
@@ -221,8 +218,11 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
   }
 
   async get(key: string, signal?: AbortSignal): Promise<RegistryEntry | null> {
-    const res = await this.call(`get ${key}`, signal, () =>
-      this.client.get(this.subnetsPrefix + key).exec(),
+    const res = await this.call(`get ${key}`, signal, (s) =>
+      this.client.kv.range(
+        { key: this.subnetsPrefix + key },
+        { signal: s, maxValueBytes: MAX_ENTRY_VALUE_BYTES },
+      ),
     );
     const kv = res.kvs[0];
     return kv ? this.toEntry(kv) : null;
@@ -230,53 +230,22 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
 
   async grant(ttlSeconds: number, signal?: AbortSignal): Promise<string> {
     const ttl = Math.max(1, Math.round(ttlSeconds));
-    const res = await this.call('grant lease', signal, () =>
-      this.client.leaseClient.leaseGrant({ TTL: ttl }),
-    );
-    return res.ID;
+    return this.call('grant lease', signal, (s) => this.client.lease.grant(ttl, { signal: s }));
   }
 
+  /** Renews the lease once; returns its new TTL (0: it no longer exists). */
   async keepAlive(leaseId: string, signal?: AbortSignal): Promise<number> {
-    return this.call(`keepalive lease ${leaseId}`, signal, async () => {
-      const stream = await this.client.leaseClient.leaseKeepAlive();
-      try {
-        const res = await new Promise<{ TTL: string }>((resolve, reject) => {
-          const timer = setTimeout(() => {
-            const err = new GRPCDeadlineExceededError(
-              `no keepalive response within ${this.timeoutMs} ms`,
-            );
-            reject(err);
-            // Reported on the stream, etcd3 marks this member failed: the retry goes to another one.
-            const raw = stream as unknown as {
-              writable: boolean;
-              emit(e: 'error', x: Error): void;
-            };
-            if (raw.writable) raw.emit('error', err);
-          }, this.timeoutMs);
-          stream.on('data', (r: { TTL: string }) => {
-            clearTimeout(timer);
-            resolve(r);
-          });
-          stream.on('error', (err: Error) => {
-            clearTimeout(timer);
-            reject(err);
-          });
-          stream.write({ ID: leaseId });
-        });
-        return Math.max(0, Number(res.TTL));
-      } finally {
-        // end(), not cancel(): a cancelled stream reports an error that makes etcd3 reset the channel.
-        stream.end();
-      }
-    });
+    return this.call(`keepalive lease ${leaseId}`, signal, (s) =>
+      this.client.lease.keepAlive(leaseId, { signal: s }),
+    );
   }
 
   async timeToLive(leaseId: string, signal?: AbortSignal): Promise<number> {
     try {
-      const res = await this.call(`ttl of lease ${leaseId}`, signal, () =>
-        this.client.leaseClient.leaseTimeToLive({ ID: leaseId, keys: false }),
+      const res = await this.call(`ttl of lease ${leaseId}`, signal, (s) =>
+        this.client.lease.timeToLive(leaseId, { signal: s }),
       );
-      return Math.max(0, Number(res.TTL));
+      return Math.max(0, res.ttl);
     } catch (err) {
       if (err instanceof WeftError && err.code === 'E_ETCD_LEASE_NOT_FOUND') return 0;
       throw err;
@@ -285,8 +254,8 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
 
   async revoke(leaseId: string, signal?: AbortSignal): Promise<void> {
     try {
-      await this.call(`revoke lease ${leaseId}`, signal, () =>
-        this.client.leaseClient.leaseRevoke({ ID: leaseId }),
+      await this.call(`revoke lease ${leaseId}`, signal, (s) =>
+        this.client.lease.revoke(leaseId, { signal: s }),
       );
     } catch (err) {
       if (
@@ -298,35 +267,33 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
     }
   }
 
-  private put(key: string, value: string, leaseId: string | null) {
-    const p = this.client.put(this.subnetsPrefix + key).value(value);
-    return leaseId === null ? p : p.lease(leaseId);
-  }
-
   private async conditional(
     what: string,
     key: string,
-    target: 'Create' | 'Mod',
+    target: 'CREATE' | 'MOD',
     revision: string,
     value: string,
     leaseId: string | null,
     signal?: AbortSignal,
   ): Promise<WriteResult> {
     const full = this.subnetsPrefix + key;
-    const res = await this.call(`${what} ${key}`, signal, () =>
-      this.client
-        .if(full, target, '==', revision)
-        .then(this.put(key, value, leaseId))
-        .else(this.client.get(full))
-        .commit(),
+    const res = await this.call(`${what} ${key}`, signal, (s) =>
+      this.client.kv.txn(
+        {
+          compare: [{ key: full, target, result: 'EQUAL', value: revision }],
+          success: [{ put: { key: full, value, ...(leaseId !== null ? { lease: leaseId } : {}) } }],
+          failure: [{ range: { key: full } }],
+        },
+        { signal: s, maxValueBytes: MAX_ENTRY_VALUE_BYTES },
+      ),
     );
     if (res.succeeded) return { ok: true, revision: res.header.revision };
-    const kv = res.responses[0]?.response_range?.kvs[0];
+    const kv = res.responses[0]?.range?.kvs[0];
     return { ok: false, existing: kv ? this.toEntry(kv) : null };
   }
 
   createIfAbsent(key: string, value: string, leaseId: string | null, signal?: AbortSignal) {
-    return this.conditional('create', key, 'Create', '0', value, leaseId, signal);
+    return this.conditional('create', key, 'CREATE', '0', value, leaseId, signal);
   }
 
   replaceIf(
@@ -336,29 +303,35 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
     modRevision: string,
     signal?: AbortSignal,
   ) {
-    return this.conditional('replace', key, 'Mod', modRevision, value, leaseId, signal);
+    return this.conditional('replace', key, 'MOD', modRevision, value, leaseId, signal);
   }
 
   async deleteIf(key: string, modRevision: string, signal?: AbortSignal): Promise<boolean> {
     const full = this.subnetsPrefix + key;
-    const res = await this.call(`delete ${key}`, signal, () =>
-      this.client.if(full, 'Mod', '==', modRevision).then(this.client.delete().key(full)).commit(),
+    const res = await this.call(`delete ${key}`, signal, (s) =>
+      this.client.kv.txn(
+        {
+          compare: [{ key: full, target: 'MOD', result: 'EQUAL', value: modRevision }],
+          success: [{ deleteRange: { key: full } }],
+        },
+        { signal: s },
+      ),
     );
     return res.succeeded;
   }
 
-  private toBatch(res: IWatchResponse): RegistryBatch {
+  private toBatch(res: WatchResponse): RegistryBatch {
     const events: RegistryEvent[] = [];
     for (const ev of res.events) {
-      if (ev.type === 'Put') {
+      if (ev.type === 'PUT') {
         const entry = this.toEntry(ev.kv);
         if (entry) events.push({ type: 'put', entry });
       } else {
         const key = this.subnetKey(ev.kv.key);
-        if (key !== null) events.push({ type: 'delete', key, modRevision: ev.kv.mod_revision });
+        if (key !== null) events.push({ type: 'delete', key, modRevision: ev.kv.modRevision });
       }
     }
-    return { events, revision: res.header.revision };
+    return { events, revision: res.lastRevision };
   }
 
   async *watch(
@@ -368,63 +341,46 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
   ): AsyncIterable<RegistryBatch> {
     if (this.closed) throw new WeftError('E_ETCD_UNAVAILABLE', 'etcd watch: client closed');
     if (signal.aborted) return;
-    const builder = this.client.watch();
-    if (key === undefined) builder.prefix(this.subnetsPrefix);
-    else builder.key(this.subnetsPrefix + key);
-    builder.startRevision(fromRevision);
     const queue = new WatchQueue();
     const what = `watch ${key ?? 'subnets'} from revision ${fromRevision}`;
     this.requests++;
-    const watcher = builder.watcher();
-    this.watchers.set(watcher, queue);
-    watcher.on('data', (res: IWatchResponse) => {
-      // etcd3 re-throws a listener's exception outside any handler (an uncaught exception): never throw.
-      try {
+    const watch = this.client.watch({
+      key: key === undefined ? this.subnetsPrefix : this.subnetsPrefix + key,
+      ...(key === undefined ? { rangeEnd: prefixEnd(Buffer.from(this.subnetsPrefix)) } : {}),
+      startRevision: fromRevision,
+      maxValueBytes: MAX_ENTRY_VALUE_BYTES,
+      onResponse: (res) => {
         const batch = this.toBatch(res);
         if (batch.events.length > 0) queue.push(batch);
-      } catch (err) {
-        queue.fail(translateEtcdError(what, err));
-      }
+      },
+      onFatal: (err) => queue.fail(translateEtcdError(what, err)),
+      onConnected: (endpoint) => this.log.debug('etcd watch connected', { what, endpoint }),
+      onDisconnected: (endpoint, err) =>
+        this.log.debug('etcd watch disconnected, reconnecting', {
+          what,
+          endpoint,
+          error: err?.message ?? 'closed by etcd',
+        }),
     });
-    // After 'error' etcd3 has already dropped the watcher; cancel() would wait forever for an ID.
-    let dead = false;
-    watcher.on('error', (err: Error) => {
-      dead = true;
-      queue.fail(translateEtcdError(what, err));
-    });
-    watcher.on('disconnected', (err: Error) =>
-      this.log.debug('etcd watch disconnected, reconnecting', { error: err.message }),
-    );
-    watcher.on('connected', () => this.log.debug('etcd watch connected', { what }));
+    this.watchers.set(watch, queue);
     const onAbort = (): void => queue.end();
     signal.addEventListener('abort', onAbort, { once: true });
     try {
       yield* queue;
     } finally {
       signal.removeEventListener('abort', onAbort);
-      this.watchers.delete(watcher);
-      if (!dead) await this.cancelWatcher(watcher);
+      this.watchers.delete(watch);
+      watch.close();
     }
-  }
-
-  /**
-   * Cancels a watcher, bounded: etcd3's cancel() waits for the watch ID when the watcher is still being
-   * created, which never comes while etcd is unreachable.
-   */
-  private async cancelWatcher(watcher: Watcher): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      watcher.cancel().catch(() => {}),
-      new Promise<void>((resolve) => (timer = setTimeout(resolve, this.timeoutMs))),
-    ]);
-    clearTimeout(timer);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const queue of this.watchers.values()) queue.end();
-    await Promise.all([...this.watchers.keys()].map((w) => this.cancelWatcher(w)));
+    for (const [watch, queue] of this.watchers) {
+      queue.end();
+      watch.close();
+    }
     this.watchers.clear();
     this.client.close();
   }

@@ -1,5 +1,5 @@
 /**
- * The bounded queue between etcd3's watcher (an event emitter that pushes whenever etcd sends) and the
+ * The bounded queue between the etcd watch (watch.ts: pushes whenever etcd sends) and the
  * one consumer that pulls batches. While the consumer keeps up, each etcd watch response is delivered
  * as it came, so every intermediate event is seen. While it lags, the undelivered responses are merged
  * into ONE pending batch that keeps only the latest event per key (a lease written 1000 times while the

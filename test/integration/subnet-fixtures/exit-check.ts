@@ -1,7 +1,7 @@
 /**
  * Child process for the "no timers left behind" test: acquires, keeps and watches a lease with a short
- * TTL, then aborts and closes. It must exit by itself (etcd3's close() alone leaves keepalive timers of
- * live Lease objects running: docs/dependencies.md §4). Prints "closed" when close() has returned.
+ * TTL, then aborts and closes. It must exit by itself: no timer, kept-alive connection or watch of the
+ * etcd client may outlive close() (docs/dependencies.md §4). Prints "closed" when close() has returned.
  * argv: <endpoint> <prefix>
  */
 import { createEtcdSubnetManager } from '../../../src/subnet/etcd-manager.js';

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { GRPCUnavailableError } from 'etcd3';
 import { buildEtcdOptions, translateEtcdError } from '../../../src/subnet/etcd/client.js';
+import {
+  answerError,
+  EtcdRequestError,
+  ENDPOINT_SKIP_MS,
+  GRPC,
+  HttpTransport,
+} from '../../../src/subnet/etcd/http-transport.js';
 import { hasCode, isRetryable } from '../../../src/errors.js';
 
 const base = { requestTimeoutMs: 1000 };
@@ -11,8 +17,8 @@ describe('etcd client options', () => {
       ...base,
       endpoints: ['http://127.0.0.1:2379/', 'http://10.0.0.1:2379'],
     });
-    expect(o.hosts).toEqual(['http://127.0.0.1:2379', 'http://10.0.0.1:2379']);
-    expect(o.credentials).toBeUndefined();
+    expect(o.endpoints).toEqual(['http://127.0.0.1:2379', 'http://10.0.0.1:2379']);
+    expect(o.tls).toBeUndefined();
     expect(o.auth).toBeUndefined();
   });
 
@@ -27,7 +33,10 @@ describe('etcd client options', () => {
 
   it('https endpoints without files use TLS with the system roots (no plain-text fallback)', () => {
     const o = buildEtcdOptions({ ...base, endpoints: ['https://etcd:2379'] });
-    expect(o.credentials).toBeUndefined(); // etcd3 then builds TLS credentials itself for https hosts
+    expect(o.tls).toBeUndefined(); // node:https then verifies against the system roots
+    const t = new HttpTransport(o);
+    expect(t.endpoints[0]!.secure).toBe(true);
+    t.close();
   });
 
   it('passes username and password', () => {
@@ -42,7 +51,7 @@ describe('etcd client options', () => {
     );
   });
 
-  it('translates etcd3 errors once, into codes', () => {
+  it('translates etcd errors once, into codes', () => {
     expect(
       hasCode(
         translateEtcdError(
@@ -69,39 +78,48 @@ describe('etcd client options', () => {
 });
 
 describe('etcd client failover policy', () => {
-  const ctx = { signal: new AbortController().signal, attempt: 0 };
-  type Policy = { execute<T>(fn: (c: typeof ctx) => Promise<T>): Promise<T> };
-  const hostPolicy = (endpoints: string[]): Policy => {
-    const o = buildEtcdOptions({ ...base, endpoints });
-    return o.faultHandling!.host!('x') as unknown as Policy;
-  };
-
-  it('keeps every connection alive with gRPC keepalive pings etcd accepts (≥ 5 s apart)', () => {
-    const o = buildEtcdOptions({ ...base, endpoints: ['http://a:1'] });
-    expect(o.grpcOptions?.['grpc.keepalive_time_ms']).toBeGreaterThan(5000);
-    expect(o.grpcOptions?.['grpc.keepalive_timeout_ms']).toBeGreaterThan(0);
-  });
-
-  it('with several endpoints, skips one for a while after a transport failure only', async () => {
-    const p = hostPolicy(['http://a:1', 'http://b:2']);
-    const unavailable = new GRPCUnavailableError('14 UNAVAILABLE: etcdserver: no leader');
-    await expect(p.execute(() => Promise.reject(new Error('key not found')))).rejects.toThrow();
-    await expect(p.execute(async () => 'ok')).resolves.toBe('ok'); // not a transport error
-    await expect(p.execute(() => Promise.reject(unavailable))).rejects.toBe(unavailable);
-    let called = false;
-    await expect(
-      p.execute(async () => {
-        called = true;
-        return 'ok';
+  it('casts etcd answers by gRPC code: auth, compaction, no leader', () => {
+    const auth = translateEtcdError('get', answerError('etcdserver: invalid auth token', 16));
+    expect(hasCode(auth, 'E_ETCD_AUTH')).toBe(true);
+    const compacted = translateEtcdError(
+      'watch',
+      new EtcdRequestError('mvcc: required revision has been compacted', {
+        grpcCode: GRPC.OUT_OF_RANGE,
       }),
-    ).rejects.toThrow(/skipped/);
-    expect(called).toBe(false);
+    );
+    expect(hasCode(compacted, 'E_ETCD_COMPACTED')).toBe(true);
+    const noLeader = answerError('etcdserver: no leader', GRPC.UNAVAILABLE);
+    expect(noLeader.memberFailed && noLeader.notApplied).toBe(true);
+    expect(hasCode(translateEtcdError('put', noLeader), 'E_ETCD_UNAVAILABLE')).toBe(true);
+    expect(isRetryable(translateEtcdError('put', noLeader))).toBe(true);
+    expect(answerError('etcdserver: requested lease not found', GRPC.NOT_FOUND).memberFailed).toBe(
+      false,
+    );
   });
 
-  it('with one endpoint, never refuses a call', async () => {
-    const p = hostPolicy(['http://a:1']);
-    const unavailable = new GRPCUnavailableError('14 UNAVAILABLE');
-    await expect(p.execute(() => Promise.reject(unavailable))).rejects.toBe(unavailable);
-    await expect(p.execute(async () => 'ok')).resolves.toBe('ok');
+  it('with several endpoints, stays on one member and skips it for a while after a failure', () => {
+    const t = new HttpTransport({ ...base, endpoints: ['http://a:1', 'http://b:2', 'http://c:3'] });
+    const first = t.pick();
+    expect(t.pick()).toBe(first); // sticky while it answers
+    t.markFailed(first);
+    const second = t.pick();
+    expect(second).not.toBe(first);
+    expect(first.skipUntil - Date.now()).toBeGreaterThan(ENDPOINT_SKIP_MS - 100);
+    t.markFailed(second);
+    const third = t.pick();
+    expect([first, second]).not.toContain(third);
+    t.markFailed(third);
+    // All skipped: the one whose skip ends first, rather than refusing.
+    expect(t.pick()).toBe(first);
+    t.close();
+  });
+
+  it('with one endpoint, never skips it', () => {
+    const t = new HttpTransport({ ...base, endpoints: ['http://a:1'] });
+    const only = t.pick();
+    t.markFailed(only);
+    expect(only.skipUntil).toBe(0);
+    expect(t.pick()).toBe(only);
+    t.close();
   });
 });

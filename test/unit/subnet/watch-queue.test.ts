@@ -1,5 +1,5 @@
 /**
- * The watch queue between etcd3's watcher and the lease watch: responses are delivered as received
+ * The watch queue between the etcd watch and the lease watch: responses are delivered as received
  * while the consumer keeps up; while it lags they coalesce per key (latest event wins), and past its
  * limits it fails with a re-list (E_ETCD_COMPACTED, overflow) instead of growing.
  */

@@ -1,0 +1,313 @@
+/**
+ * etcd's Watch service over the JSON gateway: `POST /v3/watch` with one create request, answered by a
+ * stream of `{"result":WatchResponse}` lines for as long as the HTTP response stays open.
+ *
+ * - Reconnects by itself (flannel's backoff: 100 ms doubling up to 5 s, ±20 % jitter) after a transport
+ *   failure, a member without a leader or the member closing the stream, resuming after the last event
+ *   delivered, on another member when there are several.
+ * - Liveness: HTTP has no gRPC keepalive pings, so while a watch is open it probes its member every
+ *   WATCH_PROBE_MS with a cheap serializable count (which, with require-leader, also fails on a member
+ *   that lost its leader); no answer within WATCH_PROBE_TIMEOUT_MS and the watch moves to another
+ *   member. A partitioned member is noticed within ~8 s.
+ * - Ends for good (onFatal) when etcd cancels the watch: its start revision was compacted (the error
+ *   names the compact revision: re-list), or another reason; and on an authentication failure that a
+ *   fresh token does not cure.
+ */
+import { AbortedError } from '../../errors.js';
+import {
+  arr,
+  b64,
+  bool,
+  gatewayError,
+  header,
+  int64,
+  keyValue,
+  obj,
+  str,
+  type KeyValue,
+  type ResponseHeader,
+} from './json-codec.js';
+import {
+  answerError,
+  EtcdRequestError,
+  GRPC,
+  type Endpoint,
+  type HttpTransport,
+} from './http-transport.js';
+
+export const WATCH_PROBE_MS = 5000;
+export const WATCH_PROBE_TIMEOUT_MS = 3000;
+
+export interface WatchEvent {
+  readonly type: 'PUT' | 'DELETE';
+  readonly kv: KeyValue;
+}
+
+export interface WatchResponse {
+  readonly header: ResponseHeader;
+  readonly events: readonly WatchEvent[];
+  /** The mod revision of the last event (where a resumed watch continues after). */
+  readonly lastRevision: string;
+}
+
+export interface WatchOptions {
+  readonly key: string | Uint8Array;
+  readonly rangeEnd?: string | Uint8Array;
+  /** The first revision delivered. */
+  readonly startRevision: string;
+  /** Values longer than this are not decoded (KeyValue.value null). */
+  readonly maxValueBytes?: number;
+  /**
+   * A watch response longer than this (default MAX_LINE_BYTES) ends the watch for good with
+   * RESOURCE_EXHAUSTED: resuming would fetch the same response again, a re-list reads in pages.
+   */
+  readonly maxLineBytes?: number;
+  /** A response with events. May throw: the watch then ends with that error. */
+  onResponse(res: WatchResponse): void;
+  /** The watch ended for good (compaction, cancel, auth): not called after close(). */
+  onFatal(err: EtcdRequestError): void;
+  onConnected?(endpoint: string): void;
+  onDisconnected?(endpoint: string, err: Error | null): void;
+}
+
+/** Decodes one `result` of the watch stream. */
+export function decodeWatchResponse(
+  v: unknown,
+  maxValueBytes = Infinity,
+): {
+  header: ResponseHeader;
+  created: boolean;
+  canceled: boolean;
+  compactRevision: string;
+  cancelReason: string;
+  events: WatchEvent[];
+} {
+  const r = obj(v, 'watch.result');
+  return {
+    header: header(r['header']),
+    created: bool(r['created'], 'watch.created'),
+    canceled: bool(r['canceled'], 'watch.canceled'),
+    compactRevision: int64(r['compact_revision'], 'watch.compact_revision'),
+    cancelReason: str(r['cancel_reason'], 'watch.cancel_reason'),
+    events: arr(r['events'], 'watch.events').map((e, i) => {
+      const ev = obj(e, `watch.events[${i}]`);
+      const type = ev['type'] === undefined ? 'PUT' : ev['type'];
+      if (type !== 'PUT' && type !== 'DELETE')
+        throw answerError(`watch.events[${i}].type is ${JSON.stringify(type)}`, 2);
+      return { type, kv: keyValue(ev['kv'], `watch.events[${i}].kv`, maxValueBytes) };
+    }),
+  };
+}
+
+function backoff(attempt: number): number {
+  const base = Math.min(100 * 2 ** Math.min(attempt, 16), 5000);
+  return base * (0.8 + Math.random() * 0.4);
+}
+
+/** A running watch; close() stops it (no callbacks after). */
+export class Watch {
+  private closed = false;
+  private closeStream: (() => void) | null = null;
+  private probe: ReturnType<typeof setInterval> | null = null;
+  private sleepTimer: ReturnType<typeof setTimeout> | null = null;
+  private wakeSleep: (() => void) | null = null;
+  private next: bigint;
+  private attempt = 0;
+  private readonly probeAbort = new AbortController();
+
+  constructor(
+    private readonly t: HttpTransport,
+    private readonly o: WatchOptions,
+  ) {
+    this.next = BigInt(o.startRevision);
+    void this.loop();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopStream();
+    this.probeAbort.abort();
+    if (this.sleepTimer) clearTimeout(this.sleepTimer);
+    this.wakeSleep?.();
+  }
+
+  private stopStream(): void {
+    if (this.probe) clearInterval(this.probe);
+    this.probe = null;
+    this.closeStream?.();
+    this.closeStream = null;
+  }
+
+  private fatal(err: EtcdRequestError): void {
+    if (this.closed) return;
+    this.close();
+    this.o.onFatal(err);
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.closed) {
+      let outcome: { err: Error | null; ep: Endpoint | null };
+      try {
+        outcome = await this.once();
+      } catch (err) {
+        outcome = { err: err as Error, ep: null };
+      }
+      if (this.closed) return;
+      const { err, ep } = outcome;
+      if (err instanceof EtcdRequestError && err.grpcCode === GRPC.RESOURCE_EXHAUSTED) {
+        this.fatal(
+          new EtcdRequestError(`watch answer too large (${err.message}): re-list instead`, {
+            grpcCode: GRPC.RESOURCE_EXHAUSTED,
+            cause: err,
+          }),
+        );
+        return;
+      }
+      if (
+        err instanceof EtcdRequestError &&
+        !err.memberFailed &&
+        err.grpcCode === GRPC.UNAUTHENTICATED
+      ) {
+        this.fatal(err);
+        return;
+      }
+      if (ep) this.o.onDisconnected?.(ep.url, err);
+      if (ep && (err === null || (err instanceof EtcdRequestError && err.memberFailed)))
+        this.t.markFailed(ep);
+      await new Promise<void>((resolve) => {
+        this.wakeSleep = resolve;
+        this.sleepTimer = setTimeout(resolve, backoff(this.attempt++));
+      });
+      this.wakeSleep = null;
+    }
+  }
+
+  /** One connection: resolves when it ends (err null: etcd closed it), after a fatal end too. */
+  private async once(): Promise<{ err: Error | null; ep: Endpoint | null }> {
+    let auth: Record<string, string>;
+    try {
+      auth = await this.t.authHeader(this.probeAbort.signal);
+    } catch (err) {
+      if (err instanceof AbortedError) return { err: null, ep: null };
+      // A wrong password is fatal; etcd unreachable is retried.
+      if (err instanceof EtcdRequestError && !err.memberFailed) {
+        this.fatal(err);
+        return { err: null, ep: null };
+      }
+      return { err: err as Error, ep: null };
+    }
+    if (this.closed) return { err: null, ep: null };
+    const ep = this.t.pick();
+    const body = {
+      create_request: {
+        key: b64(this.o.key),
+        ...(this.o.rangeEnd !== undefined ? { range_end: b64(this.o.rangeEnd) } : {}),
+        start_revision: this.next.toString(),
+      },
+    };
+    return new Promise((resolve) => {
+      let settled = false;
+      const end = (err: Error | null): void => {
+        if (settled) return;
+        settled = true;
+        this.stopStream();
+        resolve({ err, ep });
+      };
+      const onMessage = (msg: unknown): void => {
+        if (settled) return;
+        try {
+          const e = gatewayError(msg);
+          if (e) return end(answerError(e.message, e.grpcCode));
+          const r = decodeWatchResponse(obj(msg, 'watch')['result'], this.o.maxValueBytes);
+          if (r.canceled) {
+            if (/invalid auth token/i.test(r.cancelReason)) {
+              this.t.dropToken(auth);
+              this.attempt = 0;
+              return end(new EtcdRequestError(r.cancelReason, { grpcCode: GRPC.UNAVAILABLE }));
+            }
+            if (/no leader/i.test(r.cancelReason))
+              return end(answerError(r.cancelReason, GRPC.UNAVAILABLE));
+            settled = true;
+            this.stopStream();
+            const compacted = r.compactRevision !== '0';
+            this.fatal(
+              new EtcdRequestError(
+                compacted
+                  ? `mvcc: required revision has been compacted (watch from ${this.next} canceled, compact revision ${r.compactRevision})`
+                  : `Watcher canceled: ${r.cancelReason || 'by etcd'}`,
+                {
+                  grpcCode: compacted
+                    ? GRPC.OUT_OF_RANGE
+                    : /auth|permission/i.test(r.cancelReason)
+                      ? GRPC.UNAUTHENTICATED
+                      : 1,
+                },
+              ),
+            );
+            resolve({ err: null, ep: null });
+            return;
+          }
+          if (r.created) {
+            this.attempt = 0;
+            this.o.onConnected?.(ep.url);
+          }
+          if (r.events.length === 0) return;
+          let last = 0n;
+          for (const ev of r.events) {
+            const rev = BigInt(ev.kv.modRevision);
+            if (rev > last) last = rev;
+          }
+          if (last >= this.next) this.next = last + 1n;
+          this.o.onResponse({ header: r.header, events: r.events, lastRevision: last.toString() });
+        } catch (err) {
+          settled = true;
+          this.stopStream();
+          this.fatal(
+            err instanceof EtcdRequestError
+              ? err
+              : new EtcdRequestError((err as Error).message, { grpcCode: 2, cause: err }),
+          );
+          resolve({ err: null, ep: null });
+        }
+      };
+      try {
+        this.closeStream = this.t.stream(ep, '/v3/watch', body, auth, {
+          onMessage,
+          onClose: (err) => end(err),
+          ...(this.o.maxLineBytes !== undefined ? { maxLineBytes: this.o.maxLineBytes } : {}),
+        });
+      } catch (err) {
+        return end(err as Error);
+      }
+      this.probe = setInterval(() => void this.check(ep, end), WATCH_PROBE_MS);
+      this.probe.unref?.();
+    });
+  }
+
+  private probing = false;
+
+  /** The liveness probe: a serializable count of the watched key on the watch's member. */
+  private async check(ep: Endpoint, end: (err: Error | null) => void): Promise<void> {
+    if (this.probing || this.closed) return;
+    this.probing = true;
+    try {
+      await this.t.unary(
+        '/v3/kv/range',
+        { key: b64(this.o.key), count_only: true, serializable: true, limit: '1' },
+        { endpoint: ep, timeoutMs: WATCH_PROBE_TIMEOUT_MS, signal: this.probeAbort.signal },
+      );
+    } catch (err) {
+      if (!this.closed && err instanceof EtcdRequestError && err.memberFailed)
+        end(
+          new EtcdRequestError(`watch member ${ep.url} stopped answering: ${err.message}`, {
+            grpcCode: GRPC.UNAVAILABLE,
+            memberFailed: true,
+            cause: err,
+          }),
+        );
+    } finally {
+      this.probing = false;
+    }
+  }
+}
