@@ -7,7 +7,7 @@
  * peers one by one and prints the etcd → kernel latency (the lease watch path). Extra node flags for weftd can be tried
  * through `NODE_OPTIONS` (spawned daemons inherit the environment), e.g. `NODE_OPTIONS=--lite-mode`.
  * First prints what each dependency costs at start (bench/lib/dep-rss.ts; BENCH_RSS_DEPS=0 skips it).
- * BENCH_RSS_SETTLE=1 also samples VmRSS over 30 s of idleness, BENCH_RSS_SMAPS=1 shows where the resident
+ * BENCH_RSS_SETTLE=1 also samples VmRSS over 30 s of idleness (=N: over N seconds), BENCH_RSS_SMAPS=1 shows where the resident
  * memory is (anonymous vs the node binary's pages), BENCH_RSS_HEAP=1 the V8 heap spaces.
  * Needs root (network namespaces). Usage: `npm run bench:rss`.
  */
@@ -60,7 +60,9 @@ try {
         // RSS over the next seconds of idleness (V8's memory reducer runs GCs once the daemon is idle)
         const pid = wp.daemons[0]!.child.pid!;
         let waited = 0;
-        for (const s of [2, 5, 10, 20, 30]) {
+        const upTo =
+          Number(process.env.BENCH_RSS_SETTLE) > 1 ? Number(process.env.BENCH_RSS_SETTLE) : 30;
+        for (const s of [2, 5, 10, 20, 30, 60, 90, 120, 180, 240, 300].filter((x) => x <= upTo)) {
           await new Promise((r) => setTimeout(r, (s - waited) * 1000));
           waited = s;
           console.log(`idle +${s} s: VmRSS ${mb(rssKiB(pid).rss / 1024)}`);

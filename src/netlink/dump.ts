@@ -49,15 +49,14 @@ export function createDumper(
           else if (kind === 'address') rt.formatAddressMessage(msg as rt.AddressMessage, body);
           else if (kind === 'route') rt.formatRouteMessage(msg as rt.RouteMessage, body);
           else rt.formatNeighborMessage(msg as rt.NeighborMessage, body);
-          const [msgs] = await Promise.race([
+          const [msgs] = await gen.race(
             settled(
               gen.nl.socket.request(type, body.bufs as Uint8Array[], {
                 flags: FlagsGet.DUMP,
                 timeout: dumpTimeout,
               }),
             ),
-            gen.lost,
-          ]);
+          );
           if (msgs.some((m) => (m.flags & NLM_F_DUMP_INTR) !== 0)) {
             if (attempt < DUMP_INTR_RETRIES) continue;
             throw new NetlinkError('E_NETLINK', 'EINTR_DUMP', op, object, undefined, true);

@@ -106,7 +106,7 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
       counters.requests++;
       try {
         const gen = reqSock.current();
-        return await Promise.race([settled(fn(gen.nl, { timeout })), gen.lost]);
+        return await gen.race(settled(fn(gen.nl, { timeout })));
       } catch (err) {
         const e = toNetlinkError(err, op, object);
         counters.errors++;
