@@ -39,8 +39,9 @@
 #define HEADROOM 16            /* in front of every packet (room for a virtio-net header) */
 #define GSO_MAX_BYTES 65000    /* payload of one UDP_SEGMENT send (below the 64 KiB IP limit) */
 #define GSO_MAX_SEGS 64        /* UDP_MAX_SEGMENTS on older kernels */
-/* Bytes read from the TUN per wakeup: bounds how long a loop works on one direction, so that ACKs
- * arriving the other way (UDP -> TUN) wait for at most a few super-packets' worth of segmentation. */
+/* Bytes read from the TUN per wakeup: bounds how long a loop works on one direction, so that
+ * ACKs arriving the other way (UDP -> TUN) wait for at most a few super-packets' worth of
+ * segmentation. */
 #define TX_BUDGET (256u << 10)
 #define LOOP_SOCK_BUF (4 << 20) /* SO_SNDBUF/SO_RCVBUF (the kernel doubles it) */
 
@@ -88,6 +89,8 @@ static inline void loop_wake(int ev_fd) {
 /* Creates the eventfd and the epoll set over fds[EV_TUN], fds[EV_UDP] (either may be -1: not
  * watched) and the eventfd. -errno with *sc naming the call. */
 int loop_epoll_open(int *ep_fd, int *ev_fd, int tun_fd, int udp_fd, const char **sc);
+/* Sets O_NONBLOCK on fd; -errno. */
+int loop_set_nonblock(int fd);
 /* pthread_create with every signal blocked (a loop thread never handles signals); its error. */
 int loop_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 /* Closes the queue to commands, sets *stop, wakes the thread and joins it. */
@@ -100,7 +103,8 @@ struct loop_offloads {
   int udp_gso; /* udp_fd sends with UDP_SEGMENT */
 };
 /* TUN offloads (virtio-net header size, TSO) and the UDP socket's buffers, UDP_GRO and a
- * UDP_SEGMENT probe. name (IFNAMSIZ, may be NULL) gets the TUN's name. -errno from the TUN ioctls. */
+ * UDP_SEGMENT probe. name (IFNAMSIZ, may be NULL) gets the TUN's name. -errno from the TUN
+ * ioctls. */
 int loop_setup_offloads(int tun_fd, int udp_fd, char *name, struct loop_offloads *o);
 
 /* ---- UDP -> TUN ----------------------------------------------------------------------------- */
@@ -226,6 +230,38 @@ static inline int loop_tun_read(int tun_fd, uint8_t *bufs, size_t *lens, int *er
     bytes += (size_t)r;
   }
   return n;
+}
+
+/* Parses a packet read from the TUN (behind its virtio-net header when vnet; vh is zeroed
+ * otherwise): PKT_OK or PKT_MALFORMED. */
+static inline int loop_tun_parse(uint8_t *buf, size_t n, int vnet, struct pkt_vnet_hdr *vh,
+                                 struct pkt_ip *ip) {
+  memset(vh, 0, sizeof(*vh));
+  uint8_t *p = buf;
+  size_t len = n;
+  if (vnet) {
+    if (n < PKT_VNET_HDR_LEN) return PKT_MALFORMED;
+    pkt_vnet_read(buf, vh);
+    p += PKT_VNET_HDR_LEN;
+    len -= PKT_VNET_HDR_LEN;
+  }
+  return pkt_parse(p, len, 0, ip) == PKT_OK ? PKT_OK : PKT_MALFORMED;
+}
+
+/* What to do with a parsed TUN packet: 0 = send it as it is (its checksum finished where the TUN
+ * left it partial), 1 = a TCP super-packet to segment (pkt_tso_segment), or the verdict to drop it
+ * with (PKT_MALFORMED, PKT_UNSUPPORTED) negated. */
+static inline int loop_tun_gso(const struct pkt_vnet_hdr *vh, struct pkt_ip *ip) {
+  int gso = vh->gso_type & ~PKT_VNET_GSO_ECN;
+  if (gso == PKT_VNET_GSO_NONE) {
+    if ((vh->flags & PKT_VNET_F_NEEDS_CSUM) &&
+        pkt_finish_csum(ip->p, ip->len, vh->csum_start, vh->csum_offset) != PKT_OK) {
+      return -PKT_MALFORMED;
+    }
+    return 0;
+  }
+  if (gso != PKT_VNET_GSO_TCPV4 && gso != PKT_VNET_GSO_TCPV6) return -PKT_UNSUPPORTED;
+  return 1;
 }
 
 union loop_gso_ctl {

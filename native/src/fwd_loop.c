@@ -498,22 +498,19 @@ static void send_unreachable(struct fwd *f, const struct pkt_ip *ip) {
   if (write(f->tun_fd, f->icmp_buf, n + off) == (ssize_t)(n + off)) ST_ADD(f, icmp_sent, 1);
 }
 
+/* Counts a TUN packet dropped for verdict v (loop_tun_gso, pkt_tso_segment). */
+static void drop_tso(struct fwd *f, int v) {
+  if (v == PKT_MALFORMED) {
+    ST_ADD(f, drop_malformed, 1);
+  } else {
+    ST_ADD(f, drop_unsupported, 1);
+  }
+}
+
 static void tun_packet(struct fwd *f, uint8_t *buf, size_t n) {
   struct pkt_vnet_hdr vh;
-  memset(&vh, 0, sizeof(vh));
-  uint8_t *p = buf;
-  size_t len = n;
-  if (f->vnet) {
-    if (n < PKT_VNET_HDR_LEN) {
-      ST_ADD(f, drop_malformed, 1);
-      return;
-    }
-    pkt_vnet_read(buf, &vh);
-    p += PKT_VNET_HDR_LEN;
-    len -= PKT_VNET_HDR_LEN;
-  }
   struct pkt_ip ip;
-  if (pkt_parse(p, len, 0, &ip) != PKT_OK) {
+  if (loop_tun_parse(buf, n, f->vnet, &vh, &ip) != PKT_OK) {
     ST_ADD(f, drop_malformed, 1);
     return;
   }
@@ -527,30 +524,21 @@ static void tun_packet(struct fwd *f, uint8_t *buf, size_t n) {
     ST_ADD(f, drop_ttl, 1);
     return;
   }
-  int gso = vh.gso_type & ~PKT_VNET_GSO_ECN;
-  if (gso == PKT_VNET_GSO_NONE) {
-    if ((vh.flags & PKT_VNET_F_NEEDS_CSUM) &&
-        pkt_finish_csum(ip.p, ip.len, vh.csum_start, vh.csum_offset) != PKT_OK) {
-      ST_ADD(f, drop_malformed, 1);
-      return;
-    }
-    tx_reserve(f, 1, 1, 0);
-    tx_add(f, r, ip.p, ip.len, NULL, 0);
+  int gso = loop_tun_gso(&vh, &ip);
+  if (gso < 0) {
+    drop_tso(f, -gso);
     return;
   }
-  if (gso != PKT_VNET_GSO_TCPV4 && gso != PKT_VNET_GSO_TCPV6) {
-    ST_ADD(f, drop_unsupported, 1);
+  if (gso == 0) {
+    tx_reserve(f, 1, 1, 0);
+    tx_add(f, r, ip.p, ip.len, NULL, 0);
     return;
   }
   tx_reserve(f, PKT_MAX_SEGS, 2 * PKT_MAX_SEGS, PKT_MAX_SEGS);
   int ns = pkt_tso_segment(&ip, vh.gso_size, f->hdr_arena + f->nhdr * PKT_MAX_HDR, f->segs,
                            PKT_MAX_SEGS);
   if (ns < 0) {
-    if (-ns == PKT_MALFORMED) {
-      ST_ADD(f, drop_malformed, 1);
-    } else {
-      ST_ADD(f, drop_unsupported, 1);
-    }
+    drop_tso(f, -ns);
     return;
   }
   f->nhdr += (size_t)ns;
@@ -798,7 +786,9 @@ static int start_worker(struct fwd *f, const char **sc) {
   int rc = loop_epoll_open(&f->ep_fd, &f->ev_fd, f->role == ROLE_RX ? -1 : f->tun_fd,
                            f->role == ROLE_TX ? -1 : f->udp_fd, sc);
   if (rc < 0) return rc;
-  if (f->udp_bufs) loop_rx_init(f->rx_msgs, f->rx_iov, f->rx_addr, sizeof(f->rx_addr[0]), f->rx_ctl, f->udp_bufs);
+  if (f->udp_bufs) {
+    loop_rx_init(f->rx_msgs, f->rx_iov, f->rx_addr, sizeof(f->rx_addr[0]), f->rx_ctl, f->udp_bufs);
+  }
   ST_SET(f, running, 1);
   int pe = loop_thread_start(&f->thread, loop_main, f);
   if (pe != 0) {
@@ -892,9 +882,7 @@ int fwd_open(const struct fwd_config *cfg, struct fwd **out, const char **sc) {
     *sc = "ioctl";
     goto fail;
   }
-  int fl = fcntl(cfg->tun_fd, F_GETFL);
-  if (fl < 0 || fcntl(cfg->tun_fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-    err = -errno;
+  if ((err = loop_set_nonblock(cfg->tun_fd)) < 0) {
     *sc = "fcntl";
     goto fail;
   }

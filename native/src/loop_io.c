@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "loop_io.h"
 
+#include <fcntl.h>
 #include <linux/if_tun.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -86,6 +87,12 @@ int loop_epoll_open(int *ep_fd, int *ev_fd, int tun_fd, int udp_fd, const char *
       return -errno;
     }
   }
+  return 0;
+}
+
+int loop_set_nonblock(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -errno;
   return 0;
 }
 

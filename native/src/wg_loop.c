@@ -680,22 +680,19 @@ static void tx_segments(struct wgl *w, struct wg_peer *p, struct pkt_seg *segs, 
   wg_tx_done(w->dev, p, kp, (unsigned)n, bytes, w->now);
 }
 
+/* Counts a TUN packet dropped for verdict v (loop_tun_gso, pkt_tso_segment). */
+static void drop_tso(struct wgl *w, int v) {
+  if (v == PKT_MALFORMED) {
+    ST_ADD(w, drop_malformed, 1);
+  } else {
+    ST_ADD(w, drop_unsupported, 1);
+  }
+}
+
 static void tun_packet(struct wgl *w, uint8_t *buf, size_t n) {
   struct pkt_vnet_hdr vh;
-  memset(&vh, 0, sizeof(vh));
-  uint8_t *p = buf;
-  size_t len = n;
-  if (w->vnet) {
-    if (n < PKT_VNET_HDR_LEN) {
-      ST_ADD(w, drop_malformed, 1);
-      return;
-    }
-    pkt_vnet_read(buf, &vh);
-    p += PKT_VNET_HDR_LEN;
-    len -= PKT_VNET_HDR_LEN;
-  }
   struct pkt_ip ip;
-  if (pkt_parse(p, len, 0, &ip) != PKT_OK) {
+  if (loop_tun_parse(buf, n, w->vnet, &vh, &ip) != PKT_OK) {
     ST_ADD(w, drop_malformed, 1);
     return;
   }
@@ -705,13 +702,12 @@ static void tun_packet(struct wgl *w, uint8_t *buf, size_t n) {
     ST_ADD(w, drop_no_route, 1);
     return;
   }
-  int gso = vh.gso_type & ~PKT_VNET_GSO_ECN;
-  if (gso == PKT_VNET_GSO_NONE) {
-    if ((vh.flags & PKT_VNET_F_NEEDS_CSUM) &&
-        pkt_finish_csum(ip.p, ip.len, vh.csum_start, vh.csum_offset) != PKT_OK) {
-      ST_ADD(w, drop_malformed, 1);
-      return;
-    }
+  int gso = loop_tun_gso(&vh, &ip);
+  if (gso < 0) {
+    drop_tso(w, -gso);
+    return;
+  }
+  if (gso == 0) {
     struct pkt_seg one = {.hdr = ip.p, .hdr_len = (uint16_t)(ip.len > 65535 ? 0 : ip.len),
                           .payload = NULL, .payload_len = 0};
     if (ip.len > w->mtu) { /* larger than the device MTU: cannot happen from a sane TUN */
@@ -721,17 +717,9 @@ static void tun_packet(struct wgl *w, uint8_t *buf, size_t n) {
     tx_segments(w, peer, &one, 1);
     return;
   }
-  if (gso != PKT_VNET_GSO_TCPV4 && gso != PKT_VNET_GSO_TCPV6) {
-    ST_ADD(w, drop_unsupported, 1);
-    return;
-  }
   int ns = pkt_tso_segment(&ip, vh.gso_size, w->hdr_arena, w->segs, PKT_MAX_SEGS);
   if (ns < 0) {
-    if (-ns == PKT_MALFORMED) {
-      ST_ADD(w, drop_malformed, 1);
-    } else {
-      ST_ADD(w, drop_unsupported, 1);
-    }
+    drop_tso(w, -ns);
     return;
   }
   for (int i = 0; i < ns; i++) {
@@ -975,9 +963,7 @@ int wgl_open(const struct wgl_config *cfg, struct wgl **out, const char **sc) {
     *sc = "ioctl";
     goto fail;
   }
-  int fl = fcntl(cfg->tun_fd, F_GETFL);
-  if (fl < 0 || fcntl(cfg->tun_fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-    err = -errno;
+  if ((err = loop_set_nonblock(cfg->tun_fd)) < 0) {
     *sc = "fcntl";
     goto fail;
   }
