@@ -77,6 +77,14 @@ static inline int loop_cmdq_pending(struct loop_cmdq *q) {
   return __atomic_load_n(&q->pending, __ATOMIC_ACQUIRE);
 }
 
+/* 1 if family is 4 or 6 and len a prefix length of it. */
+static inline int loop_prefix_ok(int family, int len) {
+  return (family == 4 || family == 6) && len >= 0 && len <= (family == 4 ? 32 : 128);
+}
+
+/* Clears the bits of addr (16 bytes; IPv4 in the first 4) beyond the prefix length. */
+void loop_mask_prefix(uint8_t addr[16], int family, int len);
+
 /* Wakes the loop (EAGAIN only when the counter is saturated: the loop is awake anyway). */
 static inline void loop_wake(int ev_fd) {
   uint64_t one = 1;

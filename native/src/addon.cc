@@ -28,9 +28,7 @@ using weft_napi::TypeErr;
 Napi::Value OpenTun(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (info.Length() < 3 || !info[0].IsString() || !info[1].IsBoolean() || !info[2].IsBoolean()) {
-    Napi::TypeError::New(env, "openTun(name: string, vnetHdr: boolean, multiQueue: boolean)")
-        .ThrowAsJavaScriptException();
-    return env.Undefined();
+    return TypeErr(env, "openTun(name: string, vnetHdr: boolean, multiQueue: boolean)");
   }
   std::string name = info[0].As<Napi::String>().Utf8Value();
   int flags = 0;
@@ -54,8 +52,7 @@ Napi::Value OpenTun(const Napi::CallbackInfo &info) {
 Napi::Value SetNs(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
-    Napi::TypeError::New(env, "setns(fd: number, nstype: number)").ThrowAsJavaScriptException();
-    return env.Undefined();
+    return TypeErr(env, "setns(fd: number, nstype: number)");
   }
   int fd = info[0].As<Napi::Number>().Int32Value();
   int nstype = info[1].As<Napi::Number>().Int32Value();
@@ -230,31 +227,27 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
     fwd_get_stats(fwd_, &s);
     Napi::Object o = Napi::Object::New(env);
     weft_napi::SetTrafficStats(env, o, s);
-#define F(js, c) o.Set(js, Napi::Number::New(env, static_cast<double>(s.c)))
-    F("icmpSent", icmp_sent);
-    F("dropNoRoute", drop_no_route);
-    F("dropUnknownPeer", drop_unknown_peer);
-    F("dropBadInnerSource", drop_bad_inner_source);
-    F("dropMalformed", drop_malformed);
-    F("dropTtl", drop_ttl);
-    F("dropUnsupported", drop_unsupported);
-    F("dropTunWrite", drop_tun_write);
-    F("dropUdpSend", drop_udp_send);
-    F("dropBadInnerDest", drop_bad_inner_dest);
-    F("dropBadChecksum", drop_bad_csum);
-    F("dropCongested", drop_congested);
-    F("commandsFailed", commands_failed);
-    F("peerSockets", peer_sockets);
-    F("commandsQueued", commands_queued);
-    F("commandsApplied", commands_applied);
-    F("routes", routes);
-#undef F
+    WEFT_STAT("icmpSent", icmp_sent);
+    WEFT_STAT("dropNoRoute", drop_no_route);
+    WEFT_STAT("dropUnknownPeer", drop_unknown_peer);
+    WEFT_STAT("dropBadInnerSource", drop_bad_inner_source);
+    WEFT_STAT("dropMalformed", drop_malformed);
+    WEFT_STAT("dropTtl", drop_ttl);
+    WEFT_STAT("dropUnsupported", drop_unsupported);
+    WEFT_STAT("dropTunWrite", drop_tun_write);
+    WEFT_STAT("dropUdpSend", drop_udp_send);
+    WEFT_STAT("dropBadInnerDest", drop_bad_inner_dest);
+    WEFT_STAT("dropBadChecksum", drop_bad_csum);
+    WEFT_STAT("dropCongested", drop_congested);
+    WEFT_STAT("commandsFailed", commands_failed);
+    WEFT_STAT("peerSockets", peer_sockets);
+    WEFT_STAT("commandsQueued", commands_queued);
+    WEFT_STAT("commandsApplied", commands_applied);
+    WEFT_STAT("routes", routes);
     weft_napi::SetOffloadStats(env, o, s);
-#define F(js, c) o.Set(js, Napi::Number::New(env, static_cast<double>(s.c)))
-    F("threads", threads);
-    F("running", running);
-    F("fatalErrno", fatal_errno);
-#undef F
+    WEFT_STAT("threads", threads);
+    WEFT_STAT("running", running);
+    WEFT_STAT("fatalErrno", fatal_errno);
     return o;
   }
 

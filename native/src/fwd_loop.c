@@ -242,15 +242,6 @@ static void ps_sync(struct fwd *f, const struct cmd *cmds, size_t n) {
 
 /* ---- control ------------------------------------------------------------------------------- */
 
-static void mask_prefix(struct fwd_prefix *p) {
-  int bytes = p->family == 4 ? 4 : 16;
-  for (int i = 0; i < 16; i++) {
-    int bits = p->len - i * 8;
-    uint8_t m = i >= bytes || bits <= 0 ? 0 : bits >= 8 ? 0xff : (uint8_t)(0xff << (8 - bits));
-    p->addr[i] &= m;
-  }
-}
-
 /* 1 if `addr` (4 or 16 bytes) of `family` lies in one of this host's own subnets. */
 static int is_local(const struct fwd *f, int family, const uint8_t *addr) {
   for (int i = 0; i < f->nlocal; i++) {
@@ -298,7 +289,7 @@ static void apply_commands(struct fwd *f) {
       p->family = c->family;
       p->len = c->len;
       memcpy(p->addr, c->addr, 16);
-      mask_prefix(p);
+      loop_mask_prefix(p->addr, p->family, p->len);
     }
   }
   if (f->role != ROLE_RX) ps_sync(f, cmds, n); /* only the sending side needs peer sockets */
@@ -326,7 +317,7 @@ static int queue_cmd(struct fwd *f, const struct cmd *c) { return queue_all(f, c
 
 int fwd_set_route(struct fwd *f, int family, const uint8_t *addr, int len, uint32_t peer_ip,
                   uint16_t port) {
-  if ((family != 4 && family != 6) || len < 0 || len > (family == 4 ? 32 : 128)) return -EINVAL;
+  if (!loop_prefix_ok(family, len)) return -EINVAL;
   struct cmd c = {.op = CMD_SET, .family = (uint8_t)family, .len = (uint8_t)len, .peer = peer_ip,
                   .port = port};
   memcpy(c.addr, addr, family == 4 ? 4 : 16);
@@ -334,7 +325,7 @@ int fwd_set_route(struct fwd *f, int family, const uint8_t *addr, int len, uint3
 }
 
 int fwd_del_route(struct fwd *f, int family, const uint8_t *addr, int len) {
-  if ((family != 4 && family != 6) || len < 0 || len > (family == 4 ? 32 : 128)) return -EINVAL;
+  if (!loop_prefix_ok(family, len)) return -EINVAL;
   struct cmd c = {.op = CMD_DEL, .family = (uint8_t)family, .len = (uint8_t)len};
   memcpy(c.addr, addr, family == 4 ? 4 : 16);
   return queue_cmd(f, &c);
@@ -347,7 +338,7 @@ int fwd_set_local(struct fwd *f, const struct fwd_prefix *p, int n) {
   c[0].op = CMD_LOCAL_RESET;
   for (int i = 0; i < n; i++) {
     int fam = p[i].family;
-    if ((fam != 4 && fam != 6) || p[i].len > (fam == 4 ? 32 : 128)) return -EINVAL;
+    if (!loop_prefix_ok(fam, p[i].len)) return -EINVAL;
     c[i + 1].op = CMD_LOCAL_ADD;
     c[i + 1].family = (uint8_t)fam;
     c[i + 1].len = p[i].len;

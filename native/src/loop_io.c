@@ -68,6 +68,14 @@ void *loop_cmdq_take(struct loop_cmdq *q, size_t *n) {
   return cmds;
 }
 
+void loop_mask_prefix(uint8_t addr[16], int family, int len) {
+  int bytes = family == 4 ? 4 : 16;
+  for (int i = 0; i < 16; i++) {
+    int bits = len - i * 8;
+    addr[i] &= i >= bytes || bits <= 0 ? 0 : bits >= 8 ? 0xff : (uint8_t)(0xff << (8 - bits));
+  }
+}
+
 /* ---- setup and lifecycle -------------------------------------------------------------------- */
 
 int loop_epoll_open(int *ep_fd, int *ev_fd, int tun_fd, int udp_fd, const char **sc) {

@@ -15,29 +15,15 @@
 namespace weft_napi {
 
 inline const char *ErrnoName(int err) {
+#define E(x) \
+  case x: return #x;
   switch (err) {
-    case EPERM: return "EPERM";
-    case ENOENT: return "ENOENT";
-    case EACCES: return "EACCES";
-    case EBUSY: return "EBUSY";
-    case EEXIST: return "EEXIST";
-    case ENODEV: return "ENODEV";
-    case EINVAL: return "EINVAL";
-    case EMFILE: return "EMFILE";
-    case ENFILE: return "ENFILE";
-    case ENOMEM: return "ENOMEM";
-    case EBADFD: return "EBADFD";
-    case EBADF: return "EBADF";
-    case EADDRINUSE: return "EADDRINUSE";
-    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
-    case EAFNOSUPPORT: return "EAFNOSUPPORT";
-    case ENOTTY: return "ENOTTY";
-    case ESHUTDOWN: return "ESHUTDOWN";
-    case EIO: return "EIO";
-    case EAGAIN: return "EAGAIN";
-    case ENOSPC: return "ENOSPC";
+    E(EPERM) E(ENOENT) E(EACCES) E(EBUSY) E(EEXIST) E(ENODEV) E(EINVAL) E(EMFILE) E(ENFILE)
+    E(ENOMEM) E(EBADFD) E(EBADF) E(EADDRINUSE) E(EADDRNOTAVAIL) E(EAFNOSUPPORT) E(ENOTTY)
+    E(ESHUTDOWN) E(EIO) E(EAGAIN) E(ENOSPC)
     default: return "EUNKNOWN";
   }
+#undef E
 }
 
 // "what: syscall CODE (text)" with code, errno (negative, as libuv's) and syscall set.
@@ -77,32 +63,30 @@ inline bool FamilyAddr(const Napi::CallbackInfo &info, size_t fi, size_t ai, con
   return false;
 }
 
-// The traffic and offload counters both loops keep under the same names (s: fwd_stats or
-// wgl_stats), set on o in the order JS has always seen them.
+// The counters both loops keep under the same names (s: fwd_stats or wgl_stats), set on o in the
+// order JS has always seen them: the traffic ones first ...
+#define WEFT_STAT(js, c) o.Set(js, Napi::Number::New(env, static_cast<double>(s.c)))
 template <class S>
 void SetTrafficStats(Napi::Env env, Napi::Object o, const S &s) {
-#define F(js, c) o.Set(js, Napi::Number::New(env, static_cast<double>(s.c)))
-  F("txPackets", tx_packets);
-  F("txBytes", tx_bytes);
-  F("rxPackets", rx_packets);
-  F("rxBytes", rx_bytes);
-  F("tunReads", tun_reads);
-  F("tunWrites", tun_writes);
-  F("tsoPackets", tso_packets);
-  F("gsoSends", gso_sends);
-  F("groReceives", gro_receives);
-  F("coalescedWrites", coalesced_writes);
-#undef F
+  WEFT_STAT("txPackets", tx_packets);
+  WEFT_STAT("txBytes", tx_bytes);
+  WEFT_STAT("rxPackets", rx_packets);
+  WEFT_STAT("rxBytes", rx_bytes);
+  WEFT_STAT("tunReads", tun_reads);
+  WEFT_STAT("tunWrites", tun_writes);
+  WEFT_STAT("tsoPackets", tso_packets);
+  WEFT_STAT("gsoSends", gso_sends);
+  WEFT_STAT("groReceives", gro_receives);
+  WEFT_STAT("coalescedWrites", coalesced_writes);
 }
 
+// ... and the offload flags after the loop's own.
 template <class S>
 void SetOffloadStats(Napi::Env env, Napi::Object o, const S &s) {
-#define F(js, c) o.Set(js, Napi::Number::New(env, static_cast<double>(s.c)))
-  F("offVnetHdr", off_vnet_hdr);
-  F("offTso", off_tso);
-  F("offUdpGso", off_udp_gso);
-  F("offUdpGro", off_udp_gro);
-#undef F
+  WEFT_STAT("offVnetHdr", off_vnet_hdr);
+  WEFT_STAT("offTso", off_tso);
+  WEFT_STAT("offUdpGso", off_udp_gso);
+  WEFT_STAT("offUdpGro", off_udp_gro);
 }
 
 // A loop thread's fatal error, handed to a JS callback on the main thread through a threadsafe

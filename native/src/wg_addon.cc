@@ -243,9 +243,7 @@ class WgDevice : public Napi::ObjectWrap<WgDevice> {
     F("commandsApplied", commands_applied);
     F("peers", peers);
     F("allowedIps", allowed_ips);
-#undef F
     weft_napi::SetOffloadStats(env, st, s);
-#define F(js, c) st.Set(js, Napi::Number::New(env, static_cast<double>(s.c)))
     F("running", running);
     F("fatalErrno", fatal_errno);
 #undef F

@@ -281,18 +281,6 @@ static void plist_remove(struct prefix_list *l, const struct prefix *p) {
   }
 }
 
-static void mask_prefix(struct prefix *p) {
-  int bytes = p->family == 4 ? 4 : 16;
-  for (int i = 0; i < 16; i++) {
-    int bits = p->len - i * 8;
-    if (i >= bytes || bits <= 0) {
-      p->addr[i] = 0;
-    } else if (bits < 8) {
-      p->addr[i] &= (uint8_t)(0xff << (8 - bits));
-    }
-  }
-}
-
 /* The slot owning exactly this prefix, or -1. */
 static long exact_owner(struct wgl *w, const struct prefix *p) {
   const struct rt_route *r = rt_lookup(w->rt, p->family, p->addr);
@@ -301,7 +289,7 @@ static long exact_owner(struct wgl *w, const struct prefix *p) {
 }
 
 static void del_allowed(struct wgl *w, struct prefix *p) {
-  mask_prefix(p);
+  loop_mask_prefix(p->addr, p->family, p->len);
   long owner = exact_owner(w, p);
   if (owner < 0) return;
   rt_del(w->rt, p->family, p->addr, p->len);
@@ -342,7 +330,7 @@ static void apply_cmd(struct wgl *w, struct cmd *c) {
     case CMD_ALLOWED: {
       p = wg_peer_find(w->dev, c->pub);
       if (!p) break;
-      mask_prefix(&pf);
+      loop_mask_prefix(pf.addr, pf.family, pf.len);
       long owner = exact_owner(w, &pf);
       if (owner == (long)p->slot) break;
       struct prefix_list *l = plist(w, p->slot);
@@ -512,7 +500,7 @@ int wgl_initiate(struct wgl *w, const uint8_t pub[32]) {
 
 static int prefix_cmd(struct wgl *w, int op, const uint8_t *pub, int family, const uint8_t *addr,
                       int len) {
-  if ((family != 4 && family != 6) || len < 0 || len > (family == 4 ? 32 : 128)) return -EINVAL;
+  if (!loop_prefix_ok(family, len)) return -EINVAL;
   struct cmd c;
   memset(&c, 0, sizeof(c));
   c.op = (uint8_t)op;
