@@ -4,12 +4,12 @@
 #include <napi.h>
 
 #include <cerrno>
-#include <new>
 #include <cstring>
 #include <linux/if.h>
 #include <sched.h>
 
 #include "fwd.h"
+#include "napi_util.h"
 #include "sd_notify_napi.h"
 #include "tun.h"
 
@@ -19,58 +19,16 @@ void Init(Napi::Env env, Napi::Object exports);  // wg_addon.cc: the WireGuard e
 
 namespace {
 
-const char *ErrnoName(int err) {
-  switch (err) {
-    case EPERM: return "EPERM";
-    case ENOENT: return "ENOENT";
-    case EACCES: return "EACCES";
-    case EBUSY: return "EBUSY";
-    case EEXIST: return "EEXIST";
-    case ENODEV: return "ENODEV";
-    case EINVAL: return "EINVAL";
-    case EMFILE: return "EMFILE";
-    case ENFILE: return "ENFILE";
-    case ENOMEM: return "ENOMEM";
-    case EBADFD: return "EBADFD";
-    case EBADF: return "EBADF";
-    case EADDRINUSE: return "EADDRINUSE";
-    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
-    case EAFNOSUPPORT: return "EAFNOSUPPORT";
-    case ENOTTY: return "ENOTTY";
-    case ESHUTDOWN: return "ESHUTDOWN";
-    case EIO: return "EIO";
-    case EAGAIN: return "EAGAIN";
-    case ENOSPC: return "ENOSPC";
-    default: return "EUNKNOWN";
-  }
-}
-
-Napi::Error MakeErrnoError(Napi::Env env, int err, const char *syscall, const std::string &what) {
-  std::string msg = what + ": " + syscall + " " + ErrnoName(err) + " (" + strerror(err) + ")";
-  Napi::Error e = Napi::Error::New(env, msg);
-  e.Set("code", Napi::String::New(env, ErrnoName(err)));
-  e.Set("errno", Napi::Number::New(env, -err));
-  e.Set("syscall", Napi::String::New(env, syscall));
-  return e;
-}
-
-Napi::Value ErrnoError(Napi::Env env, int err, const char *syscall, const std::string &what) {
-  MakeErrnoError(env, err, syscall, what).ThrowAsJavaScriptException();
-  return env.Undefined();
-}
-
-Napi::Value TypeErr(Napi::Env env, const char *msg) {
-  Napi::TypeError::New(env, msg).ThrowAsJavaScriptException();
-  return env.Undefined();
-}
+using weft_napi::ErrnoError;
+using weft_napi::ErrnoName;
+using weft_napi::FamilyAddr;
+using weft_napi::TypeErr;
 
 // openTun(name: string, vnetHdr: boolean, multiQueue: boolean, persist?: boolean): { fd, name }
 Napi::Value OpenTun(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (info.Length() < 3 || !info[0].IsString() || !info[1].IsBoolean() || !info[2].IsBoolean()) {
-    Napi::TypeError::New(env, "openTun(name: string, vnetHdr: boolean, multiQueue: boolean)")
-        .ThrowAsJavaScriptException();
-    return env.Undefined();
+    return TypeErr(env, "openTun(name: string, vnetHdr: boolean, multiQueue: boolean)");
   }
   std::string name = info[0].As<Napi::String>().Utf8Value();
   int flags = 0;
@@ -94,8 +52,7 @@ Napi::Value OpenTun(const Napi::CallbackInfo &info) {
 Napi::Value SetNs(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
-    Napi::TypeError::New(env, "setns(fd: number, nstype: number)").ThrowAsJavaScriptException();
-    return env.Undefined();
+    return TypeErr(env, "setns(fd: number, nstype: number)");
   }
   int fd = info[0].As<Napi::Number>().Int32Value();
   int nstype = info[1].As<Napi::Number>().Int32Value();
@@ -108,11 +65,6 @@ Napi::Value SetNs(const Napi::CallbackInfo &info) {
 // environment's teardown) stops and joins the loop thread before anything is freed. A fatal loop
 // error reaches JS through a threadsafe function (unref'd: it never keeps the process alive); the
 // callback runs on the main thread and any exception it throws goes to 'uncaughtException'.
-struct FatalInfo {
-  int err;
-  const char *syscall;
-};
-
 class Forwarder : public Napi::ObjectWrap<Forwarder> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -138,21 +90,14 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
               "onFatal: function)");
       return;
     }
-    napi_value resource = Napi::String::New(env, "weft.forwarder.fatal");
-    if (napi_create_threadsafe_function(env, info[4], nullptr, resource, 0, 1, nullptr, nullptr,
-                                        this, CallFatal, &tsfn_) != napi_ok) {
-      Napi::Error::New(env, "cannot create the forwarder's threadsafe function")
-          .ThrowAsJavaScriptException();
-      return;
-    }
-    napi_unref_threadsafe_function(env, tsfn_);
+    if (!fatal_.Create(env, info[4], "weft.forwarder.fatal", "forwarder")) return;
     fwd_config cfg{};
     cfg.tun_fd = info[0].As<Napi::Number>().Int32Value();
     memcpy(&cfg.bind_ip, info[1].As<Napi::Buffer<uint8_t>>().Data(), 4);
     cfg.port = static_cast<uint16_t>(info[2].As<Napi::Number>().Uint32Value());
     cfg.mtu = static_cast<uint16_t>(info[3].As<Napi::Number>().Uint32Value());
-    cfg.on_fatal = OnFatal;
-    cfg.ctx = this;
+    cfg.on_fatal = weft_napi::FatalNotifier::OnFatal;
+    cfg.ctx = &fatal_;
     if (info.Length() > 5 && info[5].IsNumber()) cfg.max_routes = info[5].As<Napi::Number>().Uint32Value();
     if (info.Length() > 6 && info[6].IsNumber()) cfg.threads = info[6].As<Napi::Number>().Int32Value();
     if (info.Length() > 7 && info[7].IsNumber()) cfg.nice = info[7].As<Napi::Number>().Int32Value();
@@ -160,8 +105,7 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
     int rc = fwd_open(&cfg, &fwd_, &syscall);
     if (rc < 0) {
       fwd_ = nullptr;
-      napi_release_threadsafe_function(tsfn_, napi_tsfn_abort);
-      tsfn_ = nullptr;
+      fatal_.Abort();
       ErrnoError(env, -rc, syscall, "cannot start the forwarder");
       return;
     }
@@ -179,10 +123,7 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
       fwd_ = nullptr;
       if (remove_hook) napi_remove_env_cleanup_hook(env_, Teardown, this);
     }
-    if (tsfn_ != nullptr) {
-      napi_release_threadsafe_function(tsfn_, napi_tsfn_release);
-      tsfn_ = nullptr;
-    }
+    fatal_.Release();
   }
 
   static void Teardown(void *arg) {
@@ -191,34 +132,7 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
       fwd_close(self->fwd_);  // join before the environment (and the threadsafe function) goes
       self->fwd_ = nullptr;
     }
-    self->tsfn_ = nullptr;  // finalized by the environment's own teardown
-  }
-
-  // Loop thread: hand the error to the main thread. Never blocks, never throws.
-  static void OnFatal(void *ctx, int err, const char *syscall) {
-    Forwarder *self = static_cast<Forwarder *>(ctx);
-    FatalInfo *fi = new (std::nothrow) FatalInfo{err, syscall};
-    if (fi == nullptr) return;
-    if (napi_call_threadsafe_function(self->tsfn_, fi, napi_tsfn_nonblocking) != napi_ok) delete fi;
-  }
-
-  // Main thread.
-  static void CallFatal(napi_env env, napi_value js_cb, void *, void *data) {
-    FatalInfo *fi = static_cast<FatalInfo *>(data);
-    if (env != nullptr && js_cb != nullptr) {
-      Napi::Env e(env);
-      Napi::HandleScope scope(e);
-      Napi::Error err = MakeErrnoError(e, fi->err, fi->syscall, "forwarder stopped");
-      napi_value argv[1] = {err.Value()};
-      napi_value undefined;
-      napi_get_undefined(env, &undefined);
-      if (napi_call_function(env, undefined, js_cb, 1, argv, nullptr) == napi_pending_exception) {
-        napi_value ex;
-        napi_get_and_clear_last_exception(env, &ex);
-        napi_fatal_exception(env, ex);
-      }
-    }
-    delete fi;
+    self->fatal_.Forget();  // finalized by the environment's own teardown
   }
 
   bool CheckOpen(Napi::Env env) {
@@ -237,11 +151,9 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
                      "setRoute(family: 4|6, addr: Buffer, prefixLen: number, peerIp: Buffer(4), "
                      "port: number)");
     }
-    int family = info[0].As<Napi::Number>().Int32Value();
-    auto addr = info[1].As<Napi::Buffer<uint8_t>>();
-    if ((family != 4 && family != 6) || addr.Length() != (family == 4 ? 4u : 16u)) {
-      return TypeErr(env, "setRoute: family must be 4 or 6 and addr 4 or 16 bytes");
-    }
+    int family;
+    Napi::Buffer<uint8_t> addr;
+    if (!FamilyAddr(info, 0, 1, "setRoute", "addr", &family, &addr)) return env.Undefined();
     if (!CheckOpen(env)) return env.Undefined();
     uint32_t peer;
     memcpy(&peer, info[3].As<Napi::Buffer<uint8_t>>().Data(), 4);
@@ -257,11 +169,9 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
     if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsBuffer() || !info[2].IsNumber()) {
       return TypeErr(env, "deleteRoute(family: 4|6, addr: Buffer, prefixLen: number)");
     }
-    int family = info[0].As<Napi::Number>().Int32Value();
-    auto addr = info[1].As<Napi::Buffer<uint8_t>>();
-    if ((family != 4 && family != 6) || addr.Length() != (family == 4 ? 4u : 16u)) {
-      return TypeErr(env, "deleteRoute: family must be 4 or 6 and addr 4 or 16 bytes");
-    }
+    int family;
+    Napi::Buffer<uint8_t> addr;
+    if (!FamilyAddr(info, 0, 1, "deleteRoute", "addr", &family, &addr)) return env.Undefined();
     if (!CheckOpen(env)) return env.Undefined();
     int rc = fwd_del_route(fwd_, family, addr.Data(), info[2].As<Napi::Number>().Int32Value());
     if (rc < 0) return ErrnoError(env, -rc, "deleteRoute", "cannot queue route deletion");
@@ -316,42 +226,28 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
     fwd_stats s{};
     fwd_get_stats(fwd_, &s);
     Napi::Object o = Napi::Object::New(env);
-#define F(js, c) o.Set(js, Napi::Number::New(env, static_cast<double>(s.c)))
-    F("txPackets", tx_packets);
-    F("txBytes", tx_bytes);
-    F("rxPackets", rx_packets);
-    F("rxBytes", rx_bytes);
-    F("tunReads", tun_reads);
-    F("tunWrites", tun_writes);
-    F("tsoPackets", tso_packets);
-    F("gsoSends", gso_sends);
-    F("groReceives", gro_receives);
-    F("coalescedWrites", coalesced_writes);
-    F("icmpSent", icmp_sent);
-    F("dropNoRoute", drop_no_route);
-    F("dropUnknownPeer", drop_unknown_peer);
-    F("dropBadInnerSource", drop_bad_inner_source);
-    F("dropMalformed", drop_malformed);
-    F("dropTtl", drop_ttl);
-    F("dropUnsupported", drop_unsupported);
-    F("dropTunWrite", drop_tun_write);
-    F("dropUdpSend", drop_udp_send);
-    F("dropBadInnerDest", drop_bad_inner_dest);
-    F("dropBadChecksum", drop_bad_csum);
-    F("dropCongested", drop_congested);
-    F("commandsFailed", commands_failed);
-    F("peerSockets", peer_sockets);
-    F("commandsQueued", commands_queued);
-    F("commandsApplied", commands_applied);
-    F("routes", routes);
-    F("offVnetHdr", off_vnet_hdr);
-    F("offTso", off_tso);
-    F("offUdpGso", off_udp_gso);
-    F("offUdpGro", off_udp_gro);
-    F("threads", threads);
-    F("running", running);
-    F("fatalErrno", fatal_errno);
-#undef F
+    weft_napi::SetTrafficStats(env, o, s);
+    WEFT_STAT("icmpSent", icmp_sent);
+    WEFT_STAT("dropNoRoute", drop_no_route);
+    WEFT_STAT("dropUnknownPeer", drop_unknown_peer);
+    WEFT_STAT("dropBadInnerSource", drop_bad_inner_source);
+    WEFT_STAT("dropMalformed", drop_malformed);
+    WEFT_STAT("dropTtl", drop_ttl);
+    WEFT_STAT("dropUnsupported", drop_unsupported);
+    WEFT_STAT("dropTunWrite", drop_tun_write);
+    WEFT_STAT("dropUdpSend", drop_udp_send);
+    WEFT_STAT("dropBadInnerDest", drop_bad_inner_dest);
+    WEFT_STAT("dropBadChecksum", drop_bad_csum);
+    WEFT_STAT("dropCongested", drop_congested);
+    WEFT_STAT("commandsFailed", commands_failed);
+    WEFT_STAT("peerSockets", peer_sockets);
+    WEFT_STAT("commandsQueued", commands_queued);
+    WEFT_STAT("commandsApplied", commands_applied);
+    WEFT_STAT("routes", routes);
+    weft_napi::SetOffloadStats(env, o, s);
+    WEFT_STAT("threads", threads);
+    WEFT_STAT("running", running);
+    WEFT_STAT("fatalErrno", fatal_errno);
     return o;
   }
 
@@ -368,7 +264,7 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
   }
 
   fwd *fwd_ = nullptr;
-  napi_threadsafe_function tsfn_ = nullptr;
+  weft_napi::FatalNotifier fatal_;
   napi_env env_ = nullptr;
 };
 

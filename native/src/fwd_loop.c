@@ -21,51 +21,23 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
-#include <linux/if.h>
-#include <linux/if_tun.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "fwd.h"
+#include "loop_io.h"
 #include "pkt.h"
 #include "route_table.h"
 
-#ifndef SOL_UDP
-#define SOL_UDP 17
-#endif
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
-
-#define BATCH 64                 /* TUN reads and recvmmsg messages per wakeup */
-#define BUF_SIZE (65536 + 128)   /* one super-packet or one GRO receive, plus headroom */
-#define HEADROOM 16              /* in front of every packet (room for a virtio-net header) */
 #define MAX_MSGS 512             /* datagrams (or GSO batches) per sendmmsg flush */
 #define MAX_IOV 4096
 #define MAX_HDRS (4 * PKT_MAX_SEGS) /* segment header slots per flush */
-#define GSO_MAX_BYTES 65000      /* payload of one UDP_SEGMENT send (below the 64 KiB IP limit) */
-#define GSO_MAX_SEGS 64          /* UDP_MAX_SEGMENTS on older kernels */
-/* Bytes read from the TUN per wakeup: bounds how long the loop works on one direction, so that ACKs
- * arriving the other way (UDP -> TUN) wait for at most a few super-packets' worth of segmentation. */
-#define TX_BUDGET (256u << 10)
 #define ICMP_PER_SEC 100
-#define SOCK_BUF (4 << 20)       /* SO_SNDBUF/SO_RCVBUF (the kernel doubles it) */
 #define DEFAULT_MAX_ROUTES (1u << 20)
 #define TUN_TXQLEN 2048          /* packets the TUN queues for the loop (kernel default 500) */
 /* TUN writes between two sched_yield()s of a receiving loop (the NAPI budget's role): one recvmmsg
@@ -77,7 +49,6 @@
 #define RX_YIELD_EVERY 16
 
 enum { CMD_SET = 1, CMD_DEL = 2, CMD_LOCAL_RESET = 3, CMD_LOCAL_ADD = 4 };
-enum { EV_TUN = 0, EV_UDP = 1, EV_CTL = 2 };
 /* What a loop thread does: both directions, or (split mode, one thread each) one of them. */
 enum { ROLE_ALL = 0, ROLE_TX = 1, ROLE_RX = 2 };
 
@@ -115,19 +86,14 @@ struct fwd {
   void (*on_fatal)(void *, int, const char *);
   void *ctx;
 
-  /* control queue: filled by the control thread under `mu`, swapped out by the loop */
-  pthread_mutex_t mu;
-  struct cmd *q, *work;
-  size_t qlen, qcap, work_cap;
-  int q_pending; /* atomic */
-  int closed_for_cmds;
+  struct loop_cmdq cq; /* control queue (struct cmd); its mutex also guards `fails` */
 
   struct rt_table *rt; /* loop thread only */
   struct fwd_stats st;
   /* own subnets: inner destinations accepted from peers (loop thread only) */
   struct fwd_prefix local[FWD_MAX_LOCAL];
   int nlocal;
-  /* failed route commands, written by the loop and taken by the control thread, under `mu` */
+  /* failed route commands, written by the loop and taken by the control thread, under cq.mu */
   struct fwd_failure fails[FWD_MAX_FAILURES];
   int nfails;
   /* per-peer send sockets (loop thread only): a full socket costs only that peer's packets */
@@ -139,12 +105,8 @@ struct fwd {
   size_t tun_lens[BATCH];
   struct mmsghdr tx_msgs[MAX_MSGS];
   struct sockaddr_in tx_addr[MAX_MSGS];
-  union {
-    char buf[CMSG_SPACE(sizeof(uint16_t))];
-    struct cmsghdr align;
-  } tx_ctl[MAX_MSGS];
+  union loop_gso_ctl tx_ctl[MAX_MSGS];
   uint32_t tx_npkts[MAX_MSGS], tx_nbytes[MAX_MSGS];
-  uint8_t tx_is_gso[MAX_MSGS];
   int tx_fd[MAX_MSGS];       /* socket the message leaves by (its peer's, or udp_fd) */
   uint16_t tx_seg[MAX_MSGS]; /* segment size of the message (its first datagram's length) */
   int open;                  /* index of the message that may take more segments, or -1 */
@@ -158,16 +120,8 @@ struct fwd {
   struct mmsghdr rx_msgs[BATCH];
   struct iovec rx_iov[BATCH];
   struct sockaddr_in rx_addr[BATCH];
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } rx_ctl[BATCH];
-  struct pkt_gro gro;
-  int run_active;
-  uint32_t run_pkts, run_bytes;
-  uint8_t run_vnet[PKT_VNET_HDR_LEN];
-  struct iovec run_iov[PKT_MAX_SEGS + 2];
-  int run_niov;
+  union loop_gro_ctl rx_ctl[BATCH];
+  struct loop_run run;
 
   /* ICMP */
   uint8_t icmp_buf[PKT_VNET_HDR_LEN + 640];
@@ -248,7 +202,7 @@ static int ps_rebuild(struct fwd *f, size_t extra) {
 static int peer_socket(struct fwd *f) {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
-  int on = 1, big = SOCK_BUF;
+  int on = 1, big = LOOP_SOCK_BUF;
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(f->port),
                            .sin_addr = {.s_addr = f->bind_ip}};
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) < 0 ||
@@ -288,15 +242,6 @@ static void ps_sync(struct fwd *f, const struct cmd *cmds, size_t n) {
 
 /* ---- control ------------------------------------------------------------------------------- */
 
-static void mask_prefix(struct fwd_prefix *p) {
-  int bytes = p->family == 4 ? 4 : 16;
-  for (int i = 0; i < 16; i++) {
-    int bits = p->len - i * 8;
-    uint8_t m = i >= bytes || bits <= 0 ? 0 : bits >= 8 ? 0xff : (uint8_t)(0xff << (8 - bits));
-    p->addr[i] &= m;
-  }
-}
-
 /* 1 if `addr` (4 or 16 bytes) of `family` lies in one of this host's own subnets. */
 static int is_local(const struct fwd *f, int family, const uint8_t *addr) {
   for (int i = 0; i < f->nlocal; i++) {
@@ -312,7 +257,7 @@ static int is_local(const struct fwd *f, int family, const uint8_t *addr) {
 
 static void record_failure(struct fwd *f, const struct cmd *c, int err) {
   ST_ADD(f, commands_failed, 1);
-  pthread_mutex_lock(&f->mu);
+  pthread_mutex_lock(&f->cq.mu);
   if (f->nfails < FWD_MAX_FAILURES) {
     struct fwd_failure *x = &f->fails[f->nfails++];
     memset(x, 0, sizeof(*x));
@@ -321,21 +266,15 @@ static void record_failure(struct fwd *f, const struct cmd *c, int err) {
     memcpy(x->addr, c->addr, 16);
     x->err = err;
   }
-  pthread_mutex_unlock(&f->mu);
+  pthread_mutex_unlock(&f->cq.mu);
 }
 
 static void apply_commands(struct fwd *f) {
-  if (!__atomic_load_n(&f->q_pending, __ATOMIC_ACQUIRE)) return;
-  pthread_mutex_lock(&f->mu);
-  struct cmd *cmds = f->q;
-  size_t n = f->qlen, cap = f->qcap;
-  f->q = f->work;
-  f->qcap = f->work_cap;
-  f->qlen = 0;
-  f->work = cmds;
-  f->work_cap = cap;
-  __atomic_store_n(&f->q_pending, 0, __ATOMIC_RELEASE);
-  pthread_mutex_unlock(&f->mu);
+  if (!loop_cmdq_pending(&f->cq)) return;
+  size_t n;
+  pthread_mutex_lock(&f->cq.mu);
+  struct cmd *cmds = loop_cmdq_take(&f->cq, &n);
+  pthread_mutex_unlock(&f->cq.mu);
   for (size_t i = 0; i < n; i++) {
     struct cmd *c = &cmds[i];
     if (c->op == CMD_SET) {
@@ -350,7 +289,7 @@ static void apply_commands(struct fwd *f) {
       p->family = c->family;
       p->len = c->len;
       memcpy(p->addr, c->addr, 16);
-      mask_prefix(p);
+      loop_mask_prefix(p->addr, p->family, p->len);
     }
   }
   if (f->role != ROLE_RX) ps_sync(f, cmds, n); /* only the sending side needs peer sockets */
@@ -360,31 +299,8 @@ static void apply_commands(struct fwd *f) {
 
 /* Queues n commands at once: the loop applies all of them in one batch, or none yet. */
 static int queue_cmds(struct fwd *f, const struct cmd *c, size_t n) {
-  pthread_mutex_lock(&f->mu);
-  if (f->closed_for_cmds || !__atomic_load_n(&f->st.running, __ATOMIC_RELAXED)) {
-    pthread_mutex_unlock(&f->mu);
-    return -ESHUTDOWN;
-  }
-  if (f->qlen + n > f->qcap) {
-    size_t cap = f->qcap ? f->qcap : 64;
-    while (cap < f->qlen + n) cap *= 2;
-    struct cmd *q = realloc(f->q, cap * sizeof(*q));
-    if (!q) {
-      pthread_mutex_unlock(&f->mu);
-      return -ENOMEM;
-    }
-    f->q = q;
-    f->qcap = cap;
-  }
-  memcpy(f->q + f->qlen, c, n * sizeof(*c));
-  f->qlen += n;
-  __atomic_store_n(&f->q_pending, 1, __ATOMIC_RELEASE);
-  __atomic_store_n(&f->st.commands_queued, f->st.commands_queued + n, __ATOMIC_RELAXED);
-  pthread_mutex_unlock(&f->mu);
-  uint64_t one = 1;
-  ssize_t w = write(f->ev_fd, &one, sizeof(one));
-  (void)w; /* EAGAIN only when the counter is saturated: the loop is awake anyway */
-  return 0;
+  return loop_cmdq_push(&f->cq, f->ev_fd, c, n, sizeof(*c), &f->st.running,
+                        &f->st.commands_queued);
 }
 
 /* Split mode: every command goes to both workers (the receive worker first: a failure leaves the
@@ -401,7 +317,7 @@ static int queue_cmd(struct fwd *f, const struct cmd *c) { return queue_all(f, c
 
 int fwd_set_route(struct fwd *f, int family, const uint8_t *addr, int len, uint32_t peer_ip,
                   uint16_t port) {
-  if ((family != 4 && family != 6) || len < 0 || len > (family == 4 ? 32 : 128)) return -EINVAL;
+  if (!loop_prefix_ok(family, len)) return -EINVAL;
   struct cmd c = {.op = CMD_SET, .family = (uint8_t)family, .len = (uint8_t)len, .peer = peer_ip,
                   .port = port};
   memcpy(c.addr, addr, family == 4 ? 4 : 16);
@@ -409,7 +325,7 @@ int fwd_set_route(struct fwd *f, int family, const uint8_t *addr, int len, uint3
 }
 
 int fwd_del_route(struct fwd *f, int family, const uint8_t *addr, int len) {
-  if ((family != 4 && family != 6) || len < 0 || len > (family == 4 ? 32 : 128)) return -EINVAL;
+  if (!loop_prefix_ok(family, len)) return -EINVAL;
   struct cmd c = {.op = CMD_DEL, .family = (uint8_t)family, .len = (uint8_t)len};
   memcpy(c.addr, addr, family == 4 ? 4 : 16);
   return queue_cmd(f, &c);
@@ -422,7 +338,7 @@ int fwd_set_local(struct fwd *f, const struct fwd_prefix *p, int n) {
   c[0].op = CMD_LOCAL_RESET;
   for (int i = 0; i < n; i++) {
     int fam = p[i].family;
-    if ((fam != 4 && fam != 6) || p[i].len > (fam == 4 ? 32 : 128)) return -EINVAL;
+    if (!loop_prefix_ok(fam, p[i].len)) return -EINVAL;
     c[i + 1].op = CMD_LOCAL_ADD;
     c[i + 1].family = (uint8_t)fam;
     c[i + 1].len = p[i].len;
@@ -432,38 +348,18 @@ int fwd_set_local(struct fwd *f, const struct fwd_prefix *p, int n) {
 }
 
 int fwd_take_failures(struct fwd *f, struct fwd_failure *out, int max) {
-  pthread_mutex_lock(&f->mu);
+  pthread_mutex_lock(&f->cq.mu);
   int n = f->nfails < max ? f->nfails : max;
   if (n > 0) {
     memcpy(out, f->fails, (size_t)n * sizeof(*out));
     memmove(f->fails, f->fails + n, (size_t)(f->nfails - n) * sizeof(*out));
     f->nfails -= n;
   }
-  pthread_mutex_unlock(&f->mu);
+  pthread_mutex_unlock(&f->cq.mu);
   return n;
 }
 
 /* ---- TUN -> UDP ---------------------------------------------------------------------------- */
-
-/* Gives every message of several datagrams its UDP_SEGMENT size (GSO). */
-static void tx_prepare(struct fwd *f) {
-  for (size_t k = 0; k < f->ntx; k++) {
-    struct msghdr *m = &f->tx_msgs[k].msg_hdr;
-    f->tx_is_gso[k] = f->tx_npkts[k] > 1;
-    if (!f->tx_is_gso[k]) {
-      m->msg_control = NULL;
-      m->msg_controllen = 0;
-      continue;
-    }
-    m->msg_control = f->tx_ctl[k].buf;
-    m->msg_controllen = sizeof(f->tx_ctl[k].buf);
-    struct cmsghdr *c = CMSG_FIRSTHDR(m);
-    c->cmsg_level = SOL_UDP;
-    c->cmsg_type = UDP_SEGMENT;
-    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-    memcpy(CMSG_DATA(c), &f->tx_seg[k], sizeof(uint16_t));
-  }
-}
 
 /*
  * Sends messages [i, end) that all leave by socket `fd`. Never waits: when the socket is full
@@ -477,7 +373,7 @@ static void tx_send(struct fwd *f, int fd, size_t i, size_t end) {
       for (size_t k = i; k < i + (size_t)r; k++) {
         ST_ADD(f, tx_packets, f->tx_npkts[k]);
         ST_ADD(f, tx_bytes, f->tx_nbytes[k]);
-        if (f->tx_is_gso[k]) ST_ADD(f, gso_sends, 1);
+        if (f->tx_npkts[k] > 1) ST_ADD(f, gso_sends, 1);
       }
       i += (size_t)r;
       continue;
@@ -490,7 +386,7 @@ static void tx_send(struct fwd *f, int fd, size_t i, size_t end) {
       ST_ADD(f, drop_congested, n);
       return;
     }
-    if (r < 0 && e == EIO && f->tx_is_gso[i]) {
+    if (r < 0 && e == EIO && f->tx_npkts[i] > 1) {
       /* The route's device cannot do UDP GSO (no checksum offload): fall back for good. */
       f->gso_ok = 0;
       ST_SET(f, off_udp_gso, 0);
@@ -501,7 +397,7 @@ static void tx_send(struct fwd *f, int fd, size_t i, size_t end) {
 }
 
 static void tx_flush(struct fwd *f) {
-  tx_prepare(f);
+  loop_tx_prepare(f->tx_msgs, f->tx_ctl, f->tx_npkts, f->tx_seg, f->ntx);
   for (size_t i = 0; i < f->ntx;) {
     size_t end = i + 1;
     while (end < f->ntx && f->tx_fd[end] == f->tx_fd[i]) end++;
@@ -593,22 +489,19 @@ static void send_unreachable(struct fwd *f, const struct pkt_ip *ip) {
   if (write(f->tun_fd, f->icmp_buf, n + off) == (ssize_t)(n + off)) ST_ADD(f, icmp_sent, 1);
 }
 
+/* Counts a TUN packet dropped for verdict v (loop_tun_gso, pkt_tso_segment). */
+static void drop_tso(struct fwd *f, int v) {
+  if (v == PKT_MALFORMED) {
+    ST_ADD(f, drop_malformed, 1);
+  } else {
+    ST_ADD(f, drop_unsupported, 1);
+  }
+}
+
 static void tun_packet(struct fwd *f, uint8_t *buf, size_t n) {
   struct pkt_vnet_hdr vh;
-  memset(&vh, 0, sizeof(vh));
-  uint8_t *p = buf;
-  size_t len = n;
-  if (f->vnet) {
-    if (n < PKT_VNET_HDR_LEN) {
-      ST_ADD(f, drop_malformed, 1);
-      return;
-    }
-    pkt_vnet_read(buf, &vh);
-    p += PKT_VNET_HDR_LEN;
-    len -= PKT_VNET_HDR_LEN;
-  }
   struct pkt_ip ip;
-  if (pkt_parse(p, len, 0, &ip) != PKT_OK) {
+  if (loop_tun_parse(buf, n, f->vnet, &vh, &ip) != PKT_OK) {
     ST_ADD(f, drop_malformed, 1);
     return;
   }
@@ -622,30 +515,21 @@ static void tun_packet(struct fwd *f, uint8_t *buf, size_t n) {
     ST_ADD(f, drop_ttl, 1);
     return;
   }
-  int gso = vh.gso_type & ~PKT_VNET_GSO_ECN;
-  if (gso == PKT_VNET_GSO_NONE) {
-    if ((vh.flags & PKT_VNET_F_NEEDS_CSUM) &&
-        pkt_finish_csum(ip.p, ip.len, vh.csum_start, vh.csum_offset) != PKT_OK) {
-      ST_ADD(f, drop_malformed, 1);
-      return;
-    }
-    tx_reserve(f, 1, 1, 0);
-    tx_add(f, r, ip.p, ip.len, NULL, 0);
+  int gso = loop_tun_gso(&vh, &ip);
+  if (gso < 0) {
+    drop_tso(f, -gso);
     return;
   }
-  if (gso != PKT_VNET_GSO_TCPV4 && gso != PKT_VNET_GSO_TCPV6) {
-    ST_ADD(f, drop_unsupported, 1);
+  if (gso == 0) {
+    tx_reserve(f, 1, 1, 0);
+    tx_add(f, r, ip.p, ip.len, NULL, 0);
     return;
   }
   tx_reserve(f, PKT_MAX_SEGS, 2 * PKT_MAX_SEGS, PKT_MAX_SEGS);
   int ns = pkt_tso_segment(&ip, vh.gso_size, f->hdr_arena + f->nhdr * PKT_MAX_HDR, f->segs,
                            PKT_MAX_SEGS);
   if (ns < 0) {
-    if (-ns == PKT_MALFORMED) {
-      ST_ADD(f, drop_malformed, 1);
-    } else {
-      ST_ADD(f, drop_unsupported, 1);
-    }
+    drop_tso(f, -ns);
     return;
   }
   f->nhdr += (size_t)ns;
@@ -657,54 +541,32 @@ static void tun_packet(struct fwd *f, uint8_t *buf, size_t n) {
 
 /* Reads up to BATCH packets, forwards them, sends. Returns -1 on a fatal TUN error. */
 static int tun_batch(struct fwd *f) {
-  int n = 0;
-  size_t bytes = 0;
-  while (n < BATCH && bytes < TX_BUDGET) {
-    ssize_t r = read(f->tun_fd, f->tun_bufs + (size_t)n * BUF_SIZE + HEADROOM, BUF_SIZE - HEADROOM);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN) break;
-      int e = errno;
-      for (int i = 0; i < n; i++) tun_packet(f, f->tun_bufs + (size_t)i * BUF_SIZE + HEADROOM, f->tun_lens[i]);
-      tx_flush(f);
-      fatal(f, e, "read");
-      return -1;
-    }
-    if (r == 0) break;
-    f->tun_lens[n++] = (size_t)r;
-    bytes += (size_t)r;
-  }
-  ST_ADD(f, tun_reads, n);
+  int err;
+  int n = loop_tun_read(f->tun_fd, f->tun_bufs, f->tun_lens, &err);
+  if (!err) ST_ADD(f, tun_reads, n);
   for (int i = 0; i < n; i++) {
     tun_packet(f, f->tun_bufs + (size_t)i * BUF_SIZE + HEADROOM, f->tun_lens[i]);
   }
   tx_flush(f);
+  if (err) {
+    fatal(f, err, "read");
+    return -1;
+  }
   return n;
 }
 
 /* ---- UDP -> TUN ---------------------------------------------------------------------------- */
 
 static void run_flush(struct fwd *f) {
-  if (!f->run_active) return;
-  f->run_active = 0;
-  if (f->gro.bad) {
+  if (!f->run.active) return;
+  f->run.active = 0;
+  if (f->run.gro.bad) {
     /* a TCP segment whose checksum failed when another tried to join it: it stays alone */
     ST_ADD(f, drop_bad_csum, 1);
     return;
   }
-  ssize_t want = 0;
-  if (f->vnet) {
-    struct pkt_vnet_hdr vh;
-    pkt_gro_finish(&f->gro, &vh);
-    pkt_vnet_write(f->run_vnet, &vh);
-  }
-  for (int i = 0; i < f->run_niov; i++) want += (ssize_t)f->run_iov[i].iov_len;
-  ssize_t w;
-  do {
-    w = writev(f->tun_fd, f->run_iov, f->run_niov);
-  } while (w < 0 && errno == EINTR);
-  if (w != want) {
-    ST_ADD(f, drop_tun_write, f->run_pkts);
+  if (loop_run_write(&f->run, f->tun_fd, f->vnet) != 0) {
+    ST_ADD(f, drop_tun_write, f->run.pkts);
     return;
   }
   ST_ADD(f, tun_writes, 1);
@@ -712,9 +574,9 @@ static void run_flush(struct fwd *f) {
     f->writes_since_yield = 0;
     sched_yield();
   }
-  ST_ADD(f, rx_packets, f->run_pkts);
-  ST_ADD(f, rx_bytes, f->run_bytes);
-  if (f->run_pkts > 1) ST_ADD(f, coalesced_writes, 1);
+  ST_ADD(f, rx_packets, f->run.pkts);
+  ST_ADD(f, rx_bytes, f->run.bytes);
+  if (f->run.pkts > 1) ST_ADD(f, coalesced_writes, 1);
 }
 
 static void rx_packet(struct fwd *f, uint8_t *p, size_t len, uint32_t peer) {
@@ -743,66 +605,32 @@ static void rx_packet(struct fwd *f, uint8_t *p, size_t len, uint32_t peer) {
     ST_ADD(f, drop_ttl, 1);
     return;
   }
-  if (f->run_active && f->vnet) {
+  if (f->run.active && f->vnet) {
     const uint8_t *pl;
     uint16_t plen;
-    int joined = pkt_gro_try(&f->gro, &ip, &pl, &plen);
+    int joined = pkt_gro_try(&f->run.gro, &ip, &pl, &plen);
     if (joined < 0) {
       ST_ADD(f, drop_bad_csum, 1); /* corrupted on the way; the run goes on without it */
       return;
     }
     if (joined) {
-      f->run_iov[f->run_niov].iov_base = (void *)pl;
-      f->run_iov[f->run_niov].iov_len = plen;
-      f->run_niov++;
-      f->run_pkts++;
-      f->run_bytes += ip.len;
+      loop_run_join(&f->run, pl, plen, ip.len);
       return;
     }
   }
   run_flush(f);
-  f->run_active = 1;
-  f->run_niov = 0;
-  if (f->vnet) {
-    pkt_gro_start(&f->gro, &ip);
-    f->run_iov[f->run_niov].iov_base = f->run_vnet;
-    f->run_iov[f->run_niov].iov_len = PKT_VNET_HDR_LEN;
-    f->run_niov++;
-  }
-  f->run_iov[f->run_niov].iov_base = ip.p;
-  f->run_iov[f->run_niov].iov_len = ip.len;
-  f->run_niov++;
-  f->run_pkts = 1;
-  f->run_bytes = ip.len;
+  loop_run_start(&f->run, &ip, f->vnet, 0);
 }
 
 static void udp_batch(struct fwd *f) {
-  for (int i = 0; i < BATCH; i++) {
-    struct msghdr *m = &f->rx_msgs[i].msg_hdr;
-    m->msg_namelen = sizeof(f->rx_addr[i]);
-    m->msg_controllen = sizeof(f->rx_ctl[i].buf);
-    m->msg_flags = 0;
-    f->rx_iov[i].iov_len = BUF_SIZE - HEADROOM;
-  }
-  int n;
-  do {
-    n = recvmmsg(f->udp_fd, f->rx_msgs, BATCH, MSG_DONTWAIT, NULL);
-  } while (n < 0 && errno == EINTR);
+  int n = loop_recvmmsg(f->udp_fd, f->rx_msgs, f->rx_iov, f->rx_ctl, sizeof(f->rx_addr[0]));
   if (n <= 0) return; /* EAGAIN, or a queued ICMP error: nothing to do */
   for (int i = 0; i < n; i++) {
     struct msghdr *m = &f->rx_msgs[i].msg_hdr;
     size_t len = f->rx_msgs[i].msg_len;
     uint8_t *base = f->udp_bufs + (size_t)i * BUF_SIZE + HEADROOM;
-    size_t seg = 0;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
-      if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
-        int g;
-        memcpy(&g, CMSG_DATA(c), sizeof(g));
-        if (g > 0) seg = (size_t)g;
-      }
-    }
-    if (seg == 0 || seg > len) seg = len;
-    size_t nseg = len == 0 ? 1 : (len + seg - 1) / seg;
+    size_t seg;
+    size_t nseg = loop_gro_split(m, len, &seg);
     if (m->msg_flags & MSG_TRUNC || f->rx_addr[i].sin_family != AF_INET || len == 0) {
       ST_ADD(f, drop_malformed, nseg);
       continue;
@@ -838,16 +666,8 @@ static void *loop_main(void *arg) {
       fatal(f, errno, "epoll_wait");
       break;
     }
-    int tun_ready = 0, udp_ready = 0;
-    for (int i = 0; i < n; i++) {
-      if (evs[i].data.u32 == EV_TUN) tun_ready = 1;
-      if (evs[i].data.u32 == EV_UDP) udp_ready = 1;
-      if (evs[i].data.u32 == EV_CTL) {
-        uint64_t v;
-        ssize_t r = read(f->ev_fd, &v, sizeof(v));
-        (void)r;
-      }
-    }
+    int tun_ready, udp_ready;
+    loop_events(evs, n, f->ev_fd, &tun_ready, &udp_ready);
     if (stopping(f)) break;
     apply_commands(f); /* commands apply between batches */
     if (udp_ready) udp_batch(f);
@@ -865,34 +685,25 @@ static void free_fwd(struct fwd *f) {
   free(f->tun_bufs);
   free(f->udp_bufs);
   free(f->hdr_arena);
-  free(f->q);
-  free(f->work);
+  loop_cmdq_free(&f->cq, sizeof(struct cmd));
   for (size_t i = 0; i < f->ps_cap; i++) {
     if (f->ps[i].ip != 0) close(f->ps[i].fd);
   }
   free(f->ps);
   rt_free(f->rt);
-  pthread_mutex_destroy(&f->mu);
   free(f);
 }
 
 static int setup_offloads(struct fwd *f, int tun_fd) {
-  struct ifreq ifr;
-  memset(&ifr, 0, sizeof(ifr));
-  if (ioctl(tun_fd, TUNGETIFF, &ifr) < 0) return -errno;
-  memcpy(f->tun_name, ifr.ifr_name, IFNAMSIZ);
-  f->tun_name[IFNAMSIZ - 1] = 0;
-  f->vnet = (ifr.ifr_flags & IFF_VNET_HDR) != 0;
-  ST_SET(f, off_vnet_hdr, f->vnet);
-  if (f->vnet) {
-    int sz = PKT_VNET_HDR_LEN;
-    if (ioctl(tun_fd, TUNSETVNETHDRSZ, &sz) < 0) return -errno;
-    if (ioctl(tun_fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)) == 0) {
-      ST_SET(f, off_tso, 1);
-    } else {
-      ioctl(tun_fd, TUNSETOFFLOAD, (unsigned long)TUN_F_CSUM);
-    }
-  }
+  struct loop_offloads o;
+  int rc = loop_setup_offloads(tun_fd, f->udp_fd, f->tun_name, &o);
+  f->vnet = o.vnet;
+  ST_SET(f, off_vnet_hdr, o.vnet);
+  ST_SET(f, off_tso, o.tso);
+  if (rc < 0) return rc;
+  ST_SET(f, off_udp_gro, o.udp_gro);
+  ST_SET(f, off_udp_gso, o.udp_gso);
+  f->gso_ok = o.udp_gso;
   /* The TUN queues what the kernel routes into it until the loop reads it: 500 packets by default,
    * ~20 ms of 64-byte packets at 25 kpps, lost whenever the loop thread is descheduled that long on a
    * busy host. A deeper queue absorbs that (TCP is unaffected: its small-queues limit keeps it far
@@ -903,21 +714,6 @@ static int setup_offloads(struct fwd *f, int tun_fd) {
   if (ioctl(f->udp_fd, SIOCGIFTXQLEN, &q) == 0 && q.ifr_qlen < TUN_TXQLEN) {
     q.ifr_qlen = TUN_TXQLEN;
     ioctl(f->udp_fd, SIOCSIFTXQLEN, &q);
-  }
-  int big = SOCK_BUF;
-  if (setsockopt(f->udp_fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) < 0) {
-    setsockopt(f->udp_fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
-  }
-  if (setsockopt(f->udp_fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big)) < 0) {
-    setsockopt(f->udp_fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
-  }
-  int on = 1;
-  if (setsockopt(f->udp_fd, SOL_UDP, UDP_GRO, &on, sizeof(on)) == 0) ST_SET(f, off_udp_gro, 1);
-  int probe = 1000, off = 0;
-  if (setsockopt(f->udp_fd, SOL_UDP, UDP_SEGMENT, &probe, sizeof(probe)) == 0) {
-    setsockopt(f->udp_fd, SOL_UDP, UDP_SEGMENT, &off, sizeof(off));
-    f->gso_ok = 1;
-    ST_SET(f, off_udp_gso, 1);
   }
   return 0;
 }
@@ -978,36 +774,14 @@ static int open_udp(struct fwd *f, struct sockaddr_in *sa, const char **sc) {
 
 /* Creates the worker's eventfd and epoll set (its role's fds), starts its thread. */
 static int start_worker(struct fwd *f, const char **sc) {
-  f->ev_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  f->ep_fd = epoll_create1(EPOLL_CLOEXEC);
-  if (f->ev_fd < 0 || f->ep_fd < 0) {
-    *sc = f->ev_fd < 0 ? "eventfd" : "epoll_create1";
-    return -errno;
-  }
-  struct epoll_event ev = {.events = EPOLLIN};
-  int fds[3] = {f->role == ROLE_RX ? -1 : f->tun_fd, f->role == ROLE_TX ? -1 : f->udp_fd, f->ev_fd};
-  for (uint32_t i = 0; i < 3; i++) {
-    if (fds[i] < 0) continue;
-    ev.data.u32 = i;
-    if (epoll_ctl(f->ep_fd, EPOLL_CTL_ADD, fds[i], &ev) < 0) {
-      *sc = "epoll_ctl";
-      return -errno;
-    }
-  }
-  for (int i = 0; f->udp_bufs && i < BATCH; i++) {
-    f->rx_iov[i].iov_base = f->udp_bufs + (size_t)i * BUF_SIZE + HEADROOM;
-    struct msghdr *m = &f->rx_msgs[i].msg_hdr;
-    m->msg_name = &f->rx_addr[i];
-    m->msg_iov = &f->rx_iov[i];
-    m->msg_iovlen = 1;
-    m->msg_control = f->rx_ctl[i].buf;
+  int rc = loop_epoll_open(&f->ep_fd, &f->ev_fd, f->role == ROLE_RX ? -1 : f->tun_fd,
+                           f->role == ROLE_TX ? -1 : f->udp_fd, sc);
+  if (rc < 0) return rc;
+  if (f->udp_bufs) {
+    loop_rx_init(f->rx_msgs, f->rx_iov, f->rx_addr, sizeof(f->rx_addr[0]), f->rx_ctl, f->udp_bufs);
   }
   ST_SET(f, running, 1);
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old); /* the loop thread never handles signals */
-  int pe = pthread_create(&f->thread, NULL, loop_main, f);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  int pe = loop_thread_start(&f->thread, loop_main, f);
   if (pe != 0) {
     ST_SET(f, running, 0);
     *sc = "pthread_create";
@@ -1018,14 +792,7 @@ static int start_worker(struct fwd *f, const char **sc) {
 }
 
 static void stop_worker(struct fwd *f) {
-  pthread_mutex_lock(&f->mu);
-  f->closed_for_cmds = 1;
-  pthread_mutex_unlock(&f->mu);
-  __atomic_store_n(&f->stop, 1, __ATOMIC_RELEASE);
-  uint64_t one = 1;
-  ssize_t w = write(f->ev_fd, &one, sizeof(one));
-  (void)w;
-  pthread_join(f->thread, NULL);
+  loop_thread_stop(&f->cq, &f->stop, f->ev_fd, f->thread);
   f->started = 0;
 }
 
@@ -1045,7 +812,7 @@ static int new_rx_worker(struct fwd *f, const char **sc) {
   }
   r->ep_fd = r->ev_fd = -1;
   r->open = -1;
-  pthread_mutex_init(&r->mu, NULL);
+  loop_cmdq_init(&r->cq);
   r->role = ROLE_RX;
   r->shared_fds = 1;
   r->fatal_once = f->fatal_once;
@@ -1077,7 +844,7 @@ int fwd_open(const struct fwd_config *cfg, struct fwd **out, const char **sc) {
   if (!f) return -ENOMEM;
   f->tun_fd = f->udp_fd = f->ep_fd = f->ev_fd = -1;
   f->open = -1;
-  pthread_mutex_init(&f->mu, NULL);
+  loop_cmdq_init(&f->cq);
   f->mtu = cfg->mtu;
   f->on_fatal = cfg->on_fatal;
   f->ctx = cfg->ctx;
@@ -1106,9 +873,7 @@ int fwd_open(const struct fwd_config *cfg, struct fwd **out, const char **sc) {
     *sc = "ioctl";
     goto fail;
   }
-  int fl = fcntl(cfg->tun_fd, F_GETFL);
-  if (fl < 0 || fcntl(cfg->tun_fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-    err = -errno;
+  if ((err = loop_set_nonblock(cfg->tun_fd)) < 0) {
     *sc = "fcntl";
     goto fail;
   }

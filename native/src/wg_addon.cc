@@ -5,10 +5,10 @@
 
 #include <cerrno>
 #include <cstring>
-#include <new>
 #include <string>
 #include <vector>
 
+#include "napi_util.h"
 #include "wg_crypto.h"
 #include "wg_loop.h"
 
@@ -16,42 +16,15 @@ namespace weft_wg {
 
 namespace {
 
-Napi::Error MakeError(Napi::Env env, int err, const char *syscall, const std::string &what) {
-  std::string msg = what + ": " + syscall + " (" + strerror(err) + ")";
-  Napi::Error e = Napi::Error::New(env, msg);
-  const char *code = err == ESHUTDOWN      ? "ESHUTDOWN"
-                     : err == EADDRINUSE   ? "EADDRINUSE"
-                     : err == EINVAL       ? "EINVAL"
-                     : err == ENOMEM       ? "ENOMEM"
-                     : err == EAFNOSUPPORT ? "EAFNOSUPPORT"
-                     : err == EADDRNOTAVAIL ? "EADDRNOTAVAIL"
-                     : err == EACCES       ? "EACCES"
-                     : err == EPERM        ? "EPERM"
-                                           : "EUNKNOWN";
-  e.Set("code", Napi::String::New(env, code));
-  e.Set("errno", Napi::Number::New(env, -err));
-  e.Set("syscall", Napi::String::New(env, syscall));
-  return e;
-}
-
-Napi::Value Throw(Napi::Env env, int err, const char *syscall, const std::string &what) {
-  MakeError(env, err, syscall, what).ThrowAsJavaScriptException();
-  return env.Undefined();
-}
-
-Napi::Value TypeErr(Napi::Env env, const char *msg) {
-  Napi::TypeError::New(env, msg).ThrowAsJavaScriptException();
-  return env.Undefined();
-}
-
-bool IsBuf(const Napi::Value &v, size_t len) {
-  return v.IsBuffer() && v.As<Napi::Buffer<uint8_t>>().Length() == len;
-}
+using weft_napi::ErrnoError;
+using weft_napi::FamilyAddr;
+using weft_napi::IsBuf;
+using weft_napi::TypeErr;
 
 // wgGenerateKey(): Buffer(32) — a fresh clamped X25519 private key (libsodium's CSPRNG).
 Napi::Value GenerateKey(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  if (wg_crypto_init() < 0) return Throw(env, ENOSYS, "wg_crypto_init", "crypto unavailable");
+  if (wg_crypto_init() < 0) return ErrnoError(env, ENOSYS, "wg_crypto_init", "crypto unavailable");
   uint8_t k[32];
   wg_genkey(k);
   Napi::Buffer<uint8_t> b = Napi::Buffer<uint8_t>::Copy(env, k, 32);
@@ -63,18 +36,13 @@ Napi::Value GenerateKey(const Napi::CallbackInfo &info) {
 Napi::Value PublicKey(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !IsBuf(info[0], 32)) return TypeErr(env, "wgPublicKey(privateKey: Buffer(32))");
-  if (wg_crypto_init() < 0) return Throw(env, ENOSYS, "wg_crypto_init", "crypto unavailable");
+  if (wg_crypto_init() < 0) return ErrnoError(env, ENOSYS, "wg_crypto_init", "crypto unavailable");
   uint8_t pub[32];
   if (wg_pubkey(pub, info[0].As<Napi::Buffer<uint8_t>>().Data()) < 0) {
-    return Throw(env, EINVAL, "wgPublicKey", "invalid private key");
+    return ErrnoError(env, EINVAL, "wgPublicKey", "invalid private key");
   }
   return Napi::Buffer<uint8_t>::Copy(env, pub, 32);
 }
-
-struct FatalInfo {
-  int err;
-  const char *syscall;
-};
 
 class WgDevice : public Napi::ObjectWrap<WgDevice> {
  public:
@@ -105,36 +73,24 @@ class WgDevice : public Napi::ObjectWrap<WgDevice> {
       return;
     }
     wgl_config cfg{};
-    cfg.family = info[1].As<Napi::Number>().Int32Value();
-    auto bind = info[2].As<Napi::Buffer<uint8_t>>();
-    if ((cfg.family != 4 && cfg.family != 6) || bind.Length() != (cfg.family == 4 ? 4u : 16u)) {
-      TypeErr(env, "WgDevice: family must be 4 or 6 and bindIp 4 or 16 bytes");
-      return;
-    }
-    napi_value resource = Napi::String::New(env, "weft.wireguard.fatal");
-    if (napi_create_threadsafe_function(env, info[7], nullptr, resource, 0, 1, nullptr, nullptr,
-                                        this, CallFatal, &tsfn_) != napi_ok) {
-      Napi::Error::New(env, "cannot create the WireGuard device's threadsafe function")
-          .ThrowAsJavaScriptException();
-      return;
-    }
-    napi_unref_threadsafe_function(env, tsfn_);
+    Napi::Buffer<uint8_t> bind;
+    if (!FamilyAddr(info, 1, 2, "WgDevice", "bindIp", &cfg.family, &bind)) return;
+    if (!fatal_.Create(env, info[7], "weft.wireguard.fatal", "WireGuard device")) return;
     cfg.tun_fd = info[0].As<Napi::Number>().Int32Value();
     memcpy(cfg.bind_ip, bind.Data(), bind.Length());
     cfg.port = static_cast<uint16_t>(info[3].As<Napi::Number>().Uint32Value());
     cfg.mtu = static_cast<uint16_t>(info[4].As<Napi::Number>().Uint32Value());
     memcpy(cfg.priv, info[5].As<Napi::Buffer<uint8_t>>().Data(), 32);
     cfg.load_threshold = info[6].As<Napi::Number>().Uint32Value();
-    cfg.on_fatal = OnFatal;
-    cfg.ctx = this;
+    cfg.on_fatal = weft_napi::FatalNotifier::OnFatal;
+    cfg.ctx = &fatal_;
     const char *syscall = "wgl_open";
     int rc = wgl_open(&cfg, &w_, &syscall);
     wg_wipe(cfg.priv, sizeof(cfg.priv));
     if (rc < 0) {
       w_ = nullptr;
-      napi_release_threadsafe_function(tsfn_, napi_tsfn_abort);
-      tsfn_ = nullptr;
-      Throw(env, -rc, syscall, "cannot start the WireGuard device");
+      fatal_.Abort();
+      ErrnoError(env, -rc, syscall, "cannot start the WireGuard device");
       return;
     }
     env_ = env;
@@ -150,10 +106,7 @@ class WgDevice : public Napi::ObjectWrap<WgDevice> {
       w_ = nullptr;
       if (remove_hook) napi_remove_env_cleanup_hook(env_, Teardown, this);
     }
-    if (tsfn_ != nullptr) {
-      napi_release_threadsafe_function(tsfn_, napi_tsfn_release);
-      tsfn_ = nullptr;
-    }
+    fatal_.Release();
   }
 
   static void Teardown(void *arg) {
@@ -162,37 +115,12 @@ class WgDevice : public Napi::ObjectWrap<WgDevice> {
       wgl_close(self->w_);
       self->w_ = nullptr;
     }
-    self->tsfn_ = nullptr;
-  }
-
-  static void OnFatal(void *ctx, int err, const char *syscall) {
-    WgDevice *self = static_cast<WgDevice *>(ctx);
-    FatalInfo *fi = new (std::nothrow) FatalInfo{err, syscall};
-    if (fi == nullptr) return;
-    if (napi_call_threadsafe_function(self->tsfn_, fi, napi_tsfn_nonblocking) != napi_ok) delete fi;
-  }
-
-  static void CallFatal(napi_env env, napi_value js_cb, void *, void *data) {
-    FatalInfo *fi = static_cast<FatalInfo *>(data);
-    if (env != nullptr && js_cb != nullptr) {
-      Napi::Env e(env);
-      Napi::HandleScope scope(e);
-      Napi::Error err = MakeError(e, fi->err, fi->syscall, "WireGuard device stopped");
-      napi_value argv[1] = {err.Value()};
-      napi_value undefined;
-      napi_get_undefined(env, &undefined);
-      if (napi_call_function(env, undefined, js_cb, 1, argv, nullptr) == napi_pending_exception) {
-        napi_value ex;
-        napi_get_and_clear_last_exception(env, &ex);
-        napi_fatal_exception(env, ex);
-      }
-    }
-    delete fi;
+    self->fatal_.Forget();  // finalized by the environment's own teardown
   }
 
   bool CheckOpen(Napi::Env env) {
     if (w_ != nullptr) return true;
-    Throw(env, ESHUTDOWN, "wireguard", "WireGuard device is closed");
+    ErrnoError(env, ESHUTDOWN, "wireguard", "WireGuard device is closed");
     return false;
   }
 
@@ -220,7 +148,7 @@ class WgDevice : public Napi::ObjectWrap<WgDevice> {
     int rc = wgl_set_peer(w_, info[0].As<Napi::Buffer<uint8_t>>().Data(), psk, fam, addr,
                           static_cast<uint16_t>(info[4].As<Napi::Number>().Uint32Value()),
                           info[5].As<Napi::Number>().Uint32Value());
-    if (rc < 0) return Throw(env, -rc, "setPeer", "cannot queue peer");
+    if (rc < 0) return ErrnoError(env, -rc, "setPeer", "cannot queue peer");
     return env.Undefined();
   }
 
@@ -229,7 +157,7 @@ class WgDevice : public Napi::ObjectWrap<WgDevice> {
     if (info.Length() < 1 || !IsBuf(info[0], 32)) return TypeErr(env, "deletePeer(publicKey: Buffer(32))");
     if (!CheckOpen(env)) return env.Undefined();
     int rc = wgl_del_peer(w_, info[0].As<Napi::Buffer<uint8_t>>().Data());
-    if (rc < 0) return Throw(env, -rc, "deletePeer", "cannot queue peer removal");
+    if (rc < 0) return ErrnoError(env, -rc, "deletePeer", "cannot queue peer removal");
     return env.Undefined();
   }
 
@@ -238,7 +166,7 @@ class WgDevice : public Napi::ObjectWrap<WgDevice> {
     if (info.Length() < 1 || !IsBuf(info[0], 32)) return TypeErr(env, "initiate(publicKey: Buffer(32))");
     if (!CheckOpen(env)) return env.Undefined();
     int rc = wgl_initiate(w_, info[0].As<Napi::Buffer<uint8_t>>().Data());
-    if (rc < 0) return Throw(env, -rc, "initiate", "cannot queue handshake");
+    if (rc < 0) return ErrnoError(env, -rc, "initiate", "cannot queue handshake");
     return env.Undefined();
   }
 
@@ -249,15 +177,13 @@ class WgDevice : public Napi::ObjectWrap<WgDevice> {
         !info[3].IsNumber()) {
       return TypeErr(env, "setAllowedIp(publicKey: Buffer(32), family: 4|6, addr: Buffer, prefixLen: number)");
     }
-    int fam = info[1].As<Napi::Number>().Int32Value();
-    auto addr = info[2].As<Napi::Buffer<uint8_t>>();
-    if ((fam != 4 && fam != 6) || addr.Length() != (fam == 4 ? 4u : 16u)) {
-      return TypeErr(env, "setAllowedIp: family must be 4 or 6 and addr 4 or 16 bytes");
-    }
+    int fam;
+    Napi::Buffer<uint8_t> addr;
+    if (!FamilyAddr(info, 1, 2, "setAllowedIp", "addr", &fam, &addr)) return env.Undefined();
     if (!CheckOpen(env)) return env.Undefined();
     int rc = wgl_set_allowed(w_, info[0].As<Napi::Buffer<uint8_t>>().Data(), fam, addr.Data(),
                              info[3].As<Napi::Number>().Int32Value());
-    if (rc < 0) return Throw(env, -rc, "setAllowedIp", "cannot queue allowed IP");
+    if (rc < 0) return ErrnoError(env, -rc, "setAllowedIp", "cannot queue allowed IP");
     return env.Undefined();
   }
 
@@ -267,14 +193,12 @@ class WgDevice : public Napi::ObjectWrap<WgDevice> {
     if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsBuffer() || !info[2].IsNumber()) {
       return TypeErr(env, "deleteAllowedIp(family: 4|6, addr: Buffer, prefixLen: number)");
     }
-    int fam = info[0].As<Napi::Number>().Int32Value();
-    auto addr = info[1].As<Napi::Buffer<uint8_t>>();
-    if ((fam != 4 && fam != 6) || addr.Length() != (fam == 4 ? 4u : 16u)) {
-      return TypeErr(env, "deleteAllowedIp: family must be 4 or 6 and addr 4 or 16 bytes");
-    }
+    int fam;
+    Napi::Buffer<uint8_t> addr;
+    if (!FamilyAddr(info, 0, 1, "deleteAllowedIp", "addr", &fam, &addr)) return env.Undefined();
     if (!CheckOpen(env)) return env.Undefined();
     int rc = wgl_del_allowed(w_, fam, addr.Data(), info[2].As<Napi::Number>().Int32Value());
-    if (rc < 0) return Throw(env, -rc, "deleteAllowedIp", "cannot queue allowed IP removal");
+    if (rc < 0) return ErrnoError(env, -rc, "deleteAllowedIp", "cannot queue allowed IP removal");
     return env.Undefined();
   }
 
@@ -294,17 +218,8 @@ class WgDevice : public Napi::ObjectWrap<WgDevice> {
     if (n < 0) n = 0;
     if (n > static_cast<int>(peers.size())) n = static_cast<int>(peers.size());
     Napi::Object st = Napi::Object::New(env);
+    weft_napi::SetTrafficStats(env, st, s);
 #define F(js, c) st.Set(js, Napi::Number::New(env, static_cast<double>(s.c)))
-    F("txPackets", tx_packets);
-    F("txBytes", tx_bytes);
-    F("rxPackets", rx_packets);
-    F("rxBytes", rx_bytes);
-    F("tunReads", tun_reads);
-    F("tunWrites", tun_writes);
-    F("tsoPackets", tso_packets);
-    F("gsoSends", gso_sends);
-    F("groReceives", gro_receives);
-    F("coalescedWrites", coalesced_writes);
     F("rxHandshake", rx_handshake);
     F("txHandshake", tx_handshake);
     F("rxCookie", rx_cookie);
@@ -328,10 +243,7 @@ class WgDevice : public Napi::ObjectWrap<WgDevice> {
     F("commandsApplied", commands_applied);
     F("peers", peers);
     F("allowedIps", allowed_ips);
-    F("offVnetHdr", off_vnet_hdr);
-    F("offTso", off_tso);
-    F("offUdpGso", off_udp_gso);
-    F("offUdpGro", off_udp_gro);
+    weft_napi::SetOffloadStats(env, st, s);
     F("running", running);
     F("fatalErrno", fatal_errno);
 #undef F
@@ -398,7 +310,7 @@ class WgDevice : public Napi::ObjectWrap<WgDevice> {
   }
 
   wgl *w_ = nullptr;
-  napi_threadsafe_function tsfn_ = nullptr;
+  weft_napi::FatalNotifier fatal_;
   napi_env env_ = nullptr;
 };
 

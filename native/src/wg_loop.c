@@ -16,48 +16,22 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/if.h>
 #include <limits.h>
 #include <linux/futex.h>
-#include <linux/if_tun.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <sched.h>
-#include <sys/socket.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "loop_io.h"
 #include "pkt.h"
 #include "route_table.h"
 #include "wg.h"
 #include "wg_loop.h"
 
-#ifndef SOL_UDP
-#define SOL_UDP 17
-#endif
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
-
-#define BATCH 64
-#define BUF_SIZE (65536 + 128)
-#define HEADROOM 16
 #define TX_SLOTS 1024          /* sealed messages per flush */
-#define GSO_MAX_SEGS 64
-#define GSO_MAX_BYTES 65000
-#define TX_BUDGET (256u << 10) /* TUN bytes per wakeup */
 #define TICK_MS 100
 #define SEND_WAIT_MS 50
 #define SEND_WAIT_ROUNDS 40
@@ -141,14 +115,10 @@ static void par_run(struct par *p, void (*fn)(void *, unsigned), void *ctx, unsi
 
 static int par_start(struct par *p, int workers) {
   memset(p, 0, sizeof(*p));
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
   for (int i = 0; i < workers; i++) {
-    if (pthread_create(&p->th[i], NULL, par_main, p) != 0) break;
+    if (loop_thread_start(&p->th[i], par_main, p) != 0) break;
     p->nworkers++;
   }
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
   return p->nworkers;
 }
 
@@ -180,7 +150,6 @@ struct seal_job {
 };
 
 enum { CMD_PEER = 1, CMD_DEL_PEER, CMD_ALLOWED, CMD_DEL_ALLOWED, CMD_INITIATE };
-enum { EV_TUN = 0, EV_UDP = 1, EV_CTL = 2 };
 
 struct cmd {
   uint8_t op, family, len, has_psk, ep_family;
@@ -207,13 +176,9 @@ struct wgl {
   void *ctx;
   uint8_t pub[32];
 
-  pthread_mutex_t mu;
+  struct loop_cmdq cq; /* control queue (struct cmd); its mutex also guards the snapshot */
   pthread_cond_t cv;
-  struct cmd *q, *work;
-  size_t qlen, qcap, work_cap;
-  int q_pending;
-  int closed_for_cmds;
-  /* snapshot exchange (under mu) */
+  /* snapshot exchange (under cq.mu) */
   int snap_req, snap_gen;
   struct wgl_stats snap;
   struct wgl_peer_info *snap_peers;
@@ -243,10 +208,7 @@ struct wgl {
   struct wg_rx_job rx_jobs[RX_JOBS];
   uint16_t rx_job_from[RX_JOBS]; /* recvmmsg message index (its source address) */
   unsigned n_rx_jobs;
-  union {
-    char buf[CMSG_SPACE(sizeof(uint16_t))];
-    struct cmsghdr align;
-  } tx_ctl[TX_SLOTS];
+  union loop_gso_ctl tx_ctl[TX_SLOTS];
   uint32_t tx_npkts[TX_SLOTS], tx_nbytes[TX_SLOTS];
   uint16_t tx_seg[TX_SLOTS];
   size_t ntx;
@@ -258,16 +220,8 @@ struct wgl {
   struct mmsghdr rx_msgs[BATCH];
   struct iovec rx_iov[BATCH];
   struct wg_endpoint rx_addr[BATCH];
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } rx_ctl[BATCH];
-  struct pkt_gro gro;
-  int run_active;
-  uint32_t run_pkts, run_bytes;
-  uint8_t run_vnet[PKT_VNET_HDR_LEN];
-  struct iovec run_iov[PKT_MAX_SEGS + 2];
-  int run_niov;
+  union loop_gro_ctl rx_ctl[BATCH];
+  struct loop_run run;
 };
 
 #define ST_ADD(w, field, n) ((w)->st.field += (uint64_t)(n))
@@ -327,18 +281,6 @@ static void plist_remove(struct prefix_list *l, const struct prefix *p) {
   }
 }
 
-static void mask_prefix(struct prefix *p) {
-  int bytes = p->family == 4 ? 4 : 16;
-  for (int i = 0; i < 16; i++) {
-    int bits = p->len - i * 8;
-    if (i >= bytes || bits <= 0) {
-      p->addr[i] = 0;
-    } else if (bits < 8) {
-      p->addr[i] &= (uint8_t)(0xff << (8 - bits));
-    }
-  }
-}
-
 /* The slot owning exactly this prefix, or -1. */
 static long exact_owner(struct wgl *w, const struct prefix *p) {
   const struct rt_route *r = rt_lookup(w->rt, p->family, p->addr);
@@ -347,7 +289,7 @@ static long exact_owner(struct wgl *w, const struct prefix *p) {
 }
 
 static void del_allowed(struct wgl *w, struct prefix *p) {
-  mask_prefix(p);
+  loop_mask_prefix(p->addr, p->family, p->len);
   long owner = exact_owner(w, p);
   if (owner < 0) return;
   rt_del(w->rt, p->family, p->addr, p->len);
@@ -388,7 +330,7 @@ static void apply_cmd(struct wgl *w, struct cmd *c) {
     case CMD_ALLOWED: {
       p = wg_peer_find(w->dev, c->pub);
       if (!p) break;
-      mask_prefix(&pf);
+      loop_mask_prefix(pf.addr, pf.family, pf.len);
       long owner = exact_owner(w, &pf);
       if (owner == (long)p->slot) break;
       struct prefix_list *l = plist(w, p->slot);
@@ -495,57 +437,28 @@ static void fill_snapshot(struct wgl *w) {
 }
 
 static void apply_commands(struct wgl *w) {
-  if (!__atomic_load_n(&w->q_pending, __ATOMIC_ACQUIRE)) return;
-  pthread_mutex_lock(&w->mu);
-  struct cmd *cmds = w->q;
-  size_t n = w->qlen, cap = w->qcap;
-  w->q = w->work;
-  w->qcap = w->work_cap;
-  w->qlen = 0;
-  w->work = cmds;
-  w->work_cap = cap;
+  if (!loop_cmdq_pending(&w->cq)) return;
+  size_t n;
+  pthread_mutex_lock(&w->cq.mu);
+  struct cmd *cmds = loop_cmdq_take(&w->cq, &n);
   int snap = w->snap_req;
-  __atomic_store_n(&w->q_pending, 0, __ATOMIC_RELEASE);
-  pthread_mutex_unlock(&w->mu);
+  pthread_mutex_unlock(&w->cq.mu);
   for (size_t i = 0; i < n; i++) apply_cmd(w, &cmds[i]);
   wg_wipe(cmds, n * sizeof(*cmds)); /* PSKs */
   w->st.commands_applied += n;
   if (snap) {
-    pthread_mutex_lock(&w->mu);
+    pthread_mutex_lock(&w->cq.mu);
     fill_snapshot(w);
     w->snap_req = 0;
     w->snap_gen++;
     pthread_cond_broadcast(&w->cv);
-    pthread_mutex_unlock(&w->mu);
+    pthread_mutex_unlock(&w->cq.mu);
   }
 }
 
 static int queue_cmd(struct wgl *w, const struct cmd *c) {
-  pthread_mutex_lock(&w->mu);
-  if (w->closed_for_cmds || !__atomic_load_n(&w->snap.running, __ATOMIC_RELAXED)) {
-    pthread_mutex_unlock(&w->mu);
-    return -ESHUTDOWN;
-  }
-  if (w->qlen == w->qcap) {
-    size_t cap = w->qcap ? w->qcap * 2 : 64;
-    struct cmd *q = realloc(w->q, cap * sizeof(*q));
-    if (!q) {
-      pthread_mutex_unlock(&w->mu);
-      return -ENOMEM;
-    }
-    w->q = q;
-    w->qcap = cap;
-  }
-  if (c) {
-    w->q[w->qlen++] = *c;
-    w->snap.commands_queued++;
-  }
-  __atomic_store_n(&w->q_pending, 1, __ATOMIC_RELEASE);
-  pthread_mutex_unlock(&w->mu);
-  uint64_t one = 1;
-  ssize_t r = write(w->ev_fd, &one, sizeof(one));
-  (void)r;
-  return 0;
+  return loop_cmdq_push(&w->cq, w->ev_fd, c, 1, sizeof(*c), &w->snap.running,
+                        &w->snap.commands_queued);
 }
 
 int wgl_set_peer(struct wgl *w, const uint8_t pub[32], const uint8_t *psk, int ep_family,
@@ -587,7 +500,7 @@ int wgl_initiate(struct wgl *w, const uint8_t pub[32]) {
 
 static int prefix_cmd(struct wgl *w, int op, const uint8_t *pub, int family, const uint8_t *addr,
                       int len) {
-  if ((family != 4 && family != 6) || len < 0 || len > (family == 4 ? 32 : 128)) return -EINVAL;
+  if (!loop_prefix_ok(family, len)) return -EINVAL;
   struct cmd c;
   memset(&c, 0, sizeof(c));
   c.op = (uint8_t)op;
@@ -608,15 +521,13 @@ int wgl_del_allowed(struct wgl *w, int family, const uint8_t *addr, int len) {
 
 int wgl_snapshot(struct wgl *w, struct wgl_stats *st, struct wgl_peer_info *peers, int max_peers,
                  int timeout_ms) {
-  pthread_mutex_lock(&w->mu);
-  int running = w->snap.running && !w->closed_for_cmds;
+  pthread_mutex_lock(&w->cq.mu);
+  int running = w->snap.running && !w->cq.closed;
   int gen = w->snap_gen, ok = 1;
   if (running) {
     w->snap_req = 1;
-    __atomic_store_n(&w->q_pending, 1, __ATOMIC_RELEASE);
-    uint64_t one = 1;
-    ssize_t r = write(w->ev_fd, &one, sizeof(one));
-    (void)r;
+    __atomic_store_n(&w->cq.pending, 1, __ATOMIC_RELEASE);
+    loop_wake(w->ev_fd);
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
     dl.tv_sec += timeout_ms / 1000;
@@ -626,7 +537,7 @@ int wgl_snapshot(struct wgl *w, struct wgl_stats *st, struct wgl_peer_info *peer
       dl.tv_nsec -= 1000000000L;
     }
     while (w->snap_gen == gen && w->snap.running) {
-      if (pthread_cond_timedwait(&w->cv, &w->mu, &dl) == ETIMEDOUT) {
+      if (pthread_cond_timedwait(&w->cv, &w->cq.mu, &dl) == ETIMEDOUT) {
         ok = 0;
         break;
       }
@@ -635,7 +546,7 @@ int wgl_snapshot(struct wgl *w, struct wgl_stats *st, struct wgl_peer_info *peer
   if (st) *st = w->snap;
   int n = w->snap_npeers;
   if (peers) memcpy(peers, w->snap_peers, (size_t)(n < max_peers ? n : max_peers) * sizeof(*peers));
-  pthread_mutex_unlock(&w->mu);
+  pthread_mutex_unlock(&w->cq.mu);
   return ok ? n : -1;
 }
 
@@ -658,21 +569,7 @@ static void tx_flush(struct wgl *w) {
   size_t bytes = 0;
   for (size_t k = 0; k < w->ntx_slots; k++) bytes += w->seals[k].plen;
   par_run(&w->par, seal_one, w, (unsigned)w->ntx_slots, bytes);
-  for (size_t k = 0; k < w->ntx; k++) {
-    struct msghdr *m = &w->tx_msgs[k].msg_hdr;
-    if (w->tx_npkts[k] < 2) {
-      m->msg_control = NULL;
-      m->msg_controllen = 0;
-      continue;
-    }
-    m->msg_control = w->tx_ctl[k].buf;
-    m->msg_controllen = sizeof(w->tx_ctl[k].buf);
-    struct cmsghdr *c = CMSG_FIRSTHDR(m);
-    c->cmsg_level = SOL_UDP;
-    c->cmsg_type = UDP_SEGMENT;
-    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-    memcpy(CMSG_DATA(c), &w->tx_seg[k], sizeof(uint16_t));
-  }
+  loop_tx_prepare(w->tx_msgs, w->tx_ctl, w->tx_npkts, w->tx_seg, w->ntx);
   size_t i = 0;
   while (i < w->ntx) {
     int r = sendmmsg(w->udp_fd, w->tx_msgs + i, (unsigned)(w->ntx - i), 0);
@@ -771,22 +668,19 @@ static void tx_segments(struct wgl *w, struct wg_peer *p, struct pkt_seg *segs, 
   wg_tx_done(w->dev, p, kp, (unsigned)n, bytes, w->now);
 }
 
+/* Counts a TUN packet dropped for verdict v (loop_tun_gso, pkt_tso_segment). */
+static void drop_tso(struct wgl *w, int v) {
+  if (v == PKT_MALFORMED) {
+    ST_ADD(w, drop_malformed, 1);
+  } else {
+    ST_ADD(w, drop_unsupported, 1);
+  }
+}
+
 static void tun_packet(struct wgl *w, uint8_t *buf, size_t n) {
   struct pkt_vnet_hdr vh;
-  memset(&vh, 0, sizeof(vh));
-  uint8_t *p = buf;
-  size_t len = n;
-  if (w->vnet) {
-    if (n < PKT_VNET_HDR_LEN) {
-      ST_ADD(w, drop_malformed, 1);
-      return;
-    }
-    pkt_vnet_read(buf, &vh);
-    p += PKT_VNET_HDR_LEN;
-    len -= PKT_VNET_HDR_LEN;
-  }
   struct pkt_ip ip;
-  if (pkt_parse(p, len, 0, &ip) != PKT_OK) {
+  if (loop_tun_parse(buf, n, w->vnet, &vh, &ip) != PKT_OK) {
     ST_ADD(w, drop_malformed, 1);
     return;
   }
@@ -796,13 +690,12 @@ static void tun_packet(struct wgl *w, uint8_t *buf, size_t n) {
     ST_ADD(w, drop_no_route, 1);
     return;
   }
-  int gso = vh.gso_type & ~PKT_VNET_GSO_ECN;
-  if (gso == PKT_VNET_GSO_NONE) {
-    if ((vh.flags & PKT_VNET_F_NEEDS_CSUM) &&
-        pkt_finish_csum(ip.p, ip.len, vh.csum_start, vh.csum_offset) != PKT_OK) {
-      ST_ADD(w, drop_malformed, 1);
-      return;
-    }
+  int gso = loop_tun_gso(&vh, &ip);
+  if (gso < 0) {
+    drop_tso(w, -gso);
+    return;
+  }
+  if (gso == 0) {
     struct pkt_seg one = {.hdr = ip.p, .hdr_len = (uint16_t)(ip.len > 65535 ? 0 : ip.len),
                           .payload = NULL, .payload_len = 0};
     if (ip.len > w->mtu) { /* larger than the device MTU: cannot happen from a sane TUN */
@@ -812,17 +705,9 @@ static void tun_packet(struct wgl *w, uint8_t *buf, size_t n) {
     tx_segments(w, peer, &one, 1);
     return;
   }
-  if (gso != PKT_VNET_GSO_TCPV4 && gso != PKT_VNET_GSO_TCPV6) {
-    ST_ADD(w, drop_unsupported, 1);
-    return;
-  }
   int ns = pkt_tso_segment(&ip, vh.gso_size, w->hdr_arena, w->segs, PKT_MAX_SEGS);
   if (ns < 0) {
-    if (-ns == PKT_MALFORMED) {
-      ST_ADD(w, drop_malformed, 1);
-    } else {
-      ST_ADD(w, drop_unsupported, 1);
-    }
+    drop_tso(w, -ns);
     return;
   }
   for (int i = 0; i < ns; i++) {
@@ -836,20 +721,8 @@ static void tun_packet(struct wgl *w, uint8_t *buf, size_t n) {
 }
 
 static int tun_batch(struct wgl *w) {
-  int n = 0;
-  size_t bytes = 0;
-  int err = 0;
-  while (n < BATCH && bytes < TX_BUDGET) {
-    ssize_t r = read(w->tun_fd, w->tun_bufs + (size_t)n * BUF_SIZE + HEADROOM, BUF_SIZE - HEADROOM);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN) err = errno;
-      break;
-    }
-    if (r == 0) break;
-    w->tun_lens[n++] = (size_t)r;
-    bytes += (size_t)r;
-  }
+  int err;
+  int n = loop_tun_read(w->tun_fd, w->tun_bufs, w->tun_lens, &err);
   ST_ADD(w, tun_reads, n);
   for (int i = 0; i < n; i++) tun_packet(w, w->tun_bufs + (size_t)i * BUF_SIZE + HEADROOM, w->tun_lens[i]);
   tx_flush(w);
@@ -863,26 +736,15 @@ static int tun_batch(struct wgl *w) {
 /* ---- UDP -> TUN ------------------------------------------------------------------------------- */
 
 static void run_flush(struct wgl *w) {
-  if (!w->run_active) return;
-  w->run_active = 0;
-  ssize_t want = 0;
-  if (w->vnet) {
-    struct pkt_vnet_hdr vh;
-    pkt_gro_finish(&w->gro, &vh);
-    pkt_vnet_write(w->run_vnet, &vh);
-  }
-  for (int i = 0; i < w->run_niov; i++) want += (ssize_t)w->run_iov[i].iov_len;
-  ssize_t r;
-  do {
-    r = writev(w->tun_fd, w->run_iov, w->run_niov);
-  } while (r < 0 && errno == EINTR);
-  if (r != want) {
-    ST_ADD(w, drop_tun_write, w->run_pkts);
+  if (!w->run.active) return;
+  w->run.active = 0;
+  if (loop_run_write(&w->run, w->tun_fd, w->vnet) != 0) {
+    ST_ADD(w, drop_tun_write, w->run.pkts);
     return;
   }
   ST_ADD(w, tun_writes, 1);
-  ST_ADD(w, rx_packets, w->run_pkts);
-  if (w->run_pkts > 1) ST_ADD(w, coalesced_writes, 1);
+  ST_ADD(w, rx_packets, w->run.pkts);
+  if (w->run.pkts > 1) ST_ADD(w, coalesced_writes, 1);
 }
 
 static void rx_inner(struct wgl *w, uint8_t *p, size_t len) {
@@ -892,31 +754,16 @@ static void rx_inner(struct wgl *w, uint8_t *p, size_t len) {
     ST_ADD(w, drop_malformed, 1);
     return;
   }
-  if (w->run_active && w->vnet) {
+  if (w->run.active && w->vnet) {
     const uint8_t *pl;
     uint16_t plen;
-    if (pkt_gro_try(&w->gro, &ip, &pl, &plen)) {
-      w->run_iov[w->run_niov].iov_base = (void *)pl;
-      w->run_iov[w->run_niov].iov_len = plen;
-      w->run_niov++;
-      w->run_pkts++;
+    if (pkt_gro_try(&w->run.gro, &ip, &pl, &plen)) {
+      loop_run_join(&w->run, pl, plen, ip.len);
       return;
     }
   }
   run_flush(w);
-  w->run_active = 1;
-  w->run_niov = 0;
-  if (w->vnet) {
-    pkt_gro_start(&w->gro, &ip);
-    w->gro.trusted = 1; /* every packet here passed its Poly1305 tag (pkt.h) */
-    w->run_iov[w->run_niov].iov_base = w->run_vnet;
-    w->run_iov[w->run_niov].iov_len = PKT_VNET_HDR_LEN;
-    w->run_niov++;
-  }
-  w->run_iov[w->run_niov].iov_base = ip.p;
-  w->run_iov[w->run_niov].iov_len = ip.len;
-  w->run_niov++;
-  w->run_pkts = 1;
+  loop_run_start(&w->run, &ip, w->vnet, 1); /* trusted: every packet here passed its Poly1305 tag */
 }
 
 static void open_one(void *ctx, unsigned i) { wg_rx_decrypt(&((struct wgl *)ctx)->rx_jobs[i]); }
@@ -941,33 +788,15 @@ static void rx_jobs_flush(struct wgl *w) {
 }
 
 static void udp_batch(struct wgl *w) {
-  for (int i = 0; i < BATCH; i++) {
-    struct msghdr *m = &w->rx_msgs[i].msg_hdr;
-    m->msg_namelen = sizeof(w->rx_addr[i]);
-    m->msg_controllen = sizeof(w->rx_ctl[i].buf);
-    m->msg_flags = 0;
-    w->rx_iov[i].iov_len = BUF_SIZE - HEADROOM;
-  }
-  int n;
-  do {
-    n = recvmmsg(w->udp_fd, w->rx_msgs, BATCH, MSG_DONTWAIT, NULL);
-  } while (n < 0 && errno == EINTR);
+  int n = loop_recvmmsg(w->udp_fd, w->rx_msgs, w->rx_iov, w->rx_ctl, sizeof(w->rx_addr[0]));
   if (n <= 0) return;
   w->now = mono_ns();
   for (int i = 0; i < n; i++) {
     struct msghdr *m = &w->rx_msgs[i].msg_hdr;
     size_t len = w->rx_msgs[i].msg_len;
     uint8_t *base = w->udp_bufs + (size_t)i * BUF_SIZE + HEADROOM;
-    size_t seg = 0;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
-      if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
-        int g;
-        memcpy(&g, CMSG_DATA(c), sizeof(g));
-        if (g > 0) seg = (size_t)g;
-      }
-    }
-    if (seg == 0 || seg > len) seg = len;
-    size_t nseg = len == 0 ? 1 : (len + seg - 1) / seg;
+    size_t seg;
+    size_t nseg = loop_gro_split(m, len, &seg);
     if (m->msg_flags & MSG_TRUNC || len == 0) {
       ST_ADD(w, drop_malformed, nseg);
       continue;
@@ -1013,16 +842,8 @@ static void *loop_main(void *arg) {
       fatal(w, errno, "epoll_wait");
       break;
     }
-    int tun_ready = 0, udp_ready = 0;
-    for (int i = 0; i < n; i++) {
-      if (evs[i].data.u32 == EV_TUN) tun_ready = 1;
-      if (evs[i].data.u32 == EV_UDP) udp_ready = 1;
-      if (evs[i].data.u32 == EV_CTL) {
-        uint64_t v;
-        ssize_t r = read(w->ev_fd, &v, sizeof(v));
-        (void)r;
-      }
-    }
+    int tun_ready, udp_ready;
+    loop_events(evs, n, w->ev_fd, &tun_ready, &udp_ready);
     if (stopping(w)) break;
     w->now = mono_ns();
     apply_commands(w);
@@ -1030,11 +851,11 @@ static void *loop_main(void *arg) {
     w->now = mono_ns();
     if (tun_ready && tun_batch(w) < 0) break;
   }
-  pthread_mutex_lock(&w->mu);
+  pthread_mutex_lock(&w->cq.mu);
   w->snap.running = 0;
   w->snap.fatal_errno = w->st.fatal_errno;
   pthread_cond_broadcast(&w->cv);
-  pthread_mutex_unlock(&w->mu);
+  pthread_mutex_unlock(&w->cq.mu);
   return NULL;
 }
 
@@ -1048,50 +869,26 @@ static void free_wgl(struct wgl *w) {
   free(w->udp_bufs);
   free(w->hdr_arena);
   free(w->tx_arena);
-  if (w->q) wg_wipe(w->q, w->qcap * sizeof(*w->q));
-  if (w->work) wg_wipe(w->work, w->work_cap * sizeof(*w->work));
-  free(w->q);
-  free(w->work);
+  loop_cmdq_free(&w->cq, sizeof(struct cmd)); /* wiped: PSKs */
   free(w->snap_peers);
   for (size_t i = 0; i < w->allowed_cap; i++) free(w->allowed[i].v);
   free(w->allowed);
   wg_device_free(w->dev);
   rt_free(w->rt);
-  pthread_mutex_destroy(&w->mu);
   pthread_cond_destroy(&w->cv);
   free(w);
 }
 
 static int setup_offloads(struct wgl *w, int tun_fd) {
-  struct ifreq ifr;
-  memset(&ifr, 0, sizeof(ifr));
-  if (ioctl(tun_fd, TUNGETIFF, &ifr) < 0) return -errno;
-  w->vnet = (ifr.ifr_flags & IFF_VNET_HDR) != 0;
-  w->st.off_vnet_hdr = (uint64_t)w->vnet;
-  if (w->vnet) {
-    int sz = PKT_VNET_HDR_LEN;
-    if (ioctl(tun_fd, TUNSETVNETHDRSZ, &sz) < 0) return -errno;
-    if (ioctl(tun_fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)) == 0) {
-      w->st.off_tso = 1;
-    } else {
-      ioctl(tun_fd, TUNSETOFFLOAD, (unsigned long)TUN_F_CSUM);
-    }
-  }
-  int big = 4 << 20;
-  if (setsockopt(w->udp_fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) < 0) {
-    setsockopt(w->udp_fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
-  }
-  if (setsockopt(w->udp_fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big)) < 0) {
-    setsockopt(w->udp_fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
-  }
-  int on = 1;
-  if (setsockopt(w->udp_fd, SOL_UDP, UDP_GRO, &on, sizeof(on)) == 0) w->st.off_udp_gro = 1;
-  int probe = 1000, off = 0;
-  if (setsockopt(w->udp_fd, SOL_UDP, UDP_SEGMENT, &probe, sizeof(probe)) == 0) {
-    setsockopt(w->udp_fd, SOL_UDP, UDP_SEGMENT, &off, sizeof(off));
-    w->gso_ok = 1;
-    w->st.off_udp_gso = 1;
-  }
+  struct loop_offloads o;
+  int rc = loop_setup_offloads(tun_fd, w->udp_fd, NULL, &o);
+  w->vnet = o.vnet;
+  w->st.off_vnet_hdr = (uint64_t)o.vnet;
+  w->st.off_tso = (uint64_t)o.tso;
+  if (rc < 0) return rc;
+  w->st.off_udp_gro = (uint64_t)o.udp_gro;
+  w->st.off_udp_gso = (uint64_t)o.udp_gso;
+  w->gso_ok = o.udp_gso;
   return 0;
 }
 
@@ -1106,7 +903,7 @@ int wgl_open(const struct wgl_config *cfg, struct wgl **out, const char **sc) {
   w->mtu = cfg->mtu;
   w->on_fatal = cfg->on_fatal;
   w->ctx = cfg->ctx;
-  pthread_mutex_init(&w->mu, NULL);
+  loop_cmdq_init(&w->cq);
   pthread_cond_init(&w->cv, NULL);
   int err = 0;
   w->slot_size = ((size_t)cfg->mtu + WG_DATA_OVERHEAD + 16 + 63) & ~(size_t)63;
@@ -1154,46 +951,17 @@ int wgl_open(const struct wgl_config *cfg, struct wgl **out, const char **sc) {
     *sc = "ioctl";
     goto fail;
   }
-  int fl = fcntl(cfg->tun_fd, F_GETFL);
-  if (fl < 0 || fcntl(cfg->tun_fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-    err = -errno;
+  if ((err = loop_set_nonblock(cfg->tun_fd)) < 0) {
     *sc = "fcntl";
     goto fail;
   }
-  w->ev_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  w->ep_fd = epoll_create1(EPOLL_CLOEXEC);
-  if (w->ev_fd < 0 || w->ep_fd < 0) {
-    err = -errno;
-    *sc = w->ev_fd < 0 ? "eventfd" : "epoll_create1";
-    goto fail;
-  }
-  struct epoll_event ev = {.events = EPOLLIN};
-  int fds[3] = {cfg->tun_fd, w->udp_fd, w->ev_fd};
-  for (uint32_t i = 0; i < 3; i++) {
-    ev.data.u32 = i;
-    if (epoll_ctl(w->ep_fd, EPOLL_CTL_ADD, fds[i], &ev) < 0) {
-      err = -errno;
-      *sc = "epoll_ctl";
-      goto fail;
-    }
-  }
-  for (int i = 0; i < BATCH; i++) {
-    w->rx_iov[i].iov_base = w->udp_bufs + (size_t)i * BUF_SIZE + HEADROOM;
-    struct msghdr *m = &w->rx_msgs[i].msg_hdr;
-    m->msg_name = &w->rx_addr[i];
-    m->msg_iov = &w->rx_iov[i];
-    m->msg_iovlen = 1;
-    m->msg_control = w->rx_ctl[i].buf;
-  }
+  if ((err = loop_epoll_open(&w->ep_fd, &w->ev_fd, cfg->tun_fd, w->udp_fd, sc)) < 0) goto fail;
+  loop_rx_init(w->rx_msgs, w->rx_iov, w->rx_addr, sizeof(w->rx_addr[0]), w->rx_ctl, w->udp_bufs);
   par_start(&w->par, crypto_workers());
   w->st.running = 1;
   w->snap = w->st;
   w->tun_fd = cfg->tun_fd;
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  int pe = pthread_create(&w->thread, NULL, loop_main, w);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  int pe = loop_thread_start(&w->thread, loop_main, w);
   if (pe != 0) {
     w->tun_fd = -1;
     err = -pe;
@@ -1213,13 +981,6 @@ uint16_t wgl_local_port(struct wgl *w) { return w->port; }
 
 void wgl_close(struct wgl *w) {
   if (!w) return;
-  pthread_mutex_lock(&w->mu);
-  w->closed_for_cmds = 1;
-  pthread_mutex_unlock(&w->mu);
-  __atomic_store_n(&w->stop, 1, __ATOMIC_RELEASE);
-  uint64_t one = 1;
-  ssize_t r = write(w->ev_fd, &one, sizeof(one));
-  (void)r;
-  pthread_join(w->thread, NULL);
+  loop_thread_stop(&w->cq, &w->stop, w->ev_fd, w->thread);
   free_wgl(w);
 }

@@ -130,12 +130,30 @@ static int ts_after(const uint8_t a[WG_TAI64N_LEN], const uint8_t b[WG_TAI64N_LE
   return memcmp(a, b, WG_TAI64N_LEN) > 0; /* big-endian: byte order = time order */
 }
 
+/* Secrets a received handshake message is worked with (chaining key, hash, keys): wiped as one. */
+struct consume_tmp {
+  uint8_t c[WG_HASH_LEN], h[WG_HASH_LEN], k[WG_KEY_LEN], t[WG_HASH_LEN], dh[WG_KEY_LEN];
+};
+
+/* A consumed message's chaining key and hash become p's handshake's, with the sender's index and
+ * `state`; the secrets are wiped. Returns p. */
+static struct wg_peer *consume_done(struct wg_peer *p, struct consume_tmp *x, const uint8_t *msg,
+                                    enum wg_hs_state state) {
+  struct wg_handshake *hs = &p->hs;
+  memcpy(hs->chain, x->c, WG_HASH_LEN);
+  memcpy(hs->hash, x->h, WG_HASH_LEN);
+  hs->remote_index = wg_le32(msg + 4);
+  hs->state = state;
+  wg_wipe(x, sizeof(*x));
+  return p;
+}
+
 struct wg_peer *wg_consume_initiation(struct wg_device *d, const uint8_t msg[WG_INITIATION_LEN],
                                       const struct wg_endpoint *from, uint64_t now) {
-  uint8_t c[WG_HASH_LEN], h[WG_HASH_LEN], k[WG_KEY_LEN], dh[WG_KEY_LEN], spub[WG_KEY_LEN];
-  uint8_t ts[WG_TAI64N_LEN];
+  struct consume_tmp x;
+  uint8_t *c = x.c, *h = x.h, *k = x.k, *dh = x.dh, spub[WG_KEY_LEN], ts[WG_TAI64N_LEN];
   const uint8_t *e = msg + 8;
-  struct wg_peer *p = NULL, *res = NULL;
+  struct wg_peer *p = NULL;
   if (initial_chain(c, h) < 0 || mix_hash(h, d->pub, WG_KEY_LEN) < 0) goto out;
   if (wg_kdf(1, c, NULL, NULL, c, e, WG_KEY_LEN) < 0 || mix_hash(h, e, WG_KEY_LEN) < 0) goto out;
   if (wg_dh(dh, d->priv, e) < 0) goto bad;
@@ -161,23 +179,15 @@ struct wg_peer *wg_consume_initiation(struct wg_device *d, const uint8_t msg[WG_
   }
   struct wg_handshake *hs = &p->hs;
   wg_handshake_clear(d, p);
-  memcpy(hs->chain, c, WG_HASH_LEN);
-  memcpy(hs->hash, h, WG_HASH_LEN);
   memcpy(hs->remote_eph, e, WG_KEY_LEN);
   memcpy(hs->latest_ts, ts, WG_TAI64N_LEN);
   hs->last_init_consumed = now ? now : 1;
-  hs->remote_index = wg_le32(msg + 4);
-  hs->state = WG_HS_INITIATION_CONSUMED;
-  res = p;
-  goto out;
+  return consume_done(p, &x, msg, WG_HS_INITIATION_CONSUMED);
 bad:
   d->st.drop_handshake++;
 out:
-  wg_wipe(c, sizeof(c));
-  wg_wipe(h, sizeof(h));
-  wg_wipe(k, sizeof(k));
-  wg_wipe(dh, sizeof(dh));
-  return res;
+  wg_wipe(&x, sizeof(x));
+  return NULL;
 }
 
 /* ---- response -------------------------------------------------------------------------------- */
@@ -217,10 +227,9 @@ out:
 }
 
 struct wg_peer *wg_consume_response(struct wg_device *d, const uint8_t msg[WG_RESPONSE_LEN]) {
-  uint8_t c[WG_HASH_LEN], h[WG_HASH_LEN], k[WG_KEY_LEN], t[WG_HASH_LEN], dh[WG_KEY_LEN];
-  uint8_t empty[1];
+  struct consume_tmp x;
+  uint8_t *c = x.c, *h = x.h, *k = x.k, *t = x.t, *dh = x.dh, empty[1];
   const uint8_t *e = msg + 12;
-  struct wg_peer *res = NULL;
   struct wg_idx_entry *ie = wg_idx_find(d, wg_le32(msg + 8));
   if (!ie || ie->kp || ie->peer->hs.state != WG_HS_INITIATION_CREATED) goto bad;
   struct wg_peer *p = ie->peer;
@@ -236,21 +245,11 @@ struct wg_peer *wg_consume_response(struct wg_device *d, const uint8_t msg[WG_RE
   if (mix_hash(h, t, WG_HASH_LEN) < 0) goto bad;
   if (wg_aead_open(empty, msg + 44, WG_TAG_LEN, 0, k, h, WG_HASH_LEN) < 0) goto bad;
   if (mix_hash(h, msg + 44, WG_TAG_LEN) < 0) goto bad;
-  memcpy(hs->chain, c, WG_HASH_LEN);
-  memcpy(hs->hash, h, WG_HASH_LEN);
-  hs->remote_index = wg_le32(msg + 4);
-  hs->state = WG_HS_RESPONSE_CONSUMED;
-  res = p;
-  goto out;
+  return consume_done(p, &x, msg, WG_HS_RESPONSE_CONSUMED);
 bad:
   d->st.drop_handshake++;
-out:
-  wg_wipe(c, sizeof(c));
-  wg_wipe(h, sizeof(h));
-  wg_wipe(k, sizeof(k));
-  wg_wipe(t, sizeof(t));
-  wg_wipe(dh, sizeof(dh));
-  return res;
+  wg_wipe(&x, sizeof(x));
+  return NULL;
 }
 
 /* ---- session --------------------------------------------------------------------------------- */
