@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Bundles the `weft` CNI plugin (src/cni/main.ts) into ONE CommonJS file with esbuild, so each per-container
-// invocation loads a single small file and nothing else (no etcd client, pino, prom-client, netlink, daemon code).
+// invocation loads a single small file and nothing else (no etcd client, pino, metrics, netlink, daemon code).
 // CommonJS on purpose: installed as `<cni-bin>/weft` without an extension and outside this package, Node
 // treats the file as CommonJS. Usage: node scripts/build-cni.mjs [--outfile <path>]
 // It also builds the plugin's C parts in cni-shim/ (make, the machine's cc; nothing downloaded):

@@ -65,14 +65,13 @@ export const WEFTD_DEPENDENCIES: readonly { label: string; modules: readonly str
     label: "weft's etcd client (dist/subnet/etcd: JSON gateway over node:http)",
     modules: ['dist/subnet/etcd/client.js'],
   },
-  { label: 'prom-client (only when a metrics port is set)', modules: ['prom-client'] },
+  {
+    label: "weft's Prometheus registry (dist/daemon/prom.js, replaced prom-client)",
+    modules: ['dist/daemon/prom.js'],
+  },
   { label: 'netlink (patched; native binding)', modules: ['netlink'] },
   {
-    label: 'weftd with no metrics port (dist/daemon/deps.js and run.js)',
+    label: 'weftd (dist/daemon/deps.js and run.js, metrics included)',
     modules: ['dist/daemon/deps.js', 'dist/daemon/run.js'],
-  },
-  {
-    label: 'weftd with a metrics port (the above + prom-client)',
-    modules: ['dist/daemon/deps.js', 'dist/daemon/run.js', 'prom-client'],
   },
 ];

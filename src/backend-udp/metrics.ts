@@ -1,7 +1,7 @@
 /**
  * The forwarder's counters as Prometheus samples (names and labels fixed here, so the daemon's
  * /metrics and weftctl agree). Pure: the daemon reads `UdpNetwork.forwarderStats()` at scrape time and
- * exposes these, e.g. from a prom-client `collect()` callback.
+ * exposes these, e.g. from a metric's `collect()` callback (src/daemon/prom.ts).
  */
 import type { ForwarderStats } from '../dataplane/forwarder.js';
 

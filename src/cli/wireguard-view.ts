@@ -48,7 +48,7 @@ interface Sample {
   readonly value: number;
 }
 
-/** Prometheus text format samples (the subset prom-client writes: no timestamps needed). */
+/** Prometheus text format samples (the subset src/daemon/prom.ts writes: no timestamps). */
 export function parseMetrics(text: string): Sample[] {
   const out: Sample[] = [];
   for (const line of text.split('\n')) {

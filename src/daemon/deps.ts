@@ -9,7 +9,7 @@ import { defaultBackends } from './default-backends.js';
 import { createIptablesRunner } from '../firewall/iptables-forward.js';
 import { createNftRunner } from '../firewall/nft.js';
 import { startCniServer } from './cni-server.js';
-import { createDaemonMetrics, type PromClient } from './metrics.js';
+import { createDaemonMetrics } from './metrics.js';
 import type { DaemonOptions } from './options.js';
 import type { DaemonDeps } from './run.js';
 import { createServiceNotifier } from './sd-notify.js';
@@ -49,11 +49,9 @@ export function createDefaultDeps(
   options: DaemonOptions,
   signal: AbortSignal,
   log: Logger,
-  promClient?: PromClient,
 ): DaemonDeps {
   const metrics = createDaemonMetrics({
     served: options.healthzPort > 0 || options.metricsPort > 0,
-    ...(promClient ? { promClient } : {}),
   });
   // one netlink façade for the backend, owned (and closed) by the daemon, its counters on /metrics
   const netlink = createNetlinkOps({ log: log.child({ component: 'netlink' }) });

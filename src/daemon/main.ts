@@ -56,14 +56,8 @@ log.info('weftd starting', {
   options: { ...options, etcdPassword: options.etcdPassword ? '***' : null },
 });
 // No top-level await: the packaged single executable runs this module as CommonJS (docs/design.md C18).
-// prom-client only when /metrics is served (README "Performance": it costs resident memory).
-const served = options.healthzPort > 0 || options.metricsPort > 0;
-void (served ? import('prom-client') : Promise.resolve(undefined))
-  .then((promClient) =>
-    runDaemon(options, createDefaultDeps(options, controller.signal, log, promClient)),
-  )
-  .then((result) => {
-    if (result.exitCode === EXIT.ok) log.info(result.message);
-    else log.error(result.message, { exitCode: result.exitCode });
-    process.exit(result.exitCode);
-  });
+void runDaemon(options, createDefaultDeps(options, controller.signal, log)).then((result) => {
+  if (result.exitCode === EXIT.ok) log.info(result.message);
+  else log.error(result.message, { exitCode: result.exitCode });
+  process.exit(result.exitCode);
+});

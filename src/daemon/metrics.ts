@@ -1,16 +1,14 @@
 /**
- * weftd's Prometheus metrics (prom-client, own Registry: no global state). `DaemonMetrics` is the small
- * object handed to the parts that count things; backends can be given the structurally identical
+ * weftd's Prometheus metrics (src/daemon/prom.ts, own Registry: no global state). `DaemonMetrics` is the
+ * small object handed to the parts that count things; backends can be given the structurally identical
  * `BackendMetricsSink` view (they must not import the daemon, docs/design.md C1).
  *
- * prom-client is loaded only when the metrics are served (`--healthz-port` or `--metrics-port`): it
- * costs weftd ~10 MiB of resident memory (`npm run bench:rss`), for nothing when no port is set (the
- * default); then `createDaemonMetrics({ served: false })` returns counters that go nowhere.
+ * With no port that serves them (`--healthz-port` or `--metrics-port`, the default is none),
+ * `createDaemonMetrics({ served: false })` returns counters that go nowhere.
  */
-import { createRequire } from 'node:module';
 import type { MetricSample } from '../backend-udp/metrics.js';
-import type { Registry } from 'prom-client';
 import type { WireguardDeviceStatus } from '../backend-wireguard/index.js';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from './prom.js';
 import { registerWireguardMetrics } from './wireguard-metrics.js';
 
 /** What a backend may report (duck-typed: a backend declares the same shape locally). */
@@ -65,7 +63,7 @@ export interface NetlinkCounters {
 
 const LEASE_STATES: readonly LeaseState[] = ['none', 'acquired', 'renewing', 'lost'];
 
-/** Metrics that go nowhere (no port serves them); prom-client is never loaded. */
+/** Metrics that go nowhere (no port serves them). */
 function unservedMetrics(): DaemonMetrics {
   const none = (): void => {};
   return {
@@ -85,16 +83,10 @@ function unservedMetrics(): DaemonMetrics {
   };
 }
 
-export type PromClient = typeof import('prom-client');
-
 export function createDaemonMetrics(
-  opts: { processMetrics?: boolean; served?: boolean; promClient?: PromClient } = {},
+  opts: { processMetrics?: boolean; served?: boolean } = {},
 ): DaemonMetrics {
   if (opts.served === false) return unservedMetrics();
-  // weftd's main passes the module it imported (a literal dynamic import, so the packaged executable's
-  // bundler includes it); elsewhere (tests) it is required here.
-  const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } =
-    opts.promClient ?? (createRequire(import.meta.url)('prom-client') as PromClient);
   const registry = new Registry();
   if (opts.processMetrics !== false)
     collectDefaultMetrics({ register: registry, prefix: 'weftd_' });
@@ -224,7 +216,7 @@ export function createDaemonMetrics(
       leaseStats = stats;
     },
     watchWireguard(devices) {
-      registerWireguardMetrics(registry, devices, Gauge);
+      registerWireguardMetrics(registry, devices);
     },
     watchSamples(read) {
       const first = read();

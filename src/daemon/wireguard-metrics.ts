@@ -5,8 +5,7 @@
  * handshake from a key that is no peer (`weftctl doctor` names the host whose published key does not
  * match the one it handshakes with from it). Keys are public keys (base64); no secret is exported.
  */
-import type { Registry } from 'prom-client';
-import type { PromClient } from './metrics.js';
+import { Gauge, type Registry } from './prom.js';
 import type { WireguardDeviceStatus } from '../backend-wireguard/index.js';
 import type { WireGuardSnapshot } from '../dataplane/wireguard-device.js';
 
@@ -31,7 +30,6 @@ const DROPS: readonly [string, keyof WireGuardSnapshot['stats']][] = [
 export function registerWireguardMetrics(
   registry: Registry,
   devices: () => readonly WireguardDeviceStatus[],
-  Gauge: PromClient['Gauge'],
 ): void {
   let cache: {
     at: number;

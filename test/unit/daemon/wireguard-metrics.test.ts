@@ -5,7 +5,7 @@
  * real kernel in test/integration/wireguard-interop.test.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { Gauge, Registry } from 'prom-client';
+import { Registry } from '../../../src/daemon/prom.js';
 import { registerWireguardMetrics } from '../../../src/daemon/wireguard-metrics.js';
 import type { WireguardDeviceStatus } from '../../../src/backend-wireguard/index.js';
 import type { WireGuardSnapshot } from '../../../src/dataplane/wireguard-device.js';
@@ -95,7 +95,7 @@ describe('WireGuard metrics', () => {
         return snapshot();
       },
     };
-    registerWireguardMetrics(registry, () => [dev], Gauge);
+    registerWireguardMetrics(registry, () => [dev]);
     const text = await registry.metrics();
     expect(calls).toBe(1); // one snapshot serves every collector of a scrape
     expect(text).toContain(
@@ -120,7 +120,7 @@ describe('WireGuard metrics', () => {
   it('exports nothing before the network exists and survives a closed device', async () => {
     const registry = new Registry();
     let devices: WireguardDeviceStatus[] = [];
-    registerWireguardMetrics(registry, () => devices, Gauge);
+    registerWireguardMetrics(registry, () => devices);
     expect(await registry.metrics()).not.toMatch(/^weft_wireguard_peer_\w+\{/m);
     devices = [
       {
