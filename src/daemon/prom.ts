@@ -242,6 +242,15 @@ function procStatus(field: string): number {
   }
 }
 
+/** Open file descriptors (Linux), or null. */
+function openFds(): number | null {
+  try {
+    return readdirSync('/proc/self/fd').length;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * The process and Node.js metrics prom-client's collectDefaultMetrics exported under the same names
  * (the subset operators chart: CPU, memory, file descriptors, start time, heap, version).
@@ -249,95 +258,75 @@ function procStatus(field: string): number {
 export function collectDefaultMetrics(o: { register: Registry; prefix?: string }): void {
   const p = o.prefix ?? '';
   const registers = [o.register];
-  new Counter({
-    name: `${p}process_cpu_user_seconds_total`,
-    help: 'Total user CPU time spent in seconds.',
-    registers,
-    collect() {
-      this.reset();
-      this.inc(process.cpuUsage().user / 1e6);
-    },
-  });
-  new Counter({
-    name: `${p}process_cpu_system_seconds_total`,
-    help: 'Total system CPU time spent in seconds.',
-    registers,
-    collect() {
-      this.reset();
-      this.inc(process.cpuUsage().system / 1e6);
-    },
-  });
-  new Counter({
-    name: `${p}process_cpu_seconds_total`,
-    help: 'Total user and system CPU time spent in seconds.',
-    registers,
-    collect() {
-      const c = process.cpuUsage();
-      this.reset();
-      this.inc((c.user + c.system) / 1e6);
-    },
-  });
+  const cpu = (): { user: number; system: number } => process.cpuUsage();
+  const counters: [string, string, () => number][] = [
+    [
+      'process_cpu_user_seconds_total',
+      'Total user CPU time spent in seconds.',
+      () => cpu().user / 1e6,
+    ],
+    [
+      'process_cpu_system_seconds_total',
+      'Total system CPU time spent in seconds.',
+      () => cpu().system / 1e6,
+    ],
+    [
+      'process_cpu_seconds_total',
+      'Total user and system CPU time spent in seconds.',
+      () => (cpu().user + cpu().system) / 1e6,
+    ],
+  ];
+  for (const [name, help, read] of counters)
+    new Counter({
+      name: `${p}${name}`,
+      help,
+      registers,
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
   const start = Math.round(Date.now() / 1000 - process.uptime());
-  new Gauge({
-    name: `${p}process_start_time_seconds`,
-    help: 'Start time of the process since unix epoch in seconds.',
-    registers,
-    collect() {
-      this.set(start);
-    },
-  });
-  new Gauge({
-    name: `${p}process_resident_memory_bytes`,
-    help: 'Resident memory size in bytes.',
-    registers,
-    collect() {
-      this.set(procStatus('VmRSS') || process.memoryUsage().rss);
-    },
-  });
-  new Gauge({
-    name: `${p}process_virtual_memory_bytes`,
-    help: 'Virtual memory size in bytes.',
-    registers,
-    collect() {
-      this.set(procStatus('VmSize'));
-    },
-  });
-  new Gauge({
-    name: `${p}process_open_fds`,
-    help: 'Number of open file descriptors.',
-    registers,
-    collect() {
-      try {
-        this.set(readdirSync('/proc/self/fd').length);
-      } catch {
-        /* not Linux */
-      }
-    },
-  });
-  new Gauge({
-    name: `${p}nodejs_heap_size_total_bytes`,
-    help: 'Process heap size from Node.js in bytes.',
-    registers,
-    collect() {
-      this.set(process.memoryUsage().heapTotal);
-    },
-  });
-  new Gauge({
-    name: `${p}nodejs_heap_size_used_bytes`,
-    help: 'Process heap size used from Node.js in bytes.',
-    registers,
-    collect() {
-      this.set(process.memoryUsage().heapUsed);
-    },
-  });
-  new Gauge({
-    name: `${p}nodejs_external_memory_bytes`,
-    help: 'Node.js external memory size in bytes.',
-    registers,
-    collect() {
-      this.set(process.memoryUsage().external);
-    },
-  });
+  /** Gauges read at scrape time; a reader that returns null leaves its series out. */
+  const gauges: [string, string, () => number | null][] = [
+    [
+      'process_start_time_seconds',
+      'Start time of the process since unix epoch in seconds.',
+      () => start,
+    ],
+    [
+      'process_resident_memory_bytes',
+      'Resident memory size in bytes.',
+      () => procStatus('VmRSS') || process.memoryUsage().rss,
+    ],
+    ['process_virtual_memory_bytes', 'Virtual memory size in bytes.', () => procStatus('VmSize')],
+    ['process_open_fds', 'Number of open file descriptors.', openFds],
+    [
+      'nodejs_heap_size_total_bytes',
+      'Process heap size from Node.js in bytes.',
+      () => process.memoryUsage().heapTotal,
+    ],
+    [
+      'nodejs_heap_size_used_bytes',
+      'Process heap size used from Node.js in bytes.',
+      () => process.memoryUsage().heapUsed,
+    ],
+    [
+      'nodejs_external_memory_bytes',
+      'Node.js external memory size in bytes.',
+      () => process.memoryUsage().external,
+    ],
+  ];
+  for (const [name, help, read] of gauges)
+    new Gauge({
+      name: `${p}${name}`,
+      help,
+      registers,
+      collect() {
+        const v = read();
+        if (v !== null) this.set(v);
+      },
+    });
   for (const [what, pick] of [
     ['total', 'space_size'],
     ['used', 'space_used_size'],
