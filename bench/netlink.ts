@@ -33,6 +33,7 @@ import type { Lease } from '../src/lease/lease.js';
 import { nullLogger } from '../src/log/logger.js';
 import { createNetlinkOps, type Mutation, type NetlinkOps } from '../src/netlink/index.js';
 import { MemorySubnets, testNetworkConfig } from '../test/integration/backend-memory-subnets.js';
+import type { NetlinkSize } from './lib/area-output.js';
 import { lineChart } from './lib/svg.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -130,22 +131,12 @@ class CountingOps {
   }
 }
 
-interface SizeResult {
-  peers: number;
-  floorMs: number;
+/** One size's medians: the shape bench/lib/area-output.ts reads back, plus the floor's detail. */
+interface SizeResult extends NetlinkSize {
   floorCpuMs: number;
   floorAckAllMs: number;
   floorAckLastMs: number;
   floorPhases: { neighMs: number; fdbMs: number; routeMs: number };
-  iprouteMs: number;
-  weftMs: number;
-  weftCpuMs: number;
-  addMs: number;
-  addRequests: number;
-  addDumps: number;
-  removeMs: number;
-  removeRequests: number;
-  removeDumps: number;
   floorOneAddUs: number;
   floorOneRemoveUs: number;
 }

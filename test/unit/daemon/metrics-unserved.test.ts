@@ -1,5 +1,5 @@
 /**
- * weftd's metrics never load prom-client (it cost ≈10 MiB of resident memory; src/daemon/prom.ts writes
+ * weftd's metrics never load prom-client (10-12 MiB of resident memory imported alone; src/daemon/prom.ts writes
  * the exposition itself): with no --healthz-port / --metrics-port they go nowhere, with one they are
  * served. Checked in a fresh Node process with weftd's whole module graph.
  */
