@@ -2,7 +2,7 @@
  * etcd's Watch service over the JSON gateway: `POST /v3/watch` with one create request, answered by a
  * stream of `{"result":WatchResponse}` lines for as long as the HTTP response stays open.
  *
- * - Reconnects by itself (flannel's backoff: 100 ms doubling up to 5 s, ±20 % jitter) after a transport
+ * - Reconnects by itself (100 ms doubling up to WATCH_BACKOFF_MAX_MS, ±20 % jitter) after a transport
  *   failure, a member without a leader or the member closing the stream, resuming after the last event
  *   delivered, on another member when there are several.
  * - Liveness: HTTP has no gRPC keepalive pings, so while a watch is open it probes its member every
@@ -99,8 +99,15 @@ export function decodeWatchResponse(
   };
 }
 
+/**
+ * The longest wait between two reconnects. flannel waits up to 5 s, but with ±20 % jitter that let a
+ * watch sleep 6 s after etcd came back from a long outage, past the 5 s in which weft programs a new
+ * lease (test/e2e/etcd-cluster.test.ts saw 5.1 s); a reconnect is one HTTP request, cheap at 2 s.
+ */
+export const WATCH_BACKOFF_MAX_MS = 2000;
+
 function backoff(attempt: number): number {
-  const base = Math.min(100 * 2 ** Math.min(attempt, 16), 5000);
+  const base = Math.min(100 * 2 ** Math.min(attempt, 16), WATCH_BACKOFF_MAX_MS);
   return base * (0.8 + Math.random() * 0.4);
 }
 
