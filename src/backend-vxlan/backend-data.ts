@@ -5,7 +5,7 @@
  */
 import { jsonField } from '../backend/backend-config.js';
 import { showValue } from '../errors.js';
-import { canonicalMac, isUnicastMac } from '../netlink/index.js';
+import { formatMac, tryParseMac } from '../ip/index.js';
 
 export interface VxlanBackendData {
   readonly vni: number;
@@ -29,13 +29,12 @@ export function parseVxlanBackendData(data: unknown): Parsed<VxlanBackendData> {
   }
   const mac = jsonField(d, 'VtepMAC');
   if (typeof mac !== 'string') return { ok: false, reason: 'BackendData.VtepMAC is missing' };
-  let canonical: string;
-  try {
-    canonical = canonicalMac(mac);
-  } catch {
+  // Parsed once (this runs for every lease of every plan): the bytes decide unicast, then the text.
+  const bytes = tryParseMac(mac);
+  if (bytes === null)
     return { ok: false, reason: `BackendData.VtepMAC ${showValue(mac)} is not a MAC address` };
-  }
-  if (!isUnicastMac(canonical)) {
+  const canonical = formatMac(bytes);
+  if ((bytes[0]! & 1) !== 0 || bytes.every((x) => x === 0)) {
     return { ok: false, reason: `BackendData.VtepMAC ${canonical} is not a unicast MAC address` };
   }
   return { ok: true, value: { vni, vtepMac: canonical } };

@@ -6,7 +6,6 @@
  */
 import type { Lease } from '../lease/lease.js';
 import { tryParseCidr } from '../ip/index.js';
-import { networkOf } from '../netlink/index.js';
 import type { PeerEntries } from '../backend/peer-entries.js';
 import {
   peerAddressProblem,
@@ -65,39 +64,12 @@ export function planVxlanPeer(lease: Lease, scope: VxlanPlanScope): LeasePlan<Pe
     const family = f.fam.family;
     const subnetRaw = f.fam.subnet(lease);
     if (!subnetRaw) continue;
-    const no = (reason: string): void => void refused.push({ family, reason });
-    const publicIp = f.fam.publicIp(lease);
-    if (!publicIp) {
-      no(`the lease has no ${f.fam.label} public IP`);
+    const checked = checkFamily(lease, f, subnetRaw, scope.vni);
+    if (typeof checked === 'string') {
+      refused.push({ family, reason: checked });
       continue;
     }
-    const data = parseVxlanBackendData(f.fam.backendData(lease));
-    if (!data.ok) {
-      no(`invalid vxlan backend data: ${data.reason}`);
-      continue;
-    }
-    if (data.value.vni !== scope.vni) {
-      no(`VNI ${data.value.vni} is not this network's ${scope.vni}`);
-      continue;
-    }
-    let subnet: string;
-    try {
-      subnet = networkOf(subnetRaw);
-    } catch {
-      no(`subnet ${JSON.stringify(subnetRaw)} is not a CIDR`);
-      continue;
-    }
-    const problem =
-      peerSubnetProblem(tryParseCidr(subnet) ?? subnet, f) ??
-      peerAddressProblem(publicIp, f.ownIps, f.onlink);
-    if (problem !== null) {
-      no(problem);
-      continue;
-    }
-    if (data.value.vtepMac === f.deviceMac) {
-      no(`VtepMAC ${data.value.vtepMac} is this host's own`);
-      continue;
-    }
+    const { subnet, publicIp, vtepMac } = checked;
     const key = `${lease.key}/${family}`;
     if (scope.directRouting && isOnLink(f.onlink, publicIp)) {
       entries.push({
@@ -111,10 +83,31 @@ export function planVxlanPeer(lease: Lease, scope: VxlanPlanScope): LeasePlan<Pe
     entries.push({
       key,
       subnet,
-      neigh: { ifindex: f.deviceIndex, dst: gw, mac: data.value.vtepMac },
-      fdb: { ifindex: f.deviceIndex, mac: data.value.vtepMac, dst: publicIp },
+      neigh: { ifindex: f.deviceIndex, dst: gw, mac: vtepMac },
+      fdb: { ifindex: f.deviceIndex, mac: vtepMac, dst: publicIp },
       route: { dst: subnet, gateway: gw, oif: f.deviceIndex, onlink: true },
     });
   }
   return { entries, refused };
+}
+
+/** Why `lease`'s family `f` is refused, or what it is programmed with (the subnet canonical, each value
+ *  parsed once: this runs for every lease of every plan). */
+function checkFamily(
+  lease: Lease,
+  f: VxlanFamilyScope,
+  subnetRaw: string,
+  vni: number,
+): string | { subnet: string; publicIp: string; vtepMac: string } {
+  const publicIp = f.fam.publicIp(lease);
+  if (!publicIp) return `the lease has no ${f.fam.label} public IP`;
+  const data = parseVxlanBackendData(f.fam.backendData(lease));
+  if (!data.ok) return `invalid vxlan backend data: ${data.reason}`;
+  if (data.value.vni !== vni) return `VNI ${data.value.vni} is not this network's ${vni}`;
+  const net = tryParseCidr(subnetRaw);
+  if (net === null) return `subnet ${JSON.stringify(subnetRaw)} is not a CIDR`;
+  const problem = peerSubnetProblem(net, f) ?? peerAddressProblem(publicIp, f.ownIps, f.onlink);
+  if (problem !== null) return problem;
+  if (data.value.vtepMac === f.deviceMac) return `VtepMAC ${data.value.vtepMac} is this host's own`;
+  return { subnet: net.toString(), publicIp, vtepMac: data.value.vtepMac };
 }

@@ -68,14 +68,16 @@ export interface NetworkPlan<E extends PeerEntry> {
   readonly blocked: ReadonlySet<string>;
 }
 
-/** Who holds each claim, by lease key: the index that makes a claim check O(1) per entry. */
+/** Who holds each claim, by lease key: the index that makes a claim check O(1) per entry. Almost every
+ *  claim has one holder, kept as its key; a Set only when leases share it. */
 export class ClaimIndex {
-  private readonly byClaim = new Map<string, { value: string; holders: Set<string> }>();
+  private readonly byClaim = new Map<string, { value: string; holders: string | Set<string> }>();
 
   /** The lease holding `claim` with another value than `value` (i.e. the conflict), or null. */
   conflict(lease: string, [claim, value]: Claim): string | null {
     const held = this.byClaim.get(claim);
     if (held === undefined || held.value === value) return null;
+    if (typeof held.holders === 'string') return held.holders !== lease ? held.holders : null;
     for (const h of held.holders) if (h !== lease) return h;
     return null;
   }
@@ -83,17 +85,21 @@ export class ClaimIndex {
   /** Other leases holding the same claims (sharing a value with `lease`). */
   sharers(lease: string, claims: readonly Claim[]): Set<string> {
     const out = new Set<string>();
-    for (const [claim] of claims)
-      for (const h of this.byClaim.get(claim)?.holders ?? []) if (h !== lease) out.add(h);
+    for (const [claim] of claims) {
+      const holders = this.byClaim.get(claim)?.holders;
+      if (typeof holders === 'string') {
+        if (holders !== lease) out.add(holders);
+      } else for (const h of holders ?? []) if (h !== lease) out.add(h);
+    }
     return out;
   }
 
   take(lease: string, claims: readonly Claim[]): void {
     for (const [claim, value] of claims) {
       const held = this.byClaim.get(claim);
-      if (held === undefined || held.holders.size === 0)
-        this.byClaim.set(claim, { value, holders: new Set([lease]) });
-      else held.holders.add(lease);
+      if (held === undefined) this.byClaim.set(claim, { value, holders: lease });
+      else if (typeof held.holders !== 'string') held.holders.add(lease);
+      else if (held.holders !== lease) held.holders = new Set([held.holders, lease]);
     }
   }
 
@@ -101,6 +107,10 @@ export class ClaimIndex {
     for (const [claim] of claims) {
       const held = this.byClaim.get(claim);
       if (!held) continue;
+      if (typeof held.holders === 'string') {
+        if (held.holders === lease) this.byClaim.delete(claim);
+        continue;
+      }
       held.holders.delete(lease);
       if (held.holders.size === 0) this.byClaim.delete(claim);
     }
@@ -121,11 +131,17 @@ export function preferred(
   leases: Iterable<Lease>,
   incumbents: { has(key: string): boolean },
 ): Lease[] {
-  const exp = (l: Lease): number => l.expiration?.getTime() ?? Number.POSITIVE_INFINITY;
-  const inc = (l: Lease): number => (incumbents.has(l.key) ? 0 : 1);
-  return [...leases].sort(
-    (a, b) => inc(a) - inc(b) || exp(b) - exp(a) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
+  // Each lease's sort keys computed once, not in every comparison.
+  const keyed = [...leases].map((l) => ({
+    l,
+    inc: incumbents.has(l.key) ? 0 : 1,
+    exp: l.expiration?.getTime() ?? Number.POSITIVE_INFINITY,
+  }));
+  keyed.sort(
+    (a, b) =>
+      a.inc - b.inc || b.exp - a.exp || (a.l.key < b.l.key ? -1 : a.l.key > b.l.key ? 1 : 0),
   );
+  return keyed.map((k) => k.l);
 }
 
 /**

@@ -49,6 +49,9 @@ export interface ReconcilePlan {
 }
 
 export function planReconcile(desired: readonly PeerEntries[], kernel: KernelView): ReconcilePlan {
+  // Nothing in scope (a fresh host, or after a reboot): everything is programmed, nothing is stale.
+  if (kernel.routes.length === 0 && kernel.neighs.length === 0 && kernel.fdb.length === 0)
+    return { program: desired, stale: { routes: [], neighs: [], fdb: [] } };
   const routes = new Map(kernel.routes.map((r) => [routeKey(r), r]));
   const neighs = new Map(kernel.neighs.filter((n) => n.permanent).map((n) => [neighKey(n), n]));
   const fdb = new Set(kernel.fdb.filter((f) => f.permanent).map((f) => fdbKey(f)));
@@ -66,9 +69,14 @@ export function planReconcile(desired: readonly PeerEntries[], kernel: KernelVie
     if (!routeOk || !neighOk || !fdbOk) program.push(peer);
   }
 
-  const wantRoutes = new Set(desired.map((p) => routeKey(p.route)));
-  const wantNeighs = new Set(desired.flatMap((p) => (p.neigh ? [neighKey(p.neigh)] : [])));
-  const wantFdb = new Set(desired.flatMap((p) => (p.fdb ? [fdbKey(p.fdb)] : [])));
+  const wantRoutes = new Set<string>();
+  const wantNeighs = new Set<string>();
+  const wantFdb = new Set<string>();
+  for (const p of desired) {
+    wantRoutes.add(routeKey(p.route));
+    if (p.neigh) wantNeighs.add(neighKey(p.neigh));
+    if (p.fdb) wantFdb.add(fdbKey(p.fdb));
+  }
   return {
     program,
     stale: {
