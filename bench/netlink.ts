@@ -1,7 +1,7 @@
 /**
- * `npm run bench:netlink` (root): weft's peer programming against the kernel's own floor, at several
- * sizes (default 1000, 2000, 5000 and 10000 peers; the floor grows faster than linearly, so one size
- * says little). Everything happens inside a private netns that is removed after.
+ * `npm run bench:netlink` (root, after `npm run build`: weft's code runs as it ships, from dist/): weft's
+ * peer programming against the kernel's own floor, at several sizes (default 1000, 2000, 5000 and 10000
+ * peers; the floor grows faster than linearly, so one size says little). Everything happens inside a private netns that is removed after.
  *
  * Per size, per run (median of RUNS):
  * - floor: bench/native/rtnl-floor.c, compiled here with the machine's `cc -O2`, sends exactly the
@@ -23,14 +23,12 @@
  * BENCH_NODE_FLAGS (for the measuring process, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { vxlanBackendFactory } from '../src/backend-vxlan/index.js';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DEFAULT_REMOVAL_GRACE_MS } from '../src/backend/peer-loop.js';
 import type { Lease } from '../src/lease/lease.js';
-import { nullLogger } from '../src/log/logger.js';
 import { createNetlinkOps, type Mutation, type NetlinkOps } from '../src/netlink/index.js';
 import { MemorySubnets, testNetworkConfig } from '../test/integration/backend-memory-subnets.js';
 import type { NetlinkSize } from './lib/area-output.js';
@@ -175,7 +173,36 @@ async function main(): Promise<void> {
   }
 }
 
+/**
+ * weft's backend as it ships: tsc's output in dist/ (`npm run build` first), not the sources through
+ * tsx, whose keep-names wrapper costs a call per closure created on the hot path. The harness's own
+ * helpers (netlink reads, the in-memory lease source) may run from the sources.
+ */
+async function shipped(): Promise<{
+  vxlanBackendFactory: typeof import('../src/backend-vxlan/index.js').vxlanBackendFactory;
+  createNetlinkOps: typeof createNetlinkOps;
+  nullLogger: typeof import('../src/log/logger.js').nullLogger;
+}> {
+  const dist = join(HERE, '..', 'dist');
+  const load = async <T>(rel: string): Promise<T> => {
+    const file = join(dist, rel);
+    if (!existsSync(file)) throw new Error(`${file} is missing: run \`npm run build\` first`);
+    return (await import(pathToFileURL(file).href)) as T;
+  };
+  const [vxlan, netlink, logger] = await Promise.all([
+    load<typeof import('../src/backend-vxlan/index.js')>('backend-vxlan/index.js'),
+    load<typeof import('../src/netlink/index.js')>('netlink/index.js'),
+    load<typeof import('../src/log/logger.js')>('log/logger.js'),
+  ]);
+  return {
+    vxlanBackendFactory: vxlan.vxlanBackendFactory,
+    createNetlinkOps: netlink.createNetlinkOps,
+    nullLogger: logger.nullLogger,
+  };
+}
+
 async function measure(): Promise<void> {
+  const { vxlanBackendFactory, nullLogger, createNetlinkOps: shippedOps } = await shipped();
   const dir = mkdtempSync(join(tmpdir(), 'weft-bench-'));
   const probe = join(dir, 'rtnl-floor');
   try {
@@ -226,7 +253,7 @@ async function measure(): Promise<void> {
         subnet: `${s}/24`,
       };
     };
-    const backendOps = createNetlinkOps();
+    const backendOps = shippedOps();
     // The device (and our own lease) first, as weftd does at start.
     const setupAc = new AbortController();
     await vxlanBackendFactory({
