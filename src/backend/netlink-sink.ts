@@ -24,10 +24,8 @@ import { planReconcile, type KernelView } from './reconcile.js';
  * A stale lease of the same host (same MAC and public IP) shares the MAC claim.
  */
 export function netlinkClaims(e: PeerEntries): readonly Claim[] {
-  return [
-    [`route|${routeKey(e.route)}`, e.key],
-    ...(e.fdb ? [[`fdb|${e.fdb.ifindex}|${e.fdb.mac}`, e.fdb.dst] as const] : []),
-  ];
+  const route: Claim = [`route|${routeKey(e.route)}`, e.key];
+  return e.fdb ? [route, [`fdb|${e.fdb.ifindex}|${e.fdb.mac}`, e.fdb.dst]] : [route];
 }
 
 /** The backend's device side of the sink (its programmer). */

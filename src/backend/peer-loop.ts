@@ -231,6 +231,8 @@ export class PeerLoop<E extends PeerEntry> {
   }
 
   private logRefusals(lease: Lease, refused: readonly RefusedLease[], ignored?: string): void {
+    // The common case on every plan: nothing refused now, nothing logged before.
+    if (refused.length === 0 && !ignored && !this.refusalLogged.has(lease.key)) return;
     const text = [...refused.map((r) => r.reason), ...(ignored ? [ignored] : [])].join('; ');
     if ((this.refusalLogged.get(lease.key) ?? '') === text) return;
     this.o.observer?.refused?.(
