@@ -164,8 +164,9 @@ export class VxlanProgrammer {
     };
     for (const dev of this.o.devices) {
       const f = dev.fam.family;
-      dump.routes.push(...(await ops.routeList(f, { oif: dev.index })));
-      dump.routes.push(...(await ops.routeList(f, { oif: uplink.index })));
+      // One dump of the main table for both links (the kernel sends every route either way).
+      for (const r of await ops.routeList(f))
+        if (r.oif === dev.index || r.oif === uplink.index) dump.routes.push(r);
       dump.neighs.push(...(await ops.neighList(f, dev.index)));
       dump.fdb.push(...(await ops.fdbList(dev.index)));
     }
