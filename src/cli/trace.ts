@@ -229,21 +229,16 @@ export function traceOverlay(i: TraceInput): TraceResult {
   const src = owner(i.src, i.leases, i.own);
   const dst = owner(i.dst, i.leases, i.own);
   const dstLease = i.leases.find((l) => l.key === dst.lease) ?? null;
-  const ownerSteps: TraceStep[] = [
-    {
-      what: 'owner',
-      ok: src.lease !== null,
-      text: src.lease
-        ? `${i.src} is in ${src.subnet}, leased by ${src.host}${src.local ? ' (this host)' : ''}`
-        : `${i.src} is in no lease's subnet`,
-    },
-    {
-      what: 'owner',
-      ok: dst.lease !== null,
-      text: dst.lease
-        ? `${i.dst} is in ${dst.subnet}, leased by ${dst.host}${dst.local ? ' (this host)' : ''}`
-        : `${i.dst} is in no lease's subnet (outside the overlay or no host holds it)`,
-    },
+  const ownerStep = (ep: Endpoint, unleased: string): TraceStep => ({
+    what: 'owner',
+    ok: ep.lease !== null,
+    text: ep.lease
+      ? `${ep.ip} is in ${ep.subnet}, leased by ${ep.host}${ep.local ? ' (this host)' : ''}`
+      : `${ep.ip} is in no lease's subnet${unleased}`,
+  });
+  const ownerSteps = [
+    ownerStep(src, ''),
+    ownerStep(dst, ' (outside the overlay or no host holds it)'),
   ];
   const nets = [i.config.network, i.config.ipv6Network].filter((n): n is string => !!n);
   if (!dst.lease && nets.some((n) => cidrContains(n, i.dst)))

@@ -239,6 +239,10 @@ export function wgDoctorChecks(
   return findings.map((f) => fail(`wireguard:${f.lease}`, f.problem, [...f.fixes]));
 }
 
+/** Seconds since the peer's last handshake (never negative). */
+export const handshakeAge = (w: WgPeerLive): number =>
+  Math.max(0, Math.round(Date.now() / 1000 - w.lastHandshakeSec));
+
 /** Per-lease live WireGuard state for `weftctl peers` / `status` (null entries: no such peer). */
 export function wgPeerStatus(lease: Lease, live: WgLive): WgPeerLive | null {
   const key = publishedKey(lease);
