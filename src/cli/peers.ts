@@ -311,6 +311,12 @@ export function lookupRoute(routes: readonly RouteEntry[], dst: string): RouteEn
   return best;
 }
 
+/** The commands that put a neighbour / FDB entry in place by hand (peers' and trace's fixes). */
+export const neighFix = (ip: string, mac: string, dev: string): string =>
+  `ip neigh replace ${ip} lladdr ${mac} dev ${dev} nud permanent`;
+export const fdbFix = (mac: string, dev: string, dst: string): string =>
+  `bridge fdb replace ${mac} dev ${dev} dst ${dst} self permanent`;
+
 const linkName = (k: KernelState, index: number | null): string =>
   k.links.find((l) => l.index === index)?.name ?? (index === null ? '?' : `if${index}`);
 
@@ -451,9 +457,7 @@ function netlinkRow(k: KernelState, w: Want, e: PeerEntries, vxlan: boolean): Pe
   const neigh = n
     ? (k.neighs.find((x) => x.ifindex === n.ifindex && x.dst === n.dst) ?? null)
     : null;
-  const replaceNeigh = n
-    ? `ip neigh replace ${n.dst} lladdr ${n.mac} dev ${devName} nud permanent`
-    : '';
+  const replaceNeigh = n ? neighFix(n.dst, n.mac, devName) : '';
   if (n && !neigh) bad('missing', `no neighbour entry for ${n.dst} on ${devName}`, replaceNeigh);
   else if (n && neigh && neigh.mac !== n.mac)
     bad(
@@ -467,9 +471,7 @@ function netlinkRow(k: KernelState, w: Want, e: PeerEntries, vxlan: boolean): Pe
   const fdbIp = f
     ? (devFdb.find((x) => x.dst === f.dst && x.mac !== '00:00:00:00:00:00') ?? null)
     : null;
-  const replaceFdb = f
-    ? `bridge fdb replace ${f.mac} dev ${devName} dst ${f.dst} self permanent`
-    : '';
+  const replaceFdb = f ? fdbFix(f.mac, devName, f.dst) : '';
   if (f && !fdbMac && !fdbIp) bad('missing', `no FDB entry for ${f.mac} on ${devName}`, replaceFdb);
   else if (f && fdbMac && fdbMac.dst !== f.dst)
     bad(

@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe } from 'vitest';
 import { closeSync } from 'node:fs';
+import type { ForwarderOptions } from '../../src/dataplane/forwarder.js';
 import { NativeForwarder } from '../../src/dataplane/native-forwarder.js';
 import { openTun } from '../../src/dataplane/tun.js';
 import { inNetns } from '../../src/netns/netns.js';
@@ -27,7 +28,7 @@ describe.skipIf(!runnable)('NativeForwarder', () => {
 
   /** A forwarder on a fresh TUN in the test namespace (`threads` given: that many loop threads). */
   const startIn =
-    (extra: { threads?: number }): (() => ForwarderHarness) =>
+    (extra: Pick<ForwarderOptions, 'threads'>): (() => ForwarderHarness) =>
     () => ({
       start: (opts) =>
         inNetns(ns, () => {
