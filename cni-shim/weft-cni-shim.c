@@ -176,6 +176,44 @@ static int js_string(struct js *j, const char **s, size_t *n, int *plain) {
   return 0;
 }
 
+/* Enters the object or array at j->p (`open` is '{' or '['): 1 it has members, 0 it is empty (and
+ * passed), -1 it is not one. */
+static int js_open(struct js *j, char open) {
+  js_ws(j);
+  if (j->p >= j->end || *j->p != open) return -1;
+  j->p++;
+  js_ws(j);
+  if (j->p < j->end && *j->p == (open == '{' ? '}' : ']')) {
+    j->p++;
+    return 0;
+  }
+  return 1;
+}
+
+/* Reads an object member's key and its ':'; j->p is then at the value. */
+static int js_key(struct js *j, const char **k, size_t *kn, int *plain) {
+  js_ws(j);
+  if (js_string(j, k, kn, plain) < 0) return -1;
+  js_ws(j);
+  if (j->p >= j->end || *j->p != ':') return -1;
+  j->p++;
+  js_ws(j);
+  return 0;
+}
+
+/* After a member's value: 1 another member follows (',' passed), 0 the `close` bracket (passed), -1 bad. */
+static int js_next(struct js *j, char close) {
+  js_ws(j);
+  if (j->p >= j->end) return -1;
+  if (*j->p == ',') {
+    j->p++;
+    return 1;
+  }
+  if (*j->p != close) return -1;
+  j->p++;
+  return 0;
+}
+
 static int js_value(struct js *j) {
   js_ws(j);
   if (j->p >= j->end) return -1;
@@ -187,38 +225,18 @@ static int js_value(struct js *j) {
     return js_string(j, &s, &n, &plain);
   }
   if (c == '{' || c == '[') {
-    char close = c == '{' ? '}' : ']';
     if (++j->depth > 64) return -1;
-    j->p++;
-    js_ws(j);
-    if (j->p < j->end && *j->p == close) {
-      j->p++;
-      j->depth--;
-      return 0;
-    }
-    for (;;) {
-      if (c == '{') {
-        const char *s;
-        size_t n;
-        int plain;
-        js_ws(j);
-        if (js_string(j, &s, &n, &plain) < 0) return -1;
-        js_ws(j);
-        if (j->p >= j->end || *j->p != ':') return -1;
-        j->p++;
-      }
+    int r = js_open(j, c);
+    while (r == 1) {
+      const char *s;
+      size_t n;
+      int plain;
+      if (c == '{' && js_key(j, &s, &n, &plain) < 0) return -1;
       if (js_value(j) < 0) return -1;
-      js_ws(j);
-      if (j->p >= j->end) return -1;
-      if (*j->p == ',') {
-        j->p++;
-        continue;
-      }
-      if (*j->p != close) return -1;
-      j->p++;
-      j->depth--;
-      return 0;
+      r = js_next(j, c == '{' ? '}' : ']');
     }
+    if (r == 0) j->depth--;
+    return r;
   }
   /* number, true, false, null */
   const char *start = j->p;
@@ -234,21 +252,12 @@ static int js_value(struct js *j) {
 static int netconf_socket(const struct buf *in, char *out, size_t outsz) {
   struct js j = {.p = in->p, .end = in->p + in->len, .depth = 0};
   int found = 0;
-  js_ws(&j);
-  if (j.p >= j.end || *j.p != '{') return -1;
-  j.p++;
-  js_ws(&j);
-  if (j.p < j.end && *j.p == '}') return 0;
-  for (;;) {
+  int r = js_open(&j, '{');
+  while (r == 1) {
     const char *k;
     size_t kn;
     int plain;
-    js_ws(&j);
-    if (js_string(&j, &k, &kn, &plain) < 0) return -1;
-    js_ws(&j);
-    if (j.p >= j.end || *j.p != ':') return -1;
-    j.p++;
-    js_ws(&j);
+    if (js_key(&j, &k, &kn, &plain) < 0) return -1;
     if (kn == 12 && plain && memcmp(k, "daemonSocket", 12) == 0) {
       const char *v;
       size_t vn;
@@ -261,44 +270,25 @@ static int netconf_socket(const struct buf *in, char *out, size_t outsz) {
     } else if (js_value(&j) < 0) {
       return -1;
     }
-    js_ws(&j);
-    if (j.p >= j.end) return -1;
-    if (*j.p == ',') {
-      j.p++;
-      continue;
-    }
-    return *j.p == '}' ? found : -1;
+    r = js_next(&j, '}');
   }
+  return r < 0 ? -1 : found;
 }
 
 /* In the object at j->p, moves j->p to the value of `key` (plain, unescaped): 1, 0 absent, -1 bad. */
 static int js_find(struct js *j, const char *key) {
   size_t klen = strlen(key);
-  js_ws(j);
-  if (j->p >= j->end || *j->p != '{') return -1;
-  j->p++;
-  js_ws(j);
-  if (j->p < j->end && *j->p == '}') return 0;
-  for (;;) {
+  int r = js_open(j, '{');
+  while (r == 1) {
     const char *k;
     size_t kn;
     int plain;
-    js_ws(j);
-    if (js_string(j, &k, &kn, &plain) < 0) return -1;
-    js_ws(j);
-    if (j->p >= j->end || *j->p != ':') return -1;
-    j->p++;
-    js_ws(j);
+    if (js_key(j, &k, &kn, &plain) < 0) return -1;
     if (plain && kn == klen && memcmp(k, key, klen) == 0) return 1;
     if (js_value(j) < 0) return -1;
-    js_ws(j);
-    if (j->p >= j->end) return -1;
-    if (*j->p == ',') {
-      j->p++;
-      continue;
-    }
-    return *j->p == '}' ? 0 : -1;
+    r = js_next(j, '}');
   }
+  return r;
 }
 
 /*

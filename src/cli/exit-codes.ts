@@ -23,17 +23,15 @@ export const EXIT = {
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
+const ETCD_CODES = ['E_ETCD_UNAVAILABLE', 'E_ETCD_TLS', 'E_ETCD_AUTH', 'E_ETCD_COMPACTED'] as const;
+/** An error of etcd (unreachable, TLS, auth, compacted): exit 4. */
+export const isEtcdError = (err: unknown): boolean => ETCD_CODES.some((c) => hasCode(err, c));
+
 /** The exit code for an error that stopped a command. */
 export function exitForError(err: unknown): ExitCode {
   if (hasCode(err, 'E_OPTION_INVALID') || hasCode(err, 'E_ADDRESS_INVALID')) return EXIT.usage;
   if (hasCode(err, 'E_CONFIG_INVALID') || hasCode(err, 'E_UNKNOWN_BACKEND')) return EXIT.config;
   if (hasCode(err, 'E_CONFIG_NOT_FOUND')) return EXIT.notFound;
-  if (
-    hasCode(err, 'E_ETCD_UNAVAILABLE') ||
-    hasCode(err, 'E_ETCD_TLS') ||
-    hasCode(err, 'E_ETCD_AUTH') ||
-    hasCode(err, 'E_ETCD_COMPACTED')
-  )
-    return EXIT.etcd;
+  if (isEtcdError(err)) return EXIT.etcd;
   return EXIT.failed;
 }

@@ -3,7 +3,8 @@
  * etcd (errors kept as data, so a dead etcd still gives a local report), subnet.env, and which lease is
  * this host's (subnet.env's FLANNEL_SUBNET first, then a lease whose public IP is a local address).
  */
-import { WeftError, describeError, hasCode } from '../errors.js';
+import { WeftError, describeError } from '../errors.js';
+import { isEtcdError } from './exit-codes.js';
 
 import type { Lease } from '../lease/lease.js';
 import { nullLogger, type Logger } from '../log/logger.js';
@@ -21,9 +22,6 @@ import {
 import type { CliOptions } from './options.js';
 import { overlayDevices, peerVerdicts, type PeerRow } from './peers.js';
 import type { WgLiveResult } from './wireguard-view.js';
-
-const ETCD_CODES = ['E_ETCD_UNAVAILABLE', 'E_ETCD_TLS', 'E_ETCD_AUTH', 'E_ETCD_COMPACTED'] as const;
-export const isEtcdError = (err: unknown): boolean => ETCD_CODES.some((c) => hasCode(err, c));
 
 export interface ClusterView {
   readonly etcd: EtcdProbe;

@@ -75,110 +75,76 @@ interface FlagSpec {
   readonly check?: (value: never) => string | undefined;
 }
 
+/** A row of the table below: the option key is the flag's name in camelCase unless `more` names it. */
+function flag(
+  name: string,
+  kind: Kind,
+  def: FlagSpec['def'],
+  help: string,
+  more: Partial<FlagSpec> = {},
+): FlagSpec {
+  const key = name.replace(/-(\w)/g, (_, c: string) => c.toUpperCase()) as keyof CliOptions;
+  return { name, key, kind, def, help, ...more };
+}
+
 export const CLI_FLAGS: readonly FlagSpec[] = [
-  { name: 'json', key: 'json', kind: 'bool', def: false, help: 'print JSON instead of tables' },
+  flag('json', 'bool', false, 'print JSON instead of tables'),
   ...ETCD_FLAGS.map((row) => ({ ...row, shared: true })),
-  {
-    name: 'healthz-url',
+  flag(
+    'healthz-url',
+    'string',
+    null,
+    "weftd's health server (default from --healthz-port: http://127.0.0.1:<port>)",
+    {
+      check: (v: string | null) =>
+        v === null || /^https?:\/\/[^/\s]+\/?$/.test(v)
+          ? undefined
+          : 'must be like http://127.0.0.1:8081',
+    },
+  ),
+  flag('healthz-port', 'int', null, "weftd's --healthz-port (0 = do not check weftd)", {
     key: 'healthzUrl',
-    kind: 'string',
-    def: null,
-    help: "weftd's health server (default from --healthz-port: http://127.0.0.1:<port>)",
-    check: (v: string | null) =>
-      v === null || /^https?:\/\/[^/\s]+\/?$/.test(v)
-        ? undefined
-        : 'must be like http://127.0.0.1:8081',
-  },
-  {
-    name: 'healthz-port',
-    key: 'healthzUrl',
-    kind: 'int',
-    def: null,
     shared: true,
-    help: "weftd's --healthz-port (0 = do not check weftd)",
-  },
-  {
-    name: 'timeout',
+  }),
+  flag('timeout', 'number', 3, 'seconds to wait for each etcd request, health check and probe', {
     key: 'timeoutMs',
-    kind: 'number',
-    def: 3,
-    help: 'seconds to wait for each etcd request, health check and probe',
     check: (v: number) => (v > 0 && v <= 120 ? undefined : 'must be between 0 and 120 seconds'),
-  },
-  { name: 'count', key: 'count', kind: 'int', def: 5, help: 'ping: echo requests to send' },
-  {
-    name: 'interval',
-    key: 'interval',
-    kind: 'number',
-    def: 0.2,
-    help: 'ping: seconds between requests (≥ 0.002)',
+  }),
+  flag('count', 'int', 5, 'ping: echo requests to send'),
+  flag('interval', 'number', 0.2, 'ping: seconds between requests (≥ 0.002)', {
     check: (v: number) => (v >= 0.002 && v <= 60 ? undefined : 'must be 0.002..60 seconds'),
-  },
-  {
-    name: 'from-container',
-    key: 'fromContainer',
-    kind: 'string',
-    def: null,
-    help: "ping: from this container's network namespace (name or /proc/<pid>/ns/net path)",
-    check: (v: string | null) =>
-      v === null || /^[A-Za-z0-9_.\-/]{1,255}$/.test(v)
-        ? undefined
-        : 'must be a netns name or path',
-  },
-  {
-    name: 'public-ip',
-    key: 'publicIp',
-    kind: 'string',
-    def: null,
-    help: 'lease reserve: the public IP of the host the subnet is reserved for',
-  },
-  {
-    name: 'file',
-    key: 'file',
-    kind: 'string',
-    def: null,
-    help: "config set: read JSON from a file ('-' = stdin)",
-  },
-  {
-    name: 'no-probe',
-    key: 'noProbe',
-    kind: 'bool',
-    def: false,
-    help: 'doctor: skip underlay probes',
-  },
-  {
-    name: 'color',
-    key: 'color',
-    kind: 'string',
-    def: 'auto',
-    help: 'auto, always or never',
+  }),
+  flag(
+    'from-container',
+    'string',
+    null,
+    "ping: from this container's network namespace (name or /proc/<pid>/ns/net path)",
+    {
+      check: (v: string | null) =>
+        v === null || /^[A-Za-z0-9_.\-/]{1,255}$/.test(v)
+          ? undefined
+          : 'must be a netns name or path',
+    },
+  ),
+  flag(
+    'public-ip',
+    'string',
+    null,
+    'lease reserve: the public IP of the host the subnet is reserved for',
+  ),
+  flag('file', 'string', null, "config set: read JSON from a file ('-' = stdin)"),
+  flag('no-probe', 'bool', false, 'doctor: skip underlay probes'),
+  flag('color', 'string', 'auto', 'auto, always or never', {
     check: (v: string) =>
       ['auto', 'always', 'never'].includes(v) ? undefined : 'must be auto, always or never',
-  },
-  { name: 'help', key: 'help', kind: 'bool', def: false, help: 'print help' },
-  {
-    name: 'flannel',
-    key: 'flannel',
-    kind: 'bool',
-    def: false,
-    help: "cleanup: flannel's leftovers",
-  },
-  { name: 'yes', key: 'yes', kind: 'bool', def: false, help: 'cleanup: remove (else only show)' },
-  {
-    name: 'output',
-    key: 'output',
-    kind: 'string',
-    def: null,
-    help: 'docker-opts: write the env file here (default stdout)',
-  },
-  {
-    name: 'wait',
-    key: 'wait',
-    kind: 'int',
-    def: 0,
-    help: 'docker-opts: seconds to wait for subnet.env',
+  }),
+  flag('help', 'bool', false, 'print help'),
+  flag('flannel', 'bool', false, "cleanup: flannel's leftovers"),
+  flag('yes', 'bool', false, 'cleanup: remove (else only show)'),
+  flag('output', 'string', null, 'docker-opts: write the env file here (default stdout)'),
+  flag('wait', 'int', 0, 'docker-opts: seconds to wait for subnet.env', {
     check: (v: number) => (v <= 3600 ? undefined : 'must be 0..3600'),
-  },
+  }),
 ];
 
 const byName = new Map(CLI_FLAGS.map((f) => [f.name, f]));

@@ -103,25 +103,21 @@ interface PlannedNetwork {
   readonly stale: StaleEntries;
 }
 
+/** This host's addresses of `family` on link `index`. */
+function addrsOn(input: PeerInput, index: number | null, family: 4 | 6): AddrEntry[] {
+  return (input.addrs ?? []).filter((a) => a.index === index && familyOf(a.cidr) === family);
+}
+
 /** The link carrying `ip` (this host's public address), or null. */
 function linkOfAddr(input: PeerInput, ip: string | null | undefined): number | null {
   if (!ip) return null;
   return (input.addrs ?? []).find((a) => a.cidr.split('/')[0] === ip)?.index ?? null;
 }
 
-function onLinkAt(input: PeerInput, index: number | null, family: 4 | 6): string[] {
-  return onLinkOf(
-    (input.addrs ?? []).filter((a) => a.index === index && familyOf(a.cidr) === family),
-  );
-}
-
 /** This host's own addresses as weftd counts them: its public IP and the uplink's addresses (weftctl
  *  cannot single out the interface address weftd picked). */
 function ownIps(input: PeerInput, publicIp: string | null, uplink: number | null, family: 4 | 6) {
-  const onUplink = (input.addrs ?? []).filter(
-    (a) => a.index === uplink && familyOf(a.cidr) === family,
-  );
-  return [publicIp, ...onUplink.map((a) => a.cidr.split('/')[0]!)];
+  return [publicIp, ...addrsOn(input, uplink, family).map((a) => a.cidr.split('/')[0]!)];
 }
 
 /** The backend's planner for one lease, over this host as weftctl read it (null: unknown backend). */
@@ -141,8 +137,9 @@ function plannerFor(input: PeerInput): {
     subnetLen: fam.subnetLen(config),
     ownSubnet: (own && fam.subnet(own)) || '',
   }));
-  const uplinkByIp = (family: 4 | 6): number | null =>
-    linkOfAddr(input, own ? (family === 4 ? own.attrs.publicIp : own.attrs.publicIpv6) : null);
+  const publicIpOf = (family: 4 | 6): string | null =>
+    own ? (family === 4 ? own.attrs.publicIp : own.attrs.publicIpv6) : null;
+  const uplinkByIp = (family: 4 | 6): number | null => linkOfAddr(input, publicIpOf(family));
   try {
     if (config.backend.type === 'vxlan') {
       const cfg = parseVxlanConfig(config.backend.raw);
@@ -155,7 +152,7 @@ function plannerFor(input: PeerInput): {
           deviceIndex: dev?.index ?? 0,
           deviceMac: dev?.mac ?? '',
           ownIps: [dev?.vxlan?.local ?? null, own ? b.fam.publicIp(own) : null],
-          onlink: onLinkAt(input, uplink, b.fam.family),
+          onlink: onLinkOf(addrsOn(input, uplink, b.fam.family)),
           uplink,
         };
       });
@@ -183,7 +180,7 @@ function plannerFor(input: PeerInput): {
         families: famBase.map((b) => ({
           ...b,
           ownIps: ownIps(input, own ? b.fam.publicIp(own) : null, uplink, b.fam.family),
-          onlink: onLinkAt(input, uplink, b.fam.family),
+          onlink: onLinkOf(addrsOn(input, uplink, b.fam.family)),
         })),
       };
       return {
@@ -200,7 +197,7 @@ function plannerFor(input: PeerInput): {
         port: cfg.port,
         v4: famBase.find((b) => b.fam.family === 4)!,
         v6: v6 ?? null,
-        ownIps: ownIps(input, own?.attrs.publicIp ?? null, uplink, 4),
+        ownIps: ownIps(input, publicIpOf(4), uplink, 4),
       };
       return {
         plan: (l) => planUdpPeer(l, scope),
@@ -210,15 +207,8 @@ function plannerFor(input: PeerInput): {
     }
     if (config.backend.type === 'wireguard') {
       const cfg = parseWireguardConfig(config.backend.raw);
-      const ownIps = (family: 4 | 6): (string | null)[] => {
-        const uplink = uplinkByIp(family);
-        return [
-          own ? (family === 4 ? own.attrs.publicIp : own.attrs.publicIpv6) : null,
-          ...(input.addrs ?? [])
-            .filter((a) => a.index === uplink && familyOf(a.cidr) === family)
-            .map((a) => a.cidr.split('/')[0]!),
-        ];
-      };
+      const ips = (family: 4 | 6): (string | null)[] =>
+        ownIps(input, publicIpOf(family), uplinkByIp(family), family);
       // weftd picks Mode auto's underlay by the interface's IPv4 address, which it also publishes
       const v4Underlay =
         own !== null && own.attrs.publicIp !== '0.0.0.0' && own.attrs.publicIp !== '';
@@ -227,7 +217,7 @@ function plannerFor(input: PeerInput): {
       const scope = wgPeerScope(cfg, config, wgDeviceLayout(cfg, config, v4Underlay), {
         own4: base(4),
         own6: base(6),
-        ownIps: { 4: ownIps(4), 6: ownIps(6) },
+        ownIps: { 4: ips(4), 6: ips(6) },
       });
       return {
         plan: (l) => planWgPeer(l, scope),
@@ -321,6 +311,12 @@ export function lookupRoute(routes: readonly RouteEntry[], dst: string): RouteEn
   return best;
 }
 
+/** The commands that put a neighbour / FDB entry in place by hand (peers' and trace's fixes). */
+export const neighFix = (ip: string, mac: string, dev: string): string =>
+  `ip neigh replace ${ip} lladdr ${mac} dev ${dev} nud permanent`;
+export const fdbFix = (mac: string, dev: string, dst: string): string =>
+  `bridge fdb replace ${mac} dev ${dev} dst ${dst} self permanent`;
+
 const linkName = (k: KernelState, index: number | null): string =>
   k.links.find((l) => l.index === index)?.name ?? (index === null ? '?' : `if${index}`);
 
@@ -407,6 +403,9 @@ function wants(input: PeerInput, planned: PlannedNetwork | null): Want[] {
   return out;
 }
 
+/** A row's kernel entries and reason before a check fills them in. */
+const NO_ENTRIES = { vtepMac: null, route: null, neigh: null, fdb: null, reason: null } as const;
+
 /** The row of peer `w`: its lease, family, subnet and public IP, plus `fields` (kernel entries null unless given). */
 function peerRow(
   w: Want,
@@ -417,11 +416,7 @@ function peerRow(
     family: w.family,
     subnet: w.subnet,
     publicIp: w.publicIp,
-    vtepMac: null,
-    route: null,
-    neigh: null,
-    fdb: null,
-    reason: null,
+    ...NO_ENTRIES,
     ...fields,
   };
 }
@@ -462,9 +457,7 @@ function netlinkRow(k: KernelState, w: Want, e: PeerEntries, vxlan: boolean): Pe
   const neigh = n
     ? (k.neighs.find((x) => x.ifindex === n.ifindex && x.dst === n.dst) ?? null)
     : null;
-  const replaceNeigh = n
-    ? `ip neigh replace ${n.dst} lladdr ${n.mac} dev ${devName} nud permanent`
-    : '';
+  const replaceNeigh = n ? neighFix(n.dst, n.mac, devName) : '';
   if (n && !neigh) bad('missing', `no neighbour entry for ${n.dst} on ${devName}`, replaceNeigh);
   else if (n && neigh && neigh.mac !== n.mac)
     bad(
@@ -478,9 +471,7 @@ function netlinkRow(k: KernelState, w: Want, e: PeerEntries, vxlan: boolean): Pe
   const fdbIp = f
     ? (devFdb.find((x) => x.dst === f.dst && x.mac !== '00:00:00:00:00:00') ?? null)
     : null;
-  const replaceFdb = f
-    ? `bridge fdb replace ${f.mac} dev ${devName} dst ${f.dst} self permanent`
-    : '';
+  const replaceFdb = f ? fdbFix(f.mac, devName, f.dst) : '';
   if (f && !fdbMac && !fdbIp) bad('missing', `no FDB entry for ${f.mac} on ${devName}`, replaceFdb);
   else if (f && fdbMac && fdbMac.dst !== f.dst)
     bad(

@@ -42,6 +42,10 @@ const visible = (s: string): number => s.replace(ANSI, '').length;
 /** A cell: plain text, or text with a tone. */
 export type Cell = string | { readonly text: string; readonly tone: Tone };
 
+/** A cell's text, sanitized and painted. */
+const cellText = (style: Style, c: Cell): string =>
+  typeof c === 'string' ? sanitize(c) : paint(style, c.tone, sanitize(c.text));
+
 /** Control characters from hostile input (etcd values) must not reach the terminal. */
 export function sanitize(text: string): string {
   // eslint-disable-next-line no-control-regex
@@ -54,12 +58,7 @@ export function table(
   headers: readonly string[],
   rows: readonly (readonly Cell[])[],
 ): string {
-  const texts = rows.map((r) =>
-    headers.map((_, i) => {
-      const c = r[i] ?? '';
-      return typeof c === 'string' ? sanitize(c) : paint(style, c.tone, sanitize(c.text));
-    }),
-  );
+  const texts = rows.map((r) => headers.map((_, i) => cellText(style, r[i] ?? '')));
   const widths = headers.map((h, i) =>
     Math.max(h.length, ...texts.map((r) => visible(r[i] ?? ''))),
   );
@@ -79,10 +78,7 @@ export function keyValues(style: Style, pairs: readonly (readonly [string, Cell]
   const w = Math.max(0, ...pairs.map(([k]) => k.length));
   return (
     pairs
-      .map(([k, v]) => {
-        const text = typeof v === 'string' ? sanitize(v) : paint(style, v.tone, sanitize(v.text));
-        return `${paint(style, 'dim', (k + ':').padEnd(w + 1))} ${text}`;
-      })
+      .map(([k, v]) => `${paint(style, 'dim', (k + ':').padEnd(w + 1))} ${cellText(style, v)}`)
       .join('\n') + '\n'
   );
 }

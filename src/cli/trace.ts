@@ -8,7 +8,14 @@ import type { PeerEntries } from '../backend/peer-entries.js';
 import type { Lease } from '../lease/lease.js';
 import { cidrContains, networkOf, type AddrEntry, type LinkInfo } from '../netlink/index.js';
 import type { NetworkConfig } from '../subnet/manager.js';
-import { lookupRoute, planNetwork, showRoute, type KernelState } from './peers.js';
+import {
+  fdbFix,
+  lookupRoute,
+  neighFix,
+  planNetwork,
+  showRoute,
+  type KernelState,
+} from './peers.js';
 
 export { lookupRoute } from './peers.js';
 
@@ -181,7 +188,7 @@ function forward(
       text: `no neighbour entry for ${gw} on ${dev.name}`,
     });
     missing.push(
-      `neighbour ${gw} on ${dev.name}: ip neigh replace ${gw} lladdr ${entry?.neigh?.mac ?? '<peer VtepMAC>'} dev ${dev.name} nud permanent`,
+      `neighbour ${gw} on ${dev.name}: ${neighFix(gw, entry?.neigh?.mac ?? '<peer VtepMAC>', dev.name)}`,
     );
     return { verdict: 'dropped', steps, outer: null, missing };
   }
@@ -190,7 +197,7 @@ function forward(
   if (!fdb || !fdb.dst) {
     steps.push({ what: 'fdb', ok: false, text: `no FDB entry for ${neigh.mac} on ${dev.name}` });
     missing.push(
-      `FDB entry ${neigh.mac} on ${dev.name}: bridge fdb replace ${neigh.mac} dev ${dev.name} dst ${entry?.fdb?.dst ?? dstEp.host ?? '<peer public IP>'} self permanent`,
+      `FDB entry ${neigh.mac} on ${dev.name}: ${fdbFix(neigh.mac, dev.name, entry?.fdb?.dst ?? dstEp.host ?? '<peer public IP>')}`,
     );
     return { verdict: 'dropped', steps, outer: null, missing };
   }
@@ -211,11 +218,11 @@ function forward(
   const want = entry?.neigh && entry.fdb ? { mac: entry.neigh.mac, dst: entry.fdb.dst } : null;
   if (dstLease && want && want.mac !== neigh.mac)
     missing.push(
-      `the neighbour MAC ${neigh.mac} is not ${dstLease.key}'s VtepMAC ${want.mac}: the receiver drops the frame (ip neigh replace ${gw} lladdr ${want.mac} dev ${dev.name} nud permanent)`,
+      `the neighbour MAC ${neigh.mac} is not ${dstLease.key}'s VtepMAC ${want.mac}: the receiver drops the frame (${neighFix(gw, want.mac, dev.name)})`,
     );
   if (want && fdb.dst !== want.dst)
     missing.push(
-      `the FDB sends to ${fdb.dst}, but ${dstEp.subnet} is leased by ${want.dst} (bridge fdb replace ${neigh.mac} dev ${dev.name} dst ${want.dst} self permanent)`,
+      `the FDB sends to ${fdb.dst}, but ${dstEp.subnet} is leased by ${want.dst} (${fdbFix(neigh.mac, dev.name, want.dst)})`,
     );
   steps.push({
     what: 'deliver',
@@ -229,21 +236,16 @@ export function traceOverlay(i: TraceInput): TraceResult {
   const src = owner(i.src, i.leases, i.own);
   const dst = owner(i.dst, i.leases, i.own);
   const dstLease = i.leases.find((l) => l.key === dst.lease) ?? null;
-  const ownerSteps: TraceStep[] = [
-    {
-      what: 'owner',
-      ok: src.lease !== null,
-      text: src.lease
-        ? `${i.src} is in ${src.subnet}, leased by ${src.host}${src.local ? ' (this host)' : ''}`
-        : `${i.src} is in no lease's subnet`,
-    },
-    {
-      what: 'owner',
-      ok: dst.lease !== null,
-      text: dst.lease
-        ? `${i.dst} is in ${dst.subnet}, leased by ${dst.host}${dst.local ? ' (this host)' : ''}`
-        : `${i.dst} is in no lease's subnet (outside the overlay or no host holds it)`,
-    },
+  const ownerStep = (ep: Endpoint, unleased: string): TraceStep => ({
+    what: 'owner',
+    ok: ep.lease !== null,
+    text: ep.lease
+      ? `${ep.ip} is in ${ep.subnet}, leased by ${ep.host}${ep.local ? ' (this host)' : ''}`
+      : `${ep.ip} is in no lease's subnet${unleased}`,
+  });
+  const ownerSteps = [
+    ownerStep(src, ''),
+    ownerStep(dst, ' (outside the overlay or no host holds it)'),
   ];
   const nets = [i.config.network, i.config.ipv6Network].filter((n): n is string => !!n);
   if (!dst.lease && nets.some((n) => cidrContains(n, i.dst)))

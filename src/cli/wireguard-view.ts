@@ -66,60 +66,51 @@ export function parseMetrics(text: string): Sample[] {
   return out;
 }
 
+/** weftd's per-peer series (src/daemon/wireguard-metrics.ts) and the field of WgPeerLive each fills. */
+const PEER_SERIES = new Map<
+  string,
+  (value: number, labels: Sample['labels']) => Partial<WgPeerLive>
+>([
+  [
+    'weft_wireguard_peer_last_handshake_seconds',
+    (v, l) => ({ lastHandshakeSec: v, endpoint: l['endpoint'] || null }),
+  ],
+  ['weft_wireguard_peer_receive_bytes_total', (v) => ({ rxBytes: v })],
+  ['weft_wireguard_peer_transmit_bytes_total', (v) => ({ txBytes: v })],
+  ['weft_wireguard_peer_handshake_initiations_total', (v) => ({ handshakeInitiations: v })],
+  ['weft_wireguard_peer_session', (v) => ({ session: v === 1 })],
+]);
+
 export function wgLiveFromMetrics(text: string): WgLive {
   const peers = new Map<string, WgPeerLive>();
-  const get = (s: Sample): WgPeerLive => {
-    const key = s.labels['public_key'] ?? '';
-    const p = peers.get(key) ?? {
-      device: s.labels['device'] ?? '',
-      publicKey: key,
-      endpoint: null,
-      lastHandshakeSec: 0,
-      rxBytes: 0,
-      txBytes: 0,
-      handshakeInitiations: 0,
-      session: false,
-    };
-    peers.set(key, p);
-    return p;
-  };
   const unknown: WgUnknownKey[] = [];
   const drops: Record<string, number> = {};
   const programmed = new Set<string>();
   for (const s of parseMetrics(text)) {
-    const set = (patch: Partial<WgPeerLive>): void => {
-      peers.set(s.labels['public_key'] ?? '', { ...get(s), ...patch });
-    };
-    switch (s.name) {
-      case 'weft_wireguard_peer_last_handshake_seconds':
-        set({ lastHandshakeSec: s.value, endpoint: s.labels['endpoint'] || null });
-        programmed.add(
-          `${s.labels['device'] ?? ''}|${s.labels['public_key'] ?? ''}|${s.labels['endpoint'] ?? ''}`,
-        );
-        break;
-      case 'weft_wireguard_peer_receive_bytes_total':
-        set({ rxBytes: s.value });
-        break;
-      case 'weft_wireguard_peer_transmit_bytes_total':
-        set({ txBytes: s.value });
-        break;
-      case 'weft_wireguard_peer_handshake_initiations_total':
-        set({ handshakeInitiations: s.value });
-        break;
-      case 'weft_wireguard_peer_session':
-        set({ session: s.value === 1 });
-        break;
-      case 'weft_wireguard_drops_total':
-        drops[s.labels['reason'] ?? '?'] = (drops[s.labels['reason'] ?? '?'] ?? 0) + s.value;
-        break;
-      case 'weft_wireguard_unknown_key_age_seconds':
-        unknown.push({
-          device: s.labels['device'] ?? '',
-          endpoint: s.labels['endpoint'] ?? '',
-          publicKey: s.labels['public_key'] ?? '',
-          ageSec: s.value,
-        });
-        break;
+    const device = s.labels['device'] ?? '';
+    const key = s.labels['public_key'] ?? '';
+    const endpoint = s.labels['endpoint'] ?? '';
+    const field = PEER_SERIES.get(s.name);
+    if (field) {
+      const p = peers.get(key) ?? {
+        device,
+        publicKey: key,
+        endpoint: null,
+        lastHandshakeSec: 0,
+        rxBytes: 0,
+        txBytes: 0,
+        handshakeInitiations: 0,
+        session: false,
+      };
+      peers.set(key, { ...p, ...field(s.value, s.labels) });
+      // one handshake series per peer of every device, the only one labelled with its endpoint
+      if (s.name === 'weft_wireguard_peer_last_handshake_seconds')
+        programmed.add(`${device}|${key}|${endpoint}`);
+    } else if (s.name === 'weft_wireguard_drops_total') {
+      const reason = s.labels['reason'] ?? '?';
+      drops[reason] = (drops[reason] ?? 0) + s.value;
+    } else if (s.name === 'weft_wireguard_unknown_key_age_seconds') {
+      unknown.push({ device, endpoint, publicKey: key, ageSec: s.value });
     }
   }
   return { peers, unknown, drops, programmed };
@@ -238,6 +229,10 @@ export function wgDoctorChecks(
   }
   return findings.map((f) => fail(`wireguard:${f.lease}`, f.problem, [...f.fixes]));
 }
+
+/** Seconds since the peer's last handshake (never negative). */
+export const handshakeAge = (w: WgPeerLive): number =>
+  Math.max(0, Math.round(Date.now() / 1000 - w.lastHandshakeSec));
 
 /** Per-lease live WireGuard state for `weftctl peers` / `status` (null entries: no such peer). */
 export function wgPeerStatus(lease: Lease, live: WgLive): WgPeerLive | null {

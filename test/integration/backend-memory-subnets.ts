@@ -4,6 +4,7 @@
  * (10.5.<n>.0/24 and fd05:0:0:<n>::/64), reused by public IP like flannel. Tests inject, change and
  * remove leases directly to drive the peers' watches.
  */
+import type { Uplink } from '../../src/backend/backend.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../../src/lease/lease.js';
 import type { NetworkConfig, SubnetManager } from '../../src/subnet/manager.js';
 
@@ -24,6 +25,21 @@ export function testNetworkConfig(
     ipv6SubnetMax: opts.ipv6 ? 'fd05:0:0:ff::' : null,
     backend: { type, raw: { Type: type, ...(opts.raw ?? {}) } },
     raw: {},
+  };
+}
+
+/** The uplink of the simulated host the backends run on: eth0 (index 2, MTU 1500) with 198.18.0.1 as
+ *  its interface and public IPv4 address and no IPv6; `over` changes fields (e.g. the fake's index). */
+export function testUplink(over: Partial<Uplink> = {}): Uplink {
+  return {
+    name: 'eth0',
+    index: 2,
+    mtu: 1500,
+    ifaceAddr: '198.18.0.1',
+    ifaceAddr6: null,
+    publicIp: '198.18.0.1',
+    publicIpv6: null,
+    ...over,
   };
 }
 

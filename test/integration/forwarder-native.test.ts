@@ -4,10 +4,11 @@
  */
 import { afterAll, beforeAll, describe } from 'vitest';
 import { closeSync } from 'node:fs';
+import type { ForwarderOptions } from '../../src/dataplane/forwarder.js';
 import { NativeForwarder } from '../../src/dataplane/native-forwarder.js';
 import { openTun } from '../../src/dataplane/tun.js';
 import { inNetns } from '../../src/netns/netns.js';
-import { forwarderContract } from '../dataplane/forwarder.contract.js';
+import { forwarderContract, type ForwarderHarness } from '../dataplane/forwarder.contract.js';
 import { createNetns, deleteNetns, uniquePrefix } from '../helpers/netns.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
@@ -25,42 +26,29 @@ describe.skipIf(!runnable)('NativeForwarder', () => {
     if (ns) await deleteNetns(ns);
   });
 
-  forwarderContract('NativeForwarder, one loop thread', () => ({
-    start: (opts) =>
-      inNetns(ns, () => {
-        const tun = openTun(`wct${n++}`, { vnetHdr: true });
-        try {
-          return NativeForwarder.start({
-            tunFd: tun.fd,
-            port: 0,
-            mtu: 1472,
-            localSubnets: [],
-            threads: 1,
-            ...opts,
-          });
-        } catch (err) {
-          closeSync(tun.fd); // start failed: the fd is still ours
-          throw err;
-        }
-      }),
-  }));
+  /** A forwarder on a fresh TUN in the test namespace (`threads` given: that many loop threads). */
+  const startIn =
+    (extra: Pick<ForwarderOptions, 'threads'>): (() => ForwarderHarness) =>
+    () => ({
+      start: (opts) =>
+        inNetns(ns, () => {
+          const tun = openTun(`wct${n++}`, { vnetHdr: true });
+          try {
+            return NativeForwarder.start({
+              tunFd: tun.fd,
+              port: 0,
+              mtu: 1472,
+              localSubnets: [],
+              ...extra,
+              ...opts,
+            });
+          } catch (err) {
+            closeSync(tun.fd); // start failed: the fd is still ours
+            throw err;
+          }
+        }),
+    });
 
-  forwarderContract('NativeForwarder', () => ({
-    start: (opts) =>
-      inNetns(ns, () => {
-        const tun = openTun(`wct${n++}`, { vnetHdr: true });
-        try {
-          return NativeForwarder.start({
-            tunFd: tun.fd,
-            port: 0,
-            mtu: 1472,
-            localSubnets: [],
-            ...opts,
-          });
-        } catch (err) {
-          closeSync(tun.fd); // start failed: the fd is still ours
-          throw err;
-        }
-      }),
-  }));
+  forwarderContract('NativeForwarder, one loop thread', startIn({ threads: 1 }));
+  forwarderContract('NativeForwarder', startIn({}));
 });

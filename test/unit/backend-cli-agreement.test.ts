@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Backend, Uplink } from '../../src/backend/backend.js';
+import type { Backend } from '../../src/backend/backend.js';
 import { hostGwBackendFactory } from '../../src/backend-hostgw/index.js';
 import { udpBackendFactory } from '../../src/backend-udp/index.js';
 import { MemoryForwarder } from '../fakes/memory-forwarder.js';
@@ -24,7 +24,11 @@ import { traceOverlay, type TraceResult } from '../../src/cli/trace.js';
 import { formatSubnetEnv, previousSubnets } from '../../src/lease/subnet-env.js';
 import type { Lease, LeaseAttrs } from '../../src/lease/lease.js';
 import { nullLogger } from '../../src/log/logger.js';
-import { MemorySubnets, testNetworkConfig } from '../integration/backend-memory-subnets.js';
+import {
+  MemorySubnets,
+  testNetworkConfig,
+  testUplink,
+} from '../integration/backend-memory-subnets.js';
 import { FakeNetlink } from '../fakes/fake-netlink.js';
 import { PEER_SCHEMA, validate } from './cli/schema.js';
 
@@ -99,15 +103,7 @@ async function run(
   const subnets = new MemorySubnets(config);
   for (const l of before) subnets.put(l);
   const refusedByWeftd = new Map<string, string[]>();
-  const uplink: Uplink = {
-    name: 'eth0',
-    index: eth0.index,
-    mtu: 1500,
-    ifaceAddr: OURS,
-    ifaceAddr6: null,
-    publicIp: OURS,
-    publicIpv6: null,
-  };
+  const uplink = testUplink({ index: eth0.index });
   const deps = {
     subnets: subnets.manager(),
     uplink,

@@ -14,7 +14,7 @@ import { PeerLoop } from '../../src/backend/peer-loop.js';
 import { netlinkSink } from '../../src/backend/netlink-sink.js';
 import type { PeerEntries } from '../../src/backend/peer-entries.js';
 import type { LeasePlan } from '../../src/backend/peer-plan.js';
-import type { Backend, Network, Uplink } from '../../src/backend/backend.js';
+import type { Backend, Network } from '../../src/backend/backend.js';
 import { udpBackendFactory } from '../../src/backend-udp/index.js';
 import { planUdpPeer, type UdpPeerScope } from '../../src/backend-udp/plan.js';
 import { MemoryForwarder } from '../fakes/memory-forwarder.js';
@@ -22,7 +22,11 @@ import { vxlanBackendFactory, type VxlanNetwork } from '../../src/backend-vxlan/
 import { deriveVtepMac } from '../../src/backend-vxlan/mac.js';
 import type { Lease, LeaseAttrs } from '../../src/lease/lease.js';
 import { nullLogger } from '../../src/log/logger.js';
-import { MemorySubnets, testNetworkConfig } from '../integration/backend-memory-subnets.js';
+import {
+  MemorySubnets,
+  testNetworkConfig,
+  testUplink,
+} from '../integration/backend-memory-subnets.js';
 import { FakeNetlink } from '../fakes/fake-netlink.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'weft-hostile-unit-'));
@@ -137,15 +141,7 @@ async function start(
   const ownIp = (l: Lease): boolean => l.attrs.publicIp === '198.18.0.1';
   for (const l of leases) if (!ownIp(l)) subnets.put(l);
   subnets.put(healthy);
-  const uplink: Uplink = {
-    name: 'eth0',
-    index: eth0.index,
-    mtu: 1500,
-    ifaceAddr: '198.18.0.1',
-    ifaceAddr6: null,
-    publicIp: '198.18.0.1',
-    publicIpv6: null,
-  };
+  const uplink = testUplink({ index: eth0.index });
   const deps = { subnets: subnets.manager(), uplink, log: nullLogger, stateDir: dir };
   const backend: Backend =
     type === 'vxlan'
@@ -394,15 +390,7 @@ describe("udp: a newcomer lease for a live peer's subnet", () => {
         })),
     })({
       subnets: subnets.manager(),
-      uplink: {
-        name: 'eth0',
-        index: 2,
-        mtu: 1500,
-        ifaceAddr: '198.18.0.1',
-        ifaceAddr6: null,
-        publicIp: '198.18.0.1',
-        publicIpv6: null,
-      },
+      uplink: testUplink(),
       log: nullLogger,
       stateDir: '/nonexistent',
     });

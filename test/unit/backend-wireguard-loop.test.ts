@@ -9,7 +9,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Uplink } from '../../src/backend/backend.js';
 import type { ReconcileReport } from '../../src/backend/peer-loop.js';
 import {
   wireguardBackendFactory,
@@ -17,7 +16,11 @@ import {
 } from '../../src/backend-wireguard/index.js';
 import type { Lease } from '../../src/lease/lease.js';
 import { nullLogger } from '../../src/log/logger.js';
-import { MemorySubnets, testNetworkConfig } from '../integration/backend-memory-subnets.js';
+import {
+  MemorySubnets,
+  testNetworkConfig,
+  testUplink,
+} from '../integration/backend-memory-subnets.js';
 import { MemoryWgDevice } from '../fakes/memory-wg-device.js';
 import { FakeNetlink } from '../fakes/fake-netlink.js';
 
@@ -58,15 +61,7 @@ async function start(removalGraceMs: number): Promise<{
   const config = testNetworkConfig('wireguard');
   const subnets = new MemorySubnets(config);
   subnets.put(peer(2));
-  const uplink: Uplink = {
-    name: 'eth0',
-    index: eth0.index,
-    mtu: 1500,
-    ifaceAddr: OURS,
-    ifaceAddr6: null,
-    publicIp: OURS,
-    publicIpv6: null,
-  };
+  const uplink = testUplink({ index: eth0.index });
   const devs: MemoryWgDevice[] = [];
   const reports: ReconcileReport[] = [];
   const backend = wireguardBackendFactory({

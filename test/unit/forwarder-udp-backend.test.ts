@@ -15,7 +15,11 @@ import type { UdpPeerScope } from '../../src/backend-udp/plan.js';
 import { MemoryForwarder } from '../fakes/memory-forwarder.js';
 import type { Lease, LeaseAttrs } from '../../src/lease/lease.js';
 import { nullLogger } from '../../src/log/logger.js';
-import { MemorySubnets, testNetworkConfig } from '../integration/backend-memory-subnets.js';
+import {
+  MemorySubnets,
+  testNetworkConfig,
+  testUplink,
+} from '../integration/backend-memory-subnets.js';
 import { FakeNetlink } from '../fakes/fake-netlink.js';
 
 const attrs = (publicIp: string, backendType = ''): LeaseAttrs => ({
@@ -177,15 +181,7 @@ describe('udp backend on MemoryForwarder and FakeNetlink', () => {
       },
     })({
       subnets: subnets.manager(),
-      uplink: {
-        name: 'eth0',
-        index: 2,
-        mtu: 1500,
-        ifaceAddr: '198.18.0.1',
-        ifaceAddr6: null,
-        publicIp: '198.18.0.1',
-        publicIpv6: null,
-      },
+      uplink: testUplink(),
       log: nullLogger,
       stateDir: '/nonexistent',
     });

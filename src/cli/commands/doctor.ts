@@ -31,6 +31,13 @@ const MARK: Record<Check['status'], [string, 'ok' | 'warn' | 'bad' | 'dim']> = {
   skip: ['skip', 'dim'],
 };
 
+/** How many checks failed, warned, passed and were skipped (the JSON summary's key order). */
+function countChecks(checks: readonly Check[]): Record<Check['status'], number> {
+  const n = { fail: 0, warn: 0, pass: 0, skip: 0 };
+  for (const c of checks) n[c.status]++;
+  return n;
+}
+
 export function renderChecks(style: Style, checks: readonly Check[]): string {
   let out = '';
   for (const c of checks) {
@@ -38,8 +45,8 @@ export function renderChecks(style: Style, checks: readonly Check[]): string {
     out += `[${paint(style, tone, label)}] ${sanitize(c.message)}\n`;
     for (const f of c.fixes) out += `       fix: ${f}\n`;
   }
-  const n = (s: Check['status']): number => checks.filter((c) => c.status === s).length;
-  out += `\n${n('fail')} failed, ${n('warn')} warnings, ${n('pass')} passed, ${n('skip')} skipped\n`;
+  const n = countChecks(checks);
+  out += `\n${n.fail} failed, ${n.warn} warnings, ${n.pass} passed, ${n.skip} skipped\n`;
   return out;
 }
 
@@ -133,12 +140,7 @@ export async function doctorCommand(ctx: CommandContext): Promise<CommandOutput>
       json: {
         ok: !failed,
         own: own?.key ?? null,
-        summary: {
-          fail: checks.filter((c) => c.status === 'fail').length,
-          warn: checks.filter((c) => c.status === 'warn').length,
-          pass: checks.filter((c) => c.status === 'pass').length,
-          skip: checks.filter((c) => c.status === 'skip').length,
-        },
+        summary: countChecks(checks),
         checks,
       },
       human: renderChecks(ctx.style, checks),

@@ -108,6 +108,9 @@ export async function leaseCommand(ctx: CommandContext): Promise<CommandOutput> 
     throw optionError(`--public-ip=${publicIp} is not an IPv4 address`);
   return withRegistry(ctx.options, async (reg) => {
     const existing = await reg.get(key);
+    // another writer changed the key between our read and our compare-and-swap
+    const raced = (what: string): WeftError =>
+      new WeftError('E_LEASE_CONFLICT', `lease ${sub}: ${key} ${what}; run it again`);
     const done = (action: string, message: string): CommandOutput => ({
       exitCode: EXIT.ok,
       json: { ok: true, action, key, subnet },
@@ -125,10 +128,7 @@ export async function leaseCommand(ctx: CommandContext): Promise<CommandOutput> 
           `lease release: ${key} is a normal lease (expires with its TTL), not a reservation`,
         );
       if (!(await reg.deleteIf(key, existing.modRevision)))
-        throw new WeftError(
-          'E_LEASE_CONFLICT',
-          `lease release: ${key} changed while releasing it; run it again`,
-        );
+        throw raced('changed while releasing it');
       return done(
         'released',
         'reservation deleted (a running weftd on that host re-creates it with a TTL)',
@@ -162,11 +162,7 @@ export async function leaseCommand(ctx: CommandContext): Promise<CommandOutput> 
         );
       if (existing.leaseId === null) return done('unchanged', 'already reserved');
       const r = await reg.replaceIf(key, existing.value, null, existing.modRevision);
-      if (!r.ok)
-        throw new WeftError(
-          'E_LEASE_CONFLICT',
-          `lease reserve: ${key} changed while reserving it; run it again`,
-        );
+      if (!r.ok) throw raced('changed while reserving it');
       return done('reserved', `reserved for ${holder ?? 'its holder'} (never expires)`);
     }
     if (publicIp === null)
@@ -175,11 +171,7 @@ export async function leaseCommand(ctx: CommandContext): Promise<CommandOutput> 
       );
     const value = encodeLeaseAttrs({ publicIp, publicIpv6: null, backendType: '' });
     const r = await reg.createIfAbsent(key, value, null);
-    if (!r.ok)
-      throw new WeftError(
-        'E_LEASE_CONFLICT',
-        `lease reserve: ${key} was taken meanwhile; run it again`,
-      );
+    if (!r.ok) throw raced('was taken meanwhile');
     return done('reserved', `reserved for ${publicIp} (never expires)`);
   });
 }

@@ -12,6 +12,7 @@ import { isFault, type PeerRow } from '../peers.js';
 import { sanitize, table, toneOf, type Style } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
 import {
+  handshakeAge,
   readWgLiveFor,
   wgPeerStatus,
   type WgLiveResult,
@@ -24,7 +25,6 @@ export function wgTable(
   style: Style,
   rows: readonly { subnet: string; wireguard: WgPeerLive | null }[],
 ): string {
-  const now = Date.now() / 1000;
   return table(
     style,
     ['subnet', 'public key', 'endpoint', 'last handshake', 'received', 'sent'],
@@ -37,10 +37,7 @@ export function wgTable(
         !w
           ? { text: 'no such peer in weftd', tone: 'bad' as const }
           : w.lastHandshakeSec > 0
-            ? {
-                text: `${Math.max(0, Math.round(now - w.lastHandshakeSec))} s ago`,
-                tone: 'ok' as const,
-              }
+            ? { text: `${handshakeAge(w)} s ago`, tone: 'ok' as const }
             : { text: 'never', tone: 'bad' as const },
         w ? `${w.rxBytes} B` : '-',
         w ? `${w.txBytes} B` : '-',

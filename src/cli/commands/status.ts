@@ -12,7 +12,7 @@ import { isFault, overlayDevices } from '../peers.js';
 import { formatDuration, keyValues, type Cell } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
 import { leaseJson } from './leases.js';
-import { readWgLiveFor, wgPeerStatus } from '../wireguard-view.js';
+import { handshakeAge, readWgLiveFor, wgPeerStatus } from '../wireguard-view.js';
 
 export async function statusCommand(ctx: CommandContext): Promise<CommandOutput> {
   const o = ctx.options;
@@ -144,13 +144,12 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
     ];
     if (view.config?.backend.type === 'wireguard') {
       // per peer: endpoint, last handshake, bytes in/out, from weftd's engine (its /metrics)
-      const now = Date.now() / 1000;
       const wgPeers = view.leases
         .filter((l) => l.key !== own?.key)
         .map((l) => ({
           lease: l.key,
           subnet: l.subnet ?? l.subnet6,
-          ...(live?.ok ? { wireguard: wgPeerStatus(l, live.live) } : { wireguard: null }),
+          wireguard: live?.ok ? wgPeerStatus(l, live.live) : null,
         }));
       (json as Record<string, unknown>)['wireguard'] = {
         error: live === null ? 'not read (no --healthz-url)' : live.ok ? null : live.error,
@@ -166,7 +165,7 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
               ? bad('no such peer in weftd')
               : w.lastHandshakeSec > 0
                 ? good(
-                    `handshake ${Math.max(0, Math.round(now - w.lastHandshakeSec))} s ago, endpoint ${w.endpoint ?? '-'}, received ${w.rxBytes} B, sent ${w.txBytes} B`,
+                    `handshake ${handshakeAge(w)} s ago, endpoint ${w.endpoint ?? '-'}, received ${w.rxBytes} B, sent ${w.txBytes} B`,
                   )
                 : bad(`no handshake yet, endpoint ${w.endpoint ?? '-'}, sent ${w.txBytes} B`),
         ]);

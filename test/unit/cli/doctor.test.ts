@@ -11,6 +11,7 @@ import type { HostFacts, NftState } from '../../../src/cli/host-view.js';
 import { peerVerdicts } from '../../../src/cli/peers.js';
 import { buildRuleset } from '../../../src/firewall/rules.js';
 import type { NftObject } from '../../../src/firewall/nft.js';
+import type { LinkInfo } from '../../../src/netlink/index.js';
 import { previousSubnets } from '../../../src/lease/subnet-env.js';
 import { CBR0, WEFT, config, healthyKernel, lease, leases, withKernel } from './fixtures.js';
 import { CHECK_SCHEMA, validate } from './schema.js';
@@ -140,6 +141,17 @@ const find = (checks: Check[], id: string): Check => {
   return c;
 };
 
+/** The input with the kernel's link `name` changed by `patch` (a device or the bridge). */
+const withLink = (name: string, patch: Partial<LinkInfo>) => (): DoctorInput =>
+  input(
+    {},
+    {
+      kernel: withKernel(
+        (k) => (k.links = k.links.map((l) => (l.name === name ? { ...l, ...patch } : l))),
+      ),
+    },
+  );
+
 describe('doctor checks', () => {
   it('a healthy host passes every check', () => {
     const checks = runChecks(input());
@@ -233,65 +245,28 @@ describe('doctor checks', () => {
     ],
     [
       'device MTU wrong',
-      () =>
-        input(
-          {},
-          {
-            kernel: withKernel(
-              (k) =>
-                (k.links = k.links.map((l) => (l.name === 'weft.1' ? { ...l, mtu: 1400 } : l))),
-            ),
-          },
-        ),
+      withLink('weft.1', { mtu: 1400 }),
       'mtu:weft.1',
       /MTU is 1400, want 1450 \(uplink eth0 1500 − 50\)/,
       /ip link set dev weft\.1 mtu 1450/,
     ],
     [
       'bridge MTU above the overlay',
-      () =>
-        input(
-          {},
-          {
-            kernel: withKernel(
-              (k) => (k.links = k.links.map((l) => (l.name === 'cbr0' ? { ...l, mtu: 1500 } : l))),
-            ),
-          },
-        ),
+      withLink('cbr0', { mtu: 1500 }),
       'mtu:containers',
       /bridge cbr0 MTU 1500 exceeds/,
       /ip link set dev cbr0 mtu 1450/,
     ],
     [
       'device down',
-      () =>
-        input(
-          {},
-          {
-            kernel: withKernel(
-              (k) =>
-                (k.links = k.links.map((l) => (l.name === 'weft.1' ? { ...l, up: false } : l))),
-            ),
-          },
-        ),
+      withLink('weft.1', { up: false }),
       'device:weft.1',
       /is down/,
       /ip link set dev weft\.1 up/,
     ],
     [
       'device MAC differs from the lease',
-      () =>
-        input(
-          {},
-          {
-            kernel: withKernel(
-              (k) =>
-                (k.links = k.links.map((l) =>
-                  l.name === 'weft.1' ? { ...l, mac: '02:99:00:00:00:01' } : l,
-                )),
-            ),
-          },
-        ),
+      withLink('weft.1', { mac: '02:99:00:00:00:01' }),
       'device:weft.1',
       /the lease publishes aa:00:00:00:00:01/,
       /ip link set dev weft\.1 address aa:00:00:00:00:01/,

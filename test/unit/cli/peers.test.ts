@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { isFault, overlayDevices, peerVerdicts, type PeerRow } from '../../../src/cli/peers.js';
+import {
+  isFault,
+  overlayDevices,
+  peerVerdicts,
+  type KernelState,
+  type PeerRow,
+} from '../../../src/cli/peers.js';
 import { parseNetworkConfig } from '../../../src/subnet/config.js';
 import {
   MAC,
@@ -16,12 +22,18 @@ import {
 import { PEER_SCHEMA, validate } from './schema.js';
 
 const own = lease(1);
+/** The rows for this host (h1) of the fixtures' vxlan network; `more` overrides the input. */
+const rowsOf = (
+  kernel: KernelState = healthyKernel(),
+  more: Partial<Parameters<typeof peerVerdicts>[0]> = {},
+): PeerRow[] => peerVerdicts({ config, own, leases, kernel, ...more });
+type KernelEdit = Parameters<Parameters<typeof withKernel>[0]>[0];
 const verdicts = (rows: PeerRow[]): Record<string, string> =>
   Object.fromEntries(rows.map((r) => [r.subnet, r.verdict]));
 
 describe('peer verdicts (vxlan)', () => {
   it('every peer ok when route, neighbour and FDB match the leases; own lease is never a peer', () => {
-    const rows = peerVerdicts({ config, own, leases, kernel: healthyKernel() });
+    const rows = rowsOf();
     expect(verdicts(rows)).toEqual({ '10.5.2.0/24': 'ok', '10.5.3.0/24': 'ok' });
     expect(rows[0]).toMatchObject({
       route: '10.5.2.0/24 via 10.5.2.0 dev weft.1 onlink',
@@ -37,54 +49,48 @@ describe('peer verdicts (vxlan)', () => {
   it.each([
     [
       'FDB entry deleted',
-      (k: Parameters<Parameters<typeof withKernel>[0]>[0]) =>
-        (k.fdb = k.fdb.filter((f) => f.mac !== MAC.h2)),
+      (k: KernelEdit) => (k.fdb = k.fdb.filter((f) => f.mac !== MAC.h2)),
       'missing',
       /no FDB entry for aa:00:00:00:00:02/,
       /bridge fdb replace aa:00:00:00:00:02 dev weft\.1 dst 198\.18\.0\.2 self permanent/,
     ],
     [
       'route deleted',
-      (k: Parameters<Parameters<typeof withKernel>[0]>[0]) =>
-        (k.routes = k.routes.filter((r) => r.dst !== '10.5.2.0/24')),
+      (k: KernelEdit) => (k.routes = k.routes.filter((r) => r.dst !== '10.5.2.0/24')),
       'missing',
       /no route to 10\.5\.2\.0\/24/,
       /ip route replace 10\.5\.2\.0\/24 via 10\.5\.2\.0 dev weft\.1 onlink/,
     ],
     [
       'neighbour deleted',
-      (k: Parameters<Parameters<typeof withKernel>[0]>[0]) =>
-        (k.neighs = k.neighs.filter((n) => n.dst !== '10.5.2.0')),
+      (k: KernelEdit) => (k.neighs = k.neighs.filter((n) => n.dst !== '10.5.2.0')),
       'missing',
       /no neighbour entry for 10\.5\.2\.0/,
       /ip neigh replace 10\.5\.2\.0 lladdr aa:00:00:00:00:02 dev weft\.1 nud permanent/,
     ],
     [
       'neighbour MAC changed',
-      (k: Parameters<Parameters<typeof withKernel>[0]>[0]) =>
-        (k.neighs = [peerNeigh(2, '02:00:00:00:00:99'), peerNeigh(3)]),
+      (k: KernelEdit) => (k.neighs = [peerNeigh(2, '02:00:00:00:00:99'), peerNeigh(3)]),
       'wrong-mac',
       /has MAC 02:00:00:00:00:99, the lease publishes aa:00:00:00:00:02/,
       /ip neigh replace 10\.5\.2\.0 lladdr aa:00:00:00:00:02/,
     ],
     [
       'FDB entry sends to an old public IP',
-      (k: Parameters<Parameters<typeof withKernel>[0]>[0]) =>
-        (k.fdb = [peerFdb(2, '198.18.0.77'), peerFdb(3)]),
+      (k: KernelEdit) => (k.fdb = [peerFdb(2, '198.18.0.77'), peerFdb(3)]),
       'wrong-public-ip',
       /sends to 198\.18\.0\.77, the lease's public IP is 198\.18\.0\.2/,
       /bridge fdb del aa:00:00:00:00:02 dev weft\.1 dst 198\.18\.0\.77 self/,
     ],
     [
       'FDB entry for the public IP carries an old VTEP MAC',
-      (k: Parameters<Parameters<typeof withKernel>[0]>[0]) =>
-        (k.fdb = [peerFdb(2, '198.18.0.2', 'aa:00:00:00:00:22'), peerFdb(3)]),
+      (k: KernelEdit) => (k.fdb = [peerFdb(2, '198.18.0.2', 'aa:00:00:00:00:22'), peerFdb(3)]),
       'wrong-mac',
       /FDB entry for 198\.18\.0\.2 has MAC aa:00:00:00:00:22/,
       /bridge fdb replace aa:00:00:00:00:02/,
     ],
   ])('%s → %s, with the problem and the fix', (_name, breakIt, verdict, problem, fix) => {
-    const rows = peerVerdicts({ config, own, leases, kernel: withKernel(breakIt) });
+    const rows = rowsOf(withKernel(breakIt));
     const p2 = rows.find((r) => r.subnet === '10.5.2.0/24')!;
     expect(p2.verdict).toBe(verdict);
     expect(p2.problems.join('\n')).toMatch(problem);
@@ -94,12 +100,7 @@ describe('peer verdicts (vxlan)', () => {
   });
 
   it('marks kernel entries no lease explains as stale (a peer that left while weftd was down)', () => {
-    const rows = peerVerdicts({
-      config,
-      own,
-      leases: [lease(1), lease(2)],
-      kernel: healthyKernel(),
-    });
+    const rows = rowsOf(healthyKernel(), { leases: [lease(1), lease(2)] });
     expect(verdicts(rows)['10.5.2.0/24']).toBe('ok');
     const stale = rows.filter((r) => r.verdict === 'stale');
     expect(stale.map((s) => s.route ?? s.neigh ?? s.fdb)).toEqual([
@@ -118,12 +119,7 @@ describe('peer verdicts (vxlan)', () => {
 
   it("reports a peer with hostile backend data as refused, with weftd's reason and no fix that re-adds it", () => {
     const bad = lease(2, { backendData: { VNI: 'x', VtepMAC: '\u001b[31mred' } });
-    const rows = peerVerdicts({
-      config,
-      own,
-      leases: [own, bad, lease(3)],
-      kernel: healthyKernel(),
-    });
+    const rows = rowsOf(healthyKernel(), { leases: [own, bad, lease(3)] });
     const p2 = rows.find((r) => r.subnet === '10.5.2.0/24')!;
     expect(p2.verdict).toBe('refused');
     expect(p2.reason).toMatch(/invalid vxlan backend data: BackendData\.VNI/);
@@ -139,7 +135,7 @@ describe('peer verdicts (vxlan)', () => {
   it('skips peers of another backend type (not a fault) and reports a missing device', () => {
     const other = lease(3, { backendType: 'host-gw', backendData: undefined });
     const noDev = withKernel((k) => (k.links = k.links.filter((l) => l.name !== 'weft.1')));
-    const rows = peerVerdicts({ config, own, leases: [own, lease(2), other], kernel: noDev });
+    const rows = rowsOf(noDev, { leases: [own, lease(2), other] });
     expect(rows.filter((r) => r.lease !== null).map((r) => [r.subnet, r.verdict])).toEqual([
       ['10.5.2.0/24', 'missing'],
       ['10.5.3.0/24', 'skipped'],
@@ -174,10 +170,15 @@ describe('peer verdicts (host-gw)', () => {
     protocol: 'BOOT',
     type: 'UNICAST',
   });
-  const addrs = [{ index: 2, cidr: '198.18.0.1/24' }];
   const hgLeases = [1, 2, 3].map((n) =>
     lease(n as 1 | 2 | 3, { backendType: 'host-gw', backendData: undefined }),
   );
+  const hostGw = {
+    config: hostGwConfig,
+    own: hgLeases[0]!,
+    leases: hgLeases,
+    addrs: [{ index: 2, cidr: '198.18.0.1/24' }],
+  };
 
   it('ok via the public IP, wrong-public-ip via another gateway, missing without a route', () => {
     const kernel = withKernel((k) => {
@@ -185,22 +186,10 @@ describe('peer verdicts (host-gw)', () => {
       k.neighs = [];
       k.fdb = [];
     });
-    const rows = peerVerdicts({
-      config: hostGwConfig,
-      own: hgLeases[0]!,
-      leases: hgLeases,
-      kernel,
-      addrs,
-    });
+    const rows = rowsOf(kernel, hostGw);
     expect(verdicts(rows)).toEqual({ '10.5.2.0/24': 'ok', '10.5.3.0/24': 'wrong-public-ip' });
     expect(rows[1]!.fixes).toEqual(['ip route replace 10.5.3.0/24 via 198.18.0.3']);
-    const none = peerVerdicts({
-      config: hostGwConfig,
-      own: hgLeases[0]!,
-      leases: hgLeases,
-      kernel: { ...kernel, routes: [] },
-      addrs,
-    });
+    const none = rowsOf({ ...kernel, routes: [] }, hostGw);
     expect(verdicts(none)).toEqual({ '10.5.2.0/24': 'missing', '10.5.3.0/24': 'missing' });
   });
 });
@@ -210,6 +199,7 @@ describe('peer verdicts (udp, dual stack)', () => {
   const udpLeases = [1, 2].map((n) =>
     lease(n as 1 | 2, { backendType: '', backendData: undefined }),
   );
+  const udp = { config: udpConfig, own: udpLeases[0]!, leases: udpLeases };
   const tun = { index: 9, name: 'weft0', kind: 'tun', mtu: 1472, mac: null, up: true };
   const clusterRoute = {
     family: 4 as const,
@@ -229,7 +219,7 @@ describe('peer verdicts (udp, dual stack)', () => {
       k.neighs = [];
       k.fdb = [];
     });
-    const rows = peerVerdicts({ config: udpConfig, own: udpLeases[0]!, leases: udpLeases, kernel });
+    const rows = rowsOf(kernel, udp);
     expect(rows).toEqual([
       expect.objectContaining({
         subnet: '10.5.2.0/24',
@@ -237,12 +227,7 @@ describe('peer verdicts (udp, dual stack)', () => {
         route: '10.5.0.0/16 dev weft0',
       }),
     ]);
-    const gone = peerVerdicts({
-      config: udpConfig,
-      own: udpLeases[0]!,
-      leases: udpLeases,
-      kernel: { ...kernel, links: kernel.links.filter((l) => l.name !== 'weft0') },
-    });
+    const gone = rowsOf({ ...kernel, links: kernel.links.filter((l) => l.name !== 'weft0') }, udp);
     expect(gone[0]).toMatchObject({
       verdict: 'missing',
       problems: ['TUN device weft0 does not exist'],
@@ -287,12 +272,7 @@ describe('peer verdicts (udp, dual stack)', () => {
       });
       k.fdb.push({ ifindex: 6, mac: 'ba:00:00:00:00:02', dst: 'fd18::9', permanent: true });
     });
-    const rows = peerVerdicts({
-      config: dual,
-      own: v6(1),
-      leases: [v6(1), v6(2), lease(3)],
-      kernel,
-    });
+    const rows = rowsOf(kernel, { config: dual, own: v6(1), leases: [v6(1), v6(2), lease(3)] });
     expect(
       rows
         .filter((r) => r.lease === '10.5.2.0-24&fd05:0:0:2::-64')

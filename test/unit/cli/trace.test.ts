@@ -14,19 +14,20 @@ import {
 import { TRACE_SCHEMA, validate } from './schema.js';
 
 const own = lease(1);
+/** A trace over the fixtures' vxlan network from this host (h1); `more` overrides the input. */
+const trace = (
+  src: string,
+  dst: string,
+  kernel: KernelState = healthyKernel(),
+  more: Partial<Parameters<typeof traceOverlay>[0]> = {},
+): ReturnType<typeof traceOverlay> =>
+  traceOverlay({ src, dst, config, leases, own, kernel, ...more });
 const check = (r: ReturnType<typeof traceOverlay>): void =>
   expect(validate({ ok: r.verdict !== 'dropped', ...r }, TRACE_SCHEMA)).toEqual([]);
 
 describe('trace', () => {
   it('container on this host → container on h2: route, neighbour, FDB, VXLAN outer header', () => {
-    const r = traceOverlay({
-      src: '10.5.1.2',
-      dst: '10.5.2.2',
-      config,
-      leases,
-      own,
-      kernel: healthyKernel(),
-    });
+    const r = trace('10.5.1.2', '10.5.2.2');
     check(r);
     expect(r.verdict).toBe('ok');
     expect(r.src).toEqual({
@@ -59,7 +60,7 @@ describe('trace', () => {
 
   it('says what is missing when the FDB entry is gone', () => {
     const kernel = withKernel((k) => (k.fdb = k.fdb.filter((f) => f.mac !== MAC.h2)));
-    const r = traceOverlay({ src: '10.5.1.2', dst: '10.5.2.2', config, leases, own, kernel });
+    const r = trace('10.5.1.2', '10.5.2.2', kernel);
     check(r);
     expect(r.verdict).toBe('dropped');
     expect(r.outer).toBeNull();
@@ -76,7 +77,7 @@ describe('trace', () => {
         { ifindex: 5, mac: 'aa:00:00:00:00:99', dst: '198.18.0.2', permanent: true },
       ];
     });
-    const r = traceOverlay({ src: '10.5.1.2', dst: '10.5.2.2', config, leases, own, kernel });
+    const r = trace('10.5.1.2', '10.5.2.2', kernel);
     expect(r.verdict).toBe('dropped');
     expect(r.outer?.innerDstMac).toBe('aa:00:00:00:00:99');
     expect(r.missing[0]).toMatch(/not 10\.5\.2\.0-24's VtepMAC aa:00:00:00:00:02/);
@@ -86,21 +87,11 @@ describe('trace', () => {
     const noRoute = withKernel(
       (k) => (k.routes = k.routes.filter((x) => x.dst !== '10.5.2.0/24' && x.dst !== '0.0.0.0/0')),
     );
-    expect(
-      traceOverlay({ src: '10.5.1.2', dst: '10.5.2.2', config, leases, own, kernel: noRoute })
-        .missing[0],
-    ).toMatch(
+    expect(trace('10.5.1.2', '10.5.2.2', noRoute).missing[0]).toMatch(
       /no route to 10\.5\.2\.2 on this host: ip route replace 10\.5\.2\.0\/24 via 10\.5\.2\.0 dev weft\.1 onlink/,
     );
     const noNeigh = withKernel((k) => (k.neighs = []));
-    const r = traceOverlay({
-      src: '10.5.1.2',
-      dst: '10.5.2.2',
-      config,
-      leases,
-      own,
-      kernel: noNeigh,
-    });
+    const r = trace('10.5.1.2', '10.5.2.2', noNeigh);
     expect(r.verdict).toBe('dropped');
     expect(r.missing[0]).toMatch(
       /ip neigh replace 10\.5\.2\.0 lladdr aa:00:00:00:00:02 dev weft\.1 nud permanent/,
@@ -108,37 +99,16 @@ describe('trace', () => {
   });
 
   it('same host: the bridge delivers, the overlay is not used', () => {
-    const r = traceOverlay({
-      src: '10.5.1.2',
-      dst: '10.5.1.3',
-      config,
-      leases,
-      own,
-      kernel: healthyKernel(),
-    });
+    const r = trace('10.5.1.2', '10.5.1.3');
     expect(r.verdict).toBe('ok');
     expect(r.steps.at(-1)?.text).toMatch(/same host/);
   });
 
   it('an address in the network that no host leases is dropped; a path elsewhere is unknown here', () => {
-    const r = traceOverlay({
-      src: '10.5.1.2',
-      dst: '10.5.77.2',
-      config,
-      leases,
-      own,
-      kernel: healthyKernel(),
-    });
+    const r = trace('10.5.1.2', '10.5.77.2');
     expect(r.verdict).toBe('dropped');
     expect(r.missing[0]).toMatch(/no host leases/);
-    const other = traceOverlay({
-      src: '10.5.2.2',
-      dst: '10.5.3.2',
-      config,
-      leases,
-      own,
-      kernel: healthyKernel(),
-    });
+    const other = trace('10.5.2.2', '10.5.3.2');
     expect(other.verdict).toBe('unknown');
     expect(other.steps.at(-1)?.text).toMatch(
       /run `weftctl trace 10\.5\.2\.2 10\.5\.3\.2` on 198\.18\.0\.2/,
@@ -167,34 +137,25 @@ describe('trace', () => {
           },
         ];
       });
-    const trace = (kernel: KernelState) =>
-      traceOverlay({
-        src: '10.5.1.2',
-        dst: '10.5.2.2',
+    const hostGw = (kernel: KernelState) =>
+      trace('10.5.1.2', '10.5.2.2', kernel, {
         config: hostGwConfig,
         leases: hg,
         own: hg[0]!,
-        kernel,
         addrs: [{ index: 2, cidr: '198.18.0.1/24' }],
       });
-    const r = trace(via('198.18.0.2'));
+    const r = hostGw(via('198.18.0.2'));
     expect(r.verdict).toBe('ok');
     expect(r.steps.at(-1)?.text).toMatch(/routed natively to 198\.18\.0\.2 via eth0/);
-    const w = trace(via('198.18.0.9'));
+    const w = hostGw(via('198.18.0.9'));
     expect(w.verdict).toBe('dropped');
     expect(w.missing[0]).toMatch(/via 198\.18\.0\.9, the lease's public IP is 198\.18\.0\.2/);
   });
 
   it('a destination weftd refuses is named refused, never given a fix that re-adds its entries', () => {
     const refusedH2 = lease(2, { backendData: { VNI: 7, VtepMAC: MAC.h2 } });
-    const r = traceOverlay({
-      src: '10.5.1.2',
-      dst: '10.5.2.2',
-      config,
-      leases: [own, refusedH2, lease(3)],
-      own,
-      kernel: withKernel((k) => (k.neighs = k.neighs.filter((n) => n.dst !== '10.5.2.0'))),
-    });
+    const kernel = withKernel((k) => (k.neighs = k.neighs.filter((n) => n.dst !== '10.5.2.0')));
+    const r = trace('10.5.1.2', '10.5.2.2', kernel, { leases: [own, refusedH2, lease(3)] });
     check(r);
     expect(r.verdict).toBe('dropped');
     expect(r.missing.join('\n')).toMatch(/weftd refuses the lease 10\.5\.2\.0-24 \(VNI 7/);
@@ -227,20 +188,13 @@ describe('trace', () => {
       ];
       k.fdb = [{ ifindex: 5, mac: MAC.h1, dst: '198.18.0.1', permanent: true }];
     });
-    const r = traceOverlay({ src: '10.5.1.2', dst: '10.5.2.2', config, leases, own: h2, kernel });
+    const r = trace('10.5.1.2', '10.5.2.2', kernel, { own: h2 });
     check(r);
     expect(r.verdict).toBe('ok');
     expect(r.steps.map((s) => s.text)).toContain(
       'reply: VXLAN 198.18.0.2 → 198.18.0.1 udp/8472 VNI 1',
     );
-    const broken = traceOverlay({
-      src: '10.5.1.2',
-      dst: '10.5.2.2',
-      config,
-      leases,
-      own: h2,
-      kernel: { ...kernel, fdb: [] },
-    });
+    const broken = trace('10.5.1.2', '10.5.2.2', { ...kernel, fdb: [] }, { own: h2 });
     expect(broken.verdict).toBe('dropped');
     expect(broken.missing[0]).toMatch(/^reply path: FDB entry aa:00:00:00:00:01/);
   });
