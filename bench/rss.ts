@@ -71,6 +71,7 @@ function packagedOptions(): { opts?: ClusterOptions; label: string; cleanup(): v
     );
   } catch (err) {
     process.stderr.write(String((err as { stderr?: unknown }).stderr ?? ''));
+    rmSync(tmp, { recursive: true, force: true });
     throw err;
   }
   const deb = readdirSync(tmp).find((f) => f.endsWith('.deb'))!;
