@@ -69,7 +69,14 @@ export const WEFTD_DEPENDENCIES: readonly { label: string; modules: readonly str
     label: "weft's Prometheus registry (dist/daemon/prom.js, replaced prom-client)",
     modules: ['dist/daemon/prom.js'],
   },
-  { label: 'netlink (patched; native binding)', modules: ['netlink'] },
+  {
+    label: 'netlink (patched; native binding; the rtnetlink files src/netlink/package.ts loads)',
+    modules: ['dist/netlink/package.js'],
+  },
+  {
+    label: "netlink's whole index (nl80211, genl, wg too: not loaded by weftd)",
+    modules: ['netlink'],
+  },
   {
     label: 'weftd (dist/daemon/deps.js and run.js, metrics included)',
     modules: ['dist/daemon/deps.js', 'dist/daemon/run.js'],

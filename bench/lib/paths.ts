@@ -38,6 +38,7 @@ import {
   subnetsOf,
   waitReady,
   type Cluster,
+  type ClusterOptions,
   type Weftd,
 } from '../../test/e2e/weftd-harness.js';
 import { subnetEnvSettings } from '../../src/lease/subnet-env.js';
@@ -252,9 +253,11 @@ export async function weft(
   etcd: EtcdFixture,
   backend: string,
   flags: readonly string[] = ['--ip-masq'],
+  opts?: ClusterOptions,
 ): Promise<WeftPath> {
   const tmp = mkdtempSync(join(tmpdir(), `weft-bench-${backend}-`));
   const cluster: Cluster = {
+    ...(opts ? { opts } : {}),
     topo,
     etcd,
     prefix: etcd.prefix(`bench-${backend}`),

@@ -5,7 +5,7 @@
  * table changed under it) is repeated up to DUMP_INTR_RETRIES times; a timed-out dump replaces the
  * socket, since the rest of the old dump may still be on its way.
  */
-import { AttrStream, FlagsGet, rt } from 'netlink';
+import { AttrStream, FlagsGet, rt } from './package.js';
 import { NetlinkError, toNetlinkError } from './errors.js';
 import { InFlightLimiter } from './limiter.js';
 import { settled, type ManagedSocket } from './sockets.js';

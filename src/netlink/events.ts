@@ -3,7 +3,7 @@
  * events must not overflow it). If it overflows anyway, the patched binding reports an error instead
  * of aborting; the socket is then re-created and subscribers get `{ kind: 'resync' }` so they re-dump.
  */
-import { rt } from 'netlink';
+import { rt } from './package.js';
 import type { Logger } from '../log/logger.js';
 import { toLinkInfo } from './linkinfo.js';
 import type { LinkEvent } from './ops.js';

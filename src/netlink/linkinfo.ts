@@ -2,7 +2,7 @@
  * Decoding and encoding of link messages: the `netlink` package types IFLA_LINKINFO as a raw buffer, so
  * the nested IFLA_INFO_KIND / IFLA_INFO_DATA attributes are handled here.
  */
-import { AttrStream, ifla, type RtNetlinkSocket } from 'netlink';
+import { AttrStream, ifla, type RtNetlinkSocket } from './package.js';
 import { bytesToIp, bytesToMac, ipFamily, ipToBytes } from './addr.js';
 import type { LinkInfo, VxlanAttrs, VxlanLinkSpec } from './ops.js';
 

@@ -7,7 +7,7 @@
  * - dumps: one at a time, NLM_F_DUMP_INTR retried (dump.ts);
  * - link events, created on first subscription, with a large receive buffer (events.ts).
  */
-import { FlagsNew, rt, type RtNetlinkSocket } from 'netlink';
+import { FlagsNew, rt, type RtNetlinkSocket } from './package.js';
 import { nullLogger, type Logger } from '../log/logger.js';
 import {
   bytesToIp,

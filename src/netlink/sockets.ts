@@ -4,7 +4,7 @@
  * it, fails the requests still waiting on the dead socket at once (instead of letting them run into
  * their timeouts), and creates a fresh socket — inside the same netns — on next use.
  */
-import { createRtNetlink, type RtNetlinkSocket } from 'netlink';
+import { createRtNetlink, type RtNetlinkSocket } from './package.js';
 import { inNetns } from '../netns/netns.js';
 import type { Logger } from '../log/logger.js';
 
