@@ -1,28 +1,26 @@
 /**
  * weftd RSS at 1 and at ~1000 peers, beside issue 4's goal (≤ 80 MB at 1000 peers).
  *
- * A real weftd (VXLAN; which executable: see `packagedOptions` below) on h1 of a 2-host netns topology
- * with a real etcd, with weftd's default timers; the fake peers are the control bench's (bench/lib/control.ts: public IPs in 198.19.0.0/16, never reached).
- * `BENCH_RSS_PEERS` sets the fake-peer count (default 1000); `BENCH_RSS_SAMPLES=100` first adds that many
- * peers one by one and prints the etcd → kernel latency (the lease watch path). Extra node flags for weftd can be tried
- * through `NODE_OPTIONS` with BENCH_RSS_WEFTD=checkout (spawned daemons inherit the environment; the
- * packaged one gets weftd.service's), e.g. `NODE_OPTIONS=--lite-mode`.
- * First prints what each dependency costs at start (bench/lib/dep-rss.ts; BENCH_RSS_DEPS=0 skips it).
- * Then VmRSS is sampled every second over 65 s of idleness (BENCH_RSS_SETTLE=N: over N seconds, 0: not at all;
- * BENCH_RSS_VERBOSE=1 prints each sample), BENCH_RSS_SMAPS=1 shows where the resident
- * memory is (anonymous vs the node binary's pages), BENCH_RSS_HEAP=1 the V8 heap spaces.
+ * A real weftd (VXLAN; by default the packaged executable, see bench/lib/packaged.ts) on h1 of a 2-host
+ * netns topology with a real etcd, with weftd's default timers; the fake peers are the control bench's
+ * (bench/lib/control.ts: public IPs in 198.19.0.0/16, never reached).
+ * - `BENCH_RSS_PEERS` sets the fake-peer count (default 1000); `BENCH_RSS_SAMPLES=100` first adds that
+ *   many peers one by one and prints the etcd → kernel latency (the lease watch path).
+ * - Extra node flags for weftd can be tried through `NODE_OPTIONS` with BENCH_RSS_WEFTD=checkout
+ *   (spawned daemons inherit the environment; the packaged one gets weftd.service's), e.g.
+ *   `NODE_OPTIONS=--lite-mode`.
+ * - First prints what each dependency costs at start (bench/lib/dep-rss.ts; BENCH_RSS_DEPS=0 skips it).
+ * - Then VmRSS is sampled every second over 65 s of idleness (BENCH_RSS_SETTLE=N: over N seconds, 0:
+ *   not at all; BENCH_RSS_VERBOSE=1 prints each sample); BENCH_RSS_SMAPS=1 shows where the resident
+ *   memory is (anonymous vs the node binary's pages), BENCH_RSS_HEAP=1 the V8 heap spaces.
  * Needs root (network namespaces). Usage: `npm run bench:rss`.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { ClusterOptions } from '../test/e2e/weftd-harness.js';
+import { readFileSync } from 'node:fs';
 import { run } from '../test/helpers/exec.js';
 import { latencyAndRss, rssKiB } from './lib/control.js';
 import { dependencyCosts, WEFTD_DEPENDENCIES } from './lib/dep-rss.js';
 import { weft } from './lib/paths.js';
+import { DEPLOYED_FLAGS, packagedOptions } from './lib/packaged.js';
 import { startEtcd } from '../test/helpers/etcd.js';
 import { createTopology } from '../test/helpers/netns.js';
 
@@ -42,48 +40,6 @@ if (process.env.BENCH_RSS_DEPS !== '0') {
   console.log('');
 }
 
-/**
- * Which weftd is measured: by default what ships, the packaged single executable (`npm run package
- * -- --fast` into a temporary directory, unpacked with dpkg-deb: one bundled CommonJS script, as
- * /usr/bin/weftd runs), with the environment weftd.service gives it. BENCH_RSS_WEFTD=checkout measures
- * the checkout's bin/weftd.js (ES modules from dist/, node's ESM loader), BENCH_RSS_WEFTD=<path> that
- * executable (e.g. an unpacked .deb's usr/bin/weftd).
- */
-function packagedOptions(): { opts?: ClusterOptions; label: string; cleanup(): void } {
-  const which = process.env.BENCH_RSS_WEFTD ?? 'package';
-  if (which === 'checkout') return { label: 'checkout bin/weftd.js', cleanup: () => {} };
-  const unit = readFileSync(new URL('../packaging/weftd.service', import.meta.url), 'utf8');
-  const env: Record<string, string> = {};
-  for (const m of unit.matchAll(/^Environment=(\w+)=(.*)$/gm)) env[m[1]!] = m[2]!;
-  if (which !== 'package')
-    return { opts: { weftd: which, envFor: () => env }, label: which, cleanup: () => {} };
-  const tmp = mkdtempSync(join(tmpdir(), 'weft-bench-rss-'));
-  try {
-    execFileSync(
-      process.execPath,
-      [
-        fileURLToPath(new URL('../scripts/package.mjs', import.meta.url)),
-        '--fast',
-        '--outdir',
-        tmp,
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-  } catch (err) {
-    process.stderr.write(String((err as { stderr?: unknown }).stderr ?? ''));
-    rmSync(tmp, { recursive: true, force: true });
-    throw err;
-  }
-  const deb = readdirSync(tmp).find((f) => f.endsWith('.deb'))!;
-  execFileSync('dpkg-deb', ['-x', join(tmp, deb), join(tmp, 'root')]);
-  return {
-    opts: { weftd: join(tmp, 'root', 'usr', 'bin', 'weftd'), envFor: () => env },
-    label: `packaged ${deb} (usr/bin/weftd, ${Object.entries(env)
-      .map(([k, v]) => `${k}=${v}`)
-      .join(' ')})`,
-    cleanup: () => rmSync(tmp, { recursive: true, force: true }),
-  };
-}
 const packaged = packagedOptions();
 process.on('exit', () => packaged.cleanup());
 
@@ -91,10 +47,7 @@ const topo = await createTopology({ hosts: 2, ipv6: false });
 try {
   const etcd = await startEtcd({ netns: topo.underlayNetns, host: topo.underlayGatewayIp });
   try {
-    // weftd's default timers (a full reconcile every 60 s, the firewall checked every 5 s), not the
-    // e2e harness's fast ones (3 s and 2 s): the memory measured is that of a daemon as deployed
-    const flags = ['--ip-masq', '--resync-period=60', '--iptables-resync=5'];
-    const wp = await weft(topo, etcd, 'vxlan', flags, packaged.opts);
+    const wp = await weft(topo, etcd, 'vxlan', DEPLOYED_FLAGS, packaged.opts);
     try {
       const samples = Number(process.env.BENCH_RSS_SAMPLES ?? 0);
       const [lat, rss] = await latencyAndRss(wp, samples, peers);

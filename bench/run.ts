@@ -44,6 +44,7 @@ import {
   type DataplaneRow,
 } from './lib/report.js';
 import { REPO } from './lib/cni.js';
+import { DEPLOYED_FLAGS, packagedOptions } from './lib/packaged.js';
 
 const only = (process.env['BENCH_ONLY'] ?? '').split(',').filter(Boolean);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
@@ -132,7 +133,7 @@ async function main(): Promise<void> {
           during: async (p) => {
             if (!wanted('control') && only.length > 0) return;
             const wp = p as WeftPath;
-            log('etcd → kernel latency and weftd RSS at 1000 peers');
+            log('etcd → kernel latency (and the checkout weftd at 1000 peers, superseded below)');
             try {
               [control.etcdToKernel, control.rss] = await latencyAndRss(wp);
             } catch (err) {
@@ -191,6 +192,25 @@ async function main(): Promise<void> {
           } finally {
             await p?.teardown();
           }
+        }
+      }
+      if (wanted('control')) {
+        // RSS as it ships (the packaged executable, weftd.service's environment, default timers); the
+        // weft VXLAN path above ran the checkout with the e2e harness's fast timers
+        log('weftd RSS at 1000 peers as it ships (packaged executable, default timers)');
+        const shipped = packagedOptions();
+        try {
+          const wp = await weft(topo, etcd, 'vxlan', DEPLOYED_FLAGS, shipped.opts);
+          try {
+            control.rss = (await latencyAndRss(wp, 0, 1000))[1];
+            control.rss.weftd = shipped.label;
+          } finally {
+            await wp.teardown();
+          }
+        } catch (err) {
+          control.rss = { na: reason(err) };
+        } finally {
+          shipped.cleanup();
         }
       }
       for (const row of rows) {

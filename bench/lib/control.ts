@@ -125,6 +125,8 @@ export interface Rss {
   rssMiB: number;
   hwmMiB: number;
   programmed: number;
+  /** Which weftd was measured (bench/lib/packaged.ts), when not the checkout. */
+  weftd?: string;
 }
 
 /** etcd→kernel latency (`samples` peers one at a time), then RSS with `peers` fake peers. */
