@@ -1,6 +1,6 @@
 /**
- * `npm run bench:netlink` (root, after `npm run build`: weft's code runs as it ships, from dist/): weft's
- * peer programming against the kernel's own floor, at several sizes (default 1000, 2000, 5000 and 10000
+ * `npm run bench:netlink` (root, after `npm run build`: weft's code runs as it ships, from dist/ with
+ * weftd.service's node flags): weft's peer programming against the kernel's own floor, at several sizes (default 1000, 2000, 5000 and 10000
  * peers; the floor grows faster than linearly, so one size says little). Everything happens inside a
  * private netns that is removed after.
  *
@@ -140,6 +140,16 @@ interface SizeResult extends NetlinkSize {
   floorOneRemoveUs: number;
 }
 
+/** The node flags weftd runs with as packaged (`packaging/weftd.service`'s NODE_OPTIONS, e.g. a small
+ *  young generation), so the reconcile is timed under the same heap settings. */
+const SHIPPED_NODE_OPTIONS: readonly string[] = (
+  /^Environment=NODE_OPTIONS=(.*)$/m.exec(
+    readFileSync(join(HERE, '..', 'packaging', 'weftd.service'), 'utf8'),
+  )?.[1] ?? ''
+)
+  .split(' ')
+  .filter(Boolean);
+
 /**
  * Creates the private netns and runs the measurements in a child started inside it (`ip netns exec`),
  * so weft's sockets are created the way weftd creates them (in its own netns, no setns(2) per socket).
@@ -157,6 +167,7 @@ async function main(): Promise<void> {
         'exec',
         ns,
         process.execPath,
+        ...SHIPPED_NODE_OPTIONS,
         ...(process.env['BENCH_NODE_FLAGS'] ?? '').split(' ').filter(Boolean),
         '--import',
         'tsx',
