@@ -1,8 +1,8 @@
 /**
  * `npm run bench:netlink` (root, after `npm run build`: weft's code runs as it ships, from dist/ with
- * weftd.service's node flags): weft's peer programming against the kernel's own floor, at several sizes (default 1000, 2000, 5000 and 10000
- * peers; the floor grows faster than linearly, so one size says little). Everything happens inside a
- * private netns that is removed after.
+ * weftd.service's node flags): weft's peer programming against the kernel's own floor, at several sizes
+ * (default 1000, 2000, 5000 and 10000 peers; the floor grows faster than linearly, so one size says
+ * little). Everything happens inside a private netns that is removed after.
  *
  * Per size, per run (median of RUNS):
  * - floor: bench/native/rtnl-floor.c, compiled here with the machine's `cc -O2`, sends exactly the
