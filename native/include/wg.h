@@ -92,6 +92,7 @@ struct wg_idx_entry {
 
 struct wg_keypair {
   uint8_t send_key[WG_KEY_LEN], recv_key[WG_KEY_LEN];
+  uint64_t send_id, recv_id; /* identities of the two keys (wg_aead_key_id) */
   uint64_t send_counter; /* next counter to use */
   struct wg_replay replay;
   uint64_t created;      /* monotonic ns */

@@ -52,6 +52,15 @@ void wg_aead_seal(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
  * authenticate (out is then unspecified). In-place allowed. */
 int wg_aead_open(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
                  const uint8_t key[WG_KEY_LEN], const uint8_t *ad, size_t adlen);
+/* The same, for a key that carries an identity: key_id (nonzero) names this key alone for the life
+ * of the process (wg_aead_key_id). A thread's context that already holds the key with that id skips
+ * both the key setup and the comparison of key bytes, ~50 ns of a ~1.2 us 1424-byte seal here. */
+void wg_aead_seal_id(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
+                     const uint8_t key[WG_KEY_LEN], uint64_t key_id);
+int wg_aead_open_id(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
+                    const uint8_t key[WG_KEY_LEN], uint64_t key_id);
+/* A new key identity, never 0 and never handed out twice (any thread). */
+uint64_t wg_aead_key_id(void);
 void wg_xaead_seal(uint8_t *out, const uint8_t *in, size_t len, const uint8_t nonce[WG_XNONCE_LEN],
                    const uint8_t key[WG_KEY_LEN], const uint8_t *ad, size_t adlen);
 int wg_xaead_open(uint8_t *out, const uint8_t *in, size_t len, const uint8_t nonce[WG_XNONCE_LEN],

@@ -247,8 +247,9 @@ static int is_local(const struct fwd *f, int family, const uint8_t *addr) {
   for (int i = 0; i < f->nlocal; i++) {
     const struct fwd_prefix *p = &f->local[i];
     if (p->family != family) continue;
-    int full = p->len / 8, rest = p->len % 8;
-    if (memcmp(p->addr, addr, (size_t)full) != 0) continue;
+    int full = p->len / 8, rest = p->len % 8, same = 1;
+    for (int k = 0; k < full; k++) same &= p->addr[k] == addr[k]; /* inline: no memcmp call */
+    if (!same) continue;
     if (rest && ((addr[full] ^ p->addr[full]) & (uint8_t)(0xff << (8 - rest)))) continue;
     return 1;
   }

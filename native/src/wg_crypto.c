@@ -25,8 +25,13 @@ static pthread_key_t aead_key;
 struct aead_ctx {
   EVP_CIPHER_CTX *enc, *dec;
   uint8_t enc_key[WG_KEY_LEN], dec_key[WG_KEY_LEN];
+  uint64_t enc_id, dec_id; /* identity of the key held (wg_aead_key_id), 0 = known by bytes only */
   int enc_keyed, dec_keyed;
 };
+
+static uint64_t next_key_id;
+
+uint64_t wg_aead_key_id(void) { return __atomic_add_fetch(&next_key_id, 1, __ATOMIC_RELAXED); }
 
 static void aead_free(void *p) {
   struct aead_ctx *a = p;
@@ -36,17 +41,22 @@ static void aead_free(void *p) {
   free(a);
 }
 
-/* Sets the nonce, and the key unless the context already holds it (compared in constant time). */
-static int aead_init(EVP_CIPHER_CTX *c, uint8_t cached[WG_KEY_LEN], int *keyed,
-                     const uint8_t key[WG_KEY_LEN], const uint8_t n[12], int enc) {
+/* Sets the nonce, and the key unless the context already holds it: the same identity (key_id != 0),
+ * or the same bytes (compared in constant time) for a key without one. */
+static int aead_init(EVP_CIPHER_CTX *c, uint8_t cached[WG_KEY_LEN], uint64_t *cached_id,
+                     int *keyed, const uint8_t key[WG_KEY_LEN], uint64_t key_id,
+                     const uint8_t n[12], int enc) {
   const uint8_t *k = NULL;
-  if (!*keyed || sodium_memcmp(cached, key, WG_KEY_LEN) != 0) {
+  int same = *keyed && (key_id ? *cached_id == key_id
+                                : sodium_memcmp(cached, key, WG_KEY_LEN) == 0);
+  if (!same) {
     k = key;
     *keyed = 0;
   }
   int ok = enc ? EVP_EncryptInit_ex(c, NULL, NULL, k, n) : EVP_DecryptInit_ex(c, NULL, NULL, k, n);
   if (ok && k) {
     memcpy(cached, key, WG_KEY_LEN);
+    *cached_id = key_id;
     *keyed = 1;
   }
   return ok;
@@ -158,13 +168,15 @@ static void nonce96(uint8_t n[12], uint64_t counter) {
 
 /* OpenSSL's ChaCha20-Poly1305 (faster here than libsodium's); libsodium's when a context cannot be
  * made (out of memory): the same RFC 7539 construction either way. */
-void wg_aead_seal(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
-                  const uint8_t key[WG_KEY_LEN], const uint8_t *ad, size_t adlen) {
+static void aead_seal(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
+                      const uint8_t key[WG_KEY_LEN], uint64_t key_id, const uint8_t *ad,
+                      size_t adlen) {
   uint8_t n[12];
   nonce96(n, counter);
   struct aead_ctx *a = aead_get();
   int l = 0;
-  if (a && len <= INT_MAX && aead_init(a->enc, a->enc_key, &a->enc_keyed, key, n, 1) &&
+  if (a && len <= INT_MAX &&
+      aead_init(a->enc, a->enc_key, &a->enc_id, &a->enc_keyed, key, key_id, n, 1) &&
       (adlen == 0 || EVP_EncryptUpdate(a->enc, NULL, &l, ad, (int)adlen)) &&
       (len == 0 || EVP_EncryptUpdate(a->enc, out, &l, in, (int)len)) &&
       EVP_EncryptFinal_ex(a->enc, out + len, &l) && aead_tag(a->enc, out + len, 1)) {
@@ -174,8 +186,9 @@ void wg_aead_seal(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
                                                      n, key);
 }
 
-int wg_aead_open(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
-                 const uint8_t key[WG_KEY_LEN], const uint8_t *ad, size_t adlen) {
+static int aead_open(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
+                     const uint8_t key[WG_KEY_LEN], uint64_t key_id, const uint8_t *ad,
+                     size_t adlen) {
   if (len < WG_TAG_LEN) return -1;
   uint8_t n[12], tag[WG_TAG_LEN];
   nonce96(n, counter);
@@ -184,7 +197,7 @@ int wg_aead_open(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
   struct aead_ctx *a = aead_get();
   if (a && clen <= INT_MAX) {
     int l = 0;
-    if (!aead_init(a->dec, a->dec_key, &a->dec_keyed, key, n, 0) ||
+    if (!aead_init(a->dec, a->dec_key, &a->dec_id, &a->dec_keyed, key, key_id, n, 0) ||
         (adlen && !EVP_DecryptUpdate(a->dec, NULL, &l, ad, (int)adlen)) ||
         (clen && !EVP_DecryptUpdate(a->dec, out, &l, in, (int)clen)) || !aead_tag(a->dec, tag, 0)) {
       return -1;
@@ -195,6 +208,26 @@ int wg_aead_open(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
                                                             key) == 0
              ? 0
              : -1;
+}
+
+void wg_aead_seal(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
+                  const uint8_t key[WG_KEY_LEN], const uint8_t *ad, size_t adlen) {
+  aead_seal(out, in, len, counter, key, 0, ad, adlen);
+}
+
+int wg_aead_open(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
+                 const uint8_t key[WG_KEY_LEN], const uint8_t *ad, size_t adlen) {
+  return aead_open(out, in, len, counter, key, 0, ad, adlen);
+}
+
+void wg_aead_seal_id(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
+                     const uint8_t key[WG_KEY_LEN], uint64_t key_id) {
+  aead_seal(out, in, len, counter, key, key_id, NULL, 0);
+}
+
+int wg_aead_open_id(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
+                    const uint8_t key[WG_KEY_LEN], uint64_t key_id) {
+  return aead_open(out, in, len, counter, key, key_id, NULL, 0);
 }
 
 void wg_xaead_seal(uint8_t *out, const uint8_t *in, size_t len, const uint8_t nonce[WG_XNONCE_LEN],

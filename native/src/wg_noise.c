@@ -287,6 +287,8 @@ int wg_begin_session(struct wg_device *d, struct wg_peer *p, uint64_t now) {
     free(kp);
     return -1;
   }
+  kp->send_id = wg_aead_key_id();
+  kp->recv_id = wg_aead_key_id();
   wg_replay_init(&kp->replay);
   kp->created = now;
   kp->initiator = (uint8_t)initiator;

@@ -236,7 +236,8 @@ size_t wg_seal(const struct wg_keypair *kp, uint64_t counter, uint8_t *msg, size
   msg[1] = msg[2] = msg[3] = 0;
   wg_put_le32(msg + 4, kp->remote_index);
   wg_put_le64(msg + 8, counter);
-  wg_aead_seal(msg + WG_DATA_HDR_LEN, msg + WG_DATA_HDR_LEN, len, counter, kp->send_key, NULL, 0);
+  wg_aead_seal_id(msg + WG_DATA_HDR_LEN, msg + WG_DATA_HDR_LEN, len, counter, kp->send_key,
+                  kp->send_id);
   return WG_DATA_HDR_LEN + len + WG_TAG_LEN;
 }
 
@@ -419,8 +420,8 @@ int wg_rx_prepare(struct wg_device *d, uint8_t *msg, size_t len, uint64_t now,
 
 void wg_rx_decrypt(struct wg_rx_job *job) {
   uint8_t *plain = job->msg + WG_DATA_HDR_LEN;
-  job->ok = wg_aead_open(plain, plain, job->len - WG_DATA_HDR_LEN, job->counter, job->kp->recv_key,
-                         NULL, 0) == 0;
+  job->ok = wg_aead_open_id(plain, plain, job->len - WG_DATA_HDR_LEN, job->counter,
+                            job->kp->recv_key, job->kp->recv_id) == 0;
 }
 
 int wg_rx_finish(struct wg_device *d, const struct wg_endpoint *from, struct wg_rx_job *job,

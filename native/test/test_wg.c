@@ -130,34 +130,57 @@ static void test_vectors(void) {
 }
 
 /* The per-thread contexts keep their key between messages (wg_crypto.c): messages that alternate
- * keys, lengths and counters, after a failed open too, must still match libsodium's independent
- * ChaCha20-Poly1305 byte for byte, both ways. */
+ * keys, lengths and counters, after a failed open too, and keys known by bytes or by identity
+ * (wg_aead_*_id) in turn, must still match libsodium's independent ChaCha20-Poly1305 byte for
+ * byte, both ways. */
+static void seal_k(int by_id, uint8_t *out, const uint8_t *in, size_t len, uint64_t ctr,
+                   const uint8_t *key, uint64_t id) {
+  if (by_id) {
+    wg_aead_seal_id(out, in, len, ctr, key, id);
+  } else {
+    wg_aead_seal(out, in, len, ctr, key, NULL, 0);
+  }
+}
+static int open_k(int by_id, uint8_t *out, const uint8_t *in, size_t len, uint64_t ctr,
+                  const uint8_t *key, uint64_t id) {
+  if (by_id) return wg_aead_open_id(out, in, len, ctr, key, id);
+  return wg_aead_open(out, in, len, ctr, key, NULL, 0);
+}
+
 static void test_aead_key_cache(void) {
   uint8_t keys[3][32], pt[1500], ct[1500 + 16], ref[1500 + 16], back[1500];
-  for (int k = 0; k < 3; k++) randombytes_buf(keys[k], 32);
+  uint64_t ids[3];
+  for (int k = 0; k < 3; k++) {
+    randombytes_buf(keys[k], 32);
+    ids[k] = wg_aead_key_id();
+    CHECK(ids[k] != 0 && (k == 0 || ids[k] != ids[k - 1]));
+  }
   randombytes_buf(pt, sizeof(pt));
   for (int i = 0; i < 300; i++) {
-    const uint8_t *key = keys[(i / 3 + (i % 5 == 0)) % 3]; /* runs of one key, then switches */
+    int ki = (i / 3 + (i % 5 == 0)) % 3; /* runs of one key, then switches */
+    const uint8_t *key = keys[ki];
+    uint64_t id = ids[ki];
+    int sid = (i / 2) % 2, oid = (i / 4) % 2; /* by identity or by bytes, in every combination */
     size_t len = (size_t)(i * 37) % 1421;
     uint64_t ctr = (uint64_t)i * 0x10001ULL;
     uint8_t n[12] = {0};
     for (int b = 0; b < 8; b++) n[4 + b] = (uint8_t)(ctr >> (8 * b));
-    wg_aead_seal(ct, pt, len, ctr, key, NULL, 0);
+    seal_k(sid, ct, pt, len, ctr, key, id);
     crypto_aead_chacha20poly1305_ietf_encrypt_detached(ref, ref + len, NULL, pt, len, NULL, 0, NULL,
                                                        n, key);
     CHECK(memcmp(ct, ref, len + 16) == 0);
     if (i % 7 == 0) { /* a forged message under the cached key, then the genuine one */
       ct[len] ^= 0x80;
-      CHECK_EQ(wg_aead_open(back, ct, len + 16, ctr, key, NULL, 0), -1);
+      CHECK_EQ(open_k(oid, back, ct, len + 16, ctr, key, id), -1);
       ct[len] ^= 0x80;
     }
     if (i % 11 == 0) { /* the right message under the wrong counter */
-      CHECK_EQ(wg_aead_open(back, ct, len + 16, ctr + 1, key, NULL, 0), -1);
+      CHECK_EQ(open_k(oid, back, ct, len + 16, ctr + 1, key, id), -1);
     }
-    CHECK_EQ(wg_aead_open(back, ct, len + 16, ctr, key, NULL, 0), 0);
+    CHECK_EQ(open_k(oid, back, ct, len + 16, ctr, key, id), 0);
     CHECK(len == 0 || memcmp(back, pt, len) == 0);
-    const uint8_t *other = keys[(i + 1) % 3];
-    if (memcmp(other, key, 32) != 0) CHECK_EQ(wg_aead_open(back, ct, len + 16, ctr, other, NULL, 0), -1);
+    int other = (ki + 1) % 3;
+    CHECK_EQ(open_k(oid, back, ct, len + 16, ctr, keys[other], ids[other]), -1);
   }
 }
 

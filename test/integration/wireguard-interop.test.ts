@@ -90,6 +90,10 @@ describe.skipIf(!runnable)('WireGuard engine interop with wireguard-go', () => {
     topo = await createTopology({ hosts: 2, ipv6: false });
     const [h1, h2] = topo.hosts;
     if (!h1 || !h2) throw new Error('topology');
+    // One crypto helper thread (machines with up to 2 CPUs get none by default), so that the
+    // parallel seal/open path is checked against wireguard-go here too (TCP bulk below).
+    const helpers = process.env['WEFT_WG_CRYPTO_THREADS'];
+    process.env['WEFT_WG_CRYPTO_THREADS'] = '1';
     dev = inNetns(h1.netns, () => {
       const tun = openTun('weft-wg', { vnetHdr: true });
       try {
@@ -103,6 +107,9 @@ describe.skipIf(!runnable)('WireGuard engine interop with wireguard-go', () => {
       } catch (err) {
         closeSync(tun.fd);
         throw err;
+      } finally {
+        if (helpers === undefined) delete process.env['WEFT_WG_CRYPTO_THREADS'];
+        else process.env['WEFT_WG_CRYPTO_THREADS'] = helpers;
       }
     });
     await run('ip', ['-n', h1.netns, 'addr', 'add', '10.50.1.0/32', 'dev', 'weft-wg']);
