@@ -11,7 +11,11 @@ import { vxlanBackendFactory, type VxlanNetwork } from '../../src/backend-vxlan/
 import type { Lease, LeaseEvent } from '../../src/lease/lease.js';
 import { createJsonLogger } from '../../src/log/logger.js';
 import type { SubnetManager } from '../../src/subnet/manager.js';
-import { MemorySubnets, testNetworkConfig } from '../integration/backend-memory-subnets.js';
+import {
+  MemorySubnets,
+  testNetworkConfig,
+  testUplink,
+} from '../integration/backend-memory-subnets.js';
 import { FakeNetlink } from '../fakes/fake-netlink.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'weft-loop-unit-'));
@@ -44,15 +48,7 @@ describe('peer loop + vxlan programmer (fake netlink)', () => {
       machineIdPath: machineId,
     })({
       subnets: manager,
-      uplink: {
-        name: 'eth0',
-        index: 2,
-        mtu: 1500,
-        ifaceAddr: '198.18.0.1',
-        ifaceAddr6: null,
-        publicIp: '198.18.0.1',
-        publicIpv6: null,
-      },
+      uplink: testUplink(),
       log: createJsonLogger({ level: 'debug', write: (l) => logs.push(l) }),
       stateDir: dir,
     });
