@@ -129,7 +129,8 @@ export interface Rss {
   weftd?: string;
 }
 
-/** etcd→kernel latency (`samples` peers one at a time), then RSS with `peers` fake peers. */
+/** etcd→kernel latency (`samples` peers one at a time), then RSS with `peers` fake peers (0: the
+ *  latency alone matters). */
 export async function latencyAndRss(
   p: WeftPath,
   samples = 100,
@@ -156,12 +157,14 @@ export async function latencyAndRss(
       lat.push((await seen) - t0);
     }
     const bulk = peerIds.slice(samples).map((i) => fakePeer(prefix, i));
-    const last = mon.waitFor(bulk[bulk.length - 1]!.subnet, 60_000);
-    await agent.put(
-      bulk.map((f) => [f.key, f.value]),
-      16,
-    );
-    await last.catch(() => undefined);
+    if (bulk.length > 0) {
+      const last = mon.waitFor(bulk[bulk.length - 1]!.subnet, 60_000);
+      await agent.put(
+        bulk.map((f) => [f.key, f.value]),
+        16,
+      );
+      await last.catch(() => undefined);
+    }
     let programmed = 0;
     for (let k = 0; k < 100; k++) {
       const out = (await run('ip', ['-n', h1.netns, 'route', 'show', 'root', '10.0.0.0/8'])).stdout;
