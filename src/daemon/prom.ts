@@ -273,7 +273,10 @@ export function collectDefaultMetrics(o: { register: Registry; prefix?: string }
     [
       'process_cpu_seconds_total',
       'Total user and system CPU time spent in seconds.',
-      () => (cpu().user + cpu().system) / 1e6,
+      () => {
+        const c = cpu();
+        return (c.user + c.system) / 1e6;
+      },
     ],
   ];
   for (const [name, help, read] of counters)
