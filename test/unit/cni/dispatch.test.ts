@@ -3,18 +3,10 @@
  * exercised in test/integration/cni): error JSON shapes and codes, version gates, state
  * written before the delegate runs, undo on failure, DEL keeping state until the delegate's DEL succeeded.
  */
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { cniPluginDir } from './plugin-dir.js';
 import type { CniDeps } from '../../../src/cni/deps.js';
 import { runPlugin } from '../../../src/cni/dispatch.js';
 import { CniError } from '../../../src/cni/errors.js';
@@ -94,14 +86,7 @@ const conf = (v: string, extra: object = {}) =>
 const parse = (s: string) => JSON.parse(s) as Record<string, unknown>;
 
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'weft-cni-unit-'));
-  // findPlugin only needs an executable file named like the delegate type; the fake invoker never runs it.
-  mkdirSync(join(dir, 'bin'));
-  writeFileSync(join(dir, 'bin', 'bridge'), '#!/bin/false\n', { mode: 0o755 });
-  writeFileSync(
-    join(dir, 'subnet.env'),
-    'FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.72.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n',
-  );
+  dir = cniPluginDir('weft-cni-unit-');
   calls = [];
   failNext = {};
 });

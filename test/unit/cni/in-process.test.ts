@@ -4,10 +4,10 @@
  * (CniDeps.afterAnswer); runLater runs such tasks in order and reports every failure, never throwing.
  * The delegate is a recording fake here; test/integration/cni/cni-shim.test.ts runs the real ones.
  */
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { cniPluginDir } from './plugin-dir.js';
 import { runInProcess, runLater, type LaterTask } from '../../../src/cni/in-process.js';
 import type { InvokeRequest, Invoker } from '../../../src/cni/invoke.js';
 
@@ -47,13 +47,7 @@ const stateFile = () => join(dir, 'state', 'net1', 'ctr1@eth0');
 const stored = () => JSON.parse(readFileSync(stateFile(), 'utf8')) as Record<string, unknown>;
 
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'weft-cni-inproc-'));
-  mkdirSync(join(dir, 'bin'));
-  writeFileSync(join(dir, 'bin', 'bridge'), '#!/bin/false\n', { mode: 0o755 });
-  writeFileSync(
-    join(dir, 'subnet.env'),
-    'FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.72.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n',
-  );
+  dir = cniPluginDir('weft-cni-inproc-');
   calls = [];
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
