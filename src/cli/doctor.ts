@@ -2,9 +2,15 @@
  * `weftctl doctor`: the checklist flannel users run by hand (docs/pitfalls.md §5), as pure checks over the
  * facts weftctl gathered. Each check passes, warns or fails, names what it saw, and for every problem
  * gives the command that fixes it. Exit 1 when any check fails (warnings alone exit 0). This file: etcd,
- * clock, config, lease, subnet.env, weftd health, peers and the underlay; the kernel and firewall
- * checks live in doctor-kernel.ts and doctor-firewall.ts.
+ * clock, config, lease, subnet.env, weftd health, peers, the underlay and flannel's leftovers; the
+ * kernel and firewall checks live in doctor-kernel.ts and doctor-firewall.ts.
  */
+import {
+  CLEANUP_COMMAND,
+  describeLeftovers,
+  hasLeftovers,
+  type FlannelLeftovers,
+} from '../migration/flannel-leftovers.js';
 import { networkOf } from '../netlink/index.js';
 import { RESTART, fail, pass, warn, skip, type Check, type DoctorInput } from './doctor-check.js';
 import { firewallChecks } from './doctor-firewall.js';
@@ -238,6 +244,20 @@ function peerChecks(i: DoctorInput): Check[] {
     );
   }
   return out;
+}
+
+/** flannel's leftovers on this host (docs/migration-from-flannel.md, docs/troubleshooting.md): the same
+ *  finding weftd refuses to start on (exit 8), with the fix. */
+export function flannelChecks(found: FlannelLeftovers | null): Check[] {
+  if (found === null) return [];
+  if (!hasLeftovers(found)) return [pass('flannel', 'no flannel leftovers on this host')];
+  return [
+    fail(
+      'flannel',
+      `flannel's dataplane is still here (weftd will not start, exit 8): ${describeLeftovers(found).join('; ')}`,
+      ['systemctl disable --now flanneld', 'weftctl cleanup --flannel', CLEANUP_COMMAND],
+    ),
+  ];
 }
 
 /** Runs every check (pure). */

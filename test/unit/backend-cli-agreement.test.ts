@@ -20,7 +20,7 @@ import { deriveVtepMac } from '../../src/backend-vxlan/mac.js';
 import { vxlanBackendFactory } from '../../src/backend-vxlan/index.js';
 import { peerVerdicts } from '../../src/cli/peers.js';
 import { probeTargets, runChecks, type Check } from '../../src/cli/doctor.js';
-import { traceOverlay, type TraceResult } from '../../src/cli/trace.js';
+import { traceOverlay, type TraceResult } from '../../src/cli/commands/trace.js';
 import { formatSubnetEnv, previousSubnets } from '../../src/lease/subnet-env.js';
 import type { Lease, LeaseAttrs } from '../../src/lease/lease.js';
 import { nullLogger } from '../../src/log/logger.js';

@@ -6,6 +6,7 @@
 import { sampleEtcdClock, withRegistry } from '../etcd-view.js';
 import {
   doctorFailed,
+  flannelChecks,
   probeTargets,
   runChecks,
   unprogrammed,
@@ -14,12 +15,11 @@ import {
 } from '../doctor.js';
 import { planHostDevices } from '../doctor-kernel.js';
 import { findFlannelLeftovers } from '../../migration/flannel-leftovers.js';
-import { flannelChecks } from '../doctor-flannel.js';
 import { EXIT } from '../exit-codes.js';
 import { readWgLiveFor, wgDoctorChecks } from '../wireguard-view.js';
 import { gatherLocal, peerRowsOf } from '../gather.js';
 import { readHealth, readNft } from '../host-view.js';
-import { runPing } from '../ping.js';
+import { runPing } from './ping.js';
 import { paint, sanitize, type Style } from '../render.js';
 import type { LinkInfo } from '../../netlink/index.js';
 import type { CommandContext, CommandOutput } from './context.js';

@@ -1,6 +1,6 @@
-// subnet.env → dockerd options in mk-docker-opts.sh's env-file format (src/cli/docker-opts.ts).
+// subnet.env → dockerd options in mk-docker-opts.sh's env-file format (src/cli/commands/docker-opts.ts).
 import { describe, expect, it } from 'vitest';
-import { dockerOptsFromSubnetEnv } from '../../../src/cli/docker-opts.js';
+import { dockerOptsFromSubnetEnv } from '../../../src/cli/commands/docker-opts.js';
 
 describe('docker-opts', () => {
   it('turns subnet.env into DOCKER_OPT_* and DOCKER_NETWORK_OPTIONS (weftd masquerades: docker not)', () => {

@@ -1,6 +1,6 @@
-// weftctl doctor's flannel-leftovers check (src/cli/doctor-flannel.ts).
+// weftctl doctor's flannel-leftovers check (src/cli/doctor.ts).
 import { describe, expect, it } from 'vitest';
-import { flannelChecks } from '../../../src/cli/doctor-flannel.js';
+import { flannelChecks } from '../../../src/cli/doctor.js';
 
 describe('doctor: flannel leftovers', () => {
   it('passes on a clean host, fails naming each leftover and the fix', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseCliOptions, renderCliHelp } from '../../../src/cli/options.js';
-import { parsePing, pingArgv } from '../../../src/cli/ping.js';
+import { parsePing, pingArgv } from '../../../src/cli/commands/ping.js';
 import { formatDuration, table, toJson, wantColor } from '../../../src/cli/render.js';
 import {
   forwardDropChains,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { lookupRoute, traceOverlay } from '../../../src/cli/trace.js';
+import { traceOverlay } from '../../../src/cli/commands/trace.js';
+import { lookupRoute } from '../../../src/cli/peers.js';
 import type { KernelState } from '../../../src/cli/peers.js';
 import {
   MAC,
