@@ -2,8 +2,8 @@
  * weftctl's dispatcher: options → command → { exit code, JSON or human text }. No printing and no
  * exiting here (main.ts does both), so the whole CLI is testable in-process.
  */
-import { readFileSync } from 'node:fs';
 import { describeError } from '../errors.js';
+import { packageVersion as version } from '../files/package-version.js';
 import type { Command, CommandContext, CommandOutput } from './commands/context.js';
 import { cleanupCommand } from './commands/cleanup.js';
 import { configCommand } from './commands/config.js';
@@ -42,19 +42,6 @@ export interface CliIo {
 export interface CliResult {
   readonly exitCode: ExitCode;
   readonly stdout: string;
-}
-
-export function version(): string {
-  try {
-    const pkg = JSON.parse(
-      readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
-    ) as {
-      version?: string;
-    };
-    return pkg.version ?? 'unknown';
-  } catch {
-    return 'unknown';
-  }
 }
 
 /**

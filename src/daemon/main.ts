@@ -1,22 +1,11 @@
 // weftd entrypoint (docs/design.md C12): options → deps → runDaemon → exit code. The only place that exits.
-import { readFileSync } from 'node:fs';
 import { describeError } from '../errors.js';
+import { packageVersion as version } from '../files/package-version.js';
 import { createJsonLogger } from '../log/logger.js';
 import { createDefaultDeps } from './deps.js';
 import { acceptFlannelFlags } from './flannel-flags.js';
 import { parseOptions, renderHelp, type DaemonOptions } from './options.js';
 import { EXIT, runDaemon } from './run.js';
-
-function version(): string {
-  try {
-    const pkg = JSON.parse(
-      readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
-    ) as { version?: string };
-    return pkg.version ?? 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
 
 let options: DaemonOptions;
 let legacyWarnings: readonly string[] = [];
