@@ -335,26 +335,12 @@ function familyOf(cidrOrIp: string): 4 | 6 {
 }
 
 /** One peer lease and family with what the backend's planner wants programmed for it. */
-interface Want {
-  readonly lease: Lease;
-  readonly family: 4 | 6;
-  readonly subnet: string;
-  readonly publicIp: string | null;
-  readonly vtepMac: string | null;
-  readonly dev: LinkInfo | null;
-  readonly devName: string | null;
-  /** The planned entry (null when refused or ignored). */
-  readonly entry: PeerEntry | null;
-  /** Why weftd refuses this peer (the planner's reason), or null. */
-  readonly refused: string | null;
-  /** Set when the lease is of another backend type. */
-  readonly ignored: string | null;
-}
+type Want = ReturnType<typeof wants>[number];
 
-function wants(input: PeerInput, planned: PlannedNetwork | null): Want[] {
+function wants(input: PeerInput, planned: PlannedNetwork | null) {
   const { config, own } = input;
   const devs = overlayDevices(config);
-  const out: Want[] = [];
+  const out = [];
   const refusals = new Map<string, RefusedLease[]>();
   for (const r of planned?.plan.refused ?? [])
     refusals.set(r.lease.key, [...(refusals.get(r.lease.key) ?? []), r]);
@@ -394,8 +380,10 @@ function wants(input: PeerInput, planned: PlannedNetwork | null): Want[] {
         vtepMac: data.ok ? data.value.vtepMac : null,
         devName,
         dev: devName ? (input.kernel.links.find((l) => l.name === devName) ?? null) : null,
-        entry,
+        entry, // null when refused or ignored
+        /** Why weftd refuses this peer (the planner's reason), or null. */
         refused: refusal?.reason ?? (planned ? null : `backend ${config.backend.type} unknown`),
+        /** Set when the lease is of another backend type. */
         ignored: ignoredBy.get(lease.key) ?? null,
       });
     }

@@ -140,29 +140,27 @@ function forward(
   const missing: string[] = [];
   const { entry, refused } =
     dstLease && !dstEp.local ? planFor(i, k, dstLease, i.dst) : { entry: null, refused: null };
+  /** This kernel drops the packet at a failed step; `problem` says what is missing, with the fix. */
+  const drop = (what: TraceStep['what'], text: string, problem: string) => {
+    steps.push({ what, ok: false, text });
+    missing.push(problem);
+    return { verdict: 'dropped' as const, steps, outer: null, missing };
+  };
   if (refused !== null) {
     // weftd programs nothing for this peer on purpose: never suggest entries that would undo that
-    return {
-      verdict: 'dropped',
-      steps: [{ what: 'note', ok: false, text: `weftd refuses ${dstLease!.key}: ${refused}` }],
-      outer: null,
-      missing: [
-        `weftd refuses the lease ${dstLease!.key} (${refused}): correct or remove that lease (weftctl peers)`,
-      ],
-    };
+    return drop(
+      'note',
+      `weftd refuses ${dstLease!.key}: ${refused}`,
+      `weftd refuses the lease ${dstLease!.key} (${refused}): correct or remove that lease (weftctl peers)`,
+    );
   }
   const route = lookupRoute(k.routes, i.dst);
   if (!route) {
     const fix = entry
       ? `${entry.route.dst} ${via(entry, linkOf(k, entry.route.oif ?? null)?.name ?? '<device>')}`
       : `${dstEp.subnet ?? i.dst} …`;
-    missing.push(`no route to ${i.dst} on this host: ip route replace ${fix} (restart weftd)`);
-    return {
-      verdict: 'dropped',
-      steps: [{ what: 'route', ok: false, text: `no route to ${i.dst}` }],
-      outer: null,
-      missing,
-    };
+    const problem = `no route to ${i.dst} on this host: ip route replace ${fix} (restart weftd)`;
+    return drop('route', `no route to ${i.dst}`, problem);
   }
   const dev = linkOf(k, route.oif);
   steps.push({ what: 'route', ok: true, text: showRoute(k, route) });
@@ -189,26 +187,20 @@ function forward(
   }
   const gw = route.gateway ?? i.dst;
   const neigh = k.neighs.find((n) => n.ifindex === dev.index && n.dst === gw) ?? null;
-  if (!neigh || !neigh.mac) {
-    steps.push({
-      what: 'neighbour',
-      ok: false,
-      text: `no neighbour entry for ${gw} on ${dev.name}`,
-    });
-    missing.push(
+  if (!neigh || !neigh.mac)
+    return drop(
+      'neighbour',
+      `no neighbour entry for ${gw} on ${dev.name}`,
       `neighbour ${gw} on ${dev.name}: ${neighFix(gw, entry?.neigh?.mac ?? '<peer VtepMAC>', dev.name)}`,
     );
-    return { verdict: 'dropped', steps, outer: null, missing };
-  }
   steps.push({ what: 'neighbour', ok: true, text: `${gw} lladdr ${neigh.mac} dev ${dev.name}` });
   const fdb = k.fdb.find((f) => f.ifindex === dev.index && f.mac === neigh.mac) ?? null;
-  if (!fdb || !fdb.dst) {
-    steps.push({ what: 'fdb', ok: false, text: `no FDB entry for ${neigh.mac} on ${dev.name}` });
-    missing.push(
+  if (!fdb || !fdb.dst)
+    return drop(
+      'fdb',
+      `no FDB entry for ${neigh.mac} on ${dev.name}`,
       `FDB entry ${neigh.mac} on ${dev.name}: ${fdbFix(neigh.mac, dev.name, entry?.fdb?.dst ?? dstEp.host ?? '<peer public IP>')}`,
     );
-    return { verdict: 'dropped', steps, outer: null, missing };
-  }
   steps.push({ what: 'fdb', ok: true, text: `${fdb.mac} dst ${fdb.dst} dev ${dev.name}` });
   const outer: OuterHeader = {
     src: dev.vxlan?.local ?? null,
@@ -255,32 +247,28 @@ export function traceOverlay(i: TraceInput): TraceResult {
     ownerStep(src, ''),
     ownerStep(dst, ' (outside the overlay or no host holds it)'),
   ];
+  /** A result this kernel's tables do not decide (no outer header). */
+  const done = (
+    verdict: TraceResult['verdict'],
+    step: TraceStep | null,
+    missing: string[] = [],
+  ) => ({
+    src,
+    dst,
+    verdict,
+    steps: step ? [...ownerSteps, step] : ownerSteps,
+    outer: null,
+    missing,
+  });
   const nets = [i.config.network, i.config.ipv6Network].filter((n): n is string => !!n);
   if (!dst.lease && nets.some((n) => cidrContains(n, i.dst)))
-    return {
-      src,
-      dst,
-      verdict: 'dropped',
-      steps: ownerSteps,
-      outer: null,
-      missing: [`no host leases the subnet of ${i.dst}: check \`weftctl leases\``],
-    };
-  if (src.lease && src.lease === dst.lease)
-    return {
-      src,
-      dst,
-      verdict: src.local ? 'ok' : 'unknown',
-      steps: [
-        ...ownerSteps,
-        {
-          what: 'deliver',
-          ok: true,
-          text: 'same host: delivered on the local bridge, the overlay is not used',
-        },
-      ],
-      outer: null,
-      missing: [],
-    };
+    return done('dropped', null, [
+      `no host leases the subnet of ${i.dst}: check \`weftctl leases\``,
+    ]);
+  if (src.lease && src.lease === dst.lease) {
+    const text = 'same host: delivered on the local bridge, the overlay is not used';
+    return done(src.local ? 'ok' : 'unknown', { what: 'deliver', ok: true, text });
+  }
   if (i.kernel && (src.local || !src.lease)) {
     const r = forward(i, i.kernel, dst, dstLease);
     return { src, dst, ...r, steps: [...ownerSteps, ...r.steps] };
@@ -303,14 +291,13 @@ export function traceOverlay(i: TraceInput): TraceResult {
       missing: r.missing.map((m) => `reply path: ${m}`),
     };
   }
-  const note: TraceStep = {
+  return done('unknown', {
     what: 'note',
     ok: true,
     text: src.host
       ? `this host is not ${i.src}'s host: run \`weftctl trace ${i.src} ${i.dst}\` on ${src.host} to see its kernel`
       : 'this host is not on the path',
-  };
-  return { src, dst, verdict: 'unknown', steps: [...ownerSteps, note], outer: null, missing: [] };
+  });
 }
 
 export async function traceCommand(ctx: CommandContext): Promise<CommandOutput> {
