@@ -30,30 +30,16 @@ export interface LeaseRecord {
   readonly problem: string | null;
 }
 
-export interface LeaseListing {
-  readonly records: readonly LeaseRecord[];
-  readonly revision: string;
-}
-
 /** Runs `use` on a registry opened from the options, and closes it. */
 export async function withRegistry<T>(
   o: CliOptions,
   use: (reg: EtcdLeaseRegistry) => Promise<T>,
 ): Promise<T> {
-  const reg = openRegistry(o);
-  try {
-    return await use(reg);
-  } finally {
-    await reg.close();
-  }
-}
-
-export function openRegistry(o: CliOptions): EtcdLeaseRegistry {
   const tls: { caFile?: string; certFile?: string; keyFile?: string } = {};
   if (o.etcdCafile) tls.caFile = o.etcdCafile;
   if (o.etcdCertfile) tls.certFile = o.etcdCertfile;
   if (o.etcdKeyfile) tls.keyFile = o.etcdKeyfile;
-  return new EtcdLeaseRegistry({
+  const reg = new EtcdLeaseRegistry({
     endpoints: o.etcdEndpoints,
     prefix: o.etcdPrefix,
     log: nullLogger,
@@ -62,6 +48,11 @@ export function openRegistry(o: CliOptions): EtcdLeaseRegistry {
     ...(o.etcdUsername !== null ? { username: o.etcdUsername } : {}),
     ...(o.etcdPassword !== null ? { password: o.etcdPassword } : {}),
   });
+  try {
+    return await use(reg);
+  } finally {
+    await reg.close();
+  }
 }
 
 /** Validates one entry into a record (pure; `ttl` is the remaining TTL of its etcd lease). */
@@ -82,7 +73,9 @@ export function toRecord(entry: RegistryEntry, ttl: number | null, now: number):
 }
 
 /** Every key with its TTL (TTL lookups run 16 at a time). */
-export async function listLeases(reg: EtcdLeaseRegistry): Promise<LeaseListing> {
+export async function listLeases(
+  reg: EtcdLeaseRegistry,
+): Promise<{ records: LeaseRecord[]; revision: string }> {
   const listing = await reg.list();
   const ids = [...new Set(listing.entries.flatMap((e) => (e.leaseId ? [e.leaseId] : [])))];
   const ttls = new Map<string, number | null>();

@@ -7,7 +7,7 @@ import { WeftError, describeError } from '../errors.js';
 import { isEtcdError } from './exit-codes.js';
 
 import type { Lease } from '../lease/lease.js';
-import { nullLogger, type Logger } from '../log/logger.js';
+import { nullLogger } from '../log/logger.js';
 import { networkOf, type AddrEntry } from '../netlink/index.js';
 import { parseNetworkConfig } from '../subnet/config.js';
 import type { NetworkConfig } from '../subnet/manager.js';
@@ -32,40 +32,6 @@ export interface ClusterView {
   readonly records: readonly LeaseRecord[];
   readonly leases: readonly Lease[];
   readonly subnetEnv: SubnetEnvState;
-}
-
-export async function gatherCluster(
-  reg: EtcdLeaseRegistry,
-  subnetFile: string,
-  log: Logger = nullLogger,
-): Promise<ClusterView> {
-  const [probe, subnetEnv] = await Promise.all([probeEtcd(reg), readSubnetEnvState(subnetFile)]);
-  let etcd = probe;
-  let config: NetworkConfig | null = null;
-  let configError: string | null = null;
-  let configMissing = false;
-  let records: readonly LeaseRecord[] = [];
-  if (etcd.reachable) {
-    try {
-      const text = await reg.getConfig();
-      if (text === null) {
-        configMissing = true;
-        configError = 'absent from etcd (weftctl config set)';
-      } else {
-        try {
-          config = parseNetworkConfig(text, log);
-        } catch (err) {
-          configError = describeError(err);
-        }
-      }
-      records = (await listLeases(reg)).records;
-    } catch (err) {
-      if (!isEtcdError(err)) throw err;
-      etcd = { reachable: false, latencyMs: null, error: describeError(err) };
-    }
-  }
-  const leases = records.flatMap((r) => (r.lease ? [r.lease] : []));
-  return { etcd, config, configError, configMissing, records, leases, subnetEnv };
 }
 
 /**
@@ -95,27 +61,6 @@ export function findOwnRecord(
   return valid.find(named) ?? null; // e.g. --public-ip is a NAT address on no local interface
 }
 
-/** This host's kernel facts for `config` (overlay devices, families); errors kept as data. */
-export async function gatherHost(
-  config: NetworkConfig | null,
-  timeoutMs: number,
-): Promise<{ host: HostFacts | null; hostError: string | null }> {
-  const devs = config ? overlayDevices(config) : { 4: null, 6: null };
-  const families: (4 | 6)[] = [];
-  if (!config || config.enableIPv4) families.push(4);
-  if (config?.enableIPv6) families.push(6);
-  try {
-    const host = await readHostFacts(
-      [devs[4], devs[6]].filter((d): d is string => d !== null),
-      families,
-      timeoutMs,
-    );
-    return { host, hostError: null };
-  } catch (err) {
-    return { host: null, hostError: describeError(err) };
-  }
-}
-
 /** This host as the commands see it: the cluster view, its kernel facts (errors kept) and its lease. */
 export interface LocalView {
   readonly view: ClusterView;
@@ -124,12 +69,51 @@ export interface LocalView {
   readonly own: LeaseRecord | null;
 }
 
+/** The cluster view (etcd errors kept as data), then this host's kernel facts for the config's
+ *  overlay devices and families (errors kept too), then which lease is this host's. */
 export async function gatherLocal(
   reg: EtcdLeaseRegistry,
   o: Pick<CliOptions, 'subnetFile' | 'timeoutMs'>,
 ): Promise<LocalView> {
-  const view = await gatherCluster(reg, o.subnetFile);
-  const { host, hostError } = await gatherHost(view.config, o.timeoutMs);
+  const [probe, subnetEnv] = await Promise.all([probeEtcd(reg), readSubnetEnvState(o.subnetFile)]);
+  let etcd = probe;
+  let config: NetworkConfig | null = null;
+  let configError: string | null = null;
+  let configMissing = false;
+  let records: readonly LeaseRecord[] = [];
+  if (etcd.reachable) {
+    try {
+      const text = await reg.getConfig();
+      if (text === null) {
+        configMissing = true;
+        configError = 'absent from etcd (weftctl config set)';
+      } else {
+        try {
+          config = parseNetworkConfig(text, nullLogger);
+        } catch (err) {
+          configError = describeError(err);
+        }
+      }
+      records = (await listLeases(reg)).records;
+    } catch (err) {
+      if (!isEtcdError(err)) throw err;
+      etcd = { reachable: false, latencyMs: null, error: describeError(err) };
+    }
+  }
+  const leases = records.flatMap((r) => (r.lease ? [r.lease] : []));
+  const view = { etcd, config, configError, configMissing, records, leases, subnetEnv };
+  const devs = config ? overlayDevices(config) : { 4: null, 6: null };
+  const families: (4 | 6)[] = [];
+  if (!config || config.enableIPv4) families.push(4);
+  if (config?.enableIPv6) families.push(6);
+  let host: HostFacts | null = null;
+  let hostError: string | null = null;
+  try {
+    const devices = [devs[4], devs[6]].filter((d): d is string => d !== null);
+    host = await readHostFacts(devices, families, o.timeoutMs);
+  } catch (err) {
+    hostError = describeError(err);
+  }
   return { view, host, hostError, own: findOwnRecord(view, host?.addrs ?? []) };
 }
 

@@ -90,13 +90,6 @@ async function readText(path: string): Promise<string | null> {
   }
 }
 
-/** `ethtool -k <dev>` → the value of tx-checksum-ip-generic ('on' / 'off'), null when unknown. */
-export async function txChecksumState(dev: string, timeoutMs: number): Promise<string | null> {
-  const r = await exec('ethtool', ['-k', dev], timeoutMs);
-  if (r.code !== 0) return null;
-  return parseEthtoolFeature(r.out, 'tx-checksum-ip-generic');
-}
-
 /** The state of one feature in `ethtool -k` output (pure). */
 export function parseEthtoolFeature(text: string, feature: string): string | null {
   const m = new RegExp(`^\\s*${feature.replace(/[-]/g, '\\-')}:\\s*(on|off)`, 'm').exec(text);
@@ -148,26 +141,27 @@ export async function readHostFacts(
   const ops = createNetlinkOps({ timeoutMs });
   try {
     const { kernel, addrs } = await readKernel(ops, devices, families);
-    const paths: [string, string][] = [
-      ['net.ipv4.ip_forward', 'net/ipv4/ip_forward'],
-      ['net.ipv6.conf.all.forwarding', 'net/ipv6/conf/all/forwarding'],
-      ['net.ipv4.conf.all.rp_filter', 'net/ipv4/conf/all/rp_filter'],
-      ['net.ipv4.conf.default.rp_filter', 'net/ipv4/conf/default/rp_filter'],
+    // sysctl name parts: `net.<parts joined by .>` read from /proc/sys/net/<parts joined by />
+    const names = [
+      ['ipv4', 'ip_forward'],
+      ['ipv6', 'conf', 'all', 'forwarding'],
+      ['ipv4', 'conf', 'all', 'rp_filter'],
+      ['ipv4', 'conf', 'default', 'rp_filter'],
       ...kernel.links
         .filter((l) => /^[A-Za-z0-9_.-]{1,15}$/.test(l.name) && l.name !== '.' && l.name !== '..')
-        .map((l): [string, string] => [
-          `net.ipv4.conf.${l.name}.rp_filter`,
-          `net/ipv4/conf/${l.name}/rp_filter`,
-        ]),
+        .map((l) => ['ipv4', 'conf', l.name, 'rp_filter']),
     ];
+    const paths = names.map((n) => [`net.${n.join('.')}`, `net/${n.join('/')}`] as const);
     const sysctls: Record<string, string | null> = {};
     await Promise.all(
       paths.map(async ([name, path]) => (sysctls[name] = await readText(`/proc/sys/${path}`))),
     );
     const txChecksum: Record<string, string | null> = {};
-    for (const d of devices)
-      if (kernel.links.some((l) => l.name === d))
-        txChecksum[d] = await txChecksumState(d, timeoutMs);
+    for (const d of devices) {
+      if (!kernel.links.some((l) => l.name === d)) continue;
+      const r = await exec('ethtool', ['-k', d], timeoutMs);
+      txChecksum[d] = r.code === 0 ? parseEthtoolFeature(r.out, 'tx-checksum-ip-generic') : null;
+    }
     const count = await readText('/proc/sys/net/netfilter/nf_conntrack_count');
     const max = await readText('/proc/sys/net/netfilter/nf_conntrack_max');
     const snmp = await readText('/proc/net/snmp');
