@@ -23,19 +23,18 @@ export interface WgPeerLive {
   readonly session: boolean;
 }
 
-export interface WgUnknownKey {
-  readonly device: string;
-  readonly endpoint: string;
-  readonly publicKey: string;
-  readonly ageSec: number;
-}
-
 export interface WgLive {
   readonly peers: ReadonlyMap<string, WgPeerLive>;
   /** Every peer of every device as `<device>|<public key>|<endpoint>` (backend-wireguard/plan.ts
    *  wgLiveId): the leases weftd has programmed, for the planner's claim order. */
   readonly programmed: ReadonlySet<string>;
-  readonly unknown: readonly WgUnknownKey[];
+  /** Handshakes from keys no peer has: `<device>`, the sender's endpoint, its key, seconds ago. */
+  readonly unknown: readonly {
+    device: string;
+    endpoint: string;
+    publicKey: string;
+    ageSec: number;
+  }[];
   readonly drops: Readonly<Record<string, number>>;
 }
 
@@ -83,7 +82,7 @@ const PEER_SERIES = new Map<
 
 export function wgLiveFromMetrics(text: string): WgLive {
   const peers = new Map<string, WgPeerLive>();
-  const unknown: WgUnknownKey[] = [];
+  const unknown: WgLive['unknown'][number][] = [];
   const drops: Record<string, number> = {};
   const programmed = new Set<string>();
   for (const s of parseMetrics(text)) {
@@ -116,25 +115,21 @@ export function wgLiveFromMetrics(text: string): WgLive {
   return { peers, unknown, drops, programmed };
 }
 
-/** Reads weftd's /metrics; `{ok: false}` when weftd does not answer. */
-export async function readWgLive(base: string, timeoutMs: number): Promise<WgLiveResult> {
+/** weftd's engine state for a wireguard network, read from its /metrics when weftctl knows weftd's
+ *  health server (else null); `{ok: false}` when weftd does not answer. */
+export async function readWgLiveFor(
+  config: NetworkConfig | null,
+  o: { readonly healthzUrl: string | null; readonly timeoutMs: number },
+): Promise<WgLiveResult | null> {
+  const base = o.healthzUrl;
+  if (config?.backend.type !== 'wireguard' || !base) return null;
   try {
-    const r = await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
+    const r = await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(o.timeoutMs) });
     if (r.status !== 200) return { ok: false, error: `${base}/metrics answered ${r.status}` };
     return { ok: true, live: wgLiveFromMetrics(await r.text()) };
   } catch (err) {
     return { ok: false, error: `${base}/metrics: ${describeError(err)}` };
   }
-}
-
-/** weftd's engine state for a wireguard network, when weftctl knows weftd's health server (else null). */
-export async function readWgLiveFor(
-  config: NetworkConfig | null,
-  o: { readonly healthzUrl: string | null; readonly timeoutMs: number },
-): Promise<WgLiveResult | null> {
-  return config?.backend.type === 'wireguard' && o.healthzUrl
-    ? readWgLive(o.healthzUrl, o.timeoutMs)
-    : null;
 }
 
 /** The public key a lease publishes (BackendData, else BackendV6Data), or null. */
