@@ -12,7 +12,7 @@ import { planHostGwDevices } from '../backend-hostgw/plan.js';
 import { parseUdpConfig } from '../backend-udp/config.js';
 import { planUdpDevices } from '../backend-udp/plan.js';
 import { parseWireguardConfig } from '../backend-wireguard/config.js';
-import { planWgDevices, wgDeviceLayout } from '../backend-wireguard/plan.js';
+import { planWgDevices } from '../backend-wireguard/plan.js';
 import {
   planDevices,
   type DevicePlan,
@@ -24,15 +24,12 @@ import { cidrContains, type LinkInfo } from '../netlink/index.js';
 import type { NetworkConfig } from '../subnet/manager.js';
 import { RESTART, fail, pass, warn, skip, type Check, type DoctorInput } from './doctor-check.js';
 import type { HostFacts } from './host-view.js';
-import { overlayDevices } from './peers.js';
+import { linkOfAddr, overlayDevices, wgLayoutOf } from './peers.js';
 
 /** The uplink: the vxlan device's underlay, else the link holding the lease's public IP. */
 function findUplink(host: HostFacts, own: Lease | null, dev: LinkInfo | null): LinkInfo | null {
-  const idx = dev?.vxlan?.underlayIndex;
-  if (idx) return host.kernel.links.find((l) => l.index === idx) ?? null;
-  const ip = own?.attrs.publicIp;
-  const a = host.addrs.find((x) => x.cidr.split('/')[0] === ip);
-  return a ? (host.kernel.links.find((l) => l.index === a.index) ?? null) : null;
+  const idx = dev?.vxlan?.underlayIndex || linkOfAddr(host.addrs, own?.attrs.publicIp);
+  return host.kernel.links.find((l) => l.index === idx) ?? null;
 }
 
 /**
@@ -51,9 +48,7 @@ export function planHostDevices(
     if (type === 'host-gw') return planHostGwDevices(up);
     if (type !== 'wireguard') return planDevices([], null, null);
     const cfg = parseWireguardConfig(raw);
-    // weftd picks Mode auto's underlay by the interface's IPv4 address, which it also publishes
-    const v4 = own !== null && own.attrs.publicIp !== '0.0.0.0' && own.attrs.publicIp !== '';
-    return planWgDevices(cfg, wgDeviceLayout(cfg, config, v4), up);
+    return planWgDevices(cfg, wgLayoutOf(cfg, config, own), up);
   };
   const names = new Set(layout(null).devices.map((d) => d.name));
   const dev = host.kernel.links.find((l) => l.vxlan && names.has(l.name)) ?? null;

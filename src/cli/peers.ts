@@ -27,7 +27,7 @@ import {
 } from '../backend/peer-plan.js';
 import { inScope, planReconcile, type KernelScope, type KernelView } from '../backend/reconcile.js';
 import { onLinkOf } from '../backend/uplink-routes.js';
-import { parseWireguardConfig } from '../backend-wireguard/config.js';
+import { parseWireguardConfig, type WireguardConfig } from '../backend-wireguard/config.js';
 import {
   planWgPeer,
   wgClaims,
@@ -109,10 +109,17 @@ function addrsOn(input: PeerInput, index: number | null, family: 4 | 6): AddrEnt
 }
 
 /** The link carrying `ip` (this host's public address), or null. */
-function linkOfAddr(input: PeerInput, ip: string | null | undefined): number | null {
-  if (!ip) return null;
-  return (input.addrs ?? []).find((a) => a.cidr.split('/')[0] === ip)?.index ?? null;
+export function linkOfAddr(
+  addrs: readonly AddrEntry[],
+  ip: string | null | undefined,
+): number | null {
+  return ip ? (addrs.find((a) => a.cidr.split('/')[0] === ip)?.index ?? null) : null;
 }
+
+/** weftd's WireGuard device layout: Mode auto picks its underlay by the interface's IPv4 address,
+ *  which weftd also publishes in its lease. */
+export const wgLayoutOf = (cfg: WireguardConfig, config: NetworkConfig, own: Lease | null) =>
+  wgDeviceLayout(cfg, config, !!own && own.attrs.publicIp !== '0.0.0.0' && !!own.attrs.publicIp);
 
 /** This host's own addresses as weftd counts them: its public IP and the uplink's addresses (weftctl
  *  cannot single out the interface address weftd picked). */
@@ -139,7 +146,8 @@ function plannerFor(input: PeerInput): {
   }));
   const publicIpOf = (family: 4 | 6): string | null =>
     own ? (family === 4 ? own.attrs.publicIp : own.attrs.publicIpv6) : null;
-  const uplinkByIp = (family: 4 | 6): number | null => linkOfAddr(input, publicIpOf(family));
+  const uplinkByIp = (family: 4 | 6): number | null =>
+    linkOfAddr(input.addrs ?? [], publicIpOf(family));
   try {
     if (config.backend.type === 'vxlan') {
       const cfg = parseVxlanConfig(config.backend.raw);
@@ -209,12 +217,9 @@ function plannerFor(input: PeerInput): {
       const cfg = parseWireguardConfig(config.backend.raw);
       const ips = (family: 4 | 6): (string | null)[] =>
         ownIps(input, publicIpOf(family), uplinkByIp(family), family);
-      // weftd picks Mode auto's underlay by the interface's IPv4 address, which it also publishes
-      const v4Underlay =
-        own !== null && own.attrs.publicIp !== '0.0.0.0' && own.attrs.publicIp !== '';
       const base = (family: 4 | 6): string | null =>
         famBase.find((b) => b.fam.family === family && b.ownSubnet !== '')?.ownSubnet ?? null;
-      const scope = wgPeerScope(cfg, config, wgDeviceLayout(cfg, config, v4Underlay), {
+      const scope = wgPeerScope(cfg, config, wgLayoutOf(cfg, config, own), {
         own4: base(4),
         own6: base(6),
         ownIps: { 4: ips(4), 6: ips(6) },
