@@ -59,18 +59,11 @@ export function planHostDevices(
 export function deviceChecks(i: DoctorInput, host: HostFacts, config: NetworkConfig): Check[] {
   const out: Check[] = [];
   const own = i.own?.lease ?? null;
-  if (
-    own &&
-    own.attrs.publicIp !== '0.0.0.0' &&
-    !host.addrs.some((a) => a.cidr.split('/')[0] === own.attrs.publicIp)
-  )
-    out.push(
-      warn(
-        'public-ip',
-        `the lease publishes ${own.attrs.publicIp} but no interface here has that address (fine only behind NAT with --public-ip)`,
-        [RESTART],
-      ),
-    );
+  const ip = own?.attrs.publicIp;
+  if (own && ip !== '0.0.0.0' && linkOfAddr(host.addrs, ip) === null) {
+    const msg = `the lease publishes ${ip} but no interface here has that address (fine only behind NAT with --public-ip)`;
+    out.push(warn('public-ip', msg, [RESTART]));
+  }
   let plan: DevicePlan;
   try {
     plan = planHostDevices(config, host, own).plan;
@@ -156,18 +149,12 @@ function checksumChecks(host: HostFacts, name: string, before: readonly Check[])
         ],
       ),
     );
-  out.push(
-    buggy && tx === 'on'
-      ? fail(
-          `checksum:${name}`,
-          `kernel ${host.kernelRelease} < 5.7 corrupts masqueraded VXLAN checksums with tx offload on`,
-          [`ethtool -K ${name} tx-checksum-ip-generic off`],
-        )
-      : pass(
-          `checksum:${name}`,
-          `kernel ${host.kernelRelease}, tx-checksum-ip-generic ${tx ?? 'unknown'}${buggy ? '' : ' (no checksum bug on this kernel)'}`,
-        ),
-  );
+  const id = `checksum:${name}`;
+  const kernel = `kernel ${host.kernelRelease}`;
+  const state = `tx-checksum-ip-generic ${tx ?? 'unknown'}${buggy ? '' : ' (no checksum bug on this kernel)'}`;
+  const bug = `${kernel} < 5.7 corrupts masqueraded VXLAN checksums with tx offload on`;
+  const fix = [`ethtool -K ${name} tx-checksum-ip-generic off`];
+  out.push(buggy && tx === 'on' ? fail(id, bug, fix) : pass(id, `${kernel}, ${state}`));
   return out;
 }
 
@@ -209,35 +196,23 @@ function bridgeOf(host: HostFacts, subnet: string): LinkInfo | null {
 export function sysctlChecks(i: DoctorInput, host: HostFacts, config: NetworkConfig): Check[] {
   const out: Check[] = [];
   const s = host.sysctl;
-  if (config.enableIPv4 && s['net.ipv4.ip_forward'] !== '1')
-    out.push(
-      fail(
-        'ip_forward',
-        `net.ipv4.ip_forward is ${s['net.ipv4.ip_forward'] ?? 'unknown'}: the host does not forward container traffic`,
-        ['sysctl -w net.ipv4.ip_forward=1'],
-      ),
-    );
-  else if (config.enableIPv4) out.push(pass('ip_forward', 'net.ipv4.ip_forward = 1'));
-  if (config.enableIPv6 && s['net.ipv6.conf.all.forwarding'] !== '1')
-    out.push(
-      fail(
-        'ipv6_forwarding',
-        `net.ipv6.conf.all.forwarding is ${s['net.ipv6.conf.all.forwarding'] ?? 'unknown'}`,
-        ['sysctl -w net.ipv6.conf.all.forwarding=1'],
-      ),
-    );
-  const devs = overlayDevices(config);
-  const up = findUplink(
-    host,
-    i.own?.lease ?? null,
-    host.kernel.links.find((l) => l.name === devs[4]) ?? null,
-  );
-  const strict: string[] = [];
-  const all = Number(s['net.ipv4.conf.all.rp_filter'] ?? 0);
-  for (const name of [devs[4], up?.name].filter((n): n is string => !!n)) {
-    const eff = Math.max(all, Number(s[`net.ipv4.conf.${name}.rp_filter`] ?? 0));
-    if (eff === 1) strict.push(name);
+  const fwd4 = s['net.ipv4.ip_forward'];
+  const fwd6 = s['net.ipv6.conf.all.forwarding'];
+  if (config.enableIPv4 && fwd4 !== '1') {
+    const msg = `net.ipv4.ip_forward is ${fwd4 ?? 'unknown'}: the host does not forward container traffic`;
+    out.push(fail('ip_forward', msg, ['sysctl -w net.ipv4.ip_forward=1']));
+  } else if (config.enableIPv4) out.push(pass('ip_forward', 'net.ipv4.ip_forward = 1'));
+  if (config.enableIPv6 && fwd6 !== '1') {
+    const msg = `net.ipv6.conf.all.forwarding is ${fwd6 ?? 'unknown'}`;
+    out.push(fail('ipv6_forwarding', msg, ['sysctl -w net.ipv6.conf.all.forwarding=1']));
   }
+  const devs = overlayDevices(config);
+  const dev4 = host.kernel.links.find((l) => l.name === devs[4]) ?? null;
+  const up = findUplink(host, i.own?.lease ?? null, dev4);
+  const all = Number(s['net.ipv4.conf.all.rp_filter'] ?? 0);
+  const strict = [devs[4], up?.name].filter(
+    (n): n is string => !!n && Math.max(all, Number(s[`net.ipv4.conf.${n}.rp_filter`] ?? 0)) === 1,
+  );
   if (strict.length > 0)
     out.push(
       warn(
@@ -249,19 +224,13 @@ export function sysctlChecks(i: DoctorInput, host: HostFacts, config: NetworkCon
       ),
     );
   else out.push(pass('rp_filter', 'rp_filter loose or off on the overlay path'));
-  if (host.conntrack) {
-    const { count, max } = host.conntrack;
-    const fill = max > 0 ? count / max : 0;
-    const msg = `conntrack table ${count}/${max} (${Math.round(fill * 100)} %)`;
-    if (fill > 0.9)
-      out.push(
-        fail('conntrack', `${msg}: new connections are dropped when full`, [
-          `sysctl -w net.netfilter.nf_conntrack_max=${max * 2}`,
-        ]),
-      );
-    else if (fill > 0.75)
-      out.push(warn('conntrack', msg, [`sysctl -w net.netfilter.nf_conntrack_max=${max * 2}`]));
-    else out.push(pass('conntrack', msg));
-  } else out.push(skip('conntrack', 'conntrack not loaded'));
+  if (!host.conntrack) return [...out, skip('conntrack', 'conntrack not loaded')];
+  const { count, max } = host.conntrack;
+  const fill = max > 0 ? count / max : 0;
+  const msg = `conntrack table ${count}/${max} (${Math.round(fill * 100)} %)`;
+  const grow = [`sysctl -w net.netfilter.nf_conntrack_max=${max * 2}`];
+  if (fill > 0.9)
+    out.push(fail('conntrack', `${msg}: new connections are dropped when full`, grow));
+  else out.push(fill > 0.75 ? warn('conntrack', msg, grow) : pass('conntrack', msg));
   return out;
 }

@@ -52,57 +52,43 @@ export function probeTargets(
 }
 
 function etcdChecks(i: DoctorInput): Check[] {
-  const out: Check[] = [];
-  if (!i.etcd.reachable)
-    out.push(
-      fail('etcd', `etcd is unreachable: ${i.etcd.error ?? 'no answer'}`, [
-        'etcdctl --endpoints=<your --etcd-endpoints> endpoint health',
-        'check --etcd-endpoints, the TLS files and the etcd firewall',
-      ]),
-    );
-  else if ((i.etcd.latencyMs ?? 0) > 500)
-    out.push(
-      warn('etcd', `etcd answers slowly (${i.etcd.latencyMs} ms)`, [
-        'etcdctl endpoint status -w table',
-      ]),
-    );
-  else out.push(pass('etcd', `etcd reachable (${i.etcd.latencyMs} ms)`));
-  const skew = i.clock?.skewSeconds ?? null;
-  if (i.clock === null || skew === null)
-    out.push(
-      skip('clock', `clock skew vs etcd unknown${i.clock?.error ? ` (${i.clock.error})` : ''}`),
-    );
-  else if (Math.abs(skew) > 300)
-    out.push(
-      fail('clock', `this clock is ${skew} s off etcd's`, [
-        'timedatectl set-ntp true',
-        'chronyc makestep',
-      ]),
-    );
-  else if (Math.abs(skew) > 2)
-    out.push(
-      warn(
-        'clock',
-        `this clock is ${skew} s off etcd's (lease expiry times shown here are off too)`,
-        ['chronyc makestep'],
-      ),
-    );
-  else out.push(pass('clock', `clock within ${Math.max(1, Math.abs(skew))} s of etcd`));
+  const { reachable, latencyMs, error } = i.etcd;
+  const skew = i.clock?.skewSeconds ?? null; // null also without a clock sample
+  const off = `this clock is ${skew} s off etcd's`;
+  const checks = [
+    !reachable
+      ? fail('etcd', `etcd is unreachable: ${error ?? 'no answer'}`, [
+          'etcdctl --endpoints=<your --etcd-endpoints> endpoint health',
+          'check --etcd-endpoints, the TLS files and the etcd firewall',
+        ])
+      : (latencyMs ?? 0) > 500
+        ? warn('etcd', `etcd answers slowly (${latencyMs} ms)`, [
+            'etcdctl endpoint status -w table',
+          ])
+        : pass('etcd', `etcd reachable (${latencyMs} ms)`),
+    skew === null
+      ? skip('clock', `clock skew vs etcd unknown${i.clock?.error ? ` (${i.clock.error})` : ''}`)
+      : Math.abs(skew) > 300
+        ? fail('clock', off, ['timedatectl set-ntp true', 'chronyc makestep'])
+        : Math.abs(skew) > 2
+          ? warn('clock', `${off} (lease expiry times shown here are off too)`, [
+              'chronyc makestep',
+            ])
+          : pass('clock', `clock within ${Math.max(1, Math.abs(skew))} s of etcd`),
+  ];
+  const c = i.config;
   if (i.configError !== null)
-    out.push(
+    checks.push(
       fail('config', `network config: ${i.configError}`, [
         'weftctl config get',
         "weftctl config set '<json>'",
       ]),
     );
-  else if (i.config)
-    out.push(
-      pass(
-        'config',
-        `network config valid (${i.config.network ?? i.config.ipv6Network}, ${i.config.backend.type})`,
-      ),
+  else if (c)
+    checks.push(
+      pass('config', `network config valid (${c.network ?? c.ipv6Network}, ${c.backend.type})`),
     );
-  return out;
+  return checks;
 }
 
 function leaseChecks(i: DoctorInput): Check[] {
@@ -110,28 +96,18 @@ function leaseChecks(i: DoctorInput): Check[] {
   const env = i.subnetEnv;
   const own = i.own?.lease ?? null;
   if (!i.etcd.reachable) return [skip('lease', 'lease not checked: etcd unreachable')];
-  if (!own)
+  const expires = i.own?.expiresIn ?? null;
+  const envSays = env.parsed?.subnet ? ` (subnet.env says ${env.parsed.subnet})` : '';
+  if (!own) out.push(fail('lease', `no lease in etcd for this host${envSays}`, [RESTART]));
+  else if (!i.own!.reserved && expires !== null && expires < 300) {
+    const fixes = ['journalctl -u weftd | grep -i renew', RESTART];
+    out.push(warn('lease', `lease ${own.key} expires in ${expires} s and was not renewed`, fixes));
+  } else {
+    const when = expires === null ? '?' : formatDuration(expires);
     out.push(
-      fail(
-        'lease',
-        `no lease in etcd for this host${env.parsed?.subnet ? ` (subnet.env says ${env.parsed.subnet})` : ''}`,
-        [RESTART],
-      ),
+      pass('lease', `lease ${own.key} (${i.own!.reserved ? 'reserved' : `expires in ${when}`})`),
     );
-  else if (i.own && !i.own.reserved && i.own.expiresIn !== null && i.own.expiresIn < 300)
-    out.push(
-      warn('lease', `lease ${own.key} expires in ${i.own.expiresIn} s and was not renewed`, [
-        'journalctl -u weftd | grep -i renew',
-        RESTART,
-      ]),
-    );
-  else
-    out.push(
-      pass(
-        'lease',
-        `lease ${own.key} (${i.own?.reserved ? 'reserved' : `expires in ${i.own?.expiresIn == null ? '?' : formatDuration(i.own.expiresIn)}`})`,
-      ),
-    );
+  }
   const byIp = new Map<string, string[]>();
   const refused = unprogrammed(i.peers); // shown as refused, with the reason, by the peer checks
   for (const r of i.records)
@@ -157,19 +133,21 @@ function leaseChecks(i: DoctorInput): Check[] {
   if (env.text === null)
     out.push(fail('subnet.env', `${env.error}; the CNI plugin cannot start containers`, [RESTART]));
   else if (own) {
-    const problems: string[] = [];
     const p = env.parsed;
-    if (own.subnet && p?.subnet !== networkOf(own.subnet))
-      problems.push(`FLANNEL_SUBNET is ${p?.subnet ?? 'missing'}, the lease is ${own.subnet}`);
-    if (own.subnet6 && p?.subnet6 !== networkOf(own.subnet6))
-      problems.push(
-        `FLANNEL_IPV6_SUBNET is ${p?.subnet6 ?? 'missing'}, the lease is ${own.subnet6}`,
-      );
-    if (i.config?.network && p?.network !== i.config.network)
-      problems.push(
-        `FLANNEL_NETWORK is ${p?.network ?? 'missing'}, the config says ${i.config.network}`,
-      );
-    for (const x of p?.problems ?? []) problems.push(x);
+    const net = i.config?.network;
+    const problems = [
+      own.subnet && p?.subnet !== networkOf(own.subnet)
+        ? `FLANNEL_SUBNET is ${p?.subnet ?? 'missing'}, the lease is ${own.subnet}`
+        : '',
+      own.subnet6 && p?.subnet6 !== networkOf(own.subnet6)
+        ? `FLANNEL_IPV6_SUBNET is ${p?.subnet6 ?? 'missing'}, the lease is ${own.subnet6}`
+        : '',
+      net && p?.network !== net
+        ? `FLANNEL_NETWORK is ${p?.network ?? 'missing'}, the config says ${net}`
+        : '',
+    ]
+      .filter((x) => x !== '')
+      .concat(p?.problems ?? []);
     if (problems.length > 0)
       out.push(fail('subnet.env', `${env.path}: ${problems.join('; ')}`, [RESTART]));
     else out.push(pass('subnet.env', `${env.path} matches the lease`));
@@ -179,22 +157,15 @@ function leaseChecks(i: DoctorInput): Check[] {
 
 function healthChecks(i: DoctorInput): Check[] {
   const h = i.health;
+  const logs = 'journalctl -u weftd -n 50';
   if (!h) return [skip('weftd', 'weftd health not checked (no --healthz-url / --healthz-port)')];
-  if (h.healthz === null)
-    return [
-      fail('weftd', `weftd does not answer on ${h.url} (${h.error ?? 'no answer'})`, [
-        'systemctl status weftd',
-        'journalctl -u weftd -n 50',
-      ]),
-    ];
-  if (h.healthz !== 200)
-    return [fail('weftd', `weftd /healthz answered ${h.healthz}`, ['journalctl -u weftd -n 50'])];
+  if (h.healthz === null) {
+    const msg = `weftd does not answer on ${h.url} (${h.error ?? 'no answer'})`;
+    return [fail('weftd', msg, ['systemctl status weftd', logs])];
+  }
+  if (h.healthz !== 200) return [fail('weftd', `weftd /healthz answered ${h.healthz}`, [logs])];
   if (h.readyz !== 200)
-    return [
-      fail('weftd', `weftd is running but not ready (/readyz ${h.readyz})`, [
-        'journalctl -u weftd -n 50',
-      ]),
-    ];
+    return [fail('weftd', `weftd is running but not ready (/readyz ${h.readyz})`, [logs])];
   return [pass('weftd', 'weftd healthy and ready')];
 }
 
@@ -214,33 +185,28 @@ function peerChecks(i: DoctorInput): Check[] {
   const ok = i.peers.filter((p) => p.verdict === 'ok').length;
   if (out.length === 0)
     out.push(pass('peers', `${ok} peer entr${ok === 1 ? 'y' : 'ies'} match the leases`));
-  for (const pr of i.probes) {
-    if (pr.reachable && pr.mtuProbe && !pr.mtuProbe.ok)
+  for (const { publicIp: ip, lease, reachable, rttMs, mtuProbe } of i.probes) {
+    if (reachable && mtuProbe && !mtuProbe.ok)
       out.push(
         fail(
-          `pmtu:${pr.publicIp}`,
-          `packets of ${pr.mtuProbe.size} bytes with DF do not reach ${pr.publicIp} (small ones do): the path MTU is below this uplink's MTU, so full-size overlay packets are lost`,
+          `pmtu:${ip}`,
+          `packets of ${mtuProbe.size} bytes with DF do not reach ${ip} (small ones do): the path MTU is below this uplink's MTU, so full-size overlay packets are lost`,
           [
-            `tracepath -n ${pr.publicIp}   # shows the path MTU`,
+            `tracepath -n ${ip}   # shows the path MTU`,
             'weftctl config set with "Backend": {"Type": "vxlan", "MTU": <path MTU>}',
           ],
         ),
       );
+    const id = `underlay:${ip}`;
+    const fixes = [
+      `ip route get ${ip}`,
+      `ping -c 3 ${ip}`,
+      'check firewalls between the hosts (ICMP and UDP 8472)',
+    ];
     out.push(
-      pr.reachable
-        ? pass(
-            `underlay:${pr.publicIp}`,
-            `underlay ${pr.publicIp} reachable (${pr.rttMs ?? '?'} ms)`,
-          )
-        : fail(
-            `underlay:${pr.publicIp}`,
-            `peer ${pr.lease}: public IP ${pr.publicIp} does not answer on the underlay`,
-            [
-              `ip route get ${pr.publicIp}`,
-              `ping -c 3 ${pr.publicIp}`,
-              'check firewalls between the hosts (ICMP and UDP 8472)',
-            ],
-          ),
+      reachable
+        ? pass(id, `underlay ${ip} reachable (${rttMs ?? '?'} ms)`)
+        : fail(id, `peer ${lease}: public IP ${ip} does not answer on the underlay`, fixes),
     );
   }
   return out;
