@@ -48,36 +48,19 @@ export function forwardPolicyChecks(nft: NftState, config: NetworkConfig): Check
             new RegExp(`(^| )-${dir} ${network.replace(/[.]/g, '\\.')} `).test(l) &&
             l.trim().endsWith('-j ACCEPT'),
         );
-    if (jumps === 0)
-      out.push(
-        fail(
-          id,
-          `${cmd} FORWARD policy is DROP and nothing jumps to ${IPT_CHAIN}: forwarded overlay traffic of ${network} is dropped`,
-          fixes,
-        ),
-      );
-    else if (!accepts('s') || !accepts('d'))
-      out.push(
-        fail(
-          id,
-          `${cmd} FORWARD policy is DROP and ${IPT_CHAIN} does not accept ${network} both ways`,
-          fixes,
-        ),
-      );
-    else
-      out.push(pass(id, `${cmd} FORWARD policy is DROP; weft's ${IPT_CHAIN} accepts ${network}`));
+    const drop = `${cmd} FORWARD policy is DROP`;
+    if (jumps === 0) {
+      const msg = `${drop} and nothing jumps to ${IPT_CHAIN}: forwarded overlay traffic of ${network} is dropped`;
+      out.push(fail(id, msg, fixes));
+    } else if (!accepts('s') || !accepts('d'))
+      out.push(fail(id, `${drop} and ${IPT_CHAIN} does not accept ${network} both ways`, fixes));
+    else out.push(pass(id, `${drop}; weft's ${IPT_CHAIN} accepts ${network}`));
   }
   for (const c of nft.forwardDrop) {
     if (covered.has(c)) continue;
-    out.push(
-      warn(
-        `forward-policy:${c}`,
-        `nft chain ${c} drops forwarded packets by default: weft's accept rules cannot override another table's drop`,
-        [
-          `nft list chain ${c}   # add accept rules for ${config.network ?? config.ipv6Network} there`,
-        ],
-      ),
-    );
+    const msg = `nft chain ${c} drops forwarded packets by default: weft's accept rules cannot override another table's drop`;
+    const fix = `nft list chain ${c}   # add accept rules for ${config.network ?? config.ipv6Network} there`;
+    out.push(warn(`forward-policy:${c}`, msg, [fix]));
   }
   return out;
 }
@@ -126,6 +109,7 @@ export function firewallChecks(i: DoctorInput, config: NetworkConfig): Check[] {
         else if (best === null && forwardRules) best = problems;
       }
     const id = `rules:${fam}`;
+    const fixes = [RESTART, `nft list table ${fam} weft`];
     if (table === null)
       out.push(
         fail(
@@ -133,16 +117,11 @@ export function firewallChecks(i: DoctorInput, config: NetworkConfig): Check[] {
           encapPorts.length > 0
             ? `table ${fam} weft is missing: no peer allowlist, anyone on the underlay can send encapsulated packets into ${network}`
             : `table ${fam} weft is missing: no forward${masq ? ' or masquerade' : ''} rules for ${network} (fine only if weftd runs with --iptables-forward-rules=false${masq ? '' : ' and without --ip-masq'})`,
-          [RESTART, `nft list table ${fam} weft`],
+          fixes,
         ),
       );
     else if (best && best.length > 0)
-      out.push(
-        fail(id, `weft's ${fam} rules are not in place: ${best.join('; ')}`, [
-          RESTART,
-          `nft list table ${fam} weft`,
-        ]),
-      );
+      out.push(fail(id, `weft's ${fam} rules are not in place: ${best.join('; ')}`, fixes));
     else {
       const k = kernelState({ [fam]: table });
       const peers = (fam === 'ip' ? k.peers.v4 : k.peers.v6).length;
@@ -151,9 +130,8 @@ export function firewallChecks(i: DoctorInput, config: NetworkConfig): Check[] {
         encapPorts.length > 0
           ? `; peer allowlist: ${peers} address${peers === 1 ? '' : 'es'}, ${dropped?.packets ?? 0} encapsulated packets from others dropped`
           : '';
-      out.push(
-        pass(id, `weft's ${fam} rules in place${masq ? ' (with masquerade)' : ''}${allowlist}`),
-      );
+      const how = masq ? ' (with masquerade)' : '';
+      out.push(pass(id, `weft's ${fam} rules in place${how}${allowlist}`));
     }
   }
   return out;
