@@ -109,14 +109,14 @@ export async function configCommand(ctx: CommandContext): Promise<CommandOutput>
     throw optionError(
       'config set: give the JSON, e.g. weftctl config set \'{"Network":"10.5.0.0/16"}\' or --file',
     );
-  if (given !== null && sub === 'validate') {
-    const v = validateConfig(given);
-    return {
-      exitCode: v.valid ? EXIT.ok : EXIT.config,
-      json: { ok: v.valid, source: 'argument', ...validationJson(v) },
-      human: summary(ctx.style, v),
-    };
-  }
+  /** A validation's outcome: exit 0 when valid, else 3; `json` goes before the validation's fields. */
+  const shown = (v: Validation, json: object, human = summary(ctx.style, v)): CommandOutput => ({
+    exitCode: v.valid ? EXIT.ok : EXIT.config,
+    json: { ok: v.valid, ...json, ...validationJson(v) },
+    human,
+  });
+  if (given !== null && sub === 'validate')
+    return shown(validateConfig(given), { source: 'argument' });
   return withRegistry(ctx.options, async (reg) => {
     const current = await reg.getConfigEntry();
     if (sub !== 'set') {
@@ -136,19 +136,12 @@ export async function configCommand(ctx: CommandContext): Promise<CommandOutput>
         };
       }
       const v = validateConfig(current.value);
-      return {
-        exitCode: v.valid ? EXIT.ok : EXIT.config,
-        json: { ok: v.valid, source: 'etcd', raw: current.value, ...validationJson(v) },
-        human: (sub === 'get' ? prettyJson(current.value) : '') + summary(ctx.style, v),
-      };
+      const pretty = sub === 'get' ? prettyJson(current.value) : '';
+      return shown(v, { source: 'etcd', raw: current.value }, pretty + summary(ctx.style, v));
     }
     const v = validateConfig(given!);
     if (!v.valid || !v.config)
-      return {
-        exitCode: EXIT.config,
-        json: { ok: false, written: false, ...validationJson(v) },
-        human: summary(ctx.style, v) + 'nothing written\n',
-      };
+      return shown(v, { written: false }, summary(ctx.style, v) + 'nothing written\n');
     // Leases the new config would not accept: their hosts would have to move to a new subnet.
     const { records } = await listLeases(reg);
     const outside = records.filter((r) => {
@@ -161,20 +154,17 @@ export async function configCommand(ctx: CommandContext): Promise<CommandOutput>
         'E_LEASE_CONFLICT',
         'config set: the config changed in etcd meanwhile; run it again',
       );
-    const warn = outside.map(
-      (r) => `lease ${r.key} does not fit the new config: its host gets a new subnet on restart`,
-    );
-    return {
-      exitCode: EXIT.ok,
-      json: {
-        ok: true,
-        written: true,
-        ...validationJson({ ...v, warnings: [...v.warnings, ...warn] }),
-      },
-      human:
-        summary(ctx.style, { ...v, warnings: [...v.warnings, ...warn] }) +
-        `written to ${ctx.options.etcdPrefix}/config\n`,
+    const warned = {
+      ...v,
+      warnings: v.warnings.concat(
+        outside.map(
+          (r) =>
+            `lease ${r.key} does not fit the new config: its host gets a new subnet on restart`,
+        ),
+      ),
     };
+    const written = `written to ${ctx.options.etcdPrefix}/config\n`;
+    return shown(warned, { written: true }, summary(ctx.style, warned) + written);
   });
 }
 
