@@ -59,17 +59,16 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
     if (faults > 0)
       problems.push(`${faults} peer entr${faults === 1 ? 'y' : 'ies'} wrong (weftctl peers)`);
     const ok = problems.length === 0;
+    const cfg = view.config;
     const json = {
       ok,
       lease: own ? leaseJson(own) : null,
       etcd: { endpoints: o.etcdEndpoints, prefix: o.etcdPrefix, ...view.etcd },
-      config: view.config
-        ? {
-            network: view.config.network,
-            ipv6Network: view.config.ipv6Network,
-            backend: view.config.backend.type,
-          }
-        : null,
+      config: cfg && {
+        network: cfg.network,
+        ipv6Network: cfg.ipv6Network,
+        backend: cfg.backend.type,
+      },
       configError: view.configError,
       devices,
       peers: { leases: peerLeases, ok: rows.filter((r) => r.verdict === 'ok').length, faults },
