@@ -30,9 +30,7 @@ export function wantColor(
 ): boolean {
   if (mode === 'always') return true;
   if (mode === 'never') return false;
-  return (
-    isTty && (env['NO_COLOR'] === undefined || env['NO_COLOR'] === '') && env['TERM'] !== 'dumb'
-  );
+  return isTty && !env['NO_COLOR'] && env['TERM'] !== 'dumb';
 }
 
 // eslint-disable-next-line no-control-regex

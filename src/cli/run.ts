@@ -89,20 +89,13 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<CliRes
     out = await COMMAND_FUNCS[options.command]!(ctx);
   } catch (err) {
     if (io.stderrIsTty) io.writeErr('\r\x1b[K');
-    const code = exitForError(err);
-    io.writeErr(`weftctl ${options.command}: ${describeError(err)}\n`);
-    const errCode = (err as { code?: unknown }).code;
+    const message = describeError(err);
+    io.writeErr(`weftctl ${options.command}: ${message}\n`);
+    const code = (err as { code?: unknown }).code;
+    const error = { code: typeof code === 'string' ? code : 'E_INTERNAL', message };
     return {
-      exitCode: code,
-      stdout: options.json
-        ? toJson({
-            ok: false,
-            error: {
-              code: typeof errCode === 'string' ? errCode : 'E_INTERNAL',
-              message: describeError(err),
-            },
-          })
-        : '',
+      exitCode: exitForError(err),
+      stdout: options.json ? toJson({ ok: false, error }) : '',
     };
   }
   if (io.stderrIsTty) io.writeErr('\r\x1b[K');
