@@ -254,13 +254,9 @@ export function parseCliOptions(
   if (count < 1 || count > 100000)
     throw usageError(`--count=${count} is invalid: must be 1..100000`);
 
-  const first = words.shift();
-  let command: CommandName = 'help';
-  if (first !== undefined) {
-    if (!(COMMANDS as readonly string[]).includes(first))
-      throw usageError(`unknown command ${JSON.stringify(first)}: one of ${COMMANDS.join(', ')}`);
-    command = first as CommandName;
-  }
+  const command = words.shift() ?? 'help';
+  if (!(COMMANDS as readonly string[]).includes(command))
+    throw usageError(`unknown command ${JSON.stringify(command)}: one of ${COMMANDS.join(', ')}`);
   out['command'] = command;
   out['args'] = words;
   return Object.freeze(out) as unknown as CliOptions;

@@ -129,20 +129,13 @@ export async function doctorCommand(ctx: CommandContext): Promise<CommandOutput>
       probes,
     });
     checks.unshift(...flannelChecks(flannel)); // docs/migration-from-flannel.md
-    if (view.config?.backend.type === 'wireguard') {
-      const skip = unprogrammed(peers);
-      const peerLeases = view.leases.filter((l) => l.key !== own?.key && !skip.has(l.key));
-      checks.push(...wgDoctorChecks(view.config, peerLeases, live));
-    }
+    const skip = unprogrammed(peers); // wireguard: the sessions of the peers weftd programs
+    const peerLeases = view.leases.filter((l) => l.key !== own?.key && !skip.has(l.key));
+    checks.push(...wgDoctorChecks(view.config, peerLeases, live));
     const failed = doctorFailed(checks);
     return {
       exitCode: failed ? (view.etcd.reachable ? EXIT.problem : EXIT.etcd) : EXIT.ok,
-      json: {
-        ok: !failed,
-        own: own?.key ?? null,
-        summary: countChecks(checks),
-        checks,
-      },
+      json: { ok: !failed, own: own?.key ?? null, summary: countChecks(checks), checks },
       human: renderChecks(ctx.style, checks),
     };
   });
