@@ -142,12 +142,6 @@ export function publishedKey(lease: Lease): string | null {
   return null;
 }
 
-export interface WgFinding {
-  readonly lease: string;
-  readonly problem: string;
-  readonly fixes: readonly string[];
-}
-
 /**
  * doctor's WireGuard checks over the peers' leases and the engine's live state:
  * - a handshake arrived from a peer's public IP with a key that is not the one its lease publishes
@@ -155,8 +149,8 @@ export interface WgFinding {
  * - a peer never completed a handshake although this host sent it initiations (UDP port blocked,
  *   wrong key or PSK on one side, or the host is down).
  */
-export function wgFindings(peerLeases: readonly Lease[], live: WgLive, port: number): WgFinding[] {
-  const out: WgFinding[] = [];
+export function wgFindings(peerLeases: readonly Lease[], live: WgLive, port: number) {
+  const out: { lease: string; problem: string; fixes: string[] }[] = [];
   for (const l of peerLeases) {
     if (l.attrs.backendType !== 'wireguard') continue;
     const key = publishedKey(l);
@@ -201,11 +195,9 @@ export function wgDoctorChecks(
   live: WgLiveResult | null,
 ): Check[] {
   if (!config || config.backend.type !== 'wireguard') return [];
-  if (!live)
-    return [
-      skip('wireguard', 'WireGuard sessions not checked (no --healthz-url / --healthz-port)'),
-    ];
-  if (!live.ok) return [warn('wireguard', `WireGuard sessions not checked: ${live.error}`)];
+  const unchecked = 'WireGuard sessions not checked';
+  if (!live) return [skip('wireguard', `${unchecked} (no --healthz-url / --healthz-port)`)];
+  if (!live.ok) return [warn('wireguard', `${unchecked}: ${live.error}`)];
   let port = 51820;
   try {
     port = parseWireguardConfig(config.backend.raw).listenPort;
@@ -214,12 +206,10 @@ export function wgDoctorChecks(
   }
   const findings = wgFindings(peerLeases, live.live, port);
   if (findings.length === 0) {
-    const n = [...live.live.peers.values()].filter((p) => p.lastHandshakeSec > 0).length;
+    const peers = [...live.live.peers.values()];
+    const n = peers.filter((p) => p.lastHandshakeSec > 0).length;
     return [
-      pass(
-        'wireguard',
-        `WireGuard: ${n} of ${live.live.peers.size} peers have completed a handshake`,
-      ),
+      pass('wireguard', `WireGuard: ${n} of ${peers.length} peers have completed a handshake`),
     ];
   }
   return findings.map((f) => fail(`wireguard:${f.lease}`, f.problem, [...f.fixes]));
