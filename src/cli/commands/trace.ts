@@ -302,13 +302,8 @@ export function traceOverlay(i: TraceInput): TraceResult {
 
 export async function traceCommand(ctx: CommandContext): Promise<CommandOutput> {
   const [src, dst] = ctx.options.args;
-  if (
-    !src ||
-    !dst ||
-    ipFamily(src) === null ||
-    ipFamily(dst) === null ||
-    ipFamily(src) !== ipFamily(dst)
-  )
+  const family = src ? ipFamily(src) : null;
+  if (family === null || !dst || ipFamily(dst) !== family)
     throw optionError('trace: give two addresses of one family: weftctl trace <src-ip> <dst-ip>');
   return withRegistry(ctx.options, async (reg) => {
     const { view, host, own } = await gatherLocal(reg, ctx.options);
