@@ -122,11 +122,8 @@ export async function probeEtcd(reg: EtcdLeaseRegistry): Promise<EtcdProbe> {
   const t0 = performance.now();
   try {
     await reg.getConfig();
-    return {
-      reachable: true,
-      latencyMs: Math.round((performance.now() - t0) * 10) / 10,
-      error: null,
-    };
+    const latencyMs = Math.round((performance.now() - t0) * 10) / 10;
+    return { reachable: true, latencyMs, error: null };
   } catch (err) {
     return { reachable: false, latencyMs: null, error: shortEtcdError(describeError(err)) };
   }

@@ -197,13 +197,8 @@ export async function readNft(timeoutMs: number): Promise<NftState> {
       return { forward, weft };
     };
     const iptables = { 4: await read(4), 6: await read(6) };
-    return {
-      iptables,
-      weft4,
-      weft6,
-      forwardDrop,
-      error: r.code === 0 ? null : `nft list chains: ${r.err.trim()}`,
-    };
+    const error = r.code === 0 ? null : `nft list chains: ${r.err.trim()}`;
+    return { iptables, weft4, weft6, forwardDrop, error };
   } catch (err) {
     return { weft4: null, weft6: null, forwardDrop: [], error: describeError(err) };
   }
@@ -227,23 +222,11 @@ export async function readSubnetEnvState(path: string): Promise<SubnetEnvState> 
   try {
     const buf = await readFile(path);
     const text = buf.subarray(0, MAX_SUBNET_ENV_BYTES).toString('utf8');
-    return {
-      path,
-      text,
-      parsed: previousSubnets(text),
-      ...subnetEnvSettings(text),
-      error: null,
-    };
+    return { path, text, parsed: previousSubnets(text), ...subnetEnvSettings(text), error: null };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    return {
-      path,
-      text: null,
-      parsed: null,
-      mtu: null,
-      ipMasq: null,
-      error: code === 'ENOENT' ? `${path} does not exist` : describeError(err),
-    };
+    const error = code === 'ENOENT' ? `${path} does not exist` : describeError(err);
+    return { path, text: null, parsed: null, mtu: null, ipMasq: null, error };
   }
 }
 
