@@ -4,10 +4,8 @@ import { readFileSync } from 'node:fs';
 
 export function packageVersion(): string {
   try {
-    const pkg = JSON.parse(
-      readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
-    ) as { version?: string };
-    return pkg.version ?? 'unknown';
+    const url = new URL('../../package.json', import.meta.url);
+    return (JSON.parse(readFileSync(url, 'utf8')) as { version?: string }).version ?? 'unknown';
   } catch {
     return 'unknown';
   }
