@@ -120,13 +120,13 @@ function plannedDeviceChecks(
   );
   const want = d.mtu;
   const why = `(${plan.base} − ${d.overhead})`;
-  if (want !== null)
+  const id = `mtu:${name}`;
+  if (want !== null && dev.mtu === want) out.push(pass(id, `${name} MTU ${want} ${why}`));
+  else if (want !== null)
     out.push(
-      dev.mtu === want
-        ? pass(`mtu:${name}`, `${name} MTU ${want} ${why}`)
-        : fail(`mtu:${name}`, `${name} MTU is ${dev.mtu}, want ${want} ${why}`, [
-            `ip link set dev ${name} mtu ${want}`,
-          ]),
+      fail(id, `${name} MTU is ${dev.mtu}, want ${want} ${why}`, [
+        `ip link set dev ${name} mtu ${want}`,
+      ]),
     );
   if (vx) out.push(...checksumChecks(host, name, out));
   return out;
@@ -174,12 +174,11 @@ function containerMtuCheck(i: DoctorInput, host: HostFacts, want: number): Check
     );
     fixes.push(`ip link set dev ${bridge.name} mtu ${want}`);
   }
+  const id = 'mtu:containers';
+  const where = `subnet.env${bridge ? `, bridge ${bridge.name}` : ''}`;
   return problems.length > 0
-    ? fail('mtu:containers', problems.join('; '), fixes)
-    : pass(
-        'mtu:containers',
-        `container MTU ${want} (subnet.env${bridge ? `, bridge ${bridge.name}` : ''})`,
-      );
+    ? fail(id, problems.join('; '), fixes)
+    : pass(id, `container MTU ${want} (${where})`);
 }
 
 /** The local bridge carrying `subnet` (its first address), e.g. cni0. */
