@@ -71,7 +71,7 @@ export function deviceChecks(i: DoctorInput, host: HostFacts, config: NetworkCon
     const msg = `${config.backend.type} config: ${(err as Error).message}`;
     return [...out, fail('device', msg, ["weftctl config set '<json>'"])];
   }
-  for (const d of plan.devices) out.push(...plannedDeviceChecks(i, host, plan, d));
+  for (const d of plan.devices) out.push(...plannedDeviceChecks(i, host, plan, d, out));
   if (plan.mtu !== null) out.push(containerMtuCheck(i, host, plan.mtu));
   return out;
 }
@@ -83,6 +83,7 @@ function plannedDeviceChecks(
   host: HostFacts,
   plan: DevicePlan,
   d: PlannedDevice,
+  before: readonly Check[],
 ): Check[] {
   const { name } = d;
   const dev = host.kernel.links.find((l) => l.name === name) ?? null;
@@ -128,7 +129,8 @@ function plannedDeviceChecks(
         `ip link set dev ${name} mtu ${want}`,
       ]),
     );
-  if (vx) out.push(...checksumChecks(host, name, out));
+  // the host-wide UDP checksum counter is reported once, not once per device (dual stack)
+  if (vx) out.push(...checksumChecks(host, name, [...before, ...out]));
   return out;
 }
 

@@ -20,7 +20,7 @@ import {
   type SubnetEnvState,
 } from './host-view.js';
 import type { CliOptions } from './options.js';
-import { overlayDevices, peerVerdicts, type PeerRow } from './peers.js';
+import { overlayDeviceNames, peerVerdicts, type PeerRow } from './peers.js';
 import type { WgLiveResult } from './wireguard-view.js';
 
 export interface ClusterView {
@@ -102,15 +102,13 @@ export async function gatherLocal(
   }
   const leases = records.flatMap((r) => (r.lease ? [r.lease] : []));
   const view = { etcd, config, configError, configMissing, records, leases, subnetEnv };
-  const devs = config ? overlayDevices(config) : { 4: null, 6: null };
   const families: (4 | 6)[] = [];
   if (!config || config.enableIPv4) families.push(4);
   if (config?.enableIPv6) families.push(6);
   let host: HostFacts | null = null;
   let hostError: string | null = null;
   try {
-    const devices = [devs[4], devs[6]].filter((d): d is string => d !== null);
-    host = await readHostFacts(devices, families, o.timeoutMs);
+    host = await readHostFacts(overlayDeviceNames(config), families, o.timeoutMs);
   } catch (err) {
     hostError = describeError(err);
   }

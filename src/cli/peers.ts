@@ -296,6 +296,13 @@ export function overlayDevices(config: NetworkConfig): { 4: string | null; 6: st
   return { 4: null, 6: null };
 }
 
+/** The overlay devices to read, each once (udp, and WireGuard outside `separate` mode, carry both
+ *  families on one device). */
+export function overlayDeviceNames(config: NetworkConfig | null): string[] {
+  const d = config ? overlayDevices(config) : { 4: null, 6: null };
+  return [...new Set([d[4], d[6]])].filter((n): n is string => n !== null);
+}
+
 /** Longest-prefix match over the routes read (main table). */
 export function lookupRoute(routes: readonly RouteEntry[], dst: string): RouteEntry | null {
   let best: RouteEntry | null = null;

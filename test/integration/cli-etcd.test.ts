@@ -30,6 +30,9 @@ describe.skipIf(!runnable)('weftctl against a real etcd', () => {
   let etcd: EtcdFixture;
   let prefix: string;
   let manager: EtcdSubnetManager;
+  /** Fixed subnets written by these tests (moved off the random lease when it collides). */
+  let reservedNet = '10.7.9.0';
+  let freeNet = '10.7.77.0';
 
   const io = (stdin = ''): CliIo => ({
     env: {},
@@ -129,11 +132,14 @@ describe.skipIf(!runnable)('weftctl against a real etcd', () => {
     expect(ttl).toBeGreaterThan(590);
     expect(ttl).toBeLessThanOrEqual(600);
     await etcd.etcdctl(['put', `${prefix}/subnets/evil\u001b[2J`, '{"PublicIP":"x"}']);
-    await etcd.etcdctl(['put', `${prefix}/subnets/10.7.9.0-24`, '{"PublicIP":"198.18.0.9"}']);
+    // The fixed subnets these tests write must not be the one the manager picked at random.
+    reservedNet = lease.key === '10.7.9.0-24' ? '10.7.10.0' : '10.7.9.0';
+    freeNet = lease.key === '10.7.77.0-24' ? '10.7.78.0' : '10.7.77.0';
+    await etcd.etcdctl(['put', `${prefix}/subnets/${reservedNet}-24`, '{"PublicIP":"198.18.0.9"}']);
     const dirty = await ctl(['leases', '--json'], LEASES_SCHEMA);
     expect(dirty.code).toBe(1);
     const rows = dirty.json['leases'] as Record<string, unknown>[];
-    expect(rows.find((r) => r['key'] === '10.7.9.0-24')).toMatchObject({
+    expect(rows.find((r) => r['key'] === `${reservedNet}-24`)).toMatchObject({
       reserved: true,
       expiresInSeconds: null,
       backendType: 'udp',
@@ -172,11 +178,11 @@ describe.skipIf(!runnable)('weftctl against a real etcd', () => {
     expect(
       (await ctl(['lease', 'reserve', mine, '--json'], LEASE_ACTION_SCHEMA)).json['action'],
     ).toBe('unchanged');
-    const rel = await ctl(['lease', 'release', '10.7.9.0/24', '--json'], LEASE_ACTION_SCHEMA);
+    const rel = await ctl(['lease', 'release', `${reservedNet}/24`, '--json'], LEASE_ACTION_SCHEMA);
     expect(rel.code).toBe(0);
-    expect(await etcd.etcdctl(['get', `${prefix}/subnets/10.7.9.0-24`])).toBe('');
-    expect((await ctl(['lease', 'release', '10.7.9.0/24'])).code).toBe(6);
-    expect((await ctl(['lease', 'reserve', '10.7.77.0/24'])).code).toBe(2); // free: needs --public-ip
+    expect(await etcd.etcdctl(['get', `${prefix}/subnets/${reservedNet}-24`])).toBe('');
+    expect((await ctl(['lease', 'release', `${reservedNet}/24`])).code).toBe(6);
+    expect((await ctl(['lease', 'reserve', `${freeNet}/24`])).code).toBe(2); // free: needs --public-ip
   });
 
   it('lists 300 leases (one etcd lease each, TTL looked up 16 at a time) within 3 s', async () => {

@@ -8,7 +8,7 @@ import { withRegistry } from '../etcd-view.js';
 import { EXIT } from '../exit-codes.js';
 import { gatherLocal, peerRowsOf } from '../gather.js';
 import { readHealth } from '../host-view.js';
-import { isFault, overlayDevices } from '../peers.js';
+import { isFault, overlayDeviceNames } from '../peers.js';
 import { formatDuration, keyValues, type Cell } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
 import { leaseJson } from './leases.js';
@@ -35,23 +35,20 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
       problems.push(
         `subnet.env says ${view.subnetEnv.parsed?.subnet ?? 'nothing'}, the lease is ${own.lease.subnet}`,
       );
-    const devNames = view.config ? overlayDevices(view.config) : { 4: null, 6: null };
-    const devices = [devNames[4], devNames[6]]
-      .filter((n): n is string => n !== null)
-      .map((name) => {
-        const l = host?.kernel.links.find((x) => x.name === name) ?? null;
-        if (host && !l) problems.push(`device ${name} missing`);
-        else if (l && !l.up) problems.push(`device ${name} down`);
-        return {
-          name,
-          exists: l !== null,
-          up: l?.up ?? false,
-          mtu: l?.mtu ?? null,
-          mac: l?.mac ?? null,
-          vni: l?.vxlan?.vni ?? null,
-          port: l?.vxlan?.port ?? null,
-        };
-      });
+    const devices = overlayDeviceNames(view.config).map((name) => {
+      const l = host?.kernel.links.find((x) => x.name === name) ?? null;
+      if (host && !l) problems.push(`device ${name} missing`);
+      else if (l && !l.up) problems.push(`device ${name} down`);
+      return {
+        name,
+        exists: l !== null,
+        up: l?.up ?? false,
+        mtu: l?.mtu ?? null,
+        mac: l?.mac ?? null,
+        vni: l?.vxlan?.vni ?? null,
+        port: l?.vxlan?.port ?? null,
+      };
+    });
     const live = await readWgLiveFor(view.config, o);
     const rows = peerRowsOf(local, live);
     const peerLeases = view.leases.filter((l) => l.key !== own?.key).length;

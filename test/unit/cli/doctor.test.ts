@@ -559,7 +559,7 @@ describe('doctor checks', () => {
     });
   });
 
-  it('dual stack: containers get the smaller (IPv6 underlay) MTU, each device its own', () => {
+  it('dual stack: containers get the smaller (IPv6 underlay) MTU, each device its own, one UDP checksum warning', () => {
     const dual = { ...config, enableIPv6: true, ipv6Network: 'fd05::/48' };
     const dev6 = {
       ...WEFT,
@@ -587,12 +587,15 @@ describe('doctor checks', () => {
           },
           peers: [],
         },
-        { kernel: k },
+        { kernel: k, udpCsumErrors: 5 },
       ),
     );
     expect(
       ['mtu:weft.1', 'mtu:weft-v6.1', 'mtu:containers'].map((id) => find(checks, id).status),
     ).toEqual(['pass', 'pass', 'pass']);
+    // the host-wide UDP checksum counter is one warning, whatever the number of VXLAN devices
+    expect(checks.filter((c) => c.id === 'udp-checksum')).toHaveLength(1);
+    expect(find(checks, 'checksum:weft-v6.1').status).toBe('pass');
     expect(find(checks, 'mtu:weft-v6.1').message).toMatch(/1430 \(uplink eth0 1500 − 70\)/);
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   isFault,
+  overlayDeviceNames,
   overlayDevices,
   peerVerdicts,
   type KernelState,
@@ -233,6 +234,11 @@ describe('peer verdicts (udp, dual stack)', () => {
       problems: ['TUN device weft0 does not exist'],
     });
     expect(overlayDevices(udpConfig)).toEqual({ 4: 'weft0', 6: null });
+    // dual stack udp: one TUN carries both families, read (and listed by status) once
+    const dualUdp = { ...udpConfig, enableIPv6: true, ipv6Network: 'fd05::/48' };
+    expect(overlayDevices(dualUdp)).toEqual({ 4: 'weft0', 6: 'weft0' });
+    expect(overlayDeviceNames(dualUdp)).toEqual(['weft0']);
+    expect(overlayDeviceNames(null)).toEqual([]);
   });
 
   it('dual stack: one row per family, the IPv6 one checked on weft-v6.1 against PublicIPv6', () => {
