@@ -293,6 +293,9 @@ struct wg_rx_job {
   uint32_t index;
   uint64_t counter;
   int ok;
+  /* set by the caller after prepare: the WG_AEAD_ROOM_AFTER bytes after the ciphertext may be used
+   * by this job's decryption alone (wg_aead_open_room); 0 from wg_rx_prepare */
+  int room;
 };
 int wg_rx_prepare(struct wg_device *d, uint8_t *msg, size_t len, uint64_t now,
                   struct wg_rx_job *job);
@@ -309,6 +312,9 @@ size_t wg_padded_len(const struct wg_device *d, size_t len);
 /* Seals a transport message in place: msg[16 .. 16+len) holds the plaintext (len already padded,
  * padding bytes zeroed by the caller); writes the header and the tag. Returns the message length. */
 size_t wg_seal(const struct wg_keypair *kp, uint64_t counter, uint8_t *msg, size_t len);
+/* The same with room around the message (wg_aead_seal_room): the 48 bytes before msg and the
+ * WG_AEAD_ROOM_AFTER bytes after msg[16 + len] are scratch. */
+size_t wg_seal_room(const struct wg_keypair *kp, uint64_t counter, uint8_t *msg, size_t len);
 /* After the caller sent `n` data messages (`bytes` UDP payload) with kp: timers, rekeying. */
 void wg_tx_done(struct wg_device *d, struct wg_peer *p, struct wg_keypair *kp, unsigned n,
                 uint64_t bytes, uint64_t now);

@@ -4,7 +4,8 @@
  *   HASH   BLAKE2s-256                      OpenSSL EVP_MD "BLAKE2S-256"
  *   HMAC   HMAC-BLAKE2s-256                 OpenSSL EVP_MAC "HMAC" (digest BLAKE2S-256)
  *   MAC    keyed BLAKE2s, 16-byte output    OpenSSL EVP_MAC "BLAKE2SMAC" (size 16)
- *   AEAD   ChaCha20-Poly1305 (RFC 7539)     OpenSSL EVP "ChaCha20-Poly1305" (libsodium's as fallback)
+ *   AEAD   ChaCha20-Poly1305 (RFC 7539)     OpenSSL EVP "ChaCha20-Poly1305" (libsodium's as fallback);
+ *                                           the *_room variants: EVP "ChaCha20" + EVP_MAC "POLY1305"
  *   XAEAD  XChaCha20-Poly1305               libsodium crypto_aead_xchacha20poly1305_ietf_*
  *   DH     X25519                           libsodium crypto_scalarmult(_base)
  *   compare in constant time                libsodium sodium_memcmp
@@ -59,6 +60,20 @@ void wg_aead_seal_id(uint8_t *out, const uint8_t *in, size_t len, uint64_t count
                      const uint8_t key[WG_KEY_LEN], uint64_t key_id);
 int wg_aead_open_id(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
                     const uint8_t key[WG_KEY_LEN], uint64_t key_id);
+/* The same AEAD (empty AD, key with an identity), in place, for callers with room around the
+ * message: fewer ChaCha20 calls per message (see wg_crypto.c).
+ * seal: pt[-64..-1] is scratch (overwritten, then wiped: write the message header after sealing);
+ *   pt[0..len) becomes the ciphertext, pt[len..len+16) the tag; the 63 bytes after pt + len must be
+ *   writable (their content is left unspecified).
+ * open: in holds len bytes (ciphertext + tag, len >= 16); 0 and the plaintext in place, or -1 (the
+ *   tag is checked first: nothing is decrypted then). The 63 bytes after the ciphertext (its tag, and
+ *   what follows) are read and written, then put back: no other thread may touch them meanwhile. */
+void wg_aead_seal_room(uint8_t *pt, size_t len, uint64_t counter, const uint8_t key[WG_KEY_LEN],
+                       uint64_t key_id);
+int wg_aead_open_room(uint8_t *in, size_t len, uint64_t counter, const uint8_t key[WG_KEY_LEN],
+                      uint64_t key_id);
+#define WG_AEAD_ROOM_BEFORE 64
+#define WG_AEAD_ROOM_AFTER 63
 /* A new key identity, never 0 and never handed out twice (any thread). */
 uint64_t wg_aead_key_id(void);
 void wg_xaead_seal(uint8_t *out, const uint8_t *in, size_t len, const uint8_t nonce[WG_XNONCE_LEN],

@@ -3,6 +3,7 @@
 #include "wg_crypto.h"
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <limits.h>
@@ -16,7 +17,8 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int init_rc = -1;
 static EVP_MD *md_blake2s;
 static EVP_MAC *mac_hmac, *mac_blake2s;
-static EVP_CIPHER *chacha_poly;
+static EVP_CIPHER *chacha_poly, *chacha_raw; /* chacha_raw, mac_poly: the "room" variants only */
+static EVP_MAC *mac_poly;
 /* One ChaCha20-Poly1305 context pair per thread (a context is not shareable across threads), reused
  * for every message. A context keeps its key: consecutive messages under one session key (a whole
  * batch of a flow) only set the nonce, which skips OpenSSL's key setup, ~10% of a 1420-byte seal
@@ -27,6 +29,10 @@ struct aead_ctx {
   uint8_t enc_key[WG_KEY_LEN], dec_key[WG_KEY_LEN];
   uint64_t enc_id, dec_id; /* identity of the key held (wg_aead_key_id), 0 = known by bytes only */
   int enc_keyed, dec_keyed;
+  /* the "room" variants: raw ChaCha20 (one per direction, each keeps its key) and Poly1305 */
+  EVP_CIPHER_CTX *s_enc, *s_dec;
+  EVP_MAC_CTX *poly;
+  uint64_t s_enc_id, s_dec_id;
 };
 
 static uint64_t next_key_id;
@@ -37,6 +43,9 @@ static void aead_free(void *p) {
   struct aead_ctx *a = p;
   EVP_CIPHER_CTX_free(a->enc);
   EVP_CIPHER_CTX_free(a->dec);
+  EVP_CIPHER_CTX_free(a->s_enc);
+  EVP_CIPHER_CTX_free(a->s_dec);
+  EVP_MAC_CTX_free(a->poly);
   sodium_memzero(a, sizeof(*a));
   free(a);
 }
@@ -82,6 +91,20 @@ static struct aead_ctx *aead_get(void) {
     aead_free(a);
     return NULL;
   }
+  if (chacha_raw && mac_poly) { /* else the room variants fall back to the plain ones */
+    a->s_enc = EVP_CIPHER_CTX_new();
+    a->s_dec = EVP_CIPHER_CTX_new();
+    a->poly = EVP_MAC_CTX_new(mac_poly);
+    if (!a->s_enc || !a->s_dec || !a->poly ||
+        !EVP_EncryptInit_ex(a->s_enc, chacha_raw, NULL, NULL, NULL) ||
+        !EVP_EncryptInit_ex(a->s_dec, chacha_raw, NULL, NULL, NULL)) {
+      EVP_CIPHER_CTX_free(a->s_enc);
+      EVP_CIPHER_CTX_free(a->s_dec);
+      EVP_MAC_CTX_free(a->poly);
+      a->s_enc = a->s_dec = NULL;
+      a->poly = NULL;
+    }
+  }
   return a;
 }
 
@@ -89,6 +112,8 @@ static void do_init(void) {
   if (sodium_init() < 0) return;
   chacha_poly = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
   if (!chacha_poly || pthread_key_create(&aead_key, aead_free) != 0) return;
+  chacha_raw = EVP_CIPHER_fetch(NULL, "ChaCha20", NULL);
+  mac_poly = EVP_MAC_fetch(NULL, "POLY1305", NULL);
   md_blake2s = EVP_MD_fetch(NULL, "BLAKE2S-256", NULL);
   mac_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
   mac_blake2s = EVP_MAC_fetch(NULL, "BLAKE2SMAC", NULL);
@@ -228,6 +253,93 @@ void wg_aead_seal_id(uint8_t *out, const uint8_t *in, size_t len, uint64_t count
 int wg_aead_open_id(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
                     const uint8_t key[WG_KEY_LEN], uint64_t key_id) {
   return aead_open(out, in, len, counter, key, key_id, NULL, 0);
+}
+
+/*
+ * The "room" variants: the same RFC 7539 AEAD (empty AD) composed from OpenSSL's ChaCha20 stream
+ * cipher and its Poly1305 MAC, so that the key stream comes from as few ChaCha20 calls as possible.
+ * OpenSSL's combined ChaCha20-Poly1305 runs two extra single-block ChaCha20 calls per message (the
+ * Poly1305 key block, and the block of a tail shorter than 64 bytes), each ~110 ns here against
+ * ~550 ns for the 23 blocks of a 1420-byte message. With room around the message, sealing is one
+ * ChaCha20 call over [64 zero bytes | plaintext | up to 63 bytes of slack] (block 0 becomes the
+ * Poly1305 key, blocks 1.. the ciphertext, exactly the RFC's counters), opening one call for the key
+ * block and one over whole blocks. Measured per 1420-byte message (2 vCPUs): seal 1240 -> 940 ns,
+ * open 1260 -> 1050 ns. Open checks the tag before it decrypts.
+ */
+#define ROOM_SLACK 63
+
+static void iv_for(uint8_t iv[16], uint64_t counter) {
+  memset(iv, 0, 8); /* block counter 0 (little endian), then the nonce 0^32 || LE64(counter) */
+  for (int i = 0; i < 8; i++) iv[8 + i] = (uint8_t)(counter >> (8 * i));
+}
+
+/* The context keyed with key (set only when its identity changed) and iv. */
+static int stream_init(EVP_CIPHER_CTX *c, uint64_t *held, const uint8_t key[WG_KEY_LEN],
+                       uint64_t key_id, const uint8_t iv[16]) {
+  int same = key_id && *held == key_id;
+  if (!same) *held = 0;
+  if (!EVP_EncryptInit_ex(c, NULL, NULL, same ? NULL : key, iv)) return 0;
+  *held = key_id;
+  return 1;
+}
+
+/* tag = Poly1305(otk, ct || pad16 || LE64(0) || LE64(len)) */
+static int poly_tag(EVP_MAC_CTX *m, uint8_t tag[WG_TAG_LEN], const uint8_t otk[32],
+                    const uint8_t *ct, size_t len) {
+  static const uint8_t zero[16];
+  uint8_t lens[16] = {0};
+  for (int i = 0; i < 8; i++) lens[8 + i] = (uint8_t)((uint64_t)len >> (8 * i));
+  size_t ol = 0;
+  return EVP_MAC_init(m, otk, 32, NULL) && (len == 0 || EVP_MAC_update(m, ct, len)) &&
+         ((len & 15) == 0 || EVP_MAC_update(m, zero, 16 - (len & 15))) &&
+         EVP_MAC_update(m, lens, 16) && EVP_MAC_final(m, tag, &ol, WG_TAG_LEN) && ol == WG_TAG_LEN;
+}
+
+void wg_aead_seal_room(uint8_t *pt, size_t len, uint64_t counter, const uint8_t key[WG_KEY_LEN],
+                       uint64_t key_id) {
+  struct aead_ctx *a = aead_get();
+  size_t total = (64 + len + ROOM_SLACK) & ~(size_t)ROOM_SLACK;
+  uint8_t iv[16], otk[32];
+  iv_for(iv, counter);
+  if (!a || !a->s_enc || total > INT_MAX || !stream_init(a->s_enc, &a->s_enc_id, key, key_id, iv)) {
+    aead_seal(pt, pt, len, counter, key, key_id, NULL, 0);
+    return;
+  }
+  uint8_t *b = pt - 64;
+  memset(b, 0, 64);
+  int ok = EVP_Cipher(a->s_enc, b, b, (unsigned)total) > 0;
+  memcpy(otk, b, 32);
+  sodium_memzero(b, 64);
+  ok = ok && poly_tag(a->poly, pt + len, otk, pt, len);
+  sodium_memzero(otk, sizeof(otk));
+  if (!ok) { /* only a broken provider gets here: all zeros (no plaintext), which receivers drop */
+    a->s_enc_id = 0;
+    sodium_memzero(pt, len + WG_TAG_LEN);
+  }
+}
+
+int wg_aead_open_room(uint8_t *in, size_t len, uint64_t counter, const uint8_t key[WG_KEY_LEN],
+                      uint64_t key_id) {
+  if (len < WG_TAG_LEN) return -1;
+  struct aead_ctx *a = aead_get();
+  size_t clen = len - WG_TAG_LEN, whole = (clen + ROOM_SLACK) & ~(size_t)ROOM_SLACK;
+  if (!a || !a->s_dec || whole > INT_MAX) {
+    return aead_open(in, in, len, counter, key, key_id, NULL, 0);
+  }
+  uint8_t iv[16], blk[64] = {0}, tag[WG_TAG_LEN], save[64];
+  iv_for(iv, counter);
+  int rc = -1;
+  if (stream_init(a->s_dec, &a->s_dec_id, key, key_id, iv) &&
+      EVP_Cipher(a->s_dec, blk, blk, 64) > 0 && poly_tag(a->poly, tag, blk, in, clen) &&
+      CRYPTO_memcmp(tag, in + clen, WG_TAG_LEN) == 0) {
+    /* whole blocks (the stream goes on at block 1): the slack after the ciphertext (its tag, then
+     * whatever follows) is XORed too and put back */
+    memcpy(save, in + clen, whole - clen);
+    rc = whole == 0 || EVP_Cipher(a->s_dec, in, in, (unsigned)whole) > 0 ? 0 : -1;
+    memcpy(in + clen, save, whole - clen);
+  }
+  sodium_memzero(blk, sizeof(blk));
+  return rc;
 }
 
 void wg_xaead_seal(uint8_t *out, const uint8_t *in, size_t len, const uint8_t nonce[WG_XNONCE_LEN],

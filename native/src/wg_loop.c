@@ -32,6 +32,10 @@
 #include "wg_loop.h"
 
 #define TX_SLOTS 1024          /* sealed messages per flush */
+/* A TX slot: [scratch | 16-byte header | plaintext, sealed in place | tag and slack]: the scratch
+ * and the header are the 64 bytes in front of the plaintext that wg_seal_room uses (see
+ * wg_aead_seal_room), the slack the WG_AEAD_ROOM_AFTER bytes behind it. */
+#define SLOT_SCRATCH (WG_AEAD_ROOM_BEFORE - WG_DATA_HDR_LEN)
 #define TICK_MS 100
 #define SEND_WAIT_MS 50
 #define SEND_WAIT_ROUNDS 40
@@ -93,9 +97,13 @@ static void *par_main(void *arg) {
 
 /* Runs fn(ctx, 0..n-1), spread over the helpers and the calling thread when the round carries at
  * least PAR_MIN_BYTES; returns when all ran. */
+static int par_parallel(const struct par *p, unsigned n, size_t bytes) {
+  return p->nworkers > 0 && bytes >= PAR_MIN_BYTES && n >= 2 && n <= 0xffff;
+}
+
 static void par_run(struct par *p, void (*fn)(void *, unsigned), void *ctx, unsigned n,
                     size_t bytes) {
-  if (p->nworkers == 0 || bytes < PAR_MIN_BYTES || n < 2 || n > 0xffff) {
+  if (!par_parallel(p, n, bytes)) {
     for (unsigned i = 0; i < n; i++) fn(ctx, i);
     return;
   }
@@ -569,7 +577,7 @@ static int wait_writable(struct wgl *w) {
 
 static void seal_one(void *ctx, unsigned i) {
   struct seal_job *j = &((struct wgl *)ctx)->seals[i];
-  wg_seal(j->kp, j->counter, j->slot, j->plen);
+  wg_seal_room(j->kp, j->counter, j->slot, j->plen);
 }
 
 static void tx_flush(struct wgl *w) {
@@ -655,7 +663,7 @@ static void tx_segments(struct wgl *w, struct wg_peer *p, struct pkt_seg *segs, 
   }
   uint64_t bytes = 0;
   for (int i = 0; i < n; i++) {
-    uint8_t *slot = w->tx_arena + w->ntx_slots * w->slot_size;
+    uint8_t *slot = w->tx_arena + w->ntx_slots * w->slot_size + SLOT_SCRATCH;
     size_t len = segs[i].hdr_len + (size_t)segs[i].payload_len;
     size_t plen = wg_padded_len(w->dev, len);
     uint8_t *pt = slot + WG_DATA_HDR_LEN;
@@ -782,6 +790,9 @@ static void rx_jobs_flush(struct wgl *w) {
   w->n_rx_jobs = 0;
   size_t bytes = 0;
   for (unsigned k = 0; k < n; k++) bytes += w->rx_jobs[k].len;
+  if (par_parallel(&w->par, n, bytes)) { /* the slack after a message is the next one's start */
+    for (unsigned k = 0; k < n; k++) w->rx_jobs[k].room = 0;
+  }
   par_run(&w->par, open_one, w, n, bytes);
   for (unsigned k = 0; k < n; k++) {
     struct wg_rx rx;
@@ -815,7 +826,10 @@ static void udp_batch(struct wgl *w) {
       uint8_t *msg = base + off;
       if (msg[0] == WG_MSG_DATA) {
         if (w->n_rx_jobs == RX_JOBS) rx_jobs_flush(w);
-        if (wg_rx_prepare(w->dev, msg, l, w->now, &w->rx_jobs[w->n_rx_jobs])) {
+        struct wg_rx_job *job = &w->rx_jobs[w->n_rx_jobs];
+        if (wg_rx_prepare(w->dev, msg, l, w->now, job)) {
+          /* the slack behind it stays in this receive buffer */
+          job->room = off + l + WG_AEAD_ROOM_AFTER <= BUF_SIZE - HEADROOM;
           w->rx_job_from[w->n_rx_jobs++] = (uint16_t)i;
         }
         continue;
@@ -913,7 +927,8 @@ int wgl_open(const struct wgl_config *cfg, struct wgl **out, const char **sc) {
   loop_cmdq_init(&w->cq);
   pthread_cond_init(&w->cv, NULL);
   int err = 0;
-  w->slot_size = ((size_t)cfg->mtu + WG_DATA_OVERHEAD + 16 + 63) & ~(size_t)63;
+  w->slot_size =
+      (SLOT_SCRATCH + WG_DATA_HDR_LEN + (size_t)cfg->mtu + WG_AEAD_ROOM_AFTER + 63) & ~(size_t)63;
   w->tun_bufs = malloc((size_t)BATCH * BUF_SIZE);
   w->udp_bufs = malloc((size_t)BATCH * BUF_SIZE);
   w->hdr_arena = malloc((size_t)PKT_MAX_SEGS * PKT_MAX_HDR);

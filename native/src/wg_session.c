@@ -241,6 +241,15 @@ size_t wg_seal(const struct wg_keypair *kp, uint64_t counter, uint8_t *msg, size
   return WG_DATA_HDR_LEN + len + WG_TAG_LEN;
 }
 
+size_t wg_seal_room(const struct wg_keypair *kp, uint64_t counter, uint8_t *msg, size_t len) {
+  wg_aead_seal_room(msg + WG_DATA_HDR_LEN, len, counter, kp->send_key, kp->send_id);
+  msg[0] = WG_MSG_DATA; /* after sealing: the header was scratch */
+  msg[1] = msg[2] = msg[3] = 0;
+  wg_put_le32(msg + 4, kp->remote_index);
+  wg_put_le64(msg + 8, counter);
+  return WG_DATA_HDR_LEN + len + WG_TAG_LEN;
+}
+
 static void keep_key_fresh_sending(struct wg_device *d, struct wg_peer *p, uint64_t now) {
   struct wg_keypair *kp = p->cur;
   if (kp && kp->initiator &&
@@ -415,13 +424,19 @@ int wg_rx_prepare(struct wg_device *d, uint8_t *msg, size_t len, uint64_t now,
   job->index = index;
   job->counter = counter;
   job->ok = 0;
+  job->room = 0;
   return 1;
 }
 
 void wg_rx_decrypt(struct wg_rx_job *job) {
   uint8_t *plain = job->msg + WG_DATA_HDR_LEN;
-  job->ok = wg_aead_open_id(plain, plain, job->len - WG_DATA_HDR_LEN, job->counter,
-                            job->kp->recv_key, job->kp->recv_id) == 0;
+  size_t len = job->len - WG_DATA_HDR_LEN;
+  if (job->room) {
+    job->ok = wg_aead_open_room(plain, len, job->counter, job->kp->recv_key, job->kp->recv_id) == 0;
+  } else {
+    job->ok = wg_aead_open_id(plain, plain, len, job->counter, job->kp->recv_key,
+                              job->kp->recv_id) == 0;
+  }
 }
 
 int wg_rx_finish(struct wg_device *d, const struct wg_endpoint *from, struct wg_rx_job *job,

@@ -186,6 +186,56 @@ static void test_aead_key_cache(void) {
 
 /* The Linux kernel's replay-counter self-test sequence (drivers/net/wireguard/selftest/counter.c,
  * same window of 8192 - 64 bits), with its REJECT_AFTER_MESSAGES as the limit. */
+/* The "room" variants (wg_aead_seal_room / wg_aead_open_room) are the same AEAD composed from
+ * ChaCha20 and Poly1305: byte for byte libsodium's ChaCha20-Poly1305 for every length (tails of
+ * 0..63 bytes past whole blocks, empty messages), keys switching by identity, forged tags, ciphertext
+ * and counters refused without touching the message, and the slack after the ciphertext (its tag
+ * and whatever follows, here a canary) put back as it was. The buffers are exactly as large as the
+ * room the functions are allowed (AddressSanitizer checks every byte outside). */
+static void test_aead_room(void) {
+  enum { MAXLEN = 1500 };
+  uint8_t keys[2][32], pt[MAXLEN], ref[MAXLEN + 16];
+  uint64_t ids[2] = {wg_aead_key_id(), wg_aead_key_id()};
+  randombytes_buf(keys, sizeof(keys));
+  randombytes_buf(pt, sizeof(pt));
+  for (int i = 0; i < 400; i++) {
+    size_t len = i < 130 ? (size_t)i : (size_t)(i * 53) % (MAXLEN + 1);
+    int ki = (i / 3) % 2;
+    uint64_t ctr = (uint64_t)i * 0x1000003ULL + (i % 2 ? 0xfffffffffULL : 0);
+    uint8_t n[12] = {0};
+    for (int b = 0; b < 8; b++) n[4 + b] = (uint8_t)(ctr >> (8 * b));
+    crypto_aead_chacha20poly1305_ietf_encrypt_detached(ref, ref + len, NULL, pt, len, NULL, 0, NULL,
+                                                       n, keys[ki]);
+    size_t size = WG_AEAD_ROOM_BEFORE + len + WG_TAG_LEN + WG_AEAD_ROOM_AFTER;
+    uint8_t *buf = malloc(size), *m = buf + WG_AEAD_ROOM_BEFORE;
+    CHECK(buf != NULL);
+    if (!buf) return;
+    memcpy(m, pt, len);
+    wg_aead_seal_room(m, len, ctr, keys[ki], ids[ki]);
+    CHECK(memcmp(m, ref, len + 16) == 0);
+    uint8_t canary[WG_AEAD_ROOM_AFTER];
+    randombytes_buf(canary, sizeof(canary));
+    memcpy(m + len + 16, canary, sizeof(canary));
+    /* forgeries: a flipped bit of the tag or of the ciphertext, a wrong counter, a wrong key */
+    m[len + (size_t)i % 16] ^= 0x20;
+    CHECK_EQ(wg_aead_open_room(m, len + 16, ctr, keys[ki], ids[ki]), -1);
+    m[len + (size_t)i % 16] ^= 0x20;
+    if (len) {
+      m[(size_t)i % len] ^= 1;
+      CHECK_EQ(wg_aead_open_room(m, len + 16, ctr, keys[ki], ids[ki]), -1);
+      m[(size_t)i % len] ^= 1;
+    }
+    CHECK_EQ(wg_aead_open_room(m, len + 16, ctr + 1, keys[ki], ids[ki]), -1);
+    CHECK_EQ(wg_aead_open_room(m, len + 16, ctr, keys[!ki], ids[!ki]), -1);
+    CHECK(memcmp(m, ref, len + 16) == 0); /* a refused message is left as it came */
+    CHECK_EQ(wg_aead_open_room(m, len + 16, ctr, keys[ki], ids[ki]), 0);
+    CHECK(memcmp(m, pt, len) == 0);
+    CHECK(memcmp(m + len, ref + len, 16) == 0);
+    CHECK(memcmp(m + len + 16, canary, sizeof(canary)) == 0);
+    free(buf);
+  }
+}
+
 static void test_replay(void) {
   static struct wg_replay r;
   const uint64_t W = WG_REPLAY_WINDOW, LIM = W + 1, REJ = UINT64_MAX - W - 1;
@@ -652,6 +702,7 @@ int main(void) {
   CHECK_EQ(wg_crypto_init(), 0);
   RUN(test_vectors);
   RUN(test_aead_key_cache);
+  RUN(test_aead_room);
   RUN(test_replay);
   RUN(test_padding);
   RUN(test_handshake_and_data);
