@@ -190,13 +190,15 @@ export function claimEntries<E extends PeerEntry>(
 /**
  * The plan for a whole network: each lease through `planLease`, in `preferred` order, keeping only the
  * entries whose claims no earlier lease holds. `incumbents` are the leases programmed now (weftd: its
- * own memory; weftctl: the leases whose entries the kernel holds).
+ * own memory; weftctl: the leases whose entries the kernel holds). `kept` sees each kept entry as soon
+ * as it is decided (a kept entry stays kept: later leases come after it in claim order).
  */
 export function planPeers<E extends PeerEntry>(
   leases: Iterable<Lease>,
   planLease: (lease: Lease) => LeasePlan<E>,
   claims: (e: E) => readonly Claim[],
   incumbents: ReadonlySet<string> = new Set(),
+  kept?: (e: E) => void,
 ): NetworkPlan<E> & { readonly index: ClaimIndex } {
   const index = new ClaimIndex();
   const entries: E[] = [];
@@ -212,7 +214,10 @@ export function planPeers<E extends PeerEntry>(
     if (c.refused.length > 0) blocked.add(lease.key);
     refused.push(...c.refused);
     if (c.kept.length > 0) byLease.set(lease.key, c.kept);
-    entries.push(...c.kept);
+    for (const e of c.kept) {
+      entries.push(e);
+      kept?.(e);
+    }
   }
   return { entries, byLease, refused, ignored, blocked, index };
 }
