@@ -10,12 +10,25 @@
 #include <cerrno>
 #include <cstring>
 #include <new>
+#include <string>
 
 #include "napi_util.h"
 #include "rtnl_sender.h"
 #include "rtnl_sender_napi.h"
 
 namespace {
+
+// An errno error like weft_napi::ErrnoError, named by glibc (EPIPE is not in napi_util.h's list).
+Napi::Value SenderError(Napi::Env env, int err, const char *syscall, const char *what) {
+  const char *name = strerrorname_np(err);
+  Napi::Error e = Napi::Error::New(env, std::string(what) + ": " + syscall + " " +
+                                            (name ? name : "EUNKNOWN") + " (" + strerror(err) + ")");
+  e.Set("code", Napi::String::New(env, name ? name : "EUNKNOWN"));
+  e.Set("errno", Napi::Number::New(env, -err));
+  e.Set("syscall", Napi::String::New(env, syscall));
+  e.ThrowAsJavaScriptException();
+  return env.Undefined();
+}
 
 struct Done {
   uint64_t id;
@@ -56,7 +69,7 @@ class RtnlSender : public Napi::ObjectWrap<RtnlSender> {
     if (rc < 0) {
       napi_release_threadsafe_function(tsfn_, napi_tsfn_abort);
       tsfn_ = nullptr;
-      weft_napi::ErrnoError(env, -rc, "socket", "cannot open the rtnetlink sender");
+      SenderError(env, -rc, "socket", "cannot open the rtnetlink sender");
       return;
     }
     // Runs before the threadsafe function's own teardown (hooks run in reverse order).
@@ -138,11 +151,11 @@ class RtnlSender : public Napi::ObjectWrap<RtnlSender> {
     if (info.Length() < 2 || !info[0].IsBuffer() || !info[1].IsNumber()) {
       return weft_napi::TypeErr(env, "submit(requests: Buffer, id: number)");
     }
-    if (s_ == nullptr) return weft_napi::ErrnoError(env, EPIPE, "submit", "rtnetlink sender closed");
+    if (s_ == nullptr) return SenderError(env, EPIPE, "submit", "rtnetlink sender closed");
     Napi::Buffer<uint8_t> b = info[0].As<Napi::Buffer<uint8_t>>();
     uint64_t id = static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value());
     int rc = rtnl_sender_submit(s_, id, b.Data(), b.Length());
-    if (rc < 0) return weft_napi::ErrnoError(env, -rc, "submit", "rtnetlink sender");
+    if (rc < 0) return SenderError(env, -rc, "submit", "rtnetlink sender");
     return Napi::Number::New(env, rc);
   }
 

@@ -24,10 +24,35 @@ export const NATIVE_PER_SEND = 64;
 /** Requests per chunk handed to the sender: small enough that the kernel starts early, large enough
  *  that the hand-over costs nothing. */
 export const CHUNK_REQUESTS = 64;
-const RES_TIMEOUT = 0x10000;
-const RES_SOCKET = 0x20000;
+/** Result codes of native/include/rtnl_sender.h beside the kernel's errno. */
+export const RES_TIMEOUT = 0x10000;
+export const RES_SOCKET = 0x20000;
 
 type Result = NetlinkError | null;
+
+/** The typed error of one native result code (not 0): the kernel's errno (E_NETLINK), no answer by
+ *  the deadline (E_NETLINK_TIMEOUT) or a lost / closed socket (E_NETLINK_SOCKET). */
+export function nativeResultError(m: Mutation, r: number): NetlinkError {
+  if ((r & RES_TIMEOUT) !== 0)
+    return new NetlinkError(
+      'E_NETLINK_TIMEOUT',
+      'ETIMEDOUT',
+      m.op,
+      mutationObject(m),
+      undefined,
+      true,
+    );
+  if ((r & RES_SOCKET) !== 0)
+    return new NetlinkError(
+      'E_NETLINK_SOCKET',
+      'ESOCKET',
+      m.op,
+      mutationObject(m),
+      undefined,
+      true,
+    );
+  return errnoFromNumber(r, m.op, mutationObject(m));
+}
 
 export interface NativeSenderOptions {
   readonly netns?: string | undefined;
@@ -99,34 +124,12 @@ export class NativeSender {
         const i = c.first + k;
         this.errors++;
         if ((r & RES_TIMEOUT) !== 0) this.timeouts++;
-        c.s.results[i] = this.toError(c.s.mutations[i]!, r);
+        c.s.results[i] = nativeResultError(c.s.mutations[i]!, r);
       }
     }
     c.s.outstanding -= c.count;
     this.settle(c.s);
   };
-
-  private toError(m: Mutation, r: number): NetlinkError {
-    if ((r & RES_TIMEOUT) !== 0)
-      return new NetlinkError(
-        'E_NETLINK_TIMEOUT',
-        'ETIMEDOUT',
-        m.op,
-        mutationObject(m),
-        undefined,
-        true,
-      );
-    if ((r & RES_SOCKET) !== 0)
-      return new NetlinkError(
-        'E_NETLINK_SOCKET',
-        'ESOCKET',
-        m.op,
-        mutationObject(m),
-        undefined,
-        true,
-      );
-    return errnoFromNumber(r, m.op, mutationObject(m));
-  }
 
   private settle(s: StreamState): void {
     if (s.ended && s.outstanding === 0 && s.resolve) {
