@@ -36,6 +36,15 @@
 #define MAX_PER_SEND 256
 #define MAX_DGRAM 32768
 #define RCV_BUF (1 << 20)
+#define SPIN_US 200
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ volatile("yield");
+#endif
+}
 
 struct sub {
   struct sub *next;
@@ -113,6 +122,12 @@ static void fail_all(struct rtnl_sender *s, int32_t res) {
     sub_free(u);
     u = next;
   }
+}
+
+static int64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static int64_t now_ms(void) {
@@ -195,6 +210,11 @@ static int await_answers(struct rtnl_sender *s, unsigned n) {
 static void *run(void *arg) {
   struct rtnl_sender *s = arg;
   for (;;) {
+    // Caught up: spin a little before sleeping, so that a submitter streaming chunks (the reconcile)
+    // does not pay a futex wake-up per chunk, nor get preempted by this thread's wake-up.
+    for (int64_t until = now_us() + SPIN_US;
+         __atomic_load_n(&s->queued, __ATOMIC_ACQUIRE) == s->taken && now_us() < until;)
+      cpu_relax();
     pthread_mutex_lock(&s->mu);
     while (!s->stop && s->queued == s->taken) pthread_cond_wait(&s->cv, &s->mu);
     int stop = s->stop;
@@ -318,7 +338,7 @@ int rtnl_sender_submit(struct rtnl_sender *s, uint64_t id, const void *buf, size
   if (s->tail) s->tail->next = u;
   else s->head = u;
   s->tail = u;
-  s->queued += count;
+  __atomic_add_fetch(&s->queued, count, __ATOMIC_RELEASE);
   pthread_cond_signal(&s->cv);
   pthread_mutex_unlock(&s->mu);
   return (int)count;

@@ -96,19 +96,31 @@ export class NativeSender {
     return n;
   }
 
+  /** The live sender, opened on first use (and again after its socket was lost). */
   private sender(): NativeRtnlSenderHandle {
     if (this.closed)
       throw Object.assign(new Error('native rtnetlink sender closed'), { code: 'ESOCKET' });
-    if (this.handle && !this.handle.lost()) return this.handle;
-    if (this.handle) {
-      this.socketErrors++;
-      this.handle.close();
-    }
+    if (this.handle) return this.handle;
     const Ctor = loadNative().RtnlSender;
     const open = (): NativeRtnlSenderHandle =>
       new Ctor(NATIVE_PER_SEND, this.opts.timeoutMs, this.onDone);
     this.handle = this.opts.netns ? inNetns(this.opts.netns, open) : open();
     return this.handle;
+  }
+
+  /** Hands `bytes` to the sender; a lost socket (EPIPE) is replaced once. Throws when it cannot. */
+  private submit(bytes: Buffer, id: number): void {
+    const h = this.sender();
+    try {
+      h.submit(bytes, id);
+      return;
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'EPIPE' || !h.lost()) throw err;
+    }
+    this.socketErrors++;
+    h.close(); // its unanswered requests were reported failed already
+    this.handle = null;
+    this.sender().submit(bytes, id);
   }
 
   private onDone = (id: number, results: Int32Array | null): void => {
@@ -164,9 +176,8 @@ export class NativeSender {
       inChunk = 0;
       const id = this.nextId++;
       try {
-        const h = this.sender();
-        h.submit(bytes, id);
-        if (this.chunks.size === 0) h.ref();
+        this.submit(bytes, id);
+        if (this.chunks.size === 0) this.handle!.ref();
         this.chunks.set(id, { s, first: start, count });
         s.outstanding += count;
       } catch (err) {
