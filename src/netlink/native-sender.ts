@@ -70,6 +70,8 @@ interface StreamState {
 
 export class NativeSender {
   private handle: NativeRtnlSenderHandle | null = null;
+  /** The sender keeping the process alive while chunks are outstanding (null: none). */
+  private refd: NativeRtnlSenderHandle | null = null;
   private readonly chunks = new Map<number, { s: StreamState; first: number; count: number }>();
   private nextId = 1;
   private buf = Buffer.allocUnsafe(CHUNK_REQUESTS * MAX_MESSAGE_BYTES);
@@ -127,7 +129,10 @@ export class NativeSender {
     const c = this.chunks.get(id);
     if (!c) return;
     this.chunks.delete(id);
-    if (this.chunks.size === 0) this.handle?.unref();
+    if (this.chunks.size === 0) {
+      this.refd?.unref();
+      this.refd = null;
+    }
     this.requests += c.count;
     if (results) {
       for (let k = 0; k < c.count; k++) {
@@ -177,7 +182,11 @@ export class NativeSender {
       const id = this.nextId++;
       try {
         this.submit(bytes, id);
-        if (this.chunks.size === 0) this.handle!.ref();
+        if (this.refd !== this.handle) {
+          this.refd?.unref();
+          this.refd = this.handle;
+          this.refd!.ref();
+        }
         this.chunks.set(id, { s, first: start, count });
         s.outstanding += count;
       } catch (err) {

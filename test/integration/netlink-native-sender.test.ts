@@ -191,19 +191,20 @@ describe.skipIf(!runnable)('native rtnetlink sender (real kernel in a netns)', (
     await flush();
   });
 
-  it('reconcile: a peer whose neighbour or FDB entry failed ends with none of its entries', async () => {
+  it('reconcile: a peer whose neighbour, FDB entry or route failed ends with none of its entries', async () => {
     const sink = netlinkSink(ops, {
       ensureReady: async () => {},
       readKernel: async () => ({ routes: [], neighs: [], fdb: [] }),
     });
     const badNeigh = peer(2, { neigh: { ifindex: 999_999, dst: subnetOf(2), mac: macOf(2) } });
     const badFdb = peer(4, { fdb: { ifindex: 999_999, mac: macOf(4), dst: publicOf(4) } });
-    const peers = [peer(0), peer(1), badNeigh, peer(3), badFdb, peer(5)];
+    const badRoute = peer(6, { route: { ...peer(6).route, oif: 999_999 } });
+    const peers = [peer(0), peer(1), badNeigh, peer(3), badFdb, peer(5), badRoute];
     const rec = await sink.beginReconcile!();
     for (const p of peers) rec.add(p);
     const res = await rec.finish();
-    expect(res.programmed).toBe(6);
-    expect(res.failed.map((f) => f.entry.key).sort()).toEqual(['p2/4', 'p4/4']);
+    expect(res.programmed).toBe(7);
+    expect(res.failed.map((f) => f.entry.key).sort()).toEqual(['p2/4', 'p4/4', 'p6/4']);
     for (const f of res.failed) expect(f.err).toMatchObject({ code: 'E_NETLINK', errno: 'ENODEV' });
     const healthy = [0, 1, 3, 5];
     expect(await routes()).toEqual(healthy.map((i) => `${subnetOf(i)}/24`).sort());
