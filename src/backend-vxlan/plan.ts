@@ -60,7 +60,8 @@ export function planVxlanPeer(lease: Lease, scope: VxlanPlanScope): LeasePlan<Pe
     return ignore(`backend type ${lease.attrs.backendType || 'udp'} is not vxlan`);
   const entries: PeerEntries[] = [];
   const refused: PeerRefusal[] = [];
-  for (const f of scope.families) {
+  for (let i = 0; i < scope.families.length; i++) {
+    const f = scope.families[i]!;
     const family = f.fam.family;
     const subnetRaw = f.fam.subnet(lease);
     if (!subnetRaw) continue;
