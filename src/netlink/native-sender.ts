@@ -62,7 +62,8 @@ export interface NativeSenderOptions {
 /** One stream's bookkeeping. */
 interface StreamState {
   readonly mutations: Mutation[];
-  readonly results: Result[];
+  /** The failed mutations' results (index → error); the rest succeeded. */
+  readonly failed: Map<number, NetlinkError>;
   outstanding: number;
   ended: boolean;
   resolve: ((r: Result[]) => void) | null;
@@ -141,7 +142,7 @@ export class NativeSender {
         const i = c.first + k;
         this.errors++;
         if ((r & RES_TIMEOUT) !== 0) this.timeouts++;
-        c.s.results[i] = nativeResultError(c.s.mutations[i]!, r);
+        c.s.failed.set(i, nativeResultError(c.s.mutations[i]!, r));
       }
     }
     c.s.outstanding -= c.count;
@@ -152,7 +153,9 @@ export class NativeSender {
     if (s.ended && s.outstanding === 0 && s.resolve) {
       const resolve = s.resolve;
       s.resolve = null;
-      resolve(s.results);
+      const results = new Array<Result>(s.mutations.length).fill(null);
+      s.failed.forEach((err, i) => (results[i] = err));
+      resolve(results);
     }
   }
 
@@ -160,7 +163,7 @@ export class NativeSender {
   open(): MutationStream {
     const s: StreamState = {
       mutations: [],
-      results: [],
+      failed: new Map(),
       outstanding: 0,
       ended: false,
       resolve: null,
@@ -193,13 +196,9 @@ export class NativeSender {
         this.socketErrors++;
         for (let i = start; i < start + count; i++) {
           const m = s.mutations[i]!;
-          s.results[i] = new NetlinkError(
-            'E_NETLINK_SOCKET',
-            'ESOCKET',
-            m.op,
-            mutationObject(m),
-            err,
-            true,
+          s.failed.set(
+            i,
+            new NetlinkError('E_NETLINK_SOCKET', 'ESOCKET', m.op, mutationObject(m), err, true),
           );
         }
       }
@@ -209,12 +208,11 @@ export class NativeSender {
         if (s.ended) throw new Error('push after end');
         const i = s.mutations.length;
         s.mutations.push(m);
-        s.results.push(null);
         try {
           off = encodeInto(this.buf, off, m, 0, 0, false);
         } catch (err) {
           // Malformed input: a typed result for that entry, never sent.
-          s.results[i] = new NetlinkError('E_NETLINK', 'EINVAL', m.op, String(err), err, false);
+          s.failed.set(i, new NetlinkError('E_NETLINK', 'EINVAL', m.op, String(err), err, false));
           if (inChunk === 0) first = i + 1;
           else flush(); // keep a chunk's mutations contiguous
           return i;
