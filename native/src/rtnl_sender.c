@@ -22,6 +22,7 @@
 #include <linux/netlink.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -38,13 +39,9 @@
 #define RCV_BUF (1 << 20)
 #define SPIN_US 200
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ volatile("yield");
-#endif
-}
+// One step of the short wait for more work: yields the CPU, so that a thread that shares it (e.g.
+// the submitter, on a busy machine) runs instead of this one burning it.
+static inline void cpu_relax(void) { sched_yield(); }
 
 struct sub {
   struct sub *next;
