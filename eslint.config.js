@@ -44,7 +44,7 @@ const layers = {
   migration: ['errors'],
   netns: ['errors', 'native'],
   subnet: ['errors', 'log', 'ip', 'lease'],
-  netlink: ['errors', 'log', 'ip', 'netns'],
+  netlink: ['errors', 'log', 'ip', 'netns', 'native'],
   dataplane: ['errors', 'log', 'ip', 'native'],
   firewall: ['errors', 'log', 'subnet'],
   backend: ['errors', 'log', 'ip', 'lease', 'subnet', 'netlink'],

@@ -7,9 +7,9 @@
  * Per size, per run (median of RUNS):
  * - floor: bench/native/rtnl-floor.c, compiled here with the machine's `cc -O2`, sends exactly the
  *   entries weft programs (per peer a permanent neighbour, an NTF_SELF FDB entry and an onlink route,
- *   NLM_F_CREATE|NLM_F_REPLACE, in weft's three phases) as batched rtnetlink, 64 messages per sendmsg,
- *   ACKs read in bulk with recvmmsg; once with an ACK per message and once with one ACK per datagram, the
- *   faster of the two is the floor;
+ *   NLM_F_CREATE|NLM_F_REPLACE, in three phases; weft streams each peer's three in order) as batched
+ *   rtnetlink, 64 messages per sendmsg, ACKs read in bulk with recvmmsg; once with an ACK per message and
+ *   once with one ACK per datagram, the faster of the two is the floor;
  * - `ip -batch` + `bridge -batch`: the same entries through iproute2 (incl. its process start);
  * - weft full reconcile: the vxlan backend's start-up path (ensure the device, dump the kernel, compute
  *   N peers' entries, program the 3N entries), as timed by its own reconcile report;

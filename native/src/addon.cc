@@ -10,6 +10,7 @@
 
 #include "fwd.h"
 #include "napi_util.h"
+#include "rtnl_sender_napi.h"
 #include "sd_notify_napi.h"
 #include "tun.h"
 
@@ -274,6 +275,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setns", Napi::Function::New(env, SetNs, "setns"));
   exports.Set("sdNotify", Napi::Function::New(env, WeftSdNotify, "sdNotify"));
   weft_wg::Init(env, exports);
+  WeftRtnlSenderInit(env, exports);
   return exports;
 }
 

@@ -15,20 +15,49 @@ export interface VxlanBackendData {
 export type Parsed<T> =
   { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
 
+/** Lower-case hex digit value, or -1 (the canonical form has no upper case). */
+const lowerHex = (c: number): number =>
+  c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
+
+/**
+ * For a MAC already in canonical form (what flannel and weft write): 1 unicast, 0 not unicast (group
+ * bit or all zero); -1 when `mac` is not canonical (then the general parser decides). No allocation:
+ * this runs for every lease of every plan.
+ */
+function canonicalUnicast(mac: string): number {
+  if (mac.length !== 17) return -1;
+  let any = 0;
+  let first = 0;
+  for (let b = 0; b < 6; b++) {
+    const at = b * 3;
+    if (b > 0 && mac.charCodeAt(at - 1) !== 58 /* : */) return -1;
+    const hi = lowerHex(mac.charCodeAt(at));
+    const lo = lowerHex(mac.charCodeAt(at + 1));
+    if (hi < 0 || lo < 0) return -1;
+    const v = hi * 16 + lo;
+    if (b === 0) first = v;
+    any |= v;
+  }
+  return (first & 1) === 0 && any !== 0 ? 1 : 0;
+}
+
 export function parseVxlanBackendData(data: unknown): Parsed<VxlanBackendData> {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     return { ok: false, reason: 'BackendData is not an object' };
   }
   const d = data as Record<string, unknown>;
-  const vni = jsonField(d, 'VNI');
+  // The exact field names first (constant-key loads); any other case through jsonField.
+  const vni = Object.hasOwn(d, 'VNI') ? d['VNI'] : jsonField(d, 'VNI');
   if (typeof vni !== 'number' || !Number.isInteger(vni) || vni < 0 || vni > 16_777_215) {
     return {
       ok: false,
       reason: `BackendData.VNI ${showValue(vni)} is not an integer from 0 to 16777215`,
     };
   }
-  const mac = jsonField(d, 'VtepMAC');
+  const mac = Object.hasOwn(d, 'VtepMAC') ? d['VtepMAC'] : jsonField(d, 'VtepMAC');
   if (typeof mac !== 'string') return { ok: false, reason: 'BackendData.VtepMAC is missing' };
+  const fast = canonicalUnicast(mac);
+  if (fast === 1) return { ok: true, value: { vni, vtepMac: mac } };
   // Parsed once (this runs for every lease of every plan): the bytes decide unicast, then the text.
   const bytes = tryParseMac(mac);
   if (bytes === null)

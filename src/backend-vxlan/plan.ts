@@ -59,14 +59,15 @@ export function planVxlanPeer(lease: Lease, scope: VxlanPlanScope): LeasePlan<Pe
   if (lease.attrs.backendType !== 'vxlan')
     return ignore(`backend type ${lease.attrs.backendType || 'udp'} is not vxlan`);
   const entries: PeerEntries[] = [];
-  const refused: PeerRefusal[] = [];
-  for (const f of scope.families) {
+  let refused: PeerRefusal[] | null = null; // allocated for the rare refusal only
+  for (let i = 0; i < scope.families.length; i++) {
+    const f = scope.families[i]!;
     const family = f.fam.family;
     const subnetRaw = f.fam.subnet(lease);
     if (!subnetRaw) continue;
     const checked = checkFamily(lease, f, subnetRaw, scope.vni);
     if (typeof checked === 'string') {
-      refused.push({ family, reason: checked });
+      (refused ??= []).push({ family, reason: checked });
       continue;
     }
     const { subnet, publicIp, vtepMac } = checked;
@@ -88,8 +89,10 @@ export function planVxlanPeer(lease: Lease, scope: VxlanPlanScope): LeasePlan<Pe
       route: { dst: subnet, gateway: gw, oif: f.deviceIndex, onlink: true },
     });
   }
-  return { entries, refused };
+  return { entries, refused: refused ?? NO_REFUSALS };
 }
+
+const NO_REFUSALS: readonly PeerRefusal[] = Object.freeze([]);
 
 /** Why `lease`'s family `f` is refused, or what it is programmed with (the subnet canonical, each value
  *  parsed once: this runs for every lease of every plan). */

@@ -10,12 +10,13 @@ import {
   programPeers,
   routeKey,
   staleCount,
+  streamPeers,
   type PeerEntries,
   type StaleEntries,
 } from './peer-entries.js';
 import type { PeerSink, SinkResult } from './peer-loop.js';
 import type { Claim } from './peer-plan.js';
-import { planReconcile, type KernelView } from './reconcile.js';
+import { ReconcileDiff, planReconcile, type KernelView } from './reconcile.js';
 
 /**
  * What one peer's entries hold exclusively: its route (one per destination) and, for VXLAN, its VTEP
@@ -56,6 +57,26 @@ export function netlinkSink(ops: NetlinkOps, device: NetlinkSinkDevice): PeerSin
     async reconcile(desired) {
       const plan = planReconcile(desired, await device.readKernel());
       return run(plan.program, plan.stale);
+    },
+    // The full reconcile, streamed: the kernel is read first, then each planned peer that differs goes
+    // to the kernel while the planner goes on (streamPeers); stale entries are deleted at the end.
+    async beginReconcile() {
+      const diff = new ReconcileDiff(await device.readKernel());
+      const stream = streamPeers(ops);
+      let programmed = 0;
+      return {
+        add(e) {
+          if (!diff.needs(e)) return;
+          programmed++;
+          stream.add(e);
+        },
+        async finish() {
+          const failed = (await stream.finish()).map(({ peer, err }) => ({ entry: peer, err }));
+          const stale = diff.stale();
+          const errors = await deleteStale(ops, stale);
+          return { programmed, deleted: staleCount(stale), failed, errors };
+        },
+      };
     },
   };
 }

@@ -114,10 +114,11 @@ export function peerAddressProblem(
 ): string | null {
   const v4 = tryParseIp4(ip);
   if (v4 !== null) {
-    if (V4_NOT_UNICAST.some((n) => n.containsIp(v4)))
-      return `public IP ${ip} is not a unicast host address`;
-    for (const text of onLink) {
-      const n = scopeNet(text);
+    // Indexed loops: this runs for every lease of every plan, mostly unoptimized on the first one.
+    for (let i = 0; i < V4_NOT_UNICAST.length; i++)
+      if (V4_NOT_UNICAST[i]!.containsIp(v4)) return `public IP ${ip} is not a unicast host address`;
+    for (let i = 0; i < onLink.length; i++) {
+      const n = scopeNet(onLink[i]!);
       if (
         n instanceof Ip4Net &&
         n.prefixLen <= 30 &&
@@ -126,8 +127,11 @@ export function peerAddressProblem(
       )
         return `public IP ${ip} is the network or broadcast address of the on-link network ${n.toString()}`;
     }
-    if (ours.some((o) => o !== null && tryParseIp4(o) === v4))
-      return `public IP ${ip} is this host's own (stale lease of this host?)`;
+    for (let i = 0; i < ours.length; i++) {
+      const o = ours[i];
+      if (o != null && tryParseIp4(o) === v4)
+        return `public IP ${ip} is this host's own (stale lease of this host?)`;
+    }
     return null;
   }
   const v6 = tryParseIp6(ip);

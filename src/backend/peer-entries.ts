@@ -98,6 +98,64 @@ export async function programPeers(
   return [...failed].map(([peer, err]) => ({ peer, err }));
 }
 
+/** Peers handed to the kernel one by one while the caller goes on planning (`streamPeers`). */
+export interface PeerStream {
+  add(peer: PeerEntries): void;
+  /** Every added peer's outcome: the failed ones with their error (their entries undone). */
+  finish(): Promise<{ peer: PeerEntries; err: unknown }[]>;
+}
+
+/**
+ * Programs peers as they are added, over the façade's ordered stream (the native sender, when the
+ * addon is available): each peer's neighbour → FDB → route go out in that order while the caller keeps
+ * planning, so planning and the kernel's work overlap. The guarantee is the one of `programPeers`, with
+ * one difference in how it is kept: a peer's three requests are already sent when the neighbour's
+ * answer arrives, so a peer whose neighbour or FDB entry failed may have had its route written — it is
+ * deleted again with the peer's other entries (written, then removed; never left behind). Without a
+ * stream (no native addon) the peers are collected and handed to `programPeers` at `finish`.
+ */
+export function streamPeers(ops: NetlinkOps): PeerStream {
+  const stream = ops.openStream?.();
+  if (!stream) {
+    const peers: PeerEntries[] = [];
+    return { add: (p) => void peers.push(p), finish: () => programPeers(ops, peers) };
+  }
+  const peers: PeerEntries[] = [];
+  /** Per peer: the result indexes of its neighbour, FDB entry and route (-1: none). */
+  const at: number[] = [];
+  return {
+    add(p) {
+      peers.push(p);
+      at.push(
+        p.neigh ? stream.push({ op: 'neighReplace', neigh: p.neigh }) : -1,
+        p.fdb ? stream.push({ op: 'fdbReplace', fdb: p.fdb }) : -1,
+        stream.push({ op: 'routeReplace', route: p.route }),
+      );
+    },
+    async finish() {
+      const results = await stream.end();
+      const failed: { peer: PeerEntries; err: unknown }[] = [];
+      const undo = { routes: [] as Mutation[], fdb: [] as Mutation[], neighs: [] as Mutation[] };
+      for (let k = 0; k < peers.length; k++) {
+        const n = at[3 * k]!;
+        const f = at[3 * k + 1]!;
+        const r = at[3 * k + 2]!;
+        const err = (n >= 0 ? results[n] : null) ?? (f >= 0 ? results[f] : null) ?? results[r];
+        if (!err) continue;
+        const p = peers[k]!;
+        failed.push({ peer: p, err });
+        if (!results[r]) undo.routes.push({ op: 'routeDelete', route: p.route });
+        if (f >= 0 && !results[f]) undo.fdb.push({ op: 'fdbDelete', fdb: p.fdb! });
+        if (n >= 0 && !results[n]) undo.neighs.push({ op: 'neighDelete', neigh: p.neigh! });
+      }
+      // Routes first, then FDB, then neighbours (the reverse of programming).
+      for (const batch of [undo.routes, undo.fdb, undo.neighs])
+        if (batch.length > 0) await ops.applyBatch(batch);
+      return failed;
+    },
+  };
+}
+
 /** Deletes every entry of `stale` (routes, then FDB, then neighbours), best effort; returns the errors
  *  other than "absent". */
 export async function deleteStale(ops: NetlinkOps, stale: StaleEntries): Promise<unknown[]> {

@@ -64,6 +64,12 @@ export interface PeerSink<E extends PeerEntry> {
   apply(program: readonly E[], remove: readonly E[], keep: readonly E[]): Promise<SinkResult<E>>;
   /** Brings the whole dataplane in this sink's scope to exactly `desired`. */
   reconcile(desired: readonly E[]): Promise<SinkResult<E>>;
+  /**
+   * `reconcile`, streamed (optional): the sink reads the dataplane first, then takes the desired
+   * entries one by one as the planner keeps them (and may program them at once); `finish` completes
+   * the reconcile with exactly the entries added.
+   */
+  beginReconcile?(): Promise<{ add(e: E): void; finish(): Promise<SinkResult<E>> }>;
 }
 
 export interface ReconcileReport {
@@ -378,6 +384,8 @@ export class PeerLoop<E extends PeerEntry> {
     const pendingEntries = new Map(
       [...this.pending.keys()].map((k) => [k, this.programmed.get(k) ?? []]),
     );
+    // A streaming sink gets each kept entry as soon as it is planned (kernel work overlaps planning).
+    const streamed = this.o.sink.beginReconcile ? await this.o.sink.beginReconcile() : null;
     const plan = planPeers(
       all,
       (l) =>
@@ -386,22 +394,30 @@ export class PeerLoop<E extends PeerEntry> {
           : this.planOne(l),
       (e) => this.o.sink.claims(e),
       new Set(this.programmed.keys()),
+      streamed ? (e) => streamed.add(e) : undefined,
     );
     this.programmed.clear();
-    for (const [key, entries] of plan.byLease) this.programmed.set(key, entries);
+    // forEach and indexed loops here: for-of over thousands of leases allocates an iterator result
+    // per step until V8 optimizes it, and the first full reconcile runs mostly unoptimized.
+    plan.byLease.forEach((entries, key) => this.programmed.set(key, entries));
     this.claims = plan.index; // the planner took exactly the kept entries' claims
     this.blocked = new Set(plan.blocked);
     const refused = new Map<string, RefusedLease[]>();
     for (const r of plan.refused)
       refused.set(r.lease.key, [...(refused.get(r.lease.key) ?? []), r]);
     const ignored = new Map(plan.ignored.map((i) => [i.lease.key, i.reason]));
-    for (const l of all) this.logRefusals(l, refused.get(l.key) ?? [], ignored.get(l.key));
-    const planned = new Set(all.map((l) => l.key));
-    for (const key of [...this.refusalLogged.keys()].filter((k) => !planned.has(k))) {
-      this.refusalLogged.delete(key);
-      this.o.observer?.refused?.(key, []);
+    for (let i = 0; i < all.length; i++) {
+      const l = all[i]!;
+      this.logRefusals(l, refused.get(l.key) ?? [], ignored.get(l.key));
     }
-    const res = await this.o.sink.reconcile(plan.entries);
+    if (this.refusalLogged.size > 0) {
+      const planned = new Set(all.map((l) => l.key));
+      for (const key of [...this.refusalLogged.keys()].filter((k) => !planned.has(k))) {
+        this.refusalLogged.delete(key);
+        this.o.observer?.refused?.(key, []);
+      }
+    }
+    const res = streamed ? await streamed.finish() : await this.o.sink.reconcile(plan.entries);
     const failures = this.noteFailures(res);
     const report: ReconcileReport = {
       ms: performance.now() - t0,

@@ -74,8 +74,11 @@ export class ClaimIndex {
   private readonly byClaim = new Map<string, { value: string; holders: string | Set<string> }>();
 
   /** The lease holding `claim` with another value than `value` (i.e. the conflict), or null. */
-  conflict(lease: string, [claim, value]: Claim): string | null {
-    const held = this.byClaim.get(claim);
+  conflict(lease: string, c: Claim): string | null {
+    // Indexed, not destructured: array destructuring runs the iterator protocol (and allocates) in
+    // unoptimized code, and the first full reconcile of thousands of peers runs mostly unoptimized.
+    const value = c[1];
+    const held = this.byClaim.get(c[0]);
     if (held === undefined || held.value === value) return null;
     if (typeof held.holders === 'string') return held.holders !== lease ? held.holders : null;
     for (const h of held.holders) if (h !== lease) return h;
@@ -95,7 +98,9 @@ export class ClaimIndex {
   }
 
   take(lease: string, claims: readonly Claim[]): void {
-    for (const [claim, value] of claims) {
+    for (let i = 0; i < claims.length; i++) {
+      const claim = claims[i]![0];
+      const value = claims[i]![1];
       const held = this.byClaim.get(claim);
       if (held === undefined) this.byClaim.set(claim, { value, holders: lease });
       else if (typeof held.holders !== 'string') held.holders.add(lease);
@@ -156,11 +161,13 @@ export function claimEntries<E extends PeerEntry>(
 ): { kept: E[]; refused: RefusedLease[] } {
   const kept: E[] = [];
   const refused: RefusedLease[] = [];
-  for (const e of entries) {
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
     const cs = claims(e);
     let holder: string | null = null;
     let what = '';
-    for (const c of cs) {
+    for (let k = 0; k < cs.length; k++) {
+      const c = cs[k]!;
       holder = index.conflict(lease.key, c);
       if (holder !== null) {
         const kind = c[0].split('|')[0];
@@ -190,13 +197,15 @@ export function claimEntries<E extends PeerEntry>(
 /**
  * The plan for a whole network: each lease through `planLease`, in `preferred` order, keeping only the
  * entries whose claims no earlier lease holds. `incumbents` are the leases programmed now (weftd: its
- * own memory; weftctl: the leases whose entries the kernel holds).
+ * own memory; weftctl: the leases whose entries the kernel holds). `kept` sees each kept entry as soon
+ * as it is decided (a kept entry stays kept: later leases come after it in claim order).
  */
 export function planPeers<E extends PeerEntry>(
   leases: Iterable<Lease>,
   planLease: (lease: Lease) => LeasePlan<E>,
   claims: (e: E) => readonly Claim[],
   incumbents: ReadonlySet<string> = new Set(),
+  kept?: (e: E) => void,
 ): NetworkPlan<E> & { readonly index: ClaimIndex } {
   const index = new ClaimIndex();
   const entries: E[] = [];
@@ -204,15 +213,20 @@ export function planPeers<E extends PeerEntry>(
   const refused: RefusedLease[] = [];
   const ignored: { lease: Lease; reason: string }[] = [];
   const blocked = new Set<string>();
-  for (const lease of preferred(leases, incumbents)) {
+  const ordered = preferred(leases, incumbents);
+  for (let i = 0; i < ordered.length; i++) {
+    const lease = ordered[i]!;
     const p = planLease(lease);
     if (p.ignored !== undefined) ignored.push({ lease, reason: p.ignored });
-    for (const r of p.refused) refused.push({ lease, ...r });
+    for (let k = 0; k < p.refused.length; k++) refused.push({ lease, ...p.refused[k]! });
     const c = claimEntries(lease, p.entries, claims, index);
     if (c.refused.length > 0) blocked.add(lease.key);
-    refused.push(...c.refused);
+    for (let k = 0; k < c.refused.length; k++) refused.push(c.refused[k]!);
     if (c.kept.length > 0) byLease.set(lease.key, c.kept);
-    entries.push(...c.kept);
+    for (let k = 0; k < c.kept.length; k++) {
+      entries.push(c.kept[k]!);
+      kept?.(c.kept[k]!);
+    }
   }
   return { entries, byLease, refused, ignored, blocked, index };
 }

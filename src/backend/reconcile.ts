@@ -52,42 +52,65 @@ export function planReconcile(desired: readonly PeerEntries[], kernel: KernelVie
   // Nothing in scope (a fresh host, or after a reboot): everything is programmed, nothing is stale.
   if (kernel.routes.length === 0 && kernel.neighs.length === 0 && kernel.fdb.length === 0)
     return { program: desired, stale: { routes: [], neighs: [], fdb: [] } };
-  const routes = new Map(kernel.routes.map((r) => [routeKey(r), r]));
-  const neighs = new Map(kernel.neighs.filter((n) => n.permanent).map((n) => [neighKey(n), n]));
-  const fdb = new Set(kernel.fdb.filter((f) => f.permanent).map((f) => fdbKey(f)));
+  const diff = new ReconcileDiff(kernel);
+  const program = desired.filter((p) => diff.needs(p));
+  return { program, stale: diff.stale() };
+}
 
-  const program: PeerEntries[] = [];
-  for (const peer of desired) {
-    const r = routes.get(routeKey(peer.route));
+/**
+ * `planReconcile` one peer at a time (weftd's full reconcile streams the planner's peers to the kernel
+ * as they come): `needs` says whether a desired peer must be (re)programmed and records it as wanted;
+ * `stale` then lists the kernel entries no desired peer wants.
+ */
+export class ReconcileDiff {
+  private readonly empty: boolean;
+  private readonly routes: Map<string, RouteEntry>;
+  private readonly neighs: Map<string, NeighEntry>;
+  private readonly fdb: Set<string>;
+  private readonly wantRoutes = new Set<string>();
+  private readonly wantNeighs = new Set<string>();
+  private readonly wantFdb = new Set<string>();
+
+  constructor(private readonly kernel: KernelView) {
+    this.empty =
+      kernel.routes.length === 0 && kernel.neighs.length === 0 && kernel.fdb.length === 0;
+    this.routes = new Map(kernel.routes.map((r) => [routeKey(r), r]));
+    this.neighs = new Map(kernel.neighs.filter((n) => n.permanent).map((n) => [neighKey(n), n]));
+    this.fdb = new Set(kernel.fdb.filter((f) => f.permanent).map((f) => fdbKey(f)));
+  }
+
+  needs(peer: PeerEntries): boolean {
+    // Nothing in scope (a fresh host, or after a reboot): everything is programmed, nothing is stale.
+    if (this.empty) return true;
+    const routeK = routeKey(peer.route);
+    this.wantRoutes.add(routeK);
+    const nk = peer.neigh ? neighKey(peer.neigh) : null;
+    const fk = peer.fdb ? fdbKey(peer.fdb) : null;
+    if (nk !== null) this.wantNeighs.add(nk);
+    if (fk !== null) this.wantFdb.add(fk);
+    const r = this.routes.get(routeK);
     const routeOk =
       r !== undefined &&
       (r.gateway ?? null) === (peer.route.gateway ?? null) &&
       (peer.route.oif == null || r.oif === peer.route.oif) &&
       r.onlink === (peer.route.onlink ?? false);
-    const neighOk = !peer.neigh || neighs.get(neighKey(peer.neigh))?.mac === peer.neigh.mac;
-    const fdbOk = !peer.fdb || fdb.has(fdbKey(peer.fdb));
-    if (!routeOk || !neighOk || !fdbOk) program.push(peer);
+    const neighOk = nk === null || this.neighs.get(nk)?.mac === peer.neigh!.mac;
+    const fdbOk = fk === null || this.fdb.has(fk);
+    return !routeOk || !neighOk || !fdbOk;
   }
 
-  const wantRoutes = new Set<string>();
-  const wantNeighs = new Set<string>();
-  const wantFdb = new Set<string>();
-  for (const p of desired) {
-    wantRoutes.add(routeKey(p.route));
-    if (p.neigh) wantNeighs.add(neighKey(p.neigh));
-    if (p.fdb) wantFdb.add(fdbKey(p.fdb));
-  }
-  return {
-    program,
-    stale: {
-      routes: kernel.routes.filter((r) => !wantRoutes.has(routeKey(r))),
-      neighs: kernel.neighs.filter((n) => n.permanent && !wantNeighs.has(neighKey(n))),
-      fdb: kernel.fdb
+  stale(): StaleEntries {
+    if (this.empty) return { routes: [], neighs: [], fdb: [] };
+    const k = this.kernel;
+    return {
+      routes: k.routes.filter((r) => !this.wantRoutes.has(routeKey(r))),
+      neighs: k.neighs.filter((n) => n.permanent && !this.wantNeighs.has(neighKey(n))),
+      fdb: k.fdb
         .filter(
           (f): f is FdbEntry & { dst: string } =>
-            f.permanent && f.dst !== null && !wantFdb.has(fdbKey(f)),
+            f.permanent && f.dst !== null && !this.wantFdb.has(fdbKey(f)),
         )
         .map((f) => ({ ifindex: f.ifindex, mac: f.mac, dst: f.dst })),
-    },
-  };
+    };
+  }
 }

@@ -151,6 +151,21 @@ export interface NativeWgDeviceHandle {
   close(): void;
 }
 
+/** The native rtnetlink sender (native/src/rtnl_sender.c through rtnl_sender_napi.cc; its one user is
+ *  src/netlink/native-sender.ts). */
+export interface NativeRtnlSenderHandle {
+  /** Queues complete netlink requests (copied) as submission `id`; returns their count. Throws an
+   *  errno error: EINVAL (bad framing), EPIPE (socket lost or sender closed). */
+  submit(requests: Buffer, id: number): number;
+  /** True once the socket failed or the sender was closed. */
+  lost(): boolean;
+  /** Keep the process alive while submissions are outstanding (unref'd when created). */
+  ref(): void;
+  unref(): void;
+  /** Stops and joins the thread; what was unanswered is reported failed. Idempotent. */
+  close(): void;
+}
+
 /** The addon's surface, as built from native/src/addon.cc. */
 export interface NativeAddon {
   /** Starts a forwarder; its UDP socket is created in the calling thread's network namespace.
@@ -186,6 +201,15 @@ export interface NativeAddon {
     loadThreshold: number,
     onFatal: (err: Error) => void,
   ) => NativeWgDeviceHandle;
+  /** Opens a NETLINK_ROUTE socket in the calling thread's netns and starts the sender thread.
+   *  `onDone(id, results)` runs on the main thread once a submission is answered: results null (all
+   *  succeeded) or one code per request (0, a kernel errno, 0x10000|errno: no answer by the deadline,
+   *  0x20000|errno: socket lost). */
+  RtnlSender: new (
+    perSend: number,
+    timeoutMs: number,
+    onDone: (id: number, results: Int32Array | null) => void,
+  ) => NativeRtnlSenderHandle;
   /** A fresh X25519 private key (libsodium's CSPRNG), clamped. */
   wgGenerateKey(): Buffer;
   /** The X25519 public key of a private key. */

@@ -135,6 +135,15 @@ export type Mutation =
   | { readonly op: 'neighDelete'; readonly neigh: Pick<NeighSpec, 'ifindex' | 'dst'> }
   | { readonly op: 'fdbReplace' | 'fdbDelete'; readonly fdb: FdbSpec };
 
+/** An ordered stream of mutations (`NetlinkOps.openStream`). */
+export interface MutationStream {
+  /** Queues `m` (sent while the caller keeps pushing); returns its index in `end`'s results. */
+  push(m: Mutation): number;
+  /** Resolves with one result per pushed mutation, in push order: null or the NetlinkError; never
+   *  rejects. */
+  end(): Promise<(NetlinkError | null)[]>;
+}
+
 export interface NetlinkStats {
   readonly requests: number;
   readonly errors: number;
@@ -189,6 +198,13 @@ export interface NetlinkOps {
    * that need "neighbour before route" issue the phases as separate calls.
    */
   applyBatch(mutations: readonly Mutation[]): Promise<(NetlinkError | null)[]>;
+
+  /**
+   * A stream whose mutations the kernel applies strictly in push order, sent by weft's native
+   * rtnetlink sender thread while the caller goes on pushing (src/netlink/native-sender.ts): the full
+   * reconcile's path. Absent when the native addon is not available (callers use `applyBatch`).
+   */
+  openStream?(): MutationStream;
 
   /** Link add/change/remove events (and 'resync' after a lost socket). Returns an unsubscribe function. */
   subscribeLinks(listener: (event: LinkEvent) => void): () => void;

@@ -4,6 +4,8 @@
  * Four sockets, each created inside the target netns and each with an 'error' listener (sockets.ts):
  * - requests: link and address changes through the package, ≤ maxInFlight, each with a timeout;
  * - bulk: route / neighbour / FDB changes, hand-encoded and pipelined (bulk.ts, encode.ts);
+ * - the native sender's own socket, on its own thread, for ordered streams (native-sender.ts; only
+ *   when the native addon is available, created on first use);
  * - dumps: one at a time, NLM_F_DUMP_INTR retried (dump.ts);
  * - link events, created on first subscription, with a large receive buffer (events.ts).
  */
@@ -36,6 +38,7 @@ import type {
 } from './ops.js';
 import { ManagedSocket } from './sockets.js';
 import { BulkSender } from './bulk.js';
+import { NativeSender } from './native-sender.js';
 import { createDumper, DUMP_INTR_RETRIES } from './dump.js';
 import { startLinkEvents } from './events.js';
 import { settled } from './sockets.js';
@@ -77,6 +80,7 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
   const dumpSock = new ManagedSocket({ netns, recvBufferBytes: 1 << 20, label: 'dump', log });
   const bulkSock = new ManagedSocket({ netns, recvBufferBytes: 1 << 20, label: 'bulk', log });
   const bulk = new BulkSender(bulkSock, options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT, timeout);
+  const native = NativeSender.available() ? new NativeSender({ netns, timeoutMs: timeout }) : null;
   const eventRecv = options.eventRecvBufferBytes ?? EVENT_RECV_BUFFER_BYTES;
   let evSock: ManagedSocket | null = null;
   const linkListeners = new Set<(e: LinkEvent) => void>();
@@ -366,6 +370,7 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
     fdbDelete: (fdb) => one({ op: 'fdbDelete', fdb }),
     fdbList,
     applyBatch,
+    ...(native ? { openStream: () => native.open() } : {}),
     subscribeLinks(listener) {
       linkListeners.add(listener);
       if (!evSock)
@@ -380,15 +385,16 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
     },
     stats(): NetlinkStats {
       return {
-        requests: counters.requests + bulk.requests,
-        errors: counters.errors + bulk.errors,
-        timeouts: counters.timeouts + bulk.timeouts,
+        requests: counters.requests + bulk.requests + (native?.requests ?? 0),
+        errors: counters.errors + bulk.errors + (native?.errors ?? 0),
+        timeouts: counters.timeouts + bulk.timeouts + (native?.timeouts ?? 0),
         socketErrors:
+          (native?.socketErrors ?? 0) +
           reqSock.socketErrors +
           dumpSock.socketErrors +
           bulkSock.socketErrors +
           (evSock?.socketErrors ?? 0),
-        inFlight: limiter.inFlight + bulk.inFlight,
+        inFlight: limiter.inFlight + bulk.inFlight + (native?.inFlight ?? 0),
         queued: limiter.queued + bulk.queued,
       };
     },
@@ -396,6 +402,7 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
       reqSock.close();
       dumpSock.close();
       bulkSock.close();
+      native?.close();
       evSock?.close();
       evSock = null;
       linkListeners.clear();

@@ -93,10 +93,30 @@ describe('parseVxlanBackendData', () => {
     [{ VNI: 1, VtepMAC: '01:00:5e:00:00:01' }, /not a unicast MAC/],
     [{ VNI: 1, VtepMAC: '00:00:00:00:00:00' }, /not a unicast MAC/],
     [{ VNI: -1, VtepMAC: 'c6:d2:32:6f:8f:44' }, /VNI/],
+    [{ VNI: 1, VtepMAC: '0f:00:00:00:00:01' }, /not a unicast MAC/],
+    [{ VNI: 1, VtepMAC: 'c6:d2:32:6f:8f:4g' }, /not a MAC address/],
+    [{ VNI: 1, VtepMAC: 'c6:d2:32:6f:8f-44' }, /not a MAC address/],
   ])('rejects %j', (data, reason) => {
     const r = parseVxlanBackendData(data);
     expect(r.ok).toBe(false);
     expect(r.ok ? '' : r.reason).toMatch(reason);
+  });
+  it('takes canonical MACs as they are and every other spelling through the parser, alike', () => {
+    // The canonical form is checked without parsing; the answer must equal the parser's.
+    for (const first of [0x00, 0x01, 0x0e, 0x0f, 0xc6, 0xff]) {
+      for (const rest of ['00:00:00:00:00', 'd2:32:6f:8f:44', 'ff:ff:ff:ff:ff']) {
+        const mac = `${first.toString(16).padStart(2, '0')}:${rest}`;
+        const unicast = (first & 1) === 0 && !(first === 0 && rest === '00:00:00:00:00');
+        for (const text of [mac, mac.toUpperCase(), mac.replaceAll(':', '-')]) {
+          const r = parseVxlanBackendData({ VNI: 1, VtepMAC: text });
+          expect(r, text).toEqual(
+            unicast
+              ? { ok: true, value: { vni: 1, vtepMac: mac } }
+              : { ok: false, reason: `BackendData.VtepMAC ${mac} is not a unicast MAC address` },
+          );
+        }
+      }
+    }
   });
 });
 
