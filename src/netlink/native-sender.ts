@@ -75,7 +75,6 @@ export class NativeSender {
   private refd: NativeRtnlSenderHandle | null = null;
   private readonly chunks = new Map<number, { s: StreamState; first: number; count: number }>();
   private nextId = 1;
-  private buf = Buffer.allocUnsafe(CHUNK_REQUESTS * MAX_MESSAGE_BYTES);
   requests = 0;
   errors = 0;
   timeouts = 0;
@@ -168,6 +167,9 @@ export class NativeSender {
       ended: false,
       resolve: null,
     };
+    // Each stream encodes into its own chunk buffer (6 KiB): two streams open at once (e.g. two
+    // networks reconciling) never interleave bytes. The sender copies a chunk when it is submitted.
+    const buf = Buffer.allocUnsafe(CHUNK_REQUESTS * MAX_MESSAGE_BYTES);
     let first = 0; // index of the chunk's first mutation
     let off = 0;
     let inChunk = 0;
@@ -178,7 +180,7 @@ export class NativeSender {
       }
       const count = inChunk;
       const start = first;
-      const bytes = this.buf.subarray(0, off);
+      const bytes = buf.subarray(0, off);
       first = s.mutations.length;
       off = 0;
       inChunk = 0;
@@ -209,7 +211,7 @@ export class NativeSender {
         const i = s.mutations.length;
         s.mutations.push(m);
         try {
-          off = encodeInto(this.buf, off, m, 0, 0, false);
+          off = encodeInto(buf, off, m, 0, 0, false);
         } catch (err) {
           // Malformed input: a typed result for that entry, never sent.
           s.failed.set(i, new NetlinkError('E_NETLINK', 'EINVAL', m.op, String(err), err, false));

@@ -79,6 +79,23 @@ describe.skipIf(!runnable)('native rtnetlink sender (real kernel in a netns)', (
     await topo?.destroy();
   });
 
+  it('two streams open at once (pushes interleaved) each program exactly their own entries', async () => {
+    const a = ops.openStream!();
+    const b = ops.openStream!();
+    // 150 neighbours each, alternating, so that both streams hold partly filled chunks at once.
+    for (let i = 0; i < 150; i++) {
+      a.push({ op: 'neighReplace', neigh: peer(i).neigh! });
+      b.push({ op: 'neighReplace', neigh: peer(1000 + i).neigh! });
+    }
+    const [ra, rb] = await Promise.all([a.end(), b.end()]);
+    expect(ra.every((r) => r === null) && rb.every((r) => r === null)).toBe(true);
+    const got = new Map((await ops.neighList(4, dev)).map((e) => [e.dst, e.mac]));
+    for (const i of [0, 77, 149, 1000, 1077, 1149])
+      expect(got.get(subnetOf(i)), `neighbour of peer ${i}`).toBe(macOf(i));
+    expect([...got.keys()].filter((d) => d.startsWith('10.'))).toHaveLength(300);
+    await flush();
+  });
+
   it('programs many peers in push order inside the named netns, not the caller’s', async () => {
     const n = 300;
     const s = ops.openStream!();
