@@ -15,7 +15,14 @@
  * - One promise per `submit` call (a whole batch), resolved with one result per request.
  * The socket is a dedicated one: its replies are read raw here (no generic parsing).
  */
-import { NetlinkError, errnoFromNumber, toNetlinkError } from './errors.js';
+import {
+  errnoFromNumber,
+  invalidRequest,
+  socketError,
+  timeoutError,
+  toNetlinkError,
+  type NetlinkError,
+} from './errors.js';
 import { MAX_MESSAGE_BYTES, NLMSG_ERROR, encodeInto, mutationObject, setAck } from './encode.js';
 import type { Mutation } from './ops.js';
 import type { ManagedSocket } from './sockets.js';
@@ -141,11 +148,7 @@ export class BulkSender {
 
   private failAll(errno: string): void {
     for (const d of this.sent.splice(0)) {
-      this.complete(
-        d,
-        (m) =>
-          new NetlinkError('E_NETLINK_SOCKET', errno, m.op, mutationObject(m), undefined, true),
-      );
+      this.complete(d, (m) => socketError(m.op, mutationObject(m), errno));
     }
     if (this.queuedCount > 0) queueMicrotask(() => this.pump());
   }
@@ -248,7 +251,7 @@ export class BulkSender {
         end = encodeInto(buf, off, m, this.seq, this.port, false);
       } catch (err) {
         // Malformed input: a typed result for that entry, never a thrown batch.
-        this.settle(job, i, new NetlinkError('E_NETLINK', 'EINVAL', m.op, String(err), err, false));
+        this.settle(job, i, invalidRequest(m.op, err));
         continue;
       }
       lastStart = off;
@@ -274,18 +277,7 @@ export class BulkSender {
       const at = this.sent.indexOf(d);
       if (at < 0) return;
       this.sent.splice(at, 1);
-      this.complete(
-        d,
-        (m) =>
-          new NetlinkError(
-            'E_NETLINK_TIMEOUT',
-            'ETIMEDOUT',
-            m.op,
-            mutationObject(m),
-            undefined,
-            true,
-          ),
-      );
+      this.complete(d, (m) => timeoutError(m.op, mutationObject(m)));
       this.pump();
     }, this.timeoutMs);
     raw.send(buf.subarray(0, off), undefined, (err) => {

@@ -67,6 +67,26 @@ const RETRYABLE = new Set([
   'EINTR_DUMP',
 ]);
 
+/** No answer from the kernel by the request's deadline. */
+export function timeoutError(op: string, object: string, cause?: unknown): NetlinkError {
+  return new NetlinkError('E_NETLINK_TIMEOUT', 'ETIMEDOUT', op, object, cause, true);
+}
+
+/** The socket carrying the request was lost or closed (`errno` names why when known). */
+export function socketError(
+  op: string,
+  object: string,
+  errno: string = 'ESOCKET',
+  cause?: unknown,
+): NetlinkError {
+  return new NetlinkError('E_NETLINK_SOCKET', errno, op, object, cause, true);
+}
+
+/** A request that cannot be encoded (malformed input): never sent, never retried. */
+export function invalidRequest(op: string, err: unknown): NetlinkError {
+  return new NetlinkError('E_NETLINK', 'EINVAL', op, String(err), err, false);
+}
+
 /**
  * Converts anything the `netlink` package threw for operation `op` on `object` into a NetlinkError.
  * A NetlinkError passes through unchanged.
@@ -79,12 +99,14 @@ export function toNetlinkError(err: unknown, op: string, object: string): Netlin
     const errno = rejected[1]!;
     return new NetlinkError('E_NETLINK', errno, op, object, err, RETRYABLE.has(errno));
   }
-  if (TIMEOUT.test(message)) {
-    return new NetlinkError('E_NETLINK_TIMEOUT', 'ETIMEDOUT', op, object, err, true);
-  }
+  if (TIMEOUT.test(message)) return timeoutError(op, object, err);
   const code = (err as { code?: unknown } | null)?.code;
-  const errno = typeof code === 'string' && ERRNO_CODE.test(code) ? code : 'ESOCKET';
-  return new NetlinkError('E_NETLINK_SOCKET', errno, op, object, err, true);
+  return socketError(
+    op,
+    object,
+    typeof code === 'string' && ERRNO_CODE.test(code) ? code : 'ESOCKET',
+    err,
+  );
 }
 
 /** True for a NetlinkError whose errno is one of `names`. */

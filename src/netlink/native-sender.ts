@@ -15,7 +15,13 @@
  */
 import { loadNative, type NativeRtnlSenderHandle } from '../native/binding.js';
 import { inNetns } from '../netns/netns.js';
-import { NetlinkError, errnoFromNumber } from './errors.js';
+import {
+  errnoFromNumber,
+  invalidRequest,
+  socketError,
+  timeoutError,
+  type NetlinkError,
+} from './errors.js';
 import { MAX_MESSAGE_BYTES, encodeInto, mutationObject } from './encode.js';
 import type { Mutation, MutationStream } from './ops.js';
 
@@ -33,24 +39,8 @@ type Result = NetlinkError | null;
 /** The typed error of one native result code (not 0): the kernel's errno (E_NETLINK), no answer by
  *  the deadline (E_NETLINK_TIMEOUT) or a lost / closed socket (E_NETLINK_SOCKET). */
 export function nativeResultError(m: Mutation, r: number): NetlinkError {
-  if ((r & RES_TIMEOUT) !== 0)
-    return new NetlinkError(
-      'E_NETLINK_TIMEOUT',
-      'ETIMEDOUT',
-      m.op,
-      mutationObject(m),
-      undefined,
-      true,
-    );
-  if ((r & RES_SOCKET) !== 0)
-    return new NetlinkError(
-      'E_NETLINK_SOCKET',
-      'ESOCKET',
-      m.op,
-      mutationObject(m),
-      undefined,
-      true,
-    );
+  if ((r & RES_TIMEOUT) !== 0) return timeoutError(m.op, mutationObject(m));
+  if ((r & RES_SOCKET) !== 0) return socketError(m.op, mutationObject(m));
   return errnoFromNumber(r, m.op, mutationObject(m));
 }
 
@@ -198,10 +188,7 @@ export class NativeSender {
         this.socketErrors++;
         for (let i = start; i < start + count; i++) {
           const m = s.mutations[i]!;
-          s.failed.set(
-            i,
-            new NetlinkError('E_NETLINK_SOCKET', 'ESOCKET', m.op, mutationObject(m), err, true),
-          );
+          s.failed.set(i, socketError(m.op, mutationObject(m), 'ESOCKET', err));
         }
       }
     };
@@ -214,7 +201,7 @@ export class NativeSender {
           off = encodeInto(buf, off, m, 0, 0, false);
         } catch (err) {
           // Malformed input: a typed result for that entry, never sent.
-          s.failed.set(i, new NetlinkError('E_NETLINK', 'EINVAL', m.op, String(err), err, false));
+          s.failed.set(i, invalidRequest(m.op, err));
           if (inChunk === 0) first = i + 1;
           else flush(); // keep a chunk's mutations contiguous
           return i;
