@@ -14,9 +14,9 @@ import {
   type PeerEntries,
   type StaleEntries,
 } from './peer-entries.js';
-import type { PeerSink, SinkResult } from './peer-loop.js';
+import type { PeerSink, ReconcileStream, SinkResult } from './peer-loop.js';
 import type { Claim } from './peer-plan.js';
-import { ReconcileDiff, planReconcile, type KernelView } from './reconcile.js';
+import { ReconcileDiff, type KernelView } from './reconcile.js';
 
 /**
  * What one peer's entries hold exclusively: its route (one per destination) and, for VXLAN, its VTEP
@@ -50,33 +50,36 @@ export function netlinkSink(ops: NetlinkOps, device: NetlinkSinkDevice): PeerSin
     const errors = await deleteStale(ops, stale);
     return { programmed: program.length, deleted: staleCount(stale), failed, errors };
   };
+  // The full reconcile, streamed: the kernel is read first, then each planned peer that differs goes
+  // to the kernel while the planner goes on (streamPeers); stale entries are deleted at the end.
+  const beginReconcile = async (): Promise<ReconcileStream<PeerEntries>> => {
+    const diff = new ReconcileDiff(await device.readKernel());
+    const stream = streamPeers(ops);
+    let programmed = 0;
+    return {
+      add(e) {
+        if (!diff.needs(e)) return;
+        programmed++;
+        stream.add(e);
+      },
+      async finish() {
+        const failed = (await stream.finish()).map(({ peer, err }) => ({ entry: peer, err }));
+        const stale = diff.stale();
+        const errors = await deleteStale(ops, stale);
+        return { programmed, deleted: staleCount(stale), failed, errors };
+      },
+    };
+  };
   return {
     claims: netlinkClaims,
     ensureReady: () => device.ensureReady(),
     apply: (program, remove, keep) => run(program, leftovers(remove, [...program, ...keep])),
+    // The full reconcile in one call is the streamed one fed all at once.
     async reconcile(desired) {
-      const plan = planReconcile(desired, await device.readKernel());
-      return run(plan.program, plan.stale);
+      const r = await beginReconcile();
+      for (const e of desired) r.add(e);
+      return r.finish();
     },
-    // The full reconcile, streamed: the kernel is read first, then each planned peer that differs goes
-    // to the kernel while the planner goes on (streamPeers); stale entries are deleted at the end.
-    async beginReconcile() {
-      const diff = new ReconcileDiff(await device.readKernel());
-      const stream = streamPeers(ops);
-      let programmed = 0;
-      return {
-        add(e) {
-          if (!diff.needs(e)) return;
-          programmed++;
-          stream.add(e);
-        },
-        async finish() {
-          const failed = (await stream.finish()).map(({ peer, err }) => ({ entry: peer, err }));
-          const stale = diff.stale();
-          const errors = await deleteStale(ops, stale);
-          return { programmed, deleted: staleCount(stale), failed, errors };
-        },
-      };
-    },
+    beginReconcile,
   };
 }

@@ -69,7 +69,13 @@ export interface PeerSink<E extends PeerEntry> {
    * entries one by one as the planner keeps them (and may program them at once); `finish` completes
    * the reconcile with exactly the entries added.
    */
-  beginReconcile?(): Promise<{ add(e: E): void; finish(): Promise<SinkResult<E>> }>;
+  beginReconcile?(): Promise<ReconcileStream<E>>;
+}
+
+/** A full reconcile fed entry by entry (`PeerSink.beginReconcile`). */
+export interface ReconcileStream<E extends PeerEntry> {
+  add(e: E): void;
+  finish(): Promise<SinkResult<E>>;
 }
 
 export interface ReconcileReport {

@@ -49,9 +49,6 @@ export interface ReconcilePlan {
 }
 
 export function planReconcile(desired: readonly PeerEntries[], kernel: KernelView): ReconcilePlan {
-  // Nothing in scope (a fresh host, or after a reboot): everything is programmed, nothing is stale.
-  if (kernel.routes.length === 0 && kernel.neighs.length === 0 && kernel.fdb.length === 0)
-    return { program: desired, stale: { routes: [], neighs: [], fdb: [] } };
   const diff = new ReconcileDiff(kernel);
   const program = desired.filter((p) => diff.needs(p));
   return { program, stale: diff.stale() };
