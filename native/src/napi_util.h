@@ -1,6 +1,7 @@
-// Helpers shared by the N-API bindings (addon.cc: TUN, setns, Forwarder; wg_addon.cc: WgDevice):
-// Node-shaped errno errors ({code, errno, syscall}), argument checks, the counters both loops
-// report, and the hand-off of a loop thread's fatal error to JS. No C++ exceptions
+// Helpers shared by the N-API bindings (addon.cc: TUN, setns, Forwarder; wg_addon.cc: WgDevice;
+// rtnl_sender_napi.cc: RtnlSender): Node-shaped errno errors ({code, errno, syscall}), argument
+// checks, the counters both loops report, calls into JS from a threadsafe function, and the hand-off
+// of a loop thread's fatal error to JS. No C++ exceptions
 // (NAPI_DISABLE_CPP_EXCEPTIONS).
 #ifndef WEFT_NAPI_UTIL_H
 #define WEFT_NAPI_UTIL_H
@@ -14,16 +15,10 @@
 
 namespace weft_napi {
 
+// The errno's symbolic name as glibc spells it ("EPIPE"), or "EUNKNOWN".
 inline const char *ErrnoName(int err) {
-#define E(x) \
-  case x: return #x;
-  switch (err) {
-    E(EPERM) E(ENOENT) E(EACCES) E(EBUSY) E(EEXIST) E(ENODEV) E(EINVAL) E(EMFILE) E(ENFILE)
-    E(ENOMEM) E(EBADFD) E(EBADF) E(EADDRINUSE) E(EADDRNOTAVAIL) E(EAFNOSUPPORT) E(ENOTTY)
-    E(ESHUTDOWN) E(EIO) E(EAGAIN) E(ENOSPC)
-    default: return "EUNKNOWN";
-  }
-#undef E
+  const char *name = strerrorname_np(err);
+  return name != nullptr ? name : "EUNKNOWN";
 }
 
 // "what: syscall CODE (text)" with code, errno (negative, as libuv's) and syscall set.
@@ -89,6 +84,18 @@ void SetOffloadStats(Napi::Env env, Napi::Object o, const S &s) {
   WEFT_STAT("offUdpGro", off_udp_gro);
 }
 
+// Calls a threadsafe function's JS callback (main thread): an exception it throws goes to
+// 'uncaughtException' instead of being lost.
+inline void CallFromThread(napi_env env, napi_value js_cb, size_t argc, napi_value *argv) {
+  napi_value undefined;
+  napi_get_undefined(env, &undefined);
+  if (napi_call_function(env, undefined, js_cb, argc, argv, nullptr) == napi_pending_exception) {
+    napi_value ex;
+    napi_get_and_clear_last_exception(env, &ex);
+    napi_fatal_exception(env, ex);
+  }
+}
+
 // A loop thread's fatal error, handed to a JS callback on the main thread through a threadsafe
 // function (unref'd: it never keeps the process alive). The callback gets an errno error
 // "<owner> stopped: ..."; an exception it throws goes to 'uncaughtException'.
@@ -145,13 +152,7 @@ class FatalNotifier {
       Napi::HandleScope scope(e);
       Napi::Error err = MakeErrnoError(e, fi->err, fi->syscall, std::string(fi->owner) + " stopped");
       napi_value argv[1] = {err.Value()};
-      napi_value undefined;
-      napi_get_undefined(env, &undefined);
-      if (napi_call_function(env, undefined, js_cb, 1, argv, nullptr) == napi_pending_exception) {
-        napi_value ex;
-        napi_get_and_clear_last_exception(env, &ex);
-        napi_fatal_exception(env, ex);
-      }
+      CallFromThread(env, js_cb, 1, argv);
     }
     delete fi;
   }

@@ -18,17 +18,7 @@
 
 namespace {
 
-// An errno error like weft_napi::ErrnoError, named by glibc (EPIPE is not in napi_util.h's list).
-Napi::Value SenderError(Napi::Env env, int err, const char *syscall, const char *what) {
-  const char *name = strerrorname_np(err);
-  Napi::Error e = Napi::Error::New(env, std::string(what) + ": " + syscall + " " +
-                                            (name ? name : "EUNKNOWN") + " (" + strerror(err) + ")");
-  e.Set("code", Napi::String::New(env, name ? name : "EUNKNOWN"));
-  e.Set("errno", Napi::Number::New(env, -err));
-  e.Set("syscall", Napi::String::New(env, syscall));
-  e.ThrowAsJavaScriptException();
-  return env.Undefined();
-}
+using weft_napi::ErrnoError;
 
 struct Done {
   uint64_t id;
@@ -69,7 +59,7 @@ class RtnlSender : public Napi::ObjectWrap<RtnlSender> {
     if (rc < 0) {
       napi_release_threadsafe_function(tsfn_, napi_tsfn_abort);
       tsfn_ = nullptr;
-      SenderError(env, -rc, "socket", "cannot open the rtnetlink sender");
+      ErrnoError(env, -rc, "socket", "cannot open the rtnetlink sender");
       return;
     }
     // Runs before the threadsafe function's own teardown (hooks run in reverse order).
@@ -133,13 +123,7 @@ class RtnlSender : public Napi::ObjectWrap<RtnlSender> {
       } else {
         argv[1] = e.Null();
       }
-      napi_value undefined;
-      napi_get_undefined(env, &undefined);
-      if (napi_call_function(env, undefined, js_cb, 2, argv, nullptr) == napi_pending_exception) {
-        napi_value ex;
-        napi_get_and_clear_last_exception(env, &ex);
-        napi_fatal_exception(env, ex);
-      }
+      weft_napi::CallFromThread(env, js_cb, 2, argv);
     }
     delete[] d->results;
     delete d;
@@ -151,11 +135,11 @@ class RtnlSender : public Napi::ObjectWrap<RtnlSender> {
     if (info.Length() < 2 || !info[0].IsBuffer() || !info[1].IsNumber()) {
       return weft_napi::TypeErr(env, "submit(requests: Buffer, id: number)");
     }
-    if (s_ == nullptr) return SenderError(env, EPIPE, "submit", "rtnetlink sender closed");
+    if (s_ == nullptr) return ErrnoError(env, EPIPE, "submit", "rtnetlink sender closed");
     Napi::Buffer<uint8_t> b = info[0].As<Napi::Buffer<uint8_t>>();
     uint64_t id = static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value());
     int rc = rtnl_sender_submit(s_, id, b.Data(), b.Length());
-    if (rc < 0) return SenderError(env, -rc, "submit", "rtnetlink sender");
+    if (rc < 0) return ErrnoError(env, -rc, "submit", "rtnetlink sender");
     return Napi::Number::New(env, rc);
   }
 
