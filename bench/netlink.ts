@@ -31,7 +31,11 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DEFAULT_REMOVAL_GRACE_MS } from '../src/backend/peer-loop.js';
 import type { Lease } from '../src/lease/lease.js';
 import { createNetlinkOps, type Mutation, type NetlinkOps } from '../src/netlink/index.js';
-import { MemorySubnets, testNetworkConfig } from '../test/integration/backend-memory-subnets.js';
+import {
+  MemorySubnets,
+  testNetworkConfig,
+  testUplink,
+} from '../test/integration/backend-memory-subnets.js';
 import type { NetlinkSize } from './lib/area-output.js';
 import { lineChart } from './lib/svg.js';
 
@@ -241,15 +245,7 @@ async function measure(): Promise<void> {
       subnetMin: '10.1.0.0',
       subnetMax: '10.255.255.0',
     };
-    const uplink = {
-      name: 'eth0',
-      index: eth0.index,
-      mtu: 1500,
-      ifaceAddr: '198.18.0.1',
-      ifaceAddr6: null,
-      publicIp: '198.18.0.1',
-      publicIpv6: null,
-    };
+    const uplink = testUplink({ index: eth0.index });
     const maxPeers = Math.max(...SIZES) + EVENTS + 1;
     const subnets = new MemorySubnets(config);
     const leaseOf = (i: number): Lease => {
