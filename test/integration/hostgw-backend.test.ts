@@ -12,7 +12,7 @@ import { hostGwBackendFactory, type HostGwNetwork } from '../../src/backend-host
 import { createJsonLogger } from '../../src/log/logger.js';
 import { createNetlinkOps, type NetlinkOps } from '../../src/netlink/index.js';
 import type { NetworkConfig } from '../../src/subnet/manager.js';
-import { run } from '../helpers/exec.js';
+import { run, sleep } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { createTopology, type Topology } from '../helpers/netns.js';
 import { requireCaps } from '../helpers/require.js';
@@ -30,7 +30,6 @@ import { MemorySubnets, testNetworkConfig } from './backend-memory-subnets.js';
 const runnable = requireCaps('root', 'netns', 'ping');
 useLeakCheck();
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const logs: string[] = [];
 const log = createJsonLogger({ level: 'info', write: (l) => logs.push(l) });
 const stateDir = mkdtempSync(join(tmpdir(), 'weft-hostgw-test-'));

@@ -14,7 +14,7 @@ import { vxlanBackendFactory, type VxlanNetwork } from '../../src/backend-vxlan/
 import { createJsonLogger } from '../../src/log/logger.js';
 import { createNetlinkOps, type NetlinkOps } from '../../src/netlink/index.js';
 import type { NetworkConfig } from '../../src/subnet/manager.js';
-import { run } from '../helpers/exec.js';
+import { run, sleep } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { createTopology, ping, type SimHost, type Topology } from '../helpers/netns.js';
 import { requireCaps } from '../helpers/require.js';
@@ -32,7 +32,6 @@ import { MemorySubnets, testNetworkConfig } from './backend-memory-subnets.js';
 const runnable = requireCaps('root', 'netns', 'ping');
 useLeakCheck();
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function eventually(
   check: () => Promise<boolean>,

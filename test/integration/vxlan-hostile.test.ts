@@ -12,7 +12,7 @@ import { vxlanBackendFactory, type VxlanNetwork } from '../../src/backend-vxlan/
 import type { Lease, LeaseAttrs } from '../../src/lease/lease.js';
 import { nullLogger } from '../../src/log/logger.js';
 import { createNetlinkOps, type NetlinkOps } from '../../src/netlink/index.js';
-import { run } from '../helpers/exec.js';
+import { run, sleep } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { createTopology, type Topology } from '../helpers/netns.js';
 import { requireCaps } from '../helpers/require.js';
@@ -33,7 +33,6 @@ useLeakCheck();
 const stateDir = mkdtempSync(join(tmpdir(), 'weft-vxlan-hostile-'));
 const machineId = join(stateDir, 'machine-id');
 writeFileSync(machineId, '0123456789abcdef0123456789abcdef\n');
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const lease = (subnet: string, attrs: LeaseAttrs): Lease => ({
   key: subnet.replace('/', '-'),
