@@ -4,10 +4,8 @@
  * multicast, broadcast, 0.0.0.0/8 or ours; a VtepMAC that is ours. None may be programmed, and a healthy
  * peer next to them is programmed as usual.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { TEST_MACHINE_ID, useStateDir } from '../helpers/state-dir.js';
+import { afterEach, describe, expect, it } from 'vitest';
 import { hostGwBackendFactory } from '../../src/backend-hostgw/index.js';
 import { peerAddressProblem, peerSubnetProblem } from '../../src/backend/peer-check.js';
 import { PeerLoop } from '../../src/backend/peer-loop.js';
@@ -29,10 +27,7 @@ import {
 } from '../integration/backend-memory-subnets.js';
 import { FakeNetlink } from '../fakes/fake-netlink.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'weft-hostile-unit-'));
-const machineId = join(dir, 'machine-id');
-writeFileSync(machineId, '0123456789abcdef0123456789abcdef\n');
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const { dir, machineId } = useStateDir('weft-hostile-unit-');
 
 const tick = (ms = 20): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -191,7 +186,7 @@ describe('hostile peer leases are never programmed', () => {
   });
 
   it('vxlan: a peer that publishes our own VTEP MAC is skipped', async () => {
-    const ours = deriveVtepMac('0123456789abcdef0123456789abcdef', '198.18.0.1', 1, 4);
+    const ours = deriveVtepMac(TEST_MACHINE_ID, '198.18.0.1', 1, 4);
     const vx = (n: number, mac: string): Lease =>
       raw(`10.5.${n}.0/24`, {
         publicIp: `198.18.0.${n}`,
