@@ -13,9 +13,7 @@ import { netlinkSink } from '../../src/backend/netlink-sink.js';
 import type { PeerEntries } from '../../src/backend/peer-entries.js';
 import type { LeasePlan } from '../../src/backend/peer-plan.js';
 import type { Backend, Network } from '../../src/backend/backend.js';
-import { udpBackendFactory } from '../../src/backend-udp/index.js';
 import { planUdpPeer, type UdpPeerScope } from '../../src/backend-udp/plan.js';
-import { MemoryForwarder } from '../fakes/memory-forwarder.js';
 import { vxlanBackendFactory, type VxlanNetwork } from '../../src/backend-vxlan/index.js';
 import { deriveVtepMac } from '../../src/backend-vxlan/mac.js';
 import type { Lease, LeaseAttrs } from '../../src/lease/lease.js';
@@ -26,6 +24,7 @@ import {
   testUplink,
 } from '../integration/backend-memory-subnets.js';
 import { FakeNetlink } from '../fakes/fake-netlink.js';
+import { udpOnFakes } from './udp-on-fakes.js';
 
 const { dir, machineId } = useStateDir('weft-hostile-unit-');
 
@@ -370,25 +369,7 @@ describe("udp: a newcomer lease for a live peer's subnet", () => {
   it('cannot take over its forwarder route', async () => {
     const config = testNetworkConfig('udp');
     const subnets = new MemorySubnets(config);
-    const nl = new FakeNetlink();
-    nl.addLink('weft0', { mtu: 1500, up: false });
-    let fwd: MemoryForwarder | undefined;
-    const backend = udpBackendFactory({
-      netlink: nl,
-      removalGraceMs: 0,
-      startForwarder: (req) =>
-        (fwd = MemoryForwarder.start({
-          tunFd: 3,
-          port: req.port,
-          mtu: req.mtu,
-          localSubnets: req.localSubnets,
-        })),
-    })({
-      subnets: subnets.manager(),
-      uplink: testUplink(),
-      log: nullLogger,
-      stateDir: '/nonexistent',
-    });
+    const { backend, forwarder: fwd } = udpOnFakes(subnets);
     const udp = (publicIp: string): LeaseAttrs => ({ publicIp, publicIpv6: null, backendType: '' });
     subnets.put(raw('10.5.2.0/24', udp('198.18.0.2')));
     const ac = new AbortController();
@@ -396,7 +377,7 @@ describe("udp: a newcomer lease for a live peer's subnet", () => {
     const done = net.run(ac.signal);
     try {
       await tick();
-      expect(fwd!.routes()).toEqual([{ dst: '10.5.2.0/24', peerIp: '198.18.0.2', port: 8285 }]);
+      expect(fwd()!.routes()).toEqual([{ dst: '10.5.2.0/24', peerIp: '198.18.0.2', port: 8285 }]);
       subnets.put({
         key: '10.5.2.0-24&fd05:0:0:2::-64',
         subnet: '10.5.2.0/24',
@@ -405,7 +386,7 @@ describe("udp: a newcomer lease for a live peer's subnet", () => {
         expiration: new Date(Date.now() + 10 * 86_400_000),
       });
       await tick();
-      expect(fwd!.routes()).toEqual([{ dst: '10.5.2.0/24', peerIp: '198.18.0.2', port: 8285 }]);
+      expect(fwd()!.routes()).toEqual([{ dst: '10.5.2.0/24', peerIp: '198.18.0.2', port: 8285 }]);
     } finally {
       ac.abort();
       await done;
