@@ -26,7 +26,6 @@ import { requireCaps } from '../helpers/require.js';
 const runnable = requireCaps('etcd', 'etcdctl');
 useLeakCheck();
 
-
 describe.skipIf(!runnable)('etcd client over the JSON gateway', () => {
   const cleanup: Array<() => Promise<void> | void> = [];
   afterAll(async () => {

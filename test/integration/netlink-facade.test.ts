@@ -20,7 +20,6 @@ import { requireCaps } from '../helpers/require.js';
 const runnable = requireCaps('root', 'netns');
 useLeakCheck();
 
-
 describe.skipIf(!runnable)('netlink façade (real kernel in a netns)', () => {
   let topo: Topology;
   let ns: string;
