@@ -8,7 +8,14 @@
  */
 import type { MetricSample } from '../backend-udp/metrics.js';
 import type { WireguardDeviceStatus } from '../backend-wireguard/index.js';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from './prom.js';
+import {
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+  collectDefaultMetrics,
+  scrapedCounter,
+} from './prom.js';
 import { registerWireguardMetrics } from './wireguard-metrics.js';
 
 /** What a backend may report (duck-typed: a backend declares the same shape locally). */
@@ -107,31 +114,12 @@ export function createDaemonMetrics(
     labelNames: ['backend'],
     registers: [registry],
   });
-  /** A monotonic counter copied at scrape time from `read()` (left alone while it returns null). */
-  const scrapedCounter = <T>(
-    read: () => T | null,
-    name: string,
-    help: string,
-    pick: (c: T) => number,
-  ): void => {
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        const stats = read();
-        if (stats === null) return;
-        this.reset();
-        this.inc(pick(stats));
-      },
-    });
-  };
   let netlinkStats: (() => NetlinkCounters) | null = null;
   const netlinkCounter = (name: string, help: string, pick: (c: NetlinkCounters) => number) =>
-    scrapedCounter(() => netlinkStats?.() ?? null, name, help, pick);
+    scrapedCounter([registry], name, help, () => (netlinkStats ? pick(netlinkStats()) : null));
   let leaseStats: (() => LeaseManagerCounters) | null = null;
   const leaseCounter = (name: string, help: string, pick: (c: LeaseManagerCounters) => number) =>
-    scrapedCounter(() => leaseStats?.() ?? null, name, help, pick);
+    scrapedCounter([registry], name, help, () => (leaseStats ? pick(leaseStats()) : null));
   leaseCounter('weft_lease_renewals_total', 'Successful lease renewals', (c) => c.renewals);
   leaseCounter(
     'weft_lease_renew_failures_total',

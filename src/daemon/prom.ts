@@ -251,6 +251,26 @@ function openFds(): number | null {
   }
 }
 
+/** A monotonic counter set from `read()` at scrape time (left alone while it returns null). */
+export function scrapedCounter(
+  registers: readonly Registry[],
+  name: string,
+  help: string,
+  read: () => number | null,
+): Counter {
+  return new Counter({
+    name,
+    help,
+    registers,
+    collect() {
+      const v = read();
+      if (v === null) return;
+      this.reset();
+      this.inc(v);
+    },
+  });
+}
+
 /**
  * The process and Node.js metrics prom-client's collectDefaultMetrics exported under the same names
  * (the subset operators chart: CPU, memory, file descriptors, start time, heap, version).
@@ -279,16 +299,7 @@ export function collectDefaultMetrics(o: { register: Registry; prefix?: string }
       },
     ],
   ];
-  for (const [name, help, read] of counters)
-    new Counter({
-      name: `${p}${name}`,
-      help,
-      registers,
-      collect() {
-        this.reset();
-        this.inc(read());
-      },
-    });
+  for (const [name, help, read] of counters) scrapedCounter(registers, `${p}${name}`, help, read);
   const start = Math.round(Date.now() / 1000 - process.uptime());
   /** Gauges read at scrape time; a reader that returns null leaves its series out. */
   const gauges: [string, string, () => number | null][] = [

@@ -21,6 +21,14 @@ export async function writeSubnetEnv(path: string, v: SubnetEnvValues): Promise<
   await chmod(path, 0o644).catch(() => undefined);
 }
 
+const unreadable = (problem: string): PreviousSubnets => ({
+  subnet: null,
+  subnet6: null,
+  network: null,
+  ipv6Network: null,
+  problems: [problem],
+});
+
 /** Reads the previous subnet.env; null when absent. Never throws for bad content. */
 export async function readSubnetEnv(path: string): Promise<PreviousSubnets | null> {
   let buf: Buffer;
@@ -29,14 +37,7 @@ export async function readSubnetEnv(path: string): Promise<PreviousSubnets | nul
     const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
     try {
       const st = await fh.stat();
-      if (!st.isFile())
-        return {
-          subnet: null,
-          subnet6: null,
-          network: null,
-          ipv6Network: null,
-          problems: [`${path} is not a regular file`],
-        };
+      if (!st.isFile()) return unreadable(`${path} is not a regular file`);
       buf = Buffer.alloc(Math.min(st.size, MAX_SUBNET_ENV_BYTES));
       await fh.read(buf, 0, buf.length, 0);
     } finally {
@@ -44,13 +45,7 @@ export async function readSubnetEnv(path: string): Promise<PreviousSubnets | nul
     }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    return {
-      subnet: null,
-      subnet6: null,
-      network: null,
-      ipv6Network: null,
-      problems: [`cannot read ${path}: ${(err as Error).message}`],
-    };
+    return unreadable(`cannot read ${path}: ${(err as Error).message}`);
   }
   return previousSubnets(buf.toString('utf8'));
 }

@@ -10,9 +10,9 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useLeakCheck } from '../helpers/leaks.js';
-import { createNetns, deleteNetns, ping } from '../helpers/netns.js';
+import { ping } from '../helpers/netns.js';
 import { requireCaps } from '../helpers/require.js';
-import { callPlugin, installPlugin } from '../integration/cni/cni-helpers.js';
+import { installPlugin } from '../integration/cni/cni-helpers.js';
 import {
   BUSYBOX_IMAGE,
   createPodmanSandbox,
@@ -20,11 +20,14 @@ import {
   type PodmanSandbox,
 } from '../integration/cni/podman-helpers.js';
 import {
+  addCniContainer,
   createCluster,
   startWeftds,
   subnetsOf,
   type Cluster,
   type Weftd,
+  weftPluginConf,
+  type CniContainer,
 } from './weftd-harness.js';
 
 const runnable =
@@ -45,20 +48,9 @@ describe.skipIf(!runnable)('podman on a weft network reaches a container on anot
   let daemons: Weftd[];
   let binDir: string | undefined;
   let sb: PodmanSandbox | undefined;
-  let h2Container: string | undefined;
-  let h2Added = false;
-  let h2Ip: string;
+  let h2c: CniContainer | undefined;
   let net: string;
-  /** The weft plugin object for host `w` (state and IPAM dirs in weftd's temp dir). */
-  const conf = (w: Weftd): Record<string, unknown> => ({
-    type: 'weft',
-    // The harness gives each weftd its own --cni-socket next to its subnet file.
-    daemonSocket: join(w.dir, 'cni.sock'),
-    subnetFile: w.subnetFile,
-    dataDir: join(w.dir, 'cni-state'),
-    ipam: { dataDir: join(w.dir, 'cni-ipam') },
-    delegate: { bridge: 'weftbr0' },
-  });
+  const conf = (w: Weftd): Record<string, unknown> => weftPluginConf(w, 'weftbr0');
 
   beforeAll(async () => {
     c = await createCluster(2);
@@ -71,19 +63,8 @@ describe.skipIf(!runnable)('podman on a weft network reaches a container on anot
 
     // Host 2: the plugin called directly for a container netns, like a runtime would.
     const h2 = daemons[1]!;
-    h2Container = await createNetns(`${h2.host.netns}c`);
-    const add = await callPlugin({
-      hostNs: h2.host.netns,
-      binDir,
-      command: 'ADD',
-      containerId: 'h2c1',
-      netns: h2Container,
-      stdin: JSON.stringify({ cniVersion: '1.0.0', name: `${net}x`, ...conf(h2) }),
-    });
-    if (add.code !== 0) throw new Error(`ADD on host 2 failed: ${add.stdout}${add.stderr}`);
-    h2Added = true;
-    const ips = (add.json?.['ips'] ?? []) as { address: string }[];
-    h2Ip = ips[0]!.address.split('/')[0]!;
+    const stdin = JSON.stringify({ cniVersion: '1.0.0', name: `${net}x`, ...conf(h2) });
+    h2c = await addCniContainer(h2, binDir, 'h2c1', `${h2.host.netns}c`, stdin);
 
     sb = await createPodmanSandbox(daemons[0]!.host.netns, binDir, net);
   }, 120_000);
@@ -91,18 +72,7 @@ describe.skipIf(!runnable)('podman on a weft network reaches a container on anot
   afterAll(async () => {
     try {
       if (sb) await sb.cleanup();
-      if (h2Added && binDir && c && h2Container) {
-        const h2 = daemons[1]!;
-        await callPlugin({
-          hostNs: h2.host.netns,
-          binDir,
-          command: 'DEL',
-          containerId: 'h2c1',
-          netns: h2Container,
-          stdin: JSON.stringify({ cniVersion: '1.0.0', name: `${net}x`, ...conf(h2) }),
-        });
-      }
-      if (h2Container) await deleteNetns(h2Container);
+      await h2c?.remove();
     } finally {
       if (binDir) rmSync(binDir, { recursive: true, force: true });
       await c?.destroy();
@@ -111,7 +81,7 @@ describe.skipIf(!runnable)('podman on a weft network reaches a container on anot
 
   it('the host-2 container got an address from host 2 lease', () => {
     const s2 = subnetsOf(daemons[1]!).subnet;
-    expect(inCidr(h2Ip, s2)).toBe(true);
+    expect(inCidr(h2c!.ip, s2)).toBe(true);
   });
 
   it('a podman container on host 1 gets an address from host 1 lease and pings the host-2 container over VXLAN', async () => {
@@ -137,13 +107,13 @@ describe.skipIf(!runnable)('podman on a weft network reaches a container on anot
       id,
       'sh',
       '-c',
-      `ip -4 -o addr show eth0; ip route; ping -c2 -W2 ${h2Ip}`,
+      `ip -4 -o addr show eth0; ip route; ping -c2 -W2 ${h2c!.ip}`,
     ]);
     expect(r.stdout).toContain(`inet ${ip}/`);
     expect(r.stdout).toContain('10.46.0.0/16 via');
     expect(r.stdout).toContain('2 packets received');
     // And host 2's container reaches the podman container.
-    expect(await ping(h2Container!, ip, 1)).toBe(true);
+    expect(await ping(h2c!.netns, ip, 1)).toBe(true);
     await sb!.podman(['rm', '-f', '-t', '0', id]);
     expect(readdirSync(ipamDir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f))).toEqual([]);
   }, 90_000);

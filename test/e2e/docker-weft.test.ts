@@ -23,16 +23,18 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nsRun, run, spawnTracked, stopChild, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
-import { createNetns, deleteNetns } from '../helpers/netns.js';
 import { inCI, requireCaps } from '../helpers/require.js';
-import { callPlugin, installPlugin } from '../integration/cni/cni-helpers.js';
+import { installPlugin } from '../integration/cni/cni-helpers.js';
 import {
+  addCniContainer,
   createCluster,
   runWeftctl,
   startWeftds,
   subnetsOf,
   type Cluster,
   type Weftd,
+  weftPluginConf,
+  type CniContainer,
 } from './weftd-harness.js';
 import type { ChildProcess } from 'node:child_process';
 
@@ -59,22 +61,14 @@ describe.skipIf(!runnable)(
     let dir: string;
     let dockerd: ChildProcess | undefined;
     let binDir: string | undefined;
-    let h2Container: string | undefined;
-    let h2Added = false;
-    let h2Ip: string;
+    let h2: CniContainer | undefined;
     let envFile: string;
     const docker = (args: string[], timeoutMs = 60_000) =>
       run('docker', ['-H', `unix://${dir}/docker.sock`, ...args], { timeoutMs, allowFail: true });
     const conf = (w: Weftd) => ({
       cniVersion: '1.0.0',
       name: 'weftdk',
-      type: 'weft',
-      subnetFile: w.subnetFile,
-      dataDir: join(w.dir, 'cni-state'),
-      ipam: { dataDir: join(w.dir, 'cni-ipam') },
-      delegate: { bridge: 'weftdk0' },
-      // the installed shim hands the call to this host's weftd (weftd-harness: one socket per host)
-      daemonSocket: join(w.dir, 'cni.sock'),
+      ...weftPluginConf(w, 'weftdk0'),
     });
 
     beforeAll(async () => {
@@ -86,33 +80,14 @@ describe.skipIf(!runnable)(
       // host 2: a container added by the weft CNI plugin
       binDir = await installPlugin();
       const w2 = daemons[1]!;
-      h2Container = await createNetns(`${w2.host.netns}d`);
-      const add = await callPlugin({
-        hostNs: w2.host.netns,
-        binDir,
-        command: 'ADD',
-        containerId: 'dk2',
-        netns: h2Container,
-        stdin: JSON.stringify(conf(w2)),
-      });
-      if (add.code !== 0) throw new Error(`CNI ADD on host 2 failed: ${add.stdout}${add.stderr}`);
-      h2Added = true;
-      h2Ip = ((add.json?.['ips'] ?? []) as { address: string }[])[0]!.address.split('/')[0]!;
+      const stdin = JSON.stringify(conf(w2));
+      h2 = await addCniContainer(w2, binDir, 'dk2', `${w2.host.netns}d`, stdin);
     }, 180_000);
 
     afterAll(async () => {
       try {
         if (dockerd) await stopChild(dockerd, 20_000);
-        if (h2Added && binDir && h2Container)
-          await callPlugin({
-            hostNs: daemons[1]!.host.netns,
-            binDir,
-            command: 'DEL',
-            containerId: 'dk2',
-            netns: h2Container,
-            stdin: JSON.stringify(conf(daemons[1]!)),
-          });
-        if (h2Container) await deleteNetns(h2Container);
+        await h2?.remove();
       } finally {
         // dockerd leaves bind mounts of its netns files under the exec root when killed hard
         const mounts = readFileSync('/proc/mounts', 'utf8')
@@ -195,7 +170,7 @@ describe.skipIf(!runnable)(
           'weft-busybox:test',
           '/bin/sh',
           '-c',
-          `ip -4 -o addr show eth0; ping -c 3 -W 2 ${h2Ip}`,
+          `ip -4 -o addr show eth0; ping -c 3 -W 2 ${h2!.ip}`,
         ],
         120_000,
       );

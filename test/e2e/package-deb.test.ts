@@ -25,6 +25,7 @@ import {
   subnetsOf,
   type Cluster,
   type Weftd,
+  weftPluginConf,
 } from './weftd-harness.js';
 
 const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'ping', 'nft', 'cniPlugins');
@@ -40,13 +41,7 @@ describe.skipIf(!runnable)('the packaged weftd, weftctl and CNI plugin, without 
   const conf = (w: Weftd) => ({
     cniVersion: '1.0.0',
     name: 'weftpkg',
-    type: 'weft',
-    subnetFile: w.subnetFile,
-    dataDir: join(w.dir, 'cni-state'),
-    ipam: { dataDir: join(w.dir, 'cni-ipam') },
-    delegate: { bridge: 'weftpk0' },
-    // the packaged shim hands the call to this host's packaged weftd (weftd-harness: one socket per host)
-    daemonSocket: join(w.dir, 'cni.sock'),
+    ...weftPluginConf(w, 'weftpk0'),
   });
   const cniBin = () => join(root, 'usr', 'lib', 'cni');
   const cni = (w: Weftd, command: string, id: string, ns: string) =>

@@ -23,14 +23,13 @@ import { previousSubnets } from '../../src/lease/subnet-env.js';
 import {
   CONFIG_SCHEMA,
   DOCTOR_SCHEMA,
-  ERROR_SCHEMA,
+  checkedJson,
   LEASES_SCHEMA,
   LEASE_ACTION_SCHEMA,
   PEERS_SCHEMA,
   PING_SCHEMA,
   STATUS_SCHEMA,
   TRACE_SCHEMA,
-  validate,
   type Schema,
 } from '../unit/cli/schema.js';
 import {
@@ -64,15 +63,7 @@ describe.skipIf(!runnable)('weftctl on a 3-host vxlan cluster', () => {
   /** Runs weftctl in `host`'s netns with the cluster's etcd flags; parses --json output. */
   async function ctl(i: number, args: string[], schema?: Schema): Promise<CtlResult> {
     const r = await runWeftctl(c, d[i]!, args);
-    let json: Record<string, unknown> = {};
-    if (args.includes('--json')) {
-      json = JSON.parse(r.stdout) as Record<string, unknown>;
-      const isError =
-        json['ok'] === false && typeof json['error'] === 'object' && json['error'] !== null;
-      const s = isError ? ERROR_SCHEMA : schema;
-      if (s) expect(validate(json, s), `--json of weftctl ${args.join(' ')}`).toEqual([]);
-    }
-    return { code: r.code, json, stdout: r.stdout, stderr: r.stderr };
+    return { ...r, json: checkedJson(args, r.stdout, schema) };
   }
 
   async function vtepMac(i: number): Promise<string> {

@@ -11,6 +11,7 @@ import { requireCaps } from '../helpers/require.js';
 import {
   addContainer,
   createCluster,
+  pingOnce,
   readyz,
   startWeftds,
   subnetsOf,
@@ -29,14 +30,6 @@ const cases = [
   { backend: 'host-gw', dual: true, masq: true },
   { backend: 'udp', dual: false, masq: false },
 ] as const;
-
-async function pingOnce(from: SimContainer, to: string): Promise<string | null> {
-  const r = await nsRun(from.netns, 'ping', ['-c', '2', '-i', '0.2', '-W', '2', '-q', to], {
-    allowFail: true,
-    timeoutMs: 10_000,
-  });
-  return r.code === 0 ? null : `${from.ip} → ${to}`;
-}
 
 describe.skipIf(!runnable).each(cases)(
   'weftd $backend (dual stack: $dual, ip-masq: $masq)',

@@ -8,8 +8,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
+import { expect } from 'vitest';
 import {
+  createNetns,
   createTopology,
+  deleteNetns,
   type SimContainer,
   type SimHost,
   type Topology,
@@ -25,6 +28,7 @@ import {
   type RunResult,
 } from '../helpers/exec.js';
 import { previousSubnets } from '../../src/lease/subnet-env.js';
+import { callPlugin } from '../integration/cni/cni-helpers.js';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 export const WEFTD = join(REPO, 'bin/weftd.js');
@@ -327,6 +331,90 @@ export async function pingStats(
   const r = await nsRun(ns, 'ping', [...args, dst], { allowFail: true, timeoutMs });
   const m = /(\d+) packets transmitted, (\d+) received/.exec(r.stdout);
   return { sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0), out: r.stdout.slice(-600) };
+}
+
+/**
+ * The weft CNI plugin object for `w`'s host: state and IPAM dirs in weftd's temp dir, and the plugin
+ * hands the call to this host's weftd (the harness gives each weftd its own --cni-socket).
+ */
+export const weftPluginConf = (w: Weftd, bridge: string): Record<string, unknown> => ({
+  type: 'weft',
+  daemonSocket: join(w.dir, 'cni.sock'),
+  subnetFile: w.subnetFile,
+  dataDir: join(w.dir, 'cni-state'),
+  ipam: { dataDir: join(w.dir, 'cni-ipam') },
+  delegate: { bridge },
+});
+
+/** A container netns on a host, added by the weft CNI plugin as a runtime adds one. */
+export interface CniContainer {
+  readonly netns: string;
+  /** Its IPv4 address from the plugin's result (no prefix length). */
+  readonly ip: string;
+  /** DEL through the plugin, then the netns is deleted. */
+  remove(): Promise<void>;
+}
+
+/** ADDs container `id` (netns `name`) on `w`'s host with the plugin in `binDir` and config `stdin`. */
+export async function addCniContainer(
+  w: Weftd,
+  binDir: string,
+  id: string,
+  name: string,
+  stdin: string,
+): Promise<CniContainer> {
+  const netns = await createNetns(name);
+  const call = (command: string) =>
+    callPlugin({ hostNs: w.host.netns, binDir, command, containerId: id, netns, stdin });
+  const add = await call('ADD');
+  if (add.code !== 0) {
+    await deleteNetns(netns);
+    throw new Error(`CNI ADD on ${w.host.netns} failed: ${add.stdout}${add.stderr}`);
+  }
+  const ip = ((add.json?.['ips'] ?? []) as { address: string }[])[0]!.address.split('/')[0]!;
+  const remove = async (): Promise<void> => {
+    try {
+      await call('DEL');
+    } finally {
+      await deleteNetns(netns);
+    }
+  };
+  return { netns, ip, remove };
+}
+
+/** Three pings from `from` to `to`: all must be answered. */
+export async function expectThreePings(from: SimContainer, to: SimContainer): Promise<void> {
+  const r = await pingStats(from.netns, to.ip, ['-c', '3', '-i', '0.2', '-W', '2'], 10_000);
+  expect(r.received, r.out).toBe(3);
+}
+
+/**
+ * `count` pings every 10 ms from `from` to `to` while `during` runs (from 500 ms in): every one must be
+ * sent and answered.
+ */
+export async function expectNoPingLost(
+  from: SimContainer,
+  to: SimContainer,
+  count: number,
+  timeoutMs: number,
+  during: () => Promise<void>,
+): Promise<void> {
+  const args = ['-c', String(count), '-i', '0.01', '-W', '1'];
+  const pinging = pingStats(from.netns, to.ip, args, timeoutMs);
+  await sleep(500);
+  await during();
+  const stats = await pinging;
+  expect(stats.sent, stats.out).toBe(count);
+  expect(stats.received, stats.out).toBe(count);
+}
+
+/** Two pings from `from` to `to`: null when answered, else `from → to` (for a list of failures). */
+export async function pingOnce(from: SimContainer, to: string): Promise<string | null> {
+  const r = await nsRun(from.netns, 'ping', ['-c', '2', '-i', '0.2', '-W', '2', '-q', to], {
+    allowFail: true,
+    timeoutMs: 10_000,
+  });
+  return r.code === 0 ? null : `${from.ip} → ${to}`;
 }
 
 /** Name of the first vxlan device in `ns` (null when there is none). */

@@ -14,8 +14,9 @@ import { requireCaps } from '../helpers/require.js';
 import {
   addContainer,
   createCluster,
+  expectNoPingLost,
+  expectThreePings,
   ipOut,
-  pingStats,
   restartWeftd,
   startWeftds,
   subnetsOf,
@@ -59,13 +60,7 @@ describe.skipIf(!runnable)('weftd resilience (vxlan)', () => {
     ctr = [];
     for (const w of d) ctr.push(await addContainer(c, w, 2));
     dev = (await vxlanDevice(d[0]!.host.netns)) ?? 'missing';
-    const warm = await pingStats(
-      ctr[0]!.netns,
-      ctr[1]!.ip,
-      ['-c', '3', '-i', '0.2', '-W', '2'],
-      10_000,
-    );
-    expect(warm.received, warm.out).toBe(3);
+    await expectThreePings(ctr[0]!, ctr[1]!);
   });
   afterAll(async () => {
     await c?.destroy();
@@ -76,20 +71,12 @@ describe.skipIf(!runnable)('weftd resilience (vxlan)', () => {
     const subnetBefore = subnetsOf(w).subnet;
     const macBefore = await macOf(w.host.netns);
     expect(macBefore).toMatch(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
-    const pinging = pingStats(
-      ctr[0]!.netns,
-      ctr[1]!.ip,
-      ['-c', '500', '-i', '0.01', '-W', '1'],
-      30_000,
-    );
-    await sleep(500);
-    w.child.kill('SIGKILL');
-    await w.exit;
-    restartWeftd(c, w);
-    await waitReady(w);
-    const stats = await pinging;
-    expect(stats.sent, stats.out).toBe(500);
-    expect(stats.received, stats.out).toBe(500);
+    await expectNoPingLost(ctr[0]!, ctr[1]!, 500, 30_000, async () => {
+      w.child.kill('SIGKILL');
+      await w.exit;
+      restartWeftd(c, w);
+      await waitReady(w);
+    });
     expect(subnetsOf(w).subnet).toBe(subnetBefore);
     expect(await macOf(w.host.netns)).toBe(macBefore);
     // peers still hold the same MAC for it
@@ -101,24 +88,16 @@ describe.skipIf(!runnable)('weftd resilience (vxlan)', () => {
     const w = d[1]!;
     const subnet = subnetsOf(w).subnet;
     const key = `${c.prefix}/subnets/${subnet.replace('/', '-')}`;
-    const pinging = pingStats(
-      ctr[0]!.netns,
-      ctr[1]!.ip,
-      ['-c', '300', '-i', '0.01', '-W', '1'],
-      30_000,
-    );
-    await sleep(500);
-    await c.etcd.etcdctl(['del', key]);
-    // weftd on that host re-creates its key with the same subnet within milliseconds
-    await waitFor(
-      'lease re-created',
-      async () => (await c.etcd.etcdctl(['get', '--keys-only', key])).includes(key),
-      5000,
-      20,
-    );
-    const stats = await pinging;
-    expect(stats.sent, stats.out).toBe(300);
-    expect(stats.received, stats.out).toBe(300);
+    await expectNoPingLost(ctr[0]!, ctr[1]!, 300, 30_000, async () => {
+      await c.etcd.etcdctl(['del', key]);
+      // weftd on that host re-creates its key with the same subnet within milliseconds
+      await waitFor(
+        'lease re-created',
+        async () => (await c.etcd.etcdctl(['get', '--keys-only', key])).includes(key),
+        5000,
+        20,
+      );
+    });
     expect(subnetsOf(w).subnet).toBe(subnet);
   });
 
@@ -177,20 +156,12 @@ describe.skipIf(!runnable)('weftd resilience (vxlan)', () => {
   });
 
   it('etcd down for 30 s during pings: no ping lost, weftd keeps running, watching resumes', async () => {
-    const pinging = pingStats(
-      ctr[0]!.netns,
-      ctr[2]!.ip,
-      ['-c', '3400', '-i', '0.01', '-W', '1'],
-      90_000,
-    );
-    await sleep(500);
-    await c.etcd.kill();
-    await sleep(30_000);
-    for (const w of d) expect(isRunning(w.child), w.logs.slice(-1500)).toBe(true);
-    await c.etcd.start();
-    const stats = await pinging;
-    expect(stats.received, stats.out).toBe(stats.sent);
-    expect(stats.sent).toBe(3400);
+    await expectNoPingLost(ctr[0]!, ctr[2]!, 3400, 90_000, async () => {
+      await c.etcd.kill();
+      await sleep(30_000);
+      for (const w of d) expect(isRunning(w.child), w.logs.slice(-1500)).toBe(true);
+      await c.etcd.start();
+    });
     for (const w of d) expect(isRunning(w.child), w.logs.slice(-1500)).toBe(true);
     // a new peer lease appears: every host programs it once its watch has resumed
     const leaseId = (await c.etcd.etcdctl(['lease', 'grant', '600'])).match(
@@ -243,12 +214,6 @@ describe.skipIf(!runnable)('weftd resilience (vxlan)', () => {
     }
     expect(Date.now() - t0).toBeLessThan(2000);
     // the rest of the overlay is intact
-    const ok = await pingStats(
-      ctr[0]!.netns,
-      ctr[1]!.ip,
-      ['-c', '3', '-i', '0.2', '-W', '2'],
-      10_000,
-    );
-    expect(ok.received, ok.out).toBe(3);
+    await expectThreePings(ctr[0]!, ctr[1]!);
   });
 });

@@ -18,6 +18,7 @@ import { startWireguardGo, type WgGoDevice } from '../helpers/wireguard-go.js';
 import {
   addContainer,
   createCluster,
+  pingOnce,
   metricsText,
   putConfig,
   restartWeftd,
@@ -45,14 +46,6 @@ const CONFIG = {
   Network: '10.5.0.0/16',
   Backend: { Type: 'wireguard', PersistentKeepaliveInterval: 0 },
 };
-
-async function pingOnce(from: SimContainer, to: string): Promise<string | null> {
-  const r = await nsRun(from.netns, 'ping', ['-c', '2', '-i', '0.2', '-W', '2', '-q', to], {
-    allowFail: true,
-    timeoutMs: 10_000,
-  });
-  return r.code === 0 ? null : `${from.ip} → ${to}`;
-}
 
 async function pubOfKeyFile(path: string): Promise<string> {
   return (await run('wg', ['pubkey'], { input: readFileSync(path, 'utf8') })).stdout.trim();

@@ -8,6 +8,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { LeaseRegistry, RegistryEvent } from '../../src/subnet/registry.js';
+import { sleep } from '../helpers/exec.js';
 
 export interface RegistryHarness {
   readonly registry: LeaseRegistry;
@@ -17,8 +18,6 @@ export interface RegistryHarness {
   compact(): Promise<void>;
   close(): Promise<void>;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Events of `watch(from)` until `until` holds for them (or `ms` passes), then stops the watch. */
 async function watchUntil(

@@ -3,11 +3,19 @@
  * simulated host, the uplink a daemon would pick there (eth0), one container per host in the host's
  * leased subnet, and the every-container-pings-every-other check.
  */
+import { afterAll, beforeAll } from 'vitest';
 import type { Backend, Network, Uplink } from '../../src/backend/backend.js';
-import type { NetlinkOps } from '../../src/netlink/index.js';
+import { createNetlinkOps, type NetlinkOps } from '../../src/netlink/index.js';
 import type { NetworkConfig } from '../../src/subnet/manager.js';
 import { run } from '../helpers/exec.js';
-import { ping, type SimContainer, type SimHost, type Topology } from '../helpers/netns.js';
+import {
+  createTopology,
+  ping,
+  type SimContainer,
+  type SimHost,
+  type Topology,
+} from '../helpers/netns.js';
+import { MemorySubnets } from './backend-memory-subnets.js';
 
 export interface Running<N extends Network> {
   host: SimHost;
@@ -29,6 +37,52 @@ export async function startBackend<N extends Network>(
   const network = (await backend.registerNetwork(config, {}, ac.signal)) as N;
   const done = network.run(ac.signal);
   return { host, network, ac, done, n: Number(network.lease.subnet!.split('.')[2]) };
+}
+
+/** Simulated hosts each running a backend, leases from one MemorySubnets (set in beforeAll). */
+export interface BackendCluster<N extends Network> {
+  topo: Topology;
+  config: NetworkConfig;
+  subnets: MemorySubnets;
+  readonly hosts: Running<N>[];
+  /** A netlink handle into each host's netns, in host order. */
+  readonly inspect: NetlinkOps[];
+}
+
+/**
+ * `count` simulated hosts, each running the backend `make` returns for it, one container per host
+ * (`containers`): set up in beforeAll, stopped and removed in afterAll.
+ */
+export function useBackendCluster<N extends Network>(
+  count: number,
+  config: () => NetworkConfig,
+  make: (
+    host: SimHost,
+    ops: NetlinkOps,
+    subnets: MemorySubnets,
+    config: NetworkConfig,
+  ) => Backend | Promise<Backend>,
+  containers: { ipv6?: boolean; networkMtu?: boolean } = {},
+): BackendCluster<N> {
+  const c = { hosts: [], inspect: [] } as unknown as BackendCluster<N>;
+  beforeAll(async () => {
+    c.topo = await createTopology({ hosts: count });
+    c.config = config();
+    c.subnets = new MemorySubnets(c.config);
+    for (const h of c.topo.hosts) {
+      const ops = createNetlinkOps({ netns: h.netns });
+      c.inspect.push(ops);
+      const backend = await make(h, ops, c.subnets, c.config);
+      c.hosts.push(await startBackend<N>(backend, c.config, h));
+    }
+    await addContainers(c.topo, c.hosts, containers);
+  });
+  afterAll(async () => {
+    await stopBackends(c.hosts);
+    for (const o of c.inspect) o.close();
+    await c.topo?.destroy();
+  });
+  return c;
 }
 
 /** Aborts every backend and waits for its run loop to end (teardown: failures ignored). */

@@ -16,10 +16,9 @@ import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import {
   CONFIG_SCHEMA,
-  ERROR_SCHEMA,
+  checkedJson,
   LEASES_SCHEMA,
   LEASE_ACTION_SCHEMA,
-  validate,
   type Schema,
 } from '../unit/cli/schema.js';
 
@@ -56,15 +55,7 @@ describe.skipIf(!runnable)('weftctl against a real etcd', () => {
       ],
       io(stdin),
     );
-    let json: Record<string, unknown> = {};
-    if (args.includes('--json')) {
-      json = JSON.parse(r.stdout) as Record<string, unknown>;
-      const isError =
-        json['ok'] === false && typeof json['error'] === 'object' && json['error'] !== null;
-      const s = isError ? ERROR_SCHEMA : schema;
-      if (s) expect(validate(json, s)).toEqual([]);
-    }
-    return { code: r.exitCode, json, stdout: r.stdout };
+    return { code: r.exitCode, json: checkedJson(args, r.stdout, schema), stdout: r.stdout };
   }
 
   beforeAll(async () => {

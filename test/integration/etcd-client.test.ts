@@ -19,14 +19,12 @@ import { EtcdClient, translateEtcdError } from '../../src/subnet/etcd/client.js'
 import { EtcdRequestError } from '../../src/subnet/etcd/http-transport.js';
 import type { WatchResponse } from '../../src/subnet/etcd/watch.js';
 import { startEtcd, type EtcdFixture } from '../helpers/etcd.js';
-import { spawnTracked, stopChild, waitFor } from '../helpers/exec.js';
+import { sleep, spawnTracked, stopChild, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 
 const runnable = requireCaps('etcd', 'etcdctl');
 useLeakCheck();
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe.skipIf(!runnable)('etcd client over the JSON gateway', () => {
   const cleanup: Array<() => Promise<void> | void> = [];

@@ -7,30 +7,24 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { hostGwBackendFactory, type HostGwNetwork } from '../../src/backend-hostgw/index.js';
 import { createJsonLogger } from '../../src/log/logger.js';
-import { createNetlinkOps, type NetlinkOps } from '../../src/netlink/index.js';
-import type { NetworkConfig } from '../../src/subnet/manager.js';
-import { run } from '../helpers/exec.js';
+import { run, sleep } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
-import { createTopology, type Topology } from '../helpers/netns.js';
 import { requireCaps } from '../helpers/require.js';
 import {
-  addContainers,
   ipOut,
   pingMatrix,
-  startBackend,
-  stopBackends,
   uplinkOf,
+  useBackendCluster,
   type Running as RunningBackend,
 } from './backend-helpers.js';
-import { MemorySubnets, testNetworkConfig } from './backend-memory-subnets.js';
+import { testNetworkConfig } from './backend-memory-subnets.js';
 
 const runnable = requireCaps('root', 'netns', 'ping');
 useLeakCheck();
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const logs: string[] = [];
 const log = createJsonLogger({ level: 'info', write: (l) => logs.push(l) });
 const stateDir = mkdtempSync(join(tmpdir(), 'weft-hostgw-test-'));
@@ -41,34 +35,19 @@ function scenario(ipv6: boolean): void {
   describe.skipIf(!runnable)(
     `host-gw backend across 3 simulated hosts (${ipv6 ? 'dual stack' : 'IPv4'})`,
     () => {
-      let topo: Topology;
-      let subnets: MemorySubnets;
-      let config: NetworkConfig;
-      const hosts: Running[] = [];
-      const inspect: NetlinkOps[] = [];
-
-      beforeAll(async () => {
-        topo = await createTopology({ hosts: 3 });
-        config = testNetworkConfig('host-gw', { ipv6 });
-        subnets = new MemorySubnets(config);
-        for (const h of topo.hosts) {
-          const ops = createNetlinkOps({ netns: h.netns });
-          inspect.push(ops);
-          const backend = hostGwBackendFactory({ netns: h.netns, resyncMs: 1500 })({
+      const c = useBackendCluster<HostGwNetwork>(
+        3,
+        () => testNetworkConfig('host-gw', { ipv6 }),
+        async (h, ops, subnets) =>
+          hostGwBackendFactory({ netns: h.netns, resyncMs: 1500 })({
             subnets: subnets.manager(),
             uplink: await uplinkOf(ops, h, ipv6),
             log: log.child({ host: h.index }),
             stateDir,
-          });
-          hosts.push(await startBackend<HostGwNetwork>(backend, config, h));
-        }
-        await addContainers(topo, hosts, { ipv6 });
-      });
-      afterAll(async () => {
-        await stopBackends(hosts);
-        for (const o of inspect) o.close();
-        await topo?.destroy();
-      });
+          }),
+        { ipv6 },
+      );
+      const { hosts, inspect } = c;
 
       it('programs routes via the peers public IPs and every container pings every other one', async () => {
         const [h1, h2] = hosts as [Running, Running];
@@ -87,15 +66,19 @@ function scenario(ipv6: boolean): void {
       it('skips a peer that is not on-link, removes stale routes and follows lease removal', async () => {
         const [h1, , h3] = hosts as [Running, Running, Running];
         const ns = h1.host.netns;
-        subnets.put(
-          subnets.leaseFor(60, {
+        c.subnets.put(
+          c.subnets.leaseFor(60, {
             publicIp: '198.19.0.60',
             publicIpv6: null,
             backendType: 'host-gw',
           }),
         );
-        subnets.put(
-          subnets.leaseFor(61, { publicIp: '198.18.0.61', publicIpv6: null, backendType: 'vxlan' }),
+        c.subnets.put(
+          c.subnets.leaseFor(61, {
+            publicIp: '198.18.0.61',
+            publicIpv6: null,
+            backendType: 'vxlan',
+          }),
         );
         await run('ip', [
           '-n',
@@ -139,7 +122,7 @@ function scenario(ipv6: boolean): void {
         expect(routes).toContain('10.5.0.0/16 via 198.18.0.254');
         expect(routes).toContain('198.19.5.0/24 via 198.18.0.254');
         expect(logs.some((l) => l.includes('not on-link') && l.includes('198.19.0.60'))).toBe(true);
-        subnets.remove(h3.network.lease.key);
+        c.subnets.remove(h3.network.lease.key);
         const t0 = Date.now();
         while (
           Date.now() - t0 < 2000 &&
@@ -152,23 +135,23 @@ function scenario(ipv6: boolean): void {
       });
 
       it('refuses to start when the public IP is not on the uplink network', async () => {
-        const h = topo.hosts[0]!;
+        const h = c.topo.hosts[0]!;
         const backend = hostGwBackendFactory({ netns: h.netns })({
-          subnets: subnets.manager(),
+          subnets: c.subnets.manager(),
           uplink: await uplinkOf(inspect[0]!, h, false, '198.19.9.9'),
           log,
           stateDir,
         });
-        const before = subnets.leases.size;
+        const before = c.subnets.leases.size;
         await expect(
-          backend.registerNetwork(config, {}, new AbortController().signal),
+          backend.registerNetwork(c.config, {}, new AbortController().signal),
         ).rejects.toMatchObject({
           code: 'E_INTERFACE',
           message: expect.stringMatching(
             /public IPv4 address 198\.19\.9\.9 is not on-link on eth0/,
           ),
         });
-        expect(subnets.leases.size).toBe(before); // no lease taken
+        expect(c.subnets.leases.size).toBe(before); // no lease taken
       });
     },
   );

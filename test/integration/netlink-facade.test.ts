@@ -13,14 +13,12 @@ import {
   type NetlinkOps,
 } from '../../src/netlink/index.js';
 import { createTopology, type Topology } from '../helpers/netns.js';
-import { run } from '../helpers/exec.js';
+import { run, sleep } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 
 const runnable = requireCaps('root', 'netns');
 useLeakCheck();
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe.skipIf(!runnable)('netlink façade (real kernel in a netns)', () => {
   let topo: Topology;

@@ -25,6 +25,7 @@ import { etcdWriter, type EtcdWriter } from '../helpers/etcd-writer.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import { attrs, CuttableProxy, Managers, storeRevision, WatchRecorder } from './subnet-helpers.js';
+import { prng } from '../helpers/random.js';
 
 const runnable = requireCaps('etcd', 'etcdctl');
 useLeakCheck();
@@ -33,18 +34,6 @@ const CONFIG = { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } };
 const DEEP = 100_000;
 const deepValue = (): string =>
   `{"PublicIP":"198.18.9.9","BackendType":"vxlan","BackendData":${'['.repeat(DEEP)}1${']'.repeat(DEEP)}}`;
-
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed with its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Hostile = { key: Buffer; value: Buffer; what: string };
 

@@ -10,7 +10,7 @@ import { requireCaps } from '../helpers/require.js';
 import { encodeLeaseAttrs } from '../../src/lease/codec.js';
 import { applyLeaseEvents } from '../../src/lease/diff.js';
 import type { Lease } from '../../src/lease/lease.js';
-import type { Logger, LogFields } from '../../src/log/logger.js';
+import { warnRecorder } from '../helpers/logger.js';
 import {
   attrs,
   CuttableProxy,
@@ -24,19 +24,6 @@ const runnable = requireCaps('etcd', 'etcdctl');
 useLeakCheck();
 
 const CONFIG = { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } };
-
-function warnRecorder(): Logger & { warnings: Array<[string, LogFields | undefined]> } {
-  const warnings: Array<[string, LogFields | undefined]> = [];
-  const log = {
-    warnings,
-    debug: () => {},
-    info: () => {},
-    warn: (m: string, f?: LogFields) => void warnings.push([m, f]),
-    error: () => {},
-    child: () => log,
-  };
-  return log;
-}
 
 describe.skipIf(!runnable)('subnet lease watch over etcd', () => {
   let etcd: EtcdFixture;

@@ -6,21 +6,19 @@
  *   [h1 weft0 10.5.1.0/32, c1 10.5.1.2]  [h2 …, c2 10.5.2.2]  [h3 …, c3 10.5.3.2]
  *            └───────────── eth0 198.18.0.i on br0, UDP 8285 ─────────────┘
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Uplink } from '../../src/backend/backend.js';
+import { describe, expect, it } from 'vitest';
+import type { Backend, Uplink } from '../../src/backend/backend.js';
 import { udpBackendFactory, type UdpNetwork } from '../../src/backend-udp/index.js';
 import { createJsonLogger } from '../../src/log/logger.js';
-import type { NetworkConfig } from '../../src/subnet/manager.js';
 import { run, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
-import { createTopology, ping, type SimHost, type Topology } from '../helpers/netns.js';
+import { ping, type SimHost } from '../helpers/netns.js';
 import { requireCaps } from '../helpers/require.js';
 import {
-  addContainers,
   ipOut,
   pingMatrix,
   startBackend,
-  stopBackends,
+  useBackendCluster,
   type Running as RunningBackend,
 } from './backend-helpers.js';
 import { MemorySubnets, testNetworkConfig } from './backend-memory-subnets.js';
@@ -45,37 +43,19 @@ function uplinkOf(host: SimHost): Uplink {
   };
 }
 
-async function start(
-  subnets: MemorySubnets,
-  config: NetworkConfig,
-  host: SimHost,
-): Promise<Running> {
-  const backend = udpBackendFactory({ netns: host.netns, resyncMs: 1000 })({
+const udpBackend = (host: SimHost, _ops: unknown, subnets: MemorySubnets): Backend =>
+  udpBackendFactory({ netns: host.netns, resyncMs: 1000 })({
     subnets: subnets.manager(),
     uplink: uplinkOf(host),
     log: log.child({ host: host.index }),
     stateDir: '/nonexistent',
   });
-  return startBackend<UdpNetwork>(backend, config, host);
-}
 
 describe.skipIf(!runnable)('udp backend across 3 simulated hosts', () => {
-  let topo: Topology;
-  let subnets: MemorySubnets;
-  let config: NetworkConfig;
-  const hosts: Running[] = [];
-
-  beforeAll(async () => {
-    topo = await createTopology({ hosts: 3 });
-    config = testNetworkConfig('udp');
-    subnets = new MemorySubnets(config);
-    for (const h of topo.hosts) hosts.push(await start(subnets, config, h));
-    await addContainers(topo, hosts, { networkMtu: true });
+  const c = useBackendCluster<UdpNetwork>(3, () => testNetworkConfig('udp'), udpBackend, {
+    networkMtu: true,
   });
-  afterAll(async () => {
-    await stopBackends(hosts);
-    await topo?.destroy();
-  });
+  const { hosts } = c;
 
   it('sets up weft0 like flannel0, writes a flannel-style lease, and every container pings every other', async () => {
     const h1 = hosts[0]!;
@@ -100,30 +80,34 @@ describe.skipIf(!runnable)('udp backend across 3 simulated hosts', () => {
 
   it('ignores leases of other backend types', async () => {
     const h1 = hosts[0]!;
-    subnets.put(
-      subnets.leaseFor(77, {
+    c.subnets.put(
+      c.subnets.leaseFor(77, {
         publicIp: '198.18.0.77',
         publicIpv6: null,
         backendType: 'vxlan',
         backendData: { VNI: 1, VtepMAC: '0e:00:00:00:00:77' },
       }),
     );
-    subnets.put(
-      subnets.leaseFor(78, { publicIp: '198.18.0.78', publicIpv6: null, backendType: 'udp' }),
+    c.subnets.put(
+      c.subnets.leaseFor(78, { publicIp: '198.18.0.78', publicIpv6: null, backendType: 'udp' }),
     );
     await waitFor('udp-typed lease routed', () =>
       h1.network.forwarderRoutes().some((r) => r.dst === '10.5.78.0/24'),
     );
     expect(h1.network.forwarderRoutes().some((r) => r.dst === '10.5.77.0/24')).toBe(false);
     expect(logs.some((l) => l.includes('peer ignored') && l.includes('vxlan'))).toBe(true);
-    subnets.remove(subnets.leaseFor(77, { publicIp: '', publicIpv6: null, backendType: '' }).key);
-    subnets.remove(subnets.leaseFor(78, { publicIp: '', publicIpv6: null, backendType: '' }).key);
+    c.subnets.remove(
+      c.subnets.leaseFor(77, { publicIp: '', publicIpv6: null, backendType: '' }).key,
+    );
+    c.subnets.remove(
+      c.subnets.leaseFor(78, { publicIp: '', publicIpv6: null, backendType: '' }).key,
+    );
   });
 
   it('stops forwarding to a peer whose lease is removed, and resumes when it returns', async () => {
     const [h1, , h3] = hosts as [Running, Running, Running];
     const lease = h3.network.lease;
-    subnets.remove(lease.key);
+    c.subnets.remove(lease.key);
     await waitFor(
       'route to h3 removed',
       () => !h1.network.forwarderRoutes().some((r) => r.peerIp === '198.18.0.3'),
@@ -132,7 +116,7 @@ describe.skipIf(!runnable)('udp backend across 3 simulated hosts', () => {
     const before = h1.network.forwarderStats().drops.noRoute;
     expect(await ping(h1.container!.netns, h3.container!.ip, 1, 1)).toBe(false);
     expect(h1.network.forwarderStats().drops.noRoute).toBeGreaterThan(before);
-    subnets.put(lease);
+    c.subnets.put(lease);
     await waitFor(
       'route to h3 back',
       () => h1.network.forwarderRoutes().some((r) => r.peerIp === '198.18.0.3'),
@@ -164,7 +148,11 @@ describe.skipIf(!runnable)('udp backend across 3 simulated hosts', () => {
     );
     expect(await ping(hosts[0]!.container!.netns, h3.container!.ip, 1, 1)).toBe(false);
     const t0 = Date.now();
-    const again = await start(subnets, config, h3.host);
+    const again = await startBackend<UdpNetwork>(
+      udpBackend(h3.host, null, c.subnets),
+      c.config,
+      h3.host,
+    );
     again.container = h3.container!;
     hosts[2] = again;
     expect(again.n).toBe(h3.n); // same lease (reused by public IP)

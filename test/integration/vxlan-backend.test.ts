@@ -6,33 +6,29 @@
  *   [h1 weft.1 + weft-v6.1, c1 10.5.1.2]   [h2 …, c2 10.5.2.2]   [h3 …, c3 10.5.3.2]
  *            └──────────── eth0 198.18.0.i / fd18::i on br0 (underlay netns) ────────────┘
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { useStateDir } from '../helpers/state-dir.js';
+import { describe, expect, it } from 'vitest';
 import { vxlanBackendFactory, type VxlanNetwork } from '../../src/backend-vxlan/index.js';
 import { createJsonLogger } from '../../src/log/logger.js';
-import { createNetlinkOps, type NetlinkOps } from '../../src/netlink/index.js';
+import type { NetlinkOps } from '../../src/netlink/index.js';
+import type { Backend } from '../../src/backend/backend.js';
 import type { NetworkConfig } from '../../src/subnet/manager.js';
-import { run } from '../helpers/exec.js';
+import { run, sleep } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
-import { createTopology, ping, type SimHost, type Topology } from '../helpers/netns.js';
+import { ping, type SimHost } from '../helpers/netns.js';
 import { requireCaps } from '../helpers/require.js';
 import {
-  addContainers,
   ipOut,
   pingMatrix,
   startBackend,
-  stopBackends,
   uplinkOf,
+  useBackendCluster,
   type Running as RunningBackend,
 } from './backend-helpers.js';
 import { MemorySubnets, testNetworkConfig } from './backend-memory-subnets.js';
 
 const runnable = requireCaps('root', 'netns', 'ping');
 useLeakCheck();
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function eventually(
   check: () => Promise<boolean>,
@@ -51,17 +47,15 @@ type Running = RunningBackend<VxlanNetwork>;
 
 const logs: string[] = [];
 const log = createJsonLogger({ level: 'info', write: (l) => logs.push(l) });
-const stateDir = mkdtempSync(join(tmpdir(), 'weft-vxlan-test-'));
-const machineId = join(stateDir, 'machine-id');
-writeFileSync(machineId, '0123456789abcdef0123456789abcdef\n');
+const { dir: stateDir, machineId } = useStateDir('weft-vxlan-test-');
 
-async function start(
-  subnets: MemorySubnets,
-  config: NetworkConfig,
+async function vxlanBackend(
   host: SimHost,
   inspect: NetlinkOps,
-): Promise<Running> {
-  const backend = vxlanBackendFactory({
+  subnets: MemorySubnets,
+  config: NetworkConfig,
+): Promise<Backend> {
+  return vxlanBackendFactory({
     netns: host.netns,
     resyncMs: 1500,
     machineIdPath: machineId,
@@ -71,7 +65,6 @@ async function start(
     log: log.child({ host: host.index }),
     stateDir,
   });
-  return startBackend<VxlanNetwork>(backend, config, host);
 }
 
 async function stop(r: Running): Promise<void> {
@@ -86,28 +79,13 @@ function scenario(ipv6: boolean): void {
   describe.skipIf(!runnable)(
     `vxlan backend across 3 simulated hosts (${ipv6 ? 'dual stack' : 'IPv4'})`,
     () => {
-      let topo: Topology;
-      let subnets: MemorySubnets;
-      let config: NetworkConfig;
-      const hosts: Running[] = [];
-      const inspect: NetlinkOps[] = [];
-
-      beforeAll(async () => {
-        topo = await createTopology({ hosts: 3 });
-        config = testNetworkConfig('vxlan', { ipv6 });
-        subnets = new MemorySubnets(config);
-        for (const h of topo.hosts) {
-          const ops = createNetlinkOps({ netns: h.netns });
-          inspect.push(ops);
-          hosts.push(await start(subnets, config, h, ops));
-        }
-        await addContainers(topo, hosts, { ipv6, networkMtu: true });
-      });
-      afterAll(async () => {
-        await stopBackends(hosts);
-        for (const o of inspect) o.close();
-        await topo?.destroy();
-      });
+      const c = useBackendCluster<VxlanNetwork>(
+        3,
+        () => testNetworkConfig('vxlan', { ipv6 }),
+        vxlanBackend,
+        { ipv6, networkMtu: true },
+      );
+      const { hosts, inspect } = c;
 
       const pingAll = (): Promise<string[]> => pingMatrix(hosts, ipv6);
 
@@ -144,7 +122,7 @@ function scenario(ipv6: boolean): void {
       it('drops a removed peer lease from route, neighbour and FDB quickly', async () => {
         const [h1, , h3] = hosts as [Running, Running, Running];
         const lease = h3.network.lease;
-        subnets.remove(lease.key);
+        c.subnets.remove(lease.key);
         const ms = await eventually(
           async () => {
             const routes = await ipOut(h1.host.netns, 'route', 'show', 'dev', 'weft.1');
@@ -161,7 +139,7 @@ function scenario(ipv6: boolean): void {
         );
         expect(ms).toBeLessThan(2000);
         expect(await ping(h1.container!.netns, h3.container!.ip, 1, 1)).toBe(false);
-        subnets.put(lease); // back, for the next tests
+        c.subnets.put(lease); // back, for the next tests
         await eventually(
           () => ping(h1.container!.netns, h3.container!.ip, 1, 1),
           3000,
@@ -222,23 +200,23 @@ function scenario(ipv6: boolean): void {
           'eth0',
         ]);
         // Leases that must not be programmed: another backend type, a bad MAC, a missing VtepMAC.
-        subnets.put(
-          subnets.leaseFor(90, {
+        c.subnets.put(
+          c.subnets.leaseFor(90, {
             publicIp: '198.18.0.90',
             publicIpv6: null,
             backendType: 'host-gw',
           }),
         );
-        subnets.put(
-          subnets.leaseFor(91, {
+        c.subnets.put(
+          c.subnets.leaseFor(91, {
             publicIp: '198.18.0.91',
             publicIpv6: null,
             backendType: 'vxlan',
             backendData: { VNI: 1, VtepMAC: 'zz:00' },
           }),
         );
-        subnets.put(
-          subnets.leaseFor(92, {
+        c.subnets.put(
+          c.subnets.leaseFor(92, {
             publicIp: '198.18.0.92',
             publicIpv6: null,
             backendType: 'vxlan',
@@ -246,8 +224,8 @@ function scenario(ipv6: boolean): void {
           }),
         );
         // …and a good one after them, which must be programmed (the loop survived the bad ones).
-        subnets.put(
-          subnets.leaseFor(93, {
+        c.subnets.put(
+          c.subnets.leaseFor(93, {
             publicIp: '198.18.0.93',
             publicIpv6: null,
             backendType: 'vxlan',
@@ -274,8 +252,8 @@ function scenario(ipv6: boolean): void {
           logs.some((l) => l.includes('"msg":"reconciled"') && /"deleted":[1-9]/.test(l)),
         ).toBe(true);
         for (const n of [90, 91, 92, 93])
-          subnets.remove(
-            subnets.leaseFor(n, { publicIp: '', publicIpv6: null, backendType: '' }).key,
+          c.subnets.remove(
+            c.subnets.leaseFor(n, { publicIp: '', publicIpv6: null, backendType: '' }).key,
           );
         await eventually(
           async () => !(await ipOut(ns, 'route', 'show')).includes('10.5.93.0'),
@@ -308,7 +286,8 @@ function scenario(ipv6: boolean): void {
         // The dataplane outlives the backend: traffic still flows with nothing running on host 2.
         expect(await ping(hosts[0]!.container!.netns, old.container!.ip, 2, 2)).toBe(true);
         logs.length = 0;
-        const again = await start(subnets, config, old.host, inspect[1]!);
+        const backend = await vxlanBackend(old.host, inspect[1]!, c.subnets, c.config);
+        const again = await startBackend<VxlanNetwork>(backend, c.config, old.host);
         again.container = old.container!;
         hosts[1] = again;
         expect(again.network.vtepMacs).toEqual(old.network.vtepMacs);
@@ -326,28 +305,14 @@ scenario(true);
 describe.skipIf(!runnable)(
   'vxlan backend with DirectRouting and the checksum workaround forced on',
   () => {
-    let topo: Topology;
-    const hosts: Running[] = [];
-    const inspect: NetlinkOps[] = [];
-
-    beforeAll(async () => {
-      topo = await createTopology({ hosts: 2 });
-      const config = testNetworkConfig('vxlan', {
-        raw: { DirectRouting: true, ChecksumWorkaround: 'on', VNI: 4 },
-      });
-      const subnets = new MemorySubnets(config);
-      for (const h of topo.hosts) {
-        const ops = createNetlinkOps({ netns: h.netns });
-        inspect.push(ops);
-        hosts.push(await start(subnets, config, h, ops));
-      }
-      await addContainers(topo, hosts);
-    });
-    afterAll(async () => {
-      await stopBackends(hosts);
-      for (const o of inspect) o.close();
-      await topo?.destroy();
-    });
+    const { hosts } = useBackendCluster<VxlanNetwork>(
+      2,
+      () =>
+        testNetworkConfig('vxlan', {
+          raw: { DirectRouting: true, ChecksumWorkaround: 'on', VNI: 4 },
+        }),
+      vxlanBackend,
+    );
 
     it('routes on-link peers via their public IP on the uplink (no neighbour/FDB) and containers ping', async () => {
       const [h1, h2] = hosts as [Running, Running];
@@ -372,5 +337,3 @@ describe.skipIf(!runnable)(
     });
   },
 );
-
-afterAll(() => rmSync(stateDir, { recursive: true, force: true }));

@@ -4,36 +4,21 @@
  * the whole network), loopback / multicast / broadcast / h1's own PublicIPs, h1's own VTEP MAC and a VNI
  * nested too deep to print. None may reach h1's kernel, and h1's and h2's containers keep talking.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { useStateDir } from '../helpers/state-dir.js';
+import { describe, expect, it } from 'vitest';
 import { vxlanBackendFactory, type VxlanNetwork } from '../../src/backend-vxlan/index.js';
 import type { Lease, LeaseAttrs } from '../../src/lease/lease.js';
 import { nullLogger } from '../../src/log/logger.js';
-import { createNetlinkOps, type NetlinkOps } from '../../src/netlink/index.js';
-import { run } from '../helpers/exec.js';
+import { run, sleep } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
-import { createTopology, type Topology } from '../helpers/netns.js';
 import { requireCaps } from '../helpers/require.js';
-import {
-  addContainers,
-  ipOut,
-  pingMatrix,
-  startBackend,
-  stopBackends,
-  uplinkOf,
-  type Running,
-} from './backend-helpers.js';
-import { MemorySubnets, testNetworkConfig } from './backend-memory-subnets.js';
+import { ipOut, pingMatrix, uplinkOf, useBackendCluster, type Running } from './backend-helpers.js';
+import { testNetworkConfig } from './backend-memory-subnets.js';
 
 const runnable = requireCaps('root', 'netns', 'ping');
 useLeakCheck();
 
-const stateDir = mkdtempSync(join(tmpdir(), 'weft-vxlan-hostile-'));
-const machineId = join(stateDir, 'machine-id');
-writeFileSync(machineId, '0123456789abcdef0123456789abcdef\n');
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const { dir: stateDir, machineId } = useStateDir('weft-vxlan-hostile-');
 
 const lease = (subnet: string, attrs: LeaseAttrs): Lease => ({
   key: subnet.replace('/', '-'),
@@ -50,38 +35,18 @@ const vx = (publicIp: string, data: unknown): LeaseAttrs => ({
 });
 
 describe.skipIf(!runnable)('vxlan backend with hostile peer leases (real kernel)', () => {
-  let topo: Topology;
-  let subnets: MemorySubnets;
-  const hosts: Running<VxlanNetwork>[] = [];
-  const inspect: NetlinkOps[] = [];
-
-  beforeAll(async () => {
-    topo = await createTopology({ hosts: 2 });
-    const config = testNetworkConfig('vxlan');
-    subnets = new MemorySubnets(config);
-    for (const h of topo.hosts) {
-      const ops = createNetlinkOps({ netns: h.netns });
-      inspect.push(ops);
-      const backend = vxlanBackendFactory({
-        netns: h.netns,
-        resyncMs: 1000,
-        machineIdPath: machineId,
-      })({
+  const c = useBackendCluster<VxlanNetwork>(
+    2,
+    () => testNetworkConfig('vxlan'),
+    async (h, ops, subnets) =>
+      vxlanBackendFactory({ netns: h.netns, resyncMs: 1000, machineIdPath: machineId })({
         subnets: subnets.manager(),
         uplink: await uplinkOf(ops, h, false),
         log: nullLogger,
         stateDir,
-      });
-      hosts.push(await startBackend<VxlanNetwork>(backend, config, h));
-    }
-    await addContainers(topo, hosts);
-  });
-  afterAll(async () => {
-    await stopBackends(hosts);
-    for (const o of inspect) o.close();
-    await topo?.destroy();
-    rmSync(stateDir, { recursive: true, force: true });
-  });
+      }),
+  );
+  const { hosts } = c;
 
   it('programs none of them; the healthy peers keep talking', async () => {
     const [h1, h2] = hosts as [Running<VxlanNetwork>, Running<VxlanNetwork>];
@@ -90,19 +55,19 @@ describe.skipIf(!runnable)('vxlan backend with hostile peer leases (real kernel)
     const base = own.split('/')[0]!.split('.').slice(0, 3).join('.');
     const deep: unknown = JSON.parse('['.repeat(100_000) + '1' + ']'.repeat(100_000));
     const mac = (n: number): string => `0e:00:00:00:00:${n.toString(16).padStart(2, '0')}`;
-    subnets.put(lease(`${base}.0/25`, vx('198.18.0.77', { VNI: 1, VtepMAC: mac(70) })));
-    subnets.put(lease(`${base}.128/25`, vx('198.18.0.77', { VNI: 1, VtepMAC: mac(71) })));
-    subnets.put(lease('10.5.0.0/16', vx('198.18.0.77', { VNI: 1, VtepMAC: mac(72) })));
-    subnets.put(lease('10.5.80.0/24', vx('127.0.0.1', { VNI: 1, VtepMAC: mac(80) })));
-    subnets.put(lease('10.5.81.0/24', vx('224.0.0.5', { VNI: 1, VtepMAC: mac(81) })));
-    subnets.put(lease('10.5.82.0/24', vx('255.255.255.255', { VNI: 1, VtepMAC: mac(82) })));
-    subnets.put(lease('10.5.83.0/24', vx('198.18.0.1', { VNI: 1, VtepMAC: mac(83) })));
-    subnets.put(
+    c.subnets.put(lease(`${base}.0/25`, vx('198.18.0.77', { VNI: 1, VtepMAC: mac(70) })));
+    c.subnets.put(lease(`${base}.128/25`, vx('198.18.0.77', { VNI: 1, VtepMAC: mac(71) })));
+    c.subnets.put(lease('10.5.0.0/16', vx('198.18.0.77', { VNI: 1, VtepMAC: mac(72) })));
+    c.subnets.put(lease('10.5.80.0/24', vx('127.0.0.1', { VNI: 1, VtepMAC: mac(80) })));
+    c.subnets.put(lease('10.5.81.0/24', vx('224.0.0.5', { VNI: 1, VtepMAC: mac(81) })));
+    c.subnets.put(lease('10.5.82.0/24', vx('255.255.255.255', { VNI: 1, VtepMAC: mac(82) })));
+    c.subnets.put(lease('10.5.83.0/24', vx('198.18.0.1', { VNI: 1, VtepMAC: mac(83) })));
+    c.subnets.put(
       lease('10.5.84.0/24', vx('198.18.0.84', { VNI: 1, VtepMAC: h1.network.vtepMacs[4] })),
     );
-    subnets.put(lease('10.5.85.0/24', vx('198.18.0.85', { VNI: deep, VtepMAC: mac(85) })));
+    c.subnets.put(lease('10.5.85.0/24', vx('198.18.0.85', { VNI: deep, VtepMAC: mac(85) })));
     // A healthy newcomer after them all is still programmed (the loop is alive).
-    subnets.put(lease('10.5.90.0/24', vx('198.18.0.90', { VNI: 1, VtepMAC: mac(90) })));
+    c.subnets.put(lease('10.5.90.0/24', vx('198.18.0.90', { VNI: 1, VtepMAC: mac(90) })));
     await h1.network.reconcileNow();
     await sleep(200);
     const routes = await ipOut(h1.host.netns, 'route', 'show');

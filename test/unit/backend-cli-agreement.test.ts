@@ -6,10 +6,8 @@
  * weftd programmed, nothing stale); no fix weftctl prints may re-add an entry for a refused lease;
  * doctor probes only the peers weftd programs, and expects the devices, MTUs and FLANNEL_MTU weftd made.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { TEST_MACHINE_ID, useStateDir } from '../helpers/state-dir.js';
+import { describe, expect, it } from 'vitest';
 import type { Backend } from '../../src/backend/backend.js';
 import { hostGwBackendFactory } from '../../src/backend-hostgw/index.js';
 import { udpBackendFactory } from '../../src/backend-udp/index.js';
@@ -32,14 +30,11 @@ import {
 import { FakeNetlink } from '../fakes/fake-netlink.js';
 import { PEER_SCHEMA, validate } from './cli/schema.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'weft-agree-unit-'));
-const machineId = join(dir, 'machine-id');
-writeFileSync(machineId, '0123456789abcdef0123456789abcdef\n');
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const { dir, machineId } = useStateDir('weft-agree-unit-');
 
 const tick = (ms = 30): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const OURS = '198.18.0.1';
-const ourMac = deriveVtepMac('0123456789abcdef0123456789abcdef', OURS, 1, 4);
+const ourMac = deriveVtepMac(TEST_MACHINE_ID, OURS, 1, 4);
 
 const raw = (subnet: string, attrs: LeaseAttrs, expiresInMs: number | null = null): Lease => ({
   key: subnet.replace('/', '-'),

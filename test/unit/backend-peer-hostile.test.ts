@@ -4,10 +4,8 @@
  * multicast, broadcast, 0.0.0.0/8 or ours; a VtepMAC that is ours. None may be programmed, and a healthy
  * peer next to them is programmed as usual.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { TEST_MACHINE_ID, useStateDir } from '../helpers/state-dir.js';
+import { afterEach, describe, expect, it } from 'vitest';
 import { hostGwBackendFactory } from '../../src/backend-hostgw/index.js';
 import { peerAddressProblem, peerSubnetProblem } from '../../src/backend/peer-check.js';
 import { PeerLoop } from '../../src/backend/peer-loop.js';
@@ -15,9 +13,7 @@ import { netlinkSink } from '../../src/backend/netlink-sink.js';
 import type { PeerEntries } from '../../src/backend/peer-entries.js';
 import type { LeasePlan } from '../../src/backend/peer-plan.js';
 import type { Backend, Network } from '../../src/backend/backend.js';
-import { udpBackendFactory } from '../../src/backend-udp/index.js';
 import { planUdpPeer, type UdpPeerScope } from '../../src/backend-udp/plan.js';
-import { MemoryForwarder } from '../fakes/memory-forwarder.js';
 import { vxlanBackendFactory, type VxlanNetwork } from '../../src/backend-vxlan/index.js';
 import { deriveVtepMac } from '../../src/backend-vxlan/mac.js';
 import type { Lease, LeaseAttrs } from '../../src/lease/lease.js';
@@ -28,11 +24,9 @@ import {
   testUplink,
 } from '../integration/backend-memory-subnets.js';
 import { FakeNetlink } from '../fakes/fake-netlink.js';
+import { udpOnFakes } from './udp-on-fakes.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'weft-hostile-unit-'));
-const machineId = join(dir, 'machine-id');
-writeFileSync(machineId, '0123456789abcdef0123456789abcdef\n');
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const { dir, machineId } = useStateDir('weft-hostile-unit-');
 
 const tick = (ms = 20): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -191,7 +185,7 @@ describe('hostile peer leases are never programmed', () => {
   });
 
   it('vxlan: a peer that publishes our own VTEP MAC is skipped', async () => {
-    const ours = deriveVtepMac('0123456789abcdef0123456789abcdef', '198.18.0.1', 1, 4);
+    const ours = deriveVtepMac(TEST_MACHINE_ID, '198.18.0.1', 1, 4);
     const vx = (n: number, mac: string): Lease =>
       raw(`10.5.${n}.0/24`, {
         publicIp: `198.18.0.${n}`,
@@ -375,25 +369,7 @@ describe("udp: a newcomer lease for a live peer's subnet", () => {
   it('cannot take over its forwarder route', async () => {
     const config = testNetworkConfig('udp');
     const subnets = new MemorySubnets(config);
-    const nl = new FakeNetlink();
-    nl.addLink('weft0', { mtu: 1500, up: false });
-    let fwd: MemoryForwarder | undefined;
-    const backend = udpBackendFactory({
-      netlink: nl,
-      removalGraceMs: 0,
-      startForwarder: (req) =>
-        (fwd = MemoryForwarder.start({
-          tunFd: 3,
-          port: req.port,
-          mtu: req.mtu,
-          localSubnets: req.localSubnets,
-        })),
-    })({
-      subnets: subnets.manager(),
-      uplink: testUplink(),
-      log: nullLogger,
-      stateDir: '/nonexistent',
-    });
+    const { backend, forwarder: fwd } = udpOnFakes(subnets);
     const udp = (publicIp: string): LeaseAttrs => ({ publicIp, publicIpv6: null, backendType: '' });
     subnets.put(raw('10.5.2.0/24', udp('198.18.0.2')));
     const ac = new AbortController();
@@ -401,7 +377,7 @@ describe("udp: a newcomer lease for a live peer's subnet", () => {
     const done = net.run(ac.signal);
     try {
       await tick();
-      expect(fwd!.routes()).toEqual([{ dst: '10.5.2.0/24', peerIp: '198.18.0.2', port: 8285 }]);
+      expect(fwd()!.routes()).toEqual([{ dst: '10.5.2.0/24', peerIp: '198.18.0.2', port: 8285 }]);
       subnets.put({
         key: '10.5.2.0-24&fd05:0:0:2::-64',
         subnet: '10.5.2.0/24',
@@ -410,7 +386,7 @@ describe("udp: a newcomer lease for a live peer's subnet", () => {
         expiration: new Date(Date.now() + 10 * 86_400_000),
       });
       await tick();
-      expect(fwd!.routes()).toEqual([{ dst: '10.5.2.0/24', peerIp: '198.18.0.2', port: 8285 }]);
+      expect(fwd()!.routes()).toEqual([{ dst: '10.5.2.0/24', peerIp: '198.18.0.2', port: 8285 }]);
     } finally {
       ac.abort();
       await done;

@@ -3,10 +3,8 @@
  * undo on failure, dirty → next reconcile, removal, VTEP MAC change, hostile backend data, nothing
  * deleted before the first snapshot, device re-creation on a link event.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { useStateDir } from '../helpers/state-dir.js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { vxlanBackendFactory, type VxlanNetwork } from '../../src/backend-vxlan/index.js';
 import type { Lease, LeaseEvent } from '../../src/lease/lease.js';
 import { createJsonLogger } from '../../src/log/logger.js';
@@ -18,10 +16,7 @@ import {
 } from '../integration/backend-memory-subnets.js';
 import { FakeNetlink } from '../fakes/fake-netlink.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'weft-loop-unit-'));
-const machineId = join(dir, 'machine-id');
-writeFileSync(machineId, '0123456789abcdef0123456789abcdef\n');
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const { dir, machineId } = useStateDir('weft-loop-unit-');
 
 const tick = (ms = 20): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const vx = (n: number, mac: unknown = `0e:00:00:00:00:${n.toString(16).padStart(2, '0')}`) => ({

@@ -5,10 +5,8 @@
  * is re-set in place, a removed one goes after the grace, a full reconcile deletes peers no lease names
  * and re-adds one the device lost — each new peer with a handshake started at once.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { useStateDir } from '../helpers/state-dir.js';
+import { describe, expect, it } from 'vitest';
 import type { ReconcileReport } from '../../src/backend/peer-loop.js';
 import {
   wireguardBackendFactory,
@@ -24,9 +22,7 @@ import {
 import { MemoryWgDevice } from '../fakes/memory-wg-device.js';
 import { FakeNetlink } from '../fakes/fake-netlink.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'weft-wgloop-unit-'));
-writeFileSync(join(dir, 'machine-id'), '0123456789abcdef0123456789abcdef\n');
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const { dir } = useStateDir('weft-wgloop-unit-');
 
 const tick = (ms = 30): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const KEY = (n: number): string => Buffer.alloc(32, n).toString('base64');

@@ -7,20 +7,15 @@ import {
   forwarderMetricSamples,
   parseUdpConfig,
   planUdpPeer,
-  udpBackendFactory,
   type UdpNetwork,
 } from '../../src/backend-udp/index.js';
 import { forwarderSink } from '../../src/backend-udp/forwarder-sink.js';
 import type { UdpPeerScope } from '../../src/backend-udp/plan.js';
 import { MemoryForwarder } from '../fakes/memory-forwarder.js';
 import type { Lease, LeaseAttrs } from '../../src/lease/lease.js';
-import { nullLogger } from '../../src/log/logger.js';
-import {
-  MemorySubnets,
-  testNetworkConfig,
-  testUplink,
-} from '../integration/backend-memory-subnets.js';
-import { FakeNetlink } from '../fakes/fake-netlink.js';
+import { MemorySubnets, testNetworkConfig } from '../integration/backend-memory-subnets.js';
+import type { FakeNetlink } from '../fakes/fake-netlink.js';
+import { udpOnFakes } from './udp-on-fakes.js';
 
 const attrs = (publicIp: string, backendType = ''): LeaseAttrs => ({
   publicIp,
@@ -163,34 +158,15 @@ describe('udp backend on MemoryForwarder and FakeNetlink', () => {
   }> => {
     const config = testNetworkConfig('udp');
     const subnets = new MemorySubnets(config);
-    const nl = new FakeNetlink();
-    nl.addLink('weft0', { mtu: 1500, up: false });
-    let fwd: MemoryForwarder | undefined;
-    const backend = udpBackendFactory({
-      netlink: nl,
-      removalGraceMs: 0,
+    const { backend, nl, forwarder } = udpOnFakes(subnets, {
       observer: { peers: (n) => peerCounts.push(n) },
-      startForwarder: (req) => {
-        fwd = MemoryForwarder.start({
-          tunFd: 3,
-          port: req.port,
-          mtu: req.mtu,
-          localSubnets: req.localSubnets,
-        });
-        return fwd;
-      },
-    })({
-      subnets: subnets.manager(),
-      uplink: testUplink(),
-      log: nullLogger,
-      stateDir: '/nonexistent',
     });
     subnets.put(lease(2, attrs('198.18.0.2')));
     subnets.put(lease(3, attrs('198.18.0.3', 'vxlan')));
     const ac = new AbortController();
     const net = (await backend.registerNetwork(config, {}, ac.signal)) as UdpNetwork;
     const done = net.run(ac.signal);
-    return { net, fwd: fwd!, nl, subnets, ac, done };
+    return { net, fwd: forwarder()!, nl, subnets, ac, done };
   };
 
   it('configures the TUN, follows lease events and closes the forwarder when run ends', async () => {

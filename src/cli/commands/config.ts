@@ -11,7 +11,7 @@ import { parseUdpConfig } from '../../backend-udp/config.js';
 import { parseWireguardConfig } from '../../backend-wireguard/config.js';
 import { parseVxlanConfig } from '../../backend-vxlan/config.js';
 import { ConfigError, WeftError, describeError } from '../../errors.js';
-import type { Logger } from '../../log/logger.js';
+import { nullLogger, type Logger } from '../../log/logger.js';
 import { isCompatible } from '../../subnet/allocator.js';
 import { parseNetworkConfig } from '../../subnet/config.js';
 import type { NetworkConfig } from '../../subnet/manager.js';
@@ -45,8 +45,7 @@ export interface Validation {
 export function validateConfig(text: string): Validation {
   const warnings: string[] = [];
   const log: Logger = {
-    debug: () => {},
-    info: () => {},
+    ...nullLogger,
     warn: (msg, fields) => warnings.push(fields ? `${msg} ${JSON.stringify(fields)}` : msg),
     error: (msg) => warnings.push(msg),
     child: () => log,

@@ -3,6 +3,8 @@
  * every command's document. Shared by the unit tests and the e2e test. Objects are closed: a key that
  * the schema does not list is an error, so the documents cannot grow unnoticed.
  */
+import { expect } from 'vitest';
+
 export type Schema =
   | 'string'
   | 'number'
@@ -14,6 +16,24 @@ export type Schema =
   | { readonly anyOf: readonly Schema[] }
   | { readonly array: Schema }
   | { readonly object: Readonly<Record<string, Schema>>; readonly optional?: readonly string[] };
+
+/**
+ * weftctl's stdout as a document when `args` ask for --json (else {}), checked against `schema`, or
+ * against ERROR_SCHEMA when it is an error document.
+ */
+export function checkedJson(
+  args: readonly string[],
+  stdout: string,
+  schema?: Schema,
+): Record<string, unknown> {
+  if (!args.includes('--json')) return {};
+  const json = JSON.parse(stdout) as Record<string, unknown>;
+  const isError =
+    json['ok'] === false && typeof json['error'] === 'object' && json['error'] !== null;
+  const s = isError ? ERROR_SCHEMA : schema;
+  if (s) expect(validate(json, s), `--json of weftctl ${args.join(' ')}`).toEqual([]);
+  return json;
+}
 
 /** Every problem found, as `path: what` (empty when `value` matches). */
 export function validate(value: unknown, schema: Schema, path = '$'): string[] {

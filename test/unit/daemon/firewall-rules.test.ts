@@ -5,16 +5,12 @@ import type { NftObject } from '../../../src/firewall/nft.js';
 
 const v4 = { network: '10.5.0.0/16', subnet: '10.5.52.0/24' };
 const v6 = { network: 'fc00::/48', subnet: 'fc00:0:0:3::/64' };
+/** IPv4 only, masquerade (fully random) and forward rules: flannel's usual deployment. */
+const flannel4 = { ipv4: v4, ipv6: null, ipMasq: true, fullyRandom: true, forwardRules: true };
 
 describe('firewall ruleset', () => {
   it('replaces both weft tables in one transaction, masquerade and forward as flannel', () => {
-    const rs = buildRuleset({
-      ipv4: v4,
-      ipv6: null,
-      ipMasq: true,
-      fullyRandom: true,
-      forwardRules: true,
-    });
+    const rs = buildRuleset(flannel4);
     expect(rs.absent).toEqual(['ip6']);
     const lines = rs.script.split('\n');
     // create-then-delete for both families first: one idempotent "replace" in the same transaction
@@ -32,14 +28,7 @@ describe('firewall ruleset', () => {
       'ip saddr 10.5.0.0/16 accept',
       'ip daddr 10.5.0.0/16 accept',
     ]);
-    const routed = buildRuleset({
-      ipv4: v4,
-      ipv6: null,
-      ipMasq: true,
-      fullyRandom: true,
-      forwardRules: true,
-      peersOnUplink: true,
-    });
+    const routed = buildRuleset({ ...flannel4, peersOnUplink: true });
     expect(routed.tables[0]?.chains.find((c) => c.name === 'forward')?.rules).toEqual([
       'iifname @weft_uplinks ip saddr 10.5.0.0/16 ip daddr != 10.5.52.0/24 counter name "forward_dropped" drop',
       'iifname @weft_uplinks ip saddr 10.5.52.0/24 counter name "forward_dropped" drop',
@@ -62,13 +51,7 @@ describe('firewall ruleset', () => {
   });
 
   it('uses ip6 matches and ff00::/8 for IPv6, plain masquerade when fully-random is off', () => {
-    const rs = buildRuleset({
-      ipv4: v4,
-      ipv6: v6,
-      ipMasq: true,
-      fullyRandom: false,
-      forwardRules: false,
-    });
+    const rs = buildRuleset({ ...flannel4, ipv6: v6, fullyRandom: false, forwardRules: false });
     expect(rs.absent).toEqual([]);
     const t6 = rs.tables.find((t) => t.family === 'ip6');
     expect(t6?.chains.map((c) => c.name)).toEqual(['postrtg']);
@@ -80,13 +63,7 @@ describe('firewall ruleset', () => {
   });
 
   it('with neither masquerade nor forward rules both tables are removed', () => {
-    const rs = buildRuleset({
-      ipv4: v4,
-      ipv6: v6,
-      ipMasq: false,
-      fullyRandom: true,
-      forwardRules: false,
-    });
+    const rs = buildRuleset({ ...flannel4, ipv6: v6, ipMasq: false, forwardRules: false });
     expect(rs.tables).toEqual([]);
     expect(rs.absent).toEqual(['ip', 'ip6']);
     expect(rs.script).toBe(
@@ -95,32 +72,14 @@ describe('firewall ruleset', () => {
   });
 
   it('fingerprints the table so a ruleset for another subnet is stale', () => {
-    const a = buildRuleset({
-      ipv4: v4,
-      ipv6: null,
-      ipMasq: true,
-      fullyRandom: true,
-      forwardRules: true,
-    });
-    const b = buildRuleset({
-      ipv4: { ...v4, subnet: '10.5.53.0/24' },
-      ipv6: null,
-      ipMasq: true,
-      fullyRandom: true,
-      forwardRules: true,
-    });
+    const a = buildRuleset(flannel4);
+    const b = buildRuleset({ ...flannel4, ipv4: { ...v4, subnet: '10.5.53.0/24' } });
     expect(a.tables[0]?.comment).toMatch(/^weft overlay rules [0-9a-f]{8}$/);
     expect(a.tables[0]?.chains[0]?.comments).not.toEqual(b.tables[0]?.chains[0]?.comments);
   });
 
   it('diffTable finds missing tables, chains, rules and foreign changes', () => {
-    const t = buildRuleset({
-      ipv4: v4,
-      ipv6: null,
-      ipMasq: true,
-      fullyRandom: true,
-      forwardRules: true,
-    }).tables[0]!;
+    const t = buildRuleset(flannel4).tables[0]!;
     const listed = (): NftObject[] => [
       { metainfo: { version: '1.0.6' } },
       { table: { family: 'ip', name: 'weft', comment: t.comment } },

@@ -11,20 +11,10 @@ import { decodeLeaseAttrs, encodeLeaseAttrs } from '../../../src/lease/codec.js'
 import { diffLeases, leaseChanged } from '../../../src/lease/diff.js';
 import type { Lease, LeaseAttrs } from '../../../src/lease/lease.js';
 import { parseNetworkConfig } from '../../../src/subnet/config.js';
+import { prng } from '../../helpers/random.js';
 
 const SEED = Number(process.env['WEFT_FUZZ_SEED'] ?? Date.now() % 1_000_000);
 const RUNS = 1000;
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A random JSON-ish fragment (sometimes not JSON at all). */
 function fragment(rnd: () => number, budget = 3): string {

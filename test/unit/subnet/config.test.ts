@@ -1,20 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseNetworkConfig } from '../../../src/subnet/config.js';
 import { hasCode } from '../../../src/errors.js';
-import type { Logger, LogFields } from '../../../src/log/logger.js';
-
-function recordingLogger(): Logger & { warnings: Array<[string, LogFields | undefined]> } {
-  const warnings: Array<[string, LogFields | undefined]> = [];
-  const log = {
-    warnings,
-    debug: () => {},
-    info: () => {},
-    warn: (m: string, f?: LogFields) => void warnings.push([m, f]),
-    error: () => {},
-    child: () => log,
-  };
-  return log;
-}
+import { warnRecorder } from '../../helpers/logger.js';
 
 describe('network config: defaults (docs/flannel-compat.md §8)', () => {
   it.each([
@@ -246,7 +233,7 @@ describe('network config: every rule rejects naming field, value and rule', () =
 
 describe('network config: warnings', () => {
   it('warns about unknown top-level fields and a missing Backend', () => {
-    const log = recordingLogger();
+    const log = warnRecorder();
     parseNetworkConfig({ Network: '10.5.0.0/16', Netwrok: 'typo', SubnetLen: 24 }, log);
     expect(log.warnings.map((w) => w[0])).toEqual([
       'network config has an unknown field (ignored)',
@@ -256,7 +243,7 @@ describe('network config: warnings', () => {
   });
 
   it('does not warn for a complete config', () => {
-    const log = recordingLogger();
+    const log = warnRecorder();
     parseNetworkConfig(
       { Network: '10.5.0.0/16', EnableNFTables: true, Backend: { Type: 'vxlan' } },
       log,
