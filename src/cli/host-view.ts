@@ -11,6 +11,7 @@ import { release } from 'node:os';
 import { describeError } from '../errors.js';
 import { IPT_CHAIN, createIptablesRunner } from '../firewall/iptables-forward.js';
 import { createNftRunner, type NftObject } from '../firewall/nft.js';
+import { readRegularFile } from '../files/read-regular.js';
 import {
   MAX_SUBNET_ENV_BYTES,
   previousSubnets,
@@ -219,15 +220,11 @@ export function forwardDropChains(json: string): string[] {
 }
 
 export async function readSubnetEnvState(path: string): Promise<SubnetEnvState> {
-  try {
-    const buf = await readFile(path);
-    const text = buf.subarray(0, MAX_SUBNET_ENV_BYTES).toString('utf8');
-    return { path, text, parsed: previousSubnets(text), ...subnetEnvSettings(text), error: null };
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const error = code === 'ENOENT' ? `${path} does not exist` : describeError(err);
-    return { path, text: null, parsed: null, mtu: null, ipMasq: null, error };
-  }
+  // weftd's own reader: a FIFO or device planted at the path must not hang weftctl (src/files/read-regular.ts)
+  const r = await readRegularFile(path, MAX_SUBNET_ENV_BYTES);
+  if (!r.ok) return { path, text: null, parsed: null, mtu: null, ipMasq: null, error: r.problem };
+  const text = r.buf.toString('utf8');
+  return { path, text, parsed: previousSubnets(text), ...subnetEnvSettings(text), error: null };
 }
 
 async function status(url: string, timeoutMs: number): Promise<number> {
