@@ -28,7 +28,8 @@ import type { LeasePlan } from '../backend/peer-plan.js';
 import { inScope, type KernelView } from '../backend/reconcile.js';
 import { isOnLink, onLinkNetworks } from '../backend/uplink-routes.js';
 import type { Lease } from '../lease/lease.js';
-import { parseCidr, type IpFamily, type NetlinkOps, type RouteEntry } from '../netlink/index.js';
+import { parseCidr } from '../ip/index.js';
+import type { IpFamily, NetlinkOps, RouteEntry } from '../netlink/index.js';
 import type { AcquireOptions, NetworkConfig } from '../subnet/manager.js';
 import { planHostGwDevices, planHostGwPeer, type HostGwPlanScope } from './plan.js';
 
@@ -143,7 +144,7 @@ class HostGwBackend implements Backend {
         return {
           fam,
           network: fam.network(config)!,
-          subnetLen: parseCidr(own).len,
+          subnetLen: parseCidr(own).prefixLen,
           ownSubnet: own,
           onlink: onlink.get(fam.family) ?? [],
         };

@@ -4,7 +4,7 @@
  * weftd programs from it (index.ts); weftctl renders it (src/cli/peers.ts).
  */
 import type { Lease } from '../lease/lease.js';
-import { networkOf } from '../netlink/index.js';
+import { canonicalCidr } from '../ip/index.js';
 import type { PeerEntries } from '../backend/peer-entries.js';
 import {
   peerAddressProblem,
@@ -43,7 +43,7 @@ export function planHostGwPeer(lease: Lease, scope: HostGwPlanScope): LeasePlan<
     }
     let subnet: string;
     try {
-      subnet = networkOf(raw);
+      subnet = canonicalCidr(raw);
     } catch {
       refused.push({ family, reason: `subnet ${JSON.stringify(raw)} is not a CIDR` });
       continue;

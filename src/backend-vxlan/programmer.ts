@@ -4,16 +4,15 @@
  */
 import type { Lease } from '../lease/lease.js';
 import type { Logger } from '../log/logger.js';
-import {
-  networkAddress,
-  parseCidr,
-  type IpFamily,
-  type NetlinkOps,
-  type FdbEntry,
-  type NeighEntry,
-  type RouteEntry,
-  type VxlanLinkSpec,
-  type LinkEvent,
+import { networkAddress, parseCidr } from '../ip/index.js';
+import type {
+  IpFamily,
+  NetlinkOps,
+  FdbEntry,
+  NeighEntry,
+  RouteEntry,
+  VxlanLinkSpec,
+  LinkEvent,
 } from '../netlink/index.js';
 import type { Uplink } from '../backend/backend.js';
 import type { FamilyDescriptor } from '../backend/family.js';
@@ -143,7 +142,7 @@ export class VxlanProgrammer {
       families: this.o.devices.map((dev) => ({
         fam: dev.fam,
         network: dev.network,
-        subnetLen: parseCidr(dev.ownSubnet).len,
+        subnetLen: parseCidr(dev.ownSubnet).prefixLen,
         ownSubnet: dev.ownSubnet,
         deviceIndex: dev.index,
         deviceMac: dev.spec.mac,
@@ -175,7 +174,7 @@ export class VxlanProgrammer {
       uplink: uplink.index,
       clusters: this.o.devices.map((d) => ({
         network: d.network,
-        subnetLen: parseCidr(d.ownSubnet).len,
+        subnetLen: parseCidr(d.ownSubnet).prefixLen,
         ownSubnet: d.ownSubnet,
       })),
     });

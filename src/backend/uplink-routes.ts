@@ -2,14 +2,8 @@
  * Helpers for routes weft puts on the uplink (host-gw, and vxlan DirectRouting): which networks the
  * uplink is attached to, and which main-table routes on it are weft's (a cluster subnet via a gateway).
  */
-import {
-  cidrContains,
-  networkOf,
-  parseCidr,
-  type IpFamily,
-  type NetlinkOps,
-  type RouteEntry,
-} from '../netlink/index.js';
+import { canonicalCidr, cidrCovers, parseCidr } from '../ip/index.js';
+import type { IpFamily, NetlinkOps, RouteEntry } from '../netlink/index.js';
 import { inScopeNetworks } from './peer-check.js';
 
 /** A route for one cluster subnet (exactly `subnetLen` long, inside `network`, not `ownSubnet` unless
@@ -24,9 +18,9 @@ export function isClusterGatewayRoute(
     return (
       r.gateway !== null &&
       r.type === 'UNICAST' &&
-      parseCidr(r.dst).len === subnetLen &&
-      cidrContains(network, r.dst) &&
-      (ownSubnet === '' || networkOf(r.dst) !== networkOf(ownSubnet))
+      parseCidr(r.dst).prefixLen === subnetLen &&
+      cidrCovers(network, r.dst) &&
+      (ownSubnet === '' || canonicalCidr(r.dst) !== canonicalCidr(ownSubnet))
     );
   } catch {
     return false; // not a CIDR (e.g. 'default'): not one of ours
@@ -44,7 +38,7 @@ export async function onLinkNetworks(
 
 /** The networks of these addresses (IPv6 link-local excluded): what `onLinkNetworks` reads. */
 export function onLinkOf(addrs: readonly { readonly cidr: string }[]): string[] {
-  return addrs.map((a) => networkOf(a.cidr)).filter((n) => !n.startsWith('fe80:'));
+  return addrs.map((a) => canonicalCidr(a.cidr)).filter((n) => !n.startsWith('fe80:'));
 }
 
 /** Whether the address `ip` lies in one of the uplink's networks (parsed once per network text). */

@@ -5,7 +5,7 @@
 import { COUNTER_ENCAP, buildRuleset } from '../firewall/rules.js';
 import { diffTable, kernelState } from '../firewall/firewall.js';
 import { IPT_CHAIN, parseForward } from '../firewall/iptables-forward.js';
-import { networkOf } from '../netlink/index.js';
+import { canonicalCidr } from '../ip/index.js';
 import type { NetworkConfig } from '../subnet/manager.js';
 import { RESTART, fail, pass, warn, skip, type Check, type DoctorInput } from './doctor-check.js';
 import type { NftState } from './host-view.js';
@@ -91,8 +91,8 @@ export function firewallChecks(i: DoctorInput, config: NetworkConfig): Check[] {
         [false, true],
       ] as const) {
         const rs = buildRuleset({
-          ipv4: fam === 'ip' ? { network, subnet: networkOf(subnet) } : null,
-          ipv6: fam === 'ip6' ? { network, subnet: networkOf(subnet) } : null,
+          ipv4: fam === 'ip' ? { network, subnet: canonicalCidr(subnet) } : null,
+          ipv6: fam === 'ip6' ? { network, subnet: canonicalCidr(subnet) } : null,
           ipMasq: masq,
           fullyRandom,
           forwardRules,

@@ -20,7 +20,8 @@ import {
   type UplinkMtu,
 } from '../backend/device-plan.js';
 import type { Lease } from '../lease/lease.js';
-import { cidrContains, type LinkInfo } from '../netlink/index.js';
+import { cidrCovers } from '../ip/index.js';
+import type { LinkInfo } from '../netlink/index.js';
 import type { NetworkConfig } from '../subnet/manager.js';
 import { RESTART, fail, pass, warn, skip, type Check, type DoctorInput } from './doctor-check.js';
 import type { HostFacts } from './host-view.js';
@@ -187,7 +188,7 @@ function containerMtuCheck(i: DoctorInput, host: HostFacts, want: number): Check
 function bridgeOf(host: HostFacts, subnet: string): LinkInfo | null {
   const a = host.addrs.find((x) => {
     const ip = x.cidr.split('/')[0] ?? '';
-    return cidrContains(subnet, ip) && !x.cidr.endsWith('/32');
+    return cidrCovers(subnet, ip) && !x.cidr.endsWith('/32');
   });
   return a
     ? (host.kernel.links.find((l) => l.index === a.index && l.kind === 'bridge') ?? null)

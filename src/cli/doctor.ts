@@ -11,7 +11,7 @@ import {
   hasLeftovers,
   type FlannelLeftovers,
 } from '../migration/flannel-leftovers.js';
-import { networkOf } from '../netlink/index.js';
+import { canonicalCidr } from '../ip/index.js';
 import { RESTART, fail, pass, warn, skip, type Check, type DoctorInput } from './doctor-check.js';
 import { firewallChecks } from './doctor-firewall.js';
 import { deviceChecks, sysctlChecks } from './doctor-kernel.js';
@@ -136,10 +136,10 @@ function leaseChecks(i: DoctorInput): Check[] {
     const p = env.parsed;
     const net = i.config?.network;
     const problems = [
-      own.subnet && p?.subnet !== networkOf(own.subnet)
+      own.subnet && p?.subnet !== canonicalCidr(own.subnet)
         ? `FLANNEL_SUBNET is ${p?.subnet ?? 'missing'}, the lease is ${own.subnet}`
         : '',
-      own.subnet6 && p?.subnet6 !== networkOf(own.subnet6)
+      own.subnet6 && p?.subnet6 !== canonicalCidr(own.subnet6)
         ? `FLANNEL_IPV6_SUBNET is ${p?.subnet6 ?? 'missing'}, the lease is ${own.subnet6}`
         : '',
       net && p?.network !== net

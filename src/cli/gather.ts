@@ -8,7 +8,8 @@ import { isEtcdError } from './exit-codes.js';
 
 import type { Lease } from '../lease/lease.js';
 import { nullLogger } from '../log/logger.js';
-import { networkOf, type AddrEntry } from '../netlink/index.js';
+import { canonicalCidr } from '../ip/index.js';
+import type { AddrEntry } from '../netlink/index.js';
 import { parseNetworkConfig } from '../subnet/config.js';
 import type { NetworkConfig } from '../subnet/manager.js';
 import type { EtcdLeaseRegistry } from '../subnet/etcd/etcd-registry.js';
@@ -48,8 +49,8 @@ export function findOwnRecord(
   const envSubnet = view.subnetEnv.parsed?.subnet ?? null;
   const envSubnet6 = view.subnetEnv.parsed?.subnet6 ?? null;
   const named = (r: LeaseRecord): boolean =>
-    (envSubnet !== null && !!r.lease?.subnet && networkOf(r.lease.subnet) === envSubnet) ||
-    (envSubnet6 !== null && !!r.lease?.subnet6 && networkOf(r.lease.subnet6) === envSubnet6);
+    (envSubnet !== null && !!r.lease?.subnet && canonicalCidr(r.lease.subnet) === envSubnet) ||
+    (envSubnet6 !== null && !!r.lease?.subnet6 && canonicalCidr(r.lease.subnet6) === envSubnet6);
   const valid = view.records.filter((r) => r.lease);
   const local = new Set(addrs.map((a) => a.cidr.split('/')[0]));
   const mine = valid.filter(

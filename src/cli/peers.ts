@@ -37,16 +37,8 @@ import {
   type WgPeerEntry,
 } from '../backend-wireguard/plan.js';
 import type { Lease } from '../lease/lease.js';
-import {
-  cidrContains,
-  networkAddress,
-  parseCidr,
-  type AddrEntry,
-  type FdbEntry,
-  type LinkInfo,
-  type NeighEntry,
-  type RouteEntry,
-} from '../netlink/index.js';
+import { cidrCovers, networkAddress, parseCidr } from '../ip/index.js';
+import type { AddrEntry, FdbEntry, LinkInfo, NeighEntry, RouteEntry } from '../netlink/index.js';
 import type { NetworkConfig } from '../subnet/manager.js';
 
 export type PeerVerdict =
@@ -311,11 +303,11 @@ export function lookupRoute(routes: readonly RouteEntry[], dst: string): RouteEn
     if (r.type !== 'UNICAST') continue;
     let len: number;
     try {
-      len = r.dst === 'default' ? 0 : parseCidr(r.dst).len;
+      len = r.dst === 'default' ? 0 : parseCidr(r.dst).prefixLen;
     } catch {
       continue;
     }
-    if ((r.dst === 'default' || cidrContains(r.dst, dst)) && len > bestLen) {
+    if ((r.dst === 'default' || cidrCovers(r.dst, dst)) && len > bestLen) {
       best = r;
       bestLen = len;
     }

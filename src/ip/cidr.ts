@@ -53,3 +53,21 @@ export function cidrContainsIp(cidr: string, ip: string): boolean {
   const v = tryParseIp6(ip);
   return v !== null && net.containsIp(v);
 }
+
+/** The network address alone: '10.5.3.7/24' → '10.5.3.0' (AddressError when malformed). */
+export function networkAddress(text: string): string {
+  const net = canonicalCidr(text);
+  return net.slice(0, net.indexOf('/'));
+}
+
+/**
+ * True when `inner` (an address or a CIDR) lies inside the CIDR `outer`; false when the families differ.
+ * AddressError when either is malformed (`cidrContainsIp` is the lenient form for an address).
+ */
+export function cidrCovers(outer: string, inner: string): boolean {
+  const net = parseCidr(outer);
+  if (inner.includes('/')) return netContains(net, parseCidr(inner));
+  const family = ipFamily(inner);
+  if (family === null) throw new AddressError(`invalid IP address ${JSON.stringify(inner)}`);
+  return netContains(net, parseCidr(`${inner}/${family === 4 ? 32 : 128}`));
+}

@@ -1,23 +1,19 @@
 /**
  * Address conversions at the netlink boundary: canonical strings ('10.5.1.0', 'fd00::1', '10.5.0.0/16',
- * '0e:aa:bb:cc:dd:01') to the byte buffers the kernel wants, and back. Also the few prefix computations
- * the backends need (contains, network address), over src/ip's parsers. Pure; throws TypeError on
- * malformed input (src/ip returns null or throws AddressError).
+ * '0e:aa:bb:cc:dd:01') to the byte buffers the kernel wants, and back, over src/ip's parsers. Pure;
+ * throws TypeError on malformed input (src/ip returns null or throws AddressError). Prefix arithmetic
+ * (network of a CIDR, containment) is src/ip's alone (src/ip/cidr.ts).
  */
 import {
-  Ip4Net,
-  Ip6Net,
   formatIp6,
-  formatMac,
   ipFamily as familyOfIp,
-  netContains,
   tryParseIp4,
   tryParseIp6,
   tryParseMac,
-  type IpNet,
+  type IpFamily,
 } from '../ip/index.js';
 
-export type IpFamily = 4 | 6;
+export type { IpFamily };
 
 export interface Cidr {
   readonly family: IpFamily;
@@ -32,7 +28,8 @@ function typed<T>(what: string, text: string, v: T | null): T {
   return v;
 }
 
-export function ipFamily(ip: string): IpFamily {
+/** The family of an address text; TypeError when it is neither. */
+export function addrFamily(ip: string): IpFamily {
   return typed('IP address', ip, familyOfIp(ip));
 }
 
@@ -64,45 +61,17 @@ export function canonicalIp(ip: string): string {
   return formatIp6(typed('IP address', ip, tryParseIp6(ip)));
 }
 
-/** 'a/len' with the address as written (host bits kept, canonical form). */
-export function parseCidr(cidr: string): Cidr {
+/** A CIDR text as the kernel message wants it: the address as written (host bits kept, canonical
+ * form), its family and prefix length. */
+export function cidrParts(cidr: string): Cidr {
   const slash = cidr.indexOf('/');
   const lenText = cidr.slice(slash + 1);
   if (slash < 0 || !/^\d{1,3}$/.test(lenText))
     throw new TypeError(`invalid CIDR ${JSON.stringify(cidr)}`);
-  const family = ipFamily(cidr.slice(0, slash));
+  const family = addrFamily(cidr.slice(0, slash));
   const len = Number(lenText);
   if (len > (family === 4 ? 32 : 128)) throw new TypeError(`invalid prefix length in ${cidr}`);
   return { family, ip: canonicalIp(cidr.slice(0, slash)), len };
-}
-
-/** The src/ip network of a CIDR text (host bits cleared). */
-function net(cidr: string): IpNet {
-  const c = parseCidr(cidr);
-  return c.family === 4
-    ? new Ip4Net(tryParseIp4(c.ip)!, c.len)
-    : new Ip6Net(tryParseIp6(c.ip)!, c.len);
-}
-
-/** '10.5.3.7/16' → '10.5.0.0/16'. */
-export function networkOf(cidr: string): string {
-  return net(cidr).toString();
-}
-
-/** The network address alone: '10.5.3.0/24' → '10.5.3.0'. */
-export function networkAddress(cidr: string): string {
-  return networkOf(cidr).split('/')[0]!;
-}
-
-/** True when `ip` (an address or a CIDR) lies inside `cidr`. Different families never match. */
-export function cidrContains(cidr: string, ip: string): boolean {
-  const inner = ip.includes('/') ? net(ip) : net(`${ip}/${ipFamily(ip) === 4 ? 32 : 128}`);
-  return netContains(net(cidr), inner);
-}
-
-/** Lower-case colon form; throws TypeError for anything else (hyphens and upper case accepted on input). */
-export function canonicalMac(mac: string): string {
-  return formatMac(macToBytes(mac));
 }
 
 export function macToBytes(mac: string): Buffer {
@@ -113,10 +82,4 @@ export function bytesToMac(b: Uint8Array): string {
   return Array.from(b)
     .map((x) => x.toString(16).padStart(2, '0'))
     .join(':');
-}
-
-/** Unicast (I/G bit clear), not all-zero. */
-export function isUnicastMac(mac: string): boolean {
-  const b = macToBytes(mac);
-  return (b[0]! & 1) === 0 && b.some((x) => x !== 0);
 }

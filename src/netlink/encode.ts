@@ -5,7 +5,7 @@
  * produces) take a fast path; anything else goes through addr.ts, which validates and throws TypeError.
  * Everything other than these three kinds of message still goes through the `netlink` package.
  */
-import { ipToBytes, macToBytes, parseCidr } from './addr.js';
+import { cidrParts, ipToBytes, macToBytes } from './addr.js';
 import type { FdbSpec, Mutation, NeighSpec, RouteSpec } from './ops.js';
 
 export const NLMSG_ERROR = 2;
@@ -173,7 +173,7 @@ function route(
   let v4 =
     Number.isInteger(len) && len >= 0 && len <= 32 && /^\d{1,2}$/.test(r.dst.slice(slash + 1));
   if (!v4 || !writeIp4Fast(b, start + 32, dst)) {
-    const c = parseCidr(r.dst); // validates (TypeError) and handles IPv6
+    const c = cidrParts(r.dst); // validates (TypeError) and handles IPv6
     dst = c.ip;
     len = c.len;
     v4 = c.family === 4;

@@ -1,5 +1,5 @@
 /** The netlink façade (docs/design.md C6): import from here. */
-export * from './addr.js';
+export { bytesToIp, bytesToMac, ipToBytes, macToBytes, type IpFamily } from './addr.js';
 export * from './errors.js';
 export * from './ops.js';
 export {

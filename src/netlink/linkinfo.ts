@@ -3,7 +3,7 @@
  * the nested IFLA_INFO_KIND / IFLA_INFO_DATA attributes are handled here.
  */
 import { AttrStream, ifla, type RtNetlinkSocket } from './package.js';
-import { bytesToIp, bytesToMac, ipFamily, ipToBytes } from './addr.js';
+import { addrFamily, bytesToIp, bytesToMac, ipToBytes } from './addr.js';
 import type { LinkInfo, VxlanAttrs, VxlanLinkSpec } from './ops.js';
 
 type LinkMessage = Awaited<ReturnType<RtNetlinkSocket['getLinks']>>[number];
@@ -77,7 +77,7 @@ export function formatVxlanLinkinfo(spec: VxlanLinkSpec): Buffer {
     link: spec.underlayIndex,
     port,
     learning: spec.learning ? 1 : 0,
-    ...(ipFamily(spec.local) === 4 ? { local } : { local6: local }),
+    ...(addrFamily(spec.local) === 4 ? { local } : { local6: local }),
     ...(spec.gbp ? { gbp: true as const } : {}),
   };
   const li = new AttrStream();

@@ -11,15 +11,8 @@
  */
 import { FlagsNew, rt, type RtNetlinkSocket } from './package.js';
 import { nullLogger, type Logger } from '../log/logger.js';
-import {
-  bytesToIp,
-  bytesToMac,
-  ipToBytes,
-  macToBytes,
-  parseCidr,
-  cidrContains,
-  type IpFamily,
-} from './addr.js';
+import { bytesToIp, bytesToMac, ipToBytes, macToBytes, cidrParts, type IpFamily } from './addr.js';
+import { cidrCovers } from '../ip/index.js';
 import { NetlinkError, isAbsent, toNetlinkError } from './errors.js';
 import { InFlightLimiter } from './limiter.js';
 import { formatVxlanLinkinfo, toLinkInfo, vxlanIncompatibility } from './linkinfo.js';
@@ -217,7 +210,7 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
   }
 
   async function deleteAddr(index: number, cidr: string): Promise<void> {
-    const c = parseCidr(cidr);
+    const c = cidrParts(cidr);
     const a = ipToBytes(c.ip);
     await request('deleteAddr', `${cidr} dev ${index}`, (nl, t) =>
       nl.delAddress(
@@ -233,14 +226,14 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
     cidr: string,
     strayWithin: readonly string[] = [],
   ): Promise<string[]> {
-    const want = parseCidr(cidr);
+    const want = cidrParts(cidr);
     const wantText = `${want.ip}/${want.len}`;
     const have = await listAddrs(index, want.family);
     const removed: string[] = [];
     for (const a of have) {
       if (a.cidr === wantText) continue;
       const ip = a.cidr.split('/')[0]!;
-      if (strayWithin.some((net) => cidrContains(net, ip))) {
+      if (strayWithin.some((net) => cidrCovers(net, ip))) {
         await deleteAddr(index, a.cidr).catch((err: unknown) => {
           if (!isAbsent(err)) throw err;
         });

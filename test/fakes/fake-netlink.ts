@@ -8,9 +8,6 @@
  */
 import {
   NetlinkError,
-  cidrContains,
-  ipFamily,
-  parseCidr,
   type AddrEntry,
   type FdbEntry,
   type LinkEvent,
@@ -20,6 +17,8 @@ import {
   type NetlinkOps,
   type RouteEntry,
 } from '../../src/netlink/index.js';
+import { cidrCovers } from '../../src/ip/index.js';
+import { addrFamily, cidrParts } from '../../src/netlink/addr.js';
 import { vxlanIncompatibility } from '../../src/netlink/linkinfo.js';
 
 const rk = (dst: string, table = 254): string => `${table}|${dst}`;
@@ -140,16 +139,16 @@ export class FakeNetlink implements NetlinkOps {
     this.setLink(index, { mac });
   }
   async listAddrs(index: number, family: 4 | 6): Promise<AddrEntry[]> {
-    return this.addrs.filter((a) => a.index === index && parseCidr(a.cidr).family === family);
+    return this.addrs.filter((a) => a.index === index && cidrParts(a.cidr).family === family);
   }
   async ensureAddr(
     index: number,
     cidr: string,
     strayWithin: readonly string[] = [],
   ): Promise<string[]> {
-    const family = parseCidr(cidr).family;
+    const family = cidrParts(cidr).family;
     const strays = (await this.listAddrs(index, family)).filter(
-      (a) => a.cidr !== cidr && strayWithin.some((net) => cidrContains(net, a.cidr.split('/')[0]!)),
+      (a) => a.cidr !== cidr && strayWithin.some((net) => cidrCovers(net, a.cidr.split('/')[0]!)),
     );
     for (const a of strays) await this.deleteAddr(index, a.cidr);
     if (!this.addrs.some((a) => a.index === index && a.cidr === cidr)) {
@@ -170,7 +169,7 @@ export class FakeNetlink implements NetlinkOps {
       throw new NetlinkError('E_NETLINK', 'EINVAL', 'routeReplace', r.dst);
     if (r.oif != null) this.linkAt(r.oif, 'routeReplace', r.dst);
     this.routes.set(rk(r.dst, r.table), {
-      family: parseCidr(r.dst).family,
+      family: cidrParts(r.dst).family,
       dst: r.dst,
       gateway: r.gateway ?? null,
       oif: r.oif ?? null,
@@ -200,7 +199,7 @@ export class FakeNetlink implements NetlinkOps {
     this.call('neighReplace', `${n.dst} ${n.mac}`);
     this.linkAt(n.ifindex, 'neighReplace', n.dst);
     this.neighs.set(`${n.ifindex}|${n.dst}`, {
-      family: ipFamily(n.dst),
+      family: addrFamily(n.dst),
       ifindex: n.ifindex,
       dst: n.dst,
       mac: n.mac,

@@ -3,7 +3,7 @@
  * device, how many peers the kernel has right, weftd's health and readiness, etcd reachability and
  * latency, and subnet.env. Exit 0 when all of that is fine, 4 when etcd is unreachable, 1 otherwise.
  */
-import { networkOf } from '../../netlink/index.js';
+import { canonicalCidr } from '../../ip/index.js';
 import { withRegistry } from '../etcd-view.js';
 import { EXIT } from '../exit-codes.js';
 import { gatherLocal, peerRowsOf } from '../gather.js';
@@ -31,7 +31,10 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
     if (health && health.healthz !== 200) problems.push(`weftd not answering on ${health.url}`);
     else if (health && health.readyz !== 200) problems.push('weftd not ready');
     if (view.subnetEnv.text === null) problems.push(view.subnetEnv.error ?? 'no subnet.env');
-    else if (own?.lease?.subnet && view.subnetEnv.parsed?.subnet !== networkOf(own.lease.subnet))
+    else if (
+      own?.lease?.subnet &&
+      view.subnetEnv.parsed?.subnet !== canonicalCidr(own.lease.subnet)
+    )
       problems.push(
         `subnet.env says ${view.subnetEnv.parsed?.subnet ?? 'nothing'}, the lease is ${own.lease.subnet}`,
       );

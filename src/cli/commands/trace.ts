@@ -8,9 +8,9 @@
  */
 import type { PeerEntries } from '../../backend/peer-entries.js';
 import { optionError } from '../../flags/go-flags.js';
-import { ipFamily } from '../../ip/cidr.js';
+import { canonicalCidr, cidrCovers, ipFamily } from '../../ip/index.js';
 import type { Lease } from '../../lease/lease.js';
-import { cidrContains, networkOf, type AddrEntry, type LinkInfo } from '../../netlink/index.js';
+import type { AddrEntry, LinkInfo } from '../../netlink/index.js';
 import type { NetworkConfig } from '../../subnet/manager.js';
 import { withRegistry } from '../etcd-view.js';
 import { EXIT } from '../exit-codes.js';
@@ -118,13 +118,13 @@ function owner(ip: string, leases: readonly Lease[], own: Lease | null): Endpoin
   const subnetOf = (l: Lease): string | null => (fam === 4 ? l.subnet : l.subnet6);
   const holders = leases.filter((l) => {
     const s = subnetOf(l);
-    return s !== null && cidrContains(s, ip);
+    return s !== null && cidrCovers(s, ip);
   });
   const len = (l: Lease): number => Number(subnetOf(l)!.split('/')[1]);
   const l = holders.find((x) => x.key === own?.key) ?? holders.sort((a, b) => len(b) - len(a))[0];
   if (!l) return { ip, lease: null, subnet: null, host: null, local: false };
   const host = fam === 4 ? l.attrs.publicIp : (l.attrs.publicIpv6 ?? l.attrs.publicIp);
-  return { ip, lease: l.key, subnet: networkOf(subnetOf(l)!), host, local: own?.key === l.key };
+  return { ip, lease: l.key, subnet: canonicalCidr(subnetOf(l)!), host, local: own?.key === l.key };
 }
 
 const linkOf = (k: KernelState, index: number | null): LinkInfo | null =>
@@ -261,7 +261,7 @@ export function traceOverlay(i: TraceInput): TraceResult {
     missing,
   });
   const nets = [i.config.network, i.config.ipv6Network].filter((n): n is string => !!n);
-  if (!dst.lease && nets.some((n) => cidrContains(n, i.dst)))
+  if (!dst.lease && nets.some((n) => cidrCovers(n, i.dst)))
     return done('dropped', null, [
       `no host leases the subnet of ${i.dst}: check \`weftctl leases\``,
     ]);

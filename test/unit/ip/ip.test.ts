@@ -4,11 +4,13 @@ import {
   canonicalIp6,
   canonicalMac,
   cidrContainsIp,
+  cidrCovers,
   formatIp4,
   formatMac,
   Ip4Net,
   Ip6Net,
   ipFamily,
+  networkAddress,
   parseIp4,
   parseMac,
   tryParseIp4,
@@ -122,6 +124,25 @@ describe('generic CIDR and MAC', () => {
     expect(ipFamily('x')).toBeNull();
     expect(cidrContainsIp('10.5.0.0/16', '10.5.9.9')).toBe(true);
     expect(cidrContainsIp('10.5.0.0/16', 'fc00::1')).toBe(false);
+  });
+
+  it('network address and containment of an address or a CIDR', () => {
+    expect(canonicalCidr('10.5.3.7/16')).toBe('10.5.0.0/16');
+    expect(networkAddress('fd05:0:0:9::5/64')).toBe('fd05:0:0:9::');
+    expect(networkAddress('198.18.201.77/23')).toBe('198.18.200.0');
+    expect(canonicalCidr('0.0.0.0/0')).toBe('0.0.0.0/0');
+    expect(canonicalCidr('255.255.255.255/1')).toBe('128.0.0.0/1');
+    expect(cidrCovers('10.5.0.0/16', '10.5.9.0/24')).toBe(true);
+    expect(cidrCovers('10.5.0.0/16', '10.0.0.0/8')).toBe(false);
+    expect(cidrCovers('10.5.0.0/16', '10.6.0.1')).toBe(false);
+    expect(cidrCovers('10.5.0.0/16', 'fd05::1')).toBe(false);
+    expect(cidrCovers('fd05::/48', 'fd05:0:0:2::/64')).toBe(true);
+    expect(cidrCovers('0.0.0.0/0', '255.1.2.3')).toBe(true);
+    expect(cidrCovers('200.0.0.0/8', '201.0.0.0/32')).toBe(false);
+    expect(cidrCovers('10.5.0.0/16', '::ffff:10.5.0.1')).toBe(false);
+    expect(() => cidrCovers('10.5.0.0/16', '10.5.0.01')).toThrow(/invalid IP address/);
+    expect(() => cidrCovers('10.5.0.0/33', '10.5.0.1')).toThrow(/invalid CIDR/);
+    expect(() => networkAddress('010.5.0.0/16')).toThrow(/invalid CIDR/);
   });
 
   it('MACs', () => {
