@@ -47,6 +47,10 @@ describe('IPv4', () => {
     expect(Ip4Net.tryParse('10.5.0.0/33')).toBeNull();
     expect(Ip4Net.tryParse('10.5.0.0/024')).toBeNull();
     expect(Ip4Net.tryParse('10.5.0.0')).toBeNull();
+    for (const len of ['', '08', '00', '3x', 'x', '-1', '+8', '1 ', '100', '٣'])
+      expect(Ip4Net.tryParse(`10.5.0.0/${len}`), len).toBeNull();
+    for (const len of [0, 1, 9, 10, 24, 32])
+      expect(Ip4Net.tryParse(`10.0.0.0/${len}`)?.prefixLen, String(len)).toBe(len);
   });
 
   it('contains, overlaps, iterates', () => {
