@@ -121,7 +121,9 @@ export class Ip4Net {
   }
 
   containsIp(ip: number): boolean {
-    return (ip & this.mask) >>> 0 === this.ip;
+    // The mask inline, not through the getter (every peer lease is checked against a few networks).
+    const len = this.prefixLen;
+    return (len === 0 ? 0 : ip & (0xffffffff << (32 - len))) >>> 0 === this.ip;
   }
 
   /** True when `other` lies entirely inside this network. */
