@@ -36,6 +36,8 @@ import {
 } from './peer-plan.js';
 
 export const DEFAULT_RESYNC_MS = 60_000;
+/** The refusals of a lease with none (one shared array, not one per lease of a full reconcile). */
+const NO_REFUSALS: readonly RefusedLease[] = Object.freeze([]);
 /** How long a removed lease's entries stay, waiting for the same lease to come back. */
 export const DEFAULT_REMOVAL_GRACE_MS = 500;
 
@@ -414,7 +416,7 @@ export class PeerLoop<E extends PeerEntry> {
     const ignored = new Map(plan.ignored.map((i) => [i.lease.key, i.reason]));
     for (let i = 0; i < all.length; i++) {
       const l = all[i]!;
-      this.logRefusals(l, refused.get(l.key) ?? [], ignored.get(l.key));
+      this.logRefusals(l, refused.get(l.key) ?? NO_REFUSALS, ignored.get(l.key));
     }
     if (this.refusalLogged.size > 0) {
       const planned = new Set(all.map((l) => l.key));

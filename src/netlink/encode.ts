@@ -382,7 +382,7 @@ function writeMac(b: Buffer, off: number, text: string): boolean {
     return true;
   }
   if (!writeMacFast(b, off, text)) return false;
-  memoMacBytes.set(b.subarray(off, off + 6));
+  for (let i = 0; i < 6; i++) memoMacBytes[i] = b[off + i]!; // no subarray: a view object per call
   memoMac = text;
   return true;
 }
