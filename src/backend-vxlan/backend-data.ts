@@ -5,7 +5,7 @@
  */
 import { jsonField } from '../backend/backend-config.js';
 import { showValue } from '../errors.js';
-import { formatMac, tryParseMac } from '../ip/index.js';
+import { LOWER_HEX_DIGIT, formatMac, tryParseMac } from '../ip/index.js';
 
 export interface VxlanBackendData {
   readonly vni: number;
@@ -14,12 +14,6 @@ export interface VxlanBackendData {
 
 export type Parsed<T> =
   { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
-
-/** Lower-case hex digit values by character code, -1 for any other (the canonical form has no upper
- *  case): a table lookup, not a call per digit. */
-const LOWER_HEX = new Int8Array(128).fill(-1);
-for (let c = 0; c < 10; c++) LOWER_HEX[48 + c] = c;
-for (let c = 0; c < 6; c++) LOWER_HEX[97 + c] = 10 + c;
 
 /**
  * For a MAC already in canonical form (what flannel and weft write): 1 unicast, 0 not unicast (group
@@ -35,8 +29,8 @@ function canonicalUnicast(mac: string): number {
     if (b > 0 && mac.charCodeAt(at - 1) !== 58 /* : */) return -1;
     const c1 = mac.charCodeAt(at);
     const c2 = mac.charCodeAt(at + 1);
-    const hi = c1 < 128 ? LOWER_HEX[c1]! : -1;
-    const lo = c2 < 128 ? LOWER_HEX[c2]! : -1;
+    const hi = c1 < 128 ? LOWER_HEX_DIGIT[c1]! : -1;
+    const lo = c2 < 128 ? LOWER_HEX_DIGIT[c2]! : -1;
     if (hi < 0 || lo < 0) return -1;
     const v = hi * 16 + lo;
     if (b === 0) first = v;

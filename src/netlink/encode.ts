@@ -5,6 +5,7 @@
  * produces) take a fast path; anything else goes through addr.ts, which validates and throws TypeError.
  * Everything other than these three kinds of message still goes through the `netlink` package.
  */
+import { LOWER_HEX_DIGIT } from '../ip/index.js';
 import { ipToBytes, macToBytes, parseCidr } from './addr.js';
 import type { FdbSpec, Mutation, NeighSpec, RouteSpec } from './ops.js';
 
@@ -115,11 +116,6 @@ function putIpAttr(b: Buffer, off: number, type: number, ip: string): number {
   return off + 4 + bytes.length; // 4 or 16 bytes: already aligned
 }
 
-/** Lower-case hex digit values by character code (-1: not one); a table, not a call per digit. */
-const HEX = new Int8Array(128).fill(-1);
-for (let c = 0; c < 10; c++) HEX[48 + c] = c;
-for (let c = 0; c < 6; c++) HEX[97 + c] = 10 + c;
-
 /** Writes a MAC in canonical lower-case colon form as 6 bytes at `off`; false (bytes past `off`
  *  unspecified) for anything else. */
 function writeMacFast(b: Buffer, off: number, mac: string): boolean {
@@ -127,8 +123,8 @@ function writeMacFast(b: Buffer, off: number, mac: string): boolean {
   for (let i = 0; i < 6; i++) {
     const c1 = mac.charCodeAt(i * 3);
     const c2 = mac.charCodeAt(i * 3 + 1);
-    const hi = c1 < 128 ? HEX[c1]! : -1;
-    const lo = c2 < 128 ? HEX[c2]! : -1;
+    const hi = c1 < 128 ? LOWER_HEX_DIGIT[c1]! : -1;
+    const lo = c2 < 128 ? LOWER_HEX_DIGIT[c2]! : -1;
     if (hi < 0 || lo < 0 || (i < 5 && mac.charCodeAt(i * 3 + 2) !== 58)) return false;
     b[off + i] = (hi << 4) | lo;
   }

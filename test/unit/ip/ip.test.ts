@@ -14,6 +14,7 @@ import {
   tryParseIp4,
   tryParseIp6,
   tryParseMac,
+  LOWER_HEX_DIGIT,
 } from '../../../src/ip/index.js';
 
 describe('IPv4', () => {
@@ -203,6 +204,15 @@ describe('scan parsers = the regex grammar', () => {
       if (refIp4(t) !== null) accepted++;
     }
     expect(accepted).toBeGreaterThan(valid.length);
+  });
+
+  it('LOWER_HEX_DIGIT: the lower-case hex digits, -1 for every other character', () => {
+    for (let c = 0; c < 128; c++) {
+      const ch = String.fromCharCode(c);
+      const want = /^[0-9a-f]$/.test(ch) ? parseInt(ch, 16) : -1;
+      expect(LOWER_HEX_DIGIT[c], ch).toBe(want);
+    }
+    expect(LOWER_HEX_DIGIT.length).toBe(128);
   });
 
   it('tryParseMac and formatMac', () => {
