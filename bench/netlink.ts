@@ -13,6 +13,9 @@
  * - `ip -batch` + `bridge -batch`: the same entries through iproute2 (incl. its process start);
  * - weft full reconcile: the vxlan backend's start-up path (ensure the device, dump the kernel, compute
  *   N peers' entries, program the 3N entries), as timed by its own reconcile report;
+ * - weft planning per lease: the part of that reconcile spent planning (planner, claims, encoding,
+ *   while the kernel works on what was already handed over), per lease, for the size's first run and
+ *   the median (the first run at the first size is the process's first reconcile, as in a weftd start);
  * - weft incremental add / remove: with N peers programmed and the backend running, one lease added
  *   (then removed) through the lease watch; the time until its last kernel entry is acknowledged, and
  *   the netlink requests and dumps that one event cost (O(1) work means 3 requests, no dump);
@@ -142,6 +145,10 @@ interface SizeResult extends NetlinkSize {
   floorPhases: { neighMs: number; fdbMs: number; routeMs: number };
   floorOneAddUs: number;
   floorOneRemoveUs: number;
+  /** weft's planning (planner, claims, encoding; the kernel works meanwhile) per lease, µs: the size's
+   *  first run (at 1000, the process's first reconcile: code not yet optimized) and the median. */
+  planFirstUs?: number;
+  planUs?: number;
 }
 
 /** The node flags weftd runs with as packaged (`packaging/weftd.service`'s NODE_OPTIONS, e.g. a small
@@ -312,6 +319,7 @@ async function measure(): Promise<void> {
         removeDumps: [] as number[],
         oneAdd: [] as number[],
         oneRemove: [] as number[],
+        plan: [] as number[],
       };
       const lines = (f: (i: number) => string): string =>
         Array.from({ length: peers }, (_, i) => f(i)).join('\n') + '\n';
@@ -360,6 +368,7 @@ async function measure(): Promise<void> {
         // weft: the backend's start-up path (snapshot of N leases → one full reconcile) ...
         const runAc = new AbortController();
         let reportMs = -1;
+        let planMs = -1;
         const counting = new CountingOps(backendOps);
         const backend = vxlanBackendFactory({
           netlink: counting.ops,
@@ -367,7 +376,10 @@ async function measure(): Promise<void> {
           machineIdPath: machineId,
           observer: {
             reconciled: (r) => {
-              if (r.programmed > 0) reportMs = r.ms;
+              if (r.programmed > 0) {
+                reportMs = r.ms;
+                planMs = r.planMs;
+              }
             },
           },
         })({ subnets: subnets.manager(), uplink, log: nullLogger, stateDir: dir });
@@ -378,6 +390,7 @@ async function measure(): Promise<void> {
         const c = process.cpuUsage(c0);
         t.cpu.push((c.user + c.system) / 1000);
         t.weft.push(reportMs);
+        t.plan.push((planMs * 1000) / peers);
         if ((await userRoutes()) !== peers)
           throw new Error(`weft programmed ${await userRoutes()} routes, expected ${peers}`);
 
@@ -430,6 +443,8 @@ async function measure(): Promise<void> {
         removeDumps: median(t.removeDumps),
         floorOneAddUs: median(t.oneAdd),
         floorOneRemoveUs: median(t.oneRemove),
+        planFirstUs: t.plan[0] ?? NaN,
+        planUs: median(t.plan),
       });
     }
     setupAc.abort();
@@ -502,6 +517,12 @@ function render(saved: Saved): { text: string; svg: string } {
           `${r.peers}: ${f(r.floorPhases.neighMs, 1)} / ${f(r.floorPhases.fdbMs, 1)} / ${f(r.floorPhases.routeMs, 1)} ms`,
       )
       .join('; ')}.`,
+    '',
+    `weft's planning per lease (planner, claims, encoding; the kernel works meanwhile), first run at the size / median: ${results
+      .map((r) => `${r.peers}: ${f(r.planFirstUs ?? NaN, 1)} / ${f(r.planUs ?? NaN, 1)} µs`)
+      .join(
+        '; ',
+      )} (the first run at ${results[0]?.peers ?? '–'} is the process's first reconcile).`,
     '',
     `| peers | incremental add of 1 peer: ms | its netlink requests | its dumps | incremental remove of 1 peer: ms after the ${DEFAULT_REMOVAL_GRACE_MS} ms removal grace | its netlink requests | its dumps | floor for 1 peer add / remove (C, 3 messages) |`,
     '|---|---|---|---|---|---|---|---|',

@@ -5,7 +5,7 @@
  */
 import { jsonField } from '../backend/backend-config.js';
 import { showValue } from '../errors.js';
-import { formatMac, tryParseMac } from '../ip/index.js';
+import { LOWER_HEX_DIGIT, formatMac, tryParseMac } from '../ip/index.js';
 
 export interface VxlanBackendData {
   readonly vni: number;
@@ -14,10 +14,6 @@ export interface VxlanBackendData {
 
 export type Parsed<T> =
   { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
-
-/** Lower-case hex digit value, or -1 (the canonical form has no upper case). */
-const lowerHex = (c: number): number =>
-  c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
 
 /**
  * For a MAC already in canonical form (what flannel and weft write): 1 unicast, 0 not unicast (group
@@ -31,8 +27,10 @@ function canonicalUnicast(mac: string): number {
   for (let b = 0; b < 6; b++) {
     const at = b * 3;
     if (b > 0 && mac.charCodeAt(at - 1) !== 58 /* : */) return -1;
-    const hi = lowerHex(mac.charCodeAt(at));
-    const lo = lowerHex(mac.charCodeAt(at + 1));
+    const c1 = mac.charCodeAt(at);
+    const c2 = mac.charCodeAt(at + 1);
+    const hi = c1 < 128 ? LOWER_HEX_DIGIT[c1]! : -1;
+    const lo = c2 < 128 ? LOWER_HEX_DIGIT[c2]! : -1;
     if (hi < 0 || lo < 0) return -1;
     const v = hi * 16 + lo;
     if (b === 0) first = v;

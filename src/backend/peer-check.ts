@@ -88,12 +88,6 @@ export function peerSubnetProblem(subnet: string | IpNet, scope: PeerSubnetScope
   return null;
 }
 
-const V4_NOT_UNICAST: readonly Ip4Net[] = [
-  Ip4Net.parse('0.0.0.0/8'),
-  Ip4Net.parse('127.0.0.0/8'),
-  Ip4Net.parse('224.0.0.0/4'),
-  Ip4Net.parse('240.0.0.0/4'),
-];
 const V6_NOT_UNICAST: readonly Ip6Net[] = [
   Ip6Net.parse('::/128'),
   Ip6Net.parse('::1/128'),
@@ -114,9 +108,12 @@ export function peerAddressProblem(
 ): string | null {
   const v4 = tryParseIp4(ip);
   if (v4 !== null) {
-    // Indexed loops: this runs for every lease of every plan, mostly unoptimized on the first one.
-    for (let i = 0; i < V4_NOT_UNICAST.length; i++)
-      if (V4_NOT_UNICAST[i]!.containsIp(v4)) return `public IP ${ip} is not a unicast host address`;
+    // Indexed loops and plain compares: this runs for every lease of every plan, mostly unoptimized on
+    // the first one. Not unicast: 0.0.0.0/8, 127.0.0.0/8, 224.0.0.0/4 (multicast), 240.0.0.0/4
+    // (reserved, incl. the limited broadcast), i.e. by the first octet.
+    const first = v4 >>> 24;
+    if (first === 0 || first === 127 || first >= 224)
+      return `public IP ${ip} is not a unicast host address`;
     for (let i = 0; i < onLink.length; i++) {
       const n = scopeNet(onLink[i]!);
       if (
@@ -127,11 +124,9 @@ export function peerAddressProblem(
       )
         return `public IP ${ip} is the network or broadcast address of the on-link network ${n.toString()}`;
     }
-    for (let i = 0; i < ours.length; i++) {
-      const o = ours[i];
-      if (o != null && tryParseIp4(o) === v4)
-        return `public IP ${ip} is this host's own (stale lease of this host?)`;
-    }
+    // tryParseIp4 accepts only the canonical text, so the same address is the same text.
+    for (let i = 0; i < ours.length; i++)
+      if (ours[i] === ip) return `public IP ${ip} is this host's own (stale lease of this host?)`;
     return null;
   }
   const v6 = tryParseIp6(ip);

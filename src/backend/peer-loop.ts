@@ -36,6 +36,8 @@ import {
 } from './peer-plan.js';
 
 export const DEFAULT_RESYNC_MS = 60_000;
+/** The refusals of a lease with none (one shared array, not one per lease of a full reconcile). */
+const NO_REFUSALS: readonly RefusedLease[] = Object.freeze([]);
 /** How long a removed lease's entries stay, waiting for the same lease to come back. */
 export const DEFAULT_REMOVAL_GRACE_MS = 500;
 
@@ -80,6 +82,9 @@ export interface ReconcileStream<E extends PeerEntry> {
 
 export interface ReconcileReport {
   readonly ms: number;
+  /** Of `ms`, planning every lease (planner, claims, and handing the entries to a streaming sink, whose
+   *  kernel work goes on meanwhile); 0 when nothing was planned. */
+  readonly planMs: number;
   readonly peers: number;
   readonly programmed: number;
   readonly deleted: number;
@@ -382,7 +387,8 @@ export class PeerLoop<E extends PeerEntry> {
       throw err;
     }
     if (!this.haveSnapshot) {
-      return { ms: performance.now() - t0, peers: 0, programmed: 0, deleted: 0, failures: 0 };
+      const ms = performance.now() - t0;
+      return { ms, planMs: 0, peers: 0, programmed: 0, deleted: 0, failures: 0 };
     }
     // Leases in their removal grace stay planned (their timers still remove them).
     const all = [...this.leases.values()];
@@ -392,6 +398,7 @@ export class PeerLoop<E extends PeerEntry> {
     );
     // A streaming sink gets each kept entry as soon as it is planned (kernel work overlaps planning).
     const streamed = this.o.sink.beginReconcile ? await this.o.sink.beginReconcile() : null;
+    const planT0 = performance.now();
     const plan = planPeers(
       all,
       (l) =>
@@ -402,6 +409,7 @@ export class PeerLoop<E extends PeerEntry> {
       new Set(this.programmed.keys()),
       streamed ? (e) => streamed.add(e) : undefined,
     );
+    const planMs = performance.now() - planT0;
     this.programmed.clear();
     // forEach and indexed loops here: for-of over thousands of leases allocates an iterator result
     // per step until V8 optimizes it, and the first full reconcile runs mostly unoptimized.
@@ -414,7 +422,7 @@ export class PeerLoop<E extends PeerEntry> {
     const ignored = new Map(plan.ignored.map((i) => [i.lease.key, i.reason]));
     for (let i = 0; i < all.length; i++) {
       const l = all[i]!;
-      this.logRefusals(l, refused.get(l.key) ?? [], ignored.get(l.key));
+      this.logRefusals(l, refused.get(l.key) ?? NO_REFUSALS, ignored.get(l.key));
     }
     if (this.refusalLogged.size > 0) {
       const planned = new Set(all.map((l) => l.key));
@@ -427,6 +435,7 @@ export class PeerLoop<E extends PeerEntry> {
     const failures = this.noteFailures(res);
     const report: ReconcileReport = {
       ms: performance.now() - t0,
+      planMs,
       peers: this.programmed.size,
       programmed: res.programmed,
       deleted: res.deleted,

@@ -92,9 +92,15 @@ export class Ip4Net {
     const slash = text.indexOf('/');
     if (slash < 0) return null;
     const ip = tryParseIp4(text.slice(0, slash));
-    const lenText = text.slice(slash + 1);
-    if (ip === null || !/^(0|[1-9]\d?)$/.test(lenText)) return null;
-    const len = Number(lenText);
+    if (ip === null) return null;
+    // The length: '0', or one or two digits without a leading zero, at most 32 (a character scan, not a
+    // regex: every peer lease's subnet comes through here on every plan).
+    const digits = text.length - slash - 1;
+    const d0 = text.charCodeAt(slash + 1) - 48;
+    const d1 = digits === 2 ? text.charCodeAt(slash + 2) - 48 : 0;
+    if (digits < 1 || digits > 2 || !(d0 >= 0 && d0 <= 9) || !(d1 >= 0 && d1 <= 9)) return null;
+    if (digits === 2 && d0 === 0) return null;
+    const len = digits === 2 ? d0 * 10 + d1 : d0;
     if (len > 32) return null;
     if (options.strict && (ip & ~ip4Mask(len)) !== 0) return null;
     return new Ip4Net(ip, len);
@@ -115,7 +121,9 @@ export class Ip4Net {
   }
 
   containsIp(ip: number): boolean {
-    return (ip & this.mask) >>> 0 === this.ip;
+    // The mask inline, not through the getter (every peer lease is checked against a few networks).
+    const len = this.prefixLen;
+    return (len === 0 ? 0 : ip & (0xffffffff << (32 - len))) >>> 0 === this.ip;
   }
 
   /** True when `other` lies entirely inside this network. */

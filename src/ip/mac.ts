@@ -4,6 +4,18 @@
  */
 import { AddressError } from './ip4.js';
 
+/**
+ * The value of each lower-case hex digit by character code (index < 128), -1 for every other character:
+ * the canonical form's digits, looked up instead of a call per digit (the fast paths that take only
+ * canonical MACs, for every lease of every plan).
+ */
+export const LOWER_HEX_DIGIT: Readonly<Int8Array> = (() => {
+  const t = new Int8Array(128).fill(-1);
+  for (let c = 0; c < 10; c++) t[48 + c] = c;
+  for (let c = 0; c < 6; c++) t[97 + c] = 10 + c;
+  return t;
+})();
+
 /** A hex digit's value, or -1. */
 function hexValue(c: number): number {
   if (c >= 48 && c <= 57) return c - 48; // 0-9

@@ -5,6 +5,7 @@
  * produces) take a fast path; anything else goes through addr.ts, which validates and throws TypeError.
  * Everything other than these three kinds of message still goes through the `netlink` package.
  */
+import { LOWER_HEX_DIGIT } from '../ip/index.js';
 import { cidrParts, ipToBytes, macToBytes } from './addr.js';
 import type { FdbSpec, Mutation, NeighSpec, RouteSpec } from './ops.js';
 
@@ -41,28 +42,49 @@ const NTF_SELF = 0x02;
 export const MAX_MESSAGE_BYTES = 96;
 
 /**
+ * The value of the canonical dotted quad in `s` from `start` to `end` (exclusive), or -1 for anything
+ * else (leading zeros, too few or many parts, other characters), so the caller can take the validating
+ * path.
+ */
+function ip4At(s: string, start: number, end: number): number {
+  let value = 0;
+  let octet = 0;
+  let digits = 0;
+  let parts = 0;
+  for (let i = start; i < end; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46 /* . */) {
+      if (digits === 0 || parts === 3) return -1;
+      value = value * 256 + octet;
+      parts++;
+      octet = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet === 0) return -1; // leading zero: not canonical
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3 || octet > 255) return -1;
+    } else return -1;
+  }
+  if (digits === 0 || parts !== 3) return -1;
+  return value * 256 + octet;
+}
+
+/** Writes the uint32 `v` as 4 bytes in network order at `off`. */
+function put4(b: Buffer, off: number, v: number): void {
+  b[off] = v >>> 24;
+  b[off + 1] = (v >>> 16) & 255;
+  b[off + 2] = (v >>> 8) & 255;
+  b[off + 3] = v & 255;
+}
+
+/**
  * Writes a canonical dotted quad ('10.5.1.0') as 4 bytes at `off`; returns false (nothing written)
  * for anything else, so the caller can take the validating path.
  */
 function writeIp4Fast(b: Buffer, off: number, ip: string): boolean {
-  let octet = 0;
-  let digits = 0;
-  let part = 0;
-  for (let i = 0; i < ip.length; i++) {
-    const c = ip.charCodeAt(i);
-    if (c === 46 /* . */) {
-      if (digits === 0 || part === 3) return false;
-      b[off + part++] = octet;
-      octet = 0;
-      digits = 0;
-    } else if (c >= 48 && c <= 57) {
-      if (digits > 0 && octet === 0) return false; // leading zero: not canonical
-      octet = octet * 10 + (c - 48);
-      if (++digits > 3 || octet > 255) return false;
-    } else return false;
-  }
-  if (digits === 0 || part !== 3) return false;
-  b[off + 3] = octet;
+  const v = ip4At(ip, 0, ip.length);
+  if (v < 0) return false;
+  put4(b, off, v);
   return true;
 }
 
@@ -94,21 +116,26 @@ function putIpAttr(b: Buffer, off: number, type: number, ip: string): number {
   return off + 4 + bytes.length; // 4 or 16 bytes: already aligned
 }
 
-const hex = (c: number): number =>
-  c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
+/** Writes a MAC in canonical lower-case colon form as 6 bytes at `off`; false (bytes past `off`
+ *  unspecified) for anything else. */
+function writeMacFast(b: Buffer, off: number, mac: string): boolean {
+  if (mac.length !== 17) return false;
+  for (let i = 0; i < 6; i++) {
+    const c1 = mac.charCodeAt(i * 3);
+    const c2 = mac.charCodeAt(i * 3 + 1);
+    const hi = c1 < 128 ? LOWER_HEX_DIGIT[c1]! : -1;
+    const lo = c2 < 128 ? LOWER_HEX_DIGIT[c2]! : -1;
+    if (hi < 0 || lo < 0 || (i < 5 && mac.charCodeAt(i * 3 + 2) !== 58)) return false;
+    b[off + i] = (hi << 4) | lo;
+  }
+  return true;
+}
 
 /** NDA_LLADDR with a MAC; canonical lower-case colon form fast, anything else validated. */
 function putMacAttr(b: Buffer, off: number, mac: string): number {
   u16(b, off, 10);
   u16(b, off + 2, NDA_LLADDR);
-  let fast = mac.length === 17;
-  for (let i = 0; fast && i < 6; i++) {
-    const hi = hex(mac.charCodeAt(i * 3));
-    const lo = hex(mac.charCodeAt(i * 3 + 1));
-    if (hi < 0 || lo < 0 || (i < 5 && mac.charCodeAt(i * 3 + 2) !== 58)) fast = false;
-    else b[off + 4 + i] = (hi << 4) | lo;
-  }
-  if (!fast) macToBytes(mac).copy(b, off + 4);
+  if (!writeMacFast(b, off + 4, mac)) macToBytes(mac).copy(b, off + 4);
   b[off + 10] = 0;
   b[off + 11] = 0;
   return off + 12;
@@ -266,6 +293,24 @@ export function encodeInto(
   port: number,
   ack: boolean,
 ): number {
+  const end = encodeCommon(b, off, m);
+  if (end < 0) return encodeGeneral(b, off, m, seq, port, ack);
+  if (ack) b[off + 6]! |= NLM_F_ACK;
+  if (seq !== 0) u32(b, off + 8, seq >>> 0);
+  if (port !== 0) u32(b, off + 12, port >>> 0);
+  return end;
+}
+
+/** `encodeInto` without the template path (every message through the general encoders); for tests
+ *  that hold the two paths to the same bytes. */
+export function encodeGeneral(
+  b: Buffer,
+  off: number,
+  m: Mutation,
+  seq: number,
+  port: number,
+  ack: boolean,
+): number {
   const a = ack ? NLM_F_ACK : 0;
   switch (m.op) {
     case 'routeReplace':
@@ -278,6 +323,122 @@ export function encodeInto(
     case 'fdbReplace':
     case 'fdbDelete':
       return fdb(b, off, m.fdb, m.op === 'fdbDelete', a, seq, port);
+  }
+}
+
+/**
+ * Templates of the three messages a full reconcile sends by the thousand (IPv4, canonical text, main
+ * table): each is the general encoder's own output for a sample, with seq, port and ACK 0, so the
+ * template path writes only what varies per peer (ifindex, addresses, MAC, prefix length, onlink) and
+ * its fixed bytes can never differ from the general path's. Offsets: nlmsghdr 0-15, ndmsg / rtmsg 16-27,
+ * attributes from 28 (in the order the general encoders write them).
+ */
+const template = (m: Mutation): Buffer => {
+  const t = Buffer.alloc(MAX_MESSAGE_BYTES);
+  return Buffer.from(t.subarray(0, encodeGeneral(t, 0, m, 0, 0, false)));
+};
+const ZERO_MAC = '00:00:00:00:00:00';
+/** ifindex 20, NDA_DST 32, NDA_LLADDR 40. */
+const NEIGH4 = template({
+  op: 'neighReplace',
+  neigh: { ifindex: 0, dst: '0.0.0.0', mac: ZERO_MAC },
+});
+/** ifindex 20, NDA_LLADDR 32, NDA_DST 44. */
+const FDB4 = template({ op: 'fdbReplace', fdb: { ifindex: 0, mac: ZERO_MAC, dst: '0.0.0.0' } });
+/** prefix length 17, rtm_flags 24, RTA_DST 32, RTA_GATEWAY 40, RTA_OIF 48. */
+const ROUTE4 = template({
+  op: 'routeReplace',
+  route: { dst: '0.0.0.0/0', gateway: '0.0.0.0', oif: 1 },
+});
+
+/**
+ * The last gateway text parsed and its value, and the last MAC text and its bytes: a peer's neighbour,
+ * FDB entry and route name its gateway (the neighbour's address, the route's gateway and, with the
+ * prefix length, its destination) and its VTEP MAC twice, so each is parsed once per peer, not up to
+ * three times (a text scan costs about a microsecond before V8 optimizes it, and the first full
+ * reconcile runs mostly unoptimized). Only values already parsed are kept; the comparisons are exact.
+ */
+let memoGw = '';
+let memoGwValue = -1;
+let memoMac = '';
+const memoMacBytes = new Uint8Array(6);
+
+function gatewayValue(text: string): number {
+  if (text === memoGw) return memoGwValue;
+  const v = ip4At(text, 0, text.length);
+  memoGw = text;
+  memoGwValue = v;
+  return v;
+}
+
+/** Writes the MAC `text` at `off` (through the one-entry memo); false when it is not canonical. */
+function writeMac(b: Buffer, off: number, text: string): boolean {
+  if (text === memoMac) {
+    b.set(memoMacBytes, off);
+    return true;
+  }
+  if (!writeMacFast(b, off, text)) return false;
+  for (let i = 0; i < 6; i++) memoMacBytes[i] = b[off + i]!; // no subarray: a view object per call
+  memoMac = text;
+  return true;
+}
+
+/** The template path of `encodeInto` (seq, port and ACK left 0); -1 when `m` is not one of the
+ *  templates' messages with canonical IPv4 text (the general path encodes it, or throws). */
+function encodeCommon(b: Buffer, off: number, m: Mutation): number {
+  switch (m.op) {
+    case 'neighReplace': {
+      const n = m.neigh;
+      const dst = gatewayValue(n.dst);
+      if (dst < 0 || typeof n.mac !== 'string') return -1;
+      b.set(NEIGH4, off);
+      if (!writeMac(b, off + 40, n.mac)) return -1;
+      u32(b, off + 20, n.ifindex);
+      put4(b, off + 32, dst);
+      return off + NEIGH4.length;
+    }
+    case 'fdbReplace': {
+      const e = m.fdb;
+      const dst = ip4At(e.dst, 0, e.dst.length);
+      if (dst < 0) return -1;
+      b.set(FDB4, off);
+      if (!writeMac(b, off + 32, e.mac)) return -1;
+      u32(b, off + 20, e.ifindex);
+      put4(b, off + 44, dst);
+      return off + FDB4.length;
+    }
+    case 'routeReplace': {
+      const r = m.route;
+      if ((r.table !== undefined && r.table !== RT_TABLE_MAIN) || !r.gateway || !r.oif) return -1;
+      const d = r.dst;
+      const slash = d.indexOf('/');
+      const digits = d.length - slash - 1;
+      if (slash < 0 || digits < 1 || digits > 2) return -1;
+      let len = 0;
+      for (let i = slash + 1; i < d.length; i++) {
+        const c = d.charCodeAt(i) - 48;
+        if (c < 0 || c > 9) return -1;
+        len = len * 10 + c;
+      }
+      const gw = gatewayValue(r.gateway);
+      // The destination's address is most often the gateway's text (vxlan: S via S.0).
+      const dst =
+        len > 32
+          ? -1
+          : slash === r.gateway.length && d.startsWith(r.gateway)
+            ? gw
+            : ip4At(d, 0, slash);
+      if (dst < 0 || gw < 0) return -1;
+      b.set(ROUTE4, off);
+      b[off + 17] = len;
+      if (r.onlink) b[off + 24] = RTNH_F_ONLINK;
+      put4(b, off + 32, dst);
+      put4(b, off + 40, gw);
+      u32(b, off + 48, r.oif >>> 0);
+      return off + ROUTE4.length;
+    }
+    default:
+      return -1;
   }
 }
 

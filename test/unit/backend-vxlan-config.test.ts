@@ -95,6 +95,8 @@ describe('parseVxlanBackendData', () => {
     [{ VNI: 1, VtepMAC: '0f:00:00:00:00:01' }, /not a unicast MAC/],
     [{ VNI: 1, VtepMAC: 'c6:d2:32:6f:8f:4g' }, /not a MAC address/],
     [{ VNI: 1, VtepMAC: 'c6:d2:32:6f:8f-44' }, /not a MAC address/],
+    [{ VNI: 1, VtepMAC: 'c6:d2:32:6f:8f:4\u0101' }, /not a MAC address/],
+    [{ VNI: 1, VtepMAC: 'c6:d2:32:6f:8f:4\u0130' }, /not a MAC address/],
   ])('rejects %j', (data, reason) => {
     const r = parseVxlanBackendData(data);
     expect(r.ok).toBe(false);

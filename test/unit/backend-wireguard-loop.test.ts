@@ -135,6 +135,9 @@ describe('wireguard backend on the generic peer loop', () => {
       await network.reconcileNow();
       expect(dev.peerKeys()).toEqual([KEY(2)]);
       expect(reports.at(-1)).toMatchObject({ peers: 1, programmed: 1, deleted: 1 });
+      // the planning is part of the reconcile's time
+      expect(reports.at(-1)!.planMs).toBeGreaterThanOrEqual(0);
+      expect(reports.at(-1)!.planMs).toBeLessThanOrEqual(reports.at(-1)!.ms);
       expect(dev.initiated.at(-1)).toBe(KEY(2));
 
       // a newcomer with the live peer's key is refused; the live peer keeps it

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { encodeInto, MAX_MESSAGE_BYTES, NLM_F_ACK, setAck } from '../../src/netlink/encode.js';
+import {
+  encodeGeneral,
+  encodeInto,
+  MAX_MESSAGE_BYTES,
+  NLM_F_ACK,
+  setAck,
+} from '../../src/netlink/encode.js';
 import type { Mutation } from '../../src/netlink/ops.js';
 
 /**
@@ -80,6 +86,78 @@ describe('netlink encoder', () => {
     expect(b.readUInt16LE(6) & NLM_F_ACK).toBe(0);
   });
 
+  // The template path (IPv4 neighbour, FDB entry and gateway route in canonical text) against the
+  // general encoders, byte for byte, with and without ACK, seq and port; and the inputs it must hand
+  // to the general path (non-canonical text, IPv6, other tables, no gateway or oif).
+  const variants: Mutation[] = [];
+  for (const [ifindex, i] of [
+    [1, 0],
+    [7, 255],
+    [0x01020304, 4095],
+  ] as const) {
+    const gw = `10.${i >> 8}.${i & 255}.0`;
+    const hex2 = (v: number): string => v.toString(16).padStart(2, '0');
+    const mac = `0e:42:a${i & 7}:${hex2(i >> 8)}:${hex2(i & 255)}:ff`;
+    variants.push(
+      { op: 'neighReplace', neigh: { ifindex, dst: gw, mac } },
+      { op: 'fdbReplace', fdb: { ifindex, mac, dst: `198.18.${i >> 8}.${i & 255}` } },
+      { op: 'routeReplace', route: { dst: `${gw}/24`, gateway: gw, oif: ifindex, onlink: true } },
+      { op: 'routeReplace', route: { dst: `${gw}/8`, gateway: '198.18.0.2', oif: ifindex } },
+      { op: 'routeReplace', route: { dst: `${gw}/32`, gateway: gw, oif: ifindex, table: 254 } },
+    );
+  }
+  variants.push(
+    { op: 'neighReplace', neigh: { ifindex: 3, dst: '10.5.2.0', mac: '0E:42:00:00:01:FF' } },
+    { op: 'neighReplace', neigh: { ifindex: 3, dst: 'fd05::', mac: '0e:42:00:00:01:ff' } },
+    { op: 'fdbReplace', fdb: { ifindex: 3, mac: '0e-42-00-00-01-ff', dst: '198.18.1.5' } },
+    { op: 'fdbReplace', fdb: { ifindex: 3, mac: '0e:42:00:00:01:ff', dst: 'fd00::5' } },
+    { op: 'routeReplace', route: { dst: '10.5.2.0/08', gateway: '10.5.2.0', oif: 3 } },
+    { op: 'routeReplace', route: { dst: '10.5.2.0/24', gateway: '10.5.2.0', oif: 3, table: 100 } },
+    { op: 'routeReplace', route: { dst: '10.5.2.0/24', oif: 3 } },
+    { op: 'routeReplace', route: { dst: '10.5.2.0/24', gateway: '10.5.2.0' } },
+    { op: 'routeReplace', route: { dst: 'fd05::/64', gateway: 'fd05::', oif: 3 } },
+    { op: 'routeDelete', route: { dst: '10.5.2.0/24', gateway: '10.5.2.0', oif: 3 } },
+    { op: 'neighDelete', neigh: { ifindex: 3, dst: '10.5.2.0' } },
+  );
+  it.each(variants)('%j: the template path writes what the general encoders write', (m) => {
+    for (const [seq, port, ack] of [
+      [0, 0, false],
+      [0x40000001, 4242, true],
+    ] as const) {
+      const fast = Buffer.alloc(MAX_MESSAGE_BYTES + 8, 0xaa);
+      const general = Buffer.alloc(MAX_MESSAGE_BYTES + 8, 0x55);
+      const end = encodeInto(fast, 4, m, seq, port, ack);
+      expect(end).toBe(encodeGeneral(general, 4, m, seq, port, ack));
+      expect(fast.subarray(4, end).toString('hex')).toBe(general.subarray(4, end).toString('hex'));
+    }
+  });
+
+  it('a stream of peers (gateway and MAC texts repeated, then changed) encodes like the general path', () => {
+    const peer = (gw: string, mac: string, pub: string, dst = `${gw}/24`): Mutation[] => [
+      { op: 'neighReplace', neigh: { ifindex: 5, dst: gw, mac } },
+      { op: 'fdbReplace', fdb: { ifindex: 5, mac, dst: pub } },
+      { op: 'routeReplace', route: { dst, gateway: gw, oif: 5, onlink: true } },
+    ];
+    const stream = [
+      ...peer('10.5.2.0', '0e:42:00:00:01:ff', '198.18.1.5'),
+      ...peer('10.5.2.0', '0e:42:00:00:01:fe', '198.18.1.6'),
+      ...peer('10.5.3.0', '0e:42:00:00:01:fe', '198.18.1.6', '10.5.30.0/24'),
+      ...peer('10.5.30.0', '0e:42:00:00:01:fd', '198.18.1.7', '10.5.3.0/24'),
+      ...peer('10.5.4.0', '0E:42:00:00:01:FD', '198.18.1.8'),
+      ...peer('10.5.4.0', '0e:42:00:00:01:fd', '198.18.1.8', '10.5.4.0/3'),
+    ];
+    const fast = Buffer.alloc(stream.length * MAX_MESSAGE_BYTES, 0xaa);
+    const general = Buffer.alloc(stream.length * MAX_MESSAGE_BYTES, 0x55);
+    let a = 0;
+    let g = 0;
+    for (const m of stream) {
+      a = encodeInto(fast, a, m, 0, 0, false);
+      g = encodeGeneral(general, g, m, 0, 0, false);
+      expect(a).toBe(g);
+    }
+    expect(fast.subarray(0, a).toString('hex')).toBe(general.subarray(0, g).toString('hex'));
+  });
+
   it.each([
     { op: 'routeReplace', route: { dst: 'not-a-cidr', oif: 1 } },
     { op: 'routeReplace', route: { dst: '10.5.2.0/33', oif: 1 } },
@@ -88,6 +166,10 @@ describe('netlink encoder', () => {
     { op: 'neighReplace', neigh: { ifindex: 1, dst: '10.5.2.0', mac: '0e:42:00:00:01' } },
     { op: 'neighReplace', neigh: { ifindex: 1, dst: '10.5.2', mac: '0e:42:00:00:01:ff' } },
     { op: 'fdbReplace', fdb: { ifindex: 1, mac: 'zz:42:00:00:01:ff', dst: '198.18.1.5' } },
+    { op: 'routeReplace', route: { dst: '10.5.2.0/33', gateway: '10.5.2.0', oif: 1 } },
+    { op: 'routeReplace', route: { dst: '10.5.2.0/2x', gateway: '10.5.2.0', oif: 1 } },
+    { op: 'routeReplace', route: { dst: '10.5.2.0/24', gateway: '10.5.02.0', oif: 1 } },
+    { op: 'neighReplace', neigh: { ifindex: 1, dst: '10.5.2.0', mac: '0e:42:00:00:01:fg' } },
   ] as Mutation[])('rejects malformed input %j with a TypeError', (m) => {
     expect(() => encodeInto(Buffer.alloc(MAX_MESSAGE_BYTES), 0, m, 1, 1, true)).toThrow(TypeError);
   });

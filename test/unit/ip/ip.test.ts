@@ -16,6 +16,7 @@ import {
   tryParseIp4,
   tryParseIp6,
   tryParseMac,
+  LOWER_HEX_DIGIT,
 } from '../../../src/ip/index.js';
 
 describe('IPv4', () => {
@@ -49,6 +50,10 @@ describe('IPv4', () => {
     expect(Ip4Net.tryParse('10.5.0.0/33')).toBeNull();
     expect(Ip4Net.tryParse('10.5.0.0/024')).toBeNull();
     expect(Ip4Net.tryParse('10.5.0.0')).toBeNull();
+    for (const len of ['', '08', '00', '3x', 'x', '-1', '+8', '1 ', '100', '٣'])
+      expect(Ip4Net.tryParse(`10.5.0.0/${len}`), len).toBeNull();
+    for (const len of [0, 1, 9, 10, 24, 32])
+      expect(Ip4Net.tryParse(`10.0.0.0/${len}`)?.prefixLen, String(len)).toBe(len);
   });
 
   it('contains, overlaps, iterates', () => {
@@ -220,6 +225,15 @@ describe('scan parsers = the regex grammar', () => {
       if (refIp4(t) !== null) accepted++;
     }
     expect(accepted).toBeGreaterThan(valid.length);
+  });
+
+  it('LOWER_HEX_DIGIT: the lower-case hex digits, -1 for every other character', () => {
+    for (let c = 0; c < 128; c++) {
+      const ch = String.fromCharCode(c);
+      const want = /^[0-9a-f]$/.test(ch) ? parseInt(ch, 16) : -1;
+      expect(LOWER_HEX_DIGIT[c], ch).toBe(want);
+    }
+    expect(LOWER_HEX_DIGIT.length).toBe(128);
   });
 
   it('tryParseMac and formatMac', () => {
