@@ -82,11 +82,23 @@ __attribute__((target("avx2"))) static uint64_t csum_avx2(const uint8_t *p, size
     p += 64;
     len -= 64;
   }
+  /* the tail's whole 32-bit words in at most two masked loads (lanes past the end are not read) */
+  while (len >= 4) {
+    size_t words = len >= 32 ? 8 : len / 4;
+    __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)words),
+                                      _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256i a = _mm256_maskload_epi32((const int *)(const void *)p, mask);
+    acc0 = _mm256_add_epi64(acc0, _mm256_unpacklo_epi32(a, zero));
+    acc1 = _mm256_add_epi64(acc1, _mm256_unpackhi_epi32(a, zero));
+    p += words * 4;
+    len -= words * 4;
+  }
   uint64_t lane[4];
   _mm256_storeu_si256((__m256i *)(void *)lane, _mm256_add_epi64(acc0, acc1));
+  _mm256_zeroupper(); /* the callers are SSE code */
   /* fold each lane to 32 bits first so that the sum below cannot overflow */
   for (int i = 0; i < 4; i++) sum += (lane[i] & 0xffffffffu) + (lane[i] >> 32);
-  return csum_scalar(p, len, sum);
+  return len ? csum_scalar(p, len, sum) : sum; /* the last 0-3 bytes */
 }
 
 static int use_avx2 = -1;
@@ -116,8 +128,10 @@ static inline uint16_t native16(uint16_t host_value) { return htons(host_value);
 uint64_t pkt_pseudo_sum(const struct pkt_ip *ip, uint32_t l4len) {
   uint64_t sum;
   if (ip->family == 4) {
-    sum = pkt_csum_partial(ip->src, 4, 0);
-    sum = pkt_csum_partial(ip->dst, 4, sum);
+    uint32_t s, d; /* two words each: no call per address for every segment's checksum */
+    memcpy(&s, ip->src, 4);
+    memcpy(&d, ip->dst, 4);
+    sum = (uint64_t)s + d;
   } else {
     sum = pkt_csum_partial(ip->src, 16, 0);
     sum = pkt_csum_partial(ip->dst, 16, sum);

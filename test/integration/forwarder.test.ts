@@ -269,6 +269,46 @@ describe.skipIf(!runnable)('native UDP forwarder across three hosts', () => {
     expect(h1.stats().drops.badInnerDest).toBe(before.drops.badInnerDest + foreign.length);
   });
 
+  it('checks every datagram of one GRO receive: a spoofed one amid a flow that passed is still dropped', async () => {
+    // One UDP_SEGMENT send from the peer h2: a single buffer of equal-sized datagrams that h1's socket
+    // receives whole (UDP_GRO), so the source and own-subnet verdicts of its first datagrams are
+    // remembered while the later ones are checked.
+    const h1 = fwd[0]!;
+    const legit = icmpEcho(ctr(2).ip, ctr(1).ip);
+    const spoofedSrc = icmpEcho(ctr(3).ip, ctr(1).ip); // h3's subnet, sent by h2
+    const foreignDst = icmpEcho(ctr(2).ip, ctr(3).ip); // past h1, to h3
+    const burst = [legit, legit, spoofedSrc, legit, foreignDst, legit, spoofedSrc];
+    const script = `import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(17, 103, ${legit.length})
+s.sendto(bytes.fromhex(sys.argv[1]), ('198.18.0.1', ${PORT}))`;
+    const before = h1.stats();
+    await nsRun(topo.hosts[1]!.netns, 'python3', [
+      '-c',
+      script,
+      Buffer.concat(burst).toString('hex'),
+    ]);
+    await waitFor(
+      'every datagram of the burst accounted for',
+      () => {
+        const s = h1.stats();
+        return (
+          s.rxPackets -
+            before.rxPackets +
+            (s.drops.badInnerSource - before.drops.badInnerSource) +
+            (s.drops.badInnerDest - before.drops.badInnerDest) ===
+          burst.length
+        );
+      },
+      5000,
+    );
+    const after = h1.stats();
+    expect(after.groReceives).toBe(before.groReceives + 1); // the burst arrived as one buffer
+    expect(after.rxPackets).toBe(before.rxPackets + 4);
+    expect(after.drops.badInnerSource).toBe(before.drops.badInnerSource + 2);
+    expect(after.drops.badInnerDest).toBe(before.drops.badInnerDest + 1);
+  });
+
   it('a congested peer costs only its own packets: no waiting; other peers, receiving and route updates go on', async () => {
     const ns1 = topo.hosts[0]!.netns;
     const h1 = fwd[0]!;
