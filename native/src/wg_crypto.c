@@ -283,16 +283,16 @@ static int stream_init(EVP_CIPHER_CTX *c, uint64_t *held, const uint8_t key[WG_K
   return 1;
 }
 
-/* tag = Poly1305(otk, ct || pad16 || LE64(0) || LE64(len)) */
+/* tag = Poly1305(otk, ct || pad16 || LE64(0) || LE64(len)); the padding and the lengths go in one
+ * update (each EVP_MAC_update is a provider dispatch). */
 static int poly_tag(EVP_MAC_CTX *m, uint8_t tag[WG_TAG_LEN], const uint8_t otk[32],
                     const uint8_t *ct, size_t len) {
-  static const uint8_t zero[16];
-  uint8_t lens[16] = {0};
-  for (int i = 0; i < 8; i++) lens[8 + i] = (uint8_t)((uint64_t)len >> (8 * i));
-  size_t ol = 0;
+  uint8_t tail[32] = {0}; /* 16 zero bytes of which the padding is the last (16 - len % 16) % 16 */
+  for (int i = 0; i < 8; i++) tail[24 + i] = (uint8_t)((uint64_t)len >> (8 * i));
+  size_t pad = (16 - (len & 15)) & 15, ol = 0;
   return EVP_MAC_init(m, otk, 32, NULL) && (len == 0 || EVP_MAC_update(m, ct, len)) &&
-         ((len & 15) == 0 || EVP_MAC_update(m, zero, 16 - (len & 15))) &&
-         EVP_MAC_update(m, lens, 16) && EVP_MAC_final(m, tag, &ol, WG_TAG_LEN) && ol == WG_TAG_LEN;
+         EVP_MAC_update(m, tail + 16 - pad, pad + 16) && EVP_MAC_final(m, tag, &ol, WG_TAG_LEN) &&
+         ol == WG_TAG_LEN;
 }
 
 void wg_aead_seal_room(uint8_t *pt, size_t len, uint64_t counter, const uint8_t key[WG_KEY_LEN],

@@ -3,8 +3,9 @@
  * an eventfd for control, waking at least every TICK_MS for the protocol timers.
  *
  * TUN -> UDP: up to BATCH reads (TSO super-packets of up to 64 KiB with a virtio-net header) per
- * wakeup; each super-packet is segmented (pkt_tso_segment), each segment copied once into a slot of
- * the send arena behind a 16-byte message header, padded and sealed in place; consecutive equal-sized
+ * wakeup; each super-packet is segmented (pkt_tso_segment_partial), each segment copied once into a
+ * slot of the send arena behind a 16-byte message header (its TCP checksum summed in that pass),
+ * padded and sealed in place; consecutive equal-sized
  * messages to one endpoint share one UDP_SEGMENT send; one sendmmsg per batch.
  * UDP -> TUN: one recvmmsg of up to BATCH UDP_GRO buffers; each datagram is handed to the protocol
  * core (decrypted in place, replay-checked, source checked against the sender's allowed IPs) and
@@ -643,6 +644,18 @@ static void tx_add(struct wgl *w, const struct wg_endpoint *to, uint8_t *msg, si
   w->open = w->gso_ok ? (int)k : -1;
 }
 
+/* Copies a segment (header, payload) to dst; a TSO segment's TCP checksum is summed in the same
+ * pass over the payload (pkt_tso_segment_partial left it to us). */
+static void seg_copy(uint8_t *dst, const struct pkt_seg *g) {
+  memcpy(dst, g->hdr, g->hdr_len);
+  if (g->csum_off) {
+    uint64_t sum = pkt_csum_copy(dst + g->hdr_len, g->payload, g->payload_len, 0);
+    pkt_tso_finish_csum(dst, g->csum_off, sum);
+  } else if (g->payload_len) {
+    memcpy(dst + g->hdr_len, g->payload, g->payload_len);
+  }
+}
+
 /* Seals n segments (a: header, b: payload) for peer p; stages them when there is no session. */
 static void tx_segments(struct wgl *w, struct wg_peer *p, struct pkt_seg *segs, int n) {
   if (!p->ep.sa.sa_family) {
@@ -655,8 +668,7 @@ static void tx_segments(struct wgl *w, struct wg_peer *p, struct pkt_seg *segs, 
   if (!kp) {
     for (int i = 0; i < n; i++) {
       size_t len = segs[i].hdr_len + (size_t)segs[i].payload_len;
-      memcpy(w->stage_buf, segs[i].hdr, segs[i].hdr_len);
-      if (segs[i].payload_len) memcpy(w->stage_buf + segs[i].hdr_len, segs[i].payload, segs[i].payload_len);
+      seg_copy(w->stage_buf, &segs[i]);
       wg_stage(w->dev, p, w->stage_buf, len, w->now);
     }
     return;
@@ -668,7 +680,7 @@ static void tx_segments(struct wgl *w, struct wg_peer *p, struct pkt_seg *segs, 
     size_t plen = wg_padded_len(w->dev, len);
     uint8_t *pt = slot + WG_DATA_HDR_LEN;
     memcpy(pt, segs[i].hdr, segs[i].hdr_len);
-    if (segs[i].payload_len) memcpy(pt + segs[i].hdr_len, segs[i].payload, segs[i].payload_len);
+    seg_copy(pt, &segs[i]);
     memset(pt + len, 0, plen - len);
     struct seal_job *j = &w->seals[w->ntx_slots];
     j->kp = kp;
@@ -720,7 +732,7 @@ static void tun_packet(struct wgl *w, uint8_t *buf, size_t n) {
     tx_segments(w, peer, &one, 1);
     return;
   }
-  int ns = pkt_tso_segment(&ip, vh.gso_size, w->hdr_arena, w->segs, PKT_MAX_SEGS);
+  int ns = pkt_tso_segment_partial(&ip, vh.gso_size, w->hdr_arena, w->segs, PKT_MAX_SEGS);
   if (ns < 0) {
     drop_tso(w, -ns);
     return;
