@@ -89,6 +89,29 @@ __attribute__((target("avx2"))) static uint64_t csum_avx2(const uint8_t *p, size
   return csum_scalar(p, len, sum);
 }
 
+static int use_avx2 = -1;
+#endif
+
+uint64_t pkt_csum_partial(const void *data, size_t len, uint64_t sum) {
+  const uint8_t *p = (const uint8_t *)data;
+#if defined(__x86_64__)
+  int avx2 = __atomic_load_n(&use_avx2, __ATOMIC_RELAXED);
+  if (avx2 < 0) {
+    __builtin_cpu_init();
+    avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+    __atomic_store_n(&use_avx2, avx2, __ATOMIC_RELAXED);
+  }
+  if (avx2) return csum_avx2(p, len, sum);
+#endif
+  return csum_scalar(p, len, sum);
+}
+
+uint16_t pkt_csum_fold(uint64_t sum) {
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return (uint16_t)sum;
+}
+
+#if defined(__x86_64__)
 /* csum_avx2 with a store of every 64 bytes it loads. */
 __attribute__((target("avx2"))) static uint64_t csum_copy_avx2(uint8_t *d, const uint8_t *p,
                                                                 size_t len, uint64_t sum) {
@@ -107,29 +130,23 @@ __attribute__((target("avx2"))) static uint64_t csum_copy_avx2(uint8_t *d, const
     d += 64;
     len -= 64;
   }
+  if (len >= 32) {
+    __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    _mm256_storeu_si256((__m256i *)(void *)d, a);
+    acc0 = _mm256_add_epi64(acc0, _mm256_unpacklo_epi32(a, zero));
+    acc1 = _mm256_add_epi64(acc1, _mm256_unpackhi_epi32(a, zero));
+    p += 32;
+    d += 32;
+    len -= 32;
+  }
   uint64_t lane[4];
   _mm256_storeu_si256((__m256i *)(void *)lane, _mm256_add_epi64(acc0, acc1));
+  _mm256_zeroupper(); /* memcpy and the scalar tail below are SSE code */
   for (int i = 0; i < 4; i++) sum += (lane[i] & 0xffffffffu) + (lane[i] >> 32);
   memcpy(d, p, len);
   return csum_scalar(p, len, sum);
 }
-
-static int use_avx2 = -1;
 #endif
-
-uint64_t pkt_csum_partial(const void *data, size_t len, uint64_t sum) {
-  const uint8_t *p = (const uint8_t *)data;
-#if defined(__x86_64__)
-  int avx2 = __atomic_load_n(&use_avx2, __ATOMIC_RELAXED);
-  if (avx2 < 0) {
-    __builtin_cpu_init();
-    avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-    __atomic_store_n(&use_avx2, avx2, __ATOMIC_RELAXED);
-  }
-  if (avx2) return csum_avx2(p, len, sum);
-#endif
-  return csum_scalar(p, len, sum);
-}
 
 uint64_t pkt_csum_copy(void *dst, const void *src, size_t len, uint64_t sum) {
 #if defined(__x86_64__)
@@ -139,11 +156,6 @@ uint64_t pkt_csum_copy(void *dst, const void *src, size_t len, uint64_t sum) {
 #endif
   memcpy(dst, src, len);
   return pkt_csum_partial(dst, len, sum); /* also decides use_avx2 the first time */
-}
-
-uint16_t pkt_csum_fold(uint64_t sum) {
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return (uint16_t)sum;
 }
 
 static inline uint16_t native16(uint16_t host_value) { return htons(host_value); }
