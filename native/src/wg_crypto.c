@@ -342,6 +342,39 @@ int wg_aead_open_room(uint8_t *in, size_t len, uint64_t counter, const uint8_t k
   return rc;
 }
 
+/*
+ * Open out of place: one ChaCha20 call from in[-64..] to out[-64..] over 64 + the ciphertext in whole
+ * blocks. Block 0's output XOR its input is block 0's key stream, whose first 32 bytes are the Poly1305
+ * key; the tag is then checked over the ciphertext, which `in` still holds. Saves the separate key-
+ * block call of wg_aead_open_room and its save/restore of the bytes after the message. The plaintext
+ * of a forged message exists only in `out` until the tag fails, and is wiped then.
+ */
+int wg_aead_open_to(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
+                    const uint8_t key[WG_KEY_LEN], uint64_t key_id) {
+  if (len < WG_TAG_LEN) return -1;
+  struct aead_ctx *a = aead_get();
+  size_t clen = len - WG_TAG_LEN, total = 64 + ((clen + ROOM_SLACK) & ~(size_t)ROOM_SLACK);
+  if (!a || !a->s_dec || total > INT_MAX) {
+    return aead_open(out, in, len, counter, key, key_id, NULL, 0);
+  }
+  uint8_t iv[16], otk[32], tag[WG_TAG_LEN];
+  iv_for(iv, counter);
+  int rc = -1;
+  if (stream_init(a->s_dec, &a->s_dec_id, key, key_id, iv) &&
+      EVP_Cipher(a->s_dec, out - 64, in - 64, (unsigned)total) > 0) {
+    for (int i = 0; i < 32; i++) otk[i] = (uint8_t)(out[i - 64] ^ in[i - 64]);
+    if (poly_tag(a->poly, tag, otk, in, clen) && CRYPTO_memcmp(tag, in + clen, WG_TAG_LEN) == 0) {
+      rc = 0;
+    }
+  } else {
+    a->s_dec_id = 0;
+  }
+  sodium_memzero(out - 64, 64); /* block 0's key stream */
+  sodium_memzero(otk, sizeof(otk));
+  if (rc != 0) sodium_memzero(out, clen);
+  return rc;
+}
+
 void wg_xaead_seal(uint8_t *out, const uint8_t *in, size_t len, const uint8_t nonce[WG_XNONCE_LEN],
                    const uint8_t key[WG_KEY_LEN], const uint8_t *ad, size_t adlen) {
   crypto_aead_xchacha20poly1305_ietf_encrypt_detached(out, out + len, NULL, in, len, ad, adlen, NULL,
