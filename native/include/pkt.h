@@ -67,6 +67,9 @@ struct pkt_ip {
 uint64_t pkt_csum_partial(const void *data, size_t len, uint64_t sum);
 /* Folds to 16 bits, not complemented. */
 uint16_t pkt_csum_fold(uint64_t sum);
+/* pkt_csum_partial of src while copying it to dst (len bytes, no overlap): one pass over the bytes
+ * where a copy and a checksum would read them twice. */
+uint64_t pkt_csum_copy(void *dst, const void *src, size_t len, uint64_t sum);
 /* Pseudo-header sum (not folded) for `proto` over `len` bytes of L4 data. */
 uint64_t pkt_pseudo_sum(const struct pkt_ip *ip, uint32_t l4len);
 /* IPv4 header checksum computed over `hlen` bytes with the checksum field taken as zero; writes it. */
@@ -104,6 +107,8 @@ struct pkt_seg {
   uint16_t hdr_len;
   const uint8_t *payload;
   uint16_t payload_len;
+  /* pkt_tso_segment_partial only: offset in hdr of the TCP checksum the caller finishes, else 0 */
+  uint16_t csum_off;
 };
 
 /*
@@ -116,6 +121,13 @@ struct pkt_seg {
  */
 int pkt_tso_segment(const struct pkt_ip *ip, unsigned mss, uint8_t *arena, struct pkt_seg *segs,
                     int max_segs);
+/* The same, but a segment's TCP checksum field holds the folded sum of its pseudo-header and TCP
+ * header (not complemented; segs[i].csum_off names it): the caller, which copies the payload
+ * anyway, finishes it with pkt_tso_finish_csum(hdr, pkt_csum_copy(..., payload, ..., 0)). */
+int pkt_tso_segment_partial(const struct pkt_ip *ip, unsigned mss, uint8_t *arena,
+                            struct pkt_seg *segs, int max_segs);
+/* Stores ~fold(partial field + payload_sum) at hdr + csum_off (hdr: a partial segment's header). */
+void pkt_tso_finish_csum(uint8_t *hdr, uint16_t csum_off, uint64_t payload_sum);
 
 /*
  * Coalescing (receive side). A run starts with pkt_gro_start on a packet; pkt_gro_try appends the

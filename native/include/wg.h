@@ -296,6 +296,10 @@ struct wg_rx_job {
   /* set by the caller after prepare: the WG_AEAD_ROOM_AFTER bytes after the ciphertext may be used
    * by this job's decryption alone (wg_aead_open_room); 0 from wg_rx_prepare */
   int room;
+  /* set by the caller after prepare, else NULL: decrypt out of place into out (wg_aead_open_to: the
+   * 64 bytes before the ciphertext and the 63 after it are read, never written; out has the room
+   * it needs), and the plaintext of wg_rx_finish is there */
+  uint8_t *out;
 };
 int wg_rx_prepare(struct wg_device *d, uint8_t *msg, size_t len, uint64_t now,
                   struct wg_rx_job *job);

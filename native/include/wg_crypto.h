@@ -72,6 +72,12 @@ void wg_aead_seal_room(uint8_t *pt, size_t len, uint64_t counter, const uint8_t 
                        uint64_t key_id);
 int wg_aead_open_room(uint8_t *in, size_t len, uint64_t counter, const uint8_t key[WG_KEY_LEN],
                       uint64_t key_id);
+/* open, out of place, in ONE ChaCha20 call: the 64 bytes before `in` are read (any content: block 0's
+ *   key stream is recovered as output XOR input), as are the 63 after the ciphertext; out[-64..-1]
+ *   and the 63 bytes after out + len - 16 are scratch. 0 and the plaintext at out[0..len-16), or -1
+ *   (out then holds nothing but zeros). `in` is never written, so other threads may read around it. */
+int wg_aead_open_to(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
+                    const uint8_t key[WG_KEY_LEN], uint64_t key_id);
 #define WG_AEAD_ROOM_BEFORE 64
 #define WG_AEAD_ROOM_AFTER 63
 /* A new key identity, never 0 and never handed out twice (any thread). */

@@ -123,6 +123,53 @@ uint16_t pkt_csum_fold(uint64_t sum) {
   return (uint16_t)sum;
 }
 
+#if defined(__x86_64__)
+/* csum_avx2 with a store of every 64 bytes it loads. */
+__attribute__((target("avx2"))) static uint64_t csum_copy_avx2(uint8_t *d, const uint8_t *p,
+                                                                size_t len, uint64_t sum) {
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i acc0 = zero, acc1 = zero;
+  while (len >= 64) {
+    __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32));
+    _mm256_storeu_si256((__m256i *)(void *)d, a);
+    _mm256_storeu_si256((__m256i *)(void *)(d + 32), b);
+    acc0 = _mm256_add_epi64(acc0, _mm256_unpacklo_epi32(a, zero));
+    acc1 = _mm256_add_epi64(acc1, _mm256_unpackhi_epi32(a, zero));
+    acc0 = _mm256_add_epi64(acc0, _mm256_unpacklo_epi32(b, zero));
+    acc1 = _mm256_add_epi64(acc1, _mm256_unpackhi_epi32(b, zero));
+    p += 64;
+    d += 64;
+    len -= 64;
+  }
+  if (len >= 32) {
+    __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    _mm256_storeu_si256((__m256i *)(void *)d, a);
+    acc0 = _mm256_add_epi64(acc0, _mm256_unpacklo_epi32(a, zero));
+    acc1 = _mm256_add_epi64(acc1, _mm256_unpackhi_epi32(a, zero));
+    p += 32;
+    d += 32;
+    len -= 32;
+  }
+  uint64_t lane[4];
+  _mm256_storeu_si256((__m256i *)(void *)lane, _mm256_add_epi64(acc0, acc1));
+  _mm256_zeroupper(); /* memcpy and the scalar tail below are SSE code */
+  for (int i = 0; i < 4; i++) sum += (lane[i] & 0xffffffffu) + (lane[i] >> 32);
+  memcpy(d, p, len);
+  return csum_scalar(p, len, sum);
+}
+#endif
+
+uint64_t pkt_csum_copy(void *dst, const void *src, size_t len, uint64_t sum) {
+#if defined(__x86_64__)
+  if (len >= 128 && __atomic_load_n(&use_avx2, __ATOMIC_RELAXED) == 1) {
+    return csum_copy_avx2((uint8_t *)dst, (const uint8_t *)src, len, sum);
+  }
+#endif
+  memcpy(dst, src, len);
+  return pkt_csum_partial(dst, len, sum); /* also decides use_avx2 the first time */
+}
+
 static inline uint16_t native16(uint16_t host_value) { return htons(host_value); }
 
 uint64_t pkt_pseudo_sum(const struct pkt_ip *ip, uint32_t l4len) {
@@ -262,8 +309,8 @@ static unsigned tcp_hlen(const struct pkt_ip *ip) {
   return thlen;
 }
 
-int pkt_tso_segment(const struct pkt_ip *ip, unsigned mss, uint8_t *arena, struct pkt_seg *segs,
-                    int max_segs) {
+static int tso_segment(const struct pkt_ip *ip, unsigned mss, uint8_t *arena, struct pkt_seg *segs,
+                       int max_segs, int partial) {
   if (ip->proto != 6) return -PKT_UNSUPPORTED; /* also IPv6 with extension headers */
   if (ip->family == 4 && ip->frag) return -PKT_MALFORMED;
   unsigned thlen = tcp_hlen(ip);
@@ -303,15 +350,33 @@ int pkt_tso_segment(const struct pkt_ip *ip, unsigned mss, uint8_t *arena, struc
     seg.dst = h + (ip->dst - ip->p);
     uint64_t sum = pkt_pseudo_sum(&seg, thlen + plen);
     sum = pkt_csum_partial(th, thlen, sum);
-    sum = pkt_csum_partial(ip->p + hdr + off, plen, sum);
-    uint16_t c = (uint16_t)~pkt_csum_fold(sum);
+    if (!partial) sum = pkt_csum_partial(ip->p + hdr + off, plen, sum);
+    uint16_t c = partial ? pkt_csum_fold(sum) : (uint16_t)~pkt_csum_fold(sum);
     memcpy(th + 16, &c, 2);
     segs[i].hdr = h;
     segs[i].hdr_len = (uint16_t)hdr;
     segs[i].payload = ip->p + hdr + off;
     segs[i].payload_len = (uint16_t)plen;
+    segs[i].csum_off = partial ? (uint16_t)(ip->hlen + 16) : 0;
   }
   return (int)n;
+}
+
+int pkt_tso_segment(const struct pkt_ip *ip, unsigned mss, uint8_t *arena, struct pkt_seg *segs,
+                    int max_segs) {
+  return tso_segment(ip, mss, arena, segs, max_segs, 0);
+}
+
+int pkt_tso_segment_partial(const struct pkt_ip *ip, unsigned mss, uint8_t *arena,
+                            struct pkt_seg *segs, int max_segs) {
+  return tso_segment(ip, mss, arena, segs, max_segs, 1);
+}
+
+void pkt_tso_finish_csum(uint8_t *hdr, uint16_t csum_off, uint64_t payload_sum) {
+  uint16_t c;
+  memcpy(&c, hdr + csum_off, 2);
+  c = (uint16_t)~pkt_csum_fold(payload_sum + c);
+  memcpy(hdr + csum_off, &c, 2);
 }
 
 /* 1 if n bytes (a multiple of 4: TCP options) are equal; inline, where a call to memcmp for a few

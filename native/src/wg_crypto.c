@@ -283,16 +283,16 @@ static int stream_init(EVP_CIPHER_CTX *c, uint64_t *held, const uint8_t key[WG_K
   return 1;
 }
 
-/* tag = Poly1305(otk, ct || pad16 || LE64(0) || LE64(len)) */
+/* tag = Poly1305(otk, ct || pad16 || LE64(0) || LE64(len)); the padding and the lengths go in one
+ * update (each EVP_MAC_update is a provider dispatch). */
 static int poly_tag(EVP_MAC_CTX *m, uint8_t tag[WG_TAG_LEN], const uint8_t otk[32],
                     const uint8_t *ct, size_t len) {
-  static const uint8_t zero[16];
-  uint8_t lens[16] = {0};
-  for (int i = 0; i < 8; i++) lens[8 + i] = (uint8_t)((uint64_t)len >> (8 * i));
-  size_t ol = 0;
+  uint8_t tail[32] = {0}; /* 16 zero bytes of which the padding is the last (16 - len % 16) % 16 */
+  for (int i = 0; i < 8; i++) tail[24 + i] = (uint8_t)((uint64_t)len >> (8 * i));
+  size_t pad = (16 - (len & 15)) & 15, ol = 0;
   return EVP_MAC_init(m, otk, 32, NULL) && (len == 0 || EVP_MAC_update(m, ct, len)) &&
-         ((len & 15) == 0 || EVP_MAC_update(m, zero, 16 - (len & 15))) &&
-         EVP_MAC_update(m, lens, 16) && EVP_MAC_final(m, tag, &ol, WG_TAG_LEN) && ol == WG_TAG_LEN;
+         EVP_MAC_update(m, tail + 16 - pad, pad + 16) && EVP_MAC_final(m, tag, &ol, WG_TAG_LEN) &&
+         ol == WG_TAG_LEN;
 }
 
 void wg_aead_seal_room(uint8_t *pt, size_t len, uint64_t counter, const uint8_t key[WG_KEY_LEN],
@@ -339,6 +339,39 @@ int wg_aead_open_room(uint8_t *in, size_t len, uint64_t counter, const uint8_t k
     memcpy(in + clen, save, whole - clen);
   }
   sodium_memzero(blk, sizeof(blk));
+  return rc;
+}
+
+/*
+ * Open out of place: one ChaCha20 call from in[-64..] to out[-64..] over 64 + the ciphertext in whole
+ * blocks. Block 0's output XOR its input is block 0's key stream, whose first 32 bytes are the Poly1305
+ * key; the tag is then checked over the ciphertext, which `in` still holds. Saves the separate key-
+ * block call of wg_aead_open_room and its save/restore of the bytes after the message. The plaintext
+ * of a forged message exists only in `out` until the tag fails, and is wiped then.
+ */
+int wg_aead_open_to(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
+                    const uint8_t key[WG_KEY_LEN], uint64_t key_id) {
+  if (len < WG_TAG_LEN) return -1;
+  struct aead_ctx *a = aead_get();
+  size_t clen = len - WG_TAG_LEN, total = 64 + ((clen + ROOM_SLACK) & ~(size_t)ROOM_SLACK);
+  if (!a || !a->s_dec || total > INT_MAX) {
+    return aead_open(out, in, len, counter, key, key_id, NULL, 0);
+  }
+  uint8_t iv[16], otk[32], tag[WG_TAG_LEN];
+  iv_for(iv, counter);
+  int rc = -1;
+  if (stream_init(a->s_dec, &a->s_dec_id, key, key_id, iv) &&
+      EVP_Cipher(a->s_dec, out - 64, in - 64, (unsigned)total) > 0) {
+    for (int i = 0; i < 32; i++) otk[i] = (uint8_t)(out[i - 64] ^ in[i - 64]);
+    if (poly_tag(a->poly, tag, otk, in, clen) && CRYPTO_memcmp(tag, in + clen, WG_TAG_LEN) == 0) {
+      rc = 0;
+    }
+  } else {
+    a->s_dec_id = 0;
+  }
+  sodium_memzero(out - 64, 64); /* block 0's key stream */
+  sodium_memzero(otk, sizeof(otk));
+  if (rc != 0) sodium_memzero(out, clen);
   return rc;
 }
 

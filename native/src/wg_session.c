@@ -425,13 +425,17 @@ int wg_rx_prepare(struct wg_device *d, uint8_t *msg, size_t len, uint64_t now,
   job->counter = counter;
   job->ok = 0;
   job->room = 0;
+  job->out = NULL;
   return 1;
 }
 
 void wg_rx_decrypt(struct wg_rx_job *job) {
   uint8_t *plain = job->msg + WG_DATA_HDR_LEN;
   size_t len = job->len - WG_DATA_HDR_LEN;
-  if (job->room) {
+  if (job->out) {
+    job->ok = wg_aead_open_to(job->out, plain, len, job->counter, job->kp->recv_key,
+                              job->kp->recv_id) == 0;
+  } else if (job->room) {
     job->ok = wg_aead_open_room(plain, len, job->counter, job->kp->recv_key, job->kp->recv_id) == 0;
   } else {
     job->ok = wg_aead_open_id(plain, plain, len, job->counter, job->kp->recv_key,
@@ -454,7 +458,7 @@ int wg_rx_finish(struct wg_device *d, const struct wg_endpoint *from, struct wg_
   }
   struct wg_keypair *kp = job->kp;
   struct wg_peer *p = kp->peer;
-  uint8_t *plain = job->msg + WG_DATA_HDR_LEN;
+  uint8_t *plain = job->out ? job->out : job->msg + WG_DATA_HDR_LEN;
   size_t len = job->len;
   if (!wg_replay_check(&kp->replay, job->counter, WG_REJECT_AFTER_MESSAGES)) {
     d->st.drop_replay++;
