@@ -127,11 +127,10 @@ union loop_gro_ctl {
 void loop_rx_init(struct mmsghdr *msgs, struct iovec *iov, void *addrs, size_t addr_size,
                   union loop_gro_ctl *ctl, uint8_t *bufs);
 
-/* One recvmmsg of up to vlen (<= BATCH) messages into the first vlen slots (never waits); its
- * result (<= 0: nothing to do). */
-static inline int loop_recvmmsg_n(int fd, struct mmsghdr *msgs, struct iovec *iov,
-                                  union loop_gro_ctl *ctl, socklen_t addr_size, unsigned vlen) {
-  for (unsigned i = 0; i < vlen; i++) {
+/* One recvmmsg of up to BATCH messages (never waits); its result (<= 0: nothing to do). */
+static inline int loop_recvmmsg(int fd, struct mmsghdr *msgs, struct iovec *iov,
+                                union loop_gro_ctl *ctl, socklen_t addr_size) {
+  for (int i = 0; i < BATCH; i++) {
     struct msghdr *m = &msgs[i].msg_hdr;
     m->msg_namelen = addr_size;
     m->msg_controllen = sizeof(ctl[i].buf);
@@ -140,15 +139,9 @@ static inline int loop_recvmmsg_n(int fd, struct mmsghdr *msgs, struct iovec *io
   }
   int n;
   do {
-    n = recvmmsg(fd, msgs, vlen, MSG_DONTWAIT, NULL);
+    n = recvmmsg(fd, msgs, BATCH, MSG_DONTWAIT, NULL);
   } while (n < 0 && errno == EINTR);
   return n;
-}
-
-/* One recvmmsg of up to BATCH messages (never waits); its result (<= 0: nothing to do). */
-static inline int loop_recvmmsg(int fd, struct mmsghdr *msgs, struct iovec *iov,
-                                union loop_gro_ctl *ctl, socklen_t addr_size) {
-  return loop_recvmmsg_n(fd, msgs, iov, ctl, addr_size, BATCH);
 }
 
 /* The datagram size of a received buffer of len bytes (UDP_GRO: several datagrams of *seg bytes,

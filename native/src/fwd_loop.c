@@ -2,7 +2,7 @@
  * The forwarder loop (see fwd.h). One thread, epoll over the TUN fd, the UDP socket and an eventfd
  * for control. Per wakeup it reads up to BATCH packets from the TUN (super-packets of up to 64 KiB
  * with TSO), segments them and sends everything with one sendmmsg (UDP_SEGMENT per super-packet);
- * and it receives up to BATCH UDP_GRO buffers, RX_CHUNK per recvmmsg, validates every datagram, and
+ * and it receives up to BATCH UDP_GRO buffers with one recvmmsg, validates every datagram, and
  * coalesces TCP segments of one flow into a super-packet for a single TUN write.
  *
  * Nothing in the loop ever waits for a socket: a full send socket drops (and counts) what it cannot
@@ -47,14 +47,6 @@
  * 20-33 % at the receiver's socket; yielding every 64 writes 10-23 %, every 16: 0.1-4 %, every 4 no
  * better. A TCP stream's coalesced writes (64 KiB each) yield every ~1 MiB: no cost seen. */
 #define RX_YIELD_EVERY 16
-/* Messages per recvmmsg of a receiving loop (BATCH in all per wakeup, chunk by chunk). Every chunk is
- * checked, coalesced and written to the TUN before the next is received into the same buffers, so
- * the loop touches at most RX_CHUNK GRO buffers (64 KiB each: within a core's 512 KiB L2 here)
- * between the kernel's copy and its own checksums and TUN write; one recvmmsg of BATCH of them could
- * fill 4 MiB first. (A/B on a loaded 2-vCPU host: no change in TCP or 64-byte rate beyond noise.) */
-#ifndef RX_CHUNK
-#define RX_CHUNK 4
-#endif
 
 enum { CMD_SET = 1, CMD_DEL = 2, CMD_LOCAL_RESET = 3, CMD_LOCAL_ADD = 4 };
 /* What a loop thread does: both directions, or (split mode, one thread each) one of them. */
@@ -664,11 +656,10 @@ static void rx_packet(struct fwd *f, uint8_t *p, size_t len, uint32_t peer) {
   loop_run_start(&f->run, &ip, f->vnet, 0);
 }
 
-/* Receives, checks and writes one chunk of up to RX_CHUNK messages; how many were received. */
-static int udp_chunk(struct fwd *f) {
-  int n = loop_recvmmsg_n(f->udp_fd, f->rx_msgs, f->rx_iov, f->rx_ctl, sizeof(f->rx_addr[0]),
-                          RX_CHUNK);
-  if (n <= 0) return 0; /* EAGAIN, or a queued ICMP error: nothing to do */
+static void udp_batch(struct fwd *f) {
+  int n = loop_recvmmsg(f->udp_fd, f->rx_msgs, f->rx_iov, f->rx_ctl, sizeof(f->rx_addr[0]));
+  if (n <= 0) return; /* EAGAIN, or a queued ICMP error: nothing to do */
+  f->rx_ok.valid = 0;
   for (int i = 0; i < n; i++) {
     struct msghdr *m = &f->rx_msgs[i].msg_hdr;
     size_t len = f->rx_msgs[i].msg_len;
@@ -689,17 +680,6 @@ static int udp_chunk(struct fwd *f) {
       rx_packet(f, base + off, len - off < seg ? len - off : seg, peer);
     }
     run_flush(f);
-  }
-  return n;
-}
-
-/* Up to BATCH messages per wakeup, RX_CHUNK at a time. */
-static void udp_batch(struct fwd *f) {
-  f->rx_ok.valid = 0;
-  for (int got = 0; got < BATCH;) {
-    int n = udp_chunk(f);
-    got += n;
-    if (n < RX_CHUNK) break; /* the socket is drained */
   }
 }
 
