@@ -5,7 +5,7 @@
  */
 import { jsonField } from '../backend/backend-config.js';
 import { showValue } from '../errors.js';
-import { LOWER_HEX_DIGIT, formatMac, tryParseMac } from '../ip/index.js';
+import { canonicalMacInto, formatMac, tryParseMac } from '../ip/index.js';
 
 export interface VxlanBackendData {
   readonly vni: number;
@@ -15,28 +15,16 @@ export interface VxlanBackendData {
 export type Parsed<T> =
   { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
 
+const scratch = new Uint8Array(6);
 /**
  * For a MAC already in canonical form (what flannel and weft write): 1 unicast, 0 not unicast (group
  * bit or all zero); -1 when `mac` is not canonical (then the general parser decides). No allocation:
  * this runs for every lease of every plan.
  */
 function canonicalUnicast(mac: string): number {
-  if (mac.length !== 17) return -1;
-  let any = 0;
-  let first = 0;
-  for (let b = 0; b < 6; b++) {
-    const at = b * 3;
-    if (b > 0 && mac.charCodeAt(at - 1) !== 58 /* : */) return -1;
-    const c1 = mac.charCodeAt(at);
-    const c2 = mac.charCodeAt(at + 1);
-    const hi = c1 < 128 ? LOWER_HEX_DIGIT[c1]! : -1;
-    const lo = c2 < 128 ? LOWER_HEX_DIGIT[c2]! : -1;
-    if (hi < 0 || lo < 0) return -1;
-    const v = hi * 16 + lo;
-    if (b === 0) first = v;
-    any |= v;
-  }
-  return (first & 1) === 0 && any !== 0 ? 1 : 0;
+  if (!canonicalMacInto(mac, scratch, 0)) return -1;
+  const any = scratch[0]! | scratch[1]! | scratch[2]! | scratch[3]! | scratch[4]! | scratch[5]!;
+  return (scratch[0]! & 1) === 0 && any !== 0 ? 1 : 0;
 }
 
 export function parseVxlanBackendData(data: unknown): Parsed<VxlanBackendData> {

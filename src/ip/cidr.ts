@@ -5,10 +5,10 @@ import { Ip6Net, tryParseIp6 } from './ip6.js';
 export type IpFamily = 4 | 6;
 export type IpNet = Ip4Net | Ip6Net;
 
-/** Parses an IPv4 or IPv6 CIDR (host bits cleared unless `strict`); null when neither. */
 /** The default options, one object (not one allocated per call: every peer lease's subnet is parsed). */
 const LENIENT: { strict?: boolean } = Object.freeze({});
 
+/** Parses an IPv4 or IPv6 CIDR (host bits cleared unless `strict`); null when neither. */
 export function tryParseCidr(text: string, options: { strict?: boolean } = LENIENT): IpNet | null {
   return text.includes(':') ? Ip6Net.tryParse(text, options) : Ip4Net.tryParse(text, options);
 }

@@ -121,9 +121,8 @@ export class Ip4Net {
   }
 
   containsIp(ip: number): boolean {
-    // The mask inline, not through the getter (every peer lease is checked against a few networks).
-    const len = this.prefixLen;
-    return (len === 0 ? 0 : ip & (0xffffffff << (32 - len))) >>> 0 === this.ip;
+    // ip4Mask, not the getter chain (every peer lease is checked against a few networks).
+    return (ip & ip4Mask(this.prefixLen)) >>> 0 === this.ip;
   }
 
   /** True when `other` lies entirely inside this network. */

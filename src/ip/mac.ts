@@ -16,6 +16,24 @@ export const LOWER_HEX_DIGIT: Readonly<Int8Array> = (() => {
   return t;
 })();
 
+/**
+ * Writes a MAC given in canonical form (lower-case colon form, what flannel and weft write) as 6 bytes
+ * at `out[off]`; false for any other text (bytes past `off` then unspecified; the general parser
+ * decides). No allocation: the encoder and the VtepMAC check run it for every lease of every plan.
+ */
+export function canonicalMacInto(text: string, out: Uint8Array, off: number): boolean {
+  if (text.length !== 17) return false;
+  for (let i = 0; i < 6; i++) {
+    const c1 = text.charCodeAt(i * 3);
+    const c2 = text.charCodeAt(i * 3 + 1);
+    const hi = c1 < 128 ? LOWER_HEX_DIGIT[c1]! : -1;
+    const lo = c2 < 128 ? LOWER_HEX_DIGIT[c2]! : -1;
+    if (hi < 0 || lo < 0 || (i < 5 && text.charCodeAt(i * 3 + 2) !== 58)) return false;
+    out[off + i] = (hi << 4) | lo;
+  }
+  return true;
+}
+
 /** A hex digit's value, or -1. */
 function hexValue(c: number): number {
   if (c >= 48 && c <= 57) return c - 48; // 0-9

@@ -5,7 +5,7 @@
  * produces) take a fast path; anything else goes through addr.ts, which validates and throws TypeError.
  * Everything other than these three kinds of message still goes through the `netlink` package.
  */
-import { LOWER_HEX_DIGIT } from '../ip/index.js';
+import { canonicalMacInto } from '../ip/index.js';
 import { cidrParts, ipToBytes, macToBytes } from './addr.js';
 import type { FdbSpec, Mutation, NeighSpec, RouteSpec } from './ops.js';
 
@@ -116,26 +116,11 @@ function putIpAttr(b: Buffer, off: number, type: number, ip: string): number {
   return off + 4 + bytes.length; // 4 or 16 bytes: already aligned
 }
 
-/** Writes a MAC in canonical lower-case colon form as 6 bytes at `off`; false (bytes past `off`
- *  unspecified) for anything else. */
-function writeMacFast(b: Buffer, off: number, mac: string): boolean {
-  if (mac.length !== 17) return false;
-  for (let i = 0; i < 6; i++) {
-    const c1 = mac.charCodeAt(i * 3);
-    const c2 = mac.charCodeAt(i * 3 + 1);
-    const hi = c1 < 128 ? LOWER_HEX_DIGIT[c1]! : -1;
-    const lo = c2 < 128 ? LOWER_HEX_DIGIT[c2]! : -1;
-    if (hi < 0 || lo < 0 || (i < 5 && mac.charCodeAt(i * 3 + 2) !== 58)) return false;
-    b[off + i] = (hi << 4) | lo;
-  }
-  return true;
-}
-
 /** NDA_LLADDR with a MAC; canonical lower-case colon form fast, anything else validated. */
 function putMacAttr(b: Buffer, off: number, mac: string): number {
   u16(b, off, 10);
   u16(b, off + 2, NDA_LLADDR);
-  if (!writeMacFast(b, off + 4, mac)) macToBytes(mac).copy(b, off + 4);
+  if (!canonicalMacInto(mac, b, off + 4)) macToBytes(mac).copy(b, off + 4);
   b[off + 10] = 0;
   b[off + 11] = 0;
   return off + 12;
@@ -377,7 +362,7 @@ function writeMac(b: Buffer, off: number, text: string): boolean {
     b.set(memoMacBytes, off);
     return true;
   }
-  if (!writeMacFast(b, off, text)) return false;
+  if (!canonicalMacInto(text, b, off)) return false;
   for (let i = 0; i < 6; i++) memoMacBytes[i] = b[off + i]!; // no subarray: a view object per call
   memoMac = text;
   return true;

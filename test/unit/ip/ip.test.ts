@@ -17,6 +17,7 @@ import {
   tryParseIp6,
   tryParseMac,
   LOWER_HEX_DIGIT,
+  canonicalMacInto,
 } from '../../../src/ip/index.js';
 
 describe('IPv4', () => {
@@ -225,6 +226,20 @@ describe('scan parsers = the regex grammar', () => {
       if (refIp4(t) !== null) accepted++;
     }
     expect(accepted).toBeGreaterThan(valid.length);
+  });
+
+  it('canonicalMacInto: the canonical form only, written at the offset', () => {
+    const out = new Uint8Array(8);
+    expect(canonicalMacInto('0e:42:00:a0:01:ff', out, 2)).toBe(true);
+    expect([...out]).toEqual([0, 0, 0x0e, 0x42, 0x00, 0xa0, 0x01, 0xff]);
+    for (const bad of [
+      '0E:42:00:a0:01:ff',
+      '0e-42-00-a0-01-ff',
+      '0e:42:00:a0:01',
+      '0e:42:00:a0:01:ffx',
+      '0e:42:00:a0:01:f\u0131',
+    ])
+      expect(canonicalMacInto(bad, out, 0), bad).toBe(false);
   });
 
   it('LOWER_HEX_DIGIT: the lower-case hex digits, -1 for every other character', () => {
