@@ -74,8 +74,13 @@ describe.skipIf(!runnable).each(MODES)(
           ...(weftd ? { daemonSocket: weftd.socket } : {}),
           ...extra,
         });
+      // The attachments' state files, without the `.<name>.<pid>.tmp` of a write in flight: behind
+      // weftd the state with the result is written just after the answer (src/cni/add.ts), so a
+      // listing right after ADD returns may catch its temp file beside the first one.
       const stateFiles = () =>
-        existsSync(join(p.dataDir, 'weftnet')) ? readdirSync(join(p.dataDir, 'weftnet')) : [];
+        existsSync(join(p.dataDir, 'weftnet'))
+          ? readdirSync(join(p.dataDir, 'weftnet')).filter((f) => !f.startsWith('.'))
+          : [];
       const ipFiles = () =>
         existsSync(join(p.ipamDir, 'weftnet'))
           ? readdirSync(join(p.ipamDir, 'weftnet')).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f))

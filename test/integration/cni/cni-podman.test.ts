@@ -36,7 +36,9 @@ describe.skipIf(!runnable)('podman (CNI backend) runs containers on a weft netwo
   const podman = (args: string[], timeoutMs = 60_000) => sb!.podman(args, timeoutMs);
 
   const files = (dir: string) => (existsSync(dir) ? readdirSync(dir) : []);
-  const stateFiles = (name: string) => files(join(W, 'state', name));
+  // Without the temp file of a state write in flight (weftd writes the result just after answering).
+  const stateFiles = (name: string) =>
+    files(join(W, 'state', name)).filter((f) => !f.startsWith('.'));
   const ipFiles = (name: string) =>
     files(join(W, 'ipam', name)).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f));
 
