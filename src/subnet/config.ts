@@ -7,8 +7,8 @@
 import { ConfigError, showValue } from '../errors.js';
 import { jsonTooDeep } from '../lease/codec.js';
 import { nullLogger, type Logger } from '../log/logger.js';
-import { formatIp4, Ip4Net, ip4Mask, tryParseIp4 } from '../ip/ip4.js';
-import { formatIp6, Ip6Net, ip6Mask, tryParseIp6 } from '../ip/ip6.js';
+import { formatIp4, Ip4Net, tryParseIp4 } from '../ip/ip4.js';
+import { formatIp6, Ip6Net, tryParseIp6 } from '../ip/ip6.js';
 import type { BackendConfig, NetworkConfig } from './manager.js';
 
 export const DEFAULT_BACKEND = 'vxlan';
@@ -87,116 +87,79 @@ interface FamilyResult {
   subnetMax: string;
 }
 
-function checkIPv4(f: Partial<Record<KnownField, unknown>>): FamilyResult {
-  const netText = readString('Network', f.Network);
-  const net = netText === null ? null : Ip4Net.tryParse(netText);
-  if (netText !== null && !net)
-    reject('Network', f.Network, 'must be an IPv4 CIDR like "10.5.0.0/16"');
-  if (!net || net.ip === 0)
+/**
+ * One family's Network, SubnetLen, SubnetMin and SubnetMax (IPv6: the IPv6-prefixed fields) with
+ * flannel's defaults, rules and messages. Addresses are bigints here for both families.
+ */
+function checkFamily(v6: boolean, f: Partial<Record<KnownField, unknown>>): FamilyResult {
+  const [netF, lenF, minF, maxF] = (
+    ['Network', 'SubnetLen', 'SubnetMin', 'SubnetMax'] as const
+  ).map((name) => (v6 ? `IPv6${name}` : name) satisfies KnownField) as [
+    KnownField,
+    KnownField,
+    KnownField,
+    KnownField,
+  ];
+  const bits = v6 ? 128 : 32;
+  const format = (ip: bigint): string => (v6 ? formatIp6(ip) : formatIp4(Number(ip)));
+  const netText = readString(netF, f[netF]);
+  const parsed = netText === null ? null : (v6 ? Ip6Net : Ip4Net).tryParse(netText);
+  if (netText !== null && !parsed)
     reject(
-      'Network',
-      f.Network ?? null,
-      'please define a correct Network parameter in the flannel config',
+      netF,
+      f[netF],
+      v6 ? 'must be an IPv6 CIDR like "fc00::/48"' : 'must be an IPv4 CIDR like "10.5.0.0/16"',
     );
-  let len = readLen('SubnetLen', f.SubnetLen);
+  if (!parsed || parsed.ip === 0 || parsed.ip === 0n)
+    reject(
+      netF,
+      f[netF] ?? null,
+      `please define a correct ${netF} parameter in the flannel config`,
+    );
+  const net = { ip: BigInt(parsed.ip), prefixLen: parsed.prefixLen, text: parsed.toString() };
+  let len = readLen(lenF, f[lenF]);
   if (len !== null) {
-    if (len > 30) reject('SubnetLen', len, 'SubnetLen must be less than /31');
+    if (len > bits - 2) reject(lenF, len, `SubnetLen must be less than /${bits - 1}`);
     if (len < net.prefixLen + 2)
       reject(
-        'SubnetLen',
+        lenF,
         len,
-        `network must be able to accommodate at least four subnets (at least /${net.prefixLen + 2} for ${net})`,
+        `network must be able to accommodate at least four subnets (at least /${net.prefixLen + 2} for ${net.text})`,
       );
   } else {
-    if (net.prefixLen > 28)
-      reject('Network', netText, 'network is too small. Minimum useful network prefix is /28');
-    len = net.prefixLen <= 22 ? 24 : net.prefixLen + 2;
-  }
-  const size = 2 ** (32 - len);
-  const mask = ip4Mask(len);
-  const bound = (field: 'SubnetMin' | 'SubnetMax', dflt: number): number => {
-    const text = readString(field, f[field]);
-    if (text === null) return dflt;
-    const ip = tryParseIp4(text);
-    if (ip === null) reject(field, f[field], 'must be an IPv4 address like "10.5.1.0"');
-    if (!net.containsIp(ip))
-      reject(field, text, `${field} is not in the range of the Network (${net})`);
-    if ((ip & mask) >>> 0 !== ip)
-      reject(field, text, `${field} is not on a SubnetLen boundary: ${text}`);
-    return ip;
-  };
-  const min = bound('SubnetMin', net.ip + size);
-  const max = bound('SubnetMax', net.ip + net.size - size);
-  if (min > max)
-    reject(
-      'SubnetMin',
-      formatIp4(min),
-      `SubnetMin must not be above SubnetMax (${formatIp4(max)})`,
-    );
-  return {
-    network: net.toString(),
-    subnetLen: len,
-    subnetMin: formatIp4(min),
-    subnetMax: formatIp4(max),
-  };
-}
-
-function checkIPv6(f: Partial<Record<KnownField, unknown>>): FamilyResult {
-  const netText = readString('IPv6Network', f.IPv6Network);
-  const net = netText === null ? null : Ip6Net.tryParse(netText);
-  if (netText !== null && !net)
-    reject('IPv6Network', f.IPv6Network, 'must be an IPv6 CIDR like "fc00::/48"');
-  if (!net || net.ip === 0n)
-    reject(
-      'IPv6Network',
-      f.IPv6Network ?? null,
-      'please define a correct IPv6Network parameter in the flannel config',
-    );
-  let len = readLen('IPv6SubnetLen', f.IPv6SubnetLen);
-  if (len !== null) {
-    if (len > 126) reject('IPv6SubnetLen', len, 'SubnetLen must be less than /127');
-    if (len < net.prefixLen + 2)
+    if (net.prefixLen > bits - 4)
       reject(
-        'IPv6SubnetLen',
-        len,
-        `network must be able to accommodate at least four subnets (at least /${net.prefixLen + 2} for ${net})`,
-      );
-  } else {
-    if (net.prefixLen > 124)
-      reject(
-        'IPv6Network',
+        netF,
         netText,
-        'IPv6Network is too small. Minimum useful network prefix is /124',
+        `${v6 ? 'IPv6Network' : 'network'} is too small. Minimum useful network prefix is /${bits - 4}`,
       );
-    len = net.prefixLen <= 62 ? 64 : net.prefixLen + 2;
+    const dflt = v6 ? 64 : 24;
+    len = net.prefixLen <= dflt - 2 ? dflt : net.prefixLen + 2;
   }
-  const size = 1n << BigInt(128 - len);
-  const mask = ip6Mask(len);
-  const bound = (field: 'IPv6SubnetMin' | 'IPv6SubnetMax', dflt: bigint): bigint => {
+  const hostBits = (prefixLen: number): bigint => (1n << BigInt(bits - prefixLen)) - 1n;
+  const bound = (field: KnownField, dflt: bigint): bigint => {
     const text = readString(field, f[field]);
     if (text === null) return dflt;
-    const ip = tryParseIp6(text);
-    if (ip === null) reject(field, f[field], 'must be an IPv6 address like "fc00:0:0:1::"');
-    if (!net.containsIp(ip))
-      reject(field, text, `${field} is not in the range of the IPv6Network (${net})`);
-    if ((ip & mask) !== ip)
-      reject(field, text, `${field} is not on a IPv6SubnetLen boundary: ${text}`);
-    return ip;
+    const ip = v6 ? tryParseIp6(text) : tryParseIp4(text);
+    if (ip === null)
+      reject(
+        field,
+        f[field],
+        v6
+          ? 'must be an IPv6 address like "fc00:0:0:1::"'
+          : 'must be an IPv4 address like "10.5.1.0"',
+      );
+    if ((BigInt(ip) & ~hostBits(net.prefixLen)) !== net.ip)
+      reject(field, text, `${field} is not in the range of the ${netF} (${net.text})`);
+    if ((BigInt(ip) & hostBits(len)) !== 0n)
+      reject(field, text, `${field} is not on a ${lenF} boundary: ${text}`);
+    return BigInt(ip);
   };
-  const min = bound('IPv6SubnetMin', net.ip + size);
-  const max = bound('IPv6SubnetMax', net.ip + net.size - size);
-  if (min > max)
-    reject(
-      'IPv6SubnetMin',
-      formatIp6(min),
-      `IPv6SubnetMin must not be above IPv6SubnetMax (${formatIp6(max)})`,
-    );
-  return {
-    network: net.toString(),
-    subnetLen: len,
-    subnetMin: formatIp6(min),
-    subnetMax: formatIp6(max),
-  };
+  const size = hostBits(len) + 1n;
+  const min = bound(minF, net.ip + size);
+  const max = bound(maxF, net.ip + hostBits(net.prefixLen) + 1n - size);
+  if (min > max) reject(minF, format(min), `${minF} must not be above ${maxF} (${format(max)})`);
+  return { network: net.text, subnetLen: len, subnetMin: format(min), subnetMax: format(max) };
 }
 
 function checkBackend(value: unknown, log: Logger): BackendConfig {
@@ -259,8 +222,8 @@ export function parseNetworkConfig(
       false,
       'none defined stack: EnableIPv4 and EnableIPv6 are both false, enable at least one',
     );
-  const v4 = enableIPv4 ? checkIPv4(f) : null;
-  const v6 = enableIPv6 ? checkIPv6(f) : null;
+  const v4 = enableIPv4 ? checkFamily(false, f) : null;
+  const v6 = enableIPv6 ? checkFamily(true, f) : null;
   return {
     enableIPv4,
     enableIPv6,
