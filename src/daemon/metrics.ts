@@ -115,44 +115,28 @@ export function createDaemonMetrics(
     registers: [registry],
   });
   let netlinkStats: (() => NetlinkCounters) | null = null;
-  const netlinkCounter = (name: string, help: string, pick: (c: NetlinkCounters) => number) =>
-    scrapedCounter([registry], name, help, () => (netlinkStats ? pick(netlinkStats()) : null));
   let leaseStats: (() => LeaseManagerCounters) | null = null;
-  const leaseCounter = (name: string, help: string, pick: (c: LeaseManagerCounters) => number) =>
-    scrapedCounter([registry], name, help, () => (leaseStats ? pick(leaseStats()) : null));
-  leaseCounter('weft_lease_renewals_total', 'Successful lease renewals', (c) => c.renewals);
-  leaseCounter(
-    'weft_lease_renew_failures_total',
-    'Failed lease renewal attempts (each retried with backoff)',
-    (c) => c.renewFailures,
-  );
-  leaseCounter(
-    'weft_lease_recreations_total',
-    'Lease keys re-created after they vanished',
-    (c) => c.recreations,
-  );
-  leaseCounter(
-    'weft_lease_lost_races_total',
-    'Subnet creations lost to another host',
-    (c) => c.lostRaces,
-  );
-  leaseCounter('weft_etcd_requests_total', 'etcd round trips', (c) => c.etcdRequests);
-  netlinkCounter('weft_netlink_requests_total', 'Netlink requests sent', (c) => c.requests);
-  netlinkCounter(
-    'weft_netlink_errors_total',
-    'Netlink requests the kernel rejected',
-    (c) => c.errors,
-  );
-  netlinkCounter(
-    'weft_netlink_timeouts_total',
-    'Netlink requests that timed out',
-    (c) => c.timeouts,
-  );
-  netlinkCounter(
-    'weft_netlink_socket_errors_total',
-    'Netlink socket failures (re-created)',
-    (c) => c.socketErrors,
-  );
+  const leaseCounters: [string, string, keyof LeaseManagerCounters][] = [
+    ['weft_lease_renewals_total', 'Successful lease renewals', 'renewals'],
+    [
+      'weft_lease_renew_failures_total',
+      'Failed lease renewal attempts (each retried with backoff)',
+      'renewFailures',
+    ],
+    ['weft_lease_recreations_total', 'Lease keys re-created after they vanished', 'recreations'],
+    ['weft_lease_lost_races_total', 'Subnet creations lost to another host', 'lostRaces'],
+    ['weft_etcd_requests_total', 'etcd round trips', 'etcdRequests'],
+  ];
+  for (const [name, help, key] of leaseCounters)
+    scrapedCounter([registry], name, help, () => (leaseStats ? leaseStats()[key] : null));
+  const netlinkCounters: [string, string, keyof NetlinkCounters][] = [
+    ['weft_netlink_requests_total', 'Netlink requests sent', 'requests'],
+    ['weft_netlink_errors_total', 'Netlink requests the kernel rejected', 'errors'],
+    ['weft_netlink_timeouts_total', 'Netlink requests that timed out', 'timeouts'],
+    ['weft_netlink_socket_errors_total', 'Netlink socket failures (re-created)', 'socketErrors'],
+  ];
+  for (const [name, help, key] of netlinkCounters)
+    scrapedCounter([registry], name, help, () => (netlinkStats ? netlinkStats()[key] : null));
   new Gauge({
     name: 'weft_netlink_in_flight',
     help: 'Netlink requests in flight',
@@ -216,12 +200,10 @@ export function createDaemonMetrics(
         const fill = (set: (labels: Record<string, string>, v: number) => void): void => {
           for (const s of read()) if (s.name === name) set({ ...s.labels }, s.value);
         };
+        const opts = { name, help: samples[0]!.help, labelNames, registers: [registry] };
         if (samples[0]!.type === 'counter') {
           new Counter({
-            name,
-            help: samples[0]!.help,
-            labelNames,
-            registers: [registry],
+            ...opts,
             collect() {
               this.reset();
               fill((l, v) => this.inc(l, v));
@@ -229,10 +211,7 @@ export function createDaemonMetrics(
           });
         } else {
           new Gauge({
-            name,
-            help: samples[0]!.help,
-            labelNames,
-            registers: [registry],
+            ...opts,
             collect() {
               this.reset();
               fill((l, v) => this.set(l, v));
