@@ -151,6 +151,10 @@ export function parseResult(raw: unknown): Result {
   return { interfaces, ips, routes, dns };
 }
 
+/** The optional interface fields each version writes (1.1.0 adds mtu, socketPath, pciID). */
+const INTERFACE_KEYS = ['mac', 'sandbox'] as const;
+const INTERFACE_KEYS_V11 = [...INTERFACE_KEYS, 'mtu', 'socketPath', 'pciID'] as const;
+
 /** Renders `r` in exactly `version`. */
 export function renderResult(r: Result, version: CniVersion): JsonObject {
   const pre1 = compareVersions(version, '1.0.0') < 0;
@@ -158,13 +162,8 @@ export function renderResult(r: Result, version: CniVersion): JsonObject {
   const out: JsonObject = { cniVersion: version };
   out['interfaces'] = r.interfaces.map((i) => {
     const o: JsonObject = { name: i.name };
-    if (i.mac !== undefined) o['mac'] = i.mac;
-    if (i.sandbox !== undefined) o['sandbox'] = i.sandbox;
-    if (v11) {
-      if (i.mtu !== undefined) o['mtu'] = i.mtu;
-      if (i.socketPath !== undefined) o['socketPath'] = i.socketPath;
-      if (i.pciID !== undefined) o['pciID'] = i.pciID;
-    }
+    const keys = v11 ? INTERFACE_KEYS_V11 : INTERFACE_KEYS;
+    for (const k of keys) if (i[k] !== undefined) o[k] = i[k];
     return o;
   });
   out['ips'] = r.ips.map((ip) => {
@@ -187,10 +186,8 @@ export function renderResult(r: Result, version: CniVersion): JsonObject {
     return o;
   });
   const dns: JsonObject = {};
-  if (r.dns?.nameservers) dns['nameservers'] = r.dns.nameservers;
-  if (r.dns?.domain !== undefined) dns['domain'] = r.dns.domain;
-  if (r.dns?.search) dns['search'] = r.dns.search;
-  if (r.dns?.options) dns['options'] = r.dns.options;
+  for (const k of ['nameservers', 'domain', 'search', 'options'] as const)
+    if (r.dns?.[k] !== undefined) dns[k] = r.dns[k];
   out['dns'] = dns;
   return out;
 }
