@@ -49,23 +49,14 @@ export async function runPlugin(
           : undefined;
     const version = requireVersion(configVersion(raw), env.command, minimum);
     const ctx: CmdContext = { env, conf: parseNetConf(raw), version, raw };
-    switch (env.command) {
-      case 'ADD':
-        if (deps.addUnavailable !== undefined) throw daemonDown(deps.addUnavailable);
-        return ok(await cmdAdd(ctx, deps));
-      case 'DEL':
-        await cmdDel(ctx, deps);
-        return { stdout: '', exitCode: 0 };
-      case 'CHECK':
-        await cmdCheck(ctx, deps);
-        return { stdout: '', exitCode: 0 };
-      case 'STATUS':
-        await cmdStatus(ctx, deps);
-        return { stdout: '', exitCode: 0 };
-      case 'GC':
-        await cmdGC(ctx, deps);
-        return { stdout: '', exitCode: 0 };
+    if (env.command === 'ADD') {
+      if (deps.addUnavailable !== undefined) throw daemonDown(deps.addUnavailable);
+      return ok(await cmdAdd(ctx, deps));
     }
+    // the other commands print nothing on success
+    const commands = { DEL: cmdDel, CHECK: cmdCheck, STATUS: cmdStatus, GC: cmdGC };
+    await commands[env.command](ctx, deps);
+    return { stdout: '', exitCode: 0 };
   } catch (err) {
     if (!(err instanceof CniError))
       deps.log.warn('unexpected error', { error: (err as Error)?.stack ?? String(err) });
