@@ -63,19 +63,21 @@ export function decodeRequest(buf: Buffer): CniRequest {
   return { env, stdin: Buffer.from(buf.subarray(REQUEST_HEADER_BYTES + envLen)) };
 }
 
+/** A frame: the 4-byte magic, `words` as little-endian u32, then `bodies`. */
+function frame(magic: string, words: readonly number[], ...bodies: Buffer[]): Buffer {
+  const head = Buffer.alloc(4 + 4 * words.length);
+  head.write(magic, 0, 'latin1');
+  words.forEach((w, i) => head.writeUInt32LE(w, 4 + 4 * i));
+  return Buffer.concat([head, ...bodies]);
+}
+
 export function encodeReply(
   status: number,
   exitCode: number,
   stdout: Buffer,
   stderr: Buffer,
 ): Buffer {
-  const head = Buffer.alloc(20);
-  head.write(REPLY_MAGIC, 0, 'latin1');
-  head.writeUInt32LE(status, 4);
-  head.writeUInt32LE(exitCode >>> 0, 8);
-  head.writeUInt32LE(stdout.length, 12);
-  head.writeUInt32LE(stderr.length, 16);
-  return Buffer.concat([head, stdout, stderr]);
+  return frame(REPLY_MAGIC, [status, exitCode >>> 0, stdout.length, stderr.length], stdout, stderr);
 }
 
 /** Encodes a request (the shim's side; for tests and the bench's hostile clients). */
@@ -85,12 +87,8 @@ export function encodeRequest(env: Readonly<Record<string, string>>, stdin: Buff
       .map(([k, v]) => `${k}=${v}\0`)
       .join(''),
   );
-  const head = Buffer.alloc(REQUEST_HEADER_BYTES);
-  head.write(REQUEST_MAGIC, 0, 'latin1');
-  head.writeUInt32LE(WIRE_VERSION, 4);
-  head.writeUInt32LE(envBytes.length, 8);
-  head.writeUInt32LE(stdin.length, 12);
-  return Buffer.concat([head, envBytes, stdin]);
+  const words = [WIRE_VERSION, envBytes.length, stdin.length];
+  return frame(REQUEST_MAGIC, words, envBytes, stdin);
 }
 
 export const EXEC_MAGIC = 'WCNX';
@@ -121,13 +119,8 @@ export function encodeExec(
       .map(([k, v]) => `${k}=${v}\0`)
       .join(''),
   );
-  const head = Buffer.alloc(20);
-  head.write(EXEC_MAGIC, 0, 'latin1');
-  head.writeUInt32LE(Math.max(1, Math.min(0xffffffff, Math.round(timeoutMs))), 4);
-  head.writeUInt32LE(p.length, 8);
-  head.writeUInt32LE(e.length, 12);
-  head.writeUInt32LE(stdin.length, 16);
-  return Buffer.concat([head, p, e, stdin]);
+  const timeout = Math.max(1, Math.min(0xffffffff, Math.round(timeoutMs)));
+  return frame(EXEC_MAGIC, [timeout, p.length, e.length, stdin.length], p, e, stdin);
 }
 
 /**
