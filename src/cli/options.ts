@@ -5,10 +5,10 @@
  * configured for weftd or flanneld, weftctl finds the same etcd). Pure: no I/O, unit-tested.
  */
 import {
-  firstEnvValue,
   optionError as usageError,
   parseGoBool,
   readGoFlag,
+  resolveFlag,
 } from '../flags/go-flags.js';
 import { ETCD_FLAGS, type EtcdOptions } from '../flags/etcd-flags.js';
 
@@ -219,28 +219,18 @@ export function parseCliOptions(
   const out: Record<string, unknown> = {};
   const sources: Record<string, string> = {};
   for (const spec of CLI_FLAGS) {
-    let entry = given.get(spec);
-    if (!entry) {
-      const e = firstEnvValue(env, envNames(spec));
-      if (e) entry = { value: convert(spec, e.source, e.raw), source: e.source };
-    }
+    const { value, source } = resolveFlag(spec, given.get(spec), env, envNames(spec), convert);
     if (spec.name === 'healthz-port') {
       // Only fills --healthz-url when that was not given; 0 = do not check weftd.
-      if (entry && out['healthzUrl'] === null) {
-        const port = entry.value as number;
-        if (port > 65535) throw usageError(`${entry.source}=${port} is invalid: must be 0..65535`);
+      if (source !== null && out['healthzUrl'] === null) {
+        const port = value as number;
+        if (port > 65535) throw usageError(`${source}=${port} is invalid: must be 0..65535`);
         out['healthzUrl'] = port === 0 ? null : `http://127.0.0.1:${port}`;
       }
       continue;
     }
-    const value = entry ? entry.value : spec.def;
-    const problem = spec.check?.(value as never);
-    if (problem !== undefined)
-      throw usageError(
-        `${entry?.source ?? `--${spec.name}`}=${String(value)} is invalid: ${problem}`,
-      );
     out[spec.key] = value;
-    if (entry) sources[spec.key] = entry.source;
+    if (source !== null) sources[spec.key] = source;
   }
   out['etcdEndpoints'] = parseEndpoints(
     String(out['etcdEndpoints']),

@@ -6,10 +6,10 @@
  */
 import { ConfigError } from '../errors.js';
 import {
-  firstEnvValue,
   optionError as usageError,
   parseGoBool,
   readGoFlag,
+  resolveFlag,
 } from '../flags/go-flags.js';
 import { FLAGS, type DaemonOptions, type FlagSpec } from './flags.js';
 
@@ -87,25 +87,8 @@ export function parseOptions(
     }
   }
   const out: Record<string, unknown> = {};
-  for (const spec of FLAGS) {
-    let entry = given.get(spec);
-    if (!entry) {
-      const e = firstEnvValue(env, envNames(spec.name));
-      if (e) entry = { value: convert(spec, e.source, e.raw), source: e.source };
-    }
-    const value = entry ? entry.value : spec.def;
-    const problem = spec.check?.(value as never);
-    if (problem !== undefined) {
-      const shown = Array.isArray(value) ? value.join(',') : String(value);
-      throw new ConfigError(
-        `${entry?.source ?? `--${spec.name}`}=${shown} is invalid: ${problem}`,
-        {
-          code: 'E_OPTION_INVALID',
-        },
-      );
-    }
-    out[spec.key] = value;
-  }
+  for (const spec of FLAGS)
+    out[spec.key] = resolveFlag(spec, given.get(spec), env, envNames(spec.name), convert).value;
   out['etcdEndpoints'] = parseEndpoints(
     String(out['etcdEndpoints']),
     given.get(byName.get('etcd-endpoints')!)?.source,

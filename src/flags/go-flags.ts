@@ -69,3 +69,35 @@ export function firstEnvValue(
   }
   return undefined;
 }
+
+/** A flag table row as `resolveFlag` reads it. */
+export interface FlagDefault extends FlagName {
+  readonly def: unknown;
+  /** Returns an error text (what is wrong and the fix) or undefined. */
+  readonly check?: (value: never) => string | undefined;
+}
+
+/**
+ * One flag's value: as given on the command line, else from the first of `envNames` set, else the
+ * default; then the row's check. Throws E_OPTION_INVALID naming where the value came from.
+ */
+export function resolveFlag<S extends FlagDefault, V>(
+  spec: S,
+  given: { value: V; source: string } | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+  envNames: readonly string[],
+  convert: (spec: S, source: string, raw: string) => V,
+): { value: unknown; source: string | null } {
+  let entry = given;
+  if (!entry) {
+    const e = firstEnvValue(env, envNames);
+    if (e) entry = { value: convert(spec, e.source, e.raw), source: e.source };
+  }
+  const value = entry ? entry.value : spec.def;
+  const problem = spec.check?.(value as never);
+  if (problem !== undefined)
+    throw optionError(
+      `${entry?.source ?? `--${spec.name}`}=${String(value)} is invalid: ${problem}`,
+    );
+  return { value, source: entry?.source ?? null };
+}
