@@ -315,70 +315,16 @@ s.sendto(bytes.fromhex(sys.argv[1]), ('198.18.0.1', ${PORT}))`;
     expect(h1.stats().peerSockets).toBe(2);
     // h1's underlay sends to h3 at 8 kbit/s and queues the rest (a congested path): h3's send socket
     // fills up. Everything else leaves by the fast default class.
-    const tc = (...args: string[]): Promise<unknown> => run('tc', ['-n', ns1, ...args]);
-    await tc('qdisc', 'add', 'dev', 'eth0', 'root', 'handle', '1:', 'htb', 'default', '10');
+    const tc = (cmd: string): Promise<unknown> => run('tc', ['-n', ns1, ...cmd.split(' ')]);
+    await tc('qdisc add dev eth0 root handle 1: htb default 10');
     const before = h1.stats();
     let flood: ReturnType<typeof spawnTracked> | undefined;
     try {
+      await tc('class add dev eth0 parent 1: classid 1:10 htb rate 10gbit');
+      await tc('class add dev eth0 parent 1: classid 1:30 htb rate 8kbit ceil 8kbit');
+      await tc('qdisc add dev eth0 parent 1:30 handle 30: pfifo limit 100000');
       await tc(
-        'class',
-        'add',
-        'dev',
-        'eth0',
-        'parent',
-        '1:',
-        'classid',
-        '1:10',
-        'htb',
-        'rate',
-        '10gbit',
-      );
-      await tc(
-        'class',
-        'add',
-        'dev',
-        'eth0',
-        'parent',
-        '1:',
-        'classid',
-        '1:30',
-        'htb',
-        'rate',
-        '8kbit',
-        'ceil',
-        '8kbit',
-      );
-      await tc(
-        'qdisc',
-        'add',
-        'dev',
-        'eth0',
-        'parent',
-        '1:30',
-        'handle',
-        '30:',
-        'pfifo',
-        'limit',
-        '100000',
-      );
-      await tc(
-        'filter',
-        'add',
-        'dev',
-        'eth0',
-        'parent',
-        '1:',
-        'protocol',
-        'ip',
-        'prio',
-        '1',
-        'u32',
-        'match',
-        'ip',
-        'dst',
-        '198.18.0.3/32',
-        'flowid',
-        '1:30',
+        'filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst 198.18.0.3/32 flowid 1:30',
       );
       flood = spawnTracked(process.execPath, ['-e', FLOOD], {
         ns: ctr(1).netns,
@@ -405,7 +351,7 @@ s.sendto(bytes.fromhex(sys.argv[1]), ('198.18.0.1', ${PORT}))`;
       expect(s.running).toBe(true);
     } finally {
       if (flood) await stopChild(flood);
-      await tc('qdisc', 'del', 'dev', 'eth0', 'root');
+      await tc('qdisc del dev eth0 root');
     }
     // the path is clear again: c1 reaches c3
     expect(await ping(ctr(1).netns, ctr(3).ip, 2)).toBe(true);
