@@ -41,8 +41,16 @@ export function show(v: unknown): string {
   return typeof v === 'string' ? JSON.stringify(v) : String(v);
 }
 
-export function isIntIn(v: unknown, min: number, max: number): v is number {
-  return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+/** `v` when it is an integer in [min, max]; else the TypeError `<name> must be <rule>, got <v>`. */
+export function requireInt(
+  name: string,
+  v: unknown,
+  min: number,
+  max: number,
+  rule: string,
+): number {
+  if (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max) return v;
+  throw new TypeError(`${name} must be ${rule}, got ${show(v)}`);
 }
 
 /** A native call's failure as WeftError E_NATIVE with its errno details. */
@@ -71,15 +79,9 @@ export function parseOptions(opts: ForwarderOptions): ParsedOptions {
   if (typeof opts !== 'object' || opts === null) {
     throw new TypeError('forwarder options must be an object {tunFd, port, mtu, bindAddress?}');
   }
-  if (!isIntIn(opts.tunFd, 0, 0x7fffffff)) {
-    throw new TypeError(`tunFd must be a non-negative integer, got ${show(opts.tunFd)}`);
-  }
-  if (!isIntIn(opts.port, 0, 65535)) {
-    throw new TypeError(`port must be an integer 0-65535, got ${show(opts.port)}`);
-  }
-  if (!isIntIn(opts.mtu, 576, 65535)) {
-    throw new TypeError(`mtu must be an integer 576-65535, got ${show(opts.mtu)}`);
-  }
+  requireInt('tunFd', opts.tunFd, 0, 0x7fffffff, 'a non-negative integer');
+  requireInt('port', opts.port, 0, 65535, 'an integer 0-65535');
+  requireInt('mtu', opts.mtu, 576, 65535, 'an integer 576-65535');
   const bind = opts.bindAddress ?? '0.0.0.0';
   const bindIp = typeof bind === 'string' ? tryParseIp4(bind) : null;
   if (bindIp === null) {
@@ -88,16 +90,12 @@ export function parseOptions(opts: ForwarderOptions): ParsedOptions {
     );
   }
   const maxRoutes = opts.maxRoutes ?? DEFAULT_MAX_ROUTES;
-  if (!isIntIn(maxRoutes, 1, 0xffffffff)) {
-    throw new TypeError(`maxRoutes must be a positive integer, got ${show(opts.maxRoutes)}`);
-  }
+  requireInt('maxRoutes', maxRoutes, 1, 0xffffffff, 'a positive integer');
   if (opts.threads !== undefined && opts.threads !== 1 && opts.threads !== 2) {
     throw new TypeError(`threads must be 1 or 2, got ${show(opts.threads)}`);
   }
   const nice = opts.nice ?? DEFAULT_FORWARDER_NICE;
-  if (!isIntIn(nice, -20, 19)) {
-    throw new TypeError(`nice must be an integer -20..19, got ${show(opts.nice)}`);
-  }
+  requireInt('nice', nice, -20, 19, 'an integer -20..19');
   return {
     tunFd: opts.tunFd,
     port: opts.port,
@@ -165,9 +163,7 @@ export function parsePeer(peerIp: unknown, port: unknown): { peer: Buffer; ip: n
   if (ip === null) {
     throw new TypeError(`peerIp must be an IPv4 address such as 198.18.0.2, got ${show(peerIp)}`);
   }
-  if (!isIntIn(port, 1, 65535)) {
-    throw new TypeError(`port must be an integer 1-65535, got ${show(port)}`);
-  }
+  requireInt('port', port, 1, 65535, 'an integer 1-65535');
   return { peer: ip4Bytes(ip), ip };
 }
 

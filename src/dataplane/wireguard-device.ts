@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events';
 import { WeftError } from '../errors.js';
 import { formatIp4, formatIp6, tryParseIp4, tryParseIp6 } from '../ip/index.js';
 import type { Logger } from '../log/logger.js';
-import { ip4Bytes, ip6Bytes, isIntIn, nativeError, parseDst, show } from './forwarder-args.js';
+import { ip4Bytes, ip6Bytes, nativeError, parseDst, requireInt, show } from './forwarder-args.js';
 import {
   loadNative,
   type NativeWgDeviceHandle,
@@ -152,25 +152,17 @@ export class WireGuardDevice extends EventEmitter {
   /** Starts the loop; its UDP socket is created in the calling thread's network namespace. */
   static start(opts: WireGuardDeviceOptions, deps: WireGuardDeviceDeps = {}): WireGuardDevice {
     if (typeof opts !== 'object' || opts === null) throw new TypeError('options must be an object');
-    if (!isIntIn(opts.tunFd, 0, 0x7fffffff)) {
-      throw new TypeError(`tunFd must be a non-negative integer, got ${show(opts.tunFd)}`);
-    }
+    requireInt('tunFd', opts.tunFd, 0, 0x7fffffff, 'a non-negative integer');
     if (opts.family !== 4 && opts.family !== 6) {
       throw new TypeError(`family must be 4 or 6, got ${show(opts.family)}`);
     }
-    if (!isIntIn(opts.port, 0, 65535)) {
-      throw new TypeError(`port must be an integer 0-65535, got ${show(opts.port)}`);
-    }
-    if (!isIntIn(opts.mtu, 576, 65535)) {
-      throw new TypeError(`mtu must be an integer 576-65535, got ${show(opts.mtu)}`);
-    }
+    requireInt('port', opts.port, 0, 65535, 'an integer 0-65535');
+    requireInt('mtu', opts.mtu, 576, 65535, 'an integer 576-65535');
     if (!Buffer.isBuffer(opts.privateKey) || opts.privateKey.length !== WG_KEY_BYTES) {
       throw new TypeError('privateKey must be a 32-byte Buffer');
     }
     const threshold = opts.loadThreshold ?? 0;
-    if (!isIntIn(threshold, 0, 1_000_000)) {
-      throw new TypeError(`loadThreshold must be an integer 0-1000000, got ${show(threshold)}`);
-    }
+    requireInt('loadThreshold', threshold, 0, 1_000_000, 'an integer 0-1000000');
     const bind =
       opts.bindAddress === undefined
         ? Buffer.alloc(opts.family === 4 ? 4 : 16)
@@ -214,16 +206,12 @@ export class WireGuardDevice extends EventEmitter {
         ? null
         : decodeKey(spec.presharedKey, 'presharedKey');
     const ka = spec.persistentKeepalive ?? 0;
-    if (!isIntIn(ka, 0, 65535)) {
-      throw new TypeError(`persistentKeepalive must be 0-65535 seconds, got ${show(ka)}`);
-    }
+    requireInt('persistentKeepalive', ka, 0, 65535, '0-65535 seconds');
     let fam: 0 | 4 | 6 = 0;
     let addr: Buffer | null = null;
     let port = 0;
     if (spec.endpoint) {
-      if (!isIntIn(spec.endpoint.port, 1, 65535)) {
-        throw new TypeError(`endpoint port must be 1-65535, got ${show(spec.endpoint.port)}`);
-      }
+      requireInt('endpoint port', spec.endpoint.port, 1, 65535, '1-65535');
       fam = this.family;
       addr = addrBytes(spec.endpoint.address, this.family, 'endpoint address');
       port = spec.endpoint.port;
