@@ -66,37 +66,27 @@ export function isObject(v: unknown): v is JsonObject {
 
 const invalid = (msg: string, details?: string): CniError =>
   new CniError(CniCode.InvalidNetworkConfig, msg, details);
+const undecodable = (msg: string, details?: string): CniError =>
+  new CniError(CniCode.DecodeFailure, msg, details);
 
 /** Parses stdin as a JSON object (code 6 on failure). */
 export function decodeStdin(stdin: Buffer): JsonObject {
-  if (stdin.length > MAX_STDIN_BYTES) {
-    throw new CniError(
-      CniCode.DecodeFailure,
-      `network configuration is larger than ${MAX_STDIN_BYTES} bytes`,
-    );
-  }
+  if (stdin.length > MAX_STDIN_BYTES)
+    throw undecodable(`network configuration is larger than ${MAX_STDIN_BYTES} bytes`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(stdin.toString('utf8'));
   } catch (err) {
-    throw new CniError(
-      CniCode.DecodeFailure,
+    throw undecodable(
       'failed to decode network configuration from stdin',
       err instanceof Error ? err.message : String(err),
     );
   }
-  if (!isObject(parsed)) {
-    throw new CniError(
-      CniCode.DecodeFailure,
-      'network configuration on stdin is not a JSON object',
-    );
-  }
-  if (jsonDepth(parsed) > MAX_JSON_DEPTH) {
-    throw new CniError(
-      CniCode.DecodeFailure,
+  if (!isObject(parsed)) throw undecodable('network configuration on stdin is not a JSON object');
+  if (jsonDepth(parsed) > MAX_JSON_DEPTH)
+    throw undecodable(
       `network configuration on stdin is nested deeper than ${MAX_JSON_DEPTH} levels`,
     );
-  }
   return parsed;
 }
 
@@ -104,8 +94,7 @@ export function decodeStdin(stdin: Buffer): JsonObject {
 export function configVersion(conf: JsonObject): string {
   const v = conf['cniVersion'];
   if (v === undefined) return '0.1.0';
-  if (typeof v !== 'string')
-    throw new CniError(CniCode.DecodeFailure, '"cniVersion" is not a string');
+  if (typeof v !== 'string') throw undecodable('"cniVersion" is not a string');
   return v;
 }
 
