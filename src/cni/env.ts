@@ -31,12 +31,15 @@ const REQUIRED: Record<Command, readonly string[]> = {
   VERSION: [],
 };
 
+/** Code 4: the environment is invalid. */
+const badEnv = (msg: string, details?: string): CniError =>
+  new CniError(CniCode.InvalidEnv, msg, details);
+
 /** Throws code 4 unless `id` is a valid container id. */
 export function validateContainerId(id: string): void {
-  if (id === '') throw new CniError(CniCode.InvalidEnv, 'missing containerID');
+  if (id === '') throw badEnv('missing containerID');
   if (id.length > MAX_ID_LENGTH || !ID_PATTERN.test(id)) {
-    throw new CniError(
-      CniCode.InvalidEnv,
+    throw badEnv(
       'invalid characters in containerID',
       `CNI_CONTAINERID must match ${ID_PATTERN.source} and be at most ${MAX_ID_LENGTH} characters`,
     );
@@ -51,7 +54,7 @@ export function validateIfname(name: string): void {
   else if (name === '.' || name === '..') why = 'is "." or ".."';
   else if (/[/:\s]/.test(name)) why = 'contains "/", ":" or whitespace';
   if (why !== undefined) {
-    throw new CniError(CniCode.InvalidEnv, `interface name ${JSON.stringify(name)} ${why}`);
+    throw badEnv(`interface name ${JSON.stringify(name)} ${why}`);
   }
 }
 
@@ -59,19 +62,15 @@ export function validateIfname(name: string): void {
 export function parseEnv(env: Readonly<Record<string, string | undefined>>): CniEnv {
   const raw = env['CNI_COMMAND'] ?? '';
   if (raw === '') {
-    throw new CniError(CniCode.InvalidEnv, 'required env variables [CNI_COMMAND] missing');
+    throw badEnv('required env variables [CNI_COMMAND] missing');
   }
   if (!(COMMANDS as readonly string[]).includes(raw)) {
-    throw new CniError(
-      CniCode.InvalidEnv,
-      `unknown CNI_COMMAND ${JSON.stringify(raw)}`,
-      `use one of ${COMMANDS.join(', ')}`,
-    );
+    throw badEnv(`unknown CNI_COMMAND ${JSON.stringify(raw)}`, `use one of ${COMMANDS.join(', ')}`);
   }
   const command = raw as Command;
   const missing = REQUIRED[command].filter((k) => (env[k] ?? '') === '');
   if (missing.length > 0) {
-    throw new CniError(CniCode.InvalidEnv, `required env variables [${missing.join(',')}] missing`);
+    throw badEnv(`required env variables [${missing.join(',')}] missing`);
   }
   const containerId = env['CNI_CONTAINERID'] ?? '';
   const ifname = env['CNI_IFNAME'] ?? '';
@@ -81,10 +80,7 @@ export function parseEnv(env: Readonly<Record<string, string | undefined>>): Cni
   }
   const netns = env['CNI_NETNS'] ?? '';
   if ((command === 'ADD' || command === 'CHECK') && !netns.startsWith('/')) {
-    throw new CniError(
-      CniCode.InvalidEnv,
-      `CNI_NETNS ${JSON.stringify(netns)} is not an absolute path`,
-    );
+    throw badEnv(`CNI_NETNS ${JSON.stringify(netns)} is not an absolute path`);
   }
   const path =
     command === 'VERSION' ? [] : (env['CNI_PATH'] ?? '').split(':').filter((p) => p !== '');
