@@ -32,22 +32,18 @@ export function defaultBackends(opts: {
   const shared = opts.netlink ? { netlink: opts.netlink } : {};
   let wireguard: WireguardNetwork | null = null;
   opts.metrics.watchWireguard(() => wireguard?.devices ?? []);
+  /** What every backend is given: the shared façade, the resync period, its metrics observer. */
+  const common = (backend: string) => ({
+    ...shared,
+    resyncMs,
+    observer: metricsObserver(backend, opts.metrics),
+  });
   return createBackendRegistry({
-    vxlan: vxlanBackendFactory({
-      ...shared,
-      resyncMs,
-      observer: metricsObserver('vxlan', opts.metrics),
-    }),
-    'host-gw': hostGwBackendFactory({
-      ...shared,
-      resyncMs,
-      observer: metricsObserver('host-gw', opts.metrics),
-    }),
-    udp: udpBackendFactory({ ...shared, resyncMs, observer: metricsObserver('udp', opts.metrics) }),
+    vxlan: vxlanBackendFactory(common('vxlan')),
+    'host-gw': hostGwBackendFactory(common('host-gw')),
+    udp: udpBackendFactory(common('udp')),
     wireguard: wireguardBackendFactory({
-      ...shared,
-      resyncMs,
-      observer: metricsObserver('wireguard', opts.metrics),
+      ...common('wireguard'),
       onNetwork: (n) => {
         wireguard = n;
       },
