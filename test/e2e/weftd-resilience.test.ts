@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SimContainer } from '../helpers/netns.js';
-import { isRunning, nsRun, sleep, stopChild, waitFor } from '../helpers/exec.js';
+import { isRunning, nsRun, sleep, stopChild, waitFor, words } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import {
@@ -104,38 +104,13 @@ describe.skipIf(!runnable)('weftd resilience (vxlan)', () => {
   it('stale route, neighbour and FDB entries are removed by the next reconcile', async () => {
     const ns = d[0]!.host.netns;
     const mac = '0e:00:5e:00:fa:01';
-    await nsRun(ns, 'ip', [
-      'neigh',
-      'replace',
-      '10.5.250.0',
-      'lladdr',
-      mac,
-      'dev',
-      dev,
-      'nud',
-      'permanent',
-    ]);
-    await nsRun(ns, 'bridge', [
-      'fdb',
-      'replace',
-      mac,
-      'dev',
-      dev,
-      'dst',
-      '198.18.0.99',
-      'self',
-      'permanent',
-    ]);
-    await nsRun(ns, 'ip', [
-      'route',
-      'replace',
-      '10.5.250.0/24',
-      'via',
-      '10.5.250.0',
-      'dev',
-      dev,
-      'onlink',
-    ]);
+    await nsRun(ns, 'ip', words(`neigh replace 10.5.250.0 lladdr ${mac} dev ${dev} nud permanent`));
+    await nsRun(
+      ns,
+      'bridge',
+      words(`fdb replace ${mac} dev ${dev} dst 198.18.0.99 self permanent`),
+    );
+    await nsRun(ns, 'ip', words(`route replace 10.5.250.0/24 via 10.5.250.0 dev ${dev} onlink`));
     // each command above fails loudly if the entry could not be planted; a resync may already be
     // removing them, so their presence is not asserted here (that would race the reconcile)
     await waitFor(

@@ -39,6 +39,12 @@ export function run(
   });
 }
 
+/** The arguments of a fixed command line, split at single spaces (no quoting: only for words without
+ *  spaces, e.g. words(`-n ${ns} route add 10.5.0.0/16 via 198.18.0.254 dev eth0`)). */
+export function words(line: string): string[] {
+  return line.split(' ');
+}
+
 /** Runs a command inside network namespace `ns` (`ip netns exec`). */
 export function nsRun(
   ns: string,

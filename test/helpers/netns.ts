@@ -13,7 +13,7 @@
  * dead) and removed by the next run's global setup, and so parallel runs never touch each other.
  */
 import { execFileSync } from 'node:child_process';
-import { run, nsRun } from './exec.js';
+import { run, nsRun, words } from './exec.js';
 
 export const NETNS_PREFIX = 'weft-t';
 const runId = process.env['WEFT_TEST_RUN_ID'] ?? String(process.pid);
@@ -164,24 +164,12 @@ export async function createTopology(opts: TopologyOptions): Promise<Topology> {
     await run('ip', ['-n', ul, 'link', 'set', 'br0', 'up']);
     for (let i = 1; i <= opts.hosts; i++) {
       const ns = await createNetns(`${prefix}-h${i}`);
-      await run('ip', [
-        '-n',
-        ul,
-        'link',
-        'add',
-        `vh${i}`,
-        'mtu',
-        mtu,
-        'type',
-        'veth',
-        'peer',
-        'name',
-        'eth0',
-        'mtu',
-        mtu,
-        'netns',
-        ns,
-      ]);
+      await run(
+        'ip',
+        words(
+          `-n ${ul} link add vh${i} mtu ${mtu} type veth peer name eth0 mtu ${mtu} netns ${ns}`,
+        ),
+      );
       await run('ip', ['-n', ul, 'link', 'set', `vh${i}`, 'master', 'br0', 'up']);
       await run('ip', ['-n', ns, 'addr', 'add', `198.18.0.${i}/24`, 'dev', 'eth0']);
       if (opts.ipv6 !== false) {
@@ -222,16 +210,7 @@ async function addContainer(host: SimHost, c: ContainerOptions): Promise<SimCont
   }
   if (c.gateway6 && c.cidr6 && !addrs.includes(` ${c.gateway6}/`)) {
     const len6 = c.cidr6.split('/')[1];
-    await run('ip', [
-      '-n',
-      host.netns,
-      'addr',
-      'add',
-      `${c.gateway6}/${len6}`,
-      'dev',
-      bridge,
-      'nodad',
-    ]);
+    await run('ip', words(`-n ${host.netns} addr add ${c.gateway6}/${len6} dev ${bridge} nodad`));
   }
   const mtuArgs = c.mtu ? ['mtu', String(c.mtu)] : [];
   await run('ip', [

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { hostGwBackendFactory, type HostGwNetwork } from '../../src/backend-hostgw/index.js';
 import { createJsonLogger } from '../../src/log/logger.js';
-import { run, sleep } from '../helpers/exec.js';
+import { run, sleep, words } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import {
@@ -80,40 +80,10 @@ function scenario(ipv6: boolean): void {
             backendType: 'vxlan',
           }),
         );
-        await run('ip', [
-          '-n',
-          ns,
-          'route',
-          'add',
-          '10.5.62.0/24',
-          'via',
-          '198.18.0.62',
-          'dev',
-          'eth0',
-        ]);
+        await run('ip', words(`-n ${ns} route add 10.5.62.0/24 via 198.18.0.62 dev eth0`));
         // Not ours: an operator's route for the whole cluster network and a non-cluster route stay.
-        await run('ip', [
-          '-n',
-          ns,
-          'route',
-          'add',
-          '10.5.0.0/16',
-          'via',
-          '198.18.0.254',
-          'dev',
-          'eth0',
-        ]);
-        await run('ip', [
-          '-n',
-          ns,
-          'route',
-          'add',
-          '198.19.5.0/24',
-          'via',
-          '198.18.0.254',
-          'dev',
-          'eth0',
-        ]);
+        await run('ip', words(`-n ${ns} route add 10.5.0.0/16 via 198.18.0.254 dev eth0`));
+        await run('ip', words(`-n ${ns} route add 198.19.5.0/24 via 198.18.0.254 dev eth0`));
         await h1.network.reconcileNow();
         const routes = await ipOut(ns, 'route', 'show');
         expect(routes).not.toContain('10.5.60.0');
