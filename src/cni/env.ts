@@ -54,7 +54,7 @@ export function validateIfname(name: string): void {
   else if (name === '.' || name === '..') why = 'is "." or ".."';
   else if (/[/:\s]/.test(name)) why = 'contains "/", ":" or whitespace';
   if (why !== undefined) {
-    throw badEnv(`interface name ${JSON.stringify(name)} ${why}`);
+    throw new CniError(CniCode.InvalidEnv, `interface name ${JSON.stringify(name)} ${why}`);
   }
 }
 

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { run, spawnTracked, stopChild, waitFor, isRunning } from './exec.js';
+import { run, spawnTracked, stopChild, waitFor, isRunning, words } from './exec.js';
 import { createNetns, deleteNetnsSync } from './netns.js';
 
 export interface EtcdFixture {
@@ -400,30 +400,11 @@ export async function startEtcdCluster(o: EtcdClusterOptions): Promise<EtcdClust
   try {
     for (let i = 0; i < o.addrs.length; i++) {
       const ns = await createNetns(netns[i]!);
-      await run('ip', [
-        '-n',
-        o.underlayNetns,
-        'link',
-        'add',
-        `ve${i + 1}`,
-        'type',
-        'veth',
-        'peer',
-        'name',
-        'eth0',
-        'netns',
-        ns,
-      ]);
-      await run('ip', [
-        '-n',
-        o.underlayNetns,
-        'link',
-        'set',
-        `ve${i + 1}`,
-        'master',
-        o.bridge,
-        'up',
-      ]);
+      await run(
+        'ip',
+        words(`-n ${o.underlayNetns} link add ve${i + 1} type veth peer name eth0 netns ${ns}`),
+      );
+      await run('ip', words(`-n ${o.underlayNetns} link set ve${i + 1} master ${o.bridge} up`));
       await run('ip', ['-n', ns, 'addr', 'add', `${o.addrs[i]}/24`, 'dev', 'eth0']);
       await run('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
     }

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { startEtcd, type EtcdFixture } from '../helpers/etcd.js';
 import { etcdWriter } from '../helpers/etcd-writer.js';
 import { createTopology, type Topology } from '../helpers/netns.js';
-import { nsRun } from '../helpers/exec.js';
+import { nsRun, words } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 
@@ -46,13 +46,11 @@ describe.skipIf(!runnable)('harness: etcd fixture', () => {
     cleanup.push(() => etcd.stop());
     expect(etcd.endpoints).toEqual(['http://198.18.0.254:2379']);
     await etcd.etcdctl(['put', '/weft-test/x', 'y']);
-    const r = await nsRun(topo.hosts[0]!.netns, 'etcdctl', [
-      '--endpoints',
-      etcd.endpoints[0]!,
-      'get',
-      '--print-value-only',
-      '/weft-test/x',
-    ]);
+    const r = await nsRun(
+      topo.hosts[0]!.netns,
+      'etcdctl',
+      words(`--endpoints ${etcd.endpoints[0]!} get --print-value-only /weft-test/x`),
+    );
     expect(r.stdout.trim()).toBe('y');
   });
 });
