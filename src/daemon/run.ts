@@ -350,17 +350,15 @@ export class Daemon {
         expiration: l.expiration?.toISOString() ?? null,
       });
     };
+    /** A task that runs until the stop: ending before it, or failing, stops weftd. */
+    const untilStop = (what: string, task: Promise<void>): Promise<void> =>
+      task.then(() => {
+        if (!stop.signal.aborted)
+          fail(what)(new WeftError('E_INTERNAL', `the ${what} stopped unexpectedly`));
+      }, fail(what));
     const tasks = [
-      network.run(stop.signal).then(() => {
-        if (!stop.signal.aborted)
-          fail('backend')(new WeftError('E_INTERNAL', 'the backend stopped unexpectedly'));
-      }, fail('backend')),
-      subnets.keepLease(lease, stop.signal, onRenewed).then(() => {
-        if (!stop.signal.aborted)
-          fail('lease keeper')(
-            new WeftError('E_INTERNAL', 'the lease keeper stopped unexpectedly'),
-          );
-      }, fail('lease keeper')),
+      untilStop('backend', network.run(stop.signal)),
+      untilStop('lease keeper', subnets.keepLease(lease, stop.signal, onRenewed)),
       firewall.runResync(this.options.iptablesResync, stop.signal).catch(fail('firewall resync')),
     ];
     await new Promise<void>((resolve) => {
