@@ -1,15 +1,18 @@
 /**
  * Go `flag`-package command-line syntax, shared by weftd and weftctl: `-x`, `--x`, `--x=v`, `--x v`, and
  * a bool flag alone meaning true (`--x=false` to turn it off). Each program keeps its own flag table,
- * kinds and messages; this reads one flag occurrence, a Go bool, and the first set environment variable.
+ * kinds and messages; this reads one flag occurrence, a Go bool, the first set environment variable,
+ * and resolves a flag's value from them (`resolveFlag`).
  * Pure: no I/O. Errors are ConfigError E_OPTION_INVALID naming the flag or variable.
  */
 import { ConfigError } from '../errors.js';
 
-/** The part of a flag table entry this module needs. */
+/** The part of a flag table entry this module needs (`check`: an error text, or undefined). */
 export interface FlagName {
   readonly name: string;
   readonly kind: string;
+  readonly def: unknown;
+  readonly check?: (value: never) => string | undefined;
 }
 
 export interface FlagOccurrence<S extends FlagName> {
@@ -70,18 +73,11 @@ export function firstEnvValue(
   return undefined;
 }
 
-/** A flag table row as `resolveFlag` reads it. */
-export interface FlagDefault extends FlagName {
-  readonly def: unknown;
-  /** Returns an error text (what is wrong and the fix) or undefined. */
-  readonly check?: (value: never) => string | undefined;
-}
-
 /**
  * One flag's value: as given on the command line, else from the first of `envNames` set, else the
  * default; then the row's check. Throws E_OPTION_INVALID naming where the value came from.
  */
-export function resolveFlag<S extends FlagDefault, V>(
+export function resolveFlag<S extends FlagName, V>(
   spec: S,
   given: { value: V; source: string } | undefined,
   env: Readonly<Record<string, string | undefined>>,
