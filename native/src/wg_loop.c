@@ -7,10 +7,11 @@
  * slot of the send arena behind a 16-byte message header (its TCP checksum summed in that pass),
  * padded and sealed in place; consecutive equal-sized messages to one endpoint share one
  * UDP_SEGMENT send; one sendmmsg per batch.
- * UDP -> TUN: one recvmmsg of up to BATCH UDP_GRO buffers; each datagram is handed to the protocol
- * core (decrypted into a plaintext slot, or in place when larger than a slot, replay-checked,
- * source checked against the sender's allowed IPs) and
- * consecutive TCP segments of one flow are coalesced into one TUN write (virtio GSO).
+ * UDP -> TUN: one recvmmsg of up to BATCH UDP_GRO buffers; the datagrams are handed to the protocol
+ * core in rounds of RX_JOBS (decrypted into plaintext slots taken in turn from a ring, or in place
+ * when larger than a slot, replay-checked, source checked against the sender's allowed IPs) and
+ * consecutive TCP segments of one flow are coalesced into one TUN write (virtio GSO), also across
+ * rounds.
  *
  * Buffers: all preallocated and owned by the loop thread; nothing is allocated per packet (staged
  * packets while a handshake runs are copies, bounded per peer).
