@@ -15,7 +15,9 @@
  * CPU: vCPU·s per Gbit of the engine (the bench process for weft, whose only busy threads are the two
  * engines; both wireguard-go processes for that row). Kernel paths run in softirq: not attributable.
  * Paths run interleaved in rounds (every path once per round), each figure the median of the rounds.
- * Env: BENCH_SECONDS (default 3), BENCH_RUNS (rounds, default 3).
+ * Env: BENCH_SECONDS (default 3), BENCH_RUNS (rounds, default 3), BENCH_PATHS (comma list of
+ * underlay, vxlan, weft, wggo; default all: an A/B of two engine builds runs `vxlan,weft` with
+ * WEFT_NATIVE_ADDON pointing at each build in turn).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -34,8 +36,15 @@ import type { ChildProcess } from 'node:child_process';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3);
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 3);
+const PATHS = new Set(
+  (process.env['BENCH_PATHS'] ?? 'underlay,vxlan,weft,wggo').split(',').map((x) => x.trim()),
+);
 const WG_MTU = 1420; // flannel's rule: 1500 - 80
 const VX_MTU = 1450;
+
+const VX_PATH = 'kernel VXLAN, unencrypted (flannel layout)';
+const WEFT_PATH = 'weft wireguard (userspace engine)';
+const WGGO_PATH = 'wireguard-go (Debian, both ends)';
 
 interface Row {
   path: string;
@@ -44,6 +53,9 @@ interface Row {
   kpps: number;
   cpuPerGbit?: number;
 }
+
+/** A path left out (BENCH_PATHS): its ratios print as –. */
+const NONE: Row = { path: '', fwd: NaN, rev: NaN, kpps: NaN };
 
 interface Path {
   readonly path: string;
@@ -166,8 +178,8 @@ async function containers(topo: Topology, net: number, mtu: number): Promise<Sim
 }
 
 function table(rows: Row[]): string {
-  const vx = rows.find((r) => r.path.startsWith('kernel VXLAN'))!;
-  const wgo = rows.find((r) => r.path.startsWith('wireguard-go'))!;
+  const vx = rows.find((r) => r.path === VX_PATH) ?? NONE;
+  const wgo = rows.find((r) => r.path === WGGO_PATH) ?? NONE;
   const f = (n: number, d = 2): string => (Number.isFinite(n) ? n.toFixed(d) : '–');
   const lines = [
     '| path | TCP 1 stream Gbit/s | reverse | UDP 64 B kpps delivered | × kernel VXLAN (fwd / rev) | × wireguard-go (fwd / rev) | vCPU·s per Gbit |',
@@ -217,12 +229,13 @@ async function main(): Promise<void> {
       cpuSec: 0,
       gbit: 0,
     });
-    const rows = await measureAll([
-      path('underlay (veth, host to host)', h1.netns, h2.underlayIp, undefined),
-      path('kernel VXLAN, unencrypted (flannel layout)', vx1!.netns, vx2!.ip, undefined),
-      path('weft wireguard (userspace engine)', wf1!.netns, wf2!.ip, selfCpu),
-      path('wireguard-go (Debian, both ends)', wg1!.netns, wg2!.ip, procCpu(pids)),
-    ]);
+    const all: [string, Path][] = [
+      ['underlay', path('underlay (veth, host to host)', h1.netns, h2.underlayIp, undefined)],
+      ['vxlan', path(VX_PATH, vx1!.netns, vx2!.ip, undefined)],
+      ['weft', path(WEFT_PATH, wf1!.netns, wf2!.ip, selfCpu)],
+      ['wggo', path(WGGO_PATH, wg1!.netns, wg2!.ip, procCpu(pids))],
+    ];
+    const rows = await measureAll(all.filter(([k]) => PATHS.has(k)).map(([, p]) => p));
     const s = weft.map((d) => d.snapshot().stats);
     const off = s
       .map((x) => `vnet ${x.offVnetHdr} tso ${x.offTso} gso ${x.offUdpGso} gro ${x.offUdpGro}`)
@@ -233,13 +246,20 @@ async function main(): Promise<void> {
           `decrypt ${x.dropDecrypt} replay ${x.dropReplay} stale ${x.dropStale} udp_send ${x.dropUdpSend}`,
       )
       .join(' | ');
-    const vx = rows[1]!;
-    const wf = rows[2]!;
+    const batching = s
+      .map(
+        (x) =>
+          `${(x.rxPackets / Math.max(1, x.tunWrites)).toFixed(1)} packets per TUN write, ` +
+          `${(x.tunReads / Math.max(1, x.tsoPackets)).toFixed(2)} TUN reads per TSO packet`,
+      )
+      .join(' | ');
+    const vx = rows.find((r) => r.path === VX_PATH) ?? NONE;
+    const wf = rows.find((r) => r.path === WEFT_PATH) ?? NONE;
     const md =
       `# bench:wireguard ${new Date().toISOString()} (${SECONDS} s × ${RUNS} interleaved rounds, median; container on h1 → container on h2)\n\n` +
       `${table(rows)}\n\n` +
       `weft wireguard / kernel VXLAN, TCP 1 stream: ${(wf.fwd / vx.fwd).toFixed(2)} fwd, ${(wf.rev / vx.rev).toFixed(2)} rev (goal ≥ 0.40)\n\n` +
-      `engine offloads per host: ${off}\n\nengine drops per host: ${drops}\n`;
+      `engine offloads per host: ${off}\n\nengine drops per host: ${drops}\n\nengine batching per host: ${batching}\n`;
     console.log(md);
     const dir = join(import.meta.dirname, 'results');
     mkdirSync(dir, { recursive: true });

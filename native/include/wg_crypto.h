@@ -79,6 +79,10 @@ int wg_aead_open_room(uint8_t *in, size_t len, uint64_t counter, const uint8_t k
 int wg_aead_open_to(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
                     const uint8_t key[WG_KEY_LEN], uint64_t key_id);
 #define WG_AEAD_ROOM_BEFORE 64
+/* 1 when the room variants of the calling thread call the provider's ChaCha20 and POLY1305
+ * directly, 0 when they go through EVP (a provider without those functions, or the environment
+ * variable WEFT_WG_CRYPTO_EVP set when the process first used the crypto: tests of the fallback). */
+int wg_aead_room_direct(void);
 #define WG_AEAD_ROOM_AFTER 63
 /* A new key identity, never 0 and never handed out twice (any thread). */
 uint64_t wg_aead_key_id(void);

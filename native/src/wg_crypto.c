@@ -2,15 +2,18 @@
 #define _GNU_SOURCE
 #include "wg_crypto.h"
 
+#include <openssl/core_dispatch.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <openssl/provider.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sodium.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -19,6 +22,31 @@ static EVP_MD *md_blake2s;
 static EVP_MAC *mac_hmac, *mac_blake2s;
 static EVP_CIPHER *chacha_poly, *chacha_raw; /* chacha_raw, mac_poly: the "room" variants only */
 static EVP_MAC *mac_poly;
+
+/*
+ * The "room" variants call the provider's ChaCha20 and POLY1305 implementations through their
+ * dispatch tables (provider-cipher(7), provider-mac(7)), the functions EVP itself ends up in. EVP's
+ * per-call layer is a large part of the work here: EVP_EncryptInit_ex looks the IV length up by
+ * name (a parameter query with string compares) for every nonce, EVP_MAC_final the MAC size.
+ * Measured per 1424-byte message, both ways alternating in one process (2 vCPUs, medians of 40
+ * rounds): seal 950 -> 850 ns, out-of-place open 947 -> 859 ns. Found once, from the providers that
+ * EVP_CIPHER_fetch / EVP_MAC_fetch chose (the fetched objects keep them loaded); when a function
+ * is missing the room variants stay on EVP.
+ */
+struct direct {
+  void *cprov, *mprov; /* provider contexts */
+  OSSL_FUNC_cipher_newctx_fn *c_new;
+  OSSL_FUNC_cipher_freectx_fn *c_free;
+  OSSL_FUNC_cipher_encrypt_init_fn *c_init;
+  OSSL_FUNC_cipher_cipher_fn *c_cipher;
+  OSSL_FUNC_mac_newctx_fn *m_new;
+  OSSL_FUNC_mac_freectx_fn *m_free;
+  OSSL_FUNC_mac_init_fn *m_init;
+  OSSL_FUNC_mac_update_fn *m_update;
+  OSSL_FUNC_mac_final_fn *m_final;
+};
+static struct direct dfn;
+static int have_direct;
 /* One ChaCha20-Poly1305 context pair per thread (a context is not shareable across threads), reused
  * for every message. A context keeps its key: consecutive messages under one session key (a whole
  * batch of a flow) only set the nonce, which skips OpenSSL's key setup, ~10% of a 1420-byte seal
@@ -33,6 +61,8 @@ struct aead_ctx {
   EVP_CIPHER_CTX *s_enc, *s_dec;
   EVP_MAC_CTX *poly;
   uint64_t s_enc_id, s_dec_id;
+  /* the same three as provider contexts (struct direct), used instead when there are all three */
+  void *d_enc, *d_dec, *d_poly;
 };
 
 static uint64_t next_key_id;
@@ -46,6 +76,9 @@ static void aead_free(void *p) {
   EVP_CIPHER_CTX_free(a->s_enc);
   EVP_CIPHER_CTX_free(a->s_dec);
   EVP_MAC_CTX_free(a->poly);
+  if (a->d_enc) dfn.c_free(a->d_enc); /* the provider wipes its key copies */
+  if (a->d_dec) dfn.c_free(a->d_dec);
+  if (a->d_poly) dfn.m_free(a->d_poly);
   sodium_memzero(a, sizeof(*a));
   free(a);
 }
@@ -105,7 +138,76 @@ static struct aead_ctx *aead_get(void) {
       a->poly = NULL;
     }
   }
+  if (a->s_enc && have_direct) {
+    a->d_enc = dfn.c_new(dfn.cprov);
+    a->d_dec = dfn.c_new(dfn.cprov);
+    a->d_poly = dfn.m_new(dfn.mprov);
+    if (!a->d_enc || !a->d_dec || !a->d_poly) {
+      if (a->d_enc) dfn.c_free(a->d_enc);
+      if (a->d_dec) dfn.c_free(a->d_dec);
+      if (a->d_poly) dfn.m_free(a->d_poly);
+      a->d_enc = a->d_dec = a->d_poly = NULL;
+    }
+  }
   return a;
+}
+
+/* 1 if want is one of the colon-separated names (case-insensitive). */
+static int has_name(const char *names, const char *want) {
+  size_t n = strlen(want);
+  for (const char *p = names; p && *p;) {
+    const char *end = strchr(p, ':');
+    size_t l = end ? (size_t)(end - p) : strlen(p);
+    if (l == n && strncasecmp(p, want, n) == 0) return 1;
+    p = end ? end + 1 : NULL;
+  }
+  return 0;
+}
+
+/* The dispatch table of prov's implementation of `name` for operation op, or NULL. */
+static const OSSL_DISPATCH *impl_of(const OSSL_PROVIDER *prov, int op, const char *name) {
+  int no_store = 0;
+  const OSSL_ALGORITHM *algs = OSSL_PROVIDER_query_operation(prov, op, &no_store);
+  const OSSL_DISPATCH *d = NULL;
+  for (const OSSL_ALGORITHM *a = algs; a && a->algorithm_names && !d; a++) {
+    if (has_name(a->algorithm_names, name)) d = a->implementation;
+  }
+  OSSL_PROVIDER_unquery_operation(prov, op, algs);
+  return d;
+}
+
+static void direct_init(void) {
+  const OSSL_PROVIDER *cp = EVP_CIPHER_get0_provider(chacha_raw);
+  const OSSL_PROVIDER *mp = EVP_MAC_get0_provider(mac_poly);
+  if (!cp || !mp) return;
+  const OSSL_DISPATCH *c = impl_of(cp, OSSL_OP_CIPHER, "ChaCha20");
+  const OSSL_DISPATCH *m = impl_of(mp, OSSL_OP_MAC, "POLY1305");
+  struct direct d = {.cprov = OSSL_PROVIDER_get0_provider_ctx(cp),
+                     .mprov = OSSL_PROVIDER_get0_provider_ctx(mp)};
+  for (; c && c->function_id; c++) {
+    switch (c->function_id) {
+      case OSSL_FUNC_CIPHER_NEWCTX: d.c_new = OSSL_FUNC_cipher_newctx(c); break;
+      case OSSL_FUNC_CIPHER_FREECTX: d.c_free = OSSL_FUNC_cipher_freectx(c); break;
+      case OSSL_FUNC_CIPHER_ENCRYPT_INIT: d.c_init = OSSL_FUNC_cipher_encrypt_init(c); break;
+      case OSSL_FUNC_CIPHER_CIPHER: d.c_cipher = OSSL_FUNC_cipher_cipher(c); break;
+      default: break;
+    }
+  }
+  for (; m && m->function_id; m++) {
+    switch (m->function_id) {
+      case OSSL_FUNC_MAC_NEWCTX: d.m_new = OSSL_FUNC_mac_newctx(m); break;
+      case OSSL_FUNC_MAC_FREECTX: d.m_free = OSSL_FUNC_mac_freectx(m); break;
+      case OSSL_FUNC_MAC_INIT: d.m_init = OSSL_FUNC_mac_init(m); break;
+      case OSSL_FUNC_MAC_UPDATE: d.m_update = OSSL_FUNC_mac_update(m); break;
+      case OSSL_FUNC_MAC_FINAL: d.m_final = OSSL_FUNC_mac_final(m); break;
+      default: break;
+    }
+  }
+  if (d.c_new && d.c_free && d.c_init && d.c_cipher && d.m_new && d.m_free && d.m_init &&
+      d.m_update && d.m_final && !getenv("WEFT_WG_CRYPTO_EVP")) {
+    dfn = d;
+    have_direct = 1;
+  }
 }
 
 static void do_init(void) {
@@ -114,6 +216,7 @@ static void do_init(void) {
   if (!chacha_poly || pthread_key_create(&aead_key, aead_free) != 0) return;
   chacha_raw = EVP_CIPHER_fetch(NULL, "ChaCha20", NULL);
   mac_poly = EVP_MAC_fetch(NULL, "POLY1305", NULL);
+  if (chacha_raw && mac_poly) direct_init();
   md_blake2s = EVP_MD_fetch(NULL, "BLAKE2S-256", NULL);
   mac_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
   mac_blake2s = EVP_MAC_fetch(NULL, "BLAKE2SMAC", NULL);
@@ -268,28 +371,58 @@ int wg_aead_open_id(uint8_t *out, const uint8_t *in, size_t len, uint64_t counte
  */
 #define ROOM_SLACK 63
 
+int wg_aead_room_direct(void) {
+  struct aead_ctx *a = aead_get();
+  return a && a->d_enc ? 1 : 0;
+}
+
 static void iv_for(uint8_t iv[16], uint64_t counter) {
   memset(iv, 0, 8); /* block counter 0 (little endian), then the nonce 0^32 || LE64(counter) */
   for (int i = 0; i < 8; i++) iv[8 + i] = (uint8_t)(counter >> (8 * i));
 }
 
-/* The context keyed with key (set only when its identity changed) and iv. */
-static int stream_init(EVP_CIPHER_CTX *c, uint64_t *held, const uint8_t key[WG_KEY_LEN],
-                       uint64_t key_id, const uint8_t iv[16]) {
+/* The ChaCha20 context of a direction (dec: the opening one) keyed with key (set only when its
+ * identity changed) and iv. */
+static int stream_init(struct aead_ctx *a, int dec, const uint8_t key[WG_KEY_LEN], uint64_t key_id,
+                       const uint8_t iv[16]) {
+  uint64_t *held = dec ? &a->s_dec_id : &a->s_enc_id;
   int same = key_id && *held == key_id;
   if (!same) *held = 0;
-  if (!EVP_EncryptInit_ex(c, NULL, NULL, same ? NULL : key, iv)) return 0;
+  int ok;
+  if (a->d_enc) {
+    ok = dfn.c_init(dec ? a->d_dec : a->d_enc, same ? NULL : key, same ? 0 : WG_KEY_LEN, iv, 16,
+                    NULL);
+  } else {
+    ok = EVP_EncryptInit_ex(dec ? a->s_dec : a->s_enc, NULL, NULL, same ? NULL : key, iv);
+  }
+  if (!ok) return 0;
   *held = key_id;
   return 1;
 }
 
+/* out = in XOR the direction's key stream, len bytes (< INT_MAX); 1 on success. */
+static int stream_xor(struct aead_ctx *a, int dec, uint8_t *out, const uint8_t *in, size_t len) {
+  if (a->d_enc) {
+    size_t ol = 0;
+    return dfn.c_cipher(dec ? a->d_dec : a->d_enc, out, &ol, len, in, len) && ol == len;
+  }
+  return EVP_Cipher(dec ? a->s_dec : a->s_enc, out, in, (unsigned)len) > 0;
+}
+
 /* tag = Poly1305(otk, ct || pad16 || LE64(0) || LE64(len)); the padding and the lengths go in one
  * update (each EVP_MAC_update is a provider dispatch). */
-static int poly_tag(EVP_MAC_CTX *m, uint8_t tag[WG_TAG_LEN], const uint8_t otk[32],
+static int poly_tag(struct aead_ctx *a, uint8_t tag[WG_TAG_LEN], const uint8_t otk[32],
                     const uint8_t *ct, size_t len) {
   uint8_t tail[32] = {0}; /* 16 zero bytes of which the padding is the last (16 - len % 16) % 16 */
   for (int i = 0; i < 8; i++) tail[24 + i] = (uint8_t)((uint64_t)len >> (8 * i));
   size_t pad = (16 - (len & 15)) & 15, ol = 0;
+  if (a->d_poly) {
+    void *m = a->d_poly;
+    return dfn.m_init(m, otk, 32, NULL) && (len == 0 || dfn.m_update(m, ct, len)) &&
+           dfn.m_update(m, tail + 16 - pad, pad + 16) && dfn.m_final(m, tag, &ol, WG_TAG_LEN) &&
+           ol == WG_TAG_LEN;
+  }
+  EVP_MAC_CTX *m = a->poly;
   return EVP_MAC_init(m, otk, 32, NULL) && (len == 0 || EVP_MAC_update(m, ct, len)) &&
          EVP_MAC_update(m, tail + 16 - pad, pad + 16) && EVP_MAC_final(m, tag, &ol, WG_TAG_LEN) &&
          ol == WG_TAG_LEN;
@@ -301,16 +434,16 @@ void wg_aead_seal_room(uint8_t *pt, size_t len, uint64_t counter, const uint8_t 
   size_t total = (64 + len + ROOM_SLACK) & ~(size_t)ROOM_SLACK;
   uint8_t iv[16], otk[32];
   iv_for(iv, counter);
-  if (!a || !a->s_enc || total > INT_MAX || !stream_init(a->s_enc, &a->s_enc_id, key, key_id, iv)) {
+  if (!a || !a->s_enc || total > INT_MAX || !stream_init(a, 0, key, key_id, iv)) {
     aead_seal(pt, pt, len, counter, key, key_id, NULL, 0);
     return;
   }
   uint8_t *b = pt - 64;
   memset(b, 0, 64);
-  int ok = EVP_Cipher(a->s_enc, b, b, (unsigned)total) > 0;
+  int ok = stream_xor(a, 0, b, b, total);
   memcpy(otk, b, 32);
   sodium_memzero(b, 64);
-  ok = ok && poly_tag(a->poly, pt + len, otk, pt, len);
+  ok = ok && poly_tag(a, pt + len, otk, pt, len);
   sodium_memzero(otk, sizeof(otk));
   if (!ok) { /* only a broken provider gets here: all zeros (no plaintext), which receivers drop */
     a->s_enc_id = 0;
@@ -329,13 +462,13 @@ int wg_aead_open_room(uint8_t *in, size_t len, uint64_t counter, const uint8_t k
   uint8_t iv[16], blk[64] = {0}, tag[WG_TAG_LEN], save[64];
   iv_for(iv, counter);
   int rc = -1;
-  if (stream_init(a->s_dec, &a->s_dec_id, key, key_id, iv) &&
-      EVP_Cipher(a->s_dec, blk, blk, 64) > 0 && poly_tag(a->poly, tag, blk, in, clen) &&
+  if (stream_init(a, 1, key, key_id, iv) && stream_xor(a, 1, blk, blk, 64) &&
+      poly_tag(a, tag, blk, in, clen) &&
       CRYPTO_memcmp(tag, in + clen, WG_TAG_LEN) == 0) {
     /* whole blocks (the stream goes on at block 1): the slack after the ciphertext (its tag, then
      * whatever follows) is XORed too and put back */
     memcpy(save, in + clen, whole - clen);
-    rc = whole == 0 || EVP_Cipher(a->s_dec, in, in, (unsigned)whole) > 0 ? 0 : -1;
+    rc = whole == 0 || stream_xor(a, 1, in, in, whole) ? 0 : -1;
     memcpy(in + clen, save, whole - clen);
   }
   sodium_memzero(blk, sizeof(blk));
@@ -360,10 +493,9 @@ int wg_aead_open_to(uint8_t *out, const uint8_t *in, size_t len, uint64_t counte
   uint8_t iv[16], otk[32], tag[WG_TAG_LEN];
   iv_for(iv, counter);
   int rc = -1;
-  if (stream_init(a->s_dec, &a->s_dec_id, key, key_id, iv) &&
-      EVP_Cipher(a->s_dec, out - 64, in - 64, (unsigned)total) > 0) {
+  if (stream_init(a, 1, key, key_id, iv) && stream_xor(a, 1, out - 64, in - 64, total)) {
     for (int i = 0; i < 32; i++) otk[i] = (uint8_t)(out[i - 64] ^ in[i - 64]);
-    if (poly_tag(a->poly, tag, otk, in, clen) && CRYPTO_memcmp(tag, in + clen, WG_TAG_LEN) == 0) {
+    if (poly_tag(a, tag, otk, in, clen) && CRYPTO_memcmp(tag, in + clen, WG_TAG_LEN) == 0) {
       rc = 0;
     }
   } else {
