@@ -5,7 +5,7 @@
  * weftd programs from it (programmer.ts); weftctl renders it (src/cli/peers.ts).
  */
 import type { Lease } from '../lease/lease.js';
-import { tryParseCidr } from '../ip/index.js';
+import { Ip4Net, tryParseCidr } from '../ip/index.js';
 import type { PeerEntries } from '../backend/peer-entries.js';
 import {
   peerAddressProblem,
@@ -107,10 +107,16 @@ function checkFamily(
   const data = parseVxlanBackendData(f.fam.backendData(lease));
   if (!data.ok) return `invalid vxlan backend data: ${data.reason}`;
   if (data.value.vni !== vni) return `VNI ${data.value.vni} is not this network's ${vni}`;
-  const net = tryParseCidr(subnetRaw);
+  // Strict first: an IPv4 subnet that parses strictly (canonical dotted quad, no host bits, a length
+  // without a leading zero) is its own canonical text, so it is kept as is instead of formatted again.
+  const strict = tryParseCidr(subnetRaw, STRICT);
+  const net = strict ?? tryParseCidr(subnetRaw);
   if (net === null) return `subnet ${JSON.stringify(subnetRaw)} is not a CIDR`;
   const problem = peerSubnetProblem(net, f) ?? peerAddressProblem(publicIp, f.ownIps, f.onlink);
   if (problem !== null) return problem;
   if (data.value.vtepMac === f.deviceMac) return `VtepMAC ${data.value.vtepMac} is this host's own`;
-  return { subnet: net.toString(), publicIp, vtepMac: data.value.vtepMac };
+  const subnet = strict instanceof Ip4Net ? subnetRaw : net.toString();
+  return { subnet, publicIp, vtepMac: data.value.vtepMac };
 }
+
+const STRICT: { strict?: boolean } = Object.freeze({ strict: true });

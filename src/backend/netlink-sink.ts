@@ -8,7 +8,6 @@ import {
   deleteStale,
   leftovers,
   programPeers,
-  routeKey,
   staleCount,
   streamPeers,
   type PeerEntries,
@@ -25,7 +24,8 @@ import { ReconcileDiff, type KernelView } from './reconcile.js';
  * A stale lease of the same host (same MAC and public IP) shares the MAC claim.
  */
 export function netlinkClaims(e: PeerEntries): readonly Claim[] {
-  const route: Claim = [`route|${routeKey(e.route)}`, e.key];
+  // `route|` + routeKey(e.route), built in one step.
+  const route: Claim = [`route|${e.route.table ?? 254}|${e.route.dst}`, e.key];
   return e.fdb ? [route, [`fdb|${e.fdb.ifindex}|${e.fdb.mac}`, e.fdb.dst]] : [route];
 }
 

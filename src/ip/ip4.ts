@@ -13,11 +13,35 @@ export class AddressError extends WeftError {
 }
 
 /**
+ * The last two texts `tryParseIp4` scanned and their values. A full reconcile parses each peer's subnet
+ * address and public IP in the planner, then the encoder parses the same two texts again (the neighbour's
+ * address, the FDB entry's destination): with the memo that is a string compare, not a second character
+ * scan (about a microsecond each before V8 optimizes the scan, and the first full reconcile of thousands
+ * of peers runs mostly unoptimized). Exact text → its value, so the result is the scan's.
+ */
+let memoText0 = '';
+let memoValue0: number | null = null;
+let memoText1 = '';
+let memoValue1: number | null = null;
+
+/**
  * The uint32 value of a dotted quad, or null when `text` is not exactly one: four decimal octets of one
- * to three digits, no leading zero, each ≤ 255. A character scan without a regex or allocation: every
- * peer lease is parsed several times per plan (1000s of leases per full reconcile).
+ * to three digits, no leading zero, each ≤ 255. A character scan without a regex or allocation (every
+ * peer lease is parsed several times per plan, 1000s of leases per full reconcile), remembered for the
+ * last two texts.
  */
 export function tryParseIp4(text: string): number | null {
+  if (text === memoText0) return memoValue0;
+  if (text === memoText1) return memoValue1;
+  const v = scanIp4(text);
+  memoText1 = memoText0;
+  memoValue1 = memoValue0;
+  memoText0 = text;
+  memoValue0 = v;
+  return v;
+}
+
+function scanIp4(text: string): number | null {
   const n = text.length;
   if (n < 7 || n > 15) return null;
   let value = 0;

@@ -16,12 +16,33 @@ export const LOWER_HEX_DIGIT: Readonly<Int8Array> = (() => {
   return t;
 })();
 
+/** The last canonical MAC text scanned and its bytes: the planner's VtepMAC check scans a peer's MAC,
+ *  then the encoder writes the same text into the neighbour and the FDB entry, copied from here instead
+ *  of scanned twice more (the first full reconcile runs mostly unoptimized, where a scan costs about a
+ *  microsecond). Exact text → its bytes, so the result is the scan's. */
+let memoMac = '';
+const memoMacBytes = new Uint8Array(6);
+
 /**
  * Writes a MAC given in canonical form (lower-case colon form, what flannel and weft write) as 6 bytes
  * at `out[off]`; false for any other text (bytes past `off` then unspecified; the general parser
  * decides). No allocation: the encoder and the VtepMAC check run it for every lease of every plan.
  */
 export function canonicalMacInto(text: string, out: Uint8Array, off: number): boolean {
+  if (text === memoMac && off + 6 <= out.length) {
+    out.set(memoMacBytes, off);
+    return true;
+  }
+  if (off + 6 > out.length) return scanCanonicalMac(text, out, off);
+  // Scanned into the memo, then copied out in one call.
+  memoMac = '';
+  if (!scanCanonicalMac(text, memoMacBytes, 0)) return false;
+  memoMac = text;
+  out.set(memoMacBytes, off);
+  return true;
+}
+
+function scanCanonicalMac(text: string, out: Uint8Array, off: number): boolean {
   if (text.length !== 17) return false;
   for (let i = 0; i < 6; i++) {
     const c1 = text.charCodeAt(i * 3);

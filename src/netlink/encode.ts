@@ -5,7 +5,7 @@
  * produces) take a fast path; anything else goes through addr.ts, which validates and throws TypeError.
  * Everything other than these three kinds of message still goes through the `netlink` package.
  */
-import { canonicalMacInto } from '../ip/index.js';
+import { canonicalMacInto, tryParseIp4 } from '../ip/index.js';
 import { cidrParts, ipToBytes, macToBytes } from './addr.js';
 import type { FdbSpec, Mutation, NeighSpec, RouteSpec } from './ops.js';
 
@@ -337,35 +337,15 @@ const ROUTE4 = template({
 });
 
 /**
- * The last gateway text parsed and its value, and the last MAC text and its bytes: a peer's neighbour,
- * FDB entry and route name its gateway (the neighbour's address, the route's gateway and, with the
- * prefix length, its destination) and its VTEP MAC twice, so each is parsed once per peer, not up to
- * three times (a text scan costs about a microsecond before V8 optimizes it, and the first full
- * reconcile runs mostly unoptimized). Only values already parsed are kept; the comparisons are exact.
+ * A canonical dotted quad's value, or -1. Through tryParseIp4's memo of the last two texts: the planner
+ * has just parsed a peer's subnet address and public IP, which are the neighbour's address and the route's
+ * gateway, and the FDB entry's destination, so each is a string compare here, not a scan (and the same
+ * goes for the VTEP MAC through canonicalMacInto's memo). The first full reconcile runs mostly
+ * unoptimized, where a text scan costs about a microsecond. The comparisons are exact.
  */
-let memoGw = '';
-let memoGwValue = -1;
-let memoMac = '';
-const memoMacBytes = new Uint8Array(6);
-
-function gatewayValue(text: string): number {
-  if (text === memoGw) return memoGwValue;
-  const v = ip4At(text, 0, text.length);
-  memoGw = text;
-  memoGwValue = v;
-  return v;
-}
-
-/** Writes the MAC `text` at `off` (through the one-entry memo); false when it is not canonical. */
-function writeMac(b: Buffer, off: number, text: string): boolean {
-  if (text === memoMac) {
-    b.set(memoMacBytes, off);
-    return true;
-  }
-  if (!canonicalMacInto(text, b, off)) return false;
-  for (let i = 0; i < 6; i++) memoMacBytes[i] = b[off + i]!; // no subarray: a view object per call
-  memoMac = text;
-  return true;
+function ip4Value(text: string): number {
+  const v = tryParseIp4(text);
+  return v === null ? -1 : v;
 }
 
 /** The template path of `encodeInto` (seq, port and ACK left 0); -1 when `m` is not one of the
@@ -374,20 +354,20 @@ function encodeCommon(b: Buffer, off: number, m: Mutation): number {
   switch (m.op) {
     case 'neighReplace': {
       const n = m.neigh;
-      const dst = gatewayValue(n.dst);
+      const dst = ip4Value(n.dst);
       if (dst < 0 || typeof n.mac !== 'string') return -1;
       b.set(NEIGH4, off);
-      if (!writeMac(b, off + 40, n.mac)) return -1;
+      if (!canonicalMacInto(n.mac, b, off + 40)) return -1;
       u32(b, off + 20, n.ifindex);
       put4(b, off + 32, dst);
       return off + NEIGH4.length;
     }
     case 'fdbReplace': {
       const e = m.fdb;
-      const dst = ip4At(e.dst, 0, e.dst.length);
+      const dst = ip4Value(e.dst);
       if (dst < 0) return -1;
       b.set(FDB4, off);
-      if (!writeMac(b, off + 32, e.mac)) return -1;
+      if (!canonicalMacInto(e.mac, b, off + 32)) return -1;
       u32(b, off + 20, e.ifindex);
       put4(b, off + 44, dst);
       return off + FDB4.length;
@@ -405,7 +385,7 @@ function encodeCommon(b: Buffer, off: number, m: Mutation): number {
         if (c < 0 || c > 9) return -1;
         len = len * 10 + c;
       }
-      const gw = gatewayValue(r.gateway);
+      const gw = ip4Value(r.gateway);
       // The destination's address is most often the gateway's text (vxlan: S via S.0).
       const dst =
         len > 32

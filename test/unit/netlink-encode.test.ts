@@ -7,6 +7,7 @@ import {
   setAck,
 } from '../../src/netlink/encode.js';
 import type { Mutation } from '../../src/netlink/ops.js';
+import { canonicalMacInto, tryParseIp4 } from '../../src/ip/index.js';
 
 /**
  * The encoder writes straight into the datagram buffer. These byte strings are what the previous
@@ -156,6 +157,38 @@ describe('netlink encoder', () => {
       expect(a).toBe(g);
     }
     expect(fast.subarray(0, a).toString('hex')).toBe(general.subarray(0, g).toString('hex'));
+  });
+
+  it('texts the planner parsed just before (the memos of the parsers) encode like the general path', () => {
+    // The planner parses a peer's subnet address, public IP and VTEP MAC (tryParseIp4 and
+    // canonicalMacInto remember the last ones), then the encoder meets the same texts as other string
+    // objects, beside rejected texts and texts of other peers.
+    const fast = Buffer.alloc(MAX_MESSAGE_BYTES, 0xaa);
+    const general = Buffer.alloc(MAX_MESSAGE_BYTES, 0x55);
+    const scratch = new Uint8Array(6);
+    for (let i = 0; i < 64; i++) {
+      const subnet = `10.${5 + (i & 3)}.${i}.0/24`;
+      const gw = subnet.slice(0, subnet.indexOf('/'));
+      const pub = `198.18.${i & 7}.${i}`;
+      const mac = `0e:42:00:00:0${i & 3}:${(16 + i).toString(16)}`;
+      if (i % 3 !== 0) expect(tryParseIp4(`${gw}/24`.slice(0, gw.length))).not.toBeNull();
+      if (i % 4 !== 0) expect(tryParseIp4(pub)).not.toBeNull();
+      if (i % 5 === 0) expect(tryParseIp4('10.05.1.0')).toBeNull();
+      if (i % 2 === 0) expect(canonicalMacInto(mac, scratch, 0)).toBe(true);
+      if (i % 7 === 0) expect(canonicalMacInto('0E:42:00:00:00:10', scratch, 0)).toBe(false);
+      const peer: Mutation[] = [
+        { op: 'neighReplace', neigh: { ifindex: 5, dst: gw, mac } },
+        { op: 'fdbReplace', fdb: { ifindex: 5, mac, dst: pub } },
+        { op: 'routeReplace', route: { dst: subnet, gateway: gw, oif: 5, onlink: true } },
+      ];
+      for (const m of peer) {
+        const end = encodeInto(fast, 0, m, 0, 0, false);
+        expect(end).toBe(encodeGeneral(general, 0, m, 0, 0, false));
+        expect(fast.subarray(0, end).toString('hex')).toBe(
+          general.subarray(0, end).toString('hex'),
+        );
+      }
+    }
   });
 
   it.each([

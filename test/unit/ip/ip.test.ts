@@ -242,6 +242,42 @@ describe('scan parsers = the regex grammar', () => {
       expect(canonicalMacInto(bad, out, 0), bad).toBe(false);
   });
 
+  it('tryParseIp4 remembers the last two texts: repeats and alternations give what the scan gives', () => {
+    // Repeats, alternations of two and three texts, equal texts as distinct strings (a slice), and a
+    // rejected text between accepted ones: the memo must answer exactly what the scan would.
+    const texts = ['10.5.1.0', '198.18.0.2', '10.05.1.0', '10.5.1.0/24'.slice(0, 8), '', '1.2.3.4'];
+    for (let i = 0; i < 400; i++) {
+      const t = texts[rnd(texts.length)]!;
+      expect(tryParseIp4(t), JSON.stringify(t)).toBe(refIp4(t));
+    }
+  });
+
+  it('canonicalMacInto remembers the last MAC: repeats write the same bytes, anything else is scanned', () => {
+    const texts = [
+      '0e:42:00:a0:01:ff',
+      'c6:d2:32:6f:8f:44',
+      '0E:42:00:a0:01:ff',
+      'zz:42:00:a0:01:ff',
+    ];
+    const canonical = (t: string): number[] | null =>
+      /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(t) ? t.split(':').map((h) => parseInt(h, 16)) : null;
+    for (let i = 0; i < 400; i++) {
+      const t = texts[rnd(texts.length)]!;
+      const off = rnd(4);
+      const out = new Uint8Array(10).fill(0xaa);
+      const want = canonical(t);
+      expect(canonicalMacInto(t, out, off), t).toBe(want !== null);
+      if (want) expect([...out.subarray(off, off + 6)], t).toEqual(want);
+    }
+    // Too little room at the offset: the bytes that fit are written, the memo is not used or filled.
+    const small = new Uint8Array(4);
+    expect(canonicalMacInto('0e:42:00:a0:01:ff', small, 0)).toBe(true);
+    expect([...small]).toEqual([0x0e, 0x42, 0x00, 0xa0]);
+    const out = new Uint8Array(6);
+    expect(canonicalMacInto('c6:d2:32:6f:8f:44', out, 0)).toBe(true);
+    expect([...out]).toEqual([0xc6, 0xd2, 0x32, 0x6f, 0x8f, 0x44]);
+  });
+
   it('LOWER_HEX_DIGIT: the lower-case hex digits, -1 for every other character', () => {
     for (let c = 0; c < 128; c++) {
       const ch = String.fromCharCode(c);
