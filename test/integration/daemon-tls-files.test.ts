@@ -2,7 +2,8 @@
  * weftd given an odd file as an etcd TLS file (a FIFO, /dev/zero, a directory): exit 2 at once naming the
  * flag's file and why, never a hang. Before, the start read the file synchronously: a FIFO blocked it
  * for ever (and, with the JavaScript thread blocked, SIGTERM was never handled), /dev/zero filled the
- * memory (3.7 GB in 10 s). Runs the built weftd in a test netns (it fails before touching anything).
+ * memory (3.7 GB in 10 s). weftctl reads them the same way. Runs the built weftd and weftctl in a test
+ * netns (they fail before touching anything).
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +17,7 @@ import { requireCaps } from '../helpers/require.js';
 const runnable = requireCaps('root', 'netns');
 useLeakCheck();
 const WEFTD = resolve(import.meta.dirname, '../../bin/weftd.js');
+const WEFTCTL = resolve(import.meta.dirname, '../../bin/weftctl.js');
 
 describe.skipIf(!runnable)('weftd: odd etcd TLS files', () => {
   let tmp: string;
@@ -66,6 +68,35 @@ describe.skipIf(!runnable)('weftd: odd etcd TLS files', () => {
       expect(stderr).toContain(`${path} cannot be read: ${why}`);
     } finally {
       child.kill('SIGKILL'); // a hung start ignores SIGTERM
+      await stopChild(child);
+    }
+  });
+
+  it('weftctl doctor with a FIFO as --etcd-cafile exits 4 at once naming it', async () => {
+    const child = spawnTracked(
+      process.execPath,
+      [
+        WEFTCTL,
+        'doctor',
+        '--etcd-endpoints=https://127.0.0.1:9',
+        `--etcd-cafile=${join(tmp, 'ca.fifo')}`,
+        `--subnet-file=${join(tmp, 'subnet.env')}`,
+        '--healthz-port=0',
+      ],
+      { ns },
+    );
+    let out = '';
+    child.stderr?.on('data', (b: Buffer) => (out += b.toString()));
+    child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+    try {
+      const code = await Promise.race([
+        new Promise<number | null>((r) => child.once('exit', (c) => r(c))),
+        new Promise<'hung'>((r) => setTimeout(() => r('hung'), 10_000)),
+      ]);
+      expect(code, out.slice(-1500)).toBe(4);
+      expect(out).toContain(`${join(tmp, 'ca.fifo')} cannot be read: not a regular file`);
+    } finally {
+      child.kill('SIGKILL');
       await stopChild(child);
     }
   });

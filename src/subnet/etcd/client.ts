@@ -37,7 +37,7 @@ const MAX_PEM_BYTES = 4 << 20;
  * so a FIFO, /dev/zero or a directory at the path fails at once with its name instead of hanging the
  * start (a blocked synchronous read also kept SIGTERM from being handled) or filling the memory.
  */
-function readPem(field: string, path: string): Buffer {
+export function readPem(field: string, path: string): Buffer {
   const fail = (why: string, cause?: unknown): ConfigError =>
     new ConfigError(`etcd TLS ${field} ${path} cannot be read: ${why}`, {
       code: 'E_ETCD_TLS',
