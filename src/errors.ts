@@ -28,6 +28,7 @@ export type ErrorCode =
   | 'E_INTERFACE'
   | 'E_FIREWALL'
   | 'E_FLANNEL_LEFTOVERS'
+  | 'E_ALREADY_RUNNING'
   | 'E_IO'
   | 'E_ABORTED'
   | 'E_INTERNAL';

@@ -6,10 +6,10 @@
  */
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { readFileSync } from 'node:fs';
 import { describeError } from '../errors.js';
 import type { Lease } from '../lease/lease.js';
 import { nullLogger } from '../log/logger.js';
+import { readPem } from '../subnet/etcd/client.js';
 import { EtcdLeaseRegistry } from '../subnet/etcd/etcd-registry.js';
 import { parseEntry, toLease } from '../subnet/lease-entry.js';
 import type { RegistryEntry } from '../subnet/registry.js';
@@ -166,9 +166,9 @@ export function sampleEtcdClock(o: CliOptions): Promise<ClockSample> {
     try {
       tlsOpts = secure
         ? {
-            ...(o.etcdCafile ? { ca: readFileSync(o.etcdCafile) } : {}),
-            ...(o.etcdCertfile ? { cert: readFileSync(o.etcdCertfile) } : {}),
-            ...(o.etcdKeyfile ? { key: readFileSync(o.etcdKeyfile) } : {}),
+            ...(o.etcdCafile ? { ca: readPem('caFile', o.etcdCafile) } : {}),
+            ...(o.etcdCertfile ? { cert: readPem('certFile', o.etcdCertfile) } : {}),
+            ...(o.etcdKeyfile ? { key: readPem('keyFile', o.etcdKeyfile) } : {}),
           }
         : {};
     } catch (err) {

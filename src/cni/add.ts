@@ -22,6 +22,7 @@ import { afterAnswer, type CmdContext, type CniDeps } from './deps.js';
 import { buildDelegateConfig } from './delegate-config.js';
 import { CniCode, CniError } from './errors.js';
 import { invokeDelegateDel } from './del.js';
+import { isHostNetns } from './host-netns.js';
 import { findPlugin } from './invoke.js';
 import { waitForSubnetEnv } from './load-subnet.js';
 import type { JsonObject } from './netconf.js';
@@ -31,6 +32,12 @@ import { delegateVersionFor } from './versions.js';
 
 export async function cmdAdd(ctx: CmdContext, deps: CniDeps): Promise<JsonObject> {
   const { env, conf } = ctx;
+  if (isHostNetns(env.netns))
+    throw new CniError(
+      CniCode.InvalidEnv,
+      `CNI_NETNS ${JSON.stringify(env.netns)} is this host's own network namespace`,
+      "give the container's network namespace; a container on the host network needs no CNI ADD",
+    );
   const store = new StateStore(conf.dataDir);
   const before = store.read(conf.name, env.containerId, env.ifname);
   if (before.kind === 'ok') {

@@ -7,6 +7,7 @@
  */
 import { afterAnswer, type CmdContext, type CniDeps } from './deps.js';
 import { buildDelegateConfig } from './delegate-config.js';
+import { isHostNetns } from './host-netns.js';
 import { findPlugin } from './invoke.js';
 import { loadSubnetEnv } from './load-subnet.js';
 import type { JsonObject } from './netconf.js';
@@ -16,10 +17,20 @@ import { compareVersions, delegateVersionFor, isSupportedVersion } from './versi
 
 export async function cmdDel(ctx: CmdContext, deps: CniDeps): Promise<void> {
   const { env, conf } = ctx;
+  // The host's own netns (host-netns.ts): release the address only, never delete a host interface.
+  const netnsEnv: Record<string, string> = isHostNetns(env.netns) ? { CNI_NETNS: '' } : {};
+  if (netnsEnv['CNI_NETNS'] === '')
+    deps.log.warn(
+      "DEL: CNI_NETNS is this host's own network namespace; releasing the address only",
+      {
+        netns: env.netns,
+        ifname: env.ifname,
+      },
+    );
   const store = new StateStore(conf.dataDir);
   const read = store.read(conf.name, env.containerId, env.ifname);
   if (read.kind === 'missing') {
-    await releaseWithoutState(ctx, deps);
+    await releaseWithoutState(ctx, deps, netnsEnv);
     return;
   }
   let delegate: JsonObject;
@@ -44,7 +55,7 @@ export async function cmdDel(ctx: CmdContext, deps: CniDeps): Promise<void> {
     delegate = read.state.delegate;
     stored = read.state.result;
   }
-  await invokeDelegateDel(delegate, stored, env.path, {}, deps);
+  await invokeDelegateDel(delegate, stored, env.path, netnsEnv, deps);
   // Gone before the answer; inside weftd the file's freeing (its last close) comes after it.
   store.remove(
     conf.name,
@@ -59,7 +70,11 @@ export async function cmdDel(ctx: CmdContext, deps: CniDeps): Promise<void> {
  * idempotent, so it runs with a config rebuilt from subnet.env to release any address still reserved for
  * this attachment; any failure here is only logged, because there is nothing of weft's to clean up.
  */
-async function releaseWithoutState(ctx: CmdContext, deps: CniDeps): Promise<void> {
+async function releaseWithoutState(
+  ctx: CmdContext,
+  deps: CniDeps,
+  netnsEnv: Record<string, string>,
+): Promise<void> {
   const { env, conf } = ctx;
   try {
     const delegate = buildDelegateConfig(
@@ -67,7 +82,7 @@ async function releaseWithoutState(ctx: CmdContext, deps: CniDeps): Promise<void
       loadSubnetEnv(conf.subnetFile, deps),
       delegateVersionFor(ctx.version),
     );
-    await invokeDelegateDel(delegate, undefined, env.path, {}, deps);
+    await invokeDelegateDel(delegate, undefined, env.path, netnsEnv, deps);
   } catch (err) {
     deps.log.debug('DEL without state: delegate DEL skipped or failed', {
       error: (err as Error).message,

@@ -46,13 +46,16 @@ export function validateContainerId(id: string): void {
   }
 }
 
-/** Throws code 4 unless `name` is a valid interface name (cni pkg/utils ValidateInterfaceName). */
+/** Throws code 4 unless `name` is a valid interface name (cni pkg/utils ValidateInterfaceName, and no "%"). */
 export function validateIfname(name: string): void {
   let why: string | undefined;
   if (name === '') why = 'is empty';
   else if (Buffer.byteLength(name) > 15) why = 'is longer than 15 bytes';
   else if (name === '.' || name === '..') why = 'is "." or ".."';
   else if (/[/:\s]/.test(name)) why = 'contains "/", ":" or whitespace';
+  // The kernel makes a name with "%" a template ("a%d" → "a0"): the delegate's veth would get another
+  // name than the one it then looks up, fail, and leave both veth ends behind on every retry.
+  else if (name.includes('%')) why = 'contains "%" (the kernel treats it as a name template)';
   if (why !== undefined) {
     throw new CniError(CniCode.InvalidEnv, `interface name ${JSON.stringify(name)} ${why}`);
   }

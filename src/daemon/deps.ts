@@ -8,6 +8,7 @@ import { createNetlinkOps } from '../netlink/index.js';
 import { defaultBackends } from './default-backends.js';
 import { createIptablesRunner } from '../firewall/iptables-forward.js';
 import { createNftRunner } from '../firewall/nft.js';
+import { lockInstance } from './instance-lock.js';
 import { startCniServer } from './cni-server.js';
 import { createDaemonMetrics } from './metrics.js';
 import type { DaemonOptions } from './options.js';
@@ -71,7 +72,10 @@ export function createDefaultDeps(
     iptables: createIptablesRunner(),
     metrics,
     notify: createServiceNotifier({ env: process.env, log }),
-    checkHost: () => refuseFlannelLeftovers(),
+    checkHost: async () => {
+      await lockInstance(options.stateDir);
+      await refuseFlannelLeftovers();
+    },
     dispose: () => netlink.close(),
   };
 }

@@ -45,7 +45,10 @@ export interface DaemonDeps {
   readonly startCniServer?: typeof startCniServer;
   /** Delay between config reads while the config is absent or etcd unreachable (default 1000). */
   readonly retryMs?: number;
-  /** Start-up check for flannel's leftovers (throws E_FLANNEL_LEFTOVERS; docs/migration-from-flannel.md). */
+  /**
+   * Start-up checks: no other weftd on this host (E_ALREADY_RUNNING, instance-lock.ts), no flannel
+   * leftovers (E_FLANNEL_LEFTOVERS; docs/migration-from-flannel.md).
+   */
   readonly checkHost?: () => Promise<void>;
   /** systemd notifications (READY=1, STATUS=, STOPPING=1; docs/systemd.md), if started by systemd. */
   readonly notify?: ServiceNotifier;

@@ -4,7 +4,8 @@
  * and a lease that is no longer attached to anything is revoked, so the store's lease count does not
  * grow. A watch on our own key wakes the loop at once when an operator deletes or overwrites the key.
  *
- * Outcomes of a check: key intact → new expiration; key gone → re-created with the same subnet if free;
+ * Outcomes of a check: key intact → new expiration (a value changed in place under our store lease is
+ * written back first); key gone → re-created with the same subnet if free;
  * key now names our PublicIP without a store lease → it became a reservation for us; key held by
  * another host → E_LEASE_LOST (fatal: the caller must stop routing the subnet).
  */
@@ -80,6 +81,29 @@ async function renewOnce(
   const entry = holder === null ? null : found;
   if (entry && state.leaseId !== null && entry.leaseId === state.leaseId) {
     if (holder !== ours) throw lost(lease, holder);
+    if (entry.value !== state.value) {
+      // Changed in place under our store lease (`etcdctl put --ignore-lease`, a stale agent): it
+      // still names us, but peers would program what it advertises now. Write ours back.
+      const back = await registry.replaceIf(
+        state.key,
+        state.value,
+        state.leaseId,
+        entry.modRevision,
+        signal,
+      );
+      if (!back.ok)
+        throw new WeftError(
+          'E_LEASE_CONFLICT',
+          `subnet lease ${state.key} changed while rewriting it`,
+          {
+            retryable: true,
+          },
+        );
+      state.revision = back.revision;
+      deps.log.warn('our subnet key held another value under our store lease: wrote ours back', {
+        key: state.key,
+      });
+    }
     deps.stats.renewals++;
     return { ...lease, expiration: new Date(Date.now() + remaining * 1000) };
   }

@@ -191,8 +191,8 @@ export async function* watchLeases(
         deps.log.info(
           (err as WeftError).details?.['overflow'] === true
             ? 'lease watch fell behind (queue full): re-listing'
-            : 'lease watch history compacted: re-listing',
-          { from: String(from) },
+            : 'lease watch history compacted (or etcd reset): re-listing',
+          { from: String(from), reason: describeError(err) },
         );
       else {
         deps.log.warn('lease watch failed: re-listing', { error: describeError(err) });

@@ -33,6 +33,11 @@ export interface EtcdFixture {
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** Starts the server again after `kill()` (same ports, same data). */
   start(): Promise<void>;
+  /**
+   * Stops the server, wipes its data dir and starts it again on the same ports: a cluster reset (every
+   * key and store lease gone, revisions back at 1). Only on a spawned etcd (`controllable`).
+   */
+  reset?(): Promise<void>;
   /** Stops the server for good and removes its data. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -91,6 +96,7 @@ function externalFixture(endpoints: string[]): EtcdFixture {
       ).stdout,
     kill: unsupported,
     start: unsupported,
+    reset: unsupported,
     stop: async () => {},
   };
 }
@@ -183,6 +189,11 @@ async function spawnedFixture(opts: EtcdOptions): Promise<EtcdFixture> {
     etcdctl,
     kill,
     start,
+    reset: async () => {
+      await kill();
+      rmSync(dataDir, { recursive: true, force: true });
+      await start();
+    },
     stop: async () => {
       if (stopped) return;
       stopped = true;

@@ -56,8 +56,15 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
     const rows = peerRowsOf(local, live);
     const peerLeases = view.leases.filter((l) => l.key !== own?.key).length;
     const faults = rows.filter(isFault).length;
-    if (faults > 0)
-      problems.push(`${faults} peer entr${faults === 1 ? 'y' : 'ies'} wrong (weftctl peers)`);
+    // A refused lease is bad data in etcd, not a wrong kernel entry: weftd programs nothing for it.
+    const refused = rows.filter((r) => r.verdict === 'refused').length;
+    const wrong = faults - refused;
+    if (wrong > 0)
+      problems.push(`${wrong} peer entr${wrong === 1 ? 'y' : 'ies'} wrong (weftctl peers)`);
+    if (refused > 0)
+      problems.push(
+        `${refused} peer lease${refused === 1 ? '' : 's'} refused by weftd: invalid or conflicting (weftctl peers)`,
+      );
     const ok = problems.length === 0;
     const cfg = view.config;
     const json = {
@@ -115,7 +122,9 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
       [
         'peers',
         faults
-          ? bad(`${peerLeases} leases, ${faults} wrong in the kernel`)
+          ? bad(
+              `${peerLeases} leases, ${[wrong ? `${wrong} wrong in the kernel` : 'kernel entries ok', refused ? `${refused} refused` : ''].filter(Boolean).join(', ')}`,
+            )
           : good(`${peerLeases} leases, kernel entries ok`),
       ],
       [

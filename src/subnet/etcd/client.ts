@@ -6,7 +6,7 @@
  * certificate or key is an error instead of a silent fallback to plain http, and a CA given alone is
  * honoured. TLS options with an `http://` endpoint are an error too.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { ConfigError, WeftError } from '../../errors.js';
 import { EtcdRequestError, GRPC, HttpTransport, type TransportOptions } from './http-transport.js';
 import { Kv } from './kv.js';
@@ -29,14 +29,42 @@ export interface EtcdClientOptions {
   readonly requestTimeoutMs: number;
 }
 
-function readPem(field: string, path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new ConfigError(`etcd TLS ${field} ${path} cannot be read: ${(err as Error).message}`, {
+/** Longest TLS file read (a system CA bundle is ~200 KiB). */
+const MAX_PEM_BYTES = 4 << 20;
+
+/**
+ * Reads a TLS file given by flag: opened non-blocking and only a regular file, at most MAX_PEM_BYTES,
+ * so a FIFO, /dev/zero or a directory at the path fails at once with its name instead of hanging the
+ * start (a blocked synchronous read also kept SIGTERM from being handled) or filling the memory.
+ */
+export function readPem(field: string, path: string): Buffer {
+  const fail = (why: string, cause?: unknown): ConfigError =>
+    new ConfigError(`etcd TLS ${field} ${path} cannot be read: ${why}`, {
       code: 'E_ETCD_TLS',
-      cause: err,
+      ...(cause === undefined ? {} : { cause }),
     });
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (err) {
+    throw fail((err as Error).message, err);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw fail('not a regular file');
+    if (st.size > MAX_PEM_BYTES) throw fail(`larger than ${MAX_PEM_BYTES} bytes`);
+    const buf = Buffer.alloc(st.size);
+    let n = 0;
+    while (n < buf.length) {
+      const r = readSync(fd, buf, n, buf.length - n, n);
+      if (r === 0) break;
+      n += r;
+    }
+    return buf.subarray(0, n);
+  } catch (err) {
+    throw err instanceof ConfigError ? err : fail((err as Error).message, err);
+  } finally {
+    closeSync(fd);
   }
 }
 

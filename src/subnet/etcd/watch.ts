@@ -10,8 +10,9 @@
  *   that lost its leader); no answer within WATCH_PROBE_TIMEOUT_MS and the watch moves to another
  *   member. A partitioned member is noticed within ~8 s.
  * - Ends for good (onFatal) when etcd cancels the watch: its start revision was compacted (the error
- *   names the compact revision: re-list), or another reason; and on an authentication failure that a
- *   fresh token does not cure.
+ *   names the compact revision: re-list), or another reason; when the store's revision is behind what
+ *   the watch already saw (etcd wiped or restored: re-list, like a compaction); and on an
+ *   authentication failure that a fresh token does not cure.
  */
 import { AbortedError } from '../../errors.js';
 import {
@@ -250,6 +251,21 @@ export class Watch {
                       ? GRPC.UNAUTHENTICATED
                       : 1,
                 },
+              ),
+            );
+            resolve({ err: null, ep: null });
+            return;
+          }
+          if (r.created && BigInt(r.header.revision) + 1n < this.next) {
+            // The store is behind what this watch already saw: etcd was wiped or restored from an
+            // older backup. A future start revision is accepted silently and would hide every event
+            // until the new store catches up, so the caller must re-list, as after a compaction.
+            settled = true;
+            this.stopStream();
+            this.fatal(
+              new EtcdRequestError(
+                `etcd store revision ${r.header.revision} is behind this watch's ${this.next - 1n} (etcd reset or restored): re-list`,
+                { grpcCode: GRPC.OUT_OF_RANGE },
               ),
             );
             resolve({ err: null, ep: null });

@@ -57,6 +57,7 @@ describe('parseEnv', () => {
     [{ ...base, CNI_IFNAME: '..' }, 4, 'interface name'],
     [{ ...base, CNI_IFNAME: 'eth0/../x' }, 4, 'interface name'],
     [{ ...base, CNI_IFNAME: 'averyverylongname0' }, 4, 'longer than 15 bytes'],
+    [{ ...base, CNI_IFNAME: 'eth%d' }, 4, 'contains "%" (the kernel treats it as a name template)'],
     [{ ...base, CNI_NETNS: 'relative' }, 4, 'not an absolute path'],
   ])('rejects %#', (env, code, msg) => {
     const r = codeOf(() => parseEnv(env));

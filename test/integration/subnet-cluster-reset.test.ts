@@ -1,0 +1,88 @@
+/**
+ * etcd wiped and restarted (a cluster reset, or a restore from an older backup): every key and store
+ * lease is gone and the store's revision starts again near 1. A watch resuming after its last revision
+ * would then wait for a revision the new store reaches only much later (etcd accepts a start revision in
+ * the future and stays silent), so weftd would miss every peer that registers again and keep its own
+ * subnet unregistered until the next renewal, hours later, free for another host to take. The watch must
+ * notice the store went back (the revision in etcd's answer is below what it already saw), re-list and
+ * diff; the keeper must re-create our key at once.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startEtcd, type EtcdFixture } from '../helpers/etcd.js';
+import { useLeakCheck } from '../helpers/leaks.js';
+import { requireCaps } from '../helpers/require.js';
+import { waitFor } from '../helpers/exec.js';
+import { encodeLeaseAttrs } from '../../src/lease/codec.js';
+import { attrs, Managers, putConfig, storeRevision, WatchRecorder } from './subnet-helpers.js';
+
+const runnable = requireCaps('etcd', 'etcdctl');
+useLeakCheck();
+
+const CONFIG = { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } };
+
+describe.skipIf(!runnable)('subnet manager across an etcd cluster reset (data wiped)', () => {
+  let etcd: EtcdFixture;
+  const managers = new Managers(() => etcd.endpoints);
+  const stops: Array<() => Promise<void> | void> = [];
+  beforeAll(async () => {
+    etcd = await startEtcd();
+  });
+  afterEach(async () => {
+    for (const s of stops.splice(0).reverse()) await s();
+    await managers.closeAll();
+  });
+  afterAll(async () => {
+    await managers.closeAll();
+    await etcd?.stop();
+  });
+
+  it('the peer watch re-lists and the keeper re-creates our key after the store went back to revision 1', async () => {
+    if (!etcd.reset) throw new Error('needs a spawned etcd (unset ETCD_ENDPOINTS)');
+    const prefix = etcd.prefix('reset');
+    const put = (key: string, value: string): Promise<string> =>
+      etcd.etcdctl(['put', `${prefix}/subnets/${key}`, value]);
+    await putConfig(etcd, prefix, CONFIG);
+    // History before the reset: the store revision climbs well above what the new store will reach.
+    for (let i = 0; i < 40; i++) await etcd.etcdctl(['put', `${prefix}/noise`, String(i)]);
+    await put('10.5.1.0-24', encodeLeaseAttrs(attrs(1)));
+    const me = managers.make(prefix, { ttlSeconds: 3600, renewMarginSeconds: 60 });
+    const own = await me.acquireLease(attrs(9));
+    const ac = new AbortController();
+    const rec = new WatchRecorder(me.watchLeases(own, ac.signal));
+    const keeping = me.keepLease(own, ac.signal).catch((err: unknown) => err);
+    stops.push(async () => {
+      ac.abort();
+      await rec.done;
+      await keeping;
+    });
+    await rec.waitFor((e) => e.length >= 1);
+    expect(rec.summary()).toEqual(['snapshot:10.5.1.0-24']);
+    expect(await storeRevision(etcd)).toBeGreaterThan(40);
+
+    await etcd.reset();
+    await putConfig(etcd, prefix, CONFIG);
+    // Another host registers again in the new store.
+    await put('10.5.2.0-24', encodeLeaseAttrs(attrs(2)));
+
+    // The watch sees the new store: the old peer removed, the new one added.
+    await rec.waitFor(
+      (e) => e.some((ev) => ev.kind === 'added' && ev.lease.key === '10.5.2.0-24'),
+      20_000,
+    );
+    expect(rec.summary()).toContain('removed:10.5.1.0-24');
+    // Our subnet is registered again in the new store (under a store lease), with our PublicIP.
+    const out = await waitFor(
+      'our subnet key re-created in the reset store',
+      async () => {
+        const v = await etcd.etcdctl(['get', `${prefix}/subnets/${own.key}`, '--print-value-only']);
+        return v.includes('198.18.0.9') ? v : null;
+      },
+      20_000,
+      200,
+    );
+    expect(JSON.parse(out) as unknown).toMatchObject({ PublicIP: '198.18.0.9' });
+    // Still live afterwards: a later event arrives.
+    await put('10.5.3.0-24', encodeLeaseAttrs(attrs(3)));
+    await rec.waitFor((e) => e.some((ev) => ev.kind === 'added' && ev.lease.key === '10.5.3.0-24'));
+  });
+});
