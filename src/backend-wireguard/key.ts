@@ -4,17 +4,19 @@
  * stable across restarts. The key is never logged: errors name the file, never its content.
  *
  * Hostile file handling: a file that is not a base64 32-byte key is an error naming the file and the
- * fix (weftd does not silently replace a key peers may know); a file readable by group or others is
- * tightened to 0600 (and reported through `warn`).
+ * fix (weftd does not silently replace a key peers may know); so is a FIFO, device or directory at the
+ * path (opened non-blocking: never a hang); a file readable by group or others is tightened to 0600
+ * (and reported through `warn`).
  */
 import { randomBytes } from 'node:crypto';
 import {
-  chmodSync,
   closeSync,
+  constants,
+  fchmodSync,
   fstatSync,
   mkdirSync,
   openSync,
-  readFileSync,
+  readSync,
   renameSync,
   writeSync,
 } from 'node:fs';
@@ -23,6 +25,8 @@ import { WeftError } from '../errors.js';
 
 export const KEY_FILE = 'wireguard.key';
 const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/;
+/** What is read of the key file at most: a key with a newline is 45 bytes. */
+const KEY_FILE_MAX_BYTES = 4096;
 
 export interface LoadedKey {
   readonly privateKey: Buffer;
@@ -43,15 +47,21 @@ export function loadOrCreateKey(
   const path = join(stateDir, KEY_FILE);
   let text: string | null = null;
   try {
-    const fd = openSync(path, 'r');
+    // Non-blocking, so a FIFO planted at the path cannot hang weftd's start; only a regular file, and
+    // at most KEY_FILE_MAX_BYTES of it (a key is 44 characters).
+    const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
     try {
       const st = fstatSync(fd);
       if (!st.isFile()) throw new WeftError('E_IO', `${path} is not a regular file`);
       if ((st.mode & 0o077) !== 0) {
-        chmodSync(path, 0o600);
+        fchmodSync(fd, 0o600);
         warn('wireguard key file was readable by others; mode set to 0600', { path });
       }
-      text = readFileSync(fd, 'utf8').trim();
+      const buf = Buffer.alloc(KEY_FILE_MAX_BYTES);
+      text = buf
+        .subarray(0, readSync(fd, buf, 0, buf.length, 0))
+        .toString('utf8')
+        .trim();
     } finally {
       closeSync(fd);
     }

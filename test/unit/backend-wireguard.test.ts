@@ -4,7 +4,16 @@
  * engine's metrics with doctor's two WireGuard checks.
  */
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -249,6 +258,31 @@ describe('private key file', () => {
         expect((err as Error).message).not.toContain('supersecretgarbage');
       }
       expect(readFileSync(a.path, 'utf8')).toBe('supersecretgarbage\n'); // not replaced silently
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a FIFO, a directory or a huge file at the path is an error naming the file, never a hang', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-wgkey-'));
+    try {
+      const state = join(dir, 'state');
+      mkdirSync(state);
+      const path = join(state, 'wireguard.key');
+      const generate = (): Buffer => {
+        throw new Error('must not replace what is there');
+      };
+      // Without a non-blocking open this call never returns (no writer ever opens the FIFO).
+      execFileSync('mkfifo', [path]);
+      expect(() => loadOrCreateKey(state, generate)).toThrow(
+        /wireguard\.key is not a regular file/,
+      );
+      rmSync(path);
+      mkdirSync(path);
+      expect(() => loadOrCreateKey(state, generate)).toThrow(/wireguard\.key/);
+      rmSync(path, { recursive: true });
+      writeFileSync(path, 'A'.repeat(8 << 20), { mode: 0o600 });
+      expect(() => loadOrCreateKey(state, generate)).toThrow(/does not hold a base64 WireGuard/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
