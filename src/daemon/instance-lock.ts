@@ -14,7 +14,9 @@ import { WeftError } from '../errors.js';
 export async function lockInstance(stateDir: string): Promise<void> {
   const dir = resolve(stateDir);
   const hash = createHash('sha256').update(dir).digest('hex').slice(0, 32);
-  const server = createServer();
+  // Nobody needs to talk to the lock: any local process may connect to an abstract socket, so each
+  // connection is closed at once (an open one would hold one of weftd's descriptors for ever).
+  const server = createServer((conn) => conn.destroy());
   await new Promise<void>((done, fail) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       fail(
