@@ -20,8 +20,26 @@ export interface HealthServer {
   close(): Promise<void>;
 }
 
+/**
+ * Limits against clients that connect and send nothing, or send slowly (the port may face the underlay
+ * with --healthz-ip 0.0.0.0): a request's headers must arrive within HEADERS_TIMEOUT_MS and the whole
+ * request within REQUEST_TIMEOUT_MS (Node checks every CHECK_INTERVAL_MS; its defaults are 60 s / 300 s /
+ * 30 s), and at most MAX_CONNECTIONS are open at once (more are closed on accept), so a flood costs weftd
+ * a bounded number of descriptors for a few seconds. A probe or a Prometheus scrape sends its request at
+ * once and is answered in milliseconds.
+ */
+export const HEADERS_TIMEOUT_MS = 5000;
+export const REQUEST_TIMEOUT_MS = 10_000;
+const CHECK_INTERVAL_MS = 1000;
+export const MAX_CONNECTIONS = 128;
+
 export function startHealthServer(opts: HealthServerOptions): Promise<HealthServer> {
-  const server: Server = createServer((req, res) => {
+  const limits = {
+    headersTimeout: HEADERS_TIMEOUT_MS,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    connectionsCheckingInterval: CHECK_INTERVAL_MS,
+  };
+  const server: Server = createServer(limits, (req, res) => {
     const path = (req.url ?? '').split('?')[0];
     const text = (code: number, body: string): void => {
       res.writeHead(code, { 'content-type': 'text/plain; charset=utf-8' });
@@ -43,6 +61,7 @@ export function startHealthServer(opts: HealthServerOptions): Promise<HealthServ
     text(404, 'not found: try /healthz, /readyz or /metrics\n');
   });
   server.keepAliveTimeout = 1000;
+  server.maxConnections = MAX_CONNECTIONS;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => {

@@ -1,6 +1,12 @@
 /** /healthz, /readyz and /metrics of weftd's health server, on 127.0.0.1 with a kernel-chosen port. */
+import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHealthServer, type HealthServer } from '../../src/daemon/health.js';
+import {
+  HEADERS_TIMEOUT_MS,
+  MAX_CONNECTIONS,
+  startHealthServer,
+  type HealthServer,
+} from '../../src/daemon/health.js';
 import { createDaemonMetrics } from '../../src/daemon/metrics.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 
@@ -76,4 +82,35 @@ describe('health server', () => {
     expect(body).toContain('weft_ready 1');
     expect(body).toContain('weftd_process_resident_memory_bytes');
   });
+
+  it('idle and half-sent connections are closed within the headers timeout; a flood stays bounded and probes get through after it', async () => {
+    const port = srv.address.port;
+    const open = (first?: string): Promise<{ sock: Socket; closed: Promise<number> }> =>
+      new Promise((done, fail) => {
+        const sock = connect({ host: '127.0.0.1', port });
+        const t0 = Date.now();
+        const closed = new Promise<number>((c) => sock.on('close', () => c(Date.now() - t0)));
+        sock.on('error', () => {}); // a reset on close is what is expected
+        sock.resume(); // read what the server may answer (a 408), or 'close' never comes
+        sock.once('connect', () => {
+          if (first) sock.write(first);
+          done({ sock, closed });
+        });
+        sock.once('error', fail);
+      });
+    // One client that never sends, one that stops in the middle of its headers, and a flood beyond the cap.
+    const socks = await Promise.all([
+      open(),
+      open('GET /healthz HTTP/1.1\r\nHost: x\r\n'),
+      ...Array.from({ length: MAX_CONNECTIONS + 20 }, () => open()),
+    ]);
+    try {
+      const times = await Promise.all(socks.map((s) => s.closed));
+      // Node's defaults kept them for 60 s (headers) and 300 s (request).
+      expect(Math.max(...times)).toBeLessThan(HEADERS_TIMEOUT_MS + 3000);
+    } finally {
+      for (const s of socks) s.sock.destroy();
+    }
+    expect((await fetch(url('/healthz'))).status).toBe(200);
+  }, 20_000);
 });
