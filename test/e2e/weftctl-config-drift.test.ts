@@ -51,7 +51,7 @@ describe.skipIf(!runnable)('weftctl after a runtime network-config change', () =
     return {
       code: r.code,
       out: human.stdout,
-      json: checkedJson(['status', '--json'], r.stdout, STATUS_SCHEMA) as StatusJson,
+      json: checkedJson(['status', '--json'], r.stdout, STATUS_SCHEMA) as unknown as StatusJson,
     };
   };
 
@@ -73,8 +73,9 @@ describe.skipIf(!runnable)('weftctl after a runtime network-config change', () =
 
     const doc = await runWeftctl(c, d[0]!, ['doctor', '--json', '--no-probe']);
     expect(doc.code).toBe(1);
-    const checks = (checkedJson(['doctor', '--json'], doc.stdout, DOCTOR_SCHEMA) as DoctorJson)
-      .checks;
+    const checks = (
+      checkedJson(['doctor', '--json'], doc.stdout, DOCTOR_SCHEMA) as unknown as DoctorJson
+    ).checks;
     const drift = checks.find((x) => x.id === 'config-applied');
     expect(drift, JSON.stringify(checks)).toMatchObject({ status: 'fail' });
     expect(drift!.message).toMatch(/weftd runs the vxlan backend/);
