@@ -4,7 +4,8 @@
  * grace. The healthy peer's route must stay and no ping between the containers is lost (a lease that
  * is only missing from a re-list waits RELIST_REMOVAL_GRACE_MS, src/backend/peer-loop.ts). A peer
  * whose key is deleted in normal operation is still removed promptly. Before the fix the other
- * weftd removed the frozen peer's route 500 ms after its re-list and the pings were lost.
+ * weftd removed the frozen peer's route 500 ms after its re-list and the pings were lost; and the frozen
+ * weftd, its watches resuming on a store already past their revision, did not re-create its key.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SimContainer } from '../helpers/netns.js';
@@ -67,6 +68,9 @@ describe.skipIf(!runnable)('weftd across an etcd reset, a peer re-registering la
           15_000,
           100,
         );
+        // Other writers move the new store past the frozen weftd's key revision, so its watches,
+        // resuming, cannot tell the store went back: its keeper must still check its key.
+        for (let i = 0; i < 10; i++) await c.etcd.etcdctl(['put', `${c.prefix}/noise`, String(i)]);
         await sleep(3000);
         expect(await c.etcd.etcdctl(['get', '--print-value-only', bKey])).toBe('');
         expect(
