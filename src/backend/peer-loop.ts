@@ -13,7 +13,8 @@
  * - a removed lease keeps its entries for a short grace (`removalGraceMs`): when the same lease comes
  *   straight back (weftd on that host re-acquiring its subnet after a lost key) nothing is touched, and
  *   when it comes back different it is changed in place; a peer that really left is gone once the
- *   grace ends;
+ *   grace ends; a lease that was only missing from a re-list (etcd reset, compaction) waits longer
+ *   (`relistRemovalGraceMs`), since its host re-creates its key only once it notices the reset;
  * - no retries inside the loop: a failure is logged with the peer and marks the state dirty; the next
  *   event or resync (default every 60 s) reconciles everything again;
  * - before the first snapshot nothing is deleted (an etcd outage at start must not empty the kernel);
@@ -40,6 +41,24 @@ export const DEFAULT_RESYNC_MS = 60_000;
 const NO_REFUSALS: readonly RefusedLease[] = Object.freeze([]);
 /** How long a removed lease's entries stay, waiting for the same lease to come back. */
 export const DEFAULT_REMOVAL_GRACE_MS = 500;
+/**
+ * The grace of a lease that was not seen deleted but is missing from a re-list (`relisted`: after an
+ * etcd reset or restore, a compaction or a broken watch). After a reset every weftd notices it when its
+ * watch reconnects (backoff at most 2 s; a silent member is left within ~8 s by the liveness probe) and
+ * re-creates its key at once, so a healthy peer is back within ~10 s; 30 s is three times that. A peer
+ * that really left during the gap keeps its entries that long at most (its subnet is unused meanwhile),
+ * and never past its lease's own expiration.
+ */
+export const RELIST_REMOVAL_GRACE_MS = 30_000;
+
+/**
+ * The grace of `lease` missing from a re-list: `long` (RELIST_REMOVAL_GRACE_MS), but not past the
+ * lease's own expiration, and never shorter than the ordinary `grace`.
+ */
+export function relistGraceMs(lease: Lease, grace: number, long: number, now: number): number {
+  const left = lease.expiration === null ? long : lease.expiration.getTime() - now;
+  return Math.max(grace, Math.min(long, left));
+}
 
 /** What one sink call did; `failed` peers and `errors` mark the loop dirty. */
 export interface SinkResult<E extends PeerEntry> {
@@ -110,6 +129,8 @@ export interface PeerLoopOptions<E extends PeerEntry> {
   readonly log: Logger;
   readonly resyncMs?: number;
   readonly removalGraceMs?: number;
+  /** The grace of a lease missing from a re-list (default RELIST_REMOVAL_GRACE_MS). */
+  readonly relistRemovalGraceMs?: number;
   /** Subscribes to "reconcile now" triggers (e.g. our device vanished); returns the unsubscribe. */
   readonly triggers?: (request: (reason: string) => void) => () => void;
   readonly observer?: PeerLoopObserver;
@@ -202,10 +223,13 @@ export class PeerLoop<E extends PeerEntry> {
     // Each lease touched since the last snapshot, once (null: removed, with its last value kept).
     const touched = new Map<string, Lease | null>();
     const removed = new Map<string, Lease>();
+    const relisted = new Set<string>();
     for (const ev of batch.slice(snapshot + 1)) {
       if (ev.kind === 'snapshot') continue;
       touched.set(ev.lease.key, ev.kind === 'removed' ? null : ev.lease);
       if (ev.kind === 'removed') removed.set(ev.lease.key, ev.lease);
+      if (ev.kind === 'removed' && ev.relisted) relisted.add(ev.lease.key);
+      else relisted.delete(ev.lease.key);
     }
     const full = snapshot >= 0;
     if (full || this.dirty || !this.haveSnapshot) {
@@ -221,7 +245,8 @@ export class PeerLoop<E extends PeerEntry> {
       this.blocked.delete(key);
       if (!this.programmed.has(key)) continue;
       const last = removed.get(key);
-      if (grace > 0 && last) this.deferRemoval(last, grace);
+      const g = last && relisted.has(key) ? this.relistGrace(last, grace) : grace;
+      if (g > 0 && last) this.deferRemoval(last, g);
       else gone.push(key);
     }
     const arrived = [...touched.values()].filter((l): l is Lease => l !== null);
@@ -330,6 +355,12 @@ export class PeerLoop<E extends PeerEntry> {
       return l && !skip.has(k) ? [l] : [];
     });
     return retry.length > 0 ? this.claimFor(preferred(retry, this.programmed)) : [];
+  }
+
+  /** A lease missing from a re-list: the longer grace, but not past the lease's own expiration. */
+  private relistGrace(lease: Lease, grace: number): number {
+    const long = this.o.relistRemovalGraceMs ?? RELIST_REMOVAL_GRACE_MS;
+    return relistGraceMs(lease, grace, long, Date.now());
   }
 
   private deferRemoval(lease: Lease, grace: number): void {

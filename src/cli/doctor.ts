@@ -12,6 +12,7 @@ import {
   type FlannelLeftovers,
 } from '../migration/flannel-leftovers.js';
 import { canonicalCidr } from '../ip/index.js';
+import { backendDrift, runningConfig } from './config-drift.js';
 import { RESTART, fail, pass, warn, skip, type Check, type DoctorInput } from './doctor-check.js';
 import { firewallChecks } from './doctor-firewall.js';
 import { deviceChecks, sysctlChecks } from './doctor-kernel.js';
@@ -108,6 +109,9 @@ function leaseChecks(i: DoctorInput): Check[] {
       pass('lease', `lease ${own.key} (${i.own!.reserved ? 'reserved' : `expires in ${when}`})`),
     );
   }
+  // weftd reads the config once: a backend changed in etcd since is not what it runs (status agrees)
+  const drift = backendDrift(i.config, runningConfig(own, env.parsed?.network ?? null));
+  if (drift) out.push(fail('config-applied', drift, [RESTART]));
   const byIp = new Map<string, string[]>();
   const refused = unprogrammed(i.peers); // shown as refused, with the reason, by the peer checks
   for (const r of i.records)

@@ -590,7 +590,11 @@ export function peerVerdicts(input: PeerInput): PeerRow[] {
         reason,
         problems: [`lease ${w.lease.key}: ${reason}; weftd refuses this peer and programs nothing`],
         fixes: [
-          `correct or remove the lease of the host with public IP ${w.publicIp ?? '?'} (restarting weftd there re-publishes it)`,
+          `correct or remove ${
+            w.publicIp
+              ? `the lease of the host with public IP ${w.publicIp}`
+              : `lease ${w.lease.key} (subnet ${[w.lease.subnet, w.lease.subnet6].filter(Boolean).join(' ') || '-'}, no public IP)`
+          } (restarting weftd there re-publishes it)`,
         ],
       });
     }

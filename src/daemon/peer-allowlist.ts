@@ -8,7 +8,11 @@
 import type { Lease, LeaseEvent } from '../lease/lease.js';
 import type { Uplink } from '../backend/backend.js';
 import { FAMILIES } from '../backend/family.js';
-import { DEFAULT_REMOVAL_GRACE_MS } from '../backend/peer-loop.js';
+import {
+  DEFAULT_REMOVAL_GRACE_MS,
+  RELIST_REMOVAL_GRACE_MS,
+  relistGraceMs,
+} from '../backend/peer-loop.js';
 import { peerAddressProblem, peerSubnetProblem } from '../backend/peer-check.js';
 import type { NetworkConfig, SubnetManager } from '../subnet/manager.js';
 import type { PeerElements } from '../firewall/rules.js';
@@ -52,25 +56,33 @@ export function peerAddresses(lease: Lease, scope: AllowlistScope): PeerElements
  * The leases seen so far and whether a complete snapshot was among them. A removed lease stays allowed
  * for the peer loop's removal grace (src/backend/peer-loop.ts DEFAULT_REMOVAL_GRACE_MS): a lease deleted
  * and re-acquired at once must cost no packet here either, while a peer that really left is still shut
- * out well within 2 s (`nextExpiry` tells the daemon when to look again).
+ * out well within 2 s (`nextExpiry` tells the daemon when to look again). A lease only missing from a
+ * re-list (etcd reset) stays for the peer loop's longer RELIST_REMOVAL_GRACE_MS.
  */
 export class PeerAllowlist {
   private readonly leases = new Map<string, Lease>();
   private readonly leaving = new Map<string, { lease: Lease; until: number }>();
   private complete = false;
   private readonly graceMs: number;
+  private readonly relistGraceMs: number;
   private readonly now: () => number;
 
-  constructor(opts: { graceMs?: number; now?: () => number } = {}) {
+  constructor(opts: { graceMs?: number; relistGraceMs?: number; now?: () => number } = {}) {
     this.graceMs = opts.graceMs ?? DEFAULT_REMOVAL_GRACE_MS;
+    this.relistGraceMs = opts.relistGraceMs ?? RELIST_REMOVAL_GRACE_MS;
     this.now = opts.now ?? Date.now;
   }
 
   /** Applies one batch of lease events (a snapshot replaces everything). */
   observe(batch: readonly LeaseEvent[]): void {
-    const leave = (l: Lease): void => {
+    // A lease only missing from a re-list (etcd reset) stays as long as the peer loop keeps it.
+    const leave = (l: Lease, relisted = false): void => {
       this.leases.delete(l.key);
-      if (this.graceMs > 0) this.leaving.set(l.key, { lease: l, until: this.now() + this.graceMs });
+      const now = this.now();
+      const grace = relisted
+        ? relistGraceMs(l, this.graceMs, this.relistGraceMs, now)
+        : this.graceMs;
+      if (grace > 0) this.leaving.set(l.key, { lease: l, until: now + grace });
     };
     for (const ev of batch) {
       if (ev.kind === 'snapshot') {
@@ -82,7 +94,7 @@ export class PeerAllowlist {
           this.leaving.delete(l.key);
         }
         this.complete = true;
-      } else if (ev.kind === 'removed') leave(ev.lease);
+      } else if (ev.kind === 'removed') leave(ev.lease, ev.relisted === true);
       else {
         this.leases.set(ev.lease.key, ev.lease);
         this.leaving.delete(ev.lease.key);

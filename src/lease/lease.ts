@@ -41,4 +41,12 @@ export type LeaseEvent =
   | { readonly kind: 'snapshot'; readonly leases: readonly Lease[] }
   | { readonly kind: 'added'; readonly lease: Lease }
   | { readonly kind: 'changed'; readonly lease: Lease; readonly previous: Lease }
-  | { readonly kind: 'removed'; readonly lease: Lease };
+  | {
+      readonly kind: 'removed';
+      readonly lease: Lease;
+      /**
+       * Set when the lease was not seen deleted but is missing from a re-list (after a compaction, a
+       * broken watch or an etcd reset): its host may be healthy and about to re-create its key.
+       */
+      readonly relisted?: true;
+    };

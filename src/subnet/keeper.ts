@@ -162,7 +162,11 @@ async function watchOwnKey(
   let failures = 0;
   while (!signal.aborted) {
     try {
-      for await (const batch of deps.registry.watch(String(from), signal, state.key)) {
+      // Reconnected (etcd restarted, perhaps wiped or restored): check our key now. A store reset is
+      // seen by the watch only while the new store's revision is behind our key's, and another host
+      // re-registering first can take it past that.
+      const recheck = (): void => wake.wake();
+      for await (const batch of deps.registry.watch(String(from), signal, state.key, recheck)) {
         for (const ev of batch.events) {
           if (
             ev.type === 'put' &&

@@ -201,7 +201,11 @@ export async function* watchLeases(
       listing = await listUntilDone(deps, signal);
       if (!listing) return;
       const next = await toLeases(deps, listing.entries, ownKey, signal);
-      const events = diffLeases(known, next);
+      // A lease missing from the re-list was not seen deleted: after an etcd reset its healthy host
+      // re-creates it within seconds, so consumers keep it longer (peer-loop.ts).
+      const events = diffLeases(known, next).map((ev): LeaseEvent =>
+        ev.kind === 'removed' ? { ...ev, relisted: true } : ev,
+      );
       known.clear();
       for (const l of next) known.set(l.key, l);
       from = BigInt(listing.revision) + 1n;

@@ -88,8 +88,15 @@ export interface LeaseRegistry {
    * Changes below `<prefix>/subnets/` (or to the single `key` when given) from `fromRevision` on, in
    * revision order, until `signal` aborts (the iterator then ends). Survives disconnects by resuming
    * after the last delivered revision. Throws E_ETCD_COMPACTED when the history is gone: re-list.
+   * `onReconnect` is called each time the watch is connected again after a disconnect: a store reset
+   * while it was away is noticed only when the new store's revision is still behind the watch's.
    */
-  watch(fromRevision: string, signal: AbortSignal, key?: string): AsyncIterable<RegistryBatch>;
+  watch(
+    fromRevision: string,
+    signal: AbortSignal,
+    key?: string,
+    onReconnect?: () => void,
+  ): AsyncIterable<RegistryBatch>;
 
   /** Releases client resources; pending calls reject. Idempotent. */
   close(): Promise<void>;

@@ -210,6 +210,39 @@ describe.skipIf(!runnable)('subnet lease manager over etcd', () => {
     expect(err.message).toMatch(/lost: the key is now held by host 198\.18\.0\.9/);
   });
 
+  it('a subnet taken by another host under its own etcd lease: E_LEASE_LOST, our etcd lease revoked, theirs untouched, a restart leases another subnet', async () => {
+    const prefix = etcd.prefix('stolen-leased');
+    await putConfig(etcd, prefix, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
+    const before = await etcdLeaseIds(etcd);
+    const m = managers.make(prefix, { ttlSeconds: 30 });
+    const lease = await m.acquireLease(attrs(1));
+    const ours = [...(await etcdLeaseIds(etcd))].filter((id) => !before.has(id));
+    expect(ours).toHaveLength(1);
+    const ac = new AbortController();
+    const keeping = m.keepLease(lease, ac.signal);
+    await new Promise((r) => setTimeout(r, 300));
+    const theirs = /lease ([0-9a-f]+) granted/.exec(
+      await etcd.etcdctl(['lease', 'grant', '60']),
+    )?.[1];
+    expect(theirs).toBeDefined();
+    const key = `${prefix}/subnets/${lease.key}`;
+    const value = encodeLeaseAttrs(attrs(9));
+    await etcd.etcdctl(['put', `--lease=${theirs}`, key, value]);
+    const err = (await keeping.catch((e: unknown) => e)) as WeftError;
+    ac.abort();
+    expect(hasCode(err, 'E_LEASE_LOST')).toBe(true);
+    const now = await etcdLeaseIds(etcd);
+    expect(now.has(ours[0]!)).toBe(false); // ours revoked: nothing of ours lingers in etcd
+    expect(now.has(BigInt(`0x${theirs}`).toString(16))).toBe(true);
+    expect(await etcd.etcdctl(['get', '--print-value-only', key])).toBe(`${value}\n`);
+    // weftd restarted with the lost subnet still in subnet.env: another subnet, theirs left alone
+    const again = await managers
+      .make(prefix, { ttlSeconds: 30 })
+      .acquireLease(attrs(1), { previousSubnet: lease.subnet });
+    expect(again.key).not.toBe(lease.key);
+    expect(await etcd.etcdctl(['get', '--print-value-only', key])).toBe(`${value}\n`);
+  });
+
   it('a missing config is E_CONFIG_NOT_FOUND', async () => {
     const m = managers.make(etcd.prefix('noconfig'));
     expect(hasCode(await m.getNetworkConfig().catch((e: unknown) => e), 'E_CONFIG_NOT_FOUND')).toBe(

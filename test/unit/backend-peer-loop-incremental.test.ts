@@ -59,7 +59,7 @@ describe('peer loop: incremental work and the removal grace', () => {
     ac = null;
   });
 
-  async function start(peers: number, removalGraceMs: number) {
+  async function start(peers: number, removalGraceMs: number, relistRemovalGraceMs?: number) {
     const fake = new FakeNetlink();
     fake.addLink('weft.1', { index: DEV }); // the kernel refuses entries on a missing device
     const subnets = new MemorySubnets(testNetworkConfig('fake'));
@@ -92,6 +92,7 @@ describe('peer loop: incremental work and the removal grace', () => {
       log: nullLogger,
       resyncMs: 3_600_000,
       removalGraceMs,
+      ...(relistRemovalGraceMs !== undefined ? { relistRemovalGraceMs } : {}),
     });
     ac = new AbortController();
     done = loop.run(ac.signal);
@@ -174,6 +175,24 @@ describe('peer loop: incremental work and the removal grace', () => {
     expect(fake.neighs.has(`${DEV}|10.5.2.0`)).toBe(false);
     expect(fake.fdb.size).toBe(1);
     expect(loop.peerCount).toBe(1);
+  });
+
+  it('a lease only missing from a re-list (etcd reset) waits the longer grace, capped by its expiration', async () => {
+    const { fake, subnets, loop } = await start(3, 50, 400);
+    const l = subnets.leases.get('10.5.2.0-24')!;
+    const soon = { ...subnets.leases.get('10.5.3.0-24')!, expiration: new Date(Date.now() + 200) };
+    await loop.apply([
+      { kind: 'removed', lease: l, relisted: true },
+      { kind: 'removed', lease: soon, relisted: true },
+    ]);
+    await tick(150);
+    expect(fake.routes.has('254|10.5.2.0/24')).toBe(true);
+    expect(fake.routes.has('254|10.5.3.0/24')).toBe(true);
+    await tick(150); // past its lease's own expiration
+    expect(fake.routes.has('254|10.5.3.0/24')).toBe(false);
+    expect(fake.routes.has('254|10.5.2.0/24')).toBe(true);
+    await tick(200);
+    expect(fake.routes.has('254|10.5.2.0/24')).toBe(false);
   });
 
   it('a full reconcile during the grace keeps the entries; the grace still removes them', async () => {

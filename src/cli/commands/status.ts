@@ -1,9 +1,12 @@
 /**
  * `weftctl status`: this host at a glance — its lease (subnet, expiry, public IP), the backend and its
  * device, how many peers the kernel has right, weftd's health and readiness, etcd reachability and
- * latency, and subnet.env. Exit 0 when all of that is fine, 4 when etcd is unreachable, 1 otherwise.
+ * latency, and subnet.env; the backend and network shown are what weftd runs, flagged when the config in
+ * etcd changed since weftd read it. Exit 0 when all of that is fine, 4 when etcd is unreachable, 1
+ * otherwise.
  */
 import { canonicalCidr } from '../../ip/index.js';
+import { backendDrift, runningConfig } from '../config-drift.js';
 import { withRegistry } from '../etcd-view.js';
 import { EXIT } from '../exit-codes.js';
 import { gatherLocal, peerRowsOf } from '../gather.js';
@@ -37,6 +40,15 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
     )
       problems.push(
         `subnet.env says ${view.subnetEnv.parsed?.subnet ?? 'nothing'}, the lease is ${own.lease.subnet}`,
+      );
+    // What weftd runs (its lease's backend, subnet.env's network) against the config in etcd, which
+    // weftd reads only at start: the same finding as doctor's `config-applied` and `subnet.env`.
+    const running = runningConfig(own?.lease ?? null, view.subnetEnv.parsed?.network ?? null);
+    const drift = backendDrift(view.config, running);
+    if (drift) problems.push(drift);
+    if (view.config?.network && running.network && running.network !== view.config.network)
+      problems.push(
+        `weftd runs network ${running.network} (subnet.env), the network config in etcd says ${view.config.network}: restart weftd to apply the config`,
       );
     const devices = overlayDeviceNames(view.config).map((name) => {
       const l = host?.kernel.links.find((x) => x.name === name) ?? null;
@@ -77,6 +89,7 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
         backend: cfg.backend.type,
       },
       configError: view.configError,
+      running,
       devices,
       peers: { leases: peerLeases, ok: rows.filter((r) => r.verdict === 'ok').length, faults },
       weftd: health,
@@ -105,7 +118,14 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
           : bad('none found'),
       ],
       ['public ip', l ? [l.attrs.publicIp, l.attrs.publicIpv6].filter(Boolean).join(' ') : '-'],
-      ['backend', view.config ? view.config.backend.type : bad(view.configError ?? 'unknown')],
+      [
+        'backend',
+        !view.config
+          ? bad(view.configError ?? 'unknown')
+          : drift
+            ? bad(`weftd runs ${running.backend}; config in etcd: ${view.config.backend.type}`)
+            : view.config.backend.type,
+      ],
       ...devices.map((d): [string, Cell] => [
         `device ${d.name}`,
         !d.exists

@@ -338,12 +338,14 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
     fromRevision: string,
     signal: AbortSignal,
     key?: string,
+    onReconnect?: () => void,
   ): AsyncIterable<RegistryBatch> {
     if (this.closed) throw new WeftError('E_ETCD_UNAVAILABLE', 'etcd watch: client closed');
     if (signal.aborted) return;
     const queue = new WatchQueue();
     const what = `watch ${key ?? 'subnets'} from revision ${fromRevision}`;
     this.requests++;
+    let disconnected = false;
     const watch = this.client.watch({
       key: key === undefined ? this.subnetsPrefix : this.subnetsPrefix + key,
       ...(key === undefined ? { rangeEnd: prefixEnd(Buffer.from(this.subnetsPrefix)) } : {}),
@@ -354,13 +356,19 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
         if (batch.events.length > 0) queue.push(batch);
       },
       onFatal: (err) => queue.fail(translateEtcdError(what, err)),
-      onConnected: (endpoint) => this.log.debug('etcd watch connected', { what, endpoint }),
-      onDisconnected: (endpoint, err) =>
+      onConnected: (endpoint) => {
+        this.log.debug('etcd watch connected', { what, endpoint });
+        if (disconnected) onReconnect?.();
+        disconnected = false;
+      },
+      onDisconnected: (endpoint, err) => {
+        disconnected = true;
         this.log.debug('etcd watch disconnected, reconnecting', {
           what,
           endpoint,
           error: err?.message ?? 'closed by etcd',
-        }),
+        });
+      },
     });
     this.watchers.set(watch, queue);
     const onAbort = (): void => queue.end();

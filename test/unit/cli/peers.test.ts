@@ -118,6 +118,22 @@ describe('peer verdicts (vxlan)', () => {
     expect(stale.some((s) => s.route?.startsWith('10.5.1.0'))).toBe(false);
   });
 
+  it('names a refused lease without a public IP by its key and subnet, never "public IP ?"', () => {
+    const noIp = lease(2, { publicIp: '0.0.0.0' });
+    const rows = rowsOf(healthyKernel(), { leases: [own, noIp, lease(3)] });
+    const p2 = rows.find((r) => r.subnet === '10.5.2.0/24')!;
+    expect(p2.verdict).toBe('refused');
+    const fix = p2.fixes.join('\n');
+    expect(fix).not.toMatch(/\?/);
+    expect(fix).toMatch(/lease 10\.5\.2\.0-24 \(subnet 10\.5\.2\.0\/24, no public IP\)/);
+    // with a public IP the fix still names the host by it
+    const bad = lease(2, { backendData: { VNI: 'x' } });
+    const r2 = rowsOf(healthyKernel(), { leases: [own, bad, lease(3)] });
+    expect(r2.find((r) => r.subnet === '10.5.2.0/24')!.fixes.join('\n')).toMatch(
+      /host with public IP 198\.18\.0\.2/,
+    );
+  });
+
   it("reports a peer with hostile backend data as refused, with weftd's reason and no fix that re-adds it", () => {
     const bad = lease(2, { backendData: { VNI: 'x', VtepMAC: '\u001b[31mred' } });
     const rows = rowsOf(healthyKernel(), { leases: [own, bad, lease(3)] });

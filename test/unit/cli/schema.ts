@@ -127,6 +127,7 @@ export const STATUS_SCHEMA: Schema = {
     },
     config: orNull({ object: { network: orNull(str), ipv6Network: orNull(str), backend: str } }),
     configError: orNull(str),
+    running: { object: { backend: orNull(str), network: orNull(str) } },
     devices: {
       array: {
         object: {

@@ -118,6 +118,24 @@ describe('peer allowlist', () => {
     expect(al.addresses(scope()).v4).toEqual([]);
   });
 
+  it('keeps a lease only missing from a re-list (etcd reset) for the longer grace, capped by its expiration', () => {
+    let t = 1000;
+    const al = new PeerAllowlist({ graceMs: 500, relistGraceMs: 30_000, now: () => t });
+    const a = lease('a', '10.5.2.0/24', '198.18.0.2');
+    const b = { ...lease('b', '10.5.3.0/24', '198.18.0.3'), expiration: new Date(11_000) };
+    al.observe([{ kind: 'snapshot', leases: [a, b] }]);
+    al.observe([
+      { kind: 'removed', lease: a, relisted: true },
+      { kind: 'removed', lease: b, relisted: true },
+    ]);
+    t = 10_999;
+    expect(al.addresses(scope()).v4).toEqual(['198.18.0.2', '198.18.0.3']);
+    t = 11_000; // b's lease would have expired by now anyway
+    expect(al.addresses(scope()).v4).toEqual(['198.18.0.2']);
+    t = 31_000;
+    expect(al.addresses(scope()).v4).toEqual([]);
+  });
+
   it('the tap hands every batch over before the backend sees it and passes the rest through', async () => {
     const batches: LeaseEvent[][] = [
       [{ kind: 'snapshot', leases: [] }],
