@@ -13,14 +13,12 @@ import { sleep, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import {
-  addContainer,
-  createCluster,
   expectNoPingLost,
   expectThreePings,
   ipOut,
   putConfig,
-  startWeftds,
   subnetsOf,
+  twoHostsForReset,
   type Cluster,
   type Weftd,
 } from './weftd-harness.js';
@@ -36,13 +34,7 @@ describe.skipIf(!runnable)('weftd across an etcd reset, a peer re-registering la
   let ctr: SimContainer[];
 
   beforeAll(async () => {
-    c = await createCluster(2);
-    d = await startWeftds(c, CONFIG);
-    ctr = [];
-    for (const w of d) ctr.push(await addContainer(c, w, 2));
-    await expectThreePings(ctr[0]!, ctr[1]!);
-    // History, so the old store's revision is well above what the new one reaches in this test.
-    for (let i = 0; i < 30; i++) await c.etcd.etcdctl(['put', `${c.prefix}/noise`, String(i)]);
+    ({ c, d, ctr } = await twoHostsForReset(CONFIG));
   });
   afterAll(async () => {
     const pid = d?.[1]?.child.pid;

@@ -389,6 +389,22 @@ export async function expectThreePings(from: SimContainer, to: SimContainer): Pr
 }
 
 /**
+ * The etcd-reset tests' start: 2 hosts on `config`, one container each that ping each other, and 30
+ * revisions of history, so the old store's revision is well above what a reset store reaches in a test.
+ */
+export async function twoHostsForReset(
+  config: unknown,
+): Promise<{ c: Cluster; d: Weftd[]; ctr: SimContainer[] }> {
+  const c = await createCluster(2);
+  const d = await startWeftds(c, config);
+  const ctr: SimContainer[] = [];
+  for (const w of d) ctr.push(await addContainer(c, w, 2));
+  await expectThreePings(ctr[0]!, ctr[1]!);
+  for (let i = 0; i < 30; i++) await c.etcd.etcdctl(['put', `${c.prefix}/noise`, String(i)]);
+  return { c, d, ctr };
+}
+
+/**
  * `count` pings every 10 ms from `from` to `to` while `during` runs (from 500 ms in): every one must be
  * sent and answered.
  */
