@@ -5,13 +5,22 @@
  * programs a peer that registers in the new store; containers keep talking. Before the fix
  * (src/subnet/etcd/watch.ts) the watches resumed from a revision the new store had not reached and
  * stayed silent: no key came back and no new peer was seen.
+ *
+ * Second block: the same reset while one host's weftd is frozen (SIGSTOP), so its subnet key comes
+ * back only seconds after the other weftd re-listed the empty store: longer than the 500 ms removal
+ * grace. The healthy peer's route must stay and no ping between the containers is lost (a lease that
+ * is only missing from a re-list waits RELIST_REMOVAL_GRACE_MS, src/backend/peer-loop.ts). A peer
+ * whose key is deleted in normal operation is still removed promptly. Before that fix the other
+ * weftd removed the frozen peer's route 500 ms after its re-list and the pings were lost; and the frozen
+ * weftd, its watches resuming on a store already past their revision, did not re-create its key.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SimContainer } from '../helpers/netns.js';
-import { isRunning, waitFor } from '../helpers/exec.js';
+import { isRunning, sleep, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import {
+  expectNoPingLost,
   expectThreePings,
   ipOut,
   putConfig,
@@ -72,5 +81,92 @@ describe.skipIf(!runnable)('weftd across an etcd cluster reset (data wiped)', ()
       );
     await expectThreePings(ctr[0]!, ctr[1]!);
     await c.etcd.etcdctl(['del', `${c.prefix}/subnets/10.5.251.0-24`]);
+  });
+});
+
+describe.skipIf(!runnable)('weftd across an etcd reset, a peer re-registering late', () => {
+  let c: Cluster;
+  let d: Weftd[];
+  let ctr: SimContainer[];
+
+  beforeAll(async () => {
+    ({ c, d, ctr } = await twoHostsForReset(CONFIG));
+  });
+  afterAll(async () => {
+    const pid = d?.[1]?.child.pid;
+    if (pid !== undefined) process.kill(pid, 'SIGCONT');
+    await c?.destroy();
+  });
+
+  it("keeps a healthy peer's route while its key is re-created 3 s after the re-list", async () => {
+    if (!c.etcd.reset) throw new Error('needs a spawned etcd (unset ETCD_ENDPOINTS)');
+    const [a, b] = [d[0]!, d[1]!];
+    const bSubnet = subnetsOf(b).subnet;
+    const bKey = `${c.prefix}/subnets/${bSubnet.replace('/', '-')}`;
+    const pid = b.child.pid!;
+    await expectNoPingLost(ctr[0]!, ctr[1]!, 1500, 40_000, async () => {
+      process.kill(pid, 'SIGSTOP');
+      try {
+        const relists = a.logs.split('re-listing').length;
+        await c.etcd.reset!();
+        await putConfig(c, CONFIG);
+        await waitFor(
+          `${a.host.netns}'s lease watch re-lists the new store`,
+          () => a.logs.split('re-listing').length > relists,
+          15_000,
+          100,
+        );
+        // Other writers move the new store past the frozen weftd's key revision, so its watches,
+        // resuming, cannot tell the store went back: its keeper must still check its key.
+        for (let i = 0; i < 10; i++) await c.etcd.etcdctl(['put', `${c.prefix}/noise`, String(i)]);
+        await sleep(3000);
+        expect(await c.etcd.etcdctl(['get', '--print-value-only', bKey])).toBe('');
+        expect(
+          await ipOut(a.host.netns, ['route', 'show', bSubnet]),
+          a.logs.slice(-3000),
+        ).toContain(bSubnet.split('/')[0]);
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+      await waitFor(
+        `${b.host.netns} re-registers ${bKey}`,
+        async () => (await c.etcd.etcdctl(['get', '--print-value-only', bKey])).trim(),
+        15_000,
+        200,
+      ).catch((err: unknown) => {
+        throw new Error(`${String(err)}\n${b.logs.slice(-4000)}`);
+      });
+    });
+    expect(await ipOut(a.host.netns, ['route', 'show', bSubnet])).toContain(bSubnet.split('/')[0]);
+    await expectThreePings(ctr[0]!, ctr[1]!);
+  });
+
+  it('still removes a peer whose key is deleted in normal operation within a second or two', async () => {
+    const a = d[0]!;
+    const key = `${c.prefix}/subnets/10.5.251.0-24`;
+    await c.etcd.etcdctl([
+      'put',
+      key,
+      JSON.stringify({
+        PublicIP: '198.18.0.77',
+        BackendType: 'vxlan',
+        BackendData: { VNI: 1, VtepMAC: '0e:00:5e:00:77:01' },
+      }),
+    ]);
+    await waitFor(
+      `${a.host.netns} programs 10.5.251.0/24`,
+      async () =>
+        (await ipOut(a.host.netns, ['route', 'show', '10.5.251.0/24'])).includes('10.5.251.0'),
+      15_000,
+      100,
+    );
+    await c.etcd.etcdctl(['del', key]);
+    await waitFor(
+      `${a.host.netns} removes 10.5.251.0/24 after its key was deleted`,
+      async () =>
+        !(await ipOut(a.host.netns, ['route', 'show', '10.5.251.0/24'])).includes('10.5.251.0'),
+      2500,
+      100,
+    );
   });
 });
