@@ -11,6 +11,7 @@ import tseslint from 'typescript-eslint';
  */
 const backendDeps = [
   'errors',
+  'files',
   'log',
   'ip',
   'lease',
@@ -25,7 +26,6 @@ const entrypointDeps = [
   ...backendDeps,
   'firewall',
   'flags',
-  'files',
   'migration',
   'backend-vxlan',
   'backend-hostgw',
@@ -43,7 +43,7 @@ const layers = {
   files: ['errors'],
   migration: ['errors'],
   netns: ['errors', 'native'],
-  subnet: ['errors', 'log', 'ip', 'lease'],
+  subnet: ['errors', 'files', 'log', 'ip', 'lease'],
   netlink: ['errors', 'log', 'ip', 'netns', 'native'],
   dataplane: ['errors', 'log', 'ip', 'native'],
   firewall: ['errors', 'log', 'subnet'],
@@ -53,7 +53,7 @@ const layers = {
   'backend-udp': backendDeps,
   'backend-wireguard': backendDeps,
   // The CNI plugin is bundled into one small file (scripts/build-cni.mjs): pure values only.
-  cni: ['errors', 'ip', 'lease'],
+  cni: ['errors', 'files', 'ip', 'lease'],
   // weftd runs the CNI plugin in-process; no other entrypoint imports another.
   daemon: [...entrypointDeps, 'cni'],
   cli: entrypointDeps,

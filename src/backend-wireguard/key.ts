@@ -9,19 +9,10 @@
  * (and reported through `warn`).
  */
 import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  constants,
-  fchmodSync,
-  fstatSync,
-  mkdirSync,
-  openSync,
-  readSync,
-  renameSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, fchmodSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { WeftError } from '../errors.js';
+import { readAtMostSync, withRegularFileSync } from '../files/read-regular.js';
 
 export const KEY_FILE = 'wireguard.key';
 const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/;
@@ -49,22 +40,13 @@ export function loadOrCreateKey(
   try {
     // Non-blocking, so a FIFO planted at the path cannot hang weftd's start; only a regular file, and
     // at most KEY_FILE_MAX_BYTES of it (a key is 44 characters).
-    const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
-    try {
-      const st = fstatSync(fd);
-      if (!st.isFile()) throw new WeftError('E_IO', `${path} is not a regular file`);
+    text = withRegularFileSync(path, (fd, st) => {
       if ((st.mode & 0o077) !== 0) {
         fchmodSync(fd, 0o600);
         warn('wireguard key file was readable by others; mode set to 0600', { path });
       }
-      const buf = Buffer.alloc(KEY_FILE_MAX_BYTES);
-      text = buf
-        .subarray(0, readSync(fd, buf, 0, buf.length, 0))
-        .toString('utf8')
-        .trim();
-    } finally {
-      closeSync(fd);
-    }
+      return readAtMostSync(fd, Math.min(st.size, KEY_FILE_MAX_BYTES)).toString('utf8').trim();
+    });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
       if (err instanceof WeftError) throw err;

@@ -2,7 +2,7 @@
  * What the commands need from the outside world, injected (docs/design.md C13) so that unit tests can drive
  * the command logic with recording fakes while integration tests use the real plugins and kernel.
  */
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { readAtMostSync, withRegularFileSync } from '../files/read-regular.js';
 import type { CniEnv } from './env.js';
 import { execInvoker, type Invoker } from './invoke.js';
 import { nsenterInspector, type Inspector } from './inspect.js';
@@ -86,24 +86,10 @@ export function realDeps(
  * endless data; reads at most `maxBytes + 1` bytes (the parser rejects anything over `maxBytes`).
  */
 export function readBoundedFile(path: string, maxBytes: number): string | undefined {
-  let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+    return withRegularFileSync(path, (fd) => readAtMostSync(fd, maxBytes + 1).toString('utf8'));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
-  }
-  try {
-    if (!fstatSync(fd).isFile()) throw new Error(`${path} is not a regular file`);
-    const buf = Buffer.alloc(maxBytes + 1);
-    let n = 0;
-    while (n < buf.length) {
-      const r = readSync(fd, buf, n, buf.length - n, null);
-      if (r === 0) break;
-      n += r;
-    }
-    return buf.subarray(0, n).toString('utf8');
-  } finally {
-    closeSync(fd);
   }
 }

@@ -6,8 +6,12 @@
  * certificate or key is an error instead of a silent fallback to plain http, and a CA given alone is
  * honoured. TLS options with an `http://` endpoint are an error too.
  */
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { ConfigError, WeftError } from '../../errors.js';
+import {
+  NotRegularFileError,
+  readAtMostSync,
+  withRegularFileSync,
+} from '../../files/read-regular.js';
 import { EtcdRequestError, GRPC, HttpTransport, type TransportOptions } from './http-transport.js';
 import { Kv } from './kv.js';
 import { Lease } from './lease.js';
@@ -43,28 +47,17 @@ export function readPem(field: string, path: string): Buffer {
       code: 'E_ETCD_TLS',
       ...(cause === undefined ? {} : { cause }),
     });
-  let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+    return withRegularFileSync(path, (fd, st) => {
+      if (st.size > MAX_PEM_BYTES) throw fail(`larger than ${MAX_PEM_BYTES} bytes`);
+      return readAtMostSync(fd, st.size);
+    });
   } catch (err) {
-    throw fail((err as Error).message, err);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw fail('not a regular file');
-    if (st.size > MAX_PEM_BYTES) throw fail(`larger than ${MAX_PEM_BYTES} bytes`);
-    const buf = Buffer.alloc(st.size);
-    let n = 0;
-    while (n < buf.length) {
-      const r = readSync(fd, buf, n, buf.length - n, n);
-      if (r === 0) break;
-      n += r;
-    }
-    return buf.subarray(0, n);
-  } catch (err) {
-    throw err instanceof ConfigError ? err : fail((err as Error).message, err);
-  } finally {
-    closeSync(fd);
+    if (err instanceof ConfigError) throw err;
+    throw fail(
+      err instanceof NotRegularFileError ? 'not a regular file' : (err as Error).message,
+      err,
+    );
   }
 }
 
