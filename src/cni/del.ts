@@ -18,8 +18,9 @@ import { compareVersions, delegateVersionFor, isSupportedVersion } from './versi
 export async function cmdDel(ctx: CmdContext, deps: CniDeps): Promise<void> {
   const { env, conf } = ctx;
   // The host's own netns (host-netns.ts): release the address only, never delete a host interface.
-  const netnsEnv: Record<string, string> = isHostNetns(env.netns) ? { CNI_NETNS: '' } : {};
-  if (netnsEnv['CNI_NETNS'] === '')
+  const hostNetns = isHostNetns(env.netns);
+  const netnsEnv: Record<string, string> = hostNetns ? { CNI_NETNS: '' } : {};
+  if (hostNetns)
     deps.log.warn(
       "DEL: CNI_NETNS is this host's own network namespace; releasing the address only",
       {
