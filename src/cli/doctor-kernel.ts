@@ -25,7 +25,8 @@ import type { LinkInfo } from '../netlink/index.js';
 import type { NetworkConfig } from '../subnet/manager.js';
 import { RESTART, fail, pass, warn, skip, type Check, type DoctorInput } from './doctor-check.js';
 import type { HostFacts } from './host-view.js';
-import { linkOfAddr, overlayDevices, wgLayoutOf } from './peers.js';
+import { overlayDevices } from './overlay-devices.js';
+import { linkOfAddr, wgLayoutOf } from './peer-planner.js';
 
 /** The uplink: the vxlan device's underlay, else the link holding the lease's public IP. */
 function findUplink(host: HostFacts, own: Lease | null, dev: LinkInfo | null): LinkInfo | null {

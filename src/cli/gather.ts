@@ -21,7 +21,8 @@ import {
   type SubnetEnvState,
 } from './host-view.js';
 import type { CliOptions } from './options.js';
-import { overlayDeviceNames, peerVerdicts, type PeerRow } from './peers.js';
+import { overlayDeviceNames } from './overlay-devices.js';
+import { peerVerdicts, type PeerRow } from './peers.js';
 import type { WgLiveResult } from './wireguard-view.js';
 
 export interface ClusterView {

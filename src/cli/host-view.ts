@@ -26,7 +26,7 @@ import {
   type NetlinkOps,
   type RouteEntry,
 } from '../netlink/index.js';
-import type { KernelState } from './peers.js';
+import type { KernelState } from './kernel-entries.js';
 
 export interface NftState {
   /** `nft -j list table ip weft` objects; null when the table is absent. */

@@ -10,19 +10,12 @@ import type { PeerEntries } from '../../backend/peer-entries.js';
 import { optionError } from '../../flags/go-flags.js';
 import { canonicalCidr, cidrCovers, ipFamily } from '../../ip/index.js';
 import type { Lease } from '../../lease/lease.js';
-import type { AddrEntry, LinkInfo } from '../../netlink/index.js';
-import type { NetworkConfig } from '../../subnet/manager.js';
+import type { LinkInfo } from '../../netlink/index.js';
 import { withRegistry } from '../etcd-view.js';
 import { EXIT } from '../exit-codes.js';
 import { gatherLocal, requireConfig } from '../gather.js';
-import {
-  fdbFix,
-  lookupRoute,
-  neighFix,
-  planNetwork,
-  showRoute,
-  type KernelState,
-} from '../peers.js';
+import { fdbFix, lookupRoute, neighFix, showRoute, type KernelState } from '../kernel-entries.js';
+import { familyOf, planNetwork, planOfLease, type PeerInput } from '../peer-planner.js';
 import { paint, sanitize } from '../render.js';
 import { readWgLiveFor } from '../wireguard-view.js';
 import type { CommandContext, CommandOutput } from './context.js';
@@ -64,17 +57,12 @@ export interface TraceResult {
   readonly missing: readonly string[];
 }
 
-export interface TraceInput {
+/** What trace reads: the peer plan's input (PeerInput), the two addresses, and this host's kernel
+ *  (null: not readable). */
+export interface TraceInput extends Omit<PeerInput, 'kernel'> {
   readonly src: string;
   readonly dst: string;
-  readonly config: NetworkConfig;
-  readonly leases: readonly Lease[];
-  readonly own: Lease | null;
   readonly kernel: KernelState | null;
-  /** This host's addresses (for the backend's planner: on-link networks). */
-  readonly addrs?: readonly AddrEntry[];
-  /** The peers weftd's engine holds (wireguard, from /metrics): see PeerInput.programmed. */
-  readonly programmed?: ReadonlySet<string>;
 }
 
 /** weftd's plan for `lease` and `ip`'s family on this host: the planned kernel entries (vxlan,
@@ -85,24 +73,11 @@ function planFor(
   lease: Lease,
   ip: string,
 ): { entry: PeerEntries | null; refused: string | null } {
-  const plan = planNetwork({
-    config: i.config,
-    own: i.own,
-    leases: i.leases,
-    kernel: k,
-    addrs: i.addrs ?? [],
-    ...(i.programmed ? { programmed: i.programmed } : {}),
-  });
-  const fam = ip.includes(':') ? 6 : 4;
-  const planned = plan?.plan.byLease.get(lease.key) ?? [];
-  const e = planned.find((x) => (x.subnet.includes(':') ? 6 : 4) === fam);
-  const entry = e && 'route' in e ? (e as PeerEntries) : null;
-  const ofLease = plan?.plan.refused.filter((x) => x.lease.key === lease.key) ?? [];
-  const r = ofLease.find((x) => x.family === fam || x.family === null);
-  // one WireGuard peer carries both families' subnets: a claim it lost refuses it whole
+  const planned = planNetwork({ ...i, kernel: k, addrs: i.addrs ?? [] });
+  const { entry, refusal } = planOfLease(planned, lease, familyOf(ip));
   return {
-    entry,
-    refused: r?.reason ?? (planned.length > 0 ? null : (ofLease[0]?.reason ?? null)),
+    entry: entry && 'route' in entry ? (entry as PeerEntries) : null,
+    refused: refusal?.reason ?? null,
   };
 }
 
@@ -114,7 +89,7 @@ const via = (e: PeerEntries, dev: string): string =>
  *  for a whole range must not hide the host that leases the /24 inside it, as the kernel's routes
  *  do not). */
 function owner(ip: string, leases: readonly Lease[], own: Lease | null): Endpoint {
-  const fam = ip.includes(':') ? 6 : 4;
+  const fam = familyOf(ip);
   const subnetOf = (l: Lease): string | null => (fam === 4 ? l.subnet : l.subnet6);
   const holders = leases.filter((l) => {
     const s = subnetOf(l);
@@ -308,7 +283,7 @@ export async function traceCommand(ctx: CommandContext): Promise<CommandOutput> 
   return withRegistry(ctx.options, async (reg) => {
     const { view, host, own } = await gatherLocal(reg, ctx.options);
     const config = requireConfig(view);
-    // the engine's peers are the claim order's incumbents, as in weftd (src/cli/peers.ts)
+    // the engine's peers are the claim order's incumbents, as in weftd (src/cli/peer-planner.ts)
     const live = await readWgLiveFor(config, ctx.options);
     const t = traceOverlay({
       src,
