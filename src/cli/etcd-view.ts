@@ -9,7 +9,7 @@ import { request as httpsRequest } from 'node:https';
 import { describeError } from '../errors.js';
 import type { Lease } from '../lease/lease.js';
 import { nullLogger } from '../log/logger.js';
-import { readPem } from '../subnet/etcd/client.js';
+import { buildEtcdOptions, type EtcdClientOptions } from '../subnet/etcd/client.js';
 import { EtcdLeaseRegistry } from '../subnet/etcd/etcd-registry.js';
 import { parseEntry, toLease } from '../subnet/lease-entry.js';
 import type { RegistryEntry } from '../subnet/registry.js';
@@ -30,24 +30,28 @@ export interface LeaseRecord {
   readonly problem: string | null;
 }
 
+/** The etcd client's options from the etcd flags (weftd's: daemon/deps.ts). */
+function clientOptions(o: CliOptions): EtcdClientOptions {
+  const tls = {
+    ...(o.etcdCafile ? { caFile: o.etcdCafile } : {}),
+    ...(o.etcdCertfile ? { certFile: o.etcdCertfile } : {}),
+    ...(o.etcdKeyfile ? { keyFile: o.etcdKeyfile } : {}),
+  };
+  return {
+    endpoints: o.etcdEndpoints,
+    requestTimeoutMs: o.timeoutMs,
+    ...(Object.keys(tls).length > 0 ? { tls } : {}),
+    ...(o.etcdUsername !== null ? { username: o.etcdUsername } : {}),
+    ...(o.etcdPassword !== null ? { password: o.etcdPassword } : {}),
+  };
+}
+
 /** Runs `use` on a registry opened from the options, and closes it. */
 export async function withRegistry<T>(
   o: CliOptions,
   use: (reg: EtcdLeaseRegistry) => Promise<T>,
 ): Promise<T> {
-  const tls: { caFile?: string; certFile?: string; keyFile?: string } = {};
-  if (o.etcdCafile) tls.caFile = o.etcdCafile;
-  if (o.etcdCertfile) tls.certFile = o.etcdCertfile;
-  if (o.etcdKeyfile) tls.keyFile = o.etcdKeyfile;
-  const reg = new EtcdLeaseRegistry({
-    endpoints: o.etcdEndpoints,
-    prefix: o.etcdPrefix,
-    log: nullLogger,
-    requestTimeoutMs: o.timeoutMs,
-    ...(Object.keys(tls).length > 0 ? { tls } : {}),
-    ...(o.etcdUsername !== null ? { username: o.etcdUsername } : {}),
-    ...(o.etcdPassword !== null ? { password: o.etcdPassword } : {}),
-  });
+  const reg = new EtcdLeaseRegistry({ ...clientOptions(o), prefix: o.etcdPrefix, log: nullLogger });
   try {
     return await use(reg);
   } finally {
@@ -164,13 +168,8 @@ export function sampleEtcdClock(o: CliOptions): Promise<ClockSample> {
     const t0 = Date.now();
     let tlsOpts = {};
     try {
-      tlsOpts = secure
-        ? {
-            ...(o.etcdCafile ? { ca: readPem('caFile', o.etcdCafile) } : {}),
-            ...(o.etcdCertfile ? { cert: readPem('certFile', o.etcdCertfile) } : {}),
-            ...(o.etcdKeyfile ? { key: readPem('keyFile', o.etcdKeyfile) } : {}),
-          }
-        : {};
+      // the PEM files as the etcd client reads them (and refuses them)
+      tlsOpts = secure ? (buildEtcdOptions(clientOptions(o)).tls ?? {}) : {};
     } catch (err) {
       return done(null, describeError(err));
     }
