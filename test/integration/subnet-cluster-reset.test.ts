@@ -7,13 +7,12 @@
  * notice the store went back (the revision in etcd's answer is below what it already saw), re-list and
  * diff; the keeper must re-create our key at once.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startEtcd, type EtcdFixture } from '../helpers/etcd.js';
+import { describe, expect, it } from 'vitest';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import { waitFor } from '../helpers/exec.js';
 import { encodeLeaseAttrs } from '../../src/lease/codec.js';
-import { attrs, Managers, putConfig, storeRevision, WatchRecorder } from './subnet-helpers.js';
+import { attrs, putConfig, storeRevision, WatchRecorder, useSubnetEtcd } from './subnet-helpers.js';
 
 const runnable = requireCaps('etcd', 'etcdctl');
 useLeakCheck();
@@ -21,20 +20,7 @@ useLeakCheck();
 const CONFIG = { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } };
 
 describe.skipIf(!runnable)('subnet manager across an etcd cluster reset (data wiped)', () => {
-  let etcd: EtcdFixture;
-  const managers = new Managers(() => etcd.endpoints);
-  const stops: Array<() => Promise<void> | void> = [];
-  beforeAll(async () => {
-    etcd = await startEtcd();
-  });
-  afterEach(async () => {
-    for (const s of stops.splice(0).reverse()) await s();
-    await managers.closeAll();
-  });
-  afterAll(async () => {
-    await managers.closeAll();
-    await etcd?.stop();
-  });
+  const { etcd, managers, stops } = useSubnetEtcd();
 
   it('the peer watch re-lists and the keeper re-creates our key after the store went back to revision 1', async () => {
     if (!etcd.reset) throw new Error('needs a spawned etcd (unset ETCD_ENDPOINTS)');

@@ -1,6 +1,7 @@
 /** Shared pieces of the subnet integration tests (not a test file itself). */
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import type { EtcdFixture } from '../helpers/etcd.js';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { startEtcd, type EtcdFixture } from '../helpers/etcd.js';
 import {
   createEtcdSubnetManager,
   type EtcdSubnetManager,
@@ -38,6 +39,42 @@ export class Managers {
   async closeAll(): Promise<void> {
     await Promise.all(this.all.splice(0).map((m) => m.close()));
   }
+}
+
+/** Clean-ups a test registers; run after it, last first. */
+export type Stops = Array<() => Promise<void> | void>;
+
+/**
+ * The set-up every subnet integration file shares: one etcd for the file (`start`, default a plain
+ * http one) stopped after its last test, the managers its tests make and the `stops` they register,
+ * both undone after each test. `etcd` stands for the fixture `start` returns once it has run (before
+ * the first test), so the tests use it as the fixture itself.
+ */
+export function useSubnetEtcd(start: () => Promise<EtcdFixture> = () => startEtcd()): {
+  etcd: EtcdFixture;
+  managers: Managers;
+  stops: Stops;
+} {
+  let fixture: EtcdFixture | undefined;
+  const started = (): EtcdFixture => {
+    if (!fixture) throw new Error('useSubnetEtcd: etcd is started in beforeAll, before any test');
+    return fixture;
+  };
+  const etcd = new Proxy({} as EtcdFixture, { get: (_, key) => Reflect.get(started(), key) });
+  const managers = new Managers(() => started().endpoints);
+  const stops: Stops = [];
+  beforeAll(async () => {
+    fixture = await start();
+  });
+  afterEach(async () => {
+    for (const s of stops.splice(0).reverse()) await s();
+    await managers.closeAll();
+  });
+  afterAll(async () => {
+    await managers.closeAll();
+    await fixture?.stop();
+  });
+  return { etcd, managers, stops };
 }
 
 export async function putConfig(etcd: EtcdFixture, prefix: string, config: unknown): Promise<void> {

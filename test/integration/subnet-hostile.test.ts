@@ -12,7 +12,7 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, type CliIo } from '../../src/cli/run.js';
 import { encodeLeaseAttrs } from '../../src/lease/codec.js';
 import { applyLeaseEvents } from '../../src/lease/diff.js';
@@ -20,11 +20,16 @@ import type { Lease } from '../../src/lease/lease.js';
 import { nullLogger } from '../../src/log/logger.js';
 import { EtcdLeaseRegistry } from '../../src/subnet/etcd/etcd-registry.js';
 import type { RegistryBatch } from '../../src/subnet/registry.js';
-import { startEtcd, type EtcdFixture } from '../helpers/etcd.js';
 import { etcdWriter, type EtcdWriter } from '../helpers/etcd-writer.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
-import { attrs, CuttableProxy, Managers, storeRevision, WatchRecorder } from './subnet-helpers.js';
+import {
+  attrs,
+  CuttableProxy,
+  storeRevision,
+  WatchRecorder,
+  useSubnetEtcd,
+} from './subnet-helpers.js';
 import { prng } from '../helpers/random.js';
 
 const runnable = requireCaps('etcd', 'etcdctl');
@@ -122,22 +127,12 @@ function gcHeapMiB(): number {
 }
 
 describe.skipIf(!runnable)('hostile etcd data on the real watch path', () => {
-  let etcd: EtcdFixture;
+  const { etcd, managers, stops } = useSubnetEtcd();
   let client: EtcdWriter;
-  const managers = new Managers(() => etcd.endpoints);
-  const stops: Array<() => Promise<void> | void> = [];
-  beforeAll(async () => {
-    etcd = await startEtcd();
+  beforeAll(() => {
     client = etcdWriter(etcd.endpoints);
   });
-  afterEach(async () => {
-    for (const s of stops.splice(0).reverse()) await s();
-    await managers.closeAll();
-  });
-  afterAll(async () => {
-    client?.close();
-    await etcd?.stop();
-  });
+  afterAll(() => client?.close());
 
   /** A watch whose failure is recorded (not thrown into the void) so the test can assert on it. */
   function watch(endpoint: string, prefix: string): { rec: WatchRecorder; failed: () => unknown } {

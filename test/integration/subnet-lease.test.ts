@@ -2,8 +2,7 @@
  * The subnet lease manager against a real etcd (issue 3): acquisition at scale, exhaustion, reuse,
  * reservations, renewal without leaking etcd leases, and losing the key.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startEtcd, type EtcdFixture } from '../helpers/etcd.js';
+import { describe, expect, it } from 'vitest';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import { hasCode, isRetryable, type WeftError } from '../../src/errors.js';
@@ -11,22 +10,13 @@ import { encodeLeaseAttrs } from '../../src/lease/codec.js';
 import type { Lease } from '../../src/lease/lease.js';
 import { fileURLToPath } from 'node:url';
 import { spawnTracked, stopChild } from '../helpers/exec.js';
-import { attrs, etcdLeaseCount, etcdLeaseIds, Managers, putConfig } from './subnet-helpers.js';
+import { attrs, etcdLeaseCount, etcdLeaseIds, putConfig, useSubnetEtcd } from './subnet-helpers.js';
 
 const runnable = requireCaps('etcd', 'etcdctl');
 useLeakCheck();
 
 describe.skipIf(!runnable)('subnet lease manager over etcd', () => {
-  let etcd: EtcdFixture;
-  const managers = new Managers(() => etcd.endpoints);
-  beforeAll(async () => {
-    etcd = await startEtcd();
-  });
-  afterEach(() => managers.closeAll());
-  afterAll(async () => {
-    await managers.closeAll();
-    await etcd?.stop();
-  });
+  const { etcd, managers } = useSubnetEtcd();
 
   it('200 hosts acquiring at once get 200 distinct subnets with zero errors', async () => {
     const prefix = etcd.prefix('stampede');

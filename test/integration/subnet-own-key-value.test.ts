@@ -4,28 +4,18 @@
  * advertises another VtepMAC / BackendData, so every peer programs a wrong entry for this host. The
  * keeper must write our value back at once (its own-key watch wakes it), not only count a renewal.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startEtcd, type EtcdFixture } from '../helpers/etcd.js';
+import { describe, expect, it } from 'vitest';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import { waitFor } from '../helpers/exec.js';
 import { encodeLeaseAttrs } from '../../src/lease/codec.js';
-import { attrs, etcdLeaseCount, Managers, putConfig } from './subnet-helpers.js';
+import { attrs, etcdLeaseCount, putConfig, useSubnetEtcd } from './subnet-helpers.js';
 
 const runnable = requireCaps('etcd', 'etcdctl');
 useLeakCheck();
 
 describe.skipIf(!runnable)('keeping our lease when its value is changed in place', () => {
-  let etcd: EtcdFixture;
-  const managers = new Managers(() => etcd.endpoints);
-  beforeAll(async () => {
-    etcd = await startEtcd();
-  });
-  afterEach(() => managers.closeAll());
-  afterAll(async () => {
-    await managers.closeAll();
-    await etcd?.stop();
-  });
+  const { etcd, managers } = useSubnetEtcd();
 
   it('a changed value under our own store lease is written back with ours, same key, same etcd lease', async () => {
     const prefix = etcd.prefix('ownvalue');

@@ -5,15 +5,15 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startEtcd, type EtcdFixture } from '../helpers/etcd.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startEtcd } from '../helpers/etcd.js';
 import { run } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import { hasCode, type WeftError } from '../../src/errors.js';
 import { createEtcdSubnetManager } from '../../src/subnet/etcd-manager.js';
 import { nullLogger } from '../../src/log/logger.js';
-import { attrs, Managers, putConfig } from './subnet-helpers.js';
+import { attrs, putConfig, useSubnetEtcd } from './subnet-helpers.js';
 
 const runnable = requireCaps('etcd', 'etcdctl', 'openssl');
 useLeakCheck();
@@ -98,11 +98,9 @@ async function makePki(): Promise<Pki> {
 
 describe.skipIf(!runnable)('etcd client: TLS and auth', () => {
   let pki: Pki;
-  let etcd: EtcdFixture;
-  const managers = new Managers(() => etcd.endpoints);
-  beforeAll(async () => {
+  const { etcd, managers } = useSubnetEtcd(async () => {
     pki = await makePki();
-    etcd = await startEtcd({
+    return startEtcd({
       scheme: 'https',
       extraArgs: [
         '--cert-file',
@@ -116,10 +114,7 @@ describe.skipIf(!runnable)('etcd client: TLS and auth', () => {
       etcdctlArgs: ['--cacert', pki.ca, '--cert', pki.clientCert, '--key', pki.clientKey],
     });
   });
-  afterEach(() => managers.closeAll());
-  afterAll(async () => {
-    await managers.closeAll();
-    await etcd?.stop();
+  afterAll(() => {
     if (pki) rmSync(pki.dir, { recursive: true, force: true });
   });
 

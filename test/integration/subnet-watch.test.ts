@@ -3,8 +3,7 @@
  * lost across an etcd restart, compaction past our revision answered by a re-list and a diff, and
  * malformed keys/values skipped without touching the rest of the peer set.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startEtcd, type EtcdFixture } from '../helpers/etcd.js';
+import { describe, expect, it } from 'vitest';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import { encodeLeaseAttrs } from '../../src/lease/codec.js';
@@ -18,6 +17,7 @@ import {
   putConfig,
   storeRevision,
   WatchRecorder,
+  useSubnetEtcd,
 } from './subnet-helpers.js';
 
 const runnable = requireCaps('etcd', 'etcdctl');
@@ -26,20 +26,7 @@ useLeakCheck();
 const CONFIG = { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } };
 
 describe.skipIf(!runnable)('subnet lease watch over etcd', () => {
-  let etcd: EtcdFixture;
-  const managers = new Managers(() => etcd.endpoints);
-  const stops: Array<() => Promise<void> | void> = [];
-  beforeAll(async () => {
-    etcd = await startEtcd();
-  });
-  afterEach(async () => {
-    for (const s of stops.splice(0).reverse()) await s();
-    await managers.closeAll();
-  });
-  afterAll(async () => {
-    await managers.closeAll();
-    await etcd?.stop();
-  });
+  const { etcd, managers, stops } = useSubnetEtcd();
 
   function watch(m: ReturnType<Managers['make']>, own: Lease | null): WatchRecorder {
     const ac = new AbortController();
