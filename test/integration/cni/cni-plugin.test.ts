@@ -281,6 +281,26 @@ describe.skipIf(!runnable).each(MODES)(
       expectOk(await call('DEL', s.conf('1.0.0'), { id: 'gone1', ns }));
     });
 
+    it('CNI_NETNS left as a plain file (its netns mount gone): DEL still releases the address, ADD is refused', async () => {
+      const s = scenario();
+      const ns = await container();
+      expectOk(await call('ADD', s.conf('1.0.0'), { id: 'unmnt1', ns }));
+      expect(s.ipFiles()).toHaveLength(1);
+      // what a lost bind mount leaves: the empty file on /run's tmpfs (the reference bridge then
+      // fails every DEL with "unknown FS magic")
+      await run('umount', [`/var/run/netns/${ns}`]);
+      expectOk(await call('DEL', s.conf('1.0.0'), { id: 'unmnt1', ns }));
+      expect(s.ipFiles()).toEqual([]);
+      expect(s.stateFiles()).toEqual([]);
+      const add = await call('ADD', s.conf('1.0.0'), { id: 'unmnt2', ns });
+      expect(add.json).toMatchObject({
+        code: 4,
+        msg: expect.stringMatching(/not a network namespace/),
+      });
+      expect(s.ipFiles()).toEqual([]);
+      expect(s.stateFiles()).toEqual([]);
+    });
+
     it('subnet.env moves to another subnet: the next ADD gets it (the bridge gateway follows), the old attachment still DELs', async () => {
       const s = scenario();
       // a bridge of its own: this test moves its gateway address
