@@ -65,6 +65,33 @@ describe.skipIf(!runnable)('weftctl on a hostile network config and lease key', 
     expect(config).toMatchObject({ status: 'fail', message: expect.stringMatching(why) });
   });
 
+  it('lease reserve refuses a key holding garbage and a public IP weftd would refuse', async () => {
+    const prefix = etcd.prefix('reserve');
+    await etcd.etcdctl([
+      'put',
+      `${prefix}/config`,
+      JSON.stringify({ Network: '10.7.0.0/16', Backend: { Type: 'vxlan' } }),
+    ]);
+    await etcd.etcdctl(['put', `${prefix}/subnets/10.7.3.0-24`, 'garbage']);
+    const garbage = await ctl(prefix, [
+      'lease',
+      'reserve',
+      '10.7.3.0/24',
+      '--public-ip=198.18.0.3',
+      '--json',
+    ]);
+    expect(garbage.exitCode).toBe(5);
+    expect(JSON.parse(garbage.stdout)).toMatchObject({
+      ok: false,
+      error: { code: 'E_LEASE_INVALID', message: expect.stringMatching(/invalid value/) },
+    });
+    for (const ip of ['224.0.0.1', '127.0.0.1', '0.1.2.3', '255.255.255.255']) {
+      const r = await ctl(prefix, ['lease', 'reserve', '10.7.6.0/24', `--public-ip=${ip}`]);
+      expect(r.exitCode, ip).toBe(2);
+    }
+    expect(await etcd.etcdctl(['get', `${prefix}/subnets/10.7.6.0-24`])).toBe('');
+  });
+
   it('doctor prints no escape sequence from a hostile lease key, also in a fix line', async () => {
     const prefix = etcd.prefix('esc');
     await etcd.etcdctl([
