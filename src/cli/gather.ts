@@ -7,10 +7,8 @@ import { WeftError, describeError } from '../errors.js';
 import { isEtcdError } from './exit-codes.js';
 
 import type { Lease } from '../lease/lease.js';
-import { nullLogger } from '../log/logger.js';
 import { canonicalCidr } from '../ip/index.js';
 import type { AddrEntry } from '../netlink/index.js';
-import { parseNetworkConfig } from '../subnet/config.js';
 import type { NetworkConfig } from '../subnet/manager.js';
 import type { EtcdLeaseRegistry } from '../subnet/etcd/etcd-registry.js';
 import { listLeases, probeEtcd, type EtcdProbe, type LeaseRecord } from './etcd-view.js';
@@ -24,6 +22,7 @@ import type { CliOptions } from './options.js';
 import { overlayDeviceNames } from './overlay-devices.js';
 import { peerVerdicts, type PeerRow } from './peers.js';
 import type { WgLiveResult } from './wireguard-view.js';
+import { validateConfig } from './commands/config.js';
 
 export interface ClusterView {
   readonly etcd: EtcdProbe;
@@ -90,11 +89,11 @@ export async function gatherLocal(
         configMissing = true;
         configError = 'absent from etcd (weftctl config set)';
       } else {
-        try {
-          config = parseNetworkConfig(text, nullLogger);
-        } catch (err) {
-          configError = describeError(err);
-        }
+        // weftd's whole check (backend type and options too, as `config validate`): a config weftd
+        // refuses at start is not shown as valid by status and doctor
+        const v = validateConfig(text);
+        config = v.config;
+        configError = v.error;
       }
       records = (await listLeases(reg)).records;
     } catch (err) {

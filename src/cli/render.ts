@@ -44,10 +44,11 @@ export type Cell = string | { readonly text: string; readonly tone: Tone };
 const cellText = (style: Style, c: Cell): string =>
   typeof c === 'string' ? sanitize(c) : paint(style, c.tone, sanitize(c.text));
 
-/** Control characters from hostile input (etcd values) must not reach the terminal. */
+/** Control characters from hostile input (etcd values) must not reach the terminal; nor bidi
+ *  overrides and isolates, which reorder the rest of the line (a key can then read as another). */
 export function sanitize(text: string): string {
   // eslint-disable-next-line no-control-regex
-  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, '?');
+  return text.replace(/[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '?');
 }
 
 /** An aligned table with a header row; empty `rows` prints the header and `(none)`. */

@@ -63,13 +63,30 @@ function progressWriter(io: CliIo, json: boolean): (msg: string) => void {
   };
 }
 
+/** --json (-j, --json=true, WEFTCTL_JSON) read on its own, for when the other flags did not parse. */
+function jsonAsked(argv: readonly string[], env: CliIo['env']): boolean {
+  const yes = (v: string): boolean => /^(1|t|T|true|TRUE|True)$/.test(v);
+  let json = yes(env['WEFTCTL_JSON'] ?? '');
+  for (const a of argv) {
+    if (a === '--') break;
+    const m = /^--?(?:json|j)(?:=(.*))?$/.exec(a);
+    if (m) json = m[1] === undefined || yes(m[1]);
+  }
+  return json;
+}
+
 export async function runCli(argv: readonly string[], io: CliIo): Promise<CliResult> {
   let options: CliOptions;
   try {
     options = parseCliOptions(argv, io.env);
   } catch (err) {
-    io.writeErr(`weftctl: ${describeError(err)}\n`);
-    return { exitCode: EXIT.usage, stdout: '' };
+    const message = describeError(err);
+    io.writeErr(`weftctl: ${message}\n`);
+    const error = { code: 'E_OPTION_INVALID', message };
+    return {
+      exitCode: EXIT.usage,
+      stdout: jsonAsked(argv, io.env) ? toJson({ ok: false, error }) : '',
+    };
   }
   if (options.help || options.command === 'help')
     return { exitCode: EXIT.ok, stdout: renderCliHelp() };

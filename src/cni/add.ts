@@ -22,7 +22,7 @@ import { afterAnswer, type CmdContext, type CniDeps } from './deps.js';
 import { buildDelegateConfig } from './delegate-config.js';
 import { CniCode, CniError } from './errors.js';
 import { invokeDelegateDel } from './del.js';
-import { isHostNetns } from './host-netns.js';
+import { isHostNetns, isNotNetns } from './host-netns.js';
 import { findPlugin } from './invoke.js';
 import { waitForSubnetEnv } from './load-subnet.js';
 import type { JsonObject } from './netconf.js';
@@ -37,6 +37,12 @@ export async function cmdAdd(ctx: CmdContext, deps: CniDeps): Promise<JsonObject
       CniCode.InvalidEnv,
       `CNI_NETNS ${JSON.stringify(env.netns)} is this host's own network namespace`,
       "give the container's network namespace; a container on the host network needs no CNI ADD",
+    );
+  if (isNotNetns(env.netns))
+    throw new CniError(
+      CniCode.InvalidEnv,
+      `CNI_NETNS ${JSON.stringify(env.netns)} is not a network namespace`,
+      'give a network namespace path (a bind mount of /proc/<pid>/ns/net, e.g. /var/run/netns/<name>)',
     );
   const store = new StateStore(conf.dataDir);
   const before = store.read(conf.name, env.containerId, env.ifname);

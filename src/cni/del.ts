@@ -7,7 +7,7 @@
  */
 import { afterAnswer, type CmdContext, type CniDeps } from './deps.js';
 import { buildDelegateConfig } from './delegate-config.js';
-import { isHostNetns } from './host-netns.js';
+import { isHostNetns, isNotNetns } from './host-netns.js';
 import { findPlugin } from './invoke.js';
 import { loadSubnetEnv } from './load-subnet.js';
 import type { JsonObject } from './netconf.js';
@@ -19,10 +19,14 @@ export async function cmdDel(ctx: CmdContext, deps: CniDeps): Promise<void> {
   const { env, conf } = ctx;
   // The host's own netns (host-netns.ts): release the address only, never delete a host interface.
   const hostNetns = isHostNetns(env.netns);
-  const netnsEnv: Record<string, string> = hostNetns ? { CNI_NETNS: '' } : {};
-  if (hostNetns)
+  // A path that is no netns (its mount is gone, host-netns.ts): nothing to delete in it either.
+  const notNetns = !hostNetns && isNotNetns(env.netns);
+  const netnsEnv: Record<string, string> = hostNetns || notNetns ? { CNI_NETNS: '' } : {};
+  if (hostNetns || notNetns)
     deps.log.warn(
-      "DEL: CNI_NETNS is this host's own network namespace; releasing the address only",
+      hostNetns
+        ? "DEL: CNI_NETNS is this host's own network namespace; releasing the address only"
+        : 'DEL: CNI_NETNS is not a network namespace (its mount is gone); releasing the address only',
       {
         netns: env.netns,
         ifname: env.ifname,

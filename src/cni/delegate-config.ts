@@ -4,8 +4,9 @@
  *   name = network name; type default "bridge"; bridge isGateway default true; ipMasq default
  *   !FLANNEL_IPMASQ; mtu default FLANNEL_MTU; runtimeConfig/args copied; ipam = base ipam, type default
  *   "host-local", ranges = one range set per family present, routes = configured + one per cluster network.
- * One deliberate difference: weft's cluster routes carry an explicit `gw` (the subnet's first address, the
- * gateway host-local picks anyway), because the reference bridge's CHECK rejects routes without one.
+ * Two deliberate differences: weft's cluster routes carry an explicit `gw` (the subnet's first address, the
+ * gateway host-local picks anyway), because the reference bridge's CHECK rejects routes without one; and
+ * the bridge gets forceAddress (default true), so a new subnet replaces the old gateway address.
  */
 import { firstHost, formatNetwork, type HostCidr } from '../ip/host-cidr.js';
 import type { SubnetEnv } from '../lease/subnet-env.js';
@@ -26,6 +27,11 @@ export function buildDelegateConfig(
   const d: JsonObject = { ...(conf.delegate ?? {}) };
   if (d['type'] === undefined) d['type'] = 'bridge';
   if (d['type'] === 'bridge' && d['isGateway'] === undefined) d['isGateway'] = true;
+  // When weftd's lease moves to another subnet, the bridge's gateway address must follow: without
+  // forceAddress the reference bridge refuses every later ADD ("already has an IP address different
+  // from …") until someone deletes the bridge by hand. Containers still on the old subnet are cut off
+  // either way: this host no longer leases it.
+  if (d['type'] === 'bridge' && d['forceAddress'] === undefined) d['forceAddress'] = true;
   if (d['ipMasq'] === undefined) d['ipMasq'] = !env.ipMasq;
   if (d['mtu'] === undefined) d['mtu'] = env.mtu;
   d['name'] = conf.name;

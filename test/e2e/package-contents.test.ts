@@ -104,6 +104,19 @@ describe.skipIf(!runnable)('the weft .deb', () => {
     expect(r.stderr.split('\n').filter((l) => /docker|weft/.test(l))).toEqual([]);
   });
 
+  it("the docker drop-in orders dockerd after weftd without tying dockerd's life to weftd's", () => {
+    const unit = readFileSync(join(root, 'usr/share/weft/docker.service.d/weft.conf'), 'utf8');
+    const deps = unit
+      .split('\n')
+      .filter((l) =>
+        /^\s*(After|Wants|Requires|Requisite|BindsTo|PartOf)\s*=.*weftd\.service/.test(l),
+      )
+      .map((l) => l.split('=')[0]!.trim());
+    // Requires/BindsTo/PartOf/Requisite would stop or restart dockerd (and every container without
+    // live-restore) when weftd is stopped or restarted, e.g. by a package upgrade's try-restart
+    expect(deps.sort()).toEqual(['After', 'Wants']);
+  });
+
   /** Runs a maintainer script with systemd "running" and a systemctl that records its arguments. */
   async function maint(script: string, ...args: string[]): Promise<string[]> {
     const fake = mkdtempSync(join(tmpdir(), 'weft-maint-'));

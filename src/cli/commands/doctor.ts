@@ -43,7 +43,7 @@ export function renderChecks(style: Style, checks: readonly Check[]): string {
   for (const c of checks) {
     const [label, tone] = MARK[c.status];
     out += `[${paint(style, tone, label)}] ${sanitize(c.message)}\n`;
-    for (const f of c.fixes) out += `       fix: ${f}\n`;
+    for (const f of c.fixes) out += `       fix: ${sanitize(f)}\n`;
   }
   const n = countChecks(checks);
   out += `\n${n.fail} failed, ${n.warn} warnings, ${n.pass} passed, ${n.skip} skipped\n`;

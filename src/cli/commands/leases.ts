@@ -10,6 +10,7 @@
 import { optionError } from '../../flags/go-flags.js';
 import { parseVxlanBackendData } from '../../backend-vxlan/backend-data.js';
 import { WeftError } from '../../errors.js';
+import { peerAddressProblem } from '../../backend/peer-check.js';
 import { isIp4 } from '../../ip/ip4.js';
 import { encodeLeaseAttrs } from '../../lease/codec.js';
 import { isCompatible } from '../../subnet/allocator.js';
@@ -106,6 +107,9 @@ export async function leaseCommand(ctx: CommandContext): Promise<CommandOutput> 
   const publicIp = ctx.options.publicIp;
   if (publicIp !== null && !isIp4(publicIp))
     throw optionError(`--public-ip=${publicIp} is not an IPv4 address`);
+  // weftd's own rule for a peer's address: a reservation it would refuse reserves nothing
+  const badIp = publicIp === null ? null : peerAddressProblem(publicIp, []);
+  if (badIp !== null) throw optionError(`--public-ip: ${badIp}; weftd refuses such a lease`);
   return withRegistry(ctx.options, async (reg) => {
     const existing = await reg.get(key);
     // another writer changed the key between our read and our compare-and-swap
@@ -149,11 +153,15 @@ export async function leaseCommand(ctx: CommandContext): Promise<CommandOutput> 
           'E_LEASE_INVALID',
           `lease reserve: ${key} holds a ${existing.oversize}-byte value, no lease: delete it (etcdctl del) and reserve again`,
         );
-      let holder: string | null = null;
+      let holder: string | null;
       try {
         holder = decodeEntryValue(existing).publicIp;
-      } catch {
-        // a garbage value: reserving keeps it as it is (doctor and leases report it)
+      } catch (err) {
+        // a garbage value is no reservation for anyone: weftd refuses the key
+        throw new WeftError(
+          'E_LEASE_INVALID',
+          `lease reserve: ${key} holds an invalid value (${(err as Error).message}): delete it (etcdctl del) and reserve again`,
+        );
       }
       if (publicIp !== null && holder !== null && holder !== publicIp)
         throw new WeftError(

@@ -96,8 +96,9 @@ export function runPing(
   return new Promise((resolve, reject) => {
     execFile(cmd ?? 'ping', args, { timeout, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      // iputils: 0 = replies, 1 = no reply, 2 = other error (bad address, no such netns, …)
-      if (code !== 0 && code !== 1) {
+      // iputils: 0 = replies, 1 = no reply, 2 = other error (bad address, no such netns, …); nsenter
+      // also exits 1 when it cannot enter the namespace: a 1 without ping's statistics is no loss
+      if (code !== 0 && (code !== 1 || !/packets transmitted/.test(stdout))) {
         reject(
           new WeftError(
             'E_IO',

@@ -281,6 +281,45 @@ describe.skipIf(!runnable).each(MODES)(
       expectOk(await call('DEL', s.conf('1.0.0'), { id: 'gone1', ns }));
     });
 
+    it('CNI_NETNS left as a plain file (its netns mount gone): DEL still releases the address, ADD is refused', async () => {
+      const s = scenario();
+      const ns = await container();
+      expectOk(await call('ADD', s.conf('1.0.0'), { id: 'unmnt1', ns }));
+      expect(s.ipFiles()).toHaveLength(1);
+      // what a lost bind mount leaves: the empty file on /run's tmpfs (the reference bridge then
+      // fails every DEL with "unknown FS magic")
+      await run('umount', [`/var/run/netns/${ns}`]);
+      expectOk(await call('DEL', s.conf('1.0.0'), { id: 'unmnt1', ns }));
+      expect(s.ipFiles()).toEqual([]);
+      expect(s.stateFiles()).toEqual([]);
+      const add = await call('ADD', s.conf('1.0.0'), { id: 'unmnt2', ns });
+      expect(add.json).toMatchObject({
+        code: 4,
+        msg: expect.stringMatching(/not a network namespace/),
+      });
+      expect(s.ipFiles()).toEqual([]);
+      expect(s.stateFiles()).toEqual([]);
+    });
+
+    it('subnet.env moves to another subnet: the next ADD gets it (the bridge gateway follows), the old attachment still DELs', async () => {
+      const s = scenario();
+      // a bridge of its own: this test moves its gateway address
+      const conf = () => s.conf('1.0.0', { delegate: { bridge: 'weftbr9' } });
+      const ns1 = await container();
+      expectOk(await call('ADD', conf(), { id: 'move1', ns: ns1 }));
+      writeFileSync(s.subnetFile, SUBNET_ENV.replace('10.77.5.1/24', '10.77.6.1/24'));
+      const ns2 = await container();
+      const r = await call('ADD', conf(), { id: 'move2', ns: ns2 });
+      expectOk(r);
+      const addr = (r.json!['ips'] as { address: string }[])[0]!.address.split('/')[0]!;
+      expect(addr).toMatch(/^10\.77\.6\./);
+      expect(await ping(hostNs, addr, 1)).toBe(true);
+      expectOk(await call('DEL', conf(), { id: 'move1', ns: ns1 }));
+      expectOk(await call('DEL', conf(), { id: 'move2', ns: ns2 }));
+      expect(s.ipFiles()).toEqual([]);
+      expect(s.stateFiles()).toEqual([]);
+    });
+
     it('after a "reboot" without DEL (netns gone, state and reservation kept) ADD of the same id releases the stale attachment', async () => {
       const s = scenario();
       const ns1 = await container();

@@ -11,6 +11,7 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../../helpers/exec.js';
 import { useLeakCheck } from '../../helpers/leaks.js';
 import { createNetns, deleteNetns, ping, uniquePrefix } from '../../helpers/netns.js';
 import { requireCaps } from '../../helpers/require.js';
@@ -42,7 +43,11 @@ describe.skipIf(!runnable)('podman (CNI backend) runs containers on a weft netwo
   const ipFiles = (name: string) =>
     files(join(W, 'ipam', name)).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f));
 
-  function conflist(name: string, cniVersion: string): void {
+  function conflist(
+    name: string,
+    cniVersion: string,
+    chained: Record<string, unknown>[] = [],
+  ): void {
     sb!.conflist(name, cniVersion, [
       {
         type: 'weft',
@@ -52,6 +57,7 @@ describe.skipIf(!runnable)('podman (CNI backend) runs containers on a weft netwo
         ipam: { dataDir: join(W, 'ipam') },
         delegate: { bridge: 'weftbr0', hairpinMode: true },
       },
+      ...chained,
     ]);
   }
 
@@ -95,6 +101,47 @@ describe.skipIf(!runnable)('podman (CNI backend) runs containers on a weft netwo
     expect(r.stdout).toContain('1 packets received');
     expect(stateFiles(name)).toEqual([]);
     expect(ipFiles(name)).toEqual([]);
+  });
+
+  it("chained after weft: portmap (-p), tuning (MAC, sysctl) and firewall get weft's result; `podman rm -f` DELs all of them", async () => {
+    const name = `${net}c`;
+    conflist(name, '1.0.0', [
+      { type: 'portmap', capabilities: { portMappings: true } },
+      { type: 'tuning', mac: '02:77:06:00:00:99', sysctl: { 'net.ipv4.conf.eth0.rp_filter': '2' } },
+      { type: 'firewall', backend: 'iptables' },
+    ]);
+    const id = (
+      await podman([
+        'run',
+        '-d',
+        '--network',
+        name,
+        '-p',
+        '18099:80',
+        BUSYBOX_IMAGE,
+        'sleep',
+        '120',
+      ])
+    ).stdout.trim();
+    const [ip] = ipFiles(name);
+    expect(ip).toMatch(/^10\.77\.6\.\d+$/);
+    const inspect = JSON.parse((await podman(['inspect', id])).stdout) as {
+      NetworkSettings: { Networks: Record<string, { IPAddress: string; MacAddress: string }> };
+    }[];
+    expect(inspect[0]!.NetworkSettings.Networks[name]).toMatchObject({
+      IPAddress: ip,
+      MacAddress: '02:77:06:00:00:99',
+    });
+    expect(await ping(hostNs, ip!, 1)).toBe(true);
+    const nat = (await run('ip', ['netns', 'exec', hostNs, 'iptables-save', '-t', 'nat'])).stdout;
+    expect(nat).toMatch(
+      new RegExp(`--dport 18099 .*--to-destination ${ip!.replace(/\./g, '\\.')}:80`),
+    );
+    await podman(['rm', '-f', '-t', '0', id]);
+    expect(stateFiles(name)).toEqual([]);
+    expect(ipFiles(name)).toEqual([]);
+    const after = (await run('ip', ['netns', 'exec', hostNs, 'iptables-save', '-t', 'nat'])).stdout;
+    expect(after).not.toContain('18099');
   });
 
   it('cniVersion 0.4.0: a detached container is reachable from the host netns and from a second container; `podman rm -f` runs DEL', async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseCliOptions, renderCliHelp } from '../../../src/cli/options.js';
 import { parsePing, pingArgv } from '../../../src/cli/commands/ping.js';
-import { formatDuration, table, toJson, wantColor } from '../../../src/cli/render.js';
+import { formatDuration, sanitize, table, toJson, wantColor } from '../../../src/cli/render.js';
 import {
   forwardDropChains,
   parseEthtoolFeature,
@@ -116,6 +116,14 @@ describe('render', () => {
       ),
     ).toBe('A     LONG HEADER\nxxxx  y\nz     ok\n');
     expect(table({ color: false }, ['a'], [])).toBe('A\n(none)\n');
+  });
+
+  it('cells from etcd reach the terminal without control characters or bidi overrides', () => {
+    const key = '10.5.4.0-24\u202e42-0.3.5.01\x1b]0;x\x07\u2066';
+    expect(sanitize(key)).toBe('10.5.4.0-24?42-0.3.5.01?]0;x??');
+    // eslint-disable-next-line no-control-regex
+    expect(table({ color: false }, ['key'], [[key]])).not.toMatch(/[\u202e\u2066\x1b\x07]/);
+    expect(sanitize('pöd-日本 ✓')).toBe('pöd-日本 ✓');
   });
 
   it('colours only when asked or on a TTY without NO_COLOR, and never breaks alignment', () => {

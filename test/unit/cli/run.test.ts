@@ -41,6 +41,25 @@ describe('runCli (no etcd, no kernel)', () => {
     expect(x.err).toMatch(/^weftctl: --etcd-endpoints: "nope" is not like http/);
   });
 
+  it('a bad flag under --json still prints the JSON error document (exit 2)', async () => {
+    for (const argv of [
+      ['status', '--json', '--healthz-url=ftp://x'],
+      ['doctor', '--no-such-flag', '-j'],
+      ['leases', '--json=true', '--timeout=soon'],
+    ]) {
+      const r = await runCli(argv, io());
+      expect(r.exitCode).toBe(2);
+      const doc = JSON.parse(r.stdout) as unknown;
+      expect(validate(doc, ERROR_SCHEMA)).toEqual([]);
+      expect(doc).toMatchObject({ ok: false, error: { code: 'E_OPTION_INVALID' } });
+    }
+    const env = { ...io(), env: { WEFTCTL_JSON: 'true' } };
+    expect(JSON.parse((await runCli(['status', '--bogus'], env)).stdout)).toMatchObject({
+      ok: false,
+    });
+    expect((await runCli(['status', '--json=false', '--bogus'], io())).stdout).toBe('');
+  });
+
   it('bad command arguments exit 2, with a JSON error document under --json', async () => {
     const x = io();
     const r = await runCli(['trace', '10.5.1.2', 'fd00::1', '--json'], x);

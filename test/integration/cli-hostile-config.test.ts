@@ -1,0 +1,110 @@
+/**
+ * weftctl status and doctor against a real etcd holding what weftd refuses or what must not reach a
+ * terminal: a network config with an unknown Backend.Type or invalid backend options (weftd refuses to
+ * start on it, so status and doctor must not call it valid), and a lease key with an escape sequence
+ * (doctor's fix line names the key: it must reach the terminal sanitized). runCli runs in-process and
+ * only reads this process' network namespace.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../src/cli/run.js';
+import { startEtcd, type EtcdFixture } from '../helpers/etcd.js';
+import { useLeakCheck } from '../helpers/leaks.js';
+import { requireCaps } from '../helpers/require.js';
+
+const runnable = requireCaps('etcd', 'etcdctl');
+useLeakCheck();
+
+describe.skipIf(!runnable)('weftctl on a hostile network config and lease key', () => {
+  let etcd: EtcdFixture;
+  beforeAll(async () => {
+    etcd = await startEtcd();
+  });
+  afterAll(async () => {
+    await etcd?.stop();
+  });
+
+  const ctl = (prefix: string, args: string[]) =>
+    runCli(
+      [
+        ...args,
+        `--etcd-endpoints=${etcd.endpoints.join(',')}`,
+        `--etcd-prefix=${prefix}`,
+        '--subnet-file=/nonexistent/subnet.env',
+        '--healthz-port=0',
+        '--no-probe',
+        '--timeout=5',
+      ],
+      {
+        env: {},
+        stdoutIsTty: false,
+        stderrIsTty: false,
+        writeErr: () => {},
+        readStdin: async () => '',
+      },
+    );
+
+  it.each([
+    [{ Type: 'vxlna' }, /Backend\.Type "vxlna" is unknown/],
+    [{ Type: 'vxlan', VNI: -5 }, /Backend\.VNI: -5 is invalid/],
+  ])('a config weftd refuses (%j) is invalid in status and doctor', async (backend, why) => {
+    const prefix = etcd.prefix('cfg');
+    await etcd.etcdctl([
+      'put',
+      `${prefix}/config`,
+      JSON.stringify({ Network: '10.7.0.0/16', Backend: backend }),
+    ]);
+    const status = await ctl(prefix, ['status', '--json']);
+    expect(status.exitCode).toBe(1);
+    const doc = JSON.parse(status.stdout) as { configError: string | null; problems: string[] };
+    expect(doc.configError).toMatch(why);
+    expect(doc.problems.join('\n')).toMatch(why);
+    const doctor = JSON.parse((await ctl(prefix, ['doctor', '--json'])).stdout) as {
+      checks: { id: string; status: string; message: string }[];
+    };
+    const config = doctor.checks.find((c) => c.id === 'config');
+    expect(config).toMatchObject({ status: 'fail', message: expect.stringMatching(why) });
+  });
+
+  it('lease reserve refuses a key holding garbage and a public IP weftd would refuse', async () => {
+    const prefix = etcd.prefix('reserve');
+    await etcd.etcdctl([
+      'put',
+      `${prefix}/config`,
+      JSON.stringify({ Network: '10.7.0.0/16', Backend: { Type: 'vxlan' } }),
+    ]);
+    await etcd.etcdctl(['put', `${prefix}/subnets/10.7.3.0-24`, 'garbage']);
+    const garbage = await ctl(prefix, [
+      'lease',
+      'reserve',
+      '10.7.3.0/24',
+      '--public-ip=198.18.0.3',
+      '--json',
+    ]);
+    expect(garbage.exitCode).toBe(5);
+    expect(JSON.parse(garbage.stdout)).toMatchObject({
+      ok: false,
+      error: { code: 'E_LEASE_INVALID', message: expect.stringMatching(/invalid value/) },
+    });
+    for (const ip of ['224.0.0.1', '127.0.0.1', '0.1.2.3', '255.255.255.255']) {
+      const r = await ctl(prefix, ['lease', 'reserve', '10.7.6.0/24', `--public-ip=${ip}`]);
+      expect(r.exitCode, ip).toBe(2);
+    }
+    expect(await etcd.etcdctl(['get', `${prefix}/subnets/10.7.6.0-24`])).toBe('');
+  });
+
+  it('doctor prints no escape sequence from a hostile lease key, also in a fix line', async () => {
+    const prefix = etcd.prefix('esc');
+    await etcd.etcdctl([
+      'put',
+      `${prefix}/config`,
+      JSON.stringify({ Network: '10.7.0.0/16', Backend: { Type: 'vxlan' } }),
+    ]);
+    await etcd.etcdctl(['put', `${prefix}/subnets/10.7.4.0-24\x1b]0;owned\x07\x1b[5m`, '{}']);
+    const human = await ctl(prefix, ['doctor']);
+    expect(human.stdout).toMatch(
+      /etcdctl del <prefix>\/subnets\/10\.7\.4\.0-24\?\]0;owned\?\?\[5m/,
+    );
+    // eslint-disable-next-line no-control-regex
+    expect(human.stdout).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
+  });
+});
