@@ -117,7 +117,9 @@ export function describeError(err: unknown): string {
   const parts: string[] = [];
   let cur: unknown = err;
   for (let depth = 0; cur !== undefined && cur !== null && depth < 5; depth++) {
-    parts.push(cur instanceof Error ? cur.message : String(cur));
+    const text = cur instanceof Error ? cur.message : String(cur);
+    // a wrapper that already quotes its cause's message (`… is not valid JSON: <cause>`) says it once
+    if (depth === 0 || !parts[parts.length - 1]!.endsWith(text)) parts.push(text);
     cur = cur instanceof Error ? cur.cause : undefined;
   }
   return parts.join(': ');

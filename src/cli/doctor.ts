@@ -80,10 +80,7 @@ function etcdChecks(i: DoctorInput): Check[] {
   const c = i.config;
   if (i.configError !== null)
     checks.push(
-      fail('config', `network config: ${i.configError}`, [
-        'weftctl config get',
-        "weftctl config set '<json>'",
-      ]),
+      fail('config', i.configError, ['weftctl config get', "weftctl config set '<json>'"]),
     );
   else if (c)
     checks.push(

@@ -87,13 +87,17 @@ export async function gatherLocal(
       const text = await reg.getConfig();
       if (text === null) {
         configMissing = true;
-        configError = 'absent from etcd (weftctl config set)';
+        configError = 'network config absent from etcd (weftctl config set)';
       } else {
         // weftd's whole check (backend type and options too, as `config validate`): a config weftd
         // refuses at start is not shown as valid by status and doctor
         const v = validateConfig(text);
         config = v.config;
-        configError = v.error;
+        // said once: weftd's own texts mostly begin with 'network config' already
+        configError =
+          v.error === null || v.error.startsWith('network config')
+            ? v.error
+            : `network config: ${v.error}`;
       }
       records = (await listLeases(reg)).records;
     } catch (err) {
@@ -123,7 +127,7 @@ export function requireConfig(view: ClusterView): NetworkConfig {
   if (!view.config)
     throw new WeftError(
       view.configMissing ? 'E_CONFIG_NOT_FOUND' : 'E_CONFIG_INVALID',
-      `network config ${view.configError}`,
+      view.configError ?? 'network config invalid',
     );
   return view.config;
 }

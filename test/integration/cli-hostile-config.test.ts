@@ -5,6 +5,10 @@
  * (doctor's fix line names the key: it must reach the terminal sanitized). runCli runs in-process and
  * only reads this process' network namespace.
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/run.js';
 import { startEtcd, type EtcdFixture } from '../helpers/etcd.js';
@@ -106,5 +110,49 @@ describe.skipIf(!runnable)('weftctl on a hostile network config and lease key', 
     );
     // eslint-disable-next-line no-control-regex
     expect(human.stdout).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
+  });
+  it('a config that is not JSON is named once, and leases counts garbage as invalid, not reserved', async () => {
+    const prefix = etcd.prefix('notjson');
+    await etcd.etcdctl(['put', `${prefix}/config`, '{"Network": 10.7']);
+    await etcd.etcdctl(['put', `${prefix}/subnets/10.7.3.0-24`, 'garbage']);
+    const status = JSON.parse((await ctl(prefix, ['status', '--json'])).stdout) as {
+      configError: string;
+      problems: string[];
+    };
+    expect(status.configError).toMatch(/^network config is not valid JSON: /);
+    const problem = status.problems.find((p) => p.includes('JSON'))!;
+    expect(problem).toBe(status.configError);
+    // the JSON parser's message once, not again as the cause
+    const parserMessage = problem.replace('network config is not valid JSON: ', '');
+    expect(problem.split(parserMessage)).toHaveLength(2);
+    const doctor = JSON.parse((await ctl(prefix, ['doctor', '--json'])).stdout) as {
+      checks: { id: string; message: string }[];
+    };
+    expect(doctor.checks.find((c) => c.id === 'config')?.message).toBe(status.configError);
+    const leases = await ctl(prefix, ['leases']);
+    expect(leases.stdout).toMatch(/1 key, 0 reserved, 1 invalid/);
+  });
+
+  it('config validate --file refuses a FIFO and a device at once instead of hanging or filling memory', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-cfg-file-'));
+    try {
+      const fifo = join(dir, 'config.json');
+      execFileSync('mkfifo', [fifo]);
+      for (const file of [fifo, '/dev/zero']) {
+        const r = await ctl(etcd.prefix('file'), [
+          'config',
+          'validate',
+          `--file=${file}`,
+          '--json',
+        ]);
+        expect(r.exitCode, file).not.toBe(0);
+        expect(JSON.parse(r.stdout), file).toMatchObject({
+          ok: false,
+          error: { code: 'E_IO', message: `--file: ${file} is not a regular file` },
+        });
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -22,7 +22,11 @@ describe('errors', () => {
     expect(isRetryable(e)).toBe(true);
     expect(isRetryable(new ConfigError('bad'))).toBe(false);
     expect(hasCode(new ConfigError('bad'), 'E_CONFIG_INVALID')).toBe(true);
-    expect(describeError(e)).toBe('failed to add route 10.5.2.0/24: EEXIST: EEXIST');
+    expect(describeError(e)).toBe('failed to add route 10.5.2.0/24: EEXIST');
+    // a cause its wrapper does not quote is still appended
+    expect(describeError(new WeftError('E_NETLINK', 'add route', { cause }))).toBe(
+      'add route: EEXIST',
+    );
     expect(isRetryable(new Error('x'))).toBe(false);
     // subclasses keep the prototype check: a ConfigError is not an AbortedError
     expect(new ConfigError('bad') instanceof AbortedError).toBe(false);

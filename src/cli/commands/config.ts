@@ -6,7 +6,7 @@
  * `set` is a compare-and-swap against the value it validated the leases against.
  */
 import { optionError } from '../../flags/go-flags.js';
-import { readFile } from 'node:fs/promises';
+import { readRegularFile } from '../../files/read-regular.js';
 import { parseUdpConfig } from '../../backend-udp/config.js';
 import { parseWireguardConfig } from '../../backend-wireguard/config.js';
 import { parseVxlanConfig } from '../../backend-vxlan/config.js';
@@ -85,14 +85,23 @@ function summary(style: Style, v: Validation, extra: [string, string][] = []): s
   return keyValues(style, [...pairs, ...extra]);
 }
 
+/** The bound weftctl puts on stdin too (src/cli/main.ts). */
+const MAX_CONFIG_BYTES = 1 << 20;
+
 async function inputText(ctx: CommandContext): Promise<string | null> {
   if (ctx.options.file === '-') return ctx.readStdin();
   if (ctx.options.file !== null) {
-    try {
-      return await readFile(ctx.options.file, 'utf8');
-    } catch (err) {
-      throw new WeftError('E_IO', `--file ${ctx.options.file}: ${(err as Error).message}`);
-    }
+    // Opened non-blocking, regular files only, read up to one byte past the stdin bound (src/cli/main.ts):
+    // a FIFO with no writer or /dev/zero named by mistake fails at once instead of hanging or filling
+    // memory.
+    const read = await readRegularFile(ctx.options.file, MAX_CONFIG_BYTES + 1);
+    if (!read.ok) throw new WeftError('E_IO', `--file: ${read.problem}`);
+    if (read.buf.length > MAX_CONFIG_BYTES)
+      throw new WeftError(
+        'E_IO',
+        `--file ${ctx.options.file}: larger than 1 MiB; a network config is a few hundred bytes`,
+      );
+    return read.buf.toString('utf8');
   }
   const arg = ctx.options.args[1];
   if (arg === '-') return ctx.readStdin();

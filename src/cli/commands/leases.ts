@@ -76,7 +76,7 @@ export async function leasesCommand(ctx: CommandContext): Promise<CommandOutput>
       json: { ok, revision, leases: records.map(leaseJson) },
       human:
         leasesTable(ctx.style, records) +
-        `${records.length} key${records.length === 1 ? '' : 's'}, ${records.filter((r) => r.reserved).length} reserved` +
+        `${records.length} key${records.length === 1 ? '' : 's'}, ${records.filter((r) => r.reserved && r.problem === null).length} reserved` +
         (invalid ? `, ${invalid} invalid` : '') +
         '\n',
     };

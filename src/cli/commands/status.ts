@@ -28,8 +28,7 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
     const { view, host, hostError, own } = local;
     const problems: string[] = [];
     if (!view.etcd.reachable) problems.push(`etcd unreachable: ${view.etcd.error}`);
-    if (view.etcd.reachable && view.configError)
-      problems.push(`network config ${view.configError}`);
+    if (view.etcd.reachable && view.configError) problems.push(view.configError);
     if (view.etcd.reachable && !own) problems.push('no lease in etcd for this host');
     if (hostError) problems.push(`cannot inspect this host: ${hostError}`);
     if (health && health.healthz !== 200) problems.push(`weftd not answering on ${health.url}`);
