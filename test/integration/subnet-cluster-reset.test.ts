@@ -14,7 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, type EtcdFixture } from '../helpers/etcd.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
-import { waitFor } from '../helpers/exec.js';
+import { sleep, waitFor } from '../helpers/exec.js';
 import { encodeLeaseAttrs } from '../../src/lease/codec.js';
 import { nullLogger, type Logger } from '../../src/log/logger.js';
 import { attrs, Managers, putConfig, storeRevision, WatchRecorder } from './subnet-helpers.js';
@@ -157,5 +157,33 @@ describe.skipIf(!runnable)('subnet manager across an etcd cluster reset (data wi
       15_000,
       200,
     );
+  });
+  it('after a compaction up to what the watch saw, an ordinary restart still costs no re-list', async () => {
+    const prefix = etcd.prefix('compact-restart');
+    await putConfig(etcd, prefix, CONFIG);
+    await etcd.etcdctl(['put', `${prefix}/subnets/10.5.1.0-24`, encodeLeaseAttrs(attrs(1))]);
+    const infos: string[] = [];
+    const log: Logger = { ...nullLogger, info: (m) => void infos.push(m), child: () => log };
+    const me = managers.make(prefix, { ttlSeconds: 3600, renewMarginSeconds: 60 }, log);
+    const own = await me.acquireLease(attrs(9));
+    const ac = new AbortController();
+    const rec = new WatchRecorder(me.watchLeases(own, ac.signal));
+    const keeping = me.keepLease(own, ac.signal).catch((err: unknown) => err);
+    stops.push(async () => {
+      ac.abort();
+      await rec.done;
+      await keeping;
+    });
+    await rec.waitFor((e) => e.length >= 1);
+    await sleep(500); // the watch is connected and has taken its anchor
+    // History up to the watch's revision is compacted away (the revision of the key it anchored on
+    // with it), not past it: the watch itself can resume, and its reset check must not re-list.
+    await etcd.etcdctl(['compact', String(await storeRevision(etcd))]);
+    await etcd.kill();
+    await etcd.start();
+    await etcd.etcdctl(['put', `${prefix}/subnets/10.5.4.0-24`, encodeLeaseAttrs(attrs(4))]);
+    await rec.waitFor((e) => e.some((ev) => ev.kind === 'added' && ev.lease.key === '10.5.4.0-24'));
+    expect(infos.filter((m) => /re-listing/.test(m))).toEqual([]);
+    expect(rec.summary()).not.toContain('removed:10.5.1.0-24');
   });
 });
