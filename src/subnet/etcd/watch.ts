@@ -334,7 +334,7 @@ export class Watch {
    */
   private async sameStore(ep: Endpoint): Promise<boolean> {
     const range = { key: this.o.key, rangeEnd: this.o.rangeEnd };
-    const o = { endpoint: ep, timeoutMs: WATCH_PROBE_TIMEOUT_MS, signal: this.probeAbort.signal };
+    const o = { endpoint: ep, timeoutMs: this.t.requestTimeoutMs, signal: this.probeAbort.signal };
     try {
       if (this.anchor === null) {
         if (this.next > 1n) this.anchor = await takeAnchor(this.t, range, this.next - 1n, o);
