@@ -260,10 +260,10 @@ export class Daemon {
           }),
         );
         // a removed lease leaves the set when its grace ends (unless it came back meanwhile)
-        const next = allowlist.nextExpiry();
+        const next = allowlist.nextExpiryInMs();
         clearTimeout(graceTimer);
         if (next !== null && !stop.signal.aborted)
-          graceTimer = setTimeout(() => void onLeaseBatch([]), Math.max(0, next - Date.now()) + 10);
+          graceTimer = setTimeout(() => void onLeaseBatch([]), next + 10);
         // A new peer's address is in the set before the backend programs it, so its first packets
         // (a WireGuard handshake, a VXLAN frame) are not dropped here; bounded, so a stuck nft
         // cannot hold up the dataplane. Batches that add no address (renewals) do not wait.
