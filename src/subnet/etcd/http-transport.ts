@@ -248,7 +248,8 @@ export class HttpTransport {
    * before applying, all within one deadline.
    */
   async unary(path: string, body: unknown, opts: CallOptions = {}): Promise<unknown> {
-    const deadline = Date.now() + (opts.timeoutMs ?? this.o.requestTimeoutMs);
+    // Elapsed time: a wall clock stepped meanwhile must neither end the retries nor stretch them.
+    const deadline = performance.now() + (opts.timeoutMs ?? this.o.requestTimeoutMs);
     let reauthed = false;
     let tries = 0;
     for (;;) {
@@ -258,7 +259,7 @@ export class HttpTransport {
         return await this.call(
           path,
           body,
-          { ...opts, endpoint: ep, timeoutMs: deadline - Date.now() },
+          { ...opts, endpoint: ep, timeoutMs: deadline - performance.now() },
           auth,
         );
       } catch (err) {
@@ -273,7 +274,7 @@ export class HttpTransport {
             err.notApplied &&
             !opts.endpoint &&
             ++tries <= this.endpoints.length &&
-            deadline - Date.now() > 50
+            deadline - performance.now() > 50
           )
             continue;
         }
