@@ -65,12 +65,23 @@ export class PeerAllowlist {
   private complete = false;
   private readonly graceMs: number;
   private readonly relistGraceMs: number;
+  /** Elapsed-time clock of the graces (monotonic: a wall clock stepped back must not stretch them). */
   private readonly now: () => number;
+  /** The wall clock, only to compare with lease expirations. */
+  private readonly wallNow: () => number;
 
-  constructor(opts: { graceMs?: number; relistGraceMs?: number; now?: () => number } = {}) {
+  constructor(
+    opts: {
+      graceMs?: number;
+      relistGraceMs?: number;
+      now?: () => number;
+      wallNow?: () => number;
+    } = {},
+  ) {
     this.graceMs = opts.graceMs ?? DEFAULT_REMOVAL_GRACE_MS;
     this.relistGraceMs = opts.relistGraceMs ?? RELIST_REMOVAL_GRACE_MS;
-    this.now = opts.now ?? Date.now;
+    this.now = opts.now ?? (() => performance.now());
+    this.wallNow = opts.wallNow ?? Date.now;
   }
 
   /** Applies one batch of lease events (a snapshot replaces everything). */
@@ -80,7 +91,7 @@ export class PeerAllowlist {
       this.leases.delete(l.key);
       const now = this.now();
       const grace = relisted
-        ? relistGraceMs(l, this.graceMs, this.relistGraceMs, now)
+        ? relistGraceMs(l, this.graceMs, this.relistGraceMs, this.wallNow())
         : this.graceMs;
       if (grace > 0) this.leaving.set(l.key, { lease: l, until: now + grace });
     };
@@ -102,12 +113,18 @@ export class PeerAllowlist {
     }
   }
 
-  /** When the next removed lease's grace ends (ms since the epoch), or null when none is pending. */
+  /** When the next removed lease's grace ends (on the `now` clock), or null when none is pending. */
   nextExpiry(): number | null {
     let next: number | null = null;
     for (const { until } of this.leaving.values())
       next = next === null ? until : Math.min(next, until);
     return next;
+  }
+
+  /** Milliseconds until the next removed lease's grace ends, or null when none is pending. */
+  nextExpiryInMs(): number | null {
+    const next = this.nextExpiry();
+    return next === null ? null : Math.max(0, next - this.now());
   }
 
   /** The addresses of every accepted lease; `complete` once a snapshot was seen. */

@@ -24,7 +24,12 @@ import type { startCniServer, CniServer } from './cni-server.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { DaemonOptions } from './options.js';
 import type { ServiceNotifier } from './sd-notify.js';
-import { readSubnetEnv, writeSubnetEnv, type PreviousSubnets } from './subnet-env.js';
+import {
+  readSubnetEnv,
+  writeSubnetEnv,
+  type PreviousSubnets,
+  type SubnetEnvValues,
+} from './subnet-env.js';
 import { selectUplink, type HostSnapshot } from './uplink.js';
 import { forwarderMetricSamples, type UdpNetwork } from '../backend-udp/index.js';
 
@@ -255,10 +260,10 @@ export class Daemon {
           }),
         );
         // a removed lease leaves the set when its grace ends (unless it came back meanwhile)
-        const next = allowlist.nextExpiry();
+        const next = allowlist.nextExpiryInMs();
         clearTimeout(graceTimer);
         if (next !== null && !stop.signal.aborted)
-          graceTimer = setTimeout(() => void onLeaseBatch([]), Math.max(0, next - Date.now()) + 10);
+          graceTimer = setTimeout(() => void onLeaseBatch([]), next + 10);
         // A new peer's address is in the set before the backend programs it, so its first packets
         // (a WireGuard handshake, a VXLAN frame) are not dropped here; bounded, so a stuck nft
         // cannot hold up the dataplane. Batches that add no address (renewals) do not wait.
@@ -294,22 +299,29 @@ export class Daemon {
       });
       scope = { config, uplink, own: lease };
       await firewall.apply(this.rulesInput(config, lease, network, uplink));
-      await writeSubnetEnv(this.options.subnetFile, {
+      const becomeReady = (): void => {
+        this.ready = true;
+        metrics.setReady(true);
+        this.log.info('weftd is ready');
+        this.deps.notify?.ready(
+          `ready: ${[lease.subnet, lease.subnet6].filter(Boolean).join(' ')} via ${uplink.name}, ${config.backend.type}`,
+        );
+      };
+      const env: SubnetEnvValues = {
         network: config.enableIPv4 ? config.network : null,
         subnet: config.enableIPv4 ? lease.subnet : null,
         ipv6Network: config.enableIPv6 ? config.ipv6Network : null,
         subnet6: config.enableIPv6 ? lease.subnet6 : null,
         mtu: network.mtu,
         ipMasq: this.options.ipMasq,
-      });
-      this.log.info('subnet file written', { file: this.options.subnetFile });
-      this.ready = true;
-      metrics.setReady(true);
-      this.log.info('weftd is ready');
-      this.deps.notify?.ready(
-        `ready: ${[lease.subnet, lease.subnet6].filter(Boolean).join(' ')} via ${uplink.name}, ${config.backend.type}`,
-      );
-      return await this.supervise(network, subnets, lease, firewall, stop);
+      };
+      // Written before ready; a write that fails (disk full, read-only /run) is retried while the
+      // dataplane runs on, instead of a restart loop that systemd ends by giving up on weftd.
+      const writing = (await this.writeSubnetFile(env))
+        ? null
+        : this.retrySubnetFile(env, stop.signal).then(becomeReady);
+      if (!writing) becomeReady();
+      return await this.supervise(network, subnets, lease, firewall, stop, writing);
     } catch (err) {
       if (stop.signal.aborted && (hasCode(err, 'E_ABORTED') || signal.aborted)) {
         return { exitCode: EXIT.ok, message: 'stopped before becoming ready' };
@@ -325,6 +337,32 @@ export class Daemon {
     }
   }
 
+  /** Step: subnet.env; false when it could not be written (E_IO: logged, the caller retries). */
+  async writeSubnetFile(env: SubnetEnvValues): Promise<boolean> {
+    const file = this.options.subnetFile;
+    try {
+      await writeSubnetEnv(file, env);
+      this.log.info('subnet file written', { file });
+      return true;
+    } catch (err) {
+      if (!hasCode(err, 'E_IO')) throw err;
+      this.noisy.error(
+        'cannot write the subnet file: retrying; peers stay programmed, but weftd is not ready and the CNI plugin cannot add containers until it is written',
+        { file, error: describeError(err), fix: 'free space or make its directory writable' },
+      );
+      this.deps.notify?.status(`cannot write ${file}: ${describeError(err)}; retrying`);
+      return false;
+    }
+  }
+
+  /** Retries writeSubnetFile (1 s doubling to 30 s) until it succeeds; rejects on abort. */
+  async retrySubnetFile(env: SubnetEnvValues, signal: AbortSignal): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      await sleep(Math.min(1000 * 2 ** attempt, 30_000), signal);
+      if (await this.writeSubnetFile(env)) return;
+    }
+  }
+
   /** Step: watch + keep the lease + firewall resync until a signal or a fatal error. */
   private async supervise(
     network: Network,
@@ -332,6 +370,7 @@ export class Daemon {
     lease: Lease,
     firewall: Firewall,
     stop: AbortController,
+    writing: Promise<void> | null,
   ): Promise<DaemonResult> {
     let fatal: unknown = null;
     const fail = (what: string) => (err: unknown) => {
@@ -363,6 +402,7 @@ export class Daemon {
       untilStop('backend', network.run(stop.signal)),
       untilStop('lease keeper', subnets.keepLease(lease, stop.signal, onRenewed)),
       firewall.runResync(this.options.iptablesResync, stop.signal).catch(fail('firewall resync')),
+      ...(writing ? [writing.catch(fail('subnet file'))] : []),
     ];
     await new Promise<void>((resolve) => {
       if (stop.signal.aborted) resolve();

@@ -36,8 +36,9 @@ export function registerWireguardMetrics(
     snaps: { dev: WireguardDeviceStatus; snap: WireGuardSnapshot }[];
   } | null = null;
   const snapshots = (): { dev: WireguardDeviceStatus; snap: WireGuardSnapshot }[] => {
-    // one snapshot per device per scrape, shared by every collector below
-    if (cache && Date.now() - cache.at < 500) return cache.snaps;
+    // one snapshot per device per scrape, shared by every collector below (elapsed time: a wall
+    // clock stepped back must not freeze the numbers for the length of the step)
+    if (cache && performance.now() - cache.at < 500) return cache.snaps;
     const snaps: { dev: WireguardDeviceStatus; snap: WireGuardSnapshot }[] = [];
     for (const dev of devices()) {
       try {
@@ -46,7 +47,7 @@ export function registerWireguardMetrics(
         /* device closed (daemon stopping): nothing to export */
       }
     }
-    cache = { at: Date.now(), snaps };
+    cache = { at: performance.now(), snaps };
     return snaps;
   };
   const peerGauge = (

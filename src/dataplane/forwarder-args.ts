@@ -249,12 +249,13 @@ export async function waitApplied(
   failure: () => Error | undefined,
   timeoutMs: number,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  // Elapsed time: with Date.now(), a wall clock stepped back would stretch this 1 ms poll by the step.
+  const deadline = performance.now() + timeoutMs;
   for (;;) {
     const err = failure();
     if (err) throw err;
     if (applied() >= target) return;
-    if (Date.now() > deadline) {
+    if (performance.now() > deadline) {
       throw new WeftError(
         'E_NATIVE',
         `forwarder did not apply its route commands in ${timeoutMs} ms`,

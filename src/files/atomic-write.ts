@@ -22,15 +22,16 @@ export async function writeFileAtomic(path: string, content: string, mode = 0o64
     const tmp = join(dir, `.${basename(path)}.${process.pid}.tmp`);
     const fh = await open(tmp, 'w', mode);
     try {
-      await fh.writeFile(content);
-      await fh.chmod(mode); // regardless of umask
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
+      try {
+        await fh.writeFile(content);
+        await fh.chmod(mode); // regardless of umask
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
       await rename(tmp, path);
     } catch (err) {
+      // a partial temp file (disk full) is not left behind: each retry would leave another
       await rm(tmp, { force: true });
       throw err;
     }

@@ -95,7 +95,9 @@ export const nullLogger: Logger = {
 export function rateLimited(log: Logger, intervalMs = 10_000, burst = 5): Logger {
   const seen = new Map<string, { start: number; count: number }>();
   const gate = (level: LogLevel, msg: string, fields?: LogFields): void => {
-    const now = Date.now();
+    // Monotonic: after the wall clock is stepped back (NTP, an operator), Date.now() would keep every
+    // repeated message silent for as long as the step.
+    const now = performance.now();
     const s = seen.get(msg);
     if (!s || now - s.start >= intervalMs) {
       if (s && s.count > burst)

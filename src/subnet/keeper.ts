@@ -162,9 +162,8 @@ async function watchOwnKey(
   let failures = 0;
   while (!signal.aborted) {
     try {
-      // Reconnected (etcd restarted, perhaps wiped or restored): check our key now. A store reset is
-      // seen by the watch only while the new store's revision is behind our key's, and another host
-      // re-registering first can take it past that.
+      // Reconnected (etcd restarted, perhaps wiped or restored): check our key now rather than wait
+      // for the watch's own reset check (watch-anchor.ts) to end it.
       const recheck = (): void => wake.wake();
       for await (const batch of deps.registry.watch(String(from), signal, state.key, recheck)) {
         for (const ev of batch.events) {

@@ -120,14 +120,24 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
   }
 
   /** Our lease among the listed ones: by PublicIP, preferring a reservation, then a compatible one. */
+  /**
+   * The entry naming our PublicIP to reuse: a reservation for us first, then the subnet our containers
+   * use (subnet.env's, `previous`): several keys can name us, e.g. after etcd was restored from a backup
+   * taken while this host held another subnet (that key lives until its store lease expires).
+   */
   function findOwn(
     parsed: readonly ParsedEntry[],
     publicIp: string,
     config: NetworkConfig,
+    previous: SubnetPair | null,
   ): ParsedEntry | null {
     const mine = parsed.filter((p) => p.attrs?.publicIp === publicIp);
     return (
       mine.find((p) => p.entry.leaseId === null && isCompatible(config, p.pair)) ??
+      mine.find(
+        (p) =>
+          previous !== null && p.pair.subnet === previous.subnet && isCompatible(config, p.pair),
+      ) ??
       mine.find((p) => isCompatible(config, p.pair)) ??
       mine[0] ??
       null
@@ -228,7 +238,7 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
         stats.attempts++;
         const listing = await registry.list(signal);
         let parsed = parseListing(listing.entries);
-        const own = findOwn(parsed, attrs.publicIp, config);
+        const own = findOwn(parsed, attrs.publicIp, config, previous);
         if (own) {
           if (isCompatible(config, own.pair)) {
             const lease = await takeOver(own, attrs, value, signal);

@@ -88,8 +88,8 @@ export interface LeaseRegistry {
    * Changes below `<prefix>/subnets/` (or to the single `key` when given) from `fromRevision` on, in
    * revision order, until `signal` aborts (the iterator then ends). Survives disconnects by resuming
    * after the last delivered revision. Throws E_ETCD_COMPACTED when the history is gone: re-list.
-   * `onReconnect` is called each time the watch is connected again after a disconnect: a store reset
-   * while it was away is noticed only when the new store's revision is still behind the watch's.
+   * `onReconnect` is called each time the watch is connected again after a disconnect. A store reset
+   * (wiped or restored) while it was away also throws E_ETCD_COMPACTED: re-list.
    */
   watch(
     fromRevision: string,

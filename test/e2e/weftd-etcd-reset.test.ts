@@ -4,7 +4,9 @@
  * own subnet (same key, same subnet) within seconds instead of at its next renewal hours later, and
  * programs a peer that registers in the new store; containers keep talking. Before the fix
  * (src/subnet/etcd/watch.ts) the watches resumed from a revision the new store had not reached and
- * stayed silent: no key came back and no new peer was seen.
+ * stayed silent: no key came back and no new peer was seen. Then etcd restored from a backup whose
+ * revision is already past what the watches saw: a peer registered early in it must still be programmed
+ * (before src/subnet/etcd/watch-anchor.ts the watches resumed silently and never saw it).
  *
  * Second block: the same reset while one host's weftd is frozen (SIGSTOP), so its subnet key comes
  * back only seconds after the other weftd re-listed the empty store: longer than the 500 ms removal
@@ -14,7 +16,11 @@
  * weftd removed the frozen peer's route 500 ms after its re-list and the pings were lost; and the frozen
  * weftd, its watches resuming on a store already past their revision, did not re-create its key.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEtcd } from '../helpers/etcd.js';
 import type { SimContainer } from '../helpers/netns.js';
 import { isRunning, sleep, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
@@ -81,6 +87,65 @@ describe.skipIf(!runnable)('weftd across an etcd cluster reset (data wiped)', ()
       );
     await expectThreePings(ctr[0]!, ctr[1]!);
     await c.etcd.etcdctl(['del', `${c.prefix}/subnets/10.5.251.0-24`]);
+  });
+
+  it('a restore from a backup already past what the watches saw: a peer registered low in it is programmed', async () => {
+    if (!c.etcd.restore) throw new Error('needs a spawned etcd (unset ETCD_ENDPOINTS)');
+    // The backup: another store (a wiped cluster's new history) in which host B and a new peer
+    // registered early, then enough writes to take it past every revision the watches have seen.
+    const b = d[1]!;
+    const bKey = `${c.prefix}/subnets/${subnetsOf(b).subnet.replace('/', '-')}`;
+    const bValue = (await c.etcd.etcdctl(['get', '--print-value-only', bKey])).trim();
+    const seen = Number(
+      (
+        JSON.parse(await c.etcd.etcdctl(['get', 'x', '-w', 'json'])) as {
+          header: { revision: number };
+        }
+      ).header.revision,
+    );
+    const other = await startEtcd();
+    const dir = mkdtempSync(join(tmpdir(), 'weft-snap-'));
+    try {
+      await other.etcdctl(['put', `${c.prefix}/config`, JSON.stringify(CONFIG)]);
+      const id = /lease ([0-9a-f]+) granted/.exec(
+        await other.etcdctl(['lease', 'grant', '600']),
+      )![1]!;
+      await other.etcdctl(['put', `--lease=${id}`, bKey, bValue]);
+      await other.etcdctl([
+        'put',
+        `--lease=${id}`,
+        `${c.prefix}/subnets/10.5.252.0-24`,
+        JSON.stringify({
+          PublicIP: '198.18.0.78',
+          BackendType: 'vxlan',
+          BackendData: { VNI: 1, VtepMAC: '0e:00:5e:00:78:01' },
+        }),
+      ]);
+      for (let i = 0; i < seen + 20; i++)
+        await other.etcdctl(['put', `${c.prefix}/noise`, String(i)]);
+      await other.etcdctl(['snapshot', 'save', join(dir, 'snap.db')]);
+      await c.etcd.restore(join(dir, 'snap.db'));
+    } finally {
+      await other.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    for (const w of d)
+      await waitFor(
+        `${w.host.netns} programs the peer registered low in the restored store`,
+        async () =>
+          (await ipOut(w.host.netns, ['route', 'show', '10.5.252.0/24'])).includes('10.5.252.0'),
+        15_000,
+        200,
+      );
+    const aKey = `${c.prefix}/subnets/${subnetsOf(d[0]!).subnet.replace('/', '-')}`;
+    await waitFor(
+      'A re-registers its key in the restored store',
+      async () => (await c.etcd.etcdctl(['get', '--print-value-only', aKey])).trim(),
+      15_000,
+      200,
+    );
+    await expectThreePings(ctr[0]!, ctr[1]!);
+    for (const w of d) expect(isRunning(w.child), w.logs.slice(-2000)).toBe(true);
   });
 });
 

@@ -38,6 +38,13 @@ export interface EtcdFixture {
    * key and store lease gone, revisions back at 1). Only on a spawned etcd (`controllable`).
    */
   reset?(): Promise<void>;
+  /**
+   * Stops the server and replaces its data with `etcdctl snapshot restore` of `snapshot` (a file
+   * written by `etcdctl snapshot save`, e.g. of another fixture), then starts it again on the same
+   * ports: a restore from a backup. Cluster and member IDs stay as they were (etcd derives them from
+   * the same flags). Only on a spawned single etcd (`controllable`).
+   */
+  restore?(snapshot: string): Promise<void>;
   /** Stops the server for good and removes its data. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -97,6 +104,7 @@ function externalFixture(endpoints: string[]): EtcdFixture {
     kill: unsupported,
     start: unsupported,
     reset: unsupported,
+    restore: unsupported,
     stop: async () => {},
   };
 }
@@ -192,6 +200,28 @@ async function spawnedFixture(opts: EtcdOptions): Promise<EtcdFixture> {
     reset: async () => {
       await kill();
       rmSync(dataDir, { recursive: true, force: true });
+      await start();
+    },
+    restore: async (snapshot) => {
+      await kill();
+      rmSync(dataDir, { recursive: true, force: true });
+      await run(
+        'etcdctl',
+        [
+          'snapshot',
+          'restore',
+          snapshot,
+          '--data-dir',
+          dataDir,
+          '--name',
+          name,
+          '--initial-cluster',
+          `${name}=${peerUrl}`,
+          '--initial-advertise-peer-urls',
+          peerUrl,
+        ],
+        { env: { ...process.env, ETCDCTL_API: '3' } },
+      );
       await start();
     },
     stop: async () => {

@@ -13,7 +13,7 @@ import http from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { AbortedError, hasCode } from '../../src/errors.js';
 import { EtcdClient, translateEtcdError } from '../../src/subnet/etcd/client.js';
 import { EtcdRequestError } from '../../src/subnet/etcd/http-transport.js';
@@ -30,6 +30,37 @@ describe.skipIf(!runnable)('etcd client over the JSON gateway', () => {
   const cleanup: Array<() => Promise<void> | void> = [];
   afterAll(async () => {
     for (const c of cleanup.reverse()) await c();
+  });
+
+  it('fails over from a refusing member within its deadline, though the wall clock jumps meanwhile', async () => {
+    const etcd = await startEtcd();
+    cleanup.push(() => etcd.stop());
+    // A member that refuses connections (a port nobody listens on), then the real one.
+    const refusing = await new Promise<number>((resolve) => {
+      const srv = http.createServer().listen(0, '127.0.0.1', () => {
+        const port = (srv.address() as { port: number }).port;
+        srv.close(() => resolve(port));
+      });
+    });
+    const client = new EtcdClient({
+      endpoints: [`http://127.0.0.1:${refusing}`, ...etcd.endpoints],
+      requestTimeoutMs: 5000,
+    });
+    cleanup.push(() => client.close());
+    const [first, real] = client.transport.endpoints;
+    client.transport.markFailed(real!); // start on the refusing member, retry on the real one
+    expect(client.transport.pick()).toBe(first);
+    const key = `${etcd.prefix('clock')}/k`;
+    const wall = Date.now.bind(Date);
+    let reads = 0;
+    // NTP steps the clock forward an hour right after the call took its deadline.
+    const spy = vi.spyOn(Date, 'now').mockImplementation(() => wall() + (reads++ > 0 ? 3.6e6 : 0));
+    try {
+      await client.kv.put({ key, value: '1' });
+    } finally {
+      spy.mockRestore();
+    }
+    expect((await etcd.etcdctl(['get', key, '--print-value-only'])).trim()).toBe('1');
   });
 
   it('renews an expired auth token by itself, for calls and for a reconnecting watch', async () => {

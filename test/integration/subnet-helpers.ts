@@ -88,7 +88,6 @@ export async function etcdLeaseCount(etcd: EtcdFixture): Promise<number> {
   return Number(m[1]);
 }
 
-/** IDs of the live etcd leases, as `etcdctl lease list` prints them (hex). */
 /** Live etcd lease IDs as lower-case hex without leading zeros. */
 export async function etcdLeaseIds(etcd: EtcdFixture): Promise<Set<string>> {
   const out = await etcd.etcdctl(['lease', 'list']);

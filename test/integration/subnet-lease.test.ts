@@ -80,6 +80,32 @@ describe.skipIf(!runnable)('subnet lease manager over etcd', () => {
     expect(other.subnet).not.toBe('10.5.77.0/24');
   });
 
+  it('of several keys naming our PublicIP (etcd restored from an older backup) reuses the one subnet.env names', async () => {
+    const prefix = etcd.prefix('reuse-two');
+    await putConfig(etcd, prefix, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
+    // The backup's key: this host's subnet when the backup was taken, under a store lease.
+    const old = await managers
+      .make(prefix, { ttlSeconds: 600 })
+      .acquireLease(attrs(7), { previousSubnet: '10.5.3.1/24' });
+    expect(old.key).toBe('10.5.3.0-24');
+    // The subnet the host has used since (its containers are numbered in it), re-created after the
+    // restore by its running weftd, also under a store lease.
+    const id = /lease ([0-9a-f]+) granted/.exec(await etcd.etcdctl(['lease', 'grant', '600']))![1]!;
+    await etcd.etcdctl([
+      'put',
+      `--lease=${id}`,
+      `${prefix}/subnets/10.5.7.0-24`,
+      encodeLeaseAttrs(attrs(7)),
+    ]);
+    await managers.closeAll();
+    // weftd restarts: subnet.env says 10.5.7.0/24. Renumbering its containers would cut them off.
+    const again = await managers
+      .make(prefix, { ttlSeconds: 600 })
+      .acquireLease(attrs(7), { previousSubnet: '10.5.7.1/24' });
+    expect(again.key).toBe('10.5.7.0-24');
+    expect(again.subnet).toBe('10.5.7.0/24');
+  });
+
   it('honours a reservation: never handed to another host, used by the host it names', async () => {
     const prefix = etcd.prefix('reserve');
     await putConfig(etcd, prefix, { Network: '10.9.0.0/28', Backend: { Type: 'vxlan' } });

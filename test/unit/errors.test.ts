@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   AbortedError,
   ConfigError,
@@ -63,5 +63,20 @@ describe('logger', () => {
     for (let i = 0; i < 10; i++) log.warn('etcd unavailable');
     log.warn('other');
     expect(lines.length).toBe(4);
+  });
+
+  it('rate-limits by elapsed time, not by the wall clock: a clock stepped back does not silence', async () => {
+    const lines: string[] = [];
+    const log = rateLimited(createJsonLogger({ write: (l) => lines.push(l) }), 50, 1);
+    vi.useFakeTimers({ toFake: ['Date'], now: new Date('2026-06-01T12:00:00Z') });
+    try {
+      log.warn('renewal failed');
+      vi.setSystemTime(new Date('2026-06-01T11:00:00Z')); // NTP steps the clock back an hour
+      await new Promise((r) => setTimeout(r, 80)); // longer than the interval, really elapsed
+      log.warn('renewal failed');
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(lines.filter((l) => l.includes('renewal failed'))).toHaveLength(2);
   });
 });

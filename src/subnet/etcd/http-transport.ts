@@ -110,6 +110,7 @@ function httpsModule(): typeof https {
 }
 
 export class Endpoint {
+  /** performance.now() until which it is skipped (monotonic: a clock stepped back must not extend it). */
   skipUntil = 0;
   readonly host: string;
   readonly port: number;
@@ -181,7 +182,7 @@ export class HttpTransport {
   /** The member to use now: the current one unless skipped, else the next that is not. */
   pick(): Endpoint {
     const n = this.endpoints.length;
-    const now = Date.now();
+    const now = performance.now();
     for (let i = 0; i < n; i++) {
       const idx = (this.current + i) % n;
       if (this.endpoints[idx]!.skipUntil <= now) {
@@ -200,7 +201,7 @@ export class HttpTransport {
   /** Skips `ep` for a while (never with a single endpoint: there is nowhere else to go). */
   markFailed(ep: Endpoint): void {
     if (this.endpoints.length < 2) return;
-    ep.skipUntil = Date.now() + ENDPOINT_SKIP_MS;
+    ep.skipUntil = performance.now() + ENDPOINT_SKIP_MS;
     if (this.endpoints[this.current] === ep)
       this.current = (this.current + 1) % this.endpoints.length;
   }
@@ -247,7 +248,8 @@ export class HttpTransport {
    * before applying, all within one deadline.
    */
   async unary(path: string, body: unknown, opts: CallOptions = {}): Promise<unknown> {
-    const deadline = Date.now() + (opts.timeoutMs ?? this.o.requestTimeoutMs);
+    // Elapsed time: a wall clock stepped meanwhile must neither end the retries nor stretch them.
+    const deadline = performance.now() + (opts.timeoutMs ?? this.o.requestTimeoutMs);
     let reauthed = false;
     let tries = 0;
     for (;;) {
@@ -257,7 +259,7 @@ export class HttpTransport {
         return await this.call(
           path,
           body,
-          { ...opts, endpoint: ep, timeoutMs: deadline - Date.now() },
+          { ...opts, endpoint: ep, timeoutMs: deadline - performance.now() },
           auth,
         );
       } catch (err) {
@@ -272,7 +274,7 @@ export class HttpTransport {
             err.notApplied &&
             !opts.endpoint &&
             ++tries <= this.endpoints.length &&
-            deadline - Date.now() > 50
+            deadline - performance.now() > 50
           )
             continue;
         }

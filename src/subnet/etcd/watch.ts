@@ -11,8 +11,10 @@
  *   member. A partitioned member is noticed within ~8 s.
  * - Ends for good (onFatal) when etcd cancels the watch: its start revision was compacted (the error
  *   names the compact revision: re-list), or another reason; when the store's revision is behind what
- *   the watch already saw (etcd wiped or restored: re-list, like a compaction); and on an
- *   authentication failure that a fresh token does not cure.
+ *   the watch already saw (etcd wiped or restored: re-list, like a compaction), or, checked on every
+ *   reconnect with one keys-only read, the store no longer holds a key the watch saw as it saw it (a
+ *   reset whose store is already past that revision, watch-anchor.ts); and on an authentication
+ *   failure that a fresh token does not cure.
  */
 import { AbortedError } from '../../errors.js';
 import {
@@ -35,6 +37,13 @@ import {
   type Endpoint,
   type HttpTransport,
 } from './http-transport.js';
+import {
+  anchorMismatch,
+  anchorOf,
+  resetError,
+  takeAnchor,
+  type WatchAnchor,
+} from './watch-anchor.js';
 
 export const WATCH_PROBE_MS = 5000;
 export const WATCH_PROBE_TIMEOUT_MS = 3000;
@@ -121,6 +130,8 @@ export class Watch {
   private wakeSleep: (() => void) | null = null;
   private next: bigint;
   private attempt = 0;
+  /** A key of the range as this watch knew it: a reconnect checks the store still has it. */
+  private anchor: WatchAnchor | null = null;
   private readonly probeAbort = new AbortController();
 
   constructor(
@@ -207,6 +218,12 @@ export class Watch {
     }
     if (this.closed) return { err: null, ep: null };
     const ep = this.t.pick();
+    try {
+      if (!(await this.sameStore(ep))) return { err: null, ep: null };
+    } catch (err) {
+      return { err: err instanceof AbortedError ? null : (err as Error), ep };
+    }
+    if (this.closed) return { err: null, ep: null };
     const body = {
       create_request: {
         key: b64(this.o.key),
@@ -280,6 +297,7 @@ export class Watch {
           for (const ev of r.events) {
             const rev = BigInt(ev.kv.modRevision);
             if (rev > last) last = rev;
+            if (ev.type === 'PUT') this.anchor = anchorOf(ev.kv);
           }
           if (last >= this.next) this.next = last + 1n;
           this.o.onResponse({ header: r.header, events: r.events, lastRevision: last.toString() });
@@ -306,6 +324,32 @@ export class Watch {
       this.probe = setInterval(() => void this.check(ep, end), WATCH_PROBE_MS);
       this.probe.unref?.();
     });
+  }
+
+  /**
+   * Before each (re)connection: takes the anchor when there is none, else checks the store still holds
+   * it (watch-anchor.ts). False when the store was reset (the watch then ended for good: re-list);
+   * throws when `ep` did not answer. A read the member refuses otherwise (a permission, an odd answer)
+   * lets the watch go on unchecked this time.
+   */
+  private async sameStore(ep: Endpoint): Promise<boolean> {
+    const range = { key: this.o.key, rangeEnd: this.o.rangeEnd };
+    const o = { endpoint: ep, timeoutMs: this.t.requestTimeoutMs, signal: this.probeAbort.signal };
+    try {
+      if (this.anchor === null) {
+        if (this.next > 1n) this.anchor = await takeAnchor(this.t, range, this.next - 1n, o);
+        return true;
+      }
+      const why = await anchorMismatch(this.t, range, this.anchor, o);
+      if (why === null) return true;
+      this.fatal(resetError(why));
+    } catch (err) {
+      if (err instanceof EtcdRequestError && err.grpcCode === GRPC.OUT_OF_RANGE) this.fatal(err);
+      else if (err instanceof AbortedError || (err instanceof EtcdRequestError && err.memberFailed))
+        throw err;
+      else return true;
+    }
+    return false;
   }
 
   private probing = false;

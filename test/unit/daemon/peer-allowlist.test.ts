@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   PeerAllowlist,
   peerAddresses,
@@ -120,7 +120,12 @@ describe('peer allowlist', () => {
 
   it('keeps a lease only missing from a re-list (etcd reset) for the longer grace, capped by its expiration', () => {
     let t = 1000;
-    const al = new PeerAllowlist({ graceMs: 500, relistGraceMs: 30_000, now: () => t });
+    const al = new PeerAllowlist({
+      graceMs: 500,
+      relistGraceMs: 30_000,
+      now: () => t,
+      wallNow: () => t,
+    });
     const a = lease('a', '10.5.2.0/24', '198.18.0.2');
     const b = { ...lease('b', '10.5.3.0/24', '198.18.0.3'), expiration: new Date(11_000) };
     al.observe([{ kind: 'snapshot', leases: [a, b] }]);
@@ -134,6 +139,23 @@ describe('peer allowlist', () => {
     expect(al.addresses(scope()).v4).toEqual(['198.18.0.2']);
     t = 31_000;
     expect(al.addresses(scope()).v4).toEqual([]);
+  });
+
+  it('a removed peer leaves after its grace of elapsed time, however the wall clock is stepped', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: new Date('2026-06-01T12:00:00Z') });
+    try {
+      const al = new PeerAllowlist({ graceMs: 30 });
+      const a = lease('a', '10.5.2.0/24', '198.18.0.2');
+      al.observe([{ kind: 'snapshot', leases: [a] }]);
+      al.observe([{ kind: 'removed', lease: a }]);
+      expect(al.addresses(scope()).v4).toEqual(['198.18.0.2']);
+      vi.setSystemTime(new Date('2026-06-01T11:00:00Z')); // NTP steps the clock back an hour
+      expect(al.nextExpiryInMs()).toBeLessThanOrEqual(30);
+      await new Promise((r) => setTimeout(r, 60)); // the grace really elapses
+      expect(al.addresses(scope()).v4).toEqual([]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('the tap hands every batch over before the backend sees it and passes the rest through', async () => {

@@ -4,7 +4,7 @@
  * `status` and `doctor` rely on. The device here is a plain object (the engine itself is tested on the
  * real kernel in test/integration/wireguard-interop.test.ts).
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Registry } from '../../../src/daemon/prom.js';
 import { registerWireguardMetrics } from '../../../src/daemon/wireguard-metrics.js';
 import type { WireguardDeviceStatus } from '../../../src/backend-wireguard/index.js';
@@ -116,6 +116,23 @@ describe('WireGuard metrics', () => {
     expect(live.unknown).toEqual([
       { device: 'weft-wg', endpoint: '198.18.0.9:51820', publicKey: OTHER, ageSec: 1.5 },
     ]);
+  });
+  it('a scrape after the wall clock was stepped back reads the device again, not the cache', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: new Date('2026-06-01T12:00:00Z') });
+    try {
+      const registry = new Registry();
+      let calls = 0;
+      const snap = (): WireGuardSnapshot => (calls++, snapshot());
+      const dev = { name: 'weft-wg', family: 4, listenPort: 51820, publicKey: KEY, snapshot: snap };
+      registerWireguardMetrics(registry, () => [dev as WireguardDeviceStatus]);
+      await registry.metrics();
+      vi.setSystemTime(new Date('2026-06-01T11:00:00Z')); // NTP steps the clock back an hour
+      await new Promise((r) => setTimeout(r, 600)); // past the per-scrape cache, really elapsed
+      await registry.metrics();
+      expect(calls).toBe(2);
+    } finally {
+      vi.useRealTimers();
+    }
   });
   it('exports nothing before the network exists and survives a closed device', async () => {
     const registry = new Registry();

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { buildEtcdOptions, translateEtcdError } from '../../../src/subnet/etcd/client.js';
 import {
   answerError,
@@ -6,6 +6,7 @@ import {
   ENDPOINT_SKIP_MS,
   GRPC,
   HttpTransport,
+  type Endpoint,
 } from '../../../src/subnet/etcd/http-transport.js';
 import { hasCode, isRetryable } from '../../../src/errors.js';
 
@@ -104,7 +105,7 @@ describe('etcd client failover policy', () => {
     t.markFailed(first);
     const second = t.pick();
     expect(second).not.toBe(first);
-    expect(first.skipUntil - Date.now()).toBeGreaterThan(ENDPOINT_SKIP_MS - 100);
+    expect(first.skipUntil - performance.now()).toBeGreaterThan(ENDPOINT_SKIP_MS - 100);
     t.markFailed(second);
     const third = t.pick();
     expect([first, second]).not.toContain(third);
@@ -112,6 +113,24 @@ describe('etcd client failover policy', () => {
     // All skipped: the one whose skip ends first, rather than refusing.
     expect(t.pick()).toBe(first);
     t.close();
+  });
+
+  it('a failed member is skipped for ENDPOINT_SKIP_MS of elapsed time, however the wall clock is stepped', () => {
+    vi.useFakeTimers({ toFake: ['Date', 'performance'], now: new Date('2026-06-01T12:00:00Z') });
+    const t = new HttpTransport({ ...base, endpoints: ['http://a:1', 'http://b:2'] });
+    try {
+      const [first, second] = t.endpoints as [Endpoint, Endpoint];
+      t.markFailed(first);
+      t.markFailed(second);
+      vi.setSystemTime(new Date('2026-06-01T11:00:00Z')); // NTP steps the clock back an hour
+      vi.advanceTimersByTime(ENDPOINT_SKIP_MS + 1);
+      // Both skips are over: the member in use is kept (not the one "whose skip ends first").
+      t.markFailed(second);
+      expect(t.pick()).toBe(first);
+    } finally {
+      vi.useRealTimers();
+      t.close();
+    }
   });
 
   it('with one endpoint, never skips it', () => {
