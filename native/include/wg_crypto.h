@@ -83,6 +83,9 @@ int wg_aead_open_to(uint8_t *out, const uint8_t *in, size_t len, uint64_t counte
  * directly, 0 when they go through EVP (a provider without those functions, or the environment
  * variable WEFT_WG_CRYPTO_EVP set when the process first used the crypto: tests of the fallback). */
 int wg_aead_room_direct(void);
+/* 1 when they call OpenSSL's ChaCha20 and Poly1305 primitives below the providers (found in the
+ * process, e.g. Node's OpenSSL, and checked against libsodium at start; see wg_crypto.c). */
+int wg_aead_room_raw(void);
 #define WG_AEAD_ROOM_AFTER 63
 /* A new key identity, never 0 and never handed out twice (any thread). */
 uint64_t wg_aead_key_id(void);

@@ -197,6 +197,8 @@ static void test_aead_room(void) {
    * (make check runs this binary both ways) */
   const char *evp = getenv("WEFT_WG_CRYPTO_EVP");
   CHECK_EQ(wg_aead_room_direct(), evp ? 0 : 1);
+  /* ... and on OpenSSL's raw primitives where the process exports them (test_wg_raw, as Node does) */
+  CHECK_EQ(wg_aead_room_raw(), getenv("WEFT_WG_EXPECT_RAW") && !evp ? 1 : 0);
   enum { MAXLEN = 1500 };
   uint8_t keys[2][32], pt[MAXLEN], ref[MAXLEN + 16];
   uint64_t ids[2] = {wg_aead_key_id(), wg_aead_key_id()};
