@@ -78,6 +78,14 @@ int wg_aead_open_room(uint8_t *in, size_t len, uint64_t counter, const uint8_t k
  *   (out then holds nothing but zeros). `in` is never written, so other threads may read around it. */
 int wg_aead_open_to(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
                     const uint8_t key[WG_KEY_LEN], uint64_t key_id);
+/* seal, out of place, in ONE ChaCha20 call: the plaintext (len bytes, padded) is hdr[0..hdr_len),
+ *   then in[hdr_len..data_len), then zeros up to len. in[-64..len+63) is read (the bytes standing
+ *   for the header, the padding and the room around it may hold anything) and never written;
+ *   out[-64..-1] is scratch (wiped), out[0..len) becomes the ciphertext, out[len..len+16) the tag,
+ *   and the 63 bytes after out + len are scratch. */
+void wg_aead_seal_to(uint8_t *out, const uint8_t *in, size_t len, size_t data_len,
+                     const uint8_t *hdr, size_t hdr_len, uint64_t counter,
+                     const uint8_t key[WG_KEY_LEN], uint64_t key_id);
 #define WG_AEAD_ROOM_BEFORE 64
 /* 1 when the room variants of the calling thread call the provider's ChaCha20 and POLY1305
  * directly, 0 when they go through EVP (a provider without those functions, or the environment

@@ -623,6 +623,56 @@ int wg_aead_open_to(uint8_t *out, const uint8_t *in, size_t len, uint64_t counte
   return rc;
 }
 
+/* dst[i] ^= a[i] ^ b[i] (b may be NULL: dst[i] ^= a[i]), 8 bytes at a time. */
+static void xor_into(uint8_t *dst, const uint8_t *a, const uint8_t *b, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t d, x, y = 0;
+    memcpy(&d, dst + i, 8);
+    memcpy(&x, a + i, 8);
+    if (b) memcpy(&y, b + i, 8);
+    d ^= x ^ y;
+    memcpy(dst + i, &d, 8);
+  }
+  for (; i < n; i++) dst[i] ^= (uint8_t)(a[i] ^ (b ? b[i] : 0));
+}
+
+/*
+ * Seal out of place in ONE ChaCha20 call, from in[-64..] to out[-64..] over 64 + len in whole blocks
+ * (wg_aead_open_to's shape the other way): the plaintext is never assembled. Its three parts are
+ * fixed up in the output instead, by linearity of the stream cipher (out = in XOR key stream):
+ * block 0's key stream (the Poly1305 key) is out XOR in; a header given apart is XORed in where the
+ * input held other bytes; padding past data_len (zeros) is the key stream alone, out XOR in. So the
+ * engine seals a segment straight from the TUN read buffer (its payload, and whatever precedes it
+ * standing in for its header) into the send slot, without first copying it there.
+ */
+void wg_aead_seal_to(uint8_t *out, const uint8_t *in, size_t len, size_t data_len,
+                     const uint8_t *hdr, size_t hdr_len, uint64_t counter,
+                     const uint8_t key[WG_KEY_LEN], uint64_t key_id) {
+  struct aead_ctx *a = aead_get();
+  size_t total = (64 + len + ROOM_SLACK) & ~(size_t)ROOM_SLACK;
+  uint8_t iv[16], otk[32];
+  iv_for(iv, counter);
+  if (hdr_len > data_len) hdr_len = data_len;
+  if (data_len > len) data_len = hdr_len = 0; /* misuse: seal zeros rather than read past in */
+  if (a && a->s_enc && total <= INT_MAX && stream_init(a, 0, key, key_id, iv) &&
+      stream_xor(a, 0, out - 64, in - 64, total)) {
+    for (int i = 0; i < 32; i++) otk[i] = (uint8_t)(out[i - 64] ^ in[i - 64]);
+    xor_into(out, in, hdr, hdr_len);
+    xor_into(out + data_len, in + data_len, NULL, len - data_len);
+    int ok = poly_tag(a, out + len, otk, out, len);
+    sodium_memzero(out - 64, 64); /* block 0's key stream */
+    sodium_memzero(otk, sizeof(otk));
+    if (ok) return;
+    a->s_enc_id = 0;
+  }
+  /* no provider functions (or a broken one): the plaintext assembled in out, sealed in place */
+  if (hdr_len) memcpy(out, hdr, hdr_len);
+  if (data_len > hdr_len) memcpy(out + hdr_len, in + hdr_len, data_len - hdr_len);
+  memset(out + data_len, 0, len - data_len);
+  aead_seal(out, out, len, counter, key, key_id, NULL, 0);
+}
+
 void wg_xaead_seal(uint8_t *out, const uint8_t *in, size_t len, const uint8_t nonce[WG_XNONCE_LEN],
                    const uint8_t key[WG_KEY_LEN], const uint8_t *ad, size_t adlen) {
   crypto_aead_xchacha20poly1305_ietf_encrypt_detached(out, out + len, NULL, in, len, ad, adlen, NULL,
