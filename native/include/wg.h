@@ -319,6 +319,11 @@ size_t wg_seal(const struct wg_keypair *kp, uint64_t counter, uint8_t *msg, size
 /* The same with room around the message (wg_aead_seal_room): the 48 bytes before msg and the
  * WG_AEAD_ROOM_AFTER bytes after msg[16 + len] are scratch. */
 size_t wg_seal_room(const struct wg_keypair *kp, uint64_t counter, uint8_t *msg, size_t len);
+/* The same sealed out of place from src (wg_aead_seal_to: the plaintext is hdr[0..hdr_len), then
+ * src[hdr_len..data_len), then zeros up to the padded len; src[-64..len+63) is read, never written):
+ * msg gets the header, the ciphertext and the tag, with the same scratch as wg_seal_room. */
+size_t wg_seal_to(const struct wg_keypair *kp, uint64_t counter, uint8_t *msg, const uint8_t *src,
+                  size_t len, size_t data_len, const uint8_t *hdr, size_t hdr_len);
 /* After the caller sent `n` data messages (`bytes` UDP payload) with kp: timers, rekeying. */
 void wg_tx_done(struct wg_device *d, struct wg_peer *p, struct wg_keypair *kp, unsigned n,
                 uint64_t bytes, uint64_t now);

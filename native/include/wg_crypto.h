@@ -78,11 +78,22 @@ int wg_aead_open_room(uint8_t *in, size_t len, uint64_t counter, const uint8_t k
  *   (out then holds nothing but zeros). `in` is never written, so other threads may read around it. */
 int wg_aead_open_to(uint8_t *out, const uint8_t *in, size_t len, uint64_t counter,
                     const uint8_t key[WG_KEY_LEN], uint64_t key_id);
+/* seal, out of place, in ONE ChaCha20 call: the plaintext (len bytes, padded) is hdr[0..hdr_len),
+ *   then in[hdr_len..data_len), then zeros up to len. in[-64..len+63) is read (the bytes standing
+ *   for the header, the padding and the room around it may hold anything) and never written;
+ *   out[-64..-1] is scratch (wiped), out[0..len) becomes the ciphertext, out[len..len+16) the tag,
+ *   and the 63 bytes after out + len are scratch. */
+void wg_aead_seal_to(uint8_t *out, const uint8_t *in, size_t len, size_t data_len,
+                     const uint8_t *hdr, size_t hdr_len, uint64_t counter,
+                     const uint8_t key[WG_KEY_LEN], uint64_t key_id);
 #define WG_AEAD_ROOM_BEFORE 64
 /* 1 when the room variants of the calling thread call the provider's ChaCha20 and POLY1305
  * directly, 0 when they go through EVP (a provider without those functions, or the environment
  * variable WEFT_WG_CRYPTO_EVP set when the process first used the crypto: tests of the fallback). */
 int wg_aead_room_direct(void);
+/* 1 when they call OpenSSL's ChaCha20 and Poly1305 primitives below the providers (found in the
+ * process, e.g. Node's OpenSSL, and checked against libsodium at start; see wg_crypto.c). */
+int wg_aead_room_raw(void);
 #define WG_AEAD_ROOM_AFTER 63
 /* A new key identity, never 0 and never handed out twice (any thread). */
 uint64_t wg_aead_key_id(void);

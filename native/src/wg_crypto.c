@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <openssl/provider.h>
+#include <dlfcn.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -47,6 +48,32 @@ struct direct {
 };
 static struct direct dfn;
 static int have_direct;
+
+/*
+ * Below the providers: OpenSSL's own ChaCha20 and Poly1305 primitives (the assembly the provider
+ * functions above end in), found at run time with dlsym. Node exports every symbol of the OpenSSL
+ * it is built with, these too; the system's libcrypto.so does not (they are not public API), so
+ * outside Node (the C tests against the shared library) the room variants stay on the provider
+ * functions. Calling them directly skips the providers' per-message layers (cipher and MAC init with
+ * parameter handling, the partial-block bookkeeping, the context checks): measured per 1424-byte
+ * seal, interleaved in one process (2 vCPUs, OpenSSL 3.0 static): 1100 -> 900 ns; whole engine
+ * (TCP 1 stream both ways, 10 interleaved pairs on a loaded machine): 0.429 -> 0.401 vCPU·s per
+ * Gbit (medians; paired difference -0.021 +- 0.011). Their signatures
+ * have been the same since OpenSSL 1.1.0; the POLY1305 context is opaque and sized by
+ * Poly1305_ctx_size. They are used only after a known-answer check against libsodium's
+ * ChaCha20-Poly1305 at start (raw_init), and never when WEFT_WG_CRYPTO_EVP is set.
+ */
+struct rawfn {
+  void (*chacha)(unsigned char *out, const unsigned char *in, size_t len, const unsigned int key[8],
+                 const unsigned int counter[4]);
+  size_t (*poly_size)(void);
+  void (*poly_init)(void *ctx, const unsigned char key[32]);
+  void (*poly_update)(void *ctx, const unsigned char *in, size_t len);
+  void (*poly_final)(void *ctx, unsigned char mac[16]);
+};
+static struct rawfn rfn;
+static int have_raw;
+#define RAW_POLY_MAX 512 /* bytes of POLY1305 context we hold (Poly1305_ctx_size: 248 in 3.0) */
 /* One ChaCha20-Poly1305 context pair per thread (a context is not shareable across threads), reused
  * for every message. A context keeps its key: consecutive messages under one session key (a whole
  * batch of a flow) only set the nonce, which skips OpenSSL's key setup, ~10% of a 1420-byte seal
@@ -63,6 +90,10 @@ struct aead_ctx {
   uint64_t s_enc_id, s_dec_id;
   /* the same three as provider contexts (struct direct), used instead when there are all three */
   void *d_enc, *d_dec, *d_poly;
+  /* the raw primitives' state (struct rawfn): each direction's key (as ChaCha20_ctr32 takes it) and
+   * next block counter and nonce, and a POLY1305 context */
+  unsigned int r_key[2][8], r_ctr[2][4];
+  _Alignas(16) unsigned char r_poly[RAW_POLY_MAX];
 };
 
 static uint64_t next_key_id;
@@ -210,6 +241,50 @@ static void direct_init(void) {
   }
 }
 
+/* Resolves the raw primitives and keeps them when they seal a few messages (tails of 0..63 bytes
+ * past whole blocks, several block counts) exactly as libsodium does. Runs once, before any
+ * thread uses the room variants (aead_get needs the init). */
+static void seal_room_len(uint8_t *pt, size_t len, uint64_t counter, const uint8_t *key);
+static void raw_init(void) {
+  if (getenv("WEFT_WG_CRYPTO_EVP")) return;
+  struct rawfn r;
+  *(void **)&r.chacha = dlsym(RTLD_DEFAULT, "ChaCha20_ctr32");
+  *(void **)&r.poly_size = dlsym(RTLD_DEFAULT, "Poly1305_ctx_size");
+  *(void **)&r.poly_init = dlsym(RTLD_DEFAULT, "Poly1305_Init");
+  *(void **)&r.poly_update = dlsym(RTLD_DEFAULT, "Poly1305_Update");
+  *(void **)&r.poly_final = dlsym(RTLD_DEFAULT, "Poly1305_Final");
+  if (!r.chacha || !r.poly_size || !r.poly_init || !r.poly_update || !r.poly_final ||
+      r.poly_size() > RAW_POLY_MAX) {
+    return;
+  }
+  rfn = r;
+  have_raw = 1;
+  static const size_t lens[] = {0, 1, 63, 64, 100, 447, 448, 1424, 1440};
+  enum { MAX = 1440 };
+  uint8_t key[WG_KEY_LEN], n[12] = {0}, ref[MAX + WG_TAG_LEN];
+  uint8_t *buf = calloc(1, 64 + MAX + WG_TAG_LEN + 64), *pt = buf ? buf + 64 : NULL;
+  uint8_t *plain = malloc(MAX);
+  int ok = buf && plain;
+  for (size_t i = 0; ok && i < sizeof(lens) / sizeof(lens[0]); i++) {
+    size_t len = lens[i];
+    uint64_t counter = 0x0102030405060708ULL + i;
+    for (size_t k = 0; k < WG_KEY_LEN; k++) key[k] = (uint8_t)(k * 7 + i);
+    for (size_t k = 0; k < len; k++) plain[k] = (uint8_t)(k * 13 + i);
+    for (int b = 0; b < 8; b++) n[4 + b] = (uint8_t)(counter >> (8 * b));
+    crypto_aead_chacha20poly1305_ietf_encrypt_detached(ref, ref + len, NULL, plain, len, NULL, 0,
+                                                       NULL, n, key);
+    if (len) memcpy(pt, plain, len);
+    seal_room_len(pt, len, counter, key);
+    ok = memcmp(pt, ref, len + WG_TAG_LEN) == 0;
+  }
+  free(buf);
+  free(plain);
+  if (!ok) {
+    have_raw = 0;
+    memset(&rfn, 0, sizeof(rfn));
+  }
+}
+
 static void do_init(void) {
   if (sodium_init() < 0) return;
   chacha_poly = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
@@ -217,6 +292,7 @@ static void do_init(void) {
   chacha_raw = EVP_CIPHER_fetch(NULL, "ChaCha20", NULL);
   mac_poly = EVP_MAC_fetch(NULL, "POLY1305", NULL);
   if (chacha_raw && mac_poly) direct_init();
+  if (chacha_raw && mac_poly) raw_init();
   md_blake2s = EVP_MD_fetch(NULL, "BLAKE2S-256", NULL);
   mac_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
   mac_blake2s = EVP_MAC_fetch(NULL, "BLAKE2SMAC", NULL);
@@ -373,8 +449,10 @@ int wg_aead_open_id(uint8_t *out, const uint8_t *in, size_t len, uint64_t counte
 
 int wg_aead_room_direct(void) {
   struct aead_ctx *a = aead_get();
-  return a && a->d_enc ? 1 : 0;
+  return a && (a->d_enc || have_raw) ? 1 : 0;
 }
+
+int wg_aead_room_raw(void) { return have_raw; }
 
 static void iv_for(uint8_t iv[16], uint64_t counter) {
   memset(iv, 0, 8); /* block counter 0 (little endian), then the nonce 0^32 || LE64(counter) */
@@ -389,7 +467,11 @@ static int stream_init(struct aead_ctx *a, int dec, const uint8_t key[WG_KEY_LEN
   int same = key_id && *held == key_id;
   if (!same) *held = 0;
   int ok;
-  if (a->d_enc) {
+  if (have_raw) {
+    if (!same) memcpy(a->r_key[dec], key, WG_KEY_LEN); /* x86-64 and other little-endian hosts */
+    memcpy(a->r_ctr[dec], iv, 16);
+    ok = 1;
+  } else if (a->d_enc) {
     ok = dfn.c_init(dec ? a->d_dec : a->d_enc, same ? NULL : key, same ? 0 : WG_KEY_LEN, iv, 16,
                     NULL);
   } else {
@@ -400,8 +482,14 @@ static int stream_init(struct aead_ctx *a, int dec, const uint8_t key[WG_KEY_LEN
   return 1;
 }
 
-/* out = in XOR the direction's key stream, len bytes (< INT_MAX); 1 on success. */
+/* out = in XOR the direction's key stream, len bytes (< INT_MAX; whole blocks unless it is the
+ * message's last call); 1 on success. */
 static int stream_xor(struct aead_ctx *a, int dec, uint8_t *out, const uint8_t *in, size_t len) {
+  if (have_raw) {
+    rfn.chacha(out, in, len, a->r_key[dec], a->r_ctr[dec]);
+    a->r_ctr[dec][0] += (unsigned int)(len / 64);
+    return 1;
+  }
   if (a->d_enc) {
     size_t ol = 0;
     return dfn.c_cipher(dec ? a->d_dec : a->d_enc, out, &ol, len, in, len) && ol == len;
@@ -416,6 +504,13 @@ static int poly_tag(struct aead_ctx *a, uint8_t tag[WG_TAG_LEN], const uint8_t o
   uint8_t tail[32] = {0}; /* 16 zero bytes of which the padding is the last (16 - len % 16) % 16 */
   for (int i = 0; i < 8; i++) tail[24 + i] = (uint8_t)((uint64_t)len >> (8 * i));
   size_t pad = (16 - (len & 15)) & 15, ol = 0;
+  if (have_raw) {
+    rfn.poly_init(a->r_poly, otk);
+    if (len) rfn.poly_update(a->r_poly, ct, len);
+    rfn.poly_update(a->r_poly, tail + 16 - pad, pad + 16);
+    rfn.poly_final(a->r_poly, tag); /* wipes the context */
+    return 1;
+  }
   if (a->d_poly) {
     void *m = a->d_poly;
     return dfn.m_init(m, otk, 32, NULL) && (len == 0 || dfn.m_update(m, ct, len)) &&
@@ -426,6 +521,27 @@ static int poly_tag(struct aead_ctx *a, uint8_t tag[WG_TAG_LEN], const uint8_t o
   return EVP_MAC_init(m, otk, 32, NULL) && (len == 0 || EVP_MAC_update(m, ct, len)) &&
          EVP_MAC_update(m, tail + 16 - pad, pad + 16) && EVP_MAC_final(m, tag, &ol, WG_TAG_LEN) &&
          ol == WG_TAG_LEN;
+}
+
+/* wg_aead_seal_room's composition on a context of its own (raw_init's check: no thread context
+ * exists yet, and none is made for it). */
+static void seal_room_len(uint8_t *pt, size_t len, uint64_t counter, const uint8_t *key) {
+  struct aead_ctx *a = calloc(1, sizeof(*a));
+  if (!a) {
+    memset(pt, 0, len + WG_TAG_LEN);
+    return;
+  }
+  size_t total = (64 + len + ROOM_SLACK) & ~(size_t)ROOM_SLACK;
+  uint8_t iv[16], otk[32];
+  iv_for(iv, counter);
+  uint8_t *b = pt - 64;
+  memset(b, 0, 64);
+  if (stream_init(a, 0, key, 0, iv) && stream_xor(a, 0, b, b, total)) {
+    memcpy(otk, b, 32);
+    poly_tag(a, pt + len, otk, pt, len);
+  }
+  sodium_memzero(a, sizeof(*a));
+  free(a);
 }
 
 void wg_aead_seal_room(uint8_t *pt, size_t len, uint64_t counter, const uint8_t key[WG_KEY_LEN],
@@ -505,6 +621,56 @@ int wg_aead_open_to(uint8_t *out, const uint8_t *in, size_t len, uint64_t counte
   sodium_memzero(otk, sizeof(otk));
   if (rc != 0) sodium_memzero(out, clen);
   return rc;
+}
+
+/* dst[i] ^= a[i] ^ b[i] (b may be NULL: dst[i] ^= a[i]), 8 bytes at a time. */
+static void xor_into(uint8_t *dst, const uint8_t *a, const uint8_t *b, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t d, x, y = 0;
+    memcpy(&d, dst + i, 8);
+    memcpy(&x, a + i, 8);
+    if (b) memcpy(&y, b + i, 8);
+    d ^= x ^ y;
+    memcpy(dst + i, &d, 8);
+  }
+  for (; i < n; i++) dst[i] ^= (uint8_t)(a[i] ^ (b ? b[i] : 0));
+}
+
+/*
+ * Seal out of place in ONE ChaCha20 call, from in[-64..] to out[-64..] over 64 + len in whole blocks
+ * (wg_aead_open_to's shape the other way): the plaintext is never assembled. Its three parts are
+ * fixed up in the output instead, by linearity of the stream cipher (out = in XOR key stream):
+ * block 0's key stream (the Poly1305 key) is out XOR in; a header given apart is XORed in where the
+ * input held other bytes; padding past data_len (zeros) is the key stream alone, out XOR in. So the
+ * engine seals a segment straight from the TUN read buffer (its payload, and whatever precedes it
+ * standing in for its header) into the send slot, without first copying it there.
+ */
+void wg_aead_seal_to(uint8_t *out, const uint8_t *in, size_t len, size_t data_len,
+                     const uint8_t *hdr, size_t hdr_len, uint64_t counter,
+                     const uint8_t key[WG_KEY_LEN], uint64_t key_id) {
+  struct aead_ctx *a = aead_get();
+  size_t total = (64 + len + ROOM_SLACK) & ~(size_t)ROOM_SLACK;
+  uint8_t iv[16], otk[32];
+  iv_for(iv, counter);
+  if (hdr_len > data_len) hdr_len = data_len;
+  if (data_len > len) data_len = hdr_len = 0; /* misuse: seal zeros rather than read past in */
+  if (a && a->s_enc && total <= INT_MAX && stream_init(a, 0, key, key_id, iv) &&
+      stream_xor(a, 0, out - 64, in - 64, total)) {
+    for (int i = 0; i < 32; i++) otk[i] = (uint8_t)(out[i - 64] ^ in[i - 64]);
+    xor_into(out, in, hdr, hdr_len);
+    xor_into(out + data_len, in + data_len, NULL, len - data_len);
+    int ok = poly_tag(a, out + len, otk, out, len);
+    sodium_memzero(out - 64, 64); /* block 0's key stream */
+    sodium_memzero(otk, sizeof(otk));
+    if (ok) return;
+    a->s_enc_id = 0;
+  }
+  /* no provider functions (or a broken one): the plaintext assembled in out, sealed in place */
+  if (hdr_len) memcpy(out, hdr, hdr_len);
+  if (data_len > hdr_len) memcpy(out + hdr_len, in + hdr_len, data_len - hdr_len);
+  memset(out + data_len, 0, len - data_len);
+  aead_seal(out, out, len, counter, key, key_id, NULL, 0);
 }
 
 void wg_xaead_seal(uint8_t *out, const uint8_t *in, size_t len, const uint8_t nonce[WG_XNONCE_LEN],

@@ -250,6 +250,17 @@ size_t wg_seal_room(const struct wg_keypair *kp, uint64_t counter, uint8_t *msg,
   return WG_DATA_HDR_LEN + len + WG_TAG_LEN;
 }
 
+size_t wg_seal_to(const struct wg_keypair *kp, uint64_t counter, uint8_t *msg, const uint8_t *src,
+                  size_t len, size_t data_len, const uint8_t *hdr, size_t hdr_len) {
+  wg_aead_seal_to(msg + WG_DATA_HDR_LEN, src, len, data_len, hdr, hdr_len, counter, kp->send_key,
+                  kp->send_id);
+  msg[0] = WG_MSG_DATA; /* after sealing: the header was scratch */
+  msg[1] = msg[2] = msg[3] = 0;
+  wg_put_le32(msg + 4, kp->remote_index);
+  wg_put_le64(msg + 8, counter);
+  return WG_DATA_HDR_LEN + len + WG_TAG_LEN;
+}
+
 static void keep_key_fresh_sending(struct wg_device *d, struct wg_peer *p, uint64_t now) {
   struct wg_keypair *kp = p->cur;
   if (kp && kp->initiator &&

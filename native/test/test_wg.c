@@ -197,6 +197,8 @@ static void test_aead_room(void) {
    * (make check runs this binary both ways) */
   const char *evp = getenv("WEFT_WG_CRYPTO_EVP");
   CHECK_EQ(wg_aead_room_direct(), evp ? 0 : 1);
+  /* ... and on OpenSSL's raw primitives where the process exports them (test_wg_raw, as Node does) */
+  CHECK_EQ(wg_aead_room_raw(), getenv("WEFT_WG_EXPECT_RAW") && !evp ? 1 : 0);
   enum { MAXLEN = 1500 };
   uint8_t keys[2][32], pt[MAXLEN], ref[MAXLEN + 16];
   uint64_t ids[2] = {wg_aead_key_id(), wg_aead_key_id()};
@@ -292,6 +294,52 @@ static void test_aead_open_to(void) {
   uint8_t s[WG_AEAD_ROOM_BEFORE + 15] = {0}, o[WG_AEAD_ROOM_BEFORE + 16];
   CHECK_EQ(wg_aead_open_to(o + WG_AEAD_ROOM_BEFORE, s + WG_AEAD_ROOM_BEFORE, 15, 0, keys[0], ids[0]),
            -1); /* shorter than a tag */
+}
+
+/* wg_aead_seal_to: libsodium's ciphertext and tag of hdr || in[hdr_len..data_len) || zeros for every
+ * length, header length and padding, whatever the input holds where the header and padding go and
+ * around it; the input never written, block 0's key stream wiped from the scratch in front of out,
+ * and what it seals opens with wg_aead_open_to. Buffers exactly as large as the room allowed
+ * (AddressSanitizer). */
+static void test_aead_seal_to(void) {
+  enum { MAXLEN = 1500 };
+  uint8_t keys[2][32], pt[MAXLEN], hdr[MAXLEN], ref[MAXLEN + 16];
+  uint64_t ids[2] = {wg_aead_key_id(), wg_aead_key_id()};
+  randombytes_buf(keys, sizeof(keys));
+  for (int i = 0; i < 400; i++) {
+    size_t len = i < 130 ? (size_t)i : (size_t)(i * 53) % (MAXLEN + 1);
+    size_t pad = len ? (size_t)i % (len < 16 ? len + 1 : 16) : 0, data_len = len - pad;
+    size_t hdr_len = i % 3 == 0 ? 0 : (size_t)(i * 7) % (data_len + 1);
+    int ki = (i / 5) % 2;
+    uint64_t ctr = (uint64_t)i * 0x1000009ULL + (i % 2 ? 0xfffffffffULL : 0);
+    uint8_t n[12] = {0};
+    for (int b = 0; b < 8; b++) n[4 + b] = (uint8_t)(ctr >> (8 * b));
+    size_t size = WG_AEAD_ROOM_BEFORE + len + WG_AEAD_ROOM_AFTER;
+    uint8_t *ib = malloc(size), *ob = malloc(size), *copy = malloc(size), *back = malloc(size);
+    CHECK(ib && ob && copy && back);
+    if (!ib || !ob || !copy || !back) return;
+    randombytes_buf(ib, size); /* the TUN buffer: other packets' bytes around the payload */
+    randombytes_buf(ob, size);
+    randombytes_buf(hdr, sizeof(hdr));
+    uint8_t *in = ib + WG_AEAD_ROOM_BEFORE, *out = ob + WG_AEAD_ROOM_BEFORE;
+    memcpy(pt, hdr, hdr_len);
+    memcpy(pt + hdr_len, in + hdr_len, data_len - hdr_len);
+    memset(pt + data_len, 0, pad);
+    crypto_aead_chacha20poly1305_ietf_encrypt_detached(ref, ref + len, NULL, pt, len, NULL, 0, NULL,
+                                                       n, keys[ki]);
+    memcpy(copy, ib, size);
+    wg_aead_seal_to(out, in, len, data_len, hdr, hdr_len, ctr, keys[ki], ids[ki]);
+    CHECK(memcmp(out, ref, len + 16) == 0);
+    CHECK(sodium_is_zero(ob, WG_AEAD_ROOM_BEFORE));
+    CHECK(memcmp(ib, copy, size) == 0);
+    uint8_t *o2 = back + WG_AEAD_ROOM_BEFORE;
+    CHECK_EQ(wg_aead_open_to(o2, out, len + 16, ctr, keys[ki], ids[ki]), 0);
+    CHECK(len == 0 || memcmp(o2, pt, len) == 0);
+    free(ib);
+    free(ob);
+    free(copy);
+    free(back);
+  }
 }
 
 static void test_replay(void) {
@@ -787,6 +835,7 @@ int main(void) {
   RUN(test_aead_key_cache);
   RUN(test_aead_room);
   RUN(test_aead_open_to);
+  RUN(test_aead_seal_to);
   RUN(test_replay);
   RUN(test_padding);
   RUN(test_handshake_and_data);
