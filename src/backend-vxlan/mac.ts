@@ -8,8 +8,9 @@
  * reboot, or a re-created device all yield the same MAC.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../files/atomic-write.js';
 import type { Logger } from '../log/logger.js';
 import { bytesToMac, type IpFamily } from '../netlink/index.js';
 
@@ -51,10 +52,9 @@ export async function nodeIdentity(
   if (stored) return stored;
   const id = randomBytes(16).toString('hex');
   try {
-    await mkdir(stateDir, { recursive: true, mode: 0o755 });
-    const tmp = `${file}.${process.pid}.tmp`;
-    await writeFile(tmp, `${id}\n`, { mode: 0o644 });
-    await rename(tmp, file);
+    // synced before it is renamed into place (and no temp file left when the write fails): a node-id
+    // lost to a power cut would change the VTEP MAC at the next start, the black hole this file avoids
+    await writeFileAtomic(file, `${id}\n`);
     return id;
   } catch (err) {
     log.warn(

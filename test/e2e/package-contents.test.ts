@@ -154,8 +154,8 @@ describe.skipIf(!runnable)('the weft .deb', () => {
     ]);
   });
 
-  it('maintainer scripts: removal stops weftd (the dataplane stays)', async () => {
-    expect(await maint('prerm', 'remove')).toEqual(['stop weftd.service', 'disable weftd.service']);
+  it('maintainer scripts: removal stops weftd (the dataplane stays) and keeps it enabled for a reinstall', async () => {
+    expect(await maint('prerm', 'remove')).toEqual(['stop weftd.service']);
     expect(await maint('postrm', 'remove')).toEqual(['daemon-reload']);
   });
 });
