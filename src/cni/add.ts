@@ -18,7 +18,7 @@
  * GC and a later ADD of the same attachment (liveness check for any stored state) clean up the rest.
  * Awaiting fsync put a whole journal commit (up to a second on a busy disk) on every ADD.
  */
-import { afterAnswer, type CmdContext, type CniDeps } from './deps.js';
+import { afterAnswer, callerPath, type CmdContext, type CniDeps } from './deps.js';
 import { buildDelegateConfig } from './delegate-config.js';
 import { CniCode, CniError } from './errors.js';
 import { invokeDelegateDel } from './del.js';
@@ -32,13 +32,14 @@ import { delegateVersionFor } from './versions.js';
 
 export async function cmdAdd(ctx: CmdContext, deps: CniDeps): Promise<JsonObject> {
   const { env, conf } = ctx;
-  if (isHostNetns(env.netns))
+  const netns = callerPath(deps.callerPid, env.netns);
+  if (isHostNetns(netns))
     throw new CniError(
       CniCode.InvalidEnv,
       `CNI_NETNS ${JSON.stringify(env.netns)} is this host's own network namespace`,
       "give the container's network namespace; a container on the host network needs no CNI ADD",
     );
-  if (isNotNetns(env.netns))
+  if (isNotNetns(netns))
     throw new CniError(
       CniCode.InvalidEnv,
       `CNI_NETNS ${JSON.stringify(env.netns)} is not a network namespace`,

@@ -5,7 +5,7 @@
  * instead of leaking the address (flannel removes it first). Unreadable state is never a DEL failure
  * (docs/pitfalls.md C2): weft rebuilds the delegate config from subnet.env when it can, else keeps the file for GC.
  */
-import { afterAnswer, type CmdContext, type CniDeps } from './deps.js';
+import { afterAnswer, callerPath, type CmdContext, type CniDeps } from './deps.js';
 import { buildDelegateConfig } from './delegate-config.js';
 import { isHostNetns, isNotNetns } from './host-netns.js';
 import { findPlugin } from './invoke.js';
@@ -18,9 +18,10 @@ import { compareVersions, delegateVersionFor, isSupportedVersion } from './versi
 export async function cmdDel(ctx: CmdContext, deps: CniDeps): Promise<void> {
   const { env, conf } = ctx;
   // The host's own netns (host-netns.ts): release the address only, never delete a host interface.
-  const hostNetns = isHostNetns(env.netns);
+  const netns = callerPath(deps.callerPid, env.netns);
+  const hostNetns = isHostNetns(netns);
   // A path that is no netns (its mount is gone, host-netns.ts): nothing to delete in it either.
-  const notNetns = !hostNetns && isNotNetns(env.netns);
+  const notNetns = !hostNetns && isNotNetns(netns);
   const netnsEnv: Record<string, string> = hostNetns || notNetns ? { CNI_NETNS: '' } : {};
   if (hostNetns || notNetns)
     deps.log.warn(

@@ -2,6 +2,7 @@
  * What the commands need from the outside world, injected (docs/design.md C13) so that unit tests can drive
  * the command logic with recording fakes while integration tests use the real plugins and kernel.
  */
+import { readlinkSync } from 'node:fs';
 import { readAtMostSync, withRegularFileSync } from '../files/read-regular.js';
 import type { CniEnv } from './env.js';
 import { execInvoker, type Invoker } from './invoke.js';
@@ -32,6 +33,64 @@ export interface CniDeps {
    * container's lock, and logs a failure (see `afterAnswer` below). `what` names the task in that line.
    */
   readonly afterAnswer?: (what: string, task: () => Promise<void> | void) => void;
+  /**
+   * Set in weftd (src/daemon/cni-server.ts): the pid of the shim that relayed the call. weftd may run in
+   * another mount namespace than the runtime (a systemd unit's, a package test's), where a netns bind
+   * mount made after weftd started is not visible; a path the runtime gave (CNI_NETNS) is then looked
+   * at through /proc/<pid>/root, as the runtime sees it (`callerPath`). Absent: the standalone plugin,
+   * a child of the runtime, sees what it sees.
+   */
+  readonly callerPid?: number;
+}
+
+/** `path` (CNI_NETNS) as the caller sees it (CniDeps.callerPid); '' (no netns) stays ''. */
+export function callerPath(callerPid: number | undefined, path: string): string {
+  // 0: the shim's pid is not visible in weftd's pid namespace; the path is then taken as it is
+  if (path === '' || callerPid === undefined || callerPid <= 0) return path;
+  const root = `/proc/${callerPid}/root`;
+  if (path.startsWith('/')) return resolveInRoot(root, path);
+  try {
+    // relative to the caller's working directory, as the caller names it
+    return resolveInRoot(root, `${readlinkSync(`/proc/${callerPid}/cwd`)}/${path}`);
+  } catch {
+    return path;
+  }
+}
+
+/**
+ * `path` resolved under `root` the way the caller's own lookup would: a symlink's absolute target
+ * (`/var/run` → `/run` on Debian) restarts at `root`, not at this process' `/`, which the kernel's walk
+ * through /proc/<pid>/root would do. A loop or too many links leaves the rest unresolved (the checks
+ * then see a path that does not exist and let the delegate say why).
+ */
+const MAGIC_LINK = /^[a-z_]+:\[\d+\]$/;
+
+function resolveInRoot(root: string, path: string): string {
+  let rest = path.split('/').filter((p) => p !== '' && p !== '.');
+  let done: string[] = [];
+  for (let links = 0; rest.length > 0;) {
+    const part = rest.shift()!;
+    if (part === '..') {
+      done.pop();
+      continue;
+    }
+    let target: string | null;
+    try {
+      target = readlinkSync(`${root}/${[...done, part].join('/')}`);
+    } catch {
+      target = null; // not a symlink, or absent
+    }
+    // taken as it is: no symlink, or a /proc magic link (`/proc/<pid>/ns/net` reads `net:[4026…]`),
+    // which only the kernel's own walk follows
+    if (target === null || MAGIC_LINK.test(target)) {
+      done.push(part);
+      continue;
+    }
+    if (++links > 40) return `${root}/${[...done, part, ...rest].join('/')}`;
+    if (target.startsWith('/')) done = [];
+    rest = [...target.split('/').filter((p) => p !== '' && p !== '.'), ...rest];
+  }
+  return `${root}/${done.join('/')}`;
 }
 
 /**
@@ -66,13 +125,23 @@ export interface CmdContext {
  */
 export function realDeps(
   log: CniLog,
-  o: { invoke?: Invoker; addUnavailable?: string; afterAnswer?: CniDeps['afterAnswer'] } = {},
+  o: {
+    invoke?: Invoker;
+    addUnavailable?: string;
+    afterAnswer?: CniDeps['afterAnswer'];
+    callerPid?: number;
+  } = {},
 ): CniDeps {
+  const { callerPid } = o;
   return {
     invoke: o.invoke ?? execInvoker,
     ...(o.addUnavailable !== undefined ? { addUnavailable: o.addUnavailable } : {}),
     ...(o.afterAnswer !== undefined ? { afterAnswer: o.afterAnswer } : {}),
-    inspect: nsenterInspector,
+    ...(callerPid !== undefined ? { callerPid } : {}),
+    inspect:
+      callerPid === undefined
+        ? nsenterInspector
+        : (netns, ifname) => nsenterInspector(callerPath(callerPid, netns), ifname),
     log,
     readFile: (p) => readBoundedFile(p, MAX_SUBNET_ENV_BYTES),
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),

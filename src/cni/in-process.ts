@@ -30,11 +30,15 @@ export interface LaterTask {
 /** stderr kept per call; more is cut (the tail is dropped, with a note). */
 export const MAX_STDERR_BYTES = 1 << 20;
 
-/** Runs one CNI call; never throws. `stdin` may be one byte over MAX_STDIN_BYTES (then code 5, as main.ts). */
+/**
+ * Runs one CNI call; never throws. `stdin` may be one byte over MAX_STDIN_BYTES (then code 5, as
+ * main.ts). `callerPid`: the relaying shim's, to see CNI_NETNS as the runtime does (CniDeps.callerPid).
+ */
 export async function runInProcess(
   envVars: Readonly<Record<string, string | undefined>>,
   stdin: Buffer,
   invoke: Invoker,
+  callerPid?: number,
 ): Promise<InProcessResult> {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -60,7 +64,11 @@ export async function runInProcess(
   }
   const log = stderrLog(envVars['WEFT_CNI_DEBUG'] === '1', (s) => collect(Buffer.from(s)));
   const later: LaterTask[] = [];
-  const deps = realDeps(log, { invoke, afterAnswer: (what, run) => later.push({ what, run }) });
+  const deps = realDeps(log, {
+    invoke,
+    afterAnswer: (what, run) => later.push({ what, run }),
+    ...(callerPid !== undefined ? { callerPid } : {}),
+  });
   const outcome = await runPlugin(envVars, stdin, deps);
   return { stdout: outcome.stdout, stderr: stderr(), exitCode: outcome.exitCode, later };
 }

@@ -109,20 +109,21 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer | n
       return;
     }
     const conn = new ShimConnection(sock, (req) => {
-      const p = serve(conn, req).finally(() => inflight.delete(p));
+      const p = serve(conn, req, cred.pid).finally(() => inflight.delete(p));
       inflight.add(p);
     });
   });
   server.maxConnections = MAX_CONNECTIONS;
   server.on('error', (err) => noisy.warn('CNI socket error', { error: describeError(err) }));
 
-  async function serve(conn: ShimConnection, req: CniRequest): Promise<void> {
+  async function serve(conn: ShimConnection, req: CniRequest, callerPid: number): Promise<void> {
     const command = req.env['CNI_COMMAND'] ?? '';
     const id = req.env['CNI_CONTAINERID'] ?? '';
     // The answer goes out first, then the call's state bookkeeping (CniDeps.afterAnswer), both while
     // the container's lock is held: the next call for this container sees the finished state.
     const run = async (): Promise<void> => {
-      const r = await runInProcess(req.env, req.stdin, conn.invoker(req.env));
+      // the shim's pid: CNI_NETNS is looked at in the runtime's mount namespace (CniDeps.callerPid)
+      const r = await runInProcess(req.env, req.stdin, conn.invoker(req.env), callerPid);
       conn.finish(encodeReply(ReplyStatus.Ran, r.exitCode, Buffer.from(r.stdout), r.stderr));
       runLater(r.later, (what, err) =>
         log.warn(`CNI: ${what} after the answer failed; DEL and GC still release it`, {

@@ -27,16 +27,12 @@ const CONFIG = { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } };
 describe.skipIf(!runnable)('subnet manager across an etcd cluster reset (data wiped)', () => {
   const { etcd, managers, stops } = useSubnetEtcd();
 
-  it('the peer watch re-lists and the keeper re-creates our key after the store went back to revision 1', async () => {
-    if (!etcd.reset) throw new Error('needs a spawned etcd (unset ETCD_ENDPOINTS)');
-    const prefix = etcd.prefix('reset');
-    const put = (key: string, value: string): Promise<string> =>
-      etcd.etcdctl(['put', `${prefix}/subnets/${key}`, value]);
-    await putConfig(etcd, prefix, CONFIG);
-    // History before the reset: the store revision climbs well above what the new store will reach.
-    for (let i = 0; i < 40; i++) await etcd.etcdctl(['put', `${prefix}/noise`, String(i)]);
-    await put('10.5.1.0-24', encodeLeaseAttrs(attrs(1)));
-    const me = managers.make(prefix, { ttlSeconds: 3600, renewMarginSeconds: 60 });
+  /** Host 198.18.0.9 leases a subnet, watches its peers and keeps its key, until the test ends; the
+   *  manager's info lines (where a re-list says why) are collected. */
+  async function watchAndKeep(prefix: string) {
+    const infos: string[] = [];
+    const log: Logger = { ...nullLogger, info: (m) => void infos.push(m), child: () => log };
+    const me = managers.make(prefix, { ttlSeconds: 3600, renewMarginSeconds: 60 }, log);
     const own = await me.acquireLease(attrs(9));
     const ac = new AbortController();
     const rec = new WatchRecorder(me.watchLeases(own, ac.signal));
@@ -46,6 +42,19 @@ describe.skipIf(!runnable)('subnet manager across an etcd cluster reset (data wi
       await rec.done;
       await keeping;
     });
+    return { own, rec, infos };
+  }
+
+  it('the peer watch re-lists and the keeper re-creates our key after the store went back to revision 1', async () => {
+    if (!etcd.reset) throw new Error('needs a spawned etcd (unset ETCD_ENDPOINTS)');
+    const prefix = etcd.prefix('reset');
+    const put = (key: string, value: string): Promise<string> =>
+      etcd.etcdctl(['put', `${prefix}/subnets/${key}`, value]);
+    await putConfig(etcd, prefix, CONFIG);
+    // History before the reset: the store revision climbs well above what the new store will reach.
+    for (let i = 0; i < 40; i++) await etcd.etcdctl(['put', `${prefix}/noise`, String(i)]);
+    await put('10.5.1.0-24', encodeLeaseAttrs(attrs(1)));
+    const { own, rec } = await watchAndKeep(prefix);
     await rec.waitFor((e) => e.length >= 1);
     expect(rec.summary()).toEqual(['snapshot:10.5.1.0-24']);
     expect(await storeRevision(etcd)).toBeGreaterThan(40);
@@ -82,18 +91,7 @@ describe.skipIf(!runnable)('subnet manager across an etcd cluster reset (data wi
     const put = (e: EtcdFixture, key: string, n: number): Promise<string> =>
       e.etcdctl(['put', `${prefix}/subnets/${key}`, encodeLeaseAttrs(attrs(n))]);
     await putConfig(etcd, prefix, CONFIG);
-    const infos: string[] = [];
-    const log: Logger = { ...nullLogger, info: (m) => void infos.push(m), child: () => log };
-    const me = managers.make(prefix, { ttlSeconds: 3600, renewMarginSeconds: 60 }, log);
-    const own = await me.acquireLease(attrs(9));
-    const ac = new AbortController();
-    const rec = new WatchRecorder(me.watchLeases(own, ac.signal));
-    const keeping = me.keepLease(own, ac.signal).catch((err: unknown) => err);
-    stops.push(async () => {
-      ac.abort();
-      await rec.done;
-      await keeping;
-    });
+    const { own, rec, infos } = await watchAndKeep(prefix);
     await rec.waitFor((e) => e.length >= 1);
     // The watch sees a peer at a revision well above 1.
     for (let i = 0; i < 20; i++) await etcd.etcdctl(['put', `${prefix}/noise`, String(i)]);
@@ -149,18 +147,7 @@ describe.skipIf(!runnable)('subnet manager across an etcd cluster reset (data wi
     const prefix = etcd.prefix('compact-restart');
     await putConfig(etcd, prefix, CONFIG);
     await etcd.etcdctl(['put', `${prefix}/subnets/10.5.1.0-24`, encodeLeaseAttrs(attrs(1))]);
-    const infos: string[] = [];
-    const log: Logger = { ...nullLogger, info: (m) => void infos.push(m), child: () => log };
-    const me = managers.make(prefix, { ttlSeconds: 3600, renewMarginSeconds: 60 }, log);
-    const own = await me.acquireLease(attrs(9));
-    const ac = new AbortController();
-    const rec = new WatchRecorder(me.watchLeases(own, ac.signal));
-    const keeping = me.keepLease(own, ac.signal).catch((err: unknown) => err);
-    stops.push(async () => {
-      ac.abort();
-      await rec.done;
-      await keeping;
-    });
+    const { rec, infos } = await watchAndKeep(prefix);
     await rec.waitFor((e) => e.length >= 1);
     await sleep(500); // the watch is connected and has taken its anchor
     // History up to the watch's revision is compacted away (the revision of the key it anchored on
