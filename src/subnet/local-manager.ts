@@ -119,7 +119,6 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
     return out;
   }
 
-  /** Our lease among the listed ones: by PublicIP, preferring a reservation, then a compatible one. */
   /**
    * The entry naming our PublicIP to reuse: a reservation for us first, then the subnet our containers
    * use (subnet.env's, `previous`): several keys can name us, e.g. after etcd was restored from a backup
