@@ -17,7 +17,7 @@ import { useLeakCheck } from '../../helpers/leaks.js';
 import { uniquePrefix } from '../../helpers/netns.js';
 import { requireCaps } from '../../helpers/require.js';
 import { waitFor } from '../../helpers/exec.js';
-import { cniPluginDir } from '../../unit/cni/plugin-dir.js';
+import { cniPluginDir, pluginDirConf } from '../../unit/cni/plugin-dir.js';
 
 const runnable = requireCaps('root', 'netns');
 useLeakCheck();
@@ -46,17 +46,7 @@ describe.skipIf(!runnable)('CNI_NETNS mounted only in the caller’s mount names
     CNI_IFNAME: 'eth0',
     CNI_PATH: join(dir, 'bin'),
   });
-  const conf = () =>
-    Buffer.from(
-      JSON.stringify({
-        cniVersion: '1.0.0',
-        name: 'net1',
-        type: 'weft',
-        subnetFile: join(dir, 'subnet.env'),
-        dataDir: join(dir, 'state'),
-        subnetWaitSeconds: 0,
-      }),
-    );
+  const conf = () => pluginDirConf(dir);
 
   beforeAll(async () => {
     dir = cniPluginDir('weft-cni-mountns-');

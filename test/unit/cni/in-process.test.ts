@@ -7,7 +7,7 @@
 import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { cniPluginDir } from './plugin-dir.js';
+import { cniPluginDir, pluginDirConf } from './plugin-dir.js';
 import { runInProcess, runLater, type LaterTask } from '../../../src/cni/in-process.js';
 import type { InvokeRequest, Invoker } from '../../../src/cni/invoke.js';
 
@@ -32,17 +32,7 @@ const env = (command: string) => ({
   CNI_IFNAME: 'eth0',
   CNI_PATH: join(dir, 'bin'),
 });
-const conf = () =>
-  Buffer.from(
-    JSON.stringify({
-      cniVersion: '1.0.0',
-      name: 'net1',
-      type: 'weft',
-      subnetFile: join(dir, 'subnet.env'),
-      dataDir: join(dir, 'state'),
-      subnetWaitSeconds: 0,
-    }),
-  );
+const conf = () => pluginDirConf(dir);
 const stateFile = () => join(dir, 'state', 'net1', 'ctr1@eth0');
 const stored = () => JSON.parse(readFileSync(stateFile(), 'utf8')) as Record<string, unknown>;
 

@@ -16,3 +16,17 @@ export function cniPluginDir(prefix: string): string {
   );
   return dir;
 }
+
+/** A weft network config (stdin) for network `net1` on that directory: its subnet.env, state in `state/`. */
+export function pluginDirConf(dir: string): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      cniVersion: '1.0.0',
+      name: 'net1',
+      type: 'weft',
+      subnetFile: join(dir, 'subnet.env'),
+      dataDir: join(dir, 'state'),
+      subnetWaitSeconds: 0,
+    }),
+  );
+}
