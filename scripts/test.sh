@@ -40,11 +40,13 @@ log "build"
 npm run --silent build
 
 # Checks that count as one test each: typecheck, lint (eslint + prettier), native C unit tests.
-check_passed=0; check_failed=0
+check_passed=0; check_failed=0; check_failures=""
 check() {
   local name=$1; shift
   log "$name"
-  if "$@"; then check_passed=$((check_passed + 1)); else check_failed=$((check_failed + 1)); echo "FAILED: $name" >&2; fi
+  if "$@"; then check_passed=$((check_passed + 1)); else
+    check_failed=$((check_failed + 1)); check_failures+="$name"$'\n'; echo "FAILED: $name" >&2
+  fi
 }
 check typecheck npm run --silent typecheck
 check lint npm run --silent lint
@@ -85,11 +87,13 @@ for tier in "${tiers[@]}"; do
   set -e
 done
 
-node - "$reports" "$check_passed" "$check_failed" "${rcs[@]}" <<'NODE'
+node - "$reports" "$check_passed" "$check_failed" "$check_failures" "${rcs[@]}" <<'NODE'
 const fs = require('node:fs');
 const path = require('node:path');
-const [dir, cp, cf, ...rcs] = process.argv.slice(2);
+const [dir, cp, cf, checkFailures, ...rcs] = process.argv.slice(2);
 let passed = Number(cp), failed = Number(cf), skipped = 0;
+// every failure is named again at the end, where a CI log's tail shows it
+const failures = checkFailures.split('\n').filter(Boolean).map((name) => `check: ${name}`);
 for (const entry of rcs) {
   const [tier, rc] = entry.split('=');
   let tierFailed = 0;
@@ -99,7 +103,18 @@ for (const entry of rcs) {
     tierFailed += r.numFailedTests;
     skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
     // a file that failed to load (syntax error, failing hook) counts as a failure too
-    tierFailed += (r.testResults ?? []).filter((t) => t.status === 'failed' && (t.assertionResults ?? []).length === 0).length;
+    for (const file of r.testResults ?? []) {
+      const rel = path.relative(process.cwd(), file.name ?? '');
+      if (file.status === 'failed' && (file.assertionResults ?? []).length === 0) {
+        tierFailed += 1;
+        failures.push(`${tier}: ${rel}: ${(file.message ?? 'failed to load').split('\n')[0]}`);
+      }
+      for (const t of file.assertionResults ?? []) {
+        if (t.status !== 'failed') continue;
+        const why = (t.failureMessages ?? [])[0]?.split('\n')[0] ?? '';
+        failures.push(`${tier}: ${rel} > ${t.fullName ?? t.title}${why ? `: ${why.slice(0, 300)}` : ''}`);
+      }
+    }
     if (r.numTotalTests === 0 && !process.env.WEFT_TEST_FILTERED) {
       console.error(`vitest ran no test in tier ${tier}`);
       tierFailed += 1;
@@ -109,9 +124,13 @@ for (const entry of rcs) {
     tierFailed += 1;
   }
   // vitest failed outside any test (e.g. a global teardown or leak check)
-  if (Number(rc) !== 0 && tierFailed === 0) tierFailed = 1;
+  if (Number(rc) !== 0 && tierFailed === 0) {
+    tierFailed = 1;
+    failures.push(`${tier}: vitest exited ${rc} outside any test (see its output above)`);
+  }
   failed += tierFailed;
 }
+if (failures.length > 0) console.log(`\nFailed:\n${failures.map((f) => `  ${f}`).join('\n')}`);
 console.log(`\n${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ''));
 process.exit(failed > 0 ? 1 : 0);
 NODE
