@@ -245,6 +245,15 @@ describe.skipIf(!runnable).each(['separate', 'ipv4'] as const)(
           }
         }
       }
+      if (failures.length > 0) {
+        // the engines' own counters say why (handshakes sent and answered, drops by reason)
+        for (const w of daemons) {
+          const wg = (await metricsText(w))
+            .split('\n')
+            .filter((l) => l.startsWith('weft_wireguard'));
+          failures.push(`${w.host.netns}:\n${wg.join('\n')}`);
+        }
+      }
       expect(failures).toEqual([]);
       const links = await nsRun(daemons[0]!.host.netns, 'ip', ['-o', 'link', 'show']);
       expect(links.stdout.includes('weft-wg-v6')).toBe(mode === 'separate');
