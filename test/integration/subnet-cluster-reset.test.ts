@@ -22,7 +22,10 @@ import { attrs, putConfig, storeRevision, WatchRecorder, useSubnetEtcd } from '.
 const runnable = requireCaps('etcd', 'etcdctl');
 useLeakCheck();
 
-const CONFIG = { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } };
+/** Our host leases from 10.5.100.0 up, so the other hosts' keys written below (10.5.1–10.5.9) are never
+ *  the one our manager picked (a random free subnet: it once picked 10.5.2.0/24 and the test's "other
+ *  host" overwrote our own key). */
+const CONFIG = { Network: '10.5.0.0/16', SubnetMin: '10.5.100.0', Backend: { Type: 'vxlan' } };
 
 describe.skipIf(!runnable)('subnet manager across an etcd cluster reset (data wiped)', () => {
   const { etcd, managers, stops } = useSubnetEtcd();
@@ -31,7 +34,23 @@ describe.skipIf(!runnable)('subnet manager across an etcd cluster reset (data wi
    *  manager's info lines (where a re-list says why) are collected. */
   async function watchAndKeep(prefix: string) {
     const infos: string[] = [];
-    const log: Logger = { ...nullLogger, info: (m) => void infos.push(m), child: () => log };
+    /** every line at every level, with its fields: what a failed wait prints */
+    const trace: string[] = [];
+    const at =
+      (level: string) =>
+      (m: string, f?: Record<string, unknown>): void =>
+        void trace.push(`${level} ${m} ${f ? JSON.stringify(f) : ''}`);
+    const log: Logger = {
+      ...nullLogger,
+      debug: at('debug'),
+      warn: at('warn'),
+      error: at('error'),
+      info: (m, f) => {
+        infos.push(m);
+        at('info')(m, f);
+      },
+      child: () => log,
+    };
     const me = managers.make(prefix, { ttlSeconds: 3600, renewMarginSeconds: 60 }, log);
     const own = await me.acquireLease(attrs(9));
     const ac = new AbortController();
@@ -42,7 +61,7 @@ describe.skipIf(!runnable)('subnet manager across an etcd cluster reset (data wi
       await rec.done;
       await keeping;
     });
-    return { own, rec, infos };
+    return { own, rec, infos, trace };
   }
 
   it('the peer watch re-lists and the keeper re-creates our key after the store went back to revision 1', async () => {
@@ -54,7 +73,7 @@ describe.skipIf(!runnable)('subnet manager across an etcd cluster reset (data wi
     // History before the reset: the store revision climbs well above what the new store will reach.
     for (let i = 0; i < 40; i++) await etcd.etcdctl(['put', `${prefix}/noise`, String(i)]);
     await put('10.5.1.0-24', encodeLeaseAttrs(attrs(1)));
-    const { own, rec } = await watchAndKeep(prefix);
+    const { own, rec, trace } = await watchAndKeep(prefix);
     await rec.waitFor((e) => e.length >= 1);
     expect(rec.summary()).toEqual(['snapshot:10.5.1.0-24']);
     expect(await storeRevision(etcd)).toBeGreaterThan(40);
@@ -65,10 +84,14 @@ describe.skipIf(!runnable)('subnet manager across an etcd cluster reset (data wi
     await put('10.5.2.0-24', encodeLeaseAttrs(attrs(2)));
 
     // The watch sees the new store: the old peer removed, the new one added.
-    await rec.waitFor(
-      (e) => e.some((ev) => ev.kind === 'added' && ev.lease.key === '10.5.2.0-24'),
-      20_000,
-    );
+    await rec
+      .waitFor((e) => e.some((ev) => ev.kind === 'added' && ev.lease.key === '10.5.2.0-24'), 20_000)
+      .catch(async (err: Error) => {
+        const revision = await storeRevision(etcd).catch((e: Error) => e.message);
+        throw new Error(
+          `${err.message}; store revision ${revision}; log: ${JSON.stringify(trace)}`,
+        );
+      });
     expect(rec.summary()).toContain('removed:10.5.1.0-24');
     // Our subnet is registered again in the new store (under a store lease), with our PublicIP.
     const out = await waitFor(
