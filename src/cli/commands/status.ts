@@ -16,16 +16,16 @@ import { isFault } from '../peers.js';
 import { formatDuration, keyValues, type Cell } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
 import { leaseJson } from './leases.js';
-import { handshakeAge, readWgLiveFor, wgPeerStatus } from '../wireguard-view.js';
+import { handshakeAge, wgPeerStatus } from '../wireguard-view.js';
 
 export async function statusCommand(ctx: CommandContext): Promise<CommandOutput> {
   const o = ctx.options;
   return withRegistry(o, async (reg) => {
     const [local, health] = await Promise.all([
       gatherLocal(reg, o),
-      o.healthzUrl ? readHealth(o.healthzUrl, o.timeoutMs) : Promise.resolve(null),
+      readHealth(o.healthzUrl, o.timeoutMs),
     ]);
-    const { view, host, hostError, own } = local;
+    const { view, host, hostError, own, live } = local;
     const problems: string[] = [];
     if (!view.etcd.reachable) problems.push(`etcd unreachable: ${view.etcd.error}`);
     if (view.etcd.reachable && view.configError) problems.push(view.configError);
@@ -64,8 +64,7 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
         port: l?.vxlan?.port ?? null,
       };
     });
-    const live = await readWgLiveFor(view.config, o);
-    const rows = peerRowsOf(local, live);
+    const rows = peerRowsOf(local);
     const peerLeases = view.leases.filter((l) => l.key !== own?.key).length;
     const faults = rows.filter(isFault).length;
     // A refused lease is bad data in etcd, not a wrong kernel entry: weftd programs nothing for it.
