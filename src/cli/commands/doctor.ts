@@ -113,16 +113,13 @@ export async function doctorCommand(ctx: CommandContext): Promise<CommandOutput>
     const uplink = host && view.config ? uplinkOf(view.config, host, own?.lease ?? null) : null;
     const probes = await probeUnderlay(ctx, targets, uplink?.mtu ?? null);
     const checks = runChecks({
-      etcd: view.etcd,
+      ...view, // etcd, config, records, subnet.env
       clock: view.etcd.reachable ? clock : null,
-      config: view.config,
       configError: view.etcd.reachable ? view.configError : null,
-      records: view.records,
       own,
       host,
       hostError,
       nft,
-      subnetEnv: view.subnetEnv,
       health,
       peers,
       probes,
