@@ -11,6 +11,7 @@ import tseslint from 'typescript-eslint';
  */
 const backendDeps = [
   'errors',
+  'exec',
   'files',
   'log',
   'ip',
@@ -36,17 +37,18 @@ const entrypointDeps = [
 const layers = {
   errors: [],
   log: [],
+  exec: [],
   ip: ['errors'],
   lease: ['errors', 'ip'],
   native: ['errors'],
   flags: ['errors'],
   files: ['errors'],
-  migration: ['errors'],
+  migration: ['errors', 'exec'],
   netns: ['errors', 'native'],
   subnet: ['errors', 'files', 'log', 'ip', 'lease'],
   netlink: ['errors', 'log', 'ip', 'netns', 'native'],
   dataplane: ['errors', 'log', 'ip', 'native'],
-  firewall: ['errors', 'log', 'subnet'],
+  firewall: ['errors', 'exec', 'log', 'subnet'],
   backend: ['errors', 'log', 'ip', 'lease', 'subnet', 'netlink'],
   'backend-vxlan': backendDeps,
   'backend-hostgw': backendDeps,

@@ -29,15 +29,9 @@ export { forwardPolicyChecks } from './doctor-firewall.js';
  * peers.
  */
 export function unprogrammed(peers: readonly PeerRow[]): Set<string> {
-  const out = new Set<string>();
-  const live = new Set<string>();
-  for (const p of peers) {
-    if (p.lease === null) continue;
-    if (p.verdict === 'refused' || p.verdict === 'skipped') out.add(p.lease);
-    else live.add(p.lease);
-  }
-  for (const k of live) out.delete(k);
-  return out;
+  const planned = (p: PeerRow): boolean => p.verdict !== 'refused' && p.verdict !== 'skipped';
+  const live = new Set(peers.filter(planned).map((p) => p.lease));
+  return new Set(peers.flatMap((p) => (p.lease !== null && !live.has(p.lease) ? [p.lease] : [])));
 }
 
 /** The peers doctor probes on the underlay: every other host's lease weftd programs (IPv4). */

@@ -21,7 +21,7 @@ import {
 import type { CliOptions } from './options.js';
 import { overlayDeviceNames } from './overlay-devices.js';
 import { peerVerdicts, type PeerRow } from './peers.js';
-import type { WgLiveResult } from './wireguard-view.js';
+import { readWgLiveFor, type WgLiveResult } from './wireguard-view.js';
 import { validateConfig } from './commands/config.js';
 
 export interface ClusterView {
@@ -62,19 +62,21 @@ export function findOwnRecord(
   return valid.find(named) ?? null; // e.g. --public-ip is a NAT address on no local interface
 }
 
-/** This host as the commands see it: the cluster view, its kernel facts (errors kept) and its lease. */
+/** This host as the commands see it: the cluster view, its kernel facts (errors kept), its lease, and
+ *  weftd's WireGuard engine state (a wireguard network with a known health server, else null). */
 export interface LocalView {
   readonly view: ClusterView;
   readonly host: HostFacts | null;
   readonly hostError: string | null;
   readonly own: LeaseRecord | null;
+  readonly live: WgLiveResult | null;
 }
 
 /** The cluster view (etcd errors kept as data), then this host's kernel facts for the config's
- *  overlay devices and families (errors kept too), then which lease is this host's. */
+ *  overlay devices and families (errors kept too), which lease is this host's, and the engine state. */
 export async function gatherLocal(
   reg: EtcdLeaseRegistry,
-  o: Pick<CliOptions, 'subnetFile' | 'timeoutMs'>,
+  o: Pick<CliOptions, 'subnetFile' | 'timeoutMs' | 'healthzUrl'>,
 ): Promise<LocalView> {
   const [probe, subnetEnv] = await Promise.all([probeEtcd(reg), readSubnetEnvState(o.subnetFile)]);
   let etcd = probe;
@@ -117,7 +119,8 @@ export async function gatherLocal(
   } catch (err) {
     hostError = describeError(err);
   }
-  return { view, host, hostError, own: findOwnRecord(view, host?.addrs ?? []) };
+  const own = findOwnRecord(view, host?.addrs ?? []);
+  return { view, host, hostError, own, live: await readWgLiveFor(config, o) };
 }
 
 /** The network config a command cannot do without; throws when etcd is unreachable or it is absent
@@ -135,10 +138,7 @@ export function requireConfig(view: ClusterView): NetworkConfig {
 /** Every peer lease checked against this host's kernel ([] without a valid config or kernel facts);
  *  with wireguard, the engine's peers (weftd's /metrics) are the claim order's incumbents, as in weftd
  *  (PeerInput.programmed). */
-export function peerRowsOf(
-  { view, host, own }: LocalView,
-  live: WgLiveResult | null = null,
-): PeerRow[] {
+export function peerRowsOf({ view, host, own, live }: LocalView): PeerRow[] {
   if (!view.config || !host) return [];
   return peerVerdicts({
     config: view.config,

@@ -5,7 +5,7 @@
  * subnet.env (weftd's reader); weftd's /healthz and /readyz. Every reader reports a failure as data
  * (`error` fields, nulls) so one missing tool never hides the rest of the report.
  */
-import { execFile } from 'node:child_process';
+import { runCommand } from '../exec/run-command.js';
 import { readFile } from 'node:fs/promises';
 import { release } from 'node:os';
 import { describeError } from '../errors.js';
@@ -68,19 +68,6 @@ export interface HostFacts {
   readonly conntrack: { readonly count: number; readonly max: number } | null;
   /** UDP datagrams this netns received with a bad checksum (`/proc/net/snmp` Udp InCsumErrors). */
   readonly udpCsumErrors?: number | null;
-}
-
-function exec(
-  cmd: string,
-  args: readonly string[],
-  timeoutMs: number,
-): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : 127) : 0;
-      resolve({ code, out: stdout, err: stderr || (error && code === 127 ? error.message : '') });
-    });
-  });
 }
 
 async function readText(path: string): Promise<string | null> {
@@ -160,8 +147,8 @@ export async function readHostFacts(
     const txChecksum: Record<string, string | null> = {};
     for (const d of devices) {
       if (!kernel.links.some((l) => l.name === d)) continue;
-      const r = await exec('ethtool', ['-k', d], timeoutMs);
-      txChecksum[d] = r.code === 0 ? parseEthtoolFeature(r.out, 'tx-checksum-ip-generic') : null;
+      const r = await runCommand(['ethtool', '-k', d], { timeoutMs });
+      txChecksum[d] = r.code === 0 ? parseEthtoolFeature(r.stdout, 'tx-checksum-ip-generic') : null;
     }
     const count = await readText('/proc/sys/net/netfilter/nf_conntrack_count');
     const max = await readText('/proc/sys/net/netfilter/nf_conntrack_max');
@@ -188,8 +175,8 @@ export async function readNft(timeoutMs: number): Promise<NftState> {
       nft.listTable('ip', 'weft'),
       nft.listTable('ip6', 'weft'),
     ]);
-    const r = await exec('nft', ['-j', 'list', 'chains'], timeoutMs);
-    const forwardDrop = r.code === 0 ? forwardDropChains(r.out) : [];
+    const r = await runCommand(['nft', '-j', 'list', 'chains'], { timeoutMs });
+    const forwardDrop = r.code === 0 ? forwardDropChains(r.stdout) : [];
     const ipt = createIptablesRunner();
     const read = async (f: 4 | 6): Promise<{ forward: string | null; weft: string | null }> => {
       const forward = await ipt.list(f, 'FORWARD').catch(() => null);
@@ -198,7 +185,7 @@ export async function readNft(timeoutMs: number): Promise<NftState> {
       return { forward, weft };
     };
     const iptables = { 4: await read(4), 6: await read(6) };
-    const error = r.code === 0 ? null : `nft list chains: ${r.err.trim()}`;
+    const error = r.code === 0 ? null : `nft list chains: ${r.message.trim()}`;
     return { iptables, weft4, weft6, forwardDrop, error };
   } catch (err) {
     return { weft4: null, weft6: null, forwardDrop: [], error: describeError(err) };
@@ -233,7 +220,12 @@ async function status(url: string, timeoutMs: number): Promise<number> {
   return res.status;
 }
 
-export async function readHealth(base: string, timeoutMs: number): Promise<HealthState> {
+/** weftd's /healthz and /readyz (null: no --healthz-url / --healthz-port). Never throws. */
+export async function readHealth(
+  base: string | null,
+  timeoutMs: number,
+): Promise<HealthState | null> {
+  if (base === null) return null;
   try {
     const [healthz, readyz] = await Promise.all([
       status(`${base}/healthz`, timeoutMs),

@@ -28,6 +28,7 @@ export const COMMANDS = [
 ] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
+/** The parsed command line; each field's flag and meaning are in CLI_FLAGS below. */
 export interface CliOptions extends EtcdOptions {
   readonly command: CommandName;
   /** Words after the command (subcommand and arguments). */
@@ -35,30 +36,18 @@ export interface CliOptions extends EtcdOptions {
   readonly json: boolean;
   /** Base URL of weftd's health server, e.g. http://127.0.0.1:8081 (null: not checked). */
   readonly healthzUrl: string | null;
-  /** Per-request timeout in ms (etcd, health, probes). */
   readonly timeoutMs: number;
-  /** `ping`: echo requests to send. */
   readonly count: number;
-  /** `ping`: seconds between requests. */
   readonly interval: number;
-  /** `ping`: network namespace (name under /run/netns or a path) to ping from. */
   readonly fromContainer: string | null;
-  /** `lease reserve`: the public IP the reservation is for. */
   readonly publicIp: string | null;
-  /** `config set`: read the JSON from this file ('-' = stdin). */
   readonly file: string | null;
-  /** `doctor`: skip the underlay probes of every peer. */
   readonly noProbe: boolean;
-  /** Colours: 'auto' (TTY and no NO_COLOR), 'always', 'never'. */
   readonly color: 'auto' | 'always' | 'never';
   readonly help: boolean;
-  /** `cleanup`: flannel's leftovers are what it cleans. */
   readonly flannel: boolean;
-  /** `cleanup`: remove (without it: only show). */
   readonly yes: boolean;
-  /** `docker-opts`: write the env file here ('-' or unset: stdout). */
   readonly output: string | null;
-  /** `docker-opts`: seconds to wait for subnet.env. */
   readonly wait: number;
 }
 
@@ -87,6 +76,12 @@ function flag(
   return { name, key, kind, def, help, ...more };
 }
 
+/** An http(s) base URL without a path: etcd endpoints and weftd's health server. */
+const BASE_URL = /^https?:\/\/[^/\s]+\/?$/;
+/** A check that passes null and what `re` matches, else says `want`. */
+const matching = (re: RegExp, want: string) => (v: string | null) =>
+  v === null || re.test(v) ? undefined : want;
+
 export const CLI_FLAGS: readonly FlagSpec[] = [
   flag('json', 'bool', false, 'print JSON instead of tables'),
   ...ETCD_FLAGS.map((row) => ({ ...row, shared: true })),
@@ -95,12 +90,7 @@ export const CLI_FLAGS: readonly FlagSpec[] = [
     'string',
     null,
     "weftd's health server (default from --healthz-port: http://127.0.0.1:<port>)",
-    {
-      check: (v: string | null) =>
-        v === null || /^https?:\/\/[^/\s]+\/?$/.test(v)
-          ? undefined
-          : 'must be like http://127.0.0.1:8081',
-    },
+    { check: matching(BASE_URL, 'must be like http://127.0.0.1:8081') },
   ),
   flag('healthz-port', 'int', null, "weftd's --healthz-port (0 = do not check weftd)", {
     key: 'healthzUrl',
@@ -119,12 +109,7 @@ export const CLI_FLAGS: readonly FlagSpec[] = [
     'string',
     null,
     "ping: from this container's network namespace (name or /proc/<pid>/ns/net path)",
-    {
-      check: (v: string | null) =>
-        v === null || /^[A-Za-z0-9_.\-/]{1,255}$/.test(v)
-          ? undefined
-          : 'must be a netns name or path',
-    },
+    { check: matching(/^[A-Za-z0-9_.\-/]{1,255}$/, 'must be a netns name or path') },
   ),
   flag(
     'public-ip',
@@ -135,8 +120,7 @@ export const CLI_FLAGS: readonly FlagSpec[] = [
   flag('file', 'string', null, "config set: read JSON from a file ('-' = stdin)"),
   flag('no-probe', 'bool', false, 'doctor: skip underlay probes'),
   flag('color', 'string', 'auto', 'auto, always or never', {
-    check: (v: string) =>
-      ['auto', 'always', 'never'].includes(v) ? undefined : 'must be auto, always or never',
+    check: matching(/^(auto|always|never)$/, 'must be auto, always or never'),
   }),
   flag('help', 'bool', false, 'print help'),
   flag('flannel', 'bool', false, "cleanup: flannel's leftovers"),
@@ -182,7 +166,7 @@ function parseEndpoints(text: string, source: string): string[] {
   if (list.length === 0)
     throw usageError(`${source}: no endpoint given (e.g. http://127.0.0.1:2379)`);
   for (const e of list)
-    if (!/^https?:\/\/[^/\s]+\/?$/.test(e))
+    if (!BASE_URL.test(e))
       throw usageError(
         `${source}: ${JSON.stringify(e)} is not like http://host:port or https://host:port`,
       );

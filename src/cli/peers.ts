@@ -29,9 +29,6 @@ import {
   type PlannedNetwork,
 } from './peer-planner.js';
 
-export { lookupRoute, type KernelState } from './kernel-entries.js';
-export { overlayDeviceNames, overlayDevices } from './overlay-devices.js';
-
 export type PeerVerdict =
   | 'ok'
   | 'missing'

@@ -61,21 +61,3 @@ export function buildDelegateConfig(
   d['ipam'] = ipam;
   return d;
 }
-
-/** JSON with keys sorted at every level: stable bytes for the stored state and golden tests. */
-export function canonicalJson(v: unknown): string {
-  return JSON.stringify(sortKeys(v));
-}
-
-function sortKeys(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(sortKeys);
-  if (typeof v === 'object' && v !== null) {
-    const o = v as Record<string, unknown>;
-    return Object.fromEntries(
-      Object.keys(o)
-        .sort()
-        .map((k) => [k, sortKeys(o[k])]),
-    );
-  }
-  return v;
-}

@@ -7,7 +7,7 @@
  * flannel's `-s N` / `-d N`, they are scoped like weft's nft forward chain (README "Firewall rules").
  * Nothing is done while the policy is ACCEPT and iptables is not installed.
  */
-import { execFile } from 'node:child_process';
+import { runCommand } from '../exec/run-command.js';
 import { WeftError } from '../errors.js';
 
 export const IPT_CHAIN = 'WEFT-FWD';
@@ -22,23 +22,10 @@ export interface IptablesRunner {
   restore(family: IptFamily, script: string): Promise<void>;
 }
 
-function exec(
-  argv: readonly string[],
-  input: string | null,
-): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => {
-    const [cmd = 'iptables', ...args] = argv;
-    const child = execFile(cmd, args, { timeout: 10_000 }, (err, stdout, stderr) => {
-      if (err && (err as NodeJS.ErrnoException).code === 'ENOENT')
-        return resolve({ code: 127, out: '' });
-      resolve({
-        code: err ? (typeof err.code === 'number' ? err.code : 1) : 0,
-        out: err ? stderr : stdout,
-      });
-    });
-    child.stdin?.on('error', () => undefined);
-    if (input !== null) child.stdin?.end(input);
-  });
+/** The exit code, and stdout (stderr when it failed). */
+async function exec(argv: readonly string[], input: string | null) {
+  const r = await runCommand(argv, { input });
+  return { code: r.code, out: r.code === 0 ? r.stdout : r.stderr };
 }
 
 export function createIptablesRunner(opts: { netns?: string } = {}): IptablesRunner {

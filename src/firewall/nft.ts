@@ -2,7 +2,7 @@
  * Running `nft`: apply a script as one transaction (`nft -f -`) and read weft's tables back as JSON.
  * `netns` runs it through `ip netns exec` (tests only; weftd runs in its host's namespace).
  */
-import { execFile } from 'node:child_process';
+import { runCommand } from '../exec/run-command.js';
 import { WeftError } from '../errors.js';
 
 export interface NftRunner {
@@ -15,33 +15,10 @@ export interface NftRunner {
 /** One element of the `nftables` array of `nft -j` output. */
 export type NftObject = Readonly<Record<string, Readonly<Record<string, unknown>>>>;
 
-function exec(
-  argv: readonly string[],
-  input: string | null,
-  timeoutMs: number,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const [cmd, ...args] = argv;
-    const child = execFile(
-      cmd ?? 'nft',
-      args,
-      { timeout: timeoutMs, maxBuffer: 16 << 20 },
-      (err, stdout, stderr) => {
-        if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') {
-          resolve({ code: 127, stdout: '', stderr: `${cmd ?? 'nft'} not found: install nftables` });
-          return;
-        }
-        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-        resolve({
-          code,
-          stdout,
-          stderr: stderr || (err && typeof err.code !== 'number' ? err.message : ''),
-        });
-      },
-    );
-    child.stdin?.on('error', () => undefined); // EPIPE when nft is missing or died: reported above
-    if (input !== null) child.stdin?.end(input);
-  });
+/** nft's output; stderr names a missing nft or a failure without an exit code (timeout). */
+async function exec(argv: readonly string[], input: string | null, timeoutMs: number) {
+  const r = await runCommand(argv, { input, timeoutMs });
+  return { ...r, stderr: r.missing ? `${argv[0]} not found: install nftables` : r.message };
 }
 
 export function createNftRunner(

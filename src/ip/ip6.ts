@@ -79,11 +79,6 @@ export function formatIp6(value: bigint): string {
   return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
 }
 
-/** Canonical form of an IPv6 address text; throws AddressError when it is not one. */
-export function canonicalIp6(text: string): string {
-  return formatIp6(parseIp6(text));
-}
-
 export function ip6Mask(prefixLen: number): bigint {
   return prefixLen === 0 ? 0n : (ALL << BigInt(128 - prefixLen)) & ALL;
 }

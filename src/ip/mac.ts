@@ -93,8 +93,3 @@ export function formatMac(bytes: Uint8Array | readonly number[]): string {
   const h = (i: number): string => HEX2[bytes[i]! & 255]!;
   return `${h(0)}:${h(1)}:${h(2)}:${h(3)}:${h(4)}:${h(5)}`;
 }
-
-/** Canonical lowercase colon form of a MAC text; throws AddressError when it is not one. */
-export function canonicalMac(text: string): string {
-  return formatMac(parseMac(text));
-}

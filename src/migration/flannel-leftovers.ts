@@ -7,7 +7,7 @@
  * command below); `weftctl cleanup --flannel` shows them and removes them with `--yes`.
  * Parsing is pure; reading and removing go through a command runner (ip, iptables-save, nft).
  */
-import { execFile } from 'node:child_process';
+import { runCommand as run } from '../exec/run-command.js';
 import { WeftError } from '../errors.js';
 
 /** The command an operator runs to remove what this module finds. */
@@ -191,19 +191,7 @@ export type CommandRunner = (
 ) => Promise<{ code: number; stdout: string; stderr: string }>;
 
 export const runCommand: CommandRunner = (cmd, args) =>
-  new Promise((resolve) => {
-    execFile(cmd, args, { timeout: 15_000, maxBuffer: 32 << 20 }, (err, stdout, stderr) => {
-      const code =
-        err === null
-          ? 0
-          : typeof err.code === 'number'
-            ? err.code
-            : err.code === 'ENOENT'
-              ? 127
-              : 1;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
+  run([cmd, ...args], { timeoutMs: 15_000, maxBuffer: 32 << 20 });
 
 /** Reads the leftovers of this host (network namespace); a missing tool reads as nothing found. */
 export async function findFlannelLeftovers(

@@ -55,54 +55,47 @@ class Taken<N extends Ip4Net | Ip6Net> {
   }
 }
 
-/** Up to `limit` free IPv4 subnets in address order. */
-export function freeSubnets4(
-  config: NetworkConfig,
+/** Up to `limit` free subnets from `first` up to address `last`, in address order (either family). */
+function freeSubnets<N extends Ip4Net | Ip6Net>(
+  parse: (cidr: string) => N | null,
+  at: (ip: N['ip']) => N,
+  first: N['ip'],
+  last: N['ip'],
   taken: readonly string[],
-  limit = MAX_CANDIDATES,
+  limit: number,
 ): string[] {
-  if (config.subnetMin === null || config.subnetMax === null) return [];
-  const nets = taken.map((t) => Ip4Net.tryParse(t)).filter((n): n is Ip4Net => n !== null);
-  const set = new Taken<Ip4Net>(config.subnetLen, nets);
-  const max = tryParseIp4(config.subnetMax)!;
+  let n: N | null = at(first);
+  const set = new Taken<N>(
+    n.prefixLen,
+    taken.map((t) => parse(t)).filter((t) => t !== null),
+  );
   const out: string[] = [];
-  let n: Ip4Net | null = new Ip4Net(tryParseIp4(config.subnetMin)!, config.subnetLen);
-  while (n && n.ip <= max && out.length < limit) {
+  while (n && n.ip <= last && out.length < limit) {
     const cover = set.covering(n);
-    if (cover) {
-      const after = cover.next();
-      n = after ? new Ip4Net(after.ip, config.subnetLen) : null;
-      continue;
+    const after = cover ? cover.next() : null;
+    if (cover) n = after ? at(after.ip) : null;
+    else {
+      if (!set.overlaps(n)) out.push(n.toString());
+      n = n.next() as N | null;
     }
-    if (!set.overlaps(n)) out.push(n.toString());
-    n = n.next();
   }
   return out;
 }
 
+/** Up to `limit` free IPv4 subnets in address order. */
+export function freeSubnets4(c: NetworkConfig, taken: readonly string[], limit = MAX_CANDIDATES) {
+  if (c.subnetMin === null || c.subnetMax === null) return [];
+  const [first, last] = [tryParseIp4(c.subnetMin)!, tryParseIp4(c.subnetMax)!];
+  const at = (ip: number): Ip4Net => new Ip4Net(ip, c.subnetLen);
+  return freeSubnets((t) => Ip4Net.tryParse(t), at, first, last, taken, limit);
+}
+
 /** Up to `limit` free IPv6 subnets in address order. */
-export function freeSubnets6(
-  config: NetworkConfig,
-  taken: readonly string[],
-  limit = MAX_CANDIDATES,
-): string[] {
-  if (config.ipv6SubnetMin === null || config.ipv6SubnetMax === null) return [];
-  const nets = taken.map((t) => Ip6Net.tryParse(t)).filter((n): n is Ip6Net => n !== null);
-  const set = new Taken<Ip6Net>(config.ipv6SubnetLen, nets);
-  const max = tryParseIp6(config.ipv6SubnetMax)!;
-  const out: string[] = [];
-  let n: Ip6Net | null = new Ip6Net(tryParseIp6(config.ipv6SubnetMin)!, config.ipv6SubnetLen);
-  while (n && n.ip <= max && out.length < limit) {
-    const cover = set.covering(n);
-    if (cover) {
-      const after = cover.next();
-      n = after ? new Ip6Net(after.ip, config.ipv6SubnetLen) : null;
-      continue;
-    }
-    if (!set.overlaps(n)) out.push(n.toString());
-    n = n.next();
-  }
-  return out;
+export function freeSubnets6(c: NetworkConfig, taken: readonly string[], limit = MAX_CANDIDATES) {
+  if (c.ipv6SubnetMin === null || c.ipv6SubnetMax === null) return [];
+  const [first, last] = [tryParseIp6(c.ipv6SubnetMin)!, tryParseIp6(c.ipv6SubnetMax)!];
+  const at = (ip: bigint): Ip6Net => new Ip6Net(ip, c.ipv6SubnetLen);
+  return freeSubnets((t) => Ip6Net.tryParse(t), at, first, last, taken, limit);
 }
 
 /**

@@ -16,7 +16,7 @@ import {
 import { planHostDevices } from '../doctor-kernel.js';
 import { findFlannelLeftovers } from '../../migration/flannel-leftovers.js';
 import { EXIT } from '../exit-codes.js';
-import { readWgLiveFor, wgDoctorChecks } from '../wireguard-view.js';
+import { wgDoctorChecks } from '../wireguard-view.js';
 import { gatherLocal, peerRowsOf } from '../gather.js';
 import { readHealth, readNft } from '../host-view.js';
 import { runPing } from './ping.js';
@@ -102,28 +102,24 @@ export async function doctorCommand(ctx: CommandContext): Promise<CommandOutput>
     const [local, clock, health, nft, flannel] = await Promise.all([
       gatherLocal(reg, o),
       sampleEtcdClock(o),
-      o.healthzUrl ? readHealth(o.healthzUrl, o.timeoutMs) : Promise.resolve(null),
+      readHealth(o.healthzUrl, o.timeoutMs),
       readNft(o.timeoutMs),
       findFlannelLeftovers().catch(() => null),
     ]);
-    const { view, host, hostError, own } = local;
-    const live = await readWgLiveFor(view.config, o);
-    const peers = peerRowsOf(local, live);
+    const { view, host, hostError, own, live } = local;
+    const peers = peerRowsOf(local);
     // only the peers weftd programs: a refused lease is reported as refused, never probed
     const targets = o.noProbe ? [] : probeTargets(view.leases, own?.lease ?? null, peers);
     const uplink = host && view.config ? uplinkOf(view.config, host, own?.lease ?? null) : null;
     const probes = await probeUnderlay(ctx, targets, uplink?.mtu ?? null);
     const checks = runChecks({
-      etcd: view.etcd,
+      ...view, // etcd, config, records, subnet.env
       clock: view.etcd.reachable ? clock : null,
-      config: view.config,
       configError: view.etcd.reachable ? view.configError : null,
-      records: view.records,
       own,
       host,
       hostError,
       nft,
-      subnetEnv: view.subnetEnv,
       health,
       peers,
       probes,

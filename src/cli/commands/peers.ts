@@ -13,7 +13,6 @@ import { sanitize, table, toneOf, type Style } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
 import {
   handshakeAge,
-  readWgLiveFor,
   wgPeerStatus,
   type WgLiveResult,
   type WgPeerLive,
@@ -91,8 +90,8 @@ export async function peersCommand(ctx: CommandContext): Promise<CommandOutput> 
     const live: WgLiveResult | null =
       config.backend.type === 'wireguard' && !o.healthzUrl
         ? { ok: false, error: 'not read (no --healthz-url / --healthz-port)' }
-        : await readWgLiveFor(config, o);
-    const rows = peerRowsOf(local, live);
+        : local.live;
+    const rows = peerRowsOf(local);
     const ok = !rows.some(isFault);
     const wg = live ? withWireguard(rows, view.leases, live) : null;
     return {

@@ -16,16 +16,16 @@ import { isFault } from '../peers.js';
 import { formatDuration, keyValues, type Cell } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
 import { leaseJson } from './leases.js';
-import { handshakeAge, readWgLiveFor, wgPeerStatus } from '../wireguard-view.js';
+import { handshakeAge, wgPeerStatus } from '../wireguard-view.js';
 
 export async function statusCommand(ctx: CommandContext): Promise<CommandOutput> {
   const o = ctx.options;
   return withRegistry(o, async (reg) => {
     const [local, health] = await Promise.all([
       gatherLocal(reg, o),
-      o.healthzUrl ? readHealth(o.healthzUrl, o.timeoutMs) : Promise.resolve(null),
+      readHealth(o.healthzUrl, o.timeoutMs),
     ]);
-    const { view, host, hostError, own } = local;
+    const { view, host, hostError, own, live } = local;
     const problems: string[] = [];
     if (!view.etcd.reachable) problems.push(`etcd unreachable: ${view.etcd.error}`);
     if (view.etcd.reachable && view.configError) problems.push(view.configError);
@@ -33,17 +33,14 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
     if (hostError) problems.push(`cannot inspect this host: ${hostError}`);
     if (health && health.healthz !== 200) problems.push(`weftd not answering on ${health.url}`);
     else if (health && health.readyz !== 200) problems.push('weftd not ready');
-    if (view.subnetEnv.text === null) problems.push(view.subnetEnv.error ?? 'no subnet.env');
-    else if (
-      own?.lease?.subnet &&
-      view.subnetEnv.parsed?.subnet !== canonicalCidr(own.lease.subnet)
-    )
-      problems.push(
-        `subnet.env says ${view.subnetEnv.parsed?.subnet ?? 'nothing'}, the lease is ${own.lease.subnet}`,
-      );
+    const env = view.subnetEnv;
+    const p = env.parsed;
+    if (env.text === null) problems.push(env.error ?? 'no subnet.env');
+    else if (own?.lease?.subnet && p?.subnet !== canonicalCidr(own.lease.subnet))
+      problems.push(`subnet.env says ${p?.subnet ?? 'nothing'}, the lease is ${own.lease.subnet}`);
     // What weftd runs (its lease's backend, subnet.env's network) against the config in etcd, which
     // weftd reads only at start: the same finding as doctor's `config-applied` and `subnet.env`.
-    const running = runningConfig(own?.lease ?? null, view.subnetEnv.parsed?.network ?? null);
+    const running = runningConfig(own?.lease ?? null, p?.network ?? null);
     const drift = backendDrift(view.config, running);
     if (drift) problems.push(drift);
     if (view.config?.network && running.network && running.network !== view.config.network)
@@ -64,8 +61,7 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
         port: l?.vxlan?.port ?? null,
       };
     });
-    const live = await readWgLiveFor(view.config, o);
-    const rows = peerRowsOf(local, live);
+    const rows = peerRowsOf(local);
     const peerLeases = view.leases.filter((l) => l.key !== own?.key).length;
     const faults = rows.filter(isFault).length;
     // A refused lease is bad data in etcd, not a wrong kernel entry: weftd programs nothing for it.
@@ -94,15 +90,15 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
       peers: { leases: peerLeases, ok: rows.filter((r) => r.verdict === 'ok').length, faults },
       weftd: health,
       subnetEnv: {
-        path: view.subnetEnv.path,
-        exists: view.subnetEnv.text !== null,
-        network: view.subnetEnv.parsed?.network ?? null,
-        subnet: view.subnetEnv.parsed?.subnet ?? null,
-        ipv6Network: view.subnetEnv.parsed?.ipv6Network ?? null,
-        subnet6: view.subnetEnv.parsed?.subnet6 ?? null,
-        mtu: view.subnetEnv.mtu,
-        ipMasq: view.subnetEnv.ipMasq,
-        error: view.subnetEnv.error,
+        path: env.path,
+        exists: env.text !== null,
+        network: p?.network ?? null,
+        subnet: p?.subnet ?? null,
+        ipv6Network: p?.ipv6Network ?? null,
+        subnet6: p?.subnet6 ?? null,
+        mtu: env.mtu,
+        ipMasq: env.ipMasq,
+        error: env.error,
       },
       problems,
     };
@@ -165,9 +161,9 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
       ],
       [
         'subnet.env',
-        view.subnetEnv.text === null
-          ? bad(view.subnetEnv.error ?? 'missing')
-          : `${view.subnetEnv.path}: ${view.subnetEnv.text.trim().split('\n').join(' ')}`,
+        env.text === null
+          ? bad(env.error ?? 'missing')
+          : `${env.path}: ${env.text.trim().split('\n').join(' ')}`,
       ],
     ];
     if (view.config?.backend.type === 'wireguard') {

@@ -17,7 +17,6 @@ import { gatherLocal, requireConfig } from '../gather.js';
 import { fdbFix, lookupRoute, neighFix, showRoute, type KernelState } from '../kernel-entries.js';
 import { familyOf, planNetwork, planOfLease, type PeerInput } from '../peer-planner.js';
 import { paint, sanitize } from '../render.js';
-import { readWgLiveFor } from '../wireguard-view.js';
 import type { CommandContext, CommandOutput } from './context.js';
 
 export interface Endpoint {
@@ -281,14 +280,13 @@ export async function traceCommand(ctx: CommandContext): Promise<CommandOutput> 
   if (family === null || !dst || ipFamily(dst) !== family)
     throw optionError('trace: give two addresses of one family: weftctl trace <src-ip> <dst-ip>');
   return withRegistry(ctx.options, async (reg) => {
-    const { view, host, own } = await gatherLocal(reg, ctx.options);
+    const { view, host, own, live } = await gatherLocal(reg, ctx.options);
     const config = requireConfig(view);
-    // the engine's peers are the claim order's incumbents, as in weftd (src/cli/peer-planner.ts)
-    const live = await readWgLiveFor(config, ctx.options);
     const t = traceOverlay({
       src,
       dst,
       config,
+      // the engine's peers are the claim order's incumbents, as in weftd (src/cli/peer-planner.ts)
       ...(live?.ok ? { programmed: live.live.programmed } : {}),
       leases: view.leases,
       own: own?.lease ?? null,

@@ -5,7 +5,7 @@
 import type { Lease } from '../../../src/lease/lease.js';
 import type { FdbEntry, LinkInfo, NeighEntry, RouteEntry } from '../../../src/netlink/index.js';
 import { parseNetworkConfig } from '../../../src/subnet/config.js';
-import type { KernelState } from '../../../src/cli/peers.js';
+import type { KernelState } from '../../../src/cli/kernel-entries.js';
 
 export const config = parseNetworkConfig('{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}}');
 export const hostGwConfig = parseNetworkConfig(

@@ -1,12 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import {
-  isFault,
-  overlayDeviceNames,
-  overlayDevices,
-  peerVerdicts,
-  type KernelState,
-  type PeerRow,
-} from '../../../src/cli/peers.js';
+import { isFault, peerVerdicts, type PeerRow } from '../../../src/cli/peers.js';
+import type { KernelState } from '../../../src/cli/kernel-entries.js';
+import { overlayDeviceNames, overlayDevices } from '../../../src/cli/overlay-devices.js';
 import { parseNetworkConfig } from '../../../src/subnet/config.js';
 import {
   MAC,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { traceOverlay } from '../../../src/cli/commands/trace.js';
-import { lookupRoute } from '../../../src/cli/peers.js';
-import type { KernelState } from '../../../src/cli/peers.js';
+import { lookupRoute } from '../../../src/cli/kernel-entries.js';
+import type { KernelState } from '../../../src/cli/kernel-entries.js';
 import {
   MAC,
   config,

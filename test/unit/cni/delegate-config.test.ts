@@ -1,9 +1,27 @@
 /** Delegate generation against golden JSON files (docs/flannel-compat.md §16), compared key-sorted. */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { buildDelegateConfig, canonicalJson } from '../../../src/cni/delegate-config.js';
+import { buildDelegateConfig } from '../../../src/cni/delegate-config.js';
 import { parseNetConf } from '../../../src/cni/netconf.js';
 import { parseSubnetEnv } from '../../../src/lease/subnet-env.js';
+
+/** JSON with keys sorted at every level: stable bytes for the stored state and golden tests. */
+function canonicalJson(v: unknown): string {
+  return JSON.stringify(sortKeys(v));
+}
+
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (typeof v === 'object' && v !== null) {
+    const o = v as Record<string, unknown>;
+    return Object.fromEntries(
+      Object.keys(o)
+        .sort()
+        .map((k) => [k, sortKeys(o[k])]),
+    );
+  }
+  return v;
+}
 
 const golden = (name: string): string =>
   canonicalJson(
