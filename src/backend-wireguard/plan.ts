@@ -192,9 +192,6 @@ export function wgLiveId(e: WgPeerEntry): string {
   return `${e.device}|${e.peer.publicKey}|${ep ? `${addr}:${ep.port}` : ''}`;
 }
 
-/** The subnets an entry makes reachable (all of them, not only `subnet`). */
-export const wgSubnets = (e: WgPeerEntry): readonly string[] => e.peer.allowedIps;
-
 /** The base64 public key in a lease's BackendData/BackendV6Data, or a reason it is unusable. */
 export function leasePublicKey(data: unknown): { key: string } | { reason: string } {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {

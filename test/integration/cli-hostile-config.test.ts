@@ -27,13 +27,13 @@ describe.skipIf(!runnable)('weftctl on a hostile network config and lease key', 
     await etcd?.stop();
   });
 
-  const ctl = (prefix: string, args: string[]) =>
+  const ctl = (prefix: string, args: string[], subnetFile = '/nonexistent/subnet.env') =>
     runCli(
       [
         ...args,
         `--etcd-endpoints=${etcd.endpoints.join(',')}`,
         `--etcd-prefix=${prefix}`,
-        '--subnet-file=/nonexistent/subnet.env',
+        `--subnet-file=${subnetFile}`,
         '--healthz-port=0',
         '--no-probe',
         '--timeout=5',
@@ -149,6 +149,24 @@ describe.skipIf(!runnable)('weftctl on a hostile network config and lease key', 
         expect(JSON.parse(r.stdout), file).toMatchObject({
           ok: false,
           error: { code: 'E_IO', message: `--file: ${file} is not a regular file` },
+        });
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('docker-opts refuses a FIFO or a device planted at the subnet file at once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-docker-opts-'));
+    try {
+      const fifo = join(dir, 'subnet.env');
+      execFileSync('mkfifo', [fifo]);
+      for (const file of [fifo, '/dev/zero']) {
+        const r = await ctl(etcd.prefix('docker'), ['docker-opts', '--json'], file);
+        expect(r.exitCode, file).not.toBe(0);
+        expect(JSON.parse(r.stdout), file).toMatchObject({
+          ok: false,
+          error: { code: 'E_IO', message: `${file} is not a regular file` },
         });
       }
     } finally {

@@ -6,12 +6,13 @@
  * masquerades (FLANNEL_IPMASQ=true), as mk-docker-opts.sh does; subnet.env is hostile input. `--wait`
  * waits up to that many seconds for weftd to write subnet.env (a drop-in may start before weftd is ready).
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ConfigError, WeftError, hasCode } from '../../errors.js';
 import { writeFileAtomic } from '../../files/atomic-write.js';
+import { readRegularFile } from '../../files/read-regular.js';
 import { firstHost } from '../../ip/host-cidr.js';
-import { readSubnetEnvFields } from '../../lease/subnet-env.js';
+import { MAX_SUBNET_ENV_BYTES, readSubnetEnvFields } from '../../lease/subnet-env.js';
 import { EXIT } from '../exit-codes.js';
 import type { CommandContext, CommandOutput } from './context.js';
 
@@ -48,21 +49,20 @@ export function dockerOptsFromSubnetEnv(text: string, file: string) {
 async function readWithWait(file: string, waitS: number, ctx: CommandContext): Promise<string> {
   const deadline = Date.now() + waitS * 1000;
   for (;;) {
-    try {
-      return await readFile(file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || Date.now() >= deadline) {
-        throw new WeftError(
-          'E_IO',
-          `cannot read ${file}: ${(err as Error).message}` +
-            ((err as NodeJS.ErrnoException).code === 'ENOENT'
-              ? '; is weftd running and ready (systemctl status weftd)? --wait=<s> waits for it'
-              : ''),
-        );
-      }
-      ctx.progress(`waiting for ${file}`);
-      await new Promise((r) => setTimeout(r, 250));
+    // hostile-safe: a FIFO or device planted at the path neither hangs nor floods weftctl
+    const r = await readRegularFile(file, MAX_SUBNET_ENV_BYTES);
+    if (r.ok) return r.buf.toString('utf8');
+    if (!r.missing || Date.now() >= deadline) {
+      throw new WeftError(
+        'E_IO',
+        r.problem +
+          (r.missing
+            ? '; is weftd running and ready (systemctl status weftd)? --wait=<s> waits for it'
+            : ''),
+      );
     }
+    ctx.progress(`waiting for ${file}`);
+    await new Promise((res) => setTimeout(res, 250));
   }
 }
 
