@@ -29,9 +29,14 @@ import type { ChildProcess } from 'node:child_process';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 1);
-/** Optional `gso_max_size` for the TUN devices (BENCH_GSO_MAX). Measured on kernel 6.18: any value
- *  below 65536 makes the kernel stop handing the TUN TSO super-packets (5-7 → ~1 Gbit/s), although it
- *  would let a segmented super-packet fit one UDP_SEGMENT send. Kept for experiments only. */
+/** Optional `gso_max_size` for the TUN devices (BENCH_GSO_MAX), for experiments. Re-measured on
+ *  kernel 6.18 (host to host: the TCP sender's own route leads into the TUN): 63000 keeps TSO reads
+ *  and caps super-packets at 44 segments, so each leaves in one UDP_SEGMENT send (44 × 1472 bytes is
+ *  the most one 64 KiB UDP datagram holds): 1.01 sends per super-packet against 1.5 (full speed) and
+ *  1.7-1.9 (a fixed 2 Gbit/s) with 64 KiB ones; forwarder CPU at 2 Gbit/s 0.272 against 0.295
+ *  vCPU·s per Gbit (lower in 8 of 10 interleaved pairs). Container traffic would need the cap on the
+ *  container's own interface: a forwarded super-packet larger than the TUN's gso_max_size is
+ *  segmented in software before the TUN. */
 const gsoMax = process.env['BENCH_GSO_MAX'] ? ['gso_max_size', process.env['BENCH_GSO_MAX']] : [];
 
 interface Row {
