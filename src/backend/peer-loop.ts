@@ -441,6 +441,10 @@ export class PeerLoop<E extends PeerEntry> {
       streamed ? (e) => streamed.add(e) : undefined,
     );
     const planMs = performance.now() - planT0;
+    // The kernel gets the rest of the plan now (a streaming sink: the last, partial chunk) and works on
+    // it while the bookkeeping below runs.
+    const applied = streamed ? streamed.finish() : this.o.sink.reconcile(plan.entries);
+    applied.catch(() => {}); // awaited below (this only keeps a throw in between from leaving it unhandled)
     this.programmed.clear();
     // forEach and indexed loops here: for-of over thousands of leases allocates an iterator result
     // per step until V8 optimizes it, and the first full reconcile runs mostly unoptimized.
@@ -462,7 +466,7 @@ export class PeerLoop<E extends PeerEntry> {
         this.o.observer?.refused?.(key, []);
       }
     }
-    const res = streamed ? await streamed.finish() : await this.o.sink.reconcile(plan.entries);
+    const res = await applied;
     const failures = this.noteFailures(res);
     const report: ReconcileReport = {
       ms: performance.now() - t0,
