@@ -126,9 +126,6 @@ export class ClaimIndex {
   }
 }
 
-/** From this many leases on (a full reconcile), `preferred` orders without a JavaScript comparator. */
-const BULK_ORDER_MIN = 64;
-
 /**
  * Leases in the order they claim entries when two want the same one: those already programmed first (a
  * newcomer cannot take over a live peer's subnet or MAC), then reservations (no expiration), then the
@@ -139,19 +136,8 @@ export function preferred(
   leases: Iterable<Lease>,
   incumbents: { has(key: string): boolean },
 ): Lease[] {
-  const all = [...leases];
-  return (
-    (all.length >= BULK_ORDER_MIN && bulkOrder(all, incumbents)) || compareOrder(all, incumbents)
-  );
-}
-
-/** `preferred` through a comparator: few leases (an event), or the rare input `bulkOrder` leaves. */
-function compareOrder(
-  leases: readonly Lease[],
-  incumbents: { has(key: string): boolean },
-): Lease[] {
   // Each lease's sort keys computed once, not in every comparison.
-  const keyed = leases.map((l) => ({
+  const keyed = [...leases].map((l) => ({
     l,
     inc: incumbents.has(l.key) ? 0 : 1,
     exp: l.expiration?.getTime() ?? Number.POSITIVE_INFINITY,
@@ -161,57 +147,6 @@ function compareOrder(
       a.inc - b.inc || b.exp - a.exp || (a.l.key < b.l.key ? -1 : a.l.key > b.l.key ? 1 : 0),
   );
   return keyed.map((k) => k.l);
-}
-
-/**
- * `preferred` for a full reconcile's thousands of leases without a JavaScript comparator: a sort calls
- * one about N·log2 N times (10 000 for 1000 leases), and the first full reconcile runs mostly
- * unoptimized, where that took 2–10 ms before the first peer could be planned and handed to the
- * kernel. Here the leases are grouped by (incumbent, expiration), the distinct expirations sorted as
- * numbers and the keys of a group as strings, both by the engine's own sort: the comparator's order.
- * Null (the caller uses the comparator) for input where that is not plain: a repeated key, or an
- * expiration that is not a number.
- */
-function bulkOrder(
-  leases: readonly Lease[],
-  incumbents: { has(key: string): boolean },
-): Lease[] | null {
-  const byKey = new Map<string, Lease>();
-  // Incumbents [0], then the others [1]: the keys per expiration (one key without an array), and the
-  // distinct expirations.
-  const groups = [new Map<number, string | string[]>(), new Map<number, string | string[]>()];
-  const exps: number[][] = [[], []];
-  for (let i = 0; i < leases.length; i++) {
-    const l = leases[i]!;
-    const key = l.key;
-    if (byKey.has(key)) return null;
-    byKey.set(key, l);
-    const exp = l.expiration?.getTime() ?? Number.POSITIVE_INFINITY;
-    if (Number.isNaN(exp)) return null;
-    const k = incumbents.has(key) ? 0 : 1;
-    const g = groups[k]!;
-    const held = g.get(exp);
-    if (held === undefined) {
-      g.set(exp, key);
-      exps[k]!.push(exp);
-    } else if (typeof held === 'string') g.set(exp, [held, key]);
-    else held.push(key);
-  }
-  const out: Lease[] = [];
-  for (let k = 0; k < 2; k++) {
-    const g = groups[k]!;
-    const sorted = new Float64Array(exps[k]!).sort();
-    for (let i = sorted.length - 1; i >= 0; i--) {
-      // The latest expiry first (a reservation, without one, before all); equal ones by key.
-      const held = g.get(sorted[i]!)!;
-      if (typeof held === 'string') out.push(byKey.get(held)!);
-      else {
-        held.sort(); // by UTF-16 code units, as `<` compares strings
-        for (let j = 0; j < held.length; j++) out.push(byKey.get(held[j]!)!);
-      }
-    }
-  }
-  return out;
 }
 
 /**
