@@ -16,6 +16,8 @@
  * - weft planning per lease: the part of that reconcile spent planning (planner, claims, encoding,
  *   while the kernel works on what was already handed over), per lease, for the size's first run and
  *   the median (the first run at the first size is the process's first reconcile, as in a weftd start);
+ * - weft's reconcile by phase (medians, its own report): devices checked, kernel read (dumps),
+ *   planning (the kernel works meanwhile), after planning (bookkeeping, then waiting for the kernel);
  * - weft incremental add / remove: with N peers programmed and the backend running, one lease added
  *   (then removed) through the lease watch; the time until its last kernel entry is acknowledged, and
  *   the netlink requests and dumps that one event cost (O(1) work means 3 requests, no dump);
