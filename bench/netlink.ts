@@ -16,6 +16,8 @@
  * - weft planning per lease: the part of that reconcile spent planning (planner, claims, encoding,
  *   while the kernel works on what was already handed over), per lease, for the size's first run and
  *   the median (the first run at the first size is the process's first reconcile, as in a weftd start);
+ * - weft's reconcile by phase (medians, its own report): devices checked, kernel read (dumps),
+ *   planning (the kernel works meanwhile), after planning (bookkeeping, then waiting for the kernel);
  * - weft incremental add / remove: with N peers programmed and the backend running, one lease added
  *   (then removed) through the lease watch; the time until its last kernel entry is acknowledged, and
  *   the netlink requests and dumps that one event cost (O(1) work means 3 requests, no dump);
@@ -149,6 +151,9 @@ interface SizeResult extends NetlinkSize {
    *  first run (at 1000, the process's first reconcile: code not yet optimized) and the median. */
   planFirstUs?: number;
   planUs?: number;
+  /** Medians of the reconcile's phases, ms (its report): devices checked, kernel read (dumps),
+   *  planning, and after planning (bookkeeping, then waiting for the kernel to finish). */
+  phases?: { readyMs: number; readMs: number; planMs: number; tailMs: number };
 }
 
 /** The node flags weftd runs with as packaged (`packaging/weftd.service`'s NODE_OPTIONS, e.g. a small
@@ -320,6 +325,10 @@ async function measure(): Promise<void> {
         oneAdd: [] as number[],
         oneRemove: [] as number[],
         plan: [] as number[],
+        ready: [] as number[],
+        read: [] as number[],
+        planMs: [] as number[],
+        tail: [] as number[],
       };
       const lines = (f: (i: number) => string): string =>
         Array.from({ length: peers }, (_, i) => f(i)).join('\n') + '\n';
@@ -369,6 +378,7 @@ async function measure(): Promise<void> {
         const runAc = new AbortController();
         let reportMs = -1;
         let planMs = -1;
+        let phases = { readyMs: NaN, readMs: NaN, tailMs: NaN };
         const counting = new CountingOps(backendOps);
         const backend = vxlanBackendFactory({
           netlink: counting.ops,
@@ -379,6 +389,7 @@ async function measure(): Promise<void> {
               if (r.programmed > 0) {
                 reportMs = r.ms;
                 planMs = r.planMs;
+                phases = { readyMs: r.readyMs, readMs: r.readMs, tailMs: r.tailMs };
               }
             },
           },
@@ -391,6 +402,10 @@ async function measure(): Promise<void> {
         t.cpu.push((c.user + c.system) / 1000);
         t.weft.push(reportMs);
         t.plan.push((planMs * 1000) / peers);
+        t.ready.push(phases.readyMs);
+        t.read.push(phases.readMs);
+        t.planMs.push(planMs);
+        t.tail.push(phases.tailMs);
         if ((await userRoutes()) !== peers)
           throw new Error(`weft programmed ${await userRoutes()} routes, expected ${peers}`);
 
@@ -445,6 +460,12 @@ async function measure(): Promise<void> {
         floorOneRemoveUs: median(t.oneRemove),
         planFirstUs: t.plan[0] ?? NaN,
         planUs: median(t.plan),
+        phases: {
+          readyMs: median(t.ready),
+          readMs: median(t.read),
+          planMs: median(t.planMs),
+          tailMs: median(t.tail),
+        },
       });
     }
     setupAc.abort();
@@ -523,6 +544,14 @@ function render(saved: Saved): { text: string; svg: string } {
       .join(
         '; ',
       )} (the first run at ${results[0]?.peers ?? '–'} is the process's first reconcile).`,
+    '',
+    `weft's full reconcile by phase, median ms: devices checked / kernel read (dumps) / planning (the kernel works meanwhile) / after planning (bookkeeping, then waiting for the kernel): ${results
+      .map((r) =>
+        r.phases
+          ? `${r.peers}: ${f(r.phases.readyMs, 1)} / ${f(r.phases.readMs, 1)} / ${f(r.phases.planMs, 1)} / ${f(r.phases.tailMs, 1)}`
+          : `${r.peers}: –`,
+      )
+      .join('; ')}.`,
     '',
     `| peers | incremental add of 1 peer: ms | its netlink requests | its dumps | incremental remove of 1 peer: ms after the ${DEFAULT_REMOVAL_GRACE_MS} ms removal grace | its netlink requests | its dumps | floor for 1 peer add / remove (C, 3 messages) |`,
     '|---|---|---|---|---|---|---|---|',

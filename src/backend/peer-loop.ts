@@ -101,9 +101,16 @@ export interface ReconcileStream<E extends PeerEntry> {
 
 export interface ReconcileReport {
   readonly ms: number;
+  /** Of `ms`, the sink's ensureReady (devices checked / repaired). */
+  readonly readyMs: number;
+  /** Of `ms`, a streaming sink reading the dataplane before planning (kernel dumps); else 0. */
+  readonly readMs: number;
   /** Of `ms`, planning every lease (planner, claims, and handing the entries to a streaming sink, whose
    *  kernel work goes on meanwhile); 0 when nothing was planned. */
   readonly planMs: number;
+  /** Of `ms`, after planning: the bookkeeping, and waiting for the sink to finish (the kernel's work
+   *  not done by the end of planning, then stale entries deleted). */
+  readonly tailMs: number;
   readonly peers: number;
   readonly programmed: number;
   readonly deleted: number;
@@ -417,9 +424,20 @@ export class PeerLoop<E extends PeerEntry> {
       this.dirty = true;
       throw err;
     }
+    const readyMs = performance.now() - t0;
     if (!this.haveSnapshot) {
       const ms = performance.now() - t0;
-      return { ms, planMs: 0, peers: 0, programmed: 0, deleted: 0, failures: 0 };
+      return {
+        ms,
+        readyMs,
+        readMs: 0,
+        planMs: 0,
+        tailMs: 0,
+        peers: 0,
+        programmed: 0,
+        deleted: 0,
+        failures: 0,
+      };
     }
     // Leases in their removal grace stay planned (their timers still remove them).
     const all = [...this.leases.values()];
@@ -430,6 +448,7 @@ export class PeerLoop<E extends PeerEntry> {
     // A streaming sink gets each kept entry as soon as it is planned (kernel work overlaps planning).
     const streamed = this.o.sink.beginReconcile ? await this.o.sink.beginReconcile() : null;
     const planT0 = performance.now();
+    const readMs = streamed ? planT0 - t0 - readyMs : 0;
     const plan = planPeers(
       all,
       (l) =>
@@ -440,7 +459,12 @@ export class PeerLoop<E extends PeerEntry> {
       new Set(this.programmed.keys()),
       streamed ? (e) => streamed.add(e) : undefined,
     );
-    const planMs = performance.now() - planT0;
+    const planT1 = performance.now();
+    const planMs = planT1 - planT0;
+    // The kernel gets the rest of the plan now (a streaming sink: the last, partial chunk) and works on
+    // it while the bookkeeping below runs.
+    const applied = streamed ? streamed.finish() : this.o.sink.reconcile(plan.entries);
+    applied.catch(() => {}); // awaited below (this only keeps a throw in between from leaving it unhandled)
     this.programmed.clear();
     // forEach and indexed loops here: for-of over thousands of leases allocates an iterator result
     // per step until V8 optimizes it, and the first full reconcile runs mostly unoptimized.
@@ -462,11 +486,15 @@ export class PeerLoop<E extends PeerEntry> {
         this.o.observer?.refused?.(key, []);
       }
     }
-    const res = streamed ? await streamed.finish() : await this.o.sink.reconcile(plan.entries);
+    const res = await applied;
     const failures = this.noteFailures(res);
+    const t1 = performance.now();
     const report: ReconcileReport = {
-      ms: performance.now() - t0,
+      ms: t1 - t0,
+      readyMs,
+      readMs,
       planMs,
+      tailMs: t1 - planT1,
       peers: this.programmed.size,
       programmed: res.programmed,
       deleted: res.deleted,
