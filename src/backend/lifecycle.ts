@@ -101,6 +101,22 @@ export function linkTriggers(
     });
 }
 
+/**
+ * For backends with routes on the uplink (host-gw, vxlan DirectRouting): true when the uplink comes
+ * back up. The kernel deletes every IPv4 route through an interface set down (`ip link set eth0 down`,
+ * a networkd or ifupdown restart) and re-adds only its own prefix routes on up, so without a reconcile
+ * then, peers stay unreachable until the next `--resync-period`.
+ */
+export function uplinkCameUp(uplinkIndex: number): (e: LinkEvent) => boolean {
+  let up = true;
+  return (e) => {
+    if (e.kind !== 'changed' || e.link.index !== uplinkIndex) return false;
+    const cameUp = e.link.up && !up;
+    up = e.link.up;
+    return cameUp;
+  };
+}
+
 /** A native engine whose 'error' is fatal (the UDP forwarder, a WireGuard device). */
 export interface FatalSource {
   on(event: 'error', listener: () => void): unknown;
