@@ -11,7 +11,7 @@ import { EXIT, exitFor, type DaemonResult } from './exit-codes.js';
 import { rateLimited, type Logger } from '../log/logger.js';
 import type { Lease, LeaseEvent } from '../lease/lease.js';
 import type { Network, Uplink } from '../backend/backend.js';
-import type { NetworkConfig, SubnetManager } from '../subnet/manager.js';
+import type { AcquireOptions, NetworkConfig, SubnetManager } from '../subnet/manager.js';
 import { sleep } from '../subnet/sleep.js';
 import { lookupBackend, type BackendRegistry } from './backends.js';
 import { Firewall } from '../firewall/firewall.js';
@@ -31,6 +31,7 @@ import {
   type SubnetEnvValues,
 } from './subnet-env.js';
 import { selectUplink, type HostSnapshot } from './uplink.js';
+import { readLeaseOwner, writeLeaseOwner } from './lease-owner.js';
 import { forwarderMetricSamples, type UdpNetwork } from '../backend-udp/index.js';
 
 export { EXIT, exitFor, type DaemonResult } from './exit-codes.js';
@@ -164,14 +165,17 @@ export class Daemon {
       log: this.log.child({ backend: config.backend.type }),
       stateDir: this.options.stateDir,
     });
+    const { stateDir } = this.options;
+    const acquire: AcquireOptions = {
+      previousSubnet: prev?.subnet ?? null,
+      previousSubnet6: prev?.subnet6 ?? null,
+      previousLeaseId: prev ? await readLeaseOwner(stateDir) : null,
+      onAcquired: (key, leaseId) => void writeLeaseOwner(stateDir, key, leaseId, this.log),
+    };
     let delay = 500;
     for (;;) {
       try {
-        return await backend.registerNetwork(
-          config,
-          { previousSubnet: prev?.subnet ?? null, previousSubnet6: prev?.subnet6 ?? null },
-          signal,
-        );
+        return await backend.registerNetwork(config, acquire, signal);
       } catch (err) {
         if (signal.aborted) throw new AbortedError();
         if (!isRetryable(err)) throw err;

@@ -262,6 +262,30 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
             );
           }
         }
+        const movedOwn =
+          previous && opts.previousLeaseId
+            ? parsed.find(
+                (p) =>
+                  p.entry.key === makeSubnetKey(previous.subnet, previous.subnet6) &&
+                  p.entry.leaseId === opts.previousLeaseId,
+              )
+            : undefined;
+        if (movedOwn?.attrs && isCompatible(config, movedOwn.pair)) {
+          // Still under our previous run's store lease, naming another public IP: this host's address
+          // changed (DHCP, a new NIC). Take it back, so its containers keep their subnet (pitfalls A1).
+          const lease = await takeOver(movedOwn, attrs, value, signal);
+          if (lease) {
+            stats.acquisitions++;
+            log.warn("this host's public IP changed: its lease now publishes the new one", {
+              key: lease.key,
+              from: movedOwn.attrs.publicIp,
+              to: attrs.publicIp,
+            });
+            return lease;
+          }
+          stats.lostRaces++;
+          continue;
+        }
         if (previous) {
           // Our previous subnet's key holding a value that is no lease names no holder: take it back
           // rather than renumbering this host's containers into another subnet.
@@ -378,7 +402,11 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
     ttlSeconds: ttl,
     renewMarginSeconds: margin,
     getNetworkConfig,
-    acquireLease,
+    async acquireLease(attrs, opts, signal) {
+      const lease = await acquireLease(attrs, opts, signal);
+      opts?.onAcquired?.(lease.key, owned.get(lease.key)?.leaseId ?? null);
+      return lease;
+    },
     keepLease,
     watchLeases: (ownLease: Lease | null, signal: AbortSignal): AsyncIterable<LeaseEvent[]> =>
       watchLeases({ registry, log, noisy }, ownLease?.key ?? null, signal),
