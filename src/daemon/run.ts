@@ -30,7 +30,12 @@ import {
   type PreviousSubnets,
   type SubnetEnvValues,
 } from './subnet-env.js';
-import { selectUplink, type HostSnapshot } from './uplink.js';
+import {
+  selectUplink,
+  uplinkAddressMoved,
+  type HostSnapshot,
+  type UplinkRequest,
+} from './uplink.js';
 import { readLeaseOwner, writeLeaseOwner } from './lease-owner.js';
 import { forwarderMetricSamples, type UdpNetwork } from '../backend-udp/index.js';
 
@@ -67,6 +72,7 @@ export class Daemon {
   ready = false;
   lease: Lease | null = null;
   uplink: Uplink | null = null;
+  private uplinkRequest: UplinkRequest | null = null;
   private readonly servers: (HealthServer | CniServer)[] = [];
   private readonly log: Logger;
   private readonly noisy: Logger;
@@ -232,7 +238,7 @@ export class Daemon {
       await this.startServers();
       const config = await this.loadNetworkConfig(subnets, stop.signal);
       lookupBackend(this.deps.backends, config.backend.type); // fail before touching the kernel
-      const uplink = selectUplink(await this.deps.readHost(), {
+      this.uplinkRequest = {
         iface: this.options.iface,
         ifaceRegex: this.options.ifaceRegex,
         ifaceCanReach: this.options.ifaceCanReach,
@@ -240,7 +246,8 @@ export class Daemon {
         publicIpv6: this.options.publicIpv6,
         ipv4: config.enableIPv4,
         ipv6: config.enableIPv6,
-      });
+      };
+      const uplink = selectUplink(await this.deps.readHost(), this.uplinkRequest);
       this.uplink = uplink;
       this.log.info('using interface', { ...uplink });
       const firewall = new Firewall(
@@ -407,6 +414,7 @@ export class Daemon {
       untilStop('lease keeper', subnets.keepLease(lease, stop.signal, onRenewed)),
       firewall.runResync(this.options.iptablesResync, stop.signal).catch(fail('firewall resync')),
       ...(writing ? [writing.catch(fail('subnet file'))] : []),
+      this.watchUplinkAddress(stop.signal).catch(fail('uplink address check')),
     ];
     await new Promise<void>((resolve) => {
       if (stop.signal.aborted) resolve();
@@ -420,6 +428,38 @@ export class Daemon {
       return exitFor(fatal);
     }
     return { exitCode: EXIT.ok, message: 'exiting cleanly' };
+  }
+
+  /**
+   * Every `--iptables-resync` seconds: the uplink's address replaced by another (pitfalls A1) rejects
+   * with E_INTERFACE, so weftd exits 4 and its supervisor restarts it onto the new address, keeping the
+   * subnet; the dataplane stays meanwhile. An address just gone (none instead) is waited out, and a
+   * move the restart could not follow (`--iface` naming the old IP) is logged, not a crash loop.
+   */
+  private async watchUplinkAddress(signal: AbortSignal): Promise<void> {
+    for (;;) {
+      await sleep(this.options.iptablesResync * 1000, signal);
+      const snap = await this.deps.readHost().catch(() => null);
+      const moved = this.uplink && snap ? uplinkAddressMoved(this.uplink, snap) : null;
+      if (moved === null || !snap || !this.uplinkRequest) continue;
+      // Only when a restart would choose the interface again (not when --iface names the old IP).
+      const again = ((): Uplink | null => {
+        try {
+          return selectUplink(snap, this.uplinkRequest!);
+        } catch {
+          return null;
+        }
+      })();
+      if (again?.name === this.uplink?.name) {
+        throw new WeftError(
+          'E_INTERFACE',
+          `the uplink's address changed (${moved}): the tunnel and the lease still use the old one; exiting so that the restart (systemd: Restart=on-failure) publishes the new one and keeps the subnet`,
+        );
+      }
+      this.noisy.error(
+        `the uplink's address changed (${moved}), but a restart would not choose that interface again: fix --iface / --iface-regex / --public-ip and restart weftd`,
+      );
+    }
   }
 
   private async shutdown(subnets: SubnetManager | null): Promise<void> {

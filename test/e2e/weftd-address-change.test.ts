@@ -3,11 +3,13 @@
  * restarted: flannel then leased a new subnet, because its own old lease names the old public IP
  * (flannel-io/flannel#760; docs/pitfalls.md A1), and every container on the host lost its network.
  * weftd records the etcd lease it holds in its state dir; the key still under that lease is its own, so
- * it takes it back and publishes the new address. Two hosts, VXLAN, one container each.
+ * it takes it back and publishes the new address. A change while weftd runs makes it exit 4 (the
+ * tunnel and the lease use the old address), so that its supervisor restarts it onto the new one.
+ * Two hosts, VXLAN, one container each.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SimContainer } from '../helpers/netns.js';
-import { nsRun, waitFor } from '../helpers/exec.js';
+import { nsRun, sleep, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import {
@@ -79,5 +81,28 @@ describe.skipIf(!runnable)('weftd restarted after its underlay address changed',
     );
     await expectThreePings(ctr[0]!, ctr[1]!);
     await expectThreePings(ctr[1]!, ctr[0]!);
+  });
+
+  it('while weftd runs: it exits 4 naming both addresses, and the restart keeps the subnet', async () => {
+    const w = d[0]!;
+    const ns = w.host.netns;
+    const before = subnetsOf(w).subnet;
+    await nsRun(ns, 'ip', ['addr', 'del', '198.18.0.11/24', 'dev', 'eth0']);
+    await nsRun(ns, 'ip', ['addr', 'add', '198.18.0.21/24', 'dev', 'eth0']);
+    // checked every --iptables-resync (2 s here); systemd's Restart=on-failure restarts it
+    const code = await Promise.race([w.exit, sleep(15_000).then(() => 'still running')]);
+    expect(code).toBe(4);
+    expect(w.logs).toContain('198.18.0.11 → 198.18.0.21');
+    restartWeftd(c, w);
+    await waitReady(w);
+    expect(subnetsOf(w).subnet).toBe(before);
+    expect((await leases()).get(before.replace('/', '-'))?.PublicIP).toBe('198.18.0.21');
+    await waitFor(
+      'the peer to reach the moved host',
+      async () => (await pingOnce(ctr[1]!, ctr[0]!.ip)) === null,
+      15_000,
+      200,
+    );
+    await expectThreePings(ctr[0]!, ctr[1]!);
   });
 });
