@@ -431,14 +431,14 @@ export class Daemon {
   }
 
   /**
-   * Every `--iptables-resync` seconds: the uplink's address replaced by another (pitfalls A1) rejects
+   * Every `--resync-period`: the uplink's address replaced by another (pitfalls A1) rejects
    * with E_INTERFACE, so weftd exits 4 and its supervisor restarts it onto the new address, keeping the
    * subnet; the dataplane stays meanwhile. An address just gone (none instead) is waited out, and a
    * move the restart could not follow (`--iface` naming the old IP) is logged, not a crash loop.
    */
   private async watchUplinkAddress(signal: AbortSignal): Promise<void> {
     for (;;) {
-      await sleep(this.options.iptablesResync * 1000, signal);
+      await sleep(this.options.resyncPeriod * 1000, signal);
       const snap = await this.deps.readHost().catch(() => null);
       const moved = this.uplink && snap ? uplinkAddressMoved(this.uplink, snap) : null;
       if (moved === null || !snap || !this.uplinkRequest) continue;

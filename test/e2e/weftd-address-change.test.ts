@@ -89,7 +89,7 @@ describe.skipIf(!runnable)('weftd restarted after its underlay address changed',
     const before = subnetsOf(w).subnet;
     await nsRun(ns, 'ip', ['addr', 'del', '198.18.0.11/24', 'dev', 'eth0']);
     await nsRun(ns, 'ip', ['addr', 'add', '198.18.0.21/24', 'dev', 'eth0']);
-    // checked every --iptables-resync (2 s here); systemd's Restart=on-failure restarts it
+    // checked every --resync-period (3 s here); systemd's Restart=on-failure restarts it
     const code = await Promise.race([w.exit, sleep(15_000).then(() => 'still running')]);
     expect(code).toBe(4);
     expect(w.logs).toContain('198.18.0.11 → 198.18.0.21');
