@@ -37,6 +37,7 @@ import {
   type UplinkRequest,
 } from './uplink.js';
 import { readLeaseOwner, writeLeaseOwner } from './lease-owner.js';
+import { configChanges } from './config-watch.js';
 import { forwarderMetricSamples, type UdpNetwork } from '../backend-udp/index.js';
 
 export { EXIT, exitFor, type DaemonResult } from './exit-codes.js';
@@ -73,6 +74,8 @@ export class Daemon {
   lease: Lease | null = null;
   uplink: Uplink | null = null;
   private uplinkRequest: UplinkRequest | null = null;
+  /** The network config weftd runs (read once, at start). */
+  private config: NetworkConfig | null = null;
   private readonly servers: (HealthServer | CniServer)[] = [];
   private readonly log: Logger;
   private readonly noisy: Logger;
@@ -238,6 +241,7 @@ export class Daemon {
       await this.startServers();
       const config = await this.loadNetworkConfig(subnets, stop.signal);
       lookupBackend(this.deps.backends, config.backend.type); // fail before touching the kernel
+      this.config = config;
       this.uplinkRequest = {
         iface: this.options.iface,
         ifaceRegex: this.options.ifaceRegex,
@@ -415,6 +419,7 @@ export class Daemon {
       firewall.runResync(this.options.iptablesResync, stop.signal).catch(fail('firewall resync')),
       ...(writing ? [writing.catch(fail('subnet file'))] : []),
       this.watchUplinkAddress(stop.signal).catch(fail('uplink address check')),
+      this.watchConfig(subnets, stop.signal).catch(() => undefined), // ends on abort
     ];
     await new Promise<void>((resolve) => {
       if (stop.signal.aborted) resolve();
@@ -459,6 +464,25 @@ export class Daemon {
       this.noisy.error(
         `the uplink's address changed (${moved}), but a restart would not choose that interface again: fix --iface / --iface-regex / --public-ip and restart weftd`,
       );
+    }
+  }
+
+  /** Every `--resync-period`: the config in etcd against the one weftd runs (config-watch.ts). */
+  private async watchConfig(subnets: SubnetManager, signal: AbortSignal): Promise<void> {
+    let told = '';
+    for (;;) {
+      await sleep(this.options.resyncPeriod * 1000, signal);
+      const now = await subnets.getNetworkConfig(signal).catch(() => null);
+      if (!now || !this.config) continue; // absent, invalid or unreachable: said elsewhere
+      const changes = configChanges(this.config, now);
+      const key = changes.join('; ');
+      if (key !== told && changes.length > 0) {
+        this.log.warn(
+          'the network config in etcd changed; weftd keeps running the config it started with (peers stay programmed): restart weftd on every host to apply it, hosts on different configs do not reach each other',
+          { changes },
+        );
+      }
+      told = key;
     }
   }
 

@@ -12,7 +12,7 @@
 import { ConfigError, WeftError, describeError, hasCode, throwIfAborted } from '../errors.js';
 import { encodeLeaseAttrs } from '../lease/codec.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../lease/lease.js';
-import { rateLimited, type Logger } from '../log/logger.js';
+import { nullLogger, rateLimited, type Logger } from '../log/logger.js';
 import { canonicalCidr } from '../ip/cidr.js';
 import {
   freeSubnets4,
@@ -99,6 +99,7 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
     recreations: 0,
   };
 
+  let lastConfigText: string | null = null;
   async function getNetworkConfig(signal?: AbortSignal): Promise<NetworkConfig> {
     const text = await registry.getConfig(signal);
     if (text === null)
@@ -106,7 +107,10 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
         `network config not found in etcd at ${options.name ?? '<prefix>'}/config: create it, e.g. etcdctl put <prefix>/config '{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}}'`,
         { code: 'E_CONFIG_NOT_FOUND' },
       );
-    return parseNetworkConfig(text, log);
+    // The same text again (weftd re-reads it every resync period) warns nothing new: stay quiet.
+    const quiet = text === lastConfigText;
+    lastConfigText = text;
+    return parseNetworkConfig(text, quiet ? nullLogger : log);
   }
 
   function parseListing(entries: readonly RegistryEntry[]): ParsedEntry[] {
