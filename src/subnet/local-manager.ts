@@ -90,6 +90,8 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
   const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   const random = options.random ?? Math.random;
   const owned = new Map<string, OwnedLease>();
+  /** AcquireOptions.onAcquired per acquired key, told again when the key's store lease changes. */
+  const reportOwner = new Map<string, NonNullable<AcquireOptions['onAcquired']>>();
   const stats: LeaseManagerStats = {
     acquisitions: 0,
     attempts: 0,
@@ -392,8 +394,17 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
       };
       owned.set(lease.key, state);
     }
+    // A key re-created under a new store lease (expired in an outage, etcd wiped) is reported again,
+    // so the record that proves the key is ours after an address change stays current.
+    const own = state;
+    const report = reportOwner.get(lease.key);
+    let reported = own.leaseId;
+    const renewed = (l: Lease): void => {
+      if (report && own.leaseId !== reported) report(l.key, (reported = own.leaseId));
+      onRenewed?.(l);
+    };
     try {
-      await keepLeaseLoop({ registry, log, ttl, margin, stats }, lease, state, signal, onRenewed);
+      await keepLeaseLoop({ registry, log, ttl, margin, stats }, lease, state, signal, renewed);
     } catch (err) {
       if (hasCode(err, 'E_ABORTED') || signal.aborted) return;
       throw err;
@@ -408,7 +419,10 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
     getNetworkConfig,
     async acquireLease(attrs, opts, signal) {
       const lease = await acquireLease(attrs, opts, signal);
-      opts?.onAcquired?.(lease.key, owned.get(lease.key)?.leaseId ?? null);
+      if (opts?.onAcquired) {
+        reportOwner.set(lease.key, opts.onAcquired);
+        opts.onAcquired(lease.key, owned.get(lease.key)?.leaseId ?? null);
+      }
       return lease;
     },
     keepLease,

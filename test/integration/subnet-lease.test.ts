@@ -214,7 +214,8 @@ describe.skipIf(!runnable)('subnet lease manager over etcd', () => {
     const prefix = etcd.prefix('expired');
     await putConfig(etcd, prefix, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
     const m = managers.make(prefix, { ttlSeconds: 2, renewMarginSeconds: 1 });
-    const lease = await m.acquireLease(attrs(1));
+    const owners: (string | null)[] = [];
+    const lease = await m.acquireLease(attrs(1), { onAcquired: (_k, id) => owners.push(id) });
     await new Promise((r) => setTimeout(r, 3500)); // nobody renews: etcd drops lease and key
     const before = await etcdLeaseIds(etcd);
     expect(await etcd.etcdctl(['get', '--keys-only', `${prefix}/subnets/${lease.key}`])).toBe('');
@@ -238,6 +239,9 @@ describe.skipIf(!runnable)('subnet lease manager over etcd', () => {
       const raw = await etcd.etcdctl(['get', `${prefix}/subnets/${lease.key}`, '-w', 'json']);
       const id = /"lease":(\d+)/.exec(raw)?.[1];
       expect(granted).toEqual([BigInt(id ?? '0').toString(16)]);
+      // weftd's ownership record (state dir) is told the new etcd lease
+      expect(owners).toHaveLength(2);
+      expect(owners[1]).toBe(id);
     } finally {
       ac.abort();
       await keeping;
