@@ -117,6 +117,16 @@ export function uplinkCameUp(uplinkIndex: number): (e: LinkEvent) => boolean {
   };
 }
 
+/**
+ * For TUN backends (udp, wireguard): true when one of `names` went down. Down, the kernel deleted the
+ * cluster route through it; the reconcile's device repair sets it up and routes it again at once
+ * instead of at the next `--resync-period` (vxlan's device trigger does the same for its device).
+ */
+export function tunWentDown(names: readonly string[]): (e: LinkEvent) => boolean {
+  return (e) =>
+    e.kind === 'resync' || (e.kind === 'changed' && !e.link.up && names.includes(e.link.name));
+}
+
 /** A native engine whose 'error' is fatal (the UDP forwarder, a WireGuard device). */
 export interface FatalSource {
   on(event: 'error', listener: () => void): unknown;
