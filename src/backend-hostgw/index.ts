@@ -18,6 +18,7 @@ import {
   backendNetlink,
   enabledFamilies,
   linkTriggers,
+  uplinkCameUp,
   ownSubnet,
   peerLoopRunner,
   type BackendRuntimeOptions,
@@ -150,6 +151,7 @@ class HostGwBackend implements Backend {
         };
       });
       const programmer = new HostGwProgrammer(ops, uplink, states);
+      const cameUp = uplinkCameUp(uplink.index);
       return {
         lease,
         mtu: planHostGwDevices(uplink).mtu!,
@@ -164,7 +166,10 @@ class HostGwBackend implements Backend {
             log,
             triggers: linkTriggers(
               ops,
-              (e) => e.kind === 'resync' || (e.kind === 'removed' && e.index === uplink.index),
+              (e) =>
+                cameUp(e) ||
+                e.kind === 'resync' ||
+                (e.kind === 'removed' && e.index === uplink.index),
             ),
           },
           this.options,

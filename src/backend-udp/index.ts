@@ -27,6 +27,8 @@ import {
   backendNetlink,
   ownSubnet,
   peerLoopRunner,
+  linkTriggers,
+  tunWentDown,
   runUntilFatal,
   type BackendRuntimeOptions,
 } from '../backend/lifecycle.js';
@@ -173,6 +175,7 @@ class UdpBackend implements Backend {
         plan: (l) => planUdpPeer(l, scope),
         sink: forwarderSink(fwd, async () => void (await configureTun(ops, spec))),
         log,
+        triggers: linkTriggers(ops, tunWentDown([cfg.name])),
       },
       this.options,
       () => {

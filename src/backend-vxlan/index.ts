@@ -24,6 +24,7 @@ import {
   backendNetlink,
   enabledFamilies,
   linkTriggers,
+  uplinkCameUp,
   ownSubnet,
   peerLoopRunner,
   type BackendRuntimeOptions,
@@ -152,6 +153,7 @@ class VxlanBackend implements Backend {
       });
       log.info('tx checksum offload mode', { mode, workaround: checksumWorkaroundWanted(mode) });
       await programmer.ensureReady();
+      const uplinkUp = uplinkCameUp(uplink.index);
       return {
         lease,
         mtu: plan.mtu!,
@@ -167,7 +169,11 @@ class VxlanBackend implements Backend {
             plan: programmer.plan,
             sink: netlinkSink(ops, programmer),
             log,
-            triggers: linkTriggers(ops, programmer.linkTrigger),
+            // DirectRouting's routes are on the uplink: the kernel drops them when it goes down.
+            triggers: linkTriggers(
+              ops,
+              (e) => (cfg.directRouting && uplinkUp(e)) || programmer.linkTrigger(e),
+            ),
           },
           this.options,
           netlink.release,

@@ -25,6 +25,8 @@ import {
   enabledFamilies,
   ownSubnet,
   peerLoopRunner,
+  linkTriggers,
+  tunWentDown,
   runUntilFatal,
   type BackendRuntimeOptions,
 } from '../backend/lifecycle.js';
@@ -251,6 +253,7 @@ class WireguardBackend implements Backend {
           },
         ),
         log,
+        triggers: linkTriggers(ops, tunWentDown(devices.map((d) => d.plan.name))),
       },
       this.options,
       () => {

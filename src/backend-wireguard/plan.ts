@@ -201,10 +201,14 @@ export function leasePublicKey(data: unknown): { key: string } | { reason: strin
   if (typeof k !== 'string' || !BASE64_KEY.test(k)) {
     return { reason: `BackendData.PublicKey ${showValue(k)} is not a base64 WireGuard key` };
   }
-  if (Buffer.from(k, 'base64').every((b) => b === 0)) {
+  const bytes = Buffer.from(k, 'base64');
+  if (bytes.every((b) => b === 0)) {
     return { reason: 'BackendData.PublicKey is all zeros' };
   }
-  return { key: k };
+  // Canonical form: a last character with non-zero padding bits ("…B=" for "…A=") is the same key to
+  // Go's decoder (flannel) and to the engine, which reports it canonically; kept as written, the key
+  // would escape the one-key-one-lease claim and the sink would re-add the peer at every reconcile.
+  return { key: bytes.toString('base64') };
 }
 
 export function isWireguardLease(lease: Lease): boolean {

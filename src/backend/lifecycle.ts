@@ -101,6 +101,32 @@ export function linkTriggers(
     });
 }
 
+/**
+ * For backends with routes on the uplink (host-gw, vxlan DirectRouting): true when the uplink comes
+ * back up. The kernel deletes every IPv4 route through an interface set down (`ip link set eth0 down`,
+ * a networkd or ifupdown restart) and re-adds only its own prefix routes on up, so without a reconcile
+ * then, peers stay unreachable until the next `--resync-period`.
+ */
+export function uplinkCameUp(uplinkIndex: number): (e: LinkEvent) => boolean {
+  let up = true;
+  return (e) => {
+    if (e.kind !== 'changed' || e.link.index !== uplinkIndex) return false;
+    const cameUp = e.link.up && !up;
+    up = e.link.up;
+    return cameUp;
+  };
+}
+
+/**
+ * For TUN backends (udp, wireguard): true when one of `names` went down. Down, the kernel deleted the
+ * cluster route through it; the reconcile's device repair sets it up and routes it again at once
+ * instead of at the next `--resync-period` (vxlan's device trigger does the same for its device).
+ */
+export function tunWentDown(names: readonly string[]): (e: LinkEvent) => boolean {
+  return (e) =>
+    e.kind === 'resync' || (e.kind === 'changed' && !e.link.up && names.includes(e.link.name));
+}
+
 /** A native engine whose 'error' is fatal (the UDP forwarder, a WireGuard device). */
 export interface FatalSource {
   on(event: 'error', listener: () => void): unknown;

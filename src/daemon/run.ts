@@ -11,7 +11,7 @@ import { EXIT, exitFor, type DaemonResult } from './exit-codes.js';
 import { rateLimited, type Logger } from '../log/logger.js';
 import type { Lease, LeaseEvent } from '../lease/lease.js';
 import type { Network, Uplink } from '../backend/backend.js';
-import type { NetworkConfig, SubnetManager } from '../subnet/manager.js';
+import type { AcquireOptions, NetworkConfig, SubnetManager } from '../subnet/manager.js';
 import { sleep } from '../subnet/sleep.js';
 import { lookupBackend, type BackendRegistry } from './backends.js';
 import { Firewall } from '../firewall/firewall.js';
@@ -30,7 +30,14 @@ import {
   type PreviousSubnets,
   type SubnetEnvValues,
 } from './subnet-env.js';
-import { selectUplink, type HostSnapshot } from './uplink.js';
+import {
+  selectUplink,
+  uplinkAddressMoved,
+  type HostSnapshot,
+  type UplinkRequest,
+} from './uplink.js';
+import { readLeaseOwner, writeLeaseOwner } from './lease-owner.js';
+import { configChanges } from './config-watch.js';
 import { forwarderMetricSamples, type UdpNetwork } from '../backend-udp/index.js';
 
 export { EXIT, exitFor, type DaemonResult } from './exit-codes.js';
@@ -66,6 +73,9 @@ export class Daemon {
   ready = false;
   lease: Lease | null = null;
   uplink: Uplink | null = null;
+  private uplinkRequest: UplinkRequest | null = null;
+  /** The network config weftd runs (read once, at start). */
+  private config: NetworkConfig | null = null;
   private readonly servers: (HealthServer | CniServer)[] = [];
   private readonly log: Logger;
   private readonly noisy: Logger;
@@ -164,14 +174,17 @@ export class Daemon {
       log: this.log.child({ backend: config.backend.type }),
       stateDir: this.options.stateDir,
     });
+    const { stateDir } = this.options;
+    const acquire: AcquireOptions = {
+      previousSubnet: prev?.subnet ?? null,
+      previousSubnet6: prev?.subnet6 ?? null,
+      previousLeaseId: prev ? await readLeaseOwner(stateDir) : null,
+      onAcquired: (key, leaseId) => void writeLeaseOwner(stateDir, key, leaseId, this.log),
+    };
     let delay = 500;
     for (;;) {
       try {
-        return await backend.registerNetwork(
-          config,
-          { previousSubnet: prev?.subnet ?? null, previousSubnet6: prev?.subnet6 ?? null },
-          signal,
-        );
+        return await backend.registerNetwork(config, acquire, signal);
       } catch (err) {
         if (signal.aborted) throw new AbortedError();
         if (!isRetryable(err)) throw err;
@@ -228,7 +241,8 @@ export class Daemon {
       await this.startServers();
       const config = await this.loadNetworkConfig(subnets, stop.signal);
       lookupBackend(this.deps.backends, config.backend.type); // fail before touching the kernel
-      const uplink = selectUplink(await this.deps.readHost(), {
+      this.config = config;
+      this.uplinkRequest = {
         iface: this.options.iface,
         ifaceRegex: this.options.ifaceRegex,
         ifaceCanReach: this.options.ifaceCanReach,
@@ -236,7 +250,8 @@ export class Daemon {
         publicIpv6: this.options.publicIpv6,
         ipv4: config.enableIPv4,
         ipv6: config.enableIPv6,
-      });
+      };
+      const uplink = selectUplink(await this.deps.readHost(), this.uplinkRequest);
       this.uplink = uplink;
       this.log.info('using interface', { ...uplink });
       const firewall = new Firewall(
@@ -403,6 +418,8 @@ export class Daemon {
       untilStop('lease keeper', subnets.keepLease(lease, stop.signal, onRenewed)),
       firewall.runResync(this.options.iptablesResync, stop.signal).catch(fail('firewall resync')),
       ...(writing ? [writing.catch(fail('subnet file'))] : []),
+      this.watchUplinkAddress(stop.signal).catch(fail('uplink address check')),
+      this.watchConfig(subnets, stop.signal).catch(() => undefined), // ends on abort
     ];
     await new Promise<void>((resolve) => {
       if (stop.signal.aborted) resolve();
@@ -416,6 +433,57 @@ export class Daemon {
       return exitFor(fatal);
     }
     return { exitCode: EXIT.ok, message: 'exiting cleanly' };
+  }
+
+  /**
+   * Every `--resync-period`: the uplink's address replaced by another (pitfalls A1) rejects
+   * with E_INTERFACE, so weftd exits 4 and its supervisor restarts it onto the new address, keeping the
+   * subnet; the dataplane stays meanwhile. An address just gone (none instead) is waited out, and a
+   * move the restart could not follow (`--iface` naming the old IP) is logged, not a crash loop.
+   */
+  private async watchUplinkAddress(signal: AbortSignal): Promise<void> {
+    for (;;) {
+      await sleep(this.options.resyncPeriod * 1000, signal);
+      const snap = await this.deps.readHost().catch(() => null);
+      const moved = this.uplink && snap ? uplinkAddressMoved(this.uplink, snap) : null;
+      if (moved === null || !snap || !this.uplinkRequest) continue;
+      // Only when a restart would choose the interface again (not when --iface names the old IP).
+      const again = ((): Uplink | null => {
+        try {
+          return selectUplink(snap, this.uplinkRequest!);
+        } catch {
+          return null;
+        }
+      })();
+      if (again?.name === this.uplink?.name) {
+        throw new WeftError(
+          'E_INTERFACE',
+          `the uplink's address changed (${moved}): the tunnel and the lease still use the old one; exiting so that the restart (systemd: Restart=on-failure) publishes the new one and keeps the subnet`,
+        );
+      }
+      this.noisy.error(
+        `the uplink's address changed (${moved}), but a restart would not choose that interface again: fix --iface / --iface-regex / --public-ip and restart weftd`,
+      );
+    }
+  }
+
+  /** Every `--resync-period`: the config in etcd against the one weftd runs (config-watch.ts). */
+  private async watchConfig(subnets: SubnetManager, signal: AbortSignal): Promise<void> {
+    let told = '';
+    for (;;) {
+      await sleep(this.options.resyncPeriod * 1000, signal);
+      const now = await subnets.getNetworkConfig(signal).catch(() => null);
+      if (!now || !this.config) continue; // absent, invalid or unreachable: said elsewhere
+      const changes = configChanges(this.config, now);
+      const key = changes.join('; ');
+      if (key !== told && changes.length > 0) {
+        this.log.warn(
+          'the network config in etcd changed; weftd keeps running the config it started with (peers stay programmed): restart weftd on every host to apply it, hosts on different configs do not reach each other',
+          { changes },
+        );
+      }
+      told = key;
+    }
   }
 
   private async shutdown(subnets: SubnetManager | null): Promise<void> {

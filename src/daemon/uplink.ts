@@ -265,6 +265,25 @@ async function readNum(path: string): Promise<number> {
 }
 
 /** Reads interfaces, addresses and routes of the current network namespace. */
+/**
+ * The uplink's address gone from its interface while another one of that family is there (DHCP gave
+ * another address, an operator renumbered it): `eth0 198.18.0.1 → 198.18.0.11`, else null. The tunnel
+ * source and the published IP are stale then; only a restart picks the new address up (and keeps the
+ * subnet). An interface left without any address, or gone, is not a move.
+ */
+export function uplinkAddressMoved(uplink: Uplink, snap: HostSnapshot): string | null {
+  const ifc = snap.interfaces.find((i) => i.name === uplink.name);
+  if (!ifc) return null;
+  const pairs: [string | null, readonly string[]][] = [
+    [uplink.ifaceAddr, ifc.addrs4],
+    [uplink.ifaceAddr6, ifc.addrs6],
+  ];
+  const moved = pairs.flatMap(([was, now]) =>
+    was && now[0] && !now.includes(was) ? [`${was} → ${now[0]}`] : [],
+  );
+  return moved.length > 0 ? `${uplink.name} ${moved.join(', ')}` : null;
+}
+
 export async function readHostSnapshot(): Promise<HostSnapshot> {
   const addrs = networkInterfaces();
   const interfaces: HostInterface[] = [];

@@ -12,7 +12,7 @@
 import { ConfigError, WeftError, describeError, hasCode, throwIfAborted } from '../errors.js';
 import { encodeLeaseAttrs } from '../lease/codec.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../lease/lease.js';
-import { rateLimited, type Logger } from '../log/logger.js';
+import { nullLogger, rateLimited, type Logger } from '../log/logger.js';
 import { canonicalCidr } from '../ip/cidr.js';
 import {
   freeSubnets4,
@@ -90,6 +90,8 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
   const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   const random = options.random ?? Math.random;
   const owned = new Map<string, OwnedLease>();
+  /** AcquireOptions.onAcquired per acquired key, told again when the key's store lease changes. */
+  const reportOwner = new Map<string, NonNullable<AcquireOptions['onAcquired']>>();
   const stats: LeaseManagerStats = {
     acquisitions: 0,
     attempts: 0,
@@ -99,6 +101,7 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
     recreations: 0,
   };
 
+  let lastConfigText: string | null = null;
   async function getNetworkConfig(signal?: AbortSignal): Promise<NetworkConfig> {
     const text = await registry.getConfig(signal);
     if (text === null)
@@ -106,7 +109,10 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
         `network config not found in etcd at ${options.name ?? '<prefix>'}/config: create it, e.g. etcdctl put <prefix>/config '{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}}'`,
         { code: 'E_CONFIG_NOT_FOUND' },
       );
-    return parseNetworkConfig(text, log);
+    // The same text again (weftd re-reads it every resync period) warns nothing new: stay quiet.
+    const quiet = text === lastConfigText;
+    lastConfigText = text;
+    return parseNetworkConfig(text, quiet ? nullLogger : log);
   }
 
   function parseListing(entries: readonly RegistryEntry[]): ParsedEntry[] {
@@ -262,6 +268,30 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
             );
           }
         }
+        const movedOwn =
+          previous && opts.previousLeaseId
+            ? parsed.find(
+                (p) =>
+                  p.entry.key === makeSubnetKey(previous.subnet, previous.subnet6) &&
+                  p.entry.leaseId === opts.previousLeaseId,
+              )
+            : undefined;
+        if (movedOwn?.attrs && isCompatible(config, movedOwn.pair)) {
+          // Still under our previous run's store lease, naming another public IP: this host's address
+          // changed (DHCP, a new NIC). Take it back, so its containers keep their subnet (pitfalls A1).
+          const lease = await takeOver(movedOwn, attrs, value, signal);
+          if (lease) {
+            stats.acquisitions++;
+            log.warn("this host's public IP changed: its lease now publishes the new one", {
+              key: lease.key,
+              from: movedOwn.attrs.publicIp,
+              to: attrs.publicIp,
+            });
+            return lease;
+          }
+          stats.lostRaces++;
+          continue;
+        }
         if (previous) {
           // Our previous subnet's key holding a value that is no lease names no holder: take it back
           // rather than renumbering this host's containers into another subnet.
@@ -364,8 +394,17 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
       };
       owned.set(lease.key, state);
     }
+    // A key re-created under a new store lease (expired in an outage, etcd wiped) is reported again,
+    // so the record that proves the key is ours after an address change stays current.
+    const own = state;
+    const report = reportOwner.get(lease.key);
+    let reported = own.leaseId;
+    const renewed = (l: Lease): void => {
+      if (report && own.leaseId !== reported) report(l.key, (reported = own.leaseId));
+      onRenewed?.(l);
+    };
     try {
-      await keepLeaseLoop({ registry, log, ttl, margin, stats }, lease, state, signal, onRenewed);
+      await keepLeaseLoop({ registry, log, ttl, margin, stats }, lease, state, signal, renewed);
     } catch (err) {
       if (hasCode(err, 'E_ABORTED') || signal.aborted) return;
       throw err;
@@ -378,7 +417,14 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
     ttlSeconds: ttl,
     renewMarginSeconds: margin,
     getNetworkConfig,
-    acquireLease,
+    async acquireLease(attrs, opts, signal) {
+      const lease = await acquireLease(attrs, opts, signal);
+      if (opts?.onAcquired) {
+        reportOwner.set(lease.key, opts.onAcquired);
+        opts.onAcquired(lease.key, owned.get(lease.key)?.leaseId ?? null);
+      }
+      return lease;
+    },
     keepLease,
     watchLeases: (ownLease: Lease | null, signal: AbortSignal): AsyncIterable<LeaseEvent[]> =>
       watchLeases({ registry, log, noisy }, ownLease?.key ?? null, signal),

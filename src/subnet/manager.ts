@@ -34,6 +34,14 @@ export interface AcquireOptions {
   /** The previous subnet.env's FLANNEL_SUBNET / FLANNEL_IPV6_SUBNET (reused when free and compatible). */
   readonly previousSubnet?: string | null;
   readonly previousSubnet6?: string | null;
+  /**
+   * The store lease our previous run held the previous subnet's key with (weftd keeps it in its state
+   * dir). When this host's public IP changed, that key still names the old IP: holding this lease
+   * proves it is ours, so it is taken back (compare-and-swap) instead of leasing another subnet.
+   */
+  readonly previousLeaseId?: string | null;
+  /** Told the key and store lease (null: a reservation) once a lease is acquired, to be kept. */
+  readonly onAcquired?: (key: string, leaseId: string | null) => void;
 }
 
 export interface SubnetManager {

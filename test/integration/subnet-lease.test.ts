@@ -106,6 +106,39 @@ describe.skipIf(!runnable)('subnet lease manager over etcd', () => {
     expect(again.subnet).toBe('10.5.7.0/24');
   });
 
+  it('a changed public IP takes back the previous subnet only under the etcd lease recorded for it', async () => {
+    const prefix = etcd.prefix('moved-ip');
+    await putConfig(etcd, prefix, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
+    const ids = new Map<string, string | null>();
+    const onAcquired = (key: string, leaseId: string | null): void => void ids.set(key, leaseId);
+    const ours = await managers
+      .make(prefix, { ttlSeconds: 600 })
+      .acquireLease(attrs(1), { previousSubnet: '10.5.40.1/24', onAcquired });
+    const theirs = await managers
+      .make(prefix, { ttlSeconds: 600 })
+      .acquireLease(attrs(2), { previousSubnet: '10.5.41.1/24', onAcquired });
+    expect([ours.key, theirs.key]).toEqual(['10.5.40.0-24', '10.5.41.0-24']);
+    const ourId = ids.get(ours.key)!;
+    expect(ourId).toMatch(/^\d+$/);
+    await managers.closeAll();
+    const value = async (key: string): Promise<string> =>
+      etcd.etcdctl(['get', '--print-value-only', `${prefix}/subnets/${key}`]);
+    // Our etcd lease does not make another host's key ours (a subnet.env naming its subnet).
+    const stranger = await managers
+      .make(prefix, { ttlSeconds: 600 })
+      .acquireLease(attrs(12), { previousSubnet: '10.5.41.1/24', previousLeaseId: ourId });
+    expect(stranger.key).not.toBe('10.5.41.0-24');
+    expect(await value('10.5.41.0-24')).toContain('"PublicIP":"198.18.0.2"');
+    // This host, restarted with a new address: its key and its etcd lease, the new PublicIP.
+    const leasesBefore = await etcdLeaseCount(etcd);
+    const moved = await managers
+      .make(prefix, { ttlSeconds: 600 })
+      .acquireLease(attrs(11), { previousSubnet: '10.5.40.1/24', previousLeaseId: ourId });
+    expect(moved.key).toBe('10.5.40.0-24');
+    expect(await value('10.5.40.0-24')).toContain('"PublicIP":"198.18.0.11"');
+    expect(await etcdLeaseCount(etcd)).toBe(leasesBefore);
+  });
+
   it('honours a reservation: never handed to another host, used by the host it names', async () => {
     const prefix = etcd.prefix('reserve');
     await putConfig(etcd, prefix, { Network: '10.9.0.0/28', Backend: { Type: 'vxlan' } });
@@ -181,7 +214,8 @@ describe.skipIf(!runnable)('subnet lease manager over etcd', () => {
     const prefix = etcd.prefix('expired');
     await putConfig(etcd, prefix, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
     const m = managers.make(prefix, { ttlSeconds: 2, renewMarginSeconds: 1 });
-    const lease = await m.acquireLease(attrs(1));
+    const owners: (string | null)[] = [];
+    const lease = await m.acquireLease(attrs(1), { onAcquired: (_k, id) => owners.push(id) });
     await new Promise((r) => setTimeout(r, 3500)); // nobody renews: etcd drops lease and key
     const before = await etcdLeaseIds(etcd);
     expect(await etcd.etcdctl(['get', '--keys-only', `${prefix}/subnets/${lease.key}`])).toBe('');
@@ -205,6 +239,9 @@ describe.skipIf(!runnable)('subnet lease manager over etcd', () => {
       const raw = await etcd.etcdctl(['get', `${prefix}/subnets/${lease.key}`, '-w', 'json']);
       const id = /"lease":(\d+)/.exec(raw)?.[1];
       expect(granted).toEqual([BigInt(id ?? '0').toString(16)]);
+      // weftd's ownership record (state dir) is told the new etcd lease
+      expect(owners).toHaveLength(2);
+      expect(owners[1]).toBe(id);
     } finally {
       ac.abort();
       await keeping;

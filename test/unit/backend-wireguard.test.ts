@@ -170,6 +170,21 @@ describe('lease → peer (the planner)', () => {
     expect(p.refused).toHaveLength(1);
     expect(p.refused[0]?.reason).toMatch(reason);
   });
+  it('reads a key with non-zero padding bits as Go does, in canonical form (one key, one claim)', () => {
+    // "…B=" decodes to the same 32 bytes as "…A=": the engine reports the peer as "…A="
+    const odd = KEY(2).slice(0, 42) + String.fromCharCode(KEY(2).charCodeAt(42) + 1) + '=';
+    expect(odd).not.toBe(KEY(2));
+    expect(Buffer.from(odd, 'base64')).toEqual(Buffer.from(KEY(2), 'base64'));
+    const p = planWgPeer(lease(3, { backendData: { PublicKey: odd } }), scope);
+    expect(p.entries.map((e) => e.peer.publicKey)).toEqual([KEY(2)]);
+    const both = planPeers(
+      [lease(2), lease(3, { backendData: { PublicKey: odd } })],
+      (l) => planWgPeer(l, scope),
+      wgClaims,
+    );
+    expect(both.entries).toHaveLength(1);
+    expect(both.refused[0]?.reason).toMatch(/already holds its public key/);
+  });
   it('one key or one subnet claimed twice: the shared claim order decides (latest expiry wins)', () => {
     const old = { ...lease(2), expiration: new Date(Date.now() + 1000) };
     const dupKey = lease(3, { backendData: { PublicKey: KEY(2) } });

@@ -75,6 +75,7 @@ function setup(world: World, argv: string[] = []) {
     async registerNetwork(_config, acquire): Promise<Network> {
       world.events.push(`register ${deps.uplink.name} ${deps.uplink.publicIp}`);
       world.acquire = acquire;
+      acquire.onAcquired?.(lease.key, '7587868312345');
       return {
         lease,
         mtu: 1450,
@@ -147,12 +148,18 @@ describe('runDaemon', () => {
     await until(() => world.events.includes('run'));
     s.controller.abort();
     await first;
+    await until(() => existsSync(join(dir, 'subnet-lease')));
     const again = setup(world, [`--subnet-file=${s.subnetFile}`]);
     const second = runDaemon(again.options, again.deps);
     await until(
       () => world.acquire !== undefined && world.events.filter((e) => e === 'run').length === 2,
     );
-    expect(world.acquire).toEqual({ previousSubnet: '10.5.7.0/24', previousSubnet6: null });
+    // and the etcd lease the first run recorded in the state dir (proof of ownership after an IP change)
+    expect(world.acquire).toMatchObject({
+      previousSubnet: '10.5.7.0/24',
+      previousSubnet6: null,
+      previousLeaseId: '7587868312345',
+    });
     again.controller.abort();
     expect((await second).exitCode).toBe(0);
   });

@@ -4,6 +4,7 @@ import {
   parseProcRoute,
   routeTo,
   selectUplink,
+  uplinkAddressMoved,
   type HostSnapshot,
   type UplinkRequest,
 } from '../../../src/daemon/uplink.js';
@@ -169,5 +170,22 @@ describe('uplink selection (flannel §9)', () => {
       { family: 6, dst: 'fd18::', prefixLen: 64, gateway: null, metric: 256, iface: 'eth0' },
       { family: 6, dst: '::', prefixLen: 0, gateway: 'fd18::fe', metric: 1024, iface: 'eth0' },
     ]);
+  });
+  it('uplinkAddressMoved: the address replaced by another of its family, never just gone', () => {
+    const up = selectUplink(snap, req({ iface: ['eth0'], ipv6: true }));
+    expect(uplinkAddressMoved(up, snap)).toBeNull();
+    const withAddrs = (addrs4: string[], addrs6: string[] = ['fd18::1']): HostSnapshot => ({
+      ...snap,
+      interfaces: snap.interfaces.map((i) => (i.name === 'eth0' ? { ...i, addrs4, addrs6 } : i)),
+    });
+    expect(uplinkAddressMoved(up, withAddrs(['198.18.0.11', '198.18.0.1']))).toBeNull(); // still ours
+    expect(uplinkAddressMoved(up, withAddrs(['198.18.0.12']))).toBe(
+      'eth0 198.18.0.1 → 198.18.0.12',
+    );
+    expect(uplinkAddressMoved(up, withAddrs([]))).toBeNull(); // gone, nothing to move to: wait
+    expect(uplinkAddressMoved(up, withAddrs(['198.18.0.1'], ['fd18::7']))).toBe(
+      'eth0 fd18::1 → fd18::7',
+    );
+    expect(uplinkAddressMoved(up, { ...snap, interfaces: [] })).toBeNull(); // the backends handle it
   });
 });
