@@ -53,6 +53,9 @@ extern "C" {
 #define WG_COOKIE_REFRESH_TIME (120 * WG_NS)
 #define WG_MAX_TIMER_HANDSHAKES (WG_REKEY_ATTEMPT_TIME / WG_REKEY_TIMEOUT)
 #define WG_HANDSHAKE_INITIATION_RATE (WG_NS / 50) /* min gap between consumed initiations */
+/* After crossed initiations (wg_session.c handle_handshake), the side with the greater public key
+ * starts again after this: past the peer's initiation flood limit and TAI64N's 2^24 ns rounding. */
+#define WG_RACE_RETRY (WG_NS / 10)
 #define WG_MAX_STAGED 128                         /* packets queued per peer while handshaking */
 
 /* Replay window (RFC 6479 layout, wireguard-go's size). */
@@ -156,6 +159,8 @@ struct wg_peer {
   uint8_t need_another_keepalive, sent_last_minute_handshake;
   uint32_t handshake_attempts;
   uint64_t last_initiation_sent; /* monotonic ns, 0 = never */
+  uint8_t hs_raced;   /* the initiation just consumed crossed one of ours still unanswered */
+  uint8_t race_retry; /* the next timer retransmit may come sooner than WG_REKEY_TIMEOUT */
 
   /* staged packets (copies) waiting for a session */
   uint8_t *staged[WG_MAX_STAGED];

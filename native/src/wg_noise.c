@@ -178,6 +178,7 @@ struct wg_peer *wg_consume_initiation(struct wg_device *d, const uint8_t msg[WG_
     goto bad;
   }
   struct wg_handshake *hs = &p->hs;
+  p->hs_raced = hs->state == WG_HS_INITIATION_CREATED;
   wg_handshake_clear(d, p);
   memcpy(hs->remote_eph, e, WG_KEY_LEN);
   memcpy(hs->latest_ts, ts, WG_TAI64N_LEN);

@@ -181,6 +181,7 @@ static void t_data_received(struct wg_peer *p, uint64_t now) {
 }
 static void t_handshake_complete(struct wg_peer *p) {
   p->t_retransmit = 0;
+  p->race_retry = 0;
   p->handshake_attempts = 0;
   p->sent_last_minute_handshake = 0;
   struct timespec ts;
@@ -194,7 +195,10 @@ static void t_session_derived(struct wg_peer *p, uint64_t now) {
 void wg_send_initiation(struct wg_device *d, struct wg_peer *p, int retry, uint64_t now) {
   if (!retry) p->handshake_attempts = 0;
   if (!p->ep.sa.sa_family || !p->ss_ok) return;
-  if (p->last_initiation_sent && now - p->last_initiation_sent < WG_REKEY_TIMEOUT) return;
+  if (p->last_initiation_sent && now - p->last_initiation_sent < WG_REKEY_TIMEOUT &&
+      !(retry && p->race_retry))
+    return;
+  p->race_retry = 0;
   uint8_t msg[WG_INITIATION_LEN];
   if (wg_create_initiation(d, p, msg, now) < 0) return;
   p->last_initiation_sent = now ? now : 1;
@@ -393,6 +397,16 @@ static int handle_handshake(struct wg_device *d, const struct wg_endpoint *from,
     d->send(d->ctx, &p->ep, resp, sizeof(resp));
     d->st.tx_handshake++;
     p->st.tx_bytes += sizeof(resp);
+    if (p->hs_raced && memcmp(d->pub, p->pub, WG_KEY_LEN) > 0) {
+      /* Crossed initiations (both hosts initiate as they learn of each other, wg-sink.ts): each
+       * consumed the other's, so neither can complete its own and both hold only a responder
+       * session that waits for the other's first data. Left alone, both retry after REKEY_TIMEOUT
+       * (5 s without traffic). The side with the greater public key starts again shortly instead;
+       * the other just answers. A confirmed session cancels it (t_handshake_complete). */
+      p->race_retry = 1;
+      p->t_retransmit = now + WG_RACE_RETRY;
+    }
+    p->hs_raced = 0;
     return WG_RX_CONTROL;
   }
   struct wg_peer *p = wg_consume_response(d, msg);

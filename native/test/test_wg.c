@@ -589,6 +589,39 @@ static void test_responder_initiates(void) {
   teardown_pair();
 }
 
+/* Both hosts initiate as they learn of each other and the initiations cross: each consumes the
+ * other's, both responses are unmatched, both hold only an unconfirmed responder session. The side
+ * with the greater public key starts again after WG_RACE_RETRY, not REKEY_TIMEOUT (5 s) later. */
+static void test_crossed_initiations(void) {
+  setup_pair(0);
+  struct node *hi = memcmp(A.d->pub, B.d->pub, WG_KEY_LEN) > 0 ? &A : &B;
+  struct node *lo = hi == &A ? &B : &A;
+  struct wg_peer *hi_p = hi == &A ? AB : BA, *lo_p = hi == &A ? BA : AB;
+  wg_send_initiation(A.d, AB, 0, now_ns);
+  wg_send_initiation(B.d, BA, 0, now_ns);
+  CHECK_EQ(qn, 2);
+  pump(100);
+  CHECK(AB->cur == NULL && BA->cur == NULL); /* neither completed its own */
+  CHECK(AB->next != NULL && BA->next != NULL);
+  CHECK_EQ(A.d->st.drop_handshake + B.d->st.drop_handshake, 2); /* both responses unmatched */
+  uint8_t pkt[64];
+  size_t len = ipv4(pkt, "10.0.1.2", "10.0.2.2", "after-race");
+  send_pkt(&A, AB, pkt, len); /* staged: no session to send with yet */
+  CHECK_EQ(qn, 0);
+  usleep(20000); /* a newer TAI64N timestamp for the next initiation */
+  now_ns += WG_RACE_RETRY;
+  wg_tick(lo->d, now_ns);
+  CHECK_EQ(qn, 0); /* the smaller key only answers */
+  wg_tick(hi->d, now_ns);
+  CHECK_EQ(qn, 1); /* the greater key initiates again, long before REKEY_TIMEOUT */
+  pump(100);
+  CHECK(hi_p->cur && hi_p->cur->initiator);
+  CHECK(lo_p->cur && !lo_p->cur->initiator);
+  CHECK_EQ(B.delivered, 1); /* A's staged packet went out once the session was up */
+  CHECK(hi_p->race_retry == 0 && hi_p->t_retransmit == 0);
+  teardown_pair();
+}
+
 static void test_replay_stale_unknown(void) {
   setup_pair(0);
   uint8_t pkt[128];
@@ -840,6 +873,7 @@ int main(void) {
   RUN(test_padding);
   RUN(test_handshake_and_data);
   RUN(test_responder_initiates);
+  RUN(test_crossed_initiations);
   RUN(test_replay_stale_unknown);
   RUN(test_psk);
   RUN(test_cookie_under_load);
