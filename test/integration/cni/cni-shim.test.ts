@@ -6,7 +6,7 @@
  *  - every command and error answers byte-identically through weftd (a shim-only bin dir, without
  *    weft-full, proves weftd served them: the shim cannot fall back there);
  *  - the shim's head start: `bridge` runs once per ADD/DEL and never reads a config weftd did not send;
- *  - weftd stopped: DEL and GC still work (the shim runs weft-full), ADD answers code 11;
+ *  - weftd stopped: DEL and GC still work (the shim runs weft-full), ADD answers code 11, STATUS 50;
  *  - hostile socket clients (garbage, huge lengths, slowloris, a client vanishing mid-call, non-root)
  *    do not hurt weftd; a hung delegate holds only its own call; a second weftd never steals the socket.
  */
@@ -436,7 +436,7 @@ describe.skipIf(!runnable)('the weft CNI shim served by weftd', () => {
     expect(hung.state()).toEqual([]); // the undo (sleepy's DEL) succeeded
   }, 60_000);
 
-  it('weftd stopped: DEL and GC succeed through the fallback, ADD answers 11; after a restart ADD works', async () => {
+  it('weftd stopped: DEL and GC succeed through the fallback, ADD answers 11, STATUS 50; after a restart ADD works', async () => {
     const s = scenario();
     const [ns1, ns2, ns3] = [await container(), await container(), await container()];
     ok(await call(binDir, 'weft', 'ADD', s.conf('1.1.0'), { id: 'k1', ns: ns1 }));
@@ -455,11 +455,19 @@ describe.skipIf(!runnable)('the weft CNI shim served by weftd', () => {
     expect(String(add.json?.['msg'])).toMatch(
       /weftd is not serving CNI requests on this host: connect .*cni\.sock/,
     );
+    // STATUS must not report ready while ADD answers 11: 50 naming weftd (subnet.env is fine here)
+    const status = await call(binDir, 'weft', 'STATUS', s.conf('1.1.0'));
+    expect(status.code).toBe(1);
+    expect(status.json).toMatchObject({ cniVersion: '1.1.0', code: 50 });
+    expect(String(status.json?.['msg'])).toMatch(
+      /weftd is not serving CNI requests on this host: connect .*cni\.sock/,
+    );
     const version = await call(binDir, 'weft', 'VERSION', '{"cniVersion":"1.0.0"}');
     expect(version.json?.['cniVersion']).toBe('1.0.0');
     expect(s.state()).toEqual([]);
 
     weftd = await startCniWeftd(hostNs, tmp);
+    ok(await call(binDir, 'weft', 'STATUS', s.conf('1.1.0')));
     ok(await call(binDir, 'weft', 'ADD', s.conf('1.1.0'), { id: 'k3', ns: ns3 }));
     ok(await call(binDir, 'weft', 'DEL', s.conf('1.1.0'), { id: 'k3', ns: ns3 }));
     expect([s.state(), s.ips()]).toEqual([[], []]);
