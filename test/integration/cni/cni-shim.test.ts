@@ -7,6 +7,7 @@
  *    weft-full, proves weftd served them: the shim cannot fall back there);
  *  - the shim's head start: `bridge` runs once per ADD/DEL and never reads a config weftd did not send;
  *  - weftd stopped: DEL and GC still work (the shim runs weft-full), ADD answers code 11, STATUS 50;
+ *  - an environment larger than weftd accepts: ADD answers code 4 (never 11), DEL works via weft-full;
  *  - hostile socket clients (garbage, huge lengths, slowloris, a client vanishing mid-call, non-root)
  *    do not hurt weftd; a hung delegate holds only its own call; a second weftd never steals the socket.
  */
@@ -472,6 +473,26 @@ describe.skipIf(!runnable)('the weft CNI shim served by weftd', () => {
     ok(await call(binDir, 'weft', 'DEL', s.conf('1.1.0'), { id: 'k3', ns: ns3 }));
     expect([s.state(), s.ips()]).toEqual([[], []]);
   }, 60_000);
+
+  it('an environment larger than weftd takes: ADD answers code 4 (not 11, retrying cannot help); DEL works', async () => {
+    const s = scenario();
+    const ns = await container();
+    // 10 variables of 120 KB (one exec string may hold at most 128 KiB): 1.2 MB beside the CNI_* ones
+    const big: Record<string, string> = {};
+    for (let i = 0; i < 10; i++) big[`WEFT_TEST_BIG${i}`] = 'a'.repeat(120_000);
+    const add = await call(binDir, 'weft', 'ADD', s.conf('1.0.0'), { id: 'env1', ns, env: big });
+    expect(add.code).toBe(1);
+    expect(add.json).toMatchObject({ code: 4 });
+    expect(String(add.json?.['msg'])).toMatch(
+      /^the environment \(\d+ bytes\) is larger than the 1048576 bytes weft passes to weftd$/,
+    );
+    expect([s.state(), s.ips()]).toEqual([[], []]);
+    ok(await call(binDir, 'weft', 'DEL', s.conf('1.0.0'), { id: 'env1', ns, env: big }));
+    // the same container with an ordinary environment is served
+    ok(await call(binDir, 'weft', 'ADD', s.conf('1.0.0'), { id: 'env1', ns }));
+    ok(await call(binDir, 'weft', 'DEL', s.conf('1.0.0'), { id: 'env1', ns, env: big }));
+    expect([s.state(), s.ips()]).toEqual([[], []]);
+  });
 
   it('the shim build is the installed `weft`', () => {
     expect(statSync(join(binDir, 'weft')).size).toBe(
