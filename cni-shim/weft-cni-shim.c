@@ -637,7 +637,18 @@ int main(void) {
 
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   int found = netconf_socket(&in, sa.sun_path, sizeof sa.sun_path);
-  if (found == -2) fallback(&in, "the netconf's \"daemonSocket\" is not a plain absolute path the shim can use");
+  if (found == -2) {
+    /* e.g. written with JSON escapes ("\/run\/weft\/cni.sock"): the netconf is valid, but this
+     * shim never reaches weftd with it, so ADD must not answer "try again later" (11) for ever. */
+    if (cmd && strcmp(cmd, "ADD") == 0) {
+      printf("{\"code\":7,\"msg\":\"the netconf's \\\"daemonSocket\\\" is not a plain absolute path the weft "
+             "shim can use\",\"details\":\"write it as an absolute path of at most %zu bytes without JSON "
+             "escapes\"}\n",
+             sizeof sa.sun_path - 1);
+      return 1;
+    }
+    fallback(&in, "the netconf's \"daemonSocket\" is not a plain absolute path the shim can use");
+  }
   if (found <= 0) snprintf(sa.sun_path, sizeof sa.sun_path, "%s", WEFT_CNI_DEFAULT_SOCKET);
 
   char reason[512];

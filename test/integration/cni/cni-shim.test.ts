@@ -7,7 +7,8 @@
  *    weft-full, proves weftd served them: the shim cannot fall back there);
  *  - the shim's head start: `bridge` runs once per ADD/DEL and never reads a config weftd did not send;
  *  - weftd stopped: DEL and GC still work (the shim runs weft-full), ADD answers code 11, STATUS 50;
- *  - an environment larger than weftd accepts: ADD answers code 4 (never 11), DEL works via weft-full;
+ *  - an environment larger than weftd accepts, or a "daemonSocket" the shim cannot use (JSON escapes):
+ *    ADD answers code 4 / 7 (never 11, retrying cannot help), DEL works via weft-full;
  *  - hostile socket clients (garbage, huge lengths, slowloris, a client vanishing mid-call, non-root)
  *    do not hurt weftd; a hung delegate holds only its own call; a second weftd never steals the socket.
  */
@@ -492,6 +493,21 @@ describe.skipIf(!runnable)('the weft CNI shim served by weftd', () => {
     ok(await call(binDir, 'weft', 'ADD', s.conf('1.0.0'), { id: 'env1', ns }));
     ok(await call(binDir, 'weft', 'DEL', s.conf('1.0.0'), { id: 'env1', ns, env: big }));
     expect([s.state(), s.ips()]).toEqual([[], []]);
+  });
+
+  it('"daemonSocket" written with JSON escapes: ADD answers code 7 naming it (not 11); DEL works', async () => {
+    const s = scenario();
+    const ns = await container();
+    const plain = JSON.stringify(weftd!.socket);
+    const conf = s.conf('1.0.0').replace(plain, plain.replaceAll('/', '\\/'));
+    expect(conf).toContain('"daemonSocket":"\\/');
+    const add = await call(binDir, 'weft', 'ADD', conf, { id: 'esc1', ns });
+    expect(add.code).toBe(1);
+    expect(add.json).toMatchObject({ code: 7 });
+    expect(String(add.json?.['msg'])).toContain('"daemonSocket" is not a plain absolute path');
+    expect(String(add.json?.['details'])).toContain('without JSON escapes');
+    expect([s.state(), s.ips()]).toEqual([[], []]);
+    ok(await call(binDir, 'weft', 'DEL', conf, { id: 'esc1', ns }));
   });
 
   it('the shim build is the installed `weft`', () => {
