@@ -8,7 +8,8 @@
  *    same CNI_ARGS (the runtime repeats them) succeeds;
  *  - CNI_ARGS the delegate refuses (unknown key without IgnoreUnknown, an IP= that does not parse): ADD
  *    answers code 4 and is undone; DEL with them succeeds and releases the address and the state (the Go
- *    library parses CNI_ARGS on DEL too, so weft retries the delegate's DEL without them).
+ *    library parses CNI_ARGS on DEL too, so weft retries the delegate's DEL without them);
+ *  - a "prevResult" that is no JSON object on DEL (weft replays its own stored result): DEL succeeds.
  * Runs through the shim with a real weftd and through the standalone plugin, like cni-plugin.test.ts.
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -205,6 +206,22 @@ describe.skipIf(!runnable).each(MODES)(
         expect(await hostVeths(s.bridge)).toEqual([]);
       },
     );
+
+    it('DEL with a "prevResult" that is no result (a string, a list) still releases everything', async () => {
+      const s = scenario(SUBNET_ENV);
+      const ns = await container();
+      ok(await call('ADD', s.conf, 'prev1', ns));
+      const conf = (prevResult: unknown): string =>
+        JSON.stringify({ ...(JSON.parse(s.conf) as object), prevResult });
+      ok(await call('DEL', conf('garbage'), 'prev1', ns));
+      expect([s.state(), s.ips(), await links(ns), await hostVeths(s.bridge)]).toEqual([
+        [],
+        [],
+        [],
+        [],
+      ]);
+      ok(await call('DEL', conf([1, 2]), 'prev1', ns));
+    });
 
     it('DEL carrying CNI_ARGS the delegate refuses still releases the address, the veth and the state', async () => {
       const s = scenario(SUBNET_ENV);
