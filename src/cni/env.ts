@@ -18,7 +18,7 @@ export interface CniEnv {
   readonly netns: string;
   readonly ifname: string;
   readonly args: string;
-  /** CNI_PATH split at `:`, empty entries dropped. */
+  /** CNI_PATH split at `:`, empty and relative entries dropped. */
   readonly path: readonly string[];
 }
 
@@ -105,7 +105,12 @@ export function parseEnv(env: Readonly<Record<string, string | undefined>>): Cni
   if ((command === 'ADD' || command === 'CHECK') && !netns.startsWith('/')) {
     throw badEnv(`CNI_NETNS ${JSON.stringify(netns)} is not an absolute path`);
   }
+  // Relative entries are dropped: inside weftd they would resolve against weftd's working directory,
+  // while the shim runs the delegate from the runtime's, so weftd could check one file and the shim
+  // run another; a plugin never depends on its working directory.
   const path =
-    command === 'VERSION' ? [] : (env['CNI_PATH'] ?? '').split(':').filter((p) => p !== '');
+    command === 'VERSION'
+      ? []
+      : (env['CNI_PATH'] ?? '').split(':').filter((p) => p.startsWith('/'));
   return { command, containerId, netns, ifname, args: env['CNI_ARGS'] ?? '', path };
 }

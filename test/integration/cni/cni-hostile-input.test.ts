@@ -9,13 +9,16 @@
  *  - CNI_ARGS the delegate refuses (unknown key without IgnoreUnknown, an IP= that does not parse): ADD
  *    answers code 4 and is undone; DEL with them succeeds and releases the address and the state (the Go
  *    library parses CNI_ARGS on DEL too, so weft retries the delegate's DEL without them);
- *  - a "prevResult" that is no JSON object on DEL (weft replays its own stored result): DEL succeeds.
+ *  - a "prevResult" that is no JSON object on DEL (weft replays its own stored result): DEL succeeds;
+ *  - a relative CNI_PATH entry never names a delegate (it would resolve against weftd's working directory
+ *    inside weftd but against the runtime's in the shim that runs it).
  * Runs through the shim with a real weftd and through the standalone plugin, like cni-plugin.test.ts.
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../../helpers/exec.js';
 import { useLeakCheck } from '../../helpers/leaks.js';
 import { createNetns, deleteNetns, uniquePrefix } from '../../helpers/netns.js';
 import { requireCaps } from '../../helpers/require.js';
@@ -221,6 +224,47 @@ describe.skipIf(!runnable).each(MODES)(
         [],
       ]);
       ok(await call('DEL', conf([1, 2]), 'prev1', ns));
+    });
+
+    it("a relative CNI_PATH entry is ignored: a `bridge` beside the runtime's working directory never runs", async () => {
+      const s = scenario(SUBNET_ENV);
+      const ns = await container();
+      // the runtime's cwd holds rel/bridge, a spy that leaves a mark and fails
+      const cwd = join(tmp, `cwd${n}`);
+      const mark = join(cwd, 'spy-ran');
+      mkdirSync(join(cwd, 'rel'), { recursive: true });
+      writeFileSync(
+        join(cwd, 'rel', 'bridge'),
+        `#!/bin/sh\ntouch ${mark}\necho '{"code":111,"msg":"spy"}'\nexit 1\n`,
+        { mode: 0o755 },
+      );
+      const inCwd = (command: string) =>
+        run(
+          'ip',
+          [
+            'netns',
+            'exec',
+            hostNs,
+            'env',
+            '-i',
+            '-C',
+            cwd,
+            `PATH=${process.env['PATH'] ?? '/usr/bin:/bin'}`,
+            `CNI_COMMAND=${command}`,
+            'CNI_CONTAINERID=rel1',
+            `CNI_NETNS=/var/run/netns/${ns}`,
+            'CNI_IFNAME=eth0',
+            `CNI_PATH=rel:./rel:${binDir}:/usr/lib/cni`,
+            join(binDir, plugin),
+          ],
+          { input: s.conf, allowFail: true },
+        );
+      const add = await inCwd('ADD');
+      expect(add.code, add.stdout).toBe(0);
+      expect(s.ips()).toHaveLength(1);
+      expect((await inCwd('DEL')).code).toBe(0);
+      expect(existsSync(mark)).toBe(false);
+      expect([s.state(), s.ips()]).toEqual([[], []]);
     });
 
     it('DEL carrying CNI_ARGS the delegate refuses still releases the address, the veth and the state', async () => {

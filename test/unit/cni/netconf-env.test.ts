@@ -9,7 +9,7 @@ const base = {
   CNI_CONTAINERID: 'abc123',
   CNI_NETNS: '/run/netns/x',
   CNI_IFNAME: 'eth0',
-  CNI_PATH: '/opt/cni/bin::/usr/lib/cni',
+  CNI_PATH: '/opt/cni/bin::rel:./x:/usr/lib/cni',
 };
 
 function codeOf(fn: () => unknown): { code: number; msg: string } {
@@ -23,7 +23,7 @@ function codeOf(fn: () => unknown): { code: number; msg: string } {
 }
 
 describe('parseEnv', () => {
-  it('parses a full ADD environment; empty CNI_PATH entries dropped', () => {
+  it('parses a full ADD environment; empty and relative CNI_PATH entries dropped', () => {
     const e = parseEnv(base);
     expect(e).toMatchObject({
       command: 'ADD',
