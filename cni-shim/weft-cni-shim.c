@@ -11,7 +11,8 @@
  * a connection lost before a complete answer) it execs the full plugin installed next to it
  * (`weft-full`, the same src/cni logic as a standalone program) with stdin replayed from a memfd and
  * WEFT_CNI_SHIM_FALLBACK=<reason> in the environment: DEL, CHECK, GC, STATUS and VERSION then work without
- * weftd, and ADD answers the spec's code 11 "try again later" (see src/cni/main.ts).
+ * weftd, and ADD answers the spec's code 11 "try again later" (see src/cni/main.ts). An environment
+ * larger than weftd accepts is no reason to retry: ADD answers code 4 here, the rest fall back.
  *
  * Socket: the netconf's top-level "daemonSocket" (absolute path) or WEFT_CNI_DEFAULT_SOCKET.
  *
@@ -636,14 +637,36 @@ int main(void) {
 
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   int found = netconf_socket(&in, sa.sun_path, sizeof sa.sun_path);
-  if (found == -2) fallback(&in, "the netconf's \"daemonSocket\" is not a plain absolute path the shim can use");
+  if (found == -2) {
+    /* e.g. written with JSON escapes ("\/run\/weft\/cni.sock"): the netconf is valid, but this
+     * shim never reaches weftd with it, so ADD must not answer "try again later" (11) for ever. */
+    if (cmd && strcmp(cmd, "ADD") == 0) {
+      printf("{\"code\":7,\"msg\":\"the netconf's \\\"daemonSocket\\\" is not a plain absolute path the weft "
+             "shim can use\",\"details\":\"write it as an absolute path of at most %zu bytes without JSON "
+             "escapes\"}\n",
+             sizeof sa.sun_path - 1);
+      return 1;
+    }
+    fallback(&in, "the netconf's \"daemonSocket\" is not a plain absolute path the shim can use");
+  }
   if (found <= 0) snprintf(sa.sun_path, sizeof sa.sun_path, "%s", WEFT_CNI_DEFAULT_SOCKET);
 
   char reason[512];
   struct buf req = {0};
   size_t envlen = 0;
   for (char **e = environ; *e; e++) envlen += strlen(*e) + 1;
-  if (envlen > MAX_ENV) fallback(&in, "the environment is too large for weftd");
+  if (envlen > MAX_ENV) {
+    /* weftd refuses it however often the runtime retries, so ADD must not answer "try again later"
+     * (code 11, what the full plugin says for a weftd it cannot reach): a permanent code 4. DEL and
+     * the rest work in the full plugin, without weftd. */
+    if (cmd && strcmp(cmd, "ADD") == 0) {
+      printf("{\"code\":4,\"msg\":\"the environment (%zu bytes) is larger than the %u bytes weft passes to "
+             "weftd\",\"details\":\"run the runtime with a smaller environment\"}\n",
+             envlen, MAX_ENV);
+      return 1;
+    }
+    fallback(&in, "the environment is too large for weftd");
+  }
   unsigned char hdr[16];
   memcpy(hdr, "WCNI", 4);
   put_u32(hdr + 4, 1);

@@ -21,10 +21,12 @@
 import { afterAnswer, callerPath, type CmdContext, type CniDeps } from './deps.js';
 import { buildDelegateConfig } from './delegate-config.js';
 import { CniCode, CniError } from './errors.js';
-import { invokeDelegateDel } from './del.js';
+import { delegateDel, invokeDelegateDel } from './del.js';
 import { isHostNetns, isNotNetns } from './host-netns.js';
 import { findPlugin } from './invoke.js';
 import { waitForSubnetEnv } from './load-subnet.js';
+import { formatNetwork } from '../ip/host-cidr.js';
+import type { SubnetEnv } from '../lease/subnet-env.js';
 import type { JsonObject } from './netconf.js';
 import { parseResult, renderResult, sandboxInterface, type Result } from './result.js';
 import { STATE_FORMAT, StateStore, type StoredAttachment } from './state.js';
@@ -67,7 +69,7 @@ export async function cmdAdd(ctx: CmdContext, deps: CniDeps): Promise<JsonObject
 
   const undo = async (why: unknown): Promise<never> => {
     try {
-      await deps.invoke({ plugin, command: 'DEL', env: {}, stdin });
+      await delegateDel(deps, plugin, stdin, {});
       store.remove(conf.name, env.containerId, env.ifname);
     } catch (err) {
       deps.log.warn('undo after failed ADD did not complete; the runtime DEL will retry', {
@@ -81,7 +83,7 @@ export async function cmdAdd(ctx: CmdContext, deps: CniDeps): Promise<JsonObject
   try {
     out = await deps.invoke({ plugin, command: 'ADD', env: {}, stdin });
   } catch (err) {
-    return undo(err);
+    return undo(explainAddError(err, subnetEnv));
   }
   let raw: JsonObject;
   let result: Result;
@@ -148,4 +150,34 @@ async function fillSandboxMac(ctx: CmdContext, result: Result, deps: CniDeps): P
     throw new CniError(CniCode.DelegateBadOutput, `interface ${ctx.env.ifname} has no MAC address`);
   }
   sb.iface.mac = snap.link.mac;
+}
+
+/**
+ * Two delegate ADD failures told in weft's words (their own code is the Go library's catch-all 999):
+ * host-local's "no IP addresses available in range set" becomes code 105 naming this host's subnet and
+ * the ways out; the Go library refusing CNI_ARGS ("ARGS: …": unknown key without IgnoreUnknown, a value
+ * that does not parse) becomes code 4 naming CNI_ARGS. Other errors pass through unchanged.
+ */
+function explainAddError(err: unknown, subnetEnv: SubnetEnv): unknown {
+  if (!(err instanceof CniError)) return err;
+  if (err.message.includes('no IP addresses available')) {
+    const subnets = [subnetEnv.subnet, subnetEnv.ipv6Subnet]
+      .filter((s) => s !== undefined)
+      .map((s) => formatNetwork(s))
+      .join(', ');
+    return new CniError(
+      CniCode.SubnetExhausted,
+      `no free address left in this host's subnet ${subnets}`,
+      'every address is reserved: DEL (or CNI GC) the containers that are gone to release theirs, ' +
+        `or give hosts larger subnets (SubnetLen in the network config); ${err.message}`,
+    );
+  }
+  if (err.message.includes('ARGS: ')) {
+    return new CniError(
+      CniCode.InvalidEnv,
+      `CNI_ARGS refused by the delegate: ${err.message}`,
+      'send IgnoreUnknown=1 with keys the delegate does not know, and values it can parse (IP=<address>)',
+    );
+  }
+  return err;
 }

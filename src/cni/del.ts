@@ -8,6 +8,7 @@
 import { afterAnswer, callerPath, type CmdContext, type CniDeps } from './deps.js';
 import { buildDelegateConfig } from './delegate-config.js';
 import { isHostNetns, isNotNetns } from './host-netns.js';
+import { CniError } from './errors.js';
 import { findPlugin } from './invoke.js';
 import { loadSubnetEnv } from './load-subnet.js';
 import type { JsonObject } from './netconf.js';
@@ -114,5 +115,30 @@ export async function invokeDelegateDel(
       /* a bad stored result must not block DEL */
     }
   }
-  await deps.invoke({ plugin, command: 'DEL', env: envOverride, stdin: JSON.stringify(input) });
+  await delegateDel(deps, plugin, JSON.stringify(input), envOverride);
+}
+
+/**
+ * The delegate's DEL, once more without CNI_ARGS when it refused them: the Go library parses CNI_ARGS on
+ * every command (cni pkg/types/args.go, errors "ARGS: …": a pair without "=", an unknown key without
+ * IgnoreUnknown, a bad IP= value), so a runtime repeating the ADD's bad CNI_ARGS on DEL would fail every
+ * DEL and keep the state for ever. DEL needs none of them (host-local releases by container id and ifname).
+ */
+export async function delegateDel(
+  deps: CniDeps,
+  plugin: string,
+  stdin: string,
+  envOverride: Readonly<Record<string, string>>,
+): Promise<void> {
+  try {
+    await deps.invoke({ plugin, command: 'DEL', env: envOverride, stdin });
+  } catch (err) {
+    if (
+      !(err instanceof CniError && err.message.includes('ARGS: ')) ||
+      envOverride['CNI_ARGS'] === ''
+    )
+      throw err;
+    deps.log.warn('delegate DEL refused CNI_ARGS; retrying without them', { error: err.message });
+    await deps.invoke({ plugin, command: 'DEL', env: { ...envOverride, CNI_ARGS: '' }, stdin });
+  }
 }

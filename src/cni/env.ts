@@ -18,7 +18,7 @@ export interface CniEnv {
   readonly netns: string;
   readonly ifname: string;
   readonly args: string;
-  /** CNI_PATH split at `:`, empty entries dropped. */
+  /** CNI_PATH split at `:`, empty and relative entries dropped. */
   readonly path: readonly string[];
 }
 
@@ -61,6 +61,24 @@ export function validateIfname(name: string): void {
   }
 }
 
+/**
+ * Throws code 4 unless `args` is `K=V;K=V` as the Go CNI library parses it (cni pkg/types/args.go
+ * LoadArgs: every `;`-separated pair has exactly one `=`). The reference delegates refuse anything else
+ * on every command, ADD and DEL alike; caught here, ADD fails before anything is allocated or stored.
+ * Unknown keys are the delegate's business (they pass with `IgnoreUnknown=1`).
+ */
+export function validateCniArgs(args: string): void {
+  if (args === '') return;
+  for (const pair of args.split(';')) {
+    if (pair.split('=').length !== 2) {
+      throw badEnv(
+        `CNI_ARGS pair ${JSON.stringify(pair.length > 64 ? pair.slice(0, 64) + '…' : pair)} is not KEY=VALUE`,
+        'CNI_ARGS must be KEY=VALUE pairs separated by ";", each with exactly one "=" and no empty pair',
+      );
+    }
+  }
+}
+
 /** Parses and validates the environment for the command it names. */
 export function parseEnv(env: Readonly<Record<string, string | undefined>>): CniEnv {
   const raw = env['CNI_COMMAND'] ?? '';
@@ -81,11 +99,18 @@ export function parseEnv(env: Readonly<Record<string, string | undefined>>): Cni
     validateContainerId(containerId);
     validateIfname(ifname);
   }
+  // DEL is not refused: it must succeed (del.ts retries the delegate's DEL without CNI_ARGS).
+  if (command === 'ADD' || command === 'CHECK') validateCniArgs(env['CNI_ARGS'] ?? '');
   const netns = env['CNI_NETNS'] ?? '';
   if ((command === 'ADD' || command === 'CHECK') && !netns.startsWith('/')) {
     throw badEnv(`CNI_NETNS ${JSON.stringify(netns)} is not an absolute path`);
   }
+  // Relative entries are dropped: inside weftd they would resolve against weftd's working directory,
+  // while the shim runs the delegate from the runtime's, so weftd could check one file and the shim
+  // run another; a plugin never depends on its working directory.
   const path =
-    command === 'VERSION' ? [] : (env['CNI_PATH'] ?? '').split(':').filter((p) => p !== '');
+    command === 'VERSION'
+      ? []
+      : (env['CNI_PATH'] ?? '').split(':').filter((p) => p.startsWith('/'));
   return { command, containerId, netns, ifname, args: env['CNI_ARGS'] ?? '', path };
 }

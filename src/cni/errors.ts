@@ -26,6 +26,8 @@ export const CniCode = {
   CheckFailed: 103,
   /** A delegate produced output weft cannot use (weft-specific). */
   DelegateBadOutput: 104,
+  /** Every address of this host's subnet is reserved (IPAM said so; weft-specific). */
+  SubnetExhausted: 105,
   Internal: 999,
 } as const;
 

@@ -52,7 +52,7 @@ export function findPlugin(type: string, dirs: readonly string[]): string {
   throw new CniError(
     CniCode.DelegateNotFound,
     `failed to find plugin "${type}" in path [${dirs.join(' ')}]`,
-    'install the CNI reference plugins (Debian: containernetworking-plugins) into a CNI_PATH directory',
+    'install the CNI reference plugins (Debian: containernetworking-plugins) into a CNI_PATH directory (absolute paths only: relative CNI_PATH entries are ignored)',
   );
 }
 

@@ -188,7 +188,9 @@ export function parseNetConf(conf: JsonObject): WeftNetConf {
     ipam,
     runtimeConfig: optionalObject(conf, 'runtimeConfig'),
     args: optionalObject(conf, 'args'),
-    prevResult: optionalObject(conf, 'prevResult'),
+    // Only CHECK reads it (a later plugin's MAC, check.ts); DEL replays weft's own stored result. One that
+    // is no object is ignored: refusing it (code 7) would fail every DEL and keep the attachment for ever.
+    prevResult: isObject(conf['prevResult']) ? conf['prevResult'] : undefined,
     validAttachments,
   };
 }

@@ -6,7 +6,9 @@
  *  - every command and error answers byte-identically through weftd (a shim-only bin dir, without
  *    weft-full, proves weftd served them: the shim cannot fall back there);
  *  - the shim's head start: `bridge` runs once per ADD/DEL and never reads a config weftd did not send;
- *  - weftd stopped: DEL and GC still work (the shim runs weft-full), ADD answers code 11;
+ *  - weftd stopped: DEL and GC still work (the shim runs weft-full), ADD answers code 11, STATUS 50;
+ *  - an environment larger than weftd accepts, or a "daemonSocket" the shim cannot use (JSON escapes):
+ *    ADD answers code 4 / 7 (never 11, retrying cannot help), DEL works via weft-full;
  *  - hostile socket clients (garbage, huge lengths, slowloris, a client vanishing mid-call, non-root)
  *    do not hurt weftd; a hung delegate holds only its own call; a second weftd never steals the socket.
  */
@@ -436,7 +438,7 @@ describe.skipIf(!runnable)('the weft CNI shim served by weftd', () => {
     expect(hung.state()).toEqual([]); // the undo (sleepy's DEL) succeeded
   }, 60_000);
 
-  it('weftd stopped: DEL and GC succeed through the fallback, ADD answers 11; after a restart ADD works', async () => {
+  it('weftd stopped: DEL and GC succeed through the fallback, ADD answers 11, STATUS 50; after a restart ADD works', async () => {
     const s = scenario();
     const [ns1, ns2, ns3] = [await container(), await container(), await container()];
     ok(await call(binDir, 'weft', 'ADD', s.conf('1.1.0'), { id: 'k1', ns: ns1 }));
@@ -455,15 +457,58 @@ describe.skipIf(!runnable)('the weft CNI shim served by weftd', () => {
     expect(String(add.json?.['msg'])).toMatch(
       /weftd is not serving CNI requests on this host: connect .*cni\.sock/,
     );
+    // STATUS must not report ready while ADD answers 11: 50 naming weftd (subnet.env is fine here)
+    const status = await call(binDir, 'weft', 'STATUS', s.conf('1.1.0'));
+    expect(status.code).toBe(1);
+    expect(status.json).toMatchObject({ cniVersion: '1.1.0', code: 50 });
+    expect(String(status.json?.['msg'])).toMatch(
+      /weftd is not serving CNI requests on this host: connect .*cni\.sock/,
+    );
     const version = await call(binDir, 'weft', 'VERSION', '{"cniVersion":"1.0.0"}');
     expect(version.json?.['cniVersion']).toBe('1.0.0');
     expect(s.state()).toEqual([]);
 
     weftd = await startCniWeftd(hostNs, tmp);
+    ok(await call(binDir, 'weft', 'STATUS', s.conf('1.1.0')));
     ok(await call(binDir, 'weft', 'ADD', s.conf('1.1.0'), { id: 'k3', ns: ns3 }));
     ok(await call(binDir, 'weft', 'DEL', s.conf('1.1.0'), { id: 'k3', ns: ns3 }));
     expect([s.state(), s.ips()]).toEqual([[], []]);
   }, 60_000);
+
+  it('an environment larger than weftd takes: ADD answers code 4 (not 11, retrying cannot help); DEL works', async () => {
+    const s = scenario();
+    const ns = await container();
+    // 10 variables of 120 KB (one exec string may hold at most 128 KiB): 1.2 MB beside the CNI_* ones
+    const big: Record<string, string> = {};
+    for (let i = 0; i < 10; i++) big[`WEFT_TEST_BIG${i}`] = 'a'.repeat(120_000);
+    const add = await call(binDir, 'weft', 'ADD', s.conf('1.0.0'), { id: 'env1', ns, env: big });
+    expect(add.code).toBe(1);
+    expect(add.json).toMatchObject({ code: 4 });
+    expect(String(add.json?.['msg'])).toMatch(
+      /^the environment \(\d+ bytes\) is larger than the 1048576 bytes weft passes to weftd$/,
+    );
+    expect([s.state(), s.ips()]).toEqual([[], []]);
+    ok(await call(binDir, 'weft', 'DEL', s.conf('1.0.0'), { id: 'env1', ns, env: big }));
+    // the same container with an ordinary environment is served
+    ok(await call(binDir, 'weft', 'ADD', s.conf('1.0.0'), { id: 'env1', ns }));
+    ok(await call(binDir, 'weft', 'DEL', s.conf('1.0.0'), { id: 'env1', ns, env: big }));
+    expect([s.state(), s.ips()]).toEqual([[], []]);
+  });
+
+  it('"daemonSocket" written with JSON escapes: ADD answers code 7 naming it (not 11); DEL works', async () => {
+    const s = scenario();
+    const ns = await container();
+    const plain = JSON.stringify(weftd!.socket);
+    const conf = s.conf('1.0.0').replace(plain, plain.replaceAll('/', '\\/'));
+    expect(conf).toContain('"daemonSocket":"\\/');
+    const add = await call(binDir, 'weft', 'ADD', conf, { id: 'esc1', ns });
+    expect(add.code).toBe(1);
+    expect(add.json).toMatchObject({ code: 7 });
+    expect(String(add.json?.['msg'])).toContain('"daemonSocket" is not a plain absolute path');
+    expect(String(add.json?.['details'])).toContain('without JSON escapes');
+    expect([s.state(), s.ips()]).toEqual([[], []]);
+    ok(await call(binDir, 'weft', 'DEL', conf, { id: 'esc1', ns }));
+  });
 
   it('the shim build is the installed `weft`', () => {
     expect(statSync(join(binDir, 'weft')).size).toBe(

@@ -9,7 +9,7 @@ const base = {
   CNI_CONTAINERID: 'abc123',
   CNI_NETNS: '/run/netns/x',
   CNI_IFNAME: 'eth0',
-  CNI_PATH: '/opt/cni/bin::/usr/lib/cni',
+  CNI_PATH: '/opt/cni/bin::rel:./x:/usr/lib/cni',
 };
 
 function codeOf(fn: () => unknown): { code: number; msg: string } {
@@ -23,7 +23,7 @@ function codeOf(fn: () => unknown): { code: number; msg: string } {
 }
 
 describe('parseEnv', () => {
-  it('parses a full ADD environment; empty CNI_PATH entries dropped', () => {
+  it('parses a full ADD environment; empty and relative CNI_PATH entries dropped', () => {
     const e = parseEnv(base);
     expect(e).toMatchObject({
       command: 'ADD',
@@ -59,10 +59,24 @@ describe('parseEnv', () => {
     [{ ...base, CNI_IFNAME: 'averyverylongname0' }, 4, 'longer than 15 bytes'],
     [{ ...base, CNI_IFNAME: 'eth%d' }, 4, 'contains "%" (the kernel treats it as a name template)'],
     [{ ...base, CNI_NETNS: 'relative' }, 4, 'not an absolute path'],
+    [{ ...base, CNI_ARGS: 'foo' }, 4, 'CNI_ARGS pair "foo" is not KEY=VALUE'],
+    [{ ...base, CNI_ARGS: 'a=b=c' }, 4, 'CNI_ARGS pair "a=b=c" is not KEY=VALUE'],
+    [{ ...base, CNI_ARGS: 'IgnoreUnknown=1;' }, 4, 'CNI_ARGS pair "" is not KEY=VALUE'],
+    [{ ...base, CNI_COMMAND: 'CHECK', CNI_ARGS: 'K' }, 4, 'CNI_ARGS pair "K" is not KEY=VALUE'],
   ])('rejects %#', (env, code, msg) => {
     const r = codeOf(() => parseEnv(env));
     expect(r.code).toBe(code);
     expect(r.msg).toContain(msg);
+  });
+  it('CNI_ARGS: K=V pairs (repeated keys, empty values, 64 KiB) pass on ADD; DEL takes any', () => {
+    for (const args of [
+      '',
+      'IgnoreUnknown=1;IP=10.0.0.2;IP=10.0.0.3',
+      'K=',
+      `K=${'a'.repeat(65536)}`,
+    ])
+      expect(parseEnv({ ...base, CNI_ARGS: args }).args).toBe(args);
+    expect(parseEnv({ ...base, CNI_COMMAND: 'DEL', CNI_ARGS: 'foo;;' }).args).toBe('foo;;');
   });
 });
 
