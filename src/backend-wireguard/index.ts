@@ -240,6 +240,7 @@ class WireguardBackend implements Backend {
         4: [uplink.publicIp, uplink.ifaceAddr],
         6: [uplink.publicIpv6, uplink.ifaceAddr6],
       },
+      ownKey: { publicKey, file: key.path },
     });
     const loop = peerLoopRunner(
       {
