@@ -12,6 +12,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -289,7 +290,7 @@ describe('private key file', () => {
     }
   });
 
-  it('a FIFO, a directory or a huge file at the path is an error naming the file, never a hang', () => {
+  it('a FIFO, a directory, a symlink or a huge file at the path is an error naming the file, never a hang', () => {
     const dir = mkdtempSync(join(tmpdir(), 'weft-wgkey-'));
     try {
       const state = join(dir, 'state');
@@ -309,6 +310,16 @@ describe('private key file', () => {
       rmSync(path, { recursive: true });
       writeFileSync(path, 'A'.repeat(8 << 20), { mode: 0o600 });
       expect(() => loadOrCreateKey(state, generate)).toThrow(/does not hold a base64 WireGuard/);
+      rmSync(path);
+      // a symlink to a valid key elsewhere (a readable file of another program): never followed,
+      // never used as our key, and the target's mode is not touched
+      const other = join(dir, 'other.key');
+      writeFileSync(other, randomBytes(32).toString('base64') + '\n', { mode: 0o644 });
+      symlinkSync(other, path);
+      expect(() => loadOrCreateKey(state, generate)).toThrow(
+        /wireguard\.key is a symbolic link: weftd does not follow it.*delete the link/,
+      );
+      expect(statSync(other).mode & 0o777).toBe(0o644);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
