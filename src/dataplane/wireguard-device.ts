@@ -129,6 +129,16 @@ function formatEndpoint(family: number, addr: Buffer | null, port: number): stri
   return `[${formatIp6(v)}]:${port}`;
 }
 
+/** True for the engine's fatal error when its TUN was deleted (`ip link del`): the read of a TUN fd
+ *  whose interface is gone fails with EBADFD. */
+export function isTunDeleted(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const e = err as { code?: unknown; syscall?: unknown; details?: Record<string, unknown> };
+  const code = e.details?.code ?? e.code;
+  const syscall = e.details?.syscall ?? e.syscall;
+  return code === 'EBADFD' && syscall === 'read';
+}
+
 export interface WireGuardDeviceDeps {
   readonly log?: Logger;
 }
@@ -169,8 +179,15 @@ export class WireGuardDevice extends EventEmitter {
         : addrBytes(opts.bindAddress, opts.family, 'bindAddress');
     const native = loadNative();
     let dev: WireGuardDevice | null = null;
-    const onFatal = (err: Error): void => {
-      const e = nativeError(err, 'WireGuard device stopped');
+    const onFatal = (err: NodeJS.ErrnoException): void => {
+      // the native message already reads "WireGuard device stopped: <syscall> <errno> (…)"
+      const e = new WeftError(
+        'E_NATIVE',
+        isTunDeleted(err)
+          ? `${err.message}: its TUN device was deleted (ip link del)`
+          : err.message,
+        { cause: err, details: { code: err.code, errno: err.errno, syscall: err.syscall } },
+      );
       deps.log?.error('wireguard device stopped', { err: e.message });
       if (dev && dev.listenerCount('error') > 0) dev.emit('error', e);
     };

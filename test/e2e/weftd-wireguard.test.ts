@@ -230,6 +230,82 @@ describe.skipIf(!runnable)('weftd wireguard backend with a flannel-style wiregua
     expect(await handshake()).toBe(first);
     expect(await weftPeerCount(daemons[0]!)).toBe('2');
   });
+
+  it("refuses a lease that publishes this host's own key (a cloned wireguard.key), in weftd and weftctl", async () => {
+    const w = daemons[0]!;
+    const own = await pubOfKeyFile(join(w.dir, 'state', 'wireguard.key'));
+    const clone = `${c.prefix}/subnets/10.5.201.0-24`;
+    await c.etcd.etcdctl([
+      'put',
+      clone,
+      JSON.stringify({
+        PublicIP: '198.18.0.99',
+        BackendType: 'wireguard',
+        BackendData: { PublicKey: own },
+      }),
+    ]);
+    try {
+      await waitFor(
+        'weftd to refuse the cloned key',
+        async () => /own public key: two hosts share one private key/.test(w.logs),
+        15_000,
+        200,
+      );
+      const line = w.logs.split('\n').find((l) => l.includes('own public key'))!;
+      expect(line).toMatch(/"level":40,/); // warn
+      expect(line).toContain(`delete ${join(w.dir, 'state', 'wireguard.key')} on one of them`);
+      expect(await weftPeerCount(w)).toBe('2'); // never programmed as a peer
+      const r = await runWeftctl(c, w, ['peers', '--json']);
+      const out = JSON.parse(r.stdout) as {
+        peers: { lease: string | null; verdict: string; reason?: string }[];
+      };
+      const row = out.peers.find((p) => p.lease === '10.5.201.0-24');
+      expect(row?.verdict).toBe('refused');
+      expect(row?.reason).toMatch(
+        /own public key.*delete <state-dir>\/wireguard\.key on one of them and restart/,
+      );
+    } finally {
+      await c.etcd.etcdctl(['del', clone]);
+    }
+  });
+
+  it('a deleted TUN (ip link del weft-wg) is recreated in place: weftd keeps running, peers reconnect', async () => {
+    const w = daemons[0]!;
+    const child = w.child;
+    await nsRun(w.host.netns, 'ip', ['link', 'del', 'weft-wg']);
+    await waitFor(
+      'weftd to recreate weft-wg',
+      async () => w.logs.includes('"msg":"wireguard device recreated"') || child.exitCode !== null,
+      20_000,
+      200,
+    );
+    expect(child.exitCode).toBeNull();
+    expect(w.logs).toContain('wireguard device was deleted (ip link del?): recreating it');
+    const dev = await nsRun(w.host.netns, 'ip', ['-o', 'link', 'show', 'weft-wg']);
+    expect(dev.stdout).toContain('mtu 1420');
+    const route = await nsRun(w.host.netns, 'ip', ['route', 'show', '10.5.0.0/16']);
+    expect(route.stdout).toContain('dev weft-wg');
+    // both kinds of peers (weft on host 2, wireguard-go on host 3) get sessions again, both directions
+    const pairs = [
+      [containers[0]!, containers[2]!],
+      [containers[2]!, containers[0]!],
+      [containers[0]!, containers[1]!],
+      [containers[1]!, containers[0]!],
+    ] as const;
+    await waitFor(
+      'every pair to ping again',
+      async () => {
+        for (const [a, b] of pairs) if ((await pingOnce(a, b.ip)) !== null) return false;
+        return true;
+      },
+      20_000,
+      500,
+    );
+    // host 2 and host 3 never lost their other peer
+    expect(await pingOnce(containers[1]!, containers[2]!.ip)).toBeNull();
+    expect(child.exitCode).toBeNull();
+    expect(w.logs).not.toContain('WireGuard device stopped: WireGuard device stopped');
+  });
 });
 
 describe.skipIf(!runnable).each(['separate', 'ipv4'] as const)(
