@@ -204,17 +204,22 @@ class WireguardBackend implements Backend {
       state.fatal ??= err;
       fatal.emit('error', err);
     };
-    const startDev = (p: DevicePlan): WireGuardDevice =>
-      start({
-        name: p.name,
-        family: p.family,
-        port: p.port,
-        bindAddress: p.bindAddress,
-        mtu,
-        privateKey: key.privateKey,
-        log,
-        ...(this.options.netns ? { netns: this.options.netns } : {}),
-      });
+    const startDev = (p: DevicePlan): WireGuardDevice => {
+      try {
+        return start({
+          name: p.name,
+          family: p.family,
+          port: p.port,
+          bindAddress: p.bindAddress,
+          mtu,
+          privateKey: key.privateKey,
+          log,
+          ...(this.options.netns ? { netns: this.options.netns } : {}),
+        });
+      } catch (err) {
+        throw portInUse(err, p, cfg) ?? err;
+      }
+    };
     // A fatal engine error must never be an unhandled 'error' event; `run` rethrows it.
     const watch = (d: RunningDevice): void => {
       const dev = d.dev;
@@ -340,6 +345,21 @@ class WireguardBackend implements Backend {
     this.options.onNetwork?.(network);
     return network;
   }
+}
+
+/** The error for a ListenPort another process holds, naming the port, the field and the fix. */
+function portInUse(err: unknown, p: DevicePlan, cfg: WireguardConfig): WeftError | null {
+  const details = err instanceof WeftError ? err.details : undefined;
+  if (details?.code !== 'EADDRINUSE') return null;
+  const field = cfg.mode === 'separate' && p.family === 6 ? 'ListenPortV6' : 'ListenPort';
+  return new WeftError(
+    'E_NATIVE',
+    `wireguard: UDP port ${p.port} (Backend.${field}) on ${p.bindAddress} is in use by another ` +
+      `process (a kernel WireGuard interface, wireguard-go, flannel or a second weftd; ` +
+      `\`ss -ulpn 'sport = :${p.port}'\` names it): stop it, or set another Backend.${field} in the ` +
+      'network config (all hosts use the same port)',
+    { cause: err, details: { ...details, port: p.port } },
+  );
 }
 
 interface RunningDevice {

@@ -11,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SimContainer } from '../helpers/netns.js';
-import { nsRun, run, sleep, stopChild, waitFor } from '../helpers/exec.js';
+import type { ChildProcess } from 'node:child_process';
+import { nsRun, run, sleep, spawnTracked, stopChild, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import { startWireguardGo, type WgGoDevice } from '../helpers/wireguard-go.js';
@@ -366,3 +367,45 @@ describe.skipIf(!runnable).each(['separate', 'ipv4'] as const)(
     });
   },
 );
+
+describe.skipIf(!runnable)('weftd wireguard: ListenPort held by another process', () => {
+  let c: Cluster;
+  let blocker: ChildProcess | undefined;
+
+  beforeAll(async () => {
+    c = await createCluster(1);
+    await putConfig(c, CONFIG);
+  }, 60_000);
+
+  afterAll(async () => {
+    if (blocker) await stopChild(blocker);
+    await c?.destroy();
+  });
+
+  it('exits 1 with one message naming the port, the field and the fix', async () => {
+    const h = c.topo.hosts[0]!;
+    // another program (a wg-quick interface, flannel …) already holds UDP 51820 on the address
+    blocker = spawnTracked(
+      process.execPath,
+      [
+        '-e',
+        `require('node:dgram').createSocket('udp4').bind(51820, '${h.underlayIp}', () => console.log('bound'))`,
+      ],
+      { ns: h.netns },
+    );
+    let out = '';
+    blocker.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+    await waitFor('the blocker to bind', async () => out.includes('bound'), 10_000, 50);
+    const w = startWeftd(c, h);
+    const code = await Promise.race([w.exit, sleep(30_000).then(() => 'timeout')]);
+    expect(code).toBe(1);
+    expect(w.logs).toMatch(
+      new RegExp(
+        `UDP port 51820 \\(Backend\\.ListenPort\\) on ${h.underlayIp.replace(/\./g, '\\.')} is in use ` +
+          'by another process.*stop it, or set another Backend\\.ListenPort',
+      ),
+    );
+    // said once, not repeated by each layer
+    expect(w.logs).not.toMatch(/cannot start the WireGuard device: cannot start/);
+  });
+});
