@@ -265,6 +265,12 @@ describe.skipIf(!runnable)('weftd wireguard backend with a flannel-style wiregua
       expect(row?.reason).toMatch(
         /own public key.*delete <state-dir>\/wireguard\.key on one of them and restart/,
       );
+      const d = await runWeftctl(c, w, ['doctor', '--json', '--no-probe']);
+      const checks = (JSON.parse(d.stdout) as { checks: { status: string; message: string }[] })
+        .checks;
+      const refused = checks.filter((x) => /own public key/.test(x.message));
+      expect(refused.map((x) => x.status)).toEqual(['fail']);
+      expect(refused[0]?.message).toContain('10.5.201.0-24');
     } finally {
       await c.etcd.etcdctl(['del', clone]);
     }
