@@ -413,5 +413,17 @@ describe.skipIf(!runnable)('weftd wireguard: ListenPort held by another process'
     );
     // said once, not repeated by each layer
     expect(w.logs).not.toMatch(/cannot start the WireGuard device: cannot start/);
+    // weftctl doctor with no engine running: the weftd check fails, the WireGuard check says why
+    // it could not look at sessions (never a pass, never a crash)
+    const d = await runWeftctl(c, w, ['doctor', '--json', '--no-probe']);
+    expect(d.code).not.toBe(0);
+    const byId = new Map(
+      (
+        JSON.parse(d.stdout) as { checks: { id: string; status: string; message: string }[] }
+      ).checks.map((x) => [x.id, x]),
+    );
+    expect(byId.get('weftd')?.status).toBe('fail');
+    expect(byId.get('wireguard')?.status).toBe('warn');
+    expect(byId.get('wireguard')?.message).toMatch(/weftd, which runs the engine, does not answer/);
   });
 });
