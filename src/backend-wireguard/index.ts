@@ -225,7 +225,7 @@ class WireguardBackend implements Backend {
       const dev = d.dev;
       dev.on('error', (err: unknown) => {
         if (d.dev !== dev || state.released) return;
-        if (isTunDeleted(err)) setImmediate(() => void repair(d));
+        if (isTunDeleted(err)) setImmediate(() => void repair(d, err));
         else die(err);
       });
     };
@@ -290,10 +290,13 @@ class WireguardBackend implements Backend {
     // devices, start the engine anew on a new TUN (same key and port), set its address and route and
     // re-add every peer with a handshake, so peers reconnect within a second. Other hosts are not
     // touched. When that fails, weftd exits with the cause (a restart creates the device).
-    const repair = async (d: RunningDevice): Promise<void> => {
+    const repair = async (d: RunningDevice, cause: unknown): Promise<void> => {
       if (state.released || state.fatal !== undefined) return;
       const device = d.plan.name;
-      log.warn('wireguard device was deleted (ip link del?): recreating it', { device });
+      log.warn('wireguard device was deleted (ip link del?): recreating it', {
+        device,
+        err: (cause as Error).message,
+      });
       d.dev.close();
       try {
         d.dev = startDev(d.plan);

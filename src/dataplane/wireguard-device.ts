@@ -5,7 +5,7 @@
  * peers and allowed IPs it programmed so `setPeer` can reconcile one peer's allowed IPs.
  *
  * Lifecycle: `start` opens the loop on a TUN fd it takes over (closed by `close`); the loop thread is
- * joined by `close`. A fatal loop error is emitted once as 'error'.
+ * joined by `close`. A fatal loop error is emitted once as 'error' (logged when nobody listens).
  */
 import { EventEmitter } from 'node:events';
 import { WeftError } from '../errors.js';
@@ -188,8 +188,9 @@ export class WireGuardDevice extends EventEmitter {
           : err.message,
         { cause: err, details: { code: err.code, errno: err.errno, syscall: err.syscall } },
       );
-      deps.log?.error('wireguard device stopped', { err: e.message });
+      // a listener decides (the backend recreates a deleted TUN, or ends weftd with the error)
       if (dev && dev.listenerCount('error') > 0) dev.emit('error', e);
+      else deps.log?.error('wireguard device stopped', { err: e.message });
     };
     let handle: NativeWgDeviceHandle;
     try {
