@@ -304,8 +304,8 @@ class WireguardBackend implements Backend {
         die(
           new WeftError(
             'E_NATIVE',
-            `wireguard: the TUN ${device} was deleted (ip link del) and cannot be recreated: ` +
-              `${(err as Error).message}; weftd exits, and its restart sets the device up again`,
+            `wireguard: the TUN ${device} was deleted (ip link del) and cannot be recreated ` +
+              `(weftd exits; its restart sets the device up again): ${(err as Error).message}`,
             { cause: err },
           ),
         );
