@@ -371,6 +371,36 @@ describe.skipIf(!runnable).each(['separate', 'ipv4'] as const)(
       const links = await nsRun(daemons[0]!.host.netns, 'ip', ['-o', 'link', 'show']);
       expect(links.stdout.includes('weft-wg-v6')).toBe(mode === 'separate');
     });
+
+    it('the IPv6-carrying TUN deleted: recreated in place, both families reach the peer again', async () => {
+      const w = daemons[0]!;
+      const dev = mode === 'separate' ? 'weft-wg-v6' : 'weft-wg';
+      await nsRun(w.host.netns, 'ip', ['link', 'del', dev]);
+      await waitFor(
+        `weftd to recreate ${dev}`,
+        async () =>
+          w.logs.includes('"msg":"wireguard device recreated"') || w.child.exitCode !== null,
+        20_000,
+        200,
+      );
+      expect(w.child.exitCode).toBeNull();
+      const [a, b] = [containers[0]!, containers[1]!];
+      await waitFor(
+        'IPv4 and IPv6 both ways again',
+        async () => {
+          for (const [x, dst] of [
+            [a, b.ip],
+            [a, b.ip6!],
+            [b, a.ip],
+            [b, a.ip6!],
+          ] as const)
+            if ((await pingOnce(x, dst)) !== null) return false;
+          return true;
+        },
+        20_000,
+        500,
+      );
+    });
   },
 );
 
