@@ -17,7 +17,8 @@
  * leaking to the default route); the next start re-attaches and re-programs the peers from the lease
  * snapshot, with the same key. Sessions are re-established by handshakes within a second.
  */
-import { ConfigError } from '../errors.js';
+import { EventEmitter } from 'node:events';
+import { ConfigError, WeftError } from '../errors.js';
 import type { Backend, BackendDeps, BackendFactory, Network } from '../backend/backend.js';
 import { FAMILY_V4, FAMILY_V6 } from '../backend/family.js';
 import {
@@ -39,6 +40,7 @@ import { startOnTun } from '../dataplane/tun.js';
 import {
   WireGuardDevice,
   generatePrivateKey,
+  isTunDeleted,
   publicKeyOf,
   type WireGuardSnapshot,
 } from '../dataplane/wireguard-device.js';
@@ -194,10 +196,17 @@ class WireguardBackend implements Backend {
     const netlink = backendNetlink(this.options, log);
     const { ops } = netlink;
     const devices: RunningDevice[] = [];
-    const state: { fatal?: unknown } = {};
-    try {
-      for (const p of plans) {
-        const dev = start({
+    const state: { fatal?: unknown; released?: boolean } = {};
+    // `run` ends on a fatal engine error (state.fatal); a deleted TUN is repaired instead (below)
+    const fatal = new EventEmitter();
+    fatal.on('error', () => {}); // runUntilFatal listens while `run` runs
+    const die = (err: unknown): void => {
+      state.fatal ??= err;
+      fatal.emit('error', err);
+    };
+    const startDev = (p: DevicePlan): WireGuardDevice => {
+      try {
+        return start({
           name: p.name,
           family: p.family,
           port: p.port,
@@ -207,10 +216,21 @@ class WireguardBackend implements Backend {
           log,
           ...(this.options.netns ? { netns: this.options.netns } : {}),
         });
-        // A fatal engine error must never be an unhandled 'error' event; `run` rethrows it.
-        dev.on('error', (err: unknown) => {
-          state.fatal ??= err;
-        });
+      } catch (err) {
+        throw portInUse(err, p, cfg) ?? err;
+      }
+    };
+    // A fatal engine error must never be an unhandled 'error' event; `run` rethrows it.
+    const watch = (d: RunningDevice): void => {
+      const dev = d.dev;
+      dev.on('error', (err: unknown) => {
+        if (d.dev !== dev || state.released) return;
+        if (isTunDeleted(err)) setImmediate(() => void repair(d, err));
+        else die(err);
+      });
+    };
+    try {
+      for (const p of plans) {
         const spec: WgTunSpec = {
           name: p.name,
           mtu,
@@ -219,12 +239,14 @@ class WireguardBackend implements Backend {
           subnet6: p.v6 ? own6 : null,
           network6: p.v6 ? config.ipv6Network : null,
         };
-        devices.push({ plan: p, dev, spec });
+        const d: RunningDevice = { plan: p, dev: startDev(p), spec };
+        watch(d);
+        devices.push(d);
         await configureWgTun(ops, spec);
         log.info('wireguard device started', {
           device: p.name,
           underlay: `IPv${p.family}`,
-          port: dev.localPort,
+          port: d.dev.localPort,
           mtu,
         });
       }
@@ -240,27 +262,69 @@ class WireguardBackend implements Backend {
         4: [uplink.publicIp, uplink.ifaceAddr],
         6: [uplink.publicIpv6, uplink.ifaceAddr6],
       },
+      ownKey: { publicKey, file: key.path },
     });
+    const sink = wgSink(
+      devices.map((d) => ({ name: d.plan.name, dev: d.dev })),
+      async () => {
+        for (const d of devices) await configureWgTun(ops, d.spec);
+      },
+    );
     const loop = peerLoopRunner(
       {
         subnets,
         ownLease: lease,
         plan: (l) => planWgPeer(l, scope),
-        sink: wgSink(
-          devices.map((d) => ({ name: d.plan.name, dev: d.dev })),
-          async () => {
-            for (const d of devices) await configureWgTun(ops, d.spec);
-          },
-        ),
+        sink,
         log,
         triggers: linkTriggers(ops, tunWentDown(devices.map((d) => d.plan.name))),
       },
       this.options,
       () => {
+        state.released = true;
         for (const d of devices) d.dev.close(); // joins the engine threads
         netlink.release();
       },
     );
+    // A TUN deleted under the engine (`ip link del weft-wg`): like the other backends repair their
+    // devices, start the engine anew on a new TUN (same key and port), set its address and route and
+    // re-add every peer with a handshake, so peers reconnect within a second. Other hosts are not
+    // touched. When that fails, weftd exits with the cause (a restart creates the device).
+    const repair = async (d: RunningDevice, cause: unknown): Promise<void> => {
+      if (state.released || state.fatal !== undefined) return;
+      const device = d.plan.name;
+      log.warn('wireguard device was deleted (ip link del?): recreating it', {
+        device,
+        err: (cause as Error).message,
+      });
+      d.dev.close();
+      try {
+        d.dev = startDev(d.plan);
+      } catch (err) {
+        die(
+          new WeftError(
+            'E_NATIVE',
+            `wireguard: the TUN ${device} was deleted (ip link del) and cannot be recreated ` +
+              `(weftd exits; its restart sets the device up again): ${(err as Error).message}`,
+            { cause: err },
+          ),
+        );
+        return;
+      }
+      watch(d);
+      sink.replaceDevice(device, d.dev);
+      try {
+        await configureWgTun(ops, d.spec);
+      } catch (err) {
+        // the peer loop's device repair (ensureReady) retries at the reconcile below
+        log.warn('wireguard device recreated, address/route not set yet', {
+          device,
+          err: (err as Error).message,
+        });
+      }
+      await loop.reconcileNow();
+      log.info('wireguard device recreated', { device, port: d.dev.localPort });
+    };
     const network: WireguardNetwork = {
       lease,
       mtu,
@@ -279,21 +343,31 @@ class WireguardBackend implements Backend {
       peersOnUplink: false,
       reconcileNow: loop.reconcileNow,
       // a dead engine stops the loop and explains its end
-      run: (runSignal) =>
-        runUntilFatal(
-          loop.run,
-          runSignal,
-          devices.map((d) => d.dev),
-          state,
-        ),
+      run: (runSignal) => runUntilFatal(loop.run, runSignal, [fatal], state),
     };
     this.options.onNetwork?.(network);
     return network;
   }
 }
 
+/** The error for a ListenPort another process holds, naming the port, the field and the fix. */
+function portInUse(err: unknown, p: DevicePlan, cfg: WireguardConfig): WeftError | null {
+  const details = err instanceof WeftError ? err.details : undefined;
+  if (details?.code !== 'EADDRINUSE') return null;
+  const field = cfg.mode === 'separate' && p.family === 6 ? 'ListenPortV6' : 'ListenPort';
+  return new WeftError(
+    'E_NATIVE',
+    `wireguard: UDP port ${p.port} (Backend.${field}) on ${p.bindAddress} is in use by another ` +
+      `process (a kernel WireGuard interface, wireguard-go, flannel or a second weftd; ` +
+      `\`ss -ulpn 'sport = :${p.port}'\` names it): stop it, or set another Backend.${field} in the ` +
+      'network config (all hosts use the same port)',
+    { cause: err, details: { ...details, port: p.port } },
+  );
+}
+
 interface RunningDevice {
   readonly plan: DevicePlan;
-  readonly dev: WireGuardDevice;
+  /** replaced when its TUN was deleted and the engine started anew */
+  dev: WireGuardDevice;
   readonly spec: WgTunSpec;
 }

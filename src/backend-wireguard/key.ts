@@ -5,19 +5,44 @@
  *
  * Hostile file handling: a file that is not a base64 32-byte key is an error naming the file and the
  * fix (weftd does not silently replace a key peers may know); so is a FIFO, device or directory at the
- * path (opened non-blocking: never a hang); a file readable by group or others is tightened to 0600
- * (and reported through `warn`).
+ * path (opened non-blocking: never a hang); so is a symbolic link (opened O_NOFOLLOW: a link planted
+ * at the path can neither make weftd use another file as its key nor make it chmod that file); a file
+ * readable by group or others is tightened to 0600 (and reported through `warn`).
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fchmodSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  writeSync,
+  type Stats,
+} from 'node:fs';
 import { join } from 'node:path';
 import { WeftError } from '../errors.js';
-import { readAtMostSync, withRegularFileSync } from '../files/read-regular.js';
+import { NotRegularFileError, readAtMostSync } from '../files/read-regular.js';
 
 export const KEY_FILE = 'wireguard.key';
 const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/;
 /** What is read of the key file at most: a key with a newline is 45 bytes. */
 const KEY_FILE_MAX_BYTES = 4096;
+
+/** Runs `use` on the key file opened non-blocking, without following a symlink, once it is a
+ *  regular file; throws the open's error (ENOENT, ELOOP for a link) or NotRegularFileError. */
+function withKeyFileSync<T>(path: string, use: (fd: number, st: Stats) => T): T {
+  const { O_RDONLY, O_NONBLOCK, O_NOCTTY, O_NOFOLLOW } = constants;
+  const fd = openSync(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new NotRegularFileError(path);
+    return use(fd, st);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 export interface LoadedKey {
   readonly privateKey: Buffer;
@@ -40,7 +65,7 @@ export function loadOrCreateKey(
   try {
     // Non-blocking, so a FIFO planted at the path cannot hang weftd's start; only a regular file, and
     // at most KEY_FILE_MAX_BYTES of it (a key is 44 characters).
-    text = withRegularFileSync(path, (fd, st) => {
+    text = withKeyFileSync(path, (fd, st) => {
       if ((st.mode & 0o077) !== 0) {
         fchmodSync(fd, 0o600);
         warn('wireguard key file was readable by others; mode set to 0600', { path });
@@ -48,6 +73,15 @@ export function loadOrCreateKey(
       return readAtMostSync(fd, Math.min(st.size, KEY_FILE_MAX_BYTES)).toString('utf8').trim();
     });
   } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') {
+      throw new WeftError(
+        'E_IO',
+        `${path} is a symbolic link: weftd does not follow it for its private key (it could point ` +
+          'at another file); put the key file itself there (mode 0600), or delete the link to make ' +
+          'weftd generate a new key',
+        { details: { path } },
+      );
+    }
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
       if (err instanceof WeftError) throw err;
       throw new WeftError(

@@ -54,6 +54,8 @@ export interface DeviceScope {
   readonly keyFrom: 'v4' | 'v6';
   /** This host's own underlay addresses (a lease with one of them is stale, refused). */
   readonly ownIps: readonly (string | null)[];
+  /** This host's own public key (a lease publishing it is a cloned key, refused) and its file. */
+  readonly ownKey: OwnKey | null;
   readonly psk: string | null;
   readonly persistentKeepalive: number;
 }
@@ -127,6 +129,12 @@ export function planWgDevices(
   return planDevices(devices, cfg.mtu, uplink);
 }
 
+/** This host's public key and where its private key is (named in the refusal of a cloned key). */
+export interface OwnKey {
+  readonly publicKey: string;
+  readonly file: string;
+}
+
 /** This host as the planner needs it. */
 export interface WgHost {
   /** This host's own subnets (from its lease). */
@@ -137,6 +145,8 @@ export interface WgHost {
     readonly 4: readonly (string | null)[];
     readonly 6: readonly (string | null)[];
   };
+  /** This host's own public key (weftd: from its key file; weftctl: from its own lease). */
+  readonly ownKey?: OwnKey | null;
 }
 
 /** The planner's scope for the devices `layout` over this host. */
@@ -162,6 +172,7 @@ export function wgPeerScope(
           : null,
       keyFrom: d.keyFrom,
       ownIps: host.ownIps[d.family],
+      ownKey: host.ownKey ?? null,
       psk: cfg.psk,
       persistentKeepalive: cfg.persistentKeepalive,
     })),
@@ -230,6 +241,16 @@ export function planDevicePeer(
   if (subnets.every(([s, sc]) => !s || !sc)) return null; // nothing of this lease for this device
   const pk = leasePublicKey(data);
   if ('reason' in pk) return { reason: pk.reason };
+  if (scope.ownKey && pk.key === scope.ownKey.publicKey) {
+    // Two hosts with one private key (a cloned state dir or VM image) would both answer for it: the
+    // peers' sessions flip between them and neither host's pods are reachable reliably.
+    return {
+      reason:
+        `BackendData.PublicKey is this host's own public key: two hosts share one private key ` +
+        `(a cloned state dir or VM image); delete ${scope.ownKey.file} on one of them and restart its ` +
+        'weftd (it generates a new key and publishes it)',
+    };
+  }
   const ok = scope.underlay === 4 ? tryParseIp4(ip ?? '') !== null : tryParseIp6(ip ?? '') !== null;
   if (!ip || !ok || ip === '0.0.0.0') {
     return {

@@ -16,10 +16,16 @@ export interface WgSinkDevice {
   readonly dev: WireGuardDevice;
 }
 
+export interface WgPeerSink extends PeerSink<WgPeerEntry> {
+  /** Programs onto `dev` from now on (a device started anew after its TUN was deleted): it has no
+   *  peers yet, so the next reconcile adds and initiates every one. */
+  replaceDevice(name: string, dev: WireGuardDevice): void;
+}
+
 export function wgSink(
   devices: readonly WgSinkDevice[],
   ensureReady: () => Promise<void>,
-): PeerSink<WgPeerEntry> {
+): WgPeerSink {
   const byName = new Map(devices.map((d) => [d.name, d.dev]));
   /** device → public key → JSON of the spec last programmed */
   const programmed = new Map(devices.map((d) => [d.name, new Map<string, string>()]));
@@ -77,12 +83,16 @@ export function wgSink(
   });
 
   return {
+    replaceDevice(name, dev) {
+      byName.set(name, dev);
+      programmed.get(name)?.clear();
+    },
     claims: wgClaims,
     ensureReady,
     async apply(program, remove, keep) {
       const wanted = new Set([...program, ...keep].map((e) => id(e.device, e.peer.publicKey)));
       let deleted = 0;
-      for (const { name } of devices) {
+      for (const name of byName.keys()) {
         const gone = remove
           .filter((e) => e.device === name && !wanted.has(id(name, e.peer.publicKey)))
           .map((e) => e.peer.publicKey);
@@ -93,7 +103,7 @@ export function wgSink(
     async reconcile(desired) {
       const wanted = new Set(desired.map((e) => id(e.device, e.peer.publicKey)));
       let deleted = 0;
-      for (const { name, dev } of devices)
+      for (const [name, dev] of byName)
         deleted += del(
           name,
           dev.peerKeys().filter((k) => !wanted.has(id(name, k))),

@@ -24,6 +24,7 @@ import { inScope, planReconcile, type KernelScope } from '../backend/reconcile.j
 import { onLinkOf } from '../backend/uplink-routes.js';
 import { parseWireguardConfig, type WireguardConfig } from '../backend-wireguard/config.js';
 import {
+  leasePublicKey,
   planWgPeer,
   wgClaims,
   wgDeviceLayout,
@@ -177,10 +178,16 @@ function plannerFor(input: PeerInput): {
         ownIps(input, publicIpOf(family), uplinkByIp(family), family);
       const base = (family: 4 | 6): string | null =>
         famBase.find((b) => b.fam.family === family && b.ownSubnet !== '')?.ownSubnet ?? null;
+      // this host's key as its own lease publishes it (weftd reads it from its key file)
+      const ownPk = own ? leasePublicKey(own.attrs.backendData ?? own.attrs.backendV6Data) : null;
       const scope = wgPeerScope(cfg, config, wgLayoutOf(cfg, config, own), {
         own4: base(4),
         own6: base(6),
         ownIps: { 4: ips(4), 6: ips(6) },
+        ownKey:
+          ownPk && 'key' in ownPk
+            ? { publicKey: ownPk.key, file: '<state-dir>/wireguard.key' }
+            : null,
       });
       return {
         plan: (l) => planWgPeer(l, scope),

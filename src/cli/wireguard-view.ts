@@ -197,7 +197,16 @@ export function wgDoctorChecks(
   if (!config || config.backend.type !== 'wireguard') return [];
   const unchecked = 'WireGuard sessions not checked';
   if (!live) return [skip('wireguard', `${unchecked} (no --healthz-url / --healthz-port)`)];
-  if (!live.ok) return [warn('wireguard', `${unchecked}: ${live.error}`)];
+  if (!live.ok) {
+    // the engine runs inside weftd: no answer means no engine (the weftd check says why)
+    return [
+      warn(
+        'wireguard',
+        `${unchecked}: weftd, which runs the engine, does not answer (${live.error})`,
+        ['systemctl status weftd; journalctl -u weftd -n 50   # why weftd is not running'],
+      ),
+    ];
+  }
   let port = 51820;
   try {
     port = parseWireguardConfig(config.backend.raw).listenPort;

@@ -56,7 +56,9 @@ export function requireInt(
 /** A native call's failure as WeftError E_NATIVE with its errno details. */
 export function nativeError(err: unknown, what: string): WeftError {
   const e = err as NodeJS.ErrnoException;
-  return new WeftError('E_NATIVE', `${what}: ${e.message}`, {
+  // the native side may already say what failed ("cannot start the WireGuard device: bind …")
+  const message = e.message.startsWith(`${what}: `) ? e.message : `${what}: ${e.message}`;
+  return new WeftError('E_NATIVE', message, {
     cause: err,
     details: { code: e.code, errno: e.errno, syscall: e.syscall },
   });

@@ -5,7 +5,7 @@
  * peers and allowed IPs it programmed so `setPeer` can reconcile one peer's allowed IPs.
  *
  * Lifecycle: `start` opens the loop on a TUN fd it takes over (closed by `close`); the loop thread is
- * joined by `close`. A fatal loop error is emitted once as 'error'.
+ * joined by `close`. A fatal loop error is emitted once as 'error' (logged when nobody listens).
  */
 import { EventEmitter } from 'node:events';
 import { WeftError } from '../errors.js';
@@ -129,6 +129,16 @@ function formatEndpoint(family: number, addr: Buffer | null, port: number): stri
   return `[${formatIp6(v)}]:${port}`;
 }
 
+/** True for the engine's fatal error when its TUN was deleted (`ip link del`): the read of a TUN fd
+ *  whose interface is gone fails with EBADFD. */
+export function isTunDeleted(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const e = err as { code?: unknown; syscall?: unknown; details?: Record<string, unknown> };
+  const code = e.details?.code ?? e.code;
+  const syscall = e.details?.syscall ?? e.syscall;
+  return code === 'EBADFD' && syscall === 'read';
+}
+
 export interface WireGuardDeviceDeps {
   readonly log?: Logger;
 }
@@ -169,10 +179,18 @@ export class WireGuardDevice extends EventEmitter {
         : addrBytes(opts.bindAddress, opts.family, 'bindAddress');
     const native = loadNative();
     let dev: WireGuardDevice | null = null;
-    const onFatal = (err: Error): void => {
-      const e = nativeError(err, 'WireGuard device stopped');
-      deps.log?.error('wireguard device stopped', { err: e.message });
+    const onFatal = (err: NodeJS.ErrnoException): void => {
+      // the native message already reads "WireGuard device stopped: <syscall> <errno> (…)"
+      const e = new WeftError(
+        'E_NATIVE',
+        isTunDeleted(err)
+          ? `${err.message}: its TUN device was deleted (ip link del)`
+          : err.message,
+        { cause: err, details: { code: err.code, errno: err.errno, syscall: err.syscall } },
+      );
+      // a listener decides (the backend recreates a deleted TUN, or ends weftd with the error)
       if (dev && dev.listenerCount('error') > 0) dev.emit('error', e);
+      else deps.log?.error('wireguard device stopped', { err: e.message });
     };
     let handle: NativeWgDeviceHandle;
     try {

@@ -11,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SimContainer } from '../helpers/netns.js';
-import { nsRun, run, sleep, stopChild, waitFor } from '../helpers/exec.js';
+import type { ChildProcess } from 'node:child_process';
+import { nsRun, run, sleep, spawnTracked, stopChild, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import { startWireguardGo, type WgGoDevice } from '../helpers/wireguard-go.js';
@@ -230,6 +231,88 @@ describe.skipIf(!runnable)('weftd wireguard backend with a flannel-style wiregua
     expect(await handshake()).toBe(first);
     expect(await weftPeerCount(daemons[0]!)).toBe('2');
   });
+
+  it("refuses a lease that publishes this host's own key (a cloned wireguard.key), in weftd and weftctl", async () => {
+    const w = daemons[0]!;
+    const own = await pubOfKeyFile(join(w.dir, 'state', 'wireguard.key'));
+    const clone = `${c.prefix}/subnets/10.5.201.0-24`;
+    await c.etcd.etcdctl([
+      'put',
+      clone,
+      JSON.stringify({
+        PublicIP: '198.18.0.99',
+        BackendType: 'wireguard',
+        BackendData: { PublicKey: own },
+      }),
+    ]);
+    try {
+      await waitFor(
+        'weftd to refuse the cloned key',
+        async () => /own public key: two hosts share one private key/.test(w.logs),
+        15_000,
+        200,
+      );
+      const line = w.logs.split('\n').find((l) => l.includes('own public key'))!;
+      expect(line).toMatch(/"level":40,/); // warn
+      expect(line).toContain(`delete ${join(w.dir, 'state', 'wireguard.key')} on one of them`);
+      expect(await weftPeerCount(w)).toBe('2'); // never programmed as a peer
+      const r = await runWeftctl(c, w, ['peers', '--json']);
+      const out = JSON.parse(r.stdout) as {
+        peers: { lease: string | null; verdict: string; reason?: string }[];
+      };
+      const row = out.peers.find((p) => p.lease === '10.5.201.0-24');
+      expect(row?.verdict).toBe('refused');
+      expect(row?.reason).toMatch(
+        /own public key.*delete <state-dir>\/wireguard\.key on one of them and restart/,
+      );
+      const d = await runWeftctl(c, w, ['doctor', '--json', '--no-probe']);
+      const checks = (JSON.parse(d.stdout) as { checks: { status: string; message: string }[] })
+        .checks;
+      const refused = checks.filter((x) => /own public key/.test(x.message));
+      expect(refused.map((x) => x.status)).toEqual(['fail']);
+      expect(refused[0]?.message).toContain('10.5.201.0-24');
+    } finally {
+      await c.etcd.etcdctl(['del', clone]);
+    }
+  });
+
+  it('a deleted TUN (ip link del weft-wg) is recreated in place: weftd keeps running, peers reconnect', async () => {
+    const w = daemons[0]!;
+    const child = w.child;
+    await nsRun(w.host.netns, 'ip', ['link', 'del', 'weft-wg']);
+    await waitFor(
+      'weftd to recreate weft-wg',
+      async () => w.logs.includes('"msg":"wireguard device recreated"') || child.exitCode !== null,
+      20_000,
+      200,
+    );
+    expect(child.exitCode).toBeNull();
+    expect(w.logs).toContain('wireguard device was deleted (ip link del?): recreating it');
+    const dev = await nsRun(w.host.netns, 'ip', ['-o', 'link', 'show', 'weft-wg']);
+    expect(dev.stdout).toContain('mtu 1420');
+    const route = await nsRun(w.host.netns, 'ip', ['route', 'show', '10.5.0.0/16']);
+    expect(route.stdout).toContain('dev weft-wg');
+    // both kinds of peers (weft on host 2, wireguard-go on host 3) get sessions again, both directions
+    const pairs = [
+      [containers[0]!, containers[2]!],
+      [containers[2]!, containers[0]!],
+      [containers[0]!, containers[1]!],
+      [containers[1]!, containers[0]!],
+    ] as const;
+    await waitFor(
+      'every pair to ping again',
+      async () => {
+        for (const [a, b] of pairs) if ((await pingOnce(a, b.ip)) !== null) return false;
+        return true;
+      },
+      20_000,
+      500,
+    );
+    // host 2 and host 3 never lost their other peer
+    expect(await pingOnce(containers[1]!, containers[2]!.ip)).toBeNull();
+    expect(child.exitCode).toBeNull();
+    expect(w.logs).not.toContain('WireGuard device stopped: WireGuard device stopped');
+  });
 });
 
 describe.skipIf(!runnable).each(['separate', 'ipv4'] as const)(
@@ -288,5 +371,89 @@ describe.skipIf(!runnable).each(['separate', 'ipv4'] as const)(
       const links = await nsRun(daemons[0]!.host.netns, 'ip', ['-o', 'link', 'show']);
       expect(links.stdout.includes('weft-wg-v6')).toBe(mode === 'separate');
     });
+
+    it('the IPv6-carrying TUN deleted: recreated in place, both families reach the peer again', async () => {
+      const w = daemons[0]!;
+      const dev = mode === 'separate' ? 'weft-wg-v6' : 'weft-wg';
+      await nsRun(w.host.netns, 'ip', ['link', 'del', dev]);
+      await waitFor(
+        `weftd to recreate ${dev}`,
+        async () =>
+          w.logs.includes('"msg":"wireguard device recreated"') || w.child.exitCode !== null,
+        20_000,
+        200,
+      );
+      expect(w.child.exitCode).toBeNull();
+      const [a, b] = [containers[0]!, containers[1]!];
+      await waitFor(
+        'IPv4 and IPv6 both ways again',
+        async () => {
+          for (const [x, dst] of [
+            [a, b.ip],
+            [a, b.ip6!],
+            [b, a.ip],
+            [b, a.ip6!],
+          ] as const)
+            if ((await pingOnce(x, dst)) !== null) return false;
+          return true;
+        },
+        20_000,
+        500,
+      );
+    });
   },
 );
+
+describe.skipIf(!runnable)('weftd wireguard: ListenPort held by another process', () => {
+  let c: Cluster;
+  let blocker: ChildProcess | undefined;
+
+  beforeAll(async () => {
+    c = await createCluster(1);
+    await putConfig(c, CONFIG);
+  }, 60_000);
+
+  afterAll(async () => {
+    if (blocker) await stopChild(blocker);
+    await c?.destroy();
+  });
+
+  it('exits 1 with one message naming the port, the field and the fix', async () => {
+    const h = c.topo.hosts[0]!;
+    // another program (a wg-quick interface, flannel …) already holds UDP 51820 on the address
+    blocker = spawnTracked(
+      process.execPath,
+      [
+        '-e',
+        `require('node:dgram').createSocket('udp4').bind(51820, '${h.underlayIp}', () => console.log('bound'))`,
+      ],
+      { ns: h.netns },
+    );
+    let out = '';
+    blocker.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+    await waitFor('the blocker to bind', async () => out.includes('bound'), 10_000, 50);
+    const w = startWeftd(c, h);
+    const code = await Promise.race([w.exit, sleep(30_000).then(() => 'timeout')]);
+    expect(code).toBe(1);
+    expect(w.logs).toMatch(
+      new RegExp(
+        `UDP port 51820 \\(Backend\\.ListenPort\\) on ${h.underlayIp.replace(/\./g, '\\.')} is in use ` +
+          'by another process.*stop it, or set another Backend\\.ListenPort',
+      ),
+    );
+    // said once, not repeated by each layer
+    expect(w.logs).not.toMatch(/cannot start the WireGuard device: cannot start/);
+    // weftctl doctor with no engine running: the weftd check fails, the WireGuard check says why
+    // it could not look at sessions (never a pass, never a crash)
+    const d = await runWeftctl(c, w, ['doctor', '--json', '--no-probe']);
+    expect(d.code).not.toBe(0);
+    const byId = new Map(
+      (
+        JSON.parse(d.stdout) as { checks: { id: string; status: string; message: string }[] }
+      ).checks.map((x) => [x.id, x]),
+    );
+    expect(byId.get('weftd')?.status).toBe('fail');
+    expect(byId.get('wireguard')?.status).toBe('warn');
+    expect(byId.get('wireguard')?.message).toMatch(/weftd, which runs the engine, does not answer/);
+  });
+});

@@ -12,6 +12,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -59,6 +60,7 @@ const dev: DeviceScope = {
   v6: null,
   keyFrom: 'v4',
   ownIps: ['198.18.0.1'],
+  ownKey: { publicKey: KEY(1), file: '/var/lib/weft/wireguard.key' },
   psk: null,
   persistentKeepalive: 25,
 };
@@ -170,6 +172,16 @@ describe('lease → peer (the planner)', () => {
     expect(p.refused).toHaveLength(1);
     expect(p.refused[0]?.reason).toMatch(reason);
   });
+  it("refuses a lease publishing this host's own key (a cloned key file), naming the file and the fix", () => {
+    const p = planWgPeer(lease(2, { backendData: { PublicKey: KEY(1) } }), scope);
+    expect(p.entries).toEqual([]);
+    expect(p.refused[0]?.reason).toMatch(
+      /this host's own public key: two hosts share one private key \(a cloned state dir or VM image\); delete \/var\/lib\/weft\/wireguard\.key on one of them and restart/,
+    );
+    // the same key written with non-zero padding bits is the same key
+    const odd = KEY(1).slice(0, 42) + String.fromCharCode(KEY(1).charCodeAt(42) + 1) + '=';
+    expect(planWgPeer(lease(2, { backendData: { PublicKey: odd } }), scope).entries).toEqual([]);
+  });
   it('reads a key with non-zero padding bits as Go does, in canonical form (one key, one claim)', () => {
     // "…B=" decodes to the same 32 bytes as "…A=": the engine reports the peer as "…A="
     const odd = KEY(2).slice(0, 42) + String.fromCharCode(KEY(2).charCodeAt(42) + 1) + '=';
@@ -278,7 +290,7 @@ describe('private key file', () => {
     }
   });
 
-  it('a FIFO, a directory or a huge file at the path is an error naming the file, never a hang', () => {
+  it('a FIFO, a directory, a symlink or a huge file at the path is an error naming the file, never a hang', () => {
     const dir = mkdtempSync(join(tmpdir(), 'weft-wgkey-'));
     try {
       const state = join(dir, 'state');
@@ -298,6 +310,16 @@ describe('private key file', () => {
       rmSync(path, { recursive: true });
       writeFileSync(path, 'A'.repeat(8 << 20), { mode: 0o600 });
       expect(() => loadOrCreateKey(state, generate)).toThrow(/does not hold a base64 WireGuard/);
+      rmSync(path);
+      // a symlink to a valid key elsewhere (a readable file of another program): never followed,
+      // never used as our key, and the target's mode is not touched
+      const other = join(dir, 'other.key');
+      writeFileSync(other, randomBytes(32).toString('base64') + '\n', { mode: 0o644 });
+      symlinkSync(other, path);
+      expect(() => loadOrCreateKey(state, generate)).toThrow(
+        /wireguard\.key is a symbolic link: weftd does not follow it.*delete the link/,
+      );
+      expect(statSync(other).mode & 0o777).toBe(0o644);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -442,7 +464,8 @@ describe("weftctl's peer verdicts (wireguard, one device for both families)", ()
     const rows = peerVerdicts({
       config: cfg,
       own: dual(1),
-      leases: [dual(1), dual(2), dual(3, KEY(2), 1000)], // 3 copies 2's key and expires first
+      // 3 copies 2's key and expires first; 4 runs with a copy of our own key file
+      leases: [dual(1), dual(2), dual(3, KEY(2), 1000), dual(4, KEY(1))],
       kernel: {
         links: [tun as never],
         routes: [route('10.5.0.0/16', 4), route('fd05::/48', 6)] as never[],
@@ -456,8 +479,12 @@ describe("weftctl's peer verdicts (wireguard, one device for both families)", ()
       ['10.5.2.0-24&fd05:0:0:2::-64', 6, 'fd05:0:0:2::/64', 'ok'],
       ['10.5.3.0-24&fd05:0:0:3::-64', 4, '10.5.3.0/24', 'refused'],
       ['10.5.3.0-24&fd05:0:0:3::-64', 6, 'fd05:0:0:3::/64', 'refused'],
+      ['10.5.4.0-24&fd05:0:0:4::-64', 4, '10.5.4.0/24', 'refused'],
+      ['10.5.4.0-24&fd05:0:0:4::-64', 6, 'fd05:0:0:4::/64', 'refused'],
     ]);
-    for (const r of rows.filter((x) => x.verdict === 'refused'))
+    for (const r of rows.filter((x) => x.verdict === 'refused' && x.lease?.startsWith('10.5.3.')))
       expect(r.reason).toMatch(/already holds its public key/);
+    for (const r of rows.filter((x) => x.lease?.startsWith('10.5.4.')))
+      expect(r.reason).toMatch(/own public key.*delete <state-dir>\/wireguard\.key on one of them/);
   });
 });
