@@ -136,3 +136,9 @@ export async function ipJson<T = Record<string, unknown>[]>(
   const r = await run('ip', ['-n', ns, '-j', ...args]);
   return JSON.parse(r.stdout || '[]') as T;
 }
+
+/** The two ways a runtime reaches weft: the C shim handing the call to weftd, or the full plugin alone. */
+export const CNI_MODES = [
+  { mode: 'shim → weftd', plugin: 'weft', weftd: true },
+  { mode: 'standalone weft-full', plugin: 'weft-full', weftd: false },
+] as const;

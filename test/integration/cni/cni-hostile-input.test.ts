@@ -29,6 +29,7 @@ import {
   startCniWeftd,
   type CniCall,
   type CniWeftd,
+  CNI_MODES,
 } from './cni-helpers.js';
 
 const runnable = requireCaps('root', 'netns', 'cniPlugins');
@@ -40,12 +41,7 @@ const TINY_SUBNET_ENV =
 const SUBNET_ENV =
   'FLANNEL_NETWORK=10.79.0.0/16\nFLANNEL_SUBNET=10.79.6.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n';
 
-const MODES = [
-  { mode: 'shim → weftd', plugin: 'weft', weftd: true },
-  { mode: 'standalone weft-full', plugin: 'weft-full', weftd: false },
-] as const;
-
-describe.skipIf(!runnable).each(MODES)(
+describe.skipIf(!runnable).each(CNI_MODES)(
   'weft CNI plugin ($mode): exhausted subnet and hostile CNI_ARGS',
   ({ plugin, weftd: withWeftd }) => {
     let weftd: CniWeftd | undefined;

@@ -25,6 +25,7 @@ import {
   startCniWeftd,
   type CniCall,
   type CniWeftd,
+  CNI_MODES,
 } from './cni-helpers.js';
 
 const runnable = requireCaps('root', 'netns', 'cniPlugins', 'ping');
@@ -33,12 +34,7 @@ useLeakCheck();
 const SUBNET_ENV =
   'FLANNEL_NETWORK=10.77.0.0/16\nFLANNEL_SUBNET=10.77.5.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n';
 
-const MODES = [
-  { mode: 'shim → weftd', plugin: 'weft', weftd: true },
-  { mode: 'standalone weft-full', plugin: 'weft-full', weftd: false },
-] as const;
-
-describe.skipIf(!runnable).each(MODES)(
+describe.skipIf(!runnable).each(CNI_MODES)(
   'weft CNI plugin ($mode) with the reference bridge/host-local in a netns host',
   ({ plugin, weftd: withWeftd }) => {
     let weftd: CniWeftd | undefined;
