@@ -1,9 +1,10 @@
 /**
  * The uplink deleted and created again with the same name and address (a NIC driver reload, a bond or
  * bridge rebuilt): a new interface with a new ifindex. The kernel drops everything bound to the old
- * one: the routes through it and, for VXLAN, the device's `dev` binding stays on the dead ifindex.
+ * one: the routes through it, and a VXLAN device whose `dev` is the old uplink is deleted with it.
  * Containers on the host must talk to their peers again within seconds, weftd keeps running, and the
- * VTEP MAC stays the same. The test's uplink is a veth end (the kernel here has no `dummy`): deleted
+ * VTEP MAC stays the same. The udp and wireguard backends, bound only to the address (their sockets),
+ * are checked too. The test's uplink is a veth end (the kernel here has no `dummy`): deleted
  * with `ip link del` and re-created on the same underlay bridge.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,13 +23,17 @@ import {
   type Weftd,
 } from './weftd-harness.js';
 
-const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'ping', 'nft');
+const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'ping', 'nft', 'tun');
 useLeakCheck();
 
+// host-gw and vxlan are bound to the uplink's ifindex and must follow it; udp and wireguard only to
+// its address (their sockets), checked alongside.
 const BACKENDS = [
   ['host-gw', { Type: 'host-gw' }],
   ['vxlan', { Type: 'vxlan' }],
   ['vxlan DirectRouting', { Type: 'vxlan', DirectRouting: true }],
+  ['udp', { Type: 'udp' }],
+  ['wireguard', { Type: 'wireguard' }],
 ] as const;
 
 /** Deletes `eth0` of host 1 (and its veth peer `vh1` on the underlay bridge) and creates both again. */
@@ -86,7 +91,9 @@ describe.skipIf(!runnable).each(BACKENDS)('uplink deleted and re-created (%s)', 
       200,
     );
     expect(child.exitCode, w.logs).toBeNull();
-    expect(w.logs).toMatch(/uplink eth0 was re-created \(ifindex \d+ → \d+\)/);
+    if (name === 'host-gw' || name.startsWith('vxlan')) {
+      expect(w.logs).toMatch(/uplink eth0 was re-created \(ifindex \d+ → \d+\)/);
+    }
     if (mac) {
       // the kernel deleted weft.1 with the old eth0: weftd created it again, on the new eth0
       const after = await ipOut(ns, ['-d', '-o', 'link', 'show', 'weft.1']);
