@@ -160,6 +160,7 @@ class UdpBackend implements Backend {
     try {
       await configureTun(ops, spec);
     } catch (err) {
+      state.released = true; // no repair of a network that never started
       fwd.close();
       netlink.release();
       throw err;
