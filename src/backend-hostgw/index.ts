@@ -19,6 +19,7 @@ import {
   enabledFamilies,
   linkTriggers,
   uplinkCameUp,
+  uplinkRecreated,
   ownSubnet,
   peerLoopRunner,
   type BackendRuntimeOptions,
@@ -151,7 +152,8 @@ class HostGwBackend implements Backend {
         };
       });
       const programmer = new HostGwProgrammer(ops, uplink, states);
-      const cameUp = uplinkCameUp(uplink.index);
+      const cameUp = uplinkCameUp(uplink);
+      const recreated = uplinkRecreated(uplink, log);
       return {
         lease,
         mtu: planHostGwDevices(uplink).mtu!,
@@ -167,6 +169,7 @@ class HostGwBackend implements Backend {
             triggers: linkTriggers(
               ops,
               (e) =>
+                recreated(e) ||
                 cameUp(e) ||
                 e.kind === 'resync' ||
                 (e.kind === 'removed' && e.index === uplink.index),

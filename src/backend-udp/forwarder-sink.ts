@@ -8,10 +8,13 @@ import type { PeerSink, SinkResult } from '../backend/peer-loop.js';
 import type { Forwarder } from '../dataplane/forwarder.js';
 import { udpClaims, type UdpPeerRoute } from './plan.js';
 
-export function forwarderSink(
-  fwd: Forwarder,
-  ensureReady: () => Promise<void>,
-): PeerSink<UdpPeerRoute> {
+export interface ForwarderPeerSink extends PeerSink<UdpPeerRoute> {
+  /** Programs `next` from now on (a forwarder started anew after its TUN was deleted): its table is
+   *  empty, so the next full reconcile sets every peer's route on it. */
+  replaceForwarder(next: Forwarder): void;
+}
+
+export function forwarderSink(fwd: Forwarder, ensureReady: () => Promise<void>): ForwarderPeerSink {
   const failed: { entry: UdpPeerRoute; err: unknown }[] = [];
   const set = (routes: readonly UdpPeerRoute[]): number => {
     const current = new Map(fwd.routes().map((r) => [r.dst, r]));
@@ -40,6 +43,9 @@ export function forwarderSink(
     errors: [],
   });
   return {
+    replaceForwarder(next) {
+      fwd = next;
+    },
     claims: udpClaims,
     ensureReady,
     async apply(program, remove, keep) {

@@ -19,8 +19,10 @@
  * thread is joined. The TUN is persistent, so its address and cluster route survive the daemon: while
  * it is down, cluster traffic queues and drops at the TUN instead of leaking to the default route;
  * the next start re-attaches to the device and rebuilds the forwarder table from the lease snapshot.
+ * A TUN deleted while weftd runs is recreated in place with a new forwarder (`repair` below).
  */
-import { ConfigError } from '../errors.js';
+import { EventEmitter } from 'node:events';
+import { ConfigError, WeftError } from '../errors.js';
 import type { Backend, BackendDeps, BackendFactory, Network } from '../backend/backend.js';
 import { FAMILY_V4 } from '../backend/family.js';
 import {
@@ -38,7 +40,7 @@ import { inNetns } from '../netns/netns.js';
 import type { AcquireOptions, NetworkConfig } from '../subnet/manager.js';
 import type { Forwarder, ForwarderRoute, ForwarderStats } from '../dataplane/forwarder.js';
 import { NativeForwarder } from '../dataplane/native-forwarder.js';
-import { startOnTun } from '../dataplane/tun.js';
+import { isTunDeleted, startOnTun } from '../dataplane/tun.js';
 import { parseUdpConfig, type UdpConfig } from './config.js';
 import { configureTun, type TunSpec } from './device.js';
 import { forwarderSink } from './forwarder-sink.js';
@@ -119,7 +121,7 @@ class UdpBackend implements Backend {
     const subnet = ownSubnet(FAMILY_V4, lease, 'udp');
     const ipv6 = config.enableIPv6 && config.ipv6Network !== null;
     const start = this.options.startForwarder ?? startNativeForwarder;
-    const fwd = start({
+    const request: ForwarderStartRequest = {
       name: cfg.name,
       port: cfg.port,
       bindAddress: uplink.ifaceAddr,
@@ -127,12 +129,25 @@ class UdpBackend implements Backend {
       localSubnets: ipv6 && lease.subnet6 !== null ? [subnet, lease.subnet6] : [subnet],
       log,
       ...(this.options.netns ? { netns: this.options.netns } : {}),
-    });
-    // A fatal forwarder error must never be an unhandled 'error' event; `run` rethrows it.
-    const state: { fatal?: unknown } = {};
-    fwd.on('error', (err: unknown) => {
+    };
+    // `run` ends on a fatal forwarder error (state.fatal); a deleted TUN is repaired instead (below)
+    const state: { fatal?: unknown; released?: boolean } = {};
+    const fatal = new EventEmitter();
+    fatal.on('error', () => {}); // runUntilFatal listens while `run` runs
+    const die = (err: unknown): void => {
       state.fatal ??= err;
-    });
+      fatal.emit('error', err);
+    };
+    // A fatal forwarder error must never be an unhandled 'error' event; `run` rethrows it.
+    const watch = (f: Forwarder): Forwarder => {
+      f.on('error', (err: unknown) => {
+        if (f !== fwd || state.released) return;
+        if (isTunDeleted(err)) setImmediate(() => void repair(err));
+        else die(err);
+      });
+      return f;
+    };
+    let fwd = watch(start(request));
     const netlink = backendNetlink(this.options, log);
     const { ops } = netlink;
     const spec: TunSpec = {
@@ -145,6 +160,7 @@ class UdpBackend implements Backend {
     try {
       await configureTun(ops, spec);
     } catch (err) {
+      state.released = true; // no repair of a network that never started
       fwd.close();
       netlink.release();
       throw err;
@@ -168,21 +184,60 @@ class UdpBackend implements Backend {
           : null,
       ownIps: [uplink.publicIp, uplink.ifaceAddr],
     };
+    const sink = forwarderSink(fwd, async () => void (await configureTun(ops, spec)));
     const loop = peerLoopRunner(
       {
         subnets,
         ownLease: lease,
         plan: (l) => planUdpPeer(l, scope),
-        sink: forwarderSink(fwd, async () => void (await configureTun(ops, spec))),
+        sink,
         log,
         triggers: linkTriggers(ops, tunWentDown([cfg.name])),
       },
       this.options,
       () => {
+        state.released = true;
         fwd.close(); // joins the forwarder thread: it never outlives the daemon
         netlink.release();
       },
     );
+    // The TUN deleted under the forwarder (`ip link del weft0`): as the wireguard backend does, start
+    // a forwarder anew on a new TUN (same port), set its address and cluster route and every peer's
+    // route, so traffic flows again within a second; other hosts are not touched. When that fails,
+    // weftd exits with the cause (a restart creates the device).
+    const repair = async (cause: unknown): Promise<void> => {
+      if (state.released || state.fatal !== undefined) return;
+      log.warn(`udp device ${cfg.name} was deleted (ip link del?): recreating it`, {
+        device: cfg.name,
+        err: (cause as Error).message,
+      });
+      fwd.close();
+      try {
+        fwd = watch(start(request));
+      } catch (err) {
+        die(
+          new WeftError(
+            'E_NATIVE',
+            `udp: the TUN ${cfg.name} was deleted (ip link del) and cannot be recreated ` +
+              `(weftd exits; its restart sets the device up again): ${(err as Error).message}`,
+            { cause: err },
+          ),
+        );
+        return;
+      }
+      sink.replaceForwarder(fwd);
+      try {
+        await configureTun(ops, spec);
+      } catch (err) {
+        // the peer loop's device repair (ensureReady) retries at the reconcile below
+        log.warn('udp device recreated, address/route not set yet', {
+          device: cfg.name,
+          err: (err as Error).message,
+        });
+      }
+      await loop.reconcileNow();
+      log.info('udp device recreated', { device: cfg.name, port: fwd.localPort });
+    };
     return {
       lease,
       mtu,
@@ -194,7 +249,7 @@ class UdpBackend implements Backend {
       forwarderRoutes: () => fwd.routes(),
       reconcileNow: loop.reconcileNow,
       // a dead forwarder stops the loop and explains its end
-      run: (runSignal) => runUntilFatal(loop.run, runSignal, [fwd], state),
+      run: (runSignal) => runUntilFatal(loop.run, runSignal, [fatal], state),
     };
   }
 }

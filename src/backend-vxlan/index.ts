@@ -25,6 +25,7 @@ import {
   enabledFamilies,
   linkTriggers,
   uplinkCameUp,
+  uplinkRecreated,
   ownSubnet,
   peerLoopRunner,
   type BackendRuntimeOptions,
@@ -153,7 +154,8 @@ class VxlanBackend implements Backend {
       });
       log.info('tx checksum offload mode', { mode, workaround: checksumWorkaroundWanted(mode) });
       await programmer.ensureReady();
-      const uplinkUp = uplinkCameUp(uplink.index);
+      const uplinkUp = uplinkCameUp(uplink);
+      const uplinkNew = uplinkRecreated(uplink, log);
       return {
         lease,
         mtu: plan.mtu!,
@@ -172,7 +174,8 @@ class VxlanBackend implements Backend {
             // DirectRouting's routes are on the uplink: the kernel drops them when it goes down.
             triggers: linkTriggers(
               ops,
-              (e) => (cfg.directRouting && uplinkUp(e)) || programmer.linkTrigger(e),
+              (e) =>
+                uplinkNew(e) || (cfg.directRouting && uplinkUp(e)) || programmer.linkTrigger(e),
             ),
           },
           this.options,

@@ -70,7 +70,9 @@ export class VxlanProgrammer {
   private async repairDevices(): Promise<void> {
     const { ops, log } = this.o;
     for (const dev of this.o.devices) {
-      const { link, action } = await ops.ensureVxlanLink(dev.spec);
+      // on the uplink's current ifindex: a re-created uplink (uplinkRecreated) moves the device to it
+      const spec = { ...dev.spec, underlayIndex: this.o.uplink.index };
+      const { link, action } = await ops.ensureVxlanLink(spec);
       if (action !== 'reused')
         log.info('vxlan device ' + action, {
           device: dev.spec.name,

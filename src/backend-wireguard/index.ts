@@ -36,11 +36,10 @@ import type { Lease } from '../lease/lease.js';
 import type { Logger } from '../log/logger.js';
 import { inNetns } from '../netns/netns.js';
 import type { AcquireOptions, NetworkConfig } from '../subnet/manager.js';
-import { startOnTun } from '../dataplane/tun.js';
+import { isTunDeleted, startOnTun } from '../dataplane/tun.js';
 import {
   WireGuardDevice,
   generatePrivateKey,
-  isTunDeleted,
   publicKeyOf,
   type WireGuardSnapshot,
 } from '../dataplane/wireguard-device.js';

@@ -13,7 +13,9 @@ import type { AcquireOptions, NetworkConfig, SubnetManager } from '../subnet/man
 /** The host's underlay interface and public addresses, chosen by the daemon. */
 export interface Uplink {
   readonly name: string;
-  readonly index: number;
+  /** Updated while weftd runs when the interface is re-created under its name (uplinkRecreated in
+   *  backend/lifecycle.ts); read it when used, never keep a copy. */
+  index: number;
   readonly mtu: number;
   /** IPv4 address on `name` used as the tunnel source (the "external" address). */
   readonly ifaceAddr: string | null;

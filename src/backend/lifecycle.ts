@@ -5,6 +5,7 @@
  */
 import { ConfigError } from '../errors.js';
 import type { Lease } from '../lease/lease.js';
+import type { Uplink } from './backend.js';
 import type { Logger } from '../log/logger.js';
 import { createNetlinkOps, type LinkEvent, type NetlinkOps } from '../netlink/index.js';
 import type { NetworkConfig } from '../subnet/manager.js';
@@ -107,13 +108,42 @@ export function linkTriggers(
  * a networkd or ifupdown restart) and re-adds only its own prefix routes on up, so without a reconcile
  * then, peers stay unreachable until the next `--resync-period`.
  */
-export function uplinkCameUp(uplinkIndex: number): (e: LinkEvent) => boolean {
+export function uplinkCameUp(uplink: Pick<Uplink, 'index'>): (e: LinkEvent) => boolean {
   let up = true;
+  let at = uplink.index;
   return (e) => {
-    if (e.kind !== 'changed' || e.link.index !== uplinkIndex) return false;
+    if (uplink.index !== at) {
+      // re-created (uplinkRecreated): its first event up counts as coming up
+      at = uplink.index;
+      up = false;
+    }
+    if (e.kind !== 'changed' || e.link.index !== uplink.index) return false;
     const cameUp = e.link.up && !up;
     up = e.link.up;
     return cameUp;
+  };
+}
+
+/**
+ * For backends bound to the uplink by ifindex (host-gw and DirectRouting routes, the VXLAN device's
+ * `dev`): true when the uplink was deleted and created again under its name (a NIC driver reload, a
+ * bond or bridge rebuilt), i.e. a link with its name and a new ifindex appears. The kernel dropped
+ * what was bound to the old one (routes; VXLAN devices on it are deleted with it), so this moves
+ * `uplink.index` to the new interface and asks for a reconcile, which re-creates the VXLAN device (same
+ * MAC) and the routes on it. The address is the one weftd started with (a different one is
+ * watchUplinkAddress's case in daemon/run.ts).
+ */
+export function uplinkRecreated(uplink: Uplink, log: Logger): (e: LinkEvent) => boolean {
+  return (e) => {
+    if (e.kind === 'resync' || e.kind === 'removed') return false;
+    if (e.link.name !== uplink.name || e.link.index === uplink.index) return false;
+    log.warn(
+      `uplink ${uplink.name} was re-created (ifindex ${uplink.index} → ${e.link.index}): ` +
+        'moving routes and devices onto it',
+      { uplink: uplink.name, index: e.link.index, was: uplink.index },
+    );
+    uplink.index = e.link.index;
+    return true;
   };
 }
 

@@ -143,8 +143,8 @@ export interface ForwarderStats {
 
 /**
  * Events: `'error'` (err: WeftError E_NATIVE with `details` {code, errno, syscall}) when the forwarder
- * stops by itself (e.g. its TUN device was deleted). Attach a listener: without one, Node treats the
- * event as an uncaught exception.
+ * stops by itself (e.g. its TUN device was deleted: details {code 'EBADFD', syscall 'read'}, see
+ * isTunDeleted in tun.ts). The listener decides what follows; without one the error is logged.
  */
 export interface Forwarder extends Pick<EventEmitter, 'on' | 'once' | 'off'> {
   /** The UDP port actually bound. */

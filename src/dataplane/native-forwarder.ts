@@ -22,6 +22,7 @@ import {
   type RouteFailure,
 } from './forwarder-args.js';
 import type { Forwarder, ForwarderOptions, ForwarderRoute, ForwarderStats } from './forwarder.js';
+import { isTunDeleted } from './tun.js';
 import {
   loadNative,
   type NativeForwarderHandle,
@@ -117,9 +118,12 @@ export class NativeForwarder extends EventEmitter implements Forwarder {
     const onFatal = (err: Error): void => {
       const self = ref.fwd;
       if (!self) return;
-      self.fatal = nativeError(err, 'udp forwarder stopped');
-      deps.log?.error('udp forwarder stopped', { err: self.fatal });
-      self.emit('error', self.fatal);
+      const e = nativeError(err, 'udp'); // "udp: forwarder stopped: read EBADFD (…)"
+      if (isTunDeleted(e)) e.message += ': its TUN device was deleted (ip link del)';
+      self.fatal = e;
+      // a listener decides (the udp backend recreates a deleted TUN, or ends weftd with the error)
+      if (self.listenerCount('error') > 0) self.emit('error', e);
+      else deps.log?.error('udp forwarder stopped', { err: e });
     };
     let handle: NativeForwarderHandle;
     try {

@@ -72,3 +72,13 @@ export function startOnTun<T>(
     }
   });
 }
+
+/** True for a native loop's fatal error (the UDP forwarder's or the WireGuard engine's) when its TUN
+ *  was deleted (`ip link del`): the read of a TUN fd whose interface is gone fails with EBADFD. */
+export function isTunDeleted(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const e = err as { code?: unknown; syscall?: unknown; details?: Record<string, unknown> };
+  const code = e.details?.code ?? e.code;
+  const syscall = e.details?.syscall ?? e.syscall;
+  return code === 'EBADFD' && syscall === 'read';
+}

@@ -12,6 +12,7 @@ import { WeftError } from '../errors.js';
 import { formatIp4, formatIp6, tryParseIp4, tryParseIp6 } from '../ip/index.js';
 import type { Logger } from '../log/logger.js';
 import { ip4Bytes, ip6Bytes, nativeError, parseDst, requireInt, show } from './forwarder-args.js';
+import { isTunDeleted } from './tun.js';
 import {
   loadNative,
   type NativeWgDeviceHandle,
@@ -127,16 +128,6 @@ function formatEndpoint(family: number, addr: Buffer | null, port: number): stri
   if (family === 4) return `${formatIp4(addr.readUInt32BE(0))}:${port}`;
   const v = (addr.readBigUInt64BE(0) << 64n) | addr.readBigUInt64BE(8);
   return `[${formatIp6(v)}]:${port}`;
-}
-
-/** True for the engine's fatal error when its TUN was deleted (`ip link del`): the read of a TUN fd
- *  whose interface is gone fails with EBADFD. */
-export function isTunDeleted(err: unknown): boolean {
-  if (typeof err !== 'object' || err === null) return false;
-  const e = err as { code?: unknown; syscall?: unknown; details?: Record<string, unknown> };
-  const code = e.details?.code ?? e.code;
-  const syscall = e.details?.syscall ?? e.syscall;
-  return code === 'EBADFD' && syscall === 'read';
 }
 
 export interface WireGuardDeviceDeps {

@@ -420,6 +420,10 @@ s.bind(9999,'198.18.0.2',()=>console.log('ready'));`,
     // the loop notices on its next TUN read; nudge it with a packet towards h3's old subnet
     await waitFor('forwarder stopped', () => !fwd[2]!.stats().running, 5000, 20);
     await waitFor('error event', () => errors.length > 0, 5000, 20);
-    expect(errors[0]).toMatchObject({ code: 'E_NATIVE' });
+    expect(errors[0]).toMatchObject({
+      code: 'E_NATIVE',
+      details: { code: 'EBADFD', syscall: 'read' },
+    });
+    expect((errors[0] as Error).message).toMatch(/its TUN device was deleted \(ip link del\)$/);
   });
 });

@@ -193,9 +193,24 @@ describe('udp backend on MemoryForwarder and FakeNetlink', () => {
 
   it('rejects run with the forwarder error when the forwarder dies', async () => {
     const { fwd, done } = await setup();
-    fwd.failWith('EBADFD', 'read');
-    await expect(done).rejects.toMatchObject({ code: 'E_NATIVE', details: { code: 'EBADFD' } });
+    fwd.failWith('EIO', 'read');
+    await expect(done).rejects.toMatchObject({ code: 'E_NATIVE', details: { code: 'EIO' } });
     expect(fwd.closed).toBe(true);
+  });
+
+  it('starts a forwarder anew with every peer route when its TUN was deleted (EBADFD on read)', async () => {
+    const { net, fwd, ac, done } = await setup();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(fwd.routes()).toHaveLength(1);
+    fwd.failWith('EBADFD', 'read');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(fwd.closed).toBe(true);
+    expect(net.forwarderRoutes()).toEqual([
+      { dst: '10.5.2.0/24', peerIp: '198.18.0.2', port: 8285 },
+    ]);
+    expect(net.forwarderStats().running).toBe(true);
+    ac.abort();
+    await done; // run was not ended by the repaired error
   });
 });
 
