@@ -4,7 +4,7 @@
  * public IPs). Three hosts with real weftd each; weftctl runs in h1's netns. peers and doctor must see a
  * healthy cluster as healthy, for both families, and name a route deleted on purpose.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { nsRun, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
@@ -15,16 +15,7 @@ import {
   validate,
   type Schema,
 } from '../unit/cli/schema.js';
-import {
-  createCluster,
-  hostAddr4,
-  hostAddr6,
-  runWeftctl,
-  startWeftds,
-  subnetsOf,
-  type Cluster,
-  type Weftd,
-} from './weftd-harness.js';
+import { hostAddr4, hostAddr6, runWeftctl, subnetsOf, useCluster } from './weftd-harness.js';
 
 const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'ping', 'nft');
 useLeakCheck();
@@ -43,23 +34,20 @@ const cases = [
 ] as const;
 
 describe.skipIf(!runnable).each(cases)('weftctl with $name', ({ name, config }) => {
-  let c: Cluster;
-  let d: Weftd[];
+  const setup = useCluster(3, config, [], 'weftd');
 
   async function ctl(
     i: number,
     args: string[],
     schema: Schema,
   ): Promise<{ code: number; json: Record<string, unknown> }> {
-    const r = await runWeftctl(c, d[i]!, [...args, '--json']);
+    const r = await runWeftctl(setup.c, setup.d[i]!, [...args, '--json']);
     const json = JSON.parse(r.stdout) as Record<string, unknown>;
     expect(validate(json, schema), `weftctl ${args.join(' ')}`).toEqual([]);
     return { code: r.code, json };
   }
 
   beforeAll(async () => {
-    c = await createCluster(3);
-    d = await startWeftds(c, config);
     await waitFor(
       'h1 to program both peers',
       async () => (await ctl(0, ['peers'], PEERS_SCHEMA)).code === 0,
@@ -67,11 +55,9 @@ describe.skipIf(!runnable).each(cases)('weftctl with $name', ({ name, config }) 
       200,
     );
   });
-  afterAll(async () => {
-    await c?.destroy();
-  });
 
   it('peers: every peer ok in every family', async () => {
+    const { d } = setup;
     const r = await ctl(0, ['peers'], PEERS_SCHEMA);
     const peers = r.json['peers'] as {
       subnet: string;
@@ -100,6 +86,7 @@ describe.skipIf(!runnable).each(cases)('weftctl with $name', ({ name, config }) 
   });
 
   it('trace between hosts follows the backend (IPv6 over weft-v6.1 when dual stack)', async () => {
+    const { d } = setup;
     const s1 = subnetsOf(d[0]!);
     const s2 = subnetsOf(d[1]!);
     const dual = name.includes('dual');
@@ -113,6 +100,7 @@ describe.skipIf(!runnable).each(cases)('weftctl with $name', ({ name, config }) 
   });
 
   it('a peer route deleted on purpose (weftd stopped) is named missing with its fix', async () => {
+    const { d } = setup;
     const w = d[0]!;
     w.child.kill('SIGTERM');
     await w.exit;

@@ -4,18 +4,11 @@
  * flag the difference with the fix (restart weftd) and exit 1 (README's weftctl exit codes: a problem
  * found). Before the fix status exited 0 and showed the new backend from etcd as if weftd ran it.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import { DOCTOR_SCHEMA, STATUS_SCHEMA, checkedJson } from '../unit/cli/schema.js';
-import {
-  createCluster,
-  putConfig,
-  runWeftctl,
-  startWeftds,
-  type Cluster,
-  type Weftd,
-} from './weftd-harness.js';
+import { putConfig, runWeftctl, useCluster } from './weftd-harness.js';
 
 const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'nft');
 useLeakCheck();
@@ -34,18 +27,10 @@ interface DoctorJson {
 }
 
 describe.skipIf(!runnable)('weftctl after a runtime network-config change', () => {
-  let c: Cluster;
-  let d: Weftd[];
-
-  beforeAll(async () => {
-    c = await createCluster(2);
-    d = await startWeftds(c, VXLAN);
-  });
-  afterAll(async () => {
-    await c?.destroy();
-  });
+  const setup = useCluster(2, VXLAN, [], 'weftd');
 
   const status = async (): Promise<{ code: number; out: string; json: StatusJson }> => {
+    const { c, d } = setup;
     const r = await runWeftctl(c, d[0]!, ['status', '--json']);
     const human = await runWeftctl(c, d[0]!, ['status', '--color=never']);
     return {
@@ -56,6 +41,7 @@ describe.skipIf(!runnable)('weftctl after a runtime network-config change', () =
   };
 
   it('status and doctor show the backend weftd runs, flag the changed config and exit 1', async () => {
+    const { c, d } = setup;
     const before = await status();
     expect(before.code, JSON.stringify(before.json)).toBe(0);
     expect(before.json.running).toEqual({ backend: 'vxlan', network: '10.5.0.0/16' });

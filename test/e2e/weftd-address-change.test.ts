@@ -7,44 +7,27 @@
  * tunnel and the lease use the old address), so that its supervisor restarts it onto the new one.
  * Two hosts, VXLAN, one container each.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SimContainer } from '../helpers/netns.js';
+import { describe, expect, it } from 'vitest';
 import { nsRun, sleep, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import {
-  addContainer,
-  createCluster,
   expectThreePings,
   pingOnce,
   restartWeftd,
-  startWeftds,
   subnetsOf,
+  useCluster,
   waitReady,
-  type Cluster,
-  type Weftd,
 } from './weftd-harness.js';
 
 const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'ping', 'nft');
 useLeakCheck();
 
 describe.skipIf(!runnable)('weftd restarted after its underlay address changed', () => {
-  let c: Cluster;
-  let d: Weftd[];
-  let ctr: SimContainer[];
-
-  beforeAll(async () => {
-    c = await createCluster(2);
-    d = await startWeftds(c, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
-    ctr = [];
-    for (const w of d) ctr.push(await addContainer(c, w, 2));
-    await expectThreePings(ctr[0]!, ctr[1]!);
-  });
-  afterAll(async () => {
-    await c?.destroy();
-  });
+  const setup = useCluster(2, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
 
   const leases = async (): Promise<Map<string, { PublicIP: string }>> => {
+    const { c } = setup;
     const out = await c.etcd.etcdctl(['get', '--prefix', `${c.prefix}/subnets/`]);
     const lines = out.trim().split('\n');
     const m = new Map<string, { PublicIP: string }>();
@@ -54,6 +37,7 @@ describe.skipIf(!runnable)('weftd restarted after its underlay address changed',
   };
 
   it('keeps its subnet, publishes the new address, and its containers talk again', async () => {
+    const { c, d, ctr } = setup;
     const w = d[0]!;
     const ns = w.host.netns;
     const before = subnetsOf(w).subnet;
@@ -84,6 +68,7 @@ describe.skipIf(!runnable)('weftd restarted after its underlay address changed',
   });
 
   it('while weftd runs: it exits 4 naming both addresses, and the restart keeps the subnet', async () => {
+    const { c, d, ctr } = setup;
     const w = d[0]!;
     const ns = w.host.netns;
     const before = subnetsOf(w).subnet;

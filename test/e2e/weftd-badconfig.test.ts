@@ -4,25 +4,20 @@
  * that appears late: weftd waits for it (not ready meanwhile) instead of failing.
  */
 import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { nsRun, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
-import { createCluster, putConfig, readyz, startWeftd, type Cluster } from './weftd-harness.js';
+import { putConfig, readyz, startWeftd, useCluster } from './weftd-harness.js';
 
 const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'nft');
 useLeakCheck();
 
 describe.skipIf(!runnable)('weftd with a bad network config', () => {
-  let c: Cluster;
-  beforeAll(async () => {
-    c = await createCluster(1);
-  });
-  afterAll(async () => {
-    await c?.destroy();
-  });
+  const setup = useCluster(1);
 
   it('exits 3 with a message naming the field, and programs nothing', async () => {
+    const { c } = setup;
     await putConfig(c, { Network: '10.5.0.0/33', Backend: { Type: 'vxlan' } });
     const host = c.topo.hosts[0]!;
     const w = startWeftd(c, host);
@@ -52,6 +47,7 @@ describe.skipIf(!runnable)('weftd with a bad network config', () => {
   });
 
   it('an unknown backend type also exits 3 before touching the kernel', async () => {
+    const { c } = setup;
     await putConfig(c, { Network: '10.5.0.0/16', Backend: { Type: 'ipsec' } });
     const w = startWeftd(c, c.topo.hosts[0]!);
     expect(await w.exit, w.logs.slice(-2000)).toBe(3);
@@ -60,6 +56,7 @@ describe.skipIf(!runnable)('weftd with a bad network config', () => {
   });
 
   it('waits while the config is absent: alive, not ready, no exit', async () => {
+    const { c } = setup;
     await c.etcd.etcdctl(['del', `${c.prefix}/config`]);
     const w = startWeftd(c, c.topo.hosts[0]!);
     await waitFor('health server', async () => (await readyz(w)) === 503, 15_000, 200);

@@ -4,41 +4,20 @@
  * it says so within a resync period, naming what changed and the fix (restart every host). Two hosts,
  * VXLAN, one container each.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SimContainer } from '../helpers/netns.js';
+import { describe, expect, it } from 'vitest';
 import { isRunning, sleep, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
-import {
-  addContainer,
-  createCluster,
-  expectThreePings,
-  putConfig,
-  startWeftds,
-  type Cluster,
-  type Weftd,
-} from './weftd-harness.js';
+import { expectThreePings, putConfig, useCluster, type Weftd } from './weftd-harness.js';
 
 const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'ping', 'nft');
 useLeakCheck();
 
 describe.skipIf(!runnable)('network config changed while weftd runs', () => {
-  let c: Cluster;
-  let d: Weftd[];
-  let ctr: SimContainer[];
-
-  beforeAll(async () => {
-    c = await createCluster(2);
-    d = await startWeftds(c, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
-    ctr = [];
-    for (const w of d) ctr.push(await addContainer(c, w, 2));
-    await expectThreePings(ctr[0]!, ctr[1]!);
-  });
-  afterAll(async () => {
-    await c?.destroy();
-  });
+  const setup = useCluster(2, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
 
   it('keeps running on the old config, peers programmed, and logs what changed with the fix', async () => {
+    const { c, d, ctr } = setup;
     await putConfig(c, { Network: '10.5.0.0/16', SubnetLen: 25, Backend: { Type: 'host-gw' } });
     const line = (w: Weftd): string | undefined =>
       w.logs.split('\n').find((l) => l.includes('the network config in etcd changed'));

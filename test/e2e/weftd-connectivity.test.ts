@@ -3,21 +3,12 @@
  * per host; containers wired by the test on each host's bridge from its subnet.env. Every container
  * pings every other one, for VXLAN and host-gw, IPv4 and dual stack.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { SimContainer } from '../helpers/netns.js';
 import { nsRun, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
-import {
-  addContainer,
-  createCluster,
-  pingOnce,
-  readyz,
-  startWeftds,
-  subnetsOf,
-  type Cluster,
-  type Weftd,
-} from './weftd-harness.js';
+import { addContainer, pingOnce, readyz, subnetsOf, useCluster } from './weftd-harness.js';
 
 const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'ping', 'nft');
 useLeakCheck();
@@ -34,31 +25,27 @@ const cases = [
 describe.skipIf(!runnable).each(cases)(
   'weftd $backend (dual stack: $dual, ip-masq: $masq)',
   ({ backend, dual, masq }) => {
-    let c: Cluster;
-    let daemons: Weftd[];
+    const setup = useCluster(
+      3,
+      {
+        Network: '10.5.0.0/16',
+        ...(dual ? { EnableIPv6: true, IPv6Network: 'fd05::/48' } : {}),
+        Backend: { Type: backend },
+      },
+      masq ? ['--ip-masq'] : [],
+      'weftd',
+    );
     const containers: SimContainer[] = [];
 
     beforeAll(async () => {
-      c = await createCluster(3);
-      daemons = await startWeftds(
-        c,
-        {
-          Network: '10.5.0.0/16',
-          ...(dual ? { EnableIPv6: true, IPv6Network: 'fd05::/48' } : {}),
-          Backend: { Type: backend },
-        },
-        masq ? ['--ip-masq'] : [],
-      );
+      const { c, d: daemons } = setup;
       // two containers on the first host (same-host pair), one on each other host
       containers.push(await addContainer(c, daemons[0]!, 2), await addContainer(c, daemons[0]!, 3));
       for (const d of daemons.slice(1)) containers.push(await addContainer(c, d, 2));
     });
-    afterAll(async () => {
-      await c?.destroy();
-    });
 
     it('leases distinct subnets and writes subnet.env in flannel format', () => {
-      const subnets = daemons.map((d) => subnetsOf(d));
+      const subnets = setup.d.map((d) => subnetsOf(d));
       expect(new Set(subnets.map((s) => s.subnet)).size).toBe(3);
       for (const s of subnets) {
         expect(s.subnet).toMatch(/^10\.5\.\d+\.0\/24$/);
@@ -78,10 +65,10 @@ describe.skipIf(!runnable).each(cases)(
     });
 
     it('is ready on /readyz and reports its lease and peers on /metrics', async () => {
-      expect(await readyz(daemons[0]!)).toBe(200);
+      expect(await readyz(setup.d[0]!)).toBe(200);
       const scrape = async (): Promise<string> =>
         (
-          await nsRun(daemons[0]!.host.netns, 'node', [
+          await nsRun(setup.d[0]!.host.netns, 'node', [
             '-e',
             "fetch('http://127.0.0.1:8081/metrics').then(r=>r.text()).then(t=>console.log(t))",
           ])
@@ -114,7 +101,7 @@ describe.skipIf(!runnable).each(cases)(
     });
 
     it(`installs the firewall rules (forward${masq ? ' + masquerade' : ''}) in its own nft tables`, async () => {
-      const ns = daemons[0]!.host.netns;
+      const ns = setup.d[0]!.host.netns;
       const tables = (await nsRun(ns, 'nft', ['list', 'tables'])).stdout;
       expect(tables).toContain('table ip weft');
       const v4 = (await nsRun(ns, 'nft', ['list', 'table', 'ip', 'weft'])).stdout;
@@ -125,7 +112,7 @@ describe.skipIf(!runnable).each(cases)(
       const out = await nsRun(
         containers[0]!.netns,
         'ping',
-        ['-c', '1', '-W', '1', '-q', c.topo.underlayGatewayIp],
+        ['-c', '1', '-W', '1', '-q', setup.c.topo.underlayGatewayIp],
         {
           allowFail: true,
         },

@@ -5,20 +5,18 @@
  * etcd is reachable again re-create the SAME subnet key at once (its watch reconnects and wakes the
  * keeper), so the other host programs it again; containers then talk again without a restart.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { nsRun, sleep, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import {
   addContainer,
-  createCluster,
   expectThreePings,
   ipOut,
-  putConfig,
   startWeftd,
   subnetsOf,
+  useCluster,
   waitReady,
-  type Cluster,
 } from './weftd-harness.js';
 
 const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'ping', 'nft');
@@ -27,16 +25,10 @@ useLeakCheck();
 const TTL_S = 6;
 
 describe.skipIf(!runnable)('weftd cut off from etcd longer than its lease TTL', () => {
-  let c: Cluster;
-  beforeAll(async () => {
-    c = await createCluster(2);
-    await putConfig(c, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
-  });
-  afterAll(async () => {
-    await c?.destroy();
-  });
+  const setup = useCluster(2, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } }, [], 'config');
 
   it('keeps running, re-creates the same subnet key when etcd is back, and the peer routes it again', async () => {
+    const { c } = setup;
     const [hostA, hostB] = c.topo.hosts;
     const a = startWeftd(c, hostA!, [`--subnet-lease-ttl=${TTL_S}`]);
     const b = startWeftd(c, hostB!, [`--subnet-lease-ttl=${TTL_S}`]);

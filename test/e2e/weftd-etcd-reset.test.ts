@@ -21,7 +21,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd } from '../helpers/etcd.js';
-import type { SimContainer } from '../helpers/netns.js';
 import { isRunning, sleep, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
@@ -31,9 +30,8 @@ import {
   ipOut,
   putConfig,
   subnetsOf,
-  twoHostsForReset,
-  type Cluster,
-  type Weftd,
+  useCluster,
+  type ClusterSetup,
 } from './weftd-harness.js';
 
 const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'ping', 'nft');
@@ -41,19 +39,24 @@ useLeakCheck();
 
 const CONFIG = { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } };
 
-describe.skipIf(!runnable)('weftd across an etcd cluster reset (data wiped)', () => {
-  let c: Cluster;
-  let d: Weftd[];
-  let ctr: SimContainer[];
-
+/**
+ * Two hosts on CONFIG, one container each that ping each other (useCluster), and 30 revisions of
+ * history, so the old store's revision is well above what a reset store reaches in a test.
+ */
+function useClusterForReset(): ClusterSetup {
+  const setup = useCluster(2, CONFIG);
   beforeAll(async () => {
-    ({ c, d, ctr } = await twoHostsForReset(CONFIG));
+    const { c } = setup;
+    for (let i = 0; i < 30; i++) await c.etcd.etcdctl(['put', `${c.prefix}/noise`, String(i)]);
   });
-  afterAll(async () => {
-    await c?.destroy();
-  });
+  return setup;
+}
+
+describe.skipIf(!runnable)('weftd across an etcd cluster reset (data wiped)', () => {
+  const setup = useClusterForReset();
 
   it('every weftd re-registers its subnet at once and sees a peer that registers in the new store', async () => {
+    const { c, d, ctr } = setup;
     if (!c.etcd.reset) throw new Error('needs a spawned etcd (unset ETCD_ENDPOINTS)');
     await c.etcd.reset();
     await putConfig(c, CONFIG);
@@ -90,6 +93,7 @@ describe.skipIf(!runnable)('weftd across an etcd cluster reset (data wiped)', ()
   });
 
   it('a restore from a backup already past what the watches saw: a peer registered low in it is programmed', async () => {
+    const { c, d, ctr } = setup;
     if (!c.etcd.restore) throw new Error('needs a spawned etcd (unset ETCD_ENDPOINTS)');
     // The backup: another store (a wiped cluster's new history) in which host B and a new peer
     // registered early, then enough writes to take it past every revision the watches have seen.
@@ -150,20 +154,15 @@ describe.skipIf(!runnable)('weftd across an etcd cluster reset (data wiped)', ()
 });
 
 describe.skipIf(!runnable)('weftd across an etcd reset, a peer re-registering late', () => {
-  let c: Cluster;
-  let d: Weftd[];
-  let ctr: SimContainer[];
-
-  beforeAll(async () => {
-    ({ c, d, ctr } = await twoHostsForReset(CONFIG));
-  });
-  afterAll(async () => {
-    const pid = d?.[1]?.child.pid;
+  const setup = useClusterForReset();
+  // runs before useCluster's afterAll destroys the cluster (vitest runs after-hooks in reverse order)
+  afterAll(() => {
+    const pid = setup.d[1]?.child.pid;
     if (pid !== undefined) process.kill(pid, 'SIGCONT');
-    await c?.destroy();
   });
 
   it("keeps a healthy peer's route while its key is re-created 3 s after the re-list", async () => {
+    const { c, d, ctr } = setup;
     if (!c.etcd.reset) throw new Error('needs a spawned etcd (unset ETCD_ENDPOINTS)');
     const [a, b] = [d[0]!, d[1]!];
     const bSubnet = subnetsOf(b).subnet;
@@ -207,6 +206,7 @@ describe.skipIf(!runnable)('weftd across an etcd reset, a peer re-registering la
   });
 
   it('still removes a peer whose key is deleted in normal operation within a second or two', async () => {
+    const { c, d } = setup;
     const a = d[0]!;
     const key = `${c.prefix}/subnets/10.5.251.0-24`;
     await c.etcd.etcdctl([

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import {
   createNetns,
   createTopology,
@@ -388,20 +388,47 @@ export async function expectThreePings(from: SimContainer, to: SimContainer): Pr
   expect(r.received, r.out).toBe(3);
 }
 
+/** What useCluster's beforeAll set up; read it inside hooks and tests that run after that one. */
+export interface ClusterSetup {
+  c: Cluster;
+  /** weftd on every host, in host order (empty before `upTo: 'weftd'`). */
+  d: Weftd[];
+  /** One container (.2) per host, in host order (empty before `upTo: 'containers'`). */
+  ctr: SimContainer[];
+}
+
 /**
- * The etcd-reset tests' start: 2 hosts on `config`, one container each that ping each other, and 30
- * revisions of history, so the old store's revision is well above what a reset store reaches in a test.
+ * Registers the set-up most e2e files share and returns what it sets up. The beforeAll creates a
+ * cluster of `hosts` hosts; with `config` it also puts that network config into etcd and, as far as
+ * `upTo` says (default 'containers'): starts weftd on every host with `flags` and waits until each has
+ * programmed every other (startWeftds), then adds one container per host (addContainer, .2) and checks
+ * three pings from the first container to the second. The afterAll destroys the cluster, also when the
+ * set-up failed half-way (`c` is kept as soon as the cluster exists). Hooks a file registers after this
+ * call run after this beforeAll and, vitest's after-hooks running in reverse order, before this afterAll.
  */
-export async function twoHostsForReset(
-  config: unknown,
-): Promise<{ c: Cluster; d: Weftd[]; ctr: SimContainer[] }> {
-  const c = await createCluster(2);
-  const d = await startWeftds(c, config);
-  const ctr: SimContainer[] = [];
-  for (const w of d) ctr.push(await addContainer(c, w, 2));
-  await expectThreePings(ctr[0]!, ctr[1]!);
-  for (let i = 0; i < 30; i++) await c.etcd.etcdctl(['put', `${c.prefix}/noise`, String(i)]);
-  return { c, d, ctr };
+export function useCluster(
+  hosts: number,
+  config?: unknown,
+  flags: readonly string[] = [],
+  upTo: 'config' | 'weftd' | 'containers' = 'containers',
+): ClusterSetup {
+  const setup = { d: [], ctr: [] } as unknown as ClusterSetup;
+  beforeAll(async () => {
+    const c = (setup.c = await createCluster(hosts));
+    if (config === undefined) return;
+    if (upTo === 'config') {
+      await putConfig(c, config);
+      return;
+    }
+    setup.d = await startWeftds(c, config, flags);
+    if (upTo === 'weftd') return;
+    for (const w of setup.d) setup.ctr.push(await addContainer(c, w, 2));
+    await expectThreePings(setup.ctr[0]!, setup.ctr[1]!);
+  });
+  afterAll(async () => {
+    await setup.c?.destroy();
+  });
+  return setup;
 }
 
 /**

@@ -5,21 +5,19 @@
  * lease taken over by another host makes weftd exit 5 with a clear message.
  */
 import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { nsRun, sleep, stopChild, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import {
-  createCluster,
   metricsText,
-  putConfig,
   readyz,
   restartWeftd,
   startWeftd,
   subnetsOf,
+  useCluster,
   vxlanDevice,
   waitReady,
-  type Cluster,
   type Weftd,
 } from './weftd-harness.js';
 
@@ -27,20 +25,13 @@ const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'nft');
 useLeakCheck();
 
 describe.skipIf(!runnable)('weftd lease lifecycle', () => {
-  let c: Cluster;
+  const setup = useCluster(1, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } }, [], 'config');
   let w: Weftd;
   const keyOf = (wd: Weftd): string =>
-    `${c.prefix}/subnets/${subnetsOf(wd).subnet.replace('/', '-')}`;
-
-  beforeAll(async () => {
-    c = await createCluster(1);
-    await putConfig(c, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
-  });
-  afterAll(async () => {
-    await c?.destroy();
-  });
+    `${setup.c.prefix}/subnets/${subnetsOf(wd).subnet.replace('/', '-')}`;
 
   it('started while etcd is down: alive and not ready, ready once etcd is back', async () => {
+    const { c } = setup;
     await c.etcd.kill();
     w = startWeftd(c, c.topo.hosts[0]!, ['--subnet-lease-ttl=6', '--metrics-port=9101']);
     await waitFor('health server', async () => (await readyz(w)) === 503, 15_000, 200);
@@ -53,6 +44,7 @@ describe.skipIf(!runnable)('weftd lease lifecycle', () => {
   });
 
   it('renews a short-TTL lease before it expires', async () => {
+    const { c } = setup;
     await sleep(8000); // > TTL: without renewal etcd would have dropped the key
     expect(await c.etcd.etcdctl(['get', '--print-value-only', keyOf(w)])).toContain(
       '"PublicIP":"198.18.0.1"',
@@ -74,6 +66,7 @@ describe.skipIf(!runnable)('weftd lease lifecycle', () => {
   });
 
   it('SIGTERM exits 0 and leaves lease, device, rules and subnet.env; a restart reuses the subnet', async () => {
+    const { c } = setup;
     const subnet = subnetsOf(w).subnet;
     await stopChild(w.child);
     expect(w.child.exitCode).toBe(0);
@@ -91,6 +84,7 @@ describe.skipIf(!runnable)('weftd lease lifecycle', () => {
   });
 
   it('exits 5 with a clear message when another host takes the subnet', async () => {
+    const { c } = setup;
     const value = JSON.stringify({
       PublicIP: '198.18.0.99',
       PublicIPv6: null,

@@ -6,24 +6,19 @@
  *  - a lease deleted and re-acquired at once (weftd re-creates its key) during a 10 ms ping: none lost;
  *  - a host's lease removed: its route, neighbour and FDB entries vanish on the others within 2 s.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SimContainer } from '../helpers/netns.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { isRunning, nsRun, sleep, stopChild, waitFor, words } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import {
-  addContainer,
-  createCluster,
   expectNoPingLost,
   expectThreePings,
   ipOut,
   restartWeftd,
-  startWeftds,
   subnetsOf,
+  useCluster,
   vxlanDevice,
   waitReady,
-  type Cluster,
-  type Weftd,
 } from './weftd-harness.js';
 
 const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'ping', 'nft');
@@ -32,9 +27,7 @@ useLeakCheck();
 const RESYNC_S = 3; // --resync-period in weftdArgs
 
 describe.skipIf(!runnable)('weftd resilience (vxlan)', () => {
-  let c: Cluster;
-  let d: Weftd[];
-  let ctr: SimContainer[];
+  const setup = useCluster(3, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
   let dev: string;
 
   const macOf = async (ns: string): Promise<string> => {
@@ -55,18 +48,11 @@ describe.skipIf(!runnable)('weftd resilience (vxlan)', () => {
   };
 
   beforeAll(async () => {
-    c = await createCluster(3);
-    d = await startWeftds(c, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
-    ctr = [];
-    for (const w of d) ctr.push(await addContainer(c, w, 2));
-    dev = (await vxlanDevice(d[0]!.host.netns)) ?? 'missing';
-    await expectThreePings(ctr[0]!, ctr[1]!);
-  });
-  afterAll(async () => {
-    await c?.destroy();
+    dev = (await vxlanDevice(setup.d[0]!.host.netns)) ?? 'missing';
   });
 
   it('SIGKILL and restart during a 10 ms ping: no ping lost, same subnet, same VTEP MAC', async () => {
+    const { c, d, ctr } = setup;
     const w = d[1]!;
     const subnetBefore = subnetsOf(w).subnet;
     const macBefore = await macOf(w.host.netns);
@@ -85,6 +71,7 @@ describe.skipIf(!runnable)('weftd resilience (vxlan)', () => {
   });
 
   it('a lease deleted with etcdctl and re-acquired at once costs no ping of a 10 ms stream', async () => {
+    const { c, d, ctr } = setup;
     const w = d[1]!;
     const subnet = subnetsOf(w).subnet;
     const key = `${c.prefix}/subnets/${subnet.replace('/', '-')}`;
@@ -102,6 +89,7 @@ describe.skipIf(!runnable)('weftd resilience (vxlan)', () => {
   });
 
   it('stale route, neighbour and FDB entries are removed by the next reconcile', async () => {
+    const { d } = setup;
     const ns = d[0]!.host.netns;
     const mac = '0e:00:5e:00:fa:01';
     await nsRun(ns, 'ip', words(`neigh replace 10.5.250.0 lladdr ${mac} dev ${dev} nud permanent`));
@@ -131,6 +119,7 @@ describe.skipIf(!runnable)('weftd resilience (vxlan)', () => {
   });
 
   it('etcd down for 30 s during pings: no ping lost, weftd keeps running, watching resumes', async () => {
+    const { c, d, ctr } = setup;
     await expectNoPingLost(ctr[0]!, ctr[2]!, 3400, 90_000, async () => {
       await c.etcd.kill();
       await sleep(30_000);
@@ -162,6 +151,7 @@ describe.skipIf(!runnable)('weftd resilience (vxlan)', () => {
   });
 
   it("a host's lease removed: its route, neighbour and FDB entries vanish on the others within 2 s", async () => {
+    const { c, d, ctr } = setup;
     const gone = d[2]!;
     const subnet = subnetsOf(gone).subnet;
     const key = subnet.replace('/', '-');

@@ -6,16 +6,15 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { nsRun, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import {
-  createCluster,
-  putConfig,
   REPO,
   restartWeftd,
   startWeftd,
+  useCluster,
   vxlanDevice,
   waitReady,
   type Cluster,
@@ -57,18 +56,13 @@ async function count(ns: string, args: readonly string[], match: string): Promis
 }
 
 describe.skipIf(!runnable)('weftd SIGKILLed in the middle of a full reconcile', () => {
-  let c: Cluster;
-  beforeAll(async () => {
-    c = await createCluster(1);
-    // A /8 network so that 1500 /24 subnets fit beside ours.
-    await putConfig(c, { Network: '10.0.0.0/8', SubnetLen: 24, Backend: { Type: 'vxlan' } });
-    await writePeers(c);
-  }, 120_000);
-  afterAll(async () => {
-    await c?.destroy();
-  });
+  // A /8 network so that 1500 /24 subnets fit beside ours.
+  const config = { Network: '10.0.0.0/8', SubnetLen: 24, Backend: { Type: 'vxlan' } };
+  const setup = useCluster(1, config, [], 'config');
+  beforeAll(() => writePeers(setup.c), 120_000);
 
   it('the restart leaves exactly one complete set of entries per peer', async () => {
+    const { c } = setup;
     const host = c.topo.hosts[0]!;
     let w = startWeftd(c, host);
     // Killed as soon as it starts programming peers: after the lease, during the reconcile.

@@ -6,36 +6,21 @@
  * with its process: after a SIGKILL the next weftd starts at once.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isRunning } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
-import {
-  createCluster,
-  readyz,
-  restartWeftd,
-  startWeftd,
-  startWeftds,
-  waitReady,
-  type Cluster,
-  type Weftd,
-} from './weftd-harness.js';
+import { readyz, restartWeftd, startWeftd, useCluster, waitReady } from './weftd-harness.js';
 
 const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'nft');
 useLeakCheck();
 
 describe.skipIf(!runnable)('weftd: one instance per host', () => {
-  let c: Cluster;
-  let first: Weftd;
-  beforeAll(async () => {
-    c = await createCluster(1);
-    [first] = await startWeftds(c, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
-  });
-  afterAll(async () => {
-    await c?.destroy();
-  });
+  const setup = useCluster(1, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } }, [], 'weftd');
 
   it('a second weftd with the same state dir exits 1 naming the running one; the first is untouched', async () => {
+    const { c } = setup;
+    const first = setup.d[0]!;
     const envBefore = readFileSync(first.subnetFile, 'utf8');
     const mtimeBefore = statSync(first.subnetFile).mtimeMs;
     const second = startWeftd(c, first.host, ['--healthz-port=8082']);
@@ -53,6 +38,8 @@ describe.skipIf(!runnable)('weftd: one instance per host', () => {
   });
 
   it('the lock dies with its process: after SIGKILL a new weftd starts and gets ready', async () => {
+    const { c } = setup;
+    const first = setup.d[0]!;
     first.child.kill('SIGKILL');
     await first.exit;
     const next = restartWeftd(c, first);

@@ -8,35 +8,20 @@
  */
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sleep, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
-import {
-  createCluster,
-  ipOut,
-  putConfig,
-  readyz,
-  startWeftd,
-  subnetsOf,
-  waitReady,
-  type Cluster,
-} from './weftd-harness.js';
+import { ipOut, readyz, startWeftd, subnetsOf, useCluster, waitReady } from './weftd-harness.js';
 
 const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'nft');
 useLeakCheck();
 
 describe.skipIf(!runnable)('weftd when subnet.env cannot be written', () => {
-  let c: Cluster;
-  beforeAll(async () => {
-    c = await createCluster(2);
-    await putConfig(c, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
-  });
-  afterAll(async () => {
-    await c?.destroy();
-  });
+  const setup = useCluster(2, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } }, [], 'config');
 
   it('keeps running and programming peers, not ready, and gets ready once the file can be written', async () => {
+    const { c } = setup;
     const [hostA, hostB] = c.topo.hosts;
     const blocker = join(c.tmp, `h${hostA!.index}`, 'subnet.env', 'in-the-way');
     mkdirSync(blocker, { recursive: true });

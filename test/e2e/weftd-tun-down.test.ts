@@ -5,20 +5,11 @@
  * next `--resync-period` (60 s here, the default), as the vxlan backend does for its device. Two hosts
  * per backend, one container each.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SimContainer } from '../helpers/netns.js';
+import { describe, expect, it } from 'vitest';
 import { nsRun, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
-import {
-  addContainer,
-  createCluster,
-  expectThreePings,
-  ipOut,
-  startWeftds,
-  type Cluster,
-  type Weftd,
-} from './weftd-harness.js';
+import { expectThreePings, ipOut, useCluster } from './weftd-harness.js';
 
 const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'ping', 'nft', 'tun');
 useLeakCheck();
@@ -29,24 +20,12 @@ const BACKENDS = [
 ] as const;
 
 describe.skipIf(!runnable).each(BACKENDS)('the %s TUN set down and up', (type, dev) => {
-  let c: Cluster;
-  let d: Weftd[];
-  let ctr: SimContainer[];
-
-  beforeAll(async () => {
-    c = await createCluster(2);
-    d = await startWeftds(c, { Network: '10.5.0.0/16', Backend: { Type: type } }, [
-      '--resync-period=60',
-    ]);
-    ctr = [];
-    for (const w of d) ctr.push(await addContainer(c, w, 2));
-    await expectThreePings(ctr[0]!, ctr[1]!);
-  });
-  afterAll(async () => {
-    await c?.destroy();
-  });
+  const setup = useCluster(2, { Network: '10.5.0.0/16', Backend: { Type: type } }, [
+    '--resync-period=60',
+  ]);
 
   it('the cluster route is back within seconds and containers talk again', async () => {
+    const { d, ctr } = setup;
     const ns = d[0]!.host.netns;
     const clusterRoute = async (): Promise<string> => ipOut(ns, ['route', 'show', '10.5.0.0/16']);
     expect(await clusterRoute()).toContain(`dev ${dev}`);

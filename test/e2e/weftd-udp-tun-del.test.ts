@@ -5,44 +5,22 @@
  * wireguard backend does: a new device with its address and cluster route, a new forwarder with every
  * peer's route, within seconds. Three hosts, one container each; hosts 2 and 3 never notice.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SimContainer } from '../helpers/netns.js';
+import { describe, expect, it } from 'vitest';
 import { nsRun, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
-import {
-  addContainer,
-  createCluster,
-  expectThreePings,
-  ipOut,
-  pingOnce,
-  startWeftds,
-  type Cluster,
-  type Weftd,
-} from './weftd-harness.js';
+import { expectThreePings, ipOut, pingOnce, useCluster } from './weftd-harness.js';
 
 const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'ping', 'nft', 'tun');
 useLeakCheck();
 
 describe.skipIf(!runnable)('the udp TUN deleted (ip link del weft0)', () => {
-  let c: Cluster;
-  let d: Weftd[];
-  let ctr: SimContainer[];
-
-  beforeAll(async () => {
-    c = await createCluster(3);
-    d = await startWeftds(c, { Network: '10.5.0.0/16', Backend: { Type: 'udp' } }, [
-      '--resync-period=60',
-    ]);
-    ctr = [];
-    for (const w of d) ctr.push(await addContainer(c, w, 2));
-    await expectThreePings(ctr[0]!, ctr[1]!);
-  });
-  afterAll(async () => {
-    await c?.destroy();
-  });
+  const setup = useCluster(3, { Network: '10.5.0.0/16', Backend: { Type: 'udp' } }, [
+    '--resync-period=60',
+  ]);
 
   it('is recreated in place: weftd keeps running, peers work again within seconds', async () => {
+    const { d, ctr } = setup;
     const w = d[0]!;
     const child = w.child;
     const ns = w.host.netns;

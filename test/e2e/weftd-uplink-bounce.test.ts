@@ -5,21 +5,11 @@
  * uplink (host-gw, vxlan with DirectRouting) must re-program them when it comes back, not at the next
  * `--resync-period` (60 s here, the default). Two hosts per backend, one container each.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SimContainer } from '../helpers/netns.js';
+import { describe, expect, it } from 'vitest';
 import { nsRun, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
-import {
-  addContainer,
-  createCluster,
-  expectThreePings,
-  ipOut,
-  startWeftds,
-  subnetsOf,
-  type Cluster,
-  type Weftd,
-} from './weftd-harness.js';
+import { expectThreePings, ipOut, subnetsOf, useCluster } from './weftd-harness.js';
 
 const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'ping', 'nft');
 useLeakCheck();
@@ -30,23 +20,11 @@ const BACKENDS = [
 ] as const;
 
 describe.skipIf(!runnable).each(BACKENDS)('uplink down and up (%s)', (_name, backend) => {
-  let c: Cluster;
-  let d: Weftd[];
-  let ctr: SimContainer[];
-
-  beforeAll(async () => {
-    c = await createCluster(2);
-    // The default resync period: only the link event can bring the routes back within the test's 10 s.
-    d = await startWeftds(c, { Network: '10.5.0.0/16', Backend: backend }, ['--resync-period=60']);
-    ctr = [];
-    for (const w of d) ctr.push(await addContainer(c, w, 2));
-    await expectThreePings(ctr[0]!, ctr[1]!);
-  });
-  afterAll(async () => {
-    await c?.destroy();
-  });
+  // The default resync period: only the link event can bring the routes back within the test's 10 s.
+  const setup = useCluster(2, { Network: '10.5.0.0/16', Backend: backend }, ['--resync-period=60']);
 
   it('the peer route is back within seconds and containers talk again', async () => {
+    const { d, ctr } = setup;
     const ns = d[0]!.host.netns;
     const peer = subnetsOf(d[1]!).subnet;
     const peerRoute = async (): Promise<string> => ipOut(ns, ['route', 'show', peer]);

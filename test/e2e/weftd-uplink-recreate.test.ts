@@ -7,21 +7,11 @@
  * are checked too. The test's uplink is a veth end (the kernel here has no `dummy`): deleted
  * with `ip link del` and re-created on the same underlay bridge.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SimContainer } from '../helpers/netns.js';
+import { describe, expect, it } from 'vitest';
 import { nsRun, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
-import {
-  addContainer,
-  createCluster,
-  expectThreePings,
-  ipOut,
-  pingOnce,
-  startWeftds,
-  type Cluster,
-  type Weftd,
-} from './weftd-harness.js';
+import { ipOut, pingOnce, useCluster, type Cluster } from './weftd-harness.js';
 
 const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'ping', 'nft', 'tun');
 useLeakCheck();
@@ -58,22 +48,10 @@ async function recreateUplink(c: Cluster, ns: string): Promise<void> {
 }
 
 describe.skipIf(!runnable).each(BACKENDS)('uplink deleted and re-created (%s)', (name, backend) => {
-  let c: Cluster;
-  let d: Weftd[];
-  let ctr: SimContainer[];
-
-  beforeAll(async () => {
-    c = await createCluster(2);
-    d = await startWeftds(c, { Network: '10.5.0.0/16', Backend: backend }, ['--resync-period=60']);
-    ctr = [];
-    for (const w of d) ctr.push(await addContainer(c, w, 2));
-    await expectThreePings(ctr[0]!, ctr[1]!);
-  });
-  afterAll(async () => {
-    await c?.destroy();
-  });
+  const setup = useCluster(2, { Network: '10.5.0.0/16', Backend: backend }, ['--resync-period=60']);
 
   it('containers talk again within seconds, weftd keeps running', async () => {
+    const { c, d, ctr } = setup;
     const w = d[0]!;
     const ns = w.host.netns;
     const child = w.child;
