@@ -14,23 +14,13 @@
  *    inside weftd but against the runtime's in the shim that runs it).
  * Runs through the shim with a real weftd and through the standalone plugin, like cni-plugin.test.ts.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { run } from '../../helpers/exec.js';
 import { useLeakCheck } from '../../helpers/leaks.js';
-import { createNetns, deleteNetns, uniquePrefix } from '../../helpers/netns.js';
 import { requireCaps } from '../../helpers/require.js';
-import {
-  callPlugin,
-  installPlugin,
-  ipJson,
-  startCniWeftd,
-  type CniCall,
-  type CniWeftd,
-  CNI_MODES,
-} from './cni-helpers.js';
+import { ipJson, useCniHost, type CniCall, CNI_MODES } from './cni-helpers.js';
 
 const runnable = requireCaps('root', 'netns', 'cniPlugins');
 useLeakCheck();
@@ -44,56 +34,21 @@ const SUBNET_ENV =
 describe.skipIf(!runnable).each(CNI_MODES)(
   'weft CNI plugin ($mode): exhausted subnet and hostile CNI_ARGS',
   ({ plugin, weftd: withWeftd }) => {
-    let weftd: CniWeftd | undefined;
-    let tmp: string;
-    let binDir: string;
-    let hostNs: string;
-    let prefix: string;
+    const host = useCniHost('weft-cni-hostile-', plugin, withWeftd, 120_000);
+    const { container } = host;
     let n = 0;
-    const namespaces: string[] = [];
 
+    /** A scenario on a bridge of its own; its netconf is cniVersion 1.0.0 and never waits for subnet.env. */
     function scenario(subnetEnv: string) {
-      const dir = join(tmp, `s${++n}`);
-      mkdirSync(dir);
-      writeFileSync(join(dir, 'subnet.env'), subnetEnv);
-      const bridge = `whb${n}`;
-      const conf = JSON.stringify({
-        cniVersion: '1.0.0',
-        name: 'weftnet',
-        type: 'weft',
-        subnetFile: join(dir, 'subnet.env'),
-        dataDir: join(dir, 'state'),
-        subnetWaitSeconds: 0,
-        ipam: { dataDir: join(dir, 'ipam') },
-        delegate: { bridge },
-        ...(weftd ? { daemonSocket: weftd.socket } : {}),
-      });
-      const files = (sub: string): string[] =>
-        existsSync(join(dir, sub, 'weftnet')) ? readdirSync(join(dir, sub, 'weftnet')) : [];
-      return {
-        conf,
-        bridge,
-        // without the temp file of a state write in flight (weftd stores the result after answering)
-        state: () => files('state').filter((f) => !f.startsWith('.')),
-        ips: () => files('ipam').filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)),
-      };
-    }
-
-    async function container(): Promise<string> {
-      const ns = await createNetns(`${prefix}c${namespaces.length + 1}`);
-      namespaces.push(ns);
-      return ns;
+      const bridge = `whb${++n}`;
+      const s = host.scenario(subnetEnv, { bridge, subnetWaitSeconds: 0 });
+      return { ...s, bridge, conf: s.conf('1.0.0') };
     }
 
     const call = (command: string, stdin: string, id: string, ns: string, args?: string) =>
-      callPlugin({
-        hostNs,
-        binDir,
-        plugin,
-        command,
-        stdin,
-        containerId: id,
-        netns: ns,
+      host.call(command, stdin, {
+        id,
+        ns,
         ...(args !== undefined ? { env: { CNI_ARGS: args } } : {}),
       });
     const ok = (r: CniCall): void => expect(r.code, `${r.stdout} ${r.stderr}`).toBe(0);
@@ -105,7 +60,7 @@ describe.skipIf(!runnable).each(CNI_MODES)(
     /** Host-side veths enslaved to this scenario's bridge. */
     const hostVeths = async (bridge: string): Promise<string[]> =>
       (
-        await ipJson<{ ifname: string; master?: string }[]>(hostNs, [
+        await ipJson<{ ifname: string; master?: string }[]>(host.hostNs, [
           'link',
           'show',
           'type',
@@ -115,27 +70,11 @@ describe.skipIf(!runnable).each(CNI_MODES)(
         .filter((l) => l.master === bridge)
         .map((l) => l.ifname);
 
-    beforeAll(async () => {
-      tmp = mkdtempSync(join(tmpdir(), 'weft-cni-hostile-'));
-      binDir = await installPlugin();
-      prefix = uniquePrefix();
-      hostNs = await createNetns(`${prefix}h`);
-      if (withWeftd) weftd = await startCniWeftd(hostNs, tmp);
-    }, 120_000);
-
-    afterAll(async () => {
-      await weftd?.stop();
-      for (const ns of namespaces) await deleteNetns(ns);
-      if (hostNs) await deleteNetns(hostNs);
-      if (tmp) rmSync(tmp, { recursive: true, force: true });
-      if (binDir) rmSync(binDir, { recursive: true, force: true });
-    });
-
     it('every address reserved: code 105 naming the subnet and the fix, nothing leaked, DEL succeeds', async () => {
       const s = scenario(TINY_SUBNET_ENV);
       const [ns1, ns2] = [await container(), await container()];
       ok(await call('ADD', s.conf, 'full1', ns1));
-      expect(s.ips()).toEqual(['10.79.5.2']);
+      expect(s.ipFiles()).toEqual(['10.79.5.2']);
 
       const r = await call('ADD', s.conf, 'full2', ns2);
       expect(r.code).toBe(1);
@@ -147,14 +86,14 @@ describe.skipIf(!runnable).each(CNI_MODES)(
       expect(String(r.json!['details'])).toMatch(/DEL \(or CNI GC\).*SubnetLen/);
       expect(String(r.json!['details'])).toContain('no IP addresses available');
       // nothing of the failed ADD is left: no state, no reservation, no interface on either side
-      expect(s.state()).toEqual(['full1@eth0']);
-      expect(s.ips()).toEqual(['10.79.5.2']);
+      expect(s.stateFiles()).toEqual(['full1@eth0']);
+      expect(s.ipFiles()).toEqual(['10.79.5.2']);
       expect(await links(ns2)).toEqual([]);
       expect(await hostVeths(s.bridge)).toHaveLength(1);
 
       // the runtime's DEL after the failed ADD succeeds and touches nothing of full1
       ok(await call('DEL', s.conf, 'full2', ns2));
-      expect(s.ips()).toEqual(['10.79.5.2']);
+      expect(s.ipFiles()).toEqual(['10.79.5.2']);
       expect(await links(ns1)).toEqual(['eth0']);
 
       // once full1 is gone, full2 gets the address
@@ -163,8 +102,8 @@ describe.skipIf(!runnable).each(CNI_MODES)(
       ok(again);
       expect(again.json!['ips']).toMatchObject([{ address: '10.79.5.2/30' }]);
       ok(await call('DEL', s.conf, 'full2', ns2));
-      expect(s.state()).toEqual([]);
-      expect(s.ips()).toEqual([]);
+      expect(s.stateFiles()).toEqual([]);
+      expect(s.ipFiles()).toEqual([]);
       expect(await hostVeths(s.bridge)).toEqual([]);
     });
 
@@ -177,11 +116,11 @@ describe.skipIf(!runnable).each(CNI_MODES)(
         expect(r.code).toBe(1);
         expect(r.json).toMatchObject({ code: 4 });
         expect(String(r.json!['msg'])).toMatch(/^CNI_ARGS pair ".*" is not KEY=VALUE$/);
-        expect(s.state()).toEqual([]);
-        expect(s.ips()).toEqual([]);
+        expect(s.stateFiles()).toEqual([]);
+        expect(s.ipFiles()).toEqual([]);
         expect(await links(ns)).toEqual([]);
         ok(await call('DEL', s.conf, 'args1', ns, args));
-        expect(s.state()).toEqual([]);
+        expect(s.stateFiles()).toEqual([]);
       },
     );
 
@@ -197,10 +136,10 @@ describe.skipIf(!runnable).each(CNI_MODES)(
           /^CNI_ARGS refused by the delegate: bridge ADD: ARGS: /,
         );
         // the undo (the delegate's DEL, retried without CNI_ARGS) removed the state
-        expect(s.state()).toEqual([]);
-        expect(s.ips()).toEqual([]);
+        expect(s.stateFiles()).toEqual([]);
+        expect(s.ipFiles()).toEqual([]);
         ok(await call('DEL', s.conf, 'args2', ns, args));
-        expect(s.state()).toEqual([]);
+        expect(s.stateFiles()).toEqual([]);
         expect(await links(ns)).toEqual([]);
         expect(await hostVeths(s.bridge)).toEqual([]);
       },
@@ -213,7 +152,7 @@ describe.skipIf(!runnable).each(CNI_MODES)(
       const conf = (prevResult: unknown): string =>
         JSON.stringify({ ...(JSON.parse(s.conf) as object), prevResult });
       ok(await call('DEL', conf('garbage'), 'prev1', ns));
-      expect([s.state(), s.ips(), await links(ns), await hostVeths(s.bridge)]).toEqual([
+      expect([s.stateFiles(), s.ipFiles(), await links(ns), await hostVeths(s.bridge)]).toEqual([
         [],
         [],
         [],
@@ -226,7 +165,7 @@ describe.skipIf(!runnable).each(CNI_MODES)(
       const s = scenario(SUBNET_ENV);
       const ns = await container();
       // the runtime's cwd holds rel/bridge, a spy that leaves a mark and fails
-      const cwd = join(tmp, `cwd${n}`);
+      const cwd = join(host.tmp, `cwd${n}`);
       const mark = join(cwd, 'spy-ran');
       mkdirSync(join(cwd, 'rel'), { recursive: true });
       writeFileSync(
@@ -240,7 +179,7 @@ describe.skipIf(!runnable).each(CNI_MODES)(
           [
             'netns',
             'exec',
-            hostNs,
+            host.hostNs,
             'env',
             '-i',
             '-C',
@@ -250,28 +189,28 @@ describe.skipIf(!runnable).each(CNI_MODES)(
             'CNI_CONTAINERID=rel1',
             `CNI_NETNS=/var/run/netns/${ns}`,
             'CNI_IFNAME=eth0',
-            `CNI_PATH=rel:./rel:${binDir}:/usr/lib/cni`,
-            join(binDir, plugin),
+            `CNI_PATH=rel:./rel:${host.binDir}:/usr/lib/cni`,
+            join(host.binDir, plugin),
           ],
           { input: s.conf, allowFail: true },
         );
       const add = await inCwd('ADD');
       expect(add.code, add.stdout).toBe(0);
-      expect(s.ips()).toHaveLength(1);
+      expect(s.ipFiles()).toHaveLength(1);
       expect((await inCwd('DEL')).code).toBe(0);
       expect(existsSync(mark)).toBe(false);
-      expect([s.state(), s.ips()]).toEqual([[], []]);
+      expect([s.stateFiles(), s.ipFiles()]).toEqual([[], []]);
     });
 
     it('DEL carrying CNI_ARGS the delegate refuses still releases the address, the veth and the state', async () => {
       const s = scenario(SUBNET_ENV);
       const ns = await container();
       ok(await call('ADD', s.conf, 'args3', ns, 'IgnoreUnknown=1;K8S_POD_NAME=p'));
-      expect(s.ips()).toHaveLength(1);
+      expect(s.ipFiles()).toHaveLength(1);
       expect(await hostVeths(s.bridge)).toHaveLength(1);
       ok(await call('DEL', s.conf, 'args3', ns, 'K8S_POD_NAME=p'));
-      expect(s.state()).toEqual([]);
-      expect(s.ips()).toEqual([]);
+      expect(s.stateFiles()).toEqual([]);
+      expect(s.ipFiles()).toEqual([]);
       expect(await links(ns)).toEqual([]);
       expect(await hostVeths(s.bridge)).toEqual([]);
       // and again: DEL stays idempotent

@@ -10,23 +10,14 @@
  * it in the host netns, and through the standalone full plugin (`weft-full`, what the shim falls back to
  * while weftd is down), so both paths keep the same contract.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { run, sleep, waitFor } from '../../helpers/exec.js';
 import { useLeakCheck } from '../../helpers/leaks.js';
-import { createNetns, deleteNetns, ping, uniquePrefix } from '../../helpers/netns.js';
+import { deleteNetns, ping } from '../../helpers/netns.js';
 import { requireCaps } from '../../helpers/require.js';
-import {
-  callPlugin,
-  installPlugin,
-  ipJson,
-  startCniWeftd,
-  type CniCall,
-  type CniWeftd,
-  CNI_MODES,
-} from './cni-helpers.js';
+import { ipJson, useCniHost, type CniCall, CNI_MODES } from './cni-helpers.js';
 
 const runnable = requireCaps('root', 'netns', 'cniPlugins', 'ping');
 useLeakCheck();
@@ -37,94 +28,14 @@ const SUBNET_ENV =
 describe.skipIf(!runnable).each(CNI_MODES)(
   'weft CNI plugin ($mode) with the reference bridge/host-local in a netns host',
   ({ plugin, weftd: withWeftd }) => {
-    let weftd: CniWeftd | undefined;
-    let tmp: string;
-    let binDir: string;
-    let hostNs: string;
-    let prefix: string;
-    let n = 0;
-    let containers = 0;
-    const namespaces: string[] = [];
-
-    const paths = (sub: string) => ({
-      subnetFile: join(tmp, sub, 'subnet.env'),
-      dataDir: join(tmp, sub, 'state'),
-      ipamDir: join(tmp, sub, 'ipam'),
-    });
-    /** A fresh scenario directory with its own subnet.env, state and IPAM dirs. */
-    function scenario(withSubnetEnv = true) {
-      const sub = `s${++n}`;
-      mkdirSync(join(tmp, sub), { recursive: true });
-      const p = paths(sub);
-      if (withSubnetEnv) writeFileSync(p.subnetFile, SUBNET_ENV);
-      const conf = (cniVersion: string, extra: Record<string, unknown> = {}) =>
-        JSON.stringify({
-          cniVersion,
-          name: 'weftnet',
-          type: 'weft',
-          subnetFile: p.subnetFile,
-          dataDir: p.dataDir,
-          subnetWaitSeconds: 0.5,
-          ipam: { dataDir: p.ipamDir },
-          delegate: { bridge: 'weftbr0' },
-          ...(weftd ? { daemonSocket: weftd.socket } : {}),
-          ...extra,
-        });
-      // The attachments' state files, without the `.<name>.<pid>.tmp` of a write in flight: behind
-      // weftd the state with the result is written just after the answer (src/cni/add.ts), so a
-      // listing right after ADD returns may catch its temp file beside the first one.
-      const stateFiles = () =>
-        existsSync(join(p.dataDir, 'weftnet'))
-          ? readdirSync(join(p.dataDir, 'weftnet')).filter((f) => !f.startsWith('.'))
-          : [];
-      const ipFiles = () =>
-        existsSync(join(p.ipamDir, 'weftnet'))
-          ? readdirSync(join(p.ipamDir, 'weftnet')).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f))
-          : [];
-      return { ...p, conf, stateFiles, ipFiles };
-    }
-
-    async function container(): Promise<string> {
-      const ns = await createNetns(`${prefix}c${++containers}`);
-      namespaces.push(ns);
-      return ns;
-    }
-
-    const call = (
-      command: string,
-      stdin: string,
-      o: { id?: string; ns?: string; env?: Record<string, string | undefined> } = {},
-    ) =>
-      callPlugin({
-        hostNs,
-        binDir,
-        plugin,
-        command,
-        stdin,
-        ...(o.id ? { containerId: o.id } : {}),
-        ...(o.ns ? { netns: o.ns } : {}),
-        ...(o.env ? { env: o.env } : {}),
-      });
+    const host = useCniHost('weft-cni-it-', plugin, withWeftd);
+    const { container, call } = host;
+    /** A fresh scenario directory with its own subnet.env (unless false), state and IPAM dirs. */
+    const scenario = (withSubnetEnv = true) => host.scenario(withSubnetEnv ? SUBNET_ENV : null);
 
     const expectOk = (r: CniCall): void => {
       expect(r.code, `plugin failed: ${r.stdout} ${r.stderr}`).toBe(0);
     };
-
-    beforeAll(async () => {
-      tmp = mkdtempSync(join(tmpdir(), 'weft-cni-it-'));
-      binDir = await installPlugin();
-      prefix = uniquePrefix();
-      hostNs = await createNetns(`${prefix}h`);
-      if (withWeftd) weftd = await startCniWeftd(hostNs, tmp);
-    });
-
-    afterAll(async () => {
-      await weftd?.stop();
-      for (const ns of namespaces) await deleteNetns(ns);
-      if (hostNs) await deleteNetns(hostNs);
-      if (tmp) rmSync(tmp, { recursive: true, force: true });
-      if (binDir) rmSync(binDir, { recursive: true, force: true });
-    });
 
     it.each(['0.3.1', '0.4.0', '1.0.0', '1.1.0'])(
       'ADD, CHECK, DEL, DEL again with cniVersion %s',
@@ -161,7 +72,7 @@ describe.skipIf(!runnable).each(CNI_MODES)(
         const addr = ips[0]!.address.split('/')[0]!;
         const routes = (await run('ip', ['-n', ns, 'route', 'show'])).stdout;
         expect(routes).toContain('10.77.0.0/16 via 10.77.5.1 dev eth0');
-        expect(await ping(hostNs, addr, 1)).toBe(true);
+        expect(await ping(host.hostNs, addr, 1)).toBe(true);
         expect(s.stateFiles()).toEqual([`${id}@eth0`]);
         expect(s.ipFiles()).toEqual([addr]);
 
@@ -212,7 +123,7 @@ describe.skipIf(!runnable).each(CNI_MODES)(
       // The gateway address on the bridge may still be in IPv6 DAD for a moment.
       await waitFor(
         'IPv6 ping host → container',
-        () => ping(hostNs, ips[1]!.split('/')[0]!, 1, 1),
+        () => ping(host.hostNs, ips[1]!.split('/')[0]!, 1, 1),
         8000,
         200,
       );
@@ -240,7 +151,7 @@ describe.skipIf(!runnable).each(CNI_MODES)(
       const ns = await container();
       expectOk(await call('ADD', s.conf('1.0.0'), { id: 'masq1', ns }));
       const nat = async () =>
-        (await run('ip', ['netns', 'exec', hostNs, 'iptables', '-t', 'nat', '-S'])).stdout;
+        (await run('ip', ['netns', 'exec', host.hostNs, 'iptables', '-t', 'nat', '-S'])).stdout;
       expect(await nat()).toContain('name: \\"weftnet\\" id: \\"masq1\\"');
       expectOk(await call('DEL', s.conf('1.0.0'), { id: 'masq1', ns }));
       expect(await nat()).not.toContain('masq1');
@@ -309,7 +220,7 @@ describe.skipIf(!runnable).each(CNI_MODES)(
       expectOk(r);
       const addr = (r.json!['ips'] as { address: string }[])[0]!.address.split('/')[0]!;
       expect(addr).toMatch(/^10\.77\.6\./);
-      expect(await ping(hostNs, addr, 1)).toBe(true);
+      expect(await ping(host.hostNs, addr, 1)).toBe(true);
       expectOk(await call('DEL', conf(), { id: 'move1', ns: ns1 }));
       expectOk(await call('DEL', conf(), { id: 'move2', ns: ns2 }));
       expect(s.ipFiles()).toEqual([]);
@@ -327,11 +238,11 @@ describe.skipIf(!runnable).each(CNI_MODES)(
       expectOk(second);
       const addr = (second.json!['ips'] as { address: string }[])[0]!.address.split('/')[0]!;
       expect(s.ipFiles()).toEqual([addr]);
-      expect(await ping(hostNs, addr, 1)).toBe(true);
+      expect(await ping(host.hostNs, addr, 1)).toBe(true);
       // A real duplicate (interface still there) is refused without touching it.
       const dup = await call('ADD', s.conf('1.0.0'), { id: 'reboot1', ns: ns2 });
       expect(dup.json).toMatchObject({ code: 102 });
-      expect(await ping(hostNs, addr, 1)).toBe(true);
+      expect(await ping(host.hostNs, addr, 1)).toBe(true);
       expectOk(await call('DEL', s.conf('1.0.0'), { id: 'reboot1', ns: ns2 }));
       expect(s.ipFiles()).toEqual([]);
     });
@@ -388,14 +299,14 @@ describe.skipIf(!runnable).each(CNI_MODES)(
     it('container ID ../../etc/x is rejected with code 4 and nothing is written anywhere', async () => {
       const s = scenario();
       const ns = await container();
-      const before = readdirSync(tmp, { recursive: true }).sort();
+      const before = readdirSync(host.tmp, { recursive: true }).sort();
       for (const cmd of ['ADD', 'DEL', 'CHECK']) {
         const r = await call(cmd, s.conf('1.0.0'), { id: '../../etc/x', ns });
         expect(r.json).toMatchObject({ code: 4, msg: 'invalid characters in containerID' });
       }
-      expect(readdirSync(tmp, { recursive: true }).sort()).toEqual(before);
+      expect(readdirSync(host.tmp, { recursive: true }).sort()).toEqual(before);
       expect(existsSync(s.dataDir)).toBe(false);
-      expect(existsSync(join(tmp, 'etc'))).toBe(false);
+      expect(existsSync(join(host.tmp, 'etc'))).toBe(false);
       expect(await ipJson(ns, ['link', 'show'])).toHaveLength(1);
     });
 
@@ -467,7 +378,7 @@ describe.skipIf(!runnable).each(CNI_MODES)(
         await run('ip', [
           'netns',
           'exec',
-          hostNs,
+          host.hostNs,
           'env',
           '-i',
           `PATH=${process.env['PATH'] ?? ''}`,
