@@ -13,7 +13,7 @@ import type { Lease } from '../../lease/lease.js';
 import type { LinkInfo } from '../../netlink/index.js';
 import { withRegistry } from '../etcd-view.js';
 import { EXIT } from '../exit-codes.js';
-import { gatherLocal, requireConfig } from '../gather.js';
+import { gatherLocal, peerInputOf, requireConfig } from '../gather.js';
 import { fdbFix, lookupRoute, neighFix, showRoute, type KernelState } from '../kernel-entries.js';
 import { familyOf, planNetwork, planOfLease, type PeerInput } from '../peer-planner.js';
 import { paint, sanitize } from '../render.js';
@@ -280,19 +280,8 @@ export async function traceCommand(ctx: CommandContext): Promise<CommandOutput> 
   if (family === null || !dst || ipFamily(dst) !== family)
     throw optionError('trace: give two addresses of one family: weftctl trace <src-ip> <dst-ip>');
   return withRegistry(ctx.options, async (reg) => {
-    const { view, host, own, live } = await gatherLocal(reg, ctx.options);
-    const config = requireConfig(view);
-    const t = traceOverlay({
-      src,
-      dst,
-      config,
-      // the engine's peers are the claim order's incumbents, as in weftd (src/cli/peer-planner.ts)
-      ...(live?.ok ? { programmed: live.live.programmed } : {}),
-      leases: view.leases,
-      own: own?.lease ?? null,
-      kernel: host?.kernel ?? null,
-      addrs: host?.addrs ?? [],
-    });
+    const local = await gatherLocal(reg, ctx.options);
+    const t = traceOverlay({ src, dst, ...peerInputOf(local, requireConfig(local.view)) });
     const s = ctx.style;
     let human = `trace ${src} → ${dst}\n`;
     for (const step of t.steps)
