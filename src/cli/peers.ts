@@ -15,6 +15,7 @@ import {
   linkName,
   lookupRoute,
   neighFix,
+  routeVia,
   showFdb,
   showNeigh,
   showRoute,
@@ -131,8 +132,7 @@ function netlinkRow(k: KernelState, w: Want, e: PeerEntries, vxlan: boolean): Pe
   };
   const r = e.route;
   const devName = w.devName ?? '?';
-  // the overlay route names its device; a route via the public IP is found by the kernel
-  const want = `via ${r.gateway}${e.neigh ? ` dev ${devName} onlink` : ''}`;
+  const want = routeVia(e, devName);
   const route = k.routes.find((x) => x.dst === r.dst) ?? null;
   if (e.neigh && !w.dev)
     bad(

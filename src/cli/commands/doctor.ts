@@ -8,11 +8,10 @@ import {
   doctorFailed,
   flannelChecks,
   probeTargets,
+  programmedPeers,
   runChecks,
-  unprogrammed,
-  type Check,
-  type UnderlayProbe,
 } from '../doctor.js';
+import type { Check, UnderlayProbe } from '../doctor-check.js';
 import { planHostDevices } from '../doctor-kernel.js';
 import { findFlannelLeftovers } from '../../migration/flannel-leftovers.js';
 import { EXIT } from '../exit-codes.js';
@@ -109,7 +108,8 @@ export async function doctorCommand(ctx: CommandContext): Promise<CommandOutput>
     const { view, host, hostError, own, live } = local;
     const peers = peerRowsOf(local);
     // only the peers weftd programs: a refused lease is reported as refused, never probed
-    const targets = o.noProbe ? [] : probeTargets(view.leases, own?.lease ?? null, peers);
+    const programmed = programmedPeers(view.leases, own?.lease ?? null, peers);
+    const targets = o.noProbe ? [] : probeTargets(programmed);
     const uplink = host && view.config ? uplinkOf(view.config, host, own?.lease ?? null) : null;
     const probes = await probeUnderlay(ctx, targets, uplink?.mtu ?? null);
     const checks = runChecks({
@@ -125,9 +125,7 @@ export async function doctorCommand(ctx: CommandContext): Promise<CommandOutput>
       probes,
     });
     checks.unshift(...flannelChecks(flannel)); // docs/migration-from-flannel.md
-    const skip = unprogrammed(peers); // wireguard: the sessions of the peers weftd programs
-    const peerLeases = view.leases.filter((l) => l.key !== own?.key && !skip.has(l.key));
-    checks.push(...wgDoctorChecks(view.config, peerLeases, live));
+    checks.push(...wgDoctorChecks(view.config, programmed, live));
     const failed = doctorFailed(checks);
     return {
       exitCode: failed ? (view.etcd.reachable ? EXIT.problem : EXIT.etcd) : EXIT.ok,
