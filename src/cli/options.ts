@@ -82,7 +82,7 @@ const BASE_URL = /^https?:\/\/[^/\s]+\/?$/;
 const matching = (re: RegExp, want: string) => (v: string | null) =>
   v === null || re.test(v) ? undefined : want;
 
-export const CLI_FLAGS: readonly FlagSpec[] = [
+const CLI_FLAGS: readonly FlagSpec[] = [
   flag('json', 'bool', false, 'print JSON instead of tables'),
   ...ETCD_FLAGS.map((row) => ({ ...row, shared: true })),
   flag(

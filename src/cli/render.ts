@@ -3,7 +3,7 @@
  * or when stdout is a TTY (and NO_COLOR is unset). Pure: every function returns a string.
  */
 
-export type Tone = 'ok' | 'warn' | 'bad' | 'dim' | 'plain';
+type Tone = 'ok' | 'warn' | 'bad' | 'dim' | 'plain';
 
 export interface Style {
   readonly color: boolean;

@@ -22,7 +22,7 @@ import { keyValues, sanitize, type Style } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
 
 /** Backend types weftd builds (docs/design.md C3). */
-export const KNOWN_BACKENDS = ['vxlan', 'host-gw', 'udp', 'wireguard'] as const;
+const KNOWN_BACKENDS = ['vxlan', 'host-gw', 'udp', 'wireguard'] as const;
 
 /** Each backend's own options parser (host-gw takes none). */
 const BACKEND_PARSERS: Readonly<

@@ -37,7 +37,7 @@ function countChecks(checks: readonly Check[]): Record<Check['status'], number> 
   return n;
 }
 
-export function renderChecks(style: Style, checks: readonly Check[]): string {
+function renderChecks(style: Style, checks: readonly Check[]): string {
   let out = '';
   for (const c of checks) {
     const [label, tone] = MARK[c.status];

@@ -20,7 +20,7 @@ import {
 import type { Lease } from '../../lease/lease.js';
 
 /** WireGuard rows: per peer the endpoint, the last handshake, bytes in/out (from weftd's engine). */
-export function wgTable(
+function wgTable(
   style: Style,
   rows: readonly { subnet: string; wireguard: WgPeerLive | null }[],
 ): string {
@@ -46,7 +46,7 @@ export function wgTable(
 }
 
 /** Each peer row with its live WireGuard state (null when weftd has no such peer). */
-export function withWireguard<R extends { lease: string | null; subnet: string }>(
+function withWireguard<R extends { lease: string | null; subnet: string }>(
   rows: readonly R[],
   leases: readonly Lease[],
   live: WgLiveResult,
@@ -57,7 +57,7 @@ export function withWireguard<R extends { lease: string | null; subnet: string }
   });
 }
 
-export function peersTable(style: Style, rows: readonly PeerRow[]): string {
+function peersTable(style: Style, rows: readonly PeerRow[]): string {
   let out = table(
     style,
     ['subnet', 'public ip', 'vtep mac', 'route', 'neighbour', 'fdb', 'verdict'],

@@ -37,13 +37,13 @@ export interface Endpoint {
   readonly local: boolean;
 }
 
-export interface TraceStep {
+interface TraceStep {
   readonly what: 'owner' | 'route' | 'neighbour' | 'fdb' | 'encap' | 'deliver' | 'note';
   readonly ok: boolean;
   readonly text: string;
 }
 
-export interface OuterHeader {
+interface OuterHeader {
   readonly src: string | null;
   readonly dst: string;
   readonly protocol: 'udp';
@@ -65,7 +65,7 @@ export interface TraceResult {
 
 /** What trace reads: the peer plan's input (PeerInput), the two addresses, and this host's kernel
  *  (null: not readable). */
-export interface TraceInput extends Omit<PeerInput, 'kernel'> {
+interface TraceInput extends Omit<PeerInput, 'kernel'> {
   readonly src: string;
   readonly dst: string;
   readonly kernel: KernelState | null;
