@@ -96,10 +96,8 @@ function leaseChecks(i: DoctorInput): Check[] {
     const fixes = ['journalctl -u weftd | grep -i renew', RESTART];
     out.push(warn('lease', `lease ${own.key} expires in ${expires} s and was not renewed`, fixes));
   } else {
-    const when = expires === null ? '?' : formatDuration(expires);
-    out.push(
-      pass('lease', `lease ${own.key} (${i.own!.reserved ? 'reserved' : `expires in ${when}`})`),
-    );
+    const when = i.own!.reserved ? 'reserved' : `expires in ${formatDuration(expires)}`;
+    out.push(pass('lease', `lease ${own.key} (${when})`));
   }
   // weftd reads the config once: a backend changed in etcd since is not what it runs (status agrees)
   const drift = backendDrift(i.config, runningConfig(own, env.parsed?.network ?? null));

@@ -55,11 +55,7 @@ function leasesTable(style: Style, records: readonly LeaseRecord[]): string {
         [j['publicIp'], j['publicIpv6']].filter((x) => x && x !== '0.0.0.0').join(' ') || '-',
         String(j['backendType']),
         (j['vtepMac'] as string | null) ?? '-',
-        r.reserved
-          ? { text: 'never (reserved)', tone: 'warn' }
-          : r.expiresIn === null
-            ? '?'
-            : formatDuration(r.expiresIn),
+        r.reserved ? { text: 'never (reserved)', tone: 'warn' } : formatDuration(r.expiresIn),
         r.key,
       ];
     }),

@@ -150,6 +150,7 @@ describe('render', () => {
   });
 
   it('formats durations and JSON', () => {
+    expect(formatDuration(null)).toBe('?'); // an unknown TTL (leases, status, doctor)
     expect([0, 59, 61, 3600, 90061, -1].map(formatDuration)).toEqual([
       '0s',
       '59s',
