@@ -3,7 +3,7 @@
  * nft, peers, an underlay probe of every peer's public IP) and runs the checks of ../doctor.ts.
  * Progress goes to stderr; exit 1 when any check fails.
  */
-import { sampleEtcdClock, withRegistry } from '../etcd-view.js';
+import { inBatches, sampleEtcdClock, withRegistry } from '../etcd-view.js';
 import {
   doctorFailed,
   flannelChecks,
@@ -58,40 +58,32 @@ function uplinkOf(...args: Parameters<typeof planHostDevices>): LinkInfo | null 
   }
 }
 
-async function probeUnderlay(
+/** Pings each target's public IP (8 at a time); a reachable IPv4 one also with `mtu`-sized packets
+ *  and DF set (the uplink MTU; null: not probed). */
+function probeUnderlay(
   ctx: CommandContext,
   targets: { lease: string; publicIp: string }[],
-  /** The uplink MTU to probe the path with (DF set), or null. */
   mtu: number | null,
 ): Promise<UnderlayProbe[]> {
-  const out: UnderlayProbe[] = [];
   let done = 0;
-  for (let i = 0; i < targets.length; i += 8) {
-    const batch = targets.slice(i, i + 8);
-    out.push(
-      ...(await Promise.all(
-        batch.map(async (t) => {
-          try {
-            const r = await runPing(t.publicIp, 2, 0.2, null);
-            let mtuProbe: UnderlayProbe['mtuProbe'] = null;
-            if (r.received > 0 && mtu !== null && !t.publicIp.includes(':')) {
-              const big = await runPing(t.publicIp, 2, 0.2, null, {
-                size: mtu - 28,
-                dontFragment: true,
-              }).catch(() => null);
-              mtuProbe = { size: mtu, ok: (big?.received ?? 0) > 0 };
-            }
-            return { ...t, reachable: r.received > 0, rttMs: r.replies[0] ?? null, mtuProbe };
-          } catch {
-            return { ...t, reachable: false, rttMs: null };
-          } finally {
-            ctx.progress(`probing peers' public IPs: ${++done}/${targets.length}`);
-          }
-        }),
-      )),
-    );
-  }
-  return out;
+  return inBatches(targets, 8, async (t): Promise<UnderlayProbe> => {
+    try {
+      const r = await runPing(t.publicIp, 2, 0.2, null);
+      let mtuProbe: UnderlayProbe['mtuProbe'] = null;
+      if (r.received > 0 && mtu !== null && !t.publicIp.includes(':')) {
+        const big = await runPing(t.publicIp, 2, 0.2, null, {
+          size: mtu - 28,
+          dontFragment: true,
+        }).catch(() => null);
+        mtuProbe = { size: mtu, ok: (big?.received ?? 0) > 0 };
+      }
+      return { ...t, reachable: r.received > 0, rttMs: r.replies[0] ?? null, mtuProbe };
+    } catch {
+      return { ...t, reachable: false, rttMs: null };
+    } finally {
+      ctx.progress(`probing peers' public IPs: ${++done}/${targets.length}`);
+    }
+  });
 }
 
 export async function doctorCommand(ctx: CommandContext): Promise<CommandOutput> {
