@@ -19,7 +19,7 @@ import { makeSubnetKey, parseSubnetKey } from '../../subnet/keys.js';
 import { decodeEntryValue } from '../../subnet/lease-entry.js';
 import { listLeases, withRegistry, type LeaseRecord } from '../etcd-view.js';
 import { EXIT } from '../exit-codes.js';
-import { formatDuration, keyValues, table, toneOf, type Style } from '../render.js';
+import { formatDuration, keyValues, table, type Style } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
 
 /** The JSON form of one lease record (shared by leases, status). */
@@ -117,7 +117,7 @@ export async function leaseCommand(ctx: CommandContext): Promise<CommandOutput> 
       human: keyValues(ctx.style, [
         ['subnet', subnet],
         ['key', key],
-        ['result', { text: message, tone: toneOf('ok') }],
+        ['result', { text: message, tone: 'ok' }],
       ]),
     });
     if (sub === 'release') {
