@@ -10,39 +10,15 @@
  * readable by group or others is tightened to 0600 (and reported through `warn`).
  */
 import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  constants,
-  fchmodSync,
-  fstatSync,
-  mkdirSync,
-  openSync,
-  renameSync,
-  writeSync,
-  type Stats,
-} from 'node:fs';
+import { closeSync, fchmodSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { WeftError } from '../errors.js';
-import { NotRegularFileError, readAtMostSync } from '../files/read-regular.js';
+import { readAtMostSync, withRegularFileSync } from '../files/read-regular.js';
 
 export const KEY_FILE = 'wireguard.key';
 const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/;
 /** What is read of the key file at most: a key with a newline is 45 bytes. */
 const KEY_FILE_MAX_BYTES = 4096;
-
-/** Runs `use` on the key file opened non-blocking, without following a symlink, once it is a
- *  regular file; throws the open's error (ENOENT, ELOOP for a link) or NotRegularFileError. */
-function withKeyFileSync<T>(path: string, use: (fd: number, st: Stats) => T): T {
-  const { O_RDONLY, O_NONBLOCK, O_NOCTTY, O_NOFOLLOW } = constants;
-  const fd = openSync(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW);
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new NotRegularFileError(path);
-    return use(fd, st);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 export interface LoadedKey {
   readonly privateKey: Buffer;
@@ -65,13 +41,17 @@ export function loadOrCreateKey(
   try {
     // Non-blocking, so a FIFO planted at the path cannot hang weftd's start; only a regular file, and
     // at most KEY_FILE_MAX_BYTES of it (a key is 44 characters).
-    text = withKeyFileSync(path, (fd, st) => {
-      if ((st.mode & 0o077) !== 0) {
-        fchmodSync(fd, 0o600);
-        warn('wireguard key file was readable by others; mode set to 0600', { path });
-      }
-      return readAtMostSync(fd, Math.min(st.size, KEY_FILE_MAX_BYTES)).toString('utf8').trim();
-    });
+    text = withRegularFileSync(
+      path,
+      (fd, st) => {
+        if ((st.mode & 0o077) !== 0) {
+          fchmodSync(fd, 0o600);
+          warn('wireguard key file was readable by others; mode set to 0600', { path });
+        }
+        return readAtMostSync(fd, Math.min(st.size, KEY_FILE_MAX_BYTES)).toString('utf8').trim();
+      },
+      true, // O_NOFOLLOW: a link planted at the path is refused (ELOOP below)
+    );
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ELOOP') {
       throw new WeftError(

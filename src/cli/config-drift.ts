@@ -7,7 +7,7 @@
 import type { Lease } from '../lease/lease.js';
 import type { NetworkConfig } from '../subnet/manager.js';
 
-export interface RunningConfig {
+interface RunningConfig {
   /** The backend type of this host's lease (flannel's UDP backend writes none: "udp"). */
   readonly backend: string | null;
   /** FLANNEL_NETWORK of subnet.env. */

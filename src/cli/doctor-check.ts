@@ -2,9 +2,9 @@
  * The shape of one doctor finding and its constructors, shared by the check modules (doctor.ts,
  * doctor-kernel.ts, doctor-firewall.ts). Pure.
  */
-import type { ClockSample, EtcdProbe, LeaseRecord } from './etcd-view.js';
-import type { HealthState, HostFacts, NftState, SubnetEnvState } from './host-view.js';
-import type { NetworkConfig } from '../subnet/manager.js';
+import type { ClockSample } from './etcd-view.js';
+import type { ClusterView, LocalView } from './gather.js';
+import type { HealthState, NftState } from './host-view.js';
 import type { PeerRow } from './peers.js';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
@@ -27,17 +27,14 @@ export interface UnderlayProbe {
   readonly mtuProbe?: { readonly size: number; readonly ok: boolean } | null;
 }
 
-export interface DoctorInput {
-  readonly etcd: EtcdProbe;
+/** What the checks read: the views gather.ts collects, plus the clock, nft, weftd's health, the peer
+ *  verdicts and the underlay probes. */
+export interface DoctorInput
+  extends
+    Pick<ClusterView, 'etcd' | 'config' | 'configError' | 'records' | 'subnetEnv'>,
+    Pick<LocalView, 'host' | 'hostError' | 'own'> {
   readonly clock: ClockSample | null;
-  readonly config: NetworkConfig | null;
-  readonly configError: string | null;
-  readonly records: readonly LeaseRecord[];
-  readonly own: LeaseRecord | null;
-  readonly host: HostFacts | null;
-  readonly hostError: string | null;
   readonly nft: NftState | null;
-  readonly subnetEnv: SubnetEnvState;
   readonly health: HealthState | null;
   readonly peers: readonly PeerRow[];
   readonly probes: readonly UnderlayProbe[];

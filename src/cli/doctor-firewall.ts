@@ -2,6 +2,7 @@
  * doctor's firewall checks (pure): the iptables FORWARD policy and weftd's WEFT-FWD jump, other nft
  * forward chains that drop, and weft's nft tables compared with weftd's own rule builder and diff.
  */
+import { FAMILIES } from '../backend/family.js';
 import { COUNTER_ENCAP, buildRuleset } from '../firewall/rules.js';
 import { diffTable, kernelState } from '../firewall/firewall.js';
 import { IPT_CHAIN, parseForward } from '../firewall/iptables-forward.js';
@@ -18,10 +19,8 @@ import type { NftState } from './host-view.js';
 export function forwardPolicyChecks(nft: NftState, config: NetworkConfig): Check[] {
   const out: Check[] = [];
   const covered = new Set<string>();
-  for (const [fam, network] of [
-    [4, config.enableIPv4 ? config.network : null],
-    [6, config.enableIPv6 ? config.ipv6Network : null],
-  ] as const) {
+  for (const { family: fam, network: networkOf } of FAMILIES) {
+    const network = networkOf(config);
     const ipt = nft.iptables?.[fam];
     if (!network || !ipt || ipt.forward === null) continue;
     const cmd = fam === 4 ? 'iptables' : 'ip6tables';

@@ -20,9 +20,6 @@ import type { Lease } from '../lease/lease.js';
 import { isFault, type PeerRow } from './peers.js';
 import { formatDuration } from './render.js';
 
-export type { Check, CheckStatus, DoctorInput, UnderlayProbe } from './doctor-check.js';
-export { forwardPolicyChecks } from './doctor-firewall.js';
-
 /**
  * Leases weftd programs nothing for here: every row of theirs is refused (its planner's reason) or of
  * another backend. doctor reports them once, as refused, and does not probe, count or check them as
@@ -34,17 +31,21 @@ export function unprogrammed(peers: readonly PeerRow[]): Set<string> {
   return new Set(peers.flatMap((p) => (p.lease !== null && !live.has(p.lease) ? [p.lease] : [])));
 }
 
-/** The peers doctor probes on the underlay: every other host's lease weftd programs (IPv4). */
-export function probeTargets(
+/** Every other host's lease weftd programs here: doctor probes them (IPv4) and checks their sessions. */
+export function programmedPeers(
   leases: readonly Lease[],
   own: Lease | null,
   peers: readonly PeerRow[],
-): { lease: string; publicIp: string }[] {
+): Lease[] {
   const skip = unprogrammed(peers);
-  return leases
-    .filter((l) => l.key !== own?.key && l.attrs.publicIp !== '0.0.0.0' && !skip.has(l.key))
-    .map((l) => ({ lease: l.key, publicIp: l.attrs.publicIp }));
+  return leases.filter((l) => l.key !== own?.key && !skip.has(l.key));
 }
+
+/** The peers doctor probes on the underlay (of programmedPeers, those with an IPv4 public IP). */
+export const probeTargets = (programmed: readonly Lease[]): { lease: string; publicIp: string }[] =>
+  programmed
+    .filter((l) => l.attrs.publicIp !== '0.0.0.0')
+    .map((l) => ({ lease: l.key, publicIp: l.attrs.publicIp }));
 
 function etcdChecks(i: DoctorInput): Check[] {
   const { reachable, latencyMs, error } = i.etcd;
@@ -95,10 +96,8 @@ function leaseChecks(i: DoctorInput): Check[] {
     const fixes = ['journalctl -u weftd | grep -i renew', RESTART];
     out.push(warn('lease', `lease ${own.key} expires in ${expires} s and was not renewed`, fixes));
   } else {
-    const when = expires === null ? '?' : formatDuration(expires);
-    out.push(
-      pass('lease', `lease ${own.key} (${i.own!.reserved ? 'reserved' : `expires in ${when}`})`),
-    );
+    const when = i.own!.reserved ? 'reserved' : `expires in ${formatDuration(expires)}`;
+    out.push(pass('lease', `lease ${own.key} (${when})`));
   }
   // weftd reads the config once: a backend changed in etcd since is not what it runs (status agrees)
   const drift = backendDrift(i.config, runningConfig(own, env.parsed?.network ?? null));

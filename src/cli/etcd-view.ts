@@ -76,24 +76,26 @@ export function toRecord(entry: RegistryEntry, ttl: number | null, now: number):
   return { ...base, lease: toLease(parsed.parsed, attrs, expiration), problem: null };
 }
 
+/** `fn` over `items`, `n` at a time (a batch settles before the next starts); results in order. */
+export async function inBatches<T, R>(
+  items: readonly T[],
+  n: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i += n)
+    out.push(...(await Promise.all(items.slice(i, i + n).map(fn))));
+  return out;
+}
+
 /** Every key with its TTL (TTL lookups run 16 at a time). */
 export async function listLeases(
   reg: EtcdLeaseRegistry,
 ): Promise<{ records: LeaseRecord[]; revision: string }> {
   const listing = await reg.list();
   const ids = [...new Set(listing.entries.flatMap((e) => (e.leaseId ? [e.leaseId] : [])))];
-  const ttls = new Map<string, number | null>();
-  for (let i = 0; i < ids.length; i += 16) {
-    await Promise.all(
-      ids.slice(i, i + 16).map(async (id) => {
-        try {
-          ttls.set(id, await reg.timeToLive(id));
-        } catch {
-          ttls.set(id, null);
-        }
-      }),
-    );
-  }
+  const ttl = async (id: string) => [id, await reg.timeToLive(id).catch(() => null)] as const;
+  const ttls = new Map(await inBatches(ids, 16, ttl));
   const now = Date.now();
   const records = listing.entries
     .map((e) => toRecord(e, e.leaseId ? (ttls.get(e.leaseId) ?? null) : null, now))

@@ -135,17 +135,23 @@ export function requireConfig(view: ClusterView): NetworkConfig {
   return view.config;
 }
 
-/** Every peer lease checked against this host's kernel ([] without a valid config or kernel facts);
- *  with wireguard, the engine's peers (weftd's /metrics) are the claim order's incumbents, as in weftd
- *  (PeerInput.programmed). */
-export function peerRowsOf({ view, host, own, live }: LocalView): PeerRow[] {
-  if (!view.config || !host) return [];
-  return peerVerdicts({
-    config: view.config,
+/** The peer planner's input from this host's view (PeerInput, src/cli/peer-planner.ts; kernel null
+ *  when it could not be read); with wireguard, the engine's peers (weftd's /metrics) are the claim
+ *  order's incumbents, as in weftd (PeerInput.programmed). */
+export function peerInputOf({ view, host, own, live }: LocalView, config: NetworkConfig) {
+  return {
+    config,
     own: own?.lease ?? null,
     leases: view.leases,
-    kernel: host.kernel,
-    addrs: host.addrs,
+    kernel: host?.kernel ?? null,
+    addrs: host?.addrs ?? [],
     ...(live?.ok ? { programmed: live.live.programmed } : {}),
-  });
+  };
+}
+
+/** Every peer lease checked against this host's kernel ([] without a valid config or kernel facts). */
+export function peerRowsOf(local: LocalView): PeerRow[] {
+  const { config } = local.view;
+  const { host } = local;
+  return config && host ? peerVerdicts({ ...peerInputOf(local, config), kernel: host.kernel }) : [];
 }

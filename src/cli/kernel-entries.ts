@@ -5,6 +5,7 @@
  */
 import { cidrCovers, parseCidr } from '../ip/index.js';
 import type { FdbEntry, LinkInfo, NeighEntry, RouteEntry } from '../netlink/index.js';
+import type { PeerEntries } from '../backend/peer-entries.js';
 import type { KernelView } from '../backend/reconcile.js';
 
 /** The kernel state weftctl read (main routing table, neighbours and FDB of the overlay devices). */
@@ -38,8 +39,14 @@ export const neighFix = (ip: string, mac: string, dev: string): string =>
 export const fdbFix = (mac: string, dev: string, dst: string): string =>
   `bridge fdb replace ${mac} dev ${dev} dst ${dst} self permanent`;
 
+/** A planned route's `ip route` words: via the gateway, on the overlay device when it names one. */
+export const routeVia = (e: PeerEntries, dev: string): string =>
+  `via ${e.route.gateway}${e.neigh ? ` dev ${dev} onlink` : ''}`;
+
+export const linkOf = (k: KernelState, index: number | null): LinkInfo | null =>
+  k.links.find((l) => l.index === index) ?? null;
 export const linkName = (k: KernelState, index: number | null): string =>
-  k.links.find((l) => l.index === index)?.name ?? (index === null ? '?' : `if${index}`);
+  linkOf(k, index)?.name ?? (index === null ? '?' : `if${index}`);
 
 export function showRoute(k: KernelState, r: RouteEntry): string {
   const via = r.gateway ? ` via ${r.gateway}` : '';

@@ -82,7 +82,7 @@ const BASE_URL = /^https?:\/\/[^/\s]+\/?$/;
 const matching = (re: RegExp, want: string) => (v: string | null) =>
   v === null || re.test(v) ? undefined : want;
 
-export const CLI_FLAGS: readonly FlagSpec[] = [
+const CLI_FLAGS: readonly FlagSpec[] = [
   flag('json', 'bool', false, 'print JSON instead of tables'),
   ...ETCD_FLAGS.map((row) => ({ ...row, shared: true })),
   flag(
@@ -141,21 +141,19 @@ function envNames(spec: FlagSpec): string[] {
     : [`WEFTCTL_${suffix}`];
 }
 
+/** The numeric kinds: the text each accepts and what the error calls it. */
+const NUMERIC = {
+  int: [/^\d{1,9}$/, 'a whole number'],
+  number: [/^\d{1,9}(\.\d{1,6})?$/, 'a number'],
+} as const;
+
 function convert(spec: FlagSpec, source: string, raw: string): string | boolean | number {
-  switch (spec.kind) {
-    case 'bool':
-      return parseGoBool(source, raw);
-    case 'int':
-      if (!/^\d{1,9}$/.test(raw.trim()))
-        throw usageError(`${source} must be a whole number, got ${JSON.stringify(raw)}`);
-      return Number(raw.trim());
-    case 'number':
-      if (!/^\d{1,9}(\.\d{1,6})?$/.test(raw.trim()))
-        throw usageError(`${source} must be a number, got ${JSON.stringify(raw)}`);
-      return Number(raw.trim());
-    case 'string':
-      return raw;
-  }
+  if (spec.kind === 'bool') return parseGoBool(source, raw);
+  if (spec.kind === 'string') return raw;
+  const [re, what] = NUMERIC[spec.kind];
+  if (!re.test(raw.trim()))
+    throw usageError(`${source} must be ${what}, got ${JSON.stringify(raw)}`);
+  return Number(raw.trim());
 }
 
 function parseEndpoints(text: string, source: string): string[] {

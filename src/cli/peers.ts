@@ -7,6 +7,7 @@
  * carries the command that fixes it by hand.
  */
 import { parseVxlanBackendData } from '../backend-vxlan/backend-data.js';
+import { FAMILIES } from '../backend/family.js';
 import type { PeerEntries, StaleEntries } from '../backend/peer-entries.js';
 import { networkAddress } from '../ip/index.js';
 import type { NeighEntry, RouteEntry } from '../netlink/index.js';
@@ -15,6 +16,7 @@ import {
   linkName,
   lookupRoute,
   neighFix,
+  routeVia,
   showFdb,
   showNeigh,
   showRoute,
@@ -67,22 +69,18 @@ function wants(input: PeerInput, planned: PlannedNetwork | null) {
   const ignoredBy = new Map(planned?.plan.ignored.map((i) => [i.lease.key, i.reason]) ?? []);
   for (const lease of input.leases) {
     if (own && lease.key === own.key) continue;
-    for (const family of [4, 6] as const) {
-      const enabled = family === 4 ? config.enableIPv4 : config.enableIPv6;
-      const subnetRaw = family === 4 ? lease.subnet : lease.subnet6;
-      if (!enabled || !subnetRaw) continue;
-      const publicIpRaw = family === 4 ? lease.attrs.publicIp : lease.attrs.publicIpv6;
-      const publicIp = publicIpRaw && publicIpRaw !== '0.0.0.0' ? publicIpRaw : null;
-      const data = parseVxlanBackendData(
-        family === 4 ? lease.attrs.backendData : lease.attrs.backendV6Data,
-      );
+    for (const fam of FAMILIES) {
+      const { family } = fam;
+      const subnetRaw = fam.subnet(lease);
+      if (!(family === 4 ? config.enableIPv4 : config.enableIPv6) || !subnetRaw) continue;
+      const data = parseVxlanBackendData(fam.backendData(lease));
       const { entry, refusal } = planOfLease(planned, lease, family);
       const devName = devs[family];
       out.push({
         lease,
         family,
         subnet: entry && familyOf(entry.subnet) === family ? entry.subnet : subnetRaw,
-        publicIp,
+        publicIp: fam.publicIp(lease),
         vtepMac: data.ok ? data.value.vtepMac : null,
         devName,
         dev: devName ? (input.kernel.links.find((l) => l.name === devName) ?? null) : null,
@@ -97,8 +95,8 @@ function wants(input: PeerInput, planned: PlannedNetwork | null) {
   return out;
 }
 
-/** A row's kernel entries and reason before a check fills them in. */
-const NO_ENTRIES = { vtepMac: null, route: null, neigh: null, fdb: null, reason: null } as const;
+/** A row's kernel entries before a check fills them in. */
+const NO_ENTRIES = { vtepMac: null, route: null, neigh: null, fdb: null } as const;
 
 /** The row of peer `w`: its lease, family, subnet and public IP, plus `fields` (kernel entries null unless given). */
 function peerRow(
@@ -111,6 +109,7 @@ function peerRow(
     subnet: w.subnet,
     publicIp: w.publicIp,
     ...NO_ENTRIES,
+    reason: null,
     ...fields,
   };
 }
@@ -131,8 +130,7 @@ function netlinkRow(k: KernelState, w: Want, e: PeerEntries, vxlan: boolean): Pe
   };
   const r = e.route;
   const devName = w.devName ?? '?';
-  // the overlay route names its device; a route via the public IP is found by the kernel
-  const want = `via ${r.gateway}${e.neigh ? ` dev ${devName} onlink` : ''}`;
+  const want = routeVia(e, devName);
   const route = k.routes.find((x) => x.dst === r.dst) ?? null;
   if (e.neigh && !w.dev)
     bad(
@@ -231,10 +229,7 @@ function staleRows(k: KernelState, stale: StaleEntries): PeerRow[] {
     family: familyOf(subnet),
     subnet,
     publicIp: null,
-    vtepMac: null,
-    route: null,
-    neigh: null,
-    fdb: null,
+    ...NO_ENTRIES,
     verdict: 'stale',
     reason: null,
     problems: [problem],

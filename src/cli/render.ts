@@ -3,7 +3,7 @@
  * or when stdout is a TTY (and NO_COLOR is unset). Pure: every function returns a string.
  */
 
-export type Tone = 'ok' | 'warn' | 'bad' | 'dim' | 'plain';
+type Tone = 'ok' | 'warn' | 'bad' | 'dim' | 'plain';
 
 export interface Style {
   readonly color: boolean;
@@ -82,8 +82,9 @@ export function keyValues(style: Style, pairs: readonly (readonly [string, Cell]
   );
 }
 
-/** 0 → '0s', 59 → '59s', 3600 → '1h0m', 90061 → '1d1h1m'; negative → 'expired'. */
-export function formatDuration(seconds: number): string {
+/** 0 → '0s', 59 → '59s', 3600 → '1h0m', 90061 → '1d1h1m'; negative → 'expired'; null (unknown) → '?'. */
+export function formatDuration(seconds: number | null): string {
+  if (seconds === null) return '?';
   if (!Number.isFinite(seconds)) return '—';
   if (seconds < 0) return 'expired';
   const s = Math.floor(seconds);

@@ -39,7 +39,7 @@ export interface CliIo {
   readonly readStdin: () => Promise<string>;
 }
 
-export interface CliResult {
+interface CliResult {
   readonly exitCode: ExitCode;
   readonly stdout: string;
 }

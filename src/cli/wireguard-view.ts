@@ -23,7 +23,7 @@ export interface WgPeerLive {
   readonly session: boolean;
 }
 
-export interface WgLive {
+interface WgLive {
   readonly peers: ReadonlyMap<string, WgPeerLive>;
   /** Every peer of every device as `<device>|<public key>|<endpoint>` (backend-wireguard/plan.ts
    *  wgLiveId): the leases weftd has programmed, for the planner's claim order. */
@@ -48,7 +48,7 @@ interface Sample {
 }
 
 /** Prometheus text format samples (the subset src/daemon/prom.ts writes: no timestamps). */
-export function parseMetrics(text: string): Sample[] {
+function parseMetrics(text: string): Sample[] {
   const out: Sample[] = [];
   for (const line of text.split('\n')) {
     if (line === '' || line.startsWith('#')) continue;
@@ -133,7 +133,7 @@ export async function readWgLiveFor(
 }
 
 /** The public key a lease publishes (BackendData, else BackendV6Data), or null. */
-export function publishedKey(lease: Lease): string | null {
+function publishedKey(lease: Lease): string | null {
   for (const d of [lease.attrs.backendData, lease.attrs.backendV6Data]) {
     if (d === undefined) continue;
     const k = leasePublicKey(d);

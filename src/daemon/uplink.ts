@@ -12,6 +12,7 @@ import { networkInterfaces } from 'node:os';
 import { formatIp6, ipFamily, parseIp4, parseIp6 } from '../ip/index.js';
 import { WeftError } from '../errors.js';
 import type { Uplink } from '../backend/backend.js';
+import type { DaemonOptions } from './flags.js';
 
 export interface HostInterface {
   readonly name: string;
@@ -37,12 +38,11 @@ export interface HostSnapshot {
   readonly routes: readonly HostRoute[];
 }
 
-export interface UplinkRequest {
-  readonly iface: readonly string[];
-  readonly ifaceRegex: readonly string[];
-  readonly ifaceCanReach: string | null;
-  readonly publicIp: string | null;
-  readonly publicIpv6: string | null;
+/** weftd's interface flags (daemon/flags.ts) and the config's families. */
+export interface UplinkRequest extends Pick<
+  DaemonOptions,
+  'iface' | 'ifaceRegex' | 'ifaceCanReach' | 'publicIp' | 'publicIpv6'
+> {
   readonly ipv4: boolean;
   readonly ipv6: boolean;
 }

@@ -3,7 +3,7 @@
  * replaced: opened non-blocking so a FIFO planted at the path cannot hang the reader, only a regular
  * file, at most `maxBytes` read (a huge or endless file costs no memory). weftd and weftctl read
  * subnet.env through it; the synchronous form below serves the CNI plugin's subnet.env, the etcd TLS
- * files and the WireGuard key.
+ * files and the WireGuard key (not following a symbolic link).
  */
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -45,10 +45,16 @@ export class NotRegularFileError extends Error {
  * The synchronous form, for readers that run before anything else can (weftd's start, the CNI plugin):
  * runs `use` with the descriptor of `path` opened non-blocking (a FIFO cannot hang the caller) once it
  * is known to be a regular file (a device cannot feed endless data), and closes it. Throws the open's
- * error as it is (ENOENT …: the caller decides what absent means) and NotRegularFileError.
+ * error as it is (ENOENT …: the caller decides what absent means; ELOOP for a symbolic link with
+ * `noFollow`) and NotRegularFileError.
  */
-export function withRegularFileSync<T>(path: string, use: (fd: number, stat: Stats) => T): T {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+export function withRegularFileSync<T>(
+  path: string,
+  use: (fd: number, stat: Stats) => T,
+  noFollow = false,
+): T {
+  const { O_RDONLY, O_NONBLOCK, O_NOCTTY, O_NOFOLLOW } = constants;
+  const fd = openSync(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | (noFollow ? O_NOFOLLOW : 0));
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new NotRegularFileError(path);

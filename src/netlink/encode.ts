@@ -133,17 +133,18 @@ function putU32Attr(b: Buffer, off: number, type: number, v: number): number {
   return off + 8;
 }
 
-/** nlmsghdr at `start` (length written by `finish`). */
+/** nlmsghdr at `start` (length written by `finish`): a delete, or a create-or-replace. */
 function header(
   b: Buffer,
   start: number,
   type: number,
-  flags: number,
+  del: boolean,
+  ack: number,
   seq: number,
   port: number,
 ): void {
   u16(b, start + 4, type);
-  u16(b, start + 6, flags | NLM_F_REQUEST);
+  u16(b, start + 6, (del ? 0 : NLM_F_CREATE | NLM_F_REPLACE) | ack | NLM_F_REQUEST);
   u32(b, start + 8, seq >>> 0);
   u32(b, start + 12, port >>> 0);
 }
@@ -191,14 +192,7 @@ function route(
     v4 = c.family === 4;
   }
   const table = r.table ?? RT_TABLE_MAIN;
-  header(
-    b,
-    start,
-    del ? RTM_DELROUTE : RTM_NEWROUTE,
-    (del ? 0 : NLM_F_CREATE | NLM_F_REPLACE) | ack,
-    seq,
-    port,
-  );
+  header(b, start, del ? RTM_DELROUTE : RTM_NEWROUTE, del, ack, seq, port);
   const f = start + 16;
   for (let i = 0; i < 12; i++) b[f + i] = 0;
   b[f] = v4 ? AF_INET : AF_INET6;
@@ -231,14 +225,7 @@ function neigh(
   // The address first: its family goes into the fixed header.
   const at = putIpAttr(b, start + 28, NDA_DST, n.dst);
   const family = at - (start + 28) === 8 ? AF_INET : AF_INET6;
-  header(
-    b,
-    start,
-    del ? RTM_DELNEIGH : RTM_NEWNEIGH,
-    (del ? 0 : NLM_F_CREATE | NLM_F_REPLACE) | ack,
-    seq,
-    port,
-  );
+  header(b, start, del ? RTM_DELNEIGH : RTM_NEWNEIGH, del, ack, seq, port);
   ndmsg(b, start + 16, family, n.ifindex, del ? 0 : NUD_PERMANENT, 0);
   return finish(b, start, del ? at : putMacAttr(b, at, n.mac!));
 }
@@ -252,14 +239,7 @@ function fdb(
   seq: number,
   port: number,
 ): number {
-  header(
-    b,
-    start,
-    del ? RTM_DELNEIGH : RTM_NEWNEIGH,
-    (del ? 0 : NLM_F_CREATE | NLM_F_REPLACE) | ack,
-    seq,
-    port,
-  );
+  header(b, start, del ? RTM_DELNEIGH : RTM_NEWNEIGH, del, ack, seq, port);
   ndmsg(b, start + 16, AF_BRIDGE, e.ifindex, del ? 0 : NUD_PERMANENT, NTF_SELF);
   const off = putMacAttr(b, start + 28, e.mac);
   return finish(b, start, putIpAttr(b, off, NDA_DST, e.dst));
@@ -348,30 +328,33 @@ function ip4Value(text: string): number {
   return v === null ? -1 : v;
 }
 
+/** A neighbour or FDB entry from its template `t`: ifindex at 20, the MAC at `macAt`, the IPv4
+ *  address at `dstAt`; -1 when the address or MAC is not canonical. */
+function fillNeigh(
+  b: Buffer,
+  off: number,
+  t: Buffer,
+  e: { ifindex: number; dst: string; mac?: string },
+  macAt: number,
+  dstAt: number,
+): number {
+  const dst = ip4Value(e.dst);
+  if (dst < 0 || typeof e.mac !== 'string') return -1;
+  b.set(t, off);
+  if (!canonicalMacInto(e.mac, b, off + macAt)) return -1;
+  u32(b, off + 20, e.ifindex);
+  put4(b, off + dstAt, dst);
+  return off + t.length;
+}
+
 /** The template path of `encodeInto` (seq, port and ACK left 0); -1 when `m` is not one of the
  *  templates' messages with canonical IPv4 text (the general path encodes it, or throws). */
 function encodeCommon(b: Buffer, off: number, m: Mutation): number {
   switch (m.op) {
-    case 'neighReplace': {
-      const n = m.neigh;
-      const dst = ip4Value(n.dst);
-      if (dst < 0 || typeof n.mac !== 'string') return -1;
-      b.set(NEIGH4, off);
-      if (!canonicalMacInto(n.mac, b, off + 40)) return -1;
-      u32(b, off + 20, n.ifindex);
-      put4(b, off + 32, dst);
-      return off + NEIGH4.length;
-    }
-    case 'fdbReplace': {
-      const e = m.fdb;
-      const dst = ip4Value(e.dst);
-      if (dst < 0) return -1;
-      b.set(FDB4, off);
-      if (!canonicalMacInto(e.mac, b, off + 32)) return -1;
-      u32(b, off + 20, e.ifindex);
-      put4(b, off + 44, dst);
-      return off + FDB4.length;
-    }
+    case 'neighReplace':
+      return fillNeigh(b, off, NEIGH4, m.neigh, 40, 32);
+    case 'fdbReplace':
+      return fillNeigh(b, off, FDB4, m.fdb, 32, 44);
     case 'routeReplace': {
       const r = m.route;
       if ((r.table !== undefined && r.table !== RT_TABLE_MAIN) || !r.gateway || !r.oif) return -1;

@@ -17,7 +17,8 @@ import { wireguardBackendFactory } from '../../src/backend-wireguard/index.js';
 import { deriveVtepMac } from '../../src/backend-vxlan/mac.js';
 import { vxlanBackendFactory } from '../../src/backend-vxlan/index.js';
 import { peerVerdicts } from '../../src/cli/peers.js';
-import { probeTargets, runChecks, type Check } from '../../src/cli/doctor.js';
+import { programmedPeers, probeTargets, runChecks } from '../../src/cli/doctor.js';
+import type { Check } from '../../src/cli/doctor-check.js';
 import { traceOverlay, type TraceResult } from '../../src/cli/commands/trace.js';
 import { formatSubnetEnv, previousSubnets } from '../../src/lease/subnet-env.js';
 import type { Lease, LeaseAttrs } from '../../src/lease/lease.js';
@@ -192,7 +193,7 @@ async function run(
     modRevision: '5',
     problem: null,
   });
-  const probed = probeTargets(leases, network.lease, rows);
+  const probed = probeTargets(programmedPeers(leases, network.lease, rows));
   const checks = runChecks({
     etcd: { reachable: true, latencyMs: 1, error: null },
     clock: { endpoint: 'e', skewSeconds: 0, error: null },

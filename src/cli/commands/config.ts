@@ -18,11 +18,11 @@ import type { NetworkConfig } from '../../subnet/manager.js';
 import { parseSubnetKey } from '../../subnet/keys.js';
 import { listLeases, withRegistry } from '../etcd-view.js';
 import { EXIT } from '../exit-codes.js';
-import { keyValues, sanitize, type Style } from '../render.js';
+import { keyValues, sanitize, type Cell, type Style } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
 
 /** Backend types weftd builds (docs/design.md C3). */
-export const KNOWN_BACKENDS = ['vxlan', 'host-gw', 'udp', 'wireguard'] as const;
+const KNOWN_BACKENDS = ['vxlan', 'host-gw', 'udp', 'wireguard'] as const;
 
 /** Each backend's own options parser (host-gw takes none). */
 const BACKEND_PARSERS: Readonly<
@@ -66,9 +66,9 @@ export function validateConfig(text: string): Validation {
   }
 }
 
-function summary(style: Style, v: Validation, extra: [string, string][] = []): string {
+function summary(style: Style, v: Validation): string {
   const c = v.config;
-  const pairs: [string, string | { text: string; tone: 'ok' | 'bad' | 'warn' }][] = [
+  const pairs: [string, Cell][] = [
     ['valid', v.valid ? { text: 'yes', tone: 'ok' } : { text: `no: ${v.error}`, tone: 'bad' }],
   ];
   if (c) {
@@ -82,7 +82,7 @@ function summary(style: Style, v: Validation, extra: [string, string][] = []): s
     pairs.push(['backend', c.backend.type]);
   }
   for (const w of v.warnings) pairs.push(['warning', { text: w, tone: 'warn' }]);
-  return keyValues(style, [...pairs, ...extra]);
+  return keyValues(style, pairs);
 }
 
 /** The bound weftctl puts on stdin too (src/cli/main.ts). */

@@ -3,16 +3,15 @@
  * nft, peers, an underlay probe of every peer's public IP) and runs the checks of ../doctor.ts.
  * Progress goes to stderr; exit 1 when any check fails.
  */
-import { sampleEtcdClock, withRegistry } from '../etcd-view.js';
+import { inBatches, sampleEtcdClock, withRegistry } from '../etcd-view.js';
 import {
   doctorFailed,
   flannelChecks,
   probeTargets,
+  programmedPeers,
   runChecks,
-  unprogrammed,
-  type Check,
-  type UnderlayProbe,
 } from '../doctor.js';
+import type { Check, UnderlayProbe } from '../doctor-check.js';
 import { planHostDevices } from '../doctor-kernel.js';
 import { findFlannelLeftovers } from '../../migration/flannel-leftovers.js';
 import { EXIT } from '../exit-codes.js';
@@ -38,7 +37,7 @@ function countChecks(checks: readonly Check[]): Record<Check['status'], number> 
   return n;
 }
 
-export function renderChecks(style: Style, checks: readonly Check[]): string {
+function renderChecks(style: Style, checks: readonly Check[]): string {
   let out = '';
   for (const c of checks) {
     const [label, tone] = MARK[c.status];
@@ -59,40 +58,32 @@ function uplinkOf(...args: Parameters<typeof planHostDevices>): LinkInfo | null 
   }
 }
 
-async function probeUnderlay(
+/** Pings each target's public IP (8 at a time); a reachable IPv4 one also with `mtu`-sized packets
+ *  and DF set (the uplink MTU; null: not probed). */
+function probeUnderlay(
   ctx: CommandContext,
   targets: { lease: string; publicIp: string }[],
-  /** The uplink MTU to probe the path with (DF set), or null. */
   mtu: number | null,
 ): Promise<UnderlayProbe[]> {
-  const out: UnderlayProbe[] = [];
   let done = 0;
-  for (let i = 0; i < targets.length; i += 8) {
-    const batch = targets.slice(i, i + 8);
-    out.push(
-      ...(await Promise.all(
-        batch.map(async (t) => {
-          try {
-            const r = await runPing(t.publicIp, 2, 0.2, null);
-            let mtuProbe: UnderlayProbe['mtuProbe'] = null;
-            if (r.received > 0 && mtu !== null && !t.publicIp.includes(':')) {
-              const big = await runPing(t.publicIp, 2, 0.2, null, {
-                size: mtu - 28,
-                dontFragment: true,
-              }).catch(() => null);
-              mtuProbe = { size: mtu, ok: (big?.received ?? 0) > 0 };
-            }
-            return { ...t, reachable: r.received > 0, rttMs: r.replies[0] ?? null, mtuProbe };
-          } catch {
-            return { ...t, reachable: false, rttMs: null };
-          } finally {
-            ctx.progress(`probing peers' public IPs: ${++done}/${targets.length}`);
-          }
-        }),
-      )),
-    );
-  }
-  return out;
+  return inBatches(targets, 8, async (t): Promise<UnderlayProbe> => {
+    try {
+      const r = await runPing(t.publicIp, 2, 0.2, null);
+      let mtuProbe: UnderlayProbe['mtuProbe'] = null;
+      if (r.received > 0 && mtu !== null && !t.publicIp.includes(':')) {
+        const big = await runPing(t.publicIp, 2, 0.2, null, {
+          size: mtu - 28,
+          dontFragment: true,
+        }).catch(() => null);
+        mtuProbe = { size: mtu, ok: (big?.received ?? 0) > 0 };
+      }
+      return { ...t, reachable: r.received > 0, rttMs: r.replies[0] ?? null, mtuProbe };
+    } catch {
+      return { ...t, reachable: false, rttMs: null };
+    } finally {
+      ctx.progress(`probing peers' public IPs: ${++done}/${targets.length}`);
+    }
+  });
 }
 
 export async function doctorCommand(ctx: CommandContext): Promise<CommandOutput> {
@@ -109,7 +100,8 @@ export async function doctorCommand(ctx: CommandContext): Promise<CommandOutput>
     const { view, host, hostError, own, live } = local;
     const peers = peerRowsOf(local);
     // only the peers weftd programs: a refused lease is reported as refused, never probed
-    const targets = o.noProbe ? [] : probeTargets(view.leases, own?.lease ?? null, peers);
+    const programmed = programmedPeers(view.leases, own?.lease ?? null, peers);
+    const targets = o.noProbe ? [] : probeTargets(programmed);
     const uplink = host && view.config ? uplinkOf(view.config, host, own?.lease ?? null) : null;
     const probes = await probeUnderlay(ctx, targets, uplink?.mtu ?? null);
     const checks = runChecks({
@@ -125,9 +117,7 @@ export async function doctorCommand(ctx: CommandContext): Promise<CommandOutput>
       probes,
     });
     checks.unshift(...flannelChecks(flannel)); // docs/migration-from-flannel.md
-    const skip = unprogrammed(peers); // wireguard: the sessions of the peers weftd programs
-    const peerLeases = view.leases.filter((l) => l.key !== own?.key && !skip.has(l.key));
-    checks.push(...wgDoctorChecks(view.config, peerLeases, live));
+    checks.push(...wgDoctorChecks(view.config, programmed, live));
     const failed = doctorFailed(checks);
     return {
       exitCode: failed ? (view.etcd.reachable ? EXIT.problem : EXIT.etcd) : EXIT.ok,

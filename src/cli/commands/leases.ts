@@ -19,7 +19,7 @@ import { makeSubnetKey, parseSubnetKey } from '../../subnet/keys.js';
 import { decodeEntryValue } from '../../subnet/lease-entry.js';
 import { listLeases, withRegistry, type LeaseRecord } from '../etcd-view.js';
 import { EXIT } from '../exit-codes.js';
-import { formatDuration, keyValues, table, toneOf, type Style } from '../render.js';
+import { formatDuration, keyValues, table, type Style } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
 
 /** The JSON form of one lease record (shared by leases, status). */
@@ -55,11 +55,7 @@ function leasesTable(style: Style, records: readonly LeaseRecord[]): string {
         [j['publicIp'], j['publicIpv6']].filter((x) => x && x !== '0.0.0.0').join(' ') || '-',
         String(j['backendType']),
         (j['vtepMac'] as string | null) ?? '-',
-        r.reserved
-          ? { text: 'never (reserved)', tone: 'warn' }
-          : r.expiresIn === null
-            ? '?'
-            : formatDuration(r.expiresIn),
+        r.reserved ? { text: 'never (reserved)', tone: 'warn' } : formatDuration(r.expiresIn),
         r.key,
       ];
     }),
@@ -121,7 +117,7 @@ export async function leaseCommand(ctx: CommandContext): Promise<CommandOutput> 
       human: keyValues(ctx.style, [
         ['subnet', subnet],
         ['key', key],
-        ['result', { text: message, tone: toneOf('ok') }],
+        ['result', { text: message, tone: 'ok' }],
       ]),
     });
     if (sub === 'release') {

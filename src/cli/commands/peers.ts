@@ -17,10 +17,9 @@ import {
   type WgLiveResult,
   type WgPeerLive,
 } from '../wireguard-view.js';
-import type { Lease } from '../../lease/lease.js';
 
 /** WireGuard rows: per peer the endpoint, the last handshake, bytes in/out (from weftd's engine). */
-export function wgTable(
+function wgTable(
   style: Style,
   rows: readonly { subnet: string; wireguard: WgPeerLive | null }[],
 ): string {
@@ -45,19 +44,7 @@ export function wgTable(
   );
 }
 
-/** Each peer row with its live WireGuard state (null when weftd has no such peer). */
-export function withWireguard<R extends { lease: string | null; subnet: string }>(
-  rows: readonly R[],
-  leases: readonly Lease[],
-  live: WgLiveResult,
-): (R & { wireguard: WgPeerLive | null })[] {
-  return rows.map((r) => {
-    const lease = leases.find((l) => l.key === r.lease);
-    return { ...r, wireguard: lease && live.ok ? wgPeerStatus(lease, live.live) : null };
-  });
-}
-
-export function peersTable(style: Style, rows: readonly PeerRow[]): string {
+function peersTable(style: Style, rows: readonly PeerRow[]): string {
   let out = table(
     style,
     ['subnet', 'public ip', 'vtep mac', 'route', 'neighbour', 'fdb', 'verdict'],
@@ -93,7 +80,13 @@ export async function peersCommand(ctx: CommandContext): Promise<CommandOutput> 
         : local.live;
     const rows = peerRowsOf(local);
     const ok = !rows.some(isFault);
-    const wg = live ? withWireguard(rows, view.leases, live) : null;
+    // each row with its live WireGuard state (null when weftd has no such peer)
+    const wg =
+      live &&
+      rows.map((r) => {
+        const lease = view.leases.find((l) => l.key === r.lease);
+        return { ...r, wireguard: lease && live.ok ? wgPeerStatus(lease, live.live) : null };
+      });
     return {
       exitCode: ok ? EXIT.ok : EXIT.problem,
       json: {

@@ -13,7 +13,7 @@ import { EXIT } from '../exit-codes.js';
 import { keyValues } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
 
-export interface PingResult {
+interface PingResult {
   readonly target: string;
   readonly from: string | null;
   readonly transmitted: number;
@@ -59,7 +59,7 @@ export function parsePing(text: string, target: string, from: string | null): Pi
   };
 }
 
-export interface PingExtra {
+interface PingExtra {
   /** ICMP payload bytes (`-s`); the IPv4 packet is 28 bytes larger. */
   readonly size?: number;
   /** Set DF and never fragment (`-M do`): a probe of the path MTU. */
@@ -83,15 +83,11 @@ export function pingArgv(
   return ['ip', 'netns', 'exec', netns, ...ping];
 }
 
-/** Runs ping and parses it; rejects only when ping cannot run at all (not on packet loss). */
-export function runPing(
-  target: string,
-  count: number,
-  intervalSec: number,
-  netns: string | null,
-  extra: PingExtra = {},
-): Promise<PingResult> {
-  const [cmd, ...args] = pingArgv(target, count, intervalSec, netns, extra);
+/** Runs ping (pingArgv's arguments) and parses it; rejects only when ping cannot run at all (not on
+ *  packet loss). */
+export function runPing(...ping: Parameters<typeof pingArgv>): Promise<PingResult> {
+  const [target, count, intervalSec, netns] = ping;
+  const [cmd, ...args] = pingArgv(...ping);
   const timeout = Math.ceil(count * intervalSec * 1000 + 5000);
   return new Promise((resolve, reject) => {
     execFile(cmd ?? 'ping', args, { timeout, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {

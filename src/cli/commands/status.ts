@@ -110,7 +110,7 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
       [
         'lease',
         l
-          ? `${[l.subnet, l.subnet6].filter(Boolean).join(' ')} (${own!.reserved ? 'reserved, never expires' : `expires in ${own!.expiresIn === null ? '?' : formatDuration(own!.expiresIn)}`})`
+          ? `${[l.subnet, l.subnet6].filter(Boolean).join(' ')} (${own!.reserved ? 'reserved, never expires' : `expires in ${formatDuration(own!.expiresIn)}`})`
           : bad('none found'),
       ],
       ['public ip', l ? [l.attrs.publicIp, l.attrs.publicIpv6].filter(Boolean).join(' ') : '-'],

@@ -10,11 +10,18 @@ import type { PeerEntries } from '../../backend/peer-entries.js';
 import { optionError } from '../../flags/go-flags.js';
 import { canonicalCidr, cidrCovers, ipFamily } from '../../ip/index.js';
 import type { Lease } from '../../lease/lease.js';
-import type { LinkInfo } from '../../netlink/index.js';
 import { withRegistry } from '../etcd-view.js';
 import { EXIT } from '../exit-codes.js';
-import { gatherLocal, requireConfig } from '../gather.js';
-import { fdbFix, lookupRoute, neighFix, showRoute, type KernelState } from '../kernel-entries.js';
+import { gatherLocal, peerInputOf, requireConfig } from '../gather.js';
+import {
+  fdbFix,
+  linkOf,
+  lookupRoute,
+  neighFix,
+  routeVia,
+  showRoute,
+  type KernelState,
+} from '../kernel-entries.js';
 import { familyOf, planNetwork, planOfLease, type PeerInput } from '../peer-planner.js';
 import { paint, sanitize } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
@@ -30,13 +37,13 @@ export interface Endpoint {
   readonly local: boolean;
 }
 
-export interface TraceStep {
+interface TraceStep {
   readonly what: 'owner' | 'route' | 'neighbour' | 'fdb' | 'encap' | 'deliver' | 'note';
   readonly ok: boolean;
   readonly text: string;
 }
 
-export interface OuterHeader {
+interface OuterHeader {
   readonly src: string | null;
   readonly dst: string;
   readonly protocol: 'udp';
@@ -58,7 +65,7 @@ export interface TraceResult {
 
 /** What trace reads: the peer plan's input (PeerInput), the two addresses, and this host's kernel
  *  (null: not readable). */
-export interface TraceInput extends Omit<PeerInput, 'kernel'> {
+interface TraceInput extends Omit<PeerInput, 'kernel'> {
   readonly src: string;
   readonly dst: string;
   readonly kernel: KernelState | null;
@@ -80,10 +87,6 @@ function planFor(
   };
 }
 
-/** How the planned route reaches the peer, as `ip route` words. */
-const via = (e: PeerEntries, dev: string): string =>
-  `via ${e.route.gateway}${e.neigh ? ` dev ${dev} onlink` : ''}`;
-
 /** The lease whose subnet holds `ip`: this host's own first, else the most specific (a hostile lease
  *  for a whole range must not hide the host that leases the /24 inside it, as the kernel's routes
  *  do not). */
@@ -100,9 +103,6 @@ function owner(ip: string, leases: readonly Lease[], own: Lease | null): Endpoin
   const host = fam === 4 ? l.attrs.publicIp : (l.attrs.publicIpv6 ?? l.attrs.publicIp);
   return { ip, lease: l.key, subnet: canonicalCidr(subnetOf(l)!), host, local: own?.key === l.key };
 }
-
-const linkOf = (k: KernelState, index: number | null): LinkInfo | null =>
-  k.links.find((l) => l.index === index) ?? null;
 
 function forward(
   i: TraceInput,
@@ -131,7 +131,7 @@ function forward(
   const route = lookupRoute(k.routes, i.dst);
   if (!route) {
     const fix = entry
-      ? `${entry.route.dst} ${via(entry, linkOf(k, entry.route.oif ?? null)?.name ?? '<device>')}`
+      ? `${entry.route.dst} ${routeVia(entry, linkOf(k, entry.route.oif ?? null)?.name ?? '<device>')}`
       : `${dstEp.subnet ?? i.dst} …`;
     const problem = `no route to ${i.dst} on this host: ip route replace ${fix} (restart weftd)`;
     return drop('route', `no route to ${i.dst}`, problem);
@@ -280,19 +280,8 @@ export async function traceCommand(ctx: CommandContext): Promise<CommandOutput> 
   if (family === null || !dst || ipFamily(dst) !== family)
     throw optionError('trace: give two addresses of one family: weftctl trace <src-ip> <dst-ip>');
   return withRegistry(ctx.options, async (reg) => {
-    const { view, host, own, live } = await gatherLocal(reg, ctx.options);
-    const config = requireConfig(view);
-    const t = traceOverlay({
-      src,
-      dst,
-      config,
-      // the engine's peers are the claim order's incumbents, as in weftd (src/cli/peer-planner.ts)
-      ...(live?.ok ? { programmed: live.live.programmed } : {}),
-      leases: view.leases,
-      own: own?.lease ?? null,
-      kernel: host?.kernel ?? null,
-      addrs: host?.addrs ?? [],
-    });
+    const local = await gatherLocal(reg, ctx.options);
+    const t = traceOverlay({ src, dst, ...peerInputOf(local, requireConfig(local.view)) });
     const s = ctx.style;
     let human = `trace ${src} → ${dst}\n`;
     for (const step of t.steps)

@@ -1,11 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import {
-  doctorFailed,
-  forwardPolicyChecks,
-  runChecks,
-  type Check,
-  type DoctorInput,
-} from '../../../src/cli/doctor.js';
+import { doctorFailed, runChecks } from '../../../src/cli/doctor.js';
+import type { Check, DoctorInput } from '../../../src/cli/doctor-check.js';
+import { forwardPolicyChecks } from '../../../src/cli/doctor-firewall.js';
 import type { LeaseRecord } from '../../../src/cli/etcd-view.js';
 import type { HostFacts, NftState } from '../../../src/cli/host-view.js';
 import { peerVerdicts } from '../../../src/cli/peers.js';

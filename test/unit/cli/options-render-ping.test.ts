@@ -76,6 +76,8 @@ describe('options', () => {
     [['ping', '1.2.3.4', '--from-container=$(reboot)'], /must be a netns name or path/],
     [['status', '--json=maybe'], /must be true or false/],
     [['status', '--timeout'], /needs a value/],
+    [['ping', '1.2.3.4', '--count=x'], /^--count must be a whole number, got "x"$/],
+    [['ping', '1.2.3.4', '--interval=1.1234567'], /^--interval must be a number, got "1.1234567"$/],
   ])('%j → usage error naming the flag and the fix', (argv, message) => {
     expect(() => parseCliOptions(argv, {})).toThrow(message);
   });
@@ -150,6 +152,7 @@ describe('render', () => {
   });
 
   it('formats durations and JSON', () => {
+    expect(formatDuration(null)).toBe('?'); // an unknown TTL (leases, status, doctor)
     expect([0, 59, 61, 3600, 90061, -1].map(formatDuration)).toEqual([
       '0s',
       '59s',
