@@ -115,13 +115,13 @@ describe.skipIf(!runnable)('weft CNI state directory across processes', () => {
     binDir = await installPlugin();
     slowDir = join(tmp, 'slow');
     mkdirSync(slowDir);
-    // host-local, then (ADD only) a mark with the pids of bridge and of its parent (weft), and a pause
+    // host-local, then (ADD only) a mark with the pids of bridge and of its parent (weft), and a pause of 3 s
     writeFileSync(
       join(slowDir, 'host-local'),
       `#!/bin/sh
 out=$(/usr/lib/cni/host-local); rc=$?
 if [ "$CNI_COMMAND" = ADD ]; then
-  echo "$PPID $(ps -o ppid= -p $PPID)" > ${mark()}.tmp && mv ${mark()}.tmp ${mark()}
+  echo "$PPID $(cut -d" " -f4 /proc/$PPID/stat)" > ${mark()}.tmp && mv ${mark()}.tmp ${mark()}
   sleep 3
 fi
 printf '%s' "$out"
