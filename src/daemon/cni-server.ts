@@ -9,7 +9,8 @@
  * Hostile clients: the socket is 0600 in a root-owned directory and every connection is checked with
  * SO_PEERCRED (uid 0 only). The request must arrive whole within REQUEST_TIMEOUT_MS and within the wire
  * limits; an exec result must come within the delegate's timeout plus a margin; at most MAX_CONNECTIONS
- * at once; any error ends that connection only. Calls for one container are serialised (cni-locks.ts).
+ * at once; any error ends that connection only. Calls for one container are serialised (cni-locks.ts),
+ * and against standalone plugin processes by the state lock (src/cni/lock.ts, native flock here).
  * A call's answer is sent before its state bookkeeping that the answer does not depend on (the state file
  * with the ADD result: src/cni/deps.ts afterAnswer), which then runs at once, still inside the
  * container's lock: the runtime does not wait for ext4's rename over the earlier file.
