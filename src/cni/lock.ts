@@ -136,9 +136,16 @@ export function pollingFlock(
   tryLock: (fd: number, exclusive: boolean) => boolean,
   sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
 ): Flock {
+  const attempt = (fd: number, exclusive: boolean): boolean => {
+    try {
+      return tryLock(fd, exclusive);
+    } catch (err) {
+      throw new CniError(CniCode.IoFailure, `cannot lock the CNI state: ${(err as Error).message}`);
+    }
+  };
   return async (fd, exclusive, timeoutMs) => {
     const deadline = Date.now() + timeoutMs;
-    for (let wait = 1; !tryLock(fd, exclusive); wait = Math.min(50, wait * 2)) {
+    for (let wait = 1; !attempt(fd, exclusive); wait = Math.min(50, wait * 2)) {
       if (Date.now() >= deadline) throw lockTimeout(timeoutMs);
       await sleep(wait);
     }

@@ -322,6 +322,8 @@ function signalName(n: number): NodeJS.Signals {
 function nativeFlock(log: Logger): Flock | undefined {
   try {
     const native = loadNative();
+    if (typeof native.tryFlock !== 'function')
+      throw new Error('the addon has no tryFlock: rebuild it');
     return pollingFlock((fd, exclusive) => native.tryFlock(fd, exclusive));
   } catch (err) {
     log.warn('CNI state lock through util-linux flock: the native addon is unavailable', {

@@ -84,3 +84,13 @@ it('attachments map to fixed slot files', () => {
   const slots = new Set(Array.from({ length: 200 }, (_, i) => slotName(`c${i}`, 'eth0')));
   expect(slots.size).toBeGreaterThan(100);
 });
+
+it('a failing try (weftd: the addon throws, e.g. EBADF) is code 5, not an internal error', async () => {
+  const broken = pollingFlock(() => {
+    throw new Error('flock: EBADF');
+  });
+  await expect(broken(-1, true, 1_000)).rejects.toMatchObject({
+    code: 5,
+    message: expect.stringContaining('EBADF'),
+  });
+});
