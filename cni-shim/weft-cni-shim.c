@@ -166,7 +166,11 @@ static int js_string(struct js *j, const char **s, size_t *n, int *plain) {
     if ((unsigned char)*j->p < 0x20) return -1;
     if (*j->p == '\\') {
       *plain = 0;
-      j->p++;
+      if (++j->p >= j->end || !strchr("\"\\/bfnrtu", *j->p)) return -1;
+      if (*j->p == 'u') {
+        for (int i = 0; i < 4; i++)
+          if (++j->p >= j->end || !strchr("0123456789abcdefABCDEF", *j->p)) return -1;
+      }
     }
     j->p++;
   }
@@ -215,6 +219,13 @@ static int js_next(struct js *j, char close) {
   return 0;
 }
 
+/* One or more digits (a number's part). */
+static int js_digits(struct js *j) {
+  const char *start = j->p;
+  while (j->p < j->end && *j->p >= '0' && *j->p <= '9') j->p++;
+  return j->p > start ? 0 : -1;
+}
+
 static int js_value(struct js *j) {
   js_ws(j);
   if (j->p >= j->end) return -1;
@@ -239,10 +250,27 @@ static int js_value(struct js *j) {
     if (r == 0) j->depth--;
     return r;
   }
-  /* number, true, false, null */
-  const char *start = j->p;
-  while (j->p < j->end && strchr("0123456789+-.eEtruefalsn", *j->p)) j->p++;
-  return j->p > start ? 0 : -1;
+  /* true, false, null: exactly; a number: JSON's grammar */
+  static const char *const words[] = {"true", "false", "null"};
+  for (int i = 0; i < 3; i++) {
+    size_t n = strlen(words[i]);
+    if ((size_t)(j->end - j->p) >= n && memcmp(j->p, words[i], n) == 0) {
+      j->p += n;
+      return 0;
+    }
+  }
+  if (j->p < j->end && *j->p == '-') j->p++;
+  if (js_digits(j) < 0) return -1;
+  if (j->p < j->end && *j->p == '.') {
+    j->p++;
+    if (js_digits(j) < 0) return -1;
+  }
+  if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+    j->p++;
+    if (j->p < j->end && (*j->p == '+' || *j->p == '-')) j->p++;
+    if (js_digits(j) < 0) return -1;
+  }
+  return 0;
 }
 
 /*
@@ -274,6 +302,52 @@ static int netconf_socket(const struct buf *in, char *out, size_t outsz) {
     r = js_next(&j, '}');
   }
   return r < 0 ? -1 : found;
+}
+
+/*
+ * The "cniVersion" member this program's own error answers start with (the spec: an error carries the
+ * request's version), as the full plugin picks it (src/cni/dispatch.ts): the request's top-level
+ * "cniVersion" when it is "N.N.N", else "1.1.0". Empty while stdin is no JSON object: nothing to tell.
+ */
+static char version_member[64];
+
+static void set_version_member(const struct buf *in) {
+  struct js j = {.p = in->p, .end = in->p + in->len, .depth = 0};
+  char version[32] = "1.1.0";
+  int r = js_open(&j, '{');
+  while (r == 1) {
+    const char *k, *v;
+    size_t kn, vn;
+    int plain, vplain;
+    if (js_key(&j, &k, &kn, &plain) < 0) return;
+    if (plain && kn == 10 && memcmp(k, "cniVersion", 10) == 0) {
+      strcpy(version, "1.1.0"); /* the last one counts, as in JSON.parse */
+      if (j.p < j.end && *j.p == '"') {
+        if (js_string(&j, &v, &vn, &vplain) < 0) return;
+        int ok = vplain && vn > 0 && vn < sizeof version;
+        for (size_t i = 0, dots = 0, digits = 0; ok && i <= vn; i++) {
+          char c = i < vn ? v[i] : '.';
+          if (c >= '0' && c <= '9') digits++;
+          else if (c == '.' && digits > 0 && ++dots <= 3) digits = 0;
+          else ok = 0;
+          if (i == vn && dots != 3) ok = 0;
+        }
+        if (ok) {
+          memcpy(version, v, vn);
+          version[vn] = 0;
+        }
+      } else if (js_value(&j) < 0) {
+        return;
+      }
+    } else if (js_value(&j) < 0) {
+      return;
+    }
+    r = js_next(&j, '}');
+  }
+  if (r < 0) return;
+  js_ws(&j);
+  if (j.p != j.end) return;
+  snprintf(version_member, sizeof version_member, "\"cniVersion\":\"%s\",", version);
 }
 
 /* In the object at j->p, moves j->p to the value of `key` (plain, unescaped): 1, 0 absent, -1 bad. */
@@ -324,7 +398,8 @@ static void fallback(const struct buf *in, const char *reason) {
     char self[PATH_MAX - 64];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0) {
-      printf("{\"code\":5,\"msg\":\"weft: cannot locate the full plugin: /proc/self/exe unreadable\"}\n");
+      printf("{%s\"code\":5,\"msg\":\"weft: cannot locate the full plugin: /proc/self/exe unreadable\"}\n",
+             version_member);
       exit(1);
     }
     self[n] = 0;
@@ -335,15 +410,16 @@ static void fallback(const struct buf *in, const char *reason) {
   int fd = memfd_create("weft-cni-stdin", MFD_CLOEXEC);
   if (fd < 0 || (in->len > 0 && write_all(fd, in->p, in->len) < 0) || lseek(fd, 0, SEEK_SET) < 0 ||
       dup2(fd, 0) < 0) {
-    printf("{\"code\":5,\"msg\":\"weft: cannot replay stdin to the full plugin: %s\"}\n", strerror(errno));
+    printf("{%s\"code\":5,\"msg\":\"weft: cannot replay stdin to the full plugin: %s\"}\n", version_member,
+           strerror(errno));
     exit(1);
   }
   close(fd);
   setenv("WEFT_CNI_SHIM_FALLBACK", reason, 1);
   char *argv[] = {path, NULL};
   execv(path, argv);
-  printf("{\"code\":5,\"msg\":\"weft: weftd is unavailable (%s) and the full plugin %s cannot run: %s\"}\n",
-         reason, path, strerror(errno));
+  printf("{%s\"code\":5,\"msg\":\"weft: weftd is unavailable (%s) and the full plugin %s cannot run: %s\"}\n",
+         version_member, reason, path, strerror(errno));
   exit(1);
 }
 
@@ -635,16 +711,18 @@ int main(void) {
     return 1;
   }
 
+  set_version_member(&in);
+
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   int found = netconf_socket(&in, sa.sun_path, sizeof sa.sun_path);
   if (found == -2) {
     /* e.g. written with JSON escapes ("\/run\/weft\/cni.sock"): the netconf is valid, but this
      * shim never reaches weftd with it, so ADD must not answer "try again later" (11) for ever. */
     if (cmd && strcmp(cmd, "ADD") == 0) {
-      printf("{\"code\":7,\"msg\":\"the netconf's \\\"daemonSocket\\\" is not a plain absolute path the weft "
+      printf("{%s\"code\":7,\"msg\":\"the netconf's \\\"daemonSocket\\\" is not a plain absolute path the weft "
              "shim can use\",\"details\":\"write it as an absolute path of at most %zu bytes without JSON "
              "escapes\"}\n",
-             sizeof sa.sun_path - 1);
+             version_member, sizeof sa.sun_path - 1);
       return 1;
     }
     fallback(&in, "the netconf's \"daemonSocket\" is not a plain absolute path the shim can use");
@@ -660,9 +738,9 @@ int main(void) {
      * (code 11, what the full plugin says for a weftd it cannot reach): a permanent code 4. DEL and
      * the rest work in the full plugin, without weftd. */
     if (cmd && strcmp(cmd, "ADD") == 0) {
-      printf("{\"code\":4,\"msg\":\"the environment (%zu bytes) is larger than the %u bytes weft passes to "
+      printf("{%s\"code\":4,\"msg\":\"the environment (%zu bytes) is larger than the %u bytes weft passes to "
              "weftd\",\"details\":\"run the runtime with a smaller environment\"}\n",
-             envlen, MAX_ENV);
+             version_member, envlen, MAX_ENV);
       return 1;
     }
     fallback(&in, "the environment is too large for weftd");

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <linux/if.h>
 #include <sched.h>
+#include <sys/file.h>
 
 #include "fwd.h"
 #include "napi_util.h"
@@ -59,6 +60,23 @@ Napi::Value SetNs(const Napi::CallbackInfo &info) {
   int nstype = info[1].As<Napi::Number>().Int32Value();
   if (setns(fd, nstype) != 0) return ErrnoError(env, errno, "setns", "cannot enter namespace");
   return env.Undefined();
+}
+
+// tryFlock(fd: number, exclusive: boolean): boolean -- flock(2) with LOCK_NB: true taken, false held
+// elsewhere (EWOULDBLOCK); other errors throw. weftd's side of the CNI state lock (src/cni/lock.ts): the
+// event loop polls instead of blocking in the kernel.
+Napi::Value TryFlock(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsBoolean()) {
+    return TypeErr(env, "tryFlock(fd: number, exclusive: boolean)");
+  }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int op = (info[1].As<Napi::Boolean>().Value() ? LOCK_EX : LOCK_SH) | LOCK_NB;
+  for (;;) {
+    if (flock(fd, op) == 0) return Napi::Boolean::New(env, true);
+    if (errno == EWOULDBLOCK) return Napi::Boolean::New(env, false);
+    if (errno != EINTR) return ErrnoError(env, errno, "flock", "cannot lock");
+  }
 }
 
 // ---- Forwarder ------------------------------------------------------------------------------
@@ -273,6 +291,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Forwarder", Forwarder::Define(env));
   exports.Set("openTun", Napi::Function::New(env, OpenTun, "openTun"));
   exports.Set("setns", Napi::Function::New(env, SetNs, "setns"));
+  exports.Set("tryFlock", Napi::Function::New(env, TryFlock, "tryFlock"));
   exports.Set("sdNotify", Napi::Function::New(env, WeftSdNotify, "sdNotify"));
   weft_wg::Init(env, exports);
   WeftRtnlSenderInit(env, exports);

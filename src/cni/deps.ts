@@ -7,6 +7,7 @@ import { readAtMostSync, withRegularFileSync } from '../files/read-regular.js';
 import type { CniEnv } from './env.js';
 import { execInvoker, type Invoker } from './invoke.js';
 import { nsenterInspector, type Inspector } from './inspect.js';
+import { utilFlock, type Flock } from './lock.js';
 import type { CniLog } from './log.js';
 import type { JsonObject, WeftNetConf } from './netconf.js';
 import { MAX_SUBNET_ENV_BYTES } from '../lease/subnet-env.js';
@@ -20,6 +21,8 @@ export interface CniDeps {
   readonly readFile: (path: string) => string | undefined;
   readonly sleep: (ms: number) => Promise<void>;
   readonly now: () => number;
+  /** Takes the state lock (lock.ts): util-linux's flock standalone, the native addon's in weftd. */
+  readonly flock: Flock;
   /**
    * Set when the shim could not reach weftd and ran this full plugin instead (the reason): ADD then
    * answers code 11, because ADD is served by weftd (README.md "CNI plugin").
@@ -130,6 +133,7 @@ export function realDeps(
     addUnavailable?: string;
     afterAnswer?: CniDeps['afterAnswer'];
     callerPid?: number;
+    flock?: Flock;
   } = {},
 ): CniDeps {
   const { callerPid } = o;
@@ -146,6 +150,7 @@ export function realDeps(
     readFile: (p) => readBoundedFile(p, MAX_SUBNET_ENV_BYTES),
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
     now: () => Date.now(),
+    flock: o.flock ?? utilFlock,
   };
 }
 

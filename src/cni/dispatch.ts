@@ -6,10 +6,11 @@
 import { cmdAdd } from './add.js';
 import { cmdCheck } from './check.js';
 import { cmdDel } from './del.js';
-import type { CmdContext, CniDeps } from './deps.js';
+import { afterAnswer, type CmdContext, type CniDeps } from './deps.js';
 import { parseEnv } from './env.js';
 import { CniCode, CniError, toErrorJson } from './errors.js';
 import { cmdGC } from './gc.js';
+import { lockCall, RELEASE_LOCK } from './lock.js';
 import { configVersion, decodeStdin, isObject, parseNetConf } from './netconf.js';
 import { cmdStatus } from './status.js';
 import {
@@ -49,14 +50,19 @@ export async function runPlugin(
           : undefined;
     const version = requireVersion(configVersion(raw), env.command, minimum);
     const ctx: CmdContext = { env, conf: parseNetConf(raw), version, raw };
-    if (env.command === 'ADD') {
-      if (deps.addUnavailable !== undefined) throw daemonDown(deps.addUnavailable);
-      return ok(await cmdAdd(ctx, deps));
+    if (env.command === 'ADD' && deps.addUnavailable !== undefined)
+      throw daemonDown(deps.addUnavailable);
+    const held = await lockCall(ctx, deps);
+    try {
+      if (env.command === 'ADD') return ok(await cmdAdd(ctx, deps));
+      // the other commands print nothing on success
+      const commands = { DEL: cmdDel, CHECK: cmdCheck, STATUS: cmdStatus, GC: cmdGC };
+      await commands[env.command](ctx, deps);
+      return { stdout: '', exitCode: 0 };
+    } finally {
+      // after the call's own bookkeeping (weftd runs both once the answer is out, in this order)
+      if (held) afterAnswer(deps, RELEASE_LOCK, held.release);
     }
-    // the other commands print nothing on success
-    const commands = { DEL: cmdDel, CHECK: cmdCheck, STATUS: cmdStatus, GC: cmdGC };
-    await commands[env.command](ctx, deps);
-    return { stdout: '', exitCode: 0 };
   } catch (err) {
     if (!(err instanceof CniError))
       deps.log.warn('unexpected error', { error: (err as Error)?.stack ?? String(err) });

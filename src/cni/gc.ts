@@ -2,7 +2,8 @@
  * GC (spec 1.1, docs/cni-contract.md A4): every stored attachment of this network that is not in
  * `cni.dev/valid-attachments` is released — the delegate's DEL with the stored config and no netns (the
  * bridge then only releases the IPAM reservation), then the state file. Keeps going on errors and reports
- * them all at the end; then forwards GC to the delegate if it speaks 1.1.0.
+ * them all at the end; then forwards GC to the delegate if it speaks 1.1.0. Entries named like state that
+ * are no regular file are skipped (logged), and temp files a crashed writer left are removed (state.ts).
  */
 import type { CmdContext, CniDeps } from './deps.js';
 import { buildDelegateConfig } from './delegate-config.js';
@@ -27,7 +28,19 @@ export async function cmdGC(ctx: CmdContext, deps: CniDeps): Promise<void> {
     return rebuilt;
   };
 
-  for (const a of store.list(conf.name)) {
+  // Under the network's exclusive lock (lock.ts): no ADD or DEL of this network runs meanwhile.
+  const attachments = store.list(conf.name, (name, kind) =>
+    deps.log.warn('GC: skipping an entry named like a state file that is no regular file', {
+      name,
+      kind,
+    }),
+  );
+  // hygiene, not a release: a temp file that cannot be removed is logged, never a GC failure
+  const temps = store.removeStaleTemps(conf.name, deps.now(), (name, err) =>
+    deps.log.warn('GC: cannot remove a stale temp file', { name, error: (err as Error).message }),
+  );
+  if (temps.length > 0) deps.log.info('GC removed temp files of crashed writers', { names: temps });
+  for (const a of attachments) {
     if (valid.has(`${a.containerID}@${a.ifname}`)) continue;
     try {
       const read = store.read(conf.name, a.containerID, a.ifname);

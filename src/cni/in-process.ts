@@ -9,6 +9,7 @@
 import { realDeps } from './deps.js';
 import type { Invoker } from './invoke.js';
 import { runPlugin } from './dispatch.js';
+import { RELEASE_LOCK, type Flock } from './lock.js';
 import { CniCode, CniError, toErrorJson } from './errors.js';
 import { stderrLog } from './log.js';
 import { MAX_STDIN_BYTES } from './netconf.js';
@@ -33,12 +34,15 @@ export const MAX_STDERR_BYTES = 1 << 20;
 /**
  * Runs one CNI call; never throws. `stdin` may be one byte over MAX_STDIN_BYTES (then code 5, as
  * main.ts). `callerPid`: the relaying shim's, to see CNI_NETNS as the runtime does (CniDeps.callerPid).
+ * `flock`: how the state lock is taken (CniDeps.flock; weftd's native one). The lock is released by the
+ * last `later` task, or at once when the call left nothing else for later.
  */
 export async function runInProcess(
   envVars: Readonly<Record<string, string | undefined>>,
   stdin: Buffer,
   invoke: Invoker,
   callerPid?: number,
+  flock?: Flock,
 ): Promise<InProcessResult> {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -68,8 +72,10 @@ export async function runInProcess(
     invoke,
     afterAnswer: (what, run) => later.push({ what, run }),
     ...(callerPid !== undefined ? { callerPid } : {}),
+    ...(flock !== undefined ? { flock } : {}),
   });
   const outcome = await runPlugin(envVars, stdin, deps);
+  if (later.length === 1 && later[0]!.what === RELEASE_LOCK) void later.pop()!.run();
   return { stdout: outcome.stdout, stderr: stderr(), exitCode: outcome.exitCode, later };
 }
 

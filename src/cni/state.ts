@@ -149,8 +149,13 @@ export class StateStore {
     // symlink is still found here and refused by O_NOFOLLOW below.
     if (fs.lstatSync(file, { throwIfNoEntry: false }) === undefined) return { kind: 'missing' };
     try {
-      const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      // O_NONBLOCK: a FIFO planted here cannot hold the call (it is refused below)
+      const fd = fs.openSync(
+        file,
+        fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK,
+      );
       try {
+        if (!fs.fstatSync(fd).isFile()) throw new Error('not a regular file');
         text = fs.readFileSync(fd, 'utf8');
       } finally {
         fs.closeSync(fd);
@@ -220,17 +225,18 @@ export class StateStore {
     }
   }
 
-  /** Every attachment with state for `network` (unparseable names are skipped). */
-  list(network: string): { containerID: string; ifname: string }[] {
-    let names: string[];
-    try {
-      names = fs.readdirSync(this.networkDir(network));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw ioError(`cannot list state of network ${network}`, err);
-    }
+  /**
+   * Every attachment with state for `network`. Names that are no attachment's are skipped, and so is an
+   * entry named like one that is no regular file (a directory, FIFO, socket or symlink weft never
+   * writes): `onOther` hears of it (GC logs it; releasing it would fail every GC).
+   */
+  list(
+    network: string,
+    onOther?: (name: string, kind: string) => void,
+  ): { containerID: string; ifname: string }[] {
     const out: { containerID: string; ifname: string }[] = [];
-    for (const n of names) {
+    for (const e of this.entries(network)) {
+      const n = e.name;
       const at = n.indexOf('@');
       if (n.startsWith('.') || at < 0) continue;
       const containerID = n.slice(0, at);
@@ -238,13 +244,105 @@ export class StateStore {
       try {
         validateContainerId(containerID);
         validateIfname(ifname);
-        out.push({ containerID, ifname });
       } catch {
-        /* not ours */
+        continue; // not ours
       }
+      if (!e.isFile()) onOther?.(n, entryKind(e));
+      else out.push({ containerID, ifname });
     }
     return out;
   }
+
+  private entries(network: string): fs.Dirent[] {
+    try {
+      return fs.readdirSync(this.networkDir(network), { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw ioError(`cannot list state of network ${network}`, err);
+    }
+  }
+
+  /**
+   * Removes the temp files (`.<containerID>@<ifname>.<pid>.tmp`, see `write`) a writer left when it
+   * died between creating and renaming one: those whose writer process is gone and that are older than
+   * STALE_TEMP_MS, and any older than ORPHAN_TEMP_MS (a pid seen from another pid namespace may belong
+   * to someone else). Only GC calls it, holding the network's exclusive lock (lock.ts): no writer of
+   * this network is running then, the ages only guard against one that ignores the lock. Returns the
+   * names removed; failures go to `onError`.
+   */
+  removeStaleTemps(
+    network: string,
+    now: number,
+    onError: (name: string, err: unknown) => void,
+  ): string[] {
+    const removed: string[] = [];
+    for (const e of this.entries(network)) {
+      const m = TEMP_NAME.exec(e.name);
+      if (!m || !e.isFile()) continue;
+      const file = path.join(this.networkDir(network), e.name);
+      try {
+        const age = now - fs.lstatSync(file).mtimeMs;
+        const stale = age > ORPHAN_TEMP_MS || (age > STALE_TEMP_MS && !processAlive(Number(m[1])));
+        if (!stale) continue;
+        fs.unlinkSync(file);
+        removed.push(e.name);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') onError(e.name, err);
+      }
+    }
+    return removed;
+  }
+
+  /**
+   * Opens (creating, 0600) the lock file `name` of `network` (lock.ts) and returns its descriptor. Never
+   * follows a symlink; anything but a regular file there is refused (code 5).
+   */
+  openLockFile(network: string, name: string): number {
+    const file = this.inside(path.join(this.networkDir(network), name));
+    this.ensureDir(path.dirname(file));
+    let fd: number;
+    try {
+      fd = fs.openSync(
+        file,
+        fs.constants.O_RDWR |
+          fs.constants.O_CREAT |
+          fs.constants.O_NOFOLLOW |
+          fs.constants.O_NONBLOCK,
+        0o600,
+      );
+    } catch (err) {
+      throw ioError(`cannot open lock file ${file}`, err);
+    }
+    if (!fs.fstatSync(fd).isFile()) {
+      fs.closeSync(fd);
+      throw ioError(`cannot use lock file ${file}`, new Error('not a regular file'));
+    }
+    return fd;
+  }
+}
+
+/** `write`'s temp files: `.<containerID>@<ifname>.<pid>.tmp`. */
+const TEMP_NAME = /^\.[^@]+@[^@]+\.([1-9][0-9]{0,9})\.tmp$/;
+/** A temp file whose writer is gone is removed once it is this old. */
+export const STALE_TEMP_MS = 5_000;
+/** A temp file this old is removed whatever its pid says (a write takes milliseconds). */
+export const ORPHAN_TEMP_MS = 10 * 60_000;
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+function entryKind(e: fs.Dirent): string {
+  if (e.isDirectory()) return 'directory';
+  if (e.isSymbolicLink()) return 'symlink';
+  if (e.isFIFO()) return 'FIFO';
+  if (e.isSocket()) return 'socket';
+  return 'special file';
 }
 
 /**

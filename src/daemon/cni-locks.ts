@@ -3,7 +3,9 @@
  * GC is exclusive with ADD/DEL). The runtime should guarantee both, but weftd must not corrupt state when
  * one does not: calls for one container id run one after another; GC waits for every running call and
  * holds new ones back until it is done. Calls for different containers run concurrently, so one hung
- * delegate only holds its own container's calls (delegates are killed after their timeout).
+ * delegate only holds its own container's calls (delegates are killed after their timeout). Against
+ * other processes (standalone plugins) each call then also takes the state directory's flock
+ * (src/cni/lock.ts), which with this ordering only ever waits for those processes.
  */
 export class CniLocks {
   private readonly tails = new Map<string, Promise<void>>();

@@ -9,7 +9,8 @@
  * Hostile clients: the socket is 0600 in a root-owned directory and every connection is checked with
  * SO_PEERCRED (uid 0 only). The request must arrive whole within REQUEST_TIMEOUT_MS and within the wire
  * limits; an exec result must come within the delegate's timeout plus a margin; at most MAX_CONNECTIONS
- * at once; any error ends that connection only. Calls for one container are serialised (cni-locks.ts).
+ * at once; any error ends that connection only. Calls for one container are serialised (cni-locks.ts),
+ * and against standalone plugin processes by the state lock (src/cni/lock.ts, native flock here).
  * A call's answer is sent before its state bookkeeping that the answer does not depend on (the state file
  * with the ADD result: src/cni/deps.ts afterAnswer), which then runs at once, still inside the
  * container's lock: the runtime does not wait for ext4's rename over the earlier file.
@@ -27,7 +28,9 @@ import {
   MAX_OUTPUT,
   type Invoker,
 } from '../cni/invoke.js';
+import { pollingFlock, type Flock } from '../cni/lock.js';
 import { describeError } from '../errors.js';
+import { loadNative } from '../native/binding.js';
 import { rateLimited, type Logger } from '../log/logger.js';
 import { CniLocks } from './cni-locks.js';
 import { loadPeerCred, type PeerCred } from './cni-peercred.js';
@@ -84,6 +87,7 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer | n
   }
   const noisy = rateLimited(log, 60_000, 3);
   const locks = new CniLocks();
+  const flock = nativeFlock(log);
   const sockets = new Set<Socket>();
   const inflight = new Set<Promise<void>>();
 
@@ -123,7 +127,7 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer | n
     // the container's lock is held: the next call for this container sees the finished state.
     const run = async (): Promise<void> => {
       // the shim's pid: CNI_NETNS is looked at in the runtime's mount namespace (CniDeps.callerPid)
-      const r = await runInProcess(req.env, req.stdin, conn.invoker(req.env), callerPid);
+      const r = await runInProcess(req.env, req.stdin, conn.invoker(req.env), callerPid, flock);
       conn.finish(encodeReply(ReplyStatus.Ran, r.exitCode, Buffer.from(r.stdout), r.stderr));
       runLater(r.later, (what, err) =>
         log.warn(`CNI: ${what} after the answer failed; DEL and GC still release it`, {
@@ -308,6 +312,25 @@ function errnoName(n: number): string {
 function signalName(n: number): NodeJS.Signals {
   const e = Object.entries(osConstants.signals).find(([, v]) => v === n);
   return (e ? e[0] : `SIG${n}`) as NodeJS.Signals;
+}
+
+/**
+ * The state lock shared with standalone plugin processes (src/cni/lock.ts), taken with the native addon's
+ * non-blocking flock(2) and polled, so weftd never blocks or forks for it. Without the addon: undefined,
+ * and the plugin's own (util-linux `flock`, one short child per lock) is used.
+ */
+function nativeFlock(log: Logger): Flock | undefined {
+  try {
+    const native = loadNative();
+    if (typeof native.tryFlock !== 'function')
+      throw new Error('the addon has no tryFlock: rebuild it');
+    return pollingFlock((fd, exclusive) => native.tryFlock(fd, exclusive));
+  } catch (err) {
+    log.warn('CNI state lock through util-linux flock: the native addon is unavailable', {
+      error: describeError(err),
+    });
+    return undefined;
+  }
 }
 
 /**

@@ -188,6 +188,8 @@ export interface NativeAddon {
   ): { fd: number; name: string };
   /** setns(2) for the calling (main) thread. */
   setns(fd: number, nstype: number): void;
+  /** flock(2) with LOCK_NB (LOCK_EX or LOCK_SH): true taken, false held elsewhere; throws with errno. */
+  tryFlock(fd: number, exclusive: boolean): boolean;
   /** One sd_notify(3) datagram to NOTIFY_SOCKET's `path` ('/…' or abstract '@…'); throws with errno. */
   sdNotify(path: string, message: string): void;
   /** Starts a WireGuard device loop; its UDP socket is created in the calling thread's netns. */

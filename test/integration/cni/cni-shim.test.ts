@@ -483,7 +483,8 @@ describe.skipIf(!runnable)('the weft CNI shim served by weftd', () => {
     for (let i = 0; i < 10; i++) big[`WEFT_TEST_BIG${i}`] = 'a'.repeat(120_000);
     const add = await call(binDir, 'weft', 'ADD', s.conf('1.0.0'), { id: 'env1', ns, env: big });
     expect(add.code).toBe(1);
-    expect(add.json).toMatchObject({ code: 4 });
+    // the shim's own answer carries the request's cniVersion, as the full plugin's errors do
+    expect(add.json).toMatchObject({ cniVersion: '1.0.0', code: 4 });
     expect(String(add.json?.['msg'])).toMatch(
       /^the environment \(\d+ bytes\) is larger than the 1048576 bytes weft passes to weftd$/,
     );
@@ -503,11 +504,36 @@ describe.skipIf(!runnable)('the weft CNI shim served by weftd', () => {
     expect(conf).toContain('"daemonSocket":"\\/');
     const add = await call(binDir, 'weft', 'ADD', conf, { id: 'esc1', ns });
     expect(add.code).toBe(1);
-    expect(add.json).toMatchObject({ code: 7 });
+    expect(add.json).toMatchObject({ cniVersion: '1.0.0', code: 7 });
     expect(String(add.json?.['msg'])).toContain('"daemonSocket" is not a plain absolute path');
     expect(String(add.json?.['details'])).toContain('without JSON escapes');
     expect([s.state(), s.ips()]).toEqual([[], []]);
     ok(await call(binDir, 'weft', 'DEL', conf, { id: 'esc1', ns }));
+  });
+
+  it("the shim's own errors (weftd unreachable, no full plugin) carry the request's cniVersion when stdin parses", async () => {
+    const conf = (v: unknown) =>
+      JSON.stringify({ cniVersion: v, name: 'weftnet', daemonSocket: join(tmp, 'nobody.sock') });
+    const answer = async (stdin: string) => {
+      const r = await call(shimOnly, 'weft', 'DEL', stdin, { id: 'v1' });
+      expect(r.code).toBe(1);
+      expect(r.json).toMatchObject({
+        code: 5,
+        msg: expect.stringContaining('weftd is unavailable'),
+      });
+      return r.json?.['cniVersion'];
+    };
+    expect(await answer(conf('0.4.0'))).toBe('0.4.0');
+    expect(
+      await answer(conf('1.0.0').replace('{', '{"a": [1, -2.5e3, true, null, "\\u00e9"], ')),
+    ).toBe('1.0.0');
+    // as the full plugin (src/cni/dispatch.ts): no usable version in a JSON object → the latest
+    expect(await answer(conf(7))).toBe('1.1.0');
+    expect(await answer(JSON.stringify({ daemonSocket: join(tmp, 'nobody.sock') }))).toBe('1.1.0');
+    // no JSON object: nothing to tell
+    expect(await answer('not json')).toBeUndefined();
+    expect(await answer(`${conf('1.0.0')} trailing`)).toBeUndefined();
+    expect(await answer(conf('1.0.0').replace('}', ', "x": tru}'))).toBeUndefined();
   });
 
   it('the shim build is the installed `weft`', () => {

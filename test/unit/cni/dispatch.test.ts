@@ -11,6 +11,7 @@ import type { CniDeps } from '../../../src/cni/deps.js';
 import { runPlugin } from '../../../src/cni/dispatch.js';
 import { CniError } from '../../../src/cni/errors.js';
 import type { InvokeRequest } from '../../../src/cni/invoke.js';
+import { utilFlock } from '../../../src/cni/lock.js';
 import { silentLog } from '../../../src/cni/log.js';
 
 let dir: string;
@@ -54,12 +55,14 @@ function deps(): CniDeps {
     readFile: (p) => (existsSync(p) ? readFileSync(p, 'utf8') : undefined),
     sleep: async () => {},
     now: () => Date.now(),
+    flock: utilFlock,
   };
 }
 
 function listState(): string[] {
   const d = join(dir, 'state', 'net1');
-  return existsSync(d) ? readdirSync(d) : [];
+  // the state lock's files (src/cni/lock.ts) are no state
+  return existsSync(d) ? readdirSync(d).filter((n) => !n.startsWith('.lock')) : [];
 }
 
 const env = (command: string, extra: Record<string, string> = {}) => ({

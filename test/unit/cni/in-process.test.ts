@@ -4,12 +4,14 @@
  * (CniDeps.afterAnswer); runLater runs such tasks in order and reports every failure, never throwing.
  * The delegate is a recording fake here; test/integration/cni/cni-shim.test.ts runs the real ones.
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cniPluginDir, pluginDirConf } from './plugin-dir.js';
 import { runInProcess, runLater, type LaterTask } from '../../../src/cni/in-process.js';
 import type { InvokeRequest, Invoker } from '../../../src/cni/invoke.js';
+import { RELEASE_LOCK, slotName } from '../../../src/cni/lock.js';
 
 let dir: string;
 let calls: InvokeRequest[];
@@ -35,6 +37,13 @@ const env = (command: string) => ({
 const conf = () => pluginDirConf(dir);
 const stateFile = () => join(dir, 'state', 'net1', 'ctr1@eth0');
 const stored = () => JSON.parse(readFileSync(stateFile(), 'utf8')) as Record<string, unknown>;
+/** The network's state files, without the lock's (src/cni/lock.ts). */
+const stateFiles = () =>
+  readdirSync(join(dir, 'state', 'net1')).filter((n) => !n.startsWith('.lock'));
+/** Whether another process could take `file`'s flock now (util-linux flock, non-blocking). */
+const lockFree = (name: string, exclusive = true) =>
+  spawnSync('flock', ['-n', exclusive ? '-x' : '-s', join(dir, 'state', 'net1', name), 'true'])
+    .status === 0;
 
 beforeEach(() => {
   dir = cniPluginDir('weft-cni-inproc-');
@@ -50,21 +59,29 @@ describe('runInProcess', () => {
       cniVersion: '1.0.0',
       ips: [{ address: '10.5.72.2/24' }],
     });
-    expect(r.later.map((t) => t.what)).toEqual(['storing the ADD result']);
+    expect(r.later.map((t) => t.what)).toEqual(['storing the ADD result', RELEASE_LOCK]);
     // The delegate config was stored before the delegate ran; the result not yet.
     expect(stored()['delegate']).toMatchObject({ type: 'bridge' });
     expect(stored()['result']).toBeUndefined();
+    // The state lock is held until the later tasks ran: another process can neither GC (exclusive
+    // on .lock) nor touch this attachment (its slot) in between.
+    expect([
+      lockFree('.lock'),
+      lockFree('.lock', false),
+      lockFree(slotName('ctr1', 'eth0')),
+    ]).toEqual([false, true, false]);
     const errors: string[] = [];
     runLater(r.later, (what) => errors.push(what));
     expect(errors).toEqual([]);
+    expect([lockFree('.lock'), lockFree(slotName('ctr1', 'eth0'))]).toEqual([true, true]);
     expect(stored()['result']).toMatchObject({ ips: [{ address: '10.5.72.2/24' }] });
     // DEL finds the complete state, runs the delegate's DEL with prevResult and removes the file's name
     // before answering; only the file's last close (where ext4 frees it) is left for later.
     const d = await runInProcess(env('DEL'), conf(), invoke);
     expect(d.exitCode).toBe(0);
     expect(JSON.parse(calls.at(-1)!.stdin)['prevResult']).toMatchObject({ cniVersion: '1.0.0' });
-    expect(readdirSync(join(dir, 'state', 'net1'))).toEqual([]);
-    expect(d.later.map((t) => t.what)).toEqual(['freeing the removed state file']);
+    expect(stateFiles()).toEqual([]);
+    expect(d.later.map((t) => t.what)).toEqual(['freeing the removed state file', RELEASE_LOCK]);
     runLater(d.later, (what) => errors.push(what));
     expect(errors).toEqual([]);
     // DEL again: nothing stored, nothing left for later.
@@ -83,7 +100,7 @@ describe('runInProcess', () => {
     expect(JSON.parse(r.stdout)['code']).toBe(104); // DelegateBadOutput
     expect(r.later).toEqual([]);
     expect(calls.map((c) => c.command)).toEqual(['ADD', 'DEL']);
-    expect(readdirSync(join(dir, 'state', 'net1'))).toEqual([]);
+    expect(stateFiles()).toEqual([]);
   });
 });
 

@@ -21,6 +21,7 @@ const noDeps: CniDeps = {
   readFile: () => undefined,
   sleep: () => Promise.resolve(),
   now: () => Date.now(),
+  flock: () => Promise.reject(new Error('no lock may be taken')),
 };
 const env = {
   CNI_COMMAND: 'ADD',
