@@ -3,7 +3,8 @@
  * or its own, which it closes), the families a network config enables, this host's subnet per family,
  * and the `run` / `reconcileNow` pair that drives a PeerLoop.
  */
-import { ConfigError } from '../errors.js';
+import { ConfigError, WeftError } from '../errors.js';
+import { isTunDeleted } from '../dataplane/tun.js';
 import type { Lease } from '../lease/lease.js';
 import type { Uplink } from './backend.js';
 import type { Logger } from '../log/logger.js';
@@ -157,34 +158,129 @@ export function tunWentDown(names: readonly string[]): (e: LinkEvent) => boolean
     e.kind === 'resync' || (e.kind === 'changed' && !e.link.up && names.includes(e.link.name));
 }
 
-/** A native engine whose 'error' is fatal (the UDP forwarder, a WireGuard device). */
-export interface FatalSource {
-  on(event: 'error', listener: () => void): unknown;
-  off(event: 'error', listener: () => void): unknown;
+/** A native engine on a TUN (the UDP forwarder, a WireGuard device). */
+export interface TunEngine {
+  readonly localPort: number;
+  on(event: 'error', listener: (err: unknown) => void): unknown;
+  close(): void;
+}
+
+/** One TUN of a network and the engine on it now (replaced when the TUN was deleted). */
+export interface TunSlot<T extends TunEngine> {
+  readonly name: string;
+  engine: T;
+}
+
+export interface TunKeeperOptions<T extends TunEngine, S extends TunSlot<T>> {
+  readonly backend: string;
+  readonly log: Logger;
+  /** The warning when a TUN was found deleted (ip link del); the log line names it (`device`). */
+  readonly deleted: string;
+  /** Starts the engine anew on a new TUN (same port, same key); throws when it cannot. */
+  readonly restart: (slot: S) => T;
+  /** Hands the new engine to the sink (its table is empty). */
+  readonly replaced: (slot: S) => void;
+  /** Sets the TUN's address and routes (configureTun). */
+  readonly configure: (slot: S) => Promise<unknown>;
+  /** The network's full reconcile, which programs every peer on the new engine. */
+  readonly reconcileNow: () => Promise<void>;
+}
+
+export interface TunKeeper<S> {
+  /** Watches the engine now in `slot`: a fatal error ends `run`, a deleted TUN is repaired. */
+  watch(slot: S): S;
+  /** Closes every watched engine (joins its thread) and repairs nothing from now on. */
+  release(): void;
+  /**
+   * `run` of the network: `loop` (the peer loop) runs until `signal` aborts or an engine dies, and the
+   * engine's error (also one reported before) explains the end.
+   */
+  run(loop: (signal: AbortSignal) => Promise<void>, signal: AbortSignal): Promise<void>;
 }
 
 /**
- * `run` of a network whose dataplane is a native engine: the peer loop runs until `signal` aborts or an
- * engine dies, and the engine's error (`state.fatal`, also one reported before) explains the end.
+ * Keeps the native engines of a TUN backend (udp, wireguard) alive. An engine error is fatal, never an
+ * unhandled 'error' event: `run` rethrows it. Only a TUN deleted under its engine (`ip link del weft0`,
+ * isTunDeleted) is repaired in place: the engine is started anew on a new TUN (same port and key), the
+ * sink programs onto it, its address and routes are set and a full reconcile re-adds every peer, so
+ * traffic flows again within a second; other hosts are not touched. When the restart fails, weftd exits
+ * with the cause (a restart creates the device).
  */
-export async function runUntilFatal(
-  run: (signal: AbortSignal) => Promise<void>,
-  signal: AbortSignal,
-  engines: readonly FatalSource[],
-  state: { readonly fatal?: unknown },
-): Promise<void> {
-  const stop = new AbortController();
-  const onAbort = (): void => stop.abort();
-  signal.addEventListener('abort', onAbort, { once: true });
-  for (const e of engines) e.on('error', onAbort);
-  if (state.fatal !== undefined) stop.abort();
-  try {
-    await run(stop.signal);
-  } catch (err) {
-    throw state.fatal ?? err;
-  } finally {
-    signal.removeEventListener('abort', onAbort);
-    for (const e of engines) e.off('error', onAbort);
-  }
-  if (state.fatal !== undefined) throw state.fatal;
+export function tunKeeper<T extends TunEngine, S extends TunSlot<T>>(
+  o: TunKeeperOptions<T, S>,
+): TunKeeper<S> {
+  const { backend, log } = o;
+  const slots: S[] = [];
+  let released = false;
+  let fatal: unknown;
+  const stops = new Set<() => void>();
+  const die = (err: unknown): void => {
+    fatal ??= err;
+    for (const stop of stops) stop();
+  };
+  const watch = (slot: S): S => {
+    const engine = slot.engine;
+    if (!slots.includes(slot)) slots.push(slot);
+    engine.on('error', (err: unknown) => {
+      if (slot.engine !== engine || released) return;
+      if (isTunDeleted(err)) setImmediate(() => void repair(slot, err));
+      else die(err);
+    });
+    return slot;
+  };
+  const repair = async (slot: S, cause: unknown): Promise<void> => {
+    if (released || fatal !== undefined) return;
+    const device = slot.name;
+    log.warn(o.deleted, { device, err: (cause as Error).message });
+    slot.engine.close();
+    try {
+      slot.engine = o.restart(slot);
+    } catch (err) {
+      die(
+        new WeftError(
+          'E_NATIVE',
+          `${backend}: the TUN ${device} was deleted (ip link del) and cannot be recreated ` +
+            `(weftd exits; its restart sets the device up again): ${(err as Error).message}`,
+          { cause: err },
+        ),
+      );
+      return;
+    }
+    watch(slot);
+    o.replaced(slot);
+    try {
+      await o.configure(slot);
+    } catch (err) {
+      // the peer loop's device repair (ensureReady) retries at the reconcile below
+      log.warn(`${backend} device recreated, address/route not set yet`, {
+        device,
+        err: (err as Error).message,
+      });
+    }
+    await o.reconcileNow();
+    log.info(`${backend} device recreated`, { device, port: slot.engine.localPort });
+  };
+  return {
+    watch,
+    release() {
+      released = true;
+      for (const s of slots) s.engine.close();
+    },
+    async run(loop, signal) {
+      const stop = new AbortController();
+      const onAbort = (): void => stop.abort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      stops.add(onAbort);
+      if (fatal !== undefined) stop.abort();
+      try {
+        await loop(stop.signal);
+      } catch (err) {
+        throw fatal ?? err;
+      } finally {
+        signal.removeEventListener('abort', onAbort);
+        stops.delete(onAbort);
+      }
+      if (fatal !== undefined) throw fatal;
+    },
+  };
 }
