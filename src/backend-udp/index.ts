@@ -34,6 +34,7 @@ import {
   tunWentDown,
   tunKeeper,
   type BackendRuntimeOptions,
+  type TunSlot,
 } from '../backend/lifecycle.js';
 import type { Lease } from '../lease/lease.js';
 import type { Logger } from '../log/logger.js';
@@ -130,16 +131,8 @@ class UdpBackend implements Backend {
       log,
       ...(this.options.netns ? { netns: this.options.netns } : {}),
     };
-    // `run` ends on a fatal forwarder error; a deleted TUN is recreated in place, as wireguard's is
-    const tun = tunKeeper({
-      backend: 'udp',
-      log,
-      deleted: `udp device ${cfg.name} was deleted (ip link del?): recreating it`,
-      restart: () => start(request),
-      replaced: (s) => sink.replaceForwarder(s.engine),
-      configure: () => configure(),
-      reconcileNow: () => loop.reconcileNow(),
-    });
+    // `run` ends on a fatal forwarder error; a deleted TUN is recreated in place (repairWith below)
+    const tun = tunKeeper<Forwarder, TunSlot<Forwarder>>('udp', log);
     const fwd = tun.watch({ name: cfg.name, engine: start(request) });
     const netlink = backendNetlink(this.options, log);
     const { ops } = netlink;
@@ -194,6 +187,13 @@ class UdpBackend implements Backend {
         netlink.release();
       },
     );
+    tun.repairWith({
+      deleted: `udp device ${cfg.name} was deleted (ip link del?): recreating it`,
+      restart: () => start(request),
+      replaced: (s) => sink.replaceForwarder(s.engine),
+      configure,
+      reconcileNow: loop.reconcileNow,
+    });
     return {
       lease,
       mtu,

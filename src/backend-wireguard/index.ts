@@ -213,17 +213,8 @@ class WireguardBackend implements Backend {
     };
     const configure = (d: RunningDevice): Promise<number> =>
       configureTun(ops, d.spec, 'wireguard: device');
-    // `run` ends on a fatal engine error; a deleted TUN is recreated in place (same key and port), and
-    // the peers re-added with a handshake reconnect within a second
-    const tun = tunKeeper({
-      backend: 'wireguard',
-      log,
-      deleted: 'wireguard device was deleted (ip link del?): recreating it',
-      restart: (d: RunningDevice) => startDev(d.plan),
-      replaced: (d) => sink.replaceDevice(d.name, d.engine),
-      configure,
-      reconcileNow: () => loop.reconcileNow(),
-    });
+    // `run` ends on a fatal engine error; a deleted TUN is recreated in place (repairWith below)
+    const tun = tunKeeper<WireGuardDevice, RunningDevice>('wireguard', log);
     try {
       for (const p of plans) {
         const spec: TunSpec = {
@@ -245,7 +236,7 @@ class WireguardBackend implements Backend {
         });
       }
     } catch (err) {
-      for (const d of devices) d.engine.close();
+      tun.release(); // closes the devices started; no repair of a network that never started
       netlink.release();
       throw err;
     }
@@ -279,6 +270,14 @@ class WireguardBackend implements Backend {
         netlink.release();
       },
     );
+    // same key and port: the peers, re-added with a handshake, reconnect within a second
+    tun.repairWith({
+      deleted: 'wireguard device was deleted (ip link del?): recreating it',
+      restart: (d) => startDev(d.plan),
+      replaced: (d) => sink.replaceDevice(d.name, d.engine),
+      configure,
+      reconcileNow: loop.reconcileNow,
+    });
     const network: WireguardNetwork = {
       lease,
       mtu,

@@ -1,7 +1,8 @@
 /**
  * The parts of `registerNetwork` / `run` the backends share: the netlink façade a backend uses (injected,
  * or its own, which it closes), the families a network config enables, this host's subnet per family,
- * and the `run` / `reconcileNow` pair that drives a PeerLoop.
+ * the `run` / `reconcileNow` pair that drives a PeerLoop, the link events that ask it for a reconcile,
+ * and the keeper of the TUN backends' native engines (`tunKeeper`).
  */
 import { ConfigError, WeftError } from '../errors.js';
 import { isTunDeleted } from '../dataplane/tun.js';
@@ -171,9 +172,8 @@ export interface TunSlot<T extends TunEngine> {
   engine: T;
 }
 
-export interface TunKeeperOptions<T extends TunEngine, S extends TunSlot<T>> {
-  readonly backend: string;
-  readonly log: Logger;
+/** How a TUN keeper repairs a deleted TUN, once the network's sink and peer loop exist. */
+export interface TunRepair<T extends TunEngine, S extends TunSlot<T>> {
   /** The warning when a TUN was found deleted (ip link del); the log line names it (`device`). */
   readonly deleted: string;
   /** Starts the engine anew on a new TUN (same port, same key); throws when it cannot. */
@@ -186,9 +186,11 @@ export interface TunKeeperOptions<T extends TunEngine, S extends TunSlot<T>> {
   readonly reconcileNow: () => Promise<void>;
 }
 
-export interface TunKeeper<S> {
+export interface TunKeeper<T extends TunEngine, S extends TunSlot<T>> {
   /** Watches the engine now in `slot`: a fatal error ends `run`, a deleted TUN is repaired. */
   watch(slot: S): S;
+  /** Repairs deleted TUNs from now on (before, a deleted TUN is fatal like any engine error). */
+  repairWith(repair: TunRepair<T, S>): void;
   /** Closes every watched engine (joins its thread) and repairs nothing from now on. */
   release(): void;
   /**
@@ -199,17 +201,18 @@ export interface TunKeeper<S> {
 }
 
 /**
- * Keeps the native engines of a TUN backend (udp, wireguard) alive. An engine error is fatal, never an
+ * Keeps the native engines of a TUN backend (udp, wireguard). An engine error is fatal, never an
  * unhandled 'error' event: `run` rethrows it. Only a TUN deleted under its engine (`ip link del weft0`,
- * isTunDeleted) is repaired in place: the engine is started anew on a new TUN (same port and key), the
- * sink programs onto it, its address and routes are set and a full reconcile re-adds every peer, so
- * traffic flows again within a second; other hosts are not touched. When the restart fails, weftd exits
- * with the cause (a restart creates the device).
+ * isTunDeleted) is repaired in place once the network is set up (`repairWith`): the engine is started
+ * anew on a new TUN (same port and key), the sink programs onto it, its address and routes are set and
+ * a full reconcile re-adds every peer, so traffic flows again within a second; other hosts are not
+ * touched. When the restart fails, weftd exits with the cause (a restart creates the device).
  */
 export function tunKeeper<T extends TunEngine, S extends TunSlot<T>>(
-  o: TunKeeperOptions<T, S>,
-): TunKeeper<S> {
-  const { backend, log } = o;
+  backend: string,
+  log: Logger,
+): TunKeeper<T, S> {
+  let repairs: TunRepair<T, S> | null = null;
   const slots: S[] = [];
   let released = false;
   let fatal: unknown;
@@ -230,6 +233,8 @@ export function tunKeeper<T extends TunEngine, S extends TunSlot<T>>(
   };
   const repair = async (slot: S, cause: unknown): Promise<void> => {
     if (released || fatal !== undefined) return;
+    const o = repairs;
+    if (!o) return die(cause); // deleted while the network is being set up: fatal
     const device = slot.name;
     log.warn(o.deleted, { device, err: (cause as Error).message });
     slot.engine.close();
@@ -262,6 +267,9 @@ export function tunKeeper<T extends TunEngine, S extends TunSlot<T>>(
   };
   return {
     watch,
+    repairWith(r) {
+      repairs = r;
+    },
     release() {
       released = true;
       for (const s of slots) s.engine.close();

@@ -28,25 +28,26 @@ class Engine extends EventEmitter {
 
 const tick = (ms = 10): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function setup(restart: () => Engine = () => new Engine(2)) {
+function setup(restart: () => Engine = () => new Engine(2), armed = true) {
   const lines: string[] = [];
   const line = (level: string) => (msg: string, f?: LogFields) =>
     void lines.push(`${level} ${msg} ${JSON.stringify(f)}`);
   const log: Logger = { ...nullLogger, warn: line('warn'), info: line('info') };
   const steps: string[] = [];
-  const tun = tunKeeper({
-    backend: 'udp',
-    log,
-    deleted: 'udp device weft0 was deleted (ip link del?): recreating it',
-    restart: () => {
-      steps.push('restart');
-      return restart();
-    },
-    replaced: (s: TunSlot<Engine>) => void steps.push(`replaced ${s.engine.localPort}`),
-    configure: async () => void steps.push('configure'),
-    reconcileNow: async () => void steps.push('reconcile'),
-  });
+  const tun = tunKeeper<Engine, TunSlot<Engine>>('udp', log);
   const slot = tun.watch({ name: 'weft0', engine: new Engine(1) });
+  const arm = (): void =>
+    tun.repairWith({
+      deleted: 'udp device weft0 was deleted (ip link del?): recreating it',
+      restart: () => {
+        steps.push('restart');
+        return restart();
+      },
+      replaced: (s) => void steps.push(`replaced ${s.engine.localPort}`),
+      configure: async () => void steps.push('configure'),
+      reconcileNow: async () => void steps.push('reconcile'),
+    });
+  if (armed) arm();
   const ac = new AbortController();
   const loop = (signal: AbortSignal): Promise<void> =>
     new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
@@ -91,6 +92,13 @@ describe('tunKeeper', () => {
       'udp: the TUN weft0 was deleted (ip link del) and cannot be recreated (weftd exits; its ' +
         'restart sets the device up again): no TUN',
     );
+  });
+
+  it('a TUN deleted while the network is set up (before repairWith) is fatal: nothing restarted', async () => {
+    const { slot, done, steps } = setup(undefined, false);
+    slot.engine.fail('EBADFD', 'read');
+    await expect(done).rejects.toMatchObject({ details: { code: 'EBADFD' } });
+    expect(steps).toEqual([]);
   });
 
   it('release closes the engine and ignores its errors from then on', async () => {
