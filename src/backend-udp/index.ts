@@ -19,7 +19,7 @@
  * thread is joined. The TUN is persistent, so its address and cluster route survive the daemon: while
  * it is down, cluster traffic queues and drops at the TUN instead of leaking to the default route;
  * the next start re-attaches to the device and rebuilds the forwarder table from the lease snapshot.
- * A TUN deleted while weftd runs is recreated in place with a new forwarder (`tunKeeper` in
+ * A TUN deleted while weftd runs is recreated in place with a new forwarder (`TunKeeper` in
  * backend/lifecycle.ts).
  */
 import { ConfigError } from '../errors.js';
@@ -32,7 +32,7 @@ import {
   peerLoopRunner,
   linkTriggers,
   tunWentDown,
-  tunKeeper,
+  TunKeeper,
   type BackendRuntimeOptions,
   type TunSlot,
 } from '../backend/lifecycle.js';
@@ -132,7 +132,7 @@ class UdpBackend implements Backend {
       ...(this.options.netns ? { netns: this.options.netns } : {}),
     };
     // `run` ends on a fatal forwarder error; a deleted TUN is recreated in place (repairWith below)
-    const tun = tunKeeper<Forwarder, TunSlot<Forwarder>>('udp', log);
+    const tun = new TunKeeper<Forwarder, TunSlot<Forwarder>>('udp', log);
     const fwd = tun.watch({ name: cfg.name, engine: start(request) });
     const netlink = backendNetlink(this.options, log);
     const { ops } = netlink;

@@ -27,7 +27,7 @@ import {
   peerLoopRunner,
   linkTriggers,
   tunWentDown,
-  tunKeeper,
+  TunKeeper,
   type BackendRuntimeOptions,
   type TunSlot,
 } from '../backend/lifecycle.js';
@@ -214,7 +214,7 @@ class WireguardBackend implements Backend {
     const configure = (d: RunningDevice): Promise<number> =>
       configureTun(ops, d.spec, 'wireguard: device');
     // `run` ends on a fatal engine error; a deleted TUN is recreated in place (repairWith below)
-    const tun = tunKeeper<WireGuardDevice, RunningDevice>('wireguard', log);
+    const tun = new TunKeeper<WireGuardDevice, RunningDevice>('wireguard', log);
     try {
       for (const p of plans) {
         const spec: TunSpec = {
@@ -318,7 +318,7 @@ function portInUse(err: unknown, p: DevicePlan, cfg: WireguardConfig): WeftError
   );
 }
 
-/** A device and the engine on it now (tunKeeper replaces it when its TUN was deleted). */
+/** A device and the engine on it now (TunKeeper replaces it when its TUN was deleted). */
 interface RunningDevice extends TunSlot<WireGuardDevice> {
   readonly plan: DevicePlan;
   readonly spec: TunSpec;

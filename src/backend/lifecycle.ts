@@ -2,7 +2,7 @@
  * The parts of `registerNetwork` / `run` the backends share: the netlink façade a backend uses (injected,
  * or its own, which it closes), the families a network config enables, this host's subnet per family,
  * the `run` / `reconcileNow` pair that drives a PeerLoop, the link events that ask it for a reconcile,
- * and the keeper of the TUN backends' native engines (`tunKeeper`).
+ * and the keeper of the TUN backends' native engines (`TunKeeper`).
  */
 import { ConfigError, WeftError } from '../errors.js';
 import { isTunDeleted } from '../dataplane/tun.js';
@@ -186,20 +186,6 @@ export interface TunRepair<T extends TunEngine, S extends TunSlot<T>> {
   readonly reconcileNow: () => Promise<void>;
 }
 
-export interface TunKeeper<T extends TunEngine, S extends TunSlot<T>> {
-  /** Watches the engine now in `slot`: a fatal error ends `run`, a deleted TUN is repaired. */
-  watch(slot: S): S;
-  /** Repairs deleted TUNs from now on (before, a deleted TUN is fatal like any engine error). */
-  repairWith(repair: TunRepair<T, S>): void;
-  /** Closes every watched engine (joins its thread) and repairs nothing from now on. */
-  release(): void;
-  /**
-   * `run` of the network: `loop` (the peer loop) runs until `signal` aborts or an engine dies, and the
-   * engine's error (also one reported before) explains the end.
-   */
-  run(loop: (signal: AbortSignal) => Promise<void>, signal: AbortSignal): Promise<void>;
-}
-
 /**
  * Keeps the native engines of a TUN backend (udp, wireguard). An engine error is fatal, never an
  * unhandled 'error' event: `run` rethrows it. Only a TUN deleted under its engine (`ip link del weft0`,
@@ -208,40 +194,79 @@ export interface TunKeeper<T extends TunEngine, S extends TunSlot<T>> {
  * a full reconcile re-adds every peer, so traffic flows again within a second; other hosts are not
  * touched. When the restart fails, weftd exits with the cause (a restart creates the device).
  */
-export function tunKeeper<T extends TunEngine, S extends TunSlot<T>>(
-  backend: string,
-  log: Logger,
-): TunKeeper<T, S> {
-  let repairs: TunRepair<T, S> | null = null;
-  const slots: S[] = [];
-  let released = false;
-  let fatal: unknown;
-  const stops = new Set<() => void>();
-  const die = (err: unknown): void => {
-    fatal ??= err;
-    for (const stop of stops) stop();
-  };
-  const watch = (slot: S): S => {
+export class TunKeeper<T extends TunEngine, S extends TunSlot<T>> {
+  private repairs: TunRepair<T, S> | null = null;
+  private readonly slots: S[] = [];
+  private released = false;
+  private fatal: unknown;
+  /** Aborts the `run`s in progress. */
+  private readonly stops = new Set<() => void>();
+
+  constructor(
+    private readonly backend: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** Watches the engine now in `slot`: a fatal error ends `run`, a deleted TUN is repaired. */
+  watch(slot: S): S {
     const engine = slot.engine;
-    if (!slots.includes(slot)) slots.push(slot);
+    if (!this.slots.includes(slot)) this.slots.push(slot);
     engine.on('error', (err: unknown) => {
-      if (slot.engine !== engine || released) return;
-      if (isTunDeleted(err)) setImmediate(() => void repair(slot, err));
-      else die(err);
+      if (slot.engine !== engine || this.released) return;
+      if (isTunDeleted(err)) setImmediate(() => void this.repair(slot, err));
+      else this.die(err);
     });
     return slot;
-  };
-  const repair = async (slot: S, cause: unknown): Promise<void> => {
-    if (released || fatal !== undefined) return;
-    const o = repairs;
-    if (!o) return die(cause); // deleted while the network is being set up: fatal
+  }
+
+  /** Repairs deleted TUNs from now on (before, a deleted TUN is fatal like any engine error). */
+  repairWith(repairs: TunRepair<T, S>): void {
+    this.repairs = repairs;
+  }
+
+  /** Closes every watched engine (joins its thread) and repairs nothing from now on. */
+  release(): void {
+    this.released = true;
+    for (const s of this.slots) s.engine.close();
+  }
+
+  /**
+   * `run` of the network: `loop` (the peer loop) runs until `signal` aborts or an engine dies, and the
+   * engine's error (also one reported before) explains the end.
+   */
+  async run(loop: (signal: AbortSignal) => Promise<void>, signal: AbortSignal): Promise<void> {
+    const stop = new AbortController();
+    const onAbort = (): void => stop.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    this.stops.add(onAbort);
+    if (this.fatal !== undefined) stop.abort();
+    try {
+      await loop(stop.signal);
+    } catch (err) {
+      throw this.fatal ?? err;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      this.stops.delete(onAbort);
+    }
+    if (this.fatal !== undefined) throw this.fatal;
+  }
+
+  private die(err: unknown): void {
+    this.fatal ??= err;
+    for (const stop of this.stops) stop();
+  }
+
+  private async repair(slot: S, cause: unknown): Promise<void> {
+    const { backend, log, repairs: o } = this;
+    if (this.released || this.fatal !== undefined) return;
+    if (!o) return this.die(cause); // deleted while the network is being set up: fatal
     const device = slot.name;
     log.warn(o.deleted, { device, err: (cause as Error).message });
     slot.engine.close();
     try {
       slot.engine = o.restart(slot);
     } catch (err) {
-      die(
+      this.die(
         new WeftError(
           'E_NATIVE',
           `${backend}: the TUN ${device} was deleted (ip link del) and cannot be recreated ` +
@@ -251,7 +276,7 @@ export function tunKeeper<T extends TunEngine, S extends TunSlot<T>>(
       );
       return;
     }
-    watch(slot);
+    this.watch(slot);
     o.replaced(slot);
     try {
       await o.configure(slot);
@@ -264,31 +289,5 @@ export function tunKeeper<T extends TunEngine, S extends TunSlot<T>>(
     }
     await o.reconcileNow();
     log.info(`${backend} device recreated`, { device, port: slot.engine.localPort });
-  };
-  return {
-    watch,
-    repairWith(r) {
-      repairs = r;
-    },
-    release() {
-      released = true;
-      for (const s of slots) s.engine.close();
-    },
-    async run(loop, signal) {
-      const stop = new AbortController();
-      const onAbort = (): void => stop.abort();
-      signal.addEventListener('abort', onAbort, { once: true });
-      stops.add(onAbort);
-      if (fatal !== undefined) stop.abort();
-      try {
-        await loop(stop.signal);
-      } catch (err) {
-        throw fatal ?? err;
-      } finally {
-        signal.removeEventListener('abort', onAbort);
-        stops.delete(onAbort);
-      }
-      if (fatal !== undefined) throw fatal;
-    },
-  };
+  }
 }

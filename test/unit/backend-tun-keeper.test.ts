@@ -1,12 +1,12 @@
 /**
- * tunKeeper (src/backend/lifecycle.ts), which keeps the udp and wireguard backends' native engines: a
+ * TunKeeper (src/backend/lifecycle.ts), which keeps the udp and wireguard backends' native engines: a
  * fatal engine error ends `run` with that error, a TUN deleted under its engine (EBADFD on read) is
  * recreated in place, an error of an engine already replaced or released is ignored, and a restart
  * that fails ends `run` with an error naming the backend and the device.
  */
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { tunKeeper, type TunSlot } from '../../src/backend/lifecycle.js';
+import { TunKeeper, type TunSlot } from '../../src/backend/lifecycle.js';
 import { WeftError } from '../../src/errors.js';
 import { nullLogger, type LogFields, type Logger } from '../../src/log/logger.js';
 
@@ -34,7 +34,7 @@ function setup(restart: () => Engine = () => new Engine(2), armed = true) {
     void lines.push(`${level} ${msg} ${JSON.stringify(f)}`);
   const log: Logger = { ...nullLogger, warn: line('warn'), info: line('info') };
   const steps: string[] = [];
-  const tun = tunKeeper<Engine, TunSlot<Engine>>('udp', log);
+  const tun = new TunKeeper<Engine, TunSlot<Engine>>('udp', log);
   const slot = tun.watch({ name: 'weft0', engine: new Engine(1) });
   const arm = (): void =>
     tun.repairWith({
@@ -55,7 +55,7 @@ function setup(restart: () => Engine = () => new Engine(2), armed = true) {
   return { tun, slot, ac, done, lines, steps };
 }
 
-describe('tunKeeper', () => {
+describe('TunKeeper', () => {
   it('recreates a deleted TUN in place: restart, sink, address/route, reconcile; run goes on', async () => {
     const { slot, ac, done, lines, steps } = setup();
     const first = slot.engine;
