@@ -57,7 +57,8 @@ const KEYS = {
     'mtu',
   ],
 };
-const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/;
+/** A WireGuard key (private, public or preshared) as `wg genkey` prints it: base64 of 32 bytes. */
+export const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/;
 
 function enumField<T extends string>(f: BackendField, values: readonly T[]): T {
   const v = typeof f.value === 'string' ? f.value.toLowerCase() : f.value;

@@ -35,9 +35,7 @@ import {
 import type { WireGuardPeerSpec } from '../dataplane/wireguard-device.js';
 import type { NetworkConfig } from '../subnet/manager.js';
 import { planDevices, type DevicePlan, type UplinkMtu } from '../backend/device-plan.js';
-import { WG_OVERHEAD, type WireguardConfig } from './config.js';
-
-const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/;
+import { BASE64_KEY, WG_OVERHEAD, type WireguardConfig } from './config.js';
 
 /** What one device programs. */
 export interface DeviceScope {
