@@ -31,6 +31,7 @@ import {
   type Claim,
   type LeasePlan,
   type PeerEntry,
+  type PeerRefusal,
 } from '../backend/peer-plan.js';
 import type { WireGuardPeerSpec } from '../dataplane/wireguard-device.js';
 import type { NetworkConfig } from '../subnet/manager.js';
@@ -291,7 +292,7 @@ export function planWgPeer(lease: Lease, scope: WgPeerScope): LeasePlan<WgPeerEn
     return ignore(`backend type ${showValue(lease.attrs.backendType)} is not wireguard`);
   }
   const entries: WgPeerEntry[] = [];
-  const refused: { family: 4 | 6 | null; reason: string }[] = [];
+  const refused: PeerRefusal[] = [];
   for (const d of scope.devices) {
     const p = planDevicePeer(lease, d);
     if (p === null) continue;
