@@ -49,7 +49,7 @@ const layers = {
   netlink: ['errors', 'log', 'ip', 'netns', 'native'],
   dataplane: ['errors', 'log', 'ip', 'native'],
   firewall: ['errors', 'exec', 'log', 'subnet'],
-  backend: ['errors', 'log', 'ip', 'lease', 'subnet', 'netlink'],
+  backend: ['errors', 'log', 'ip', 'lease', 'subnet', 'netlink', 'dataplane'],
   'backend-vxlan': backendDeps,
   'backend-hostgw': backendDeps,
   'backend-udp': backendDeps,

@@ -7,12 +7,12 @@ import type { Lease } from '../lease/lease.js';
 import { canonicalCidr } from '../ip/index.js';
 import type { PeerEntries } from '../backend/peer-entries.js';
 import {
+  isOnLink,
   peerAddressProblem,
   peerSubnetProblem,
   type FamilyPeerScope,
 } from '../backend/peer-check.js';
 import { ignore, type LeasePlan, type PeerRefusal } from '../backend/peer-plan.js';
-import { isOnLink } from '../backend/uplink-routes.js';
 import { planDevices, type DevicePlan, type UplinkMtu } from '../backend/device-plan.js';
 
 /** host-gw creates no device: containers get the uplink's MTU. */

@@ -3,7 +3,7 @@
  * matched case-insensitively, flannel's default port filled in, every value validated with an error
  * naming the key, the value and the rule.
  */
-import { backendFields, ifnameField, intField } from '../backend/backend-config.js';
+import { backendFields, ifnameField, intField, portField } from '../backend/backend-config.js';
 
 export interface UdpConfig {
   /** UDP port of every host's forwarder (flannel: all nodes use the same one). */
@@ -25,12 +25,11 @@ export function parseUdpConfig(
   warn: (msg: string, fields: Record<string, unknown>) => void = () => {},
 ): UdpConfig {
   const get = backendFields(raw, KEYS, warn);
-  const p = get('port');
-  const port = p ? intField(p, 0, 65_535) : 0;
+  const port = portField(get('port'), DEFAULT_UDP_PORT);
   const m = get('mtu');
   const n = get('name');
   return {
-    port: port === 0 ? DEFAULT_UDP_PORT : port,
+    port,
     name: n ? ifnameField(n) : 'weft0',
     mtu: m ? intField(m, 576 + UDP_OVERHEAD, 65_535) : null,
   };

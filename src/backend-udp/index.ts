@@ -19,20 +19,22 @@
  * thread is joined. The TUN is persistent, so its address and cluster route survive the daemon: while
  * it is down, cluster traffic queues and drops at the TUN instead of leaking to the default route;
  * the next start re-attaches to the device and rebuilds the forwarder table from the lease snapshot.
- * A TUN deleted while weftd runs is recreated in place with a new forwarder (`repair` below).
+ * A TUN deleted while weftd runs is recreated in place with a new forwarder (`TunKeeper` in
+ * backend/lifecycle.ts).
  */
-import { EventEmitter } from 'node:events';
-import { ConfigError, WeftError } from '../errors.js';
+import { ConfigError } from '../errors.js';
 import type { Backend, BackendDeps, BackendFactory, Network } from '../backend/backend.js';
 import { FAMILY_V4 } from '../backend/family.js';
+import { configureTun, type TunSpec } from '../backend/tun-device.js';
 import {
   backendNetlink,
   ownSubnet,
   peerLoopRunner,
   linkTriggers,
   tunWentDown,
-  runUntilFatal,
+  TunKeeper,
   type BackendRuntimeOptions,
+  type TunSlot,
 } from '../backend/lifecycle.js';
 import type { Lease } from '../lease/lease.js';
 import type { Logger } from '../log/logger.js';
@@ -40,9 +42,8 @@ import { inNetns } from '../netns/netns.js';
 import type { AcquireOptions, NetworkConfig } from '../subnet/manager.js';
 import type { Forwarder, ForwarderRoute, ForwarderStats } from '../dataplane/forwarder.js';
 import { NativeForwarder } from '../dataplane/native-forwarder.js';
-import { isTunDeleted, startOnTun } from '../dataplane/tun.js';
+import { startOnTun } from '../dataplane/tun.js';
 import { parseUdpConfig, type UdpConfig } from './config.js';
-import { configureTun, type TunSpec } from './device.js';
 import { forwarderSink } from './forwarder-sink.js';
 import { planUdpDevices, planUdpPeer, type UdpPeerScope } from './plan.js';
 
@@ -130,24 +131,9 @@ class UdpBackend implements Backend {
       log,
       ...(this.options.netns ? { netns: this.options.netns } : {}),
     };
-    // `run` ends on a fatal forwarder error (state.fatal); a deleted TUN is repaired instead (below)
-    const state: { fatal?: unknown; released?: boolean } = {};
-    const fatal = new EventEmitter();
-    fatal.on('error', () => {}); // runUntilFatal listens while `run` runs
-    const die = (err: unknown): void => {
-      state.fatal ??= err;
-      fatal.emit('error', err);
-    };
-    // A fatal forwarder error must never be an unhandled 'error' event; `run` rethrows it.
-    const watch = (f: Forwarder): Forwarder => {
-      f.on('error', (err: unknown) => {
-        if (f !== fwd || state.released) return;
-        if (isTunDeleted(err)) setImmediate(() => void repair(err));
-        else die(err);
-      });
-      return f;
-    };
-    let fwd = watch(start(request));
+    // `run` ends on a fatal forwarder error; a deleted TUN is recreated in place (repairWith below)
+    const tun = new TunKeeper<Forwarder, TunSlot<Forwarder>>('udp', log);
+    const fwd = tun.watch({ name: cfg.name, engine: start(request) });
     const netlink = backendNetlink(this.options, log);
     const { ops } = netlink;
     const spec: TunSpec = {
@@ -155,21 +141,22 @@ class UdpBackend implements Backend {
       mtu,
       subnet,
       network: config.network,
+      subnet6: null,
       network6: ipv6 ? config.ipv6Network : null,
     };
+    const configure = (): Promise<number> => configureTun(ops, spec, 'udp: TUN device');
     try {
-      await configureTun(ops, spec);
+      await configure();
     } catch (err) {
-      state.released = true; // no repair of a network that never started
-      fwd.close();
+      tun.release(); // closes the forwarder; no repair of a network that never started
       netlink.release();
       throw err;
     }
     log.info('udp forwarder started', {
       device: cfg.name,
-      port: fwd.localPort,
+      port: fwd.engine.localPort,
       mtu,
-      fallback: fwd.fallback,
+      fallback: fwd.engine.fallback,
     });
     const scope: UdpPeerScope = {
       port: cfg.port,
@@ -184,7 +171,7 @@ class UdpBackend implements Backend {
           : null,
       ownIps: [uplink.publicIp, uplink.ifaceAddr],
     };
-    const sink = forwarderSink(fwd, async () => void (await configureTun(ops, spec)));
+    const sink = forwarderSink(fwd.engine, async () => void (await configure()));
     const loop = peerLoopRunner(
       {
         subnets,
@@ -196,48 +183,17 @@ class UdpBackend implements Backend {
       },
       this.options,
       () => {
-        state.released = true;
-        fwd.close(); // joins the forwarder thread: it never outlives the daemon
+        tun.release(); // joins the forwarder thread: it never outlives the daemon
         netlink.release();
       },
     );
-    // The TUN deleted under the forwarder (`ip link del weft0`): as the wireguard backend does, start
-    // a forwarder anew on a new TUN (same port), set its address and cluster route and every peer's
-    // route, so traffic flows again within a second; other hosts are not touched. When that fails,
-    // weftd exits with the cause (a restart creates the device).
-    const repair = async (cause: unknown): Promise<void> => {
-      if (state.released || state.fatal !== undefined) return;
-      log.warn(`udp device ${cfg.name} was deleted (ip link del?): recreating it`, {
-        device: cfg.name,
-        err: (cause as Error).message,
-      });
-      fwd.close();
-      try {
-        fwd = watch(start(request));
-      } catch (err) {
-        die(
-          new WeftError(
-            'E_NATIVE',
-            `udp: the TUN ${cfg.name} was deleted (ip link del) and cannot be recreated ` +
-              `(weftd exits; its restart sets the device up again): ${(err as Error).message}`,
-            { cause: err },
-          ),
-        );
-        return;
-      }
-      sink.replaceForwarder(fwd);
-      try {
-        await configureTun(ops, spec);
-      } catch (err) {
-        // the peer loop's device repair (ensureReady) retries at the reconcile below
-        log.warn('udp device recreated, address/route not set yet', {
-          device: cfg.name,
-          err: (err as Error).message,
-        });
-      }
-      await loop.reconcileNow();
-      log.info('udp device recreated', { device: cfg.name, port: fwd.localPort });
-    };
+    tun.repairWith({
+      deleted: `udp device ${cfg.name} was deleted (ip link del?): recreating it`,
+      restart: () => start(request),
+      replaced: (s) => sink.replaceForwarder(s.engine),
+      configure,
+      reconcileNow: loop.reconcileNow,
+    });
     return {
       lease,
       mtu,
@@ -245,11 +201,11 @@ class UdpBackend implements Backend {
       peersOnUplink: false,
       config: cfg,
       deviceName: cfg.name,
-      forwarderStats: () => fwd.stats(),
-      forwarderRoutes: () => fwd.routes(),
+      forwarderStats: () => fwd.engine.stats(),
+      forwarderRoutes: () => fwd.engine.routes(),
       reconcileNow: loop.reconcileNow,
       // a dead forwarder stops the loop and explains its end
-      run: (runSignal) => runUntilFatal(loop.run, runSignal, [fatal], state),
+      run: (runSignal) => tun.run(loop.run, runSignal),
     };
   }
 }

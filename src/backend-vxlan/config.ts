@@ -10,6 +10,7 @@ import {
   boolField,
   ifnameField,
   intField,
+  portField,
 } from '../backend/backend-config.js';
 
 export type ChecksumMode = 'auto' | 'on' | 'off';
@@ -56,8 +57,7 @@ export function parseVxlanConfig(
   const val = backendFields(raw, KEYS, warn);
   const v = val('vni');
   const vni = v ? intField(v, 1, 16_777_215) : 1;
-  const p = val('port');
-  const portRaw = p ? intField(p, 0, 65_535) : 0;
+  const port = portField(val('port'), DEFAULT_VXLAN_PORT);
   const m = val('mtu');
   const n = val('name');
   const name = n ? ifnameField(n) : `weft.${vni}`;
@@ -78,7 +78,7 @@ export function parseVxlanConfig(
   };
   return {
     vni,
-    port: portRaw === 0 ? DEFAULT_VXLAN_PORT : portRaw,
+    port,
     gbp: b('gbp'),
     learning: b('learning'),
     directRouting: b('directrouting'),

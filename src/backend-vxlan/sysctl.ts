@@ -5,9 +5,8 @@
  * synchronous write only (docs/design.md C14).
  */
 import { writeFileSync } from 'node:fs';
+import { IFNAME } from '../backend/backend-config.js';
 import { inNetns } from '../netns/netns.js';
-
-const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
 export function disableAcceptRa(dev: string, netns?: string): void {
   if (!IFNAME.test(dev)) throw new TypeError(`invalid interface name ${JSON.stringify(dev)}`);

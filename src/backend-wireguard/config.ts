@@ -12,6 +12,7 @@ import {
   badBackendValue,
   ifnameField,
   intField,
+  portField,
   type BackendField,
 } from '../backend/backend-config.js';
 
@@ -56,7 +57,8 @@ const KEYS = {
     'mtu',
   ],
 };
-const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/;
+/** A WireGuard key (private, public or preshared) as `wg genkey` prints it: base64 of 32 bytes. */
+export const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/;
 
 function enumField<T extends string>(f: BackendField, values: readonly T[]): T {
   const v = typeof f.value === 'string' ? f.value.toLowerCase() : f.value;
@@ -72,11 +74,6 @@ export function parseWireguardConfig(
   warn: (msg: string, fields: Record<string, unknown>) => void = () => {},
 ): WireguardConfig {
   const get = backendFields(raw, KEYS, warn);
-  const port = (k: string, dflt: number): number => {
-    const f = get(k);
-    const v = f ? intField(f, 0, 65_535) : 0;
-    return v === 0 ? dflt : v;
-  };
   const pskF = get('psk');
   let psk: string | null = null;
   if (pskF && pskF.value !== '') {
@@ -96,8 +93,8 @@ export function parseWireguardConfig(
   const nameF = get('name');
   const name6F = get('namev6');
   return {
-    listenPort: port('listenport', DEFAULT_WG_PORT),
-    listenPortV6: port('listenportv6', DEFAULT_WG_PORT_V6),
+    listenPort: portField(get('listenport'), DEFAULT_WG_PORT),
+    listenPortV6: portField(get('listenportv6'), DEFAULT_WG_PORT_V6),
     psk,
     persistentKeepalive: ka ? intField(ka, 0, 65_535) : 0,
     mode: modeF ? enumField(modeF, ['separate', 'auto', 'ipv4', 'ipv6'] as const) : 'separate',

@@ -17,7 +17,6 @@
  * leaking to the default route); the next start re-attaches and re-programs the peers from the lease
  * snapshot, with the same key. Sessions are re-established by handshakes within a second.
  */
-import { EventEmitter } from 'node:events';
 import { ConfigError, WeftError } from '../errors.js';
 import type { Backend, BackendDeps, BackendFactory, Network } from '../backend/backend.js';
 import { FAMILY_V4, FAMILY_V6 } from '../backend/family.js';
@@ -28,15 +27,17 @@ import {
   peerLoopRunner,
   linkTriggers,
   tunWentDown,
-  runUntilFatal,
+  TunKeeper,
   type BackendRuntimeOptions,
+  type TunSlot,
 } from '../backend/lifecycle.js';
 import type { PeerLoopObserver } from '../backend/peer-loop.js';
+import { configureTun, type TunSpec } from '../backend/tun-device.js';
 import type { Lease } from '../lease/lease.js';
 import type { Logger } from '../log/logger.js';
 import { inNetns } from '../netns/netns.js';
 import type { AcquireOptions, NetworkConfig } from '../subnet/manager.js';
-import { isTunDeleted, startOnTun } from '../dataplane/tun.js';
+import { startOnTun } from '../dataplane/tun.js';
 import {
   WireGuardDevice,
   generatePrivateKey,
@@ -44,7 +45,6 @@ import {
   type WireGuardSnapshot,
 } from '../dataplane/wireguard-device.js';
 import { parseWireguardConfig, type WireguardConfig } from './config.js';
-import { configureWgTun, type WgTunSpec } from './device.js';
 import { loadOrCreateKey } from './key.js';
 import {
   planWgDevices,
@@ -195,14 +195,6 @@ class WireguardBackend implements Backend {
     const netlink = backendNetlink(this.options, log);
     const { ops } = netlink;
     const devices: RunningDevice[] = [];
-    const state: { fatal?: unknown; released?: boolean } = {};
-    // `run` ends on a fatal engine error (state.fatal); a deleted TUN is repaired instead (below)
-    const fatal = new EventEmitter();
-    fatal.on('error', () => {}); // runUntilFatal listens while `run` runs
-    const die = (err: unknown): void => {
-      state.fatal ??= err;
-      fatal.emit('error', err);
-    };
     const startDev = (p: DevicePlan): WireGuardDevice => {
       try {
         return start({
@@ -219,18 +211,13 @@ class WireguardBackend implements Backend {
         throw portInUse(err, p, cfg) ?? err;
       }
     };
-    // A fatal engine error must never be an unhandled 'error' event; `run` rethrows it.
-    const watch = (d: RunningDevice): void => {
-      const dev = d.dev;
-      dev.on('error', (err: unknown) => {
-        if (d.dev !== dev || state.released) return;
-        if (isTunDeleted(err)) setImmediate(() => void repair(d, err));
-        else die(err);
-      });
-    };
+    const configure = (d: RunningDevice): Promise<number> =>
+      configureTun(ops, d.spec, 'wireguard: device');
+    // `run` ends on a fatal engine error; a deleted TUN is recreated in place (repairWith below)
+    const tun = new TunKeeper<WireGuardDevice, RunningDevice>('wireguard', log);
     try {
       for (const p of plans) {
-        const spec: WgTunSpec = {
+        const spec: TunSpec = {
           name: p.name,
           mtu,
           subnet: p.v4 ? own4 : null,
@@ -238,19 +225,18 @@ class WireguardBackend implements Backend {
           subnet6: p.v6 ? own6 : null,
           network6: p.v6 ? config.ipv6Network : null,
         };
-        const d: RunningDevice = { plan: p, dev: startDev(p), spec };
-        watch(d);
+        const d = tun.watch({ name: p.name, plan: p, engine: startDev(p), spec });
         devices.push(d);
-        await configureWgTun(ops, spec);
+        await configure(d);
         log.info('wireguard device started', {
           device: p.name,
           underlay: `IPv${p.family}`,
-          port: d.dev.localPort,
+          port: d.engine.localPort,
           mtu,
         });
       }
     } catch (err) {
-      for (const d of devices) d.dev.close();
+      tun.release(); // closes the devices started; no repair of a network that never started
       netlink.release();
       throw err;
     }
@@ -264,9 +250,9 @@ class WireguardBackend implements Backend {
       ownKey: { publicKey, file: key.path },
     });
     const sink = wgSink(
-      devices.map((d) => ({ name: d.plan.name, dev: d.dev })),
+      devices.map((d) => ({ name: d.name, dev: d.engine })),
       async () => {
-        for (const d of devices) await configureWgTun(ops, d.spec);
+        for (const d of devices) await configure(d);
       },
     );
     const loop = peerLoopRunner(
@@ -280,50 +266,18 @@ class WireguardBackend implements Backend {
       },
       this.options,
       () => {
-        state.released = true;
-        for (const d of devices) d.dev.close(); // joins the engine threads
+        tun.release(); // joins the engine threads
         netlink.release();
       },
     );
-    // A TUN deleted under the engine (`ip link del weft-wg`): like the other backends repair their
-    // devices, start the engine anew on a new TUN (same key and port), set its address and route and
-    // re-add every peer with a handshake, so peers reconnect within a second. Other hosts are not
-    // touched. When that fails, weftd exits with the cause (a restart creates the device).
-    const repair = async (d: RunningDevice, cause: unknown): Promise<void> => {
-      if (state.released || state.fatal !== undefined) return;
-      const device = d.plan.name;
-      log.warn('wireguard device was deleted (ip link del?): recreating it', {
-        device,
-        err: (cause as Error).message,
-      });
-      d.dev.close();
-      try {
-        d.dev = startDev(d.plan);
-      } catch (err) {
-        die(
-          new WeftError(
-            'E_NATIVE',
-            `wireguard: the TUN ${device} was deleted (ip link del) and cannot be recreated ` +
-              `(weftd exits; its restart sets the device up again): ${(err as Error).message}`,
-            { cause: err },
-          ),
-        );
-        return;
-      }
-      watch(d);
-      sink.replaceDevice(device, d.dev);
-      try {
-        await configureWgTun(ops, d.spec);
-      } catch (err) {
-        // the peer loop's device repair (ensureReady) retries at the reconcile below
-        log.warn('wireguard device recreated, address/route not set yet', {
-          device,
-          err: (err as Error).message,
-        });
-      }
-      await loop.reconcileNow();
-      log.info('wireguard device recreated', { device, port: d.dev.localPort });
-    };
+    // same key and port: the peers, re-added with a handshake, reconnect within a second
+    tun.repairWith({
+      deleted: 'wireguard device was deleted (ip link del?): recreating it',
+      restart: (d) => startDev(d.plan),
+      replaced: (d) => sink.replaceDevice(d.name, d.engine),
+      configure,
+      reconcileNow: loop.reconcileNow,
+    });
     const network: WireguardNetwork = {
       lease,
       mtu,
@@ -334,7 +288,7 @@ class WireguardBackend implements Backend {
         family: d.plan.family,
         listenPort: d.plan.port,
         publicKey,
-        snapshot: () => d.dev.snapshot(),
+        snapshot: () => d.engine.snapshot(),
       })),
       listenPorts: devices.map((d) => ({ family: d.plan.family, port: d.plan.port })),
       // the firewall's peer allowlist guards the WireGuard ports too (README "Security")
@@ -342,7 +296,7 @@ class WireguardBackend implements Backend {
       peersOnUplink: false,
       reconcileNow: loop.reconcileNow,
       // a dead engine stops the loop and explains its end
-      run: (runSignal) => runUntilFatal(loop.run, runSignal, [fatal], state),
+      run: (runSignal) => tun.run(loop.run, runSignal),
     };
     this.options.onNetwork?.(network);
     return network;
@@ -364,9 +318,8 @@ function portInUse(err: unknown, p: DevicePlan, cfg: WireguardConfig): WeftError
   );
 }
 
-interface RunningDevice {
+/** A device and the engine on it now (TunKeeper replaces it when its TUN was deleted). */
+interface RunningDevice extends TunSlot<WireGuardDevice> {
   readonly plan: DevicePlan;
-  /** replaced when its TUN was deleted and the engine started anew */
-  dev: WireGuardDevice;
-  readonly spec: WgTunSpec;
+  readonly spec: TunSpec;
 }

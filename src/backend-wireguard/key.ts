@@ -14,9 +14,9 @@ import { closeSync, fchmodSync, mkdirSync, openSync, renameSync, writeSync } fro
 import { join } from 'node:path';
 import { WeftError } from '../errors.js';
 import { readAtMostSync, withRegularFileSync } from '../files/read-regular.js';
+import { BASE64_KEY } from './config.js';
 
 export const KEY_FILE = 'wireguard.key';
-const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/;
 /** What is read of the key file at most: a key with a newline is 45 bytes. */
 const KEY_FILE_MAX_BYTES = 4096;
 

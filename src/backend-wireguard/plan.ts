@@ -31,13 +31,12 @@ import {
   type Claim,
   type LeasePlan,
   type PeerEntry,
+  type PeerRefusal,
 } from '../backend/peer-plan.js';
 import type { WireGuardPeerSpec } from '../dataplane/wireguard-device.js';
 import type { NetworkConfig } from '../subnet/manager.js';
 import { planDevices, type DevicePlan, type UplinkMtu } from '../backend/device-plan.js';
-import { WG_OVERHEAD, type WireguardConfig } from './config.js';
-
-const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/;
+import { BASE64_KEY, WG_OVERHEAD, type WireguardConfig } from './config.js';
 
 /** What one device programs. */
 export interface DeviceScope {
@@ -293,7 +292,7 @@ export function planWgPeer(lease: Lease, scope: WgPeerScope): LeasePlan<WgPeerEn
     return ignore(`backend type ${showValue(lease.attrs.backendType)} is not wireguard`);
   }
   const entries: WgPeerEntry[] = [];
-  const refused: { family: 4 | 6 | null; reason: string }[] = [];
+  const refused: PeerRefusal[] = [];
   for (const d of scope.devices) {
     const p = planDevicePeer(lease, d);
     if (p === null) continue;

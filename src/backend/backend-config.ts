@@ -67,6 +67,12 @@ export function intField(f: BackendField, min: number, max: number): number {
   return v;
 }
 
+/** A UDP port key: not given or flannel's 0 ("the default") is `dflt`. */
+export function portField(f: BackendField | undefined, dflt: number): number {
+  const v = f ? intField(f, 0, 65_535) : 0;
+  return v === 0 ? dflt : v;
+}
+
 export function boolField(f: BackendField): boolean {
   if (typeof f.value !== 'boolean') throw badBackendValue(f.key, f.value, 'must be true or false');
   return f.value;

@@ -1,9 +1,11 @@
 /**
  * The parts of `registerNetwork` / `run` the backends share: the netlink façade a backend uses (injected,
  * or its own, which it closes), the families a network config enables, this host's subnet per family,
- * and the `run` / `reconcileNow` pair that drives a PeerLoop.
+ * the `run` / `reconcileNow` pair that drives a PeerLoop, the link events that ask it for a reconcile,
+ * and the keeper of the TUN backends' native engines (`TunKeeper`).
  */
-import { ConfigError } from '../errors.js';
+import { ConfigError, WeftError } from '../errors.js';
+import { isTunDeleted } from '../dataplane/tun.js';
 import type { Lease } from '../lease/lease.js';
 import type { Uplink } from './backend.js';
 import type { Logger } from '../log/logger.js';
@@ -157,34 +159,135 @@ export function tunWentDown(names: readonly string[]): (e: LinkEvent) => boolean
     e.kind === 'resync' || (e.kind === 'changed' && !e.link.up && names.includes(e.link.name));
 }
 
-/** A native engine whose 'error' is fatal (the UDP forwarder, a WireGuard device). */
-export interface FatalSource {
-  on(event: 'error', listener: () => void): unknown;
-  off(event: 'error', listener: () => void): unknown;
+/** A native engine on a TUN (the UDP forwarder, a WireGuard device). */
+export interface TunEngine {
+  readonly localPort: number;
+  on(event: 'error', listener: (err: unknown) => void): unknown;
+  close(): void;
+}
+
+/** One TUN of a network and the engine on it now (replaced when the TUN was deleted). */
+export interface TunSlot<T extends TunEngine> {
+  readonly name: string;
+  engine: T;
+}
+
+/** How a TUN keeper repairs a deleted TUN, once the network's sink and peer loop exist. */
+export interface TunRepair<T extends TunEngine, S extends TunSlot<T>> {
+  /** The warning when a TUN was found deleted (ip link del); the log line names it (`device`). */
+  readonly deleted: string;
+  /** Starts the engine anew on a new TUN (same port, same key); throws when it cannot. */
+  readonly restart: (slot: S) => T;
+  /** Hands the new engine to the sink (its table is empty). */
+  readonly replaced: (slot: S) => void;
+  /** Sets the TUN's address and routes (configureTun). */
+  readonly configure: (slot: S) => Promise<unknown>;
+  /** The network's full reconcile, which programs every peer on the new engine. */
+  readonly reconcileNow: () => Promise<void>;
 }
 
 /**
- * `run` of a network whose dataplane is a native engine: the peer loop runs until `signal` aborts or an
- * engine dies, and the engine's error (`state.fatal`, also one reported before) explains the end.
+ * Keeps the native engines of a TUN backend (udp, wireguard). An engine error is fatal, never an
+ * unhandled 'error' event: `run` rethrows it. Only a TUN deleted under its engine (`ip link del weft0`,
+ * isTunDeleted) is repaired in place once the network is set up (`repairWith`): the engine is started
+ * anew on a new TUN (same port and key), the sink programs onto it, its address and routes are set and
+ * a full reconcile re-adds every peer, so traffic flows again within a second; other hosts are not
+ * touched. When the restart fails, weftd exits with the cause (a restart creates the device).
  */
-export async function runUntilFatal(
-  run: (signal: AbortSignal) => Promise<void>,
-  signal: AbortSignal,
-  engines: readonly FatalSource[],
-  state: { readonly fatal?: unknown },
-): Promise<void> {
-  const stop = new AbortController();
-  const onAbort = (): void => stop.abort();
-  signal.addEventListener('abort', onAbort, { once: true });
-  for (const e of engines) e.on('error', onAbort);
-  if (state.fatal !== undefined) stop.abort();
-  try {
-    await run(stop.signal);
-  } catch (err) {
-    throw state.fatal ?? err;
-  } finally {
-    signal.removeEventListener('abort', onAbort);
-    for (const e of engines) e.off('error', onAbort);
+export class TunKeeper<T extends TunEngine, S extends TunSlot<T>> {
+  private repairs: TunRepair<T, S> | null = null;
+  private readonly slots: S[] = [];
+  private released = false;
+  private fatal: unknown;
+  /** Aborts the `run`s in progress. */
+  private readonly stops = new Set<() => void>();
+
+  constructor(
+    private readonly backend: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** Watches the engine now in `slot`: a fatal error ends `run`, a deleted TUN is repaired. */
+  watch(slot: S): S {
+    const engine = slot.engine;
+    if (!this.slots.includes(slot)) this.slots.push(slot);
+    engine.on('error', (err: unknown) => {
+      if (slot.engine !== engine || this.released) return;
+      if (isTunDeleted(err)) setImmediate(() => void this.repair(slot, err));
+      else this.die(err);
+    });
+    return slot;
   }
-  if (state.fatal !== undefined) throw state.fatal;
+
+  /** Repairs deleted TUNs from now on (before, a deleted TUN is fatal like any engine error). */
+  repairWith(repairs: TunRepair<T, S>): void {
+    this.repairs = repairs;
+  }
+
+  /** Closes every watched engine (joins its thread) and repairs nothing from now on. */
+  release(): void {
+    this.released = true;
+    for (const s of this.slots) s.engine.close();
+  }
+
+  /**
+   * `run` of the network: `loop` (the peer loop) runs until `signal` aborts or an engine dies, and the
+   * engine's error (also one reported before) explains the end.
+   */
+  async run(loop: (signal: AbortSignal) => Promise<void>, signal: AbortSignal): Promise<void> {
+    const stop = new AbortController();
+    const onAbort = (): void => stop.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    this.stops.add(onAbort);
+    if (this.fatal !== undefined) stop.abort();
+    try {
+      await loop(stop.signal);
+    } catch (err) {
+      throw this.fatal ?? err;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      this.stops.delete(onAbort);
+    }
+    if (this.fatal !== undefined) throw this.fatal;
+  }
+
+  private die(err: unknown): void {
+    this.fatal ??= err;
+    for (const stop of this.stops) stop();
+  }
+
+  private async repair(slot: S, cause: unknown): Promise<void> {
+    const { backend, log, repairs: o } = this;
+    if (this.released || this.fatal !== undefined) return;
+    if (!o) return this.die(cause); // deleted while the network is being set up: fatal
+    const device = slot.name;
+    log.warn(o.deleted, { device, err: (cause as Error).message });
+    slot.engine.close();
+    try {
+      slot.engine = o.restart(slot);
+    } catch (err) {
+      this.die(
+        new WeftError(
+          'E_NATIVE',
+          `${backend}: the TUN ${device} was deleted (ip link del) and cannot be recreated ` +
+            `(weftd exits; its restart sets the device up again): ${(err as Error).message}`,
+          { cause: err },
+        ),
+      );
+      return;
+    }
+    this.watch(slot);
+    o.replaced(slot);
+    try {
+      await o.configure(slot);
+    } catch (err) {
+      // the peer loop's device repair (ensureReady) retries at the reconcile below
+      log.warn(`${backend} device recreated, address/route not set yet`, {
+        device,
+        err: (err as Error).message,
+      });
+    }
+    await o.reconcileNow();
+    log.info(`${backend} device recreated`, { device, port: slot.engine.localPort });
+  }
 }

@@ -40,8 +40,8 @@ function scopeNet(text: string): IpNet | null {
   return n;
 }
 
-/** Whether `ip` (an address text) lies in one of the scope networks `networks`. */
-export function inScopeNetworks(networks: readonly string[], ip: string): boolean {
+/** Whether the address `ip` lies in one of the uplink's networks (scope values, parsed once each). */
+export function isOnLink(networks: readonly string[], ip: string): boolean {
   const v4 = tryParseIp4(ip);
   const v6 = v4 === null ? tryParseIp6(ip) : null;
   for (const text of networks) {

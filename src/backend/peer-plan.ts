@@ -51,10 +51,8 @@ export const ignore = <E extends PeerEntry>(reason: string): LeasePlan<E> => ({
   ignored: reason,
 });
 
-export interface RefusedLease {
+export interface RefusedLease extends PeerRefusal {
   readonly lease: Lease;
-  readonly family: 4 | 6 | null;
-  readonly reason: string;
 }
 
 export interface NetworkPlan<E extends PeerEntry> {

@@ -4,7 +4,6 @@
  */
 import { canonicalCidr, cidrCovers, parseCidr } from '../ip/index.js';
 import type { IpFamily, NetlinkOps, RouteEntry } from '../netlink/index.js';
-import { inScopeNetworks } from './peer-check.js';
 
 /** A route for one cluster subnet (exactly `subnetLen` long, inside `network`, not `ownSubnet` unless
  *  that is '' = unknown) via a gateway. */
@@ -39,9 +38,4 @@ export async function onLinkNetworks(
 /** The networks of these addresses (IPv6 link-local excluded): what `onLinkNetworks` reads. */
 export function onLinkOf(addrs: readonly { readonly cidr: string }[]): string[] {
   return addrs.map((a) => canonicalCidr(a.cidr)).filter((n) => !n.startsWith('fe80:'));
-}
-
-/** Whether the address `ip` lies in one of the uplink's networks (parsed once per network text). */
-export function isOnLink(networks: readonly string[], ip: string): boolean {
-  return inScopeNetworks(networks, ip);
 }

@@ -154,3 +154,37 @@ describe('wireguard backend on the generic peer loop', () => {
     }
   });
 });
+
+describe('wireguard backend whose start failed', () => {
+  it('closes the device it started and never recreates it (no engine outlives the failed start)', async () => {
+    const fake = new FakeNetlink();
+    const eth0 = fake.addLink('eth0');
+    fake.addrs.push({ index: eth0.index, cidr: `${OURS}/24` }); // no weft-wg link: configuring it fails
+    const config = testNetworkConfig('wireguard');
+    const devs: MemoryWgDevice[] = [];
+    const backend = wireguardBackendFactory({
+      netlink: fake,
+      startDevice: (req) => {
+        const d = new MemoryWgDevice(req);
+        devs.push(d);
+        return d.asDevice();
+      },
+    })({
+      subnets: new MemorySubnets(config).manager(),
+      uplink: testUplink({ index: eth0.index }),
+      log: nullLogger,
+      stateDir: dir,
+    });
+    await expect(
+      backend.registerNetwork(config, {}, new AbortController().signal),
+    ).rejects.toMatchObject({ code: 'E_INTERFACE' });
+    expect(devs.map((d) => d.closed)).toEqual([true]);
+    // its engine's last error arrives after the close: the TUN reads as deleted
+    devs[0]!.emit(
+      'error',
+      Object.assign(new Error('read EBADFD'), { code: 'EBADFD', syscall: 'read' }),
+    );
+    await tick();
+    expect(devs).toHaveLength(1);
+  });
+});
