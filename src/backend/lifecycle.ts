@@ -134,18 +134,36 @@ export function uplinkCameUp(uplink: Pick<Uplink, 'index'>): (e: LinkEvent) => b
  * `uplink.index` to the new interface and asks for a reconcile, which re-creates the VXLAN device (same
  * MAC) and the routes on it. The address is the one weftd started with (a different one is
  * watchUplinkAddress's case in daemon/run.ts).
+ * Also true when that address comes back on the uplink (usable: not tentative or dadfailed) after it
+ * was missing: a re-created uplink addressed only after it came up, or an address flushed and added
+ * again. Routes via a peer need the address's prefix route, so the reconcile at the re-create failed
+ * for them; refreshes of an address that stayed (router advertisements) do not count.
  */
 export function uplinkRecreated(uplink: Uplink, log: Logger): (e: LinkEvent) => boolean {
+  const own = [uplink.ifaceAddr, uplink.ifaceAddr6].filter((a): a is string => a !== null);
+  const missing = new Set<string>();
   return (e) => {
     if (e.kind === 'resync' || e.kind === 'removed') return false;
-    if (e.link.name !== uplink.name || e.link.index === uplink.index) return false;
-    log.warn(
-      `uplink ${uplink.name} was re-created (ifindex ${uplink.index} → ${e.link.index}): ` +
-        'moving routes and devices onto it',
-      { uplink: uplink.name, index: e.link.index, was: uplink.index },
-    );
-    uplink.index = e.link.index;
-    return true;
+    let moved = false;
+    if (e.link.name === uplink.name && e.link.index !== uplink.index) {
+      log.warn(
+        `uplink ${uplink.name} was re-created (ifindex ${uplink.index} → ${e.link.index}): ` +
+          'moving routes and devices onto it',
+        { uplink: uplink.name, index: e.link.index, was: uplink.index },
+      );
+      uplink.index = e.link.index;
+      for (const a of own) missing.add(a);
+      moved = true;
+    }
+    if (e.kind !== 'address' || e.addr.index !== uplink.index) return moved;
+    const ip = e.addr.cidr.slice(0, e.addr.cidr.indexOf('/'));
+    if (!own.includes(ip)) return moved;
+    const usable = !e.addr.flags?.some((f) => f === 'tentative' || f === 'dadfailed');
+    if (!e.added || !usable) {
+      missing.add(ip);
+      return moved;
+    }
+    return missing.delete(ip) || moved;
   };
 }
 

@@ -69,6 +69,11 @@ export interface AddrEntry {
   readonly index: number;
   /** Address with its prefix length, e.g. '10.5.1.0/32'. */
   readonly cidr: string;
+  /**
+   * Its ifa_flags by the names `ip addr` prints ('temporary', 'deprecated', 'tentative', 'dadfailed',
+   * 'nodad', 'permanent', …; addr-flags.ts). Absent in fakes that do not model them.
+   */
+  readonly flags?: readonly string[];
 }
 
 /** A route in the main table (or `table`). `dst` is a CIDR with the network address. */
@@ -125,6 +130,16 @@ export interface FdbEntry {
 export type LinkEvent =
   | { readonly kind: 'added' | 'changed'; readonly link: LinkInfo }
   | { readonly kind: 'removed'; readonly index: number; readonly name: string }
+  /**
+   * A global-scope address added to (or refreshed on) `link`, or removed from it; `link` is the
+   * link's state when the event was read. Link-local and host-scope addresses are not reported.
+   */
+  | {
+      readonly kind: 'address';
+      readonly added: boolean;
+      readonly link: LinkInfo;
+      readonly addr: AddrEntry;
+    }
   /** The event socket was lost and re-created: events may have been missed, re-dump. */
   | { readonly kind: 'resync' };
 
@@ -206,7 +221,10 @@ export interface NetlinkOps {
    */
   openStream?(): MutationStream;
 
-  /** Link add/change/remove events (and 'resync' after a lost socket). Returns an unsubscribe function. */
+  /**
+   * Link add/change/remove events, global addresses added or removed ('address'), and 'resync' after a
+   * lost socket. Returns an unsubscribe function.
+   */
   subscribeLinks(listener: (event: LinkEvent) => void): () => void;
 
   stats(): NetlinkStats;

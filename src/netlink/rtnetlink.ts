@@ -33,7 +33,7 @@ import { ManagedSocket } from './sockets.js';
 import { BulkSender } from './bulk.js';
 import { NativeSender } from './native-sender.js';
 import { createDumper, DUMP_INTR_RETRIES } from './dump.js';
-import { startLinkEvents } from './events.js';
+import { startLinkEvents, toAddrEntry } from './events.js';
 import { settled } from './sockets.js';
 
 export const DEFAULT_TIMEOUT_MS = 5_000;
@@ -88,6 +88,14 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
         log.error('link event listener threw', { err });
       }
     }
+  };
+  // Address events carry their link's state, read in event order; a link gone meanwhile drops it.
+  let addressQueue = Promise.resolve();
+  const emitAddress = (added: boolean, addr: AddrEntry): void => {
+    addressQueue = addressQueue.then(async () => {
+      const link = await getLinkByIndex(addr.index).catch(() => null);
+      if (link && linkListeners.size > 0) emitLink({ kind: 'address', added, link, addr });
+    });
   };
   // A lost request socket may have dropped changes: subscribers re-dump.
   reqSock.onLost(() => emitLink({ kind: 'resync' }));
@@ -201,12 +209,7 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
       { family: af(family) },
       `link ${index}`,
     );
-    return msgs
-      .filter((m) => m.data.index === index && (m.attrs.local ?? m.attrs.address))
-      .map((m) => ({
-        index,
-        cidr: `${bytesToIp((m.attrs.local ?? m.attrs.address)!)}/${m.data.prefixlen ?? 0}`,
-      }));
+    return msgs.flatMap((m) => (m.data.index === index ? (toAddrEntry(m) ?? []) : []));
   }
 
   async function deleteAddr(index: number, cidr: string): Promise<void> {
@@ -367,7 +370,13 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
     subscribeLinks(listener) {
       linkListeners.add(listener);
       if (!evSock)
-        evSock = startLinkEvents({ netns, recvBufferBytes: eventRecv, log, emit: emitLink });
+        evSock = startLinkEvents({
+          netns,
+          recvBufferBytes: eventRecv,
+          log,
+          emit: emitLink,
+          address: emitAddress,
+        });
       return () => {
         linkListeners.delete(listener);
         if (linkListeners.size === 0 && evSock) {

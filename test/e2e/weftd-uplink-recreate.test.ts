@@ -8,7 +8,8 @@
  * with `ip link del` and re-created on the same underlay bridge.
  */
 import { describe, expect, it } from 'vitest';
-import { nsRun, waitFor } from '../helpers/exec.js';
+import type { SimContainer } from '../helpers/netns.js';
+import { nsRun, sleep, waitFor } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
 import { ipOut, pingOnce, useCluster, type Cluster } from './weftd-harness.js';
@@ -26,8 +27,12 @@ const BACKENDS = [
   ['wireguard', { Type: 'wireguard' }],
 ] as const;
 
-/** Deletes `eth0` of host 1 (and its veth peer `vh1` on the underlay bridge) and creates both again. */
-async function recreateUplink(c: Cluster, ns: string): Promise<void> {
+/**
+ * Deletes `eth0` of host 1 (and its veth peer `vh1` on the underlay bridge) and creates both again;
+ * `addressLast`: the address only a second after the link is up (DHCP, networkd), once weftd reacted
+ * to the new link without it.
+ */
+async function recreateUplink(c: Cluster, ns: string, addressLast = false): Promise<void> {
   const ul = c.topo.underlayNetns;
   await nsRun(ns, 'ip', ['link', 'del', 'eth0']);
   await nsRun(ul, 'ip', [
@@ -43,8 +48,24 @@ async function recreateUplink(c: Cluster, ns: string): Promise<void> {
     ns,
   ]);
   await nsRun(ul, 'ip', ['link', 'set', 'vh1', 'master', 'br0', 'up']);
-  await nsRun(ns, 'ip', ['addr', 'add', '198.18.0.1/24', 'dev', 'eth0']);
+  if (!addressLast) await nsRun(ns, 'ip', ['addr', 'add', '198.18.0.1/24', 'dev', 'eth0']);
   await nsRun(ns, 'ip', ['link', 'set', 'eth0', 'up']);
+  if (addressLast) {
+    await sleep(1000);
+    await nsRun(ns, 'ip', ['addr', 'add', '198.18.0.1/24', 'dev', 'eth0']);
+  }
+}
+
+/** Waits (at most `ms`, far below the 60 s --resync-period) until the containers ping each other. */
+async function expectPingsWithin(ctr: readonly SimContainer[], ms: number): Promise<void> {
+  await waitFor(
+    'containers on both hosts to ping each other again',
+    async () =>
+      (await pingOnce(ctr[0]!, ctr[1]!.ip)) === null &&
+      (await pingOnce(ctr[1]!, ctr[0]!.ip)) === null,
+    ms,
+    200,
+  );
 }
 
 describe.skipIf(!runnable).each(BACKENDS)('uplink deleted and re-created (%s)', (name, backend) => {
@@ -60,14 +81,7 @@ describe.skipIf(!runnable).each(BACKENDS)('uplink deleted and re-created (%s)', 
     const before = await ipOut(ns, ['-o', 'link', 'show', 'eth0']);
     await recreateUplink(c, ns);
     expect(await ipOut(ns, ['-o', 'link', 'show', 'eth0'])).not.toBe(before);
-    await waitFor(
-      'containers on both hosts to ping each other again',
-      async () =>
-        (await pingOnce(ctr[0]!, ctr[1]!.ip)) === null &&
-        (await pingOnce(ctr[1]!, ctr[0]!.ip)) === null,
-      10_000,
-      200,
-    );
+    await expectPingsWithin(ctr, 10_000);
     expect(child.exitCode, w.logs).toBeNull();
     if (name === 'host-gw' || name.startsWith('vxlan')) {
       expect(w.logs).toMatch(/uplink eth0 was re-created \(ifindex \d+ → \d+\)/);
@@ -78,5 +92,16 @@ describe.skipIf(!runnable).each(BACKENDS)('uplink deleted and re-created (%s)', 
       expect(/link\/ether (\S+)/.exec(after)?.[1]).toBe(mac);
       expect(after).toMatch(/ dev eth0 /);
     }
+  });
+
+  it('addressed only after it came up: routes come back on the address, not at the next resync', async () => {
+    const { c, d, ctr } = setup;
+    const w = d[0]!;
+    const child = w.child;
+    await recreateUplink(c, w.host.netns, true);
+    // the reconcile at the re-create could not route via the peer (no prefix route yet); the address
+    // event triggers the next one, long before the 60 s resync
+    await expectPingsWithin(ctr, 5_000);
+    expect(child.exitCode, w.logs).toBeNull();
   });
 });

@@ -150,6 +150,46 @@ describe.skipIf(!runnable)('netlink façade (real kernel in a netns)', () => {
     console.log(`15k route adds in ${addMs} ms`);
   });
 
+  it('reports global addresses added and removed with their flags, not link-local ones', async () => {
+    const events: LinkEvent[] = [];
+    const unsubscribe = ops.subscribeLinks((e) => events.push(e));
+    await run('ip', ['-n', ns, 'link', 'add', 'addr0', 'type', 'bridge']);
+    await run('ip', ['-n', ns, 'link', 'set', 'addr0', 'up']);
+    await run('ip', ['-n', ns, 'addr', 'add', '192.0.2.7/24', 'dev', 'addr0']);
+    await run('ip', [
+      '-n',
+      ns,
+      'addr',
+      'add',
+      'fd77::7/64',
+      'dev',
+      'addr0',
+      'nodad',
+      'preferred_lft',
+      '0',
+    ]);
+    await run('ip', ['-n', ns, 'addr', 'del', '192.0.2.7/24', 'dev', 'addr0']);
+    await sleep(300);
+    const index = (await ops.getLink('addr0'))!.index;
+    const seen = events.flatMap((e) =>
+      e.kind === 'address' ? [[e.added, e.link.name, e.addr.index, e.addr.cidr] as const] : [],
+    );
+    expect(seen).toEqual([
+      [true, 'addr0', index, '192.0.2.7/24'],
+      [true, 'addr0', index, 'fd77::7/64'],
+      [false, 'addr0', index, '192.0.2.7/24'],
+    ]);
+    const v6 = events.find((e) => e.kind === 'address' && e.addr.cidr === 'fd77::7/64');
+    expect(v6?.kind === 'address' && v6.addr.flags).toEqual(
+      expect.arrayContaining(['nodad', 'deprecated', 'permanent']),
+    );
+    expect((await ops.listAddrs(index, 6)).find((a) => a.cidr === 'fd77::7/64')?.flags).toEqual(
+      expect.arrayContaining(['nodad', 'deprecated', 'permanent']),
+    );
+    unsubscribe();
+    await run('ip', ['-n', ns, 'link', 'del', 'addr0']);
+  });
+
   it('survives a flood of link events that overflows the event socket, then keeps delivering', async () => {
     const small = createNetlinkOps({ netns: ns, eventRecvBufferBytes: 4096 });
     extra.push(small);
