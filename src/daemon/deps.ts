@@ -66,7 +66,7 @@ export function createDefaultDeps(
       return manager;
     },
     backends: defaultBackends({ resyncPeriodSec: options.resyncPeriod, metrics, netlink }),
-    readHost: readHostSnapshot,
+    readHost: () => readHostSnapshot(netlink),
     nft: createNftRunner(),
     startCniServer,
     iptables: createIptablesRunner(),

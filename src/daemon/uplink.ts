@@ -4,8 +4,14 @@
  * `--iface-can-reach` (the route to that IP); with none of them, the interface owning `--public-ip`,
  * else the default-route interface (v4 and v6 must agree in dual stack).
  *
- * `selectUplink` is pure over a `HostSnapshot`; `readHostSnapshot` reads /sys, getifaddrs and
- * /proc/net/{route,ipv6_route} of the namespace weftd runs in.
+ * `selectUplink` is pure over a `HostSnapshot`; `readHostSnapshot` reads /sys, getifaddrs, the IPv6
+ * addresses' flags over netlink and /proc/net/{route,ipv6_route} of the namespace weftd runs in.
+ *
+ * IPv6 addresses that are temporary (RFC 8981 privacy addresses, rotated by the kernel), deprecated
+ * (preferred lifetime over: being renumbered away), tentative (DAD running: not usable as a source) or
+ * dadfailed are never this host's public IPv6, and their coming and going is not a move. flannel
+ * takes the first global address whatever its flags (flannel pkg/ip/iface.go), which is the newest one,
+ * so usually a temporary address that stops working within a day (flannel-io/flannel#2081).
  */
 import { readFile, readdir } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
@@ -13,14 +19,17 @@ import { formatIp6, ipFamily, parseIp4, parseIp6 } from '../ip/index.js';
 import { WeftError } from '../errors.js';
 import type { Uplink } from '../backend/backend.js';
 import type { DaemonOptions } from './flags.js';
+import type { NetlinkOps } from '../netlink/index.js';
 
 export interface HostInterface {
   readonly name: string;
   readonly index: number;
   readonly mtu: number;
-  /** Global-scope addresses in kernel order. */
+  /** Global-scope addresses in kernel order; IPv6 only the usable ones (`unfitFlag6`). */
   readonly addrs4: readonly string[];
   readonly addrs6: readonly string[];
+  /** Global IPv6 addresses left out, with why: 'fd18::5 (temporary)'. */
+  readonly unfit6?: readonly string[];
 }
 
 export interface HostRoute {
@@ -172,8 +181,9 @@ export function selectUplink(snap: HostSnapshot, req: UplinkRequest): Uplink {
     );
   }
   if (req.ipv6 && !ifaceAddr6) {
+    const unfit = ifc.unfit6?.length ? ` (not usable: ${ifc.unfit6.join(', ')})` : '';
     throw interfaceError(
-      `interface ${ifc.name} has no global IPv6 address: IPv6 is enabled in the network config`,
+      `interface ${ifc.name} has no global IPv6 address${unfit}: IPv6 is enabled in the network config`,
     );
   }
   return {
@@ -196,6 +206,14 @@ function isGlobal4(a: string): boolean {
 function isGlobal6(a: string): boolean {
   const l = a.toLowerCase();
   return l !== '::1' && !/^fe[89ab]/.test(l);
+}
+
+/** The flag (netlink's names, src/netlink/addr-flags.ts) that keeps an IPv6 address from being the
+ *  public IPv6, or null when it may be. */
+export function unfitFlag6(flags: readonly string[]): string | null {
+  return (
+    flags.find((f) => ['temporary', 'deprecated', 'tentative', 'dadfailed'].includes(f)) ?? null
+  );
 }
 
 function hexLe4(h: string): string {
@@ -284,22 +302,52 @@ export function uplinkAddressMoved(uplink: Uplink, snap: HostSnapshot): string |
   return moved.length > 0 ? `${uplink.name} ${moved.join(', ')}` : null;
 }
 
-export async function readHostSnapshot(): Promise<HostSnapshot> {
+/**
+ * The global IPv6 addresses of link `index` in kernel order, split by their flags (getifaddrs has
+ * none); only asked for links getifaddrs lists a global IPv6 address on (one dump each).
+ */
+async function addrs6Of(
+  netlink: Pick<NetlinkOps, 'listAddrs'>,
+  index: number,
+): Promise<{ addrs6: string[]; unfit6: string[] }> {
+  const addrs6: string[] = [];
+  const unfit6: string[] = [];
+  for (const a of await netlink.listAddrs(index, 6)) {
+    const ip = a.cidr.slice(0, a.cidr.indexOf('/'));
+    if (!isGlobal6(ip)) continue;
+    const unfit = unfitFlag6(a.flags ?? []);
+    if (unfit) unfit6.push(`${ip} (${unfit})`);
+    else addrs6.push(ip);
+  }
+  return { addrs6, unfit6 };
+}
+
+export async function readHostSnapshot(
+  netlink: Pick<NetlinkOps, 'listAddrs'>,
+): Promise<HostSnapshot> {
   const addrs = networkInterfaces();
   const interfaces: HostInterface[] = [];
   for (const name of await readdir('/sys/class/net')) {
+    let index: number;
     try {
-      const list = addrs[name] ?? [];
+      index = await readNum(`/sys/class/net/${name}/ifindex`);
+    } catch {
+      continue; // vanished while listing
+    }
+    const list = addrs[name] ?? [];
+    // a netlink failure rejects (the caller retries) instead of hiding the interface
+    const v6 = list.some((a) => a.family === 'IPv6' && isGlobal6(a.address))
+      ? await addrs6Of(netlink, index)
+      : { addrs6: [] };
+    try {
       interfaces.push({
         name,
-        index: await readNum(`/sys/class/net/${name}/ifindex`),
+        index,
         mtu: await readNum(`/sys/class/net/${name}/mtu`),
         addrs4: list
           .filter((a) => a.family === 'IPv4' && isGlobal4(a.address))
           .map((a) => a.address),
-        addrs6: list
-          .filter((a) => a.family === 'IPv6' && isGlobal6(a.address))
-          .map((a) => a.address),
+        ...v6,
       });
     } catch {
       /* vanished while listing */

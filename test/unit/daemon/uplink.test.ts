@@ -4,6 +4,7 @@ import {
   parseProcRoute,
   routeTo,
   selectUplink,
+  unfitFlag6,
   uplinkAddressMoved,
   type HostSnapshot,
   type UplinkRequest,
@@ -187,5 +188,26 @@ describe('uplink selection (flannel §9)', () => {
       'eth0 fd18::1 → fd18::7',
     );
     expect(uplinkAddressMoved(up, { ...snap, interfaces: [] })).toBeNull(); // the backends handle it
+  });
+
+  it('IPv6: temporary, deprecated, tentative and dadfailed addresses are never the public IPv6', () => {
+    expect(unfitFlag6(['permanent', 'nodad'])).toBeNull();
+    expect(unfitFlag6(['mngtmpaddr', 'noprefixroute', 'stable-privacy'])).toBeNull();
+    expect(unfitFlag6(['temporary'])).toBe('temporary');
+    expect(unfitFlag6(['nodad', 'deprecated'])).toBe('deprecated');
+    expect(unfitFlag6(['tentative'])).toBe('tentative');
+    expect(unfitFlag6(['tentative', 'dadfailed'])).toBe('tentative');
+    // readHostSnapshot leaves them out of addrs6; one with nothing else says why
+    const only: HostSnapshot = {
+      ...snap,
+      interfaces: snap.interfaces.map((i) =>
+        i.name === 'eth0'
+          ? { ...i, addrs6: [], unfit6: ['fd18::d65b:1 (temporary)', 'fd18::300 (tentative)'] }
+          : i,
+      ),
+    };
+    expect(() => selectUplink(only, req({ iface: ['eth0'], ipv6: true }))).toThrow(
+      'interface eth0 has no global IPv6 address (not usable: fd18::d65b:1 (temporary), fd18::300 (tentative)): IPv6 is enabled',
+    );
   });
 });
