@@ -42,6 +42,9 @@ import { forwarderMetricSamples, type UdpNetwork } from '../backend-udp/index.js
 
 export { EXIT, exitFor, type DaemonResult } from './exit-codes.js';
 
+/** How long weftd waits at start for tentative IPv6 addresses (default DAD: 1 s per address). */
+const DAD_WAIT_MS = 10_000;
+
 export interface DaemonDeps {
   readonly log: Logger;
   /** Aborted by SIGTERM/SIGINT. */
@@ -159,6 +162,30 @@ export class Daemon {
     }
   }
 
+  /**
+   * Step: the uplink and public addresses (uplink.ts). An interface whose IPv6 addresses are all still
+   * in DAD (tentative: added at boot a second ago, and not usable as a source yet) is waited for, up to
+   * DAD_WAIT_MS, instead of exiting 4 at once.
+   */
+  async chooseUplink(request: UplinkRequest, signal: AbortSignal): Promise<Uplink> {
+    for (let waited = 0; ; waited += 500) {
+      const snap = await this.deps.readHost();
+      try {
+        return selectUplink(snap, request);
+      } catch (err) {
+        const inDad = snap.interfaces.some(
+          (i) => i.addrs6.length === 0 && i.unfit6?.some((a) => a.endsWith(' (tentative)')),
+        );
+        if (!hasCode(err, 'E_INTERFACE') || !inDad || waited >= DAD_WAIT_MS) throw err;
+        if (waited === 0)
+          this.log.info('waiting for IPv6 duplicate address detection to finish', {
+            error: describeError(err),
+          });
+        await sleep(500, signal);
+      }
+    }
+  }
+
   /** Step: register the network (device, then lease), retrying while etcd is unreachable. */
   async registerNetwork(
     config: NetworkConfig,
@@ -251,7 +278,7 @@ export class Daemon {
         ipv4: config.enableIPv4,
         ipv6: config.enableIPv6,
       };
-      const uplink = selectUplink(await this.deps.readHost(), this.uplinkRequest);
+      const uplink = await this.chooseUplink(this.uplinkRequest, stop.signal);
       this.uplink = uplink;
       this.log.info('using interface', { ...uplink });
       const firewall = new Firewall(

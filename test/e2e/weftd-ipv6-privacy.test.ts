@@ -4,7 +4,8 @@
  * (DAD still running) and a dadfailed one (the underlay has it). The kernel lists the newest first, so
  * taking the first global address (as flannel does, flannel-io/flannel#2081) publishes one of them.
  * weftd publishes the stable address, and their rotation while it runs is not "the address moved"
- * (that would exit 4 and restart weftd); a real move still is. Two hosts, dual stack, VXLAN.
+ * (that would exit 4 and restart weftd); a real move still is. Started while its address is still in
+ * DAD, weftd waits for it. Two hosts, dual stack, VXLAN.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SimContainer } from '../helpers/netns.js';
@@ -18,6 +19,7 @@ import {
   ipOut,
   pingOnce,
   putConfig,
+  restartWeftd,
   startWeftd,
   waitReady,
   type Cluster,
@@ -159,5 +161,25 @@ describe.skipIf(!runnable)('weftd and IPv6 privacy, deprecated, tentative addres
     const code = await Promise.race([w.exit, sleep(15_000).then(() => 'still running')]);
     expect(code).toBe(4);
     expect(w.logs).toContain('fd18::1 → fd18::11');
+  });
+
+  it('starting while its only IPv6 address is in DAD: waits for it instead of exiting 4', async () => {
+    const w = d[0]!;
+    const ns = w.host.netns;
+    await ip6(ns, 'del fd18::11/64 dev eth0');
+    await nsRun(ns, 'sysctl', ['-qw', 'net.ipv6.conf.eth0.dad_transmits=3']);
+    await ip6(ns, 'add fd18::11/64 dev eth0'); // tentative for ~3 s
+    await nsRun(ns, 'sysctl', ['-qw', 'net.ipv6.conf.eth0.dad_transmits=1']);
+    restartWeftd(c, w);
+    await waitReady(w);
+    expect(w.logs).toContain('waiting for IPv6 duplicate address detection to finish');
+    expect(w.logs).toContain('fd18::11 (tentative)');
+    expect(await publicIpv6(w)).toBe('fd18::11');
+    await waitFor(
+      'the peer to reach the moved host over IPv6',
+      async () => (await pingOnce(ctr[1]!, ctr[0]!.ip6!)) === null,
+      15_000,
+      200,
+    );
   });
 });
