@@ -1,6 +1,7 @@
 /**
  * Parses and validates `<prefix>/config` (docs/flannel-compat.md §8) into a NetworkConfig with flannel's
- * defaults filled in. Field names match case-insensitively (Go encoding/json). Every rejection is a
+ * defaults filled in. Field names match case-insensitively (Go encoding/json); two keys naming one
+ * field are refused (config-keys.ts), since Go and JSON.parse may read them differently. Every rejection is a
  * ConfigError E_CONFIG_INVALID naming the field, the value and the rule. Unlike flannel, a missing
  * `Backend` defaults to `vxlan` (docs/flannel-compat.md §18 item 1), with a warning.
  */
@@ -10,6 +11,7 @@ import { nullLogger, type Logger } from '../log/logger.js';
 import { formatIp4, Ip4Net, tryParseIp4 } from '../ip/ip4.js';
 import { formatIp6, Ip6Net, tryParseIp6 } from '../ip/ip6.js';
 import type { BackendConfig, NetworkConfig } from './manager.js';
+import { findDuplicateKeys, foldKey } from './config-keys.js';
 
 export const DEFAULT_BACKEND = 'vxlan';
 /** Bounds on the config text read from etcd (any writer's): flannel's configs are a few hundred bytes. */
@@ -32,6 +34,7 @@ const KNOWN_FIELDS = [
   'Backend',
 ] as const;
 type KnownField = (typeof KNOWN_FIELDS)[number];
+const FOLDED_FIELDS = new Map<string, KnownField>(KNOWN_FIELDS.map((f) => [foldKey(f), f]));
 
 function reject(field: string, value: unknown, rule: string): never {
   throw new ConfigError(`network config field ${field} = ${showValue(value)} is invalid: ${rule}`, {
@@ -39,16 +42,15 @@ function reject(field: string, value: unknown, rule: string): never {
   });
 }
 
-/** Picks fields case-insensitively; like Go, the last matching key wins. */
+/** Picks fields case-insensitively (Go's folding); each is named once (refuseDuplicateKeys). */
 function pickFields(
   raw: Record<string, unknown>,
   log: Logger,
 ): Partial<Record<KnownField, unknown>> {
-  const byLower = new Map<string, KnownField>(KNOWN_FIELDS.map((f) => [f.toLowerCase(), f]));
   const out: Partial<Record<KnownField, unknown>> = {};
   let unknown = 0;
   for (const [key, value] of Object.entries(raw)) {
-    const field = byLower.get(key.toLowerCase());
+    const field = FOLDED_FIELDS.get(foldKey(key));
     if (field) out[field] = value;
     else if (++unknown <= 10)
       log.warn('network config has an unknown field (ignored)', {
@@ -173,13 +175,31 @@ function checkBackend(value: unknown, log: Logger): BackendConfig {
     reject('Backend', value, 'must be an object like {"Type":"vxlan"}');
   const raw = value as Record<string, unknown>;
   let type: unknown;
-  for (const [k, v] of Object.entries(raw)) if (k.toLowerCase() === 'type') type = v;
+  for (const [k, v] of Object.entries(raw)) if (foldKey(k) === 'type') type = v;
   if (type === undefined || type === null || type === '') {
     log.warn(`network config Backend has no Type: using ${DEFAULT_BACKEND}`);
     return { type: DEFAULT_BACKEND, raw };
   }
   if (typeof type !== 'string') reject('Backend.Type', type, 'must be a string like "vxlan"');
   return { type: type.toLowerCase(), raw };
+}
+
+/** Two keys naming one field (`Network` and `network`, or one written twice): E_CONFIG_INVALID. */
+function refuseDuplicateKeys(text: string): void {
+  const dup = findDuplicateKeys(text, new Set(FOLDED_FIELDS.keys()));
+  if (!dup) return;
+  const [a, b] = dup.keys.map((k) => showValue(k.length > 80 ? `${k.slice(0, 80)}…` : k));
+  const path = dup.path.length > 80 ? `${dup.path.slice(0, 80)}…` : dup.path;
+  const where = path === '' ? 'network config' : `network config ${path}`;
+  throw new ConfigError(
+    `${where} has the keys ${a} and ${b}, which name one field: flannel (Go) matches keys case-insensitively and one of them silently wins there; keep only one`,
+    {
+      details: {
+        field: path === '' ? dup.keys[1] : `${path}.${dup.keys[1]}`,
+        keys: dup.keys,
+      },
+    },
+  );
 }
 
 /**
@@ -212,6 +232,7 @@ export function parseNetworkConfig(
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw new ConfigError(`network config must be a JSON object, got ${showValue(value)}`);
   const raw = value as Record<string, unknown>;
+  refuseDuplicateKeys(typeof json === 'string' ? json : JSON.stringify(value));
   const f = pickFields(raw, log);
   const enableIPv4 = readBool('EnableIPv4', f.EnableIPv4, true);
   const enableIPv6 = readBool('EnableIPv6', f.EnableIPv6, false);

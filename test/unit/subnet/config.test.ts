@@ -251,3 +251,60 @@ describe('network config: warnings', () => {
     expect(log.warnings).toEqual([]);
   });
 });
+
+describe('network config: two keys naming one field are refused (flannel decodes with Go)', () => {
+  const refused = (text: string): string => {
+    try {
+      parseNetworkConfig(text);
+    } catch (err) {
+      expect(hasCode(err, 'E_CONFIG_INVALID')).toBe(true);
+      return (err as Error).message;
+    }
+    throw new Error(`accepted: ${text}`);
+  };
+
+  it('keys differing only in case, or one written twice, are named', () => {
+    expect(refused('{"Network":"10.5.0.0/16","network":"10.6.0.0/16"}')).toBe(
+      'network config has the keys "Network" and "network", which name one field: flannel (Go) matches keys case-insensitively and one of them silently wins there; keep only one',
+    );
+    // Go keeps 20 (a null does not overwrite a number), JSON.parse null: the default 24
+    expect(refused('{"Network":"10.5.0.0/16","SubnetLen":20,"SubnetLen":null}')).toMatch(
+      /^network config has the keys "SubnetLen" and "SubnetLen"/,
+    );
+    expect(refused('{"Network":"10.5.0.0/16","Net\\u0077ork":"10.6.0.0/16"}')).toMatch(
+      /keys "Network" and "Network"/,
+    );
+    // Go folds ſ (U+017F) to s: "ſubnetLen" is SubnetLen there
+    expect(refused('{"Network":"10.5.0.0/16","SubnetLen":20,"ſubnetLen":22}')).toMatch(
+      /keys "SubnetLen" and "ſubnetLen"/,
+    );
+    expect(() =>
+      parseNetworkConfig({ Network: '10.5.0.0/16', ENABLEIPV6: true, enableIPv6: false }),
+    ).toThrow(/keys "ENABLEIPV6" and "enableIPv6"/);
+  });
+
+  it('inside Backend every key counts (each backend reads a Go struct)', () => {
+    expect(refused('{"Network":"10.5.0.0/16","Backend":{"Type":"host-gw","type":null}}')).toMatch(
+      /^network config Backend has the keys "Type" and "type"/,
+    );
+    expect(refused('{"Network":"10.5.0.0/16","backend":{"Type":"vxlan","VNI":2,"vni":3}}')).toMatch(
+      /^network config backend has the keys "VNI" and "vni"/,
+    );
+    expect(refused('{"Network":"10.5.0.0/16","Backend":{"Type":"x","L":[{"a":1,"A":2}]}}')).toMatch(
+      /^network config Backend.L\[\] has the keys "a" and "A"/,
+    );
+  });
+
+  it('what stays accepted: unknown keys (ignored by both), look-alikes inside strings, Go folding', () => {
+    const rec = warnRecorder();
+    expect(parseNetworkConfig('{"Network":"10.5.0.0/16","foo":1,"FOO":2}', rec).network).toBe(
+      '10.5.0.0/16',
+    );
+    expect(rec.warnings.filter(([m]) => m.includes('unknown field')).length).toBe(2);
+    const inString =
+      '{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan","N":"{\\"a\\":1,\\"A\\":2}"}}';
+    expect(parseNetworkConfig(inString).backend.type).toBe('vxlan');
+    expect(parseNetworkConfig('{"Network":"10.5.0.0/16","ſubnetLen":20}').subnetLen).toBe(20);
+    expect(parseNetworkConfig('{"Network":"10.5.0.0/16","\\u0053ubnetLen":20}').subnetLen).toBe(20);
+  });
+});
