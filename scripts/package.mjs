@@ -3,10 +3,11 @@
 //
 // The package carries its own runtime: ONE Node single-executable application (SEA: this machine's node
 // binary with a script injected by postject) at /usr/lib/weft/weft that is weftd, weftctl or the CNI
-// plugin depending on the name it is started by; /usr/bin/weftd, /usr/bin/weftctl and /usr/lib/cni/weft
-// are symlinks to it. The native addons (weft's own and the patched netlink binding), built from source
-// by `npm ci` for this machine, sit beside it and are loaded by absolute path. No Node.js package and no
-// compiler on the target host; Depends: come from dpkg-shlibdeps on the ELF files plus the tools weftd runs.
+// plugin depending on the name it is started by; /usr/bin/weftd, /usr/bin/weftctl and
+// /usr/lib/cni/weft-full are symlinks to it (/usr/lib/cni/weft is the C shim: CNI_PLUGIN below). The
+// native addons (weft's own and the patched netlink binding), built from source by `npm ci` for this
+// machine, sit beside it and are loaded by absolute path. No Node.js package and no compiler on the
+// target host; Depends: come from dpkg-shlibdeps on the ELF files plus the tools weftd runs.
 //
 // Usage: node scripts/package.mjs [--outdir dist/deb] [--fast]   (prints the .deb path and its size)
 import { build } from 'esbuild';

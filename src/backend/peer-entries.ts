@@ -54,9 +54,9 @@ export function leftovers(
 }
 
 /**
- * Programs many peers with the same guarantees as `programPeer`, in three phases (all neighbours, then
- * all FDB entries, then all routes) so that the kernel sees thousands of requests pipelined while each
- * peer still gets neighbour → FDB → route. A peer whose neighbour or FDB entry failed gets no route and
+ * Programs many peers with the guarantees of this file's header (per peer neighbour → FDB → route,
+ * undone on failure), in three phases (all neighbours, then all FDB entries, then all routes) so that
+ * the kernel sees thousands of requests pipelined while each peer still gets neighbour → FDB → route. A peer whose neighbour or FDB entry failed gets no route and
  * has what was written undone. Returns the failed peers with their error.
  */
 export async function programPeers(

@@ -8,7 +8,7 @@
 import { describeError } from '../errors.js';
 import type { Lease } from '../lease/lease.js';
 import { leasePublicKey } from '../backend-wireguard/plan.js';
-import { parseWireguardConfig } from '../backend-wireguard/config.js';
+import { DEFAULT_WG_PORT, parseWireguardConfig } from '../backend-wireguard/config.js';
 import type { NetworkConfig } from '../subnet/manager.js';
 import { fail, pass, skip, warn, type Check } from './doctor-check.js';
 
@@ -207,7 +207,7 @@ export function wgDoctorChecks(
       ),
     ];
   }
-  let port = 51820;
+  let port = DEFAULT_WG_PORT;
   try {
     port = parseWireguardConfig(config.backend.raw).listenPort;
   } catch {

@@ -1,7 +1,7 @@
 /**
  * The plugin's logger: one line per message on stderr, never stdout (stdout carries only the result or
- * the error JSON). Debug lines only with WEFT_CNI_DEBUG=1. Deliberately not src/log (pino): the plugin
- * runs once per container and must start fast.
+ * the error JSON). Debug lines only with WEFT_CNI_DEBUG=1. Deliberately not src/log (which cni/ may not
+ * import, eslint.config.js): the plugin runs once per container and must start fast.
  */
 export interface CniLog {
   debug(msg: string, fields?: Record<string, unknown>): void;

@@ -141,7 +141,7 @@ function parseAttachments(v: Json | undefined): Attachment[] | undefined {
   });
 }
 
-/** Validates the parts weft uses; `needName` is false only for VERSION. */
+/** Validates the parts weft uses (never for VERSION: `runPlugin` in dispatch.ts answers it before). */
 export function parseNetConf(conf: JsonObject): WeftNetConf {
   const cniVersion = configVersion(conf);
   const name = conf['name'];

@@ -16,8 +16,7 @@ import type { DaemonDeps } from './run.js';
 import { createServiceNotifier } from './sd-notify.js';
 import { refuseFlannelLeftovers } from '../migration/flannel-leftovers.js';
 import { readHostSnapshot } from './uplink.js';
-
-const DEFAULT_TTL = 86_400;
+import { DEFAULT_TTL_SECONDS as DEFAULT_TTL } from '../subnet/local-manager.js';
 
 /** The lease manager's options from the flags (TLS only with cert+key; a CA alone is honoured). */
 export function etcdManagerOptions(o: DaemonOptions, log: Logger): EtcdSubnetManagerOptions {

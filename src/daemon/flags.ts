@@ -6,6 +6,7 @@
 import { isIP } from 'node:net';
 import type { LogLevel } from '../log/logger.js';
 import { ETCD_FLAGS, type EtcdOptions } from '../flags/etcd-flags.js';
+import { DEFAULT_DAEMON_SOCKET } from '../cni/netconf.js';
 
 export interface DaemonOptions extends EtcdOptions {
   readonly iface: readonly string[];
@@ -194,7 +195,7 @@ export const FLAGS: readonly FlagSpec[] = [
     name: 'cni-socket',
     key: 'cniSocket',
     kind: 'string',
-    def: '/run/weft/cni.sock',
+    def: DEFAULT_DAEMON_SOCKET,
     help: 'unix socket serving the weft CNI plugin in-process ("" = off)',
     check: (v: string) =>
       v === '' || (v.startsWith('/') && Buffer.byteLength(v) <= 107)

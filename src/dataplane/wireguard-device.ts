@@ -1,6 +1,6 @@
 /**
  * The userspace WireGuard engine (native/src/wg_loop.c: protocol in native/src/wg_*.c), loaded through
- * native-binding.ts only. Every argument is validated here before anything reaches C; keys cross as
+ * src/native/binding.ts only. Every argument is validated here before anything reaches C; keys cross as
  * base64 strings (wg(8)'s format) and are turned into bytes here. The device keeps a book of the
  * peers and allowed IPs it programmed so `setPeer` can reconcile one peer's allowed IPs.
  *

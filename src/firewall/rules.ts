@@ -85,7 +85,7 @@ export interface Ruleset {
   readonly script: string;
 }
 
-/** Set and counter names (README "Firewall"). */
+/** Set and counter names (README "Firewall rules"). */
 export const SET_PORTS = 'weft_encap_ports';
 export const SET_UPLINKS = 'weft_uplinks';
 export const peerSetName = (fam: 'ip' | 'ip6'): string =>

@@ -1,7 +1,8 @@
 /**
  * The packaged multi-call executable (docs/design.md C18): ONE Node single-executable application,
  * installed as /usr/lib/weft/weft, that is weftd, weftctl or the `weft` CNI plugin depending on the name
- * it was started by (/usr/bin/weftd and /usr/bin/weftctl are symlinks to it; so is the CNI plugin).
+ * it was started by (/usr/bin/weftd, /usr/bin/weftctl and /usr/lib/cni/weft-full, the full CNI plugin,
+ * are symlinks to it; /usr/lib/cni/weft is the C shim in cni-shim/, which falls back to weft-full).
  *
  * This file is the SEA's main script, bundled to CommonJS by scripts/package.mjs with the CNI plugin
  * inside (the per-container path loads nothing else). weftd and weftctl are a second bundle stored as a

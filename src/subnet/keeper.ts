@@ -163,7 +163,7 @@ async function watchOwnKey(
   while (!signal.aborted) {
     try {
       // Reconnected (etcd restarted, perhaps wiped or restored): check our key now rather than wait
-      // for the watch's own reset check (watch-anchor.ts) to end it.
+      // for the watch's own reset check (src/subnet/etcd/watch-anchor.ts) to end it.
       const recheck = (): void => wake.wake();
       for await (const batch of deps.registry.watch(String(from), signal, state.key, recheck)) {
         for (const ev of batch.events) {

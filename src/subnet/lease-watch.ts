@@ -202,7 +202,7 @@ export async function* watchLeases(
       if (!listing) return;
       const next = await toLeases(deps, listing.entries, ownKey, signal);
       // A lease missing from the re-list was not seen deleted: after an etcd reset its healthy host
-      // re-creates it within seconds, so consumers keep it longer (peer-loop.ts).
+      // re-creates it within seconds, so consumers keep it longer (src/backend/peer-loop.ts).
       const events = diffLeases(known, next).map((ev): LeaseEvent =>
         ev.kind === 'removed' ? { ...ev, relisted: true } : ev,
       );

@@ -344,7 +344,8 @@ describe("weftctl's view of the engine", () => {
       rxBytes: 1234,
     });
     expect(live.drops['replay']).toBe(2);
-    // the engine's peers by device, key and endpoint (weftctl's incumbents, plan.ts wgLiveId)
+    // the engine's peers by device, key and endpoint (weftctl's incumbents: wgLiveId in
+    // src/backend-wireguard/plan.ts)
     expect(live.programmed).toEqual(
       new Set([`weft-wg|${KEY(2)}|198.18.0.2:51820`, `weft-wg|${KEY(3)}|198.18.0.3:51820`]),
     );

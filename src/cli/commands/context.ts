@@ -1,6 +1,6 @@
 /**
  * What every weftctl command receives and returns. A command never prints or exits: it returns the
- * JSON document, the human text and the exit code; main.ts prints one of them and exits.
+ * JSON document, the human text and the exit code; src/cli/main.ts prints one of them and exits.
  */
 import type { ExitCode } from '../exit-codes.js';
 import type { CliOptions } from '../options.js';

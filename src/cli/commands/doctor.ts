@@ -1,6 +1,6 @@
 /**
  * `weftctl doctor`: gathers everything (etcd, clock, leases, subnet.env, weftd health, kernel, sysctls,
- * nft, peers, an underlay probe of every peer's public IP) and runs the checks of ../doctor.ts.
+ * nft, peers, an underlay probe of every peer's public IP) and runs the checks of src/cli/doctor.ts.
  * Progress goes to stderr; exit 1 when any check fails.
  */
 import { inBatches, sampleEtcdClock, withRegistry } from '../etcd-view.js';

@@ -1,6 +1,6 @@
 /**
- * The plugin as weftd runs it (in-process.ts): the answer is the standalone plugin's, and the state file
- * with the ADD result is handed back as a `later` task that weftd runs once the answer is out
+ * The plugin as weftd runs it (src/cni/in-process.ts): the answer is the standalone plugin's, and the
+ * state file with the ADD result is handed back as a `later` task that weftd runs once the answer is out
  * (CniDeps.afterAnswer); runLater runs such tasks in order and reports every failure, never throwing.
  * The delegate is a recording fake here; test/integration/cni/cni-shim.test.ts runs the real ones.
  */
