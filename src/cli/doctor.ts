@@ -11,6 +11,9 @@ import {
   hasLeftovers,
   type FlannelLeftovers,
 } from '../migration/flannel-leftovers.js';
+import { parseUdpConfig } from '../backend-udp/config.js';
+import { parseVxlanConfig } from '../backend-vxlan/config.js';
+import { parseWireguardConfig } from '../backend-wireguard/config.js';
 import { canonicalCidr } from '../ip/index.js';
 import { backendDrift, runningConfig } from './config-drift.js';
 import { RESTART, fail, pass, warn, skip, type Check, type DoctorInput } from './doctor-check.js';
@@ -163,6 +166,23 @@ function healthChecks(i: DoctorInput): Check[] {
   return [pass('weftd', 'weftd healthy and ready')];
 }
 
+/** What the underlay between hosts must let through for the configured backend, for the fix texts. */
+function underlayTraffic(i: DoctorInput): string {
+  const b = i.config?.backend;
+  try {
+    if (b?.type === 'vxlan') return `ICMP and UDP ${parseVxlanConfig(b.raw).port}`;
+    if (b?.type === 'udp') return `ICMP and UDP ${parseUdpConfig(b.raw).port}`;
+    if (b?.type === 'wireguard') {
+      const c = parseWireguardConfig(b.raw);
+      return `ICMP and UDP ${c.listenPort} (IPv6 underlay: ${c.listenPortV6})`;
+    }
+    if (b?.type === 'host-gw') return "ICMP and the pods' traffic itself, routed without a tunnel";
+  } catch {
+    // an invalid backend section is reported by the config check
+  }
+  return "ICMP and the backend's UDP port";
+}
+
 function peerChecks(i: DoctorInput): Check[] {
   const out: Check[] = [];
   for (const p of i.peers) {
@@ -187,7 +207,9 @@ function peerChecks(i: DoctorInput): Check[] {
           `packets of ${mtuProbe.size} bytes with DF do not reach ${ip} (small ones do): the path MTU is below this uplink's MTU, so full-size overlay packets are lost`,
           [
             `tracepath -n ${ip}   # shows the path MTU`,
-            'weftctl config set with "Backend": {"Type": "vxlan", "MTU": <path MTU>}',
+            i.config?.backend.type === 'host-gw'
+              ? 'lower the MTU of the uplink (and the pods) to the path MTU: host-gw adds no header'
+              : `weftctl config set with "Backend": {"Type": "${i.config?.backend.type ?? 'vxlan'}", "MTU": <path MTU - the backend's header>}`,
           ],
         ),
       );
@@ -195,7 +217,7 @@ function peerChecks(i: DoctorInput): Check[] {
     const fixes = [
       `ip route get ${ip}`,
       `ping -c 3 ${ip}`,
-      'check firewalls between the hosts (ICMP and UDP 8472)',
+      `check firewalls between the hosts (${underlayTraffic(i)})`,
     ];
     out.push(
       reachable

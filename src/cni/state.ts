@@ -15,9 +15,13 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { readAtMostSync, withRegularFileSync } from '../files/read-regular.js';
 import { CniCode, CniError } from './errors.js';
 import { ID_PATTERN, validateContainerId, validateIfname } from './env.js';
 import { isObject, type JsonObject } from './netconf.js';
+
+/** A state file holds one delegate config and its result: a few KiB. More is not one weft wrote. */
+const MAX_STATE_BYTES = 1 << 20;
 
 export const STATE_FORMAT = 1;
 
@@ -149,17 +153,15 @@ export class StateStore {
     // symlink is still found here and refused by O_NOFOLLOW below.
     if (fs.lstatSync(file, { throwIfNoEntry: false }) === undefined) return { kind: 'missing' };
     try {
-      // O_NONBLOCK: a FIFO planted here cannot hold the call (it is refused below)
-      const fd = fs.openSync(
+      // non-blocking (a FIFO planted here cannot hold the call), regular files only, not a link's target
+      const buf = withRegularFileSync(
         file,
-        fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK,
+        (fd, st) => readAtMostSync(fd, Math.min(st.size, MAX_STATE_BYTES) + 1),
+        true,
       );
-      try {
-        if (!fs.fstatSync(fd).isFile()) throw new Error('not a regular file');
-        text = fs.readFileSync(fd, 'utf8');
-      } finally {
-        fs.closeSync(fd);
-      }
+      if (buf.length > MAX_STATE_BYTES)
+        return { kind: 'corrupt', reason: `${file} is larger than ${MAX_STATE_BYTES} bytes` };
+      text = buf.toString('utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' };
       return { kind: 'corrupt', reason: `cannot read ${file}: ${(err as Error).message}` };

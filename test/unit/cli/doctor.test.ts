@@ -365,6 +365,34 @@ describe('doctor checks', () => {
     expect(doctorFailed(checks)).toBe(true);
   });
 
+  it.each([
+    ['vxlan', { Type: 'vxlan' }, /ICMP and UDP 8472\)/],
+    ['vxlan', { Type: 'vxlan', Port: 4789 }, /ICMP and UDP 4789\)/],
+    ['udp', { Type: 'udp' }, /ICMP and UDP 8285\)/],
+    [
+      'wireguard',
+      { Type: 'wireguard', ListenPort: 51000 },
+      /ICMP and UDP 51000 \(IPv6 underlay: 51821\)/,
+    ],
+    ['host-gw', { Type: 'host-gw' }, /ICMP and the pods' traffic itself/],
+  ])(
+    'an unreachable peer names the traffic the %s backend needs through firewalls (%j)',
+    (type, raw, traffic) => {
+      const c = find(
+        runChecks(
+          input({
+            config: { ...config, backend: { type, raw } },
+            probes: [
+              { lease: '10.5.2.0-24', publicIp: '198.18.0.2', reachable: false, rttMs: null },
+            ],
+          }),
+        ),
+        'underlay:198.18.0.2',
+      );
+      expect(c.fixes.join('\n')).toMatch(traffic);
+    },
+  );
+
   it.each<[string, () => DoctorInput, string, RegExp]>([
     [
       'slow etcd',

@@ -59,6 +59,22 @@ describe('StateStore', () => {
     }
   });
 
+  it('reads at most 1 MiB of a state file: a larger one (planted or grown) is corrupt, never loaded whole', () => {
+    const s = new StateStore(dir);
+    s.write(att('c1'));
+    const f = join(dir, 'net1', 'c1@eth0');
+    const valid = JSON.stringify(att('c1'));
+    // valid JSON for this attachment, padded past the bound with whitespace
+    writeFileSync(f, valid.slice(0, -1) + ' '.repeat(1 << 20) + '}');
+    const r = s.read('net1', 'c1', 'eth0');
+    expect(r).toMatchObject({
+      kind: 'corrupt',
+      reason: expect.stringMatching(/larger than 1048576 bytes/),
+    });
+    writeFileSync(f, valid.slice(0, -1) + ' '.repeat(1000) + '}');
+    expect(s.read('net1', 'c1', 'eth0').kind).toBe('ok');
+  });
+
   it('refuses ids, ifnames and network names that could leave dataDir, before touching the disk', () => {
     const s = new StateStore(join(dir, 'data'));
     for (const [net, id, ifn] of [
