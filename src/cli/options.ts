@@ -10,7 +10,7 @@ import {
   readGoFlag,
   resolveFlag,
 } from '../flags/go-flags.js';
-import { ETCD_FLAGS, type EtcdOptions } from '../flags/etcd-flags.js';
+import { BASE_URL, ETCD_FLAGS, parseEtcdEndpoints, type EtcdOptions } from '../flags/etcd-flags.js';
 
 export const COMMANDS = [
   'status',
@@ -76,8 +76,6 @@ function flag(
   return { name, key, kind, def, help, ...more };
 }
 
-/** An http(s) base URL without a path: etcd endpoints and weftd's health server. */
-const BASE_URL = /^https?:\/\/[^/\s]+\/?$/;
 /** A check that passes null and what `re` matches, else says `want`. */
 const matching = (re: RegExp, want: string) => (v: string | null) =>
   v === null || re.test(v) ? undefined : want;
@@ -156,21 +154,6 @@ function convert(spec: FlagSpec, source: string, raw: string): string | boolean 
   return Number(raw.trim());
 }
 
-function parseEndpoints(text: string, source: string): string[] {
-  const list = text
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
-  if (list.length === 0)
-    throw usageError(`${source}: no endpoint given (e.g. http://127.0.0.1:2379)`);
-  for (const e of list)
-    if (!BASE_URL.test(e))
-      throw usageError(
-        `${source}: ${JSON.stringify(e)} is not like http://host:port or https://host:port`,
-      );
-  return list;
-}
-
 /**
  * Parses argv (without node and the script) and the environment. Throws ConfigError E_OPTION_INVALID
  * naming the flag or variable, what is wrong and the fix (weftctl exits 2).
@@ -214,7 +197,7 @@ export function parseCliOptions(
     out[spec.key] = value;
     if (source !== null) sources[spec.key] = source;
   }
-  out['etcdEndpoints'] = parseEndpoints(
+  out['etcdEndpoints'] = parseEtcdEndpoints(
     String(out['etcdEndpoints']),
     sources['etcdEndpoints'] ?? '--etcd-endpoints',
   );

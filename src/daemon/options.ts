@@ -11,6 +11,7 @@ import {
   readGoFlag,
   resolveFlag,
 } from '../flags/go-flags.js';
+import { parseEtcdEndpoints } from '../flags/etcd-flags.js';
 import { FLAGS, type DaemonOptions, type FlagSpec } from './flags.js';
 
 export { FLAGS, type DaemonOptions } from './flags.js';
@@ -89,39 +90,12 @@ export function parseOptions(
   const out: Record<string, unknown> = {};
   for (const spec of FLAGS)
     out[spec.key] = resolveFlag(spec, given.get(spec), env, envNames(spec.name), convert).value;
-  out['etcdEndpoints'] = parseEndpoints(
+  out['etcdEndpoints'] = parseEtcdEndpoints(
     String(out['etcdEndpoints']),
-    given.get(byName.get('etcd-endpoints')!)?.source,
+    given.get(byName.get('etcd-endpoints')!)?.source ?? '--etcd-endpoints',
   );
   checkTls(out);
   return Object.freeze(out) as unknown as DaemonOptions;
-}
-
-function parseEndpoints(raw: string, source = '--etcd-endpoints'): readonly string[] {
-  const list = raw
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  if (list.length === 0)
-    throw optionError(source, 'is empty: give e.g. --etcd-endpoints=http://127.0.0.1:2379');
-  for (const ep of list) {
-    let url: URL;
-    try {
-      url = new URL(ep);
-    } catch {
-      throw optionError(
-        source,
-        `has an invalid URL ${JSON.stringify(ep)}: use http://host:port or https://host:port`,
-      );
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw optionError(
-        source,
-        `has ${JSON.stringify(ep)}: only http:// and https:// endpoints are supported`,
-      );
-    }
-  }
-  return Object.freeze(list);
 }
 
 /** docs/flannel-compat.md §18 item 11: a lone cert or key is an error (flannel silently drops TLS). */

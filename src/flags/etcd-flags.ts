@@ -1,8 +1,10 @@
 /**
  * The etcd flags weftd and weftctl share (names, kinds, defaults, help, checks): one table, so the two
  * programs reach the same etcd and describe it in the same words. Each program spreads these rows into
- * its own table (weftctl marks them `shared`: also read from `WEFTD_`/`FLANNELD_` variables). Pure data.
+ * its own table (weftctl marks them `shared`: also read from `WEFTD_`/`FLANNELD_` variables), and both
+ * check `--etcd-endpoints` with `parseEtcdEndpoints`. Pure.
  */
+import { optionError } from './go-flags.js';
 
 /** The values the etcd flags fill, in both programs' option objects. */
 export interface EtcdOptions {
@@ -97,3 +99,25 @@ export const ETCD_FLAGS: readonly EtcdFlagRow[] = [
     check: (v: string) => (v.length > 0 ? undefined : 'must be a file path'),
   },
 ];
+
+/** An http(s) base URL without a path (the etcd client appends `/v3/...` to it). */
+export const BASE_URL = /^https?:\/\/[^/\s]+\/?$/;
+
+/**
+ * `--etcd-endpoints` (or the variable named by `source`): comma-separated http(s)://host:port URLs,
+ * blanks around commas ignored. Throws E_OPTION_INVALID naming `source`, the bad entry and the form.
+ */
+export function parseEtcdEndpoints(text: string, source: string): readonly string[] {
+  const list = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  if (list.length === 0)
+    throw optionError(`${source}: no endpoint given (e.g. ${DEFAULT_ETCD_ENDPOINT})`);
+  for (const e of list)
+    if (!BASE_URL.test(e) || !URL.canParse(e))
+      throw optionError(
+        `${source}: ${JSON.stringify(e)} is not like http://host:port or https://host:port`,
+      );
+  return Object.freeze(list);
+}

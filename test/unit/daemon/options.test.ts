@@ -121,8 +121,12 @@ describe('weftd options', () => {
       /--public-ip=fd18::1 is invalid: must be an IPv4 address/,
     );
     expect(fails(['--public-ipv6=198.18.0.1']).message).toMatch(/must be an IPv6 address/);
-    expect(fails(['--etcd-endpoints=ftp://x:1']).message).toMatch(/only http:\/\/ and https:\/\//);
-    expect(fails(['--etcd-endpoints=,']).message).toMatch(/is empty/);
+    // one parser with weftctl's (src/flags/etcd-flags.ts): the same words for the same mistake
+    for (const bad of ['ftp://x:1', 'http://x:2379/v2/keys', 'http://x:99999', '127.0.0.1:2379'])
+      expect(fails([`--etcd-endpoints=${bad}`]).message).toBe(
+        `--etcd-endpoints: ${JSON.stringify(bad)} is not like http://host:port or https://host:port`,
+      );
+    expect(fails(['--etcd-endpoints=,']).message).toMatch(/--etcd-endpoints: no endpoint given/);
     expect(fails(['--iface-regex=(']).message).toMatch(/not a valid regular expression/);
     expect(fails(['--log-level=loud']).message).toMatch(/debug, info, warn or error/);
     expect(fails(['--etcd-prefix=relative']).message).toMatch(/absolute key/);
