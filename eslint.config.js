@@ -9,7 +9,7 @@ import tseslint from 'typescript-eslint';
  * Layering (README.md "Architecture", docs/architecture.md): every directory of src/ (and the top-level
  * errors.ts) names the parts of src/ it may import; everything else is forbidden. Bottom to top.
  */
-const backendDeps = [
+export const backendDeps = [
   'errors',
   'exec',
   'files',
@@ -34,14 +34,14 @@ const entrypointDeps = [
   'backend-wireguard',
 ];
 /** @type {Record<string, string[]>} */
-const layers = {
+export const layers = {
   errors: [],
   log: [],
   exec: [],
   ip: ['errors'],
   lease: ['errors', 'ip'],
   native: ['errors'],
-  flags: ['errors'],
+  flags: ['errors', 'lease'],
   files: ['errors'],
   migration: ['errors', 'exec'],
   netns: ['errors', 'native'],

@@ -3,15 +3,15 @@
  * strict where a value reaches a path, a process or the delegate (names, paths, delegate keys) and lenient
  * elsewhere: unknown keys and `capabilities` are accepted and ignored, as the spec asks.
  */
+import { DEFAULT_SUBNET_FILE } from '../lease/subnet-env.js';
 import { CniCode, CniError } from './errors.js';
 import { ID_PATTERN, MAX_ID_LENGTH } from './env.js';
 
-export const DEFAULT_SUBNET_FILE = '/run/flannel/subnet.env';
 export const DEFAULT_DATA_DIR = '/var/lib/cni/weft';
 export const DEFAULT_SUBNET_WAIT_SECONDS = 10;
 export const DEFAULT_DAEMON_SOCKET = '/run/weft/cni.sock';
 /** sockaddr_un.sun_path holds 108 bytes including the terminating NUL. */
-const MAX_SOCKET_PATH = 107;
+export const MAX_SOCKET_PATH = 107;
 export const MAX_STDIN_BYTES = 4 * 1024 * 1024;
 /** Deeper JSON is refused: the state store and the delegate's stdin are written with JSON.stringify,
  *  which recurses and would overflow the stack (a 999 "internal error" instead of code 6). */

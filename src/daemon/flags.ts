@@ -6,7 +6,7 @@
 import { isIP } from 'node:net';
 import type { LogLevel } from '../log/logger.js';
 import { ETCD_FLAGS, type EtcdOptions } from '../flags/etcd-flags.js';
-import { DEFAULT_DAEMON_SOCKET } from '../cni/netconf.js';
+import { DEFAULT_DAEMON_SOCKET, MAX_SOCKET_PATH } from '../cni/netconf.js';
 
 export interface DaemonOptions extends EtcdOptions {
   readonly iface: readonly string[];
@@ -198,9 +198,9 @@ export const FLAGS: readonly FlagSpec[] = [
     def: DEFAULT_DAEMON_SOCKET,
     help: 'unix socket serving the weft CNI plugin in-process ("" = off)',
     check: (v: string) =>
-      v === '' || (v.startsWith('/') && Buffer.byteLength(v) <= 107)
+      v === '' || (v.startsWith('/') && Buffer.byteLength(v) <= MAX_SOCKET_PATH)
         ? undefined
-        : 'must be an absolute path of at most 107 bytes, or "" for off',
+        : `must be an absolute path of at most ${MAX_SOCKET_PATH} bytes, or "" for off`,
   },
   {
     name: 'log-level',

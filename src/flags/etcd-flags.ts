@@ -4,6 +4,8 @@
  * its own table (weftctl marks them `shared`: also read from `WEFTD_`/`FLANNELD_` variables), and both
  * check `--etcd-endpoints` with `parseEtcdEndpoints`. Pure.
  */
+import { DEFAULT_ETCD_PREFIX } from '../lease/lease.js';
+import { DEFAULT_SUBNET_FILE } from '../lease/subnet-env.js';
 import { optionError } from './go-flags.js';
 
 /** The values the etcd flags fill, in both programs' option objects. */
@@ -31,8 +33,6 @@ export interface EtcdFlagRow {
 }
 
 export const DEFAULT_ETCD_ENDPOINT = 'http://127.0.0.1:2379';
-export const DEFAULT_ETCD_PREFIX = '/coreos.com/network';
-export const DEFAULT_SUBNET_FILE = '/run/flannel/subnet.env';
 
 const file = (what: string): string => `${what} (PEM file)`;
 

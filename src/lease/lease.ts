@@ -6,6 +6,9 @@
  * parses and compares them. Every Lease that leaves `src/subnet` has been validated.
  */
 
+/** flannel's etcd prefix: the network config at `<prefix>/config`, leases under `<prefix>/subnets/`. */
+export const DEFAULT_ETCD_PREFIX = '/coreos.com/network';
+
 /** What a host publishes about itself (flannel's LeaseAttrs, field for field). */
 export interface LeaseAttrs {
   /** Dotted quad; '0.0.0.0' when the host has no IPv4 public address. */

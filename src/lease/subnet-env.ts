@@ -14,6 +14,9 @@ import {
   type HostCidr,
 } from '../ip/host-cidr.js';
 
+/** Where flannel (and weftd) write it and the CNI plugin reads it, unless configured otherwise. */
+export const DEFAULT_SUBNET_FILE = '/run/flannel/subnet.env';
+
 export const MAX_SUBNET_ENV_BYTES = 64 * 1024;
 
 /** What weftd writes. */

@@ -3,6 +3,7 @@
  * `createEtcdSubnetManager` is what the daemon wires in; tests of pure logic use `createLocalManager`
  * over a MemoryLeaseRegistry instead.
  */
+import { DEFAULT_ETCD_PREFIX } from '../lease/lease.js';
 import type { Logger } from '../log/logger.js';
 import { EtcdLeaseRegistry } from './etcd/etcd-registry.js';
 import { createLocalManager, resolveTiming, type LocalSubnetManager } from './local-manager.js';
@@ -30,7 +31,6 @@ export interface EtcdSubnetManagerOptions {
   readonly log: Logger;
 }
 
-export const DEFAULT_ETCD_PREFIX = '/coreos.com/network';
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
 
 /** The etcd-backed manager plus its registry's request counter (for the benchmark and weftctl). */
