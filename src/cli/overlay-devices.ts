@@ -6,6 +6,7 @@
 import { parseVxlanConfig } from '../backend-vxlan/config.js';
 import { parseUdpConfig } from '../backend-udp/config.js';
 import { parseWireguardConfig } from '../backend-wireguard/config.js';
+import { wgDeviceLayout } from '../backend-wireguard/plan.js';
 import type { NetworkConfig } from '../subnet/manager.js';
 
 /** The overlay device of each family (null: none, or the family is off). */
@@ -20,10 +21,9 @@ export function overlayDevices(config: NetworkConfig): { 4: string | null; 6: st
       return { 4: config.enableIPv4 ? c.name : null, 6: config.enableIPv6 ? c.name : null };
     }
     if (config.backend.type === 'wireguard') {
-      // one TUN per family in flannel's `separate` mode, else one for both (src/backend-wireguard)
-      const c = parseWireguardConfig(config.backend.raw);
-      const six = c.mode === 'separate' ? c.nameV6 : c.name;
-      return { 4: config.enableIPv4 ? c.name : null, 6: config.enableIPv6 ? six : null };
+      // the backend's own layout: one TUN per family in flannel's `separate` mode, else one for both
+      const devs = wgDeviceLayout(parseWireguardConfig(config.backend.raw), config, true);
+      return { 4: devs.find((d) => d.v4)?.name ?? null, 6: devs.find((d) => d.v6)?.name ?? null };
     }
   } catch {
     // an invalid backend section is reported by the config check
