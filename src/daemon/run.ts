@@ -499,8 +499,24 @@ export class Daemon {
     let told = '';
     for (;;) {
       await sleep(this.options.resyncPeriod * 1000, signal);
-      const now = await subnets.getNetworkConfig(signal).catch(() => null);
-      if (!now || !this.config) continue; // absent, invalid or unreachable: said elsewhere
+      let now: NetworkConfig | null = null;
+      let invalid: string | null = null;
+      try {
+        now = await subnets.getNetworkConfig(signal);
+      } catch (err) {
+        // unreachable or absent: said by the lease keeper; invalid: nobody else reads it now
+        if (hasCode(err, 'E_CONFIG_INVALID')) invalid = describeError(err);
+      }
+      if (invalid !== null) {
+        if (invalid !== told)
+          this.log.warn(
+            'the network config in etcd is now invalid; weftd keeps running the config it started with (peers stay programmed), but no weftd can start on it (exit 3): fix it with weftctl config set',
+            { error: invalid },
+          );
+        told = invalid;
+        continue;
+      }
+      if (!now || !this.config) continue;
       const changes = configChanges(this.config, now);
       const key = changes.join('; ');
       if (key !== told && changes.length > 0) {
