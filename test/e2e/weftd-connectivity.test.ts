@@ -46,7 +46,19 @@ describe.skipIf(!runnable).each(cases)(
 
     it('leases distinct subnets and writes subnet.env in flannel format', () => {
       const subnets = setup.d.map((d) => subnetsOf(d));
-      expect(new Set(subnets.map((s) => s.subnet)).size).toBe(3);
+      // on failure: each host's subnet.env and what its weftd said about leases and its uplink
+      const said = setup.d
+        .map(
+          (d, i) =>
+            `h${i + 1} ${JSON.stringify(subnets[i])}:\n` +
+            d.logs
+              .split('\n')
+              .filter((l) => /lease|subnet|interface|exit|error/i.test(l))
+              .slice(-12)
+              .join('\n'),
+        )
+        .join('\n');
+      expect(new Set(subnets.map((s) => s.subnet)).size, said).toBe(3);
       for (const s of subnets) {
         expect(s.subnet).toMatch(/^10\.5\.\d+\.0\/24$/);
         if (dual) expect(s.subnet6).toMatch(/^fd05:0:0:[0-9a-f]+::\/64$/);
