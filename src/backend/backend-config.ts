@@ -4,6 +4,7 @@
  * Go's encoding/json), unknown keys are reported through `warn`, and every bad value raises a
  * ConfigError naming the key, the value and the rule.
  */
+import { foldKey } from '../subnet/config-keys.js';
 import { ConfigError, showValue } from '../errors.js';
 
 /** One given key: its spelling in the config, and its value (never null or undefined). */
@@ -23,19 +24,20 @@ export interface BackendKeys {
 
 /**
  * A field of a lease's BackendData as Go's encoding/json (flannel's reader) finds it: the exact
- * spelling first, else any key equal to it ignoring case (`{"vni":1}` written by hand reads as VNI).
+ * spelling first, else any key equal to it ignoring case as Go folds it (`{"vni":1}` written by hand reads
+ * as VNI; `ſ` is `s`, src/subnet/config-keys.ts).
  */
 export function jsonField(d: Readonly<Record<string, unknown>>, name: string): unknown {
   if (Object.hasOwn(d, name)) return d[name];
-  const lower = name.toLowerCase();
-  const key = Object.keys(d).find((k) => k.toLowerCase() === lower);
+  const lower = foldKey(name);
+  const key = Object.keys(d).find((k) => foldKey(k) === lower);
   return key === undefined ? undefined : d[key];
 }
 
 /** Linux interface names: 1–15 of A-Z a-z 0-9 _ . - */
 export const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
-/** Indexes `raw` by lower-case key; the returned lookup yields the given field or undefined. */
+/** Indexes `raw` by its keys folded as Go does (foldKey); the returned lookup yields the given field or undefined. */
 export function backendFields(
   raw: Readonly<Record<string, unknown>>,
   keys: BackendKeys,
@@ -43,7 +45,7 @@ export function backendFields(
 ): (lowerKey: string) => BackendField | undefined {
   const given = new Map<string, BackendField>();
   for (const [key, value] of Object.entries(raw)) {
-    const k = key.toLowerCase();
+    const k = foldKey(key);
     if (!keys.known.includes(k)) {
       if (!keys.ignored?.includes(k)) warn(`unknown ${keys.type} backend option ignored`, { key });
       continue;
