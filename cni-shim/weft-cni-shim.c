@@ -20,9 +20,10 @@
  * exec from this small process is cheaper than from weftd's large one, and the delegates then run in the
  * caller's own namespaces, exactly as if the runtime had exec'd them. Their stderr is this program's.
  * Only a plugin in a CNI_PATH directory is run, and only for a server whose SO_PEERCRED uid is 0. For
- * ADD and DEL with the default `bridge` delegate the plugin is started as soon as the request is out
- * and waits on its stdin until weftd asks for it (start_head: its start-up overlaps weftd's work); it
- * is killed unused, before reading any config, when weftd asks for something else or answers first.
+ * ADD and DEL with the default `bridge` delegate the plugin is started once that check passed, just
+ * before the request goes out, and waits on its stdin until weftd asks for it (start_head: its start-up
+ * overlaps weftd's work); it is killed unused, before reading any config, when weftd asks for something
+ * else or answers first.
  *
  * Wire format (little endian; src/daemon/cni-wire.ts is the other side):
  *   request:  "WCNI" u32 version(1) u32 envLen u32 stdinLen | env (entries "K=V" each ended by NUL) | stdin
@@ -589,8 +590,9 @@ static void run_child(struct child *c, const char *input, size_t ilen, uint32_t 
 }
 
 /*
- * Head start (ADD and DEL with the bridge delegate only): right after the request is sent, while weftd
- * works out the delegate's config, the delegate weftd will most likely ask for is started already: the
+ * Head start (ADD and DEL with the bridge delegate only): right before the request is sent (once the
+ * server passed the root check), so that it starts while weftd works out the delegate's config, the
+ * delegate weftd will most likely ask for is started already: the
  * reference `bridge` (weft's default delegate type) from the first CNI_PATH directory holding it, with
  * this program's own environment, which is exactly what weftd asks for on these commands. Like every
  * plugin built on the CNI skeleton it reads its whole stdin before it does anything, so it waits there
@@ -760,17 +762,20 @@ int main(void) {
     snprintf(reason, sizeof reason, "connect %s: %s", sa.sun_path, strerror(errno));
     fallback(&in, reason);
   }
-  if (write_all(s, req.p, req.len) < 0) {
-    snprintf(reason, sizeof reason, "sending to %s: %s", sa.sun_path, strerror(errno));
-    fallback(&in, reason);
-  }
+  /* SO_PEERCRED of a connected unix stream socket: the listener's, known before anything is sent. */
   struct ucred cred;
   socklen_t credlen = sizeof cred;
   if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &credlen) < 0 || cred.uid != 0) {
     snprintf(reason, sizeof reason, "%s is not served by root", sa.sun_path);
     fallback(&in, reason);
   }
+  /* Before the request: once it is out, weftd runs and may take this CPU until it asks for the
+   * delegate, which would then start only when weftd is done instead of beside it. */
   start_head(&in);
+  if (write_all(s, req.p, req.len) < 0) {
+    snprintf(reason, sizeof reason, "sending to %s: %s", sa.sun_path, strerror(errno));
+    fallback(&in, reason);
+  }
 
   unsigned char rh[20];
   for (;;) {

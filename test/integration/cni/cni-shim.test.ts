@@ -7,6 +7,7 @@
  *    weft-full, proves weftd served them: the shim cannot fall back there);
  *  - the shim's head start: `bridge` runs once per ADD/DEL and never reads a config weftd did not send;
  *  - weftd stopped: DEL and GC still work (the shim runs weft-full), ADD answers code 11, STATUS 50;
+ *  - a socket served by a non-root process gets no request (the shim checks SO_PEERCRED first);
  *  - an environment larger than weftd accepts, or a "daemonSocket" the shim cannot use (JSON escapes):
  *    ADD answers code 4 / 7 (never 11, retrying cannot help), DEL works via weft-full;
  *  - hostile socket clients (garbage, huge lengths, slowloris, a client vanishing mid-call, non-root)
@@ -29,7 +30,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeRequest } from '../../../src/daemon/cni-wire.js';
-import { run, sleep } from '../../helpers/exec.js';
+import { run, sleep, spawnTracked, stopChild, waitFor } from '../../helpers/exec.js';
 import { useLeakCheck } from '../../helpers/leaks.js';
 import { createNetns, deleteNetns, uniquePrefix } from '../../helpers/netns.js';
 import { requireCaps } from '../../helpers/require.js';
@@ -473,6 +474,41 @@ describe.skipIf(!runnable)('the weft CNI shim served by weftd', () => {
     ok(await call(binDir, 'weft', 'ADD', s.conf('1.1.0'), { id: 'k3', ns: ns3 }));
     ok(await call(binDir, 'weft', 'DEL', s.conf('1.1.0'), { id: 'k3', ns: ns3 }));
     expect([s.state(), s.ips()]).toEqual([[], []]);
+  }, 60_000);
+
+  it('a socket not served by root never receives the call: the shim checks SO_PEERCRED before it sends', async () => {
+    // A listener run as nobody on a path the netconf names: it must not get the runtime's environment
+    // and netconf (the shim falls back: ADD answers 11, DEL runs weft-full). It prints the bytes it got.
+    const dir = mkdtempSync(join(tmpdir(), 'weft-cni-nonroot-'));
+    chmodSync(dir, 0o777);
+    const sock = join(dir, 'cni.sock');
+    const script = `const fs=require('fs');const s=require('net').createServer(c=>{let g=0;c.on('data',d=>g+=d.length);c.on('error',()=>{});c.on('close',()=>fs.writeSync(1,'got '+g+'\\n'))});s.listen(${JSON.stringify(sock)},()=>fs.writeSync(1,'listening\\n'));setTimeout(()=>process.exit(0),20000);`;
+    const child = spawnTracked('setpriv', [
+      '--reuid=65534',
+      '--regid=65534',
+      '--clear-groups',
+      process.execPath,
+      '-e',
+      script,
+    ]);
+    let out = '';
+    child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+    try {
+      await waitFor('the non-root listener', () => out.includes('listening'), 10_000, 20);
+      const s = scenario();
+      const ns = await container();
+      const conf = JSON.stringify({ ...JSON.parse(s.conf('1.0.0')), daemonSocket: sock });
+      const add = await call(binDir, 'weft', 'ADD', conf, { id: 'nonroot', ns });
+      expect(add.json).toMatchObject({ code: 11 });
+      expect(String(add.json?.['msg'])).toMatch(/is not served by root/);
+      ok(await call(binDir, 'weft', 'DEL', conf, { id: 'nonroot', ns }));
+      await waitFor('both connections closed', () => out.match(/got /g)?.length === 2, 10_000, 20);
+      expect(out.trim().split('\n')).toEqual(['listening', 'got 0', 'got 0']);
+      expect([s.state(), s.ips()]).toEqual([[], []]);
+    } finally {
+      await stopChild(child);
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 60_000);
 
   it('an environment larger than weftd takes: ADD answers code 4 (not 11, retrying cannot help); DEL works', async () => {
