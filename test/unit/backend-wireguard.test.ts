@@ -100,6 +100,12 @@ describe('wireguard config (flannel keys)', () => {
       engine: 'userspace',
     });
   });
+  it("folds keys as Go does (flannel reads 'PſK' as PSK: a weft node must not run without it)", () => {
+    const psk = KEY(9);
+    expect(
+      parseWireguardConfig({ Type: 'wireguard', 'P\u017fK': psk, 'Li\u017ftenPort': 4000 }),
+    ).toMatchObject({ psk, listenPort: 4000 });
+  });
   it('rejects bad values naming the key, never echoing the PSK', () => {
     expect(() => parseWireguardConfig({ ListenPort: 70000 })).toThrow(/Backend\.ListenPort/);
     expect(() => parseWireguardConfig({ Mode: 'both' })).toThrow(
