@@ -130,6 +130,31 @@ function formatEndpoint(family: number, addr: Buffer | null, port: number): stri
   return `[${formatIp6(v)}]:${port}`;
 }
 
+/**
+ * A peer spec checked and in the engine's terms (TypeError naming the field otherwise): keys decoded,
+ * the endpoint in the device's family, allowed IPs as canonical CIDRs. Pure; test/fakes' device uses it
+ * too, so the fake refuses what the engine refuses.
+ */
+export function checkPeerSpec(spec: WireGuardPeerSpec, family: 4 | 6) {
+  const pub = decodeKey(spec.publicKey, 'peer publicKey');
+  const psk =
+    spec.presharedKey === undefined || spec.presharedKey === null
+      ? null
+      : decodeKey(spec.presharedKey, 'presharedKey');
+  const ka = spec.persistentKeepalive ?? 0;
+  requireInt('persistentKeepalive', ka, 0, 65535, '0-65535 seconds');
+  let fam: 0 | 4 | 6 = 0;
+  let addr: Buffer | null = null;
+  let port = 0;
+  if (spec.endpoint) {
+    requireInt('endpoint port', spec.endpoint.port, 1, 65535, '1-65535');
+    fam = family;
+    addr = addrBytes(spec.endpoint.address, family, 'endpoint address');
+    port = spec.endpoint.port;
+  }
+  return { pub, psk, fam, addr, port, ka, dsts: spec.allowedIps.map((c) => parseDst(c)) };
+}
+
 export interface WireGuardDeviceDeps {
   readonly log?: Logger;
 }
@@ -209,23 +234,7 @@ export class WireGuardDevice extends EventEmitter {
 
   /** Adds or updates a peer and makes its allowed IPs exactly `spec.allowedIps`. */
   setPeer(spec: WireGuardPeerSpec): void {
-    const pub = decodeKey(spec.publicKey, 'peer publicKey');
-    const psk =
-      spec.presharedKey === undefined || spec.presharedKey === null
-        ? null
-        : decodeKey(spec.presharedKey, 'presharedKey');
-    const ka = spec.persistentKeepalive ?? 0;
-    requireInt('persistentKeepalive', ka, 0, 65535, '0-65535 seconds');
-    let fam: 0 | 4 | 6 = 0;
-    let addr: Buffer | null = null;
-    let port = 0;
-    if (spec.endpoint) {
-      requireInt('endpoint port', spec.endpoint.port, 1, 65535, '1-65535');
-      fam = this.family;
-      addr = addrBytes(spec.endpoint.address, this.family, 'endpoint address');
-      port = spec.endpoint.port;
-    }
-    const dsts = spec.allowedIps.map((c) => parseDst(c));
+    const { pub, psk, fam, addr, port, ka, dsts } = checkPeerSpec(spec, this.family);
     const key = encodeKey(pub);
     const h = this.h();
     try {

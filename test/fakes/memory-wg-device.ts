@@ -1,12 +1,16 @@
 /**
  * In-memory twin of WireGuardDevice's peer table for unit tests of the wireguard backend's peer loop:
- * the same key validation (decodeKey), replace semantics for a peer's allowed IPs (a prefix moves to
- * the peer that sets it last, as the native side does), and a record of the handshakes initiated. No
- * packets, no socket: the real engine is covered by test/integration/wireguard-interop.test.ts and
+ * the same checks of a peer spec (checkPeerSpec), replace semantics for a peer's allowed IPs (a prefix
+ * moves to the peer that sets it last, as the native side does), the same refusal once closed, and a
+ * record of the handshakes initiated. Held to the real device by test/dataplane/wg-device.contract.ts
+ * (test/unit/wg-device-memory.test.ts, test/integration/wg-device-contract.test.ts). No packets, no
+ * socket: the engine itself is covered by test/integration/wireguard-interop.test.ts and
  * test/e2e/weftd-wireguard.test.ts.
  */
 import { EventEmitter } from 'node:events';
+import { WeftError } from '../../src/errors.js';
 import {
+  checkPeerSpec,
   decodeKey,
   encodeKey,
   publicKeyOf,
@@ -40,24 +44,34 @@ export class MemoryWgDevice extends EventEmitter {
     return this as unknown as WireGuardDevice;
   }
 
+  private open(): void {
+    if (this.isClosed) throw new WeftError('E_NATIVE', 'WireGuard device is closed');
+  }
+
   setPeer(spec: WireGuardPeerSpec): void {
-    const key = encodeKey(decodeKey(spec.publicKey, 'peer publicKey'));
+    const { pub, dsts } = checkPeerSpec(spec, this.family);
+    this.open();
+    const key = encodeKey(pub);
+    const cidrs = [...new Set(dsts.map((d) => d.cidr))];
     for (const [k, p] of this.peers) {
       if (k === key) continue;
-      const left = p.allowedIps.filter((c) => !spec.allowedIps.includes(c));
+      const left = p.allowedIps.filter((c) => !cidrs.includes(c));
       if (left.length !== p.allowedIps.length) this.peers.set(k, { ...p, allowedIps: left });
     }
-    this.peers.set(key, { ...spec, allowedIps: [...spec.allowedIps] });
+    this.peers.set(key, { ...spec, allowedIps: cidrs });
     this.sets++;
   }
 
   initiate(publicKey: string): void {
     decodeKey(publicKey, 'peer publicKey');
+    this.open();
     this.initiated.push(publicKey);
   }
 
   removePeer(publicKey: string): void {
-    this.peers.delete(encodeKey(decodeKey(publicKey, 'peer publicKey')));
+    const key = encodeKey(decodeKey(publicKey, 'peer publicKey'));
+    this.open();
+    this.peers.delete(key);
     this.removes++;
   }
 
