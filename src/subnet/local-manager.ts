@@ -356,6 +356,21 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
         leaseId ??= await registry.grant(ttl, signal);
         const key = makeSubnetKey(pair.subnet, pair.subnet6);
         const r = await registry.createIfAbsent(key, value, leaseId, signal);
+        if (r.ok && pair.subnet6 !== null && (await createdLater(key, pair, r.revision, signal))) {
+          // Dual stack: the key names both subnets, so another host that picked the same IPv4 (or
+          // IPv6) subnet with another partner created another key. The later creation yields.
+          await registry.deleteIf(key, r.revision, signal);
+          stats.lostRaces++;
+          log.info(
+            'another host leased one of the picked subnets at the same moment: picking again',
+            {
+              key,
+              attempt,
+            },
+          );
+          await sleep(random() * 5 * attempt, signal);
+          continue;
+        }
         if (r.ok) {
           used = true;
           stats.acquisitions++;
@@ -375,6 +390,33 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
     } finally {
       if (leaseId !== null && !used) await revokeQuietly(leaseId);
     }
+  }
+
+  /**
+   * Whether a key other than `key` (created at `revision`) holds its IPv4 or IPv6 subnet and was
+   * written first. Of two hosts that created such keys at once, the later one sees the earlier one's
+   * (its listing comes after its own create), so exactly one of them keeps the subnet.
+   */
+  async function createdLater(
+    key: string,
+    pair: { subnet: string; subnet6: string | null },
+    revision: string,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
+    const others = parseListing((await registry.list(signal)).entries).filter(
+      (p) => p.entry.key !== key && BigInt(p.entry.modRevision) < BigInt(revision),
+    );
+    return (
+      overlapsAny(
+        pair.subnet,
+        others.map((p) => p.pair.subnet),
+      ) ||
+      (pair.subnet6 !== null &&
+        overlapsAny(
+          pair.subnet6,
+          others.flatMap((p) => (p.pair.subnet6 ? [p.pair.subnet6] : [])),
+        ))
+    );
   }
 
   async function keepLease(

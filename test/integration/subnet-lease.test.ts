@@ -42,6 +42,29 @@ describe.skipIf(!runnable)('subnet lease manager over etcd', () => {
     expect(elapsed).toBeLessThan(20_000);
   });
 
+  it('100 dual-stack hosts acquiring at once share no IPv4 and no IPv6 subnet', async () => {
+    // The key names both subnets: two hosts that pick one IPv4 subnet with different IPv6 ones create
+    // two keys, and etcd's create-if-absent alone lets both succeed (local-manager.ts: createdLater).
+    const prefix = etcd.prefix('stampede-dual');
+    await putConfig(etcd, prefix, {
+      Network: '10.5.0.0/16',
+      EnableIPv6: true,
+      IPv6Network: 'fd05::/48',
+      Backend: { Type: 'vxlan' },
+    });
+    const hosts = Array.from({ length: 100 }, () => managers.make(prefix));
+    const results = await Promise.allSettled(hosts.map((m, i) => m.acquireLease(attrs(i + 1))));
+    const failed = results.filter((r) => r.status === 'rejected');
+    expect(failed.map((r) => String((r as PromiseRejectedResult).reason))).toEqual([]);
+    const leases = results.map((r) => (r as PromiseFulfilledResult<Lease>).value);
+    expect(new Set(leases.map((l) => l.subnet)).size).toBe(100);
+    expect(new Set(leases.map((l) => l.subnet6)).size).toBe(100);
+    const keys = (await etcd.etcdctl(['get', '--prefix', '--keys-only', `${prefix}/subnets/`]))
+      .split('\n')
+      .filter(Boolean);
+    expect(keys).toHaveLength(100);
+  });
+
   it('exhaustion of a small network is a clear E_LEASE_EXHAUSTED', async () => {
     const prefix = etcd.prefix('exhaust');
     await putConfig(etcd, prefix, { Network: '10.9.0.0/28', Backend: { Type: 'vxlan' } }); // 3 subnets of /30

@@ -63,6 +63,38 @@ describe('acquire', () => {
     expect(registry.leaseCount).toBe(2); // ours and the other host's: the lost attempt's lease was reused
   });
 
+  it.each([
+    ['the same IPv4 subnet with another IPv6 one', '10.5.1.0-24&fd05:0:0:9::-64'],
+    ['the same IPv6 subnet with another IPv4 one', '10.5.9.0-24&fd05:0:0:1::-64'],
+  ])(
+    'dual stack: another host that created %s first keeps it; we pick again (two keys, no shared subnet)',
+    async (_what, otherKey) => {
+      const dual =
+        '{"Network":"10.5.0.0/16","SubnetMin":"10.5.1.0","EnableIPv6":true,"IPv6Network":"fd05::/48","IPv6SubnetMin":"fd05:0:0:1::","Backend":{"Type":"vxlan"}}';
+      // random 0: our first pick is the first free subnet of each family, 10.5.1.0/24 and fd05:0:0:1::/64
+      const { registry, manager } = setup(dual, { random: () => 0 });
+      const create = registry.createIfAbsent.bind(registry);
+      let intercepted = false;
+      registry.createIfAbsent = async (key, value, leaseId, signal) => {
+        if (!intercepted) {
+          // the other host, between our listing and our create: its key differs from ours
+          intercepted = true;
+          expect(key).toBe('10.5.1.0-24&fd05:0:0:1::-64');
+          registry.put(otherKey, encodeLeaseAttrs(attrs(99)), await registry.grant(60));
+        }
+        return create(key, value, leaseId, signal);
+      };
+      const lease = await manager.acquireLease(attrs(1));
+      const other = otherKey.split('&');
+      expect(lease.key.split('&')[0]).not.toBe(other[0]);
+      expect(lease.key.split('&')[1]).not.toBe(other[1]);
+      expect(manager.stats.lostRaces).toBe(1);
+      expect((await registry.list()).entries.map((e) => e.key).sort()).toEqual(
+        [lease.key, otherKey].sort(),
+      );
+    },
+  );
+
   it('reuses the lease whose PublicIP is ours, keeping its store lease', async () => {
     const { registry, manager } = setup();
     const first = await manager.acquireLease(attrs(1));
