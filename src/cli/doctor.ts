@@ -15,6 +15,7 @@ import { parseUdpConfig } from '../backend-udp/config.js';
 import { parseVxlanConfig } from '../backend-vxlan/config.js';
 import { parseWireguardConfig } from '../backend-wireguard/config.js';
 import { canonicalCidr } from '../ip/index.js';
+import { overlapsAny } from '../subnet/allocator.js';
 import { backendDrift, runningConfig } from './config-drift.js';
 import { RESTART, fail, pass, warn, skip, type Check, type DoctorInput } from './doctor-check.js';
 import { firewallChecks } from './doctor-firewall.js';
@@ -119,6 +120,24 @@ function leaseChecks(i: DoctorInput): Check[] {
           [`weftctl leases   # then delete the stale one: etcdctl del <prefix>/subnets/<key>`],
         ),
       );
+  // two leases on one subnet (flannel nodes, or weft before its dual-stack create check): both hosts'
+  // pods claim the addresses; the later-written lease is the one to drop
+  const leased = i.records.filter((r) => r.lease !== null);
+  for (const [a, b] of leased.flatMap((x, n) => leased.slice(n + 1).map((y) => [x, y] as const))) {
+    const nets = (l: Lease): string[] => [l.subnet, l.subnet6].filter((n) => n !== null);
+    const shared = nets(a.lease!).filter((net) => overlapsAny(net, nets(b.lease!)));
+    if (shared.length === 0) continue;
+    const later = BigInt(a.modRevision) > BigInt(b.modRevision) ? a : b;
+    out.push(
+      fail(
+        `overlap:${a.key}:${b.key}`,
+        `leases ${a.key} (${a.lease!.attrs.publicIp}) and ${b.key} (${b.lease!.attrs.publicIp}) share ${shared.join(', ')}: containers of both hosts get the same addresses`,
+        [
+          `etcdctl del <prefix>/subnets/${later.key}   # the later one; then restart weftd on ${later.lease!.attrs.publicIp}`,
+        ],
+      ),
+    );
+  }
   for (const r of i.records)
     if (r.problem)
       out.push(

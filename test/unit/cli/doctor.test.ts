@@ -356,6 +356,22 @@ describe('doctor checks', () => {
       /holds 2 leases \(10\.5\.3\.0-24, 10\.5\.4\.0-24\)/,
       /etcdctl del/,
     ],
+    [
+      'two leases on one subnet (a flannel node, or two hosts racing in dual stack)',
+      () =>
+        input({
+          records: [
+            ...leases.map((l) => record(l)),
+            record(
+              { ...lease(2, { publicIp: '198.18.0.9' }), key: '10.5.2.0-24&fd05:0:0:9::-64' },
+              { modRevision: '9' },
+            ),
+          ],
+        }),
+      'overlap:10.5.2.0-24:10.5.2.0-24&fd05:0:0:9::-64',
+      /10\.5\.2\.0-24 \(198\.18\.0\.2\) and .* \(198\.18\.0\.9\) share 10\.5\.2\.0\/24/,
+      /etcdctl del <prefix>\/subnets\/10\.5\.2\.0-24&fd05:0:0:9::-64 .*restart weftd on 198\.18\.0\.9/,
+    ],
   ])('%s: the check fails and names the fix', (_name, make, id, message, fix) => {
     const checks = runChecks(make());
     const c = find(checks, id);
