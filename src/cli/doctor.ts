@@ -15,12 +15,12 @@ import { parseUdpConfig } from '../backend-udp/config.js';
 import { parseVxlanConfig } from '../backend-vxlan/config.js';
 import { parseWireguardConfig } from '../backend-wireguard/config.js';
 import { canonicalCidr } from '../ip/index.js';
-import { overlapsAny } from '../subnet/allocator.js';
 import { backendDrift, runningConfig } from './config-drift.js';
 import { RESTART, fail, pass, warn, skip, type Check, type DoctorInput } from './doctor-check.js';
 import { firewallChecks } from './doctor-firewall.js';
 import { deviceChecks, sysctlChecks } from './doctor-kernel.js';
 import type { Lease } from '../lease/lease.js';
+import type { LeaseRecord } from './etcd-view.js';
 import { isFault, type PeerRow } from './peers.js';
 import { formatDuration } from './render.js';
 
@@ -121,16 +121,25 @@ function leaseChecks(i: DoctorInput): Check[] {
         ),
       );
   // two leases on one subnet (flannel nodes, or weft before its dual-stack create check): both hosts'
-  // pods claim the addresses; the later-written lease is the one to drop
-  const leased = i.records.filter((r) => r.lease !== null);
-  for (const [a, b] of leased.flatMap((x, n) => leased.slice(n + 1).map((y) => [x, y] as const))) {
-    const nets = (l: Lease): string[] => [l.subnet, l.subnet6].filter((n) => n !== null);
-    const shared = nets(a.lease!).filter((net) => overlapsAny(net, nets(b.lease!)));
-    if (shared.length === 0) continue;
+  // pods claim the addresses; the later-written lease is the one to drop. Grouped by subnet (a lease's
+  // subnets are canonical, one SubnetLen per network): linear in the leases, not a pairwise scan.
+  const bySubnet = new Map<string, LeaseRecord[]>();
+  for (const r of i.records)
+    for (const net of r.lease ? [r.lease.subnet, r.lease.subnet6] : [])
+      if (net !== null) bySubnet.set(net, [...(bySubnet.get(net) ?? []), r]);
+  const clashes = new Map<string, { a: LeaseRecord; b: LeaseRecord; shared: string[] }>();
+  for (const [net, rs] of bySubnet)
+    for (const [n, a] of rs.entries())
+      for (const b of rs.slice(n + 1)) {
+        const c = clashes.get(`${a.key}:${b.key}`) ?? { a, b, shared: [] };
+        c.shared.push(net);
+        clashes.set(`${a.key}:${b.key}`, c);
+      }
+  for (const [id, { a, b, shared }] of clashes) {
     const later = BigInt(a.modRevision) > BigInt(b.modRevision) ? a : b;
     out.push(
       fail(
-        `overlap:${a.key}:${b.key}`,
+        `overlap:${id}`,
         `leases ${a.key} (${a.lease!.attrs.publicIp}) and ${b.key} (${b.lease!.attrs.publicIp}) share ${shared.join(', ')}: containers of both hosts get the same addresses`,
         [
           `etcdctl del <prefix>/subnets/${later.key}   # the later one; then restart weftd on ${later.lease!.attrs.publicIp}`,
