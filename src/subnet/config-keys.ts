@@ -4,9 +4,9 @@
  * "ſubnetLen" is SubnetLen too) and lets the last key win, except that a null leaves the earlier value
  * in place for a number or bool (and fails for an address field: flannel pkg/ip/ipnet.go).
  * `{"Network":…, "network":…}` or a key written twice therefore means what Go's rules make of it, which
- * JSON.parse (last key wins, null included) does not always agree with. weft refuses such a config, naming the keys, instead of
- * guessing: the top-level keys that name a config field, and every key inside `Backend` (each backend's
- * options are a Go struct too).
+ * JSON.parse (last key wins, null included) does not always agree with. weft refuses such a config,
+ * naming the keys, instead of guessing: the top-level keys that name a config field, and every key
+ * inside `Backend` (each backend's options are a Go struct too).
  */
 
 /** Go's case folding for the keys that can name a field: lower case, and U+017F (ſ) is s. */

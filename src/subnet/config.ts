@@ -1,9 +1,9 @@
 /**
  * Parses and validates `<prefix>/config` (docs/flannel-compat.md §8) into a NetworkConfig with flannel's
  * defaults filled in. Field names match case-insensitively (Go encoding/json); two keys naming one
- * field are refused (config-keys.ts), since Go and JSON.parse may read them differently. Every rejection is a
- * ConfigError E_CONFIG_INVALID naming the field, the value and the rule. Unlike flannel, a missing
- * `Backend` defaults to `vxlan` (docs/flannel-compat.md §18 item 1), with a warning.
+ * field are refused (config-keys.ts), since Go and JSON.parse may read them differently. Every
+ * rejection is a ConfigError E_CONFIG_INVALID naming the field, the value and the rule. Unlike flannel,
+ * a missing `Backend` defaults to `vxlan` (docs/flannel-compat.md §18 item 1), with a warning.
  */
 import { ConfigError, showValue } from '../errors.js';
 import { jsonTooDeep } from '../lease/codec.js';
