@@ -121,7 +121,8 @@ function leaseChecks(i: DoctorInput): Check[] {
         ),
       );
   // two leases on one subnet (flannel nodes, or weft before its dual-stack create check): both hosts'
-  // pods claim the addresses; the later-written lease is the one to drop. Grouped by subnet (a lease's
+  // pods claim the addresses; the later-created lease is the one to drop (weftd's rule:
+  // src/subnet/lease-entry.ts, earlierHolder). Grouped by subnet (a lease's
   // subnets are canonical, one SubnetLen per network): linear in the leases, not a pairwise scan.
   const bySubnet = new Map<string, LeaseRecord[]>();
   for (const r of i.records)
@@ -136,7 +137,7 @@ function leaseChecks(i: DoctorInput): Check[] {
         clashes.set(`${a.key}:${b.key}`, c);
       }
   for (const [id, { a, b, shared }] of clashes) {
-    const later = BigInt(a.modRevision) > BigInt(b.modRevision) ? a : b;
+    const later = BigInt(a.createRevision) > BigInt(b.createRevision) ? a : b;
     out.push(
       fail(
         `overlap:${id}`,

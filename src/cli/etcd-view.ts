@@ -26,6 +26,8 @@ export interface LeaseRecord {
   readonly expiresIn: number | null;
   readonly leaseId: string | null;
   readonly modRevision: string;
+  /** Revision that created the key (of two leases on one subnet, the later-created one yields). */
+  readonly createRevision: string;
   /** Why the key or value is not a valid lease (null when valid). */
   readonly problem: string | null;
 }
@@ -67,6 +69,7 @@ export function toRecord(entry: RegistryEntry, ttl: number | null, now: number):
     expiresIn: entry.leaseId === null ? null : ttl,
     leaseId: entry.leaseId,
     modRevision: entry.modRevision,
+    createRevision: entry.createRevision,
   };
   const parsed = parseEntry(entry);
   if (!parsed.ok) return { ...base, lease: null, problem: `key ${parsed.problem}` };

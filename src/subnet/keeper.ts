@@ -12,7 +12,7 @@
 import { WeftError, describeError, hasCode } from '../errors.js';
 import type { Lease, LeaseAttrs } from '../lease/lease.js';
 import type { Logger } from '../log/logger.js';
-import { decodeEntryValue } from './lease-entry.js';
+import { decodeEntryValue, earlierHolder } from './lease-entry.js';
 import type { LeaseRegistry, RegistryEntry } from './registry.js';
 import { backoffMs, sleep, Wakeup } from './sleep.js';
 
@@ -26,6 +26,11 @@ export interface OwnedLease {
   readonly attrs: LeaseAttrs;
   /** Revision of our last write (the own-key watch starts after it). */
   revision: string;
+  /**
+   * Dual stack: the create revision of our re-created key while it is not yet checked against keys
+   * other hosts created while it was gone (`yieldToEarlier`); absent when there is nothing to check.
+   */
+  recreatedAt?: string;
 }
 
 export interface KeeperDeps {
@@ -52,6 +57,39 @@ function lost(lease: Lease, holder: string | null): WeftError {
   );
 }
 
+/**
+ * Dual stack (lease-entry.ts, earlierHolder): while our key was gone from etcd, another host may have
+ * leased its IPv4 or IPv6 subnet under another key. That key was created first, so it keeps the subnet:
+ * ours is revoked (etcd deletes the key with it) and the lease is lost. A failed listing leaves the
+ * check pending for the next round, so a re-created key is never renewed unchecked.
+ */
+async function yieldToEarlier(
+  deps: KeeperDeps,
+  lease: Lease,
+  state: OwnedLease,
+  signal: AbortSignal,
+): Promise<void> {
+  const at = state.recreatedAt;
+  if (at === undefined) return;
+  const other = earlierHolder((await deps.registry.list(signal)).entries, state.key, lease, at);
+  if (other === null) {
+    delete state.recreatedAt;
+    return;
+  }
+  if (state.leaseId !== null) await deps.registry.revoke(state.leaseId, signal).catch(() => {});
+  await deps.registry.deleteIf(state.key, state.revision, signal).catch(() => false);
+  state.leaseId = null;
+  const holder = other.attrs?.publicIp ?? null;
+  const shared = [lease.subnet, lease.subnet6].filter(
+    (s) => s !== null && (s === other.pair.subnet || s === other.pair.subnet6),
+  );
+  throw new WeftError(
+    'E_LEASE_LOST',
+    `subnet lease ${lease.key} lost: while our key was gone from etcd, ${holder === null ? 'another key' : `host ${holder}`} leased ${shared.join(' and ') || 'one of its subnets'} (key ${other.entry.key}, created first, keeps it); stop routing ${lease.subnet}`,
+    { details: { key: lease.key, holder, holderKey: other.entry.key } },
+  );
+}
+
 /** One check-and-renew round; returns the lease with its new expiration. */
 async function renewOnce(
   deps: KeeperDeps,
@@ -60,6 +98,7 @@ async function renewOnce(
   signal: AbortSignal,
 ): Promise<Lease> {
   const { registry, ttl } = deps;
+  await yieldToEarlier(deps, lease, state, signal);
   let remaining = 0;
   if (state.leaseId !== null) {
     remaining = await registry.keepAlive(state.leaseId, signal);
@@ -141,6 +180,10 @@ async function renewOnce(
     throw lost(lease, holder);
   }
   state.revision = result.revision;
+  if (!found && lease.subnet6 !== null) {
+    state.recreatedAt = result.revision;
+    await yieldToEarlier(deps, lease, state, signal);
+  }
   deps.stats.recreations++;
   deps.log.info(
     found

@@ -6,6 +6,7 @@
 import { describeError, WeftError } from '../errors.js';
 import { decodeLeaseAttrs, MAX_LEASE_VALUE_BYTES } from '../lease/codec.js';
 import type { Lease, LeaseAttrs } from '../lease/lease.js';
+import { overlapsAny } from './allocator.js';
 import { parseSubnetKey, type SubnetKey } from './keys.js';
 import type { RegistryEntry } from './registry.js';
 
@@ -54,4 +55,35 @@ export function parseEntry(entry: RegistryEntry): EntryParse {
 /** A Lease for a parsed entry with a valid value. */
 export function toLease(p: ParsedEntry, attrs: LeaseAttrs, expiration: Date | null): Lease {
   return { key: p.entry.key, subnet: p.pair.subnet, subnet6: p.pair.subnet6, attrs, expiration };
+}
+
+/**
+ * The entry of `entries`, other than `key`, that was created before `createRevision` and holds the
+ * IPv4 or the IPv6 subnet of `pair`, or null. A dual-stack key names both subnets, so two hosts that
+ * picked one subnet with different partners create two keys and etcd's create-if-absent lets both
+ * succeed: of such keys the one created first keeps the subnet, and a host whose key was created later
+ * yields. The later creator lists after its own create, so it always sees the earlier one.
+ */
+export function earlierHolder(
+  entries: readonly RegistryEntry[],
+  key: string,
+  pair: { readonly subnet: string | null; readonly subnet6: string | null },
+  createRevision: string,
+): ParsedEntry | null {
+  const ours = BigInt(createRevision);
+  for (const e of entries) {
+    if (e.key === key || BigInt(e.createRevision) >= ours) continue;
+    const other = parseSubnetKey(e.key); // the key alone: only a match's value is decoded
+    if (
+      other !== null &&
+      ((pair.subnet !== null && overlapsAny(pair.subnet, [other.subnet])) ||
+        (pair.subnet6 !== null &&
+          other.subnet6 !== null &&
+          overlapsAny(pair.subnet6, [other.subnet6])))
+    ) {
+      const r = parseEntry(e);
+      if (r.ok) return r.parsed;
+    }
+  }
+  return null;
 }

@@ -24,7 +24,7 @@ import {
 } from './allocator.js';
 import { parseNetworkConfig } from './config.js';
 import { makeSubnetKey } from './keys.js';
-import { parseEntry, type ParsedEntry } from './lease-entry.js';
+import { earlierHolder, parseEntry, type ParsedEntry } from './lease-entry.js';
 import { watchLeases } from './lease-watch.js';
 import { keepLeaseLoop, type OwnedLease } from './keeper.js';
 import type { AcquireOptions, NetworkConfig, SubnetManager } from './manager.js';
@@ -191,7 +191,6 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
     let leaseId: string | null = entry.leaseId;
     let remaining = await registry.keepAlive(entry.leaseId, signal);
     if (remaining !== ttl) {
-      if (remaining > 0) void revokeQuietly(entry.leaseId).catch(() => {});
       leaseId = await registry.grant(ttl, signal);
       remaining = ttl;
     }
@@ -203,6 +202,9 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
         return null;
       }
       revision = r.revision;
+      // The old store lease (another TTL) is revoked only now that the key is attached to ours:
+      // revoking it first deleted the key, and the subnet was open to any host until re-created.
+      if (leaseId !== entry.leaseId) await revokeQuietly(entry.leaseId);
     }
     owned.set(entry.key, { key: entry.key, leaseId, value, attrs, revision });
     log.info('reusing the lease of this host', { key: entry.key });
@@ -243,7 +245,30 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
         stats.attempts++;
         const listing = await registry.list(signal);
         let parsed = parseListing(listing.entries);
-        const own = findOwn(parsed, attrs.publicIp, config, previous);
+        const yielded = new Set<ParsedEntry>();
+        // A dual-stack key of ours sharing a subnet with a key created before it (lease-entry.ts,
+        // earlierHolder) is not ours to keep: e.g. our keeper gave it up but could not delete it.
+        for (const p of parsed.filter(
+          (p) =>
+            p.attrs?.publicIp === attrs.publicIp &&
+            p.entry.leaseId !== null &&
+            p.pair.subnet6 !== null &&
+            earlierHolder(listing.entries, p.entry.key, p.pair, p.entry.createRevision) !== null,
+        )) {
+          log.warn("deleting this host's lease: a key created before it holds one of its subnets", {
+            key: p.entry.key,
+          });
+          if (await registry.deleteIf(p.entry.key, p.entry.modRevision, signal))
+            await revokeQuietly(p.entry.leaseId!);
+          yielded.add(p);
+        }
+        // (if it changed meanwhile and was not deleted, its subnets still count as taken below)
+        const own = findOwn(
+          parsed.filter((p) => !yielded.has(p)),
+          attrs.publicIp,
+          config,
+          previous,
+        );
         if (own) {
           if (isCompatible(config, own.pair)) {
             const lease = await takeOver(own, attrs, value, signal);
@@ -272,6 +297,7 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
           previous && opts.previousLeaseId
             ? parsed.find(
                 (p) =>
+                  !yielded.has(p) &&
                   p.entry.key === makeSubnetKey(previous.subnet, previous.subnet6) &&
                   p.entry.leaseId === opts.previousLeaseId,
               )
@@ -356,7 +382,11 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
         leaseId ??= await registry.grant(ttl, signal);
         const key = makeSubnetKey(pair.subnet, pair.subnet6);
         const r = await registry.createIfAbsent(key, value, leaseId, signal);
-        if (r.ok && pair.subnet6 !== null && (await createdLater(key, pair, r.revision, signal))) {
+        if (
+          r.ok &&
+          pair.subnet6 !== null &&
+          earlierHolder((await registry.list(signal)).entries, key, pair, r.revision) !== null
+        ) {
           // Dual stack: the key names both subnets, so another host that picked the same IPv4 (or
           // IPv6) subnet with another partner created another key. The later creation yields.
           await registry.deleteIf(key, r.revision, signal);
@@ -390,33 +420,6 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
     } finally {
       if (leaseId !== null && !used) await revokeQuietly(leaseId);
     }
-  }
-
-  /**
-   * Whether a key other than `key` (created at `revision`) holds its IPv4 or IPv6 subnet and was
-   * written first. Of two hosts that created such keys at once, the later one sees the earlier one's
-   * (its listing comes after its own create), so exactly one of them keeps the subnet.
-   */
-  async function createdLater(
-    key: string,
-    pair: { subnet: string; subnet6: string | null },
-    revision: string,
-    signal?: AbortSignal,
-  ): Promise<boolean> {
-    const others = parseListing((await registry.list(signal)).entries).filter(
-      (p) => p.entry.key !== key && BigInt(p.entry.modRevision) < BigInt(revision),
-    );
-    return (
-      overlapsAny(
-        pair.subnet,
-        others.map((p) => p.pair.subnet),
-      ) ||
-      (pair.subnet6 !== null &&
-        overlapsAny(
-          pair.subnet6,
-          others.flatMap((p) => (p.pair.subnet6 ? [p.pair.subnet6] : [])),
-        ))
-    );
   }
 
   async function keepLease(

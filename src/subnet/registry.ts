@@ -27,6 +27,11 @@ export interface RegistryEntry {
   readonly leaseId: string | null;
   /** Revision of the last write to this key. */
   readonly modRevision: string;
+  /**
+   * Revision of the write that created this key: kept across overwrites and renewals, new after a
+   * delete. Of two keys holding one subnet, the one created first keeps it (local-manager.ts, keeper.ts).
+   */
+  readonly createRevision: string;
 }
 
 export interface RegistryListing {

@@ -55,7 +55,13 @@ export class MemoryLeaseRegistry implements LeaseRegistry {
 
   private write(key: string, value: string, leaseId: string | null): string {
     this.revision++;
-    const entry: RegistryEntry = { key, value, leaseId, modRevision: String(this.revision) };
+    const entry: RegistryEntry = {
+      key,
+      value,
+      leaseId,
+      modRevision: String(this.revision),
+      createRevision: this.kvs.get(key)?.createRevision ?? String(this.revision),
+    };
     this.kvs.set(key, entry);
     this.record({ type: 'put', entry });
     return entry.modRevision;

@@ -71,13 +71,20 @@ export function registryContract(label: string, setup: () => Promise<RegistryHar
       const b = await r.createIfAbsent('10.5.1.0-24', 'two', null);
       expect(b).toEqual({
         ok: false,
-        existing: { key: '10.5.1.0-24', value: 'one', leaseId: null, modRevision: rev },
+        existing: {
+          key: '10.5.1.0-24',
+          value: 'one',
+          leaseId: null,
+          modRevision: rev,
+          createRevision: rev,
+        },
       });
       expect(await r.get('10.5.1.0-24')).toEqual({
         key: '10.5.1.0-24',
         value: 'one',
         leaseId: null,
         modRevision: rev,
+        createRevision: rev,
       });
       expect(await r.get('10.5.9.0-24')).toBeNull();
       const listing = await r.list();
@@ -94,7 +101,14 @@ export function registryContract(label: string, setup: () => Promise<RegistryHar
       expect(Number(rev2)).toBeGreaterThan(Number(rev1));
       expect(await r.replaceIf('10.5.2.0-24', 'v3', null, rev1)).toEqual({
         ok: false,
-        existing: { key: '10.5.2.0-24', value: 'v2', leaseId: null, modRevision: rev2 },
+        // an overwrite keeps the key's create revision
+        existing: {
+          key: '10.5.2.0-24',
+          value: 'v2',
+          leaseId: null,
+          modRevision: rev2,
+          createRevision: rev1,
+        },
       });
       expect(await r.replaceIf('10.5.3.0-24', 'v1', null, rev1)).toEqual({
         ok: false,
@@ -105,6 +119,11 @@ export function registryContract(label: string, setup: () => Promise<RegistryHar
       expect(await r.deleteIf('10.5.2.0-24', rev2)).toBe(true);
       expect(await r.get('10.5.2.0-24')).toBeNull();
       expect(await r.deleteIf('10.5.2.0-24', rev2)).toBe(false);
+      // created again after the delete: a new create revision
+      const c = await r.createIfAbsent('10.5.2.0-24', 'v4', null);
+      const rev3 = c.ok ? c.revision : '';
+      expect(Number(rev3)).toBeGreaterThan(Number(rev2));
+      expect((await r.get('10.5.2.0-24'))?.createRevision).toBe(rev3);
     });
 
     it('attaches keys to store leases: revoke deletes them, a gone lease is refused', async () => {

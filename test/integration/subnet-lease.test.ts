@@ -129,6 +129,28 @@ describe.skipIf(!runnable)('subnet lease manager over etcd', () => {
     expect(again.subnet).toBe('10.5.7.0/24');
   });
 
+  it('reusing our key held under a store lease of another TTL moves it to ours without deleting it', async () => {
+    // E.g. weftd restarted with another --subnet-lease-ttl, or a flannel node's key taken over. The
+    // old store lease used to be revoked first, which deleted the key (a new create revision) and left
+    // the subnet open to any other host until it was written again.
+    const prefix = etcd.prefix('reuse-ttl');
+    await putConfig(etcd, prefix, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
+    const id = /lease ([0-9a-f]+) granted/.exec(await etcd.etcdctl(['lease', 'grant', '900']))![1]!;
+    const key = `${prefix}/subnets/10.5.9.0-24`;
+    await etcd.etcdctl(['put', `--lease=${id}`, key, encodeLeaseAttrs(attrs(7))]);
+    const created = async (): Promise<string | undefined> =>
+      /"create_revision":(\d+)/.exec(await etcd.etcdctl(['get', key, '-w', 'json']))?.[1];
+    const before = await created();
+    expect(before).toBeDefined();
+    const lease = await managers
+      .make(prefix, { ttlSeconds: 600 })
+      .acquireLease(attrs(7), { previousSubnet: '10.5.9.1/24' });
+    expect(lease.key).toBe('10.5.9.0-24');
+    expect(await created()).toBe(before);
+    // the old store lease is gone, the key lives under the new one
+    expect(await etcd.etcdctl(['lease', 'timetolive', id])).toMatch(/already expired|not found/);
+  });
+
   it('a changed public IP takes back the previous subnet only under the etcd lease recorded for it', async () => {
     const prefix = etcd.prefix('moved-ip');
     await putConfig(etcd, prefix, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
@@ -269,6 +291,86 @@ describe.skipIf(!runnable)('subnet lease manager over etcd', () => {
       ac.abort();
       await keeping;
     }
+  });
+
+  it('dual stack: our key gone and one of its subnets leased by another host meanwhile: the keeper yields (E_LEASE_LOST, our re-created key deleted), a restart leases other subnets', async () => {
+    // The other host's key names the same IPv4 subnet with another IPv6 one, so re-creating ours
+    // succeeds in etcd (another key); before src/subnet/keeper.ts's yieldToEarlier both hosts kept
+    // 10.5.x.0/24 and their containers got the same addresses.
+    const prefix = etcd.prefix('dual-recreate');
+    await putConfig(etcd, prefix, {
+      Network: '10.5.0.0/16',
+      EnableIPv6: true,
+      IPv6Network: 'fd05::/48',
+      Backend: { Type: 'vxlan' },
+    });
+    const a = managers.make(prefix, { ttlSeconds: 30 });
+    const lease = await a.acquireLease(attrs(1));
+    expect(lease.subnet6).not.toBeNull();
+    await etcd.etcdctl(['del', `${prefix}/subnets/${lease.key}`]);
+    const b = managers.make(prefix, { ttlSeconds: 30 });
+    const free6 = lease.subnet6 === 'fd05:0:0:ff::/64' ? 'fd05:0:0:fe::/64' : 'fd05:0:0:ff::/64';
+    const theirs = await b.acquireLease(attrs(2), {
+      previousSubnet: lease.subnet!,
+      previousSubnet6: free6,
+    });
+    expect(theirs.subnet).toBe(lease.subnet);
+    expect(theirs.key).not.toBe(lease.key);
+    const ac = new AbortController();
+    const err = (await Promise.race([
+      a.keepLease({ ...lease, expiration: new Date() }, ac.signal).catch((e: unknown) => e),
+      new Promise((r) => setTimeout(() => r(new Error('the keeper kept the lease')), 10_000)),
+    ])) as WeftError;
+    ac.abort();
+    expect(hasCode(err, 'E_LEASE_LOST')).toBe(true);
+    expect(err.message).toContain(
+      `while our key was gone from etcd, host 198.18.0.2 leased ${lease.subnet} (key ${theirs.key}, created first, keeps it)`,
+    );
+    const keys = (await etcd.etcdctl(['get', '--prefix', '--keys-only', `${prefix}/subnets/`]))
+      .split('\n')
+      .filter(Boolean);
+    expect(keys).toEqual([`${prefix}/subnets/${theirs.key}`]);
+    // weftd restarts (its subnet.env still names the old subnets): it gets others
+    const again = await managers.make(prefix).acquireLease(attrs(1), {
+      previousSubnet: lease.subnet!,
+      previousSubnet6: lease.subnet6!,
+    });
+    expect(again.subnet).not.toBe(lease.subnet);
+    expect(again.subnet6).not.toBe(free6);
+  });
+
+  it('dual stack: a stale key of ours that shares a subnet with an earlier key is deleted at start, not reused', async () => {
+    // E.g. the keeper gave it up (above) but etcd was unreachable for the delete.
+    const prefix = etcd.prefix('dual-stale-own');
+    await putConfig(etcd, prefix, {
+      Network: '10.5.0.0/16',
+      EnableIPv6: true,
+      IPv6Network: 'fd05::/48',
+      Backend: { Type: 'vxlan' },
+    });
+    const theirs = '10.5.7.0-24&fd05:0:0:7::-64';
+    const ours = '10.5.7.0-24&fd05:0:0:8::-64';
+    await etcd.etcdctl(['put', `${prefix}/subnets/${theirs}`, encodeLeaseAttrs(attrs(2))]);
+    const id = /lease ([0-9a-f]+) granted/.exec(
+      await etcd.etcdctl(['lease', 'grant', '86400']),
+    )?.[1];
+    await etcd.etcdctl([
+      'put',
+      `--lease=${id}`,
+      `${prefix}/subnets/${ours}`,
+      encodeLeaseAttrs(attrs(1)),
+    ]);
+    const lease = await managers.make(prefix).acquireLease(attrs(1), {
+      previousSubnet: '10.5.7.0/24',
+      previousSubnet6: 'fd05:0:0:8::/64',
+    });
+    expect(lease.subnet).not.toBe('10.5.7.0/24');
+    expect(lease.subnet6).not.toBe('fd05:0:0:8::/64');
+    const keys = (await etcd.etcdctl(['get', '--prefix', '--keys-only', `${prefix}/subnets/`]))
+      .split('\n')
+      .filter(Boolean)
+      .sort();
+    expect(keys).toEqual([`${prefix}/subnets/${lease.key}`, `${prefix}/subnets/${theirs}`].sort());
   });
 
   it('a subnet taken by another host rejects keepLease with E_LEASE_LOST', async () => {

@@ -191,6 +191,7 @@ async function run(
     expiresIn: 86_000,
     leaseId: '7',
     modRevision: '5',
+    createRevision: '5',
     problem: null,
   });
   const probed = probeTargets(programmedPeers(leases, network.lease, rows));

@@ -116,6 +116,7 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
       ...(big ? { oversize: kv.valueBytes } : {}),
       leaseId: kv.lease === '0' ? null : kv.lease,
       modRevision: kv.modRevision,
+      createRevision: kv.createRevision,
     };
   }
 

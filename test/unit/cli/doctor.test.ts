@@ -19,6 +19,7 @@ const record = (l: ReturnType<typeof lease>, over: Partial<LeaseRecord> = {}): L
   expiresIn: 86_000,
   leaseId: '7',
   modRevision: '5',
+  createRevision: '5',
   problem: null,
   ...over,
 });
@@ -364,7 +365,7 @@ describe('doctor checks', () => {
             ...leases.map((l) => record(l)),
             record(
               { ...lease(2, { publicIp: '198.18.0.9' }), key: '10.5.2.0-24&fd05:0:0:9::-64' },
-              { modRevision: '9' },
+              { modRevision: '9', createRevision: '9' },
             ),
           ],
         }),

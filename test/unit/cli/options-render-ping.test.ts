@@ -293,21 +293,39 @@ describe('host and etcd readers (pure parts)', () => {
     const value =
       '{"PublicIP":"198.18.0.2","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"aa:00:00:00:00:02"}}';
     const now = 1_000_000;
-    const r = toRecord({ key: '10.5.2.0-24', value, leaseId: '42', modRevision: '9' }, 100, now);
+    const r = toRecord(
+      { key: '10.5.2.0-24', value, leaseId: '42', modRevision: '9', createRevision: '9' },
+      100,
+      now,
+    );
     expect(r).toMatchObject({ reserved: false, expiresIn: 100, problem: null });
     expect(r.lease?.expiration?.getTime()).toBe(now + 100_000);
     expect(
-      toRecord({ key: '10.5.2.0-24', value, leaseId: null, modRevision: '9' }, null, now),
+      toRecord(
+        { key: '10.5.2.0-24', value, leaseId: null, modRevision: '9', createRevision: '9' },
+        null,
+        now,
+      ),
     ).toMatchObject({ reserved: true, expiresIn: null });
     expect(
       toRecord(
-        { key: '10.5.2.0-24', value: '{"PublicIP":5}', leaseId: '1', modRevision: '1' },
+        {
+          key: '10.5.2.0-24',
+          value: '{"PublicIP":5}',
+          leaseId: '1',
+          modRevision: '1',
+          createRevision: '1',
+        },
         5,
         now,
       ),
     ).toMatchObject({ lease: null, problem: expect.stringMatching(/PublicIP/) });
     expect(
-      toRecord({ key: '../../etc', value, leaseId: '1', modRevision: '1' }, 5, now).problem,
+      toRecord(
+        { key: '../../etc', value, leaseId: '1', modRevision: '1', createRevision: '1' },
+        5,
+        now,
+      ).problem,
     ).toMatch(/not a subnet key/);
   });
 

@@ -152,6 +152,7 @@ describe('which lease is this host', () => {
       expiresIn: 10,
       leaseId: '1',
       modRevision: '1',
+      createRevision: '1',
       problem: null,
     });
     const env = (subnet: string) => {

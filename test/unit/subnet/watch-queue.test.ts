@@ -10,7 +10,7 @@ import type { RegistryBatch, RegistryEvent } from '../../../src/subnet/registry.
 
 const put = (key: string, value = 'v', rev = 1): RegistryEvent => ({
   type: 'put',
-  entry: { key, value, leaseId: null, modRevision: String(rev) },
+  entry: { key, value, leaseId: null, modRevision: String(rev), createRevision: String(rev) },
 });
 const del = (key: string, rev = 1): RegistryEvent => ({
   type: 'delete',
