@@ -56,6 +56,21 @@ describe.skipIf(!runnable)('the weft .deb', () => {
     expect(readFileSync(join(root, 'DEBIAN', 'conffiles'), 'utf8')).toBe('/etc/default/weftd\n');
   });
 
+  it('ships its ELF files stripped, as dh_strip would (lintian: unstripped-binary-or-object)', () => {
+    for (const f of [
+      'usr/lib/weft/weft',
+      'usr/lib/weft/weft_native.node',
+      'usr/lib/weft/netlink_binding.node',
+      'usr/lib/weft/weft_peercred.node',
+      'usr/lib/cni/weft',
+    ]) {
+      const sections = execFileSync('readelf', ['-SW', join(root, f)], { encoding: 'utf8' });
+      expect(sections, f).not.toMatch(/\s\.(symtab|debug_\w+)\s/);
+      // what the addons link against stays: N-API in the executable's dynamic symbols
+      if (f.includes('/weft/')) expect(sections, f).toMatch(/\s\.dynsym\s/);
+    }
+  });
+
   it('depends on Debian packages only: no Node.js, no compiler', () => {
     const depends = execFileSync('dpkg-deb', ['-f', deb, 'Depends'], { encoding: 'utf8' }).trim();
     const names = depends.split(',').map((d) => d.trim().split(/[\s(]/)[0]);
