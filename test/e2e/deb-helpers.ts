@@ -46,7 +46,8 @@ export async function onScratchHost(
       'R=$T/fs/root',
       'mount -t overlay overlay -o "lowerdir=/,upperdir=$T/fs/upper,workdir=$T/fs/work" "$R"',
       'mount -t proc proc "$R/proc"',
-      'mount --rbind /sys "$R/sys"',
+      // a sysfs of its own network namespace: weftd reads interfaces from /sys/class/net
+      'mount -t sysfs sysfs "$R/sys"',
       'mount --rbind /dev "$R/dev"',
       'mount -t tmpfs tmpfs "$R/run"',
       'mkdir -p "$R/run/lock"',
