@@ -245,12 +245,14 @@ function controlFile(arch, depends, installedKb) {
     'Priority: optional',
     'Homepage: https://github.com/weft/weft',
     'Description: container overlay network (flannel-compatible leases in etcd)',
-    " weftd leases a subnet per host from etcd, in flannel's key layout, and programs the",
-    ' Linux dataplane (kernel VXLAN, host-gw routes, or IP-in-UDP through a native',
-    ' forwarder) so every container reaches every other one by its own address. The',
-    ' package carries weftd (systemd unit weftd.service, Type=notify), weftctl (status,',
-    ' doctor, migration from flannel, Docker options) and the `weft` CNI plugin in',
-    ' /usr/lib/cni. It brings its own runtime: no Node.js and no compiler needed.',
+    // at most 80 columns a line (lintian: extended-description-line-too-long)
+    " weftd leases a subnet per host from etcd, in flannel's key layout, and",
+    ' programs the Linux dataplane (kernel VXLAN, host-gw routes, or IP-in-UDP',
+    ' through a native forwarder) so every container reaches every other one by',
+    ' its own address. The package carries weftd (systemd unit weftd.service,',
+    ' Type=notify), weftctl (status, doctor, migration from flannel, Docker',
+    ' options) and the `weft` CNI plugin in /usr/lib/cni. It brings its own',
+    ' runtime: no Node.js and no compiler needed.',
     '',
   ].join('\n');
 }

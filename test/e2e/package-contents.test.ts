@@ -71,6 +71,18 @@ describe.skipIf(!runnable)('the weft .deb', () => {
     }
   });
 
+  it("control's Description fits 80 columns, and copyright names what the package bundles", () => {
+    const desc = execFileSync('dpkg-deb', ['-f', deb, 'Description'], { encoding: 'utf8' });
+    for (const line of desc.trimEnd().split('\n'))
+      expect(line.length, line).toBeLessThanOrEqual(80);
+    const copyright = readFileSync(join(root, 'usr/share/doc/weft/copyright'), 'utf8');
+    expect(copyright).toMatch(/^Copyright: /m);
+    // the npm packages the executable once carried and no longer does (weft's own etcd client and
+    // Prometheus text format replaced them)
+    for (const gone of ['etcd3', 'grpc', 'protobufjs', 'prom-client'])
+      expect(copyright).not.toContain(gone);
+  });
+
   it('depends on Debian packages only: no Node.js, no compiler', () => {
     const depends = execFileSync('dpkg-deb', ['-f', deb, 'Depends'], { encoding: 'utf8' }).trim();
     const names = depends.split(',').map((d) => d.trim().split(/[\s(]/)[0]);
