@@ -220,9 +220,9 @@ function cannotLookAt(path: string): boolean {
 }
 
 /** Whether this process has capability `bit` in its effective set (/proc/self/status CapEff). */
-export function hasEffectiveCap(bit: number, status?: string): boolean {
+function hasEffectiveCap(bit: number): boolean {
   try {
-    const text = status ?? readFileSync('/proc/self/status', 'utf8');
+    const text = readFileSync('/proc/self/status', 'utf8');
     const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(text)?.[1];
     return hex !== undefined && ((BigInt(`0x${hex}`) >> BigInt(bit)) & 1n) === 1n;
   } catch {
