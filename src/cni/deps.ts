@@ -51,12 +51,31 @@ export function callerPath(callerPid: number | undefined, path: string): string 
   // 0: the shim's pid is not visible in weftd's pid namespace; the path is then taken as it is
   if (path === '' || callerPid === undefined || callerPid <= 0) return path;
   const root = `/proc/${callerPid}/root`;
+  if (!canSeeInto(root)) return path;
   if (path.startsWith('/')) return resolveInRoot(root, path);
   try {
     // relative to the caller's working directory, as the caller names it
     return resolveInRoot(root, `${readlinkSync(`/proc/${callerPid}/cwd`)}/${path}`);
   } catch {
     return path;
+  }
+}
+
+/**
+ * False when this process may not look through `root` (/proc/<pid>/root): the kernel's ptrace access
+ * check refuses it (EACCES) to a root process whose capabilities are not a superset of the caller's, as
+ * weftd's under weftd.service's CapabilityBoundingSet against a runtime's shim. Every lookup under it
+ * would fail and the checks would pass the path unseen (the host's own netns included), so the path is
+ * then taken as this process sees it: under the unit, a mount namespace that receives the host's
+ * mounts (/run/netns, /proc).
+ */
+function canSeeInto(root: string): boolean {
+  try {
+    readlinkSync(root);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code !== 'EACCES' && code !== 'EPERM';
   }
 }
 

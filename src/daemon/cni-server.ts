@@ -15,10 +15,11 @@
  * with the ADD result: src/cni/deps.ts afterAnswer), which then runs at once, still inside the
  * container's lock: the runtime does not wait for ext4's rename over the earlier file.
  */
-import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { dirname } from 'node:path';
+import { callerPath } from '../cni/deps.js';
 import { CniCode, CniError } from '../cni/errors.js';
 import { runInProcess, runLater } from '../cni/in-process.js';
 import {
@@ -86,6 +87,10 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer | n
     return null;
   }
   const noisy = rateLimited(log, 60_000, 3);
+  // CHECK looks into the container's netns (nsenter: setns needs CAP_SYS_ADMIN, which weftd.service's
+  // CapabilityBoundingSet leaves out); without it the shim runs the full plugin, with the runtime's
+  // privileges, instead of weftd answering every CHECK with "cannot inspect"
+  const canEnterNetns = hasEffectiveCap(CAP_SYS_ADMIN);
   const locks = new CniLocks();
   const flock = nativeFlock(log);
   const sockets = new Set<Socket>();
@@ -137,6 +142,20 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer | n
         }),
       );
     };
+    // the shim then runs the full plugin with the runtime's privileges (cni-shim/weft-cni-shim.c)
+    const handOff = (why: string): void =>
+      conn.finish(encodeReply(ReplyStatus.Unavailable, 1, Buffer.alloc(0), Buffer.from(why)));
+    if (command === 'CHECK' && !canEnterNetns) {
+      handOff("weftd cannot enter the container's network namespace (no CAP_SYS_ADMIN)");
+      return;
+    }
+    // DEL must know whether CNI_NETNS is the host's own netns (src/cni/host-netns.ts: the delegate
+    // would delete the host's interface named CNI_IFNAME). weftd under its unit may not look at
+    // /proc/<pid>/ns/net of a process with more capabilities than its own (EACCES).
+    if (command === 'DEL' && cannotLookAt(callerPath(callerPid, req.env['CNI_NETNS'] ?? ''))) {
+      handOff("weftd may not look at CNI_NETNS (the runtime's process has more capabilities)");
+      return;
+    }
     try {
       if (command === 'GC') await locks.exclusive(run);
       else if (command === 'ADD' || command === 'DEL' || command === 'CHECK')
@@ -184,6 +203,31 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer | n
       }
     },
   };
+}
+
+const CAP_SYS_ADMIN = 21;
+
+/** True when `path` exists but this process may not stat it (EACCES/EPERM). */
+function cannotLookAt(path: string): boolean {
+  if (path === '') return false;
+  try {
+    statSync(path);
+    return false;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'EACCES' || code === 'EPERM';
+  }
+}
+
+/** Whether this process has capability `bit` in its effective set (/proc/self/status CapEff). */
+function hasEffectiveCap(bit: number): boolean {
+  try {
+    const text = readFileSync('/proc/self/status', 'utf8');
+    const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(text)?.[1];
+    return hex !== undefined && ((BigInt(`0x${hex}`) >> BigInt(bit)) & 1n) === 1n;
+  } catch {
+    return false;
+  }
 }
 
 interface Pending {

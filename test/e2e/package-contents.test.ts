@@ -56,6 +56,33 @@ describe.skipIf(!runnable)('the weft .deb', () => {
     expect(readFileSync(join(root, 'DEBIAN', 'conffiles'), 'utf8')).toBe('/etc/default/weftd\n');
   });
 
+  it('ships its ELF files stripped, as dh_strip would (lintian: unstripped-binary-or-object)', () => {
+    for (const f of [
+      'usr/lib/weft/weft',
+      'usr/lib/weft/weft_native.node',
+      'usr/lib/weft/netlink_binding.node',
+      'usr/lib/weft/weft_peercred.node',
+      'usr/lib/cni/weft',
+    ]) {
+      const sections = execFileSync('readelf', ['-SW', join(root, f)], { encoding: 'utf8' });
+      expect(sections, f).not.toMatch(/\s\.(symtab|debug_\w+)\s/);
+      // what the addons link against stays: N-API in the executable's dynamic symbols
+      if (f.includes('/weft/')) expect(sections, f).toMatch(/\s\.dynsym\s/);
+    }
+  });
+
+  it("control's Description fits 80 columns, and copyright names what the package bundles", () => {
+    const desc = execFileSync('dpkg-deb', ['-f', deb, 'Description'], { encoding: 'utf8' });
+    for (const line of desc.trimEnd().split('\n'))
+      expect(line.length, line).toBeLessThanOrEqual(80);
+    const copyright = readFileSync(join(root, 'usr/share/doc/weft/copyright'), 'utf8');
+    expect(copyright).toMatch(/^Copyright: /m);
+    // the npm packages the executable once carried and no longer does (weft's own etcd client and
+    // Prometheus text format replaced them)
+    for (const gone of ['etcd3', 'grpc', 'protobufjs', 'prom-client'])
+      expect(copyright).not.toContain(gone);
+  });
+
   it('depends on Debian packages only: no Node.js, no compiler', () => {
     const depends = execFileSync('dpkg-deb', ['-f', deb, 'Depends'], { encoding: 'utf8' }).trim();
     const names = depends.split(',').map((d) => d.trim().split(/[\s(]/)[0]);
@@ -117,12 +144,21 @@ describe.skipIf(!runnable)('the weft .deb', () => {
     expect(deps.sort()).toEqual(['After', 'Wants']);
   });
 
-  /** Runs a maintainer script with systemd "running" and a systemctl that records its arguments. */
-  async function maint(script: string, ...args: string[]): Promise<string[]> {
+  /**
+   * Runs a maintainer script with systemd "running" and a systemctl that records its arguments. The
+   * host's policy-rc.d is replaced (through DPKG_ROOT, which deb-systemd-invoke reads it under) by
+   * none, or by one that exits `policy` (101: "do not start or stop services", as in image builds).
+   */
+  async function maint(script: string, args: string[], policy?: number): Promise<string[]> {
     const fake = mkdtempSync(join(tmpdir(), 'weft-maint-'));
     try {
       writeFileSync(join(fake, 'systemctl'), `#!/bin/sh\necho "$*" >> ${fake}/calls\n`);
       chmodSync(join(fake, 'systemctl'), 0o755);
+      if (policy !== undefined) {
+        mkdirSync(join(fake, 'usr', 'sbin'), { recursive: true });
+        writeFileSync(join(fake, 'usr', 'sbin', 'policy-rc.d'), `#!/bin/sh\nexit ${policy}\n`);
+        chmodSync(join(fake, 'usr', 'sbin', 'policy-rc.d'), 0o755);
+      }
       mkdirSync(join(fake, 'run-systemd', 'system'), { recursive: true });
       writeFileSync(join(fake, 'calls'), '');
       await run('unshare', [
@@ -131,7 +167,7 @@ describe.skipIf(!runnable)('the weft .deb', () => {
         'private',
         'sh',
         '-c',
-        `mkdir -p /run/systemd && mount --bind ${fake}/run-systemd /run/systemd && PATH=${fake}:/usr/sbin:/usr/bin:/sbin:/bin exec "$@"`,
+        `mkdir -p /run/systemd && mount --bind ${fake}/run-systemd /run/systemd && DPKG_ROOT=${fake} PATH=${fake}:/usr/sbin:/usr/bin:/sbin:/bin exec "$@"`,
         'maint',
         join(root, 'DEBIAN', script),
         ...args,
@@ -143,19 +179,32 @@ describe.skipIf(!runnable)('the weft .deb', () => {
   }
 
   it('maintainer scripts: a fresh install starts and enables nothing', async () => {
-    expect(await maint('postinst', 'configure', '')).toEqual(['daemon-reload']);
+    expect(await maint('postinst', ['configure', ''])).toEqual(['daemon-reload']);
   });
 
   it('maintainer scripts: an upgrade restarts weftd only if it runs, and never stops it first', async () => {
-    expect(await maint('prerm', 'upgrade', '0.1.1')).toEqual([]);
-    expect(await maint('postinst', 'configure', '0.0.9')).toEqual([
+    expect(await maint('prerm', ['upgrade', '0.1.1'])).toEqual([]);
+    expect(await maint('postinst', ['configure', '0.0.9'])).toEqual([
       'daemon-reload',
       'try-restart weftd.service',
     ]);
   });
 
   it('maintainer scripts: removal stops weftd (the dataplane stays) and keeps it enabled for a reinstall', async () => {
-    expect(await maint('prerm', 'remove')).toEqual(['stop weftd.service']);
-    expect(await maint('postrm', 'remove')).toEqual(['daemon-reload']);
+    expect(await maint('prerm', ['remove'])).toEqual(['stop weftd.service']);
+    expect(await maint('postrm', ['remove'])).toEqual(['daemon-reload']);
+  });
+
+  it('maintainer scripts: a policy-rc.d that forbids service actions (101) is obeyed', async () => {
+    // Debian policy 9.3.3: an image build or a maintenance window sets policy-rc.d to keep services
+    // as they are; a direct `systemctl try-restart` or `stop` would ignore it
+    expect(await maint('postinst', ['configure', '0.0.9'], 101)).toEqual(['daemon-reload']);
+    expect(await maint('prerm', ['remove'], 101)).toEqual([]);
+    // 0 allows them
+    expect(await maint('postinst', ['configure', '0.0.9'], 0)).toEqual([
+      'daemon-reload',
+      'try-restart weftd.service',
+    ]);
+    expect(await maint('prerm', ['remove'], 0)).toEqual(['stop weftd.service']);
   });
 });
