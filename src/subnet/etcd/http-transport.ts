@@ -291,7 +291,8 @@ export class HttpTransport {
     auth: Record<string, string>,
   ): Promise<unknown> {
     const ep = opts.endpoint ?? this.pick();
-    const timeoutMs = Math.max(1, opts.timeoutMs ?? this.o.requestTimeoutMs);
+    // whole ms: the deadline's remainder (1999.93…) read badly in "no answer within … ms"
+    const timeoutMs = Math.max(1, Math.ceil(opts.timeoutMs ?? this.o.requestTimeoutMs));
     return new Promise((resolve, reject) => {
       if (opts.signal?.aborted) return reject(new AbortedError());
       let done = false;
