@@ -3,7 +3,8 @@
  * proxy in this test that passes some of the gateway's calls and holds others unanswered (an etcd that
  * froze, or a partition, after the command's first requests). Every command must end within a bound
  * with exit 4 and a JSON error document, never a hang and never a partial table shown as complete;
- * a compaction between two pages of a listing is no failure at all.
+ * a compaction between two pages of a listing is no failure at all; an endpoint whose pages never
+ * advance ends the listing at once.
  * runCli runs in-process; nothing touches the kernel.
  */
 import http from 'node:http';
@@ -179,6 +180,43 @@ describe.skipIf(!runnable)('weftctl with etcd failing part-way', () => {
     } finally {
       await proxy.close();
       client.close();
+    }
+  });
+  it('an endpoint that answers every page with the same keys and "more": exit 4 at once, no endless paging', async () => {
+    let ranges = 0;
+    const key = Buffer.from('/coreos.com/network/subnets/10.1.1.0-24').toString('base64');
+    const page = JSON.stringify({
+      header: { revision: '5' },
+      kvs: [{ key, value: Buffer.from('{}').toString('base64'), mod_revision: '3' }],
+      more: true,
+      count: '2',
+    });
+    const broken = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (req.url?.endsWith('/kv/range')) ranges++;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(page);
+      });
+    });
+    await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = broken.address() as { port: number };
+      const r = await Promise.race([
+        runCli(['leases', '--json', `--etcd-endpoints=http://127.0.0.1:${port}`], io),
+        new Promise<null>((resolve) => setTimeout(() => resolve(null), 5000)),
+      ]);
+      // before: tens of thousands of requests a second, for ever
+      expect(r, `still paging after 5 s (${ranges} requests)`).not.toBeNull();
+      expect(r!.exitCode).toBe(4);
+      expect(JSON.parse(r!.stdout)).toMatchObject({
+        ok: false,
+        error: { code: 'E_ETCD_UNAVAILABLE', message: expect.stringMatching(/does not advance/) },
+      });
+      expect(ranges).toBe(2);
+    } finally {
+      broken.closeAllConnections();
+      await new Promise((resolve) => broken.close(resolve));
     }
   });
 });

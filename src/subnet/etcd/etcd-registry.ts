@@ -226,6 +226,13 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
       }
       const last = res.kvs[res.kvs.length - 1];
       if (!res.more || !last) break;
+      // etcd answers keys from `from` on: a page ending before it (a broken proxy or a hostile
+      // endpoint answering `more` with the same page) would be asked for again for ever
+      if (Buffer.compare(last.key, from) < 0)
+        throw new WeftError(
+          'E_ETCD_UNAVAILABLE',
+          'etcd list subnets: the answer does not advance (its last key lies before the page asked for); is the endpoint etcd?',
+        );
       from = Buffer.concat([last.key, Buffer.from([0])]);
       page = Math.min(LIST_PAGE, page * 2);
     }
