@@ -219,4 +219,47 @@ describe.skipIf(!runnable)('weftctl with etcd failing part-way', () => {
       await new Promise((resolve) => broken.close(resolve));
     }
   });
+  it('a slow etcd (50 ms a call): 640 leases with their TTLs in about ten round trips, not forty', async () => {
+    const slow = etcd.prefix('cli-slow');
+    const client = etcdWriter(etcd.endpoints);
+    try {
+      for (let b = 0; b < 10; b++)
+        await Promise.all(
+          Array.from({ length: 64 }, async (_, i) => {
+            const lease = await client.grant(600);
+            await client.put(
+              `${slow}/subnets/10.${20 + b}.${i}.0-24`,
+              JSON.stringify({ PublicIP: `198.18.${b}.${i + 1}`, BackendType: 'host-gw' }),
+              lease,
+            );
+          }),
+        );
+    } finally {
+      client.close();
+    }
+    const proxy = await faultProxy(etcd.endpoints[0]!, {
+      before: (path) =>
+        path.endsWith('/timetolive')
+          ? new Promise((resolve) => setTimeout(resolve, 50))
+          : Promise.resolve(),
+    });
+    try {
+      const t0 = performance.now();
+      const r = await runCli(
+        ['leases', '--json', `--etcd-endpoints=${proxy.endpoint}`, `--etcd-prefix=${slow}`],
+        io,
+      );
+      const ms = performance.now() - t0;
+      expect(r.exitCode).toBe(0);
+      const leases = (JSON.parse(r.stdout) as { leases: { expiresInSeconds: number }[] }).leases;
+      expect(leases).toHaveLength(640);
+      expect(leases.every((l) => l.expiresInSeconds > 500)).toBe(true);
+      // 16 at a time: 40 rounds of 50 ms (2 s and more); 64 at a time: 10 (10,000 leases behind a
+      // 20 ms etcd: 18.6 s before, 7.8 s now)
+      expect(ms).toBeLessThan(1800);
+      console.log(`weftctl leases: 640 leases behind a 50 ms etcd in ${ms.toFixed(0)} ms`);
+    } finally {
+      await proxy.close();
+    }
+  });
 });
