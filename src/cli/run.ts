@@ -16,7 +16,7 @@ import { statusCommand } from './commands/status.js';
 import { traceCommand } from './commands/trace.js';
 import { EXIT, exitForError, type ExitCode } from './exit-codes.js';
 import { parseCliOptions, renderCliHelp, type CliOptions, type CommandName } from './options.js';
-import { toJson, wantColor } from './render.js';
+import { sanitize, toJson, wantColor } from './render.js';
 
 const COMMAND_FUNCS: Partial<Record<CommandName, Command>> = {
   status: statusCommand,
@@ -107,7 +107,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<CliRes
   } catch (err) {
     if (io.stderrIsTty) io.writeErr('\r\x1b[K');
     const message = describeError(err);
-    io.writeErr(`weftctl ${options.command}: ${message}\n`);
+    // the message may quote what an etcd endpoint or a lease sent: no control sequence reaches stderr
+    io.writeErr(`weftctl ${options.command}: ${message.split('\n').map(sanitize).join('\n')}\n`);
     const code = (err as { code?: unknown }).code;
     const error = { code: typeof code === 'string' ? code : 'E_INTERNAL', message };
     return {

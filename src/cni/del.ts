@@ -28,7 +28,7 @@ export async function cmdDel(ctx: CmdContext, deps: CniDeps): Promise<void> {
     deps.log.warn(
       hostNetns
         ? "DEL: CNI_NETNS is this host's own network namespace; releasing the address only"
-        : 'DEL: CNI_NETNS is not a network namespace (its mount is gone); releasing the address only',
+        : 'DEL: CNI_NETNS is not a network namespace (its mount is gone, or another kind); releasing the address only',
       {
         netns: env.netns,
         ifname: env.ifname,

@@ -5,7 +5,7 @@
  * CNI_IFNAME there — `eth0` is the host's uplink. No runtime does this (a host-network container has no
  * CNI attachment), so ADD refuses it and DEL releases the address without touching any interface.
  */
-import { statSync, statfsSync } from 'node:fs';
+import { readlinkSync, statSync, statfsSync } from 'node:fs';
 
 /** True when `path` is the network namespace this process runs in (weftd's and the plugin's: the host's). */
 export function isHostNetns(path: string): boolean {
@@ -21,17 +21,28 @@ export function isHostNetns(path: string): boolean {
 
 const NSFS_MAGIC = 0x6e736673;
 
+/** What a /proc/<pid>/ns/<kind> link reads: its namespace's kind and inode. */
+const NS_LINK = /^([a-z_]+):\[\d+\]$/;
+
 /**
  * True when `path` exists but is not a network namespace: typically the empty file left under
- * /var/run/netns (tmpfs) after the namespace's bind mount went away, or a runtime's stale path. The
- * reference bridge then fails every DEL ("unknown FS magic on …") before it releases the address, so a
- * runtime's DEL retries would fail for ever; DEL releases the address only, ADD refuses the path.
+ * /var/run/netns (tmpfs) after the namespace's bind mount went away, or a runtime's stale path; or a
+ * namespace of another kind (`/proc/<pid>/ns/mnt`, `…/uts`: nsfs too, told apart by what the link
+ * reads). The reference bridge then fails every ADD and DEL ("unknown FS magic on …", "failed to
+ * Statfs …") before it releases the address, so a runtime's DEL retries would fail for ever; DEL
+ * releases the address only, ADD refuses the path.
  */
 export function isNotNetns(path: string): boolean {
   if (path === '') return false;
   try {
-    return statfsSync(path).type !== NSFS_MAGIC;
+    if (statfsSync(path).type !== NSFS_MAGIC) return true;
   } catch {
     return false; // absent or unreadable: the delegate reports it in its own words
+  }
+  try {
+    const kind = NS_LINK.exec(readlinkSync(path))?.[1];
+    return kind !== undefined && kind !== 'net';
+  } catch {
+    return false; // a bind mount of a namespace (no link): taken as a network namespace
   }
 }

@@ -2,11 +2,14 @@
  * weftctl status and doctor against a real etcd holding what weftd refuses or what must not reach a
  * terminal: a network config with an unknown Backend.Type or invalid backend options (weftd refuses to
  * start on it, so status and doctor must not call it valid), and a lease key with an escape sequence
- * (doctor's fix line names the key: it must reach the terminal sanitized). runCli runs in-process and
+ * (doctor's fix line names the key: it must reach the terminal sanitized), this host's own lease with
+ * an escape sequence in its backend (status's problem lines) and an endpoint whose error text has some
+ * (status's problem lines, the error line on stderr). runCli runs in-process and
  * only reads this process' network namespace.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -111,6 +114,59 @@ describe.skipIf(!runnable)('weftctl on a hostile network config and lease key', 
     // eslint-disable-next-line no-control-regex
     expect(human.stdout).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
   });
+  it("status prints no escape sequence from this host's own lease (its backend) nor from an endpoint's error text", async () => {
+    const prefix = etcd.prefix('own-esc');
+    await etcd.etcdctl([
+      'put',
+      `${prefix}/config`,
+      JSON.stringify({ Network: '10.7.0.0/16', Backend: { Type: 'vxlan' } }),
+    ]);
+    // a hostile writer's lease that subnet.env names: status compares its backend with the config's
+    await etcd.etcdctl([
+      'put',
+      `${prefix}/subnets/10.7.5.0-24`,
+      JSON.stringify({ PublicIP: '198.18.0.5', BackendType: 'vxlan\x1b]0;owned\x07\x1b[5m' }),
+    ]);
+    const dir = mkdtempSync(join(tmpdir(), 'weft-own-esc-'));
+    // an "etcd" that answers every call with HTTP 500 and escape sequences in its body
+    const evil = createServer((_req, res) => {
+      res.writeHead(500);
+      res.end('\x1b]0;owned\x07\x1b[2Jboom');
+    });
+    await new Promise<void>((resolve) => evil.listen(0, '127.0.0.1', resolve));
+    try {
+      const subnetFile = join(dir, 'subnet.env');
+      writeFileSync(subnetFile, 'FLANNEL_NETWORK=10.7.0.0/16\nFLANNEL_SUBNET=10.7.5.1/24\n');
+      const status = await ctl(prefix, ['status'], subnetFile);
+      expect(status.stdout).toMatch(/! weftd runs the vxlan\?\]0;owned\?\?\[5m backend/);
+      // eslint-disable-next-line no-control-regex
+      expect(status.stdout).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
+      const endpoint = `--etcd-endpoints=http://127.0.0.1:${(evil.address() as { port: number }).port}`;
+      let stderr = '';
+      const io = {
+        env: {},
+        stdoutIsTty: false,
+        stderrIsTty: false,
+        writeErr: (t: string) => void (stderr += t),
+        readStdin: async () => '',
+      };
+      const leases = await runCli(['leases', endpoint, '--timeout=2'], io);
+      expect(leases.exitCode).toBe(4);
+      const down = await runCli(
+        ['status', endpoint, `--subnet-file=${subnetFile}`, '--healthz-port=0', '--timeout=2'],
+        io,
+      );
+      expect(down.stdout).toMatch(/! etcd unreachable: .*HTTP 500: \?\]0;owned\?\?\[2Jboom/);
+      expect(stderr).toMatch(/weftctl leases: .*HTTP 500: \?\]0;owned\?\?\[2Jboom/);
+      // eslint-disable-next-line no-control-regex
+      expect(down.stdout + stderr).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
+    } finally {
+      evil.closeAllConnections();
+      await new Promise((resolve) => evil.close(resolve));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a config that is not JSON is named once, and leases counts garbage as invalid, not reserved', async () => {
     const prefix = etcd.prefix('notjson');
     await etcd.etcdctl(['put', `${prefix}/config`, '{"Network": 10.7']);

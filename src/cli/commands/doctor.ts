@@ -58,15 +58,21 @@ function uplinkOf(...args: Parameters<typeof planHostDevices>): LinkInfo | null 
   }
 }
 
-/** Pings each target's public IP (8 at a time); a reachable IPv4 one also with `mtu`-sized packets
- *  and DF set (the uplink MTU; null: not probed). */
+/**
+ * Pings run at once. A peer that does not answer costs its ping 1.2 s (2 echoes, 1 s wait): 8 at a
+ * time made doctor on a cut-off host with 200 peers take 31 s, and half an hour at 10,000.
+ */
+const PROBES_AT_ONCE = 64;
+
+/** Pings each target's public IP (PROBES_AT_ONCE at a time); a reachable IPv4 one also with
+ *  `mtu`-sized packets and DF set (the uplink MTU; null: not probed). */
 function probeUnderlay(
   ctx: CommandContext,
   targets: { lease: string; publicIp: string }[],
   mtu: number | null,
 ): Promise<UnderlayProbe[]> {
   let done = 0;
-  return inBatches(targets, 8, async (t): Promise<UnderlayProbe> => {
+  return inBatches(targets, PROBES_AT_ONCE, async (t): Promise<UnderlayProbe> => {
     try {
       const r = await runPing(t.publicIp, 2, 0.2, null);
       let mtuProbe: UnderlayProbe['mtuProbe'] = null;

@@ -13,7 +13,7 @@ import { gatherLocal, peerRowsOf } from '../gather.js';
 import { readHealth } from '../host-view.js';
 import { overlayDeviceNames } from '../overlay-devices.js';
 import { isFault } from '../peers.js';
-import { formatDuration, keyValues, type Cell } from '../render.js';
+import { formatDuration, keyValues, sanitize, type Cell } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
 import { leaseJson } from './leases.js';
 import { handshakeAge, wgPeerStatus } from '../wireguard-view.js';
@@ -197,7 +197,7 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
     }
     const human =
       keyValues(s, pairs) +
-      (problems.length ? `\n${problems.map((p) => `! ${p}`).join('\n')}\n` : '');
+      (problems.length ? `\n${problems.map((p) => `! ${sanitize(p)}`).join('\n')}\n` : '');
     return { exitCode: ok ? EXIT.ok : view.etcd.reachable ? EXIT.problem : EXIT.etcd, json, human };
   });
 }

@@ -7,7 +7,7 @@
  * ends the watches and connections. Listing uses `<prefix>/subnets/` with the trailing slash
  * (docs/flannel-compat.md §18 item 12).
  */
-import { AbortedError, WeftError } from '../../errors.js';
+import { AbortedError, WeftError, hasCode } from '../../errors.js';
 import { MAX_LEASE_VALUE_BYTES } from '../../lease/codec.js';
 import type { Logger } from '../../log/logger.js';
 import type {
@@ -38,6 +38,8 @@ export const MAX_ENTRY_VALUE_BYTES = MAX_LEASE_VALUE_BYTES;
 export const MAX_KEY_BYTES = 256;
 /** Keys per listing page; made smaller when a page is larger than an answer may be (huge values). */
 const LIST_PAGE = 500;
+/** How often a listing starts over when its revision was compacted away between two pages. */
+const LIST_RESTARTS = 3;
 
 /** The display form of a subnet key longer than any subnet key is. */
 function cutKey(raw: Buffer): string {
@@ -175,14 +177,17 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
   /**
    * Every key below `<prefix>/subnets/`, read in pages at one revision (a consistent snapshot): a
    * prefix holding many or huge values never needs one answer larger than the client accepts, and
-   * only the bounded entries (see toEntry) are kept, not the raw pages.
+   * only the bounded entries (see toEntry) are kept, not the raw pages. A compaction past that revision
+   * between two pages (etcd's auto-compaction, `etcdctl compact`) starts the listing over at the
+   * newest revision, up to LIST_RESTARTS times, instead of failing it.
    */
   async list(signal?: AbortSignal): Promise<RegistryListing> {
     const end = prefixEnd(Buffer.from(this.subnetsPrefix));
-    const entries: RegistryEntry[] = [];
+    let entries: RegistryEntry[] = [];
     let from = Buffer.from(this.subnetsPrefix);
     let revision: string | undefined;
     let page = LIST_PAGE;
+    let restarts = 0;
     for (;;) {
       let res;
       try {
@@ -203,6 +208,16 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
           page = Math.max(1, Math.floor(page / 4));
           continue;
         }
+        if (
+          revision !== undefined &&
+          hasCode(err, 'E_ETCD_COMPACTED') &&
+          restarts++ < LIST_RESTARTS
+        ) {
+          entries = [];
+          from = Buffer.from(this.subnetsPrefix);
+          revision = undefined;
+          continue;
+        }
         throw err;
       }
       revision ??= res.header.revision;
@@ -212,6 +227,13 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
       }
       const last = res.kvs[res.kvs.length - 1];
       if (!res.more || !last) break;
+      // etcd answers keys from `from` on: a page ending before it (a broken proxy or a hostile
+      // endpoint answering `more` with the same page) would be asked for again for ever
+      if (Buffer.compare(last.key, from) < 0)
+        throw new WeftError(
+          'E_ETCD_UNAVAILABLE',
+          'etcd list subnets: the answer does not advance (its last key lies before the page asked for); is the endpoint etcd?',
+        );
       from = Buffer.concat([last.key, Buffer.from([0])]);
       page = Math.min(LIST_PAGE, page * 2);
     }

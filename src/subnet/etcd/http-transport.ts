@@ -249,7 +249,8 @@ export class HttpTransport {
    */
   async unary(path: string, body: unknown, opts: CallOptions = {}): Promise<unknown> {
     // Elapsed time: a wall clock stepped meanwhile must neither end the retries nor stretch them.
-    const deadline = performance.now() + (opts.timeoutMs ?? this.o.requestTimeoutMs);
+    const budgetMs = opts.timeoutMs ?? this.o.requestTimeoutMs;
+    const deadline = performance.now() + budgetMs;
     let reauthed = false;
     let tries = 0;
     for (;;) {
@@ -261,6 +262,7 @@ export class HttpTransport {
           body,
           { ...opts, endpoint: ep, timeoutMs: deadline - performance.now() },
           auth,
+          budgetMs,
         );
       } catch (err) {
         if (isInvalidToken(err) && !reauthed && this.o.auth) {
@@ -283,12 +285,16 @@ export class HttpTransport {
     }
   }
 
-  /** One HTTP request to one member, no retries. */
+  /**
+   * One HTTP request to one member, no retries. `budgetMs`: the whole call's deadline, which a timeout
+   * names (the remainder this attempt got, "999.9464630000002 ms", read badly).
+   */
   private call(
     path: string,
     body: unknown,
     opts: CallOptions,
     auth: Record<string, string>,
+    budgetMs?: number,
   ): Promise<unknown> {
     const ep = opts.endpoint ?? this.pick();
     const timeoutMs = Math.max(1, opts.timeoutMs ?? this.o.requestTimeoutMs);
@@ -312,10 +318,13 @@ export class HttpTransport {
       const timer = setTimeout(
         () =>
           finish(
-            new EtcdRequestError(`${ep.url}: no answer within ${timeoutMs} ms`, {
-              grpcCode: GRPC.DEADLINE_EXCEEDED,
-              memberFailed: true,
-            }),
+            new EtcdRequestError(
+              `${ep.url}: no answer within ${Math.round(budgetMs ?? timeoutMs)} ms`,
+              {
+                grpcCode: GRPC.DEADLINE_EXCEEDED,
+                memberFailed: true,
+              },
+            ),
           ),
         timeoutMs,
       );

@@ -208,6 +208,36 @@ describe.skipIf(!runnable).each(CNI_MODES)(
       expect(s.stateFiles()).toEqual([]);
     });
 
+    it('CNI_NETNS naming another kind of namespace (/proc/<pid>/ns/mnt, …/uts): ADD answers code 4 and leaves nothing, DEL succeeds', async () => {
+      const s = scenario();
+      for (const kind of ['mnt', 'uts']) {
+        // this test process' namespaces (pid 1's may be unreadable in a sandbox)
+        const env = { CNI_NETNS: `/proc/${process.pid}/ns/${kind}` };
+        // before: code 999 from bridge, the state left behind and every DEL failing the same way
+        const add = await call('ADD', s.conf('1.0.0'), { id: `kind-${kind}`, env });
+        expect(add.json).toMatchObject({
+          code: 4,
+          msg: expect.stringMatching(/not a network namespace/),
+        });
+        expect(s.stateFiles()).toEqual([]);
+        expect(s.ipFiles()).toEqual([]);
+        expectOk(await call('DEL', s.conf('1.0.0'), { id: `kind-${kind}`, env }));
+      }
+      // a runtime that names the wrong kind on DEL of a real attachment: the address is released
+      const ns = await container();
+      expectOk(await call('ADD', s.conf('1.0.0'), { id: 'kind-del', ns }));
+      expect(s.ipFiles()).toHaveLength(1);
+      expectOk(
+        await call('DEL', s.conf('1.0.0'), {
+          id: 'kind-del',
+          ns,
+          env: { CNI_NETNS: `/proc/${process.pid}/ns/uts` },
+        }),
+      );
+      expect(s.ipFiles()).toEqual([]);
+      expect(s.stateFiles()).toEqual([]);
+    });
+
     it('subnet.env moves to another subnet: the next ADD gets it (the bridge gateway follows), the old attachment still DELs', async () => {
       const s = scenario();
       // a bridge of its own: this test moves its gateway address
