@@ -178,6 +178,32 @@ describe('lease → peer (the planner)', () => {
     expect(p.refused).toHaveLength(1);
     expect(p.refused[0]?.reason).toMatch(reason);
   });
+  it('refuses a lease whose key is a low-order X25519 point (the engine could never handshake with it)', () => {
+    // libsodium's list of points of small order (bit 255 ignored): X25519 with each gives an
+    // all-zero secret. Programmed, such a peer took the lease's routes and showed as "ok" in
+    // weftctl peers, while the engine sent it no initiation at all (so doctor was silent too).
+    const lowOrder = [
+      '0100000000000000000000000000000000000000000000000000000000000000',
+      'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800',
+      '5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157',
+      'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+      'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+      'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+      'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b880', // bit 255 set
+      '0000000000000000000000000000000000000000000000000000000000000080',
+    ];
+    for (const hex of lowOrder) {
+      const k = Buffer.from(hex, 'hex').toString('base64');
+      const p = planWgPeer(lease(2, { backendData: { PublicKey: k } }), scope);
+      expect(p.entries, hex).toEqual([]);
+      expect(p.refused[0]?.reason, hex).toMatch(/low-order X25519 point/);
+    }
+    // a neighbour of one (a valid point) is still a key
+    const fine = Buffer.from(lowOrder[1]!, 'hex');
+    fine[0] = 2;
+    const ok = planWgPeer(lease(2, { backendData: { PublicKey: fine.toString('base64') } }), scope);
+    expect(ok.entries).toHaveLength(1);
+  });
   it("refuses a lease publishing this host's own key (a cloned key file), naming the file and the fix", () => {
     const p = planWgPeer(lease(2, { backendData: { PublicKey: KEY(1) } }), scope);
     expect(p.entries).toEqual([]);
