@@ -149,16 +149,26 @@ function publishedKey(lease: Lease): string | null {
  * - a peer never completed a handshake although this host sent it initiations (UDP port blocked,
  *   wrong key or PSK on one side, or the host is down).
  */
-export function wgFindings(peerLeases: readonly Lease[], live: WgLive, port: number) {
+export function wgFindings(
+  peerLeases: readonly Lease[],
+  live: WgLive,
+  port: number,
+  nowSec = Date.now() / 1000,
+) {
   const out: { lease: string; problem: string; fixes: string[] }[] = [];
   for (const l of peerLeases) {
     if (l.attrs.backendType !== 'wireguard') continue;
     const key = publishedKey(l);
     const ips = [l.attrs.publicIp, l.attrs.publicIpv6].filter((x): x is string => !!x);
+    // The engine keeps the last unknown-key handshake until another one replaces it: one from before
+    // this peer's last handshake with the published key is history (a host that started before it
+    // was our peer, or that had an older key since replaced), not the key the host uses now.
+    const handshook = key ? (live.peers.get(key)?.lastHandshakeSec ?? 0) : 0;
     const mismatch = live.unknown.find(
       (u) =>
         ips.some((ip) => u.endpoint.startsWith(`${ip}:`) || u.endpoint.startsWith(`[${ip}]:`)) &&
-        u.publicKey !== key,
+        u.publicKey !== key &&
+        !(handshook > 0 && handshook >= Math.floor(nowSec - u.ageSec)),
     );
     if (mismatch) {
       out.push({

@@ -410,6 +410,29 @@ describe("weftctl's view of the engine", () => {
     expect(checks.map((c) => c.status)).toEqual(['fail', 'fail']);
     expect(wgDoctorChecks(cfg, [lease(2)], { ok: true, live })[0]?.status).toBe('pass');
   });
+  it('an unknown-key handshake older than the peer’s last handshake with its published key is history, not a mismatch', () => {
+    // Seen on a real cluster: host 2 started before host 1 had it as a peer (its first initiation
+    // was recorded as an unknown key), and later got a new key file; the engine keeps that first
+    // record, so doctor failed a healthy peer forever, asking to restart a weftd that was fine.
+    const now = 1_800_000_000;
+    const text = (handshake: number, unknownAge: number) =>
+      [
+        `weft_wireguard_peer_last_handshake_seconds{device="weft-wg",public_key="${KEY(22)}",endpoint="198.18.0.2:51820"} ${handshake}`,
+        `weft_wireguard_peer_handshake_initiations_total{device="weft-wg",public_key="${KEY(22)}"} 1`,
+        `weft_wireguard_unknown_key_age_seconds{device="weft-wg",endpoint="198.18.0.2:51820",public_key="${KEY(2)}"} ${unknownAge}`,
+      ].join('\n');
+    const rotated = lease(2, { backendData: { PublicKey: KEY(22) } });
+    // the old key's handshake 40 s ago, the new key's 30 s ago: fine
+    expect(wgFindings([rotated], wgLiveFromMetrics(text(now - 30, 40)), 51820, now)).toEqual([]);
+    // the host handshook with another key after its published one (5 s ago): still named
+    const f = wgFindings([rotated], wgLiveFromMetrics(text(now - 30, 5)), 51820, now);
+    expect(f.map((x) => x.problem)).toEqual([
+      expect.stringMatching(/handshakes with key .* \(5 s ago\) but its lease publishes/),
+    ]);
+    // and with no handshake at all with the published key, any unknown key from its address is
+    const never = wgFindings([rotated], wgLiveFromMetrics(text(0, 400)), 51820, now);
+    expect(never.map((x) => x.problem)).toEqual([expect.stringMatching(/handshakes with key/)]);
+  });
 });
 
 describe("doctor device checks (wireguard): the backend's device plan", () => {
