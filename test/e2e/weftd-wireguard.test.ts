@@ -457,3 +457,46 @@ describe.skipIf(!runnable)('weftd wireguard: ListenPort held by another process'
     expect(byId.get('wireguard')?.message).toMatch(/weftd, which runs the engine, does not answer/);
   });
 });
+
+describe.skipIf(!runnable)('weftd wireguard: device names the TUN cannot take', () => {
+  let c: Cluster;
+
+  beforeAll(async () => {
+    c = await createCluster(1);
+  }, 60_000);
+
+  afterAll(async () => {
+    await c?.destroy();
+  });
+
+  const links = async (): Promise<string> =>
+    (await nsRun(c.topo.hosts[0]!.netns, 'ip', ['-o', 'link', 'show'])).stdout;
+
+  it('Name equal to NameV6 in Mode separate with both families: exits 3 naming both, no device made', async () => {
+    // Before: the IPv4 device started and got its address and route, then the IPv6 one failed on
+    // the TUN the first held (EBUSY, "cannot open TUN device wgx" said twice), leaving wgx behind.
+    await putConfig(c, {
+      Network: '10.5.0.0/16',
+      EnableIPv6: true,
+      IPv6Network: 'fd05::/48',
+      Backend: { Type: 'wireguard', Name: 'wgx', NameV6: 'wgx' },
+    });
+    const w = startWeftd(c, c.topo.hosts[0]!);
+    expect(await Promise.race([w.exit, sleep(30_000).then(() => 'timeout')])).toBe(3);
+    expect(w.logs).toMatch(
+      /Backend\.Name and Backend\.NameV6 are both \\"wgx\\".*give them different names/,
+    );
+    expect(await links()).not.toContain('wgx');
+  });
+
+  it('Name of an interface that is not a TUN: exits 1 with one message naming the field and the fix', async () => {
+    await putConfig(c, { Network: '10.5.0.0/16', Backend: { Type: 'wireguard', Name: 'eth0' } });
+    const w = startWeftd(c, c.topo.hosts[0]!);
+    expect(await Promise.race([w.exit, sleep(30_000).then(() => 'timeout')])).toBe(1);
+    expect(w.logs).toMatch(
+      /wireguard: cannot use device eth0 \(Backend\.Name\): an interface named eth0 exists and is not a TUN device.*set another Backend\.Name in the network config, or remove that interface/,
+    );
+    expect(w.logs).not.toMatch(/cannot open TUN device eth0: cannot open TUN device/);
+    expect(await links()).toMatch(/eth0.*state UP/); // untouched
+  });
+});
