@@ -276,6 +276,54 @@ describe.skipIf(!runnable)('weftd wireguard backend with a flannel-style wiregua
     }
   });
 
+  it("a lease refused for another lease's key shows no live session in weftctl peers and status", async () => {
+    // Before: both looked the engine's peer up by key alone, so the refused lease was shown with the
+    // other lease's handshake, endpoint and bytes, as if it were a healthy peer.
+    const w = daemons[0]!;
+    const other = await pubOfKeyFile(join(daemons[1]!.dir, 'state', 'wireguard.key'));
+    const dup = `${c.prefix}/subnets/10.5.202.0-24`;
+    await c.etcd.etcdctl([
+      'put',
+      dup,
+      JSON.stringify({
+        PublicIP: '198.18.0.98',
+        BackendType: 'wireguard',
+        BackendData: { PublicKey: other },
+      }),
+    ]);
+    try {
+      await waitFor(
+        'weftd to refuse the second lease with that key',
+        async () => /"peer":"10\.5\.202\.0-24".*already holds its public key/.test(w.logs),
+        15_000,
+        200,
+      );
+      const p = JSON.parse((await runWeftctl(c, w, ['peers', '--json'])).stdout) as {
+        peers: { lease: string | null; verdict: string; wireguard: unknown }[];
+      };
+      const row = p.peers.find((x) => x.lease === '10.5.202.0-24');
+      expect(row?.verdict).toBe('refused');
+      expect(row?.wireguard).toBeNull();
+      // the lease that holds the key keeps its live state
+      const holder = p.peers.find(
+        (x) => x.lease === subnetsOf(daemons[1]!).subnet.replace('/', '-'),
+      );
+      expect(holder?.wireguard).toMatchObject({ publicKey: other });
+      const st = await runWeftctl(c, w, ['status', '--json']);
+      const s = JSON.parse(st.stdout) as {
+        wireguard: { peers: { lease: string; refused: boolean; wireguard: unknown }[] };
+      };
+      expect(s.wireguard.peers.find((x) => x.lease === '10.5.202.0-24')).toMatchObject({
+        refused: true,
+        wireguard: null,
+      });
+      const human = (await runWeftctl(c, w, ['status'])).stdout;
+      expect(human).toMatch(/wireguard 10\.5\.202\.0\/24: +refused by weftd/);
+    } finally {
+      await c.etcd.etcdctl(['del', dup]);
+    }
+  });
+
   it('a deleted TUN (ip link del weft-wg) is recreated in place: weftd keeps running, peers reconnect', async () => {
     const w = daemons[0]!;
     const child = w.child;

@@ -80,12 +80,14 @@ export async function peersCommand(ctx: CommandContext): Promise<CommandOutput> 
         : local.live;
     const rows = peerRowsOf(local);
     const ok = !rows.some(isFault);
-    // each row with its live WireGuard state (null when weftd has no such peer)
+    // each row with its live WireGuard state (null when weftd has no such peer). A refused row has
+    // none: the engine's peer with its key, if any, is another lease's (one key, two leases).
     const wg =
       live &&
       rows.map((r) => {
         const lease = view.leases.find((l) => l.key === r.lease);
-        return { ...r, wireguard: lease && live.ok ? wgPeerStatus(lease, live.live) : null };
+        const shown = lease && live.ok && r.verdict !== 'refused';
+        return { ...r, wireguard: shown ? wgPeerStatus(lease, live.live) : null };
       });
     return {
       exitCode: ok ? EXIT.ok : EXIT.problem,
