@@ -7,7 +7,8 @@
  * fix (weftd does not silently replace a key peers may know); so is a FIFO, device or directory at the
  * path (opened non-blocking: never a hang); so is a symbolic link (opened O_NOFOLLOW: a link planted
  * at the path can neither make weftd use another file as its key nor make it chmod that file); a file
- * readable by group or others is tightened to 0600 (and reported through `warn`).
+ * readable by group or others is tightened to 0600 (and reported through `warn`); a file owned by
+ * another user (who can read it whatever its mode) is an error.
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, fchmodSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
@@ -44,6 +45,18 @@ export function loadOrCreateKey(
     text = withRegularFileSync(
       path,
       (fd, st) => {
+        const uid = process.geteuid?.() ?? st.uid;
+        if (st.uid !== uid) {
+          // its owner can read the key whatever the mode, and weftd (without CAP_FOWNER under the
+          // packaged unit) could not tighten the mode of another user's file anyway
+          throw new WeftError(
+            'E_IO',
+            `${path} is owned by uid ${st.uid}, not by weftd's user (uid ${uid}): that user can read ` +
+              `or replace this host's private key; \`chown ${uid} ${path}\` if it is the right key, ` +
+              'or delete it to make weftd generate a new key',
+            { details: { path, uid: st.uid } },
+          );
+        }
         if ((st.mode & 0o077) !== 0) {
           fchmodSync(fd, 0o600);
           warn('wireguard key file was readable by others; mode set to 0600', { path });
