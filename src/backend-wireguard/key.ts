@@ -11,7 +11,17 @@
  * another user (who can read it whatever its mode) is an error.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fchmodSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { WeftError } from '../errors.js';
 import { readAtMostSync, withRegularFileSync } from '../files/read-regular.js';
@@ -99,17 +109,28 @@ export function loadOrCreateKey(
   }
   const key = generate();
   if (key.length !== 32) throw new WeftError('E_IO', 'generated WireGuard key is not 32 bytes');
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    // Durable before the lease publishes the public key: without the fsyncs a crash soon after the
+    // first start can leave an empty key file (ext4 allocates a new file's blocks late), which weftd
+    // then refuses until the operator deletes it.
     const fd = openSync(tmp, 'wx', 0o600);
     try {
       writeSync(fd, key.toString('base64') + '\n');
+      fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
     renameSync(tmp, path);
+    const dir = openSync(stateDir, constants.O_RDONLY | constants.O_DIRECTORY);
+    try {
+      fsyncSync(dir);
+    } finally {
+      closeSync(dir);
+    }
   } catch (err) {
+    rmSync(tmp, { force: true }); // no temp file left behind (the key never stays in two files)
     throw new WeftError(
       'E_IO',
       `cannot store the WireGuard key in ${stateDir}: ${(err as Error).message}`,
