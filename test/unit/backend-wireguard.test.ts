@@ -410,6 +410,40 @@ describe("weftctl's view of the engine", () => {
     expect(checks.map((c) => c.status)).toEqual(['fail', 'fail']);
     expect(wgDoctorChecks(cfg, [lease(2)], { ok: true, live })[0]?.status).toBe('pass');
   });
+  it('Mode separate: each device’s session is checked on its own, with that device’s port', () => {
+    // One key on two devices (weft-wg over IPv4, weft-wg-v6 over IPv6). Before, their series were
+    // merged by key, the IPv6 device's written last: an IPv4 session that never came up passed.
+    const now = 1_800_000_000;
+    const text = (v4: number, v6: number) =>
+      [
+        ['weft-wg', '198.18.0.2:51820', v4],
+        ['weft-wg-v6', '[fd18::2]:51821', v6],
+      ]
+        .flatMap(([dev, ep, hs]) => [
+          `weft_wireguard_peer_last_handshake_seconds{device="${dev}",public_key="${KEY(2)}",endpoint="${ep}"} ${hs}`,
+          `weft_wireguard_peer_handshake_initiations_total{device="${dev}",public_key="${KEY(2)}"} 4`,
+        ])
+        .join('\n');
+    const l = lease(2, { publicIpv6: 'fd18::2' });
+    const cfg = parseNetworkConfig(
+      '{"Network":"10.5.0.0/16","EnableIPv6":true,"IPv6Network":"fd05::/48","Backend":{"Type":"wireguard"}}',
+    );
+    const checks = (v4: number, v6: number) =>
+      wgDoctorChecks(cfg, [l], { ok: true, live: wgLiveFromMetrics(text(v4, v6)) });
+    const v4down = checks(0, now - 10);
+    expect(v4down.map((c) => [c.id, c.status])).toEqual([
+      ['wireguard:10.5.2.0-24:weft-wg', 'fail'],
+    ]);
+    expect(v4down[0]?.message).toMatch(/never completed a handshake on weft-wg \(4 initiations/);
+    expect(v4down[0]?.fixes?.[0]).toMatch(/UDP 51820 /);
+    const v6down = checks(now - 10, 0);
+    expect(v6down.map((c) => c.id)).toEqual(['wireguard:10.5.2.0-24:weft-wg-v6']);
+    expect(v6down[0]?.fixes?.[0]).toMatch(/UDP 51821 /); // ListenPortV6
+    expect(checks(now - 10, now - 5).map((c) => c.status)).toEqual(['pass']);
+    // status/peers show the less healthy session of the two
+    expect(wgLiveFromMetrics(text(0, now - 10)).peers.get(KEY(2))?.device).toBe('weft-wg');
+    expect(wgLiveFromMetrics(text(now - 10, 0)).peers.get(KEY(2))?.device).toBe('weft-wg-v6');
+  });
   it('an unknown-key handshake older than the peer’s last handshake with its published key is history, not a mismatch', () => {
     // Seen on a real cluster: host 2 started before host 1 had it as a peer (its first initiation
     // was recorded as an unknown key), and later got a new key file; the engine keeps that first
