@@ -17,6 +17,7 @@
  * decided by the shared `preferred` order, like every other backend's conflicts.
  */
 import { jsonField } from '../backend/backend-config.js';
+import { foldKey } from '../subnet/config-keys.js';
 import { showValue } from '../errors.js';
 import { tryParseIp4, tryParseIp6 } from '../ip/index.js';
 import type { Lease } from '../lease/lease.js';
@@ -229,6 +230,14 @@ function isLowOrderPoint(key: Buffer): boolean {
 export function leasePublicKey(data: unknown): { key: string } | { reason: string } {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     return { reason: 'BackendData is not an object' };
+  }
+  const spellings = Object.keys(data).filter((f) => foldKey(f) === 'publickey');
+  if (spellings.length > 1) {
+    // Go's encoding/json (flannel) takes the one written last, which the parsed object no longer
+    // tells; like a config naming one field twice (src/subnet/config-keys.ts), refused, not guessed
+    return {
+      reason: `BackendData names PublicKey twice (${spellings.map((f) => showValue(f)).join(', ')}): write it once`,
+    };
   }
   const k = jsonField(data as Record<string, unknown>, 'PublicKey');
   if (typeof k !== 'string' || !BASE64_KEY.test(k)) {

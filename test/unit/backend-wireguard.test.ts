@@ -166,6 +166,12 @@ describe('lease → peer (the planner)', () => {
       lease(2, { backendData: { PublicKey: Buffer.alloc(32).toString('base64') } }),
       /zeros/,
     ],
+    [
+      // flannel (Go) reads the last one written, KEY(3); weft read the exact spelling, KEY(2)
+      'PublicKey in two spellings',
+      lease(2, { backendData: { PublicKey: KEY(2), publickey: KEY(3) } }),
+      /BackendData names PublicKey twice \("PublicKey", "publickey"\): write it once/,
+    ],
     ['our own public IP', lease(2, { publicIp: '198.18.0.1' }), /own/],
     ['a loopback public IP', lease(2, { publicIp: '127.0.0.1' }), /unicast/],
     ['no public IP', lease(2, { publicIp: '0.0.0.0' }), /no IPv4 public address/],
