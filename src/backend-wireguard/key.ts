@@ -28,6 +28,21 @@ import { readAtMostSync, withRegularFileSync } from '../files/read-regular.js';
 import { BASE64_KEY } from './config.js';
 
 export const KEY_FILE = 'wireguard.key';
+
+/**
+ * The fix for a permission error: weftd runs as root, but the packaged unit (packaging/weftd.service)
+ * keeps only network capabilities, so root's files and directories are subject to their modes like
+ * anyone's (no CAP_DAC_OVERRIDE).
+ */
+function accessFix(err: unknown, stateDir: string): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code !== 'EACCES' && code !== 'EPERM') return '';
+  const key = join(stateDir, KEY_FILE);
+  return (
+    `: weftd (root without CAP_DAC_OVERRIDE under weftd.service) must own ${stateDir} and the key ` +
+    `file in it: chown root ${stateDir} ${key}; chmod u+rwx ${stateDir}; chmod 0600 ${key}`
+  );
+}
 /** What is read of the key file at most: a key with a newline is 45 bytes. */
 const KEY_FILE_MAX_BYTES = 4096;
 
@@ -89,7 +104,7 @@ export function loadOrCreateKey(
       if (err instanceof WeftError) throw err;
       throw new WeftError(
         'E_IO',
-        `cannot read the WireGuard key ${path}: ${(err as Error).message}`,
+        `cannot read the WireGuard key ${path}: ${(err as Error).message}${accessFix(err, stateDir)}`,
         {
           cause: err,
         },
@@ -133,7 +148,7 @@ export function loadOrCreateKey(
     rmSync(tmp, { force: true }); // no temp file left behind (the key never stays in two files)
     throw new WeftError(
       'E_IO',
-      `cannot store the WireGuard key in ${stateDir}: ${(err as Error).message}`,
+      `cannot store the WireGuard key in ${stateDir}: ${(err as Error).message}${accessFix(err, stateDir)}`,
       {
         cause: err,
       },

@@ -2,7 +2,8 @@
  * The WireGuard private key file (src/backend-wireguard/key.ts) against the real kernel: one owned by
  * another user (who can read it whatever its mode) is refused, naming the owner and the fix (needs
  * root: chown); a new key reaches the disk (fsync of the file, then of the directory after the rename,
- * seen with strace) before weftd publishes its public key.
+ * seen with strace) before weftd publishes its public key; with the packaged unit's capabilities (no
+ * CAP_DAC_OVERRIDE, applied with setpriv) an unreadable key or state dir is an error naming the fix.
  */
 import { describe, expect, it } from 'vitest';
 import {
@@ -98,3 +99,47 @@ describe.skipIf(!requireCaps('strace'))('a new WireGuard key file', () => {
     }
   });
 });
+
+describe.skipIf(!requireCaps('root'))(
+  'WireGuard key file under the packaged unit’s capabilities',
+  () => {
+    it('a key file or state dir root cannot read without CAP_DAC_OVERRIDE: the error names the fix', async () => {
+      // packaging/weftd.service keeps only CAP_NET_ADMIN, CAP_NET_RAW and CAP_NET_BIND_SERVICE, so
+      // modes bind root too. Before, the error stopped at "EACCES: permission denied, open …".
+      const dir = mkdtempSync(join(tmpdir(), 'weft-wgkey-'));
+      try {
+        const load = (state: string) =>
+          run(
+            'setpriv',
+            [
+              '--bounding-set=-all,+net_admin,+net_raw,+net_bind_service',
+              '--inh-caps=-all',
+              process.execPath,
+              '-e',
+              `import(${JSON.stringify(join(REPO, 'dist/backend-wireguard/key.js'))}).then((m) => ` +
+                `m.loadOrCreateKey(${JSON.stringify(state)}, () => require('node:crypto').randomBytes(32)))` +
+                '.then(() => console.log("loaded"), (e) => console.log(e.message))',
+            ],
+            { allowFail: true },
+          );
+        const unreadable = join(dir, 'a');
+        mkdirSync(unreadable);
+        writeFileSync(join(unreadable, 'wireguard.key'), randomBytes(32).toString('base64') + '\n');
+        chmodSync(join(unreadable, 'wireguard.key'), 0);
+        const a = (await load(unreadable)).stdout;
+        expect(a).toMatch(
+          /cannot read the WireGuard key .*wireguard\.key: EACCES.*: weftd \(root without CAP_DAC_OVERRIDE under weftd\.service\) must own .*: chown root .*; chmod 0600 .*wireguard\.key/,
+        );
+        const closed = join(dir, 'b');
+        mkdirSync(closed);
+        chmodSync(closed, 0);
+        const b = (await load(closed)).stdout;
+        expect(b).toMatch(/wireguard\.key: EACCES.*chown root .*chmod u\+rwx /);
+        chmodSync(closed, 0o700);
+        expect((await load(closed)).stdout.trim()).toBe('loaded'); // the fix works
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  },
+);
