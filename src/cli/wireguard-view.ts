@@ -251,7 +251,7 @@ export function wgDoctorChecks(
   }
   const findings = wgFindings(peerLeases, live.live, port);
   if (findings.length === 0) {
-    const peers = live.live.all;
+    const peers = [...live.live.peers.values()]; // per key, its least healthy session
     const n = peers.filter((p) => p.lastHandshakeSec > 0).length;
     return [
       pass('wireguard', `WireGuard: ${n} of ${peers.length} peers have completed a handshake`),
