@@ -16,7 +16,6 @@
  * on its device, so two leases with one key (a host that re-leased, or a copied key) or one subnet are
  * decided by the shared `preferred` order, like every other backend's conflicts.
  */
-import { jsonField } from '../backend/backend-config.js';
 import { foldKey } from '../subnet/config-keys.js';
 import { showValue } from '../errors.js';
 import { tryParseIp4, tryParseIp6 } from '../ip/index.js';
@@ -231,15 +230,17 @@ export function leasePublicKey(data: unknown): { key: string } | { reason: strin
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     return { reason: 'BackendData is not an object' };
   }
-  const spellings = Object.keys(data).filter((f) => foldKey(f) === 'publickey');
+  // The field as Go's encoding/json (flannel) reads it: any spelling equal ignoring case, a null
+  // leaves it unset. Of two spellings Go takes the one written last, which the parsed object no longer
+  // tells: refused, not guessed (like a config naming one field twice, src/subnet/config-keys.ts).
+  const d = data as Record<string, unknown>;
+  const spellings = Object.keys(d).filter((f) => foldKey(f) === 'publickey' && d[f] !== null);
   if (spellings.length > 1) {
-    // Go's encoding/json (flannel) takes the one written last, which the parsed object no longer
-    // tells; like a config naming one field twice (src/subnet/config-keys.ts), refused, not guessed
     return {
       reason: `BackendData names PublicKey twice (${spellings.map((f) => showValue(f)).join(', ')}): write it once`,
     };
   }
-  const k = jsonField(data as Record<string, unknown>, 'PublicKey');
+  const k = spellings.length === 1 ? d[spellings[0]!] : undefined;
   if (typeof k !== 'string' || !BASE64_KEY.test(k)) {
     return { reason: `BackendData.PublicKey ${showValue(k)} is not a base64 WireGuard key` };
   }

@@ -220,6 +220,19 @@ describe('lease → peer (the planner)', () => {
     const odd = KEY(1).slice(0, 42) + String.fromCharCode(KEY(1).charCodeAt(42) + 1) + '=';
     expect(planWgPeer(lease(2, { backendData: { PublicKey: odd } }), scope).entries).toEqual([]);
   });
+  it('reads PublicKey as Go does: any case, a null spelling leaves the other one in place', () => {
+    for (const backendData of [
+      { publickey: KEY(2) },
+      { PublicKey: KEY(2), publickey: null },
+      { publickey: KEY(2), PublicKey: null }, // was refused: "null is not a base64 key"
+    ]) {
+      const p = planWgPeer(lease(2, { backendData }), scope);
+      expect(
+        p.entries.map((e) => e.peer.publicKey),
+        JSON.stringify(backendData),
+      ).toEqual([KEY(2)]);
+    }
+  });
   it('reads a key with non-zero padding bits as Go does, in canonical form (one key, one claim)', () => {
     // "…B=" decodes to the same 32 bytes as "…A=": the engine reports the peer as "…A="
     const odd = KEY(2).slice(0, 42) + String.fromCharCode(KEY(2).charCodeAt(42) + 1) + '=';
