@@ -264,8 +264,15 @@ export function wgDoctorChecks(
 export const handshakeAge = (w: WgPeerLive): number =>
   Math.max(0, Math.round(Date.now() / 1000 - w.lastHandshakeSec));
 
-/** Per-lease live WireGuard state for `weftctl peers` / `status` (null entries: no such peer). */
-export function wgPeerStatus(lease: Lease, live: WgLive): WgPeerLive | null {
+/** Per-lease live WireGuard state for `weftctl peers` / `status` (null entries: no such peer): the
+ *  peer on `device` (the device of a row's family), else the least healthy of the lease's peers. */
+export function wgPeerStatus(
+  lease: Lease,
+  live: WgLive,
+  device?: string | null,
+): WgPeerLive | null {
   const key = publishedKey(lease);
-  return key ? (live.peers.get(key) ?? null) : null;
+  if (!key) return null;
+  if (!device) return live.peers.get(key) ?? null;
+  return live.all.find((p) => p.device === device && p.publicKey === key) ?? null;
 }

@@ -423,6 +423,24 @@ describe.skipIf(!runnable).each(['separate', 'ipv4'] as const)(
       expect(links.stdout.includes('weft-wg-v6')).toBe(mode === 'separate');
     });
 
+    it('weftctl peers shows each family’s row with the session of the device that carries it', async () => {
+      // Mode separate: one key on weft-wg (IPv4 underlay) and weft-wg-v6 (IPv6 underlay). Before,
+      // both rows showed one merged session (the IPv6 device's, read last).
+      const r = await runWeftctl(c, daemons[0]!, ['peers', '--json']);
+      const rows = (
+        JSON.parse(r.stdout) as {
+          peers: { family: 4 | 6; wireguard: { device: string; endpoint: string } | null }[];
+        }
+      ).peers;
+      expect(rows.map((x) => [x.family, x.wireguard?.device])).toEqual([
+        [4, 'weft-wg'],
+        [6, mode === 'separate' ? 'weft-wg-v6' : 'weft-wg'],
+      ]);
+      const v6Underlay = mode === 'separate';
+      expect(rows[1]?.wireguard?.endpoint.startsWith('[')).toBe(v6Underlay);
+      expect(rows[0]?.wireguard?.endpoint).toMatch(/^198\.18\.0\.\d:51820$/);
+    });
+
     it('the PSK is never logged (weftd logged the whole network config at start, PSK included)', () => {
       for (const w of daemons) {
         expect(w.logs).toContain('"msg":"network config loaded"');
