@@ -84,7 +84,13 @@ export function loadOrCreateKey(
         }
         if ((st.mode & 0o077) !== 0) {
           fchmodSync(fd, 0o600);
-          warn('wireguard key file was readable by others; mode set to 0600', { path });
+          warn(
+            'wireguard key file was open to group or others (mode ' +
+              `0${(st.mode & 0o777).toString(8)}); mode set to 0600. Whoever read it holds this ` +
+              "host's private key: to rotate it, delete the file and restart weftd (peers pick the " +
+              'new public key up from the lease)',
+            { path },
+          );
         }
         return readAtMostSync(fd, Math.min(st.size, KEY_FILE_MAX_BYTES)).toString('utf8').trim();
       },

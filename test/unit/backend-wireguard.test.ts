@@ -324,7 +324,11 @@ describe('private key file', () => {
         (m) => warned.push(m),
       );
       expect(statSync(a.path).mode & 0o777).toBe(0o600);
-      expect(warned.length).toBe(1);
+      expect(warned).toEqual([
+        expect.stringMatching(
+          /open to group or others \(mode 0644\); mode set to 0600\. Whoever read it holds .* to rotate it, delete the file and restart weftd/,
+        ),
+      ]);
       // garbage: an error naming the file and the fix, the content never echoed
       writeFileSync(a.path, 'supersecretgarbage\n');
       expect(() => loadOrCreateKey(join(dir, 'state'), () => randomBytes(32))).toThrow(
