@@ -14,7 +14,7 @@ for pair in etcd:etcd-server etcdctl:etcd-client ip:iproute2 ping:iputils-ping n
             iptables:iptables iperf3:iperf3 ethtool:ethtool openssl:openssl g++:g++ make:make \
             python3:python3 podman:podman runc:runc dpkg-shlibdeps:dpkg-dev \
             systemd-analyze:systemd dockerd:docker.io wireguard-go:wireguard-go \
-            wg:wireguard-tools tcpdump:tcpdump; do
+            wg:wireguard-tools tcpdump:tcpdump strace:strace; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)

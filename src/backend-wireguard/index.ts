@@ -133,7 +133,16 @@ class WireguardBackend implements Backend {
     enabledFamilies(config, 'wireguard'); // throws when neither is
     const why = (d: WgDeviceLayout): string =>
       cfg.mode === 'separate' ? `Mode separate with an IPv${d.family} network` : `Mode ${cfg.mode}`;
-    return wgDeviceLayout(cfg, config, uplink.ifaceAddr !== null).map((d) => {
+    const layout = wgDeviceLayout(cfg, config, uplink.ifaceAddr !== null);
+    if (layout.length === 2 && cfg.name === cfg.nameV6) {
+      // the second device could not open the TUN the first holds (EBUSY), after the first was set up
+      throw new ConfigError(
+        `wireguard: Backend.Name and Backend.NameV6 are both ${JSON.stringify(cfg.name)}: Mode ` +
+          'separate with IPv4 and IPv6 networks needs one device per family; give them different names',
+        { details: { field: 'Backend.NameV6', value: cfg.nameV6 } },
+      );
+    }
+    return layout.map((d) => {
       const addr = d.family === 4 ? uplink.ifaceAddr : uplink.ifaceAddr6;
       if (!addr) {
         throw new ConfigError(
@@ -208,7 +217,7 @@ class WireguardBackend implements Backend {
           ...(this.options.netns ? { netns: this.options.netns } : {}),
         });
       } catch (err) {
-        throw portInUse(err, p, cfg) ?? err;
+        throw portInUse(err, p, cfg) ?? tunRefused(err, p, cfg) ?? err;
       }
     };
     const configure = (d: RunningDevice): Promise<number> =>
@@ -315,6 +324,29 @@ function portInUse(err: unknown, p: DevicePlan, cfg: WireguardConfig): WeftError
       `\`ss -ulpn 'sport = :${p.port}'\` names it): stop it, or set another Backend.${field} in the ` +
       'network config (all hosts use the same port)',
     { cause: err, details: { ...details, port: p.port } },
+  );
+}
+
+/** The error for a device name the TUN cannot take (another kind of interface, or a TUN held by
+ *  another process), naming the field and the fix. */
+function tunRefused(err: unknown, p: DevicePlan, cfg: WireguardConfig): WeftError | null {
+  const details = err instanceof WeftError ? err.details : undefined;
+  // only openTun's TUNSETIFF (src/dataplane/tun.ts names the device in `tun`)
+  if (details?.tun !== p.name || (details.code !== 'EINVAL' && details.code !== 'EBUSY')) {
+    return null;
+  }
+  const field = cfg.mode === 'separate' && p.family === 6 ? 'NameV6' : 'Name';
+  const why =
+    details.code === 'EINVAL'
+      ? `an interface named ${p.name} exists and is not a TUN device weftd can attach to (another ` +
+        `kind of interface, or a TUN made with other flags: \`ip -d link show ${p.name}\` shows it)`
+      : `another process holds the TUN device ${p.name} open (a second weftd or another program)`;
+  const fix = details.code === 'EINVAL' ? 'remove that interface' : 'stop that process';
+  return new WeftError(
+    'E_NATIVE',
+    `wireguard: cannot use device ${p.name} (Backend.${field}): ${why}: set another ` +
+      `Backend.${field} in the network config, or ${fix}`,
+    { cause: err, details: { ...details, device: p.name } },
   );
 }
 

@@ -7,16 +7,42 @@
  * fix (weftd does not silently replace a key peers may know); so is a FIFO, device or directory at the
  * path (opened non-blocking: never a hang); so is a symbolic link (opened O_NOFOLLOW: a link planted
  * at the path can neither make weftd use another file as its key nor make it chmod that file); a file
- * readable by group or others is tightened to 0600 (and reported through `warn`).
+ * readable by group or others is tightened to 0600 (and reported through `warn`); a file owned by
+ * another user (who can read it whatever its mode) is an error.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fchmodSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { WeftError } from '../errors.js';
 import { readAtMostSync, withRegularFileSync } from '../files/read-regular.js';
 import { BASE64_KEY } from './config.js';
 
 export const KEY_FILE = 'wireguard.key';
+
+/**
+ * The fix for a permission error: weftd runs as root, but the packaged unit (packaging/weftd.service)
+ * keeps only network capabilities, so root's files and directories are subject to their modes like
+ * anyone's (no CAP_DAC_OVERRIDE).
+ */
+function accessFix(err: unknown, stateDir: string): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code !== 'EACCES' && code !== 'EPERM') return '';
+  const key = join(stateDir, KEY_FILE);
+  return (
+    `: weftd (root without CAP_DAC_OVERRIDE under weftd.service) must own ${stateDir} and the key ` +
+    `file in it: chown root ${stateDir} ${key}; chmod u+rwx ${stateDir}; chmod 0600 ${key}`
+  );
+}
 /** What is read of the key file at most: a key with a newline is 45 bytes. */
 const KEY_FILE_MAX_BYTES = 4096;
 
@@ -44,9 +70,27 @@ export function loadOrCreateKey(
     text = withRegularFileSync(
       path,
       (fd, st) => {
+        const uid = process.geteuid?.() ?? st.uid;
+        if (st.uid !== uid) {
+          // its owner can read the key whatever the mode, and weftd (without CAP_FOWNER under the
+          // packaged unit) could not tighten the mode of another user's file anyway
+          throw new WeftError(
+            'E_IO',
+            `${path} is owned by uid ${st.uid}, not by weftd's user (uid ${uid}): that user can read ` +
+              `or replace this host's private key; \`chown ${uid} ${path}\` if it is the right key, ` +
+              'or delete it to make weftd generate a new key',
+            { details: { path, uid: st.uid } },
+          );
+        }
         if ((st.mode & 0o077) !== 0) {
           fchmodSync(fd, 0o600);
-          warn('wireguard key file was readable by others; mode set to 0600', { path });
+          warn(
+            'wireguard key file was open to group or others (mode ' +
+              `0${(st.mode & 0o777).toString(8)}); mode set to 0600. Whoever read it holds this ` +
+              "host's private key: to rotate it, delete the file and restart weftd (peers pick the " +
+              'new public key up from the lease)',
+            { path },
+          );
         }
         return readAtMostSync(fd, Math.min(st.size, KEY_FILE_MAX_BYTES)).toString('utf8').trim();
       },
@@ -66,7 +110,7 @@ export function loadOrCreateKey(
       if (err instanceof WeftError) throw err;
       throw new WeftError(
         'E_IO',
-        `cannot read the WireGuard key ${path}: ${(err as Error).message}`,
+        `cannot read the WireGuard key ${path}: ${(err as Error).message}${accessFix(err, stateDir)}`,
         {
           cause: err,
         },
@@ -86,20 +130,31 @@ export function loadOrCreateKey(
   }
   const key = generate();
   if (key.length !== 32) throw new WeftError('E_IO', 'generated WireGuard key is not 32 bytes');
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    // Durable before the lease publishes the public key: without the fsyncs a crash soon after the
+    // first start can leave an empty key file (ext4 allocates a new file's blocks late), which weftd
+    // then refuses until the operator deletes it.
     const fd = openSync(tmp, 'wx', 0o600);
     try {
       writeSync(fd, key.toString('base64') + '\n');
+      fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
     renameSync(tmp, path);
+    const dir = openSync(stateDir, constants.O_RDONLY | constants.O_DIRECTORY);
+    try {
+      fsyncSync(dir);
+    } finally {
+      closeSync(dir);
+    }
   } catch (err) {
+    rmSync(tmp, { force: true }); // no temp file left behind (the key never stays in two files)
     throw new WeftError(
       'E_IO',
-      `cannot store the WireGuard key in ${stateDir}: ${(err as Error).message}`,
+      `cannot store the WireGuard key in ${stateDir}: ${(err as Error).message}${accessFix(err, stateDir)}`,
       {
         cause: err,
       },

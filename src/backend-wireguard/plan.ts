@@ -16,7 +16,7 @@
  * on its device, so two leases with one key (a host that re-leased, or a copied key) or one subnet are
  * decided by the shared `preferred` order, like every other backend's conflicts.
  */
-import { jsonField } from '../backend/backend-config.js';
+import { foldKey } from '../subnet/config-keys.js';
 import { showValue } from '../errors.js';
 import { tryParseIp4, tryParseIp6 } from '../ip/index.js';
 import type { Lease } from '../lease/lease.js';
@@ -202,18 +202,58 @@ export function wgLiveId(e: WgPeerEntry): string {
   return `${e.device}|${e.peer.publicKey}|${ep ? `${addr}:${ep.port}` : ''}`;
 }
 
+/**
+ * The X25519 points of order 1, 2, 4 or 8 (and their encodings ≥ p), as libsodium lists them
+ * (crypto_scalarmult/curve25519/ref10's `has_small_order`; bit 255 is ignored). A Diffie-Hellman with
+ * one gives the all-zero secret, which libsodium refuses, so the engine (native/src/wg_session.c,
+ * `ss_ok`) never handshakes with such a peer: programmed, it would hold the lease's routes and show as
+ * a healthy peer that never sends a single initiation.
+ */
+const LOW_ORDER_POINTS = [
+  '0000000000000000000000000000000000000000000000000000000000000000',
+  '0100000000000000000000000000000000000000000000000000000000000000',
+  'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800',
+  '5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157',
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+].map((h) => Buffer.from(h, 'hex'));
+
+function isLowOrderPoint(key: Buffer): boolean {
+  const k = Buffer.from(key);
+  k[31] = k[31]! & 0x7f;
+  return LOW_ORDER_POINTS.some((p) => p.equals(k));
+}
+
 /** The base64 public key in a lease's BackendData/BackendV6Data, or a reason it is unusable. */
 export function leasePublicKey(data: unknown): { key: string } | { reason: string } {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     return { reason: 'BackendData is not an object' };
   }
-  const k = jsonField(data as Record<string, unknown>, 'PublicKey');
+  // The field as Go's encoding/json (flannel) reads it: any spelling equal ignoring case, a null
+  // leaves it unset. Of two spellings Go takes the one written last, which the parsed object no longer
+  // tells: refused, not guessed (like a config naming one field twice, src/subnet/config-keys.ts).
+  const d = data as Record<string, unknown>;
+  const spellings = Object.keys(d).filter((f) => foldKey(f) === 'publickey' && d[f] !== null);
+  if (spellings.length > 1) {
+    return {
+      reason: `BackendData names PublicKey twice (${spellings.map((f) => showValue(f)).join(', ')}): write it once`,
+    };
+  }
+  const k = spellings.length === 1 ? d[spellings[0]!] : undefined;
   if (typeof k !== 'string' || !BASE64_KEY.test(k)) {
     return { reason: `BackendData.PublicKey ${showValue(k)} is not a base64 WireGuard key` };
   }
   const bytes = Buffer.from(k, 'base64');
   if (bytes.every((b) => b === 0)) {
     return { reason: 'BackendData.PublicKey is all zeros' };
+  }
+  if (isLowOrderPoint(bytes)) {
+    return {
+      reason:
+        'BackendData.PublicKey is a low-order X25519 point: no key exchange with it is possible ' +
+        '(the engine never starts a handshake), so it is no host’s real key',
+    };
   }
   // Canonical form: a last character with non-zero padding bits ("…B=" for "…A=") is the same key to
   // Go's decoder (flannel) and to the engine, which reports it canonically; kept as written, the key

@@ -34,6 +34,28 @@ export function jsonField(d: Readonly<Record<string, unknown>>, name: string): u
   return key === undefined ? undefined : d[key];
 }
 
+/** Backend keys whose value is a secret (wireguard's PSK, shared by every host), lower-case. */
+const SECRET_BACKEND_KEYS: readonly string[] = ['psk'];
+
+/**
+ * The network config `raw` (top level, as read from etcd) with every secret in its `Backend` section
+ * replaced by "(hidden)", for logs: a log line must never carry the PSK (journald is read by more
+ * people than etcd's config key).
+ */
+export function withoutSecrets(raw: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...raw };
+  for (const [k, v] of Object.entries(raw)) {
+    if (foldKey(k) !== 'backend' || typeof v !== 'object' || v === null || Array.isArray(v))
+      continue;
+    const backend: Record<string, unknown> = { ...(v as Record<string, unknown>) };
+    for (const bk of Object.keys(backend)) {
+      if (SECRET_BACKEND_KEYS.includes(foldKey(bk))) backend[bk] = '(hidden)';
+    }
+    out[k] = backend;
+  }
+  return out;
+}
+
 /** Linux interface names: 1–15 of A-Z a-z 0-9 _ . - */
 export const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 

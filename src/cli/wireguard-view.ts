@@ -24,7 +24,11 @@ export interface WgPeerLive {
 }
 
 interface WgLive {
+  /** Per public key, the least healthy of its peers (Mode separate has one per device: the same key
+   *  on the IPv4 and the IPv6 device). */
   readonly peers: ReadonlyMap<string, WgPeerLive>;
+  /** Every peer of every device. */
+  readonly all: readonly WgPeerLive[];
   /** Every peer of every device as `<device>|<public key>|<endpoint>` (backend-wireguard/plan.ts
    *  wgLiveId): the leases weftd has programmed, for the planner's claim order. */
   readonly programmed: ReadonlySet<string>;
@@ -80,8 +84,15 @@ const PEER_SERIES = new Map<
   ['weft_wireguard_peer_session', (v) => ({ session: v === 1 })],
 ]);
 
+/** The less healthy of two peers: no handshake yet, else the older handshake. */
+const lessHealthy = (a: WgPeerLive, b: WgPeerLive): WgPeerLive =>
+  b.lastHandshakeSec === 0 || (a.lastHandshakeSec !== 0 && b.lastHandshakeSec < a.lastHandshakeSec)
+    ? b
+    : a;
+
 export function wgLiveFromMetrics(text: string): WgLive {
-  const peers = new Map<string, WgPeerLive>();
+  /** `<device>|<public key>` → its peer: a key on two devices is two peers, never mixed */
+  const byDevice = new Map<string, WgPeerLive>();
   const unknown: WgLive['unknown'][number][] = [];
   const drops: Record<string, number> = {};
   const programmed = new Set<string>();
@@ -91,7 +102,8 @@ export function wgLiveFromMetrics(text: string): WgLive {
     const endpoint = s.labels['endpoint'] ?? '';
     const field = PEER_SERIES.get(s.name);
     if (field) {
-      const p = peers.get(key) ?? {
+      const id = `${device}|${key}`;
+      const p = byDevice.get(id) ?? {
         device,
         publicKey: key,
         endpoint: null,
@@ -101,7 +113,7 @@ export function wgLiveFromMetrics(text: string): WgLive {
         handshakeInitiations: 0,
         session: false,
       };
-      peers.set(key, { ...p, ...field(s.value, s.labels) });
+      byDevice.set(id, { ...p, ...field(s.value, s.labels) });
       // one handshake series per peer of every device, the only one labelled with its endpoint
       if (s.name === 'weft_wireguard_peer_last_handshake_seconds')
         programmed.add(`${device}|${key}|${endpoint}`);
@@ -112,7 +124,13 @@ export function wgLiveFromMetrics(text: string): WgLive {
       unknown.push({ device, endpoint, publicKey: key, ageSec: s.value });
     }
   }
-  return { peers, unknown, drops, programmed };
+  const all = [...byDevice.values()];
+  const peers = new Map<string, WgPeerLive>();
+  for (const p of all) {
+    const seen = peers.get(p.publicKey);
+    peers.set(p.publicKey, seen ? lessHealthy(seen, p) : p);
+  }
+  return { peers, all, unknown, drops, programmed };
 }
 
 /** weftd's engine state for a wireguard network, read from its /metrics when weftctl knows weftd's
@@ -149,16 +167,29 @@ function publishedKey(lease: Lease): string | null {
  * - a peer never completed a handshake although this host sent it initiations (UDP port blocked,
  *   wrong key or PSK on one side, or the host is down).
  */
-export function wgFindings(peerLeases: readonly Lease[], live: WgLive, port: number) {
+export function wgFindings(
+  peerLeases: readonly Lease[],
+  live: WgLive,
+  port: number | ((device: string) => number),
+  nowSec = Date.now() / 1000,
+) {
+  const portOf = (device: string): number => (typeof port === 'number' ? port : port(device));
   const out: { lease: string; problem: string; fixes: string[] }[] = [];
   for (const l of peerLeases) {
     if (l.attrs.backendType !== 'wireguard') continue;
     const key = publishedKey(l);
     const ips = [l.attrs.publicIp, l.attrs.publicIpv6].filter((x): x is string => !!x);
+    // The engine keeps the last unknown-key handshake until another one replaces it: one from before
+    // this peer's last handshake with the published key is history (a host that started before it
+    // was our peer, or that had an older key since replaced), not the key the host uses now.
+    const mine = key ? live.all.filter((p) => p.publicKey === key) : [];
+    const handshook = (device: string): number =>
+      mine.find((p) => p.device === device)?.lastHandshakeSec ?? 0;
     const mismatch = live.unknown.find(
       (u) =>
         ips.some((ip) => u.endpoint.startsWith(`${ip}:`) || u.endpoint.startsWith(`[${ip}]:`)) &&
-        u.publicKey !== key,
+        u.publicKey !== key &&
+        !(handshook(u.device) > 0 && handshook(u.device) >= Math.floor(nowSec - u.ageSec)),
     );
     if (mismatch) {
       out.push({
@@ -173,13 +204,15 @@ export function wgFindings(peerLeases: readonly Lease[], live: WgLive, port: num
       });
       continue;
     }
-    const p = key ? live.peers.get(key) : undefined;
-    if (key && p && p.lastHandshakeSec === 0 && p.handshakeInitiations > 0) {
+    // each device on its own (Mode separate: the IPv4 and the IPv6 session can fail apart)
+    for (const p of mine) {
+      if (p.lastHandshakeSec !== 0 || p.handshakeInitiations === 0) continue;
+      const on = mine.length > 1 ? ` on ${p.device}` : '';
       out.push({
-        lease: l.key,
-        problem: `peer ${ips.join(' ')} (key ${key}) never completed a handshake (${p.handshakeInitiations} initiations sent)`,
+        lease: mine.length > 1 ? `${l.key}:${p.device}` : l.key,
+        problem: `peer ${ips.join(' ')} (key ${key}) never completed a handshake${on} (${p.handshakeInitiations} initiations sent)`,
         fixes: [
-          `check that UDP ${port} from this host reaches ${ips[0] ?? 'the peer'} (firewall, NAT)`,
+          `check that UDP ${portOf(p.device)} from this host reaches ${ips[0] ?? 'the peer'} (firewall, NAT)`,
           'check that both hosts use the same Backend.PSK and that weftd runs there',
         ],
       });
@@ -207,15 +240,18 @@ export function wgDoctorChecks(
       ),
     ];
   }
-  let port = DEFAULT_WG_PORT;
+  let port = (_device: string): number => DEFAULT_WG_PORT;
   try {
-    port = parseWireguardConfig(config.backend.raw).listenPort;
+    const c = parseWireguardConfig(config.backend.raw);
+    // Mode separate: the IPv6 device listens on ListenPortV6 (backend-wireguard/plan.ts)
+    port = (device) =>
+      c.mode === 'separate' && device === c.nameV6 ? c.listenPortV6 : c.listenPort;
   } catch {
     /* reported by the config check */
   }
   const findings = wgFindings(peerLeases, live.live, port);
   if (findings.length === 0) {
-    const peers = [...live.live.peers.values()];
+    const peers = [...live.live.peers.values()]; // per key, its least healthy session
     const n = peers.filter((p) => p.lastHandshakeSec > 0).length;
     return [
       pass('wireguard', `WireGuard: ${n} of ${peers.length} peers have completed a handshake`),
@@ -228,8 +264,15 @@ export function wgDoctorChecks(
 export const handshakeAge = (w: WgPeerLive): number =>
   Math.max(0, Math.round(Date.now() / 1000 - w.lastHandshakeSec));
 
-/** Per-lease live WireGuard state for `weftctl peers` / `status` (null entries: no such peer). */
-export function wgPeerStatus(lease: Lease, live: WgLive): WgPeerLive | null {
+/** Per-lease live WireGuard state for `weftctl peers` / `status` (null entries: no such peer): the
+ *  peer on `device` (the device of a row's family), else the least healthy of the lease's peers. */
+export function wgPeerStatus(
+  lease: Lease,
+  live: WgLive,
+  device?: string | null,
+): WgPeerLive | null {
   const key = publishedKey(lease);
-  return key ? (live.peers.get(key) ?? null) : null;
+  if (!key) return null;
+  if (!device) return live.peers.get(key) ?? null;
+  return live.all.find((p) => p.device === device && p.publicKey === key) ?? null;
 }

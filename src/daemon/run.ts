@@ -11,6 +11,7 @@ import { EXIT, exitFor, type DaemonResult } from './exit-codes.js';
 import { rateLimited, type Logger } from '../log/logger.js';
 import type { Lease, LeaseEvent } from '../lease/lease.js';
 import type { Network, Uplink } from '../backend/backend.js';
+import { withoutSecrets } from '../backend/backend-config.js';
 import type { AcquireOptions, NetworkConfig, SubnetManager } from '../subnet/manager.js';
 import { sleep } from '../subnet/sleep.js';
 import { lookupBackend, type BackendRegistry } from './backends.js';
@@ -135,7 +136,7 @@ export class Daemon {
       try {
         const config = await subnets.getNetworkConfig(signal);
         this.log.info('network config loaded', {
-          config: config.raw,
+          config: withoutSecrets(config.raw),
           backend: config.backend.type,
         });
         return config;

@@ -45,9 +45,12 @@ export function openTun(name: string, options: TunOptions = {}): OpenedTun {
   } catch (err) {
     if (err instanceof WeftError) throw err;
     const e = err as NodeJS.ErrnoException;
-    throw new WeftError('E_NATIVE', `cannot open TUN device ${name}: ${e.message}`, {
+    // the addon's message already reads "cannot open TUN device <name>: <syscall> <errno>"
+    const prefix = `cannot open TUN device ${name}`;
+    const message = e.message.startsWith(prefix) ? e.message : `${prefix}: ${e.message}`;
+    throw new WeftError('E_NATIVE', message, {
       cause: err,
-      details: { code: e.code, errno: e.errno, syscall: e.syscall },
+      details: { code: e.code, errno: e.errno, syscall: e.syscall, tun: name },
     });
   }
 }

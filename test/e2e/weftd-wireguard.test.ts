@@ -9,6 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { SimContainer } from '../helpers/netns.js';
 import type { ChildProcess } from 'node:child_process';
@@ -43,6 +44,7 @@ const runnable = requireCaps(
 );
 useLeakCheck();
 
+const PSK = randomBytes(32).toString('base64');
 const CONFIG = {
   Network: '10.5.0.0/16',
   Backend: { Type: 'wireguard', PersistentKeepaliveInterval: 0 },
@@ -276,6 +278,54 @@ describe.skipIf(!runnable)('weftd wireguard backend with a flannel-style wiregua
     }
   });
 
+  it("a lease refused for another lease's key shows no live session in weftctl peers and status", async () => {
+    // Before: both looked the engine's peer up by key alone, so the refused lease was shown with the
+    // other lease's handshake, endpoint and bytes, as if it were a healthy peer.
+    const w = daemons[0]!;
+    const other = await pubOfKeyFile(join(daemons[1]!.dir, 'state', 'wireguard.key'));
+    const dup = `${c.prefix}/subnets/10.5.202.0-24`;
+    await c.etcd.etcdctl([
+      'put',
+      dup,
+      JSON.stringify({
+        PublicIP: '198.18.0.98',
+        BackendType: 'wireguard',
+        BackendData: { PublicKey: other },
+      }),
+    ]);
+    try {
+      await waitFor(
+        'weftd to refuse the second lease with that key',
+        async () => /"peer":"10\.5\.202\.0-24".*already holds its public key/.test(w.logs),
+        15_000,
+        200,
+      );
+      const p = JSON.parse((await runWeftctl(c, w, ['peers', '--json'])).stdout) as {
+        peers: { lease: string | null; verdict: string; wireguard: unknown }[];
+      };
+      const row = p.peers.find((x) => x.lease === '10.5.202.0-24');
+      expect(row?.verdict).toBe('refused');
+      expect(row?.wireguard).toBeNull();
+      // the lease that holds the key keeps its live state
+      const holder = p.peers.find(
+        (x) => x.lease === subnetsOf(daemons[1]!).subnet.replace('/', '-'),
+      );
+      expect(holder?.wireguard).toMatchObject({ publicKey: other });
+      const st = await runWeftctl(c, w, ['status', '--json']);
+      const s = JSON.parse(st.stdout) as {
+        wireguard: { peers: { lease: string; refused: boolean; wireguard: unknown }[] };
+      };
+      expect(s.wireguard.peers.find((x) => x.lease === '10.5.202.0-24')).toMatchObject({
+        refused: true,
+        wireguard: null,
+      });
+      const human = (await runWeftctl(c, w, ['status'])).stdout;
+      expect(human).toMatch(/wireguard 10\.5\.202\.0\/24: +refused by weftd/);
+    } finally {
+      await c.etcd.etcdctl(['del', dup]);
+    }
+  });
+
   it('a deleted TUN (ip link del weft-wg) is recreated in place: weftd keeps running, peers reconnect', async () => {
     const w = daemons[0]!;
     const child = w.child;
@@ -328,7 +378,8 @@ describe.skipIf(!runnable).each(['separate', 'ipv4'] as const)(
         Network: '10.5.0.0/16',
         EnableIPv6: true,
         IPv6Network: 'fd05::/48',
-        Backend: { Type: 'wireguard', Mode: mode },
+        // the PSK spelled as Go also reads it (ſ folds to s): still the secret, still never logged
+        Backend: { Type: 'wireguard', Mode: mode, [mode === 'ipv4' ? 'P\u017fK' : 'PSK']: PSK },
       });
       daemons = c.topo.hosts.map((h) => startWeftd(c, h));
       await Promise.all(daemons.map((w) => waitReady(w)));
@@ -370,6 +421,32 @@ describe.skipIf(!runnable).each(['separate', 'ipv4'] as const)(
       expect(failures).toEqual([]);
       const links = await nsRun(daemons[0]!.host.netns, 'ip', ['-o', 'link', 'show']);
       expect(links.stdout.includes('weft-wg-v6')).toBe(mode === 'separate');
+    });
+
+    it('weftctl peers shows each family’s row with the session of the device that carries it', async () => {
+      // Mode separate: one key on weft-wg (IPv4 underlay) and weft-wg-v6 (IPv6 underlay). Before,
+      // both rows showed one merged session (the IPv6 device's, read last).
+      const r = await runWeftctl(c, daemons[0]!, ['peers', '--json']);
+      const rows = (
+        JSON.parse(r.stdout) as {
+          peers: { family: 4 | 6; wireguard: { device: string; endpoint: string } | null }[];
+        }
+      ).peers;
+      expect(rows.map((x) => [x.family, x.wireguard?.device])).toEqual([
+        [4, 'weft-wg'],
+        [6, mode === 'separate' ? 'weft-wg-v6' : 'weft-wg'],
+      ]);
+      const v6Underlay = mode === 'separate';
+      expect(rows[1]?.wireguard?.endpoint.startsWith('[')).toBe(v6Underlay);
+      expect(rows[0]?.wireguard?.endpoint).toMatch(/^198\.18\.0\.\d:51820$/);
+    });
+
+    it('the PSK is never logged (weftd logged the whole network config at start, PSK included)', () => {
+      for (const w of daemons) {
+        expect(w.logs).toContain('"msg":"network config loaded"');
+        expect(w.logs).toContain('"(hidden)"');
+        expect(w.logs).not.toContain(PSK);
+      }
     });
 
     it('the IPv6-carrying TUN deleted: recreated in place, both families reach the peer again', async () => {
@@ -455,5 +532,48 @@ describe.skipIf(!runnable)('weftd wireguard: ListenPort held by another process'
     expect(byId.get('weftd')?.status).toBe('fail');
     expect(byId.get('wireguard')?.status).toBe('warn');
     expect(byId.get('wireguard')?.message).toMatch(/weftd, which runs the engine, does not answer/);
+  });
+});
+
+describe.skipIf(!runnable)('weftd wireguard: device names the TUN cannot take', () => {
+  let c: Cluster;
+
+  beforeAll(async () => {
+    c = await createCluster(1);
+  }, 60_000);
+
+  afterAll(async () => {
+    await c?.destroy();
+  });
+
+  const links = async (): Promise<string> =>
+    (await nsRun(c.topo.hosts[0]!.netns, 'ip', ['-o', 'link', 'show'])).stdout;
+
+  it('Name equal to NameV6 in Mode separate with both families: exits 3 naming both, no device made', async () => {
+    // Before: the IPv4 device started and got its address and route, then the IPv6 one failed on
+    // the TUN the first held (EBUSY, "cannot open TUN device wgx" said twice), leaving wgx behind.
+    await putConfig(c, {
+      Network: '10.5.0.0/16',
+      EnableIPv6: true,
+      IPv6Network: 'fd05::/48',
+      Backend: { Type: 'wireguard', Name: 'wgx', NameV6: 'wgx' },
+    });
+    const w = startWeftd(c, c.topo.hosts[0]!);
+    expect(await Promise.race([w.exit, sleep(30_000).then(() => 'timeout')])).toBe(3);
+    expect(w.logs).toMatch(
+      /Backend\.Name and Backend\.NameV6 are both \\"wgx\\".*give them different names/,
+    );
+    expect(await links()).not.toContain('wgx');
+  });
+
+  it('Name of an interface that is not a TUN: exits 1 with one message naming the field and the fix', async () => {
+    await putConfig(c, { Network: '10.5.0.0/16', Backend: { Type: 'wireguard', Name: 'eth0' } });
+    const w = startWeftd(c, c.topo.hosts[0]!);
+    expect(await Promise.race([w.exit, sleep(30_000).then(() => 'timeout')])).toBe(1);
+    expect(w.logs).toMatch(
+      /wireguard: cannot use device eth0 \(Backend\.Name\): an interface named eth0 exists and is not a TUN device.*set another Backend\.Name in the network config, or remove that interface/,
+    );
+    expect(w.logs).not.toMatch(/cannot open TUN device eth0: cannot open TUN device/);
+    expect(await links()).toMatch(/eth0.*state UP/); // untouched
   });
 });

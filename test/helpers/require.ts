@@ -38,6 +38,7 @@ const checks: Record<string, () => string | undefined> = {
       ? undefined
       : 'needs wireguard-go and wireguard-tools (`apt-get install wireguard-go wireguard-tools`)',
   tcpdump: () => (haveCommand('tcpdump') ? undefined : 'needs tcpdump'),
+  strace: () => (haveCommand('strace') ? undefined : 'needs strace'),
 };
 
 export type Capability =
@@ -52,7 +53,8 @@ export type Capability =
   | 'nft'
   | 'openssl'
   | 'wireguardGo'
-  | 'tcpdump';
+  | 'tcpdump'
+  | 'strace';
 
 /** The reasons the listed capabilities are missing (empty when all are present). */
 export function missing(...caps: Capability[]): string[] {

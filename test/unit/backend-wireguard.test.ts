@@ -166,6 +166,12 @@ describe('lease → peer (the planner)', () => {
       lease(2, { backendData: { PublicKey: Buffer.alloc(32).toString('base64') } }),
       /zeros/,
     ],
+    [
+      // flannel (Go) reads the last one written, KEY(3); weft read the exact spelling, KEY(2)
+      'PublicKey in two spellings',
+      lease(2, { backendData: { PublicKey: KEY(2), publickey: KEY(3) } }),
+      /BackendData names PublicKey twice \("PublicKey", "publickey"\): write it once/,
+    ],
     ['our own public IP', lease(2, { publicIp: '198.18.0.1' }), /own/],
     ['a loopback public IP', lease(2, { publicIp: '127.0.0.1' }), /unicast/],
     ['no public IP', lease(2, { publicIp: '0.0.0.0' }), /no IPv4 public address/],
@@ -178,6 +184,32 @@ describe('lease → peer (the planner)', () => {
     expect(p.refused).toHaveLength(1);
     expect(p.refused[0]?.reason).toMatch(reason);
   });
+  it('refuses a lease whose key is a low-order X25519 point (the engine could never handshake with it)', () => {
+    // libsodium's list of points of small order (bit 255 ignored): X25519 with each gives an
+    // all-zero secret. Programmed, such a peer took the lease's routes and showed as "ok" in
+    // weftctl peers, while the engine sent it no initiation at all (so doctor was silent too).
+    const lowOrder = [
+      '0100000000000000000000000000000000000000000000000000000000000000',
+      'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800',
+      '5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157',
+      'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+      'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+      'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+      'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b880', // bit 255 set
+      '0000000000000000000000000000000000000000000000000000000000000080',
+    ];
+    for (const hex of lowOrder) {
+      const k = Buffer.from(hex, 'hex').toString('base64');
+      const p = planWgPeer(lease(2, { backendData: { PublicKey: k } }), scope);
+      expect(p.entries, hex).toEqual([]);
+      expect(p.refused[0]?.reason, hex).toMatch(/low-order X25519 point/);
+    }
+    // a neighbour of one (a valid point) is still a key
+    const fine = Buffer.from(lowOrder[1]!, 'hex');
+    fine[0] = 2;
+    const ok = planWgPeer(lease(2, { backendData: { PublicKey: fine.toString('base64') } }), scope);
+    expect(ok.entries).toHaveLength(1);
+  });
   it("refuses a lease publishing this host's own key (a cloned key file), naming the file and the fix", () => {
     const p = planWgPeer(lease(2, { backendData: { PublicKey: KEY(1) } }), scope);
     expect(p.entries).toEqual([]);
@@ -187,6 +219,19 @@ describe('lease → peer (the planner)', () => {
     // the same key written with non-zero padding bits is the same key
     const odd = KEY(1).slice(0, 42) + String.fromCharCode(KEY(1).charCodeAt(42) + 1) + '=';
     expect(planWgPeer(lease(2, { backendData: { PublicKey: odd } }), scope).entries).toEqual([]);
+  });
+  it('reads PublicKey as Go does: any case, a null spelling leaves the other one in place', () => {
+    for (const backendData of [
+      { publickey: KEY(2) },
+      { PublicKey: KEY(2), publickey: null },
+      { publickey: KEY(2), PublicKey: null }, // was refused: "null is not a base64 key"
+    ]) {
+      const p = planWgPeer(lease(2, { backendData }), scope);
+      expect(
+        p.entries.map((e) => e.peer.publicKey),
+        JSON.stringify(backendData),
+      ).toEqual([KEY(2)]);
+    }
   });
   it('reads a key with non-zero padding bits as Go does, in canonical form (one key, one claim)', () => {
     // "…B=" decodes to the same 32 bytes as "…A=": the engine reports the peer as "…A="
@@ -279,7 +324,11 @@ describe('private key file', () => {
         (m) => warned.push(m),
       );
       expect(statSync(a.path).mode & 0o777).toBe(0o600);
-      expect(warned.length).toBe(1);
+      expect(warned).toEqual([
+        expect.stringMatching(
+          /open to group or others \(mode 0644\); mode set to 0600\. Whoever read it holds .* to rotate it, delete the file and restart weftd/,
+        ),
+      ]);
       // garbage: an error naming the file and the fix, the content never echoed
       writeFileSync(a.path, 'supersecretgarbage\n');
       expect(() => loadOrCreateKey(join(dir, 'state'), () => randomBytes(32))).toThrow(
@@ -383,6 +432,63 @@ describe("weftctl's view of the engine", () => {
     const checks = wgDoctorChecks(cfg, [lease(2), lease(3), lease(4)], { ok: true, live });
     expect(checks.map((c) => c.status)).toEqual(['fail', 'fail']);
     expect(wgDoctorChecks(cfg, [lease(2)], { ok: true, live })[0]?.status).toBe('pass');
+  });
+  it('Mode separate: each device’s session is checked on its own, with that device’s port', () => {
+    // One key on two devices (weft-wg over IPv4, weft-wg-v6 over IPv6). Before, their series were
+    // merged by key, the IPv6 device's written last: an IPv4 session that never came up passed.
+    const now = 1_800_000_000;
+    const text = (v4: number, v6: number) =>
+      [
+        ['weft-wg', '198.18.0.2:51820', v4],
+        ['weft-wg-v6', '[fd18::2]:51821', v6],
+      ]
+        .flatMap(([dev, ep, hs]) => [
+          `weft_wireguard_peer_last_handshake_seconds{device="${dev}",public_key="${KEY(2)}",endpoint="${ep}"} ${hs}`,
+          `weft_wireguard_peer_handshake_initiations_total{device="${dev}",public_key="${KEY(2)}"} 4`,
+        ])
+        .join('\n');
+    const l = lease(2, { publicIpv6: 'fd18::2' });
+    const cfg = parseNetworkConfig(
+      '{"Network":"10.5.0.0/16","EnableIPv6":true,"IPv6Network":"fd05::/48","Backend":{"Type":"wireguard"}}',
+    );
+    const checks = (v4: number, v6: number) =>
+      wgDoctorChecks(cfg, [l], { ok: true, live: wgLiveFromMetrics(text(v4, v6)) });
+    const v4down = checks(0, now - 10);
+    expect(v4down.map((c) => [c.id, c.status])).toEqual([
+      ['wireguard:10.5.2.0-24:weft-wg', 'fail'],
+    ]);
+    expect(v4down[0]?.message).toMatch(/never completed a handshake on weft-wg \(4 initiations/);
+    expect(v4down[0]?.fixes?.[0]).toMatch(/UDP 51820 /);
+    const v6down = checks(now - 10, 0);
+    expect(v6down.map((c) => c.id)).toEqual(['wireguard:10.5.2.0-24:weft-wg-v6']);
+    expect(v6down[0]?.fixes?.[0]).toMatch(/UDP 51821 /); // ListenPortV6
+    expect(checks(now - 10, now - 5).map((c) => c.status)).toEqual(['pass']);
+    // status/peers show the less healthy session of the two
+    expect(wgLiveFromMetrics(text(0, now - 10)).peers.get(KEY(2))?.device).toBe('weft-wg');
+    expect(wgLiveFromMetrics(text(now - 10, 0)).peers.get(KEY(2))?.device).toBe('weft-wg-v6');
+  });
+  it('an unknown-key handshake older than the peer’s last handshake with its published key is history, not a mismatch', () => {
+    // Seen on a real cluster: host 2 started before host 1 had it as a peer (its first initiation
+    // was recorded as an unknown key), and later got a new key file; the engine keeps that first
+    // record, so doctor failed a healthy peer forever, asking to restart a weftd that was fine.
+    const now = 1_800_000_000;
+    const text = (handshake: number, unknownAge: number) =>
+      [
+        `weft_wireguard_peer_last_handshake_seconds{device="weft-wg",public_key="${KEY(22)}",endpoint="198.18.0.2:51820"} ${handshake}`,
+        `weft_wireguard_peer_handshake_initiations_total{device="weft-wg",public_key="${KEY(22)}"} 1`,
+        `weft_wireguard_unknown_key_age_seconds{device="weft-wg",endpoint="198.18.0.2:51820",public_key="${KEY(2)}"} ${unknownAge}`,
+      ].join('\n');
+    const rotated = lease(2, { backendData: { PublicKey: KEY(22) } });
+    // the old key's handshake 40 s ago, the new key's 30 s ago: fine
+    expect(wgFindings([rotated], wgLiveFromMetrics(text(now - 30, 40)), 51820, now)).toEqual([]);
+    // the host handshook with another key after its published one (5 s ago): still named
+    const f = wgFindings([rotated], wgLiveFromMetrics(text(now - 30, 5)), 51820, now);
+    expect(f.map((x) => x.problem)).toEqual([
+      expect.stringMatching(/handshakes with key .* \(5 s ago\) but its lease publishes/),
+    ]);
+    // and with no handshake at all with the published key, any unknown key from its address is
+    const never = wgFindings([rotated], wgLiveFromMetrics(text(0, 400)), 51820, now);
+    expect(never.map((x) => x.problem)).toEqual([expect.stringMatching(/handshakes with key/)]);
   });
 });
 

@@ -9,6 +9,7 @@ import { withRegistry } from '../etcd-view.js';
 import { EXIT } from '../exit-codes.js';
 import { gatherLocal, peerRowsOf, requireConfig } from '../gather.js';
 import { isFault, type PeerRow } from '../peers.js';
+import { overlayDevices } from '../overlay-devices.js';
 import { sanitize, table, toneOf, type Style } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
 import {
@@ -80,12 +81,18 @@ export async function peersCommand(ctx: CommandContext): Promise<CommandOutput> 
         : local.live;
     const rows = peerRowsOf(local);
     const ok = !rows.some(isFault);
-    // each row with its live WireGuard state (null when weftd has no such peer)
+    const devices = overlayDevices(config); // each row's session is its family's device's
+    // each row with its live WireGuard state (null when weftd has no such peer). A refused row has
+    // none: the engine's peer with its key, if any, is another lease's (one key, two leases).
     const wg =
       live &&
       rows.map((r) => {
         const lease = view.leases.find((l) => l.key === r.lease);
-        return { ...r, wireguard: lease && live.ok ? wgPeerStatus(lease, live.live) : null };
+        const shown = lease && live.ok && r.verdict !== 'refused';
+        return {
+          ...r,
+          wireguard: shown ? wgPeerStatus(lease, live.live, devices[r.family]) : null,
+        };
       });
     return {
       exitCode: ok ? EXIT.ok : EXIT.problem,

@@ -167,13 +167,19 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
       ],
     ];
     if (view.config?.backend.type === 'wireguard') {
-      // per peer: endpoint, last handshake, bytes in/out, from weftd's engine (its /metrics)
+      // per peer: endpoint, last handshake, bytes in/out, from weftd's engine (its /metrics); none
+      // for a lease weftd refuses (the engine's peer with its key, if any, is another lease's)
+      const refusedLeases = new Set(
+        rows.filter((r) => r.verdict === 'refused').map((r) => r.lease),
+      );
+      for (const r of rows) if (r.verdict !== 'refused') refusedLeases.delete(r.lease);
       const wgPeers = view.leases
         .filter((l) => l.key !== own?.key)
         .map((l) => ({
           lease: l.key,
           subnet: l.subnet ?? l.subnet6,
-          wireguard: live?.ok ? wgPeerStatus(l, live.live) : null,
+          refused: refusedLeases.has(l.key),
+          wireguard: live?.ok && !refusedLeases.has(l.key) ? wgPeerStatus(l, live.live) : null,
         }));
       (json as Record<string, unknown>)['wireguard'] = {
         error: live === null ? 'not read (no --healthz-url)' : live.ok ? null : live.error,
@@ -183,15 +189,17 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
         const w = p.wireguard;
         pairs.push([
           `wireguard ${p.subnet ?? p.lease}`,
-          !live?.ok
-            ? 'not read (weftd /metrics)'
-            : !w
-              ? bad('no such peer in weftd')
-              : w.lastHandshakeSec > 0
-                ? good(
-                    `handshake ${handshakeAge(w)} s ago, endpoint ${w.endpoint ?? '-'}, received ${w.rxBytes} B, sent ${w.txBytes} B`,
-                  )
-                : bad(`no handshake yet, endpoint ${w.endpoint ?? '-'}, sent ${w.txBytes} B`),
+          p.refused
+            ? bad('refused by weftd (weftctl peers says why)')
+            : !live?.ok
+              ? 'not read (weftd /metrics)'
+              : !w
+                ? bad('no such peer in weftd')
+                : w.lastHandshakeSec > 0
+                  ? good(
+                      `handshake ${handshakeAge(w)} s ago, endpoint ${w.endpoint ?? '-'}, received ${w.rxBytes} B, sent ${w.txBytes} B`,
+                    )
+                  : bad(`no handshake yet, endpoint ${w.endpoint ?? '-'}, sent ${w.txBytes} B`),
         ]);
       }
     }
