@@ -457,6 +457,73 @@ static double now_ms(void) {
   return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
+/* True when process `pid` (weftd, from SO_PEERCRED; 0 when not visible in this pid namespace) is in a
+ * stop state (SIGSTOP, SIGTSTP, a debugger): the field after the last ')' of /proc/<pid>/stat. */
+static int is_stopped(pid_t pid) {
+  if (pid <= 0) return 0;
+  char path[64], st[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, st, sizeof st - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  st[n] = 0;
+  const char *rp = strrchr(st, ')');
+  return rp && rp[1] == ' ' && (rp[2] == 'T' || rp[2] == 't');
+}
+
+#define STOPPED_GIVE_UP_MS 2000 /* weftd stopped this long while we wait: it is not coming back soon */
+#define STOPPED_POLL_MS 250
+
+/*
+ * read_full for weftd's answers: while nothing arrives, weftd's state is looked at every 250 ms, and a
+ * weftd that stays stopped for 2 s (`kill -STOP`, a debugger) ends the wait with ESRCH, so the caller
+ * runs the full plugin (DEL and GC work without weftd; ADD answers "try again later") instead of
+ * waiting REPLY_TIMEOUT_MS. A resumed weftd drops the request whose shim is gone (cni-server.ts).
+ */
+static int read_reply(int fd, void *data, size_t n, pid_t weftd) {
+  double end = now_ms() + REPLY_TIMEOUT_MS, stopped_since = -1;
+  char *p = data;
+  while (n > 0) {
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int pr = poll(&pfd, 1, STOPPED_POLL_MS);
+    if (pr < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    if (pr > 0) {
+      ssize_t r = read(fd, p, n);
+      if (r < 0) {
+        if (errno == EINTR || errno == EAGAIN) continue;
+        return -1;
+      }
+      if (r == 0) {
+        errno = ECONNRESET;
+        return -1;
+      }
+      p += r;
+      n -= (size_t)r;
+      stopped_since = -1;
+      continue;
+    }
+    double now = now_ms();
+    if (now >= end) {
+      errno = ETIMEDOUT;
+      return -1;
+    }
+    if (!is_stopped(weftd)) {
+      stopped_since = -1;
+    } else if (stopped_since < 0) {
+      stopped_since = now;
+    } else if (now - stopped_since >= STOPPED_GIVE_UP_MS) {
+      errno = ESRCH;
+      return -1;
+    }
+  }
+  return 0;
+}
+
 /* True when dirname(path) is (the real path of) one of this call's CNI_PATH directories. */
 static int in_cni_path(const char *path) {
   char dir[PATH_MAX], real_dir[PATH_MAX], real_e[PATH_MAX];
@@ -779,8 +846,12 @@ int main(void) {
 
   unsigned char rh[20];
   for (;;) {
-    if (read_full(s, rh, sizeof rh, REPLY_TIMEOUT_MS) < 0) {
-      snprintf(reason, sizeof reason, "no answer from weftd on %s: %s", sa.sun_path, strerror(errno));
+    if (read_reply(s, rh, sizeof rh, cred.pid) < 0) {
+      if (errno == ESRCH)
+        snprintf(reason, sizeof reason, "weftd (pid %d) is stopped (SIGSTOP?) and does not answer on %s",
+                 (int)cred.pid, sa.sun_path);
+      else
+        snprintf(reason, sizeof reason, "no answer from weftd on %s: %s", sa.sun_path, strerror(errno));
       fallback(&in, reason);
     }
     if (memcmp(rh, "WCNX", 4) == 0) {
@@ -803,7 +874,7 @@ int main(void) {
   if (outlen > MAX_REPLY_PART || errlen > MAX_REPLY_PART) fallback(&in, "weftd's reply is too large");
   char *out = malloc((size_t)outlen + errlen + 1);
   if (!out) fallback(&in, "out of memory");
-  if (read_full(s, out, (size_t)outlen + errlen, REPLY_TIMEOUT_MS) < 0) {
+  if (read_reply(s, out, (size_t)outlen + errlen, cred.pid) < 0) {
     snprintf(reason, sizeof reason, "weftd's reply on %s was cut short: %s", sa.sun_path, strerror(errno));
     fallback(&in, reason);
   }

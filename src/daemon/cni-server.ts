@@ -117,10 +117,21 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer | n
       sock.destroy();
       return;
     }
-    const conn = new ShimConnection(sock, (req) => {
-      const p = serve(conn, req, cred.pid).finally(() => inflight.delete(p));
-      inflight.add(p);
-    });
+    const conn = new ShimConnection(
+      sock,
+      (req) => {
+        const p = serve(conn, req, cred.pid).finally(() => inflight.delete(p));
+        inflight.add(p);
+      },
+      (req) =>
+        log.warn(
+          'CNI: dropped a request whose shim had already given up on weftd (it ran the full plugin)',
+          {
+            command: req.env['CNI_COMMAND'] ?? '',
+            containerID: req.env['CNI_CONTAINERID'] ?? '',
+          },
+        ),
+    );
   });
   server.maxConnections = MAX_CONNECTIONS;
   server.on('error', (err) => noisy.warn('CNI socket error', { error: describeError(err) }));
@@ -252,6 +263,7 @@ class ShimConnection {
   constructor(
     private readonly sock: Socket,
     private readonly onRequest: (req: CniRequest) => void,
+    private readonly onStale: (req: CniRequest) => void,
   ) {
     this.requestTimer = setTimeout(() => sock.destroy(), REQUEST_TIMEOUT_MS);
     sock.on('data', (c: Buffer) => this.onData(c));
@@ -273,7 +285,14 @@ class ShimConnection {
         this.requested = true;
         const req = decodeRequest(this.buf);
         this.buf = Buffer.alloc(0);
-        this.onRequest(req);
+        // A shim never ends its side before the answer: a request that arrives with its end (weftd was
+        // stopped, the shim gave up and ran the full plugin: cni-shim/weft-cni-shim.c read_reply) is
+        // stale, and running it now could undo what the full plugin did. The end, when the request
+        // came with it, is read in the same turn, so it shows by setImmediate.
+        setImmediate(() => {
+          if (this.sock.readableEnded || this.sock.destroyed) this.onStale(req);
+          else this.onRequest(req);
+        });
         return;
       }
       if (!this.pending) throw new Error('unexpected data');
