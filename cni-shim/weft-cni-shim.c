@@ -426,31 +426,6 @@ static void fallback(const struct buf *in, const char *reason) {
 
 /* --- the fast path ---------------------------------------------------------------------------------- */
 
-static int read_full(int fd, void *data, size_t n, int timeout_ms) {
-  char *p = data;
-  while (n > 0) {
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    int pr = poll(&pfd, 1, timeout_ms);
-    if (pr < 0 && errno == EINTR) continue;
-    if (pr <= 0) {
-      errno = pr == 0 ? ETIMEDOUT : errno;
-      return -1;
-    }
-    ssize_t r = read(fd, p, n);
-    if (r < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
-      return -1;
-    }
-    if (r == 0) {
-      errno = ECONNRESET;
-      return -1;
-    }
-    p += r;
-    n -= (size_t)r;
-  }
-  return 0;
-}
-
 static double now_ms(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
@@ -477,13 +452,14 @@ static int is_stopped(pid_t pid) {
 #define STOPPED_POLL_MS 250
 
 /*
- * read_full for weftd's answers: while nothing arrives, weftd's state is looked at every 250 ms, and a
- * weftd that stays stopped for 2 s (`kill -STOP`, a debugger) ends the wait with ESRCH, so the caller
- * runs the full plugin (DEL and GC work without weftd; ADD answers "try again later") instead of
- * waiting REPLY_TIMEOUT_MS. A resumed weftd drops the request whose shim is gone (cni-server.ts).
+ * Reads exactly n bytes within timeout_ms. While nothing arrives, weftd's state is looked at every
+ * 250 ms (`weftd`: its pid, 0 for none), and a weftd that stays stopped for 2 s (`kill -STOP`, a
+ * debugger) ends the wait with ESRCH, so the caller runs the full plugin (DEL and GC work without
+ * weftd; ADD answers "try again later") instead of waiting REPLY_TIMEOUT_MS. A resumed weftd drops the
+ * request whose shim is gone (src/daemon/cni-server.ts).
  */
-static int read_reply(int fd, void *data, size_t n, pid_t weftd) {
-  double end = now_ms() + REPLY_TIMEOUT_MS, stopped_since = -1;
+static int read_full(int fd, void *data, size_t n, int timeout_ms, pid_t weftd) {
+  double end = now_ms() + timeout_ms, stopped_since = -1;
   char *p = data;
   while (n > 0) {
     struct pollfd pfd = {.fd = fd, .events = POLLIN};
@@ -718,7 +694,7 @@ static int serve_exec(int s, const unsigned char *h) {
   }
   char *data = malloc((size_t)plen + elen + ilen + 2);
   if (!data) return -1;
-  if (read_full(s, data, (size_t)plen + elen + ilen, REPLY_TIMEOUT_MS) < 0) return -1;
+  if (read_full(s, data, (size_t)plen + elen + ilen, REPLY_TIMEOUT_MS, 0) < 0) return -1;
   char *path = data, *env = data + plen + 1, *input;
   memmove(env, data + plen, (size_t)elen + ilen);
   path[plen] = 0;
@@ -846,7 +822,7 @@ int main(void) {
 
   unsigned char rh[20];
   for (;;) {
-    if (read_reply(s, rh, sizeof rh, cred.pid) < 0) {
+    if (read_full(s, rh, sizeof rh, REPLY_TIMEOUT_MS, cred.pid) < 0) {
       if (errno == ESRCH)
         snprintf(reason, sizeof reason, "weftd (pid %d) is stopped (SIGSTOP?) and does not answer on %s",
                  (int)cred.pid, sa.sun_path);
@@ -874,7 +850,7 @@ int main(void) {
   if (outlen > MAX_REPLY_PART || errlen > MAX_REPLY_PART) fallback(&in, "weftd's reply is too large");
   char *out = malloc((size_t)outlen + errlen + 1);
   if (!out) fallback(&in, "out of memory");
-  if (read_reply(s, out, (size_t)outlen + errlen, cred.pid) < 0) {
+  if (read_full(s, out, (size_t)outlen + errlen, REPLY_TIMEOUT_MS, cred.pid) < 0) {
     snprintf(reason, sizeof reason, "weftd's reply on %s was cut short: %s", sa.sun_path, strerror(errno));
     fallback(&in, reason);
   }
