@@ -30,6 +30,8 @@ export type ErrorCode =
   | 'E_FLANNEL_LEFTOVERS'
   | 'E_ALREADY_RUNNING'
   | 'E_IO'
+  /** A file of weftd's own state that only the operator can fix (a planted link, another owner, …). */
+  | 'E_STATE_FILE'
   | 'E_ABORTED'
   | 'E_INTERNAL';
 

@@ -24,7 +24,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { WeftError } from '../errors.js';
-import { readAtMostSync, withRegularFileSync } from '../files/read-regular.js';
+import { NotRegularFileError, readAtMostSync, withRegularFileSync } from '../files/read-regular.js';
 import { BASE64_KEY } from './config.js';
 
 export const KEY_FILE = 'wireguard.key';
@@ -42,6 +42,16 @@ function accessFix(err: unknown, stateDir: string): string {
     `: weftd (root without CAP_DAC_OVERRIDE under weftd.service) must own ${stateDir} and the key ` +
     `file in it: chown root ${stateDir} ${key}; chmod u+rwx ${stateDir}; chmod 0600 ${key}`
   );
+}
+/**
+ * Access refused, or something other than a file at the path, needs the operator (E_STATE_FILE: weftd
+ * exits 9 and is not restarted); other I/O errors may pass (E_IO).
+ */
+function accessCode(err: unknown): 'E_STATE_FILE' | 'E_IO' {
+  const code = (err as NodeJS.ErrnoException).code;
+  return err instanceof NotRegularFileError || code === 'EACCES' || code === 'EPERM'
+    ? 'E_STATE_FILE'
+    : 'E_IO';
 }
 /** What is read of the key file at most: a key with a newline is 45 bytes. */
 const KEY_FILE_MAX_BYTES = 4096;
@@ -75,7 +85,7 @@ export function loadOrCreateKey(
           // its owner can read the key whatever the mode, and weftd (without CAP_FOWNER under the
           // packaged unit) could not tighten the mode of another user's file anyway
           throw new WeftError(
-            'E_IO',
+            'E_STATE_FILE',
             `${path} is owned by uid ${st.uid}, not by weftd's user (uid ${uid}): that user can read ` +
               `or replace this host's private key; \`chown ${uid} ${path}\` if it is the right key, ` +
               'or delete it to make weftd generate a new key',
@@ -99,7 +109,7 @@ export function loadOrCreateKey(
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ELOOP') {
       throw new WeftError(
-        'E_IO',
+        'E_STATE_FILE',
         `${path} is a symbolic link: weftd does not follow it for its private key (it could point ` +
           'at another file); put the key file itself there (mode 0600), or delete the link to make ' +
           'weftd generate a new key',
@@ -109,7 +119,7 @@ export function loadOrCreateKey(
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
       if (err instanceof WeftError) throw err;
       throw new WeftError(
-        'E_IO',
+        accessCode(err),
         `cannot read the WireGuard key ${path}: ${(err as Error).message}${accessFix(err, stateDir)}`,
         {
           cause: err,
@@ -120,7 +130,7 @@ export function loadOrCreateKey(
   if (text !== null) {
     if (!BASE64_KEY.test(text)) {
       throw new WeftError(
-        'E_IO',
+        'E_STATE_FILE',
         `${path} does not hold a base64 WireGuard private key (44 characters): restore it, or ` +
           'delete it to make weftd generate a new key (peers pick the new public key up from the lease)',
         { details: { path } },
@@ -153,7 +163,7 @@ export function loadOrCreateKey(
   } catch (err) {
     rmSync(tmp, { force: true }); // no temp file left behind (the key never stays in two files)
     throw new WeftError(
-      'E_IO',
+      accessCode(err),
       `cannot store the WireGuard key in ${stateDir}: ${(err as Error).message}${accessFix(err, stateDir)}`,
       {
         cause: err,

@@ -15,6 +15,7 @@ export const EXIT = {
   leaseExhausted: 6,
   firewall: 7,
   flannelLeftovers: 8,
+  stateFile: 9,
 } as const;
 
 export interface DaemonResult {
@@ -58,5 +59,7 @@ export function exitFor(err: unknown): DaemonResult {
   if (hasCode(err, 'E_FIREWALL')) return { exitCode: EXIT.firewall, message: msg, error: err };
   if (hasCode(err, 'E_FLANNEL_LEFTOVERS'))
     return { exitCode: EXIT.flannelLeftovers, message: msg, error: err };
+  // a restart would meet the same file (weftd.service: RestartPreventExitStatus)
+  if (hasCode(err, 'E_STATE_FILE')) return { exitCode: EXIT.stateFile, message: msg, error: err };
   return { exitCode: EXIT.fatal, message: msg, error: err };
 }

@@ -31,6 +31,8 @@ import {
 import { planPeers } from '../../src/backend/peer-plan.js';
 import { peerVerdicts } from '../../src/cli/peers.js';
 import { loadOrCreateKey } from '../../src/backend-wireguard/key.js';
+import { exitFor } from '../../src/daemon/exit-codes.js';
+import type { WeftError } from '../../src/errors.js';
 import { wgFindings, wgLiveFromMetrics, wgDoctorChecks } from '../../src/cli/wireguard-view.js';
 import { parseNetworkConfig } from '../../src/subnet/config.js';
 
@@ -375,6 +377,25 @@ describe('private key file', () => {
         /wireguard\.key is a symbolic link: weftd does not follow it.*delete the link/,
       );
       expect(statSync(other).mode & 0o777).toBe(0o644);
+      // each of these needs the operator: weftd exits 9, which systemd does not restart
+      // (packaging/weftd.service RestartPreventExitStatus), instead of 1 ten times in a row
+      for (const make of [
+        () => symlinkSync(other, path),
+        () => execFileSync('mkfifo', [path]),
+        () => mkdirSync(path),
+        () => writeFileSync(path, 'not a key\n', { mode: 0o600 }),
+      ]) {
+        rmSync(path, { recursive: true, force: true });
+        make();
+        let code: unknown;
+        try {
+          loadOrCreateKey(state, generate);
+        } catch (err) {
+          code = (err as WeftError).code;
+          expect(exitFor(err).exitCode).toBe(9);
+        }
+        expect(code).toBe('E_STATE_FILE');
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
