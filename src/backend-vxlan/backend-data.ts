@@ -3,7 +3,7 @@
  * comes from etcd, i.e. from any host of the cluster, so it is hostile until checked. A bad value skips
  * that peer (with a warning naming the lease), never the loop.
  */
-import { jsonField } from '../backend/backend-config.js';
+import { jsonField, spelledTwice } from '../backend/backend-config.js';
 import { showValue } from '../errors.js';
 import { canonicalMacInto, formatMac, tryParseMac } from '../ip/index.js';
 
@@ -32,15 +32,28 @@ export function parseVxlanBackendData(data: unknown): Parsed<VxlanBackendData> {
     return { ok: false, reason: 'BackendData is not an object' };
   }
   const d = data as Record<string, unknown>;
+  // A field in two spellings: flannel's Go reader takes the one written last, which the parsed object
+  // no longer tells. Only possible with more keys than the two read (weft and flannel write exactly
+  // VNI and VtepMAC), so the common lease costs no scan.
+  if (!(Object.hasOwn(d, 'VNI') && Object.hasOwn(d, 'VtepMAC') && Object.keys(d).length === 2)) {
+    for (const name of ['VNI', 'VtepMAC']) {
+      const twice = spelledTwice(d, name);
+      if (twice !== null)
+        return {
+          ok: false,
+          reason: `BackendData names ${name} twice (${twice.map((f) => showValue(f)).join(', ')}): write it once`,
+        };
+    }
+  }
   // The exact field names first (constant-key loads); any other case through jsonField.
-  const vni = Object.hasOwn(d, 'VNI') ? d['VNI'] : jsonField(d, 'VNI');
+  const vni = (Object.hasOwn(d, 'VNI') ? d['VNI'] : undefined) ?? jsonField(d, 'VNI');
   if (typeof vni !== 'number' || !Number.isInteger(vni) || vni < 0 || vni > 16_777_215) {
     return {
       ok: false,
       reason: `BackendData.VNI ${showValue(vni)} is not an integer from 0 to 16777215`,
     };
   }
-  const mac = Object.hasOwn(d, 'VtepMAC') ? d['VtepMAC'] : jsonField(d, 'VtepMAC');
+  const mac = (Object.hasOwn(d, 'VtepMAC') ? d['VtepMAC'] : undefined) ?? jsonField(d, 'VtepMAC');
   if (typeof mac !== 'string') return { ok: false, reason: 'BackendData.VtepMAC is missing' };
   const fast = canonicalUnicast(mac);
   if (fast === 1) return { ok: true, value: { vni, vtepMac: mac } };

@@ -16,9 +16,9 @@
  * on its device, so two leases with one key (a host that re-leased, or a copied key) or one subnet are
  * decided by the shared `preferred` order, like every other backend's conflicts.
  */
-import { foldKey } from '../subnet/config-keys.js';
 import { showValue } from '../errors.js';
 import { tryParseIp4, tryParseIp6 } from '../ip/index.js';
+import { jsonField, spelledTwice } from '../backend/backend-config.js';
 import type { Lease } from '../lease/lease.js';
 import {
   peerAddressProblem,
@@ -234,13 +234,13 @@ export function leasePublicKey(data: unknown): { key: string } | { reason: strin
   // leaves it unset. Of two spellings Go takes the one written last, which the parsed object no longer
   // tells: refused, not guessed (like a config naming one field twice, src/subnet/config-keys.ts).
   const d = data as Record<string, unknown>;
-  const spellings = Object.keys(d).filter((f) => foldKey(f) === 'publickey' && d[f] !== null);
-  if (spellings.length > 1) {
+  const twice = spelledTwice(d, 'PublicKey');
+  if (twice !== null) {
     return {
-      reason: `BackendData names PublicKey twice (${spellings.map((f) => showValue(f)).join(', ')}): write it once`,
+      reason: `BackendData names PublicKey twice (${twice.map((f) => showValue(f)).join(', ')}): write it once`,
     };
   }
-  const k = spellings.length === 1 ? d[spellings[0]!] : undefined;
+  const k = jsonField(d, 'PublicKey');
   if (typeof k !== 'string' || !BASE64_KEY.test(k)) {
     return { reason: `BackendData.PublicKey ${showValue(k)} is not a base64 WireGuard key` };
   }

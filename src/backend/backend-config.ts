@@ -23,15 +23,35 @@ export interface BackendKeys {
 }
 
 /**
- * A field of a lease's BackendData as Go's encoding/json (flannel's reader) finds it: the exact
- * spelling first, else any key equal to it ignoring case as Go folds it (`{"vni":1}` written by hand reads
- * as VNI; `ſ` is `s`, src/subnet/config-keys.ts).
+ * A field of a lease's BackendData as Go's encoding/json (flannel's reader) finds it: any key equal to
+ * it ignoring case as Go folds it (`{"vni":1}` written by hand reads as VNI; `ſ` is `s`,
+ * src/subnet/config-keys.ts), the exact spelling first; a null leaves the field unset, as in Go. Two
+ * spellings with values are for `spelledTwice` to refuse.
  */
 export function jsonField(d: Readonly<Record<string, unknown>>, name: string): unknown {
-  if (Object.hasOwn(d, name)) return d[name];
+  const exact = Object.hasOwn(d, name) ? d[name] : undefined;
+  if (exact !== undefined && exact !== null) return exact;
   const lower = foldKey(name);
-  const key = Object.keys(d).find((k) => foldKey(k) === lower);
-  return key === undefined ? undefined : d[key];
+  const key = Object.keys(d).find((k) => d[k] !== null && foldKey(k) === lower);
+  return key === undefined ? exact : d[key];
+}
+
+/**
+ * The spellings of `name` in `d` (equal ignoring case as Go folds it) whose value is not null, when
+ * there are two or more; else null. Go's encoding/json (flannel's reader) takes the one written last,
+ * which a parsed object no longer tells: callers refuse such a lease rather than guess (as a config
+ * naming one field twice is refused, src/subnet/config-keys.ts). A null leaves the field unset in Go.
+ */
+export function spelledTwice(d: Readonly<Record<string, unknown>>, name: string): string[] | null {
+  const lower = foldKey(name);
+  let first: string | undefined;
+  let all: string[] | null = null;
+  for (const k of Object.keys(d)) {
+    if (d[k] === null || foldKey(k) !== lower) continue;
+    if (first === undefined) first = k;
+    else (all ??= [first]).push(k);
+  }
+  return all;
 }
 
 /** Backend keys whose value is a secret (wireguard's PSK, shared by every host), lower-case. */

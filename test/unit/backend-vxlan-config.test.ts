@@ -70,15 +70,28 @@ describe('parseVxlanBackendData', () => {
       value: { vni: 1, vtepMac: 'c6:d2:32:6f:8f:44' },
     });
   });
-  it('matches field names ignoring case, like flannel (Go encoding/json), exact spelling first', () => {
+  it('matches field names ignoring case, like flannel (Go encoding/json); a field in two spellings is refused', () => {
     expect(parseVxlanBackendData({ vni: 7, vtepmac: '0e:00:00:00:00:01' })).toEqual({
       ok: true,
       value: { vni: 7, vtepMac: '0e:00:00:00:00:01' },
     });
-    expect(parseVxlanBackendData({ vni: 9, VNI: 7, VtepMAC: '0e:00:00:00:00:01' })).toMatchObject({
-      ok: true,
-      value: { vni: 7 },
+    // Go takes the spelling written last, which a parsed object does not reliably tell ({"VNI":1,
+    // "vni":2,"VNI":3} parses as VNI 3 before vni 2): refused, naming both, so the lease shows as
+    // refused instead of weft and flannel nodes programming different VNIs or MACs
+    expect(parseVxlanBackendData({ vni: 9, VNI: 7, VtepMAC: '0e:00:00:00:00:01' })).toEqual({
+      ok: false,
+      reason: 'BackendData names VNI twice ("vni", "VNI"): write it once',
     });
+    expect(
+      parseVxlanBackendData({ VNI: 1, VtepMAC: '0e:00:00:00:00:01', vtepmac: '0e:00:00:00:00:02' }),
+    ).toEqual({
+      ok: false,
+      reason: 'BackendData names VtepMAC twice ("VtepMAC", "vtepmac"): write it once',
+    });
+    // a null leaves the field unset, as in Go: the other spelling counts
+    expect(
+      parseVxlanBackendData({ VNI: null, vni: 3, VtepMAC: '0e:00:00:00:00:01', vtepmac: null }),
+    ).toEqual({ ok: true, value: { vni: 3, vtepMac: '0e:00:00:00:00:01' } });
     expect(parseVxlanBackendData({ Vni: 'x', VtepMac: '0e:00:00:00:00:01' })).toMatchObject({
       ok: false,
     });
