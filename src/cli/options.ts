@@ -212,6 +212,13 @@ export function parseCliOptions(
   const command = words.shift() ?? 'help';
   if (!(COMMANDS as readonly string[]).includes(command))
     throw usageError(`unknown command ${JSON.stringify(command)}: one of ${COMMANDS.join(', ')}`);
+  // `peers --output=json` printed a table: kubectl's habit met docker-opts' file flag, silently. The
+  // other command flags stay harmless elsewhere (wrapper scripts pass e.g. --no-probe to every command).
+  const output = given.get(byName.get('output')!);
+  if (output && command !== 'docker-opts')
+    throw usageError(
+      `${output.source} applies to docker-opts only (the file to write), not to ${command}: for JSON output use --json`,
+    );
   out['command'] = command;
   out['args'] = words;
   return Object.freeze(out) as unknown as CliOptions;

@@ -82,6 +82,16 @@ describe('options', () => {
     expect(() => parseCliOptions(argv, {})).toThrow(message);
   });
 
+  it('refuses --output on any command but docker-opts, pointing at --json (it was ignored: a table printed)', () => {
+    expect(() => parseCliOptions(['peers', '--output=json'], {})).toThrow(
+      '--output applies to docker-opts only (the file to write), not to peers: for JSON output use --json',
+    );
+    expect(() => parseCliOptions(['status', '--output', 'json'], {})).toThrow(/use --json/);
+    expect(parseCliOptions(['docker-opts', '--output=/run/x.env'], {}).output).toBe('/run/x.env');
+    // the other command flags stay harmless elsewhere (wrapper scripts pass them to every command)
+    expect(parseCliOptions(['status', '--no-probe', '--yes'], {}).command).toBe('status');
+  });
+
   it('names the environment variable that is wrong', () => {
     expect(() => parseCliOptions(['status'], { WEFTD_ETCD_PREFIX: 'x' })).toThrow(
       /environment variable WEFTD_ETCD_PREFIX=x is invalid/,
