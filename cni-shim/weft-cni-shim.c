@@ -451,6 +451,25 @@ static int is_stopped(pid_t pid) {
 #define STOPPED_GIVE_UP_MS 2000 /* weftd stopped this long while we wait: it is not coming back soon */
 #define STOPPED_POLL_MS 250
 
+/* Called when a wait for weftd found nothing: -1 (errno ETIMEDOUT) past `end`, -1 (errno ESRCH) once
+ * weftd has been stopped for STOPPED_GIVE_UP_MS, else 0. */
+static int keep_waiting(double end, double *stopped_since, pid_t weftd) {
+  double now = now_ms();
+  if (now >= end) {
+    errno = ETIMEDOUT;
+    return -1;
+  }
+  if (!is_stopped(weftd)) {
+    *stopped_since = -1;
+  } else if (*stopped_since < 0) {
+    *stopped_since = now;
+  } else if (now - *stopped_since >= STOPPED_GIVE_UP_MS) {
+    errno = ESRCH;
+    return -1;
+  }
+  return 0;
+}
+
 /*
  * Reads exactly n bytes within timeout_ms. While nothing arrives, weftd's state is looked at every
  * 250 ms (`weftd`: its pid, 0 for none), and a weftd that stays stopped for 2 s (`kill -STOP`, a
@@ -483,19 +502,29 @@ static int read_full(int fd, void *data, size_t n, int timeout_ms, pid_t weftd) 
       stopped_since = -1;
       continue;
     }
-    double now = now_ms();
-    if (now >= end) {
-      errno = ETIMEDOUT;
-      return -1;
-    }
-    if (!is_stopped(weftd)) {
+    if (keep_waiting(end, &stopped_since, weftd) < 0) return -1;
+  }
+  return 0;
+}
+
+/* write_all to weftd's socket, with read_full's deadline and stop check: a request larger than the
+ * socket buffer would otherwise block for ever on a stopped weftd. */
+static int send_full(int fd, const void *data, size_t n, int timeout_ms, pid_t weftd) {
+  double end = now_ms() + timeout_ms, stopped_since = -1;
+  const char *p = data;
+  while (n > 0) {
+    ssize_t w = send(fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w >= 0) {
+      p += w;
+      n -= (size_t)w;
       stopped_since = -1;
-    } else if (stopped_since < 0) {
-      stopped_since = now;
-    } else if (now - stopped_since >= STOPPED_GIVE_UP_MS) {
-      errno = ESRCH;
-      return -1;
+      continue;
     }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+    struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+    if (poll(&pfd, 1, STOPPED_POLL_MS) < 0 && errno != EINTR) return -1;
+    if (pfd.revents == 0 && keep_waiting(end, &stopped_since, weftd) < 0) return -1;
   }
   return 0;
 }
@@ -815,8 +844,12 @@ int main(void) {
   /* Before the request: once it is out, weftd runs and may take this CPU until it asks for the
    * delegate, which would then start only when weftd is done instead of beside it. */
   start_head(&in);
-  if (write_all(s, req.p, req.len) < 0) {
-    snprintf(reason, sizeof reason, "sending to %s: %s", sa.sun_path, strerror(errno));
+  if (send_full(s, req.p, req.len, REPLY_TIMEOUT_MS, cred.pid) < 0) {
+    if (errno == ESRCH)
+      snprintf(reason, sizeof reason, "weftd (pid %d) is stopped (SIGSTOP?) and does not read %s",
+               (int)cred.pid, sa.sun_path);
+    else
+      snprintf(reason, sizeof reason, "sending to %s: %s", sa.sun_path, strerror(errno));
     fallback(&in, reason);
   }
 
