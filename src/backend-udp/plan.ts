@@ -9,6 +9,7 @@ import { showValue } from '../errors.js';
 import { tryParseIp4 } from '../ip/index.js';
 import type { Lease } from '../lease/lease.js';
 import {
+  isOnLink,
   peerAddressProblem,
   peerSubnetProblem,
   type PeerSubnetScope,
@@ -66,6 +67,14 @@ export function planUdpPeer(lease: Lease, scope: UdpPeerScope): LeasePlan<UdpPee
   }
   const ipProblem = peerAddressProblem(ip, scope.ownIps);
   if (ipProblem !== null) return refuse(ipProblem);
+  // The cluster network is routed into our own TUN: datagrams to such a peer would come back to the
+  // forwarder, be sent again one header deeper, and loop until they outgrow the MTU (kernel VXLAN
+  // refuses such a circular route itself; this forwarder cannot see the kernel's route).
+  if (isOnLink([scope.v4.network], ip)) {
+    return refuse(
+      `public IP ${ip} lies inside the cluster network ${scope.v4.network} (its datagrams would loop through this host's TUN)`,
+    );
+  }
   const entries: UdpPeerRoute[] = [];
   const port = scope.port;
   if (lease.subnet) {
