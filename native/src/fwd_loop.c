@@ -267,6 +267,16 @@ static int is_local(const struct fwd *f, int family, const uint8_t *addr) {
   return 0;
 }
 
+/* 1 if addr is the broadcast address (host bits all ones) of IPv4 route r, /30 or shorter: no host
+ * sends from it (RFC 1812 5.3.7), and what answers it would go out as a directed broadcast on the
+ * peer's subnet. Its network address stays a valid source: the peer's TUN (host traffic) has it. */
+static inline int is_subnet_broadcast(const struct rt_route *r, const uint8_t *addr) {
+  if (r->family != 4 || r->len > 30) return 0;
+  uint32_t a, host = 0xffffffffu >> r->len;
+  memcpy(&a, addr, 4);
+  return (ntohl(a) & host) == host;
+}
+
 static void record_failure(struct fwd *f, const struct cmd *c, int err) {
   ST_ADD(f, commands_failed, 1);
   pthread_mutex_lock(&f->cq.mu);
@@ -620,9 +630,10 @@ static void rx_packet(struct fwd *f, uint8_t *p, size_t len, uint32_t peer) {
     return;
   }
   if (!rx_checked(f, &ip, peer)) {
-    /* Safety beyond flannel: the inner source must lie in a subnet routed to the sending peer. */
+    /* Safety beyond flannel: the inner source must lie in a subnet routed to the sending peer (and
+     * not be that subnet's broadcast address). */
     const struct rt_route *r = rt_lookup(f->rt, ip.family, ip.src);
-    if (!r || r->peer_ip != peer) {
+    if (!r || r->peer_ip != peer || is_subnet_broadcast(r, ip.src)) {
       run_flush(f);
       ST_ADD(f, drop_bad_inner_source, 1);
       return;

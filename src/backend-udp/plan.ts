@@ -6,7 +6,7 @@
  * weftd programs from it (forwarder-sink.ts); weftctl renders it (src/cli/peers.ts).
  */
 import { showValue } from '../errors.js';
-import { tryParseIp4 } from '../ip/index.js';
+import { cidrContainsIp, tryParseIp4 } from '../ip/index.js';
 import type { Lease } from '../lease/lease.js';
 import {
   peerAddressProblem,
@@ -71,6 +71,14 @@ export function planUdpPeer(lease: Lease, scope: UdpPeerScope): LeasePlan<UdpPee
   if (lease.subnet) {
     const problem = peerSubnetProblem(lease.subnet, scope.v4);
     if (problem !== null) return refuse(problem);
+    // The cluster network is routed into our TUN: a datagram to a public IP inside the lease's own
+    // subnet would come back to the forwarder, be routed to that same peer, sent again one header
+    // deeper, and so on until it outgrew the MTU (kernel VXLAN refuses such a circular route itself).
+    if (cidrContainsIp(lease.subnet, ip)) {
+      return refuse(
+        `public IP ${ip} lies inside the lease's own subnet ${lease.subnet} (its datagrams would loop through this host's TUN)`,
+      );
+    }
     entries.push({ key: `${lease.key}/4`, subnet: lease.subnet, peerIp: ip, port });
   }
   if (scope.v6 && lease.subnet6) {

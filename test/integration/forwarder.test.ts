@@ -238,6 +238,28 @@ describe.skipIf(!runnable)('native UDP forwarder across three hosts', () => {
     expect(h1.stats().rxPackets).toBe(before.rxPackets);
   });
 
+  it("drops an inner source that is the peer subnet's broadcast address, keeps its network address", async () => {
+    const h1 = fwd[0]!;
+    const h2ns = topo.hosts[1]!.netns;
+    const before = h1.stats();
+    // c1 would answer 10.244.2.255 with a directed broadcast into h2's container bridge
+    await sendDatagram(h2ns, icmpEcho('10.244.2.255', ctr(1).ip), '198.18.0.1', PORT);
+    await waitFor(
+      'broadcast inner source counted',
+      () => h1.stats().drops.badInnerSource === before.drops.badInnerSource + 1,
+      5000,
+    );
+    expect(h1.stats().rxPackets).toBe(before.rxPackets);
+    // positive control: 10.244.2.0 is h2's TUN address (its host's own traffic, as in flannel)
+    await sendDatagram(h2ns, icmpEcho('10.244.2.0', ctr(1).ip), '198.18.0.1', PORT);
+    await waitFor(
+      'network-address source delivered',
+      () => h1.stats().rxPackets === before.rxPackets + 1,
+      5000,
+    );
+    expect(h1.stats().drops.badInnerSource).toBe(before.drops.badInnerSource + 1);
+  });
+
   it("delivers a peer datagram only to this host's own subnets: no relaying to others, the LAN or link-local", async () => {
     const h1 = fwd[0]!;
     const h2ns = topo.hosts[1]!.netns;

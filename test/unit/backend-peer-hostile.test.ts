@@ -354,6 +354,22 @@ describe('hostile peer leases are never programmed', () => {
       refused: [],
     });
   });
+
+  it("udp: a public IP inside the lease's own subnet is refused (its datagrams would loop through our TUN)", () => {
+    const udpScope: UdpPeerScope = { port: 8285, v4: scope, v6: null, ownIps: ['198.18.0.1'] };
+    const lease = (ip: string): Lease =>
+      raw('10.5.3.0/24', { publicIp: ip, publicIpv6: null, backendType: '' });
+    for (const ip of ['10.5.3.5', '10.5.3.0', '10.5.3.255']) {
+      const plan = planUdpPeer(lease(ip), udpScope);
+      expect(plan.entries, ip).toEqual([]);
+      expect(plan.refused[0]?.reason, ip).toMatch(/inside the lease's own subnet 10\.5\.3\.0\/24/);
+    }
+    // Elsewhere in the network is not a loop (the underlay may lie there, below SubnetMin, with its
+    // own more specific route; another peer's subnet sends it on to that peer, which drops it).
+    for (const ip of ['10.5.4.5', '10.5.200.1', '10.6.0.1']) {
+      expect(planUdpPeer(lease(ip), udpScope).entries, ip).toHaveLength(1);
+    }
+  });
 });
 
 describe('peer loop isolation', () => {
