@@ -17,7 +17,7 @@
  * decided by the shared `preferred` order, like every other backend's conflicts.
  */
 import { showValue } from '../errors.js';
-import { tryParseIp4, tryParseIp6 } from '../ip/index.js';
+import { cidrContainsIp, tryParseIp4, tryParseIp6 } from '../ip/index.js';
 import { jsonField, spelledTwice } from '../backend/backend-config.js';
 import type { Lease } from '../lease/lease.js';
 import {
@@ -302,6 +302,14 @@ export function planDevicePeer(
     if (!subnet || !sc) continue;
     const problem = peerSubnetProblem(subnet, sc);
     if (problem !== null) return { reason: problem };
+    // The cluster network is routed into our device: an endpoint inside the peer's own allowed IPs
+    // would send its encrypted datagrams back into the engine, sealed again for that same endpoint,
+    // and so on (backend-udp/plan.ts refuses the same loop).
+    if (cidrContainsIp(subnet, ip)) {
+      return {
+        reason: `public IP ${ip} lies inside the lease's own subnet ${subnet} (its datagrams would loop through this host's WireGuard device)`,
+      };
+    }
     allowed.push(subnet);
   }
   return {

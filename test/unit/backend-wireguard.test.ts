@@ -222,6 +222,20 @@ describe('lease → peer (the planner)', () => {
     const odd = KEY(1).slice(0, 42) + String.fromCharCode(KEY(1).charCodeAt(42) + 1) + '=';
     expect(planWgPeer(lease(2, { backendData: { PublicKey: odd } }), scope).entries).toEqual([]);
   });
+  it('refuses a lease whose public IP lies inside its own subnet (its datagrams would loop through our device)', () => {
+    const p = planWgPeer(lease(3, { publicIp: '10.5.3.7' }), scope);
+    expect(p.entries).toEqual([]);
+    expect(p.refused).toEqual([
+      {
+        family: 4,
+        reason:
+          "public IP 10.5.3.7 lies inside the lease's own subnet 10.5.3.0/24 (its datagrams would loop through this host's WireGuard device)",
+      },
+    ]);
+    // elsewhere in the network (e.g. an underlay below SubnetMin) is no loop: a more specific route wins
+    expect(planWgPeer(lease(3, { publicIp: '10.5.0.9' }), scope).entries).toHaveLength(1);
+  });
+
   it('reads PublicKey as Go does: any case, a null spelling leaves the other one in place', () => {
     for (const backendData of [
       { publickey: KEY(2) },
