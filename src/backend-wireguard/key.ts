@@ -18,6 +18,7 @@ import {
   fsyncSync,
   mkdirSync,
   openSync,
+  readdirSync,
   renameSync,
   rmSync,
   writeSync,
@@ -67,12 +68,36 @@ export interface LoadedKey {
  * Reads the key from `stateDir`, or creates it with `generate` (a 32-byte clamped X25519 key).
  * Throws WeftError E_STATE when the file cannot be read/written or holds no valid key.
  */
+/**
+ * Temp files of a key write that crashed before its rename (`<key>.<pid>.<hex>.tmp`, below): each holds
+ * a private key nobody uses, so none stays on disk. Only one weftd runs per host
+ * (src/daemon/instance-lock.ts, taken before any backend starts), so every such file is stale here.
+ */
+function removeStaleTemps(stateDir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(stateDir);
+  } catch {
+    return; // no state dir yet (created below) or unreadable (the read below names the problem)
+  }
+  for (const n of names) {
+    if (!TEMP_NAME.test(n)) continue;
+    try {
+      rmSync(join(stateDir, n), { force: true }); // a link itself, never its target
+    } catch {
+      /* a directory of that name: not ours to remove */
+    }
+  }
+}
+const TEMP_NAME = /^wireguard\.key\.\d+\.[0-9a-f]{8}\.tmp$/;
+
 export function loadOrCreateKey(
   stateDir: string,
   generate: () => Buffer,
   warn: (msg: string, fields: Record<string, unknown>) => void = () => {},
 ): LoadedKey {
   const path = join(stateDir, KEY_FILE);
+  removeStaleTemps(stateDir);
   let text: string | null = null;
   try {
     // Non-blocking, so a FIFO planted at the path cannot hang weftd's start; only a regular file, and

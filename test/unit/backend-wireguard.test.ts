@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
@@ -356,6 +357,24 @@ describe('private key file', () => {
         expect((err as Error).message).not.toContain('supersecretgarbage');
       }
       expect(readFileSync(a.path, 'utf8')).toBe('supersecretgarbage\n'); // not replaced silently
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('removes the temp file of a key write that crashed before its rename (it holds an unused private key)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-wgkey-'));
+    try {
+      const state = join(dir, 'state');
+      mkdirSync(state);
+      const temp = join(state, 'wireguard.key.4242.0123abcd.tmp');
+      writeFileSync(temp, randomBytes(32).toString('base64') + '\n', { mode: 0o600 });
+      const other = join(state, 'wireguard.key.notes.tmp'); // not the writer's pattern: kept
+      writeFileSync(other, 'x');
+      const k = loadOrCreateKey(state, () => randomBytes(32));
+      expect(k.created).toBe(true);
+      expect(existsSync(temp)).toBe(false);
+      expect(existsSync(other)).toBe(true);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
