@@ -26,7 +26,17 @@ if (options.version) {
   process.exit(EXIT.ok);
 }
 
-const log = createJsonLogger({ level: options.logLevel, bindings: { name: 'weftd' } });
+// A log reader that went away (a pipe into a logger that died, a closed terminal) makes writes to stderr
+// fail with EPIPE (Node ignores SIGPIPE); unhandled, that 'error' event ended weftd with exit 1 at its
+// next log line. weftd keeps running (nothing it programs depends on who reads its log) and drops lines.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+const log = createJsonLogger({
+  level: options.logLevel,
+  bindings: { name: 'weftd' },
+  write: (line) => {
+    if (!process.stderr.destroyed) process.stderr.write(line);
+  },
+});
 for (const w of legacyWarnings) log.warn(w);
 const controller = new AbortController();
 for (const sig of ['SIGTERM', 'SIGINT'] as const) {
