@@ -42,7 +42,8 @@ export async function subnetEnvDrift(path: string, v: SubnetEnvValues): Promise<
 
 /** Reads the previous subnet.env; null when absent. Never throws for bad content. */
 export async function readSubnetEnv(path: string): Promise<PreviousSubnets | null> {
-  const r = await readRegularFile(path, MAX_SUBNET_ENV_BYTES);
+  // one byte more than the limit, so that the parser can name a larger file as such
+  const r = await readRegularFile(path, MAX_SUBNET_ENV_BYTES + 1);
   if (r.ok) return previousSubnets(r.buf.toString('utf8'));
   return r.missing ? null : unreadable(r.problem);
 }
