@@ -8,9 +8,9 @@
  * reboot, or a re-created device all yield the same MAC.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../files/atomic-write.js';
+import { readRegularFile } from '../files/read-regular.js';
 import type { Logger } from '../log/logger.js';
 import { bytesToMac, type IpFamily } from '../netlink/index.js';
 
@@ -30,13 +30,12 @@ export function deriveVtepMac(
   return bytesToMac(b);
 }
 
+/** A 32-hex id from a small regular file (a FIFO or device there is no id: it could hang or flood). */
 async function readId(path: string): Promise<string | null> {
-  try {
-    const s = (await readFile(path, 'utf8')).trim().toLowerCase();
-    return MACHINE_ID.test(s) ? s : null;
-  } catch {
-    return null;
-  }
+  const r = await readRegularFile(path, 256);
+  if (!r.ok) return null;
+  const s = r.buf.toString('utf8').trim().toLowerCase();
+  return MACHINE_ID.test(s) ? s : null;
 }
 
 /** The stable node identity (see the file comment); '' when neither source is usable (logged). */

@@ -5,6 +5,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { WeftError } from '../errors.js';
 import type { Registry } from './prom.js';
 
 export interface HealthServerOptions {
@@ -63,9 +64,18 @@ export function startHealthServer(opts: HealthServerOptions): Promise<HealthServ
   server.keepAliveTimeout = 1000;
   server.maxConnections = MAX_CONNECTIONS;
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    // The bare `listen EADDRINUSE …` named neither the step nor the flags to change.
+    const failed = (err: Error): void =>
+      reject(
+        new WeftError(
+          'E_IO',
+          `health server: cannot listen on ${opts.host}:${opts.port}: ${err.message}; free the port or choose others with --healthz-ip, --healthz-port and --metrics-port`,
+          { cause: err },
+        ),
+      );
+    server.once('error', failed);
     server.listen(opts.port, opts.host, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve({
         address: server.address() as AddressInfo,
         close: () =>

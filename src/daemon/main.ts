@@ -26,7 +26,17 @@ if (options.version) {
   process.exit(EXIT.ok);
 }
 
-const log = createJsonLogger({ level: options.logLevel, bindings: { name: 'weftd' } });
+// A log reader that went away (a pipe into a logger that died, a closed terminal) makes writes to stderr
+// fail with EPIPE (Node ignores SIGPIPE); unhandled, that 'error' event ended weftd with exit 1 at its
+// next log line. weftd keeps running (nothing it programs depends on who reads its log) and drops lines.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+const log = createJsonLogger({
+  level: options.logLevel,
+  bindings: { name: 'weftd' },
+  write: (line) => {
+    if (!process.stderr.destroyed) process.stderr.write(line);
+  },
+});
 for (const w of legacyWarnings) log.warn(w);
 const controller = new AbortController();
 for (const sig of ['SIGTERM', 'SIGINT'] as const) {
@@ -39,6 +49,11 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
 // A hang-up (closed terminal, a reload habit) must not take the daemon down: weft has nothing to reload.
 process.on('SIGHUP', () =>
   log.warn('SIGHUP ignored: weftd has no reloadable state; restart it to change flags'),
+);
+// Node's own SIGUSR1 action starts the inspector on 127.0.0.1:9229, through which any local user could
+// run code in weftd (root); `kill -USR1` is a common "reopen your logs" habit. A listener replaces it.
+process.on('SIGUSR1', () =>
+  log.warn('SIGUSR1 ignored: weftd logs to stderr and has no log file to reopen'),
 );
 log.info('weftd starting', {
   version: version(),

@@ -27,6 +27,7 @@ import type { DaemonOptions } from './options.js';
 import type { ServiceNotifier } from './sd-notify.js';
 import {
   readSubnetEnv,
+  subnetEnvDrift,
   writeSubnetEnv,
   type PreviousSubnets,
   type SubnetEnvValues,
@@ -45,6 +46,8 @@ export { EXIT, exitFor, type DaemonResult } from './exit-codes.js';
 
 /** How long weftd waits at start for tentative IPv6 addresses (default DAD: 1 s per address). */
 const DAD_WAIT_MS = 10_000;
+/** How often subnet.env is checked against what weftd wrote (seconds; a read of ~100 bytes). */
+const SUBNET_FILE_CHECK_S = 5;
 
 export interface DaemonDeps {
   readonly log: Logger;
@@ -364,7 +367,7 @@ export class Daemon {
         ? null
         : this.retrySubnetFile(env, stop.signal).then(becomeReady);
       if (!writing) becomeReady();
-      return await this.supervise(network, subnets, lease, firewall, stop, writing);
+      return await this.supervise(network, subnets, lease, firewall, stop, writing, env);
     } catch (err) {
       if (stop.signal.aborted && (hasCode(err, 'E_ABORTED') || signal.aborted)) {
         return { exitCode: EXIT.ok, message: 'stopped before becoming ready' };
@@ -406,6 +409,25 @@ export class Daemon {
     }
   }
 
+  /**
+   * Every SUBNET_FILE_CHECK_S (or --resync-period when shorter), once written: subnet.env changed under
+   * weftd (another host's subnet, junk, removed, something else at the path) is written again, so the
+   * CNI plugin does not number containers from a subnet this host does not hold until the next restart.
+   */
+  async keepSubnetFile(env: SubnetEnvValues, signal: AbortSignal): Promise<void> {
+    const file = this.options.subnetFile;
+    for (;;) {
+      await sleep(Math.min(this.options.resyncPeriod, SUBNET_FILE_CHECK_S) * 1000, signal);
+      const problem = await subnetEnvDrift(file, env);
+      if (problem === null) continue;
+      this.noisy.warn('the subnet file was changed by another process: writing it again', {
+        file,
+        problem,
+      });
+      await this.writeSubnetFile(env);
+    }
+  }
+
   /** Step: watch + keep the lease + firewall resync until a signal or a fatal error. */
   private async supervise(
     network: Network,
@@ -414,6 +436,7 @@ export class Daemon {
     firewall: Firewall,
     stop: AbortController,
     writing: Promise<void> | null,
+    env: SubnetEnvValues,
   ): Promise<DaemonResult> {
     let fatal: unknown = null;
     const fail = (what: string) => (err: unknown) => {
@@ -446,6 +469,9 @@ export class Daemon {
       untilStop('lease keeper', subnets.keepLease(lease, stop.signal, onRenewed)),
       firewall.runResync(this.options.iptablesResync, stop.signal).catch(fail('firewall resync')),
       ...(writing ? [writing.catch(fail('subnet file'))] : []),
+      (writing ?? Promise.resolve())
+        .then(() => this.keepSubnetFile(env, stop.signal))
+        .catch(fail('subnet file check')),
       this.watchUplinkAddress(stop.signal).catch(fail('uplink address check')),
       this.watchConfig(subnets, stop.signal).catch(() => undefined), // ends on abort
     ];

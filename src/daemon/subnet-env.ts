@@ -29,9 +29,21 @@ const unreadable = (problem: string): PreviousSubnets => ({
   problems: [problem],
 });
 
+/**
+ * Null when `path` holds exactly what writeSubnetEnv writes for `v`; else what is wrong there (another
+ * process rewrote it, removed it, or put something else at the path).
+ */
+export async function subnetEnvDrift(path: string, v: SubnetEnvValues): Promise<string | null> {
+  const want = Buffer.from(formatSubnetEnv(v));
+  const r = await readRegularFile(path, want.length + 1);
+  if (!r.ok) return r.problem;
+  return r.buf.equals(want) ? null : `${path} holds other content`;
+}
+
 /** Reads the previous subnet.env; null when absent. Never throws for bad content. */
 export async function readSubnetEnv(path: string): Promise<PreviousSubnets | null> {
-  const r = await readRegularFile(path, MAX_SUBNET_ENV_BYTES);
+  // one byte more than the limit, so that the parser can name a larger file as such
+  const r = await readRegularFile(path, MAX_SUBNET_ENV_BYTES + 1);
   if (r.ok) return previousSubnets(r.buf.toString('utf8'));
   return r.missing ? null : unreadable(r.problem);
 }

@@ -3,6 +3,7 @@
  * env file): a same-directory temp file, fsync, rename, fsync of the directory, so a reader sees the old
  * file or the new one, never a torn one.
  */
+import { constants } from 'node:fs';
 import { chmod, mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { WeftError } from '../errors.js';
@@ -20,7 +21,13 @@ export async function writeFileAtomic(path: string, content: string, mode = 0o64
       }
     }
     const tmp = join(dir, `.${basename(path)}.${process.pid}.tmp`);
-    const fh = await open(tmp, 'w', mode);
+    // The temp name is predictable: whatever sits there (a stale temp file of a crashed writer with our
+    // pid, or a symbolic link planted to make root truncate and write another file) is removed, and the
+    // file is created new, never opened through a link (O_EXCL does not follow one; EEXIST if one is
+    // planted again in between, and the caller retries).
+    await rm(tmp, { force: true });
+    const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
+    const fh = await open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
     try {
       try {
         await fh.writeFile(content);

@@ -1,6 +1,7 @@
 /**
  * weftd's lease lifecycle on one simulated host: started while etcd is down it waits (alive, not
- * ready) and comes up when etcd does; a short TTL is renewed in time; SIGTERM exits 0 and
+ * ready) and comes up when etcd does; a short TTL is renewed in time; SIGHUP and SIGUSR1 are logged and
+ * ignored (SIGUSR1 would open Node's debugger); SIGTERM exits 0 and
  * leaves the lease, the device, the rules and subnet.env in place (a restart reuses the subnet); the
  * lease taken over by another host makes weftd exit 5 with a clear message.
  */
@@ -62,6 +63,19 @@ describe.skipIf(!runnable)('weftd lease lifecycle', () => {
     await sleep(300);
     expect(w.child.exitCode).toBeNull();
     expect(w.child.signalCode).toBeNull();
+    expect(await readyz(w)).toBe(200);
+  });
+
+  it('SIGUSR1 opens no debugger: logged, nothing listens on 9229, still alive and ready', async () => {
+    // Node's default for SIGUSR1 starts the inspector on 127.0.0.1:9229: any local user could then run
+    // code in weftd (root). `kill -USR1` is a common "reopen your logs" habit (logrotate scripts).
+    w.child.kill('SIGUSR1');
+    await waitFor('SIGUSR1 log line', () => w.logs.includes('SIGUSR1 ignored'), 5000, 100);
+    await sleep(500);
+    expect(w.logs).not.toContain('Debugger listening');
+    const listening = await nsRun(w.host.netns, 'ss', ['-Htln', 'sport = :9229']);
+    expect(listening.stdout.trim()).toBe('');
+    expect(w.child.exitCode).toBeNull();
     expect(await readyz(w)).toBe(200);
   });
 

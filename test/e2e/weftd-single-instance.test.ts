@@ -3,9 +3,12 @@
  * same --state-dir exits 1 at once, naming the fix, before it touches the device, the lease, the rules or
  * subnet.env; the first keeps running and ready. Before, the second started fully (reused the device and
  * the lease, re-applied the rules, rewrote subnet.env) and the two fought over everything. The lock dies
- * with its process: after a SIGKILL the next weftd starts at once.
+ * with its process: after a SIGKILL the next weftd starts at once. The state dir named through a
+ * symbolic link is the same dir: before, the lock was named after the path as given (only `..` and `.`
+ * folded), and a second weftd on `--state-dir=/srv/weft` → `/var/lib/weft` ran beside the first.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isRunning } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
@@ -35,6 +38,24 @@ describe.skipIf(!runnable)('weftd: one instance per host', () => {
     expect(await readyz(first)).toBe(200);
     expect(readFileSync(first.subnetFile, 'utf8')).toBe(envBefore);
     expect(statSync(first.subnetFile).mtimeMs).toBe(mtimeBefore);
+  });
+
+  it('the same state dir through a symbolic link or `..` is the same lock', async () => {
+    const { c } = setup;
+    const first = setup.d[0]!;
+    const link = join(c.tmp, 'state-link');
+    symlinkSync(join(first.dir, 'state'), link);
+    for (const stateDir of [link, join(first.dir, 'state', '..', 'state')]) {
+      const second = startWeftd(c, first.host, ['--healthz-port=8082', `--state-dir=${stateDir}`]);
+      const code = await Promise.race([
+        second.exit,
+        new Promise<'running'>((r) => setTimeout(() => r('running'), 15_000)),
+      ]);
+      expect(code, second.logs.slice(-2000)).toBe(1);
+      expect(second.logs).toMatch(/another weftd already runs on this host with --state-dir/);
+      expect(isRunning(first.child)).toBe(true);
+    }
+    expect(await readyz(first)).toBe(200);
   });
 
   it('the lock dies with its process: after SIGKILL a new weftd starts and gets ready', async () => {

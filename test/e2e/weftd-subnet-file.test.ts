@@ -5,8 +5,20 @@
  * programmed. Like flannel, it now carries on: peers are programmed, the write is retried, and weftd is
  * ready (the CNI plugin's ADD needs the file) as soon as the file is written. Staged with a directory
  * in the way of the file (root writes through permissions); the same error path as ENOSPC or EROFS.
+ * Once written, the file is checked every few seconds: rewritten by another process (another host's
+ * subnet, junk), removed or replaced by a FIFO, it is written again. Before, it stayed so until weftd's
+ * next restart, and the CNI plugin numbered containers from whatever it named.
  */
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { sleep, waitFor } from '../helpers/exec.js';
@@ -56,5 +68,34 @@ describe.skipIf(!runnable)('weftd when subnet.env cannot be written', () => {
     // No temp file of the failed attempts is left beside it.
     expect(readdirSync(dirname(a.subnetFile)).filter((f) => f.includes('.tmp'))).toEqual([]);
     expect(existsSync(a.subnetFile)).toBe(true);
+  });
+
+  it('subnet.env rewritten, replaced or removed by another process is written again within seconds', async () => {
+    const [a, b] = setup.c.daemons;
+    const own = readFileSync(a!.subnetFile, 'utf8');
+    const hostile: [string, () => void][] = [
+      ["another host's subnet", () => writeFileSync(a!.subnetFile, readFileSync(b!.subnetFile))],
+      ['1 MiB of binary junk', () => writeFileSync(a!.subnetFile, Buffer.alloc(1 << 20, 0xfe))],
+      ['removed', () => rmSync(a!.subnetFile)],
+      ['a FIFO', () => (rmSync(a!.subnetFile), execFileSync('mkfifo', [a!.subnetFile]))],
+    ];
+    for (const [what, plant] of hostile) {
+      plant();
+      await waitFor(
+        `subnet.env written again after ${what}`,
+        () => {
+          try {
+            return lstatSync(a!.subnetFile).isFile() && readFileSync(a!.subnetFile, 'utf8') === own;
+          } catch {
+            return false;
+          }
+        },
+        10_000,
+        100,
+      );
+    }
+    expect(a!.logs).toContain('the subnet file was changed by another process: writing it again');
+    expect(a!.child.exitCode).toBeNull();
+    expect(await readyz(a!)).toBe(200);
   });
 });

@@ -8,6 +8,7 @@ import {
   type HealthServer,
 } from '../../src/daemon/health.js';
 import { createDaemonMetrics } from '../../src/daemon/metrics.js';
+import { hasCode } from '../../src/errors.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 
 useLeakCheck();
@@ -28,6 +29,19 @@ describe('health server', () => {
   });
   afterAll(async () => {
     await srv?.close();
+  });
+
+  it('a port in use fails naming the step, the address and the flags to change', async () => {
+    const err = await startHealthServer({
+      host: '127.0.0.1',
+      port: srv.address.port,
+      isReady: () => ready,
+      registry: metrics.registry,
+    }).catch((e: unknown) => e);
+    expect(hasCode(err, 'E_IO')).toBe(true);
+    expect((err as Error).message).toBe(
+      `health server: cannot listen on 127.0.0.1:${srv.address.port}: listen EADDRINUSE: address already in use 127.0.0.1:${srv.address.port}; free the port or choose others with --healthz-ip, --healthz-port and --metrics-port`,
+    );
   });
 
   it('/healthz is 200 while running; /readyz is 503 until ready, then 200', async () => {

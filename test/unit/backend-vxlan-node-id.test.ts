@@ -1,9 +1,22 @@
 /**
  * The node identity behind the VTEP MAC on a host without /etc/machine-id: persisted once in the state
  * dir (synced, renamed into place), the same on every later start, and when it cannot be written, ''
- * with a warning and no temp file left behind.
+ * with a warning and no temp file left behind. A FIFO or a device planted at `node-id` (or at the
+ * machine-id path) is not an id: both were read whole with readFile, so a FIFO hung weftd's start for
+ * ever (and a link to /dev/zero would grow its memory until it died); now only a small regular file is
+ * read, and node-id is written anew.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -44,5 +57,20 @@ describe('vxlan node identity without a machine id', () => {
     expect(await nodeIdentity(stateDir, log, join(root, 'machine-id'))).toBe('');
     expect(warnings).toEqual([expect.stringMatching(/cannot persist a node id/)]);
     expect(readdirSync(root)).toEqual(['state']);
+  });
+
+  it('skips a FIFO at node-id and writes a new node id', async () => {
+    const root = tempDir();
+    const stateDir = join(root, 'state');
+    mkdirSync(stateDir);
+    const fifo = join(stateDir, 'node-id');
+    execFileSync('mkfifo', [fifo]);
+    const id = nodeIdentity(stateDir, nullLogger, join(root, 'machine-id'));
+    const timedOut = new Promise<'hung'>((r) => setTimeout(() => r('hung'), 3000));
+    const got = await Promise.race([id, timedOut]);
+    // A reader stuck on the FIFO (the old code) is let go, so no thread stays blocked after the test.
+    if (got === 'hung') closeSync(openSync(fifo, 'w'));
+    expect(got).toMatch(/^[0-9a-f]{32}$/);
+    expect(readFileSync(fifo, 'utf8')).toBe(`${got}\n`);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * weftd reads the previous subnet.env at startup (to reuse its subnet), weftctl reads it for status and
  * doctor; the file is hostile: a FIFO at that path must be reported as "not a regular file" at once, not
- * block startup (and SIGTERM) or the operator's command forever.
+ * block startup (and SIGTERM) or the operator's command forever. A file over the 64 KiB limit is named
+ * as such in weftd's warning (it was read up to the limit exactly, and the warning blamed a line).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -34,6 +35,17 @@ describe('readSubnetEnv (hostile file)', () => {
 
   it('a symlink to /dev/zero is reported, not read', async () => {
     expect((await readSubnetEnv(link))?.problems[0]).toMatch(/not a regular file/);
+  });
+
+  it('a file over 64 KiB is named as such; its start is still read', async () => {
+    const big = join(dir, 'big-weftd.env');
+    writeFileSync(
+      big,
+      'FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.3.1/24\n' + '#'.repeat(200_000),
+    );
+    const prev = await readSubnetEnv(big);
+    expect(prev?.problems).toEqual(['larger than 65536 bytes (only the start was read)']);
+    expect(prev?.subnet).toBe('10.5.3.0/24');
   });
 });
 
