@@ -55,6 +55,10 @@ process.on('SIGHUP', () =>
 process.on('SIGUSR1', () =>
   log.warn('SIGUSR1 ignored: weftd logs to stderr and has no log file to reopen'),
 );
+// Node's default for SIGUSR2 is to exit: the same habit (a log rotation script) stopped weftd.
+process.on('SIGUSR2', () =>
+  log.warn('SIGUSR2 ignored: weftd logs to stderr and has no log file to reopen'),
+);
 log.info('weftd starting', {
   version: version(),
   options: { ...options, etcdPassword: options.etcdPassword ? '***' : null },

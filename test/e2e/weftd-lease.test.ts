@@ -1,7 +1,7 @@
 /**
  * weftd's lease lifecycle on one simulated host: started while etcd is down it waits (alive, not
- * ready) and comes up when etcd does; a short TTL is renewed in time; SIGHUP and SIGUSR1 are logged and
- * ignored (SIGUSR1 would open Node's debugger); SIGTERM exits 0 and
+ * ready) and comes up when etcd does; a short TTL is renewed in time; SIGHUP, SIGUSR1 and SIGUSR2 are
+ * logged and ignored (SIGUSR1 would open Node's debugger, SIGUSR2 would end weftd); SIGTERM exits 0 and
  * leaves the lease, the device, the rules and subnet.env in place (a restart reuses the subnet); the
  * lease taken over by another host makes weftd exit 5 with a clear message.
  */
@@ -75,6 +75,12 @@ describe.skipIf(!runnable)('weftd lease lifecycle', () => {
     expect(w.logs).not.toContain('Debugger listening');
     const listening = await nsRun(w.host.netns, 'ss', ['-Htln', 'sport = :9229']);
     expect(listening.stdout.trim()).toBe('');
+    expect(w.child.exitCode).toBeNull();
+    expect(await readyz(w)).toBe(200);
+    // SIGUSR2's default action is to exit: the same habit must not stop weftd
+    w.child.kill('SIGUSR2');
+    await waitFor('SIGUSR2 log line', () => w.logs.includes('SIGUSR2 ignored'), 5000, 100);
+    await sleep(300);
     expect(w.child.exitCode).toBeNull();
     expect(await readyz(w)).toBe(200);
   });
