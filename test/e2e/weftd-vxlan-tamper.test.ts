@@ -4,7 +4,8 @@
  *    route into the cluster network on it is removed;
  *  - the device renamed (`ip link set weft.1 name x`): weft.1 is created again and pings flow;
  *  - a foreign VXLAN device holding weft's VNI and port: a warning naming that device and the fix, weftd
- *    keeps running, and the device comes back once the foreign one is gone.
+ *    keeps running, and the device comes back once the foreign one is gone;
+ *  - the uplink's MTU lowered: a warning naming the change and the fix (restart weftd), no exit.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { isRunning, nsRun, sleep, waitFor, words } from '../helpers/exec.js';
@@ -93,5 +94,22 @@ describe.skipIf(!runnable)('weftd vxlan: kernel state changed by another actor',
       200,
     );
     await expectThreePings(ctr[0]!, ctr[1]!);
+  });
+
+  it("the uplink's MTU lowered: a warning with the change and the fix, weftd keeps running", async () => {
+    const w = setup.d[0]!;
+    await nsRun(ns, 'ip', words('link set eth0 mtu 1400'));
+    try {
+      await waitFor(
+        'the MTU warning',
+        async () => w.logs.includes("the uplink's MTU changed (eth0 1500 → 1400)"),
+        (RESYNC_S * 2 + 3) * 1000,
+        200,
+      );
+      expect(w.logs).toContain('restart weftd to apply it');
+      expect(isRunning(w.child), w.logs.slice(-1500)).toBe(true);
+    } finally {
+      await nsRun(ns, 'ip', words('link set eth0 mtu 1500'));
+    }
   });
 });
