@@ -5,7 +5,7 @@
 import type { Lease } from '../lease/lease.js';
 import type { Logger } from '../log/logger.js';
 import { ConfigError } from '../errors.js';
-import { networkAddress, parseCidr } from '../ip/index.js';
+import { ipFamily, networkAddress, parseCidr } from '../ip/index.js';
 import {
   NetlinkError,
   type EnsuredLink,
@@ -55,9 +55,15 @@ export async function ensureVxlanDevice(
     return await ops.ensureVxlanLink(spec);
   } catch (err) {
     if (!(err instanceof NetlinkError) || err.errno !== 'EEXIST') throw err;
+    // the kernel's conflict: same VNI and port in one address family (weft's IPv4 and IPv6 devices
+    // share VNI and port and do not conflict)
+    const family = ipFamily(spec.local);
     const holder = (await ops.listLinks()).find(
       (l) =>
-        l.name !== spec.name && l.vxlan && l.vxlan.vni === spec.vni && l.vxlan.port === spec.port,
+        l.name !== spec.name &&
+        l.vxlan?.vni === spec.vni &&
+        l.vxlan.port === spec.port &&
+        ipFamily(l.vxlan.local ?? '0.0.0.0') === family,
     );
     if (!holder) throw err;
     if (holder.mac !== spec.mac) {

@@ -63,19 +63,14 @@ describe.skipIf(!runnable)('weftd vxlan: kernel state changed by another actor',
   it('a foreign device with our VNI and port: a warning naming it and the fix, then repaired', async () => {
     const { d, ctr } = setup;
     const w = d[0]!;
-    // may race weftd's own re-create: then the foreign add is refused, so retry until it is there
-    await waitFor(
-      'foreign device in place',
-      async () => {
-        await nsRun(ns, 'ip', words(`link del ${dev}`)).catch(() => undefined);
-        await nsRun(ns, 'ip', words('link add other type vxlan id 1 dstport 8472 nolearning'))
-          .then(() => true)
-          .catch(() => false);
-        return (await vxlanDevice(ns)) === 'other';
-      },
-      10_000,
-      0,
-    );
+    // weftd re-creates its device within a millisecond: stopped meanwhile, it cannot win the race
+    process.kill(w.child.pid!, 'SIGSTOP');
+    try {
+      await nsRun(ns, 'ip', words(`link del ${dev}`));
+      await nsRun(ns, 'ip', words('link add other type vxlan id 1 dstport 8472 nolearning'));
+    } finally {
+      process.kill(w.child.pid!, 'SIGCONT');
+    }
     await waitFor(
       'a warning naming the device and the fix',
       async () =>
