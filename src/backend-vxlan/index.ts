@@ -37,7 +37,7 @@ import { checksumWorkaroundWanted } from './checksum.js';
 import { parseVxlanConfig, type ChecksumMode, type VxlanConfig } from './config.js';
 import { deriveVtepMac, nodeIdentity } from './mac.js';
 import { planVxlanDevices } from './plan.js';
-import { VxlanProgrammer, type VxlanDevice } from './programmer.js';
+import { ensureVxlanDevice, VxlanProgrammer, type VxlanDevice } from './programmer.js';
 
 export { parseVxlanConfig, type VxlanConfig } from './config.js';
 export { deriveVtepMac } from './mac.js';
@@ -115,7 +115,7 @@ class VxlanBackend implements Backend {
     try {
       // The device first: the lease publishes its MAC (flannel does the same).
       for (const s of specs) {
-        const { link, action } = await ops.ensureVxlanLink(s.spec);
+        const { link, action } = await ensureVxlanDevice(ops, s.spec, log);
         log.info(`vxlan device ${action}`, {
           device: s.spec.name,
           index: link.index,

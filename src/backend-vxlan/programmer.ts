@@ -4,15 +4,18 @@
  */
 import type { Lease } from '../lease/lease.js';
 import type { Logger } from '../log/logger.js';
-import { networkAddress, parseCidr } from '../ip/index.js';
-import type {
-  IpFamily,
-  NetlinkOps,
-  FdbEntry,
-  NeighEntry,
-  RouteEntry,
-  VxlanLinkSpec,
-  LinkEvent,
+import { ConfigError } from '../errors.js';
+import { ipFamily, networkAddress, parseCidr } from '../ip/index.js';
+import {
+  NetlinkError,
+  type EnsuredLink,
+  type IpFamily,
+  type NetlinkOps,
+  type FdbEntry,
+  type NeighEntry,
+  type RouteEntry,
+  type VxlanLinkSpec,
+  type LinkEvent,
 } from '../netlink/index.js';
 import type { Uplink } from '../backend/backend.js';
 import type { FamilyDescriptor } from '../backend/family.js';
@@ -34,6 +37,51 @@ export interface VxlanDevice {
   readonly ownSubnet: string;
   /** Current ifindex (changes when the device is re-created). */
   index: number;
+}
+
+/**
+ * `ops.ensureVxlanLink`, and when the kernel refuses to create the device (EEXIST) because another
+ * VXLAN device already holds its VNI on its UDP port: that device is weft's own under another name
+ * (`ip link set weft.1 name x`; it carries our VTEP MAC) and is deleted so that ours can be created, or
+ * a foreign one, named in a ConfigError with the fix. Without this, weftd retried the create at every
+ * resync forever with only "EEXIST", and no peer was reachable.
+ */
+export async function ensureVxlanDevice(
+  ops: NetlinkOps,
+  spec: VxlanLinkSpec,
+  log: Logger,
+): Promise<EnsuredLink> {
+  try {
+    return await ops.ensureVxlanLink(spec);
+  } catch (err) {
+    if (!(err instanceof NetlinkError) || err.errno !== 'EEXIST') throw err;
+    // the kernel's conflict: same VNI and port in one address family (weft's IPv4 and IPv6 devices
+    // share VNI and port and do not conflict)
+    const family = ipFamily(spec.local);
+    const holder = (await ops.listLinks()).find(
+      (l) =>
+        l.name !== spec.name &&
+        l.vxlan?.vni === spec.vni &&
+        l.vxlan.port === spec.port &&
+        ipFamily(l.vxlan.local ?? '0.0.0.0') === family,
+    );
+    if (!holder) throw err;
+    if (holder.mac !== spec.mac) {
+      throw new ConfigError(
+        `vxlan: cannot create ${spec.name}: device ${holder.name} already uses VNI ${spec.vni} on UDP ` +
+          `port ${spec.port}: delete it (ip link del ${holder.name}) or configure another VNI`,
+        { code: 'E_INTERFACE', details: { device: spec.name, holder: holder.name }, cause: err },
+      );
+    }
+    log.warn(
+      `vxlan device ${spec.name} was renamed to ${holder.name} (it has our VTEP MAC): deleting it ` +
+        `and creating ${spec.name} again`,
+      { device: spec.name, holder: holder.name, index: holder.index },
+    );
+    await ops.deleteLink(holder.index);
+    const { link } = await ops.ensureVxlanLink(spec);
+    return { link, action: 'recreated' };
+  }
 }
 
 export interface VxlanProgrammerOptions {
@@ -72,7 +120,7 @@ export class VxlanProgrammer {
     for (const dev of this.o.devices) {
       // on the uplink's current ifindex: a re-created uplink (uplinkRecreated) moves the device to it
       const spec = { ...dev.spec, underlayIndex: this.o.uplink.index };
-      const { link, action } = await ops.ensureVxlanLink(spec);
+      const { link, action } = await ensureVxlanDevice(ops, spec, log);
       if (action !== 'reused')
         log.info('vxlan device ' + action, {
           device: dev.spec.name,
@@ -123,12 +171,16 @@ export class VxlanProgrammer {
   /** Whether a link event means our device needs repair. */
   linkTrigger = (e: LinkEvent): boolean => {
     if (e.kind === 'resync') return true;
-    const dev = this.o.devices.find(
-      (d) => d.spec.name === (e.kind === 'removed' ? e.name : e.link.name),
-    );
+    if (e.kind === 'removed') return this.o.devices.some((d) => d.spec.name === e.name);
+    // by index too: our device renamed (`ip link set weft.1 name x`) needs repair (ensureVxlanDevice)
+    const dev = this.o.devices.find((d) => d.spec.name === e.link.name || d.index === e.link.index);
     if (!dev) return false;
-    if (e.kind === 'removed') return true;
-    return !e.link.up || e.link.mac !== dev.spec.mac || e.link.mtu !== dev.spec.mtu;
+    return (
+      e.link.name !== dev.spec.name ||
+      !e.link.up ||
+      e.link.mac !== dev.spec.mac ||
+      e.link.mtu !== dev.spec.mtu
+    );
   };
 
   /** The planner's view of this host (devices, addresses, on-link networks) as of the last ensureReady. */

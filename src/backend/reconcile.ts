@@ -4,6 +4,7 @@
  * routes on the uplink). Pure: the result says which peers to (re)program and which entries to delete,
  * including those of peers that vanished while weftd was down.
  */
+import { cidrCovers, networkAddress } from '../ip/index.js';
 import type { FdbEntry, NeighEntry, RouteEntry } from '../netlink/index.js';
 import type { PeerSubnetScope } from './peer-check.js';
 import { fdbKey, neighKey, routeKey, type PeerEntries, type StaleEntries } from './peer-entries.js';
@@ -25,21 +26,35 @@ export interface KernelScope {
 
 /**
  * The part of a kernel dump in a backend's scope (weftd's reconcile and weftctl's stale entries): on
- * its devices every route but the kernel's own, and their neighbour and FDB entries; on the uplink the
- * routes for one cluster subnet via a gateway.
+ * its devices the unicast routes (not the kernel's own) into a cluster network or of weft's shape (a
+ * subnet via its own network address, e.g. of an earlier network config), and their neighbour and FDB
+ * entries; on the uplink the routes for one cluster subnet via a gateway. An operator's route on weft's
+ * device to somewhere else (`ip route add 192.168.77.0/24 dev weft.1`) is not weft's and stays.
  */
 export function inScope(kernel: KernelView, s: KernelScope): KernelView {
   const devs = new Set(s.devices);
   return {
     routes: kernel.routes.filter((r) =>
       r.oif !== null && devs.has(r.oif)
-        ? r.protocol !== 'KERNEL' && r.type === 'UNICAST'
+        ? r.protocol !== 'KERNEL' && r.type === 'UNICAST' && isWeftDeviceRoute(r, s.clusters)
         : r.oif === s.uplink &&
           s.clusters.some((c) => isClusterGatewayRoute(r, c.network, c.subnetLen, c.ownSubnet)),
     ),
     neighs: kernel.neighs.filter((n) => devs.has(n.ifindex)),
     fdb: kernel.fdb.filter((f) => devs.has(f.ifindex)),
   };
+}
+
+/** A route on weft's device that is weft's: into a cluster network, or `S via <S's network address>`. */
+function isWeftDeviceRoute(r: RouteEntry, clusters: readonly PeerSubnetScope[]): boolean {
+  try {
+    return (
+      clusters.some((c) => cidrCovers(c.network, r.dst)) ||
+      (r.gateway !== null && networkAddress(r.dst) === r.gateway)
+    );
+  } catch {
+    return false; // not a CIDR (e.g. 'default'): not one of ours
+  }
 }
 
 export interface ReconcilePlan {

@@ -35,6 +35,7 @@ import {
 import {
   selectUplink,
   uplinkAddressMoved,
+  uplinkMtuChanged,
   type HostSnapshot,
   type UplinkRequest,
 } from './uplink.js';
@@ -494,11 +495,21 @@ export class Daemon {
    * with E_INTERFACE, so weftd exits 4 and its supervisor restarts it onto the new address, keeping the
    * subnet; the dataplane stays meanwhile. An address just gone (none instead) is waited out, and a
    * move the restart could not follow (`--iface` naming the old IP) is logged, not a crash loop.
+   * A changed uplink MTU is logged once per change with the fix (a restart); weftd does not exit for
+   * it (a flapping MTU must not restart weftd over and over).
    */
   private async watchUplinkAddress(signal: AbortSignal): Promise<void> {
+    let toldMtu: string | null = null;
     for (;;) {
       await sleep(this.options.resyncPeriod * 1000, signal);
       const snap = await this.deps.readHost().catch(() => null);
+      const mtu = this.uplink && snap ? uplinkMtuChanged(this.uplink, snap) : null;
+      if (mtu !== null && mtu !== toldMtu)
+        this.log.warn(
+          `the uplink's MTU changed (${mtu}); the devices' MTU and FLANNEL_MTU in subnet.env were derived from the old one at the start (unless the backend's MTU option is set): restart weftd to apply it, then re-create the containers started before (their interfaces keep the old MTU)`,
+          { uplink: this.uplink?.name },
+        );
+      toldMtu = mtu;
       const moved = this.uplink && snap ? uplinkAddressMoved(this.uplink, snap) : null;
       if (moved === null || !snap || !this.uplinkRequest) continue;
       // Only when a restart would choose the interface again (not when --iface names the old IP).

@@ -303,6 +303,17 @@ export function uplinkAddressMoved(uplink: Uplink, snap: HostSnapshot): string |
 }
 
 /**
+ * The uplink's MTU now against the one weftd started with, e.g. 'eth0 1500 → 1400'; null when equal or
+ * the interface is gone. The devices' MTU and FLANNEL_MTU were derived from the old one at the start.
+ */
+export function uplinkMtuChanged(uplink: Uplink, snap: HostSnapshot): string | null {
+  const ifc = snap.interfaces.find((i) => i.name === uplink.name);
+  return ifc && ifc.mtu > 0 && ifc.mtu !== uplink.mtu
+    ? `${uplink.name} ${uplink.mtu} → ${ifc.mtu}`
+    : null;
+}
+
+/**
  * The global IPv6 addresses of link `index` in kernel order, split by their flags (getifaddrs has
  * none); only asked for links getifaddrs lists a global IPv6 address on (one dump each).
  */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { leftovers, type PeerEntries } from '../../src/backend/peer-entries.js';
-import { planReconcile, type KernelView } from '../../src/backend/reconcile.js';
+import { inScope, planReconcile, type KernelView } from '../../src/backend/reconcile.js';
 import type { RouteEntry } from '../../src/netlink/index.js';
 
 const DEV = 7;
@@ -107,6 +107,34 @@ describe('planReconcile', () => {
     const plan = planReconcile([moved], kernelOf([peer(1)]));
     expect(plan.program.map((p) => p.key)).toEqual([moved.key]);
     expect(plan.stale.fdb).toEqual([{ ifindex: DEV, mac: peer(1).fdb!.mac, dst: '198.18.0.1' }]);
+  });
+});
+
+describe('inScope', () => {
+  const scope = {
+    devices: [DEV],
+    uplink: 2,
+    clusters: [{ network: '10.5.0.0/16', subnetLen: 24, ownSubnet: '10.5.1.0/24' }],
+  };
+  it("keeps an operator's routes on weft's device to non-cluster destinations out of scope", () => {
+    const p = peer(3);
+    const operator = [
+      route(p, { dst: '192.168.77.0/24', gateway: null, onlink: false, protocol: 'BOOT' }),
+      route(p, { dst: '10.99.0.0/24', gateway: '10.5.3.0', protocol: 'BOOT' }),
+    ];
+    const weft = [
+      route(p),
+      // in the cluster network: a stray route weft removes
+      route(p, { dst: '10.5.200.0/24', gateway: null, onlink: false, protocol: 'BOOT' }),
+      // weft's shape outside today's network (an earlier network config): still weft's
+      route(p, { dst: '10.6.4.0/24', gateway: '10.6.4.0' }),
+    ];
+    const got = inScope({ routes: [...operator, ...weft], neighs: [], fdb: [] }, scope);
+    expect(got.routes).toEqual(weft);
+    expect(planReconcile([p], got).stale.routes.map((r) => r.dst)).toEqual([
+      '10.5.200.0/24',
+      '10.6.4.0/24',
+    ]);
   });
 });
 
