@@ -2,7 +2,7 @@
  * etcd client security (issue 3): TLS with a CA and a client certificate generated here with openssl,
  * refusal of half a TLS config, no silent plain-text fallback, and username/password auth.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -161,6 +161,49 @@ describe.skipIf(!runnable)('etcd client: TLS and auth', () => {
     const m = managers.make(prefix, { tls: { caFile: pki.ca }, requestTimeoutMs: 1500 });
     const err = (await m.getNetworkConfig().catch((e: unknown) => e)) as WeftError;
     expect(hasCode(err, 'E_ETCD_UNAVAILABLE')).toBe(true);
+  });
+
+  it('client TLS files replaced on disk are used by the next connection, without a restart', async () => {
+    // The rotation operators meet: the certificate on disk expired or was issued by a CA etcd no longer
+    // trusts, and cert-manager (or the operator) writes the new one in place. Before, the files were
+    // read once at start and every request kept failing until weftd was restarted.
+    const foreign = await makePki(); // a CA etcd does not trust
+    const dir = mkdtempSync(join(tmpdir(), 'weft-rotate-'));
+    try {
+      const files = {
+        caFile: join(dir, 'ca.crt'),
+        certFile: join(dir, 'c.crt'),
+        keyFile: join(dir, 'c.key'),
+      };
+      const put = (ca: string, cert: string, key: string): void => {
+        writeFileSync(files.caFile, readFileSync(ca));
+        writeFileSync(files.certFile, readFileSync(cert));
+        writeFileSync(files.keyFile, readFileSync(key));
+      };
+      put(pki.ca, foreign.clientCert, foreign.clientKey);
+      const prefix = etcd.prefix('rotate');
+      await putConfig(etcd, prefix, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
+      const m = managers.make(prefix, { tls: files, requestTimeoutMs: 2000 });
+      const err = (await m.getNetworkConfig().catch((e: unknown) => e)) as WeftError;
+      expect(hasCode(err, 'E_ETCD_UNAVAILABLE'), String(err)).toBe(true);
+      // Half a rotation (the certificate written, not yet its key) fails as before, and is not fatal.
+      writeFileSync(files.certFile, readFileSync(pki.clientCert));
+      expect(
+        hasCode(await m.getNetworkConfig().catch((e: unknown) => e), 'E_ETCD_UNAVAILABLE'),
+      ).toBe(true);
+      put(pki.ca, pki.clientCert, pki.clientKey);
+      expect((await m.getNetworkConfig()).network).toBe('10.5.0.0/16');
+      // The CA file too: a CA that does not sign etcd's certificate, then the right one.
+      writeFileSync(files.caFile, readFileSync(foreign.ca));
+      const m2 = managers.make(prefix, { tls: files, requestTimeoutMs: 2000 });
+      const caErr = (await m2.getNetworkConfig().catch((e: unknown) => e)) as WeftError;
+      expect(String(caErr)).toMatch(/\(TLS\)/);
+      writeFileSync(files.caFile, readFileSync(pki.ca));
+      expect((await m2.getNetworkConfig()).network).toBe('10.5.0.0/16');
+    } finally {
+      rmSync(foreign.dir, { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('authenticates with username and password; a wrong password is E_ETCD_AUTH', async () => {

@@ -15,6 +15,7 @@ import {
 import { EtcdRequestError, GRPC, HttpTransport, type TransportOptions } from './http-transport.js';
 import { Kv } from './kv.js';
 import { Lease } from './lease.js';
+import type { PemSet } from './tls-files.js';
 import { Watch, type WatchOptions } from './watch.js';
 
 export { ENDPOINT_SKIP_MS } from './http-transport.js';
@@ -82,7 +83,8 @@ export function buildEtcdOptions(o: EtcdClientOptions): TransportOptions {
   const options: {
     endpoints: string[];
     requestTimeoutMs: number;
-    tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+    tls?: PemSet;
+    readTls?: () => PemSet;
     auth?: { username: string; password: string };
   } = {
     endpoints: o.endpoints.map((e) => e.replace(/\/$/, '')),
@@ -100,11 +102,13 @@ export function buildEtcdOptions(o: EtcdClientOptions): TransportOptions {
         `etcd TLS files are set but the endpoints are http:// (${o.endpoints.join(',')}): use https:// endpoints`,
         { code: 'E_ETCD_TLS' },
       );
-    options.tls = {
+    const read = (): PemSet => ({
       ...(caFile ? { ca: readPem('caFile', caFile) } : {}),
       ...(certFile ? { cert: readPem('certFile', certFile) } : {}),
       ...(keyFile ? { key: readPem('keyFile', keyFile) } : {}),
-    };
+    });
+    options.tls = read();
+    options.readTls = read;
   }
   if ((o.username === undefined) !== (o.password === undefined))
     throw new ConfigError('etcd auth: username and password must be given together', {

@@ -19,6 +19,7 @@ import http from 'node:http';
 import type https from 'node:https';
 import { AbortedError } from '../../errors.js';
 import { gatewayError, NdjsonSplitter, parseJson } from './json-codec.js';
+import { TlsFiles, type PemSet } from './tls-files.js';
 
 /** How long an endpoint is skipped after a failed call when other endpoints are configured. */
 export const ENDPOINT_SKIP_MS = 3000;
@@ -28,7 +29,9 @@ export const MAX_RESPONSE_BYTES = 64 << 20;
 export interface TransportOptions {
   /** `http(s)://host:port`, validated (client.ts), all with one scheme. */
   readonly endpoints: readonly string[];
-  readonly tls?: { readonly ca?: Buffer; readonly cert?: Buffer; readonly key?: Buffer };
+  readonly tls?: PemSet;
+  /** Reads the TLS files again (tls-files.ts): each new connection then uses them as they are now. */
+  readonly readTls?: () => PemSet;
   readonly auth?: { readonly username: string; readonly password: string };
   /** Deadline for every unary request (all its attempts together). */
   readonly requestTimeoutMs: number;
@@ -119,6 +122,7 @@ export class Endpoint {
   constructor(
     readonly url: string,
     tls: TransportOptions['tls'],
+    files?: TlsFiles,
   ) {
     const u = new URL(url);
     this.secure = u.protocol === 'https:';
@@ -138,6 +142,12 @@ export class Endpoint {
           ...(tls?.key ? { key: tls.key } : {}),
         })
       : new http.Agent(common);
+    if (this.secure && files) {
+      // Every new connection takes the files as they are now (a rotation needs no restart).
+      const create = this.agent.createConnection.bind(this.agent);
+      this.agent.createConnection = (o, cb) =>
+        create({ ...o, secureContext: files.context() } as http.ClientRequestArgs, cb);
+    }
   }
 }
 
@@ -171,7 +181,8 @@ export class HttpTransport {
   private closed = false;
 
   constructor(private readonly o: TransportOptions) {
-    this.endpoints = o.endpoints.map((e) => new Endpoint(e.replace(/\/$/, ''), o.tls));
+    const files = o.tls && o.readTls ? new TlsFiles(o.readTls, o.tls) : undefined;
+    this.endpoints = o.endpoints.map((e) => new Endpoint(e.replace(/\/$/, ''), o.tls, files));
     this.current = Math.floor(Math.random() * this.endpoints.length);
   }
 
