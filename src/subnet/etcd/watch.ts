@@ -8,7 +8,12 @@
  * - Liveness: HTTP has no gRPC keepalive pings, so while a watch is open it probes its member every
  *   WATCH_PROBE_MS with a cheap serializable count (which, with require-leader, also fails on a member
  *   that lost its leader); no answer within WATCH_PROBE_TIMEOUT_MS and the watch moves to another
- *   member. A partitioned member is noticed within ~8 s.
+ *   member. A partitioned member is noticed within ~8 s. The probe goes over another connection, so
+ *   it cannot see the watch's own stream stall (a proxy or load balancer whose upstream hangs keeps
+ *   the connection open and silent): when the store moved past what the watch delivered, a probe (at
+ *   most every WATCH_STALL_CHECK_MS) also asks for a key of the range changed before the previous
+ *   probe and not delivered since; there is one, the stream is stalled and the watch resumes on a new
+ *   one. Only puts are seen this way (a deleted key leaves nothing to read).
  * - Ends for good (onFatal) when etcd cancels the watch: its start revision was compacted (the error
  *   names the compact revision: re-list), or another reason; when the store's revision is behind what
  *   the watch already saw (etcd wiped or restored: re-list, like a compaction), or, checked on every
@@ -47,6 +52,8 @@ import {
 
 export const WATCH_PROBE_MS = 5000;
 export const WATCH_PROBE_TIMEOUT_MS = 3000;
+/** Least time between two stalled-stream reads (each reads the keys of the range, without values). */
+export const WATCH_STALL_CHECK_MS = 15_000;
 
 export interface WatchEvent {
   readonly type: 'PUT' | 'DELETE';
@@ -133,6 +140,9 @@ export class Watch {
   /** A key of the range as this watch knew it: a reconnect checks the store still has it. */
   private anchor: WatchAnchor | null = null;
   private readonly probeAbort = new AbortController();
+  /** The store revision at the stream's previous probe (null: none yet on this stream). */
+  private probedRev: bigint | null = null;
+  private lastStallCheck = -Infinity;
 
   constructor(
     private readonly t: HttpTransport,
@@ -321,6 +331,7 @@ export class Watch {
       } catch (err) {
         return end(err as Error);
       }
+      this.probedRev = null;
       this.probe = setInterval(() => void this.check(ep, end), WATCH_PROBE_MS);
       this.probe.unref?.();
     });
@@ -358,12 +369,40 @@ export class Watch {
   private async check(ep: Endpoint, end: (err: Error | null) => void): Promise<void> {
     if (this.probing || this.closed) return;
     this.probing = true;
+    const o = { endpoint: ep, timeoutMs: WATCH_PROBE_TIMEOUT_MS, signal: this.probeAbort.signal };
     try {
-      await this.t.unary(
+      const res = await this.t.unary(
         '/v3/kv/range',
         { key: b64(this.o.key), count_only: true, serializable: true, limit: '1' },
-        { endpoint: ep, timeoutMs: WATCH_PROBE_TIMEOUT_MS, signal: this.probeAbort.signal },
+        o,
       );
+      const before = this.probedRev;
+      const rev = BigInt(header(obj(res, 'range')['header']).revision);
+      this.probedRev = rev;
+      const now = performance.now();
+      if (before === null || before < this.next || now - this.lastStallCheck < WATCH_STALL_CHECK_MS)
+        return;
+      this.lastStallCheck = now;
+      const missed = await this.t.unary(
+        '/v3/kv/range',
+        {
+          key: b64(this.o.key),
+          ...(this.o.rangeEnd !== undefined ? { range_end: b64(this.o.rangeEnd) } : {}),
+          keys_only: true,
+          serializable: true,
+          limit: '1',
+          min_mod_revision: this.next.toString(),
+          max_mod_revision: before.toString(),
+        },
+        o,
+      );
+      if (!this.closed && arr(obj(missed, 'range')['kvs'], 'range.kvs').length > 0)
+        end(
+          new EtcdRequestError(
+            `watch stream on ${ep.url} stalled: a change at revision ${this.next}..${before} was not delivered`,
+            { grpcCode: GRPC.UNAVAILABLE },
+          ),
+        );
     } catch (err) {
       if (!this.closed && err instanceof EtcdRequestError && err.memberFailed)
         end(
