@@ -114,6 +114,16 @@ export function parseIptablesSave(text: string, family: 4 | 6): FlannelChain[] {
   return out;
 }
 
+/**
+ * The tables flannel's nftables mode creates, by family: `ip flannel-ipv4` and `ip6 flannel-ipv6`, no
+ * others. Any other table, also one whose name merely starts with `flannel`, is an operator's and is
+ * neither reported (weftd would refuse to start, exit 8) nor deleted by `weftctl cleanup --flannel`.
+ */
+const FLANNEL_NFT_TABLES: ReadonlyMap<string, string> = new Map([
+  ['ip', 'flannel-ipv4'],
+  ['ip6', 'flannel-ipv6'],
+]);
+
 /** flannel's nftables tables (its nftables mode) from `nft -j list tables`. */
 export function parseNftTables(json: string): FlannelNftTable[] {
   let doc: unknown;
@@ -127,8 +137,13 @@ export function parseNftTables(json: string): FlannelNftTable[] {
   const out: FlannelNftTable[] = [];
   for (const it of items as Record<string, unknown>[]) {
     const t = it?.['table'] as Record<string, unknown> | undefined;
-    if (t && typeof t['name'] === 'string' && /^flannel/.test(t['name'])) {
-      out.push({ family: String(t['family']), name: t['name'] });
+    if (
+      t &&
+      typeof t['family'] === 'string' &&
+      typeof t['name'] === 'string' &&
+      FLANNEL_NFT_TABLES.get(t['family']) === t['name']
+    ) {
+      out.push({ family: t['family'], name: t['name'] });
     }
   }
   return out;

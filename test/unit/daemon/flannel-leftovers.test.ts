@@ -84,6 +84,21 @@ describe('flannel leftovers', () => {
     expect(parseNftTables('')).toEqual([]);
   });
 
+  it("leaves an operator's nftables tables alone, also one named like flannel's", () => {
+    // flannel's nftables mode creates exactly `ip flannel-ipv4` and `ip6 flannel-ipv6`; weftd refused
+    // to start (exit 8) over, and `weftctl cleanup --flannel --yes` deleted, any table named flannel*.
+    const j = JSON.stringify({
+      nftables: [
+        { table: { family: 'inet', name: 'flannel-ipv4' } },
+        { table: { family: 'ip', name: 'flannel-ipv6' } },
+        { table: { family: 'ip', name: 'flannel-audit' } },
+        { table: { family: 'inet', name: 'flannelmon' } },
+        { table: { family: 'ip6', name: 'flannel-ipv6' } },
+      ],
+    });
+    expect(parseNftTables(j)).toEqual([{ family: 'ip6', name: 'flannel-ipv6' }]);
+  });
+
   it('splits quoted iptables-save words', () => {
     expect(splitRule('-A FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD')).toEqual([
       '-A',
