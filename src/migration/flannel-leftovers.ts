@@ -280,11 +280,25 @@ export async function findFlannelLeftovers(
 
 /**
  * weftd's start-up check: throws E_FLANNEL_LEFTOVERS (exit 8) naming every leftover and the command
- * that removes them. Nothing has been programmed at that point.
+ * that removes them. Nothing has been programmed at that point. Older flannel's loose rules alone
+ * (FlannelRule) do not stop weftd — hosts migrated before weft looked for them run with them — and are
+ * only named through `warn`, with the same command.
  */
-export async function refuseFlannelLeftovers(run: CommandRunner = runCommand): Promise<void> {
+export async function refuseFlannelLeftovers(
+  run: CommandRunner = runCommand,
+  warn: (msg: string, fields: Record<string, unknown>) => void = () => {},
+): Promise<void> {
   const found = await findFlannelLeftovers(run);
   if (!hasLeftovers(found)) return;
+  if (found.links.length + found.chains.length + found.nftTables.length === 0) {
+    warn(
+      `this host still has rules of an older flannel: run \`${CLEANUP_COMMAND}\` to remove them`,
+      {
+        leftovers: describeLeftovers(found),
+      },
+    );
+    return;
+  }
   throw new WeftError(
     'E_FLANNEL_LEFTOVERS',
     `this host still has flannel's dataplane: ${describeLeftovers(found).join('; ')}. ` +
