@@ -8,7 +8,11 @@ import { showValue } from '../errors.js';
 import { canonicalMacInto, formatMac, tryParseMac } from '../ip/index.js';
 
 export interface VxlanBackendData {
-  readonly vni: number;
+  /**
+   * null when the lease names no VNI: flannel before v0.11 writes `{"VtepMAC":"…"}` alone, and no
+   * flannel reader looks at a peer's VNI, so such a peer is programmed like any other.
+   */
+  readonly vni: number | null;
   readonly vtepMac: string;
 }
 
@@ -46,8 +50,11 @@ export function parseVxlanBackendData(data: unknown): Parsed<VxlanBackendData> {
     }
   }
   // The exact field names first (constant-key loads); any other case through jsonField.
-  const vni = (Object.hasOwn(d, 'VNI') ? d['VNI'] : undefined) ?? jsonField(d, 'VNI');
-  if (typeof vni !== 'number' || !Number.isInteger(vni) || vni < 0 || vni > 16_777_215) {
+  const vni = (Object.hasOwn(d, 'VNI') ? d['VNI'] : undefined) ?? jsonField(d, 'VNI') ?? null;
+  if (
+    vni !== null &&
+    (typeof vni !== 'number' || !Number.isInteger(vni) || vni < 0 || vni > 16_777_215)
+  ) {
     return {
       ok: false,
       reason: `BackendData.VNI ${showValue(vni)} is not an integer from 0 to 16777215`,

@@ -106,7 +106,8 @@ function checkFamily(
   if (!publicIp) return `the lease has no ${f.fam.label} public IP`;
   const data = parseVxlanBackendData(f.fam.backendData(lease));
   if (!data.ok) return `invalid vxlan backend data: ${data.reason}`;
-  if (data.value.vni !== vni) return `VNI ${data.value.vni} is not this network's ${vni}`;
+  if (data.value.vni !== null && data.value.vni !== vni)
+    return `VNI ${data.value.vni} is not this network's ${vni}`;
   // Strict first: an IPv4 subnet that parses strictly (canonical dotted quad, no host bits, a length
   // without a leading zero) is its own canonical text, so it is kept as is instead of formatted again.
   const strict = tryParseCidr(subnetRaw, STRICT);

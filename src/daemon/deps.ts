@@ -73,7 +73,7 @@ export function createDefaultDeps(
     notify: createServiceNotifier({ env: process.env, log }),
     checkHost: async () => {
       await lockInstance(options.stateDir);
-      await refuseFlannelLeftovers();
+      await refuseFlannelLeftovers(undefined, (msg, fields) => log.warn(msg, fields));
     },
     dispose: () => netlink.close(),
   };

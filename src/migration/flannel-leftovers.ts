@@ -2,7 +2,8 @@
  * flannel's leftovers on a host being migrated to weft (docs/migration-from-flannel.md): its devices
  * (`flannel.<VNI>` VXLAN — VNI 1 and port 8472, the same as weft's device, so the kernel refuses weft's
  * — `flannel-v6.<VNI>`, the UDP backend's `flannel0` TUN, `flannel-wg*`), its iptables chains
- * (`FLANNEL-FWD`, `FLANNEL-POSTRTG`, with the jumps to them from FORWARD/POSTROUTING) and its nftables
+ * (`FLANNEL-FWD`, `FLANNEL-POSTRTG`, with the jumps to them from FORWARD/POSTROUTING; older flannel's rules
+ * straight in POSTROUTING/FORWARD, by flannel's rule comments) and its nftables
  * tables (`flannel-ipv4`/`flannel-ipv6`). weftd refuses to start while they exist (exit 8, naming the
  * command below); `weftctl cleanup --flannel` shows them and removes them with `--yes`.
  * Parsing is pure; reading and removing go through a command runner (ip, iptables-save, nft).
@@ -30,6 +31,18 @@ export interface FlannelChain {
   readonly jumps: readonly string[];
 }
 
+/**
+ * A rule flannel before its FLANNEL-* chains (v0.14 and older) wrote straight into a built-in chain
+ * (`-A POSTROUTING … --comment "flanneld masq" -j MASQUERADE`, `-A FORWARD … --comment "flanneld
+ * forward" -j ACCEPT`): recognised by flannel's comment, removed rule by rule.
+ */
+export interface FlannelRule {
+  readonly family: 4 | 6;
+  readonly table: string;
+  /** As iptables-save prints it (`-A POSTROUTING … -j RETURN`). */
+  readonly rule: string;
+}
+
 export interface FlannelNftTable {
   readonly family: string;
   readonly name: string;
@@ -38,11 +51,13 @@ export interface FlannelNftTable {
 export interface FlannelLeftovers {
   readonly links: readonly FlannelLink[];
   readonly chains: readonly FlannelChain[];
+  /** Absent in leftovers recorded before weft looked for them (treated as none). */
+  readonly rules?: readonly FlannelRule[];
   readonly nftTables: readonly FlannelNftTable[];
 }
 
 export function hasLeftovers(l: FlannelLeftovers): boolean {
-  return l.links.length + l.chains.length + l.nftTables.length > 0;
+  return l.links.length + l.chains.length + (l.rules?.length ?? 0) + l.nftTables.length > 0;
 }
 
 const FLANNEL_LINK = /^flannel(\.\d+|-v6\.\d+|0|-wg|-wg-v6)$/;
@@ -114,6 +129,41 @@ export function parseIptablesSave(text: string, family: 4 | 6): FlannelChain[] {
   return out;
 }
 
+/**
+ * The tables flannel's nftables mode creates, by family: `ip flannel-ipv4` and `ip6 flannel-ipv6`, no
+ * others. Any other table, also one whose name merely starts with `flannel`, is an operator's and is
+ * neither reported (weftd would refuse to start, exit 8) nor deleted by `weftctl cleanup --flannel`.
+ */
+const FLANNEL_NFT_TABLES: ReadonlyMap<string, string> = new Map([
+  ['ip', 'flannel-ipv4'],
+  ['ip6', 'flannel-ipv6'],
+]);
+
+/** The comments flannel puts on every iptables rule it writes. */
+const FLANNEL_COMMENTS: ReadonlySet<string> = new Set(['flanneld masq', 'flanneld forward']);
+
+/**
+ * Rules of older flannel versions outside its FLANNEL-* chains, from iptables-save output: a rule in
+ * another chain carrying flannel's comment that is not a jump to a FLANNEL-* chain (those are counted
+ * with their chain by parseIptablesSave). Any other rule, also one naming flannel's network, is left.
+ */
+export function parseLooseRules(text: string, family: 4 | 6): FlannelRule[] {
+  const out: FlannelRule[] = [];
+  let table = '';
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line.startsWith('*')) table = line.slice(1);
+    if (!line.startsWith('-A ') || !line.includes('flanneld ')) continue;
+    const words = splitRule(line);
+    if ((words[1] ?? '').startsWith('FLANNEL-')) continue;
+    const j = words.indexOf('-j');
+    if (j >= 0 && (words[j + 1] ?? '').startsWith('FLANNEL-')) continue;
+    const c = words.indexOf('--comment');
+    if (c >= 0 && FLANNEL_COMMENTS.has(words[c + 1] ?? '')) out.push({ family, table, rule: line });
+  }
+  return out;
+}
+
 /** flannel's nftables tables (its nftables mode) from `nft -j list tables`. */
 export function parseNftTables(json: string): FlannelNftTable[] {
   let doc: unknown;
@@ -127,8 +177,13 @@ export function parseNftTables(json: string): FlannelNftTable[] {
   const out: FlannelNftTable[] = [];
   for (const it of items as Record<string, unknown>[]) {
     const t = it?.['table'] as Record<string, unknown> | undefined;
-    if (t && typeof t['name'] === 'string' && /^flannel/.test(t['name'])) {
-      out.push({ family: String(t['family']), name: t['name'] });
+    if (
+      t &&
+      typeof t['family'] === 'string' &&
+      typeof t['name'] === 'string' &&
+      FLANNEL_NFT_TABLES.get(t['family']) === t['name']
+    ) {
+      out.push({ family: t['family'], name: t['name'] });
     }
   }
   return out;
@@ -154,6 +209,10 @@ export function cleanupCommands(l: FlannelLeftovers): string[][] {
       const w = splitRule(j); // -A CHAIN args…
       cmds.push([bin, '-w', '-t', c.table, '-D', ...w.slice(1)]);
     }
+  }
+  for (const r of l.rules ?? []) {
+    const bin = r.family === 4 ? 'iptables' : 'ip6tables';
+    cmds.push([bin, '-w', '-t', r.table, '-D', ...splitRule(r.rule).slice(1)]);
   }
   for (const c of l.chains) {
     const bin = c.family === 4 ? 'iptables' : 'ip6tables';
@@ -181,6 +240,8 @@ export function describeLeftovers(l: FlannelLeftovers): string[] {
         `(${c.rules} rules, ${c.jumps.length} jumps to it)`,
     );
   }
+  for (const r of l.rules ?? [])
+    lines.push(`${r.family === 4 ? 'iptables' : 'ip6tables'} rule in table ${r.table}: ${r.rule}`);
   for (const t of l.nftTables) lines.push(`nftables table ${t.family} ${t.name}`);
   return lines;
 }
@@ -209,17 +270,35 @@ export async function findFlannelLeftovers(
       ...(v4.code === 0 ? parseIptablesSave(v4.stdout, 4) : []),
       ...(v6.code === 0 ? parseIptablesSave(v6.stdout, 6) : []),
     ],
+    rules: [
+      ...(v4.code === 0 ? parseLooseRules(v4.stdout, 4) : []),
+      ...(v6.code === 0 ? parseLooseRules(v6.stdout, 6) : []),
+    ],
     nftTables: nft.code === 0 ? parseNftTables(nft.stdout) : [],
   };
 }
 
 /**
  * weftd's start-up check: throws E_FLANNEL_LEFTOVERS (exit 8) naming every leftover and the command
- * that removes them. Nothing has been programmed at that point.
+ * that removes them. Nothing has been programmed at that point. Older flannel's loose rules alone
+ * (FlannelRule) do not stop weftd — hosts migrated before weft looked for them run with them — and are
+ * only named through `warn`, with the same command.
  */
-export async function refuseFlannelLeftovers(run: CommandRunner = runCommand): Promise<void> {
+export async function refuseFlannelLeftovers(
+  run: CommandRunner = runCommand,
+  warn: (msg: string, fields: Record<string, unknown>) => void = () => {},
+): Promise<void> {
   const found = await findFlannelLeftovers(run);
   if (!hasLeftovers(found)) return;
+  if (found.links.length + found.chains.length + found.nftTables.length === 0) {
+    warn(
+      `this host still has rules of an older flannel: run \`${CLEANUP_COMMAND}\` to remove them`,
+      {
+        leftovers: describeLeftovers(found),
+      },
+    );
+    return;
+  }
   throw new WeftError(
     'E_FLANNEL_LEFTOVERS',
     `this host still has flannel's dataplane: ${describeLeftovers(found).join('; ')}. ` +

@@ -151,6 +151,8 @@ function checkFamily(v6: boolean, f: Partial<Record<KnownField, unknown>>): Fami
           ? 'must be an IPv6 address like "fc00:0:0:1::"'
           : 'must be an IPv4 address like "10.5.1.0"',
       );
+    // flannel compares the bound with the zero address (IPv6: ip.IsEmpty): "0.0.0.0" / "::" is unset
+    if (BigInt(ip) === 0n) return dflt;
     if ((BigInt(ip) & ~hostBits(net.prefixLen)) !== net.ip)
       reject(field, text, `${field} is not in the range of the ${netF} (${net.text})`);
     if ((BigInt(ip) & hostBits(len)) !== 0n)

@@ -30,16 +30,22 @@ import { join } from 'node:path';
 const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'ping', 'nft');
 useLeakCheck();
 
+// flannel's chains, plus (as on a host that ran flannel up to v0.14 before a newer one) its older
+// rules straight in POSTROUTING/FORWARD, and an operator's rules beside them that cleanup must keep
 const FLANNEL_IPTABLES = `*nat
 :FLANNEL-POSTRTG - [0:0]
 -A POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG
 -A FLANNEL-POSTRTG -m mark --mark 0x4000/0x4000 -m comment --comment "flanneld masq" -j RETURN
 -A FLANNEL-POSTRTG -s 10.48.7.0/24 -d 10.48.0.0/16 -m comment --comment "flanneld masq" -j RETURN
 -A FLANNEL-POSTRTG -s 10.48.0.0/16 ! -d 224.0.0.0/4 -m comment --comment "flanneld masq" -j MASQUERADE --random-fully
+-A POSTROUTING -s 10.48.0.0/16 ! -d 224.0.0.0/4 -m comment --comment "flanneld masq" -j MASQUERADE --random-fully
+-A POSTROUTING -s 10.48.0.0/16 -o eth9 -m comment --comment "operator masq" -j MASQUERADE
 COMMIT
 *filter
 :FLANNEL-FWD - [0:0]
 -A FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD
+-A FORWARD -s 10.48.0.0/16 -m comment --comment "flanneld forward" -j ACCEPT
+-A FORWARD -d 10.48.0.0/16 -m comment --comment "operator forward" -j ACCEPT
 -A FLANNEL-FWD -s 10.48.0.0/16 -m comment --comment "flanneld forward" -j ACCEPT
 -A FLANNEL-FWD -d 10.48.0.0/16 -m comment --comment "flanneld forward" -j ACCEPT
 COMMIT
@@ -68,6 +74,9 @@ describe.skipIf(!runnable)('migrating a flannel host to weft', () => {
     await ip(['addr', 'add', '10.48.7.0/32', 'dev', 'flannel.1']);
     await ip(['link', 'set', 'flannel.1', 'up']);
     await nsRun(h1.netns, 'iptables-restore', ['--noflush'], { input: FLANNEL_IPTABLES });
+    // an operator's nftables table whose name merely starts like flannel's (flannel's are exactly
+    // ip flannel-ipv4 and ip6 flannel-ipv6): neither a leftover nor removed
+    await nsRun(h1.netns, 'nft', ['add', 'table', 'ip', 'flannel-audit']);
     // flannel's lease (with a TTL, as flanneld writes it) and subnet.env
     const grant = await c.etcd.etcdctl(['lease', 'grant', '3600']);
     const leaseId = /lease ([0-9a-f]+) granted/.exec(grant)![1]!;
@@ -106,6 +115,10 @@ describe.skipIf(!runnable)('migrating a flannel host to weft', () => {
     expect(w1.logs).toContain('device flannel.1 (VXLAN VNI 1, UDP port 8472)');
     expect(w1.logs).toContain('iptables chain FLANNEL-FWD in table filter');
     expect(w1.logs).toContain('iptables chain FLANNEL-POSTRTG in table nat');
+    expect(w1.logs).toContain(
+      'iptables rule in table filter: -A FORWARD -s 10.48.0.0/16 -m comment --comment \\"flanneld forward\\" -j ACCEPT',
+    );
+    expect(w1.logs).not.toContain('flannel-audit');
     expect(w1.logs).toContain('weftctl cleanup --flannel --yes');
     // nothing was programmed
     expect(
@@ -137,6 +150,16 @@ describe.skipIf(!runnable)('migrating a flannel host to weft', () => {
     expect(r.stdout).toContain("flannel's leftovers are gone");
     const save = (await nsRun(ns1(), 'iptables-save', [])).stdout;
     expect(save).not.toContain('FLANNEL');
+    expect(save).not.toContain('flanneld');
+    expect(save).toContain(
+      '-A POSTROUTING -s 10.48.0.0/16 -o eth9 -m comment --comment "operator masq" -j MASQUERADE',
+    );
+    expect(save).toContain(
+      '-A FORWARD -d 10.48.0.0/16 -m comment --comment "operator forward" -j ACCEPT',
+    );
+    expect((await nsRun(ns1(), 'nft', ['list', 'tables'])).stdout).toContain(
+      'table ip flannel-audit',
+    );
     expect(save).toMatch(/^\*filter$/m); // the tables themselves are still there
     expect(
       (await run('ip', ['-n', ns1(), 'link', 'show', 'flannel.1'], { allowFail: true })).code,

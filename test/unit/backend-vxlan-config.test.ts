@@ -70,6 +70,12 @@ describe('parseVxlanBackendData', () => {
       value: { vni: 1, vtepMac: 'c6:d2:32:6f:8f:44' },
     });
   });
+  it('reads a lease without VNI (flannel before v0.11 writes VtepMAC alone) as VNI unknown', () => {
+    expect(parseVxlanBackendData({ VtepMAC: 'c6:d2:32:6f:8f:44' })).toEqual({
+      ok: true,
+      value: { vni: null, vtepMac: 'c6:d2:32:6f:8f:44' },
+    });
+  });
   it('matches field names ignoring case, like flannel (Go encoding/json); a field in two spellings is refused', () => {
     expect(parseVxlanBackendData({ vni: 7, vtepmac: '0e:00:00:00:00:01' })).toEqual({
       ok: true,
@@ -99,7 +105,6 @@ describe('parseVxlanBackendData', () => {
   it.each([
     [null, /not an object/],
     [[1], /not an object/],
-    [{ VtepMAC: 'c6:d2:32:6f:8f:44' }, /VNI/],
     [{ VNI: 1 }, /VtepMAC is missing/],
     [{ VNI: 1, VtepMAC: 'zz' }, /not a MAC address/],
     [{ VNI: 1, VtepMAC: '01:00:5e:00:00:01' }, /not a unicast MAC/],

@@ -74,3 +74,38 @@ describe('planVxlanPeer subnet text', () => {
     expect(p.refused[0]!.reason).toContain(why);
   });
 });
+
+describe('planVxlanPeer and the lease VNI', () => {
+  const withData = (backendData: unknown): Lease => {
+    const l = lease('10.5.7.0/24');
+    return { ...l, attrs: { ...l.attrs, backendData } };
+  };
+
+  it('programs a flannel < v0.11 lease, which publishes VtepMAC without VNI', () => {
+    // flannel's vxlan writer added VNI in v0.11; no flannel reader ever looks at a peer's VNI, so such a
+    // host is a peer of every flannel node (weft refused it: "VNI undefined is not an integer").
+    for (const data of [
+      { VtepMAC: '0e:42:00:00:03:04' },
+      { VNI: null, VtepMAC: '0e:42:00:00:03:04' },
+    ]) {
+      const p = planVxlanPeer(withData(data), scope);
+      expect(p.refused).toEqual([]);
+      expect(p.entries[0]!.fdb).toEqual({
+        ifindex: 7,
+        mac: '0e:42:00:00:03:04',
+        dst: '198.18.3.4',
+      });
+    }
+  });
+
+  it('still refuses a lease naming another VNI, or a VNI that is not a number', () => {
+    for (const [vni, why] of [
+      [2, "VNI 2 is not this network's 1"],
+      ['1', 'is not an integer'],
+    ] as const) {
+      const p = planVxlanPeer(withData({ VNI: vni, VtepMAC: '0e:42:00:00:03:04' }), scope);
+      expect(p.entries).toEqual([]);
+      expect(p.refused[0]!.reason).toContain(why);
+    }
+  });
+});

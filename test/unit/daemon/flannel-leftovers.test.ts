@@ -8,6 +8,7 @@ import {
   hasLeftovers,
   parseIptablesSave,
   parseLinks,
+  parseLooseRules,
   parseNftTables,
   refuseFlannelLeftovers,
   splitRule,
@@ -84,6 +85,21 @@ describe('flannel leftovers', () => {
     expect(parseNftTables('')).toEqual([]);
   });
 
+  it("leaves an operator's nftables tables alone, also one named like flannel's", () => {
+    // flannel's nftables mode creates exactly `ip flannel-ipv4` and `ip6 flannel-ipv6`; weftd refused
+    // to start (exit 8) over, and `weftctl cleanup --flannel --yes` deleted, any table named flannel*.
+    const j = JSON.stringify({
+      nftables: [
+        { table: { family: 'inet', name: 'flannel-ipv4' } },
+        { table: { family: 'ip', name: 'flannel-ipv6' } },
+        { table: { family: 'ip', name: 'flannel-audit' } },
+        { table: { family: 'inet', name: 'flannelmon' } },
+        { table: { family: 'ip6', name: 'flannel-ipv6' } },
+      ],
+    });
+    expect(parseNftTables(j)).toEqual([{ family: 'ip6', name: 'flannel-ipv6' }]);
+  });
+
   it('splits quoted iptables-save words', () => {
     expect(splitRule('-A FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD')).toEqual([
       '-A',
@@ -116,6 +132,89 @@ describe('flannel leftovers', () => {
       'nft delete table ip flannel-ipv4',
     ]);
     expect(describeLeftovers(l)[0]).toBe('device flannel.1 (VXLAN VNI 1, UDP port 8472)');
+  });
+
+  it("finds older flannel's rules outside FLANNEL-* chains by flannel's comment, and only those", async () => {
+    // flannel up to v0.14 wrote its masquerade and forward rules straight into POSTROUTING/FORWARD,
+    // tagged "flanneld masq" / "flanneld forward": cleanup --flannel found none of them and left
+    // flannel's MASQUERADE in place (it kept masquerading with weftd's --ip-masq=false).
+    const old = `*nat
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -s 10.48.0.0/16 -d 10.48.0.0/16 -m comment --comment "flanneld masq" -j RETURN
+-A POSTROUTING -s 10.48.0.0/16 ! -d 224.0.0.0/4 -m comment --comment "flanneld masq" -j MASQUERADE --random-fully
+-A POSTROUTING -s 10.48.0.0/16 -j MASQUERADE
+-A POSTROUTING -m comment --comment "flanneld masquerade" -j MASQUERADE
+-A POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG
+COMMIT
+*filter
+:FORWARD DROP [0:0]
+:FLANNEL-FWD - [0:0]
+-A FORWARD -s 10.48.0.0/16 -m comment --comment "flanneld forward" -j ACCEPT
+-A FORWARD -d 10.48.0.0/16 -m comment --comment "operator: not flanneld forward" -j ACCEPT
+-A FLANNEL-FWD -s 10.48.0.0/16 -m comment --comment "flanneld forward" -j ACCEPT
+COMMIT
+`;
+    expect(parseLooseRules(old, 4)).toEqual([
+      {
+        family: 4,
+        table: 'nat',
+        rule: '-A POSTROUTING -s 10.48.0.0/16 -d 10.48.0.0/16 -m comment --comment "flanneld masq" -j RETURN',
+      },
+      {
+        family: 4,
+        table: 'nat',
+        rule: '-A POSTROUTING -s 10.48.0.0/16 ! -d 224.0.0.0/4 -m comment --comment "flanneld masq" -j MASQUERADE --random-fully',
+      },
+      {
+        family: 4,
+        table: 'filter',
+        rule: '-A FORWARD -s 10.48.0.0/16 -m comment --comment "flanneld forward" -j ACCEPT',
+      },
+    ]);
+    const l = { links: [], chains: [], rules: parseLooseRules(old, 6), nftTables: [] };
+    expect(hasLeftovers(l)).toBe(true);
+    expect(cleanupCommands(l).map((c) => c.join(' '))).toEqual([
+      'ip6tables -w -t nat -D POSTROUTING -s 10.48.0.0/16 -d 10.48.0.0/16 -m comment --comment flanneld masq -j RETURN',
+      'ip6tables -w -t nat -D POSTROUTING -s 10.48.0.0/16 ! -d 224.0.0.0/4 -m comment --comment flanneld masq -j MASQUERADE --random-fully',
+      'ip6tables -w -t filter -D FORWARD -s 10.48.0.0/16 -m comment --comment flanneld forward -j ACCEPT',
+    ]);
+    expect(describeLeftovers(l)[2]).toBe(
+      'ip6tables rule in table filter: -A FORWARD -s 10.48.0.0/16 -m comment --comment "flanneld forward" -j ACCEPT',
+    );
+    const looseOnly = old
+      .split('\n')
+      .filter((line) => !line.includes('FLANNEL-'))
+      .join('\n');
+    const dirty: CommandRunner = async (cmd) => ({
+      code: 0,
+      stdout: cmd === 'iptables-save' ? looseOnly : '',
+      stderr: '',
+    });
+    // alone they do not stop weftd (hosts migrated before weft looked for them run with them): a warning
+    const warned: unknown[] = [];
+    await expect(
+      refuseFlannelLeftovers(dirty, (msg, fields) => warned.push({ msg, fields })),
+    ).resolves.toBeUndefined();
+    expect(warned).toEqual([
+      {
+        msg: 'this host still has rules of an older flannel: run `weftctl cleanup --flannel --yes` to remove them',
+        fields: {
+          leftovers: expect.arrayContaining([
+            expect.stringContaining('iptables rule in table nat: -A POSTROUTING'),
+          ]),
+        },
+      },
+    ]);
+    // beside flannel's device or chains they are named in the refusal
+    const withDevice: CommandRunner = async (cmd) => ({
+      code: 0,
+      stdout: cmd === 'iptables-save' ? old : cmd === 'ip' ? LINKS : '',
+      stderr: '',
+    });
+    await expect(refuseFlannelLeftovers(withDevice)).rejects.toMatchObject({
+      code: 'E_FLANNEL_LEFTOVERS',
+      message: expect.stringContaining('iptables rule in table nat: -A POSTROUTING'),
+    });
   });
 
   it('weftd start-up: nothing found passes; leftovers throw E_FLANNEL_LEFTOVERS naming the fix', async () => {

@@ -75,6 +75,24 @@ describe('network config: defaults (docs/flannel-compat.md §8)', () => {
       { ipv6SubnetLen: 56, ipv6SubnetMin: 'fc00:0:0:100::', ipv6SubnetMax: 'fc00:0:0:ff00::' },
     ],
     [
+      // flannel tests SubnetMin/SubnetMax against the zero address (IPv6: ip.IsEmpty), so "0.0.0.0" and
+      // "::" mean "not set" — what Go's json.Marshal of flannel's own Config writes for unset bounds
+      'zero SubnetMin/SubnetMax mean unset, as in flannel',
+      { Network: '10.5.0.0/16', SubnetMin: '0.0.0.0', SubnetMax: '0.0.0.0' },
+      { subnetLen: 24, subnetMin: '10.5.1.0', subnetMax: '10.5.255.0' },
+    ],
+    [
+      'zero IPv6SubnetMin/IPv6SubnetMax mean unset, as in flannel',
+      {
+        EnableIPv4: false,
+        EnableIPv6: true,
+        IPv6Network: 'fc00::/48',
+        IPv6SubnetMin: '::',
+        IPv6SubnetMax: '0::0',
+      },
+      { ipv6SubnetLen: 64, ipv6SubnetMin: 'fc00:0:0:1::', ipv6SubnetMax: 'fc00:0:0:ffff::' },
+    ],
+    [
       'Backend absent → vxlan (not flannel udp)',
       { Network: '10.5.0.0/16' },
       { backend: { type: 'vxlan', raw: { Type: 'vxlan' } } },
