@@ -97,3 +97,20 @@ export function reversionedDeb(deb: string, version: string, outDir: string): st
   rmSync(tree, { recursive: true, force: true });
   return out;
 }
+
+/**
+ * The start of an onScratchHost script for a packaged weftd: an uplink `eth0` (10.99.0.1/24, a veth)
+ * and a local etcd on 127.0.0.1:23790 (`$E` is etcdctl for it) holding a network config for `backend`.
+ */
+export function scratchUplinkAndEtcd(backend: string): string {
+  return `ip link set lo up
+ip link add eth0 type veth peer name eth0p
+ip link set eth0p up; ip addr add 10.99.0.1/24 dev eth0; ip link set eth0 up
+etcd --data-dir /tmp/etcd --listen-client-urls http://127.0.0.1:23790 \\
+  --advertise-client-urls http://127.0.0.1:23790 --listen-peer-urls http://127.0.0.1:23800 \\
+  >/tmp/etcd.log 2>&1 &
+E="etcdctl --endpoints=http://127.0.0.1:23790"
+for i in $(seq 100); do $E endpoint health >/dev/null 2>&1 && break; sleep 0.1; done
+$E put /coreos.com/network/config '{"Network":"10.5.0.0/16","Backend":{"Type":"${backend}"}}' >/dev/null
+`;
+}

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireCaps } from '../helpers/require.js';
-import { builtDeb, onScratchHost, reversionedDeb } from './deb-helpers.js';
+import { builtDeb, onScratchHost, reversionedDeb, scratchUplinkAndEtcd } from './deb-helpers.js';
 
 const runnable = requireCaps(
   'root',
@@ -66,16 +66,7 @@ describe.skipIf(!runnable)('the weft package upgraded, removed and purged by dpk
     old = reversionedDeb(cur, '0.0.1', tmp);
     const script = `
 ${SNAPSHOT}
-ip link set lo up
-ip link add eth0 type veth peer name eth0p
-ip link set eth0p up; ip addr add 10.99.0.1/24 dev eth0; ip link set eth0 up
-etcd --data-dir /tmp/etcd --listen-client-urls http://127.0.0.1:23790 \\
-  --advertise-client-urls http://127.0.0.1:23790 --listen-peer-urls http://127.0.0.1:23800 \\
-  >/tmp/etcd.log 2>&1 &
-E="etcdctl --endpoints=http://127.0.0.1:23790"
-for i in $(seq 100); do $E endpoint health >/dev/null 2>&1 && break; sleep 0.1; done
-$E put /coreos.com/network/config '{"Network":"10.5.0.0/16","Backend":{"Type":"wireguard"}}' >/dev/null
-dpkg -i /tmp/${old.split('/').at(-1)} >/dev/null 2>&1 || { echo "install failed"; exit 1; }
+${scratchUplinkAndEtcd('wireguard')}dpkg -i /tmp/${old.split('/').at(-1)} >/dev/null 2>&1 || { echo "install failed"; exit 1; }
 cat >> /etc/default/weftd <<'CONF'
 WEFTD_ETCD_ENDPOINTS=http://127.0.0.1:23790
 WEFTD_IFACE=eth0

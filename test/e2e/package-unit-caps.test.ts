@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireCaps } from '../helpers/require.js';
-import { builtDeb, onScratchHost } from './deb-helpers.js';
+import { builtDeb, onScratchHost, scratchUplinkAndEtcd } from './deb-helpers.js';
 
 const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'nft', 'cniPlugins');
 
@@ -39,16 +39,7 @@ describe.skipIf(!runnable)("the packaged weftd with weftd.service's capabilities
       .map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`)
       .join(',');
     const r = await onScratchHost(
-      `ip link set lo up
-ip link add eth0 type veth peer name eth0p
-ip link set eth0p up; ip addr add 10.99.0.1/24 dev eth0; ip link set eth0 up
-etcd --data-dir /tmp/etcd --listen-client-urls http://127.0.0.1:23790 \\
-  --advertise-client-urls http://127.0.0.1:23790 --listen-peer-urls http://127.0.0.1:23800 \\
-  >/tmp/etcd.log 2>&1 &
-E="etcdctl --endpoints=http://127.0.0.1:23790"
-for i in $(seq 100); do $E endpoint health >/dev/null 2>&1 && break; sleep 0.1; done
-$E put /coreos.com/network/config '{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}}' >/dev/null
-dpkg -i /tmp/${deb.split('/').at(-1)} >/dev/null 2>&1 || { echo "install failed"; exit 1; }
+      `${scratchUplinkAndEtcd('vxlan')}dpkg -i /tmp/${deb.split('/').at(-1)} >/dev/null 2>&1 || { echo "install failed"; exit 1; }
 setpriv --bounding-set -all,${caps} --no-new-privs \\
   /usr/bin/weftd --etcd-endpoints=http://127.0.0.1:23790 --iface=eth0 >/tmp/weftd.log 2>&1 &
 WPID=$!
