@@ -109,7 +109,8 @@ export async function cmdAdd(ctx: CmdContext, deps: CniDeps): Promise<JsonObject
 
 /**
  * State from an earlier ADD without a DEL. If that attachment is still live (its interface exists in
- * CNI_NETNS) this ADD is a duplicate: code 102. Otherwise it is stale — typically a reboot without DEL
+ * CNI_NETNS) and that ADD finished (the state has its result) this ADD is a duplicate: code 102; an
+ * unfinished one is undone in the netns first. Otherwise it is stale — typically a reboot without DEL
  * (the netns is gone, the state and the IPAM reservation survived) — and would block the container for
  * ever: release it (delegate DEL without a netns, i.e. IPAM only), then continue.
  */
@@ -126,18 +127,24 @@ async function releaseStale(
   } catch (err) {
     if (!(err instanceof CniError && err.code === CniCode.UnknownContainer)) throw err;
   }
-  if (live) {
+  // State without a result is an ADD that never finished (weftd killed while the delegate ran; the shim
+  // then answered "try again later"): the runtime's retry must not get code 102. Undo that attachment
+  // in the netns (the delegate's DEL removes the interface and the address), then add it again.
+  const unfinished = old.result === undefined;
+  if (live && !unfinished) {
     throw new CniError(
       CniCode.AlreadyAttached,
       `container ${env.containerId} is already attached to network ${conf.name} as ${env.ifname}`,
       'the runtime must DEL an attachment before adding it again',
     );
   }
-  deps.log.warn('ADD: releasing stale state of an attachment that was never deleted', {
-    containerID: env.containerId,
-    ifname: env.ifname,
-  });
-  await invokeDelegateDel(old.delegate, old.result, env.path, { CNI_NETNS: '' }, deps);
+  deps.log.warn(
+    live
+      ? 'ADD: undoing an earlier ADD of this attachment that never finished'
+      : 'ADD: releasing stale state of an attachment that was never deleted',
+    { containerID: env.containerId, ifname: env.ifname },
+  );
+  await invokeDelegateDel(old.delegate, old.result, env.path, live ? {} : { CNI_NETNS: '' }, deps);
   store.remove(conf.name, env.containerId, env.ifname);
 }
 

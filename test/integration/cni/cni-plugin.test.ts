@@ -10,7 +10,7 @@
  * it in the host netns, and through the standalone full plugin (`weft-full`, what the shim falls back to
  * while weftd is down), so both paths keep the same contract.
  */
-import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { run, sleep, waitFor } from '../../helpers/exec.js';
@@ -275,6 +275,40 @@ describe.skipIf(!runnable).each(CNI_MODES)(
       expect(await ping(host.hostNs, addr, 1)).toBe(true);
       expectOk(await call('DEL', s.conf('1.0.0'), { id: 'reboot1', ns: ns2 }));
       expect(s.ipFiles()).toEqual([]);
+    });
+
+    it('ADD retried after one that never finished (weftd killed while the delegate ran: interface and address there, state without its result) redoes the attachment instead of answering 102', async () => {
+      const s = scenario();
+      const ns = await container();
+      expectOk(await call('ADD', s.conf('1.0.0'), { id: 'cut1', ns }));
+      // what weftd leaves when it dies after the delegate ran and before the result was stored (the
+      // shim then answers "try again later", code 11): the first state write, without the result
+      const file = join(s.dataDir, 'weftnet', 'cut1@eth0');
+      const read = () => JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+      // weftd stores the result just after its answer
+      await waitFor('the stored ADD result', () => read()['result'] !== undefined, 5000);
+      const st = read();
+      delete st['result'];
+      writeFileSync(file, JSON.stringify(st));
+      expect(s.ipFiles()).toHaveLength(1);
+      const retry = await call('ADD', s.conf('1.0.0'), { id: 'cut1', ns });
+      expectOk(retry);
+      const addr = (retry.json!['ips'] as { address: string }[])[0]!.address.split('/')[0]!;
+      // one interface and one reservation: the unfinished attachment's address was released
+      expect(s.ipFiles()).toEqual([addr]);
+      expect((await ipJson(ns, ['link', 'show'])).map((l) => l['ifname'])).toEqual(['lo', 'eth0']);
+      // the interface carries the new address (other scenarios share this bridge and subnet, so a
+      // ping could be answered by another test's container)
+      expect((await run('ip', ['-n', ns, '-4', '-o', 'addr', 'show', 'eth0'])).stdout).toContain(
+        `inet ${addr}/24`,
+      );
+      // now finished: a duplicate is refused again
+      expect((await call('ADD', s.conf('1.0.0'), { id: 'cut1', ns })).json).toMatchObject({
+        code: 102,
+      });
+      expectOk(await call('DEL', s.conf('1.0.0'), { id: 'cut1', ns }));
+      expect(s.ipFiles()).toEqual([]);
+      expect(s.stateFiles()).toEqual([]);
     });
 
     it("DEL releases the address even when weft's state file was lost", async () => {
