@@ -96,6 +96,12 @@ export function isRetryable(err: unknown): boolean {
   );
 }
 
+/** True for a file-system error of refused access (EACCES, EPERM): a mode, an owner or a missing capability. */
+export function isAccessDenied(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === 'EACCES' || code === 'EPERM';
+}
+
 export function hasCode(err: unknown, code: ErrorCode): boolean {
   return err instanceof WeftError && err.code === code;
 }

@@ -24,7 +24,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { WeftError } from '../errors.js';
+import { WeftError, isAccessDenied } from '../errors.js';
 import { NotRegularFileError, readAtMostSync, withRegularFileSync } from '../files/read-regular.js';
 import { BASE64_KEY } from './config.js';
 
@@ -36,8 +36,7 @@ export const KEY_FILE = 'wireguard.key';
  * anyone's (no CAP_DAC_OVERRIDE).
  */
 function accessFix(err: unknown, stateDir: string): string {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code !== 'EACCES' && code !== 'EPERM') return '';
+  if (!isAccessDenied(err)) return '';
   const key = join(stateDir, KEY_FILE);
   return (
     `: weftd (root without CAP_DAC_OVERRIDE under weftd.service) must own ${stateDir} and the key ` +
@@ -49,10 +48,7 @@ function accessFix(err: unknown, stateDir: string): string {
  * exits 9 and is not restarted); other I/O errors may pass (E_IO).
  */
 function accessCode(err: unknown): 'E_STATE_FILE' | 'E_IO' {
-  const code = (err as NodeJS.ErrnoException).code;
-  return err instanceof NotRegularFileError || code === 'EACCES' || code === 'EPERM'
-    ? 'E_STATE_FILE'
-    : 'E_IO';
+  return err instanceof NotRegularFileError || isAccessDenied(err) ? 'E_STATE_FILE' : 'E_IO';
 }
 /** What is read of the key file at most: a key with a newline is 45 bytes. */
 const KEY_FILE_MAX_BYTES = 4096;
@@ -64,10 +60,6 @@ export interface LoadedKey {
   readonly created: boolean;
 }
 
-/**
- * Reads the key from `stateDir`, or creates it with `generate` (a 32-byte clamped X25519 key).
- * Throws WeftError E_STATE when the file cannot be read/written or holds no valid key.
- */
 /**
  * Temp files of a key write that crashed before its rename (`<key>.<pid>.<hex>.tmp`, below): each holds
  * a private key nobody uses, so none stays on disk. Only one weftd runs per host
@@ -91,6 +83,11 @@ function removeStaleTemps(stateDir: string): void {
 }
 const TEMP_NAME = /^wireguard\.key\.\d+\.[0-9a-f]{8}\.tmp$/;
 
+/**
+ * Reads the key from `stateDir`, or creates it with `generate` (a 32-byte clamped X25519 key). Throws
+ * WeftError E_STATE_FILE for what only the operator can fix (the file is a link, another user's, not a
+ * file, holds no valid key, or access is refused) and E_IO for other read/write failures.
+ */
 export function loadOrCreateKey(
   stateDir: string,
   generate: () => Buffer,

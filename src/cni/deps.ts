@@ -4,6 +4,7 @@
  */
 import { readlinkSync } from 'node:fs';
 import { readAtMostSync, withRegularFileSync } from '../files/read-regular.js';
+import { isAccessDenied } from '../errors.js';
 import type { CniEnv } from './env.js';
 import { execInvoker, type Invoker } from './invoke.js';
 import { nsenterInspector, type Inspector } from './inspect.js';
@@ -74,8 +75,7 @@ function canSeeInto(root: string): boolean {
     readlinkSync(root);
     return true;
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return code !== 'EACCES' && code !== 'EPERM';
+    return !isAccessDenied(err);
   }
 }
 

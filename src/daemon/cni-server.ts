@@ -30,7 +30,7 @@ import {
   type Invoker,
 } from '../cni/invoke.js';
 import { pollingFlock, type Flock } from '../cni/lock.js';
-import { describeError } from '../errors.js';
+import { describeError, isAccessDenied } from '../errors.js';
 import { loadNative } from '../native/binding.js';
 import { rateLimited, type Logger } from '../log/logger.js';
 import { CniLocks } from './cni-locks.js';
@@ -225,8 +225,7 @@ function cannotLookAt(path: string): boolean {
     statSync(path);
     return false;
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return code === 'EACCES' || code === 'EPERM';
+    return isAccessDenied(err);
   }
 }
 
@@ -286,7 +285,7 @@ class ShimConnection {
         const req = decodeRequest(this.buf);
         this.buf = Buffer.alloc(0);
         // A shim never ends its side before the answer: a request that arrives with its end (weftd was
-        // stopped, the shim gave up and ran the full plugin: cni-shim/weft-cni-shim.c read_reply) is
+        // stopped, the shim gave up and ran the full plugin: cni-shim/weft-cni-shim.c read_full) is
         // stale, and running it now could undo what the full plugin did. The end, when the request
         // came with it, is read in the same turn, so it shows by setImmediate.
         setImmediate(() => {

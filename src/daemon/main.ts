@@ -50,15 +50,13 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
 process.on('SIGHUP', () =>
   log.warn('SIGHUP ignored: weftd has no reloadable state; restart it to change flags'),
 );
-// Node's own SIGUSR1 action starts the inspector on 127.0.0.1:9229, through which any local user could
-// run code in weftd (root); `kill -USR1` is a common "reopen your logs" habit. A listener replaces it.
-process.on('SIGUSR1', () =>
-  log.warn('SIGUSR1 ignored: weftd logs to stderr and has no log file to reopen'),
-);
-// Node's default for SIGUSR2 is to exit: the same habit (a log rotation script) stopped weftd.
-process.on('SIGUSR2', () =>
-  log.warn('SIGUSR2 ignored: weftd logs to stderr and has no log file to reopen'),
-);
+// `kill -USR1`/`-USR2` are common "reopen your logs" habits. Node's own SIGUSR1 action starts the
+// inspector on 127.0.0.1:9229, through which any local user could run code in weftd (root); its SIGUSR2
+// action ends the process. A listener replaces both.
+for (const sig of ['SIGUSR1', 'SIGUSR2'] as const)
+  process.on(sig, () =>
+    log.warn(`${sig} ignored: weftd logs to stderr and has no log file to reopen`),
+  );
 log.info('weftd starting', {
   version: version(),
   options: { ...options, etcdPassword: options.etcdPassword ? '***' : null },
