@@ -160,6 +160,8 @@ class HostGwBackend implements Backend {
         mtu: planHostGwDevices(uplink).mtu!,
         encapPorts: [],
         peersOnUplink: true,
+        deviceNames: [],
+        ownsUplinkRoutes: true,
         ...peerLoopRunner(
           {
             subnets,

@@ -201,6 +201,8 @@ class UdpBackend implements Backend {
       peersOnUplink: false,
       config: cfg,
       deviceName: cfg.name,
+      deviceNames: [cfg.name],
+      ownsUplinkRoutes: false,
       forwarderStats: () => fwd.engine.stats(),
       forwarderRoutes: () => fwd.engine.routes(),
       reconcileNow: loop.reconcileNow,

@@ -40,7 +40,7 @@ import { planVxlanDevices } from './plan.js';
 import { ensureVxlanDevice, VxlanProgrammer, type VxlanDevice } from './programmer.js';
 
 export { parseVxlanConfig, type VxlanConfig } from './config.js';
-export { deriveVtepMac } from './mac.js';
+export { deriveVtepMac, isOwnVtep, readNodeIdentity } from './mac.js';
 export { kernelHasChecksumBug } from './checksum.js';
 
 export { VXLAN_OVERHEAD } from './plan.js';
@@ -56,7 +56,6 @@ export interface VxlanNetwork extends Network {
   readonly config: VxlanConfig;
   /** VTEP MAC per family ('4' / '6'). */
   readonly vtepMacs: Readonly<Partial<Record<4 | 6, string>>>;
-  readonly deviceNames: readonly string[];
   /** Runs a full reconcile now (queued behind any work in progress); only while `run` is active. */
   reconcileNow(): Promise<void>;
 }
@@ -164,6 +163,7 @@ class VxlanBackend implements Backend {
         config: cfg,
         vtepMacs: Object.fromEntries(specs.map((s) => [s.fam.family, s.spec.mac])),
         deviceNames: specs.map((s) => s.spec.name),
+        ownsUplinkRoutes: true, // readKernel: DirectRouting's routes and any earlier host-gw's
         ...peerLoopRunner(
           {
             subnets,

@@ -11,8 +11,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../files/atomic-write.js';
 import { readRegularFile } from '../files/read-regular.js';
+import type { Uplink } from '../backend/backend.js';
+import { FAMILY_V4, FAMILY_V6 } from '../backend/family.js';
+import { ipFamily } from '../ip/index.js';
 import type { Logger } from '../log/logger.js';
-import { bytesToMac, type IpFamily } from '../netlink/index.js';
+import { bytesToMac, type IpFamily, type LinkInfo } from '../netlink/index.js';
 
 const MACHINE_ID = /^[0-9a-f]{32}$/;
 
@@ -38,17 +41,36 @@ async function readId(path: string): Promise<string | null> {
   return MACHINE_ID.test(s) ? s : null;
 }
 
+/** The node identity as far as it exists (machine id, else the stored node id); null when none. */
+export async function readNodeIdentity(
+  stateDir: string,
+  machineIdPath = '/etc/machine-id',
+): Promise<string | null> {
+  return (await readId(machineIdPath)) ?? (await readId(join(stateDir, 'node-id')));
+}
+
+/**
+ * True when `link` is a VXLAN device carrying the VTEP MAC weft derives for this node, the uplink's
+ * published address of the device's family and the device's own VNI: weft made it, under any config
+ * (the mark src/backend/leftovers.ts checks before deleting a device of an earlier backend).
+ */
+export function isOwnVtep(identity: string, uplink: Uplink, link: LinkInfo): boolean {
+  const family = link.vxlan?.local ? ipFamily(link.vxlan.local) : null;
+  if (!link.vxlan || family === null || link.mac === null) return false;
+  const fam = family === 4 ? FAMILY_V4 : FAMILY_V6;
+  const publicIp = fam.uplinkPublicIp(uplink) ?? link.vxlan.local!;
+  return deriveVtepMac(identity, publicIp, link.vxlan.vni, family) === link.mac;
+}
+
 /** The stable node identity (see the file comment); '' when neither source is usable (logged). */
 export async function nodeIdentity(
   stateDir: string,
   log: Logger,
   machineIdPath = '/etc/machine-id',
 ): Promise<string> {
-  const machine = await readId(machineIdPath);
-  if (machine) return machine;
+  const existing = await readNodeIdentity(stateDir, machineIdPath);
+  if (existing) return existing;
   const file = join(stateDir, 'node-id');
-  const stored = await readId(file);
-  if (stored) return stored;
   const id = randomBytes(16).toString('hex');
   try {
     // synced before it is renamed into place (and no temp file left when the write fails): a node-id

@@ -303,6 +303,8 @@ class WireguardBackend implements Backend {
       // the firewall's peer allowlist guards the WireGuard ports too (README "Security")
       encapPorts: [...new Set(devices.map((d) => d.plan.port))],
       peersOnUplink: false,
+      deviceNames: devices.map((d) => d.plan.name),
+      ownsUplinkRoutes: false,
       reconcileNow: loop.reconcileNow,
       // a dead engine stops the loop and explains its end
       run: (runSignal) => tun.run(loop.run, runSignal),

@@ -42,6 +42,12 @@ export interface Network {
   readonly encapPorts: readonly number[];
   /** Peers' pods' packets arrive unencapsulated on the uplink (host-gw; VXLAN with DirectRouting). */
   readonly peersOnUplink: boolean;
+  /** The overlay devices it uses ([] for host-gw): an earlier backend's others are leftovers
+   *  (leftovers.ts). */
+  readonly deviceNames: readonly string[];
+  /** Its reconcile keeps the cluster-subnet routes on the uplink (host-gw, vxlan: inScope in
+   *  reconcile.ts), replacing or deleting an earlier backend's there itself. */
+  readonly ownsUplinkRoutes: boolean;
   /** Programs peers from the lease watch and reconciles periodically; resolves when `signal` aborts,
    *  rejects on a fatal error (e.g. E_LEASE_LOST). */
   run(signal: AbortSignal): Promise<void>;

@@ -4,7 +4,7 @@
  */
 import { createEtcdSubnetManager, type EtcdSubnetManagerOptions } from '../subnet/etcd-manager.js';
 import type { Logger } from '../log/logger.js';
-import { createNetlinkOps } from '../netlink/index.js';
+import { createNetlinkOps, type LinkInfo } from '../netlink/index.js';
 import { defaultBackends } from './default-backends.js';
 import { createIptablesRunner } from '../firewall/iptables-forward.js';
 import { createNftRunner } from '../firewall/nft.js';
@@ -15,6 +15,8 @@ import type { DaemonOptions } from './options.js';
 import type { DaemonDeps } from './run.js';
 import { createServiceNotifier } from './sd-notify.js';
 import { refuseFlannelLeftovers } from '../migration/flannel-leftovers.js';
+import { leftoverScope, removeLeftovers } from '../backend/leftovers.js';
+import { isOwnVtep, readNodeIdentity } from '../backend-vxlan/index.js';
 import { readHostSnapshot } from './uplink.js';
 import { DEFAULT_TTL_SECONDS as DEFAULT_TTL } from '../subnet/local-manager.js';
 
@@ -74,6 +76,13 @@ export function createDefaultDeps(
     checkHost: async () => {
       await lockInstance(options.stateDir);
       await refuseFlannelLeftovers(undefined, (msg, fields) => log.warn(msg, fields));
+    },
+    clearLeftovers: async (network, config, uplink) => {
+      // the identity the vxlan backend derived its VTEP MACs from ('' when it had none to use)
+      const identity = (await readNodeIdentity(options.stateDir)) ?? '';
+      const isVtep = (l: LinkInfo): boolean => isOwnVtep(identity, uplink, l);
+      const scope = leftoverScope(network, config, uplink, isVtep);
+      return removeLeftovers(netlink, scope, log.child({ component: 'leftovers' }));
     },
     dispose: () => netlink.close(),
   };

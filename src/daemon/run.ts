@@ -72,6 +72,16 @@ export interface DaemonDeps {
   readonly checkHost?: () => Promise<void>;
   /** systemd notifications (READY=1, STATUS=, STOPPING=1; docs/systemd.md), if started by systemd. */
   readonly notify?: ServiceNotifier;
+  /**
+   * Removes what an earlier weft backend of another type or identity left on this host
+   * (src/backend/leftovers.ts), once `network` is registered and before its peer loop runs; absent:
+   * nothing is looked for (unit tests).
+   */
+  readonly clearLeftovers?: (
+    network: Network,
+    config: NetworkConfig,
+    uplink: Uplink,
+  ) => Promise<unknown>;
   /** Releases what the deps hold (e.g. netlink sockets) after the daemon stopped. */
   readonly dispose?: () => void | Promise<void>;
 }
@@ -344,6 +354,14 @@ export class Daemon {
         subnet6: lease.subnet6,
         mtu: network.mtu,
       });
+      // The new backend's devices are up and its lease held; its peer loop has programmed nothing
+      // yet. An earlier backend's devices and routes go now, so none of their routes wins over the
+      // ones the loop programs (a udp/wireguard TUN's network route already catches the traffic).
+      await this.deps.clearLeftovers?.(network, config, uplink).catch((err: unknown) =>
+        this.log.warn('cannot look for the devices and routes of an earlier weft backend', {
+          error: describeError(err),
+        }),
+      );
       scope = { config, uplink, own: lease };
       await firewall.apply(this.rulesInput(config, lease, network, uplink));
       const becomeReady = (): void => {

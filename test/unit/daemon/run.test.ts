@@ -81,6 +81,8 @@ function setup(world: World, argv: string[] = []) {
         mtu: 1450,
         encapPorts: [],
         peersOnUplink: false,
+        deviceNames: [],
+        ownsUplinkRoutes: false,
         run: async (signal) => {
           world.events.push('run');
           await untilAbort(signal);
