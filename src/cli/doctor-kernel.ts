@@ -19,6 +19,7 @@ import {
   type PlannedDevice,
   type UplinkMtu,
 } from '../backend/device-plan.js';
+import { leftoverDevices, ownDeviceAddrs } from '../backend/leftovers.js';
 import type { Lease } from '../lease/lease.js';
 import { cidrCovers } from '../ip/index.js';
 import type { LinkInfo } from '../netlink/index.js';
@@ -75,7 +76,56 @@ export function deviceChecks(i: DoctorInput, host: HostFacts, config: NetworkCon
   }
   for (const d of plan.devices) out.push(...plannedDeviceChecks(i, host, plan, d, out));
   if (plan.mtu !== null) out.push(containerMtuCheck(i, host, plan.mtu));
+  out.push(...leftoverChecks(host, config, own, plan));
   return out;
+}
+
+/**
+ * A VXLAN or TUN device the configured backend does not use but that carries this host's subnet
+ * address as weft gives it to its devices (src/backend/leftovers.ts): left by an earlier weft
+ * backend (another Backend.Type, VNI or Name), or the device weftd runs while the config in etcd
+ * changed under it: a VXLAN device with the VtepMAC this host's lease publishes is that one and not
+ * named (config-applied says the rest). A fail when it routes into the cluster network (those routes
+ * are more specific than a TUN backend's and win), else a warning. The fix is a restart: weftd removes
+ * the device at its start when it also proves it its own (a VXLAN device: weft's VTEP MAC, which
+ * doctor cannot derive), else by hand.
+ */
+function leftoverChecks(
+  host: HostFacts,
+  config: NetworkConfig,
+  own: Lease | null,
+  plan: DevicePlan,
+): Check[] {
+  const keep = plan.devices.map((d) => d.name);
+  const published = [own?.attrs.backendData, own?.attrs.backendV6Data].flatMap((b) => {
+    const d = own?.attrs.backendType === 'vxlan' ? parseVxlanBackendData(b) : null;
+    return d?.ok ? [d.value.vtepMac] : [];
+  });
+  const found = leftoverDevices(host.kernel.links, host.addrs, {
+    keep,
+    ownAddrs: ownDeviceAddrs(own),
+  }).filter((l) => !(l.kind === 'vxlan' && l.mac !== null && published.includes(l.mac)));
+  const networks = [
+    config.enableIPv4 ? config.network : null,
+    config.enableIPv6 ? config.ipv6Network : null,
+  ].filter((n): n is string => n !== null);
+  return found.map((l) => {
+    const what = l.vxlan ? `vxlan device (VNI ${l.vxlan.vni})` : 'TUN device';
+    const routes = host.kernel.routes.filter(
+      (r) => r.oif === l.index && networks.some((n) => coversSafely(n, r.dst)),
+    );
+    const msg =
+      `${what} ${l.name} is left from an earlier weft backend (it carries this host's subnet ` +
+      `address; the ${config.backend.type} backend uses ${keep.join(', ') || 'no device'})` +
+      (routes.length > 0
+        ? `: its ${routes.length} route(s) into the cluster network (${routes[0]!.dst}, …) take traffic away from ${config.backend.type}`
+        : '');
+    const check = routes.length > 0 ? fail : warn;
+    return check(`leftover:${l.name}`, msg, [
+      `systemctl restart weftd   # at its start weftd removes ${l.name} when it proves it its own`,
+      `ip link del ${l.name}   # if it is still there after the restart`,
+    ]);
+  });
 }
 
 /** One planned device against the kernel: it exists and is up, carries the planned VNI, port and
@@ -160,6 +210,15 @@ function checksumChecks(host: HostFacts, name: string, before: readonly Check[])
   const fix = [`ethtool -K ${name} tx-checksum-ip-generic off`];
   out.push(buggy && tx === 'on' ? fail(id, bug, fix) : pass(id, `${kernel}, ${state}`));
   return out;
+}
+
+/** cidrCovers, false for a destination that is no CIDR (e.g. 'default'). */
+function coversSafely(network: string, dst: string): boolean {
+  try {
+    return cidrCovers(network, dst);
+  } catch {
+    return false;
+  }
 }
 
 /** Containers get FLANNEL_MTU: the plan's (the smallest overlay MTU); the bridge no larger. */

@@ -7,7 +7,7 @@
  * loop programs a peer (src/backend/leftovers.ts). Never touched: a VXLAN device that is not weft's
  * (even one carrying the host's subnet address), an operator's route into the cluster network, and
  * anything at a restart with the same backend. Two hosts, one container each; the switches run in order
- * vxlan → wireguard → host-gw → udp → udp.
+ * vxlan → wireguard → host-gw → udp → udp → vxlan (VNI 2) → vxlan (VNI 3).
  */
 import { describe, expect, it } from 'vitest';
 import { nsRun, waitFor } from '../helpers/exec.js';
@@ -30,17 +30,20 @@ const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'ping', 'nft', 
 useLeakCheck();
 
 const NETWORK = '10.5.0.0/16';
-const config = (type: string): unknown => ({ Network: NETWORK, Backend: { Type: type } });
+const config = (type: string, more: object = {}): unknown => ({
+  Network: NETWORK,
+  Backend: { Type: type, ...more },
+});
 
-/** Stops weftd on every host, puts `type` into the config, starts them again and waits until each
- *  has programmed the other. */
-async function switchTo(setup: ClusterSetup, type: string): Promise<void> {
+/** Stops weftd on every host, puts `type` (with the Backend keys `more`) into the config, starts them
+ *  again and waits until each has programmed the other. */
+async function switchTo(setup: ClusterSetup, type: string, more: object = {}): Promise<void> {
   const { c, d } = setup;
   for (const w of d) {
     w.child.kill('SIGTERM');
     await w.exit;
   }
-  await putConfig(c, config(type));
+  await putConfig(c, config(type, more));
   for (const w of d) restartWeftd(c, w);
   await Promise.all(d.map((w) => waitReady(w)));
   await Promise.all(
@@ -153,5 +156,41 @@ describe.skipIf(!runnable)('Backend.Type changed and weftd restarted', () => {
     for (const w of d) expect(w.logs).not.toContain('of an earlier weft backend'); // this start's
     expect(await linkExists(ns, FOREIGN)).toBe(true);
     await expectThreePings(ctr[0]!, ctr[1]!);
+  });
+
+  it('udp → vxlan VNI 2 → vxlan VNI 3: weft0, then weft.2 go, traffic takes the new device; a plain vxlan restart keeps everything', async () => {
+    const { d, ctr } = setup;
+    const ns = d[0]!.host.netns;
+    await switchTo(setup, 'vxlan', { VNI: 2 });
+    for (const w of d) {
+      expect(await linkExists(w.host.netns, 'weft0'), w.host.netns).toBe(false);
+      expect(w.logs).toContain('removed the TUN device weft0 of an earlier weft backend');
+    }
+    expect(await routeToPeer(setup)).toMatch(/ dev weft\.2 /);
+    expect(await ipOut(ns, ['route', 'show', NETWORK])).toBe('');
+    await expectThreePings(ctr[0]!, ctr[1]!);
+
+    await switchTo(setup, 'vxlan', { VNI: 3 });
+    for (const w of d) {
+      expect(await linkExists(w.host.netns, 'weft.2'), w.host.netns).toBe(false);
+      expect(w.logs).toContain(
+        'removed the vxlan device (VNI 2, port 8472) weft.2 of an earlier weft backend',
+      );
+    }
+    expect(await routeToPeer(setup)).toMatch(/ dev weft\.3 /);
+
+    // a plain restart on VNI 3: the device (same ifindex) and every route stay
+    const link = await ipOut(ns, ['-o', 'link', 'show', 'weft.3']);
+    const routes = await ipOut(ns, ['route', 'show']);
+    await switchTo(setup, 'vxlan', { VNI: 3 });
+    expect((await ipOut(ns, ['-o', 'link', 'show', 'weft.3'])).split(':')[0]).toBe(
+      link.split(':')[0],
+    );
+    expect(await ipOut(ns, ['route', 'show'])).toBe(routes);
+    for (const w of d) expect(w.logs).not.toContain('of an earlier weft backend');
+    // the operator's device (VNI 1, weft's address, not weft's MAC) outlived every switch
+    expect(await linkExists(ns, FOREIGN)).toBe(true);
+    await expectThreePings(ctr[0]!, ctr[1]!);
+    await expectThreePings(ctr[1]!, ctr[0]!);
   });
 });

@@ -551,6 +551,76 @@ describe('doctor checks', () => {
     expect(checks.some((c) => c.id.startsWith('mtu:'))).toBe(false);
   });
 
+  it('names a device an earlier weft backend left: failing when it routes into the network', () => {
+    const tun: LinkInfo = { index: 9, name: 'weft0', kind: 'tun', mtu: 1472, mac: null, up: true };
+    const opTun: LinkInfo = { ...tun, index: 10, name: 'tun7' };
+    const addrs = [
+      { index: 2, cidr: '198.18.0.1/24' },
+      { index: 5, cidr: '10.5.1.0/32' },
+      { index: 7, cidr: '10.5.1.1/24' },
+      { index: 9, cidr: '10.5.1.0/32' },
+      { index: 10, cidr: '10.99.0.1/32' },
+    ];
+    const net = {
+      family: 4 as const,
+      dst: '10.5.0.0/16',
+      gateway: null,
+      oif: 9,
+      onlink: false,
+      table: 254,
+      protocol: 'STATIC',
+      type: 'UNICAST',
+    };
+    const withTun = (routed: boolean): Check[] =>
+      runChecks(
+        input(
+          {},
+          {
+            addrs,
+            kernel: withKernel((k) => {
+              k.links.push(tun, opTun);
+              if (routed) k.routes.push(net);
+            }),
+          },
+        ),
+      );
+    const routed = withTun(true);
+    expect(find(routed, 'leftover:weft0')).toMatchObject({
+      status: 'fail',
+      message: expect.stringMatching(
+        /^TUN device weft0 is left from an earlier weft backend .*the vxlan backend uses weft\.1\): its 1 route\(s\) into the cluster network \(10\.5\.0\.0\/16, …\) take traffic away from vxlan$/,
+      ),
+      fixes: [
+        'systemctl restart weftd   # at its start weftd removes weft0 when it proves it its own',
+        'ip link del weft0   # if it is still there after the restart',
+      ],
+    });
+    // an operator's TUN (no weft address) and the configured device are not leftovers
+    expect(routed.filter((c) => c.id.startsWith('leftover:')).map((c) => c.id)).toEqual([
+      'leftover:weft0',
+    ]);
+    expect(find(withTun(false), 'leftover:weft0').status).toBe('warn');
+    // the VXLAN device weftd runs (the VtepMAC its lease publishes) while the config says host-gw:
+    // config-applied names that, and the device is not called a leftover
+    const hostGw = runChecks(
+      input({ config: { ...config, backend: { type: 'host-gw', raw: { Type: 'host-gw' } } } }),
+    );
+    expect(find(hostGw, 'config-applied').status).toBe('fail');
+    expect(hostGw.filter((c) => c.id.startsWith('leftover:'))).toEqual([]);
+    const otherMac = runChecks(
+      input(
+        { config: { ...config, backend: { type: 'host-gw', raw: { Type: 'host-gw' } } } },
+        {
+          kernel: withKernel(
+            (k) =>
+              (k.links = k.links.map((l) => (l === WEFT ? { ...l, mac: '02:00:00:00:00:99' } : l))),
+          ),
+        },
+      ),
+    );
+    expect(find(otherMac, 'leftover:weft.1').status).toBe('fail');
+  });
+
   it('uses the device MTU from Backend.MTU when set', () => {
     const checks = runChecks(
       input(
