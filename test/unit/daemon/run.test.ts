@@ -43,6 +43,8 @@ interface World {
   configs: (NetworkConfig | Error)[];
   keepLease?: (signal: AbortSignal) => Promise<void>;
   acquire?: AcquireOptions;
+  /** clearLeftovers rejects with this (netlink failing at start). */
+  leftoversFail?: Error;
 }
 
 function untilAbort(signal: AbortSignal): Promise<void> {
@@ -105,6 +107,10 @@ function setup(world: World, argv: string[] = []) {
     nft,
     metrics: createDaemonMetrics({ processMetrics: false }),
     retryMs: 5,
+    clearLeftovers: async (network) => {
+      world.events.push(`leftovers keep [${network.deviceNames.join(',')}]`);
+      if (world.leftoversFail) throw world.leftoversFail;
+    },
   };
   return { options, deps, controller, subnetFile };
 }
@@ -132,15 +138,31 @@ describe('runDaemon', () => {
     controller.abort();
     const res = await done;
     expect(res.exitCode).toBe(EXIT.ok);
-    expect(world.events.slice(0, 4)).toEqual([
+    // an earlier backend's leftovers go after the new one registered, before its peer loop runs
+    expect(world.events.slice(0, 5)).toEqual([
       'config',
       'config',
       'register eth0 198.18.0.1',
+      'leftovers keep []',
       'nft fwd',
     ]);
+    expect(world.events.indexOf('run')).toBeGreaterThan(3);
     expect(world.events).toContain('run end');
     expect(world.events.at(-1)).toBe('close');
     expect(existsSync(subnetFile)).toBe(true);
+  });
+
+  it('a failed look for leftovers is no reason to stop: weftd runs the new backend', async () => {
+    const world: World = {
+      events: [],
+      configs: [cfg()],
+      leftoversFail: new Error('netlink timeout'),
+    };
+    const { options, deps, controller } = setup(world);
+    const done = runDaemon(options, deps);
+    await until(() => world.events.includes('run'));
+    controller.abort();
+    expect((await done).exitCode).toBe(EXIT.ok);
   });
 
   it('passes the previous subnet.env subnet to the backend for reuse', async () => {
