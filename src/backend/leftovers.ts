@@ -3,7 +3,7 @@
  * "Changing the backend"): after `Backend.Type` vxlan → wireguard, a `weft.<VNI>` device keeps its
  * per-peer /24 routes, and they win over the new device's route for the whole network, so traffic
  * silently bypasses the new backend. weftd removes such leftovers once the new backend's devices are
- * up and its lease is held, before the peer loop programs a peer (daemon/run.ts); `weftctl doctor`
+ * up and its lease is held, before the peer loop programs a peer (src/daemon/run.ts); `weftctl doctor`
  * names them (src/cli/doctor-kernel.ts).
  *
  * Only what is provably weft's own goes:
