@@ -170,20 +170,16 @@ export function sampleEtcdClock(o: CliOptions): Promise<ClockSample> {
     const done = (skew: number | null, error: string | null): void =>
       resolve({ endpoint, skewSeconds: skew, error });
     let url: URL;
+    let tlsOpts = {};
     try {
       url = new URL('/version', endpoint);
+      // the PEM files as the etcd client reads them (and refuses them)
+      if (url.protocol === 'https:') tlsOpts = buildEtcdOptions(clientOptions(o)).tls ?? {};
     } catch (err) {
       return done(null, describeError(err));
     }
     const secure = url.protocol === 'https:';
     const t0 = Date.now();
-    let tlsOpts = {};
-    try {
-      // the PEM files as the etcd client reads them (and refuses them)
-      tlsOpts = secure ? (buildEtcdOptions(clientOptions(o)).tls ?? {}) : {};
-    } catch (err) {
-      return done(null, describeError(err));
-    }
     const req = (secure ? httpsRequest : httpRequest)(
       url,
       { method: 'GET', timeout: o.timeoutMs, ...tlsOpts },
