@@ -67,13 +67,11 @@ export function pingArgv(
 
 /** Runs ping (pingArgv's arguments) and parses it; rejects only when ping cannot run at all (not on
  *  packet loss). */
-export function runPing(
-  ...ping: Parameters<typeof pingArgv>
-): Promise<ReturnType<typeof parsePing>> {
+export function runPing(...ping: Parameters<typeof pingArgv>) {
   const [target, count, intervalSec, netns] = ping;
   const [cmd, ...args] = pingArgv(...ping);
   const timeout = Math.ceil(count * intervalSec * 1000 + 5000);
-  return new Promise((resolve, reject) => {
+  return new Promise<ReturnType<typeof parsePing>>((resolve, reject) => {
     execFile(cmd ?? 'ping', args, { timeout, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
       // iputils: 0 = replies, 1 = no reply, 2 = other error (bad address, no such netns, …); nsenter
