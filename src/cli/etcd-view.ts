@@ -178,9 +178,8 @@ export function sampleEtcdClock(o: CliOptions): Promise<ClockSample> {
     } catch (err) {
       return done(null, describeError(err));
     }
-    const secure = url.protocol === 'https:';
     const t0 = Date.now();
-    const req = (secure ? httpsRequest : httpRequest)(
+    const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(
       url,
       { method: 'GET', timeout: o.timeoutMs, ...tlsOpts },
       (res) => {
