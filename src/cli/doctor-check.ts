@@ -7,12 +7,10 @@ import type { ClusterView, LocalView } from './gather.js';
 import type { HealthState, NftState } from './host-view.js';
 import type { PeerRow } from './peers.js';
 
-export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
-
 export interface Check {
   /** Stable id for scripts: 'etcd', 'mtu:weft.1', 'rules:ip', 'peer:<lease key>/<family>:<subnet>', … */
   readonly id: string;
-  readonly status: CheckStatus;
+  readonly status: 'pass' | 'warn' | 'fail' | 'skip';
   readonly message: string;
   /** Commands that fix the problem, in order (empty when it passes). */
   readonly fixes: readonly string[];

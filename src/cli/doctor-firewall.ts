@@ -83,30 +83,26 @@ export function firewallChecks(i: DoctorInput, config: NetworkConfig): Check[] {
     const encapPorts = config.backend.type === 'host-gw' ? [] : [1];
     let best: string[] | null = null;
     for (const forwardRules of [true, false])
-      for (const [fullyRandom, peersOnUplink] of [
-        [true, false],
-        [false, false],
-        [true, true],
-        [false, true],
-      ] as const) {
-        const rs = buildRuleset({
-          ipv4: fam === 'ip' ? { network, subnet: canonicalCidr(subnet) } : null,
-          ipv6: fam === 'ip6' ? { network, subnet: canonicalCidr(subnet) } : null,
-          ipMasq: masq,
-          fullyRandom,
-          forwardRules,
-          encapPorts,
-          peersOnUplink,
-        });
-        const t = rs.tables.find((x) => x.family === fam);
-        const problems = t
-          ? diffTable(t, table, false)
-          : table === null
-            ? []
-            : ['unexpected table'];
-        if (problems.length === 0) best = [];
-        else if (best === null && forwardRules) best = problems;
-      }
+      for (const peersOnUplink of [false, true])
+        for (const fullyRandom of [true, false]) {
+          const rs = buildRuleset({
+            ipv4: fam === 'ip' ? { network, subnet: canonicalCidr(subnet) } : null,
+            ipv6: fam === 'ip6' ? { network, subnet: canonicalCidr(subnet) } : null,
+            ipMasq: masq,
+            fullyRandom,
+            forwardRules,
+            encapPorts,
+            peersOnUplink,
+          });
+          const t = rs.tables.find((x) => x.family === fam);
+          const problems = t
+            ? diffTable(t, table, false)
+            : table === null
+              ? []
+              : ['unexpected table'];
+          if (problems.length === 0) best = [];
+          else if (best === null && forwardRules) best = problems;
+        }
     const id = `rules:${fam}`;
     const fixes = [RESTART, `nft list table ${fam} weft`];
     if (table === null)

@@ -170,21 +170,16 @@ export function sampleEtcdClock(o: CliOptions): Promise<ClockSample> {
     const done = (skew: number | null, error: string | null): void =>
       resolve({ endpoint, skewSeconds: skew, error });
     let url: URL;
-    try {
-      url = new URL('/version', endpoint);
-    } catch (err) {
-      return done(null, describeError(err));
-    }
-    const secure = url.protocol === 'https:';
-    const t0 = Date.now();
     let tlsOpts = {};
     try {
+      url = new URL('/version', endpoint);
       // the PEM files as the etcd client reads them (and refuses them)
-      tlsOpts = secure ? (buildEtcdOptions(clientOptions(o)).tls ?? {}) : {};
+      if (url.protocol === 'https:') tlsOpts = buildEtcdOptions(clientOptions(o)).tls ?? {};
     } catch (err) {
       return done(null, describeError(err));
     }
-    const req = (secure ? httpsRequest : httpRequest)(
+    const t0 = Date.now();
+    const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(
       url,
       { method: 'GET', timeout: o.timeoutMs, ...tlsOpts },
       (res) => {

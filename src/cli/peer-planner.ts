@@ -107,6 +107,7 @@ function plannerFor(input: PeerInput): {
     own ? (family === 4 ? own.attrs.publicIp : own.attrs.publicIpv6) : null;
   const uplinkByIp = (family: 4 | 6): number | null =>
     linkOfAddr(input.addrs ?? [], publicIpOf(family));
+  const ipsOf = (family: 4 | 6) => ownIps(input, publicIpOf(family), uplinkByIp(family), family);
   try {
     if (config.backend.type === 'vxlan') {
       const cfg = parseVxlanConfig(config.backend.raw);
@@ -158,13 +159,12 @@ function plannerFor(input: PeerInput): {
     }
     if (config.backend.type === 'udp' && config.network) {
       const cfg = parseUdpConfig(config.backend.raw);
-      const uplink = uplinkByIp(4);
       const v6 = famBase.find((b) => b.fam.family === 6 && b.ownSubnet !== '');
       const scope = {
         port: cfg.port,
         v4: famBase.find((b) => b.fam.family === 4)!,
         v6: v6 ?? null,
-        ownIps: ownIps(input, publicIpOf(4), uplink, 4),
+        ownIps: ipsOf(4),
       };
       return {
         plan: (l) => planUdpPeer(l, scope),
@@ -174,8 +174,6 @@ function plannerFor(input: PeerInput): {
     }
     if (config.backend.type === 'wireguard') {
       const cfg = parseWireguardConfig(config.backend.raw);
-      const ips = (family: 4 | 6): (string | null)[] =>
-        ownIps(input, publicIpOf(family), uplinkByIp(family), family);
       const base = (family: 4 | 6): string | null =>
         famBase.find((b) => b.fam.family === family && b.ownSubnet !== '')?.ownSubnet ?? null;
       // this host's key as its own lease publishes it (weftd reads it from its key file)
@@ -183,7 +181,7 @@ function plannerFor(input: PeerInput): {
       const scope = wgPeerScope(cfg, config, wgLayoutOf(cfg, config, own), {
         own4: base(4),
         own6: base(6),
-        ownIps: { 4: ips(4), 6: ips(6) },
+        ownIps: { 4: ipsOf(4), 6: ipsOf(6) },
         ownKey:
           ownPk && 'key' in ownPk
             ? { publicKey: ownPk.key, file: '<state-dir>/wireguard.key' }

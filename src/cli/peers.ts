@@ -95,24 +95,21 @@ function wants(input: PeerInput, planned: PlannedNetwork | null) {
   return out;
 }
 
-/** A row's kernel entries before a check fills them in. */
-const NO_ENTRIES = { vtepMac: null, route: null, neigh: null, fdb: null } as const;
+/** A row of `who`, its kernel entries null unless `fields` gives them. */
+const row = (
+  who: Pick<PeerRow, 'lease' | 'family' | 'subnet' | 'publicIp'>,
+  fields: Pick<PeerRow, 'verdict' | 'reason' | 'problems' | 'fixes'> & Partial<PeerRow>,
+): PeerRow => ({ ...who, vtepMac: null, route: null, neigh: null, fdb: null, ...fields });
 
-/** The row of peer `w`: its lease, family, subnet and public IP, plus `fields` (kernel entries null unless given). */
-function peerRow(
+/** The row of peer `w`: its lease, family, subnet and public IP, plus `fields`. */
+const peerRow = (
   w: Want,
   fields: Pick<PeerRow, 'verdict' | 'problems' | 'fixes'> & Partial<PeerRow>,
-): PeerRow {
-  return {
-    lease: w.lease.key,
-    family: w.family,
-    subnet: w.subnet,
-    publicIp: w.publicIp,
-    ...NO_ENTRIES,
-    reason: null,
-    ...fields,
-  };
-}
+) =>
+  row(
+    { lease: w.lease.key, family: w.family, subnet: w.subnet, publicIp: w.publicIp },
+    { reason: null, ...fields },
+  );
 
 /**
  * vxlan and host-gw: the kernel against the planned entries — the route (via the gateway on the planned
@@ -223,39 +220,32 @@ function pickVerdict(v: ReadonlySet<PeerVerdict>): PeerVerdict {
 
 /** The kernel entries weftd's reconcile would delete (no planned peer wants them, refused leases'
  *  leftovers included), with their fix. */
-function staleRows(k: KernelState, stale: StaleEntries): PeerRow[] {
-  const row = (subnet: string, what: Partial<PeerRow>, problem: string, fix: string): PeerRow => ({
-    lease: null,
-    family: familyOf(subnet),
-    subnet,
-    publicIp: null,
-    ...NO_ENTRIES,
-    verdict: 'stale',
-    reason: null,
-    problems: [problem],
-    fixes: [fix],
-    ...what,
-  });
+function staleRows(k: KernelState, entries: StaleEntries): PeerRow[] {
+  const stale = (subnet: string, what: Partial<PeerRow>, problem: string, fix: string) =>
+    row(
+      { lease: null, family: familyOf(subnet), subnet, publicIp: null },
+      { verdict: 'stale', reason: null, problems: [problem], fixes: [fix], ...what },
+    );
   const host = (ip: string): string => `${ip}/${familyOf(ip) === 4 ? 32 : 128}`;
   return [
-    ...stale.routes.map((r) =>
-      row(
+    ...entries.routes.map((r) =>
+      stale(
         r.dst,
         { route: showRoute(k, r as RouteEntry) },
         `route to ${r.dst}: no lease holds this subnet`,
         `ip route del ${r.dst}`,
       ),
     ),
-    ...stale.neighs.map((n) =>
-      row(
+    ...entries.neighs.map((n) =>
+      stale(
         host(n.dst),
         { neigh: showNeigh(k, n as NeighEntry) },
         `neighbour ${n.dst}: no lease has this gateway`,
         `ip neigh del ${n.dst} dev ${linkName(k, n.ifindex)}`,
       ),
     ),
-    ...stale.fdb.map((f) =>
-      row(
+    ...entries.fdb.map((f) =>
+      stale(
         host(f.dst),
         { fdb: showFdb(k, { ...f, permanent: true }), vtepMac: f.mac, publicIp: f.dst },
         `FDB entry ${f.mac}: no lease publishes this VTEP MAC for ${f.dst} (an old MAC or a peer that left)`,

@@ -75,6 +75,12 @@ function jsonAsked(argv: readonly string[], env: CliIo['env']): boolean {
   return json;
 }
 
+/** A command that stopped on an error: `{ ok: false, error }` under --json, else nothing on stdout. */
+const failed = (exitCode: ExitCode, json: boolean, code: string, message: string): CliResult => ({
+  exitCode,
+  stdout: json ? toJson({ ok: false, error: { code, message } }) : '',
+});
+
 export async function runCli(argv: readonly string[], io: CliIo): Promise<CliResult> {
   let options: CliOptions;
   try {
@@ -82,11 +88,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<CliRes
   } catch (err) {
     const message = describeError(err);
     io.writeErr(`weftctl: ${message}\n`);
-    const error = { code: 'E_OPTION_INVALID', message };
-    return {
-      exitCode: EXIT.usage,
-      stdout: jsonAsked(argv, io.env) ? toJson({ ok: false, error }) : '',
-    };
+    return failed(EXIT.usage, jsonAsked(argv, io.env), 'E_OPTION_INVALID', message);
   }
   if (options.help || options.command === 'help')
     return { exitCode: EXIT.ok, stdout: renderCliHelp() };
@@ -110,11 +112,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<CliRes
     // the message may quote what an etcd endpoint or a lease sent: no control sequence reaches stderr
     io.writeErr(`weftctl ${options.command}: ${message.split('\n').map(sanitize).join('\n')}\n`);
     const code = (err as { code?: unknown }).code;
-    const error = { code: typeof code === 'string' ? code : 'E_INTERNAL', message };
-    return {
-      exitCode: exitForError(err),
-      stdout: options.json ? toJson({ ok: false, error }) : '',
-    };
+    const errCode = typeof code === 'string' ? code : 'E_INTERNAL';
+    return failed(exitForError(err), options.json, errCode, message);
   }
   if (io.stderrIsTty) io.writeErr('\r\x1b[K');
   return { exitCode: out.exitCode, stdout: options.json ? toJson(out.json) : out.human };

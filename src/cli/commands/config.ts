@@ -21,16 +21,13 @@ import { EXIT } from '../exit-codes.js';
 import { keyValues, sanitize, type Cell, type Style } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
 
-/** Backend types weftd builds (docs/design.md C3). */
-const KNOWN_BACKENDS = ['vxlan', 'host-gw', 'udp', 'wireguard'] as const;
-
-/** Each backend's own options parser (host-gw takes none). */
-const BACKEND_PARSERS: Readonly<
-  Record<string, typeof parseVxlanConfig | typeof parseUdpConfig | typeof parseWireguardConfig>
-> = {
+/** Backend types weftd builds (docs/design.md C3), each with its own options parser (host-gw takes
+ *  none). */
+const BACKENDS = {
+  vxlan: parseVxlanConfig,
+  'host-gw': null,
   udp: parseUdpConfig,
   wireguard: parseWireguardConfig,
-  vxlan: parseVxlanConfig,
 };
 
 export interface Validation {
@@ -52,12 +49,13 @@ export function validateConfig(text: string): Validation {
   };
   try {
     const config = parseNetworkConfig(text, log);
-    if (!(KNOWN_BACKENDS as readonly string[]).includes(config.backend.type))
+    const type = config.backend.type as keyof typeof BACKENDS;
+    if (!Object.hasOwn(BACKENDS, type))
       throw new ConfigError(
-        `Backend.Type ${JSON.stringify(config.backend.type)} is unknown: use one of ${KNOWN_BACKENDS.join(', ')}`,
+        `Backend.Type ${JSON.stringify(type)} is unknown: use one of ${Object.keys(BACKENDS).join(', ')}`,
         { code: 'E_UNKNOWN_BACKEND' },
       );
-    BACKEND_PARSERS[config.backend.type]?.(config.backend.raw, (msg, fields) =>
+    BACKENDS[type]?.(config.backend.raw, (msg, fields) =>
       warnings.push(`${msg} ${JSON.stringify(fields)}`),
     );
     return { valid: true, config, error: null, warnings };

@@ -13,27 +13,9 @@ import { EXIT } from '../exit-codes.js';
 import { keyValues } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
 
-interface PingResult {
-  readonly target: string;
-  readonly from: string | null;
-  readonly transmitted: number;
-  readonly received: number;
-  /** Percent, 0–100. */
-  readonly lossPercent: number;
-  readonly rttMs: {
-    readonly min: number;
-    readonly avg: number;
-    readonly max: number;
-    readonly mdev: number;
-  } | null;
-  /** Per reply RTTs in ms, in order. */
-  readonly replies: readonly number[];
-  /** ICMP errors ping reported (e.g. "Destination Host Unreachable"). */
-  readonly errors: readonly string[];
-}
-
-/** Parses iputils ping output (pure). */
-export function parsePing(text: string, target: string, from: string | null): PingResult {
+/** Parses iputils ping output (pure): the loss in percent, the RTT summary and each reply's RTT (ms,
+ *  in order), and the ICMP errors ping reported (e.g. "Destination Host Unreachable"). */
+export function parsePing(text: string, target: string, from: string | null) {
   const stats = /(\d+) packets transmitted, (\d+) received/.exec(text);
   const transmitted = Number(stats?.[1] ?? 0);
   const received = Number(stats?.[2] ?? 0);
@@ -85,11 +67,11 @@ export function pingArgv(
 
 /** Runs ping (pingArgv's arguments) and parses it; rejects only when ping cannot run at all (not on
  *  packet loss). */
-export function runPing(...ping: Parameters<typeof pingArgv>): Promise<PingResult> {
+export function runPing(...ping: Parameters<typeof pingArgv>) {
   const [target, count, intervalSec, netns] = ping;
   const [cmd, ...args] = pingArgv(...ping);
   const timeout = Math.ceil(count * intervalSec * 1000 + 5000);
-  return new Promise((resolve, reject) => {
+  return new Promise<ReturnType<typeof parsePing>>((resolve, reject) => {
     execFile(cmd ?? 'ping', args, { timeout, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
       // iputils: 0 = replies, 1 = no reply, 2 = other error (bad address, no such netns, …); nsenter

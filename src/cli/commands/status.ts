@@ -12,6 +12,7 @@ import { EXIT } from '../exit-codes.js';
 import { gatherLocal, peerRowsOf } from '../gather.js';
 import { readHealth } from '../host-view.js';
 import { overlayDeviceNames } from '../overlay-devices.js';
+import { unprogrammed } from '../doctor.js';
 import { isFault } from '../peers.js';
 import { formatDuration, keyValues, sanitize, type Cell } from '../render.js';
 import type { CommandContext, CommandOutput } from './context.js';
@@ -169,10 +170,7 @@ export async function statusCommand(ctx: CommandContext): Promise<CommandOutput>
     if (view.config?.backend.type === 'wireguard') {
       // per peer: endpoint, last handshake, bytes in/out, from weftd's engine (its /metrics); none
       // for a lease weftd refuses (the engine's peer with its key, if any, is another lease's)
-      const refusedLeases = new Set(
-        rows.filter((r) => r.verdict === 'refused').map((r) => r.lease),
-      );
-      for (const r of rows) if (r.verdict !== 'refused') refusedLeases.delete(r.lease);
+      const refusedLeases = unprogrammed(rows.filter((r) => r.verdict !== 'skipped'));
       const wgPeers = view.leases
         .filter((l) => l.key !== own?.key)
         .map((l) => ({

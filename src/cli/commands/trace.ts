@@ -120,6 +120,11 @@ function forward(
     missing.push(problem);
     return { verdict: 'dropped' as const, steps, outer: null, missing };
   };
+  /** The packet reaches the last hop: delivered, unless a wrong entry on the way is `missing`. */
+  const deliver = (text: string, outer: OuterHeader | null): Omit<TraceResult, 'src' | 'dst'> => {
+    steps.push({ what: 'deliver', ok: missing.length === 0, text });
+    return { verdict: missing.length ? 'dropped' : 'ok', steps, outer, missing };
+  };
   if (refused !== null) {
     // weftd programs nothing for this peer on purpose: never suggest entries that would undo that
     return drop(
@@ -150,14 +155,12 @@ function forward(
       missing.push(
         `route goes via ${route.gateway}, the lease's public IP is ${wantGw}: ip route replace ${dstEp.subnet} via ${wantGw}`,
       );
-    steps.push({
-      what: 'deliver',
-      ok: missing.length === 0,
-      text: route.gateway
+    return deliver(
+      route.gateway
         ? `routed natively to ${route.gateway} via ${dev?.name ?? '?'} (no encapsulation)`
         : `delivered on ${dev?.name ?? '?'}`,
-    });
-    return { verdict: missing.length ? 'dropped' : 'ok', steps, outer: null, missing };
+      null,
+    );
   }
   const gw = route.gateway ?? i.dst;
   const neigh = k.neighs.find((n) => n.ifindex === dev.index && n.dst === gw) ?? null;
@@ -198,12 +201,7 @@ function forward(
     missing.push(
       `the FDB sends to ${fdb.dst}, but ${dstEp.subnet} is leased by ${want.dst} (${fdbFix(neigh.mac, dev.name, want.dst)})`,
     );
-  steps.push({
-    what: 'deliver',
-    ok: missing.length === 0,
-    text: `${dstEp.host ?? fdb.dst} decapsulates and routes to ${i.dst}`,
-  });
-  return { verdict: missing.length ? 'dropped' : 'ok', steps, outer, missing };
+  return deliver(`${dstEp.host ?? fdb.dst} decapsulates and routes to ${i.dst}`, outer);
 }
 
 export function traceOverlay(i: TraceInput): TraceResult {
