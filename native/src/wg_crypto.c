@@ -73,6 +73,7 @@ struct rawfn {
 };
 static struct rawfn rfn;
 static int have_raw;
+#define RAW_POLY_MAX 512 /* bytes of POLY1305 context we hold (Poly1305_ctx_size: 248 in 3.0) */
 /*
  * OpenSSL's AVX-512 Poly1305 (poly1305_blocks_vpmadd52*, picked on CPUs with AVX512-IFMA such as this
  * machine's) can return with the upper halves of the vector registers dirty. Until something runs
@@ -83,13 +84,15 @@ static int have_raw;
  * 630-660 ns, open_to 760-815 -> 620-690 ns. So the raw primitives' calls are followed by a
  * VZEROUPPER (a no-op but for the state; issued only when the CPU has AVX, else it would fault).
  */
+#if defined(__x86_64__)
 static int have_avx;
 static inline void clean_upper(void) {
-#if defined(__x86_64__)
   if (have_avx) __asm__ volatile("vzeroupper" ::: "memory");
-#endif
 }
-#define RAW_POLY_MAX 512 /* bytes of POLY1305 context we hold (Poly1305_ctx_size: 248 in 3.0) */
+#else
+static inline void clean_upper(void) {}
+#endif
+
 /* One ChaCha20-Poly1305 context pair per thread (a context is not shareable across threads), reused
  * for every message. A context keeps its key: consecutive messages under one session key (a whole
  * batch of a flow) only set the nonce, which skips OpenSSL's key setup, ~10% of a 1420-byte seal
