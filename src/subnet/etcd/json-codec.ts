@@ -26,6 +26,13 @@ export const b64 = (v: string | Uint8Array): string =>
     : Buffer.from(v.buffer, v.byteOffset, v.byteLength)
   ).toString('base64');
 
+/** The `key` and, when given, `range_end` of a request body (a range, a delete, a watch). */
+export const keyRange = (
+  key: string | Uint8Array,
+  rangeEnd?: string | Uint8Array,
+): { key: string; range_end?: string } =>
+  rangeEnd === undefined ? { key: b64(key) } : { key: b64(key), range_end: b64(rangeEnd) };
+
 const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /** Decodes a base64 field ('' or absent is empty). */
