@@ -135,12 +135,7 @@ export class Endpoint {
       scheduling: 'lifo' as const,
     };
     this.agent = this.secure
-      ? new (httpsModule().Agent)({
-          ...common,
-          ...(tls?.ca ? { ca: tls.ca } : {}),
-          ...(tls?.cert ? { cert: tls.cert } : {}),
-          ...(tls?.key ? { key: tls.key } : {}),
-        })
+      ? new (httpsModule().Agent)({ ...common, ...tls })
       : new http.Agent(common);
     if (this.secure && files) {
       // Every new connection takes the files as they are now (a rotation needs no restart).
@@ -361,24 +356,19 @@ export class HttpTransport {
           if (done) return;
           try {
             const text = Buffer.concat(chunks, size);
-            if (opts.ndjson) {
-              const splitter = new NdjsonSplitter();
-              const msgs = [...splitter.push(text), ...splitter.end()];
-              for (const m of msgs) {
-                const e = gatewayError(m);
-                if (e) throw answerError(e.message, e.grpcCode);
-              }
-              if (res.statusCode !== 200 || msgs.length === 0)
-                throw httpStatusError(ep, res.statusCode ?? 0, text);
-              finish(null, msgs);
-              return;
+            const splitter = opts.ndjson ? new NdjsonSplitter() : null;
+            // One answer (undefined when it is no JSON), or every message of an ndjson answer (a
+            // message that is no JSON throws). JSON never parses to undefined.
+            const msgs = splitter
+              ? [...splitter.push(text), ...splitter.end()]
+              : [text.length > 0 ? safeParse(text) : undefined];
+            for (const m of msgs) {
+              const e = gatewayError(m);
+              if (e) throw answerError(e.message, e.grpcCode);
             }
-            const parsed = text.length > 0 ? safeParse(text) : undefined;
-            const e = gatewayError(parsed);
-            if (e) throw answerError(e.message, e.grpcCode);
-            if (res.statusCode !== 200 || parsed === undefined)
+            if (res.statusCode !== 200 || msgs[0] === undefined)
               throw httpStatusError(ep, res.statusCode ?? 0, text);
-            finish(null, parsed);
+            finish(null, splitter ? msgs : msgs[0]);
           } catch (err) {
             finish(err as Error);
           }
