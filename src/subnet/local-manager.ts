@@ -24,7 +24,7 @@ import {
 } from './allocator.js';
 import { parseNetworkConfig } from './config.js';
 import { makeSubnetKey } from './keys.js';
-import { earlierHolder, parseEntry, type ParsedEntry } from './lease-entry.js';
+import { earlierHolder, makeLease, parseEntry, type ParsedEntry } from './lease-entry.js';
 import { watchLeases } from './lease-watch.js';
 import { keepLeaseLoop, type OwnedLease } from './keeper.js';
 import type { AcquireOptions, NetworkConfig, SubnetManager } from './manager.js';
@@ -147,15 +147,6 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
       mine[0] ??
       null
     );
-  }
-
-  function makeLease(
-    key: string,
-    pair: SubnetPair,
-    attrs: LeaseAttrs,
-    expiration: Date | null,
-  ): Lease {
-    return { key, subnet: pair.subnet, subnet6: pair.subnet6, attrs, expiration };
   }
 
   async function revokeQuietly(leaseId: string): Promise<void> {
