@@ -82,6 +82,11 @@ function readString(field: string, value: unknown): string | null {
   return value;
 }
 
+const FAMILY_FIELDS = {
+  4: ['Network', 'SubnetLen', 'SubnetMin', 'SubnetMax'],
+  6: ['IPv6Network', 'IPv6SubnetLen', 'IPv6SubnetMin', 'IPv6SubnetMax'],
+} as const;
+
 interface FamilyResult {
   network: string;
   subnetLen: number;
@@ -94,14 +99,7 @@ interface FamilyResult {
  * flannel's defaults, rules and messages. Addresses are bigints here for both families.
  */
 function checkFamily(v6: boolean, f: Partial<Record<KnownField, unknown>>): FamilyResult {
-  const [netF, lenF, minF, maxF] = (
-    ['Network', 'SubnetLen', 'SubnetMin', 'SubnetMax'] as const
-  ).map((name) => (v6 ? `IPv6${name}` : name) satisfies KnownField) as [
-    KnownField,
-    KnownField,
-    KnownField,
-    KnownField,
-  ];
+  const [netF, lenF, minF, maxF] = v6 ? FAMILY_FIELDS[6] : FAMILY_FIELDS[4];
   const bits = v6 ? 128 : 32;
   const format = (ip: bigint): string => (v6 ? formatIp6(ip) : formatIp4(Number(ip)));
   const netText = readString(netF, f[netF]);
