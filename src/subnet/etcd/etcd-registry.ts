@@ -270,7 +270,7 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
       );
       return Math.max(0, res.ttl);
     } catch (err) {
-      if (err instanceof WeftError && err.code === 'E_ETCD_LEASE_NOT_FOUND') return 0;
+      if (hasCode(err, 'E_ETCD_LEASE_NOT_FOUND')) return 0;
       throw err;
     }
   }
@@ -281,11 +281,7 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
         this.client.lease.revoke(leaseId, { signal: s }),
       );
     } catch (err) {
-      if (
-        isLeaseNotFound(err) ||
-        (err instanceof WeftError && err.code === 'E_ETCD_LEASE_NOT_FOUND')
-      )
-        return;
+      if (isLeaseNotFound(err) || hasCode(err, 'E_ETCD_LEASE_NOT_FOUND')) return;
       throw err;
     }
   }
