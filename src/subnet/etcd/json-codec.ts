@@ -60,29 +60,20 @@ export function int64(v: unknown, field: string): string {
   throw protocolError(`${field} is not an int64 (${typeof v})`);
 }
 
-export function bool(v: unknown, field: string): boolean {
-  if (v === undefined || v === null) return false;
-  if (typeof v !== 'boolean') throw protocolError(`${field} is not a boolean`);
-  return v;
+/** A reader of one JSON type: absent (or null) is `empty()`, another type a protocol error. */
+function typed<T>(type: 'boolean' | 'object' | 'array' | 'string', what: string, empty: () => T) {
+  return (v: unknown, field: string): T => {
+    if (v === undefined || v === null) return empty();
+    if (type === 'array' ? !Array.isArray(v) : typeof v !== type || Array.isArray(v))
+      throw protocolError(`${field} is not ${what}`);
+    return v as T;
+  };
 }
 
-export function obj(v: unknown, field: string): Record<string, unknown> {
-  if (v === undefined || v === null) return {};
-  if (typeof v !== 'object' || Array.isArray(v)) throw protocolError(`${field} is not an object`);
-  return v as Record<string, unknown>;
-}
-
-export function arr(v: unknown, field: string): unknown[] {
-  if (v === undefined || v === null) return [];
-  if (!Array.isArray(v)) throw protocolError(`${field} is not an array`);
-  return v;
-}
-
-export function str(v: unknown, field: string): string {
-  if (v === undefined || v === null) return '';
-  if (typeof v !== 'string') throw protocolError(`${field} is not a string`);
-  return v;
-}
+export const bool = typed('boolean', 'a boolean', () => false);
+export const obj = typed<Record<string, unknown>>('object', 'an object', () => ({}));
+export const arr = typed<unknown[]>('array', 'an array', () => []);
+export const str = typed('string', 'a string', () => '');
 
 export interface ResponseHeader {
   readonly revision: string;
