@@ -169,31 +169,21 @@ export class Watch {
 
   private async loop(): Promise<void> {
     while (!this.closed) {
-      let outcome: { err: Error | null; ep: Endpoint | null };
-      try {
-        outcome = await this.once();
-      } catch (err) {
-        outcome = { err: err as Error, ep: null };
-      }
+      const { err, ep } = await this.once().catch((e: unknown) => ({ err: e as Error, ep: null }));
       if (this.closed) return;
-      const { err, ep } = outcome;
-      if (err instanceof EtcdRequestError && err.grpcCode === GRPC.RESOURCE_EXHAUSTED) {
-        this.fatal(
+      if (err instanceof EtcdRequestError && err.grpcCode === GRPC.RESOURCE_EXHAUSTED)
+        return this.fatal(
           new EtcdRequestError(`watch answer too large (${err.message}): re-list instead`, {
             grpcCode: GRPC.RESOURCE_EXHAUSTED,
             cause: err,
           }),
         );
-        return;
-      }
       if (
         err instanceof EtcdRequestError &&
         !err.memberFailed &&
         err.grpcCode === GRPC.UNAUTHENTICATED
-      ) {
-        this.fatal(err);
-        return;
-      }
+      )
+        return this.fatal(err);
       if (ep) this.o.onDisconnected?.(ep.url, err);
       if (ep && (err === null || (err instanceof EtcdRequestError && err.memberFailed)))
         this.t.markFailed(ep);
