@@ -144,14 +144,22 @@ export async function* watchLeases(
   signal: AbortSignal,
 ): AsyncGenerator<LeaseEvent[]> {
   const known = new Map<string, Lease>();
-  let listing = await listUntilDone(deps, signal);
-  if (!listing) return;
-  const snapshot = [...(await validLeases(deps, listing.entries, ownKey, signal)).values()];
-  for (const l of snapshot) known.set(l.key, l);
-  yield [{ kind: 'snapshot', leases: snapshot }];
-  let from = BigInt(listing.revision) + 1n;
   let failures = 0;
-  while (!signal.aborted) {
+  for (let first = true; !signal.aborted; first = false) {
+    const listing = await listUntilDone(deps, signal);
+    if (!listing) return;
+    const next = [...(await validLeases(deps, listing.entries, ownKey, signal)).values()];
+    // A lease missing from a re-list was not seen deleted: after an etcd reset its healthy host
+    // re-creates it within seconds, so consumers keep it longer (src/backend/peer-loop.ts).
+    const relisted: LeaseEvent[] = first
+      ? [{ kind: 'snapshot', leases: next }]
+      : diffLeases(known, next).map((ev) =>
+          ev.kind === 'removed' ? { ...ev, relisted: true } : ev,
+        );
+    known.clear();
+    for (const l of next) known.set(l.key, l);
+    if (first || (relisted.length > 0 && !signal.aborted)) yield relisted;
+    let from = BigInt(listing.revision) + 1n;
     try {
       for await (const batch of deps.registry.watch(String(from), signal)) {
         const events = await applyBatch(deps, known, batch, ownKey, signal);
@@ -173,18 +181,6 @@ export async function* watchLeases(
         deps.log.warn('lease watch failed: re-listing', { error: describeError(err) });
         await sleep(backoffMs(failures++, 100, 5000), signal).catch(() => {});
       }
-      listing = await listUntilDone(deps, signal);
-      if (!listing) return;
-      const next = [...(await validLeases(deps, listing.entries, ownKey, signal)).values()];
-      // A lease missing from the re-list was not seen deleted: after an etcd reset its healthy host
-      // re-creates it within seconds, so consumers keep it longer (src/backend/peer-loop.ts).
-      const events = diffLeases(known, next).map((ev): LeaseEvent =>
-        ev.kind === 'removed' ? { ...ev, relisted: true } : ev,
-      );
-      known.clear();
-      for (const l of next) known.set(l.key, l);
-      from = BigInt(listing.revision) + 1n;
-      if (events.length > 0 && !signal.aborted) yield events;
     }
   }
 }
