@@ -164,20 +164,11 @@ export class NdjsonSplitter {
   push(chunk: Buffer): unknown[] {
     const out: unknown[] = [];
     let start = 0;
-    for (;;) {
-      const nl = chunk.indexOf(0x0a, start);
-      if (nl < 0) break;
+    for (let nl = chunk.indexOf(0x0a); nl >= 0; nl = chunk.indexOf(0x0a, start)) {
       const piece = chunk.subarray(start, nl);
       this.check(piece.length);
-      const line =
-        this.parts.length === 0
-          ? piece
-          : Buffer.concat([...this.parts, piece], this.pending + piece.length);
-      this.parts = [];
-      this.pending = 0;
       start = nl + 1;
-      const text = line.toString('utf8').trim();
-      if (text !== '') out.push(parseJson(text, 'stream message'));
+      out.push(...this.line(piece));
     }
     if (start < chunk.length) {
       const rest = chunk.subarray(start);
@@ -190,10 +181,18 @@ export class NdjsonSplitter {
 
   /** The stream ended: a last line without a newline is still a message. */
   end(): unknown[] {
-    if (this.pending === 0) return [];
-    const text = Buffer.concat(this.parts, this.pending).toString('utf8').trim();
+    return this.pending === 0 ? [] : this.line(Buffer.alloc(0));
+  }
+
+  /** The message of the pending parts and `last` (none for a blank line); empties the parts. */
+  private line(last: Buffer): unknown[] {
+    const line =
+      this.parts.length === 0
+        ? last
+        : Buffer.concat([...this.parts, last], this.pending + last.length);
     this.parts = [];
     this.pending = 0;
+    const text = line.toString('utf8').trim();
     return text === '' ? [] : [parseJson(text, 'stream message')];
   }
 
