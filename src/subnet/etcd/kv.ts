@@ -101,7 +101,7 @@ function opBody(op: TxnOp): Record<string, unknown> {
   return { request_delete_range: keyRange(op.deleteRange.key, op.deleteRange.rangeEnd) };
 }
 
-function decodeRange(v: unknown, field: string, o: DecodeOptions): RangeResponse {
+export function decodeRange(v: unknown, field: string, o: DecodeOptions): RangeResponse {
   const r = obj(v, field);
   return {
     header: header(r['header']),

@@ -14,7 +14,8 @@
  * (a renewal keeps it); otherwise (the key deleted meanwhile, or gone with the reset) the caller
  * re-lists, which is correct either way.
  */
-import { header, int64, keyRange, keyValue, obj, arr, type KeyValue } from './json-codec.js';
+import { keyRange, type KeyValue } from './json-codec.js';
+import { decodeRange, type RangeResponse } from './kv.js';
 import { EtcdRequestError, GRPC, type Endpoint, type HttpTransport } from './http-transport.js';
 
 /** A key of the range with its revisions, or (key null) the range was empty at `modRevision`. */
@@ -45,14 +46,9 @@ async function read(
   range: AnchorRange,
   body: Record<string, unknown>,
   o: ReadOptions,
-): Promise<{ kvs: KeyValue[]; count: string }> {
+): Promise<RangeResponse> {
   const req = { keys_only: true, ...keyRange(range.key, range.rangeEnd), ...body };
-  const r = obj(await t.unary('/v3/kv/range', req, o), 'range');
-  header(r['header']);
-  return {
-    kvs: arr(r['kvs'], 'range.kvs').map((kv, i) => keyValue(kv, `range.kvs[${i}]`, 0)),
-    count: int64(r['count'], 'range.count'),
-  };
+  return decodeRange(await t.unary('/v3/kv/range', req, o), 'range', { maxValueBytes: 0 });
 }
 
 const isFuture = (err: unknown): boolean =>
