@@ -415,9 +415,8 @@ export class HttpTransport {
       const splitter = new NdjsonSplitter(h.maxLineBytes);
       res.on('data', (c: Buffer) => {
         if (done) return;
-        let msgs: unknown[];
         try {
-          msgs = splitter.push(c);
+          for (const m of splitter.push(c)) if (!done) h.onMessage(m);
         } catch (err) {
           const tooLarge =
             (err as { details?: Record<string, unknown> }).details?.['tooLarge'] === true;
@@ -427,9 +426,7 @@ export class HttpTransport {
               cause: err,
             }),
           );
-          return;
         }
-        for (const m of msgs) if (!done) h.onMessage(m);
       });
       res.on('error', (e) => finish(transportError(ep.url, e)));
       res.on('end', () => {
