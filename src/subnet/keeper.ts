@@ -247,9 +247,7 @@ export async function keepLeaseLoop(
 ): Promise<void> {
   const wake = new Wakeup();
   const watchStop = new AbortController();
-  const stop = (): void => watchStop.abort();
-  signal.addEventListener('abort', stop, { once: true });
-  const watching = watchOwnKey(deps, state, watchStop.signal, wake);
+  const watching = watchOwnKey(deps, state, AbortSignal.any([signal, watchStop.signal]), wake);
   const retryCap = Math.max(250, Math.min(60_000, deps.margin * 500));
   const renewDelay = (l: Lease): number =>
     l.expiration === null
@@ -283,7 +281,6 @@ export async function keepLeaseLoop(
     }
   } finally {
     watchStop.abort();
-    signal.removeEventListener('abort', stop);
     await watching;
   }
 }
