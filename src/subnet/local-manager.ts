@@ -222,6 +222,7 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
       );
     const value = encodeLeaseAttrs(attrs);
     const previous = previousPair(opts, config);
+    const prevKey = previous && makeSubnetKey(previous.subnet, previous.subnet6);
     let leaseId: string | null = null;
     let used = false;
     try {
@@ -278,15 +279,14 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
             );
           }
         }
-        const movedOwn =
-          previous && opts.previousLeaseId
-            ? parsed.find(
-                (p) =>
-                  !yielded.has(p) &&
-                  p.entry.key === makeSubnetKey(previous.subnet, previous.subnet6) &&
-                  p.entry.leaseId === opts.previousLeaseId,
-              )
-            : undefined;
+        const movedOwn = opts.previousLeaseId
+          ? parsed.find(
+              (p) =>
+                !yielded.has(p) &&
+                p.entry.key === prevKey &&
+                p.entry.leaseId === opts.previousLeaseId,
+            )
+          : undefined;
         if (movedOwn?.attrs && isCompatible(config, movedOwn.pair)) {
           // Still under our previous run's store lease, naming another public IP: this host's address
           // changed (DHCP, a new NIC). Take it back, so its containers keep their subnet (pitfalls A1).
@@ -303,10 +303,9 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
           stats.lostRaces++;
           continue;
         }
-        if (previous) {
+        if (previous && prevKey) {
           // Our previous subnet's key holding a value that is no lease names no holder: take it back
           // rather than renumbering this host's containers into another subnet.
-          const prevKey = makeSubnetKey(previous.subnet, previous.subnet6);
           const junk = parsed.find((p) => p.entry.key === prevKey && p.attrs === null);
           if (junk) {
             leaseId ??= await registry.grant(ttl, signal);
