@@ -129,14 +129,9 @@ export class EtcdClient {
 
   /** Starts a watch (see watch.ts); close() of the client closes it too. */
   watch(o: WatchOptions): Watch {
-    const w = new Watch(this.transport, {
-      ...o,
-      onFatal: (err) => {
-        this.watches.delete(w);
-        o.onFatal(err);
-      },
-    });
+    const w = new Watch(this.transport, o);
     this.watches.add(w);
+    // The watch's own ends (a fatal error closes it too) and the caller's go through here.
     const close = w.close.bind(w);
     w.close = () => {
       this.watches.delete(w);
