@@ -124,17 +124,16 @@ export function gatewayError(v: unknown): { message: string; grpcCode: number } 
   const o = v as Record<string, unknown>;
   const e = o['error'];
   if (e === undefined || e === null || e === '') return null;
-  if (typeof e === 'object') {
-    const inner = e as Record<string, unknown>;
-    return {
-      message:
-        typeof inner['message'] === 'string' ? inner['message'] : JSON.stringify(e).slice(0, 200),
-      grpcCode: typeof inner['grpc_code'] === 'number' ? inner['grpc_code'] : 2,
-    };
-  }
+  const stream = typeof e === 'object';
+  const fields = (stream ? e : o) as Record<string, unknown>;
+  const message = fields['message'];
+  const code = fields[stream ? 'grpc_code' : 'code'];
   return {
-    message: typeof o['message'] === 'string' ? o['message'] : String(e).slice(0, 200),
-    grpcCode: typeof o['code'] === 'number' ? o['code'] : 2,
+    message:
+      typeof message === 'string'
+        ? message
+        : (stream ? JSON.stringify(e) : String(e)).slice(0, 200),
+    grpcCode: typeof code === 'number' ? code : 2,
   };
 }
 
