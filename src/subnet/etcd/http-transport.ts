@@ -197,11 +197,9 @@ export class HttpTransport {
       }
     }
     // All were skipped recently: the one whose skip ends first.
-    let best = 0;
-    for (let i = 1; i < n; i++)
-      if (this.endpoints[i]!.skipUntil < this.endpoints[best]!.skipUntil) best = i;
-    this.current = best;
-    return this.endpoints[best]!;
+    const until = this.endpoints.map((e) => e.skipUntil);
+    this.current = until.indexOf(Math.min(...until));
+    return this.endpoints[this.current]!;
   }
 
   /** Skips `ep` for a while (never with a single endpoint: there is nowhere else to go). */

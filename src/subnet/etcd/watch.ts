@@ -352,8 +352,7 @@ export class Watch {
         o,
       );
       const before = this.probedRev;
-      const rev = BigInt(header(obj(res, 'range')['header']).revision);
-      this.probedRev = rev;
+      this.probedRev = BigInt(header(obj(res, 'range')['header']).revision);
       const now = performance.now();
       if (before === null || before < this.next || now - this.lastStallCheck < WATCH_STALL_CHECK_MS)
         return;
