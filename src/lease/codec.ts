@@ -59,6 +59,13 @@ export const MAX_LEASE_VALUE_BYTES = 64 * 1024;
 /** Deepest nesting of arrays/objects a lease value may have (flannel's is 3: value, BackendData). */
 export const MAX_LEASE_VALUE_DEPTH = 32;
 
+/** E_LEASE_INVALID for a value of `bytes` UTF-8 bytes, longer than MAX_LEASE_VALUE_BYTES. */
+export function valueTooLong(bytes: number): WeftError {
+  return invalid(
+    `value is ${bytes} bytes, more than the ${MAX_LEASE_VALUE_BYTES} a lease value may have`,
+  );
+}
+
 /**
  * Whether JSON text nests deeper than `limit`, scanning at most until it does (brackets inside strings
  * do not count). Linear, no recursion. Returns null when it does not, else the top-level member the
@@ -93,10 +100,7 @@ export function decodeLeaseAttrs(json: string): LeaseAttrs {
   // Cheap upper bound first (a UTF-16 unit is at most 3 UTF-8 bytes), exact count only near the cap.
   if (json.length * 3 > MAX_LEASE_VALUE_BYTES) {
     const bytes = new TextEncoder().encode(json).length;
-    if (bytes > MAX_LEASE_VALUE_BYTES)
-      throw invalid(
-        `value is ${bytes} bytes, more than the ${MAX_LEASE_VALUE_BYTES} a lease value may have`,
-      );
+    if (bytes > MAX_LEASE_VALUE_BYTES) throw valueTooLong(bytes);
   }
   const deep = jsonTooDeep(json, MAX_LEASE_VALUE_DEPTH);
   if (deep)

@@ -3,8 +3,8 @@
  * lease, is reported (never thrown) so callers can skip exactly that entry with a warning naming it.
  * An entry with a valid key but a garbage value still occupies its subnet for allocation.
  */
-import { describeError, WeftError } from '../errors.js';
-import { decodeLeaseAttrs, MAX_LEASE_VALUE_BYTES } from '../lease/codec.js';
+import { describeError } from '../errors.js';
+import { decodeLeaseAttrs, valueTooLong } from '../lease/codec.js';
 import type { Lease, LeaseAttrs } from '../lease/lease.js';
 import { overlapsAny } from './allocator.js';
 import { parseSubnetKey, type SubnetKey } from './keys.js';
@@ -27,11 +27,7 @@ export type EntryParse =
  * registry dropped it unread).
  */
 export function decodeEntryValue(entry: RegistryEntry): LeaseAttrs {
-  if (entry.oversize !== undefined)
-    throw new WeftError(
-      'E_LEASE_INVALID',
-      `lease value: value is ${entry.oversize} bytes, more than the ${MAX_LEASE_VALUE_BYTES} a lease value may have`,
-    );
+  if (entry.oversize !== undefined) throw valueTooLong(entry.oversize);
   return decodeLeaseAttrs(entry.value);
 }
 
