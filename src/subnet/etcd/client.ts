@@ -18,9 +18,6 @@ import { Lease } from './lease.js';
 import type { PemSet } from './tls-files.js';
 import { Watch, type WatchOptions } from './watch.js';
 
-export { ENDPOINT_SKIP_MS } from './http-transport.js';
-export { WATCH_PROBE_MS, WATCH_PROBE_TIMEOUT_MS } from './watch.js';
-
 export interface EtcdClientOptions {
   readonly endpoints: readonly string[];
   readonly tls?: {
