@@ -140,10 +140,6 @@ export class Ip4Net {
     return this.ip + this.size - 1;
   }
 
-  get mask(): number {
-    return ip4Mask(this.prefixLen);
-  }
-
   containsIp(ip: number): boolean {
     // ip4Mask, not the getter chain (every peer lease is checked against a few networks).
     return (ip & ip4Mask(this.prefixLen)) >>> 0 === this.ip;
@@ -156,10 +152,6 @@ export class Ip4Net {
 
   overlaps(other: Ip4Net): boolean {
     return this.contains(other) || other.contains(this);
-  }
-
-  equals(other: Ip4Net): boolean {
-    return this.ip === other.ip && this.prefixLen === other.prefixLen;
   }
 
   /** The network of the same length right after this one, or null past 255.255.255.255. */

@@ -135,10 +135,6 @@ export class Ip6Net {
     return this.contains(other) || other.contains(this);
   }
 
-  equals(other: Ip6Net): boolean {
-    return this.ip === other.ip && this.prefixLen === other.prefixLen;
-  }
-
   next(): Ip6Net | null {
     const n = this.ip + this.size;
     return n > ALL ? null : new Ip6Net(n, this.prefixLen);

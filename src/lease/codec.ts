@@ -24,19 +24,26 @@ function goEscape(json: string): string {
   );
 }
 
+/** `text` as a canonical IPv4 (`v6`: IPv6) address; else E_LEASE_INVALID naming `field`. */
+function canonicalIp(
+  field: string,
+  text: unknown,
+  v6: boolean,
+  show: (v: unknown) => string,
+): string {
+  const ip = typeof text !== 'string' ? null : v6 ? tryParseIp6(text) : tryParseIp4(text);
+  if (ip === null) throw invalid(`${field} ${show(text)} is not an IPv${v6 ? 6 : 4} address`);
+  return typeof ip === 'bigint' ? formatIp6(ip) : formatIp4(ip);
+}
+
 /** The lease value flannel would write for `attrs`. */
 export function encodeLeaseAttrs(attrs: LeaseAttrs): string {
-  const publicIp = tryParseIp4(attrs.publicIp);
-  if (publicIp === null)
-    throw invalid(`PublicIP ${JSON.stringify(attrs.publicIp)} is not an IPv4 address`);
-  let publicIpv6: string | null = null;
-  if (attrs.publicIpv6 !== null) {
-    const v6 = tryParseIp6(attrs.publicIpv6);
-    if (v6 === null)
-      throw invalid(`PublicIPv6 ${JSON.stringify(attrs.publicIpv6)} is not an IPv6 address`);
-    publicIpv6 = formatIp6(v6);
-  }
-  const out: Record<string, unknown> = { PublicIP: formatIp4(publicIp), PublicIPv6: publicIpv6 };
+  const { publicIp, publicIpv6 } = attrs;
+  const out: Record<string, unknown> = {
+    PublicIP: canonicalIp('PublicIP', publicIp, false, JSON.stringify),
+    PublicIPv6:
+      publicIpv6 === null ? null : canonicalIp('PublicIPv6', publicIpv6, true, JSON.stringify),
+  };
   if (attrs.backendType !== '') out['BackendType'] = attrs.backendType;
   if (attrs.backendData !== undefined) out['BackendData'] = attrs.backendData;
   if (attrs.backendV6Data !== undefined) out['BackendV6Data'] = attrs.backendV6Data;
@@ -51,6 +58,13 @@ function invalid(message: string): WeftError {
 export const MAX_LEASE_VALUE_BYTES = 64 * 1024;
 /** Deepest nesting of arrays/objects a lease value may have (flannel's is 3: value, BackendData). */
 export const MAX_LEASE_VALUE_DEPTH = 32;
+
+/** E_LEASE_INVALID for a value of `bytes` UTF-8 bytes, longer than MAX_LEASE_VALUE_BYTES. */
+export function valueTooLong(bytes: number): WeftError {
+  return invalid(
+    `value is ${bytes} bytes, more than the ${MAX_LEASE_VALUE_BYTES} a lease value may have`,
+  );
+}
 
 /**
  * Whether JSON text nests deeper than `limit`, scanning at most until it does (brackets inside strings
@@ -86,10 +100,7 @@ export function decodeLeaseAttrs(json: string): LeaseAttrs {
   // Cheap upper bound first (a UTF-16 unit is at most 3 UTF-8 bytes), exact count only near the cap.
   if (json.length * 3 > MAX_LEASE_VALUE_BYTES) {
     const bytes = new TextEncoder().encode(json).length;
-    if (bytes > MAX_LEASE_VALUE_BYTES)
-      throw invalid(
-        `value is ${bytes} bytes, more than the ${MAX_LEASE_VALUE_BYTES} a lease value may have`,
-      );
+    if (bytes > MAX_LEASE_VALUE_BYTES) throw valueTooLong(bytes);
   }
   const deep = jsonTooDeep(json, MAX_LEASE_VALUE_DEPTH);
   if (deep)
@@ -107,20 +118,10 @@ export function decodeLeaseAttrs(json: string): LeaseAttrs {
   const fields = new Map<string, unknown>();
   for (const [k, v] of Object.entries(value)) fields.set(k.toLowerCase(), v);
 
-  const ipText = fields.get('publicip');
-  let publicIp = '0.0.0.0';
-  if (ipText !== undefined && ipText !== null) {
-    const ip = typeof ipText === 'string' ? tryParseIp4(ipText) : null;
-    if (ip === null) throw invalid(`PublicIP ${showValue(ipText)} is not an IPv4 address`);
-    publicIp = formatIp4(ip);
-  }
-  const ip6Text = fields.get('publicipv6');
-  let publicIpv6: string | null = null;
-  if (ip6Text !== undefined && ip6Text !== null) {
-    const ip6 = typeof ip6Text === 'string' ? tryParseIp6(ip6Text) : null;
-    if (ip6 === null) throw invalid(`PublicIPv6 ${showValue(ip6Text)} is not an IPv6 address`);
-    publicIpv6 = formatIp6(ip6);
-  }
+  const ip4 = fields.get('publicip') ?? null;
+  const ip6 = fields.get('publicipv6') ?? null;
+  const publicIp = ip4 === null ? '0.0.0.0' : canonicalIp('PublicIP', ip4, false, showValue);
+  const publicIpv6 = ip6 === null ? null : canonicalIp('PublicIPv6', ip6, true, showValue);
   const type = fields.get('backendtype');
   if (type !== undefined && type !== null && typeof type !== 'string')
     throw invalid(`BackendType ${showValue(type)} is not a string`);

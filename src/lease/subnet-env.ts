@@ -167,11 +167,10 @@ export function readSubnetEnvFields(text: string): SubnetEnvFields {
 }
 
 /** A complete, valid subnet.env (what the CNI plugin needs). */
-export interface SubnetEnv {
-  readonly networks: readonly HostCidr[];
-  readonly subnet: HostCidr | undefined;
-  readonly ipv6Networks: readonly HostCidr[];
-  readonly ipv6Subnet: HostCidr | undefined;
+export interface SubnetEnv extends Omit<
+  SubnetEnvFields,
+  'mtu' | 'ipMasq' | 'missing' | 'problems'
+> {
   readonly mtu: number;
   /** FLANNEL_IPMASQ: the daemon masquerades, so the bridge must not. */
   readonly ipMasq: boolean;
@@ -206,17 +205,11 @@ export function parseSubnetEnv(text: string, file: string): SubnetEnv {
       problems.push(`${key} is set but ${netKey} is not`);
     }
   }
-  if (problems.length > 0 || f.mtu === undefined || f.ipMasq === undefined) {
+  const { missing: _missing, problems: _problems, mtu, ipMasq, ...env } = f;
+  if (problems.length > 0 || mtu === undefined || ipMasq === undefined) {
     throw new SubnetEnvError(file, problems);
   }
-  return {
-    networks: f.networks,
-    subnet: f.subnet,
-    ipv6Networks: f.ipv6Networks,
-    ipv6Subnet: f.ipv6Subnet,
-    mtu: f.mtu,
-    ipMasq: f.ipMasq,
-  };
+  return { ...env, mtu, ipMasq };
 }
 
 /** What weftd takes back from its previous subnet.env on restart: network-form CIDRs or null. */

@@ -4,6 +4,7 @@
  * `MAX_CANDIDATES` subnets that overlap nothing taken, pick one uniformly at random. IPv6 likewise,
  * independently.
  */
+import { netContains, netOverlaps, tryParseCidr } from '../ip/cidr.js';
 import { Ip4Net, tryParseIp4 } from '../ip/ip4.js';
 import { Ip6Net, tryParseIp6 } from '../ip/ip6.js';
 import type { NetworkConfig } from './manager.js';
@@ -105,26 +106,22 @@ export function freeSubnets6(c: NetworkConfig, taken: readonly string[], limit =
  * hostile key exhaust the whole network for every host.
  */
 export function takenInNetwork(network: string | null, taken: readonly string[]): string[] {
-  if (network === null) return [];
-  const n4 = Ip4Net.tryParse(network);
-  const n6 = n4 ? null : Ip6Net.tryParse(network);
+  const net = network === null ? null : tryParseCidr(network);
+  if (net === null) return [];
   return taken.filter((t) => {
-    if (n4) {
-      const t4 = Ip4Net.tryParse(t);
-      return t4 !== null && t4.prefixLen > n4.prefixLen && n4.contains(t4);
-    }
-    const t6 = Ip6Net.tryParse(t);
-    return n6 !== null && t6 !== null && t6.prefixLen > n6.prefixLen && n6.contains(t6);
+    const n = tryParseCidr(t);
+    return n !== null && n.prefixLen > net.prefixLen && netContains(net, n);
   });
 }
 
 /** True when `subnet` (v4 or v6 CIDR) overlaps any of `taken` of the same family. */
 export function overlapsAny(subnet: string, taken: readonly string[]): boolean {
-  const v4 = Ip4Net.tryParse(subnet);
-  if (v4) return taken.some((t) => Ip4Net.tryParse(t)?.overlaps(v4) ?? false);
-  const v6 = Ip6Net.tryParse(subnet);
-  if (v6) return taken.some((t) => Ip6Net.tryParse(t)?.overlaps(v6) ?? false);
-  return false;
+  const net = tryParseCidr(subnet);
+  if (net === null) return false;
+  return taken.some((t) => {
+    const n = tryParseCidr(t);
+    return n !== null && netOverlaps(net, n);
+  });
 }
 
 /**

@@ -36,6 +36,9 @@ const KNOWN_FIELDS = [
 type KnownField = (typeof KNOWN_FIELDS)[number];
 const FOLDED_FIELDS = new Map<string, KnownField>(KNOWN_FIELDS.map((f) => [foldKey(f), f]));
 
+/** A key or path from the config, cut for a log line or a message. */
+const cut = (text: string): string => (text.length > 80 ? `${text.slice(0, 80)}…` : text);
+
 function reject(field: string, value: unknown, rule: string): never {
   throw new ConfigError(`network config field ${field} = ${showValue(value)} is invalid: ${rule}`, {
     details: { field, value, rule },
@@ -53,9 +56,7 @@ function pickFields(
     const field = FOLDED_FIELDS.get(foldKey(key));
     if (field) out[field] = value;
     else if (++unknown <= 10)
-      log.warn('network config has an unknown field (ignored)', {
-        field: key.length > 80 ? `${key.slice(0, 80)}…` : key,
-      });
+      log.warn('network config has an unknown field (ignored)', { field: cut(key) });
   }
   if (unknown > 10)
     log.warn('network config has more unknown fields (ignored)', { more: unknown - 10 });
@@ -82,6 +83,11 @@ function readString(field: string, value: unknown): string | null {
   return value;
 }
 
+const FAMILY_FIELDS = {
+  4: ['Network', 'SubnetLen', 'SubnetMin', 'SubnetMax'],
+  6: ['IPv6Network', 'IPv6SubnetLen', 'IPv6SubnetMin', 'IPv6SubnetMax'],
+} as const;
+
 interface FamilyResult {
   network: string;
   subnetLen: number;
@@ -94,14 +100,7 @@ interface FamilyResult {
  * flannel's defaults, rules and messages. Addresses are bigints here for both families.
  */
 function checkFamily(v6: boolean, f: Partial<Record<KnownField, unknown>>): FamilyResult {
-  const [netF, lenF, minF, maxF] = (
-    ['Network', 'SubnetLen', 'SubnetMin', 'SubnetMax'] as const
-  ).map((name) => (v6 ? `IPv6${name}` : name) satisfies KnownField) as [
-    KnownField,
-    KnownField,
-    KnownField,
-    KnownField,
-  ];
+  const [netF, lenF, minF, maxF] = v6 ? FAMILY_FIELDS[6] : FAMILY_FIELDS[4];
   const bits = v6 ? 128 : 32;
   const format = (ip: bigint): string => (v6 ? formatIp6(ip) : formatIp4(Number(ip)));
   const netText = readString(netF, f[netF]);
@@ -190,8 +189,8 @@ function checkBackend(value: unknown, log: Logger): BackendConfig {
 function refuseDuplicateKeys(text: string): void {
   const dup = findDuplicateKeys(text, new Set(FOLDED_FIELDS.keys()));
   if (!dup) return;
-  const [a, b] = dup.keys.map((k) => showValue(k.length > 80 ? `${k.slice(0, 80)}…` : k));
-  const path = dup.path.length > 80 ? `${dup.path.slice(0, 80)}…` : dup.path;
+  const [a, b] = dup.keys.map((k) => showValue(cut(k)));
+  const path = cut(dup.path);
   const where = path === '' ? 'network config' : `network config ${path}`;
   throw new ConfigError(
     `${where} has the keys ${a} and ${b}, which name one field: flannel (Go) matches keys case-insensitively and one of them silently wins there; keep only one`,

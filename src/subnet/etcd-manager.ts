@@ -5,14 +5,9 @@
  */
 import { DEFAULT_ETCD_PREFIX } from '../lease/lease.js';
 import type { Logger } from '../log/logger.js';
+import type { EtcdClientOptions } from './etcd/client.js';
 import { EtcdLeaseRegistry } from './etcd/etcd-registry.js';
 import { createLocalManager, resolveTiming, type LocalSubnetManager } from './local-manager.js';
-
-export interface EtcdTlsOptions {
-  readonly caFile?: string;
-  readonly certFile?: string;
-  readonly keyFile?: string;
-}
 
 export interface EtcdSubnetManagerOptions {
   /** etcd client URLs, e.g. ['http://127.0.0.1:2379']. */
@@ -23,7 +18,7 @@ export interface EtcdSubnetManagerOptions {
   readonly ttlSeconds?: number;
   /** Renew this long before expiry; default 3600 s (flannel's 60 min), must be > 0 and < ttlSeconds. */
   readonly renewMarginSeconds?: number;
-  readonly tls?: EtcdTlsOptions;
+  readonly tls?: NonNullable<EtcdClientOptions['tls']>;
   readonly username?: string;
   readonly password?: string;
   /** Per-request timeout; default 5000 ms. */
@@ -49,23 +44,12 @@ export function createEtcdSubnetManager(options: EtcdSubnetManagerOptions): Etcd
   resolveTiming(options.ttlSeconds, options.renewMarginSeconds);
   const log = options.log.child({ component: 'subnet', prefix });
   const registry = new EtcdLeaseRegistry({
-    endpoints: options.endpoints,
+    ...options,
     prefix,
     log,
     requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
-    ...(options.tls ? { tls: options.tls } : {}),
-    ...(options.username !== undefined ? { username: options.username } : {}),
-    ...(options.password !== undefined ? { password: options.password } : {}),
   });
-  const manager = createLocalManager({
-    registry,
-    log,
-    name: prefix,
-    ...(options.ttlSeconds !== undefined ? { ttlSeconds: options.ttlSeconds } : {}),
-    ...(options.renewMarginSeconds !== undefined
-      ? { renewMarginSeconds: options.renewMarginSeconds }
-      : {}),
-  });
+  const manager = createLocalManager({ ...options, registry, log, name: prefix });
   return Object.defineProperty(manager, 'etcdRequests', {
     get: () => registry.requests,
     enumerable: true,

@@ -57,6 +57,13 @@ function lost(lease: Lease, holder: string | null): WeftError {
   );
 }
 
+/** Our key changed while we were writing it: retried in the next round. */
+function conflict(key: string, doing: string): WeftError {
+  return new WeftError('E_LEASE_CONFLICT', `subnet lease ${key} changed while ${doing} it`, {
+    retryable: true,
+  });
+}
+
 /**
  * Dual stack (lease-entry.ts, earlierHolder): while our key was gone from etcd, another host may have
  * leased its IPv4 or IPv6 subnet under another key. That key was created first, so it keeps the subnet:
@@ -130,14 +137,7 @@ async function renewOnce(
         entry.modRevision,
         signal,
       );
-      if (!back.ok)
-        throw new WeftError(
-          'E_LEASE_CONFLICT',
-          `subnet lease ${state.key} changed while rewriting it`,
-          {
-            retryable: true,
-          },
-        );
+      if (!back.ok) throw conflict(state.key, 'rewriting');
       state.revision = back.revision;
       deps.log.warn('our subnet key held another value under our store lease: wrote ours back', {
         key: state.key,
@@ -169,12 +169,7 @@ async function renewOnce(
     : await registry.createIfAbsent(state.key, state.value, state.leaseId, signal);
   if (!result.ok) {
     const holder = result.existing ? publicIpOf(result.existing) : null;
-    if (result.existing && holder === ours)
-      throw new WeftError(
-        'E_LEASE_CONFLICT',
-        `subnet lease ${state.key} changed while re-attaching it`,
-        { retryable: true },
-      );
+    if (result.existing && holder === ours) throw conflict(state.key, 're-attaching');
     await registry.revoke(state.leaseId, signal).catch(() => {});
     state.leaseId = null;
     throw lost(lease, holder);
@@ -252,9 +247,7 @@ export async function keepLeaseLoop(
 ): Promise<void> {
   const wake = new Wakeup();
   const watchStop = new AbortController();
-  const stop = (): void => watchStop.abort();
-  signal.addEventListener('abort', stop, { once: true });
-  const watching = watchOwnKey(deps, state, watchStop.signal, wake);
+  const watching = watchOwnKey(deps, state, AbortSignal.any([signal, watchStop.signal]), wake);
   const retryCap = Math.max(250, Math.min(60_000, deps.margin * 500));
   const renewDelay = (l: Lease): number =>
     l.expiration === null
@@ -288,7 +281,6 @@ export async function keepLeaseLoop(
     }
   } finally {
     watchStop.abort();
-    signal.removeEventListener('abort', stop);
     await watching;
   }
 }

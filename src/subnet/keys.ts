@@ -20,11 +20,9 @@ export interface SubnetKey {
 
 /** The key for a subnet pair: `makeSubnetKey('10.5.1.0/24', 'fc00::/64')` → '10.5.1.0-24&fc00::-64'. */
 export function makeSubnetKey(subnet: string, subnet6: string | null = null): string {
-  const v4 = Ip4Net.parse(subnet, { strict: true });
-  const v4key = `${v4.toString().replace('/', '-')}`;
-  if (subnet6 === null) return v4key;
-  const v6 = Ip6Net.parse(subnet6, { strict: true });
-  return `${v4key}&${v6.toString().replace('/', '-')}`;
+  const v4 = Ip4Net.parse(subnet, { strict: true }).toString().replace('/', '-');
+  if (subnet6 === null) return v4;
+  return `${v4}&${Ip6Net.parse(subnet6, { strict: true }).toString().replace('/', '-')}`;
 }
 
 /** Parses a subnet key (the part after `<prefix>/subnets/`), or null when it is not a valid one. */

@@ -3,8 +3,8 @@
  * lease, is reported (never thrown) so callers can skip exactly that entry with a warning naming it.
  * An entry with a valid key but a garbage value still occupies its subnet for allocation.
  */
-import { describeError, WeftError } from '../errors.js';
-import { decodeLeaseAttrs, MAX_LEASE_VALUE_BYTES } from '../lease/codec.js';
+import { describeError } from '../errors.js';
+import { decodeLeaseAttrs, valueTooLong } from '../lease/codec.js';
 import type { Lease, LeaseAttrs } from '../lease/lease.js';
 import { overlapsAny } from './allocator.js';
 import { parseSubnetKey, type SubnetKey } from './keys.js';
@@ -22,31 +22,20 @@ export type EntryParse =
   | { readonly ok: true; readonly parsed: ParsedEntry }
   | { readonly ok: false; readonly problem: string };
 
-/** Why an oversize entry is no lease (the registry dropped its value unread). */
-export function oversizeProblem(bytes: number): string {
-  return `lease value: value is ${bytes} bytes, more than the ${MAX_LEASE_VALUE_BYTES} a lease value may have`;
-}
-
-/** The lease attributes of an entry's value; throws E_LEASE_INVALID (also for an oversize value). */
+/**
+ * The lease attributes of an entry's value; throws E_LEASE_INVALID, also for an oversize value (the
+ * registry dropped it unread).
+ */
 export function decodeEntryValue(entry: RegistryEntry): LeaseAttrs {
-  if (entry.oversize !== undefined)
-    throw new WeftError('E_LEASE_INVALID', oversizeProblem(entry.oversize));
+  if (entry.oversize !== undefined) throw valueTooLong(entry.oversize);
   return decodeLeaseAttrs(entry.value);
 }
 
 export function parseEntry(entry: RegistryEntry): EntryParse {
   const pair = parseSubnetKey(entry.key);
   if (!pair) return { ok: false, problem: 'not a subnet key (want a.b.c.d-len[&v6addr-len])' };
-  if (entry.oversize !== undefined)
-    return {
-      ok: true,
-      parsed: { entry, pair, attrs: null, problem: oversizeProblem(entry.oversize) },
-    };
   try {
-    return {
-      ok: true,
-      parsed: { entry, pair, attrs: decodeLeaseAttrs(entry.value), problem: null },
-    };
+    return { ok: true, parsed: { entry, pair, attrs: decodeEntryValue(entry), problem: null } };
   } catch (err) {
     return { ok: true, parsed: { entry, pair, attrs: null, problem: describeError(err) } };
   }
@@ -54,7 +43,17 @@ export function parseEntry(entry: RegistryEntry): EntryParse {
 
 /** A Lease for a parsed entry with a valid value. */
 export function toLease(p: ParsedEntry, attrs: LeaseAttrs, expiration: Date | null): Lease {
-  return { key: p.entry.key, subnet: p.pair.subnet, subnet6: p.pair.subnet6, attrs, expiration };
+  return makeLease(p.entry.key, p.pair, attrs, expiration);
+}
+
+/** The Lease of a subnet key, its subnets (`pair`) and its value. */
+export function makeLease(
+  key: string,
+  pair: SubnetKey,
+  attrs: LeaseAttrs,
+  expiration: Date | null,
+): Lease {
+  return { key, subnet: pair.subnet, subnet6: pair.subnet6, attrs, expiration };
 }
 
 /**

@@ -7,9 +7,9 @@
  */
 import { describeError, hasCode, type WeftError } from '../errors.js';
 import { diffLeases } from '../lease/diff.js';
-import type { Lease, LeaseEvent } from '../lease/lease.js';
+import type { Lease, LeaseAttrs, LeaseEvent } from '../lease/lease.js';
 import type { Logger } from '../log/logger.js';
-import { parseEntry } from './lease-entry.js';
+import { parseEntry, toLease, type ParsedEntry } from './lease-entry.js';
 import type { LeaseRegistry, RegistryBatch, RegistryEntry, RegistryListing } from './registry.js';
 import { backoffMs, sleep } from './sleep.js';
 
@@ -69,50 +69,25 @@ async function validLeases(
   ownKey: string | null,
   signal: AbortSignal,
 ): Promise<Map<RegistryEntry, Lease>> {
-  const valid: { entry: RegistryEntry; lease: Omit<Lease, 'expiration'> }[] = [];
+  const valid: [ParsedEntry, LeaseAttrs][] = [];
   for (const entry of entries) {
     if (entry.key === ownKey) continue;
     const r = parseEntry(entry);
-    if (!r.ok || r.parsed.attrs === null) {
+    if (r.ok && r.parsed.attrs !== null) valid.push([r.parsed, r.parsed.attrs]);
+    else
       deps.noisy.warn('skipping malformed lease in etcd', {
         key: entry.key,
         problem: r.ok ? r.parsed.problem : r.problem,
       });
-      continue;
-    }
-    valid.push({
-      entry,
-      lease: {
-        key: entry.key,
-        subnet: r.parsed.pair.subnet,
-        subnet6: r.parsed.pair.subnet6,
-        attrs: r.parsed.attrs,
-      },
-    });
   }
-  const exp = await expirations(
-    deps,
-    valid.flatMap((v) => (v.entry.leaseId === null ? [] : [v.entry.leaseId])),
-    signal,
-  );
+  const ids = valid.flatMap(([p]) => (p.entry.leaseId === null ? [] : [p.entry.leaseId]));
+  const exp = await expirations(deps, ids, signal);
   return new Map(
-    valid.map((v) => [
-      v.entry,
-      {
-        ...v.lease,
-        expiration: v.entry.leaseId === null ? null : (exp.get(v.entry.leaseId) ?? new Date()),
-      },
-    ]),
+    valid.map(([p, attrs]) => {
+      const id = p.entry.leaseId;
+      return [p.entry, toLease(p, attrs, id === null ? null : (exp.get(id) ?? new Date()))];
+    }),
   );
-}
-
-async function toLeases(
-  deps: WatchDeps,
-  entries: readonly RegistryEntry[],
-  ownKey: string | null,
-  signal: AbortSignal,
-): Promise<Lease[]> {
-  return [...(await validLeases(deps, entries, ownKey, signal)).values()];
 }
 
 async function listUntilDone(
@@ -169,14 +144,22 @@ export async function* watchLeases(
   signal: AbortSignal,
 ): AsyncGenerator<LeaseEvent[]> {
   const known = new Map<string, Lease>();
-  let listing = await listUntilDone(deps, signal);
-  if (!listing) return;
-  const snapshot = await toLeases(deps, listing.entries, ownKey, signal);
-  for (const l of snapshot) known.set(l.key, l);
-  yield [{ kind: 'snapshot', leases: snapshot }];
-  let from = BigInt(listing.revision) + 1n;
   let failures = 0;
-  while (!signal.aborted) {
+  for (let first = true; !signal.aborted; first = false) {
+    const listing = await listUntilDone(deps, signal);
+    if (!listing) return;
+    const next = [...(await validLeases(deps, listing.entries, ownKey, signal)).values()];
+    // A lease missing from a re-list was not seen deleted: after an etcd reset its healthy host
+    // re-creates it within seconds, so consumers keep it longer (src/backend/peer-loop.ts).
+    const relisted: LeaseEvent[] = first
+      ? [{ kind: 'snapshot', leases: next }]
+      : diffLeases(known, next).map((ev) =>
+          ev.kind === 'removed' ? { ...ev, relisted: true } : ev,
+        );
+    known.clear();
+    for (const l of next) known.set(l.key, l);
+    if (first || (relisted.length > 0 && !signal.aborted)) yield relisted;
+    let from = BigInt(listing.revision) + 1n;
     try {
       for await (const batch of deps.registry.watch(String(from), signal)) {
         const events = await applyBatch(deps, known, batch, ownKey, signal);
@@ -198,18 +181,6 @@ export async function* watchLeases(
         deps.log.warn('lease watch failed: re-listing', { error: describeError(err) });
         await sleep(backoffMs(failures++, 100, 5000), signal).catch(() => {});
       }
-      listing = await listUntilDone(deps, signal);
-      if (!listing) return;
-      const next = await toLeases(deps, listing.entries, ownKey, signal);
-      // A lease missing from the re-list was not seen deleted: after an etcd reset its healthy host
-      // re-creates it within seconds, so consumers keep it longer (src/backend/peer-loop.ts).
-      const events = diffLeases(known, next).map((ev): LeaseEvent =>
-        ev.kind === 'removed' ? { ...ev, relisted: true } : ev,
-      );
-      known.clear();
-      for (const l of next) known.set(l.key, l);
-      from = BigInt(listing.revision) + 1n;
-      if (events.length > 0 && !signal.aborted) yield events;
     }
   }
 }

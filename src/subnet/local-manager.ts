@@ -24,7 +24,7 @@ import {
 } from './allocator.js';
 import { parseNetworkConfig } from './config.js';
 import { makeSubnetKey } from './keys.js';
-import { earlierHolder, parseEntry, type ParsedEntry } from './lease-entry.js';
+import { earlierHolder, makeLease, parseEntry, type ParsedEntry } from './lease-entry.js';
 import { watchLeases } from './lease-watch.js';
 import { keepLeaseLoop, type OwnedLease } from './keeper.js';
 import type { AcquireOptions, NetworkConfig, SubnetManager } from './manager.js';
@@ -149,15 +149,6 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
     );
   }
 
-  function makeLease(
-    key: string,
-    pair: SubnetPair,
-    attrs: LeaseAttrs,
-    expiration: Date | null,
-  ): Lease {
-    return { key, subnet: pair.subnet, subnet6: pair.subnet6, attrs, expiration };
-  }
-
   async function revokeQuietly(leaseId: string): Promise<void> {
     await registry.revoke(leaseId).catch((err: unknown) =>
       log.debug('revoking an unused store lease failed (it will expire)', {
@@ -175,22 +166,12 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
     signal?: AbortSignal,
   ): Promise<Lease | null> {
     const { entry } = own;
-    if (entry.leaseId === null) {
-      // A reservation for us: keep it lease-less, refresh the attributes (flannel writes with TTL 0).
-      let revision = entry.modRevision;
-      if (entry.value !== value) {
-        const r = await registry.replaceIf(entry.key, value, null, entry.modRevision, signal);
-        if (!r.ok) return null;
-        revision = r.revision;
-      }
-      owned.set(entry.key, { key: entry.key, leaseId: null, value, attrs, revision });
-      log.info('using the subnet reserved for this host', { key: entry.key });
-      return makeLease(entry.key, own.pair, attrs, null);
-    }
-    // Keep the existing store lease if it is alive and has our TTL, so no lease is orphaned.
-    let leaseId: string | null = entry.leaseId;
-    let remaining = await registry.keepAlive(entry.leaseId, signal);
-    if (remaining !== ttl) {
+    // A reservation for us stays lease-less, its attributes refreshed (flannel writes with TTL 0).
+    // Otherwise the existing store lease is kept if it is alive and has our TTL, so no lease is orphaned.
+    const reserved = entry.leaseId === null;
+    let leaseId = entry.leaseId;
+    let remaining = entry.leaseId === null ? 0 : await registry.keepAlive(entry.leaseId, signal);
+    if (!reserved && remaining !== ttl) {
       leaseId = await registry.grant(ttl, signal);
       remaining = ttl;
     }
@@ -198,17 +179,21 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
     if (entry.value !== value || leaseId !== entry.leaseId) {
       const r = await registry.replaceIf(entry.key, value, leaseId, revision, signal);
       if (!r.ok) {
-        if (leaseId !== entry.leaseId) await revokeQuietly(leaseId);
+        if (leaseId !== entry.leaseId) await revokeQuietly(leaseId!);
         return null;
       }
       revision = r.revision;
       // The old store lease (another TTL) is revoked only now that the key is attached to ours:
       // revoking it first deleted the key, and the subnet was open to any host until re-created.
-      if (leaseId !== entry.leaseId) await revokeQuietly(entry.leaseId);
+      if (leaseId !== entry.leaseId) await revokeQuietly(entry.leaseId!);
     }
     owned.set(entry.key, { key: entry.key, leaseId, value, attrs, revision });
-    log.info('reusing the lease of this host', { key: entry.key });
-    return makeLease(entry.key, own.pair, attrs, new Date(Date.now() + remaining * 1000));
+    const how = reserved
+      ? 'using the subnet reserved for this host'
+      : 'reusing the lease of this host';
+    log.info(how, { key: entry.key });
+    const expiration = reserved ? null : new Date(Date.now() + remaining * 1000);
+    return makeLease(entry.key, own.pair, attrs, expiration);
   }
 
   function previousPair(opts: AcquireOptions, config: NetworkConfig): SubnetPair | null {
@@ -237,6 +222,7 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
       );
     const value = encodeLeaseAttrs(attrs);
     const previous = previousPair(opts, config);
+    const prevKey = previous && makeSubnetKey(previous.subnet, previous.subnet6);
     let leaseId: string | null = null;
     let used = false;
     try {
@@ -293,15 +279,14 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
             );
           }
         }
-        const movedOwn =
-          previous && opts.previousLeaseId
-            ? parsed.find(
-                (p) =>
-                  !yielded.has(p) &&
-                  p.entry.key === makeSubnetKey(previous.subnet, previous.subnet6) &&
-                  p.entry.leaseId === opts.previousLeaseId,
-              )
-            : undefined;
+        const movedOwn = opts.previousLeaseId
+          ? parsed.find(
+              (p) =>
+                !yielded.has(p) &&
+                p.entry.key === prevKey &&
+                p.entry.leaseId === opts.previousLeaseId,
+            )
+          : undefined;
         if (movedOwn?.attrs && isCompatible(config, movedOwn.pair)) {
           // Still under our previous run's store lease, naming another public IP: this host's address
           // changed (DHCP, a new NIC). Take it back, so its containers keep their subnet (pitfalls A1).
@@ -318,10 +303,9 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
           stats.lostRaces++;
           continue;
         }
-        if (previous) {
+        if (previous && prevKey) {
           // Our previous subnet's key holding a value that is no lease names no holder: take it back
           // rather than renumbering this host's containers into another subnet.
-          const prevKey = makeSubnetKey(previous.subnet, previous.subnet6);
           const junk = parsed.find((p) => p.entry.key === prevKey && p.attrs === null);
           if (junk) {
             leaseId ??= await registry.grant(ttl, signal);

@@ -19,34 +19,25 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 /** A wait that another task can cut short with `wake()`; resolves false on abort instead of throwing. */
 export class Wakeup {
-  private pending: (() => void) | undefined;
+  private cut: AbortController | undefined;
   private woken = false;
 
   wake(): void {
     this.woken = true;
-    this.pending?.();
+    this.cut?.abort();
   }
 
   /** Waits up to `ms`; returns true when it ended by time or wake, false when `signal` aborted. */
-  wait(ms: number, signal: AbortSignal): Promise<boolean> {
-    if (signal.aborted) return Promise.resolve(false);
-    if (this.woken) {
-      this.woken = false;
-      return Promise.resolve(true);
+  async wait(ms: number, signal: AbortSignal): Promise<boolean> {
+    if (signal.aborted) return false;
+    if (!this.woken) {
+      this.cut = new AbortController();
+      const either = AbortSignal.any([signal, this.cut.signal]);
+      await sleep(Math.max(0, Math.min(ms, 2 ** 31 - 1)), either).catch(() => {});
+      this.cut = undefined;
     }
-    return new Promise((resolve) => {
-      const finish = (result: boolean): void => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        this.pending = undefined;
-        this.woken = false;
-        resolve(result);
-      };
-      const onAbort = (): void => finish(false);
-      const timer = setTimeout(() => finish(true), Math.max(0, Math.min(ms, 2 ** 31 - 1)));
-      this.pending = () => finish(true);
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
+    this.woken = false;
+    return !signal.aborted;
   }
 }
 

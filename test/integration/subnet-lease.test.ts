@@ -379,10 +379,11 @@ describe.skipIf(!runnable)('subnet lease manager over etcd', () => {
     const m = managers.make(prefix, { ttlSeconds: 30 });
     const lease = await m.acquireLease(attrs(1));
     const ac = new AbortController();
-    const keeping = m.keepLease(lease, ac.signal);
+    // Caught at once: the keeper may reject before etcdctl's own exit is seen.
+    const keeping = m.keepLease(lease, ac.signal).catch((e: unknown) => e);
     await new Promise((r) => setTimeout(r, 300));
     await etcd.etcdctl(['put', `${prefix}/subnets/${lease.key}`, encodeLeaseAttrs(attrs(9))]);
-    const err = (await keeping.catch((e: unknown) => e)) as WeftError;
+    const err = (await keeping) as WeftError;
     ac.abort();
     expect(hasCode(err, 'E_LEASE_LOST')).toBe(true);
     expect(err.message).toMatch(/lost: the key is now held by host 198\.18\.0\.9/);
@@ -397,7 +398,8 @@ describe.skipIf(!runnable)('subnet lease manager over etcd', () => {
     const ours = [...(await etcdLeaseIds(etcd))].filter((id) => !before.has(id));
     expect(ours).toHaveLength(1);
     const ac = new AbortController();
-    const keeping = m.keepLease(lease, ac.signal);
+    // Caught at once: the keeper may reject before etcdctl's own exit is seen.
+    const keeping = m.keepLease(lease, ac.signal).catch((e: unknown) => e);
     await new Promise((r) => setTimeout(r, 300));
     const theirs = /lease ([0-9a-f]+) granted/.exec(
       await etcd.etcdctl(['lease', 'grant', '60']),
@@ -406,7 +408,7 @@ describe.skipIf(!runnable)('subnet lease manager over etcd', () => {
     const key = `${prefix}/subnets/${lease.key}`;
     const value = encodeLeaseAttrs(attrs(9));
     await etcd.etcdctl(['put', `--lease=${theirs}`, key, value]);
-    const err = (await keeping.catch((e: unknown) => e)) as WeftError;
+    const err = (await keeping) as WeftError;
     ac.abort();
     expect(hasCode(err, 'E_LEASE_LOST')).toBe(true);
     const now = await etcdLeaseIds(etcd);

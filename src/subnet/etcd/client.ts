@@ -6,7 +6,7 @@
  * certificate or key is an error instead of a silent fallback to plain http, and a CA given alone is
  * honoured. TLS options with an `http://` endpoint are an error too.
  */
-import { ConfigError, WeftError } from '../../errors.js';
+import { ConfigError, WeftError, type ErrorCode } from '../../errors.js';
 import {
   NotRegularFileError,
   readAtMostSync,
@@ -17,9 +17,6 @@ import { Kv } from './kv.js';
 import { Lease } from './lease.js';
 import type { PemSet } from './tls-files.js';
 import { Watch, type WatchOptions } from './watch.js';
-
-export { ENDPOINT_SKIP_MS } from './http-transport.js';
-export { WATCH_PROBE_MS, WATCH_PROBE_TIMEOUT_MS } from './watch.js';
 
 export interface EtcdClientOptions {
   readonly endpoints: readonly string[];
@@ -80,16 +77,7 @@ export function buildEtcdOptions(o: EtcdClientOptions): TransportOptions {
       `etcd endpoints mix http and https (${o.endpoints.join(',')}): use one scheme`,
       { code: 'E_OPTION_INVALID' },
     );
-  const options: {
-    endpoints: string[];
-    requestTimeoutMs: number;
-    tls?: PemSet;
-    readTls?: () => PemSet;
-    auth?: { username: string; password: string };
-  } = {
-    endpoints: o.endpoints.map((e) => e.replace(/\/$/, '')),
-    requestTimeoutMs: o.requestTimeoutMs,
-  };
+  let tls: Pick<TransportOptions, 'tls' | 'readTls'> = {};
   const { caFile, certFile, keyFile } = o.tls ?? {};
   if ((certFile && !keyFile) || (!certFile && keyFile))
     throw new ConfigError(
@@ -107,16 +95,20 @@ export function buildEtcdOptions(o: EtcdClientOptions): TransportOptions {
       ...(certFile ? { cert: readPem('certFile', certFile) } : {}),
       ...(keyFile ? { key: readPem('keyFile', keyFile) } : {}),
     });
-    options.tls = read();
-    options.readTls = read;
+    tls = { tls: read(), readTls: read };
   }
   if ((o.username === undefined) !== (o.password === undefined))
     throw new ConfigError('etcd auth: username and password must be given together', {
       code: 'E_ETCD_AUTH',
     });
-  if (o.username !== undefined && o.password !== undefined)
-    options.auth = { username: o.username, password: o.password };
-  return options;
+  return {
+    endpoints: o.endpoints.map((e) => e.replace(/\/$/, '')),
+    requestTimeoutMs: o.requestTimeoutMs,
+    ...tls,
+    ...(o.username !== undefined && o.password !== undefined
+      ? { auth: { username: o.username, password: o.password } }
+      : {}),
+  };
 }
 
 /** etcd's KV, Lease and Watch services over one transport (one set of connections per member). */
@@ -134,14 +126,9 @@ export class EtcdClient {
 
   /** Starts a watch (see watch.ts); close() of the client closes it too. */
   watch(o: WatchOptions): Watch {
-    const w = new Watch(this.transport, {
-      ...o,
-      onFatal: (err) => {
-        this.watches.delete(w);
-        o.onFatal(err);
-      },
-    });
+    const w = new Watch(this.transport, o);
     this.watches.add(w);
+    // The watch's own ends (a fatal error closes it too) and the caller's go through here.
     const close = w.close.bind(w);
     w.close = () => {
       this.watches.delete(w);
@@ -166,6 +153,9 @@ export function isLeaseNotFound(err: unknown): boolean {
   return err instanceof Error && /lease not found/i.test(err.message);
 }
 
+const AUTH_FAILED =
+  /authentication failed|invalid auth token|permission denied|user name is empty|auth: /i;
+
 /** Casts anything the etcd client threw into a WeftError; `what` names the operation. */
 export function translateEtcdError(what: string, err: unknown): WeftError {
   if (err instanceof WeftError) return err;
@@ -178,27 +168,22 @@ export function translateEtcdError(what: string, err: unknown): WeftError {
       `etcd ${what}: etcd refuses a client certificate with a CommonName on its HTTP gateway while etcd auth is enabled; use a client certificate without a CN (subjectAltName only) with --etcd-username/--etcd-password (docs/dependencies.md §4)`,
       { cause: e },
     );
-  if (grpc === GRPC.UNAUTHENTICATED && !(e as EtcdRequestError).memberFailed)
-    return new WeftError('E_ETCD_AUTH', `etcd ${what}: ${msg}`, { cause: e });
-  if (grpc === GRPC.RESOURCE_EXHAUSTED && /watch answer too large/.test(msg))
-    return new WeftError('E_ETCD_COMPACTED', `etcd ${what}: ${msg}`, {
-      cause: e,
-      details: { overflow: true },
-    });
-  if (grpc === GRPC.OUT_OF_RANGE)
-    return new WeftError('E_ETCD_COMPACTED', `etcd ${what}: ${msg}`, { cause: e });
-  if (
-    /authentication failed|invalid auth token|permission denied|user name is empty|auth: /i.test(
-      msg,
-    )
-  )
-    return new WeftError('E_ETCD_AUTH', `etcd ${what}: ${msg}`, { cause: e });
-  if (isLeaseNotFound(e))
-    return new WeftError('E_ETCD_LEASE_NOT_FOUND', `etcd ${what}: ${msg}`, { cause: e });
-  if (/compacted|Watcher canceled/i.test(msg))
-    return new WeftError('E_ETCD_COMPACTED', `etcd ${what}: ${msg}`, { cause: e });
-  return new WeftError('E_ETCD_UNAVAILABLE', `etcd ${what}: ${msg}`, {
+  const overflow = grpc === GRPC.RESOURCE_EXHAUSTED && /watch answer too large/.test(msg);
+  const code: ErrorCode =
+    grpc === GRPC.UNAUTHENTICATED && !(e as EtcdRequestError).memberFailed
+      ? 'E_ETCD_AUTH'
+      : overflow || grpc === GRPC.OUT_OF_RANGE
+        ? 'E_ETCD_COMPACTED'
+        : AUTH_FAILED.test(msg)
+          ? 'E_ETCD_AUTH'
+          : isLeaseNotFound(e)
+            ? 'E_ETCD_LEASE_NOT_FOUND'
+            : /compacted|Watcher canceled/i.test(msg)
+              ? 'E_ETCD_COMPACTED'
+              : 'E_ETCD_UNAVAILABLE';
+  return new WeftError(code, `etcd ${what}: ${msg}`, {
     cause: e,
-    retryable: true,
+    ...(overflow ? { details: { overflow: true } } : {}),
+    ...(code === 'E_ETCD_UNAVAILABLE' ? { retryable: true } : {}),
   });
 }

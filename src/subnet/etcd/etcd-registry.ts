@@ -26,7 +26,7 @@ import {
   type EtcdClientOptions,
 } from './client.js';
 import type { KeyValue } from './json-codec.js';
-import type { Watch, WatchResponse } from './watch.js';
+import type { WatchResponse } from './watch.js';
 import { WatchQueue } from './watch-queue.js';
 
 /**
@@ -69,8 +69,8 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
   private readonly subnetsPrefix: string;
   private readonly configKey: string;
   private readonly log: Logger;
-  /** Live watchers and the queue each feeds, so close() can cancel them and end their iterators. */
-  private readonly watchers = new Map<Watch, WatchQueue>();
+  /** The queues of live watches, so close() can end their iterators (client.close() ends the watches). */
+  private readonly queues = new Set<WatchQueue>();
   private closed = false;
   /** etcd round trips made (unary requests, keepalives, watch creations): for the benchmark. */
   requests = 0;
@@ -270,7 +270,7 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
       );
       return Math.max(0, res.ttl);
     } catch (err) {
-      if (err instanceof WeftError && err.code === 'E_ETCD_LEASE_NOT_FOUND') return 0;
+      if (hasCode(err, 'E_ETCD_LEASE_NOT_FOUND')) return 0;
       throw err;
     }
   }
@@ -281,11 +281,7 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
         this.client.lease.revoke(leaseId, { signal: s }),
       );
     } catch (err) {
-      if (
-        isLeaseNotFound(err) ||
-        (err instanceof WeftError && err.code === 'E_ETCD_LEASE_NOT_FOUND')
-      )
-        return;
+      if (isLeaseNotFound(err) || hasCode(err, 'E_ETCD_LEASE_NOT_FOUND')) return;
       throw err;
     }
   }
@@ -393,14 +389,14 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
         });
       },
     });
-    this.watchers.set(watch, queue);
+    this.queues.add(queue);
     const onAbort = (): void => queue.end();
     signal.addEventListener('abort', onAbort, { once: true });
     try {
       yield* queue;
     } finally {
       signal.removeEventListener('abort', onAbort);
-      this.watchers.delete(watch);
+      this.queues.delete(queue);
       watch.close();
     }
   }
@@ -408,11 +404,8 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const [watch, queue] of this.watchers) {
-      queue.end();
-      watch.close();
-    }
-    this.watchers.clear();
+    for (const queue of this.queues) queue.end();
+    this.queues.clear();
     this.client.close();
   }
 }

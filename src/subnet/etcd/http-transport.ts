@@ -135,12 +135,7 @@ export class Endpoint {
       scheduling: 'lifo' as const,
     };
     this.agent = this.secure
-      ? new (httpsModule().Agent)({
-          ...common,
-          ...(tls?.ca ? { ca: tls.ca } : {}),
-          ...(tls?.cert ? { cert: tls.cert } : {}),
-          ...(tls?.key ? { key: tls.key } : {}),
-        })
+      ? new (httpsModule().Agent)({ ...common, ...tls })
       : new http.Agent(common);
     if (this.secure && files) {
       // Every new connection takes the files as they are now (a rotation needs no restart).
@@ -202,11 +197,9 @@ export class HttpTransport {
       }
     }
     // All were skipped recently: the one whose skip ends first.
-    let best = 0;
-    for (let i = 1; i < n; i++)
-      if (this.endpoints[i]!.skipUntil < this.endpoints[best]!.skipUntil) best = i;
-    this.current = best;
-    return this.endpoints[best]!;
+    const until = this.endpoints.map((e) => e.skipUntil);
+    this.current = until.indexOf(Math.min(...until));
+    return this.endpoints[this.current]!;
   }
 
   /** Skips `ep` for a while (never with a single endpoint: there is nowhere else to go). */
@@ -361,24 +354,19 @@ export class HttpTransport {
           if (done) return;
           try {
             const text = Buffer.concat(chunks, size);
-            if (opts.ndjson) {
-              const splitter = new NdjsonSplitter();
-              const msgs = [...splitter.push(text), ...splitter.end()];
-              for (const m of msgs) {
-                const e = gatewayError(m);
-                if (e) throw answerError(e.message, e.grpcCode);
-              }
-              if (res.statusCode !== 200 || msgs.length === 0)
-                throw httpStatusError(ep, res.statusCode ?? 0, text);
-              finish(null, msgs);
-              return;
+            const splitter = opts.ndjson ? new NdjsonSplitter() : null;
+            // One answer (undefined when it is no JSON), or every message of an ndjson answer (a
+            // message that is no JSON throws). JSON never parses to undefined.
+            const msgs = splitter
+              ? [...splitter.push(text), ...splitter.end()]
+              : [text.length > 0 ? safeParse(text) : undefined];
+            for (const m of msgs) {
+              const e = gatewayError(m);
+              if (e) throw answerError(e.message, e.grpcCode);
             }
-            const parsed = text.length > 0 ? safeParse(text) : undefined;
-            const e = gatewayError(parsed);
-            if (e) throw answerError(e.message, e.grpcCode);
-            if (res.statusCode !== 200 || parsed === undefined)
+            if (res.statusCode !== 200 || msgs[0] === undefined)
               throw httpStatusError(ep, res.statusCode ?? 0, text);
-            finish(null, parsed);
+            finish(null, splitter ? msgs : msgs[0]);
           } catch (err) {
             finish(err as Error);
           }
@@ -425,9 +413,8 @@ export class HttpTransport {
       const splitter = new NdjsonSplitter(h.maxLineBytes);
       res.on('data', (c: Buffer) => {
         if (done) return;
-        let msgs: unknown[];
         try {
-          msgs = splitter.push(c);
+          for (const m of splitter.push(c)) if (!done) h.onMessage(m);
         } catch (err) {
           const tooLarge =
             (err as { details?: Record<string, unknown> }).details?.['tooLarge'] === true;
@@ -437,9 +424,7 @@ export class HttpTransport {
               cause: err,
             }),
           );
-          return;
         }
-        for (const m of msgs) if (!done) h.onMessage(m);
       });
       res.on('error', (e) => finish(transportError(ep.url, e)));
       res.on('end', () => {

@@ -26,6 +26,13 @@ export const b64 = (v: string | Uint8Array): string =>
     : Buffer.from(v.buffer, v.byteOffset, v.byteLength)
   ).toString('base64');
 
+/** The `key` and, when given, `range_end` of a request body (a range, a delete, a watch). */
+export const keyRange = (
+  key: string | Uint8Array,
+  rangeEnd?: string | Uint8Array,
+): { key: string; range_end?: string } =>
+  rangeEnd === undefined ? { key: b64(key) } : { key: b64(key), range_end: b64(rangeEnd) };
+
 const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /** Decodes a base64 field ('' or absent is empty). */
@@ -53,29 +60,20 @@ export function int64(v: unknown, field: string): string {
   throw protocolError(`${field} is not an int64 (${typeof v})`);
 }
 
-export function bool(v: unknown, field: string): boolean {
-  if (v === undefined || v === null) return false;
-  if (typeof v !== 'boolean') throw protocolError(`${field} is not a boolean`);
-  return v;
+/** A reader of one JSON type: absent (or null) is `empty()`, another type a protocol error. */
+function typed<T>(type: 'boolean' | 'object' | 'array' | 'string', what: string, empty: () => T) {
+  return (v: unknown, field: string): T => {
+    if (v === undefined || v === null) return empty();
+    if (type === 'array' ? !Array.isArray(v) : typeof v !== type || Array.isArray(v))
+      throw protocolError(`${field} is not ${what}`);
+    return v as T;
+  };
 }
 
-export function obj(v: unknown, field: string): Record<string, unknown> {
-  if (v === undefined || v === null) return {};
-  if (typeof v !== 'object' || Array.isArray(v)) throw protocolError(`${field} is not an object`);
-  return v as Record<string, unknown>;
-}
-
-export function arr(v: unknown, field: string): unknown[] {
-  if (v === undefined || v === null) return [];
-  if (!Array.isArray(v)) throw protocolError(`${field} is not an array`);
-  return v;
-}
-
-export function str(v: unknown, field: string): string {
-  if (v === undefined || v === null) return '';
-  if (typeof v !== 'string') throw protocolError(`${field} is not a string`);
-  return v;
-}
+export const bool = typed('boolean', 'a boolean', () => false);
+export const obj = typed<Record<string, unknown>>('object', 'an object', () => ({}));
+export const arr = typed<unknown[]>('array', 'an array', () => []);
+export const str = typed('string', 'a string', () => '');
 
 export interface ResponseHeader {
   readonly revision: string;
@@ -126,17 +124,16 @@ export function gatewayError(v: unknown): { message: string; grpcCode: number } 
   const o = v as Record<string, unknown>;
   const e = o['error'];
   if (e === undefined || e === null || e === '') return null;
-  if (typeof e === 'object') {
-    const inner = e as Record<string, unknown>;
-    return {
-      message:
-        typeof inner['message'] === 'string' ? inner['message'] : JSON.stringify(e).slice(0, 200),
-      grpcCode: typeof inner['grpc_code'] === 'number' ? inner['grpc_code'] : 2,
-    };
-  }
+  const stream = typeof e === 'object';
+  const fields = (stream ? e : o) as Record<string, unknown>;
+  const message = fields['message'];
+  const code = fields[stream ? 'grpc_code' : 'code'];
   return {
-    message: typeof o['message'] === 'string' ? o['message'] : String(e).slice(0, 200),
-    grpcCode: typeof o['code'] === 'number' ? o['code'] : 2,
+    message:
+      typeof message === 'string'
+        ? message
+        : (stream ? JSON.stringify(e) : String(e)).slice(0, 200),
+    grpcCode: typeof code === 'number' ? code : 2,
   };
 }
 
@@ -166,20 +163,11 @@ export class NdjsonSplitter {
   push(chunk: Buffer): unknown[] {
     const out: unknown[] = [];
     let start = 0;
-    for (;;) {
-      const nl = chunk.indexOf(0x0a, start);
-      if (nl < 0) break;
+    for (let nl = chunk.indexOf(0x0a); nl >= 0; nl = chunk.indexOf(0x0a, start)) {
       const piece = chunk.subarray(start, nl);
       this.check(piece.length);
-      const line =
-        this.parts.length === 0
-          ? piece
-          : Buffer.concat([...this.parts, piece], this.pending + piece.length);
-      this.parts = [];
-      this.pending = 0;
       start = nl + 1;
-      const text = line.toString('utf8').trim();
-      if (text !== '') out.push(parseJson(text, 'stream message'));
+      out.push(...this.line(piece));
     }
     if (start < chunk.length) {
       const rest = chunk.subarray(start);
@@ -192,10 +180,18 @@ export class NdjsonSplitter {
 
   /** The stream ended: a last line without a newline is still a message. */
   end(): unknown[] {
-    if (this.pending === 0) return [];
-    const text = Buffer.concat(this.parts, this.pending).toString('utf8').trim();
+    return this.pending === 0 ? [] : this.line(Buffer.alloc(0));
+  }
+
+  /** The message of the pending parts and `last` (none for a blank line); empties the parts. */
+  private line(last: Buffer): unknown[] {
+    const line =
+      this.parts.length === 0
+        ? last
+        : Buffer.concat([...this.parts, last], this.pending + last.length);
     this.parts = [];
     this.pending = 0;
+    const text = line.toString('utf8').trim();
     return text === '' ? [] : [parseJson(text, 'stream message')];
   }
 

@@ -1,5 +1,5 @@
 /**
- * etcd's KV service over the JSON gateway (`/v3/kv/range`, `/put`, `/deleterange`, `/txn`): request
+ * etcd's KV service over the JSON gateway (`/v3/kv/range`, `/put`, `/txn`): request
  * bodies in the gateway's JSON form, answers decoded and shape-checked (json-codec.ts).
  */
 import {
@@ -8,6 +8,7 @@ import {
   bool,
   header,
   int64,
+  keyRange,
   keyValue,
   obj,
   type KeyValue,
@@ -24,9 +25,6 @@ export interface RangeRequest {
   readonly limit?: number;
   /** Read at this store revision (a consistent snapshot across pages). */
   readonly revision?: string;
-  readonly countOnly?: boolean;
-  /** Answer from the member's own state without a round through the leader. */
-  readonly serializable?: boolean;
 }
 
 export interface RangeResponse {
@@ -50,9 +48,9 @@ export interface DeleteRangeRequest {
 
 export interface Compare {
   readonly key: Bytes;
-  readonly target: 'CREATE' | 'MOD' | 'VERSION' | 'LEASE';
+  readonly target: 'CREATE' | 'MOD';
   readonly result: 'EQUAL' | 'GREATER' | 'LESS' | 'NOT_EQUAL';
-  /** The revision, version or lease ID compared with (decimal). */
+  /** The revision compared with (decimal). */
   readonly value: string;
 }
 
@@ -79,21 +77,13 @@ export interface DecodeOptions {
   readonly maxValueBytes?: number;
 }
 
-const TARGET_FIELD = {
-  CREATE: 'create_revision',
-  MOD: 'mod_revision',
-  VERSION: 'version',
-  LEASE: 'lease',
-} as const;
+const TARGET_FIELD = { CREATE: 'create_revision', MOD: 'mod_revision' } as const;
 
 function rangeBody(r: RangeRequest): Record<string, unknown> {
   return {
-    key: b64(r.key),
-    ...(r.rangeEnd !== undefined ? { range_end: b64(r.rangeEnd) } : {}),
+    ...keyRange(r.key, r.rangeEnd),
     ...(r.limit !== undefined ? { limit: String(r.limit) } : {}),
     ...(r.revision !== undefined ? { revision: r.revision } : {}),
-    ...(r.countOnly ? { count_only: true } : {}),
-    ...(r.serializable ? { serializable: true } : {}),
   };
 }
 
@@ -105,17 +95,13 @@ function putBody(p: PutRequest): Record<string, unknown> {
   };
 }
 
-function deleteBody(d: DeleteRangeRequest): Record<string, unknown> {
-  return { key: b64(d.key), ...(d.rangeEnd !== undefined ? { range_end: b64(d.rangeEnd) } : {}) };
-}
-
 function opBody(op: TxnOp): Record<string, unknown> {
   if ('range' in op) return { request_range: rangeBody(op.range) };
   if ('put' in op) return { request_put: putBody(op.put) };
-  return { request_delete_range: deleteBody(op.deleteRange) };
+  return { request_delete_range: keyRange(op.deleteRange.key, op.deleteRange.rangeEnd) };
 }
 
-function decodeRange(v: unknown, field: string, o: DecodeOptions): RangeResponse {
+export function decodeRange(v: unknown, field: string, o: DecodeOptions): RangeResponse {
   const r = obj(v, field);
   return {
     header: header(r['header']),
@@ -137,14 +123,6 @@ export class Kv {
   async put(p: PutRequest, o: CallOptions = {}): Promise<{ header: ResponseHeader }> {
     const r = obj(await this.t.unary('/v3/kv/put', putBody(p), o), 'put');
     return { header: header(r['header']) };
-  }
-
-  async deleteRange(
-    d: DeleteRangeRequest,
-    o: CallOptions = {},
-  ): Promise<{ header: ResponseHeader; deleted: string }> {
-    const r = obj(await this.t.unary('/v3/kv/deleterange', deleteBody(d), o), 'deleterange');
-    return { header: header(r['header']), deleted: int64(r['deleted'], 'deleterange.deleted') };
   }
 
   async txn(t: TxnRequest, o: DecodeOptions & CallOptions = {}): Promise<TxnResponse> {

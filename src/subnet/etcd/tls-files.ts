@@ -36,27 +36,19 @@ export class TlsFiles {
     try {
       now = this.read();
     } catch {
-      now = undefined; // kept: the last valid files
+      // kept: the last valid files
     }
-    const changed =
-      now !== undefined &&
-      !(
-        same(now.ca, this.pems.ca) &&
-        same(now.cert, this.pems.cert) &&
-        same(now.key, this.pems.key)
-      );
-    if (changed || !this.ctx) {
-      const t = process.getBuiltinModule('node:tls');
+    const t = process.getBuiltinModule('node:tls');
+    const { ca, cert, key } = this.pems;
+    if (now && !(same(now.ca, ca) && same(now.cert, cert) && same(now.key, key))) {
       try {
-        if (now && changed) {
-          this.ctx = t.createSecureContext(now);
-          this.pems = now;
-        }
+        this.ctx = t.createSecureContext(now);
+        this.pems = now;
       } catch {
         // kept: the last valid files
       }
-      this.ctx ??= t.createSecureContext(this.pems);
     }
+    this.ctx ??= t.createSecureContext(this.pems);
     return this.ctx;
   }
 }

@@ -14,7 +14,8 @@
  * (a renewal keeps it); otherwise (the key deleted meanwhile, or gone with the reset) the caller
  * re-lists, which is correct either way.
  */
-import { b64, header, int64, keyValue, obj, arr, type KeyValue } from './json-codec.js';
+import { keyRange, type KeyValue } from './json-codec.js';
+import { decodeRange, type RangeResponse } from './kv.js';
 import { EtcdRequestError, GRPC, type Endpoint, type HttpTransport } from './http-transport.js';
 
 /** A key of the range with its revisions, or (key null) the range was empty at `modRevision`. */
@@ -39,28 +40,21 @@ interface ReadOptions {
   readonly signal: AbortSignal;
 }
 
+/** A keys-only read of `range` (one key when it has no end) with the other fields of `body`. */
 async function read(
   t: HttpTransport,
+  range: AnchorRange,
   body: Record<string, unknown>,
   o: ReadOptions,
-): Promise<{ kvs: KeyValue[]; count: string }> {
-  const r = obj(await t.unary('/v3/kv/range', { keys_only: true, ...body }, o), 'range');
-  header(r['header']);
-  return {
-    kvs: arr(r['kvs'], 'range.kvs').map((kv, i) => keyValue(kv, `range.kvs[${i}]`, 0)),
-    count: int64(r['count'], 'range.count'),
-  };
+): Promise<RangeResponse> {
+  const req = { keys_only: true, ...keyRange(range.key, range.rangeEnd), ...body };
+  return decodeRange(await t.unary('/v3/kv/range', req, o), 'range', { maxValueBytes: 0 });
 }
 
 const isFuture = (err: unknown): boolean =>
   err instanceof EtcdRequestError && /future revision/i.test(err.message);
 const isCompacted = (err: unknown): boolean =>
   err instanceof EtcdRequestError && /compacted/i.test(err.message);
-
-const rangeBody = (r: AnchorRange): Record<string, unknown> => ({
-  key: b64(r.key),
-  ...(r.rangeEnd !== undefined ? { range_end: b64(r.rangeEnd) } : {}),
-});
 
 /**
  * The anchor at `revision` (the last revision the watch has seen): the range's first key then, or
@@ -74,7 +68,7 @@ export async function takeAnchor(
   o: ReadOptions,
 ): Promise<WatchAnchor | null> {
   try {
-    const r = await read(t, { ...rangeBody(range), revision: revision.toString(), limit: '1' }, o);
+    const r = await read(t, range, { revision: revision.toString(), limit: '1' }, o);
     const kv = r.kvs[0];
     return kv ? anchorOf(kv) : { key: null, createRevision: '0', modRevision: revision.toString() };
   } catch (err) {
@@ -103,14 +97,10 @@ export async function anchorMismatch(
   const name = a.key === null ? 'the watched range' : JSON.stringify(a.key.toString());
   try {
     if (a.key === null) {
-      const r = await read(
-        t,
-        { ...rangeBody(range), revision: a.modRevision, count_only: true },
-        o,
-      );
+      const r = await read(t, range, { revision: a.modRevision, count_only: true }, o);
       return r.count === '0' ? null : `${name} was empty at revision ${a.modRevision}, now is not`;
     }
-    const r = await read(t, { key: b64(a.key), revision: a.modRevision }, o);
+    const r = await read(t, { key: a.key }, { revision: a.modRevision }, o);
     const kv = r.kvs[0];
     if (kv && kv.createRevision === a.createRevision && kv.modRevision === a.modRevision)
       return null;
@@ -122,17 +112,14 @@ export async function anchorMismatch(
   // The anchor's revision was compacted: compare with the store's current state.
   if (a.key === null) {
     // Nothing present now can have been created at or before a revision where the range was empty.
-    const r = await read(
-      t,
-      { ...rangeBody(range), limit: '1', sort_order: 'ASCEND', sort_target: 'CREATE' },
-      o,
-    );
+    const sort = { limit: '1', sort_order: 'ASCEND', sort_target: 'CREATE' };
+    const r = await read(t, range, sort, o);
     const first = r.kvs[0];
     return first && BigInt(first.createRevision) <= BigInt(a.modRevision)
       ? `${JSON.stringify(first.key.toString())} was created at revision ${first.createRevision}, where the watched range was empty`
       : null;
   }
-  const r = await read(t, { key: b64(a.key) }, o);
+  const r = await read(t, { key: a.key }, {}, o);
   const kv = r.kvs[0];
   return kv && kv.createRevision === a.createRevision
     ? null

@@ -110,17 +110,10 @@ export class WatchQueue implements AsyncIterable<RegistryBatch> {
   }
 
   private take(): RegistryBatch | null {
-    if (this.head !== null) {
-      const b = this.head;
-      this.head = null;
-      return b;
-    }
-    if (this.merged !== null) {
-      const b = this.merged.toBatch();
-      this.merged = null;
-      return b;
-    }
-    return null;
+    const b = this.head ?? this.merged?.toBatch() ?? null;
+    if (this.head !== null) this.head = null;
+    else this.merged = null;
+    return b;
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<RegistryBatch> {

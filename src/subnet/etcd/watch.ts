@@ -22,6 +22,7 @@
  *   failure that a fresh token does not cure.
  */
 import { AbortedError } from '../../errors.js';
+import { backoffMs, sleep } from '../sleep.js';
 import {
   arr,
   b64,
@@ -29,6 +30,7 @@ import {
   gatewayError,
   header,
   int64,
+  keyRange,
   keyValue,
   obj,
   str,
@@ -123,18 +125,11 @@ export function decodeWatchResponse(
  */
 export const WATCH_BACKOFF_MAX_MS = 2000;
 
-function backoff(attempt: number): number {
-  const base = Math.min(100 * 2 ** Math.min(attempt, 16), WATCH_BACKOFF_MAX_MS);
-  return base * (0.8 + Math.random() * 0.4);
-}
-
 /** A running watch; close() stops it (no callbacks after). */
 export class Watch {
   private closed = false;
   private closeStream: (() => void) | null = null;
   private probe: ReturnType<typeof setInterval> | null = null;
-  private sleepTimer: ReturnType<typeof setTimeout> | null = null;
-  private wakeSleep: (() => void) | null = null;
   private next: bigint;
   private attempt = 0;
   /** A key of the range as this watch knew it: a reconnect checks the store still has it. */
@@ -157,8 +152,6 @@ export class Watch {
     this.closed = true;
     this.stopStream();
     this.probeAbort.abort();
-    if (this.sleepTimer) clearTimeout(this.sleepTimer);
-    this.wakeSleep?.();
   }
 
   private stopStream(): void {
@@ -176,39 +169,27 @@ export class Watch {
 
   private async loop(): Promise<void> {
     while (!this.closed) {
-      let outcome: { err: Error | null; ep: Endpoint | null };
-      try {
-        outcome = await this.once();
-      } catch (err) {
-        outcome = { err: err as Error, ep: null };
-      }
+      const { err, ep } = await this.once().catch((e: unknown) => ({ err: e as Error, ep: null }));
       if (this.closed) return;
-      const { err, ep } = outcome;
-      if (err instanceof EtcdRequestError && err.grpcCode === GRPC.RESOURCE_EXHAUSTED) {
-        this.fatal(
+      if (err instanceof EtcdRequestError && err.grpcCode === GRPC.RESOURCE_EXHAUSTED)
+        return this.fatal(
           new EtcdRequestError(`watch answer too large (${err.message}): re-list instead`, {
             grpcCode: GRPC.RESOURCE_EXHAUSTED,
             cause: err,
           }),
         );
-        return;
-      }
       if (
         err instanceof EtcdRequestError &&
         !err.memberFailed &&
         err.grpcCode === GRPC.UNAUTHENTICATED
-      ) {
-        this.fatal(err);
-        return;
-      }
+      )
+        return this.fatal(err);
       if (ep) this.o.onDisconnected?.(ep.url, err);
       if (ep && (err === null || (err instanceof EtcdRequestError && err.memberFailed)))
         this.t.markFailed(ep);
-      await new Promise<void>((resolve) => {
-        this.wakeSleep = resolve;
-        this.sleepTimer = setTimeout(resolve, backoff(this.attempt++));
-      });
-      this.wakeSleep = null;
+      // close() aborts probeAbort, which ends this wait at once
+      const ms = backoffMs(this.attempt++, 100, WATCH_BACKOFF_MAX_MS);
+      await sleep(ms, this.probeAbort.signal).catch(() => {});
     }
   }
 
@@ -236,8 +217,7 @@ export class Watch {
     if (this.closed) return { err: null, ep: null };
     const body = {
       create_request: {
-        key: b64(this.o.key),
-        ...(this.o.rangeEnd !== undefined ? { range_end: b64(this.o.rangeEnd) } : {}),
+        ...keyRange(this.o.key, this.o.rangeEnd),
         start_revision: this.next.toString(),
       },
     };
@@ -248,6 +228,13 @@ export class Watch {
         settled = true;
         this.stopStream();
         resolve({ err, ep });
+      };
+      /** The watch ended for good: no reconnect. */
+      const die = (err: EtcdRequestError): void => {
+        settled = true;
+        this.stopStream();
+        this.fatal(err);
+        resolve({ err: null, ep: null });
       };
       const onMessage = (msg: unknown): void => {
         if (settled) return;
@@ -263,10 +250,8 @@ export class Watch {
             }
             if (/no leader/i.test(r.cancelReason))
               return end(answerError(r.cancelReason, GRPC.UNAVAILABLE));
-            settled = true;
-            this.stopStream();
             const compacted = r.compactRevision !== '0';
-            this.fatal(
+            return die(
               new EtcdRequestError(
                 compacted
                   ? `mvcc: required revision has been compacted (watch from ${this.next} canceled, compact revision ${r.compactRevision})`
@@ -280,23 +265,17 @@ export class Watch {
                 },
               ),
             );
-            resolve({ err: null, ep: null });
-            return;
           }
           if (r.created && BigInt(r.header.revision) + 1n < this.next) {
             // The store is behind what this watch already saw: etcd was wiped or restored from an
             // older backup. A future start revision is accepted silently and would hide every event
             // until the new store catches up, so the caller must re-list, as after a compaction.
-            settled = true;
-            this.stopStream();
-            this.fatal(
+            return die(
               new EtcdRequestError(
                 `etcd store revision ${r.header.revision} is behind this watch's ${this.next - 1n} (etcd reset or restored): re-list`,
                 { grpcCode: GRPC.OUT_OF_RANGE },
               ),
             );
-            resolve({ err: null, ep: null });
-            return;
           }
           if (r.created) {
             this.attempt = 0;
@@ -312,14 +291,11 @@ export class Watch {
           if (last >= this.next) this.next = last + 1n;
           this.o.onResponse({ header: r.header, events: r.events, lastRevision: last.toString() });
         } catch (err) {
-          settled = true;
-          this.stopStream();
-          this.fatal(
+          die(
             err instanceof EtcdRequestError
               ? err
               : new EtcdRequestError((err as Error).message, { grpcCode: 2, cause: err }),
           );
-          resolve({ err: null, ep: null });
         }
       };
       try {
@@ -344,14 +320,13 @@ export class Watch {
    * lets the watch go on unchecked this time.
    */
   private async sameStore(ep: Endpoint): Promise<boolean> {
-    const range = { key: this.o.key, rangeEnd: this.o.rangeEnd };
     const o = { endpoint: ep, timeoutMs: this.t.requestTimeoutMs, signal: this.probeAbort.signal };
     try {
       if (this.anchor === null) {
-        if (this.next > 1n) this.anchor = await takeAnchor(this.t, range, this.next - 1n, o);
+        if (this.next > 1n) this.anchor = await takeAnchor(this.t, this.o, this.next - 1n, o);
         return true;
       }
-      const why = await anchorMismatch(this.t, range, this.anchor, o);
+      const why = await anchorMismatch(this.t, this.o, this.anchor, o);
       if (why === null) return true;
       this.fatal(resetError(why));
     } catch (err) {
@@ -377,8 +352,7 @@ export class Watch {
         o,
       );
       const before = this.probedRev;
-      const rev = BigInt(header(obj(res, 'range')['header']).revision);
-      this.probedRev = rev;
+      this.probedRev = BigInt(header(obj(res, 'range')['header']).revision);
       const now = performance.now();
       if (before === null || before < this.next || now - this.lastStallCheck < WATCH_STALL_CHECK_MS)
         return;
@@ -386,8 +360,7 @@ export class Watch {
       const missed = await this.t.unary(
         '/v3/kv/range',
         {
-          key: b64(this.o.key),
-          ...(this.o.rangeEnd !== undefined ? { range_end: b64(this.o.rangeEnd) } : {}),
+          ...keyRange(this.o.key, this.o.rangeEnd),
           keys_only: true,
           serializable: true,
           limit: '1',
