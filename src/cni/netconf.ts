@@ -71,8 +71,6 @@ const undecodable = (msg: string, details?: string): CniError =>
 
 /** Parses stdin as a JSON object (code 6 on failure). */
 export function decodeStdin(stdin: Buffer): JsonObject {
-  if (stdin.length > MAX_STDIN_BYTES)
-    throw undecodable(`network configuration is larger than ${MAX_STDIN_BYTES} bytes`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(stdin.toString('utf8'));
