@@ -6,11 +6,9 @@
  * are no regular file are skipped (logged), and temp files a crashed writer left are removed (state.ts).
  */
 import type { CmdContext, CniDeps } from './deps.js';
-import { buildDelegateConfig } from './delegate-config.js';
-import { invokeDelegateDel } from './del.js';
+import { invokeDelegateDel, rebuildDelegate } from './del.js';
 import { CniCode, CniError } from './errors.js';
 import { delegateSupports, findPlugin } from './invoke.js';
-import { loadSubnetEnv } from './load-subnet.js';
 import type { JsonObject } from './netconf.js';
 import { StateStore } from './state.js';
 
@@ -23,10 +21,7 @@ export async function cmdGC(ctx: CmdContext, deps: CniDeps): Promise<void> {
   const store = new StateStore(conf.dataDir);
   const errors: string[] = [];
   let rebuilt: JsonObject | undefined;
-  const rebuild = (): JsonObject => {
-    rebuilt ??= buildDelegateConfig(conf, loadSubnetEnv(conf.subnetFile, deps), '1.0.0');
-    return rebuilt;
-  };
+  const rebuild = (): JsonObject => (rebuilt ??= rebuildDelegate(ctx, deps));
 
   // Under the network's exclusive lock (lock.ts): no ADD or DEL of this network runs meanwhile.
   const attachments = store.list(conf.name, (name, kind) =>
