@@ -11,7 +11,7 @@ import { execInvoker, type Invoker } from './invoke.js';
 import { nsenterInspector, type Inspector } from './inspect.js';
 import { utilFlock, type Flock } from './lock.js';
 import type { CniLog } from './log.js';
-import type { JsonObject, WeftNetConf } from './netconf.js';
+import type { WeftNetConf } from './netconf.js';
 import { MAX_SUBNET_ENV_BYTES } from '../lease/subnet-env.js';
 import type { CniVersion } from './versions.js';
 
@@ -136,7 +136,6 @@ export interface CmdContext {
   readonly env: CniEnv;
   readonly conf: WeftNetConf;
   readonly version: CniVersion;
-  readonly raw: JsonObject;
 }
 
 /**

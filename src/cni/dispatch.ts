@@ -54,7 +54,7 @@ export async function runPlugin(
           ? '1.1.0'
           : undefined;
     const version = requireVersion(configVersion(raw), env.command, minimum);
-    const ctx: CmdContext = { env, conf: parseNetConf(raw), version, raw };
+    const ctx: CmdContext = { env, conf: parseNetConf(raw), version };
     if (env.command === 'ADD' && deps.addUnavailable !== undefined)
       throw daemonDown(deps.addUnavailable);
     const held = await lockCall(ctx, deps);
