@@ -39,19 +39,14 @@ export async function cmdGC(ctx: CmdContext, deps: CniDeps): Promise<void> {
     if (valid.has(`${a.containerID}@${a.ifname}`)) continue;
     try {
       const read = store.read(conf.name, a.containerID, a.ifname);
-      if (read.kind === 'ok') {
-        await invokeDelegateDel(
-          read.state.delegate,
-          read.state.result,
-          ctx.env.path,
-          gcEnv(a),
-          deps,
-        );
-      } else if (read.kind === 'corrupt') {
+      if (read.kind === 'corrupt')
         deps.log.warn('GC: unreadable state, releasing with a rebuilt delegate config', {
           reason: read.reason,
         });
-        await invokeDelegateDel(rebuild(), undefined, ctx.env.path, gcEnv(a), deps);
+      if (read.kind !== 'missing') {
+        const [delegate, result] =
+          read.kind === 'ok' ? [read.state.delegate, read.state.result] : [rebuild(), undefined];
+        await invokeDelegateDel(delegate, result, ctx.env.path, gcEnv(a), deps);
       }
       store.remove(conf.name, a.containerID, a.ifname);
       deps.log.info('GC released attachment', { containerID: a.containerID, ifname: a.ifname });
