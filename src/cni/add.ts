@@ -22,7 +22,7 @@ import { afterAnswer, callerPath, type CmdContext, type CniDeps } from './deps.j
 import { buildDelegateConfig } from './delegate-config.js';
 import { CniCode, CniError } from './errors.js';
 import { delegateDel, invokeDelegateDel } from './del.js';
-import { isHostNetns, isNotNetns } from './host-netns.js';
+import { netnsRefusal } from './host-netns.js';
 import { findPlugin } from './invoke.js';
 import { waitForSubnetEnv } from './load-subnet.js';
 import { formatNetwork } from '../ip/host-cidr.js';
@@ -34,19 +34,11 @@ import { delegateVersionFor } from './versions.js';
 
 export async function cmdAdd(ctx: CmdContext, deps: CniDeps): Promise<JsonObject> {
   const { env, conf } = ctx;
-  const netns = callerPath(deps.callerPid, env.netns);
-  if (isHostNetns(netns))
-    throw new CniError(
-      CniCode.InvalidEnv,
-      `CNI_NETNS ${JSON.stringify(env.netns)} is this host's own network namespace`,
-      "give the container's network namespace; a container on the host network needs no CNI ADD",
-    );
-  if (isNotNetns(netns))
-    throw new CniError(
-      CniCode.InvalidEnv,
-      `CNI_NETNS ${JSON.stringify(env.netns)} is not a network namespace`,
-      'give a network namespace path (a bind mount of /proc/<pid>/ns/net, e.g. /var/run/netns/<name>)',
-    );
+  const refused = netnsRefusal(callerPath(deps.callerPid, env.netns));
+  if (refused) {
+    const [what, fix] = NETNS_REFUSED[refused];
+    throw new CniError(CniCode.InvalidEnv, `CNI_NETNS ${JSON.stringify(env.netns)} ${what}`, fix);
+  }
   const store = new StateStore(conf.dataDir);
   const before = store.read(conf.name, env.containerId, env.ifname);
   if (before.kind === 'ok') {
@@ -106,6 +98,17 @@ export async function cmdAdd(ctx: CmdContext, deps: CniDeps): Promise<JsonObject
   }
   return renderResult(result, ctx.version);
 }
+
+const NETNS_REFUSED = {
+  host: [
+    "is this host's own network namespace",
+    "give the container's network namespace; a container on the host network needs no CNI ADD",
+  ],
+  'not-netns': [
+    'is not a network namespace',
+    'give a network namespace path (a bind mount of /proc/<pid>/ns/net, e.g. /var/run/netns/<name>)',
+  ],
+} as const;
 
 /**
  * State from an earlier ADD without a DEL. If that attachment is still live (its interface exists in

@@ -7,7 +7,7 @@
  */
 import { afterAnswer, callerPath, type CmdContext, type CniDeps } from './deps.js';
 import { buildDelegateConfig } from './delegate-config.js';
-import { isHostNetns, isNotNetns } from './host-netns.js';
+import { netnsRefusal } from './host-netns.js';
 import { CniError } from './errors.js';
 import { findPlugin } from './invoke.js';
 import { loadSubnetEnv } from './load-subnet.js';
@@ -18,26 +18,30 @@ import { compareVersions, delegateVersionFor, isSupportedVersion } from './versi
 
 export async function cmdDel(ctx: CmdContext, deps: CniDeps): Promise<void> {
   const { env, conf } = ctx;
-  // The host's own netns (host-netns.ts): release the address only, never delete a host interface.
-  const netns = callerPath(deps.callerPid, env.netns);
-  const hostNetns = isHostNetns(netns);
-  // A path that is no netns (its mount is gone, host-netns.ts): nothing to delete in it either.
-  const notNetns = !hostNetns && isNotNetns(netns);
-  const netnsEnv: Record<string, string> = hostNetns || notNetns ? { CNI_NETNS: '' } : {};
-  if (hostNetns || notNetns)
+  // The host's own netns: release the address only, never delete a host interface; a path that is no
+  // netns (its mount is gone): nothing to delete in it either (host-netns.ts).
+  const refused = netnsRefusal(callerPath(deps.callerPid, env.netns));
+  const netnsEnv: Record<string, string> = refused ? { CNI_NETNS: '' } : {};
+  if (refused)
     deps.log.warn(
-      hostNetns
+      refused === 'host'
         ? "DEL: CNI_NETNS is this host's own network namespace; releasing the address only"
         : 'DEL: CNI_NETNS is not a network namespace (its mount is gone, or another kind); releasing the address only',
-      {
-        netns: env.netns,
-        ifname: env.ifname,
-      },
+      { netns: env.netns, ifname: env.ifname },
     );
   const store = new StateStore(conf.dataDir);
   const read = store.read(conf.name, env.containerId, env.ifname);
   if (read.kind === 'missing') {
-    await releaseWithoutState(ctx, deps, netnsEnv);
+    // Already deleted, never added, or the state was lost (docs/pitfalls.md C1). The delegate's DEL is
+    // idempotent, so it runs with a config rebuilt from subnet.env to release any address still reserved
+    // for this attachment; any failure is only logged: there is nothing of weft's to clean up.
+    try {
+      await invokeDelegateDel(rebuildDelegate(ctx, deps), undefined, env.path, netnsEnv, deps);
+    } catch (err) {
+      deps.log.debug('DEL without state: delegate DEL skipped or failed', {
+        error: (err as Error).message,
+      });
+    }
     return;
   }
   let delegate: JsonObject;
@@ -47,11 +51,7 @@ export async function cmdDel(ctx: CmdContext, deps: CniDeps): Promise<void> {
       reason: read.reason,
     });
     try {
-      delegate = buildDelegateConfig(
-        conf,
-        loadSubnetEnv(conf.subnetFile, deps),
-        delegateVersionFor(ctx.version),
-      );
+      delegate = rebuildDelegate(ctx, deps);
     } catch (err) {
       deps.log.warn('DEL: cannot rebuild the delegate config; keeping the state for GC', {
         error: (err as Error).message,
@@ -72,30 +72,13 @@ export async function cmdDel(ctx: CmdContext, deps: CniDeps): Promise<void> {
   );
 }
 
-/**
- * No state: already deleted, never added, or the state was lost (docs/pitfalls.md C1). The delegate's DEL is
- * idempotent, so it runs with a config rebuilt from subnet.env to release any address still reserved for
- * this attachment; any failure here is only logged, because there is nothing of weft's to clean up.
- */
-async function releaseWithoutState(
-  ctx: CmdContext,
-  deps: CniDeps,
-  netnsEnv: Record<string, string>,
-): Promise<void> {
-  const { env, conf } = ctx;
-  try {
-    const delegate = buildDelegateConfig(
-      conf,
-      loadSubnetEnv(conf.subnetFile, deps),
-      delegateVersionFor(ctx.version),
-    );
-    await invokeDelegateDel(delegate, undefined, env.path, netnsEnv, deps);
-  } catch (err) {
-    deps.log.debug('DEL without state: delegate DEL skipped or failed', {
-      error: (err as Error).message,
-    });
-  }
-}
+/** The delegate config ADD would build now (from subnet.env), for state that is lost or unreadable. */
+export const rebuildDelegate = (ctx: CmdContext, deps: CniDeps): JsonObject =>
+  buildDelegateConfig(
+    ctx.conf,
+    loadSubnetEnv(ctx.conf.subnetFile, deps),
+    delegateVersionFor(ctx.version),
+  );
 
 /** Runs the delegate's DEL with the stored config (plus `prevResult` where the delegate's version has it). */
 export async function invokeDelegateDel(

@@ -5,12 +5,13 @@
 import { readlinkSync } from 'node:fs';
 import { readAtMostSync, withRegularFileSync } from '../files/read-regular.js';
 import { isAccessDenied } from '../errors.js';
+import { NS_LINK } from './host-netns.js';
 import type { CniEnv } from './env.js';
 import { execInvoker, type Invoker } from './invoke.js';
 import { nsenterInspector, type Inspector } from './inspect.js';
 import { utilFlock, type Flock } from './lock.js';
 import type { CniLog } from './log.js';
-import type { JsonObject, WeftNetConf } from './netconf.js';
+import type { WeftNetConf } from './netconf.js';
 import { MAX_SUBNET_ENV_BYTES } from '../lease/subnet-env.js';
 import type { CniVersion } from './versions.js';
 
@@ -52,7 +53,13 @@ export function callerPath(callerPid: number | undefined, path: string): string 
   // 0: the shim's pid is not visible in weftd's pid namespace; the path is then taken as it is
   if (path === '' || callerPid === undefined || callerPid <= 0) return path;
   const root = `/proc/${callerPid}/root`;
-  if (!canSeeInto(root)) return path;
+  // This process may not look through `root` when the kernel's ptrace access check refuses it (EACCES)
+  // to a root process whose capabilities are not a superset of the caller's, as weftd's under
+  // weftd.service's CapabilityBoundingSet against a runtime's shim. Every lookup under it would fail and
+  // the checks would pass the path unseen (the host's own netns included), so the path is then taken as
+  // this process sees it: under the unit, a mount namespace that receives the host's mounts (/run/netns,
+  // /proc).
+  if (accessDenied(() => readlinkSync(root))) return path;
   if (path.startsWith('/')) return resolveInRoot(root, path);
   try {
     // relative to the caller's working directory, as the caller names it
@@ -62,20 +69,13 @@ export function callerPath(callerPid: number | undefined, path: string): string 
   }
 }
 
-/**
- * False when this process may not look through `root` (/proc/<pid>/root): the kernel's ptrace access
- * check refuses it (EACCES) to a root process whose capabilities are not a superset of the caller's, as
- * weftd's under weftd.service's CapabilityBoundingSet against a runtime's shim. Every lookup under it
- * would fail and the checks would pass the path unseen (the host's own netns included), so the path is
- * then taken as this process sees it: under the unit, a mount namespace that receives the host's
- * mounts (/run/netns, /proc).
- */
-function canSeeInto(root: string): boolean {
+/** True when `look` fails because this process may not look (EACCES/EPERM); false when it works. */
+export function accessDenied(look: () => unknown): boolean {
   try {
-    readlinkSync(root);
-    return true;
+    look();
+    return false;
   } catch (err) {
-    return !isAccessDenied(err);
+    return isAccessDenied(err);
   }
 }
 
@@ -85,8 +85,6 @@ function canSeeInto(root: string): boolean {
  * through /proc/<pid>/root would do. A loop or too many links leaves the rest unresolved (the checks
  * then see a path that does not exist and let the delegate say why).
  */
-const MAGIC_LINK = /^[a-z_]+:\[\d+\]$/;
-
 function resolveInRoot(root: string, path: string): string {
   let rest = path.split('/').filter((p) => p !== '' && p !== '.');
   let done: string[] = [];
@@ -104,7 +102,7 @@ function resolveInRoot(root: string, path: string): string {
     }
     // taken as it is: no symlink, or a /proc magic link (`/proc/<pid>/ns/net` reads `net:[4026…]`),
     // which only the kernel's own walk follows
-    if (target === null || MAGIC_LINK.test(target)) {
+    if (target === null || NS_LINK.test(target)) {
       done.push(part);
       continue;
     }
@@ -138,7 +136,6 @@ export interface CmdContext {
   readonly env: CniEnv;
   readonly conf: WeftNetConf;
   readonly version: CniVersion;
-  readonly raw: JsonObject;
 }
 
 /**
@@ -147,42 +144,33 @@ export interface CmdContext {
  */
 export function realDeps(
   log: CniLog,
-  o: {
-    invoke?: Invoker;
-    addUnavailable?: string;
-    afterAnswer?: CniDeps['afterAnswer'];
-    callerPid?: number;
-    flock?: Flock;
-  } = {},
+  o: Partial<
+    Pick<CniDeps, 'invoke' | 'addUnavailable' | 'afterAnswer' | 'callerPid' | 'flock'>
+  > = {},
 ): CniDeps {
   const { callerPid } = o;
   return {
+    ...o,
     invoke: o.invoke ?? execInvoker,
-    ...(o.addUnavailable !== undefined ? { addUnavailable: o.addUnavailable } : {}),
-    ...(o.afterAnswer !== undefined ? { afterAnswer: o.afterAnswer } : {}),
-    ...(callerPid !== undefined ? { callerPid } : {}),
     inspect:
       callerPid === undefined
         ? nsenterInspector
         : (netns, ifname) => nsenterInspector(callerPath(callerPid, netns), ifname),
     log,
-    readFile: (p) => readBoundedFile(p, MAX_SUBNET_ENV_BYTES),
+    // hostile-file-safe: a FIFO cannot block the plugin, a device cannot feed it endless data; one
+    // byte over the limit, so the parser rejects a larger file as such
+    readFile: (p) => {
+      try {
+        return withRegularFileSync(p, (fd) =>
+          readAtMostSync(fd, MAX_SUBNET_ENV_BYTES + 1).toString('utf8'),
+        );
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw err;
+      }
+    },
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
     now: () => Date.now(),
     flock: o.flock ?? utilFlock,
   };
-}
-
-/**
- * A hostile-file-safe read: undefined when `path` does not exist; throws unless it is (or a symlink
- * resolves to) a regular file, so a FIFO cannot block the plugin forever and a device cannot feed it
- * endless data; reads at most `maxBytes + 1` bytes (the parser rejects anything over `maxBytes`).
- */
-export function readBoundedFile(path: string, maxBytes: number): string | undefined {
-  try {
-    return withRegularFileSync(path, (fd) => readAtMostSync(fd, maxBytes + 1).toString('utf8'));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
 }

@@ -11,7 +11,7 @@ import { parseEnv } from './env.js';
 import { CniCode, CniError, toErrorJson } from './errors.js';
 import { cmdGC } from './gc.js';
 import { lockCall, RELEASE_LOCK } from './lock.js';
-import { configVersion, decodeStdin, isObject, parseNetConf } from './netconf.js';
+import { configVersion, decodeStdin, isObject, MAX_STDIN_BYTES, parseNetConf } from './netconf.js';
 import { cmdStatus } from './status.js';
 import {
   isSupportedVersion,
@@ -26,13 +26,18 @@ export interface Outcome {
   readonly exitCode: number;
 }
 
-/** Runs one invocation; never throws. Exported for tests that drive the dispatcher in-process. */
+/**
+ * Runs one invocation; never throws. `stdin` may be one byte over MAX_STDIN_BYTES (main.ts and weftd
+ * read at most that much): code 5, whatever the command. Exported for tests that drive the dispatcher.
+ */
 export async function runPlugin(
   envVars: Readonly<Record<string, string | undefined>>,
   stdin: Buffer,
   deps: CniDeps,
 ): Promise<Outcome> {
   let replyVersion: string = LATEST_VERSION;
+  if (stdin.length > MAX_STDIN_BYTES)
+    return failed(new CniError(CniCode.IoFailure, 'stdin is too large'), replyVersion);
   try {
     const probe = safeVersion(stdin);
     if (probe !== undefined && /^[0-9]+\.[0-9]+\.[0-9]+$/.test(probe)) replyVersion = probe;
@@ -49,7 +54,7 @@ export async function runPlugin(
           ? '1.1.0'
           : undefined;
     const version = requireVersion(configVersion(raw), env.command, minimum);
-    const ctx: CmdContext = { env, conf: parseNetConf(raw), version, raw };
+    const ctx: CmdContext = { env, conf: parseNetConf(raw), version };
     if (env.command === 'ADD' && deps.addUnavailable !== undefined)
       throw daemonDown(deps.addUnavailable);
     const held = await lockCall(ctx, deps);
@@ -67,9 +72,15 @@ export async function runPlugin(
     if (!(err instanceof CniError))
       deps.log.warn('unexpected error', { error: (err as Error)?.stack ?? String(err) });
     else deps.log.debug('error', { code: err.code, msg: err.message });
-    return { stdout: JSON.stringify(toErrorJson(err, replyVersion)) + '\n', exitCode: 1 };
+    return failed(err, replyVersion);
   }
 }
+
+/** The spec's error JSON for `err` on stdout, exit 1 (also main.ts's when stdin cannot be read). */
+export const failed = (err: unknown, version: string): Outcome => ({
+  stdout: JSON.stringify(toErrorJson(err, version)) + '\n',
+  exitCode: 1,
+});
 
 /** ADD through the shim while weftd cannot serve it: the spec's "try again later". */
 const daemonDown = (reason: string): CniError =>

@@ -6,11 +6,9 @@
  * are no regular file are skipped (logged), and temp files a crashed writer left are removed (state.ts).
  */
 import type { CmdContext, CniDeps } from './deps.js';
-import { buildDelegateConfig } from './delegate-config.js';
-import { invokeDelegateDel } from './del.js';
+import { invokeDelegateDel, rebuildDelegate } from './del.js';
 import { CniCode, CniError } from './errors.js';
 import { delegateSupports, findPlugin } from './invoke.js';
-import { loadSubnetEnv } from './load-subnet.js';
 import type { JsonObject } from './netconf.js';
 import { StateStore } from './state.js';
 
@@ -23,10 +21,7 @@ export async function cmdGC(ctx: CmdContext, deps: CniDeps): Promise<void> {
   const store = new StateStore(conf.dataDir);
   const errors: string[] = [];
   let rebuilt: JsonObject | undefined;
-  const rebuild = (): JsonObject => {
-    rebuilt ??= buildDelegateConfig(conf, loadSubnetEnv(conf.subnetFile, deps), '1.0.0');
-    return rebuilt;
-  };
+  const rebuild = (): JsonObject => (rebuilt ??= rebuildDelegate(ctx, deps));
 
   // Under the network's exclusive lock (lock.ts): no ADD or DEL of this network runs meanwhile.
   const attachments = store.list(conf.name, (name, kind) =>
@@ -44,19 +39,14 @@ export async function cmdGC(ctx: CmdContext, deps: CniDeps): Promise<void> {
     if (valid.has(`${a.containerID}@${a.ifname}`)) continue;
     try {
       const read = store.read(conf.name, a.containerID, a.ifname);
-      if (read.kind === 'ok') {
-        await invokeDelegateDel(
-          read.state.delegate,
-          read.state.result,
-          ctx.env.path,
-          gcEnv(a),
-          deps,
-        );
-      } else if (read.kind === 'corrupt') {
+      if (read.kind === 'corrupt')
         deps.log.warn('GC: unreadable state, releasing with a rebuilt delegate config', {
           reason: read.reason,
         });
-        await invokeDelegateDel(rebuild(), undefined, ctx.env.path, gcEnv(a), deps);
+      if (read.kind !== 'missing') {
+        const [delegate, result] =
+          read.kind === 'ok' ? [read.state.delegate, read.state.result] : [rebuild(), undefined];
+        await invokeDelegateDel(delegate, result, ctx.env.path, gcEnv(a), deps);
       }
       store.remove(conf.name, a.containerID, a.ifname);
       deps.log.info('GC released attachment', { containerID: a.containerID, ifname: a.ifname });

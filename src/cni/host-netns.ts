@@ -7,9 +7,17 @@
  */
 import { readlinkSync, statSync, statfsSync } from 'node:fs';
 
+/**
+ * Why ADD refuses `path` (CNI_NETNS) and DEL only releases the address: 'host' (isHostNetns),
+ * 'not-netns' (isNotNetns), or undefined.
+ */
+export function netnsRefusal(path: string): 'host' | 'not-netns' | undefined {
+  if (path === '') return undefined;
+  return isHostNetns(path) ? 'host' : isNotNetns(path) ? 'not-netns' : undefined;
+}
+
 /** True when `path` is the network namespace this process runs in (weftd's and the plugin's: the host's). */
-export function isHostNetns(path: string): boolean {
-  if (path === '') return false;
+function isHostNetns(path: string): boolean {
   try {
     const ns = statSync(path);
     const own = statSync('/proc/self/ns/net');
@@ -22,7 +30,7 @@ export function isHostNetns(path: string): boolean {
 const NSFS_MAGIC = 0x6e736673;
 
 /** What a /proc/<pid>/ns/<kind> link reads: its namespace's kind and inode. */
-const NS_LINK = /^([a-z_]+):\[\d+\]$/;
+export const NS_LINK = /^([a-z_]+):\[\d+\]$/;
 
 /**
  * True when `path` exists but is not a network namespace: typically the empty file left under
@@ -32,8 +40,7 @@ const NS_LINK = /^([a-z_]+):\[\d+\]$/;
  * Statfs …") before it releases the address, so a runtime's DEL retries would fail for ever; DEL
  * releases the address only, ADD refuses the path.
  */
-export function isNotNetns(path: string): boolean {
-  if (path === '') return false;
+function isNotNetns(path: string): boolean {
   try {
     if (statfsSync(path).type !== NSFS_MAGIC) return true;
   } catch {

@@ -10,10 +10,7 @@ import { realDeps } from './deps.js';
 import type { Invoker } from './invoke.js';
 import { runPlugin } from './dispatch.js';
 import { RELEASE_LOCK, type Flock } from './lock.js';
-import { CniCode, CniError, toErrorJson } from './errors.js';
 import { stderrLog } from './log.js';
-import { MAX_STDIN_BYTES } from './netconf.js';
-import { LATEST_VERSION } from './versions.js';
 
 export interface InProcessResult {
   readonly stdout: string;
@@ -33,7 +30,7 @@ export const MAX_STDERR_BYTES = 1 << 20;
 
 /**
  * Runs one CNI call; never throws. `stdin` may be one byte over MAX_STDIN_BYTES (then code 5, as
- * main.ts). `callerPid`: the relaying shim's, to see CNI_NETNS as the runtime does (CniDeps.callerPid).
+ * main.ts: runPlugin). `callerPid`: the relaying shim's, to see CNI_NETNS as the runtime does (CniDeps.callerPid).
  * `flock`: how the state lock is taken (CniDeps.flock; weftd's native one). The lock is released by the
  * last `later` task, or at once when the call left nothing else for later.
  */
@@ -56,16 +53,6 @@ export async function runInProcess(
     size += c.length;
     chunks.push(c);
   };
-  const stderr = (): Buffer => Buffer.concat(chunks);
-  if (stdin.length > MAX_STDIN_BYTES) {
-    const e = new CniError(CniCode.IoFailure, 'stdin is too large');
-    return {
-      stdout: JSON.stringify(toErrorJson(e, LATEST_VERSION)) + '\n',
-      stderr: stderr(),
-      exitCode: 1,
-      later: [],
-    };
-  }
   const log = stderrLog(envVars['WEFT_CNI_DEBUG'] === '1', (s) => collect(Buffer.from(s)));
   const later: LaterTask[] = [];
   const deps = realDeps(log, {
@@ -76,7 +63,12 @@ export async function runInProcess(
   });
   const outcome = await runPlugin(envVars, stdin, deps);
   if (later.length === 1 && later[0]!.what === RELEASE_LOCK) void later.pop()!.run();
-  return { stdout: outcome.stdout, stderr: stderr(), exitCode: outcome.exitCode, later };
+  return {
+    stdout: outcome.stdout,
+    stderr: Buffer.concat(chunks),
+    exitCode: outcome.exitCode,
+    later,
+  };
 }
 
 /**

@@ -5,12 +5,7 @@
  */
 import type { CniDeps } from './deps.js';
 import { CniCode, CniError } from './errors.js';
-import {
-  MAX_SUBNET_ENV_BYTES,
-  parseSubnetEnv,
-  SubnetEnvError,
-  type SubnetEnv,
-} from '../lease/subnet-env.js';
+import { parseSubnetEnv, SubnetEnvError, type SubnetEnv } from '../lease/subnet-env.js';
 
 const POLL_MS = 100;
 
@@ -31,9 +26,6 @@ export function loadSubnetEnv(file: string, deps: CniDeps): SubnetEnv {
     throw new CniError(CniCode.IoFailure, `cannot read ${file}: ${(err as Error).message}`);
   }
   if (text === undefined) throw notReady(file);
-  if (text.length > MAX_SUBNET_ENV_BYTES * 2) {
-    throw new CniError(CniCode.SubnetEnvInvalid, `${file} is invalid: too large`);
-  }
   try {
     return parseSubnetEnv(text, file);
   } catch (err) {

@@ -48,13 +48,7 @@ export function slotName(containerID: string, ifname: string): string {
  */
 export async function lockCall(ctx: CmdContext, deps: CniDeps): Promise<HeldLock | undefined> {
   const { env, conf } = ctx;
-  if (
-    env.command !== 'ADD' &&
-    env.command !== 'DEL' &&
-    env.command !== 'CHECK' &&
-    env.command !== 'GC'
-  )
-    return undefined;
+  if (env.command === 'VERSION' || env.command === 'STATUS') return undefined;
   const store = new StateStore(conf.dataDir);
   const files =
     env.command === 'GC'

@@ -6,8 +6,8 @@
  */
 import { readSync } from 'node:fs';
 import { realDeps } from './deps.js';
-import { runPlugin } from './dispatch.js';
-import { CniCode, CniError, toErrorJson } from './errors.js';
+import { failed, runPlugin } from './dispatch.js';
+import { CniCode, CniError } from './errors.js';
 import { stderrLog } from './log.js';
 import { MAX_STDIN_BYTES } from './netconf.js';
 import { LATEST_VERSION } from './versions.js';
@@ -38,8 +38,7 @@ async function readStdin(): Promise<Buffer> {
       if (total >= limit) break;
     }
   }
-  if (total > MAX_STDIN_BYTES) throw new CniError(CniCode.IoFailure, 'stdin is too large');
-  return Buffer.concat(chunks);
+  return Buffer.concat(chunks); // more than MAX_STDIN_BYTES: runPlugin answers code 5
 }
 
 async function main(): Promise<void> {
@@ -51,11 +50,8 @@ async function main(): Promise<void> {
         ? Buffer.alloc(0)
         : await readStdin();
   } catch (err) {
-    const e =
-      err instanceof CniError
-        ? err
-        : new CniError(CniCode.IoFailure, `cannot read stdin: ${(err as Error).message}`);
-    process.stdout.write(JSON.stringify(toErrorJson(e, LATEST_VERSION)) + '\n');
+    const e = new CniError(CniCode.IoFailure, `cannot read stdin: ${(err as Error).message}`);
+    process.stdout.write(failed(e, LATEST_VERSION).stdout);
     process.exitCode = 1;
     return;
   }

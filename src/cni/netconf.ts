@@ -40,8 +40,6 @@ export interface Attachment {
 }
 
 export interface WeftNetConf {
-  /** As sent; "0.1.0" when absent (cni pkg/types/create). */
-  readonly cniVersion: string;
   readonly name: string;
   readonly subnetFile: string;
   readonly dataDir: string;
@@ -71,8 +69,6 @@ const undecodable = (msg: string, details?: string): CniError =>
 
 /** Parses stdin as a JSON object (code 6 on failure). */
 export function decodeStdin(stdin: Buffer): JsonObject {
-  if (stdin.length > MAX_STDIN_BYTES)
-    throw undecodable(`network configuration is larger than ${MAX_STDIN_BYTES} bytes`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(stdin.toString('utf8'));
@@ -141,9 +137,8 @@ function parseAttachments(v: Json | undefined): Attachment[] | undefined {
   });
 }
 
-/** Validates the parts weft uses (never for VERSION: `runPlugin` in dispatch.ts answers it before). */
+/** Validates the parts weft uses (`runPlugin` in dispatch.ts has answered VERSION and checked cniVersion). */
 export function parseNetConf(conf: JsonObject): WeftNetConf {
-  const cniVersion = configVersion(conf);
   const name = conf['name'];
   if (typeof name !== 'string' || name === '') throw invalid('missing network name', 'set "name"');
   if (name.length > MAX_ID_LENGTH || !ID_PATTERN.test(name)) {
@@ -178,7 +173,6 @@ export function parseNetConf(conf: JsonObject): WeftNetConf {
     conf['cni.dev/valid-attachments'] ?? conf['cni.dev/attachments'],
   );
   return {
-    cniVersion,
     name,
     subnetFile: absolutePath(conf, 'subnetFile', DEFAULT_SUBNET_FILE),
     dataDir: absolutePath(conf, 'dataDir', DEFAULT_DATA_DIR),

@@ -151,9 +151,11 @@ export function parseResult(raw: unknown): Result {
   return { interfaces, ips, routes, dns };
 }
 
-/** The optional interface fields each version writes (1.1.0 adds mtu, socketPath, pciID). */
+/** The optional fields each version writes (1.1.0 adds interface mtu, socketPath, pciID and route mtu …). */
 const INTERFACE_KEYS = ['mac', 'sandbox'] as const;
 const INTERFACE_KEYS_V11 = [...INTERFACE_KEYS, 'mtu', 'socketPath', 'pciID'] as const;
+const ROUTE_KEYS = ['gw'] as const;
+const ROUTE_KEYS_V11 = [...ROUTE_KEYS, 'mtu', 'advmss', 'priority', 'table', 'scope'] as const;
 
 /** Renders `r` in exactly `version`. */
 export function renderResult(r: Result, version: CniVersion): JsonObject {
@@ -162,8 +164,7 @@ export function renderResult(r: Result, version: CniVersion): JsonObject {
   const out: JsonObject = { cniVersion: version };
   out['interfaces'] = r.interfaces.map((i) => {
     const o: JsonObject = { name: i.name };
-    const keys = v11 ? INTERFACE_KEYS_V11 : INTERFACE_KEYS;
-    for (const k of keys) if (i[k] !== undefined) o[k] = i[k];
+    for (const k of v11 ? INTERFACE_KEYS_V11 : INTERFACE_KEYS) if (i[k] !== undefined) o[k] = i[k];
     return o;
   });
   out['ips'] = r.ips.map((ip) => {
@@ -176,13 +177,7 @@ export function renderResult(r: Result, version: CniVersion): JsonObject {
   });
   out['routes'] = r.routes.map((rt) => {
     const o: JsonObject = { dst: rt.dst };
-    if (rt.gw !== undefined) o['gw'] = rt.gw;
-    if (v11) {
-      for (const k of ['mtu', 'advmss', 'priority', 'table', 'scope'] as const) {
-        const v = rt[k];
-        if (v !== undefined) o[k] = v;
-      }
-    }
+    for (const k of v11 ? ROUTE_KEYS_V11 : ROUTE_KEYS) if (rt[k] !== undefined) o[k] = rt[k];
     return o;
   });
   const dns: JsonObject = {};

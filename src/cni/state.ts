@@ -118,8 +118,7 @@ export class StateStore {
         0o600,
       );
       try {
-        let off = 0;
-        while (off < data.length) off += fs.writeSync(fd, data, off);
+        fs.writeFileSync(fd, data);
         fs.renameSync(tmp, file);
       } catch (err) {
         fs.closeSync(fd);
@@ -221,10 +220,7 @@ export class StateStore {
         throw ioError(`cannot remove state ${file}`, err);
       return;
     }
-    if (fd !== undefined && later) {
-      const held = fd;
-      later(() => fs.closeSync(held));
-    }
+    if (fd !== undefined) later?.(() => fs.closeSync(fd));
   }
 
   /**

@@ -14,16 +14,9 @@ export function isSupportedVersion(v: unknown): v is CniVersion {
   return typeof v === 'string' && (SUPPORTED_VERSIONS as readonly string[]).includes(v);
 }
 
-/** Numeric comparison of dotted versions: <0, 0, >0. */
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split('.').map(Number);
-  const pb = b.split('.').map(Number);
-  for (let i = 0; i < 3; i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
-}
+/** Order of two supported versions (SUPPORTED_VERSIONS is ascending): <0, 0, >0. */
+export const compareVersions = (a: CniVersion, b: CniVersion): number =>
+  SUPPORTED_VERSIONS.indexOf(a) - SUPPORTED_VERSIONS.indexOf(b);
 
 /** Throws code 1 unless `v` is supported and at least `minimum` (CHECK needs 0.4.0, STATUS/GC 1.1.0). */
 export function requireVersion(v: string, command: string, minimum?: CniVersion): CniVersion {

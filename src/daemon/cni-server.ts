@@ -19,7 +19,7 @@ import { chmodSync, lstatSync, mkdirSync, readFileSync, statSync, unlinkSync } f
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { dirname } from 'node:path';
-import { callerPath } from '../cni/deps.js';
+import { accessDenied, callerPath } from '../cni/deps.js';
 import { CniCode, CniError } from '../cni/errors.js';
 import { runInProcess, runLater } from '../cni/in-process.js';
 import {
@@ -30,7 +30,7 @@ import {
   type Invoker,
 } from '../cni/invoke.js';
 import { pollingFlock, type Flock } from '../cni/lock.js';
-import { describeError, isAccessDenied } from '../errors.js';
+import { describeError } from '../errors.js';
 import { loadNative } from '../native/binding.js';
 import { rateLimited, type Logger } from '../log/logger.js';
 import { CniLocks } from './cni-locks.js';
@@ -156,17 +156,16 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer | n
     // the shim then runs the full plugin with the runtime's privileges (cni-shim/weft-cni-shim.c)
     const handOff = (why: string): void =>
       conn.finish(encodeReply(ReplyStatus.Unavailable, 1, Buffer.alloc(0), Buffer.from(why)));
-    if (command === 'CHECK' && !canEnterNetns) {
-      handOff("weftd cannot enter the container's network namespace (no CAP_SYS_ADMIN)");
-      return;
-    }
+    if (command === 'CHECK' && !canEnterNetns)
+      return handOff("weftd cannot enter the container's network namespace (no CAP_SYS_ADMIN)");
     // DEL must know whether CNI_NETNS is the host's own netns (src/cni/host-netns.ts: the delegate
     // would delete the host's interface named CNI_IFNAME). weftd under its unit may not look at
     // /proc/<pid>/ns/net of a process with more capabilities than its own (EACCES).
-    if (command === 'DEL' && cannotLookAt(callerPath(callerPid, req.env['CNI_NETNS'] ?? ''))) {
-      handOff("weftd may not look at CNI_NETNS (the runtime's process has more capabilities)");
-      return;
-    }
+    const netns = command === 'DEL' ? callerPath(callerPid, req.env['CNI_NETNS'] ?? '') : '';
+    if (netns !== '' && accessDenied(() => statSync(netns)))
+      return handOff(
+        "weftd may not look at CNI_NETNS (the runtime's process has more capabilities)",
+      );
     try {
       if (command === 'GC') await locks.exclusive(run);
       else if (command === 'ADD' || command === 'DEL' || command === 'CHECK')
@@ -175,14 +174,7 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer | n
     } catch (err) {
       // runInProcess never throws; if it ever does, the shim runs the full plugin instead.
       log.error('CNI call failed inside weftd', { error: describeError(err) });
-      conn.finish(
-        encodeReply(
-          ReplyStatus.Unavailable,
-          1,
-          Buffer.alloc(0),
-          Buffer.from('weftd failed to run the call'),
-        ),
-      );
+      handOff('weftd failed to run the call');
     }
   }
 
@@ -217,17 +209,6 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer | n
 }
 
 const CAP_SYS_ADMIN = 21;
-
-/** True when `path` exists but this process may not stat it (EACCES/EPERM). */
-function cannotLookAt(path: string): boolean {
-  if (path === '') return false;
-  try {
-    statSync(path);
-    return false;
-  } catch (err) {
-    return isAccessDenied(err);
-  }
-}
 
 /** Whether this process has capability `bit` in its effective set (/proc/self/status CapEff). */
 function hasEffectiveCap(bit: number): boolean {
@@ -327,13 +308,16 @@ class ShimConnection {
           timeoutMs + EXEC_MARGIN_MS,
         );
         if (r.kind === ExecKind.ExecFailed) {
-          const name = errnoName(r.value);
+          const name = constName(osConstants.errno, r.value) ?? `errno ${r.value}`;
           throw new CniError(
             CniCode.IoFailure,
             `cannot run ${req.plugin}: spawn ${req.plugin} ${name}`,
           );
         }
-        const signal = r.kind === ExecKind.Signaled ? signalName(r.value) : null;
+        const signal =
+          r.kind === ExecKind.Signaled
+            ? ((constName(osConstants.signals, r.value) ?? `SIG${r.value}`) as NodeJS.Signals)
+            : null;
         const code = r.kind === ExecKind.Exited ? r.value : null;
         return delegateOutcome(req, r.stdout, code, signal, r.overflow);
       };
@@ -366,15 +350,9 @@ class ShimConnection {
   }
 }
 
-function errnoName(n: number): string {
-  const e = Object.entries(osConstants.errno).find(([, v]) => v === n);
-  return e ? e[0] : `errno ${n}`;
-}
-
-function signalName(n: number): NodeJS.Signals {
-  const e = Object.entries(osConstants.signals).find(([, v]) => v === n);
-  return (e ? e[0] : `SIG${n}`) as NodeJS.Signals;
-}
+/** The name of errno or signal number `n` (os.constants). */
+const constName = (table: object, n: number): string | undefined =>
+  Object.entries(table).find(([, v]) => v === n)?.[0];
 
 /**
  * The state lock shared with standalone plugin processes (src/cni/lock.ts), taken with the native addon's

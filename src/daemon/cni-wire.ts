@@ -82,14 +82,13 @@ export function encodeReply(
 
 /** Encodes a request (the shim's side; for tests and the bench's hostile clients). */
 export function encodeRequest(env: Readonly<Record<string, string>>, stdin: Buffer): Buffer {
-  const envBytes = Buffer.from(
-    Object.entries(env)
-      .map(([k, v]) => `${k}=${v}\0`)
-      .join(''),
-  );
-  const words = [WIRE_VERSION, envBytes.length, stdin.length];
-  return frame(REQUEST_MAGIC, words, envBytes, stdin);
+  const envBytes = envBlock(Object.entries(env));
+  return frame(REQUEST_MAGIC, [WIRE_VERSION, envBytes.length, stdin.length], envBytes, stdin);
 }
+
+/** `K=V` entries, each ended by NUL. */
+const envBlock = (entries: [string, string][]): Buffer =>
+  Buffer.from(entries.map(([k, v]) => `${k}=${v}\0`).join(''));
 
 export const EXEC_MAGIC = 'WCNX';
 export const EXEC_RESULT_MAGIC = 'WCNE';
@@ -113,11 +112,10 @@ export function encodeExec(
   timeoutMs: number,
 ): Buffer {
   const p = Buffer.from(path);
-  const e = Buffer.from(
-    Object.entries(env)
-      .filter(([k, v]) => k !== '' && !k.includes('=') && !k.includes('\0') && !v.includes('\0'))
-      .map(([k, v]) => `${k}=${v}\0`)
-      .join(''),
+  const e = envBlock(
+    Object.entries(env).filter(
+      ([k, v]) => k !== '' && !k.includes('=') && !k.includes('\0') && !v.includes('\0'),
+    ),
   );
   const timeout = Math.max(1, Math.min(0xffffffff, Math.round(timeoutMs)));
   return frame(EXEC_MAGIC, [timeout, p.length, e.length, stdin.length], p, e, stdin);

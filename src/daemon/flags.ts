@@ -55,18 +55,15 @@ const ipOf = (family: 4 | 6, what: string) => (v: string | null) =>
 const range = (lo: number, hi: number, unit: string) => (v: number) =>
   v >= lo && v <= hi ? undefined : `must be between ${lo} and ${hi}${unit}`;
 
-export const FLAGS: readonly FlagSpec[] = [
-  ...ETCD_FLAGS,
+const ROWS = [
   {
     name: 'iface',
-    key: 'iface',
     kind: 'list',
     def: [],
     help: 'interface (name or IP) for inter-host traffic; repeatable, first usable wins',
   },
   {
     name: 'iface-regex',
-    key: 'ifaceRegex',
     kind: 'list',
     def: [],
     help: 'regex matched against interface IPs, then names; repeatable',
@@ -83,7 +80,6 @@ export const FLAGS: readonly FlagSpec[] = [
   },
   {
     name: 'iface-can-reach',
-    key: 'ifaceCanReach',
     kind: 'string',
     def: null,
     help: 'use the interface of the route to this IP',
@@ -91,7 +87,6 @@ export const FLAGS: readonly FlagSpec[] = [
   },
   {
     name: 'public-ip',
-    key: 'publicIp',
     kind: 'string',
     def: null,
     help: 'IPv4 address other hosts reach this one on (default: the interface address)',
@@ -99,7 +94,6 @@ export const FLAGS: readonly FlagSpec[] = [
   },
   {
     name: 'public-ipv6',
-    key: 'publicIpv6',
     kind: 'string',
     def: null,
     help: 'IPv6 address other hosts reach this one on',
@@ -107,7 +101,6 @@ export const FLAGS: readonly FlagSpec[] = [
   },
   {
     name: 'subnet-lease-renew-margin',
-    key: 'subnetLeaseRenewMargin',
     kind: 'int',
     def: 60,
     help: 'renew the lease this many minutes before it expires (1..1439)',
@@ -115,7 +108,6 @@ export const FLAGS: readonly FlagSpec[] = [
   },
   {
     name: 'subnet-lease-ttl',
-    key: 'subnetLeaseTtl',
     kind: 'int',
     def: null,
     help: 'lease TTL in seconds (default 86400; short values are for tests)',
@@ -124,28 +116,24 @@ export const FLAGS: readonly FlagSpec[] = [
   },
   {
     name: 'ip-masq',
-    key: 'ipMasq',
     kind: 'bool',
     def: false,
     help: 'masquerade traffic leaving the overlay',
   },
   {
     name: 'ip-masq-fully-random-disable',
-    key: 'ipMasqFullyRandomDisable',
     kind: 'bool',
     def: false,
     help: 'masquerade without fully-random port allocation',
   },
   {
     name: 'iptables-forward-rules',
-    key: 'iptablesForwardRules',
     kind: 'bool',
     def: true,
     help: 'accept forwarded traffic from and to the overlay network',
   },
   {
     name: 'iptables-resync',
-    key: 'iptablesResync',
     kind: 'int',
     def: 5,
     help: 'seconds between checks that the firewall rules are in place',
@@ -153,7 +141,6 @@ export const FLAGS: readonly FlagSpec[] = [
   },
   {
     name: 'healthz-ip',
-    key: 'healthzIp',
     kind: 'string',
     def: '0.0.0.0',
     help: 'address of the health server',
@@ -161,7 +148,6 @@ export const FLAGS: readonly FlagSpec[] = [
   },
   {
     name: 'healthz-port',
-    key: 'healthzPort',
     kind: 'int',
     def: 0,
     help: 'port of /healthz, /readyz and /metrics (0 = off)',
@@ -169,7 +155,6 @@ export const FLAGS: readonly FlagSpec[] = [
   },
   {
     name: 'metrics-port',
-    key: 'metricsPort',
     kind: 'int',
     def: 0,
     help: 'separate port for /metrics on --healthz-ip (0 = off)',
@@ -177,7 +162,6 @@ export const FLAGS: readonly FlagSpec[] = [
   },
   {
     name: 'resync-period',
-    key: 'resyncPeriod',
     kind: 'int',
     def: 60,
     help: 'seconds between full reconciles of routes, neighbours and FDB',
@@ -185,7 +169,6 @@ export const FLAGS: readonly FlagSpec[] = [
   },
   {
     name: 'state-dir',
-    key: 'stateDir',
     kind: 'string',
     def: '/var/lib/weft',
     help: 'directory for state that outlives the daemon (e.g. the VTEP MAC)',
@@ -193,7 +176,6 @@ export const FLAGS: readonly FlagSpec[] = [
   },
   {
     name: 'cni-socket',
-    key: 'cniSocket',
     kind: 'string',
     def: DEFAULT_DAEMON_SOCKET,
     help: 'unix socket serving the weft CNI plugin in-process ("" = off)',
@@ -204,7 +186,6 @@ export const FLAGS: readonly FlagSpec[] = [
   },
   {
     name: 'log-level',
-    key: 'logLevel',
     kind: 'string',
     def: 'info',
     help: 'debug, info, warn or error',
@@ -213,6 +194,18 @@ export const FLAGS: readonly FlagSpec[] = [
         ? undefined
         : 'must be debug, info, warn or error',
   },
-  { name: 'help', key: 'help', kind: 'bool', def: false, help: 'print this help and exit' },
-  { name: 'version', key: 'version', kind: 'bool', def: false, help: 'print the version and exit' },
+  { name: 'help', kind: 'bool', def: false, help: 'print this help and exit' },
+  { name: 'version', kind: 'bool', def: false, help: 'print the version and exit' },
+] as const satisfies readonly Omit<FlagSpec, 'key'>[];
+
+type CamelCase<S extends string> = S extends `${infer H}-${infer T}`
+  ? `${H}${Capitalize<CamelCase<T>>}`
+  : S;
+/** A row's option key: its name in camelCase (`iface-can-reach` → ifaceCanReach; a typo fails the build). */
+const keyOf = <N extends string>(name: N): CamelCase<N> =>
+  name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as CamelCase<N>;
+
+export const FLAGS: readonly FlagSpec[] = [
+  ...ETCD_FLAGS,
+  ...ROWS.map((r) => ({ ...r, key: keyOf(r.name) })),
 ];

@@ -1,7 +1,7 @@
 /**
  * weftd's Prometheus metrics (src/daemon/prom.ts, own Registry: no global state). `DaemonMetrics` is the
- * small object handed to the parts that count things; backends can be given the structurally identical
- * `BackendMetricsSink` view (they must not import the daemon, docs/design.md C1).
+ * small object handed to the parts that count things; backends declare the part they use (setPeers,
+ * observeReconcile) themselves (they must not import the daemon, docs/design.md C1).
  *
  * With no port that serves them (`--healthz-port` or `--metrics-port`, the default is none),
  * `createDaemonMetrics({ served: false })` returns counters that go nowhere.
@@ -18,18 +18,14 @@ import {
 } from './prom.js';
 import { registerWireguardMetrics } from './wireguard-metrics.js';
 
-/** What a backend may report (duck-typed: a backend declares the same shape locally). */
-export interface BackendMetricsSink {
+export type LeaseState = 'none' | 'acquired' | 'renewing' | 'lost';
+
+export interface DaemonMetrics {
+  readonly registry: Registry;
   /** Current number of programmed peers for `backend` ('vxlan', 'host-gw', 'udp'). */
   setPeers(backend: string, count: number): void;
   /** Duration of one full reconcile of the kernel against the desired peers. */
   observeReconcile(backend: string, seconds: number): void;
-}
-
-export type LeaseState = 'none' | 'acquired' | 'renewing' | 'lost';
-
-export interface DaemonMetrics extends BackendMetricsSink {
-  readonly registry: Registry;
   setLeaseState(state: LeaseState, expiration?: Date | null): void;
   etcdError(op: string): void;
   setReady(ready: boolean): void;
@@ -42,13 +38,10 @@ export interface DaemonMetrics extends BackendMetricsSink {
    * Exposes a backend's own samples (e.g. the UDP forwarder's counters), read at scrape time. The
    * metric names are those of the first read; a later read's samples of other names are ignored.
    */
-  watchSamples(read: () => readonly ScrapedSample[]): void;
+  watchSamples(read: () => readonly MetricSample[]): void;
   /** The WireGuard engines' per-peer metrics, read at scrape time (src/daemon/wireguard-metrics.ts). */
   watchWireguard(devices: () => readonly WireguardDeviceStatus[]): void;
 }
-
-/** One sample a backend computes itself (the UDP forwarder's, src/backend-udp/metrics.ts). */
-export type ScrapedSample = MetricSample;
 
 /** The lease manager's counters that are exported (all monotonic). */
 export interface LeaseManagerCounters {
@@ -192,7 +185,7 @@ export function createDaemonMetrics(
     },
     watchSamples(read) {
       const first = read();
-      const names = new Map<string, ScrapedSample[]>();
+      const names = new Map<string, MetricSample[]>();
       for (const s of first) names.set(s.name, [...(names.get(s.name) ?? []), s]);
       for (const [name, samples] of names) {
         if (registry.getSingleMetric(name)) continue;

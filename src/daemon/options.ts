@@ -58,17 +58,10 @@ export function parseOptions(
   const given = new Map<FlagSpec, { value: unknown; source: string }>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? '';
-    if (arg === '--') {
-      if (i + 1 < argv.length)
-        throw optionError(
-          `argument ${JSON.stringify(argv[i + 1])}`,
-          'is not a flag: weftd takes flags only (see --help)',
-        );
-      break;
-    }
-    if (!arg.startsWith('-') || arg === '-') {
+    if (arg === '--' && i + 1 === argv.length) break;
+    if (arg === '--' || !arg.startsWith('-') || arg === '-') {
       throw optionError(
-        `argument ${JSON.stringify(arg)}`,
+        `argument ${JSON.stringify(arg === '--' ? argv[i + 1] : arg)}`,
         'is not a flag: weftd takes flags only (see --help)',
       );
     }
@@ -80,12 +73,9 @@ export function parseOptions(
     );
     i = last;
     const value = convert(spec, source, raw);
-    const prev = given.get(spec);
-    if (spec.kind === 'list' && prev) {
-      given.set(spec, { value: [...(prev.value as string[]), ...(value as string[])], source });
-    } else {
-      given.set(spec, { value, source });
-    }
+    const prev =
+      spec.kind === 'list' ? (given.get(spec)?.value as string[] | undefined) : undefined;
+    given.set(spec, { value: prev ? [...prev, ...(value as string[])] : value, source });
   }
   const out: Record<string, unknown> = {};
   for (const spec of FLAGS)

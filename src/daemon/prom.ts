@@ -112,11 +112,6 @@ class ValueMetric<M> extends Metric<M> {
   reset(): void {
     this.values.clear();
   }
-
-  /** The value of one series (tests, and weftd's own reads). */
-  get(labels: Labels = {}): number | undefined {
-    return this.values.get(this.key(labels));
-  }
 }
 
 export class Counter extends ValueMetric<Counter> {

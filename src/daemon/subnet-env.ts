@@ -21,14 +21,6 @@ export async function writeSubnetEnv(path: string, v: SubnetEnvValues): Promise<
   await chmod(path, 0o644).catch(() => undefined);
 }
 
-const unreadable = (problem: string): PreviousSubnets => ({
-  subnet: null,
-  subnet6: null,
-  network: null,
-  ipv6Network: null,
-  problems: [problem],
-});
-
 /**
  * Null when `path` holds exactly what writeSubnetEnv writes for `v`; else what is wrong there (another
  * process rewrote it, removed it, or put something else at the path).
@@ -45,5 +37,6 @@ export async function readSubnetEnv(path: string): Promise<PreviousSubnets | nul
   // one byte more than the limit, so that the parser can name a larger file as such
   const r = await readRegularFile(path, MAX_SUBNET_ENV_BYTES + 1);
   if (r.ok) return previousSubnets(r.buf.toString('utf8'));
-  return r.missing ? null : unreadable(r.problem);
+  if (r.missing) return null;
+  return { subnet: null, subnet6: null, network: null, ipv6Network: null, problems: [r.problem] };
 }

@@ -103,10 +103,6 @@ function defaultRouteIface(snap: HostSnapshot, family: 4 | 6): string | null {
   return defaults[0]?.iface ?? null;
 }
 
-function isIpLiteral(s: string): boolean {
-  return ipFamily(s) !== null;
-}
-
 /** Has an address of every enabled family and a usable MTU (flannel skips others and tries the next). */
 function usable(i: HostInterface, req: UplinkRequest): boolean {
   return i.mtu > 0 && (!req.ipv4 || i.addrs4.length > 0) && (!req.ipv6 || i.addrs6.length > 0);
@@ -115,7 +111,7 @@ function usable(i: HostInterface, req: UplinkRequest): boolean {
 function findInterface(snap: HostSnapshot, req: UplinkRequest): HostInterface {
   const candidates: HostInterface[] = [];
   for (const spec of req.iface) {
-    const found = isIpLiteral(spec) ? ownerOf(snap, spec) : byName(snap, spec);
+    const found = ipFamily(spec) !== null ? ownerOf(snap, spec) : byName(snap, spec);
     if (found) candidates.push(found);
   }
   for (const re of req.ifaceRegex) {
@@ -282,7 +278,6 @@ async function readNum(path: string): Promise<number> {
   return Number((await readFile(path, 'utf8')).trim());
 }
 
-/** Reads interfaces, addresses and routes of the current network namespace. */
 /**
  * The uplink's address gone from its interface while another one of that family is there (DHCP gave
  * another address, an operator renumbered it): `eth0 198.18.0.1 → 198.18.0.11`, else null. The tunnel
@@ -333,6 +328,7 @@ async function addrs6Of(
   return { addrs6, unfit6 };
 }
 
+/** Reads interfaces, addresses and routes of the current network namespace. */
 export async function readHostSnapshot(
   netlink: Pick<NetlinkOps, 'listAddrs'>,
 ): Promise<HostSnapshot> {
