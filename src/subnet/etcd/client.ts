@@ -7,6 +7,7 @@
  * honoured. TLS options with an `http://` endpoint are an error too.
  */
 import { ConfigError, WeftError } from '../../errors.js';
+import type { Logger } from '../../log/logger.js';
 import {
   NotRegularFileError,
   readAtMostSync,
@@ -15,7 +16,7 @@ import {
 import { EtcdRequestError, GRPC, HttpTransport, type TransportOptions } from './http-transport.js';
 import { Kv } from './kv.js';
 import { Lease } from './lease.js';
-import type { PemSet } from './tls-files.js';
+import { secureContextOf, type PemNames, type PemSet } from './tls-files.js';
 import { Watch, type WatchOptions } from './watch.js';
 
 export { ENDPOINT_SKIP_MS } from './http-transport.js';
@@ -32,6 +33,8 @@ export interface EtcdClientOptions {
   readonly password?: string;
   /** Deadline for every unary request. */
   readonly requestTimeoutMs: number;
+  /** Where a TLS file that cannot be used at run time is warned about. */
+  readonly log?: Logger;
 }
 
 /** Longest TLS file read (a system CA bundle is ~200 KiB). */
@@ -85,6 +88,8 @@ export function buildEtcdOptions(o: EtcdClientOptions): TransportOptions {
     requestTimeoutMs: number;
     tls?: PemSet;
     readTls?: () => PemSet;
+    tlsNames?: PemNames;
+    onTlsProblem?: (problem: string | null) => void;
     auth?: { username: string; password: string };
   } = {
     endpoints: o.endpoints.map((e) => e.replace(/\/$/, '')),
@@ -107,8 +112,29 @@ export function buildEtcdOptions(o: EtcdClientOptions): TransportOptions {
       ...(certFile ? { cert: readPem('certFile', certFile) } : {}),
       ...(keyFile ? { key: readPem('keyFile', keyFile) } : {}),
     });
+    const names: PemNames = {
+      ...(caFile ? { ca: `caFile ${caFile}` } : {}),
+      ...(certFile ? { cert: `certFile ${certFile}` } : {}),
+      ...(keyFile ? { key: `keyFile ${keyFile}` } : {}),
+    };
     options.tls = read();
+    try {
+      secureContextOf(options.tls, names);
+    } catch (err) {
+      throw new ConfigError((err as Error).message, { code: 'E_ETCD_TLS', cause: err });
+    }
     options.readTls = read;
+    options.tlsNames = names;
+    const log = o.log;
+    if (log)
+      options.onTlsProblem = (problem) => {
+        if (problem === null) log.info('etcd TLS files usable again');
+        else
+          log.warn('etcd TLS files unusable: new connections keep the last valid ones', {
+            problem,
+            fix: 'put a valid PEM file back at that path (--etcd-cafile, --etcd-certfile, --etcd-keyfile); the next connection uses it, no restart needed',
+          });
+      };
   }
   if ((o.username === undefined) !== (o.password === undefined))
     throw new ConfigError('etcd auth: username and password must be given together', {

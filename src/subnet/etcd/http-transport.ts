@@ -19,7 +19,7 @@ import http from 'node:http';
 import type https from 'node:https';
 import { AbortedError } from '../../errors.js';
 import { gatewayError, NdjsonSplitter, parseJson } from './json-codec.js';
-import { TlsFiles, type PemSet } from './tls-files.js';
+import { TlsFiles, type PemNames, type PemSet } from './tls-files.js';
 
 /** How long an endpoint is skipped after a failed call when other endpoints are configured. */
 export const ENDPOINT_SKIP_MS = 3000;
@@ -32,6 +32,10 @@ export interface TransportOptions {
   readonly tls?: PemSet;
   /** Reads the TLS files again (tls-files.ts): each new connection then uses them as they are now. */
   readonly readTls?: () => PemSet;
+  /** How errors name the TLS files. */
+  readonly tlsNames?: PemNames;
+  /** Told once per problem when the files on disk cannot be used (null: usable again). */
+  readonly onTlsProblem?: (problem: string | null) => void;
   readonly auth?: { readonly username: string; readonly password: string };
   /** Deadline for every unary request (all its attempts together). */
   readonly requestTimeoutMs: number;
@@ -181,7 +185,10 @@ export class HttpTransport {
   private closed = false;
 
   constructor(private readonly o: TransportOptions) {
-    const files = o.tls && o.readTls ? new TlsFiles(o.readTls, o.tls) : undefined;
+    const files =
+      o.tls && o.readTls
+        ? new TlsFiles(o.readTls, o.tls, o.tlsNames ?? {}, o.onTlsProblem)
+        : undefined;
     this.endpoints = o.endpoints.map((e) => new Endpoint(e.replace(/\/$/, ''), o.tls, files));
     this.current = Math.floor(Math.random() * this.endpoints.length);
   }
