@@ -192,6 +192,10 @@ export function isLeaseNotFound(err: unknown): boolean {
   return err instanceof Error && /lease not found/i.test(err.message);
 }
 
+/** What an auth error asks the operator to check (weftd's and weftctl's flags). */
+const AUTH_FIX =
+  'check --etcd-username/--etcd-password: an etcd user with read-write access to the --etcd-prefix keys, or none while etcd auth is disabled';
+
 /** Casts anything the etcd client threw into a WeftError; `what` names the operation. */
 export function translateEtcdError(what: string, err: unknown): WeftError {
   if (err instanceof WeftError) return err;
@@ -205,7 +209,7 @@ export function translateEtcdError(what: string, err: unknown): WeftError {
       { cause: e },
     );
   if (grpc === GRPC.UNAUTHENTICATED && !(e as EtcdRequestError).memberFailed)
-    return new WeftError('E_ETCD_AUTH', `etcd ${what}: ${msg}`, { cause: e });
+    return new WeftError('E_ETCD_AUTH', `etcd ${what}: ${msg} (${AUTH_FIX})`, { cause: e });
   if (grpc === GRPC.RESOURCE_EXHAUSTED && /watch answer too large/.test(msg))
     return new WeftError('E_ETCD_COMPACTED', `etcd ${what}: ${msg}`, {
       cause: e,
@@ -218,7 +222,7 @@ export function translateEtcdError(what: string, err: unknown): WeftError {
       msg,
     )
   )
-    return new WeftError('E_ETCD_AUTH', `etcd ${what}: ${msg}`, { cause: e });
+    return new WeftError('E_ETCD_AUTH', `etcd ${what}: ${msg} (${AUTH_FIX})`, { cause: e });
   if (isLeaseNotFound(e))
     return new WeftError('E_ETCD_LEASE_NOT_FOUND', `etcd ${what}: ${msg}`, { cause: e });
   if (/compacted|Watcher canceled/i.test(msg))

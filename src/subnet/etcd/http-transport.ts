@@ -13,7 +13,10 @@
  *   watches) instead of serving stale reads or a watch that never delivers.
  * - Auth: `POST /v3/auth/authenticate` gives a token sent as `Authorization`; when etcd says the token is
  *   invalid (it expired: simple tokens live `--auth-token-ttl`, 300 s by default) the call
- *   re-authenticates once and is retried.
+ *   re-authenticates once and is retried. An etcd whose auth is disabled refuses to authenticate
+ *   ("authentication is not enabled"): calls then go without a token, as etcd's Go client (and so
+ *   flannel) does, and authenticate again once etcd asks for a user ("user name is empty": auth was
+ *   enabled meanwhile).
  */
 import http from 'node:http';
 import type https from 'node:https';
@@ -74,6 +77,18 @@ export class EtcdRequestError extends Error {
 
 const isInvalidToken = (e: unknown): boolean =>
   e instanceof EtcdRequestError && /invalid auth token/i.test(e.message);
+const isAuthNotEnabled = (e: unknown): boolean =>
+  e instanceof EtcdRequestError && /authentication is not enabled/i.test(e.message);
+
+/**
+ * etcd wants a token the call did not carry: it expired, or (`header` without one) etcd's auth was
+ * disabled when the client authenticated and has been enabled since.
+ */
+export const needsToken = (e: unknown, header: Record<string, string>): boolean =>
+  isInvalidToken(e) ||
+  (header['authorization'] === undefined &&
+    e instanceof EtcdRequestError &&
+    /user name is empty/i.test(e.message));
 
 /** Classifies etcd's answer `{error,message,code}` into an EtcdRequestError. */
 export function answerError(message: string, grpcCode: number): EtcdRequestError {
@@ -193,6 +208,11 @@ export class HttpTransport {
     this.current = Math.floor(Math.random() * this.endpoints.length);
   }
 
+  /** Whether calls carry a username and password (`needsToken` then asks for a new token). */
+  get authenticates(): boolean {
+    return this.o.auth !== undefined;
+  }
+
   get requestTimeoutMs(): number {
     return this.o.requestTimeoutMs;
   }
@@ -224,7 +244,10 @@ export class HttpTransport {
       this.current = (this.current + 1) % this.endpoints.length;
   }
 
-  /** The auth header for the next call ({} without auth), authenticating when there is no token. */
+  /**
+   * The auth header for the next call ({} without auth, or while etcd's auth is disabled),
+   * authenticating when there is no token.
+   */
   async authHeader(signal?: AbortSignal): Promise<Record<string, string>> {
     if (!this.o.auth) return {};
     if (!this.token) {
@@ -235,26 +258,34 @@ export class HttpTransport {
         { name: username, password },
         { signal },
         {},
-      ).then((res) => {
-        const t = (res as Record<string, unknown>)['token'];
-        if (typeof t !== 'string' || t === '')
-          throw new EtcdRequestError('authenticate: etcd answered without a token', {
-            grpcCode: GRPC.UNAUTHENTICATED,
-          });
-        this.tokenValue = t;
-        return t;
-      });
+      ).then(
+        (res) => {
+          const t = (res as Record<string, unknown>)['token'];
+          if (typeof t !== 'string' || t === '')
+            throw new EtcdRequestError('authenticate: etcd answered without a token', {
+              grpcCode: GRPC.UNAUTHENTICATED,
+            });
+          this.tokenValue = t;
+          return t;
+        },
+        (err: unknown) => {
+          if (!isAuthNotEnabled(err)) throw err;
+          this.tokenValue = ''; // etcd's auth is off: no token needed
+          return '';
+        },
+      );
       this.token = p;
       p.catch(() => {
         if (this.token === p) this.token = null;
       });
     }
-    return { authorization: await this.token };
+    const token = await this.token;
+    return token === '' ? {} : { authorization: token };
   }
 
-  /** Forgets `header`'s token (etcd said it is invalid) so the next call authenticates again. */
+  /** Forgets `header`'s token (etcd said it is invalid or missing) so the next call authenticates again. */
   dropToken(header: Record<string, string>): void {
-    if (header['authorization'] !== undefined && header['authorization'] === this.tokenValue) {
+    if (this.tokenValue !== undefined && (header['authorization'] ?? '') === this.tokenValue) {
       this.token = null;
       this.tokenValue = undefined;
     }
@@ -283,7 +314,7 @@ export class HttpTransport {
           budgetMs,
         );
       } catch (err) {
-        if (isInvalidToken(err) && !reauthed && this.o.auth) {
+        if (needsToken(err, auth) && !reauthed && this.o.auth) {
           reauthed = true;
           this.dropToken(auth);
           continue;

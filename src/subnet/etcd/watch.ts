@@ -42,6 +42,7 @@ import {
   answerError,
   EtcdRequestError,
   GRPC,
+  needsToken,
   type Endpoint,
   type HttpTransport,
 } from './http-transport.js';
@@ -261,7 +262,11 @@ export class Watch {
           if (e) return end(answerError(e.message, e.grpcCode));
           const r = decodeWatchResponse(obj(msg, 'watch')['result'], this.o.maxValueBytes);
           if (r.canceled) {
-            if (/invalid auth token/i.test(r.cancelReason)) {
+            if (
+              /invalid auth token/i.test(r.cancelReason) ||
+              (this.t.authenticates &&
+                needsToken(answerError(r.cancelReason, GRPC.UNAUTHENTICATED), auth))
+            ) {
               this.t.dropToken(auth);
               this.attempt = 0;
               return end(new EtcdRequestError(r.cancelReason, { grpcCode: GRPC.UNAVAILABLE }));
