@@ -8,6 +8,7 @@
  *  - without credentials while auth is on: E_ETCD_AUTH naming the flags, not an outage; back to
  *    working once auth is disabled.
  */
+import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { hasCode } from '../../src/errors.js';
 import { EtcdClient, translateEtcdError } from '../../src/subnet/etcd/client.js';
@@ -92,4 +93,45 @@ describe.skipIf(!runnable)('etcd auth toggled under a running client', () => {
     cleanup.push(() => late.close());
     expect(await value(late, `${prefix}/a`)).toBe('2');
   }, 60_000);
+
+  it('authenticates through another member when the first one is down or frozen', async () => {
+    // Before, the authentication went to the current member without failover and without marking
+    // it failed: with that member down, every call of a client without a token (weftd at start,
+    // weftctl) failed on it again, for as long as it stayed down.
+    const etcd = await startEtcd({ etcdctlArgs: ['--user', 'root:weft-secret'] });
+    cleanup.push(() => etcd.stop());
+    await etcd.etcdctl(['user', 'add', 'root', '--new-user-password', 'weft-secret']);
+    await etcd.etcdctl(['auth', 'enable']);
+    const key = `${etcd.prefix('authfail')}/k`;
+    await etcd.etcdctl(['put', key, 'v']);
+    const refused = await new Promise<number>((resolve) => {
+      const srv = net.createServer().listen(0, '127.0.0.1', () => {
+        const port = (srv.address() as net.AddressInfo).port;
+        srv.close(() => resolve(port));
+      });
+    });
+    const held: net.Socket[] = [];
+    const frozen = net.createServer((sock) => void held.push(sock));
+    await new Promise<void>((r) => frozen.listen(0, '127.0.0.1', r));
+    cleanup.push(
+      () =>
+        new Promise<void>((r) => {
+          for (const sock of held) sock.destroy();
+          frozen.close(() => r());
+        }),
+    );
+    for (const bad of [refused, (frozen.address() as net.AddressInfo).port]) {
+      const client = new EtcdClient({
+        endpoints: [`http://127.0.0.1:${bad}`, ...etcd.endpoints],
+        requestTimeoutMs: 3000,
+        auth: { username: 'root', password: 'weft-secret' },
+      });
+      cleanup.push(() => client.close());
+      const [first, real] = client.transport.endpoints;
+      client.transport.markFailed(real!); // start on the bad member
+      expect(client.transport.pick()).toBe(first);
+      const r = await client.kv.range({ key });
+      expect(r.kvs[0]?.value?.toString(), `bad member on port ${bad}`).toBe('v');
+    }
+  }, 30_000);
 });

@@ -7,7 +7,11 @@
  * - Endpoints: calls stay on one member while it answers (a random one at start, so hosts spread over
  *   the cluster). With several endpoints a member whose call failed by transport, timeout or "no leader"
  *   is skipped for ENDPOINT_SKIP_MS; a call that was refused before etcd could apply it (connection
- *   refused, no leader) moves on to the next member at once, within its deadline.
+ *   refused, no leader) moves on to the next member at once, within its deadline. A read (READS) also
+ *   moves on after any failure of its member ("leader changed" during an election too), and when its
+ *   member has not begun to answer within its share of the deadline (the deadline over the members not
+ *   tried yet): a frozen member (SIGSTOPped, cut off behind a firewall that still accepts connections)
+ *   answers nothing, and the read would otherwise spend its whole deadline there.
  * - Require leader: every request carries `Grpc-Metadata-Hasleader: true`, which the gateway hands to
  *   etcd as the gRPC metadata `hasleader=true`: a member without a leader refuses at once (and cancels
  *   watches) instead of serving stale reads or a watch that never delivers.
@@ -74,6 +78,9 @@ export class EtcdRequestError extends Error {
     this.notApplied = o.notApplied ?? false;
   }
 }
+
+/** Calls that change nothing in etcd: sent again to another member when one does not answer. */
+const READS = new Set(['/v3/kv/range', '/v3/lease/timetolive', '/v3/auth/authenticate']);
 
 const isInvalidToken = (e: unknown): boolean =>
   e instanceof EtcdRequestError && /invalid auth token/i.test(e.message);
@@ -253,11 +260,12 @@ export class HttpTransport {
     if (!this.token) {
       const { username, password } = this.o.auth;
       this.authentications++;
-      const p = this.call(
+      // With failover like any read: the current member may be the one that is down.
+      const p = this.unary(
         '/v3/auth/authenticate',
         { name: username, password },
         { signal },
-        {},
+        true,
       ).then(
         (res) => {
           const t = (res as Record<string, unknown>)['token'];
@@ -294,27 +302,36 @@ export class HttpTransport {
   /**
    * A unary call: JSON body in, parsed JSON out (for `ndjson`, the list of messages). Retries once with
    * a fresh token when etcd says the token is invalid, and on another member when this one refused
-   * before applying, all within one deadline.
+   * before applying, all within one deadline. `anonymous`: without the auth header (authenticating).
    */
-  async unary(path: string, body: unknown, opts: CallOptions = {}): Promise<unknown> {
+  async unary(
+    path: string,
+    body: unknown,
+    opts: CallOptions = {},
+    anonymous = false,
+  ): Promise<unknown> {
     // Elapsed time: a wall clock stepped meanwhile must neither end the retries nor stretch them.
     const budgetMs = opts.timeoutMs ?? this.o.requestTimeoutMs;
     const deadline = performance.now() + budgetMs;
     let reauthed = false;
     let tries = 0;
+    const read = READS.has(path) && !opts.endpoint && this.endpoints.length > 1;
     for (;;) {
-      const auth = await this.authHeader(opts.signal);
+      const auth = anonymous ? {} : await this.authHeader(opts.signal);
       const ep = opts.endpoint ?? this.pick();
+      const left = deadline - performance.now();
+      const untried = this.endpoints.length - tries;
       try {
         return await this.call(
           path,
           body,
-          { ...opts, endpoint: ep, timeoutMs: deadline - performance.now() },
+          { ...opts, endpoint: ep, timeoutMs: left },
           auth,
           budgetMs,
+          read && untried > 1 ? left / untried : undefined,
         );
       } catch (err) {
-        if (needsToken(err, auth) && !reauthed && this.o.auth) {
+        if (needsToken(err, auth) && !reauthed && this.o.auth && !anonymous) {
           reauthed = true;
           this.dropToken(auth);
           continue;
@@ -322,7 +339,7 @@ export class HttpTransport {
         if (err instanceof EtcdRequestError) {
           if (err.memberFailed) this.markFailed(ep);
           if (
-            err.notApplied &&
+            (err.notApplied || (read && err.memberFailed)) &&
             !opts.endpoint &&
             ++tries <= this.endpoints.length &&
             deadline - performance.now() > 50
@@ -336,7 +353,8 @@ export class HttpTransport {
 
   /**
    * One HTTP request to one member, no retries. `budgetMs`: the whole call's deadline, which a timeout
-   * names (the remainder this attempt got, "999.9464630000002 ms", read badly).
+   * names (the remainder this attempt got, "999.9464630000002 ms", read badly). `answerMs`: a read
+   * whose member has not begun to answer by then fails as not applied (the caller tries another).
    */
   private call(
     path: string,
@@ -344,6 +362,7 @@ export class HttpTransport {
     opts: CallOptions,
     auth: Record<string, string>,
     budgetMs?: number,
+    answerMs?: number,
   ): Promise<unknown> {
     const ep = opts.endpoint ?? this.pick();
     const timeoutMs = Math.max(1, opts.timeoutMs ?? this.o.requestTimeoutMs);
@@ -355,6 +374,7 @@ export class HttpTransport {
         if (done) return;
         done = true;
         clearTimeout(timer);
+        clearTimeout(answerTimer);
         opts.signal?.removeEventListener('abort', onAbort);
         this.live.delete(req);
         if (err) {
@@ -377,10 +397,25 @@ export class HttpTransport {
           ),
         timeoutMs,
       );
+      const answerTimer =
+        answerMs === undefined
+          ? undefined
+          : setTimeout(
+              () =>
+                finish(
+                  new EtcdRequestError(`${ep.url}: no answer within ${Math.round(answerMs)} ms`, {
+                    grpcCode: GRPC.DEADLINE_EXCEEDED,
+                    memberFailed: true,
+                    notApplied: true,
+                  }),
+                ),
+              answerMs,
+            );
       let answered = false;
       req.on('error', (e) => finish(transportError(ep.url, e, req.reusedSocket && !answered)));
       req.on('response', (res) => {
         answered = true;
+        clearTimeout(answerTimer);
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (c: Buffer) => {
