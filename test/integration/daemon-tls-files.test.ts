@@ -5,7 +5,7 @@
  * memory (3.7 GB in 10 s). weftctl reads them the same way. Runs the built weftd and weftctl in a test
  * netns (they fail before touching anything).
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +14,7 @@ import { useLeakCheck } from '../helpers/leaks.js';
 import { createNetns, deleteNetns, uniquePrefix } from '../helpers/netns.js';
 import { requireCaps } from '../helpers/require.js';
 
-const runnable = requireCaps('root', 'netns');
+const runnable = requireCaps('root', 'netns', 'openssl');
 useLeakCheck();
 const WEFTD = resolve(import.meta.dirname, '../../bin/weftd.js');
 const WEFTCTL = resolve(import.meta.dirname, '../../bin/weftctl.js');
@@ -26,6 +26,24 @@ describe.skipIf(!runnable)('weftd: odd etcd TLS files', () => {
     tmp = mkdtempSync(join(tmpdir(), 'weft-tlsfiles-'));
     await run('mkfifo', [join(tmp, 'ca.fifo')]);
     mkdirSync(join(tmp, 'ca.dir'));
+    writeFileSync(join(tmp, 'junk.pem'), 'not a PEM file\n');
+    await run('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      join(tmp, 'client.key'),
+      '-out',
+      join(tmp, 'client.crt'),
+      '-days',
+      '1',
+      '-subj',
+      '/CN=weft-test',
+    ]);
     ns = await createNetns(`${uniquePrefix()}t`);
   });
   afterAll(async () => {
@@ -33,14 +51,24 @@ describe.skipIf(!runnable)('weftd: odd etcd TLS files', () => {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
+  // A file that reads but is no PEM (junk.pem): before, a junk CA was taken as trusting nothing and a
+  // junk certificate failed every connection with OpenSSL's nameless "no start line", and weftd waited
+  // "for etcd" for ever; now it is refused at start like an unreadable file.
   it.each([
-    ['--etcd-cafile', 'ca.fifo', 'not a regular file'],
-    ['--etcd-cafile', '/dev/zero', 'not a regular file'],
-    ['--etcd-cafile', 'ca.dir', 'not a regular file'],
-    ['--etcd-certfile', 'ca.fifo', 'not a regular file'],
-  ])('%s %s exits 2 at once: %s', async (flag, file, why) => {
+    ['--etcd-cafile', 'ca.fifo', ' cannot be read: not a regular file'],
+    ['--etcd-cafile', '/dev/zero', ' cannot be read: not a regular file'],
+    ['--etcd-cafile', 'ca.dir', ' cannot be read: not a regular file'],
+    ['--etcd-certfile', 'ca.fifo', ' cannot be read: not a regular file'],
+    ['--etcd-cafile', 'junk.pem', ': holds no PEM certificate'],
+    ['--etcd-keyfile', 'junk.pem', ': not a PEM private key'],
+  ])('%s %s exits 2 at once:%s', async (flag, file, why) => {
     const path = file.startsWith('/') ? file : join(tmp, file);
-    const extra = flag === '--etcd-certfile' ? [`--etcd-keyfile=${join(tmp, 'ca.fifo')}`] : [];
+    const extra =
+      flag === '--etcd-certfile'
+        ? [`--etcd-keyfile=${join(tmp, 'ca.fifo')}`]
+        : flag === '--etcd-keyfile'
+          ? [`--etcd-certfile=${join(tmp, 'client.crt')}`]
+          : [];
     const child = spawnTracked(
       process.execPath,
       [
@@ -65,7 +93,7 @@ describe.skipIf(!runnable)('weftd: odd etcd TLS files', () => {
         new Promise<'hung'>((r) => setTimeout(() => r('hung'), 10_000)),
       ]);
       expect(code, stderr.slice(-1500)).toBe(2);
-      expect(stderr).toContain(`${path} cannot be read: ${why}`);
+      expect(stderr).toContain(`${path}${why}`);
     } finally {
       child.kill('SIGKILL'); // a hung start ignores SIGTERM
       await stopChild(child);

@@ -10,6 +10,7 @@
  *  - an abort ends the request itself, and close() leaves nothing running.
  */
 import http from 'node:http';
+import net from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,6 +62,70 @@ describe.skipIf(!runnable)('etcd client over the JSON gateway', () => {
       spy.mockRestore();
     }
     expect((await etcd.etcdctl(['get', key, '--print-value-only'])).trim()).toBe('1');
+  });
+
+  it('a read that meets a frozen member goes on to another one within its deadline', async () => {
+    // A member that accepts connections and never answers: SIGSTOPped, or cut off behind a
+    // stateful firewall that still completes handshakes. Before, a read sent there waited out its
+    // whole deadline and failed: weftctl, which makes one attempt per command, failed one run in
+    // three against a 3-member cluster with one member frozen (exit 4, "no answer within 3000 ms").
+    const etcd = await startEtcd();
+    cleanup.push(() => etcd.stop());
+    const held: net.Socket[] = [];
+    const frozen = net.createServer((s) => void held.push(s));
+    await new Promise<void>((r) => frozen.listen(0, '127.0.0.1', r));
+    cleanup.push(
+      () =>
+        new Promise<void>((r) => {
+          for (const s of held) s.destroy();
+          frozen.close(() => r());
+        }),
+    );
+    const key = `${etcd.prefix('frozen')}/k`;
+    await etcd.etcdctl(['put', key, 'v']);
+    const client = new EtcdClient({
+      endpoints: [
+        `http://127.0.0.1:${(frozen.address() as net.AddressInfo).port}`,
+        ...etcd.endpoints,
+      ],
+      requestTimeoutMs: 3000,
+    });
+    cleanup.push(() => client.close());
+    const [first, real] = client.transport.endpoints;
+    client.transport.markFailed(real!); // start on the frozen member
+    expect(client.transport.pick()).toBe(first);
+    const t0 = performance.now();
+    const r = await client.kv.range({ key });
+    expect(r.kvs[0]?.value?.toString()).toBe('v');
+    expect(performance.now() - t0).toBeLessThan(3000);
+    // The lease TTL lookup (weftctl leases) too.
+    client.transport.endpoints[0]!.skipUntil = 0;
+    client.transport.markFailed(real!);
+    expect(client.transport.pick()).toBe(first);
+    const ttl = await client.lease.timeToLive('1234').catch((e: unknown) => e);
+    expect(String(ttl)).not.toMatch(/no answer/);
+
+    // A member in an election answers a read with etcd's "leader changed" (UNAVAILABLE): the read
+    // goes on to another member (weftctl failed at once, exit 4, right after a leader was stopped).
+    const electing = http.createServer((_req, res) => {
+      res.writeHead(503, { 'content-type': 'application/json' });
+      res.end(
+        '{"error":"etcdserver: leader changed","code":14,"message":"etcdserver: leader changed"}',
+      );
+    });
+    await new Promise<void>((r) => electing.listen(0, '127.0.0.1', r));
+    cleanup.push(() => new Promise<void>((r) => electing.close(() => r())));
+    const c2 = new EtcdClient({
+      endpoints: [
+        `http://127.0.0.1:${(electing.address() as net.AddressInfo).port}`,
+        ...etcd.endpoints,
+      ],
+      requestTimeoutMs: 3000,
+    });
+    cleanup.push(() => c2.close());
+    c2.transport.markFailed(c2.transport.endpoints[1]!);
+    expect(c2.transport.pick()).toBe(c2.transport.endpoints[0]);
+    expect((await c2.kv.range({ key })).kvs[0]?.value?.toString()).toBe('v');
   });
 
   it('renews an expired auth token by itself, for calls and for a reconnecting watch', async () => {

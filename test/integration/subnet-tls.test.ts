@@ -9,11 +9,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { startEtcd } from '../helpers/etcd.js';
 import { run } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
+import { warnRecorder } from '../helpers/logger.js';
 import { requireCaps } from '../helpers/require.js';
 import { hasCode, type WeftError } from '../../src/errors.js';
 import { createEtcdSubnetManager } from '../../src/subnet/etcd-manager.js';
 import { nullLogger } from '../../src/log/logger.js';
-import { attrs, putConfig, useSubnetEtcd } from './subnet-helpers.js';
+import { attrs, CuttableProxy, putConfig, useSubnetEtcd } from './subnet-helpers.js';
 
 const runnable = requireCaps('etcd', 'etcdctl', 'openssl');
 useLeakCheck();
@@ -98,7 +99,7 @@ async function makePki(): Promise<Pki> {
 
 describe.skipIf(!runnable)('etcd client: TLS and auth', () => {
   let pki: Pki;
-  const { etcd, managers } = useSubnetEtcd(async () => {
+  const { etcd, managers, stops } = useSubnetEtcd(async () => {
     pki = await makePki();
     return startEtcd({
       scheme: 'https',
@@ -147,6 +148,20 @@ describe.skipIf(!runnable)('etcd client: TLS and auth', () => {
       /caFile .*missing.crt cannot be read/,
     );
     expect(make({ username: 'root' })).toThrow(/username and password must be given together/);
+    // Files that read but are no TLS material: named at start (before, a junk certificate failed
+    // every request with OpenSSL's "no start line" and no file name, and a junk CA trusted nothing).
+    const junk = join(pki.dir, 'junk.pem');
+    writeFileSync(junk, 'not a PEM file\n');
+    expect(make({ tls: { certFile: junk, keyFile: pki.clientKey } })).toThrow(
+      /certFile .*junk.pem: not a PEM certificate/,
+    );
+    expect(make({ tls: { certFile: pki.clientCert, keyFile: junk } })).toThrow(
+      /keyFile .*junk.pem: not a PEM private key/,
+    );
+    expect(make({ tls: { certFile: pki.clientCert, keyFile: pki.serverKey } })).toThrow(
+      /certFile .* and keyFile .* do not make a pair/,
+    );
+    expect(make({ tls: { caFile: junk } })).toThrow(/caFile .*junk.pem: holds no PEM certificate/);
     let err: unknown;
     try {
       make({ tls: { certFile: pki.clientCert } })();
@@ -202,6 +217,78 @@ describe.skipIf(!runnable)('etcd client: TLS and auth', () => {
       expect((await m2.getNetworkConfig()).network).toBe('10.5.0.0/16');
     } finally {
       rmSync(foreign.dir, { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('TLS files that become unusable at run time are warned about once, by name, and recovered from', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-tlsrt-'));
+    try {
+      const files = {
+        caFile: join(dir, 'ca.crt'),
+        certFile: join(dir, 'c.crt'),
+        keyFile: join(dir, 'c.key'),
+      };
+      writeFileSync(files.caFile, readFileSync(pki.ca));
+      writeFileSync(files.certFile, readFileSync(pki.clientCert));
+      writeFileSync(files.keyFile, readFileSync(pki.clientKey));
+      const prefix = etcd.prefix('tls-runtime');
+      await putConfig(etcd, prefix, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
+      const log = warnRecorder();
+      const infos: string[] = [];
+      log.info = (m: string) => void infos.push(m);
+      // Through a proxy that drops every connection before each burst of requests: each burst then
+      // opens new connections, each reading the files as they are now.
+      const up = new URL(etcd.endpoints[0]!);
+      const proxy = new CuttableProxy({ host: up.hostname, port: Number(up.port) });
+      await proxy.start();
+      stops.push(() => proxy.stop());
+      const m = managers.make(
+        prefix,
+        {
+          endpoints: [`https://127.0.0.1:${proxy.port}`],
+          tls: files,
+          requestTimeoutMs: 3000,
+        },
+        log,
+      );
+      const burst = async (): Promise<void> => {
+        proxy.disconnect();
+        proxy.reconnect();
+        const got = await Promise.all(Array.from({ length: 4 }, () => m.getNetworkConfig()));
+        for (const c of got) expect(c.network).toBe('10.5.0.0/16');
+      };
+      await burst();
+      expect(log.warnings).toEqual([]);
+      const problems = (): string[] => log.warnings.map(([, f]) => String(f?.['problem']));
+
+      rmSync(files.certFile); // deleted
+      await burst();
+      await burst();
+      expect(problems()).toHaveLength(1); // once, not per connection
+      expect(problems()[0]).toMatch(/certFile .*c\.crt cannot be read: .*ENOENT/);
+      expect(String(log.warnings[0]![1]?.['fix'])).toMatch(/--etcd-certfile/);
+      writeFileSync(files.certFile, readFileSync(pki.clientCert));
+      await burst();
+      expect(infos).toContain('etcd TLS files usable again');
+
+      // A CA file replaced with junk: before, node:tls took it silently and new connections trusted
+      // no etcd certificate at all (every one failed "unable to get local issuer certificate").
+      writeFileSync(files.caFile, 'junk\n');
+      await burst();
+      expect(problems()).toHaveLength(2);
+      expect(problems()[1]).toMatch(/caFile .*ca\.crt: holds no PEM certificate/);
+
+      writeFileSync(files.caFile, readFileSync(pki.ca));
+      writeFileSync(files.keyFile, 'junk\n'); // another problem: warned about too
+      await burst();
+      expect(problems()).toHaveLength(3);
+      expect(problems()[2]).toMatch(/keyFile .*c\.key: not a PEM private key/);
+      writeFileSync(files.keyFile, readFileSync(pki.clientKey));
+      await burst();
+      expect(problems()).toHaveLength(3);
+      expect(infos.filter((i) => i === 'etcd TLS files usable again')).toHaveLength(2);
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });

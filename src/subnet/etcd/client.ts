@@ -7,6 +7,7 @@
  * honoured. TLS options with an `http://` endpoint are an error too.
  */
 import { ConfigError, WeftError, type ErrorCode } from '../../errors.js';
+import type { Logger } from '../../log/logger.js';
 import {
   NotRegularFileError,
   readAtMostSync,
@@ -15,7 +16,7 @@ import {
 import { EtcdRequestError, GRPC, HttpTransport, type TransportOptions } from './http-transport.js';
 import { Kv } from './kv.js';
 import { Lease } from './lease.js';
-import type { PemSet } from './tls-files.js';
+import { secureContextOf, type PemNames, type PemSet } from './tls-files.js';
 import { Watch, type WatchOptions } from './watch.js';
 
 export interface EtcdClientOptions {
@@ -29,6 +30,8 @@ export interface EtcdClientOptions {
   readonly password?: string;
   /** Deadline for every unary request. */
   readonly requestTimeoutMs: number;
+  /** Where a TLS file that cannot be used at run time is warned about. */
+  readonly log?: Logger;
 }
 
 /** Longest TLS file read (a system CA bundle is ~200 KiB). */
@@ -77,7 +80,7 @@ export function buildEtcdOptions(o: EtcdClientOptions): TransportOptions {
       `etcd endpoints mix http and https (${o.endpoints.join(',')}): use one scheme`,
       { code: 'E_OPTION_INVALID' },
     );
-  let tls: Pick<TransportOptions, 'tls' | 'readTls'> = {};
+  let tls: Pick<TransportOptions, 'tls' | 'readTls' | 'tlsNames' | 'onTlsProblem'> = {};
   const { caFile, certFile, keyFile } = o.tls ?? {};
   if ((certFile && !keyFile) || (!certFile && keyFile))
     throw new ConfigError(
@@ -95,7 +98,31 @@ export function buildEtcdOptions(o: EtcdClientOptions): TransportOptions {
       ...(certFile ? { cert: readPem('certFile', certFile) } : {}),
       ...(keyFile ? { key: readPem('keyFile', keyFile) } : {}),
     });
-    tls = { tls: read(), readTls: read };
+    const names: PemNames = {
+      ...(caFile ? { ca: `caFile ${caFile}` } : {}),
+      ...(certFile ? { cert: `certFile ${certFile}` } : {}),
+      ...(keyFile ? { key: `keyFile ${keyFile}` } : {}),
+    };
+    const pems = read();
+    try {
+      secureContextOf(pems, names);
+    } catch (err) {
+      throw new ConfigError((err as Error).message, { code: 'E_ETCD_TLS', cause: err });
+    }
+    tls = { tls: pems, readTls: read, tlsNames: names };
+    const log = o.log;
+    if (log)
+      tls = {
+        ...tls,
+        onTlsProblem: (problem) => {
+          if (problem === null) log.info('etcd TLS files usable again');
+          else
+            log.warn('etcd TLS files unusable: new connections keep the last valid ones', {
+              problem,
+              fix: 'put a valid PEM file back at that path (--etcd-cafile, --etcd-certfile, --etcd-keyfile); the next connection uses it, no restart needed',
+            });
+        },
+      };
   }
   if ((o.username === undefined) !== (o.password === undefined))
     throw new ConfigError('etcd auth: username and password must be given together', {
@@ -155,6 +182,9 @@ export function isLeaseNotFound(err: unknown): boolean {
 
 const AUTH_FAILED =
   /authentication failed|invalid auth token|permission denied|user name is empty|auth: /i;
+/** What an auth error asks the operator to check (weftd's and weftctl's flags). */
+const AUTH_FIX =
+  'check --etcd-username/--etcd-password: an etcd user with read-write access to the --etcd-prefix keys, or none while etcd auth is disabled';
 
 /** Casts anything the etcd client threw into a WeftError; `what` names the operation. */
 export function translateEtcdError(what: string, err: unknown): WeftError {
@@ -181,7 +211,8 @@ export function translateEtcdError(what: string, err: unknown): WeftError {
             : /compacted|Watcher canceled/i.test(msg)
               ? 'E_ETCD_COMPACTED'
               : 'E_ETCD_UNAVAILABLE';
-  return new WeftError(code, `etcd ${what}: ${msg}`, {
+  const fix = code === 'E_ETCD_AUTH' ? ` (${AUTH_FIX})` : '';
+  return new WeftError(code, `etcd ${what}: ${msg}${fix}`, {
     cause: e,
     ...(overflow ? { details: { overflow: true } } : {}),
     ...(code === 'E_ETCD_UNAVAILABLE' ? { retryable: true } : {}),

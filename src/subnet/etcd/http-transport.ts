@@ -7,19 +7,26 @@
  * - Endpoints: calls stay on one member while it answers (a random one at start, so hosts spread over
  *   the cluster). With several endpoints a member whose call failed by transport, timeout or "no leader"
  *   is skipped for ENDPOINT_SKIP_MS; a call that was refused before etcd could apply it (connection
- *   refused, no leader) moves on to the next member at once, within its deadline.
+ *   refused, no leader) moves on to the next member at once, within its deadline. A read (READS) also
+ *   moves on after any failure of its member ("leader changed" during an election too), and when its
+ *   member has not begun to answer within its share of the deadline (the deadline over the members not
+ *   tried yet): a frozen member (SIGSTOPped, cut off behind a firewall that still accepts connections)
+ *   answers nothing, and the read would otherwise spend its whole deadline there.
  * - Require leader: every request carries `Grpc-Metadata-Hasleader: true`, which the gateway hands to
  *   etcd as the gRPC metadata `hasleader=true`: a member without a leader refuses at once (and cancels
  *   watches) instead of serving stale reads or a watch that never delivers.
  * - Auth: `POST /v3/auth/authenticate` gives a token sent as `Authorization`; when etcd says the token is
  *   invalid (it expired: simple tokens live `--auth-token-ttl`, 300 s by default) the call
- *   re-authenticates once and is retried.
+ *   re-authenticates once and is retried. An etcd whose auth is disabled refuses to authenticate
+ *   ("authentication is not enabled"): calls then go without a token, as etcd's Go client (and so
+ *   flannel) does, and authenticate again once etcd asks for a user ("user name is empty": auth was
+ *   enabled meanwhile).
  */
 import http from 'node:http';
 import type https from 'node:https';
 import { AbortedError } from '../../errors.js';
 import { gatewayError, NdjsonSplitter, parseJson } from './json-codec.js';
-import { TlsFiles, type PemSet } from './tls-files.js';
+import { TlsFiles, type PemNames, type PemSet } from './tls-files.js';
 
 /** How long an endpoint is skipped after a failed call when other endpoints are configured. */
 export const ENDPOINT_SKIP_MS = 3000;
@@ -32,6 +39,10 @@ export interface TransportOptions {
   readonly tls?: PemSet;
   /** Reads the TLS files again (tls-files.ts): each new connection then uses them as they are now. */
   readonly readTls?: () => PemSet;
+  /** How errors name the TLS files. */
+  readonly tlsNames?: PemNames;
+  /** Told once per problem when the files on disk cannot be used (null: usable again). */
+  readonly onTlsProblem?: (problem: string | null) => void;
   readonly auth?: { readonly username: string; readonly password: string };
   /** Deadline for every unary request (all its attempts together). */
   readonly requestTimeoutMs: number;
@@ -68,8 +79,23 @@ export class EtcdRequestError extends Error {
   }
 }
 
+/** Calls that change nothing in etcd: sent again to another member when one does not answer. */
+const READS = new Set(['/v3/kv/range', '/v3/lease/timetolive', '/v3/auth/authenticate']);
+
 const isInvalidToken = (e: unknown): boolean =>
   e instanceof EtcdRequestError && /invalid auth token/i.test(e.message);
+const isAuthNotEnabled = (e: unknown): boolean =>
+  e instanceof EtcdRequestError && /authentication is not enabled/i.test(e.message);
+
+/**
+ * etcd wants a token the call did not carry: it expired, or (`header` without one) etcd's auth was
+ * disabled when the client authenticated and has been enabled since.
+ */
+export const needsToken = (e: unknown, header: Record<string, string>): boolean =>
+  isInvalidToken(e) ||
+  (header['authorization'] === undefined &&
+    e instanceof EtcdRequestError &&
+    /user name is empty/i.test(e.message));
 
 /** Classifies etcd's answer `{error,message,code}` into an EtcdRequestError. */
 export function answerError(message: string, grpcCode: number): EtcdRequestError {
@@ -176,9 +202,17 @@ export class HttpTransport {
   private closed = false;
 
   constructor(private readonly o: TransportOptions) {
-    const files = o.tls && o.readTls ? new TlsFiles(o.readTls, o.tls) : undefined;
+    const files =
+      o.tls && o.readTls
+        ? new TlsFiles(o.readTls, o.tls, o.tlsNames ?? {}, o.onTlsProblem)
+        : undefined;
     this.endpoints = o.endpoints.map((e) => new Endpoint(e.replace(/\/$/, ''), o.tls, files));
     this.current = Math.floor(Math.random() * this.endpoints.length);
+  }
+
+  /** Whether calls carry a username and password (`needsToken` then asks for a new token). */
+  get authenticates(): boolean {
+    return this.o.auth !== undefined;
   }
 
   get requestTimeoutMs(): number {
@@ -210,37 +244,49 @@ export class HttpTransport {
       this.current = (this.current + 1) % this.endpoints.length;
   }
 
-  /** The auth header for the next call ({} without auth), authenticating when there is no token. */
+  /**
+   * The auth header for the next call ({} without auth, or while etcd's auth is disabled),
+   * authenticating when there is no token.
+   */
   async authHeader(signal?: AbortSignal): Promise<Record<string, string>> {
     if (!this.o.auth) return {};
     if (!this.token) {
       const { username, password } = this.o.auth;
       this.authentications++;
-      const p = this.call(
+      // With failover like any read: the current member may be the one that is down.
+      const p = this.unary(
         '/v3/auth/authenticate',
         { name: username, password },
         { signal },
-        {},
-      ).then((res) => {
-        const t = (res as Record<string, unknown>)['token'];
-        if (typeof t !== 'string' || t === '')
-          throw new EtcdRequestError('authenticate: etcd answered without a token', {
-            grpcCode: GRPC.UNAUTHENTICATED,
-          });
-        this.tokenValue = t;
-        return t;
-      });
+        true,
+      ).then(
+        (res) => {
+          const t = (res as Record<string, unknown>)['token'];
+          if (typeof t !== 'string' || t === '')
+            throw new EtcdRequestError('authenticate: etcd answered without a token', {
+              grpcCode: GRPC.UNAUTHENTICATED,
+            });
+          this.tokenValue = t;
+          return t;
+        },
+        (err: unknown) => {
+          if (!isAuthNotEnabled(err)) throw err;
+          this.tokenValue = ''; // etcd's auth is off: no token needed
+          return '';
+        },
+      );
       this.token = p;
       p.catch(() => {
         if (this.token === p) this.token = null;
       });
     }
-    return { authorization: await this.token };
+    const token = await this.token;
+    return token === '' ? {} : { authorization: token };
   }
 
-  /** Forgets `header`'s token (etcd said it is invalid) so the next call authenticates again. */
+  /** Forgets `header`'s token (etcd said it is invalid or missing) so the next call authenticates again. */
   dropToken(header: Record<string, string>): void {
-    if (header['authorization'] !== undefined && header['authorization'] === this.tokenValue) {
+    if (this.tokenValue !== undefined && (header['authorization'] ?? '') === this.tokenValue) {
       this.token = null;
       this.tokenValue = undefined;
     }
@@ -249,27 +295,36 @@ export class HttpTransport {
   /**
    * A unary call: JSON body in, parsed JSON out (for `ndjson`, the list of messages). Retries once with
    * a fresh token when etcd says the token is invalid, and on another member when this one refused
-   * before applying, all within one deadline.
+   * before applying, all within one deadline. `anonymous`: without the auth header (authenticating).
    */
-  async unary(path: string, body: unknown, opts: CallOptions = {}): Promise<unknown> {
+  async unary(
+    path: string,
+    body: unknown,
+    opts: CallOptions = {},
+    anonymous = false,
+  ): Promise<unknown> {
     // Elapsed time: a wall clock stepped meanwhile must neither end the retries nor stretch them.
     const budgetMs = opts.timeoutMs ?? this.o.requestTimeoutMs;
     const deadline = performance.now() + budgetMs;
     let reauthed = false;
     let tries = 0;
+    const read = READS.has(path) && !opts.endpoint && this.endpoints.length > 1;
     for (;;) {
-      const auth = await this.authHeader(opts.signal);
+      const auth = anonymous ? {} : await this.authHeader(opts.signal);
       const ep = opts.endpoint ?? this.pick();
+      const left = deadline - performance.now();
+      const untried = this.endpoints.length - tries;
       try {
         return await this.call(
           path,
           body,
-          { ...opts, endpoint: ep, timeoutMs: deadline - performance.now() },
+          { ...opts, endpoint: ep, timeoutMs: left },
           auth,
           budgetMs,
+          read && untried > 1 ? left / untried : undefined,
         );
       } catch (err) {
-        if (isInvalidToken(err) && !reauthed && this.o.auth) {
+        if (needsToken(err, auth) && !reauthed && this.o.auth && !anonymous) {
           reauthed = true;
           this.dropToken(auth);
           continue;
@@ -277,7 +332,7 @@ export class HttpTransport {
         if (err instanceof EtcdRequestError) {
           if (err.memberFailed) this.markFailed(ep);
           if (
-            err.notApplied &&
+            (err.notApplied || (read && err.memberFailed)) &&
             !opts.endpoint &&
             ++tries <= this.endpoints.length &&
             deadline - performance.now() > 50
@@ -291,7 +346,8 @@ export class HttpTransport {
 
   /**
    * One HTTP request to one member, no retries. `budgetMs`: the whole call's deadline, which a timeout
-   * names (the remainder this attempt got, "999.9464630000002 ms", read badly).
+   * names (the remainder this attempt got, "999.9464630000002 ms", read badly). `answerMs`: a read
+   * whose member has not begun to answer by then fails as not applied (the caller tries another).
    */
   private call(
     path: string,
@@ -299,6 +355,7 @@ export class HttpTransport {
     opts: CallOptions,
     auth: Record<string, string>,
     budgetMs?: number,
+    answerMs?: number,
   ): Promise<unknown> {
     const ep = opts.endpoint ?? this.pick();
     const timeoutMs = Math.max(1, opts.timeoutMs ?? this.o.requestTimeoutMs);
@@ -310,6 +367,7 @@ export class HttpTransport {
         if (done) return;
         done = true;
         clearTimeout(timer);
+        clearTimeout(answerTimer);
         opts.signal?.removeEventListener('abort', onAbort);
         this.live.delete(req);
         if (err) {
@@ -332,10 +390,25 @@ export class HttpTransport {
           ),
         timeoutMs,
       );
+      const answerTimer =
+        answerMs === undefined
+          ? undefined
+          : setTimeout(
+              () =>
+                finish(
+                  new EtcdRequestError(`${ep.url}: no answer within ${Math.round(answerMs)} ms`, {
+                    grpcCode: GRPC.DEADLINE_EXCEEDED,
+                    memberFailed: true,
+                    notApplied: true,
+                  }),
+                ),
+              answerMs,
+            );
       let answered = false;
       req.on('error', (e) => finish(transportError(ep.url, e, req.reusedSocket && !answered)));
       req.on('response', (res) => {
         answered = true;
+        clearTimeout(answerTimer);
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (c: Buffer) => {

@@ -12,8 +12,11 @@
  *   it cannot see the watch's own stream stall (a proxy or load balancer whose upstream hangs keeps
  *   the connection open and silent): when the store moved past what the watch delivered, a probe (at
  *   most every WATCH_STALL_CHECK_MS) also asks for a key of the range changed before the previous
- *   probe and not delivered since; there is one, the stream is stalled and the watch resumes on a new
- *   one. Only puts are seen this way (a deleted key leaves nothing to read).
+ *   probe and not delivered since, and, as a deleted key leaves nothing to read, compares the range's
+ *   count then with its count at the last revision the watch is known to match (with no undelivered
+ *   put, fewer keys means an undelivered deletion: leases are renewed by keepalive, so expiries may be
+ *   the only changes for hours). Either way the stream is stalled and the watch resumes on a new one.
+ *   When that known revision was compacted the deletion check waits for the next delivered event.
  * - Ends for good (onFatal) when etcd cancels the watch: its start revision was compacted (the error
  *   names the compact revision: re-list), or another reason; when the store's revision is behind what
  *   the watch already saw (etcd wiped or restored: re-list, like a compaction), or, checked on every
@@ -41,6 +44,7 @@ import {
   answerError,
   EtcdRequestError,
   GRPC,
+  needsToken,
   type Endpoint,
   type HttpTransport,
 } from './http-transport.js';
@@ -138,6 +142,8 @@ export class Watch {
   /** The store revision at the stream's previous probe (null: none yet on this stream). */
   private probedRev: bigint | null = null;
   private lastStallCheck = -Infinity;
+  /** A store revision whose range the watch has delivered in full (a stall check found nothing). */
+  private verifiedRev = 0n;
 
   constructor(
     private readonly t: HttpTransport,
@@ -243,7 +249,11 @@ export class Watch {
           if (e) return end(answerError(e.message, e.grpcCode));
           const r = decodeWatchResponse(obj(msg, 'watch')['result'], this.o.maxValueBytes);
           if (r.canceled) {
-            if (/invalid auth token/i.test(r.cancelReason)) {
+            if (
+              /invalid auth token/i.test(r.cancelReason) ||
+              (this.t.authenticates &&
+                needsToken(answerError(r.cancelReason, GRPC.UNAUTHENTICATED), auth))
+            ) {
               this.t.dropToken(auth);
               this.attempt = 0;
               return end(new EtcdRequestError(r.cancelReason, { grpcCode: GRPC.UNAVAILABLE }));
@@ -354,25 +364,45 @@ export class Watch {
       const before = this.probedRev;
       this.probedRev = BigInt(header(obj(res, 'range')['header']).revision);
       const now = performance.now();
-      if (before === null || before < this.next || now - this.lastStallCheck < WATCH_STALL_CHECK_MS)
+      // The store as of `known` is what the watch has delivered.
+      const known = this.verifiedRev > this.next - 1n ? this.verifiedRev : this.next - 1n;
+      if (before === null || before <= known || now - this.lastStallCheck < WATCH_STALL_CHECK_MS)
         return;
       this.lastStallCheck = now;
+      const range = { ...keyRange(this.o.key, this.o.rangeEnd), serializable: true };
       const missed = await this.t.unary(
         '/v3/kv/range',
         {
-          ...keyRange(this.o.key, this.o.rangeEnd),
+          ...range,
           keys_only: true,
-          serializable: true,
           limit: '1',
-          min_mod_revision: this.next.toString(),
+          revision: before.toString(),
+          min_mod_revision: (known + 1n).toString(),
           max_mod_revision: before.toString(),
         },
         o,
       );
-      if (!this.closed && arr(obj(missed, 'range')['kvs'], 'range.kvs').length > 0)
+      let why = '';
+      if (arr(obj(missed, 'range')['kvs'], 'range.kvs').length > 0) why = 'a change';
+      else {
+        // No key present at `before` changed after `known`: every one was there at `known` too, so
+        // fewer keys at `before` means some were deleted (an expired lease) and not delivered.
+        const count = async (at: bigint): Promise<bigint> => {
+          if (at < 1n) return 0n; // revision 0 would read the current store
+          const r = await this.t.unary(
+            '/v3/kv/range',
+            { ...range, count_only: true, revision: at.toString() },
+            o,
+          );
+          return BigInt(int64(obj(r, 'range')['count'], 'range.count'));
+        };
+        if ((await count(before)) < (await count(known))) why = 'a deletion';
+        else if (before > this.verifiedRev) this.verifiedRev = before;
+      }
+      if (why !== '' && !this.closed && this.next <= before)
         end(
           new EtcdRequestError(
-            `watch stream on ${ep.url} stalled: a change at revision ${this.next}..${before} was not delivered`,
+            `watch stream on ${ep.url} stalled: ${why} at revision ${known + 1n}..${before} was not delivered`,
             { grpcCode: GRPC.UNAVAILABLE },
           ),
         );
