@@ -1,0 +1,60 @@
+/**
+ * Dual-stack peers that are hostile or odd in only one family, against real weftd processes (VXLAN, two
+ * hosts, etcd on the underlay): a newcomer lease whose IPv6 subnet is a live peer's (its IPv4 subnet its
+ * own) must not take that peer's IPv6 route, neither when it arrives nor at the full reconciles after.
+ */
+import { describe, expect, it } from 'vitest';
+import { nsRun, sleep } from '../helpers/exec.js';
+import { useLeakCheck } from '../helpers/leaks.js';
+import { requireCaps } from '../helpers/require.js';
+import { pingOnce, runWeftctl, subnetsOf, useCluster } from './weftd-harness.js';
+
+const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'ping', 'nft');
+useLeakCheck();
+
+describe.skipIf(!runnable)('weftd dual stack: peers hostile in one family', () => {
+  const s = useCluster(2, {
+    Network: '10.46.0.0/16',
+    EnableIPv6: true,
+    IPv6Network: 'fd46::/48',
+    Backend: { Type: 'vxlan' },
+  });
+
+  it("a newcomer holding a live peer's IPv6 subnet never gets its route, also after full reconciles", async () => {
+    const [h1, h2] = s.d;
+    const peer6 = subnetsOf(h2!).subnet6!;
+    const gw6 = peer6.split('/')[0]!; // the peer's VXLAN gateway: its subnet's network address
+    const neigh = async (): Promise<string> =>
+      (await nsRun(h1!.host.netns, 'ip', ['-6', 'neigh', 'show', gw6, 'dev', 'weft-v6.1'])).stdout;
+    const h2Mac = /lladdr (\S+)/.exec(await neigh())?.[1];
+    expect(h2Mac).toBeDefined();
+    // A reservation (no TTL), as an operator or a broken host could write it: its IPv4 part is
+    // its own and valid, so weftd programs that family and is refused the other.
+    const key = `10.46.250.0-24&${peer6.replace('/', '-')}`;
+    await s.c.etcd.etcdctl([
+      'put',
+      `${s.c.prefix}/subnets/${key}`,
+      JSON.stringify({
+        PublicIP: '198.18.0.77',
+        PublicIPv6: 'fd18::77',
+        BackendType: 'vxlan',
+        BackendData: { VNI: 1, VtepMAC: '02:00:00:00:00:77' },
+        BackendV6Data: { VNI: 1, VtepMAC: '02:00:00:00:00:77' },
+      }),
+    ]);
+    // weftd's harness resyncs every 3 s: wait out two full reconciles. Before, the first one gave
+    // the newcomer (an incumbent by its IPv4 entry, and a reservation) the peer's IPv6 route.
+    await sleep(7000);
+    expect(await neigh()).toContain(`lladdr ${h2Mac}`);
+    expect(await pingOnce(s.ctr[0]!, s.ctr[1]!.ip6!)).toBeNull();
+    const v4 = (await nsRun(h1!.host.netns, 'ip', ['route', 'show', '10.46.250.0/24'])).stdout;
+    expect(v4).toContain('dev weft.1');
+    // weftctl plans the same: the newcomer's IPv6 family is the refused one
+    const peers = await runWeftctl(s.c, h1!, ['peers']);
+    expect(peers.stdout).toMatch(
+      new RegExp(
+        `lease ${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: lease \\S+ already holds the route to ${peer6}`,
+      ),
+    );
+  });
+});
