@@ -1,7 +1,8 @@
 /**
  * Dual-stack peers that are hostile or odd in only one family, against real weftd processes (VXLAN, two
  * hosts, etcd on the underlay): a newcomer lease whose IPv6 subnet is a live peer's (its IPv4 subnet its
- * own) must not take that peer's IPv6 route, neither when it arrives nor at the full reconciles after.
+ * own) must not take that peer's IPv6 route, neither when it arrives nor at the full reconciles after;
+ * and weftctl doctor probes the IPv6 underlay too.
  */
 import { describe, expect, it } from 'vitest';
 import { nsRun, sleep } from '../helpers/exec.js';
@@ -18,6 +19,31 @@ describe.skipIf(!runnable)('weftd dual stack: peers hostile in one family', () =
     EnableIPv6: true,
     IPv6Network: 'fd46::/48',
     Backend: { Type: 'vxlan' },
+  });
+
+  it("doctor probes each peer's PublicIPv6 on the IPv6 underlay, not only its IPv4 public IP", async () => {
+    const h1 = s.d[0]!;
+    const ns = h1.host.netns;
+    const doctor = async () => runWeftctl(s.c, h1, ['doctor']);
+    const ok = await doctor();
+    expect(ok.stdout).toContain('underlay fd18::2 reachable');
+    expect(ok.stdout).not.toContain('does not answer on the underlay');
+    // The IPv6 underlay to h2 drops echo requests (ND and the VXLAN traffic pass): before, doctor
+    // probed 198.18.0.2 only and passed.
+    const nft = (args: string) => nsRun(ns, 'nft', args.split(' '));
+    await nft('add table ip6 weft_test_block');
+    try {
+      await nft('add chain ip6 weft_test_block out { type filter hook output priority 0 ; }');
+      await nft('add rule ip6 weft_test_block out ip6 daddr fd18::2 icmpv6 type echo-request drop');
+      const bad = await doctor();
+      expect(bad.stdout).toMatch(
+        /\[FAIL\] peer \S+: public IP fd18::2 does not answer on the underlay/,
+      );
+      expect(bad.stdout).toContain('underlay 198.18.0.2 reachable');
+      expect(bad.code).toBe(1);
+    } finally {
+      await nft('delete table ip6 weft_test_block');
+    }
   });
 
   it("a newcomer holding a live peer's IPv6 subnet never gets its route, also after full reconciles", async () => {
