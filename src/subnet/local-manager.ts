@@ -18,6 +18,8 @@ import {
   freeSubnets4,
   isCompatible,
   overlapsAny,
+  isIpv4Compatible,
+  keepIpv4Subnet,
   pickFreeSubnet,
   takenInNetwork,
   type SubnetPair,
@@ -211,6 +213,17 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
     return makeLease(entry.key, own.pair, attrs, new Date(Date.now() + remaining * 1000));
   }
 
+  /** subnet.env's IPv4 subnet when it fits the config as IPv4 (the IPv6 part aside), else null. */
+  function previousIpv4(opts: AcquireOptions, config: NetworkConfig): string | null {
+    if (!opts.previousSubnet) return null;
+    try {
+      const subnet = canonicalCidr(opts.previousSubnet);
+      return isIpv4Compatible(config, subnet) ? subnet : null;
+    } catch {
+      return null; // previousPair warned
+    }
+  }
+
   function previousPair(opts: AcquireOptions, config: NetworkConfig): SubnetPair | null {
     if (!opts.previousSubnet) return null;
     try {
@@ -237,6 +250,9 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
       );
     const value = encodeLeaseAttrs(attrs);
     const previous = previousPair(opts, config);
+    // The IPv4 subnet our containers use when only the IPv6 part no longer fits (EnableIPv6 turned on
+    // or off): kept, with a new IPv6 subnet or none, rather than renumbering them into another one.
+    let keep4 = previous === null ? previousIpv4(opts, config) : null;
     let leaseId: string | null = null;
     let used = false;
     try {
@@ -286,6 +302,8 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
             if (await registry.deleteIf(own.entry.key, own.entry.modRevision, signal))
               await revokeQuietly(own.entry.leaseId);
             parsed = parsed.filter((p) => p !== own);
+            if (previous === null && isIpv4Compatible(config, own.pair.subnet))
+              keep4 ??= own.pair.subnet;
           } else {
             log.warn(
               'the subnet reserved for this host is incompatible with the network config; leaving it',
@@ -361,6 +379,17 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
           (previous.subnet6 === null || !overlapsAny(previous.subnet6, taken6))
         )
           pair = previous;
+        if (pair === null && keep4 !== null) {
+          pair = keepIpv4Subnet(config, keep4, taken4, taken6, random);
+          if (pair)
+            log.info(
+              "keeping this host's IPv4 subnet: only its IPv6 part changed with the config",
+              {
+                subnet: pair.subnet,
+                subnet6: pair.subnet6,
+              },
+            );
+        }
         pair ??= pickFreeSubnet(config, taken4, taken6, random);
         if (!pair) {
           const reserved = parsed.filter((p) => p.entry.leaseId === null).length;
