@@ -2,13 +2,22 @@
  * Dual-stack peers that are hostile or odd in only one family, against real weftd processes (VXLAN, two
  * hosts, etcd on the underlay): a newcomer lease whose IPv6 subnet is a live peer's (its IPv4 subnet its
  * own) must not take that peer's IPv6 route, neither when it arrives nor at the full reconciles after;
- * and weftctl doctor probes the IPv6 underlay too.
+ * and weftctl doctor probes the IPv6 underlay too. A mixed cluster (IPv6 turned on, one host restarted):
+ * the restarted host keeps its IPv4 subnet and both still reach each other over IPv4.
  */
 import { describe, expect, it } from 'vitest';
 import { nsRun, sleep } from '../helpers/exec.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { requireCaps } from '../helpers/require.js';
-import { pingOnce, runWeftctl, subnetsOf, useCluster } from './weftd-harness.js';
+import {
+  pingOnce,
+  putConfig,
+  restartWeftd,
+  runWeftctl,
+  subnetsOf,
+  useCluster,
+  waitReady,
+} from './weftd-harness.js';
 
 const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'ping', 'nft');
 useLeakCheck();
@@ -84,3 +93,35 @@ describe.skipIf(!runnable)('weftd dual stack: peers hostile in one family', () =
     );
   });
 });
+
+describe.skipIf(!runnable)(
+  'weftd: IPv6 turned on in a running IPv4 cluster, one host restarted',
+  () => {
+    const v4only = { Network: '10.47.0.0/16', Backend: { Type: 'vxlan' } };
+    const s = useCluster(2, v4only);
+
+    it('the restarted host keeps its IPv4 subnet, adds an IPv6 one, and both hosts still reach each other over IPv4', async () => {
+      const [h1, h2] = s.d;
+      const before = subnetsOf(h1!);
+      expect(before.subnet6).toBeNull();
+      await putConfig(s.c, { ...v4only, EnableIPv6: true, IPv6Network: 'fd47::/48' });
+      h1!.child.kill('SIGTERM');
+      await h1!.exit;
+      restartWeftd(s.c, h1!);
+      await waitReady(h1!);
+      // Before, h1 came back with a random new IPv4 subnet: its running containers (on the old one)
+      // were cut off from every other host.
+      const after = subnetsOf(h1!);
+      expect(after.subnet).toBe(before.subnet);
+      expect(after.subnet6).toMatch(/^fd47:0:0:[0-9a-f]+::\/64$/);
+      // h1 (dual stack) programs h2's IPv4-only lease; h2 (still running IPv4 only) programs h1's new
+      // dual-stack key's IPv4 part
+      expect(await pingOnce(s.ctr[0]!, s.ctr[1]!.ip)).toBeNull();
+      expect(await pingOnce(s.ctr[1]!, s.ctr[0]!.ip)).toBeNull();
+      const peers = await runWeftctl(s.c, h1!, ['peers']);
+      expect(peers.stdout).toMatch(
+        new RegExp(`${subnetsOf(h2!).subnet.replace(/\./g, '\\.')} .* ok`),
+      );
+    });
+  },
+);
