@@ -262,3 +262,18 @@ export function parseNetworkConfig(
     raw,
   };
 }
+
+/**
+ * weft leases from etcd only, in flannel's layout, which keys every lease by its IPv4 subnet: an
+ * IPv6-only config (EnableIPv4 false) parses, as flannel's does for its Kubernetes mode, but no host
+ * can lease with it. weftd (src/subnet/local-manager.ts) and `weftctl config validate|set` refuse it
+ * with this one error.
+ */
+export function requireEtcdLayout(config: NetworkConfig): NetworkConfig {
+  if (!config.enableIPv4)
+    throw new ConfigError(
+      "network config field EnableIPv4 = false is invalid with etcd: flannel's etcd layout keys every lease by its IPv4 subnet",
+      { details: { field: 'EnableIPv4', value: false } },
+    );
+  return config;
+}

@@ -24,7 +24,7 @@ import {
   takenInNetwork,
   type SubnetPair,
 } from './allocator.js';
-import { parseNetworkConfig } from './config.js';
+import { parseNetworkConfig, requireEtcdLayout } from './config.js';
 import { makeSubnetKey } from './keys.js';
 import { earlierHolder, parseEntry, type ParsedEntry } from './lease-entry.js';
 import { watchLeases } from './lease-watch.js';
@@ -243,11 +243,7 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
     opts: AcquireOptions = {},
     signal?: AbortSignal,
   ): Promise<Lease> {
-    const config = await getNetworkConfig(signal);
-    if (!config.enableIPv4)
-      throw new ConfigError(
-        "network config field EnableIPv4 = false is invalid with etcd: flannel's etcd layout keys every lease by its IPv4 subnet",
-      );
+    const config = requireEtcdLayout(await getNetworkConfig(signal));
     const value = encodeLeaseAttrs(attrs);
     const previous = previousPair(opts, config);
     // The IPv4 subnet our containers use when only the IPv6 part no longer fits (EnableIPv6 turned on
