@@ -458,6 +458,7 @@ export class PeerLoop<E extends PeerEntry> {
       (e) => this.o.sink.claims(e),
       new Set(this.programmed.keys()),
       streamed ? (e) => streamed.add(e) : undefined,
+      (l, e) => this.programmed.get(l.key)?.some((p) => p.key === e.key) === true,
     );
     const planT1 = performance.now();
     const planMs = planT1 - planT0;

@@ -197,6 +197,12 @@ export function claimEntries<E extends PeerEntry>(
  * entries whose claims no earlier lease holds. `incumbents` are the leases programmed now (weftd: its
  * own memory; weftctl: the leases whose entries the kernel holds). `kept` sees each kept entry as soon
  * as it is decided (a kept entry stays kept: later leases come after it in claim order).
+ *
+ * Incumbency is per entry when `programmed` says which of an incumbent lease's entries are in the
+ * dataplane: a dual-stack lease whose IPv4 entry is programmed but whose IPv6 entry lost its claim to
+ * a live peer is an incumbent, yet its IPv6 entry must not take that peer's route at the next full
+ * reconcile (it would, by expiring later or being a reservation). So the entries of incumbent leases
+ * that are not programmed claim only after every programmed entry, before the other leases.
  */
 export function planPeers<E extends PeerEntry>(
   leases: Iterable<Lease>,
@@ -204,6 +210,7 @@ export function planPeers<E extends PeerEntry>(
   claims: (e: E) => readonly Claim[],
   incumbents: ReadonlySet<string> = new Set(),
   kept?: (e: E) => void,
+  programmed?: (lease: Lease, e: E) => boolean,
 ): NetworkPlan<E> & { readonly index: ClaimIndex } {
   const index = new ClaimIndex();
   const entries: E[] = [];
@@ -212,19 +219,42 @@ export function planPeers<E extends PeerEntry>(
   const ignored: { lease: Lease; reason: string }[] = [];
   const blocked = new Set<string>();
   const ordered = preferred(leases, incumbents);
+  // Entries of incumbent leases not in the dataplane yet (rare), claimed after the programmed ones.
+  let deferred: { lease: Lease; entries: E[] }[] | null = null;
+  const claim = (lease: Lease, planned: readonly E[]): void => {
+    const c = claimEntries(lease, planned, claims, index);
+    if (c.refused.length > 0) blocked.add(lease.key);
+    for (let k = 0; k < c.refused.length; k++) refused.push(c.refused[k]!);
+    if (c.kept.length > 0) {
+      const had = byLease.get(lease.key);
+      byLease.set(lease.key, had ? [...had, ...c.kept] : c.kept);
+    }
+    for (let k = 0; k < c.kept.length; k++) {
+      entries.push(c.kept[k]!);
+      kept?.(c.kept[k]!);
+    }
+  };
+  const flush = (): void => {
+    for (const d of deferred ?? []) claim(d.lease, d.entries);
+    deferred = null;
+  };
   for (let i = 0; i < ordered.length; i++) {
     const lease = ordered[i]!;
     const p = planLease(lease);
     if (p.ignored !== undefined) ignored.push({ lease, reason: p.ignored });
     for (let k = 0; k < p.refused.length; k++) refused.push({ lease, ...p.refused[k]! });
-    const c = claimEntries(lease, p.entries, claims, index);
-    if (c.refused.length > 0) blocked.add(lease.key);
-    for (let k = 0; k < c.refused.length; k++) refused.push(c.refused[k]!);
-    if (c.kept.length > 0) byLease.set(lease.key, c.kept);
-    for (let k = 0; k < c.kept.length; k++) {
-      entries.push(c.kept[k]!);
-      kept?.(c.kept[k]!);
-    }
+    let now = p.entries;
+    if (programmed !== undefined && incumbents.has(lease.key)) {
+      let later: E[] | null = null;
+      for (let k = 0; k < p.entries.length; k++)
+        if (!programmed(lease, p.entries[k]!)) (later ??= []).push(p.entries[k]!);
+      if (later !== null) {
+        now = p.entries.filter((e) => !later.includes(e));
+        (deferred ??= []).push({ lease, entries: later });
+      }
+    } else if (deferred !== null) flush(); // the first lease that is no incumbent
+    claim(lease, now);
   }
+  flush();
   return { entries, byLease, refused, ignored, blocked, index };
 }

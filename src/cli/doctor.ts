@@ -23,6 +23,8 @@ import type { Lease } from '../lease/lease.js';
 import type { LeaseRecord } from './etcd-view.js';
 import { isFault, type PeerRow } from './peers.js';
 import { formatDuration } from './render.js';
+import { wgLayoutOf } from './peer-planner.js';
+import type { NetworkConfig } from '../subnet/manager.js';
 
 /**
  * Leases weftd programs nothing for here: every row of theirs is refused (its planner's reason) or of
@@ -45,11 +47,52 @@ export function programmedPeers(
   return leases.filter((l) => l.key !== own?.key && !skip.has(l.key));
 }
 
-/** The peers doctor probes on the underlay (of programmedPeers, those with an IPv4 public IP). */
-export const probeTargets = (programmed: readonly Lease[]): { lease: string; publicIp: string }[] =>
-  programmed
+/**
+ * Whether the backend carries the IPv6 family over an IPv6 underlay, to each peer's PublicIPv6: vxlan
+ * (its `-v6` device) and host-gw (routes via it) do, wireguard when its layout has an IPv6-underlay
+ * device (Mode separate or ipv6, or auto without an IPv4 address), udp never (IPv4 underlay only).
+ */
+export function usesIpv6Underlay(config: NetworkConfig | null, own: Lease | null): boolean {
+  if (!config?.enableIPv6 || config.ipv6Network === null) return false;
+  const type = config.backend.type;
+  if (type === 'vxlan' || type === 'host-gw') return true;
+  if (type !== 'wireguard') return false;
+  try {
+    return wgLayoutOf(parseWireguardConfig(config.backend.raw), config, own).some(
+      (d) => d.family === 6,
+    );
+  } catch {
+    return false; // an invalid backend section is reported by the config check
+  }
+}
+
+/**
+ * The public IPs doctor probes on the underlay: of programmedPeers, each IPv4 public IP, and with
+ * `ipv6Underlay` each PublicIPv6 whose IPv6 row (`peers`) weftd programs. Before, only the IPv4 one
+ * was probed, so an IPv6 underlay that dropped everything passed doctor while every IPv6 container
+ * path across hosts was down.
+ */
+export function probeTargets(
+  programmed: readonly Lease[],
+  peers: readonly PeerRow[] = [],
+  ipv6Underlay = false,
+): { lease: string; publicIp: string }[] {
+  const out = programmed
     .filter((l) => l.attrs.publicIp !== '0.0.0.0')
     .map((l) => ({ lease: l.key, publicIp: l.attrs.publicIp }));
+  if (!ipv6Underlay) return out;
+  const keys = new Set(programmed.map((l) => l.key));
+  const seen = new Set<string>();
+  for (const p of peers) {
+    if (p.family !== 6 || p.lease === null || !keys.has(p.lease) || p.publicIp === null) continue;
+    if (p.verdict === 'refused' || p.verdict === 'skipped') continue;
+    const id = `${p.lease}|${p.publicIp}`;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    out.push({ lease: p.lease, publicIp: p.publicIp });
+  }
+  return out;
+}
 
 function etcdChecks(i: DoctorInput): Check[] {
   const { reachable, latencyMs, error } = i.etcd;

@@ -210,22 +210,31 @@ export function planNetwork(input: PeerInput): PlannedNetwork | null {
   if (!planner) return null;
   const peers = input.leases.filter((l) => !input.own || l.key !== input.own.key);
   const plans = new Map(peers.map((l) => [l.key, planner.plan(l)]));
+  // As in weftd's memory: a lease with an entry in the dataplane is an incumbent, and its entries that
+  // are not there claim after every one that is (planPeers).
+  const inDataplane = new Set<PeerEntry>();
   const incumbents = new Set<string>();
   const scoped = planner.kernel ? inScope(input.kernel, planner.kernel) : null;
-  if (scoped) {
-    for (const [key, p] of plans) {
-      const entries = p.entries as readonly PeerEntries[];
-      if (entries.length > 0 && planReconcile(entries, scoped).program.length === 0)
+  const { liveId } = planner;
+  for (const [key, p] of plans) {
+    for (const e of p.entries) {
+      const held = scoped
+        ? planReconcile([e as PeerEntries], scoped).program.length === 0
+        : !!liveId && !!input.programmed && input.programmed.has(liveId(e));
+      if (held) {
+        inDataplane.add(e);
         incumbents.add(key);
+      }
     }
   }
-  const { liveId } = planner;
-  if (!scoped && liveId && input.programmed) {
-    for (const [key, p] of plans)
-      if (p.entries.length > 0 && p.entries.every((e) => input.programmed!.has(liveId(e))))
-        incumbents.add(key);
-  }
-  const plan = planPeers(peers, (l) => plans.get(l.key)!, planner.claims, incumbents);
+  const plan = planPeers(
+    peers,
+    (l) => plans.get(l.key)!,
+    planner.claims,
+    incumbents,
+    undefined,
+    (_l, e) => inDataplane.has(e),
+  );
   const stale = scoped
     ? planReconcile(plan.entries as readonly PeerEntries[], scoped).stale
     : { routes: [], neighs: [], fdb: [] };

@@ -4,6 +4,7 @@
  * shared with weftctl (src/flags/etcd-flags.ts). Parsing lives in options.ts.
  */
 import { isIP } from 'node:net';
+import { peerAddressProblem } from '../backend/peer-check.js';
 import type { LogLevel } from '../log/logger.js';
 import { ETCD_FLAGS, type EtcdOptions } from '../flags/etcd-flags.js';
 import { DEFAULT_DAEMON_SOCKET, MAX_SOCKET_PATH } from '../cni/netconf.js';
@@ -50,8 +51,22 @@ export interface FlagSpec {
   readonly check?: (value: never) => string | undefined;
 }
 
-const ipOf = (family: 4 | 6, what: string) => (v: string | null) =>
-  v === null || isIP(v) === family ? undefined : `must be an IPv${family} address (${what})`;
+/**
+ * An address this host publishes in its lease: of the family, and one every peer accepts (the rule of
+ * src/backend/peer-check.ts). Node's isIP also takes a zone (`fe80::1%eth0`), which no lease can
+ * carry, and multicast, `::`, loopback or v4-mapped addresses, which every peer refuses: weftd would
+ * run unreachable in that family, or stop on writing its lease with an error naming no flag.
+ */
+const ipOf = (family: 4 | 6, what: string) => (v: string | null) => {
+  if (v === null) return undefined;
+  if (isIP(v) !== family) return `must be an IPv${family} address (${what})`;
+  if (v.includes('%'))
+    return `must be an IPv${family} address without a zone: other hosts cannot use one (${what})`;
+  const problem = peerAddressProblem(v, []);
+  return problem === null
+    ? undefined
+    : `must be a unicast address other hosts can send to (${what}): every peer would refuse this one (${problem})`;
+};
 const range = (lo: number, hi: number, unit: string) => (v: number) =>
   v >= lo && v <= hi ? undefined : `must be between ${lo} and ${hi}${unit}`;
 

@@ -142,3 +142,27 @@ export function pickFreeSubnet(
   if (free6.length === 0) return null;
   return { subnet, subnet6: free6[Math.floor(random() * free6.length)]! };
 }
+
+/** True when the IPv4 subnet alone fits the config (the IPv6 part left aside). */
+export function isIpv4Compatible(config: NetworkConfig, subnet: string): boolean {
+  return isCompatible({ ...config, enableIPv6: false }, { subnet, subnet6: null });
+}
+
+/**
+ * The pair that keeps this host's IPv4 subnet `subnet` (compatible, not taken) when only its IPv6 part
+ * no longer fits, i.e. EnableIPv6 was turned on or off: a random free IPv6 subnet when IPv6 is on,
+ * none when it is off. Null when `subnet` is taken or IPv6 has no free subnet.
+ */
+export function keepIpv4Subnet(
+  config: NetworkConfig,
+  subnet: string,
+  taken4: readonly string[],
+  taken6: readonly string[],
+  random: () => number = Math.random,
+): SubnetPair | null {
+  if (!isIpv4Compatible(config, subnet) || overlapsAny(subnet, taken4)) return null;
+  if (!config.enableIPv6) return { subnet, subnet6: null };
+  const free6 = freeSubnets6(config, taken6);
+  if (free6.length === 0) return null;
+  return { subnet, subnet6: free6[Math.floor(random() * free6.length)]! };
+}

@@ -99,6 +99,19 @@ interface FamilyResult {
  * One family's Network, SubnetLen, SubnetMin and SubnetMax (IPv6: the IPv6-prefixed fields) with
  * flannel's defaults, rules and messages. Addresses are bigints here for both families.
  */
+/** Ranges no container address can come from (flannel accepts them; the network then cannot work).
+ *  IPv4's 240.0.0.0/4 is left alone: some clusters use it as extra private space. */
+const NOT_UNICAST4: readonly (readonly [Ip4Net, string])[] = [
+  [Ip4Net.parse('127.0.0.0/8'), 'loopback'],
+  [Ip4Net.parse('224.0.0.0/4'), 'multicast'],
+];
+const NOT_UNICAST6: readonly (readonly [Ip6Net, string])[] = [
+  [Ip6Net.parse('::1/128'), 'loopback'],
+  [Ip6Net.parse('::ffff:0:0/96'), 'IPv4-mapped'],
+  [Ip6Net.parse('fe80::/10'), 'link-local'],
+  [Ip6Net.parse('ff00::/8'), 'multicast'],
+];
+
 function checkFamily(v6: boolean, f: Partial<Record<KnownField, unknown>>): FamilyResult {
   const [netF, lenF, minF, maxF] = v6 ? FAMILY_FIELDS[6] : FAMILY_FIELDS[4];
   const bits = v6 ? 128 : 32;
@@ -118,6 +131,15 @@ function checkFamily(v6: boolean, f: Partial<Record<KnownField, unknown>>): Fami
       `please define a correct ${netF} parameter in the flannel config`,
     );
   const net = { ip: BigInt(parsed.ip), prefixLen: parsed.prefixLen, text: parsed.toString() };
+  const special = (v6 ? NOT_UNICAST6 : NOT_UNICAST4).find(([n]) =>
+    v6 ? (parsed as Ip6Net).overlaps(n as Ip6Net) : (parsed as Ip4Net).overlaps(n as Ip4Net),
+  );
+  if (special)
+    reject(
+      netF,
+      netText,
+      `${net.text} overlaps ${special[0].toString()} (${special[1]}): container addresses must be unicast; use a private range such as ${v6 ? '"fd05::/48"' : '"10.5.0.0/16"'}`,
+    );
   let len = readLen(lenF, f[lenF]);
   if (len !== null) {
     if (len > bits - 2) reject(lenF, len, `SubnetLen must be less than /${bits - 1}`);
@@ -260,4 +282,19 @@ export function parseNetworkConfig(
     backend: checkBackend(f.Backend, log),
     raw,
   };
+}
+
+/**
+ * weft leases from etcd only, in flannel's layout, which keys every lease by its IPv4 subnet: an
+ * IPv6-only config (EnableIPv4 false) parses, as flannel's does for its Kubernetes mode, but no host
+ * can lease with it. weftd (src/subnet/local-manager.ts) and `weftctl config validate|set` refuse it
+ * with this one error.
+ */
+export function requireEtcdLayout(config: NetworkConfig): NetworkConfig {
+  if (!config.enableIPv4)
+    throw new ConfigError(
+      "network config field EnableIPv4 = false is invalid with etcd: flannel's etcd layout keys every lease by its IPv4 subnet",
+      { details: { field: 'EnableIPv4', value: false } },
+    );
+  return config;
 }

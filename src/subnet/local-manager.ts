@@ -18,11 +18,13 @@ import {
   freeSubnets4,
   isCompatible,
   overlapsAny,
+  isIpv4Compatible,
+  keepIpv4Subnet,
   pickFreeSubnet,
   takenInNetwork,
   type SubnetPair,
 } from './allocator.js';
-import { parseNetworkConfig } from './config.js';
+import { parseNetworkConfig, requireEtcdLayout } from './config.js';
 import { makeSubnetKey } from './keys.js';
 import { earlierHolder, makeLease, parseEntry, type ParsedEntry } from './lease-entry.js';
 import { watchLeases } from './lease-watch.js';
@@ -196,6 +198,17 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
     return makeLease(entry.key, own.pair, attrs, expiration);
   }
 
+  /** subnet.env's IPv4 subnet when it fits the config as IPv4 (the IPv6 part aside), else null. */
+  function previousIpv4(opts: AcquireOptions, config: NetworkConfig): string | null {
+    if (!opts.previousSubnet) return null;
+    try {
+      const subnet = canonicalCidr(opts.previousSubnet);
+      return isIpv4Compatible(config, subnet) ? subnet : null;
+    } catch {
+      return null; // previousPair warned
+    }
+  }
+
   function previousPair(opts: AcquireOptions, config: NetworkConfig): SubnetPair | null {
     if (!opts.previousSubnet) return null;
     try {
@@ -215,14 +228,13 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
     opts: AcquireOptions = {},
     signal?: AbortSignal,
   ): Promise<Lease> {
-    const config = await getNetworkConfig(signal);
-    if (!config.enableIPv4)
-      throw new ConfigError(
-        "network config field EnableIPv4 = false is invalid with etcd: flannel's etcd layout keys every lease by its IPv4 subnet",
-      );
+    const config = requireEtcdLayout(await getNetworkConfig(signal));
     const value = encodeLeaseAttrs(attrs);
     const previous = previousPair(opts, config);
     const prevKey = previous && makeSubnetKey(previous.subnet, previous.subnet6);
+    // The IPv4 subnet our containers use when only the IPv6 part no longer fits (EnableIPv6 turned on
+    // or off): kept, with a new IPv6 subnet or none, rather than renumbering them into another one.
+    let keep4 = previous === null ? previousIpv4(opts, config) : null;
     let leaseId: string | null = null;
     let used = false;
     try {
@@ -272,6 +284,8 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
             if (await registry.deleteIf(own.entry.key, own.entry.modRevision, signal))
               await revokeQuietly(own.entry.leaseId);
             parsed = parsed.filter((p) => p !== own);
+            if (previous === null && isIpv4Compatible(config, own.pair.subnet))
+              keep4 ??= own.pair.subnet;
           } else {
             log.warn(
               'the subnet reserved for this host is incompatible with the network config; leaving it',
@@ -345,6 +359,17 @@ export function createLocalManager(options: LocalManagerOptions): LocalSubnetMan
           (previous.subnet6 === null || !overlapsAny(previous.subnet6, taken6))
         )
           pair = previous;
+        if (pair === null && keep4 !== null) {
+          pair = keepIpv4Subnet(config, keep4, taken4, taken6, random);
+          if (pair)
+            log.info(
+              "keeping this host's IPv4 subnet: only its IPv6 part changed with the config",
+              {
+                subnet: pair.subnet,
+                subnet6: pair.subnet6,
+              },
+            );
+        }
         pair ??= pickFreeSubnet(config, taken4, taken6, random);
         if (!pair) {
           const reserved = parsed.filter((p) => p.entry.leaseId === null).length;

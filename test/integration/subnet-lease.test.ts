@@ -373,6 +373,48 @@ describe.skipIf(!runnable)('subnet lease manager over etcd', () => {
     expect(keys).toEqual([`${prefix}/subnets/${lease.key}`, `${prefix}/subnets/${theirs}`].sort());
   });
 
+  it('EnableIPv6 turned on, then off: a restarted host keeps its IPv4 subnet (with subnet.env and without)', async () => {
+    // Before, the lease named by our PublicIP (or subnet.env) was incompatible as a pair, so the host
+    // got a random new IPv4 subnet too, and every running container's IPv4 address was cut off.
+    const prefix = etcd.prefix('enable-ipv6');
+    const v4only = { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } };
+    const dual = { ...v4only, EnableIPv6: true, IPv6Network: 'fd05::/48' };
+    const keys = async () =>
+      (await etcd.etcdctl(['get', '--prefix', '--keys-only', `${prefix}/subnets/`]))
+        .split('\n')
+        .filter(Boolean);
+    await putConfig(etcd, prefix, v4only);
+    const first = await managers.make(prefix).acquireLease(attrs(1));
+    const other = await managers.make(prefix).acquireLease(attrs(2));
+    expect(first.subnet6).toBeNull();
+
+    await putConfig(etcd, prefix, dual);
+    const withEnv = await managers
+      .make(prefix)
+      .acquireLease({ ...attrs(1), publicIpv6: 'fd18::1' }, { previousSubnet: first.subnet! });
+    expect(withEnv.subnet).toBe(first.subnet);
+    expect(withEnv.subnet6).toMatch(/^fd05:0:0:[0-9a-f]+::\/64$/);
+    expect((await keys()).sort()).toEqual(
+      [`${prefix}/subnets/${withEnv.key}`, `${prefix}/subnets/${other.key}`].sort(),
+    );
+    // no subnet.env: the lease named by our PublicIP is the one kept
+    const noEnv = await managers.make(prefix).acquireLease({ ...attrs(2), publicIpv6: 'fd18::2' });
+    expect(noEnv.subnet).toBe(other.subnet);
+    expect(noEnv.subnet6).not.toBeNull();
+    expect(noEnv.subnet6).not.toBe(withEnv.subnet6);
+
+    await putConfig(etcd, prefix, v4only);
+    const off = await managers.make(prefix).acquireLease(attrs(1), {
+      previousSubnet: withEnv.subnet!,
+      previousSubnet6: withEnv.subnet6!,
+    });
+    expect(off.subnet).toBe(first.subnet);
+    expect(off.subnet6).toBeNull();
+    expect(off.key).toBe(first.key);
+    expect(await keys()).toContain(`${prefix}/subnets/${noEnv.key}`);
+    expect(await keys()).not.toContain(`${prefix}/subnets/${withEnv.key}`);
+  });
+
   it('a subnet taken by another host rejects keepLease with E_LEASE_LOST', async () => {
     const prefix = etcd.prefix('stolen');
     await putConfig(etcd, prefix, { Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });

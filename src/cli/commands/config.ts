@@ -13,7 +13,7 @@ import { parseVxlanConfig } from '../../backend-vxlan/config.js';
 import { ConfigError, WeftError, describeError } from '../../errors.js';
 import { nullLogger, type Logger } from '../../log/logger.js';
 import { isCompatible } from '../../subnet/allocator.js';
-import { parseNetworkConfig } from '../../subnet/config.js';
+import { parseNetworkConfig, requireEtcdLayout } from '../../subnet/config.js';
 import type { NetworkConfig } from '../../subnet/manager.js';
 import { parseSubnetKey } from '../../subnet/keys.js';
 import { listLeases, withRegistry } from '../etcd-view.js';
@@ -48,7 +48,7 @@ export function validateConfig(text: string): Validation {
     child: () => log,
   };
   try {
-    const config = parseNetworkConfig(text, log);
+    const config = requireEtcdLayout(parseNetworkConfig(text, log));
     const type = config.backend.type as keyof typeof BACKENDS;
     if (!Object.hasOwn(BACKENDS, type))
       throw new ConfigError(

@@ -10,6 +10,7 @@ import {
   probeTargets,
   programmedPeers,
   runChecks,
+  usesIpv6Underlay,
 } from '../doctor.js';
 import type { Check, UnderlayProbe } from '../doctor-check.js';
 import { planHostDevices } from '../doctor-kernel.js';
@@ -107,7 +108,8 @@ export async function doctorCommand(ctx: CommandContext): Promise<CommandOutput>
     const peers = peerRowsOf(local);
     // only the peers weftd programs: a refused lease is reported as refused, never probed
     const programmed = programmedPeers(view.leases, own?.lease ?? null, peers);
-    const targets = o.noProbe ? [] : probeTargets(programmed);
+    const ipv6Underlay = usesIpv6Underlay(view.config, own?.lease ?? null);
+    const targets = o.noProbe ? [] : probeTargets(programmed, peers, ipv6Underlay);
     const uplink = host && view.config ? uplinkOf(view.config, host, own?.lease ?? null) : null;
     const probes = await probeUnderlay(ctx, targets, uplink?.mtu ?? null);
     const checks = runChecks({

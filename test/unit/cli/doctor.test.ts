@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { doctorFailed, runChecks } from '../../../src/cli/doctor.js';
+import {
+  doctorFailed,
+  probeTargets,
+  runChecks,
+  usesIpv6Underlay,
+} from '../../../src/cli/doctor.js';
+import type { PeerRow } from '../../../src/cli/peers.js';
+import type { Lease } from '../../../src/lease/lease.js';
+import { parseNetworkConfig } from '../../../src/subnet/config.js';
 import type { Check, DoctorInput } from '../../../src/cli/doctor-check.js';
 import { forwardPolicyChecks } from '../../../src/cli/doctor-firewall.js';
 import type { LeaseRecord } from '../../../src/cli/etcd-view.js';
@@ -708,5 +716,71 @@ describe('doctor checks', () => {
     expect(checks.filter((c) => c.id === 'udp-checksum')).toHaveLength(1);
     expect(find(checks, 'checksum:weft-v6.1').status).toBe('pass');
     expect(find(checks, 'mtu:weft-v6.1').message).toMatch(/1430 \(uplink eth0 1500 − 70\)/);
+  });
+});
+
+describe('doctor underlay probes in dual stack', () => {
+  const dual = (backend: string) =>
+    parseNetworkConfig(
+      JSON.stringify({
+        Network: '10.5.0.0/16',
+        EnableIPv6: true,
+        IPv6Network: 'fd05::/48',
+        Backend: JSON.parse(backend),
+      }),
+    );
+  const row = (l: Lease, family: 4 | 6, verdict: PeerRow['verdict']): PeerRow => ({
+    lease: l.key,
+    family,
+    subnet: family === 4 ? l.subnet! : l.subnet6!,
+    publicIp: family === 4 ? l.attrs.publicIp : l.attrs.publicIpv6,
+    vtepMac: null,
+    route: null,
+    neigh: null,
+    fdb: null,
+    verdict,
+    reason: null,
+    problems: [],
+    fixes: [],
+  });
+  const l2: Lease = {
+    ...lease(2, { publicIpv6: 'fd18::2' }),
+    key: '10.5.2.0-24&fd05:0:0:2::-64',
+    subnet6: 'fd05:0:0:2::/64',
+  };
+  const l3: Lease = {
+    ...lease(3, { publicIpv6: 'ff02::1' }),
+    key: '10.5.3.0-24&fd05:0:0:3::-64',
+    subnet6: 'fd05:0:0:3::/64',
+  };
+  const own: Lease = { ...lease(1, { publicIpv6: 'fd18::1' }), subnet6: 'fd05:0:0:1::/64' };
+
+  it("probes each programmed peer's PublicIPv6 when IPv6 runs over an IPv6 underlay", () => {
+    // Before, only the IPv4 public IPs were probed: an IPv6 underlay dropping everything passed.
+    const rows = [row(l2, 4, 'ok'), row(l2, 6, 'ok'), row(l3, 4, 'ok'), row(l3, 6, 'refused')];
+    expect(probeTargets([l2, l3], rows, true)).toEqual([
+      { lease: l2.key, publicIp: '198.18.0.2' },
+      { lease: l3.key, publicIp: '198.18.0.3' },
+      { lease: l2.key, publicIp: 'fd18::2' }, // l3's IPv6 family is refused: reported, not probed
+    ]);
+    expect(probeTargets([l2, l3], rows, false).map((t) => t.publicIp)).toEqual([
+      '198.18.0.2',
+      '198.18.0.3',
+    ]);
+  });
+
+  it('knows which backends carry IPv6 over an IPv6 underlay', () => {
+    expect(usesIpv6Underlay(dual('{"Type":"vxlan"}'), own)).toBe(true);
+    expect(usesIpv6Underlay(dual('{"Type":"host-gw"}'), own)).toBe(true);
+    expect(usesIpv6Underlay(dual('{"Type":"udp"}'), own)).toBe(false);
+    for (const [mode, v6] of [
+      ['separate', true],
+      ['ipv6', true],
+      ['ipv4', false],
+      ['auto', false],
+    ] as const)
+      expect(usesIpv6Underlay(dual(`{"Type":"wireguard","Mode":"${mode}"}`), own)).toBe(v6);
+    expect(usesIpv6Underlay(config, own)).toBe(false);
+    expect(usesIpv6Underlay(null, own)).toBe(false);
   });
 });

@@ -111,6 +111,19 @@ describe('runCli (no etcd, no kernel)', () => {
     ['{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan","MTU":100}}', false, /MTU/],
     ['[1,2]', false, /JSON object/],
     ['{', false, /not valid JSON/],
+    // IPv6 only: flannel's parser takes it (its Kubernetes mode), but weftd cannot lease with it
+    // (etcd keys every lease by its IPv4 subnet) and stops with this error. Before, validate said
+    // yes and `config set` wrote it.
+    [
+      '{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd46::/48","Backend":{"Type":"vxlan"}}',
+      false,
+      /EnableIPv4 = false is invalid with etcd: flannel's etcd layout keys every lease by its IPv4 subnet/,
+    ],
+    [
+      '{"Network":"10.5.0.0/16","EnableIPv6":true,"IPv6Network":"fd46::/48","Backend":{"Type":"vxlan"}}',
+      true,
+      /vxlan/,
+    ],
   ])('validateConfig(%s) → valid %s', (text, valid, pattern) => {
     const v = validateConfig(text);
     expect(v.valid).toBe(valid);

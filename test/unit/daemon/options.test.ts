@@ -121,6 +121,22 @@ describe('weftd options', () => {
       /--public-ip=fd18::1 is invalid: must be an IPv4 address/,
     );
     expect(fails(['--public-ipv6=198.18.0.1']).message).toMatch(/must be an IPv6 address/);
+    // Addresses no peer accepts in a lease. Before, weftd took them: it ran ready and unreachable in
+    // that family (every peer refusing its lease), or, with a zone, exited 1 on writing its lease
+    // with "lease value: PublicIPv6 … is not an IPv6 address", naming no flag, on every restart.
+    for (const bad of ['::ffff:198.18.0.5', 'ff02::1', '::', '::1'])
+      expect(fails([`--public-ipv6=${bad}`]).message).toMatch(
+        /--public-ipv6=\S+ is invalid: must be a unicast address other hosts can send to \(e\.g\. fd18::1\): every peer would refuse this one \(public IP \S+ is not a unicast host address\)/,
+      );
+    for (const bad of ['fe80::1%eth0', 'fd18::1%1'])
+      expect(fails([`--public-ipv6=${bad}`]).message).toMatch(
+        /--public-ipv6=\S+ is invalid: must be an IPv6 address without a zone/,
+      );
+    for (const bad of ['0.0.0.0', '127.0.0.1', '224.0.0.1', '255.255.255.255'])
+      expect(fails([`--public-ip=${bad}`]).message).toMatch(
+        /--public-ip=\S+ is invalid: must be a unicast address other hosts can send to/,
+      );
+    expect(parseOptions(['--public-ipv6=FD18:0::1'], {}).publicIpv6).toBe('FD18:0::1');
     // one parser with weftctl's (src/flags/etcd-flags.ts): the same words for the same mistake
     for (const bad of ['ftp://x:1', 'http://x:2379/v2/keys', 'http://x:99999', '127.0.0.1:2379'])
       expect(fails([`--etcd-endpoints=${bad}`]).message).toBe(

@@ -187,6 +187,34 @@ describe('network config: every rule rejects naming field, value and rule', () =
       /EnableNFTables = 1 .*true or false/,
     ],
     ['no stack at all', { EnableIPv4: false }, /none defined stack/],
+    // Ranges no container address can come from (flannel accepts them): refused, naming the range.
+    // Before, weft leased multicast / link-local / IPv4-mapped subnets to its hosts.
+    [
+      'IPv6Network multicast',
+      { Network: '10.5.0.0/16', EnableIPv6: true, IPv6Network: 'ff05::/48' },
+      /IPv6Network = "ff05::\/48" is invalid: ff05::\/48 overlaps ff00::\/8 \(multicast\): container addresses must be unicast; use a private range such as "fd05::\/48"/,
+    ],
+    [
+      'IPv6Network link-local',
+      { Network: '10.5.0.0/16', EnableIPv6: true, IPv6Network: 'fe80::/48' },
+      /overlaps fe80::\/10 \(link-local\)/,
+    ],
+    [
+      'IPv6Network IPv4-mapped',
+      { Network: '10.5.0.0/16', EnableIPv6: true, IPv6Network: '::ffff:10.0.0.0/104' },
+      /IPv6Network = "::ffff:10.0.0.0\/104" .*overlaps ::ffff:0:0\/96 \(IPv4-mapped\)/,
+    ],
+    [
+      'IPv6Network covering link-local',
+      { Network: '10.5.0.0/16', EnableIPv6: true, IPv6Network: 'fe00::/7' },
+      /overlaps fe80::\/10 \(link-local\)/,
+    ],
+    [
+      'Network multicast',
+      { Network: '224.5.0.0/16' },
+      /Network = "224.5.0.0\/16" .*overlaps 224.0.0.0\/4 \(multicast\)/,
+    ],
+    ['Network loopback', { Network: '127.5.0.0/16' }, /overlaps 127.0.0.0\/8 \(loopback\)/],
     [
       'IPv6Network missing',
       { Network: '10.5.0.0/16', EnableIPv6: true },
@@ -324,5 +352,14 @@ describe('network config: two keys naming one field are refused (flannel decodes
     expect(parseNetworkConfig(inString).backend.type).toBe('vxlan');
     expect(parseNetworkConfig('{"Network":"10.5.0.0/16","ſubnetLen":20}').subnetLen).toBe(20);
     expect(parseNetworkConfig('{"Network":"10.5.0.0/16","\\u0053ubnetLen":20}').subnetLen).toBe(20);
+  });
+});
+
+describe('networks near the refused ranges', () => {
+  it('takes 240.0.0.0/4 (used as extra private space) and global IPv6 ranges', () => {
+    const c = parseNetworkConfig(
+      JSON.stringify({ Network: '240.5.0.0/16', EnableIPv6: true, IPv6Network: '2001:db8::/32' }),
+    );
+    expect([c.network, c.ipv6Network]).toEqual(['240.5.0.0/16', '2001:db8::/32']);
   });
 });
