@@ -45,7 +45,9 @@ export function toEntryEvent(type: number, data: Buffer): EntryEvent | null {
   return neigh ? { kind: 'neigh', removed, neigh } : null;
 }
 
-export function startEntryEvents(o: EntryEventOptions): EntryWatch {
+export function startEntryEvents(
+  o: EntryEventOptions,
+): EntryWatch & { readonly socketErrors: number } {
   const { log, emit } = o;
   const sock = new ManagedSocket({
     netns: o.netns,
@@ -99,5 +101,8 @@ export function startEntryEvents(o: EntryEventOptions): EntryWatch {
       }
     },
     close: () => sock.close(),
+    get socketErrors(): number {
+      return sock.socketErrors;
+    },
   };
 }

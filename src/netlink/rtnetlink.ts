@@ -84,7 +84,7 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
   const eventRecv = options.eventRecvBufferBytes ?? EVENT_RECV_BUFFER_BYTES;
   let evSock: ManagedSocket | null = null;
   const linkListeners = new Set<(e: LinkEvent) => void>();
-  const entryWatches = new Set<EntryWatch>();
+  const entryWatches = new Set<EntryWatch & { readonly socketErrors: number }>();
   const counters = { requests: 0, errors: 0, timeouts: 0 };
   const dump = createDumper(dumpSock, dumpTimeout, counters);
 
@@ -399,7 +399,8 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
           reqSock.socketErrors +
           dumpSock.socketErrors +
           bulkSock.socketErrors +
-          (evSock?.socketErrors ?? 0),
+          (evSock?.socketErrors ?? 0) +
+          [...entryWatches].reduce((n, w) => n + w.socketErrors, 0),
         inFlight: limiter.inFlight + bulk.inFlight + (native?.inFlight ?? 0),
         queued: limiter.queued + bulk.queued,
       };
