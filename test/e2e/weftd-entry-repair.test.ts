@@ -194,6 +194,18 @@ describe.skipIf(!runnable)('weftd vxlan: entries changed by another actor are re
     expect(w.logs.split(`route ${subnet} deleted`).length - warnings0).toBeLessThanOrEqual(1);
     expect(await readyz(w)).toBe(200);
   });
+
+  it('the device deleted: re-created by the link event, its entries no repair fails on', async () => {
+    const w = setup.d[0]!;
+    const { ns } = peer();
+    const dev = await peer().dev;
+    const from = w.logs.length;
+    await nsRun(ns, 'ip', words(`link del ${dev}`));
+    await waitFor('device back', async () => (await vxlanDevice(ns)) === dev, 3_000, 50);
+    await expectThreePings(setup.ctr[0]!, setup.ctr[1]!);
+    // the kernel's deletions of the old device's neighbours are not repaired onto a gone device
+    expect(w.logs.slice(from)).not.toContain('cannot program peer');
+  });
 });
 
 describe.skipIf(!runnable)('weftd host-gw: a deleted peer route is repaired', () => {
