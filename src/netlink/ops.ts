@@ -194,7 +194,7 @@ export interface NetlinkOps {
   listLinks(): Promise<LinkInfo[]>;
   /**
    * Makes device `spec.name` a VXLAN device matching `spec`: an existing compatible one (kind, VNI,
-   * local, underlay, port, learning, GBP, no group, no l2/l3miss) is reused and its MTU and MAC
+   * local, underlay, port, GBP, no group, no l2/l3miss) is reused and its learning, MTU and MAC
    * corrected; an incompatible one (or another kind of link with that name) is deleted and recreated.
    * The link is not set up here.
    */
