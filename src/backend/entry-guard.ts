@@ -81,8 +81,10 @@ export function tampered(
       const n = ev.neigh;
       const o = owner(`n|${neighKey(n)}`);
       if (!o?.entry.neigh) return null;
-      // one neighbour per device and address: any deletion is ours
-      if (ev.removed) return { lease: o.lease, effect: `neighbour ${n.dst} deleted` };
+      // one neighbour per device and address: any deletion is ours (`ip neigh del` first marks it
+      // failed, without a lladdr)
+      if (ev.removed || (!n.permanent && n.mac === null))
+        return { lease: o.lease, effect: `neighbour ${n.dst} deleted` };
       if (n.permanent && n.mac === o.entry.neigh.mac) return null;
       return {
         lease: o.lease,

@@ -73,6 +73,10 @@ describe('tampered', () => {
     expect(tampered({ kind: 'neigh', removed: true, neigh }, owner)?.effect).toBe(
       'neighbour 10.5.2.0 deleted',
     );
+    const failed = { ...neigh, mac: null, permanent: false };
+    expect(tampered({ kind: 'neigh', removed: false, neigh: failed }, owner)?.effect).toBe(
+      'neighbour 10.5.2.0 deleted',
+    );
     expect(
       tampered(
         { kind: 'neigh', removed: false, neigh: { ...neigh, mac: '02:00:00:00:00:99' } },
