@@ -3,7 +3,8 @@
  * that only the entry events can repair them): a peer's route, neighbour or FDB entry deleted or
  * changed with `ip`/`bridge`, and learning turned on, are back within about a second; an operator's
  * route on another device is left alone; 1000 deletions in a row neither hang weftd nor make it spin
- * (its repairs of the peer are bounded per window, docs/design.md "Repair"). Also for host-gw's route.
+ * (10 repairs of the peer in a row, then one per second: docs/design.md C4 "Repair"); the device
+ * deleted is re-created without failed repairs on the gone device. Also for host-gw's route.
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -24,8 +25,9 @@ import {
 const runnable = requireCaps('root', 'netns', 'etcd', 'etcdctl', 'ping', 'nft');
 useLeakCheck();
 
-/** How long a repair may take (the events' coalescing is 50 ms; the polls spawn `ip`). */
-const REPAIRED_MS = 1_000;
+/** How long a repair may take: about a second (the events' coalescing is 50 ms; each poll spawns
+ *  `ip`, slow on a loaded machine). The resync (600 s) cannot be what repairs it. */
+const REPAIRED_MS = 1_500;
 const FLAGS = ['--resync-period=600'];
 
 async function netlinkRequests(w: Weftd): Promise<number> {
@@ -42,9 +44,7 @@ function cpuSeconds(w: Weftd): number {
 }
 
 async function repaired(what: string, check: () => Promise<boolean>): Promise<void> {
-  const t0 = Date.now();
   await waitFor(what, check, REPAIRED_MS, 20);
-  expect(Date.now() - t0).toBeLessThan(REPAIRED_MS + 200);
 }
 
 describe.skipIf(!runnable)('weftd vxlan: entries changed by another actor are repaired', () => {
