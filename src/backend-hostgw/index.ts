@@ -25,6 +25,7 @@ import {
   type BackendRuntimeOptions,
 } from '../backend/lifecycle.js';
 import { netlinkSink } from '../backend/netlink-sink.js';
+import { watchEntries } from '../backend/entry-guard.js';
 import type { PeerEntries } from '../backend/peer-entries.js';
 import type { LeasePlan } from '../backend/peer-plan.js';
 import { inScope, type KernelView } from '../backend/reconcile.js';
@@ -169,6 +170,7 @@ class HostGwBackend implements Backend {
             plan: programmer.plan,
             sink: netlinkSink(ops, programmer),
             log,
+            ...watchEntries(ops, log),
             triggers: linkTriggers(
               ops,
               (e) =>

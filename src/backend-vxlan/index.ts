@@ -31,6 +31,7 @@ import {
   type BackendRuntimeOptions,
 } from '../backend/lifecycle.js';
 import { netlinkSink } from '../backend/netlink-sink.js';
+import { watchEntries } from '../backend/entry-guard.js';
 import type { Lease } from '../lease/lease.js';
 import type { AcquireOptions, NetworkConfig } from '../subnet/manager.js';
 import { checksumWorkaroundWanted } from './checksum.js';
@@ -171,6 +172,7 @@ class VxlanBackend implements Backend {
             plan: programmer.plan,
             sink: netlinkSink(ops, programmer),
             log,
+            ...watchEntries(ops, log),
             // DirectRouting's routes are on the uplink: the kernel drops them when it goes down.
             triggers: linkTriggers(
               ops,

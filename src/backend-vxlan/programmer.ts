@@ -3,7 +3,7 @@
  * of this host, and reads the kernel entries in the backend's scope for the reconcile.
  */
 import type { Lease } from '../lease/lease.js';
-import type { Logger } from '../log/logger.js';
+import { rateLimited, type Logger } from '../log/logger.js';
 import { ConfigError } from '../errors.js';
 import { ipFamily, networkAddress, parseCidr } from '../ip/index.js';
 import {
@@ -99,7 +99,12 @@ export class VxlanProgrammer {
   /** scope(), built once per ensureReady (a full reconcile plans every lease against it). */
   private planScope: VxlanPlanScope | null = null;
 
-  constructor(private readonly o: VxlanProgrammerOptions) {}
+  /** Warnings about another actor's changes to the device (rate-limited: it may keep at it). */
+  private readonly fightLog: Logger;
+
+  constructor(private readonly o: VxlanProgrammerOptions) {
+    this.fightLog = rateLimited(o.log);
+  }
 
   get devices(): readonly VxlanDevice[] {
     return this.o.devices;
@@ -175,6 +180,15 @@ export class VxlanProgrammer {
     // by index too: our device renamed (`ip link set weft.1 name x`) needs repair (ensureVxlanDevice)
     const dev = this.o.devices.find((d) => d.spec.name === e.link.name || d.index === e.link.index);
     if (!dev) return false;
+    if (e.link.vxlan && e.link.vxlan.learning !== dev.spec.learning) {
+      // ensureVxlanLink sets it back in place (the peers' entries stay)
+      this.fightLog.warn(
+        `another actor turned learning ${e.link.vxlan.learning ? 'on' : 'off'} on vxlan device ` +
+          `${e.link.name}: setting it back`,
+        { device: e.link.name },
+      );
+      return true;
+    }
     return (
       e.link.name !== dev.spec.name ||
       !e.link.up ||

@@ -15,6 +15,7 @@ import {
 } from './peer-entries.js';
 import type { PeerSink, ReconcileStream, SinkResult } from './peer-loop.js';
 import type { Claim } from './peer-plan.js';
+import { entryIds } from './entry-guard.js';
 import { ReconcileDiff, type KernelView } from './reconcile.js';
 
 /**
@@ -72,6 +73,7 @@ export function netlinkSink(ops: NetlinkOps, device: NetlinkSinkDevice): PeerSin
   };
   return {
     claims: netlinkClaims,
+    entryIds,
     ensureReady: () => device.ensureReady(),
     apply: (program, remove, keep) => run(program, leftovers(remove, [...program, ...keep])),
     // The full reconcile in one call is the streamed one fed all at once.

@@ -17,6 +17,10 @@
  *   (`relistRemovalGraceMs`), since its host re-creates its key only once it notices the reset;
  * - no retries inside the loop: a failure is logged with the peer and marks the state dirty; the next
  *   event or resync (default every 60 s) reconciles everything again;
+ * - an entry of a peer changed or deleted by another actor (`ip route del`, `ip neigh flush`, …) is
+ *   seen by the backend's watcher (`watch`, entry-guard.ts), which asks for that peer's entries to be
+ *   programmed again (`repair`, O(1) per peer, not a full reconcile); the periodic resync stays the
+ *   safety net (events lost, or a change made while a full reconcile ran: the watcher is muted then);
  * - before the first snapshot nothing is deleted (an etcd outage at start must not empty the kernel);
  * - on abort the loop stops; the dataplane stays in place.
  */
@@ -25,6 +29,7 @@ import type { Lease, LeaseEvent } from '../lease/lease.js';
 import { rateLimited, type Logger } from '../log/logger.js';
 import { describeError } from '../errors.js';
 import type { SubnetManager } from '../subnet/manager.js';
+import { ProgrammedPeers, type Owner } from './programmed-peers.js';
 import {
   ClaimIndex,
   claimEntries,
@@ -76,6 +81,9 @@ export interface SinkResult<E extends PeerEntry> {
 export interface PeerSink<E extends PeerEntry> {
   /** What `e` holds exclusively (see Claim): its destination, and e.g. a VTEP MAC or a public key. */
   claims(e: E): readonly Claim[];
+  /** The identities of the kernel entries `e` is made of, as the loop's watcher names them (optional:
+   *  without it the watcher finds no owner for anything). */
+  entryIds?(e: E): readonly string[];
   /** Creates / repairs the device(s) and refreshes what the planner reads; before every full reconcile. */
   ensureReady(): Promise<void>;
   /**
@@ -127,6 +135,23 @@ export interface PeerLoopObserver {
   failed?(err: unknown): void;
 }
 
+/** What a watcher of the dataplane (`PeerLoopOptions.watch`) gets from the loop. */
+export interface WatchedLoop<E extends PeerEntry> {
+  /** The lease and entry that own the kernel entry `id` (PeerSink.entryIds), or undefined. */
+  owner(id: string): Owner<E> | undefined;
+  /** Programs these leases' entries again (queued; skipped when a full reconcile is waiting). */
+  repair(leases: readonly string[]): void;
+  /** Queues a full reconcile (the watcher lost events). */
+  reconcile(reason: string): void;
+}
+
+/** A running watcher of the dataplane. */
+export interface LoopWatcher {
+  /** Muted while a full reconcile runs (its own changes are not worth reading back). */
+  mute(on: boolean): void;
+  close(): void;
+}
+
 export interface PeerLoopOptions<E extends PeerEntry> {
   readonly subnets: SubnetManager;
   readonly ownLease: Lease;
@@ -140,13 +165,18 @@ export interface PeerLoopOptions<E extends PeerEntry> {
   readonly relistRemovalGraceMs?: number;
   /** Subscribes to "reconcile now" triggers (e.g. our device vanished); returns the unsubscribe. */
   readonly triggers?: (request: (reason: string) => void) => () => void;
+  /** Starts watching the dataplane for changes by other actors (entry-guard.ts); stopped at the end. */
+  readonly watch?: (loop: WatchedLoop<E>) => LoopWatcher;
   readonly observer?: PeerLoopObserver;
 }
 
 export class PeerLoop<E extends PeerEntry> {
   private readonly leases = new Map<string, Lease>();
   /** What is in the dataplane on behalf of each lease (also during a removal grace). */
-  private readonly programmed = new Map<string, readonly E[]>();
+  private readonly programmed: ProgrammedPeers<E>;
+  /** Leases whose last programming failed (their entries were undone: nothing to repair). */
+  private readonly failing = new Set<string>();
+  private watcher: LoopWatcher | null = null;
   private claims = new ClaimIndex();
   /** Leases that lost a claim to another lease. */
   private blocked = new Set<string>();
@@ -165,6 +195,7 @@ export class PeerLoop<E extends PeerEntry> {
 
   constructor(private readonly o: PeerLoopOptions<E>) {
     this.peerLog = rateLimited(o.log);
+    this.programmed = new ProgrammedPeers<E>().withIds(o.sink.entryIds?.bind(o.sink));
   }
 
   /** True while a previous failure waits for the next resync. */
@@ -184,6 +215,12 @@ export class PeerLoop<E extends PeerEntry> {
       this.o.resyncMs ?? DEFAULT_RESYNC_MS,
     );
     const unsubscribe = this.o.triggers?.((reason) => void this.requestReconcile(reason));
+    this.watcher =
+      this.o.watch?.({
+        owner: (id) => this.programmed.owner(id),
+        repair: (leases) => void this.repair(leases),
+        reconcile: (reason) => void this.requestReconcile(reason),
+      }) ?? null;
     try {
       for await (const batch of this.o.subnets.watchLeases(this.o.ownLease, signal)) {
         if (signal.aborted) break;
@@ -193,6 +230,8 @@ export class PeerLoop<E extends PeerEntry> {
       this.stopped = true;
       clearInterval(timer);
       unsubscribe?.();
+      this.watcher?.close();
+      this.watcher = null;
       await this.queue;
       // Stopping the daemon removes nothing: a peer in its grace is reconciled by the next start.
       for (const p of this.pending.values()) clearTimeout(p.timer);
@@ -208,6 +247,23 @@ export class PeerLoop<E extends PeerEntry> {
       this.reconcileQueued = false;
       this.o.log.debug('reconcile', { reason });
       await this.reconcile();
+    });
+  }
+
+  /**
+   * Programs the entries of `leases` again (replace semantics: what is still right is rewritten as is):
+   * the watcher saw another actor change or delete one of them. Not while a full reconcile waits (it
+   * repairs them too), and not for a lease whose programming failed (its entries were undone on
+   * purpose; the next resync retries it).
+   */
+  repair(leases: readonly string[]): Promise<void> {
+    return this.enqueue(async () => {
+      if (this.reconcileQueued || this.stopped) return;
+      const keys = leases.filter((k) => !this.failing.has(k));
+      const program = keys.flatMap((k) => this.programmed.get(k) ?? []);
+      if (program.length === 0) return;
+      this.noteFailures(await this.o.sink.apply(program, [], []));
+      this.o.log.debug('peer entries repaired', { peers: keys });
     });
   }
 
@@ -332,6 +388,7 @@ export class PeerLoop<E extends PeerEntry> {
 
   /** Logs what the sink could not do; any failure marks the loop dirty (the next event reconciles). */
   private noteFailures(res: SinkResult<E>): number {
+    for (const { entry } of res.failed) this.failing.add(leaseOf(entry));
     for (const { entry, err } of res.failed)
       this.o.log.warn('cannot program peer; the next resync retries', {
         peer: entry.key,
@@ -405,6 +462,7 @@ export class PeerLoop<E extends PeerEntry> {
     const keep: E[] = [];
     for (const k of this.claims.sharers('', this.claimsOf(remove)))
       if (!keys.has(k)) keep.push(...(this.programmed.get(k) ?? []));
+    for (const k of keys) this.failing.delete(k);
     this.noteFailures(await this.o.sink.apply(program, remove, keep));
     for (const c of changes) {
       if (c.after.length === 0) this.o.log.info('peer removed', { peer: c.key });
@@ -416,6 +474,16 @@ export class PeerLoop<E extends PeerEntry> {
 
   /** Full reconcile: device(s) first, then the whole plan against the dataplane. */
   async reconcile(): Promise<ReconcileReport> {
+    // Its own thousands of changes are not read back (they would overflow the watcher's socket).
+    this.watcher?.mute(true);
+    try {
+      return await this.fullReconcile();
+    } finally {
+      this.watcher?.mute(false);
+    }
+  }
+
+  private async fullReconcile(): Promise<ReconcileReport> {
     const t0 = performance.now();
     this.dirty = false;
     try {
@@ -488,6 +556,7 @@ export class PeerLoop<E extends PeerEntry> {
       }
     }
     const res = await applied;
+    this.failing.clear();
     const failures = this.noteFailures(res);
     const t1 = performance.now();
     const report: ReconcileReport = {
@@ -513,6 +582,12 @@ interface Change<E> {
   readonly key: string;
   readonly before: readonly E[];
   readonly after: readonly E[];
+}
+
+/** The lease key of an entry (`<lease key>/<family>`). */
+function leaseOf(e: PeerEntry): string {
+  const slash = e.key.lastIndexOf('/');
+  return slash < 0 ? e.key : e.key.slice(0, slash);
 }
 
 /** Entries are plain data built by the same planner: equal JSON means equal programming. */

@@ -86,6 +86,14 @@ export function formatVxlanLinkinfo(spec: VxlanLinkSpec): Buffer {
   return Buffer.concat(li.bufs as Uint8Array[]);
 }
 
+/** IFLA_LINKINFO changing only a VXLAN device's learning (the kernel keeps its other settings). */
+export function formatVxlanLearning(learning: boolean): Buffer {
+  const li = new AttrStream();
+  li.push(IFLA_INFO_KIND, Buffer.from('vxlan\0'));
+  li.push(IFLA_INFO_DATA, ifla.formatVxlan({ learning: learning ? 1 : 0 }));
+  return Buffer.concat(li.bufs as Uint8Array[]);
+}
+
 /** Why an existing VXLAN link cannot be reused for `spec`, or null when it can (flannel's rule). */
 export function vxlanIncompatibility(link: LinkInfo, spec: VxlanLinkSpec): string | null {
   if (link.kind !== 'vxlan' || !link.vxlan) return `kind is ${link.kind ?? 'none'}, not vxlan`;

@@ -143,6 +143,26 @@ export type LinkEvent =
   /** The event socket was lost and re-created: events may have been missed, re-dump. */
   | { readonly kind: 'resync' };
 
+/**
+ * A route, neighbour or FDB entry added, changed (`removed: false`) or deleted, by anyone (weft's own
+ * changes come back too), or 'resync' when events were lost (the socket overflowed): re-read.
+ */
+export type EntryEvent =
+  | { readonly kind: 'route'; readonly removed: boolean; readonly route: RouteEntry }
+  | { readonly kind: 'neigh'; readonly removed: boolean; readonly neigh: NeighEntry }
+  | { readonly kind: 'fdb'; readonly removed: boolean; readonly fdb: FdbEntry }
+  | { readonly kind: 'resync' };
+
+/** A subscription to entry events (`NetlinkOps.watchEntries`). */
+export interface EntryWatch {
+  /**
+   * Leaves (true) or joins again (false) the event groups: muted, the kernel queues nothing for this
+   * socket (a full reconcile's thousands of own changes would overflow it).
+   */
+  mute(on: boolean): void;
+  close(): void;
+}
+
 /** One route / neighbour / FDB change, for `applyBatch`. */
 export type Mutation =
   | { readonly op: 'routeReplace' | 'routeDelete'; readonly route: RouteSpec }
@@ -174,7 +194,7 @@ export interface NetlinkOps {
   listLinks(): Promise<LinkInfo[]>;
   /**
    * Makes device `spec.name` a VXLAN device matching `spec`: an existing compatible one (kind, VNI,
-   * local, underlay, port, learning, GBP, no group, no l2/l3miss) is reused and its MTU and MAC
+   * local, underlay, port, GBP, no group, no l2/l3miss) is reused and its learning, MTU and MAC
    * corrected; an incompatible one (or another kind of link with that name) is deleted and recreated.
    * The link is not set up here.
    */
@@ -226,6 +246,12 @@ export interface NetlinkOps {
    * lost socket. Returns an unsubscribe function.
    */
   subscribeLinks(listener: (event: LinkEvent) => void): () => void;
+
+  /**
+   * Route (IPv4, IPv6), neighbour and FDB events on a socket of their own (entry-events.ts); absent in
+   * fakes that do not model them.
+   */
+  watchEntries?(listener: (event: EntryEvent) => void): EntryWatch;
 
   stats(): NetlinkStats;
   /** Closes every socket; pending requests reject with ESOCKET. Idempotent. */

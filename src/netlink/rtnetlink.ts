@@ -7,18 +7,25 @@
  * - the native sender's own socket, on its own thread, for ordered streams (native-sender.ts; only
  *   when the native addon is available, created on first use);
  * - dumps: one at a time, NLM_F_DUMP_INTR retried (dump.ts);
- * - link events, created on first subscription, with a large receive buffer (events.ts).
+ * - link events, created on first subscription, with a large receive buffer (events.ts);
+ * - route / neighbour / FDB events, one socket per `watchEntries` call, likewise (entry-events.ts).
  */
 import { FlagsNew, rt, type RtNetlinkSocket } from './package.js';
 import { nullLogger, type Logger } from '../log/logger.js';
-import { bytesToIp, bytesToMac, ipToBytes, macToBytes, cidrParts, type IpFamily } from './addr.js';
+import { ipToBytes, macToBytes, cidrParts, type IpFamily } from './addr.js';
 import { cidrCovers } from '../ip/index.js';
 import { NetlinkError, isAbsent, toNetlinkError } from './errors.js';
 import { InFlightLimiter } from './limiter.js';
-import { formatVxlanLinkinfo, toLinkInfo, vxlanIncompatibility } from './linkinfo.js';
+import {
+  formatVxlanLearning,
+  formatVxlanLinkinfo,
+  toLinkInfo,
+  vxlanIncompatibility,
+} from './linkinfo.js';
 import type {
   AddrEntry,
   EnsuredLink,
+  EntryWatch,
   FdbEntry,
   LinkEvent,
   LinkInfo,
@@ -34,6 +41,8 @@ import { BulkSender } from './bulk.js';
 import { NativeSender } from './native-sender.js';
 import { createDumper, DUMP_INTR_RETRIES } from './dump.js';
 import { startLinkEvents, toAddrEntry } from './events.js';
+import { startEntryEvents } from './entry-events.js';
+import { routeTable, toFdbEntry, toNeighEntry, toRouteEntry } from './entries.js';
 import { settled } from './sockets.js';
 
 export const DEFAULT_TIMEOUT_MS = 5_000;
@@ -47,7 +56,6 @@ const AF_INET = 2;
 const AF_INET6 = 10;
 const AF_BRIDGE = 7;
 const RT_TABLE_MAIN = 254;
-const RTNH_F_ONLINK = 4;
 const REPLACE = { flags: FlagsNew.CREATE | FlagsNew.REPLACE };
 
 export interface NetlinkOpsOptions {
@@ -61,7 +69,6 @@ export interface NetlinkOpsOptions {
 }
 
 const af = (f: IpFamily): number => (f === 4 ? AF_INET : AF_INET6);
-const famOf = (n: number | undefined): IpFamily => (n === AF_INET6 ? 6 : 4);
 
 export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
   const log = options.log ?? nullLogger;
@@ -77,6 +84,7 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
   const eventRecv = options.eventRecvBufferBytes ?? EVENT_RECV_BUFFER_BYTES;
   let evSock: ManagedSocket | null = null;
   const linkListeners = new Set<(e: LinkEvent) => void>();
+  const entryWatches = new Set<EntryWatch & { readonly socketErrors: number }>();
   const counters = { requests: 0, errors: 0, timeouts: 0 };
   const dump = createDumper(dumpSock, dumpTimeout, counters);
 
@@ -179,13 +187,23 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
   async function ensureVxlanLink(spec: VxlanLinkSpec): Promise<EnsuredLink> {
     const existing = await getLink(spec.name);
     if (!existing) return { link: await createVxlan(spec), action: 'created' };
-    const why = vxlanIncompatibility(existing, spec);
+    // learning is changed in place (`ip link set weft.1 type vxlan learning` by another actor):
+    // re-creating the device would drop every peer's entries
+    const learning = existing.vxlan?.learning;
+    const why = vxlanIncompatibility(existing, { ...spec, learning: learning ?? spec.learning });
     if (why !== null) {
       log.info('existing link is incompatible, re-creating it', { link: spec.name, reason: why });
       await deleteLink(existing.index);
       return { link: await createVxlan(spec), action: 'recreated' };
     }
     let updated = false;
+    if (learning !== spec.learning) {
+      // RTM_NEWLINK without NLM_F_CREATE: the kernel's changelink (RTM_SETLINK ignores IFLA_LINKINFO)
+      await request('setLinkLearning', spec.name, (nl, t) =>
+        nl.newLink({ index: existing.index }, { linkinfo: formatVxlanLearning(spec.learning) }, t),
+      );
+      updated = true;
+    }
     if (existing.mtu !== spec.mtu) {
       await setLink('setLinkMtu', existing.index, { mtu: spec.mtu });
       updated = true;
@@ -285,22 +303,9 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
     );
     const out: RouteEntry[] = [];
     for (const m of msgs) {
-      const t = m.attrs.table ?? m.data.table ?? 0;
-      if (t !== table) continue;
-      const oif = m.attrs.oif ?? null;
-      if (filter.oif !== undefined && oif !== filter.oif) continue;
-      const zero = family === 4 ? '0.0.0.0' : '::';
-      const dst = `${m.attrs.dst ? bytesToIp(m.attrs.dst) : zero}/${m.data.dstLen ?? 0}`;
-      out.push({
-        family,
-        dst,
-        gateway: m.attrs.gateway ? bytesToIp(m.attrs.gateway) : null,
-        oif,
-        onlink: ((m.data.flags?.__unknown ?? 0) & RTNH_F_ONLINK) !== 0,
-        table: t,
-        protocol: String(m.data.protocol ?? ''),
-        type: String(m.data.type ?? ''),
-      });
+      if (routeTable(m) !== table) continue;
+      if (filter.oif !== undefined && (m.attrs.oif ?? null) !== filter.oif) continue;
+      out.push(toRouteEntry(m, family));
     }
     return out;
   }
@@ -312,15 +317,10 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
       { family: af(family) },
       `family ${family}`,
     );
-    return msgs
-      .filter((m) => m.attrs.dst && (ifindex === undefined || m.data.ifindex === ifindex))
-      .map((m) => ({
-        family: famOf(m.data.family),
-        ifindex: m.data.ifindex ?? 0,
-        dst: bytesToIp(m.attrs.dst!),
-        mac: m.attrs.lladdr && m.attrs.lladdr.length === 6 ? bytesToMac(m.attrs.lladdr) : null,
-        permanent: m.data.state?.permanent === true,
-      }));
+    return msgs.flatMap((m) => {
+      const n = ifindex === undefined || m.data.ifindex === ifindex ? toNeighEntry(m) : null;
+      return n ? [n] : [];
+    });
   }
 
   async function fdbList(ifindex: number): Promise<FdbEntry[]> {
@@ -330,17 +330,10 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
       { family: AF_BRIDGE },
       `dev ${ifindex}`,
     );
-    return msgs
-      .filter((m) => m.data.ifindex === ifindex && m.attrs.lladdr && m.attrs.lladdr.length === 6)
-      .map((m) => ({
-        ifindex,
-        mac: bytesToMac(m.attrs.lladdr!),
-        dst:
-          m.attrs.dst && (m.attrs.dst.length === 4 || m.attrs.dst.length === 16)
-            ? bytesToIp(m.attrs.dst)
-            : null,
-        permanent: m.data.state?.permanent === true,
-      }));
+    return msgs.flatMap((m) => {
+      const f = m.data.ifindex === ifindex ? toFdbEntry(m) : null;
+      return f ? [f] : [];
+    });
   }
 
   return {
@@ -385,6 +378,17 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
         }
       };
     },
+    watchEntries(listener) {
+      const watch = startEntryEvents({ netns, recvBufferBytes: eventRecv, log, emit: listener });
+      entryWatches.add(watch);
+      return {
+        mute: (on) => watch.mute(on),
+        close() {
+          entryWatches.delete(watch);
+          watch.close();
+        },
+      };
+    },
     stats(): NetlinkStats {
       return {
         requests: counters.requests + bulk.requests + (native?.requests ?? 0),
@@ -395,7 +399,8 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
           reqSock.socketErrors +
           dumpSock.socketErrors +
           bulkSock.socketErrors +
-          (evSock?.socketErrors ?? 0),
+          (evSock?.socketErrors ?? 0) +
+          [...entryWatches].reduce((n, w) => n + w.socketErrors, 0),
         inFlight: limiter.inFlight + bulk.inFlight + (native?.inFlight ?? 0),
         queued: limiter.queued + bulk.queued,
       };
@@ -408,6 +413,8 @@ export function createNetlinkOps(options: NetlinkOpsOptions = {}): NetlinkOps {
       evSock?.close();
       evSock = null;
       linkListeners.clear();
+      for (const w of entryWatches) w.close();
+      entryWatches.clear();
     },
   };
 }

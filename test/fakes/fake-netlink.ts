@@ -3,12 +3,14 @@
  * neighbours, FDB entries, links and addresses in maps with the kernel's replace/delete semantics,
  * records every mutating call in order, and can be told to fail chosen calls with a NetlinkError.
  * Held to the real façade by the shared contract test/fakes/netlink.contract.ts (run against the kernel
- * in test/integration/netlink-contract.test.ts). Link events are not generated: tests emit them with
- * `emitLink`.
+ * in test/integration/netlink-contract.test.ts). Link and entry events are not generated: tests emit
+ * them with `emitLink` and `emitEntry` (`mutes` records the entry watchers' mute calls).
  */
 import {
   NetlinkError,
   type AddrEntry,
+  type EntryEvent,
+  type EntryWatch,
   type FdbEntry,
   type LinkEvent,
   type LinkInfo,
@@ -32,6 +34,9 @@ export class FakeNetlink implements NetlinkOps {
   readonly addrs: AddrEntry[] = [];
   private nextIndex = 10;
   private readonly listeners = new Set<(e: LinkEvent) => void>();
+  private readonly entryListeners = new Set<(e: EntryEvent) => void>();
+  /** Every `mute` call of an entry watcher, in order. */
+  readonly mutes: boolean[] = [];
   /** Return an errno to make the call fail, e.g. `(op) => op === 'routeReplace' ? 'EINVAL' : null`. */
   failWith: (op: string, object: string) => string | null = () => null;
 
@@ -43,6 +48,10 @@ export class FakeNetlink implements NetlinkOps {
 
   emitLink(e: LinkEvent): void {
     for (const l of this.listeners) l(e);
+  }
+
+  emitEntry(e: EntryEvent): void {
+    for (const l of this.entryListeners) l(e);
   }
 
   addLink(name: string, extra: Partial<LinkInfo> = {}): LinkInfo {
@@ -256,6 +265,13 @@ export class FakeNetlink implements NetlinkOps {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
+  watchEntries(listener: (e: EntryEvent) => void): EntryWatch {
+    this.entryListeners.add(listener);
+    return {
+      mute: (on) => void this.mutes.push(on),
+      close: () => void this.entryListeners.delete(listener),
+    };
+  }
   stats() {
     return {
       requests: this.calls.length,
@@ -268,5 +284,6 @@ export class FakeNetlink implements NetlinkOps {
   }
   close(): void {
     this.listeners.clear();
+    this.entryListeners.clear();
   }
 }

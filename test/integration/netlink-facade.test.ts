@@ -3,12 +3,14 @@
  * shared contract (netlink-contract.test.ts): iproute2's view of what it programs, per-entry results
  * of multi-datagram batches, a 15k-operation burst, a dump timeout, and an event flood that overflows
  * the event socket (the process survives, subscribers get 'resync', events keep flowing on the
- * re-created socket).
+ * re-created socket); the same for the route / neighbour / FDB event socket (watchEntries), which is
+ * silent while muted; a VXLAN device's learning set back in place.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createNetlinkOps,
   NetlinkError,
+  type EntryEvent,
   type LinkEvent,
   type NetlinkOps,
 } from '../../src/netlink/index.js';
@@ -223,6 +225,133 @@ describe.skipIf(!runnable)('netlink façade (real kernel in a netns)', () => {
     expect(events).toContainEqual(expect.objectContaining({ kind: 'removed', name: 'probe0' }));
     unsubscribe();
     await run('ip', ['-n', ns, 'link', 'del', 'flood0']);
+  });
+
+  it('entry events: routes, neighbours and FDB entries added and deleted; none while muted', async () => {
+    const events: EntryEvent[] = [];
+    const watch = ops.watchEntries!((e) => events.push(e));
+    try {
+      await run('ip', [
+        '-n',
+        ns,
+        'link',
+        'add',
+        'ent0',
+        'type',
+        'vxlan',
+        'id',
+        '9',
+        'dstport',
+        '4789',
+      ]);
+      await run('ip', ['-n', ns, 'link', 'set', 'ent0', 'up']);
+      const ent0 = (await ops.getLink('ent0'))!.index;
+      const sh = (cmd: string): Promise<unknown> => run('sh', ['-c', `ip netns exec ${ns} ${cmd}`]);
+      await sh('ip route add 10.77.1.0/24 via 10.77.1.0 dev ent0 onlink');
+      await sh('ip neigh add 10.77.1.0 lladdr 0e:00:00:00:00:09 dev ent0 nud permanent');
+      await sh('bridge fdb add 0e:00:00:00:00:09 dev ent0 dst 198.18.0.9 self permanent');
+      await sh('ip route del 10.77.1.0/24 dev ent0');
+      await sh('ip neigh del 10.77.1.0 dev ent0');
+      await sh('bridge fdb del 0e:00:00:00:00:09 dev ent0 dst 198.18.0.9');
+      await sleep(200);
+      const route = { dst: '10.77.1.0/24', gateway: '10.77.1.0', oif: ent0, onlink: true };
+      const neigh = { ifindex: ent0, dst: '10.77.1.0', mac: '0e:00:00:00:00:09', permanent: true };
+      const fdb = { ifindex: ent0, mac: '0e:00:00:00:00:09', dst: '198.18.0.9', permanent: true };
+      for (const removed of [false, true]) {
+        expect(events).toContainEqual({
+          kind: 'route',
+          removed,
+          route: expect.objectContaining(route),
+        });
+        expect(events).toContainEqual({ kind: 'fdb', removed, fdb });
+      }
+      expect(events).toContainEqual({
+        kind: 'neigh',
+        removed: false,
+        neigh: { family: 4, ...neigh },
+      });
+      // `ip neigh del` marks it failed first: the deletion is no longer permanent
+      expect(events).toContainEqual({
+        kind: 'neigh',
+        removed: true,
+        neigh: expect.objectContaining({ ifindex: ent0, dst: '10.77.1.0' }),
+      });
+      watch.mute(true);
+      events.length = 0;
+      await sh('ip route add 10.77.2.0/24 dev ent0');
+      await sleep(200);
+      expect(events).toEqual([]);
+      watch.mute(false);
+      await sh('ip route del 10.77.2.0/24 dev ent0');
+      await sleep(200);
+      expect(events).toContainEqual(
+        expect.objectContaining({
+          kind: 'route',
+          removed: true,
+          route: expect.objectContaining({ dst: '10.77.2.0/24' }),
+        }),
+      );
+    } finally {
+      watch.close();
+      await run('ip', ['-n', ns, 'link', 'del', 'ent0'], { allowFail: true });
+    }
+  });
+
+  it('survives a flood of route events that overflows the entry socket: resync, then events again', async () => {
+    const small = createNetlinkOps({ netns: ns, eventRecvBufferBytes: 4096 });
+    extra.push(small);
+    const events: EntryEvent[] = [];
+    const watch = small.watchEntries!((e) => events.push(e));
+    await run('ip', ['-n', ns, 'link', 'add', 'flood1', 'type', 'bridge']);
+    await run('ip', ['-n', ns, 'link', 'set', 'flood1', 'up']);
+    const batch = Array.from(
+      { length: 3000 },
+      (_, i) => `route add 10.78.${i >> 8}.${i & 255}/32 dev flood1`,
+    ).join('\n');
+    const flood = run('ip', ['-n', ns, '-batch', '-'], { input: batch + '\n', timeoutMs: 60_000 });
+    const until = Date.now() + 700;
+    while (Date.now() < until) {
+      /* block the loop so the kernel overflows the 4 KiB receive buffer */
+    }
+    await flood;
+    await sleep(300);
+    expect(events.some((e) => e.kind === 'resync')).toBe(true);
+    expect(small.stats().socketErrors).toBeGreaterThan(0);
+    events.length = 0;
+    await run('ip', ['-n', ns, 'route', 'add', '10.79.0.0/24', 'dev', 'flood1']);
+    await sleep(200);
+    expect(events).toContainEqual(
+      expect.objectContaining({
+        kind: 'route',
+        route: expect.objectContaining({ dst: '10.79.0.0/24' }),
+      }),
+    );
+    watch.close();
+    await run('ip', ['-n', ns, 'link', 'del', 'flood1']);
+  });
+
+  it('sets learning on a VXLAN device back in place (same device, entries kept)', async () => {
+    const spec = {
+      name: 'weft.8',
+      vni: 8,
+      local: '198.18.0.1',
+      underlayIndex: eth0,
+      port: 8472,
+      learning: false,
+      gbp: false,
+      mtu: 1450,
+      mac: '0e:00:00:00:00:08',
+    };
+    const { link } = await ops.ensureVxlanLink(spec);
+    await ops.neighReplace({ ifindex: link.index, dst: '10.80.0.0', mac: '0e:00:00:00:00:18' });
+    await run('ip', ['-n', ns, 'link', 'set', 'weft.8', 'type', 'vxlan', 'learning']);
+    expect((await ops.getLink('weft.8'))!.vxlan!.learning).toBe(true);
+    const again = await ops.ensureVxlanLink(spec);
+    expect(again.action).toBe('updated');
+    expect(again.link.index).toBe(link.index);
+    expect(again.link.vxlan!.learning).toBe(false);
+    expect((await ops.neighList(4, link.index)).map((n) => n.dst)).toContain('10.80.0.0');
+    await ops.deleteLink(link.index);
   });
 });
 

@@ -1,7 +1,8 @@
 /**
  * The serial peer loop and the vxlan programmer on a recording fake NetlinkOps: order of programming,
  * undo on failure, dirty → next reconcile, removal, VTEP MAC change, hostile backend data, nothing
- * deleted before the first snapshot, device re-creation on a link event.
+ * deleted before the first snapshot, device re-creation on a link event, one peer repaired from an
+ * entry event (not a failed one; a full reconcile when events were lost).
  */
 import { useStateDir } from '../helpers/state-dir.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -204,5 +205,53 @@ describe('peer loop + vxlan programmer (fake netlink)', () => {
     fake.emitLink({ kind: 'changed', link: { ...fake.links.get('weft.1')!, up: false } });
     await tick(50);
     expect(dumps).toBeGreaterThan(0);
+  });
+
+  it('repairs only the peer whose entry another actor deleted, from the entry event', async () => {
+    subnets.put(subnets.leaseFor(2, vx(2)));
+    subnets.put(subnets.leaseFor(4, vx(4)));
+    await startWith(subnets.manager());
+    // the full reconcile left the event groups while it ran
+    expect(fake.mutes).toEqual([true, false]);
+    const route = fake.routes.get('254|10.5.2.0/24')!;
+    fake.routes.delete('254|10.5.2.0/24');
+    fake.calls.length = 0;
+    fake.emitEntry({ kind: 'route', removed: true, route });
+    // an echo of weft's own entry and another actor's entry do nothing
+    fake.emitEntry({ kind: 'route', removed: false, route: fake.routes.get('254|10.5.4.0/24')! });
+    fake.emitEntry({ kind: 'route', removed: true, route: { ...route, dst: '192.168.77.0/24' } });
+    await tick(100);
+    expect(fake.calls.filter((c) => !c.startsWith('applyBatch'))).toEqual([
+      'neighReplace 10.5.2.0 0e:00:00:00:00:02',
+      'fdbReplace 0e:00:00:00:00:02 198.18.0.2',
+      'routeReplace 10.5.2.0/24',
+    ]);
+    expect(fake.routes.get('254|10.5.2.0/24')).toEqual(route);
+    expect(logs.some((l) => l.includes('route 10.5.2.0/24 deleted'))).toBe(true);
+    expect(fake.mutes).toEqual([true, false]); // no full reconcile
+  });
+
+  it('does not repair a peer whose programming failed (its entries were undone on purpose)', async () => {
+    fake.failWith = (op, obj) => (op === 'routeReplace' && obj === '10.5.3.0/24' ? 'EINVAL' : null);
+    subnets.put(subnets.leaseFor(3, vx(3)));
+    await startWith(subnets.manager());
+    fake.calls.length = 0;
+    fake.emitEntry({
+      kind: 'neigh',
+      removed: true,
+      neigh: { family: 4, ifindex: dev, dst: '10.5.3.0', mac: null, permanent: false },
+    });
+    await tick(100);
+    expect(fake.calls).toEqual([]);
+  });
+
+  it('reconciles fully when entry events were lost', async () => {
+    subnets.put(subnets.leaseFor(2, vx(2)));
+    await startWith(subnets.manager());
+    fake.routes.delete('254|10.5.2.0/24');
+    fake.emitEntry({ kind: 'resync' });
+    await tick(50);
+    expect(fake.routes.has('254|10.5.2.0/24')).toBe(true);
+    expect(fake.mutes).toEqual([true, false, true, false]);
   });
 });
