@@ -105,33 +105,29 @@ export function tampered(
   }
 }
 
-/** `PeerLoopOptions.watch` of a kernel backend: the guard over `ops`'s entry events. */
-export function entryGuard(
-  ops: NetlinkOps,
-  o: EntryGuardOptions,
-): ((loop: WatchedLoop<PeerEntries>) => LoopWatcher) | undefined {
-  const watchEntries = ops.watchEntries?.bind(ops);
-  if (!watchEntries) return undefined;
-  return (loop) => {
-    const guard = new EntryGuard(loop, o);
-    const watch = watchEntries((ev) => guard.handle(ev));
-    return {
-      mute: (on) => watch.mute(on),
-      close() {
-        watch.close();
-        guard.close();
-      },
-    };
-  };
-}
-
-/** `{ watch }` for a kernel backend's peer loop options, or nothing when `ops` has no entry events. */
+/**
+ * `{ watch }` for a kernel backend's peer loop options (the guard over `ops`'s entry events), or
+ * nothing when `ops` has no entry events.
+ */
 export function watchEntries(
   ops: NetlinkOps,
   log: Logger,
 ): { watch?: (loop: WatchedLoop<PeerEntries>) => LoopWatcher } {
-  const watch = entryGuard(ops, { log });
-  return watch ? { watch } : {};
+  const watchEntries = ops.watchEntries?.bind(ops);
+  if (!watchEntries) return {};
+  return {
+    watch: (loop) => {
+      const guard = new EntryGuard(loop, { log });
+      const watch = watchEntries((ev) => guard.handle(ev));
+      return {
+        mute: (on) => watch.mute(on),
+        close() {
+          watch.close();
+          guard.close();
+        },
+      };
+    },
+  };
 }
 
 interface PeerBudget {

@@ -136,7 +136,16 @@ export function pickFreeSubnet(
 ): SubnetPair | null {
   const free4 = freeSubnets4(config, taken4);
   if (free4.length === 0) return null;
-  const subnet = free4[Math.floor(random() * free4.length)]!;
+  return withIpv6(config, free4[Math.floor(random() * free4.length)]!, taken6, random);
+}
+
+/** `subnet` with a random free IPv6 subnet when IPv6 is on (null: none is free), or alone. */
+function withIpv6(
+  config: NetworkConfig,
+  subnet: string,
+  taken6: readonly string[],
+  random: () => number,
+): SubnetPair | null {
   if (!config.enableIPv6) return { subnet, subnet6: null };
   const free6 = freeSubnets6(config, taken6);
   if (free6.length === 0) return null;
@@ -161,8 +170,5 @@ export function keepIpv4Subnet(
   random: () => number = Math.random,
 ): SubnetPair | null {
   if (!isIpv4Compatible(config, subnet) || overlapsAny(subnet, taken4)) return null;
-  if (!config.enableIPv6) return { subnet, subnet6: null };
-  const free6 = freeSubnets6(config, taken6);
-  if (free6.length === 0) return null;
-  return { subnet, subnet6: free6[Math.floor(random() * free6.length)]! };
+  return withIpv6(config, subnet, taken6, random);
 }

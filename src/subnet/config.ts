@@ -10,6 +10,7 @@ import { jsonTooDeep } from '../lease/codec.js';
 import { nullLogger, type Logger } from '../log/logger.js';
 import { formatIp4, Ip4Net, tryParseIp4 } from '../ip/ip4.js';
 import { formatIp6, Ip6Net, tryParseIp6 } from '../ip/ip6.js';
+import { netOverlaps } from '../ip/cidr.js';
 import type { BackendConfig, NetworkConfig } from './manager.js';
 import { findDuplicateKeys, foldKey } from './config-keys.js';
 
@@ -95,10 +96,6 @@ interface FamilyResult {
   subnetMax: string;
 }
 
-/**
- * One family's Network, SubnetLen, SubnetMin and SubnetMax (IPv6: the IPv6-prefixed fields) with
- * flannel's defaults, rules and messages. Addresses are bigints here for both families.
- */
 /** Ranges no container address can come from (flannel accepts them; the network then cannot work).
  *  IPv4's 240.0.0.0/4 is left alone: some clusters use it as extra private space. */
 const NOT_UNICAST4: readonly (readonly [Ip4Net, string])[] = [
@@ -112,6 +109,10 @@ const NOT_UNICAST6: readonly (readonly [Ip6Net, string])[] = [
   [Ip6Net.parse('ff00::/8'), 'multicast'],
 ];
 
+/**
+ * One family's Network, SubnetLen, SubnetMin and SubnetMax (IPv6: the IPv6-prefixed fields) with
+ * flannel's defaults, rules and messages. Addresses are bigints here for both families.
+ */
 function checkFamily(v6: boolean, f: Partial<Record<KnownField, unknown>>): FamilyResult {
   const [netF, lenF, minF, maxF] = v6 ? FAMILY_FIELDS[6] : FAMILY_FIELDS[4];
   const bits = v6 ? 128 : 32;
@@ -131,9 +132,7 @@ function checkFamily(v6: boolean, f: Partial<Record<KnownField, unknown>>): Fami
       `please define a correct ${netF} parameter in the flannel config`,
     );
   const net = { ip: BigInt(parsed.ip), prefixLen: parsed.prefixLen, text: parsed.toString() };
-  const special = (v6 ? NOT_UNICAST6 : NOT_UNICAST4).find(([n]) =>
-    v6 ? (parsed as Ip6Net).overlaps(n as Ip6Net) : (parsed as Ip4Net).overlaps(n as Ip4Net),
-  );
+  const special = (v6 ? NOT_UNICAST6 : NOT_UNICAST4).find(([n]) => netOverlaps(parsed, n));
   if (special)
     reject(
       netF,
